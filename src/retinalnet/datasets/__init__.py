@@ -1,0 +1,37 @@
+"""Data sets: the Kermany OCT2017 folder layout, a synthetic OCT generator, and summaries."""
+
+from retinalnet.datasets._classes import IMAGE_EXTENSIONS as IMAGE_EXTENSIONS
+from retinalnet.datasets._classes import KERMANY_CLASSES as KERMANY_CLASSES
+from retinalnet.datasets._classes import KERMANY_SPLITS as KERMANY_SPLITS
+from retinalnet.datasets._explore import ImageCounts as ImageCounts
+from retinalnet.datasets._explore import SizeStats as SizeStats
+from retinalnet.datasets._explore import count_images as count_images
+from retinalnet.datasets._explore import image_size_stats as image_size_stats
+from retinalnet.datasets._image_io import UnreadableImageError as UnreadableImageError
+from retinalnet.datasets._image_io import load_image as load_image
+from retinalnet.datasets._kermany import KermanyOCT as KermanyOCT
+from retinalnet.datasets._kermany import find_images as find_images
+from retinalnet.datasets._kermany import is_image_file as is_image_file
+from retinalnet.datasets._kermany import patient_id_from_name as patient_id_from_name
+from retinalnet.datasets._synthetic import SyntheticOCT as SyntheticOCT
+from retinalnet.datasets._synthetic import make_synthetic_kermany as make_synthetic_kermany
+from retinalnet.datasets._synthetic import render_bscan as render_bscan
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "KERMANY_CLASSES",
+    "KERMANY_SPLITS",
+    "ImageCounts",
+    "KermanyOCT",
+    "SizeStats",
+    "SyntheticOCT",
+    "UnreadableImageError",
+    "count_images",
+    "find_images",
+    "image_size_stats",
+    "is_image_file",
+    "load_image",
+    "make_synthetic_kermany",
+    "patient_id_from_name",
+    "render_bscan",
+]

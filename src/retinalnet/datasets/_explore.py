@@ -1,0 +1,184 @@
+"""Summaries of a Kermany-layout data set: images per class and image sizes."""
+
+from __future__ import annotations
+
+import os
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from retinalnet.datasets._classes import KERMANY_CLASSES, KERMANY_SPLITS
+from retinalnet.datasets._image_io import UnreadableImageError
+from retinalnet.datasets._kermany import KermanyOCT
+
+__all__ = ["ImageCounts", "SizeStats", "count_images", "image_size_stats"]
+
+
+def _to_dataframe(records: list[dict[str, Any]]) -> Any:
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError(
+            "to_dataframe() needs pandas, which is not installed: pip install pandas "
+            "(or use to_records(), which needs nothing)"
+        ) from None
+    return pd.DataFrame.from_records(records)
+
+
+@dataclass(frozen=True)
+class ImageCounts:
+    """Number of images per class in each split.
+
+    Attributes
+    ----------
+    counts : dict of str to dict of str to int
+        ``counts[split][class_name]``; every Kermany class is present (0 when it has no
+        folder or no images).
+    """
+
+    counts: dict[str, dict[str, int]]
+
+    @property
+    def total(self) -> int:
+        """All images in all splits."""
+        return sum(sum(per_class.values()) for per_class in self.counts.values())
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One ``{"split", "class", "count"}`` dict per split and class."""
+        return [
+            {"split": split, "class": name, "count": count}
+            for split, per_class in self.counts.items()
+            for name, count in per_class.items()
+        ]
+
+    def to_dataframe(self) -> Any:
+        """The records as a :class:`pandas.DataFrame` (needs pandas)."""
+        return _to_dataframe(self.to_records())
+
+    def __str__(self) -> str:
+        header = f"{'split':<6}" + "".join(f"{name:>8}" for name in KERMANY_CLASSES) + "   total"
+        lines = [header]
+        for split, per_class in self.counts.items():
+            cells = "".join(f"{per_class[name]:>8}" for name in KERMANY_CLASSES)
+            lines.append(f"{split:<6}{cells}{sum(per_class.values()):>8}")
+        return "\n".join(lines)
+
+
+def count_images(
+    root: str | os.PathLike[str], splits: Sequence[str] | None = None
+) -> ImageCounts:
+    """Count the images per class in each split of a Kermany-layout folder.
+
+    Parameters
+    ----------
+    root
+        Folder holding ``train/``, ``val/``, ``test/``.
+    splits
+        Splits to count; by default those of ``train``, ``val``, ``test`` that exist.
+
+    Returns
+    -------
+    ImageCounts
+        Plain counts; ``to_dataframe()`` turns them into a pandas DataFrame.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``root`` holds none of the requested splits.
+
+    Examples
+    --------
+    >>> from retinalnet.datasets import count_images
+    >>> print(count_images("OCT2017"))  # doctest: +SKIP
+    split      CNV     DME  DRUSEN  NORMAL   total
+    train    37205   11348    8616   26315   83484
+    """
+    root_path = Path(root)
+    wanted = list(splits) if splits is not None else [
+        split for split in KERMANY_SPLITS if (root_path / split).is_dir()
+    ]
+    if not wanted:
+        raise FileNotFoundError(
+            f"no split folder (train, val, test) under {str(root_path)!r}; expected "
+            "ROOT/{train,val,test}/{CNV,DME,DRUSEN,NORMAL}/"
+        )
+    counts: dict[str, dict[str, int]] = {}
+    for split in wanted:
+        dataset = KermanyOCT(root_path, split)
+        per_class = dict.fromkeys(KERMANY_CLASSES, 0)
+        for target in dataset.targets:
+            per_class[dataset.classes[target]] += 1
+        counts[split] = per_class
+    return ImageCounts(counts)
+
+
+@dataclass(frozen=True)
+class SizeStats:
+    """Height and width statistics of the images of one class, in pixels."""
+
+    class_name: str
+    count: int
+    height_min: int
+    height_median: float
+    height_max: int
+    width_min: int
+    width_median: float
+    width_max: int
+    mean_height: float
+    mean_width: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The statistics as a plain dict."""
+        return asdict(self)
+
+
+def image_size_stats(dataset: KermanyOCT) -> dict[str, SizeStats]:
+    """Height and width statistics per class, read from the image headers.
+
+    Only each file's header is read, not its pixels, so this is fast.
+
+    Parameters
+    ----------
+    dataset
+        A split, e.g. ``KermanyOCT(root, "train")``.
+
+    Returns
+    -------
+    dict of str to SizeStats
+        One entry per class that has images. ``pandas.DataFrame([s.to_dict() for s in
+        stats.values()])`` gives a table.
+
+    Raises
+    ------
+    retinalnet.datasets.UnreadableImageError
+        If a header cannot be read.
+    """
+    sizes: dict[str, list[tuple[int, int]]] = {}
+    for path, target in dataset.samples:
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except OSError as error:
+            raise UnreadableImageError(path, f"cannot read its header ({error})") from None
+        sizes.setdefault(dataset.classes[target], []).append((height, width))
+    stats: dict[str, SizeStats] = {}
+    for name, pairs in sizes.items():
+        heights = [h for h, _ in pairs]
+        widths = [w for _, w in pairs]
+        stats[name] = SizeStats(
+            class_name=name,
+            count=len(pairs),
+            height_min=min(heights),
+            height_median=statistics.median(heights),
+            height_max=max(heights),
+            width_min=min(widths),
+            width_median=statistics.median(widths),
+            width_max=max(widths),
+            mean_height=statistics.fmean(heights),
+            mean_width=statistics.fmean(widths),
+        )
+    return stats

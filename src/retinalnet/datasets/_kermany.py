@@ -1,0 +1,279 @@
+"""The Kermany OCT2017 folder layout as a torchvision-style data set."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch.utils.data
+from PIL import Image
+
+from retinalnet.datasets._classes import IMAGE_EXTENSIONS, KERMANY_CLASSES, KERMANY_SPLITS
+from retinalnet.datasets._image_io import load_image
+
+__all__ = [
+    "KermanyOCT",
+    "find_images",
+    "is_image_file",
+    "list_class_folders",
+    "patient_id_from_name",
+]
+
+_KERMANY_NAME = re.compile(r"^[A-Za-z]+-(\d+)-\d+$")
+_LAYOUT_HINT = "expected ROOT/{train,val,test}/{" + ",".join(KERMANY_CLASSES) + "}/*.jpeg"
+
+
+def patient_id_from_name(name: str) -> str | None:
+    """Return the patient id in a Kermany file name, or ``None``.
+
+    Kermany et al. name each scan ``CLASS-PATIENTID-IMAGENUMBER.jpeg``.
+
+    Parameters
+    ----------
+    name
+        A file name or path; only the final component counts.
+
+    Returns
+    -------
+    str or None
+        The patient id as written (leading zeros kept), or ``None`` when the name does not
+        follow the scheme.
+
+    Examples
+    --------
+    >>> patient_id_from_name("CNV-1016042-1.jpeg")
+    '1016042'
+    >>> patient_id_from_name("scan_01.png") is None
+    True
+    """
+    stem = Path(name).name.rsplit(".", 1)[0]
+    match = _KERMANY_NAME.match(stem)
+    return match.group(1) if match else None
+
+
+def is_image_file(name: str) -> bool:
+    """Whether a file name is read as an image (``.jpeg``, ``.jpg``, ``.png``, any case).
+
+    Hidden files (``.DS_Store``, macOS ``._`` resource forks) are never images.
+    """
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _iter_image_files(folder: str) -> Iterator[str]:
+    """Yield image file paths under ``folder`` (recursively, hidden folders skipped)."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                yield from _iter_image_files(entry.path)
+            elif is_image_file(entry.name):
+                yield entry.path
+
+
+def find_images(folder: str | os.PathLike[str]) -> list[Path]:
+    """All image files under ``folder`` (recursively), sorted; hidden files are skipped.
+
+    Examples
+    --------
+    >>> from retinalnet.datasets import find_images
+    >>> paths = find_images("scans/")  # doctest: +SKIP
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise NotADirectoryError(f"{str(root)!r} is not a folder")
+    return sorted(Path(path) for path in _iter_image_files(str(root)))
+
+
+def _check_root(root: Path) -> None:
+    if not root.exists():
+        raise FileNotFoundError(
+            f"data root {str(root)!r} does not exist; {_LAYOUT_HINT} "
+            "(download OCT2017 or write a synthetic set with make_synthetic_kermany)"
+        )
+    if not root.is_dir():
+        raise NotADirectoryError(f"data root {str(root)!r} is a file, not a folder; {_LAYOUT_HINT}")
+
+
+def list_class_folders(split_dir: str | os.PathLike[str]) -> dict[str, str]:
+    """Map each class name to its folder inside one split folder.
+
+    Parameters
+    ----------
+    split_dir
+        A folder such as ``OCT2017/train``.
+
+    Returns
+    -------
+    dict of str to str
+        Class name to folder path, for the classes that have a folder.
+
+    Raises
+    ------
+    ValueError
+        If a folder is not a known class, if there are no class folders at all, or if images
+        lie directly in ``split_dir`` instead of in class folders.
+    """
+    split_path = Path(split_dir)
+    folders: dict[str, str] = {}
+    loose_images: list[str] = []
+    with os.scandir(split_path) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                if entry.name not in KERMANY_CLASSES:
+                    hint = (
+                        f" (class names are upper case: rename it to {entry.name.upper()!r})"
+                        if entry.name.upper() in KERMANY_CLASSES
+                        else ""
+                    )
+                    raise ValueError(
+                        f"class folder {entry.name!r} is not one of {', '.join(KERMANY_CLASSES)} "
+                        f"under {str(split_path)!r}{hint}"
+                    )
+                folders[entry.name] = entry.path
+            elif is_image_file(entry.name):
+                loose_images.append(entry.name)
+    if loose_images:
+        raise ValueError(
+            f"{len(loose_images)} image(s) lie directly in {str(split_path)!r} "
+            f"(e.g. {loose_images[0]!r}); move each into its class folder "
+            f"({', '.join(KERMANY_CLASSES)})"
+        )
+    if not folders:
+        raise ValueError(
+            f"no class folders under {str(split_path)!r}; {_LAYOUT_HINT}"
+        )
+    return folders
+
+
+class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
+    """One split of the Kermany OCT2017 data set, laid out as on disk.
+
+    Reads ``root/split/{CNV,DME,DRUSEN,NORMAL}/*.jpeg`` like :class:`torchvision.datasets.
+    ImageFolder`, with two differences that matter for OCT: the class order is fixed
+    (``CNV=0, DME=1, DRUSEN=2, NORMAL=3``, whichever class folders exist), and every sample
+    knows the patient it came from.
+
+    Parameters
+    ----------
+    root
+        The folder holding ``train/``, ``val/`` and ``test/`` (``OCT2017`` in the Kaggle
+        download, ``CellData/OCT`` in the Mendeley one, which has no ``val``).
+    split
+        ``"train"``, ``"val"`` or ``"test"``.
+    transform
+        Applied to each PIL image, e.g. ``Preprocessing().eval_transform()``.
+    target_transform
+        Applied to each class index.
+    loader
+        Reads one file; the default decodes it fully and names the file if that fails.
+
+    Attributes
+    ----------
+    classes : list of str
+        ``["CNV", "DME", "DRUSEN", "NORMAL"]``.
+    class_to_idx : dict of str to int
+        Class name to index.
+    samples : list of (str, int)
+        Image path and class index, sorted by class, then path.
+    targets : list of int
+        The class index of each sample.
+    patient_ids : list of str or None
+        The patient id parsed from each file name (``CNV-1016042-1.jpeg`` -> ``"1016042"``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``root`` or the split folder does not exist.
+    ValueError
+        If ``split`` is unknown, a class folder is not a Kermany class, or the split holds
+        no images.
+
+    Notes
+    -----
+    Non-image files (``.DS_Store``, ``Thumbs.db``, hidden files) are ignored. The data set
+    is by Kermany, Zhang and Goldbaum (Mendeley Data, doi:10.17632/rscbjbr9sj, CC BY 4.0);
+    cite Kermany et al., *Cell* 172(5):1122-1131, 2018.
+
+    Examples
+    --------
+    >>> from retinalnet.datasets import KermanyOCT
+    >>> train = KermanyOCT("OCT2017", "train")  # doctest: +SKIP
+    >>> train.classes  # doctest: +SKIP
+    ['CNV', 'DME', 'DRUSEN', 'NORMAL']
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        split: str = "train",
+        *,
+        transform: Callable[[Image.Image], Any] | None = None,
+        target_transform: Callable[[int], Any] | None = None,
+        loader: Callable[[str], Any] = load_image,
+    ) -> None:
+        if split not in KERMANY_SPLITS:
+            raise ValueError(f"split {split!r} is not one of {', '.join(KERMANY_SPLITS)}")
+        self.root = Path(root)
+        self.split = split
+        self.split_dir = self.root / split
+        self.transform = transform
+        self.target_transform = target_transform
+        self.loader = loader
+        self.classes: list[str] = list(KERMANY_CLASSES)
+        self.class_to_idx: dict[str, int] = {name: i for i, name in enumerate(self.classes)}
+        self.samples: list[tuple[str, int]] = self._find_samples()
+        self.targets: list[int] = [target for _, target in self.samples]
+        self.patient_ids: list[str | None] = [
+            patient_id_from_name(path) for path, _ in self.samples
+        ]
+
+    def _find_samples(self) -> list[tuple[str, int]]:
+        _check_root(self.root)
+        if not self.split_dir.is_dir():
+            self._raise_missing_split()
+        samples: list[tuple[str, int]] = []
+        for name, folder in list_class_folders(self.split_dir).items():
+            target = self.class_to_idx[name]
+            samples.extend((path, target) for path in sorted(_iter_image_files(folder)))
+        if not samples:
+            suffixes = ", ".join(sorted(IMAGE_EXTENSIONS))
+            raise ValueError(
+                f"split {self.split!r} under {str(self.root)!r} holds no images ({suffixes}); "
+                f"{_LAYOUT_HINT}"
+            )
+        samples.sort(key=lambda sample: sample[1])  # stable: keeps path order within a class
+        return samples
+
+    def _raise_missing_split(self) -> None:
+        found = sorted(p.name for p in self.root.iterdir() if p.is_dir())
+        if set(found) & set(KERMANY_CLASSES):
+            raise FileNotFoundError(
+                f"{str(self.root)!r} holds class folders ({', '.join(found)}) but no "
+                f"{self.split!r} folder: pass the folder above it as root; {_LAYOUT_HINT}"
+            )
+        raise FileNotFoundError(
+            f"no split folder {self.split!r} under {str(self.root)!r} "
+            f"(found: {', '.join(found) or 'nothing'}); {_LAYOUT_HINT}"
+        )
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        path, target = self.samples[index]
+        image = self.loader(path)
+        sample: Any = self.transform(image) if self.transform is not None else image
+        label: Any = self.target_transform(target) if self.target_transform is not None else target
+        return sample, label
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
+            f"images={len(self)})"
+        )

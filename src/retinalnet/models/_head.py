@@ -1,0 +1,126 @@
+"""Classification heads: build one, or swap one onto a torchvision-style backbone."""
+
+from __future__ import annotations
+
+from torch import nn
+
+__all__ = ["build_head", "find_output_layer", "replace_head"]
+
+
+def build_head(
+    in_features: int,
+    num_classes: int = 4,
+    *,
+    hidden: int | None = 256,
+    dropout: float = 0.2,
+    log_softmax: bool = True,
+) -> nn.Sequential:
+    """The tutorial's head: ``Linear-ReLU-Dropout-Linear-LogSoftmax``.
+
+    Parameters
+    ----------
+    in_features
+        Width of the features fed in (4096 for VGG16's classifier).
+    num_classes
+        Number of outputs.
+    hidden
+        Width of the hidden layer; ``None`` or 0 gives a single ``Linear``.
+    dropout
+        Dropout probability after the hidden layer (0.2 in the tutorial's run).
+    log_softmax
+        End with ``LogSoftmax`` so the output pairs with ``NLLLoss`` (the tutorial's setup).
+
+    Returns
+    -------
+    torch.nn.Sequential
+        A fresh, trainable head.
+
+    Examples
+    --------
+    >>> from retinalnet.models import build_head
+    >>> head = build_head(4096, 4)
+    >>> sum(p.numel() for p in head.parameters())
+    1049860
+    """
+    if in_features < 1 or num_classes < 2:
+        raise ValueError(
+            f"need in_features >= 1 and num_classes >= 2, got {in_features!r} and {num_classes!r}"
+        )
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    layers: list[nn.Module] = []
+    if hidden:
+        layers += [nn.Linear(in_features, hidden), nn.ReLU(), nn.Dropout(dropout)]
+        in_features = hidden
+    layers.append(nn.Linear(in_features, num_classes))
+    if log_softmax:
+        layers.append(nn.LogSoftmax(dim=1))
+    return nn.Sequential(*layers)
+
+
+def find_output_layer(network: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
+    """Find a classification network's last ``Linear`` layer.
+
+    That is ``classifier[6]`` in VGG, ``fc`` in ResNet, ``classifier[-1]`` in EfficientNet
+    and MobileNet, ``heads.head`` in ViT.
+
+    Returns
+    -------
+    (parent, name, layer)
+        ``getattr(parent, name) is layer``.
+
+    Raises
+    ------
+    TypeError
+        If ``network`` has no ``Linear`` layer.
+    """
+    found: tuple[nn.Module, str, nn.Linear] | None = None
+    for parent in network.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, nn.Linear):
+                found = (parent, name, child)
+    if found is None:
+        raise TypeError(
+            f"{type(network).__name__} has no nn.Linear layer to replace; pass a "
+            "torchvision-style classification network (VGG, ResNet, EfficientNet, ...)"
+        )
+    return found
+
+
+def replace_head(
+    network: nn.Module,
+    num_classes: int = 4,
+    *,
+    hidden: int | None = 256,
+    dropout: float = 0.2,
+    log_softmax: bool = True,
+) -> nn.Sequential:
+    """Replace a network's output layer with :func:`build_head`, in place.
+
+    Parameters
+    ----------
+    network
+        A torchvision-style classification network.
+    num_classes, hidden, dropout, log_softmax
+        As in :func:`build_head`; its input width is taken from the layer replaced.
+
+    Returns
+    -------
+    torch.nn.Sequential
+        The new head, now part of ``network``.
+
+    Examples
+    --------
+    >>> from torchvision.models import resnet18
+    >>> from retinalnet.models import replace_head
+    >>> net = resnet18(weights=None)
+    >>> head = replace_head(net, 4)
+    >>> net.fc is head
+    True
+    """
+    parent, name, layer = find_output_layer(network)
+    head = build_head(
+        layer.in_features, num_classes, hidden=hidden, dropout=dropout, log_softmax=log_softmax
+    )
+    setattr(parent, name, head)
+    return head

@@ -1,0 +1,248 @@
+"""Top-k predictions for OCT images from a trained model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeAlias, overload
+
+import torch
+from PIL import Image
+from torch import nn
+from torchvision.transforms.functional import to_pil_image
+
+from retinalnet.datasets import load_image
+from retinalnet.models import Classifier
+from retinalnet.training import load_checkpoint, resolve_device
+
+__all__ = ["ClassProbability", "ImageInput", "Prediction", "Predictor"]
+
+ImageInput: TypeAlias = "str | os.PathLike[str] | Image.Image | torch.Tensor"
+"""One image: a file path, a PIL image, or an image tensor ``(H, W)``, ``(1, H, W)`` or
+``(3, H, W)``, uint8 or float in [0, 1] (not a normalised model input)."""
+
+
+@dataclass(frozen=True)
+class ClassProbability:
+    """One class and the probability the model gives it."""
+
+    name: str
+    index: int
+    probability: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The top-k classes of one image, most probable first.
+
+    Attributes
+    ----------
+    source : str
+        The file path, or ``"<image N>"`` for an in-memory image.
+    top : tuple of ClassProbability
+        ``k`` classes sorted by descending probability.
+    """
+
+    source: str
+    top: tuple[ClassProbability, ...]
+
+    @property
+    def label(self) -> str:
+        """The most probable class."""
+        return self.top[0].name
+
+    @property
+    def probability(self) -> float:
+        """Probability of the most probable class."""
+        return self.top[0].probability
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON."""
+        return {
+            "source": self.source,
+            "label": self.label,
+            "top": [{"class": c.name, "probability": c.probability} for c in self.top],
+        }
+
+
+class Predictor:
+    """Batched, device-independent top-k prediction with the model's own preprocessing.
+
+    Parameters
+    ----------
+    model
+        A trained :class:`~retinalnet.models.Classifier`; its preprocessing and class names
+        are used, so images are prepared exactly as in training.
+    device
+        ``"auto"`` (CUDA, then MPS, then CPU), or any device; CPU always works.
+    batch_size
+        Images per forward pass.
+
+    Examples
+    --------
+    >>> from retinalnet import Predictor
+    >>> predictor = Predictor.from_checkpoint("runs/best.pt")  # doctest: +SKIP
+    >>> result = predictor.topk("CNV-1016042-1.jpeg", k=2)  # doctest: +SKIP
+    >>> result.label, round(result.probability, 3)  # doctest: +SKIP
+    ('CNV', 0.973)
+    """
+
+    def __init__(
+        self,
+        model: Classifier,
+        *,
+        device: str | torch.device = "auto",
+        batch_size: int = 32,
+    ) -> None:
+        if not isinstance(model, Classifier):
+            raise TypeError(
+                f"Predictor needs a retinalnet Classifier (got {type(model).__name__}), which "
+                "carries the class names and preprocessing: Classifier(network, classes=[...])"
+            )
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.batch_size = batch_size
+        self._transform = model.preprocessing.eval_transform()
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        device: str | torch.device = "auto",
+        batch_size: int = 32,
+        model: nn.Module | None = None,
+    ) -> Predictor:
+        """Load a checkpoint (safely, offline) and wrap it in a Predictor.
+
+        Parameters
+        ----------
+        path
+            A checkpoint written by retinalnet (``best.pt``).
+        device, batch_size
+            As in the constructor.
+        model
+            The untrained network, only for checkpoints of networks built by hand.
+        """
+        classifier = load_checkpoint(path).build_model(model)
+        return cls(classifier, device=device, batch_size=batch_size)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Class names in output order."""
+        return self.model.classes
+
+    def _prepare(self, image: ImageInput, position: int) -> tuple[str, torch.Tensor]:
+        if isinstance(image, (str, os.PathLike)):
+            return str(image), self._transform(load_image(image))
+        if isinstance(image, Image.Image):
+            return f"<image {position}>", self._transform(image)
+        if isinstance(image, torch.Tensor):
+            return f"<image {position}>", self._transform(_tensor_to_pil(image, position))
+        raise TypeError(
+            f"image {position} is a {type(image).__name__}; expected a path, a PIL image or "
+            "an image tensor"
+        )
+
+    def predict_proba(self, images: Sequence[ImageInput]) -> torch.Tensor:
+        """Class probabilities, shape ``(len(images), num_classes)``, on the CPU."""
+        chunks: list[torch.Tensor] = []
+        for start in range(0, len(images), self.batch_size):
+            batch = [
+                self._prepare(image, start + i)[1]
+                for i, image in enumerate(images[start : start + self.batch_size])
+            ]
+            chunks.append(self._forward(torch.stack(batch)))
+        if not chunks:
+            return torch.empty(0, len(self.classes))
+        return torch.cat(chunks)
+
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            scores = self.model(batch.to(self.device, non_blocking=True))
+            # softmax turns log-probabilities and logits alike into probabilities
+            return torch.softmax(scores.float(), dim=1).cpu()
+
+    @overload
+    def topk(self, images: ImageInput, k: int = ...) -> Prediction: ...
+
+    @overload
+    def topk(
+        self, images: list[ImageInput] | tuple[ImageInput, ...], k: int = ...
+    ) -> list[Prediction]: ...
+
+    def topk(
+        self, images: ImageInput | list[ImageInput] | tuple[ImageInput, ...], k: int = 3
+    ) -> Prediction | list[Prediction]:
+        """The ``k`` most probable classes of one image, or of each image in a list.
+
+        Parameters
+        ----------
+        images
+            One image (path, PIL image, image tensor) or a list of them. Lists are processed
+            in batches of ``batch_size``.
+        k
+            How many classes to return, 1 to the number of classes.
+
+        Returns
+        -------
+        Prediction or list of Prediction
+            One per image, in input order; each sorted by descending probability.
+
+        Raises
+        ------
+        retinalnet.datasets.UnreadableImageError
+            If a file cannot be read; the message names it.
+        ValueError
+            If ``k`` is out of range or a tensor is not an image.
+        """
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(self.classes):
+            raise ValueError(f"k must be an int from 1 to {len(self.classes)}, got {k!r}")
+        single = not isinstance(images, (list, tuple))
+        batch: Sequence[ImageInput] = [images] if single else images  # type: ignore[list-item]
+        sources = [
+            str(image) if isinstance(image, (str, os.PathLike)) else f"<image {i}>"
+            for i, image in enumerate(batch)
+        ]
+        probabilities = self.predict_proba(batch)
+        values, indices = probabilities.topk(k, dim=1)
+        predictions = [
+            Prediction(
+                source=source,
+                top=tuple(
+                    ClassProbability(self.classes[int(i)], int(i), float(p))
+                    for p, i in zip(row_values, row_indices)
+                ),
+            )
+            for source, row_values, row_indices in zip(sources, values, indices)
+        ]
+        return predictions[0] if single else predictions
+
+
+def _tensor_to_pil(tensor: torch.Tensor, position: int) -> Image.Image:
+    if tensor.dim() == 4:
+        raise ValueError(
+            f"image {position} is a batch tensor of shape {tuple(tensor.shape)}; pass "
+            "list(batch) to predict each image"
+        )
+    if tensor.dim() == 2:
+        tensor = tensor.unsqueeze(0)
+    if tensor.dim() != 3 or tensor.shape[0] not in (1, 3):
+        raise ValueError(
+            f"image {position} has shape {tuple(tensor.shape)}; expected (H, W), (1, H, W) or "
+            "(3, H, W)"
+        )
+    if tensor.is_floating_point():
+        low, high = float(tensor.min()), float(tensor.max())
+        if low < 0 or high > 1:
+            raise ValueError(
+                f"image {position} is a float tensor with values in [{low:.3g}, {high:.3g}]; "
+                "expected an image in [0, 1] (a normalised tensor is a model input: call the "
+                "model directly)"
+            )
+    elif tensor.dtype != torch.uint8:
+        raise ValueError(f"image {position} has dtype {tensor.dtype}; expected uint8 or float")
+    return to_pil_image(tensor.detach().cpu())

@@ -1,0 +1,33 @@
+"""Training: the Trainer, its callbacks, checkpoints and evaluation."""
+
+from retinalnet.training._callbacks import Callback as Callback
+from retinalnet.training._callbacks import EarlyStopping as EarlyStopping
+from retinalnet.training._callbacks import ModelCheckpoint as ModelCheckpoint
+from retinalnet.training._checkpoint import CHECKPOINT_FORMAT as CHECKPOINT_FORMAT
+from retinalnet.training._checkpoint import Checkpoint as Checkpoint
+from retinalnet.training._checkpoint import load_checkpoint as load_checkpoint
+from retinalnet.training._checkpoint import save_checkpoint as save_checkpoint
+from retinalnet.training._device import resolve_device as resolve_device
+from retinalnet.training._evaluation import EvaluationResult as EvaluationResult
+from retinalnet.training._evaluation import evaluate as evaluate
+from retinalnet.training._history import EpochRecord as EpochRecord
+from retinalnet.training._history import History as History
+from retinalnet.training._trainer import OptimizerFactory as OptimizerFactory
+from retinalnet.training._trainer import Trainer as Trainer
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "Callback",
+    "Checkpoint",
+    "EarlyStopping",
+    "EpochRecord",
+    "EvaluationResult",
+    "History",
+    "ModelCheckpoint",
+    "OptimizerFactory",
+    "Trainer",
+    "evaluate",
+    "load_checkpoint",
+    "resolve_device",
+    "save_checkpoint",
+]

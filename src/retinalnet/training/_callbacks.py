@@ -1,0 +1,324 @@
+"""Callbacks: hooks into the training loop, early stopping and checkpointing."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from retinalnet.training._trainer import Trainer
+
+__all__ = ["Callback", "EarlyStopping", "ModelCheckpoint"]
+
+logger = logging.getLogger(__name__)
+
+MONITORABLE = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr")
+
+
+class Callback:
+    """Base class of training callbacks; every hook does nothing by default.
+
+    Override the hooks you need. To stop training, set ``trainer.should_stop = True`` (and
+    ``trainer.stop_reason``); the trainer finishes the epoch and ends the fit.
+    ``state_dict``/``load_state_dict`` let a resumed run resume the callback too.
+    """
+
+    @property
+    def state_key(self) -> str:
+        """Key of this callback's state in a checkpoint."""
+        return type(self).__name__
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        """Called once before the first epoch (before resumed state is loaded)."""
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        """Called before each epoch; ``epoch`` counts from 1."""
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
+        """Called after each epoch with its metrics (``train_loss``, ``val_loss``, ...)."""
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        """Called once after the last epoch, also when stopped early."""
+
+    def on_exception(self, trainer: Trainer, exception: BaseException) -> None:
+        """Called when the fit is interrupted by an exception (``KeyboardInterrupt`` too)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """State to store in checkpoints (plain data and tensors only)."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+
+
+def _check_monitor(monitor: str, trainer: Trainer, owner: str) -> None:
+    available = trainer.available_metrics
+    if monitor not in available:
+        hint = " (pass validation data to fit)" if monitor.startswith("val_") else ""
+        raise ValueError(
+            f"{owner} monitors {monitor!r}, which this fit does not produce{hint}; "
+            f"available: {', '.join(available)}"
+        )
+
+
+class _Tracker:
+    """Keeps the best value of a metric. NaN is never an improvement."""
+
+    def __init__(self, mode: str, min_delta: float = 0.0) -> None:
+        self.mode = mode
+        self.min_delta = min_delta
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+
+    def improves(self, value: float) -> bool:
+        if math.isnan(value):
+            return False
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def update(self, value: float, epoch: int) -> bool:
+        if not self.improves(value):
+            return False
+        self.best, self.best_epoch = value, epoch
+        return True
+
+
+class EarlyStopping(Callback):
+    """Stop when a metric stops improving, and keep the best weights.
+
+    Parameters
+    ----------
+    monitor
+        ``"val_loss"`` (default), ``"val_accuracy"``, ``"train_loss"``, ...
+    mode
+        ``"min"`` when lower is better, ``"max"`` when higher is better.
+    patience
+        Epochs without improvement before stopping.
+    min_delta
+        Smallest change that counts as an improvement.
+    restore_best_weights
+        At the end of the fit, load the weights of the best epoch, whether training stopped
+        early or ran out of epochs (the tutorial forgot the second case). Only trainable
+        parameters and buffers are kept in memory; frozen weights cannot change.
+
+    Attributes
+    ----------
+    best_score, best_epoch : float or None, int or None
+        The best value seen and its epoch (from 1).
+    stopped_epoch : int or None
+        The epoch after which it stopped training.
+    stop_reason : str or None
+        Why it stopped, for logs and the history.
+
+    Examples
+    --------
+    >>> from retinalnet import EarlyStopping, Trainer
+    >>> trainer = Trainer(model, callbacks=[EarlyStopping(patience=3)])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        mode: str = "min",
+        patience: int = 3,
+        min_delta: float = 0.0,
+        restore_best_weights: bool = True,
+    ) -> None:
+        _check_mode(mode)
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"patience must be an int >= 0, got {patience!r}")
+        if not min_delta >= 0:
+            raise ValueError(f"min_delta must be >= 0, got {min_delta!r}")
+        self.monitor = monitor
+        self.mode = mode
+        self.patience = patience
+        self.min_delta = float(min_delta)
+        self.restore_best_weights = restore_best_weights
+        self._reset()
+
+    def _reset(self) -> None:
+        self._tracker = _Tracker(self.mode, self.min_delta)
+        self.wait = 0
+        self.stopped_epoch: int | None = None
+        self.stop_reason: str | None = None
+        self._best_weights: dict[str, torch.Tensor] | None = None
+
+    @property
+    def best_score(self) -> float | None:
+        """Best value of the monitored metric so far."""
+        return self._tracker.best
+
+    @property
+    def best_epoch(self) -> int | None:
+        """Epoch (from 1) of the best value."""
+        return self._tracker.best_epoch
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        _check_monitor(self.monitor, trainer, "EarlyStopping")
+        self._reset()
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
+        value = float(metrics[self.monitor])
+        if self._tracker.update(value, epoch):
+            self.wait = 0
+            if self.restore_best_weights:
+                self._best_weights = _changeable_state(trainer.model)
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            best = "none" if self.best_score is None else f"{self.best_score:.4f}"
+            self.stop_reason = (
+                f"early stopping: {self.monitor} did not improve for {self.wait} epoch(s) "
+                f"(best {best} at epoch {self.best_epoch})"
+            )
+            trainer.should_stop = True
+            trainer.stop_reason = self.stop_reason
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if self.restore_best_weights and self._best_weights is not None:
+            trainer.model.load_state_dict(self._best_weights, strict=False)
+            trainer.history.restored_epoch = self.best_epoch
+            logger.info(
+                "restored the weights of epoch %s (%s %.4f)",
+                self.best_epoch,
+                self.monitor,
+                self.best_score,
+            )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "wait": self.wait,
+            "stopped_epoch": self.stopped_epoch,
+            "best_weights": self._best_weights,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._tracker.best = state["best_score"]
+        self._tracker.best_epoch = state["best_epoch"]
+        self.wait = int(state["wait"])
+        self.stopped_epoch = state["stopped_epoch"]
+        self._best_weights = state["best_weights"]
+
+
+def _changeable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Copies of the state entries training can change: trainable parameters and buffers."""
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    return {
+        name: value.detach().to("cpu", copy=True)
+        for name, value in model.state_dict().items()
+        if name not in frozen
+    }
+
+
+class ModelCheckpoint(Callback):
+    """Write the best model (``best.pt``) and the latest state (``last.pt``) during a fit.
+
+    Files are written atomically (temporary file, then rename). A new fit refuses to
+    replace an existing ``best.pt`` unless ``overwrite=True``; a resumed fit
+    (``fit(..., resume_from=...)``) keeps the best score of the run it continues, so a worse
+    epoch never replaces a better checkpoint. ``last.pt`` is rewritten after every epoch, so
+    an interrupted fit (Ctrl-C, a crash) loses at most the epoch it was in.
+
+    Parameters
+    ----------
+    dirpath
+        Folder for the files.
+    monitor, mode
+        What "best" means (``val_loss``, lower is better, by default).
+    save_last
+        Also write ``last.pt`` after every epoch, for resuming.
+    overwrite
+        Allow a new fit to replace an existing ``best.pt``.
+    """
+
+    def __init__(
+        self,
+        dirpath: str | os.PathLike[str],
+        *,
+        monitor: str = "val_loss",
+        mode: str = "min",
+        save_last: bool = True,
+        overwrite: bool = False,
+    ) -> None:
+        _check_mode(mode)
+        self.dirpath = Path(dirpath)
+        self.monitor = monitor
+        self.mode = mode
+        self.save_last = save_last
+        self.overwrite = overwrite
+        self._tracker = _Tracker(mode)
+        self._resumed = False
+
+    @property
+    def best_path(self) -> Path:
+        """``dirpath / "best.pt"``."""
+        return self.dirpath / "best.pt"
+
+    @property
+    def last_path(self) -> Path:
+        """``dirpath / "last.pt"``."""
+        return self.dirpath / "last.pt"
+
+    @property
+    def best_score(self) -> float | None:
+        """Best value of the monitored metric among the epochs written."""
+        return self._tracker.best
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        _check_monitor(self.monitor, trainer, "ModelCheckpoint")
+        self._tracker = _Tracker(self.mode)
+        self._resumed = False
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._tracker.best = state["best_score"]
+        self._tracker.best_epoch = state["best_epoch"]
+        self._resumed = True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_score": self._tracker.best, "best_epoch": self._tracker.best_epoch}
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        if self._resumed or self.overwrite or not self.best_path.exists():
+            return
+        raise FileExistsError(
+            f"{self.best_path} already exists and would be replaced by this new run; resume "
+            "that run with fit(..., resume_from=last.pt), choose another folder, or pass "
+            "overwrite=True"
+        )
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
+        improved = self._tracker.update(float(metrics[self.monitor]), epoch)
+        self._resumed = True  # from here on this run owns best.pt
+        if improved:
+            trainer.save_checkpoint(self.best_path)
+            logger.info("epoch %d: %s improved, wrote %s", epoch, self.monitor, self.best_path)
+        if self.save_last:
+            trainer.save_checkpoint(self.last_path)
+
+    def on_exception(self, trainer: Trainer, exception: BaseException) -> None:
+        # last.pt already holds the last finished epoch; the weights in memory are
+        # mid-epoch, so they are not written.
+        if trainer.epoch > 0 and self.save_last and self.last_path.exists():
+            logger.warning(
+                "fit interrupted (%s) after epoch %d; continue with fit(..., resume_from=%r)",
+                type(exception).__name__,
+                trainer.epoch,
+                str(self.last_path),
+            )

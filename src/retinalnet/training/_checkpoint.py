@@ -1,0 +1,243 @@
+"""Checkpoints: state dicts and plain data only, written atomically, loaded safely."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from retinalnet._version import __version__
+from retinalnet.models import Classifier, build_model
+from retinalnet.transforms import Preprocessing
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "Checkpoint",
+    "load_checkpoint",
+    "load_weights",
+    "save_checkpoint",
+]
+
+CHECKPOINT_FORMAT = "retinalnet-checkpoint"
+_FORMAT_VERSION = 1
+
+
+def _atomic_save(payload: Mapping[str, Any], path: Path) -> None:
+    """Write to a temporary file beside ``path``, then rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(dict(payload), stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: Classifier,
+    *,
+    epoch: int = 0,
+    history: Sequence[Mapping[str, Any]] = (),
+    optimizer_state: Mapping[str, Any] | None = None,
+    callback_states: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint of ``model`` (and training state) atomically.
+
+    The file holds state dicts and plain data only: the weights, the architecture config,
+    the class names, the preprocessing, the history, the optimizer and callback states, and
+    the library version. It loads with ``torch.load(path, weights_only=True)``.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    if not isinstance(model, Classifier):
+        raise TypeError(
+            f"save_checkpoint needs a retinalnet Classifier (got {type(model).__name__}): wrap "
+            "the network with Classifier(network, classes=[...], preprocessing=...)"
+        )
+    out = Path(path)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": _FORMAT_VERSION,
+        "retinalnet_version": __version__,
+        "torch_version": str(torch.__version__),
+        "model": {
+            "arch": model.arch,
+            "arch_kwargs": dict(model.arch_kwargs),
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        },
+        "classes": list(model.classes),
+        "preprocessing": model.preprocessing.to_dict(),
+        "epoch": epoch,
+        "history": [dict(record) for record in history],
+        "optimizer": dict(optimizer_state) if optimizer_state is not None else None,
+        "callbacks": dict(callback_states or {}),
+    }
+    _atomic_save(payload, out)
+    return out
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The contents of a checkpoint file, see :func:`load_checkpoint`."""
+
+    path: Path
+    arch: str | None
+    arch_kwargs: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    classes: tuple[str, ...]
+    preprocessing: Preprocessing
+    epoch: int
+    history: list[dict[str, Any]]
+    optimizer_state: dict[str, Any] | None
+    callback_states: dict[str, Any]
+    retinalnet_version: str
+
+    def build_model(self, model: nn.Module | None = None) -> Classifier:
+        """The trained model, rebuilt from the config (or ``model``) and the weights.
+
+        Parameters
+        ----------
+        model
+            The untrained network (or Classifier) to load the weights into; needed only for
+            a checkpoint of a network built by hand (``arch`` is ``None``).
+
+        Raises
+        ------
+        ValueError
+            If the weights do not fit the model; the message lists what differs.
+        """
+        if model is None:
+            if self.arch is None:
+                raise ValueError(
+                    f"checkpoint {str(self.path)!r} holds a network built by hand; pass that "
+                    "untrained network as model= to load the weights into it"
+                )
+            classifier = build_model(
+                self.arch, self.arch_kwargs, classes=self.classes, preprocessing=self.preprocessing
+            )
+        elif isinstance(model, Classifier):
+            if model.classes != self.classes:
+                raise ValueError(
+                    f"checkpoint {str(self.path)!r} was trained for classes "
+                    f"{list(self.classes)} but the model has {list(model.classes)}"
+                )
+            classifier = model
+        else:
+            classifier = Classifier(
+                model, classes=self.classes, preprocessing=self.preprocessing,
+                arch=self.arch, arch_kwargs=self.arch_kwargs,
+            )
+        load_weights(classifier, self.state_dict, source=self.path)
+        return classifier
+
+
+def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, source: Path) -> None:
+    """``model.load_state_dict(state_dict)`` with an error that says what does not fit."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    wrong = sorted(
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in set(expected) & set(state_dict)
+        if state_dict[k].shape != expected[k].shape
+    )
+    problems = [
+        f"{label} {items[:3]}" + (f" and {len(items) - 3} more" if len(items) > 3 else "")
+        for label, items in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("wrong shapes", wrong),
+        )
+        if items
+    ]
+    if problems:
+        raise ValueError(
+            f"the weights in {str(source)!r} do not fit the model: {'; '.join(problems)}. "
+            "Build the model with the same architecture and settings as the checkpoint"
+        )
+    model.load_state_dict(state_dict)
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu"
+) -> Checkpoint:
+    """Read a checkpoint written by retinalnet, safely and without network access.
+
+    Uses ``torch.load(weights_only=True)``: no code in the file is ever run.
+
+    Parameters
+    ----------
+    path
+        A file written by :func:`save_checkpoint` or the Trainer.
+    map_location
+        Where tensors are loaded (the CPU by default).
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    ValueError
+        If the file is not a retinalnet checkpoint (for example a whole pickled model, as the
+        tutorial saved, which is unsafe to load), or was written by a newer format.
+
+    Examples
+    --------
+    >>> from retinalnet.training import load_checkpoint
+    >>> checkpoint = load_checkpoint("runs/best.pt")  # doctest: +SKIP
+    >>> model = checkpoint.build_model()  # doctest: +SKIP
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"no checkpoint file {str(file)!r}")
+    try:
+        data: Any = torch.load(file, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise ValueError(
+            f"{str(file)!r} is not a retinalnet checkpoint: it holds pickled Python objects "
+            "(such as a whole model saved with torch.save(model)), which retinalnet does not "
+            "load because unpickling can run arbitrary code. Save model.state_dict() instead"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as error:
+        raise ValueError(
+            f"cannot read checkpoint {str(file)!r}: {error} (is the file complete?)"
+        ) from None
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"{str(file)!r} is not a retinalnet checkpoint (no {CHECKPOINT_FORMAT!r} marker); "
+            "to load backbone weights use vgg16_transfer(weights=path)"
+        )
+    if int(data.get("format_version", 0)) > _FORMAT_VERSION:
+        raise ValueError(
+            f"{str(file)!r} was written by retinalnet {data.get('retinalnet_version')} in "
+            f"checkpoint format {data['format_version']}; this is retinalnet {__version__} "
+            f"(format {_FORMAT_VERSION}): upgrade with pip install -U retinalnet"
+        )
+    model = data["model"]
+    return Checkpoint(
+        path=file,
+        arch=model["arch"],
+        arch_kwargs=dict(model["arch_kwargs"]),
+        state_dict=dict(model["state_dict"]),
+        classes=tuple(data["classes"]),
+        preprocessing=Preprocessing.from_dict(data["preprocessing"]),
+        epoch=int(data["epoch"]),
+        history=list(data["history"]),
+        optimizer_state=data["optimizer"],
+        callback_states=dict(data["callbacks"]),
+        retinalnet_version=str(data["retinalnet_version"]),
+    )

@@ -1,0 +1,80 @@
+"""Turning a data set or a loader into batches of tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeAlias
+
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+__all__ = ["DataSource", "make_loader"]
+
+DataSource: TypeAlias = "Dataset[Any] | DataLoader[Any]"
+"""A map-style data set of ``(image, target)`` pairs, or a ready DataLoader."""
+
+
+class _Transformed(Dataset[tuple[Any, Any]]):
+    """Applies ``transform`` to the images of a data set that yields PIL images."""
+
+    def __init__(self, dataset: Dataset[Any], transform: Callable[[Image.Image], Any]) -> None:
+        self.dataset = dataset
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        image, target = self.dataset[index]
+        return self.transform(image), target
+
+
+def make_loader(
+    data: DataSource,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    transform: Callable[[Image.Image], Any] | None,
+    num_workers: int = 0,
+    generator: torch.Generator | None = None,
+    pin_memory: bool = False,
+) -> DataLoader[Any]:
+    """A DataLoader over ``data``; a DataLoader is returned as is.
+
+    A data set that yields PIL images (no ``transform`` of its own) gets ``transform``
+    applied, so a model's own preprocessing is used unless the data set has one.
+
+    Raises
+    ------
+    TypeError
+        If ``data`` is neither a data set nor a loader.
+    ValueError
+        If ``data`` is empty, or yields PIL images and no ``transform`` is known.
+    """
+    if isinstance(data, DataLoader):
+        return data
+    if not isinstance(data, Dataset) or not hasattr(data, "__len__"):
+        raise TypeError(
+            "expected a map-style torch Dataset (with __len__) or a DataLoader, "
+            f"got {type(data).__name__}"
+        )
+    if len(data) == 0:
+        raise ValueError(f"the data set {data!r} is empty")
+    first, _ = data[0]
+    if isinstance(first, Image.Image):
+        if transform is None:
+            raise ValueError(
+                f"{type(data).__name__} yields PIL images and no transform is known; pass "
+                "transform=Preprocessing().eval_transform() to the data set"
+            )
+        data = _Transformed(data, transform)
+    return DataLoader(
+        data,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        generator=generator,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+    )

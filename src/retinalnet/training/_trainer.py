@@ -1,0 +1,378 @@
+"""The training loop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from retinalnet.models import Classifier
+from retinalnet.training._callbacks import MONITORABLE, Callback, ModelCheckpoint
+from retinalnet.training._checkpoint import load_checkpoint, load_weights, save_checkpoint
+from retinalnet.training._device import resolve_device
+from retinalnet.training._evaluation import EvaluationResult, run_evaluation
+from retinalnet.training._history import EpochRecord, History
+from retinalnet.training._loaders import DataSource, make_loader
+from retinalnet.training._progress import progress_bar
+
+__all__ = ["OptimizerFactory", "Trainer"]
+
+logger = logging.getLogger(__name__)
+
+OptimizerFactory: TypeAlias = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
+"""Builds an optimizer for the trainable parameters, e.g. ``lambda p: torch.optim.SGD(p, 0.01)``."""
+
+
+class Trainer:
+    """Fits a model, with callbacks, checkpoints and resumption.
+
+    Parameters
+    ----------
+    model
+        A :class:`~retinalnet.models.Classifier` (from :func:`~retinalnet.vgg16_transfer`,
+        say). Its preprocessing is applied to data sets that yield PIL images, its class
+        names label the metrics, and checkpoints need it.
+    optimizer
+        An optimizer, or a function building one from the trainable parameters. Default:
+        ``Adam(trainable parameters, lr=lr)``, as in the tutorial.
+    loss
+        Default ``NLLLoss`` (the model ends in ``LogSoftmax``).
+    device
+        ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda:0"``, ...
+    callbacks
+        E.g. ``[EarlyStopping(patience=3)]``. Run in order after each epoch.
+    max_epochs
+        Upper bound on epochs (counting those of a resumed run).
+    batch_size, num_workers
+        DataLoader settings for data sets passed to :meth:`fit` (a DataLoader is used as is).
+    lr
+        Learning rate of the default optimizer.
+    checkpoint_dir
+        If given, the best model and the latest state are written there during the fit (a
+        :class:`ModelCheckpoint` monitoring ``val_loss``, or ``train_loss`` without
+        validation data).
+    overwrite
+        Let a new fit replace an existing ``best.pt`` in ``checkpoint_dir``.
+    seed
+        Seeds torch and the shuffling at the start of :meth:`fit`: the same seed gives the
+        same run on the CPU.
+    verbose
+        Log one line per epoch at INFO and show a live batch bar (when tqdm is installed
+        and the output is a terminal). ``False`` is quiet.
+
+    Attributes
+    ----------
+    history : History
+        Filled by :meth:`fit`.
+    should_stop : bool
+        Set by a callback to end the fit after the current epoch.
+    stop_reason : str or None
+        Why the last fit stopped.
+    epoch : int
+        Epochs completed so far.
+
+    Examples
+    --------
+    >>> from retinalnet import EarlyStopping, KermanyOCT, Trainer, vgg16_transfer
+    >>> model = vgg16_transfer()  # doctest: +SKIP
+    >>> trainer = Trainer(model, callbacks=[EarlyStopping(patience=3)], max_epochs=20)  # doctest: +SKIP
+    >>> history = trainer.fit(KermanyOCT("OCT2017", "train"), KermanyOCT("OCT2017", "val"))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        optimizer: torch.optim.Optimizer | OptimizerFactory | None = None,
+        loss: nn.Module | None = None,
+        device: str | torch.device = "auto",
+        callbacks: Sequence[Callback] = (),
+        max_epochs: int = 20,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        lr: float = 1e-3,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        overwrite: bool = False,
+        seed: int | None = None,
+        verbose: bool = True,
+    ) -> None:
+        for name, value, low in (
+            ("max_epochs", max_epochs, 1),
+            ("batch_size", batch_size, 1),
+            ("num_workers", num_workers, 0),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        if not trainable:
+            raise ValueError(
+                "the model has no trainable parameters (everything is frozen); attach a new "
+                "head with retinalnet.models.replace_head or freeze less"
+            )
+        if checkpoint_dir is not None and not isinstance(model, Classifier):
+            raise TypeError(
+                "checkpoint_dir needs a retinalnet Classifier, so checkpoints carry class "
+                "names and preprocessing: wrap the network with Classifier(network, classes=...)"
+            )
+        self.model = model
+        self.device = resolve_device(device)
+        if optimizer is None:
+            self.optimizer: torch.optim.Optimizer = torch.optim.Adam(trainable, lr=lr)
+        elif isinstance(optimizer, torch.optim.Optimizer):
+            self.optimizer = optimizer
+        else:
+            self.optimizer = optimizer(trainable)
+        self.loss = loss if loss is not None else nn.NLLLoss()
+        self.callbacks: list[Callback] = list(callbacks)
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.overwrite = overwrite
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.verbose = verbose
+        self.history = History()
+        self.should_stop = False
+        self.stop_reason: str | None = None
+        self.epoch = 0
+        self._has_val = False
+        self._active_callbacks: list[Callback] = []
+
+    @property
+    def available_metrics(self) -> tuple[str, ...]:
+        """Metric names the current fit produces (``val_*`` only with validation data)."""
+        return tuple(m for m in MONITORABLE if self._has_val or not m.startswith("val_"))
+
+    def _all_callbacks(self) -> list[Callback]:
+        callbacks = list(self.callbacks)
+        if self.checkpoint_dir is not None:
+            monitor = "val_loss" if self._has_val else "train_loss"
+            callbacks.append(
+                ModelCheckpoint(self.checkpoint_dir, monitor=monitor, overwrite=self.overwrite)
+            )
+        return callbacks
+
+    def _loader(self, data: DataSource, *, train: bool) -> DataLoader[Any]:
+        transform = None
+        if isinstance(self.model, Classifier):
+            prep = self.model.preprocessing
+            transform = prep.train_transform() if train else prep.eval_transform()
+        generator = None
+        if train and self.seed is not None:
+            generator = torch.Generator().manual_seed(self.seed)
+        return make_loader(
+            data,
+            batch_size=self.batch_size,
+            shuffle=train,
+            transform=transform,
+            num_workers=self.num_workers,
+            generator=generator,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    @property
+    def _classes(self) -> tuple[str, ...]:
+        if isinstance(self.model, Classifier):
+            return self.model.classes
+        output = getattr(self.model, "num_classes", None)
+        if isinstance(output, int):
+            return tuple(str(i) for i in range(output))
+        raise TypeError(
+            "cannot tell the number of classes of a plain module; wrap it in "
+            "retinalnet.models.Classifier(network, classes=[...])"
+        )
+
+    def fit(
+        self,
+        train: DataSource,
+        val: DataSource | None = None,
+        *,
+        resume_from: str | os.PathLike[str] | None = None,
+    ) -> History:
+        """Train until ``max_epochs`` or until a callback stops it.
+
+        Parameters
+        ----------
+        train
+            Training data: a data set of ``(image, target)`` or a DataLoader. A data set
+            yielding PIL images gets the model's training preprocessing.
+        val
+            Validation data, evaluated after every epoch (model's eval preprocessing).
+        resume_from
+            A checkpoint written by this trainer (``last.pt``): the model, optimizer,
+            history, epoch count and callback states are restored, and training continues
+            up to ``max_epochs``.
+
+        Returns
+        -------
+        History
+            All epochs, including those of a resumed run.
+        """
+        self._has_val = val is not None
+        train_loader = self._loader(train, train=True)
+        val_loader = self._loader(val, train=False) if val is not None else None
+        if self.seed is not None:
+            torch.manual_seed(self.seed)
+        self.model.to(self.device)
+        self.should_stop = False
+        self.stop_reason = None
+        self.history = History()
+        self.epoch = 0
+        callbacks = self._active_callbacks = self._all_callbacks()
+        for callback in callbacks:
+            callback.on_fit_start(self)
+        if resume_from is not None:
+            self._resume(resume_from, callbacks)
+        try:
+            while self.epoch < self.max_epochs and not self.should_stop:
+                self._run_epoch(train_loader, val_loader, callbacks)
+        except BaseException as exception:
+            for callback in callbacks:
+                callback.on_exception(self, exception)
+            raise
+        if self.stop_reason is None:
+            self.stop_reason = f"reached max_epochs={self.max_epochs}"
+        self.history.stop_reason = self.stop_reason
+        for callback in callbacks:
+            callback.on_fit_end(self)
+        logger.info("fit finished: %s", self.stop_reason)
+        return self.history
+
+    def _run_epoch(
+        self,
+        train_loader: DataLoader[Any],
+        val_loader: DataLoader[Any] | None,
+        callbacks: Iterable[Callback],
+    ) -> None:
+        epoch = self.epoch + 1
+        for callback in callbacks:
+            callback.on_epoch_start(self, epoch)
+        started = time.perf_counter()
+        train_loss, train_accuracy = self._train_one_epoch(train_loader, epoch)
+        val_result = (
+            run_evaluation(
+                self.model,
+                val_loader,
+                loss=self.loss,
+                device=self.device,
+                classes=self._classes,
+                progress=False,
+            )
+            if val_loader is not None
+            else None
+        )
+        record = EpochRecord(
+            epoch=epoch,
+            train_loss=train_loss,
+            train_accuracy=train_accuracy,
+            val_loss=val_result.loss if val_result else None,
+            val_accuracy=val_result.accuracy if val_result else None,
+            seconds=time.perf_counter() - started,
+            lr=float(self.optimizer.param_groups[0]["lr"]),
+        )
+        self.history.append(record)
+        self.epoch = epoch
+        self._log_epoch(record)
+        metrics = record.metrics()
+        for callback in callbacks:
+            callback.on_epoch_end(self, epoch, metrics)
+
+    def _train_one_epoch(self, loader: DataLoader[Any], epoch: int) -> tuple[float, float]:
+        self.model.train()
+        total_loss = 0.0
+        correct = 0
+        seen = 0
+        batches = progress_bar(
+            loader,
+            total=len(loader),
+            description=f"epoch {epoch}/{self.max_epochs}",
+            enabled=self.verbose,
+        )
+        for inputs, targets in batches:
+            inputs = inputs.to(self.device, non_blocking=True)
+            targets = targets.to(self.device, non_blocking=True)
+            self.optimizer.zero_grad(set_to_none=True)
+            outputs = self.model(inputs)
+            loss = self.loss(outputs, targets)
+            loss.backward()
+            self.optimizer.step()
+            total_loss += float(loss.detach()) * len(targets)
+            correct += int((outputs.detach().argmax(dim=1) == targets).sum())
+            seen += len(targets)
+        if seen == 0:
+            raise ValueError("the training loader produced no batches")
+        return total_loss / seen, correct / seen
+
+    def _log_epoch(self, record: EpochRecord) -> None:
+        parts = [
+            f"epoch {record.epoch}/{self.max_epochs}",
+            f"train_loss {record.train_loss:.4f}",
+            f"train_acc {record.train_accuracy:.2%}",
+        ]
+        if record.val_loss is not None and record.val_accuracy is not None:
+            parts += [f"val_loss {record.val_loss:.4f}", f"val_acc {record.val_accuracy:.2%}"]
+        parts.append(f"{record.seconds:.1f}s")
+        logger.log(logging.INFO if self.verbose else logging.DEBUG, "  ".join(parts))
+
+    def evaluate(self, data: DataSource) -> EvaluationResult:
+        """Loss, accuracy (overall and per class) and confusion matrix on ``data``.
+
+        Uses the trainer's loss, device and batch size, and the model's eval preprocessing.
+        """
+        self.model.to(self.device)
+        return run_evaluation(
+            self.model,
+            self._loader(data, train=False),
+            loss=self.loss,
+            device=self.device,
+            classes=self._classes,
+            progress=self.verbose,
+        )
+
+    def save_checkpoint(self, path: str | os.PathLike[str]) -> Path:
+        """Write the model and the training state (for resuming) atomically to ``path``."""
+        if not isinstance(self.model, Classifier):
+            raise TypeError("save_checkpoint needs a retinalnet Classifier model")
+        states = {
+            callback.state_key: callback.state_dict()
+            for callback in self._active_callbacks or self.callbacks
+        }
+        return save_checkpoint(
+            path,
+            self.model,
+            epoch=self.epoch,
+            history=self.history.to_records(),
+            optimizer_state=self.optimizer.state_dict(),
+            callback_states=states,
+        )
+
+    def _resume(self, path: str | os.PathLike[str], callbacks: Iterable[Callback]) -> None:
+        checkpoint = load_checkpoint(path, map_location=self.device)
+        if isinstance(self.model, Classifier) and checkpoint.classes != self.model.classes:
+            raise ValueError(
+                f"cannot resume from {str(path)!r}: it was trained for classes "
+                f"{list(checkpoint.classes)}, the model has {list(self.model.classes)}"
+            )
+        load_weights(self.model, checkpoint.state_dict, source=checkpoint.path)
+        if checkpoint.optimizer_state is not None:
+            try:
+                self.optimizer.load_state_dict(checkpoint.optimizer_state)
+            except (ValueError, KeyError) as error:
+                raise ValueError(
+                    f"cannot resume the optimizer from {str(path)!r} ({error}); use the same "
+                    "optimizer and trainable parameters as the run being resumed"
+                ) from None
+        self.history = History.from_records(checkpoint.history)
+        self.epoch = checkpoint.epoch
+        states: Mapping[str, Any] = checkpoint.callback_states
+        for callback in callbacks:
+            if callback.state_key in states:
+                callback.load_state_dict(states[callback.state_key])
+        logger.info("resumed from %s after epoch %d", path, self.epoch)

@@ -1,0 +1,197 @@
+"""Preprocessing presets: the tutorial's pipelines, one definition for train, eval and predict.
+
+Every retinalnet model carries a :class:`Preprocessing`. Training, evaluation and prediction
+all build their transforms from it, so an image is never prepared one way for training and
+another way at inference (the tutorial's ``process_image`` squashed scans to 256x256 and
+divided by 256; here there is nothing to get wrong).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from PIL import Image
+from torchvision import transforms as T
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Preprocessing",
+    "ToRGB",
+    "eval_transforms",
+    "train_transforms",
+]
+
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+"""Channel means the ImageNet backbones were trained with."""
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+"""Channel standard deviations the ImageNet backbones were trained with."""
+
+
+class ToRGB:
+    """Convert any PIL image to 3-channel RGB.
+
+    OCT scans are grayscale (mode ``"L"``); ImageNet backbones take three channels, so the
+    gray value is repeated in each. Colour images are left as they are.
+    """
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        return image if image.mode == "RGB" else image.convert("RGB")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _check_size(size: int, name: str = "size") -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 32:
+        raise ValueError(f"{name} must be an int >= 32 (pixels), got {size!r}")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How images are prepared for a model: resize, crop, normalise, and train augmentation.
+
+    The defaults are the tutorial's pipelines at 224 px.
+
+    Parameters
+    ----------
+    size
+        Side of the square the model sees (the centre crop). Default 224.
+    resize
+        Shorter side before the centre crop at evaluation, and the random-resized-crop size
+        in training. Default ``round(size * 256 / 224)``, i.e. 256 for 224.
+    mean, std
+        Per-channel normalisation (ImageNet's by default).
+    rotation
+        Maximum random rotation in degrees during training (15).
+    scale
+        Area range of the random resized crop during training ((0.8, 1.0)).
+    hflip
+        Random horizontal flips during training (a left eye mirrors a right eye).
+    jitter
+        Random brightness and contrast change during training, as a fraction (0 = off, the
+        default). The tutorial's ``ColorJitter()`` had all factors at 0 and so did nothing;
+        ``jitter=0.2`` makes it real.
+
+    Examples
+    --------
+    >>> from retinalnet.transforms import Preprocessing
+    >>> prep = Preprocessing()
+    >>> prep.resize, prep.size
+    (256, 224)
+    >>> tensor = prep.eval_transform()(image)  # doctest: +SKIP
+    """
+
+    size: int = 224
+    resize: int = field(default=0)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    rotation: float = 15.0
+    scale: tuple[float, float] = (0.8, 1.0)
+    hflip: bool = True
+    jitter: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_size(self.size)
+        if self.resize == 0:
+            object.__setattr__(self, "resize", round(self.size * 256 / 224))
+        _check_size(self.resize, "resize")
+        if self.resize < self.size:
+            raise ValueError(
+                f"resize ({self.resize}) must be >= size ({self.size}): the centre crop is "
+                "taken from the resized image"
+            )
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError(
+                f"mean and std need 3 values with std > 0, got mean={self.mean!r}, std={self.std!r}"
+            )
+        if not 0 < self.scale[0] <= self.scale[1] <= 1:
+            raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {self.scale!r}")
+        if not 0 <= self.jitter < 1:
+            raise ValueError(f"jitter must be in [0, 1), got {self.jitter!r}")
+        # Normalise sequences read back from JSON or a checkpoint to tuples.
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        object.__setattr__(self, "scale", tuple(float(v) for v in self.scale))
+
+    def eval_transform(self) -> T.Compose:
+        """Deterministic pipeline for validation, test and prediction.
+
+        ``ToRGB -> Resize(resize) -> CenterCrop(size) -> ToTensor -> Normalize``.
+        """
+        return T.Compose(
+            [
+                ToRGB(),
+                T.Resize(self.resize),
+                T.CenterCrop(self.size),
+                T.ToTensor(),
+                T.Normalize(self.mean, self.std),
+            ]
+        )
+
+    def train_transform(self) -> T.Compose:
+        """Augmenting pipeline for training.
+
+        ``ToRGB -> RandomResizedCrop(resize, scale) -> RandomRotation(rotation) ->
+        [ColorJitter] -> RandomHorizontalFlip -> CenterCrop(size) -> ToTensor -> Normalize``.
+        """
+        steps: list[Any] = [
+            ToRGB(),
+            T.RandomResizedCrop(self.resize, scale=self.scale),
+            T.RandomRotation(self.rotation),
+        ]
+        if self.jitter > 0:
+            steps.append(T.ColorJitter(brightness=self.jitter, contrast=self.jitter))
+        if self.hflip:
+            steps.append(T.RandomHorizontalFlip())
+        steps += [T.CenterCrop(self.size), T.ToTensor(), T.Normalize(self.mean, self.std)]
+        return T.Compose(steps)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (lists and numbers) for checkpoints and JSON."""
+        data = asdict(self)
+        for key in ("mean", "std", "scale"):
+            data[key] = list(data[key])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Preprocessing:
+        """Rebuild from :meth:`to_dict` output.
+
+        Raises
+        ------
+        ValueError
+            If ``data`` has keys this version does not know.
+        """
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown preprocessing setting(s) {unknown}; known: {sorted(known)} "
+                "(was this written by a newer retinalnet? upgrade with pip install -U retinalnet)"
+            )
+        return cls(**dict(data))
+
+
+def train_transforms(size: int = 224, *, jitter: float = 0.0) -> T.Compose:
+    """The tutorial's training pipeline at ``size`` px (see :meth:`Preprocessing.train_transform`).
+
+    Examples
+    --------
+    >>> from retinalnet.transforms import train_transforms
+    >>> pipeline = train_transforms(224)
+    """
+    return Preprocessing(size=size, jitter=jitter).train_transform()
+
+
+def eval_transforms(size: int = 224) -> T.Compose:
+    """The tutorial's evaluation pipeline at ``size`` px (see :meth:`Preprocessing.eval_transform`).
+
+    Examples
+    --------
+    >>> from retinalnet.transforms import eval_transforms
+    >>> pipeline = eval_transforms(224)
+    """
+    return Preprocessing(size=size).eval_transform()
