@@ -202,7 +202,7 @@ class Predictor:
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(self.classes):
             raise ValueError(f"k must be an int from 1 to {len(self.classes)}, got {k!r}")
         single = not isinstance(images, (list, tuple))
-        batch: Sequence[ImageInput] = [images] if single else images  # type: ignore[list-item]
+        batch: Sequence[ImageInput] = images if isinstance(images, (list, tuple)) else [images]
         sources = [
             str(image) if isinstance(image, (str, os.PathLike)) else f"<image {i}>"
             for i, image in enumerate(batch)
@@ -214,10 +214,10 @@ class Predictor:
                 source=source,
                 top=tuple(
                     ClassProbability(self.classes[int(i)], int(i), float(p))
-                    for p, i in zip(row_values, row_indices)
+                    for p, i in zip(row_values, row_indices, strict=True)
                 ),
             )
-            for source, row_values, row_indices in zip(sources, values, indices)
+            for source, row_values, row_indices in zip(sources, values, indices, strict=True)
         ]
         return predictions[0] if single else predictions
 
@@ -245,4 +245,5 @@ def _tensor_to_pil(tensor: torch.Tensor, position: int) -> Image.Image:
             )
     elif tensor.dtype != torch.uint8:
         raise ValueError(f"image {position} has dtype {tensor.dtype}; expected uint8 or float")
-    return to_pil_image(tensor.detach().cpu())
+    image: Image.Image = to_pil_image(tensor.detach().cpu())
+    return image

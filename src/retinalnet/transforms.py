@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from PIL import Image
-from torchvision import transforms as T
+from torchvision import transforms as tvt
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -116,22 +116,22 @@ class Preprocessing:
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
         object.__setattr__(self, "scale", tuple(float(v) for v in self.scale))
 
-    def eval_transform(self) -> T.Compose:
+    def eval_transform(self) -> tvt.Compose:
         """Deterministic pipeline for validation, test and prediction.
 
         ``ToRGB -> Resize(resize) -> CenterCrop(size) -> ToTensor -> Normalize``.
         """
-        return T.Compose(
+        return tvt.Compose(
             [
                 ToRGB(),
-                T.Resize(self.resize),
-                T.CenterCrop(self.size),
-                T.ToTensor(),
-                T.Normalize(self.mean, self.std),
+                tvt.Resize(self.resize),
+                tvt.CenterCrop(self.size),
+                tvt.ToTensor(),
+                tvt.Normalize(self.mean, self.std),
             ]
         )
 
-    def train_transform(self) -> T.Compose:
+    def train_transform(self) -> tvt.Compose:
         """Augmenting pipeline for training.
 
         ``ToRGB -> RandomResizedCrop(resize, scale) -> RandomRotation(rotation) ->
@@ -139,15 +139,15 @@ class Preprocessing:
         """
         steps: list[Any] = [
             ToRGB(),
-            T.RandomResizedCrop(self.resize, scale=self.scale),
-            T.RandomRotation(self.rotation),
+            tvt.RandomResizedCrop(self.resize, scale=self.scale),
+            tvt.RandomRotation(self.rotation),
         ]
         if self.jitter > 0:
-            steps.append(T.ColorJitter(brightness=self.jitter, contrast=self.jitter))
+            steps.append(tvt.ColorJitter(brightness=self.jitter, contrast=self.jitter))
         if self.hflip:
-            steps.append(T.RandomHorizontalFlip())
-        steps += [T.CenterCrop(self.size), T.ToTensor(), T.Normalize(self.mean, self.std)]
-        return T.Compose(steps)
+            steps.append(tvt.RandomHorizontalFlip())
+        steps += [tvt.CenterCrop(self.size), tvt.ToTensor(), tvt.Normalize(self.mean, self.std)]
+        return tvt.Compose(steps)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (lists and numbers) for checkpoints and JSON."""
@@ -175,7 +175,7 @@ class Preprocessing:
         return cls(**dict(data))
 
 
-def train_transforms(size: int = 224, *, jitter: float = 0.0) -> T.Compose:
+def train_transforms(size: int = 224, *, jitter: float = 0.0) -> tvt.Compose:
     """The tutorial's training pipeline at ``size`` px (see :meth:`Preprocessing.train_transform`).
 
     Examples
@@ -186,7 +186,7 @@ def train_transforms(size: int = 224, *, jitter: float = 0.0) -> T.Compose:
     return Preprocessing(size=size, jitter=jitter).train_transform()
 
 
-def eval_transforms(size: int = 224) -> T.Compose:
+def eval_transforms(size: int = 224) -> tvt.Compose:
     """The tutorial's evaluation pipeline at ``size`` px (see :meth:`Preprocessing.eval_transform`).
 
     Examples

@@ -68,9 +68,7 @@ class ImageCounts:
         return "\n".join(lines)
 
 
-def count_images(
-    root: str | os.PathLike[str], splits: Sequence[str] | None = None
-) -> ImageCounts:
+def count_images(root: str | os.PathLike[str], splits: Sequence[str] | None = None) -> ImageCounts:
     """Count the images per class in each split of a Kermany-layout folder.
 
     Parameters
@@ -98,9 +96,11 @@ def count_images(
     train    37205   11348    8616   26315   83484
     """
     root_path = Path(root)
-    wanted = list(splits) if splits is not None else [
-        split for split in KERMANY_SPLITS if (root_path / split).is_dir()
-    ]
+    wanted = (
+        list(splits)
+        if splits is not None
+        else [split for split in KERMANY_SPLITS if (root_path / split).is_dir()]
+    )
     if not wanted:
         raise FileNotFoundError(
             f"no split folder (train, val, test) under {str(root_path)!r}; expected "

@@ -66,7 +66,8 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
     try:
         with Image.open(file) as opened:
             opened.load()
-            return opened.copy()
+            image: Image.Image = opened.copy()
+            return image
     except FileNotFoundError:
         raise UnreadableImageError(file, "no such file") from None
     except IsADirectoryError:

@@ -145,9 +145,7 @@ def list_class_folders(split_dir: str | os.PathLike[str]) -> dict[str, str]:
             f"({', '.join(KERMANY_CLASSES)})"
         )
     if not folders:
-        raise ValueError(
-            f"no class folders under {str(split_path)!r}; {_LAYOUT_HINT}"
-        )
+        raise ValueError(f"no class folders under {str(split_path)!r}; {_LAYOUT_HINT}")
     return folders
 
 

@@ -173,8 +173,12 @@ def small_cnn(
         classes=names,
         preprocessing=preprocessing,
         arch="small_cnn",
-        arch_kwargs={"num_classes": num_classes, "width": width, "hidden": hidden,
-                     "dropout": dropout},
+        arch_kwargs={
+            "num_classes": num_classes,
+            "width": width,
+            "hidden": hidden,
+            "dropout": dropout,
+        },
     )
 
 

@@ -89,7 +89,7 @@ def resolve_weights(weights: WeightsArg) -> VGG16_Weights | Path | None:
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         loaded: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any failure means "not a usable weights file"
+    except Exception as error:  # any failure means "not a usable weights file"
         raise ValueError(
             f"cannot read weights file {str(path)!r} as a PyTorch state dict ({error}); "
             "expected torchvision's VGG16 file such as vgg16-397923af.pth, saved with "

@@ -38,7 +38,7 @@ def _atomic_save(payload: Mapping[str, Any], path: Path) -> None:
             torch.save(dict(payload), stream)
             stream.flush()
             os.fsync(stream.fileno())
-        os.replace(temporary, path)
+        Path(temporary).replace(path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -139,8 +139,11 @@ class Checkpoint:
             classifier = model
         else:
             classifier = Classifier(
-                model, classes=self.classes, preprocessing=self.preprocessing,
-                arch=self.arch, arch_kwargs=self.arch_kwargs,
+                model,
+                classes=self.classes,
+                preprocessing=self.preprocessing,
+                arch=self.arch,
+                arch_kwargs=self.arch_kwargs,
             )
         load_weights(classifier, self.state_dict, source=self.path)
         return classifier

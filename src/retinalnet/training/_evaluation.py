@@ -71,7 +71,8 @@ class EvaluationResult:
         lines = [
             f"images {self.num_samples}  loss {self.loss:.4f}  accuracy {self.accuracy:.2%}",
             "",
-            "true \\ predicted".ljust(18) + "".join(n.rjust(width) for n in self.classes)
+            "true \\ predicted".ljust(18)
+            + "".join(n.rjust(width) for n in self.classes)
             + "  accuracy".rjust(11),
         ]
         for i, name in enumerate(self.classes):

@@ -86,7 +86,7 @@ class History(Sequence[EpochRecord]):
         values = self.column(monitor)
         candidates = [
             (value, record)
-            for value, record in zip(values, self._records)
+            for value, record in zip(values, self._records, strict=True)
             if value is not None and not math.isnan(value)
         ]
         if not candidates:

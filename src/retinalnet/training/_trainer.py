@@ -82,8 +82,9 @@ class Trainer:
     --------
     >>> from retinalnet import EarlyStopping, KermanyOCT, Trainer, vgg16_transfer
     >>> model = vgg16_transfer()  # doctest: +SKIP
-    >>> trainer = Trainer(model, callbacks=[EarlyStopping(patience=3)], max_epochs=20)  # doctest: +SKIP
-    >>> history = trainer.fit(KermanyOCT("OCT2017", "train"), KermanyOCT("OCT2017", "val"))  # doctest: +SKIP
+    >>> trainer = Trainer(model, callbacks=[EarlyStopping(patience=3)])  # doctest: +SKIP
+    >>> train = KermanyOCT("OCT2017", "train")  # doctest: +SKIP
+    >>> history = trainer.fit(train, KermanyOCT("OCT2017", "val"))  # doctest: +SKIP
     """
 
     def __init__(

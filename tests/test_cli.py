@@ -1,0 +1,132 @@
+"""The retinalnet command line, run in-process through main()."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from retinalnet import __version__
+from retinalnet.cli import main
+from retinalnet.datasets import make_synthetic_kermany
+from retinalnet.training import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli") / "data"
+    return make_synthetic_kermany(root, train=3, val=2, test=2, size=(80, 80), seed=5)
+
+
+def _train(data: Path, out: Path, *extra: str) -> int:
+    return main(
+        [
+            "train", "--data", str(data), "--out", str(out), "--arch", "small_cnn",
+            "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--seed", "0", "-q",
+            *extra,
+        ]
+    )  # fmt: skip
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"retinalnet {__version__}"
+
+
+def test_python_dash_m_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "retinalnet", "--help"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    for command in ("demo", "train", "evaluate", "predict"):
+        assert command in result.stdout
+
+
+def test_train_evaluate_predict(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert _train(data, out) == 0
+    printed = capsys.readouterr().out
+    assert "stopped: reached max_epochs=1" in printed
+    assert (out / "best.pt").is_file()
+    assert (out / "last.pt").is_file()
+    assert (out / "history.csv").read_text().count("\n") == 2
+
+    assert main(["evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(data),
+                 "--json", "-q"]) == 0  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert report["num_samples"] == 8
+    assert report["classes"] == ["CNV", "DME", "DRUSEN", "NORMAL"]
+    assert sum(map(sum, report["confusion_matrix"])) == 8
+
+    assert main(["predict", "--checkpoint", str(out / "best.pt"), str(data / "test"),
+                 "-k", "3", "--json", "-q"]) == 0  # fmt: skip
+    predictions = json.loads(capsys.readouterr().out)
+    assert len(predictions) == 8
+    assert all(len(p["top"]) == 3 for p in predictions)
+    probabilities = [c["probability"] for c in predictions[0]["top"]]
+    assert probabilities == sorted(probabilities, reverse=True)
+
+    one = next((data / "test" / "CNV").iterdir())
+    assert main(["predict", "--checkpoint", str(out / "best.pt"), str(one), "-q"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(str(one))
+    assert line.count("%") == 2
+
+
+def test_a_second_run_does_not_replace_best_and_resume_continues(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert _train(data, out) == 0
+    first = (out / "best.pt").read_bytes()
+    capsys.readouterr()
+
+    assert _train(data, out) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert (out / "best.pt").read_bytes() == first
+
+    assert _train(data, out, "--epochs", "2", "--resume", str(out / "last.pt")) == 0
+    assert load_checkpoint(out / "last.pt").epoch == 2
+    assert len(load_checkpoint(out / "last.pt").history) == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["predict", "--checkpoint", "missing.pt", "x.jpeg"], "no checkpoint file 'missing.pt'"),
+        (["train", "--data", "no/such/dir", "--arch", "small_cnn"], "does not exist"),
+        (["evaluate", "--checkpoint", "missing.pt", "--data", "."], "no checkpoint file"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*argv, "-q"]) == 1
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_predict_names_an_unreadable_image(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert _train(data, out) == 0
+    broken = tmp_path / "broken.jpeg"
+    broken.write_text("not an image")
+    assert main(["predict", "--checkpoint", str(out / "best.pt"), str(broken), "-q"]) == 1
+    assert "broken.jpeg" in capsys.readouterr().err
+
+
+def test_bad_arguments_exit_2() -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train"])
+    assert exit_info.value.code == 2

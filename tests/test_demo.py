@@ -1,0 +1,58 @@
+"""The demo: synthetic data -> train -> evaluate -> predict, offline."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision.models import vgg16
+
+from retinalnet.demo import run_demo
+from retinalnet.models import cached_weights_path
+
+
+@pytest.fixture
+def no_cached_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    assert not cached_weights_path().exists()
+
+
+@pytest.mark.usefixtures("no_cached_weights")
+def test_demo_falls_back_to_small_cnn_and_says_so_in_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="retinalnet"):
+        result = run_demo(
+            tmp_path / "demo", epochs=1, train_per_class=3, eval_per_class=2, image_size=32
+        )
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "weights not found" in warnings[0]
+    assert "small_cnn" in warnings[0]
+    assert result.model_name.startswith("small_cnn")
+    assert result.checkpoint.is_file()
+    assert result.test.num_samples == 8
+    assert len(result.history) == 1
+    assert 0 <= result.best_val_accuracy <= 1
+    assert result.predictions
+    assert all(len(p.top) == 2 for p in result.predictions)
+    assert {Path(p.source).parent.name for p in result.predictions} <= set(result.test.classes)
+
+
+@pytest.mark.usefixtures("no_cached_weights")
+def test_demo_uses_vgg16_from_a_local_weights_file(tmp_path: Path) -> None:
+    weights = tmp_path / "vgg16-397923af.pth"
+    torch.manual_seed(0)
+    torch.save(vgg16(weights=None).state_dict(), weights)
+    result = run_demo(
+        tmp_path / "demo",
+        weights=weights,
+        epochs=1,
+        train_per_class=2,
+        eval_per_class=1,
+        image_size=32,
+    )
+    assert result.model_name.startswith("vgg16_transfer")
+    assert result.checkpoint.is_file()

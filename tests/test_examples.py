@@ -1,0 +1,60 @@
+"""Each script in examples/ runs on a small synthetic Kermany-layout folder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from retinalnet.datasets import make_synthetic_kermany
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _run(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    root = tmp_path_factory.mktemp("examples")
+    data = make_synthetic_kermany(root / "data", train=3, val=1, test=2, size=(96, 96), seed=3)
+    out = root / "run"
+    stdout = _run(
+        str(EXAMPLES / "train_kermany.py"),
+        "--data", str(data),
+        "--out", str(out),
+        "--weights", "none",
+        "--epochs", "1",
+        "--image-size", "32",
+        "--batch-size", "4",
+    )  # fmt: skip
+    return data, out, stdout
+
+
+def test_train_example_writes_a_checkpoint(trained: tuple[Path, Path, str]) -> None:
+    _, out, stdout = trained
+    assert "135,310,404 parameters, 1,049,860 trainable" in stdout
+    assert "reached max_epochs=1" in stdout
+    assert (out / "best.pt").is_file()
+    assert (out / "history.csv").read_text().startswith("epoch,train_loss")
+
+
+def test_predict_example_prints_every_image(trained: tuple[Path, Path, str]) -> None:
+    data, out, _ = trained
+    stdout = _run(
+        str(EXAMPLES / "predict_folder.py"), str(data / "test"),
+        "--checkpoint", str(out / "best.pt"), "-k", "2",
+    )  # fmt: skip
+    lines = stdout.strip().splitlines()
+    assert len(lines) == 8  # 2 test images per class
+    for line in lines:
+        path, ranked = line.split(": ")
+        assert Path(path).is_file()
+        assert len(ranked.split(", ")) == 2

@@ -1,0 +1,66 @@
+"""The installed package and the wheel: version, typing marker, public names."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import retinalnet
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_version_matches_installed_metadata() -> None:
+    assert retinalnet.__version__ == importlib.metadata.version("retinalnet")
+
+
+def test_top_level_exports_the_names_users_need() -> None:
+    for name in ("Predictor", "Trainer", "EarlyStopping", "KermanyOCT", "vgg16_transfer"):
+        assert name in retinalnet.__all__
+        assert getattr(retinalnet, name) is not None
+    assert retinalnet.KERMANY_CLASSES == ("CNV", "DME", "DRUSEN", "NORMAL")
+
+
+def test_console_script_is_declared() -> None:
+    scripts = importlib.metadata.entry_points(group="console_scripts")
+    assert any(ep.name == "retinalnet" and ep.value == "retinalnet.cli:main" for ep in scripts)
+
+
+def test_core_dependencies_are_exactly_the_five() -> None:
+    requires = importlib.metadata.requires("retinalnet") or []
+    core = sorted(r.split(">")[0].split("=")[0].strip() for r in requires if "extra ==" not in r)
+    assert core == ["numpy", "pillow", "torch", "torchvision", "typing-extensions"]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    pytest.importorskip("build")
+    result = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), "."],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (built,) = out.glob("retinalnet-*.whl")
+    return built
+
+
+def test_wheel_carries_py_typed_and_the_version(wheel: Path) -> None:
+    assert wheel.name.startswith(f"retinalnet-{retinalnet.__version__}-")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        text = archive.read(metadata).decode()
+    assert "retinalnet/py.typed" in names
+    assert "retinalnet/__init__.py" in names
+    assert f"Version: {retinalnet.__version__}" in text
+    assert "Classifier: Typing :: Typed" in text
+    assert not any(name.startswith("tests/") for name in names)
