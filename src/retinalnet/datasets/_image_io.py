@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
 __all__ = ["UnreadableImageError", "load_image"]
+
+_MESSAGE = re.compile(r"cannot read image ('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"): ([^\n]*)")
 
 
 class UnreadableImageError(OSError):
@@ -18,21 +22,35 @@ class UnreadableImageError(OSError):
     path
         The file that failed.
     reason
-        What went wrong, in a few words.
+        What went wrong, in a few words. When it is omitted, ``path`` is taken as a whole
+        message: torch's DataLoader re-raises a worker's error as ``type(error)(text)``, and
+        the path is read back from that text.
 
     Attributes
     ----------
-    path : pathlib.Path
-        The file that failed, so callers can skip or report it.
+    path : pathlib.Path or None
+        The file that failed, so callers can skip or report it (``None`` only if it could
+        not be read back from a worker's message).
+    reason : str
+        What went wrong.
     """
 
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], reason: str | None = None) -> None:
+        self.path: Path | None
+        if reason is None:
+            message = str(path)
+            match = _MESSAGE.search(message)
+            self.path = Path(ast.literal_eval(match.group(1))) if match else None
+            self.reason = match.group(2) if match else message
+            super().__init__(message)
+            return
         self.path = Path(path)
         self.reason = reason
         super().__init__(f"cannot read image {str(self.path)!r}: {reason}")
 
-    def __reduce__(self) -> tuple[type[UnreadableImageError], tuple[str, str]]:
-        # Keeps the path when the error crosses a DataLoader worker boundary.
+    def __reduce__(self) -> tuple[type[UnreadableImageError], tuple[str, str | None]]:
+        if self.path is None:
+            return (type(self), (str(self), None))
         return (type(self), (str(self.path), self.reason))
 
 

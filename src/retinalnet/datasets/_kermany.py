@@ -217,7 +217,7 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
     ) -> None:
         if split not in KERMANY_SPLITS:
             raise ValueError(f"split {split!r} is not one of {', '.join(KERMANY_SPLITS)}")
-        self.root = Path(root)
+        self.root = Path(root).expanduser()
         self.split = split
         self.split_dir = self.root / split
         self.transform = transform

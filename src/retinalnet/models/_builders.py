@@ -17,6 +17,8 @@ from retinalnet.transforms import Preprocessing
 
 __all__ = ["SmallCNN", "build_model", "small_cnn", "vgg16_transfer"]
 
+_VGG16_BLOCKS = 5
+
 
 def _class_names(num_classes: int, classes: Sequence[str] | None) -> tuple[str, ...]:
     if classes is None:
@@ -91,11 +93,16 @@ def vgg16_transfer(
     135,310,404 parameters, 1,049,860 trainable (0.78%)
     """
     names = _class_names(num_classes, classes)
+    if not freeze and except_last_blocks:
+        raise ValueError("except_last_blocks needs freeze=True (nothing is frozen otherwise)")
+    if not 0 <= except_last_blocks <= _VGG16_BLOCKS:
+        raise ValueError(
+            f"except_last_blocks must be from 0 to {_VGG16_BLOCKS} (VGG16's conv blocks), "
+            f"got {except_last_blocks!r}"
+        )
     network = load_vgg16(weights, progress=progress)
     if freeze:
         freeze_model(network, except_last_blocks=except_last_blocks)
-    elif except_last_blocks:
-        raise ValueError("except_last_blocks needs freeze=True (nothing is frozen otherwise)")
     replace_head(network, num_classes, hidden=hidden, dropout=dropout)
     return Classifier(
         network,

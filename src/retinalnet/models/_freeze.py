@@ -82,14 +82,13 @@ def freeze(model: nn.Module, *, except_last_blocks: int = 0) -> nn.Module:
     """
     if isinstance(except_last_blocks, bool) or except_last_blocks < 0:
         raise ValueError(f"except_last_blocks must be an int >= 0, got {except_last_blocks!r}")
+    blocks = feature_blocks(model) if except_last_blocks else []
+    if except_last_blocks > len(blocks):
+        raise ValueError(
+            f"except_last_blocks={except_last_blocks} but {type(_unwrap(model)).__name__} "
+            f"has only {len(blocks)} feature blocks"
+        )
     model.requires_grad_(False)
-    if except_last_blocks:
-        blocks = feature_blocks(model)
-        if except_last_blocks > len(blocks):
-            raise ValueError(
-                f"except_last_blocks={except_last_blocks} but {type(_unwrap(model)).__name__} "
-                f"has only {len(blocks)} feature blocks"
-            )
-        for block in blocks[-except_last_blocks:]:
-            block.requires_grad_(True)
+    for block in blocks[len(blocks) - except_last_blocks :]:
+        block.requires_grad_(True)
     return model

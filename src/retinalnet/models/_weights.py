@@ -46,6 +46,16 @@ def _offline_help(weights: VGG16_Weights) -> str:
     )
 
 
+def _check_usable(weights: VGG16_Weights) -> VGG16_Weights:
+    if weights.meta.get("categories") is None:
+        raise ValueError(
+            f"VGG16_Weights.{weights.name} holds convolution features only: its classifier "
+            "layers, which vgg16_transfer keeps, are not trained and it expects 0-255 inputs; "
+            "use weights='IMAGENET1K_V1'"
+        )
+    return weights
+
+
 def resolve_weights(weights: WeightsArg) -> VGG16_Weights | Path | None:
     """Turn a ``weights=`` argument into the enum, a file path, or ``None``.
 
@@ -56,19 +66,20 @@ def resolve_weights(weights: WeightsArg) -> VGG16_Weights | Path | None:
     ValueError
         If ``weights`` is a string that is neither a known weights name nor a file.
     """
-    if weights is None or isinstance(weights, VGG16_Weights):
-        return weights
+    if weights is None:
+        return None
+    if isinstance(weights, VGG16_Weights):
+        return _check_usable(weights)
     if isinstance(weights, os.PathLike):
         path = Path(weights)
     elif isinstance(weights, str):
         name = weights.removeprefix("VGG16_Weights.")
-        if name == "DEFAULT":
-            return VGG16_Weights.DEFAULT
         if name in VGG16_Weights.__members__:
-            return VGG16_Weights[name]
+            return _check_usable(VGG16_Weights[name])
         path = Path(weights).expanduser()
-        if not path.exists() and not (path.suffix or os.sep in weights or "/" in weights):
-            names = ", ".join(["DEFAULT", *VGG16_Weights.__members__])
+        looks_like_path = path.suffix or os.sep in weights or "/" in weights
+        if name != weights or (not path.exists() and not looks_like_path):
+            names = "DEFAULT, IMAGENET1K_V1"
             raise ValueError(
                 f"weights={weights!r} is neither a VGG16 weights name ({names}) nor an "
                 "existing file; pass a name, a path to a state-dict file, or None"
@@ -77,6 +88,11 @@ def resolve_weights(weights: WeightsArg) -> VGG16_Weights | Path | None:
         raise TypeError(
             "weights must be a VGG16_Weights member, its name, a file path or None, "
             f"got {type(weights).__name__}"
+        )
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"weights={str(path)!r} is a folder; pass the state-dict file inside it, e.g. "
+            f"{str(path / Path(VGG16_Weights.IMAGENET1K_V1.url).name)!r}"
         )
     if not path.is_file():
         raise FileNotFoundError(

@@ -1,0 +1,399 @@
+"""Tests for retinalnet.datasets._kermany: the Kermany OCT2017 folder layout as a data set."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+from torch.utils.data.dataloader import default_collate
+
+from retinalnet.datasets import (
+    KERMANY_CLASSES,
+    KermanyOCT,
+    find_images,
+    is_image_file,
+    load_image,
+    patient_id_from_name,
+)
+from retinalnet.transforms import Preprocessing
+
+
+def _names(dataset: KermanyOCT) -> list[tuple[str, int]]:
+    return [(Path(path).name, target) for path, target in dataset.samples]
+
+
+def _quoted(path: Path) -> str:
+    """A path as the error messages quote it, escaped for ``match=``."""
+    return re.escape(repr(str(path)))
+
+
+# --- class order and file discovery -------------------------------------------------------
+
+
+def test_classes_follow_the_fixed_kermany_order(make_tree):
+    root = make_tree(
+        {
+            "train/NORMAL": ["NORMAL-4-1.jpeg"],
+            "train/DRUSEN": ["DRUSEN-3-1.jpeg"],
+            "train/CNV": ["CNV-1-1.jpeg"],
+            "train/DME": ["DME-2-1.jpeg"],
+        }
+    )
+    data = KermanyOCT(root, "train")
+    assert data.classes == ["CNV", "DME", "DRUSEN", "NORMAL"]
+    assert data.class_to_idx == {"CNV": 0, "DME": 1, "DRUSEN": 2, "NORMAL": 3}
+    assert _names(data) == [
+        ("CNV-1-1.jpeg", 0),
+        ("DME-2-1.jpeg", 1),
+        ("DRUSEN-3-1.jpeg", 2),
+        ("NORMAL-4-1.jpeg", 3),
+    ]
+    assert data.targets == [0, 1, 2, 3]
+
+
+def test_class_indices_stay_fixed_when_only_some_class_folders_exist(make_tree):
+    root = make_tree(
+        {"test/NORMAL": ["NORMAL-9-1.jpeg", "NORMAL-9-2.jpeg"], "test/DME": ["DME-5-1.jpeg"]}
+    )
+    data = KermanyOCT(root, "test")
+    assert data.classes == list(KERMANY_CLASSES)
+    assert data.class_to_idx["DME"] == 1
+    assert data.class_to_idx["NORMAL"] == 3
+    assert _names(data) == [("DME-5-1.jpeg", 1), ("NORMAL-9-1.jpeg", 3), ("NORMAL-9-2.jpeg", 3)]
+    assert data.targets == [1, 3, 3]
+
+
+def test_image_suffixes_are_accepted_in_any_case(make_tree):
+    names = [
+        "CNV-1-1.jpeg",
+        "CNV-1-2.JPEG",
+        "CNV-1-3.jpg",
+        "CNV-1-4.JPG",
+        "CNV-1-5.png",
+        "CNV-1-6.PNG",
+        "CNV-1-7.Jpeg",
+    ]
+    root = make_tree({"train/CNV": names})
+    assert sorted(name for name, _ in _names(KermanyOCT(root, "train"))) == sorted(names)
+
+
+def test_non_image_and_hidden_files_are_ignored(make_tree):
+    root = make_tree(
+        {
+            "train/.DS_Store": None,
+            "train/Thumbs.db": None,
+            "train/notes.txt": None,
+            "train/.cache": ["CNV-7-7.jpeg"],  # a hidden folder, even holding images
+            "train/CNV": ["CNV-1-1.jpeg", "._CNV-1-1.jpeg", ".DS_Store", "Thumbs.db", "notes.txt"],
+            "train/CNV/.thumbnails": ["CNV-1-1.jpeg"],
+            "train/DME": ["DME-2-1.png", "DME-2-1.json"],
+        }
+    )
+    assert _names(KermanyOCT(root, "train")) == [("CNV-1-1.jpeg", 0), ("DME-2-1.png", 1)]
+
+
+def test_samples_are_sorted_by_class_then_path(make_tree):
+    root = make_tree(
+        {
+            "train/DRUSEN": ["DRUSEN-5-1.jpeg", "DRUSEN-10-1.jpeg"],
+            "train/CNV": ["CNV-9-3.jpeg", "CNV-9-1.jpeg", "CNV-10-2.jpeg"],
+        }
+    )
+    data = KermanyOCT(root, "train")
+    assert _names(data) == [
+        ("CNV-10-2.jpeg", 0),
+        ("CNV-9-1.jpeg", 0),
+        ("CNV-9-3.jpeg", 0),
+        ("DRUSEN-10-1.jpeg", 2),
+        ("DRUSEN-5-1.jpeg", 2),
+    ]
+    assert [path for path, _ in data.samples] == sorted(path for path, _ in data.samples)
+
+
+def test_class_folders_are_searched_recursively(make_tree):
+    root = make_tree({"train/CNV": ["CNV-1-1.jpeg"], "train/CNV/batch2": ["CNV-2-1.jpeg"]})
+    data = KermanyOCT(root, "train")
+    assert [Path(path).relative_to(root).as_posix() for path, _ in data.samples] == [
+        "train/CNV/CNV-1-1.jpeg",
+        "train/CNV/batch2/CNV-2-1.jpeg",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("CNV-1-1.jpeg", True),
+        ("CNV-1-1.JPEG", True),
+        ("scan.jpg", True),
+        ("scan.JPG", True),
+        ("scan.png", True),
+        ("scan.Png", True),
+        ("scan.tif", False),
+        ("scan.jpeg.txt", False),
+        ("notes.txt", False),
+        ("Thumbs.db", False),
+        (".DS_Store", False),
+        ("._CNV-1-1.jpeg", False),
+        (".hidden.png", False),
+        ("jpeg", False),
+    ],
+)
+def test_is_image_file(name, expected):
+    assert is_image_file(name) is expected
+
+
+# --- patient ids ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("CNV-1016042-1.jpeg", "1016042"),
+        ("DRUSEN-9884539-2.jpeg", "9884539"),
+        ("NORMAL-0012345-17.JPEG", "0012345"),  # leading zeros kept
+        ("DME-00001-3.png", "00001"),
+        ("CNV-1016042-1", "1016042"),  # no suffix
+        ("/data/OCT2017/train/DME/DME-123-45.jpeg", "123"),
+        ("train/NORMAL/NORMAL-9-1.jpeg", "9"),
+        ("scan_01.png", None),
+        ("CNV-1016042.jpeg", None),
+        ("CNV-abc-1.jpeg", None),
+        ("1016042-1.jpeg", None),
+        ("CNV-1-2-3.jpeg", None),
+        ("CNV_1016042_1.jpeg", None),
+        ("", None),
+    ],
+)
+def test_patient_id_from_name(name, expected):
+    assert patient_id_from_name(name) == expected
+
+
+def test_each_sample_knows_its_patient(make_tree):
+    root = make_tree(
+        {"val/CNV": ["CNV-1016042-1.jpeg", "CNV-0042-7.jpeg"], "val/NORMAL": ["scan_01.png"]}
+    )
+    data = KermanyOCT(root, "val")
+    assert _names(data) == [("CNV-0042-7.jpeg", 0), ("CNV-1016042-1.jpeg", 0), ("scan_01.png", 3)]
+    assert data.patient_ids == ["0042", "1016042", None]
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def test_missing_root_is_named(tmp_path):
+    root = tmp_path / "no-such-folder"
+    with pytest.raises(FileNotFoundError, match=rf"data root {_quoted(root)} does not exist"):
+        KermanyOCT(root, "train")
+
+
+def test_root_that_is_a_file_is_refused(tmp_path):
+    root = tmp_path / "OCT2017.zip"
+    root.write_bytes(b"PK")
+    with pytest.raises(NotADirectoryError, match=rf"{_quoted(root)} is a file, not a folder"):
+        KermanyOCT(root, "train")
+
+
+@pytest.mark.parametrize("split", ["validation", "Train", "", "all"])
+def test_unknown_split_name_is_refused(tmp_path, split):
+    message = rf"split {re.escape(repr(split))} is not one of train, val, test"
+    with pytest.raises(ValueError, match=message):
+        KermanyOCT(tmp_path, split)
+
+
+def test_missing_split_folder_lists_what_was_found(make_tree):
+    root = make_tree({"train/CNV": ["CNV-1-1.jpeg"], "test/CNV": ["CNV-2-1.jpeg"]})
+    message = rf"no split folder 'val' under {_quoted(root)} \(found: test, train\)"
+    with pytest.raises(FileNotFoundError, match=message):
+        KermanyOCT(root, "val")
+
+
+def test_missing_split_folder_in_an_empty_root(tmp_path):
+    message = rf"no split folder 'train' under {_quoted(tmp_path)} \(found: nothing\)"
+    with pytest.raises(FileNotFoundError, match=message):
+        KermanyOCT(tmp_path, "train")
+
+
+def test_root_one_level_too_deep_says_to_pass_the_folder_above(make_tree):
+    root = make_tree({"train/CNV": ["CNV-1-1.jpeg"], "train/DME": ["DME-1-1.jpeg"]})
+    too_deep = root / "train"
+    message = (
+        rf"{_quoted(too_deep)} holds class folders \(CNV, DME\) but no 'train' folder: "
+        "pass the folder above it as root"
+    )
+    with pytest.raises(FileNotFoundError, match=message):
+        KermanyOCT(too_deep, "train")
+
+
+def test_unknown_class_folder_is_named(make_tree):
+    root = make_tree({"train/CNV": ["CNV-1-1.jpeg"], "train/CNVV": ["CNV-2-1.jpeg"]})
+    message = (
+        rf"class folder 'CNVV' is not one of CNV, DME, DRUSEN, NORMAL under "
+        rf"{_quoted(root / 'train')}$"
+    )
+    with pytest.raises(ValueError, match=message):
+        KermanyOCT(root, "train")
+
+
+def test_lower_case_class_folder_gets_a_rename_hint(make_tree):
+    root = make_tree({"train/cnv": ["CNV-1-1.jpeg"]})
+    message = (
+        rf"class folder 'cnv' is not one of CNV, DME, DRUSEN, NORMAL under "
+        rf"{_quoted(root / 'train')} \(class names are upper case: rename it to 'CNV'\)"
+    )
+    with pytest.raises(ValueError, match=message):
+        KermanyOCT(root, "train")
+
+
+def test_images_lying_directly_in_the_split_folder_are_refused(make_tree):
+    root = make_tree({"train": ["CNV-1-1.jpeg", "DME-1-1.jpeg"], "train/CNV": ["CNV-2-1.jpeg"]})
+    message = (
+        rf"2 image\(s\) lie directly in {_quoted(root / 'train')} \(e.g. 'CNV-1-1.jpeg'\); "
+        r"move each into its class folder \(CNV, DME, DRUSEN, NORMAL\)"
+    )
+    with pytest.raises(ValueError, match=message):
+        KermanyOCT(root, "train")
+
+
+def test_split_with_empty_class_folders_holds_no_images(make_tree):
+    root = make_tree({"train/CNV": [], "train/DME": ["notes.txt"]})
+    message = rf"split 'train' under {_quoted(root)} holds no images \(.jpeg, .jpg, .png\)"
+    with pytest.raises(ValueError, match=message):
+        KermanyOCT(root, "train")
+
+
+def test_split_without_class_folders_is_refused(make_tree):
+    root = make_tree({"train/.DS_Store": None, "train/notes.txt": None})
+    with pytest.raises(ValueError, match=rf"no class folders under {_quoted(root / 'train')}"):
+        KermanyOCT(root, "train")
+
+
+# --- reading samples -------------------------------------------------------------------------
+
+
+def test_getitem_returns_the_decoded_image_and_class_index(make_tree):
+    root = make_tree({"train/DRUSEN": ["DRUSEN-3-1.png"]}, size=(40, 36))
+    data = KermanyOCT(root, "train")
+    image, target = data[0]
+    assert isinstance(image, Image.Image)
+    assert (image.mode, image.size) == ("L", (40, 36))
+    assert target == 2
+    assert len(data) == 1
+
+
+def test_getitem_applies_transform_and_target_transform(make_tree):
+    root = make_tree({"train/CNV": ["CNV-1-1.jpeg"], "train/NORMAL": ["NORMAL-2-1.jpeg"]})
+    data = KermanyOCT(
+        root,
+        "train",
+        transform=lambda image: ("transformed", image.size),
+        target_transform=lambda target: target * 10,
+    )
+    assert [data[i] for i in range(len(data))] == [
+        (("transformed", (40, 36)), 0),
+        (("transformed", (40, 36)), 30),
+    ]
+
+
+def test_getitem_reads_with_the_given_loader(make_tree):
+    root = make_tree({"train/DME": ["DME-1-1.jpeg"]})
+    data = KermanyOCT(root, "train", loader=lambda path: f"read {Path(path).name}")
+    assert data[0] == ("read DME-1-1.jpeg", 1)
+
+
+def test_repr_names_root_split_and_size(make_tree):
+    root = make_tree({"val/CNV": ["CNV-1-1.jpeg", "CNV-1-2.jpeg"]})
+    assert repr(KermanyOCT(root, "val")) == f"KermanyOCT(root={str(root)!r}, split='val', images=2)"
+
+
+def test_batches_through_a_dataloader_with_default_collate(make_tree):
+    root = make_tree(
+        {
+            "train/CNV": ["CNV-1-1.jpeg", "CNV-1-2.jpeg"],
+            "train/DRUSEN": ["DRUSEN-2-1.png"],
+            "train/NORMAL": ["NORMAL-3-1.jpeg"],
+        }
+    )
+    data = KermanyOCT(root, "train", transform=Preprocessing(size=32).eval_transform())
+    batches = list(DataLoader(data, batch_size=3, collate_fn=default_collate))
+    assert [images.shape for images, _ in batches] == [(3, 3, 32, 32), (1, 3, 32, 32)]
+    assert all(images.dtype == torch.float32 for images, _ in batches)
+    assert torch.equal(torch.cat([labels for _, labels in batches]), torch.tensor([0, 0, 2, 3]))
+
+
+# --- find_images -----------------------------------------------------------------------------
+
+
+def test_find_images_is_recursive_sorted_and_skips_hidden_files(make_tree):
+    root = make_tree(
+        {
+            "b": ["scan_2.PNG", "notes.txt", ".DS_Store"],
+            "a/deeper": ["scan_1.jpg", "._scan_1.jpg"],
+            "a/.hidden": ["scan_3.jpeg"],
+            "c": ["scan_0.jpeg"],
+        }
+    )
+    found = find_images(root)
+    assert all(isinstance(path, Path) for path in found)
+    assert [path.relative_to(root).as_posix() for path in found] == [
+        "a/deeper/scan_1.jpg",
+        "b/scan_2.PNG",
+        "c/scan_0.jpeg",
+    ]
+    assert find_images(str(root / "c")) == [root / "c" / "scan_0.jpeg"]
+
+
+def test_find_images_needs_a_folder(tmp_path):
+    file = tmp_path / "scan.jpeg"
+    file.write_bytes(b"x")
+    for path in (file, tmp_path / "missing"):
+        with pytest.raises(NotADirectoryError, match=rf"{_quoted(path)} is not a folder"):
+            find_images(path)
+
+
+# --- the real Kermany sample -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def manifest(kermany_sample) -> dict[tuple[str, str, str], str]:
+    """``(split, class, filename) -> patient_id`` from the sample's manifest.csv."""
+    with open(kermany_sample / "manifest.csv", newline="") as file:
+        return {
+            (row["split"], row["class"], row["filename"]): row["patient_id"]
+            for row in csv.DictReader(file)
+        }
+
+
+def test_real_sample_train_split(kermany_sample):
+    data = KermanyOCT(kermany_sample, "train")
+    assert len(data) == 48
+    assert data.classes == ["CNV", "DME", "DRUSEN", "NORMAL"]
+    assert data.targets == [0] * 12 + [1] * 12 + [2] * 12 + [3] * 12
+    assert all(Path(path).parent.name == data.classes[t] for path, t in data.samples)
+
+
+@pytest.mark.parametrize(("split", "per_class"), [("train", 12), ("val", 4), ("test", 4)])
+def test_real_sample_patient_ids_match_the_manifest(kermany_sample, manifest, split, per_class):
+    data = KermanyOCT(kermany_sample, split)
+    found = {
+        (split, data.classes[target], Path(path).name): patient
+        for (path, target), patient in zip(data.samples, data.patient_ids, strict=True)
+    }
+    assert found == {key: value for key, value in manifest.items() if key[0] == split}
+    assert len(found) == 4 * per_class
+    assert None not in found.values()
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_real_sample_images_are_grayscale_oct_scans(kermany_sample, split):
+    data = KermanyOCT(kermany_sample, split)
+    images = [load_image(path) for path, _ in data.samples]
+    assert {image.mode for image in images} == {"L"}
+    assert all(496 <= image.height <= 512 for image in images)
+    image, target = data[0]
+    assert image.mode == "L"
+    assert target == 0

@@ -1,0 +1,633 @@
+"""Tests for retinalnet.models: the VGG16 transfer model, heads, freezing, weights, registry.
+
+Building VGG16 for real costs seconds and 540 MB, so only the session fixture ``vgg16_random``
+and the tests that load a weights file build one. Tests that only count parameters or check
+errors build it on the ``meta`` device, where no memory is allocated and no weights are
+initialised; structure, shapes and ``requires_grad`` are the same there.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.error
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+import torchvision.models._api
+from torch import nn
+from torchvision.models import VGG16_Weights
+
+from retinalnet.datasets import KERMANY_CLASSES
+from retinalnet.models import (
+    Classifier,
+    ParameterSummary,
+    SmallCNN,
+    WeightsUnavailableError,
+    build_head,
+    build_model,
+    cached_weights_path,
+    feature_blocks,
+    find_output_layer,
+    freeze,
+    load_vgg16,
+    parameter_summary,
+    replace_head,
+    small_cnn,
+    vgg16_transfer,
+)
+from retinalnet.models._weights import resolve_weights
+from retinalnet.transforms import Preprocessing
+
+VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
+META = torch.device("meta")
+
+
+def trainable_names(model: nn.Module) -> set[str]:
+    return {name for name, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.fixture(autouse=True)
+def no_download(monkeypatch, tmp_path):
+    """An empty TORCH_HOME, and every download in torch/torchvision failing as if offline.
+
+    Used by every test here, so none can download; returns the URLs that were tried.
+    """
+    attempts: list[str] = []
+
+    def offline(url, *args, **kwargs):
+        attempts.append(url)
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    return attempts
+
+
+# --- the tutorial's VGG16 transfer model --------------------------------------------------
+
+
+def test_vgg16_transfer_parameter_counts(vgg16_random):
+    summary = parameter_summary(vgg16_random)
+    assert summary == ParameterSummary(total=135_310_404, trainable=1_049_860)
+    assert str(summary) == "135,310,404 parameters, 1,049,860 trainable (0.78%)"
+
+
+def test_vgg16_transfer_trains_only_the_new_head(vgg16_random):
+    assert trainable_names(vgg16_random) == {
+        "network.classifier.6.0.weight",
+        "network.classifier.6.0.bias",
+        "network.classifier.6.3.weight",
+        "network.classifier.6.3.bias",
+    }
+
+
+def test_vgg16_transfer_head_structure(vgg16_random):
+    classifier = vgg16_random.network.classifier
+    assert isinstance(vgg16_random.network, torchvision.models.VGG)
+    assert (classifier[0].in_features, classifier[0].out_features) == (25088, 4096)
+    assert (classifier[3].in_features, classifier[3].out_features) == (4096, 4096)
+    head = classifier[6]
+    assert [type(layer) for layer in head] == [
+        nn.Linear,
+        nn.ReLU,
+        nn.Dropout,
+        nn.Linear,
+        nn.LogSoftmax,
+    ]
+    assert (head[0].in_features, head[0].out_features) == (4096, 256)
+    assert head[2].p == 0.2
+    assert (head[3].in_features, head[3].out_features) == (256, 4)
+    assert head[4].dim == 1
+
+
+def test_vgg16_transfer_outputs_log_probabilities(vgg16_random):
+    images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        output = vgg16_random(images)
+    assert output.shape == (2, 4)
+    assert torch.allclose(output.exp().sum(dim=1), torch.ones(2), atol=1e-5)
+    assert (output <= 0).all()
+
+
+def test_vgg16_transfer_carries_classes_preprocessing_and_config(vgg16_random):
+    assert isinstance(vgg16_random, Classifier)
+    assert vgg16_random.classes == KERMANY_CLASSES
+    assert vgg16_random.num_classes == 4
+    assert vgg16_random.class_to_idx == {"CNV": 0, "DME": 1, "DRUSEN": 2, "NORMAL": 3}
+    assert vgg16_random.preprocessing == Preprocessing()
+    assert vgg16_random.arch == "vgg16_transfer"
+    assert vgg16_random.arch_kwargs == {
+        "num_classes": 4,
+        "hidden": 256,
+        "dropout": 0.2,
+        "freeze": True,
+        "except_last_blocks": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "trainable"),
+    [
+        ({}, 1_049_860),  # the head: 4096*256 + 256 + 256*4 + 4
+        ({"except_last_blocks": 1}, 1_049_860 + 7_079_424),  # + 3 convs 512->512
+        ({"except_last_blocks": 2}, 1_049_860 + 7_079_424 + 5_899_776),  # + 256->512, 2x 512
+        ({"freeze": False}, 135_310_404),
+    ],
+)
+def test_vgg16_transfer_trainable_counts(kwargs, trainable):
+    with META:
+        model = vgg16_transfer(weights=None, **kwargs)
+    assert parameter_summary(model) == ParameterSummary(135_310_404, trainable)
+
+
+def test_vgg16_transfer_other_class_count_and_names():
+    with META:
+        model = vgg16_transfer(weights=None, num_classes=2, hidden=64, dropout=0.4)
+    assert model.classes == ("class_0", "class_1")
+    head = model.network.classifier[6]
+    assert (head[0].out_features, head[2].p, head[3].out_features) == (64, 0.4, 2)
+    with META:
+        named = vgg16_transfer(weights=None, num_classes=2, classes=["healthy", "sick"])
+    assert named.classes == ("healthy", "sick")
+
+
+def test_vgg16_transfer_classes_must_match_num_classes():
+    message = r"num_classes=3 but 2 class names were given \(\['CNV', 'DME'\]\); make them agree"
+    with pytest.raises(ValueError, match=message):
+        vgg16_transfer(weights=None, num_classes=3, classes=["CNV", "DME"])
+
+
+def test_except_last_blocks_needs_freeze():
+    with META, pytest.raises(ValueError, match="except_last_blocks needs freeze=True"):
+        vgg16_transfer(weights=None, freeze=False, except_last_blocks=1)
+
+
+@pytest.mark.parametrize("classes", [["CNV"], ["CNV", "CNV"], []])
+def test_classifier_needs_distinct_class_names(classes):
+    with pytest.raises(ValueError, match="classes must be 2 or more distinct names"):
+        Classifier(nn.Linear(2, 2), classes=classes)
+
+
+# --- feature blocks and freezing ----------------------------------------------------------
+
+
+def test_feature_blocks_of_vgg16(vgg16_random):
+    blocks = feature_blocks(vgg16_random)
+    assert [len(block) for block in blocks] == [5, 5, 7, 7, 7]
+    assert all(isinstance(block[-1], nn.MaxPool2d) for block in blocks)
+    assert blocks[0][0] is vgg16_random.network.features[0]
+    assert [len(block) for block in feature_blocks(vgg16_random.network)] == [5, 5, 7, 7, 7]
+
+
+def test_feature_blocks_of_resnet18():
+    net = torchvision.models.resnet18(weights=None)
+    assert feature_blocks(net) == [net.layer1, net.layer2, net.layer3, net.layer4]
+
+
+def test_feature_blocks_of_mobilenet_v3_small():
+    net = torchvision.models.mobilenet_v3_small(weights=None)
+    blocks = feature_blocks(net)
+    assert len(blocks) == len(net.features) == 13
+    assert all(a is b for a, b in zip(blocks, net.features, strict=True))
+
+
+def test_feature_blocks_of_small_cnn():
+    assert len(feature_blocks(small_cnn())) == 4
+
+
+@pytest.mark.parametrize(
+    "module", [nn.Linear(2, 2), nn.Sequential(nn.Conv2d(3, 4, 3))], ids=["Linear", "Sequential"]
+)
+def test_feature_blocks_of_an_unsupported_module(module):
+    name = type(module).__name__
+    with pytest.raises(TypeError, match=rf"cannot find the feature blocks of {name}: expected"):
+        feature_blocks(module)
+
+
+def test_freeze_everything():
+    net = small_cnn(width=4, hidden=8)
+    assert freeze(net) is net
+    assert parameter_summary(net).trainable == 0
+
+
+def test_freeze_vgg16_except_the_last_block():
+    with META:
+        net = torchvision.models.vgg16(weights=None)
+    freeze(net, except_last_blocks=1)
+    assert parameter_summary(net).trainable == 7_079_424
+    assert trainable_names(net) == {
+        f"features.{i}.{kind}" for i in (24, 26, 28) for kind in ("weight", "bias")
+    }
+
+
+def test_freeze_resnet18_except_the_last_stage():
+    net = torchvision.models.resnet18(weights=None)
+    freeze(net, except_last_blocks=1)
+    layer4 = {f"layer4.{name}" for name, _ in net.layer4.named_parameters()}
+    assert trainable_names(net) == layer4
+    assert not net.fc.weight.requires_grad
+
+
+@pytest.mark.parametrize(
+    ("except_last_blocks", "message"),
+    [
+        (6, "except_last_blocks=6 but VGG has only 5 feature blocks"),
+        (-1, "except_last_blocks must be an int >= 0, got -1"),
+        (True, "except_last_blocks must be an int >= 0, got True"),
+    ],
+)
+def test_freeze_refuses_bad_except_last_blocks(except_last_blocks, message):
+    with META:
+        net = torchvision.models.vgg16(weights=None)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        freeze(net, except_last_blocks=except_last_blocks)
+
+
+def test_vgg16_transfer_refuses_too_many_blocks():
+    with META, pytest.raises(ValueError, match="except_last_blocks must be from 0 to 5"):
+        vgg16_transfer(weights=None, except_last_blocks=9)
+
+
+# --- heads ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "types", "params"),
+    [
+        (
+            {},
+            [nn.Linear, nn.ReLU, nn.Dropout, nn.Linear, nn.LogSoftmax],
+            1_049_860,
+        ),
+        ({"hidden": None}, [nn.Linear, nn.LogSoftmax], 4096 * 4 + 4),
+        ({"hidden": 0}, [nn.Linear, nn.LogSoftmax], 4096 * 4 + 4),
+        ({"log_softmax": False}, [nn.Linear, nn.ReLU, nn.Dropout, nn.Linear], 1_049_860),
+        (
+            {"hidden": 32, "dropout": 0.5},
+            [nn.Linear, nn.ReLU, nn.Dropout, nn.Linear, nn.LogSoftmax],
+            4096 * 32 + 32 + 32 * 4 + 4,
+        ),
+    ],
+)
+def test_build_head(kwargs, types, params):
+    head = build_head(4096, 4, **kwargs)
+    assert [type(layer) for layer in head] == types
+    assert sum(p.numel() for p in head.parameters()) == params
+    assert all(p.requires_grad for p in head.parameters())
+    assert head.eval()(torch.zeros(3, 4096)).shape == (3, 4)
+
+
+def test_build_head_dropout_and_log_softmax():
+    head = build_head(16, 3, hidden=8, dropout=0.5)
+    assert head[2].p == 0.5
+    output = head.eval()(torch.randn(5, 16, generator=torch.Generator().manual_seed(0)))
+    assert torch.allclose(output.exp().sum(dim=1), torch.ones(5), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        ((0, 4), {}, "need in_features >= 1 and num_classes >= 2, got 0 and 4"),
+        ((16, 1), {}, "need in_features >= 1 and num_classes >= 2, got 16 and 1"),
+        ((16, 4), {"dropout": 1.0}, "dropout must be in [0, 1), got 1.0"),
+        ((16, 4), {"dropout": -0.1}, "dropout must be in [0, 1), got -0.1"),
+    ],
+)
+def test_build_head_refuses_bad_arguments(args, kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build_head(*args, **kwargs)
+
+
+def test_replace_head_on_resnet18():
+    net = torchvision.models.resnet18(weights=None)
+    head = replace_head(net, 4, hidden=32)
+    assert net.fc is head
+    assert (head[0].in_features, head[-2].out_features) == (512, 4)
+    assert net.eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 4)
+
+
+def test_replace_head_on_mobilenet_v3_small():
+    net = torchvision.models.mobilenet_v3_small(weights=None)
+    head = replace_head(net, 3, hidden=None, log_softmax=False)
+    assert len(net.classifier) == 4
+    assert net.classifier[-1] is head
+    assert [type(layer) for layer in head] == [nn.Linear]
+    assert (head[0].in_features, head[0].out_features) == (1024, 3)
+    assert net.eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 3)
+
+
+def test_find_output_layer():
+    net = torchvision.models.resnet18(weights=None)
+    assert find_output_layer(net) == (net, "fc", net.fc)
+    with META:
+        vgg = torchvision.models.vgg16(weights=None)
+    assert find_output_layer(vgg) == (vgg.classifier, "6", vgg.classifier[6])
+
+
+def test_find_output_layer_of_the_transfer_model_is_the_heads_last_linear(vgg16_random):
+    head = vgg16_random.network.classifier[6]
+    assert find_output_layer(vgg16_random) == (head, "3", head[3])
+
+
+def test_find_output_layer_needs_a_linear_layer():
+    message = r"Sequential has no nn\.Linear layer to replace"
+    with pytest.raises(TypeError, match=message):
+        find_output_layer(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()))
+
+
+# --- parameter summary ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("frozen", "expected", "text"),
+    [
+        ((), (8, 8, 0), "8 parameters, 8 trainable (100.00%)"),
+        (("weight",), (8, 2, 6), "8 parameters, 2 trainable (25.00%)"),
+        (("weight", "bias"), (8, 0, 8), "8 parameters, 0 trainable (0.00%)"),
+    ],
+)
+def test_parameter_summary(frozen, expected, text):
+    layer = nn.Linear(3, 2)
+    for name in frozen:
+        getattr(layer, name).requires_grad_(False)
+    summary = parameter_summary(layer)
+    assert (summary.total, summary.trainable, summary.frozen) == expected
+    assert str(summary) == text
+
+
+def test_parameter_summary_of_a_module_without_parameters():
+    assert str(parameter_summary(nn.ReLU())) == "0 parameters, 0 trainable (0.00%)"
+
+
+# --- small CNN and the registry -------------------------------------------------------------
+
+
+def test_small_cnn():
+    model = small_cnn()
+    assert isinstance(model, Classifier)
+    assert isinstance(model.network, SmallCNN)
+    assert model.classes == ("CNV", "DME", "DRUSEN", "NORMAL")
+    assert model.preprocessing == Preprocessing()
+    assert model.arch == "small_cnn"
+    assert model.arch_kwargs == {"num_classes": 4, "width": 16, "hidden": 64, "dropout": 0.2}
+    assert parameter_summary(model) == ParameterSummary(106_196, 106_196)
+    output = model.eval()(torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
+    assert output.shape == (2, 4)
+    assert torch.allclose(output.exp().sum(dim=1), torch.ones(2), atol=1e-5)
+
+
+def test_small_cnn_carries_given_classes_and_preprocessing():
+    prep = Preprocessing(size=64)
+    model = small_cnn(num_classes=2, classes=["NORMAL", "CNV"], preprocessing=prep, width=4)
+    assert model.classes == ("NORMAL", "CNV")
+    assert model.preprocessing is prep
+    assert model.eval()(torch.zeros(1, 3, 64, 64)).shape == (1, 2)
+    with pytest.raises(ValueError, match="num_classes=4 but 1 class names were given"):
+        small_cnn(classes=["CNV"])
+
+
+def test_build_model_rebuilds_small_cnn():
+    arch_kwargs = {"num_classes": 2, "width": 8, "hidden": 16, "dropout": 0.1}
+    prep = Preprocessing(size=64)
+    model = build_model("small_cnn", arch_kwargs, classes=("a", "b"), preprocessing=prep)
+    assert isinstance(model.network, SmallCNN)
+    assert (model.classes, model.preprocessing, model.arch_kwargs) == (
+        ("a", "b"),
+        prep,
+        arch_kwargs,
+    )
+    reference = small_cnn(**arch_kwargs)
+    assert parameter_summary(model) == parameter_summary(reference)
+    assert model.eval()(torch.zeros(1, 3, 64, 64)).shape == (1, 2)
+
+
+def test_build_model_rebuilds_vgg16_without_downloading(vgg16_random, no_download):
+    with META:
+        model = build_model(
+            "vgg16_transfer",
+            vgg16_random.arch_kwargs,
+            classes=vgg16_random.classes,
+            preprocessing=Preprocessing(),
+        )
+    assert no_download == []
+    assert parameter_summary(model) == parameter_summary(vgg16_random)
+    assert model.arch_kwargs == vgg16_random.arch_kwargs
+
+
+def test_build_model_refuses_an_unknown_architecture():
+    message = r"unknown architecture 'resnet50'; known: small_cnn, vgg16_transfer\. "
+    with pytest.raises(ValueError, match=message):
+        build_model("resnet50", {}, classes=KERMANY_CLASSES, preprocessing=Preprocessing())
+
+
+# --- weights: local files -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def vgg16_state() -> dict[str, torch.Tensor]:
+    """A state dict with torchvision's VGG16 keys and shapes, each tensor a distinct constant.
+
+    Filled rather than randomly initialised (which takes seconds): a loaded model can only
+    match it if the file was really read.
+    """
+    with META:
+        shapes = {
+            k: v.shape for k, v in torchvision.models.vgg16(weights=None).state_dict().items()
+        }
+    return {k: torch.full(shape, 0.5 + i) for i, (k, shape) in enumerate(shapes.items())}
+
+
+@pytest.fixture(scope="module")
+def vgg16_file(vgg16_state, tmp_path_factory) -> Iterator[Path]:
+    path = tmp_path_factory.mktemp("weights") / "vgg16-397923af.pth"
+    torch.save(vgg16_state, path)
+    yield path
+    path.unlink()  # 528 MB: do not leave it in pytest's kept temporary folders
+
+
+@pytest.fixture(scope="module")
+def vgg16_headless_file(vgg16_state, tmp_path_factory) -> Iterator[Path]:
+    path = tmp_path_factory.mktemp("weights") / "vgg16-features.pth"
+    torch.save({k: v for k, v in vgg16_state.items() if not k.startswith("classifier.6.")}, path)
+    yield path
+    path.unlink()
+
+
+@pytest.fixture
+def skip_weight_init(monkeypatch):
+    """Leave new layers uninitialised: random init of VGG16 takes seconds, and every value it
+    would write is then overwritten by the weights file (or a fresh head)."""
+    for name in ("kaiming_uniform_", "kaiming_normal_", "uniform_", "normal_", "constant_"):
+        monkeypatch.setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
+
+
+@pytest.mark.parametrize(
+    ("file", "as_type"),
+    [("vgg16_file", Path), ("vgg16_headless_file", str)],
+    ids=["Path-with-1000-class-layer", "str-without-classifier.6"],
+)
+@pytest.mark.usefixtures("skip_weight_init")
+def test_vgg16_transfer_loads_a_local_state_dict(request, vgg16_state, file, as_type):
+    path = request.getfixturevalue(file)
+    model = vgg16_transfer(weights=as_type(path))
+    loaded = model.network.state_dict()
+    assert torch.equal(model.network.features[0].weight, vgg16_state["features.0.weight"])
+    for key, value in vgg16_state.items():
+        if not key.startswith("classifier.6."):
+            assert torch.equal(loaded[key], value), key
+    assert isinstance(model.network.classifier[6], nn.Sequential)  # a fresh head
+    assert parameter_summary(model) == ParameterSummary(135_310_404, 1_049_860)
+
+
+def _save(path: Path, obj: object) -> Path:
+    torch.save(obj, path)
+    return path
+
+
+def _quoted(path: Path) -> str:
+    return re.escape(repr(str(path)))
+
+
+def test_weights_file_of_another_network_does_not_fit(tmp_path):
+    path = _save(tmp_path / "resnet18.pth", torchvision.models.resnet18(weights=None).state_dict())
+    message = (
+        rf"weights file {_quoted(path)} does not fit VGG16: missing keys \['classifier\.0\.bias', "
+        r".*unexpected keys \['bn1\.bias', .*Expected torchvision's VGG16 \(no batch norm\) state "
+        rf"dict, e\.g\. vgg16-397923af\.pth from {re.escape(VGG16_URL)}"
+    )
+    with META, pytest.raises(ValueError, match=message):
+        vgg16_transfer(weights=path)
+
+
+def test_weights_file_with_wrong_shapes_does_not_fit(tmp_path, vgg16_state):
+    path = _save(tmp_path / "small.pth", {k: torch.zeros(2) for k in vgg16_state})
+    message = (
+        rf"weights file {_quoted(path)} does not fit VGG16: wrong shapes "
+        r"\['classifier\.0\.bias: file \(2,\) vs model \(4096,\)', .* and 27 more\."
+    )
+    with META, pytest.raises(ValueError, match=message):
+        load_vgg16(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"not a torch file", "cannot read weights file {} as a PyTorch state dict"),
+        (b"", "cannot read weights file {} as a PyTorch state dict"),
+        ([torch.zeros(2)], "weights file {} does not hold a state dict"),
+        ({"features.0.weight": [1, 2]}, "weights file {} does not hold a state dict"),
+        (
+            {"format": 1, "model": {}, "classes": ["CNV", "DME"]},
+            "{} is a retinalnet checkpoint, not backbone weights",
+        ),
+    ],
+    ids=["text", "empty", "list", "non-tensor-values", "checkpoint"],
+)
+def test_weights_file_that_is_not_a_state_dict(tmp_path, content, message):
+    path = tmp_path / "weights.pth"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save(content, path)
+    with META, pytest.raises(ValueError, match=message.format(_quoted(path))):
+        vgg16_transfer(weights=path)
+
+
+@pytest.mark.parametrize("as_type", [Path, str])
+def test_missing_weights_file_says_where_to_download(tmp_path, as_type):
+    path = tmp_path / "vgg16-397923af.pth"
+    message = rf"weights file {_quoted(path)} does not exist; .*download {re.escape(VGG16_URL)}"
+    with pytest.raises(FileNotFoundError, match=message):
+        vgg16_transfer(weights=as_type(path))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "IMAGENET",
+        "imagenet1k_v1",
+        "IMAGENET1K_V2",
+        "VGG16_Weights.IMAGENET1K_V2",
+    ],
+)
+def test_unknown_weights_name_lists_the_names(name):
+    message = (
+        rf"weights={re.escape(repr(name))} is neither a VGG16 weights name \(.*DEFAULT.*"
+        r"IMAGENET1K_V1.*\) nor an existing file"
+    )
+    with pytest.raises(ValueError, match=message):
+        vgg16_transfer(weights=name)
+
+
+def test_unknown_weights_name_lists_each_name_once():
+    with pytest.raises(ValueError, match="neither a VGG16 weights name") as info:
+        resolve_weights("IMAGENET")
+    listed = re.search(r"weights name \(([^)]*)\)", str(info.value)).group(1).split(", ")
+    # IMAGENET1K_FEATURES is a member too, but refused (see test_features_only_weights_...)
+    assert sorted(listed) == ["DEFAULT", "IMAGENET1K_V1"]
+
+
+def test_weights_of_the_wrong_type_are_refused():
+    with pytest.raises(TypeError, match=r"weights must be a VGG16_Weights member, .*, got int"):
+        vgg16_transfer(weights=16)
+
+
+# --- weights: names and downloads (never really downloaded) ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [
+        VGG16_Weights.IMAGENET1K_V1,
+        VGG16_Weights.DEFAULT,
+        "IMAGENET1K_V1",
+        "VGG16_Weights.IMAGENET1K_V1",
+        "DEFAULT",
+        "VGG16_Weights.DEFAULT",
+    ],
+)
+def test_weights_names_resolve_to_the_imagenet_enum(weights, no_download):
+    assert resolve_weights(weights) is VGG16_Weights.IMAGENET1K_V1
+    assert no_download == []
+
+
+def test_resolve_weights_of_none_and_of_a_file(tmp_path):
+    path = _save(tmp_path / "weights", {})
+    assert resolve_weights(None) is None
+    assert resolve_weights(str(path)) == path
+    assert resolve_weights(path) == path
+
+
+def test_cached_weights_path_is_under_torch_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    expected = tmp_path / "hub" / "checkpoints" / "vgg16-397923af.pth"
+    assert cached_weights_path() == expected
+    assert cached_weights_path(VGG16_Weights.IMAGENET1K_V1) == expected
+
+
+@pytest.mark.parametrize("weights", ["IMAGENET1K_V1", "DEFAULT", VGG16_Weights.IMAGENET1K_V1])
+def test_failed_download_says_how_to_work_offline(no_download, tmp_path, weights):
+    cache = tmp_path / "torch-home" / "hub" / "checkpoints" / "vgg16-397923af.pth"
+    message = (
+        r"cannot download VGG16 weights IMAGENET1K_V1 \(<urlopen error no network>\); "
+        rf"on a machine with internet, download {re.escape(VGG16_URL)} and either copy it to "
+        rf"{re.escape(str(cache))} or pass weights='/path/to/vgg16-397923af\.pth'; "
+        r"weights=None trains from random initialisation"
+    )
+    with META, pytest.raises(WeightsUnavailableError, match=message) as info:
+        vgg16_transfer(weights=weights, progress=False)
+    assert no_download == [VGG16_URL]
+    assert isinstance(info.value, RuntimeError)
+    assert isinstance(info.value.__cause__, urllib.error.URLError)
+
+
+@pytest.mark.parametrize("weights", ["IMAGENET1K_FEATURES", VGG16_Weights.IMAGENET1K_FEATURES])
+def test_features_only_weights_are_refused(no_download, weights):
+    with META, pytest.raises(ValueError, match="IMAGENET1K_FEATURES"):
+        vgg16_transfer(weights=weights, progress=False)
+    assert no_download == []

@@ -1,0 +1,298 @@
+"""Tests for retinalnet.transforms: the tutorial's pipelines as presets."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision import transforms as T  # noqa: N812 - torchvision's own alias
+
+from retinalnet.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Preprocessing,
+    ToRGB,
+    eval_transforms,
+    train_transforms,
+)
+
+MEAN = [0.485, 0.456, 0.406]
+STD = [0.229, 0.224, 0.225]
+
+
+def tutorial_eval() -> T.Compose:
+    """The tutorial's evaluation pipeline, written as it was."""
+    return T.Compose(
+        [
+            T.Resize(size=256),
+            T.CenterCrop(size=224),
+            T.ToTensor(),
+            T.Normalize(MEAN, STD),
+        ]
+    )
+
+
+def tutorial_train(*, with_color_jitter: bool = True) -> T.Compose:
+    """The tutorial's training pipeline, written as it was."""
+    steps = [
+        T.RandomResizedCrop(size=256, scale=(0.8, 1.0)),
+        T.RandomRotation(degrees=15),
+        T.ColorJitter(),
+        T.RandomHorizontalFlip(),
+        T.CenterCrop(size=224),
+        T.ToTensor(),
+        T.Normalize(MEAN, STD),
+    ]
+    if not with_color_jitter:
+        steps = [step for step in steps if not isinstance(step, T.ColorJitter)]
+    return T.Compose(steps)
+
+
+def as_imagefolder_loaded(image: Image.Image) -> Image.Image:
+    """What the tutorial's ImageFolder handed its transforms: the image converted to RGB."""
+    return image.convert("RGB")
+
+
+def colour_image(size: tuple[int, int] = (300, 260)) -> Image.Image:
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    return Image.fromarray(pixels, "RGB")
+
+
+@pytest.fixture(scope="module")
+def oct_scan(kermany_sample) -> Image.Image:
+    """A real grayscale Kermany scan (mode "L")."""
+    path = sorted((kermany_sample / "train" / "DME").glob("*.jpeg"))[0]
+    with Image.open(path) as image:
+        image.load()
+        return image.copy()
+
+
+def test_imagenet_constants():
+    assert IMAGENET_MEAN == (0.485, 0.456, 0.406)
+    assert IMAGENET_STD == (0.229, 0.224, 0.225)
+
+
+def test_defaults_are_the_tutorials_sizes():
+    prep = Preprocessing()
+    assert (prep.size, prep.resize) == (224, 256)
+    assert (prep.rotation, prep.scale, prep.hflip, prep.jitter) == (15.0, (0.8, 1.0), True, 0.0)
+
+
+# --- equal to the tutorial ----------------------------------------------------------------
+
+
+def test_eval_transform_equals_the_tutorials_on_a_real_scan(oct_scan):
+    assert oct_scan.mode == "L"
+    ours = Preprocessing().eval_transform()(oct_scan)
+    theirs = tutorial_eval()(as_imagefolder_loaded(oct_scan))
+    assert ours.shape == (3, 224, 224)
+    assert torch.equal(ours, theirs)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "P", "L"])
+def test_eval_transform_equals_the_tutorials_on_generated_images(mode):
+    image = colour_image().convert(mode)
+    ours = Preprocessing().eval_transform()(image)
+    assert torch.equal(ours, tutorial_eval()(as_imagefolder_loaded(image)))
+
+
+def test_the_tutorials_color_jitter_leaves_images_unchanged(oct_scan):
+    for image in (as_imagefolder_loaded(oct_scan), colour_image()):
+        jittered = T.ColorJitter()(image)
+        assert np.array_equal(np.asarray(jittered), np.asarray(image))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 7])
+def test_train_transform_equals_the_tutorials_without_its_no_op(oct_scan, seed):
+    # The tutorial's ColorJitter() changes no pixel (above) but does draw from the random
+    # generator, so it is removed to keep both pipelines on the same random numbers.
+    torch.manual_seed(seed)
+    ours = Preprocessing().train_transform()(oct_scan)
+    torch.manual_seed(seed)
+    theirs = tutorial_train(with_color_jitter=False)(as_imagefolder_loaded(oct_scan))
+    assert ours.shape == (3, 224, 224)
+    assert torch.equal(ours, theirs)
+
+
+def test_train_transform_is_random():
+    image = colour_image()
+    pipeline = Preprocessing().train_transform()
+    torch.manual_seed(0)
+    first = pipeline(image)
+    second = pipeline(image)
+    torch.manual_seed(0)
+    assert not torch.equal(first, second)
+    assert torch.equal(first, pipeline(image))
+
+
+def test_train_transform_steps():
+    steps = Preprocessing().train_transform().transforms
+    assert [type(step) for step in steps] == [
+        ToRGB,
+        T.RandomResizedCrop,
+        T.RandomRotation,
+        T.RandomHorizontalFlip,
+        T.CenterCrop,
+        T.ToTensor,
+        T.Normalize,
+    ]
+    assert steps[1].size == (256, 256)
+    assert steps[1].scale == (0.8, 1.0)
+    assert steps[2].degrees == [-15.0, 15.0]
+    assert steps[4].size == (224, 224)
+
+
+def test_hflip_false_drops_the_flip():
+    steps = Preprocessing(hflip=False).train_transform().transforms
+    assert not any(isinstance(step, T.RandomHorizontalFlip) for step in steps)
+
+
+def test_jitter_adds_a_color_jitter_that_changes_the_image():
+    steps = Preprocessing(jitter=0.4).train_transform().transforms
+    assert [type(step) for step in steps[2:5]] == [
+        T.RandomRotation,
+        T.ColorJitter,
+        T.RandomHorizontalFlip,
+    ]
+    jitter = steps[3]
+    assert jitter.brightness == pytest.approx((0.6, 1.4))
+    assert jitter.contrast == pytest.approx((0.6, 1.4))
+    assert (jitter.saturation, jitter.hue) == (None, None)
+    image = colour_image((64, 48))
+    torch.manual_seed(0)
+    assert not np.array_equal(np.asarray(jitter(image)), np.asarray(image))
+    assert not any(
+        isinstance(step, T.ColorJitter) for step in Preprocessing().train_transform().transforms
+    )
+
+
+# --- output shapes ------------------------------------------------------------------------
+
+
+def test_grayscale_input_gives_three_equal_channels():
+    image = Image.linear_gradient("L").resize((300, 250))
+    mean = torch.tensor(MEAN)[:, None, None]
+    std = torch.tensor(STD)[:, None, None]
+    for pipeline in (Preprocessing().eval_transform(), Preprocessing().train_transform()):
+        tensor = pipeline(image)
+        assert (tensor.shape, tensor.dtype) == ((3, 224, 224), torch.float32)
+        pixels = tensor * std + mean  # undo Normalize: the gray value, once per channel
+        assert torch.allclose(pixels[0], pixels[1], atol=1e-6)
+        assert torch.allclose(pixels[1], pixels[2], atol=1e-6)
+
+
+def test_smaller_size_scales_the_resize():
+    prep = Preprocessing(size=112)
+    assert prep.resize == 128
+    image = colour_image()
+    assert prep.eval_transform()(image).shape == (3, 112, 112)
+    assert prep.train_transform()(image).shape == (3, 112, 112)
+    assert prep.eval_transform().transforms[1].size == 128
+
+
+@pytest.mark.parametrize(("size", "resize"), [(32, 37), (224, 256), (299, 342), (384, 439)])
+def test_default_resize_keeps_the_256_to_224_ratio(size, resize):
+    assert Preprocessing(size=size).resize == resize
+
+
+def test_explicit_resize_is_kept():
+    prep = Preprocessing(size=64, resize=64)
+    assert prep.resize == 64
+    assert prep.eval_transform()(colour_image()).shape == (3, 64, 64)
+
+
+def test_to_rgb():
+    gray = Image.new("L", (4, 3), 7)
+    rgb = ToRGB()(gray)
+    assert (rgb.mode, rgb.getpixel((0, 0))) == ("RGB", (7, 7, 7))
+    colour = colour_image((4, 3))
+    assert ToRGB()(colour) is colour
+    assert repr(ToRGB()) == "ToRGB()"
+
+
+# --- to_dict / from_dict ------------------------------------------------------------------
+
+
+def test_to_dict_is_plain_data():
+    assert Preprocessing(size=112, jitter=0.2).to_dict() == {
+        "size": 112,
+        "resize": 128,
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+        "rotation": 15.0,
+        "scale": [0.8, 1.0],
+        "hflip": True,
+        "jitter": 0.2,
+    }
+
+
+@pytest.mark.parametrize(
+    "prep",
+    [
+        Preprocessing(),
+        Preprocessing(size=64, resize=80, rotation=5, scale=(0.5, 0.9), hflip=False, jitter=0.3),
+        Preprocessing(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)),
+    ],
+)
+def test_to_dict_from_dict_round_trip(prep):
+    copy = Preprocessing.from_dict(prep.to_dict())
+    assert copy == prep
+    assert isinstance(copy.mean, tuple)
+    assert isinstance(copy.scale, tuple)
+
+
+def test_from_dict_refuses_unknown_settings():
+    data = {**Preprocessing().to_dict(), "colour": True, "auto_contrast": 1}
+    message = r"unknown preprocessing setting\(s\) \['auto_contrast', 'colour'\]; known: \["
+    with pytest.raises(ValueError, match=message):
+        Preprocessing.from_dict(data)
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"size": 31}, "size must be an int >= 32 (pixels), got 31"),
+        ({"size": 0}, "size must be an int >= 32 (pixels), got 0"),
+        ({"size": 224.0}, "size must be an int >= 32 (pixels), got 224.0"),
+        ({"size": True}, "size must be an int >= 32 (pixels), got True"),
+        ({"size": 64, "resize": 31}, "resize must be an int >= 32 (pixels), got 31"),
+        ({"size": 224, "resize": 200}, "resize (200) must be >= size (224)"),
+        ({"jitter": 1.0}, "jitter must be in [0, 1), got 1.0"),
+        ({"jitter": -0.1}, "jitter must be in [0, 1), got -0.1"),
+        ({"scale": (0.0, 1.0)}, "scale must satisfy 0 < low <= high <= 1, got (0.0, 1.0)"),
+        ({"scale": (0.9, 0.8)}, "scale must satisfy 0 < low <= high <= 1, got (0.9, 0.8)"),
+        ({"scale": (0.5, 1.5)}, "scale must satisfy 0 < low <= high <= 1, got (0.5, 1.5)"),
+        ({"mean": (0.5, 0.5)}, "mean and std need 3 values with std > 0"),
+        ({"std": (0.2, 0.2, 0.0)}, "mean and std need 3 values with std > 0"),
+    ],
+)
+def test_invalid_settings_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Preprocessing(**kwargs)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def test_eval_transforms_helper_is_the_preset():
+    image = colour_image()
+    assert torch.equal(eval_transforms()(image), Preprocessing().eval_transform()(image))
+    assert eval_transforms(112)(image).shape == (3, 112, 112)
+
+
+@pytest.mark.parametrize(("size", "jitter"), [(224, 0.0), (112, 0.3)])
+def test_train_transforms_helper_is_the_preset(size, jitter):
+    image = colour_image()
+    torch.manual_seed(5)
+    ours = train_transforms(size, jitter=jitter)(image)
+    torch.manual_seed(5)
+    preset = Preprocessing(size=size, jitter=jitter).train_transform()(image)
+    assert ours.shape == (3, size, size)
+    assert torch.equal(ours, preset)
