@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="synthetic scans -> train -> evaluate -> predict (offline, ~1-2 min on CPU)"
     )
     demo.add_argument("--out", default="retinalnet-demo", help="output folder (retinalnet-demo)")
-    demo.add_argument("--epochs", type=int, default=8)
+    demo.add_argument("--epochs", type=int, default=12)
     demo.add_argument(
         "--weights", default=None, help="local VGG16 state-dict file (default: torchvision cache)"
     )

@@ -13,6 +13,7 @@ from retinalnet.training._evaluation import evaluate as evaluate
 from retinalnet.training._history import EpochRecord as EpochRecord
 from retinalnet.training._history import History as History
 from retinalnet.training._trainer import OptimizerFactory as OptimizerFactory
+from retinalnet.training._trainer import SchedulerFactory as SchedulerFactory
 from retinalnet.training._trainer import Trainer as Trainer
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "History",
     "ModelCheckpoint",
     "OptimizerFactory",
+    "SchedulerFactory",
     "Trainer",
     "evaluate",
     "load_checkpoint",

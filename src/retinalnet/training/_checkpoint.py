@@ -51,13 +51,14 @@ def save_checkpoint(
     epoch: int = 0,
     history: Sequence[Mapping[str, Any]] = (),
     optimizer_state: Mapping[str, Any] | None = None,
+    scheduler_state: Mapping[str, Any] | None = None,
     callback_states: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint of ``model`` (and training state) atomically.
 
     The file holds state dicts and plain data only: the weights, the architecture config,
-    the class names, the preprocessing, the history, the optimizer and callback states, and
-    the library version. It loads with ``torch.load(path, weights_only=True)``.
+    the class names, the preprocessing, the history, the optimizer, scheduler and callback
+    states, and the library version. It loads with ``torch.load(path, weights_only=True)``.
 
     Returns
     -------
@@ -85,6 +86,7 @@ def save_checkpoint(
         "epoch": epoch,
         "history": [dict(record) for record in history],
         "optimizer": dict(optimizer_state) if optimizer_state is not None else None,
+        "scheduler": dict(scheduler_state) if scheduler_state is not None else None,
         "callbacks": dict(callback_states or {}),
     }
     _atomic_save(payload, out)
@@ -104,6 +106,7 @@ class Checkpoint:
     epoch: int
     history: list[dict[str, Any]]
     optimizer_state: dict[str, Any] | None
+    scheduler_state: dict[str, Any] | None
     callback_states: dict[str, Any]
     retinalnet_version: str
 
@@ -241,6 +244,7 @@ def load_checkpoint(
         epoch=int(data["epoch"]),
         history=list(data["history"]),
         optimizer_state=data["optimizer"],
+        scheduler_state=data.get("scheduler"),
         callback_states=dict(data["callbacks"]),
         retinalnet_version=str(data["retinalnet_version"]),
     )

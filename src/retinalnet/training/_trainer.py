@@ -22,12 +22,18 @@ from retinalnet.training._history import EpochRecord, History
 from retinalnet.training._loaders import DataSource, make_loader
 from retinalnet.training._progress import progress_bar
 
-__all__ = ["OptimizerFactory", "Trainer"]
+__all__ = ["OptimizerFactory", "SchedulerFactory", "Trainer"]
 
 logger = logging.getLogger(__name__)
 
 OptimizerFactory: TypeAlias = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
 """Builds an optimizer for the trainable parameters, e.g. ``lambda p: torch.optim.SGD(p, 0.01)``."""
+
+SchedulerFactory: TypeAlias = Callable[
+    [torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler
+]
+"""Builds a learning-rate scheduler for the optimizer, stepped once per epoch, e.g.
+``lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=20)``."""
 
 
 class Trainer:
@@ -42,6 +48,10 @@ class Trainer:
     optimizer
         An optimizer, or a function building one from the trainable parameters. Default:
         ``Adam(trainable parameters, lr=lr)``, as in the tutorial.
+    scheduler
+        A function building a learning-rate scheduler from the optimizer; it is stepped
+        after every epoch (``ReduceLROnPlateau`` with the validation loss, or the training
+        loss without validation data). Default: a constant learning rate.
     loss
         Default ``NLLLoss`` (the model ends in ``LogSoftmax``).
     device
@@ -92,6 +102,7 @@ class Trainer:
         model: nn.Module,
         *,
         optimizer: torch.optim.Optimizer | OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
         loss: nn.Module | None = None,
         device: str | torch.device = "auto",
         callbacks: Sequence[Callback] = (),
@@ -130,6 +141,7 @@ class Trainer:
             self.optimizer = optimizer
         else:
             self.optimizer = optimizer(trainable)
+        self.scheduler = scheduler(self.optimizer) if scheduler is not None else None
         self.loss = loss if loss is not None else nn.NLLLoss()
         self.callbacks: list[Callback] = list(callbacks)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
@@ -282,6 +294,10 @@ class Trainer:
         self.epoch = epoch
         self._log_epoch(record)
         metrics = record.metrics()
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(metrics["val_loss" if self._has_val else "train_loss"])
+        elif self.scheduler is not None:
+            self.scheduler.step()
         for callback in callbacks:
             callback.on_epoch_end(self, epoch, metrics)
 
@@ -351,6 +367,7 @@ class Trainer:
             epoch=self.epoch,
             history=self.history.to_records(),
             optimizer_state=self.optimizer.state_dict(),
+            scheduler_state=self.scheduler.state_dict() if self.scheduler is not None else None,
             callback_states=states,
         )
 
@@ -370,6 +387,8 @@ class Trainer:
                     f"cannot resume the optimizer from {str(path)!r} ({error}); use the same "
                     "optimizer and trainable parameters as the run being resumed"
                 ) from None
+        if self.scheduler is not None and checkpoint.scheduler_state is not None:
+            self.scheduler.load_state_dict(checkpoint.scheduler_state)
         self.history = History.from_records(checkpoint.history)
         self.epoch = checkpoint.epoch
         states: Mapping[str, Any] = checkpoint.callback_states
