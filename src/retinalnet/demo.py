@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,21 @@ from retinalnet.transforms import Preprocessing
 __all__ = ["DemoResult", "run_demo"]
 
 logger = logging.getLogger(__name__)
+
+_MARKER = ".retinalnet-demo"
+
+
+def _fresh_data_dir(data_dir: Path) -> None:
+    """Empty ``data_dir`` if an earlier demo wrote it; never touch anything else."""
+    if data_dir.exists():
+        if not (data_dir / _MARKER).is_file():
+            raise FileExistsError(
+                f"{str(data_dir)!r} exists and was not written by the demo, which would mix its "
+                "synthetic scans into it; choose another output folder (--out)"
+            )
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    (data_dir / _MARKER).write_text("synthetic scans written by `retinalnet demo`\n")
 
 
 @dataclass(frozen=True)
@@ -77,8 +93,9 @@ def run_demo(
     Parameters
     ----------
     out_dir
-        Where the synthetic data (``data/``) and checkpoints (``checkpoints/``) go; the
-        demo's own earlier output there is replaced.
+        Where the synthetic data (``data/``) and checkpoints (``checkpoints/``) go. The
+        demo's own earlier output there is replaced; a ``data/`` folder the demo did not
+        write is never touched (``FileExistsError``).
     weights
         A local VGG16 state-dict file or weights name; by default the file in torchvision's
         cache if present. Nothing is downloaded unless a name is given explicitly.
@@ -108,6 +125,7 @@ def run_demo(
     out = Path(out_dir)
     data_dir = out / "data"
     logger.info("writing synthetic OCT scans to %s", data_dir)
+    _fresh_data_dir(data_dir)
     make_synthetic_kermany(
         data_dir, train=train_per_class, val=eval_per_class, test=eval_per_class, seed=seed
     )

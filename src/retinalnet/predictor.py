@@ -19,8 +19,8 @@ from retinalnet.training import load_checkpoint, resolve_device
 __all__ = ["ClassProbability", "ImageInput", "Prediction", "Predictor"]
 
 ImageInput: TypeAlias = "str | os.PathLike[str] | Image.Image | torch.Tensor"
-"""One image: a file path, a PIL image, or an image tensor ``(H, W)``, ``(1, H, W)`` or
-``(3, H, W)``, uint8 or float in [0, 1] (not a normalised model input)."""
+"""A single image, given as a file path, a PIL image, or an image tensor ``(H, W)``,
+``(1, H, W)`` or ``(3, H, W)``, uint8 or float in [0, 1] (not a normalised model input)."""
 
 
 @dataclass(frozen=True)

@@ -152,8 +152,9 @@ def list_class_folders(split_dir: str | os.PathLike[str]) -> dict[str, str]:
 class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
     """One split of the Kermany OCT2017 data set, laid out as on disk.
 
-    Reads ``root/split/{CNV,DME,DRUSEN,NORMAL}/*.jpeg`` like :class:`torchvision.datasets.
-    ImageFolder`, with two differences that matter for OCT: the class order is fixed
+    Reads ``root/split/{CNV,DME,DRUSEN,NORMAL}/*.jpeg`` like torchvision's
+    :class:`~torchvision.datasets.ImageFolder`, with two differences that matter for OCT:
+    the class order is fixed
     (``CNV=0, DME=1, DRUSEN=2, NORMAL=3``, whichever class folders exist), and every sample
     knows the patient it came from.
 

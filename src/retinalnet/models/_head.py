@@ -66,8 +66,12 @@ def find_output_layer(network: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
 
     Returns
     -------
-    (parent, name, layer)
-        ``getattr(parent, name) is layer``.
+    parent : torch.nn.Module
+        The module holding the layer.
+    name : str
+        The layer's attribute name in ``parent`` (``getattr(parent, name) is layer``).
+    layer : torch.nn.Linear
+        The output layer.
 
     Raises
     ------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -18,8 +19,8 @@ __all__ = [
 ]
 
 WeightsArg: TypeAlias = "VGG16_Weights | str | os.PathLike[str] | None"
-"""What ``weights=`` accepts: the enum, its name (``"IMAGENET1K_V1"``, ``"DEFAULT"``), a local
-state-dict file, or ``None`` for random initialisation."""
+"""The accepted ``weights=`` values, namely the enum, its name (``"IMAGENET1K_V1"``,
+``"DEFAULT"``), a local state-dict file, or ``None`` for random initialisation."""
 
 _HEAD_KEYS = ("classifier.6.weight", "classifier.6.bias")
 
@@ -182,9 +183,17 @@ def load_vgg16(weights: WeightsArg, *, progress: bool = True) -> VGG:
         return model
     if resolved is None:
         return vgg16(weights=None)
+    cached = cached_weights_path(resolved)
+    was_cached = cached.is_file()
     try:
         return vgg16(weights=resolved, progress=progress)
-    except (OSError, RuntimeError) as error:
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        if was_cached:
+            raise WeightsUnavailableError(
+                f"the cached VGG16 weights {str(cached)!r} cannot be loaded ({error}); the file "
+                "is probably incomplete or corrupt: delete it to download it again, or "
+                + _offline_help(resolved)
+            ) from error
         raise WeightsUnavailableError(
             f"cannot download VGG16 weights {resolved.name} ({error}); " + _offline_help(resolved)
         ) from error

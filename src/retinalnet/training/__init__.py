@@ -12,6 +12,7 @@ from retinalnet.training._evaluation import EvaluationResult as EvaluationResult
 from retinalnet.training._evaluation import evaluate as evaluate
 from retinalnet.training._history import EpochRecord as EpochRecord
 from retinalnet.training._history import History as History
+from retinalnet.training._loaders import DataSource as DataSource
 from retinalnet.training._trainer import OptimizerFactory as OptimizerFactory
 from retinalnet.training._trainer import SchedulerFactory as SchedulerFactory
 from retinalnet.training._trainer import Trainer as Trainer
@@ -20,6 +21,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "Callback",
     "Checkpoint",
+    "DataSource",
     "EarlyStopping",
     "EpochRecord",
     "EvaluationResult",

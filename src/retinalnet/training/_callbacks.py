@@ -117,8 +117,6 @@ class EarlyStopping(Callback):
 
     Attributes
     ----------
-    best_score, best_epoch : float or None, int or None
-        The best value seen and its epoch (from 1).
     stopped_epoch : int or None
         The epoch after which it stopped training.
     stop_reason : str or None
@@ -299,8 +297,8 @@ class ModelCheckpoint(Callback):
             return
         raise FileExistsError(
             f"{self.best_path} already exists and would be replaced by this new run; resume "
-            "that run with fit(..., resume_from=last.pt), choose another folder, or pass "
-            "overwrite=True"
+            "that run (fit(..., resume_from=last.pt), or --resume on the command line), choose "
+            "another folder, or allow it (overwrite=True, or --overwrite)"
         )
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, Union
 
 import torch
 from PIL import Image
@@ -11,8 +11,9 @@ from torch.utils.data import DataLoader, Dataset
 
 __all__ = ["DataSource", "make_loader"]
 
-DataSource: TypeAlias = "Dataset[Any] | DataLoader[Any]"
-"""A map-style data set of ``(image, target)`` pairs, or a ready DataLoader."""
+DataSource: TypeAlias = Union[Dataset[Any], DataLoader[Any]]  # noqa: UP007 - evaluated at runtime
+"""Training or evaluation data, either a map-style data set of ``(image, target)`` pairs or a
+ready DataLoader."""
 
 
 class _Transformed(Dataset[tuple[Any, Any]]):
