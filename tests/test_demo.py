@@ -56,3 +56,29 @@ def test_demo_uses_vgg16_from_a_local_weights_file(tmp_path: Path) -> None:
     )
     assert result.model_name.startswith("vgg16_transfer")
     assert result.checkpoint.is_file()
+
+
+@pytest.mark.usefixtures("no_cached_weights")
+def test_default_demo_reaches_90_percent_validation_accuracy_offline(tmp_path: Path) -> None:
+    # The acceptance check of `retinalnet demo`: default settings, no weights, no network.
+    result = run_demo(tmp_path / "demo", verbose=False)
+    assert result.model_name.startswith("small_cnn")
+    assert result.best_val_accuracy >= 0.90
+    assert result.test.accuracy >= 0.85
+
+
+def test_demo_never_writes_into_a_data_folder_it_did_not_create(tmp_path: Path) -> None:
+    user_data = tmp_path / "demo" / "data"
+    user_data.mkdir(parents=True)
+    (user_data / "mine.txt").write_text("precious")
+    with pytest.raises(FileExistsError, match="was not written by the demo"):
+        run_demo(tmp_path / "demo", epochs=1, train_per_class=1, eval_per_class=1)
+    assert (user_data / "mine.txt").read_text() == "precious"
+
+
+@pytest.mark.usefixtures("no_cached_weights")
+def test_demo_replaces_its_own_earlier_output(tmp_path: Path) -> None:
+    settings = {"epochs": 1, "train_per_class": 2, "eval_per_class": 1, "image_size": 32}
+    run_demo(tmp_path / "demo", seed=1, **settings)
+    result = run_demo(tmp_path / "demo", seed=2, **settings)
+    assert len(list((result.data_dir / "train").rglob("*.jpeg"))) == 8

@@ -7,7 +7,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,13 +25,19 @@ logger = logging.getLogger("retinalnet")
 _USER_ERRORS = (ValueError, TypeError, OSError, RuntimeError)
 
 
-def _configure_logging(quiet: bool) -> None:
+@contextmanager
+def _logging_to_stderr(quiet: bool) -> Iterator[None]:
+    """Show the library's log lines on stderr while a command runs, then restore logging."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    root = logging.getLogger("retinalnet")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING if quiet else logging.INFO)
-    root.propagate = False
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.handlers[:], logger.level, logger.propagate = saved
 
 
 def _weights_arg(value: str) -> str | None:
@@ -51,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
 
     demo = commands.add_parser(
-        "demo", help="synthetic scans -> train -> evaluate -> predict (offline, ~1-2 min on CPU)"
+        "demo", help="synthetic scans -> train -> evaluate -> predict (offline, ~1 min on a CPU)"
     )
     demo.add_argument("--out", default="retinalnet-demo", help="output folder (retinalnet-demo)")
     demo.add_argument("--epochs", type=int, default=12)
@@ -205,9 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     2 for bad arguments, 130 when interrupted.
     """
     args = build_parser().parse_args(argv)
-    _configure_logging(args.quiet)
     try:
-        return _COMMANDS[args.command](args)
+        with _logging_to_stderr(args.quiet):
+            return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("retinalnet: interrupted", file=sys.stderr)
         return 130

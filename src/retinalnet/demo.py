@@ -1,6 +1,6 @@
 """The end-to-end demo: synthetic OCT scans -> train -> evaluate -> top-k predictions.
 
-It runs offline in a minute or two on two CPU cores. With the ImageNet VGG16 weights on
+It runs offline in under a minute on two idle CPU cores. With the ImageNet VGG16 weights on
 disk (torchvision's cache, or ``weights=`` a file) it trains the tutorial's frozen VGG16
 transfer model; without them it says so and trains :func:`~retinalnet.models.small_cnn`
 from scratch instead.

@@ -212,15 +212,21 @@ def load_checkpoint(
         raise FileNotFoundError(f"no checkpoint file {str(file)!r}")
     try:
         data: Any = torch.load(file, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as error:
+        if "Unsupported global" in str(error):
+            raise ValueError(
+                f"{str(file)!r} is not a retinalnet checkpoint: it holds pickled Python objects "
+                "(such as a whole model saved with torch.save(model)), which retinalnet does "
+                "not load because unpickling can run arbitrary code. Save model.state_dict() "
+                "instead"
+            ) from None
         raise ValueError(
-            f"{str(file)!r} is not a retinalnet checkpoint: it holds pickled Python objects "
-            "(such as a whole model saved with torch.save(model)), which retinalnet does not "
-            "load because unpickling can run arbitrary code. Save model.state_dict() instead"
+            f"{str(file)!r} is not a PyTorch checkpoint file, or it is corrupt ({error})"
         ) from None
-    except (RuntimeError, EOFError, OSError) as error:
+    except Exception as error:  # any other failure of torch.load: not a readable checkpoint
         raise ValueError(
-            f"cannot read checkpoint {str(file)!r}: {error} (is the file complete?)"
+            f"cannot read checkpoint {str(file)!r}: {type(error).__name__}: {error} "
+            "(is it a checkpoint written by retinalnet, and is the file complete?)"
         ) from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(

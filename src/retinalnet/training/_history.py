@@ -83,6 +83,8 @@ class History(Sequence[EpochRecord]):
 
     def best(self, monitor: str = "val_loss", mode: str = "min") -> EpochRecord:
         """The epoch with the best ``monitor`` value (NaN and missing values never win)."""
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         values = self.column(monitor)
         candidates = [
             (value, record)

@@ -229,6 +229,8 @@ class Trainer:
             All epochs, including those of a resumed run.
         """
         self._has_val = val is not None
+        if self._has_val:
+            self._classes  # noqa: B018 - fail now, not after an epoch, if classes are unknown
         train_loader = self._loader(train, train=True)
         val_loader = self._loader(val, train=False) if val is not None else None
         if self.seed is not None:
@@ -251,7 +253,11 @@ class Trainer:
                 callback.on_exception(self, exception)
             raise
         if self.stop_reason is None:
-            self.stop_reason = f"reached max_epochs={self.max_epochs}"
+            self.stop_reason = (
+                f"stopped by a callback after epoch {self.epoch}"
+                if self.should_stop
+                else f"reached max_epochs={self.max_epochs}"
+            )
         self.history.stop_reason = self.stop_reason
         for callback in callbacks:
             callback.on_fit_end(self)
@@ -357,9 +363,10 @@ class Trainer:
         """Write the model and the training state (for resuming) atomically to ``path``."""
         if not isinstance(self.model, Classifier):
             raise TypeError("save_checkpoint needs a retinalnet Classifier model")
+        callbacks = self._active_callbacks or self.callbacks
         states = {
-            callback.state_key: callback.state_dict()
-            for callback in self._active_callbacks or self.callbacks
+            key: callback.state_dict()
+            for key, callback in zip(_state_keys(callbacks), callbacks, strict=True)
         }
         return save_checkpoint(
             path,
@@ -392,7 +399,18 @@ class Trainer:
         self.history = History.from_records(checkpoint.history)
         self.epoch = checkpoint.epoch
         states: Mapping[str, Any] = checkpoint.callback_states
-        for callback in callbacks:
-            if callback.state_key in states:
-                callback.load_state_dict(states[callback.state_key])
+        callbacks = list(callbacks)
+        for key, callback in zip(_state_keys(callbacks), callbacks, strict=True):
+            if key in states:
+                callback.load_state_dict(states[key])
         logger.info("resumed from %s after epoch %d", path, self.epoch)
+
+
+def _state_keys(callbacks: Sequence[Callback]) -> list[str]:
+    """Checkpoint keys of the callbacks' states: ``state_key``, numbered when repeated."""
+    keys: list[str] = []
+    for callback in callbacks:
+        key = callback.state_key
+        repeats = sum(1 for k in keys if k == key or k.startswith(f"{key}#"))
+        keys.append(f"{key}#{repeats + 1}" if repeats else key)
+    return keys

@@ -1,0 +1,587 @@
+"""Callbacks: EarlyStopping as tables of scripted losses, hook order, ModelCheckpoint files."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from _training_helpers import (
+    Recorder,
+    ScriptedValidationLoss,
+    linear_classifier,
+    one_thread,
+    quiet_trainer,
+    same_state,
+    separable_data,
+    snapshot,
+)
+from retinalnet.models import Classifier
+from retinalnet.training import (
+    Callback,
+    EarlyStopping,
+    ModelCheckpoint,
+    Trainer,
+    load_checkpoint,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    with one_thread():
+        yield
+
+
+nan = math.nan
+
+# ---------------------------------------------------------------------------------------------
+# EarlyStopping driven hook by hook: the weights of epoch n are all filled with n, so the
+# weights left at the end tell which epoch was restored.
+
+
+@pytest.fixture
+def trainer() -> Trainer:
+    """A trainer that has just fit with validation data, so ``val_*`` metrics are available."""
+    trainer = quiet_trainer(linear_classifier(), max_epochs=1)
+    trainer.fit(separable_data(8), separable_data(4, seed=1))
+    return trainer
+
+
+def _fill_trainable(model: nn.Module, value: float) -> None:
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.fill_(value)
+
+
+def _metrics(monitor: str, value: float) -> dict[str, float]:
+    metrics = {
+        "train_loss": 1.0,
+        "train_accuracy": 0.5,
+        "val_loss": 1.0,
+        "val_accuracy": 0.5,
+        "lr": 1e-3,
+    }
+    metrics[monitor] = value
+    return metrics
+
+
+def _drive(
+    callback: EarlyStopping, trainer: Trainer, values: Sequence[float]
+) -> tuple[int | None, int]:
+    """Run the hooks over ``values`` (one per epoch); return (stopped epoch, epochs run)."""
+    callback.on_fit_start(trainer)
+    stopped = None
+    epoch = 0
+    for epoch, value in enumerate(values, start=1):
+        _fill_trainable(trainer.model, epoch)
+        callback.on_epoch_end(trainer, epoch, _metrics(callback.monitor, value))
+        if trainer.should_stop:
+            stopped = epoch
+            break
+    callback.on_fit_end(trainer)
+    return stopped, epoch
+
+
+def _trainable_values(model: nn.Module) -> set[float]:
+    return {
+        float(value)
+        for parameter in model.parameters()
+        if parameter.requires_grad
+        for value in parameter.detach().flatten().unique()
+    }
+
+
+EARLY_STOPPING_TABLE = [
+    # values, EarlyStopping arguments, epoch after which it stops (None: ran out), best epoch
+    pytest.param([0.9, 0.8, 0.85, 0.86, 0.87], {}, 5, 2, id="rises-after-best"),
+    pytest.param([0.9, 0.8, 0.7], {}, None, 3, id="improving-until-the-end"),
+    pytest.param([0.9, 0.5, 0.6, 0.7], {}, None, 2, id="runs-out-after-best"),
+    pytest.param(
+        [0.60, 0.52, 0.47, 0.44, 0.45, 0.46, 0.47, 0.48, 0.49, 0.50], {}, 7, 4, id="tutorial"
+    ),
+    pytest.param([1.0, 1.0, 1.0, 1.0], {}, 4, 1, id="equal-is-no-improvement"),
+    pytest.param([1.0, nan, nan, nan], {}, 4, 1, id="nan-after-best"),
+    pytest.param([nan, 2.0, 1.0], {}, None, 3, id="nan-first"),
+    pytest.param([1.0, 0.75, 0.5], {"patience": 1, "min_delta": 0.25}, 2, 1, id="delta-exact"),
+    pytest.param([1.0, 0.7, 0.5], {"patience": 1, "min_delta": 0.25}, 3, 2, id="delta-beaten"),
+    pytest.param([1.0, 0.95, 0.92], {"patience": 1}, None, 3, id="no-delta"),
+    pytest.param(
+        [0.5, 0.7, 0.6, 0.65],
+        {"monitor": "val_accuracy", "mode": "max", "patience": 2},
+        4,
+        2,
+        id="max-stops",
+    ),
+    pytest.param(
+        [0.5, 0.6, 0.7],
+        {"monitor": "val_accuracy", "mode": "max"},
+        None,
+        3,
+        id="max-improving",
+    ),
+    pytest.param(
+        [0.5, 0.625, 0.75],
+        {"monitor": "val_accuracy", "mode": "max", "patience": 2, "min_delta": 0.25},
+        3,
+        1,
+        id="max-delta",
+    ),
+    pytest.param([2.0, 1.0, 1.5], {"monitor": "train_loss", "patience": 1}, 3, 2, id="train-loss"),
+    pytest.param([1.0, 0.9, 0.95, 0.8], {"patience": 0}, 3, 2, id="patience-0"),
+    pytest.param([1.0, 1.0], {"patience": 0}, 2, 1, id="patience-0-equal"),
+]
+
+
+@pytest.mark.parametrize(("values", "kwargs", "stop", "best"), EARLY_STOPPING_TABLE)
+def test_early_stopping_table(
+    trainer: Trainer,
+    values: list[float],
+    kwargs: dict[str, Any],
+    stop: int | None,
+    best: int,
+) -> None:
+    callback = EarlyStopping(**{"patience": 3, **kwargs})
+
+    stopped, last = _drive(callback, trainer, values)
+
+    assert stopped == stop
+    assert callback.stopped_epoch == stop
+    assert trainer.should_stop is (stop is not None)
+    assert callback.best_epoch == best
+    assert callback.best_score == values[best - 1]
+    # The best weights come back whether it stopped early or ran out of epochs.
+    assert _trainable_values(trainer.model) == {float(best)}
+    assert trainer.history.restored_epoch == best
+    if stop is None:
+        assert last == len(values)
+        assert callback.stop_reason is None
+    else:
+        assert callback.stop_reason == trainer.stop_reason
+        assert re.fullmatch(
+            rf"early stopping: {callback.monitor} did not improve for "
+            rf"{max(callback.patience, 1)} epoch\(s\) "
+            rf"\(best {values[best - 1]:.4f} at epoch {best}\)",
+            callback.stop_reason or "",
+        )
+
+
+@pytest.mark.parametrize(("patience", "stop"), [(3, 3), (5, None)])
+def test_early_stopping_only_nan_never_sets_a_best(
+    trainer: Trainer, patience: int, stop: int | None
+) -> None:
+    callback = EarlyStopping(patience=patience)
+
+    stopped, last = _drive(callback, trainer, [nan, nan, nan])
+
+    assert stopped == stop
+    assert last == 3
+    assert callback.best_score is None
+    assert callback.best_epoch is None
+    # nothing to restore: the weights of the last epoch stay
+    assert _trainable_values(trainer.model) == {3.0}
+    assert trainer.history.restored_epoch is None
+
+
+def test_early_stopping_without_restoring_keeps_the_last_weights(trainer: Trainer) -> None:
+    callback = EarlyStopping(patience=2, restore_best_weights=False)
+
+    stopped, _ = _drive(callback, trainer, [0.9, 0.5, 0.7, 0.8])
+
+    assert stopped == 4
+    assert callback.best_epoch == 2
+    assert _trainable_values(trainer.model) == {4.0}
+    assert trainer.history.restored_epoch is None
+    assert callback.state_dict()["best_weights"] is None
+
+
+def test_early_stopping_keeps_trainable_parameters_and_buffers_only() -> None:
+    frozen = nn.Linear(8, 8)
+    frozen.requires_grad_(False)
+    norm = nn.BatchNorm1d(8)
+    network = nn.Sequential(frozen, norm, nn.Linear(8, 4), nn.LogSoftmax(dim=1))
+    trainer = quiet_trainer(Classifier(network, classes=["a", "b", "c", "d"]), max_epochs=1)
+    trainer.fit(separable_data(8), separable_data(4, seed=1))
+    callback = EarlyStopping(patience=2)
+    callback.on_fit_start(trainer)
+    for epoch, loss in enumerate([0.9, 0.5, 0.7], start=1):
+        _fill_trainable(trainer.model, epoch)
+        norm.running_mean.fill_(epoch)
+        callback.on_epoch_end(trainer, epoch, _metrics("val_loss", loss))
+
+    kept = callback.state_dict()["best_weights"]
+    callback.on_fit_end(trainer)
+
+    assert set(kept) == {
+        "network.1.weight",
+        "network.1.bias",
+        "network.1.running_mean",
+        "network.1.running_var",
+        "network.1.num_batches_tracked",
+        "network.2.weight",
+        "network.2.bias",
+    }
+    assert _trainable_values(trainer.model) == {2.0}
+    assert torch.equal(norm.running_mean, torch.full((8,), 2.0))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"mode": "mnx"}, "mode must be 'min' or 'max', got 'mnx'"),
+        ({"mode": "MIN"}, "mode must be 'min' or 'max', got 'MIN'"),
+        ({"patience": -1}, "patience must be an int >= 0, got -1"),
+        ({"patience": 2.5}, "patience must be an int >= 0, got 2.5"),
+        ({"patience": True}, "patience must be an int >= 0, got True"),
+        ({"min_delta": -0.1}, "min_delta must be >= 0, got -0.1"),
+        ({"min_delta": nan}, "min_delta must be >= 0, got nan"),
+    ],
+)
+def test_early_stopping_rejects_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        EarlyStopping(**kwargs)
+
+
+def test_early_stopping_on_val_loss_without_validation_data_lists_the_metrics() -> None:
+    trainer = quiet_trainer(linear_classifier(), callbacks=[EarlyStopping()], max_epochs=2)
+
+    with pytest.raises(
+        ValueError,
+        match=r"EarlyStopping monitors 'val_loss', which this fit does not produce \(pass "
+        r"validation data to fit\); available: train_loss, train_accuracy, lr$",
+    ):
+        trainer.fit(separable_data(8))
+    assert len(trainer.history) == 0
+
+
+def test_early_stopping_with_a_misspelt_metric_lists_the_metrics() -> None:
+    trainer = quiet_trainer(linear_classifier(), callbacks=[EarlyStopping(monitor="val_los")])
+
+    with pytest.raises(
+        ValueError,
+        match=r"monitors 'val_los'.*available: train_loss, train_accuracy, val_loss, "
+        r"val_accuracy, lr",
+    ):
+        trainer.fit(separable_data(8), separable_data(4, seed=1))
+
+
+def test_early_stopping_state_round_trips_through_a_weights_only_file(
+    trainer: Trainer, tmp_path: Path
+) -> None:
+    first = EarlyStopping(patience=3)
+    first.on_fit_start(trainer)
+    for epoch, loss in enumerate([0.9, 0.5, 0.7], start=1):
+        _fill_trainable(trainer.model, epoch)
+        first.on_epoch_end(trainer, epoch, _metrics("val_loss", loss))
+    torch.save(first.state_dict(), tmp_path / "state.pt")
+
+    second = EarlyStopping(patience=3)
+    second.on_fit_start(trainer)  # the Trainer loads resumed state after on_fit_start
+    second.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
+
+    assert (second.best_score, second.best_epoch, second.wait) == (0.5, 2, 1)
+    assert second.stopped_epoch is None
+    for epoch, loss in [(4, 0.8), (5, 0.6)]:
+        _fill_trainable(trainer.model, epoch)
+        second.on_epoch_end(trainer, epoch, _metrics("val_loss", loss))
+    assert second.stopped_epoch == 5
+    second.on_fit_end(trainer)
+    assert _trainable_values(trainer.model) == {2.0}
+
+
+# ---------------------------------------------------------------------------------------------
+# EarlyStopping inside a real fit, with the validation loss scripted.
+
+
+def _fit_with_scripted_losses(
+    losses: Sequence[float], *, max_epochs: int, callbacks: Sequence[Callback]
+) -> tuple[Trainer, Recorder]:
+    recorder = Recorder()
+    trainer = quiet_trainer(
+        linear_classifier(),
+        loss=ScriptedValidationLoss(losses),
+        lr=0.1,
+        max_epochs=max_epochs,
+        callbacks=[recorder, *callbacks],
+    )
+    trainer.fit(separable_data(16), separable_data(4, seed=1))
+    return trainer, recorder
+
+
+@pytest.mark.parametrize(
+    ("losses", "max_epochs", "epochs_run", "best", "reason"),
+    [
+        pytest.param(
+            [0.60, 0.52, 0.47, 0.44, 0.45, 0.46, 0.47, 0.48, 0.49, 0.50],
+            10,
+            7,
+            4,
+            r"early stopping: val_loss did not improve for 3 epoch\(s\) "
+            r"\(best 0\.4400 at epoch 4\)",
+            id="tutorial-stops-after-7",
+        ),
+        pytest.param([0.9, 0.5, 0.6, 0.7], 4, 4, 2, r"reached max_epochs=4", id="epochs-run-out"),
+    ],
+)
+def test_early_stopping_in_a_fit_restores_the_best_epoch(
+    losses: list[float], max_epochs: int, epochs_run: int, best: int, reason: str
+) -> None:
+    callback = EarlyStopping(patience=3)
+
+    trainer, recorder = _fit_with_scripted_losses(
+        losses, max_epochs=max_epochs, callbacks=[callback]
+    )
+
+    assert [record.epoch for record in trainer.history] == list(range(1, epochs_run + 1))
+    assert trainer.history.column("val_loss") == pytest.approx(losses[:epochs_run])
+    assert re.fullmatch(reason, trainer.stop_reason or "")
+    assert trainer.history.stop_reason == trainer.stop_reason
+    assert trainer.history.restored_epoch == best
+    assert not same_state(recorder.weights[best], recorder.weights[epochs_run])
+    assert same_state(snapshot(trainer.model), recorder.weights[best])
+
+
+def test_early_stopping_starts_afresh_in_each_fit() -> None:
+    callback = EarlyStopping(patience=2)
+    trainer, _ = _fit_with_scripted_losses([0.1, 0.5, 0.6], max_epochs=3, callbacks=[callback])
+    assert callback.stopped_epoch == 3
+
+    trainer.loss = ScriptedValidationLoss([0.9, 0.8, 0.7])
+    trainer.fit(separable_data(16), separable_data(4, seed=1))
+
+    assert len(trainer.history) == 3
+    assert (callback.best_score, callback.best_epoch, callback.stopped_epoch) == (0.7, 3, None)
+    assert trainer.stop_reason == "reached max_epochs=3"
+
+
+# ---------------------------------------------------------------------------------------------
+# Callback hooks
+
+
+class StopAfter(Callback):
+    def __init__(self, epoch: int, reason: str | None = None) -> None:
+        self.epoch = epoch
+        self.reason = reason
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
+        if epoch == self.epoch:
+            trainer.should_stop = True
+            if self.reason is not None:
+                trainer.stop_reason = self.reason
+
+
+def test_a_callback_setting_should_stop_ends_the_fit_after_that_epoch() -> None:
+    recorder = Recorder()
+    trainer = quiet_trainer(
+        linear_classifier(), max_epochs=5, callbacks=[StopAfter(2, "enough"), recorder]
+    )
+
+    history = trainer.fit(separable_data(8), separable_data(4, seed=1))
+
+    metrics = ("lr", "train_accuracy", "train_loss", "val_accuracy", "val_loss")
+    assert recorder.calls == [
+        ("fit_start",),
+        ("epoch_start", 1),
+        ("epoch_end", 1, metrics),
+        ("epoch_start", 2),
+        ("epoch_end", 2, metrics),
+        ("fit_end",),
+    ]
+    assert len(history) == 2
+    assert trainer.epoch == 2
+    assert trainer.stop_reason == history.stop_reason == "enough"
+
+
+def test_stop_reason_does_not_claim_max_epochs_when_a_callback_stopped_early() -> None:
+    trainer = quiet_trainer(linear_classifier(), max_epochs=5, callbacks=[StopAfter(2)])
+
+    history = trainer.fit(separable_data(8))
+
+    assert len(history) == 2
+    assert "max_epochs" not in (history.stop_reason or "")
+
+
+def test_callbacks_run_in_order_and_without_validation_get_train_metrics() -> None:
+    calls: list[str] = []
+
+    class Named(Callback):
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def on_fit_start(self, trainer: Trainer) -> None:
+            calls.append(f"{self.name}.fit_start")
+
+        def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
+            calls.append(f"{self.name}.epoch_end {epoch} {','.join(sorted(metrics))}")
+
+        def on_fit_end(self, trainer: Trainer) -> None:
+            calls.append(f"{self.name}.fit_end")
+
+    trainer = quiet_trainer(linear_classifier(), max_epochs=1, callbacks=[Named("a"), Named("b")])
+    trainer.fit(separable_data(8))
+
+    assert calls == [
+        "a.fit_start",
+        "b.fit_start",
+        "a.epoch_end 1 lr,train_accuracy,train_loss",
+        "b.epoch_end 1 lr,train_accuracy,train_loss",
+        "a.fit_end",
+        "b.fit_end",
+    ]
+
+
+def test_an_exception_in_a_callback_reaches_on_exception_and_propagates() -> None:
+    class Broken(Callback):
+        def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
+            if epoch == 2:
+                raise RuntimeError("callback failed")
+
+    recorder = Recorder()
+    trainer = quiet_trainer(linear_classifier(), max_epochs=4, callbacks=[Broken(), recorder])
+
+    with pytest.raises(RuntimeError, match="callback failed"):
+        trainer.fit(separable_data(8))
+
+    assert recorder.calls[-1] == ("exception", "RuntimeError")
+    assert ("fit_end",) not in recorder.calls
+    assert trainer.epoch == 2
+
+
+def test_the_base_callback_does_nothing() -> None:
+    class Custom(Callback):
+        pass
+
+    callback = Custom()
+    trainer = quiet_trainer(linear_classifier(), max_epochs=2, callbacks=[callback])
+
+    history = trainer.fit(separable_data(8))
+
+    assert len(history) == 2
+    assert callback.state_key == "Custom"
+    assert callback.state_dict() == {}
+    assert EarlyStopping().state_key == "EarlyStopping"
+
+
+# ---------------------------------------------------------------------------------------------
+# ModelCheckpoint
+
+
+class _ProbeFiles(Callback):
+    """After each epoch, reads which epochs best.pt and last.pt hold."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.best: list[int] = []
+        self.last: list[int] = []
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
+        self.best.append(load_checkpoint(self.folder / "best.pt").epoch)
+        self.last.append(load_checkpoint(self.folder / "last.pt").epoch)
+
+
+def test_model_checkpoint_writes_best_on_improvement_and_last_every_epoch(
+    tmp_path: Path,
+) -> None:
+    checkpoint = ModelCheckpoint(tmp_path)
+    probe = _ProbeFiles(tmp_path)
+    losses = [1.0, 0.5, 0.8, 0.4, 0.9]
+
+    _, recorder = _fit_with_scripted_losses(losses, max_epochs=5, callbacks=[checkpoint, probe])
+
+    assert probe.best == [1, 2, 2, 4, 4]
+    assert probe.last == [1, 2, 3, 4, 5]
+    assert checkpoint.best_score == 0.4
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best.history[-1]["val_loss"] == pytest.approx(0.4)
+    assert same_state(best.state_dict, recorder.weights[4])
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert same_state(last.state_dict, recorder.weights[5])
+    assert last.callback_states["ModelCheckpoint"] == {"best_score": 0.4, "best_epoch": 4}
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["best.pt", "last.pt"]
+
+
+def test_model_checkpoint_without_save_last_writes_only_best(tmp_path: Path) -> None:
+    _fit_with_scripted_losses(
+        [1.0, 0.5], max_epochs=2, callbacks=[ModelCheckpoint(tmp_path, save_last=False)]
+    )
+
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["best.pt"]
+    assert load_checkpoint(tmp_path / "best.pt").epoch == 2
+
+
+def test_model_checkpoint_in_max_mode_keeps_the_highest_accuracy(tmp_path: Path) -> None:
+    checkpoint = ModelCheckpoint(tmp_path, monitor="val_accuracy", mode="max")
+    trainer = quiet_trainer(
+        linear_classifier(), lr=0.2, max_epochs=5, seed=0, callbacks=[checkpoint]
+    )
+
+    history = trainer.fit(separable_data(64), separable_data(32, seed=1))
+
+    best = history.best("val_accuracy", mode="max")
+    accuracies = history.column("val_accuracy")
+    first_best = accuracies.index(best.val_accuracy) + 1
+    assert first_best > accuracies.index(min(accuracies)) + 1  # max mode, not min
+    assert load_checkpoint(tmp_path / "best.pt").epoch == first_best
+    assert checkpoint.best_score == best.val_accuracy
+
+
+@pytest.mark.parametrize("how", ["trainer", "callback"])
+def test_model_checkpoint_refuses_to_replace_best_of_another_run(tmp_path: Path, how: str) -> None:
+    def make_trainer(overwrite: bool) -> Trainer:
+        if how == "trainer":
+            return quiet_trainer(
+                linear_classifier(seed=1), checkpoint_dir=tmp_path, overwrite=overwrite
+            )
+        return quiet_trainer(
+            linear_classifier(seed=1),
+            callbacks=[ModelCheckpoint(tmp_path, overwrite=overwrite)],
+        )
+
+    quiet_trainer(linear_classifier(), max_epochs=1, checkpoint_dir=tmp_path).fit(
+        separable_data(8), separable_data(4, seed=1)
+    )
+    before = (tmp_path / "best.pt").read_bytes()
+
+    trainer = make_trainer(overwrite=False)
+    with pytest.raises(
+        FileExistsError,
+        match=r"best\.pt already exists and would be replaced by this new run; resume that run "
+        r".*resume_from=last\.pt.*overwrite=True",
+    ):
+        trainer.fit(separable_data(8), separable_data(4, seed=1))
+    assert (tmp_path / "best.pt").read_bytes() == before
+    assert len(trainer.history) == 0
+
+    trainer = make_trainer(overwrite=True)
+    trainer.fit(separable_data(8), separable_data(4, seed=1))
+    assert (tmp_path / "best.pt").read_bytes() != before
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"mode": "mnx"}, "mode must be 'min' or 'max', got 'mnx'")],
+)
+def test_model_checkpoint_rejects_bad_arguments(
+    tmp_path: Path, kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ModelCheckpoint(tmp_path, **kwargs)
+
+
+def test_model_checkpoint_on_val_loss_without_validation_data_lists_the_metrics(
+    tmp_path: Path,
+) -> None:
+    trainer = quiet_trainer(linear_classifier(), callbacks=[ModelCheckpoint(tmp_path)])
+
+    with pytest.raises(
+        ValueError,
+        match=r"ModelCheckpoint monitors 'val_loss'.*available: train_loss, train_accuracy, lr",
+    ):
+        trainer.fit(separable_data(8))
+    assert not (tmp_path / "best.pt").exists()

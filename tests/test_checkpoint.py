@@ -1,0 +1,433 @@
+"""Checkpoints: plain data that loads with weights_only=True, atomic writes, clear errors."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import retinalnet
+from _training_helpers import (
+    CLASSES,
+    linear_classifier,
+    one_thread,
+    same_state,
+    snapshot,
+    tiny_cnn,
+)
+from retinalnet.models import Classifier, small_cnn
+from retinalnet.training import CHECKPOINT_FORMAT, Checkpoint, load_checkpoint, save_checkpoint
+from retinalnet.transforms import Preprocessing
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    with one_thread():
+        yield
+
+
+HISTORY = [
+    {
+        "epoch": 1,
+        "train_loss": 1.25,
+        "train_accuracy": 0.5,
+        "val_loss": 1.5,
+        "val_accuracy": 0.25,
+        "seconds": 0.5,
+        "lr": 0.01,
+    },
+    {
+        "epoch": 2,
+        "train_loss": 1.0,
+        "train_accuracy": 0.75,
+        "val_loss": None,
+        "val_accuracy": None,
+        "seconds": 0.25,
+        "lr": 0.01,
+    },
+]
+
+
+def _trained_cnn() -> tuple[Classifier, torch.optim.Optimizer, Any]:
+    """A tiny CNN after one optimiser and scheduler step, BatchNorm statistics moved."""
+    model = tiny_cnn(width=4)
+    model.preprocessing = Preprocessing(size=32, resize=40, hflip=False, jitter=0.1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    inputs = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    loss = nn.functional.nll_loss(model(inputs), torch.tensor([0, 1, 2, 3]))
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+    return model.eval(), optimizer, scheduler
+
+
+def _inputs() -> torch.Tensor:
+    return torch.randn(5, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+
+def test_checkpoint_file_is_plain_data_loadable_with_weights_only(tmp_path: Path) -> None:
+    model, optimizer, scheduler = _trained_cnn()
+    states = {"EarlyStopping": {"best_score": 0.5, "best_epoch": 1, "wait": 1}}
+
+    path = save_checkpoint(
+        tmp_path / "runs" / "ck.pt",
+        model,
+        epoch=2,
+        history=HISTORY,
+        optimizer_state=optimizer.state_dict(),
+        scheduler_state=scheduler.state_dict(),
+        callback_states=states,
+    )
+
+    assert path == tmp_path / "runs" / "ck.pt"
+    raw = torch.load(path, weights_only=True)
+    assert raw["format"] == CHECKPOINT_FORMAT == "retinalnet-checkpoint"
+    assert raw["format_version"] == 1
+    assert raw["retinalnet_version"] == retinalnet.__version__
+    assert raw["classes"] == list(CLASSES)
+    assert raw["preprocessing"] == model.preprocessing.to_dict()
+    assert raw["preprocessing"]["jitter"] == 0.1
+    assert raw["model"]["arch"] == "small_cnn"
+    assert raw["model"]["arch_kwargs"] == {
+        "num_classes": 4,
+        "width": 4,
+        "hidden": 8,
+        "dropout": 0.2,
+    }
+    assert same_state(raw["model"]["state_dict"], model.state_dict())
+    assert raw["epoch"] == 2
+    assert raw["history"] == HISTORY
+    assert raw["callbacks"] == states
+    assert raw["optimizer"]["param_groups"][0]["lr"] == 0.005
+    assert raw["scheduler"]["last_epoch"] == 1
+    assert torch.equal(
+        raw["optimizer"]["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"]
+    )
+
+
+def test_load_checkpoint_gives_back_what_was_saved(tmp_path: Path) -> None:
+    model, optimizer, scheduler = _trained_cnn()
+    save_checkpoint(
+        tmp_path / "ck.pt",
+        model,
+        epoch=2,
+        history=HISTORY,
+        optimizer_state=optimizer.state_dict(),
+        scheduler_state=scheduler.state_dict(),
+        callback_states={"ModelCheckpoint": {"best_score": 1.5, "best_epoch": 1}},
+    )
+
+    checkpoint = load_checkpoint(tmp_path / "ck.pt")
+
+    assert isinstance(checkpoint, Checkpoint)
+    assert checkpoint.path == tmp_path / "ck.pt"
+    assert checkpoint.arch == "small_cnn"
+    assert checkpoint.classes == CLASSES
+    assert checkpoint.preprocessing == model.preprocessing
+    assert checkpoint.epoch == 2
+    assert checkpoint.history == HISTORY
+    assert checkpoint.callback_states == {"ModelCheckpoint": {"best_score": 1.5, "best_epoch": 1}}
+    assert checkpoint.retinalnet_version == retinalnet.__version__
+    assert same_state(checkpoint.state_dict, model.state_dict())
+    resumed = torch.optim.Adam(model.parameters(), lr=0.5)
+    assert checkpoint.optimizer_state is not None
+    resumed.load_state_dict(checkpoint.optimizer_state)
+    assert resumed.param_groups[0]["lr"] == 0.005
+    assert checkpoint.scheduler_state == scheduler.state_dict()
+
+
+def test_a_checkpoint_without_training_state_has_defaults(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path / "ck.pt", linear_classifier())
+
+    checkpoint = load_checkpoint(tmp_path / "ck.pt")
+
+    assert (checkpoint.epoch, checkpoint.history) == (0, [])
+    assert checkpoint.optimizer_state is None
+    assert checkpoint.scheduler_state is None
+    assert checkpoint.callback_states == {}
+
+
+def test_a_checkpoint_written_before_schedulers_existed_loads(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path / "ck.pt", linear_classifier())
+    data = torch.load(tmp_path / "ck.pt", weights_only=True)
+    del data["scheduler"]
+    torch.save(data, tmp_path / "ck.pt")
+
+    assert load_checkpoint(tmp_path / "ck.pt").scheduler_state is None
+
+
+def test_build_model_rebuilds_small_cnn_with_identical_outputs(tmp_path: Path) -> None:
+    model, _, _ = _trained_cnn()
+    save_checkpoint(tmp_path / "ck.pt", model)
+
+    rebuilt = load_checkpoint(tmp_path / "ck.pt").build_model().eval()
+
+    assert rebuilt is not model
+    assert (rebuilt.arch, rebuilt.arch_kwargs) == (model.arch, model.arch_kwargs)
+    assert rebuilt.classes == model.classes
+    assert rebuilt.preprocessing == model.preprocessing
+    with torch.no_grad():
+        expected = model(_inputs())
+        assert torch.equal(rebuilt(_inputs()), expected)
+        assert not torch.allclose(tiny_cnn(seed=5).eval()(_inputs()), expected)
+
+
+def test_vgg16_transfer_is_rebuilt_from_a_checkpoint_without_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, vgg16_random: Classifier
+) -> None:
+    def no_network(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("tried to download weights")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    save_checkpoint(tmp_path / "vgg.pt", vgg16_random)
+
+    rebuilt = load_checkpoint(tmp_path / "vgg.pt").build_model()
+
+    assert rebuilt.arch == "vgg16_transfer"
+    assert rebuilt.arch_kwargs == vgg16_random.arch_kwargs
+    assert same_state(rebuilt.state_dict(), vgg16_random.state_dict())
+    trainable = [name for name, p in rebuilt.named_parameters() if p.requires_grad]
+    assert trainable == [name for name, p in vgg16_random.named_parameters() if p.requires_grad]
+    assert all(name.startswith("network.classifier.6.") for name in trainable)
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [(OSError("disk full"), "disk full"), (KeyboardInterrupt(), None)],
+    ids=["os-error", "keyboard-interrupt"],
+)
+def test_a_failed_write_leaves_the_previous_file_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: BaseException, message: str | None
+) -> None:
+    path = save_checkpoint(tmp_path / "best.pt", linear_classifier(), epoch=1)
+    before = path.read_bytes()
+
+    def failing_save(obj: Any, stream: Any, *args: Any, **kwargs: Any) -> None:
+        stream.write(before[: len(before) // 2])  # half a file, then the failure
+        raise error
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(type(error), match=message):
+        save_checkpoint(path, linear_classifier(seed=1), epoch=2)
+    with pytest.raises(type(error), match=message):
+        save_checkpoint(tmp_path / "new.pt", linear_classifier(seed=1), epoch=2)
+
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]
+    monkeypatch.undo()
+    assert load_checkpoint(path).epoch == 1
+
+
+def test_save_checkpoint_needs_a_classifier(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"save_checkpoint needs a retinalnet Classifier \(got "):
+        save_checkpoint(tmp_path / "ck.pt", nn.Linear(2, 2))  # type: ignore[arg-type]
+    assert not (tmp_path / "ck.pt").exists()
+
+
+def test_load_checkpoint_of_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint file '.*missing\.pt'"):
+        load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(FileNotFoundError, match="no checkpoint file"):
+        load_checkpoint(tmp_path)
+
+
+def _pickled_module(path: Path) -> None:
+    torch.save(nn.Linear(2, 2), path)  # the tutorial's way: a whole pickled module
+
+
+def _truncated(path: Path) -> None:
+    save_checkpoint(path, linear_classifier())
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _plain_state_dict(path: Path) -> None:
+    torch.save(linear_classifier().state_dict(), path)
+
+
+def _random_bytes(path: Path) -> None:
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+
+
+def _tampered(**changes: Any) -> Callable[[Path], None]:
+    def write(path: Path) -> None:
+        save_checkpoint(path, tiny_cnn())
+        data = torch.load(path, weights_only=True)
+        for key, value in changes.items():
+            section, _, field = key.partition("__")
+            if field:
+                data[section][field] = value
+            else:
+                data[section] = value
+        torch.save(data, path)
+
+    return write
+
+
+@pytest.mark.parametrize(
+    ("write", "message"),
+    [
+        pytest.param(
+            _pickled_module,
+            r"is not a retinalnet checkpoint: it holds pickled Python objects .*unpickling can "
+            r"run arbitrary code\. Save model\.state_dict\(\) instead",
+            id="pickled-module",
+        ),
+        pytest.param(_truncated, r"cannot read checkpoint .*is the file complete\?", id="half"),
+        pytest.param(
+            lambda path: path.write_bytes(b""), r"cannot read checkpoint '.*bad\.pt'", id="empty"
+        ),
+        pytest.param(_random_bytes, r"'.*bad\.pt'", id="random-bytes"),
+        pytest.param(
+            _plain_state_dict,
+            r"'.*bad\.pt' is not a retinalnet checkpoint \(no 'retinalnet-checkpoint' marker\); "
+            r"to load backbone weights use vgg16_transfer\(weights=path\)",
+            id="plain-state-dict",
+        ),
+        pytest.param(
+            lambda path: torch.save([1, 2], path), "no 'retinalnet-checkpoint' marker", id="list"
+        ),
+        pytest.param(
+            _tampered(format="something-else"),
+            "no 'retinalnet-checkpoint' marker",
+            id="other-format",
+        ),
+        pytest.param(
+            _tampered(format_version=2, retinalnet_version="9.0"),
+            r"written by retinalnet 9\.0 in checkpoint format 2; this is retinalnet .* \(format 1\)"
+            r": upgrade with pip install -U retinalnet",
+            id="newer-format",
+        ),
+        pytest.param(
+            _tampered(preprocessing={**Preprocessing().to_dict(), "gamma": 2.0}),
+            r"unknown preprocessing setting\(s\) \['gamma'\].*upgrade",
+            id="newer-preprocessing",
+        ),
+    ],
+)
+def test_load_checkpoint_rejects_what_is_not_a_checkpoint(
+    tmp_path: Path, write: Callable[[Path], None], message: str
+) -> None:
+    path = tmp_path / "bad.pt"
+    write(path)
+
+    with pytest.raises(ValueError, match=message):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"hello world\n", b"epoch,train_loss\n1,0.5\n"],
+    ids=["text-file", "history-csv"],
+)
+def test_load_checkpoint_of_a_text_file_is_a_value_error(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "history.pt"
+    path.write_bytes(content)
+
+    with pytest.raises(ValueError, match=r"'.*history\.pt'"):
+        load_checkpoint(path)
+
+
+def test_load_checkpoint_of_an_image_does_not_blame_a_pickled_model(tmp_path: Path) -> None:
+    path = tmp_path / "scan.pt"
+    path.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(64))
+
+    with pytest.raises(ValueError, match=r"scan\.pt") as caught:
+        load_checkpoint(path)
+    assert "torch.save(model)" not in str(caught.value)
+
+
+def test_weights_that_do_not_fit_list_the_shapes(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path / "ck.pt", tiny_cnn(width=8))
+    checkpoint = load_checkpoint(tmp_path / "ck.pt")
+    wider = tiny_cnn(width=16)
+    expected = snapshot(wider)
+
+    with pytest.raises(
+        ValueError,
+        match=r"the weights in '.*ck\.pt' do not fit the model: wrong shapes \["
+        r"'network\.classifier\.0\.weight: checkpoint \(8, 64\) vs model \(8, 128\)', "
+        r"'network\.features\.0\.weight: checkpoint \(8, 3, 3, 3\) vs model \(16, 3, 3, 3\)', "
+        r".*\] and \d+ more\. Build the model with the same architecture",
+    ):
+        checkpoint.build_model(wider)
+    assert same_state(wider.state_dict(), expected)  # nothing half-loaded
+
+
+def test_a_checkpoint_whose_config_does_not_fit_its_weights(tmp_path: Path) -> None:
+    _tampered(model__arch_kwargs={"num_classes": 4, "width": 16, "hidden": 8})(tmp_path / "x.pt")
+
+    with pytest.raises(ValueError, match=r"do not fit the model: wrong shapes"):
+        load_checkpoint(tmp_path / "x.pt").build_model()
+
+
+def test_an_unknown_architecture_needs_the_network(tmp_path: Path) -> None:
+    _tampered(model__arch="resnet9000")(tmp_path / "x.pt")
+
+    with pytest.raises(
+        ValueError,
+        match=r"unknown architecture 'resnet9000'; known: small_cnn, vgg16_transfer\. "
+        r"For a network built by hand, pass it as model=",
+    ):
+        load_checkpoint(tmp_path / "x.pt").build_model()
+
+
+def test_a_hand_built_network_needs_model_to_be_rebuilt(tmp_path: Path) -> None:
+    model = linear_classifier(seed=3)
+    model.preprocessing = Preprocessing(size=48)
+    save_checkpoint(tmp_path / "ck.pt", model)
+    checkpoint = load_checkpoint(tmp_path / "ck.pt")
+    assert checkpoint.arch is None
+
+    with pytest.raises(
+        ValueError,
+        match=r"holds a network built by hand; pass that untrained network as model=",
+    ):
+        checkpoint.build_model()
+
+    network = nn.Sequential(nn.Flatten(), nn.Linear(8, 4), nn.LogSoftmax(dim=1))
+    rebuilt = checkpoint.build_model(network)
+    assert rebuilt.network is network
+    assert rebuilt.classes == CLASSES
+    assert rebuilt.preprocessing == Preprocessing(size=48)
+    inputs = torch.randn(3, 8)
+    assert torch.equal(rebuilt(inputs), model(inputs))
+
+    classifier = linear_classifier(seed=4)
+    assert checkpoint.build_model(classifier) is classifier
+    assert torch.equal(classifier(inputs), model(inputs))
+
+
+def test_a_network_with_other_layers_lists_missing_and_unexpected_keys(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path / "ck.pt", linear_classifier())
+
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "missing keys ['network.0.bias', 'network.0.weight']; "
+            "unexpected keys ['network.1.bias', 'network.1.weight']"
+        ),
+    ):
+        load_checkpoint(tmp_path / "ck.pt").build_model(nn.Sequential(nn.Linear(8, 4)))
+
+
+def test_a_model_with_other_classes_is_refused(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path / "ck.pt", small_cnn(width=4, hidden=8))
+    other = small_cnn(width=4, hidden=8, classes=["NORMAL", "CNV", "DME", "DRUSEN"])
+
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "was trained for classes ['CNV', 'DME', 'DRUSEN', 'NORMAL'] but the model has "
+            "['NORMAL', 'CNV', 'DME', 'DRUSEN']"
+        ),
+    ):
+        load_checkpoint(tmp_path / "ck.pt").build_model(other)

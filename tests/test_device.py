@@ -1,0 +1,90 @@
+"""resolve_device: 'auto' picks CUDA, then MPS, then the CPU; unknown or absent devices fail."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from retinalnet.training import resolve_device
+
+
+@pytest.fixture
+def no_accelerator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available() or torch.backends.mps.is_available(),
+    reason="this machine has an accelerator",
+)
+def test_auto_is_the_cpu_on_a_machine_without_accelerator() -> None:
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device() == torch.device("cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_auto_is_cuda_when_cuda_is_there() -> None:
+    assert resolve_device("auto").type == "cuda"
+    assert resolve_device("cuda:0") == torch.device("cuda:0")
+
+
+@pytest.mark.usefixtures("no_accelerator")
+def test_auto_falls_back_to_the_cpu() -> None:
+    assert resolve_device("auto") == torch.device("cpu")
+
+
+@pytest.mark.parametrize(("cuda", "mps", "expected"), [(True, True, "cuda"), (False, True, "mps")])
+def test_auto_prefers_cuda_then_mps(
+    monkeypatch: pytest.MonkeyPatch, cuda: bool, mps: bool, expected: str
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+    assert resolve_device("auto") == torch.device(expected)
+
+
+@pytest.mark.parametrize(
+    ("device", "expected"),
+    [
+        ("cpu", torch.device("cpu")),
+        (torch.device("cpu"), torch.device("cpu")),
+        ("cpu:0", torch.device("cpu", 0)),
+    ],
+)
+def test_explicit_cpu(device: str | torch.device, expected: torch.device) -> None:
+    assert resolve_device(device) == expected
+
+
+@pytest.mark.parametrize("name", ["gpu", "cpux", "", "cuda:x", "CUDA", "auto:0"])
+def test_names_that_are_not_devices(name: str) -> None:
+    with pytest.raises(
+        ValueError,
+        match=rf"device {name!r} is not a device name; use 'auto', 'cpu', 'cuda', 'cuda:N' or "
+        r"'mps'",
+    ):
+        resolve_device(name)
+
+
+@pytest.mark.usefixtures("no_accelerator")
+@pytest.mark.parametrize("device", ["cuda", "cuda:1", torch.device("cuda")])
+def test_cuda_on_a_machine_without_cuda(device: str | torch.device) -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"asks for CUDA, which this machine does not have; use device='auto' or 'cpu'",
+    ):
+        resolve_device(device)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_really_absent_here() -> None:
+    with pytest.raises(ValueError, match=r"device 'cuda' asks for CUDA"):
+        resolve_device("cuda")
+
+
+@pytest.mark.usefixtures("no_accelerator")
+def test_mps_when_it_is_not_available() -> None:
+    with pytest.raises(
+        ValueError, match=r"device 'mps' asks for Apple MPS, which is not available"
+    ):
+        resolve_device("mps")

@@ -1,0 +1,227 @@
+"""evaluate(): exact confusion matrix, accuracies and loss on a model whose outputs we choose."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional
+from torch.utils.data import DataLoader, TensorDataset
+
+from _training_helpers import (
+    CLASSES,
+    one_thread,
+    tiny_cnn,
+)
+from retinalnet import SyntheticOCT
+from retinalnet.models import Classifier
+from retinalnet.training import EvaluationResult, evaluate
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    with one_thread():
+        yield
+
+
+# Each image's input is its own logits, so the prediction is whatever we put at the argmax.
+TARGETS = [0, 0, 0, 1, 1, 2, 2, 2, 2, 0]
+PREDICTED = [0, 1, 0, 1, 3, 2, 2, 0, 2, 0]
+# rows: true class, columns: predicted class; nothing is NORMAL
+MATRIX = [
+    [3, 1, 0, 0],
+    [0, 1, 0, 1],
+    [1, 0, 3, 0],
+    [0, 0, 0, 0],
+]
+
+
+def _logits(predicted: list[int], seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    logits = torch.randn(len(predicted), len(CLASSES), generator=generator)
+    for row, column in enumerate(predicted):
+        logits[row, column] = logits[row].max() + 0.5 + torch.rand(1, generator=generator).item()
+    return logits
+
+
+def _data(predicted: list[int] = PREDICTED, targets: list[int] = TARGETS) -> TensorDataset:
+    return TensorDataset(_logits(predicted), torch.tensor(targets))
+
+
+def _model() -> Classifier:
+    """Outputs log-probabilities of its input logits."""
+    return Classifier(nn.LogSoftmax(dim=1), classes=CLASSES)
+
+
+def test_evaluate_gives_the_exact_confusion_matrix_and_accuracies() -> None:
+    result = evaluate(_model(), _data(), device="cpu")
+
+    assert isinstance(result, EvaluationResult)
+    assert result.classes == CLASSES
+    assert result.num_samples == 10
+    assert result.confusion_matrix.dtype == np.int64
+    assert result.confusion_matrix.tolist() == MATRIX
+    assert result.accuracy == 0.7
+    per_class = result.per_class_accuracy
+    assert list(per_class) == list(CLASSES)
+    assert (per_class["CNV"], per_class["DME"], per_class["DRUSEN"]) == (0.75, 0.5, 0.75)
+    assert math.isnan(per_class["NORMAL"])
+
+
+def test_evaluate_loss_is_the_nll_over_the_whole_set() -> None:
+    logits = _logits(PREDICTED)
+    expected = nn.NLLLoss()(functional.log_softmax(logits, dim=1), torch.tensor(TARGETS)).item()
+
+    result = evaluate(_model(), _data(), batch_size=3, device="cpu")
+
+    assert result.loss == pytest.approx(expected, rel=1e-6)
+
+
+def test_evaluate_uses_the_loss_given() -> None:
+    logits = _logits(PREDICTED)
+    expected = nn.CrossEntropyLoss()(logits, torch.tensor(TARGETS)).item()
+
+    result = evaluate(
+        nn.Identity(), _data(), loss=nn.CrossEntropyLoss(), classes=CLASSES, device="cpu"
+    )
+
+    assert result.loss == pytest.approx(expected, rel=1e-6)
+    assert result.confusion_matrix.tolist() == MATRIX
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 64])
+def test_batching_does_not_change_the_result(batch_size: int) -> None:
+    reference = evaluate(_model(), _data(), batch_size=10, device="cpu")
+
+    result = evaluate(_model(), _data(), batch_size=batch_size, device="cpu")
+
+    assert np.array_equal(result.confusion_matrix, reference.confusion_matrix)
+    assert result.accuracy == reference.accuracy
+    assert result.loss == pytest.approx(reference.loss, rel=1e-6)
+
+
+def test_evaluate_takes_a_data_loader() -> None:
+    loader = DataLoader(_data(), batch_size=4)
+
+    result = evaluate(_model(), loader, device="cpu")
+
+    assert result.confusion_matrix.tolist() == MATRIX
+
+
+def test_a_plain_module_needs_class_names() -> None:
+    with pytest.raises(
+        ValueError, match=r"pass classes=\[\.\.\.\] when the model is not a retinalnet Classifier"
+    ):
+        evaluate(nn.LogSoftmax(dim=1), _data(), device="cpu")
+
+    result = evaluate(nn.LogSoftmax(dim=1), _data(), classes=["a", "b", "c", "d"], device="cpu")
+    assert result.classes == ("a", "b", "c", "d")
+    assert result.confusion_matrix.tolist() == MATRIX
+
+
+def test_evaluate_runs_in_eval_mode_without_gradients_and_restores_the_mode() -> None:
+    seen: list[tuple[bool, bool]] = []
+
+    class Dropping(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.dropout = nn.Dropout(0.5)
+            self.linear = nn.Linear(4, 4)
+
+        def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+            seen.append((self.training, torch.is_grad_enabled()))
+            return functional.log_softmax(self.linear(self.dropout(inputs)), dim=1)
+
+    torch.manual_seed(0)
+    model = Classifier(Dropping(), classes=CLASSES).train()
+
+    first = evaluate(model, _data(), batch_size=4, device="cpu")
+    second = evaluate(model, _data(), batch_size=4, device="cpu")
+
+    assert set(seen) == {(False, False)}
+    assert model.training
+    assert first.loss == second.loss
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_evaluate_prepares_pil_images_with_the_model_eval_preprocessing() -> None:
+    model = tiny_cnn().eval()
+    data = SyntheticOCT(1, size=(48, 40), seed=3)
+    transform = model.preprocessing.eval_transform()
+    inputs = torch.stack([transform(data.image(i)) for i in range(len(data))])
+    targets = torch.tensor(data.targets)
+    with torch.no_grad():
+        outputs = model(inputs)
+    expected_loss = functional.nll_loss(outputs, targets).item()
+    expected_predictions = outputs.argmax(dim=1)
+
+    result = evaluate(model, data, batch_size=3, device="cpu")
+
+    assert result.loss == pytest.approx(expected_loss, rel=1e-5)
+    expected = np.zeros((4, 4), dtype=np.int64)
+    for target, predicted in zip(targets.tolist(), expected_predictions.tolist(), strict=True):
+        expected[target, predicted] += 1
+    assert np.array_equal(result.confusion_matrix, expected)
+
+
+def test_str_is_a_table_of_the_confusion_matrix() -> None:
+    result = evaluate(_model(), _data(), device="cpu")
+
+    lines = str(result).splitlines()
+
+    assert lines[0] == f"images 10  loss {result.loss:.4f}  accuracy 70.00%"
+    assert lines[1] == ""
+    assert lines[2].split() == ["true", "\\", "predicted", *CLASSES, "accuracy"]
+    assert [line.split() for line in lines[3:]] == [
+        ["CNV", "3", "1", "0", "0", "75.0%"],
+        ["DME", "0", "1", "0", "1", "50.0%"],
+        ["DRUSEN", "1", "0", "3", "0", "75.0%"],
+        ["NORMAL", "0", "0", "0", "0", "-"],
+    ]
+    assert len({len(line) for line in lines[2:]}) == 1  # columns line up
+    assert re.search(r"DRUSEN\s+NORMAL\s+accuracy$", lines[2])
+
+
+def test_to_dict_is_plain_json_data() -> None:
+    all_classes = [0, 1, 2, 3, 0, 1, 2, 3]
+    result = evaluate(
+        _model(), _data(predicted=[0, 1, 2, 3, 1, 1, 2, 0], targets=all_classes), device="cpu"
+    )
+
+    data = result.to_dict()
+
+    assert json.loads(json.dumps(data, allow_nan=False)) == data
+    assert data == {
+        "classes": list(CLASSES),
+        "num_samples": 8,
+        "loss": result.loss,
+        "accuracy": 0.75,
+        "per_class_accuracy": {"CNV": 0.5, "DME": 1.0, "DRUSEN": 1.0, "NORMAL": 0.5},
+        "confusion_matrix": [[1, 1, 0, 0], [0, 2, 0, 0], [0, 0, 2, 0], [1, 0, 0, 1]],
+    }
+    assert all(type(v) is int for row in data["confusion_matrix"] for v in row)
+
+
+def test_to_dict_with_a_class_without_images_has_nan_only_there() -> None:
+    data = evaluate(_model(), _data(), device="cpu").to_dict()
+
+    text = json.dumps(data)  # NaN is written as the JavaScript-style NaN token
+
+    assert math.isnan(json.loads(text)["per_class_accuracy"]["NORMAL"])
+    assert json.loads(text)["confusion_matrix"] == MATRIX
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_evaluate_on_cuda_gives_the_same_result() -> None:
+    on_cpu = evaluate(_model(), _data(), batch_size=3, device="cpu")
+
+    on_cuda = evaluate(_model(), _data(), batch_size=3, device="cuda")
+
+    assert on_cuda.confusion_matrix.tolist() == MATRIX
+    assert on_cuda.loss == pytest.approx(on_cpu.loss, rel=1e-5)

@@ -1,0 +1,153 @@
+"""History: records, CSV, columns and the best epoch."""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from retinalnet.training import EpochRecord, History
+
+FIELDS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds", "lr"]
+
+
+def _record(epoch: int, val_loss: float | None, val_accuracy: float | None = None) -> EpochRecord:
+    return EpochRecord(
+        epoch=epoch,
+        train_loss=1.0 / epoch,
+        train_accuracy=0.1 * epoch,
+        val_loss=val_loss,
+        val_accuracy=val_accuracy,
+        seconds=0.5 + epoch,
+        lr=1e-3,
+    )
+
+
+def _history(*val_losses: float | None) -> History:
+    return History([_record(i, loss) for i, loss in enumerate(val_losses, start=1)])
+
+
+def test_history_is_a_sequence_of_records() -> None:
+    history = _history(0.9, 0.8, 0.7)
+
+    assert len(history) == 3
+    assert history[0].epoch == 1
+    assert history[-1].val_loss == 0.7
+    assert [record.epoch for record in history[1:]] == [2, 3]
+    assert [record.epoch for record in history] == [1, 2, 3]
+    assert repr(history) == "History(epochs=3, stop_reason=None)"
+    history.append(_record(4, 0.6))
+    assert len(history) == 4
+
+
+def test_records_round_trip() -> None:
+    history = _history(0.9, None, 0.7)
+
+    records = history.to_records()
+
+    assert [list(record) for record in records] == [FIELDS] * 3
+    assert records[1]["val_loss"] is None
+    assert records[2] == {
+        "epoch": 3,
+        "train_loss": 1 / 3,
+        "train_accuracy": 0.1 * 3,
+        "val_loss": 0.7,
+        "val_accuracy": None,
+        "seconds": 3.5,
+        "lr": 1e-3,
+    }
+    assert list(History.from_records(records)) == list(history)
+
+
+def test_to_csv_writes_a_header_and_one_row_per_epoch(tmp_path: Path) -> None:
+    history = _history(0.9, None, 0.7)
+
+    path = history.to_csv(tmp_path / "history.csv")
+
+    assert path == tmp_path / "history.csv"
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    assert reader.fieldnames == FIELDS
+    assert [row["epoch"] for row in rows] == ["1", "2", "3"]
+    assert [row["val_loss"] for row in rows] == ["0.9", "", "0.7"]
+    assert [float(row["train_loss"]) for row in rows] == history.column("train_loss")
+    assert [float(row["seconds"]) for row in rows] == [1.5, 2.5, 3.5]
+
+
+def test_column_gives_one_metric_across_epochs() -> None:
+    history = _history(0.9, None, 0.7)
+
+    assert history.column("val_loss") == [0.9, None, 0.7]
+    assert history.column("epoch") == [1, 2, 3]
+    assert _history().column("val_loss") == []
+
+
+def test_an_unknown_column_lists_the_known_ones() -> None:
+    with pytest.raises(
+        KeyError,
+        match=r"no metric 'val_los' in the history; available: epoch, train_loss, "
+        r"train_accuracy, val_loss, val_accuracy, seconds, lr",
+    ):
+        _history(0.9).column("val_los")
+    assert [f.name for f in fields(EpochRecord)] == FIELDS
+
+
+@pytest.mark.parametrize(
+    ("val_losses", "best_epoch"),
+    [
+        ([0.9, 0.8, 0.85], 2),
+        ([math.nan, 0.5, None, 0.3, math.nan], 4),
+        ([0.4, math.nan, 0.4], 1),  # the first of equal values
+        ([None, 2.0], 2),
+    ],
+)
+def test_best_ignores_nan_and_missing_values(
+    val_losses: list[float | None], best_epoch: int
+) -> None:
+    assert _history(*val_losses).best().epoch == best_epoch
+
+
+def test_best_in_max_mode() -> None:
+    history = History(
+        [
+            _record(1, 0.5, 0.5),
+            _record(2, 0.6, math.nan),
+            _record(3, 0.7, 0.75),
+            _record(4, 0.8, 0.7),
+        ]
+    )
+
+    assert history.best("val_accuracy", mode="max").epoch == 3
+    assert history.best("train_loss").epoch == 4
+    assert history.best("train_accuracy", mode="max").epoch == 4
+
+
+@pytest.mark.parametrize("val_losses", [[], [None, None], [math.nan, None]])
+def test_best_without_any_value_is_an_error(val_losses: list[float | None]) -> None:
+    with pytest.raises(ValueError, match=r"no epoch has a 'val_loss' value"):
+        _history(*val_losses).best()
+
+
+def test_best_of_an_unknown_metric_is_a_key_error() -> None:
+    with pytest.raises(KeyError, match="no metric 'accuracy'"):
+        _history(0.9).best("accuracy")
+
+
+def test_best_rejects_an_unknown_mode() -> None:
+    with pytest.raises(ValueError, match="mode"):
+        _history(0.9, 0.1).best(mode="mni")
+
+
+def test_metrics_of_a_record_leave_out_epoch_seconds_and_missing_values() -> None:
+    assert _record(2, None).metrics() == {"train_loss": 0.5, "train_accuracy": 0.2, "lr": 1e-3}
+    assert _record(2, 0.25, 0.5).metrics() == {
+        "train_loss": 0.5,
+        "train_accuracy": 0.2,
+        "val_loss": 0.25,
+        "val_accuracy": 0.5,
+        "lr": 1e-3,
+    }

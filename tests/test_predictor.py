@@ -1,0 +1,359 @@
+"""Predictor: top-k of paths, PIL images and tensors through the model's one preprocessing path."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from _training_helpers import (
+    CLASSES,
+    one_thread,
+    tiny_cnn,
+)
+from retinalnet import SyntheticOCT
+from retinalnet.datasets import UnreadableImageError, find_images
+from retinalnet.models import Classifier, SmallCNN, small_cnn
+from retinalnet.predictor import ClassProbability, Prediction, Predictor
+from retinalnet.training import save_checkpoint
+from retinalnet.transforms import Preprocessing
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    with one_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def model() -> Classifier:
+    return tiny_cnn(seed=2).eval()
+
+
+@pytest.fixture(scope="module")
+def images() -> list[Image.Image]:
+    data = SyntheticOCT(2, size=(60, 52), seed=4)
+    return [data.image(i) for i in range(len(data))]
+
+
+@pytest.fixture
+def predictor(model: Classifier) -> Predictor:
+    return Predictor(model, device="cpu")
+
+
+def _by_hand(model: Classifier, image: Image.Image) -> torch.Tensor:
+    """Softmax of the model on the image prepared with its eval preprocessing."""
+    batch = model.preprocessing.eval_transform()(image).unsqueeze(0)
+    with torch.no_grad():
+        return torch.softmax(model.eval()(batch), dim=1)[0]
+
+
+def _uint8(image: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.array(image))
+
+
+def _as_path(image: Image.Image, tmp_path: Path) -> Path:
+    path = tmp_path / "scan.png"  # lossless: the file holds exactly the image
+    image.save(path)
+    return path
+
+
+INPUTS: dict[str, Callable[[Image.Image, Path], Any]] = {
+    "path": _as_path,
+    "str-path": lambda image, tmp_path: str(_as_path(image, tmp_path)),
+    "pil": lambda image, tmp_path: image,
+    "pil-rgb": lambda image, tmp_path: image.convert("RGB"),
+    "uint8-hw": lambda image, tmp_path: _uint8(image),
+    "uint8-1hw": lambda image, tmp_path: _uint8(image).unsqueeze(0),
+    "uint8-3hw": lambda image, tmp_path: _uint8(image).expand(3, -1, -1),
+    "float-hw": lambda image, tmp_path: _uint8(image).float() / 255,
+    "float64-1hw": lambda image, tmp_path: _uint8(image).double().unsqueeze(0) / 255,
+}
+
+
+@pytest.mark.parametrize("kind", list(INPUTS))
+def test_topk_of_one_image_matches_the_softmax_by_hand(
+    predictor: Predictor,
+    model: Classifier,
+    images: list[Image.Image],
+    tmp_path: Path,
+    kind: str,
+) -> None:
+    image = images[1]
+    given = INPUTS[kind](image, tmp_path)
+    expected = _by_hand(model, image)
+
+    prediction = predictor.topk(given, k=4)
+
+    assert isinstance(prediction, Prediction)
+    assert prediction.source == (str(given) if kind.endswith("path") else "<image 0>")
+    probabilities = [c.probability for c in prediction.top]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert sum(probabilities) == pytest.approx(1.0, abs=1e-6)
+    order = torch.argsort(expected, descending=True).tolist()
+    assert [c.index for c in prediction.top] == order
+    assert [c.name for c in prediction.top] == [CLASSES[i] for i in order]
+    assert probabilities == pytest.approx(expected[order].tolist(), abs=1e-6)
+    assert (prediction.label, prediction.probability) == (CLASSES[order[0]], probabilities[0])
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_topk_returns_k_classes_most_probable_first(
+    predictor: Predictor, images: list[Image.Image], k: int
+) -> None:
+    full = predictor.topk(images[0], k=4)
+
+    prediction = predictor.topk(images[0], k=k)
+
+    assert prediction.top == full.top[:k]
+    assert len({c.name for c in prediction.top}) == k
+
+
+def test_a_list_gives_a_list_in_input_order(
+    predictor: Predictor, images: list[Image.Image], tmp_path: Path
+) -> None:
+    path = _as_path(images[2], tmp_path)
+    inputs: list[Any] = [images[0], _uint8(images[1]), path]
+
+    predictions = predictor.topk(inputs, k=2)
+
+    assert isinstance(predictions, list)
+    assert [p.source for p in predictions] == ["<image 0>", "<image 1>", str(path)]
+    for prediction, image in zip(predictions, images[:3], strict=True):
+        assert prediction == Prediction(
+            source=prediction.source, top=predictor.topk(image, k=2).top
+        )
+    assert predictor.topk(tuple(inputs), k=2) == predictions
+    assert predictor.topk([], k=2) == []
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3])
+def test_batching_does_not_change_the_probabilities(
+    model: Classifier, images: list[Image.Image], batch_size: int
+) -> None:
+    reference = Predictor(model, device="cpu", batch_size=32).predict_proba(images)
+
+    probabilities = Predictor(model, device="cpu", batch_size=batch_size).predict_proba(images)
+
+    assert probabilities.shape == (8, 4)
+    torch.testing.assert_close(probabilities, reference, rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        reference, torch.stack([_by_hand(model, image) for image in images]), rtol=0, atol=1e-6
+    )
+
+
+def test_predict_proba_of_nothing_is_empty(predictor: Predictor) -> None:
+    assert predictor.predict_proba([]).shape == (0, 4)
+
+
+@pytest.mark.parametrize("k", [0, 5, -1, True, 2.0, None])
+def test_k_out_of_range(predictor: Predictor, images: list[Image.Image], k: Any) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"k must be an int from 1 to 4, got {k!r}")):
+        predictor.topk(images[0], k=k)
+
+
+@pytest.mark.parametrize(
+    ("tensor", "message"),
+    [
+        pytest.param(
+            torch.zeros(2, 1, 40, 40, dtype=torch.uint8),
+            r"image 0 is a batch tensor of shape \(2, 1, 40, 40\); pass list\(batch\)",
+            id="4d",
+        ),
+        pytest.param(
+            torch.zeros(2, 40, 40, dtype=torch.uint8),
+            r"image 0 has shape \(2, 40, 40\); expected \(H, W\), \(1, H, W\) or \(3, H, W\)",
+            id="2-channels",
+        ),
+        pytest.param(
+            torch.zeros(40, dtype=torch.uint8), r"image 0 has shape \(40,\); expected", id="1d"
+        ),
+        pytest.param(
+            torch.linspace(-2.1, 2.6, 3 * 40 * 40).reshape(3, 40, 40),
+            r"image 0 is a float tensor with values in \[-2\.1, 2\.6\]; expected an image in "
+            r"\[0, 1\] \(a normalised tensor is a model input",
+            id="normalised",
+        ),
+        pytest.param(
+            torch.full((40, 40), 255.0),
+            r"values in \[255, 255\]; expected an image in \[0, 1\]",
+            id="float-0-255",
+        ),
+        pytest.param(
+            torch.zeros(40, 40, dtype=torch.int32),
+            r"image 0 has dtype torch\.int32; expected uint8 or float",
+            id="int32",
+        ),
+        pytest.param(
+            torch.zeros(40, 40, dtype=torch.bool),
+            r"image 0 has dtype torch\.bool; expected uint8 or float",
+            id="bool",
+        ),
+    ],
+)
+def test_tensors_that_are_not_images(
+    predictor: Predictor, tensor: torch.Tensor, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        predictor.topk(tensor)
+
+
+def test_the_error_names_the_position_in_a_list(
+    predictor: Predictor, images: list[Image.Image]
+) -> None:
+    with pytest.raises(ValueError, match=r"^image 2 has dtype torch\.int64"):
+        predictor.topk([images[0], images[1], torch.zeros(40, 40, dtype=torch.int64)])
+
+
+@pytest.mark.parametrize("value", [np.zeros((40, 40), dtype=np.uint8), 3, b"scan.jpeg"])
+def test_other_types_are_refused(predictor: Predictor, value: Any) -> None:
+    with pytest.raises(
+        TypeError,
+        match=rf"image 0 is a {type(value).__name__}; expected a path, a PIL image or an image "
+        r"tensor",
+    ):
+        predictor.topk(value)
+
+
+def test_an_unreadable_file_is_named(
+    predictor: Predictor, images: list[Image.Image], tmp_path: Path
+) -> None:
+    fake = tmp_path / "CNV-123-1.jpeg"
+    fake.write_text("this is not a scan\n")
+
+    with pytest.raises(
+        UnreadableImageError, match=r"cannot read image '.*CNV-123-1\.jpeg'"
+    ) as info:
+        predictor.topk([images[0], fake])
+    assert info.value.path == fake
+
+    with pytest.raises(UnreadableImageError, match=r"missing\.jpeg'.*no such file"):
+        predictor.topk(tmp_path / "missing.jpeg")
+
+
+def test_predicts_on_the_cpu_in_eval_mode_without_gradients(
+    images: list[Image.Image],
+) -> None:
+    model = tiny_cnn(seed=3).train()  # dropout and BatchNorm behave differently in training
+
+    predictor = Predictor(model, device="cpu")
+    first = predictor.predict_proba(images)
+    second = predictor.predict_proba(images)
+
+    assert predictor.device == torch.device("cpu")
+    assert not predictor.model.training
+    assert torch.equal(first, second)
+    assert first.device == torch.device("cpu")
+    assert not first.requires_grad
+    assert all(p.grad is None for p in model.parameters())
+    torch.testing.assert_close(first[0], _by_hand(model, images[0]), rtol=0, atol=1e-6)
+
+
+def test_from_checkpoint_predicts_like_the_saved_model(
+    model: Classifier, images: list[Image.Image], tmp_path: Path
+) -> None:
+    save_checkpoint(tmp_path / "best.pt", model)
+
+    loaded = Predictor.from_checkpoint(tmp_path / "best.pt", device="cpu", batch_size=3)
+
+    assert loaded.classes == CLASSES
+    assert loaded.batch_size == 3
+    assert loaded.model.preprocessing == model.preprocessing
+    torch.testing.assert_close(
+        loaded.predict_proba(images),
+        Predictor(model, device="cpu").predict_proba(images),
+        rtol=0,
+        atol=1e-6,
+    )
+
+
+def test_from_checkpoint_of_a_hand_built_network_needs_it(
+    images: list[Image.Image], tmp_path: Path
+) -> None:
+    torch.manual_seed(0)
+    network = SmallCNN(4, width=4, hidden=8)
+    model = Classifier(network, classes=["a", "b", "c", "d"], preprocessing=Preprocessing(size=32))
+    save_checkpoint(tmp_path / "hand.pt", model)
+
+    with pytest.raises(ValueError, match="pass that untrained network as model="):
+        Predictor.from_checkpoint(tmp_path / "hand.pt", device="cpu")
+
+    loaded = Predictor.from_checkpoint(
+        tmp_path / "hand.pt", device="cpu", model=SmallCNN(4, width=4, hidden=8)
+    )
+    assert loaded.classes == ("a", "b", "c", "d")
+    torch.testing.assert_close(
+        loaded.predict_proba(images[:2]),
+        torch.stack([_by_hand(model, image) for image in images[:2]]),
+        rtol=0,
+        atol=1e-6,
+    )
+
+
+def test_prediction_to_dict_is_json_data() -> None:
+    prediction = Prediction(
+        source="scan.jpeg",
+        top=(ClassProbability("DME", 1, 0.75), ClassProbability("CNV", 0, 0.125)),
+    )
+
+    data = prediction.to_dict()
+
+    assert data == {
+        "source": "scan.jpeg",
+        "label": "DME",
+        "top": [{"class": "DME", "probability": 0.75}, {"class": "CNV", "probability": 0.125}],
+    }
+    assert json.loads(json.dumps(data)) == data
+
+
+def test_predictor_needs_a_classifier_and_a_positive_batch_size(model: Classifier) -> None:
+    with pytest.raises(TypeError, match=r"Predictor needs a retinalnet Classifier \(got Linear\)"):
+        Predictor(nn.Linear(2, 2), device="cpu")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        Predictor(model, device="cpu", batch_size=0)
+
+
+def test_predicts_the_real_test_scans_in_one_call(kermany_sample: Path) -> None:
+    paths = find_images(kermany_sample / "test")
+    assert len(paths) == 16
+    torch.manual_seed(0)
+    predictor = Predictor(
+        small_cnn(preprocessing=Preprocessing(size=64)), device="cpu", batch_size=16
+    )
+
+    predictions = predictor.topk(paths, k=2)
+
+    assert [p.source for p in predictions] == [str(path) for path in paths]
+    for prediction in predictions:
+        assert len(prediction.top) == 2
+        assert {c.name for c in prediction.top} <= set(CLASSES)
+        assert prediction.top[0].probability >= prediction.top[1].probability
+    probabilities = predictor.predict_proba(paths)
+    assert probabilities.shape == (16, 4)
+    torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(16))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_and_cpu_give_the_same_probabilities(
+    model: Classifier, images: list[Image.Image]
+) -> None:
+    on_cpu = Predictor(copy.deepcopy(model), device="cpu").predict_proba(images)
+    predictor = Predictor(copy.deepcopy(model), device="cuda", batch_size=3)
+
+    on_cuda = predictor.predict_proba(images)
+
+    assert on_cuda.device.type == "cpu"
+    torch.testing.assert_close(on_cuda, on_cpu, rtol=0, atol=1e-3)
+    from_tensor = predictor.topk(_uint8(images[0]).cuda(), k=4)
+    assert [c.probability for c in from_tensor.top] == pytest.approx(
+        sorted(on_cpu[0].tolist(), reverse=True), abs=1e-3
+    )

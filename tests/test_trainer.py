@@ -1,0 +1,664 @@
+"""The Trainer: it learns, records, reproduces, resumes, and prepares data the model's way."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional
+from torch.utils.data import DataLoader, TensorDataset
+from torchvision.transforms.functional import to_tensor
+
+from _training_helpers import (
+    CLASSES,
+    InterruptAt,
+    Recorder,
+    ScriptedValidationLoss,
+    linear_classifier,
+    one_thread,
+    quiet_trainer,
+    same_state,
+    separable_data,
+    snapshot,
+    tiny_cnn,
+)
+from retinalnet import SyntheticOCT
+from retinalnet.models import Classifier, small_cnn
+from retinalnet.training import (
+    Callback,
+    EarlyStopping,
+    EpochRecord,
+    EvaluationResult,
+    Trainer,
+    evaluate,
+    load_checkpoint,
+)
+from retinalnet.transforms import Preprocessing
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    with one_thread():
+        yield
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning, and what the history records
+
+
+def test_small_cnn_learns_synthetic_oct() -> None:
+    # Measured on one thread over model/trainer seeds 0-11: best-epoch val accuracy
+    # 0.69-1.0 and held-out accuracy 0.72-0.94 (seed 0: 0.81 and 0.72; two threads and
+    # torch 2.11 on an H100 machine's CPU passed too); chance is 0.25. About 3 s.
+    size = (128, 128)
+    torch.manual_seed(0)
+    model = small_cnn(preprocessing=Preprocessing(size=64))
+    trainer = Trainer(
+        model,
+        lr=1e-3,
+        batch_size=4,
+        max_epochs=20,
+        seed=0,
+        device="cpu",
+        verbose=False,
+        callbacks=[EarlyStopping(patience=20)],
+    )
+    val = SyntheticOCT(4, size=size, seed=1)
+
+    history = trainer.fit(SyntheticOCT(12, size=size, seed=0), val)
+
+    assert len(history) == 20
+    best = history.best("val_loss")
+    assert history.restored_epoch == best.epoch
+    assert best.val_accuracy is not None
+    assert best.val_accuracy >= 0.6
+    assert history[-1].train_loss < history[0].train_loss
+    # the restored weights are exactly those of the best epoch
+    assert trainer.evaluate(val).accuracy == best.val_accuracy
+    # held-out images rendered from another seed
+    assert trainer.evaluate(SyntheticOCT(8, size=size, seed=2)).accuracy >= 0.6
+
+
+def test_history_records_each_epoch() -> None:
+    trainer = quiet_trainer(linear_classifier(), lr=0.05, max_epochs=3)
+    val = separable_data(16, seed=1)
+
+    history = trainer.fit(separable_data(64), val)
+
+    assert [record.epoch for record in history] == [1, 2, 3]
+    assert trainer.epoch == 3
+    for record in history:
+        assert isinstance(record, EpochRecord)
+        assert 0 < record.train_loss < 10
+        assert 0 <= record.train_accuracy <= 1
+        assert record.val_loss is not None
+        assert 0 < record.val_loss < 10
+        assert record.val_accuracy is not None
+        assert 0 <= record.val_accuracy <= 1
+        assert record.seconds > 0
+        assert record.lr == 0.05
+    assert history[-1].train_loss < history[0].train_loss
+    assert history.stop_reason == "reached max_epochs=3"
+    # the validation values are those of an evaluation of the final model
+    result = trainer.evaluate(val)
+    assert result.loss == pytest.approx(history[-1].val_loss)
+    assert result.accuracy == history[-1].val_accuracy
+
+
+def test_history_without_validation_has_no_val_values() -> None:
+    history = quiet_trainer(linear_classifier(), max_epochs=2).fit(separable_data(16))
+
+    assert history.column("val_loss") == [None, None]
+    assert history.column("val_accuracy") == [None, None]
+    assert all(record.train_loss > 0 for record in history)
+
+
+def test_each_fit_starts_a_new_history() -> None:
+    trainer = quiet_trainer(linear_classifier(), max_epochs=2)
+
+    trainer.fit(separable_data(16))
+    history = trainer.fit(separable_data(16))
+
+    assert [record.epoch for record in history] == [1, 2]
+
+
+def test_history_exports_to_csv(tmp_path: Path) -> None:
+    history = quiet_trainer(linear_classifier(), max_epochs=3).fit(
+        separable_data(16), separable_data(8, seed=1)
+    )
+
+    with open(history.to_csv(tmp_path / "history.csv"), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+
+    assert [int(row["epoch"]) for row in rows] == [1, 2, 3]
+    assert [float(row["val_loss"]) for row in rows] == history.column("val_loss")
+    assert [float(row["lr"]) for row in rows] == [1e-3] * 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Reproducibility
+
+
+def test_the_same_seed_gives_the_same_run_on_cpu() -> None:
+    train = SyntheticOCT(2, size=(40, 48), seed=0)  # PIL images: random augmentation
+    val = SyntheticOCT(1, size=(40, 48), seed=1)
+    initial = tiny_cnn()  # BatchNorm and dropout
+
+    def run(seed: int) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
+        model = copy.deepcopy(initial)
+        torch.rand(7)  # whatever the global random state was before
+        history = quiet_trainer(model, batch_size=3, max_epochs=2, seed=seed).fit(train, val)
+        records = [{k: v for k, v in r.items() if k != "seconds"} for r in history.to_records()]
+        return records, snapshot(model)
+
+    first, second, other = run(seed=3), run(seed=3), run(seed=4)
+
+    assert first[0] == second[0]
+    assert same_state(first[1], second[1])
+    assert not same_state(first[1], other[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints, resuming and interruption
+
+
+class _WeightsAtStart(Callback):
+    def __init__(self) -> None:
+        self.weights: dict[int, dict[str, torch.Tensor]] = {}
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        self.weights[epoch] = snapshot(trainer.model)
+
+
+def test_resuming_continues_the_history_and_keeps_the_better_best(tmp_path: Path) -> None:
+    train, val = separable_data(16), separable_data(4, seed=1)
+    first = quiet_trainer(
+        linear_classifier(),
+        lr=0.1,
+        max_epochs=2,
+        checkpoint_dir=tmp_path,
+        loss=ScriptedValidationLoss([1.0, 0.5]),
+    )
+    original = first.fit(train, val)
+    last = tmp_path / "last.pt"
+    assert load_checkpoint(last).epoch == 2
+    best_before = (tmp_path / "best.pt").read_bytes()
+
+    starts = _WeightsAtStart()
+    second = quiet_trainer(
+        linear_classifier(seed=9),
+        lr=0.1,
+        max_epochs=4,
+        checkpoint_dir=tmp_path,
+        loss=ScriptedValidationLoss([0.9, 0.7]),  # both worse than epoch 2
+        callbacks=[starts],
+    )
+    history = second.fit(train, val, resume_from=last)
+
+    assert [record.epoch for record in history] == [1, 2, 3, 4]
+    assert list(history[:2]) == list(original)
+    assert history.column("val_loss") == [1.0, 0.5, 0.9, 0.7]
+    assert same_state(starts.weights[3], snapshot(first.model))
+    assert list(starts.weights) == [3, 4]
+    # the optimizer continued too: Adam counted one step per epoch (16 images, batch 32)
+    assert float(second.optimizer.state_dict()["state"][0]["step"]) == 4
+    # a worse epoch of the resumed run never replaced the better checkpoint
+    assert (tmp_path / "best.pt").read_bytes() == best_before
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert (best.epoch, best.history[-1]["val_loss"]) == (2, 0.5)
+    assert load_checkpoint(last).epoch == 4
+
+
+def test_resuming_resumes_early_stopping(tmp_path: Path) -> None:
+    train, val = separable_data(16), separable_data(4, seed=1)
+    quiet_trainer(
+        linear_classifier(),
+        lr=0.1,
+        max_epochs=2,
+        checkpoint_dir=tmp_path,
+        loss=ScriptedValidationLoss([0.5, 0.9]),
+        callbacks=[EarlyStopping(patience=2)],
+    ).fit(train, val)
+
+    trainer = quiet_trainer(
+        linear_classifier(seed=9),
+        lr=0.1,
+        max_epochs=6,
+        checkpoint_dir=tmp_path,
+        loss=ScriptedValidationLoss([0.8, 0.3, 0.2]),
+        callbacks=[EarlyStopping(patience=2)],
+    )
+    history = trainer.fit(train, val, resume_from=tmp_path / "last.pt")
+
+    assert len(history) == 3  # epoch 3 is the second without improving on epoch 1
+    assert re.search(r"best 0\.5000 at epoch 1\)$", history.stop_reason or "")
+    assert history.restored_epoch == 1
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best.epoch == 1
+    assert same_state(snapshot(trainer.model), best.state_dict)
+
+
+def test_an_interrupted_fit_leaves_last_checkpoint_to_resume_from(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    train, val = separable_data(16), separable_data(4, seed=1)
+    recorder = Recorder()
+    trainer = quiet_trainer(
+        linear_classifier(),
+        lr=0.1,
+        max_epochs=5,
+        checkpoint_dir=tmp_path,
+        callbacks=[InterruptAt(3), recorder],
+    )
+
+    with caplog.at_level(logging.WARNING), pytest.raises(KeyboardInterrupt):
+        trainer.fit(train, val)
+
+    assert recorder.calls[-1] == ("exception", "KeyboardInterrupt")
+    assert ("fit_end",) not in recorder.calls
+    last = tmp_path / "last.pt"
+    checkpoint = load_checkpoint(last)
+    assert checkpoint.epoch == 2
+    assert [record["epoch"] for record in checkpoint.history] == [1, 2]
+    assert same_state(checkpoint.state_dict, recorder.weights[2])
+    assert any(
+        "fit interrupted (KeyboardInterrupt) after epoch 2" in message
+        and f"resume_from={str(last)!r}" in message
+        for message in caplog.messages
+    )
+
+    resumed = quiet_trainer(
+        linear_classifier(seed=5), lr=0.1, max_epochs=4, checkpoint_dir=tmp_path
+    )
+    history = resumed.fit(train, val, resume_from=last)
+
+    assert [record.epoch for record in history] == [1, 2, 3, 4]
+    assert history.to_records()[:2] == checkpoint.history
+    assert load_checkpoint(last).epoch == 4
+
+
+def test_resuming_into_a_model_with_other_classes_is_refused(tmp_path: Path) -> None:
+    quiet_trainer(linear_classifier(), max_epochs=1, checkpoint_dir=tmp_path).fit(separable_data(8))
+    trainer = quiet_trainer(linear_classifier(classes=["a", "b", "c", "d"]), max_epochs=2)
+
+    with pytest.raises(
+        ValueError,
+        match=r"cannot resume from '.*last\.pt': it was trained for classes "
+        r"\['CNV', 'DME', 'DRUSEN', 'NORMAL'\], the model has \['a', 'b', 'c', 'd'\]",
+    ):
+        trainer.fit(separable_data(8), resume_from=tmp_path / "last.pt")
+
+
+def test_resuming_with_another_optimizer_setup_is_refused(tmp_path: Path) -> None:
+    quiet_trainer(linear_classifier(), max_epochs=1, checkpoint_dir=tmp_path).fit(separable_data(8))
+    model = linear_classifier()
+    model.network[1].bias.requires_grad_(False)
+    trainer = quiet_trainer(model, max_epochs=2)
+
+    with pytest.raises(
+        ValueError,
+        match=r"cannot resume the optimizer from '.*last\.pt' \(.*\); use the same optimizer "
+        r"and trainable parameters",
+    ):
+        trainer.fit(separable_data(8), resume_from=tmp_path / "last.pt")
+
+
+def test_checkpoints_without_validation_monitor_train_loss(tmp_path: Path) -> None:
+    trainer = quiet_trainer(linear_classifier(), lr=0.05, max_epochs=3, checkpoint_dir=tmp_path)
+
+    history = trainer.fit(separable_data(32))
+
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best.epoch == history.best("train_loss").epoch
+    assert best.callback_states["ModelCheckpoint"]["best_score"] == min(
+        history.column("train_loss")  # type: ignore[type-var]
+    )
+
+
+def test_save_checkpoint_of_the_trainer_holds_the_training_state(tmp_path: Path) -> None:
+    trainer = quiet_trainer(linear_classifier(), max_epochs=2, callbacks=[EarlyStopping()])
+    trainer.fit(separable_data(8), separable_data(4, seed=1))
+
+    checkpoint = load_checkpoint(trainer.save_checkpoint(tmp_path / "manual.pt"))
+
+    assert checkpoint.epoch == 2
+    assert checkpoint.history == trainer.history.to_records()
+    assert checkpoint.optimizer_state is not None
+    assert set(checkpoint.callback_states) == {"EarlyStopping"}
+    assert checkpoint.callback_states["EarlyStopping"]["best_epoch"] in (1, 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning-rate schedulers
+
+
+def _halving(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+
+
+def test_a_scheduler_is_stepped_once_per_epoch() -> None:
+    trainer = quiet_trainer(linear_classifier(), lr=0.1, max_epochs=3, scheduler=_halving)
+
+    history = trainer.fit(separable_data(64))  # two batches per epoch
+
+    assert history.column("lr") == [0.1, 0.05, 0.025]
+    assert trainer.optimizer.param_groups[0]["lr"] == 0.0125
+
+
+def test_reduce_on_plateau_follows_the_validation_loss() -> None:
+    def plateau(optimizer: torch.optim.Optimizer) -> Any:
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=0)
+
+    trainer = quiet_trainer(
+        linear_classifier(),
+        lr=0.1,
+        max_epochs=4,
+        scheduler=plateau,
+        loss=ScriptedValidationLoss([1.0, 0.5, 0.5, 0.5]),
+    )
+
+    history = trainer.fit(separable_data(16), separable_data(4, seed=1))
+
+    # the training loss falls every epoch; only the validation loss stalls after epoch 2
+    assert history.column("lr") == [0.1, 0.1, 0.1, 0.05]
+
+
+def test_the_scheduler_resumes_where_it_stopped(tmp_path: Path) -> None:
+    train = separable_data(16)
+    uninterrupted = quiet_trainer(linear_classifier(), max_epochs=4, lr=0.1, scheduler=_halving)
+    expected = uninterrupted.fit(train).column("lr")
+    quiet_trainer(
+        linear_classifier(), max_epochs=2, lr=0.1, scheduler=_halving, checkpoint_dir=tmp_path
+    ).fit(train)
+    assert load_checkpoint(tmp_path / "last.pt").scheduler_state is not None
+
+    resumed = quiet_trainer(
+        linear_classifier(seed=3), max_epochs=4, lr=0.1, scheduler=_halving, checkpoint_dir=tmp_path
+    )
+    history = resumed.fit(train, resume_from=tmp_path / "last.pt")
+
+    assert expected == [0.1, 0.05, 0.025, 0.0125]
+    assert history.column("lr") == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# Optimizer and arguments
+
+
+def _partly_frozen() -> Classifier:
+    torch.manual_seed(0)
+    frozen = nn.Linear(8, 8)
+    frozen.requires_grad_(False)
+    network = nn.Sequential(frozen, nn.ReLU(), nn.Linear(8, 4), nn.LogSoftmax(dim=1))
+    return Classifier(network, classes=CLASSES)
+
+
+def _trainable(model: nn.Module) -> set[int]:
+    return {id(p) for p in model.parameters() if p.requires_grad}
+
+
+def test_default_optimizer_is_adam_over_trainable_parameters_only() -> None:
+    model = _partly_frozen()
+    frozen_before = model.network[0].weight.detach().clone()
+    head_before = model.network[2].weight.detach().clone()
+
+    trainer = quiet_trainer(model, lr=0.02, max_epochs=1)
+
+    assert type(trainer.optimizer) is torch.optim.Adam
+    assert len(trainer.optimizer.param_groups) == 1
+    group = trainer.optimizer.param_groups[0]
+    assert group["lr"] == 0.02
+    assert {id(p) for p in group["params"]} == _trainable(model)
+    assert len(group["params"]) == 2
+    trainer.fit(separable_data(16))
+    assert torch.equal(model.network[0].weight, frozen_before)
+    assert not torch.equal(model.network[2].weight, head_before)
+
+
+def test_an_optimizer_factory_gets_the_trainable_parameters() -> None:
+    model = _partly_frozen()
+    received: list[list[nn.Parameter]] = []
+
+    def factory(parameters: list[nn.Parameter]) -> torch.optim.Optimizer:
+        received.append(list(parameters))
+        return torch.optim.SGD(parameters, lr=0.05, momentum=0.9)
+
+    trainer = quiet_trainer(model, optimizer=factory, max_epochs=1)
+    history = trainer.fit(separable_data(16))
+
+    assert len(received) == 1
+    assert {id(p) for p in received[0]} == _trainable(model)
+    assert type(trainer.optimizer) is torch.optim.SGD
+    assert history[0].lr == 0.05
+
+
+def test_an_optimizer_instance_is_used_as_is() -> None:
+    model = linear_classifier()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.3)
+
+    trainer = quiet_trainer(model, optimizer=optimizer, max_epochs=1)
+
+    assert trainer.optimizer is optimizer
+    assert trainer.fit(separable_data(8))[0].lr == 0.3
+
+
+def test_a_model_without_trainable_parameters_is_refused() -> None:
+    model = linear_classifier()
+    model.requires_grad_(False)
+
+    with pytest.raises(
+        ValueError,
+        match=r"the model has no trainable parameters \(everything is frozen\); attach a new "
+        r"head with retinalnet\.models\.replace_head or freeze less",
+    ):
+        Trainer(model)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "low"),
+    [
+        ("max_epochs", 0, 1),
+        ("max_epochs", -3, 1),
+        ("max_epochs", 2.5, 1),
+        ("max_epochs", True, 1),
+        ("max_epochs", "3", 1),
+        ("max_epochs", None, 1),
+        ("batch_size", 0, 1),
+        ("batch_size", 8.0, 1),
+        ("num_workers", -1, 0),
+    ],
+)
+def test_bad_loop_settings_are_refused(name: str, value: Any, low: int) -> None:
+    message = f"{name} must be an int >= {low}, got {value!r}"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Trainer(linear_classifier(), **{name: value})
+
+
+def test_a_plain_module_cannot_write_checkpoints(tmp_path: Path) -> None:
+    network = nn.Sequential(nn.Linear(8, 4), nn.LogSoftmax(dim=1))
+
+    with pytest.raises(
+        TypeError,
+        match=r"checkpoint_dir needs a retinalnet Classifier.*"
+        r"Classifier\(network, classes=\.\.\.\)",
+    ):
+        Trainer(network, checkpoint_dir=tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_plain_module_trains_on_tensors_but_needs_classes_for_validation() -> None:
+    network = nn.Sequential(nn.Linear(8, 4), nn.LogSoftmax(dim=1))
+    trainer = quiet_trainer(network, max_epochs=2)
+
+    assert len(trainer.fit(separable_data(8))) == 2
+    with pytest.raises(TypeError, match=r"wrap it in retinalnet\.models\.Classifier"):
+        trainer.fit(separable_data(8), separable_data(4, seed=1))
+
+
+def test_a_plain_module_with_validation_fails_before_training() -> None:
+    network = nn.Sequential(nn.Linear(8, 4), nn.LogSoftmax(dim=1))
+    before = snapshot(network)
+    trainer = quiet_trainer(network, lr=0.1, max_epochs=2)
+
+    with pytest.raises(TypeError, match="Classifier"):
+        trainer.fit(separable_data(8), separable_data(4, seed=1))
+    assert same_state(snapshot(network), before)
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "message"),
+    [
+        (TensorDataset(torch.zeros(0, 8), torch.zeros(0)), ValueError, "is empty"),
+        ([(torch.zeros(8), 0)], TypeError, "expected a map-style torch Dataset"),
+    ],
+    ids=["empty", "list"],
+)
+def test_unusable_training_data_is_refused(data: Any, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        quiet_trainer(linear_classifier()).fit(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data: the model's preprocessing, loaders used as they are
+
+
+class _Spy(nn.Module):
+    """Records each batch it sees, with the mode it was in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(1, 4)
+        self.seen: list[tuple[bool, torch.Tensor]] = []
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        self.seen.append((self.training, inputs.detach().clone()))
+        brightness = inputs.flatten(1).mean(dim=1, keepdim=True)
+        return functional.log_softmax(self.linear(brightness), dim=1)
+
+
+def test_pil_data_sets_get_the_model_preprocessing() -> None:
+    spy = _Spy()
+    preprocessing = Preprocessing(size=32)
+    model = Classifier(spy, classes=CLASSES, preprocessing=preprocessing)
+    train = SyntheticOCT(1, size=(48, 64), seed=0)
+    val = SyntheticOCT(1, size=(48, 64), seed=1)
+
+    quiet_trainer(model, batch_size=8, max_epochs=1).fit(train, val)
+
+    (train_mode, train_batch), (eval_mode, val_batch) = spy.seen
+    assert (train_mode, eval_mode) == (True, False)
+    assert train_batch.shape == (4, 3, 32, 32)
+    expected = torch.stack([preprocessing.eval_transform()(val.image(i)) for i in range(4)])
+    assert torch.equal(val_batch, expected)
+    assert train_batch.min() < 0  # normalised
+
+
+def test_trainer_evaluate_uses_the_eval_preprocessing() -> None:
+    spy = _Spy()
+    preprocessing = Preprocessing(size=32)
+    trainer = quiet_trainer(Classifier(spy, classes=CLASSES, preprocessing=preprocessing))
+    data = SyntheticOCT(1, size=(48, 64), seed=1)
+
+    result = trainer.evaluate(data)
+
+    assert isinstance(result, EvaluationResult)
+    assert result.classes == CLASSES
+    assert result.num_samples == 4
+    assert result.accuracy == pytest.approx(
+        sum(result.per_class_accuracy.values()) / 4  # one image per class
+    )
+    ((mode, batch),) = spy.seen
+    assert mode is False
+    expected = torch.stack([preprocessing.eval_transform()(data.image(i)) for i in range(4)])
+    assert torch.equal(batch, expected)
+
+
+def test_a_data_set_with_its_own_transform_is_not_transformed_again() -> None:
+    spy = _Spy()
+    model = Classifier(spy, classes=CLASSES, preprocessing=Preprocessing(size=32))
+    data = SyntheticOCT(1, size=(40, 40), seed=0, transform=lambda image: to_tensor(image))
+
+    quiet_trainer(model, max_epochs=1).fit(data)
+
+    ((_, batch),) = spy.seen
+    assert batch.shape == (4, 1, 40, 40)
+    assert batch.min() >= 0
+
+
+def test_a_data_loader_is_used_as_is() -> None:
+    model = linear_classifier()
+    sizes: list[int] = []
+    model.network.register_forward_hook(lambda module, args, output: sizes.append(len(output)))
+    loader = DataLoader(separable_data(10), batch_size=3)
+
+    quiet_trainer(model, batch_size=32, max_epochs=1).fit(loader, loader)
+
+    assert sizes == [3, 3, 3, 1, 3, 3, 3, 1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Logging
+
+
+@pytest.mark.parametrize(("verbose", "level"), [(False, logging.DEBUG), (True, logging.INFO)])
+def test_epoch_lines_are_logged_at_info_only_when_verbose(
+    caplog: pytest.LogCaptureFixture, verbose: bool, level: int
+) -> None:
+    trainer = Trainer(linear_classifier(), device="cpu", max_epochs=3, verbose=verbose)
+
+    with caplog.at_level(logging.DEBUG, logger="retinalnet"):
+        trainer.fit(separable_data(8), separable_data(4, seed=1))
+
+    lines = [r for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert [r.levelno for r in lines] == [level] * 3
+    assert re.fullmatch(
+        r"epoch 1/3  train_loss \d\.\d{4}  train_acc \d+\.\d\d%  val_loss \d\.\d{4}  "
+        r"val_acc \d+\.\d\d%  \d+\.\ds",
+        lines[0].getMessage(),
+    )
+    assert sum(r.levelno >= logging.INFO for r in lines) == (3 if verbose else 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# CUDA (runs only where there is a GPU)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_cuda_fit_writes_checkpoints_that_load_and_resume_on_the_cpu(tmp_path: Path) -> None:
+    train = SyntheticOCT(2, size=(40, 48), seed=0)
+    val = SyntheticOCT(1, size=(40, 48), seed=1)
+    model = tiny_cnn()
+    trainer = Trainer(
+        model,
+        device="cuda",
+        max_epochs=3,
+        seed=0,
+        verbose=False,
+        checkpoint_dir=tmp_path,
+        callbacks=[EarlyStopping(patience=5)],
+    )
+
+    history = trainer.fit(train, val)
+
+    assert next(model.parameters()).device.type == "cuda"
+    assert history.restored_epoch == history.best().epoch
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best.epoch == history.best().epoch
+    assert all(tensor.device.type == "cpu" for tensor in best.state_dict.values())
+    on_cuda = trainer.evaluate(val)
+    on_cpu = evaluate(best.build_model(), val, device="cpu")
+    assert on_cpu.loss == pytest.approx(on_cuda.loss, rel=1e-3)
+    assert on_cuda.loss == pytest.approx(history.best().val_loss, rel=1e-5)
+
+    resumed = quiet_trainer(tiny_cnn(seed=1), max_epochs=4, checkpoint_dir=tmp_path)
+    again = resumed.fit(train, val, resume_from=tmp_path / "last.pt")
+    assert [record.epoch for record in again] == [1, 2, 3, 4]
+    assert next(resumed.model.parameters()).device.type == "cpu"
