@@ -13,7 +13,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from retinalnet.feature_cache import build_feature_cache, trainable_head
 from retinalnet.models import Classifier
+from retinalnet.training._balance import BALANCE_MODES, balanced_sampler, class_weights
 from retinalnet.training._callbacks import MONITORABLE, Callback, ModelCheckpoint
 from retinalnet.training._checkpoint import load_checkpoint, load_weights, save_checkpoint
 from retinalnet.training._device import resolve_device
@@ -70,12 +72,28 @@ class Trainer:
         validation data).
     overwrite
         Let a new fit replace an existing ``best.pt`` in ``checkpoint_dir``.
+    feature_cache
+        Compute the frozen backbone's output once per image and train only the head on it
+        (see :mod:`retinalnet.feature_cache`): ``True`` keeps it in memory, a folder keeps it
+        on disk for later runs. Needs every parameter outside the head frozen. Images then get
+        the evaluation preprocessing (no random augmentation below the head, except
+        ``cache_views`` augmented copies per image).
+    cache_views
+        With ``feature_cache``, also cache this many augmented copies of each training image.
     seed
         Seeds torch and the shuffling at the start of :meth:`fit`: the same seed gives the
         same run on the CPU.
     verbose
         Log one line per epoch at INFO and show a live batch bar (when tqdm is installed
         and the output is a terminal). ``False`` is quiet.
+    balance
+        Counter class imbalance in the training data (whose ``targets`` attribute gives the
+        classes): ``"weights"`` weights the default ``NLLLoss`` of the training batches by
+        :func:`class_weights` (the validation loss stays unweighted, so it compares across
+        runs); ``"sampler"`` draws batches with :func:`balanced_sampler` (seeded by
+        ``seed``). Default ``None``: neither.
+
+        .. versionadded:: 0.2
 
     Attributes
     ----------
@@ -112,9 +130,22 @@ class Trainer:
         lr: float = 1e-3,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         overwrite: bool = False,
+        feature_cache: bool | str | os.PathLike[str] = False,
+        cache_views: int = 0,
         seed: int | None = None,
         verbose: bool = True,
+        balance: str | None = None,
     ) -> None:
+        if balance is not None and balance not in BALANCE_MODES:
+            raise ValueError(
+                f"balance must be None or one of {', '.join(map(repr, BALANCE_MODES))}, "
+                f"got {balance!r}"
+            )
+        if balance == "weights" and loss is not None:
+            raise ValueError(
+                "balance='weights' weights the default NLLLoss; with your own loss, pass "
+                "weight=class_weights(train.targets) to it and leave balance=None"
+            )
         for name, value, low in (
             ("max_epochs", max_epochs, 1),
             ("batch_size", batch_size, 1),
@@ -146,17 +177,26 @@ class Trainer:
         self.callbacks: list[Callback] = list(callbacks)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.overwrite = overwrite
+        self.feature_cache = feature_cache
+        self.cache_views = cache_views
+        if feature_cache is not False:
+            if not isinstance(model, Classifier):
+                raise TypeError("feature_cache needs a retinalnet Classifier model")
+            trainable_head(model)  # fails now if the model has no frozen part to cache
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
         self.verbose = verbose
+        self.balance = balance
+        self._train_loss: nn.Module = self.loss
         self.history = History()
         self.should_stop = False
         self.stop_reason: str | None = None
         self.epoch = 0
         self._has_val = False
         self._active_callbacks: list[Callback] = []
+        self._head: nn.Module | None = None  # set while training on cached features
 
     @property
     def available_metrics(self) -> tuple[str, ...]:
@@ -172,7 +212,9 @@ class Trainer:
             )
         return callbacks
 
-    def _loader(self, data: DataSource, *, train: bool) -> DataLoader[Any]:
+    def _loader(
+        self, data: DataSource, *, train: bool, targets: list[int] | None = None
+    ) -> DataLoader[Any]:
         transform = None
         if isinstance(self.model, Classifier):
             prep = self.model.preprocessing
@@ -188,7 +230,24 @@ class Trainer:
             num_workers=self.num_workers,
             generator=generator,
             pin_memory=self.device.type == "cuda",
+            sampler=(
+                balanced_sampler(targets, seed=self.seed)
+                if self.balance == "sampler" and targets is not None
+                else None
+            ),
         )
+
+    def _train_targets(self, train: DataSource) -> list[int] | None:
+        """The training targets when ``balance`` needs them; fails early without them."""
+        if self.balance is None:
+            return None
+        targets = getattr(train, "targets", None)
+        if isinstance(train, DataLoader) or targets is None:
+            raise TypeError(
+                f"balance={self.balance!r} needs a data set with a `targets` attribute (like "
+                f"KermanyOCT), got {type(train).__name__}; pass the data set, not a DataLoader"
+            )
+        return [int(target) for target in targets]
 
     @property
     def _classes(self) -> tuple[str, ...]:
@@ -231,7 +290,17 @@ class Trainer:
         self._has_val = val is not None
         if self._has_val:
             self._classes  # noqa: B018 - fail now, not after an epoch, if classes are unknown
-        train_loader = self._loader(train, train=True)
+        if self.feature_cache is not False:
+            train = self._cached(train, views=self.cache_views)
+            val = self._cached(val) if val is not None else None
+        targets = self._train_targets(train)
+        train_loader = self._loader(train, train=True, targets=targets)
+        self._train_loss = self.loss
+        if self.balance == "weights" and targets is not None:
+            num_classes = len(self._classes) if isinstance(self.model, Classifier) else None
+            weights = class_weights(targets, num_classes).to(self.device)
+            self._train_loss = nn.NLLLoss(weight=weights)
+            logger.info("class weights for the loss: %s", [round(float(w), 3) for w in weights])
         val_loader = self._loader(val, train=False) if val is not None else None
         if self.seed is not None:
             torch.manual_seed(self.seed)
@@ -277,7 +346,7 @@ class Trainer:
         train_loss, train_accuracy = self._train_one_epoch(train_loader, epoch)
         val_result = (
             run_evaluation(
-                self.model,
+                self._forward_module,
                 val_loader,
                 loss=self.loss,
                 device=self.device,
@@ -307,8 +376,50 @@ class Trainer:
         for callback in callbacks:
             callback.on_epoch_end(self, epoch, metrics)
 
-    def _train_one_epoch(self, loader: DataLoader[Any], epoch: int) -> tuple[float, float]:
+    @property
+    def _forward_module(self) -> nn.Module:
+        """What a batch goes through: the head alone on cached features, else the model."""
+        return self._head if self._head is not None else self.model
+
+    def _cached(self, data: DataSource, *, views: int = 0) -> DataSource:
+        if not isinstance(self.model, Classifier):
+            raise TypeError("feature_cache needs a retinalnet Classifier model")
+        cache_dir = None if isinstance(self.feature_cache, bool) else self.feature_cache
+        cache = build_feature_cache(
+            self.model,
+            data,
+            views=views,
+            seed=self.seed or 0,
+            cache_dir=cache_dir,
+            batch_size=max(self.batch_size, 64),
+            num_workers=self.num_workers,
+            device=self.device,
+            progress=self.verbose,
+        )
+        self._head = trainable_head(self.model)[1]
+        return cache.dataset()
+
+    def _enter_train_mode(self) -> None:
+        """Train mode for the trained part; a frozen backbone stays in eval mode.
+
+        A frozen feature extractor is run as at inference (no dropout, fixed batch-norm
+        statistics), so training with and without the feature cache sees the same features.
+        """
         self.model.train()
+        try:
+            head_name, _ = trainable_head(self.model)
+        except ValueError:
+            return  # more than a head trains: everything in train mode
+        network = self.model.network if isinstance(self.model, Classifier) else self.model
+        for name, module in network.named_modules():
+            inside_head = name == head_name or name.startswith(f"{head_name}.")
+            on_path_to_head = head_name.startswith(f"{name}.") or name == ""
+            if not inside_head and not on_path_to_head:
+                module.eval()
+
+    def _train_one_epoch(self, loader: DataLoader[Any], epoch: int) -> tuple[float, float]:
+        self._enter_train_mode()
+        forward = self._forward_module
         total_loss = 0.0
         correct = 0
         seen = 0
@@ -322,8 +433,8 @@ class Trainer:
             inputs = inputs.to(self.device, non_blocking=True)
             targets = targets.to(self.device, non_blocking=True)
             self.optimizer.zero_grad(set_to_none=True)
-            outputs = self.model(inputs)
-            loss = self.loss(outputs, targets)
+            outputs = forward(inputs)
+            loss = self._train_loss(outputs, targets)
             loss.backward()
             self.optimizer.step()
             total_loss += float(loss.detach()) * len(targets)
@@ -347,11 +458,14 @@ class Trainer:
     def evaluate(self, data: DataSource) -> EvaluationResult:
         """Loss, accuracy (overall and per class) and confusion matrix on ``data``.
 
-        Uses the trainer's loss, device and batch size, and the model's eval preprocessing.
+        Uses the trainer's loss, device and batch size, and the model's eval preprocessing;
+        with ``feature_cache``, the backbone features of ``data`` are cached too.
         """
         self.model.to(self.device)
+        if self.feature_cache is not False:
+            data = self._cached(data)
         return run_evaluation(
-            self.model,
+            self._forward_module,
             self._loader(data, train=False),
             loss=self.loss,
             device=self.device,

@@ -1,0 +1,210 @@
+"""The frozen-feature cache: same features, same trained head, never stale."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torchvision.models import resnet18
+
+from _training_helpers import CLASSES, one_thread
+from retinalnet.datasets import KermanyOCT, SyntheticOCT, make_synthetic_kermany
+from retinalnet.feature_cache import build_feature_cache, trainable_head
+from retinalnet.models import Classifier, build_head, freeze, replace_head, vgg16_transfer
+from retinalnet.training import Trainer
+from retinalnet.transforms import Preprocessing
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    with one_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cache") / "data"
+    return make_synthetic_kermany(root, train=4, val=2, test=1, size=(64, 64), seed=7)
+
+
+def frozen_model(seed: int = 0) -> Classifier:
+    """A frozen conv trunk (no dropout, no batch norm) and a trainable tutorial-style head."""
+    torch.manual_seed(seed)
+    trunk = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten()
+    )
+    freeze(trunk)
+    network = nn.Sequential(trunk, build_head(16, 4, hidden=8, dropout=0.2))
+    return Classifier(network, classes=CLASSES, preprocessing=Preprocessing(size=32))
+
+
+def test_trainable_head_of_the_tutorial_model_is_classifier_6() -> None:
+    with torch.device("meta"):
+        model = vgg16_transfer(weights=None)
+    name, head = trainable_head(model)
+    assert name == "classifier.6"
+    assert head is model.network.classifier[6]
+
+
+def test_trainable_head_of_a_frozen_resnet_is_fc() -> None:
+    with torch.device("meta"):
+        network = freeze(resnet18(weights=None))
+        replace_head(network, 4)
+    assert trainable_head(network)[0] == "fc"
+
+
+@pytest.mark.parametrize("kwargs", [{"except_last_blocks": 1}, {"freeze": False}])
+def test_no_cache_when_more_than_the_head_trains(kwargs: dict[str, object]) -> None:
+    with torch.device("meta"):
+        model = vgg16_transfer(weights=None, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="every parameter outside one final head frozen"):
+        trainable_head(model)
+
+
+def test_features_are_what_the_head_receives(tree: Path) -> None:
+    model = frozen_model()
+    model.train()
+    rng_before = torch.random.get_rng_state()
+    data = KermanyOCT(tree, "train")
+    cache = build_feature_cache(model, data, device="cpu", batch_size=3, progress=False)
+
+    assert cache.head_name == "1"
+    assert cache.features.shape == (16, 16)
+    assert cache.targets.tolist() == data.targets
+    transform = model.preprocessing.eval_transform()
+    with torch.no_grad():
+        expected = model.network[0](torch.stack([transform(data[i][0]) for i in range(16)]))
+    torch.testing.assert_close(cache.features, expected)
+    assert model.training  # mode restored
+    assert torch.equal(torch.random.get_rng_state(), rng_before)  # global RNG untouched
+
+
+def test_a_head_that_is_not_last_is_refused(tree: Path) -> None:
+    model = frozen_model()
+    after = nn.Linear(4, 4)
+    after.requires_grad_(False)
+    model.network.append(after)
+    with pytest.raises(ValueError, match="not the last step"):
+        build_feature_cache(model, KermanyOCT(tree, "train"), device="cpu", progress=False)
+
+
+def test_training_through_the_cache_gives_the_same_model(tree: Path) -> None:
+    # Without augmentation, training the whole model (frozen trunk recomputed every
+    # epoch) and training the head alone on cached features must give the same head.
+    direct = frozen_model()
+    cached = copy.deepcopy(direct)
+    eval_prep = direct.preprocessing.eval_transform()
+    train_data = KermanyOCT(tree, "train", transform=eval_prep)
+    Trainer(direct, max_epochs=3, batch_size=4, seed=1, device="cpu", verbose=False).fit(train_data)
+
+    cache = build_feature_cache(cached, KermanyOCT(tree, "train"), device="cpu", progress=False)
+    head = cached.network[1]
+    head_model = Classifier(head, classes=CLASSES)
+    Trainer(head_model, max_epochs=3, batch_size=4, seed=1, device="cpu", verbose=False).fit(
+        cache.dataset()
+    )
+
+    for name, value in direct.network[1].state_dict().items():
+        torch.testing.assert_close(head.state_dict()[name], value, rtol=1e-4, atol=1e-5)
+    changed = frozen_model().network[1].state_dict()
+    assert any(not torch.equal(changed[n], v) for n, v in head.state_dict().items())
+
+
+def test_augmented_views_follow_the_plain_rows_and_are_seeded(tree: Path) -> None:
+    data = KermanyOCT(tree, "train")
+    model = frozen_model()
+    first = build_feature_cache(model, data, views=2, seed=3, device="cpu", progress=False)
+    again = build_feature_cache(model, data, views=2, seed=3, device="cpu", progress=False)
+    plain = build_feature_cache(model, data, device="cpu", progress=False)
+
+    assert first.features.shape == (48, 16)
+    assert first.targets.tolist() == data.targets * 3
+    torch.testing.assert_close(first.features[:16], plain.features)
+    assert not torch.allclose(first.features[16:32], plain.features)
+    assert torch.equal(first.features, again.features)
+    with pytest.raises(ValueError, match="views must be an int >= 0"):
+        build_feature_cache(model, data, views=-1, device="cpu", progress=False)
+
+
+def test_disk_cache_is_reused_and_never_stale(
+    tree: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache_dir = tmp_path / "features"
+    model = frozen_model()
+    data = KermanyOCT(tree, "train")
+    first = build_feature_cache(model, data, cache_dir=cache_dir, device="cpu", progress=False)
+    assert len(list(cache_dir.iterdir())) == 1
+
+    with caplog.at_level(logging.INFO, logger="retinalnet"):
+        reused = build_feature_cache(model, data, cache_dir=cache_dir, device="cpu", progress=False)
+    assert "using cached features" in caplog.text
+    torch.testing.assert_close(reused.features, first.features)
+    assert reused.fingerprint == first.fingerprint
+
+    other_weights = frozen_model(seed=1)
+    build_feature_cache(other_weights, data, cache_dir=cache_dir, device="cpu", progress=False)
+    assert len(list(cache_dir.iterdir())) == 2
+
+    other_prep = copy.deepcopy(model)
+    other_prep.preprocessing = Preprocessing(size=48)
+    build_feature_cache(other_prep, data, cache_dir=cache_dir, device="cpu", progress=False)
+    assert len(list(cache_dir.iterdir())) == 3
+
+    path = Path(data.samples[0][0])
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    build_feature_cache(model, data, cache_dir=cache_dir, device="cpu", progress=False)
+    assert len(list(cache_dir.iterdir())) == 4
+
+
+def test_disk_cache_needs_file_backed_data(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="not file-backed"):
+        build_feature_cache(
+            frozen_model(), SyntheticOCT(1, size=(64, 64)), cache_dir=tmp_path, device="cpu"
+        )
+
+
+def test_trainer_option_trains_the_same_head_as_training_without_it(tree: Path) -> None:
+    direct = frozen_model()
+    cached = copy.deepcopy(direct)
+    eval_prep = direct.preprocessing.eval_transform()
+    settings = {"max_epochs": 2, "batch_size": 4, "seed": 2, "device": "cpu", "verbose": False}
+    history = Trainer(direct, **settings).fit(  # type: ignore[arg-type]
+        KermanyOCT(tree, "train", transform=eval_prep), KermanyOCT(tree, "val", transform=eval_prep)
+    )
+    trainer = Trainer(cached, feature_cache=True, **settings)  # type: ignore[arg-type]
+    cached_history = trainer.fit(KermanyOCT(tree, "train"), KermanyOCT(tree, "val"))
+
+    for name, value in direct.state_dict().items():
+        torch.testing.assert_close(cached.state_dict()[name], value, rtol=1e-4, atol=1e-5)
+    for plain, fast in zip(history, cached_history, strict=True):
+        assert fast.val_loss == pytest.approx(plain.val_loss, rel=1e-4)
+        assert fast.train_accuracy == plain.train_accuracy
+    assert trainer.evaluate(KermanyOCT(tree, "test")).num_samples == 4
+
+
+def test_trainer_option_refuses_a_model_without_a_frozen_part() -> None:
+    network = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4))  # all trainable
+    model = Classifier(network, classes=CLASSES)
+    with pytest.raises(ValueError, match="every parameter outside one final head frozen"):
+        Trainer(model, feature_cache=True)
+
+
+def test_frozen_backbone_runs_in_eval_mode_during_training(tree: Path) -> None:
+    model = frozen_model()
+    model.network[0].append(nn.Dropout(0.5))  # a frozen dropout, like VGG16's classifier[2]
+    seen: list[bool] = []
+    model.network[0][-1].register_forward_hook(lambda m, i, o: seen.append(m.training))
+    head_modes: list[bool] = []
+    model.network[1].register_forward_hook(lambda m, i, o: head_modes.append(m.training))
+    Trainer(model, max_epochs=1, batch_size=8, device="cpu", verbose=False).fit(
+        KermanyOCT(tree, "train")
+    )
+    assert seen == [False, False]
+    assert head_modes == [True, True]
