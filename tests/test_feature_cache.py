@@ -72,7 +72,9 @@ def test_features_are_what_the_head_receives(tree: Path) -> None:
     model.train()
     rng_before = torch.random.get_rng_state()
     data = KermanyOCT(tree, "train")
-    cache = build_feature_cache(model, data, device="cpu", batch_size=3, progress=False)
+    cache = build_feature_cache(
+        model, data, device="cpu", precision="fp32", batch_size=3, progress=False
+    )
 
     assert cache.head_name == "1"
     assert cache.features.shape == (16, 16)
@@ -101,14 +103,17 @@ def test_training_through_the_cache_gives_the_same_model(tree: Path) -> None:
     cached = copy.deepcopy(direct)
     eval_prep = direct.preprocessing.eval_transform()
     train_data = KermanyOCT(tree, "train", transform=eval_prep)
-    Trainer(direct, max_epochs=3, batch_size=4, seed=1, device="cpu", verbose=False).fit(train_data)
+    Trainer(
+        direct, max_epochs=3, batch_size=4, seed=1, device="cpu", verbose=False, precision="fp32"
+    ).fit(train_data)
 
-    cache = build_feature_cache(cached, KermanyOCT(tree, "train"), device="cpu", progress=False)
+    cache = build_feature_cache(
+        cached, KermanyOCT(tree, "train"), device="cpu", precision="fp32", progress=False
+    )
     head = cached.network[1]
     head_model = Classifier(head, classes=CLASSES)
-    Trainer(head_model, max_epochs=3, batch_size=4, seed=1, device="cpu", verbose=False).fit(
-        cache.dataset()
-    )
+    settings = {"max_epochs": 3, "batch_size": 4, "seed": 1, "device": "cpu", "verbose": False}
+    Trainer(head_model, precision="fp32", **settings).fit(cache.dataset())  # type: ignore[arg-type]
 
     for name, value in direct.network[1].state_dict().items():
         torch.testing.assert_close(head.state_dict()[name], value, rtol=1e-4, atol=1e-5)
@@ -175,6 +180,7 @@ def test_trainer_option_trains_the_same_head_as_training_without_it(tree: Path) 
     cached = copy.deepcopy(direct)
     eval_prep = direct.preprocessing.eval_transform()
     settings = {"max_epochs": 2, "batch_size": 4, "seed": 2, "device": "cpu", "verbose": False}
+    settings["cache_precision"] = "fp32"
     history = Trainer(direct, **settings).fit(  # type: ignore[arg-type]
         KermanyOCT(tree, "train", transform=eval_prep), KermanyOCT(tree, "val", transform=eval_prep)
     )
@@ -208,3 +214,13 @@ def test_frozen_backbone_runs_in_eval_mode_during_training(tree: Path) -> None:
     )
     assert seen == [False, False]
     assert head_modes == [True, True]
+
+
+def test_reduced_precision_features_stay_close_to_fp32(tree: Path) -> None:
+    data = KermanyOCT(tree, "train")
+    model = frozen_model()
+    exact = build_feature_cache(model, data, device="cpu", precision="fp32", progress=False)
+    fast = build_feature_cache(model, data, device="cpu", precision="bf16", progress=False)
+    assert fast.features.dtype == torch.float32
+    assert fast.fingerprint != exact.fingerprint
+    torch.testing.assert_close(fast.features, exact.features, rtol=0.05, atol=0.02)

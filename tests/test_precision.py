@@ -1,0 +1,84 @@
+"""Precision choices: autocast dtype per device, and the channels-last fast path."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from retinalnet.precision import (
+    autocast,
+    cpu_has_native_bf16,
+    prepare_for_speed,
+    resolve_precision,
+)
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize(("precision", "expected"), [("fp32", None), ("bf16", torch.bfloat16)])
+def test_explicit_precisions_on_cpu(precision: str, expected: torch.dtype | None) -> None:
+    assert resolve_precision(precision, CPU) is expected
+
+
+def test_auto_on_cpu_uses_bf16_only_with_native_support() -> None:
+    expected = torch.bfloat16 if cpu_has_native_bf16() else None
+    assert resolve_precision("auto", CPU) is expected
+
+
+def test_auto_on_mps_is_fp32() -> None:
+    assert resolve_precision("auto", torch.device("mps")) is None
+
+
+@pytest.mark.parametrize(
+    ("precision", "message"),
+    [
+        ("fp16", "precision='fp16' needs a GPU"),
+        ("half", "precision must be 'auto', 'fp32', 'bf16' or 'fp16', got 'half'"),
+    ],
+)
+def test_bad_precisions_are_refused(precision: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        resolve_precision(precision, CPU)
+
+
+def test_autocast_none_changes_nothing_and_bf16_computes_in_bf16() -> None:
+    layer = nn.Linear(4, 4)
+    x = torch.randn(2, 4)
+    with autocast(CPU, None):
+        assert layer(x).dtype == torch.float32
+    with autocast(CPU, torch.bfloat16):
+        assert layer(x).dtype == torch.bfloat16
+
+
+def test_channels_last_gives_the_same_outputs() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 3)).eval()
+    x = torch.randn(2, 3, 16, 16)
+    expected = model(x)
+    fast = prepare_for_speed(model, CPU)
+    assert fast[0].weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(fast(x.contiguous(memory_format=torch.channels_last)), expected)
+
+
+def test_trainer_trains_under_bf16_autocast_with_fp32_weights() -> None:
+    from _training_helpers import linear_classifier, separable_data
+
+    from retinalnet.training import Trainer
+
+    model = linear_classifier()
+    trainer = Trainer(model, precision="bf16", max_epochs=2, device="cpu", verbose=False)
+    history = trainer.fit(separable_data(32), separable_data(16, seed=1))
+    assert all(torch.isfinite(torch.tensor(r.train_loss)) for r in history)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_trainer_refuses_a_bad_precision_at_construction() -> None:
+    from _training_helpers import linear_classifier
+
+    from retinalnet.training import Trainer
+
+    with pytest.raises(ValueError, match="precision must be"):
+        Trainer(linear_classifier(), precision="fp8", device="cpu")
+    with pytest.raises(ValueError, match="precision must be"):
+        Trainer(linear_classifier(), cache_precision="fp8", device="cpu")
