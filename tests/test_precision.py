@@ -63,7 +63,6 @@ def test_channels_last_gives_the_same_outputs() -> None:
 
 def test_trainer_trains_under_bf16_autocast_with_fp32_weights() -> None:
     from _training_helpers import linear_classifier, separable_data
-
     from retinalnet.training import Trainer
 
     model = linear_classifier()
@@ -75,7 +74,6 @@ def test_trainer_trains_under_bf16_autocast_with_fp32_weights() -> None:
 
 def test_trainer_refuses_a_bad_precision_at_construction() -> None:
     from _training_helpers import linear_classifier
-
     from retinalnet.training import Trainer
 
     with pytest.raises(ValueError, match="precision must be"):
