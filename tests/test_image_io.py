@@ -8,10 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from retinalnet.datasets import KermanyOCT, UnreadableImageError, load_image
+from retinalnet.datasets import (
+    KermanyOCT,
+    UnreadableImageError,
+    draft_scale,
+    find_images,
+    load_image,
+    render_bscan,
+)
 from retinalnet.transforms import Preprocessing
 
 
@@ -125,3 +133,69 @@ def test_dataloader_worker_error_keeps_its_type_and_path(tree_with_truncated_jpe
     assert info.value.path.name == "DME-2-1.jpeg"
     assert info.value.path.is_file()
     assert info.value.reason.startswith("corrupt or truncated")
+
+
+# --- reduced-scale JPEG decoding ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "target", "scale"),
+    [((512, 496), 256, 2), ((512, 496), 224, 2), ((512, 496), 300, 1), ((1536, 496), 128, 4),
+     ((2048, 2048), 64, 8), ((100, 100), 256, 1)],
+)  # fmt: skip
+def test_draft_scale(size, target, scale):
+    assert draft_scale(size, target) == scale
+
+
+def _bscan_jpeg(path: Path, seed: int = 0) -> Path:
+    pixels, _ = render_bscan("DRUSEN", np.random.default_rng(seed), size=(496, 512))
+    Image.fromarray(pixels, "L").save(path, format="JPEG", quality=90)
+    return path
+
+
+def test_load_image_with_target_size_decodes_a_large_jpeg_at_reduced_scale(tmp_path):
+    path = _bscan_jpeg(tmp_path / "DRUSEN-1-1.jpeg")
+    assert load_image(path).size == (512, 496)
+    assert load_image(path, target_size=256).size == (256, 248)
+    assert load_image(path, target_size=400).size == (512, 496)
+
+
+def test_load_image_never_drafts_a_png(tmp_path):
+    path = tmp_path / "scan.png"
+    _noise((512, 496)).save(path)
+    assert load_image(path, target_size=64).size == (512, 496)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_draft_decode_stays_close_to_full_decode_after_preprocessing(tmp_path, seed):
+    path = _bscan_jpeg(tmp_path / f"scan{seed}.jpeg", seed)
+    prep = Preprocessing()
+    pipeline = prep.eval_transform()
+    full = pipeline(load_image(path))
+    draft = pipeline(load_image(path, target_size=prep.resize))
+    assert full.shape == draft.shape == (3, 224, 224)
+    std = torch.tensor(prep.std).view(3, 1, 1)
+    grey_levels = ((full - draft) * std * 255).abs().mean()
+    assert grey_levels < 2.0
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, True, "256"])
+def test_load_image_rejects_a_bad_target_size(tmp_path, bad):
+    with pytest.raises(
+        ValueError, match=rf"target_size must be a positive int .* got {re.escape(repr(bad))}"
+    ):
+        load_image(tmp_path / "x.jpeg", target_size=bad)
+
+
+def test_draft_decode_on_the_real_sample_stays_close_to_full_decode(kermany_sample):
+    prep = Preprocessing()
+    pipeline = prep.eval_transform()
+    std = torch.tensor(prep.std).view(3, 1, 1)
+    differences = []
+    for path in find_images(kermany_sample):
+        full = pipeline(load_image(path))
+        draft = pipeline(load_image(path, target_size=prep.resize))
+        differences.append(float(((full - draft) * std * 255).abs().mean()))
+    assert len(differences) == 80
+    assert sum(differences) / len(differences) < 2.0  # grey levels, over the sample
+    assert max(differences) < 5.0  # the worst single scan

@@ -15,6 +15,7 @@ from torch.utils.data.dataloader import default_collate
 from retinalnet.datasets import (
     KERMANY_CLASSES,
     KermanyOCT,
+    UnreadableImageError,
     find_images,
     is_image_file,
     load_image,
@@ -397,3 +398,87 @@ def test_real_sample_images_are_grayscale_oct_scans(kermany_sample, split):
     image, target = data[0]
     assert image.mode == "L"
     assert target == 0
+
+
+# --- unreadable images: the on_error policy -------------------------------------------------
+
+
+@pytest.fixture
+def tree_with_broken_file(make_tree):
+    root = make_tree({"train/CNV": ["CNV-1-1.jpeg", "CNV-1-2.jpeg"], "train/DME": ["DME-2-1.jpeg"]})
+    (root / "train" / "CNV" / "CNV-1-2.jpeg").write_text("not a scan")
+    return root
+
+
+def test_on_error_raise_is_the_default_and_names_the_file(tree_with_broken_file):
+    data = KermanyOCT(tree_with_broken_file, "train")
+    assert data.on_error == "raise"
+    with pytest.raises(UnreadableImageError, match=r"CNV-1-2\.jpeg'?: not a recognised"):
+        data[1]
+
+
+def test_on_error_skip_warns_naming_the_file_and_returns_the_next_sample(tree_with_broken_file):
+    data = KermanyOCT(tree_with_broken_file, "train", on_error="skip")
+    with pytest.warns(RuntimeWarning, match=r"skipping unreadable image '.*CNV-1-2\.jpeg'"):
+        image, target = data[1]
+    assert isinstance(image, Image.Image)
+    assert target == 1  # the DME scan that follows
+    assert len(data) == 3  # the index is unchanged: the substitute keeps batches full
+
+
+@pytest.mark.filterwarnings("ignore:skipping unreadable image")
+def test_on_error_skip_in_a_dataloader_worker(tree_with_broken_file):
+    data = KermanyOCT(
+        tree_with_broken_file,
+        "train",
+        transform=Preprocessing(size=32).eval_transform(),
+        on_error="skip",
+    )
+    batches = list(DataLoader(data, batch_size=3, num_workers=1))
+    assert len(batches) == 1
+    images, targets = batches[0]
+    assert images.shape == (3, 3, 32, 32)
+    assert targets.tolist() == [0, 1, 1]
+
+
+def test_on_error_skip_raises_when_nothing_is_readable(make_tree):
+    root = make_tree({"train/CNV": ["CNV-1-1.jpeg"]})
+    (root / "train" / "CNV" / "CNV-1-1.jpeg").write_text("not a scan")
+    data = KermanyOCT(root, "train", on_error="skip")
+    with (
+        pytest.warns(RuntimeWarning),
+        pytest.raises(UnreadableImageError, match="no readable image in the whole 'train' split"),
+    ):
+        data[0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"on_error": "ignore"}, r"on_error must be one of 'raise', 'skip', got 'ignore'"),
+        ({"target_size": 0}, r"target_size must be a positive int .* got 0"),
+    ],
+)
+def test_bad_loading_options_fail_at_construction(make_tree, kwargs, message):
+    root = make_tree({"train/CNV": ["CNV-1-1.jpeg"]})
+    with pytest.raises(ValueError, match=message):
+        KermanyOCT(root, "train", **kwargs)
+
+
+def test_target_size_decodes_large_jpegs_at_reduced_scale(make_tree):
+    root = make_tree({"train/CNV": ["CNV-1-1.jpeg"], "train/DME": ["DME-2-1.png"]}, size=(512, 496))
+    data = KermanyOCT(root, "train", target_size=256)
+    assert data.target_size == 256
+    assert data[0][0].size == (256, 248)  # JPEG: libjpeg's 1/2 scale
+    assert data[1][0].size == (512, 496)  # PNG: always full size
+    assert KermanyOCT(root, "train")[0][0].size == (512, 496)
+
+
+def test_indexing_opens_no_file(make_tree, monkeypatch):
+    root = make_tree({"train/CNV": ["CNV-1-1.jpeg", "CNV-1-2.jpeg"], "train/DME": ["DME-2-1.jpeg"]})
+    opened: list[str] = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+    data = KermanyOCT(root, "train")
+    assert len(data) == 3
+    assert opened == []

@@ -7,7 +7,7 @@ from typing import Any, TypeAlias, Union
 
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 __all__ = ["DataSource", "make_loader"]
 
@@ -40,11 +40,13 @@ def make_loader(
     num_workers: int = 0,
     generator: torch.Generator | None = None,
     pin_memory: bool = False,
+    sampler: Sampler[int] | None = None,
 ) -> DataLoader[Any]:
     """A DataLoader over ``data``; a DataLoader is returned as is.
 
     A data set that yields PIL images (no ``transform`` of its own) gets ``transform``
-    applied, so a model's own preprocessing is used unless the data set has one.
+    applied, so a model's own preprocessing is used unless the data set has one. A
+    ``sampler`` replaces ``shuffle``.
 
     Raises
     ------
@@ -73,7 +75,8 @@ def make_loader(
     return DataLoader(
         data,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle if sampler is None else False,
+        sampler=sampler,
         num_workers=num_workers,
         generator=generator,
         pin_memory=pin_memory,

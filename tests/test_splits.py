@@ -1,0 +1,180 @@
+"""Tests for retinalnet.datasets._splits: patient-aware splits and manifest files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from retinalnet.datasets import (
+    KERMANY_CLASSES,
+    KermanyOCT,
+    ManifestRow,
+    patient_split,
+    read_manifest,
+    write_manifest,
+)
+
+
+def _scan(path: Path, seed: int) -> None:
+    pixels = np.random.default_rng(seed).integers(0, 256, (12, 16), np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels, "L").save(path, format="PNG")
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """train: 40 CNV, 20 DME, 10 DRUSEN, 30 NORMAL patients with one image each, plus patient
+    500 with three CNV images; test: 2 images per class from other patients."""
+    root = tmp_path / "OCT2017"
+    seed = 0
+    counts = {"CNV": 40, "DME": 20, "DRUSEN": 10, "NORMAL": 30}
+    patient = 1
+    for name, count in counts.items():
+        for _ in range(count):
+            _scan(root / "train" / name / f"{name}-{patient}-1.png", seed := seed + 1)
+            patient += 1
+    for number in (1, 2, 3):
+        _scan(root / "train" / "CNV" / f"CNV-500-{number}.png", seed := seed + 1)
+    for name in KERMANY_CLASSES:
+        for _ in range(2):
+            _scan(root / "test" / name / f"{name}-{patient}-1.png", seed := seed + 1)
+            patient += 1
+    return root
+
+
+def _patients(rows: list[ManifestRow], split: str) -> set[str | None]:
+    return {row.patient for row in rows if row.split == split}
+
+
+def test_no_patient_is_in_two_splits(tree: Path) -> None:
+    rows = patient_split(tree, val_fraction=0.2, seed=0)
+    assert _patients(rows, "train").isdisjoint(_patients(rows, "val"))
+    assert _patients(rows, "train").isdisjoint(_patients(rows, "test"))
+    assert {row.split for row in rows if row.patient == "500"} in ({"train"}, {"val"})
+
+
+def test_validation_is_stratified_within_one_per_class(tree: Path) -> None:
+    rows = patient_split(tree, val_fraction=0.2, seed=3)
+    val = Counter(row.label for row in rows if row.split == "val" and row.patient != "500")
+    for name, patients in {"CNV": 41, "DME": 20, "DRUSEN": 10, "NORMAL": 30}.items():
+        assert abs(val[name] - 0.2 * patients) <= 1, name
+    assert len(rows) == 103 + 8
+
+
+def test_the_same_seed_gives_the_same_split(tree: Path) -> None:
+    first = patient_split(tree, val_fraction=0.25, seed=7)
+    assert patient_split(tree, val_fraction=0.25, seed=7) == first
+    assert patient_split(tree, val_fraction=0.25, seed=8) != first
+
+
+def test_the_test_split_is_untouched(tree: Path) -> None:
+    rows = patient_split(tree, val_fraction=0.3, seed=0)
+    test = KermanyOCT(tree, "test")
+    assert [(str(tree / row.path), row.label) for row in rows if row.split == "test"] == [
+        (path, test.classes[target]) for path, target in test.samples
+    ]
+
+
+def test_the_official_val_folder_joins_the_pool(tree: Path) -> None:
+    _scan(tree / "val" / "DME" / "DME-900-1.png", 1000)
+    rows = patient_split(tree, val_fraction=0.2, seed=0)
+    assert [row.split for row in rows if row.patient == "900"] in (["train"], ["val"])
+    assert not any(row.path.startswith("val/") and row.split == "test" for row in rows)
+
+
+def test_drop_test_patients(tree: Path) -> None:
+    _scan(tree / "train" / "DME" / "DME-101-7.png", 2000)  # patient 101 is a test patient
+    kept = patient_split(tree, val_fraction=0.2, seed=0, drop_test_patients=True)
+    assert "train/DME/DME-101-7.png" not in {row.path for row in kept}
+    every = patient_split(tree, val_fraction=0.2, seed=0)
+    assert "train/DME/DME-101-7.png" in {row.path for row in every}
+
+
+def test_drop_duplicates_keeps_the_test_copy_and_the_first_train_copy(tree: Path) -> None:
+    shutil.copy(tree / "train/CNV/CNV-1-1.png", tree / "train/CNV/CNV-1-2.png")
+    shutil.copy(tree / "test/DME/DME-104-1.png", tree / "train/DME/DME-600-1.png")
+    rows = patient_split(tree, val_fraction=0.2, seed=0, drop_duplicates=True)
+    paths = {row.path for row in rows}
+    assert "train/CNV/CNV-1-1.png" in paths
+    assert "train/CNV/CNV-1-2.png" not in paths
+    assert "train/DME/DME-600-1.png" not in paths
+    assert "test/DME/DME-104-1.png" in paths
+    assert len(rows) == 111
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_manifest_round_trip(tree: Path, tmp_path: Path, suffix: str) -> None:
+    rows = patient_split(tree, val_fraction=0.2, seed=0)
+    rows.append(ManifestRow("train/CNV/scan.png", "CNV", None, "train"))
+    path = write_manifest(rows, tmp_path / "out" / f"split{suffix}")
+    assert read_manifest(path) == rows
+
+
+def test_csv_manifest_has_the_documented_columns(tmp_path: Path) -> None:
+    rows = [ManifestRow("train/CNV/CNV-1-1.jpeg", "CNV", "1", "val")]
+    path = write_manifest(rows, tmp_path / "split.csv")
+    assert path.read_text().splitlines() == [
+        "path,label,patient,split",
+        "train/CNV/CNV-1-1.jpeg,CNV,1,val",
+    ]
+    json_path = write_manifest(rows, tmp_path / "split.json")
+    assert json.loads(json_path.read_text()) == [
+        {"path": "train/CNV/CNV-1-1.jpeg", "label": "CNV", "patient": "1", "split": "val"}
+    ]
+
+
+def test_dataset_from_manifest(tree: Path, tmp_path: Path) -> None:
+    rows = patient_split(tree, val_fraction=0.2, seed=0)
+    manifest = write_manifest(rows, tmp_path / "split.csv")
+    val = KermanyOCT.from_manifest(manifest, "val", root=tree)
+    expected = [row for row in rows if row.split == "val"]
+    assert val.classes == list(KERMANY_CLASSES)
+    assert val.samples == [(str(tree / row.path), val.class_to_idx[row.label]) for row in expected]
+    assert val.targets == [val.class_to_idx[row.label] for row in expected]
+    assert val.patient_ids == [row.patient for row in expected]
+    image, target = val[0]
+    assert isinstance(image, Image.Image)
+    assert target == val.targets[0]
+
+
+def test_manifest_paths_default_to_the_manifests_folder(tree: Path) -> None:
+    manifest = write_manifest(patient_split(tree, seed=0), tree / "split.json")
+    train = KermanyOCT.from_manifest(manifest, "train")
+    assert Path(train.samples[0][0]).is_file()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"val_fraction": 0}, r"val_fraction must be a fraction in \(0, 1\).*got 0"),
+        ({"val_fraction": 1.5}, r"got 1\.5"),
+        ({"seed": "a"}, r"seed must be an int, got 'a'"),
+    ],
+)
+def test_bad_split_arguments(tree: Path, kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        patient_split(tree, **kwargs)  # type: ignore[arg-type]
+
+
+def test_bad_manifests_are_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"must end in \.csv or \.json"):
+        write_manifest([], tmp_path / "split.txt")
+    with pytest.raises(FileNotFoundError, match="retinalnet split"):
+        read_manifest(tmp_path / "missing.csv")
+    bad_label = tmp_path / "label.csv"
+    bad_label.write_text("path,label,patient,split\na.png,GLAUCOMA,1,train\n")
+    with pytest.raises(ValueError, match=r"row 1: label 'GLAUCOMA' is not one of CNV"):
+        read_manifest(bad_label)
+    missing = tmp_path / "missing-column.csv"
+    missing.write_text("path,label\na.png,CNV\n")
+    with pytest.raises(ValueError, match=r"missing column\(s\) patient, split"):
+        read_manifest(missing)
+    manifest = write_manifest([ManifestRow("a.png", "CNV", "1", "train")], tmp_path / "m.csv")
+    with pytest.raises(ValueError, match=r"no rows for split 'val' \(it has: train\)"):
+        KermanyOCT.from_manifest(manifest, "val")
