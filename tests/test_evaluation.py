@@ -225,3 +225,77 @@ def test_evaluate_on_cuda_gives_the_same_result() -> None:
 
     assert on_cuda.confusion_matrix.tolist() == MATRIX
     assert on_cuda.loss == pytest.approx(on_cpu.loss, rel=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-image probabilities, the clinical report, and test-time augmentation
+
+
+def test_evaluate_keeps_each_image_probabilities_and_target_in_data_order() -> None:
+    logits = _logits(PREDICTED)
+
+    result = evaluate(_model(), _data(), batch_size=3, device="cpu")
+
+    assert result.probabilities is not None
+    assert result.targets is not None
+    assert result.probabilities.dtype == np.float64
+    assert np.allclose(result.probabilities, torch.softmax(logits.double(), dim=1).numpy())
+    assert result.targets.tolist() == TARGETS
+    assert result.tta is False
+
+
+def test_report_is_the_clinical_report_of_the_same_images() -> None:
+    result = evaluate(_model(), _data(), device="cpu")
+
+    report = result.report()
+
+    assert report.confusion_matrix.tolist() == MATRIX
+    assert report.accuracy == result.accuracy
+    assert report["DME"].recall == result.per_class_accuracy["DME"]
+    assert report.referral is not None
+    # urgent (CNV or DME) images 0-4 and 9, predicted 0, 1, 0, 1, 3, 0: 5 of 6 referred;
+    # DRUSEN images 5-8, predicted 2, 2, 0, 2: 3 of 4 not referred
+    assert report.referral.confusion_matrix.tolist() == [[3, 1], [1, 5]]
+    assert report.referral.sensitivity == 5 / 6
+    assert report.referral.specificity == 0.75
+    assert (
+        result.report(bootstrap=20, seed=0).intervals
+        == result.report(bootstrap=20, seed=0).intervals
+    )
+
+
+def test_a_result_built_by_hand_has_no_report() -> None:
+    result = EvaluationResult(("a", "b"), 0.1, 1.0, np.eye(2, dtype=np.int64))
+
+    with pytest.raises(ValueError, match=r"has no per-image probabilities"):
+        result.report()
+
+
+class _Asymmetric(nn.Module):
+    """Scores from the left and right halves of a (N, 1, 1, 2) input, so flips matter."""
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        left, right = inputs[..., 0].flatten(1), inputs[..., 1].flatten(1)
+        logits = torch.cat([left, right, torch.zeros_like(left), torch.zeros_like(left)], dim=1)
+        return functional.log_softmax(logits, dim=1)
+
+
+def test_tta_averages_each_image_with_its_mirror() -> None:
+    inputs = torch.tensor([[[[2.0, 0.0]]], [[[0.0, 1.0]]]])
+    targets = torch.tensor([0, 1])
+    data = TensorDataset(inputs, targets)
+    model = Classifier(_Asymmetric(), classes=CLASSES)
+    plain = torch.softmax(_Asymmetric()(inputs), dim=1).double()
+    mirrored = torch.softmax(_Asymmetric()(inputs.flip(-1)), dim=1).double()
+    expected = ((plain + mirrored) / 2).numpy()
+
+    result = evaluate(model, data, device="cpu", tta=True)
+
+    assert result.tta is True
+    assert result.probabilities is not None
+    assert np.allclose(result.probabilities, expected)
+    # the two first classes tie after averaging: the first wins
+    assert result.confusion_matrix[1].tolist() == [1, 0, 0, 0]
+    expected_loss = -np.mean(np.log(expected[[0, 1], [0, 1]]))
+    assert result.loss == pytest.approx(expected_loss, rel=1e-5)
+    assert evaluate(model, data, device="cpu").accuracy == 1.0

@@ -357,3 +357,57 @@ def test_cuda_and_cpu_give_the_same_probabilities(
     assert [c.probability for c in from_tensor.top] == pytest.approx(
         sorted(on_cpu[0].tolist(), reverse=True), abs=1e-3
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Test-time augmentation and Grad-CAM
+
+
+def test_tta_averages_the_image_and_its_mirror(
+    model: Classifier, images: list[Image.Image]
+) -> None:
+    # the prepared tensor is mirrored (mirroring the image first can shift the centre crop
+    # by a pixel)
+    transform = model.preprocessing.eval_transform()
+    batch = torch.stack([transform(image) for image in images[:3]])
+    with torch.no_grad():
+        plain = torch.softmax(model.eval()(batch), dim=1)
+        mirrored = torch.softmax(model(batch.flip(-1)), dim=1)
+    expected = (plain + mirrored) / 2
+
+    with_tta = Predictor(model, device="cpu", tta=True)
+
+    assert with_tta.tta
+    assert torch.allclose(with_tta.predict_proba(images[:3]), expected, atol=1e-6)
+    assert with_tta.topk(images[0], k=2).probability == pytest.approx(
+        float(expected[0].max()), abs=1e-6
+    )
+
+
+def test_gradcam_is_at_the_image_size_for_every_kind_of_input(
+    predictor: Predictor, images: list[Image.Image], tmp_path: Path
+) -> None:
+    image = images[0]
+    expected = predictor.gradcam(image)
+
+    assert expected.shape == (image.height, image.width)
+    assert expected.dtype == np.float32
+    assert 0 <= expected.min() <= expected.max() <= 1
+    assert np.allclose(predictor.gradcam(_as_path(image, tmp_path)), expected, atol=1e-6)
+    assert np.allclose(predictor.gradcam(_uint8(image)), expected, atol=1e-6)
+
+
+def test_gradcam_explains_the_class_asked_for(
+    predictor: Predictor, images: list[Image.Image]
+) -> None:
+    label = predictor.topk(images[1], k=4).top[-1]  # the least probable class
+
+    by_name = predictor.gradcam(images[1], class_index=label.name)
+
+    assert np.array_equal(by_name, predictor.gradcam(images[1], class_index=label.index))
+    with pytest.raises(ValueError, match=r"class_index 'GLAUCOMA' is not a class of this model"):
+        predictor.gradcam(images[1], class_index="GLAUCOMA")
+    with pytest.raises(ValueError, match=r"class_index must be from 0 to 3 or a class name, got 4"):
+        predictor.gradcam(images[1], class_index=4)
+    with pytest.raises(TypeError, match=r"image is a int"):
+        predictor.gradcam(3)  # type: ignore[arg-type]

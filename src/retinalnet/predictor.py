@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias, overload
 
+import numpy as np
+import numpy.typing as npt
 import torch
 from PIL import Image
 from torch import nn
@@ -78,6 +80,12 @@ class Predictor:
         ``"auto"`` (CUDA, then MPS, then CPU), or any device; CPU always works.
     batch_size
         Images per forward pass.
+    tta
+        Test-time augmentation: average the probabilities of each image and of its
+        horizontal mirror. Each batch goes through the model twice, so prediction takes
+        about twice as long.
+
+        .. versionadded:: 0.2
 
     Examples
     --------
@@ -94,6 +102,7 @@ class Predictor:
         *,
         device: str | torch.device = "auto",
         batch_size: int = 32,
+        tta: bool = False,
     ) -> None:
         if not isinstance(model, Classifier):
             raise TypeError(
@@ -105,6 +114,7 @@ class Predictor:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.batch_size = batch_size
+        self.tta = tta
         self._transform = model.preprocessing.eval_transform()
 
     @classmethod
@@ -115,6 +125,7 @@ class Predictor:
         device: str | torch.device = "auto",
         batch_size: int = 32,
         model: nn.Module | None = None,
+        tta: bool = False,
     ) -> Predictor:
         """Load a checkpoint (safely, offline) and wrap it in a Predictor.
 
@@ -122,13 +133,13 @@ class Predictor:
         ----------
         path
             A checkpoint written by retinalnet (``best.pt``).
-        device, batch_size
+        device, batch_size, tta
             As in the constructor.
         model
             The untrained network, only for checkpoints of networks built by hand.
         """
         classifier = load_checkpoint(path).build_model(model)
-        return cls(classifier, device=device, batch_size=batch_size)
+        return cls(classifier, device=device, batch_size=batch_size, tta=tta)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -162,9 +173,13 @@ class Predictor:
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            scores = self.model(batch.to(self.device, non_blocking=True))
+            inputs = batch.to(self.device, non_blocking=True)
             # softmax turns log-probabilities and logits alike into probabilities
-            return torch.softmax(scores.float(), dim=1).cpu()
+            probabilities = torch.softmax(self.model(inputs).float(), dim=1)
+            if self.tta:
+                mirrored = torch.softmax(self.model(inputs.flip(-1)).float(), dim=1)
+                probabilities = (probabilities + mirrored) / 2
+            return probabilities.cpu()
 
     @overload
     def topk(self, images: ImageInput, k: int = ...) -> Prediction: ...
@@ -220,6 +235,65 @@ class Predictor:
             for source, row_values, row_indices in zip(sources, values, indices, strict=True)
         ]
         return predictions[0] if single else predictions
+
+    def gradcam(
+        self, image: ImageInput, *, class_index: int | str | None = None
+    ) -> npt.NDArray[np.float32]:
+        """Grad-CAM heatmap of one image: where the model looked for a class.
+
+        .. versionadded:: 0.2
+
+        Parameters
+        ----------
+        image
+            A path, PIL image or image tensor, as for :meth:`topk`.
+        class_index
+            The class to explain, by index or name; the predicted class by default.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 ``(height, width)`` in [0, 1], at the size of the image as given
+            (mapped back through the resize and centre crop; see
+            :func:`retinalnet.gradcam.heatmap_to_image`).
+
+        Raises
+        ------
+        ValueError
+            If ``class_index`` is not a class of the model.
+
+        Examples
+        --------
+        >>> heatmap = predictor.gradcam("CNV-1016042-1.jpeg")  # doctest: +SKIP
+        >>> from retinalnet.plots import plot_gradcam  # doctest: +SKIP
+        >>> plot_gradcam("CNV-1016042-1.jpeg", heatmap, save="cam.png")  # doctest: +SKIP
+        """
+        from retinalnet.gradcam import grad_cam_image
+
+        if isinstance(class_index, str):
+            if class_index not in self.classes:
+                raise ValueError(
+                    f"class_index {class_index!r} is not a class of this model; choose from "
+                    f"{', '.join(self.classes)}"
+                )
+            class_index = self.classes.index(class_index)
+        if class_index is not None and not 0 <= class_index < len(self.classes):
+            raise ValueError(
+                f"class_index must be from 0 to {len(self.classes) - 1} or a class name, got "
+                f"{class_index!r}"
+            )
+        return grad_cam_image(self.model, self._load(image), class_index=class_index)
+
+    def _load(self, image: ImageInput) -> Image.Image:
+        if isinstance(image, (str, os.PathLike)):
+            return load_image(image)
+        if isinstance(image, Image.Image):
+            return image
+        if isinstance(image, torch.Tensor):
+            return _tensor_to_pil(image, 0)
+        raise TypeError(
+            f"image is a {type(image).__name__}; expected a path, a PIL image or an image tensor"
+        )
 
 
 def _tensor_to_pil(tensor: torch.Tensor, position: int) -> Image.Image:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -16,6 +16,9 @@ from retinalnet.models import Classifier
 from retinalnet.training._device import resolve_device
 from retinalnet.training._loaders import DataSource, make_loader
 from retinalnet.training._progress import progress_bar
+
+if TYPE_CHECKING:
+    from retinalnet.metrics import ClassificationReport
 
 __all__ = ["EvaluationResult", "evaluate", "run_evaluation"]
 
@@ -34,12 +37,32 @@ class EvaluationResult:
         Top-1 accuracy over all images.
     confusion_matrix : numpy.ndarray
         ``confusion_matrix[true, predicted]`` image counts (int64).
+    probabilities : numpy.ndarray or None
+        Class probabilities of each image, shape ``(images, classes)``, float64, in data
+        order (``None`` when built by hand without them).
+
+        .. versionadded:: 0.2
+    targets : numpy.ndarray or None
+        True class of each image (int64), in data order.
+
+        .. versionadded:: 0.2
+    tta : bool
+        Whether the probabilities average each image and its horizontal mirror.
+
+        .. versionadded:: 0.2
     """
 
     classes: tuple[str, ...]
     loss: float
     accuracy: float
     confusion_matrix: np.ndarray[Any, np.dtype[np.int64]]
+    probabilities: np.ndarray[Any, np.dtype[np.float64]] | None = field(
+        default=None, repr=False, compare=False
+    )
+    targets: np.ndarray[Any, np.dtype[np.int64]] | None = field(
+        default=None, repr=False, compare=False
+    )
+    tta: bool = False
 
     @property
     def num_samples(self) -> int:
@@ -54,6 +77,49 @@ class EvaluationResult:
             name: float(self.confusion_matrix[i, i] / support[i]) if support[i] else math.nan
             for i, name in enumerate(self.classes)
         }
+
+    def report(
+        self,
+        *,
+        urgent: Sequence[str] | None = ("CNV", "DME"),
+        topk: Sequence[int] | None = None,
+        bootstrap: int = 0,
+        confidence: float = 0.95,
+        seed: int = 0,
+    ) -> ClassificationReport:
+        """The clinical report: sensitivity, specificity, AUC, top-k table, urgent referral.
+
+        See :func:`retinalnet.metrics.classification_report` for the arguments.
+
+        .. versionadded:: 0.2
+
+        Raises
+        ------
+        ValueError
+            If this result holds no per-image probabilities (built by hand).
+
+        Examples
+        --------
+        >>> result = evaluate(model, KermanyOCT("OCT2017", "test"))  # doctest: +SKIP
+        >>> print(result.report(bootstrap=1000))  # doctest: +SKIP
+        """
+        from retinalnet.metrics import classification_report
+
+        if self.probabilities is None or self.targets is None:
+            raise ValueError(
+                "this EvaluationResult has no per-image probabilities; get one from "
+                "retinalnet.training.evaluate(...) or pass probabilities= and targets="
+            )
+        return classification_report(
+            self.targets,
+            self.probabilities,
+            classes=self.classes,
+            urgent=urgent,
+            topk=topk,
+            bootstrap=bootstrap,
+            confidence=confidence,
+            seed=seed,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -91,11 +157,14 @@ def run_evaluation(
     device: torch.device,
     classes: Sequence[str],
     progress: bool = False,
+    tta: bool = False,
 ) -> EvaluationResult:
     """Evaluate on a prepared loader (the loop the Trainer uses after each epoch)."""
     num_classes = len(classes)
     confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64)
     total_loss = 0.0
+    all_probabilities: list[torch.Tensor] = []
+    all_targets: list[torch.Tensor] = []
     was_training = model.training
     model.eval()
     try:
@@ -107,8 +176,17 @@ def run_evaluation(
                 inputs = inputs.to(device, non_blocking=True)
                 targets = targets.to(device, non_blocking=True)
                 outputs = model(inputs)
+                probabilities = torch.softmax(outputs.double(), dim=1)
+                if tta:
+                    mirrored = torch.softmax(model(inputs.flip(-1)).double(), dim=1)
+                    probabilities = (probabilities + mirrored) / 2
+                    # log of the averaged probabilities: a log-probability, valid for
+                    # NLLLoss and CrossEntropyLoss alike
+                    outputs = probabilities.log().to(outputs.dtype)
                 total_loss += float(loss(outputs, targets)) * len(targets)
                 predicted = outputs.argmax(dim=1)
+                all_probabilities.append(probabilities.cpu())
+                all_targets.append(targets.cpu())
                 confusion += torch.bincount(
                     (targets * num_classes + predicted).cpu(), minlength=num_classes**2
                 )
@@ -121,6 +199,17 @@ def run_evaluation(
         loss=total_loss / count if count else math.nan,
         accuracy=float(np.trace(matrix) / count) if count else math.nan,
         confusion_matrix=matrix,
+        probabilities=(
+            torch.cat(all_probabilities).numpy()
+            if all_probabilities
+            else np.empty((0, num_classes))
+        ),
+        targets=(
+            torch.cat(all_targets).to(torch.int64).numpy()
+            if all_targets
+            else np.empty(0, dtype=np.int64)
+        ),
+        tta=tta,
     )
 
 
@@ -134,8 +223,13 @@ def evaluate(
     num_workers: int = 0,
     classes: Sequence[str] | None = None,
     progress: bool = False,
+    tta: bool = False,
 ) -> EvaluationResult:
     """Loss, accuracy per class and overall, and the confusion matrix, batch by batch.
+
+    The result also keeps every image's probabilities, so
+    :meth:`EvaluationResult.report` gives the clinical report (sensitivity, specificity,
+    ROC AUC, urgent referral, bootstrap intervals) without running the model again.
 
     Parameters
     ----------
@@ -156,6 +250,13 @@ def evaluate(
         Class names, when ``model`` is not a Classifier.
     progress
         Show a batch progress bar (needs tqdm).
+    tta
+        Test-time augmentation: average the probabilities of each image and of its
+        horizontal mirror (a left eye mirrors a right eye). It runs the model twice, so
+        evaluation takes about twice as long; the loss is then that of the averaged
+        probabilities.
+
+        .. versionadded:: 0.2
 
     Examples
     --------
@@ -180,4 +281,5 @@ def evaluate(
         device=target_device,
         classes=classes,
         progress=progress,
+        tta=tta,
     )

@@ -1,0 +1,415 @@
+"""Grad-CAM: where in a scan the model looked for the class it gives.
+
+Grad-CAM (Selvaraju et al., ICCV 2017) weights each channel of a late convolutional
+activation by the mean gradient of the class score with respect to it, sums the channels,
+keeps the positive part and scales it to [0, 1]. The map is coarse (14x14 for VGG16 at
+224 px) and is upsampled to the image.
+
+It works with a frozen backbone (no parameter needs a gradient: the hooked activation is
+made a leaf that requires one) and with torchvision's in-place ReLUs (the activation is
+taken with a forward hook and its gradient with :func:`torch.autograd.grad`, never with
+module backward hooks, which in-place operations break). It runs with gradients enabled
+even when called inside :func:`torch.inference_mode`, leaves no hook behind and restores
+the model's train/eval mode.
+
+.. versionadded:: 0.2
+
+Examples
+--------
+>>> from retinalnet.gradcam import grad_cam_image
+>>> heatmap = grad_cam_image(model, image)  # doctest: +SKIP
+>>> heatmap.shape == (image.height, image.width)  # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from PIL import Image
+from torch import nn
+from torch.nn import functional
+
+from retinalnet.models import Classifier, feature_blocks
+from retinalnet.transforms import Preprocessing, ToRGB
+
+__all__ = [
+    "PointingGame",
+    "find_target_layer",
+    "grad_cam",
+    "grad_cam_image",
+    "heatmap_to_image",
+    "pointing_game",
+]
+
+_POOLING = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+
+
+def find_target_layer(model: nn.Module) -> nn.Module:
+    """The layer whose activation Grad-CAM explains, found automatically.
+
+    The last module of the backbone's last feature block (see
+    :func:`retinalnet.models.feature_blocks`). When that module is a pooling layer (VGG16's
+    last ``MaxPool2d``, :func:`~retinalnet.models.small_cnn`'s), :func:`grad_cam` takes the
+    activation at its *input*: the rectified output of the last convolution (VGG16's
+    ``conv5_3``, 14x14 at 224 px, as in the Grad-CAM paper). Otherwise (ResNet's
+    ``layer4``) it takes the module's output. A network without feature blocks falls back
+    to its last ``Conv2d``.
+
+    Parameters
+    ----------
+    model
+        A :class:`~retinalnet.models.Classifier` or a torchvision-style network.
+
+    Raises
+    ------
+    TypeError
+        If the network has no ``Conv2d``.
+
+    Examples
+    --------
+    >>> from retinalnet.gradcam import find_target_layer
+    >>> from retinalnet.models import vgg16_transfer
+    >>> find_target_layer(vgg16_transfer(weights=None))
+    MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)
+    """
+    try:
+        last_block = feature_blocks(model)[-1]
+    except TypeError:
+        last_block = None
+    if last_block is not None:
+        children = list(last_block.children())
+        return children[-1] if children else last_block
+    convolutions = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convolutions:
+        raise TypeError(
+            f"{type(model).__name__} has no Conv2d layer for Grad-CAM; pass layer=<module> "
+            "with a spatial (N, C, H, W) activation"
+        )
+    return convolutions[-1]
+
+
+def grad_cam(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    class_index: int | Sequence[int] | torch.Tensor | None = None,
+    layer: nn.Module | None = None,
+) -> torch.Tensor:
+    """Grad-CAM heatmaps of a batch of model inputs, at the inputs' size.
+
+    Parameters
+    ----------
+    model
+        The classifier (any module mapping ``(N, 3, H, W)`` to class scores; the scores
+        may be log-probabilities, as the retinalnet builders give, or logits).
+    inputs
+        Preprocessed images, ``(N, 3, H, W)`` or one ``(3, H, W)``.
+    class_index
+        The class to explain: one index for every image, one per image, or ``None`` for
+        each image's predicted class.
+    layer
+        The module to explain; :func:`find_target_layer` by default (its input is used
+        when it is a pooling layer). A module given here is explained at its output.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N, H, W)`` float32 on the CPU, each map scaled to [0, 1] (all zeros when no
+        location speaks for the class).
+
+    Raises
+    ------
+    ValueError
+        If ``inputs`` is not an image batch, a class index is out of range, or the layer
+        is not part of the forward pass or not spatial.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from retinalnet.gradcam import grad_cam
+    >>> from retinalnet.models import small_cnn
+    >>> grad_cam(small_cnn(), torch.randn(2, 3, 64, 64)).shape
+    torch.Size([2, 64, 64])
+    """
+    single = inputs.dim() == 3
+    batch = inputs.unsqueeze(0) if single else inputs
+    if batch.dim() != 4:
+        raise ValueError(
+            f"inputs must be (N, 3, H, W) or (3, H, W) model inputs, got {tuple(inputs.shape)}"
+        )
+    if layer is None:
+        target = find_target_layer(model)
+        at_input = isinstance(target, _POOLING)
+    else:
+        target, at_input = layer, False
+    captured: list[torch.Tensor] = []
+
+    def as_leaf(activation: torch.Tensor) -> torch.Tensor:
+        # A fresh leaf that requires grad: the frozen backbone below gives the activation
+        # no grad_fn, and in-place ReLUs after it must not touch the tensor we differentiate
+        # against, so the network continues on a copy.
+        leaf = activation.detach().requires_grad_(True)
+        captured.append(leaf)
+        return leaf.clone()
+
+    def pre_hook(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (as_leaf(args[0]), *args[1:])
+
+    def post_hook(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
+        return as_leaf(output)
+
+    handle = (
+        target.register_forward_pre_hook(pre_hook)
+        if at_input
+        else target.register_forward_hook(post_hook)
+    )
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            device = next((p.device for p in model.parameters()), batch.device)
+            scores = model(batch.detach().clone().to(device))
+            if not captured:
+                raise ValueError(
+                    f"the Grad-CAM layer {type(target).__name__} did not run in the forward "
+                    "pass; pass layer= a module of this model"
+                )
+            activation = captured[-1]
+            if activation.dim() != 4:
+                raise ValueError(
+                    f"the Grad-CAM layer gives shape {tuple(activation.shape)}; it needs a "
+                    "spatial (N, C, H, W) activation: pass layer= a convolutional module"
+                )
+            classes = _class_indices(class_index, scores)
+            selected = scores.gather(1, classes[:, None]).sum()
+            (gradient,) = torch.autograd.grad(selected, activation)
+            weights = gradient.mean(dim=(2, 3), keepdim=True)
+            cam = functional.relu((weights * activation).sum(dim=1, keepdim=True)).detach()
+    finally:
+        handle.remove()
+        model.train(was_training)
+    cam = functional.interpolate(
+        cam.float(), size=tuple(batch.shape[-2:]), mode="bilinear", align_corners=False
+    )[:, 0]
+    peak = cam.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
+    cam = (cam / peak).clamp(0, 1).cpu()
+    return cam[0] if single else cam
+
+
+def _class_indices(
+    class_index: int | Sequence[int] | torch.Tensor | None, scores: torch.Tensor
+) -> torch.Tensor:
+    count, num_classes = scores.shape
+    if class_index is None:
+        return scores.detach().argmax(dim=1)
+    indices = torch.as_tensor(class_index, dtype=torch.int64, device=scores.device).flatten()
+    if indices.numel() == 1:
+        indices = indices.expand(count)
+    if indices.numel() != count or indices.min() < 0 or indices.max() >= num_classes:
+        raise ValueError(
+            f"class_index must be an int from 0 to {num_classes - 1}, one per image, or None "
+            f"(the predicted class), got {class_index!r}"
+        )
+    return indices
+
+
+def heatmap_to_image(
+    heatmap: torch.Tensor | npt.ArrayLike,
+    image_size: tuple[int, int],
+    preprocessing: Preprocessing,
+) -> npt.NDArray[np.float32]:
+    """Map a heatmap of the model's input back onto the original image.
+
+    The evaluation preprocessing resizes the shorter side to ``preprocessing.resize`` and
+    takes the centre ``size`` x ``size`` crop. The heatmap is placed where that crop lies in
+    the resized image (zeros elsewhere: the model never saw the cut-off sides) and the whole
+    is resized (bilinear) to the original image's size.
+
+    Parameters
+    ----------
+    heatmap
+        ``(size, size)`` map of the model input.
+    image_size
+        The original image's ``(width, height)``, as PIL gives it.
+    preprocessing
+        The model's preprocessing.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(height, width)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from retinalnet.gradcam import heatmap_to_image
+    >>> from retinalnet.transforms import Preprocessing
+    >>> prep = Preprocessing(size=224)
+    >>> heatmap_to_image(np.ones((224, 224)), (768, 496), prep).shape
+    (496, 768)
+    """
+    width, height = image_size
+    resized = _resized_size(width, height, preprocessing.resize)
+    crop = preprocessing.size
+    cam = torch.as_tensor(np.asarray(heatmap, dtype=np.float32))
+    if cam.shape != (crop, crop):
+        cam = functional.interpolate(
+            cam[None, None], size=(crop, crop), mode="bilinear", align_corners=False
+        )[0, 0]
+    canvas = torch.zeros(resized[1], resized[0])
+    # torchvision's CenterCrop offsets (the resized image is never smaller than the crop)
+    top = round((resized[1] - crop) / 2.0)
+    left = round((resized[0] - crop) / 2.0)
+    canvas[top : top + crop, left : left + crop] = cam
+    full = functional.interpolate(
+        canvas[None, None], size=(height, width), mode="bilinear", align_corners=False
+    )[0, 0]
+    return full.clamp(0, 1).numpy().astype(np.float32)
+
+
+def _resized_size(width: int, height: int, shorter: int) -> tuple[int, int]:
+    # torchvision Resize(int): the shorter side becomes `shorter`, the longer is truncated
+    if width <= height:
+        return shorter, int(shorter * height / width)
+    return int(shorter * width / height), shorter
+
+
+def grad_cam_image(
+    model: Classifier,
+    image: Image.Image,
+    *,
+    class_index: int | None = None,
+    layer: nn.Module | None = None,
+) -> npt.NDArray[np.float32]:
+    """Grad-CAM heatmap of one image, at the image's own size.
+
+    The image is prepared with the model's evaluation preprocessing, and the map is
+    mapped back through its resize and centre crop (see :func:`heatmap_to_image`).
+
+    Parameters
+    ----------
+    model
+        A :class:`~retinalnet.models.Classifier`.
+    image
+        A PIL image (grayscale or RGB).
+    class_index, layer
+        As in :func:`grad_cam`.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(height, width)`` in [0, 1].
+
+    Examples
+    --------
+    >>> from retinalnet import SyntheticOCT
+    >>> from retinalnet.gradcam import grad_cam_image
+    >>> from retinalnet.models import small_cnn
+    >>> from retinalnet.transforms import Preprocessing
+    >>> image = SyntheticOCT(1, size=(96, 128)).image(0)
+    >>> grad_cam_image(small_cnn(preprocessing=Preprocessing(size=64)), image).shape
+    (96, 128)
+    """
+    if not isinstance(model, Classifier):
+        raise TypeError(
+            f"grad_cam_image needs a retinalnet Classifier (got {type(model).__name__}) for "
+            "its preprocessing; for a bare network call grad_cam on prepared inputs"
+        )
+    inputs = model.preprocessing.eval_transform()(ToRGB()(image))
+    cam = grad_cam(model, inputs, class_index=class_index, layer=layer)
+    return heatmap_to_image(cam, image.size, model.preprocessing)
+
+
+@dataclass(frozen=True)
+class PointingGame:
+    """How often heatmaps peak inside the lesion, against chance.
+
+    Attributes
+    ----------
+    hits : int
+        Images whose heatmap maximum lies inside the (dilated) lesion mask.
+    total : int
+        Images scored (those with a non-empty mask).
+    chance : float
+        Mean fraction of the image the dilated mask covers: the hit rate of a random point.
+
+    Examples
+    --------
+    >>> from retinalnet.gradcam import PointingGame
+    >>> PointingGame(hits=9, total=30, chance=0.058).score
+    0.3
+    """
+
+    hits: int
+    total: int
+    chance: float
+
+    @property
+    def score(self) -> float:
+        """Hit rate, ``hits / total``."""
+        return self.hits / self.total if self.total else float("nan")
+
+
+def _dilate(mask: npt.NDArray[np.bool_], radius: int) -> npt.NDArray[np.bool_]:
+    if radius <= 0:
+        return mask
+    height, width = mask.shape
+    padded = np.pad(mask, radius)
+    out = np.zeros_like(mask)
+    for dy in range(2 * radius + 1):
+        for dx in range(2 * radius + 1):
+            out |= padded[dy : dy + height, dx : dx + width]
+    return out
+
+
+def pointing_game(
+    heatmaps: Sequence[npt.ArrayLike], masks: Sequence[npt.ArrayLike], *, tolerance: int = 0
+) -> PointingGame:
+    """Score heatmaps against known lesion masks (the pointing game of Zhang et al., 2016).
+
+    A hit is a heatmap whose maximum (first on ties) falls inside the lesion mask, dilated
+    by ``tolerance`` pixels. Images with an empty mask (NORMAL) are skipped.
+
+    Parameters
+    ----------
+    heatmaps, masks
+        Same-shaped 2-d arrays, one pair per image.
+    tolerance
+        Dilation radius in pixels (a square neighbourhood).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from retinalnet.gradcam import pointing_game
+    >>> mask = np.zeros((4, 4), bool); mask[0, 0] = True
+    >>> heatmap = np.zeros((4, 4)); heatmap[0, 0] = 1
+    >>> result = pointing_game([heatmap], [mask])
+    >>> result.score, result.chance
+    (1.0, 0.0625)
+    """
+    if len(heatmaps) != len(masks):
+        raise ValueError(f"{len(heatmaps)} heatmaps but {len(masks)} masks; pass one of each")
+    hits = total = 0
+    coverage = 0.0
+    for heatmap, mask in zip(heatmaps, masks, strict=True):
+        heat = np.asarray(heatmap, dtype=np.float64)
+        region = np.asarray(mask, dtype=bool)
+        if heat.shape != region.shape:
+            raise ValueError(
+                f"heatmap shape {heat.shape} differs from mask shape {region.shape}; map the "
+                "heatmap to the image first (heatmap_to_image)"
+            )
+        if not region.any():
+            continue
+        region = _dilate(region, tolerance)
+        total += 1
+        coverage += float(region.mean())
+        peak = np.unravel_index(int(np.argmax(heat)), heat.shape)
+        hits += bool(region[peak])
+    return PointingGame(hits=hits, total=total, chance=coverage / total if total else float("nan"))

@@ -1,0 +1,391 @@
+"""Figures: training history, confusion matrix, top-k predictions, Grad-CAM, data summaries.
+
+Needs matplotlib (``pip install retinalnet[plot]``), imported only when a function is
+called. Figures are built with :class:`matplotlib.figure.Figure` directly, not through
+``pyplot``: nothing changes matplotlib's global state or backend, no window opens, and
+saving works headless (the Agg renderer). Each function returns the Figure (displayed
+inline by Jupyter) and writes it to ``save`` when a path is given.
+
+.. versionadded:: 0.2
+
+Examples
+--------
+>>> from retinalnet.plots import plot_history
+>>> figure = plot_history(history, save="history.png")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from retinalnet.datasets import ImageCounts, KermanyOCT
+    from retinalnet.metrics import ClassificationReport
+    from retinalnet.predictor import Prediction
+    from retinalnet.training import EvaluationResult, History
+
+__all__ = [
+    "plot_class_counts",
+    "plot_confusion_matrix",
+    "plot_gradcam",
+    "plot_history",
+    "plot_image_sizes",
+    "plot_prediction",
+]
+
+SavePath = str | os.PathLike[str] | None
+
+
+def _figure(width: float, height: float) -> Figure:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "retinalnet.plots needs matplotlib: pip install retinalnet[plot]"
+        ) from error
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _finish(figure: Figure, save: SavePath, dpi: int) -> Figure:
+    if save is not None:
+        figure.savefig(os.fspath(save), dpi=dpi)
+    return figure
+
+
+def _as_image(image: Image.Image | str | os.PathLike[str]) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image
+    from retinalnet.datasets import load_image
+
+    return load_image(image)
+
+
+def plot_history(history: History, *, save: SavePath = None, dpi: int = 100) -> Figure:
+    """Loss and accuracy per epoch, training and validation, side by side.
+
+    The epoch whose weights were restored (the best one) is marked.
+
+    Parameters
+    ----------
+    history
+        From :meth:`retinalnet.training.Trainer.fit`.
+    save
+        Write the figure to this file (format from the suffix: PNG, PDF, SVG).
+    dpi
+        Resolution when saving.
+
+    Raises
+    ------
+    ValueError
+        If the history is empty.
+
+    Examples
+    --------
+    >>> history = trainer.fit(train, val)  # doctest: +SKIP
+    >>> plot_history(history, save="history.png")  # doctest: +SKIP
+    """
+    if len(history) == 0:
+        raise ValueError("the history has no epochs; train first (Trainer.fit)")
+    figure = _figure(9, 3.4)
+    loss_axes, accuracy_axes = figure.subplots(1, 2)
+    epochs = [r.epoch for r in history]
+    loss_axes.plot(epochs, [r.train_loss for r in history], "o-", label="train")
+    accuracy_axes.plot(epochs, [r.train_accuracy for r in history], "o-", label="train")
+    if any(r.val_loss is not None for r in history):
+        val_loss = [np.nan if r.val_loss is None else r.val_loss for r in history]
+        val_acc = [np.nan if r.val_accuracy is None else r.val_accuracy for r in history]
+        loss_axes.plot(epochs, val_loss, "s-", label="validation")
+        accuracy_axes.plot(epochs, val_acc, "s-", label="validation")
+    restored = getattr(history, "restored_epoch", None)
+    for axes in (loss_axes, accuracy_axes):
+        if restored is not None:
+            axes.axvline(restored, color="gray", linestyle=":", label=f"restored ({restored})")
+        axes.set_xlabel("epoch")
+        axes.grid(alpha=0.3)
+        axes.legend()
+    loss_axes.set_ylabel("loss")
+    accuracy_axes.set_ylabel("accuracy")
+    accuracy_axes.set_ylim(0, 1.02)
+    return _finish(figure, save, dpi)
+
+
+def plot_confusion_matrix(
+    result: EvaluationResult | ClassificationReport | npt.ArrayLike,
+    classes: Sequence[str] | None = None,
+    *,
+    normalize: bool = False,
+    save: SavePath = None,
+    dpi: int = 100,
+) -> Figure:
+    """The confusion matrix as a heat map with counts (or row fractions) in each cell.
+
+    Parameters
+    ----------
+    result
+        An :class:`~retinalnet.training.EvaluationResult`, a
+        :class:`~retinalnet.metrics.ClassificationReport`, or a square count matrix
+        ``[true, predicted]``.
+    classes
+        Class names, when ``result`` is a bare matrix.
+    normalize
+        Show each row as fractions of its true class (recall on the diagonal).
+    save, dpi
+        As in :func:`plot_history`.
+
+    Raises
+    ------
+    ValueError
+        If the matrix is not square or the class names do not match it.
+
+    Examples
+    --------
+    >>> from retinalnet.plots import plot_confusion_matrix
+    >>> figure = plot_confusion_matrix([[5, 1], [0, 4]], ["a", "b"])
+    """
+    from retinalnet.metrics import ClassificationReport
+    from retinalnet.training import EvaluationResult
+
+    if isinstance(result, (EvaluationResult, ClassificationReport)):
+        matrix = np.asarray(result.confusion_matrix)
+        classes = result.classes
+    else:
+        matrix = np.asarray(result)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"the confusion matrix must be square, got shape {matrix.shape}")
+    names = list(classes) if classes is not None else [str(i) for i in range(len(matrix))]
+    if len(names) != len(matrix):
+        raise ValueError(
+            f"{len(names)} class names for a {len(matrix)}x{len(matrix)} matrix; pass classes="
+        )
+    values = matrix.astype(np.float64)
+    if normalize:
+        rows = values.sum(axis=1, keepdims=True)
+        values = np.divide(values, rows, out=np.zeros_like(values), where=rows > 0)
+    side = 1.0 + 0.9 * len(names)
+    figure = _figure(side + 1.2, side)
+    axes = figure.subplots()
+    shown = axes.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    figure.colorbar(shown, ax=axes, shrink=0.8)
+    top = values.max() if values.size else 0
+    for (row, column), value in np.ndenumerate(values):
+        text = f"{value:.0%}" if normalize else str(int(matrix[row, column]))
+        color = "white" if top and value > top / 2 else "black"
+        axes.text(column, row, text, ha="center", va="center", color=color)
+    axes.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    axes.set_yticks(range(len(names)), names)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    return _finish(figure, save, dpi)
+
+
+def plot_prediction(
+    image: Image.Image | str | os.PathLike[str],
+    prediction: Prediction,
+    *,
+    true_label: str | None = None,
+    save: SavePath = None,
+    dpi: int = 100,
+) -> Figure:
+    """The tutorial's ``display_prediction``: the scan beside a bar chart of its top-k.
+
+    Parameters
+    ----------
+    image
+        The scan (a PIL image or a path).
+    prediction
+        From :meth:`retinalnet.Predictor.topk`.
+    true_label
+        Shown in the title when known.
+    save, dpi
+        As in :func:`plot_history`.
+
+    Examples
+    --------
+    >>> prediction = predictor.topk("CNV-1016042-1.jpeg", k=3)  # doctest: +SKIP
+    >>> plot_prediction("CNV-1016042-1.jpeg", prediction, save="prediction.png")  # doctest: +SKIP
+    """
+    picture = _as_image(image)
+    figure = _figure(9, 3.4)
+    image_axes, bar_axes = figure.subplots(1, 2, width_ratios=[1.3, 1])
+    image_axes.imshow(picture, cmap="gray" if picture.mode == "L" else None)
+    image_axes.axis("off")
+    title = f"predicted {prediction.label}"
+    if true_label is not None:
+        title = f"true {true_label}, " + title
+    image_axes.set_title(title)
+    names = [c.name for c in prediction.top][::-1]
+    probabilities = [c.probability for c in prediction.top][::-1]
+    colors = ["tab:blue"] * len(names)
+    if true_label in names:
+        colors[names.index(true_label)] = "tab:green"
+    bar_axes.barh(names, probabilities, color=colors)
+    for row, value in enumerate(probabilities):
+        bar_axes.text(min(value, 0.85) + 0.02, row, f"{value:.1%}", va="center")
+    bar_axes.set_xlim(0, 1)
+    bar_axes.set_xlabel("probability")
+    bar_axes.set_title(f"top-{len(names)}")
+    return _finish(figure, save, dpi)
+
+
+def plot_gradcam(
+    image: Image.Image | str | os.PathLike[str],
+    heatmap: npt.ArrayLike,
+    *,
+    title: str | None = None,
+    alpha: float = 0.45,
+    save: SavePath = None,
+    dpi: int = 100,
+) -> Figure:
+    """A Grad-CAM heatmap over its scan, beside the scan alone.
+
+    Parameters
+    ----------
+    image
+        The scan (a PIL image or a path).
+    heatmap
+        ``(height, width)`` in [0, 1] at the image's size, as
+        :func:`retinalnet.gradcam.grad_cam_image` and
+        :meth:`retinalnet.Predictor.gradcam` return.
+    title
+        Figure title (e.g. the explained class).
+    alpha
+        Opacity of the heatmap.
+    save, dpi
+        As in :func:`plot_history`.
+
+    Raises
+    ------
+    ValueError
+        If the heatmap's shape is not the image's.
+
+    Examples
+    --------
+    >>> heatmap = predictor.gradcam("scan.jpeg")  # doctest: +SKIP
+    >>> plot_gradcam("scan.jpeg", heatmap, save="cam.png")  # doctest: +SKIP
+    """
+    picture = _as_image(image)
+    heat = np.asarray(heatmap, dtype=np.float64)
+    if heat.shape != (picture.height, picture.width):
+        raise ValueError(
+            f"heatmap shape {heat.shape} is not the image's (height, width) "
+            f"{(picture.height, picture.width)}; map it back with "
+            "retinalnet.gradcam.heatmap_to_image"
+        )
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+    gray = np.asarray(picture.convert("L"))
+    aspect = picture.width / picture.height
+    figure = _figure(2 * 3.2 * aspect + 0.6, 3.4)
+    plain_axes, overlay_axes = figure.subplots(1, 2)
+    plain_axes.imshow(gray, cmap="gray")
+    overlay_axes.imshow(gray, cmap="gray")
+    shown = overlay_axes.imshow(heat, cmap="jet", alpha=alpha, vmin=0, vmax=1)
+    figure.colorbar(shown, ax=overlay_axes, shrink=0.8)
+    for axes in (plain_axes, overlay_axes):
+        axes.axis("off")
+    overlay_axes.set_title("Grad-CAM")
+    if title is not None:
+        figure.suptitle(title)
+    return _finish(figure, save, dpi)
+
+
+def plot_class_counts(
+    counts: ImageCounts | Mapping[str, Mapping[str, int]],
+    *,
+    save: SavePath = None,
+    dpi: int = 100,
+) -> Figure:
+    """Images per class, one group of bars per split.
+
+    Parameters
+    ----------
+    counts
+        From :func:`retinalnet.datasets.count_images`, or ``{split: {class: count}}``.
+    save, dpi
+        As in :func:`plot_history`.
+
+    Examples
+    --------
+    >>> from retinalnet.plots import plot_class_counts
+    >>> counts = {"train": {"CNV": 3, "NORMAL": 5}, "test": {"CNV": 1, "NORMAL": 1}}
+    >>> figure = plot_class_counts(counts)
+    """
+    from retinalnet.datasets import ImageCounts
+
+    table = counts.counts if isinstance(counts, ImageCounts) else counts
+    splits = list(table)
+    if not splits:
+        raise ValueError("no splits to plot; count_images found nothing?")
+    classes: list[str] = []
+    for per_class in table.values():
+        classes += [name for name in per_class if name not in classes]
+    figure = _figure(1.8 + 1.6 * len(splits), 3.4)
+    axes_list = np.atleast_1d(figure.subplots(1, len(splits), sharey=True))
+    for axes, split in zip(axes_list, splits, strict=True):
+        values = [table[split].get(name, 0) for name in classes]
+        bars = axes.bar(classes, values, color=[f"C{i}" for i in range(len(classes))])
+        axes.bar_label(bars, [f"{v:,}" for v in values], fontsize=8)
+        axes.set_title(f"{split} ({sum(values):,})")
+        axes.tick_params(axis="x", rotation=45)
+    axes_list[0].set_ylabel("images")
+    return _finish(figure, save, dpi)
+
+
+def plot_image_sizes(
+    data: KermanyOCT | Sequence[tuple[int, int]],
+    *,
+    save: SavePath = None,
+    dpi: int = 100,
+) -> Figure:
+    """Distribution of image widths and heights (the tutorial's exploration step).
+
+    Parameters
+    ----------
+    data
+        A :class:`~retinalnet.datasets.KermanyOCT` split (each image's header is read), or
+        a list of ``(width, height)`` pairs.
+    save, dpi
+        As in :func:`plot_history`.
+
+    Examples
+    --------
+    >>> from retinalnet.plots import plot_image_sizes
+    >>> figure = plot_image_sizes([(512, 496), (768, 496), (512, 512)])
+    """
+    from retinalnet.datasets import KermanyOCT
+
+    sizes: list[tuple[int, int]]
+    if isinstance(data, KermanyOCT):
+        sizes = []
+        for path, _ in data.samples:
+            with Image.open(path) as opened:
+                sizes.append(opened.size)
+    else:
+        sizes = [(int(w), int(h)) for w, h in data]
+    if not sizes:
+        raise ValueError("no images to plot")
+    widths = np.array([w for w, _ in sizes])
+    heights = np.array([h for _, h in sizes])
+    figure = _figure(9, 3.2)
+    width_axes, height_axes, scatter_axes = figure.subplots(1, 3)
+    width_axes.hist(widths, bins=min(30, max(5, len(set(widths.tolist())))), color="C0")
+    width_axes.set_xlabel("width (px)")
+    width_axes.set_ylabel("images")
+    height_axes.hist(heights, bins=min(30, max(5, len(set(heights.tolist())))), color="C1")
+    height_axes.set_xlabel("height (px)")
+    scatter_axes.scatter(widths, heights, s=8, alpha=0.5)
+    scatter_axes.set_xlabel("width (px)")
+    scatter_axes.set_ylabel("height (px)")
+    figure.suptitle(
+        f"{len(sizes):,} images: width median {np.median(widths):.0f}, "
+        f"height median {np.median(heights):.0f}"
+    )
+    return _finish(figure, save, dpi)

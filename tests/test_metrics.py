@@ -1,0 +1,347 @@
+"""Clinical metrics: exact hand-computed cases, then agreement with scikit-learn."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from retinalnet.metrics import (
+    URGENT_CLASSES,
+    ClassificationReport,
+    classification_report,
+    confusion_matrix,
+    roc_auc,
+    topk_accuracy,
+)
+
+CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")
+
+# Ten images; the predicted class is the argmax of each row.
+TARGETS = [0, 0, 0, 1, 1, 2, 2, 2, 3, 3]
+PROBABILITIES = np.array(
+    [
+        [0.70, 0.10, 0.10, 0.10],  # CNV    -> CNV
+        [0.40, 0.30, 0.20, 0.10],  # CNV    -> CNV
+        [0.20, 0.50, 0.20, 0.10],  # CNV    -> DME
+        [0.10, 0.60, 0.20, 0.10],  # DME    -> DME
+        [0.30, 0.20, 0.10, 0.40],  # DME    -> NORMAL
+        [0.10, 0.10, 0.60, 0.20],  # DRUSEN -> DRUSEN
+        [0.05, 0.05, 0.50, 0.40],  # DRUSEN -> DRUSEN
+        [0.10, 0.10, 0.30, 0.50],  # DRUSEN -> NORMAL
+        [0.10, 0.10, 0.20, 0.60],  # NORMAL -> NORMAL
+        [0.10, 0.05, 0.15, 0.70],  # NORMAL -> NORMAL
+    ]
+)
+# rows true, columns predicted
+MATRIX = [
+    [2, 1, 0, 0],
+    [0, 1, 0, 1],
+    [0, 0, 2, 1],
+    [0, 0, 0, 2],
+]
+
+
+def test_confusion_matrix_counts_true_by_predicted() -> None:
+    matrix = confusion_matrix(TARGETS, PROBABILITIES.argmax(axis=1), 4)
+
+    assert matrix.dtype == np.int64
+    assert matrix.tolist() == MATRIX
+
+
+@pytest.mark.parametrize(
+    ("targets", "predicted", "message"),
+    [
+        ([0, 1], [0], r"differ in length \(2 vs 1\)"),
+        ([0, 4], [0, 1], r"from 0 to 3, got values from 0 to 4"),
+        ([[0, 1]], [[0, 1]], r"1-d"),
+        ([0.5, 1.0], [0, 1], r"integer class indices"),
+    ],
+)
+def test_confusion_matrix_refuses_bad_input(targets: Any, predicted: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        confusion_matrix(targets, predicted, 4)
+
+
+@pytest.mark.parametrize(
+    ("scores", "positive", "expected"),
+    [
+        ([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1], 0.75),  # one of four pairs misordered
+        ([0.1, 0.2, 0.3, 0.4], [0, 0, 1, 1], 1.0),
+        ([0.4, 0.3, 0.2, 0.1], [0, 0, 1, 1], 0.0),
+        ([0.5, 0.5, 0.5, 0.5], [0, 1, 0, 1], 0.5),  # all tied: each pair counts one half
+        ([0.2, 0.5, 0.5, 0.9], [0, 0, 1, 1], 0.875),  # one tied pair: 3.5 of 4
+    ],
+)
+def test_roc_auc_by_hand(scores: list[float], positive: list[int], expected: float) -> None:
+    assert roc_auc(scores, positive) == expected
+
+
+def test_roc_auc_is_nan_without_both_kinds() -> None:
+    assert math.isnan(roc_auc([0.1, 0.2], [1, 1]))
+    assert math.isnan(roc_auc([0.1, 0.2], [0, 0]))
+
+
+def test_topk_table_by_hand() -> None:
+    table = topk_accuracy(TARGETS, PROBABILITIES, ks=[1, 2, 4])
+
+    # top-1 is the recall of each class
+    assert table[1].tolist() == [2 / 3, 0.5, 2 / 3, 1.0]
+    # image 2 (CNV 0.2, tied second) is not in the top 2 (DME 0.5 and a tie at 0.2 do not
+    # push it out: only strictly higher scores count); image 4 (DME 0.2, third) is not
+    assert table[2].tolist() == [1.0, 0.5, 1.0, 1.0]
+    assert table[4].tolist() == [1.0, 1.0, 1.0, 1.0]  # top-4 of 4 classes: always 100%
+
+
+def test_topk_refuses_k_out_of_range() -> None:
+    with pytest.raises(ValueError, match=r"each k must be an int from 1 to 4, got 5"):
+        topk_accuracy(TARGETS, PROBABILITIES, ks=[5])
+
+
+def test_report_per_class_by_hand() -> None:
+    report = classification_report(TARGETS, PROBABILITIES)
+
+    assert isinstance(report, ClassificationReport)
+    assert report.confusion_matrix.tolist() == MATRIX
+    assert report.accuracy == 0.7
+    cnv, dme, drusen, normal = report.per_class
+    # CNV: tp 2, fn 1, fp 0, tn 7
+    assert (cnv.precision, cnv.recall, cnv.specificity) == (1.0, 2 / 3, 1.0)
+    assert cnv.f1 == pytest.approx(0.8)
+    assert cnv.support == 3
+    # DME: tp 1, fn 1, fp 1, tn 7
+    assert (dme.precision, dme.recall, dme.specificity, dme.f1) == (0.5, 0.5, 7 / 8, 0.5)
+    # DRUSEN: tp 2, fn 1, fp 0, tn 7
+    assert (drusen.precision, drusen.recall, drusen.specificity) == (1.0, 2 / 3, 1.0)
+    # NORMAL: tp 2, fn 0, fp 2, tn 6
+    assert (normal.precision, normal.recall, normal.specificity) == (0.5, 1.0, 0.75)
+    assert normal.f1 == pytest.approx(2 / 3)
+    assert report["NORMAL"] is normal
+    assert normal.sensitivity == normal.recall
+    # one-vs-rest AUC of CNV, pair by pair: its 3 images' CNV probability against the 7 others'
+    positives = [0.70, 0.40, 0.20]
+    negatives = [0.10, 0.30, 0.10, 0.05, 0.10, 0.10, 0.10]
+    pairs = [1.0 if p > n else 0.5 if p == n else 0.0 for p in positives for n in negatives]
+    assert cnv.auc == pytest.approx(sum(pairs) / len(pairs))
+
+
+def test_report_averages_by_hand() -> None:
+    report = classification_report(TARGETS, PROBABILITIES)
+
+    assert report.macro["recall"] == pytest.approx((2 / 3 + 0.5 + 2 / 3 + 1.0) / 4)
+    assert report.macro["precision"] == pytest.approx((1.0 + 0.5 + 1.0 + 0.5) / 4)
+    # weighted recall is accuracy
+    assert report.weighted["recall"] == pytest.approx(0.7)
+    assert report.weighted["precision"] == pytest.approx(
+        (3 * 1.0 + 2 * 0.5 + 3 * 1.0 + 2 * 0.5) / 10
+    )
+
+
+def test_urgent_referral_by_hand() -> None:
+    report = classification_report(TARGETS, PROBABILITIES)
+
+    referral = report.referral
+    assert referral is not None
+    assert referral.urgent == URGENT_CLASSES == ("CNV", "DME")
+    # urgent images 0-4: referred when the top class is CNV or DME -> 0, 1, 2, 3 (4 is NORMAL)
+    # other images 5-9: none has a CNV or DME top class
+    assert referral.confusion_matrix.tolist() == [[5, 0], [1, 4]]
+    assert (referral.sensitivity, referral.specificity) == (0.8, 1.0)
+    urgent_score = PROBABILITIES[:, :2].sum(axis=1)
+    assert referral.auc == roc_auc(urgent_score, np.array(TARGETS) < 2)
+    # the same, pair by pair
+    positives, negatives = urgent_score[:5], urgent_score[5:]
+    pairs = [1.0 if p > n else 0.5 if p == n else 0.0 for p in positives for n in negatives]
+    assert referral.auc == pytest.approx(sum(pairs) / 25)
+
+
+def test_no_referral_without_the_urgent_classes() -> None:
+    report = classification_report([0, 1], [[0.6, 0.4], [0.3, 0.7]], classes=["a", "b"])
+
+    assert report.referral is None
+    assert "urgent" not in str(report)
+
+
+def test_a_class_without_images_is_nan_and_left_out_of_the_averages() -> None:
+    targets = [0, 0, 1, 1]
+    probabilities = [[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.3, 0.6, 0.1]]
+
+    report = classification_report(targets, probabilities, classes=["a", "b", "c"], urgent=None)
+
+    c = report["c"]
+    assert c.support == 0
+    assert math.isnan(c.recall)
+    assert math.isnan(c.precision)
+    assert math.isnan(c.auc)
+    assert c.specificity == 1.0
+    assert report.macro["recall"] == pytest.approx((0.5 + 1.0) / 2)
+    data = report.to_dict()
+    assert data["per_class"]["c"]["recall"] is None
+    json.loads(report.to_json())  # strict JSON: NaN became null
+
+
+def test_report_to_dict_and_json() -> None:
+    report = classification_report(TARGETS, PROBABILITIES, bootstrap=50, seed=1)
+
+    data = report.to_dict()
+
+    assert json.loads(report.to_json()) == data
+    assert data["classes"] == list(CLASSES)
+    assert data["num_samples"] == 10
+    assert data["confusion_matrix"] == MATRIX
+    assert data["per_class"]["DME"] == {
+        "precision": 0.5,
+        "recall": 0.5,
+        "specificity": 0.875,
+        "f1": 0.5,
+        "support": 2,
+        "auc": report["DME"].auc,
+    }
+    assert data["topk"]["1"]["NORMAL"] == 1.0
+    assert data["referral"]["sensitivity"] == 0.8
+    assert data["bootstrap"] == 50
+    assert set(data["intervals"]) >= {"accuracy", "macro_auc", "sensitivity[CNV]"}
+
+
+def test_str_is_a_readable_table() -> None:
+    text = str(classification_report(TARGETS, PROBABILITIES))
+    lines = text.splitlines()
+
+    assert lines[0] == "images 10  accuracy 70.0%"
+    assert lines[2].split() == [
+        "class",
+        "precision",
+        "recall",
+        "specificity",
+        "f1",
+        "auc",
+        "support",
+    ]
+    assert lines[3].split()[:5] == ["CNV", "100.0%", "66.7%", "100.0%", "80.0%"]
+    assert lines[3].split()[-1] == "3"
+    assert lines[7].split()[0] == "macro"
+    assert "top-1" in text
+    assert "top-3" in text
+    assert "urgent referral (CNV + DME vs the rest): sensitivity 80.0%" in text
+
+
+def _random_case(n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    targets = rng.integers(0, 4, n)
+    probabilities = rng.dirichlet(np.ones(4), n)
+    probabilities[np.arange(n), targets] += 0.4  # better than chance
+    return targets, probabilities / probabilities.sum(axis=1, keepdims=True)
+
+
+def test_bootstrap_is_seeded_and_contains_the_point_estimate() -> None:
+    targets, probabilities = _random_case()
+
+    first = classification_report(targets, probabilities, bootstrap=200, seed=3)
+    again = classification_report(targets, probabilities, bootstrap=200, seed=3)
+    other = classification_report(targets, probabilities, bootstrap=200, seed=4)
+
+    assert first.intervals == again.intervals
+    assert first.intervals != other.intervals
+    assert first.bootstrap == 200
+    assert first.confidence == 0.95
+    referral = first.referral
+    assert referral is not None
+    point = {
+        "accuracy": first.accuracy,
+        "macro_auc": first.macro["auc"],
+        "sensitivity[DRUSEN]": first["DRUSEN"].recall,
+        "specificity[CNV]": first["CNV"].specificity,
+        "auc[NORMAL]": first["NORMAL"].auc,
+        "referral_sensitivity": referral.sensitivity,
+        "referral_auc": referral.auc,
+    }
+    for key, value in point.items():
+        low, high = first.intervals[key]
+        assert low < value < high, key
+        assert high - low < 0.25, key  # 300 images: a few points either side
+    assert "(95% bootstrap intervals from 200 resamples)" in str(first)
+
+
+def test_a_wider_confidence_gives_a_wider_interval() -> None:
+    targets, probabilities = _random_case()
+
+    narrow = classification_report(targets, probabilities, bootstrap=200, confidence=0.5)
+    wide = classification_report(targets, probabilities, bootstrap=200, confidence=0.99)
+
+    assert narrow.intervals["accuracy"][0] > wide.intervals["accuracy"][0]
+    assert narrow.intervals["accuracy"][1] < wide.intervals["accuracy"][1]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"bootstrap": -1}, r"bootstrap must be an int >= 0 \(resamples\), got -1"),
+        ({"confidence": 1.5}, r"confidence must be in \(0, 1\), e.g. 0.95, got 1.5"),
+        ({"classes": ["a", "b"]}, r"4 probability columns but 2 class names"),
+    ],
+)
+def test_report_refuses_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        classification_report(TARGETS, PROBABILITIES, **kwargs)
+
+
+def test_report_refuses_probabilities_of_the_wrong_shape() -> None:
+    with pytest.raises(ValueError, match=r"shape \(images, classes\) = \(10, >= 2\), got \(9, 4\)"):
+        classification_report(TARGETS, PROBABILITIES[:9])
+
+
+# ---------------------------------------------------------------------------------------------
+# Against scikit-learn (a dev dependency; never imported by the library)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_agrees_with_scikit_learn(seed: int) -> None:
+    sk = pytest.importorskip("sklearn.metrics")
+    targets, probabilities = _random_case(seed=seed)
+    predicted = probabilities.argmax(axis=1)
+
+    report = classification_report(targets, probabilities)
+
+    assert np.array_equal(report.confusion_matrix, sk.confusion_matrix(targets, predicted))
+    precision, recall, f1, support = sk.precision_recall_fscore_support(targets, predicted)
+    assert [m.precision for m in report.per_class] == pytest.approx(precision)
+    assert [m.recall for m in report.per_class] == pytest.approx(recall)
+    assert [m.f1 for m in report.per_class] == pytest.approx(f1)
+    assert [m.support for m in report.per_class] == support.tolist()
+    for average in ("macro", "weighted"):
+        p, r, f, _ = sk.precision_recall_fscore_support(targets, predicted, average=average)
+        averages = getattr(report, average)
+        assert (averages["precision"], averages["recall"], averages["f1"]) == pytest.approx(
+            (p, r, f)
+        )
+        assert averages["auc"] == pytest.approx(
+            sk.roc_auc_score(targets, probabilities, multi_class="ovr", average=average)
+        )
+    per_class_auc = sk.roc_auc_score(targets, probabilities, multi_class="ovr", average=None)
+    assert [m.auc for m in report.per_class] == pytest.approx(per_class_auc)
+    # specificity is the recall of "not this class"
+    for c, metrics in enumerate(report.per_class):
+        assert metrics.specificity == pytest.approx(sk.recall_score(targets != c, predicted != c))
+    assert report.accuracy == pytest.approx(sk.accuracy_score(targets, predicted))
+    for k in (1, 2, 3):
+        assert np.mean(np.array(report.topk[k])[targets]) == pytest.approx(
+            sk.top_k_accuracy_score(targets, probabilities, k=k)
+        )
+    urgent = targets < 2
+    referral = report.referral
+    assert referral is not None
+    assert referral.sensitivity == pytest.approx(sk.recall_score(urgent, predicted < 2))
+    assert referral.specificity == pytest.approx(sk.recall_score(~urgent, predicted >= 2))
+    assert referral.auc == pytest.approx(sk.roc_auc_score(urgent, probabilities[:, :2].sum(axis=1)))
+
+
+def test_roc_auc_agrees_with_scikit_learn_with_ties() -> None:
+    sk = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(5)
+    scores = rng.integers(0, 5, 200) / 4  # many ties
+    positive = rng.random(200) < 0.3
+
+    assert roc_auc(scores, positive) == pytest.approx(sk.roc_auc_score(positive, scores))

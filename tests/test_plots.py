@@ -1,0 +1,143 @@
+"""Plots: each builds a Figure headless, returns it and writes the file it is asked to."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("matplotlib")
+
+from matplotlib.figure import Figure
+
+from retinalnet import SyntheticOCT
+from retinalnet.datasets import (
+    KermanyOCT,
+    count_images,
+    make_synthetic_kermany,
+)
+from retinalnet.metrics import classification_report
+from retinalnet.plots import (
+    plot_class_counts,
+    plot_confusion_matrix,
+    plot_gradcam,
+    plot_history,
+    plot_image_sizes,
+    plot_prediction,
+)
+from retinalnet.predictor import ClassProbability, Prediction
+from retinalnet.training import EpochRecord, History
+
+
+def _png(path: Path) -> tuple[int, int]:
+    assert path.is_file()
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        return image.size
+
+
+def _history() -> History:
+    return History(
+        [
+            EpochRecord(
+                epoch, 1.0 / epoch, 0.5 + epoch / 10, 1.2 / epoch, 0.4 + epoch / 10, 1.0, 1e-3
+            )
+            for epoch in range(1, 5)
+        ]
+    )
+
+
+def test_plotting_leaves_pyplot_alone(tmp_path: Path) -> None:
+    plot_confusion_matrix([[1, 0], [0, 1]], ["a", "b"], save=tmp_path / "m.png")
+
+    assert (
+        "matplotlib.pyplot" not in sys.modules
+        or not __import__("matplotlib.pyplot").pyplot.get_fignums()
+    )
+
+
+def test_history(tmp_path: Path) -> None:
+    figure = plot_history(_history(), save=tmp_path / "history.png", dpi=50)
+
+    assert isinstance(figure, Figure)
+    assert len(figure.axes) == 2
+    assert [a.get_ylabel() for a in figure.axes] == ["loss", "accuracy"]
+    assert len(figure.axes[0].lines) == 2  # train and validation
+    width, height = _png(tmp_path / "history.png")
+    assert (width, height) == (450, 170)
+
+
+def test_history_without_epochs_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"the history has no epochs"):
+        plot_history(History())
+
+
+def test_confusion_matrix_from_a_report_and_normalised(tmp_path: Path) -> None:
+    report = classification_report([0, 1, 1, 2, 3], np.eye(4)[[0, 1, 2, 2, 3]])
+
+    figure = plot_confusion_matrix(report, normalize=True, save=tmp_path / "cm.png")
+
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert texts[:6] == ["100%", "0%", "0%", "0%", "0%", "50%"]
+    assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == list(report.classes)
+    _png(tmp_path / "cm.png")
+
+
+def test_confusion_matrix_counts_and_errors() -> None:
+    figure = plot_confusion_matrix([[3, 1], [0, 2]], ["a", "b"])
+
+    assert [t.get_text() for t in figure.axes[0].texts] == ["3", "1", "0", "2"]
+    with pytest.raises(ValueError, match=r"must be square, got shape \(1, 2\)"):
+        plot_confusion_matrix([[1, 2]])
+    with pytest.raises(ValueError, match=r"3 class names for a 2x2 matrix"):
+        plot_confusion_matrix([[1, 0], [0, 1]], ["a", "b", "c"])
+
+
+def test_prediction_beside_its_bars(tmp_path: Path) -> None:
+    image = SyntheticOCT(1, size=(60, 80), seed=0).image(0)
+    prediction = Prediction(
+        "<image 0>",
+        (
+            ClassProbability("CNV", 0, 0.7),
+            ClassProbability("DME", 1, 0.2),
+            ClassProbability("NORMAL", 3, 0.1),
+        ),
+    )
+
+    figure = plot_prediction(image, prediction, true_label="CNV", save=tmp_path / "p.png")
+
+    image_axes, bar_axes = figure.axes
+    assert image_axes.get_title() == "true CNV, predicted CNV"
+    assert [t.get_text() for t in bar_axes.get_yticklabels()] == ["NORMAL", "DME", "CNV"]
+    assert [round(p.get_width(), 3) for p in bar_axes.patches] == [0.1, 0.2, 0.7]
+    _png(tmp_path / "p.png")
+
+
+def test_gradcam_overlay(tmp_path: Path) -> None:
+    image = SyntheticOCT(1, size=(60, 80), seed=0).image(0)
+    heatmap = np.zeros((60, 80))
+    heatmap[20:30, 30:40] = 1
+
+    figure = plot_gradcam(image, heatmap, title="CNV", save=tmp_path / "cam.png")
+
+    assert figure.axes[1].get_title() == "Grad-CAM"
+    _png(tmp_path / "cam.png")
+    with pytest.raises(ValueError, match=r"heatmap shape \(80, 60\) is not the image's"):
+        plot_gradcam(image, heatmap.T)
+
+
+def test_class_counts_and_image_sizes(tmp_path: Path) -> None:
+    root = make_synthetic_kermany(tmp_path / "data", train=2, val=1, test=1, size=(48, 40))
+
+    counts = plot_class_counts(count_images(root), save=tmp_path / "counts.png")
+    sizes = plot_image_sizes(KermanyOCT(root, "train"), save=tmp_path / "sizes.png")
+
+    assert [a.get_title() for a in counts.axes] == ["train (8)", "val (4)", "test (4)"]
+    assert sizes.get_suptitle() == "8 images: width median 40, height median 48"
+    _png(tmp_path / "counts.png")
+    _png(tmp_path / "sizes.png")
+    plot_image_sizes([(512, 496), (768, 496)], save=tmp_path / "list.png")
+    _png(tmp_path / "list.png")
