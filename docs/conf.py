@@ -67,6 +67,11 @@ _PUBLIC_MODULES = (
     "retinalnet.models",
     "retinalnet.training",
     "retinalnet.predictor",
+    "retinalnet.metrics",
+    "retinalnet.gradcam",
+    "retinalnet.plots",
+    "retinalnet.feature_cache",
+    "retinalnet.precision",
     "retinalnet.demo",
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -130,3 +131,113 @@ def test_bad_arguments_exit_2() -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["train"])
     assert exit_info.value.code == 2
+
+
+# --- audit and split ------------------------------------------------------------------------
+
+
+def test_audit_of_the_real_sample_exits_0(
+    kermany_sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "reports" / "audit.json"
+    assert main(["audit", str(kermany_sample), "-q", "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "80 images" in table
+    assert table.rstrip().endswith("OK")
+    assert json.loads(out.read_text())["total"] == 80
+
+
+def test_audit_exits_1_on_leakage_and_unreadable_files(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "leaky"
+    shutil.copytree(data, root)
+    leaked = next((root / "train" / "CNV").iterdir())
+    shutil.copy(leaked, root / "test" / "CNV" / leaked.name)
+    assert main(["audit", str(root), "--json", "-q"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["has_leakage"] is True
+    assert report["unreadable"] == {}
+    assert [group["paths"] for group in report["duplicates"]] == [
+        [f"test/CNV/{leaked.name}", f"train/CNV/{leaked.name}"]
+    ]
+    (root / "test" / "CNV" / leaked.name).unlink()
+    (root / "val" / "DME" / "DME-broken-1.jpeg").write_text("not a scan")
+    assert main(["audit", str(root), "-q"]) == 1
+    assert "PROBLEMS: unreadable images" in capsys.readouterr().out
+
+
+def test_split_then_train_from_the_manifest(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "split.json"
+    assert (
+        main(["split", str(data), "--val-fraction", "0.4", "--seed", "1", "--out", str(manifest)])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert f"manifest: {manifest}" in printed
+    rows = json.loads(manifest.read_text())
+    assert {row["split"] for row in rows} == {"train", "val", "test"}
+    out = tmp_path / "run"
+    assert _train(data, out, "--manifest", str(manifest), "--balance", "weights") == 0
+    val_rows = sum(row["split"] == "val" for row in rows)
+    assert f"validation ({val_rows} images)" in capsys.readouterr().out
+
+
+def test_train_with_the_balanced_sampler(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _train(data, tmp_path / "run", "--balance", "sampler") == 0
+    assert "stopped: reached max_epochs=1" in capsys.readouterr().out
+
+
+def test_evaluate_writes_the_clinical_report_and_plots(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert _train(data, out) == 0
+    capsys.readouterr()
+    report_file = tmp_path / "reports" / "test.json"
+    plots = tmp_path / "plots"
+
+    assert main(["evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(data),
+                 "--out", str(report_file), "--plots", str(plots), "--tta",
+                 "--bootstrap", "20", "-q"]) == 0  # fmt: skip
+
+    printed = capsys.readouterr().out
+    assert "urgent referral (CNV + DME vs the rest)" in printed
+    assert "(95% bootstrap intervals from 20 resamples)" in printed
+    written = json.loads(report_file.read_text())
+    assert written["tta"] is True
+    assert written["num_samples"] == 8
+    assert written["report"]["bootstrap"] == 20
+    assert set(written["report"]["per_class"]) == {"CNV", "DME", "DRUSEN", "NORMAL"}
+    assert written["report"]["confusion_matrix"] == written["confusion_matrix"]
+    assert sorted(p.name for p in plots.iterdir()) == [
+        "confusion_matrix.png",
+        "confusion_matrix_normalized.png",
+    ]
+
+    assert main(["evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(data),
+                 "--json", "-q"]) == 0  # fmt: skip
+    printed_json = json.loads(capsys.readouterr().out)
+    assert printed_json["tta"] is False
+    assert printed_json["report"]["referral"]["urgent"] == ["CNV", "DME"]
+
+
+def test_predict_writes_a_grad_cam_overlay_per_image(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert _train(data, out) == 0
+    capsys.readouterr()
+    cams = tmp_path / "cams"
+    folder = data / "test" / "DME"
+
+    assert main(["predict", "--checkpoint", str(out / "best.pt"), str(folder),
+                 "--cam", str(cams), "--tta", "-q"]) == 0  # fmt: skip
+
+    assert len(capsys.readouterr().out.strip().splitlines()) == 2
+    expected = sorted(f"{p.stem}_cam.png" for p in folder.iterdir())
+    assert sorted(p.name for p in cams.iterdir()) == expected

@@ -1,4 +1,4 @@
-"""The ``retinalnet`` command: demo, train, evaluate, predict."""
+"""The ``retinalnet`` command: demo, train, evaluate, predict, audit, split."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from retinalnet._version import __version__
 
 if TYPE_CHECKING:
-    from retinalnet.predictor import Prediction
+    from retinalnet.predictor import Prediction, Predictor
 
 __all__ = ["build_parser", "main"]
 
@@ -87,6 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--resume", type=Path, default=None, help="continue from OUT/last.pt")
     train.add_argument("--overwrite", action="store_true", help="replace OUT/best.pt")
+    train.add_argument(
+        "--manifest",
+        type=Path,
+        default=None,
+        help="take train/val from this manifest (from `retinalnet split`) instead of the folders",
+    )
+    train.add_argument(
+        "--balance",
+        choices=["none", "weights", "sampler"],
+        default="none",
+        help="counter class imbalance: weighted loss or class-balanced sampler (default none)",
+    )
     common(train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint on a split")
@@ -95,6 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
     evaluate.add_argument("--batch-size", type=int, default=64)
     evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
+    evaluate.add_argument(
+        "--plots", type=Path, default=None, metavar="DIR", help="write confusion-matrix PNGs here"
+    )
+    evaluate.add_argument(
+        "--tta", action="store_true", help="average each image with its mirror (2x the time)"
+    )
+    evaluate.add_argument(
+        "--bootstrap", type=int, default=0, metavar="N", help="95%% intervals from N resamples"
+    )
     common(evaluate)
 
     predict = commands.add_parser("predict", help="top-k classes of images or folders")
@@ -103,8 +125,44 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("-k", "--topk", type=int, default=2, dest="k")
     predict.add_argument("--batch-size", type=int, default=32)
     predict.add_argument("--json", action="store_true", help="print JSON")
+    predict.add_argument(
+        "--cam", type=Path, default=None, metavar="DIR", help="write a Grad-CAM overlay per image"
+    )
+    predict.add_argument(
+        "--tta", action="store_true", help="average each image with its mirror (2x the time)"
+    )
     common(predict)
+    _add_data_commands(commands)
     return parser
+
+
+def _add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The ``audit`` and ``split`` subcommands."""
+    audit = commands.add_parser(
+        "audit",
+        help="check a Kermany-layout folder: counts, unreadable files, duplicates, leakage",
+    )
+    audit.add_argument("root", type=Path, metavar="ROOT", help="folder with train/ val/ test/")
+    audit.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    audit.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
+    audit.add_argument("-q", "--quiet", action="store_true", help="no progress, only the report")
+
+    split = commands.add_parser(
+        "split", help="patient-aware validation split from train, written to a manifest"
+    )
+    split.add_argument("root", type=Path, metavar="ROOT", help="folder with train/ (and test/)")
+    split.add_argument("--val-fraction", type=float, default=0.1, help="default 0.1")
+    split.add_argument("--seed", type=int, default=0, help="default 0")
+    split.add_argument("--out", type=Path, required=True, help="manifest file (.csv or .json)")
+    split.add_argument(
+        "--drop-duplicates", action="store_true", help="drop exact duplicate files (sha256)"
+    )
+    split.add_argument(
+        "--drop-test-patients",
+        action="store_true",
+        help="drop training images of patients who are also in test/",
+    )
+    split.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -129,8 +187,16 @@ def _run_train(args: argparse.Namespace) -> int:
     from retinalnet.transforms import Preprocessing
 
     preprocessing = Preprocessing(size=args.image_size)
-    train = KermanyOCT(args.data, "train")
-    val = KermanyOCT(args.data, "val")
+    if args.manifest is not None:
+        train = KermanyOCT.from_manifest(
+            args.manifest, "train", root=args.data, target_size=preprocessing.resize
+        )
+        val = KermanyOCT.from_manifest(
+            args.manifest, "val", root=args.data, target_size=preprocessing.resize
+        )
+    else:
+        train = KermanyOCT(args.data, "train", target_size=preprocessing.resize)
+        val = KermanyOCT(args.data, "val", target_size=preprocessing.resize)
     if args.arch == "vgg16_transfer":
         model = vgg16_transfer(weights=args.weights, preprocessing=preprocessing)
     else:
@@ -147,6 +213,7 @@ def _run_train(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         seed=args.seed,
         verbose=not args.quiet,
+        balance=None if args.balance == "none" else args.balance,
     )
     history = trainer.fit(train, val, resume_from=args.resume)
     csv_path = history.to_csv(args.out / "history.csv")
@@ -162,11 +229,24 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     model = load_checkpoint(args.checkpoint).build_model()
     data = KermanyOCT(args.data, args.split)
-    result = evaluate(model, data, batch_size=args.batch_size, device=args.device)
+    result = evaluate(model, data, batch_size=args.batch_size, device=args.device, tta=args.tta)
+    report = result.report(bootstrap=args.bootstrap)
+    data_out = {**result.to_dict(), "tta": args.tta, "report": report.to_dict()}
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(data_out, indent=2, allow_nan=False) + "\n")
+    if args.plots is not None:
+        from retinalnet.plots import plot_confusion_matrix
+
+        args.plots.mkdir(parents=True, exist_ok=True)
+        plot_confusion_matrix(result, save=args.plots / "confusion_matrix.png")
+        plot_confusion_matrix(
+            result, normalize=True, save=args.plots / "confusion_matrix_normalized.png"
+        )
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(json.dumps(data_out, indent=2))
     else:
-        print(f"{args.split} split of {args.data}:\n{result}")
+        print(f"{args.split} split of {args.data}:\n{result}\n\n{report}")
     return 0
 
 
@@ -174,6 +254,27 @@ def _print_predictions(predictions: Sequence[Prediction]) -> None:
     for prediction in predictions:
         scores = "  ".join(f"{c.name} {c.probability:6.1%}" for c in prediction.top)
         print(f"{prediction.source}  {scores}")
+
+
+def _write_cams(
+    predictor: Predictor, images: Sequence[Path], predictions: Sequence[Prediction], folder: Path
+) -> None:
+    """One Grad-CAM overlay PNG per image, of its predicted class, named after the image."""
+    from retinalnet.datasets import load_image
+    from retinalnet.plots import plot_gradcam
+
+    folder.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    for path, prediction in zip(images, predictions, strict=True):
+        name = f"{path.stem}_cam.png"
+        if name in used:  # same file name in two folders
+            name = f"{path.stem}_{len(used)}_cam.png"
+        used.add(name)
+        image = load_image(path)
+        heatmap = predictor.gradcam(image, class_index=prediction.top[0].index)
+        title = f"{path.name}: {prediction.label} {prediction.probability:.1%}"
+        plot_gradcam(image, heatmap, title=title, save=folder / name)
+    logger.info("Grad-CAM overlays: %s", folder)
 
 
 def _run_predict(args: argparse.Namespace) -> int:
@@ -187,13 +288,50 @@ def _run_predict(args: argparse.Namespace) -> int:
         searched = ", ".join(map(str, args.paths))
         raise ValueError(f"no images (.jpeg, .jpg, .png) found in {searched}")
     predictor = Predictor.from_checkpoint(
-        args.checkpoint, device=args.device, batch_size=args.batch_size
+        args.checkpoint, device=args.device, batch_size=args.batch_size, tta=args.tta
     )
     predictions = predictor.topk(list(images), k=args.k)
+    if args.cam is not None:
+        _write_cams(predictor, images, predictions, args.cam)
     if args.json:
         print(json.dumps([p.to_dict() for p in predictions], indent=2))
     else:
         _print_predictions(predictions)
+    return 0
+
+
+def _run_audit(args: argparse.Namespace) -> int:
+    from retinalnet.datasets import audit
+
+    report = audit(args.root, progress=not args.quiet)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(report.to_json() + "\n")
+    print(report.to_json() if args.json else report)
+    return 0 if report.ok else 1
+
+
+def _run_split(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from retinalnet.datasets import KERMANY_CLASSES, patient_split, write_manifest
+
+    rows = patient_split(
+        args.root,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        drop_duplicates=args.drop_duplicates,
+        drop_test_patients=args.drop_test_patients,
+    )
+    path = write_manifest(rows, args.out)
+    counts = Counter((row.split, row.label) for row in rows)
+    splits = sorted({row.split for row in rows}, key=("train", "val", "test").index)
+    patients = {split: {r.patient or r.path for r in rows if r.split == split} for split in splits}
+    print(f"{'':<8}" + "".join(f"{name:>8}" for name in KERMANY_CLASSES) + f"{'patients':>10}")
+    for split in splits:
+        cells = "".join(f"{counts[(split, name)]:>8}" for name in KERMANY_CLASSES)
+        print(f"{split:<8}{cells}{len(patients[split]):>10}")
+    print(f"manifest: {path}")
     return 0
 
 
@@ -202,6 +340,8 @@ _COMMANDS = {
     "train": _run_train,
     "evaluate": _run_evaluate,
     "predict": _run_predict,
+    "audit": _run_audit,
+    "split": _run_split,
 }
 
 

@@ -1,5 +1,8 @@
 """Training: the Trainer, its callbacks, checkpoints and evaluation."""
 
+from retinalnet.training._balance import balanced_sampler as balanced_sampler
+from retinalnet.training._balance import class_counts as class_counts
+from retinalnet.training._balance import class_weights as class_weights
 from retinalnet.training._callbacks import Callback as Callback
 from retinalnet.training._callbacks import EarlyStopping as EarlyStopping
 from retinalnet.training._callbacks import ModelCheckpoint as ModelCheckpoint
@@ -30,6 +33,9 @@ __all__ = [
     "OptimizerFactory",
     "SchedulerFactory",
     "Trainer",
+    "balanced_sampler",
+    "class_counts",
+    "class_weights",
     "evaluate",
     "load_checkpoint",
     "resolve_device",
