@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from _training_helpers import one_thread
 from retinalnet.models import Classifier, vgg16_transfer
 
 MakeTree = Callable[..., Path]
 
 _FORMATS = {".jpeg": "JPEG", ".jpg": "JPEG", ".png": "PNG"}
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Every test runs torch on one thread: as fast for tiny models, and steady when other
+    processes keep the cores busy (see ``_training_helpers.one_thread``)."""
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

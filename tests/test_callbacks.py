@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,6 @@ from _training_helpers import (
     Recorder,
     ScriptedValidationLoss,
     linear_classifier,
-    one_thread,
     quiet_trainer,
     same_state,
     separable_data,
@@ -30,13 +29,6 @@ from retinalnet.training import (
     Trainer,
     load_checkpoint,
 )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_thread():
-        yield
-
 
 nan = math.nan
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,6 @@ import retinalnet
 from _training_helpers import (
     CLASSES,
     linear_classifier,
-    one_thread,
     same_state,
     snapshot,
     tiny_cnn,
@@ -24,13 +23,6 @@ from _training_helpers import (
 from retinalnet.models import Classifier, small_cnn
 from retinalnet.training import CHECKPOINT_FORMAT, Checkpoint, load_checkpoint, save_checkpoint
 from retinalnet.transforms import Preprocessing
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_thread():
-        yield
-
 
 HISTORY = [
     {

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -16,19 +15,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from _training_helpers import (
     CLASSES,
-    one_thread,
     tiny_cnn,
 )
 from retinalnet import SyntheticOCT
 from retinalnet.models import Classifier
 from retinalnet.training import EvaluationResult, evaluate
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_thread():
-        yield
-
 
 # Each image's input is its own logits, so the prediction is whatever we put at the argmax.
 TARGETS = [0, 0, 0, 1, 1, 2, 2, 2, 2, 0]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,18 +12,12 @@ import torch
 from torch import nn
 from torchvision.models import resnet18
 
-from _training_helpers import CLASSES, one_thread
+from _training_helpers import CLASSES
 from retinalnet.datasets import KermanyOCT, SyntheticOCT, make_synthetic_kermany
 from retinalnet.feature_cache import build_feature_cache, trainable_head
 from retinalnet.models import Classifier, build_head, freeze, replace_head, vgg16_transfer
 from retinalnet.training import Trainer
 from retinalnet.transforms import Preprocessing
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_thread():
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -11,7 +9,7 @@ import torchvision
 from torch import nn
 from torch.nn import functional
 
-from _training_helpers import one_thread, tiny_cnn
+from _training_helpers import tiny_cnn
 from retinalnet import SyntheticOCT
 from retinalnet.gradcam import (
     PointingGame,
@@ -24,12 +22,6 @@ from retinalnet.gradcam import (
 from retinalnet.models import Classifier, small_cnn
 from retinalnet.training import EarlyStopping, Trainer
 from retinalnet.transforms import Preprocessing
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_thread():
-        yield
 
 
 class ConvNet(nn.Module):

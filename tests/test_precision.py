@@ -6,12 +6,14 @@ import pytest
 import torch
 from torch import nn
 
+from _training_helpers import linear_classifier, separable_data
 from retinalnet.precision import (
     autocast,
     cpu_has_native_bf16,
     prepare_for_speed,
     resolve_precision,
 )
+from retinalnet.training import Trainer
 
 CPU = torch.device("cpu")
 
@@ -62,9 +64,6 @@ def test_channels_last_gives_the_same_outputs() -> None:
 
 
 def test_trainer_trains_under_bf16_autocast_with_fp32_weights() -> None:
-    from _training_helpers import linear_classifier, separable_data
-    from retinalnet.training import Trainer
-
     model = linear_classifier()
     trainer = Trainer(model, precision="bf16", max_epochs=2, device="cpu", verbose=False)
     history = trainer.fit(separable_data(32), separable_data(16, seed=1))
@@ -73,9 +72,6 @@ def test_trainer_trains_under_bf16_autocast_with_fp32_weights() -> None:
 
 
 def test_trainer_refuses_a_bad_precision_at_construction() -> None:
-    from _training_helpers import linear_classifier
-    from retinalnet.training import Trainer
-
     with pytest.raises(ValueError, match="precision must be"):
         Trainer(linear_classifier(), precision="fp8", device="cpu")
     with pytest.raises(ValueError, match="precision must be"):

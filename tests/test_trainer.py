@@ -6,7 +6,6 @@ import copy
 import csv
 import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ from _training_helpers import (
     Recorder,
     ScriptedValidationLoss,
     linear_classifier,
-    one_thread,
     quiet_trainer,
     same_state,
     separable_data,
@@ -42,13 +40,6 @@ from retinalnet.training import (
     load_checkpoint,
 )
 from retinalnet.transforms import Preprocessing
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_thread():
-        yield
-
 
 # ---------------------------------------------------------------------------------------------
 # Learning, and what the history records
