@@ -430,3 +430,17 @@ def test_auto_precision_stays_close_to_fp32() -> None:
 def test_unknown_precision_is_refused() -> None:
     with pytest.raises(ValueError, match="precision must be"):
         Predictor(small_cnn(), device="cpu", precision="int8")
+
+
+def test_worker_processes_give_the_same_probabilities_and_name_bad_files(tmp_path: Path) -> None:
+    model = small_cnn(preprocessing=Preprocessing(size=32))
+    data = SyntheticOCT(2, size=(64, 64), seed=5)
+    paths = [data.write(tmp_path, "test") / name.split("-")[0] / name for name, _ in data.samples]
+    in_process = Predictor(model, device="cpu", precision="fp32").predict_proba(paths)
+    workers = Predictor(model, device="cpu", precision="fp32", num_workers=1, batch_size=3)
+    torch.testing.assert_close(workers.predict_proba(paths), in_process)
+
+    broken = tmp_path / "broken.jpeg"
+    broken.write_text("not an image")
+    with pytest.raises(UnreadableImageError, match=r"broken\.jpeg"):
+        workers.predict_proba([*paths, broken])

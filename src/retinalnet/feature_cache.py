@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from retinalnet.models import Classifier
 from retinalnet.precision import autocast, prepare_for_speed, resolve_precision
 from retinalnet.training._device import resolve_device
-from retinalnet.training._loaders import DataSource, make_loader
+from retinalnet.training._loaders import DataSource, default_num_workers, make_loader
 from retinalnet.training._progress import progress_bar
 
 __all__ = ["FeatureCache", "build_feature_cache", "data_fingerprint", "trainable_head"]
@@ -233,7 +233,7 @@ def build_feature_cache(
     seed: int = 0,
     cache_dir: str | os.PathLike[str] | None = None,
     batch_size: int = 64,
-    num_workers: int = 0,
+    num_workers: int | None = None,
     device: str | torch.device = "auto",
     precision: str = "auto",
     progress: bool = True,
@@ -260,7 +260,8 @@ def build_feature_cache(
         preprocessing, the files (paths, sizes, modification times) and ``views``, so a
         stale cache is never used. ``None``: in memory only.
     batch_size, num_workers, device, progress
-        How the backbone is run.
+        How the backbone is run (``num_workers=None``: by device, see
+        :func:`~retinalnet.training.default_num_workers`).
     precision
         ``"auto"`` (bf16 autocast on GPUs and on CPUs with native bf16, where it is several
         times faster; fp32 elsewhere), ``"fp32"``, ``"bf16"`` or ``"fp16"`` (GPU). The
@@ -319,7 +320,9 @@ def build_feature_cache(
                     batch_size=batch_size,
                     shuffle=False,
                     transform=transform,
-                    num_workers=num_workers,
+                    num_workers=(
+                        default_num_workers(target_device) if num_workers is None else num_workers
+                    ),
                 )
                 rows, labels = _extract(
                     model, head, loader, target_device, dtype, description, progress

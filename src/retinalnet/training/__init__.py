@@ -16,6 +16,7 @@ from retinalnet.training._evaluation import evaluate as evaluate
 from retinalnet.training._history import EpochRecord as EpochRecord
 from retinalnet.training._history import History as History
 from retinalnet.training._loaders import DataSource as DataSource
+from retinalnet.training._loaders import default_num_workers as default_num_workers
 from retinalnet.training._trainer import OptimizerFactory as OptimizerFactory
 from retinalnet.training._trainer import SchedulerFactory as SchedulerFactory
 from retinalnet.training._trainer import Trainer as Trainer
@@ -36,6 +37,7 @@ __all__ = [
     "balanced_sampler",
     "class_counts",
     "class_weights",
+    "default_num_workers",
     "evaluate",
     "load_checkpoint",
     "resolve_device",

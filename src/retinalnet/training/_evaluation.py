@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from retinalnet.models import Classifier
 from retinalnet.training._device import resolve_device
-from retinalnet.training._loaders import DataSource, make_loader
+from retinalnet.training._loaders import DataSource, default_num_workers, make_loader
 from retinalnet.training._progress import progress_bar
 
 if TYPE_CHECKING:
@@ -220,7 +220,7 @@ def evaluate(
     loss: nn.Module | None = None,
     batch_size: int = 64,
     device: str | torch.device = "auto",
-    num_workers: int = 0,
+    num_workers: int | None = None,
     classes: Sequence[str] | None = None,
     progress: bool = False,
     tta: bool = False,
@@ -271,7 +271,11 @@ def evaluate(
         classes = model.classes
     transform = model.preprocessing.eval_transform() if isinstance(model, Classifier) else None
     loader = make_loader(
-        data, batch_size=batch_size, shuffle=False, transform=transform, num_workers=num_workers
+        data,
+        batch_size=batch_size,
+        shuffle=False,
+        transform=transform,
+        num_workers=default_num_workers(target_device) if num_workers is None else num_workers,
     )
     model.to(target_device)
     return run_evaluation(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, TypeAlias, Union
 
@@ -9,11 +10,24 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-__all__ = ["DataSource", "make_loader"]
+__all__ = ["DataSource", "default_num_workers", "make_loader"]
 
 DataSource: TypeAlias = Union[Dataset[Any], DataLoader[Any]]  # noqa: UP007 - evaluated at runtime
 """Training or evaluation data, either a map-style data set of ``(image, target)`` pairs or a
 ready DataLoader."""
+
+
+def default_num_workers(device: torch.device) -> int:
+    """DataLoader worker processes that keep the model fed on ``device``.
+
+    0 on a CPU: the model needs every core, and worker processes only take them away (on 2
+    cores, training ``small_cnn`` ran at 290 images/s with 0 workers, 209 with 1 and 229 with
+    2; building a VGG16 feature cache at 19.8, 19.2 and 19.3). With a GPU, decoding JPEGs in
+    the main process starves it, so up to 8 workers, leaving one core for the main process.
+    """
+    if device.type == "cpu":
+        return 0
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
 
 
 class _Transformed(Dataset[tuple[Any, Any]]):
