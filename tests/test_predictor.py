@@ -444,3 +444,11 @@ def test_worker_processes_give_the_same_probabilities_and_name_bad_files(tmp_pat
     broken.write_text("not an image")
     with pytest.raises(UnreadableImageError, match=r"broken\.jpeg"):
         workers.predict_proba([*paths, broken])
+
+
+def test_in_memory_images_are_prepared_in_process_even_with_workers() -> None:
+    model = small_cnn(preprocessing=Preprocessing(size=32))
+    images = [SyntheticOCT(1, size=(64, 64), seed=6).image(i) for i in range(4)]
+    predictor = Predictor(model, device="cpu", precision="fp32", num_workers=4)
+    expected = Predictor(model, device="cpu", precision="fp32").predict_proba(images)
+    torch.testing.assert_close(predictor.predict_proba(images), expected)

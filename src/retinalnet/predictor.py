@@ -89,8 +89,9 @@ class Predictor:
 
         .. versionadded:: 0.2
     num_workers
-        Processes that read and prepare images while the model runs; by default 0 on a CPU
-        and up to 8 with a GPU (see :func:`~retinalnet.training.default_num_workers`).
+        Processes that read and prepare image files while the model runs; by default 0 on a
+        CPU and up to 8 with a GPU (see :func:`~retinalnet.training.default_num_workers`).
+        In-memory images are always prepared in the calling process.
 
         .. versionadded:: 0.2
     precision
@@ -180,10 +181,13 @@ class Predictor:
         """Class probabilities, shape ``(len(images), num_classes)``, on the CPU."""
         if not images:
             return torch.empty(0, len(self.classes))
+        # Workers pay off for files to decode; in-memory images (CUDA tensors among them)
+        # are prepared in this process rather than copied to workers.
+        files_only = all(isinstance(image, (str, os.PathLike)) for image in images)
         loader = DataLoader(
             _PreparedImages(images, self._transform),
             batch_size=self.batch_size,
-            num_workers=self.num_workers,
+            num_workers=self.num_workers if files_only else 0,
             pin_memory=self.device.type == "cuda",
         )
         return torch.cat([self._forward(batch) for batch in loader])
