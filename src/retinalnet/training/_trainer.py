@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, Sampler, TensorDataset
 
 from retinalnet.feature_cache import build_feature_cache, trainable_head
 from retinalnet.models import Classifier
@@ -20,6 +22,7 @@ from retinalnet.training._balance import BALANCE_MODES, balanced_sampler, class_
 from retinalnet.training._callbacks import MONITORABLE, Callback, ModelCheckpoint
 from retinalnet.training._checkpoint import load_checkpoint, load_weights, save_checkpoint
 from retinalnet.training._device import resolve_device
+from retinalnet.training._distributed import DistributedContext, distributed_context, local_device
 from retinalnet.training._evaluation import EvaluationResult, run_evaluation
 from retinalnet.training._history import EpochRecord, History
 from retinalnet.training._loaders import DataSource, default_num_workers, make_loader
@@ -180,7 +183,7 @@ class Trainer:
                 "names and preprocessing: wrap the network with Classifier(network, classes=...)"
             )
         self.model = model
-        self.device = resolve_device(device)
+        self.device = local_device(resolve_device(device))
         self.precision = precision
         self._dtype = resolve_precision(precision, self.device)
         self._scaler = torch.amp.GradScaler("cuda", enabled=self._dtype == torch.float16)
@@ -217,6 +220,8 @@ class Trainer:
         self._has_val = False
         self._active_callbacks: list[Callback] = []
         self._head: nn.Module | None = None  # set while training on cached features
+        self._dist = DistributedContext()
+        self._ddp: nn.Module | None = None  # the DistributedDataParallel wrapper in a fit
 
     @property
     def available_metrics(self) -> tuple[str, ...]:
@@ -242,6 +247,26 @@ class Trainer:
         generator = None
         if train and self.seed is not None:
             generator = torch.Generator().manual_seed(self.seed)
+        sampler: Sampler[int] | None = None
+        if self.balance == "sampler" and targets is not None:
+            sampler = balanced_sampler(targets, seed=self.seed)
+        seeded_or_distributed = self._dist.enabled or self.seed is not None
+        if train and seeded_or_distributed and not isinstance(data, DataLoader):
+            # An epoch-seeded shuffle: the same order on every rank, a resumed run repeats the
+            # order of the run it continues, and N ranks together see what one process sees.
+            if sampler is not None and self._dist.enabled:
+                raise ValueError(
+                    "balance='sampler' cannot be combined with distributed training; use "
+                    "balance='weights'"
+                )
+            if sampler is None:
+                sampler = DistributedSampler(
+                    data,
+                    num_replicas=self._dist.world_size,
+                    rank=self._dist.rank,
+                    shuffle=True,
+                    seed=self.seed or 0,
+                )
         return make_loader(
             data,
             batch_size=self.batch_size,
@@ -250,11 +275,7 @@ class Trainer:
             num_workers=self.num_workers,
             generator=generator,
             pin_memory=self.device.type == "cuda",
-            sampler=(
-                balanced_sampler(targets, seed=self.seed)
-                if self.balance == "sampler" and targets is not None
-                else None
-            ),
+            sampler=sampler,
         )
 
     def _train_targets(self, train: DataSource) -> list[int] | None:
@@ -309,6 +330,16 @@ class Trainer:
         History
             All epochs, including those of a resumed run.
         """
+        self._dist = distributed_context(self.device)
+        with _logs_from_main_process_only(self._dist):
+            return self._fit(train, val, resume_from)
+
+    def _fit(
+        self,
+        train: DataSource,
+        val: DataSource | None,
+        resume_from: str | os.PathLike[str] | None,
+    ) -> History:
         self._has_val = val is not None
         if self._has_val:
             self._classes  # noqa: B018 - fail now, not after an epoch, if classes are unknown
@@ -327,6 +358,7 @@ class Trainer:
         if self.seed is not None:
             torch.manual_seed(self.seed)
         self.model.to(self.device)
+        self._ddp = self._wrap_distributed()
         self.should_stop = False
         self.stop_reason = None
         self.history = History()
@@ -439,9 +471,18 @@ class Trainer:
             if not inside_head and not on_path_to_head:
                 module.eval()
 
+    def _wrap_distributed(self) -> nn.Module | None:
+        """DistributedDataParallel around the trained module when several processes train."""
+        if not self._dist.enabled:
+            return None
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(self._forward_module, device_ids=device_ids)
+
     def _train_one_epoch(self, loader: DataLoader[Any], epoch: int) -> tuple[float, float]:
         self._enter_train_mode()
-        forward = self._forward_module
+        forward = self._ddp if self._ddp is not None else self._forward_module
+        if isinstance(loader.sampler, DistributedSampler):
+            loader.sampler.set_epoch(epoch)  # a new shuffle each epoch, the same on all ranks
         total_loss = 0.0
         correct = 0
         seen = 0
@@ -449,7 +490,7 @@ class Trainer:
             loader,
             total=len(loader),
             description=f"epoch {epoch}/{self.max_epochs}",
-            enabled=self.verbose,
+            enabled=self.verbose and self._dist.is_main,
         )
         for inputs, targets in batches:
             inputs = inputs.to(self.device, non_blocking=True)
@@ -466,7 +507,10 @@ class Trainer:
             seen += len(targets)
         if seen == 0:
             raise ValueError("the training loader produced no batches")
-        return total_loss / seen, correct / seen
+        total_loss, correct_sum, seen_sum = self._dist.sum(
+            [total_loss, float(correct), float(seen)], self.device
+        )
+        return total_loss / seen_sum, correct_sum / seen_sum
 
     def _log_epoch(self, record: EpochRecord) -> None:
         parts = [
@@ -477,7 +521,8 @@ class Trainer:
         if record.val_loss is not None and record.val_accuracy is not None:
             parts += [f"val_loss {record.val_loss:.4f}", f"val_acc {record.val_accuracy:.2%}"]
         parts.append(f"{record.seconds:.1f}s")
-        logger.log(logging.INFO if self.verbose else logging.DEBUG, "  ".join(parts))
+        if self._dist.is_main:
+            logger.log(logging.INFO if self.verbose else logging.DEBUG, "  ".join(parts))
 
     def evaluate(self, data: DataSource) -> EvaluationResult:
         """Loss, accuracy (overall and per class) and confusion matrix on ``data``.
@@ -499,9 +544,14 @@ class Trainer:
             )
 
     def save_checkpoint(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model and the training state (for resuming) atomically to ``path``."""
+        """Write the model and the training state (for resuming) atomically to ``path``.
+
+        In a distributed run only rank 0 writes; the others return the same path.
+        """
         if not isinstance(self.model, Classifier):
             raise TypeError("save_checkpoint needs a retinalnet Classifier model")
+        if not self._dist.is_main:
+            return Path(path)
         callbacks = self._active_callbacks or self.callbacks
         states = {
             key: callback.state_dict()
@@ -553,3 +603,18 @@ def _state_keys(callbacks: Sequence[Callback]) -> list[str]:
         repeats = sum(1 for k in keys if k == key or k.startswith(f"{key}#"))
         keys.append(f"{key}#{repeats + 1}" if repeats else key)
     return keys
+
+
+@contextlib.contextmanager
+def _logs_from_main_process_only(context: DistributedContext) -> Iterator[None]:
+    """In a distributed run, silence retinalnet's INFO logs on every rank but 0."""
+    if context.is_main:
+        yield
+        return
+    package_logger = logging.getLogger("retinalnet")
+    level = package_logger.level
+    package_logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        package_logger.setLevel(level)

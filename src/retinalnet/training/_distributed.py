@@ -1,0 +1,60 @@
+"""Running the Trainer in several processes (``torchrun``) with DistributedDataParallel."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DistributedContext", "distributed_context"]
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    """This process's place in a distributed run (rank 0 of 1 when there is none)."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        """Whether more than one process trains."""
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that writes checkpoints and logs."""
+        return self.rank == 0
+
+    def sum(self, values: list[float], device: torch.device) -> list[float]:
+        """Add ``values`` up across all processes (unchanged in a single process)."""
+        if not self.enabled:
+            return values
+        tensor = torch.tensor(values, dtype=torch.float64, device=device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return [float(v) for v in tensor.tolist()]
+
+
+def distributed_context(device: torch.device) -> DistributedContext:
+    """Join the process group that ``torchrun`` describes, or report a single process.
+
+    An existing process group is used as it is. Otherwise, when ``WORLD_SIZE`` > 1 (set by
+    ``torchrun``), one is started with the ``nccl`` backend on CUDA and ``gloo`` on the CPU.
+    """
+    if not dist.is_available():
+        return DistributedContext()
+    if not dist.is_initialized():
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return DistributedContext()
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistributedContext(rank=dist.get_rank(), world_size=dist.get_world_size())
+
+
+def local_device(device: torch.device) -> torch.device:
+    """Under ``torchrun``, a CUDA device without an index becomes ``cuda:LOCAL_RANK``."""
+    local_rank = os.environ.get("LOCAL_RANK")
+    if device.type == "cuda" and device.index is None and local_rank is not None:
+        return torch.device("cuda", int(local_rank))
+    return device

@@ -1,0 +1,79 @@
+"""Distributed training: two CPU processes (gloo) give what one process gives."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from _training_helpers import linear_classifier, separable_data
+from retinalnet.training import Trainer
+
+EPOCHS = 3
+PER_RANK_BATCH = 8
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _fit(batch_size: int, checkpoint_dir: Path | None = None) -> Trainer:
+    trainer = Trainer(
+        linear_classifier(seed=3),
+        max_epochs=EPOCHS,
+        batch_size=batch_size,
+        seed=0,
+        device="cpu",
+        precision="fp32",
+        verbose=False,
+        checkpoint_dir=checkpoint_dir,
+    )
+    trainer.fit(separable_data(64), separable_data(16, seed=1))
+    return trainer
+
+
+def _worker(rank: int, world_size: int, port: int, out: str) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+    )
+    torch.set_num_threads(1)
+    try:
+        trainer = _fit(PER_RANK_BATCH, checkpoint_dir=Path(out) / "checkpoints")
+        torch.save(
+            {"state": trainer.model.state_dict(), "history": trainer.history.to_records()},
+            Path(out) / f"rank{rank}.pt",
+        )
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
+def test_two_gloo_processes_train_like_one_process(tmp_path: Path) -> None:
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    single = _fit(2 * PER_RANK_BATCH)  # the same global batch in one process
+
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    for name, value in single.model.state_dict().items():
+        torch.testing.assert_close(ranks[0]["state"][name], value, rtol=1e-5, atol=1e-6)
+        assert torch.equal(ranks[0]["state"][name], ranks[1]["state"][name])
+    for distributed, alone in zip(ranks[0]["history"], single.history.to_records(), strict=True):
+        assert distributed["train_loss"] == pytest.approx(alone["train_loss"], rel=1e-5)
+        assert distributed["train_accuracy"] == pytest.approx(alone["train_accuracy"])
+        assert distributed["val_loss"] == pytest.approx(alone["val_loss"], rel=1e-5)
+    # only rank 0 wrote checkpoints, and they hold the whole run
+    written = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert written == ["best.pt", "last.pt"]
+    last = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert last["epoch"] == EPOCHS
