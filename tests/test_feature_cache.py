@@ -16,7 +16,7 @@ from _training_helpers import CLASSES
 from retinalnet.datasets import KermanyOCT, SyntheticOCT, make_synthetic_kermany
 from retinalnet.feature_cache import build_feature_cache, trainable_head
 from retinalnet.models import Classifier, build_head, freeze, replace_head, vgg16_transfer
-from retinalnet.training import Trainer
+from retinalnet.training import Trainer, evaluate
 from retinalnet.transforms import Preprocessing
 
 
@@ -217,3 +217,20 @@ def test_reduced_precision_features_stay_close_to_fp32(tree: Path) -> None:
     assert fast.features.dtype == torch.float32
     assert fast.fingerprint != exact.fingerprint
     torch.testing.assert_close(fast.features, exact.features, rtol=0.05, atol=0.02)
+
+
+def test_evaluate_through_the_cache_matches_evaluate_without_it(
+    tree: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = frozen_model()
+    data = KermanyOCT(tree, "val")
+    plain = evaluate(model, data, device="cpu")
+    cached = evaluate(model, data, device="cpu", feature_cache=tmp_path)
+    assert cached.loss == pytest.approx(plain.loss, rel=1e-5)
+    assert (cached.confusion_matrix == plain.confusion_matrix).all()
+    with caplog.at_level(logging.INFO, logger="retinalnet"):
+        again = evaluate(model, data, device="cpu", feature_cache=tmp_path)
+    assert "using cached features" in caplog.text
+    assert again.loss == pytest.approx(plain.loss, rel=1e-5)
+    with pytest.raises(ValueError, match="use one or the other"):
+        evaluate(model, data, device="cpu", feature_cache=True, tta=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from retinalnet.models import Classifier
+from retinalnet.precision import autocast, resolve_precision
 from retinalnet.training._device import resolve_device
 from retinalnet.training._loaders import DataSource, default_num_workers, make_loader
 from retinalnet.training._progress import progress_bar
@@ -224,6 +226,8 @@ def evaluate(
     classes: Sequence[str] | None = None,
     progress: bool = False,
     tta: bool = False,
+    feature_cache: bool | str | os.PathLike[str] = False,
+    precision: str = "fp32",
 ) -> EvaluationResult:
     """Loss, accuracy per class and overall, and the confusion matrix, batch by batch.
 
@@ -257,6 +261,18 @@ def evaluate(
         probabilities.
 
         .. versionadded:: 0.2
+    feature_cache
+        Run the frozen backbone through :mod:`retinalnet.feature_cache` (``True``: in
+        memory; a folder: on disk, reused by later evaluations of the same files, including a
+        cache the Trainer built with the same precision) and only the head on the features.
+        Not with ``tta``.
+
+        .. versionadded:: 0.2
+    precision
+        Precision of the forward passes (and of the feature cache): ``"fp32"`` by default,
+        since evaluation reports numbers; ``"auto"`` uses bf16 where the hardware has it.
+
+        .. versionadded:: 0.2
 
     Examples
     --------
@@ -269,21 +285,42 @@ def evaluate(
         if not isinstance(model, Classifier):
             raise ValueError("pass classes=[...] when the model is not a retinalnet Classifier")
         classes = model.classes
+    workers = default_num_workers(target_device) if num_workers is None else num_workers
+    dtype = resolve_precision(precision, target_device)
+    forward: nn.Module = model
+    if feature_cache is not False:
+        if tta:
+            raise ValueError(
+                "tta mirrors images, but with feature_cache the model sees features computed "
+                "once per image; use one or the other"
+            )
+        if not isinstance(model, Classifier):
+            raise TypeError("feature_cache needs a retinalnet Classifier model")
+        from retinalnet.feature_cache import build_feature_cache, trainable_head
+
+        cache = build_feature_cache(
+            model,
+            data,
+            cache_dir=None if isinstance(feature_cache, bool) else feature_cache,
+            batch_size=batch_size,
+            num_workers=workers,
+            device=target_device,
+            precision=precision,
+            progress=progress,
+        )
+        data, forward = cache.dataset(), trainable_head(model)[1]
     transform = model.preprocessing.eval_transform() if isinstance(model, Classifier) else None
     loader = make_loader(
-        data,
-        batch_size=batch_size,
-        shuffle=False,
-        transform=transform,
-        num_workers=default_num_workers(target_device) if num_workers is None else num_workers,
+        data, batch_size=batch_size, shuffle=False, transform=transform, num_workers=workers
     )
     model.to(target_device)
-    return run_evaluation(
-        model,
-        loader,
-        loss=loss if loss is not None else nn.NLLLoss(),
-        device=target_device,
-        classes=classes,
-        progress=progress,
-        tta=tta,
-    )
+    with autocast(target_device, dtype):
+        return run_evaluation(
+            forward,
+            loader,
+            loss=loss if loss is not None else nn.NLLLoss(),
+            device=target_device,
+            classes=classes,
+            progress=progress,
+            tta=tta,
+        )

@@ -358,6 +358,8 @@ class Trainer:
         if self.seed is not None:
             torch.manual_seed(self.seed)
         self.model.to(self.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels
         self._ddp = self._wrap_distributed()
         self.should_stop = False
         self.stop_reason = None
