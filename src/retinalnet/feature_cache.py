@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from retinalnet.models import Classifier
+from retinalnet.models._classifier import network_of
 from retinalnet.precision import autocast, prepare_for_speed, resolve_precision
 from retinalnet.training._device import resolve_device
 from retinalnet.training._loaders import DataSource, default_num_workers, make_loader
@@ -36,10 +37,6 @@ __all__ = ["FeatureCache", "build_feature_cache", "data_fingerprint", "trainable
 logger = logging.getLogger(__name__)
 
 _FORMAT_VERSION = 1
-
-
-def _network(model: nn.Module) -> nn.Module:
-    return model.network if isinstance(model, Classifier) else model
 
 
 def trainable_head(model: nn.Module) -> tuple[str, nn.Module]:
@@ -61,7 +58,7 @@ def trainable_head(model: nn.Module) -> tuple[str, nn.Module]:
         If nothing is trainable, or if trainable parameters lie outside one submodule (for
         example ``except_last_blocks=1``): then there is no frozen part to cache.
     """
-    network = _network(model)
+    network = network_of(model)
     trainable = {id(p) for p in network.parameters() if p.requires_grad}
     if not trainable:
         raise ValueError("the model has no trainable parameters, so there is nothing to train")
@@ -81,7 +78,7 @@ def trainable_head(model: nn.Module) -> tuple[str, nn.Module]:
 def _frozen_state_digest(model: nn.Module, head_name: str) -> hashlib._Hash:
     digest = hashlib.sha256(f"retinalnet-feature-cache-{_FORMAT_VERSION}".encode())
     prefix = f"{head_name}."
-    for name, tensor in _network(model).state_dict().items():
+    for name, tensor in network_of(model).state_dict().items():
         if name.startswith(prefix):
             continue
         digest.update(name.encode())

@@ -10,7 +10,7 @@ from torch import nn
 
 from retinalnet.transforms import Preprocessing
 
-__all__ = ["Classifier"]
+__all__ = ["Classifier", "network_of"]
 
 
 class Classifier(nn.Module):
@@ -75,3 +75,8 @@ class Classifier(nn.Module):
 
     def extra_repr(self) -> str:
         return f"arch={self.arch!r}, classes={list(self.classes)!r}"
+
+
+def network_of(model: nn.Module) -> nn.Module:
+    """The wrapped network of a :class:`Classifier`; any other module as it is."""
+    return model.network if isinstance(model, Classifier) else model

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from torch import nn
 
+from retinalnet.models._classifier import network_of
+
 __all__ = ["feature_blocks", "freeze"]
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    network = getattr(model, "network", None)
-    return network if isinstance(network, nn.Module) else model
 
 
 def feature_blocks(model: nn.Module) -> list[nn.Module]:
@@ -30,7 +27,7 @@ def feature_blocks(model: nn.Module) -> list[nn.Module]:
     TypeError
         If the blocks cannot be found.
     """
-    network = _unwrap(model)
+    network = network_of(model)
     features = getattr(network, "features", None)
     if isinstance(features, nn.Sequential):
         layers = list(features.children())
@@ -85,7 +82,7 @@ def freeze(model: nn.Module, *, except_last_blocks: int = 0) -> nn.Module:
     blocks = feature_blocks(model) if except_last_blocks else []
     if except_last_blocks > len(blocks):
         raise ValueError(
-            f"except_last_blocks={except_last_blocks} but {type(_unwrap(model)).__name__} "
+            f"except_last_blocks={except_last_blocks} but {type(network_of(model)).__name__} "
             f"has only {len(blocks)} feature blocks"
         )
     model.requires_grad_(False)

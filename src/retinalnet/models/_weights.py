@@ -10,6 +10,8 @@ from typing import Any, TypeAlias
 import torch
 from torchvision.models import VGG, VGG16_Weights, vgg16
 
+from retinalnet.models._state_dict import state_dict_mismatches
+
 __all__ = [
     "WeightsArg",
     "WeightsUnavailableError",
@@ -130,22 +132,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 def _check_fits(state: dict[str, torch.Tensor], model: VGG, path: Path) -> None:
     expected = {k: v.shape for k, v in model.state_dict().items() if k not in _HEAD_KEYS}
     given = {k: v.shape for k, v in state.items() if k not in _HEAD_KEYS}
-    missing = sorted(set(expected) - set(given))
-    unexpected = sorted(set(given) - set(expected))
-    wrong = sorted(
-        f"{k}: file {tuple(given[k])} vs model {tuple(expected[k])}"
-        for k in set(expected) & set(given)
-        if given[k] != expected[k]
-    )
-    problems = [
-        f"{label} {items[:3]}{f' and {len(items) - 3} more' if len(items) > 3 else ''}"
-        for label, items in (
-            ("missing keys", missing),
-            ("unexpected keys", unexpected),
-            ("wrong shapes", wrong),
-        )
-        if items
-    ]
+    problems = state_dict_mismatches(expected, given, given_name="file")
     if problems:
         raise ValueError(
             f"weights file {str(path)!r} does not fit VGG16: {'; '.join(problems)}. "

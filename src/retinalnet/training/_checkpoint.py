@@ -15,6 +15,7 @@ from torch import nn
 
 from retinalnet._version import __version__
 from retinalnet.models import Classifier, build_model
+from retinalnet.models._state_dict import state_dict_mismatches
 from retinalnet.transforms import Preprocessing
 
 __all__ = [
@@ -154,23 +155,11 @@ class Checkpoint:
 
 def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, source: Path) -> None:
     """``model.load_state_dict(state_dict)`` with an error that says what does not fit."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    wrong = sorted(
-        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in set(expected) & set(state_dict)
-        if state_dict[k].shape != expected[k].shape
+    problems = state_dict_mismatches(
+        {k: v.shape for k, v in model.state_dict().items()},
+        {k: v.shape for k, v in state_dict.items()},
+        given_name="checkpoint",
     )
-    problems = [
-        f"{label} {items[:3]}" + (f" and {len(items) - 3} more" if len(items) > 3 else "")
-        for label, items in (
-            ("missing keys", missing),
-            ("unexpected keys", unexpected),
-            ("wrong shapes", wrong),
-        )
-        if items
-    ]
     if problems:
         raise ValueError(
             f"the weights in {str(source)!r} do not fit the model: {'; '.join(problems)}. "

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler, TensorData
 
 from retinalnet.feature_cache import build_feature_cache, trainable_head
 from retinalnet.models import Classifier
+from retinalnet.models._classifier import network_of
 from retinalnet.precision import autocast, resolve_precision
 from retinalnet.training._balance import BALANCE_MODES, balanced_sampler, class_weights
 from retinalnet.training._callbacks import MONITORABLE, Callback, ModelCheckpoint
@@ -466,7 +467,7 @@ class Trainer:
             head_name, _ = trainable_head(self.model)
         except ValueError:
             return  # more than a head trains: everything in train mode
-        network = self.model.network if isinstance(self.model, Classifier) else self.model
+        network = network_of(self.model)
         for name, module in network.named_modules():
             inside_head = name == head_name or name.startswith(f"{head_name}.")
             on_path_to_head = head_name.startswith(f"{name}.") or name == ""
