@@ -15,8 +15,9 @@ from torch import nn
 from torch.nn import functional
 from torch.utils.data import TensorDataset
 
+from retinalnet.datasets import SyntheticOCT
 from retinalnet.models import Classifier, small_cnn
-from retinalnet.training import Callback, Trainer
+from retinalnet.training import Callback, EarlyStopping, History, Trainer
 from retinalnet.transforms import Preprocessing
 
 CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")
@@ -133,3 +134,29 @@ class InterruptAt(Callback):
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
         if epoch == self.epoch:
             raise KeyboardInterrupt
+
+
+SYNTHETIC_SIZE = (128, 128)
+
+
+def trained_small_cnn(seed: int = 0) -> tuple[Classifier, History]:
+    """``small_cnn`` at 64 px fitted 20 epochs on 48 synthetic scans (val: 16), best restored.
+
+    About 3 s on one thread; shared by the learning and the Grad-CAM pointing-game tests.
+    """
+    torch.manual_seed(seed)
+    model = small_cnn(preprocessing=Preprocessing(size=64))
+    trainer = Trainer(
+        model,
+        lr=1e-3,
+        batch_size=4,
+        max_epochs=20,
+        seed=seed,
+        device="cpu",
+        verbose=False,
+        callbacks=[EarlyStopping(patience=20)],
+    )
+    history = trainer.fit(
+        SyntheticOCT(12, size=SYNTHETIC_SIZE, seed=0), SyntheticOCT(4, size=SYNTHETIC_SIZE, seed=1)
+    )
+    return model, history

@@ -9,7 +9,7 @@ import torchvision
 from torch import nn
 from torch.nn import functional
 
-from _training_helpers import tiny_cnn
+from _training_helpers import SYNTHETIC_SIZE, tiny_cnn, trained_small_cnn
 from retinalnet import SyntheticOCT
 from retinalnet.gradcam import (
     PointingGame,
@@ -20,7 +20,6 @@ from retinalnet.gradcam import (
     pointing_game,
 )
 from retinalnet.models import Classifier, small_cnn
-from retinalnet.training import EarlyStopping, Trainer
 from retinalnet.transforms import Preprocessing
 
 
@@ -220,21 +219,8 @@ def test_a_trained_model_points_at_the_lesions() -> None:
     # 5x chance. CNV's elevation is found most often (0.7 at seed 0), DRUSEN least (the
     # peak tends to sit just above the drusen, on the raised RPE). With 30 images at a 5.8%
     # chance rate, 6 or more hits by chance has probability below 1%.
-    size = (128, 128)
-    torch.manual_seed(0)
-    model = small_cnn(preprocessing=Preprocessing(size=64))
-    trainer = Trainer(
-        model,
-        lr=1e-3,
-        batch_size=4,
-        max_epochs=20,
-        seed=0,
-        device="cpu",
-        verbose=False,
-        callbacks=[EarlyStopping(patience=20)],
-    )
-    trainer.fit(SyntheticOCT(12, size=size, seed=0), SyntheticOCT(4, size=size, seed=1))
-    test = SyntheticOCT(10, size=size, seed=2)
+    model, _ = trained_small_cnn(seed=0)
+    test = SyntheticOCT(10, size=SYNTHETIC_SIZE, seed=2)
     lesions = [i for i, target in enumerate(test.targets) if test.classes[target] != "NORMAL"]
 
     heatmaps = [grad_cam_image(model, test.image(i), class_index=test.targets[i]) for i in lesions]

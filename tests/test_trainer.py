@@ -18,6 +18,7 @@ from torchvision.transforms.functional import to_tensor
 
 from _training_helpers import (
     CLASSES,
+    SYNTHETIC_SIZE,
     InterruptAt,
     Recorder,
     ScriptedValidationLoss,
@@ -27,9 +28,10 @@ from _training_helpers import (
     separable_data,
     snapshot,
     tiny_cnn,
+    trained_small_cnn,
 )
 from retinalnet import SyntheticOCT
-from retinalnet.models import Classifier, small_cnn
+from retinalnet.models import Classifier
 from retinalnet.training import (
     Callback,
     EarlyStopping,
@@ -49,22 +51,8 @@ def test_small_cnn_learns_synthetic_oct() -> None:
     # Measured on one thread over model/trainer seeds 0-11: best-epoch val accuracy
     # 0.69-1.0 and held-out accuracy 0.72-0.94 (seed 0: 0.81 and 0.72; two threads and
     # torch 2.11 on an H100 machine's CPU passed too); chance is 0.25. About 3 s.
-    size = (128, 128)
-    torch.manual_seed(0)
-    model = small_cnn(preprocessing=Preprocessing(size=64))
-    trainer = Trainer(
-        model,
-        lr=1e-3,
-        batch_size=4,
-        max_epochs=20,
-        seed=0,
-        device="cpu",
-        verbose=False,
-        callbacks=[EarlyStopping(patience=20)],
-    )
-    val = SyntheticOCT(4, size=size, seed=1)
-
-    history = trainer.fit(SyntheticOCT(12, size=size, seed=0), val)
+    model, history = trained_small_cnn(seed=0)
+    val = SyntheticOCT(4, size=SYNTHETIC_SIZE, seed=1)
 
     assert len(history) == 20
     best = history.best("val_loss")
@@ -73,9 +61,11 @@ def test_small_cnn_learns_synthetic_oct() -> None:
     assert best.val_accuracy >= 0.6
     assert history[-1].train_loss < history[0].train_loss
     # the restored weights are exactly those of the best epoch
-    assert trainer.evaluate(val).accuracy == best.val_accuracy
+    assert evaluate(model, val, device="cpu").accuracy == best.val_accuracy
     # held-out images rendered from another seed
-    assert trainer.evaluate(SyntheticOCT(8, size=size, seed=2)).accuracy >= 0.6
+    assert (
+        evaluate(model, SyntheticOCT(8, size=SYNTHETIC_SIZE, seed=2), device="cpu").accuracy >= 0.6
+    )
 
 
 def test_history_records_each_epoch() -> None:
