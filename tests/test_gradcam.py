@@ -217,8 +217,8 @@ def test_a_trained_model_points_at_the_lesions() -> None:
     # on one thread, model/trainer seeds 0-5: hit rates 0.33, 0.60, 0.30, 0.47, 0.40, 0.60
     # against a chance rate (mean dilated-mask area) of 0.058; seed 0 scores 0.33 (10 of 30),
     # almost 6x chance. CNV's elevation is found most often (7 of 10 at seed 0), DRUSEN least
-    # (0 of 10: the peak tends to sit just above the drusen, on the raised RPE). With 30 images at a 5.8%
-    # chance rate, 6 or more hits by chance has probability below 1%.
+    # (0 of 10: the peak tends to sit just above the drusen, on the raised RPE). With 30
+    # images at a 5.8% chance rate, 6 or more hits by chance has probability below 1%.
     model, _ = trained_small_cnn(seed=0)
     test = SyntheticOCT(10, size=SYNTHETIC_SIZE, seed=2)
     lesions = [i for i, target in enumerate(test.targets) if test.classes[target] != "NORMAL"]
