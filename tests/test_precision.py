@@ -10,6 +10,7 @@ from _training_helpers import linear_classifier, separable_data
 from retinalnet.precision import (
     autocast,
     cpu_has_native_bf16,
+    low_precision_forward,
     prepare_for_speed,
     resolve_precision,
 )
@@ -61,6 +62,42 @@ def test_channels_last_gives_the_same_outputs() -> None:
     fast = prepare_for_speed(model, CPU)
     assert fast[0].weight.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(fast(x.contiguous(memory_format=torch.channels_last)), expected)
+
+
+def _conv_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 14 * 14, 4)
+    ).eval()
+
+
+def test_low_precision_forward_equals_autocast_and_leaves_the_model_in_fp32() -> None:
+    model = _conv_net()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.inference_mode(), autocast(CPU, torch.bfloat16):
+        expected = model(x)
+        forward = low_precision_forward(model, torch.bfloat16)
+        outputs = forward(x)
+    assert outputs.dtype == torch.bfloat16
+    assert torch.equal(outputs, expected)  # the same rounding of the same weights
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert all(b.dtype != torch.bfloat16 for b in model.buffers())  # batch norm untouched
+    assert model(x).dtype == torch.float32
+
+
+def test_low_precision_forward_keeps_a_shared_weight_shared() -> None:
+    first = nn.Linear(4, 4)
+    second = nn.Linear(4, 4)
+    second.weight = first.weight  # tied, as in some language-model heads
+    model = nn.Sequential(first, second)
+    x = torch.randn(3, 4)
+    with torch.inference_mode(), autocast(CPU, torch.bfloat16):
+        torch.testing.assert_close(low_precision_forward(model, torch.bfloat16)(x), model(x))
+
+
+def test_low_precision_forward_without_a_dtype_is_the_model() -> None:
+    model = _conv_net()
+    assert low_precision_forward(model, None) is model
 
 
 def test_trainer_trains_under_bf16_autocast_with_fp32_weights() -> None:
