@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from retinalnet.training import resolve_device
+from retinalnet.training._device import resident_device
 
 
 @pytest.fixture
@@ -88,3 +89,16 @@ def test_mps_when_it_is_not_available() -> None:
         ValueError, match=r"device 'mps' asks for Apple MPS, which is not available"
     ):
         resolve_device("mps")
+
+
+def test_resident_device_keeps_data_on_the_host_for_a_cpu() -> None:
+    assert resident_device(10, torch.device("cpu")) is None
+
+
+def test_resident_device_puts_data_on_the_gpu_only_when_it_fits_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1000, 8000))
+    gpu = torch.device("cuda")
+    assert resident_device(500, gpu) == gpu
+    assert resident_device(501, gpu) is None

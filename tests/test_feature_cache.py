@@ -17,6 +17,8 @@ from retinalnet.datasets import KermanyOCT, SyntheticOCT, make_synthetic_kermany
 from retinalnet.feature_cache import build_feature_cache, trainable_head
 from retinalnet.models import Classifier, build_head, freeze, replace_head, vgg16_transfer
 from retinalnet.training import Trainer, evaluate
+from retinalnet.training import _trainer as trainer_module
+from retinalnet.training._loaders import BatchedTensorDataset
 from retinalnet.transforms import Preprocessing
 
 
@@ -234,3 +236,44 @@ def test_evaluate_through_the_cache_matches_evaluate_without_it(
     assert again.loss == pytest.approx(plain.loss, rel=1e-5)
     with pytest.raises(ValueError, match="use one or the other"):
         evaluate(model, data, device="cpu", feature_cache=True, tta=True)
+
+
+def test_cache_dataset_reads_batches_and_moves_to_a_device(tree: Path) -> None:
+    cache = build_feature_cache(frozen_model(), KermanyOCT(tree, "train"), device="cpu")
+    data = cache.dataset("cpu")
+    assert len(data) == 16
+    features, targets = data.__getitems__([3, 0])  # type: ignore[attr-defined]
+    assert torch.equal(features, cache.features[[3, 0]])
+    assert torch.equal(targets, cache.targets[[3, 0]])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_cuda_trainer_keeps_cached_features_on_the_gpu(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read_from: list[str] = []
+    read_batch = BatchedTensorDataset.__getitems__
+
+    def spy(self: BatchedTensorDataset, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        read_from.append(self.tensors[0].device.type)
+        return read_batch(self, indices)
+
+    monkeypatch.setattr(BatchedTensorDataset, "__getitems__", spy)
+
+    def fit(model: Classifier) -> list[float]:
+        trainer = Trainer(
+            model, feature_cache=True, device="cuda", max_epochs=2, batch_size=4, seed=2,
+            cache_precision="fp32", verbose=False, num_workers=0,  # the spy sees every read
+        )  # fmt: skip
+        return [record.train_loss for record in trainer.fit(KermanyOCT(tree, "train"))]
+
+    on_host = frozen_model()
+    on_gpu = copy.deepcopy(on_host)
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer_module, "resident_device", lambda nbytes, device: None)
+        host_losses = fit(on_host)
+    assert set(read_from) == {"cpu"}
+    read_from.clear()
+    gpu_losses = fit(on_gpu)
+    assert set(read_from) == {"cuda"}
+    assert gpu_losses == pytest.approx(host_losses, rel=1e-6)  # the same batches, the same steps

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["resolve_device"]
+__all__ = ["resident_device", "resolve_device"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -45,3 +45,15 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             "use device='auto' or 'cpu'"
         )
     return chosen
+
+
+def resident_device(nbytes: int, device: torch.device) -> torch.device | None:
+    """Where to keep ``nbytes`` of training data for ``device``: on the GPU itself when it
+    fits in half of the GPU's free memory (no copy per batch), else ``None`` (host memory).
+
+    On a CPU the data already is where it is used, so the answer is ``None`` too.
+    """
+    if device.type != "cuda":
+        return None
+    free, _ = torch.cuda.mem_get_info(device)
+    return device if 2 * nbytes <= free else None

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from retinalnet.models import Classifier
 from retinalnet.precision import autocast, resolve_precision
-from retinalnet.training._device import resolve_device
+from retinalnet.training._device import resident_device, resolve_device
 from retinalnet.training._loaders import DataSource, default_num_workers, make_loader
 from retinalnet.training._progress import progress_bar
 
@@ -308,7 +308,8 @@ def evaluate(
             precision=precision,
             progress=progress,
         )
-        data, forward = cache.dataset(), trainable_head(model)[1]
+        data = cache.dataset(resident_device(cache.features.nbytes, target_device))
+        forward = trainable_head(model)[1]
     transform = model.preprocessing.eval_transform() if isinstance(model, Classifier) else None
     loader = make_loader(
         data, batch_size=batch_size, shuffle=False, transform=transform, num_workers=workers

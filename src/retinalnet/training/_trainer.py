@@ -22,7 +22,7 @@ from retinalnet.precision import autocast, resolve_precision
 from retinalnet.training._balance import BALANCE_MODES, balanced_sampler, class_weights
 from retinalnet.training._callbacks import MONITORABLE, Callback, ModelCheckpoint
 from retinalnet.training._checkpoint import load_checkpoint, load_weights, save_checkpoint
-from retinalnet.training._device import resolve_device
+from retinalnet.training._device import resident_device, resolve_device
 from retinalnet.training._distributed import DistributedContext, distributed_context, local_device
 from retinalnet.training._evaluation import EvaluationResult, run_evaluation
 from retinalnet.training._history import EpochRecord, History
@@ -454,7 +454,7 @@ class Trainer:
             progress=self.verbose,
         )
         self._head = trainable_head(self.model)[1]
-        return cache.dataset()
+        return cache.dataset(resident_device(cache.features.nbytes, self.device))
 
     def _enter_train_mode(self) -> None:
         """Train mode for the trained part; a frozen backbone stays in eval mode.
@@ -486,9 +486,13 @@ class Trainer:
         forward = self._ddp if self._ddp is not None else self._forward_module
         if isinstance(loader.sampler, DistributedSampler):
             loader.sampler.set_epoch(epoch)  # a new shuffle each epoch, the same on all ranks
-        total_loss = 0.0
-        correct = 0
-        seen = 0
+        # Losses and predictions stay on the device until the epoch ends, one operation per
+        # batch: reading them after every batch would make the host wait for the GPU at each
+        # step, and on cached features such small operations are most of an epoch.
+        losses: list[torch.Tensor] = []
+        sizes: list[int] = []
+        predictions: list[torch.Tensor] = []
+        labels: list[torch.Tensor] = []
         batches = progress_bar(
             loader,
             total=len(loader),
@@ -505,15 +509,20 @@ class Trainer:
             self._scaler.scale(loss).backward()
             self._scaler.step(self.optimizer)
             self._scaler.update()
-            total_loss += float(loss.detach()) * len(targets)
-            correct += int((outputs.detach().argmax(dim=1) == targets).sum())
-            seen += len(targets)
-        if seen == 0:
+            losses.append(loss.detach())
+            sizes.append(len(targets))
+            predictions.append(outputs.detach().argmax(dim=1))
+            labels.append(targets)
+        if not losses:
             raise ValueError("the training loader produced no batches")
-        total_loss, correct_sum, seen_sum = self._dist.sum(
-            [total_loss, float(correct), float(seen)], self.device
+        sum_dtype = torch.float32 if self.device.type == "mps" else torch.float64
+        weights = torch.tensor(sizes, dtype=sum_dtype, device=self.device)
+        total_loss = torch.stack(losses).to(sum_dtype) @ weights
+        correct = (torch.cat(predictions) == torch.cat(labels)).sum()
+        loss_sum, correct_sum, seen_sum = self._dist.sum(
+            [float(total_loss), float(correct), float(sum(sizes))], self.device
         )
-        return total_loss / seen_sum, correct_sum / seen_sum
+        return loss_sum / seen_sum, correct_sum / seen_sum
 
     def _log_epoch(self, record: EpochRecord) -> None:
         parts = [

@@ -1,0 +1,74 @@
+"""make_loader and BatchedTensorDataset: batches read in one call, in the sampler's order."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from retinalnet.training._loaders import BatchedTensorDataset, make_loader
+
+
+def _tensors() -> tuple[torch.Tensor, torch.Tensor]:
+    features = torch.arange(40, dtype=torch.float32).reshape(10, 4)
+    return features, torch.arange(10) % 3
+
+
+def test_batched_tensor_dataset_gives_the_batches_of_a_tensor_dataset() -> None:
+    features, targets = _tensors()
+    plain = DataLoader(
+        TensorDataset(features, targets),
+        batch_size=4,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(3),
+    )
+    batched = make_loader(
+        BatchedTensorDataset(features, targets),
+        batch_size=4,
+        shuffle=True,
+        transform=None,
+        generator=torch.Generator().manual_seed(3),
+    )
+    got = list(batched)
+    expected = list(plain)
+    assert [len(t) for _, t in got] == [4, 4, 2]
+    for (x, y), (x_ref, y_ref) in zip(got, expected, strict=True):
+        assert torch.equal(x, x_ref)
+        assert torch.equal(y, y_ref)
+
+
+def test_batched_tensor_dataset_reads_each_batch_in_one_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = BatchedTensorDataset(*_tensors())
+    calls: list[list[int]] = []
+    read_batch = BatchedTensorDataset.__getitems__
+
+    def counting(self: BatchedTensorDataset, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        calls.append(list(indices))
+        return read_batch(self, indices)
+
+    monkeypatch.setattr(BatchedTensorDataset, "__getitems__", counting)
+    batches = list(make_loader(data, batch_size=4, shuffle=False, transform=None))
+    assert calls == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert torch.equal(batches[2][0], data.tensors[0][8:])
+
+
+def test_single_rows_still_read_as_in_a_tensor_dataset() -> None:
+    features, targets = _tensors()
+    row, target = BatchedTensorDataset(features, targets)[7]
+    assert torch.equal(row, features[7])
+    assert int(target) == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_tensors_on_the_gpu_load_without_workers_or_pinning() -> None:
+    data = BatchedTensorDataset(*(t.cuda() for t in _tensors()))
+    loader = make_loader(
+        data, batch_size=4, shuffle=True, transform=None, num_workers=4, pin_memory=True
+    )
+    assert loader.num_workers == 0
+    assert not loader.pin_memory
+    inputs, targets = next(iter(loader))
+    assert inputs.is_cuda
+    assert targets.is_cuda
