@@ -93,7 +93,7 @@ def test_eval_transform_equals_the_tutorials_on_a_real_scan(oct_scan):
     assert torch.equal(ours, theirs)
 
 
-@pytest.mark.parametrize("mode", ["RGB", "RGBA", "P", "L"])
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "P", "L", "LA", "I"])
 def test_eval_transform_equals_the_tutorials_on_generated_images(mode):
     image = colour_image().convert(mode)
     ours = Preprocessing().eval_transform()(image)
@@ -131,14 +131,15 @@ def test_train_transform_is_random():
 
 def test_train_transform_steps():
     steps = Preprocessing().train_transform().transforms
-    assert [type(step) for step in steps] == [
-        ToRGB,
-        T.RandomResizedCrop,
-        T.RandomRotation,
-        T.RandomHorizontalFlip,
-        T.CenterCrop,
-        T.ToTensor,
-        T.Normalize,
+    assert [type(step).__name__ for step in steps] == [
+        "_GrayOrRGB",  # a gray scan stays one channel ...
+        "RandomResizedCrop",
+        "RandomRotation",
+        "RandomHorizontalFlip",
+        "CenterCrop",
+        "ToTensor",
+        "_ThreeChannels",  # ... until it is a tensor
+        "Normalize",
     ]
     assert steps[1].size == (256, 256)
     assert steps[1].scale == (0.8, 1.0)
@@ -168,6 +169,31 @@ def test_jitter_adds_a_color_jitter_that_changes_the_image():
     assert not any(
         isinstance(step, T.ColorJitter) for step in Preprocessing().train_transform().transforms
     )
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_jitter_on_a_gray_scan_equals_jitter_after_converting_it_to_rgb(oct_scan, seed):
+    # Gray scans are augmented in one channel; with real jitter too, the numbers are those of
+    # the RGB image the tutorial's loader made.
+    pipeline = Preprocessing(jitter=0.4).train_transform()
+    torch.manual_seed(seed)
+    gray = pipeline(oct_scan)
+    torch.manual_seed(seed)
+    assert torch.equal(gray, pipeline(as_imagefolder_loaded(oct_scan)))
+
+
+def test_a_gray_scan_is_resized_in_one_channel(oct_scan, monkeypatch):
+    modes: list[str] = []
+    resize = T.Resize.forward
+
+    def spy(self, image):
+        modes.append(image.mode)
+        return resize(self, image)
+
+    monkeypatch.setattr(T.Resize, "forward", spy)
+    Preprocessing().eval_transform()(oct_scan)
+    Preprocessing().eval_transform()(colour_image())
+    assert modes == ["L", "RGB"]
 
 
 # --- output shapes ------------------------------------------------------------------------
