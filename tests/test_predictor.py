@@ -427,6 +427,34 @@ def test_auto_precision_stays_close_to_fp32() -> None:
     assert float(difference) < 0.02
 
 
+def test_bf16_weights_are_cast_once_and_again_only_after_they_change(
+    images: list[Image.Image], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retinalnet import predictor as predictor_module
+
+    casts: list[nn.Module] = []
+    cast = predictor_module.low_precision_forward
+
+    def counting(model: nn.Module, dtype: torch.dtype | None) -> Callable[..., torch.Tensor]:
+        casts.append(model)
+        return cast(model, dtype)
+
+    monkeypatch.setattr(predictor_module, "low_precision_forward", counting)
+    model = small_cnn(preprocessing=Preprocessing(size=32))
+    predictor = Predictor(model, device="cpu", precision="bf16")
+    first = predictor.predict_proba(images)
+    assert torch.equal(predictor.predict_proba(images), first)
+    assert len(casts) == 1  # the second call reused the cast weights
+
+    with torch.no_grad():
+        next(model.parameters()).mul_(-2.0)  # trained further, say
+    changed = predictor.predict_proba(images)
+    assert len(casts) == 2
+    fresh = Predictor(model, device="cpu", precision="bf16")
+    assert torch.equal(changed, fresh.predict_proba(images))
+    assert not torch.equal(changed, first)
+
+
 def test_unknown_precision_is_refused() -> None:
     with pytest.raises(ValueError, match="precision must be"):
         Predictor(small_cnn(), device="cpu", precision="int8")
