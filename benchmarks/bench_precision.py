@@ -51,8 +51,8 @@ def main() -> None:
     model = vgg16_transfer(weights=None).to(device).eval()
     inputs = torch.randn(args.images, 3, 224, 224, device=device)
     channels_last = inputs.contiguous(memory_format=torch.channels_last)
-    low = torch.float16 if device.type == "cuda" and not torch.cuda.is_bf16_supported() else None
-    low = low or torch.bfloat16
+    bf16_ok = device.type != "cuda" or torch.cuda.is_bf16_supported()
+    low = torch.bfloat16 if bf16_ok else torch.float16
 
     def fp32(batch: torch.Tensor) -> torch.Tensor:
         return model(batch)

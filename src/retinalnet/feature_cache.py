@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -198,7 +199,7 @@ class FeatureCache:
 
 
 def _extract(
-    model: nn.Module,
+    forward: Callable[[torch.Tensor], torch.Tensor],
     head: nn.Module,
     loader: DataLoader[Any],
     device: torch.device,
@@ -216,7 +217,6 @@ def _extract(
     handle = head.register_forward_pre_hook(keep_input)
     try:
         with torch.inference_mode(), autocast(device, dtype):
-            forward = low_precision_forward(model, dtype)  # weights cast once, not per batch
             for step, (inputs, batch_targets) in enumerate(
                 progress_bar(loader, total=len(loader), description=description, enabled=progress)
             ):
@@ -334,6 +334,7 @@ def build_feature_cache(
         ]
         features: list[torch.Tensor] = []
         targets: list[torch.Tensor] = []
+        forward = low_precision_forward(model, dtype)  # weights cast once for every pass
         torch_state = torch.random.get_rng_state()
         torch.manual_seed(seed)
         try:
@@ -348,7 +349,7 @@ def build_feature_cache(
                     ),
                 )
                 rows, labels = _extract(
-                    model, head, loader, target_device, dtype, description, progress
+                    forward, head, loader, target_device, dtype, description, progress
                 )
                 features.append(rows)
                 targets.append(labels)

@@ -36,7 +36,7 @@ from torch import nn
 from torch.nn import functional
 
 from retinalnet.models import Classifier, feature_blocks
-from retinalnet.transforms import Preprocessing, ToRGB
+from retinalnet.transforms import Preprocessing
 
 __all__ = [
     "PointingGame",
@@ -321,7 +321,7 @@ def grad_cam_image(
             f"grad_cam_image needs a retinalnet Classifier (got {type(model).__name__}) for "
             "its preprocessing; for a bare network call grad_cam on prepared inputs"
         )
-    inputs = model.preprocessing.eval_transform()(ToRGB()(image))
+    inputs = model.preprocessing.eval_transform()(image)  # any mode: the pipeline converts
     cam = grad_cam(model, inputs, class_index=class_index, layer=layer)
     return heatmap_to_image(cam, image.size, model.preprocessing)
 

@@ -330,32 +330,19 @@ class Predictor:
                 f"class_index must be from 0 to {len(self.classes) - 1} or a class name, got "
                 f"{class_index!r}"
             )
-        return grad_cam_image(self.model, self._load(image), class_index=class_index)
-
-    def _load(self, image: ImageInput) -> Image.Image:
-        if isinstance(image, (str, os.PathLike)):
-            return load_image(image)
-        if isinstance(image, Image.Image):
-            return image
-        if isinstance(image, torch.Tensor):
-            return _tensor_to_pil(image, 0)
-        raise TypeError(
-            f"image is a {type(image).__name__}; expected a path, a PIL image or an image tensor"
-        )
+        return grad_cam_image(self.model, _as_pil(image, "image"), class_index=class_index)
 
 
-def _prepare_image(
-    image: ImageInput, position: int, transform: Callable[[Image.Image], torch.Tensor]
-) -> torch.Tensor:
+def _as_pil(image: ImageInput, name: str) -> Image.Image:
+    """The PIL image of a path, PIL image or image tensor (``name`` names it in errors)."""
     if isinstance(image, (str, os.PathLike)):
-        return transform(load_image(image))
+        return load_image(image)
     if isinstance(image, Image.Image):
-        return transform(image)
+        return image
     if isinstance(image, torch.Tensor):
-        return transform(_tensor_to_pil(image, position))
+        return _tensor_to_pil(image, name)
     raise TypeError(
-        f"image {position} is a {type(image).__name__}; expected a path, a PIL image or "
-        "an image tensor"
+        f"{name} is a {type(image).__name__}; expected a path, a PIL image or an image tensor"
     )
 
 
@@ -372,31 +359,30 @@ class _PreparedImages(Dataset[torch.Tensor]):
         return len(self.images)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return _prepare_image(self.images[index], index, self.transform)
+        return self.transform(_as_pil(self.images[index], f"image {index}"))
 
 
-def _tensor_to_pil(tensor: torch.Tensor, position: int) -> Image.Image:
+def _tensor_to_pil(tensor: torch.Tensor, name: str) -> Image.Image:
     if tensor.dim() == 4:
         raise ValueError(
-            f"image {position} is a batch tensor of shape {tuple(tensor.shape)}; pass "
+            f"{name} is a batch tensor of shape {tuple(tensor.shape)}; pass "
             "list(batch) to predict each image"
         )
     if tensor.dim() == 2:
         tensor = tensor.unsqueeze(0)
     if tensor.dim() != 3 or tensor.shape[0] not in (1, 3):
         raise ValueError(
-            f"image {position} has shape {tuple(tensor.shape)}; expected (H, W), (1, H, W) or "
-            "(3, H, W)"
+            f"{name} has shape {tuple(tensor.shape)}; expected (H, W), (1, H, W) or (3, H, W)"
         )
     if tensor.is_floating_point():
         low, high = float(tensor.min()), float(tensor.max())
         if low < 0 or high > 1:
             raise ValueError(
-                f"image {position} is a float tensor with values in [{low:.3g}, {high:.3g}]; "
+                f"{name} is a float tensor with values in [{low:.3g}, {high:.3g}]; "
                 "expected an image in [0, 1] (a normalised tensor is a model input: call the "
                 "model directly)"
             )
     elif tensor.dtype != torch.uint8:
-        raise ValueError(f"image {position} has dtype {tensor.dtype}; expected uint8 or float")
+        raise ValueError(f"{name} has dtype {tensor.dtype}; expected uint8 or float")
     image: Image.Image = to_pil_image(tensor.detach().cpu())
     return image
