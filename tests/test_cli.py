@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from retinalnet import __version__
-from retinalnet.cli import main
+from retinalnet.cli import build_parser, main
 from retinalnet.datasets import make_synthetic_kermany
 from retinalnet.training import load_checkpoint
 
@@ -241,3 +241,9 @@ def test_predict_writes_a_grad_cam_overlay_per_image(
     assert len(capsys.readouterr().out.strip().splitlines()) == 2
     expected = sorted(f"{p.stem}_cam.png" for p in folder.iterdir())
     assert sorted(p.name for p in cams.iterdir()) == expected
+
+
+def test_train_leaves_the_worker_count_to_the_library_by_default() -> None:
+    parsed = build_parser().parse_args(["train", "--data", "OCT2017"])
+    assert parsed.workers is None  # the Trainer then picks by device (default_num_workers)
+    assert build_parser().parse_args(["train", "--data", "x", "--workers", "3"]).workers == 3

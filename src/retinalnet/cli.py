@@ -83,7 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=1e-3)
     train.add_argument("--patience", type=int, default=3)
     train.add_argument("--image-size", type=int, default=224)
-    train.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    train.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="DataLoader worker processes (default: 0 on a CPU, up to 8 with a GPU)",
+    )
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--resume", type=Path, default=None, help="continue from OUT/last.pt")
     train.add_argument("--overwrite", action="store_true", help="replace OUT/best.pt")
