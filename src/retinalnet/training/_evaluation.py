@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from retinalnet.metrics import confusion_matrix
 from retinalnet.models import Classifier
 from retinalnet.precision import autocast, resolve_precision
 from retinalnet.training._device import resident_device, resolve_device
@@ -163,7 +164,6 @@ def run_evaluation(
 ) -> EvaluationResult:
     """Evaluate on a prepared loader (the loop the Trainer uses after each epoch)."""
     num_classes = len(classes)
-    confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64)
     total_loss = 0.0
     all_probabilities: list[torch.Tensor] = []
     all_targets: list[torch.Tensor] = []
@@ -186,31 +186,28 @@ def run_evaluation(
                     # NLLLoss and CrossEntropyLoss alike
                     outputs = probabilities.log().to(outputs.dtype)
                 total_loss += float(loss(outputs, targets)) * len(targets)
-                predicted = outputs.argmax(dim=1)
                 all_probabilities.append(probabilities.cpu())
                 all_targets.append(targets.cpu())
-                confusion += torch.bincount(
-                    (targets * num_classes + predicted).cpu(), minlength=num_classes**2
-                )
     finally:
         model.train(was_training)
-    matrix = confusion.reshape(num_classes, num_classes).numpy()
-    count = int(matrix.sum())
+    probabilities_array = (
+        torch.cat(all_probabilities).numpy() if all_probabilities else np.empty((0, num_classes))
+    )
+    targets_array = (
+        torch.cat(all_targets).to(torch.int64).numpy()
+        if all_targets
+        else np.empty(0, dtype=np.int64)
+    )
+    # the most probable class is the model's argmax: softmax keeps the order of its outputs
+    matrix = confusion_matrix(targets_array, probabilities_array.argmax(axis=1), num_classes)
+    count = len(targets_array)
     return EvaluationResult(
         classes=tuple(classes),
         loss=total_loss / count if count else math.nan,
         accuracy=float(np.trace(matrix) / count) if count else math.nan,
         confusion_matrix=matrix,
-        probabilities=(
-            torch.cat(all_probabilities).numpy()
-            if all_probabilities
-            else np.empty((0, num_classes))
-        ),
-        targets=(
-            torch.cat(all_targets).to(torch.int64).numpy()
-            if all_targets
-            else np.empty(0, dtype=np.int64)
-        ),
+        probabilities=probabilities_array,
+        targets=targets_array,
         tta=tta,
     )
 
