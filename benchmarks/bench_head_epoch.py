@@ -19,9 +19,10 @@ import time
 import torch
 from torch import nn
 
+from retinalnet._core.device import resolve_device
+from retinalnet._core.loaders import BatchedTensorDataset
 from retinalnet.models import Classifier, build_head
-from retinalnet.training import Trainer, resolve_device
-from retinalnet.training._loaders import BatchedTensorDataset
+from retinalnet.training import Trainer
 
 EPOCHS = 10
 

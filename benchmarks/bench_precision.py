@@ -20,8 +20,8 @@ from collections.abc import Callable
 import torch
 
 from retinalnet import vgg16_transfer
+from retinalnet._core.device import resolve_device
 from retinalnet.precision import autocast, cpu_has_native_bf16, low_precision_forward
-from retinalnet.training import resolve_device
 
 
 def images_per_second(

@@ -23,10 +23,10 @@ import torch
 from PIL import Image
 
 from retinalnet import Predictor, vgg16_transfer
+from retinalnet._core.device import resolve_device
 from retinalnet.datasets import find_images, make_synthetic_kermany
 from retinalnet.models import Classifier
 from retinalnet.precision import cpu_has_native_bf16
-from retinalnet.training import resolve_device
 
 
 def tutorial_predict(path: Path, model: Classifier, device: torch.device, k: int) -> None:

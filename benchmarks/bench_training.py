@@ -28,9 +28,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from retinalnet import KermanyOCT, Trainer, vgg16_transfer
+from retinalnet._core.device import default_num_workers, resolve_device
 from retinalnet.datasets import make_synthetic_kermany
 from retinalnet.precision import cpu_has_native_bf16
-from retinalnet.training import default_num_workers, resolve_device
 
 
 def tutorial_epoch(

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from retinalnet.datasets import AuditReport, DuplicateGroup, audit, file_digest
+from retinalnet._core.files import file_digest
+from retinalnet.datasets import AuditReport, DuplicateGroup, audit
 
 
 def _noise_jpeg(path: Path, seed: int, mode: str = "L", fmt: str = "JPEG") -> None:

@@ -20,8 +20,8 @@ from _training_helpers import (
     snapshot,
     tiny_cnn,
 )
+from retinalnet.checkpoint import CHECKPOINT_FORMAT, Checkpoint, load_checkpoint, save_checkpoint
 from retinalnet.models import Classifier, small_cnn
-from retinalnet.training import CHECKPOINT_FORMAT, Checkpoint, load_checkpoint, save_checkpoint
 from retinalnet.transforms import Preprocessing
 
 HISTORY = [

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from retinalnet import __version__
+from retinalnet.checkpoint import load_checkpoint
 from retinalnet.cli import build_parser, main
 from retinalnet.datasets import make_synthetic_kermany
-from retinalnet.training import load_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from retinalnet.training import resolve_device
-from retinalnet.training._device import resident_device
+from retinalnet._core.device import resident_device, resolve_device
 
 
 @pytest.fixture

@@ -13,12 +13,12 @@ from torch import nn
 from torchvision.models import resnet18
 
 from _training_helpers import CLASSES
+from retinalnet._core.loaders import BatchedTensorDataset
 from retinalnet.datasets import KermanyOCT, SyntheticOCT, make_synthetic_kermany
-from retinalnet.feature_cache import build_feature_cache, trainable_head
 from retinalnet.models import Classifier, build_head, freeze, replace_head, vgg16_transfer
 from retinalnet.training import Trainer, evaluate
 from retinalnet.training import _trainer as trainer_module
-from retinalnet.training._loaders import BatchedTensorDataset
+from retinalnet.training._feature_cache import build_feature_cache, trainable_head
 from retinalnet.transforms import Preprocessing
 
 
@@ -175,7 +175,7 @@ def test_trainer_option_trains_the_same_head_as_training_without_it(tree: Path) 
     cached = copy.deepcopy(direct)
     eval_prep = direct.preprocessing.eval_transform()
     settings = {"max_epochs": 2, "batch_size": 4, "seed": 2, "device": "cpu", "verbose": False}
-    settings["cache_precision"] = "fp32"
+    settings["precision"] = "fp32"
     history = Trainer(direct, **settings).fit(  # type: ignore[arg-type]
         KermanyOCT(tree, "train", transform=eval_prep), KermanyOCT(tree, "val", transform=eval_prep)
     )

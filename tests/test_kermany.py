@@ -456,7 +456,6 @@ def test_on_error_skip_raises_when_nothing_is_readable(make_tree):
     ("kwargs", "message"),
     [
         ({"on_error": "ignore"}, r"on_error must be one of 'raise', 'skip', got 'ignore'"),
-        ({"target_size": 0}, r"target_size must be a positive int .* got 0"),
     ],
 )
 def test_bad_loading_options_fail_at_construction(make_tree, kwargs, message):
@@ -465,13 +464,14 @@ def test_bad_loading_options_fail_at_construction(make_tree, kwargs, message):
         KermanyOCT(root, "train", **kwargs)
 
 
-def test_target_size_decodes_large_jpegs_at_reduced_scale(make_tree):
+def test_with_loader_reads_with_the_preprocessing_decoder(make_tree):
     root = make_tree({"train/CNV": ["CNV-1-1.jpeg"], "train/DME": ["DME-2-1.png"]}, size=(512, 496))
-    data = KermanyOCT(root, "train", target_size=256)
-    assert data.target_size == 256
-    assert data[0][0].size == (256, 248)  # JPEG: libjpeg's 1/2 scale
-    assert data[1][0].size == (512, 496)  # PNG: always full size
-    assert KermanyOCT(root, "train")[0][0].size == (512, 496)
+    data = KermanyOCT(root, "train")
+    fast = data.with_loader(Preprocessing().load)
+    assert fast[0][0].size == (256, 248)  # JPEG: libjpeg's 1/2 scale
+    assert fast[1][0].size == (512, 496)  # PNG: always full size
+    assert data[0][0].size == (512, 496)  # the original is unchanged
+    assert fast.samples == data.samples
 
 
 def test_indexing_opens_no_file(make_tree, monkeypatch):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from retinalnet.training._loaders import BatchedTensorDataset, make_loader
+from retinalnet._core.loaders import BatchedTensorDataset, make_loader
 
 
 def _tensors() -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""Precision choices: autocast dtype per device, and the channels-last fast path."""
+"""Precision choices: the one policy (autocast dtype per device and use), weights cast once."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from torch import nn
 from _training_helpers import linear_classifier, separable_data
 from retinalnet.precision import (
     autocast,
+    cast_weights,
     cpu_has_native_bf16,
     low_precision_forward,
-    prepare_for_speed,
     resolve_precision,
 )
 from retinalnet.training import Trainer
@@ -27,6 +27,11 @@ def test_explicit_precisions_on_cpu(precision: str, expected: torch.dtype | None
 def test_auto_on_cpu_uses_bf16_only_with_native_support() -> None:
     expected = torch.bfloat16 if cpu_has_native_bf16() else None
     assert resolve_precision("auto", CPU) is expected
+
+
+def test_auto_never_trains_in_bf16_on_a_cpu() -> None:
+    assert resolve_precision("auto", CPU, training=True) is None
+    assert resolve_precision("bf16", CPU, training=True) is torch.bfloat16
 
 
 def test_auto_on_mps_is_fp32() -> None:
@@ -52,16 +57,6 @@ def test_autocast_none_changes_nothing_and_bf16_computes_in_bf16() -> None:
         assert layer(x).dtype == torch.float32
     with autocast(CPU, torch.bfloat16):
         assert layer(x).dtype == torch.bfloat16
-
-
-def test_channels_last_gives_the_same_outputs() -> None:
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 3)).eval()
-    x = torch.randn(2, 3, 16, 16)
-    expected = model(x)
-    fast = prepare_for_speed(model, CPU)
-    assert fast[0].weight.is_contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(fast(x.contiguous(memory_format=torch.channels_last)), expected)
 
 
 def _conv_net() -> nn.Module:
@@ -95,6 +90,19 @@ def test_low_precision_forward_keeps_a_shared_weight_shared() -> None:
         torch.testing.assert_close(low_precision_forward(model, torch.bfloat16)(x), model(x))
 
 
+def test_cast_weights_casts_again_only_what_changed() -> None:
+    model = _conv_net()
+    first = cast_weights(model, torch.bfloat16)
+    assert set(first) == {"0.weight", "0.bias", "4.weight", "4.bias"}  # no batch norm
+    assert first["0.weight"][1].is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        model[4].weight.add_(1.0)  # an in-place update, as an optimizer step makes
+    second = cast_weights(model, torch.bfloat16, first)
+    assert second["0.weight"][1] is first["0.weight"][1]  # unchanged: the same copy
+    assert second["4.weight"][1] is not first["4.weight"][1]
+    torch.testing.assert_close(second["4.weight"][1], model[4].weight.to(torch.bfloat16))
+
+
 def test_low_precision_forward_without_a_dtype_is_the_model() -> None:
     model = _conv_net()
     assert low_precision_forward(model, None) is model
@@ -111,5 +119,3 @@ def test_trainer_trains_under_bf16_autocast_with_fp32_weights() -> None:
 def test_trainer_refuses_a_bad_precision_at_construction() -> None:
     with pytest.raises(ValueError, match="precision must be"):
         Trainer(linear_classifier(), precision="fp8", device="cpu")
-    with pytest.raises(ValueError, match="precision must be"):
-        Trainer(linear_classifier(), cache_precision="fp8", device="cpu")

@@ -20,10 +20,10 @@ from _training_helpers import (
     tiny_cnn,
 )
 from retinalnet import SyntheticOCT
+from retinalnet.checkpoint import save_checkpoint
 from retinalnet.datasets import UnreadableImageError, find_images
 from retinalnet.models import Classifier, SmallCNN, small_cnn
 from retinalnet.predictor import ClassProbability, Prediction, Predictor
-from retinalnet.training import save_checkpoint
 from retinalnet.transforms import Preprocessing
 
 
@@ -247,7 +247,7 @@ def test_predicts_on_the_cpu_in_eval_mode_without_gradients(
     second = predictor.predict_proba(images)
 
     assert predictor.device == torch.device("cpu")
-    assert not predictor.model.training
+    assert predictor.model.training  # predicted in eval mode, the caller's mode restored
     assert torch.equal(first, second)
     assert first.device == torch.device("cpu")
     assert not first.requires_grad
@@ -430,26 +430,30 @@ def test_auto_precision_stays_close_to_fp32() -> None:
 def test_bf16_weights_are_cast_once_and_again_only_after_they_change(
     images: list[Image.Image], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from retinalnet import predictor as predictor_module
+    from retinalnet import engine as engine_module
 
-    casts: list[nn.Module] = []
-    cast = predictor_module.low_precision_forward
+    casts: list[int] = []
+    cast = engine_module.cast_weights
 
-    def counting(model: nn.Module, dtype: torch.dtype | None) -> Callable[..., torch.Tensor]:
-        casts.append(model)
-        return cast(model, dtype)
+    def counting(model: nn.Module, dtype: torch.dtype, previous: Any = None) -> Any:
+        result = cast(model, dtype, previous)
+        kept = {id(t) for _, t in (previous or {}).values()}
+        casts.append(sum(id(t) not in kept for _, t in result.values()))
+        return result
 
-    monkeypatch.setattr(predictor_module, "low_precision_forward", counting)
+    monkeypatch.setattr(engine_module, "cast_weights", counting)
     model = small_cnn(preprocessing=Preprocessing(size=32))
     predictor = Predictor(model, device="cpu", precision="bf16")
     first = predictor.predict_proba(images)
+    weights = casts[0]
+    assert weights > 0
     assert torch.equal(predictor.predict_proba(images), first)
-    assert len(casts) == 1  # the second call reused the cast weights
+    assert casts[1] == 0  # the second call reused every cast weight
 
     with torch.no_grad():
         next(model.parameters()).mul_(-2.0)  # trained further, say
     changed = predictor.predict_proba(images)
-    assert len(casts) == 2
+    assert casts[2] == 1  # only the weight that changed is cast again
     fresh = Predictor(model, device="cpu", precision="bf16")
     assert torch.equal(changed, fresh.predict_proba(images))
     assert not torch.equal(changed, first)
@@ -472,6 +476,18 @@ def test_worker_processes_give_the_same_probabilities_and_name_bad_files(tmp_pat
     broken.write_text("not an image")
     with pytest.raises(UnreadableImageError, match=r"broken\.jpeg"):
         workers.predict_proba([*paths, broken])
+
+
+def test_the_callers_model_keeps_its_layout_dtype_and_mode() -> None:
+    model = small_cnn(preprocessing=Preprocessing(size=32)).train()
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    predictor = Predictor(model, device="cpu", precision="bf16")
+    predictor.predict_proba([torch.rand(40, 40)])
+    assert model.training
+    for name, parameter in model.named_parameters():
+        assert parameter.dtype == torch.float32
+        assert parameter.is_contiguous()  # not switched to channels-last
+        assert torch.equal(parameter, before[name])
 
 
 def test_in_memory_images_are_prepared_in_process_even_with_workers() -> None:

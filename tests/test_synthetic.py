@@ -11,7 +11,7 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
-from retinalnet.datasets._classes import KERMANY_CLASSES, KERMANY_SPLITS
+from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
 from retinalnet.datasets._synthetic import SyntheticOCT, make_synthetic_kermany, render_bscan
 
 SMALL = (64, 64)

@@ -10,14 +10,15 @@ import torch
 from PIL import Image
 from torchvision import transforms as T  # noqa: N812 - torchvision's own alias
 
-from retinalnet.transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    Preprocessing,
-    ToRGB,
-    eval_transforms,
-    train_transforms,
-)
+from retinalnet import transforms
+from retinalnet.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+
+
+def _deprecated(name: str):
+    """A 0.1 helper of retinalnet.transforms, checking that it warns."""
+    with pytest.warns(DeprecationWarning, match=rf"transforms\.{name} is deprecated since 0\.2"):
+        return getattr(transforms, name)
+
 
 MEAN = [0.485, 0.456, 0.406]
 STD = [0.229, 0.224, 0.225]
@@ -231,13 +232,18 @@ def test_explicit_resize_is_kept():
     assert prep.eval_transform()(colour_image()).shape == (3, 64, 64)
 
 
-def test_to_rgb():
+def test_to_rgb_is_deprecated_and_still_converts():
+    to_rgb = _deprecated("ToRGB")()
     gray = Image.new("L", (4, 3), 7)
-    rgb = ToRGB()(gray)
+    rgb = to_rgb(gray)
     assert (rgb.mode, rgb.getpixel((0, 0))) == ("RGB", (7, 7, 7))
     colour = colour_image((4, 3))
-    assert ToRGB()(colour) is colour
-    assert repr(ToRGB()) == "ToRGB()"
+    assert to_rgb(colour) is colour
+
+
+def test_unknown_names_are_attribute_errors():
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        transforms.nothing  # noqa: B018
 
 
 # --- to_dict / from_dict ------------------------------------------------------------------
@@ -253,6 +259,7 @@ def test_to_dict_is_plain_data():
         "scale": [0.8, 1.0],
         "hflip": True,
         "jitter": 0.2,
+        "reduced_decode": True,
     }
 
 
@@ -309,6 +316,7 @@ def test_invalid_settings_are_refused(kwargs, message):
 
 def test_eval_transforms_helper_is_the_preset():
     image = colour_image()
+    eval_transforms = _deprecated("eval_transforms")
     assert torch.equal(eval_transforms()(image), Preprocessing().eval_transform()(image))
     assert eval_transforms(112)(image).shape == (3, 112, 112)
 
@@ -317,8 +325,58 @@ def test_eval_transforms_helper_is_the_preset():
 def test_train_transforms_helper_is_the_preset(size, jitter):
     image = colour_image()
     torch.manual_seed(5)
-    ours = train_transforms(size, jitter=jitter)(image)
+    ours = _deprecated("train_transforms")(size, jitter=jitter)(image)
     torch.manual_seed(5)
     preset = Preprocessing(size=size, jitter=jitter).train_transform()(image)
     assert ours.shape == (3, size, size)
     assert torch.equal(ours, preset)
+
+
+# --- one path from file to model input ------------------------------------------------------
+
+
+def test_a_dict_from_before_0_2_decodes_at_full_size():
+    old = Preprocessing().to_dict()
+    del old["reduced_decode"]
+    assert Preprocessing.from_dict(old).reduced_decode is False
+    assert Preprocessing.from_dict(Preprocessing().to_dict()).reduced_decode is True
+
+
+def test_load_decodes_at_the_scale_the_preprocessing_says(tmp_path):
+    path = tmp_path / "scan.jpeg"
+    Image.linear_gradient("L").resize((512, 496)).save(path)
+    assert Preprocessing().load(path).size == (256, 248)  # libjpeg's 1/2 scale
+    assert Preprocessing(reduced_decode=False).load(path).size == (512, 496)
+    assert Preprocessing(size=448).load(path).size == (512, 496)  # resize 512: no reduction
+
+
+def test_prepare_gives_the_same_input_for_a_path_a_pil_image_and_a_tensor(tmp_path):
+    path = tmp_path / "scan.png"
+    gray = Image.linear_gradient("L").resize((80, 64))
+    gray.save(path)
+    prep = Preprocessing(size=32)
+    from_path = prep.prepare(path)
+    assert from_path.shape == (3, 32, 32)
+    assert torch.equal(from_path, prep.prepare(gray))
+    as_tensor = torch.from_numpy(np.array(gray))
+    assert torch.equal(from_path, prep.prepare(as_tensor))
+    assert torch.equal(from_path, prep.eval_transform()(gray))
+
+
+@pytest.mark.parametrize("image_size", [(512, 496), (496, 512), (1536, 496), (300, 300)])
+@pytest.mark.parametrize("size", [224, 64])
+def test_crop_box_is_where_the_eval_pipeline_crops(image_size, size):
+    """Mark the crop box's corners in an image: the eval pipeline keeps them at its edges."""
+    prep = Preprocessing(size=size, mean=(0, 0, 0), std=(1, 1, 1))
+    left, top, right, bottom = prep.crop_box(image_size)
+    width, height = image_size
+    assert 0 <= left < right <= width
+    assert 0 <= top < bottom <= height
+    # the box has the model's aspect (square) and the scale of the resize
+    scale = min(width, height) / prep.resize
+    assert (right - left) == pytest.approx(size * scale, rel=0.02)
+    assert (bottom - top) == pytest.approx(size * scale, rel=0.02)
+    inside = Image.new("L", image_size, 0)
+    inside.paste(255, (round(left), round(top), round(right), round(bottom)))
+    prepared = prep.eval_transform()(inside)
+    assert float(prepared.mean()) > 0.97  # the crop lies inside the box

@@ -193,15 +193,11 @@ def _run_train(args: argparse.Namespace) -> int:
 
     preprocessing = Preprocessing(size=args.image_size)
     if args.manifest is not None:
-        train = KermanyOCT.from_manifest(
-            args.manifest, "train", root=args.data, target_size=preprocessing.resize
-        )
-        val = KermanyOCT.from_manifest(
-            args.manifest, "val", root=args.data, target_size=preprocessing.resize
-        )
+        train = KermanyOCT.from_manifest(args.manifest, "train", root=args.data)
+        val = KermanyOCT.from_manifest(args.manifest, "val", root=args.data)
     else:
-        train = KermanyOCT(args.data, "train", target_size=preprocessing.resize)
-        val = KermanyOCT(args.data, "val", target_size=preprocessing.resize)
+        train = KermanyOCT(args.data, "train")
+        val = KermanyOCT(args.data, "val")
     if args.arch == "vgg16_transfer":
         model = vgg16_transfer(weights=args.weights, preprocessing=preprocessing)
     else:
@@ -229,8 +225,9 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
+    from retinalnet.checkpoint import load_checkpoint
     from retinalnet.datasets import KermanyOCT
-    from retinalnet.training import evaluate, load_checkpoint
+    from retinalnet.training import evaluate
 
     model = load_checkpoint(args.checkpoint).build_model()
     data = KermanyOCT(args.data, args.split)

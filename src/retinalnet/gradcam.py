@@ -24,6 +24,7 @@ True
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ from PIL import Image
 from torch import nn
 from torch.nn import functional
 
+from retinalnet._core.images import ImageInput, coerce_image
 from retinalnet.models import Classifier, feature_blocks
 from retinalnet.transforms import Preprocessing
 
@@ -226,10 +228,10 @@ def heatmap_to_image(
 ) -> npt.NDArray[np.float32]:
     """Map a heatmap of the model's input back onto the original image.
 
-    The evaluation preprocessing resizes the shorter side to ``preprocessing.resize`` and
-    takes the centre ``size`` x ``size`` crop. The heatmap is placed where that crop lies in
-    the resized image (zeros elsewhere: the model never saw the cut-off sides) and the whole
-    is resized (bilinear) to the original image's size.
+    The heatmap is placed where the model's input lies in the image
+    (:meth:`Preprocessing.crop_box <retinalnet.transforms.Preprocessing.crop_box>`: the
+    centre crop after the resize), with zeros elsewhere (the model never saw the cut-off
+    sides).
 
     Parameters
     ----------
@@ -255,34 +257,20 @@ def heatmap_to_image(
     (496, 768)
     """
     width, height = image_size
-    resized = _resized_size(width, height, preprocessing.resize)
-    crop = preprocessing.size
+    left, top, right, bottom = (round(edge) for edge in preprocessing.crop_box(image_size))
     cam = torch.as_tensor(np.asarray(heatmap, dtype=np.float32))
-    if cam.shape != (crop, crop):
-        cam = functional.interpolate(
-            cam[None, None], size=(crop, crop), mode="bilinear", align_corners=False
-        )[0, 0]
-    canvas = torch.zeros(resized[1], resized[0])
-    # torchvision's CenterCrop offsets (the resized image is never smaller than the crop)
-    top = round((resized[1] - crop) / 2.0)
-    left = round((resized[0] - crop) / 2.0)
-    canvas[top : top + crop, left : left + crop] = cam
-    full = functional.interpolate(
-        canvas[None, None], size=(height, width), mode="bilinear", align_corners=False
+    # the map resized onto the crop, in the image's pixels; zeros around it
+    placed = functional.interpolate(
+        cam[None, None], size=(bottom - top, right - left), mode="bilinear", align_corners=False
     )[0, 0]
+    full = torch.zeros(height, width)
+    full[top:bottom, left:right] = placed
     return full.clamp(0, 1).numpy().astype(np.float32)
-
-
-def _resized_size(width: int, height: int, shorter: int) -> tuple[int, int]:
-    # torchvision Resize(int): the shorter side becomes `shorter`, the longer is truncated
-    if width <= height:
-        return shorter, int(shorter * height / width)
-    return int(shorter * width / height), shorter
 
 
 def grad_cam_image(
     model: Classifier,
-    image: Image.Image,
+    image: ImageInput,
     *,
     class_index: int | None = None,
     layer: nn.Module | None = None,
@@ -297,7 +285,10 @@ def grad_cam_image(
     model
         A :class:`~retinalnet.models.Classifier`.
     image
-        A PIL image (grayscale or RGB).
+        A file path, a PIL image or an image tensor, as for
+        :meth:`Predictor.topk <retinalnet.Predictor.topk>`. A file is decoded as the
+        model's preprocessing decodes it (perhaps at reduced scale); the map is returned at
+        the file's own size.
     class_index, layer
         As in :func:`grad_cam`.
 
@@ -321,9 +312,19 @@ def grad_cam_image(
             f"grad_cam_image needs a retinalnet Classifier (got {type(model).__name__}) for "
             "its preprocessing; for a bare network call grad_cam on prepared inputs"
         )
-    inputs = model.preprocessing.eval_transform()(image)  # any mode: the pipeline converts
+    preprocessing = model.preprocessing
+    inputs = preprocessing.prepare(image)  # the one path from an image to a model input
     cam = grad_cam(model, inputs, class_index=class_index, layer=layer)
-    return heatmap_to_image(cam, image.size, model.preprocessing)
+    return heatmap_to_image(cam, _full_size(image), preprocessing)
+
+
+def _full_size(image: ImageInput) -> tuple[int, int]:
+    """``(width, height)`` of an image as given: a file's own size, however it is decoded."""
+    if isinstance(image, (str, os.PathLike)):  # already read once by prepare()
+        with Image.open(image) as opened:
+            size: tuple[int, int] = opened.size
+        return size
+    return coerce_image(image).size
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from typing import Any, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
-from retinalnet.datasets._classes import KERMANY_CLASSES
+from retinalnet._core.classes import KERMANY_CLASSES
 
 __all__ = [
     "URGENT_CLASSES",

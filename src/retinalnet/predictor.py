@@ -3,33 +3,27 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias, overload
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
 import torch
-from PIL import Image
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms.functional import to_pil_image
+from torch.utils.data import Dataset
 
-from retinalnet.datasets import load_image
+from retinalnet._core.device import default_num_workers
+from retinalnet._core.images import ImageInput, coerce_image
+from retinalnet._core.loaders import make_loader
+from retinalnet.checkpoint import load_checkpoint
+from retinalnet.engine import InferenceEngine
+from retinalnet.gradcam import grad_cam_image
 from retinalnet.models import Classifier
-from retinalnet.precision import (
-    autocast,
-    low_precision_forward,
-    prepare_for_speed,
-    resolve_precision,
-)
-from retinalnet.training import default_num_workers, load_checkpoint, resolve_device
+from retinalnet.precision import Precision
+from retinalnet.transforms import Preprocessing
 
 __all__ = ["ClassProbability", "ImageInput", "Prediction", "Predictor"]
-
-ImageInput: TypeAlias = "str | os.PathLike[str] | Image.Image | torch.Tensor"
-"""A single image, given as a file path, a PIL image, or an image tensor ``(H, W)``,
-``(1, H, W)`` or ``(3, H, W)``, uint8 or float in [0, 1] (not a normalised model input)."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +89,7 @@ class Predictor:
         .. versionadded:: 0.2
     num_workers
         Processes that read and prepare image files while the model runs; by default 0 on a
-        CPU and up to 8 with a GPU (see :func:`~retinalnet.training.default_num_workers`).
+        CPU (measured faster on 2 cores) and up to 8 with a GPU.
         In-memory images are always prepared in the calling process.
 
         .. versionadded:: 0.2
@@ -106,10 +100,17 @@ class Predictor:
         bf16 once (:func:`~retinalnet.precision.low_precision_forward`) and again only
         after one of them changes; the model keeps its fp32 weights, and the cast copy
         takes half their memory. ``"fp32"`` gives exact fp32 probabilities;
-        ``"bf16"``/``"fp16"`` force one. The model is moved to the channels-last memory
-        layout, which changes no result.
+        ``"bf16"``/``"fp16"`` force one. Images go through the network in the
+        channels-last memory layout, which changes no result.
 
         .. versionadded:: 0.2
+
+    Notes
+    -----
+    Every forward pass goes through :class:`~retinalnet.engine.InferenceEngine`, the same
+    engine evaluation and the feature cache use. The model is moved to ``device``; nothing
+    else about it changes (its weights, memory layout and train/eval mode stay as they
+    are).
 
     Examples
     --------
@@ -127,7 +128,7 @@ class Predictor:
         device: str | torch.device = "auto",
         batch_size: int = 32,
         tta: bool = False,
-        precision: str = "auto",
+        precision: Precision = "auto",
         num_workers: int | None = None,
     ) -> None:
         if not isinstance(model, Classifier):
@@ -135,20 +136,32 @@ class Predictor:
                 f"Predictor needs a retinalnet Classifier (got {type(model).__name__}), which "
                 "carries the class names and preprocessing: Classifier(network, classes=[...])"
             )
-        if batch_size < 1:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
-        self.device = resolve_device(device)
-        self.precision = precision
-        self._dtype = resolve_precision(precision, self.device)
-        prepare_for_speed(model, self.device)
-        self.model = model.eval()
+        self.engine = InferenceEngine(model, device=device, precision=precision, tta=tta)
+        self.model = model
         self.batch_size = batch_size
-        self.num_workers = default_num_workers(self.device) if num_workers is None else num_workers
-        self.tta = tta
-        self._transform = model.preprocessing.eval_transform()
-        # The weights cast to bf16/fp16 once, and what they were cast from (see _forward_fn).
-        self._cast_from: tuple[tuple[int, int], ...] = ()
-        self._cast_forward: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.num_workers = num_workers
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model runs."""
+        return self.engine.device
+
+    @property
+    def precision(self) -> Precision:
+        """The precision asked for (see the constructor)."""
+        return self.engine.precision
+
+    @property
+    def tta(self) -> bool:
+        """Whether each image is averaged with its mirror."""
+        return self.engine.tta
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """How images are prepared: the model's own preprocessing."""
+        return self.model.preprocessing
 
     @classmethod
     def from_checkpoint(
@@ -159,7 +172,7 @@ class Predictor:
         batch_size: int = 32,
         model: nn.Module | None = None,
         tta: bool = False,
-        precision: str = "auto",
+        precision: Precision = "auto",
         num_workers: int | None = None,
     ) -> Predictor:
         """Load a checkpoint (safely, offline) and wrap it in a Predictor.
@@ -189,45 +202,26 @@ class Predictor:
         return self.model.classes
 
     def predict_proba(self, images: Sequence[ImageInput]) -> torch.Tensor:
-        """Class probabilities, shape ``(len(images), num_classes)``, on the CPU."""
+        """Class probabilities, shape ``(len(images), num_classes)``, float32 on the CPU."""
         if not images:
             return torch.empty(0, len(self.classes))
         # Workers pay off for files to decode; in-memory images (CUDA tensors among them)
         # are prepared in this process rather than copied to workers.
         files_only = all(isinstance(image, (str, os.PathLike)) for image in images)
-        loader = DataLoader(
-            _PreparedImages(images, self._transform),
+        loader = make_loader(
+            _PreparedImages(images, self.preprocessing),
             batch_size=self.batch_size,
-            num_workers=self.num_workers if files_only else 0,
+            shuffle=False,
+            transform=None,
+            num_workers=self._workers() if files_only else 0,
             pin_memory=self.device.type == "cuda",
         )
-        with torch.inference_mode():
-            model = self._forward_fn()
-            return torch.cat([self._forward(model, batch) for batch in loader])
+        return torch.cat(
+            [log_probs.exp().float().cpu() for log_probs, _ in self.engine.run(loader)]
+        )
 
-    def _forward_fn(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The model's forward with its weights cast to the autocast dtype once, not in
-        every batch as autocast would; cast again only when a weight has changed (in
-        place, or replaced), so predictions always use the model's current weights."""
-        weights = tuple((p.data_ptr(), p._version) for p in self.model.parameters())
-        if self._cast_forward is None or weights != self._cast_from:
-            self._cast_forward = None  # free the old copy before making the new one
-            self._cast_forward = low_precision_forward(self.model, self._dtype)
-            self._cast_from = weights
-        return self._cast_forward
-
-    def _forward(
-        self, model: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor
-    ) -> torch.Tensor:
-        with torch.inference_mode(), autocast(self.device, self._dtype):
-            inputs = batch.to(self.device, non_blocking=True)
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
-            # softmax turns log-probabilities and logits alike into probabilities
-            probabilities = torch.softmax(model(inputs).float(), dim=1)
-            if self.tta:
-                mirrored = torch.softmax(model(inputs.flip(-1)).float(), dim=1)
-                probabilities = (probabilities + mirrored) / 2
-            return probabilities.cpu()
+    def _workers(self) -> int:
+        return default_num_workers(self.device) if self.num_workers is None else self.num_workers
 
     @overload
     def topk(self, images: ImageInput, k: int = ...) -> Prediction: ...
@@ -316,8 +310,6 @@ class Predictor:
         >>> from retinalnet.plots import plot_gradcam  # doctest: +SKIP
         >>> plot_gradcam("CNV-1016042-1.jpeg", heatmap, save="cam.png")  # doctest: +SKIP
         """
-        from retinalnet.gradcam import grad_cam_image
-
         if isinstance(class_index, str):
             if class_index not in self.classes:
                 raise ValueError(
@@ -330,59 +322,21 @@ class Predictor:
                 f"class_index must be from 0 to {len(self.classes) - 1} or a class name, got "
                 f"{class_index!r}"
             )
-        return grad_cam_image(self.model, _as_pil(image, "image"), class_index=class_index)
-
-
-def _as_pil(image: ImageInput, name: str) -> Image.Image:
-    """The PIL image of a path, PIL image or image tensor (``name`` names it in errors)."""
-    if isinstance(image, (str, os.PathLike)):
-        return load_image(image)
-    if isinstance(image, Image.Image):
-        return image
-    if isinstance(image, torch.Tensor):
-        return _tensor_to_pil(image, name)
-    raise TypeError(
-        f"{name} is a {type(image).__name__}; expected a path, a PIL image or an image tensor"
-    )
+        return grad_cam_image(self.model, image, class_index=class_index)
 
 
 class _PreparedImages(Dataset[torch.Tensor]):
     """The images of one predict call, read and prepared on demand (in worker processes)."""
 
-    def __init__(
-        self, images: Sequence[ImageInput], transform: Callable[[Image.Image], torch.Tensor]
-    ) -> None:
+    def __init__(self, images: Sequence[ImageInput], preprocessing: Preprocessing) -> None:
         self.images = images
-        self.transform = transform
+        self.transform = preprocessing.eval_transform()
+        self.decode = preprocessing.load
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return self.transform(_as_pil(self.images[index], f"image {index}"))
-
-
-def _tensor_to_pil(tensor: torch.Tensor, name: str) -> Image.Image:
-    if tensor.dim() == 4:
-        raise ValueError(
-            f"{name} is a batch tensor of shape {tuple(tensor.shape)}; pass "
-            "list(batch) to predict each image"
-        )
-    if tensor.dim() == 2:
-        tensor = tensor.unsqueeze(0)
-    if tensor.dim() != 3 or tensor.shape[0] not in (1, 3):
-        raise ValueError(
-            f"{name} has shape {tuple(tensor.shape)}; expected (H, W), (1, H, W) or (3, H, W)"
-        )
-    if tensor.is_floating_point():
-        low, high = float(tensor.min()), float(tensor.max())
-        if low < 0 or high > 1:
-            raise ValueError(
-                f"{name} is a float tensor with values in [{low:.3g}, {high:.3g}]; "
-                "expected an image in [0, 1] (a normalised tensor is a model input: call the "
-                "model directly)"
-            )
-    elif tensor.dtype != torch.uint8:
-        raise ValueError(f"{name} has dtype {tensor.dtype}; expected uint8 or float")
-    image: Image.Image = to_pil_image(tensor.detach().cpu())
-    return image
+        image = coerce_image(self.images[index], name=f"image {index}", decode=self.decode)
+        prepared: torch.Tensor = self.transform(image)
+        return prepared

@@ -8,6 +8,8 @@ divided by 256; here there is nothing to get wrong).
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -16,33 +18,14 @@ import torch
 from PIL import Image
 from torchvision import transforms as tvt
 
-__all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "Preprocessing",
-    "ToRGB",
-    "eval_transforms",
-    "train_transforms",
-]
+from retinalnet._core.images import ImageInput, coerce_image, load_image
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Preprocessing"]
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 """Channel means the ImageNet backbones were trained with."""
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 """Channel standard deviations the ImageNet backbones were trained with."""
-
-
-class ToRGB:
-    """Convert any PIL image to 3-channel RGB.
-
-    OCT scans are grayscale (mode ``"L"``); ImageNet backbones take three channels, so the
-    gray value is repeated in each. Colour images are left as they are.
-    """
-
-    def __call__(self, image: Image.Image) -> Image.Image:
-        return image if image.mode == "RGB" else image.convert("RGB")
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
 
 
 class _GrayOrRGB:
@@ -101,6 +84,16 @@ class Preprocessing:
         Random brightness and contrast change during training, as a fraction (0 = off, the
         default). The tutorial's ``ColorJitter()`` had all factors at 0 and so did nothing;
         ``jitter=0.2`` makes it real.
+    reduced_decode
+        Decode a large JPEG at 1/2, 1/4 or 1/8 scale (libjpeg's draft mode) when its shorter
+        side stays at least about ``resize`` (see :meth:`load`): several times faster, and
+        within 1 to 2 grey levels of a full decode after the resize. On by default; it is
+        part of the preprocessing, so training, evaluation, prediction and the feature
+        cache all decode a file the same way. ``False`` decodes every file at full size.
+        Checkpoints written before 0.2 have no such setting and load with ``False``, the
+        full decode they were trained with.
+
+        .. versionadded:: 0.2
 
     Examples
     --------
@@ -119,6 +112,7 @@ class Preprocessing:
     scale: tuple[float, float] = (0.8, 1.0)
     hflip: bool = True
     jitter: float = 0.0
+    reduced_decode: bool = True
 
     def __post_init__(self) -> None:
         _check_size(self.size)
@@ -189,6 +183,65 @@ class Preprocessing:
         ]
         return tvt.Compose(steps)
 
+    def load(self, path: str | os.PathLike[str]) -> Image.Image:
+        """Decode an image file the way this preprocessing expects it.
+
+        With ``reduced_decode``, a JPEG at least about twice as large as ``resize`` is
+        decoded at reduced scale (see :func:`~retinalnet.datasets.load_image`); otherwise,
+        and for PNG files, at full size.
+
+        Raises
+        ------
+        retinalnet.datasets.UnreadableImageError
+            If the file cannot be read; the message names it.
+        """
+        return load_image(path, target_size=self.resize if self.reduced_decode else None)
+
+    def prepare(self, image: ImageInput) -> torch.Tensor:
+        """The model input ``(3, size, size)`` of one image: a path, PIL image or tensor.
+
+        The path from file to tensor that prediction, evaluation, Grad-CAM and the command
+        line share: :meth:`load` (for a path), then :meth:`eval_transform`.
+
+        Examples
+        --------
+        >>> import torch
+        >>> Preprocessing(size=64).prepare(torch.zeros(80, 96, dtype=torch.uint8)).shape
+        torch.Size([3, 64, 64])
+        """
+        prepared: torch.Tensor = self.eval_transform()(coerce_image(image, decode=self.load))
+        return prepared
+
+    def crop_box(self, image_size: tuple[int, int]) -> tuple[float, float, float, float]:
+        """Where the model's input lies in an image: ``(left, top, right, bottom)`` pixels.
+
+        The evaluation pipeline resizes the shorter side to ``resize`` and takes the centre
+        ``size`` square; this is that square, in the coordinates of the image as given
+        (``image_size`` is its ``(width, height)``, as PIL gives it). Grad-CAM uses it to
+        place a heatmap back on the scan.
+
+        Examples
+        --------
+        >>> Preprocessing(size=224).crop_box((512, 512))
+        (32.0, 32.0, 480.0, 480.0)
+        """
+        width, height = image_size
+        # torchvision Resize(int): the shorter side becomes `resize`, the longer is truncated
+        if width <= height:
+            resized = (self.resize, int(self.resize * height / width))
+        else:
+            resized = (int(self.resize * width / height), self.resize)
+        # torchvision CenterCrop offsets
+        left = round((resized[0] - self.size) / 2.0)
+        top = round((resized[1] - self.size) / 2.0)
+        scale_x, scale_y = width / resized[0], height / resized[1]
+        return (
+            left * scale_x,
+            top * scale_y,
+            (left + self.size) * scale_x,
+            (top + self.size) * scale_y,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data (lists and numbers) for checkpoints and JSON."""
         data = asdict(self)
@@ -207,6 +260,7 @@ class Preprocessing:
         """
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known)
+        data = {"reduced_decode": False, **data}  # written before 0.2: decoded at full size
         if unknown:
             raise ValueError(
                 f"unknown preprocessing setting(s) {unknown}; known: {sorted(known)} "
@@ -215,23 +269,34 @@ class Preprocessing:
         return cls(**dict(data))
 
 
-def train_transforms(size: int = 224, *, jitter: float = 0.0) -> tvt.Compose:
-    """The tutorial's training pipeline at ``size`` px (see :meth:`Preprocessing.train_transform`).
-
-    Examples
-    --------
-    >>> from retinalnet.transforms import train_transforms
-    >>> pipeline = train_transforms(224)
-    """
+def _train_transforms(size: int = 224, *, jitter: float = 0.0) -> tvt.Compose:
     return Preprocessing(size=size, jitter=jitter).train_transform()
 
 
-def eval_transforms(size: int = 224) -> tvt.Compose:
-    """The tutorial's evaluation pipeline at ``size`` px (see :meth:`Preprocessing.eval_transform`).
-
-    Examples
-    --------
-    >>> from retinalnet.transforms import eval_transforms
-    >>> pipeline = eval_transforms(224)
-    """
+def _eval_transforms(size: int = 224) -> tvt.Compose:
     return Preprocessing(size=size).eval_transform()
+
+
+def _to_rgb() -> tvt.Lambda:
+    return tvt.Lambda(lambda image: image if image.mode == "RGB" else image.convert("RGB"))
+
+
+_DEPRECATED = {
+    "train_transforms": (_train_transforms, "Preprocessing(size=...).train_transform()"),
+    "eval_transforms": (_eval_transforms, "Preprocessing(size=...).eval_transform()"),
+    "ToRGB": (_to_rgb, "Preprocessing().eval_transform(), which converts any mode itself"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """0.1 helpers kept for one release, with a :class:`DeprecationWarning`."""
+    if name not in _DEPRECATED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    function, replacement = _DEPRECATED[name]
+    warnings.warn(
+        f"retinalnet.transforms.{name} is deprecated since 0.2 and will be removed in 0.3; "
+        f"use {replacement}",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return function

@@ -15,34 +15,16 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from retinalnet.datasets._classes import KERMANY_CLASSES, KERMANY_SPLITS
-from retinalnet.datasets._kermany import _check_root, is_image_file, patient_id_from_name
+from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
+from retinalnet._core.progress import progress_bar
+from retinalnet.datasets._files import check_root, is_image_file, patient_id_from_name
 
-__all__ = ["AuditReport", "DuplicateGroup", "audit", "file_digest"]
+__all__ = ["AuditReport", "DuplicateGroup", "audit"]
 
 logger = logging.getLogger(__name__)
 
-_CHUNK = 1 << 16
 _GRAYSCALE_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
 _LOG_EVERY = 10_000
-
-
-def file_digest(path: str | os.PathLike[str]) -> bytes:
-    """The sha256 digest (32 bytes) of a file's content, read in 64 KiB chunks.
-
-    Examples
-    --------
-    >>> from retinalnet.datasets import file_digest
-    >>> file_digest("CNV-1016042-1.jpeg").hex()  # doctest: +SKIP
-    'c3c6e35f...'
-
-    .. versionadded:: 0.2
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(_CHUNK):
-            digest.update(chunk)
-    return digest.digest()
 
 
 @dataclass(frozen=True)
@@ -298,10 +280,8 @@ def audit(
 
     .. versionadded:: 0.2
     """
-    from retinalnet.training._progress import progress_bar  # lazy: keeps datasets light
-
     base = Path(root).expanduser()
-    _check_root(base)
+    check_root(base)
     splits = [split for split in KERMANY_SPLITS if (base / split).is_dir()]
     if not splits:
         found = sorted(p.name for p in base.iterdir() if p.is_dir())

@@ -11,8 +11,8 @@ from typing import Any
 
 from PIL import Image
 
-from retinalnet.datasets._classes import KERMANY_CLASSES, KERMANY_SPLITS
-from retinalnet.datasets._image_io import UnreadableImageError
+from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
+from retinalnet._core.images import UnreadableImageError
 from retinalnet.datasets._kermany import KermanyOCT
 
 __all__ = ["ImageCounts", "SizeStats", "count_images", "image_size_stats"]

@@ -21,7 +21,7 @@ import numpy.typing as npt
 import torch.utils.data
 from PIL import Image, ImageFilter
 
-from retinalnet.datasets._classes import KERMANY_CLASSES, KERMANY_SPLITS
+from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
 
 __all__ = ["SyntheticOCT", "make_synthetic_kermany", "render_bscan"]
 

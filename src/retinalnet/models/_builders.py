@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from retinalnet.datasets._classes import KERMANY_CLASSES
+from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet.models._classifier import Classifier
 from retinalnet.models._freeze import freeze as freeze_model
 from retinalnet.models._head import build_head, replace_head

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Sequence
@@ -13,12 +14,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from retinalnet._core.device import default_num_workers, resident_device, resolve_device
+from retinalnet._core.loaders import DataSource
+from retinalnet._core.progress import progress_bar
+from retinalnet.engine import InferenceEngine
 from retinalnet.metrics import confusion_matrix
 from retinalnet.models import Classifier
-from retinalnet.precision import autocast, resolve_precision
-from retinalnet.training._device import resident_device, resolve_device
-from retinalnet.training._loaders import DataSource, default_num_workers, make_loader
-from retinalnet.training._progress import progress_bar
+from retinalnet.precision import Precision
+from retinalnet.training._feature_cache import build_feature_cache, trainable_head
 
 if TYPE_CHECKING:
     from retinalnet.metrics import ClassificationReport
@@ -153,48 +156,38 @@ class EvaluationResult:
 
 
 def run_evaluation(
-    model: nn.Module,
+    engine: InferenceEngine,
     loader: DataLoader[Any],
     *,
     loss: nn.Module,
-    device: torch.device,
     classes: Sequence[str],
     progress: bool = False,
-    tta: bool = False,
 ) -> EvaluationResult:
-    """Evaluate on a prepared loader (the loop the Trainer uses after each epoch)."""
+    """Evaluate on a prepared loader of ``(inputs, targets)`` through an inference engine.
+
+    The loop the Trainer runs after each epoch and :func:`evaluate` runs once. ``loss`` gets
+    the log-probabilities (of the mirror-averaged probabilities with TTA), which suits
+    ``NLLLoss`` and ``CrossEntropyLoss`` alike.
+    """
     num_classes = len(classes)
-    total_loss = 0.0
+    total_loss = torch.zeros((), dtype=torch.float64, device=engine.device)
     all_probabilities: list[torch.Tensor] = []
     all_targets: list[torch.Tensor] = []
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            batches = progress_bar(
-                loader, total=len(loader), description="evaluate", enabled=progress
-            )
-            for inputs, targets in batches:
-                inputs = inputs.to(device, non_blocking=True)
-                targets = targets.to(device, non_blocking=True)
-                outputs = model(inputs)
-                probabilities = torch.softmax(outputs.double(), dim=1)
-                if tta:
-                    mirrored = torch.softmax(model(inputs.flip(-1)).double(), dim=1)
-                    probabilities = (probabilities + mirrored) / 2
-                    # log of the averaged probabilities: a log-probability, valid for
-                    # NLLLoss and CrossEntropyLoss alike
-                    outputs = probabilities.log().to(outputs.dtype)
-                total_loss += float(loss(outputs, targets)) * len(targets)
-                all_probabilities.append(probabilities.cpu())
-                all_targets.append(targets.cpu())
-    finally:
-        model.train(was_training)
+    bar = functools.partial(
+        progress_bar, total=len(loader), description="evaluate", enabled=progress
+    )
+    for log_probabilities, (targets, *_) in engine.run(loader, progress=bar):
+        targets = targets.to(engine.device, non_blocking=True)
+        total_loss += loss(log_probabilities, targets).double() * len(targets)
+        all_probabilities.append(log_probabilities.exp())
+        all_targets.append(targets)
     probabilities_array = (
-        torch.cat(all_probabilities).numpy() if all_probabilities else np.empty((0, num_classes))
+        torch.cat(all_probabilities).cpu().numpy()
+        if all_probabilities
+        else np.empty((0, num_classes))
     )
     targets_array = (
-        torch.cat(all_targets).to(torch.int64).numpy()
+        torch.cat(all_targets).cpu().to(torch.int64).numpy()
         if all_targets
         else np.empty(0, dtype=np.int64)
     )
@@ -203,12 +196,12 @@ def run_evaluation(
     count = len(targets_array)
     return EvaluationResult(
         classes=tuple(classes),
-        loss=total_loss / count if count else math.nan,
+        loss=float(total_loss) / count if count else math.nan,
         accuracy=float(np.trace(matrix) / count) if count else math.nan,
         confusion_matrix=matrix,
         probabilities=probabilities_array,
         targets=targets_array,
-        tta=tta,
+        tta=engine.tta,
     )
 
 
@@ -224,7 +217,7 @@ def evaluate(
     progress: bool = False,
     tta: bool = False,
     feature_cache: bool | str | os.PathLike[str] = False,
-    precision: str = "fp32",
+    precision: Precision = "auto",
 ) -> EvaluationResult:
     """Loss, accuracy per class and overall, and the confusion matrix, batch by batch.
 
@@ -266,10 +259,18 @@ def evaluate(
 
         .. versionadded:: 0.2
     precision
-        Precision of the forward passes (and of the feature cache): ``"fp32"`` by default,
-        since evaluation reports numbers; ``"auto"`` uses bf16 where the hardware has it.
+        Precision of the forward passes (and of the feature cache), the same policy as
+        everywhere: ``"auto"`` (default) uses bf16 on GPUs and on CPUs with native bf16,
+        fp32 elsewhere, so a cache the Trainer built is reused here; ``"fp32"`` for exact
+        fp32 numbers.
 
         .. versionadded:: 0.2
+
+    Notes
+    -----
+    The forward passes go through :class:`~retinalnet.engine.InferenceEngine`, like the
+    Predictor's; files are decoded and prepared by the model's own
+    :class:`~retinalnet.transforms.Preprocessing`.
 
     Examples
     --------
@@ -283,7 +284,6 @@ def evaluate(
             raise ValueError("pass classes=[...] when the model is not a retinalnet Classifier")
         classes = model.classes
     workers = default_num_workers(target_device) if num_workers is None else num_workers
-    dtype = resolve_precision(precision, target_device)
     forward: nn.Module = model
     if feature_cache is not False:
         if tta:
@@ -293,8 +293,6 @@ def evaluate(
             )
         if not isinstance(model, Classifier):
             raise TypeError("feature_cache needs a retinalnet Classifier model")
-        from retinalnet.feature_cache import build_feature_cache, trainable_head
-
         cache = build_feature_cache(
             model,
             data,
@@ -307,18 +305,19 @@ def evaluate(
         )
         data = cache.dataset(resident_device(cache.features.nbytes, target_device))
         forward = trainable_head(model)[1]
-    transform = model.preprocessing.eval_transform() if isinstance(model, Classifier) else None
-    loader = make_loader(
-        data, batch_size=batch_size, shuffle=False, transform=transform, num_workers=workers
+        model.to(target_device)
+    engine = InferenceEngine(
+        forward,
+        device=target_device,
+        precision=precision,
+        tta=tta,
+        preprocessing=model.preprocessing if isinstance(model, Classifier) else None,
     )
-    model.to(target_device)
-    with autocast(target_device, dtype):
-        return run_evaluation(
-            forward,
-            loader,
-            loss=loss if loss is not None else nn.NLLLoss(),
-            device=target_device,
-            classes=classes,
-            progress=progress,
-            tta=tta,
-        )
+    loader = engine.loader(data, batch_size=batch_size, num_workers=workers)
+    return run_evaluation(
+        engine,
+        loader,
+        loss=loss if loss is not None else nn.NLLLoss(),
+        classes=classes,
+        progress=progress,
+    )

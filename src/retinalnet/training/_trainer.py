@@ -15,19 +15,20 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Sampler, TensorDataset
 
-from retinalnet.feature_cache import build_feature_cache, trainable_head
+from retinalnet._core.device import default_num_workers, resident_device, resolve_device
+from retinalnet._core.loaders import DataSource, make_loader
+from retinalnet._core.progress import progress_bar
+from retinalnet.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from retinalnet.engine import InferenceEngine
 from retinalnet.models import Classifier
 from retinalnet.models._classifier import network_of
-from retinalnet.precision import autocast, resolve_precision
+from retinalnet.precision import Precision, autocast, resolve_precision
 from retinalnet.training._balance import BALANCE_MODES, balanced_sampler, class_weights
 from retinalnet.training._callbacks import MONITORABLE, Callback, ModelCheckpoint
-from retinalnet.training._checkpoint import load_checkpoint, load_weights, save_checkpoint
-from retinalnet.training._device import resident_device, resolve_device
 from retinalnet.training._distributed import DistributedContext, distributed_context, local_device
 from retinalnet.training._evaluation import EvaluationResult, run_evaluation
+from retinalnet.training._feature_cache import build_feature_cache, trainable_head
 from retinalnet.training._history import EpochRecord, History
-from retinalnet.training._loaders import DataSource, default_num_workers, make_loader
-from retinalnet.training._progress import progress_bar
 
 __all__ = ["OptimizerFactory", "SchedulerFactory", "Trainer"]
 
@@ -87,16 +88,15 @@ class Trainer:
         ``cache_views`` augmented copies per image).
     cache_views
         With ``feature_cache``, also cache this many augmented copies of each training image.
-    cache_precision
-        Precision of the feature-cache pass (:func:`~retinalnet.feature_cache.build_feature_cache`):
-        ``"auto"`` uses bf16 autocast on GPUs and on CPUs with native bf16, where a frozen
-        VGG16 forward measured 5.7 times faster than fp32 on 2 CPU cores.
     precision
-        Precision of the training and validation passes: ``"fp32"`` (default), ``"bf16"``,
-        ``"fp16"`` (GPU, with loss scaling) or ``"auto"`` (bf16 where the hardware has it,
-        fp16 on older GPUs). Weights and optimizer state stay fp32. Training stays fp32 by
-        default because bf16 autocast is not always faster on a CPU: training the demo's
-        small CNN took 4.5 times longer with it on the same 2-core machine.
+        ``"auto"`` (default), ``"fp32"``, ``"bf16"`` or ``"fp16"`` (GPU, with loss scaling),
+        one policy for the whole fit (see :func:`~retinalnet.precision.resolve_precision`):
+        with ``"auto"`` the training passes run in bf16 on GPUs (fp16 on older ones) and in
+        fp32 on CPUs, where bf16 training measured 4.5 times slower (the demo's small CNN, 2
+        cores); validation and the feature cache run through the inference engine, in bf16
+        on GPUs and on CPUs with native bf16 (frozen VGG16: 5.7 times faster than fp32 on 2
+        CPU cores), as the Predictor and :func:`evaluate` do. Weights and optimizer state
+        stay fp32.
     seed
         Seeds torch and the shuffling at the start of :meth:`fit`: the same seed gives the
         same run on the CPU.
@@ -149,8 +149,7 @@ class Trainer:
         overwrite: bool = False,
         feature_cache: bool | str | os.PathLike[str] = False,
         cache_views: int = 0,
-        cache_precision: str = "auto",
-        precision: str = "fp32",
+        precision: Precision = "auto",
         seed: int | None = None,
         verbose: bool = True,
         balance: str | None = None,
@@ -186,7 +185,7 @@ class Trainer:
         self.model = model
         self.device = local_device(resolve_device(device))
         self.precision = precision
-        self._dtype = resolve_precision(precision, self.device)
+        self._dtype = resolve_precision(precision, self.device, training=True)
         self._scaler = torch.amp.GradScaler("cuda", enabled=self._dtype == torch.float16)
         if optimizer is None:
             self.optimizer: torch.optim.Optimizer = torch.optim.Adam(trainable, lr=lr)
@@ -201,8 +200,6 @@ class Trainer:
         self.overwrite = overwrite
         self.feature_cache = feature_cache
         self.cache_views = cache_views
-        self.cache_precision = cache_precision
-        resolve_precision(cache_precision, self.device)  # fail now on a bad value
         if feature_cache is not False:
             if not isinstance(model, Classifier):
                 raise TypeError("feature_cache needs a retinalnet Classifier model")
@@ -223,6 +220,7 @@ class Trainer:
         self._head: nn.Module | None = None  # set while training on cached features
         self._dist = DistributedContext()
         self._ddp: nn.Module | None = None  # the DistributedDataParallel wrapper in a fit
+        self._inference: InferenceEngine | None = None
 
     @property
     def available_metrics(self) -> tuple[str, ...]:
@@ -241,10 +239,11 @@ class Trainer:
     def _loader(
         self, data: DataSource, *, train: bool, targets: list[int] | None = None
     ) -> DataLoader[Any]:
-        transform = None
+        transform = decode = None
         if isinstance(self.model, Classifier):
             prep = self.model.preprocessing
             transform = prep.train_transform() if train else prep.eval_transform()
+            decode = prep.load
         generator = None
         if train and self.seed is not None:
             generator = torch.Generator().manual_seed(self.seed)
@@ -273,6 +272,7 @@ class Trainer:
             batch_size=self.batch_size,
             shuffle=train,
             transform=transform,
+            decode=decode,
             num_workers=self.num_workers,
             generator=generator,
             pin_memory=self.device.type == "cuda",
@@ -359,8 +359,6 @@ class Trainer:
         if self.seed is not None:
             torch.manual_seed(self.seed)
         self.model.to(self.device)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels
         self._ddp = self._wrap_distributed()
         self.should_stop = False
         self.stop_reason = None
@@ -403,15 +401,9 @@ class Trainer:
         train_loss, train_accuracy = self._train_one_epoch(train_loader, epoch)
         val_result = None
         if val_loader is not None:
-            with autocast(self.device, self._dtype):
-                val_result = run_evaluation(
-                    self._forward_module,
-                    val_loader,
-                    loss=self.loss,
-                    device=self.device,
-                    classes=self._classes,
-                    progress=False,
-                )
+            val_result = run_evaluation(
+                self._engine(), val_loader, loss=self.loss, classes=self._classes
+            )
         record = EpochRecord(
             epoch=epoch,
             train_loss=train_loss,
@@ -450,7 +442,7 @@ class Trainer:
             batch_size=max(self.batch_size, 64),
             num_workers=self.num_workers,
             device=self.device,
-            precision=self.cache_precision,
+            precision=self.precision,
             progress=self.verbose,
         )
         self._head = trainable_head(self.model)[1]
@@ -545,15 +537,22 @@ class Trainer:
         self.model.to(self.device)
         if self.feature_cache is not False:
             data = self._cached(data)
-        with autocast(self.device, self._dtype):
-            return run_evaluation(
-                self._forward_module,
-                self._loader(data, train=False),
-                loss=self.loss,
-                device=self.device,
-                classes=self._classes,
-                progress=self.verbose,
-            )
+        return run_evaluation(
+            self._engine(),
+            self._loader(data, train=False),
+            loss=self.loss,
+            classes=self._classes,
+            progress=self.verbose,
+        )
+
+    def _engine(self) -> InferenceEngine:
+        """The inference engine for validation and :meth:`evaluate`: the head alone on
+        cached features, else the model; kept while the module it runs stays the same, so
+        bf16 weights are cast again only where training changed them."""
+        module = self._forward_module
+        if self._inference is None or self._inference.model is not module:
+            self._inference = InferenceEngine(module, device=self.device, precision=self.precision)
+        return self._inference
 
     def save_checkpoint(self, path: str | os.PathLike[str]) -> Path:
         """Write the model and the training state (for resuming) atomically to ``path``.

@@ -1,15 +1,24 @@
-"""Reading image files with errors that name the file."""
+"""Reading image files with errors that name the file, and the one gate every image input
+passes (:func:`coerce_image`)."""
 
 from __future__ import annotations
 
 import ast
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeAlias, Union
 
+import torch
 from PIL import Image, UnidentifiedImageError
+from torchvision.transforms.functional import to_pil_image
 
-__all__ = ["UnreadableImageError", "draft_scale", "load_image"]
+__all__ = ["ImageInput", "UnreadableImageError", "coerce_image", "draft_scale", "load_image"]
+
+ImageInput: TypeAlias = Union[str, "os.PathLike[str]", Image.Image, torch.Tensor]
+"""A single image: a file path, a PIL image, or an image tensor ``(H, W)``, ``(1, H, W)`` or
+``(3, H, W)``, uint8 or float in [0, 1] (not a normalised model input)."""
 
 _DRAFT_SLACK = 0.95
 
@@ -157,3 +166,78 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
         raise UnreadableImageError(file, "not a recognised image format") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise UnreadableImageError(file, f"corrupt or truncated ({error})") from None
+
+
+def coerce_image(
+    image: ImageInput,
+    *,
+    name: str = "image",
+    decode: Callable[[str | os.PathLike[str]], Image.Image] = load_image,
+) -> Image.Image:
+    """The PIL image of a path, a PIL image or an image tensor: the gate every image passes.
+
+    The Predictor, Grad-CAM, the plots and the command line all turn their inputs into
+    images here, so a scan given as a file, a PIL image or a tensor is read the same way.
+
+    Parameters
+    ----------
+    image
+        A file path, a PIL image, or an image tensor ``(H, W)``, ``(1, H, W)`` or
+        ``(3, H, W)``, uint8 or float in [0, 1].
+    name
+        How errors refer to the image (``"image 3"``).
+    decode
+        Reads a file; a model's :meth:`~retinalnet.transforms.Preprocessing.load` decodes at
+        the scale its preprocessing uses.
+
+    Raises
+    ------
+    UnreadableImageError
+        If a file cannot be read (the message names it).
+    ValueError
+        If a tensor is not an image (a batch, a normalised model input, a wrong shape or
+        dtype).
+    TypeError
+        If ``image`` is none of the accepted types.
+
+    Examples
+    --------
+    >>> import torch
+    >>> coerce_image(torch.zeros(32, 48, dtype=torch.uint8)).size
+    (48, 32)
+    """
+    if isinstance(image, (str, os.PathLike)):
+        return decode(image)
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, torch.Tensor):
+        return _tensor_to_pil(image, name)
+    raise TypeError(
+        f"{name} is a {type(image).__name__}; expected a path, a PIL image or an image tensor"
+    )
+
+
+def _tensor_to_pil(tensor: torch.Tensor, name: str) -> Image.Image:
+    if tensor.dim() == 4:
+        raise ValueError(
+            f"{name} is a batch tensor of shape {tuple(tensor.shape)}; pass "
+            "list(batch) to predict each image"
+        )
+    if tensor.dim() == 2:
+        tensor = tensor.unsqueeze(0)
+    if tensor.dim() != 3 or tensor.shape[0] not in (1, 3):
+        raise ValueError(
+            f"{name} has shape {tuple(tensor.shape)}; expected (H, W), (1, H, W) or (3, H, W)"
+        )
+    if tensor.is_floating_point():
+        low, high = float(tensor.min()), float(tensor.max())
+        if low < 0 or high > 1:
+            raise ValueError(
+                f"{name} is a float tensor with values in [{low:.3g}, {high:.3g}]; "
+                "expected an image in [0, 1] (a normalised tensor is a model input: call the "
+                "model directly)"
+            )
+    elif tensor.dtype != torch.uint8:
+        raise ValueError(f"{name} has dtype {tensor.dtype}; expected uint8 or float")
+    image: Image.Image = to_pil_image(tensor.detach().cpu())
+    return image

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from retinalnet._core.files import atomic_write
 from retinalnet._version import __version__
 from retinalnet.models import Classifier, build_model
 from retinalnet.models._state_dict import state_dict_mismatches
@@ -28,21 +28,6 @@ __all__ = [
 
 CHECKPOINT_FORMAT = "retinalnet-checkpoint"
 _FORMAT_VERSION = 1
-
-
-def _atomic_save(payload: Mapping[str, Any], path: Path) -> None:
-    """Write to a temporary file beside ``path``, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(dict(payload), stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(
@@ -90,8 +75,7 @@ def save_checkpoint(
         "scheduler": dict(scheduler_state) if scheduler_state is not None else None,
         "callbacks": dict(callback_states or {}),
     }
-    _atomic_save(payload, out)
-    return out
+    return atomic_write(out, lambda stream: torch.save(payload, stream))
 
 
 @dataclass(frozen=True)
@@ -192,7 +176,7 @@ def load_checkpoint(
 
     Examples
     --------
-    >>> from retinalnet.training import load_checkpoint
+    >>> from retinalnet.checkpoint import load_checkpoint
     >>> checkpoint = load_checkpoint("runs/best.pt")  # doctest: +SKIP
     >>> model = checkpoint.build_model()  # doctest: +SKIP
     """

@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,22 +25,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from retinalnet._core.device import default_num_workers, resolve_device
+from retinalnet._core.loaders import BatchedTensorDataset, DataSource, make_loader
+from retinalnet._core.progress import progress_bar
+from retinalnet.engine import InferenceEngine
 from retinalnet.models import Classifier
 from retinalnet.models._classifier import network_of
-from retinalnet.precision import (
-    autocast,
-    low_precision_forward,
-    prepare_for_speed,
-    resolve_precision,
-)
-from retinalnet.training._device import resolve_device
-from retinalnet.training._loaders import (
-    BatchedTensorDataset,
-    DataSource,
-    default_num_workers,
-    make_loader,
-)
-from retinalnet.training._progress import progress_bar
+from retinalnet.precision import Precision, resolve_precision
 
 __all__ = ["FeatureCache", "build_feature_cache", "data_fingerprint", "trainable_head"]
 
@@ -92,9 +82,11 @@ def _frozen_state_digest(model: nn.Module, head_name: str) -> hashlib._Hash:
     for name, tensor in network_of(model).state_dict().items():
         if name.startswith(prefix):
             continue
-        digest.update(name.encode())
-        # hashed in place (no copy of the bytes): about half the time for VGG16's 540 MB
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy())
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        # hashed in place (no copy of the bytes): about half the time for VGG16's 540 MB;
+        # reshape(-1) lets 0-dim tensors (BatchNorm's num_batches_tracked) be viewed as bytes
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(flat.view(torch.uint8).numpy())
     return digest
 
 
@@ -199,49 +191,29 @@ class FeatureCache:
 
 
 def _extract(
-    forward: Callable[[torch.Tensor], torch.Tensor],
+    engine: InferenceEngine,
     head: nn.Module,
     loader: DataLoader[Any],
-    device: torch.device,
-    dtype: torch.dtype | None,
     description: str,
     progress: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    captured: list[torch.Tensor] = []
-
-    def keep_input(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-        captured.append(args[0].detach().flatten(1).float().cpu())
-
     features: list[torch.Tensor] = []
     targets: list[torch.Tensor] = []
-    handle = head.register_forward_pre_hook(keep_input)
-    try:
-        with torch.inference_mode(), autocast(device, dtype):
-            for step, (inputs, batch_targets) in enumerate(
-                progress_bar(loader, total=len(loader), description=description, enabled=progress)
-            ):
-                batch = inputs.to(device, non_blocking=True)
-                if batch.dim() == 4:
-                    batch = batch.contiguous(memory_format=torch.channels_last)
-                outputs = forward(batch)
-                (batch_features,) = captured
-                if step == 0:
-                    _check_head_is_last(
-                        head, batch_features.to(device), outputs, exact=dtype is None
-                    )
-                captured.clear()
-                features.append(batch_features)
-                targets.append(batch_targets)
-    finally:
-        handle.remove()
+    batches = progress_bar(loader, total=len(loader), description=description, enabled=progress)
+    for step, (inputs, batch_targets) in enumerate(batches):
+        batch_features, outputs = engine.features(inputs, head)
+        if step == 0:  # the head on the features, as the engine runs it, gives the outputs
+            head_engine = InferenceEngine(head, device=engine.device, precision=engine.precision)
+            head_outputs = head_engine.outputs(batch_features)
+            _check_head_is_last(head_outputs, outputs, exact=engine.dtype is None)
+        features.append(batch_features)
+        targets.append(batch_targets)
     return torch.cat(features), torch.cat(targets)
 
 
-def _check_head_is_last(
-    head: nn.Module, features: torch.Tensor, outputs: torch.Tensor, *, exact: bool
-) -> None:
+def _check_head_is_last(head_outputs: torch.Tensor, outputs: torch.Tensor, *, exact: bool) -> None:
     tolerance = 1e-4 if exact else 5e-2  # bf16/fp16 autocast rounds the head's inputs too
-    if not torch.allclose(head(features).float(), outputs.float(), atol=tolerance, rtol=tolerance):
+    if not torch.allclose(head_outputs.float(), outputs.float(), atol=tolerance, rtol=tolerance):
         raise ValueError(
             "the trainable head is not the last step of the model's forward (its output "
             "differs from the model's), so features before it cannot stand in for the model"
@@ -258,7 +230,7 @@ def build_feature_cache(
     batch_size: int = 64,
     num_workers: int | None = None,
     device: str | torch.device = "auto",
-    precision: str = "auto",
+    precision: Precision = "auto",
     progress: bool = True,
 ) -> FeatureCache:
     """Run the frozen part of ``model`` once over ``data`` and keep what the head receives.
@@ -297,7 +269,7 @@ def build_feature_cache(
     Examples
     --------
     >>> from retinalnet import KermanyOCT, vgg16_transfer
-    >>> from retinalnet.feature_cache import build_feature_cache
+    >>> from retinalnet.training._feature_cache import build_feature_cache
     >>> model = vgg16_transfer()  # doctest: +SKIP
     >>> cache = build_feature_cache(model, KermanyOCT("OCT2017", "train"))  # doctest: +SKIP
     >>> cache.features.shape  # doctest: +SKIP
@@ -325,38 +297,33 @@ def build_feature_cache(
     else:
         fingerprint = digest.hexdigest()
 
-    was_training = model.training
-    prepare_for_speed(model, target_device).eval()
+    engine = InferenceEngine(model, device=target_device, precision=precision)
+    passes = [("features", model.preprocessing.eval_transform())]
+    passes += [
+        (f"view {i + 1}/{views}", model.preprocessing.train_transform()) for i in range(views)
+    ]
+    features: list[torch.Tensor] = []
+    targets: list[torch.Tensor] = []
+    torch_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
     try:
-        passes = [("features", model.preprocessing.eval_transform())]
-        passes += [
-            (f"view {i + 1}/{views}", model.preprocessing.train_transform()) for i in range(views)
-        ]
-        features: list[torch.Tensor] = []
-        targets: list[torch.Tensor] = []
-        forward = low_precision_forward(model, dtype)  # weights cast once for every pass
-        torch_state = torch.random.get_rng_state()
-        torch.manual_seed(seed)
-        try:
-            for description, transform in passes:
-                loader = make_loader(
-                    data,
-                    batch_size=batch_size,
-                    shuffle=False,
-                    transform=transform,
-                    num_workers=(
-                        default_num_workers(target_device) if num_workers is None else num_workers
-                    ),
-                )
-                rows, labels = _extract(
-                    forward, head, loader, target_device, dtype, description, progress
-                )
-                features.append(rows)
-                targets.append(labels)
-        finally:
-            torch.random.set_rng_state(torch_state)
+        for description, transform in passes:
+            loader = make_loader(
+                data,
+                batch_size=batch_size,
+                shuffle=False,
+                transform=transform,
+                decode=model.preprocessing.load,
+                num_workers=(
+                    default_num_workers(target_device) if num_workers is None else num_workers
+                ),
+                pin_memory=target_device.type == "cuda",
+            )
+            rows, labels = _extract(engine, head, loader, description, progress)
+            features.append(rows)
+            targets.append(labels)
     finally:
-        model.train(was_training)
+        torch.random.set_rng_state(torch_state)
     cache = FeatureCache(
         features=torch.cat(features),
         targets=torch.cat(targets).long(),

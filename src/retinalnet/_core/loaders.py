@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any, TypeAlias, Union
 
@@ -10,24 +9,13 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
-__all__ = ["BatchedTensorDataset", "DataSource", "default_num_workers", "make_loader"]
+from retinalnet._core.images import load_image
+
+__all__ = ["BatchedTensorDataset", "DataSource", "make_loader"]
 
 DataSource: TypeAlias = Union[Dataset[Any], DataLoader[Any]]  # noqa: UP007 - evaluated at runtime
 """Training or evaluation data, either a map-style data set of ``(image, target)`` pairs or a
 ready DataLoader."""
-
-
-def default_num_workers(device: torch.device) -> int:
-    """DataLoader worker processes that keep the model fed on ``device``.
-
-    0 on a CPU: the model needs every core, and worker processes only take them away (on 2
-    cores, training ``small_cnn`` ran at 290 images/s with 0 workers, 209 with 1 and 229 with
-    2; building a VGG16 feature cache at 19.8, 19.2 and 19.3). With a GPU, decoding JPEGs in
-    the main process starves it, so up to 8 workers, leaving one core for the main process.
-    """
-    if device.type == "cpu":
-        return 0
-    return max(0, min(8, (os.cpu_count() or 1) - 1))
 
 
 class BatchedTensorDataset(TensorDataset):
@@ -71,12 +59,25 @@ class _Transformed(Dataset[tuple[Any, Any]]):
         return self.transform(image), target
 
 
+def _decoded_with(data: Dataset[Any], decode: Callable[[str], Image.Image]) -> Dataset[Any]:
+    """``data`` reading its files with ``decode``, when it reads them with the default loader
+    and prepares no images of its own (a data set with its own transform keeps its way)."""
+    with_loader = getattr(data, "with_loader", None)
+    if with_loader is None or getattr(data, "transform", None) is not None:
+        return data
+    if getattr(data, "loader", None) is not load_image:  # the user's own loader wins
+        return data
+    replaced: Dataset[Any] = with_loader(decode)
+    return replaced
+
+
 def make_loader(
     data: DataSource,
     *,
     batch_size: int,
     shuffle: bool,
     transform: Callable[[Image.Image], Any] | None,
+    decode: Callable[[str], Image.Image] | None = None,
     num_workers: int = 0,
     generator: torch.Generator | None = None,
     pin_memory: bool = False,
@@ -85,8 +86,11 @@ def make_loader(
     """A DataLoader over ``data``; a DataLoader is returned as is.
 
     A data set that yields PIL images (no ``transform`` of its own) gets ``transform``
-    applied, so a model's own preprocessing is used unless the data set has one. A
-    ``sampler`` replaces ``shuffle``.
+    applied, so a model's own preprocessing is used unless the data set has one. A data set
+    of image files that reads them with the default loader (one with a ``with_loader``
+    method, such as :class:`~retinalnet.datasets.KermanyOCT`) reads them with ``decode``
+    instead: the model's own decoding (:meth:`~retinalnet.transforms.Preprocessing.load`).
+    A ``sampler`` replaces ``shuffle``.
 
     Raises
     ------
@@ -104,8 +108,10 @@ def make_loader(
         )
     if len(data) == 0:
         raise ValueError(f"the data set {data!r} is empty")
-    first, _ = data[0]
-    if isinstance(first, Image.Image):
+    if decode is not None and transform is not None:
+        data = _decoded_with(data, decode)
+    first = data[0]
+    if isinstance(first, (tuple, list)) and isinstance(first[0], Image.Image):
         if transform is None:
             raise ValueError(
                 f"{type(data).__name__} yields PIL images and no transform is known; pass "

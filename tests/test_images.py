@@ -1,4 +1,4 @@
-"""Tests for retinalnet.datasets._image_io: decoding images with errors that name the file."""
+"""Tests for retinalnet._core.images: decoding images with errors that name the file."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from retinalnet._core.images import draft_scale
 from retinalnet.datasets import (
     KermanyOCT,
     UnreadableImageError,
-    draft_scale,
     find_images,
     load_image,
     render_bscan,
