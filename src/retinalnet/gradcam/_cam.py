@@ -1,32 +1,9 @@
-"""Grad-CAM: where in a scan the model looked for the class it gives.
-
-Grad-CAM (Selvaraju et al., ICCV 2017) weights each channel of a late convolutional
-activation by the mean gradient of the class score with respect to it, sums the channels,
-keeps the positive part and scales it to [0, 1]. The map is coarse (14x14 for VGG16 at
-224 px) and is upsampled to the image.
-
-It works with a frozen backbone (no parameter needs a gradient: the hooked activation is
-made a leaf that requires one) and with torchvision's in-place ReLUs (the activation is
-taken with a forward hook and its gradient with :func:`torch.autograd.grad`, never with
-module backward hooks, which in-place operations break). It runs with gradients enabled
-even when called inside :func:`torch.inference_mode`, leaves no hook behind and restores
-the model's train/eval mode.
-
-.. versionadded:: 0.2
-
-Examples
---------
->>> from retinalnet.gradcam import grad_cam_image
->>> heatmap = grad_cam_image(model, image)  # doctest: +SKIP
->>> heatmap.shape == (image.height, image.width)  # doctest: +SKIP
-True
-"""
+"""Grad-CAM heatmaps of a classifier, and mapping them back onto the scan."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,14 +17,7 @@ from retinalnet._core.images import ImageInput, coerce_image
 from retinalnet.models import Classifier, feature_blocks
 from retinalnet.transforms import Preprocessing
 
-__all__ = [
-    "PointingGame",
-    "find_target_layer",
-    "grad_cam",
-    "grad_cam_image",
-    "heatmap_to_image",
-    "pointing_game",
-]
+__all__ = ["find_target_layer", "grad_cam", "grad_cam_image", "heatmap_to_image"]
 
 _POOLING = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
@@ -325,92 +295,3 @@ def _full_size(image: ImageInput) -> tuple[int, int]:
             size: tuple[int, int] = opened.size
         return size
     return coerce_image(image).size
-
-
-@dataclass(frozen=True)
-class PointingGame:
-    """How often heatmaps peak inside the lesion, against chance.
-
-    Attributes
-    ----------
-    hits : int
-        Images whose heatmap maximum lies inside the (dilated) lesion mask.
-    total : int
-        Images scored (those with a non-empty mask).
-    chance : float
-        Mean fraction of the image the dilated mask covers: the hit rate of a random point.
-
-    Examples
-    --------
-    >>> from retinalnet.gradcam import PointingGame
-    >>> PointingGame(hits=9, total=30, chance=0.058).score
-    0.3
-    """
-
-    hits: int
-    total: int
-    chance: float
-
-    @property
-    def score(self) -> float:
-        """Hit rate, ``hits / total``."""
-        return self.hits / self.total if self.total else float("nan")
-
-
-def _dilate(mask: npt.NDArray[np.bool_], radius: int) -> npt.NDArray[np.bool_]:
-    if radius <= 0:
-        return mask
-    height, width = mask.shape
-    padded = np.pad(mask, radius)
-    out = np.zeros_like(mask)
-    for dy in range(2 * radius + 1):
-        for dx in range(2 * radius + 1):
-            out |= padded[dy : dy + height, dx : dx + width]
-    return out
-
-
-def pointing_game(
-    heatmaps: Sequence[npt.ArrayLike], masks: Sequence[npt.ArrayLike], *, tolerance: int = 0
-) -> PointingGame:
-    """Score heatmaps against known lesion masks (the pointing game of Zhang et al., 2016).
-
-    A hit is a heatmap whose maximum (first on ties) falls inside the lesion mask, dilated
-    by ``tolerance`` pixels. Images with an empty mask (NORMAL) are skipped.
-
-    Parameters
-    ----------
-    heatmaps, masks
-        Same-shaped 2-d arrays, one pair per image.
-    tolerance
-        Dilation radius in pixels (a square neighbourhood).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from retinalnet.gradcam import pointing_game
-    >>> mask = np.zeros((4, 4), bool); mask[0, 0] = True
-    >>> heatmap = np.zeros((4, 4)); heatmap[0, 0] = 1
-    >>> result = pointing_game([heatmap], [mask])
-    >>> result.score, result.chance
-    (1.0, 0.0625)
-    """
-    if len(heatmaps) != len(masks):
-        raise ValueError(f"{len(heatmaps)} heatmaps but {len(masks)} masks; pass one of each")
-    hits = total = 0
-    coverage = 0.0
-    for heatmap, mask in zip(heatmaps, masks, strict=True):
-        heat = np.asarray(heatmap, dtype=np.float64)
-        region = np.asarray(mask, dtype=bool)
-        if heat.shape != region.shape:
-            raise ValueError(
-                f"heatmap shape {heat.shape} differs from mask shape {region.shape}; map the "
-                "heatmap to the image first (heatmap_to_image)"
-            )
-        if not region.any():
-            continue
-        region = _dilate(region, tolerance)
-        total += 1
-        coverage += float(region.mean())
-        peak = np.unravel_index(int(np.argmax(heat)), heat.shape)
-        hits += bool(region[peak])
-    return PointingGame(hits=hits, total=total, chance=coverage / total if total else float("nan"))
