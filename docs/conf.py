@@ -70,7 +70,8 @@ _PUBLIC_MODULES = (
     "retinalnet.metrics",
     "retinalnet.gradcam",
     "retinalnet.plots",
-    "retinalnet.feature_cache",
+    "retinalnet.checkpoint",
+    "retinalnet.engine",
     "retinalnet.precision",
     "retinalnet.demo",
 )

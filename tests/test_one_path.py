@@ -29,7 +29,8 @@ from retinalnet.predictor import Predictor
 from retinalnet.training import Trainer, build_feature_cache, evaluate
 from retinalnet.transforms import Preprocessing
 
-PREP = Preprocessing(size=32)  # resize 37: a 512 x 496 JPEG decodes at 1/8 scale
+# resize 37: a 512 x 496 JPEG decodes at 1/8 scale
+PREP = Preprocessing(size=32, reduced_decode=True)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,7 @@ def test_the_model_input_of_a_file_is_its_reduced_scale_decode(data_root: Path) 
     with Image.open(path) as image:
         assert image.size == (512, 496)
     assert PREP.load(path).size == (64, 62)  # 1/8: the shorter side stays >= 0.95 * 37
-    full = Preprocessing(size=32, reduced_decode=False).prepare(path)
+    full = Preprocessing(size=32).prepare(path)
     assert not torch.equal(PREP.prepare(path), full)  # the scale is part of the preprocessing
 
 
@@ -176,6 +177,7 @@ def test_the_demo_predicts_with_the_preprocessing_it_trained_with(tmp_path: Path
     )
     restored = Predictor.from_checkpoint(result.checkpoint, device="cpu")
     assert restored.preprocessing == Preprocessing(size=32)
+    assert restored.preprocessing.reduced_decode is False
     again = restored.topk([p.source for p in result.predictions], k=2)
     for first, second in zip(result.predictions, again, strict=True):
         assert first.label == second.label
@@ -188,7 +190,7 @@ def test_the_cache_fingerprint_follows_the_preprocessing(data_root: Path, tmp_pa
     frozen.network.classifier.requires_grad_(True)
     data = KermanyOCT(data_root, "test")
     fingerprints = set()
-    for preprocessing in (PREP, Preprocessing(size=32, reduced_decode=False), Preprocessing(40)):
+    for preprocessing in (PREP, Preprocessing(size=32), Preprocessing(40)):
         frozen.preprocessing = preprocessing
         cache = build_feature_cache(frozen, data, cache_dir=tmp_path, device="cpu", progress=False)
         fingerprints.add(cache.fingerprint)

@@ -259,7 +259,7 @@ def test_to_dict_is_plain_data():
         "scale": [0.8, 1.0],
         "hflip": True,
         "jitter": 0.2,
-        "reduced_decode": True,
+        "reduced_decode": False,
     }
 
 
@@ -339,15 +339,17 @@ def test_a_dict_from_before_0_2_decodes_at_full_size():
     old = Preprocessing().to_dict()
     del old["reduced_decode"]
     assert Preprocessing.from_dict(old).reduced_decode is False
-    assert Preprocessing.from_dict(Preprocessing().to_dict()).reduced_decode is True
+    fast = Preprocessing(reduced_decode=True)
+    assert Preprocessing.from_dict(fast.to_dict()) == fast
 
 
 def test_load_decodes_at_the_scale_the_preprocessing_says(tmp_path):
     path = tmp_path / "scan.jpeg"
     Image.linear_gradient("L").resize((512, 496)).save(path)
-    assert Preprocessing().load(path).size == (256, 248)  # libjpeg's 1/2 scale
-    assert Preprocessing(reduced_decode=False).load(path).size == (512, 496)
-    assert Preprocessing(size=448).load(path).size == (512, 496)  # resize 512: no reduction
+    assert Preprocessing(reduced_decode=True).load(path).size == (256, 248)  # libjpeg's 1/2
+    assert Preprocessing().load(path).size == (512, 496)  # full decode by default
+    big = Preprocessing(size=448, reduced_decode=True)
+    assert big.load(path).size == (512, 496)  # resize 512: no reduction
 
 
 def test_prepare_gives_the_same_input_for_a_path_a_pil_image_and_a_tensor(tmp_path):

@@ -1,4 +1,14 @@
-"""Checkpoints: state dicts and plain data only, written atomically, loaded safely."""
+"""Checkpoints: state dicts and plain data only, written atomically, loaded safely.
+
+A checkpoint carries the weights, the architecture (rebuilt by name from the model registry),
+the class names and the preprocessing, so :class:`~retinalnet.Predictor` and
+:func:`~retinalnet.training.evaluate` prepare images exactly as in training. Loading one
+needs nothing from the training machinery.
+
+.. versionchanged:: 0.2
+   Moved here from :mod:`retinalnet.training`, where the names still work with a
+   ``DeprecationWarning``.
+"""
 
 from __future__ import annotations
 
@@ -18,13 +28,7 @@ from retinalnet.models import Classifier, build_model
 from retinalnet.models._state_dict import state_dict_mismatches
 from retinalnet.transforms import Preprocessing
 
-__all__ = [
-    "CHECKPOINT_FORMAT",
-    "Checkpoint",
-    "load_checkpoint",
-    "load_weights",
-    "save_checkpoint",
-]
+__all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint"]
 
 CHECKPOINT_FORMAT = "retinalnet-checkpoint"
 _FORMAT_VERSION = 1

@@ -249,7 +249,7 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         --------
         >>> from retinalnet.transforms import Preprocessing
         >>> train = KermanyOCT("OCT2017", "train")  # doctest: +SKIP
-        >>> fast = train.with_loader(Preprocessing().load)  # doctest: +SKIP
+        >>> fast = train.with_loader(Preprocessing(reduced_decode=True).load)  # doctest: +SKIP
 
         .. versionadded:: 0.2
         """

@@ -252,7 +252,7 @@ def evaluate(
 
         .. versionadded:: 0.2
     feature_cache
-        Run the frozen backbone through :mod:`retinalnet.feature_cache` (``True``: in
+        Run the frozen backbone through :func:`~retinalnet.training.build_feature_cache` (``True``: in
         memory; a folder: on disk, reused by later evaluations of the same files, including a
         cache the Trainer built with the same precision) and only the head on the features.
         Not with ``tta``.
