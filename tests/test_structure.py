@@ -40,9 +40,9 @@ def _layer(module: str) -> int:
     best: tuple[int, int] | None = None
     for index, names in enumerate(LAYERS):
         for name in names:
-            if module == name or module.startswith(f"{name}."):
-                if best is None or len(name) > best[1]:
-                    best = (index, len(name))
+            under = module == name or module.startswith(f"{name}.")
+            if under and (best is None or len(name) > best[1]):
+                best = (index, len(name))
     if best is None:
         raise AssertionError(f"{module} is in no layer: add it to LAYERS in {__file__}")
     return best[0]
