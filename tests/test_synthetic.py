@@ -1,4 +1,5 @@
-"""Tests for retinalnet.datasets._synthetic: the procedurally generated OCT data set."""
+"""Tests for the procedurally generated OCT data set: retinalnet.datasets._render (the
+renderer) and retinalnet.datasets._synthetic (SyntheticOCT, make_synthetic_kermany)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from PIL import Image
 
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
-from retinalnet.datasets._synthetic import SyntheticOCT, make_synthetic_kermany, render_bscan
+from retinalnet.datasets import SyntheticOCT, make_synthetic_kermany, render_bscan
 
 SMALL = (64, 64)
 FILE_NAME = re.compile(r"^(CNV|DME|DRUSEN|NORMAL)-(\d{7})-(\d+)\.jpeg$")

@@ -21,10 +21,10 @@ from retinalnet.datasets._manifest import MANIFEST_COLUMNS as MANIFEST_COLUMNS
 from retinalnet.datasets._manifest import ManifestRow as ManifestRow
 from retinalnet.datasets._manifest import read_manifest as read_manifest
 from retinalnet.datasets._manifest import write_manifest as write_manifest
+from retinalnet.datasets._render import render_bscan as render_bscan
 from retinalnet.datasets._splits import patient_split as patient_split
 from retinalnet.datasets._synthetic import SyntheticOCT as SyntheticOCT
 from retinalnet.datasets._synthetic import make_synthetic_kermany as make_synthetic_kermany
-from retinalnet.datasets._synthetic import render_bscan as render_bscan
 
 __all__ = [
     "IMAGE_EXTENSIONS",

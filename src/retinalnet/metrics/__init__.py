@@ -1,0 +1,41 @@
+"""Clinical metrics from labels and predicted probabilities, with numpy only.
+
+Everything here takes the true class of each image and the model's class probabilities, and
+computes what an ophthalmology paper reports: the confusion matrix; per class precision,
+recall (sensitivity), specificity, F1 and support; macro and weighted averages; one-vs-rest
+ROC AUC; the tutorial's per-class top-k accuracy table; and Kermany et al.'s urgent-referral
+view (CNV and DME need an urgent referral, DRUSEN and NORMAL do not). Optional bootstrap
+confidence intervals are seeded, so a report is reproducible.
+
+.. versionadded:: 0.2
+
+Examples
+--------
+>>> import numpy as np
+>>> from retinalnet.metrics import classification_report
+>>> probabilities = np.array([[0.7, 0.1, 0.1, 0.1], [0.2, 0.5, 0.2, 0.1],
+...                           [0.1, 0.1, 0.2, 0.6], [0.1, 0.1, 0.1, 0.7]])
+>>> report = classification_report([0, 1, 2, 3], probabilities)
+>>> report.accuracy, report.referral.sensitivity
+(0.75, 1.0)
+"""
+
+from retinalnet.metrics._class_metrics import ClassMetrics as ClassMetrics
+from retinalnet.metrics._class_metrics import ReferralMetrics as ReferralMetrics
+from retinalnet.metrics._confusion import confusion_matrix as confusion_matrix
+from retinalnet.metrics._confusion import topk_accuracy as topk_accuracy
+from retinalnet.metrics._report import URGENT_CLASSES as URGENT_CLASSES
+from retinalnet.metrics._report import ClassificationReport as ClassificationReport
+from retinalnet.metrics._report import classification_report as classification_report
+from retinalnet.metrics._roc import roc_auc as roc_auc
+
+__all__ = [
+    "URGENT_CLASSES",
+    "ClassMetrics",
+    "ClassificationReport",
+    "ReferralMetrics",
+    "classification_report",
+    "confusion_matrix",
+    "roc_auc",
+    "topk_accuracy",
+]

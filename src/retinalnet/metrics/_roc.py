@@ -1,0 +1,53 @@
+"""ROC AUC of a binary problem, from ranks (no curve is built)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["roc_auc"]
+
+
+def roc_auc(scores: npt.ArrayLike, positive: npt.ArrayLike) -> float:
+    """Area under the ROC curve of a binary problem (the Mann-Whitney U statistic).
+
+    Ties between a positive and a negative score count one half, as in scikit-learn.
+
+    Parameters
+    ----------
+    scores
+        A score per image; higher means more likely positive.
+    positive
+        Whether each image is positive (bool or 0/1).
+
+    Returns
+    -------
+    float
+        The AUC, or NaN when there are no positive or no negative images.
+
+    Examples
+    --------
+    >>> from retinalnet.metrics import roc_auc
+    >>> roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
+    0.75
+    """
+    values = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(positive).astype(bool)
+    if values.shape != labels.shape or values.ndim != 1:
+        raise ValueError(
+            f"scores and positive must be 1-d and of the same length, got shapes "
+            f"{values.shape} and {labels.shape}"
+        )
+    n_pos = int(labels.sum())
+    n_neg = labels.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    ordered = np.sort(values)
+    # average 1-based rank of each score, ties sharing the mean of their ranks
+    ranks = (
+        np.searchsorted(ordered, values, "left") + np.searchsorted(ordered, values, "right") + 1
+    ) / 2
+    u = float(ranks[labels].sum()) - n_pos * (n_pos + 1) / 2
+    return u / (n_pos * n_neg)
