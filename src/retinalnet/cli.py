@@ -262,7 +262,6 @@ def _write_cams(
     predictor: Predictor, images: Sequence[Path], predictions: Sequence[Prediction], folder: Path
 ) -> None:
     """One Grad-CAM overlay PNG per image, of its predicted class, named after the image."""
-    from retinalnet.datasets import load_image
     from retinalnet.plots import plot_gradcam
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -272,10 +271,10 @@ def _write_cams(
         if name in used:  # same file name in two folders
             name = f"{path.stem}_{len(used)}_cam.png"
         used.add(name)
-        image = load_image(path)
-        heatmap = predictor.gradcam(image, class_index=prediction.top[0].index)
+        # the file itself: decoded as the model's preprocessing says, the map at full size
+        heatmap = predictor.gradcam(path, class_index=prediction.top[0].index)
         title = f"{path.name}: {prediction.label} {prediction.probability:.1%}"
-        plot_gradcam(image, heatmap, title=title, save=folder / name)
+        plot_gradcam(path, heatmap, title=title, save=folder / name)
     logger.info("Grad-CAM overlays: %s", folder)
 
 

@@ -24,6 +24,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from retinalnet._core.images import ImageInput, coerce_image
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -58,14 +60,6 @@ def _finish(figure: Figure, save: SavePath, dpi: int) -> Figure:
     if save is not None:
         figure.savefig(os.fspath(save), dpi=dpi)
     return figure
-
-
-def _as_image(image: Image.Image | str | os.PathLike[str]) -> Image.Image:
-    if isinstance(image, Image.Image):
-        return image
-    from retinalnet.datasets import load_image
-
-    return load_image(image)
 
 
 def plot_history(history: History, *, save: SavePath = None, dpi: int = 100) -> Figure:
@@ -187,7 +181,7 @@ def plot_confusion_matrix(
 
 
 def plot_prediction(
-    image: Image.Image | str | os.PathLike[str],
+    image: ImageInput,
     prediction: Prediction,
     *,
     true_label: str | None = None,
@@ -199,7 +193,7 @@ def plot_prediction(
     Parameters
     ----------
     image
-        The scan (a PIL image or a path).
+        The scan: a path, a PIL image or an image tensor.
     prediction
         From :meth:`retinalnet.Predictor.topk`.
     true_label
@@ -212,7 +206,7 @@ def plot_prediction(
     >>> prediction = predictor.topk("CNV-1016042-1.jpeg", k=3)  # doctest: +SKIP
     >>> plot_prediction("CNV-1016042-1.jpeg", prediction, save="prediction.png")  # doctest: +SKIP
     """
-    picture = _as_image(image)
+    picture = coerce_image(image)
     figure = _figure(9, 3.4)
     image_axes, bar_axes = figure.subplots(1, 2, width_ratios=[1.3, 1])
     image_axes.imshow(picture, cmap="gray" if picture.mode == "L" else None)
@@ -236,7 +230,7 @@ def plot_prediction(
 
 
 def plot_gradcam(
-    image: Image.Image | str | os.PathLike[str],
+    image: ImageInput,
     heatmap: npt.ArrayLike,
     *,
     title: str | None = None,
@@ -249,7 +243,7 @@ def plot_gradcam(
     Parameters
     ----------
     image
-        The scan (a PIL image or a path).
+        The scan: a path, a PIL image or an image tensor.
     heatmap
         ``(height, width)`` in [0, 1] at the image's size, as
         :func:`retinalnet.gradcam.grad_cam_image` and
@@ -271,7 +265,7 @@ def plot_gradcam(
     >>> heatmap = predictor.gradcam("scan.jpeg")  # doctest: +SKIP
     >>> plot_gradcam("scan.jpeg", heatmap, save="cam.png")  # doctest: +SKIP
     """
-    picture = _as_image(image)
+    picture = coerce_image(image)
     heat = np.asarray(heatmap, dtype=np.float64)
     if heat.shape != (picture.height, picture.width):
         raise ValueError(

@@ -252,9 +252,10 @@ def evaluate(
 
         .. versionadded:: 0.2
     feature_cache
-        Run the frozen backbone through :func:`~retinalnet.training.build_feature_cache` (``True``: in
-        memory; a folder: on disk, reused by later evaluations of the same files, including a
-        cache the Trainer built with the same precision) and only the head on the features.
+        Run the frozen backbone once through
+        :func:`~retinalnet.training.build_feature_cache` (``True``: in memory; a folder: on
+        disk, reused by later evaluations of the same files, including a cache the Trainer
+        built with the same precision) and only the head on the features.
         Not with ``tta``.
 
         .. versionadded:: 0.2

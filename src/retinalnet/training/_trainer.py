@@ -82,8 +82,8 @@ class Trainer:
         Let a new fit replace an existing ``best.pt`` in ``checkpoint_dir``.
     feature_cache
         Compute the frozen backbone's output once per image and train only the head on it
-        (see :func:`~retinalnet.training.build_feature_cache`): ``True`` keeps it in memory, a folder keeps it
-        on disk for later runs. Needs every parameter outside the head frozen. Images then get
+        (see :func:`~retinalnet.training.build_feature_cache`): ``True`` keeps it in memory,
+        a folder keeps it on disk for later runs. Needs every parameter outside the head frozen. Images then get
         the evaluation preprocessing (no random augmentation below the head, except
         ``cache_views`` augmented copies per image).
     cache_views
