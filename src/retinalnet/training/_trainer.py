@@ -83,9 +83,9 @@ class Trainer:
     feature_cache
         Compute the frozen backbone's output once per image and train only the head on it
         (see :func:`~retinalnet.training.build_feature_cache`): ``True`` keeps it in memory,
-        a folder keeps it on disk for later runs. Needs every parameter outside the head frozen. Images then get
-        the evaluation preprocessing (no random augmentation below the head, except
-        ``cache_views`` augmented copies per image).
+        a folder keeps it on disk for later runs. Needs every parameter outside the head
+        frozen. Images then get the evaluation preprocessing (no random augmentation below
+        the head, except ``cache_views`` augmented copies per image).
     cache_views
         With ``feature_cache``, also cache this many augmented copies of each training image.
     precision
