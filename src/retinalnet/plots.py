@@ -22,9 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
 
-from retinalnet._core.images import ImageInput, coerce_image
+from retinalnet._core.images import ImageInput, coerce_image, image_size
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -358,10 +357,7 @@ def plot_image_sizes(
 
     sizes: list[tuple[int, int]]
     if isinstance(data, KermanyOCT):
-        sizes = []
-        for path, _ in data.samples:
-            with Image.open(path) as opened:
-                sizes.append(opened.size)
+        sizes = [image_size(path) for path, _ in data.samples]
     else:
         sizes = [(int(w), int(h)) for w, h in data]
     if not sizes:

@@ -14,7 +14,14 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.functional import to_pil_image
 
-__all__ = ["ImageInput", "UnreadableImageError", "coerce_image", "draft_scale", "load_image"]
+__all__ = [
+    "ImageInput",
+    "UnreadableImageError",
+    "coerce_image",
+    "draft_scale",
+    "image_size",
+    "load_image",
+]
 
 ImageInput: TypeAlias = Union[str, "os.PathLike[str]", Image.Image, torch.Tensor]
 """A single image: a file path, a PIL image, or an image tensor ``(H, W)``, ``(1, H, W)`` or
@@ -166,6 +173,22 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
         raise UnreadableImageError(file, "not a recognised image format") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise UnreadableImageError(file, f"corrupt or truncated ({error})") from None
+
+
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """An image file's ``(width, height)``, from its header alone (no pixels decoded).
+
+    Raises
+    ------
+    UnreadableImageError
+        If the header cannot be read; the message names the file.
+    """
+    try:
+        with Image.open(path) as image:
+            size: tuple[int, int] = image.size
+    except OSError as error:
+        raise UnreadableImageError(path, f"cannot read its header ({error})") from None
+    return size
 
 
 def coerce_image(

@@ -9,10 +9,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
-from retinalnet._core.images import UnreadableImageError
+from retinalnet._core.images import image_size
 from retinalnet.datasets._kermany import KermanyOCT
 
 __all__ = ["ImageCounts", "SizeStats", "count_images", "image_size_stats"]
@@ -159,11 +157,7 @@ def image_size_stats(dataset: KermanyOCT) -> dict[str, SizeStats]:
     """
     sizes: dict[str, list[tuple[int, int]]] = {}
     for path, target in dataset.samples:
-        try:
-            with Image.open(path) as image:
-                width, height = image.size
-        except OSError as error:
-            raise UnreadableImageError(path, f"cannot read its header ({error})") from None
+        width, height = image_size(path)
         sizes.setdefault(dataset.classes[target], []).append((height, width))
     stats: dict[str, SizeStats] = {}
     for name, pairs in sizes.items():

@@ -9,11 +9,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
-from PIL import Image
 from torch import nn
 from torch.nn import functional
 
-from retinalnet._core.images import ImageInput, coerce_image
+from retinalnet._core.images import ImageInput, coerce_image, image_size
 from retinalnet.models import Classifier, feature_blocks
 from retinalnet.transforms import Preprocessing
 
@@ -290,8 +289,6 @@ def grad_cam_image(
 
 def _full_size(image: ImageInput) -> tuple[int, int]:
     """``(width, height)`` of an image as given: a file's own size, however it is decoded."""
-    if isinstance(image, (str, os.PathLike)):  # already read once by prepare()
-        with Image.open(image) as opened:
-            size: tuple[int, int] = opened.size
-        return size
+    if isinstance(image, (str, os.PathLike)):
+        return image_size(image)
     return coerce_image(image).size
