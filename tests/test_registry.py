@@ -8,6 +8,7 @@ fails as if offline (``no_download``).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import urllib.error
@@ -20,6 +21,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models import ResNet50_Weights, VGG16_Weights
 
+from retinalnet.cli import build_parser, main
 from retinalnet.gradcam import grad_cam
 from retinalnet.models import (
     Classifier,
@@ -523,3 +525,35 @@ def test_bad_declarations_are_refused(kwargs, error, message):
         net = torchvision.models.resnet18(weights=None, num_classes=2)
     with pytest.raises(error, match=re.escape(message)):
         Classifier(net, classes=["a", "b"], **kwargs)
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+def test_cli_models_prints_the_table(capsys):
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line for line in lines[1 : len(NAMES) + 1]}
+    assert sorted(rows) == NAMES
+    assert re.search(
+        r"135,310,404 +1,049,860 +15\.47 +the tutorial's model", rows["vgg16_transfer"]
+    )
+    assert re.search(r"11,178,564 +2,052 +1\.81", rows["resnet18"])
+
+
+def test_cli_models_json(capsys):
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["name"] for row in rows] == NAMES
+    vit = rows[NAMES.index("vit_b_16")]
+    assert vit["fixed_size"] == 224
+    assert vit["gradcam_layer"] == "encoder.layers.encoder_layer_11.ln_1"
+
+
+def test_cli_train_accepts_every_registered_name():
+    for name in NAMES:
+        assert build_parser().parse_args(["train", "--data", "x", "--arch", name]).arch == name
+    args = build_parser().parse_args(["train", "--data", "x", "--weights", "none"])
+    assert (args.arch, args.weights) == ("vgg16_transfer", None)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--data", "x", "--arch", "resnet9000"])
