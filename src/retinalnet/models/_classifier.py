@@ -71,6 +71,9 @@ class Classifier(nn.Module):
         Turns that module's output into ``(N, C, H, W)`` when it is not (token outputs);
         needs ``gradcam_layer``.
 
+        .. versionadded:: 0.2
+           ``head``, ``feature_blocks``, ``gradcam_layer`` and ``gradcam_reshape``.
+
     Raises
     ------
     ValueError
@@ -151,7 +154,10 @@ class Classifier(nn.Module):
 
     @property
     def spec(self) -> ModelSpec | None:
-        """The registered :class:`~retinalnet.models.ModelSpec` of ``arch``, if any."""
+        """The registered :class:`~retinalnet.models.ModelSpec` of ``arch``, if any.
+
+        .. versionadded:: 0.2
+        """
         return find_spec(self.arch)
 
     def _fallback(self, what: str, guess: str) -> None:
@@ -168,6 +174,8 @@ class Classifier(nn.Module):
 
         Declared head, else the spec's, else (fallback) the last ``nn.Linear`` found by
         :func:`~retinalnet.models.find_output_layer`.
+
+        .. versionadded:: 0.2
 
         Raises
         ------
@@ -195,6 +203,8 @@ class Classifier(nn.Module):
         Declared blocks, else the spec's, else (fallback) the 0.1 structure guess
         (VGG-style blocks split at max-pools, ``features`` children, ResNet stages).
 
+        .. versionadded:: 0.2
+
         Raises
         ------
         TypeError
@@ -216,6 +226,8 @@ class Classifier(nn.Module):
         A declared (or the spec's) layer is explained at its output, after ``reshape`` when
         that is not ``None``. The fallback guess takes the last module of the last feature
         block (its input when that is a pooling layer) or the last ``Conv2d``.
+
+        .. versionadded:: 0.2
 
         Raises
         ------

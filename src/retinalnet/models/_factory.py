@@ -174,6 +174,8 @@ def create_model(
     ``trainable_blocks`` feature blocks. The model records ``arch=name`` and its keyword
     arguments, so a checkpoint rebuilds it by name (:func:`build_model`).
 
+    .. versionadded:: 0.2
+
     Parameters
     ----------
     name
@@ -257,6 +259,9 @@ def build_model(
     checkpoint holds all weights). 0.1 configs load too (``except_last_blocks``, and
     ``hidden=None`` for a single-``Linear`` head).
 
+    .. versionchanged:: 0.2
+       Every registered architecture, not only ``vgg16_transfer`` and ``small_cnn``.
+
     Raises
     ------
     ValueError
@@ -283,6 +288,8 @@ def build_model(
 class ModelInfo:
     """One row of ``retinalnet models``: what :func:`model_info` reports.
 
+    .. versionadded:: 0.2
+
     ``parameters`` and ``trainable`` count the model :func:`create_model` builds with its
     defaults; ``gflops`` is at 224 px (multiply-adds, torchvision's convention).
     """
@@ -306,6 +313,8 @@ def model_info(name: str, *, num_classes: int = 4) -> ModelInfo:
     """Parameter counts and declaration of a registered architecture, without weights.
 
     Built on the ``meta`` device (no memory, instant) where the builder allows it.
+
+    .. versionadded:: 0.2
 
     Raises
     ------

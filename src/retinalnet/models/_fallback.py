@@ -21,14 +21,16 @@ _POOLING = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool
 class GradCamTarget(NamedTuple):
     """Where Grad-CAM reads its activation, as :meth:`Classifier.gradcam_target` gives it.
 
-    Attributes
+    .. versionadded:: 0.2
+
+    Parameters
     ----------
-    module : torch.nn.Module
+    module
         The module whose activation is explained.
-    reshape : callable or None
+    reshape
         Turns that activation into ``(N, C, H, W)`` (token outputs of ViT and Swin);
         ``None`` when it already is.
-    at_input : bool
+    at_input
         Explain the module's *input* rather than its output (only the fallback guess sets
         this, when it lands on a pooling layer).
     """

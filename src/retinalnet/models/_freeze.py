@@ -79,6 +79,8 @@ def freeze(
     trainable_blocks
         Number of final feature blocks (see :func:`feature_blocks`) left trainable, for
         fine-tuning. 0 (the default) freezes everything, as the tutorial did.
+
+        .. versionadded:: 0.2
     except_last_blocks
         The 0.1 name of ``trainable_blocks``.
 

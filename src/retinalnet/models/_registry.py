@@ -40,6 +40,8 @@ _NAME = re.compile(r"[a-z][a-z0-9_]*")
 class ModelSpec:
     """The declaration of one architecture: how to build it and where its parts are.
 
+    .. versionadded:: 0.2
+
     Paths are dotted module names inside the network, as ``network.get_submodule`` takes
     them (``"classifier.6"``, ``"heads.head"``).
 
@@ -144,6 +146,8 @@ def register_model(spec: ModelSpec) -> ModelSpec:
     """Add an architecture to the registry, so that :func:`create_model`, checkpoints and
     ``retinalnet train --arch`` know it by name.
 
+    .. versionadded:: 0.2
+
     Returns
     -------
     ModelSpec
@@ -178,6 +182,8 @@ def register_model(spec: ModelSpec) -> ModelSpec:
 def list_models() -> list[str]:
     """Names of the registered architectures, sorted.
 
+    .. versionadded:: 0.2
+
     Examples
     --------
     >>> from retinalnet.models import list_models
@@ -201,6 +207,8 @@ def unknown_arch_message(name: str) -> str:
 
 def model_spec(name: str) -> ModelSpec:
     """The declaration registered as ``name``.
+
+    .. versionadded:: 0.2
 
     Raises
     ------

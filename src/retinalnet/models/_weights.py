@@ -65,6 +65,9 @@ def cached_weights_path(
         A torchvision weights enum member, or a registered architecture name for its
         default weights. VGG16's ImageNet weights by default (0.1 behaviour).
 
+        .. versionchanged:: 0.2
+           Any weights enum member, or an architecture name.
+
     Raises
     ------
     ValueError
