@@ -97,10 +97,12 @@ def test_frozen_vgg16_inside_inference_mode(vgg16_random: Classifier) -> None:
 
 
 def test_find_target_layer_of_each_kind_of_backbone(vgg16_random: Classifier) -> None:
-    # VGG16: the last max-pool, whose input is conv5_3's rectified output (14x14 at 224)
-    assert find_target_layer(vgg16_random) is vgg16_random.network.features[30]
+    # VGG16: declared as the ReLU after conv5_3 (14x14 at 224), the input of the last max-pool
+    assert find_target_layer(vgg16_random) is vgg16_random.network.features[29]
     small = small_cnn()
-    assert find_target_layer(small) is small.network.features[-1]
+    assert find_target_layer(small) is small.network.features[14]
+    # bare networks: the 0.1 guess (the last max-pool, explained at its input)
+    assert find_target_layer(small.network) is small.network.features[-1]
     resnet = torchvision.models.resnet18(weights=None)
     assert find_target_layer(resnet) is resnet.layer4[-1]
     net = ConvNet()

@@ -126,7 +126,7 @@ def test_vgg16_transfer_carries_classes_preprocessing_and_config(vgg16_random):
         "hidden": 256,
         "dropout": 0.2,
         "freeze": True,
-        "except_last_blocks": 0,
+        "trainable_blocks": 0,  # 0.2 name (0.1 recorded except_last_blocks)
     }
 
 
@@ -165,6 +165,19 @@ def test_vgg16_transfer_classes_must_match_num_classes():
 def test_except_last_blocks_needs_freeze():
     with META, pytest.raises(ValueError, match="except_last_blocks needs freeze=True"):
         vgg16_transfer(weights=None, freeze=False, except_last_blocks=1)
+    with META, pytest.raises(ValueError, match="trainable_blocks needs freeze=True"):
+        vgg16_transfer(weights=None, freeze=False, trainable_blocks=1)
+
+
+def test_trainable_blocks_is_the_0_2_name_of_except_last_blocks():
+    with META:
+        old = vgg16_transfer(weights=None, except_last_blocks=2)
+        new = vgg16_transfer(weights=None, trainable_blocks=2)
+    assert trainable_names(old) == trainable_names(new)
+    assert old.arch_kwargs == new.arch_kwargs
+    assert new.arch_kwargs["trainable_blocks"] == 2
+    with META, pytest.raises(ValueError, match=r"or its 0\.1 name except_last_blocks .* not both"):
+        vgg16_transfer(weights=None, trainable_blocks=1, except_last_blocks=1)
 
 
 @pytest.mark.parametrize("classes", [["CNV"], ["CNV", "CNV"], []])
@@ -223,6 +236,17 @@ def test_freeze_vgg16_except_the_last_block():
     assert trainable_names(net) == {
         f"features.{i}.{kind}" for i in (24, 26, 28) for kind in ("weight", "bias")
     }
+
+
+def test_freeze_takes_the_0_2_name_too():
+    with META:
+        old = freeze(torchvision.models.vgg16(weights=None), except_last_blocks=2)
+        new = freeze(torchvision.models.vgg16(weights=None), trainable_blocks=2)
+    assert trainable_names(old) == trainable_names(new)
+    with META:
+        net = torchvision.models.vgg16(weights=None)
+    with pytest.raises(ValueError, match="trainable_blocks=6 but VGG has only 5 feature blocks"):
+        freeze(net, trainable_blocks=6)
 
 
 def test_freeze_resnet18_except_the_last_stage():
@@ -374,7 +398,14 @@ def test_small_cnn():
     assert model.classes == ("CNV", "DME", "DRUSEN", "NORMAL")
     assert model.preprocessing == Preprocessing()
     assert model.arch == "small_cnn"
-    assert model.arch_kwargs == {"num_classes": 4, "width": 16, "hidden": 64, "dropout": 0.2}
+    assert model.arch_kwargs == {
+        "num_classes": 4,
+        "width": 16,
+        "hidden": 64,
+        "dropout": 0.2,
+        "freeze": False,  # 0.2 records the same keys for every architecture
+        "trainable_blocks": 0,
+    }
     assert parameter_summary(model) == ParameterSummary(106_196, 106_196)
     output = model.eval()(torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
     assert output.shape == (2, 4)
@@ -399,7 +430,7 @@ def test_build_model_rebuilds_small_cnn():
     assert (model.classes, model.preprocessing, model.arch_kwargs) == (
         ("a", "b"),
         prep,
-        arch_kwargs,
+        {**arch_kwargs, "freeze": False, "trainable_blocks": 0},
     )
     reference = small_cnn(**arch_kwargs)
     assert parameter_summary(model) == parameter_summary(reference)
@@ -419,10 +450,28 @@ def test_build_model_rebuilds_vgg16_without_downloading(vgg16_random, no_downloa
     assert model.arch_kwargs == vgg16_random.arch_kwargs
 
 
+def test_build_model_reads_0_1_configs():
+    # 0.1 recorded except_last_blocks, and hidden=None for a single Linear head
+    config = {"num_classes": 4, "hidden": None, "dropout": 0.2, "freeze": True}
+    with META:
+        model = build_model(
+            "vgg16_transfer",
+            {**config, "except_last_blocks": 1},
+            classes=KERMANY_CLASSES,
+            preprocessing=Preprocessing(),
+        )
+    assert model.arch_kwargs == {**config, "hidden": 0, "trainable_blocks": 1}
+    assert [type(layer) for layer in model.network.classifier[6]] == [nn.Linear, nn.LogSoftmax]
+    assert parameter_summary(model).trainable == 4096 * 4 + 4 + 7_079_424
+
+
 def test_build_model_refuses_an_unknown_architecture():
-    message = r"unknown architecture 'resnet50'; known: small_cnn, vgg16_transfer\. "
+    message = (
+        r"unknown architecture 'resnet9000'; did you mean 'resnet50'\? known: convnext_small, "
+        r".*, vit_b_16\. For a network built by hand, pass it as model="
+    )
     with pytest.raises(ValueError, match=message):
-        build_model("resnet50", {}, classes=KERMANY_CLASSES, preprocessing=Preprocessing())
+        build_model("resnet9000", {}, classes=KERMANY_CLASSES, preprocessing=Preprocessing())
 
 
 # --- weights: local files -------------------------------------------------------------------
@@ -497,8 +546,8 @@ def test_weights_file_of_another_network_does_not_fit(tmp_path):
     path = _save(tmp_path / "resnet18.pth", torchvision.models.resnet18(weights=None).state_dict())
     message = (
         rf"weights file {_quoted(path)} does not fit VGG16: missing keys \['classifier\.0\.bias', "
-        r".*unexpected keys \['bn1\.bias', .*Expected torchvision's VGG16 \(no batch norm\) state "
-        rf"dict, e\.g\. vgg16-397923af\.pth from {re.escape(VGG16_URL)}"
+        r".*unexpected keys \['bn1\.bias', .*Expected torchvision's VGG16 state dict "
+        rf"\(torchvision\.models\.vgg16\), e\.g\. vgg16-397923af\.pth from {re.escape(VGG16_URL)}"
     )
     with META, pytest.raises(ValueError, match=message):
         vgg16_transfer(weights=path)

@@ -1,4 +1,4 @@
-"""The ``retinalnet`` command: demo, train, evaluate, predict, audit, split."""
+"""The ``retinalnet`` command: demo, train, evaluate, predict, audit, split, models."""
 
 from __future__ import annotations
 
@@ -46,6 +46,8 @@ def _weights_arg(value: str) -> str | None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the docs and tests)."""
+    from retinalnet.models import list_models
+
     parser = argparse.ArgumentParser(
         prog="retinalnet",
         description="Classify retinal OCT B-scans (CNV, DME, DRUSEN, NORMAL) by transfer learning.",
@@ -71,12 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train on a Kermany-layout folder")
     train.add_argument("--data", required=True, type=Path, help="folder with train/ val/ test/")
     train.add_argument("--out", type=Path, default=Path("runs/retinalnet"), help="checkpoints")
-    train.add_argument("--arch", choices=["vgg16_transfer", "small_cnn"], default="vgg16_transfer")
+    train.add_argument(
+        "--arch",
+        choices=list_models(),
+        default="vgg16_transfer",
+        metavar="NAME",
+        help="registered architecture (vgg16_transfer; `retinalnet models` lists them)",
+    )
     train.add_argument(
         "--weights",
         type=_weights_arg,
-        default="IMAGENET1K_V1",
-        help="VGG16 weights: IMAGENET1K_V1 (download once), a local file, or none",
+        default="DEFAULT",
+        help="DEFAULT (download once), a weights name such as IMAGENET1K_V1, a local "
+        "state-dict file, or none",
     )
     train.add_argument("--epochs", type=int, default=20)
     train.add_argument("--batch-size", type=int, default=32)
@@ -138,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common(predict)
     _add_data_commands(commands)
+
+    models = commands.add_parser("models", help="list the registered architectures")
+    models.add_argument("--json", action="store_true", help="print JSON")
+    models.set_defaults(quiet=False)
     return parser
 
 
@@ -187,7 +200,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 def _run_train(args: argparse.Namespace) -> int:
     from retinalnet.datasets import KermanyOCT
-    from retinalnet.models import small_cnn, vgg16_transfer
+    from retinalnet.models import create_model
     from retinalnet.training import EarlyStopping, Trainer
     from retinalnet.transforms import Preprocessing
 
@@ -198,10 +211,7 @@ def _run_train(args: argparse.Namespace) -> int:
     else:
         train = KermanyOCT(args.data, "train")
         val = KermanyOCT(args.data, "val")
-    if args.arch == "vgg16_transfer":
-        model = vgg16_transfer(weights=args.weights, preprocessing=preprocessing)
-    else:
-        model = small_cnn(preprocessing=preprocessing)
+    model = create_model(args.arch, weights=args.weights, preprocessing=preprocessing)
     trainer = Trainer(
         model,
         callbacks=[EarlyStopping(patience=args.patience)],
@@ -336,6 +346,24 @@ def _run_split(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_models(args: argparse.Namespace) -> int:
+    from retinalnet.models import list_models, model_info
+
+    infos = [model_info(name) for name in list_models()]
+    if args.json:
+        print(json.dumps([info.to_dict() for info in infos], indent=2))
+        return 0
+    print(f"{'name':<19}{'parameters':>12}{'trainable':>11}{'GFLOPs':>8}  description")
+    for info in infos:
+        gflops = "?" if info.gflops is None else f"{info.gflops:.2f}"
+        print(
+            f"{info.name:<19}{info.parameters:>12,}{info.trainable:>11,}{gflops:>8}  "
+            f"{info.description}"
+        )
+    print("\n4 classes, default head and freeze; GFLOPs at 224 px (multiply-adds)")
+    return 0
+
+
 _COMMANDS = {
     "demo": _run_demo,
     "train": _run_train,
@@ -343,6 +371,7 @@ _COMMANDS = {
     "predict": _run_predict,
     "audit": _run_audit,
     "split": _run_split,
+    "models": _run_models,
 }
 
 

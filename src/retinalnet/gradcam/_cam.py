@@ -13,24 +13,22 @@ from torch import nn
 from torch.nn import functional
 
 from retinalnet._core.images import ImageInput, coerce_image, image_size
-from retinalnet.models import Classifier, feature_blocks
+from retinalnet.models import Classifier, GradCamTarget
+from retinalnet.models._fallback import guess_gradcam_target
 from retinalnet.transforms import Preprocessing
 
 __all__ = ["find_target_layer", "grad_cam", "grad_cam_image", "heatmap_to_image"]
 
-_POOLING = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
-
 
 def find_target_layer(model: nn.Module) -> nn.Module:
-    """The layer whose activation Grad-CAM explains, found automatically.
+    """The layer whose activation Grad-CAM explains.
 
-    The last module of the backbone's last feature block (see
-    :func:`retinalnet.models.feature_blocks`). When that module is a pooling layer (VGG16's
-    last ``MaxPool2d``, :func:`~retinalnet.models.small_cnn`'s), :func:`grad_cam` takes the
-    activation at its *input*: the rectified output of the last convolution (VGG16's
-    ``conv5_3``, 14x14 at 224 px, as in the Grad-CAM paper). Otherwise (ResNet's
-    ``layer4``) it takes the module's output. A network without feature blocks falls back
-    to its last ``Conv2d``.
+    For a :class:`~retinalnet.models.Classifier`, its declared layer
+    (:meth:`~retinalnet.models.Classifier.gradcam_target`: for VGG16 the ReLU after
+    ``conv5_3``, 14x14 at 224 px as in the Grad-CAM paper; ``layer4`` for a ResNet; the
+    last block's first LayerNorm for ViT). Otherwise the 0.1 guess: the last module of the
+    backbone's last feature block (see :func:`retinalnet.models.feature_blocks`), whose
+    *input* :func:`grad_cam` takes when it is a pooling layer, else the last ``Conv2d``.
 
     Parameters
     ----------
@@ -40,29 +38,22 @@ def find_target_layer(model: nn.Module) -> nn.Module:
     Raises
     ------
     TypeError
-        If the network has no ``Conv2d``.
+        If nothing is declared and the network has no ``Conv2d``.
 
     Examples
     --------
     >>> from retinalnet.gradcam import find_target_layer
     >>> from retinalnet.models import vgg16_transfer
     >>> find_target_layer(vgg16_transfer(weights=None))
-    MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)
+    ReLU(inplace=True)
     """
-    try:
-        last_block = feature_blocks(model)[-1]
-    except TypeError:
-        last_block = None
-    if last_block is not None:
-        children = list(last_block.children())
-        return children[-1] if children else last_block
-    convolutions = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    if not convolutions:
-        raise TypeError(
-            f"{type(model).__name__} has no Conv2d layer for Grad-CAM; pass layer=<module> "
-            "with a spatial (N, C, H, W) activation"
-        )
-    return convolutions[-1]
+    return _target(model).module
+
+
+def _target(model: nn.Module) -> GradCamTarget:
+    if isinstance(model, Classifier):
+        return model.gradcam_target()
+    return guess_gradcam_target(model)
 
 
 def grad_cam(
@@ -114,11 +105,7 @@ def grad_cam(
         raise ValueError(
             f"inputs must be (N, 3, H, W) or (3, H, W) model inputs, got {tuple(inputs.shape)}"
         )
-    if layer is None:
-        target = find_target_layer(model)
-        at_input = isinstance(target, _POOLING)
-    else:
-        target, at_input = layer, False
+    target, reshape, at_input = _target(model) if layer is None else (layer, None, False)
     captured: list[torch.Tensor] = []
 
     def as_leaf(activation: torch.Tensor) -> torch.Tensor:
@@ -152,16 +139,19 @@ def grad_cam(
                     "pass; pass layer= a module of this model"
                 )
             activation = captured[-1]
-            if activation.dim() != 4:
+            spatial = activation if reshape is None else reshape(activation)
+            if spatial.dim() != 4:
                 raise ValueError(
-                    f"the Grad-CAM layer gives shape {tuple(activation.shape)}; it needs a "
+                    f"the Grad-CAM layer gives shape {tuple(spatial.shape)}; it needs a "
                     "spatial (N, C, H, W) activation: pass layer= a convolutional module"
                 )
             classes = _class_indices(class_index, scores)
             selected = scores.gather(1, classes[:, None]).sum()
             (gradient,) = torch.autograd.grad(selected, activation)
+            if reshape is not None:
+                gradient = reshape(gradient)
             weights = gradient.mean(dim=(2, 3), keepdim=True)
-            cam = functional.relu((weights * activation).sum(dim=1, keepdim=True)).detach()
+            cam = functional.relu((weights * spatial).sum(dim=1, keepdim=True)).detach()
     finally:
         handle.remove()
         model.train(was_training)

@@ -1,46 +1,28 @@
-"""Model builders, and the registry that rebuilds a model from a checkpoint's config."""
+"""The 0.1 builders, now registry entries: :func:`vgg16_transfer` and :func:`small_cnn`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-import torch
-from torch import nn
-
-from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet.models._classifier import Classifier
-from retinalnet.models._freeze import freeze as freeze_model
-from retinalnet.models._head import build_head, replace_head
-from retinalnet.models._weights import WeightsArg, load_vgg16
+from retinalnet.models._factory import create
+from retinalnet.models._freeze import trainable_blocks_arg
+from retinalnet.models._registry import model_spec
+from retinalnet.models._weights import WeightsArg
 from retinalnet.transforms import Preprocessing
 
-__all__ = ["SmallCNN", "build_model", "small_cnn", "vgg16_transfer"]
-
-_VGG16_BLOCKS = 5
-
-
-def _class_names(num_classes: int, classes: Sequence[str] | None) -> tuple[str, ...]:
-    if classes is None:
-        if num_classes == len(KERMANY_CLASSES):
-            return KERMANY_CLASSES
-        return tuple(f"class_{i}" for i in range(num_classes))
-    if len(classes) != num_classes:
-        raise ValueError(
-            f"num_classes={num_classes} but {len(classes)} class names were given "
-            f"({list(classes)!r}); make them agree"
-        )
-    return tuple(classes)
+__all__ = ["small_cnn", "vgg16_transfer"]
 
 
 def vgg16_transfer(
     *,
     num_classes: int = 4,
     weights: WeightsArg = "IMAGENET1K_V1",
-    hidden: int = 256,
+    hidden: int | None = 256,
     dropout: float = 0.2,
     freeze: bool = True,
-    except_last_blocks: int = 0,
+    except_last_blocks: int | None = None,
+    trainable_blocks: int | None = None,
     classes: Sequence[str] | None = None,
     preprocessing: Preprocessing | None = None,
     progress: bool = True,
@@ -50,7 +32,7 @@ def vgg16_transfer(
     ``classifier[6]`` (ImageNet's 1000-way layer) is replaced by
     ``Linear(4096, hidden) - ReLU - Dropout - Linear(hidden, num_classes) - LogSoftmax``.
     With the defaults the model has 135,310,404 parameters, of which 1,049,860 (the head)
-    are trainable.
+    are trainable. Same as ``create_model("vgg16_transfer", ...)``.
 
     Parameters
     ----------
@@ -61,13 +43,18 @@ def vgg16_transfer(
         member (downloaded once, then cached by torchvision), a path to a local VGG16 state
         dict (offline sites), or ``None`` (random initialisation; for tests).
     hidden
-        Width of the head's hidden layer.
+        Width of the head's hidden layer; ``None`` or 0 for a single ``Linear``.
     dropout
         Dropout in the head (0.2 as in the tutorial's run; its article used 0.4).
     freeze
         Freeze every pretrained parameter, as the tutorial did.
+    trainable_blocks
+        With ``freeze``, keep this many final conv blocks trainable (fine-tuning); 0 by
+        default.
+
+        .. versionadded:: 0.2
     except_last_blocks
-        With ``freeze``, keep this many final conv blocks trainable (fine-tuning).
+        The 0.1 name of ``trainable_blocks``.
     classes
         Class names in output order; the Kermany classes by default.
     preprocessing
@@ -84,6 +71,9 @@ def vgg16_transfer(
     ------
     retinalnet.models.WeightsUnavailableError
         If weights must be downloaded and cannot be; the message says how to work offline.
+    ValueError
+        If the block count is out of range or given under both names, or ``classes`` does
+        not match ``num_classes``.
 
     Examples
     --------
@@ -92,71 +82,28 @@ def vgg16_transfer(
     >>> print(parameter_summary(model))
     135,310,404 parameters, 1,049,860 trainable (0.78%)
     """
-    names = _class_names(num_classes, classes)
-    if not freeze and except_last_blocks:
-        raise ValueError("except_last_blocks needs freeze=True (nothing is frozen otherwise)")
-    if not 0 <= except_last_blocks <= _VGG16_BLOCKS:
-        raise ValueError(
-            f"except_last_blocks must be from 0 to {_VGG16_BLOCKS} (VGG16's conv blocks), "
-            f"got {except_last_blocks!r}"
-        )
-    network = load_vgg16(weights, progress=progress)
-    if freeze:
-        freeze_model(network, except_last_blocks=except_last_blocks)
-    replace_head(network, num_classes, hidden=hidden, dropout=dropout)
-    return Classifier(
-        network,
-        classes=names,
+    blocks, blocks_name = trainable_blocks_arg(trainable_blocks, except_last_blocks)
+    return create(
+        model_spec("vgg16_transfer"),
+        num_classes=num_classes,
+        weights=weights,
+        freeze=freeze,
+        trainable_blocks=blocks,
+        hidden=hidden or 0,
+        dropout=dropout,
+        classes=classes,
         preprocessing=preprocessing,
-        arch="vgg16_transfer",
-        arch_kwargs={
-            "num_classes": num_classes,
-            "hidden": hidden,
-            "dropout": dropout,
-            "freeze": freeze,
-            "except_last_blocks": except_last_blocks,
-        },
+        progress=progress,
+        options={},
+        blocks_name=blocks_name,
     )
-
-
-class SmallCNN(nn.Module):
-    """A compact 4-block CNN (conv-BN-ReLU-maxpool) with a :func:`build_head` head.
-
-    Shaped like torchvision's VGG (``features``, ``avgpool``, ``classifier``) so the
-    freeze and head helpers work on it.
-    """
-
-    def __init__(
-        self, num_classes: int = 4, *, width: int = 16, hidden: int = 64, dropout: float = 0.2
-    ) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        channels = 3
-        for i in range(4):
-            out = width * 2**i
-            layers += [
-                nn.Conv2d(channels, out, 3, padding=1, bias=False),
-                nn.BatchNorm2d(out),
-                nn.ReLU(inplace=True),
-                nn.MaxPool2d(2),
-            ]
-            channels = out
-        self.features = nn.Sequential(*layers)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = build_head(channels, num_classes, hidden=hidden, dropout=dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Log-probabilities for a batch ``(N, 3, H, W)``."""
-        features = torch.flatten(self.avgpool(self.features(x)), 1)
-        output: torch.Tensor = self.classifier(features)
-        return output
 
 
 def small_cnn(
     *,
     num_classes: int = 4,
     width: int = 16,
-    hidden: int = 64,
+    hidden: int | None = 64,
     dropout: float = 0.2,
     classes: Sequence[str] | None = None,
     preprocessing: Preprocessing | None = None,
@@ -165,7 +112,13 @@ def small_cnn(
 
     About 100k parameters at ``width=16``; trains on a laptop CPU in seconds per epoch at
     128 px. It is what ``retinalnet demo`` uses offline; for the real Kermany data use
-    :func:`vgg16_transfer`.
+    :func:`vgg16_transfer` or another pretrained backbone. Same as
+    ``create_model("small_cnn", width=width, ...)``.
+
+    Raises
+    ------
+    ValueError
+        If ``classes`` does not match ``num_classes``.
 
     Examples
     --------
@@ -174,50 +127,16 @@ def small_cnn(
     >>> model.classes
     ('CNV', 'DME', 'DRUSEN', 'NORMAL')
     """
-    names = _class_names(num_classes, classes)
-    return Classifier(
-        SmallCNN(num_classes, width=width, hidden=hidden, dropout=dropout),
-        classes=names,
+    return create(
+        model_spec("small_cnn"),
+        num_classes=num_classes,
+        weights=None,
+        freeze=False,
+        trainable_blocks=0,
+        hidden=hidden or 0,
+        dropout=dropout,
+        classes=classes,
         preprocessing=preprocessing,
-        arch="small_cnn",
-        arch_kwargs={
-            "num_classes": num_classes,
-            "width": width,
-            "hidden": hidden,
-            "dropout": dropout,
-        },
+        progress=False,
+        options={"width": width},
     )
-
-
-_ARCHITECTURES: dict[str, Callable[..., Classifier]] = {
-    "vgg16_transfer": vgg16_transfer,
-    "small_cnn": small_cnn,
-}
-
-
-def build_model(
-    arch: str,
-    arch_kwargs: Mapping[str, Any],
-    *,
-    classes: Sequence[str],
-    preprocessing: Preprocessing,
-) -> Classifier:
-    """Rebuild an untrained model from a checkpoint's architecture config.
-
-    Pretrained weights are never downloaded here (the checkpoint holds all weights).
-
-    Raises
-    ------
-    ValueError
-        If ``arch`` is not a known architecture.
-    """
-    builder = _ARCHITECTURES.get(arch)
-    if builder is None:
-        raise ValueError(
-            f"unknown architecture {arch!r}; known: {', '.join(sorted(_ARCHITECTURES))}. "
-            "For a network built by hand, pass it as model= when loading the checkpoint"
-        )
-    kwargs = dict(arch_kwargs)
-    if arch == "vgg16_transfer":
-        kwargs["weights"] = None
-    return builder(**kwargs, classes=classes, preprocessing=preprocessing)

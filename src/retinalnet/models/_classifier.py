@@ -1,24 +1,49 @@
-"""A network bundled with what it needs to be used: class names, preprocessing, config."""
+"""A network bundled with what it needs to be used: class names, preprocessing, config, and
+the declaration of its parts (head, feature blocks, Grad-CAM layer)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
+from retinalnet.models._fallback import GradCamTarget, guess_feature_blocks, guess_gradcam_target
+from retinalnet.models._head import find_output_layer
+from retinalnet.models._registry import ActivationReshape, BlockSelector, ModelSpec, find_spec
 from retinalnet.transforms import Preprocessing
 
 __all__ = ["Classifier", "network_of"]
 
+logger = logging.getLogger(__name__)
+
+
+def _check_path(network: nn.Module, path: str, argument: str) -> None:
+    try:
+        network.get_submodule(path)
+    except AttributeError:
+        children = [name for name, _ in network.named_children()]
+        raise ValueError(
+            f"{argument}={path!r} is not a module of {type(network).__name__}; give a dotted "
+            f"path such as network.get_submodule() takes (its children: {children})"
+        ) from None
+
 
 class Classifier(nn.Module):
-    """An image classifier that carries its class names and preprocessing.
+    """An image classifier that carries its class names, preprocessing and declaration.
 
     The class mapping and the preprocessing travel with the model, into checkpoints and
     into :class:`~retinalnet.Predictor`, so inference always prepares images the way
     training did and reports the right names.
+
+    Tools find the network's parts through :meth:`head_module`,
+    :meth:`feature_block_modules` and :meth:`gradcam_target`. Each answer comes from, in
+    order: the declaration given here; the :class:`~retinalnet.models.ModelSpec` registered
+    as ``arch``; the 0.1 structure guesses (:func:`~retinalnet.models.find_output_layer`,
+    VGG/ResNet-style feature blocks, the last ``Conv2d``), logged at debug level as the
+    fallback.
 
     Parameters
     ----------
@@ -30,14 +55,51 @@ class Classifier(nn.Module):
     preprocessing
         How images are prepared for ``network``.
     arch, arch_kwargs
-        Name and keyword arguments of the builder that made ``network``, so a checkpoint
-        can rebuild it (see :func:`retinalnet.models.build_model`). ``None`` for a network
-        built by hand; such a checkpoint needs the network passed in when it is loaded.
+        Name and keyword arguments of the registered architecture that made ``network``,
+        so a checkpoint can rebuild it (see :func:`retinalnet.models.build_model`). ``None``
+        for a network built by hand; such a checkpoint needs the network passed in when it
+        is loaded.
+    head
+        Path of the network's classification head (``"fc"``), for the feature cache and
+        tools that reset it.
+    feature_blocks
+        The network's feature blocks, first to last, for :func:`freeze`: module paths
+        (``["layer1", "layer2", "layer3", "layer4"]``) or a function of the network.
+    gradcam_layer
+        Path of the module whose output Grad-CAM explains (``"layer4"``).
+    gradcam_reshape
+        Turns that module's output into ``(N, C, H, W)`` when it is not (token outputs);
+        needs ``gradcam_layer``.
+
+        .. versionadded:: 0.2
+           ``head``, ``feature_blocks``, ``gradcam_layer`` and ``gradcam_reshape``.
+
+    Raises
+    ------
+    ValueError
+        If the class names are not 2 or more distinct names, a declared path is not a
+        module of ``network``, or ``gradcam_reshape`` comes without ``gradcam_layer``.
 
     Attributes
     ----------
     network : torch.nn.Module
         The wrapped network (for VGG16, ``network.classifier[6]`` is the new head).
+
+    Examples
+    --------
+    >>> from torchvision.models import resnet18
+    >>> from retinalnet.models import Classifier, replace_head
+    >>> net = resnet18(weights=None)
+    >>> _ = replace_head(net, 2)
+    >>> model = Classifier(
+    ...     net,
+    ...     classes=["NORMAL", "CNV"],
+    ...     head="fc",
+    ...     feature_blocks=["layer1", "layer2", "layer3", "layer4"],
+    ...     gradcam_layer="layer4",
+    ... )
+    >>> model.head_module()[0]
+    'fc'
     """
 
     def __init__(
@@ -48,15 +110,37 @@ class Classifier(nn.Module):
         preprocessing: Preprocessing | None = None,
         arch: str | None = None,
         arch_kwargs: Mapping[str, Any] | None = None,
+        head: str | None = None,
+        feature_blocks: BlockSelector | Sequence[str] | None = None,
+        gradcam_layer: str | None = None,
+        gradcam_reshape: ActivationReshape | None = None,
     ) -> None:
         super().__init__()
         if len(classes) < 2 or len(set(classes)) != len(classes):
             raise ValueError(f"classes must be 2 or more distinct names, got {list(classes)!r}")
+        if gradcam_reshape is not None and gradcam_layer is None:
+            raise ValueError("gradcam_reshape needs gradcam_layer: the layer it reshapes")
+        for path, argument in ((head, "head"), (gradcam_layer, "gradcam_layer")):
+            if path is not None:
+                _check_path(network, path, argument)
+        if feature_blocks is not None and not callable(feature_blocks):
+            if isinstance(feature_blocks, str):
+                raise TypeError(
+                    f"feature_blocks must be a list of module paths, got the string "
+                    f"{feature_blocks!r}; write [{feature_blocks!r}]"
+                )
+            feature_blocks = tuple(feature_blocks)
+            for path in feature_blocks:
+                _check_path(network, path, "feature_blocks")
         self.network = network
         self.classes: tuple[str, ...] = tuple(classes)
         self.preprocessing = preprocessing if preprocessing is not None else Preprocessing()
         self.arch = arch
         self.arch_kwargs: dict[str, Any] = dict(arch_kwargs or {})
+        self._head = head
+        self._feature_blocks = feature_blocks
+        self._gradcam_layer = gradcam_layer
+        self._gradcam_reshape = gradcam_reshape
 
     @property
     def num_classes(self) -> int:
@@ -67,6 +151,105 @@ class Classifier(nn.Module):
     def class_to_idx(self) -> dict[str, int]:
         """Class name to output index."""
         return {name: i for i, name in enumerate(self.classes)}
+
+    @property
+    def spec(self) -> ModelSpec | None:
+        """The registered :class:`~retinalnet.models.ModelSpec` of ``arch``, if any.
+
+        .. versionadded:: 0.2
+        """
+        return find_spec(self.arch)
+
+    def _fallback(self, what: str, guess: str) -> None:
+        logger.debug(
+            "%s (arch=%r) declares no %s; using the 0.1 fallback %s",
+            type(self.network).__name__,
+            self.arch,
+            what,
+            guess,
+        )
+
+    def head_module(self) -> tuple[str, nn.Module]:
+        """The classification head: its path in :attr:`network` and the module.
+
+        Declared head, else the spec's, else (fallback) the last ``nn.Linear`` found by
+        :func:`~retinalnet.models.find_output_layer`.
+
+        .. versionadded:: 0.2
+
+        Raises
+        ------
+        TypeError
+            If nothing is declared and the network has no ``nn.Linear``.
+
+        Examples
+        --------
+        >>> from retinalnet.models import create_model
+        >>> create_model("resnet18", weights=None).head_module()[0]
+        'fc'
+        """
+        spec = self.spec
+        path = self._head if self._head is not None else spec.head if spec else None
+        if path is not None:
+            return path, self.network.get_submodule(path)
+        self._fallback("head", "find_output_layer (last nn.Linear)")
+        parent, name, layer = find_output_layer(self.network)
+        prefix = next(p for p, m in self.network.named_modules() if m is parent)
+        return (f"{prefix}.{name}" if prefix else name), layer
+
+    def feature_block_modules(self) -> list[nn.Module]:
+        """The feature blocks, first to last, that fine-tuning unfreezes from the end.
+
+        Declared blocks, else the spec's, else (fallback) the 0.1 structure guess
+        (VGG-style blocks split at max-pools, ``features`` children, ResNet stages).
+
+        .. versionadded:: 0.2
+
+        Raises
+        ------
+        TypeError
+            If nothing is declared and the structure is not recognised.
+        """
+        blocks = self._feature_blocks
+        if blocks is None and self.spec is not None:
+            blocks = self.spec.feature_blocks
+        if blocks is None:
+            self._fallback("feature blocks", "structure guess (features / layer1..4)")
+            return guess_feature_blocks(self.network)
+        if callable(blocks):
+            return blocks(self.network)
+        return [self.network.get_submodule(path) for path in blocks]
+
+    def gradcam_target(self) -> GradCamTarget:
+        """Where Grad-CAM reads its activation: ``(module, reshape, at_input)``.
+
+        A declared (or the spec's) layer is explained at its output, after ``reshape`` when
+        that is not ``None``. The fallback guess takes the last module of the last feature
+        block (its input when that is a pooling layer) or the last ``Conv2d``.
+
+        .. versionadded:: 0.2
+
+        Raises
+        ------
+        TypeError
+            If nothing is declared and the network has no ``Conv2d``.
+
+        Examples
+        --------
+        >>> from retinalnet.models import create_model
+        >>> target = create_model("vit_b_16", weights=None).gradcam_target()
+        >>> target.reshape.__name__, target.at_input
+        ('tokens_to_map', False)
+        """
+        spec = self.spec
+        if self._gradcam_layer is not None:
+            layer, reshape = self._gradcam_layer, self._gradcam_reshape
+        elif spec is not None:
+            layer, reshape = spec.gradcam_layer, spec.gradcam_reshape
+        else:
+            self._fallback("Grad-CAM layer", "structure guess (last block or last Conv2d)")
+            return guess_gradcam_target(self.network)
+        return GradCamTarget(self.network.get_submodule(layer), reshape, False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores for a batch of preprocessed images."""

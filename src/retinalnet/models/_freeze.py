@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from torch import nn
 
-from retinalnet.models._classifier import network_of
+from retinalnet.models._classifier import Classifier, network_of
+from retinalnet.models._fallback import guess_feature_blocks
 
-__all__ = ["feature_blocks", "freeze"]
+__all__ = ["feature_blocks", "freeze", "trainable_blocks_arg"]
 
 
 def feature_blocks(model: nn.Module) -> list[nn.Module]:
-    """Split a backbone's feature extractor into its blocks, first to last.
+    """A backbone's feature blocks, first to last.
+
+    For a :class:`~retinalnet.models.Classifier`, its declaration
+    (:meth:`~retinalnet.models.Classifier.feature_block_modules`: declared blocks, else the
+    registered spec's). For a bare network, or a Classifier that declares nothing, the 0.1
+    structure guess:
 
     - VGG-style (``features`` holding ``MaxPool2d``): a block ends at each max-pool
       (VGG16 has 5).
@@ -25,67 +31,87 @@ def feature_blocks(model: nn.Module) -> list[nn.Module]:
     Raises
     ------
     TypeError
-        If the blocks cannot be found.
+        If the blocks are neither declared nor recognisable.
+
+    Examples
+    --------
+    >>> from retinalnet.models import create_model, feature_blocks
+    >>> len(feature_blocks(create_model("convnext_tiny", weights=None)))  # its 4 stages
+    4
     """
-    network = network_of(model)
-    features = getattr(network, "features", None)
-    if isinstance(features, nn.Sequential):
-        layers = list(features.children())
-        if not any(isinstance(layer, nn.MaxPool2d) for layer in layers):
-            return layers
-        blocks: list[nn.Module] = []
-        current: list[nn.Module] = []
-        for layer in layers:
-            current.append(layer)
-            if isinstance(layer, nn.MaxPool2d):
-                blocks.append(nn.Sequential(*current))
-                current = []
-        if current:
-            blocks.append(nn.Sequential(*current))
-        return blocks
-    stages = [getattr(network, f"layer{i}", None) for i in range(1, 5)]
-    if all(isinstance(stage, nn.Module) for stage in stages):
-        return [stage for stage in stages if stage is not None]
-    raise TypeError(
-        f"cannot find the feature blocks of {type(network).__name__}: expected a "
-        "`features` nn.Sequential (VGG, EfficientNet, MobileNet, DenseNet) or "
-        "`layer1`..`layer4` (ResNet)"
-    )
+    if isinstance(model, Classifier):
+        return model.feature_block_modules()
+    return guess_feature_blocks(model)
 
 
-def freeze(model: nn.Module, *, except_last_blocks: int = 0) -> nn.Module:
+def trainable_blocks_arg(
+    trainable_blocks: int | None, except_last_blocks: int | None, *, default: int = 0
+) -> tuple[int, str]:
+    """Merge the 0.2 name and its 0.1 alias: ``(value, name the caller used)``.
+
+    Raises
+    ------
+    ValueError
+        If both are given.
+    """
+    if trainable_blocks is not None and except_last_blocks is not None:
+        raise ValueError(
+            f"pass trainable_blocks (got {trainable_blocks!r}) or its 0.1 name "
+            f"except_last_blocks (got {except_last_blocks!r}), not both"
+        )
+    if except_last_blocks is not None:
+        return except_last_blocks, "except_last_blocks"
+    return (default if trainable_blocks is None else trainable_blocks), "trainable_blocks"
+
+
+def freeze(
+    model: nn.Module,
+    *,
+    except_last_blocks: int | None = None,
+    trainable_blocks: int | None = None,
+) -> nn.Module:
     """Stop gradients for every parameter, optionally keeping the last blocks trainable.
 
     Parameters
     ----------
     model
         The network (or :class:`~retinalnet.models.Classifier`) to freeze, in place.
-    except_last_blocks
+    trainable_blocks
         Number of final feature blocks (see :func:`feature_blocks`) left trainable, for
-        fine-tuning. 0 freezes everything, as the tutorial did.
+        fine-tuning. 0 (the default) freezes everything, as the tutorial did.
+
+        .. versionadded:: 0.2
+    except_last_blocks
+        The 0.1 name of ``trainable_blocks``.
 
     Returns
     -------
     torch.nn.Module
         ``model``, for chaining.
 
+    Raises
+    ------
+    ValueError
+        If the block count is negative, not an int, or more than the model has.
+
     Examples
     --------
     >>> from torchvision.models import vgg16
     >>> from retinalnet.models import freeze, parameter_summary
-    >>> net = freeze(vgg16(weights=None), except_last_blocks=1)
+    >>> net = freeze(vgg16(weights=None), trainable_blocks=1)
     >>> parameter_summary(net).trainable  # the last conv block: 3 convs of 512x512x3x3
     7079424
     """
-    if isinstance(except_last_blocks, bool) or except_last_blocks < 0:
-        raise ValueError(f"except_last_blocks must be an int >= 0, got {except_last_blocks!r}")
-    blocks = feature_blocks(model) if except_last_blocks else []
-    if except_last_blocks > len(blocks):
+    count, name = trainable_blocks_arg(trainable_blocks, except_last_blocks)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {count!r}")
+    blocks = feature_blocks(model) if count else []
+    if count > len(blocks):
         raise ValueError(
-            f"except_last_blocks={except_last_blocks} but {type(network_of(model)).__name__} "
+            f"{name}={count} but {type(network_of(model)).__name__} "
             f"has only {len(blocks)} feature blocks"
         )
     model.requires_grad_(False)
-    for block in blocks[len(blocks) - except_last_blocks :]:
+    for block in blocks[len(blocks) - count :]:
         block.requires_grad_(True)
     return model

@@ -1,4 +1,9 @@
-"""Resolving VGG16 weights: torchvision's enum or name (download), or a local file (offline)."""
+"""Resolving pretrained weights for any registered architecture.
+
+One resolver for every :class:`~retinalnet.models.ModelSpec`: a torchvision weights enum
+member or its name (downloaded once, then cached by torchvision), ``"DEFAULT"``, a local
+state-dict file (offline sites), or ``None`` for random initialisation.
+"""
 
 from __future__ import annotations
 
@@ -8,40 +13,82 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 import torch
-from torchvision.models import VGG, VGG16_Weights, vgg16
+from torch import nn
+from torchvision.models import VGG, VGG16_Weights, WeightsEnum
 
+from retinalnet.models._registry import ModelSpec, model_spec
 from retinalnet.models._state_dict import state_dict_mismatches
 
 __all__ = [
     "WeightsArg",
     "WeightsUnavailableError",
     "cached_weights_path",
+    "load_network",
     "load_vgg16",
+    "read_state_dict",
     "resolve_weights",
 ]
 
-WeightsArg: TypeAlias = "VGG16_Weights | str | os.PathLike[str] | None"
-"""The accepted ``weights=`` values, namely the enum, its name (``"IMAGENET1K_V1"``,
-``"DEFAULT"``), a local state-dict file, or ``None`` for random initialisation."""
-
-_HEAD_KEYS = ("classifier.6.weight", "classifier.6.bias")
+WeightsArg: TypeAlias = "WeightsEnum | str | os.PathLike[str] | None"
+"""The accepted ``weights=`` values: a torchvision weights enum member, its name
+(``"IMAGENET1K_V1"``, ``"DEFAULT"``), a local state-dict file, or ``None`` for random
+initialisation."""
 
 
 class WeightsUnavailableError(RuntimeError):
     """Pretrained weights could neither be found locally nor downloaded."""
 
 
-def cached_weights_path(weights: VGG16_Weights = VGG16_Weights.IMAGENET1K_V1) -> Path:
+def _spec(arch: str | ModelSpec) -> ModelSpec:
+    return arch if isinstance(arch, ModelSpec) else model_spec(arch)
+
+
+def _label(spec: ModelSpec) -> str:
+    """``VGG16`` for ``VGG16_Weights``, ``EfficientNet_B0``; the registry name otherwise."""
+    if spec.weights is None:
+        return spec.name
+    return str(spec.weights.__name__).removesuffix("_Weights")
+
+
+def cached_weights_path(
+    weights: WeightsEnum | str = VGG16_Weights.IMAGENET1K_V1,
+) -> Path:
     """Where torchvision keeps (or would keep) the downloaded file for ``weights``.
 
-    ``$TORCH_HOME/hub/checkpoints/vgg16-397923af.pth``, by default under ``~/.cache/torch``.
-    Copying the file there on an offline machine makes ``weights="IMAGENET1K_V1"`` work
-    without a network.
+    ``$TORCH_HOME/hub/checkpoints/<file name of weights.url>``, by default under
+    ``~/.cache/torch``. Copying the file there on an offline machine makes
+    ``weights="DEFAULT"`` work without a network.
+
+    Parameters
+    ----------
+    weights
+        A torchvision weights enum member, or a registered architecture name for its
+        default weights. VGG16's ImageNet weights by default (0.1 behaviour).
+
+        .. versionchanged:: 0.2
+           Any weights enum member, or an architecture name.
+
+    Raises
+    ------
+    ValueError
+        If the architecture is unknown or has no pretrained weights.
+
+    Examples
+    --------
+    >>> from retinalnet.models import cached_weights_path
+    >>> cached_weights_path("resnet18").name
+    'resnet18-f37072fd.pth'
     """
+    if isinstance(weights, str):
+        spec = model_spec(weights)
+        default = spec.default_weights
+        if default is None:
+            raise ValueError(f"{spec.name} has no pretrained weights, so nothing is cached")
+        weights = default
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
 
 
-def _offline_help(weights: VGG16_Weights) -> str:
+def _offline_help(weights: WeightsEnum) -> str:
     return (
         f"on a machine with internet, download {weights.url} and either copy it to "
         f"{cached_weights_path(weights)} or pass weights='/path/to/{Path(weights.url).name}'; "
@@ -49,70 +96,131 @@ def _offline_help(weights: VGG16_Weights) -> str:
     )
 
 
-def _check_usable(weights: VGG16_Weights) -> VGG16_Weights:
+def _usable_names(spec: ModelSpec) -> list[str]:
+    if spec.weights is None:
+        return []
+    members = spec.weights.__members__
+    return [name for name, w in members.items() if w.meta.get("categories") is not None]
+
+
+def _check_usable(spec: ModelSpec, weights: WeightsEnum) -> WeightsEnum:
+    if spec.weights is None or not isinstance(weights, spec.weights):
+        expected = "None or a state-dict file" if spec.weights is None else spec.weights.__name__
+        raise TypeError(
+            f"{spec.name} takes {expected}, got {type(weights).__name__}.{weights.name}"
+        )
     if weights.meta.get("categories") is None:
         raise ValueError(
-            f"VGG16_Weights.{weights.name} holds convolution features only: its classifier "
-            "layers, which vgg16_transfer keeps, are not trained and it expects 0-255 inputs; "
-            "use weights='IMAGENET1K_V1'"
+            f"{spec.weights.__name__}.{weights.name} holds backbone features only: the layers "
+            f"{spec.name} keeps before its head are not trained with it; use "
+            f"weights='DEFAULT' ({spec.weights.DEFAULT.name})"
         )
     return weights
 
 
-def resolve_weights(weights: WeightsArg) -> VGG16_Weights | Path | None:
-    """Turn a ``weights=`` argument into the enum, a file path, or ``None``.
+def resolve_weights(
+    weights: WeightsArg, arch: str | ModelSpec = "vgg16_transfer"
+) -> WeightsEnum | Path | None:
+    """Turn a ``weights=`` argument into the enum member, a file path, or ``None``.
+
+    Parameters
+    ----------
+    weights
+        See :data:`WeightsArg`. ``"DEFAULT"`` is ``None`` for an architecture without
+        pretrained weights (``small_cnn``).
+    arch
+        Registered architecture name or spec (VGG16 by default, as in 0.1).
 
     Raises
     ------
     FileNotFoundError
         If ``weights`` looks like a path but no such file exists.
+    IsADirectoryError
+        If ``weights`` is a folder.
     ValueError
-        If ``weights`` is a string that is neither a known weights name nor a file.
+        If ``weights`` is a string that is neither a weights name of ``arch`` nor a file,
+        or names features-only weights.
+    TypeError
+        If ``weights`` is of another type, or a member of another architecture's enum.
     """
+    spec = _spec(arch)
     if weights is None:
         return None
-    if isinstance(weights, VGG16_Weights):
-        return _check_usable(weights)
+    if isinstance(weights, WeightsEnum):
+        return _check_usable(spec, weights)
     if isinstance(weights, os.PathLike):
         path = Path(weights)
     elif isinstance(weights, str):
-        name = weights.removeprefix("VGG16_Weights.")
-        if name in VGG16_Weights.__members__:
-            return _check_usable(VGG16_Weights[name])
+        prefix = f"{spec.weights.__name__}." if spec.weights is not None else ""
+        name = weights.removeprefix(prefix) if prefix else weights
+        if spec.weights is None and name == "DEFAULT":
+            return None
+        if spec.weights is not None and name in spec.weights.__members__:
+            return _check_usable(spec, spec.weights[name])
         path = Path(weights).expanduser()
         looks_like_path = path.suffix or os.sep in weights or "/" in weights
         if name != weights or (not path.exists() and not looks_like_path):
-            names = "DEFAULT, IMAGENET1K_V1"
+            if spec.weights is None:
+                raise ValueError(
+                    f"weights={weights!r}: {spec.name} has no pretrained weights and this is "
+                    "no existing file; pass None, 'DEFAULT' (both random initialisation) or "
+                    "the path of a state-dict file"
+                )
             raise ValueError(
-                f"weights={weights!r} is neither a VGG16 weights name ({names}) nor an "
-                "existing file; pass a name, a path to a state-dict file, or None"
+                f"weights={weights!r} is neither a {_label(spec)} weights name "
+                f"({', '.join(sorted(_usable_names(spec)))}) nor an existing file; pass a "
+                "name, a path to a state-dict file, or None"
             )
     else:
+        member = "" if spec.weights is None else f"a {spec.weights.__name__} member, its name, "
         raise TypeError(
-            "weights must be a VGG16_Weights member, its name, a file path or None, "
-            f"got {type(weights).__name__}"
+            f"weights must be {member}a file path or None, got {type(weights).__name__}"
         )
     if path.is_dir():
+        example = "" if spec.default_weights is None else Path(spec.default_weights.url).name
         raise IsADirectoryError(
             f"weights={str(path)!r} is a folder; pass the state-dict file inside it, e.g. "
-            f"{str(path / Path(VGG16_Weights.IMAGENET1K_V1.url).name)!r}"
+            f"{str(path / (example or 'weights.pth'))!r}"
         )
     if not path.is_file():
-        raise FileNotFoundError(
-            f"weights file {str(path)!r} does not exist; "
-            + _offline_help(VGG16_Weights.IMAGENET1K_V1)
+        default = spec.default_weights
+        help_text = (
+            _offline_help(default)
+            if default is not None
+            else f"pass a state dict saved from a {spec.name} network"
         )
+        raise FileNotFoundError(f"weights file {str(path)!r} does not exist; {help_text}")
     return path
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def _expected_file(spec: ModelSpec) -> str:
+    default = spec.default_weights
+    if default is None:
+        return (
+            f"a {spec.name} network's state dict, saved with "
+            "torch.save(model.network.state_dict(), path)"
+        )
+    builder = getattr(spec.builder, "__name__", spec.name)
+    return (
+        f"torchvision's {_label(spec)} state dict (torchvision.models.{builder}), e.g. "
+        f"{Path(default.url).name} from {default.url}"
+    )
+
+
+def read_state_dict(path: Path, spec: ModelSpec) -> dict[str, torch.Tensor]:
+    """Load a state-dict file with ``weights_only=True``, refusing anything else.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a readable state dict, or is a retinalnet checkpoint.
+    """
     try:
         loaded: Any = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # any failure means "not a usable weights file"
         raise ValueError(
             f"cannot read weights file {str(path)!r} as a PyTorch state dict ({error}); "
-            "expected torchvision's VGG16 file such as vgg16-397923af.pth, saved with "
-            "torch.save(model.state_dict())"
+            f"expected {_expected_file(spec)}"
         ) from None
     if isinstance(loaded, dict) and "format" in loaded and "model" in loaded:
         raise ValueError(
@@ -129,28 +237,42 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return loaded
 
 
-def _check_fits(state: dict[str, torch.Tensor], model: VGG, path: Path) -> None:
-    expected = {k: v.shape for k, v in model.state_dict().items() if k not in _HEAD_KEYS}
-    given = {k: v.shape for k, v in state.items() if k not in _HEAD_KEYS}
-    problems = state_dict_mismatches(expected, given, given_name="file")
+def _without_head(state: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    return {k: v for k, v in state.items() if not k.startswith(f"{spec.head}.")}
+
+
+def _load_file(network: nn.Module, path: Path, spec: ModelSpec) -> None:
+    state = _without_head(read_state_dict(path, spec), spec)
+    expected = {k: v.shape for k, v in _without_head(network.state_dict(), spec).items()}
+    problems = state_dict_mismatches(
+        expected, {k: v.shape for k, v in state.items()}, given_name="file"
+    )
     if problems:
         raise ValueError(
-            f"weights file {str(path)!r} does not fit VGG16: {'; '.join(problems)}. "
-            "Expected torchvision's VGG16 (no batch norm) state dict, e.g. vgg16-397923af.pth "
-            f"from {VGG16_Weights.IMAGENET1K_V1.url}"
+            f"weights file {str(path)!r} does not fit {_label(spec)}: {'; '.join(problems)}. "
+            f"Expected {_expected_file(spec)}"
         )
+    network.load_state_dict(state, strict=False)
 
 
-def load_vgg16(weights: WeightsArg, *, progress: bool = True) -> VGG:
-    """Build torchvision's VGG16 with the given weights.
+def load_network(
+    arch: str | ModelSpec, weights: WeightsArg, *, progress: bool = True, **options: object
+) -> nn.Module:
+    """Build an architecture's network, with its original head, and the given weights.
+
+    A local file must hold the network's state dict; the entries of the declared head
+    (``spec.head``) may be missing or of any size, since the head is replaced anyway.
 
     Parameters
     ----------
+    arch
+        Registered name or spec.
     weights
-        See :data:`WeightsArg`. A local file must be a VGG16 state dict; its 1000-class
-        output layer may be missing or of any size, since it is replaced anyway.
+        See :func:`resolve_weights`.
     progress
         Show a download progress bar.
+    **options
+        Passed on to the spec's builder.
 
     Raises
     ------
@@ -158,29 +280,43 @@ def load_vgg16(weights: WeightsArg, *, progress: bool = True) -> VGG:
         If the weights must be downloaded and the download fails; the message says how to
         use a local file instead.
     ValueError
-        If a local file is not a VGG16 state dict.
+        If a local file is not a state dict of this network.
     """
-    resolved = resolve_weights(weights)
-    if isinstance(resolved, Path):
-        model = vgg16(weights=None)
-        state = _read_state_dict(resolved)
-        _check_fits(state, model, resolved)
-        state = {k: v for k, v in state.items() if k not in _HEAD_KEYS}
-        model.load_state_dict(state, strict=False)
-        return model
-    if resolved is None:
-        return vgg16(weights=None)
+    spec = _spec(arch)
+    resolved = resolve_weights(weights, spec)
+    if not isinstance(resolved, WeightsEnum):
+        network = spec.builder(weights=None, progress=progress, **options)
+        if isinstance(resolved, Path):
+            _load_file(network, resolved, spec)
+        return network
     cached = cached_weights_path(resolved)
     was_cached = cached.is_file()
     try:
-        return vgg16(weights=resolved, progress=progress)
+        return spec.builder(weights=resolved, progress=progress, **options)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        label = _label(spec)
         if was_cached:
             raise WeightsUnavailableError(
-                f"the cached VGG16 weights {str(cached)!r} cannot be loaded ({error}); the file "
-                "is probably incomplete or corrupt: delete it to download it again, or "
+                f"the cached {label} weights {str(cached)!r} cannot be loaded ({error}); the "
+                "file is probably incomplete or corrupt: delete it to download it again, or "
                 + _offline_help(resolved)
             ) from error
         raise WeightsUnavailableError(
-            f"cannot download VGG16 weights {resolved.name} ({error}); " + _offline_help(resolved)
+            f"cannot download {label} weights {resolved.name} ({error}); " + _offline_help(resolved)
         ) from error
+
+
+def load_vgg16(weights: WeightsArg, *, progress: bool = True) -> VGG:
+    """Build torchvision's VGG16 with the given weights (its 1000-class layer kept).
+
+    Same as ``load_network("vgg16_transfer", weights)``.
+
+    Raises
+    ------
+    WeightsUnavailableError
+        If the weights must be downloaded and the download fails.
+    ValueError
+        If a local file is not a VGG16 state dict.
+    """
+    network: VGG = load_network("vgg16_transfer", weights, progress=progress)
+    return network

@@ -1,0 +1,350 @@
+"""Building registered models: :func:`create_model`, and :func:`build_model` for checkpoints."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models import WeightsEnum
+
+from retinalnet._core.classes import KERMANY_CLASSES
+from retinalnet.models._classifier import Classifier
+from retinalnet.models._freeze import freeze as freeze_model
+from retinalnet.models._head import build_head
+from retinalnet.models._registry import ModelSpec, find_spec, model_spec, unknown_arch_message
+from retinalnet.models._summary import parameter_summary
+from retinalnet.models._weights import WeightsArg, load_network, resolve_weights
+from retinalnet.transforms import Preprocessing
+
+__all__ = ["ModelInfo", "build_model", "class_names", "create", "create_model", "model_info"]
+
+logger = logging.getLogger(__name__)
+
+
+def class_names(num_classes: int, classes: Sequence[str] | None) -> tuple[str, ...]:
+    """The given names, checked against ``num_classes``; Kermany's or ``class_<i>`` if none."""
+    if classes is None:
+        if num_classes == len(KERMANY_CLASSES):
+            return KERMANY_CLASSES
+        return tuple(f"class_{i}" for i in range(num_classes))
+    if len(classes) != num_classes:
+        raise ValueError(
+            f"num_classes={num_classes} but {len(classes)} class names were given "
+            f"({list(classes)!r}); make them agree"
+        )
+    return tuple(classes)
+
+
+def _in_features(old_head: nn.Module, network: nn.Module, spec: ModelSpec) -> int:
+    linear = next((m for m in old_head.modules() if isinstance(m, nn.Linear)), None)
+    if linear is not None:
+        return int(linear.in_features)
+    width = getattr(network, "num_features", None)
+    if isinstance(width, int):
+        return width
+    raise TypeError(
+        f"{spec.name}: the head {spec.head!r} ({type(old_head).__name__}) holds no nn.Linear "
+        "and the network has no integer num_features: cannot tell the head's input width"
+    )
+
+
+def _replace(network: nn.Module, path: str, module: nn.Module) -> None:
+    parent_path, _, name = path.rpartition(".")
+    setattr(network.get_submodule(parent_path) if parent_path else network, name, module)
+
+
+def _count_blocks(spec: ModelSpec, options: Mapping[str, object]) -> int | None:
+    """Feature blocks of the architecture, from a structure-only build (None if impossible)."""
+    try:
+        with torch.device("meta"):
+            return len(spec.feature_blocks(spec.builder(weights=None, progress=False, **options)))
+    except NotImplementedError:  # builders that compute with tensors (RegNet) need real ones
+        return None
+
+
+def _check_blocks(spec: ModelSpec, count: int | None, blocks: int, name: str) -> None:
+    if count is not None and not 0 <= blocks <= count:
+        raise ValueError(
+            f"{name} must be from 0 to {count} ({spec.name}'s feature blocks), got {blocks!r}"
+        )
+
+
+def _check_size(spec: ModelSpec, preprocessing: Preprocessing, weights: object) -> None:
+    if spec.fixed_size is not None and isinstance(weights, WeightsEnum):
+        side = int(weights.meta.get("min_size", (spec.fixed_size,))[0])
+        if side != spec.fixed_size:
+            raise ValueError(
+                f"{type(weights).__name__}.{weights.name} takes {side} px inputs, but "
+                f"{spec.name} is declared for {spec.fixed_size} px; use weights='DEFAULT'"
+            )
+    size = preprocessing.size
+    if spec.fixed_size is not None and size != spec.fixed_size:
+        raise ValueError(
+            f"{spec.name} takes {spec.fixed_size} px inputs only, got preprocessing.size="
+            f"{size}; pass preprocessing=Preprocessing(size={spec.fixed_size})"
+        )
+    if size < spec.min_size:
+        raise ValueError(
+            f"{spec.name} needs inputs of at least {spec.min_size} px, got preprocessing.size="
+            f"{size}; pass a larger Preprocessing(size=...)"
+        )
+
+
+def create(
+    spec: ModelSpec,
+    *,
+    num_classes: int,
+    weights: WeightsArg,
+    freeze: bool | None,
+    trainable_blocks: int,
+    hidden: int | None,
+    dropout: float,
+    classes: Sequence[str] | None,
+    preprocessing: Preprocessing | None,
+    progress: bool,
+    options: Mapping[str, object],
+    blocks_name: str = "trainable_blocks",
+) -> Classifier:
+    """:func:`create_model` for a spec; ``blocks_name`` is the name errors give
+    ``trainable_blocks`` (``except_last_blocks`` when called by the 0.1 builders)."""
+    names = class_names(num_classes, classes)
+    freeze = spec.default_freeze if freeze is None else freeze
+    hidden = spec.default_hidden if hidden is None else hidden
+    if isinstance(trainable_blocks, bool) or not isinstance(trainable_blocks, int):
+        raise ValueError(f"{blocks_name} must be an int >= 0, got {trainable_blocks!r}")
+    if not freeze and trainable_blocks > 0:
+        raise ValueError(f"{blocks_name} needs freeze=True (nothing is frozen otherwise)")
+    if trainable_blocks < 0:
+        raise ValueError(f"{blocks_name} must be an int >= 0, got {trainable_blocks!r}")
+    resolved = resolve_weights(weights, spec)
+    prep = preprocessing if preprocessing is not None else Preprocessing()
+    _check_size(spec, prep, resolved)
+    if trainable_blocks and isinstance(resolved, WeightsEnum):  # fail before downloading
+        _check_blocks(spec, _count_blocks(spec, options), trainable_blocks, blocks_name)
+    network = load_network(spec, resolved, progress=progress, **options)
+    old_head = network.get_submodule(spec.head)
+    head = build_head(
+        _in_features(old_head, network, spec), num_classes, hidden=hidden, dropout=dropout
+    )
+    _replace(network, spec.head, head)
+    model = Classifier(
+        network,
+        classes=names,
+        preprocessing=prep,
+        arch=spec.name,
+        arch_kwargs={
+            "num_classes": num_classes,
+            "hidden": hidden,
+            "dropout": dropout,
+            "freeze": freeze,
+            "trainable_blocks": trainable_blocks,
+            **options,
+        },
+    )
+    if freeze:
+        _check_blocks(spec, len(model.feature_block_modules()), trainable_blocks, blocks_name)
+        freeze_model(model, trainable_blocks=trainable_blocks)
+        head.requires_grad_(True)
+    return model
+
+
+def create_model(
+    name: str,
+    *,
+    num_classes: int = 4,
+    weights: WeightsArg = "DEFAULT",
+    freeze: bool | None = None,
+    trainable_blocks: int = 0,
+    hidden: int | None = None,
+    dropout: float = 0.2,
+    classes: Sequence[str] | None = None,
+    preprocessing: Preprocessing | None = None,
+    progress: bool = True,
+    **options: object,
+) -> Classifier:
+    """Build a registered architecture with a new classification head.
+
+    The network comes from the spec's builder with the given weights; the module at the
+    spec's ``head`` path is replaced by :func:`build_head` (ending in ``LogSoftmax``);
+    with ``freeze`` every other parameter stops training except the last
+    ``trainable_blocks`` feature blocks. The model records ``arch=name`` and its keyword
+    arguments, so a checkpoint rebuilds it by name (:func:`build_model`).
+
+    .. versionadded:: 0.2
+
+    Parameters
+    ----------
+    name
+        A registered name (:func:`list_models`; ``retinalnet models`` shows them).
+    num_classes
+        Outputs (4: CNV, DME, DRUSEN, NORMAL).
+    weights
+        ``"DEFAULT"`` (the architecture's best torchvision weights; random for
+        ``small_cnn``, which has none), a weights name such as ``"IMAGENET1K_V1"`` or enum
+        member (downloaded once, then cached by torchvision), the path of a local
+        state-dict file (offline sites; see :func:`cached_weights_path`), or ``None``
+        (random initialisation; for tests).
+    freeze
+        Freeze everything but the new head. ``None``: the architecture's default (``True``
+        for pretrained backbones, ``False`` for ``small_cnn``).
+    trainable_blocks
+        With ``freeze``, also leave the last this many feature blocks trainable
+        (fine-tuning; :meth:`Classifier.feature_block_modules` lists them).
+    hidden
+        Width of the head's hidden layer; 0 for a single ``Linear``; ``None``: the
+        architecture's default (256 for ``vgg16_transfer``, 64 for ``small_cnn``, 0 for the
+        torchvision backbones).
+    dropout
+        Dropout in the head, after the hidden layer.
+    classes
+        Class names in output order; the Kermany classes by default.
+    preprocessing
+        Defaults to 224 px pipelines with ImageNet normalisation.
+    progress
+        Show a progress bar while downloading weights.
+    **options
+        Passed on to the architecture's builder and recorded (plain values only), e.g.
+        ``width=8`` for ``small_cnn``.
+
+    Returns
+    -------
+    Classifier
+        ``model.network`` is the torchvision network; ``model.head_module()`` the new head.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown (the message lists the names and the closest one), an
+        argument is out of range, or ``preprocessing.size`` does not suit the network.
+    WeightsUnavailableError
+        If weights must be downloaded and cannot be; the message says how to work offline.
+
+    Examples
+    --------
+    >>> from retinalnet.models import create_model, parameter_summary
+    >>> model = create_model("resnet18", weights=None)  # "DEFAULT": ImageNet weights
+    >>> print(parameter_summary(model))
+    11,178,564 parameters, 2,052 trainable (0.02%)
+    >>> tuned = create_model("resnet18", weights=None, trainable_blocks=1)  # + layer4
+    """
+    return create(
+        model_spec(name),
+        num_classes=num_classes,
+        weights=weights,
+        freeze=freeze,
+        trainable_blocks=trainable_blocks,
+        hidden=hidden,
+        dropout=dropout,
+        classes=classes,
+        preprocessing=preprocessing,
+        progress=progress,
+        options=options,
+    )
+
+
+def build_model(
+    arch: str,
+    arch_kwargs: Mapping[str, Any],
+    *,
+    classes: Sequence[str],
+    preprocessing: Preprocessing,
+) -> Classifier:
+    """Rebuild an untrained model from a checkpoint's architecture config.
+
+    Any registered architecture; pretrained weights are never downloaded here (the
+    checkpoint holds all weights). 0.1 configs load too (``except_last_blocks``, and
+    ``hidden=None`` for a single-``Linear`` head).
+
+    .. versionchanged:: 0.2
+       Every registered architecture, not only ``vgg16_transfer`` and ``small_cnn``.
+
+    Raises
+    ------
+    ValueError
+        If ``arch`` is not a registered architecture.
+    """
+    if find_spec(arch) is None:
+        raise ValueError(
+            f"{unknown_arch_message(arch)}. For a network built by hand, pass it as model= "
+            "when loading the checkpoint"
+        )
+    kwargs: dict[str, Any] = dict(arch_kwargs)
+    if "except_last_blocks" in kwargs:  # 0.1 name
+        kwargs["trainable_blocks"] = kwargs.pop("except_last_blocks")
+    if "hidden" in kwargs and kwargs["hidden"] is None:  # 0.1: None was a single Linear
+        kwargs["hidden"] = 0
+    for key in ("weights", "classes", "preprocessing", "progress"):
+        kwargs.pop(key, None)
+    return create_model(
+        arch, **kwargs, weights=None, classes=classes, preprocessing=preprocessing, progress=False
+    )
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One row of ``retinalnet models``: what :func:`model_info` reports.
+
+    .. versionadded:: 0.2
+
+    ``parameters`` and ``trainable`` count the model :func:`create_model` builds with its
+    defaults; ``gflops`` is at 224 px (multiply-adds, torchvision's convention).
+    """
+
+    name: str
+    parameters: int
+    trainable: int
+    gflops: float | None
+    head: str
+    gradcam_layer: str
+    min_size: int
+    fixed_size: int | None
+    description: str
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain values, for JSON."""
+        return asdict(self)
+
+
+def model_info(name: str, *, num_classes: int = 4) -> ModelInfo:
+    """Parameter counts and declaration of a registered architecture, without weights.
+
+    Built on the ``meta`` device (no memory, instant) where the builder allows it.
+
+    .. versionadded:: 0.2
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not registered.
+
+    Examples
+    --------
+    >>> from retinalnet.models import model_info
+    >>> info = model_info("vgg16_transfer")
+    >>> info.parameters, info.trainable, info.gflops
+    (135310404, 1049860, 15.47)
+    """
+    spec = model_spec(name)
+    try:
+        with torch.device("meta"):
+            model = create_model(name, num_classes=num_classes, weights=None, progress=False)
+    except NotImplementedError:  # RegNet computes its widths with tensors: build it for real
+        logger.debug("%s cannot be built on the meta device; building it on the CPU", name)
+        with torch.device("cpu"):
+            model = create_model(name, num_classes=num_classes, weights=None, progress=False)
+    summary = parameter_summary(model)
+    return ModelInfo(
+        name=spec.name,
+        parameters=summary.total,
+        trainable=summary.trainable,
+        gflops=spec.gflops,
+        head=spec.head,
+        gradcam_layer=spec.gradcam_layer,
+        min_size=spec.min_size,
+        fixed_size=spec.fixed_size,
+        description=spec.description,
+    )

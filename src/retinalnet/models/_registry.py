@@ -1,0 +1,232 @@
+"""The model registry: one declaration (:class:`ModelSpec`) per architecture name.
+
+Tools read the declaration instead of guessing from the module tree: the head that is
+replaced, the feature blocks that fine-tuning unfreezes, the layer Grad-CAM explains.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import torch
+from torch import nn
+from torchvision.models import WeightsEnum
+
+__all__ = [
+    "ActivationReshape",
+    "BlockSelector",
+    "ModelSpec",
+    "find_spec",
+    "list_models",
+    "model_spec",
+    "register_model",
+    "unknown_arch_message",
+]
+
+BlockSelector: TypeAlias = Callable[[nn.Module], list[nn.Module]]
+"""Takes the network, gives its feature blocks, first to last."""
+
+ActivationReshape: TypeAlias = Callable[[torch.Tensor], torch.Tensor]
+"""Turns a layer's activation into ``(N, C, H, W)`` for Grad-CAM."""
+
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec:
+    """The declaration of one architecture: how to build it and where its parts are.
+
+    .. versionadded:: 0.2
+
+    Paths are dotted module names inside the network, as ``network.get_submodule`` takes
+    them (``"classifier.6"``, ``"heads.head"``).
+
+    Parameters
+    ----------
+    name
+        Registered name: lower case letters, digits and ``_`` (``"resnet18"``).
+    builder
+        Makes the network with its original head, torchvision-style:
+        ``builder(weights=None | <weights member>, progress=bool, **options)``, e.g.
+        :func:`torchvision.models.resnet18`.
+    head
+        Path of the module that :func:`create_model` replaces by a new head
+        (``"fc"`` for ResNet, ``"classifier.6"`` for VGG16).
+    feature_blocks
+        Takes the network and gives its feature blocks (stages), first to last:
+        ``create_model(trainable_blocks=N)`` leaves the last N trainable.
+    gradcam_layer
+        Path of the module whose output Grad-CAM explains.
+    weights
+        The builder's torchvision weights enum (``ResNet18_Weights``), or ``None`` for an
+        architecture without pretrained weights.
+    gradcam_reshape
+        Turns the Grad-CAM layer's output into ``(N, C, H, W)`` when it is not (token
+        sequences of ViT, channels-last maps of Swin).
+    min_size
+        Smallest input side the network accepts.
+    fixed_size
+        The only input side the network accepts (ViT's 224), or ``None``.
+    gflops
+        Multiply-adds of one forward pass at 224 px, in billions, as torchvision counts
+        its ``GFLOPS`` (``None`` if unknown).
+    description
+        One line for ``retinalnet models`` and the docs.
+    default_hidden
+        :func:`create_model`'s head width when ``hidden=None``: 0 is a single ``Linear``.
+    default_freeze
+        :func:`create_model`'s ``freeze`` when ``freeze=None``: ``True`` for pretrained
+        backbones, ``False`` for networks trained from scratch.
+
+    Raises
+    ------
+    ValueError
+        If the name or a size is malformed, or ``fixed_size`` is below ``min_size``.
+
+    Examples
+    --------
+    >>> from torchvision.models import ResNet18_Weights, resnet18
+    >>> from retinalnet.models import ModelSpec, register_model
+    >>> spec = ModelSpec(
+    ...     name="my_resnet18",
+    ...     builder=resnet18,
+    ...     weights=ResNet18_Weights,
+    ...     head="fc",
+    ...     feature_blocks=lambda net: [net.layer1, net.layer2, net.layer3, net.layer4],
+    ...     gradcam_layer="layer4",
+    ...     min_size=1,
+    ... )
+    >>> register_model(spec)  # doctest: +SKIP
+    """
+
+    name: str
+    builder: Callable[..., nn.Module]
+    head: str
+    feature_blocks: BlockSelector
+    gradcam_layer: str
+    weights: type[WeightsEnum] | None = None
+    gradcam_reshape: ActivationReshape | None = None
+    min_size: int = 32
+    fixed_size: int | None = None
+    gflops: float | None = None
+    description: str = ""
+    default_hidden: int = 0
+    default_freeze: bool = True
+
+    def __post_init__(self) -> None:
+        if not _NAME.fullmatch(self.name):
+            raise ValueError(
+                f"model name {self.name!r} must be lower case letters, digits and _, starting "
+                "with a letter (like 'resnet18')"
+            )
+        if not self.head or not self.gradcam_layer:
+            raise ValueError(f"{self.name}: head and gradcam_layer must be module paths")
+        if self.min_size < 1 or (self.fixed_size is not None and self.fixed_size < self.min_size):
+            raise ValueError(
+                f"{self.name}: need min_size >= 1 and fixed_size >= min_size, got "
+                f"min_size={self.min_size!r}, fixed_size={self.fixed_size!r}"
+            )
+        if self.default_hidden < 0:
+            raise ValueError(f"{self.name}: default_hidden must be >= 0, got {self.default_hidden}")
+
+    @property
+    def default_weights(self) -> WeightsEnum | None:
+        """The weights ``weights="DEFAULT"`` means (``None``: no pretrained weights)."""
+        return None if self.weights is None else self.weights.DEFAULT
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    """Add an architecture to the registry, so that :func:`create_model`, checkpoints and
+    ``retinalnet train --arch`` know it by name.
+
+    .. versionadded:: 0.2
+
+    Returns
+    -------
+    ModelSpec
+        ``spec``, unchanged.
+
+    Raises
+    ------
+    ValueError
+        If an architecture of that name is already registered.
+    TypeError
+        If ``spec`` is not a :class:`ModelSpec`.
+
+    Examples
+    --------
+    >>> from retinalnet.models import list_models, register_model
+    >>> register_model(spec)  # doctest: +SKIP
+    >>> "my_resnet18" in list_models()  # doctest: +SKIP
+    True
+    """
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"register_model takes a ModelSpec, got {type(spec).__name__}")
+    existing = _REGISTRY.get(spec.name)
+    if existing is not None:
+        raise ValueError(
+            f"a model named {spec.name!r} is already registered "
+            f"({existing.description or 'no description'}); register yours under another name"
+        )
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def list_models() -> list[str]:
+    """Names of the registered architectures, sorted.
+
+    .. versionadded:: 0.2
+
+    Examples
+    --------
+    >>> from retinalnet.models import list_models
+    >>> list_models()[:3]
+    ['convnext_small', 'convnext_tiny', 'densenet121']
+    """
+    return sorted(_REGISTRY)
+
+
+def find_spec(name: str | None) -> ModelSpec | None:
+    """The spec registered as ``name``, or ``None`` (never raises)."""
+    return None if name is None else _REGISTRY.get(name)
+
+
+def unknown_arch_message(name: str) -> str:
+    """``unknown architecture 'x'; did you mean 'y'? known: a, b, ...`` (no final stop)."""
+    close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
+    guess = f"; did you mean {close[0]!r}?" if close else ";"
+    return f"unknown architecture {name!r}{guess} known: {', '.join(list_models())}"
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The declaration registered as ``name``.
+
+    .. versionadded:: 0.2
+
+    Raises
+    ------
+    ValueError
+        If no architecture has that name; the message lists the registered names and
+        the closest one.
+
+    Examples
+    --------
+    >>> from retinalnet.models import model_spec
+    >>> model_spec("resnet18").head
+    'fc'
+    >>> model_spec("resnet18").gradcam_layer
+    'layer4'
+    """
+    spec = _REGISTRY.get(name)
+    if spec is None:
+        raise ValueError(
+            f"{unknown_arch_message(name)}. Register a new one with register_model(ModelSpec(...))"
+        )
+    return spec
