@@ -41,10 +41,12 @@ _FORMAT_VERSION = 1
 
 
 def trainable_head(model: nn.Module) -> tuple[str, nn.Module]:
-    """The smallest submodule holding every trainable parameter: the part that is trained.
+    """The part that is trained: the largest submodule whose parameters are just the
+    trainable ones (so a head's parameter-free last steps, such as ``LogSoftmax``, are
+    part of it).
 
-    For ``vgg16_transfer()`` that is ``classifier.6``, the new head; for a ResNet with
-    :func:`~retinalnet.models.replace_head`, ``fc``.
+    For ``vgg16_transfer()`` that is ``classifier.6``, the new head; for a ResNet,
+    ``fc``.
 
     Returns
     -------
@@ -63,11 +65,17 @@ def trainable_head(model: nn.Module) -> tuple[str, nn.Module]:
     trainable = {id(p) for p in network.parameters() if p.requires_grad}
     if not trainable:
         raise ValueError("the model has no trainable parameters, so there is nothing to train")
-    found: tuple[str, nn.Module] | None = None
-    for name, module in network.named_modules():  # parents come before their children
-        if {id(p) for p in module.parameters() if p.requires_grad} == trainable:
-            found = (name, module)
-    if found is None or found[0] == "":
+    # the largest submodule whose parameters are exactly the trainable ones: it takes in the
+    # parameter-free steps around them (a head's LogSoftmax); parents come before children
+    found = next(
+        (
+            (name, module)
+            for name, module in network.named_modules()
+            if name and {id(p) for p in module.parameters()} == trainable
+        ),
+        None,
+    )
+    if found is None:
         raise ValueError(
             "the feature cache needs every parameter outside one final head frozen, but "
             "trainable parameters are spread over the network (e.g. except_last_blocks > 0 "
