@@ -52,10 +52,10 @@ def main() -> None:
         verbose=False,
         callbacks=[EarlyStopping(patience=5)],
     )
-    history = trainer.fit(SyntheticOCT(12, size=size, seed=0), SyntheticOCT(4, size=size, seed=1))
+    history = trainer.fit(SyntheticOCT(12, shape=size, seed=0), SyntheticOCT(4, shape=size, seed=1))
     plot_history(history, save=OUT / "history.png", dpi=DPI)
 
-    test = SyntheticOCT(10, size=size, seed=2)
+    test = SyntheticOCT(10, shape=size, seed=2)
     result = trainer.evaluate(test)
     plot_confusion_matrix(result, save=OUT / "confusion_matrix.png", dpi=DPI)
 

@@ -157,6 +157,7 @@ def trained_small_cnn(seed: int = 0) -> tuple[Classifier, History]:
         callbacks=[EarlyStopping(patience=20)],
     )
     history = trainer.fit(
-        SyntheticOCT(12, size=SYNTHETIC_SIZE, seed=0), SyntheticOCT(4, size=SYNTHETIC_SIZE, seed=1)
+        SyntheticOCT(12, shape=SYNTHETIC_SIZE, seed=0),
+        SyntheticOCT(4, shape=SYNTHETIC_SIZE, seed=1),
     )
     return model, history

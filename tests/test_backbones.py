@@ -32,8 +32,8 @@ def _size(name: str) -> int:
 
 def _chain(model: Classifier, tmp_path: Path, *, rebuild: nn.Module | None = None) -> None:
     side = model.preprocessing.size
-    train = SyntheticOCT(1, size=(side + 8, side + 12), seed=1)  # one scan per class
-    val = SyntheticOCT(1, size=(side + 8, side + 12), seed=2)
+    train = SyntheticOCT(1, shape=(side + 8, side + 12), seed=1)  # one scan per class
+    val = SyntheticOCT(1, shape=(side + 8, side + 12), seed=2)
     before = {k: v.clone() for k, v in model.state_dict().items() if "num_batches" not in k}
 
     trainer = Trainer(model, feature_cache=True, max_epochs=1, batch_size=4, device="cpu")

@@ -69,7 +69,7 @@ def test_balanced_sampler_draws_classes_equally_and_is_seeded() -> None:
 def imbalanced(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("balance") / "data"
     counts = {"CNV": 6, "DME": 2, "DRUSEN": 1, "NORMAL": 3}
-    return make_synthetic_kermany(root, train=counts, val=1, test=1, size=(48, 48), seed=1)
+    return make_synthetic_kermany(root, train=counts, val=1, test=1, shape=(48, 48), seed=1)
 
 
 @pytest.mark.parametrize("balance", ["weights", "sampler", None])

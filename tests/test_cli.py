@@ -19,7 +19,7 @@ from retinalnet.datasets import make_synthetic_kermany
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cli") / "data"
-    return make_synthetic_kermany(root, train=3, val=2, test=2, size=(80, 80), seed=5)
+    return make_synthetic_kermany(root, train=3, val=2, test=2, shape=(80, 80), seed=5)
 
 
 def _train(data: Path, out: Path, *extra: str) -> int:

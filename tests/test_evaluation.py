@@ -143,7 +143,7 @@ def test_evaluate_runs_in_eval_mode_without_gradients_and_restores_the_mode() ->
 
 def test_evaluate_prepares_pil_images_with_the_model_eval_preprocessing() -> None:
     model = tiny_cnn().eval()
-    data = SyntheticOCT(1, size=(48, 40), seed=3)
+    data = SyntheticOCT(1, shape=(48, 40), seed=3)
     transform = model.preprocessing.eval_transform()
     inputs = torch.stack([transform(data.image(i)) for i in range(len(data))])
     targets = torch.tensor(data.targets)

@@ -24,7 +24,7 @@ def _run(*args: str) -> str:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     root = tmp_path_factory.mktemp("examples")
-    data = make_synthetic_kermany(root / "data", train=3, val=1, test=2, size=(96, 96), seed=3)
+    data = make_synthetic_kermany(root / "data", train=3, val=1, test=2, shape=(96, 96), seed=3)
     out = root / "run"
     stdout = _run(
         str(EXAMPLES / "train_kermany.py"),

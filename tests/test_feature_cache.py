@@ -25,7 +25,7 @@ from retinalnet.transforms import Preprocessing
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cache") / "data"
-    return make_synthetic_kermany(root, train=4, val=2, test=1, size=(64, 64), seed=7)
+    return make_synthetic_kermany(root, train=4, val=2, test=1, shape=(64, 64), seed=7)
 
 
 def frozen_model(seed: int = 0) -> Classifier:
@@ -166,7 +166,7 @@ def test_disk_cache_is_reused_and_never_stale(
 def test_disk_cache_needs_file_backed_data(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="not file-backed"):
         build_feature_cache(
-            frozen_model(), SyntheticOCT(1, size=(64, 64)), cache_dir=tmp_path, device="cpu"
+            frozen_model(), SyntheticOCT(1, shape=(64, 64)), cache_dir=tmp_path, device="cpu"
         )
 
 

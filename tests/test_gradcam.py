@@ -183,7 +183,7 @@ def test_heatmap_to_image_follows_a_bright_spot_through_the_preprocessing() -> N
 
 def test_grad_cam_image_is_at_the_image_size() -> None:
     model = tiny_cnn(seed=1)
-    image = SyntheticOCT(1, size=(50, 70), seed=0).image(2)
+    image = SyntheticOCT(1, shape=(50, 70), seed=0).image(2)
 
     heatmap = grad_cam_image(model, image, class_index=2)
 
@@ -222,7 +222,7 @@ def test_a_trained_model_points_at_the_lesions() -> None:
     # (0 of 10: the peak tends to sit just above the drusen, on the raised RPE). With 30
     # images at a 5.8% chance rate, 6 or more hits by chance has probability below 1%.
     model, _ = trained_small_cnn(seed=0)
-    test = SyntheticOCT(10, size=SYNTHETIC_SIZE, seed=2)
+    test = SyntheticOCT(10, shape=SYNTHETIC_SIZE, seed=2)
     lesions = [i for i, target in enumerate(test.targets) if test.classes[target] != "NORMAL"]
 
     heatmaps = [grad_cam_image(model, test.image(i), class_index=test.targets[i]) for i in lesions]

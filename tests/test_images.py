@@ -148,7 +148,7 @@ def test_draft_scale(size, target, scale):
 
 
 def _bscan_jpeg(path: Path, seed: int = 0) -> Path:
-    pixels, _ = render_bscan("DRUSEN", np.random.default_rng(seed), size=(496, 512))
+    pixels, _ = render_bscan("DRUSEN", np.random.default_rng(seed), shape=(496, 512))
     Image.fromarray(pixels, "L").save(path, format="JPEG", quality=90)
     return path
 

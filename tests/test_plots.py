@@ -97,7 +97,7 @@ def test_confusion_matrix_counts_and_errors() -> None:
 
 
 def test_prediction_beside_its_bars(tmp_path: Path) -> None:
-    image = SyntheticOCT(1, size=(60, 80), seed=0).image(0)
+    image = SyntheticOCT(1, shape=(60, 80), seed=0).image(0)
     prediction = Prediction(
         "<image 0>",
         (
@@ -117,7 +117,7 @@ def test_prediction_beside_its_bars(tmp_path: Path) -> None:
 
 
 def test_gradcam_overlay(tmp_path: Path) -> None:
-    image = SyntheticOCT(1, size=(60, 80), seed=0).image(0)
+    image = SyntheticOCT(1, shape=(60, 80), seed=0).image(0)
     heatmap = np.zeros((60, 80))
     heatmap[20:30, 30:40] = 1
 
@@ -130,7 +130,7 @@ def test_gradcam_overlay(tmp_path: Path) -> None:
 
 
 def test_class_counts_and_image_sizes(tmp_path: Path) -> None:
-    root = make_synthetic_kermany(tmp_path / "data", train=2, val=1, test=1, size=(48, 40))
+    root = make_synthetic_kermany(tmp_path / "data", train=2, val=1, test=1, shape=(48, 40))
 
     counts = plot_class_counts(count_images(root), save=tmp_path / "counts.png")
     sizes = plot_image_sizes(KermanyOCT(root, "train"), save=tmp_path / "sizes.png")

@@ -34,7 +34,7 @@ def model() -> Classifier:
 
 @pytest.fixture(scope="module")
 def images() -> list[Image.Image]:
-    data = SyntheticOCT(2, size=(60, 52), seed=4)
+    data = SyntheticOCT(2, shape=(60, 52), seed=4)
     return [data.image(i) for i in range(len(data))]
 
 
@@ -419,7 +419,7 @@ def test_auto_precision_stays_close_to_fp32() -> None:
     # "auto" runs bf16 autocast on CPUs with native bf16 (several times faster); the
     # probabilities stay within a few thousandths of fp32 on this tiny model.
     model = small_cnn(preprocessing=Preprocessing(size=32))
-    images = [SyntheticOCT(2, size=(64, 64), seed=4).image(i) for i in range(8)]
+    images = [SyntheticOCT(2, shape=(64, 64), seed=4).image(i) for i in range(8)]
     fast = Predictor(model, device="cpu")
     exact = Predictor(model, device="cpu", precision="fp32")
     assert fast.precision == "auto"
@@ -466,7 +466,7 @@ def test_unknown_precision_is_refused() -> None:
 
 def test_worker_processes_give_the_same_probabilities_and_name_bad_files(tmp_path: Path) -> None:
     model = small_cnn(preprocessing=Preprocessing(size=32))
-    data = SyntheticOCT(2, size=(64, 64), seed=5)
+    data = SyntheticOCT(2, shape=(64, 64), seed=5)
     paths = [data.write(tmp_path, "test") / name.split("-")[0] / name for name, _ in data.samples]
     in_process = Predictor(model, device="cpu", precision="fp32").predict_proba(paths)
     workers = Predictor(model, device="cpu", precision="fp32", num_workers=1, batch_size=3)
@@ -492,7 +492,7 @@ def test_the_callers_model_keeps_its_layout_dtype_and_mode() -> None:
 
 def test_in_memory_images_are_prepared_in_process_even_with_workers() -> None:
     model = small_cnn(preprocessing=Preprocessing(size=32))
-    images = [SyntheticOCT(1, size=(64, 64), seed=6).image(i) for i in range(4)]
+    images = [SyntheticOCT(1, shape=(64, 64), seed=6).image(i) for i in range(4)]
     predictor = Predictor(model, device="cpu", precision="fp32", num_workers=4)
     expected = Predictor(model, device="cpu", precision="fp32").predict_proba(images)
     torch.testing.assert_close(predictor.predict_proba(images), expected)

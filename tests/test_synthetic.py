@@ -37,7 +37,7 @@ def _dilate(mask: npt.NDArray[np.bool_], steps: int) -> npt.NDArray[np.bool_]:
 @pytest.mark.parametrize("label", KERMANY_CLASSES)
 @pytest.mark.parametrize("size", [(64, 64), (48, 96), (128, 112)])
 def test_render_bscan_shapes_and_dtypes(label: str, size: tuple[int, int]) -> None:
-    image, mask = render_bscan(label, np.random.default_rng(0), size=size)
+    image, mask = render_bscan(label, np.random.default_rng(0), shape=size)
     assert image.shape == size
     assert image.dtype == np.uint8
     assert mask.shape == size
@@ -47,9 +47,9 @@ def test_render_bscan_shapes_and_dtypes(label: str, size: tuple[int, int]) -> No
 
 @pytest.mark.parametrize("label", KERMANY_CLASSES)
 def test_render_bscan_is_deterministic(label: str) -> None:
-    first = render_bscan(label, np.random.default_rng([3, 1]), size=SMALL)
-    again = render_bscan(label, np.random.default_rng([3, 1]), size=SMALL)
-    other = render_bscan(label, np.random.default_rng([3, 2]), size=SMALL)
+    first = render_bscan(label, np.random.default_rng([3, 1]), shape=SMALL)
+    again = render_bscan(label, np.random.default_rng([3, 1]), shape=SMALL)
+    other = render_bscan(label, np.random.default_rng([3, 2]), shape=SMALL)
     np.testing.assert_array_equal(first[0], again[0])
     np.testing.assert_array_equal(first[1], again[1])
     assert not np.array_equal(first[0], other[0])
@@ -60,7 +60,7 @@ def test_render_bscan_is_deterministic(label: str) -> None:
     [
         ("AMD", SMALL, np.random.default_rng(0), ValueError, r"label must be one of .*'AMD'"),
         ("cnv", SMALL, np.random.default_rng(0), ValueError, r"label must be one of"),
-        ("CNV", (16, 64), np.random.default_rng(0), ValueError, r"size must be .*\(16, 64\)"),
+        ("CNV", (16, 64), np.random.default_rng(0), ValueError, r"shape must be .*\(16, 64\)"),
         ("CNV", SMALL, 0, TypeError, r"numpy.random.Generator, got int"),
     ],
 )
@@ -68,14 +68,14 @@ def test_render_bscan_rejects_bad_arguments(
     label: str, size: tuple[int, int], rng: object, error: type[Exception], match: str
 ) -> None:
     with pytest.raises(error, match=match):
-        render_bscan(label, rng, size=size)  # type: ignore[arg-type]
+        render_bscan(label, rng, shape=size)  # type: ignore[arg-type]
 
 
 # --- lesion masks ---------------------------------------------------------------------------
 
 
 def test_normal_masks_are_empty_and_lesion_masks_are_not() -> None:
-    data = SyntheticOCT(6, size=SMALL, seed=1)
+    data = SyntheticOCT(6, shape=SMALL, seed=1)
     for index, target in enumerate(data.targets):
         mask = data.mask(index)
         assert mask.shape == SMALL
@@ -90,14 +90,14 @@ def test_normal_masks_are_empty_and_lesion_masks_are_not() -> None:
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 def test_dme_cysts_are_darker_than_the_retina_around_them(seed: int) -> None:
-    image, mask = render_bscan("DME", np.random.default_rng(seed), size=(128, 128))
+    image, mask = render_bscan("DME", np.random.default_rng(seed), shape=(128, 128))
     ring = _dilate(mask, 3) & ~mask
     assert image[mask].mean() + 30 < image[ring].mean()
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 def test_drusen_lie_under_the_rpe_in_the_outer_retina(seed: int) -> None:
-    image, mask = render_bscan("DRUSEN", np.random.default_rng(seed), size=(128, 128))
+    image, mask = render_bscan("DRUSEN", np.random.default_rng(seed), shape=(128, 128))
     pixels = image.astype(np.float64)
     smooth = (pixels[:-2] + pixels[1:-1] + pixels[2:]) / 3  # row r + 1 of the scan
     fractions = []
@@ -121,13 +121,13 @@ def test_drusen_lie_under_the_rpe_in_the_outer_retina(seed: int) -> None:
 
 
 def test_dataset_is_shaped_like_an_image_folder() -> None:
-    data = SyntheticOCT(3, size=SMALL, seed=0)
+    data = SyntheticOCT(3, shape=SMALL, seed=0)
     assert len(data) == 12
     assert data.classes == list(KERMANY_CLASSES)
     assert data.class_to_idx == {"CNV": 0, "DME": 1, "DRUSEN": 2, "NORMAL": 3}
     assert data.targets == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
     assert [target for _, target in data.samples] == data.targets
-    assert data.size == SMALL
+    assert data.shape == SMALL
     assert data.seed == 0
     assert data.transform is None
     assert data.target_transform is None
@@ -141,7 +141,7 @@ def test_dataset_is_shaped_like_an_image_folder() -> None:
 
 
 def test_getitem_returns_grayscale_pil_images_and_targets() -> None:
-    data = SyntheticOCT(1, size=(48, 80), seed=0)
+    data = SyntheticOCT(1, shape=(48, 80), seed=0)
     for index, target in enumerate(data.targets):
         image, label = data[index]
         assert isinstance(image, Image.Image)
@@ -151,9 +151,9 @@ def test_getitem_returns_grayscale_pil_images_and_targets() -> None:
 
 
 def test_images_are_deterministic_and_depend_on_the_seed() -> None:
-    first = SyntheticOCT(2, size=SMALL, seed=7)
-    second = SyntheticOCT(2, size=SMALL, seed=7)
-    other = SyntheticOCT(2, size=SMALL, seed=8)
+    first = SyntheticOCT(2, shape=SMALL, seed=7)
+    second = SyntheticOCT(2, shape=SMALL, seed=7)
+    other = SyntheticOCT(2, shape=SMALL, seed=8)
     assert first.patient_ids == second.patient_ids
     assert not set(first.patient_ids) & set(other.patient_ids)
     for index in range(len(first)):
@@ -164,13 +164,13 @@ def test_images_are_deterministic_and_depend_on_the_seed() -> None:
         assert not np.array_equal(pixels, np.asarray(other[index][0]))
     # Image i is render_bscan with default_rng([seed, i]), in any process.
     label = first.classes[first.targets[3]]
-    expected, expected_mask = render_bscan(label, np.random.default_rng([7, 3]), size=SMALL)
+    expected, expected_mask = render_bscan(label, np.random.default_rng([7, 3]), shape=SMALL)
     np.testing.assert_array_equal(np.asarray(first.image(3)), expected)
     np.testing.assert_array_equal(first.mask(3), expected_mask)
 
 
 def test_dataset_survives_pickling_like_a_dataloader_worker_copy() -> None:
-    data = SyntheticOCT(1, size=SMALL, seed=5)
+    data = SyntheticOCT(1, shape=SMALL, seed=5)
     copy = pickle.loads(pickle.dumps(data))
     for index in range(len(data)):
         np.testing.assert_array_equal(np.asarray(copy[index][0]), np.asarray(data[index][0]))
@@ -179,7 +179,7 @@ def test_dataset_survives_pickling_like_a_dataloader_worker_copy() -> None:
 def test_transforms_are_applied() -> None:
     data = SyntheticOCT(
         1,
-        size=SMALL,
+        shape=SMALL,
         transform=lambda image: np.asarray(image, dtype=np.float32) / 255,
         target_transform=lambda target: f"class {target}",
     )
@@ -191,10 +191,10 @@ def test_transforms_are_applied() -> None:
 
 
 def test_per_class_counts_from_a_mapping() -> None:
-    data = SyntheticOCT({"CNV": 2, "NORMAL": 1, "DME": 0}, size=SMALL)
+    data = SyntheticOCT({"CNV": 2, "NORMAL": 1, "DME": 0}, shape=SMALL)
     assert data.targets == [0, 0, 3]
     assert [name.split("-")[0] for name, _ in data.samples] == ["CNV", "CNV", "NORMAL"]
-    assert len(SyntheticOCT(0, size=SMALL)) == 0
+    assert len(SyntheticOCT(0, shape=SMALL)) == 0
 
 
 @pytest.mark.parametrize(
@@ -205,10 +205,10 @@ def test_per_class_counts_from_a_mapping() -> None:
         ({"num_per_class": True}, TypeError, r"num_per_class must be an int"),
         ({"num_per_class": {"AMD": 3}}, ValueError, r"unknown class name 'AMD'.*'CNV'"),
         ({"num_per_class": {"CNV": -2}}, ValueError, r"num_per_class\['CNV'\] must be >= 0"),
-        ({"size": (31, 64)}, ValueError, r"size must be .* >= 32, got \(31, 64\)"),
-        ({"size": (64,)}, ValueError, r"size must be a \(height, width\) pair"),
-        ({"size": (64.0, 64)}, ValueError, r"got \(64\.0, 64\)"),
-        ({"size": "64x64"}, ValueError, r"got '64x64'"),
+        ({"shape": (31, 64)}, ValueError, r"shape must be .* >= 32, got \(31, 64\)"),
+        ({"shape": (64,)}, ValueError, r"shape must be a \(height, width\) pair"),
+        ({"shape": (64.0, 64)}, ValueError, r"got \(64\.0, 64\)"),
+        ({"shape": "64x64"}, ValueError, r"got '64x64'"),
         ({"seed": -1}, ValueError, r"seed must be a non-negative int, got -1"),
         ({"seed": 1.5}, TypeError, r"seed must be a non-negative int, got 1\.5 of type float"),
         ({"seed": None}, TypeError, r"seed must be a non-negative int, got None"),
@@ -223,7 +223,7 @@ def test_constructor_rejects_bad_arguments(
 
 @pytest.mark.parametrize("index", [-1, 8, 100])
 def test_out_of_range_index_raises_index_error(index: int) -> None:
-    data = SyntheticOCT(2, size=SMALL)
+    data = SyntheticOCT(2, shape=SMALL)
     with pytest.raises(IndexError, match=rf"index {index} is out of range .* length 8"):
         data[index]
     with pytest.raises(IndexError, match=rf"index {index}"):
@@ -231,13 +231,13 @@ def test_out_of_range_index_raises_index_error(index: int) -> None:
 
 
 def test_numpy_integer_indices_are_accepted() -> None:
-    data = SyntheticOCT(1, size=SMALL)
+    data = SyntheticOCT(1, shape=SMALL)
     np.testing.assert_array_equal(np.asarray(data[np.int64(2)][0]), np.asarray(data[2][0]))
 
 
 def test_repr_names_the_length_size_and_seed() -> None:
-    assert repr(SyntheticOCT(2, size=SMALL, seed=4)) == (
-        "SyntheticOCT(num_images=8, size=(64, 64), seed=4)"
+    assert repr(SyntheticOCT(2, shape=SMALL, seed=4)) == (
+        "SyntheticOCT(num_images=8, shape=(64, 64), seed=4)"
     )
 
 
@@ -245,7 +245,7 @@ def test_repr_names_the_length_size_and_seed() -> None:
 
 
 def test_write_uses_the_kermany_layout(tmp_path: Path) -> None:
-    data = SyntheticOCT({"CNV": 2, "DRUSEN": 1}, size=(48, 80), seed=2)
+    data = SyntheticOCT({"CNV": 2, "DRUSEN": 1}, shape=(48, 80), seed=2)
     split_dir = data.write(tmp_path, "val")
     assert split_dir == tmp_path / "val"
     assert sorted(path.name for path in split_dir.iterdir()) == list(KERMANY_CLASSES)
@@ -271,13 +271,13 @@ def test_write_uses_the_kermany_layout(tmp_path: Path) -> None:
 )
 def test_write_rejects_bad_arguments(tmp_path: Path, split: str, quality: int, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        SyntheticOCT(1, size=SMALL).write(tmp_path, split, quality=quality)
+        SyntheticOCT(1, shape=SMALL).write(tmp_path, split, quality=quality)
     assert not any(tmp_path.iterdir())
 
 
 def test_make_synthetic_kermany_writes_three_disjoint_splits(tmp_path: Path) -> None:
     root = make_synthetic_kermany(
-        tmp_path / "oct", train=3, val={"CNV": 2, "NORMAL": 1}, test=1, size=SMALL, seed=4
+        tmp_path / "oct", train=3, val={"CNV": 2, "NORMAL": 1}, test=1, shape=SMALL, seed=4
     )
     assert root == tmp_path / "oct"
     assert sorted(path.name for path in root.iterdir()) == sorted(KERMANY_SPLITS)
@@ -299,7 +299,7 @@ def test_make_synthetic_kermany_writes_three_disjoint_splits(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"size": (64, 8)}, ValueError, r"size must be .*got \(64, 8\)"),
+        ({"shape": (64, 8)}, ValueError, r"shape must be .*got \(64, 8\)"),
         ({"train": -3}, ValueError, r"train must be >= 0 images, got -3"),
         ({"val": {"Normal": 1}}, ValueError, r"val has unknown class name 'Normal'"),
         ({"test": "10"}, TypeError, r"test must be an int"),
@@ -309,7 +309,7 @@ def test_make_synthetic_kermany_writes_three_disjoint_splits(tmp_path: Path) -> 
 def test_make_synthetic_kermany_checks_arguments_before_writing(
     tmp_path: Path, kwargs: dict[str, object], error: type[Exception], match: str
 ) -> None:
-    arguments: dict[str, object] = {"train": 1, "val": 1, "test": 1, "size": SMALL, **kwargs}
+    arguments: dict[str, object] = {"train": 1, "val": 1, "test": 1, "shape": SMALL, **kwargs}
     with pytest.raises(error, match=match):
         make_synthetic_kermany(tmp_path / "oct", **arguments)  # type: ignore[arg-type]
     assert not (tmp_path / "oct").exists()
@@ -341,7 +341,7 @@ def test_a_linear_classifier_on_thumbnails_beats_chance() -> None:
     # images of another: guards that the classes differ in what they show, not just in noise.
     # A small CNN at 112 px separates them almost perfectly; a linear model on 32x32 thumbnails
     # of randomly placed retinas is a much weaker, but fast, check (it scores about 0.8).
-    train, held_out = SyntheticOCT(80, size=SMALL, seed=0), SyntheticOCT(25, size=SMALL, seed=1)
+    train, held_out = SyntheticOCT(80, shape=SMALL, seed=0), SyntheticOCT(25, shape=SMALL, seed=1)
     x_train, x_test = _features(train), _features(held_out)
     mean, std = x_train.mean(axis=0), x_train.std(axis=0) + 1e-6
     x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
@@ -352,3 +352,16 @@ def test_a_linear_classifier_on_thumbnails_beats_chance() -> None:
     predicted = (x_test @ x_train.T @ alpha).argmax(axis=1)
     accuracy = np.mean(predicted == np.array(held_out.targets))
     assert accuracy > 0.6  # chance is 0.25
+
+
+def test_the_0_1_name_size_still_works_with_a_warning() -> None:
+    with pytest.warns(DeprecationWarning, match=r"SyntheticOCT\(size=\.\.\.\) is deprecated"):
+        data = SyntheticOCT(1, size=SMALL)
+    assert data.shape == SMALL
+    with pytest.warns(DeprecationWarning, match=r"SyntheticOCT.size is deprecated"):
+        assert data.size == SMALL
+    with pytest.warns(DeprecationWarning, match=r"render_bscan\(size=\.\.\.\)"):
+        image, _ = render_bscan("CNV", np.random.default_rng(0), size=(40, 48))
+    assert image.shape == (40, 48)
+    with pytest.raises(TypeError, match="got both size= and shape="):
+        SyntheticOCT(1, size=SMALL, shape=(40, 40))

@@ -52,7 +52,7 @@ def test_small_cnn_learns_synthetic_oct() -> None:
     # 0.88-0.94 and held-out accuracy 0.81-0.97 (seed 0: 0.88 and 0.88; the H100 machine's
     # CPU with torch 2.11 passed too); chance is 0.25. About 3 s.
     model, history = trained_small_cnn(seed=0)
-    val = SyntheticOCT(4, size=SYNTHETIC_SIZE, seed=1)
+    val = SyntheticOCT(4, shape=SYNTHETIC_SIZE, seed=1)
 
     assert len(history) == 20
     best = history.best("val_loss")
@@ -64,7 +64,7 @@ def test_small_cnn_learns_synthetic_oct() -> None:
     assert evaluate(model, val, device="cpu").accuracy == best.val_accuracy
     # held-out images rendered from another seed
     assert (
-        evaluate(model, SyntheticOCT(8, size=SYNTHETIC_SIZE, seed=2), device="cpu").accuracy >= 0.6
+        evaluate(model, SyntheticOCT(8, shape=SYNTHETIC_SIZE, seed=2), device="cpu").accuracy >= 0.6
     )
 
 
@@ -129,8 +129,8 @@ def test_history_exports_to_csv(tmp_path: Path) -> None:
 
 
 def test_the_same_seed_gives_the_same_run_on_cpu() -> None:
-    train = SyntheticOCT(2, size=(40, 48), seed=0)  # PIL images: random augmentation
-    val = SyntheticOCT(1, size=(40, 48), seed=1)
+    train = SyntheticOCT(2, shape=(40, 48), seed=0)  # PIL images: random augmentation
+    val = SyntheticOCT(1, shape=(40, 48), seed=1)
     initial = tiny_cnn()  # BatchNorm and dropout
 
     def run(seed: int) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
@@ -529,8 +529,8 @@ def test_pil_data_sets_get_the_model_preprocessing() -> None:
     spy = _Spy()
     preprocessing = Preprocessing(size=32)
     model = Classifier(spy, classes=CLASSES, preprocessing=preprocessing)
-    train = SyntheticOCT(1, size=(48, 64), seed=0)
-    val = SyntheticOCT(1, size=(48, 64), seed=1)
+    train = SyntheticOCT(1, shape=(48, 64), seed=0)
+    val = SyntheticOCT(1, shape=(48, 64), seed=1)
 
     quiet_trainer(model, batch_size=8, max_epochs=1).fit(train, val)
 
@@ -546,7 +546,7 @@ def test_trainer_evaluate_uses_the_eval_preprocessing() -> None:
     spy = _Spy()
     preprocessing = Preprocessing(size=32)
     trainer = quiet_trainer(Classifier(spy, classes=CLASSES, preprocessing=preprocessing))
-    data = SyntheticOCT(1, size=(48, 64), seed=1)
+    data = SyntheticOCT(1, shape=(48, 64), seed=1)
 
     result = trainer.evaluate(data)
 
@@ -565,7 +565,7 @@ def test_trainer_evaluate_uses_the_eval_preprocessing() -> None:
 def test_a_data_set_with_its_own_transform_is_not_transformed_again() -> None:
     spy = _Spy()
     model = Classifier(spy, classes=CLASSES, preprocessing=Preprocessing(size=32))
-    data = SyntheticOCT(1, size=(40, 40), seed=0, transform=lambda image: to_tensor(image))
+    data = SyntheticOCT(1, shape=(40, 40), seed=0, transform=lambda image: to_tensor(image))
 
     quiet_trainer(model, max_epochs=1).fit(data)
 
@@ -614,8 +614,8 @@ def test_epoch_lines_are_logged_at_info_only_when_verbose(
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_a_cuda_fit_writes_checkpoints_that_load_and_resume_on_the_cpu(tmp_path: Path) -> None:
-    train = SyntheticOCT(2, size=(40, 48), seed=0)
-    val = SyntheticOCT(1, size=(40, 48), seed=1)
+    train = SyntheticOCT(2, shape=(40, 48), seed=0)
+    val = SyntheticOCT(1, shape=(40, 48), seed=1)
     model = tiny_cnn()
     trainer = Trainer(
         model,

@@ -16,7 +16,9 @@ from retinalnet.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 
 def _deprecated(name: str):
     """A 0.1 helper of retinalnet.transforms, checking that it warns."""
-    with pytest.warns(DeprecationWarning, match=rf"transforms\.{name} is deprecated since 0\.2"):
+    with pytest.warns(
+        DeprecationWarning, match=rf"transforms\.{name} is deprecated since retinalnet 0\.2"
+    ):
         return getattr(transforms, name)
 
 

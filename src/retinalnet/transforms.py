@@ -9,7 +9,6 @@ divided by 256; here there is nothing to get wrong).
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ import torch
 from PIL import Image
 from torchvision import transforms as tvt
 
+from retinalnet._core.deprecation import module_getattr
 from retinalnet._core.images import ImageInput, coerce_image, load_image
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Preprocessing"]
@@ -281,22 +281,23 @@ def _to_rgb() -> tvt.Lambda:
     return tvt.Lambda(lambda image: image if image.mode == "RGB" else image.convert("RGB"))
 
 
-_DEPRECATED = {
-    "train_transforms": (_train_transforms, "Preprocessing(size=...).train_transform()"),
-    "eval_transforms": (_eval_transforms, "Preprocessing(size=...).eval_transform()"),
-    "ToRGB": (_to_rgb, "Preprocessing().eval_transform(), which converts any mode itself"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    """0.1 helpers kept for one release, with a :class:`DeprecationWarning`."""
-    if name not in _DEPRECATED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    function, replacement = _DEPRECATED[name]
-    warnings.warn(
-        f"retinalnet.transforms.{name} is deprecated since 0.2 and will be removed in 0.3; "
-        f"use {replacement}",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return function
+__getattr__ = module_getattr(
+    __name__,
+    {
+        "train_transforms": (
+            __name__,
+            "_train_transforms",
+            "use Preprocessing(size=...).train_transform()",
+        ),
+        "eval_transforms": (
+            __name__,
+            "_eval_transforms",
+            "use Preprocessing(size=...).eval_transform()",
+        ),
+        "ToRGB": (
+            __name__,
+            "_to_rgb",
+            "use Preprocessing().eval_transform(), which converts any mode itself",
+        ),
+    },
+)

@@ -15,6 +15,7 @@ import numpy.typing as npt
 from PIL import Image, ImageFilter
 
 from retinalnet._core.classes import KERMANY_CLASSES
+from retinalnet._core.deprecation import renamed_argument
 from retinalnet.datasets._anatomy import (
     _CHOROID,
     _FLUID,
@@ -35,7 +36,7 @@ _DISPLAY_LEVELS: Final = 1024
 FloatArray = npt.NDArray[np.float64]
 
 
-def _check_size(size: object, name: str = "size") -> tuple[int, int]:
+def _check_size(size: object, name: str = "shape") -> tuple[int, int]:
     """Return ``size`` as ``(height, width)`` or raise a ValueError that names it."""
     if isinstance(size, (tuple, list)) and len(size) == 2:
         sides = [side for side in size if _is_int(side)]
@@ -307,7 +308,11 @@ def _add_cysts(
 
 
 def render_bscan(
-    label: str, rng: np.random.Generator, *, size: tuple[int, int] = _DEFAULT_SIZE
+    label: str,
+    rng: np.random.Generator,
+    *,
+    shape: tuple[int, int] = _DEFAULT_SIZE,
+    size: tuple[int, int] | None = None,
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.bool_]]:
     """Render one synthetic OCT B-scan of a class and its lesion mask.
 
@@ -326,9 +331,9 @@ def render_bscan(
         ``"NORMAL"``).
     rng
         The only source of randomness; the same generator state gives the same scan.
-    size
-        ``(height, width)`` in pixels, each at least 32. The default is the usual Kermany scan
-        size.
+    shape
+        ``(height, width)`` in pixels, each at least 32 (``size`` before 0.2, deprecated).
+        The default is the usual Kermany scan size.
 
     Returns
     -------
@@ -341,19 +346,20 @@ def render_bscan(
     Raises
     ------
     ValueError
-        If ``label`` is not a Kermany class name or ``size`` is not two ints >= 32.
+        If ``label`` is not a Kermany class name or ``shape`` is not two ints >= 32.
     TypeError
         If ``rng`` is not a ``numpy.random.Generator``.
 
     Examples
     --------
     >>> import numpy as np
-    >>> image, mask = render_bscan("DME", np.random.default_rng(0), size=(128, 128))
+    >>> image, mask = render_bscan("DME", np.random.default_rng(0), shape=(128, 128))
     >>> image.shape, image.dtype, bool(mask.any())
     ((128, 128), dtype('uint8'), True)
     """
     label = _check_label(label)
-    height, width = _check_size(size)
+    shape = renamed_argument("render_bscan", "size", "shape", size, shape, _DEFAULT_SIZE)
+    height, width = _check_size(shape)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(
             f"rng must be a numpy.random.Generator, got {type(rng).__name__}; "

@@ -21,6 +21,7 @@ import torch.utils.data
 from PIL import Image
 
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
+from retinalnet._core.deprecation import renamed_argument, warn_deprecated
 from retinalnet.datasets._render import _DEFAULT_SIZE, _check_size, _is_int, _render
 
 __all__ = ["SyntheticOCT", "make_synthetic_kermany"]
@@ -86,8 +87,13 @@ class SyntheticOCT(torch.utils.data.Dataset[tuple[Any, int]]):
     num_per_class
         Images per class: an int for every class, or a mapping from class name to count
         (classes left out get 0).
-    size
-        ``(height, width)`` of every image, each at least 32; the default is the Kermany size.
+    shape
+        ``(height, width)`` of every image, each at least 32 (an array's shape; PIL's
+        ``image.size`` is ``(width, height)``); the default is the Kermany size.
+
+        .. versionchanged:: 0.2
+           Renamed from ``size``, which still works with a ``DeprecationWarning``: in
+           retinalnet ``size`` is the side of the square the model sees.
     seed
         Non-negative int that fixes the images and the synthetic patient ids.
     transform
@@ -108,7 +114,7 @@ class SyntheticOCT(torch.utils.data.Dataset[tuple[Any, int]]):
         Class index of each image.
     patient_ids : list of str
         Synthetic 7-digit patient id of each image, one patient per image.
-    size : tuple of (int, int)
+    shape : tuple of (int, int)
         ``(height, width)``.
     seed : int
         The seed.
@@ -116,7 +122,7 @@ class SyntheticOCT(torch.utils.data.Dataset[tuple[Any, int]]):
     Raises
     ------
     ValueError
-        If ``size`` is not two ints >= 32, ``seed`` or a count is negative, or a mapping key
+        If ``shape`` is not two ints >= 32, ``seed`` or a count is negative, or a mapping key
         is not a class name.
     TypeError
         If ``seed`` or a count is not an int.
@@ -129,7 +135,7 @@ class SyntheticOCT(torch.utils.data.Dataset[tuple[Any, int]]):
 
     Examples
     --------
-    >>> data = SyntheticOCT(num_per_class=2, size=(128, 128), seed=0)
+    >>> data = SyntheticOCT(num_per_class=2, shape=(128, 128), seed=0)
     >>> len(data), data.classes
     (8, ['CNV', 'DME', 'DRUSEN', 'NORMAL'])
     >>> image, target = data[0]
@@ -143,13 +149,15 @@ class SyntheticOCT(torch.utils.data.Dataset[tuple[Any, int]]):
         self,
         num_per_class: int | Mapping[str, int] = 25,
         *,
-        size: tuple[int, int] = _DEFAULT_SIZE,
+        shape: tuple[int, int] = _DEFAULT_SIZE,
         seed: int = 0,
         transform: Callable[[Image.Image], Any] | None = None,
         target_transform: Callable[[int], Any] | None = None,
+        size: tuple[int, int] | None = None,
     ) -> None:
         counts = _check_counts(num_per_class, "num_per_class")
-        self.size: tuple[int, int] = _check_size(size)
+        shape = renamed_argument("SyntheticOCT", "size", "shape", size, shape, _DEFAULT_SIZE)
+        self.shape: tuple[int, int] = _check_size(shape)
         self.seed: int = _check_seed(seed)
         self.transform = transform
         self.target_transform = target_transform
@@ -168,6 +176,12 @@ class SyntheticOCT(torch.utils.data.Dataset[tuple[Any, int]]):
             for target, patient in zip(self.targets, self.patient_ids, strict=True)
         ]
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(height, width)``: the 0.1 name of :attr:`shape`, deprecated."""
+        warn_deprecated("SyntheticOCT.size", "use SyntheticOCT.shape", stacklevel=3)
+        return self.shape
+
     def __len__(self) -> int:
         """Number of images."""
         return len(self.targets)
@@ -185,7 +199,7 @@ class SyntheticOCT(torch.utils.data.Dataset[tuple[Any, int]]):
         index = self._check_index(index)
         label = self.classes[self.targets[index]]
         rng = np.random.default_rng([self.seed, index])
-        return _render(label, rng, *self.size)
+        return _render(label, rng, *self.shape)
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         """Return ``(image, target)`` of image ``index`` after the transforms.
@@ -277,7 +291,9 @@ class SyntheticOCT(torch.utils.data.Dataset[tuple[Any, int]]):
         return directory
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(num_images={len(self)}, size={self.size}, seed={self.seed})"
+        return (
+            f"{type(self).__name__}(num_images={len(self)}, shape={self.shape}, seed={self.seed})"
+        )
 
 
 def make_synthetic_kermany(
@@ -286,8 +302,9 @@ def make_synthetic_kermany(
     train: int | Mapping[str, int] = 40,
     val: int | Mapping[str, int] = 10,
     test: int | Mapping[str, int] = 10,
-    size: tuple[int, int] = _DEFAULT_SIZE,
+    shape: tuple[int, int] = _DEFAULT_SIZE,
     seed: int = 0,
+    size: tuple[int, int] | None = None,
 ) -> Path:
     """Write a small synthetic data set in the Kermany OCT2017 folder layout.
 
@@ -301,8 +318,8 @@ def make_synthetic_kermany(
         Output folder, created if missing.
     train, val, test
         Images per class in each split: an int, or a mapping from class name to count.
-    size
-        ``(height, width)`` of the images, each at least 32.
+    shape
+        ``(height, width)`` of the images, each at least 32 (``size`` before 0.2).
     seed
         Non-negative int that fixes the whole data set.
 
@@ -314,7 +331,7 @@ def make_synthetic_kermany(
     Raises
     ------
     ValueError
-        If ``size`` is not two ints >= 32, ``seed`` or a count is negative, or a mapping key
+        If ``shape`` is not two ints >= 32, ``seed`` or a count is negative, or a mapping key
         is not a class name. All arguments are checked before anything is written.
     TypeError
         If ``seed`` or a count is not an int.
@@ -325,13 +342,14 @@ def make_synthetic_kermany(
     >>> sorted(path.name for path in root.iterdir())  # doctest: +SKIP
     ['test', 'train', 'val']
     """
-    checked_size = _check_size(size)
+    shape = renamed_argument("make_synthetic_kermany", "size", "shape", size, shape, _DEFAULT_SIZE)
+    checked_size = _check_size(shape)
     checked_seed = _check_seed(seed)
     requested = {"train": train, "val": val, "test": test}
     datasets = {
         split: SyntheticOCT(
             _check_counts(requested[split], split),
-            size=checked_size,
+            shape=checked_size,
             seed=3 * checked_seed + offset,
         )
         for offset, split in enumerate(KERMANY_SPLITS)

@@ -262,7 +262,7 @@ def grad_cam_image(
     >>> from retinalnet.gradcam import grad_cam_image
     >>> from retinalnet.models import small_cnn
     >>> from retinalnet.transforms import Preprocessing
-    >>> image = SyntheticOCT(1, size=(96, 128)).image(0)
+    >>> image = SyntheticOCT(1, shape=(96, 128)).image(0)
     >>> grad_cam_image(small_cnn(preprocessing=Preprocessing(size=64)), image).shape
     (96, 128)
     """

@@ -1,7 +1,6 @@
 """Training: the Trainer, its callbacks, the feature cache and evaluation."""
 
-from typing import Any
-
+from retinalnet._core.deprecation import module_getattr
 from retinalnet._core.loaders import DataSource as DataSource
 from retinalnet.training._balance import balanced_sampler as balanced_sampler
 from retinalnet.training._balance import class_counts as class_counts
@@ -15,10 +14,12 @@ from retinalnet.training._feature_cache import FeatureCache as FeatureCache
 from retinalnet.training._feature_cache import build_feature_cache as build_feature_cache
 from retinalnet.training._history import EpochRecord as EpochRecord
 from retinalnet.training._history import History as History
-from retinalnet.training._moved import moved_attribute
 from retinalnet.training._trainer import OptimizerFactory as OptimizerFactory
 from retinalnet.training._trainer import SchedulerFactory as SchedulerFactory
 from retinalnet.training._trainer import Trainer as Trainer
+
+_CHECKPOINT = "import it from retinalnet.checkpoint"
+_INTERNAL = "it is internal now"
 
 __all__ = [
     "Callback",
@@ -39,8 +40,19 @@ __all__ = [
     "evaluate",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    """0.1 names that moved: ``load_checkpoint`` and friends now live in
-    :mod:`retinalnet.checkpoint`."""
-    return moved_attribute(__name__, name)
+# 0.1 names that moved: the checkpoint functions to retinalnet.checkpoint, the rest inside
+__getattr__ = module_getattr(
+    __name__,
+    {
+        "Checkpoint": ("retinalnet.checkpoint", "Checkpoint", _CHECKPOINT),
+        "load_checkpoint": ("retinalnet.checkpoint", "load_checkpoint", _CHECKPOINT),
+        "save_checkpoint": ("retinalnet.checkpoint", "save_checkpoint", _CHECKPOINT),
+        "CHECKPOINT_FORMAT": ("retinalnet.checkpoint", "CHECKPOINT_FORMAT", _INTERNAL),
+        "resolve_device": ("retinalnet._core.device", "resolve_device", "pass device='auto'"),
+        "default_num_workers": (
+            "retinalnet._core.device",
+            "default_num_workers",
+            "pass num_workers=None",
+        ),
+    },
+)
