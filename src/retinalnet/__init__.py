@@ -1,7 +1,8 @@
 """retinalnet: typed PyTorch transfer learning for retinal OCT B-scans.
 
-Classifies OCT B-scans into CNV, DME, DRUSEN and NORMAL (Kermany et al., Cell 2018) with a
-frozen ImageNet VGG16 and a small trainable head, or any torchvision-style backbone.
+Classifies OCT B-scans into CNV, DME, DRUSEN and NORMAL (Kermany et al., Cell 2018) by
+transfer learning: the tutorial's frozen ImageNet VGG16 with a small trainable head, or any
+registered backbone (``list_models()``), or a network of your own.
 
 Examples
 --------
@@ -15,6 +16,8 @@ from retinalnet.datasets import KERMANY_CLASSES as KERMANY_CLASSES
 from retinalnet.datasets import KermanyOCT as KermanyOCT
 from retinalnet.datasets import SyntheticOCT as SyntheticOCT
 from retinalnet.models import Classifier as Classifier
+from retinalnet.models import create_model as create_model
+from retinalnet.models import list_models as list_models
 from retinalnet.models import vgg16_transfer as vgg16_transfer
 from retinalnet.predictor import Prediction as Prediction
 from retinalnet.predictor import Predictor as Predictor
@@ -37,5 +40,7 @@ __all__ = [
     "SyntheticOCT",
     "Trainer",
     "__version__",
+    "create_model",
+    "list_models",
     "vgg16_transfer",
 ]
