@@ -13,10 +13,7 @@ from torch import nn
 from torch.nn import functional
 from torch.utils.data import DataLoader, TensorDataset
 
-from _training_helpers import (
-    CLASSES,
-    tiny_cnn,
-)
+from _training_helpers import CLASSES, linear_classifier, tiny_cnn
 from retinalnet import SyntheticOCT
 from retinalnet.models import Classifier
 from retinalnet.training import EvaluationResult, evaluate
@@ -290,3 +287,41 @@ def test_tta_averages_each_image_with_its_mirror() -> None:
     expected_loss = -np.mean(np.log(expected[[0, 1], [0, 1]]))
     assert result.loss == pytest.approx(expected_loss, rel=1e-5)
     assert evaluate(model, data, device="cpu").accuracy == 1.0
+
+
+class _Labelled(TensorDataset):
+    """Tensors with an ImageFolder-style ``classes`` list."""
+
+    def __init__(self, classes: list[str]) -> None:
+        super().__init__(torch.randn(4, 8), torch.tensor([0, 1, 0, 1]))
+        self.classes = classes
+
+
+@pytest.mark.parametrize(
+    "data_classes",
+    [
+        ["CNV", "DME", "DRUSEN"],  # fewer classes: a 3-folder download
+        ["CNV", "DME", "NORMAL", "DRUSEN"],  # the same names in another order
+        ["cnv", "dme", "drusen", "normal"],  # other names
+        ["CNV", "DME", "DRUSEN", "NORMAL", "AMD"],  # more classes
+    ],
+)
+@pytest.mark.parametrize("as_loader", [False, True], ids=["dataset", "loader"])
+def test_classes_that_differ_by_name_or_order_are_refused_before_anything_runs(
+    data_classes: list[str], as_loader: bool
+) -> None:
+    model = linear_classifier()
+    data = _Labelled(data_classes)
+    source = DataLoader(data, batch_size=2) if as_loader else data
+    message = (
+        re.escape(f"the model's classes are {list(CLASSES)}")
+        + r".*"
+        + re.escape(f"the data's are {data_classes}")
+    )
+    with pytest.raises(ValueError, match=message):
+        evaluate(model, source, device="cpu")
+
+
+def test_the_same_classes_pass() -> None:
+    result = evaluate(linear_classifier(), _Labelled(list(CLASSES)), device="cpu")
+    assert result.num_samples == 4

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from retinalnet._core.classes import check_same_classes
 from retinalnet._core.device import default_num_workers, resident_device, resolve_device
 from retinalnet._core.loaders import DataSource
 from retinalnet._core.progress import progress_bar
@@ -284,6 +285,7 @@ def evaluate(
         if not isinstance(model, Classifier):
             raise ValueError("pass classes=[...] when the model is not a retinalnet Classifier")
         classes = model.classes
+    check_same_classes(classes, data, where="evaluate")
     workers = default_num_workers(target_device) if num_workers is None else num_workers
     forward: nn.Module = model
     if feature_cache is not False:
