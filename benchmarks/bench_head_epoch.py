@@ -72,7 +72,7 @@ def main() -> None:
     model = Classifier(head, classes=["CNV", "DME", "DRUSEN", "NORMAL"])
     trainer = Trainer(
         model, max_epochs=EPOCHS, batch_size=args.batch_size, seed=0, device=device,
-        verbose=False,
+        progress=False,
     )  # fmt: skip
     history = trainer.fit(BatchedTensorDataset(features, targets))
     trainer_seconds = min(record.seconds for record in history[1:])

@@ -90,7 +90,7 @@ def main() -> None:
     model = vgg16_transfer(weights=None)
     trainer = Trainer(
         model, feature_cache=True, max_epochs=args.epochs, batch_size=args.batch_size, seed=0,
-        device=device, verbose=False,
+        device=device, progress=False,
     )  # fmt: skip
     started = time.perf_counter()
     history = trainer.fit(KermanyOCT(root, "train"))

@@ -28,7 +28,7 @@ from retinalnet.plots import (
     plot_prediction,
 )
 from retinalnet.predictor import Predictor
-from retinalnet.training import EarlyStopping, Trainer
+from retinalnet.training import ClassificationTask, EarlyStopping, Trainer
 from retinalnet.transforms import Preprocessing
 
 OUT = Path(__file__).resolve().parent / "_static" / "plots"
@@ -44,12 +44,12 @@ def main() -> None:
     model = small_cnn(preprocessing=Preprocessing(size=64))
     trainer = Trainer(
         model,
-        lr=1e-3,
+        ClassificationTask(lr=1e-3),
         batch_size=4,
         max_epochs=20,
         seed=0,
         device="cpu",
-        verbose=False,
+        progress=False,
         callbacks=[EarlyStopping(patience=5)],
     )
     history = trainer.fit(SyntheticOCT(12, shape=size, seed=0), SyntheticOCT(4, shape=size, seed=1))

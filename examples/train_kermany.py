@@ -40,7 +40,7 @@ def main() -> None:
         callbacks=[EarlyStopping(monitor="val_loss", patience=3)],
         max_epochs=args.epochs,
         batch_size=args.batch_size,
-        checkpoint_dir=args.out,
+        out_dir=args.out,
         seed=0,
     )
     # The data sets yield PIL images; the Trainer applies the model's own preprocessing

@@ -17,7 +17,7 @@ from torch.utils.data import TensorDataset
 
 from retinalnet.datasets import SyntheticOCT
 from retinalnet.models import Classifier, small_cnn
-from retinalnet.training import Callback, EarlyStopping, History, Trainer
+from retinalnet.training import Callback, ClassificationTask, EarlyStopping, History, Trainer
 from retinalnet.transforms import Preprocessing
 
 CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")
@@ -64,11 +64,13 @@ def separable_data(n: int = 32, *, seed: int = 0, features: int = FEATURES) -> T
     return TensorDataset(inputs, targets)
 
 
-def quiet_trainer(model: nn.Module, **kwargs: Any) -> Trainer:
+def quiet_trainer(
+    model: nn.Module, task: ClassificationTask | None = None, **kwargs: Any
+) -> Trainer:
     """A CPU Trainer that logs no epoch lines at INFO."""
     kwargs.setdefault("device", "cpu")
-    kwargs.setdefault("verbose", False)
-    return Trainer(model, **kwargs)
+    kwargs.setdefault("progress", False)
+    return Trainer(model, task, **kwargs)
 
 
 def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -148,12 +150,12 @@ def trained_small_cnn(seed: int = 0) -> tuple[Classifier, History]:
     model = small_cnn(preprocessing=Preprocessing(size=64))
     trainer = Trainer(
         model,
-        lr=1e-3,
+        ClassificationTask(lr=1e-3),
         batch_size=4,
         max_epochs=20,
         seed=seed,
         device="cpu",
-        verbose=False,
+        progress=False,
         callbacks=[EarlyStopping(patience=20)],
     )
     history = trainer.fit(

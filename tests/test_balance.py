@@ -1,4 +1,4 @@
-"""Tests for retinalnet.training._balance and Trainer(balance=...): class imbalance."""
+"""Class imbalance: retinalnet.training._balance and ClassificationTask(balance=...)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ from torch import nn
 
 from retinalnet.datasets import KermanyOCT, make_synthetic_kermany
 from retinalnet.models import small_cnn
-from retinalnet.training import Trainer, balanced_sampler, class_counts, class_weights
+from retinalnet.training import (
+    ClassificationTask,
+    Trainer,
+    balanced_sampler,
+    class_counts,
+    class_weights,
+)
 from retinalnet.transforms import Preprocessing
 
 KAGGLE_TRAIN = {"CNV": 37_205, "DME": 11_348, "DRUSEN": 8_616, "NORMAL": 26_315}
@@ -75,34 +81,32 @@ def imbalanced(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("balance", ["weights", "sampler", None])
 def test_trainer_balance_options_train(imbalanced: Path, balance: str | None) -> None:
     model = small_cnn(preprocessing=Preprocessing(size=32))
-    trainer = Trainer(
-        model, max_epochs=1, batch_size=4, seed=0, verbose=False, device="cpu", balance=balance
-    )
+    task = ClassificationTask(balance=balance)
+    trainer = Trainer(model, task, max_epochs=1, batch_size=4, seed=0, progress=False, device="cpu")
     history = trainer.fit(KermanyOCT(imbalanced, "train"), KermanyOCT(imbalanced, "val"))
     assert len(history) == 1
     if balance == "weights":
-        weight = trainer._train_loss.weight  # type: ignore[union-attr]
+        weight = task.criterion.weight
         assert weight.tolist() == pytest.approx(
             class_weights([0] * 6 + [1] * 2 + [2] + [3] * 3).tolist()
         )
-        assert trainer.loss.weight is None  # validation loss stays unweighted
+        assert task.loss.weight is None  # validation loss stays unweighted
 
 
-def test_trainer_balance_is_checked_at_construction() -> None:
-    model = small_cnn(preprocessing=Preprocessing(size=32))
+def test_balance_is_checked_at_construction() -> None:
     with pytest.raises(
         ValueError, match=r"balance must be None or one of 'weights', 'sampler', got 'x'"
     ):
-        Trainer(model, balance="x")
+        ClassificationTask(balance="x")
     with pytest.raises(ValueError, match="with your own loss, pass weight="):
-        Trainer(model, balance="weights", loss=nn.NLLLoss())
+        ClassificationTask(balance="weights", loss=nn.NLLLoss())
 
 
 def test_trainer_balance_needs_targets(imbalanced: Path) -> None:
     model = small_cnn(preprocessing=Preprocessing(size=32))
     data = KermanyOCT(imbalanced, "train", transform=Preprocessing(size=32).eval_transform())
     loader = torch.utils.data.DataLoader(data, batch_size=4)
-    trainer = Trainer(model, balance="sampler", verbose=False, device="cpu")
+    trainer = Trainer(model, ClassificationTask(balance="sampler"), progress=False, device="cpu")
     with pytest.raises(TypeError, match="needs a data set with a `targets` attribute"):
         trainer.fit(loader)
 
@@ -112,7 +116,6 @@ def test_balance_reads_targets_from_a_tensor_dataset() -> None:
     data = torch.utils.data.TensorDataset(
         torch.randn(6, 3, 32, 32), torch.tensor([0, 0, 0, 0, 1, 2])
     )
-    trainer = Trainer(
-        model, max_epochs=1, batch_size=3, balance="sampler", verbose=False, device="cpu"
-    )
+    task = ClassificationTask(balance="sampler")
+    trainer = Trainer(model, task, max_epochs=1, batch_size=3, progress=False, device="cpu")
     assert len(trainer.fit(data)) == 1

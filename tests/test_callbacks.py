@@ -21,13 +21,14 @@ from _training_helpers import (
     separable_data,
     snapshot,
 )
+from retinalnet.checkpoint import load_checkpoint
 from retinalnet.models import Classifier
 from retinalnet.training import (
     Callback,
+    ClassificationTask,
     EarlyStopping,
     ModelCheckpoint,
     Trainer,
-    load_checkpoint,
 )
 
 nan = math.nan
@@ -297,8 +298,7 @@ def _fit_with_scripted_losses(
     recorder = Recorder()
     trainer = quiet_trainer(
         linear_classifier(),
-        loss=ScriptedValidationLoss(losses),
-        lr=0.1,
+        ClassificationTask(loss=ScriptedValidationLoss(losses), lr=0.1),
         max_epochs=max_epochs,
         callbacks=[recorder, *callbacks],
     )
@@ -344,7 +344,7 @@ def test_early_stopping_starts_afresh_in_each_fit() -> None:
     trainer, _ = _fit_with_scripted_losses([0.1, 0.5, 0.6], max_epochs=3, callbacks=[callback])
     assert callback.stopped_epoch == 3
 
-    trainer.loss = ScriptedValidationLoss([0.9, 0.8, 0.7])
+    trainer.task.loss = ScriptedValidationLoss([0.9, 0.8, 0.7])
     trainer.fit(separable_data(16), separable_data(4, seed=1))
 
     assert len(trainer.history) == 3
@@ -510,7 +510,11 @@ def test_model_checkpoint_without_save_last_writes_only_best(tmp_path: Path) -> 
 def test_model_checkpoint_in_max_mode_keeps_the_highest_accuracy(tmp_path: Path) -> None:
     checkpoint = ModelCheckpoint(tmp_path, monitor="val_accuracy", mode="max")
     trainer = quiet_trainer(
-        linear_classifier(), lr=0.2, max_epochs=5, seed=0, callbacks=[checkpoint]
+        linear_classifier(),
+        ClassificationTask(lr=0.2),
+        max_epochs=5,
+        seed=0,
+        callbacks=[checkpoint],
     )
 
     history = trainer.fit(separable_data(64), separable_data(32, seed=1))
@@ -527,15 +531,13 @@ def test_model_checkpoint_in_max_mode_keeps_the_highest_accuracy(tmp_path: Path)
 def test_model_checkpoint_refuses_to_replace_best_of_another_run(tmp_path: Path, how: str) -> None:
     def make_trainer(overwrite: bool) -> Trainer:
         if how == "trainer":
-            return quiet_trainer(
-                linear_classifier(seed=1), checkpoint_dir=tmp_path, overwrite=overwrite
-            )
+            return quiet_trainer(linear_classifier(seed=1), out_dir=tmp_path, overwrite=overwrite)
         return quiet_trainer(
             linear_classifier(seed=1),
             callbacks=[ModelCheckpoint(tmp_path, overwrite=overwrite)],
         )
 
-    quiet_trainer(linear_classifier(), max_epochs=1, checkpoint_dir=tmp_path).fit(
+    quiet_trainer(linear_classifier(), max_epochs=1, out_dir=tmp_path).fit(
         separable_data(8), separable_data(4, seed=1)
     )
     before = (tmp_path / "best.pt").read_bytes()

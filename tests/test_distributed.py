@@ -24,7 +24,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _fit(batch_size: int, checkpoint_dir: Path | None = None) -> Trainer:
+def _fit(batch_size: int, out_dir: Path | None = None) -> Trainer:
     trainer = Trainer(
         linear_classifier(seed=3),
         max_epochs=EPOCHS,
@@ -32,8 +32,8 @@ def _fit(batch_size: int, checkpoint_dir: Path | None = None) -> Trainer:
         seed=0,
         device="cpu",
         precision="fp32",
-        verbose=False,
-        checkpoint_dir=checkpoint_dir,
+        progress=False,
+        out_dir=out_dir,
     )
     trainer.fit(separable_data(64), separable_data(16, seed=1))
     return trainer
@@ -49,7 +49,7 @@ def _worker(rank: int, world_size: int, port: int, out: str) -> None:
     )
     torch.set_num_threads(1)
     try:
-        trainer = _fit(PER_RANK_BATCH, checkpoint_dir=Path(out) / "checkpoints")
+        trainer = _fit(PER_RANK_BATCH, out_dir=Path(out) / "checkpoints")
         torch.save(
             {"state": trainer.model.state_dict(), "history": trainer.history.to_records()},
             Path(out) / f"rank{rank}.pt",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 from pathlib import Path
@@ -16,7 +17,7 @@ from _training_helpers import CLASSES
 from retinalnet._core.loaders import BatchedTensorDataset
 from retinalnet.datasets import KermanyOCT, SyntheticOCT, make_synthetic_kermany
 from retinalnet.models import Classifier, build_head, freeze, replace_head, vgg16_transfer
-from retinalnet.training import Trainer, evaluate
+from retinalnet.training import FeatureCacheConfig, Trainer, evaluate
 from retinalnet.training import _trainer as trainer_module
 from retinalnet.training._feature_cache import build_feature_cache, trainable_head
 from retinalnet.transforms import Preprocessing
@@ -99,7 +100,7 @@ def test_training_through_the_cache_gives_the_same_model(tree: Path) -> None:
     eval_prep = direct.preprocessing.eval_transform()
     train_data = KermanyOCT(tree, "train", transform=eval_prep)
     Trainer(
-        direct, max_epochs=3, batch_size=4, seed=1, device="cpu", verbose=False, precision="fp32"
+        direct, max_epochs=3, batch_size=4, seed=1, device="cpu", progress=False, precision="fp32"
     ).fit(train_data)
 
     cache = build_feature_cache(
@@ -107,7 +108,7 @@ def test_training_through_the_cache_gives_the_same_model(tree: Path) -> None:
     )
     head = cached.network[1]
     head_model = Classifier(head, classes=CLASSES)
-    settings = {"max_epochs": 3, "batch_size": 4, "seed": 1, "device": "cpu", "verbose": False}
+    settings = {"max_epochs": 3, "batch_size": 4, "seed": 1, "device": "cpu", "progress": False}
     Trainer(head_model, precision="fp32", **settings).fit(cache.dataset())  # type: ignore[arg-type]
 
     for name, value in direct.network[1].state_dict().items():
@@ -174,7 +175,7 @@ def test_trainer_option_trains_the_same_head_as_training_without_it(tree: Path) 
     direct = frozen_model()
     cached = copy.deepcopy(direct)
     eval_prep = direct.preprocessing.eval_transform()
-    settings = {"max_epochs": 2, "batch_size": 4, "seed": 2, "device": "cpu", "verbose": False}
+    settings = {"max_epochs": 2, "batch_size": 4, "seed": 2, "device": "cpu", "progress": False}
     settings["precision"] = "fp32"
     history = Trainer(direct, **settings).fit(  # type: ignore[arg-type]
         KermanyOCT(tree, "train", transform=eval_prep), KermanyOCT(tree, "val", transform=eval_prep)
@@ -188,6 +189,20 @@ def test_trainer_option_trains_the_same_head_as_training_without_it(tree: Path) 
         assert fast.val_loss == pytest.approx(plain.val_loss, rel=1e-4)
         assert fast.train_accuracy == plain.train_accuracy
     assert trainer.evaluate(KermanyOCT(tree, "test")).num_samples == 4
+
+
+def test_trainer_feature_cache_config_keeps_views_on_disk(tree: Path, tmp_path: Path) -> None:
+    config = FeatureCacheConfig(cache_dir=tmp_path / "features", views=1)
+    trainer = Trainer(
+        frozen_model(), feature_cache=config, max_epochs=1, batch_size=8, device="cpu",
+        progress=False,
+    )  # fmt: skip
+
+    trainer.fit(KermanyOCT(tree, "train"), KermanyOCT(tree, "val"))
+
+    metas = sorted((tmp_path / "features").glob("*/meta.json"))
+    views = sorted(json.loads(meta.read_text())["views"] for meta in metas)
+    assert views == [0, 1]  # validation without views, training with one augmented copy
 
 
 def test_trainer_option_refuses_a_model_without_a_frozen_part() -> None:
@@ -204,7 +219,7 @@ def test_frozen_backbone_runs_in_eval_mode_during_training(tree: Path) -> None:
     model.network[0][-1].register_forward_hook(lambda m, i, o: seen.append(m.training))
     head_modes: list[bool] = []
     model.network[1].register_forward_hook(lambda m, i, o: head_modes.append(m.training))
-    Trainer(model, max_epochs=1, batch_size=8, device="cpu", verbose=False).fit(
+    Trainer(model, max_epochs=1, batch_size=8, device="cpu", progress=False).fit(
         KermanyOCT(tree, "train")
     )
     assert seen == [False, False]
@@ -263,7 +278,7 @@ def test_a_cuda_trainer_keeps_cached_features_on_the_gpu(
     def fit(model: Classifier) -> list[float]:
         trainer = Trainer(
             model, feature_cache=True, device="cuda", max_epochs=2, batch_size=4, seed=2,
-            cache_precision="fp32", verbose=False, num_workers=0,  # the spy sees every read
+            precision="fp32", progress=False, num_workers=0,  # the spy sees every read
         )  # fmt: skip
         return [record.train_loss for record in trainer.fit(KermanyOCT(tree, "train"))]
 

@@ -93,7 +93,7 @@ def test_an_unknown_column_lists_the_known_ones() -> None:
         r"train_accuracy, val_loss, val_accuracy, seconds, lr",
     ):
         _history(0.9).column("val_los")
-    assert [f.name for f in fields(EpochRecord)] == FIELDS
+    assert [f.name for f in fields(EpochRecord)] == [*FIELDS, "extra"]
 
 
 @pytest.mark.parametrize(
@@ -151,3 +151,60 @@ def test_metrics_of_a_record_leave_out_epoch_seconds_and_missing_values() -> Non
         "val_accuracy": 0.5,
         "lr": 1e-3,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics by name beyond the fields: a task's validation metrics, values callbacks logged
+
+
+def _with_extra(epoch: int, auc: float | None) -> EpochRecord:
+    record = _record(epoch, 1.0 / epoch, 0.5)
+    extra = {"val_auc": auc} if auc is not None else {}
+    return EpochRecord(**{**record.to_dict(), "extra": extra})
+
+
+def test_extra_metrics_are_columns_of_the_history() -> None:
+    history = History([_with_extra(1, 0.7), _with_extra(2, None), _with_extra(3, 0.9)])
+
+    assert history.names == (*FIELDS, "val_auc")
+    assert history.column("val_auc") == [0.7, None, 0.9]
+    assert history.best("val_auc", mode="max").epoch == 3
+    assert history[0].metrics()["val_auc"] == 0.7
+    assert "val_auc" not in history[1].metrics()
+    with pytest.raises(KeyError, match=r"available: epoch, .*, lr, val_auc"):
+        history.column("auc")
+
+
+def test_extra_metrics_round_trip_flat_through_records_and_csv(tmp_path: Path) -> None:
+    history = History([_with_extra(1, 0.7), _with_extra(2, None)])
+
+    records = history.to_records()
+
+    assert records[0] == {**_record(1, 1.0, 0.5).to_dict(), "val_auc": 0.7}
+    assert list(records[1]) == FIELDS  # no value, no key
+    assert list(History.from_records(records)) == list(history)
+    with open(history.to_csv(tmp_path / "history.csv"), newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    assert reader.fieldnames == [*FIELDS, "val_auc"]
+    assert [row["val_auc"] for row in rows] == ["0.7", ""]
+
+
+def test_a_record_without_a_field_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"missing: val_loss, val_accuracy, seconds, lr"):
+        EpochRecord.from_dict({"epoch": 1, "train_loss": 1.0, "train_accuracy": 0.5})
+
+
+def test_records_of_0_1_checkpoints_still_load() -> None:
+    old = {
+        "epoch": 1,
+        "train_loss": 0.9,
+        "train_accuracy": 0.5,
+        "val_loss": None,
+        "val_accuracy": None,
+        "seconds": 2.0,
+        "lr": 1e-3,
+    }
+    (record,) = History.from_records([old])
+    assert record.extra == {}
+    assert record.to_dict() == old

@@ -110,7 +110,7 @@ def test_low_precision_forward_without_a_dtype_is_the_model() -> None:
 
 def test_trainer_trains_under_bf16_autocast_with_fp32_weights() -> None:
     model = linear_classifier()
-    trainer = Trainer(model, precision="bf16", max_epochs=2, device="cpu", verbose=False)
+    trainer = Trainer(model, precision="bf16", max_epochs=2, device="cpu", progress=False)
     history = trainer.fit(separable_data(32), separable_data(16, seed=1))
     assert all(torch.isfinite(torch.tensor(r.train_loss)) for r in history)
     assert all(p.dtype == torch.float32 for p in model.parameters())

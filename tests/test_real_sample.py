@@ -26,9 +26,7 @@ def test_sample_counts(kermany_sample: Path) -> None:
 def test_real_scans_train_one_epoch_and_predict(kermany_sample: Path, tmp_path: Path) -> None:
     model = small_cnn(preprocessing=Preprocessing(size=64))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    trainer = Trainer(
-        model, max_epochs=1, batch_size=16, seed=0, checkpoint_dir=tmp_path, verbose=False
-    )
+    trainer = Trainer(model, max_epochs=1, batch_size=16, seed=0, out_dir=tmp_path, progress=False)
     history = trainer.fit(KermanyOCT(kermany_sample, "train"), KermanyOCT(kermany_sample, "val"))
 
     assert len(history) == 1

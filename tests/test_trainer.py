@@ -6,6 +6,7 @@ import copy
 import csv
 import logging
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +32,17 @@ from _training_helpers import (
     trained_small_cnn,
 )
 from retinalnet import SyntheticOCT
+from retinalnet.checkpoint import load_checkpoint
 from retinalnet.models import Classifier
 from retinalnet.training import (
     Callback,
+    ClassificationTask,
     EarlyStopping,
     EpochRecord,
     EvaluationResult,
+    FeatureCacheConfig,
     Trainer,
     evaluate,
-    load_checkpoint,
 )
 from retinalnet.transforms import Preprocessing
 
@@ -69,7 +72,7 @@ def test_small_cnn_learns_synthetic_oct() -> None:
 
 
 def test_history_records_each_epoch() -> None:
-    trainer = quiet_trainer(linear_classifier(), lr=0.05, max_epochs=3)
+    trainer = quiet_trainer(linear_classifier(), ClassificationTask(lr=0.05), max_epochs=3)
     val = separable_data(16, seed=1)
 
     history = trainer.fit(separable_data(64), val)
@@ -163,10 +166,9 @@ def test_resuming_continues_the_history_and_keeps_the_better_best(tmp_path: Path
     train, val = separable_data(16), separable_data(4, seed=1)
     first = quiet_trainer(
         linear_classifier(),
-        lr=0.1,
+        ClassificationTask(loss=ScriptedValidationLoss([1.0, 0.5]), lr=0.1),
         max_epochs=2,
-        checkpoint_dir=tmp_path,
-        loss=ScriptedValidationLoss([1.0, 0.5]),
+        out_dir=tmp_path,
     )
     original = first.fit(train, val)
     last = tmp_path / "last.pt"
@@ -176,10 +178,10 @@ def test_resuming_continues_the_history_and_keeps_the_better_best(tmp_path: Path
     starts = _WeightsAtStart()
     second = quiet_trainer(
         linear_classifier(seed=9),
-        lr=0.1,
+        # both validation losses worse than epoch 2
+        ClassificationTask(loss=ScriptedValidationLoss([0.9, 0.7]), lr=0.1),
         max_epochs=4,
-        checkpoint_dir=tmp_path,
-        loss=ScriptedValidationLoss([0.9, 0.7]),  # both worse than epoch 2
+        out_dir=tmp_path,
         callbacks=[starts],
     )
     history = second.fit(train, val, resume_from=last)
@@ -202,19 +204,17 @@ def test_resuming_resumes_early_stopping(tmp_path: Path) -> None:
     train, val = separable_data(16), separable_data(4, seed=1)
     quiet_trainer(
         linear_classifier(),
-        lr=0.1,
+        ClassificationTask(loss=ScriptedValidationLoss([0.5, 0.9]), lr=0.1),
         max_epochs=2,
-        checkpoint_dir=tmp_path,
-        loss=ScriptedValidationLoss([0.5, 0.9]),
+        out_dir=tmp_path,
         callbacks=[EarlyStopping(patience=2)],
     ).fit(train, val)
 
     trainer = quiet_trainer(
         linear_classifier(seed=9),
-        lr=0.1,
+        ClassificationTask(loss=ScriptedValidationLoss([0.8, 0.3, 0.2]), lr=0.1),
         max_epochs=6,
-        checkpoint_dir=tmp_path,
-        loss=ScriptedValidationLoss([0.8, 0.3, 0.2]),
+        out_dir=tmp_path,
         callbacks=[EarlyStopping(patience=2)],
     )
     history = trainer.fit(train, val, resume_from=tmp_path / "last.pt")
@@ -234,9 +234,9 @@ def test_an_interrupted_fit_leaves_last_checkpoint_to_resume_from(
     recorder = Recorder()
     trainer = quiet_trainer(
         linear_classifier(),
-        lr=0.1,
+        ClassificationTask(lr=0.1),
         max_epochs=5,
-        checkpoint_dir=tmp_path,
+        out_dir=tmp_path,
         callbacks=[InterruptAt(3), recorder],
     )
 
@@ -257,7 +257,7 @@ def test_an_interrupted_fit_leaves_last_checkpoint_to_resume_from(
     )
 
     resumed = quiet_trainer(
-        linear_classifier(seed=5), lr=0.1, max_epochs=4, checkpoint_dir=tmp_path
+        linear_classifier(seed=5), ClassificationTask(lr=0.1), max_epochs=4, out_dir=tmp_path
     )
     history = resumed.fit(train, val, resume_from=last)
 
@@ -267,7 +267,7 @@ def test_an_interrupted_fit_leaves_last_checkpoint_to_resume_from(
 
 
 def test_resuming_into_a_model_with_other_classes_is_refused(tmp_path: Path) -> None:
-    quiet_trainer(linear_classifier(), max_epochs=1, checkpoint_dir=tmp_path).fit(separable_data(8))
+    quiet_trainer(linear_classifier(), max_epochs=1, out_dir=tmp_path).fit(separable_data(8))
     trainer = quiet_trainer(linear_classifier(classes=["a", "b", "c", "d"]), max_epochs=2)
 
     with pytest.raises(
@@ -279,7 +279,7 @@ def test_resuming_into_a_model_with_other_classes_is_refused(tmp_path: Path) -> 
 
 
 def test_resuming_with_another_optimizer_setup_is_refused(tmp_path: Path) -> None:
-    quiet_trainer(linear_classifier(), max_epochs=1, checkpoint_dir=tmp_path).fit(separable_data(8))
+    quiet_trainer(linear_classifier(), max_epochs=1, out_dir=tmp_path).fit(separable_data(8))
     model = linear_classifier()
     model.network[1].bias.requires_grad_(False)
     trainer = quiet_trainer(model, max_epochs=2)
@@ -293,7 +293,9 @@ def test_resuming_with_another_optimizer_setup_is_refused(tmp_path: Path) -> Non
 
 
 def test_checkpoints_without_validation_monitor_train_loss(tmp_path: Path) -> None:
-    trainer = quiet_trainer(linear_classifier(), lr=0.05, max_epochs=3, checkpoint_dir=tmp_path)
+    trainer = quiet_trainer(
+        linear_classifier(), ClassificationTask(lr=0.05), max_epochs=3, out_dir=tmp_path
+    )
 
     history = trainer.fit(separable_data(32))
 
@@ -326,7 +328,9 @@ def _halving(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRSch
 
 
 def test_a_scheduler_is_stepped_once_per_epoch() -> None:
-    trainer = quiet_trainer(linear_classifier(), lr=0.1, max_epochs=3, scheduler=_halving)
+    trainer = quiet_trainer(
+        linear_classifier(), ClassificationTask(lr=0.1, scheduler=_halving), max_epochs=3
+    )
 
     history = trainer.fit(separable_data(64))  # two batches per epoch
 
@@ -340,10 +344,10 @@ def test_reduce_on_plateau_follows_the_validation_loss() -> None:
 
     trainer = quiet_trainer(
         linear_classifier(),
-        lr=0.1,
+        ClassificationTask(
+            loss=ScriptedValidationLoss([1.0, 0.5, 0.5, 0.5]), lr=0.1, scheduler=plateau
+        ),
         max_epochs=4,
-        scheduler=plateau,
-        loss=ScriptedValidationLoss([1.0, 0.5, 0.5, 0.5]),
     )
 
     history = trainer.fit(separable_data(16), separable_data(4, seed=1))
@@ -354,16 +358,13 @@ def test_reduce_on_plateau_follows_the_validation_loss() -> None:
 
 def test_the_scheduler_resumes_where_it_stopped(tmp_path: Path) -> None:
     train = separable_data(16)
-    uninterrupted = quiet_trainer(linear_classifier(), max_epochs=4, lr=0.1, scheduler=_halving)
+    task = ClassificationTask(lr=0.1, scheduler=_halving)
+    uninterrupted = quiet_trainer(linear_classifier(), task, max_epochs=4)
     expected = uninterrupted.fit(train).column("lr")
-    quiet_trainer(
-        linear_classifier(), max_epochs=2, lr=0.1, scheduler=_halving, checkpoint_dir=tmp_path
-    ).fit(train)
+    quiet_trainer(linear_classifier(), task, max_epochs=2, out_dir=tmp_path).fit(train)
     assert load_checkpoint(tmp_path / "last.pt").scheduler_state is not None
 
-    resumed = quiet_trainer(
-        linear_classifier(seed=3), max_epochs=4, lr=0.1, scheduler=_halving, checkpoint_dir=tmp_path
-    )
+    resumed = quiet_trainer(linear_classifier(seed=3), task, max_epochs=4, out_dir=tmp_path)
     history = resumed.fit(train, resume_from=tmp_path / "last.pt")
 
     assert expected == [0.1, 0.05, 0.025, 0.0125]
@@ -391,7 +392,7 @@ def test_default_optimizer_is_adam_over_trainable_parameters_only() -> None:
     frozen_before = model.network[0].weight.detach().clone()
     head_before = model.network[2].weight.detach().clone()
 
-    trainer = quiet_trainer(model, lr=0.02, max_epochs=1)
+    trainer = quiet_trainer(model, ClassificationTask(lr=0.02), max_epochs=1)
 
     assert type(trainer.optimizer) is torch.optim.Adam
     assert len(trainer.optimizer.param_groups) == 1
@@ -412,7 +413,7 @@ def test_an_optimizer_factory_gets_the_trainable_parameters() -> None:
         received.append(list(parameters))
         return torch.optim.SGD(parameters, lr=0.05, momentum=0.9)
 
-    trainer = quiet_trainer(model, optimizer=factory, max_epochs=1)
+    trainer = quiet_trainer(model, ClassificationTask(optimizer=factory), max_epochs=1)
     history = trainer.fit(separable_data(16))
 
     assert len(received) == 1
@@ -425,7 +426,7 @@ def test_an_optimizer_instance_is_used_as_is() -> None:
     model = linear_classifier()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.3)
 
-    trainer = quiet_trainer(model, optimizer=optimizer, max_epochs=1)
+    trainer = quiet_trainer(model, ClassificationTask(optimizer=optimizer), max_epochs=1)
 
     assert trainer.optimizer is optimizer
     assert trainer.fit(separable_data(8))[0].lr == 0.3
@@ -468,10 +469,10 @@ def test_a_plain_module_cannot_write_checkpoints(tmp_path: Path) -> None:
 
     with pytest.raises(
         TypeError,
-        match=r"checkpoint_dir needs a retinalnet Classifier.*"
+        match=r"out_dir needs a retinalnet Classifier.*"
         r"Classifier\(network, classes=\.\.\.\)",
     ):
-        Trainer(network, checkpoint_dir=tmp_path)
+        Trainer(network, out_dir=tmp_path)
     assert not any(tmp_path.iterdir())
 
 
@@ -487,7 +488,7 @@ def test_a_plain_module_trains_on_tensors_but_needs_classes_for_validation() -> 
 def test_a_plain_module_with_validation_fails_before_training() -> None:
     network = nn.Sequential(nn.Linear(8, 4), nn.LogSoftmax(dim=1))
     before = snapshot(network)
-    trainer = quiet_trainer(network, lr=0.1, max_epochs=2)
+    trainer = quiet_trainer(network, ClassificationTask(lr=0.1), max_epochs=2)
 
     with pytest.raises(TypeError, match="Classifier"):
         trainer.fit(separable_data(8), separable_data(4, seed=1))
@@ -589,11 +590,11 @@ def test_a_data_loader_is_used_as_is() -> None:
 # Logging
 
 
-@pytest.mark.parametrize(("verbose", "level"), [(False, logging.DEBUG), (True, logging.INFO)])
-def test_epoch_lines_are_logged_at_info_only_when_verbose(
-    caplog: pytest.LogCaptureFixture, verbose: bool, level: int
+@pytest.mark.parametrize(("progress", "level"), [(False, logging.DEBUG), (True, logging.INFO)])
+def test_epoch_lines_are_logged_at_info_only_with_progress(
+    caplog: pytest.LogCaptureFixture, progress: bool, level: int
 ) -> None:
-    trainer = Trainer(linear_classifier(), device="cpu", max_epochs=3, verbose=verbose)
+    trainer = Trainer(linear_classifier(), device="cpu", max_epochs=3, progress=progress)
 
     with caplog.at_level(logging.DEBUG, logger="retinalnet"):
         trainer.fit(separable_data(8), separable_data(4, seed=1))
@@ -605,7 +606,250 @@ def test_epoch_lines_are_logged_at_info_only_when_verbose(
         r"val_acc \d+\.\d\d%  \d+\.\ds",
         lines[0].getMessage(),
     )
-    assert sum(r.levelno >= logging.INFO for r in lines) == (3 if verbose else 0)
+    assert sum(r.levelno >= logging.INFO for r in lines) == (3 if progress else 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics logged by name from callbacks
+
+
+class _LogsMargin(Callback):
+    """Logs ``val_margin`` (validation minus training accuracy) after each epoch."""
+
+    metric_names = ("val_margin",)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
+        trainer.log("val_margin", metrics["val_accuracy"] - metrics["train_accuracy"])
+
+
+def test_a_logged_metric_reaches_the_history_later_callbacks_and_checkpoints(
+    tmp_path: Path,
+) -> None:
+    recorder = Recorder()
+    stopping = EarlyStopping(monitor="val_margin", mode="max", patience=5)
+    trainer = quiet_trainer(
+        linear_classifier(),
+        ClassificationTask(lr=0.1),
+        max_epochs=3,
+        out_dir=tmp_path,
+        callbacks=[_LogsMargin(), recorder, stopping],
+    )
+
+    history = trainer.fit(separable_data(32), separable_data(16, seed=1))
+
+    margins = history.column("val_margin")
+    expected = [r.val_accuracy - r.train_accuracy for r in history]  # type: ignore[operator]
+    assert margins == pytest.approx(expected)
+    assert all("val_margin" in call[2] for call in recorder.calls if call[0] == "epoch_end")
+    assert stopping.best_score == max(margins)  # type: ignore[type-var]
+    assert "val_margin" in trainer.available_metrics
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert [record["val_margin"] for record in last.history] == pytest.approx(margins)
+    with open(history.to_csv(tmp_path / "history.csv"), newline="") as handle:
+        assert next(csv.reader(handle))[-1] == "val_margin"
+
+    resumed = quiet_trainer(linear_classifier(), max_epochs=4, out_dir=tmp_path)
+    again = resumed.fit(separable_data(32), separable_data(16, seed=1), resume_from=last.path)
+    assert again.column("val_margin") == [*margins, None]  # not logged in the resumed run
+
+
+def test_a_metric_nobody_declares_cannot_be_monitored() -> None:
+    class Undeclared(_LogsMargin):
+        metric_names = ()
+
+    trainer = quiet_trainer(
+        linear_classifier(), callbacks=[Undeclared(), EarlyStopping(monitor="val_margin")]
+    )
+
+    with pytest.raises(
+        ValueError,
+        match=r"EarlyStopping monitors 'val_margin', which this fit does not produce \(a "
+        r"metric of your own: add it to ClassificationTask\(metrics=\.\.\.\), or log it with "
+        r"trainer\.log in a callback that lists it in metric_names\); available: train_loss, "
+        r"train_accuracy, val_loss, val_accuracy, lr$",
+    ):
+        trainer.fit(separable_data(8), separable_data(4, seed=1))
+    assert len(trainer.history) == 0
+
+
+def test_log_outside_an_epoch_or_under_a_trainer_name_is_refused() -> None:
+    trainer = quiet_trainer(linear_classifier(), max_epochs=1)
+    with pytest.raises(RuntimeError, match=r"call it from a callback hook .* during fit"):
+        trainer.log("val_margin", 0.5)
+
+    class LogsLoss(Callback):
+        def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+            trainer.log("val_loss", 0.0)
+
+    trainer = quiet_trainer(linear_classifier(), max_epochs=1, callbacks=[LogsLoss()])
+    with pytest.raises(ValueError, match="'val_loss' is recorded by the Trainer itself"):
+        trainer.fit(separable_data(8))
+
+
+def test_a_metric_logged_at_epoch_start_goes_into_that_epoch() -> None:
+    class Counts(Callback):
+        def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+            trainer.log("started", torch.tensor(float(epoch)))
+
+    history = quiet_trainer(linear_classifier(), max_epochs=2, callbacks=[Counts()]).fit(
+        separable_data(8)
+    )
+
+    assert history.column("started") == [1.0, 2.0]
+    assert list(history[0].metrics()) == ["train_loss", "train_accuracy", "lr", "started"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The constructor: a task, the feature cache config, and the 0.1 keywords
+
+
+def test_the_task_is_the_second_argument() -> None:
+    task = ClassificationTask(lr=0.02)
+    trainer = Trainer(linear_classifier(), task, device="cpu")
+
+    assert trainer.task is task
+    assert trainer.optimizer.param_groups[0]["lr"] == 0.02
+    with pytest.raises(TypeError, match="task must be a ClassificationTask, got float"):
+        Trainer(linear_classifier(), 0.1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        (False, None),
+        (True, FeatureCacheConfig()),
+        ("runs/features", FeatureCacheConfig(cache_dir=Path("runs/features"))),
+        (FeatureCacheConfig(views=2), FeatureCacheConfig(views=2)),
+    ],
+)
+def test_feature_cache_options(option: Any, expected: FeatureCacheConfig | None) -> None:
+    trainer = Trainer(_frozen_trunk(), feature_cache=option, device="cpu")
+    assert trainer.feature_cache == expected
+
+
+def test_bad_feature_cache_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="views must be an int >= 0, got -1"):
+        FeatureCacheConfig(views=-1)
+    with pytest.raises(TypeError, match="feature_cache must be True, False, a folder path"):
+        Trainer(_frozen_trunk(), feature_cache=3)  # type: ignore[arg-type]
+
+
+def _frozen_trunk() -> Classifier:
+    torch.manual_seed(0)
+    trunk = nn.Linear(8, 8)
+    trunk.requires_grad_(False)
+    network = nn.Sequential(trunk, nn.Linear(8, 4), nn.LogSoftmax(dim=1))
+    return Classifier(network, classes=CLASSES)
+
+
+def _factory(parameters: list[nn.Parameter]) -> torch.optim.Optimizer:
+    return torch.optim.SGD(parameters, lr=0.05)
+
+
+def _halving_factory(optimizer: torch.optim.Optimizer) -> Any:
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+
+
+OLD_KEYWORDS = [
+    # 0.1 keyword, value, what the warning tells to pass, how the new Trainer shows it
+    ("checkpoint_dir", "runs/x", "out_dir=...", lambda t: t.out_dir == Path("runs/x")),
+    ("verbose", False, "progress=...", lambda t: t.progress is False),
+    ("lr", 0.02, "ClassificationTask(lr=...)", lambda t: t.task.lr == 0.02),
+    (
+        "loss",
+        nn.CrossEntropyLoss(),
+        "ClassificationTask(loss=...)",
+        lambda t: isinstance(t.task.loss, nn.CrossEntropyLoss),
+    ),
+    (
+        "optimizer",
+        _factory,
+        "ClassificationTask(optimizer=...)",
+        lambda t: type(t.optimizer) is torch.optim.SGD,
+    ),
+    (
+        "scheduler",
+        _halving_factory,
+        "ClassificationTask(scheduler=...)",
+        lambda t: t.scheduler is not None,
+    ),
+    (
+        "balance",
+        "weights",
+        "ClassificationTask(balance=...)",
+        lambda t: t.task.balance == "weights",
+    ),
+    (
+        "cache_views",
+        2,
+        "feature_cache=FeatureCacheConfig(cache_dir=..., views=...)",
+        lambda t: t.feature_cache == FeatureCacheConfig(views=2),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "replacement", "check"), OLD_KEYWORDS)
+def test_0_1_keywords_still_work_with_a_deprecation_warning(
+    name: str, value: Any, replacement: str, check: Any
+) -> None:
+    message = f"Trainer({name}=...) is deprecated since retinalnet 0.2 and will be removed in 0.3"
+    with pytest.warns(DeprecationWarning, match=re.escape(message)) as warned:
+        trainer = Trainer(_frozen_trunk(), device="cpu", feature_cache=True, **{name: value})
+
+    assert replacement in str(warned[0].message)
+    assert warned[0].filename == __file__  # points at the caller
+    assert check(trainer)
+
+
+def test_0_1_keywords_train_as_before(tmp_path: Path) -> None:
+    with pytest.warns(DeprecationWarning, match="deprecated since retinalnet 0.2"):
+        trainer = Trainer(
+            linear_classifier(),
+            lr=0.1,
+            scheduler=_halving_factory,
+            checkpoint_dir=tmp_path,
+            verbose=False,
+            max_epochs=2,
+            device="cpu",
+        )
+    history = trainer.fit(separable_data(16))
+
+    assert history.column("lr") == [0.1, 0.05]
+    assert load_checkpoint(tmp_path / "last.pt").epoch == 2
+
+
+def test_0_1_lr_beside_an_optimizer_is_ignored_as_before() -> None:
+    with pytest.warns(DeprecationWarning, match="deprecated since retinalnet 0.2") as warned:
+        trainer = Trainer(linear_classifier(), optimizer=_factory, lr=0.5, device="cpu")
+    assert [str(w.message).split(")")[0] for w in warned] == [
+        "Trainer(optimizer=...",
+        "Trainer(lr=...",
+    ]
+    assert trainer.optimizer.param_groups[0]["lr"] == 0.05
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"out_dir": "a", "checkpoint_dir": "b"}, "got both checkpoint_dir= and out_dir="),
+        ({"progress": False, "verbose": True}, "got both verbose= and progress="),
+        (
+            {"task": ClassificationTask(), "lr": 0.1, "loss": nn.NLLLoss()},
+            "got a task and the 0.1 arguments loss, lr: pass them to ClassificationTask",
+        ),
+        (
+            {"feature_cache": FeatureCacheConfig(), "cache_views": 1},
+            "got a FeatureCacheConfig and cache_views",
+        ),
+        ({"epochs": 3}, "Trainer() got an unexpected keyword argument 'epochs'"),
+    ],
+)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_0_1_keywords_beside_their_replacement_are_refused(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(TypeError, match=re.escape(message)):
+        Trainer(_frozen_trunk(), device="cpu", **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -622,8 +866,8 @@ def test_a_cuda_fit_writes_checkpoints_that_load_and_resume_on_the_cpu(tmp_path:
         device="cuda",
         max_epochs=3,
         seed=0,
-        verbose=False,
-        checkpoint_dir=tmp_path,
+        progress=False,
+        out_dir=tmp_path,
         callbacks=[EarlyStopping(patience=5)],
     )
 
@@ -639,7 +883,7 @@ def test_a_cuda_fit_writes_checkpoints_that_load_and_resume_on_the_cpu(tmp_path:
     assert on_cpu.loss == pytest.approx(on_cuda.loss, rel=1e-3)
     assert on_cuda.loss == pytest.approx(history.best().val_loss, rel=1e-5)
 
-    resumed = quiet_trainer(tiny_cnn(seed=1), max_epochs=4, checkpoint_dir=tmp_path)
+    resumed = quiet_trainer(tiny_cnn(seed=1), max_epochs=4, out_dir=tmp_path)
     again = resumed.fit(train, val, resume_from=tmp_path / "last.pt")
     assert [record.epoch for record in again] == [1, 2, 3, 4]
     assert next(resumed.model.parameters()).device.type == "cpu"

@@ -201,7 +201,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 def _run_train(args: argparse.Namespace) -> int:
     from retinalnet.datasets import KermanyOCT
     from retinalnet.models import create_model
-    from retinalnet.training import EarlyStopping, Trainer
+    from retinalnet.training import ClassificationTask, EarlyStopping, Trainer
     from retinalnet.transforms import Preprocessing
 
     preprocessing = Preprocessing(size=args.image_size)
@@ -212,19 +212,19 @@ def _run_train(args: argparse.Namespace) -> int:
         train = KermanyOCT(args.data, "train")
         val = KermanyOCT(args.data, "val")
     model = create_model(args.arch, weights=args.weights, preprocessing=preprocessing)
+    task = ClassificationTask(lr=args.lr, balance=None if args.balance == "none" else args.balance)
     trainer = Trainer(
         model,
+        task,
         callbacks=[EarlyStopping(patience=args.patience)],
         max_epochs=args.epochs,
         batch_size=args.batch_size,
-        lr=args.lr,
         num_workers=args.workers,
         device=args.device,
-        checkpoint_dir=args.out,
+        out_dir=args.out,
         overwrite=args.overwrite,
         seed=args.seed,
-        verbose=not args.quiet,
-        balance=None if args.balance == "none" else args.balance,
+        progress=not args.quiet,
     )
     history = trainer.fit(train, val, resume_from=args.resume)
     csv_path = history.to_csv(args.out / "history.csv")

@@ -19,7 +19,13 @@ from torch.optim.lr_scheduler import CosineAnnealingLR
 from retinalnet.datasets import KermanyOCT, find_images, make_synthetic_kermany
 from retinalnet.models import Classifier, cached_weights_path, small_cnn, vgg16_transfer
 from retinalnet.predictor import Prediction, Predictor
-from retinalnet.training import EarlyStopping, EvaluationResult, History, Trainer
+from retinalnet.training import (
+    ClassificationTask,
+    EarlyStopping,
+    EvaluationResult,
+    History,
+    Trainer,
+)
 from retinalnet.transforms import Preprocessing
 
 __all__ = ["DemoResult", "run_demo"]
@@ -132,17 +138,19 @@ def run_demo(
     preprocessing = Preprocessing(size=image_size)
     model, model_name = _choose_model(weights, preprocessing)
     logger.info("model: %s", model_name)
+    task = ClassificationTask(
+        lr=2e-3, scheduler=lambda optimizer: CosineAnnealingLR(optimizer, T_max=epochs)
+    )
     trainer = Trainer(
         model,
+        task,
         callbacks=[EarlyStopping(patience=4)],
-        scheduler=lambda optimizer: CosineAnnealingLR(optimizer, T_max=epochs),
         max_epochs=epochs,
         batch_size=16,
-        lr=2e-3,
-        checkpoint_dir=out / "checkpoints",
+        out_dir=out / "checkpoints",
         overwrite=True,
         seed=seed,
-        verbose=verbose,
+        progress=verbose,
     )
     history = trainer.fit(KermanyOCT(data_dir, "train"), KermanyOCT(data_dir, "val"))
     test = trainer.evaluate(KermanyOCT(data_dir, "test"))

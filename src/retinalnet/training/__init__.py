@@ -1,4 +1,5 @@
-"""Training: the Trainer, its callbacks, the feature cache and evaluation."""
+"""Training: the Trainer (the loop), the ClassificationTask (what is trained), callbacks, the
+feature cache and evaluation."""
 
 from retinalnet._core.deprecation import module_getattr
 from retinalnet._core.loaders import DataSource as DataSource
@@ -8,14 +9,17 @@ from retinalnet.training._balance import class_weights as class_weights
 from retinalnet.training._callbacks import Callback as Callback
 from retinalnet.training._callbacks import EarlyStopping as EarlyStopping
 from retinalnet.training._callbacks import ModelCheckpoint as ModelCheckpoint
+from retinalnet.training._config import FeatureCacheConfig as FeatureCacheConfig
 from retinalnet.training._evaluation import EvaluationResult as EvaluationResult
 from retinalnet.training._evaluation import evaluate as evaluate
 from retinalnet.training._feature_cache import FeatureCache as FeatureCache
 from retinalnet.training._feature_cache import build_feature_cache as build_feature_cache
 from retinalnet.training._history import EpochRecord as EpochRecord
 from retinalnet.training._history import History as History
-from retinalnet.training._trainer import OptimizerFactory as OptimizerFactory
-from retinalnet.training._trainer import SchedulerFactory as SchedulerFactory
+from retinalnet.training._task import ClassificationTask as ClassificationTask
+from retinalnet.training._task import MetricFunction as MetricFunction
+from retinalnet.training._task import OptimizerFactory as OptimizerFactory
+from retinalnet.training._task import SchedulerFactory as SchedulerFactory
 from retinalnet.training._trainer import Trainer as Trainer
 
 _CHECKPOINT = "import it from retinalnet.checkpoint"
@@ -23,12 +27,15 @@ _INTERNAL = "it is internal now"
 
 __all__ = [
     "Callback",
+    "ClassificationTask",
     "DataSource",
     "EarlyStopping",
     "EpochRecord",
     "EvaluationResult",
     "FeatureCache",
+    "FeatureCacheConfig",
     "History",
+    "MetricFunction",
     "ModelCheckpoint",
     "OptimizerFactory",
     "SchedulerFactory",

@@ -10,7 +10,7 @@ from torch.utils.data import WeightedRandomSampler
 __all__ = ["BALANCE_MODES", "balanced_sampler", "class_counts", "class_weights"]
 
 BALANCE_MODES: tuple[str, ...] = ("weights", "sampler")
-"""The ``Trainer(balance=...)`` options besides ``None``."""
+"""The ``ClassificationTask(balance=...)`` options besides ``None``."""
 
 
 def _check_targets(targets: Sequence[int], num_classes: int | None) -> int:

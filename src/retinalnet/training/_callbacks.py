@@ -18,15 +18,31 @@ __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint"]
 
 logger = logging.getLogger(__name__)
 
-MONITORABLE = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr")
-
 
 class Callback:
     """Base class of training callbacks; every hook does nothing by default.
 
     Override the hooks you need. To stop training, set ``trainer.should_stop = True`` (and
     ``trainer.stop_reason``); the trainer finishes the epoch and ends the fit.
-    ``state_dict``/``load_state_dict`` let a resumed run resume the callback too.
+    ``state_dict``/``load_state_dict`` let a resumed run resume the callback too. A callback
+    can record a metric of the epoch with :meth:`Trainer.log
+    <retinalnet.training.Trainer.log>`; callbacks later in the list see it, and declaring
+    its name in :attr:`metric_names` lets :class:`EarlyStopping` and :class:`ModelCheckpoint`
+    monitor it.
+
+    Examples
+    --------
+    >>> class LogMemory(Callback):
+    ...     metric_names = ("cuda_memory_gb",)
+    ...
+    ...     def on_epoch_end(self, trainer, epoch, metrics):
+    ...         trainer.log("cuda_memory_gb", torch.cuda.max_memory_allocated() / 2**30)
+    """
+
+    metric_names: tuple[str, ...] = ()
+    """Names of the metrics this callback logs with ``trainer.log`` every epoch.
+
+    .. versionadded:: 0.2
     """
 
     @property
@@ -64,12 +80,19 @@ def _check_mode(mode: str) -> None:
 
 def _check_monitor(monitor: str, trainer: Trainer, owner: str) -> None:
     available = trainer.available_metrics
-    if monitor not in available:
-        hint = " (pass validation data to fit)" if monitor.startswith("val_") else ""
-        raise ValueError(
-            f"{owner} monitors {monitor!r}, which this fit does not produce{hint}; "
-            f"available: {', '.join(available)}"
+    if monitor in available:
+        return
+    if monitor.startswith("val_") and not trainer.has_validation:
+        hint = " (pass validation data to fit)"
+    else:
+        hint = (
+            " (a metric of your own: add it to ClassificationTask(metrics=...), or log it "
+            "with trainer.log in a callback that lists it in metric_names)"
         )
+    raise ValueError(
+        f"{owner} monitors {monitor!r}, which this fit does not produce{hint}; "
+        f"available: {', '.join(available)}"
+    )
 
 
 class _Tracker:
@@ -103,7 +126,9 @@ class EarlyStopping(Callback):
     Parameters
     ----------
     monitor
-        ``"val_loss"`` (default), ``"val_accuracy"``, ``"train_loss"``, ...
+        ``"val_loss"`` (default), ``"val_accuracy"``, ``"train_loss"``, ``"lr"``, or any
+        metric the fit produces (see :attr:`Trainer.available_metrics
+        <retinalnet.training.Trainer.available_metrics>`); checked when the fit starts.
     mode
         ``"min"`` when lower is better, ``"max"`` when higher is better.
     patience
@@ -239,7 +264,8 @@ class ModelCheckpoint(Callback):
     dirpath
         Folder for the files.
     monitor, mode
-        What "best" means (``val_loss``, lower is better, by default).
+        What "best" means (``val_loss``, lower is better, by default); ``monitor`` can be
+        any metric the fit produces, as for :class:`EarlyStopping`.
     save_last
         Also write ``last.pt`` after every epoch, for resuming.
     overwrite

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistributedContext", "distributed_context"]
+__all__ = [
+    "DistributedContext",
+    "distributed_context",
+    "local_device",
+    "logs_from_main_process_only",
+]
 
 
 @dataclass(frozen=True)
@@ -58,3 +66,18 @@ def local_device(device: torch.device) -> torch.device:
     if device.type == "cuda" and device.index is None and local_rank is not None:
         return torch.device("cuda", int(local_rank))
     return device
+
+
+@contextlib.contextmanager
+def logs_from_main_process_only(context: DistributedContext) -> Iterator[None]:
+    """In a distributed run, silence retinalnet's INFO logs on every rank but 0."""
+    if context.is_main:
+        yield
+        return
+    package_logger = logging.getLogger("retinalnet")
+    level = package_logger.level
+    package_logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        package_logger.setLevel(level)

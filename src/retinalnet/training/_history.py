@@ -6,17 +6,47 @@ import csv
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EpochRecord", "History"]
+__all__ = ["FIELDS", "EpochRecord", "History"]
+
+
+FIELDS: tuple[str, ...] = (
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "seconds",
+    "lr",
+)
+"""The named fields of an :class:`EpochRecord`, in column order (``extra`` follows)."""
 
 
 @dataclass(frozen=True)
 class EpochRecord:
     """Metrics of one epoch. Epochs count from 1. Validation values are ``None`` without
-    validation data."""
+    validation data.
+
+    Attributes
+    ----------
+    extra : Mapping[str, float or None]
+        Further metrics by name: a task's validation ``metrics``, values callbacks logged
+        with :meth:`Trainer.log <retinalnet.training.Trainer.log>`.
+
+        .. versionadded:: 0.2
+
+    Examples
+    --------
+    >>> record = EpochRecord(
+    ...     epoch=1, train_loss=0.9, train_accuracy=0.6, val_loss=0.8, val_accuracy=0.7,
+    ...     seconds=12.5, lr=1e-3, extra={"val_drusen_recall": 0.5},
+    ... )
+    >>> record.metrics()["val_drusen_recall"]
+    0.5
+    """
 
     epoch: int
     train_loss: float
@@ -25,14 +55,38 @@ class EpochRecord:
     val_accuracy: float | None
     seconds: float
     lr: float
+    extra: Mapping[str, float | None] = field(default_factory=dict, hash=False)
 
     def metrics(self) -> dict[str, float]:
-        """The monitorable values (losses, accuracies, lr) that are present."""
+        """The monitorable values (losses, accuracies, lr, extra metrics) that are present."""
         return {
             key: float(value)
-            for key, value in asdict(self).items()
+            for key, value in self.to_dict().items()
             if key not in ("epoch", "seconds") and value is not None
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        """One flat dict: the fields, then the ``extra`` metrics by name.
+
+        .. versionadded:: 0.2
+        """
+        values: dict[str, Any] = {name: getattr(self, name) for name in FIELDS}
+        values.update(self.extra)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> EpochRecord:
+        """Rebuild from :meth:`to_dict` output: names other than the fields become ``extra``.
+
+        .. versionadded:: 0.2
+        """
+        missing = [name for name in FIELDS if name not in values]
+        if missing:
+            raise ValueError(
+                f"an epoch record needs {', '.join(FIELDS)}; missing: {', '.join(missing)}"
+            )
+        extra = {key: value for key, value in values.items() if key not in FIELDS}
+        return cls(**{name: values[name] for name in FIELDS}, extra=extra)
 
 
 class History(Sequence[EpochRecord]):
@@ -74,12 +128,29 @@ class History(Sequence[EpochRecord]):
     def __repr__(self) -> str:
         return f"History(epochs={len(self)}, stop_reason={self.stop_reason!r})"
 
-    def column(self, name: str) -> list[float | None]:
-        """One metric across epochs, e.g. ``history.column("val_loss")``."""
-        known = [f.name for f in fields(EpochRecord)]
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every column: the :class:`EpochRecord` fields, then the extra metrics recorded.
+
+        .. versionadded:: 0.2
+        """
+        extra: dict[str, None] = {}
+        for record in self._records:
+            extra.update(dict.fromkeys(record.extra))
+        return (*FIELDS, *extra)
+
+    def column(self, name: str) -> list[Any]:
+        """One metric across epochs, e.g. ``history.column("val_loss")``; ``None`` where an
+        epoch has no value."""
+        known = self.names
         if name not in known:
             raise KeyError(f"no metric {name!r} in the history; available: {', '.join(known)}")
-        return [getattr(record, name) for record in self._records]
+        return [record.to_dict().get(name) for record in self._records]
+
+    def _log_into_last(self, name: str, value: float) -> None:
+        """Add a metric to the last record (logged after the record was made)."""
+        last = self._records[-1]
+        self._records[-1] = replace(last, extra={**last.extra, name: value})
 
     def best(self, monitor: str = "val_loss", mode: str = "min") -> EpochRecord:
         """The epoch with the best ``monitor`` value (NaN and missing values never win)."""
@@ -98,18 +169,18 @@ class History(Sequence[EpochRecord]):
 
     def to_records(self) -> list[dict[str, Any]]:
         """A list of plain dicts, one per epoch (for JSON, pandas, checkpoints)."""
-        return [asdict(record) for record in self._records]
+        return [record.to_dict() for record in self._records]
 
     @classmethod
     def from_records(cls, records: Sequence[Mapping[str, Any]]) -> History:
         """Rebuild from :meth:`to_records` output."""
-        return cls([EpochRecord(**dict(record)) for record in records])
+        return cls([EpochRecord.from_dict(record) for record in records])
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write one row per epoch with a header; returns the path."""
         out = Path(path)
         with open(out, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=[f.name for f in fields(EpochRecord)])
+            writer = csv.DictWriter(handle, fieldnames=self.names)
             writer.writeheader()
             writer.writerows(self.to_records())
         return out

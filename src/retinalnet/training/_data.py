@@ -1,0 +1,104 @@
+"""The data of a fit: loaders with the model's preprocessing, the shuffle, the targets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, Sampler, TensorDataset
+
+from retinalnet._core.loaders import DataSource, make_loader
+from retinalnet.models import Classifier
+from retinalnet.training._distributed import DistributedContext
+
+__all__ = ["classes_of", "fit_loader", "train_targets"]
+
+
+def fit_loader(
+    data: DataSource,
+    *,
+    model: nn.Module,
+    train: bool,
+    batch_size: int,
+    num_workers: int,
+    device: torch.device,
+    seed: int | None,
+    dist: DistributedContext,
+    sampler: Sampler[int] | None = None,
+) -> DataLoader[Any]:
+    """A loader of ``data`` for training (``train=True``) or validation.
+
+    A Classifier's preprocessing prepares PIL images (augmenting for training). With a seed
+    or several processes, training batches come from an epoch-seeded
+    :class:`~torch.utils.data.DistributedSampler`: the same order on every rank, a resumed run
+    repeats the order of the run it continues, and N ranks together see what one process
+    sees. A DataLoader is used as it is.
+    """
+    transform = decode = None
+    if isinstance(model, Classifier):
+        prep = model.preprocessing
+        transform = prep.train_transform() if train else prep.eval_transform()
+        decode = prep.load
+    generator = None
+    if train and seed is not None:
+        generator = torch.Generator().manual_seed(seed)
+    if train and (dist.enabled or seed is not None) and not isinstance(data, DataLoader):
+        if sampler is not None and dist.enabled:
+            raise ValueError(
+                "balance='sampler' cannot be combined with distributed training; use "
+                "balance='weights'"
+            )
+        if sampler is None:
+            sampler = DistributedSampler(
+                data,
+                num_replicas=dist.world_size,
+                rank=dist.rank,
+                shuffle=True,
+                seed=seed or 0,
+            )
+    return make_loader(
+        data,
+        batch_size=batch_size,
+        shuffle=train,
+        transform=transform,
+        decode=decode,
+        num_workers=num_workers,
+        generator=generator,
+        pin_memory=device.type == "cuda",
+        sampler=sampler if train else None,
+    )
+
+
+def train_targets(train: DataSource, balance: str | None) -> list[int] | None:
+    """The training targets when ``balance`` needs them; fails early without them."""
+    if balance is None:
+        return None
+    targets = getattr(train, "targets", None)
+    if targets is None and isinstance(train, TensorDataset) and len(train.tensors) == 2:
+        targets = train.tensors[1].tolist()  # e.g. cached features (feature_cache)
+    if isinstance(train, DataLoader) or targets is None:
+        raise TypeError(
+            f"balance={balance!r} needs a data set with a `targets` attribute (like "
+            f"KermanyOCT), got {type(train).__name__}; pass the data set, not a DataLoader"
+        )
+    return [int(target) for target in targets]
+
+
+def classes_of(model: nn.Module) -> tuple[str, ...]:
+    """The class names a model predicts, for metrics and checkpoints.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is a plain module without an int ``num_classes``.
+    """
+    if isinstance(model, Classifier):
+        return model.classes
+    output = getattr(model, "num_classes", None)
+    if isinstance(output, int):
+        return tuple(str(i) for i in range(output))
+    raise TypeError(
+        "cannot tell the number of classes of a plain module; wrap it in "
+        "retinalnet.models.Classifier(network, classes=[...])"
+    )

@@ -1,0 +1,108 @@
+"""One training pass over the data: train mode, the steps, the epoch's loss and accuracy."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from retinalnet._core.progress import progress_bar
+from retinalnet.models._classifier import network_of
+from retinalnet.precision import autocast
+from retinalnet.training._distributed import DistributedContext
+from retinalnet.training._feature_cache import trainable_head
+from retinalnet.training._task import ClassificationTask
+
+__all__ = ["enter_train_mode", "epoch_line", "train_one_epoch"]
+
+
+def enter_train_mode(model: nn.Module) -> None:
+    """Train mode for the trained part; a frozen backbone stays in eval mode.
+
+    A frozen feature extractor is run as at inference (no dropout, fixed batch-norm
+    statistics), so training with and without the feature cache sees the same features.
+    """
+    model.train()
+    try:
+        head_name, _ = trainable_head(model)
+    except ValueError:
+        return  # more than a head trains: everything in train mode
+    network = network_of(model)
+    for name, module in network.named_modules():
+        inside_head = name == head_name or name.startswith(f"{head_name}.")
+        on_path_to_head = head_name.startswith(f"{name}.") or name == ""
+        if not inside_head and not on_path_to_head:
+            module.eval()
+
+
+def train_one_epoch(
+    forward: nn.Module,
+    loader: DataLoader[Any],
+    *,
+    task: ClassificationTask,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    dist: DistributedContext,
+    epoch: int,
+    description: str,
+    progress: bool,
+) -> tuple[float, float]:
+    """Run one epoch of optimizer steps; returns the mean loss and accuracy of its batches.
+
+    Across processes the sums are added up, so every rank returns the whole epoch's values.
+    """
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)  # a new shuffle each epoch, the same on all ranks
+    # Losses and predictions stay on the device until the epoch ends, one operation per
+    # batch: reading them after every batch would make the host wait for the GPU at each
+    # step, and on cached features such small operations are most of an epoch.
+    losses: list[torch.Tensor] = []
+    sizes: list[int] = []
+    predictions: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
+    batches = progress_bar(loader, total=len(loader), description=description, enabled=progress)
+    for inputs, targets in batches:
+        inputs = inputs.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device, dtype):
+            outputs = forward(inputs)
+            loss = task.training_step(outputs, targets)
+        torch.autograd.backward(scaler.scale(loss))
+        scaler.step(optimizer)
+        scaler.update()
+        losses.append(loss.detach())
+        sizes.append(len(targets))
+        predictions.append(outputs.detach().argmax(dim=1))
+        labels.append(targets)
+    if not losses:
+        raise ValueError("the training loader produced no batches")
+    sum_dtype = torch.float32 if device.type == "mps" else torch.float64
+    weights = torch.tensor(sizes, dtype=sum_dtype, device=device)
+    total_loss = torch.stack(losses).to(sum_dtype) @ weights
+    correct = (torch.cat(predictions) == torch.cat(labels)).sum()
+    loss_sum, correct_sum, seen_sum = dist.sum(
+        [float(total_loss), float(correct), float(sum(sizes))], device
+    )
+    return loss_sum / seen_sum, correct_sum / seen_sum
+
+
+_SHORT = {"train_accuracy": "train_acc", "val_accuracy": "val_acc"}
+
+
+def epoch_line(epoch: int, max_epochs: int, metrics: Mapping[str, float], seconds: float) -> str:
+    """The log line of an epoch: losses with 4 decimals, accuracies in percent, then the
+    extra metrics and the seconds it took (``lr`` is left out)."""
+    parts = [f"epoch {epoch}/{max_epochs}"]
+    for name, value in metrics.items():
+        if name == "lr":
+            continue
+        shown = f"{value:.2%}" if name.endswith("accuracy") else f"{value:.4f}"
+        parts.append(f"{_SHORT.get(name, name)} {shown}")
+    parts.append(f"{seconds:.1f}s")
+    return "  ".join(parts)

@@ -1,0 +1,161 @@
+"""One fit of the Trainer: its data, callbacks and processes, and the epochs it runs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from retinalnet._core.loaders import DataSource
+from retinalnet.models import Classifier
+from retinalnet.training._callbacks import Callback, ModelCheckpoint
+from retinalnet.training._data import classes_of, train_targets
+from retinalnet.training._distributed import distributed_context
+from retinalnet.training._epoch import enter_train_mode, epoch_line, train_one_epoch
+from retinalnet.training._evaluation import run_evaluation
+from retinalnet.training._history import History
+from retinalnet.training._metrics import EpochMetrics
+from retinalnet.training._resume import resume
+
+if TYPE_CHECKING:
+    from retinalnet.training._trainer import Trainer
+
+__all__ = ["FitLoop"]
+
+logger = logging.getLogger(__name__)
+
+
+class FitLoop:
+    """The state of one :meth:`Trainer.fit <retinalnet.training.Trainer.fit>`, and its run.
+
+    It belongs to the Trainer it runs for, as Lightning's loops do: it reads the Trainer's
+    settings, passes the Trainer to the callbacks, and leaves the results (history, epoch,
+    stop reason) on it. What it holds lasts until the next fit: whether there was validation
+    data, the callbacks in use (the Trainer's plus a :class:`ModelCheckpoint` for
+    ``out_dir``), the processes, and the metrics of the epoch in progress.
+    """
+
+    def __init__(self, trainer: Trainer, *, validation: bool) -> None:
+        self.trainer = trainer
+        self.validation = validation
+        self.dist = distributed_context(trainer.device)
+        self.callbacks: list[Callback] = list(trainer.callbacks)
+        if trainer.out_dir is not None:
+            monitor = "val_loss" if validation else "train_loss"
+            checkpoint = ModelCheckpoint(
+                trainer.out_dir, monitor=monitor, overwrite=trainer.overwrite
+            )
+            self.callbacks.append(checkpoint)
+        self.metrics: EpochMetrics | None = None  # while an epoch runs
+        self._ddp: nn.Module | None = None  # DistributedDataParallel with several processes
+
+    def run(
+        self,
+        train: DataSource,
+        val: DataSource | None,
+        resume_from: str | os.PathLike[str] | None,
+    ) -> History:
+        """Prepare the data, then run epochs until ``max_epochs`` or a callback stops it."""
+        trainer = self.trainer
+        if val is not None:
+            classes_of(trainer.model)  # fail now, not after an epoch, if classes are unknown
+        if trainer.feature_cache is not None:
+            train = trainer._cached(train, views=trainer.feature_cache.views)
+            val = trainer._cached(val) if val is not None else None
+        targets = train_targets(train, trainer.task.balance)
+        sampler = trainer.task.sampler(targets, seed=trainer.seed)
+        train_loader = trainer._loader(train, train=True, sampler=sampler)
+        model = trainer.model
+        num_classes = len(model.classes) if isinstance(model, Classifier) else None
+        trainer.task.setup(targets, num_classes=num_classes, device=trainer.device)
+        val_loader = trainer._loader(val, train=False) if val is not None else None
+        if trainer.seed is not None:
+            torch.manual_seed(trainer.seed)
+        model.to(trainer.device)
+        if self.dist.enabled:
+            device = trainer.device
+            device_ids = [device.index] if device.type == "cuda" else None
+            self._ddp = DistributedDataParallel(trainer._forward_module, device_ids=device_ids)
+        trainer.should_stop = False
+        trainer.stop_reason = None
+        trainer.history = History()
+        trainer.epoch = 0
+        for callback in self.callbacks:
+            callback.on_fit_start(trainer)
+        if resume_from is not None:
+            resumed = resume(
+                resume_from,
+                model,
+                device=trainer.device,
+                optimizer=trainer.optimizer,
+                scheduler=trainer.scheduler,
+                callbacks=self.callbacks,
+            )
+            trainer.history, trainer.epoch = resumed.history, resumed.epoch
+        try:
+            while trainer.epoch < trainer.max_epochs and not trainer.should_stop:
+                self._run_epoch(train_loader, val_loader)
+        except BaseException as exception:
+            for callback in self.callbacks:
+                callback.on_exception(trainer, exception)
+            raise
+        finally:
+            self.metrics = None
+        if trainer.stop_reason is None:
+            trainer.stop_reason = (
+                f"stopped by a callback after epoch {trainer.epoch}"
+                if trainer.should_stop
+                else f"reached max_epochs={trainer.max_epochs}"
+            )
+        trainer.history.stop_reason = trainer.stop_reason
+        for callback in self.callbacks:
+            callback.on_fit_end(trainer)
+        logger.info("fit finished: %s", trainer.stop_reason)
+        return trainer.history
+
+    def _run_epoch(self, train_loader: DataLoader[Any], val_loader: DataLoader[Any] | None) -> None:
+        trainer = self.trainer
+        epoch = trainer.epoch + 1
+        metrics = self.metrics = EpochMetrics(trainer.task)
+        for callback in self.callbacks:
+            callback.on_epoch_start(trainer, epoch)
+        started = time.perf_counter()
+        enter_train_mode(trainer.model)
+        train_loss, train_accuracy = train_one_epoch(
+            self._ddp if self._ddp is not None else trainer._forward_module,
+            train_loader,
+            task=trainer.task,
+            optimizer=trainer.optimizer,
+            scaler=trainer._scaler,
+            device=trainer.device,
+            dtype=trainer._dtype,
+            dist=self.dist,
+            epoch=epoch,
+            description=f"epoch {epoch}/{trainer.max_epochs}",
+            progress=trainer.progress and self.dist.is_main,
+        )
+        values = {"train_loss": train_loss, "train_accuracy": train_accuracy}
+        if val_loader is not None:
+            result = run_evaluation(
+                trainer._engine(),
+                val_loader,
+                loss=trainer.task.loss,
+                classes=classes_of(trainer.model),
+            )
+            values.update(trainer.task.validation_metrics(result))
+        values["lr"] = float(trainer.optimizer.param_groups[0]["lr"])
+        seconds = time.perf_counter() - started
+        metrics.record(trainer.history, values, epoch=epoch, seconds=seconds)
+        trainer.epoch = epoch
+        if self.dist.is_main:
+            level = logging.INFO if trainer.progress else logging.DEBUG
+            logger.log(level, epoch_line(epoch, trainer.max_epochs, metrics.values, seconds))
+        trainer.task.step_scheduler(trainer.scheduler, metrics.values)
+        for callback in self.callbacks:
+            callback.on_epoch_end(trainer, epoch, metrics.values)

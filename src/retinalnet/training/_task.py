@@ -1,0 +1,299 @@
+"""What is trained: the loss, class balance, optimizer and scheduler, and the metrics logged.
+
+The :class:`~retinalnet.training.Trainer` runs the loop (device, precision, callbacks,
+checkpoints); a :class:`ClassificationTask` says what the loop optimises and reports, as a
+LightningModule does for Lightning's Trainer. New losses, optimizers or metrics never touch
+the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeAlias
+
+import torch
+from torch import nn
+from torch.utils.data import Sampler
+
+from retinalnet.training._balance import BALANCE_MODES, balanced_sampler, class_weights
+from retinalnet.training._evaluation import EvaluationResult
+
+__all__ = [
+    "ClassificationTask",
+    "MetricFunction",
+    "OptimizerFactory",
+    "SchedulerFactory",
+]
+
+logger = logging.getLogger(__name__)
+
+OptimizerFactory: TypeAlias = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
+"""Builds an optimizer for the trainable parameters, e.g. ``lambda p: torch.optim.SGD(p, 0.01)``."""
+
+SchedulerFactory: TypeAlias = Callable[
+    [torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler
+]
+"""Builds a learning-rate scheduler for the optimizer, stepped once per epoch, e.g.
+``lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=20)``."""
+
+MetricFunction: TypeAlias = Callable[[EvaluationResult], float]
+"""Computes one validation metric from an epoch's :class:`EvaluationResult`."""
+
+TRAIN_METRICS: tuple[str, ...] = ("train_loss", "train_accuracy")
+"""What every training epoch reports."""
+
+VAL_METRICS: tuple[str, ...] = ("val_loss", "val_accuracy")
+"""What every validation reports, before the task's own ``metrics``."""
+
+
+class ClassificationTask:
+    """What the Trainer trains: loss, class balance, optimizer, scheduler and metrics.
+
+    The :class:`~retinalnet.training.Trainer` owns the loop (device, precision, callbacks,
+    checkpoints, resuming); the task owns what is optimised and what each epoch reports,
+    in the spirit of a LightningModule. Subclass it to change a step, or pass functions.
+
+    Parameters
+    ----------
+    loss
+        Loss of the model's outputs. Default ``NLLLoss`` (the builders end in
+        ``LogSoftmax``). The validation loss uses it unweighted.
+    balance
+        Counter class imbalance in the training data (whose ``targets`` attribute gives the
+        classes): ``"weights"`` weights the default ``NLLLoss`` of the training batches by
+        :func:`class_weights` (the validation loss stays unweighted, so it compares across
+        runs); ``"sampler"`` draws batches with :func:`balanced_sampler` (seeded by the
+        Trainer's ``seed``). Default ``None``: neither.
+    optimizer
+        A function building the optimizer from the trainable parameters, e.g.
+        ``lambda params: torch.optim.SGD(params, lr=0.01, momentum=0.9)``. An optimizer
+        instance is used as it is (the task then fits that model only). Default:
+        ``Adam(trainable parameters, lr=lr, weight_decay=weight_decay)``, as in the tutorial.
+    lr, weight_decay
+        Settings of the default Adam optimizer.
+    scheduler
+        A function building a learning-rate scheduler from the optimizer; it is stepped after
+        every epoch (``ReduceLROnPlateau`` with the validation loss, or the training loss
+        without validation data). Default: a constant learning rate.
+    metrics
+        Extra validation metrics by name, each computed from the epoch's
+        :class:`EvaluationResult`, e.g. ``{"val_drusen_recall": lambda r:
+        r.per_class_accuracy["DRUSEN"]}``. They are recorded in the :class:`History`, logged
+        each epoch, and :class:`EarlyStopping` or :class:`ModelCheckpoint` can monitor them.
+
+    Attributes
+    ----------
+    criterion : torch.nn.Module
+        The loss of the training batches in the current fit (``loss``, or the class-weighted
+        ``NLLLoss`` with ``balance="weights"``).
+
+    Raises
+    ------
+    ValueError
+        If ``balance`` is unknown, ``balance="weights"`` comes with a loss of your own,
+        ``lr`` or ``weight_decay`` is out of range or comes with your own optimizer, or a
+        metric name is taken.
+    TypeError
+        If ``optimizer``, ``scheduler`` or a metric is not callable.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from retinalnet.training import ClassificationTask, Trainer
+    >>> task = ClassificationTask(
+    ...     balance="weights",
+    ...     lr=1e-4,
+    ...     scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=20),
+    ... )
+    >>> trainer = Trainer(model, task, max_epochs=20)  # doctest: +SKIP
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(
+        self,
+        *,
+        loss: nn.Module | None = None,
+        balance: str | None = None,
+        optimizer: torch.optim.Optimizer | OptimizerFactory | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        scheduler: SchedulerFactory | None = None,
+        metrics: Mapping[str, MetricFunction] | None = None,
+    ) -> None:
+        if balance is not None and balance not in BALANCE_MODES:
+            raise ValueError(
+                f"balance must be None or one of {', '.join(map(repr, BALANCE_MODES))}, "
+                f"got {balance!r}"
+            )
+        if balance == "weights" and loss is not None:
+            raise ValueError(
+                "balance='weights' weights the default NLLLoss; with your own loss, pass "
+                "weight=class_weights(train.targets) to it and leave balance=None"
+            )
+        for name, value in (("lr", lr), ("weight_decay", weight_decay)):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+        if not (lr > 0 and math.isfinite(lr)):
+            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+        if not (weight_decay >= 0 and math.isfinite(weight_decay)):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
+        if optimizer is not None:
+            if not isinstance(optimizer, torch.optim.Optimizer) and not callable(optimizer):
+                raise TypeError(
+                    "optimizer must be a torch optimizer or a function building one from the "
+                    f"trainable parameters, got {type(optimizer).__name__}"
+                )
+            if (lr, weight_decay) != (1e-3, 0.0):
+                raise ValueError(
+                    "lr and weight_decay set the default Adam optimizer; with your own "
+                    "optimizer, set them there (e.g. lambda params: torch.optim.SGD(params, "
+                    "lr=0.01)) and leave them out here"
+                )
+        if scheduler is not None and not callable(scheduler):
+            raise TypeError(
+                "scheduler must be a function building a scheduler from the optimizer, got "
+                f"{type(scheduler).__name__}"
+            )
+        extra = dict(metrics or {})
+        for name, function in extra.items():
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"metric names must be non-empty strings, got {name!r}")
+            if name in (*TRAIN_METRICS, *VAL_METRICS, "lr", "epoch", "seconds"):
+                raise ValueError(
+                    f"metric name {name!r} is taken by the Trainer's own metrics; choose "
+                    "another, e.g. 'val_' + what it measures"
+                )
+            if not callable(function):
+                raise TypeError(
+                    f"metric {name!r} must be a function of an EvaluationResult, got "
+                    f"{type(function).__name__}"
+                )
+        self.loss: nn.Module = loss if loss is not None else nn.NLLLoss()
+        self.balance = balance
+        self.optimizer = optimizer
+        self.lr = float(lr)
+        self.weight_decay = float(weight_decay)
+        self.scheduler = scheduler
+        self.metrics: dict[str, MetricFunction] = extra
+        self.criterion: nn.Module = self.loss
+
+    def __repr__(self) -> str:
+        settings = [f"loss={type(self.loss).__name__}()"]
+        if self.balance is not None:
+            settings.append(f"balance={self.balance!r}")
+        if self.optimizer is None:
+            settings.append(f"lr={self.lr!r}")
+            if self.weight_decay:
+                settings.append(f"weight_decay={self.weight_decay!r}")
+        else:
+            settings.append("optimizer=...")
+        if self.scheduler is not None:
+            settings.append("scheduler=...")
+        if self.metrics:
+            settings.append(f"metrics={sorted(self.metrics)!r}")
+        return f"ClassificationTask({', '.join(settings)})"
+
+    @property
+    def needs_targets(self) -> bool:
+        """Whether a fit needs the training targets (``balance`` is set)."""
+        return self.balance is not None
+
+    def metric_names(self, validation: bool) -> tuple[str, ...]:
+        """Names of the metrics each epoch reports, with or without validation data.
+
+        Examples
+        --------
+        >>> ClassificationTask().metric_names(validation=False)
+        ('train_loss', 'train_accuracy')
+        """
+        if not validation:
+            return TRAIN_METRICS
+        return (*TRAIN_METRICS, *VAL_METRICS, *self.metrics)
+
+    def configure_optimizers(
+        self, parameters: list[nn.Parameter]
+    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
+        """The optimizer of ``parameters`` and its scheduler (``None``: a constant rate).
+
+        Parameters
+        ----------
+        parameters
+            The model's trainable parameters.
+
+        Examples
+        --------
+        >>> from torch import nn
+        >>> optimizer, scheduler = ClassificationTask(lr=0.01).configure_optimizers(
+        ...     list(nn.Linear(2, 2).parameters())
+        ... )
+        >>> type(optimizer).__name__, scheduler
+        ('Adam', None)
+        """
+        if self.optimizer is None:
+            optimizer: torch.optim.Optimizer = torch.optim.Adam(
+                parameters, lr=self.lr, weight_decay=self.weight_decay
+            )
+        elif isinstance(self.optimizer, torch.optim.Optimizer):
+            optimizer = self.optimizer
+        else:
+            optimizer = self.optimizer(parameters)
+        scheduler = self.scheduler(optimizer) if self.scheduler is not None else None
+        return optimizer, scheduler
+
+    def train_loss(
+        self, targets: Sequence[int] | None = None, num_classes: int | None = None
+    ) -> nn.Module:
+        """The loss of the training batches: ``loss``, or with ``balance="weights"`` an
+        ``NLLLoss`` weighted by :func:`class_weights` of ``targets``.
+
+        Raises
+        ------
+        ValueError
+            With ``balance="weights"`` and no ``targets``.
+        """
+        if self.balance != "weights":
+            return self.loss
+        if targets is None:
+            raise ValueError("balance='weights' needs the training targets")
+        weights = class_weights(targets, num_classes)
+        logger.info("class weights for the loss: %s", [round(float(w), 3) for w in weights])
+        return nn.NLLLoss(weight=weights)
+
+    def setup(
+        self, targets: Sequence[int] | None, *, num_classes: int | None, device: torch.device
+    ) -> None:
+        """Prepare a fit: set :attr:`criterion` from the training targets, on ``device``."""
+        self.criterion = self.train_loss(targets, num_classes).to(device)
+
+    def sampler(self, targets: Sequence[int] | None, *, seed: int | None) -> Sampler[int] | None:
+        """The training sampler: :func:`balanced_sampler` with ``balance="sampler"``, else
+        ``None`` (the Trainer shuffles)."""
+        if self.balance != "sampler" or targets is None:
+            return None
+        return balanced_sampler(targets, seed=seed)
+
+    def training_step(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The loss of one training batch, to minimise."""
+        loss: torch.Tensor = self.criterion(outputs, targets)
+        return loss
+
+    def validation_metrics(self, result: EvaluationResult) -> dict[str, float]:
+        """The metrics of one validation: ``val_loss``, ``val_accuracy`` and ``metrics``."""
+        values = {"val_loss": result.loss, "val_accuracy": result.accuracy}
+        values.update({name: float(function(result)) for name, function in self.metrics.items()})
+        return values
+
+    def step_scheduler(
+        self,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+        metrics: Mapping[str, float],
+    ) -> None:
+        """Step the scheduler after an epoch; ``ReduceLROnPlateau`` gets the validation
+        loss (the training loss without validation data)."""
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(metrics["val_loss"] if "val_loss" in metrics else metrics["train_loss"])
+        elif scheduler is not None:
+            scheduler.step()

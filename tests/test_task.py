@@ -1,0 +1,182 @@
+"""ClassificationTask: what the Trainer trains (loss, balance, optimizer, scheduler, metrics)."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from _training_helpers import linear_classifier, quiet_trainer, separable_data
+from retinalnet.checkpoint import load_checkpoint
+from retinalnet.training import (
+    ClassificationTask,
+    EarlyStopping,
+    EvaluationResult,
+    ModelCheckpoint,
+)
+
+
+def _parameters() -> list[nn.Parameter]:
+    return list(nn.Linear(4, 2).parameters())
+
+
+def test_the_default_task_is_the_tutorial_recipe() -> None:
+    task = ClassificationTask()
+
+    optimizer, scheduler = task.configure_optimizers(_parameters())
+
+    assert isinstance(task.loss, nn.NLLLoss)
+    assert type(optimizer) is torch.optim.Adam
+    assert optimizer.param_groups[0]["lr"] == 1e-3
+    assert optimizer.param_groups[0]["weight_decay"] == 0.0
+    assert scheduler is None
+    assert task.metric_names(validation=False) == ("train_loss", "train_accuracy")
+    assert task.metric_names(validation=True) == (
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+    )
+    assert repr(task) == "ClassificationTask(loss=NLLLoss(), lr=0.001)"
+
+
+def test_lr_weight_decay_and_a_scheduler_factory() -> None:
+    def cosine(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=5)
+
+    task = ClassificationTask(lr=0.1, weight_decay=1e-4, scheduler=cosine)
+
+    optimizer, scheduler = task.configure_optimizers(_parameters())
+
+    assert (optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["weight_decay"]) == (
+        0.1,
+        1e-4,
+    )
+    assert isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR)
+    assert scheduler.optimizer is optimizer
+
+
+def test_one_task_builds_a_new_optimizer_for_each_model() -> None:
+    task = ClassificationTask(optimizer=lambda params: torch.optim.SGD(params, lr=0.05))
+    first, _ = task.configure_optimizers(_parameters())
+    second, _ = task.configure_optimizers(_parameters())
+
+    assert type(first) is torch.optim.SGD
+    assert first is not second
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"balance": "x"}, ValueError, "balance must be None or one of 'weights', 'sampler'"),
+        ({"lr": 0}, ValueError, "lr must be a finite number > 0, got 0"),
+        ({"lr": math.nan}, ValueError, "lr must be a finite number > 0, got nan"),
+        ({"lr": "0.1"}, ValueError, "lr must be a number, got '0.1'"),
+        ({"weight_decay": -1.0}, ValueError, "weight_decay must be a finite number >= 0"),
+        (
+            {"optimizer": lambda p: torch.optim.SGD(p, lr=0.1), "lr": 0.1},
+            ValueError,
+            "lr and weight_decay set the default Adam optimizer; with your own optimizer",
+        ),
+        ({"optimizer": "adam"}, TypeError, "optimizer must be a torch optimizer or a function"),
+        ({"scheduler": 3}, TypeError, "scheduler must be a function building a scheduler"),
+        ({"metrics": {"val_loss": lambda r: 0.0}}, ValueError, "metric name 'val_loss' is taken"),
+        ({"metrics": {"lr": lambda r: 0.0}}, ValueError, "metric name 'lr' is taken"),
+        ({"metrics": {"val_x": 1.0}}, TypeError, "metric 'val_x' must be a function"),
+    ],
+)
+def test_bad_task_settings_fail_at_construction(
+    kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        ClassificationTask(**kwargs)
+
+
+def test_balance_weights_weights_the_training_loss_only() -> None:
+    task = ClassificationTask(balance="weights")
+
+    task.setup([0, 0, 0, 1], num_classes=2, device=torch.device("cpu"))
+
+    assert task.needs_targets
+    assert isinstance(task.criterion, nn.NLLLoss)
+    assert task.criterion.weight is not None
+    assert task.criterion.weight.tolist() == pytest.approx([2 / 3, 2.0])
+    assert task.loss.weight is None
+    with pytest.raises(ValueError, match="needs the training targets"):
+        task.train_loss(None)
+
+
+def test_balance_sampler_gives_a_seeded_sampler() -> None:
+    task = ClassificationTask(balance="sampler")
+    targets = [0] * 9 + [1]
+
+    sampler = task.sampler(targets, seed=0)
+
+    assert sampler is not None
+    assert list(sampler) == list(task.sampler(targets, seed=0) or [])
+    assert ClassificationTask().sampler(targets, seed=0) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# In a fit: the loop calls the task, and the task's metrics are monitorable by name
+
+
+def _error_rate(result: EvaluationResult) -> float:
+    return 1.0 - result.accuracy
+
+
+def test_task_metrics_are_recorded_logged_and_monitorable(tmp_path: Any) -> None:
+    task = ClassificationTask(lr=0.1, metrics={"val_error": _error_rate})
+    stopping = EarlyStopping(monitor="val_error", patience=5)
+    checkpoint = ModelCheckpoint(tmp_path, monitor="val_error")
+    trainer = quiet_trainer(
+        linear_classifier(), task, max_epochs=3, callbacks=[stopping, checkpoint]
+    )
+
+    history = trainer.fit(separable_data(32), separable_data(16, seed=1))
+
+    assert trainer.available_metrics == (
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "val_error",
+        "lr",
+    )
+    errors = history.column("val_error")
+    accuracies = history.column("val_accuracy")
+    assert errors == pytest.approx([1 - a for a in accuracies])  # type: ignore[operator]
+    assert stopping.best_score == min(errors)  # type: ignore[type-var]
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best.history[-1]["val_error"] == checkpoint.best_score
+
+
+def test_task_metrics_need_validation_data() -> None:
+    task = ClassificationTask(metrics={"val_error": _error_rate})
+    trainer = quiet_trainer(
+        linear_classifier(), task, max_epochs=1, callbacks=[EarlyStopping(monitor="val_error")]
+    )
+
+    with pytest.raises(ValueError, match=r"'val_error'.*\(pass validation data to fit\)"):
+        trainer.fit(separable_data(8))
+    assert len(trainer.history) == 0
+
+
+def test_the_loop_trains_what_the_task_says() -> None:
+    class HalfLoss(ClassificationTask):
+        """A subclass changing one step: the loss of every training batch halved."""
+
+        def training_step(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            return super().training_step(outputs, targets) / 2
+
+    plain = quiet_trainer(linear_classifier(), ClassificationTask(), max_epochs=1, seed=0)
+    halved = quiet_trainer(linear_classifier(), HalfLoss(), max_epochs=1, seed=0)
+
+    first = plain.fit(separable_data(16))[0].train_loss
+    second = halved.fit(separable_data(16))[0].train_loss
+
+    assert second == pytest.approx(first / 2)
