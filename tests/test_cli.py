@@ -247,3 +247,22 @@ def test_train_leaves_the_worker_count_to_the_library_by_default() -> None:
     parsed = build_parser().parse_args(["train", "--data", "OCT2017"])
     assert parsed.workers is None  # the Trainer then picks by device (default_num_workers)
     assert build_parser().parse_args(["train", "--data", "x", "--workers", "3"]).workers == 3
+
+
+def test_evaluate_refuses_a_checkpoint_of_other_classes_in_one_line(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from retinalnet.checkpoint import save_checkpoint
+    from retinalnet.models import small_cnn
+    from retinalnet.transforms import Preprocessing
+
+    three = small_cnn(
+        num_classes=3, classes=("CNV", "DME", "DRUSEN"), preprocessing=Preprocessing(size=32)
+    )
+    checkpoint = save_checkpoint(tmp_path / "three.pt", three)
+    code = main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1
+    assert "the model's classes are ['CNV', 'DME', 'DRUSEN']" in err[0]
+    assert "['CNV', 'DME', 'DRUSEN', 'NORMAL']" in err[0]

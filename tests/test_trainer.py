@@ -887,3 +887,20 @@ def test_a_cuda_fit_writes_checkpoints_that_load_and_resume_on_the_cpu(tmp_path:
     again = resumed.fit(train, val, resume_from=tmp_path / "last.pt")
     assert [record.epoch for record in again] == [1, 2, 3, 4]
     assert next(resumed.model.parameters()).device.type == "cpu"
+
+
+def test_fit_and_evaluate_refuse_data_of_other_classes_before_any_epoch() -> None:
+    from torch.utils.data import TensorDataset
+
+    class Labelled(TensorDataset):
+        classes = ("CNV", "DME", "NORMAL", "DRUSEN")  # the right names, another order
+
+    data = Labelled(torch.randn(4, 8), torch.tensor([0, 1, 2, 3]))
+    trainer = Trainer(linear_classifier(), device="cpu", progress=False)
+    with pytest.raises(ValueError, match=r"Trainer.fit \(train\): the model's classes are"):
+        trainer.fit(data)
+    with pytest.raises(ValueError, match=r"Trainer.fit \(val\): the model's classes are"):
+        trainer.fit(separable_data(8), data)
+    with pytest.raises(ValueError, match=r"Trainer.evaluate: the model's classes are"):
+        trainer.evaluate(data)
+    assert trainer.epoch == 0

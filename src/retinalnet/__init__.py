@@ -22,6 +22,7 @@ from retinalnet.models import vgg16_transfer as vgg16_transfer
 from retinalnet.predictor import Prediction as Prediction
 from retinalnet.predictor import Predictor as Predictor
 from retinalnet.training import Callback as Callback
+from retinalnet.training import ClassificationTask as ClassificationTask
 from retinalnet.training import EarlyStopping as EarlyStopping
 from retinalnet.training import History as History
 from retinalnet.training import Trainer as Trainer
@@ -30,6 +31,7 @@ from retinalnet.transforms import Preprocessing as Preprocessing
 __all__ = [
     "KERMANY_CLASSES",
     "Callback",
+    "ClassificationTask",
     "Classifier",
     "EarlyStopping",
     "History",

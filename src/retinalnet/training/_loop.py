@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from retinalnet._core.classes import check_same_classes
 from retinalnet._core.loaders import DataSource
 from retinalnet.models import Classifier
 from retinalnet.training._callbacks import Callback, ModelCheckpoint
@@ -65,6 +66,10 @@ class FitLoop:
         trainer = self.trainer
         if val is not None:
             classes_of(trainer.model)  # fail now, not after an epoch, if classes are unknown
+        if isinstance(trainer.model, Classifier):  # the data's targets mean the model's classes
+            check_same_classes(trainer.model.classes, train, where="Trainer.fit (train)")
+            if val is not None:
+                check_same_classes(trainer.model.classes, val, where="Trainer.fit (val)")
         if trainer.feature_cache is not None:
             train = trainer._cached(train, views=trainer.feature_cache.views)
             val = trainer._cached(val) if val is not None else None

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
+from retinalnet._core.classes import check_same_classes
 from retinalnet._core.device import default_num_workers, resident_device, resolve_device
 from retinalnet._core.loaders import DataSource
 from retinalnet.engine import InferenceEngine
@@ -351,6 +352,8 @@ class Trainer:
         preprocessing; with ``feature_cache``, the backbone features of ``data`` are cached
         too.
         """
+        if isinstance(self.model, Classifier):
+            check_same_classes(self.model.classes, data, where="Trainer.evaluate")
         self.model.to(self.device)
         if self.feature_cache is not None:
             data = self._cached(data)
