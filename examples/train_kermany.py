@@ -24,14 +24,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/vgg16"))
     parser.add_argument("--weights", default="IMAGENET1K_V1", help="name, file, or none")
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--size", type=int, default=224, help="side of the model input")
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     model = vgg16_transfer(
         weights=None if args.weights.lower() == "none" else args.weights,
-        preprocessing=Preprocessing(size=args.image_size),
+        preprocessing=Preprocessing(size=args.size),
     )
     print(parameter_summary(model))
 

@@ -26,7 +26,7 @@ def _train(data: Path, out: Path, *extra: str) -> int:
     return main(
         [
             "train", "--data", str(data), "--out", str(out), "--arch", "small_cnn",
-            "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--seed", "0", "-q",
+            "--size", "32", "--epochs", "1", "--batch-size", "8", "--seed", "0", "-q",
             *extra,
         ]
     )  # fmt: skip
@@ -266,3 +266,38 @@ def test_evaluate_refuses_a_checkpoint_of_other_classes_in_one_line(
     assert len(err) == 1
     assert "the model's classes are ['CNV', 'DME', 'DRUSEN']" in err[0]
     assert "['CNV', 'DME', 'DRUSEN', 'NORMAL']" in err[0]
+
+
+def test_train_reaches_the_feature_cache_and_precision_levers(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cached"
+    cache = tmp_path / "features"
+    args = [
+        "train", "--data", str(data), "--out", str(out), "--arch", "resnet18",
+        "--weights", "none", "--size", "32", "--epochs", "1", "--batch-size", "8",
+        "--feature-cache", str(cache), "--cache-views", "1", "--precision", "fp32", "-q",
+    ]  # fmt: skip
+    assert main(args) == 0
+    assert (out / "best.pt").is_file()
+    assert any(cache.iterdir())  # the features were kept for later runs
+    assert load_checkpoint(out / "best.pt").arch == "resnet18"
+    evaluate = ["evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(data)]
+    assert main([*evaluate, "--feature-cache", str(cache), "--precision", "fp32", "-q"]) == 0
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_cache_views_without_the_cache_is_refused(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _train(data, tmp_path / "run", "--cache-views", "2") == 1
+    assert "--cache-views N needs --feature-cache" in capsys.readouterr().err
+
+
+def test_the_0_1_flags_still_parse() -> None:
+    args = build_parser().parse_args(
+        ["train", "--data", "d", "--image-size", "64"]  # 0.1 name of --size
+    )
+    assert args.size == 64
+    args = build_parser().parse_args(["predict", "x.jpeg", "--checkpoint", "c", "--topk", "3"])
+    assert args.k == 3

@@ -24,9 +24,7 @@ def test_demo_falls_back_to_small_cnn_and_says_so_in_one_line(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="retinalnet"):
-        result = run_demo(
-            tmp_path / "demo", epochs=1, train_per_class=3, eval_per_class=2, image_size=32
-        )
+        result = run_demo(tmp_path / "demo", epochs=1, train_per_class=3, eval_per_class=2, size=32)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "weights not found" in warnings[0]
@@ -52,7 +50,7 @@ def test_demo_uses_vgg16_from_a_local_weights_file(tmp_path: Path) -> None:
         epochs=1,
         train_per_class=2,
         eval_per_class=1,
-        image_size=32,
+        size=32,
     )
     assert result.model_name.startswith("vgg16_transfer")
     assert result.checkpoint.is_file()
@@ -61,7 +59,7 @@ def test_demo_uses_vgg16_from_a_local_weights_file(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("no_cached_weights")
 def test_default_demo_reaches_90_percent_validation_accuracy_offline(tmp_path: Path) -> None:
     # The acceptance check of `retinalnet demo`: default settings, no weights, no network.
-    result = run_demo(tmp_path / "demo", verbose=False)
+    result = run_demo(tmp_path / "demo", progress=False)
     assert result.model_name.startswith("small_cnn")
     assert result.best_val_accuracy >= 0.90
     assert result.test.accuracy >= 0.85
@@ -78,7 +76,7 @@ def test_demo_never_writes_into_a_data_folder_it_did_not_create(tmp_path: Path) 
 
 @pytest.mark.usefixtures("no_cached_weights")
 def test_demo_replaces_its_own_earlier_output(tmp_path: Path) -> None:
-    settings = {"epochs": 1, "train_per_class": 2, "eval_per_class": 1, "image_size": 32}
+    settings = {"epochs": 1, "train_per_class": 2, "eval_per_class": 1, "size": 32}
     run_demo(tmp_path / "demo", seed=1, **settings)
     result = run_demo(tmp_path / "demo", seed=2, **settings)
     assert len(list((result.data_dir / "train").rglob("*.jpeg"))) == 8

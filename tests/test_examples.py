@@ -32,7 +32,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
         "--out", str(out),
         "--weights", "none",
         "--epochs", "1",
-        "--image-size", "32",
+        "--size", "32",
         "--batch-size", "4",
     )  # fmt: skip
     return data, out, stdout

@@ -172,8 +172,8 @@ def test_the_demo_predicts_with_the_preprocessing_it_trained_with(tmp_path: Path
         epochs=1,
         train_per_class=2,
         eval_per_class=1,
-        image_size=32,
-        verbose=False,
+        size=32,
+        progress=False,
     )
     restored = Predictor.from_checkpoint(result.checkpoint, device="cpu")
     assert restored.preprocessing == Preprocessing(size=32)

@@ -57,7 +57,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N, mps")
+        sub.add_argument(
+            "--precision",
+            default="auto",
+            choices=["auto", "fp32", "bf16", "fp16"],
+            help="auto (default): bf16 where the hardware has it (training stays fp32 on a "
+            "CPU); fp32 for exact fp32 numbers; fp16 needs a GPU",
+        )
+        sub.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="DataLoader worker processes (default: 0 on a CPU, up to 8 with a GPU)",
+        )
         sub.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
+
+    def feature_cache(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--feature-cache",
+            nargs="?",
+            const=True,
+            default=False,
+            metavar="DIR",
+            help="run the frozen backbone once per image and only the head on its features "
+            "(in memory, or kept in DIR for later runs)",
+        )
 
     demo = commands.add_parser(
         "demo", help="synthetic scans -> train -> evaluate -> predict (offline, ~1 min on a CPU)"
@@ -91,12 +115,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--lr", type=float, default=1e-3)
     train.add_argument("--patience", type=int, default=3)
-    train.add_argument("--image-size", type=int, default=224)
     train.add_argument(
-        "--workers",
+        "--size",
+        "--image-size",
         type=int,
-        default=None,
-        help="DataLoader worker processes (default: 0 on a CPU, up to 8 with a GPU)",
+        default=224,
+        dest="size",
+        help="side of the square the model sees (224); --image-size is its 0.1 name",
+    )
+    train.add_argument(
+        "--reduced-decode",
+        action="store_true",
+        help="decode large JPEGs at 1/2, 1/4 or 1/8 scale (faster; check it on your data)",
     )
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--resume", type=Path, default=None, help="continue from OUT/last.pt")
@@ -112,6 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["none", "weights", "sampler"],
         default="none",
         help="counter class imbalance: weighted loss or class-balanced sampler (default none)",
+    )
+    feature_cache(train)
+    train.add_argument(
+        "--cache-views",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --feature-cache, also cache N augmented copies of each training image",
     )
     common(train)
 
@@ -131,12 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--bootstrap", type=int, default=0, metavar="N", help="95%% intervals from N resamples"
     )
+    feature_cache(evaluate)
     common(evaluate)
 
     predict = commands.add_parser("predict", help="top-k classes of images or folders")
     predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="images or folders")
     predict.add_argument("--checkpoint", required=True, type=Path)
-    predict.add_argument("-k", "--topk", type=int, default=2, dest="k")
+    predict.add_argument(
+        "-k", "--topk", type=int, default=2, dest="k", help="classes per image (2); --topk: 0.1"
+    )
     predict.add_argument("--batch-size", type=int, default=32)
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.add_argument(
@@ -201,10 +242,10 @@ def _run_demo(args: argparse.Namespace) -> int:
 def _run_train(args: argparse.Namespace) -> int:
     from retinalnet.datasets import KermanyOCT
     from retinalnet.models import create_model
-    from retinalnet.training import ClassificationTask, EarlyStopping, Trainer
+    from retinalnet.training import ClassificationTask, EarlyStopping, FeatureCacheConfig, Trainer
     from retinalnet.transforms import Preprocessing
 
-    preprocessing = Preprocessing(size=args.image_size)
+    preprocessing = Preprocessing(size=args.size, reduced_decode=args.reduced_decode)
     if args.manifest is not None:
         train = KermanyOCT.from_manifest(args.manifest, "train", root=args.data)
         val = KermanyOCT.from_manifest(args.manifest, "val", root=args.data)
@@ -213,6 +254,12 @@ def _run_train(args: argparse.Namespace) -> int:
         val = KermanyOCT(args.data, "val")
     model = create_model(args.arch, weights=args.weights, preprocessing=preprocessing)
     task = ClassificationTask(lr=args.lr, balance=None if args.balance == "none" else args.balance)
+    cache: bool | FeatureCacheConfig = False
+    if args.feature_cache is not False:
+        folder = None if args.feature_cache is True else Path(args.feature_cache)
+        cache = FeatureCacheConfig(cache_dir=folder, views=args.cache_views)
+    elif args.cache_views:
+        raise ValueError("--cache-views N needs --feature-cache (it caches augmented copies)")
     trainer = Trainer(
         model,
         task,
@@ -221,6 +268,8 @@ def _run_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         num_workers=args.workers,
         device=args.device,
+        precision=args.precision,
+        feature_cache=cache,
         out_dir=args.out,
         overwrite=args.overwrite,
         seed=args.seed,
@@ -241,7 +290,16 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     model = load_checkpoint(args.checkpoint).build_model()
     data = KermanyOCT(args.data, args.split)
-    result = evaluate(model, data, batch_size=args.batch_size, device=args.device, tta=args.tta)
+    result = evaluate(
+        model,
+        data,
+        batch_size=args.batch_size,
+        device=args.device,
+        tta=args.tta,
+        precision=args.precision,
+        num_workers=args.workers,
+        feature_cache=args.feature_cache,
+    )
     report = result.report(bootstrap=args.bootstrap)
     data_out = {**result.to_dict(), "tta": args.tta, "report": report.to_dict()}
     if args.out is not None:
@@ -299,7 +357,12 @@ def _run_predict(args: argparse.Namespace) -> int:
         searched = ", ".join(map(str, args.paths))
         raise ValueError(f"no images (.jpeg, .jpg, .png) found in {searched}")
     predictor = Predictor.from_checkpoint(
-        args.checkpoint, device=args.device, batch_size=args.batch_size, tta=args.tta
+        args.checkpoint,
+        device=args.device,
+        batch_size=args.batch_size,
+        tta=args.tta,
+        precision=args.precision,
+        num_workers=args.workers,
     )
     predictions = predictor.topk(list(images), k=args.k)
     if args.cam is not None:

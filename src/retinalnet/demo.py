@@ -16,6 +16,7 @@ from pathlib import Path
 
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
+from retinalnet._core.deprecation import renamed_argument
 from retinalnet.datasets import KermanyOCT, find_images, make_synthetic_kermany
 from retinalnet.models import Classifier, cached_weights_path, small_cnn, vgg16_transfer
 from retinalnet.predictor import Prediction, Predictor
@@ -90,9 +91,11 @@ def run_demo(
     epochs: int = 12,
     train_per_class: int = 150,
     eval_per_class: int = 25,
-    image_size: int = 96,
+    size: int = 96,
     seed: int = 0,
-    verbose: bool = True,
+    progress: bool = True,
+    image_size: int | None = None,
+    verbose: bool | None = None,
 ) -> DemoResult:
     """Generate a synthetic OCT set, train, evaluate on its test split and predict top-k.
 
@@ -110,12 +113,14 @@ def run_demo(
         patience 4, restoring the best weights).
     train_per_class, eval_per_class
         Synthetic images per class in ``train``, and in each of ``val`` and ``test``.
-    image_size
+    size
         Side of the square the model sees (small, so it runs on a CPU).
     seed
         Seeds the data and the training.
-    verbose
+    progress
         Log progress at INFO.
+    image_size, verbose
+        The 0.1 names of ``size`` and ``progress``; deprecated.
 
     Returns
     -------
@@ -135,7 +140,9 @@ def run_demo(
     make_synthetic_kermany(
         data_dir, train=train_per_class, val=eval_per_class, test=eval_per_class, seed=seed
     )
-    preprocessing = Preprocessing(size=image_size)
+    size = renamed_argument("run_demo", "image_size", "size", image_size, size, 96)
+    progress = renamed_argument("run_demo", "verbose", "progress", verbose, progress, True)
+    preprocessing = Preprocessing(size=size)
     model, model_name = _choose_model(weights, preprocessing)
     logger.info("model: %s", model_name)
     task = ClassificationTask(
@@ -150,7 +157,7 @@ def run_demo(
         out_dir=out / "checkpoints",
         overwrite=True,
         seed=seed,
-        progress=verbose,
+        progress=progress,
     )
     history = trainer.fit(KermanyOCT(data_dir, "train"), KermanyOCT(data_dir, "val"))
     test = trainer.evaluate(KermanyOCT(data_dir, "test"))
