@@ -66,20 +66,25 @@ def split_children(path: str, starts: Sequence[int]) -> BlockSelector:
     return select
 
 
+def blocks_ending_at_max_pools(layers: Sequence[nn.Module]) -> list[nn.Module]:
+    """Group layers into VGG-style blocks, each ending at a ``MaxPool2d`` (VGG16: 5)."""
+    blocks: list[nn.Module] = []
+    current: list[nn.Module] = []
+    for layer in layers:
+        current.append(layer)
+        if isinstance(layer, nn.MaxPool2d):
+            blocks.append(nn.Sequential(*current))
+            current = []
+    if current:
+        blocks.append(nn.Sequential(*current))
+    return blocks
+
+
 def split_at_max_pools(path: str) -> BlockSelector:
     """VGG-style blocks: a block ends at each ``MaxPool2d`` of the container (VGG16: 5)."""
 
     def select(network: nn.Module) -> list[nn.Module]:
-        blocks: list[nn.Module] = []
-        current: list[nn.Module] = []
-        for layer in network.get_submodule(path).children():
-            current.append(layer)
-            if isinstance(layer, nn.MaxPool2d):
-                blocks.append(nn.Sequential(*current))
-                current = []
-        if current:
-            blocks.append(nn.Sequential(*current))
-        return blocks
+        return blocks_ending_at_max_pools(list(network.get_submodule(path).children()))
 
     return select
 

@@ -13,6 +13,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from retinalnet.models._blocks import blocks_ending_at_max_pools
+
 __all__ = ["GradCamTarget", "guess_feature_blocks", "guess_gradcam_target"]
 
 _POOLING = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
@@ -58,16 +60,7 @@ def guess_feature_blocks(network: nn.Module) -> list[nn.Module]:
         layers = list(features.children())
         if not any(isinstance(layer, nn.MaxPool2d) for layer in layers):
             return layers
-        blocks: list[nn.Module] = []
-        current: list[nn.Module] = []
-        for layer in layers:
-            current.append(layer)
-            if isinstance(layer, nn.MaxPool2d):
-                blocks.append(nn.Sequential(*current))
-                current = []
-        if current:
-            blocks.append(nn.Sequential(*current))
-        return blocks
+        return blocks_ending_at_max_pools(layers)
     stages = [getattr(network, f"layer{i}", None) for i in range(1, 5)]
     if all(isinstance(stage, nn.Module) for stage in stages):
         return [stage for stage in stages if stage is not None]
