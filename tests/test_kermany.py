@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,60 @@ def test_class_folders_are_searched_recursively(make_tree):
         "train/CNV/CNV-1-1.jpeg",
         "train/CNV/batch2/CNV-2-1.jpeg",
     ]
+
+
+# --- class folders inside class folders, file names naming another class ------------------
+
+
+@pytest.mark.parametrize(
+    ("subfolder", "named"),
+    [("DME", "DME"), ("dme", "DME"), ("batch2/Drusen", "DRUSEN"), ("a/b/NORMAL", "NORMAL")],
+)
+def test_a_subfolder_named_like_another_class_is_refused(make_tree, subfolder, named):
+    """The nested folder is named (at any depth, in any case), with where its images go."""
+    root = make_tree(
+        {"train/CNV": ["CNV-1-1.jpeg"], f"train/CNV/{subfolder}": ["X-2-1.jpeg", "X-2-2.jpeg"]}
+    )
+    where = root / "train" / "CNV" / subfolder
+    message = (
+        rf"{_quoted(where)} is a {named} folder inside the CNV class folder: its 2 image\(s\) "
+        rf"would be labelled CNV; move them into {_quoted(root / 'train' / named)} if they "
+        rf"are {named} scans, or rename the subfolder"
+    )
+    with pytest.raises(ValueError, match=message):
+        KermanyOCT(root, "train")
+
+
+def test_a_subfolder_named_like_its_own_class_is_read(make_tree, recwarn):
+    root = make_tree({"train/CNV": ["CNV-1-1.jpeg"], "train/CNV/cnv": ["CNV-2-1.jpeg"]})
+    assert _names(KermanyOCT(root, "train")) == [("CNV-1-1.jpeg", 0), ("CNV-2-1.jpeg", 0)]
+    assert len(recwarn) == 0
+
+
+def test_names_of_another_class_warn_once_per_split_and_keep_the_folder_label(make_tree):
+    root = make_tree(
+        {
+            "train/CNV": ["CNV-1-1.jpeg", "DME-123-1.jpeg", "dme_123_2.jpeg"],
+            "train/CNV/batch2": ["NORMAL-7-1.jpeg"],
+            "train/NORMAL": ["NORMAL-7-2.jpeg", "scan_01.png"],
+        }
+    )
+    message = (
+        r"3 image\(s\) in split 'train' under .* are named for another class than their "
+        r"folder, e\.g\. 'train/CNV/DME-123-1\.jpeg' \(named DME, labelled CNV\): each is "
+        r"mislabelled or misfiled"
+    )
+    with pytest.warns(UserWarning, match=message) as caught:
+        data = KermanyOCT(root, "train")
+    assert len(caught) == 1
+    assert caught[0].filename == __file__  # points at the caller
+    assert [target for _, target in data.samples] == [0, 0, 0, 0, 3, 3]
+
+
+def test_a_clean_split_indexes_without_warnings(kermany_sample):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(KermanyOCT(kermany_sample, "train")) == 48
 
 
 @pytest.mark.parametrize(
