@@ -207,7 +207,7 @@ def _only_problem(root: Path, problem: str) -> AuditReport:
     assert report.problems == [problem]
     assert not report.ok
     assert str(report).splitlines()[-1] == f"PROBLEMS: {problem}"
-    assert report.to_dict()["problems"] == [problem]
+    assert json.loads(report.to_json())["problems"] == [problem]
     return report
 
 

@@ -176,7 +176,7 @@ class AuditReport:
         Groups of two or more files with identical bytes, within or across splits.
     cross_split_patients : dict of str to dict of str to int
         Patients with images in more than one split: ``{patient: {split: images}}``; ids
-        without leading zeros (:func:`~retinalnet.datasets._files.patient_key`). A problem.
+        compare without leading zeros (``0042`` is patient ``42``). A problem.
     modes : dict of str to int
         Images per PIL mode (``"L"`` is grayscale, ``"RGB"`` colour, ``"I;16"`` 16-bit).
     sizes : dict of str to int
