@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +15,12 @@ import pytest
 from PIL import Image
 
 from retinalnet._core.files import file_digest
-from retinalnet.datasets import AuditReport, DuplicateGroup, audit
+from retinalnet.datasets import KERMANY_CLASSES, AuditReport, DuplicateGroup, audit
+from retinalnet.datasets._audit import ProblemFiles, bit_depth
 
 
 def _noise_jpeg(path: Path, seed: int, mode: str = "L", fmt: str = "JPEG") -> None:
-    shape = (24, 32) if mode == "L" else (24, 32, 3)
+    shape = (64, 80) if mode == "L" else (64, 80, 3)
     pixels = np.random.default_rng(seed).integers(0, 256, shape, np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(pixels, mode).save(path, format=fmt)
@@ -25,6 +29,28 @@ def _noise_jpeg(path: Path, seed: int, mode: str = "L", fmt: str = "JPEG") -> No
 def _truncate(path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.fixture
+def clean_tree(tmp_path: Path) -> Path:
+    """One distinct 96 x 80 scan per split and class, each of its own patient."""
+    root = tmp_path / "OCT2017"
+    for seed, (split, name) in enumerate(
+        (split, name) for split in ("train", "val", "test") for name in KERMANY_CLASSES
+    ):
+        _scan(root / split / name / f"{name}-{100 + seed}-1.jpeg", seed)
+    return root
+
+
+def _scan(
+    path: Path, seed: int, size: tuple[int, int] = (96, 80), mode: str = "L", fmt: str = "JPEG"
+) -> Path:
+    """A distinct noise image of ``size`` (width, height), written with its parents."""
+    width, height = size
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width), np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels, "L").convert(mode).save(path, format=fmt)
+    return path
 
 
 @pytest.fixture
@@ -84,23 +110,26 @@ def test_audit_finds_exactly_what_was_planted(messy_tree: Path) -> None:
     assert report.cross_split_patients == {"4": {"train": 1, "val": 1}}
     assert report.modes == {"L": 11, "RGB": 1}
     assert (report.grayscale, report.colour) == (11, 1)
-    assert report.sizes == {"32x24": 12}
+    assert report.sizes == {"80x64": 12}
+    assert report.empty_classes == {
+        "val/DME": "no folder",
+        "val/DRUSEN": "no folder",
+        "test/CNV": "no folder",
+    }
     assert report.has_leakage
     assert not report.ok
 
 
-def test_a_clean_tree_is_ok(make_tree) -> None:
-    root = make_tree(
-        {"train/CNV": ["CNV-1-1.jpeg"], "val/DME": ["DME-2-1.png"], "test/NORMAL": []},
-        size=(40, 36),
-    )
-    report = audit(root)
-    assert report.duplicates == []  # the same gradient, but as a JPEG and as a PNG
+def test_a_clean_tree_is_ok(clean_tree: Path) -> None:
+    report = audit(clean_tree)
+    assert report.duplicates == []
     assert report.cross_split_patients == {}
     assert report.unreadable == {}
+    assert report.problems == []
     assert report.ok
-    assert report.sizes == {"40x36": 2}
-    assert "OK" in str(report).splitlines()[-1]
+    assert report.sizes == {"96x80": 12}
+    assert report.bit_depths == {"8": 12}
+    assert str(report).splitlines()[-1] == "OK"
 
 
 def test_audit_of_the_real_sample(kermany_sample: Path) -> None:
@@ -140,7 +169,9 @@ def test_report_serialises_to_json_and_a_table(messy_tree: Path) -> None:
     table = str(report)
     assert "test/NORMAL/NORMAL-9-1.jpeg: corrupt or truncated" in table
     assert "patients in more than one split: 1" in table
-    assert table.splitlines()[-1] == "PROBLEMS: leakage across splits, unreadable images"
+    assert table.splitlines()[-1] == (
+        "PROBLEMS: leakage across splits, unreadable images, empty classes"
+    )
 
 
 def test_progress_callback_sees_every_file(messy_tree: Path) -> None:
@@ -165,3 +196,348 @@ def test_report_defaults_are_empty() -> None:
     report = AuditReport(root="x")
     assert report.total == 0
     assert report.ok
+
+
+# --- each kind of bad input: found, named in the verdict, explained with a fix ---------------
+
+
+def _only_problem(root: Path, problem: str) -> AuditReport:
+    """Audit ``root``, check ``problem`` is the one problem found, return the report."""
+    report = audit(root)
+    assert report.problems == [problem]
+    assert not report.ok
+    assert str(report).splitlines()[-1] == f"PROBLEMS: {problem}"
+    assert json.loads(report.to_json())["problems"] == [problem]
+    return report
+
+
+@pytest.mark.parametrize(
+    ("folder", "fix"),
+    [
+        ("CNVV", "rename it to 'CNV' if it holds CNV scans"),
+        ("cnv", "rename it to 'CNV' (class names are upper case)"),
+        ("Drusen", "rename it to 'DRUSEN' (class names are upper case)"),
+        ("GLAUCOMA", "move its images into the class folders (CNV, DME, DRUSEN, NORMAL)"),
+    ],
+)
+def test_unknown_class_folders(clean_tree: Path, folder: str, fix: str) -> None:
+    for number in range(3):
+        _scan(clean_tree / "train" / folder / f"CNV-900-{number}.jpeg", 900 + number)
+    (clean_tree / "train" / folder / "notes.txt").write_text("x")
+    report = _only_problem(clean_tree, "unknown class folders")
+    assert report.unknown_class_folders == {f"train/{folder}": 3}
+    assert report.counts["train"]["CNV"] == 1  # not counted as CNV
+    assert report.stray_files == []  # the folder is reported as one, not file by file
+    assert f"  train/{folder} (3 images): {fix}" in str(report)
+
+
+@pytest.mark.parametrize(
+    ("folder", "split"), [("Train", "train"), ("VAL", "val"), ("validation", "val")]
+)
+def test_split_folders_in_another_case_or_spelling(
+    clean_tree: Path, folder: str, split: str
+) -> None:
+    _scan(clean_tree / folder / "CNV" / "CNV-901-1.jpeg", 901)
+    report = _only_problem(clean_tree, "unknown split folders")
+    assert report.unknown_split_folders == {folder: 1}
+    assert f"  {folder} (1 image): rename it to {split!r}" in str(report)
+
+
+def test_no_split_folder_but_one_in_another_case(tmp_path: Path) -> None:
+    _scan(tmp_path / "data" / "Train" / "CNV" / "CNV-1-1.jpeg", 0)
+    with pytest.raises(FileNotFoundError, match=r"\(found: Train\) \(rename Train to train\)"):
+        audit(tmp_path / "data")
+
+
+@pytest.mark.parametrize(
+    ("contents", "why"),
+    [
+        (None, "no folder"),
+        ([], "empty folder"),
+        (["notes.txt", ".DS_Store", "._DME-100-1.jpeg"], "only non-image files"),
+    ],
+)
+def test_empty_classes(clean_tree: Path, contents: list[str] | None, why: str) -> None:
+    folder = clean_tree / "val" / "DME"
+    shutil.rmtree(folder)
+    if contents is not None:
+        folder.mkdir()
+        for name in contents:
+            (folder / name).write_text("not an image")
+    report = _only_problem(clean_tree, "empty classes")
+    assert report.empty_classes == {"val/DME": why}
+    assert report.counts["val"]["DME"] == 0
+    assert f"  val/DME: {why}" in str(report)
+
+
+def test_images_lying_directly_in_a_split_folder(clean_tree: Path) -> None:
+    _scan(clean_tree / "train" / "CNV-902-1.jpeg", 902)
+    report = _only_problem(clean_tree, "images outside class folders")
+    assert report.loose_images == ["train/CNV-902-1.jpeg"]
+    assert "move each into its class folder" in str(report)
+
+
+@pytest.mark.parametrize(
+    ("relative", "target"),
+    [
+        ("train/CNV/DME/DME-903-1.jpeg", "train/DME/"),
+        ("train/CNV/dme/scan-903-1.jpeg", "train/DME/"),
+        ("test/NORMAL/batch2/Drusen/DRUSEN-903-1.jpeg", "test/DRUSEN/"),
+    ],
+)
+def test_images_nested_under_another_class(clean_tree: Path, relative: str, target: str) -> None:
+    _scan(clean_tree / relative, 903)
+    report = _only_problem(clean_tree, "images nested under another class")
+    assert report.nested_images == [relative]
+    assert report.mismatched_prefix == []  # each file is reported once
+    assert f"  {relative} -> {target}" in str(report)
+
+
+def test_a_subfolder_of_the_same_class_is_fine(clean_tree: Path) -> None:
+    _scan(clean_tree / "train" / "CNV" / "batch2" / "CNV-904-1.jpeg", 904)
+    _scan(clean_tree / "train" / "CNV" / "cnv" / "CNV-904-2.jpeg", 905)
+    report = audit(clean_tree)
+    assert report.ok
+    assert report.counts["train"]["CNV"] == 3
+
+
+@pytest.mark.parametrize(
+    ("relative", "named", "label"),
+    [
+        ("train/CNV/DME-905-1.jpeg", "DME", "CNV"),
+        ("train/CNV/dme_905_1.jpeg", "DME", "CNV"),
+        ("val/NORMAL/batch/Drusen-905-2.png", "DRUSEN", "NORMAL"),
+    ],
+)
+def test_file_names_naming_another_class(
+    clean_tree: Path, relative: str, named: str, label: str
+) -> None:
+    """Mislabelled or misfiled: either way a problem, with the name and the label."""
+    _scan(clean_tree / relative, 905, fmt="PNG" if relative.endswith(".png") else "JPEG")
+    report = _only_problem(clean_tree, "file names naming another class")
+    assert report.mismatched_prefix == [relative]
+    assert f"  {relative} (named {named}, labelled {label})" in str(report)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["scan_01.png"],
+        ["CNV-1-2-3.jpeg", "CNV 905 1.jpeg", "IMG_0001.JPG", "CNV-905.jpeg", "Copy of CNV-9-1.png"],
+    ],
+)
+def test_names_without_a_patient_id_are_counted_with_examples(
+    clean_tree: Path, names: list[str]
+) -> None:
+    for number, name in enumerate(names):
+        fmt = "PNG" if name.lower().endswith(".png") else "JPEG"
+        _scan(clean_tree / "train" / "CNV" / name, 910 + number, fmt=fmt)
+    report = _only_problem(clean_tree, "unparsed patient ids")
+    assert report.unparsed_patient_ids.count == len(names)
+    assert report.unparsed_patient_ids.examples == sorted(f"train/CNV/{n}" for n in names)
+    assert "name each file CLASS-PATIENT-N.jpeg" in str(report)
+
+
+def test_many_unparsed_names_keep_five_examples(clean_tree: Path) -> None:
+    for number in range(8):
+        _scan(clean_tree / "train" / "CNV" / f"scan_{number}.png", 920 + number, fmt="PNG")
+    report = audit(clean_tree)
+    assert report.unparsed_patient_ids.count == 8
+    assert report.unparsed_patient_ids.examples == [f"train/CNV/scan_{n}.png" for n in range(5)]
+    assert report.to_dict()["unparsed_patient_ids"]["count"] == 8
+    table = str(report)
+    assert "images without a patient id in their name: 8 (the leakage check" in table
+    assert "  train/CNV/scan_4.png\n  ... and 3 more\n" in table
+
+
+def test_renamed_copies_of_one_patient_are_seen_leaking(clean_tree: Path) -> None:
+    """The 0.1 audit missed these three names: now they are one patient, in two splits."""
+    _scan(clean_tree / "train" / "CNV" / "CNV_4370501_96.jpeg", 930)
+    _scan(clean_tree / "train" / "CNV" / "CNV-4370501-7-copy.jpeg", 931)
+    _scan(clean_tree / "val" / "CNV" / "cnv-4370501-55.JPEG", 932)
+    _scan(clean_tree / "test" / "DME" / "DME-04370501-2.jpeg", 933)  # leading zero
+    report = _only_problem(clean_tree, "leakage across splits")
+    assert report.cross_split_patients == {"4370501": {"train": 2, "val": 1, "test": 1}}
+    assert report.unparsed_patient_ids.count == 0
+
+
+@pytest.mark.parametrize(
+    ("size", "plausible"),
+    [
+        ((96, 80), True),
+        ((64, 64), True),
+        ((512, 64), True),  # 8:1 exactly
+        ((4096, 512), True),
+        ((1, 1), False),
+        ((63, 496), False),
+        ((512, 8), False),
+        ((4097, 600), False),
+        ((520, 64), False),  # aspect 8.1
+        ((64, 600), False),
+    ],
+)
+def test_size_bounds(clean_tree: Path, size: tuple[int, int], plausible: bool) -> None:
+    path = clean_tree / "train" / "CNV" / "CNV-940-1.png"
+    Image.linear_gradient("L").resize(size).save(path)
+    report = audit(clean_tree)
+    if plausible:
+        assert report.ok
+        return
+    assert report.problems == ["implausible sizes"]
+    key = f"{size[0]}x{size[1]}"
+    assert report.implausible_sizes == {key: ProblemFiles(1, ["train/CNV/CNV-940-1.png"])}
+    assert f"  {key}: 1 (e.g. train/CNV/CNV-940-1.png)" in str(report)
+    assert "each side must be 64-4096 px and the aspect ratio at most 8:1" in str(report)
+
+
+def test_size_bounds_can_be_set(clean_tree: Path) -> None:
+    report = audit(clean_tree, min_side=81, max_side=200, max_aspect=1.1)
+    assert list(report.implausible_sizes) == ["96x80"]
+    assert report.implausible_sizes["96x80"].count == 12
+    assert report.size_bounds == (81, 200, 1.1)
+    assert "sides 81-200 px, aspect <= 1.1" in str(report)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"min_side": 0}, r"min_side must be a positive int \(pixels\), got 0"),
+        ({"max_side": 64.5}, r"max_side must be a positive int \(pixels\), got 64\.5"),
+        ({"min_side": 600, "max_side": 500}, r"min_side must be at most max_side"),
+        ({"max_aspect": 0.5}, r"max_aspect must be a number >= 1"),
+    ],
+)
+def test_bad_size_bounds_are_refused(
+    clean_tree: Path, kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        audit(clean_tree, **kwargs)  # type: ignore[arg-type]
+
+
+def test_bit_depths_are_reported_and_1_bit_is_implausible(clean_tree: Path) -> None:
+    sixteen = np.arange(96 * 80, dtype=np.uint16).reshape(80, 96) * 8
+    Image.fromarray(sixteen).save(clean_tree / "train" / "CNV" / "CNV-950-1.png")
+    report = audit(clean_tree)
+    assert report.ok  # 16-bit scans are plausible: the model converts them by bit depth
+    assert report.bit_depths == {"8": 12, "16": 1}
+    assert report.modes == {"I;16": 1, "L": 12}
+    assert "bit depths: 8-bit 12, 16-bit 1" in str(report)
+    _scan(clean_tree / "train" / "DME" / "DME-951-1.png", 951, mode="1", fmt="PNG")
+    report = _only_problem(clean_tree, "implausible bit depths")
+    assert report.implausible_bit_depths == {"1": ProblemFiles(1, ["train/DME/DME-951-1.png"])}
+    assert report.bit_depths == {"1": 1, "8": 12, "16": 1}
+    assert "  mode 1 (1-bit): 1 (e.g. train/DME/DME-951-1.png)" in str(report)
+
+
+@pytest.mark.parametrize(
+    ("mode", "image_format", "bits"),
+    [
+        ("1", "PNG", 1),
+        ("L", "JPEG", 8),
+        ("P", "PNG", 8),
+        ("RGB", "JPEG", 8),
+        ("CMYK", "JPEG", 8),
+        ("I;16", "PNG", 16),
+        ("I;16B", "PNG", 16),
+        ("I", "PNG", 16),
+        ("I", "TIFF", 32),
+        ("F", "TIFF", 32),
+    ],
+)
+def test_bit_depth(mode: str, image_format: str, bits: int) -> None:
+    assert bit_depth(mode, image_format) == bits
+
+
+# --- files that cannot be read: recorded, and the audit goes on ------------------------------
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width x height`` (its pixels are never there)."""
+    data = io.BytesIO()
+    Image.new("L", (1, 1)).save(data, format="PNG")
+    png = bytearray(data.getvalue())
+    png[16:24] = struct.pack(">II", width, height)  # the IHDR chunk's data starts at 16
+    png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])))
+    return bytes(png)
+
+
+def test_a_decompression_bomb_is_unreadable_and_the_audit_goes_on(clean_tree: Path) -> None:
+    bomb = clean_tree / "train" / "CNV" / "CNV-960-1.png"
+    bomb.write_bytes(_png_claiming(100_000, 100_000))
+    report = _only_problem(clean_tree, "unreadable images")
+    assert list(report.unreadable) == ["train/CNV/CNV-960-1.png"]
+    assert report.unreadable["train/CNV/CNV-960-1.png"].startswith("decompression bomb")
+    assert report.total == 13
+    assert sum(report.sizes.values()) == 12
+
+
+def test_images_over_pillows_warning_limit_are_not_decoded(
+    clean_tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between MAX_IMAGE_PIXELS and twice it Pillow only warns: the audit treats it as a bomb."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 96 * 80 - 1)
+    report = audit(clean_tree)
+    assert len(report.unreadable) == 12
+    assert all(reason.startswith("decompression bomb") for reason in report.unreadable.values())
+
+
+def test_any_decoder_failure_is_recorded_per_file(
+    clean_tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_open = Image.open
+
+    def failing_open(source: object, *args: object, **kwargs: object) -> Image.Image:
+        image = real_open(source, *args, **kwargs)  # type: ignore[arg-type]
+        if image.size == (96, 80) and failing_open.calls == 0:  # type: ignore[attr-defined]
+            failing_open.calls += 1  # type: ignore[attr-defined]
+            raise ZeroDivisionError("a decoder bug")
+        return image
+
+    failing_open.calls = 0  # type: ignore[attr-defined]
+    monkeypatch.setattr(Image, "open", failing_open)
+    report = audit(clean_tree)
+    assert list(report.unreadable.values()) == [
+        "cannot be decoded (ZeroDivisionError: a decoder bug)"
+    ]
+    assert sum(report.sizes.values()) == 11
+
+
+def test_a_broken_link_is_unreadable(clean_tree: Path) -> None:
+    (clean_tree / "train" / "CNV" / "CNV-961-1.jpeg").symlink_to("nowhere.jpeg")
+    report = _only_problem(clean_tree, "unreadable images")
+    assert report.unreadable == {
+        "train/CNV/CNV-961-1.jpeg": "cannot be read (No such file or directory; a broken link)"
+    }
+
+
+# --- listed, not problems: hidden files, loops ----------------------------------------------
+
+
+def test_hidden_files_are_stray_and_hidden_folders_skipped(clean_tree: Path) -> None:
+    (clean_tree / "train" / "CNV" / ".DS_Store").write_bytes(b"\0")
+    (clean_tree / "train" / "CNV" / "._CNV-100-1.jpeg").write_bytes(b"\0")
+    _scan(clean_tree / "train" / "CNV" / ".thumbnails" / "DME-970-1.jpeg", 970)
+    _scan(clean_tree / "train" / ".cache" / "CNV-971-1.jpeg", 971)
+    report = audit(clean_tree)
+    assert report.ok
+    assert report.stray_files == ["train/CNV/.DS_Store", "train/CNV/._CNV-100-1.jpeg"]
+    assert report.total == 12
+
+
+def test_a_symlinked_folder_looping_back_is_listed_and_skipped(clean_tree: Path) -> None:
+    (clean_tree / "train" / "CNV" / "again").symlink_to(clean_tree / "train")
+    (clean_tree / "test" / "DME" / "root").symlink_to(clean_tree)
+    report = audit(clean_tree)
+    assert report.symlink_loops == ["test/DME/root", "train/CNV/again"]
+    assert report.total == 12
+    assert report.ok
+    assert "symlinked folders that loop back, skipped: 2 (remove the links)" in str(report)
+
+
+def test_problem_lists_are_cut_at_ten_lines_in_the_table(clean_tree: Path) -> None:
+    for number in range(13):
+        _scan(clean_tree / "train" / "CNV" / f"DME-98{number:02d}-1.jpeg", 980 + number)
+    report = audit(clean_tree)
+    assert len(report.mismatched_prefix) == 13
+    assert "  ... and 3 more (see --json)" in str(report)
+    assert len(report.to_dict()["mismatched_prefix"]) == 13

@@ -167,6 +167,39 @@ def test_audit_exits_1_on_leakage_and_unreadable_files(
     assert "PROBLEMS: unreadable images" in capsys.readouterr().out
 
 
+def test_audit_exits_1_and_explains_a_misspelt_class_folder(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "misspelt"
+    shutil.copytree(data, root)
+    (root / "train" / "CNV").rename(root / "train" / "CNVV")
+    assert main(["audit", str(root), "-q"]) == 1
+    out = capsys.readouterr().out
+    assert "train/CNVV (3 images): rename it to 'CNV' if it holds CNV scans" in out
+    assert "train/CNV: no folder" in out
+    assert out.rstrip().endswith("PROBLEMS: unknown class folders, empty classes")
+
+
+def test_split_refuses_names_without_a_patient_id_unless_told(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "renamed"
+    shutil.copytree(data, root)
+    first = next((root / "train" / "DME").iterdir())
+    first.rename(first.with_name("scan_01.jpeg"))
+    manifest = tmp_path / "split.csv"
+    assert main(["split", str(root), "--out", str(manifest), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "1 image(s) under" in err
+    assert "'train/DME/scan_01.jpeg'" in err
+    assert "--unparsed own-group" in err
+    assert not manifest.exists()
+    with pytest.warns(UserWarning, match="each is split as a patient of its own"):
+        code = main(["split", str(root), "--out", str(manifest), "--unparsed", "own-group"])
+    assert code == 0
+    assert "train/DME/scan_01.jpeg" in manifest.read_text()
+
+
 def test_split_then_train_from_the_manifest(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from retinalnet.datasets import (
     load_image,
     patient_id_from_name,
 )
+from retinalnet.datasets._files import class_named_in, patient_key
 from retinalnet.transforms import Preprocessing
 
 
@@ -125,6 +127,60 @@ def test_class_folders_are_searched_recursively(make_tree):
     ]
 
 
+# --- class folders inside class folders, file names naming another class ------------------
+
+
+@pytest.mark.parametrize(
+    ("subfolder", "named"),
+    [("DME", "DME"), ("dme", "DME"), ("batch2/Drusen", "DRUSEN"), ("a/b/NORMAL", "NORMAL")],
+)
+def test_a_subfolder_named_like_another_class_is_refused(make_tree, subfolder, named):
+    """The nested folder is named (at any depth, in any case), with where its images go."""
+    root = make_tree(
+        {"train/CNV": ["CNV-1-1.jpeg"], f"train/CNV/{subfolder}": ["X-2-1.jpeg", "X-2-2.jpeg"]}
+    )
+    where = root / "train" / "CNV" / subfolder
+    message = (
+        rf"{_quoted(where)} is a {named} folder inside the CNV class folder: its 2 image\(s\) "
+        rf"would be labelled CNV; move them into {_quoted(root / 'train' / named)} if they "
+        rf"are {named} scans, or rename the subfolder"
+    )
+    with pytest.raises(ValueError, match=message):
+        KermanyOCT(root, "train")
+
+
+def test_a_subfolder_named_like_its_own_class_is_read(make_tree, recwarn):
+    root = make_tree({"train/CNV": ["CNV-1-1.jpeg"], "train/CNV/cnv": ["CNV-2-1.jpeg"]})
+    assert _names(KermanyOCT(root, "train")) == [("CNV-1-1.jpeg", 0), ("CNV-2-1.jpeg", 0)]
+    assert len(recwarn) == 0
+
+
+def test_names_of_another_class_warn_once_per_split_and_keep_the_folder_label(make_tree):
+    root = make_tree(
+        {
+            "train/CNV": ["CNV-1-1.jpeg", "DME-123-1.jpeg", "dme_123_2.jpeg"],
+            "train/CNV/batch2": ["NORMAL-7-1.jpeg"],
+            "train/NORMAL": ["NORMAL-7-2.jpeg", "scan_01.png"],
+        }
+    )
+    message = (
+        r"3 image\(s\) in split 'train' under .* are named for another class than their "
+        r"folder, e\.g\. 'train/CNV/DME-123-1\.jpeg' \(named DME, labelled CNV\): each is "
+        r"mislabelled or misfiled"
+    )
+    with pytest.warns(UserWarning, match=message) as caught:
+        data = KermanyOCT(root, "train")
+    assert len(caught) == 1
+    assert caught[0].filename == __file__  # points at the caller
+    assert [target for _, target in data.samples] == [0, 0, 0, 0, 3, 3]
+
+
+def test_a_clean_split_indexes_without_warnings(kermany_sample):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(KermanyOCT(kermany_sample, "train")) == 48
+
+
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
@@ -161,17 +217,60 @@ def test_is_image_file(name, expected):
         ("CNV-1016042-1", "1016042"),  # no suffix
         ("/data/OCT2017/train/DME/DME-123-45.jpeg", "123"),
         ("train/NORMAL/NORMAL-9-1.jpeg", "9"),
+        # copies and renames of one patient's scans: any case, - or _, a copy marker
+        ("CNV_4370501_96.jpeg", "4370501"),
+        ("CNV-4370501-7-copy.jpeg", "4370501"),
+        ("cnv-4370501-55.JPEG", "4370501"),
+        ("CNV-4370501_8.jpeg", "4370501"),
+        ("CNV-4370501-9 (1).jpeg", "4370501"),
+        ("CNV-4370501-9 - Copy.jpeg", "4370501"),
+        ("CNV-4370501-9copy.png", "4370501"),
+        ("CNV-4370501-9.jpeg.jpeg", "4370501"),
+        ("Glaucoma-12-3.png", "12"),  # any word of letters: the prefix is not the patient
+        # no patient id: refused by patient_split, counted by the audit
         ("scan_01.png", None),
         ("CNV-1016042.jpeg", None),
         ("CNV-abc-1.jpeg", None),
         ("1016042-1.jpeg", None),
-        ("CNV-1-2-3.jpeg", None),
-        ("CNV_1016042_1.jpeg", None),
+        ("CNV-1-2-3.jpeg", None),  # a third number: which one is the patient?
+        ("CNV_1-2_3.jpeg", None),
+        ("CNV 4370501 9.jpeg", None),
+        ("CNV--4370501-9.jpeg", None),
+        ("Copy of CNV-4370501-9.jpeg", None),
+        ("CNV-\uff14\uff13-1.jpeg", None),  # full-width digits
+        ("CNV-4370501-\u0669.jpeg", None),  # Arabic-Indic digit
+        ("DRUSEN2-1-1.jpeg", None),
         ("", None),
     ],
 )
 def test_patient_id_from_name(name, expected):
     assert patient_id_from_name(name) == expected
+
+
+@pytest.mark.parametrize(
+    ("patient", "key"), [("4370501", "4370501"), ("0042", "42"), ("42", "42"), ("000", "0")]
+)
+def test_patient_key_ignores_leading_zeros(patient, key):
+    assert patient_key(patient) == key
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("DME-123-1.jpeg", "DME"),
+        ("dme_123_1.jpeg", "DME"),
+        ("Drusen-5.png", "DRUSEN"),
+        ("normal.png", "NORMAL"),
+        ("NORMAL2.png", "NORMAL"),
+        ("DMEscan.png", None),
+        ("CNVV-1-1.jpeg", None),
+        ("scan-1-1.jpeg", None),
+        ("1-CNV.jpeg", None),
+        ("", None),
+    ],
+)
+def test_class_named_in(name, expected):
+    assert class_named_in(name) == expected
 
 
 def test_each_sample_knows_its_patient(make_tree):
@@ -230,21 +329,21 @@ def test_root_one_level_too_deep_says_to_pass_the_folder_above(make_tree):
         KermanyOCT(too_deep, "train")
 
 
-def test_unknown_class_folder_is_named(make_tree):
-    root = make_tree({"train/CNV": ["CNV-1-1.jpeg"], "train/CNVV": ["CNV-2-1.jpeg"]})
+@pytest.mark.parametrize(
+    ("folder", "hint"),
+    [
+        ("CNVV", r"rename it to 'CNV' if it holds CNV scans"),
+        ("DRUSENS", r"rename it to 'DRUSEN' if it holds DRUSEN scans"),
+        ("cnv", r"rename it to 'CNV' \(class names are upper case\)"),
+        ("Normal", r"rename it to 'NORMAL' \(class names are upper case\)"),
+        ("GLAUCOMA", r"move its images into the class folders \(CNV, DME, DRUSEN, NORMAL\)"),
+    ],
+)
+def test_unknown_class_folder_is_named_with_a_fix(make_tree, folder, hint):
+    root = make_tree({"train/CNV": ["CNV-1-1.jpeg"], f"train/{folder}": ["CNV-2-1.jpeg"]})
     message = (
-        rf"class folder 'CNVV' is not one of CNV, DME, DRUSEN, NORMAL under "
-        rf"{_quoted(root / 'train')}$"
-    )
-    with pytest.raises(ValueError, match=message):
-        KermanyOCT(root, "train")
-
-
-def test_lower_case_class_folder_gets_a_rename_hint(make_tree):
-    root = make_tree({"train/cnv": ["CNV-1-1.jpeg"]})
-    message = (
-        rf"class folder 'cnv' is not one of CNV, DME, DRUSEN, NORMAL under "
-        rf"{_quoted(root / 'train')} \(class names are upper case: rename it to 'CNV'\)"
+        rf"class folder {folder!r} is not one of CNV, DME, DRUSEN, NORMAL under "
+        rf"{_quoted(root / 'train')}: {hint}"
     )
     with pytest.raises(ValueError, match=message):
         KermanyOCT(root, "train")
@@ -354,6 +453,26 @@ def test_find_images_needs_a_folder(tmp_path):
     for path in (file, tmp_path / "missing"):
         with pytest.raises(NotADirectoryError, match=rf"{_quoted(path)} is not a folder"):
             find_images(path)
+
+
+def test_symlinked_folders_that_loop_back_are_skipped_with_a_warning(make_tree):
+    root = make_tree({"a": ["scan_1.jpg"], "a/b": ["scan_2.jpg"], "p": ["scan_3.png"], "q": []})
+    (root / "a" / "b" / "up").symlink_to(root / "a", target_is_directory=True)
+    (root / "p" / "to-q").symlink_to(root / "q", target_is_directory=True)
+    (root / "q" / "to-p").symlink_to(root / "p", target_is_directory=True)  # p <-> q
+    (root / "a" / "self.jpg").symlink_to("self.jpg")  # a link to itself: not a folder
+    (root / "c").symlink_to(root / "a" / "b", target_is_directory=True)  # no loop: followed
+    loop = r"skipping the link '.*': it leads back to .*\(a loop\)"
+    with pytest.warns(RuntimeWarning, match=loop):
+        found = find_images(root)
+    assert [path.relative_to(root).as_posix() for path in found] == [
+        "a/b/scan_2.jpg",
+        "a/scan_1.jpg",
+        "a/self.jpg",  # an image by name; reading it fails, naming the file
+        "c/scan_2.jpg",
+        "p/scan_3.png",
+        "q/to-p/scan_3.png",  # p through the link in q, once
+    ]
 
 
 # --- the real Kermany sample -----------------------------------------------------------------

@@ -178,3 +178,75 @@ def test_bad_manifests_are_rejected(tmp_path: Path) -> None:
     manifest = write_manifest([ManifestRow("a.png", "CNV", "1", "train")], tmp_path / "m.csv")
     with pytest.raises(ValueError, match=r"no rows for split 'val' \(it has: train\)"):
         KermanyOCT.from_manifest(manifest, "val")
+
+
+# --- non-standard file names ----------------------------------------------------------------
+
+_RENAMED = ["CNV_4370501_96.png", "CNV-4370501-7-copy.png", "cnv-4370501-55.PNG"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("val_fraction", [0.1, 0.5])
+def test_renamed_copies_of_one_patient_stay_in_one_split(
+    tree: Path, seed: int, val_fraction: float
+) -> None:
+    """The three 0.1 leaks (``_``, a copy marker, lower case), leading zeros and a val-folder
+    copy: one patient each time, and no patient in two splits for any seed."""
+    for number, name in enumerate(_RENAMED):
+        _scan(tree / "train" / "CNV" / name, 5000 + number)
+    _scan(tree / "train" / "DME" / "DME-04370501-3.png", 5010)
+    _scan(tree / "val" / "CNV" / "CNV-4370501-8 (1).png", 5011)
+    rows = patient_split(tree, val_fraction=val_fraction, seed=seed)
+    ours = [row for row in rows if row.patient is not None and row.patient.endswith("4370501")]
+    assert len(ours) == 5
+    assert len({row.split for row in ours}) == 1
+    splits_of: dict[int, set[str]] = {}
+    for row in rows:
+        assert row.patient is not None
+        if row.split != "test":
+            splits_of.setdefault(int(row.patient), set()).add(row.split)
+    assert all(len(splits) == 1 for splits in splits_of.values())
+
+
+def test_names_without_a_patient_id_are_refused_by_default(tree: Path) -> None:
+    for number in range(7):
+        _scan(tree / "train" / "NORMAL" / f"scan_{number:02d}.png", 6000 + number)
+    message = (
+        r"7 image\(s\) under '.*' have no patient id in their file name "
+        r"\('train/NORMAL/scan_00\.png', .*'train/NORMAL/scan_04\.png' and 2 more\), so their "
+        r"patients could land in both train and val; name each file CLASS-PATIENT-N\.jpeg .*"
+        r"or pass unparsed='own-group' \(CLI: --unparsed own-group\)"
+    )
+    with pytest.raises(ValueError, match=message):
+        patient_split(tree, seed=0)
+
+
+def test_own_group_splits_each_unnamed_file_alone_with_a_warning(tree: Path) -> None:
+    _scan(tree / "train" / "NORMAL" / "scan_01.png", 6100)
+    _scan(tree / "train" / "NORMAL" / "NORMAL-1-2-3.png", 6101)
+    with pytest.warns(UserWarning, match=r"2 image\(s\) .* each is split as a patient of its own"):
+        rows = patient_split(tree, val_fraction=0.2, seed=0, unparsed="own-group")
+    unnamed = [row for row in rows if row.patient is None]
+    assert sorted(row.path for row in unnamed) == [
+        "train/NORMAL/NORMAL-1-2-3.png",
+        "train/NORMAL/scan_01.png",
+    ]
+
+
+def test_unnamed_test_files_are_refused_only_when_test_patients_are_dropped(tree: Path) -> None:
+    _scan(tree / "test" / "CNV" / "scan_01.png", 6200)
+    assert len(patient_split(tree, seed=0)) == 112
+    with pytest.raises(ValueError, match=r"1 image\(s\) .*'test/CNV/scan_01\.png'"):
+        patient_split(tree, seed=0, drop_test_patients=True)
+
+
+def test_drop_test_patients_matches_ids_despite_renaming(tree: Path) -> None:
+    _scan(tree / "train" / "DME" / "dme_0101_7.png", 2000)  # patient 101 is a test patient
+    kept = patient_split(tree, val_fraction=0.2, seed=0, drop_test_patients=True)
+    assert "train/DME/dme_0101_7.png" not in {row.path for row in kept}
+
+
+def test_unknown_unparsed_policy_is_refused(tree: Path) -> None:
+    message = r"unparsed must be one of 'refuse', 'own-group', got 'ignore'"
+    with pytest.raises(ValueError, match=message):
+        patient_split(tree, unparsed="ignore")

@@ -199,7 +199,7 @@ def _add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     """The ``audit`` and ``split`` subcommands."""
     audit = commands.add_parser(
         "audit",
-        help="check a Kermany-layout folder: counts, unreadable files, duplicates, leakage",
+        help="check a Kermany-layout folder: layout, names, pixels, leakage (exit 1 on problems)",
     )
     audit.add_argument("root", type=Path, metavar="ROOT", help="folder with train/ val/ test/")
     audit.add_argument("--json", action="store_true", help="print JSON instead of the table")
@@ -220,6 +220,9 @@ def _add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "--drop-test-patients",
         action="store_true",
         help="drop training images of patients who are also in test/",
+    )
+    split.add_argument(
+        "--unparsed", choices=["refuse", "own-group"], default="refuse", help="names without an id"
     )
     split.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
 
@@ -396,15 +399,16 @@ def _run_split(args: argparse.Namespace) -> int:
         seed=args.seed,
         drop_duplicates=args.drop_duplicates,
         drop_test_patients=args.drop_test_patients,
+        unparsed=args.unparsed,
     )
     path = write_manifest(rows, args.out)
     counts = Counter((row.split, row.label) for row in rows)
     splits = sorted({row.split for row in rows}, key=("train", "val", "test").index)
-    patients = {split: {r.patient or r.path for r in rows if r.split == split} for split in splits}
+    keys = [(r.split, str(int(r.patient)) if r.patient else r.path) for r in rows]  # 0042 is 42
     print(f"{'':<8}" + "".join(f"{name:>8}" for name in KERMANY_CLASSES) + f"{'patients':>10}")
     for split in splits:
         cells = "".join(f"{counts[(split, name)]:>8}" for name in KERMANY_CLASSES)
-        print(f"{split:<8}{cells}{len(patients[split]):>10}")
+        print(f"{split:<8}{cells}{len({k for s, k in keys if s == split}):>10}")
     print(f"manifest: {path}")
     return 0
 

@@ -2,31 +2,59 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from retinalnet._core.classes import IMAGE_EXTENSIONS, KERMANY_CLASSES
 
 __all__ = [
     "LAYOUT_HINT",
+    "NAMING_HINT",
     "check_root",
+    "class_folder_hint",
+    "class_named_in",
     "find_images",
+    "foreign_class_folder",
     "is_image_file",
     "iter_image_files",
     "list_class_folders",
     "patient_id_from_name",
+    "patient_key",
+    "walk_files",
 ]
 
-_KERMANY_NAME = re.compile(r"^[A-Za-z]+-(\d+)-\d+$")
+# CLASS, PATIENT and IMAGE NUMBER separated by "-" or "_"; then nothing, or text that does
+# not start with a digit group (" (1)", "-copy", " - Copy"). ASCII digits only: full-width
+# digits (U+FF10 to U+FF19) would otherwise make a different patient id from the same number.
+_KERMANY_NAME = re.compile(
+    r"^(?P<prefix>[A-Za-z]+)[-_](?P<patient>[0-9]+)[-_](?P<number>[0-9]+)"
+    r"(?:(?![-_][0-9])[^0-9].*)?$",
+    re.ASCII | re.DOTALL,
+)
+_LEADING_WORD = re.compile(r"^([A-Za-z]+)(?![A-Za-z])", re.ASCII)
 LAYOUT_HINT = "expected ROOT/{train,val,test}/{" + ",".join(KERMANY_CLASSES) + "}/*.jpeg"
+NAMING_HINT = (
+    "name each file CLASS-PATIENT-N.jpeg (e.g. CNV-4370501-1.jpeg), as in the Kermany download"
+)
 
 
 def patient_id_from_name(name: str) -> str | None:
     """Return the patient id in a Kermany file name, or ``None``.
 
-    Kermany et al. name each scan ``CLASS-PATIENTID-IMAGENUMBER.jpeg``.
+    Kermany et al. name each scan ``CLASS-PATIENTID-IMAGENUMBER.jpeg``. Copies and renamed
+    files often drift from that, so the rule is:
+
+    - the class prefix is any word of ASCII letters, in any case (``cnv-...``);
+    - the three parts are separated by ``-`` or ``_`` (``CNV_4370501_96.jpeg``);
+    - after the image number may come a copy marker that does not start with a digit group
+      (``CNV-4370501-7-copy.jpeg``, ``CNV-4370501-7 (1).jpeg``);
+    - the patient id is the first group of ASCII digits, kept as written.
+
+    A name with a third group of digits (``CNV-1-2-3.jpeg``) is ambiguous and has no id.
 
     Parameters
     ----------
@@ -43,12 +71,91 @@ def patient_id_from_name(name: str) -> str | None:
     --------
     >>> patient_id_from_name("CNV-1016042-1.jpeg")
     '1016042'
+    >>> patient_id_from_name("cnv_4370501_96 (1).JPEG")
+    '4370501'
     >>> patient_id_from_name("scan_01.png") is None
     True
+
+    .. versionchanged:: 0.2
+       Any case, ``_`` separators and trailing copy markers are accepted.
     """
     stem = Path(name).name.rsplit(".", 1)[0]
     match = _KERMANY_NAME.match(stem)
-    return match.group(1) if match else None
+    return match.group("patient") if match else None
+
+
+def patient_key(patient: str) -> str:
+    """The key under which images count as one patient: the id without leading zeros.
+
+    ``"0042"`` and ``"42"`` are one patient for :func:`patient_split` and the audit's leakage
+    check (merging two ids can never leak a patient; keeping them apart could).
+
+    Examples
+    --------
+    >>> patient_key("0042"), patient_key("000")
+    ('42', '0')
+    """
+    return patient.lstrip("0") or "0"
+
+
+def class_named_in(name: str) -> str | None:
+    """The Kermany class a file name starts with (``"DME-123-1.jpeg"`` -> ``"DME"``), if any.
+
+    The leading word of letters is compared in any case and must end at a non-letter:
+    ``"normal_2.png"`` names ``NORMAL``, ``"DMEscan.png"`` names no class.
+
+    Parameters
+    ----------
+    name
+        A file name, not a path.
+
+    Examples
+    --------
+    >>> class_named_in("dme_123_1.jpeg"), class_named_in("scan-1-1.png")
+    ('DME', None)
+    """
+    match = _LEADING_WORD.match(name)
+    word = match.group(1).upper() if match else None
+    return word if word in KERMANY_CLASSES else None
+
+
+def foreign_class_folder(subfolders: Iterable[str], class_name: str) -> str | None:
+    """The first of ``subfolders`` (inside the ``class_name`` folder) named like another class.
+
+    Compared in any case: ``CNV/dme/`` is a DME folder inside ``CNV``.
+
+    Examples
+    --------
+    >>> foreign_class_folder(["batch2", "dme"], "CNV"), foreign_class_folder(["CNV"], "CNV")
+    ('dme', None)
+    """
+    for folder in subfolders:
+        upper = folder.upper()
+        if upper in KERMANY_CLASSES and upper != class_name:
+            return folder
+    return None
+
+
+def class_folder_hint(name: str) -> str:
+    """How to fix a folder ``name`` that is not a Kermany class: the class it is likely meant
+    to be, or where its images should go.
+
+    Examples
+    --------
+    >>> class_folder_hint("cnv")
+    "rename it to 'CNV' (class names are upper case)"
+    >>> class_folder_hint("CNVV")
+    "rename it to 'CNV' if it holds CNV scans"
+    """
+    if name.upper() in KERMANY_CLASSES:
+        return f"rename it to {name.upper()!r} (class names are upper case)"
+    close = difflib.get_close_matches(name.upper(), KERMANY_CLASSES, n=1, cutoff=0.6)
+    if close:
+        return f"rename it to {close[0]!r} if it holds {close[0]} scans"
+    return (
+        f"move its images into the class folders ({', '.join(KERMANY_CLASSES)}) "
+        "or out of the data root"
+    )
 
 
 def is_image_file(name: str) -> bool:
@@ -59,16 +166,56 @@ def is_image_file(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def iter_image_files(folder: str) -> Iterator[str]:
-    """Yield image file paths under ``folder`` (recursively, hidden folders skipped)."""
+def walk_files(folder: str, loops: list[str] | None = None) -> Iterator[os.DirEntry[str]]:
+    """Yield the entry of every file under ``folder``, recursively, hidden folders skipped.
+
+    Symbolic links to folders are followed, except one that leads back to a folder the walk
+    is already inside (a loop, which would list the same files again and again): it is
+    skipped and its path appended to ``loops`` (or, when ``loops`` is ``None``, named in a
+    ``RuntimeWarning``). Only links cost a system call; plain folders cost none.
+
+    .. versionadded:: 0.2
+    """
+    yield from _walk(folder, (os.path.realpath(folder),), loops)
+
+
+def _walk(
+    folder: str, chain: tuple[str, ...], loops: list[str] | None
+) -> Iterator[os.DirEntry[str]]:
+    """``chain``: the real paths of ``folder`` and the folders it was reached through."""
     with os.scandir(folder) as entries:
         for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+            except OSError:  # a link to itself (ELOOP): a file that is not an image
+                is_dir = False
+            if not is_dir:
+                yield entry
+                continue
             if entry.name.startswith("."):
                 continue
-            if entry.is_dir():
-                yield from iter_image_files(entry.path)
-            elif is_image_file(entry.name):
-                yield entry.path
+            if entry.is_symlink():
+                real = os.path.realpath(entry.path)
+                if any(above == real or above.startswith(real + os.sep) for above in chain):
+                    if loops is None:
+                        warnings.warn(
+                            f"skipping the link {entry.path!r}: it leads back to {real!r}, "
+                            "a folder it is inside (a loop); remove the link",
+                            RuntimeWarning,
+                            stacklevel=3,
+                        )
+                    else:
+                        loops.append(entry.path)
+                    continue
+            else:
+                real = os.path.join(chain[-1], entry.name)  # noqa: PTH118 - no Path per folder
+            yield from _walk(entry.path, (*chain, real), loops)
+
+
+def iter_image_files(folder: str) -> Iterator[str]:
+    """Yield image file paths under ``folder`` (recursively, hidden files and folders
+    skipped; a symlinked folder that loops back is skipped with a warning)."""
+    return (entry.path for entry in walk_files(folder) if is_image_file(entry.name))
 
 
 def find_images(folder: str | os.PathLike[str]) -> list[Path]:
@@ -123,14 +270,9 @@ def list_class_folders(split_dir: str | os.PathLike[str]) -> dict[str, str]:
                 continue
             if entry.is_dir():
                 if entry.name not in KERMANY_CLASSES:
-                    hint = (
-                        f" (class names are upper case: rename it to {entry.name.upper()!r})"
-                        if entry.name.upper() in KERMANY_CLASSES
-                        else ""
-                    )
                     raise ValueError(
                         f"class folder {entry.name!r} is not one of {', '.join(KERMANY_CLASSES)} "
-                        f"under {str(split_path)!r}{hint}"
+                        f"under {str(split_path)!r}: {class_folder_hint(entry.name)}"
                     )
                 folders[entry.name] = entry.path
             elif is_image_file(entry.name):

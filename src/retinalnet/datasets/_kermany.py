@@ -17,6 +17,8 @@ from retinalnet._core.images import UnreadableImageError, load_image
 from retinalnet.datasets._files import (
     LAYOUT_HINT,
     check_root,
+    class_named_in,
+    foreign_class_folder,
     iter_image_files,
     list_class_folders,
     patient_id_from_name,
@@ -80,11 +82,21 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
     FileNotFoundError
         If ``root`` or the split folder does not exist.
     ValueError
-        If ``split`` is unknown, a class folder is not a Kermany class, or the split holds
-        no images.
+        If ``split`` is unknown, a class folder is not a Kermany class, a class folder holds
+        a subfolder named like another class (``train/CNV/DME/``: its images would be
+        labelled CNV), or the split holds no images.
+
+    Warns
+    -----
+    UserWarning
+        Once per split, with a count and an example, when image file names start with
+        another class than their folder (``train/CNV/DME-123-1.jpeg``): each such scan is
+        mislabelled or misfiled. It is read with its folder's label.
 
     Notes
     -----
+    Class folders are read recursively (``CNV/batch2/*.jpeg`` is CNV), except hidden
+    folders, and a symlinked folder that leads back into itself is skipped with a warning.
     Indexing is one :func:`os.scandir` walk per class folder: no file is opened or stat-ed
     (84,000 files index in well under a second, see ``benchmarks/``).
     Non-image files (``.DS_Store``, ``Thumbs.db``, hidden files) are ignored. The data set
@@ -218,9 +230,23 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         if not self.split_dir.is_dir():
             self._raise_missing_split()
         samples: list[tuple[str, int]] = []
+        misnamed: list[str] = []
         for name, folder in list_class_folders(self.split_dir).items():
             target = self.class_to_idx[name]
-            samples.extend((path, target) for path in sorted(iter_image_files(folder)))
+            paths = sorted(iter_image_files(folder))
+            for path in paths:
+                inside = path[len(folder) + 1 :]
+                if os.sep in inside:  # under a subfolder: named like another class?
+                    parts = Path(inside).parts
+                    foreign = foreign_class_folder(parts[:-1], name)
+                    if foreign is not None:
+                        self._raise_nested(name, Path(folder), parts, foreign, paths)
+                    inside = parts[-1]
+                if class_named_in(inside) not in (None, name):
+                    misnamed.append(path)
+            samples.extend((path, target) for path in paths)
+        if misnamed:
+            self._warn_misnamed(misnamed)
         if not samples:
             suffixes = ", ".join(sorted(IMAGE_EXTENSIONS))
             raise ValueError(
@@ -229,6 +255,32 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
             )
         samples.sort(key=lambda sample: sample[1])  # stable: keeps path order within a class
         return samples
+
+    def _raise_nested(
+        self, name: str, folder: Path, parts: tuple[str, ...], foreign: str, paths: list[str]
+    ) -> None:
+        subfolder = str(folder.joinpath(*parts[: parts.index(foreign) + 1]))
+        count = sum(path.startswith(subfolder + os.sep) for path in paths)
+        raise ValueError(
+            f"{subfolder!r} is a {foreign.upper()} folder inside the {name} class folder: "
+            f"its {count} image(s) would be labelled {name}; move them into "
+            f"{str(self.split_dir / foreign.upper())!r} if they are {foreign.upper()} scans, "
+            "or rename the subfolder (`retinalnet audit` lists every such file)"
+        )
+
+    def _warn_misnamed(self, misnamed: list[str]) -> None:
+        example = Path(misnamed[0])
+        relative = example.relative_to(self.root).as_posix()
+        named, label = class_named_in(example.name), relative.split("/")[1]
+        warnings.warn(
+            f"{len(misnamed)} image(s) in split {self.split!r} under {str(self.root)!r} are "
+            f"named for another class than their folder, e.g. {relative!r} (named {named}, "
+            f"labelled {label}): each is mislabelled or misfiled; they are read with their "
+            "folder's label. Check each scan and move it to the folder of its true class "
+            "(`retinalnet audit` lists them all)",
+            UserWarning,
+            stacklevel=4,
+        )
 
     def _raise_missing_split(self) -> None:
         found = sorted(p.name for p in self.root.iterdir() if p.is_dir())

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 from collections import Counter, defaultdict
 from pathlib import Path
 
 from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet._core.files import file_digest
+from retinalnet.datasets._files import NAMING_HINT, patient_key
 from retinalnet.datasets._kermany import KermanyOCT
 from retinalnet.datasets._manifest import ManifestRow
 
-__all__ = ["patient_split"]
+__all__ = ["UNPARSED_POLICIES", "patient_split"]
+
+UNPARSED_POLICIES: tuple[str, ...] = ("refuse", "own-group")
+"""What :func:`patient_split` does with file names that carry no patient id."""
+
+_EXAMPLES = 5
 
 
 def _relative(path: str, root: Path) -> str:
@@ -27,8 +34,32 @@ def _rows(data: KermanyOCT, split: str) -> list[ManifestRow]:
 
 
 def _patient_key(row: ManifestRow) -> str:
-    """Group key: the patient id, or the file itself when the name carries none."""
-    return row.patient if row.patient is not None else f"file:{row.path}"
+    """Group key: the patient id without leading zeros, or the file itself when the name
+    carries none (``unparsed="own-group"``)."""
+    return patient_key(row.patient) if row.patient is not None else f"file:{row.path}"
+
+
+def _check_unparsed(rows: list[ManifestRow], unparsed: str, root: Path) -> None:
+    """Refuse, or warn about, rows whose file name carries no patient id."""
+    missing = [row.path for row in rows if row.patient is None]
+    if not missing:
+        return
+    examples = ", ".join(repr(path) for path in missing[:_EXAMPLES])
+    more = f" and {len(missing) - _EXAMPLES} more" if len(missing) > _EXAMPLES else ""
+    if unparsed == "refuse":
+        raise ValueError(
+            f"{len(missing)} image(s) under {str(root)!r} have no patient id in their file "
+            f"name ({examples}{more}), so their patients could land in both train and val; "
+            f"{NAMING_HINT}, or pass unparsed='own-group' (CLI: --unparsed own-group) if each "
+            "such file is a different patient"
+        )
+    warnings.warn(
+        f"{len(missing)} image(s) under {str(root)!r} have no patient id in their file name "
+        f"({examples}{more}); each is split as a patient of its own (unparsed='own-group'): "
+        "if two of them are the same patient, that patient can be in both train and val",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def _drop_duplicates(rows: list[ManifestRow], root: Path) -> list[ManifestRow]:
@@ -52,10 +83,18 @@ def patient_split(
     seed: int = 0,
     drop_duplicates: bool = False,
     drop_test_patients: bool = False,
+    unparsed: str = "refuse",
 ) -> list[ManifestRow]:
     """Carve a patient-aware, class-stratified validation split from the training images.
 
-    All images of a patient go to the same split. Each patient counts for the class most of
+    All images of a patient go to the same split. The patient of an image is read from its
+    file name by :func:`~retinalnet.datasets.patient_id_from_name`: ``CLASS-PATIENT-N`` with
+    the class in any case, ``-`` or ``_`` between the parts and an optional copy marker at
+    the end, so ``CNV-4370501-1.jpeg``, ``CNV_4370501_96.jpeg``, ``CNV-4370501-7-copy.jpeg``
+    and ``cnv-4370501-55.JPEG`` are all patient ``4370501``. Ids compare without leading
+    zeros (``0042`` is patient ``42``), and the class prefix does not count: Kermany's
+    patients have images in several classes. A file name without a patient id is refused
+    by default (see ``unparsed``). Each patient counts for the class most of
     their images have (ties: the first in ``CNV, DME, DRUSEN, NORMAL``), and in each class
     ``round(val_fraction * patients)`` patients are drawn for validation, so every class has
     its share of validation patients (within one patient). The official ``val`` folder, if
@@ -76,6 +115,15 @@ def patient_split(
     drop_test_patients
         Drop the training images of patients who also have images in ``test``, before the
         split, so no test patient is seen in training or validation.
+    unparsed
+        What to do with images whose file name has no patient id (``scan_01.png``,
+        ``CNV-1-2-3.jpeg``): ``"refuse"`` (the default) raises a ``ValueError`` listing
+        examples, so the files can be renamed to ``CLASS-PATIENT-N.jpeg``; ``"own-group"``
+        splits each such file as a patient of its own, with a warning (two files of one
+        patient can then land in train and val). Test images are checked too when
+        ``drop_test_patients`` is set, since their patients must be known to be dropped.
+
+        .. versionadded:: 0.2
 
     Returns
     -------
@@ -86,7 +134,14 @@ def patient_split(
     Raises
     ------
     ValueError
-        If ``val_fraction`` is not in (0, 1), or ``root`` is not a Kermany layout.
+        If ``val_fraction`` is not in (0, 1), ``unparsed`` is not ``"refuse"`` or
+        ``"own-group"``, ``root`` is not a Kermany layout, or (with ``unparsed="refuse"``)
+        a file name carries no patient id.
+
+    Warns
+    -----
+    UserWarning
+        With ``unparsed="own-group"``, when some file names carry no patient id.
 
     Examples
     --------
@@ -102,11 +157,16 @@ def patient_split(
         )
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an int, got {seed!r}")
+    if unparsed not in UNPARSED_POLICIES:
+        raise ValueError(
+            f"unparsed must be one of {', '.join(map(repr, UNPARSED_POLICIES))}, got {unparsed!r}"
+        )
     base = Path(root).expanduser()
     pool = _rows(KermanyOCT(base, "train"), "train")
     if (base / "val").is_dir():
         pool += _rows(KermanyOCT(base, "val"), "train")
     test = _rows(KermanyOCT(base, "test"), "test") if (base / "test").is_dir() else []
+    _check_unparsed(pool + test if drop_test_patients else pool, unparsed, base)
     if drop_test_patients:
         test_patients = {_patient_key(row) for row in test}
         pool = [row for row in pool if _patient_key(row) not in test_patients]
