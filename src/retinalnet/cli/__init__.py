@@ -1,0 +1,66 @@
+"""The ``retinalnet`` command: demo, train, evaluate, predict, audit, split, models."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from retinalnet.cli._data import run_audit, run_split
+from retinalnet.cli._parser import build_parser
+from retinalnet.cli._train import run_demo, run_evaluate, run_models, run_predict, run_train
+
+__all__ = ["build_parser", "main"]
+
+logger = logging.getLogger("retinalnet")
+
+_USER_ERRORS = (ValueError, TypeError, OSError, RuntimeError)
+
+
+@contextmanager
+def _logging_to_stderr(quiet: bool) -> Iterator[None]:
+    """Show the library's log lines on stderr while a command runs, then restore logging."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.handlers[:], logger.level, logger.propagate = saved
+
+
+_COMMANDS = {
+    "demo": run_demo,
+    "train": run_train,
+    "evaluate": run_evaluate,
+    "predict": run_predict,
+    "audit": run_audit,
+    "split": run_split,
+    "models": run_models,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status.
+
+    Exit status 0 on success, 1 when an error stops the command (shown in one line),
+    2 for bad arguments, 130 when interrupted.
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        with _logging_to_stderr(args.quiet):
+            return _COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("retinalnet: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silences the flush at exit
+        return 0
+    except _USER_ERRORS as error:
+        print(f"retinalnet {args.command}: error: {error}", file=sys.stderr)
+        return 1

@@ -1,0 +1,43 @@
+"""The data commands: audit and split."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["run_audit", "run_split"]
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    from retinalnet.datasets import audit
+
+    report = audit(args.root, progress=not args.quiet)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(report.to_json() + "\n")
+    print(report.to_json() if args.json else report)
+    return 0 if report.ok else 1
+
+
+def run_split(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from retinalnet.datasets import KERMANY_CLASSES, patient_split, write_manifest
+
+    rows = patient_split(
+        args.root,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        drop_duplicates=args.drop_duplicates,
+        drop_test_patients=args.drop_test_patients,
+        unparsed=args.unparsed,
+    )
+    path = write_manifest(rows, args.out)
+    counts = Counter((row.split, row.label) for row in rows)
+    splits = sorted({row.split for row in rows}, key=("train", "val", "test").index)
+    keys = [(r.split, str(int(r.patient)) if r.patient else r.path) for r in rows]  # 0042 is 42
+    print(f"{'':<8}" + "".join(f"{name:>8}" for name in KERMANY_CLASSES) + f"{'patients':>10}")
+    for split in splits:
+        cells = "".join(f"{counts[(split, name)]:>8}" for name in KERMANY_CLASSES)
+        print(f"{split:<8}{cells}{len({k for s, k in keys if s == split}):>10}")
+    print(f"manifest: {path}")
+    return 0

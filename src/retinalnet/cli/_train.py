@@ -1,0 +1,185 @@
+"""The model commands: demo, train, evaluate, predict, models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from retinalnet.predictor import Prediction, Predictor
+
+__all__ = ["run_demo", "run_evaluate", "run_models", "run_predict", "run_train"]
+
+logger = logging.getLogger("retinalnet")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from retinalnet.demo import run_demo
+
+    result = run_demo(args.out, weights=args.weights, epochs=args.epochs, seed=args.seed)
+    print(f"model: {result.model_name}")
+    print(f"stopped: {result.history.stop_reason}")
+    print(f"best validation accuracy: {result.best_val_accuracy:.1%}")
+    print(f"\ntest set ({result.data_dir / 'test'}):\n{result.test}\n")
+    print("top-2 predictions:")
+    _print_predictions(result.predictions)
+    print(f"\ncheckpoint: {result.checkpoint}")
+    print(f"try: retinalnet predict --checkpoint {result.checkpoint} {result.data_dir / 'test'}")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from retinalnet.datasets import KermanyOCT
+    from retinalnet.models import create_model
+    from retinalnet.training import ClassificationTask, EarlyStopping, FeatureCacheConfig, Trainer
+    from retinalnet.transforms import Preprocessing
+
+    preprocessing = Preprocessing(size=args.size, reduced_decode=args.reduced_decode)
+    if args.manifest is not None:
+        train = KermanyOCT.from_manifest(args.manifest, "train", root=args.data)
+        val = KermanyOCT.from_manifest(args.manifest, "val", root=args.data)
+    else:
+        train = KermanyOCT(args.data, "train")
+        val = KermanyOCT(args.data, "val")
+    model = create_model(args.arch, weights=args.weights, preprocessing=preprocessing)
+    task = ClassificationTask(lr=args.lr, balance=None if args.balance == "none" else args.balance)
+    cache: bool | FeatureCacheConfig = False
+    if args.feature_cache is not False:
+        folder = None if args.feature_cache is True else Path(args.feature_cache)
+        cache = FeatureCacheConfig(cache_dir=folder, views=args.cache_views)
+    elif args.cache_views:
+        raise ValueError("--cache-views N needs --feature-cache (it caches augmented copies)")
+    trainer = Trainer(
+        model,
+        task,
+        callbacks=[EarlyStopping(patience=args.patience)],
+        max_epochs=args.epochs,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        device=args.device,
+        precision=args.precision,
+        feature_cache=cache,
+        out_dir=args.out,
+        overwrite=args.overwrite,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    history = trainer.fit(train, val, resume_from=args.resume)
+    csv_path = history.to_csv(args.out / "history.csv")
+    print(f"stopped: {history.stop_reason}")
+    print(f"validation ({len(val)} images):\n{trainer.evaluate(val)}")
+    print(f"best model: {args.out / 'best.pt'}  history: {csv_path}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from retinalnet.checkpoint import load_checkpoint
+    from retinalnet.datasets import KermanyOCT
+    from retinalnet.training import evaluate
+
+    model = load_checkpoint(args.checkpoint).build_model()
+    data = KermanyOCT(args.data, args.split)
+    result = evaluate(
+        model,
+        data,
+        batch_size=args.batch_size,
+        device=args.device,
+        tta=args.tta,
+        precision=args.precision,
+        num_workers=args.workers,
+        feature_cache=args.feature_cache,
+    )
+    report = result.report(bootstrap=args.bootstrap)
+    data_out = {**result.to_dict(), "tta": args.tta, "report": report.to_dict()}
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(data_out, indent=2, allow_nan=False) + "\n")
+    if args.plots is not None:
+        from retinalnet.plots import plot_confusion_matrix
+
+        args.plots.mkdir(parents=True, exist_ok=True)
+        plot_confusion_matrix(result, save=args.plots / "confusion_matrix.png")
+        plot_confusion_matrix(
+            result, normalize=True, save=args.plots / "confusion_matrix_normalized.png"
+        )
+    if args.json:
+        print(json.dumps(data_out, indent=2))
+    else:
+        print(f"{args.split} split of {args.data}:\n{result}\n\n{report}")
+    return 0
+
+
+def _print_predictions(predictions: Sequence[Prediction]) -> None:
+    for prediction in predictions:
+        scores = "  ".join(f"{c.name} {c.probability:6.1%}" for c in prediction.top)
+        print(f"{prediction.source}  {scores}")
+
+
+def _write_cams(
+    predictor: Predictor, images: Sequence[Path], predictions: Sequence[Prediction], folder: Path
+) -> None:
+    """One Grad-CAM overlay PNG per image, of its predicted class, named after the image."""
+    from retinalnet.plots import plot_gradcam
+
+    folder.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    for path, prediction in zip(images, predictions, strict=True):
+        name = f"{path.stem}_cam.png"
+        if name in used:  # same file name in two folders
+            name = f"{path.stem}_{len(used)}_cam.png"
+        used.add(name)
+        # the file itself: decoded as the model's preprocessing says, the map at full size
+        heatmap = predictor.gradcam(path, class_index=prediction.top[0].index)
+        title = f"{path.name}: {prediction.label} {prediction.probability:.1%}"
+        plot_gradcam(path, heatmap, title=title, save=folder / name)
+    logger.info("Grad-CAM overlays: %s", folder)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from retinalnet.datasets import find_images
+    from retinalnet.predictor import Predictor
+
+    images: list[Path] = []
+    for path in args.paths:
+        images.extend(find_images(path) if path.is_dir() else [path])
+    if not images:
+        searched = ", ".join(map(str, args.paths))
+        raise ValueError(f"no images (.jpeg, .jpg, .png) found in {searched}")
+    predictor = Predictor.from_checkpoint(
+        args.checkpoint,
+        device=args.device,
+        batch_size=args.batch_size,
+        tta=args.tta,
+        precision=args.precision,
+        num_workers=args.workers,
+    )
+    predictions = predictor.topk(list(images), k=args.k)
+    if args.cam is not None:
+        _write_cams(predictor, images, predictions, args.cam)
+    if args.json:
+        print(json.dumps([p.to_dict() for p in predictions], indent=2))
+    else:
+        _print_predictions(predictions)
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from retinalnet.models import list_models, model_info
+
+    infos = [model_info(name) for name in list_models()]
+    if args.json:
+        print(json.dumps([info.to_dict() for info in infos], indent=2))
+        return 0
+    print(f"{'name':<19}{'parameters':>12}{'trainable':>11}{'GFLOPs':>8}  description")
+    for info in infos:
+        gflops = "?" if info.gflops is None else f"{info.gflops:.2f}"
+        print(
+            f"{info.name:<19}{info.parameters:>12,}{info.trainable:>11,}{gflops:>8}  "
+            f"{info.description}"
+        )
+    print("\n4 classes, default head and freeze; GFLOPs at 224 px (multiply-adds)")
+    return 0
