@@ -16,7 +16,7 @@ from PIL import Image
 
 from retinalnet._core.files import file_digest
 from retinalnet.datasets import KERMANY_CLASSES, AuditReport, DuplicateGroup, audit
-from retinalnet.datasets._audit import ProblemFiles, bit_depth
+from retinalnet.datasets._audit_report import ProblemFiles, bit_depth
 
 
 def _noise_jpeg(path: Path, seed: int, mode: str = "L", fmt: str = "JPEG") -> None:

@@ -6,9 +6,9 @@ from retinalnet._core.classes import KERMANY_CLASSES as KERMANY_CLASSES
 from retinalnet._core.classes import KERMANY_SPLITS as KERMANY_SPLITS
 from retinalnet._core.images import UnreadableImageError as UnreadableImageError
 from retinalnet._core.images import load_image as load_image
-from retinalnet.datasets._audit import AuditReport as AuditReport
-from retinalnet.datasets._audit import DuplicateGroup as DuplicateGroup
 from retinalnet.datasets._audit import audit as audit
+from retinalnet.datasets._audit_report import AuditReport as AuditReport
+from retinalnet.datasets._audit_report import DuplicateGroup as DuplicateGroup
 from retinalnet.datasets._explore import ImageCounts as ImageCounts
 from retinalnet.datasets._explore import SizeStats as SizeStats
 from retinalnet.datasets._explore import count_images as count_images
