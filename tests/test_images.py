@@ -312,6 +312,16 @@ def test_premultiplied_alpha_is_undone_before_it_is_dropped():
     assert (gray.mode, gray.getpixel((0, 0))) == ("L", 199)
 
 
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("transparency", [2, bytes([255, 255, 0] + [255] * 253)])
+def test_palette_transparency_is_dropped_quietly(transparency):
+    image = Image.new("P", (40, 40), 2)
+    image.putpalette([0, 0, 0, 255, 0, 0, 10, 20, 30] + [0] * 759)
+    image.info["transparency"] = transparency
+    converted = to_model_mode(image)
+    assert (converted.mode, converted.getpixel((0, 0))) == ("RGB", (10, 20, 30))
+
+
 @pytest.mark.parametrize("mode", ["L", "RGB"])
 def test_gray_and_rgb_images_pass_without_a_copy(mode):
     image = Image.new(mode, (40, 40))

@@ -55,7 +55,7 @@ _DRAFT_SLACK = 0.95
 _FULL_16_BIT = 65535
 _LOW_16_BIT = 4096  # a 16-bit image whose brightest pixel is below this holds 12 bits or fewer
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
-_TO_RGB = ("P", "PA", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV")
+_TO_RGB = ("RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV")
 
 _MESSAGE = re.compile(r"cannot read image ('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"): ([^\n]*)")
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
@@ -361,7 +361,7 @@ def _model_mode(image: Image.Image, name: str) -> Image.Image:
         return image.convert("L")
     if mode in ("LA", "La"):
         return image.convert("LA").getchannel(0)
-    if mode == "RGBa":
+    if mode in ("RGBa", "P", "PA"):  # through RGBA: no PIL warning about palette transparency
         return image.convert("RGBA").convert("RGB")
     if mode in _TO_RGB:
         return image.convert("RGB")
@@ -400,8 +400,8 @@ def _float(pixels: np.ndarray[Any, Any]) -> Image.Image:
     finite = np.isfinite(pixels)
     if not finite.all():
         raise _UnusablePixelsError(
-            f"{int((~finite).sum())} of its {pixels.size} pixels are NaN or infinite; a "
-            "model cannot be given them"
+            f"{int((~finite).sum())} of its {pixels.size} pixels are NaN or infinite; "
+            "expected finite values"
         )
     low, high = float(pixels.min()), float(pixels.max())
     if low >= 0 and high <= 1:
