@@ -266,6 +266,8 @@ def _open(file: Path) -> Image.Image:
     PIL refuses files claiming more than twice ``Image.MAX_IMAGE_PIXELS`` pixels and only
     warns between once and twice the limit; both are refused here, at the limit.
     """
+    # catch_warnings swaps the process's warning filters for the call: DataLoader workers are
+    # processes, and retinalnet decodes in no thread of its own
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -276,12 +278,11 @@ def _open(file: Path) -> Image.Image:
 
 def _bomb_reason(error: Exception) -> str:
     found = _BOMB_PIXELS.search(str(error))
-    claimed = f"{int(found.group(1)) / 1e6:,.0f} megapixels" if found else "too many pixels"
-    limit = Image.MAX_IMAGE_PIXELS or 0
+    claimed = f"{int(found.group(1)):,} pixels" if found else "more pixels"
     return (
         f"possible decompression bomb: its header claims {claimed}, more than the limit of "
-        f"{limit / 1e6:,.0f} megapixels (PIL.Image.MAX_IMAGE_PIXELS); if the file is a "
-        "genuine image, raise that limit before reading it"
+        f"{Image.MAX_IMAGE_PIXELS or 0:,} pixels (PIL.Image.MAX_IMAGE_PIXELS); if the file "
+        "is a genuine image, raise that limit before reading it"
     )
 
 
