@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import io
+import os
+import pickle
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +24,14 @@ from _training_helpers import (
     snapshot,
     tiny_cnn,
 )
-from retinalnet.checkpoint import CHECKPOINT_FORMAT, Checkpoint, load_checkpoint, save_checkpoint
+from retinalnet._core import files
+from retinalnet.checkpoint import (
+    CHECKPOINT_FORMAT,
+    Checkpoint,
+    CheckpointWriteError,
+    load_checkpoint,
+    save_checkpoint,
+)
 from retinalnet.models import Classifier, small_cnn
 from retinalnet.transforms import Preprocessing
 
@@ -218,6 +229,131 @@ def test_a_failed_write_leaves_the_previous_file_intact(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]
     monkeypatch.undo()
     assert load_checkpoint(path).epoch == 1
+
+
+class _FullDisk(io.FileIO):
+    """A file on a disk with 4 KiB left: the write that passes it fails with ENOSPC."""
+
+    def write(self, data: Any) -> int:
+        if self.tell() + len(data) > 4096:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return super().write(data)
+
+
+def _full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(files.os, "fdopen", lambda fd, mode: _FullDisk(fd, "wb"))
+
+
+def _quoted(path: Path) -> str:
+    return re.escape(repr(str(path)))
+
+
+def test_a_full_disk_names_the_file_the_cause_and_the_epoch_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = save_checkpoint(tmp_path / "last.pt", tiny_cnn(), epoch=6)
+    before = path.read_bytes()
+    _full_disk(monkeypatch)
+    with pytest.raises(
+        CheckpointWriteError,
+        match=rf"^cannot write checkpoint {_quoted(path)} \(epoch 7\): no space left on device "
+        r"\[ENOSPC\]; the checkpoint there before is untouched and holds epoch 6\. Free some "
+        r"disk space or write elsewhere$",
+    ) as info:
+        save_checkpoint(path, tiny_cnn(seed=1), epoch=7)
+    monkeypatch.undo()
+    error = info.value
+    assert isinstance(error, OSError)
+    assert (error.errno, error.path, error.epoch, error.epoch_on_disk) == (
+        errno.ENOSPC,
+        path,
+        7,
+        6,
+    )
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left
+    assert load_checkpoint(path).epoch == 6
+
+
+def test_a_full_disk_on_the_first_checkpoint_says_there_is_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _full_disk(monkeypatch)
+    with pytest.raises(
+        CheckpointWriteError,
+        match=r"\(epoch 1\): no space left on device \[ENOSPC\]; there was no checkpoint there "
+        r"before, and there is none now\.",
+    ) as info:
+        save_checkpoint(tmp_path / "best.pt", tiny_cnn(), epoch=1)
+    assert info.value.epoch_on_disk is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_there_that_is_no_checkpoint_is_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "best.pt"
+    path.write_bytes(b"notes, not a checkpoint")
+    _full_disk(monkeypatch)
+    with pytest.raises(
+        CheckpointWriteError, match=r"\[ENOSPC\]; the file there before is untouched\."
+    ):
+        save_checkpoint(path, tiny_cnn(), epoch=3)
+    assert path.read_bytes() == b"notes, not a checkpoint"
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [(errno.EACCES, r"permission denied \[EACCES\]; the checkpoint there before is untouched "
+      r"and holds epoch 2\. Check the folder's permissions or write elsewhere$"),
+     (errno.EROFS, r"read-only file system \[EROFS\]; the checkpoint there before is "
+      r"untouched and holds epoch 2\. Write to a writable file system$")],
+    ids=["permission", "read-only-file-system"],
+)  # fmt: skip
+def test_a_refused_write_names_the_cause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, words: str
+) -> None:
+    path = save_checkpoint(tmp_path / "best.pt", tiny_cnn(), epoch=2)
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", refused)
+    with pytest.raises(CheckpointWriteError, match=rf"\(epoch 3\): {words}"):
+        save_checkpoint(path, tiny_cnn(), epoch=3)
+
+
+def test_a_read_only_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "runs"
+    path = save_checkpoint(folder / "best.pt", tiny_cnn(), epoch=4)
+    folder.chmod(0o555)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as root: a read-only folder does not stop writes here")
+        with pytest.raises(
+            CheckpointWriteError,
+            match=rf"^cannot write checkpoint {_quoted(path)} \(epoch 5\): permission denied "
+            r"\[EACCES\]; the checkpoint there before is untouched and holds epoch 4\.",
+        ):
+            save_checkpoint(path, tiny_cnn(), epoch=5)
+    finally:
+        folder.chmod(0o755)
+    assert load_checkpoint(path).epoch == 4
+
+
+def test_checkpoint_write_error_survives_pickling(tmp_path: Path) -> None:
+    error = CheckpointWriteError(
+        tmp_path / "b.pt", "no space left on device [ENOSPC]", 28, 7, True, 6
+    )
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is CheckpointWriteError
+    assert (str(copy), copy.errno, copy.path, copy.epoch, copy.epoch_on_disk) == (
+        str(error),
+        28,
+        tmp_path / "b.pt",
+        7,
+        6,
+    )
 
 
 def test_save_checkpoint_needs_a_classifier(tmp_path: Path) -> None:

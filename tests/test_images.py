@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pickle
 import re
+import struct
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +15,15 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from retinalnet._core.images import draft_scale
+from _training_helpers import tiny_cnn
+from retinalnet._core.images import (
+    MIN_IMAGE_SIDE,
+    SMALL_IMAGE_SIDE,
+    coerce_image,
+    draft_scale,
+    image_size,
+    to_model_mode,
+)
 from retinalnet.datasets import (
     KermanyOCT,
     UnreadableImageError,
@@ -20,6 +31,7 @@ from retinalnet.datasets import (
     load_image,
     render_bscan,
 )
+from retinalnet.predictor import Predictor
 from retinalnet.transforms import Preprocessing
 
 
@@ -42,22 +54,22 @@ def _quoted(path: Path) -> str:
 
 
 @pytest.mark.parametrize(("suffix", "mode"), [(".png", "L"), (".png", "RGB"), (".jpeg", "L")])
-def test_load_image_decodes_in_the_files_own_mode(tmp_path, suffix, mode):
-    source = _noise((24, 20), mode)
+def test_load_image_keeps_gray_and_rgb_files_as_they_are(tmp_path, suffix, mode):
+    source = _noise((48, 40), mode)
     path = tmp_path / f"scan{suffix}"
     source.save(path)
     image = load_image(path)
-    assert (image.mode, image.size) == (mode, (24, 20))
+    assert (image.mode, image.size) == (mode, (48, 40))
     if suffix == ".png":  # lossless: the very same pixels
         assert image.tobytes() == source.tobytes()
 
 
 def test_load_image_reads_the_pixels_at_once(tmp_path):
     path = tmp_path / "scan.png"
-    _noise((16, 12)).save(path)
+    _noise((48, 40)).save(path)
     image = load_image(str(path))
     path.unlink()  # a lazily opened image could no longer read its pixels
-    assert image.tobytes() == _noise((16, 12)).tobytes()
+    assert image.tobytes() == _noise((48, 40)).tobytes()
 
 
 def _missing(folder: Path) -> Path:
@@ -135,6 +147,24 @@ def test_dataloader_worker_error_keeps_its_type_and_path(tree_with_truncated_jpe
     assert info.value.reason.startswith("corrupt or truncated")
 
 
+def test_dataloader_worker_error_arrives_as_the_same_one_line_error(tree_with_truncated_jpeg):
+    path = tree_with_truncated_jpeg / "train" / "DME" / "DME-2-1.jpeg"
+    with pytest.raises(UnreadableImageError) as here:
+        load_image(path)
+    data = KermanyOCT(tree_with_truncated_jpeg, "train")
+    with pytest.raises(UnreadableImageError) as there:
+        list(DataLoader(data, batch_size=1, num_workers=1, collate_fn=list))
+    assert str(there.value) == str(here.value)
+    assert "\n" not in str(there.value)
+    assert any("DataLoader worker" in note for note in getattr(there.value, "__notes__", [""]))
+
+
+def test_a_message_that_is_not_ours_is_kept_whole():
+    error = UnreadableImageError("something else went wrong\nover two lines")
+    assert (error.path, error.reason) == (None, "something else went wrong\nover two lines")
+    assert str(pickle.loads(pickle.dumps(error))) == str(error)
+
+
 # --- reduced-scale JPEG decoding ------------------------------------------------------------
 
 
@@ -199,3 +229,355 @@ def test_draft_decode_on_the_real_sample_stays_close_to_full_decode(kermany_samp
     assert len(differences) == 80
     assert sum(differences) / len(differences) < 2.0  # grey levels, over the sample
     assert max(differences) < 5.0  # the worst single scan
+
+
+# --- the one gate: every PIL mode to "L" or "RGB" -------------------------------------------
+
+
+def _gray_ramp(size: tuple[int, int] = (64, 48)) -> np.ndarray:
+    """8-bit grey levels covering 0 to 255, shape (height, width)."""
+    width, height = size
+    return (np.arange(width * height).reshape(height, width) * 255 // (width * height - 1)).astype(
+        np.uint8
+    )
+
+
+def _i16(values: np.ndarray, mode: str = "I;16") -> Image.Image:
+    dtype = {"I;16": "<u2", "I;16L": "<u2", "I;16B": ">u2", "I;16N": "=u2"}[mode]
+    height, width = values.shape
+    return Image.frombytes(mode, (width, height), values.astype(dtype).tobytes())
+
+
+RAMP = _gray_ramp()
+RGB_PIXELS = np.random.default_rng(3).integers(0, 256, (48, 64, 3), np.uint8)
+
+
+def _rgba(alpha: int) -> Image.Image:
+    pixels = np.dstack([RGB_PIXELS, np.full(RAMP.shape, alpha, np.uint8)])
+    return Image.fromarray(pixels, "RGBA")
+
+
+# (make the image, the mode it becomes, the grey levels / colours it must hold)
+MODES: dict[str, tuple[Callable[[], Image.Image], str, np.ndarray]] = {
+    "L": (lambda: Image.fromarray(RAMP), "L", RAMP),
+    "RGB": (lambda: Image.fromarray(RGB_PIXELS), "RGB", RGB_PIXELS),
+    "1": (lambda: Image.fromarray(RAMP >= 128).convert("1"), "L", np.where(RAMP >= 128, 255, 0)),
+    "LA-opaque": (lambda: Image.fromarray(RAMP).convert("LA"), "L", RAMP),
+    "LA-transparent": (
+        lambda: Image.merge("LA", [Image.fromarray(RAMP), Image.new("L", (64, 48), 0)]),
+        "L",
+        RAMP,
+    ),
+    "RGBA-opaque": (lambda: _rgba(255), "RGB", RGB_PIXELS),
+    "RGBA-transparent": (lambda: _rgba(0), "RGB", RGB_PIXELS),
+    "RGBX": (lambda: Image.fromarray(RGB_PIXELS).convert("RGBX"), "RGB", RGB_PIXELS),
+    "P-gray-palette": (lambda: Image.fromarray(RAMP).convert("P"), "RGB", np.dstack([RAMP] * 3)),
+    "P-colour": (
+        lambda: Image.fromarray(RGB_PIXELS).quantize(256),
+        "RGB",
+        np.asarray(Image.fromarray(RGB_PIXELS).quantize(256).convert("RGB")),
+    ),
+    "I;16": (lambda: _i16(RAMP.astype(np.uint32) * 257), "L", RAMP),
+    "I;16L": (lambda: _i16(RAMP.astype(np.uint32) * 257, "I;16L"), "L", RAMP),
+    "I;16B": (lambda: _i16(RAMP.astype(np.uint32) * 257, "I;16B"), "L", RAMP),
+    "I;16N": (lambda: _i16(RAMP.astype(np.uint32) * 257, "I;16N"), "L", RAMP),
+    "I-8-bit-values": (lambda: Image.fromarray(RAMP.astype(np.int32)), "L", RAMP),
+    "I-16-bit-values": (lambda: Image.fromarray(RAMP.astype(np.int32) * 257), "L", RAMP),
+    "I-signed": (lambda: Image.fromarray(RAMP.astype(np.int32) * 1000 - 70_000), "L", RAMP),
+    "F-0-1": (lambda: Image.fromarray(RAMP.astype(np.float32) / 255), "L", RAMP),
+    "F-other-range": (lambda: Image.fromarray(RAMP.astype(np.float32) / 10 - 3), "L", RAMP),
+}
+
+
+@pytest.mark.parametrize("case", list(MODES))
+def test_every_mode_becomes_gray_or_rgb_with_its_meaning(case):
+    make, mode, expected = MODES[case]
+    image = to_model_mode(make())
+    assert image.mode == mode
+    assert np.array_equal(np.asarray(image), expected)
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "YCbCr", "LAB", "HSV"])
+def test_colour_spaces_become_rgb_by_pils_conversion(mode):
+    source = Image.fromarray(RGB_PIXELS).convert(mode)
+    image = to_model_mode(source)
+    assert image.mode == "RGB"
+    assert image.tobytes() == source.convert("RGB").tobytes()
+
+
+def test_premultiplied_alpha_is_undone_before_it_is_dropped():
+    image = to_model_mode(Image.new("RGBa", (16, 16), (50, 25, 10, 128)))
+    assert (image.mode, image.getpixel((0, 0))) == ("RGB", (99, 49, 19))
+    gray = to_model_mode(Image.new("La", (16, 16), (100, 128)))
+    assert (gray.mode, gray.getpixel((0, 0))) == ("L", 199)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("transparency", [2, bytes([255, 255, 0] + [255] * 253)])
+def test_palette_transparency_is_dropped_quietly(transparency):
+    image = Image.new("P", (40, 40), 2)
+    image.putpalette([0, 0, 0, 255, 0, 0, 10, 20, 30] + [0] * 759)
+    image.info["transparency"] = transparency
+    converted = to_model_mode(image)
+    assert (converted.mode, converted.getpixel((0, 0))) == ("RGB", (10, 20, 30))
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_gray_and_rgb_images_pass_without_a_copy(mode):
+    image = Image.new(mode, (40, 40))
+    assert to_model_mode(image) is image
+    assert coerce_image(image) is image
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: _i16(RAMP.astype(np.uint32) * 16), r"a 16-bit image whose brightest pixel is "
+         r"4080 of 65535 \(12-bit data\?\): rescaled by the 16-bit range it would be nearly "
+         r"black \(at most 16 of 255\)\. Rescale it to 8 bits by the scanner's real bit depth"),
+        (lambda: _i16(np.zeros((48, 64))),
+         r"a 16-bit image whose brightest pixel is 0 of 65535 \(all black\)"),
+        (lambda: Image.fromarray(RAMP.astype(np.int32) * 10),
+         r"a 32-bit integer image read as 16-bit whose brightest pixel is 2550 of 65535"),
+        (lambda: Image.fromarray(np.full((48, 64), np.nan, np.float32)),
+         r"3072 of its 3072 pixels are NaN or infinite"),
+        (lambda: Image.fromarray(np.where(RAMP > 250, np.inf, 0.5).astype(np.float32)),
+         r"\d+ of its 3072 pixels are NaN or infinite"),
+        (lambda: Image.fromarray(np.full((48, 64), 7.0, np.float32)),
+         r"every pixel is 7: a constant image outside \[0, 1\] has no range to rescale"),
+    ],
+    ids=["12-bit-in-16", "16-bit-black", "I-12-bit", "F-nan", "F-inf", "F-constant"],
+)  # fmt: skip
+def test_pixels_without_a_meaning_are_refused_naming_the_image(make, message):
+    with pytest.raises(ValueError, match=rf"^cannot use image 3: {message}"):
+        to_model_mode(make(), "image 3")
+    with pytest.raises(ValueError, match=rf"^cannot use image 3: {message}"):
+        coerce_image(make(), name="image 3")
+
+
+def test_a_16_bit_png_gives_the_model_the_input_of_the_same_scan_in_8_bits(tmp_path):
+    """The 0.1 bug: PIL's convert("RGB") clipped an I;16 scan, ~99% of the pixels white."""
+    scan, _ = render_bscan("DRUSEN", np.random.default_rng(5), size=(248, 256))
+    gray_path = tmp_path / "scan-8.png"
+    Image.fromarray(scan).save(gray_path)
+    # what a 16-bit export holds: the 8-bit level times 257, plus sub-level detail
+    detail = np.random.default_rng(6).integers(-128, 129, scan.shape)
+    deep = np.clip(scan.astype(np.int64) * 257 + detail, 0, 65535)
+    deep_path = tmp_path / "scan-16.png"
+    _i16(deep).save(deep_path)
+    assert Image.open(deep_path).mode == "I;16"
+    assert load_image(deep_path).mode == "L"
+    prep = Preprocessing(size=224)
+    std = torch.tensor(prep.std).view(3, 1, 1)
+    grey_levels = ((prep.prepare(deep_path) - prep.prepare(gray_path)) * std * 255).abs()
+    assert float(grey_levels.max()) <= 1.0 + 1e-4
+    clipped = np.asarray(Image.open(deep_path).convert("L"))
+    assert (clipped == 255).mean() > 0.9  # what 0.1 gave the model
+
+
+def test_a_12_bit_scan_in_a_16_bit_file_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "dicom-export.png"
+    _i16(RAMP.astype(np.uint32) * 16).save(path)
+    with pytest.raises(
+        UnreadableImageError, match=rf"^cannot read image {_quoted(path)}: a 16-bit image whose"
+    ) as info:
+        load_image(path)
+    assert "(12-bit data?)" in info.value.reason
+
+
+def test_a_float_tiff_with_nan_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "scan.tiff"
+    pixels = RAMP.astype(np.float32) / 255
+    pixels[3, 4] = np.nan
+    Image.fromarray(pixels).save(path)
+    with pytest.raises(
+        UnreadableImageError,
+        match=rf"^cannot read image {_quoted(path)}: 1 of its 3072 pixels are NaN or infinite",
+    ):
+        load_image(path)
+
+
+# --- tensors --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tensor", "message"),
+    [
+        (torch.full((40, 40), float("nan")), r"image 0 has 1600 NaN or infinite values of 1600"),
+        (torch.zeros(3, 40, 40).index_fill_(2, torch.tensor([5]), float("inf")),
+         r"image 0 has 120 NaN or infinite values of 4800"),
+        (torch.full((1, 40, 40), float("-inf"), dtype=torch.float16),
+         r"image 0 has 1600 NaN or infinite values"),
+        (torch.zeros(40, 40, dtype=torch.int32),
+         r"image 0 has dtype torch\.int32; expected uint8 or float\. A tensor carries no bit "
+         r"depth: convert it to float in \[0, 1\] yourself \(tensor / 65535 for 16-bit"),
+        (torch.zeros(40, 40, dtype=torch.int16), r"image 0 has dtype torch\.int16"),
+        (torch.zeros(40, 40, dtype=torch.uint16), r"image 0 has dtype torch\.uint16"),
+    ],
+    ids=["nan", "inf", "float16-inf", "int32", "int16", "uint16"],
+)  # fmt: skip
+def test_tensors_without_a_meaning_are_refused(tensor, message):
+    with pytest.raises(ValueError, match=rf"^{message}"):
+        coerce_image(tensor, name="image 0")
+
+
+def test_a_nan_tensor_gets_an_error_not_a_class():
+    """The 0.1 bug: a NaN-filled tensor was accepted and given a confident class."""
+    predictor = Predictor(tiny_cnn(seed=1).eval(), device="cpu", precision="fp32")
+    with pytest.raises(ValueError, match=r"image 0 has 1600 NaN or infinite values"):
+        predictor.topk(torch.full((40, 40), float("nan")))
+
+
+def test_float_tensors_are_rounded_to_the_nearest_grey_level():
+    levels = torch.from_numpy(RAMP)
+    for tensor in (levels.float() / 255, levels.double() / 255, levels.half() / 255):
+        assert np.array_equal(np.asarray(coerce_image(tensor)), RAMP)
+
+
+# --- sizes ----------------------------------------------------------------------------------
+
+
+def test_the_documented_sizes():
+    assert (MIN_IMAGE_SIDE, SMALL_IMAGE_SIDE) == (8, 32)
+
+
+@pytest.mark.parametrize("size", [(7, 40), (40, 7), (1, 1), (512, 1)])
+def test_images_smaller_than_the_minimum_are_refused_at_every_door(tmp_path, size):
+    width, height = size
+    expected = rf"it is {width} x {height} pixels; images need both sides of at least 8 pixels"
+    path = tmp_path / "thumb.png"
+    Image.new("L", size).save(path)
+    with pytest.raises(UnreadableImageError, match=rf"^cannot read image {_quoted(path)}: "):
+        load_image(path)
+    with pytest.raises(UnreadableImageError, match=expected):
+        coerce_image(path)
+    with pytest.raises(ValueError, match=rf"^cannot use image 1: {expected}"):
+        coerce_image(Image.new("RGB", size), name="image 1")
+    with pytest.raises(ValueError, match=rf"^cannot use image 1: {expected}"):
+        coerce_image(torch.zeros(height, width, dtype=torch.uint8), name="image 1")
+
+
+def test_an_empty_tensor_is_refused():
+    with pytest.raises(ValueError, match=r"it is 40 x 0 pixels"):
+        coerce_image(torch.zeros(0, 40))
+
+
+@pytest.mark.filterwarnings("ignore:skipping unreadable image")
+def test_the_skip_policy_skips_a_too_small_image(make_tree):
+    root = make_tree({"train/CNV": ["CNV-1-1.png"], "train/DME": ["DME-2-1.png"]})
+    Image.new("L", (4, 4)).save(root / "train" / "CNV" / "CNV-1-1.png")
+    data = KermanyOCT(root, "train", on_error="skip")
+    with pytest.warns(RuntimeWarning, match=r"CNV-1-1\.png' \(it is 4 x 4 pixels"):
+        image, target = data[0]
+    assert (image.size, target) == ((40, 36), 1)
+
+
+@pytest.mark.parametrize("size", [(31, 200), (8, 8), (200, 16)])
+def test_small_images_are_accepted_with_a_warning(tmp_path, size):
+    path = tmp_path / "small.png"
+    Image.new("L", size).save(path)
+    message = rf"is only {size[0]} x {size[1]} pixels, smaller than the smallest model input"
+    with pytest.warns(UserWarning, match=rf"^{_quoted(path)} {message}"):
+        assert load_image(path).size == size
+    with pytest.warns(UserWarning, match=rf"^image 2 {message}"):
+        coerce_image(torch.zeros(size[1], size[0]), name="image 2")
+
+
+# --- decompression bombs --------------------------------------------------------------------
+
+
+def _png_header(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims ``width x height`` pixels, with no pixel data to speak of."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body)
+    return path
+
+
+BOMB = (
+    r"possible decompression bomb: its header claims 900,000,000 pixels, more than the limit "
+    r"of 89,478,485 pixels \(PIL\.Image\.MAX_IMAGE_PIXELS\); if the file is a genuine image, "
+    r"raise that limit before reading it$"
+)
+
+
+@pytest.mark.parametrize("read", [load_image, image_size, coerce_image, Preprocessing().prepare])
+def test_a_decompression_bomb_is_an_unreadable_image_naming_the_file(tmp_path, read):
+    path = _png_header(tmp_path / "bomb.png", 30000, 30000)
+    with pytest.raises(UnreadableImageError, match=rf"^cannot read image {_quoted(path)}: {BOMB}"):
+        read(path)
+
+
+def test_pils_warning_range_is_refused_too(tmp_path, monkeypatch):
+    """PIL only warns between its limit and twice it; the gate refuses from the limit."""
+    path = tmp_path / "scan.png"
+    _noise((40, 36)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1440 pixels: PIL would warn
+    with pytest.raises(
+        UnreadableImageError,
+        match=r"header claims 1,440 pixels, more than the limit of 1,000 pixels",
+    ):
+        load_image(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1440)
+    assert load_image(path).size == (40, 36)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # the documented way to lift it
+    assert load_image(path).size == (40, 36)
+
+
+@pytest.fixture
+def tree_with_bomb(make_tree):
+    root = make_tree({"train/CNV": ["CNV-1-1.jpeg"], "train/DME": ["DME-2-1.jpeg"]})
+    _png_header(root / "train" / "CNV" / "CNV-1-2.png", 30000, 30000)
+    return root
+
+
+def test_the_skip_policy_skips_a_decompression_bomb(tree_with_bomb):
+    data = KermanyOCT(tree_with_bomb, "train", on_error="skip")
+    assert [Path(path).name for path, _ in data.samples][1] == "CNV-1-2.png"
+    with pytest.warns(RuntimeWarning, match=r"skipping .*CNV-1-2\.png' \(possible decompression"):
+        image, target = data[1]
+    assert (image.size, target) == ((40, 36), 1)
+
+
+def test_a_decompression_bomb_in_a_dataloader_worker_arrives_as_one_line(tree_with_bomb):
+    data = KermanyOCT(tree_with_bomb, "train", transform=Preprocessing(size=32).eval_transform())
+    with pytest.raises(UnreadableImageError) as info:
+        list(DataLoader(data, batch_size=1, num_workers=1))
+    path = tree_with_bomb / "train" / "CNV" / "CNV-1-2.png"
+    assert re.fullmatch(rf"cannot read image {_quoted(path)}: {BOMB}", str(info.value))
+    assert info.value.path == path
+
+
+# --- EXIF orientation -----------------------------------------------------------------------
+
+
+def test_the_exif_orientation_is_ignored(tmp_path):
+    """As torchvision and OCT exporters do: the pixels are used as stored."""
+    plain, rotated = tmp_path / "plain.jpeg", tmp_path / "tagged.jpeg"
+    source = Image.fromarray(_gray_ramp((64, 40)))
+    source.save(plain, quality=95)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    source.save(rotated, quality=95, exif=exif)
+    assert Image.open(rotated).getexif()[0x0112] == 6
+    image = load_image(rotated)
+    assert image.size == (64, 40)
+    assert image.tobytes() == load_image(plain).tobytes()
+
+
+def test_a_mode_without_a_rule_is_refused_with_the_fix():
+    class FutureImage(Image.Image):
+        mode = "I;32"  # not a mode Pillow decodes today: the gate has no rule for it
+
+    with pytest.raises(
+        ValueError,
+        match=r"^cannot use image: PIL mode 'I;32' is not supported; convert it to 'L' "
+        r"\(grayscale\) or 'RGB' first$",
+    ):
+        to_model_mode(FutureImage())

@@ -103,6 +103,36 @@ def test_eval_transform_equals_the_tutorials_on_generated_images(mode):
     assert torch.equal(ours, tutorial_eval()(as_imagefolder_loaded(image)))
 
 
+def _as_16_bit(image: Image.Image) -> Image.Image:
+    """The same grey levels in a 16-bit image (times 257: 255 -> 65535), as an export holds."""
+    values = np.asarray(image, dtype=np.uint32) * 257
+    return Image.frombytes("I;16", image.size, values.astype("<u2").tobytes())
+
+
+def test_eval_transform_reads_a_16_bit_scan_as_its_8_bit_twin(oct_scan):
+    """0.1 converted I;16 with PIL's convert("RGB"): ~99% of the pixels clipped to white."""
+    deep = _as_16_bit(oct_scan)
+    pipeline = Preprocessing().eval_transform()
+    assert torch.equal(pipeline(deep), pipeline(oct_scan))
+    torch.manual_seed(0)
+    augmented = Preprocessing().train_transform()(deep)
+    torch.manual_seed(0)
+    assert torch.equal(augmented, Preprocessing().train_transform()(oct_scan))
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_the_mode_step_passes_gray_and_rgb_without_a_copy(mode):
+    step = Preprocessing().eval_transform().transforms[0]
+    image = colour_image((64, 48)).convert(mode)
+    assert step(image) is image
+
+
+def test_the_mode_step_refuses_nan_pixels():
+    image = Image.fromarray(np.full((48, 64), np.nan, np.float32))
+    with pytest.raises(ValueError, match=r"^cannot use image: 3072 of its 3072 pixels are NaN"):
+        Preprocessing().eval_transform()(image)
+
+
 def test_the_tutorials_color_jitter_leaves_images_unchanged(oct_scan):
     for image in (as_imagefolder_loaded(oct_scan), colour_image()):
         jittered = T.ColorJitter()(image)

@@ -22,16 +22,90 @@ from typing import Any
 import torch
 from torch import nn
 
-from retinalnet._core.files import atomic_write
+from retinalnet._core.files import FileWriteError, atomic_write, write_error_hint
 from retinalnet._version import __version__
 from retinalnet.models import Classifier, build_model
 from retinalnet.models._state_dict import state_dict_mismatches
 from retinalnet.transforms import Preprocessing
 
-__all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint"]
+__all__ = ["Checkpoint", "CheckpointWriteError", "load_checkpoint", "save_checkpoint"]
 
 CHECKPOINT_FORMAT = "retinalnet-checkpoint"
 _FORMAT_VERSION = 1
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written; the checkpoint there before is untouched.
+
+    The message names the file, the cause in words ("no space left on device [ENOSPC]",
+    "permission denied [EACCES]"), the epoch that could not be written, the epoch of the
+    checkpoint on disk instead, and how to fix it. The bytes go to a temporary file that
+    replaces the checkpoint only once complete, so a full disk or a refused write never
+    leaves a half-written or missing checkpoint behind.
+
+    Parameters
+    ----------
+    path
+        The checkpoint file.
+    reason
+        The cause in words.
+    code
+        The ``errno`` of the failure, ``None`` if unknown.
+    epoch
+        The epoch that could not be written.
+    previous
+        Whether a file was at ``path`` before (it is untouched).
+    epoch_on_disk
+        The epoch of the checkpoint left at ``path``; ``None`` if there is none, or it
+        could not be read.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The checkpoint file.
+    reason : str
+        The cause in words.
+    errno : int or None
+        The ``errno`` of the failure.
+    epoch : int
+        The epoch that could not be written.
+    epoch_on_disk : int or None
+        The epoch of the checkpoint on disk at ``path``.
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        reason: str,
+        code: int | None = None,
+        epoch: int = 0,
+        previous: bool = False,
+        epoch_on_disk: int | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        self.epoch = epoch
+        self.previous = previous
+        self.epoch_on_disk = epoch_on_disk
+        if not previous:
+            kept = "there was no checkpoint there before, and there is none now"
+        elif epoch_on_disk is None:
+            kept = "the file there before is untouched"
+        else:
+            kept = f"the checkpoint there before is untouched and holds epoch {epoch_on_disk}"
+        super().__init__(
+            f"cannot write checkpoint {str(self.path)!r} (epoch {epoch}): {reason}; {kept}. "
+            f"{write_error_hint(code)}"
+        )
+        self.errno = code  # str(self) stays the message: no strerror is set
+
+    def __reduce__(
+        self,
+    ) -> tuple[type[CheckpointWriteError], tuple[str, str, int | None, int, bool, int | None]]:
+        arguments = (str(self.path), self.reason, self.errno, self.epoch, self.previous)
+        return (type(self), (*arguments, self.epoch_on_disk))
 
 
 def save_checkpoint(
@@ -50,10 +124,20 @@ def save_checkpoint(
     the class names, the preprocessing, the history, the optimizer, scheduler and callback
     states, and the library version. It loads with ``torch.load(path, weights_only=True)``.
 
+    The file is written whole or not at all: the bytes go to a temporary file beside it,
+    which replaces ``path`` only once flushed to disk.
+
     Returns
     -------
     pathlib.Path
         The file written.
+
+    Raises
+    ------
+    CheckpointWriteError
+        If the disk or the operating system refuses the write (a full disk, no permission).
+        The checkpoint there before is untouched, and the message says which epoch it
+        holds.
     """
     if not isinstance(model, Classifier):
         raise TypeError(
@@ -79,7 +163,28 @@ def save_checkpoint(
         "scheduler": dict(scheduler_state) if scheduler_state is not None else None,
         "callbacks": dict(callback_states or {}),
     }
-    return atomic_write(out, lambda stream: torch.save(payload, stream))
+    try:
+        return atomic_write(out, lambda stream: torch.save(payload, stream))
+    except FileWriteError as error:
+        on_disk = _epoch_on_disk(out) if error.previous else None
+        raise CheckpointWriteError(
+            out, error.reason, error.errno, epoch, error.previous, on_disk
+        ) from error.__cause__
+
+
+def _epoch_on_disk(path: Path) -> int | None:
+    """The epoch of the retinalnet checkpoint at ``path``; ``None`` if it cannot be read.
+
+    Memory-mapped, so the weights are not read: the answer costs little even for a large
+    checkpoint on a full disk.
+    """
+    try:
+        data: Any = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # not a checkpoint, or unreadable: the message then says less
+        return None
+    if isinstance(data, dict) and data.get("format") == CHECKPOINT_FORMAT:
+        return int(data["epoch"])
+    return None
 
 
 @dataclass(frozen=True)

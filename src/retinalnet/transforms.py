@@ -18,7 +18,7 @@ from PIL import Image
 from torchvision import transforms as tvt
 
 from retinalnet._core.deprecation import module_getattr
-from retinalnet._core.images import ImageInput, coerce_image, load_image
+from retinalnet._core.images import ImageInput, coerce_image, load_image, to_model_mode
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Preprocessing"]
 
@@ -29,7 +29,9 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 
 class _GrayOrRGB:
-    """Keep a grayscale (``"L"``) image as it is and convert anything else to RGB.
+    """Keep an ``"L"`` or ``"RGB"`` image as it is (no copy) and convert any other mode by the
+    rules of :func:`~retinalnet._core.images.to_model_mode` (a 16-bit scan is rescaled by its
+    bit depth, not clipped to white).
 
     The steps that follow (resize, crop, rotation, flips) work on each channel alike, so a
     gray scan resized in one channel and repeated into three afterwards
@@ -38,7 +40,7 @@ class _GrayOrRGB:
     """
 
     def __call__(self, image: Image.Image) -> Image.Image:
-        return image if image.mode in ("L", "RGB") else image.convert("RGB")
+        return to_model_mode(image)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
 import tempfile
@@ -9,7 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "file_digest"]
+__all__ = [
+    "FileWriteError",
+    "atomic_write",
+    "file_digest",
+    "os_error_in_words",
+    "write_error_hint",
+]
 
 _CHUNK = 1 << 16
 
@@ -32,6 +40,78 @@ def file_digest(path: str | os.PathLike[str]) -> bytes:
     return digest.digest()
 
 
+class FileWriteError(OSError):
+    """A file could not be written; whatever was at its path before is left as it was.
+
+    Parameters
+    ----------
+    path
+        The file that was being written.
+    reason
+        The cause in words, ``"no space left on device [ENOSPC]"``.
+    code
+        The ``errno`` of the failure (``errno.ENOSPC``), ``None`` if unknown.
+    previous
+        Whether a file was at ``path`` before (it is untouched).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        reason: str,
+        code: int | None = None,
+        previous: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        self.previous = previous
+        kept = "the file there before is untouched" if previous else "nothing was written"
+        super().__init__(
+            f"cannot write {str(self.path)!r}: {reason}; {kept}. {write_error_hint(code)}"
+        )
+        self.errno = code  # str(self) stays the message: no strerror is set
+
+    def __reduce__(self) -> tuple[type[FileWriteError], tuple[str, str, int | None, bool]]:
+        return (type(self), (str(self.path), self.reason, self.errno, self.previous))
+
+
+_HINTS = {
+    errno.ENOSPC: "Free some disk space or write elsewhere",
+    errno.EDQUOT: "Free some of your disk quota or write elsewhere",
+    errno.EACCES: "Check the folder's permissions or write elsewhere",
+    errno.EPERM: "Check the folder's permissions or write elsewhere",
+    errno.EROFS: "Write to a writable file system",
+}
+
+
+def os_error_in_words(error: OSError) -> str:
+    """``"no space left on device [ENOSPC]"``: an OSError's cause, in words and by name."""
+    code = error.errno
+    if code is None:
+        return str(error)
+    words = os.strerror(code)
+    return f"{words[:1].lower()}{words[1:]} [{errno.errorcode.get(code, code)}]"
+
+
+def write_error_hint(code: int | None) -> str:
+    """How to fix a failed write, as a sentence, for the errors people meet (a full disk,
+    permissions)."""
+    return _HINTS.get(code or 0, "Check the path and the disk")
+
+
+def _os_error_of(error: BaseException) -> OSError | None:
+    """The OSError behind ``error``: itself, or its cause or context (torch.save reports a
+    failed write as a RuntimeError raised while handling the stream's OSError)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> Path:
     """Write a file through ``write(stream)`` so that it is never seen half-written.
 
@@ -43,17 +123,38 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
     -------
     pathlib.Path
         The file written.
+
+    Raises
+    ------
+    FileWriteError
+        If the disk or the operating system refuses the write (a full disk, no permission, a
+        read-only file system): the message names the path and the cause in words, says
+        that the file there before is untouched, and how to fix it.
+
+    .. versionchanged:: 0.2
+       Raises :class:`FileWriteError` naming the path and the cause.
     """
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     try:
+        previous = out.is_file()
+    except OSError:  # a folder we may not look into: nothing of ours will be there either
+        previous = False
+    temporary: Path | None = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        temporary = Path(name)
         with os.fdopen(handle, "wb") as stream:
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())
-        Path(temporary).replace(out)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        temporary.replace(out)
+    except BaseException as error:
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+        cause = _os_error_of(error)
+        if cause is None or not isinstance(error, Exception):
+            raise
+        raise FileWriteError(out, os_error_in_words(cause), cause.errno, previous) from error
     return out

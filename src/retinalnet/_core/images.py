@@ -1,39 +1,73 @@
 """Reading image files with errors that name the file, and the one gate every image input
-passes (:func:`coerce_image`)."""
+passes (:func:`coerce_image`): whatever comes in leaves as an ``"L"`` or ``"RGB"`` image of a
+plausible size, or is refused with an error that names it.
+
+The rules are in :func:`to_model_mode` (what each PIL mode becomes), :func:`coerce_image`
+(which tensors are refused) and :func:`load_image` (sizes, decompression bombs, EXIF), and
+together on the docs page "What retinalnet does with bad input".
+
+Why this module is long: it is the one input gate. Decoding, the size and bomb checks, the
+mode rules and the tensor checks share their private helpers and their error type, and every
+door (files, PIL images, tensors, data sets, DataLoader workers) must pass all of them; kept
+in one module, no door can skip a rule.
+"""
 
 from __future__ import annotations
 
 import ast
 import os
 import re
+import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeAlias, Union
+from typing import Any, TypeAlias, Union
 
+import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.functional import to_pil_image
 
 __all__ = [
+    "MIN_IMAGE_SIDE",
+    "SMALL_IMAGE_SIDE",
     "ImageInput",
     "UnreadableImageError",
     "coerce_image",
     "draft_scale",
     "image_size",
     "load_image",
+    "to_model_mode",
 ]
 
 ImageInput: TypeAlias = Union[str, "os.PathLike[str]", Image.Image, torch.Tensor]
 """A single image: a file path, a PIL image, or an image tensor ``(H, W)``, ``(1, H, W)`` or
 ``(3, H, W)``, uint8 or float in [0, 1] (not a normalised model input)."""
 
+MIN_IMAGE_SIDE = 8
+"""Images with a side shorter than this (pixels) are refused: no B-scan is that small."""
+
+SMALL_IMAGE_SIDE = 32
+"""Images with a side shorter than this (pixels, the smallest model input) are accepted with
+a warning: the model sees them upsampled, with little detail."""
+
 _DRAFT_SLACK = 0.95
+_FULL_16_BIT = 65535
+_LOW_16_BIT = 4096  # a 16-bit image whose brightest pixel is below this holds 12 bits or fewer
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+_TO_RGB = ("RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV")
 
 _MESSAGE = re.compile(r"cannot read image ('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"): ([^\n]*)")
+_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 
 
 class UnreadableImageError(OSError):
-    """An image file could not be opened or decoded.
+    """An image file could not be opened or decoded, or holds no usable image.
+
+    Raised for missing, corrupt and truncated files, decompression bombs, images smaller than
+    :data:`MIN_IMAGE_SIDE` and pixels without a meaning to give the model (see
+    :func:`load_image`). It is an :class:`OSError`, so ``KermanyOCT(on_error="skip")`` skips
+    every one of them.
 
     Parameters
     ----------
@@ -42,7 +76,8 @@ class UnreadableImageError(OSError):
     reason
         What went wrong, in a few words. When it is omitted, ``path`` is taken as a whole
         message: torch's DataLoader re-raises a worker's error as ``type(error)(text)``, and
-        the path is read back from that text.
+        the path and reason are read back from that text, so the error arrives in the main
+        process with the same one-line message (the worker's traceback is kept as a note).
 
     Attributes
     ----------
@@ -57,11 +92,15 @@ class UnreadableImageError(OSError):
         self.path: Path | None
         if reason is None:
             message = str(path)
-            match = _MESSAGE.search(message)
-            self.path = Path(ast.literal_eval(match.group(1))) if match else None
-            self.reason = match.group(2) if match else message
-            super().__init__(message)
-            return
+            matches = _MESSAGE.findall(message)
+            if not matches:
+                self.path, self.reason = None, message
+                super().__init__(message)
+                return
+            quoted, reason = matches[-1]  # the worker's own error line comes last
+            path = ast.literal_eval(quoted)
+            if message != f"cannot read image {quoted}: {reason}" and sys.version_info >= (3, 11):
+                self.add_note(message)  # the worker's traceback, shown below a traceback
         self.path = Path(path)
         self.reason = reason
         super().__init__(f"cannot read image {str(self.path)!r}: {reason}")
@@ -70,6 +109,10 @@ class UnreadableImageError(OSError):
         if self.path is None:
             return (type(self), (str(self), None))
         return (type(self), (str(self.path), self.reason))
+
+
+class _UnusablePixelsError(ValueError):
+    """Why a decoded image cannot be given to a model; the caller names the image."""
 
 
 def draft_scale(size: tuple[int, int], target_size: int) -> int:
@@ -113,15 +156,18 @@ def draft_scale(size: tuple[int, int], target_size: int) -> int:
 
 
 def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) -> Image.Image:
-    """Open and fully decode an image file.
+    """Open and fully decode an image file, as an ``"L"`` or ``"RGB"`` image.
 
     The pixels are read immediately (not lazily), so a truncated or corrupt file fails here,
-    with its path, rather than later inside a transform.
+    with its path, rather than later inside a transform. Every other mode is converted by
+    the rules of :func:`to_model_mode` (a 16-bit scan is rescaled by its bit depth, not
+    clipped). The EXIF orientation tag is ignored, as torchvision and OCT exporters do: the
+    pixels are used as stored, never rotated.
 
     Parameters
     ----------
     path
-        An image file PIL can read (JPEG and PNG for OCT scans).
+        An image file PIL can read (JPEG and PNG for OCT scans; 16-bit PNG and TIFF too).
     target_size
         The shorter side the image will be resized to next (``Preprocessing().resize``, 256
         by default). When given, a JPEG at least about twice as large is decoded at 1/2,
@@ -134,18 +180,31 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
     Returns
     -------
     PIL.Image.Image
-        The decoded image in its own mode (``"L"`` for Kermany scans).
+        The decoded image, ``"L"`` (Kermany scans) or ``"RGB"``.
 
     Raises
     ------
     UnreadableImageError
-        If the file is missing, is not an image, or is truncated or corrupt.
+        If the file is missing, is not an image, is truncated or corrupt, claims more pixels
+        than PIL's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, about 89
+        megapixels; set it higher, or to ``None``, to read such a file), has a side shorter
+        than :data:`MIN_IMAGE_SIDE` pixels, or holds pixels :func:`to_model_mode` refuses
+        (NaN, a 16-bit image holding 12-bit data). The message names the file.
+
+    Warns
+    -----
+    UserWarning
+        If a side is shorter than :data:`SMALL_IMAGE_SIDE` pixels.
 
     Examples
     --------
     >>> from retinalnet.datasets import load_image
     >>> image = load_image("CNV-1016042-1.jpeg")  # doctest: +SKIP
     >>> small = load_image("CNV-1016042-1.jpeg", target_size=256)  # doctest: +SKIP
+
+    .. versionchanged:: 0.2
+       Returns ``"L"`` or ``"RGB"`` images only; refuses decompression bombs, tiny images
+       and unusable pixels with :class:`UnreadableImageError`.
     """
     if target_size is not None and (
         isinstance(target_size, bool) or not isinstance(target_size, int) or target_size < 1
@@ -156,7 +215,8 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
         )
     file = Path(path)
     try:
-        with Image.open(file) as opened:
+        with _open(file) as opened:
+            size = opened.size
             if target_size is not None and opened.format == "JPEG":
                 scale = draft_scale(opened.size, target_size)
                 if scale > 1:
@@ -164,7 +224,8 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
                     opened.draft(opened.mode, (width // scale, height // scale))
             opened.load()
             image: Image.Image = opened.copy()
-            return image
+    except UnreadableImageError:
+        raise
     except FileNotFoundError:
         raise UnreadableImageError(file, "no such file") from None
     except IsADirectoryError:
@@ -173,6 +234,11 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
         raise UnreadableImageError(file, "not a recognised image format") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise UnreadableImageError(file, f"corrupt or truncated ({error})") from None
+    try:
+        _check_size(size, repr(str(file)))
+        return _model_mode(image, repr(str(file)))
+    except _UnusablePixelsError as error:
+        raise UnreadableImageError(file, str(error)) from None
 
 
 def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
@@ -181,14 +247,176 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     Raises
     ------
     UnreadableImageError
-        If the header cannot be read; the message names the file.
+        If the header cannot be read, or claims more pixels than PIL's decompression-bomb
+        limit (as in :func:`load_image`); the message names the file.
     """
     try:
-        with Image.open(path) as image:
+        with _open(Path(path)) as image:
             size: tuple[int, int] = image.size
+    except UnreadableImageError:
+        raise
     except OSError as error:
         raise UnreadableImageError(path, f"cannot read its header ({error})") from None
     return size
+
+
+def _open(file: Path) -> Image.Image:
+    """``Image.open(file)``, a decompression bomb turned into an error naming the file.
+
+    PIL refuses files claiming more than twice ``Image.MAX_IMAGE_PIXELS`` pixels and only
+    warns between once and twice the limit; both are refused here, at the limit.
+    """
+    # catch_warnings swaps the process's warning filters for the call: DataLoader workers are
+    # processes, and retinalnet decodes in no thread of its own
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            return Image.open(file)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            raise UnreadableImageError(file, _bomb_reason(error)) from None
+
+
+def _bomb_reason(error: Exception) -> str:
+    found = _BOMB_PIXELS.search(str(error))
+    claimed = f"{int(found.group(1)):,} pixels" if found else "more pixels"
+    return (
+        f"possible decompression bomb: its header claims {claimed}, more than the limit of "
+        f"{Image.MAX_IMAGE_PIXELS or 0:,} pixels (PIL.Image.MAX_IMAGE_PIXELS); if the file "
+        "is a genuine image, raise that limit before reading it"
+    )
+
+
+def _check_size(size: tuple[int, int], name: str) -> None:
+    width, height = size
+    if min(width, height) < MIN_IMAGE_SIDE:
+        raise _UnusablePixelsError(
+            f"it is {width} x {height} pixels; images need both sides of at least "
+            f"{MIN_IMAGE_SIDE} pixels (an OCT B-scan is about 512 x 496)"
+        )
+    if min(width, height) < SMALL_IMAGE_SIDE:
+        warnings.warn(
+            f"{name} is only {width} x {height} pixels, smaller than the smallest model "
+            f"input ({SMALL_IMAGE_SIDE} pixels): the model sees it upsampled, with little "
+            "detail; check that it is a whole B-scan",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def to_model_mode(image: Image.Image, name: str = "image") -> Image.Image:
+    """The image in ``"L"`` or ``"RGB"``, converted without changing what its pixels mean.
+
+    ``"L"`` and ``"RGB"`` images are returned as they are (no copy). Every other PIL mode:
+
+    - ``"1"``: ``"L"``, black 0 and white 255.
+    - ``"LA"``, ``"La"``: ``"L"``; ``"RGBA"``, ``"RGBa"``, ``"RGBX"``, ``"P"``, ``"PA"``:
+      ``"RGB"``. Transparency is dropped: every pixel keeps its stored grey or colour, as
+      PIL's ``convert`` does (premultiplied modes are un-premultiplied first).
+    - ``"CMYK"``, ``"YCbCr"``, ``"LAB"``, ``"HSV"``: ``"RGB"`` by PIL's conversion.
+    - 16-bit grayscale (``"I;16"``, ``"I;16L"``, ``"I;16B"``, ``"I;16N"``): ``"L"``,
+      rescaled by the bit depth, ``round(value * 255 / 65535)``; the same 0 to 65535 scale
+      for every scan, so intensities keep their meaning across scans (stretching each scan
+      by its own range would not). A 16-bit image whose brightest pixel is below 4096 holds
+      12-bit data or less (common in DICOM conversions) and would turn nearly black: it is
+      refused, and the message says how to rescale it by its real bit depth.
+    - 32-bit integer (``"I"``): values from 0 to 255 are taken as 8-bit grey levels, from 0
+      to 65535 as 16-bit ones (the rule above); other ranges are stretched from the image's
+      own minimum and maximum to 0 to 255.
+    - 32-bit float (``"F"``): values in [0, 1] are scaled by 255; other ranges are stretched
+      from the image's own minimum and maximum to 0 to 255. NaN and infinite values are
+      refused.
+
+    Parameters
+    ----------
+    image
+        Any PIL image.
+    name
+        How errors refer to the image (``"image 3"``).
+
+    Raises
+    ------
+    ValueError
+        If the pixels have no meaning to convert (NaN or infinite values, a constant float
+        image outside [0, 1], 12-bit data in a 16-bit image, an unknown mode).
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> scan = Image.new("I;16", (64, 48), 65535)
+    >>> to_model_mode(scan).mode, to_model_mode(scan).getpixel((0, 0))
+    ('L', 255)
+
+    .. versionadded:: 0.2
+    """
+    try:
+        return _model_mode(image, name)
+    except _UnusablePixelsError as error:
+        raise ValueError(f"cannot use {name}: {error}") from None
+
+
+def _model_mode(image: Image.Image, name: str) -> Image.Image:
+    mode = image.mode
+    if mode in ("L", "RGB"):
+        return image
+    if mode == "1":
+        return image.convert("L")
+    if mode in ("LA", "La"):
+        return image.convert("LA").getchannel(0)
+    if mode in ("RGBa", "P", "PA"):  # through RGBA: no PIL warning about palette transparency
+        return image.convert("RGBA").convert("RGB")
+    if mode in _TO_RGB:
+        return image.convert("RGB")
+    if mode in _SIXTEEN_BIT:
+        return _sixteen_bit(np.asarray(image).astype(np.int64), "a 16-bit image")
+    if mode == "I":
+        pixels = np.asarray(image).astype(np.int64)
+        low, high = int(pixels.min()), int(pixels.max())
+        if low >= 0 and high <= 255:
+            return Image.fromarray(pixels.astype(np.uint8))
+        if low >= 0 and high <= _FULL_16_BIT:
+            return _sixteen_bit(pixels, "a 32-bit integer image read as 16-bit")
+        return _stretch(pixels.astype(np.float64), low, high)
+    if mode == "F":
+        return _float(np.asarray(image).astype(np.float64))
+    raise _UnusablePixelsError(
+        f"PIL mode {mode!r} is not supported; convert it to 'L' (grayscale) or 'RGB' first"
+    )
+
+
+def _sixteen_bit(pixels: np.ndarray[Any, Any], kind: str) -> Image.Image:
+    high = int(pixels.max())
+    if high < _LOW_16_BIT:
+        guess = f"{high.bit_length()}-bit data?" if high else "all black"
+        raise _UnusablePixelsError(
+            f"{kind} whose brightest pixel is {high} of 65535 ({guess}): rescaled by the "
+            "16-bit range it would be nearly black (at most "
+            f"{round(high * 255 / _FULL_16_BIT)} of 255). Rescale it to 8 bits by the "
+            "scanner's real bit depth and pass that image (for 12-bit data: "
+            "Image.fromarray((numpy.asarray(image) >> 4).astype('uint8')))"
+        )
+    return Image.fromarray(((pixels * 255 + _FULL_16_BIT // 2) // _FULL_16_BIT).astype(np.uint8))
+
+
+def _float(pixels: np.ndarray[Any, Any]) -> Image.Image:
+    finite = np.isfinite(pixels)
+    if not finite.all():
+        raise _UnusablePixelsError(
+            f"{int((~finite).sum())} of its {pixels.size} pixels are NaN or infinite; "
+            "expected finite values"
+        )
+    low, high = float(pixels.min()), float(pixels.max())
+    if low >= 0 and high <= 1:
+        return Image.fromarray(np.rint(pixels * 255).astype(np.uint8))
+    return _stretch(pixels, low, high)
+
+
+def _stretch(pixels: np.ndarray[Any, Any], low: float, high: float) -> Image.Image:
+    if high == low:
+        raise _UnusablePixelsError(
+            f"every pixel is {low:g}: a constant image outside [0, 1] has no range to "
+            "rescale to grey levels"
+        )
+    return Image.fromarray(np.rint((pixels - low) * (255 / (high - low))).astype(np.uint8))
 
 
 def coerce_image(
@@ -197,16 +425,22 @@ def coerce_image(
     name: str = "image",
     decode: Callable[[str | os.PathLike[str]], Image.Image] = load_image,
 ) -> Image.Image:
-    """The PIL image of a path, a PIL image or an image tensor: the gate every image passes.
+    """The ``"L"`` or ``"RGB"`` image of a path, a PIL image or an image tensor: the gate
+    every image passes.
 
     The Predictor, Grad-CAM, the plots and the command line all turn their inputs into
     images here, so a scan given as a file, a PIL image or a tensor is read the same way.
+    Files are read by ``decode`` (:func:`load_image` by default), PIL images converted by
+    :func:`to_model_mode`; images with a side shorter than :data:`MIN_IMAGE_SIDE` pixels are
+    refused and those shorter than :data:`SMALL_IMAGE_SIDE` warned about.
 
     Parameters
     ----------
     image
         A file path, a PIL image, or an image tensor ``(H, W)``, ``(1, H, W)`` or
-        ``(3, H, W)``, uint8 or float in [0, 1].
+        ``(3, H, W)``, uint8 or float in [0, 1] (rounded to the nearest of 256 grey levels).
+        Other integer tensors are refused: a tensor carries no bit depth, so scale it to
+        float in [0, 1] yourself (``tensor / 65535`` for 16-bit data).
     name
         How errors refer to the image (``"image 3"``).
     decode
@@ -216,10 +450,11 @@ def coerce_image(
     Raises
     ------
     UnreadableImageError
-        If a file cannot be read (the message names it).
+        If a file cannot be read (the message names it; see :func:`load_image`).
     ValueError
-        If a tensor is not an image (a batch, a normalised model input, a wrong shape or
-        dtype).
+        If a PIL image or tensor is not a usable image: a batch, a normalised model input,
+        NaN or infinite values, a wrong shape or dtype, a side shorter than
+        :data:`MIN_IMAGE_SIDE` pixels, or pixels :func:`to_model_mode` refuses.
     TypeError
         If ``image`` is none of the accepted types.
 
@@ -230,9 +465,13 @@ def coerce_image(
     (48, 32)
     """
     if isinstance(image, (str, os.PathLike)):
-        return decode(image)
+        return to_model_mode(decode(image), name)
     if isinstance(image, Image.Image):
-        return image
+        try:
+            _check_size(image.size, name)
+        except _UnusablePixelsError as error:
+            raise ValueError(f"cannot use {name}: {error}") from None
+        return to_model_mode(image, name)
     if isinstance(image, torch.Tensor):
         return _tensor_to_pil(image, name)
     raise TypeError(
@@ -252,7 +491,18 @@ def _tensor_to_pil(tensor: torch.Tensor, name: str) -> Image.Image:
         raise ValueError(
             f"{name} has shape {tuple(tensor.shape)}; expected (H, W), (1, H, W) or (3, H, W)"
         )
+    try:
+        _check_size((tensor.shape[2], tensor.shape[1]), name)
+    except _UnusablePixelsError as error:
+        raise ValueError(f"cannot use {name}: {error}") from None
+    tensor = tensor.detach().cpu()
     if tensor.is_floating_point():
+        finite = torch.isfinite(tensor)
+        if not bool(finite.all()):
+            raise ValueError(
+                f"{name} has {int((~finite).sum())} NaN or infinite values of "
+                f"{tensor.numel()}; expected an image in [0, 1]"
+            )
         low, high = float(tensor.min()), float(tensor.max())
         if low < 0 or high > 1:
             raise ValueError(
@@ -260,7 +510,12 @@ def _tensor_to_pil(tensor: torch.Tensor, name: str) -> Image.Image:
                 "expected an image in [0, 1] (a normalised tensor is a model input: call the "
                 "model directly)"
             )
+        tensor = (tensor.float() * 255).round().to(torch.uint8)
     elif tensor.dtype != torch.uint8:
-        raise ValueError(f"{name} has dtype {tensor.dtype}; expected uint8 or float")
-    image: Image.Image = to_pil_image(tensor.detach().cpu())
+        raise ValueError(
+            f"{name} has dtype {tensor.dtype}; expected uint8 or float. A tensor carries no "
+            "bit depth: convert it to float in [0, 1] yourself (tensor / 65535 for 16-bit "
+            "data, tensor / 4095 for 12-bit data)"
+        )
+    image: Image.Image = to_pil_image(tensor)
     return image

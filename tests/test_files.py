@@ -1,0 +1,141 @@
+"""Tests for retinalnet._core.files: digests and atomic writes that fail with a clear error."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import os
+import pickle
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from retinalnet._core import files
+from retinalnet._core.files import FileWriteError, atomic_write, file_digest, os_error_in_words
+
+
+def _quoted(path: Path) -> str:
+    return re.escape(repr(str(path)))
+
+
+def test_file_digest_is_the_sha256_of_the_content(tmp_path: Path) -> None:
+    path = tmp_path / "scan.bin"
+    path.write_bytes(b"x" * 100_000)
+    assert file_digest(path) == hashlib.sha256(b"x" * 100_000).digest()
+
+
+def test_atomic_write_writes_and_replaces(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "folder" / "out.bin"
+    assert atomic_write(path, lambda stream: stream.write(b"one")) == path
+    atomic_write(path, lambda stream: stream.write(b"two"))
+    assert path.read_bytes() == b"two"
+    assert [p.name for p in path.parent.iterdir()] == ["out.bin"]
+
+
+class _FillingDisk(io.FileIO):
+    """A file on a disk with ``room`` bytes left: the write that passes it fails (ENOSPC)."""
+
+    room = 10
+
+    def write(self, data: Any) -> int:
+        if self.tell() + len(data) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return super().write(data)
+
+
+def _fail(where: str, code: int) -> Callable[[pytest.MonkeyPatch], None]:
+    """Make one step of a write fail with ``OSError(code)``."""
+
+    def error(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(code, os.strerror(code))
+
+    def patch(monkeypatch: pytest.MonkeyPatch) -> None:
+        if where == "write":
+            monkeypatch.setattr(files.os, "fdopen", lambda fd, mode: _FillingDisk(fd, "wb"))
+        elif where == "fsync":
+            monkeypatch.setattr(files.os, "fsync", error)
+        elif where == "temporary-file":
+            monkeypatch.setattr(tempfile, "mkstemp", error)
+        elif where == "rename":
+            monkeypatch.setattr(Path, "replace", error)
+        elif where == "folder":
+            monkeypatch.setattr(Path, "mkdir", error)
+
+    return patch
+
+
+FAILURES = [
+    ("write", errno.ENOSPC, r"no space left on device \[ENOSPC\]",
+     "Free some disk space or write elsewhere"),
+    ("fsync", errno.EIO, r"input/output error \[EIO\]", "Check the path and the disk"),
+    ("fsync", errno.EDQUOT, r"disk quota exceeded \[EDQUOT\]", "Free some of your disk quota"),
+    ("temporary-file", errno.EACCES, r"permission denied \[EACCES\]",
+     "Check the folder's permissions or write elsewhere"),
+    ("rename", errno.EPERM, r"operation not permitted \[EPERM\]", "Check the folder's"),
+    ("folder", errno.EROFS, r"read-only file system \[EROFS\]", "Write to a writable file"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("where", "code", "words", "hint"), FAILURES)
+def test_a_failed_write_names_the_path_and_cause_and_keeps_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, code: int, words: str, hint: str
+) -> None:
+    path = tmp_path / "out.bin"
+    path.write_bytes(b"the previous content, longer than the room left")
+    _fail(where, code)(monkeypatch)
+    with pytest.raises(
+        FileWriteError,
+        match=rf"^cannot write {_quoted(path)}: {words}; the file there before is untouched\. "
+        rf"{re.escape(hint)}",
+    ) as info:
+        atomic_write(path, lambda stream: stream.write(b"new content, longer than the room"))
+    monkeypatch.undo()
+    assert isinstance(info.value, OSError)
+    assert (info.value.errno, info.value.path, info.value.previous) == (code, path, True)
+    assert path.read_bytes() == b"the previous content, longer than the room left"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]  # no temporary file left
+
+
+def test_a_failed_first_write_says_nothing_was_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "out.bin"
+    _fail("write", errno.ENOSPC)(monkeypatch)
+    with pytest.raises(FileWriteError, match=r"\[ENOSPC\]; nothing was written\. Free"):
+        atomic_write(path, lambda stream: stream.write(b"more than ten bytes"))
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("error", [ValueError("not a disk problem"), KeyboardInterrupt()])
+def test_errors_that_are_not_the_disks_pass_unchanged(tmp_path: Path, error: BaseException) -> None:
+    def write(stream: Any) -> None:
+        stream.write(b"half")
+        raise error
+
+    with pytest.raises(type(error)) as info:
+        atomic_write(tmp_path / "out.bin", write)
+    assert info.value is error
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_error_survives_pickling(tmp_path: Path) -> None:
+    error = FileWriteError(tmp_path / "x.pt", "no space left on device [ENOSPC]", 28, True)
+    copy = pickle.loads(pickle.dumps(error))
+    assert (type(copy), str(copy), copy.errno, copy.path, copy.previous) == (
+        FileWriteError,
+        str(error),
+        28,
+        tmp_path / "x.pt",
+        True,
+    )
+
+
+def test_os_error_in_words() -> None:
+    assert os_error_in_words(PermissionError(errno.EACCES, "x")) == "permission denied [EACCES]"
+    assert os_error_in_words(OSError("something odd")) == "something odd"
