@@ -904,3 +904,20 @@ def test_fit_and_evaluate_refuse_data_of_other_classes_before_any_epoch() -> Non
     with pytest.raises(ValueError, match=r"Trainer.evaluate: the model's classes are"):
         trainer.evaluate(data)
     assert trainer.epoch == 0
+
+
+def test_fine_tuning_keeps_the_running_statistics_of_frozen_batch_norms() -> None:
+    from retinalnet.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model(
+        "resnet18", weights=None, trainable_blocks=1, preprocessing=Preprocessing(size=32)
+    )
+    frozen_bn = model.network.layer1[0].bn1  # in a frozen block
+    tuned_bn = model.network.layer4[0].bn1  # in the block that trains
+    frozen_before = frozen_bn.running_mean.clone()
+    tuned_before = tuned_bn.running_mean.clone()
+    data = SyntheticOCT(2, shape=(40, 40), seed=1)
+    Trainer(model, max_epochs=1, batch_size=4, device="cpu", progress=False).fit(data)
+    assert torch.equal(frozen_bn.running_mean, frozen_before)
+    assert not torch.equal(tuned_bn.running_mean, tuned_before)

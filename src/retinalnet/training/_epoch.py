@@ -24,12 +24,19 @@ def enter_train_mode(model: nn.Module) -> None:
 
     A frozen feature extractor is run as at inference (no dropout, fixed batch-norm
     statistics), so training with and without the feature cache sees the same features.
+    When more than a head trains (fine-tuning the last blocks), every batch-norm layer whose
+    own parameters are frozen keeps its running statistics (eval mode), so the frozen blocks
+    compute what they computed before training.
     """
     model.train()
     try:
         head_name, _ = trainable_head(model)
-    except ValueError:
-        return  # more than a head trains: everything in train mode
+    except ValueError:  # more than a head trains: only frozen batch norms stay as they are
+        for module in model.modules():
+            frozen = not any(p.requires_grad for p in module.parameters(recurse=False))
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and frozen:
+                module.eval()
+        return
     network = network_of(model)
     for name, module in network.named_modules():
         inside_head = name == head_name or name.startswith(f"{head_name}.")

@@ -277,7 +277,7 @@ def build_feature_cache(
     Examples
     --------
     >>> from retinalnet import KermanyOCT, vgg16_transfer
-    >>> from retinalnet.training._feature_cache import build_feature_cache
+    >>> from retinalnet.training import build_feature_cache
     >>> model = vgg16_transfer()  # doctest: +SKIP
     >>> cache = build_feature_cache(model, KermanyOCT("OCT2017", "train"))  # doctest: +SKIP
     >>> cache.features.shape  # doctest: +SKIP
