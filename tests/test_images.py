@@ -357,7 +357,7 @@ def test_pixels_without_a_meaning_are_refused_naming_the_image(make, message):
 
 def test_a_16_bit_png_gives_the_model_the_input_of_the_same_scan_in_8_bits(tmp_path):
     """The 0.1 bug: PIL's convert("RGB") clipped an I;16 scan, ~99% of the pixels white."""
-    scan, _ = render_bscan("DRUSEN", np.random.default_rng(5), size=(248, 256))
+    scan, _ = render_bscan("DRUSEN", np.random.default_rng(5), shape=(248, 256))
     gray_path = tmp_path / "scan-8.png"
     Image.fromarray(scan).save(gray_path)
     # what a 16-bit export holds: the 8-bit level times 257, plus sub-level detail

@@ -22,7 +22,7 @@ from retinalnet.datasets import (
 
 
 def _scan(path: Path, seed: int) -> None:
-    pixels = np.random.default_rng(seed).integers(0, 256, (12, 16), np.uint8)
+    pixels = np.random.default_rng(seed).integers(0, 256, (32, 32), np.uint8)  # smallest input
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(pixels, "L").save(path, format="PNG")
 
