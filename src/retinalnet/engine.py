@@ -109,7 +109,7 @@ class InferenceEngine:
             shuffle=False,
             transform=preprocessing.eval_transform() if preprocessing is not None else None,
             decode=preprocessing.load if preprocessing is not None else None,
-            num_workers=default_num_workers(self.device) if num_workers is None else num_workers,
+            num_workers=default_num_workers(self.device, num_workers),
             pin_memory=self.device.type == "cuda",
         )
 

@@ -221,7 +221,7 @@ class Predictor:
         )
 
     def _workers(self) -> int:
-        return default_num_workers(self.device) if self.num_workers is None else self.num_workers
+        return default_num_workers(self.device, self.num_workers)
 
     @overload
     def topk(self, images: ImageInput, k: int = ...) -> Prediction: ...

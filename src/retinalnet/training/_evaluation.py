@@ -286,7 +286,7 @@ def evaluate(
             raise ValueError("pass classes=[...] when the model is not a retinalnet Classifier")
         classes = model.classes
     check_same_classes(classes, data, where="evaluate")
-    workers = default_num_workers(target_device) if num_workers is None else num_workers
+    workers = default_num_workers(target_device, num_workers)
     forward: nn.Module = model
     if feature_cache is not False:
         if tta:

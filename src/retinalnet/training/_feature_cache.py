@@ -263,8 +263,8 @@ def build_feature_cache(
         preprocessing, the files (paths, sizes, modification times) and ``views``, so a
         stale cache is never used. ``None``: in memory only.
     batch_size, num_workers, device, progress
-        How the backbone is run (``num_workers=None``: by device, see
-        :func:`~retinalnet.training.default_num_workers`).
+        How the backbone is run (``num_workers=None``: by device, none on a CPU and up to 8
+        with a GPU).
     precision
         ``"auto"`` (bf16 autocast on GPUs and on CPUs with native bf16, where it is several
         times faster; fp32 elsewhere), ``"fp32"``, ``"bf16"`` or ``"fp16"`` (GPU). The
@@ -322,9 +322,7 @@ def build_feature_cache(
                 shuffle=False,
                 transform=transform,
                 decode=model.preprocessing.load,
-                num_workers=(
-                    default_num_workers(target_device) if num_workers is None else num_workers
-                ),
+                num_workers=(default_num_workers(target_device, num_workers)),
                 pin_memory=target_device.type == "cuda",
             )
             rows, labels = _extract(engine, head, loader, description, progress)

@@ -220,7 +220,7 @@ class Trainer:
             trainable_head(model)  # fails now if the model has no frozen part to cache
         self.max_epochs = max_epochs
         self.batch_size = batch_size
-        self.num_workers = default_num_workers(self.device) if num_workers is None else num_workers
+        self.num_workers = default_num_workers(self.device, num_workers)
         self.seed = seed
         self.progress = progress
         self.history = History()
