@@ -119,3 +119,14 @@ def test_trainer_trains_under_bf16_autocast_with_fp32_weights() -> None:
 def test_trainer_refuses_a_bad_precision_at_construction() -> None:
     with pytest.raises(ValueError, match="precision must be"):
         Trainer(linear_classifier(), precision="fp8", device="cpu")
+
+
+def test_cast_weights_in_fp32_copies_only_convolutions_channels_last() -> None:
+    model = _conv_net()
+    copies = cast_weights(model, None)
+    assert set(copies) == {"0.weight"}  # 4-d only; biases and linear weights are used as they are
+    weight = copies["0.weight"][1]
+    assert weight.dtype == torch.float32
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    assert model[0].weight.is_contiguous()  # the model's own weight is untouched
+    torch.testing.assert_close(weight, model[0].weight, rtol=0, atol=0)

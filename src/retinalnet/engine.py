@@ -55,9 +55,10 @@ class InferenceEngine:
     precision
         ``"auto"`` (default): bf16 on GPUs and on CPUs with native bf16, where it measured
         several times faster, fp32 elsewhere; or ``"fp32"``, ``"bf16"``, ``"fp16"`` (GPU).
-        In bf16/fp16 the convolution and linear weights are cast once into a copy (see
-        :func:`~retinalnet.precision.low_precision_forward`) and cast again only for the
-        weights that changed since, so a Trainer's validation recasts just the head.
+        The convolution weights (and in bf16/fp16 the linear ones too) go through a
+        channels-last copy in that dtype, made once (see
+        :func:`~retinalnet.precision.cast_weights`) and made again only for the weights
+        that changed since, so a Trainer's validation recasts just the head.
     tta
         Test-time augmentation: average the probabilities of each image and of its
         horizontal mirror (twice the work).
@@ -133,9 +134,9 @@ class InferenceEngine:
             self.model.train(was_training)
 
     def _forward_function(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        if self.dtype is None:
-            return self.model
         self._cast = cast_weights(self.model, self.dtype, self._cast)
+        if not self._cast:  # nothing to cast: no convolution in fp32
+            return self.model
         weights = {name: tensor for name, (_, tensor) in self._cast.items()}
 
         def forward(inputs: torch.Tensor) -> torch.Tensor:
