@@ -8,7 +8,6 @@ from retinalnet.training._balance import class_counts as class_counts
 from retinalnet.training._balance import class_weights as class_weights
 from retinalnet.training._callbacks import Callback as Callback
 from retinalnet.training._callbacks import EarlyStopping as EarlyStopping
-from retinalnet.training._callbacks import ModelCheckpoint as ModelCheckpoint
 from retinalnet.training._config import FeatureCacheConfig as FeatureCacheConfig
 from retinalnet.training._evaluation import EvaluationResult as EvaluationResult
 from retinalnet.training._evaluation import evaluate as evaluate
@@ -16,6 +15,8 @@ from retinalnet.training._feature_cache import FeatureCache as FeatureCache
 from retinalnet.training._feature_cache import build_feature_cache as build_feature_cache
 from retinalnet.training._history import EpochRecord as EpochRecord
 from retinalnet.training._history import History as History
+from retinalnet.training._model_checkpoint import ModelCheckpoint as ModelCheckpoint
+from retinalnet.training._nonfinite import NonFiniteLossError as NonFiniteLossError
 from retinalnet.training._task import ClassificationTask as ClassificationTask
 from retinalnet.training._task import MetricFunction as MetricFunction
 from retinalnet.training._task import OptimizerFactory as OptimizerFactory
@@ -37,6 +38,7 @@ __all__ = [
     "History",
     "MetricFunction",
     "ModelCheckpoint",
+    "NonFiniteLossError",
     "OptimizerFactory",
     "SchedulerFactory",
     "Trainer",

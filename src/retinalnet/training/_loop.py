@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -15,13 +16,15 @@ from torch.utils.data import DataLoader
 from retinalnet._core.classes import check_same_classes
 from retinalnet._core.loaders import DataSource
 from retinalnet.models import Classifier
-from retinalnet.training._callbacks import Callback, ModelCheckpoint
+from retinalnet.training._callbacks import Callback
 from retinalnet.training._data import classes_of, train_targets
 from retinalnet.training._distributed import distributed_context
 from retinalnet.training._epoch import enter_train_mode, epoch_line, train_one_epoch
 from retinalnet.training._evaluation import run_evaluation
 from retinalnet.training._history import History
 from retinalnet.training._metrics import EpochMetrics
+from retinalnet.training._model_checkpoint import ModelCheckpoint
+from retinalnet.training._nonfinite import nonfinite_loss_error
 from retinalnet.training._resume import resume
 
 if TYPE_CHECKING:
@@ -62,7 +65,7 @@ class FitLoop:
         val: DataSource | None,
         resume_from: str | os.PathLike[str] | None,
     ) -> History:
-        """Prepare the data, then run epochs until ``max_epochs`` or a callback stops it."""
+        """Check the data, then run epochs until ``max_epochs`` or a callback stops it."""
         trainer = self.trainer
         if val is not None:
             classes_of(trainer.model)  # fail now, not after an epoch, if classes are unknown
@@ -70,6 +73,15 @@ class FitLoop:
             check_same_classes(trainer.model.classes, train, where="Trainer.fit (train)")
             if val is not None:
                 check_same_classes(trainer.model.classes, val, where="Trainer.fit (val)")
+        return self._run(train, val, resume_from)
+
+    def _run(
+        self,
+        train: DataSource,
+        val: DataSource | None,
+        resume_from: str | os.PathLike[str] | None,
+    ) -> History:
+        trainer = self.trainer
         if trainer.feature_cache is not None:
             train = trainer._cached(train, views=trainer.feature_cache.views)
             val = trainer._cached(val) if val is not None else None
@@ -132,7 +144,7 @@ class FitLoop:
             callback.on_epoch_start(trainer, epoch)
         started = time.perf_counter()
         enter_train_mode(trainer.model)
-        train_loss, train_accuracy = train_one_epoch(
+        trained = train_one_epoch(
             self._ddp if self._ddp is not None else trainer._forward_module,
             train_loader,
             task=trainer.task,
@@ -145,7 +157,15 @@ class FitLoop:
             description=f"epoch {epoch}/{trainer.max_epochs}",
             progress=trainer.progress and self.dist.is_main,
         )
-        values = {"train_loss": train_loss, "train_accuracy": train_accuracy}
+        if not trained.finite:
+            self._stop_on_nonfinite(
+                "training",
+                epoch,
+                trained.nonfinite_value if trained.nonfinite_step else trained.loss,
+                step=trained.nonfinite_step,
+                steps=trained.steps,
+            )
+        values = {"train_loss": trained.loss, "train_accuracy": trained.accuracy}
         if val_loader is not None:
             result = run_evaluation(
                 trainer._engine(),
@@ -153,6 +173,8 @@ class FitLoop:
                 loss=trainer.task.loss,
                 classes=classes_of(trainer.model),
             )
+            if not math.isfinite(result.loss):
+                self._stop_on_nonfinite("validation", epoch, result.loss)
             values.update(trainer.task.validation_metrics(result))
         values["lr"] = float(trainer.optimizer.param_groups[0]["lr"])
         seconds = time.perf_counter() - started
@@ -164,3 +186,34 @@ class FitLoop:
         trainer.task.step_scheduler(trainer.scheduler, metrics.values)
         for callback in self.callbacks:
             callback.on_epoch_end(trainer, epoch, metrics.values)
+
+    def _stop_on_nonfinite(
+        self,
+        stage: str,
+        epoch: int,
+        value: float,
+        *,
+        step: int | None = None,
+        steps: int | None = None,
+    ) -> None:
+        """Raise :class:`NonFiniteLossError` before anything of ``epoch`` is recorded or
+        saved, naming what the checkpoints hold."""
+        trainer = self.trainer
+        checkpoints = [c for c in self.callbacks if isinstance(c, ModelCheckpoint)]
+        saved = "; ".join(c.files_on_disk() for c in checkpoints) or "no checkpoint is written "
+        if not checkpoints:
+            saved += "without out_dir"
+        error = nonfinite_loss_error(
+            stage=stage,
+            epoch=epoch,
+            value=value,
+            step=step,
+            steps=steps,
+            lr=float(trainer.optimizer.param_groups[0]["lr"]),
+            saved=saved,
+            low_precision=trainer._dtype in (torch.float16, torch.bfloat16),
+        )
+        where = f", step {step}" if step is not None else ""
+        trainer.stop_reason = f"the {stage} loss became {value} at epoch {epoch}{where}"
+        trainer.history.stop_reason = trainer.stop_reason
+        raise error

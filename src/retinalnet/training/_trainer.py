@@ -6,6 +6,10 @@ What is trained (loss, class balance, optimizer, scheduler, metrics) is a
 beside it: one fit in ``_loop.py``, one training pass in ``_epoch.py``, the metrics of an
 epoch in ``_metrics.py``, the loaders in ``_data.py``, the checkpointed training state in
 ``_resume.py``, the 0.1 argument names in ``_old_arguments.py``.
+
+Why this module is long: the Trainer's docstring is its manual (every setting, what
+:meth:`~Trainer.fit` raises, the 0.1 names), a third of the module; the code is what stays
+of the Trainer's public face once the loop, the epoch, the data and the checkpoints moved out.
 """
 
 from __future__ import annotations
@@ -317,6 +321,14 @@ class Trainer:
         -------
         History
             All epochs, including those of a resumed run.
+
+        Raises
+        ------
+        NonFiniteLossError
+            If a training step's loss or the validation loss is NaN or infinite; nothing of
+            that epoch is recorded or saved, and the message says what the checkpoints hold.
+        retinalnet.checkpoint.CheckpointWriteError
+            If a checkpoint cannot be written; the one there before is untouched.
         """
         loop = self._loop = FitLoop(self, validation=val is not None)
         with logs_from_main_process_only(loop.dist):
