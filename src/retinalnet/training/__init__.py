@@ -17,6 +17,7 @@ from retinalnet.training._history import EpochRecord as EpochRecord
 from retinalnet.training._history import History as History
 from retinalnet.training._model_checkpoint import ModelCheckpoint as ModelCheckpoint
 from retinalnet.training._nonfinite import NonFiniteLossError as NonFiniteLossError
+from retinalnet.training._seed import seed_everything as seed_everything
 from retinalnet.training._task import ClassificationTask as ClassificationTask
 from retinalnet.training._task import MetricFunction as MetricFunction
 from retinalnet.training._task import OptimizerFactory as OptimizerFactory
@@ -47,6 +48,7 @@ __all__ = [
     "class_counts",
     "class_weights",
     "evaluate",
+    "seed_everything",
 ]
 
 # 0.1 names that moved: the checkpoint functions to retinalnet.checkpoint, the rest inside

@@ -6,6 +6,8 @@ import logging
 import math
 import os
 import time
+import warnings
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -26,6 +28,13 @@ from retinalnet.training._metrics import EpochMetrics
 from retinalnet.training._model_checkpoint import ModelCheckpoint
 from retinalnet.training._nonfinite import nonfinite_loss_error
 from retinalnet.training._resume import resume
+from retinalnet.training._seed import (
+    data_order_state,
+    random_state,
+    seed_everything,
+    set_data_order_state,
+    set_random_state,
+)
 
 if TYPE_CHECKING:
     from retinalnet.training._trainer import Trainer
@@ -42,7 +51,8 @@ class FitLoop:
     settings, passes the Trainer to the callbacks, and leaves the results (history, epoch,
     stop reason) on it. What it holds lasts until the next fit: whether there was validation
     data, the callbacks in use (the Trainer's plus a :class:`ModelCheckpoint` for
-    ``out_dir``), the processes, and the metrics of the epoch in progress.
+    ``out_dir``), the processes, the training loader (whose data order checkpoints carry),
+    and the metrics of the epoch in progress.
     """
 
     def __init__(self, trainer: Trainer, *, validation: bool) -> None:
@@ -57,6 +67,7 @@ class FitLoop:
             )
             self.callbacks.append(checkpoint)
         self.metrics: EpochMetrics | None = None  # while an epoch runs
+        self.train_loader: DataLoader[Any] | None = None
         self._ddp: nn.Module | None = None  # DistributedDataParallel with several processes
 
     def run(
@@ -87,13 +98,13 @@ class FitLoop:
             val = trainer._cached(val) if val is not None else None
         targets = train_targets(train, trainer.task.balance)
         sampler = trainer.task.sampler(targets, seed=trainer.seed)
-        train_loader = trainer._loader(train, train=True, sampler=sampler)
+        train_loader = self.train_loader = trainer._loader(train, train=True, sampler=sampler)
         model = trainer.model
         num_classes = len(model.classes) if isinstance(model, Classifier) else None
         trainer.task.setup(targets, num_classes=num_classes, device=trainer.device)
         val_loader = trainer._loader(val, train=False) if val is not None else None
         if trainer.seed is not None:
-            torch.manual_seed(trainer.seed)
+            seed_everything(trainer.seed)
         model.to(trainer.device)
         if self.dist.enabled:
             device = trainer.device
@@ -115,6 +126,7 @@ class FitLoop:
                 callbacks=self.callbacks,
             )
             trainer.history, trainer.epoch = resumed.history, resumed.epoch
+            self._restore(resumed.loop_state, source=repr(str(resume_from)))
         try:
             while trainer.epoch < trainer.max_epochs and not trainer.should_stop:
                 self._run_epoch(train_loader, val_loader)
@@ -135,6 +147,52 @@ class FitLoop:
             callback.on_fit_end(trainer)
         logger.info("fit finished: %s", trainer.stop_reason)
         return trainer.history
+
+    def loop_state(self) -> dict[str, Any]:
+        """What a checkpoint needs for a resumed fit to repeat this one from here: the seed,
+        the random generators, the data order and the fp16 loss scale."""
+        return {
+            "seed": self.trainer.seed,
+            "random": random_state(),
+            "data": data_order_state(self.train_loader),
+            "scaler": self.trainer._scaler.state_dict(),
+        }
+
+    def _restore(self, state: Mapping[str, Any], *, source: str) -> None:
+        """Continue the random generators, data order and loss scale of a resumed run."""
+        trainer = self.trainer
+        if not state:
+            logger.info("%s holds no random state (written before 0.2, or outside a fit)", source)
+            return
+        for part in ("random", "data", "scaler"):
+            if not isinstance(state.get(part, {}), Mapping):
+                raise ValueError(
+                    f"cannot resume from {source}: field 'loop.{part}' must be a dict, got "
+                    f"{type(state[part]).__name__}"
+                )
+        saved = state.get("seed")
+        if saved != trainer.seed:
+            if trainer.seed is None:
+                advice = f"pass seed={saved!r} (--seed {saved}) to repeat it"
+            elif saved is None:
+                advice = f"this fit follows seed={trainer.seed} from here"
+            else:
+                advice = f"this fit follows seed={trainer.seed} from here, not seed={saved}"
+            warnings.warn(
+                f"the run in {source} used seed={saved!r} and this fit seed={trainer.seed!r}: "
+                f"its shuffles and random draws will differ from the original run's; {advice}",
+                UserWarning,
+                stacklevel=4,
+            )
+        if saved == trainer.seed or trainer.seed is None:
+            if "random" in state:
+                set_random_state(state["random"], source=source)
+            if "data" in state and self.train_loader is not None:
+                set_data_order_state(
+                    self.train_loader, state["data"], source=source, warn=saved == trainer.seed
+                )
+        if state.get("scaler") and trainer._scaler.is_enabled():
+            trainer._scaler.load_state_dict(state["scaler"])
 
     def _run_epoch(self, train_loader: DataLoader[Any], val_loader: DataLoader[Any] | None) -> None:
         trainer = self.trainer

@@ -48,6 +48,7 @@ from retinalnet.training._loop import FitLoop
 from retinalnet.training._metrics import available_metrics
 from retinalnet.training._old_arguments import TrainerArguments, trainer_arguments
 from retinalnet.training._resume import save_training_state
+from retinalnet.training._seed import check_seed
 from retinalnet.training._task import ClassificationTask
 
 __all__ = ["Trainer"]
@@ -107,8 +108,11 @@ class Trainer:
     device
         ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda:0"``, ...
     seed
-        Seeds torch and the shuffling at the start of :meth:`fit`: the same seed gives the
-        same run on the CPU.
+        Seeds torch, NumPy, Python's ``random`` and the shuffling at the start of
+        :meth:`fit`: the same seed gives the same history on the CPU, bit for bit, and a
+        resumed fit repeats the uninterrupted one (checkpoints carry the random generators
+        and the data order). Seed the model's initial weights too, before building it, with
+        :func:`seed_everything`.
     progress
         Log one line per epoch at INFO and show a live batch bar (when tqdm is installed
         and the output is a terminal). ``False`` is quiet (the lines go to DEBUG).
@@ -141,8 +145,8 @@ class Trainer:
     Raises
     ------
     ValueError
-        For a loop setting out of range, a model with nothing trainable, or a bad
-        ``precision``.
+        For a loop setting or ``seed`` out of range, a model with nothing trainable, or a
+        bad ``precision``.
     TypeError
         If ``out_dir`` or ``feature_cache`` comes with a plain module (not a Classifier), or
         ``task`` is not a ClassificationTask.
@@ -196,6 +200,7 @@ class Trainer:
                 "ClassificationTask(loss=..., optimizer=..., ...)"
             )
         check_loop_settings(max_epochs=max_epochs, batch_size=batch_size, num_workers=num_workers)
+        check_seed(seed)
         trainable = [p for p in model.parameters() if p.requires_grad]
         if not trainable:
             raise ValueError(
@@ -403,4 +408,5 @@ class Trainer:
             optimizer=self.optimizer,
             scheduler=self.scheduler,
             callbacks=self._loop.callbacks if self._loop is not None else self.callbacks,
+            loop_state=self._loop.loop_state() if self._loop is not None else None,
         )
