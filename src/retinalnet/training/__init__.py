@@ -15,6 +15,8 @@ from retinalnet.training._feature_cache import FeatureCache as FeatureCache
 from retinalnet.training._feature_cache import build_feature_cache as build_feature_cache
 from retinalnet.training._history import EpochRecord as EpochRecord
 from retinalnet.training._history import History as History
+from retinalnet.training._lock import RunLock as RunLock
+from retinalnet.training._lock_owner import RunLockedError as RunLockedError
 from retinalnet.training._model_checkpoint import ModelCheckpoint as ModelCheckpoint
 from retinalnet.training._nonfinite import NonFiniteLossError as NonFiniteLossError
 from retinalnet.training._seed import seed_everything as seed_everything
@@ -41,6 +43,8 @@ __all__ = [
     "ModelCheckpoint",
     "NonFiniteLossError",
     "OptimizerFactory",
+    "RunLock",
+    "RunLockedError",
     "SchedulerFactory",
     "Trainer",
     "balanced_sampler",

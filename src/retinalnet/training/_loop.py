@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -24,6 +25,7 @@ from retinalnet.training._distributed import distributed_context
 from retinalnet.training._epoch import enter_train_mode, epoch_line, train_one_epoch
 from retinalnet.training._evaluation import run_evaluation
 from retinalnet.training._history import History
+from retinalnet.training._lock import fit_lock
 from retinalnet.training._metrics import EpochMetrics
 from retinalnet.training._model_checkpoint import ModelCheckpoint
 from retinalnet.training._nonfinite import nonfinite_loss_error
@@ -76,7 +78,8 @@ class FitLoop:
         val: DataSource | None,
         resume_from: str | os.PathLike[str] | None,
     ) -> History:
-        """Check the data, then run epochs until ``max_epochs`` or a callback stops it."""
+        """Check the data, lock ``out_dir``, then run epochs until ``max_epochs`` or a
+        callback stops it."""
         trainer = self.trainer
         if val is not None:
             classes_of(trainer.model)  # fail now, not after an epoch, if classes are unknown
@@ -84,7 +87,11 @@ class FitLoop:
             check_same_classes(trainer.model.classes, train, where="Trainer.fit (train)")
             if val is not None:
                 check_same_classes(trainer.model.classes, val, where="Trainer.fit (val)")
-        return self._run(train, val, resume_from)
+        lock: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+        if trainer.out_dir is not None and self.dist.is_main:  # only rank 0 writes there
+            lock = fit_lock(trainer.out_dir)
+        with lock:
+            return self._run(train, val, resume_from)
 
     def _run(
         self,

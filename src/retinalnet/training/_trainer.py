@@ -83,7 +83,8 @@ class Trainer:
     out_dir
         If given, the best model (``best.pt``) and the latest state (``last.pt``) are written
         there during the fit (a :class:`ModelCheckpoint` monitoring ``val_loss``, or
-        ``train_loss`` without validation data).
+        ``train_loss`` without validation data). The folder is locked while the fit writes
+        there (:class:`RunLock`): a second fit into it is refused.
 
         .. versionadded:: 0.2
            Replaces ``checkpoint_dir``.
@@ -332,6 +333,8 @@ class Trainer:
         NonFiniteLossError
             If a training step's loss or the validation loss is NaN or infinite; nothing of
             that epoch is recorded or saved, and the message says what the checkpoints hold.
+        RunLockedError
+            If another run writes to ``out_dir``.
         retinalnet.checkpoint.CheckpointWriteError
             If a checkpoint cannot be written; the one there before is untouched.
         """
