@@ -33,8 +33,7 @@ class Owner:
     def this_process(cls) -> Owner:
         now = time.time()
         started = datetime.fromtimestamp(now).astimezone().isoformat(timespec="seconds")
-        program = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "python"
-        return cls(os.getpid(), socket.gethostname(), started, now, program[:160], uuid.uuid4().hex)
+        return cls(os.getpid(), socket.gethostname(), started, now, _program(), uuid.uuid4().hex)
 
     @classmethod
     def from_json(cls, text: bytes) -> Owner | None:
@@ -54,6 +53,15 @@ class Owner:
 
     def when(self) -> str:
         return self.started.replace("T", " ")
+
+
+def _program() -> str:
+    """The command this process runs, for people: ``retinalnet train --out runs/x``."""
+    if not sys.argv or not sys.argv[0]:
+        return "python"
+    first = Path(sys.argv[0])
+    name = first.parent.name if first.name == "__main__.py" else first.name  # python -m
+    return " ".join([name, *sys.argv[1:]])[:160]
 
 
 class RunLockedError(FileExistsError):
