@@ -378,3 +378,65 @@ def test_run_locked_error_survives_pickling(tmp_path: Path) -> None:
         "elsewhere-7",
         "2026-01-02T03:04:05+00:00",
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# In a distributed run only rank 0 locks; when it cannot, every rank stops (none waits forever)
+
+
+def _locked_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    import torch
+    import torch.distributed as dist
+
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+    )
+    torch.set_num_threads(1)
+    report = Path(out).parent / f"rank{rank}.txt"
+    try:
+        trainer = Trainer(
+            linear_classifier(), max_epochs=1, device="cpu", progress=False, out_dir=out
+        )
+        trainer.fit(separable_data(8))
+        report.write_text("fitted")
+    except RuntimeError as error:
+        report.write_text(f"RuntimeError: {error}")
+    except RunLockedError as error:
+        report.write_text(f"RunLockedError: {error}")
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def test_every_rank_stops_when_rank_0_cannot_lock(tmp_path: Path) -> None:
+    import torch.distributed as dist
+    import torch.multiprocessing as mp
+
+    if not dist.is_available():
+        pytest.skip("torch.distributed is not available")
+    out = tmp_path / "run"
+    _write_lock(out, pid=os.getpid())  # this test process: alive, and not a rank
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+
+    context = mp.spawn(_locked_worker, args=(2, port, str(out)), nprocs=2, join=False)
+    deadline = time.monotonic() + 120
+    while not context.join(timeout=5):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("a rank waited for rank 0 instead of stopping")
+
+    assert (
+        (tmp_path / "rank0.txt")
+        .read_text()
+        .startswith(f"RunLockedError: {str(out)!r} is in use by another run: process {os.getpid()}")
+    )
+    assert (tmp_path / "rank1.txt").read_text() == (
+        f"RuntimeError: rank 1: rank 0 could not lock {str(out)!r} (its error says why)"
+    )

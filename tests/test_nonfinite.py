@@ -188,3 +188,48 @@ def test_the_error_survives_pickling() -> None:
     assert type(copy) is NonFiniteLossError
     assert (str(copy), copy.stage, copy.epoch, copy.step) == (str(error), "training", 3, 7)
     assert math.isnan(copy.value)
+
+
+class _PoisonedGradient(nn.Module):
+    """NLL loss whose value stays finite, but whose gradient is NaN at (epoch, step).
+
+    ``0 * sqrt(0)`` is 0, and its derivative ``0 * inf`` is NaN: the optimizer then writes NaN
+    into the weights without any loss showing it.
+    """
+
+    def __init__(self, epoch: int, step: int) -> None:
+        super().__init__()
+        self.at = (epoch - 1) * STEPS + step
+        self.calls = 0
+
+    def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        loss = functional.nll_loss(outputs, targets)
+        if torch.is_inference_mode_enabled():
+            return loss
+        self.calls += 1
+        if self.calls == self.at:
+            return loss + 0 * torch.sqrt(outputs.sum() * 0)
+        return loss
+
+
+def test_weights_broken_at_the_last_step_of_an_epoch_are_never_saved(tmp_path: Path) -> None:
+    trainer = quiet_trainer(
+        linear_classifier(),
+        ClassificationTask(loss=_PoisonedGradient(epoch=2, step=STEPS), lr=0.05),
+        max_epochs=4,
+        batch_size=4,
+        out_dir=tmp_path,
+    )
+
+    with pytest.raises(NonFiniteLossError) as info:
+        trainer.fit(separable_data(16))  # no validation data to show it either
+
+    assert (info.value.stage, info.value.epoch, info.value.step) == ("weights", 2, None)
+    assert str(info.value).startswith(
+        "the weights (network.1.weight) became NaN or infinite in epoch 2, though every step's "
+        "loss was finite: training diverged. The fit stopped, and nothing of epoch 2 was saved"
+    )
+    assert len(trainer.history) == 1
+    assert checkpoint_epoch(tmp_path / "last.pt") == 1
+    saved = load_checkpoint(tmp_path / "best.pt").state_dict
+    assert all(torch.isfinite(value).all() for value in saved.values())

@@ -28,7 +28,7 @@ from retinalnet.training._history import History
 from retinalnet.training._lock import fit_lock
 from retinalnet.training._metrics import EpochMetrics
 from retinalnet.training._model_checkpoint import ModelCheckpoint
-from retinalnet.training._nonfinite import nonfinite_loss_error
+from retinalnet.training._nonfinite import first_nonfinite_state, nonfinite_loss_error
 from retinalnet.training._resume import resume
 from retinalnet.training._seed import (
     data_order_state,
@@ -87,10 +87,22 @@ class FitLoop:
             check_same_classes(trainer.model.classes, train, where="Trainer.fit (train)")
             if val is not None:
                 check_same_classes(trainer.model.classes, val, where="Trainer.fit (val)")
-        lock: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
-        if trainer.out_dir is not None and self.dist.is_main:  # only rank 0 writes there
-            lock = fit_lock(trainer.out_dir)
-        with lock:
+        with contextlib.ExitStack() as lock:
+            refused: OSError | None = None
+            if trainer.out_dir is not None and self.dist.is_main:  # only rank 0 writes there
+                try:
+                    lock.enter_context(fit_lock(trainer.out_dir))
+                except OSError as error:  # held by another run, or cannot be written
+                    refused = error
+            # every rank stops when rank 0 cannot lock, rather than wait for it forever
+            (stopped,) = self.dist.sum([0.0 if refused is None else 1.0], trainer.device)
+            if refused is not None:
+                raise refused
+            if stopped:
+                raise RuntimeError(
+                    f"rank {self.dist.rank}: rank 0 could not lock {str(trainer.out_dir)!r} "
+                    "(its error says why)"
+                )
             return self._run(train, val, resume_from)
 
     def _run(
@@ -230,6 +242,9 @@ class FitLoop:
                 step=trained.nonfinite_step,
                 steps=trained.steps,
             )
+        broken = first_nonfinite_state(trainer._forward_module)
+        if broken is not None:  # a NaN gradient at the last step: the loss did not show it
+            self._stop_on_nonfinite("weights", epoch, math.nan, parameter=broken)
         values = {"train_loss": trained.loss, "train_accuracy": trained.accuracy}
         if val_loader is not None:
             result = run_evaluation(
@@ -260,6 +275,7 @@ class FitLoop:
         *,
         step: int | None = None,
         steps: int | None = None,
+        parameter: str | None = None,
     ) -> None:
         """Raise :class:`NonFiniteLossError` before anything of ``epoch`` is recorded or
         saved, naming what the checkpoints hold."""
@@ -274,11 +290,13 @@ class FitLoop:
             value=value,
             step=step,
             steps=steps,
+            parameter=parameter,
             lr=float(trainer.optimizer.param_groups[0]["lr"]),
             saved=saved,
             low_precision=trainer._dtype in (torch.float16, torch.bfloat16),
         )
         where = f", step {step}" if step is not None else ""
-        trainer.stop_reason = f"the {stage} loss became {value} at epoch {epoch}{where}"
+        what = f"the weights ({parameter})" if stage == "weights" else f"the {stage} loss"
+        trainer.stop_reason = f"{what} became {value} at epoch {epoch}{where}"
         trainer.history.stop_reason = trainer.stop_reason
         raise error

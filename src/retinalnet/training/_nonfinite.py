@@ -5,19 +5,25 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
 
-__all__ = ["NonFiniteLossError", "first_nonfinite", "nonfinite_loss_error"]
+__all__ = [
+    "NonFiniteLossError",
+    "first_nonfinite",
+    "first_nonfinite_state",
+    "nonfinite_loss_error",
+]
 
 
 class NonFiniteLossError(FloatingPointError, RuntimeError):
     """The loss became NaN or infinite, so the fit stopped.
 
     Raised by :meth:`Trainer.fit <retinalnet.training.Trainer.fit>` when the training loss of
-    any step, or the validation loss, is not finite (a learning rate too high for the model,
-    NaN or infinite values in the data, an overflow in fp16). The epoch in which it happened
-    is neither recorded in the history nor saved: ``best.pt`` and ``last.pt`` keep the last
-    good epochs, and the message says which epochs they hold. The weights in memory are
-    those of the failed epoch; do not use them.
+    any step, or the validation loss, is not finite, or a trained weight is at the end of an
+    epoch: a learning rate too high for the model, NaN or infinite values in the data, an
+    overflow in fp16. The epoch in which it happened is neither recorded in the history nor
+    saved: ``best.pt`` and ``last.pt`` keep the last good epochs, and the message says which
+    epochs they hold. The weights in memory are those of the failed epoch; do not use them.
 
     It is a :class:`FloatingPointError`, and a :class:`RuntimeError` like other failures of a
     fit, so ``retinalnet train`` reports it in one line and exits with status 1.
@@ -25,7 +31,8 @@ class NonFiniteLossError(FloatingPointError, RuntimeError):
     Attributes
     ----------
     stage : str
-        ``"training"`` or ``"validation"``.
+        ``"training"`` or ``"validation"`` (the loss), or ``"weights"``: a weight became NaN
+        or infinite at the last step of an epoch (a NaN gradient), which no loss showed yet.
     epoch : int
         The epoch (from 1) in which the loss was not finite.
     step : int or None
@@ -76,6 +83,25 @@ def first_nonfinite(losses: torch.Tensor) -> tuple[int, float] | None:
     return index + 1, float(losses[index])
 
 
+def first_nonfinite_state(module: nn.Module) -> str | None:
+    """The name of the first trainable parameter or floating-point buffer of ``module``
+    holding a NaN or infinite value; ``None`` if all are finite.
+
+    One reduction per tensor and one read back: cheap once per epoch, even for a whole
+    network being fine-tuned.
+    """
+    named: list[tuple[str, torch.Tensor]] = [
+        (n, p) for n, p in module.named_parameters() if p.requires_grad
+    ]
+    named += [(n, b) for n, b in module.named_buffers() if b.is_floating_point()]
+    if not named:
+        return None
+    finite = torch.stack([torch.isfinite(value.detach()).all() for _, value in named])
+    if bool(finite.all()):
+        return None
+    return named[int(torch.nonzero(~finite)[0])][0]
+
+
 def nonfinite_loss_error(
     *,
     stage: str,
@@ -83,6 +109,7 @@ def nonfinite_loss_error(
     value: float,
     step: int | None = None,
     steps: int | None = None,
+    parameter: str | None = None,
     lr: float,
     saved: str,
     low_precision: bool,
@@ -101,6 +128,12 @@ def nonfinite_loss_error(
         what = f"the training loss became {shown} {where}: training diverged"
         fix = f"{lower[:1].upper()}{lower[1:]}{fp32}, or check the training data for NaN or "
         fix += "infinite values"
+    elif stage == "weights":
+        what = (
+            f"the weights ({parameter}) became NaN or infinite in epoch {epoch}, though every "
+            "step's loss was finite: training diverged"
+        )
+        fix = f"{lower[:1].upper()}{lower[1:]}{fp32}"
     else:
         what = f"the validation loss is {shown} after epoch {epoch}"
         fix = f"Check the validation data for NaN or infinite values, or {lower}{fp32}"
