@@ -331,8 +331,9 @@ class Trainer:
         Raises
         ------
         NonFiniteLossError
-            If a training step's loss or the validation loss is NaN or infinite; nothing of
-            that epoch is recorded or saved, and the message says what the checkpoints hold.
+            If a training step's loss, the validation loss or a trained weight is NaN or
+            infinite; nothing of that epoch is recorded or saved, and the message says what
+            the checkpoints hold.
         RunLockedError
             If another run writes to ``out_dir``.
         retinalnet.checkpoint.CheckpointWriteError
