@@ -201,7 +201,7 @@ class FitLoop:
                 f"the run in {source} used seed={saved!r} and this fit seed={trainer.seed!r}: "
                 f"its shuffles and random draws will differ from the original run's; {advice}",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=5,  # the caller of Trainer.fit
             )
         if saved == trainer.seed or trainer.seed is None:
             if "random" in state:
@@ -281,9 +281,9 @@ class FitLoop:
         saved, naming what the checkpoints hold."""
         trainer = self.trainer
         checkpoints = [c for c in self.callbacks if isinstance(c, ModelCheckpoint)]
-        saved = "; ".join(c.files_on_disk() for c in checkpoints) or "no checkpoint is written "
+        saved = "; ".join(c.files_on_disk() for c in checkpoints)
         if not checkpoints:
-            saved += "without out_dir"
+            saved = "no checkpoint is written without out_dir"
         error = nonfinite_loss_error(
             stage=stage,
             epoch=epoch,

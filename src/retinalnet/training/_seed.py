@@ -167,7 +167,7 @@ def _set_cuda(states: list[torch.Tensor] | None) -> None:
             f"has {torch.cuda.device_count() if torch.cuda.is_available() else 0}: random "
             "operations on a GPU (dropout) will not repeat the original run",
             UserWarning,
-            stacklevel=4,
+            stacklevel=7,  # the caller of Trainer.fit
         )
         return
     torch.cuda.set_rng_state_all([value.cpu() for value in states])
@@ -221,7 +221,7 @@ def set_data_order_state(
             f"({', '.join(lost)}): the data order will differ from the original run's; resume "
             "with the same seed, balance and data as the run being resumed",
             UserWarning,
-            stacklevel=3,
+            stacklevel=6,  # the caller of Trainer.fit
         )
 
 
