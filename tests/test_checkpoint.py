@@ -7,6 +7,7 @@ import io
 import os
 import pickle
 import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from retinalnet.checkpoint import (
     CHECKPOINT_FORMAT,
     Checkpoint,
     CheckpointWriteError,
+    checkpoint_epoch,
     load_checkpoint,
     save_checkpoint,
 )
@@ -561,3 +563,172 @@ def test_a_model_with_other_classes_is_refused(tmp_path: Path) -> None:
         ),
     ):
         load_checkpoint(tmp_path / "ck.pt").build_model(other)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every malformed field is a ValueError naming the file and the field, never a KeyError or a
+# TypeError from deep inside
+
+
+def _edited(edit: Callable[[dict[str, Any]], None]) -> Callable[[Path], None]:
+    def write(path: Path) -> None:
+        save_checkpoint(path, tiny_cnn(), epoch=2, history=HISTORY)
+        data = torch.load(path, weights_only=True)
+        edit(data)
+        torch.save(data, path)
+
+    return write
+
+
+def _without(key: str) -> Callable[[dict[str, Any]], None]:
+    section, _, name = key.rpartition(".")
+    return lambda data: (data[section] if section else data).pop(name)
+
+
+def _set(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    section, _, name = key.rpartition(".")
+    return lambda data: (data[section] if section else data).__setitem__(name, value)
+
+
+_PREPROCESSING = Preprocessing().to_dict()
+
+MALFORMED = [
+    *[
+        pytest.param(_without(key), key, "is missing", id=f"missing-{key}")
+        for key in (
+            "model",
+            "model.arch",
+            "model.arch_kwargs",
+            "model.state_dict",
+            "classes",
+            "preprocessing",
+            "epoch",
+            "history",
+            "optimizer",
+            "callbacks",
+            "retinalnet_version",
+        )
+    ],
+    pytest.param(_set("epoch", "3"), "epoch", r"must be an int >= 0, got str '3'", id="epoch-str"),
+    pytest.param(_set("epoch", 2.0), "epoch", r"must be an int >= 0, got float 2\.0", id="float"),
+    pytest.param(_set("epoch", True), "epoch", "must be an int >= 0, got bool True", id="bool"),
+    pytest.param(_set("epoch", -1), "epoch", "must be an int >= 0, got -1", id="epoch-negative"),
+    pytest.param(_set("epoch", None), "epoch", "got NoneType None", id="epoch-none"),
+    pytest.param(_set("history", {}), "history", "must be a list of epoch records", id="dict"),
+    pytest.param(_set("history", "1,0.5"), "history", "got str '1,0.5'", id="history-str"),
+    pytest.param(
+        _set("history", [1.5]), "history", "must hold a dict per epoch", id="history-of-numbers"
+    ),
+    pytest.param(
+        _set("history", [{1: 0.5}]), r"history\[0\]", "must have str keys", id="history-keys"
+    ),
+    pytest.param(_set("classes", [0, 1, 2, 3]), "classes", "non-empty strings", id="class-ints"),
+    pytest.param(_set("classes", "CNV"), "classes", "must be a list of class names", id="str"),
+    pytest.param(_set("classes", []), "classes", "non-empty list", id="no-classes"),
+    pytest.param(_set("classes", ["CNV", ""]), "classes", "non-empty strings", id="empty-name"),
+    pytest.param(
+        _set("classes", ["CNV", "CNV", "DME", "NORMAL"]), "classes", "repeated", id="repeated"
+    ),
+    pytest.param(
+        _set("preprocessing", "imagenet"), "preprocessing", "must be a dict", id="prep-str"
+    ),
+    pytest.param(
+        _set("preprocessing", {**_PREPROCESSING, "size": "big"}),
+        "preprocessing",
+        "is not valid: size must be an int >= 32",
+        id="prep-bad-size",
+    ),
+    pytest.param(
+        _set("preprocessing", {**_PREPROCESSING, "mean": [1]}),
+        "preprocessing",
+        "is not valid: mean and std need 3 values",
+        id="prep-bad-mean",
+    ),
+    pytest.param(
+        _set("preprocessing", {0: 1}), "preprocessing", "must have str keys", id="prep-keys"
+    ),
+    pytest.param(_set("model", []), "model", "must be a dict", id="model-list"),
+    pytest.param(_set("model.arch", 3), "model.arch", "a str or None", id="arch-int"),
+    pytest.param(_set("model.arch_kwargs", [1]), "model.arch_kwargs", "a dict", id="kwargs"),
+    pytest.param(
+        _set("model.state_dict", {"w": [1.0]}), "model.state_dict", "must hold tensors", id="sd"
+    ),
+    pytest.param(_set("optimizer", "adam"), "optimizer", "a dict or None", id="optimizer-str"),
+    pytest.param(_set("scheduler", 5), "scheduler", "a dict or None", id="scheduler-int"),
+    pytest.param(_set("callbacks", []), "callbacks", "must be a dict", id="callbacks-list"),
+    pytest.param(_set("callbacks", {1: {}}), "callbacks", "str keys", id="callbacks-keys"),
+    pytest.param(_set("loop", 3), "loop", "must be a dict", id="loop-int"),
+    pytest.param(_set("format_version", "1"), "format_version", "an int", id="version-str"),
+    pytest.param(_set("retinalnet_version", 2), "retinalnet_version", "a str", id="version"),
+]
+
+
+@pytest.mark.parametrize(("edit", "field", "problem"), MALFORMED)
+def test_a_malformed_field_is_named_with_the_file(
+    tmp_path: Path, edit: Callable[[dict[str, Any]], None], field: str, problem: str
+) -> None:
+    path = tmp_path / "bad.pt"
+    _edited(edit)(path)
+
+    with pytest.raises(ValueError, match=r"^cannot load checkpoint '.*bad\.pt': field ") as info:
+        load_checkpoint(path)
+
+    assert re.search(rf"field '{field}' .*{problem}", str(info.value)), str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_architecture_settings_that_do_not_fit_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "bad.pt"
+    _edited(_set("model.arch_kwargs", {"width": 4, "bogus": 1}))(path)
+    checkpoint = load_checkpoint(path)
+
+    with pytest.raises(
+        ValueError, match=r"cannot load checkpoint '.*bad\.pt': field 'model.arch_kwargs' does "
+        r"not fit 'small_cnn': .*bogus",
+    ):  # fmt: skip
+        checkpoint.build_model()
+
+
+def test_the_epoch_on_disk_of_a_malformed_file_is_unknown(tmp_path: Path) -> None:
+    path = tmp_path / "bad.pt"
+    _edited(_set("epoch", "3"))(path)
+    assert checkpoint_epoch(path) is None
+    assert checkpoint_epoch(tmp_path / "missing.pt") is None
+    assert checkpoint_epoch(tmp_path) is None
+    good = save_checkpoint(tmp_path / "good.pt", linear_classifier(), epoch=4)
+    assert checkpoint_epoch(good) == 4
+
+
+def _raw_pickle(path: Path) -> None:
+    with open(path, "wb") as handle:
+        pickle.dump({"weights": {1, 2}}, handle, protocol=4)
+
+
+def _numpy_inside(path: Path) -> None:
+    torch.save({"format": CHECKPOINT_FORMAT, "epoch": np.zeros(3)}, path)
+
+
+@pytest.mark.parametrize(
+    ("write", "names"),
+    [
+        pytest.param(_pickled_module, "torch.nn.modules.linear.Linear", id="pickled-module"),
+        pytest.param(_numpy_inside, "numpy", id="numpy-array"),
+        pytest.param(_raw_pickle, "Unsupported operand", id="plain-pickle"),
+    ],
+)
+def test_the_safe_load_refusal_never_suggests_loading_unsafely(
+    tmp_path: Path, write: Callable[[Path], None], names: str
+) -> None:
+    path = tmp_path / "unsafe.pt"
+    write(path)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's note on the pickle protocol
+        with pytest.raises(ValueError, match=r"'.*unsafe\.pt'") as info:
+            load_checkpoint(path)
+
+    message = str(info.value)
+    assert names in message
+    assert "weights_only" not in message
+    assert "safe_globals" not in message
+    assert "\n" not in message

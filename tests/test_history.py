@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import errno
 import math
+import os
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
+from retinalnet._core import files
 from retinalnet.training import EpochRecord, History
 
 FIELDS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds", "lr"]
@@ -208,3 +211,70 @@ def test_records_of_0_1_checkpoints_still_load() -> None:
     (record,) = History.from_records([old])
     assert record.extra == {}
     assert record.to_dict() == old
+
+
+# ---------------------------------------------------------------------------------------------
+# Records read back (from a checkpoint being resumed) are checked field by field
+
+
+_GOOD = {
+    "epoch": 1,
+    "train_loss": 0.9,
+    "train_accuracy": 0.5,
+    "val_loss": None,
+    "val_accuracy": None,
+    "seconds": 2.0,
+    "lr": 1e-3,
+}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"epoch": "1"}, r"'epoch' must be an int >= 1, got '1'"),
+        ({"epoch": 1.0}, r"'epoch' must be an int >= 1, got 1\.0"),
+        ({"epoch": 0}, r"'epoch' must be an int >= 1, got 0"),
+        ({"epoch": True}, r"'epoch' must be an int >= 1, got True"),
+        ({"train_loss": "0.9"}, r"epoch 1: metric 'train_loss' must be a number, got '0\.9'"),
+        ({"train_loss": None}, r"metric 'train_loss' must be a number, got None"),
+        ({"lr": [1e-3]}, r"metric 'lr' must be a number, got \[0\.001\]"),
+        ({"val_loss": "low"}, r"metric 'val_loss' must be a number or None, got 'low'"),
+        ({"val_auc": {"a": 1}}, r"metric 'val_auc' must be a number or None"),
+        ({"seconds": False}, r"metric 'seconds' must be a number, got False"),
+    ],
+)
+def test_a_record_with_a_malformed_value_is_refused(
+    changes: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        History.from_records([{**_GOOD, **changes}])
+
+
+def test_nan_and_integer_metrics_are_numbers() -> None:
+    (record,) = History.from_records([{**_GOOD, "train_loss": math.nan, "lr": 1}])
+    assert math.isnan(record.train_loss)
+    assert record.lr == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The CSV file is written whole or not at all
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES])
+def test_a_refused_csv_write_names_the_file_and_keeps_the_old_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    path = _history(0.9).to_csv(tmp_path / "history.csv")
+    before = path.read_bytes()
+
+    def refused(*args: object, **kwargs: object) -> object:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", refused)
+    with pytest.raises(
+        OSError, match=rf"^cannot write '.*history\.csv': .*\[{errno.errorcode[code]}\]"
+    ):
+        _history(0.9, 0.8).to_csv(path)
+
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["history.csv"]

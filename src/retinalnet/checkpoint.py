@@ -8,14 +8,20 @@ needs nothing from the training machinery.
 .. versionchanged:: 0.2
    Moved here from :mod:`retinalnet.training`, where the names still work with a
    ``DeprecationWarning``.
+
+Why this module is long: one file format, its writer, and its reader with a check of every
+field belong together, so that a field added to the writer is checked by the reader in the
+same change.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import re
+import reprlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +34,13 @@ from retinalnet.models import Classifier, build_model
 from retinalnet.models._state_dict import state_dict_mismatches
 from retinalnet.transforms import Preprocessing
 
-__all__ = ["Checkpoint", "CheckpointWriteError", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "Checkpoint",
+    "CheckpointWriteError",
+    "checkpoint_epoch",
+    "load_checkpoint",
+    "save_checkpoint",
+]
 
 CHECKPOINT_FORMAT = "retinalnet-checkpoint"
 _FORMAT_VERSION = 1
@@ -117,12 +129,15 @@ def save_checkpoint(
     optimizer_state: Mapping[str, Any] | None = None,
     scheduler_state: Mapping[str, Any] | None = None,
     callback_states: Mapping[str, Any] | None = None,
+    loop_state: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint of ``model`` (and training state) atomically.
 
     The file holds state dicts and plain data only: the weights, the architecture config,
     the class names, the preprocessing, the history, the optimizer, scheduler and callback
-    states, and the library version. It loads with ``torch.load(path, weights_only=True)``.
+    states, the loop state (random generators and data order, for a resumed fit that repeats
+    the uninterrupted one) and the library version. It loads with
+    ``torch.load(path, weights_only=True)``.
 
     The file is written whole or not at all: the bytes go to a temporary file beside it,
     which replaces ``path`` only once flushed to disk.
@@ -162,6 +177,7 @@ def save_checkpoint(
         "optimizer": dict(optimizer_state) if optimizer_state is not None else None,
         "scheduler": dict(scheduler_state) if scheduler_state is not None else None,
         "callbacks": dict(callback_states or {}),
+        "loop": dict(loop_state or {}),
     }
     try:
         return atomic_write(out, lambda stream: torch.save(payload, stream))
@@ -182,9 +198,43 @@ def _epoch_on_disk(path: Path) -> int | None:
         data: Any = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # not a checkpoint, or unreadable: the message then says less
         return None
-    if isinstance(data, dict) and data.get("format") == CHECKPOINT_FORMAT:
-        return int(data["epoch"])
-    return None
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        return None
+    epoch = data.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        return None
+    return epoch
+
+
+def checkpoint_epoch(path: str | os.PathLike[str]) -> int | None:
+    """The epoch of the retinalnet checkpoint at ``path``, read without loading the weights.
+
+    Parameters
+    ----------
+    path
+        A file written by :func:`save_checkpoint` or the Trainer (``best.pt``, ``last.pt``).
+
+    Returns
+    -------
+    int or None
+        The epochs it holds (0 for a model saved outside a fit); ``None`` if there is no
+        file, or it is not a readable retinalnet checkpoint.
+
+    Examples
+    --------
+    >>> from retinalnet.checkpoint import checkpoint_epoch
+    >>> checkpoint_epoch("runs/vgg16/last.pt")  # doctest: +SKIP
+    7
+
+    .. versionadded:: 0.2
+    """
+    file = Path(path)
+    try:
+        if not file.is_file():
+            return None
+    except OSError:
+        return None
+    return _epoch_on_disk(file)
 
 
 @dataclass(frozen=True)
@@ -203,6 +253,12 @@ class Checkpoint:
     scheduler_state: dict[str, Any] | None
     callback_states: dict[str, Any]
     retinalnet_version: str
+    loop_state: dict[str, Any] = field(default_factory=dict)
+    """The fit loop's random generators and data order (empty for a checkpoint written
+    outside a fit, or before 0.2).
+
+    .. versionadded:: 0.2
+    """
 
     def build_model(self, model: nn.Module | None = None) -> Classifier:
         """The trained model, rebuilt from the config (or ``model``) and the weights.
@@ -224,9 +280,17 @@ class Checkpoint:
                     f"checkpoint {str(self.path)!r} holds a network built by hand; pass that "
                     "untrained network as model= to load the weights into it"
                 )
-            classifier = build_model(
-                self.arch, self.arch_kwargs, classes=self.classes, preprocessing=self.preprocessing
-            )
+            try:
+                classifier = build_model(
+                    self.arch,
+                    self.arch_kwargs,
+                    classes=self.classes,
+                    preprocessing=self.preprocessing,
+                )
+            except TypeError as error:  # a setting the architecture does not take
+                raise _malformed(
+                    self.path, "model.arch_kwargs", f"does not fit {self.arch!r}: {error}"
+                ) from None
         elif isinstance(model, Classifier):
             if model.classes != self.classes:
                 raise ValueError(
@@ -266,7 +330,9 @@ def load_checkpoint(
 ) -> Checkpoint:
     """Read a checkpoint written by retinalnet, safely and without network access.
 
-    Uses ``torch.load(weights_only=True)``: no code in the file is ever run.
+    Uses ``torch.load(weights_only=True)``: no code in the file is ever run. Every field is
+    checked, so a damaged or hand-edited file is refused with a message naming the file and
+    the field, never half loaded.
 
     Parameters
     ----------
@@ -281,7 +347,9 @@ def load_checkpoint(
         If there is no such file.
     ValueError
         If the file is not a retinalnet checkpoint (for example a whole pickled model, as the
-        tutorial saved, which is unsafe to load), or was written by a newer format.
+        tutorial saved, which is unsafe to load), was written by a newer format, or has a
+        field that is missing or of the wrong kind (``cannot load checkpoint 'x.pt': field
+        'epoch' must be an int >= 0, got str '3'``).
 
     Examples
     --------
@@ -295,44 +363,151 @@ def load_checkpoint(
     try:
         data: Any = torch.load(file, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        if "Unsupported global" in str(error):
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+        if found:
             raise ValueError(
                 f"{str(file)!r} is not a retinalnet checkpoint: it holds pickled Python objects "
-                "(such as a whole model saved with torch.save(model)), which retinalnet does "
-                "not load because unpickling can run arbitrary code. Save model.state_dict() "
-                "instead"
+                f"({found.group(1)}), as a whole model saved with torch.save(model) does, which "
+                "retinalnet does not load because unpickling can run arbitrary code. Save "
+                "model.state_dict() instead"
             ) from None
         raise ValueError(
-            f"{str(file)!r} is not a PyTorch checkpoint file, or it is corrupt ({error})"
+            f"{str(file)!r} is not a PyTorch checkpoint file that loads safely, or it is "
+            f"corrupt ({_torch_reason(error)})"
         ) from None
     except Exception as error:  # any other failure of torch.load: not a readable checkpoint
         raise ValueError(
-            f"cannot read checkpoint {str(file)!r}: {type(error).__name__}: {error} "
-            "(is it a checkpoint written by retinalnet, and is the file complete?)"
+            f"cannot read checkpoint {str(file)!r}: {type(error).__name__}: "
+            f"{_torch_reason(error)} (is it a checkpoint written by retinalnet, and is the file "
+            "complete?)"
         ) from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(
             f"{str(file)!r} is not a retinalnet checkpoint (no {CHECKPOINT_FORMAT!r} marker); "
             "to load backbone weights use vgg16_transfer(weights=path)"
         )
-    if int(data.get("format_version", 0)) > _FORMAT_VERSION:
+    fields = _Fields(data, file)
+    format_version = fields.get("format_version", int, "an int", default=0)
+    if format_version > _FORMAT_VERSION:
         raise ValueError(
             f"{str(file)!r} was written by retinalnet {data.get('retinalnet_version')} in "
-            f"checkpoint format {data['format_version']}; this is retinalnet {__version__} "
+            f"checkpoint format {format_version}; this is retinalnet {__version__} "
             f"(format {_FORMAT_VERSION}): upgrade with pip install -U retinalnet"
         )
-    model = data["model"]
-    return Checkpoint(
-        path=file,
-        arch=model["arch"],
-        arch_kwargs=dict(model["arch_kwargs"]),
-        state_dict=dict(model["state_dict"]),
-        classes=tuple(data["classes"]),
-        preprocessing=Preprocessing.from_dict(data["preprocessing"]),
-        epoch=int(data["epoch"]),
-        history=list(data["history"]),
-        optimizer_state=data["optimizer"],
-        scheduler_state=data.get("scheduler"),
-        callback_states=dict(data["callbacks"]),
-        retinalnet_version=str(data["retinalnet_version"]),
-    )
+    return fields.checkpoint()
+
+
+def _torch_reason(error: BaseException) -> str:
+    """torch's words for a failed load, in one line, without its advice to load the file
+    unsafely (retinalnet never suggests running a file's code)."""
+    text = str(error)
+    found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+    if found:
+        text = found.group(1)
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if not line or "weights_only" in line or "safe_globals" in line:
+        return type(error).__name__
+    return line
+
+
+def _malformed(file: Path, name: str, problem: str) -> ValueError:
+    return ValueError(f"cannot load checkpoint {str(file)!r}: field {name!r} {problem}")
+
+
+def _shown(value: Any) -> str:
+    return f"{type(value).__name__} {reprlib.repr(value)}"
+
+
+_REQUIRED = object()
+
+
+class _Fields:
+    """Reads the fields of a checkpoint's dict, refusing a missing or ill-typed one by name."""
+
+    def __init__(self, data: Mapping[str, Any], file: Path) -> None:
+        self.data = data
+        self.file = file
+
+    def get(
+        self,
+        name: str,
+        kinds: type | tuple[type, ...],
+        expected: str,
+        *,
+        default: Any = _REQUIRED,
+        within: Mapping[str, Any] | None = None,
+        prefix: str = "",
+    ) -> Any:
+        """``data[name]``, checked to be one of ``kinds`` (never a bool for an int)."""
+        source = self.data if within is None else within
+        if name not in source:
+            if default is not _REQUIRED:
+                return default
+            raise _malformed(self.file, prefix + name, "is missing")
+        value = source[name]
+        wrong_bool = isinstance(value, bool) and bool not in _as_tuple(kinds)
+        if wrong_bool or not isinstance(value, kinds):
+            raise _malformed(self.file, prefix + name, f"must be {expected}, got {_shown(value)}")
+        return value
+
+    def string_keys(self, name: str, mapping: Mapping[Any, Any]) -> dict[str, Any]:
+        keys = [key for key in mapping if not isinstance(key, str)]
+        if keys:
+            raise _malformed(self.file, name, f"must have str keys, got {_shown(keys[0])}")
+        return dict(mapping)
+
+    def checkpoint(self) -> Checkpoint:
+        model = self.get("model", dict, "a dict")
+        arch = self.get("arch", (str, type(None)), "a str or None", within=model, prefix="model.")
+        kwargs = self.get("arch_kwargs", dict, "a dict", within=model, prefix="model.")
+        state = self.get("state_dict", dict, "a dict", within=model, prefix="model.")
+        state = self.string_keys("model.state_dict", state)
+        for key, value in state.items():
+            if not isinstance(value, torch.Tensor):
+                problem = f"must hold tensors, got {_shown(value)} for {key!r}"
+                raise _malformed(self.file, "model.state_dict", problem)
+        classes = self.get("classes", (list, tuple), "a list of class names")
+        if not classes or not all(isinstance(name, str) and name for name in classes):
+            problem = f"must be a non-empty list of non-empty strings, got {reprlib.repr(classes)}"
+            raise _malformed(self.file, "classes", problem)
+        if len(set(classes)) != len(classes):
+            raise _malformed(self.file, "classes", f"has repeated names: {list(classes)}")
+        settings = self.string_keys(
+            "preprocessing", self.get("preprocessing", dict, "a dict of settings")
+        )
+        try:
+            preprocessing = Preprocessing.from_dict(settings)
+        except (TypeError, ValueError) as error:
+            raise _malformed(self.file, "preprocessing", f"is not valid: {error}") from None
+        epoch = self.get("epoch", int, "an int >= 0")
+        if epoch < 0:
+            raise _malformed(self.file, "epoch", f"must be an int >= 0, got {epoch}")
+        history = self.get("history", list, "a list of epoch records")
+        for index, record in enumerate(history):
+            if not isinstance(record, dict):
+                problem = f"must hold a dict per epoch, got {_shown(record)} at index {index}"
+                raise _malformed(self.file, "history", problem)
+            self.string_keys(f"history[{index}]", record)
+        optimizer = self.get("optimizer", (dict, type(None)), "a dict or None")
+        scheduler = self.get("scheduler", (dict, type(None)), "a dict or None", default=None)
+        callbacks = self.string_keys("callbacks", self.get("callbacks", dict, "a dict"))
+        loop = self.string_keys("loop", self.get("loop", dict, "a dict", default={}))
+        return Checkpoint(
+            path=self.file,
+            arch=arch,
+            arch_kwargs=self.string_keys("model.arch_kwargs", kwargs),
+            state_dict=state,
+            classes=tuple(classes),
+            preprocessing=preprocessing,
+            epoch=epoch,
+            history=list(history),
+            optimizer_state=optimizer,
+            scheduler_state=scheduler,
+            callback_states=callbacks,
+            retinalnet_version=self.get("retinalnet_version", str, "a str"),
+            loop_state=loop,
+        )
+
+
+def _as_tuple(kinds: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kinds if isinstance(kinds, tuple) else (kinds,)

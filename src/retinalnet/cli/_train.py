@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 from collections.abc import Sequence
@@ -33,9 +34,17 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from retinalnet.checkpoint import checkpoint_epoch
     from retinalnet.datasets import KermanyOCT
     from retinalnet.models import create_model
-    from retinalnet.training import ClassificationTask, EarlyStopping, FeatureCacheConfig, Trainer
+    from retinalnet.training import (
+        ClassificationTask,
+        EarlyStopping,
+        FeatureCacheConfig,
+        RunLock,
+        Trainer,
+        seed_everything,
+    )
     from retinalnet.transforms import Preprocessing
 
     preprocessing = Preprocessing(size=args.size, reduced_decode=args.reduced_decode)
@@ -45,34 +54,52 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         train = KermanyOCT(args.data, "train")
         val = KermanyOCT(args.data, "val")
-    model = create_model(args.arch, weights=args.weights, preprocessing=preprocessing)
-    task = ClassificationTask(lr=args.lr, balance=None if args.balance == "none" else args.balance)
     cache: bool | FeatureCacheConfig = False
     if args.feature_cache is not False:
         folder = None if args.feature_cache is True else Path(args.feature_cache)
         cache = FeatureCacheConfig(cache_dir=folder, views=args.cache_views)
     elif args.cache_views:
         raise ValueError("--cache-views N needs --feature-cache (it caches augmented copies)")
-    trainer = Trainer(
-        model,
-        task,
-        callbacks=[EarlyStopping(patience=args.patience)],
-        max_epochs=args.epochs,
-        batch_size=args.batch_size,
-        num_workers=args.workers,
-        device=args.device,
-        precision=args.precision,
-        feature_cache=cache,
-        out_dir=args.out,
-        overwrite=args.overwrite,
-        seed=args.seed,
-        progress=not args.quiet,
-    )
-    history = trainer.fit(train, val, resume_from=args.resume)
-    csv_path = history.to_csv(args.out / "history.csv")
-    print(f"stopped: {history.stop_reason}")
-    print(f"validation ({len(val)} images):\n{trainer.evaluate(val)}")
-    print(f"best model: {args.out / 'best.pt'}  history: {csv_path}")
+    with RunLock(args.out):  # one run at a time writes to --out
+        if args.seed is not None:
+            seed_everything(args.seed)  # before the model: its new head starts the same
+        model = create_model(args.arch, weights=args.weights, preprocessing=preprocessing)
+        task = ClassificationTask(
+            lr=args.lr, balance=None if args.balance == "none" else args.balance
+        )
+        trainer = Trainer(
+            model,
+            task,
+            callbacks=[EarlyStopping(patience=args.patience)],
+            max_epochs=args.epochs,
+            batch_size=args.batch_size,
+            num_workers=args.workers,
+            device=args.device,
+            precision=args.precision,
+            feature_cache=cache,
+            out_dir=args.out,
+            overwrite=args.overwrite,
+            seed=args.seed,
+            progress=not args.quiet,
+        )
+        csv_path = args.out / "history.csv"
+        try:
+            history = trainer.fit(train, val, resume_from=args.resume)
+        except BaseException:
+            # the epochs that finished, beside the checkpoints; the error is what is reported
+            if len(trainer.history):
+                with contextlib.suppress(OSError):
+                    trainer.history.to_csv(csv_path)
+            raise
+        history.to_csv(csv_path)
+        print(f"stopped: {history.stop_reason}")
+        print(f"validation ({len(val)} images):\n{trainer.evaluate(val)}")
+        best = args.out / "best.pt"
+        epoch = checkpoint_epoch(best)
+        if epoch is None:  # never claim a file that is not there
+            print(f"no best model was written  history: {csv_path}")
+        else:
+            print(f"best model: {best} (epoch {epoch})  history: {csv_path}")
     return 0
 
 

@@ -8,7 +8,6 @@ from retinalnet.training._balance import class_counts as class_counts
 from retinalnet.training._balance import class_weights as class_weights
 from retinalnet.training._callbacks import Callback as Callback
 from retinalnet.training._callbacks import EarlyStopping as EarlyStopping
-from retinalnet.training._callbacks import ModelCheckpoint as ModelCheckpoint
 from retinalnet.training._config import FeatureCacheConfig as FeatureCacheConfig
 from retinalnet.training._evaluation import EvaluationResult as EvaluationResult
 from retinalnet.training._evaluation import evaluate as evaluate
@@ -16,6 +15,11 @@ from retinalnet.training._feature_cache import FeatureCache as FeatureCache
 from retinalnet.training._feature_cache import build_feature_cache as build_feature_cache
 from retinalnet.training._history import EpochRecord as EpochRecord
 from retinalnet.training._history import History as History
+from retinalnet.training._lock import RunLock as RunLock
+from retinalnet.training._lock_owner import RunLockedError as RunLockedError
+from retinalnet.training._model_checkpoint import ModelCheckpoint as ModelCheckpoint
+from retinalnet.training._nonfinite import NonFiniteLossError as NonFiniteLossError
+from retinalnet.training._seed import seed_everything as seed_everything
 from retinalnet.training._task import ClassificationTask as ClassificationTask
 from retinalnet.training._task import MetricFunction as MetricFunction
 from retinalnet.training._task import OptimizerFactory as OptimizerFactory
@@ -37,7 +41,10 @@ __all__ = [
     "History",
     "MetricFunction",
     "ModelCheckpoint",
+    "NonFiniteLossError",
     "OptimizerFactory",
+    "RunLock",
+    "RunLockedError",
     "SchedulerFactory",
     "Trainer",
     "balanced_sampler",
@@ -45,6 +52,7 @@ __all__ = [
     "class_counts",
     "class_weights",
     "evaluate",
+    "seed_everything",
 ]
 
 # 0.1 names that moved: the checkpoint functions to retinalnet.checkpoint, the rest inside

@@ -1,12 +1,11 @@
-"""Callbacks: hooks into the training loop, early stopping and checkpointing."""
+"""Callbacks: hooks into the training loop, and early stopping (checkpointing is in
+``_model_checkpoint.py``)."""
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -14,7 +13,7 @@ import torch
 if TYPE_CHECKING:
     from retinalnet.training._trainer import Trainer
 
-__all__ = ["Callback", "EarlyStopping", "ModelCheckpoint"]
+__all__ = ["Callback", "EarlyStopping"]
 
 logger = logging.getLogger(__name__)
 
@@ -248,101 +247,3 @@ def _changeable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
         for name, value in model.state_dict().items()
         if name not in frozen
     }
-
-
-class ModelCheckpoint(Callback):
-    """Write the best model (``best.pt``) and the latest state (``last.pt``) during a fit.
-
-    Files are written atomically (temporary file, then rename). A new fit refuses to
-    replace an existing ``best.pt`` unless ``overwrite=True``; a resumed fit
-    (``fit(..., resume_from=...)``) keeps the best score of the run it continues, so a worse
-    epoch never replaces a better checkpoint. ``last.pt`` is rewritten after every epoch, so
-    an interrupted fit (Ctrl-C, a crash) loses at most the epoch it was in.
-
-    Parameters
-    ----------
-    dirpath
-        Folder for the files.
-    monitor, mode
-        What "best" means (``val_loss``, lower is better, by default); ``monitor`` can be
-        any metric the fit produces, as for :class:`EarlyStopping`.
-    save_last
-        Also write ``last.pt`` after every epoch, for resuming.
-    overwrite
-        Allow a new fit to replace an existing ``best.pt``.
-    """
-
-    def __init__(
-        self,
-        dirpath: str | os.PathLike[str],
-        *,
-        monitor: str = "val_loss",
-        mode: str = "min",
-        save_last: bool = True,
-        overwrite: bool = False,
-    ) -> None:
-        _check_mode(mode)
-        self.dirpath = Path(dirpath)
-        self.monitor = monitor
-        self.mode = mode
-        self.save_last = save_last
-        self.overwrite = overwrite
-        self._tracker = _Tracker(mode)
-        self._resumed = False
-
-    @property
-    def best_path(self) -> Path:
-        """``dirpath / "best.pt"``."""
-        return self.dirpath / "best.pt"
-
-    @property
-    def last_path(self) -> Path:
-        """``dirpath / "last.pt"``."""
-        return self.dirpath / "last.pt"
-
-    @property
-    def best_score(self) -> float | None:
-        """Best value of the monitored metric among the epochs written."""
-        return self._tracker.best
-
-    def on_fit_start(self, trainer: Trainer) -> None:
-        _check_monitor(self.monitor, trainer, "ModelCheckpoint")
-        self._tracker = _Tracker(self.mode)
-        self._resumed = False
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self._tracker.best = state["best_score"]
-        self._tracker.best_epoch = state["best_epoch"]
-        self._resumed = True
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"best_score": self._tracker.best, "best_epoch": self._tracker.best_epoch}
-
-    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
-        if self._resumed or self.overwrite or not self.best_path.exists():
-            return
-        raise FileExistsError(
-            f"{self.best_path} already exists and would be replaced by this new run; resume "
-            "that run (fit(..., resume_from=last.pt), or --resume on the command line), choose "
-            "another folder, or allow it (overwrite=True, or --overwrite)"
-        )
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
-        improved = self._tracker.update(float(metrics[self.monitor]), epoch)
-        self._resumed = True  # from here on this run owns best.pt
-        if improved:
-            trainer.save_checkpoint(self.best_path)
-            logger.info("epoch %d: %s improved, wrote %s", epoch, self.monitor, self.best_path)
-        if self.save_last:
-            trainer.save_checkpoint(self.last_path)
-
-    def on_exception(self, trainer: Trainer, exception: BaseException) -> None:
-        # last.pt already holds the last finished epoch; the weights in memory are
-        # mid-epoch, so they are not written.
-        if trainer.epoch > 0 and self.save_last and self.last_path.exists():
-            logger.warning(
-                "fit interrupted (%s) after epoch %d; continue with fit(..., resume_from=%r)",
-                type(exception).__name__,
-                trainer.epoch,
-                str(self.last_path),
-            )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -14,9 +16,10 @@ from retinalnet.models._classifier import network_of
 from retinalnet.precision import autocast
 from retinalnet.training._distributed import DistributedContext
 from retinalnet.training._feature_cache import trainable_head
+from retinalnet.training._nonfinite import first_nonfinite
 from retinalnet.training._task import ClassificationTask
 
-__all__ = ["enter_train_mode", "epoch_line", "train_one_epoch"]
+__all__ = ["TrainingPass", "enter_train_mode", "epoch_line", "train_one_epoch"]
 
 
 def enter_train_mode(model: nn.Module) -> None:
@@ -45,6 +48,23 @@ def enter_train_mode(model: nn.Module) -> None:
             module.eval()
 
 
+@dataclass(frozen=True)
+class TrainingPass:
+    """What one training pass reports: the mean loss and accuracy of its batches, its steps,
+    and the first step whose loss was not finite (``None`` if all were)."""
+
+    loss: float
+    accuracy: float
+    steps: int
+    nonfinite_step: int | None = None
+    nonfinite_value: float = math.nan
+
+    @property
+    def finite(self) -> bool:
+        """Whether every step's loss (in every process) was finite."""
+        return math.isfinite(self.loss)
+
+
 def train_one_epoch(
     forward: nn.Module,
     loader: DataLoader[Any],
@@ -58,10 +78,13 @@ def train_one_epoch(
     epoch: int,
     description: str,
     progress: bool,
-) -> tuple[float, float]:
+) -> TrainingPass:
     """Run one epoch of optimizer steps; returns the mean loss and accuracy of its batches.
 
     Across processes the sums are added up, so every rank returns the whole epoch's values.
+    The losses are read back once, at the end of the epoch (a GPU is not waited for at each
+    step); a loss that is not finite at any step makes the epoch's mean not finite, and its
+    first such step is then looked up.
     """
     if isinstance(loader.sampler, DistributedSampler):
         loader.sampler.set_epoch(epoch)  # a new shuffle each epoch, the same on all ranks
@@ -91,12 +114,19 @@ def train_one_epoch(
         raise ValueError("the training loader produced no batches")
     sum_dtype = torch.float32 if device.type == "mps" else torch.float64
     weights = torch.tensor(sizes, dtype=sum_dtype, device=device)
-    total_loss = torch.stack(losses).to(sum_dtype) @ weights
+    stacked = torch.stack(losses).to(sum_dtype)
+    total_loss = stacked @ weights
     correct = (torch.cat(predictions) == torch.cat(labels)).sum()
     loss_sum, correct_sum, seen_sum = dist.sum(
         [float(total_loss), float(correct), float(sum(sizes))], device
     )
-    return loss_sum / seen_sum, correct_sum / seen_sum
+    result = TrainingPass(loss_sum / seen_sum, correct_sum / seen_sum, steps=len(losses))
+    if result.finite:
+        return result
+    first = first_nonfinite(stacked)  # None: in another process's batches
+    if first is None:
+        return result
+    return TrainingPass(result.loss, result.accuracy, result.steps, *first)
 
 
 _SHORT = {"train_accuracy": "train_acc", "val_accuracy": "val_acc"}

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
+import numbers
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+from retinalnet._core.files import atomic_write
 
 __all__ = ["FIELDS", "EpochRecord", "History"]
 
@@ -78,6 +82,12 @@ class EpochRecord:
     def from_dict(cls, values: Mapping[str, Any]) -> EpochRecord:
         """Rebuild from :meth:`to_dict` output: names other than the fields become ``extra``.
 
+        Raises
+        ------
+        ValueError
+            If a field is missing, ``epoch`` is not an int >= 1, or a metric is not a number
+            (``None`` where an epoch may have no value).
+
         .. versionadded:: 0.2
         """
         missing = [name for name in FIELDS if name not in values]
@@ -85,8 +95,23 @@ class EpochRecord:
             raise ValueError(
                 f"an epoch record needs {', '.join(FIELDS)}; missing: {', '.join(missing)}"
             )
+        epoch = values["epoch"]
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+            raise ValueError(f"an epoch record's 'epoch' must be an int >= 1, got {epoch!r}")
+        for name, value in values.items():
+            optional = name in _OPTIONAL or name not in FIELDS
+            if name == "epoch" or (value is None and optional):
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                expected = "a number or None" if optional else "a number"
+                raise ValueError(
+                    f"epoch {epoch}: metric {name!r} must be {expected}, got {value!r}"
+                )
         extra = {key: value for key, value in values.items() if key not in FIELDS}
         return cls(**{name: values[name] for name in FIELDS}, extra=extra)
+
+
+_OPTIONAL = frozenset({"val_loss", "val_accuracy"})
 
 
 class History(Sequence[EpochRecord]):
@@ -177,10 +202,26 @@ class History(Sequence[EpochRecord]):
         return cls([EpochRecord.from_dict(record) for record in records])
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
-        """Write one row per epoch with a header; returns the path."""
-        out = Path(path)
-        with open(out, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=self.names)
-            writer.writeheader()
-            writer.writerows(self.to_records())
-        return out
+        """Write one row per epoch with a header; returns the path.
+
+        The file is written whole or not at all (a temporary file renamed over ``path``).
+
+        Raises
+        ------
+        OSError
+            If the disk or the operating system refuses the write; the message names the
+            path and the cause, and the file there before is untouched.
+
+        .. versionchanged:: 0.2
+           Written atomically.
+        """
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=self.names)
+        writer.writeheader()
+        writer.writerows(self.to_records())
+        data = text.getvalue().encode()
+
+        def write(stream: BinaryIO) -> None:
+            stream.write(data)
+
+        return atomic_write(path, write)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
 import time
+import warnings
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -15,14 +19,24 @@ from torch.utils.data import DataLoader
 from retinalnet._core.classes import check_same_classes
 from retinalnet._core.loaders import DataSource
 from retinalnet.models import Classifier
-from retinalnet.training._callbacks import Callback, ModelCheckpoint
+from retinalnet.training._callbacks import Callback
 from retinalnet.training._data import classes_of, train_targets
 from retinalnet.training._distributed import distributed_context
 from retinalnet.training._epoch import enter_train_mode, epoch_line, train_one_epoch
 from retinalnet.training._evaluation import run_evaluation
 from retinalnet.training._history import History
+from retinalnet.training._lock import fit_lock
 from retinalnet.training._metrics import EpochMetrics
+from retinalnet.training._model_checkpoint import ModelCheckpoint
+from retinalnet.training._nonfinite import first_nonfinite_state, nonfinite_loss_error
 from retinalnet.training._resume import resume
+from retinalnet.training._seed import (
+    data_order_state,
+    random_state,
+    seed_everything,
+    set_data_order_state,
+    set_random_state,
+)
 
 if TYPE_CHECKING:
     from retinalnet.training._trainer import Trainer
@@ -39,7 +53,8 @@ class FitLoop:
     settings, passes the Trainer to the callbacks, and leaves the results (history, epoch,
     stop reason) on it. What it holds lasts until the next fit: whether there was validation
     data, the callbacks in use (the Trainer's plus a :class:`ModelCheckpoint` for
-    ``out_dir``), the processes, and the metrics of the epoch in progress.
+    ``out_dir``), the processes, the training loader (whose data order checkpoints carry),
+    and the metrics of the epoch in progress.
     """
 
     def __init__(self, trainer: Trainer, *, validation: bool) -> None:
@@ -54,6 +69,7 @@ class FitLoop:
             )
             self.callbacks.append(checkpoint)
         self.metrics: EpochMetrics | None = None  # while an epoch runs
+        self.train_loader: DataLoader[Any] | None = None
         self._ddp: nn.Module | None = None  # DistributedDataParallel with several processes
 
     def run(
@@ -62,7 +78,8 @@ class FitLoop:
         val: DataSource | None,
         resume_from: str | os.PathLike[str] | None,
     ) -> History:
-        """Prepare the data, then run epochs until ``max_epochs`` or a callback stops it."""
+        """Check the data, lock ``out_dir``, then run epochs until ``max_epochs`` or a
+        callback stops it."""
         trainer = self.trainer
         if val is not None:
             classes_of(trainer.model)  # fail now, not after an epoch, if classes are unknown
@@ -70,18 +87,43 @@ class FitLoop:
             check_same_classes(trainer.model.classes, train, where="Trainer.fit (train)")
             if val is not None:
                 check_same_classes(trainer.model.classes, val, where="Trainer.fit (val)")
+        with contextlib.ExitStack() as lock:
+            refused: OSError | None = None
+            if trainer.out_dir is not None and self.dist.is_main:  # only rank 0 writes there
+                try:
+                    lock.enter_context(fit_lock(trainer.out_dir))
+                except OSError as error:  # held by another run, or cannot be written
+                    refused = error
+            # every rank stops when rank 0 cannot lock, rather than wait for it forever
+            (stopped,) = self.dist.sum([0.0 if refused is None else 1.0], trainer.device)
+            if refused is not None:
+                raise refused
+            if stopped:
+                raise RuntimeError(
+                    f"rank {self.dist.rank}: rank 0 could not lock {str(trainer.out_dir)!r} "
+                    "(its error says why)"
+                )
+            return self._run(train, val, resume_from)
+
+    def _run(
+        self,
+        train: DataSource,
+        val: DataSource | None,
+        resume_from: str | os.PathLike[str] | None,
+    ) -> History:
+        trainer = self.trainer
         if trainer.feature_cache is not None:
             train = trainer._cached(train, views=trainer.feature_cache.views)
             val = trainer._cached(val) if val is not None else None
         targets = train_targets(train, trainer.task.balance)
         sampler = trainer.task.sampler(targets, seed=trainer.seed)
-        train_loader = trainer._loader(train, train=True, sampler=sampler)
+        train_loader = self.train_loader = trainer._loader(train, train=True, sampler=sampler)
         model = trainer.model
         num_classes = len(model.classes) if isinstance(model, Classifier) else None
         trainer.task.setup(targets, num_classes=num_classes, device=trainer.device)
         val_loader = trainer._loader(val, train=False) if val is not None else None
         if trainer.seed is not None:
-            torch.manual_seed(trainer.seed)
+            seed_everything(trainer.seed)
         model.to(trainer.device)
         if self.dist.enabled:
             device = trainer.device
@@ -103,6 +145,7 @@ class FitLoop:
                 callbacks=self.callbacks,
             )
             trainer.history, trainer.epoch = resumed.history, resumed.epoch
+            self._restore(resumed.loop_state, source=repr(str(resume_from)))
         try:
             while trainer.epoch < trainer.max_epochs and not trainer.should_stop:
                 self._run_epoch(train_loader, val_loader)
@@ -124,6 +167,52 @@ class FitLoop:
         logger.info("fit finished: %s", trainer.stop_reason)
         return trainer.history
 
+    def loop_state(self) -> dict[str, Any]:
+        """What a checkpoint needs for a resumed fit to repeat this one from here: the seed,
+        the random generators, the data order and the fp16 loss scale."""
+        return {
+            "seed": self.trainer.seed,
+            "random": random_state(),
+            "data": data_order_state(self.train_loader),
+            "scaler": self.trainer._scaler.state_dict(),
+        }
+
+    def _restore(self, state: Mapping[str, Any], *, source: str) -> None:
+        """Continue the random generators, data order and loss scale of a resumed run."""
+        trainer = self.trainer
+        if not state:
+            logger.info("%s holds no random state (written before 0.2, or outside a fit)", source)
+            return
+        for part in ("random", "data", "scaler"):
+            if not isinstance(state.get(part, {}), Mapping):
+                raise ValueError(
+                    f"cannot resume from {source}: field 'loop.{part}' must be a dict, got "
+                    f"{type(state[part]).__name__}"
+                )
+        saved = state.get("seed")
+        if saved != trainer.seed:
+            if trainer.seed is None:
+                advice = f"pass seed={saved!r} (--seed {saved}) to repeat it"
+            elif saved is None:
+                advice = f"this fit follows seed={trainer.seed} from here"
+            else:
+                advice = f"this fit follows seed={trainer.seed} from here, not seed={saved}"
+            warnings.warn(
+                f"the run in {source} used seed={saved!r} and this fit seed={trainer.seed!r}: "
+                f"its shuffles and random draws will differ from the original run's; {advice}",
+                UserWarning,
+                stacklevel=5,  # the caller of Trainer.fit
+            )
+        if saved == trainer.seed or trainer.seed is None:
+            if "random" in state:
+                set_random_state(state["random"], source=source)
+            if "data" in state and self.train_loader is not None:
+                set_data_order_state(
+                    self.train_loader, state["data"], source=source, warn=saved == trainer.seed
+                )
+        if state.get("scaler") and trainer._scaler.is_enabled():
+            trainer._scaler.load_state_dict(state["scaler"])
+
     def _run_epoch(self, train_loader: DataLoader[Any], val_loader: DataLoader[Any] | None) -> None:
         trainer = self.trainer
         epoch = trainer.epoch + 1
@@ -132,7 +221,7 @@ class FitLoop:
             callback.on_epoch_start(trainer, epoch)
         started = time.perf_counter()
         enter_train_mode(trainer.model)
-        train_loss, train_accuracy = train_one_epoch(
+        trained = train_one_epoch(
             self._ddp if self._ddp is not None else trainer._forward_module,
             train_loader,
             task=trainer.task,
@@ -145,7 +234,18 @@ class FitLoop:
             description=f"epoch {epoch}/{trainer.max_epochs}",
             progress=trainer.progress and self.dist.is_main,
         )
-        values = {"train_loss": train_loss, "train_accuracy": train_accuracy}
+        if not trained.finite:
+            self._stop_on_nonfinite(
+                "training",
+                epoch,
+                trained.nonfinite_value if trained.nonfinite_step else trained.loss,
+                step=trained.nonfinite_step,
+                steps=trained.steps,
+            )
+        broken = first_nonfinite_state(trainer._forward_module)
+        if broken is not None:  # a NaN gradient at the last step: the loss did not show it
+            self._stop_on_nonfinite("weights", epoch, math.nan, parameter=broken)
+        values = {"train_loss": trained.loss, "train_accuracy": trained.accuracy}
         if val_loader is not None:
             result = run_evaluation(
                 trainer._engine(),
@@ -153,6 +253,8 @@ class FitLoop:
                 loss=trainer.task.loss,
                 classes=classes_of(trainer.model),
             )
+            if not math.isfinite(result.loss):
+                self._stop_on_nonfinite("validation", epoch, result.loss)
             values.update(trainer.task.validation_metrics(result))
         values["lr"] = float(trainer.optimizer.param_groups[0]["lr"])
         seconds = time.perf_counter() - started
@@ -164,3 +266,37 @@ class FitLoop:
         trainer.task.step_scheduler(trainer.scheduler, metrics.values)
         for callback in self.callbacks:
             callback.on_epoch_end(trainer, epoch, metrics.values)
+
+    def _stop_on_nonfinite(
+        self,
+        stage: str,
+        epoch: int,
+        value: float,
+        *,
+        step: int | None = None,
+        steps: int | None = None,
+        parameter: str | None = None,
+    ) -> None:
+        """Raise :class:`NonFiniteLossError` before anything of ``epoch`` is recorded or
+        saved, naming what the checkpoints hold."""
+        trainer = self.trainer
+        checkpoints = [c for c in self.callbacks if isinstance(c, ModelCheckpoint)]
+        saved = "; ".join(c.files_on_disk() for c in checkpoints)
+        if not checkpoints:
+            saved = "no checkpoint is written without out_dir"
+        error = nonfinite_loss_error(
+            stage=stage,
+            epoch=epoch,
+            value=value,
+            step=step,
+            steps=steps,
+            parameter=parameter,
+            lr=float(trainer.optimizer.param_groups[0]["lr"]),
+            saved=saved,
+            low_precision=trainer._dtype in (torch.float16, torch.bfloat16),
+        )
+        where = f", step {step}" if step is not None else ""
+        what = f"the weights ({parameter})" if stage == "weights" else f"the {stage} loss"
+        trainer.stop_reason = f"{what} became {value} at epoch {epoch}{where}"
+        trainer.history.stop_reason = trainer.stop_reason
+        raise error

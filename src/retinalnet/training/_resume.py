@@ -30,8 +30,11 @@ def save_training_state(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None,
     callbacks: Sequence[Callback],
+    loop_state: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write the model and everything a resumed fit needs to ``path``, atomically."""
+    """Write the model and everything a resumed fit needs to ``path``, atomically: the
+    optimizer, scheduler and callback states, and the loop's random generators and data
+    order (``loop_state``)."""
     states = {
         key: callback.state_dict()
         for key, callback in zip(_state_keys(callbacks), callbacks, strict=True)
@@ -44,15 +47,18 @@ def save_training_state(
         optimizer_state=optimizer.state_dict(),
         scheduler_state=scheduler.state_dict() if scheduler is not None else None,
         callback_states=states,
+        loop_state=loop_state,
     )
 
 
 @dataclass(frozen=True)
 class ResumedState:
-    """What a resumed fit continues from: its history and the epochs it completed."""
+    """What a resumed fit continues from: its history, the epochs it completed, and the
+    loop state (random generators, data order) to continue."""
 
     history: History
     epoch: int
+    loop_state: dict[str, Any]
 
 
 def resume(
@@ -69,32 +75,66 @@ def resume(
     Raises
     ------
     ValueError
-        If the checkpoint was trained for other classes, or its optimizer state does not
-        fit ``optimizer``.
+        If the checkpoint was trained for other classes, its optimizer state does not fit
+        ``optimizer``, or a part of it is malformed (the message names the file and the
+        field).
     """
     checkpoint = load_checkpoint(path, map_location=device)
+    source = repr(str(path))
     if isinstance(model, Classifier) and checkpoint.classes != model.classes:
         raise ValueError(
-            f"cannot resume from {str(path)!r}: it was trained for classes "
+            f"cannot resume from {source}: it was trained for classes "
             f"{list(checkpoint.classes)}, the model has {list(model.classes)}"
         )
+    try:
+        history = History.from_records(checkpoint.history)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"cannot resume from {source}: field 'history' is malformed: {error}"
+        ) from None
     load_weights(model, checkpoint.state_dict, source=checkpoint.path)
     if checkpoint.optimizer_state is not None:
+        configured = [group["lr"] for group in optimizer.param_groups]
         try:
             optimizer.load_state_dict(checkpoint.optimizer_state)
-        except (ValueError, KeyError) as error:
+        except (ValueError, KeyError, TypeError, IndexError) as error:
             raise ValueError(
-                f"cannot resume the optimizer from {str(path)!r} ({error}); use the same "
+                f"cannot resume the optimizer from {source} ({error}); use the same "
                 "optimizer and trainable parameters as the run being resumed"
             ) from None
+        restored = [group["lr"] for group in optimizer.param_groups]
+        if restored != configured:
+            logger.warning(
+                "resumed the optimizer of %s with its learning rate %s, not the %s this fit "
+                "was given: a resumed fit continues the run as it was. To train on with "
+                "another learning rate, start a new run",
+                source,
+                _rates(restored),
+                _rates(configured),
+            )
     if scheduler is not None and checkpoint.scheduler_state is not None:
-        scheduler.load_state_dict(checkpoint.scheduler_state)
+        try:
+            scheduler.load_state_dict(checkpoint.scheduler_state)
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"cannot resume from {source}: field 'scheduler' {error}") from None
     states: Mapping[str, Any] = checkpoint.callback_states
     for key, callback in zip(_state_keys(callbacks), callbacks, strict=True):
-        if key in states:
+        if key not in states:
+            continue
+        try:
             callback.load_state_dict(states[key])
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            problem = f"missing {error}" if isinstance(error, KeyError) else str(error)
+            raise ValueError(
+                f"cannot resume from {source}: field 'callbacks.{key}' does not hold the "
+                f"state of {type(callback).__name__} ({problem})"
+            ) from None
     logger.info("resumed from %s after epoch %d", path, checkpoint.epoch)
-    return ResumedState(History.from_records(checkpoint.history), checkpoint.epoch)
+    return ResumedState(history, checkpoint.epoch, checkpoint.loop_state)
+
+
+def _rates(rates: Sequence[float]) -> str:
+    return ", ".join(f"{rate:g}" for rate in rates)
 
 
 def _state_keys(callbacks: Sequence[Callback]) -> list[str]:

@@ -6,6 +6,10 @@ What is trained (loss, class balance, optimizer, scheduler, metrics) is a
 beside it: one fit in ``_loop.py``, one training pass in ``_epoch.py``, the metrics of an
 epoch in ``_metrics.py``, the loaders in ``_data.py``, the checkpointed training state in
 ``_resume.py``, the 0.1 argument names in ``_old_arguments.py``.
+
+Why this module is long: the Trainer's docstring is its manual (every setting, what
+:meth:`~Trainer.fit` raises, the 0.1 names), a third of the module; the code is what stays
+of the Trainer's public face once the loop, the epoch, the data and the checkpoints moved out.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from retinalnet.training._loop import FitLoop
 from retinalnet.training._metrics import available_metrics
 from retinalnet.training._old_arguments import TrainerArguments, trainer_arguments
 from retinalnet.training._resume import save_training_state
+from retinalnet.training._seed import check_seed
 from retinalnet.training._task import ClassificationTask
 
 __all__ = ["Trainer"]
@@ -78,7 +83,8 @@ class Trainer:
     out_dir
         If given, the best model (``best.pt``) and the latest state (``last.pt``) are written
         there during the fit (a :class:`ModelCheckpoint` monitoring ``val_loss``, or
-        ``train_loss`` without validation data).
+        ``train_loss`` without validation data). The folder is locked while the fit writes
+        there (:class:`RunLock`): a second fit into it is refused.
 
         .. versionadded:: 0.2
            Replaces ``checkpoint_dir``.
@@ -103,8 +109,11 @@ class Trainer:
     device
         ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda:0"``, ...
     seed
-        Seeds torch and the shuffling at the start of :meth:`fit`: the same seed gives the
-        same run on the CPU.
+        Seeds torch, NumPy, Python's ``random`` and the shuffling at the start of
+        :meth:`fit`: the same seed gives the same history on the CPU, bit for bit, and a
+        resumed fit repeats the uninterrupted one (checkpoints carry the random generators
+        and the data order). Seed the model's initial weights too, before building it, with
+        :func:`seed_everything`.
     progress
         Log one line per epoch at INFO and show a live batch bar (when tqdm is installed
         and the output is a terminal). ``False`` is quiet (the lines go to DEBUG).
@@ -137,8 +146,8 @@ class Trainer:
     Raises
     ------
     ValueError
-        For a loop setting out of range, a model with nothing trainable, or a bad
-        ``precision``.
+        For a loop setting or ``seed`` out of range, a model with nothing trainable, or a
+        bad ``precision``.
     TypeError
         If ``out_dir`` or ``feature_cache`` comes with a plain module (not a Classifier), or
         ``task`` is not a ClassificationTask.
@@ -192,6 +201,7 @@ class Trainer:
                 "ClassificationTask(loss=..., optimizer=..., ...)"
             )
         check_loop_settings(max_epochs=max_epochs, batch_size=batch_size, num_workers=num_workers)
+        check_seed(seed)
         trainable = [p for p in model.parameters() if p.requires_grad]
         if not trainable:
             raise ValueError(
@@ -317,6 +327,17 @@ class Trainer:
         -------
         History
             All epochs, including those of a resumed run.
+
+        Raises
+        ------
+        NonFiniteLossError
+            If a training step's loss, the validation loss or a trained weight is NaN or
+            infinite; nothing of that epoch is recorded or saved, and the message says what
+            the checkpoints hold.
+        RunLockedError
+            If another run writes to ``out_dir``.
+        retinalnet.checkpoint.CheckpointWriteError
+            If a checkpoint cannot be written; the one there before is untouched.
         """
         loop = self._loop = FitLoop(self, validation=val is not None)
         with logs_from_main_process_only(loop.dist):
@@ -391,4 +412,5 @@ class Trainer:
             optimizer=self.optimizer,
             scheduler=self.scheduler,
             callbacks=self._loop.callbacks if self._loop is not None else self.callbacks,
+            loop_state=self._loop.loop_state() if self._loop is not None else None,
         )

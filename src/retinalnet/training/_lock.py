@@ -1,0 +1,277 @@
+"""The run lock: one writer at a time in an ``out_dir``.
+
+A fit into an ``out_dir`` writes ``best.pt`` and ``last.pt`` there (and ``retinalnet
+train`` writes ``history.csv``); two runs writing into one folder would leave files of both,
+with nothing to tell which is which. The lock is a file, ``run.lock``, created atomically
+(``O_CREAT | O_EXCL``) with the owner's process id, host and start time, and removed when
+the run ends, also on errors and interrupts. A lock whose process is gone (a crash, a
+``kill -9``) is stale: the next run takes it over with a warning that says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from types import TracebackType
+
+from retinalnet._core.files import FileWriteError, os_error_in_words
+from retinalnet.training._lock_owner import (
+    Owner,
+    RunLockedError,
+    held_by_other_run,
+    held_in_this_process,
+    why_stale,
+)
+
+__all__ = ["LOCK_NAME", "RunLock", "RunLockedError", "fit_lock"]
+
+logger = logging.getLogger(__name__)
+
+LOCK_NAME = "run.lock"
+_BEING_WRITTEN_S = 10.0  # an unreadable lock younger than this is still being written
+
+
+_HELD: dict[str, RunLock] = {}  # the locks this process holds, by lock file
+_HELD_GUARD = threading.Lock()
+
+
+def _key(path: Path) -> str:
+    return os.path.realpath(path)
+
+
+class RunLock:
+    """A lock on a run folder (``out_dir``): one writer at a time.
+
+    :meth:`Trainer.fit <retinalnet.training.Trainer.fit>` takes it for its ``out_dir``; hold
+    it yourself around a whole script that writes more files there (``retinalnet train``
+    does, for ``history.csv``), and the fits inside use it. A second fit into the folder,
+    from another process or from this one, is refused with a :class:`RunLockedError` naming
+    the holder.
+
+    The lock is the file ``out_dir / "run.lock"``, created atomically and holding the
+    owner's process id, host and start time; it is removed on :meth:`release` (at the end of
+    a ``with`` block, also on errors). A lock left by a process that is no longer running on
+    this host (a crash, a ``kill -9``) is stale, and taken over with a warning in the log.
+    A lock held from another host is never taken over: its process cannot be checked.
+
+    Parameters
+    ----------
+    out_dir
+        The run folder; created if needed (and removed again on release if it is still
+        empty then).
+
+    Raises
+    ------
+    RunLockedError
+        From :meth:`acquire`, if another run holds the folder.
+    OSError
+        From :meth:`acquire`, if the lock file cannot be written (no permission, a full
+        disk); the message names the path and the cause.
+
+    Examples
+    --------
+    >>> from retinalnet.training import RunLock
+    >>> with RunLock("runs/vgg16"):  # doctest: +SKIP
+    ...     history = trainer.fit(train, val)  # a Trainer with out_dir="runs/vgg16"
+    ...     history.to_csv("runs/vgg16/history.csv")
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(self, out_dir: str | os.PathLike[str]) -> None:
+        self.out_dir = Path(out_dir)
+        self.path = self.out_dir / LOCK_NAME
+        self._owner: Owner | None = None
+        self._created_dir = False
+        self._in_fit = False
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock now."""
+        return self._owner is not None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def acquire(self) -> RunLock:
+        """Take the lock, or raise :class:`RunLockedError` naming who holds it."""
+        if self._owner is not None:
+            raise RuntimeError(f"this RunLock already holds {str(self.path)!r}")
+        with _HELD_GUARD:
+            held = _HELD.get(_key(self.path))
+            if held is not None and held._owner is not None:
+                raise held_in_this_process(self.path, held._owner)
+            created = not self.out_dir.is_dir()
+            try:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise FileWriteError(self.path, os_error_in_words(error), error.errno) from error
+            owner = Owner.this_process()
+            for _ in range(5):
+                if _create(self.path, owner):
+                    break
+                _take_over_if_stale(self.path)
+            else:  # another run keeps taking it between our tries
+                current = _read(self.path)[0]
+                if current is None:
+                    raise RunLockedError(
+                        f"{str(self.out_dir)!r} is being locked by another run right now; "
+                        "choose another out_dir or try again",
+                        self.path,
+                        None,
+                    )
+                raise held_by_other_run(self.path, current)
+            self._owner, self._created_dir = owner, created
+            _HELD[_key(self.path)] = self
+        return self
+
+    def release(self) -> None:
+        """Remove the lock file, if this object holds it (a no-op otherwise)."""
+        owner = self._owner
+        if owner is None:
+            return
+        with _HELD_GUARD:
+            _HELD.pop(_key(self.path), None)
+            self._owner = None
+        current, _ = _read(self.path)
+        if current is not None and current.token == owner.token:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+        else:
+            logger.warning(
+                "the lock %s no longer holds this run's owner (process %d): left as it is",
+                self.path,
+                owner.pid,
+            )
+        if self._created_dir:
+            with contextlib.suppress(OSError):  # not empty: the run wrote there
+                self.out_dir.rmdir()
+
+
+@contextlib.contextmanager
+def fit_lock(out_dir: Path) -> Iterator[None]:
+    """Hold the lock of ``out_dir`` for one fit: the lock this process already holds there
+    (a :class:`RunLock` around the fit), or a new one taken for the fit's duration.
+
+    Raises
+    ------
+    RunLockedError
+        If another run holds ``out_dir``, or another fit of this process writes there.
+    """
+    with _HELD_GUARD:
+        held = _HELD.get(_key(out_dir / LOCK_NAME))
+        if held is not None and held._owner is not None:
+            if held._in_fit:
+                raise held_in_this_process(held.path, held._owner)
+            held._in_fit = True
+    if held is not None:
+        try:
+            yield
+        finally:
+            held._in_fit = False
+        return
+    lock = RunLock(out_dir).acquire()
+    lock._in_fit = True
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _create(path: Path, owner: Owner) -> bool:
+    """Create the lock file holding ``owner``; ``False`` if there is one already."""
+    try:
+        handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    except OSError as error:
+        raise FileWriteError(path, os_error_in_words(error), error.errno) from error
+    try:
+        os.write(handle, json.dumps(asdict(owner)).encode())
+    except OSError as error:
+        os.close(handle)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise FileWriteError(path, os_error_in_words(error), error.errno) from error
+    os.close(handle)
+    return True
+
+
+def _read(path: Path) -> tuple[Owner | None, bytes | None]:
+    """The owner written in a lock file and its bytes; ``(None, None)`` if it is gone."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None, None
+    except OSError:
+        return None, b""
+    return Owner.from_json(raw), raw
+
+
+def _take_over_if_stale(path: Path) -> None:
+    """Remove the lock at ``path`` if no live process holds it; raise if one does."""
+    owner, raw = _read(path)
+    if raw is None:
+        return  # released between our tries: try again
+    if owner is None:
+        try:
+            age = time.time() - path.stat().st_mtime
+        except FileNotFoundError:
+            return
+        if age < _BEING_WRITTEN_S:
+            raise RunLockedError(
+                f"{str(path.parent)!r} is being locked by another run right now ({str(path)!r} "
+                "is still being written); choose another out_dir or try again",
+                path,
+                None,
+            )
+        why = f"it holds no readable owner (written {age:.0f} s ago, and never completed)"
+    else:
+        reason = why_stale(owner)
+        if reason is None:
+            raise held_by_other_run(path, owner)
+        why = reason
+    aside = path.with_name(f".{path.name}.{uuid.uuid4().hex}.stale")
+    try:
+        path.rename(aside)
+    except FileNotFoundError:
+        return  # another run removed it first
+    moved = aside.read_bytes()
+    if moved != raw:  # a new lock was taken in between: put it back, it is live
+        with contextlib.suppress(OSError):
+            os.link(aside, path)
+        aside.unlink()
+        new_owner = Owner.from_json(moved)
+        if new_owner is None:
+            raise RunLockedError(
+                f"{str(path.parent)!r} is being locked by another run right now",
+                path,
+                None,
+            )
+        raise held_by_other_run(path, new_owner)
+    aside.unlink()
+    held = "" if owner is None else f" of process {owner.pid} (since {owner.when()})"
+    logger.warning(
+        "took over the stale lock %s%s: %s, so the run that took it ended without releasing "
+        "it (a crash, or a kill). The checkpoints it left are whole files (each is written "
+        "completely or not at all): resume from last.pt, or start afresh",
+        path,
+        held,
+        why,
+    )

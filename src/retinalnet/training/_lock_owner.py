@@ -1,0 +1,169 @@
+"""Who holds a run lock: the owner written in ``run.lock``, the error naming it, and how a
+lock whose owner is gone is told from a live one."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+__all__ = ["Owner", "RunLockedError", "held_by_other_run", "held_in_this_process", "why_stale"]
+
+_CLOCK_SLACK_S = 2.0  # /proc gives boot time in whole seconds
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who holds a lock: written into the lock file as JSON."""
+
+    pid: int
+    host: str
+    started: str  # ISO 8601, local time with its offset, for people
+    time: float  # seconds since the epoch, for comparisons
+    program: str
+    token: str
+
+    @classmethod
+    def this_process(cls) -> Owner:
+        now = time.time()
+        started = datetime.fromtimestamp(now).astimezone().isoformat(timespec="seconds")
+        return cls(os.getpid(), socket.gethostname(), started, now, _program(), uuid.uuid4().hex)
+
+    @classmethod
+    def from_json(cls, text: bytes) -> Owner | None:
+        try:
+            data = json.loads(text)
+            owner = cls(
+                pid=int(data["pid"]),
+                host=str(data["host"]),
+                started=str(data["started"]),
+                time=float(data["time"]),
+                program=str(data.get("program", "")),
+                token=str(data["token"]),
+            )
+        except (ValueError, TypeError, KeyError):
+            return None
+        return owner
+
+    def when(self) -> str:
+        return self.started.replace("T", " ")
+
+
+def _program() -> str:
+    """The command this process runs, for people: ``retinalnet train --out runs/x``."""
+    if not sys.argv or not sys.argv[0]:
+        return "python"
+    first = Path(sys.argv[0])
+    name = first.parent.name if first.name == "__main__.py" else first.name  # python -m
+    return " ".join([name, *sys.argv[1:]])[:160]
+
+
+class RunLockedError(FileExistsError):
+    """Another run is writing to this ``out_dir``; nothing was written.
+
+    The message names the folder, the process holding it (its id, host and start time, and
+    the command it runs) and what to do: wait for that run, choose another folder, or, if
+    that run is gone, delete the lock file it names.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The lock file, ``out_dir / "run.lock"``.
+    pid : int or None
+        The process holding it (``None`` if the lock file could not be read).
+    host : str or None
+        The host that process runs on.
+    started : str or None
+        When it took the lock (ISO 8601, local time).
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(self, message: str, path: str | os.PathLike[str], owner: Owner | None) -> None:
+        super().__init__(message)
+        self.path = Path(path)
+        self.pid = owner.pid if owner is not None else None
+        self.host = owner.host if owner is not None else None
+        self.started = owner.started if owner is not None else None
+        self._owner = owner
+
+    def __reduce__(self) -> tuple[type[RunLockedError], tuple[str, str, Owner | None]]:
+        return (type(self), (str(self), str(self.path), self._owner))
+
+
+def held_by_other_run(path: Path, owner: Owner) -> RunLockedError:
+    here = socket.gethostname()
+    where = "this host" if owner.host == here else f"host {owner.host!r}"
+    unknown = "" if owner.host == here else f" (it cannot be checked from {here!r})"
+    return RunLockedError(
+        f"{str(path.parent)!r} is in use by another run: process {owner.pid} on {where} has "
+        f"held it since {owner.when()} ({owner.program}){unknown}. Wait for that run to end "
+        f"or choose another out_dir (--out); if that run is gone, delete {str(path)!r}",
+        path,
+        owner,
+    )
+
+
+def held_in_this_process(path: Path, owner: Owner) -> RunLockedError:
+    return RunLockedError(
+        f"{str(path.parent)!r} is in use by another fit in this process (pid {owner.pid}, "
+        f"since {owner.when()}): one fit at a time may write to an out_dir; give this one "
+        "another out_dir",
+        path,
+        owner,
+    )
+
+
+def why_stale(owner: Owner) -> str | None:
+    """Why ``owner`` no longer holds its lock, or ``None`` if it may (or cannot be told)."""
+    if owner.host != socket.gethostname():
+        return None  # its process cannot be checked from here
+    if owner.pid == os.getpid():
+        # not a lock of this process (those are known): an earlier process had this id
+        return f"it names process {owner.pid}, this one, which did not take it"
+    alive = _alive(owner.pid)
+    if alive is False:
+        return f"process {owner.pid} is no longer running"
+    started = _process_start(owner.pid) if alive else None
+    if started is not None and started > owner.time + _CLOCK_SLACK_S:
+        return (
+            f"process {owner.pid} now is another program, started after the lock was taken "
+            "(the id was reused)"
+        )
+    return None
+
+
+def _alive(pid: int) -> bool | None:
+    """Whether process ``pid`` runs on this host; ``None`` where it cannot be told."""
+    if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C_EVENT there
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # runs, as another user
+    except OSError:
+        return None
+    return True
+
+
+def _process_start(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), on Linux; else ``None``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        ticks = int(stat[stat.rindex(")") + 2 :].split()[19])  # field 22, starttime
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None

@@ -1,0 +1,170 @@
+"""ModelCheckpoint: the best model and the latest state written during a fit, and what they
+hold when a fit stops early."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from retinalnet.checkpoint import CheckpointWriteError, checkpoint_epoch
+from retinalnet.training._callbacks import Callback, _check_mode, _check_monitor, _Tracker
+from retinalnet.training._nonfinite import NonFiniteLossError
+
+if TYPE_CHECKING:
+    from retinalnet.training._trainer import Trainer
+
+__all__ = ["ModelCheckpoint"]
+
+logger = logging.getLogger(__name__)
+
+
+class ModelCheckpoint(Callback):
+    """Write the best model (``best.pt``) and the latest state (``last.pt``) during a fit.
+
+    Files are written atomically (temporary file, then rename). A new fit refuses to
+    replace an existing ``best.pt`` unless ``overwrite=True``; a resumed fit
+    (``fit(..., resume_from=...)``) keeps the best score of the run it continues, so a worse
+    epoch never replaces a better checkpoint. ``last.pt`` is rewritten after every epoch, so
+    an interrupted fit (Ctrl-C, a crash) loses at most the epoch it was in; the warning of
+    an interrupted fit names the epochs the files hold.
+
+    A write the disk refuses (a full disk, no permission) stops the fit with a
+    :class:`~retinalnet.checkpoint.CheckpointWriteError` naming the file, the cause, and the
+    epoch of the checkpoint left there, which is untouched.
+
+    Parameters
+    ----------
+    dirpath
+        Folder for the files.
+    monitor, mode
+        What "best" means (``val_loss``, lower is better, by default); ``monitor`` can be
+        any metric the fit produces, as for :class:`EarlyStopping`.
+    save_last
+        Also write ``last.pt`` after every epoch, for resuming.
+    overwrite
+        Allow a new fit to replace an existing ``best.pt``.
+    """
+
+    def __init__(
+        self,
+        dirpath: str | os.PathLike[str],
+        *,
+        monitor: str = "val_loss",
+        mode: str = "min",
+        save_last: bool = True,
+        overwrite: bool = False,
+    ) -> None:
+        _check_mode(mode)
+        self.dirpath = Path(dirpath)
+        self.monitor = monitor
+        self.mode = mode
+        self.save_last = save_last
+        self.overwrite = overwrite
+        self._tracker = _Tracker(mode)
+        self._resumed = False
+        self._epoch_in_progress: int | None = None  # from its start to its files written
+        self._began = False
+
+    @property
+    def best_path(self) -> Path:
+        """``dirpath / "best.pt"``."""
+        return self.dirpath / "best.pt"
+
+    @property
+    def last_path(self) -> Path:
+        """``dirpath / "last.pt"``."""
+        return self.dirpath / "last.pt"
+
+    @property
+    def best_score(self) -> float | None:
+        """Best value of the monitored metric among the epochs written."""
+        return self._tracker.best
+
+    @property
+    def best_epoch(self) -> int | None:
+        """The epoch of :attr:`best_score`, the one ``best.pt`` holds.
+
+        .. versionadded:: 0.2
+        """
+        return self._tracker.best_epoch
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        _check_monitor(self.monitor, trainer, "ModelCheckpoint")
+        self._tracker = _Tracker(self.mode)
+        self._resumed = False
+        self._epoch_in_progress = None
+        self._began = False
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._tracker.best = state["best_score"]
+        self._tracker.best_epoch = state["best_epoch"]
+        self._resumed = True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_score": self._tracker.best, "best_epoch": self._tracker.best_epoch}
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        if not (self._resumed or self.overwrite or not self.best_path.exists()):
+            raise FileExistsError(
+                f"{self.best_path} already exists and would be replaced by this new run; "
+                "resume that run (fit(..., resume_from=last.pt), or --resume on the command "
+                "line), choose another folder, or allow it (overwrite=True, or --overwrite)"
+            )
+        self._epoch_in_progress = epoch
+        self._began = True
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
+        improved = self._tracker.update(float(metrics[self.monitor]), epoch)
+        self._resumed = True  # from here on this run owns best.pt
+        if improved:
+            trainer.save_checkpoint(self.best_path)
+            logger.info("epoch %d: %s improved, wrote %s", epoch, self.monitor, self.best_path)
+        if self.save_last:
+            trainer.save_checkpoint(self.last_path)
+        self._epoch_in_progress = None
+
+    def on_exception(self, trainer: Trainer, exception: BaseException) -> None:
+        # The files hold finished epochs only: the weights in memory are mid-epoch, and are
+        # not written. These errors say themselves what the files hold.
+        if isinstance(exception, CheckpointWriteError | NonFiniteLossError):
+            return
+        if not self._began and trainer.epoch == 0:
+            return  # stopped before any epoch: nothing to report
+        when = (
+            f"during epoch {self._epoch_in_progress}"
+            if self._epoch_in_progress is not None
+            else f"after epoch {trainer.epoch}"
+        )
+        last = checkpoint_epoch(self.last_path) if self.save_last else None
+        resume = (
+            f"; continue with fit(..., resume_from={str(self.last_path)!r}) (--resume on the "
+            "command line)"
+            if last is not None
+            else ""
+        )
+        logger.warning(
+            "fit interrupted (%s) %s: %s%s",
+            type(exception).__name__,
+            when,
+            self.files_on_disk(),
+            resume,
+        )
+
+    def files_on_disk(self) -> str:
+        """What ``best.pt`` and ``last.pt`` hold now, in words, read from the files.
+
+        For example ``"'runs/best.pt' holds epoch 2, 'runs/last.pt' epoch 3"``, or
+        ``"no checkpoint in 'runs'"``.
+
+        .. versionadded:: 0.2
+        """
+        parts: list[str] = []
+        for path in (self.best_path, self.last_path):
+            epoch = checkpoint_epoch(path)
+            if epoch is not None:
+                verb = "holds epoch" if not parts else "epoch"
+                parts.append(f"{str(path)!r} {verb} {epoch}")
+        return ", ".join(parts) if parts else f"no checkpoint in {str(self.dirpath)!r}"

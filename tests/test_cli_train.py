@@ -1,0 +1,275 @@
+"""``retinalnet train`` when things go wrong: divergence, a locked --out, a full disk, Ctrl-C,
+and seeds that make runs (and resumed runs) repeat. Run in-process through main()."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from _training_helpers import same_state
+from retinalnet._core import files
+from retinalnet.checkpoint import checkpoint_epoch, load_checkpoint
+from retinalnet.cli import main
+from retinalnet.datasets import make_synthetic_kermany
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli-train") / "data"
+    return make_synthetic_kermany(root, train=3, val=2, test=2, shape=(80, 80), seed=5)
+
+
+def _train(data: Path, out: Path, *extra: str) -> int:
+    return main(
+        [
+            "train", "--data", str(data), "--out", str(out), "--arch", "small_cnn",
+            "--size", "32", "--epochs", "1", "--batch-size", "8", "--seed", "0", "-q",
+            *extra,
+        ]
+    )  # fmt: skip
+
+
+def _history(path: Path) -> list[dict[str, str]]:
+    """history.csv without the seconds column."""
+    with open(path, newline="") as handle:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(handle)]
+
+
+def _one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_the_best_model_printed_is_the_file_written_with_its_epoch(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert _train(data, out, "--epochs", "2") == 0
+    printed = capsys.readouterr().out
+    epoch = checkpoint_epoch(out / "best.pt")
+    assert epoch in (1, 2)
+    assert f"best model: {out / 'best.pt'} (epoch {epoch})  history: {out / 'history.csv'}" in (
+        printed
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "history.csv", "last.pt"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Divergence
+
+
+def test_a_diverging_learning_rate_exits_1_and_names_no_file_it_did_not_write(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+
+    assert _train(data, out, "--lr", "1e30", "--epochs", "3") == 1
+
+    captured = capsys.readouterr()
+    line = _one_line(captured.err)
+    assert re.match(
+        r"retinalnet train: error: the training loss became nan at epoch 1, step \d of 2: "
+        r"training diverged\. The fit stopped, and nothing of epoch 1 was saved: no checkpoint "
+        r"in '.*run'; .*Lower the learning rate \(it is 1e\+30: .*--lr\)",
+        line,
+    ), line
+    assert "best model" not in captured.out
+    assert not out.exists()  # nothing written: not even the folder is left
+
+
+# ---------------------------------------------------------------------------------------------
+# One run at a time in --out
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def _lock(out: Path, pid: int) -> Path:
+    out.mkdir(parents=True)
+    path = out / "run.lock"
+    owner = {
+        "pid": pid,
+        "host": socket.gethostname(),
+        "started": "2026-01-02T03:04:05+01:00",
+        "time": time.time(),
+        "program": "retinalnet train --out runs/x",
+        "token": "0" * 32,
+    }
+    path.write_text(json.dumps(owner))
+    return path
+
+
+def test_a_second_run_into_a_locked_out_refuses_naming_the_holder(
+    data: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    sleeper: subprocess.Popen[bytes],
+) -> None:
+    out = tmp_path / "run"
+    lock = _lock(out, sleeper.pid)
+    before = lock.read_bytes()
+
+    assert _train(data, out) == 1
+
+    captured = capsys.readouterr()
+    line = _one_line(captured.err)
+    assert line.startswith(
+        f"retinalnet train: error: {str(out)!r} is in use by another run: process "
+        f"{sleeper.pid} on this host has held it since 2026-01-02 03:04:05+01:00 (retinalnet "
+        "train --out runs/x). Wait for that run to end or choose another out_dir (--out)"
+    ), line
+    assert "best model" not in captured.out
+    assert sorted(p.name for p in out.iterdir()) == ["run.lock"]
+    assert lock.read_bytes() == before
+
+
+def test_a_lock_left_by_a_crashed_run_is_taken_over_with_a_warning(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    crashed = subprocess.Popen([sys.executable, "-c", "pass"])
+    crashed.wait()
+    out = tmp_path / "run"
+    _lock(out, crashed.pid)
+
+    assert _train(data, out) == 0
+
+    err = capsys.readouterr().err
+    assert f"took over the stale lock {out / 'run.lock'} of process {crashed.pid}" in err
+    assert f"process {crashed.pid} is no longer running" in err
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "history.csv", "last.pt"]
+
+
+# ---------------------------------------------------------------------------------------------
+# A full disk, Ctrl-C
+
+
+def _refuse_last_pt_from_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int, code: int) -> None:
+    real = tempfile.mkstemp
+    seen = {"last.pt": 0}
+
+    def mkstemp(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        if kwargs.get("prefix") == ".last.pt.":
+            seen["last.pt"] += 1
+            if seen["last.pt"] >= epoch:
+                raise OSError(code, os.strerror(code))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", mkstemp)
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [(errno.ENOSPC, r"no space left on device \[ENOSPC\]"),
+     (errno.EACCES, r"permission denied \[EACCES\]")],
+    ids=["full-disk", "permission"],
+)  # fmt: skip
+def test_a_refused_checkpoint_write_is_one_line_naming_the_epoch_on_disk(
+    data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    code: int,
+    words: str,
+) -> None:
+    out = tmp_path / "run"
+    _refuse_last_pt_from_epoch(monkeypatch, 2, code)
+
+    assert _train(data, out, "--epochs", "3") == 1
+
+    captured = capsys.readouterr()
+    line = _one_line(captured.err)
+    assert re.fullmatch(
+        rf"retinalnet train: error: cannot write checkpoint '.*last\.pt' \(epoch 2\): {words}; "
+        r"the checkpoint there before is untouched and holds epoch 1\. .*",
+        line,
+    ), line
+    assert "best model" not in captured.out
+    monkeypatch.undo()
+    assert load_checkpoint(out / "last.pt").epoch == 1
+    assert not (out / "run.lock").exists()
+    # the history of the epochs that finished is beside them
+    assert [row["epoch"] for row in _history(out / "history.csv")] == ["1", "2"]
+
+
+def test_an_interrupted_train_names_the_epoch_last_saved(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    real_save, real_mkstemp = torch.save, tempfile.mkstemp
+    writes = {"last.pt": 0, "now": ""}
+
+    def mkstemp(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        writes["now"] = str(kwargs.get("prefix"))
+        return real_mkstemp(*args, **kwargs)
+
+    def save(obj: Any, stream: Any, *args: Any, **kwargs: Any) -> None:
+        if writes["now"] == ".last.pt.":
+            writes["last.pt"] += 1
+            if writes["last.pt"] == 2:  # Ctrl-C while last.pt of epoch 2 is written
+                raise KeyboardInterrupt
+        real_save(obj, stream, *args, **kwargs)
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(torch, "save", save)
+
+    assert _train(data, out, "--epochs", "3") == 130
+
+    err = capsys.readouterr().err
+    monkeypatch.undo()
+    best = checkpoint_epoch(out / "best.pt")
+    assert re.search(
+        rf"fit interrupted \(KeyboardInterrupt\) during epoch 2: '.*best\.pt' holds epoch {best}, "
+        r"'.*last\.pt' epoch 1; continue with fit\(\.\.\., resume_from='.*last\.pt'\) "
+        r"\(--resume on the command line\)",
+        err,
+    ), err
+    assert err.strip().endswith("retinalnet: interrupted")
+    assert checkpoint_epoch(out / "last.pt") == 1
+    assert not (out / "run.lock").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Seeds
+
+
+def test_the_same_seed_twice_gives_the_same_run_and_a_resumed_run_repeats_it(
+    data: Path, tmp_path: Path
+) -> None:
+    assert _train(data, tmp_path / "a", "--epochs", "3") == 0
+    assert _train(data, tmp_path / "b", "--epochs", "3") == 0
+    assert _train(data, tmp_path / "c", "--epochs", "2") == 0
+    resume = ["--epochs", "3", "--resume", str(tmp_path / "c" / "last.pt")]
+    assert _train(data, tmp_path / "c", *resume) == 0
+
+    first = _history(tmp_path / "a" / "history.csv")
+    assert len(first) == 3
+    assert _history(tmp_path / "b" / "history.csv") == first
+    assert _history(tmp_path / "c" / "history.csv") == first
+    states = [load_checkpoint(tmp_path / run / "last.pt").state_dict for run in "abc"]
+    assert same_state(states[0], states[1])
+    assert same_state(states[0], states[2])
+    assert _train(data, tmp_path / "d", "--epochs", "3", "--seed", "1") == 0
+    assert _history(tmp_path / "d" / "history.csv") != first

@@ -1,0 +1,317 @@
+"""ModelCheckpoint when things go wrong: a disk that refuses a write and an interrupted fit
+are reported with the epochs the files really hold, and the files are left whole.
+
+Faults by class: a full disk mid-write and a refused write (no permission, a read-only file
+system), on best.pt and on last.pt, at the first epoch and after good ones; Ctrl-C at the start
+of an epoch, in a training step, and while best.pt or last.pt is being written.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional
+
+from _training_helpers import (
+    InterruptAt,
+    Recorder,
+    ScriptedValidationLoss,
+    linear_classifier,
+    quiet_trainer,
+    separable_data,
+)
+from retinalnet._core import files
+from retinalnet.checkpoint import CheckpointWriteError, checkpoint_epoch, load_checkpoint
+from retinalnet.training import Callback, ClassificationTask, ModelCheckpoint, Trainer
+
+IMPROVING = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5]  # best.pt is written after every epoch
+
+
+def _trainer(out: Path, *callbacks: Callback, max_epochs: int = 5) -> Trainer:
+    return quiet_trainer(
+        linear_classifier(),
+        ClassificationTask(loss=ScriptedValidationLoss(IMPROVING), lr=0.05),
+        max_epochs=max_epochs,
+        batch_size=4,
+        out_dir=out,
+        callbacks=list(callbacks),
+    )
+
+
+def _data() -> tuple[Any, Any]:
+    return separable_data(16), separable_data(4, seed=1)
+
+
+class _FullDisk(io.FileIO):
+    """A file on a disk with 512 bytes left: the write that passes them fails (ENOSPC)."""
+
+    def write(self, data: Any) -> int:
+        if self.tell() + len(data) > 512:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return super().write(data)
+
+
+class FailWrites(Callback):
+    """From the start of epoch ``epoch`` on, the disk refuses writes of the file ``name``.
+
+    ``code=None`` is a full disk found mid-write (the temporary file is half written);
+    otherwise the temporary file cannot even be created, with that ``errno``. The bytes of
+    every checkpoint file as the epoch starts are kept in ``before``.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, name: str, epoch: int, code: int | None):
+        self.monkeypatch = monkeypatch
+        self.name, self.epoch, self.code = name, epoch, code
+        self.before: dict[str, bytes] = {}
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        if epoch != self.epoch:
+            return
+        assert trainer.out_dir is not None
+        self.before = {p.name: p.read_bytes() for p in trainer.out_dir.glob("*.pt")}
+        real_mkstemp, real_fdopen = tempfile.mkstemp, os.fdopen
+        target = {"open": False}
+
+        def mkstemp(*args: Any, **kwargs: Any) -> tuple[int, str]:
+            ours = kwargs.get("prefix") == f".{self.name}."
+            if ours and self.code is not None:
+                raise OSError(self.code, os.strerror(self.code))
+            target["open"] = ours
+            return real_mkstemp(*args, **kwargs)
+
+        def fdopen(handle: int, mode: str, *args: Any, **kwargs: Any) -> Any:
+            if target["open"]:
+                return _FullDisk(handle, "wb")
+            return real_fdopen(handle, mode, *args, **kwargs)
+
+        self.monkeypatch.setattr(files.tempfile, "mkstemp", mkstemp)
+        self.monkeypatch.setattr(files.os, "fdopen", fdopen)
+
+
+_WORDS = {
+    None: (r"no space left on device \[ENOSPC\]", "Free some disk space or write elsewhere"),
+    errno.ENOSPC: (r"no space left on device \[ENOSPC\]", "Free some disk space"),
+    errno.EACCES: (r"permission denied \[EACCES\]", "Check the folder's permissions"),
+    errno.EROFS: (r"read-only file system \[EROFS\]", "Write to a writable file system"),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "epoch", "code"),
+    [
+        pytest.param("best.pt", 1, None, id="best-full-disk-first-epoch"),
+        pytest.param("best.pt", 3, None, id="best-full-disk-after-good-epochs"),
+        pytest.param("best.pt", 3, errno.EACCES, id="best-permission"),
+        pytest.param("last.pt", 1, errno.ENOSPC, id="last-full-disk-at-open-first-epoch"),
+        pytest.param("last.pt", 3, None, id="last-full-disk-after-good-epochs"),
+        pytest.param("last.pt", 2, errno.EACCES, id="last-permission"),
+        pytest.param("last.pt", 4, errno.EROFS, id="last-read-only-file-system"),
+    ],
+)
+def test_a_refused_checkpoint_write_stops_the_fit_with_one_line_naming_the_epoch_on_disk(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    epoch: int,
+    code: int | None,
+) -> None:
+    fail, recorder = FailWrites(monkeypatch, name, epoch, code), Recorder()
+    trainer = _trainer(tmp_path, fail, recorder)
+
+    with caplog.at_level(logging.WARNING), pytest.raises(CheckpointWriteError) as info:
+        trainer.fit(*_data())
+    monkeypatch.undo()
+
+    words, hint = _WORDS[code]
+    if epoch == 1:
+        kept = "there was no checkpoint there before, and there is none now"
+    else:
+        kept = f"the checkpoint there before is untouched and holds epoch {epoch - 1}"
+    path = tmp_path / name
+    assert re.fullmatch(
+        rf"cannot write checkpoint {re.escape(repr(str(path)))} \(epoch {epoch}\): {words}; "
+        rf"{kept}\. {hint}.*",
+        str(info.value),
+    ), str(info.value)
+    assert "\n" not in str(info.value)
+    assert info.value.epoch_on_disk == (None if epoch == 1 else epoch - 1)
+    # the file there before is whole and untouched, and no temporary file is left
+    assert (path.read_bytes() if path.exists() else None) == fail.before.get(name)
+    if epoch > 1:
+        expected_files = ["best.pt", "last.pt"]
+    else:
+        expected_files = ["best.pt"] if name == "last.pt" else []
+    assert sorted(p.name for p in tmp_path.iterdir()) == expected_files
+    assert checkpoint_epoch(tmp_path / "last.pt") == (None if epoch == 1 else epoch - 1)
+    best_epoch = epoch if name == "last.pt" else (None if epoch == 1 else epoch - 1)
+    assert checkpoint_epoch(tmp_path / "best.pt") == best_epoch
+    # the fit stopped there, said it once (no second warning), and let go of the folder
+    assert ("epoch_start", epoch + 1) not in recorder.calls
+    assert recorder.calls[-1] == ("exception", "CheckpointWriteError")
+    assert not any("fit interrupted" in message for message in caplog.messages)
+    assert not (tmp_path / "run.lock").exists()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_fit_stopped_by_a_full_disk_resumes_from_the_epoch_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(CheckpointWriteError, match="holds epoch 2"):
+        _trainer(tmp_path, FailWrites(monkeypatch, "last.pt", 3, None)).fit(*_data())
+    monkeypatch.undo()
+
+    trainer = quiet_trainer(
+        linear_classifier(seed=4),
+        ClassificationTask(loss=ScriptedValidationLoss(IMPROVING[2:]), lr=0.05),
+        max_epochs=4,
+        batch_size=4,
+        out_dir=tmp_path,
+    )
+    history = trainer.fit(*_data(), resume_from=tmp_path / "last.pt")
+
+    assert [record.epoch for record in history] == [1, 2, 3, 4]
+    assert load_checkpoint(tmp_path / "last.pt").epoch == 4
+
+
+# ---------------------------------------------------------------------------------------------
+# Ctrl-C: the warning names the epochs the files hold
+
+
+class _InterruptingLoss(nn.Module):
+    """NLL loss raising KeyboardInterrupt at training step ``step`` (counted over the fit)."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step, self.calls = step, 0
+
+    def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if not torch.is_inference_mode_enabled():
+            self.calls += 1
+            if self.calls == self.step:
+                raise KeyboardInterrupt
+        return functional.nll_loss(outputs, targets)
+
+
+class _InterruptWriting(Callback):
+    """Ctrl-C while ``name`` is being written at epoch ``epoch``."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, name: str, epoch: int) -> None:
+        self.monkeypatch, self.name, self.epoch = monkeypatch, name, epoch
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        if epoch != self.epoch:
+            return
+        real_save, real_mkstemp = torch.save, tempfile.mkstemp
+        target = {"open": False}
+
+        def mkstemp(*args: Any, **kwargs: Any) -> tuple[int, str]:
+            target["open"] = kwargs.get("prefix") == f".{self.name}."
+            return real_mkstemp(*args, **kwargs)
+
+        def save(obj: Any, stream: Any, *args: Any, **kwargs: Any) -> None:
+            if target["open"]:
+                stream.write(b"half a checkpoint")
+                raise KeyboardInterrupt
+            real_save(obj, stream, *args, **kwargs)
+
+        self.monkeypatch.setattr(files.tempfile, "mkstemp", mkstemp)
+        self.monkeypatch.setattr(torch, "save", save)
+
+
+def _quoted(path: Path) -> str:
+    return re.escape(repr(str(path)))
+
+
+@pytest.mark.parametrize(
+    ("how", "when", "best", "last"),
+    [
+        pytest.param("epoch-start", "after epoch 2", 2, 2, id="at-the-start-of-epoch-3"),
+        pytest.param("training-step", "during epoch 3", 2, 2, id="in-a-step-of-epoch-3"),
+        pytest.param("writing-best", "during epoch 3", 2, 2, id="while-best-pt-is-written"),
+        pytest.param("writing-last", "during epoch 3", 3, 2, id="while-last-pt-is-written"),
+    ],
+)
+def test_an_interrupted_fit_names_the_epochs_the_files_hold(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    how: str,
+    when: str,
+    best: int,
+    last: int,
+) -> None:
+    callbacks: list[Callback] = []
+    loss: nn.Module = ScriptedValidationLoss(IMPROVING)
+    if how == "epoch-start":
+        callbacks.append(InterruptAt(3))
+    elif how == "training-step":
+        loss = _InterruptingLoss(step=2 * 4 + 2)  # 4 steps an epoch: step 2 of epoch 3
+    else:
+        callbacks.append(_InterruptWriting(monkeypatch, how.removeprefix("writing-") + ".pt", 3))
+    trainer = quiet_trainer(
+        linear_classifier(),
+        ClassificationTask(loss=loss, lr=0.05),
+        max_epochs=5,
+        batch_size=4,
+        out_dir=tmp_path,
+        callbacks=callbacks,
+    )
+
+    with caplog.at_level(logging.WARNING), pytest.raises(KeyboardInterrupt):
+        trainer.fit(*_data())
+    monkeypatch.undo()
+
+    assert checkpoint_epoch(tmp_path / "best.pt") == best
+    assert checkpoint_epoch(tmp_path / "last.pt") == last
+    expected = (
+        rf"fit interrupted \(KeyboardInterrupt\) {when}: {_quoted(tmp_path / 'best.pt')} holds "
+        rf"epoch {best}, {_quoted(tmp_path / 'last.pt')} epoch {last}; continue with "
+        rf"fit\(\.\.\., resume_from={_quoted(tmp_path / 'last.pt')}\) \(--resume on the command "
+        r"line\)"
+    )
+    assert [m for m in caplog.messages if re.fullmatch(expected, m)], caplog.messages
+    assert not (tmp_path / "run.lock").exists()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_an_interrupt_before_anything_was_written_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    trainer = quiet_trainer(
+        linear_classifier(),
+        ClassificationTask(loss=_InterruptingLoss(step=2)),
+        out_dir=tmp_path,
+        batch_size=4,
+    )
+
+    with caplog.at_level(logging.WARNING), pytest.raises(KeyboardInterrupt):
+        trainer.fit(*_data())
+
+    assert f"during epoch 1: no checkpoint in {str(tmp_path)!r}" in caplog.text
+    assert "continue with" not in caplog.text
+
+
+def test_files_on_disk_reads_the_files(tmp_path: Path) -> None:
+    checkpoint = ModelCheckpoint(tmp_path, monitor="train_loss")
+    assert checkpoint.files_on_disk() == f"no checkpoint in {str(tmp_path)!r}"
+    assert checkpoint.best_epoch is None
+
+    trainer = quiet_trainer(linear_classifier(), max_epochs=2, callbacks=[checkpoint])
+    trainer.fit(_data()[0])
+
+    assert checkpoint.best_epoch == checkpoint_epoch(tmp_path / "best.pt")
+    assert checkpoint.files_on_disk() == (
+        f"{str(tmp_path / 'best.pt')!r} holds epoch {checkpoint.best_epoch}, "
+        f"{str(tmp_path / 'last.pt')!r} epoch 2"
+    )
