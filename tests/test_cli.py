@@ -116,15 +116,73 @@ def test_errors_are_one_line_without_traceback(
     assert len(err.strip().splitlines()) == 1
 
 
-def test_predict_names_an_unreadable_image(
-    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def checkpoint(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """best.pt of a one-epoch small CNN on ``data`` (read only)."""
+    out = tmp_path_factory.mktemp("trained") / "run"
     assert _train(data, out) == 0
+    return out / "best.pt"
+
+
+def test_predict_names_an_unreadable_image_and_how_to_skip_it(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     broken = tmp_path / "broken.jpeg"
     broken.write_text("not an image")
-    assert main(["predict", "--checkpoint", str(out / "best.pt"), str(broken), "-q"]) == 1
-    assert "broken.jpeg" in capsys.readouterr().err
+    assert main(["predict", "--checkpoint", str(checkpoint), str(broken), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "broken.jpeg" in err
+    assert "--on-error skip leaves unreadable images out" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def _folder_with_a_corrupt_jpeg(data: Path, tmp_path: Path) -> Path:
+    scans = tmp_path / "scans"
+    shutil.copytree(data / "test", scans)
+    (scans / "DME" / "DME-999-1.jpeg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    return scans
+
+
+def test_predict_skips_a_corrupt_jpeg_and_lists_it_last(
+    data: Path, checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scans = _folder_with_a_corrupt_jpeg(data, tmp_path)
+    argv = ["predict", "--checkpoint", str(checkpoint), str(scans), "-q"]
+
+    assert main([*argv, "--on-error", "skip", "--json"]) == 0
+
+    captured = capsys.readouterr()
+    predictions = json.loads(captured.out)
+    assert len(predictions) == 8  # every readable scan
+    assert all("DME-999-1" not in p["source"] for p in predictions)
+    lines = captured.err.strip().splitlines()
+    assert lines[-2] == "retinalnet predict: skipped 1 unreadable image:"
+    assert lines[-1].startswith(f"  {scans / 'DME' / 'DME-999-1.jpeg'}: ")
+    assert main(argv) == 1  # raise is the default
+
+
+def test_evaluate_leaves_unreadable_images_out_with_on_error_skip(
+    data: Path, checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(data, root)
+    (root / "test" / "DME" / "DME-999-1.jpeg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    argv = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(root), "-q"]
+
+    assert main(argv) == 1
+    assert "--on-error skip" in capsys.readouterr().err
+
+    assert main([*argv, "--on-error", "skip", "--json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["num_samples"] == 8  # the corrupt file is not counted, nor replaced
+    assert [s["source"] for s in report["skipped"]] == [
+        str(root / "test" / "DME" / "DME-999-1.jpeg")
+    ]
+    assert "skipped 1 unreadable image:" in captured.err
+
+    assert main([*argv, "--on-error", "skip"]) == 0
+    assert "test split of" in capsys.readouterr().out
 
 
 def test_bad_arguments_exit_2() -> None:

@@ -53,6 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
             "(in memory, or kept in DIR for later runs)",
         )
 
+    def on_error(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--on-error",
+            choices=["raise", "skip"],
+            default="raise",
+            help="what to do with an image that cannot be read: stop with an error naming it "
+            "(raise, the default), or leave it out and list it at the end, on stderr (skip)",
+        )
+
     demo = commands.add_parser(
         "demo", help="synthetic scans -> train -> evaluate -> predict (offline, ~1 min on a CPU)"
     )
@@ -139,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--bootstrap", type=int, default=0, metavar="N", help="95%% intervals from N resamples"
     )
+    on_error(evaluate)
     feature_cache(evaluate)
     common(evaluate)
 
@@ -156,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--tta", action="store_true", help="average each image with its mirror (2x the time)"
     )
+    on_error(predict)
     common(predict)
     _add_data_commands(commands)
 

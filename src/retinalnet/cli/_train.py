@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from retinalnet.predictor import Prediction, Predictor
+    from retinalnet.predictor import Prediction, Predictor, SkippedImage
 
 __all__ = ["run_demo", "run_evaluate", "run_models", "run_predict", "run_train"]
 
@@ -78,11 +78,15 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from retinalnet.checkpoint import load_checkpoint
+    from retinalnet.cli._skip import print_skipped, readable_split
     from retinalnet.datasets import KermanyOCT
     from retinalnet.training import evaluate
 
     model = load_checkpoint(args.checkpoint).build_model()
     data = KermanyOCT(args.data, args.split)
+    skipped: list[SkippedImage] = []
+    if args.on_error == "skip":
+        data, skipped = readable_split(data, model.preprocessing.load, progress=not args.quiet)
     result = evaluate(
         model,
         data,
@@ -94,7 +98,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
         feature_cache=args.feature_cache,
     )
     report = result.report(bootstrap=args.bootstrap)
-    data_out = {**result.to_dict(), "tta": args.tta, "report": report.to_dict()}
+    data_out = {
+        **result.to_dict(),
+        "tta": args.tta,
+        "report": report.to_dict(),
+        "skipped": [{"source": s.source, "reason": s.reason} for s in skipped],
+    }
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(data_out, indent=2, allow_nan=False) + "\n")
@@ -109,7 +118,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data_out, indent=2))
     else:
-        print(f"{args.split} split of {args.data}:\n{result}\n\n{report}")
+        left_out = f" ({len(skipped)} unreadable left out)" if skipped else ""
+        print(f"{args.split} split of {args.data}{left_out}:\n{result}\n\n{report}")
+    print_skipped("evaluate", skipped)
     return 0
 
 
@@ -140,6 +151,7 @@ def _write_cams(
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from retinalnet.cli._skip import print_skipped
     from retinalnet.datasets import find_images
     from retinalnet.predictor import Predictor
 
@@ -156,14 +168,18 @@ def run_predict(args: argparse.Namespace) -> int:
         tta=args.tta,
         precision=args.precision,
         num_workers=args.workers,
+        on_error=args.on_error,
     )
     predictions = predictor.topk(list(images), k=args.k)
+    skipped = list(predictor.skipped)
+    readable = [Path(p.source) for p in predictions]
     if args.cam is not None:
-        _write_cams(predictor, images, predictions, args.cam)
+        _write_cams(predictor, readable, predictions, args.cam)
     if args.json:
         print(json.dumps([p.to_dict() for p in predictions], indent=2))
     else:
         _print_predictions(predictions)
+    print_skipped("predict", skipped)
     return 0
 
 
