@@ -392,3 +392,33 @@ def test_the_0_1_flags_still_parse() -> None:
     assert args.size == 64
     args = build_parser().parse_args(["predict", "x.jpeg", "--checkpoint", "c", "--topk", "3"])
     assert args.k == 3
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"),
+    [("evaluate", "--plots"), ("predict", "--cam")],
+)
+def test_a_missing_matplotlib_is_said_before_any_work(
+    command: str,
+    flag: str,
+    data: Path,
+    checkpoint: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name in [name for name in sys.modules if name.split(".")[0] == "matplotlib"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    where = ["--data", str(data)] if command == "evaluate" else [str(data / "test")]
+    argv = [command, "--checkpoint", str(checkpoint), *where, flag, str(tmp_path / "out")]
+
+    assert main([*argv, "-q"]) == 1
+
+    captured = capsys.readouterr()
+    assert captured.out == ""  # stopped before evaluating or predicting
+    assert captured.err == (
+        f"retinalnet {command}: error: {flag} draws with matplotlib, which is not installed: "
+        f"pip install matplotlib (or leave {flag} out)\n"
+    )
+    assert not (tmp_path / "out").exists()

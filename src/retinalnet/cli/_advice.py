@@ -4,7 +4,24 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["cli_message"]
+__all__ = ["cli_message", "require_matplotlib"]
+
+
+def require_matplotlib(flag: str) -> None:
+    """Stop before any work when ``flag`` needs matplotlib and it is not installed.
+
+    Raises
+    ------
+    RuntimeError
+        Naming the flag and what to install (one line on the command line).
+    """
+    try:
+        import matplotlib.figure  # noqa: F401 - only whether it imports
+    except ImportError:
+        raise RuntimeError(
+            f"{flag} draws with matplotlib, which is not installed: pip install matplotlib "
+            f"(or leave {flag} out)"
+        ) from None
 
 
 def cli_message(args: argparse.Namespace, error: BaseException) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -78,10 +79,13 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from retinalnet.checkpoint import load_checkpoint
+    from retinalnet.cli._advice import require_matplotlib
     from retinalnet.cli._skip import print_skipped, readable_split
     from retinalnet.datasets import KermanyOCT
     from retinalnet.training import evaluate
 
+    if args.plots is not None:
+        require_matplotlib("--plots")
     model = load_checkpoint(args.checkpoint).build_model()
     data = KermanyOCT(args.data, args.split)
     skipped: list[SkippedImage] = []
@@ -107,6 +111,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(data_out, indent=2, allow_nan=False) + "\n")
+    if args.json:
+        print(json.dumps(data_out, indent=2))
+    else:
+        left_out = f" ({len(skipped)} unreadable left out)" if skipped else ""
+        print(f"{args.split} split of {args.data}{left_out}:\n{result}\n\n{report}")
+    sys.stdout.flush()  # the results are out before anything is drawn
     if args.plots is not None:
         from retinalnet.plots import plot_confusion_matrix
 
@@ -115,11 +125,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
         plot_confusion_matrix(
             result, normalize=True, save=args.plots / "confusion_matrix_normalized.png"
         )
-    if args.json:
-        print(json.dumps(data_out, indent=2))
-    else:
-        left_out = f" ({len(skipped)} unreadable left out)" if skipped else ""
-        print(f"{args.split} split of {args.data}{left_out}:\n{result}\n\n{report}")
     print_skipped("evaluate", skipped)
     return 0
 
@@ -151,9 +156,13 @@ def _write_cams(
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from retinalnet.cli._advice import require_matplotlib
     from retinalnet.cli._skip import print_skipped
     from retinalnet.datasets import find_images
     from retinalnet.predictor import Predictor
+
+    if args.cam is not None:
+        require_matplotlib("--cam")
 
     images: list[Path] = []
     for path in args.paths:
@@ -172,13 +181,13 @@ def run_predict(args: argparse.Namespace) -> int:
     )
     predictions = predictor.topk(list(images), k=args.k)
     skipped = list(predictor.skipped)
-    readable = [Path(p.source) for p in predictions]
-    if args.cam is not None:
-        _write_cams(predictor, readable, predictions, args.cam)
     if args.json:
         print(json.dumps([p.to_dict() for p in predictions], indent=2))
     else:
         _print_predictions(predictions)
+    sys.stdout.flush()  # the results are out before anything is drawn
+    if args.cam is not None:
+        _write_cams(predictor, [Path(p.source) for p in predictions], predictions, args.cam)
     print_skipped("predict", skipped)
     return 0
 
