@@ -19,8 +19,13 @@ logger = logging.getLogger("retinalnet")
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from retinalnet.demo import run_demo
+    from retinalnet.demo import run_demo, write_demo_data
 
+    if args.data_only:
+        data = write_demo_data(args.out, seed=args.seed)
+        print(f"synthetic scans in the Kermany layout: {data}")
+        print(f"try: retinalnet train --data {data} --arch small_cnn --size 96")
+        return 0
     result = run_demo(args.out, weights=args.weights, epochs=args.epochs, seed=args.seed)
     print(f"model: {result.model_name}")
     print(f"stopped: {result.history.stop_reason}")
