@@ -4,12 +4,16 @@ Build as CI does (every warning is an error)::
 
     python -m sphinx -W --keep-going -b html docs docs/_build/html
 
+After writing the pages, the build reads them back and warns (so fails with -W) about what
+would render as an error box: see ``rendered_errors``.
+
 The build needs no network: no intersphinx, and no pretrained weights are ever loaded.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -138,8 +142,61 @@ def _drop_object_base(app: Any, name: str, obj: Any, options: Any, bases: list[t
     bases[:] = [base for base in bases if base is not object]
 
 
+def _drop_empty_bases_line(app: Any, domain: str, objtype: str, content: Any) -> None:
+    # autodoc still writes the "Bases:" label when _drop_object_base has emptied the list.
+    from docutils import nodes
+
+    for paragraph in list(content.findall(nodes.paragraph)):
+        if paragraph.astext().strip() == "Bases:":
+            paragraph.parent.remove(paragraph)
+
+
+# What a page must never show. Sphinx's -W catches warnings while it reads and writes, but
+# some errors only appear in the HTML: Furo paints any `.. contents::` table as a red "ERROR:
+# Adding a table of contents in Furo-based documentation is unnecessary" box (with CSS, so no
+# warning is ever logged), docutils leaves "system-message" and "problematic" nodes for markup
+# it could not parse, and an emptied base-class list still renders as a bare "Bases:".
+_FURO_ESCAPE = "this-will-duplicate-information-and-it-is-still-useful-here"
+_CLASS_ATTRIBUTE = re.compile(r'class="([^"]*)"')
+
+
+def rendered_errors(html: str) -> list[str]:
+    """The error boxes and broken markup a built HTML page would show its readers."""
+    html = re.sub(r"<noscript>.*?</noscript>", "", html, flags=re.DOTALL)  # search.html's
+    problems = []
+    for match in _CLASS_ATTRIBUTE.finditer(html):
+        classes = match.group(1).split()
+        if "contents" in classes and _FURO_ESCAPE not in classes:
+            problems.append(
+                "a `.. contents::` table, which Furo shows as a red ERROR box; remove it (the "
+                "page's table of contents is in Furo's right sidebar)"
+            )
+        if "system-message" in classes or "problematic" in classes:
+            problems.append("a docutils error message (markup it could not parse)")
+        if "admonition" in classes and "error" in classes:
+            problems.append("an `.. error::` box")
+    if re.search(r"<p>Bases:\s*</p>", html):
+        problems.append('an empty "Bases:" label')
+    return sorted(set(problems))
+
+
+def _check_rendered_pages(app: Any, exception: BaseException | None) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    from sphinx.util import logging as sphinx_logging
+
+    log = sphinx_logging.getLogger(__name__)
+    for page in sorted(Path(app.outdir).rglob("*.html")):
+        if "_modules" in page.parts:  # viewcode's source listings
+            continue
+        for problem in rendered_errors(page.read_text(encoding="utf-8")):
+            log.warning("%s shows %s", page.relative_to(app.outdir), problem)
+
+
 def setup(app: Any) -> dict[str, Any]:
     app.connect("missing-reference", _resolve_top_level)
     app.connect("autodoc-process-bases", _drop_object_base)
+    app.connect("object-description-transform", _drop_empty_bases_line)
+    app.connect("build-finished", _check_rendered_pages)
     app.connect("env-check-consistency", _check_public_names_documented)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import logging
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from retinalnet import __version__
 from retinalnet.checkpoint import load_checkpoint
-from retinalnet.cli import build_parser, main
+from retinalnet.cli import _logging_to_stderr, build_parser, main
+from retinalnet.cli._advice import cli_text
 from retinalnet.datasets import make_synthetic_kermany
 
 
@@ -116,15 +120,73 @@ def test_errors_are_one_line_without_traceback(
     assert len(err.strip().splitlines()) == 1
 
 
-def test_predict_names_an_unreadable_image(
-    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def checkpoint(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """best.pt of a one-epoch small CNN on ``data`` (read only)."""
+    out = tmp_path_factory.mktemp("trained") / "run"
     assert _train(data, out) == 0
+    return out / "best.pt"
+
+
+def test_predict_names_an_unreadable_image_and_how_to_skip_it(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     broken = tmp_path / "broken.jpeg"
     broken.write_text("not an image")
-    assert main(["predict", "--checkpoint", str(out / "best.pt"), str(broken), "-q"]) == 1
-    assert "broken.jpeg" in capsys.readouterr().err
+    assert main(["predict", "--checkpoint", str(checkpoint), str(broken), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "broken.jpeg" in err
+    assert "--on-error skip leaves unreadable images out" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def _folder_with_a_corrupt_jpeg(data: Path, tmp_path: Path) -> Path:
+    scans = tmp_path / "scans"
+    shutil.copytree(data / "test", scans)
+    (scans / "DME" / "DME-999-1.jpeg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    return scans
+
+
+def test_predict_skips_a_corrupt_jpeg_and_lists_it_last(
+    data: Path, checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scans = _folder_with_a_corrupt_jpeg(data, tmp_path)
+    argv = ["predict", "--checkpoint", str(checkpoint), str(scans), "-q"]
+
+    assert main([*argv, "--on-error", "skip", "--json"]) == 0
+
+    captured = capsys.readouterr()
+    predictions = json.loads(captured.out)
+    assert len(predictions) == 8  # every readable scan
+    assert all("DME-999-1" not in p["source"] for p in predictions)
+    lines = captured.err.strip().splitlines()
+    assert lines[-2] == "retinalnet predict: skipped 1 unreadable image:"
+    assert lines[-1].startswith(f"  {scans / 'DME' / 'DME-999-1.jpeg'}: ")
+    assert main(argv) == 1  # raise is the default
+
+
+def test_evaluate_leaves_unreadable_images_out_with_on_error_skip(
+    data: Path, checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(data, root)
+    (root / "test" / "DME" / "DME-999-1.jpeg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    argv = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(root), "-q"]
+
+    assert main(argv) == 1
+    assert "--on-error skip" in capsys.readouterr().err
+
+    assert main([*argv, "--on-error", "skip", "--json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["num_samples"] == 8  # the corrupt file is not counted, nor replaced
+    assert [s["source"] for s in report["skipped"]] == [
+        str(root / "test" / "DME" / "DME-999-1.jpeg")
+    ]
+    assert "skipped 1 unreadable image:" in captured.err
+
+    assert main([*argv, "--on-error", "skip"]) == 0
+    assert "test split of" in capsys.readouterr().out
 
 
 def test_bad_arguments_exit_2() -> None:
@@ -334,3 +396,149 @@ def test_the_0_1_flags_still_parse() -> None:
     assert args.size == 64
     args = build_parser().parse_args(["predict", "x.jpeg", "--checkpoint", "c", "--topk", "3"])
     assert args.k == 3
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"),
+    [("evaluate", "--plots"), ("predict", "--cam")],
+)
+def test_a_missing_matplotlib_is_said_before_any_work(
+    command: str,
+    flag: str,
+    data: Path,
+    checkpoint: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name in [name for name in sys.modules if name.split(".")[0] == "matplotlib"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    where = ["--data", str(data)] if command == "evaluate" else [str(data / "test")]
+    argv = [command, "--checkpoint", str(checkpoint), *where, flag, str(tmp_path / "out")]
+
+    assert main([*argv, "-q"]) == 1
+
+    captured = capsys.readouterr()
+    assert captured.out == ""  # stopped before evaluating or predicting
+    assert captured.err == (
+        f"retinalnet {command}: error: {flag} draws with matplotlib, which is not installed: "
+        f"pip install matplotlib (or leave {flag} out)\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+# --- text for shell users -------------------------------------------------------------------
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(commands.choices)
+
+
+@pytest.mark.parametrize("command", sorted(_subcommands()))
+def test_help_describes_every_option_and_its_default(command: str) -> None:
+    parser = _subcommands()[command]
+    formatter = parser._get_formatter()
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        name = "/".join(action.option_strings) or action.dest
+        assert action.help, f"retinalnet {command} {name} has no help"
+        text = formatter._expand_help(action)
+        default = action.default
+        if default not in (None, False) and action.option_strings:
+            assert f"(default: {default}" in text or f"default: {default}" in text, (
+                f"retinalnet {command} {name}: the help does not give the default {default!r}"
+            )
+
+
+@pytest.mark.parametrize(
+    ("python", "shell"),
+    [
+        (
+            "or pass weights='/path/to/vgg16-397923af.pth'; weights=None trains from random "
+            "initialisation",
+            "or pass --weights /path/to/vgg16-397923af.pth; --weights none trains from random "
+            "initialisation",
+        ),
+        ("use device='auto' or 'cpu'", "use --device auto or --device cpu"),
+        (
+            "resume that run (fit(..., resume_from=last.pt), or --resume on the command line), "
+            "choose another folder, or allow it (overwrite=True, or --overwrite)",
+            "resume that run (--resume), choose another folder, or allow it (--overwrite)",
+        ),
+        (
+            "continue with fit(..., resume_from='runs/a/last.pt')",
+            "continue with --resume runs/a/last.pt",
+        ),
+        (
+            "(download OCT2017 or write a synthetic set with make_synthetic_kermany)",
+            "(download OCT2017 or write a synthetic set with `retinalnet demo --data-only`)",
+        ),
+        (
+            "precision='fp16' needs a GPU; on a CPU use 'bf16' or 'auto'",
+            "--precision fp16 needs a GPU; on a CPU use --precision bf16 or auto",
+        ),
+        (
+            "got preprocessing.size=16; pass a larger Preprocessing(size=...)",
+            "got --size 16; pass a larger --size",
+        ),
+        ("pass preprocessing=Preprocessing(size=224)", "pass --size 224"),
+    ],
+)
+def test_library_advice_is_said_with_flags(python: str, shell: str) -> None:
+    assert cli_text(python) == shell
+
+
+def test_errors_and_log_lines_reach_the_shell_with_flags(
+    data: Path, checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["train", "--data", str(tmp_path / "nothing"), "--arch", "small_cnn"]) == 1
+    err = capsys.readouterr().err
+    assert "retinalnet demo --data-only" in err
+    assert "make_synthetic_kermany" not in err
+
+    argv = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "--device", "cuda"]
+    if not torch.cuda.is_available():
+        assert main(argv) == 1
+        assert "use --device auto or --device cpu" in capsys.readouterr().err
+
+    logger = logging.getLogger("retinalnet.training")
+    with _logging_to_stderr(quiet=False):
+        logger.warning("continue with fit(..., resume_from=%r)", "runs/a/last.pt")
+    assert capsys.readouterr().err == "continue with --resume runs/a/last.pt\n"
+
+
+def test_demo_data_only_writes_the_scans_and_says_what_next(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--data-only", "-q"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    data = tmp_path / "demo" / "data"
+    assert out[0] == f"synthetic scans in the Kermany layout: {data}"
+    assert out[1].startswith(f"try: retinalnet train --data {data}")
+    assert sorted(p.name for p in data.iterdir()) == [".retinalnet-demo", "test", "train", "val"]
+    assert not (tmp_path / "demo" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["demo", "--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
+        (["demo", "--seed", "-1"], "argument --seed: must be at least 0, got -1"),
+        (["evaluate", "--checkpoint", "c", "--data", "d", "--batch-size", "0"], "at least 1"),
+        (["evaluate", "--checkpoint", "c", "--data", "d", "--bootstrap", "-5"], "at least 0"),
+        (["predict", "x.jpeg", "--checkpoint", "c", "-k", "0"], "argument -k/--topk: must be"),
+        (["predict", "x.jpeg", "--checkpoint", "c", "--batch-size", "two"], "a whole number"),
+        (["split", "r", "--out", "m.csv", "--val-fraction", "1.5"], "between 0 and 1, got 1.5"),
+    ],
+)
+def test_bad_values_are_refused_before_any_work(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--out", str(tmp_path / "demo")] if argv[0] == "demo" else argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()  # the demo wrote nothing

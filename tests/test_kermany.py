@@ -593,6 +593,20 @@ def test_with_loader_reads_with_the_preprocessing_decoder(make_tree):
     assert fast.samples == data.samples
 
 
+def test_without_leaves_files_out_of_a_copy(make_tree):
+    root = make_tree({"test/CNV": ["CNV-1-1.jpeg", "CNV-1-2.jpeg"], "test/DME": ["DME-2-1.jpeg"]})
+    data = KermanyOCT(root, "test")
+    gone = data.samples[1][0]
+
+    kept = data.without([Path(gone), root / "test" / "DME" / "not-there.jpeg"])
+
+    assert [path for path, _ in kept.samples] == [data.samples[0][0], data.samples[2][0]]
+    assert kept.targets == [0, 1]
+    assert kept.patient_ids == ["1", "2"]
+    assert len(data) == 3  # the original is unchanged
+    assert kept[1][1] == 1
+
+
 def test_indexing_opens_no_file(make_tree, monkeypatch):
     root = make_tree({"train/CNV": ["CNV-1-1.jpeg", "CNV-1-2.jpeg"], "train/DME": ["DME-2-1.jpeg"]})
     opened: list[str] = []

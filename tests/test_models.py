@@ -29,6 +29,7 @@ from retinalnet.models import (
     build_head,
     build_model,
     cached_weights_path,
+    create_model,
     feature_blocks,
     find_output_layer,
     freeze,
@@ -680,3 +681,20 @@ def test_features_only_weights_are_refused(no_download, weights):
     with META, pytest.raises(ValueError, match="IMAGENET1K_FEATURES"):
         vgg16_transfer(weights=weights, progress=False)
     assert no_download == []
+
+
+def test_the_download_notice_goes_to_stderr_not_stdout(monkeypatch, tmp_path, capfd):
+    # torch.hub prints "Downloading: ..." to stdout, where `retinalnet ... --json` writes.
+    from torchvision import _internally_replaced_utils as real  # no_download leaves it alone
+
+    def fake_download(url, dst, *args, **kwargs):
+        torch.save(torchvision.models.resnet18(weights=None).state_dict(), dst)
+
+    monkeypatch.setattr(
+        torchvision.models._api, "load_state_dict_from_url", real.load_state_dict_from_url
+    )
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    create_model("resnet18", progress=False)
+    captured = capfd.readouterr()
+    assert captured.out == ""
+    assert "Downloading: " in captured.err

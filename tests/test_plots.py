@@ -141,3 +141,11 @@ def test_class_counts_and_image_sizes(tmp_path: Path) -> None:
     _png(tmp_path / "sizes.png")
     plot_image_sizes([(512, 496), (768, 496)], save=tmp_path / "list.png")
     _png(tmp_path / "list.png")
+
+
+def test_without_matplotlib_the_error_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.raises(ImportError, match=r"draws with matplotlib, .*: pip install matplotlib$"):
+        plot_confusion_matrix([[1, 0], [0, 1]], ["a", "b"])

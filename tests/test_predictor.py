@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -496,3 +497,70 @@ def test_in_memory_images_are_prepared_in_process_even_with_workers() -> None:
     predictor = Predictor(model, device="cpu", precision="fp32", num_workers=4)
     expected = Predictor(model, device="cpu", precision="fp32").predict_proba(images)
     torch.testing.assert_close(predictor.predict_proba(images), expected)
+
+
+# --- on_error="skip": one bad file does not cost the others ---------------------------------
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_skip_leaves_unreadable_files_out_and_lists_them(
+    tmp_path: Path, num_workers: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = small_cnn(preprocessing=Preprocessing(size=32))
+    data = SyntheticOCT(1, shape=(64, 64), seed=5)
+    paths = [data.write(tmp_path, "test") / name.split("-")[0] / name for name, _ in data.samples]
+    broken = tmp_path / "broken.jpeg"
+    broken.write_text("not an image")
+    missing = tmp_path / "missing.jpeg"
+    given = [paths[0], broken, *paths[1:], missing]
+    strict = Predictor(model, device="cpu", precision="fp32")
+    expected = strict.predict_proba(paths)
+    predictor = Predictor(
+        model,
+        device="cpu",
+        precision="fp32",
+        on_error="skip",
+        batch_size=2,
+        num_workers=num_workers,
+    )
+
+    with caplog.at_level(logging.WARNING, logger="retinalnet"):
+        predictions = predictor.topk(given, k=2)
+
+    assert [p.source for p in predictions] == [str(path) for path in paths]
+    assert [(s.source, s.reason) for s in predictor.skipped] == [
+        (str(broken), predictor.skipped[0].reason),
+        (str(missing), predictor.skipped[1].reason),
+    ]
+    assert "no such file" in predictor.skipped[1].reason
+    assert predictor.skipped[0].reason
+    assert [r.getMessage() for r in caplog.records] == [
+        "skipped 2 unreadable image(s) of 6: broken.jpeg, missing.jpeg (Predictor.skipped "
+        "lists them)"
+    ]
+    torch.testing.assert_close(predictor.predict_proba(given), expected)
+    assert len(predictor.skipped) == 2
+    predictor.predict_proba(paths)
+    assert predictor.skipped == []  # each call starts afresh
+    assert strict.skipped == []
+
+
+def test_skip_still_raises_for_a_single_image_and_bad_policies_are_refused(
+    tmp_path: Path, images: list[Image.Image]
+) -> None:
+    predictor = Predictor(small_cnn(), device="cpu", on_error="skip")
+    with pytest.raises(UnreadableImageError, match=r"missing\.jpeg"):
+        predictor.topk(tmp_path / "missing.jpeg")
+    assert predictor.topk([images[0], tmp_path / "missing.jpeg"], k=1)[0].source == "<image 0>"
+    with pytest.raises(ValueError, match=r"on_error must be 'raise' or 'skip', got 'ignore'"):
+        Predictor(small_cnn(), on_error="ignore")  # type: ignore[arg-type]
+
+
+def test_from_checkpoint_takes_the_skip_policy(tmp_path: Path) -> None:
+    checkpoint = save_checkpoint(
+        tmp_path / "best.pt", small_cnn(preprocessing=Preprocessing(size=32))
+    )
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu", on_error="skip")
+    assert predictor.on_error == "skip"
+    assert predictor.topk([tmp_path / "missing.jpeg"]) == []
+    assert [s.source for s in predictor.skipped] == [str(tmp_path / "missing.jpeg")]

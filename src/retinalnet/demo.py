@@ -29,7 +29,7 @@ from retinalnet.training import (
 )
 from retinalnet.transforms import Preprocessing
 
-__all__ = ["DemoResult", "run_demo"]
+__all__ = ["DemoResult", "run_demo", "write_demo_data"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,42 @@ def _fresh_data_dir(data_dir: Path) -> None:
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
     (data_dir / _MARKER).write_text("synthetic scans written by `retinalnet demo`\n")
+
+
+def write_demo_data(
+    out_dir: str | os.PathLike[str] = "retinalnet-demo",
+    *,
+    train_per_class: int = 150,
+    eval_per_class: int = 25,
+    seed: int = 0,
+) -> Path:
+    """Write the demo's synthetic scans to ``out_dir/data`` in the Kermany layout.
+
+    What :func:`run_demo` trains on; ``retinalnet demo --data-only`` writes it alone, to
+    try ``retinalnet train``, ``evaluate`` or ``audit`` on.
+
+    .. versionadded:: 0.2
+
+    Parameters
+    ----------
+    out_dir
+        The folder; the data go to its ``data/`` folder, which is replaced if the demo wrote
+        it before and never touched otherwise (``FileExistsError``).
+    train_per_class, eval_per_class, seed
+        As for :func:`run_demo`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir/data``.
+    """
+    data_dir = Path(out_dir) / "data"
+    logger.info("writing synthetic OCT scans to %s", data_dir)
+    _fresh_data_dir(data_dir)
+    make_synthetic_kermany(
+        data_dir, train=train_per_class, val=eval_per_class, test=eval_per_class, seed=seed
+    )
+    return data_dir
 
 
 @dataclass(frozen=True)
@@ -134,11 +170,8 @@ def run_demo(
     >>> result.test.accuracy  # doctest: +SKIP
     """
     out = Path(out_dir)
-    data_dir = out / "data"
-    logger.info("writing synthetic OCT scans to %s", data_dir)
-    _fresh_data_dir(data_dir)
-    make_synthetic_kermany(
-        data_dir, train=train_per_class, val=eval_per_class, test=eval_per_class, seed=seed
+    data_dir = write_demo_data(
+        out, train_per_class=train_per_class, eval_per_class=eval_per_class, seed=seed
     )
     size = renamed_argument("run_demo", "image_size", "size", image_size, size, 96)
     progress = renamed_argument("run_demo", "verbose", "progress", verbose, progress, True)

@@ -1,8 +1,8 @@
 """Figures: training history, confusion matrix, top-k predictions, Grad-CAM, data summaries.
 
-Needs matplotlib (``pip install retinalnet[plot]``), imported only when a function is
-called. Figures are built with :class:`matplotlib.figure.Figure` directly, not through
-``pyplot``: nothing changes matplotlib's global state or backend, no window opens, and
+Needs matplotlib (``pip install matplotlib``, or the ``plot`` extra), imported only when a
+function is called. Figures are built with :class:`matplotlib.figure.Figure` directly, not
+through ``pyplot``: nothing changes matplotlib's global state or backend, no window opens, and
 saving works headless (the Agg renderer). Each function returns the Figure (displayed
 inline by Jupyter) and writes it to ``save`` when a path is given.
 
@@ -48,9 +48,9 @@ SavePath = str | os.PathLike[str] | None
 def _figure(width: float, height: float) -> Figure:
     try:
         from matplotlib.figure import Figure
-    except ImportError as error:  # pragma: no cover - depends on the environment
+    except ImportError as error:
         raise ImportError(
-            "retinalnet.plots needs matplotlib: pip install retinalnet[plot]"
+            "retinalnet.plots draws with matplotlib, which is not installed: pip install matplotlib"
         ) from error
     return Figure(figsize=(width, height), layout="constrained")
 

@@ -1,11 +1,18 @@
-"""Top-k predictions for OCT images from a trained model."""
+"""Top-k predictions for OCT images from a trained model.
+
+Why this module is long: it is one class, the :class:`Predictor`, whose public methods each
+carry a NumPy docstring with parameters, errors and examples; its small result types
+(:class:`Prediction`, :class:`ClassProbability`, :class:`SkippedImage`) belong with it.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from pathlib import Path
+from typing import Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -14,7 +21,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from retinalnet._core.device import default_num_workers
-from retinalnet._core.images import ImageInput, coerce_image
+from retinalnet._core.images import ImageInput, UnreadableImageError, coerce_image
 from retinalnet._core.loaders import make_loader
 from retinalnet.checkpoint import load_checkpoint
 from retinalnet.engine import InferenceEngine
@@ -23,7 +30,13 @@ from retinalnet.models import Classifier
 from retinalnet.precision import Precision
 from retinalnet.transforms import Preprocessing
 
-__all__ = ["ClassProbability", "ImageInput", "Prediction", "Predictor"]
+__all__ = ["ClassProbability", "ImageInput", "Prediction", "Predictor", "SkippedImage"]
+
+logger = logging.getLogger(__name__)
+
+OnError = Literal["raise", "skip"]  # what a Predictor does with a file it cannot read
+
+_ON_ERROR = ("raise", "skip")
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,25 @@ class Prediction:
         }
 
 
+@dataclass(frozen=True)
+class SkippedImage:
+    """An image that ``Predictor(on_error="skip")`` left out, and why.
+
+    .. versionadded:: 0.2
+
+    Attributes
+    ----------
+    source : str
+        The file path, as given.
+    reason : str
+        What went wrong, in a few words (as :class:`~retinalnet.datasets.UnreadableImageError`
+        says it).
+    """
+
+    source: str
+    reason: str
+
+
 class Predictor:
     """Batched, device-independent top-k prediction with the model's own preprocessing.
 
@@ -104,6 +136,23 @@ class Predictor:
         channels-last memory layout, which changes no result.
 
         .. versionadded:: 0.2
+    on_error
+        What to do with an image file that cannot be read (missing, corrupt, truncated, not
+        an image; see :class:`~retinalnet.datasets.UnreadableImageError`): ``"raise"`` (the
+        default) raises the error, which names the file; ``"skip"`` leaves the file out of
+        the results of a list, logs one warning per call, and records it in
+        :attr:`skipped`, so one bad file does not cost the predictions of the others.
+        A single image (not in a list) is always raised: there is nothing else to return.
+
+        .. versionadded:: 0.2
+
+    Attributes
+    ----------
+    skipped : list of SkippedImage
+        The files the last :meth:`topk` or :meth:`predict_proba` call left out (empty with
+        ``on_error="raise"``), in input order.
+
+        .. versionadded:: 0.2
 
     Notes
     -----
@@ -130,6 +179,7 @@ class Predictor:
         tta: bool = False,
         precision: Precision = "auto",
         num_workers: int | None = None,
+        on_error: OnError = "raise",
     ) -> None:
         if not isinstance(model, Classifier):
             raise TypeError(
@@ -138,10 +188,17 @@ class Predictor:
             )
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        if on_error not in _ON_ERROR:
+            raise ValueError(
+                f"on_error must be 'raise' or 'skip', got {on_error!r}; 'skip' leaves "
+                "unreadable files out and lists them in Predictor.skipped"
+            )
         self.engine = InferenceEngine(model, device=device, precision=precision, tta=tta)
         self.model = model
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.on_error: OnError = on_error
+        self.skipped: list[SkippedImage] = []
 
     @property
     def device(self) -> torch.device:
@@ -174,6 +231,7 @@ class Predictor:
         tta: bool = False,
         precision: Precision = "auto",
         num_workers: int | None = None,
+        on_error: OnError = "raise",
     ) -> Predictor:
         """Load a checkpoint (safely, offline) and wrap it in a Predictor.
 
@@ -181,7 +239,7 @@ class Predictor:
         ----------
         path
             A checkpoint written by retinalnet (``best.pt``).
-        device, batch_size, tta, precision, num_workers
+        device, batch_size, tta, precision, num_workers, on_error
             As in the constructor.
         model
             The untrained network, only for checkpoints of networks built by hand.
@@ -194,6 +252,7 @@ class Predictor:
             tta=tta,
             precision=precision,
             num_workers=num_workers,
+            on_error=on_error,
         )
 
     @property
@@ -202,23 +261,57 @@ class Predictor:
         return self.model.classes
 
     def predict_proba(self, images: Sequence[ImageInput]) -> torch.Tensor:
-        """Class probabilities, shape ``(len(images), num_classes)``, float32 on the CPU."""
+        """Class probabilities, shape ``(len(images), num_classes)``, float32 on the CPU.
+
+        With ``on_error="skip"`` the rows are those of the readable images, in input order,
+        and :attr:`skipped` lists the others.
+
+        Raises
+        ------
+        retinalnet.datasets.UnreadableImageError
+            If a file cannot be read and ``on_error="raise"``.
+        """
+        probabilities, readable = self._probabilities(images)
+        return probabilities[readable]
+
+    def _probabilities(self, images: Sequence[ImageInput]) -> tuple[torch.Tensor, list[bool]]:
+        """Probabilities of every image (a blank row for a skipped one), and which are real."""
+        self.skipped = []
         if not images:
-            return torch.empty(0, len(self.classes))
+            return torch.empty(0, len(self.classes)), []
         # Workers pay off for files to decode; in-memory images (CUDA tensors among them)
         # are prepared in this process rather than copied to workers.
         files_only = all(isinstance(image, (str, os.PathLike)) for image in images)
+        skip = self.on_error == "skip"
         loader = make_loader(
-            _PreparedImages(images, self.preprocessing),
+            _PreparedImages(images, self.preprocessing, skip=skip),
             batch_size=self.batch_size,
             shuffle=False,
             transform=None,
             num_workers=self._workers() if files_only else 0,
             pin_memory=self.device.type == "cuda",
         )
-        return torch.cat(
-            [log_probs.exp().float().cpu() for log_probs, _ in self.engine.run(loader)]
-        )
+        rows: list[torch.Tensor] = []
+        reasons: list[str] = []
+        for log_probs, rest in self.engine.run(loader):
+            rows.append(log_probs.exp().float().cpu())
+            reasons.extend(rest[0] if skip else [""] * len(log_probs))
+        self.skipped = [
+            SkippedImage(_source(image, index), reason)
+            for index, (image, reason) in enumerate(zip(images, reasons, strict=True))
+            if reason
+        ]
+        if self.skipped:
+            names = ", ".join(Path(s.source).name for s in self.skipped[:3])
+            more = f" and {len(self.skipped) - 3} more" if len(self.skipped) > 3 else ""
+            logger.warning(
+                "skipped %d unreadable image(s) of %d: %s%s (Predictor.skipped lists them)",
+                len(self.skipped),
+                len(images),
+                names,
+                more,
+            )
+        return torch.cat(rows), [not reason for reason in reasons]
 
     def _workers(self) -> int:
         return default_num_workers(self.device, self.num_workers)
@@ -247,12 +340,14 @@ class Predictor:
         Returns
         -------
         Prediction or list of Prediction
-            One per image, in input order; each sorted by descending probability.
+            One per image, in input order; each sorted by descending probability. With
+            ``on_error="skip"``, one per readable image (:attr:`skipped` lists the others).
 
         Raises
         ------
         retinalnet.datasets.UnreadableImageError
-            If a file cannot be read; the message names it.
+            If a file cannot be read; the message names it. With ``on_error="skip"``, only
+            for a single image (not in a list).
         ValueError
             If ``k`` is out of range or a tensor is not an image.
         """
@@ -260,11 +355,11 @@ class Predictor:
             raise ValueError(f"k must be an int from 1 to {len(self.classes)}, got {k!r}")
         single = not isinstance(images, (list, tuple))
         batch: Sequence[ImageInput] = images if isinstance(images, (list, tuple)) else [images]
-        sources = [
-            str(image) if isinstance(image, (str, os.PathLike)) else f"<image {i}>"
-            for i, image in enumerate(batch)
-        ]
-        probabilities = self.predict_proba(batch)
+        probabilities, readable = self._probabilities(batch)
+        if single and self.skipped:
+            raise UnreadableImageError(self.skipped[0].source, self.skipped[0].reason)
+        sources = [_source(image, i) for i, image in enumerate(batch) if readable[i]]
+        probabilities = probabilities[readable]
         values, indices = probabilities.topk(k, dim=1)
         predictions = [
             Prediction(
@@ -325,18 +420,39 @@ class Predictor:
         return grad_cam_image(self.model, image, class_index=class_index)
 
 
-class _PreparedImages(Dataset[torch.Tensor]):
-    """The images of one predict call, read and prepared on demand (in worker processes)."""
+def _source(image: ImageInput, index: int) -> str:
+    """How results name an image: its path, or ``<image N>`` for one in memory."""
+    return str(image) if isinstance(image, (str, os.PathLike)) else f"<image {index}>"
 
-    def __init__(self, images: Sequence[ImageInput], preprocessing: Preprocessing) -> None:
+
+class _PreparedImages(Dataset[Any]):
+    """The images of one predict call, read and prepared on demand (in worker processes).
+
+    With ``skip``, an item is ``(tensor, reason)``: an unreadable file gives a blank input
+    and the reason it was not read (``""`` for a readable one), so its row can be dropped.
+    """
+
+    def __init__(
+        self, images: Sequence[ImageInput], preprocessing: Preprocessing, *, skip: bool = False
+    ) -> None:
         self.images = images
         self.transform = preprocessing.eval_transform()
         self.decode = preprocessing.load
+        self.size = preprocessing.size
+        self.skip = skip
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
+    def _prepare(self, index: int) -> torch.Tensor:
         image = coerce_image(self.images[index], name=f"image {index}", decode=self.decode)
         prepared: torch.Tensor = self.transform(image)
         return prepared
+
+    def __getitem__(self, index: int) -> Any:
+        if not self.skip:
+            return self._prepare(index)
+        try:
+            return self._prepare(index), ""
+        except UnreadableImageError as error:
+            return torch.zeros(3, self.size, self.size), error.reason or str(error)

@@ -27,7 +27,7 @@ def file_digest(path: str | os.PathLike[str]) -> bytes:
 
     Examples
     --------
-    >>> from retinalnet.datasets import file_digest
+    >>> from retinalnet._core.files import file_digest
     >>> file_digest("CNV-1016042-1.jpeg").hex()  # doctest: +SKIP
     'c3c6e35f...'
 

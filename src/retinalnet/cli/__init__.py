@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from retinalnet.cli._advice import CliText, cli_message
 from retinalnet.cli._data import run_audit, run_split
 from retinalnet.cli._parser import build_parser
 from retinalnet.cli._train import run_demo, run_evaluate, run_models, run_predict, run_train
@@ -24,6 +25,7 @@ def _logging_to_stderr(quiet: bool) -> Iterator[None]:
     """Show the library's log lines on stderr while a command runs, then restore logging."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(CliText())  # the library's Python advice, said with flags
     saved = (logger.handlers[:], logger.level, logger.propagate)
     logger.handlers[:] = [handler]
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
@@ -62,5 +64,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silences the flush at exit
         return 0
     except _USER_ERRORS as error:
-        print(f"retinalnet {args.command}: error: {error}", file=sys.stderr)
+        print(f"retinalnet {args.command}: error: {cli_message(args, error)}", file=sys.stderr)
         return 1

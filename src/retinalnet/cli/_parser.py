@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from retinalnet._version import __version__
@@ -14,6 +15,37 @@ def _weights_arg(value: str) -> str | None:
     return None if value.lower() == "none" else value
 
 
+def _int_at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an int >= ``low``, checked before the command does any work."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+        if number < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {number}")
+        return number
+
+    parse.__name__ = f"int >= {low}"  # how argparse names the type in its messages
+    return parse
+
+
+def _fraction(value: str) -> float:
+    """An argparse type: a number strictly between 0 and 1."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not 0 < number < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return number
+
+
+_POSITIVE = _int_at_least(1)
+_NON_NEGATIVE = _int_at_least(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the docs and tests)."""
     from retinalnet.models import list_models
@@ -21,24 +53,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="retinalnet",
         description="Classify retinal OCT B-scans (CNV, DME, DRUSEN, NORMAL) by transfer learning.",
+        epilog="`retinalnet COMMAND --help` describes a command's options and their defaults.",
     )
     parser.add_argument("--version", action="version", version=f"retinalnet {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N, mps")
+        sub.add_argument(
+            "--device",
+            default="auto",
+            help="auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps "
+            "(default: %(default)s)",
+        )
         sub.add_argument(
             "--precision",
             default="auto",
             choices=["auto", "fp32", "bf16", "fp16"],
-            help="auto (default): bf16 where the hardware has it (training stays fp32 on a "
-            "CPU); fp32 for exact fp32 numbers; fp16 needs a GPU",
+            help="auto: bf16 where the hardware has it (training stays fp32 on a CPU); fp32 "
+            "for exact fp32 numbers; fp16 needs a GPU (default: %(default)s)",
         )
         sub.add_argument(
             "--workers",
             type=int,
             default=None,
-            help="DataLoader worker processes (default: 0 on a CPU, up to 8 with a GPU)",
+            help="processes that read images while the model runs (default: none on a CPU, "
+            "up to 8 with a GPU)",
         )
         sub.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
 
@@ -50,68 +89,138 @@ def build_parser() -> argparse.ArgumentParser:
             default=False,
             metavar="DIR",
             help="run the frozen backbone once per image and only the head on its features "
-            "(in memory, or kept in DIR for later runs)",
+            "(in memory, or kept in DIR for later runs; default: off)",
+        )
+
+    def on_error(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--on-error",
+            choices=["raise", "skip"],
+            default="raise",
+            help="an image that cannot be read stops the command with an error naming it "
+            "(raise), or is left out and listed at the end, on stderr (skip) "
+            "(default: %(default)s)",
         )
 
     demo = commands.add_parser(
         "demo", help="synthetic scans -> train -> evaluate -> predict (offline, ~1 min on a CPU)"
     )
-    demo.add_argument("--out", default="retinalnet-demo", help="output folder (retinalnet-demo)")
-    demo.add_argument("--epochs", type=int, default=12)
     demo.add_argument(
-        "--weights", default=None, help="local VGG16 state-dict file (default: torchvision cache)"
+        "--out",
+        default="retinalnet-demo",
+        help="output folder: scans in OUT/data, checkpoints in OUT/checkpoints "
+        "(default: %(default)s)",
     )
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--epochs",
+        type=_POSITIVE,
+        default=12,
+        help="maximum epochs; the learning rate decays over them and early stopping may end "
+        "the run sooner (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--weights",
+        default=None,
+        metavar="FILE",
+        help="a local VGG16 state-dict file (default: the one in torchvision's cache; "
+        "without it the demo trains a small CNN from scratch)",
+    )
+    demo.add_argument(
+        "--seed",
+        type=_NON_NEGATIVE,
+        default=0,
+        help="seeds the synthetic scans and the training (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--data-only",
+        action="store_true",
+        help="only write the synthetic scans to OUT/data (to try train, evaluate or audit on)",
+    )
     demo.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
 
     train = commands.add_parser("train", help="train on a Kermany-layout folder")
     train.add_argument("--data", required=True, type=Path, help="folder with train/ val/ test/")
-    train.add_argument("--out", type=Path, default=Path("runs/retinalnet"), help="checkpoints")
+    train.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/retinalnet"),
+        help="folder for best.pt, last.pt and history.csv (default: %(default)s)",
+    )
     train.add_argument(
         "--arch",
         choices=list_models(),
         default="vgg16_transfer",
         metavar="NAME",
-        help="registered architecture (vgg16_transfer; `retinalnet models` lists them)",
+        help="registered architecture; `retinalnet models` lists them (default: %(default)s)",
     )
     train.add_argument(
         "--weights",
         type=_weights_arg,
         default="DEFAULT",
-        help="DEFAULT (download once), a weights name such as IMAGENET1K_V1, a local "
-        "state-dict file, or none",
+        help="DEFAULT (the architecture's ImageNet weights, downloaded once), a weights name "
+        "such as IMAGENET1K_V1, a local state-dict file, or none (random) "
+        "(default: %(default)s)",
     )
-    train.add_argument("--epochs", type=int, default=20)
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--lr", type=float, default=1e-3)
-    train.add_argument("--patience", type=int, default=3)
+    train.add_argument(
+        "--epochs",
+        type=int,
+        default=20,
+        help="maximum epochs, counting those of a resumed run (default: %(default)s)",
+    )
+    train.add_argument(
+        "--batch-size", type=int, default=32, help="images per step (default: %(default)s)"
+    )
+    train.add_argument(
+        "--lr", type=float, default=1e-3, help="Adam learning rate (default: %(default)s)"
+    )
+    train.add_argument(
+        "--patience",
+        type=int,
+        default=3,
+        help="early stopping: epochs without a lower validation loss (default: %(default)s)",
+    )
     train.add_argument(
         "--size",
         "--image-size",
         type=int,
         default=224,
         dest="size",
-        help="side of the square the model sees (224); --image-size is its 0.1 name",
+        help="side of the square the model sees, in pixels; --image-size is its 0.1 name "
+        "(default: %(default)s)",
     )
     train.add_argument(
         "--reduced-decode",
         action="store_true",
-        help="decode large JPEGs at 1/2, 1/4 or 1/8 scale (faster; check it on your data)",
+        help="decode large JPEGs at 1/2, 1/4 or 1/8 scale (faster; check it on your data; "
+        "default: off)",
     )
-    train.add_argument("--seed", type=int, default=None)
-    train.add_argument("--resume", type=Path, default=None, help="continue from OUT/last.pt")
-    train.add_argument("--overwrite", action="store_true", help="replace OUT/best.pt")
+    train.add_argument(
+        "--seed", type=int, default=None, help="seed for a reproducible run (default: none)"
+    )
+    train.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        help="continue the run saved in this last.pt (e.g. OUT/last.pt)",
+    )
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="let a new run replace an existing OUT/best.pt (default: refuse)",
+    )
     train.add_argument(
         "--manifest",
         type=Path,
         default=None,
-        help="take train/val from this manifest (from `retinalnet split`) instead of the folders",
+        help="take train/val from this manifest (from `retinalnet split`) instead of the "
+        "folders (default: the folders)",
     )
     train.add_argument(
         "--balance",
         choices=["none", "weights", "sampler"],
         default="none",
-        help="counter class imbalance: weighted loss or class-balanced sampler (default none)",
+        help="counter class imbalance: weighted loss or class-balanced sampler "
+        "(default: %(default)s)",
     )
     feature_cache(train)
     train.add_argument(
@@ -119,48 +228,100 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="with --feature-cache, also cache N augmented copies of each training image",
+        help="with --feature-cache, also cache N augmented copies of each training image "
+        "(default: %(default)s)",
     )
     common(train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint on a split")
-    evaluate.add_argument("--checkpoint", required=True, type=Path)
-    evaluate.add_argument("--data", required=True, type=Path)
-    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
-    evaluate.add_argument("--batch-size", type=int, default=64)
-    evaluate.add_argument("--json", action="store_true", help="print JSON")
-    evaluate.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
     evaluate.add_argument(
-        "--plots", type=Path, default=None, metavar="DIR", help="write confusion-matrix PNGs here"
+        "--checkpoint", required=True, type=Path, help="a checkpoint written by retinalnet"
+    )
+    evaluate.add_argument(
+        "--data", required=True, type=Path, help="the Kermany-layout folder (with the split)"
+    )
+    evaluate.add_argument(
+        "--split",
+        default="test",
+        choices=["train", "val", "test"],
+        help="the split to evaluate (default: %(default)s)",
+    )
+    evaluate.add_argument(
+        "--batch-size",
+        type=_POSITIVE,
+        default=64,
+        help="images per forward pass (default: %(default)s)",
+    )
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    evaluate.add_argument(
+        "--out", type=Path, default=None, metavar="FILE", help="also write the JSON report here"
+    )
+    evaluate.add_argument(
+        "--plots",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write confusion-matrix PNGs here (needs matplotlib)",
     )
     evaluate.add_argument(
         "--tta", action="store_true", help="average each image with its mirror (2x the time)"
     )
     evaluate.add_argument(
-        "--bootstrap", type=int, default=0, metavar="N", help="95%% intervals from N resamples"
+        "--bootstrap",
+        type=_NON_NEGATIVE,
+        default=0,
+        metavar="N",
+        help="95%% confidence intervals from N resamples, e.g. 1000 (default: %(default)s, none)",
     )
+    on_error(evaluate)
     feature_cache(evaluate)
     common(evaluate)
 
     predict = commands.add_parser("predict", help="top-k classes of images or folders")
-    predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="images or folders")
-    predict.add_argument("--checkpoint", required=True, type=Path)
     predict.add_argument(
-        "-k", "--topk", type=int, default=2, dest="k", help="classes per image (2); --topk: 0.1"
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="image files, or folders searched for .jpeg, .jpg and .png files",
     )
-    predict.add_argument("--batch-size", type=int, default=32)
-    predict.add_argument("--json", action="store_true", help="print JSON")
     predict.add_argument(
-        "--cam", type=Path, default=None, metavar="DIR", help="write a Grad-CAM overlay per image"
+        "--checkpoint", required=True, type=Path, help="a checkpoint written by retinalnet"
+    )
+    predict.add_argument(
+        "-k",
+        "--topk",
+        type=_POSITIVE,
+        default=2,
+        dest="k",
+        help="classes to list per image, 1 to the number of classes; --topk is its 0.1 name "
+        "(default: %(default)s)",
+    )
+    predict.add_argument(
+        "--batch-size",
+        type=_POSITIVE,
+        default=32,
+        help="images per forward pass (default: %(default)s)",
+    )
+    predict.add_argument("--json", action="store_true", help="print JSON instead of lines")
+    predict.add_argument(
+        "--cam",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write a Grad-CAM overlay per image here (needs matplotlib)",
     )
     predict.add_argument(
         "--tta", action="store_true", help="average each image with its mirror (2x the time)"
     )
+    on_error(predict)
     common(predict)
     _add_data_commands(commands)
 
     models = commands.add_parser("models", help="list the registered architectures")
-    models.add_argument("--json", action="store_true", help="print JSON")
+    models.add_argument(
+        "--json", action="store_true", help="print JSON, with head and Grad-CAM layer paths"
+    )
     models.set_defaults(quiet=False)
     return parser
 
@@ -171,20 +332,38 @@ def _add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "audit",
         help="check a Kermany-layout folder: layout, names, pixels, leakage (exit 1 on problems)",
     )
-    audit.add_argument("root", type=Path, metavar="ROOT", help="folder with train/ val/ test/")
+    audit.add_argument(
+        "root", type=Path, metavar="ROOT", help="folder with train/ val/ test/ (those there are)"
+    )
     audit.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    audit.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
+    audit.add_argument(
+        "--out", type=Path, default=None, metavar="FILE", help="also write the JSON report here"
+    )
     audit.add_argument("-q", "--quiet", action="store_true", help="no progress, only the report")
 
     split = commands.add_parser(
         "split", help="patient-aware validation split from train, written to a manifest"
     )
     split.add_argument("root", type=Path, metavar="ROOT", help="folder with train/ (and test/)")
-    split.add_argument("--val-fraction", type=float, default=0.1, help="default 0.1")
-    split.add_argument("--seed", type=int, default=0, help="default 0")
-    split.add_argument("--out", type=Path, required=True, help="manifest file (.csv or .json)")
     split.add_argument(
-        "--drop-duplicates", action="store_true", help="drop exact duplicate files (sha256)"
+        "--val-fraction",
+        type=_fraction,
+        default=0.1,
+        help="fraction of each class's patients moved to validation (default: %(default)s)",
+    )
+    split.add_argument(
+        "--seed",
+        type=_NON_NEGATIVE,
+        default=0,
+        help="the same seed gives the same split (default: %(default)s)",
+    )
+    split.add_argument(
+        "--out", type=Path, required=True, metavar="FILE", help="manifest file (.csv or .json)"
+    )
+    split.add_argument(
+        "--drop-duplicates",
+        action="store_true",
+        help="drop exact duplicate files (sha256; the copy in test/ is kept)",
     )
     split.add_argument(
         "--drop-test-patients",
@@ -192,6 +371,10 @@ def _add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="drop training images of patients who are also in test/",
     )
     split.add_argument(
-        "--unparsed", choices=["refuse", "own-group"], default="refuse", help="names without an id"
+        "--unparsed",
+        choices=["refuse", "own-group"],
+        default="refuse",
+        help="file names without a patient id: stop with an error (refuse), or make each a "
+        "patient of its own (own-group) (default: %(default)s)",
     )
     split.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")

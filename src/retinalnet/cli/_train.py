@@ -6,12 +6,13 @@ import argparse
 import contextlib
 import json
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from retinalnet.predictor import Prediction, Predictor
+    from retinalnet.predictor import Prediction, Predictor, SkippedImage
 
 __all__ = ["run_demo", "run_evaluate", "run_models", "run_predict", "run_train"]
 
@@ -19,8 +20,13 @@ logger = logging.getLogger("retinalnet")
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from retinalnet.demo import run_demo
+    from retinalnet.demo import run_demo, write_demo_data
 
+    if args.data_only:
+        data = write_demo_data(args.out, seed=args.seed)
+        print(f"synthetic scans in the Kermany layout: {data}")
+        print(f"try: retinalnet train --data {data} --arch small_cnn --size 96")
+        return 0
     result = run_demo(args.out, weights=args.weights, epochs=args.epochs, seed=args.seed)
     print(f"model: {result.model_name}")
     print(f"stopped: {result.history.stop_reason}")
@@ -105,11 +111,18 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from retinalnet.checkpoint import load_checkpoint
+    from retinalnet.cli._advice import require_matplotlib
+    from retinalnet.cli._skip import print_skipped, readable_split
     from retinalnet.datasets import KermanyOCT
     from retinalnet.training import evaluate
 
+    if args.plots is not None:
+        require_matplotlib("--plots")
     model = load_checkpoint(args.checkpoint).build_model()
     data = KermanyOCT(args.data, args.split)
+    skipped: list[SkippedImage] = []
+    if args.on_error == "skip":
+        data, skipped = readable_split(data, model.preprocessing.load, progress=not args.quiet)
     result = evaluate(
         model,
         data,
@@ -121,10 +134,21 @@ def run_evaluate(args: argparse.Namespace) -> int:
         feature_cache=args.feature_cache,
     )
     report = result.report(bootstrap=args.bootstrap)
-    data_out = {**result.to_dict(), "tta": args.tta, "report": report.to_dict()}
+    data_out = {
+        **result.to_dict(),
+        "tta": args.tta,
+        "report": report.to_dict(),
+        "skipped": [{"source": s.source, "reason": s.reason} for s in skipped],
+    }
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(data_out, indent=2, allow_nan=False) + "\n")
+    if args.json:
+        print(json.dumps(data_out, indent=2))
+    else:
+        left_out = f" ({len(skipped)} unreadable left out)" if skipped else ""
+        print(f"{args.split} split of {args.data}{left_out}:\n{result}\n\n{report}")
+    sys.stdout.flush()  # the results are out before anything is drawn
     if args.plots is not None:
         from retinalnet.plots import plot_confusion_matrix
 
@@ -133,10 +157,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         plot_confusion_matrix(
             result, normalize=True, save=args.plots / "confusion_matrix_normalized.png"
         )
-    if args.json:
-        print(json.dumps(data_out, indent=2))
-    else:
-        print(f"{args.split} split of {args.data}:\n{result}\n\n{report}")
+    print_skipped("evaluate", skipped)
     return 0
 
 
@@ -167,8 +188,13 @@ def _write_cams(
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from retinalnet.cli._advice import require_matplotlib
+    from retinalnet.cli._skip import print_skipped
     from retinalnet.datasets import find_images
     from retinalnet.predictor import Predictor
+
+    if args.cam is not None:
+        require_matplotlib("--cam")
 
     images: list[Path] = []
     for path in args.paths:
@@ -183,14 +209,18 @@ def run_predict(args: argparse.Namespace) -> int:
         tta=args.tta,
         precision=args.precision,
         num_workers=args.workers,
+        on_error=args.on_error,
     )
     predictions = predictor.topk(list(images), k=args.k)
-    if args.cam is not None:
-        _write_cams(predictor, images, predictions, args.cam)
+    skipped = list(predictor.skipped)
     if args.json:
         print(json.dumps([p.to_dict() for p in predictions], indent=2))
     else:
         _print_predictions(predictions)
+    sys.stdout.flush()  # the results are out before anything is drawn
+    if args.cam is not None:
+        _write_cams(predictor, [Path(p.source) for p in predictions], predictions, args.cam)
+    print_skipped("predict", skipped)
     return 0
 
 

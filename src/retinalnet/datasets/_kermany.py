@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -307,6 +307,31 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         """
         copied = copy.copy(self)
         copied.loader = loader
+        return copied
+
+    def without(self, paths: Iterable[str | os.PathLike[str]]) -> KermanyOCT:
+        """The same data set without these files (a shallow copy; ``self`` is unchanged).
+
+        For leaving out images known to be unreadable, as ``retinalnet evaluate --on-error
+        skip`` does, rather than letting ``on_error="skip"`` count a neighbour in their place.
+
+        Examples
+        --------
+        >>> test = KermanyOCT("OCT2017", "test")  # doctest: +SKIP
+        >>> readable = test.without(["OCT2017/test/CNV/CNV-53018-1.jpeg"])  # doctest: +SKIP
+
+        .. versionadded:: 0.2
+        """
+        drop = {os.path.normpath(os.fspath(path)) for path in paths}
+        kept = [
+            (index, sample)
+            for index, sample in enumerate(self.samples)
+            if os.path.normpath(sample[0]) not in drop
+        ]
+        copied = copy.copy(self)
+        copied._set_samples(
+            [sample for _, sample in kept], [self.patient_ids[index] for index, _ in kept]
+        )
         return copied
 
     def __len__(self) -> int:

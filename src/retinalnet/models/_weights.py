@@ -7,8 +7,10 @@ state-dict file (offline sites), or ``None`` for random initialisation.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import sys
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -292,7 +294,10 @@ def load_network(
     cached = cached_weights_path(resolved)
     was_cached = cached.is_file()
     try:
-        return spec.builder(weights=resolved, progress=progress, **options)
+        # torch.hub announces a download on stdout, where a command's results go; a library
+        # writes nothing there, so the notice (and the progress bar) go to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            return spec.builder(weights=resolved, progress=progress, **options)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
         label = _label(spec)
         if was_cached:

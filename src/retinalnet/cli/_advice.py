@@ -1,0 +1,98 @@
+"""Messages for shell users: the library's advice, said with the command's flags.
+
+The library's errors and log lines give Python advice (``weights='/path/to/file.pth'``,
+``device='cpu'``, ``fit(..., resume_from=...)``). The command line shows them through
+:func:`cli_text`, which says the same with flags (``--weights /path/to/file.pth``,
+``--device cpu``, ``--resume``). The table is the one place where that translation lives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+
+__all__ = ["CliText", "cli_message", "cli_text", "require_matplotlib"]
+
+# (Python phrase, what a shell user types), applied in order: longer phrases first.
+_PHRASES: tuple[tuple[str, str], ...] = (
+    # "resume that run (fit(..., resume_from=last.pt), or --resume on the command line)"
+    (r"\(fit\(\.\.\., resume_from=[^()]*\), or --resume on the command line\)", "(--resume)"),
+    (r"\(overwrite=True, or --overwrite\)", "(--overwrite)"),
+    (r"fit\(\.\.\., resume_from='([^']*)'\)", r"--resume \1"),
+    (r"fit\(\.\.\., resume_from=([^)]*)\)", r"--resume \1"),
+    (r"resume_from=", "--resume "),
+    (r"overwrite=True", "--overwrite"),
+    (r"weights=None", "--weights none"),
+    (r"pass None, 'DEFAULT' \(both", "pass --weights none or DEFAULT (both"),
+    (r"a state-dict file, or None", "a state-dict file, or none"),
+    (r"weights='([^']*)'", r"--weights \1"),
+    (r"weights=([\w.]+)", r"--weights \1"),
+    (r"device='([^']*)' or '([^']*)'", r"--device \1 or --device \2"),
+    (r"device='([^']*)'", r"--device \1"),
+    (r"precision='([^']*)'", r"--precision \1"),
+    (r"on a CPU use '(\w+)' or '(\w+)'", r"on a CPU use --precision \1 or \2"),
+    (r"preprocessing=Preprocessing\(size=(\d+)\)", r"--size \1"),
+    (r"a larger Preprocessing\(size=\.\.\.\)", "a larger --size"),
+    (r"preprocessing\.size=(\d+)", r"--size \1"),
+    (r"on_error='(\w+)'", r"--on-error \1"),
+    (r"balance='(\w+)'", r"--balance \1"),
+    (r"batch_size=", "--batch-size "),
+    (r"num_workers=None", "no --workers"),
+    (r"num_workers=", "--workers "),
+    (r"make_synthetic_kermany(\(\))?", "`retinalnet demo --data-only`"),
+)
+_COMPILED = tuple((re.compile(pattern), replacement) for pattern, replacement in _PHRASES)
+
+
+def cli_text(text: str) -> str:
+    """``text`` with the library's Python advice said as command-line flags.
+
+    Examples
+    --------
+    >>> cli_text("pass weights='/path/to/vgg16-397923af.pth'; weights=None trains from scratch")
+    'pass --weights /path/to/vgg16-397923af.pth; --weights none trains from scratch'
+    >>> cli_text("use device='auto' or 'cpu'")
+    'use --device auto or --device cpu'
+    """
+    for pattern, replacement in _COMPILED:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def cli_message(args: argparse.Namespace, error: BaseException) -> str:
+    """The one-line message ``retinalnet COMMAND: error: ...`` shows for ``error``."""
+    from retinalnet._core.images import UnreadableImageError
+
+    message = cli_text(str(error))
+    if isinstance(error, UnreadableImageError) and getattr(args, "on_error", None) == "raise":
+        message += "; --on-error skip leaves unreadable images out and lists them at the end"
+    return message
+
+
+class CliText(logging.Filter):
+    """A logging filter that says the library's log lines with flags (see :func:`cli_text`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        translated = cli_text(message)
+        if translated != message:
+            record.msg, record.args = translated, None
+        return True
+
+
+def require_matplotlib(flag: str) -> None:
+    """Stop before any work when ``flag`` needs matplotlib and it is not installed.
+
+    Raises
+    ------
+    RuntimeError
+        Naming the flag and what to install (one line on the command line).
+    """
+    try:
+        import matplotlib.figure  # noqa: F401 - only whether it imports
+    except ImportError:
+        raise RuntimeError(
+            f"{flag} draws with matplotlib, which is not installed: pip install matplotlib "
+            f"(or leave {flag} out)"
+        ) from None
