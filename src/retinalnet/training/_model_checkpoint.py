@@ -140,8 +140,7 @@ class ModelCheckpoint(Callback):
         )
         last = checkpoint_epoch(self.last_path) if self.save_last else None
         resume = (
-            f"; continue with fit(..., resume_from={str(self.last_path)!r}) (--resume on the "
-            "command line)"
+            f"; continue with fit(..., resume_from={str(self.last_path)!r})"
             if last is not None
             else ""
         )
