@@ -210,7 +210,7 @@ def test_str_is_a_readable_table() -> None:
     text = str(classification_report(TARGETS, PROBABILITIES))
     lines = text.splitlines()
 
-    assert lines[0] == "images 10  accuracy 70.0%"
+    assert lines[0] == "images 10  accuracy 70.00%"  # as EvaluationResult prints it
     assert lines[2].split() == [
         "class",
         "precision",
@@ -226,6 +226,15 @@ def test_str_is_a_readable_table() -> None:
     assert "top-1" in text
     assert "top-3" in text
     assert "urgent referral (CNV + DME vs the rest): sensitivity 80.0%" in text
+
+
+def test_to_text_leaves_the_headline_to_the_evaluation_unless_it_has_an_interval() -> None:
+    report = classification_report(TARGETS, PROBABILITIES)
+    assert report.to_text(headline=False) == "\n".join(str(report).splitlines()[2:])
+    with_interval = classification_report(TARGETS, PROBABILITIES, bootstrap=20, seed=0)
+    low, high = with_interval.intervals["accuracy"]
+    first = with_interval.to_text(headline=False).splitlines()[0]
+    assert first == f"images 10  accuracy 70.00% ({low:.2%}-{high:.2%})"
 
 
 def _random_case(n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

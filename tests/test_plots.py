@@ -149,3 +149,21 @@ def test_without_matplotlib_the_error_says_what_to_install(
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r"draws with matplotlib, .*: pip install matplotlib$"):
         plot_confusion_matrix([[1, 0], [0, 1]], ["a", "b"])
+
+
+def test_confusion_matrix_titles_say_what_the_cells_hold_and_the_bar_matches() -> None:
+    counts = plot_confusion_matrix([[3, 1], [0, 2]], ["a", "b"], title="test split, 6 images")
+    shares = plot_confusion_matrix([[3, 1], [0, 2]], ["a", "b"], normalize=True)
+
+    assert counts.axes[0].get_title() == (
+        "test split, 6 images\nimages per true and predicted class"
+    )
+    assert counts.axes[1].get_ylabel() == "images"
+    assert shares.axes[0].get_title() == (
+        "confusion matrix\npercent of each true class (rows sum to 100%)"
+    )
+    assert shares.axes[1].get_ylabel() == "share of the true class"
+    shares.canvas.draw()
+    ticks = [t.get_text() for t in shares.axes[1].get_yticklabels() if t.get_text()]
+    assert ticks[0] == "0%"
+    assert ticks[-1] == "100%"

@@ -115,6 +115,7 @@ def plot_confusion_matrix(
     classes: Sequence[str] | None = None,
     *,
     normalize: bool = False,
+    title: str = "confusion matrix",
     save: SavePath = None,
     dpi: int = 100,
 ) -> Figure:
@@ -129,7 +130,13 @@ def plot_confusion_matrix(
     classes
         Class names, when ``result`` is a bare matrix.
     normalize
-        Show each row as fractions of its true class (recall on the diagonal).
+        Show each row as fractions of its true class (recall on the diagonal); the cells
+        and the colour bar are in percent.
+    title
+        The first line of the title, e.g. which split; a second line says what the cells
+        hold (counts, or percent of each true class).
+
+        .. versionadded:: 0.2
     save, dpi
         As in :func:`plot_history`.
 
@@ -166,7 +173,17 @@ def plot_confusion_matrix(
     figure = _figure(side + 1.2, side)
     axes = figure.subplots()
     shown = axes.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalize else None)
-    figure.colorbar(shown, ax=axes, shrink=0.8)
+    bar = figure.colorbar(shown, ax=axes, shrink=0.8)
+    if normalize:
+        from matplotlib.ticker import PercentFormatter
+
+        bar.ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))
+        bar.set_label("share of the true class")
+        what = "percent of each true class (rows sum to 100%)"
+    else:
+        bar.set_label("images")
+        what = "images per true and predicted class"
+    axes.set_title(f"{title}\n{what}", fontsize="medium")
     top = values.max() if values.size else 0
     for (row, column), value in np.ndenumerate(values):
         text = f"{value:.0%}" if normalize else str(int(matrix[row, column]))
