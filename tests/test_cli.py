@@ -313,12 +313,24 @@ def test_evaluate_writes_the_clinical_report_and_plots(
         "confusion_matrix.png",
         "confusion_matrix_normalized.png",
     ]
+    assert printed.rstrip().splitlines()[-1] == (
+        f"plots: {plots / 'confusion_matrix.png'}, {plots / 'confusion_matrix_normalized.png'}"
+    )
+    # the result's accuracy, then the report's: the same number, the second with its interval
+    accuracies = {line.split("accuracy ")[1][:6] for line in printed.splitlines()
+                  if line.startswith("images ")}  # fmt: skip
+    assert len(accuracies) == 1
 
     assert main(["evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(data),
                  "--json", "-q"]) == 0  # fmt: skip
     printed_json = json.loads(capsys.readouterr().out)
     assert printed_json["tta"] is False
     assert printed_json["report"]["referral"]["urgent"] == ["CNV", "DME"]
+
+    assert main(["evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(data),
+                 "-q"]) == 0  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    assert len([line for line in lines if line.startswith("images ")]) == 1  # printed once
 
 
 def test_predict_writes_a_grad_cam_overlay_per_image(

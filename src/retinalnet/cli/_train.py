@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from retinalnet.predictor import Prediction, Predictor, SkippedImage
+    from retinalnet.training import EvaluationResult
 
 __all__ = ["run_demo", "run_evaluate", "run_models", "run_predict", "run_train"]
 
@@ -24,7 +25,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.data_only:
         data = write_demo_data(args.out, seed=args.seed)
         print(f"synthetic scans in the Kermany layout: {data}")
-        print(f"try: retinalnet train --data {data} --arch small_cnn --size 96")
+        print(f"try: retinalnet train --data {data} --arch small_cnn --size 64")
         return 0
     result = run_demo(args.out, weights=args.weights, epochs=args.epochs, seed=args.seed)
     print(f"model: {result.model_name}")
@@ -120,18 +121,27 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(data_out, indent=2))
     else:
         left_out = f" ({len(skipped)} unreadable left out)" if skipped else ""
-        print(f"{args.split} split of {args.data}{left_out}:\n{result}\n\n{report}")
+        table = report.to_text(headline=False)  # the accuracy is in the result's first line
+        print(f"{args.split} split of {args.data}{left_out}:\n{result}\n\n{table}")
     sys.stdout.flush()  # the results are out before anything is drawn
     if args.plots is not None:
-        from retinalnet.plots import plot_confusion_matrix
-
-        args.plots.mkdir(parents=True, exist_ok=True)
-        plot_confusion_matrix(result, save=args.plots / "confusion_matrix.png")
-        plot_confusion_matrix(
-            result, normalize=True, save=args.plots / "confusion_matrix_normalized.png"
-        )
+        written = _write_plots(args, result)
+        where = sys.stderr if args.json else sys.stdout  # stdout holds only JSON with --json
+        print(f"plots: {', '.join(map(str, written))}", file=where)
     print_skipped("evaluate", skipped)
     return 0
+
+
+def _write_plots(args: argparse.Namespace, result: EvaluationResult) -> list[Path]:
+    """The PNGs of ``evaluate --plots DIR``; returns their paths."""
+    from retinalnet.plots import plot_confusion_matrix
+
+    args.plots.mkdir(parents=True, exist_ok=True)
+    title = f"{args.split} split of {args.data.name or args.data}, {result.num_samples} images"
+    written = [args.plots / "confusion_matrix.png", args.plots / "confusion_matrix_normalized.png"]
+    plot_confusion_matrix(result, title=title, save=written[0])
+    plot_confusion_matrix(result, normalize=True, title=title, save=written[1])
+    return written
 
 
 def _print_predictions(predictions: Sequence[Prediction]) -> None:
