@@ -305,6 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--json", action="store_true", help="print JSON instead of lines")
     predict.add_argument(
+        "--csv",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write the predictions to this CSV file, one row per image: path, then "
+        "class_1, probability_1, ... class_k, probability_k",
+    )
+    predict.add_argument(
         "--cam",
         type=Path,
         default=None,

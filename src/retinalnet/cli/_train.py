@@ -6,9 +6,9 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
     from retinalnet.predictor import Prediction, Predictor, SkippedImage
@@ -92,7 +92,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if args.plots is not None:
         require_matplotlib("--plots")
-    model = load_checkpoint(args.checkpoint).build_model()
+    checkpoint = load_checkpoint(args.checkpoint)
+    model = checkpoint.build_model()
     data = KermanyOCT(args.data, args.split)
     skipped: list[SkippedImage] = []
     if args.on_error == "skip":
@@ -125,23 +126,78 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"{args.split} split of {args.data}{left_out}:\n{result}\n\n{table}")
     sys.stdout.flush()  # the results are out before anything is drawn
     if args.plots is not None:
-        written = _write_plots(args, result)
+        written = _write_plots(args, result, checkpoint.history)
         where = sys.stderr if args.json else sys.stdout  # stdout holds only JSON with --json
         print(f"plots: {', '.join(map(str, written))}", file=where)
     print_skipped("evaluate", skipped)
     return 0
 
 
-def _write_plots(args: argparse.Namespace, result: EvaluationResult) -> list[Path]:
-    """The PNGs of ``evaluate --plots DIR``; returns their paths."""
-    from retinalnet.plots import plot_confusion_matrix
+def _write_plots(
+    args: argparse.Namespace, result: EvaluationResult, history: Sequence[Mapping[str, Any]]
+) -> list[Path]:
+    """The PNGs of ``evaluate --plots DIR``; returns their paths.
 
-    args.plots.mkdir(parents=True, exist_ok=True)
+    The confusion matrix (counts and normalised), the ROC and precision-recall curves of each
+    class, and the training history when the checkpoint carries one.
+    """
+    from retinalnet.plots import (
+        plot_confusion_matrix,
+        plot_history,
+        plot_precision_recall_curves,
+        plot_roc_curves,
+    )
+    from retinalnet.training import History
+
+    folder: Path = args.plots
+    folder.mkdir(parents=True, exist_ok=True)
     title = f"{args.split} split of {args.data.name or args.data}, {result.num_samples} images"
-    written = [args.plots / "confusion_matrix.png", args.plots / "confusion_matrix_normalized.png"]
-    plot_confusion_matrix(result, title=title, save=written[0])
-    plot_confusion_matrix(result, normalize=True, title=title, save=written[1])
-    return written
+    figures: dict[str, Callable[[Path], object]] = {
+        "confusion_matrix.png": lambda path: plot_confusion_matrix(result, title=title, save=path),
+        "confusion_matrix_normalized.png": lambda path: plot_confusion_matrix(
+            result, normalize=True, title=title, save=path
+        ),
+        "roc_curves.png": lambda path: plot_roc_curves(
+            result, title=f"ROC curves, {title}", save=path
+        ),
+        "precision_recall_curves.png": lambda path: plot_precision_recall_curves(
+            result, title=f"precision-recall, {title}", save=path
+        ),
+    }
+    if history:
+        figures["history.png"] = lambda path: plot_history(History.from_records(history), save=path)
+    for name, draw in figures.items():
+        draw(folder / name)
+    return [folder / name for name in figures]
+
+
+def _write_csv(path: Path, predictions: Sequence[Prediction], k: int) -> None:
+    """``predict --csv``: one row per image, its path then the top-k classes and probabilities.
+
+    Written whole to a temporary file and renamed, so a failed run leaves no half file.
+    """
+    import csv
+    import io
+
+    from retinalnet._core.files import atomic_write
+
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    header = ["path"]
+    for rank in range(1, k + 1):
+        header += [f"class_{rank}", f"probability_{rank}"]
+    writer.writerow(header)
+    for prediction in predictions:
+        row = [prediction.source]
+        for candidate in prediction.top:
+            row += [candidate.name, f"{candidate.probability:.6f}"]
+        writer.writerow(row)
+    data = text.getvalue().encode("utf-8")
+
+    def write(file: BinaryIO) -> None:
+        file.write(data)
+
+    atomic_write(path, write)
 
 
 def _print_predictions(predictions: Sequence[Prediction]) -> None:
@@ -196,6 +252,8 @@ def run_predict(args: argparse.Namespace) -> int:
     )
     predictions = predictor.topk(list(images), k=args.k)
     skipped = list(predictor.skipped)
+    if args.csv is not None:
+        _write_csv(args.csv, predictions, args.k)
     if args.json:
         print(json.dumps([p.to_dict() for p in predictions], indent=2))
     else:
