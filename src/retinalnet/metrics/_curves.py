@@ -102,7 +102,7 @@ def precision_recall_curve(scores: npt.ArrayLike, positive: npt.ArrayLike) -> Cu
     --------
     >>> from retinalnet.metrics import precision_recall_curve
     >>> precision, recall, _ = precision_recall_curve([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
-    >>> [round(p, 3) for p in precision], recall.tolist()
+    >>> precision.round(3).tolist(), recall.tolist()
     ([1.0, 1.0, 0.5, 0.667, 0.5], [0.0, 0.5, 0.5, 1.0, 1.0])
     """
     thresholds, true_positives, false_positives, n_pos, _ = _counts(scores, positive)
