@@ -516,6 +516,13 @@ def test_errors_and_log_lines_reach_the_shell_with_flags(
 
     logger = logging.getLogger("retinalnet.training")
     with _logging_to_stderr(quiet=False):
+        logging.getLogger("retinalnet.demo").warning(
+            "training small_cnn; pass weights='/path/to/vgg16-397923af.pth' to use VGG16"
+        )
+    assert capsys.readouterr().err == (
+        "training small_cnn; pass --weights /path/to/vgg16-397923af.pth to use VGG16\n"
+    )
+    with _logging_to_stderr(quiet=False):
         logger.warning("continue with fit(..., resume_from=%r)", "runs/a/last.pt")
     assert capsys.readouterr().err == "continue with --resume runs/a/last.pt\n"
 

@@ -131,7 +131,8 @@ def _choose_model(
         return model, "vgg16_transfer (ImageNet weights, frozen)"
     logger.warning(
         "ImageNet VGG16 weights not found at %s (no download in the demo): training "
-        "small_cnn from scratch instead; pass --weights FILE to use VGG16",
+        "small_cnn from scratch instead; pass weights='/path/to/vgg16-397923af.pth' to use "
+        "VGG16",
         cached_weights_path(),
     )
     return small_cnn(preprocessing=preprocessing), "small_cnn (from scratch, offline fallback)"
