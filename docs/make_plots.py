@@ -25,7 +25,9 @@ from retinalnet.plots import (
     plot_gradcam,
     plot_history,
     plot_image_sizes,
+    plot_precision_recall_curves,
     plot_prediction,
+    plot_roc_curves,
 )
 from retinalnet.predictor import Predictor
 from retinalnet.training import ClassificationTask, EarlyStopping, Trainer
@@ -57,7 +59,16 @@ def main() -> None:
 
     test = SyntheticOCT(10, shape=size, seed=2)
     result = trainer.evaluate(test)
-    plot_confusion_matrix(result, save=OUT / "confusion_matrix.png", dpi=DPI)
+    print(result.report(bootstrap=1000, seed=0))  # the example report of docs/evaluation.rst
+    title = "synthetic test scans, 40 images"
+    plot_confusion_matrix(result, title=title, save=OUT / "confusion_matrix.png", dpi=DPI)
+    plot_roc_curves(result, title=f"ROC curves, {title}", save=OUT / "roc_curves.png", dpi=DPI)
+    plot_precision_recall_curves(
+        result,
+        title=f"precision-recall, {title}",
+        save=OUT / "precision_recall_curves.png",
+        dpi=DPI,
+    )
 
     predictor = Predictor(model, device="cpu")
     index = test.targets.index(1)  # the first DME scan
@@ -72,7 +83,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         root = make_synthetic_kermany(
             Path(folder) / "data", train={"CNV": 8, "DME": 4, "DRUSEN": 3, "NORMAL": 6},
-            val=2, test=3, size=(96, 128), seed=0,
+            val=2, test=3, shape=(96, 128), seed=0,
         )  # fmt: skip
         plot_class_counts(count_images(root), save=OUT / "class_counts.png", dpi=DPI)
     # plot_image_sizes also reads a KermanyOCT split; here, sizes like the tutorial's

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -26,10 +27,17 @@ def _one_torch_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def kermany_sample() -> Path:
-    """The 80 real Kermany scans in ``../shared/data/kermany-sample`` (12/4/4 per class)."""
-    root = Path(__file__).resolve().parents[2] / "shared" / "data" / "kermany-sample"
+    """The 80 real Kermany scans in ``../shared/data/kermany-sample`` (12/4/4 per class), or
+    in the folder ``RETINALNET_SAMPLE`` names."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "kermany-sample"
+    root = Path(os.environ.get("RETINALNET_SAMPLE", default))
     if not root.is_dir():
-        pytest.skip(f"the Kermany sample is not at {root}")
+        pytest.skip(
+            f"no real Kermany sample at {root}: these tests need real OCT2017 scans, 12 train, "
+            "4 val and 4 test per class, in the Kermany layout (train/CNV/CNV-123-1.jpeg, ...), "
+            "e.g. copied from the Kaggle download (kermany2018); put them there or point "
+            "RETINALNET_SAMPLE at them"
+        )
     return root
 
 

@@ -309,16 +309,26 @@ def test_evaluate_writes_the_clinical_report_and_plots(
     assert written["report"]["bootstrap"] == 20
     assert set(written["report"]["per_class"]) == {"CNV", "DME", "DRUSEN", "NORMAL"}
     assert written["report"]["confusion_matrix"] == written["confusion_matrix"]
-    assert sorted(p.name for p in plots.iterdir()) == [
-        "confusion_matrix.png",
-        "confusion_matrix_normalized.png",
-    ]
+    assert {"confusion_matrix.png", "confusion_matrix_normalized.png"} <= {
+        p.name for p in plots.iterdir()
+    }
+    first_two = f"{plots / 'confusion_matrix.png'}, {plots / 'confusion_matrix_normalized.png'}"
+    assert printed.rstrip().splitlines()[-1].startswith(f"plots: {first_two}, ")
+    # the result's accuracy, then the report's: the same number, the second with its interval
+    accuracies = {line.split("accuracy ")[1][:6] for line in printed.splitlines()
+                  if line.startswith("images ")}  # fmt: skip
+    assert len(accuracies) == 1
 
     assert main(["evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(data),
                  "--json", "-q"]) == 0  # fmt: skip
     printed_json = json.loads(capsys.readouterr().out)
     assert printed_json["tta"] is False
     assert printed_json["report"]["referral"]["urgent"] == ["CNV", "DME"]
+
+    assert main(["evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(data),
+                 "-q"]) == 0  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    assert len([line for line in lines if line.startswith("images ")]) == 1  # printed once
 
 
 def test_predict_writes_a_grad_cam_overlay_per_image(
@@ -506,6 +516,13 @@ def test_errors_and_log_lines_reach_the_shell_with_flags(
 
     logger = logging.getLogger("retinalnet.training")
     with _logging_to_stderr(quiet=False):
+        logging.getLogger("retinalnet.demo").warning(
+            "training small_cnn; pass weights='/path/to/vgg16-397923af.pth' to use VGG16"
+        )
+    assert capsys.readouterr().err == (
+        "training small_cnn; pass --weights /path/to/vgg16-397923af.pth to use VGG16\n"
+    )
+    with _logging_to_stderr(quiet=False):
         logger.warning("continue with fit(..., resume_from=%r)", "runs/a/last.pt")
     assert capsys.readouterr().err == "continue with --resume runs/a/last.pt\n"
 
@@ -542,3 +559,46 @@ def test_bad_values_are_refused_before_any_work(
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "demo").exists()  # the demo wrote nothing
+
+
+def test_predict_writes_a_csv_row_per_image(
+    data: Path, checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import csv
+
+    table = tmp_path / "out" / "predictions.csv"
+    folder = data / "test" / "CNV"
+    argv = ["predict", "--checkpoint", str(checkpoint), str(folder), "-k", "3", "--csv", str(table)]
+
+    assert main([*argv, "--json", "-q"]) == 0
+
+    printed = json.loads(capsys.readouterr().out)
+    with table.open(newline="") as file:
+        rows = list(csv.reader(file))
+    assert rows[0] == [
+        "path", "class_1", "probability_1", "class_2", "probability_2", "class_3",
+        "probability_3",
+    ]  # fmt: skip
+    assert len(rows) == 1 + len(printed) == 3
+    for row, prediction in zip(rows[1:], printed, strict=True):
+        assert row[0] == prediction["source"]
+        assert row[1::2] == [c["class"] for c in prediction["top"]]
+        assert [float(p) for p in row[2::2]] == pytest.approx(
+            [c["probability"] for c in prediction["top"]], abs=1e-6
+        )
+
+
+def test_evaluate_plots_the_curves_and_the_history_the_checkpoint_carries(
+    data: Path, checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plots = tmp_path / "plots"
+    argv = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "--json", "-q"]
+
+    assert main([*argv, "--plots", str(plots)]) == 0
+
+    names = ["confusion_matrix.png", "confusion_matrix_normalized.png", "roc_curves.png",
+             "precision_recall_curves.png", "history.png"]  # fmt: skip
+    assert sorted(p.name for p in plots.iterdir()) == sorted(names)
+    captured = capsys.readouterr()
+    json.loads(captured.out)  # stdout stays JSON; the paths go to stderr
+    assert captured.err.strip() == "plots: " + ", ".join(str(plots / name) for name in names)

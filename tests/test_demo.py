@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from torchvision.models import vgg16
 
 from retinalnet.demo import run_demo
@@ -63,6 +64,9 @@ def test_default_demo_reaches_90_percent_validation_accuracy_offline(tmp_path: P
     assert result.model_name.startswith("small_cnn")
     assert result.best_val_accuracy >= 0.90
     assert result.test.accuracy >= 0.85
+    scan = next((result.data_dir / "train" / "CNV").iterdir())
+    with Image.open(scan) as image:
+        assert image.size == (256, 248)  # half a real scan: a quarter of the writing time
 
 
 def test_demo_never_writes_into_a_data_folder_it_did_not_create(tmp_path: Path) -> None:
@@ -80,3 +84,27 @@ def test_demo_replaces_its_own_earlier_output(tmp_path: Path) -> None:
     run_demo(tmp_path / "demo", seed=1, **settings)
     result = run_demo(tmp_path / "demo", seed=2, **settings)
     assert len(list((result.data_dir / "train").rglob("*.jpeg"))) == 8
+
+
+@pytest.mark.usefixtures("no_cached_weights")
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"epochs": 0}, ValueError, r"epochs must be an int >= 1, got 0"),
+        ({"train_per_class": 0}, ValueError, r"train_per_class must be an int >= 1, got 0"),
+        ({"eval_per_class": -1}, ValueError, r"eval_per_class must be an int >= 1, got -1"),
+        ({"seed": -2}, ValueError, r"seed must be an int >= 0, got -2"),
+        ({"size": 16}, ValueError, r"size must be an int >= 32"),
+        (
+            {"weights": "missing/vgg16.pth"},
+            FileNotFoundError,
+            r"'missing/vgg16.pth' does not exist",
+        ),
+    ],
+)
+def test_bad_arguments_are_refused_before_anything_is_written(
+    tmp_path: Path, kwargs: dict[str, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        run_demo(tmp_path / "demo", **kwargs)  # type: ignore[arg-type]
+    assert not (tmp_path / "demo").exists()

@@ -324,10 +324,10 @@ def test_python_blocks_run(
     blocks: list[Block], docs_world: Path, request: pytest.FixtureRequest
 ) -> None:
     world = World(docs_world, {"__name__": "__docs__"}, request)
-    for block in blocks:
-        for given in block.given:
-            assert given in GIVEN, f"{block.where}: unknown 'given {given}'; known: {list(GIVEN)}"
-            GIVEN[given](world)
+    givens = dict.fromkeys(given for block in blocks for given in block.given)  # in order, once
+    for given in givens:
+        assert given in GIVEN, f"{blocks[0].page}: unknown 'given {given}'; known: {list(GIVEN)}"
+        GIVEN[given](world)
     for block in blocks:
         if block.skip:
             continue

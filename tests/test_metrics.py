@@ -12,9 +12,12 @@ import pytest
 from retinalnet.metrics import (
     URGENT_CLASSES,
     ClassificationReport,
+    average_precision,
     classification_report,
     confusion_matrix,
+    precision_recall_curve,
     roc_auc,
+    roc_curve,
     topk_accuracy,
 )
 
@@ -210,7 +213,7 @@ def test_str_is_a_readable_table() -> None:
     text = str(classification_report(TARGETS, PROBABILITIES))
     lines = text.splitlines()
 
-    assert lines[0] == "images 10  accuracy 70.0%"
+    assert lines[0] == "images 10  accuracy 70.00%"  # as EvaluationResult prints it
     assert lines[2].split() == [
         "class",
         "precision",
@@ -226,6 +229,15 @@ def test_str_is_a_readable_table() -> None:
     assert "top-1" in text
     assert "top-3" in text
     assert "urgent referral (CNV + DME vs the rest): sensitivity 80.0%" in text
+
+
+def test_to_text_leaves_the_headline_to_the_evaluation_unless_it_has_an_interval() -> None:
+    report = classification_report(TARGETS, PROBABILITIES)
+    assert report.to_text(headline=False) == "\n".join(str(report).splitlines()[2:])
+    with_interval = classification_report(TARGETS, PROBABILITIES, bootstrap=20, seed=0)
+    low, high = with_interval.intervals["accuracy"]
+    first = with_interval.to_text(headline=False).splitlines()[0]
+    assert first == f"images 10  accuracy 70.00% ({low:.2%}-{high:.2%})"
 
 
 def _random_case(n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -345,3 +357,59 @@ def test_roc_auc_agrees_with_scikit_learn_with_ties() -> None:
     positive = rng.random(200) < 0.3
 
     assert roc_auc(scores, positive) == pytest.approx(sk.roc_auc_score(positive, scores))
+
+
+# ---------------------------------------------------------------------------------------------
+# ROC and precision-recall curves
+
+
+def test_curves_by_hand() -> None:
+    # scores 0.9 (pos), 0.7 (neg), 0.7 (pos), 0.2 (neg), 0.1 (pos): 3 positives, 2 negatives;
+    # the tie at 0.7 moves both counts at once
+    scores = [0.1, 0.7, 0.9, 0.2, 0.7]
+    positive = [1, 0, 1, 0, 1]
+
+    fpr, tpr, thresholds = roc_curve(scores, positive)
+    assert thresholds.tolist() == [math.inf, 0.9, 0.7, 0.2, 0.1]
+    assert fpr.tolist() == [0, 0, 1 / 2, 2 / 2, 2 / 2]
+    assert tpr.tolist() == [0, 1 / 3, 2 / 3, 2 / 3, 3 / 3]
+    assert np.trapezoid(tpr, fpr) == pytest.approx(roc_auc(scores, positive))
+
+    precision, recall, thresholds = precision_recall_curve(scores, positive)
+    assert thresholds.tolist() == [math.inf, 0.9, 0.7, 0.2, 0.1]
+    assert recall.tolist() == [0, 1 / 3, 2 / 3, 2 / 3, 3 / 3]
+    assert precision.tolist() == [1, 1 / 1, 2 / 3, 2 / 4, 3 / 5]
+    # AP = 1/3 * 1 + 1/3 * 2/3 + 0 * 1/2 + 1/3 * 3/5
+    assert average_precision(scores, positive) == pytest.approx((1 + 2 / 3 + 3 / 5) / 3)
+
+
+def test_curves_without_positives_or_negatives_and_bad_input() -> None:
+    fpr, tpr, _ = roc_curve([0.2, 0.8], [1, 1])
+    assert np.isnan(fpr).all()
+    assert tpr.tolist() == [0, 0.5, 1]
+    assert math.isnan(average_precision([0.2, 0.8], [0, 0]))
+    with pytest.raises(ValueError, match=r"same length, got shapes \(2,\) and \(3,\)"):
+        roc_curve([0.1, 0.2], [0, 1, 1])
+    with pytest.raises(ValueError, match="scores hold NaN"):
+        precision_recall_curve([0.1, math.nan], [0, 1])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_curves_agree_with_scikit_learn(seed: int) -> None:
+    sk = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, 8, 120) / 7  # ties included
+    positive = rng.random(120) < 0.35
+
+    fpr, tpr, thresholds = roc_curve(scores, positive)
+    sk_fpr, sk_tpr, sk_thresholds = sk.roc_curve(positive, scores, drop_intermediate=False)
+    assert fpr == pytest.approx(sk_fpr)
+    assert tpr == pytest.approx(sk_tpr)
+    assert thresholds[1:] == pytest.approx(sk_thresholds[1:])
+    precision, recall, _ = precision_recall_curve(scores, positive)
+    sk_precision, sk_recall, _ = sk.precision_recall_curve(positive, scores)
+    assert precision == pytest.approx(sk_precision[::-1])
+    assert recall == pytest.approx(sk_recall[::-1])
+    assert average_precision(scores, positive) == pytest.approx(
+        sk.average_precision_score(positive, scores)
+    )

@@ -8,6 +8,7 @@ initialised; structure, shapes and ``requires_grad`` are the same there.
 
 from __future__ import annotations
 
+import logging
 import re
 import urllib.error
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from retinalnet.models import (
     find_output_layer,
     freeze,
     load_vgg16,
+    model_info,
     parameter_summary,
     replace_head,
     small_cnn,
@@ -698,3 +700,34 @@ def test_the_download_notice_goes_to_stderr_not_stdout(monkeypatch, tmp_path, ca
     captured = capfd.readouterr()
     assert captured.out == ""
     assert "Downloading: " in captured.err
+
+
+@pytest.mark.parametrize(
+    ("build", "warned"),
+    [
+        (lambda: vgg16_transfer(weights=None, progress=False), "vgg16_transfer"),
+        (lambda: create_model("resnet18", weights=None), "resnet18"),
+        (lambda: create_model("resnet18", weights=None, freeze=False), None),
+        (lambda: create_model("small_cnn"), None),  # it has no pretrained weights to miss
+        (
+            lambda: build_model(  # a checkpoint's weights replace the random ones
+                "resnet18", {}, classes=KERMANY_CLASSES, preprocessing=Preprocessing()
+            ),
+            None,
+        ),
+        (lambda: model_info("vgg16_transfer"), None),  # only counts parameters
+    ],
+)
+def test_a_frozen_random_backbone_is_said_in_one_line(build, warned, caplog):
+    with META, caplog.at_level(logging.WARNING, logger="retinalnet"):
+        build()
+    expected = (
+        []
+        if warned is None
+        else [
+            f"{warned}: random weights (weights=None) in a frozen backbone: only the head will "
+            "learn, on features that mean nothing; fine for tests, but for results use "
+            "pretrained weights (weights='DEFAULT' or a file)"
+        ]
+    )
+    assert [r.getMessage() for r in caplog.records] == expected

@@ -26,10 +26,12 @@ from retinalnet.plots import (
     plot_gradcam,
     plot_history,
     plot_image_sizes,
+    plot_precision_recall_curves,
     plot_prediction,
+    plot_roc_curves,
 )
 from retinalnet.predictor import ClassProbability, Prediction
-from retinalnet.training import EpochRecord, History
+from retinalnet.training import EpochRecord, EvaluationResult, History
 
 
 def _png(path: Path) -> tuple[int, int]:
@@ -149,3 +151,78 @@ def test_without_matplotlib_the_error_says_what_to_install(
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r"draws with matplotlib, .*: pip install matplotlib$"):
         plot_confusion_matrix([[1, 0], [0, 1]], ["a", "b"])
+
+
+def test_confusion_matrix_titles_say_what_the_cells_hold_and_the_bar_matches() -> None:
+    counts = plot_confusion_matrix([[3, 1], [0, 2]], ["a", "b"], title="test split, 6 images")
+    shares = plot_confusion_matrix([[3, 1], [0, 2]], ["a", "b"], normalize=True)
+
+    assert counts.axes[0].get_title() == (
+        "test split, 6 images\nimages per true and predicted class"
+    )
+    assert counts.axes[1].get_ylabel() == "images"
+    assert shares.axes[0].get_title() == (
+        "confusion matrix\npercent of each true class (rows sum to 100%)"
+    )
+    assert shares.axes[1].get_ylabel() == "share of the true class"
+    shares.canvas.draw()
+    ticks = [t.get_text() for t in shares.axes[1].get_yticklabels() if t.get_text()]
+    assert ticks[0] == "0%"
+    assert ticks[-1] == "100%"
+
+
+def _evaluation() -> EvaluationResult:
+    targets = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    probabilities = np.full((8, 4), 0.1)
+    probabilities[np.arange(8), [0, 1, 1, 1, 2, 0, 3, 3]] = 0.7
+    return EvaluationResult(
+        classes=("CNV", "DME", "DRUSEN", "NORMAL"),
+        loss=0.5,
+        accuracy=0.75,
+        confusion_matrix=np.eye(4, dtype=np.int64) * 2,
+        probabilities=probabilities,
+        targets=targets,
+    )
+
+
+def test_roc_curves_one_per_class_with_its_auc(tmp_path: Path) -> None:
+    figure = plot_roc_curves(_evaluation(), title="test split", save=tmp_path / "roc.png")
+
+    axes = figure.axes[0]
+    labels = [line.get_label() for line in axes.lines]
+    # CNV: its images score 0.7 and 0.1, the others five 0.1 and one 0.7: 8 of 12 pairs
+    # (ties a half); DME: 11 of 12; DRUSEN (0.7 and 0.1 against six 0.1): 9 of 12
+    assert labels == [
+        "CNV (AUC 0.667)",
+        "DME (AUC 0.917)",
+        "DRUSEN (AUC 0.750)",
+        "NORMAL (AUC 1.000)",
+        "chance",
+    ]
+    assert axes.get_title() == "test split"
+    _png(tmp_path / "roc.png")
+
+
+def test_precision_recall_curves_with_average_precision_and_chance(tmp_path: Path) -> None:
+    figure = plot_precision_recall_curves(
+        ([0, 1, 1], [[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]]), ["a", "b"], save=tmp_path / "pr.png"
+    )
+
+    axes = figure.axes[0]
+    curves = [line for line in axes.lines if not line.get_label().startswith("_")]
+    assert [line.get_label() for line in curves] == ["a (AP 1.000)", "b (AP 1.000)"]
+    assert sorted(round(line.get_ydata()[0], 3) for line in axes.lines if line not in curves) == [
+        0.333,
+        0.667,
+    ]  # chance: each class's share of the images
+    _png(tmp_path / "pr.png")
+
+
+def test_curves_refuse_mismatched_input() -> None:
+    with pytest.raises(ValueError, match=r"3 class names for 2 probability columns"):
+        plot_roc_curves(([0, 1], [[0.9, 0.1], [0.2, 0.8]]), ["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"targets of shape \(images,\)"):
+        plot_precision_recall_curves(([0, 1, 1], [[0.9, 0.1], [0.2, 0.8]]))
+    without = EvaluationResult(("a", "b"), 0.1, 1.0, np.eye(2, dtype=np.int64))
+    with pytest.raises(ValueError, match="holds no per-image probabilities"):
+        plot_roc_curves(without)

@@ -1,6 +1,7 @@
 """The end-to-end demo: synthetic OCT scans -> train -> evaluate -> top-k predictions.
 
-It runs offline in under a minute on two idle CPU cores. With the ImageNet VGG16 weights on
+It runs offline in about 40 s on two idle CPU cores (35.8 s and 37.7 s measured with ``time
+retinalnet demo`` on a 2-vCPU AMD EPYC virtual machine). With the ImageNet VGG16 weights on
 disk (torchvision's cache, or ``weights=`` a file) it trains the tutorial's frozen VGG16
 transfer model; without them it says so and trains :func:`~retinalnet.models.small_cnn`
 from scratch instead.
@@ -35,6 +36,11 @@ logger = logging.getLogger(__name__)
 
 _MARKER = ".retinalnet-demo"
 
+# Half a real scan's 496 x 512 px: four times faster to write and to read back each epoch,
+# and still above what the model sees (64 px). Over seeds 0-2 the best validation accuracy
+# was 98-100% (99-100% at 96 px, in 1.7 times the CPU time).
+_SHAPE = (248, 256)
+
 
 def _fresh_data_dir(data_dir: Path) -> None:
     """Empty ``data_dir`` if an earlier demo wrote it; never touch anything else."""
@@ -55,6 +61,7 @@ def write_demo_data(
     train_per_class: int = 150,
     eval_per_class: int = 25,
     seed: int = 0,
+    shape: tuple[int, int] = _SHAPE,
 ) -> Path:
     """Write the demo's synthetic scans to ``out_dir/data`` in the Kermany layout.
 
@@ -68,7 +75,7 @@ def write_demo_data(
     out_dir
         The folder; the data go to its ``data/`` folder, which is replaced if the demo wrote
         it before and never touched otherwise (``FileExistsError``).
-    train_per_class, eval_per_class, seed
+    train_per_class, eval_per_class, seed, shape
         As for :func:`run_demo`.
 
     Returns
@@ -80,7 +87,12 @@ def write_demo_data(
     logger.info("writing synthetic OCT scans to %s", data_dir)
     _fresh_data_dir(data_dir)
     make_synthetic_kermany(
-        data_dir, train=train_per_class, val=eval_per_class, test=eval_per_class, seed=seed
+        data_dir,
+        train=train_per_class,
+        val=eval_per_class,
+        test=eval_per_class,
+        seed=seed,
+        shape=shape,
     )
     return data_dir
 
@@ -104,6 +116,11 @@ class DemoResult:
         return float("nan") if accuracy is None else accuracy
 
 
+def _check_count(name: str, value: object, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+
+
 def _choose_model(
     weights: str | os.PathLike[str] | None, preprocessing: Preprocessing
 ) -> tuple[Classifier, str]:
@@ -114,7 +131,8 @@ def _choose_model(
         return model, "vgg16_transfer (ImageNet weights, frozen)"
     logger.warning(
         "ImageNet VGG16 weights not found at %s (no download in the demo): training "
-        "small_cnn from scratch instead; pass --weights FILE to use VGG16",
+        "small_cnn from scratch instead; pass weights='/path/to/vgg16-397923af.pth' to use "
+        "VGG16",
         cached_weights_path(),
     )
     return small_cnn(preprocessing=preprocessing), "small_cnn (from scratch, offline fallback)"
@@ -127,8 +145,9 @@ def run_demo(
     epochs: int = 12,
     train_per_class: int = 150,
     eval_per_class: int = 25,
-    size: int = 96,
+    size: int = 64,
     seed: int = 0,
+    shape: tuple[int, int] = _SHAPE,
     progress: bool = True,
     image_size: int | None = None,
     verbose: bool | None = None,
@@ -146,13 +165,21 @@ def run_demo(
         cache if present. Nothing is downloaded unless a name is given explicitly.
     epochs
         Epochs (cosine learning-rate decay over them; early stopping on validation loss,
-        patience 4, restoring the best weights).
+        patience half of ``epochs``, restoring the best weights: the validation loss jumps
+        while the learning rate is high, and a shorter patience stopped runs there).
     train_per_class, eval_per_class
         Synthetic images per class in ``train``, and in each of ``val`` and ``test``.
     size
         Side of the square the model sees (small, so it runs on a CPU).
+
+        .. versionchanged:: 0.2
+           64 (was 96), with the smaller scans: half the time, the same accuracy.
     seed
         Seeds the data and the training.
+    shape
+        ``(height, width)`` of the synthetic scans, half a real scan's by default.
+
+        .. versionadded:: 0.2
     progress
         Log progress at INFO.
     image_size, verbose
@@ -163,20 +190,41 @@ def run_demo(
     DemoResult
         History, test evaluation, predictions and the checkpoint path.
 
+    Raises
+    ------
+    ValueError
+        If a count, ``size`` or ``seed`` is out of range, or ``weights`` is no VGG16 state
+        dict; checked (and the model built) before anything is written.
+    FileNotFoundError
+        If ``weights`` names a file that does not exist.
+    FileExistsError
+        If ``out_dir/data`` exists and the demo did not write it.
+
     Examples
     --------
     >>> from retinalnet.demo import run_demo
     >>> result = run_demo("demo-out")  # doctest: +SKIP
     >>> result.test.accuracy  # doctest: +SKIP
     """
-    out = Path(out_dir)
-    data_dir = write_demo_data(
-        out, train_per_class=train_per_class, eval_per_class=eval_per_class, seed=seed
-    )
-    size = renamed_argument("run_demo", "image_size", "size", image_size, size, 96)
+    size = renamed_argument("run_demo", "image_size", "size", image_size, size, 64)
     progress = renamed_argument("run_demo", "verbose", "progress", verbose, progress, True)
+    # Everything is checked, and the model built, before the first scan is written.
+    _check_count("epochs", epochs, 1)
+    _check_count("train_per_class", train_per_class, 1)
+    _check_count("eval_per_class", eval_per_class, 1)
+    _check_count("seed", seed, 0)
+    if len(shape) != 2 or not all(isinstance(side, int) and side >= 32 for side in shape):
+        raise ValueError(f"shape must be two ints >= 32 (height, width), got {shape!r}")
     preprocessing = Preprocessing(size=size)
     model, model_name = _choose_model(weights, preprocessing)
+    out = Path(out_dir)
+    data_dir = write_demo_data(
+        out,
+        train_per_class=train_per_class,
+        eval_per_class=eval_per_class,
+        seed=seed,
+        shape=shape,
+    )
     logger.info("model: %s", model_name)
     task = ClassificationTask(
         lr=2e-3, scheduler=lambda optimizer: CosineAnnealingLR(optimizer, T_max=epochs)
@@ -184,7 +232,7 @@ def run_demo(
     trainer = Trainer(
         model,
         task,
-        callbacks=[EarlyStopping(patience=4)],
+        callbacks=[EarlyStopping(patience=max(1, epochs // 2))],
         max_epochs=epochs,
         batch_size=16,
         out_dir=out / "checkpoints",

@@ -1,10 +1,14 @@
-"""Figures: training history, confusion matrix, top-k predictions, Grad-CAM, data summaries.
+"""Figures: training history, confusion matrix, ROC and precision-recall curves, top-k
+predictions, Grad-CAM, data summaries.
 
 Needs matplotlib (``pip install matplotlib``, or the ``plot`` extra), imported only when a
 function is called. Figures are built with :class:`matplotlib.figure.Figure` directly, not
 through ``pyplot``: nothing changes matplotlib's global state or backend, no window opens, and
 saving works headless (the Agg renderer). Each function returns the Figure (displayed
 inline by Jupyter) and writes it to ``save`` when a path is given.
+
+Why this module is long: it is one public function per figure, each with its NumPy
+docstring; they share the one place matplotlib is imported (``_figure``) and saving.
 
 .. versionadded:: 0.2
 
@@ -39,7 +43,9 @@ __all__ = [
     "plot_gradcam",
     "plot_history",
     "plot_image_sizes",
+    "plot_precision_recall_curves",
     "plot_prediction",
+    "plot_roc_curves",
 ]
 
 SavePath = str | os.PathLike[str] | None
@@ -115,6 +121,7 @@ def plot_confusion_matrix(
     classes: Sequence[str] | None = None,
     *,
     normalize: bool = False,
+    title: str = "confusion matrix",
     save: SavePath = None,
     dpi: int = 100,
 ) -> Figure:
@@ -129,7 +136,13 @@ def plot_confusion_matrix(
     classes
         Class names, when ``result`` is a bare matrix.
     normalize
-        Show each row as fractions of its true class (recall on the diagonal).
+        Show each row as fractions of its true class (recall on the diagonal); the cells
+        and the colour bar are in percent.
+    title
+        The first line of the title, e.g. which split; a second line says what the cells
+        hold (counts, or percent of each true class).
+
+        .. versionadded:: 0.2
     save, dpi
         As in :func:`plot_history`.
 
@@ -166,7 +179,17 @@ def plot_confusion_matrix(
     figure = _figure(side + 1.2, side)
     axes = figure.subplots()
     shown = axes.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalize else None)
-    figure.colorbar(shown, ax=axes, shrink=0.8)
+    bar = figure.colorbar(shown, ax=axes, shrink=0.8)
+    if normalize:
+        from matplotlib.ticker import PercentFormatter
+
+        bar.ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))
+        bar.set_label("share of the true class")
+        what = "percent of each true class (rows sum to 100%)"
+    else:
+        bar.set_label("images")
+        what = "images per true and predicted class"
+    axes.set_title(f"{title}\n{what}", fontsize="medium")
     top = values.max() if values.size else 0
     for (row, column), value in np.ndenumerate(values):
         text = f"{value:.0%}" if normalize else str(int(matrix[row, column]))
@@ -176,6 +199,154 @@ def plot_confusion_matrix(
     axes.set_yticks(range(len(names)), names)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
+    return _finish(figure, save, dpi)
+
+
+def _scores(
+    result: EvaluationResult | tuple[npt.ArrayLike, npt.ArrayLike],
+    classes: Sequence[str] | None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], list[str]]:
+    """True classes, probabilities and class names of an evaluation or of a pair of arrays."""
+    from retinalnet.training import EvaluationResult
+
+    targets: npt.ArrayLike
+    probabilities: npt.ArrayLike
+    names: Sequence[str] | None
+    if isinstance(result, EvaluationResult):
+        if result.probabilities is None or result.targets is None:
+            raise ValueError(
+                "this EvaluationResult holds no per-image probabilities (made before 0.2?); "
+                "evaluate again with retinalnet.training.evaluate"
+            )
+        targets, probabilities, names = result.targets, result.probabilities, result.classes
+    else:
+        targets, probabilities = result
+        names = classes
+    true = np.asarray(targets, dtype=np.int64)
+    scores = np.asarray(probabilities, dtype=np.float64)
+    if scores.ndim != 2 or true.shape != (len(scores),):
+        raise ValueError(
+            f"expected targets of shape (images,) and probabilities of shape (images, classes), "
+            f"got {true.shape} and {scores.shape}"
+        )
+    labels = list(names) if names is not None else [str(i) for i in range(scores.shape[1])]
+    if len(labels) != scores.shape[1]:
+        raise ValueError(f"{len(labels)} class names for {scores.shape[1]} probability columns")
+    return true, scores, labels
+
+
+def plot_roc_curves(
+    result: EvaluationResult | tuple[npt.ArrayLike, npt.ArrayLike],
+    classes: Sequence[str] | None = None,
+    *,
+    title: str = "ROC curves, each class against the rest",
+    save: SavePath = None,
+    dpi: int = 100,
+) -> Figure:
+    """One ROC curve per class (that class against the rest), with its AUC.
+
+    .. versionadded:: 0.2
+
+    Parameters
+    ----------
+    result
+        An :class:`~retinalnet.training.EvaluationResult` (it keeps every image's
+        probabilities), or ``(targets, probabilities)``: true class indices and an
+        ``(images, classes)`` array.
+    classes
+        Class names, with a pair of arrays.
+    title
+        The figure's title, e.g. which split.
+    save, dpi
+        As in :func:`plot_history`.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not fit, or the result holds no probabilities.
+
+    Examples
+    --------
+    >>> from retinalnet.plots import plot_roc_curves
+    >>> figure = plot_roc_curves(([0, 1, 1], [[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]]), ["a", "b"])
+    """
+    from retinalnet.metrics import roc_auc, roc_curve
+
+    true, scores, names = _scores(result, classes)
+    figure = _figure(5.2, 4.6)
+    axes = figure.subplots()
+    for index, name in enumerate(names):
+        positive = true == index
+        if positive.all() or not positive.any():
+            continue  # no curve without images of both kinds
+        fpr, tpr, _ = roc_curve(scores[:, index], positive)
+        auc = roc_auc(scores[:, index], positive)
+        axes.plot(fpr, tpr, drawstyle="steps-post", label=f"{name} (AUC {auc:.3f})")
+    axes.plot([0, 1], [0, 1], color="gray", linestyle=":", label="chance")
+    axes.set_xlabel("false-positive rate (1 - specificity)")
+    axes.set_ylabel("true-positive rate (sensitivity)")
+    axes.set_xlim(-0.01, 1.01)
+    axes.set_ylim(-0.01, 1.01)
+    axes.set_aspect("equal")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right", fontsize="small")
+    axes.set_title(title, fontsize="medium")
+    return _finish(figure, save, dpi)
+
+
+def plot_precision_recall_curves(
+    result: EvaluationResult | tuple[npt.ArrayLike, npt.ArrayLike],
+    classes: Sequence[str] | None = None,
+    *,
+    title: str = "precision-recall curves, each class against the rest",
+    save: SavePath = None,
+    dpi: int = 100,
+) -> Figure:
+    """One precision-recall curve per class, with its average precision (AP).
+
+    A dotted line at each class's share of the images marks chance, which is what AP is
+    compared with (not 0.5, as for AUC).
+
+    .. versionadded:: 0.2
+
+    Parameters
+    ----------
+    result, classes, title, save, dpi
+        As in :func:`plot_roc_curves`.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not fit, or the result holds no probabilities.
+
+    Examples
+    --------
+    >>> from retinalnet.plots import plot_precision_recall_curves
+    >>> pair = ([0, 1, 1], [[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    >>> figure = plot_precision_recall_curves(pair, ["a", "b"])
+    """
+    from retinalnet.metrics import average_precision, precision_recall_curve
+
+    true, scores, names = _scores(result, classes)
+    figure = _figure(5.2, 4.6)
+    axes = figure.subplots()
+    for index, name in enumerate(names):
+        positive = true == index
+        if not positive.any():
+            continue
+        precision, recall, _ = precision_recall_curve(scores[:, index], positive)
+        ap = average_precision(scores[:, index], positive)
+        (line,) = axes.plot(recall, precision, drawstyle="steps-pre", label=f"{name} (AP {ap:.3f})")
+        axes.axhline(positive.mean(), color=line.get_color(), linestyle=":", linewidth=0.8)
+    axes.set_xlabel("recall (sensitivity)")
+    axes.set_ylabel("precision (positive predictive value)")
+    axes.set_xlim(-0.01, 1.01)
+    axes.set_ylim(-0.01, 1.01)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower left", fontsize="small")
+    axes.set_title(
+        f"{title}\n(dotted: chance, each class's share of the images)", fontsize="medium"
+    )
     return _finish(figure, save, dpi)
 
 

@@ -7,12 +7,13 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
     from retinalnet.predictor import Prediction, Predictor, SkippedImage
+    from retinalnet.training import EvaluationResult
 
 __all__ = ["run_demo", "run_evaluate", "run_models", "run_predict", "run_train"]
 
@@ -25,7 +26,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.data_only:
         data = write_demo_data(args.out, seed=args.seed)
         print(f"synthetic scans in the Kermany layout: {data}")
-        print(f"try: retinalnet train --data {data} --arch small_cnn --size 96")
+        print(f"try: retinalnet train --data {data} --arch small_cnn --size 64")
         return 0
     result = run_demo(args.out, weights=args.weights, epochs=args.epochs, seed=args.seed)
     print(f"model: {result.model_name}")
@@ -118,7 +119,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if args.plots is not None:
         require_matplotlib("--plots")
-    model = load_checkpoint(args.checkpoint).build_model()
+    checkpoint = load_checkpoint(args.checkpoint)
+    model = checkpoint.build_model()
     data = KermanyOCT(args.data, args.split)
     skipped: list[SkippedImage] = []
     if args.on_error == "skip":
@@ -147,18 +149,82 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(data_out, indent=2))
     else:
         left_out = f" ({len(skipped)} unreadable left out)" if skipped else ""
-        print(f"{args.split} split of {args.data}{left_out}:\n{result}\n\n{report}")
+        table = report.to_text(headline=False)  # the accuracy is in the result's first line
+        print(f"{args.split} split of {args.data}{left_out}:\n{result}\n\n{table}")
     sys.stdout.flush()  # the results are out before anything is drawn
     if args.plots is not None:
-        from retinalnet.plots import plot_confusion_matrix
-
-        args.plots.mkdir(parents=True, exist_ok=True)
-        plot_confusion_matrix(result, save=args.plots / "confusion_matrix.png")
-        plot_confusion_matrix(
-            result, normalize=True, save=args.plots / "confusion_matrix_normalized.png"
-        )
+        written = _write_plots(args, result, checkpoint.history)
+        where = sys.stderr if args.json else sys.stdout  # stdout holds only JSON with --json
+        print(f"plots: {', '.join(map(str, written))}", file=where)
     print_skipped("evaluate", skipped)
     return 0
+
+
+def _write_plots(
+    args: argparse.Namespace, result: EvaluationResult, history: Sequence[Mapping[str, Any]]
+) -> list[Path]:
+    """The PNGs of ``evaluate --plots DIR``; returns their paths.
+
+    The confusion matrix (counts and normalised), the ROC and precision-recall curves of each
+    class, and the training history when the checkpoint carries one.
+    """
+    from retinalnet.plots import (
+        plot_confusion_matrix,
+        plot_history,
+        plot_precision_recall_curves,
+        plot_roc_curves,
+    )
+    from retinalnet.training import History
+
+    folder: Path = args.plots
+    folder.mkdir(parents=True, exist_ok=True)
+    title = f"{args.split} split of {args.data.name or args.data}, {result.num_samples} images"
+    figures: dict[str, Callable[[Path], object]] = {
+        "confusion_matrix.png": lambda path: plot_confusion_matrix(result, title=title, save=path),
+        "confusion_matrix_normalized.png": lambda path: plot_confusion_matrix(
+            result, normalize=True, title=title, save=path
+        ),
+        "roc_curves.png": lambda path: plot_roc_curves(
+            result, title=f"ROC curves, {title}", save=path
+        ),
+        "precision_recall_curves.png": lambda path: plot_precision_recall_curves(
+            result, title=f"precision-recall, {title}", save=path
+        ),
+    }
+    if history:
+        figures["history.png"] = lambda path: plot_history(History.from_records(history), save=path)
+    for name, draw in figures.items():
+        draw(folder / name)
+    return [folder / name for name in figures]
+
+
+def _write_csv(path: Path, predictions: Sequence[Prediction], k: int) -> None:
+    """``predict --csv``: one row per image, its path then the top-k classes and probabilities.
+
+    Written whole to a temporary file and renamed, so a failed run leaves no half file.
+    """
+    import csv
+    import io
+
+    from retinalnet._core.files import atomic_write
+
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    header = ["path"]
+    for rank in range(1, k + 1):
+        header += [f"class_{rank}", f"probability_{rank}"]
+    writer.writerow(header)
+    for prediction in predictions:
+        row = [prediction.source]
+        for candidate in prediction.top:
+            row += [candidate.name, f"{candidate.probability:.6f}"]
+        writer.writerow(row)
+    data = text.getvalue().encode("utf-8")
+
+    def write(file: BinaryIO) -> None:
+        file.write(data)
+
+    atomic_write(path, write)
 
 
 def _print_predictions(predictions: Sequence[Prediction]) -> None:
@@ -213,6 +279,8 @@ def run_predict(args: argparse.Namespace) -> int:
     )
     predictions = predictor.topk(list(images), k=args.k)
     skipped = list(predictor.skipped)
+    if args.csv is not None:
+        _write_csv(args.csv, predictions, args.k)
     if args.json:
         print(json.dumps([p.to_dict() for p in predictions], indent=2))
     else:

@@ -3,9 +3,10 @@
 Everything here takes the true class of each image and the model's class probabilities, and
 computes what an ophthalmology paper reports: the confusion matrix; per class precision,
 recall (sensitivity), specificity, F1 and support; macro and weighted averages; one-vs-rest
-ROC AUC; the tutorial's per-class top-k accuracy table; and Kermany et al.'s urgent-referral
-view (CNV and DME need an urgent referral, DRUSEN and NORMAL do not). Optional bootstrap
-confidence intervals are seeded, so a report is reproducible.
+ROC AUC, with the ROC and precision-recall curves; the tutorial's per-class top-k accuracy
+table; and Kermany et al.'s urgent-referral view (CNV and DME need an urgent referral,
+DRUSEN and NORMAL do not). Optional bootstrap confidence intervals are seeded, so a report is
+reproducible.
 
 .. versionadded:: 0.2
 
@@ -24,6 +25,9 @@ from retinalnet.metrics._class_metrics import ClassMetrics as ClassMetrics
 from retinalnet.metrics._class_metrics import ReferralMetrics as ReferralMetrics
 from retinalnet.metrics._confusion import confusion_matrix as confusion_matrix
 from retinalnet.metrics._confusion import topk_accuracy as topk_accuracy
+from retinalnet.metrics._curves import average_precision as average_precision
+from retinalnet.metrics._curves import precision_recall_curve as precision_recall_curve
+from retinalnet.metrics._curves import roc_curve as roc_curve
 from retinalnet.metrics._report import URGENT_CLASSES as URGENT_CLASSES
 from retinalnet.metrics._report import ClassificationReport as ClassificationReport
 from retinalnet.metrics._report import classification_report as classification_report
@@ -34,8 +38,11 @@ __all__ = [
     "ClassMetrics",
     "ClassificationReport",
     "ReferralMetrics",
+    "average_precision",
     "classification_report",
     "confusion_matrix",
+    "precision_recall_curve",
     "roc_auc",
+    "roc_curve",
     "topk_accuracy",
 ]

@@ -132,17 +132,34 @@ class ClassificationReport:
         return f" ({show(low)}-{show(high)})"
 
     def __str__(self) -> str:
+        return self.to_text()
+
+    def to_text(self, *, headline: bool = True) -> str:
+        """The report as tables (what ``print(report)`` shows).
+
+        .. versionadded:: 0.2
+
+        Parameters
+        ----------
+        headline
+            Start with the line of images and accuracy. Leave it out after an
+            :class:`~retinalnet.training.EvaluationResult`, which prints them; it is kept
+            when there is a bootstrap interval of the accuracy to show.
+        """
         width = max(8, *(len(name) + 1 for name in self.classes))
-        lines = [
-            f"images {self.num_samples}  accuracy {_pct(self.accuracy)}"
-            + self._interval("accuracy")
-        ]
+        lines = []
+        if headline or "accuracy" in self.intervals:
+            interval = self.intervals.get("accuracy")
+            shown = f" ({interval[0]:.2%}-{interval[1]:.2%})" if interval else ""
+            lines.append(f"images {self.num_samples}  accuracy {self.accuracy:.2%}{shown}")
         if self.intervals:
             lines.append(
                 f"({self.confidence:.0%} bootstrap intervals from {self.bootstrap} resamples)"
             )
         header = ["precision", "recall", "specificity", "f1", "auc", "support"]
-        lines += ["", "class".ljust(width) + "".join(h.rjust(12) for h in header)]
+        if lines:
+            lines.append("")
+        lines.append("class".ljust(width) + "".join(h.rjust(12) for h in header))
         for m in self.per_class:
             cells = [m.precision, m.recall, m.specificity, m.f1]
             lines.append(

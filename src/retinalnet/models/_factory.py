@@ -108,9 +108,12 @@ def create(
     progress: bool,
     options: Mapping[str, object],
     blocks_name: str = "trainable_blocks",
+    warn_random: bool = True,
 ) -> Classifier:
     """:func:`create_model` for a spec; ``blocks_name`` is the name errors give
-    ``trainable_blocks`` (``except_last_blocks`` when called by the 0.1 builders)."""
+    ``trainable_blocks`` (``except_last_blocks`` when called by the 0.1 builders).
+    ``warn_random=False`` for builds whose weights come from elsewhere (a checkpoint) or
+    that only count parameters."""
     names = class_names(num_classes, classes)
     freeze = spec.default_freeze if freeze is None else freeze
     hidden = spec.default_hidden if hidden is None else hidden
@@ -149,6 +152,13 @@ def create(
         _check_blocks(spec, len(model.feature_block_modules()), trainable_blocks, blocks_name)
         freeze_model(model, trainable_blocks=trainable_blocks)
         head.requires_grad_(True)
+        if warn_random and resolved is None and spec.default_weights is not None:
+            logger.warning(
+                "%s: random weights (weights=None) in a frozen backbone: only the head will "
+                "learn, on features that mean nothing; fine for tests, but for results use "
+                "pretrained weights (weights='DEFAULT' or a file)",
+                spec.name,
+            )
     return model
 
 
@@ -187,7 +197,8 @@ def create_model(
         ``small_cnn``, which has none), a weights name such as ``"IMAGENET1K_V1"`` or enum
         member (downloaded once, then cached by torchvision), the path of a local
         state-dict file (offline sites; see :func:`cached_weights_path`), or ``None``
-        (random initialisation; for tests).
+        (random initialisation; for tests: with ``freeze``, a warning is logged, since only
+        the head then learns, on random features).
     freeze
         Freeze everything but the new head. ``None``: the architecture's default (``True``
         for pretrained backbones, ``False`` for ``small_cnn``).
@@ -279,8 +290,36 @@ def build_model(
         kwargs["hidden"] = 0
     for key in ("weights", "classes", "preprocessing", "progress"):
         kwargs.pop(key, None)
-    return create_model(
-        arch, **kwargs, weights=None, classes=classes, preprocessing=preprocessing, progress=False
+    return _without_weights(arch, classes=classes, preprocessing=preprocessing, **kwargs)
+
+
+def _without_weights(
+    name: str,
+    *,
+    num_classes: int = 4,
+    freeze: bool | None = None,
+    trainable_blocks: int = 0,
+    hidden: int | None = None,
+    dropout: float = 0.2,
+    classes: Sequence[str] | None = None,
+    preprocessing: Preprocessing | None = None,
+    **options: object,
+) -> Classifier:
+    """:func:`create_model` with random weights that are about to be replaced or only
+    counted, so without the random-weights warning."""
+    return create(
+        model_spec(name),
+        num_classes=num_classes,
+        weights=None,
+        freeze=freeze,
+        trainable_blocks=trainable_blocks,
+        hidden=hidden,
+        dropout=dropout,
+        classes=classes,
+        preprocessing=preprocessing,
+        progress=False,
+        options=options,
+        warn_random=False,
     )
 
 
@@ -331,11 +370,11 @@ def model_info(name: str, *, num_classes: int = 4) -> ModelInfo:
     spec = model_spec(name)
     try:
         with torch.device("meta"):
-            model = create_model(name, num_classes=num_classes, weights=None, progress=False)
+            model = _without_weights(name, num_classes=num_classes)
     except NotImplementedError:  # RegNet computes its widths with tensors: build it for real
         logger.debug("%s cannot be built on the meta device; building it on the CPU", name)
         with torch.device("cpu"):
-            model = create_model(name, num_classes=num_classes, weights=None, progress=False)
+            model = _without_weights(name, num_classes=num_classes)
     summary = parameter_summary(model)
     return ModelInfo(
         name=spec.name,

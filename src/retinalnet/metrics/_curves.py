@@ -1,0 +1,138 @@
+"""ROC and precision-recall curves of a binary problem (one class against the rest)."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["average_precision", "precision_recall_curve", "roc_curve"]
+
+Curve = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
+
+
+def _counts(
+    scores: npt.ArrayLike, positive: npt.ArrayLike
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64], int, int]:
+    """True and false positives at each distinct score taken as the threshold, highest first."""
+    values = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(positive).astype(bool)
+    if values.shape != labels.shape or values.ndim != 1:
+        raise ValueError(
+            f"scores and positive must be 1-d and of the same length, got shapes "
+            f"{values.shape} and {labels.shape}"
+        )
+    if np.isnan(values).any():
+        raise ValueError("scores hold NaN; a curve needs a score for every image")
+    order = np.argsort(-values, kind="stable")
+    ranked, hits = values[order], labels[order]
+    last_of_each = np.r_[np.flatnonzero(np.diff(ranked)), ranked.size - 1]  # ties go together
+    true_positives = np.cumsum(hits)[last_of_each].astype(np.float64)
+    false_positives = (last_of_each + 1 - true_positives).astype(np.float64)
+    n_pos = int(labels.sum())
+    return ranked[last_of_each], true_positives, false_positives, n_pos, labels.size - n_pos
+
+
+def roc_curve(scores: npt.ArrayLike, positive: npt.ArrayLike) -> Curve:
+    """The ROC curve: false- and true-positive rates as the threshold falls.
+
+    An image is called positive when its score is at least the threshold. The curve starts
+    at ``(0, 0)`` (threshold ``+inf``) and has a point for every distinct score, so its
+    trapezoidal area is :func:`roc_auc`.
+
+    .. versionadded:: 0.2
+
+    Parameters
+    ----------
+    scores
+        A score per image; higher means more likely positive.
+    positive
+        Whether each image is positive (bool or 0/1).
+
+    Returns
+    -------
+    fpr, tpr, thresholds : numpy.ndarray
+        Rates in [0, 1] (NaN where there are no negative, or no positive, images) and the
+        threshold of each point, decreasing.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ or a score is NaN.
+
+    Examples
+    --------
+    >>> from retinalnet.metrics import roc_curve
+    >>> fpr, tpr, thresholds = roc_curve([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
+    >>> fpr.tolist(), tpr.tolist()
+    ([0.0, 0.0, 0.5, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0, 1.0])
+    """
+    thresholds, true_positives, false_positives, n_pos, n_neg = _counts(scores, positive)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpr = np.r_[0.0, true_positives] / n_pos
+        fpr = np.r_[0.0, false_positives] / n_neg
+    return fpr, tpr, np.r_[np.inf, thresholds]
+
+
+def precision_recall_curve(scores: npt.ArrayLike, positive: npt.ArrayLike) -> Curve:
+    """The precision-recall curve: precision and recall as the threshold falls.
+
+    An image is called positive when its score is at least the threshold. The curve starts
+    at recall 0 with precision 1 (threshold ``+inf``, as in scikit-learn) and has a point
+    for every distinct score.
+
+    .. versionadded:: 0.2
+
+    Parameters
+    ----------
+    scores, positive
+        As for :func:`roc_curve`.
+
+    Returns
+    -------
+    precision, recall, thresholds : numpy.ndarray
+        Recall rises from 0 to 1 (NaN throughout when there is no positive image); the
+        thresholds decrease.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ or a score is NaN.
+
+    Examples
+    --------
+    >>> from retinalnet.metrics import precision_recall_curve
+    >>> precision, recall, _ = precision_recall_curve([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
+    >>> precision.round(3).tolist(), recall.tolist()
+    ([1.0, 1.0, 0.5, 0.667, 0.5], [0.0, 0.5, 0.5, 1.0, 1.0])
+    """
+    thresholds, true_positives, false_positives, n_pos, _ = _counts(scores, positive)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.r_[0.0, true_positives / n_pos]
+    precision = np.r_[1.0, true_positives / (true_positives + false_positives)]
+    return precision, recall, np.r_[np.inf, thresholds]
+
+
+def average_precision(scores: npt.ArrayLike, positive: npt.ArrayLike) -> float:
+    """Average precision: the precision at each threshold, weighted by the recall it adds.
+
+    ``sum((recall[n] - recall[n - 1]) * precision[n])`` over :func:`precision_recall_curve`,
+    scikit-learn's definition (no interpolation). It summarises the curve as AUC does the ROC
+    curve, but chance is the share of positive images, not 0.5.
+
+    .. versionadded:: 0.2
+
+    Returns
+    -------
+    float
+        In [0, 1]; NaN when there is no positive image.
+
+    Examples
+    --------
+    >>> from retinalnet.metrics import average_precision
+    >>> round(average_precision([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]), 4)
+    0.8333
+    """
+    precision, recall, _ = precision_recall_curve(scores, positive)
+    if np.isnan(recall).all():
+        return float("nan")
+    return float(np.sum(np.diff(recall) * precision[1:]))
