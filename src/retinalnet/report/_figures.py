@@ -101,7 +101,8 @@ def history_section(records: Sequence[Mapping[str, Any]], epoch: int | None) -> 
     )
     held = "" if epoch is None else f" The checkpoint holds the weights of epoch {epoch}."
     body = (
-        f"<p>Training as the checkpoint recorded it: {len(history)} epochs.{esc(held)} "
+        f"<p>Training as the checkpoint recorded it: {len(history)} "
+        f"epoch{'' if len(history) == 1 else 's'}.{esc(held)} "
         "A validation loss that rises while the training loss falls means overfitting.</p>"
         + figures([(picture, "training history", "Loss and accuracy per epoch.")])
         + f"<details><summary>The numbers per epoch</summary>{epochs}</details>"

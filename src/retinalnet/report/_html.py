@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Section", "esc", "num", "page", "pct", "table"]
+__all__ = ["Section", "esc", "num", "page", "pct", "side_by_side", "table"]
 
 _CSS = """
 :root { --ink: #1b1f24; --muted: #59636e; --line: #d0d7de; --band: #f6f8fa;
@@ -34,6 +34,13 @@ nav ol { display: flex; flex-wrap: wrap; gap: 4px 18px; list-style: none; paddin
          margin: 8px 0 0; }
 nav a { color: var(--accent); text-decoration: none; }
 .scroll { overflow-x: auto; max-width: 100%; }
+.row { display: flex; flex-wrap: wrap; gap: 0 32px; align-items: flex-start; }
+.row > div { min-width: 0; }
+.row p { max-width: 46ch; }
+.keys { display: flex; flex-wrap: wrap; gap: 10px; margin: 12px 0 4px; }
+.key { border: 1px solid var(--line); border-radius: 6px; padding: 6px 14px; min-width: 150px; }
+.key b { display: block; font-size: 1.5em; font-variant-numeric: tabular-nums; }
+.key span { color: var(--muted); font-size: 0.85em; }
 table { border-collapse: collapse; margin: 6px 0 12px; font-variant-numeric: tabular-nums; }
 th, td { border: 1px solid var(--line); padding: 4px 10px; vertical-align: top; }
 th { background: var(--band); text-align: left; font-weight: 600; }
@@ -131,8 +138,24 @@ def table(
     )
 
 
-def page(title: str, subtitle: str, notice: str, sections: Sequence[Section], footer: str) -> str:
-    """The whole document: head with the inline style, a table of contents, the sections."""
+def side_by_side(*blocks: str) -> str:
+    """Blocks next to each other where the page is wide enough, one under the other if not."""
+    return '<div class="row">' + "".join(f"<div>{block}</div>" for block in blocks) + "</div>"
+
+
+def page(
+    title: str,
+    subtitle: str,
+    notice: str,
+    sections: Sequence[Section],
+    footer: str,
+    keys: Sequence[tuple[str, str]] = (),
+) -> str:
+    """The whole document: head with the inline style, the key numbers (``(value, what)``,
+    already HTML), a table of contents, the sections."""
+    boxes = "".join(
+        f'<div class="key"><b>{value}</b><span>{what}</span></div>' for value, what in keys
+    )
     contents = "".join(f'<li><a href="#{s.anchor}">{esc(s.title)}</a></li>' for s in sections)
     parts = "\n".join(
         f'<section id="{s.anchor}">\n<h2>{esc(s.title)}</h2>\n{s.body}\n</section>'
@@ -145,6 +168,7 @@ def page(title: str, subtitle: str, notice: str, sections: Sequence[Section], fo
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
         f'<header>\n<h1>{esc(title)}</h1>\n<p class="subtitle">{subtitle}</p>\n'
-        f'<p class="notice">{notice}</p>\n<nav><ol>{contents}</ol></nav>\n</header>\n'
+        + (f'<div class="keys">{boxes}</div>\n' if keys else "")
+        + f'<p class="notice">{notice}</p>\n<nav><ol>{contents}</ol></nav>\n</header>\n'
         f"<main>\n{parts}\n</main>\n<footer>{footer}</footer>\n</body>\n</html>\n"
     )

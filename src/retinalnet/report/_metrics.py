@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from retinalnet.report._html import Section, esc, num, pct, table
+from retinalnet.report._html import Section, esc, num, pct, side_by_side, table
 
 if TYPE_CHECKING:
     from retinalnet.metrics import ClassificationReport
@@ -81,8 +81,19 @@ def metrics_section(result: EvaluationResult, report: ClassificationReport) -> S
         row_classes=[""] * len(report.per_class) + ["avg", "avg"],
         css_class="per-class",
     )
+    topk = ""
+    if report.topk:
+        topk_rows = [
+            [f"top-{k}", *(esc(pct(value)) for value in row)] for k, row in report.topk.items()
+        ]
+        topk = (
+            "<h3>Top-k accuracy per class</h3>"
+            "<p>The share of each class's scans whose true class is among the model's "
+            "<i>k</i> most probable classes.</p>"
+            + table(["", *(esc(name) for name in report.classes)], topk_rows, css_class="topk")
+        )
     body = [
-        overall,
+        side_by_side(f"<h3>Overall</h3>{overall}", topk),
         "<h3>Each class against the rest</h3>",
         "<p><b>Sensitivity</b>: of the scans of the class, the share the model calls that "
         "class. <b>Specificity</b>: of the other scans, the share it does not call that class. "
@@ -93,16 +104,6 @@ def metrics_section(result: EvaluationResult, report: ClassificationReport) -> S
         per_class,
         _interval_note(report),
     ]
-    if report.topk:
-        topk_rows = [
-            [f"top-{k}", *(esc(pct(value)) for value in row)] for k, row in report.topk.items()
-        ]
-        body += [
-            "<h3>Top-k accuracy per class</h3>",
-            "<p>The share of each class's scans whose true class is among the model's "
-            "<i>k</i> most probable classes.</p>",
-            table(["", *(esc(name) for name in report.classes)], topk_rows, css_class="topk"),
-        ]
     return Section("metrics", "Metrics", "\n".join(body))
 
 
@@ -111,7 +112,7 @@ def referral_section(report: ClassificationReport) -> Section | None:
     referral = report.referral
     if referral is None:
         return None
-    urgent = ", ".join(referral.urgent)
+    urgent = " or ".join(referral.urgent)
     others = ", ".join(name for name in report.classes if name not in referral.urgent)
     matrix = referral.confusion_matrix  # rows true (not urgent, urgent), columns referred (no, yes)
     missed, caught = int(matrix[1, 0]), int(matrix[1, 1])
@@ -128,7 +129,11 @@ def referral_section(report: ClassificationReport) -> Section | None:
     counts = table(
         ["True class", "Referred urgently", "Not referred urgently"],
         [
-            [f"urgent ({esc(urgent)})", str(caught), f'<span class="bad">{missed}</span>'],
+            [
+                f"urgent ({esc(', '.join(referral.urgent))})",
+                str(caught),
+                f'<span class="bad">{missed}</span>',
+            ],
             [f"not urgent ({esc(others)})", str(false_alarms), str(cleared)],
         ],
         css_class="referral-counts",
@@ -138,7 +143,7 @@ def referral_section(report: ClassificationReport) -> Section | None:
         "Sensitivity is the share of urgent scans referred; specificity the share of the "
         "others not referred; the AUC ranks scans by the summed probability of the urgent "
         "classes.</p>"
-        f"{measures}{counts}"
+        f"{side_by_side(measures, counts)}"
         f"<p><b>{missed}</b> of {missed + caught} urgent scans would <b>not</b> be referred "
         f"urgently; {false_alarms} of {false_alarms + cleared} other scans would be.</p>"
     )

@@ -6,13 +6,14 @@ from __future__ import annotations
 import datetime
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from retinalnet._core.files import file_digest
 from retinalnet._version import __version__
-from retinalnet.report._html import Section, esc, pct, table
+from retinalnet.report._html import Section, esc, pct, side_by_side, table
 
 if TYPE_CHECKING:
     from retinalnet.checkpoint import Checkpoint
@@ -33,7 +34,7 @@ def _model_rows(checkpoint: Checkpoint | None, model: Any | None) -> list[list[s
         arch = checkpoint.arch or "a network built by hand (no registered architecture)"
         rows += [
             ["Model", esc(arch)],
-            ["Checkpoint", _mono(os.fspath(checkpoint.path))],
+            ["Checkpoint", _mono(Path(checkpoint.path).absolute())],
             ["Checkpoint SHA-256", _mono(file_digest(checkpoint.path).hex())],
             ["Checkpoint epoch", esc(checkpoint.epoch)],
             ["Trained with", esc(f"retinalnet {checkpoint.retinalnet_version}")],
@@ -60,7 +61,7 @@ def summary_section(
     if split is not None:
         rows.append(["Split", esc(split)])
     if data_dir is not None:
-        rows.append(["Data folder", _mono(os.fspath(data_dir))])
+        rows.append(["Data folder", _mono(Path(data_dir).absolute())])
     images = str(result.num_samples)
     if skipped:
         images += f" ({len(skipped)} unreadable left out, listed below)"
@@ -96,7 +97,7 @@ def summary_section(
         row_classes=[""] * len(result.classes) + ["avg"],
         css_class="class-counts",
     )
-    body = f"{summary}<h3>Images per class</h3>{per_class}"
+    body = side_by_side(summary, f"<h3>Images per class</h3>{per_class}")
     if skipped:
         listed = "".join(f"<li>{_mono(s.source)}: {esc(s.reason)}</li>" for s in skipped)
         body += f"<h3>Unreadable images left out</h3><ul>{listed}</ul>"

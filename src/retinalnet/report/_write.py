@@ -13,7 +13,7 @@ from retinalnet._version import __version__
 from retinalnet.report._calibration import calibration_section
 from retinalnet.report._figures import confusion_figures, curves_section, history_section
 from retinalnet.report._gallery import confident_mistakes, mistakes_section
-from retinalnet.report._html import Section, esc, page
+from retinalnet.report._html import Section, esc, num, page, pct
 from retinalnet.report._metrics import confusion_section, metrics_section, referral_section
 from retinalnet.report._summary import summary_section
 
@@ -133,7 +133,19 @@ def render_html_report(
         f"Written by retinalnet {esc(__version__)} on {esc(created.isoformat())}. "
         "This file holds everything it shows (no network, no scripts) and opens offline."
     )
-    return page(heading, subtitle, esc(_NOTICE), [s for s in sections if s is not None], footer)
+    shown = [s for s in sections if s is not None]
+    return page(heading, subtitle, esc(_NOTICE), shown, footer, keys=_key_numbers(report))
+
+
+def _key_numbers(report: ClassificationReport) -> list[tuple[str, str]]:
+    """The few numbers a reader should see first: accuracy, and the urgent-referral view."""
+    keys = [(esc(pct(report.accuracy)), "accuracy"), (esc(num(report.macro["auc"])), "macro AUC")]
+    if report.referral is not None:
+        keys += [
+            (esc(pct(report.referral.sensitivity)), "urgent-referral sensitivity"),
+            (esc(pct(report.referral.specificity)), "urgent-referral specificity"),
+        ]
+    return keys
 
 
 def write_html_report(
