@@ -158,9 +158,11 @@ def test_evaluate_prints_where_the_report_is(evaluated: dict[str, Any]) -> None:
 
 def test_every_picture_is_a_png_inside_the_page(evaluated: dict[str, Any]) -> None:
     page = Page(evaluated["html"])
-    # confusion x2, ROC, precision-recall, history, and the mistakes
+    # confusion x2, ROC, precision-recall, history, the reliability diagram where this
+    # version draws one, and the mistakes
     wrong = evaluated["json"]["num_samples"] - np.trace(evaluated["json"]["confusion_matrix"])
-    assert len(page.images) == 5 + min(8, wrong)
+    reliability = hasattr(plots, "plot_reliability_diagram")
+    assert len(page.images) == 5 + reliability + min(8, wrong)
     for image in page.images:
         prefix = "data:image/png;base64,"
         assert image["src"].startswith(prefix)
@@ -356,7 +358,7 @@ def test_calibration_is_shown_when_the_library_computes_it(
     def curve(*, probabilities: Any, targets: Any) -> tuple[Any, Any, Any]:
         return np.array([np.nan, 0.55, 0.7]), np.array([np.nan, 0.5, 1.0]), np.array([0, 2, 2])
 
-    def diagram(result: EvaluationResult) -> Figure:
+    def diagram(result: EvaluationResult, *, title: str) -> Figure:
         figure = Figure(figsize=(2, 2))
         figure.subplots().plot([0, 1], [0, 1])
         return figure
@@ -371,6 +373,10 @@ def test_calibration_is_shown_when_the_library_computes_it(
         ["67% to 100%", "70.0%", "100.0%", "2"],
     ]
     assert [image["alt"] for image in page.images][-1] == "reliability diagram"
+    ece = getattr(result.report(), "ece", None)  # once the library computes it
+    if ece is not None:
+        row = page.table("calibration").row("Expected calibration error (ECE)")
+        assert row[1].text == f"{ece:.1%}"
 
 
 @pytest.mark.parametrize(

@@ -65,7 +65,7 @@ def _curve_table(result: EvaluationResult) -> str:
 
 
 def calibration_section(
-    result: EvaluationResult, report: ClassificationReport, model: Any | None
+    result: EvaluationResult, report: ClassificationReport, model: Any | None, title: str
 ) -> Section | None:
     """ECE, reliability diagram and table, temperature; ``None`` when none is available."""
     import retinalnet.plots as plots
@@ -74,7 +74,8 @@ def calibration_section(
         return None
     parts: list[str] = []
     ece = _ece(result, report)
-    temperature = getattr(model, "temperature", None)
+    # the temperature the probabilities were computed with, else the model's
+    temperature = getattr(result, "temperature", getattr(model, "temperature", None))
     facts = []
     if ece is not None and not math.isnan(ece):
         facts.append(["Expected calibration error (ECE)", esc(pct(ece))])
@@ -85,7 +86,7 @@ def calibration_section(
         parts.append(table(["Measure", "Value"], facts, css_class="calibration"))
     draw = getattr(plots, "plot_reliability_diagram", None)
     if draw is not None:
-        picture = figure_png(draw(result))
+        picture = figure_png(draw(result, title=f"reliability, {title}"))
         parts.append(
             figures(
                 [

@@ -110,7 +110,7 @@ def render_html_report(
         referral_section(report),
         confusion_section(result, confusion_figures(result, figure_title)),
         curves_section(result, figure_title),
-        calibration_section(result, report, model),
+        calibration_section(result, report, model, figure_title),
         history_section(
             checkpoint.history if checkpoint is not None else (),
             checkpoint.epoch if checkpoint is not None else None,
