@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from retinalnet._version import __version__
+from retinalnet.cli._volume import add_volume_flags
 
 __all__ = ["build_parser"]
 
@@ -324,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--tta", action="store_true", help="average each image with its mirror (2x the time)"
     )
-    _add_volume_flags(predict)
+    add_volume_flags(predict)
     on_error(predict)
     common(predict)
     _add_data_commands(commands)
@@ -389,44 +390,3 @@ def _add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "patient of its own (own-group) (default: %(default)s)",
     )
     split.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
-
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be a probability in (0, 1], got {text}")
-    return value
-
-
-def _add_volume_flags(predict: argparse.ArgumentParser) -> None:
-    """The flags of ``predict`` for OCT volumes (multi-frame DICOM files)."""
-    volume = predict.add_argument_group("OCT volumes (multi-frame DICOM files)")
-    volume.add_argument(
-        "--threshold",
-        type=_probability,
-        default=0.5,
-        metavar="P",
-        help="a B-scan counts for a class at this probability; the volume gets the first of "
-        "CNV, DME, DRUSEN that enough B-scans reach, else NORMAL (default: %(default)s)",
-    )
-    volume.add_argument(
-        "--min-scans",
-        type=_POSITIVE,
-        default=1,
-        metavar="N",
-        help="B-scans that must reach the threshold for a class (default: %(default)s)",
-    )
-    volume.add_argument(
-        "--order",
-        default=None,
-        metavar="A,B,...",
-        help="the model's classes by concern, highest first, fallback last (needed for a "
-        "model whose classes are not CNV, DME, DRUSEN, NORMAL)",
-    )
-    volume.add_argument(
-        "--plots",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="write a figure of each volume's B-scan probabilities here (needs matplotlib)",
-    )

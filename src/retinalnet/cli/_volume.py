@@ -22,7 +22,14 @@ if TYPE_CHECKING:
     from retinalnet.predictor import Predictor, SkippedImage
     from retinalnet.volume import VolumeSummary
 
-__all__ = ["VolumeRun", "predict_volumes", "print_volumes", "split_volumes", "write_volume_outputs"]
+__all__ = [
+    "VolumeRun",
+    "add_volume_flags",
+    "predict_volumes",
+    "print_volumes",
+    "split_volumes",
+    "write_volume_outputs",
+]
 
 logger = logging.getLogger("retinalnet")
 
@@ -168,3 +175,51 @@ def _name(path: Path, number: int, runs: Sequence[VolumeRun], suffix: str) -> st
     """``STEM_SUFFIX``, with the volume's number when two volumes share a stem."""
     clash = sum(run.path.stem == path.stem for run in runs) > 1
     return f"{path.stem}_{number}_{suffix}" if clash else f"{path.stem}_{suffix}"
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a probability in (0, 1], got {text}")
+    return value
+
+
+def add_volume_flags(predict: argparse.ArgumentParser) -> None:
+    """The flags of ``predict`` for OCT volumes (multi-frame DICOM files)."""
+    volume = predict.add_argument_group("OCT volumes (multi-frame DICOM files)")
+    volume.add_argument(
+        "--threshold",
+        type=_probability,
+        default=0.5,
+        metavar="P",
+        help="a B-scan counts for a class at this probability; the volume gets the first of "
+        "CNV, DME, DRUSEN that enough B-scans reach, else NORMAL (default: %(default)s)",
+    )
+    volume.add_argument(
+        "--min-scans",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="B-scans that must reach the threshold for a class (default: %(default)s)",
+    )
+    volume.add_argument(
+        "--order",
+        default=None,
+        metavar="A,B,...",
+        help="the model's classes by concern, highest first, fallback last (needed for a "
+        "model whose classes are not CNV, DME, DRUSEN, NORMAL)",
+    )
+    volume.add_argument(
+        "--plots",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write a figure of each volume's B-scan probabilities here (needs matplotlib)",
+    )
