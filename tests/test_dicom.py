@@ -372,3 +372,20 @@ def test_no_identifying_tag_reaches_any_output(
     texts += [captured.out, captured.err]
     assert all(MARKER not in text for text in texts)
     assert len(texts) > 3 * len(bad)
+
+
+def test_the_audit_reads_dicom_scans_as_the_data_sets_do(tmp_path: Path) -> None:
+    from retinalnet.datasets import audit
+
+    root = tmp_path / "data"
+    for label in ("CNV", "DME", "DRUSEN", "NORMAL"):
+        (root / "train" / label).mkdir(parents=True)
+        write(root / "train" / label / f"{label}-1-1.dcm", scans(1, seed=len(label))[0])
+    write(root / "train" / "CNV" / "CNV-2-1.dcm", scans(3))
+    write(root / "train" / "CNV" / "CNV-3-1.dcm", None)
+    report = audit(root)
+    assert sorted(Path(p).name for p in report.unreadable) == ["CNV-2-1.dcm", "CNV-3-1.dcm"]
+    reasons = " ".join(report.unreadable.values())
+    assert "volume of 3 B-scans" in reasons
+    assert "holds no pixel data" in reasons
+    assert MARKER not in str(report.to_dict()) + str(report)

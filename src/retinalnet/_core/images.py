@@ -194,7 +194,8 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
         by default). When given, a JPEG at least about twice as large is decoded at 1/2,
         1/4 or 1/8 scale by libjpeg (PIL's draft mode, see :func:`draft_scale`), which is
         much faster; the image returned is then smaller than the file. ``None`` (the
-        default) always decodes at full size. PNG files are always decoded at full size.
+        default) always decodes at full size. PNG and DICOM files are always decoded at
+        full size.
 
         .. versionadded:: 0.2
 

@@ -35,6 +35,7 @@ logger = logging.getLogger("retinalnet")
 
 _SHOWN = 5  # driving B-scans listed per volume in the text output
 _CAMS = 3  # Grad-CAM overlays per volume
+_PIL_SUFFIXES = (".jpeg", ".jpg", ".png")  # never opened to look for a DICOM preamble
 
 
 def split_volumes(paths: Sequence[Path], args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
@@ -58,7 +59,8 @@ def split_volumes(paths: Sequence[Path], args: argparse.Namespace) -> tuple[list
     volumes: list[tuple[Path, int]] = []
     for path in paths:
         try:
-            frames = frame_count(path) if is_dicom(path) else 1
+            dicom = path.suffix.lower() not in _PIL_SUFFIXES and is_dicom(path)
+            frames = frame_count(path) if dicom else 1
         except UnreadableImageError:
             frames = 1
         except ModuleNotFoundError as error:
