@@ -266,10 +266,11 @@ def read_frames(
             f"it holds no pixel data (SOP class {name}): there is no image, or the file is "
             "corrupt or truncated before its pixels"
         )
+    rows, columns = dataset.get("Rows"), dataset.get("Columns")
+    if not rows or not columns:
+        raise DicomReadError("its pixel data come without Rows/Columns: the file is corrupt")
     frames = int(dataset.get("NumberOfFrames") or 1)
-    header = DicomHeader(
-        frames, int(dataset.Rows), int(dataset.Columns), name, syntax.name or str(syntax)
-    )
+    header = DicomHeader(frames, int(rows), int(columns), name, syntax.name or str(syntax))
     if single and frames > 1:
         raise MultiFrameError(
             f"it is a volume of {frames} B-scans (a multi-frame DICOM file), not one image: "
