@@ -581,3 +581,16 @@ def test_a_mode_without_a_rule_is_refused_with_the_fix():
         r"\(grayscale\) or 'RGB' first$",
     ):
         to_model_mode(FutureImage())
+
+
+def test_jpeg_and_png_files_are_one_b_scan_and_not_dicom(tmp_path):
+    from retinalnet._core.images import frame_count, is_dicom, load_frames
+
+    path = tmp_path / "scan.png"
+    _noise((48, 40)).save(path)
+    assert not is_dicom(path)
+    assert frame_count(path) == 1
+    assert frame_count(tmp_path / "missing.jpeg") == 1  # not opened: no DICOM suffix or preamble
+    frames = load_frames(path)
+    assert len(frames) == 1
+    assert np.array_equal(np.asarray(frames[0]), np.asarray(load_image(path)))

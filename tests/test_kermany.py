@@ -361,7 +361,7 @@ def test_images_lying_directly_in_the_split_folder_are_refused(make_tree):
 
 def test_split_with_empty_class_folders_holds_no_images(make_tree):
     root = make_tree({"train/CNV": [], "train/DME": ["notes.txt"]})
-    message = rf"split 'train' under {_quoted(root)} holds no images \(.jpeg, .jpg, .png\)"
+    message = rf"split 'train' under {_quoted(root)} holds no images \(.dcm, .jpeg, .jpg, .png\)"
     with pytest.raises(ValueError, match=message):
         KermanyOCT(root, "train")
 

@@ -12,8 +12,9 @@ KERMANY_CLASSES: Final[tuple[str, ...]] = ("CNV", "DME", "DRUSEN", "NORMAL")
 KERMANY_SPLITS: Final[tuple[str, ...]] = ("train", "val", "test")
 """Split folder names of the Kermany OCT2017 download."""
 
-IMAGE_EXTENSIONS: Final[frozenset[str]] = frozenset({".jpeg", ".jpg", ".png"})
-"""File suffixes (compared lower-case) that are read as images."""
+IMAGE_EXTENSIONS: Final[frozenset[str]] = frozenset({".jpeg", ".jpg", ".png", ".dcm"})
+"""File suffixes (compared lower-case) that are read as images (``.dcm``: DICOM, with the
+``dicom`` extra; a multi-frame file is a volume, refused as one image)."""
 
 
 def check_same_classes(model_classes: Sequence[str], data: object, *, where: str) -> None:

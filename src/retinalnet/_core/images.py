@@ -4,7 +4,10 @@ plausible size, or is refused with an error that names it.
 
 The rules are in :func:`to_model_mode` (what each PIL mode becomes), :func:`coerce_image`
 (which tensors are refused) and :func:`load_image` (sizes, decompression bombs, EXIF), and
-together on the docs page "What retinalnet does with bad input".
+together on the docs page "What retinalnet does with bad input". DICOM files pass the same
+gate: :mod:`retinalnet._core.dicom` turns their pixels into grey levels (docs page "DICOM and
+OCT volumes") and this module names the file in every error; :func:`load_frames` reads all
+the B-scans of a volume.
 
 Why this module is long: it is the one input gate. Decoding, the size and bomb checks, the
 mode rules and the tensor checks share their private helpers and their error type, and every
@@ -28,6 +31,14 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.functional import to_pil_image
 
+from retinalnet._core.dicom import (
+    DICOM_EXTENSIONS,
+    DicomReadError,
+    has_dicom_preamble,
+    read_frames,
+    read_header,
+)
+
 __all__ = [
     "MIN_IMAGE_SIDE",
     "SMALL_IMAGE_SIDE",
@@ -35,7 +46,10 @@ __all__ = [
     "UnreadableImageError",
     "coerce_image",
     "draft_scale",
+    "frame_count",
     "image_size",
+    "is_dicom",
+    "load_frames",
     "load_image",
     "to_model_mode",
 ]
@@ -167,13 +181,21 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
     Parameters
     ----------
     path
-        An image file PIL can read (JPEG and PNG for OCT scans; 16-bit PNG and TIFF too).
+        An image file PIL can read (JPEG and PNG for OCT scans; 16-bit PNG and TIFF too), or
+        a single-frame DICOM file (``.dcm``, or any file with the DICOM preamble; needs the
+        ``dicom`` extra), whose pixels become grey levels by the rules of the docs page
+        "DICOM and OCT volumes". A multi-frame DICOM file is a volume and is refused here:
+        read it with :func:`load_frames` (:func:`retinalnet.volume.read_volume`).
+
+        .. versionchanged:: 0.2
+           DICOM files.
     target_size
         The shorter side the image will be resized to next (``Preprocessing().resize``, 256
         by default). When given, a JPEG at least about twice as large is decoded at 1/2,
         1/4 or 1/8 scale by libjpeg (PIL's draft mode, see :func:`draft_scale`), which is
         much faster; the image returned is then smaller than the file. ``None`` (the
-        default) always decodes at full size. PNG files are always decoded at full size.
+        default) always decodes at full size. PNG and DICOM files are always decoded at
+        full size.
 
         .. versionadded:: 0.2
 
@@ -189,7 +211,11 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
         than PIL's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, about 89
         megapixels; set it higher, or to ``None``, to read such a file), has a side shorter
         than :data:`MIN_IMAGE_SIDE` pixels, or holds pixels :func:`to_model_mode` refuses
-        (NaN, a 16-bit image holding 12-bit data). The message names the file.
+        (NaN, a 16-bit image holding 12-bit data). For DICOM also: no pixel data, a
+        non-image SOP class, a transfer syntax no installed decoder reads (named with its
+        UID), several frames. The message names the file (never a patient tag).
+    ModuleNotFoundError
+        For a DICOM file when pydicom is not installed (``pip install "retinalnet[dicom]"``).
 
     Warns
     -----
@@ -214,6 +240,8 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
             f"got {target_size!r}"
         )
     file = Path(path)
+    if file.suffix.lower() in DICOM_EXTENSIONS:
+        return load_frames(file, single=True)[0]
     try:
         with _open(file) as opened:
             size = opened.size
@@ -231,6 +259,8 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
     except IsADirectoryError:
         raise UnreadableImageError(file, "it is a directory, not an image file") from None
     except UnidentifiedImageError:
+        if has_dicom_preamble(file):
+            return load_frames(file, single=True)[0]
         raise UnreadableImageError(file, "not a recognised image format") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise UnreadableImageError(file, f"corrupt or truncated ({error})") from None
@@ -238,6 +268,71 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
         _check_size(size, repr(str(file)))
         return _model_mode(image, repr(str(file)))
     except _UnusablePixelsError as error:
+        raise UnreadableImageError(file, str(error)) from None
+
+
+def is_dicom(path: str | os.PathLike[str]) -> bool:
+    """Whether a file is read as DICOM: a ``.dcm`` suffix, or the ``DICM`` preamble.
+
+    .. versionadded:: 0.2
+    """
+    file = Path(path)
+    return file.suffix.lower() in DICOM_EXTENSIONS or has_dicom_preamble(file)
+
+
+def load_frames(path: str | os.PathLike[str], *, single: bool = False) -> list[Image.Image]:
+    """Every B-scan of a file: the frames of a DICOM file, or ``[load_image(path)]``.
+
+    Parameters
+    ----------
+    path
+        A DICOM file of one or more frames, or any image :func:`load_image` reads.
+    single
+        Refuse a DICOM file of several frames (what :func:`load_image` does).
+
+    Returns
+    -------
+    list of PIL.Image.Image
+        ``"L"`` (or ``"RGB"``) images, in the file's frame order.
+
+    Raises
+    ------
+    UnreadableImageError
+        As :func:`load_image`; the message names the file.
+    ModuleNotFoundError
+        For a DICOM file when pydicom is not installed.
+
+    .. versionadded:: 0.2
+    """
+    file = Path(path)
+    if not is_dicom(file):
+        return [load_image(file)]
+    try:
+        pixels, header = read_frames(file, single=single)
+        _check_size((header.columns, header.rows), repr(str(file)))
+    except (DicomReadError, _UnusablePixelsError) as error:
+        raise UnreadableImageError(file, str(error)) from None
+    return [Image.fromarray(frame) for frame in pixels]
+
+
+def frame_count(path: str | os.PathLike[str]) -> int:
+    """How many B-scans a file holds: a DICOM file's frames (from its header), else 1.
+
+    Raises
+    ------
+    UnreadableImageError
+        If a DICOM header cannot be read (the message names the file).
+    ModuleNotFoundError
+        For a DICOM file when pydicom is not installed.
+
+    .. versionadded:: 0.2
+    """
+    file = Path(path)
+    if not is_dicom(file):
+        return 1
+    try:
+        return read_header(file).frames
+    except DicomReadError as error:
         raise UnreadableImageError(file, str(error)) from None
 
 
@@ -250,6 +345,12 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
         If the header cannot be read, or claims more pixels than PIL's decompression-bomb
         limit (as in :func:`load_image`); the message names the file.
     """
+    if Path(path).suffix.lower() in DICOM_EXTENSIONS:
+        try:
+            header = read_header(path)
+        except DicomReadError as error:
+            raise UnreadableImageError(path, str(error)) from None
+        return header.columns, header.rows
     try:
         with _open(Path(path)) as image:
             size: tuple[int, int] = image.size

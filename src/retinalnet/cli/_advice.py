@@ -41,6 +41,7 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     (r"num_workers=None", "no --workers"),
     (r"num_workers=", "--workers "),
     (r"make_synthetic_kermany(\(\))?", "`retinalnet demo --data-only`"),
+    (r"pass order=\[\.\.\.\]", "pass --order A,B,..."),
 )
 _COMPILED = tuple((re.compile(pattern), replacement) for pattern, replacement in _PHRASES)
 

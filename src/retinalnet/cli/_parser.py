@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from retinalnet._version import __version__
+from retinalnet.cli._volume import add_volume_flags
 
 __all__ = ["build_parser"]
 
@@ -291,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         type=Path,
         metavar="PATH",
-        help="image files, or folders searched for .jpeg, .jpg and .png files",
+        help="image files, or folders searched for .jpeg, .jpg, .png and .dcm files; a "
+        "multi-frame DICOM file is an OCT volume, summarised per volume",
     )
     predict.add_argument(
         "--checkpoint", required=True, type=Path, help="a checkpoint written by retinalnet"
@@ -325,11 +327,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="DIR",
-        help="write a Grad-CAM overlay per image here (needs matplotlib)",
+        help="write a Grad-CAM overlay per image here, and for each volume of its driving "
+        "B-scans (at most 3) (needs matplotlib)",
     )
     predict.add_argument(
         "--tta", action="store_true", help="average each image with its mirror (2x the time)"
     )
+    add_volume_flags(predict)
     on_error(predict)
     common(predict)
     _add_data_commands(commands)

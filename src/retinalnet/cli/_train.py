@@ -269,20 +269,31 @@ def _write_cams(
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from retinalnet._core.classes import IMAGE_EXTENSIONS
     from retinalnet.cli._advice import require_matplotlib
     from retinalnet.cli._skip import print_skipped
+    from retinalnet.cli._volume import (
+        predict_volumes,
+        print_volumes,
+        split_volumes,
+        write_volume_outputs,
+    )
     from retinalnet.datasets import find_images
     from retinalnet.predictor import Predictor
 
     if args.cam is not None:
         require_matplotlib("--cam")
+    if args.plots is not None:
+        require_matplotlib("--plots")
 
     images: list[Path] = []
     for path in args.paths:
         images.extend(find_images(path) if path.is_dir() else [path])
     if not images:
         searched = ", ".join(map(str, args.paths))
-        raise ValueError(f"no images (.jpeg, .jpg, .png) found in {searched}")
+        suffixes = ", ".join(sorted(IMAGE_EXTENSIONS))
+        raise ValueError(f"no images ({suffixes}) found in {searched}")
+    images, volumes = split_volumes(images, args)  # multi-frame DICOM files are volumes
     predictor = Predictor.from_checkpoint(
         args.checkpoint,
         device=args.device,
@@ -292,17 +303,25 @@ def run_predict(args: argparse.Namespace) -> int:
         num_workers=args.workers,
         on_error=args.on_error,
     )
-    predictions = predictor.topk(list(images), k=args.k)
+    predictions = predictor.topk(list(images), k=args.k) if images else []
     skipped = list(predictor.skipped)
+    runs, unread_volumes = predict_volumes(predictor, volumes, args)
+    skipped += unread_volumes
     if args.csv is not None:
         _write_csv(args.csv, predictions, args.k)
     if args.json:
-        print(json.dumps([p.to_dict() for p in predictions], indent=2))
+        results = [p.to_dict() for p in predictions] + [r.summary.to_dict() for r in runs]
+        print(json.dumps(results, indent=2))
     else:
         _print_predictions(predictions)
+        print_volumes(runs)
     sys.stdout.flush()  # the results are out before anything is drawn
     if args.cam is not None:
         _write_cams(predictor, [Path(p.source) for p in predictions], predictions, args.cam)
+    written = write_volume_outputs(predictor, runs, args)
+    if args.plots is not None:
+        where = sys.stderr if args.json else sys.stdout  # stdout holds only JSON with --json
+        print(f"plots: {', '.join(str(p) for p in written if p.parent == args.plots)}", file=where)
     print_skipped("predict", skipped)
     return 0
 

@@ -78,6 +78,25 @@ def _decode(source: IO[bytes]) -> tuple[str | None, str, tuple[int, int], str]:
         return f"cannot be decoded ({type(error).__name__}: {error})", "", (0, 0), ""
 
 
+def _is_dicom(path: str, head: bytes) -> bool:
+    return path.lower().endswith(".dcm") or head[128:132] == b"DICM"
+
+
+def _decode_dicom(path: str) -> tuple[str | None, str, tuple[int, int], str]:
+    """As :func:`_decode`, for a DICOM file: read as the data sets read it (one frame)."""
+    from retinalnet._core.images import UnreadableImageError, load_frames
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a small scan's warning: the sizes are reported
+            image = load_frames(path, single=True)[0]
+    except UnreadableImageError as error:
+        return error.reason or str(error), "", (0, 0), ""
+    except ModuleNotFoundError as error:  # no pydicom: said for each DICOM file
+        return str(error).split(": ", 1)[-1], "", (0, 0), ""
+    return None, image.mode, image.size, "DICOM"
+
+
 def _inspect(path: str) -> tuple[bytes | None, str | None, str, tuple[int, int], str]:
     """Digest (``None`` if unreadable), failure reason, mode, size and format of one file.
 
@@ -88,10 +107,15 @@ def _inspect(path: str) -> tuple[bytes | None, str | None, str, tuple[int, int],
         with open(path, "rb") as file:
             if os.fstat(file.fileno()).st_size <= _READ_WHOLE:
                 data = file.read()
+                if _is_dicom(path, data[:132]):
+                    return (hashlib.sha256(data).digest(), *_decode_dicom(path))
                 return (hashlib.sha256(data).digest(), *_decode(io.BytesIO(data)))
             hasher = hashlib.sha256()
             for chunk in iter(lambda: file.read(2**20), b""):
                 hasher.update(chunk)
+            file.seek(0)
+            if _is_dicom(path, file.read(132)):
+                return (hasher.digest(), *_decode_dicom(path))
             file.seek(0)
             return (hasher.digest(), *_decode(file))
     except OSError as error:

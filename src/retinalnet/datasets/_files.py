@@ -159,7 +159,7 @@ def class_folder_hint(name: str) -> str:
 
 
 def is_image_file(name: str) -> bool:
-    """Whether a file name is read as an image (``.jpeg``, ``.jpg``, ``.png``, any case).
+    """Whether a file name is read as an image (``.jpeg``, ``.jpg``, ``.png``, ``.dcm``, any case).
 
     Hidden files (``.DS_Store``, macOS ``._`` resource forks) are never images.
     """

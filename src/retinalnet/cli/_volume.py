@@ -1,0 +1,227 @@
+"""``retinalnet predict`` for OCT volumes: multi-frame DICOM files, summarised per volume.
+
+A multi-frame DICOM file among the paths is a volume: every B-scan is predicted and the
+volume summarised by :func:`retinalnet.volume.predict_volume` (one line each, then the
+B-scans that drove it); ``--json`` gives every B-scan's probabilities, ``--plots DIR`` a strip
+figure per volume, ``--cam DIR`` Grad-CAM overlays of the driving B-scans. Nothing from a
+file's patient tags is read, so nothing of them is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from retinalnet.predictor import Predictor, SkippedImage
+    from retinalnet.volume import VolumeSummary
+
+__all__ = [
+    "VolumeRun",
+    "add_volume_flags",
+    "predict_volumes",
+    "print_volumes",
+    "split_volumes",
+    "write_volume_outputs",
+]
+
+logger = logging.getLogger("retinalnet")
+
+_SHOWN = 5  # driving B-scans listed per volume in the text output
+_CAMS = 3  # Grad-CAM overlays per volume
+_PIL_SUFFIXES = (".jpeg", ".jpg", ".png")  # never opened to look for a DICOM preamble
+
+
+def split_volumes(paths: Sequence[Path], args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
+    """The image files and the volumes (multi-frame DICOM files) among ``paths``.
+
+    Only DICOM files are opened, and only their headers. A file whose header cannot be read
+    stays with the images, where the Predictor reports it (or skips it with
+    ``--on-error skip``). Flags that do not fit the volumes found are refused here, before
+    any prediction.
+
+    Raises
+    ------
+    RuntimeError
+        If pydicom is not installed and a DICOM file is given (one line, the fix).
+    ValueError
+        If ``--csv`` is given with a volume, or ``--plots`` without one.
+    """
+    from retinalnet._core.images import UnreadableImageError, frame_count, is_dicom
+
+    images: list[Path] = []
+    volumes: list[tuple[Path, int]] = []
+    for path in paths:
+        try:
+            dicom = path.suffix.lower() not in _PIL_SUFFIXES and is_dicom(path)
+            frames = frame_count(path) if dicom else 1
+        except UnreadableImageError:
+            frames = 1
+        except ModuleNotFoundError as error:
+            raise RuntimeError(str(error)) from None
+        if frames > 1:
+            volumes.append((path, frames))
+        else:
+            images.append(path)
+    if volumes and args.csv is not None:
+        path, frames = volumes[0]
+        raise ValueError(
+            f"--csv writes one row per image, and {path} is a volume of {frames} B-scans; use "
+            "--json for volumes (every B-scan's probabilities), or leave --csv out"
+        )
+    if not volumes and args.plots is not None:
+        raise ValueError(
+            "--plots DIR draws the B-scan probabilities of each volume (a multi-frame DICOM "
+            "file), and no volume was given; leave --plots out"
+        )
+    return images, [path for path, _ in volumes]
+
+
+@dataclass(frozen=True)
+class VolumeRun:
+    """A volume's summary and its B-scans (kept for the Grad-CAM overlays)."""
+
+    path: Path
+    summary: VolumeSummary
+    scans: list[Image.Image]
+
+
+def predict_volumes(
+    predictor: Predictor, volumes: Sequence[Path], args: argparse.Namespace
+) -> tuple[list[VolumeRun], list[SkippedImage]]:
+    """Summarise each volume; with ``--on-error skip`` an unreadable one is listed, not fatal."""
+    from retinalnet._core.images import UnreadableImageError
+    from retinalnet.predictor import SkippedImage
+    from retinalnet.volume import predict_volume, read_volume
+
+    order = None if args.order is None else [name.strip() for name in args.order.split(",")]
+    runs: list[VolumeRun] = []
+    skipped: list[SkippedImage] = []
+    for path in volumes:
+        try:
+            scans = read_volume(path)
+            summary = predict_volume(
+                predictor,
+                scans,
+                threshold=args.threshold,
+                order=order,
+                min_scans=args.min_scans,
+                source=str(path),
+            )
+        except UnreadableImageError as error:
+            if args.on_error != "skip":
+                raise
+            skipped.append(SkippedImage(str(path), error.reason or str(error)))
+            continue
+        runs.append(VolumeRun(path, summary, scans))
+    if skipped:
+        logger.warning("skipped %d unreadable volume(s) of %d", len(skipped), len(volumes))
+    return runs, skipped
+
+
+def print_volumes(runs: Sequence[VolumeRun]) -> None:
+    """One line per volume, then the B-scans that drove it (at most five, most probable)."""
+    for run in runs:
+        summary = run.summary
+        print(summary)
+        if summary.drivers:
+            shown = ", ".join(
+                f"{scan.index} ({scan.probability:.1%})" for scan in summary.drivers[:_SHOWN]
+            )
+            more = len(summary.drivers) - _SHOWN
+            extra = f" and {more} more" if more > 0 else ""
+            print(f"  B-scans at {summary.label} >= {summary.threshold:.0%}: {shown}{extra}")
+
+
+def write_volume_outputs(
+    predictor: Predictor, runs: Sequence[VolumeRun], args: argparse.Namespace
+) -> list[Path]:
+    """``--plots DIR``: a strip figure per volume; ``--cam DIR``: overlays of its drivers."""
+    written: list[Path] = []
+    if args.plots is not None:
+        from retinalnet.plots_volume import plot_volume
+
+        folder: Path = args.plots
+        folder.mkdir(parents=True, exist_ok=True)
+        for number, run in enumerate(runs):
+            target = folder / _name(run.path, number, runs, "volume.png")
+            plot_volume(run.summary, save=target)
+            written.append(target)
+    if args.cam is not None:
+        from retinalnet.plots import plot_gradcam
+
+        folder = args.cam
+        folder.mkdir(parents=True, exist_ok=True)
+        for number, run in enumerate(runs):
+            summary = run.summary
+            index = summary.classes.index(summary.label)
+            scans = list(summary.drivers[:_CAMS]) or [summary.peak(summary.label)]
+            for scan in scans:
+                heatmap = predictor.gradcam(run.scans[scan.index], class_index=index)
+                title = (
+                    f"{run.path.name} B-scan {scan.index}: {summary.label} {scan.probability:.1%}"
+                )
+                target = folder / _name(run.path, number, runs, f"scan{scan.index}_cam.png")
+                plot_gradcam(run.scans[scan.index], heatmap, title=title, save=target)
+                written.append(target)
+    return written
+
+
+def _name(path: Path, number: int, runs: Sequence[VolumeRun], suffix: str) -> str:
+    """``STEM_SUFFIX``, with the volume's number when two volumes share a stem."""
+    clash = sum(run.path.stem == path.stem for run in runs) > 1
+    return f"{path.stem}_{number}_{suffix}" if clash else f"{path.stem}_{suffix}"
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a probability in (0, 1], got {text}")
+    return value
+
+
+def add_volume_flags(predict: argparse.ArgumentParser) -> None:
+    """The flags of ``predict`` for OCT volumes (multi-frame DICOM files)."""
+    volume = predict.add_argument_group("OCT volumes (multi-frame DICOM files)")
+    volume.add_argument(
+        "--threshold",
+        type=_probability,
+        default=0.5,
+        metavar="P",
+        help="a B-scan counts for a class at this probability; the volume gets the first of "
+        "CNV, DME, DRUSEN that enough B-scans reach, else NORMAL (default: %(default)s)",
+    )
+    volume.add_argument(
+        "--min-scans",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="B-scans that must reach the threshold for a class (default: %(default)s)",
+    )
+    volume.add_argument(
+        "--order",
+        default=None,
+        metavar="A,B,...",
+        help="the model's classes by concern, highest first, fallback last (needed for a "
+        "model whose classes are not CNV, DME, DRUSEN, NORMAL)",
+    )
+    volume.add_argument(
+        "--plots",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write a figure of each volume's B-scan probabilities here (needs matplotlib)",
+    )

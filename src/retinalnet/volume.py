@@ -1,0 +1,399 @@
+"""OCT volumes: every B-scan predicted, the volume summarised by a referral rule.
+
+A volume is the stack of B-scans of one OCT acquisition (a multi-frame DICOM file, or B-scans
+given in order). :func:`predict_volume` predicts each B-scan with a
+:class:`~retinalnet.predictor.Predictor` and :func:`summarise_volume` applies the rule:
+
+    Go through the classes in referral order, highest concern first (``CNV``, ``DME``,
+    ``DRUSEN``, then ``NORMAL``). The volume gets the first class that at least
+    ``min_scans`` B-scans give a probability of at least ``threshold``; when no class before
+    the last one does, it gets the last one (``NORMAL``).
+
+The default threshold, 0.5, means a B-scan counts for a class when the model finds that class
+at least as likely as all the others together (with probabilities summing to 1 it is then the
+B-scan's most probable class). Lower it to miss fewer diseased volumes at the cost of more
+false referrals; the probabilities are only as meaningful as the model's calibration. One
+B-scan suffices by default (``min_scans=1``): a lesion is often visible on a few B-scans of a
+volume only.
+
+The B-scans that drove the result (``VolumeSummary.drivers``) are those whose probability of
+the volume's class reaches the threshold, most probable first.
+
+.. versionadded:: 0.2
+
+Examples
+--------
+>>> summary = summarise_volume(
+...     [[0.1, 0.1, 0.1, 0.7], [0.6, 0.2, 0.1, 0.1], [0.2, 0.1, 0.6, 0.1]],
+...     ("CNV", "DME", "DRUSEN", "NORMAL"),
+... )
+>>> summary.label, [(s.index, s.probability) for s in summary.drivers]
+('CNV', [(1, 0.6)])
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from retinalnet._core.classes import KERMANY_CLASSES
+from retinalnet._core.images import ImageInput, UnreadableImageError, load_frames
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from retinalnet.predictor import Predictor
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "REFERRAL_ORDER",
+    "ScanProbability",
+    "VolumeSummary",
+    "predict_volume",
+    "read_volume",
+    "summarise_volume",
+]
+
+REFERRAL_ORDER: Final[tuple[str, ...]] = ("CNV", "DME", "DRUSEN", "NORMAL")
+"""The Kermany classes by clinical concern, highest first: CNV and DME call for an urgent
+referral, drusen for a routine one, a normal retina for none (Kermany et al., 2018)."""
+
+DEFAULT_THRESHOLD: Final = 0.5
+"""The probability at which a B-scan counts for a class (see the module's rule)."""
+
+
+@dataclass(frozen=True)
+class ScanProbability:
+    """One B-scan of a volume (its index, from 0) and the probability of a class."""
+
+    index: int
+    probability: float
+
+
+@dataclass(frozen=True)
+class VolumeSummary:
+    """The per-B-scan probabilities of a volume and the class the referral rule gives it.
+
+    Attributes
+    ----------
+    source : str
+        The file, or ``"<volume>"`` for B-scans given in memory.
+    label : str
+        The volume's class by the rule (see :mod:`retinalnet.volume`).
+    classes : tuple of str
+        The model's classes, in output order (the columns of ``probabilities``).
+    probabilities : tuple of tuple of float
+        One row per B-scan, in volume order: the probability of each class.
+    threshold : float
+        The probability at which a B-scan counts for a class.
+    order : tuple of str
+        The referral order used, highest concern first; the last class is the fallback.
+    min_scans : int
+        How many B-scans must reach the threshold for a class.
+    drivers : tuple of ScanProbability
+        The B-scans whose probability of ``label`` reaches the threshold, most probable
+        first (ties by index). For the fallback class this may be empty.
+    """
+
+    source: str
+    label: str
+    classes: tuple[str, ...]
+    probabilities: tuple[tuple[float, ...], ...]
+    threshold: float
+    order: tuple[str, ...]
+    min_scans: int
+    drivers: tuple[ScanProbability, ...]
+
+    @property
+    def num_scans(self) -> int:
+        """How many B-scans the volume holds."""
+        return len(self.probabilities)
+
+    @property
+    def array(self) -> npt.NDArray[np.float64]:
+        """``probabilities`` as an array ``(num_scans, num_classes)``."""
+        return np.asarray(self.probabilities, dtype=np.float64).reshape(-1, len(self.classes))
+
+    @property
+    def referred(self) -> bool:
+        """Whether a class before the fallback reached the threshold."""
+        return self.label != self.order[-1]
+
+    def peak(self, name: str) -> ScanProbability:
+        """The B-scan that gives class ``name`` its highest probability (first on ties).
+
+        Raises
+        ------
+        ValueError
+            If ``name`` is not one of :attr:`classes`.
+        """
+        if name not in self.classes:
+            raise ValueError(f"{name!r} is not a class of this volume; choose from {self.classes}")
+        column = self.array[:, self.classes.index(name)]
+        index = int(column.argmax())
+        return ScanProbability(index, float(column[index]))
+
+    def reason(self) -> str:
+        """Why the volume has its class, in one line (no patient data: indices only)."""
+        count = len(self.drivers)
+        if self.referred:
+            return (
+                f"{count} of {self.num_scans} B-scans at {self.label} >= {self.threshold:.0%}"
+                + (f" (needs {self.min_scans})" if self.min_scans > 1 else "")
+            )
+        concerns = ", ".join(self.order[:-1])
+        peaks = [(name, self.peak(name)) for name in self.order[:-1]]
+        which, highest = max(peaks, key=lambda item: item[1].probability)
+        return (
+            f"no class of {concerns} reached {self.threshold:.0%} on "
+            f"{'a B-scan' if self.min_scans == 1 else f'{self.min_scans} B-scans'}; highest: "
+            f"{which} {highest.probability:.1%} at B-scan {highest.index}"
+        )
+
+    def __str__(self) -> str:
+        return f"{self.source}  {self.label}  ({self.num_scans} B-scans; {self.reason()})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON: the summary, the drivers, and every B-scan's probabilities."""
+        return {
+            "source": self.source,
+            "kind": "volume",
+            "label": self.label,
+            "num_scans": self.num_scans,
+            "threshold": self.threshold,
+            "min_scans": self.min_scans,
+            "order": list(self.order),
+            "classes": list(self.classes),
+            "reason": self.reason(),
+            "drivers": [{"index": s.index, "probability": s.probability} for s in self.drivers],
+            "peaks": {
+                name: {"index": p.index, "probability": p.probability}
+                for name in self.classes
+                for p in [self.peak(name)]
+            },
+            "scans": [
+                {
+                    "index": index,
+                    "label": self.classes[int(np.argmax(row))],
+                    "probabilities": dict(zip(self.classes, row, strict=True)),
+                }
+                for index, row in enumerate(self.probabilities)
+            ],
+        }
+
+
+def _check_order(classes: Sequence[str], order: Sequence[str] | None) -> tuple[str, ...]:
+    if order is None:
+        if sorted(classes) != sorted(KERMANY_CLASSES):
+            raise ValueError(
+                f"the model's classes are {list(classes)}, not the Kermany ones "
+                f"{list(KERMANY_CLASSES)}, so the referral order CNV > DME > DRUSEN > NORMAL "
+                "does not apply; pass order=[...], every class of the model from highest "
+                "concern to the fallback class"
+            )
+        return REFERRAL_ORDER
+    if isinstance(order, str):
+        raise TypeError(f"order must be a sequence of class names, got the string {order!r}")
+    chosen = tuple(order)
+    if sorted(chosen) != sorted(classes) or len(set(chosen)) != len(chosen) or len(chosen) < 2:
+        raise ValueError(
+            f"order must list every class of the model once, highest concern first and the "
+            f"fallback class last; got {list(chosen)} for the classes {list(classes)}"
+        )
+    return chosen
+
+
+def _check_threshold(threshold: float) -> float:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise TypeError(f"threshold must be a probability (float), got {threshold!r}")
+    if not (math.isfinite(threshold) and 0 < threshold <= 1):
+        raise ValueError(
+            f"threshold must be in (0, 1], got {threshold!r}; the default is {DEFAULT_THRESHOLD}"
+        )
+    return float(threshold)
+
+
+def summarise_volume(
+    probabilities: torch.Tensor | npt.ArrayLike,
+    classes: Sequence[str],
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    order: Sequence[str] | None = None,
+    min_scans: int = 1,
+    source: str = "<volume>",
+) -> VolumeSummary:
+    """Apply the referral rule to the per-B-scan probabilities of a volume.
+
+    Parameters
+    ----------
+    probabilities
+        ``(num_scans, num_classes)``: each B-scan's class probabilities (rows sum to 1), as
+        :meth:`~retinalnet.predictor.Predictor.predict_proba` gives them.
+    classes
+        The class of each column (the model's classes, in output order).
+    threshold
+        The probability at which a B-scan counts for a class, in (0, 1]; default 0.5.
+    order
+        The classes by concern, highest first, the fallback class last. ``None`` (the
+        default) takes :data:`REFERRAL_ORDER` and needs the Kermany classes; a model of other
+        classes needs an explicit order.
+    min_scans
+        How many B-scans must reach the threshold for a class (default 1).
+    source
+        How the summary names the volume.
+
+    Returns
+    -------
+    VolumeSummary
+
+    Raises
+    ------
+    ValueError
+        If the probabilities are not a non-empty ``(num_scans, len(classes))`` array in
+        [0, 1], the threshold is not in (0, 1], ``min_scans`` is not a positive int, or the
+        classes are not the Kermany ones and no ``order`` is given (or ``order`` is not a
+        permutation of them).
+
+    Examples
+    --------
+    >>> summary = summarise_volume([[0.2, 0.1, 0.2, 0.5]] * 3, ("CNV", "DME", "DRUSEN", "NORMAL"))
+    >>> summary.label, len(summary.drivers)
+    ('NORMAL', 3)
+    """
+    names = tuple(str(name) for name in classes)
+    chosen = _check_order(names, order)
+    level = _check_threshold(threshold)
+    if isinstance(min_scans, bool) or not isinstance(min_scans, int) or min_scans < 1:
+        raise ValueError(f"min_scans must be an int >= 1, got {min_scans!r}")
+    if isinstance(probabilities, torch.Tensor):
+        probabilities = probabilities.detach().cpu().double().numpy()
+    array = np.asarray(probabilities, dtype=np.float64)
+    if array.ndim != 2 or array.shape[1] != len(names) or array.shape[0] == 0:
+        raise ValueError(
+            f"probabilities must have shape (num_scans >= 1, {len(names)}), one column per "
+            f"class; got {array.shape}"
+        )
+    if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+        raise ValueError("probabilities must be finite and in [0, 1]")
+    label = chosen[-1]
+    for name in chosen[:-1]:
+        if int((array[:, names.index(name)] >= level).sum()) >= min_scans:
+            label = name
+            break
+    column = array[:, names.index(label)]
+    hits = [int(i) for i in np.flatnonzero(column >= level)]
+    hits.sort(key=lambda i: (-column[i], i))
+    return VolumeSummary(
+        source=source,
+        label=label,
+        classes=names,
+        probabilities=tuple(tuple(float(p) for p in row) for row in array),
+        threshold=level,
+        order=chosen,
+        min_scans=min_scans,
+        drivers=tuple(ScanProbability(i, float(column[i])) for i in hits),
+    )
+
+
+def read_volume(path: str | os.PathLike[str]) -> list[Image.Image]:
+    """The B-scans of a volume file, in order, as ``"L"`` (or ``"RGB"``) images.
+
+    A multi-frame DICOM file gives its frames; a single-frame DICOM or any other image gives
+    one B-scan. Pixels become grey levels by the rules of the docs page "DICOM and OCT
+    volumes". Needs the ``dicom`` extra for DICOM files.
+
+    Raises
+    ------
+    retinalnet.datasets.UnreadableImageError
+        If the file cannot be read; the message names the file and never a patient tag.
+    ModuleNotFoundError
+        For a DICOM file when pydicom is not installed (``pip install "retinalnet[dicom]"``).
+
+    Examples
+    --------
+    >>> scans = read_volume("volume.dcm")  # doctest: +SKIP
+    >>> len(scans), scans[0].size  # doctest: +SKIP
+    (49, (512, 496))
+    """
+    return load_frames(path)
+
+
+def predict_volume(
+    predictor: Predictor,
+    volume: str | os.PathLike[str] | Sequence[ImageInput],
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    order: Sequence[str] | None = None,
+    min_scans: int = 1,
+    source: str | None = None,
+) -> VolumeSummary:
+    """Predict every B-scan of a volume and summarise it by the referral rule.
+
+    Parameters
+    ----------
+    predictor
+        Gives each B-scan's probabilities (its model, preprocessing, device, TTA).
+    volume
+        A volume file (a multi-frame DICOM file; see :func:`read_volume`), or the B-scans
+        in order (paths, PIL images or image tensors, as :class:`~retinalnet.predictor.Predictor`
+        takes them; ``list(tensor)`` for a ``(N, H, W)`` tensor).
+    threshold, order, min_scans
+        The rule's settings (see :func:`summarise_volume`); checked before any B-scan is
+        predicted.
+    source
+        How the summary names the volume; the path, or ``"<volume>"``, by default.
+
+    Returns
+    -------
+    VolumeSummary
+
+    Raises
+    ------
+    retinalnet.datasets.UnreadableImageError
+        If the volume file or one of its B-scans cannot be read (even with
+        ``on_error="skip"``: a volume with a B-scan left out would be summarised wrongly).
+    ValueError
+        As :func:`summarise_volume`, or if the volume holds no B-scan.
+
+    Examples
+    --------
+    >>> from retinalnet import Predictor
+    >>> predictor = Predictor.from_checkpoint("best.pt")  # doctest: +SKIP
+    >>> summary = predict_volume(predictor, "volume.dcm")  # doctest: +SKIP
+    >>> print(summary)  # doctest: +SKIP
+    volume.dcm  CNV  (49 B-scans; 3 of 49 B-scans at CNV >= 50%)
+    """
+    classes = predictor.classes
+    _check_order(classes, order)  # before any work
+    _check_threshold(threshold)
+    if isinstance(volume, (str, os.PathLike)):
+        name = str(volume) if source is None else source
+        scans: Sequence[ImageInput] = read_volume(volume)
+    elif isinstance(volume, (list, tuple)):
+        name = "<volume>" if source is None else source
+        scans = volume
+    else:
+        raise TypeError(
+            f"volume must be a file path or a list of B-scans, got {type(volume).__name__}; "
+            "pass list(tensor) for a (N, H, W) tensor"
+        )
+    if not scans:
+        raise ValueError(f"the volume {name} holds no B-scan")
+    probabilities = predictor.predict_proba(scans)
+    if predictor.skipped:
+        first = predictor.skipped[0]
+        raise UnreadableImageError(
+            first.source,
+            f"{first.reason} (B-scan of the volume {name}; a volume is summarised only when "
+            "every B-scan is read)",
+        )
+    return summarise_volume(
+        probabilities, classes, threshold=threshold, order=order, min_scans=min_scans, source=name
+    )

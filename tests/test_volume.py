@@ -1,0 +1,354 @@
+"""OCT volumes: the referral rule, predict_volume, the strip plot and ``retinalnet predict``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from _dicom_helpers import MARKER, scans, write
+from _training_helpers import tiny_cnn
+from retinalnet.checkpoint import save_checkpoint
+from retinalnet.cli import build_parser, main
+from retinalnet.datasets import KERMANY_CLASSES, UnreadableImageError
+from retinalnet.models import Classifier, small_cnn
+from retinalnet.predictor import Predictor
+from retinalnet.transforms import Preprocessing
+from retinalnet.volume import (
+    DEFAULT_THRESHOLD,
+    REFERRAL_ORDER,
+    predict_volume,
+    read_volume,
+    summarise_volume,
+)
+
+N, C, D, R = (0.05, 0.05, 0.05, 0.85), (0.6, 0.2, 0.1, 0.1), (0.1, 0.8, 0.05, 0.05), None
+
+# --- the rule -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rows", "threshold", "min_scans", "label", "drivers"),
+    [
+        ([N, N, N], 0.5, 1, "NORMAL", [0, 1, 2]),
+        ([N, C, N], 0.5, 1, "CNV", [1]),
+        ([D, N, C], 0.5, 1, "CNV", [2]),  # CNV outranks a more probable DME
+        ([(0.49, 0.0, 0.0, 0.51), (0.3, 0.0, 0.55, 0.15)], 0.5, 1, "DRUSEN", [1]),
+        ([(0.35, 0.0, 0.0, 0.65), N], 0.3, 1, "CNV", [0]),
+        ([N, C, D, D], 0.5, 2, "DME", [2, 3]),  # one CNV B-scan is not enough
+        ([(0.2, 0.2, 0.2, 0.4)] * 2, 0.5, 1, "NORMAL", []),  # nothing reaches it
+        ([(0.7, 0.1, 0.1, 0.1), (0.9, 0, 0, 0.1), (0.7, 0.1, 0.1, 0.1)], 0.5, 1, "CNV", [1, 0, 2]),
+    ],
+)  # fmt: skip
+def test_the_referral_rule(rows, threshold, min_scans, label, drivers) -> None:
+    summary = summarise_volume(
+        rows, KERMANY_CLASSES, threshold=threshold, min_scans=min_scans, source="v.dcm"
+    )
+    assert summary.label == label
+    assert [scan.index for scan in summary.drivers] == drivers
+    assert summary.referred == (label != "NORMAL")
+    assert summary.order == REFERRAL_ORDER
+
+
+def test_the_rule_reads_the_model_class_names_not_their_order() -> None:
+    classes = ("NORMAL", "DRUSEN", "DME", "CNV")  # another output order
+    summary = summarise_volume([(0.1, 0.1, 0.2, 0.6)], classes)
+    assert summary.label == "CNV"
+    assert summary.drivers[0].probability == pytest.approx(0.6)
+
+
+def test_other_classes_need_an_explicit_order() -> None:
+    classes = ("healthy", "amd", "glaucoma")
+    with pytest.raises(ValueError, match=r"not the Kermany ones.*pass order=\[\.\.\.\]"):
+        summarise_volume([(0.2, 0.7, 0.1)], classes)
+    summary = summarise_volume([(0.2, 0.7, 0.1)], classes, order=["amd", "glaucoma", "healthy"])
+    assert summary.label == "amd"
+    for order, error in [
+        (["amd", "healthy"], ValueError),
+        (["amd", "amd", "healthy"], ValueError),
+        ("amd", TypeError),
+    ]:
+        with pytest.raises(error, match="order"):
+            summarise_volume([(0.2, 0.7, 0.1)], classes, order=order)
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"threshold": 0}, "threshold must be in"),
+        ({"threshold": 1.5}, "threshold must be in"),
+        ({"threshold": math.nan}, "threshold must be in"),
+        ({"threshold": True}, "threshold must be a probability"),
+        ({"min_scans": 0}, "min_scans must be an int >= 1"),
+    ],
+)
+def test_bad_settings_are_refused(options, match) -> None:
+    with pytest.raises((ValueError, TypeError), match=match):
+        summarise_volume([N], KERMANY_CLASSES, **options)
+
+
+@pytest.mark.parametrize(
+    "rows", [[], [(0.5, 0.5)], [(0.5, 0.5, 0.5, math.nan)], [(2.0, 0.0, 0.0, 0.0)]]
+)
+def test_bad_probabilities_are_refused(rows) -> None:
+    with pytest.raises(ValueError, match="probabilities must"):
+        summarise_volume(rows, KERMANY_CLASSES)
+
+
+def test_the_summary_says_itself_and_gives_everything_as_json() -> None:
+    summary = summarise_volume([N, C, N], KERMANY_CLASSES, source="v.dcm")
+    assert str(summary) == "v.dcm  CNV  (3 B-scans; 1 of 3 B-scans at CNV >= 50%)"
+    data = json.loads(json.dumps(summary.to_dict()))
+    assert data["kind"] == "volume"
+    assert data["label"] == "CNV"
+    assert data["drivers"] == [{"index": 1, "probability": 0.6}]
+    assert data["peaks"]["DME"] == {"index": 1, "probability": 0.2}
+    assert [scan["label"] for scan in data["scans"]] == ["NORMAL", "CNV", "NORMAL"]
+    assert data["scans"][1]["probabilities"] == dict(zip(KERMANY_CLASSES, C, strict=True))
+    normal = summarise_volume([N, (0.3, 0.1, 0.1, 0.5)], KERMANY_CLASSES, source="w.dcm")
+    assert normal.reason() == (
+        "no class of CNV, DME, DRUSEN reached 50% on a B-scan; highest: CNV 30.0% at B-scan 1"
+    )
+
+
+def test_the_cli_default_threshold_is_the_library_one() -> None:
+    args = build_parser().parse_args(["predict", "--checkpoint", "x.pt", "v.dcm"])
+    assert args.threshold == DEFAULT_THRESHOLD
+    assert args.min_scans == 1
+
+
+# --- predict_volume -------------------------------------------------------------------------
+
+
+class _Brightness(nn.Module):
+    """CNV for a bright B-scan, NORMAL for a dark one: the mean of the normalised input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gain = nn.Parameter(torch.tensor(8.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(1, 2, 3))
+        low = torch.full_like(mean, -4.0)
+        logits = torch.stack([self.gain * mean, low, low, torch.zeros_like(mean)], dim=1)
+        return logits.log_softmax(dim=1)
+
+
+@pytest.fixture(scope="module")
+def brightness() -> Predictor:
+    model = Classifier(_Brightness(), classes=KERMANY_CLASSES, preprocessing=Preprocessing(size=32))
+    return Predictor(model, device="cpu", precision="fp32")
+
+
+@pytest.fixture
+def bright_volume() -> np.ndarray:
+    volume = scans(5)
+    volume[3] = 250  # one bright B-scan among dark ones
+    return volume
+
+
+def test_a_volume_file_and_its_b_scans_give_the_same_summary(
+    tmp_path: Path, brightness: Predictor, bright_volume: np.ndarray
+) -> None:
+    path = write(tmp_path / "volume.dcm", bright_volume)
+    summary = predict_volume(brightness, path)
+    assert summary.source == str(path)
+    assert summary.num_scans == 5
+    assert summary.label == "CNV"
+    assert [scan.index for scan in summary.drivers] == [3]
+    assert summary.drivers[0].probability > 0.99
+    frames = [Image.fromarray(frame) for frame in bright_volume]
+    in_memory = predict_volume(brightness, frames)
+    assert in_memory.source == "<volume>"
+    assert in_memory.probabilities == summary.probabilities
+    assert [np.asarray(f).tolist() for f in read_volume(path)] == bright_volume.tolist()
+
+
+def test_a_dark_volume_is_normal(tmp_path: Path, brightness: Predictor) -> None:
+    summary = predict_volume(brightness, write(tmp_path / "volume.dcm", scans(4)))
+    assert summary.label == "NORMAL"
+    assert len(summary.drivers) == 4
+
+
+def test_predict_volume_checks_the_rule_before_any_work(tmp_path: Path) -> None:
+    three = Classifier(
+        nn.Sequential(nn.Flatten(), nn.LazyLinear(3), nn.LogSoftmax(dim=1)),
+        classes=("a", "b", "c"),
+    )
+    predictor = Predictor(three, device="cpu")
+    with pytest.raises(ValueError, match="not the Kermany ones"):
+        predict_volume(predictor, tmp_path / "missing.dcm")
+    with pytest.raises(ValueError, match="threshold"):
+        predict_volume(predictor, tmp_path / "missing.dcm", threshold=2, order=["a", "b", "c"])
+
+
+def test_a_volume_with_an_unreadable_b_scan_is_not_summarised(
+    tmp_path: Path, brightness: Predictor
+) -> None:
+    good = tmp_path / "0.png"
+    Image.fromarray(scans(1)[0]).save(good)
+    skipping = Predictor(brightness.model, device="cpu", on_error="skip")
+    with pytest.raises(UnreadableImageError, match=r"B-scan of the volume <volume>"):
+        predict_volume(skipping, [good, tmp_path / "1.png", good])
+
+
+def test_the_strip_plot_marks_the_drivers(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from retinalnet.plots_volume import plot_volume
+
+    summary = summarise_volume([N, C, C, N], KERMANY_CLASSES, source="v.dcm")
+    figure = plot_volume(summary, save=tmp_path / "strip.png")
+    heat = figure.axes[0]
+    assert [t.get_text() for t in heat.get_yticklabels()] == list(REFERRAL_ORDER)
+    assert heat.collections[0].get_offsets().tolist() == [[1, 0], [2, 0]]
+    assert Image.open(tmp_path / "strip.png").size[0] > 100
+
+
+# --- retinalnet predict ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_checkpoint(tmp_path_factory.mktemp("volume-cli") / "best.pt", tiny_cnn())
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    Image.fromarray(scans(1, seed=1)[0]).save(folder / "a.jpeg")
+    write(folder / "b.dcm", scans(1, seed=2)[0])
+    write(folder / "volume.dcm", scans(4))
+    return folder
+
+
+def _predict(*argv: str) -> int:
+    return main(["predict", "-q", *argv])
+
+
+def test_predict_summarises_a_volume_among_images(
+    checkpoint: Path, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _predict("--checkpoint", str(checkpoint), str(folder), "--threshold", "0.3") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(str(folder / "a.jpeg"))
+    assert lines[1].startswith(str(folder / "b.dcm"))
+    assert lines[2].startswith(f"{folder / 'volume.dcm'}  ")
+    assert "(4 B-scans; " in lines[2]
+    assert all(line.startswith("  B-scans at ") for line in lines[3:])
+    assert len(lines) <= 4
+
+    assert _predict("--checkpoint", str(checkpoint), str(folder), "--json") == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["source"] for r in results] == [
+        str(folder / n) for n in ("a.jpeg", "b.dcm", "volume.dcm")
+    ]
+    volume = results[2]
+    assert volume["kind"] == "volume"
+    assert volume["threshold"] == 0.5
+    assert len(volume["scans"]) == 4
+    assert all(
+        sum(s["probabilities"].values()) == pytest.approx(1, abs=1e-5) for s in volume["scans"]
+    )
+
+
+def test_predict_draws_volumes_and_their_driving_b_scans(
+    checkpoint: Path, folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    plots, cams = tmp_path / "plots", tmp_path / "cams"
+    code = _predict(
+        "--checkpoint", str(checkpoint), str(folder / "volume.dcm"), "--plots", str(plots),
+        "--cam", str(cams), "--threshold", "0.01",
+    )  # fmt: skip
+    assert code == 0
+    assert sorted(p.name for p in plots.iterdir()) == ["volume_volume.png"]
+    names = sorted(p.name for p in cams.iterdir())
+    assert len(names) == 3  # the three most probable of the four drivers
+    assert all(n.startswith("volume_scan") and n.endswith("_cam.png") for n in names)
+    assert f"plots: {plots / 'volume_volume.png'}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--csv", "out.csv"], "--csv writes one row per image, and .*volume.dcm is a volume"),
+        (["--order", "CNV,DME"], "order must list every class of the model once"),
+    ],
+)
+def test_predict_refuses_what_does_not_fit_a_volume_in_one_line(
+    checkpoint: Path, folder: Path, capsys: pytest.CaptureFixture[str], extra, match
+) -> None:
+    assert _predict("--checkpoint", str(checkpoint), str(folder), *extra) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert re.search(match, err[0])
+
+
+def test_plots_without_a_volume_and_a_model_of_other_classes_are_refused(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    three = save_checkpoint(
+        tmp_path / "three.pt",
+        small_cnn(num_classes=3, classes=("a", "b", "c"), preprocessing=Preprocessing(size=32)),
+    )
+    assert _predict("--checkpoint", str(three), str(folder / "a.jpeg"), "--plots", "p") == 1
+    assert "no volume was given" in capsys.readouterr().err
+    assert _predict("--checkpoint", str(three), str(folder / "volume.dcm")) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "not the Kermany ones" in err[0]
+    assert "pass --order A,B,..." in err[0]
+    assert _predict("--checkpoint", str(three), str(folder / "volume.dcm"), "--order", "b,c,a") == 0
+
+
+def test_predict_without_pydicom_says_what_to_install(
+    checkpoint: Path, folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pydicom", None)
+    assert _predict("--checkpoint", str(checkpoint), str(folder / "b.dcm")) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"retinalnet predict: error: cannot read image {str(folder / 'b.dcm')!r}: reading DICOM "
+        'files needs pydicom, which is not installed: pip install "retinalnet[dicom]"'
+    ]
+
+
+def test_predict_never_shows_a_patient_tag(
+    checkpoint: Path,
+    folder: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    write(tmp_path / "nopixels.dcm", None)
+    write(tmp_path / "sr.dcm", scans(1)[0], sop_class="1.2.840.10008.5.1.4.1.1.88.11")
+    outputs: list[str] = []
+    runs = [
+        [str(folder), "--json"],
+        [str(folder)],
+        [str(folder), str(tmp_path / "nopixels.dcm"), str(tmp_path / "sr.dcm"), "--on-error",
+         "skip", "--json"],
+        [str(tmp_path / "nopixels.dcm")],
+        [str(tmp_path / "sr.dcm")],
+    ]  # fmt: skip
+    codes = []
+    for argv in runs:
+        codes.append(main(["predict", "--checkpoint", str(checkpoint), *argv]))
+        captured = capsys.readouterr()
+        outputs += [captured.out, captured.err]
+    assert codes == [0, 0, 0, 1, 1]
+    assert "holds no pixel data" in outputs[7]  # the errors are there, on stderr
+    assert "its SOP class is Basic Text SR Storage" in outputs[9]
+    outputs += [record.getMessage() for record in caplog.records]
+    assert all(MARKER not in text for text in outputs)
