@@ -21,6 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("retinalnet.predictor",),
     ("retinalnet.plots", "retinalnet.demo", "retinalnet.export"),
     ("retinalnet.volume", "retinalnet.plots_volume"),
+    ("retinalnet.report",),  # draws with retinalnet.plots
     ("retinalnet.cli", "retinalnet.__main__", "retinalnet"),
 )
 

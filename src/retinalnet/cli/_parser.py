@@ -274,6 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="95%% confidence intervals from N resamples, e.g. 1000 (default: %(default)s, none)",
     )
+    evaluate.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write a self-contained HTML report for clinicians here: metrics, curves, "
+        "the most confident mistakes with Grad-CAM; opens offline (needs matplotlib)",
+    )
     on_error(evaluate)
     feature_cache(evaluate)
     common(evaluate)

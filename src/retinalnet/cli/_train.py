@@ -119,6 +119,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if args.plots is not None:
         require_matplotlib("--plots")
+    if args.report is not None:
+        require_matplotlib("--report")
     checkpoint = load_checkpoint(args.checkpoint)
     model = checkpoint.build_model()
     data = KermanyOCT(args.data, args.split)
@@ -156,6 +158,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
         written = _write_plots(args, result, checkpoint.history)
         where = sys.stderr if args.json else sys.stdout  # stdout holds only JSON with --json
         print(f"plots: {', '.join(map(str, written))}", file=where)
+    if args.report is not None:
+        from retinalnet.report import write_html_report
+
+        page = write_html_report(
+            args.report,
+            result,
+            data=data,
+            model=model,
+            checkpoint=checkpoint,
+            report=report,
+            skipped=skipped,
+        )
+        print(f"report: {page}", file=sys.stderr if args.json else sys.stdout)
     print_skipped("evaluate", skipped)
     return 0
 

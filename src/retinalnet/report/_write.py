@@ -1,0 +1,253 @@
+"""The report from an evaluation: :func:`render_html_report` and :func:`write_html_report`."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from retinalnet._core.files import atomic_write
+from retinalnet._version import __version__
+from retinalnet.report._calibration import calibration_section
+from retinalnet.report._figures import confusion_figures, curves_section, history_section
+from retinalnet.report._gallery import confident_mistakes, mistakes_section
+from retinalnet.report._html import Section, esc, num, page, pct
+from retinalnet.report._metrics import confusion_section, metrics_section, referral_section
+from retinalnet.report._summary import summary_section
+
+if TYPE_CHECKING:
+    from retinalnet.checkpoint import Checkpoint
+    from retinalnet.datasets import KermanyOCT
+    from retinalnet.metrics import ClassificationReport
+    from retinalnet.models import Classifier
+    from retinalnet.predictor import SkippedImage
+    from retinalnet.training import EvaluationResult
+
+__all__ = ["render_html_report", "write_html_report"]
+
+_NOTICE = (
+    "retinalnet is a research tool, not a medical device: do not use these results to "
+    "diagnose or treat anyone. They hold for images like these, labelled like these, and "
+    "nothing else."
+)
+
+
+def render_html_report(
+    result: EvaluationResult,
+    *,
+    data: KermanyOCT | None = None,
+    model: Classifier | None = None,
+    checkpoint: Checkpoint | str | os.PathLike[str] | None = None,
+    report: ClassificationReport | None = None,
+    bootstrap: int = 0,
+    mistakes: int = 8,
+    skipped: Sequence[SkippedImage] = (),
+    title: str | None = None,
+) -> str:
+    """The evaluation report as one self-contained HTML document (a string).
+
+    See :func:`write_html_report` for the parameters and what the page holds.
+
+    .. versionadded:: 0.2
+
+    Raises
+    ------
+    ValueError
+        If ``result`` holds no per-image probabilities, ``data`` does not hold the images
+        of ``result``, or ``mistakes`` is negative.
+    ImportError
+        If matplotlib is not installed.
+
+    Examples
+    --------
+    >>> from retinalnet.report import render_html_report
+    >>> text = render_html_report(result, data=test, model=model)  # doctest: +SKIP
+    >>> text.startswith("<!DOCTYPE html>")  # doctest: +SKIP
+    True
+    """
+    from retinalnet.checkpoint import Checkpoint, load_checkpoint
+
+    if result.probabilities is None or result.targets is None:
+        raise ValueError(
+            "this EvaluationResult holds no per-image probabilities; get one from "
+            "retinalnet.training.evaluate(model, data)"
+        )
+    if isinstance(mistakes, bool) or not isinstance(mistakes, int) or mistakes < 0:
+        raise ValueError(f"mistakes must be an int >= 0 (how many to show), got {mistakes!r}")
+    sources: list[str] = []
+    if data is not None:
+        sources = [os.fspath(path) for path, _ in data.samples]
+        if len(sources) != result.num_samples:
+            raise ValueError(
+                f"data holds {len(sources)} images but the result {result.num_samples}; pass "
+                "the data set that was evaluated (after any images were left out)"
+            )
+    if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
+        checkpoint = load_checkpoint(checkpoint)
+    if report is None:
+        report = result.report(bootstrap=bootstrap)
+    created = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    data_dir = None if data is None else data.root
+    split = None if data is None else data.split
+    where = f"{split} split of {data_dir.name or data_dir}, " if data_dir is not None else ""
+    figure_title = f"{where}{result.num_samples} images"
+    wrong = int((result.probabilities.argmax(axis=1) != result.targets).sum())
+
+    sections: list[Section | None] = [
+        summary_section(
+            result,
+            report,
+            data_dir=data_dir,
+            split=split,
+            checkpoint=checkpoint,
+            model=model,
+            skipped=skipped,
+            created=created,
+        ),
+        metrics_section(result, report),
+        referral_section(report),
+        confusion_section(result, confusion_figures(result, figure_title)),
+        curves_section(result, figure_title),
+        calibration_section(result, report, model, figure_title),
+        history_section(
+            checkpoint.history if checkpoint is not None else (),
+            checkpoint.epoch if checkpoint is not None else None,
+        ),
+        mistakes_section(
+            confident_mistakes(result, sources, mistakes) if sources else [],
+            result.classes,
+            model,
+            wrong=wrong,
+            named=bool(sources),
+        ),
+    ]
+    arch = (checkpoint.arch if checkpoint is not None else None) or getattr(model, "arch", None)
+    heading = title or "Evaluation report" + (f": {arch}" if arch else "")
+    subtitle = esc(
+        f"{figure_title}, accuracy {report.accuracy:.1%}; "
+        f"written {created:%Y-%m-%d %H:%M} UTC by retinalnet {__version__}"
+    )
+    footer = (
+        f"Written by retinalnet {esc(__version__)} on {esc(created.isoformat())}. "
+        "This file holds everything it shows (no network, no scripts) and opens offline."
+    )
+    shown = [s for s in sections if s is not None]
+    return page(heading, subtitle, esc(_NOTICE), shown, footer, keys=_key_numbers(report))
+
+
+def _key_numbers(report: ClassificationReport) -> list[tuple[str, str]]:
+    """The few numbers a reader should see first: accuracy, and the urgent-referral view."""
+    keys = [(esc(pct(report.accuracy)), "accuracy"), (esc(num(report.macro["auc"])), "macro AUC")]
+    if report.referral is not None:
+        keys += [
+            (esc(pct(report.referral.sensitivity)), "urgent-referral sensitivity"),
+            (esc(pct(report.referral.specificity)), "urgent-referral specificity"),
+        ]
+    return keys
+
+
+def write_html_report(
+    path: str | os.PathLike[str],
+    result: EvaluationResult,
+    *,
+    data: KermanyOCT | None = None,
+    model: Classifier | None = None,
+    checkpoint: Checkpoint | str | os.PathLike[str] | None = None,
+    report: ClassificationReport | None = None,
+    bootstrap: int = 0,
+    mistakes: int = 8,
+    skipped: Sequence[SkippedImage] = (),
+    title: str | None = None,
+) -> Path:
+    """Write the evaluation report as one self-contained HTML file, for a clinician to read.
+
+    The file opens offline in any browser: the pictures are PNGs inside it (base64 ``data:``
+    URIs), the style is inline, and there is no script and no font or stylesheet to fetch.
+    It holds:
+
+    - **Data and model**: split, data folder, images per class, the model, the checkpoint's
+      file and SHA-256, its epoch and the retinalnet version that trained it, the date and
+      the retinalnet version of the report;
+    - **Metrics**: accuracy, macro F1 and AUC, and per class sensitivity, specificity,
+      precision, F1 and AUC, with bootstrap confidence intervals when ``report`` has them;
+      the top-k table;
+    - **Urgent referral**: CNV and DME against the rest, with the scans it would miss;
+    - **Confusion matrix**: as a table, and drawn as counts and as percent of each class;
+    - **ROC and precision-recall curves** of each class;
+    - **Calibration**, where this version of retinalnet computes it;
+    - **Training history** from the checkpoint, when it carries one;
+    - **Most confident mistakes**: the wrongly classified scans with the highest probability
+      of the wrong class, each with its file name and, given ``model``, its Grad-CAM
+      heatmap of the predicted class.
+
+    .. versionadded:: 0.2
+
+    Parameters
+    ----------
+    path
+        The HTML file to write (its folder is created); written whole or not at all.
+    result
+        From :func:`retinalnet.training.evaluate` (it keeps every image's probabilities).
+    data
+        The data set that was evaluated, for its folder, split and file names (the gallery
+        needs them).
+    model
+        The evaluated :class:`~retinalnet.models.Classifier`, for the Grad-CAM heatmaps
+        (and its calibration temperature); without it the gallery shows the scans alone.
+    checkpoint
+        The checkpoint the model came from, loaded (:class:`~retinalnet.checkpoint.Checkpoint`)
+        or as a path, for the provenance and the training history.
+    report
+        The clinical report of ``result``; by default ``result.report(bootstrap=bootstrap)``.
+    bootstrap
+        Bootstrap resamples for confidence intervals when ``report`` is not given (0: none;
+        1000 is usual).
+    mistakes
+        How many mistakes the gallery shows (0: none). Each takes one Grad-CAM pass.
+    skipped
+        Images left out as unreadable (``Predictor.skipped``), listed in the report.
+    title
+        The page's title; by default "Evaluation report" and the architecture.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    ValueError
+        If ``result`` holds no per-image probabilities, ``data`` does not hold the images
+        of ``result``, or ``mistakes`` is negative.
+    ImportError
+        If matplotlib is not installed (``pip install matplotlib``, or the ``plot`` extra).
+    OSError
+        If the file cannot be written; the message names it and the cause.
+
+    Examples
+    --------
+    >>> from retinalnet.report import write_html_report
+    >>> result = evaluate(model, test)  # doctest: +SKIP
+    >>> write_html_report("report.html", result, data=test, model=model,
+    ...                   checkpoint="runs/best.pt", bootstrap=1000)  # doctest: +SKIP
+    PosixPath('report.html')
+    """
+    text = render_html_report(
+        result,
+        data=data,
+        model=model,
+        checkpoint=checkpoint,
+        report=report,
+        bootstrap=bootstrap,
+        mistakes=mistakes,
+        skipped=skipped,
+        title=title,
+    )
+    encoded = text.encode("utf-8")
+
+    def write(file: BinaryIO) -> None:
+        file.write(encoded)
+
+    return atomic_write(path, write)
