@@ -8,6 +8,7 @@ import io
 import os
 import pickle
 import re
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -139,3 +140,18 @@ def test_write_error_survives_pickling(tmp_path: Path) -> None:
 def test_os_error_in_words() -> None:
     assert os_error_in_words(PermissionError(errno.EACCES, "x")) == "permission denied [EACCES]"
     assert os_error_in_words(OSError("something odd")) == "something odd"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_atomic_write_gives_the_permissions_open_would(tmp_path: Path) -> None:
+    umask = os.umask(0o022)
+    try:
+        new = atomic_write(tmp_path / "new.pt", lambda stream: stream.write(b"x"))
+        assert stat.S_IMODE(new.stat().st_mode) == 0o644  # not the 0o600 of a temporary file
+        kept = tmp_path / "kept.pt"
+        kept.write_bytes(b"old")
+        kept.chmod(0o640)
+        atomic_write(kept, lambda stream: stream.write(b"new"))
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o640
+    finally:
+        os.umask(umask)

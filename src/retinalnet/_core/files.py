@@ -6,6 +6,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -112,12 +113,25 @@ def _os_error_of(error: BaseException) -> OSError | None:
     return None
 
 
+def _mode_for(out: Path, previous: bool) -> int:
+    """The permission bits ``open(out, "wb")`` would leave: the replaced file's, else
+    ``0o666`` less the umask."""
+    if previous:
+        with contextlib.suppress(OSError):
+            return stat.S_IMODE(out.stat().st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> Path:
     """Write a file through ``write(stream)`` so that it is never seen half-written.
 
     The bytes go to a temporary file beside ``path``, are flushed to disk, and the file is
     renamed over ``path``; on any error the temporary file is removed and ``path`` is left as
-    it was.
+    it was. The file gets the permissions a plain ``open(path, "wb")`` would give it: those of
+    the file it replaces, else ``0o666`` less the process's umask (not the owner-only
+    ``0o600`` of a temporary file), so a shared checkpoint or report stays readable.
 
     Returns
     -------
@@ -148,6 +162,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())
+        temporary.chmod(_mode_for(out, previous))
         temporary.replace(out)
     except BaseException as error:
         if temporary is not None:
