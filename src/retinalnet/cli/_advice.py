@@ -41,6 +41,7 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     (r"num_workers=None", "no --workers"),
     (r"num_workers=", "--workers "),
     (r"make_synthetic_kermany(\(\))?", "`retinalnet demo --data-only`"),
+    (r"feature_cache=False", "--no-feature-cache"),
 )
 _COMPILED = tuple((re.compile(pattern), replacement) for pattern, replacement in _PHRASES)
 

@@ -81,15 +81,23 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
 
-    def feature_cache(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument(
+    def feature_cache(sub: argparse.ArgumentParser, default: str) -> None:
+        cache = sub.add_mutually_exclusive_group()
+        cache.add_argument(
             "--feature-cache",
             nargs="?",
             const=True,
-            default=False,
+            default=None,
             metavar="DIR",
             help="run the frozen backbone once per image and only the head on its features "
-            "(in memory, or kept in DIR for later runs; default: off)",
+            f"(in memory, or kept in DIR for later runs; default: {default})",
+        )
+        cache.add_argument(
+            "--no-feature-cache",
+            dest="feature_cache",
+            action="store_const",
+            const=False,
+            help="run the whole model on every image",
         )
 
     def on_error(sub: argparse.ArgumentParser) -> None:
@@ -222,13 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="counter class imbalance: weighted loss or class-balanced sampler "
         "(default: %(default)s)",
     )
-    feature_cache(train)
+    feature_cache(
+        train,
+        "on, in memory, when only the head trains, as with every registered model but "
+        "small_cnn; off when more of the model trains",
+    )
     train.add_argument(
         "--cache-views",
         type=int,
         default=0,
         metavar="N",
-        help="with --feature-cache, also cache N augmented copies of each training image "
+        help="with the feature cache, also cache N augmented copies of each training image "
         "(default: %(default)s)",
     )
     common(train)
@@ -274,7 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="95%% confidence intervals from N resamples, e.g. 1000 (default: %(default)s, none)",
     )
     on_error(evaluate)
-    feature_cache(evaluate)
+    feature_cache(
+        evaluate,
+        "off: one pass over the data gains nothing from a cache in memory; DIR pays "
+        "off when the same files are evaluated again",
+    )
     common(evaluate)
 
     predict = commands.add_parser("predict", help="top-k classes of images or folders")

@@ -73,9 +73,7 @@ class FeatureCacheConfig:
         object.__setattr__(self, "views", views)
 
 
-FeatureCacheOption: TypeAlias = (
-    Literal["auto"] | bool | str | os.PathLike[str] | FeatureCacheConfig
-)
+FeatureCacheOption: TypeAlias = Literal["auto"] | bool | str | os.PathLike[str] | FeatureCacheConfig
 """What ``Trainer(feature_cache=...)`` takes: ``"auto"`` (the default), ``True``/``False``, a
 folder, or a :class:`FeatureCacheConfig`."""
 

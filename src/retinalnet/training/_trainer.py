@@ -369,9 +369,7 @@ class Trainer:
         """What a batch goes through: the head alone on cached features, else the model."""
         return self._head if self._head is not None else self.model
 
-    def _feature_cache_for(
-        self, *data: DataSource | None
-    ) -> tuple[FeatureCacheConfig | None, str]:
+    def _feature_cache_for(self, *data: DataSource | None) -> tuple[FeatureCacheConfig | None, str]:
         """The cache to use for ``data`` (``None``: none), and why.
 
         An explicit choice holds for any data (a disk cache of a DataLoader is then refused
