@@ -230,11 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="counter class imbalance: weighted loss or class-balanced sampler "
         "(default: %(default)s)",
     )
-    feature_cache(
-        train,
-        "on, in memory, when only the head trains, as with every registered model but "
-        "small_cnn; off when more of the model trains",
-    )
+    feature_cache(train, "on, in memory, when only the head trains: all models but small_cnn")
     train.add_argument(
         "--cache-views",
         type=int,
@@ -286,11 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="95%% confidence intervals from N resamples, e.g. 1000 (default: %(default)s, none)",
     )
     on_error(evaluate)
-    feature_cache(
-        evaluate,
-        "off: one pass over the data gains nothing from a cache in memory; DIR pays "
-        "off when the same files are evaluated again",
-    )
+    feature_cache(evaluate, "off: a single pass gains nothing from a cache in memory")
     common(evaluate)
 
     predict = commands.add_parser("predict", help="top-k classes of images or folders")
