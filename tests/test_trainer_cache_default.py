@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Subset, TensorDataset
 
 from _training_helpers import CLASSES, linear_classifier, separable_data
 from retinalnet import SyntheticOCT
@@ -144,10 +144,14 @@ def test_a_frozen_backbone_trains_on_cached_features_and_says_so(
             SyntheticOCT(1, shape=(40, 40), transform=lambda image: image),
             "the SyntheticOCT has its own transform, which may augment at random",
         ),
+        (
+            Subset(SyntheticOCT(2, shape=(40, 40), transform=lambda image: image), [0, 1]),
+            "the SyntheticOCT has its own transform",
+        ),
         (separable_data(8), None),
         (SyntheticOCT(1, shape=(40, 40)), None),
     ],
-    ids=["data-loader", "own-transform", "tensors", "pil-images"],
+    ids=["data-loader", "own-transform", "subset-with-transform", "tensors", "pil-images"],
 )
 def test_auto_leaves_data_uncached_that_a_cache_would_change(data: Any, why: str | None) -> None:
     reason = why_data_is_not_cached(data)

@@ -174,16 +174,19 @@ def _auto_choice(model: nn.Module) -> FeatureCacheChoice:
 def why_data_is_not_cached(data: DataSource) -> str | None:
     """Why ``feature_cache="auto"`` leaves ``data`` uncached, or ``None`` if it caches it.
 
-    A DataLoader is used as it is, and a data set with its own ``transform`` may augment at
-    random: caching would keep one draw of it.
+    A DataLoader is used as it is, and a data set with its own ``transform`` (or one inside
+    a ``Subset``) may augment at random: caching would keep one draw of it.
     """
     if isinstance(data, DataLoader):
         return "the data is a DataLoader, used as it is"
-    if getattr(data, "transform", None) is not None:
-        return (
-            f"the {type(data).__name__} has its own transform, which may augment at random "
-            "(the cache would keep one draw of it)"
-        )
+    inner: object = data
+    while inner is not None:
+        if getattr(inner, "transform", None) is not None:
+            return (
+                f"the {type(inner).__name__} has its own transform, which may augment at "
+                "random (the cache would keep one draw of it)"
+            )
+        inner = getattr(inner, "dataset", None)  # a Subset's data set
     return None
 
 

@@ -354,6 +354,15 @@ class Trainer:
             the checkpoints hold.
         RunLockedError
             If another run writes to ``out_dir``.
+        FileExistsError
+            If ``out_dir`` holds a ``best.pt`` that this new run would replace (not a
+            resumed run, nor with ``overwrite=True``).
+        ValueError
+            If the data's classes differ from the model's, a callback monitors a metric
+            the fit does not produce, or ``resume_from`` holds another run (other classes,
+            another optimizer) or a malformed part. These refusals, the two above, and a
+            missing ``resume_from`` file (``FileNotFoundError``) all come before the
+            feature cache is built and before the first epoch.
         retinalnet.checkpoint.CheckpointWriteError
             If a checkpoint cannot be written; the one there before is untouched.
         """
