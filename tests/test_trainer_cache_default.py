@@ -208,6 +208,34 @@ def test_evaluate_runs_the_whole_model_on_data_it_does_not_cache_after_a_cached_
     assert as_loader.accuracy == cached.accuracy
 
 
+def test_evaluate_reuses_the_validation_features_of_the_fit_while_the_backbone_is_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spy = BuildSpy(monkeypatch)
+    model = frozen_trunk()
+    trainer = _trainer_for(model, progress=False)
+    val = separable_data(8, seed=1)
+    history = trainer.fit(separable_data(16), val)
+    assert spy.calls == 2
+
+    reused = trainer.evaluate(val)
+    assert spy.calls == 2  # the features of the fit's validation data, not built again
+    assert reused.loss == pytest.approx(history[-1].val_loss, rel=1e-5)
+    trainer.evaluate(separable_data(8, seed=1))  # equal data, another object: built
+    assert spy.calls == 3
+    trainer.evaluate(val)  # the last features built are kept, not the fit's
+    assert spy.calls == 4
+
+    model.load_state_dict({k: v.clone() for k, v in model.state_dict().items()})
+    trainer.evaluate(val)  # the same values written again (as restoring the best epoch does)
+    assert spy.calls == 4
+    with torch.no_grad():
+        model.network[0].weight.mul_(2.0)  # the frozen backbone changes: stale features
+    changed = trainer.evaluate(val)
+    assert spy.calls == 5
+    assert changed.loss != pytest.approx(reused.loss, rel=1e-5)
+
+
 def test_a_resumed_fit_with_the_default_cache_repeats_the_uninterrupted_one(
     tmp_path: Path,
 ) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from retinalnet._core.loaders import DataSource
 from retinalnet._core.progress import progress_output
 from retinalnet.engine import InferenceEngine
 from retinalnet.models import Classifier
+from retinalnet.models._classifier import network_of
 from retinalnet.precision import Precision, resolve_precision
 from retinalnet.training._callbacks import Callback
 from retinalnet.training._config import (
@@ -47,6 +49,7 @@ from retinalnet.training._distributed import (
 from retinalnet.training._evaluation import EvaluationResult, run_evaluation
 from retinalnet.training._feature_cache import (
     HeadNotLastError,
+    _frozen_state_digest,
     build_feature_cache,
     trainable_head,
 )
@@ -246,6 +249,7 @@ class Trainer:
         self._cache_choice = choose_feature_cache(feature_cache, model)
         self.feature_cache: FeatureCacheConfig | None = self._cache_choice.config
         self._cache_refused: str | None = None  # why "auto" found the model uncacheable
+        self._last_cached: _CachedData | None = None  # the features built last, for reuse
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.num_workers = default_num_workers(self.device, num_workers)
@@ -409,8 +413,16 @@ class Trainer:
             return None
 
     def _cached(self, data: DataSource, *, views: int = 0) -> DataSource:
+        """``data`` as cached features; the ones built last are reused for the same data
+        object while the frozen weights stay as they were (``evaluate(val)`` after a fit)."""
         if not isinstance(self.model, Classifier) or self.feature_cache is None:
             raise TypeError("feature_cache needs a retinalnet Classifier model")
+        head_name, head = trainable_head(self.model)
+        last = self._last_cached
+        same = last is not None and last.source is data and last.views == views
+        if last is not None and same and last.unchanged(self.model, head_name):
+            self._head = head
+            return last.features
         cache = build_feature_cache(
             self.model,
             data,
@@ -423,8 +435,10 @@ class Trainer:
             precision=self.precision,
             progress=self.progress,
         )
-        self._head = trainable_head(self.model)[1]
-        return cache.dataset(resident_device(cache.features.nbytes, self.device))
+        self._head = head
+        features = cache.dataset(resident_device(cache.features.nbytes, self.device))
+        self._last_cached = _CachedData.of(self.model, head_name, data, views, features)
+        return features
 
     def evaluate(self, data: DataSource) -> EvaluationResult:
         """Loss, accuracy (overall and per class) and confusion matrix on ``data``.
@@ -477,3 +491,44 @@ class Trainer:
             callbacks=self._loop.callbacks if self._loop is not None else self.callbacks,
             loop_state=self._loop.loop_state() if self._loop is not None else None,
         )
+
+
+@dataclass(eq=False)
+class _CachedData:
+    """Features built from ``source`` (with ``views``), and the frozen weights they came from:
+    where each tensor outside the head lives and how often it changed in place (cheap to
+    compare), and a hash of their values (for when a tensor was written with the same
+    values, as restoring the best epoch's weights does)."""
+
+    source: DataSource
+    views: int
+    features: DataSource
+    versions: tuple[tuple[int, int], ...]
+    digest: str
+
+    @classmethod
+    def of(
+        cls, model: Classifier, head_name: str, source: DataSource, views: int, features: DataSource
+    ) -> _CachedData:
+        versions = _frozen_versions(model, head_name)
+        digest = _frozen_state_digest(model, head_name).hexdigest()
+        return cls(source, views, features, versions, digest)
+
+    def unchanged(self, model: Classifier, head_name: str) -> bool:
+        """Whether the weights outside the head are still those the features came from."""
+        versions = _frozen_versions(model, head_name)
+        if versions == self.versions:
+            return True
+        if _frozen_state_digest(model, head_name).hexdigest() != self.digest:
+            return False
+        self.versions = versions
+        return True
+
+
+def _frozen_versions(model: Classifier, head_name: str) -> tuple[tuple[int, int], ...]:
+    prefix = f"{head_name}."
+    return tuple(
+        (tensor.data_ptr(), tensor._version)
+        for name, tensor in network_of(model).state_dict(keep_vars=True).items()
+        if not name.startswith(prefix)
+    )
