@@ -5,7 +5,8 @@ What is trained (loss, class balance, optimizer, scheduler, metrics) is a
 :class:`~retinalnet.training.ClassificationTask` (``_task.py``). The loop's parts live
 beside it: one fit in ``_loop.py``, one training pass in ``_epoch.py``, the metrics of an
 epoch in ``_metrics.py``, the loaders in ``_data.py``, the checkpointed training state in
-``_resume.py``, the 0.1 argument names in ``_old_arguments.py``.
+``_resume.py``, the 0.1 argument names in ``_old_arguments.py``, what ``feature_cache``
+comes to in ``_config.py`` and the cached features kept for reuse in ``_cached_data.py``.
 
 Why this module is long: the Trainer's docstring is its manual (every setting, what
 :meth:`~Trainer.fit` raises, the 0.1 names), a third of the module; the code is what stays
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,8 @@ from retinalnet._core.loaders import DataSource
 from retinalnet._core.progress import progress_output
 from retinalnet.engine import InferenceEngine
 from retinalnet.models import Classifier
-from retinalnet.models._classifier import network_of
 from retinalnet.precision import Precision, resolve_precision
+from retinalnet.training._cached_data import CachedData
 from retinalnet.training._callbacks import Callback
 from retinalnet.training._config import (
     FeatureCacheConfig,
@@ -49,7 +49,6 @@ from retinalnet.training._distributed import (
 from retinalnet.training._evaluation import EvaluationResult, run_evaluation
 from retinalnet.training._feature_cache import (
     HeadNotLastError,
-    _frozen_state_digest,
     build_feature_cache,
     trainable_head,
 )
@@ -249,7 +248,7 @@ class Trainer:
         self._cache_choice = choose_feature_cache(feature_cache, model)
         self.feature_cache: FeatureCacheConfig | None = self._cache_choice.config
         self._cache_refused: str | None = None  # why "auto" found the model uncacheable
-        self._last_cached: _CachedData | None = None  # the features built last, for reuse
+        self._last_cached: CachedData | None = None  # the features built last, for reuse
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.num_workers = default_num_workers(self.device, num_workers)
@@ -437,7 +436,7 @@ class Trainer:
         )
         self._head = head
         features = cache.dataset(resident_device(cache.features.nbytes, self.device))
-        self._last_cached = _CachedData.of(self.model, head_name, data, views, features)
+        self._last_cached = CachedData.of(self.model, head_name, data, views, features)
         return features
 
     def evaluate(self, data: DataSource) -> EvaluationResult:
@@ -491,44 +490,3 @@ class Trainer:
             callbacks=self._loop.callbacks if self._loop is not None else self.callbacks,
             loop_state=self._loop.loop_state() if self._loop is not None else None,
         )
-
-
-@dataclass(eq=False)
-class _CachedData:
-    """Features built from ``source`` (with ``views``), and the frozen weights they came from:
-    where each tensor outside the head lives and how often it changed in place (cheap to
-    compare), and a hash of their values (for when a tensor was written with the same
-    values, as restoring the best epoch's weights does)."""
-
-    source: DataSource
-    views: int
-    features: DataSource
-    versions: tuple[tuple[int, int], ...]
-    digest: str
-
-    @classmethod
-    def of(
-        cls, model: Classifier, head_name: str, source: DataSource, views: int, features: DataSource
-    ) -> _CachedData:
-        versions = _frozen_versions(model, head_name)
-        digest = _frozen_state_digest(model, head_name).hexdigest()
-        return cls(source, views, features, versions, digest)
-
-    def unchanged(self, model: Classifier, head_name: str) -> bool:
-        """Whether the weights outside the head are still those the features came from."""
-        versions = _frozen_versions(model, head_name)
-        if versions == self.versions:
-            return True
-        if _frozen_state_digest(model, head_name).hexdigest() != self.digest:
-            return False
-        self.versions = versions
-        return True
-
-
-def _frozen_versions(model: Classifier, head_name: str) -> tuple[tuple[int, int], ...]:
-    prefix = f"{head_name}."
-    return tuple(
-        (tensor.data_ptr(), tensor._version)
-        for name, tensor in network_of(model).state_dict(keep_vars=True).items()
-        if not name.startswith(prefix)
-    )
