@@ -54,7 +54,9 @@ class FeatureCacheConfig:
     >>> trainer = Trainer(model, feature_cache=cache)  # doctest: +SKIP
 
     ``Trainer(feature_cache=True)`` is ``FeatureCacheConfig()`` and
-    ``Trainer(feature_cache="runs/features")`` is ``FeatureCacheConfig(cache_dir=...)``.
+    ``Trainer(feature_cache="runs/features")`` is ``FeatureCacheConfig(cache_dir=...)``; the
+    default, ``feature_cache="auto"``, is ``FeatureCacheConfig()`` for a model whose
+    parameters outside one final head are all frozen, and no cache otherwise.
 
     .. versionadded:: 0.2
     """
