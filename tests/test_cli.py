@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from _cli_helpers import train_small_cnn
 from retinalnet import __version__
 from retinalnet.checkpoint import load_checkpoint
 from retinalnet.cli import _logging_to_stderr, build_parser, main
@@ -24,16 +25,6 @@ from retinalnet.datasets import make_synthetic_kermany
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cli") / "data"
     return make_synthetic_kermany(root, train=3, val=2, test=2, shape=(80, 80), seed=5)
-
-
-def _train(data: Path, out: Path, *extra: str) -> int:
-    return main(
-        [
-            "train", "--data", str(data), "--out", str(out), "--arch", "small_cnn",
-            "--size", "32", "--epochs", "1", "--batch-size", "8", "--seed", "0", "-q",
-            *extra,
-        ]
-    )  # fmt: skip
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -56,7 +47,7 @@ def test_train_evaluate_predict(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
-    assert _train(data, out) == 0
+    assert train_small_cnn(data, out) == 0
     printed = capsys.readouterr().out
     assert "stopped: reached max_epochs=1" in printed
     assert (out / "best.pt").is_file()
@@ -89,15 +80,15 @@ def test_a_second_run_does_not_replace_best_and_resume_continues(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
-    assert _train(data, out) == 0
+    assert train_small_cnn(data, out) == 0
     first = (out / "best.pt").read_bytes()
     capsys.readouterr()
 
-    assert _train(data, out) == 1
+    assert train_small_cnn(data, out) == 1
     assert "already exists" in capsys.readouterr().err
     assert (out / "best.pt").read_bytes() == first
 
-    assert _train(data, out, "--epochs", "2", "--resume", str(out / "last.pt")) == 0
+    assert train_small_cnn(data, out, "--epochs", "2", "--resume", str(out / "last.pt")) == 0
     assert load_checkpoint(out / "last.pt").epoch == 2
     assert len(load_checkpoint(out / "last.pt").history) == 2
 
@@ -124,7 +115,7 @@ def test_errors_are_one_line_without_traceback(
 def checkpoint(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """best.pt of a one-epoch small CNN on ``data`` (read only)."""
     out = tmp_path_factory.mktemp("trained") / "run"
-    assert _train(data, out) == 0
+    assert train_small_cnn(data, out) == 0
     return out / "best.pt"
 
 
@@ -275,7 +266,7 @@ def test_split_then_train_from_the_manifest(
     rows = json.loads(manifest.read_text())
     assert {row["split"] for row in rows} == {"train", "val", "test"}
     out = tmp_path / "run"
-    assert _train(data, out, "--manifest", str(manifest), "--balance", "weights") == 0
+    assert train_small_cnn(data, out, "--manifest", str(manifest), "--balance", "weights") == 0
     val_rows = sum(row["split"] == "val" for row in rows)
     assert f"validation ({val_rows} images)" in capsys.readouterr().out
 
@@ -283,7 +274,7 @@ def test_split_then_train_from_the_manifest(
 def test_train_with_the_balanced_sampler(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _train(data, tmp_path / "run", "--balance", "sampler") == 0
+    assert train_small_cnn(data, tmp_path / "run", "--balance", "sampler") == 0
     assert "stopped: reached max_epochs=1" in capsys.readouterr().out
 
 
@@ -291,7 +282,7 @@ def test_evaluate_writes_the_clinical_report_and_plots(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
-    assert _train(data, out) == 0
+    assert train_small_cnn(data, out) == 0
     capsys.readouterr()
     report_file = tmp_path / "reports" / "test.json"
     plots = tmp_path / "plots"
@@ -335,7 +326,7 @@ def test_predict_writes_a_grad_cam_overlay_per_image(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
-    assert _train(data, out) == 0
+    assert train_small_cnn(data, out) == 0
     capsys.readouterr()
     cams = tmp_path / "cams"
     folder = data / "test" / "DME"
@@ -390,13 +381,6 @@ def test_train_reaches_the_feature_cache_and_precision_levers(
     evaluate = ["evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(data)]
     assert main([*evaluate, "--feature-cache", str(cache), "--precision", "fp32", "-q"]) == 0
     assert "accuracy" in capsys.readouterr().out
-
-
-def test_cache_views_without_the_cache_is_refused(
-    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert _train(data, tmp_path / "run", "--cache-views", "2") == 1
-    assert "--cache-views N needs --feature-cache" in capsys.readouterr().err
 
 
 def test_the_0_1_flags_still_parse() -> None:

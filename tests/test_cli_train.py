@@ -20,27 +20,19 @@ from typing import Any
 import pytest
 import torch
 
+from _cli_helpers import train_small_cnn
 from _training_helpers import same_state
 from retinalnet._core import files
 from retinalnet.checkpoint import checkpoint_epoch, load_checkpoint
 from retinalnet.cli import main
 from retinalnet.datasets import make_synthetic_kermany
+from retinalnet.training import _trainer
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cli-train") / "data"
     return make_synthetic_kermany(root, train=3, val=2, test=2, shape=(80, 80), seed=5)
-
-
-def _train(data: Path, out: Path, *extra: str) -> int:
-    return main(
-        [
-            "train", "--data", str(data), "--out", str(out), "--arch", "small_cnn",
-            "--size", "32", "--epochs", "1", "--batch-size", "8", "--seed", "0", "-q",
-            *extra,
-        ]
-    )  # fmt: skip
 
 
 def _history(path: Path) -> list[dict[str, str]]:
@@ -60,7 +52,7 @@ def test_the_best_model_printed_is_the_file_written_with_its_epoch(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
-    assert _train(data, out, "--epochs", "2") == 0
+    assert train_small_cnn(data, out, "--epochs", "2") == 0
     printed = capsys.readouterr().out
     epoch = checkpoint_epoch(out / "best.pt")
     assert epoch in (1, 2)
@@ -79,7 +71,7 @@ def test_a_diverging_learning_rate_exits_1_and_names_no_file_it_did_not_write(
 ) -> None:
     out = tmp_path / "run"
 
-    assert _train(data, out, "--lr", "1e30", "--epochs", "3") == 1
+    assert train_small_cnn(data, out, "--lr", "1e30", "--epochs", "3") == 1
 
     captured = capsys.readouterr()
     line = _one_line(captured.err)
@@ -132,7 +124,7 @@ def test_a_second_run_into_a_locked_out_refuses_naming_the_holder(
     lock = _lock(out, sleeper.pid)
     before = lock.read_bytes()
 
-    assert _train(data, out) == 1
+    assert train_small_cnn(data, out) == 1
 
     captured = capsys.readouterr()
     line = _one_line(captured.err)
@@ -154,7 +146,7 @@ def test_a_lock_left_by_a_crashed_run_is_taken_over_with_a_warning(
     out = tmp_path / "run"
     _lock(out, crashed.pid)
 
-    assert _train(data, out) == 0
+    assert train_small_cnn(data, out) == 0
 
     err = capsys.readouterr().err
     assert f"took over the stale lock {out / 'run.lock'} of process {crashed.pid}" in err
@@ -197,7 +189,7 @@ def test_a_refused_checkpoint_write_is_one_line_naming_the_epoch_on_disk(
     out = tmp_path / "run"
     _refuse_last_pt_from_epoch(monkeypatch, 2, code)
 
-    assert _train(data, out, "--epochs", "3") == 1
+    assert train_small_cnn(data, out, "--epochs", "3") == 1
 
     captured = capsys.readouterr()
     line = _one_line(captured.err)
@@ -235,7 +227,7 @@ def test_an_interrupted_train_names_the_epoch_last_saved(
     monkeypatch.setattr(files.tempfile, "mkstemp", mkstemp)
     monkeypatch.setattr(torch, "save", save)
 
-    assert _train(data, out, "--epochs", "3") == 130
+    assert train_small_cnn(data, out, "--epochs", "3") == 130
 
     err = capsys.readouterr().err
     monkeypatch.undo()
@@ -258,11 +250,11 @@ def test_an_interrupted_train_names_the_epoch_last_saved(
 def test_the_same_seed_twice_gives_the_same_run_and_a_resumed_run_repeats_it(
     data: Path, tmp_path: Path
 ) -> None:
-    assert _train(data, tmp_path / "a", "--epochs", "3") == 0
-    assert _train(data, tmp_path / "b", "--epochs", "3") == 0
-    assert _train(data, tmp_path / "c", "--epochs", "2") == 0
+    assert train_small_cnn(data, tmp_path / "a", "--epochs", "3") == 0
+    assert train_small_cnn(data, tmp_path / "b", "--epochs", "3") == 0
+    assert train_small_cnn(data, tmp_path / "c", "--epochs", "2") == 0
     resume = ["--epochs", "3", "--resume", str(tmp_path / "c" / "last.pt")]
-    assert _train(data, tmp_path / "c", *resume) == 0
+    assert train_small_cnn(data, tmp_path / "c", *resume) == 0
 
     first = _history(tmp_path / "a" / "history.csv")
     assert len(first) == 3
@@ -271,5 +263,108 @@ def test_the_same_seed_twice_gives_the_same_run_and_a_resumed_run_repeats_it(
     states = [load_checkpoint(tmp_path / run / "last.pt").state_dict for run in "abc"]
     assert same_state(states[0], states[1])
     assert same_state(states[0], states[2])
-    assert _train(data, tmp_path / "d", "--epochs", "3", "--seed", "1") == 0
+    assert train_small_cnn(data, tmp_path / "d", "--epochs", "3", "--seed", "1") == 0
     assert _history(tmp_path / "d" / "history.csv") != first
+
+
+# ---------------------------------------------------------------------------------------------
+# The feature cache: on by default for a frozen backbone, and never built for a refused run
+
+
+def _train_frozen(data: Path, out: Path, *extra: str) -> int:
+    """``retinalnet train`` of ResNet-18 (random weights, frozen but for its head) at 32 px."""
+    return main(
+        [
+            "train", "--data", str(data), "--out", str(out), "--arch", "resnet18",
+            "--weights", "none", "--size", "32", "--epochs", "1", "--batch-size", "8",
+            "--seed", "0", *extra,
+        ]
+    )  # fmt: skip
+
+
+class _Builds:
+    """Counts the Trainer's feature-cache builds; with ``refuse``, any build fails the test."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, refuse: bool = False) -> None:
+        self.calls = 0
+        self.refuse = refuse
+        self._real = _trainer.build_feature_cache
+        monkeypatch.setattr(_trainer, "build_feature_cache", self)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.refuse:
+            raise AssertionError("the feature cache was built")
+        return self._real(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("flags", "builds", "said"),
+    [
+        ((), 2, "feature cache: on (the backbone is frozen and only the head 'fc' trains"),
+        (("--no-feature-cache",), 0, None),
+    ],
+    ids=["default", "no-feature-cache"],
+)
+def test_a_frozen_backbone_trains_on_cached_features_unless_told_not_to(
+    data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    flags: tuple[str, ...],
+    builds: int,
+    said: str | None,
+) -> None:
+    spy = _Builds(monkeypatch)
+
+    assert _train_frozen(data, tmp_path / "run", *flags) == 0
+
+    err = capsys.readouterr().err
+    assert spy.calls == builds  # train and val; the final report reuses val's features
+    lines = [line for line in err.splitlines() if line.startswith("feature cache")]
+    if said is None:
+        assert lines == []
+    else:
+        assert len(lines) == 1
+        assert lines[0].startswith(said)
+        assert lines[0].endswith("--no-feature-cache turns this off)")  # said with the flag
+    assert checkpoint_epoch(tmp_path / "run" / "best.pt") == 1
+
+
+def test_an_existing_best_pt_is_refused_before_the_feature_cache_is_built(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "best.pt").write_bytes(b"an earlier run's model")
+    spy = _Builds(monkeypatch, refuse=True)
+
+    assert _train_frozen(data, out, "-q") == 1
+
+    err = capsys.readouterr().err  # a warning about the random weights, then the error
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        f"retinalnet train: error: {out / 'best.pt'} already exists and would be replaced by "
+        "this new run; resume that run (--resume), choose another folder, or allow it "
+        "(--overwrite)"
+    )
+    assert spy.calls == 0
+    assert (out / "best.pt").read_bytes() == b"an earlier run's model"
+
+
+def test_cache_views_need_the_cache(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert train_small_cnn(data, out, "--cache-views", "2", "--no-feature-cache") == 1
+    assert "--cache-views N caches augmented copies, but --no-feature-cache" in _one_line(
+        capsys.readouterr().err
+    )
+    # small_cnn trains every layer: there is no frozen part to cache views of
+    assert train_small_cnn(data, out, "--cache-views", "2") == 1
+    assert "the feature cache needs every parameter outside one final head frozen" in _one_line(
+        capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit):
+        train_small_cnn(data, out, "--feature-cache", "--no-feature-cache")
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -100,8 +100,9 @@ def test_training_through_the_cache_gives_the_same_model(tree: Path) -> None:
     eval_prep = direct.preprocessing.eval_transform()
     train_data = KermanyOCT(tree, "train", transform=eval_prep)
     Trainer(
-        direct, max_epochs=3, batch_size=4, seed=1, device="cpu", progress=False, precision="fp32"
-    ).fit(train_data)
+        direct, max_epochs=3, batch_size=4, seed=1, device="cpu", progress=False, precision="fp32",
+        feature_cache=False,
+    ).fit(train_data)  # fmt: skip
 
     cache = build_feature_cache(
         cached, KermanyOCT(tree, "train"), device="cpu", precision="fp32", progress=False
@@ -177,7 +178,7 @@ def test_trainer_option_trains_the_same_head_as_training_without_it(tree: Path) 
     eval_prep = direct.preprocessing.eval_transform()
     settings = {"max_epochs": 2, "batch_size": 4, "seed": 2, "device": "cpu", "progress": False}
     settings["precision"] = "fp32"
-    history = Trainer(direct, **settings).fit(  # type: ignore[arg-type]
+    history = Trainer(direct, feature_cache=False, **settings).fit(  # type: ignore[arg-type]
         KermanyOCT(tree, "train", transform=eval_prep), KermanyOCT(tree, "val", transform=eval_prep)
     )
     trainer = Trainer(cached, feature_cache=True, **settings)  # type: ignore[arg-type]
@@ -219,9 +220,10 @@ def test_frozen_backbone_runs_in_eval_mode_during_training(tree: Path) -> None:
     model.network[0][-1].register_forward_hook(lambda m, i, o: seen.append(m.training))
     head_modes: list[bool] = []
     model.network[1].register_forward_hook(lambda m, i, o: head_modes.append(m.training))
-    Trainer(model, max_epochs=1, batch_size=8, device="cpu", progress=False).fit(
-        KermanyOCT(tree, "train")
+    trainer = Trainer(
+        model, max_epochs=1, batch_size=8, device="cpu", progress=False, feature_cache=False
     )
+    trainer.fit(KermanyOCT(tree, "train"))
     assert seen == [False, False]
     assert head_modes == [True, True]
 

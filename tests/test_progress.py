@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+import re
 import sys
+from collections.abc import Iterator
 
 import pytest
 
+from _training_helpers import linear_classifier, separable_data
 from retinalnet._core import progress
-from retinalnet._core.progress import progress_bar
+from retinalnet._core.progress import progress_bar, progress_output
+from retinalnet.cli import _logging_to_stderr
+from retinalnet.training import Trainer
 
 
 class Clock:
@@ -104,3 +110,85 @@ def test_on_a_terminal_tqdm_draws_its_bar(
         _run(clock, items=10, seconds_each=5.0, total=10)
     assert "audit" in terminal.getvalue()
     assert caplog.records == []
+
+
+# ---------------------------------------------------------------------------------------------
+# The line per epoch of a fit, shown without any logging set up
+
+EPOCH_LINE = re.compile(
+    r"^epoch (\d)/2  train_loss \d\.\d{4}  train_acc \d+\.\d\d%  val_loss \d\.\d{4}  "
+    r"val_acc \d+\.\d\d%  \d+\.\ds$",
+    re.MULTILINE,
+)
+
+
+@contextlib.contextmanager
+def no_logging_set_up() -> Iterator[None]:
+    """No handler on the root logger (pytest keeps its capture handlers there), as in a
+    plain Python session, for the duration of the block."""
+    root = logging.getLogger()
+    package = logging.getLogger("retinalnet")
+    saved = root.handlers[:], root.level
+    assert package.handlers == [], "a test left a handler on the retinalnet logger"
+    root.handlers[:] = []
+    root.setLevel(logging.WARNING)  # Python's default
+    try:
+        yield
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+
+
+def _fit(progress: bool = True) -> None:
+    trainer = Trainer(linear_classifier(), max_epochs=2, device="cpu", progress=progress)
+    trainer.fit(separable_data(8), separable_data(4, seed=1))
+
+
+def test_a_fit_prints_a_line_per_epoch_on_stderr_without_logging_set_up(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    package = logging.getLogger("retinalnet")
+    with no_logging_set_up():
+        _fit()
+        after = package.handlers[:], package.level
+
+    captured = capsys.readouterr()
+    assert [m.group(1) for m in EPOCH_LINE.finditer(captured.err)] == ["1", "2"]
+    assert captured.out == ""
+    assert after == ([], logging.NOTSET)  # nothing left behind once the fit is over
+
+
+def test_progress_false_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    with no_logging_set_up():
+        _fit(progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_logging_set_up_by_the_caller_gets_each_line_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    written = io.StringIO()
+    with no_logging_set_up():
+        logging.basicConfig(stream=written, level=logging.INFO, format="%(message)s")
+        _fit()
+
+    assert [m.group(1) for m in EPOCH_LINE.finditer(written.getvalue())] == ["1", "2"]
+    assert capsys.readouterr().err == ""
+
+
+def test_the_command_lines_handler_gets_each_line_once(capsys: pytest.CaptureFixture[str]) -> None:
+    with no_logging_set_up(), _logging_to_stderr(quiet=False):
+        _fit()
+    assert [m.group(1) for m in EPOCH_LINE.finditer(capsys.readouterr().err)] == ["1", "2"]
+
+
+def test_a_level_the_caller_set_is_kept(capsys: pytest.CaptureFixture[str]) -> None:
+    package = logging.getLogger("retinalnet")
+    with no_logging_set_up():
+        package.setLevel(logging.WARNING)
+        try:
+            with progress_output(True):
+                package.info("an info line")
+                package.warning("a warning")
+        finally:
+            package.setLevel(logging.NOTSET)
+    assert capsys.readouterr().err == "a warning\n"

@@ -730,7 +730,7 @@ def test_feature_cache_options(option: Any, expected: FeatureCacheConfig | None)
 def test_bad_feature_cache_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="views must be an int >= 0, got -1"):
         FeatureCacheConfig(views=-1)
-    with pytest.raises(TypeError, match="feature_cache must be True, False, a folder path"):
+    with pytest.raises(TypeError, match="feature_cache must be 'auto', True, False, a folder path"):
         Trainer(_frozen_trunk(), feature_cache=3)  # type: ignore[arg-type]
 
 

@@ -5,19 +5,26 @@ not a terminal (a log file, CI, a pipe), a loop that runs long enough logs a pla
 INFO (``"audit: 4,200/8,400 (50%), 41 s, about 41 s left"``) each time it passes another
 tenth of its length, at most every :data:`HEARTBEAT` seconds in between, and a last line
 when it ends; a loop shorter than :data:`QUIET_FOR` seconds logs nothing. The lines go
-through :mod:`logging`, so the command line shows them on stderr, ``-q`` (or
-``progress=False``) silences them, and a library caller sees them only with logging set up.
+through :mod:`logging`, so the command line shows them on stderr and ``-q`` (or
+``progress=False``) silences them.
+
+A library caller who set up no logging still sees them, and the Trainer's line per epoch:
+:func:`progress_output` prints the ``retinalnet`` logger's INFO lines on stderr while a fit
+runs, when neither that logger nor the root logger has a handler (as Lightning does for its
+own logger). Logging set up by the caller (``logging.basicConfig``, the command line's
+handler) is left alone, so nothing is printed twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
-__all__ = ["HEARTBEAT", "QUIET_FOR", "progress_bar"]
+__all__ = ["HEARTBEAT", "QUIET_FOR", "progress_bar", "progress_output"]
 
 T = TypeVar("T")
 
@@ -112,3 +119,37 @@ def progress_bar(
         yield item
         lines.step()
     lines.finish()
+
+
+@contextlib.contextmanager
+def progress_output(enabled: bool) -> Iterator[None]:
+    """Print the ``retinalnet`` logger's INFO lines on stderr inside the block, when
+    ``enabled`` and nobody set up logging.
+
+    "Nobody set up logging" means that neither the ``retinalnet`` logger nor the root logger
+    (nor a logger between them) has a handler: then Python would drop INFO lines, and show
+    warnings through its last-resort handler. A plain ``"%(message)s"`` handler on stderr
+    is attached for the block, and the ``retinalnet`` logger's level set to INFO if it has
+    none of its own (a level the caller set is kept); both are undone at the end. With any
+    handler in place the block changes nothing, so no line is printed twice.
+
+    Examples
+    --------
+    >>> with progress_output(True):  # doctest: +SKIP
+    ...     logging.getLogger("retinalnet").info("epoch 1/5 ...")  # printed on stderr
+    """
+    package = logging.getLogger("retinalnet")
+    if not enabled or package.hasHandlers():
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = package.level
+    package.addHandler(handler)
+    if level == logging.NOTSET:
+        package.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(level)

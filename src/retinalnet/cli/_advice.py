@@ -42,6 +42,7 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     (r"num_workers=", "--workers "),
     (r"make_synthetic_kermany(\(\))?", "`retinalnet demo --data-only`"),
     (r"pass order=\[\.\.\.\]", "pass --order A,B,..."),
+    (r"feature_cache=False", "--no-feature-cache"),
 )
 _COMPILED = tuple((re.compile(pattern), replacement) for pattern, replacement in _PHRASES)
 

@@ -82,15 +82,23 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
 
-    def feature_cache(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument(
+    def feature_cache(sub: argparse.ArgumentParser, default: str) -> None:
+        cache = sub.add_mutually_exclusive_group()
+        cache.add_argument(
             "--feature-cache",
             nargs="?",
             const=True,
-            default=False,
+            default=None,
             metavar="DIR",
             help="run the frozen backbone once per image and only the head on its features "
-            "(in memory, or kept in DIR for later runs; default: off)",
+            f"(in memory, or kept in DIR for later runs; default: {default})",
+        )
+        cache.add_argument(
+            "--no-feature-cache",
+            dest="feature_cache",
+            action="store_const",
+            const=False,
+            help="run the whole model on every image",
         )
 
     def on_error(sub: argparse.ArgumentParser) -> None:
@@ -223,13 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="counter class imbalance: weighted loss or class-balanced sampler "
         "(default: %(default)s)",
     )
-    feature_cache(train)
+    feature_cache(train, "on, in memory, when only the head trains: all models but small_cnn")
     train.add_argument(
         "--cache-views",
         type=int,
         default=0,
         metavar="N",
-        help="with --feature-cache, also cache N augmented copies of each training image "
+        help="with the feature cache, also cache N augmented copies of each training image "
         "(default: %(default)s)",
     )
     common(train)
@@ -283,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the most confident mistakes with Grad-CAM; opens offline (needs matplotlib)",
     )
     on_error(evaluate)
-    feature_cache(evaluate)
+    feature_cache(evaluate, "off: a single pass gains nothing from a cache in memory")
     common(evaluate)
 
     predict = commands.add_parser("predict", help="top-k classes of images or folders")

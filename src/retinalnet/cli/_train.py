@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 if TYPE_CHECKING:
     from retinalnet.predictor import Prediction, Predictor, SkippedImage
@@ -61,12 +61,17 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         train = KermanyOCT(args.data, "train")
         val = KermanyOCT(args.data, "val")
-    cache: bool | FeatureCacheConfig = False
-    if args.feature_cache is not False:
-        folder = None if args.feature_cache is True else Path(args.feature_cache)
+    cache: Literal["auto"] | bool | FeatureCacheConfig = "auto"  # on for a frozen backbone
+    if args.feature_cache is False:
+        if args.cache_views:
+            raise ValueError(
+                "--cache-views N caches augmented copies, but --no-feature-cache turns the "
+                "cache off; leave one of them out"
+            )
+        cache = False
+    elif args.feature_cache is not None or args.cache_views:
+        folder = args.feature_cache if isinstance(args.feature_cache, str) else None
         cache = FeatureCacheConfig(cache_dir=folder, views=args.cache_views)
-    elif args.cache_views:
-        raise ValueError("--cache-views N needs --feature-cache (it caches augmented copies)")
     with RunLock(args.out):  # one run at a time writes to --out
         if args.seed is not None:
             seed_everything(args.seed)  # before the model: its new head starts the same
@@ -135,7 +140,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         tta=args.tta,
         precision=args.precision,
         num_workers=args.workers,
-        feature_cache=args.feature_cache,
+        feature_cache=args.feature_cache or False,
     )
     report = result.report(bootstrap=args.bootstrap)
     data_out = {

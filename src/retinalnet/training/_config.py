@@ -1,17 +1,29 @@
-"""Small typed settings of the Trainer: the feature cache, and the loop settings checked."""
+"""Small typed settings of the Trainer: the feature cache (and what ``"auto"`` chooses), and
+the loop settings checked."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeAlias
+from typing import Literal, TypeAlias
+
+from torch import nn
+from torch.utils.data import DataLoader
+
+from retinalnet._core.loaders import DataSource
+from retinalnet.models import Classifier
+from retinalnet.models._classifier import network_of
+from retinalnet.training._feature_cache import trainable_head
 
 __all__ = [
+    "FeatureCacheChoice",
     "FeatureCacheConfig",
     "FeatureCacheOption",
     "check_loop_settings",
+    "choose_feature_cache",
     "feature_cache_config",
+    "why_data_is_not_cached",
 ]
 
 
@@ -42,7 +54,9 @@ class FeatureCacheConfig:
     >>> trainer = Trainer(model, feature_cache=cache)  # doctest: +SKIP
 
     ``Trainer(feature_cache=True)`` is ``FeatureCacheConfig()`` and
-    ``Trainer(feature_cache="runs/features")`` is ``FeatureCacheConfig(cache_dir=...)``.
+    ``Trainer(feature_cache="runs/features")`` is ``FeatureCacheConfig(cache_dir=...)``; the
+    default, ``feature_cache="auto"``, is ``FeatureCacheConfig()`` for a model whose
+    parameters outside one final head are all frozen, and no cache otherwise.
 
     .. versionadded:: 0.2
     """
@@ -61,18 +75,23 @@ class FeatureCacheConfig:
         object.__setattr__(self, "views", views)
 
 
-FeatureCacheOption: TypeAlias = bool | str | os.PathLike[str] | FeatureCacheConfig
-"""What ``Trainer(feature_cache=...)`` takes."""
+FeatureCacheOption: TypeAlias = Literal["auto"] | bool | str | os.PathLike[str] | FeatureCacheConfig
+"""What ``Trainer(feature_cache=...)`` takes: ``"auto"`` (the default), ``True``/``False``, a
+folder, or a :class:`FeatureCacheConfig`."""
 
 
 def feature_cache_config(option: FeatureCacheOption) -> FeatureCacheConfig | None:
-    """The config behind a ``feature_cache`` argument; ``None`` when there is no cache.
+    """The config behind an explicit ``feature_cache`` argument; ``None`` when there is no
+    cache.
 
     Raises
     ------
     TypeError
-        If ``option`` is none of ``bool``, a folder path or a :class:`FeatureCacheConfig`.
+        If ``option`` is ``"auto"`` (see :func:`choose_feature_cache`) or none of ``bool``, a
+        folder path or a :class:`FeatureCacheConfig`.
     """
+    if isinstance(option, str) and option == "auto":
+        raise TypeError("feature_cache='auto' depends on the model: use choose_feature_cache")
     if isinstance(option, FeatureCacheConfig):
         return option
     if option is False:
@@ -82,8 +101,95 @@ def feature_cache_config(option: FeatureCacheOption) -> FeatureCacheConfig | Non
     if isinstance(option, str | os.PathLike):
         return FeatureCacheConfig(cache_dir=option)
     raise TypeError(
-        f"feature_cache must be True, False, a folder path or a FeatureCacheConfig, got {option!r}"
+        f"feature_cache must be 'auto', True, False, a folder path or a FeatureCacheConfig, "
+        f"got {option!r}"
     )
+
+
+@dataclass(frozen=True)
+class FeatureCacheChoice:
+    """What a Trainer's ``feature_cache`` argument comes to for its model.
+
+    Attributes
+    ----------
+    config
+        The cache's settings; ``None``: no cache.
+    auto
+        Whether ``"auto"`` chose it: then data that cannot be cached (a DataLoader, a data
+        set with its own transform, a head that is not the model's last step) is trained on
+        without the cache instead of being refused.
+    reason
+        Why, in words, for the log line of each fit.
+    """
+
+    config: FeatureCacheConfig | None
+    auto: bool
+    reason: str
+
+
+def choose_feature_cache(option: FeatureCacheOption, model: nn.Module) -> FeatureCacheChoice:
+    """Resolve ``Trainer(feature_cache=option)`` for ``model``.
+
+    ``"auto"`` turns the cache on, in memory and without augmented views, when ``model`` is
+    a :class:`~retinalnet.models.Classifier` whose parameters outside one final head (see
+    :func:`~retinalnet.training._feature_cache.trainable_head`) are all frozen, and some are
+    frozen; it is off for fine-tuning, for a model that trains every parameter, and for a
+    plain module. An explicit choice is checked against the model.
+
+    Raises
+    ------
+    TypeError
+        For an ``option`` of another type, or an explicit cache with a plain module.
+    ValueError
+        For an explicit cache when trainable parameters lie outside one final head.
+    """
+    if isinstance(option, str) and option == "auto":
+        return _auto_choice(model)
+    config = feature_cache_config(option)
+    if config is None:
+        return FeatureCacheChoice(None, auto=False, reason="feature_cache=False")
+    if not isinstance(model, Classifier):
+        raise TypeError("feature_cache needs a retinalnet Classifier model")
+    trainable_head(model)  # fails now if the model has no frozen part to cache
+    where = f"in {str(config.cache_dir)!r}" if config.cache_dir is not None else "in memory"
+    return FeatureCacheChoice(config, auto=False, reason=f"feature_cache={option!r}, {where}")
+
+
+def _auto_choice(model: nn.Module) -> FeatureCacheChoice:
+    if not isinstance(model, Classifier):
+        return FeatureCacheChoice(None, auto=True, reason="the model is not a Classifier")
+    try:
+        head_name, _ = trainable_head(model)
+    except ValueError:
+        reason = "parameters outside one final head train (fine-tuning): no frozen part to cache"
+        return FeatureCacheChoice(None, auto=True, reason=reason)
+    if all(p.requires_grad for p in network_of(model).parameters()):
+        reason = "every parameter trains: no frozen backbone to cache"
+        return FeatureCacheChoice(None, auto=True, reason=reason)
+    reason = (
+        f"the backbone is frozen and only the head {head_name!r} trains, so its features are "
+        "computed once, in memory; feature_cache=False turns this off"
+    )
+    return FeatureCacheChoice(FeatureCacheConfig(), auto=True, reason=reason)
+
+
+def why_data_is_not_cached(data: DataSource) -> str | None:
+    """Why ``feature_cache="auto"`` leaves ``data`` uncached, or ``None`` if it caches it.
+
+    A DataLoader is used as it is, and a data set with its own ``transform`` (or one inside
+    a ``Subset``) may augment at random: caching would keep one draw of it.
+    """
+    if isinstance(data, DataLoader):
+        return "the data is a DataLoader, used as it is"
+    inner: object = data
+    while inner is not None:
+        if getattr(inner, "transform", None) is not None:
+            return (
+                f"the {type(inner).__name__} has its own transform, which may augment at "
+                "random (the cache would keep one draw of it)"
+            )
+        inner = getattr(inner, "dataset", None)  # a Subset's data set
+    return None
 
 
 def check_loop_settings(*, max_epochs: int, batch_size: int, num_workers: int | None) -> None:

@@ -12,7 +12,11 @@ from retinalnet._core.loaders import DataSource, make_loader
 from retinalnet.models import Classifier
 from retinalnet.training._distributed import DistributedContext
 
-__all__ = ["classes_of", "fit_loader", "train_targets"]
+__all__ = ["SAMPLER_NOT_DISTRIBUTED", "classes_of", "fit_loader", "train_targets"]
+
+SAMPLER_NOT_DISTRIBUTED = (
+    "balance='sampler' cannot be combined with distributed training; use balance='weights'"
+)
 
 
 def fit_loader(
@@ -45,10 +49,7 @@ def fit_loader(
         generator = torch.Generator().manual_seed(seed)
     if train and (dist.enabled or seed is not None) and not isinstance(data, DataLoader):
         if sampler is not None and dist.enabled:
-            raise ValueError(
-                "balance='sampler' cannot be combined with distributed training; use "
-                "balance='weights'"
-            )
+            raise ValueError(SAMPLER_NOT_DISTRIBUTED)
         if sampler is None:
             sampler = DistributedSampler(
                 data,

@@ -33,7 +33,13 @@ from retinalnet.models import Classifier
 from retinalnet.models._classifier import network_of
 from retinalnet.precision import Precision, resolve_precision
 
-__all__ = ["FeatureCache", "build_feature_cache", "data_fingerprint", "trainable_head"]
+__all__ = [
+    "FeatureCache",
+    "HeadNotLastError",
+    "build_feature_cache",
+    "data_fingerprint",
+    "trainable_head",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -219,10 +225,15 @@ def _extract(
     return torch.cat(features), torch.cat(targets)
 
 
+class HeadNotLastError(ValueError):
+    """The trainable head is not the last step of the model's forward, so features before it
+    cannot stand in for the model (raised on the first batch of a cache build)."""
+
+
 def _check_head_is_last(head_outputs: torch.Tensor, outputs: torch.Tensor, *, exact: bool) -> None:
     tolerance = 1e-4 if exact else 5e-2  # bf16/fp16 autocast rounds the head's inputs too
     if not torch.allclose(head_outputs.float(), outputs.float(), atol=tolerance, rtol=tolerance):
-        raise ValueError(
+        raise HeadNotLastError(
             "the trainable head is not the last step of the model's forward (its output "
             "differs from the model's), so features before it cannot stand in for the model"
         )

@@ -20,7 +20,7 @@ from retinalnet._core.classes import check_same_classes
 from retinalnet._core.loaders import DataSource
 from retinalnet.models import Classifier
 from retinalnet.training._callbacks import Callback
-from retinalnet.training._data import classes_of, train_targets
+from retinalnet.training._data import SAMPLER_NOT_DISTRIBUTED, classes_of, train_targets
 from retinalnet.training._distributed import distributed_context
 from retinalnet.training._epoch import enter_train_mode, epoch_line, train_one_epoch
 from retinalnet.training._evaluation import run_evaluation
@@ -78,8 +78,7 @@ class FitLoop:
         val: DataSource | None,
         resume_from: str | os.PathLike[str] | None,
     ) -> History:
-        """Check the data, lock ``out_dir``, then run epochs until ``max_epochs`` or a
-        callback stops it."""
+        """Check the data and lock ``out_dir``, then run the fit (see :meth:`_run`)."""
         trainer = self.trainer
         if val is not None:
             classes_of(trainer.model)  # fail now, not after an epoch, if classes are unknown
@@ -87,6 +86,10 @@ class FitLoop:
             check_same_classes(trainer.model.classes, train, where="Trainer.fit (train)")
             if val is not None:
                 check_same_classes(trainer.model.classes, val, where="Trainer.fit (val)")
+        if trainer._feature_cache_for(train, val)[0] is None:
+            train_targets(train, trainer.task.balance)  # fails now without targets
+        if trainer.task.balance == "sampler" and self.dist.enabled:
+            raise ValueError(SAMPLER_NOT_DISTRIBUTED)
         with contextlib.ExitStack() as lock:
             refused: OSError | None = None
             if trainer.out_dir is not None and self.dist.is_main:  # only rank 0 writes there
@@ -111,30 +114,18 @@ class FitLoop:
         val: DataSource | None,
         resume_from: str | os.PathLike[str] | None,
     ) -> History:
+        """Start the callbacks, load a resumed run and check ``best.pt``: everything that can
+        refuse the fit comes before the expensive work (the feature cache, the epochs)."""
         trainer = self.trainer
-        if trainer.feature_cache is not None:
-            train = trainer._cached(train, views=trainer.feature_cache.views)
-            val = trainer._cached(val) if val is not None else None
-        targets = train_targets(train, trainer.task.balance)
-        sampler = trainer.task.sampler(targets, seed=trainer.seed)
-        train_loader = self.train_loader = trainer._loader(train, train=True, sampler=sampler)
         model = trainer.model
-        num_classes = len(model.classes) if isinstance(model, Classifier) else None
-        trainer.task.setup(targets, num_classes=num_classes, device=trainer.device)
-        val_loader = trainer._loader(val, train=False) if val is not None else None
-        if trainer.seed is not None:
-            seed_everything(trainer.seed)
-        model.to(trainer.device)
-        if self.dist.enabled:
-            device = trainer.device
-            device_ids = [device.index] if device.type == "cuda" else None
-            self._ddp = DistributedDataParallel(trainer._forward_module, device_ids=device_ids)
+        model.to(trainer.device)  # before resuming: the optimizer state follows the weights
         trainer.should_stop = False
         trainer.stop_reason = None
         trainer.history = History()
         trainer.epoch = 0
         for callback in self.callbacks:
             callback.on_fit_start(trainer)
+        loop_state: dict[str, Any] | None = None
         if resume_from is not None:
             resumed = resume(
                 resume_from,
@@ -145,7 +136,26 @@ class FitLoop:
                 callbacks=self.callbacks,
             )
             trainer.history, trainer.epoch = resumed.history, resumed.epoch
-            self._restore(resumed.loop_state, source=repr(str(resume_from)))
+            loop_state = resumed.loop_state
+            _check_loop_state(loop_state, source=repr(str(resume_from)))
+        for callback in self.callbacks:
+            if isinstance(callback, ModelCheckpoint):
+                callback.check_best_is_free()
+        train, val = self._features(train, val)
+        targets = train_targets(train, trainer.task.balance)
+        sampler = trainer.task.sampler(targets, seed=trainer.seed)
+        train_loader = self.train_loader = trainer._loader(train, train=True, sampler=sampler)
+        num_classes = len(model.classes) if isinstance(model, Classifier) else None
+        trainer.task.setup(targets, num_classes=num_classes, device=trainer.device)
+        val_loader = trainer._loader(val, train=False) if val is not None else None
+        if trainer.seed is not None:
+            seed_everything(trainer.seed)
+        if self.dist.enabled:
+            device = trainer.device
+            device_ids = [device.index] if device.type == "cuda" else None
+            self._ddp = DistributedDataParallel(trainer._forward_module, device_ids=device_ids)
+        if loop_state is not None:
+            self._restore(loop_state, source=repr(str(resume_from)))
         try:
             while trainer.epoch < trainer.max_epochs and not trainer.should_stop:
                 self._run_epoch(train_loader, val_loader)
@@ -167,6 +177,24 @@ class FitLoop:
         logger.info("fit finished: %s", trainer.stop_reason)
         return trainer.history
 
+    def _features(
+        self, train: DataSource, val: DataSource | None
+    ) -> tuple[DataSource, DataSource | None]:
+        """The fit's data as cached backbone features, when the Trainer's ``feature_cache``
+        says so for this data; logs which, and why."""
+        trainer = self.trainer
+        config, reason = trainer._feature_cache_for(train, val)
+        level = logging.INFO if trainer.progress and trainer._cache_choice.auto else logging.DEBUG
+        logger.log(level, "feature cache: %s (%s)", "off" if config is None else "on", reason)
+        trainer._head = None  # the whole model trains, unless the features are cached
+        if config is None:
+            return train, val
+        cached = trainer._cached_or_none(train, views=config.views)
+        if cached is None:  # "auto", and the head is not the model's last step
+            logger.log(level, "feature cache: off after all (%s)", trainer._cache_refused)
+            return train, val
+        return cached, trainer._cached(val) if val is not None else None
+
     def loop_state(self) -> dict[str, Any]:
         """What a checkpoint needs for a resumed fit to repeat this one from here: the seed,
         the random generators, the data order and the fp16 loss scale."""
@@ -183,12 +211,6 @@ class FitLoop:
         if not state:
             logger.info("%s holds no random state (written before 0.2, or outside a fit)", source)
             return
-        for part in ("random", "data", "scaler"):
-            if not isinstance(state.get(part, {}), Mapping):
-                raise ValueError(
-                    f"cannot resume from {source}: field 'loop.{part}' must be a dict, got "
-                    f"{type(state[part]).__name__}"
-                )
         saved = state.get("seed")
         if saved != trainer.seed:
             if trainer.seed is None:
@@ -300,3 +322,19 @@ class FitLoop:
         trainer.stop_reason = f"{what} became {value} at epoch {epoch}{where}"
         trainer.history.stop_reason = trainer.stop_reason
         raise error
+
+
+def _check_loop_state(state: Mapping[str, Any], *, source: str) -> None:
+    """Refuse a malformed loop state of a resumed checkpoint before the fit does any work.
+
+    Raises
+    ------
+    ValueError
+        Naming the checkpoint and the field.
+    """
+    for part in ("random", "data", "scaler"):
+        if not isinstance(state.get(part, {}), Mapping):
+            raise ValueError(
+                f"cannot resume from {source}: field 'loop.{part}' must be a dict, got "
+                f"{type(state[part]).__name__}"
+            )

@@ -106,13 +106,29 @@ class ModelCheckpoint(Callback):
     def state_dict(self) -> dict[str, Any]:
         return {"best_score": self._tracker.best, "best_epoch": self._tracker.best_epoch}
 
-    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+    def check_best_is_free(self) -> None:
+        """Refuse a new run that would replace an existing ``best.pt`` (not a resumed run,
+        nor with ``overwrite=True``).
+
+        The Trainer calls it once the callback states of a resumed run are loaded, before
+        the feature cache is built or an epoch runs; every epoch checks again.
+
+        Raises
+        ------
+        FileExistsError
+            Naming the file and the three ways out.
+
+        .. versionadded:: 0.2
+        """
         if not (self._resumed or self.overwrite or not self.best_path.exists()):
             raise FileExistsError(
                 f"{self.best_path} already exists and would be replaced by this new run; "
                 "resume that run (fit(..., resume_from=last.pt), or --resume on the command "
                 "line), choose another folder, or allow it (overwrite=True, or --overwrite)"
             )
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        self.check_best_is_free()
         self._epoch_in_progress = epoch
         self._began = True
 

@@ -84,8 +84,9 @@ def trainer_arguments(old: Mapping[str, Any], new: TrainerArguments) -> TrainerA
                 "Trainer got a FeatureCacheConfig and cache_views=: set "
                 "FeatureCacheConfig(views=...) only"
             )
-        config = feature_cache_config(feature_cache)
-        if config is not None:  # 0.1 ignored cache_views without a feature cache
+        # 0.1 ignored cache_views without a feature cache (and "auto" sets no views)
+        config = None if feature_cache == "auto" else feature_cache_config(feature_cache)
+        if config is not None:
             feature_cache = FeatureCacheConfig(config.cache_dir, views=old["cache_views"])
     return TrainerArguments(
         task=task, out_dir=out_dir, progress=progress, feature_cache=feature_cache

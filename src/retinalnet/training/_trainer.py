@@ -5,7 +5,8 @@ What is trained (loss, class balance, optimizer, scheduler, metrics) is a
 :class:`~retinalnet.training.ClassificationTask` (``_task.py``). The loop's parts live
 beside it: one fit in ``_loop.py``, one training pass in ``_epoch.py``, the metrics of an
 epoch in ``_metrics.py``, the loaders in ``_data.py``, the checkpointed training state in
-``_resume.py``, the 0.1 argument names in ``_old_arguments.py``.
+``_resume.py``, the 0.1 argument names in ``_old_arguments.py``, what ``feature_cache``
+comes to in ``_config.py`` and the cached features kept for reuse in ``_cached_data.py``.
 
 Why this module is long: the Trainer's docstring is its manual (every setting, what
 :meth:`~Trainer.fit` raises, the 0.1 names), a third of the module; the code is what stays
@@ -26,14 +27,18 @@ from torch.utils.data import DataLoader, Sampler
 from retinalnet._core.classes import check_same_classes
 from retinalnet._core.device import default_num_workers, resident_device, resolve_device
 from retinalnet._core.loaders import DataSource
+from retinalnet._core.progress import progress_output
 from retinalnet.engine import InferenceEngine
 from retinalnet.models import Classifier
 from retinalnet.precision import Precision, resolve_precision
+from retinalnet.training._cached_data import CachedData
 from retinalnet.training._callbacks import Callback
 from retinalnet.training._config import (
+    FeatureCacheConfig,
     FeatureCacheOption,
     check_loop_settings,
-    feature_cache_config,
+    choose_feature_cache,
+    why_data_is_not_cached,
 )
 from retinalnet.training._data import classes_of, fit_loader
 from retinalnet.training._distributed import (
@@ -42,7 +47,11 @@ from retinalnet.training._distributed import (
     logs_from_main_process_only,
 )
 from retinalnet.training._evaluation import EvaluationResult, run_evaluation
-from retinalnet.training._feature_cache import build_feature_cache, trainable_head
+from retinalnet.training._feature_cache import (
+    HeadNotLastError,
+    build_feature_cache,
+    trainable_head,
+)
 from retinalnet.training._history import History
 from retinalnet.training._loop import FitLoop
 from retinalnet.training._metrics import available_metrics
@@ -93,10 +102,19 @@ class Trainer:
         may).
     feature_cache
         Compute the frozen backbone's output once per image and train only the head on it
-        (see :func:`build_feature_cache`): ``True`` keeps it in memory, a folder keeps it
-        on disk for later runs, a :class:`FeatureCacheConfig` also sets augmented ``views``.
-        Needs every parameter outside the head frozen. Images then get the evaluation
-        preprocessing (no random augmentation below the head, except the augmented views).
+        (see :func:`build_feature_cache`). ``"auto"`` (default): on, in memory and without
+        augmented views, when the model is a Classifier whose parameters outside one final
+        head are all frozen (``vgg16_transfer()``, ``create_model(name)``); off when more
+        than a head trains (fine-tuning), for a plain module, and for training data that
+        cannot be cached (a DataLoader, a data set with its own ``transform``); each fit
+        logs which and why. ``False``: off. ``True`` keeps it in memory, a folder keeps it
+        on disk for later runs, a :class:`FeatureCacheConfig` also sets augmented
+        ``views``; these need every parameter outside the head frozen. With the cache,
+        images get the evaluation preprocessing (no random augmentation below the head,
+        except the augmented views). A folder named ``auto`` is ``Path("auto")``.
+
+        .. versionchanged:: 0.2
+           The default is ``"auto"`` (was ``False``).
     precision
         ``"auto"`` (default), ``"fp32"``, ``"bf16"`` or ``"fp16"`` (GPU, with loss scaling),
         one policy for the whole fit (see :func:`~retinalnet.precision.resolve_precision`):
@@ -115,8 +133,12 @@ class Trainer:
         and the data order). Seed the model's initial weights too, before building it, with
         :func:`seed_everything`.
     progress
-        Log one line per epoch at INFO and show a live batch bar (when tqdm is installed
-        and the output is a terminal). ``False`` is quiet (the lines go to DEBUG).
+        Log one line per epoch at INFO (epoch, training and validation loss and accuracy,
+        seconds) and show a live batch bar (when tqdm is installed and the output is a
+        terminal; plain lines otherwise, for loops over 10 s). When neither the
+        ``retinalnet`` logger nor the root logger has a handler, these lines are printed
+        on stderr for the duration of the fit; with logging configured they go where it
+        says, once. ``False`` is quiet (the lines go to DEBUG).
 
         .. versionadded:: 0.2
            Replaces ``verbose``.
@@ -149,8 +171,8 @@ class Trainer:
         For a loop setting or ``seed`` out of range, a model with nothing trainable, or a
         bad ``precision``.
     TypeError
-        If ``out_dir`` or ``feature_cache`` comes with a plain module (not a Classifier), or
-        ``task`` is not a ClassificationTask.
+        If ``out_dir`` or an explicit ``feature_cache`` comes with a plain module (not a
+        Classifier), or ``task`` is not a ClassificationTask.
 
     Examples
     --------
@@ -178,7 +200,7 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         out_dir: str | os.PathLike[str] | None = None,
         overwrite: bool = False,
-        feature_cache: FeatureCacheOption = False,
+        feature_cache: FeatureCacheOption = "auto",
         precision: Precision = "auto",
         device: str | torch.device = "auto",
         seed: int | None = None,
@@ -223,11 +245,10 @@ class Trainer:
         self.callbacks: list[Callback] = list(callbacks)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.overwrite = overwrite
-        self.feature_cache = feature_cache_config(feature_cache)
-        if self.feature_cache is not None:
-            if not isinstance(model, Classifier):
-                raise TypeError("feature_cache needs a retinalnet Classifier model")
-            trainable_head(model)  # fails now if the model has no frozen part to cache
+        self._cache_choice = choose_feature_cache(feature_cache, model)
+        self.feature_cache: FeatureCacheConfig | None = self._cache_choice.config
+        self._cache_refused: str | None = None  # why "auto" found the model uncacheable
+        self._last_cached: CachedData | None = None  # the features built last, for reuse
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.num_workers = default_num_workers(self.device, num_workers)
@@ -336,11 +357,23 @@ class Trainer:
             the checkpoints hold.
         RunLockedError
             If another run writes to ``out_dir``.
+        FileExistsError
+            If ``out_dir`` holds a ``best.pt`` that this new run would replace (not a
+            resumed run, nor with ``overwrite=True``).
+        ValueError
+            If the data's classes differ from the model's, a callback monitors a metric
+            the fit does not produce, or ``resume_from`` holds another run (other classes,
+            another optimizer) or a malformed part. These refusals, the two above, and a
+            missing ``resume_from`` file (``FileNotFoundError``) all come before the
+            feature cache is built and before the first epoch.
         retinalnet.checkpoint.CheckpointWriteError
             If a checkpoint cannot be written; the one there before is untouched.
         """
         loop = self._loop = FitLoop(self, validation=val is not None)
-        with logs_from_main_process_only(loop.dist):
+        with (
+            progress_output(self.progress and loop.dist.is_main),
+            logs_from_main_process_only(loop.dist),
+        ):
             return loop.run(train, val, resume_from)
 
     @property
@@ -348,9 +381,47 @@ class Trainer:
         """What a batch goes through: the head alone on cached features, else the model."""
         return self._head if self._head is not None else self.model
 
+    def _feature_cache_for(self, *data: DataSource | None) -> tuple[FeatureCacheConfig | None, str]:
+        """The cache to use for ``data`` (``None``: none), and why.
+
+        An explicit choice holds for any data (a disk cache of a DataLoader is then refused
+        by :func:`build_feature_cache`); ``"auto"`` leaves data that cannot be cached
+        uncached, and every data once the model's head proved not to be its last step.
+        """
+        choice = self._cache_choice
+        if not choice.auto or self.feature_cache is None:
+            return self.feature_cache, choice.reason
+        if self._cache_refused is not None:
+            return None, self._cache_refused
+        for source in data:
+            reason = why_data_is_not_cached(source) if source is not None else None
+            if reason is not None:
+                return None, reason
+        return self.feature_cache, choice.reason
+
+    def _cached_or_none(self, data: DataSource, *, views: int = 0) -> DataSource | None:
+        """``data`` as cached features, or ``None`` when ``"auto"`` finds that the model's
+        head is not its last step (an explicit cache raises then)."""
+        try:
+            return self._cached(data, views=views)
+        except HeadNotLastError as error:
+            if not self._cache_choice.auto:
+                raise
+            self._cache_refused = f"{error} (found on the first batch)"
+            self._head = None
+            return None
+
     def _cached(self, data: DataSource, *, views: int = 0) -> DataSource:
+        """``data`` as cached features; the ones built last are reused for the same data
+        object while the frozen weights stay as they were (``evaluate(val)`` after a fit)."""
         if not isinstance(self.model, Classifier) or self.feature_cache is None:
             raise TypeError("feature_cache needs a retinalnet Classifier model")
+        head_name, head = trainable_head(self.model)
+        last = self._last_cached
+        same = last is not None and last.source is data and last.views == views
+        if last is not None and same and last.unchanged(self.model, head_name):
+            self._head = head
+            return last.features
         cache = build_feature_cache(
             self.model,
             data,
@@ -363,28 +434,33 @@ class Trainer:
             precision=self.precision,
             progress=self.progress,
         )
-        self._head = trainable_head(self.model)[1]
-        return cache.dataset(resident_device(cache.features.nbytes, self.device))
+        self._head = head
+        features = cache.dataset(resident_device(cache.features.nbytes, self.device))
+        self._last_cached = CachedData.of(self.model, head_name, data, views, features)
+        return features
 
     def evaluate(self, data: DataSource) -> EvaluationResult:
         """Loss, accuracy (overall and per class) and confusion matrix on ``data``.
 
         Uses the task's loss, the trainer's device and batch size, and the model's eval
-        preprocessing; with ``feature_cache``, the backbone features of ``data`` are cached
-        too.
+        preprocessing; with the feature cache (see ``feature_cache``), the backbone features
+        of ``data`` are cached too.
         """
         if isinstance(self.model, Classifier):
             check_same_classes(self.model.classes, data, where="Trainer.evaluate")
-        self.model.to(self.device)
-        if self.feature_cache is not None:
-            data = self._cached(data)
-        return run_evaluation(
-            self._engine(),
-            self._loader(data, train=False),
-            loss=self.task.loss,
-            classes=classes_of(self.model),
-            progress=self.progress,
-        )
+        with progress_output(self.progress):
+            self.model.to(self.device)
+            config, _ = self._feature_cache_for(data)
+            cached = self._cached_or_none(data) if config is not None else None
+            if cached is None:
+                self._head = None  # the whole model runs on this data
+            return run_evaluation(
+                self._engine(),
+                self._loader(cached if cached is not None else data, train=False),
+                loss=self.task.loss,
+                classes=classes_of(self.model),
+                progress=self.progress,
+            )
 
     def _engine(self) -> InferenceEngine:
         """The inference engine for validation and :meth:`evaluate`: the head alone on
