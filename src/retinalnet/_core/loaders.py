@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 from retinalnet._core.images import load_image
 
-__all__ = ["BatchedTensorDataset", "DataSource", "make_loader"]
+__all__ = ["BatchedTensorDataset", "DataSource", "decoded_with", "make_loader"]
 
 DataSource: TypeAlias = Union[Dataset[Any], DataLoader[Any]]  # noqa: UP007 - evaluated at runtime
 """Training or evaluation data, either a map-style data set of ``(image, target)`` pairs or a
@@ -59,7 +59,7 @@ class _Transformed(Dataset[tuple[Any, Any]]):
         return self.transform(image), target
 
 
-def _decoded_with(data: Dataset[Any], decode: Callable[[str], Image.Image]) -> Dataset[Any]:
+def decoded_with(data: Dataset[Any], decode: Callable[[str], Image.Image]) -> Dataset[Any]:
     """``data`` reading its files with ``decode``, when it reads them with the default loader
     and prepares no images of its own (a data set with its own transform keeps its way)."""
     with_loader = getattr(data, "with_loader", None)
@@ -111,7 +111,7 @@ def make_loader(
     if len(data) == 0:
         raise ValueError(f"the data set {data!r} is empty")
     if decode is not None and transform is not None:
-        data = _decoded_with(data, decode)
+        data = decoded_with(data, decode)
     first = data[0]
     if isinstance(first, (tuple, list)) and isinstance(first[0], Image.Image):
         if transform is None:
