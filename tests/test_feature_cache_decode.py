@@ -103,3 +103,26 @@ def test_the_reading_thread_stops_when_the_caller_stops(tree: Path) -> None:
     import threading
 
     assert not any(t.name == "retinalnet-tensor-batches" for t in threading.enumerate())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_a_gpu_auto_decodes_there_and_gives_the_pil_features(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retinalnet.training import _feature_cache
+
+    calls: list[torch.device] = []
+    original = _feature_cache.tensor_batches
+
+    def spying(*args: object, **kwargs: object) -> object:
+        calls.append(kwargs["device"])  # type: ignore[arg-type]
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_feature_cache, "tensor_batches", spying)
+    model, data = frozen_model(), KermanyOCT(tree, "train")
+    options = {"batch_size": 3, "precision": "fp32", "progress": False}
+    pil = build_feature_cache(model, data, device="cpu", decode="pil", **options)  # type: ignore[arg-type]
+    gpu = build_feature_cache(model, data, device="cuda", **options)  # type: ignore[arg-type]
+    assert [device.type for device in calls] == ["cuda"]
+    assert torch.equal(gpu.targets, pil.targets)
+    torch.testing.assert_close(gpu.features, pil.features, atol=0.05, rtol=0.0)

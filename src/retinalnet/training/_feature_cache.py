@@ -36,13 +36,7 @@ from retinalnet.precision import Precision, resolve_precision
 from retinalnet.training._distributed import DistributedContext, current_context
 from retinalnet.training._tensor_batches import file_samples, tensor_batches
 
-__all__ = [
-    "Decode",
-    "FeatureCache",
-    "build_feature_cache",
-    "data_fingerprint",
-    "trainable_head",
-]
+__all__ = ["FeatureCache", "build_feature_cache", "data_fingerprint", "trainable_head"]
 
 logger = logging.getLogger(__name__)
 
@@ -256,7 +250,7 @@ def build_feature_cache(
     device: str | torch.device = "auto",
     precision: Precision = "auto",
     progress: bool = True,
-    decode: Decode = "auto",
+    decode: Literal["auto", "pil", "tensor"] = "auto",
 ) -> FeatureCache:
     """Run the frozen part of ``model`` once over ``data`` and keep what the head receives.
 
