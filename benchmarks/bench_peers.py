@@ -4,8 +4,8 @@
     python benchmarks/bench_peers.py --images 64 --epochs 3              # a CPU-sized run
     python benchmarks/bench_peers.py --images 8192 --epochs 10 --device cuda
 
-Each contender trains the tutorial's model (VGG16 with random weights, everything frozen but
-a new last layer, 4 classes) on the same synthetic JPEG files (``bench_scale.py``'s size
+Each contender trains the same model (``--arch``: the tutorial's VGG16, or ResNet-18 for a
+CPU-sized run; random weights, everything frozen but a new head, 4 classes) on the same synthetic JPEG files (``bench_scale.py``'s size
 mix) for the same number of epochs, validating after each, and is timed from its first line
 to a trained model:
 
@@ -68,12 +68,23 @@ def tutorial_transform() -> Any:
     ])  # fmt: skip
 
 
-def frozen_vgg16() -> nn.Module:
-    model = models.vgg16(weights=None)
+def tutorial_head(in_features: int) -> nn.Module:
+    """The tutorial's head (logits; the losses below take them)."""
+    return nn.Sequential(
+        nn.Linear(in_features, 256), nn.ReLU(), nn.Dropout(0.2), nn.Linear(256, 4)
+    )
+
+
+def frozen_torchvision(arch: str) -> tuple[nn.Module, nn.Module]:
+    """torchvision's model with everything frozen and a new head; returns (model, head)."""
+    model = getattr(models, arch)(weights=None)
     for parameter in model.parameters():
         parameter.requires_grad = False
-    model.classifier[6] = nn.Linear(4096, 4)
-    return model
+    if arch == "vgg16":
+        model.classifier[6] = head = tutorial_head(4096)
+    else:
+        model.fc = head = nn.Linear(model.fc.in_features, 4)
+    return model, head
 
 
 def plain_loop(
@@ -106,20 +117,24 @@ def plain_loop(
         torch.cuda.synchronize()
 
 
-def run_torchvision(root: Path, device: torch.device, epochs: int, workers: int) -> None:
-    model = frozen_vgg16()
+def run_torchvision(root: Path, device: torch.device, epochs: int, workers: int, arch: str) -> None:
+    model, head = frozen_torchvision(arch)
     train, val = loaders(root, tutorial_transform(), 32, workers, device.type == "cuda")
-    optimizer = torch.optim.SGD(model.classifier[6].parameters(), lr=0.001, momentum=0.9)
+    optimizer = torch.optim.SGD(head.parameters(), lr=0.001, momentum=0.9)
     plain_loop(model, train, val, optimizer, device, epochs)
 
 
-def run_timm(root: Path, device: torch.device, epochs: int, workers: int) -> None:
+def run_timm(root: Path, device: torch.device, epochs: int, workers: int, arch: str) -> None:
     import timm
     from timm.data import create_transform, resolve_data_config
 
-    model = timm.create_model("vgg16", pretrained=False, num_classes=4)
-    for name, parameter in model.named_parameters():
-        parameter.requires_grad = name.startswith("head.fc")
+    model = timm.create_model(arch, pretrained=False, num_classes=4)
+    if arch == "vgg16":
+        model.head.fc = tutorial_head(4096)
+    for parameter in model.parameters():
+        parameter.requires_grad = False
+    for parameter in model.get_classifier().parameters():
+        parameter.requires_grad = True
     config = resolve_data_config({}, model=model)
     transform = T.Compose([T.Grayscale(3), create_transform(**config)])
     train, val = loaders(root, transform, 32, workers, device.type == "cuda")
@@ -127,13 +142,13 @@ def run_timm(root: Path, device: torch.device, epochs: int, workers: int) -> Non
     plain_loop(model, train, val, optimizer, device, epochs)
 
 
-def run_lightning(root: Path, device: torch.device, epochs: int, workers: int) -> None:
+def run_lightning(root: Path, device: torch.device, epochs: int, workers: int, arch: str) -> None:
     import lightning as L
 
     class Module(L.LightningModule):
         def __init__(self) -> None:
             super().__init__()
-            self.model = frozen_vgg16()
+            self.model, self.head = frozen_torchvision(arch)
             self.loss = nn.CrossEntropyLoss()
 
         def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
@@ -149,7 +164,7 @@ def run_lightning(root: Path, device: torch.device, epochs: int, workers: int) -
             self.log("val_acc", (outputs.argmax(1) == labels).float().mean())
 
         def configure_optimizers(self) -> torch.optim.Optimizer:
-            return torch.optim.Adam(self.model.classifier[6].parameters(), lr=1e-3)
+            return torch.optim.Adam(self.head.parameters(), lr=1e-3)
 
     cuda = device.type == "cuda"
     train, val = loaders(root, tutorial_transform(), 32, workers, cuda)
@@ -164,11 +179,15 @@ def run_lightning(root: Path, device: torch.device, epochs: int, workers: int) -
         torch.cuda.synchronize()
 
 
-def run_retinalnet(root: Path, device: torch.device, epochs: int, workers: int) -> None:
-    from retinalnet import KermanyOCT, Trainer, vgg16_transfer
+def run_retinalnet(root: Path, device: torch.device, epochs: int, workers: int, arch: str) -> None:
+    from retinalnet import KermanyOCT, Trainer, create_model, vgg16_transfer
 
+    if arch == "vgg16":
+        model = vgg16_transfer(weights=None)
+    else:
+        model = create_model(arch, weights=None)
     trainer = Trainer(
-        vgg16_transfer(weights=None), feature_cache=True, max_epochs=epochs, device=device,
+        model, feature_cache=True, max_epochs=epochs, device=device,
         progress=False,
     )  # fmt: skip
     trainer.fit(KermanyOCT(root, "train"), KermanyOCT(root, "val"))
@@ -176,7 +195,7 @@ def run_retinalnet(root: Path, device: torch.device, epochs: int, workers: int) 
         torch.cuda.synchronize()
 
 
-CONTENDERS: dict[str, Callable[[Path, torch.device, int, int], None]] = {
+CONTENDERS: dict[str, Callable[[Path, torch.device, int, int, str], None]] = {
     "retinalnet": run_retinalnet,
     "lightning": run_lightning,
     "torchvision": run_torchvision,
@@ -189,9 +208,14 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--arch", default="vgg16", choices=["vgg16", "resnet18"])
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--only", nargs="*", default=list(CONTENDERS), choices=list(CONTENDERS))
     args = parser.parse_args()
     from retinalnet._core.device import default_num_workers, resolve_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     device = resolve_device(args.device)
     workers = default_num_workers(device)
@@ -204,7 +228,7 @@ def main() -> None:
             torch.manual_seed(0)
             started = time.perf_counter()
             try:
-                CONTENDERS[name](root, device, args.epochs, workers)
+                CONTENDERS[name](root, device, args.epochs, workers, args.arch)
             except ImportError as error:  # lightning and timm come with the bench extra
                 print(f"  {name}: skipped ({error}; pip install -e '.[bench]')")
                 continue
@@ -215,8 +239,8 @@ def main() -> None:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     )  # fmt: skip
-    print(f"{args.images} training images + 32 validation, {args.epochs} epochs, VGG16 "
-          f"(random weights) frozen but the last layer, {where}, {workers} loader workers, "
+    print(f"{args.images} training images + 32 validation, {args.epochs} epochs, {args.arch} "
+          f"(random weights) frozen but the head, {where}, {workers} loader workers, "
           f"torch {torch.__version__}")  # fmt: skip
     base = seconds.get("retinalnet")
     print(f"{'':12s} {'seconds':>9s} {'vs retinalnet':>14s}")

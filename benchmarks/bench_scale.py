@@ -166,9 +166,11 @@ def peak_rss_mib() -> float:
 class _Marks(Callback):
     def __init__(self) -> None:
         self.fit_start = 0.0
+        self.fit_start_cpu = 0.0
 
     def on_fit_start(self, trainer: Any) -> None:
         self.fit_start = time.perf_counter()
+        self.fit_start_cpu = time.process_time()
 
 
 def main() -> None:
@@ -222,9 +224,11 @@ def run(
     rows: list[tuple[str, float, int]] = []
     baseline = peak_rss_mib()
 
-    started = time.perf_counter()
+    cpu: list[float] = []  # CPU seconds of this process per phase: steadier on a shared machine
+    started, started_cpu = time.perf_counter(), time.process_time()
     train, val, test = (KermanyOCT(root, split) for split in ("train", "val", "test"))
     rows.append(("index", time.perf_counter() - started, sum(counts.values())))
+    cpu.append(time.process_time() - started_cpu)
     rss = [peak_rss_mib()]
 
     model = build_model(args.arch)
@@ -241,11 +245,12 @@ def run(
 
         original = trainer_module.build_feature_cache
         trainer_module.build_feature_cache = lambda *a, **k: original(*a, decode=args.decode, **k)  # type: ignore[assignment]
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     history = trainer.fit(train, val)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    ended = time.perf_counter()
+    ended, ended_cpu = time.perf_counter(), time.process_time()
+    cpu += [marks.fit_start_cpu - started_cpu, ended_cpu - marks.fit_start_cpu]
     cache_seconds = marks.fit_start - started
     rows.append(("cache build (train + val)", cache_seconds, counts["train"] + counts["val"]))
     rss.append(peak_rss_mib())
@@ -259,9 +264,10 @@ def run(
     )
     rss.append(peak_rss_mib())
 
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     result = trainer.evaluate(test)
     rows.append(("test evaluation (cache + head)", time.perf_counter() - started, counts["test"]))
+    cpu.append(time.process_time() - started_cpu)
     rss.append(peak_rss_mib())
     total = sum(seconds for _, seconds, _ in rows)
 
@@ -273,11 +279,12 @@ def run(
         if device.type == "cuda"
         else platform.processor() or platform.machine()
     )
-    print(f"retinalnet {retinalnet.__version__}, torch {torch.__version__}, {name}, device {device}, "
+    source = Path(retinalnet.__file__).parent.parent
+    print(f"retinalnet {retinalnet.__version__} from {source}, torch {torch.__version__}, {name}, device {device}, "
           f"{torch.get_num_threads()} threads, arch {args.arch} at {224} px, batch {args.batch_size}")  # fmt: skip
-    print(f"{'phase':34s} {'seconds':>9s} {'img/s':>10s} {'peak RSS MiB':>13s}")
-    for (label, seconds, images), memory in zip(rows, rss, strict=True):
-        print(f"{label:34s} {seconds:9.2f} {images / seconds:10.0f} {memory:13.0f}")
+    print(f"{'phase':34s} {'seconds':>9s} {'img/s':>10s} {'peak RSS MiB':>13s} {'CPU s':>8s}")
+    for (label, seconds, images), memory, used in zip(rows, rss, cpu, strict=True):
+        print(f"{label:34s} {seconds:9.2f} {images / seconds:10.0f} {memory:13.0f} {used:8.2f}")
     print(f"{'total (index to test result)':34s} {total:9.2f} {counts['train'] / total:10.0f}")
     later = epochs[1:] or epochs
     print(f"head epoch: first {epochs[0] * 1000:.0f} ms, then mean {np.mean(later) * 1000:.1f} ms "
@@ -291,10 +298,10 @@ def run(
     if device.type == "cuda":
         print(f"peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB")
     results.update(
-        device=str(device), name=name, version=retinalnet.__version__,
+        device=str(device), name=name, version=retinalnet.__version__, source=str(source),
         phases={label: seconds for label, seconds, _ in rows}, total=total,
         cache_img_s=cache_rate, bf16_fraction=None if peak is None else cache_rate * flops / peak,
-        head_epoch_s=float(np.mean(later)), rss_mib=rss, per_image_ms=per_image,
+        head_epoch_s=float(np.mean(later)), rss_mib=rss, cpu_s=cpu, per_image_ms=per_image,
     )  # fmt: skip
     sys.stdout.flush()
 

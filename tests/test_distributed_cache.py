@@ -16,7 +16,7 @@ from torch import nn
 from _training_helpers import CLASSES
 from retinalnet.datasets import KermanyOCT, make_synthetic_kermany
 from retinalnet.models import Classifier, build_head, freeze
-from retinalnet.training import _feature_cache
+from retinalnet.training import Trainer, _feature_cache
 from retinalnet.training._distributed import DistributedContext
 from retinalnet.transforms import Preprocessing
 
@@ -37,10 +37,12 @@ def _model() -> Classifier:
     return Classifier(network, classes=CLASSES, preprocessing=Preprocessing(size=32))
 
 
-def _build(root: str, decode: str, cache_dir: str | None) -> _feature_cache.FeatureCache:
+def _build(
+    root: str, decode: str, cache_dir: str | None, shard: bool = False
+) -> _feature_cache.FeatureCache:
     return _feature_cache.build_feature_cache(
         _model(), KermanyOCT(root, "train"), batch_size=4, device="cpu", precision="fp32",
-        progress=False, decode=decode, cache_dir=cache_dir,  # type: ignore[arg-type]
+        progress=False, decode=decode, cache_dir=cache_dir, shard=shard,  # type: ignore[arg-type]
     )  # fmt: skip
 
 
@@ -60,8 +62,13 @@ def _worker(rank: int, port: int, root: str, out: str) -> None:
     try:
         results = {}
         for decode in ("pil", "tensor"):
-            cache = _build(root, decode, cache_dir=str(Path(out) / "cache"))
+            cache = _build(root, decode, cache_dir=str(Path(out) / "cache"), shard=True)
             results[decode] = cache.features
+        alone = _build(root, "pil", cache_dir=None)  # without shard=True: all of it, no waiting
+        results["alone"] = alone.features
+        trainer = Trainer(_model(), feature_cache=True, max_epochs=1, batch_size=4, device="cpu",
+                          precision="fp32", progress=False, seed=0)  # fmt: skip
+        trainer.fit(KermanyOCT(root, "train"))  # the fit shares its cache build out too
         torch.save({"features": results, "extracted": extracted}, Path(out) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -72,11 +79,14 @@ def test_two_gloo_processes_share_the_cache_build(tmp_path: Path) -> None:
     root = make_synthetic_kermany(tmp_path / "data", train=4, val=0, test=0, shape=(64, 64))
     mp.spawn(_worker, args=(_free_port(), str(root), str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
-    assert [r["extracted"] for r in ranks] == [[8, 8], [8, 8]]  # 16 images: 8 each, per path
+    # 16 images: 8 each for each path, 16 for the call without shard=True, 8 in the fit
+    assert [r["extracted"] for r in ranks] == [[8, 8, 16, 8], [8, 8, 16, 8]]
     for decode in ("pil", "tensor"):
         single = _build(str(root), decode, cache_dir=None).features
         for rank in ranks:
             torch.testing.assert_close(rank["features"][decode], single)
+            if decode == "pil":
+                torch.testing.assert_close(rank["features"]["alone"], single)
     written = sorted(p.name for p in (tmp_path / "cache").rglob("*.npy"))
     assert written == ["features.npy", "features.npy", "targets.npy", "targets.npy"]
 

@@ -251,6 +251,7 @@ def build_feature_cache(
     precision: Precision = "auto",
     progress: bool = True,
     decode: Literal["auto", "pil", "tensor"] = "auto",
+    shard: bool = False,
 ) -> FeatureCache:
     """Run the frozen part of ``model`` once over ``data`` and keep what the head receives.
 
@@ -322,7 +323,7 @@ def build_feature_cache(
         fingerprint = digest.hexdigest()
 
     engine = InferenceEngine(model, device=target_device, precision=precision)
-    context = current_context()
+    context = current_context() if shard else DistributedContext()
     if isinstance(data, DataLoader) or len(data) < context.world_size:  # type: ignore[arg-type]
         context = DistributedContext()  # nothing to share out: every process runs it all
     workers = default_num_workers(target_device, num_workers)
@@ -338,9 +339,9 @@ def build_feature_cache(
         for index, (description, transform) in enumerate(passes):
             batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
             if index == 0 and samples is not None:
-                share = samples[slice(*_bounds(context.share(len(samples))))]
+                share = context.share(len(samples))
                 batches, total = tensor_batches(
-                    share,
+                    samples[share.start : share.stop],
                     model.preprocessing,
                     device=target_device,
                     batch_size=batch_size,
@@ -382,10 +383,6 @@ def build_feature_cache(
             logger.info("wrote %d cached feature rows to %s", len(cache.targets), folder)
         context.barrier()  # the others return once it is on disk
     return cache
-
-
-def _bounds(share: range) -> tuple[int, int]:
-    return share.start, share.stop
 
 
 def _tensor_path_samples(

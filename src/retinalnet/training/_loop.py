@@ -113,8 +113,8 @@ class FitLoop:
     ) -> History:
         trainer = self.trainer
         if trainer.feature_cache is not None:
-            train = trainer._cached(train, views=trainer.feature_cache.views)
-            val = trainer._cached(val) if val is not None else None
+            train = trainer._cached(train, views=trainer.feature_cache.views, shard=True)
+            val = trainer._cached(val, shard=True) if val is not None else None
         targets = train_targets(train, trainer.task.balance)
         sampler = trainer.task.sampler(targets, seed=trainer.seed)
         train_loader = self.train_loader = trainer._loader(train, train=True, sampler=sampler)

@@ -348,7 +348,7 @@ class Trainer:
         """What a batch goes through: the head alone on cached features, else the model."""
         return self._head if self._head is not None else self.model
 
-    def _cached(self, data: DataSource, *, views: int = 0) -> DataSource:
+    def _cached(self, data: DataSource, *, views: int = 0, shard: bool = False) -> DataSource:
         if not isinstance(self.model, Classifier) or self.feature_cache is None:
             raise TypeError("feature_cache needs a retinalnet Classifier model")
         cache = build_feature_cache(
@@ -362,6 +362,7 @@ class Trainer:
             device=self.device,
             precision=self.precision,
             progress=self.progress,
+            shard=shard,  # in fit, every process builds it: each can take its share
         )
         self._head = trainable_head(self.model)[1]
         return cache.dataset(resident_device(cache.features.nbytes, self.device))
