@@ -116,7 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2048, help="cached images (default 2048)")
     parser.add_argument("--batch-size", type=int, default=32, help="the Trainer's default")
-    parser.add_argument("--val-rows", type=int, default=32, help="validation rows (32)")
+    parser.add_argument("--val-rows", type=int, default=32, help="validation rows (32; 0: none)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
@@ -126,10 +126,12 @@ def main() -> None:
     torch.manual_seed(0)
     features = torch.randn(args.rows, 4096, device=device)
     targets = torch.randint(0, 4, (args.rows,), device=device)
-    val = (
-        torch.randn(args.val_rows, 4096, device=device),
-        torch.randint(0, 4, (args.val_rows,), device=device),
-    )
+    val = None
+    if args.val_rows > 0:  # 0: no validation, as before issue 14
+        val = (
+            torch.randn(args.val_rows, 4096, device=device),
+            torch.randint(0, 4, (args.val_rows,), device=device),
+        )
     head = build_head(4096, 4, hidden=256, dropout=0.2).to(device)
 
     model = Classifier(head, classes=["CNV", "DME", "DRUSEN", "NORMAL"])
@@ -137,7 +139,10 @@ def main() -> None:
         model, max_epochs=EPOCHS, batch_size=args.batch_size, seed=0, device=device,
         progress=False,
     )  # fmt: skip
-    history = trainer.fit(BatchedTensorDataset(features, targets), BatchedTensorDataset(*val))
+    history = trainer.fit(
+        BatchedTensorDataset(features, targets),
+        BatchedTensorDataset(*val) if val is not None else None,
+    )
     trainer_seconds = min(record.seconds for record in history[1:])
     bare = bare_loop_epoch_seconds(head, features, targets, args.batch_size, None, val)
     fused = bare_loop_epoch_seconds(head, features, targets, args.batch_size, True, val)
