@@ -8,6 +8,11 @@ layers on them; this module does the same.
 The trade-off: features are computed with the evaluation preprocessing, so random
 augmentation no longer reaches the backbone. ``views=`` keeps some of it by also caching a
 few augmented copies of each training image.
+
+Why this module is long: it is the cache's one entry point and its file format together
+(the fingerprint, save and load, and the build with its two decoding paths and its share of a
+distributed run); the decoding paths and the process group's helpers live in
+``_tensor_batches`` and ``_distributed``.
 """
 
 from __future__ import annotations
