@@ -72,3 +72,14 @@ def test_tensors_on_the_gpu_load_without_workers_or_pinning() -> None:
     inputs, targets = next(iter(loader))
     assert inputs.is_cuda
     assert targets.is_cuda
+
+
+def test_tensors_in_host_memory_load_without_workers_whatever_num_workers_says() -> None:
+    # starting worker processes for rows already in memory only costs (issue 14)
+    loader = make_loader(
+        BatchedTensorDataset(*_tensors()), batch_size=4, shuffle=True, transform=None,
+        num_workers=3,
+    )  # fmt: skip
+    assert loader.num_workers == 0
+    assert not loader.persistent_workers
+    assert [len(t) for _, t in loader] == [4, 4, 2]

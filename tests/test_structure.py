@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "retinalnet"
 # Bottom to top: a module may import from its own layer's package or from a lower layer.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("retinalnet._version", "retinalnet.precision", "retinalnet._core"),
-    ("retinalnet.transforms", "retinalnet.metrics"),
+    ("retinalnet.transforms", "retinalnet.metrics", "retinalnet.tensor_preprocessing"),
     ("retinalnet.datasets", "retinalnet.models"),
     ("retinalnet.checkpoint", "retinalnet.engine"),
     ("retinalnet.gradcam", "retinalnet.training"),

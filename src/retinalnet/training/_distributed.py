@@ -13,6 +13,7 @@ import torch.distributed as dist
 
 __all__ = [
     "DistributedContext",
+    "current_context",
     "distributed_context",
     "local_device",
     "logs_from_main_process_only",
@@ -43,6 +44,48 @@ class DistributedContext:
         tensor = torch.tensor(values, dtype=torch.float64, device=device)
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return [float(v) for v in tensor.tolist()]
+
+    def share(self, length: int) -> range:
+        """This process's contiguous share of ``length`` items (all of them in one process);
+        the shares of ranks 0, 1, ... follow each other and cover every item once."""
+        size = self.world_size
+        return range(self.rank * length // size, (self.rank + 1) * length // size)
+
+    def gather_rows(self, rows: torch.Tensor, length: int) -> torch.Tensor:
+        """Every process's :meth:`share` of ``length`` rows, in rank order: the whole tensor
+        on every rank (``rows`` itself in one process).
+
+        ``rows`` is this process's share (``(len(share), ...)``); shares differ in length by
+        at most one, so each is padded to the longest for ``all_gather`` and cut back.
+        """
+        if not self.enabled:
+            return rows
+        longest = -(-length // self.world_size)
+        on = rows.device
+        if dist.get_backend() == "nccl":  # NCCL gathers GPU tensors only
+            on = torch.device("cuda", torch.cuda.current_device())
+        padded = torch.zeros((longest, *rows.shape[1:]), dtype=rows.dtype, device=on)
+        padded[: len(rows)] = rows.to(on)
+        gathered = [torch.empty_like(padded) for _ in range(self.world_size)]
+        dist.all_gather(gathered, padded)
+        parts = [
+            part[: len(DistributedContext(rank, self.world_size).share(length))]
+            for rank, part in enumerate(gathered)
+        ]
+        return torch.cat(parts).to(rows.device)
+
+    def barrier(self) -> None:
+        """Wait until every process gets here (nothing in one process)."""
+        if self.enabled:
+            dist.barrier()
+
+
+def current_context() -> DistributedContext:
+    """The process group already started (by ``torchrun`` and the Trainer, or by the
+    caller), without starting one: rank 0 of 1 when there is none."""
+    if dist.is_available() and dist.is_initialized():
+        return DistributedContext(rank=dist.get_rank(), world_size=dist.get_world_size())
+    return DistributedContext()
 
 
 def distributed_context(device: torch.device) -> DistributedContext:

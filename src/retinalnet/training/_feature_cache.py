@@ -8,6 +8,11 @@ layers on them; this module does the same.
 The trade-off: features are computed with the evaluation preprocessing, so random
 augmentation no longer reaches the backbone. ``views=`` keeps some of it by also caching a
 few augmented copies of each training image.
+
+Why this module is long: it is the cache's one entry point and its file format together
+(the fingerprint, save and load, and the build with its two decoding paths and its share of a
+distributed run); the decoding paths and the process group's helpers live in
+``_tensor_batches`` and ``_distributed``.
 """
 
 from __future__ import annotations
@@ -16,22 +21,25 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from retinalnet._core.device import default_num_workers, resolve_device
-from retinalnet._core.loaders import BatchedTensorDataset, DataSource, make_loader
+from retinalnet._core.loaders import BatchedTensorDataset, DataSource, decoded_with, make_loader
 from retinalnet._core.progress import progress_bar
 from retinalnet.engine import InferenceEngine
 from retinalnet.models import Classifier
 from retinalnet.models._classifier import network_of
 from retinalnet.precision import Precision, resolve_precision
+from retinalnet.training._distributed import DistributedContext, current_context
+from retinalnet.training._tensor_batches import file_samples, tensor_batches
 
 __all__ = [
     "FeatureCache",
@@ -44,6 +52,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _FORMAT_VERSION = 1
+
+Decode = Literal["auto", "pil", "tensor"]
+"""How the feature cache reads image files: ``"pil"`` (the model's
+:class:`~retinalnet.transforms.Preprocessing` in CPU workers), ``"tensor"`` (workers read
+bytes, :class:`~retinalnet.tensor_preprocessing.TensorPreprocessing` decodes and prepares
+batches on the device) or ``"auto"`` (``"tensor"`` on a GPU, ``"pil"`` elsewhere)."""
 
 
 def trainable_head(model: nn.Module) -> tuple[str, nn.Module]:
@@ -207,21 +221,22 @@ class FeatureCache:
 def _extract(
     engine: InferenceEngine,
     head: nn.Module,
-    loader: DataLoader[Any],
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    total: int,
     description: str,
     progress: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     features: list[torch.Tensor] = []
     targets: list[torch.Tensor] = []
-    batches = progress_bar(loader, total=len(loader), description=description, enabled=progress)
-    for step, (inputs, batch_targets) in enumerate(batches):
+    shown = progress_bar(batches, total=total, description=description, enabled=progress)
+    for step, (inputs, batch_targets) in enumerate(shown):
         batch_features, outputs = engine.features(inputs, head)
         if step == 0:  # the head on the features, as the engine runs it, gives the outputs
             head_engine = InferenceEngine(head, device=engine.device, precision=engine.precision)
             head_outputs = head_engine.outputs(batch_features)
             _check_head_is_last(head_outputs, outputs, exact=engine.dtype is None)
         features.append(batch_features)
-        targets.append(batch_targets)
+        targets.append(batch_targets.cpu())
     return torch.cat(features), torch.cat(targets)
 
 
@@ -251,6 +266,8 @@ def build_feature_cache(
     device: str | torch.device = "auto",
     precision: Precision = "auto",
     progress: bool = True,
+    decode: Literal["auto", "pil", "tensor"] = "auto",
+    shard: bool = False,
 ) -> FeatureCache:
     """Run the frozen part of ``model`` once over ``data`` and keep what the head receives.
 
@@ -296,11 +313,16 @@ def build_feature_cache(
     """
     if isinstance(views, bool) or not isinstance(views, int) or views < 0:
         raise ValueError(f"views must be an int >= 0, got {views!r}")
+    if decode not in ("auto", "pil", "tensor"):
+        raise ValueError(f"decode must be 'auto', 'pil' or 'tensor', got {decode!r}")
     head_name, head = trainable_head(model)
     digest = _frozen_state_digest(model, head_name)
     digest.update(json.dumps(model.preprocessing.to_dict(), sort_keys=True).encode())
     target_device = resolve_device(device)
     dtype = resolve_precision(precision, target_device)
+    samples = _tensor_path_samples(model, data, decode, target_device)
+    if samples is not None:  # its numbers differ from PIL's within a tolerance
+        digest.update(b"decode=tensor ")
     digest.update(f"views={views} seed={seed} dtype={dtype}".encode())
     folder: Path | None = None
     if cache_dir is not None:
@@ -317,28 +339,51 @@ def build_feature_cache(
         fingerprint = digest.hexdigest()
 
     engine = InferenceEngine(model, device=target_device, precision=precision)
-    passes = [("features", model.preprocessing.eval_transform())]
+    context = current_context() if shard else DistributedContext()
+    if isinstance(data, DataLoader) or len(data) < context.world_size:  # type: ignore[arg-type]
+        context = DistributedContext()  # nothing to share out: every process runs it all
+    workers = default_num_workers(target_device, num_workers)
+    passes: list[tuple[str, Any]] = [("features", model.preprocessing.eval_transform())]
     passes += [
         (f"view {i + 1}/{views}", model.preprocessing.train_transform()) for i in range(views)
     ]
     features: list[torch.Tensor] = []
     targets: list[torch.Tensor] = []
     torch_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
+    torch.manual_seed(seed + context.rank)
     try:
-        for description, transform in passes:
-            loader = make_loader(
-                data,
-                batch_size=batch_size,
-                shuffle=False,
-                transform=transform,
-                decode=model.preprocessing.load,
-                num_workers=(default_num_workers(target_device, num_workers)),
-                pin_memory=target_device.type == "cuda",
-            )
-            rows, labels = _extract(engine, head, loader, description, progress)
-            features.append(rows)
-            targets.append(labels)
+        for index, (description, transform) in enumerate(passes):
+            batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
+            if index == 0 and samples is not None:
+                share = context.share(len(samples))
+                batches, total = tensor_batches(
+                    samples[share.start : share.stop],
+                    model.preprocessing,
+                    device=target_device,
+                    batch_size=batch_size,
+                    num_workers=workers,
+                )
+            else:
+                length = len(data)  # type: ignore[arg-type]
+                shared = data
+                if context.enabled and isinstance(data, Dataset):
+                    # the model's decoding first: a Subset has no `with_loader` to take it
+                    decoded = decoded_with(data, model.preprocessing.load)
+                    shared = Subset(decoded, context.share(length))
+                loader = make_loader(
+                    shared,
+                    batch_size=batch_size,
+                    shuffle=False,
+                    transform=transform,
+                    decode=model.preprocessing.load,
+                    num_workers=workers,
+                    pin_memory=target_device.type == "cuda",
+                )
+                batches, total = loader, len(loader)
+            rows, labels = _extract(engine, head, batches, total, description, progress)
+            length = len(samples) if samples is not None else len(data)  # type: ignore[arg-type]
+            features.append(context.gather_rows(rows, length))
+            targets.append(context.gather_rows(labels, length))
     finally:
         torch.random.set_rng_state(torch_state)
     cache = FeatureCache(
@@ -349,6 +394,33 @@ def build_feature_cache(
         views=views,
     )
     if folder is not None:
-        cache.save(folder)
-        logger.info("wrote %d cached feature rows to %s", len(cache.targets), folder)
+        if context.is_main:
+            cache.save(folder)
+            logger.info("wrote %d cached feature rows to %s", len(cache.targets), folder)
+        context.barrier()  # the others return once it is on disk
     return cache
+
+
+def _tensor_path_samples(
+    model: Classifier, data: DataSource, decode: Decode, device: torch.device
+) -> list[tuple[str, int]] | None:
+    """The files to read by the tensor path, or ``None`` for the PIL path.
+
+    Raises
+    ------
+    TypeError
+        If ``decode="tensor"`` and ``data`` is not a data set of files the tensor path can
+        read by itself.
+    """
+    if decode == "pil" or (decode == "auto" and device.type != "cuda"):
+        return None
+    if model.preprocessing.reduced_decode:  # libjpeg's reduced scale: PIL only
+        return None
+    samples = file_samples(data)
+    if samples is None and decode == "tensor":
+        raise TypeError(
+            f"decode='tensor' reads image files itself, but {type(data).__name__} is not a "
+            "data set of image files read with the default loader and no transform of its "
+            "own (like KermanyOCT); pass decode='pil' (or 'auto')"
+        )
+    return samples

@@ -189,11 +189,12 @@ class FitLoop:
         trainer._head = None  # the whole model trains, unless the features are cached
         if config is None:
             return train, val
-        cached = trainer._cached_or_none(train, views=config.views)
+        # shard: in a distributed fit every process builds the cache, each taking its share
+        cached = trainer._cached_or_none(train, views=config.views, shard=True)
         if cached is None:  # "auto", and the head is not the model's last step
             logger.log(level, "feature cache: off after all (%s)", trainer._cache_refused)
             return train, val
-        return cached, trainer._cached(val) if val is not None else None
+        return cached, trainer._cached(val, shard=True) if val is not None else None
 
     def loop_state(self) -> dict[str, Any]:
         """What a checkpoint needs for a resumed fit to repeat this one from here: the seed,

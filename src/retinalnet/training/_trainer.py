@@ -399,11 +399,13 @@ class Trainer:
                 return None, reason
         return self.feature_cache, choice.reason
 
-    def _cached_or_none(self, data: DataSource, *, views: int = 0) -> DataSource | None:
+    def _cached_or_none(
+        self, data: DataSource, *, views: int = 0, shard: bool = False
+    ) -> DataSource | None:
         """``data`` as cached features, or ``None`` when ``"auto"`` finds that the model's
         head is not its last step (an explicit cache raises then)."""
         try:
-            return self._cached(data, views=views)
+            return self._cached(data, views=views, shard=shard)
         except HeadNotLastError as error:
             if not self._cache_choice.auto:
                 raise
@@ -411,9 +413,10 @@ class Trainer:
             self._head = None
             return None
 
-    def _cached(self, data: DataSource, *, views: int = 0) -> DataSource:
+    def _cached(self, data: DataSource, *, views: int = 0, shard: bool = False) -> DataSource:
         """``data`` as cached features; the ones built last are reused for the same data
-        object while the frozen weights stay as they were (``evaluate(val)`` after a fit)."""
+        object while the frozen weights stay as they were (``evaluate(val)`` after a fit).
+        ``shard``: in a distributed fit every process builds it, each taking its share."""
         if not isinstance(self.model, Classifier) or self.feature_cache is None:
             raise TypeError("feature_cache needs a retinalnet Classifier model")
         head_name, head = trainable_head(self.model)
@@ -433,6 +436,7 @@ class Trainer:
             device=self.device,
             precision=self.precision,
             progress=self.progress,
+            shard=shard,  # in fit, every process builds it: each can take its share
         )
         self._head = head
         features = cache.dataset(resident_device(cache.features.nbytes, self.device))
