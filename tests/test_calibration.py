@@ -146,9 +146,11 @@ def test_log_probabilities_and_logits_give_the_same_temperature() -> None:
 
 def test_fit_temperature_returns_the_bound_when_every_image_is_right() -> None:
     logits = np.array([[3.0, 0.0], [0.0, 2.0], [1.0, 0.5]])
-    assert fit_temperature(logits, [0, 1, 0]) == 0.05
+    assert fit_temperature(logits, [0, 1, 0]) == 1e-3
     assert fit_temperature(logits, [0, 1, 0], bounds=(0.2, 5.0)) == 0.2
-    assert fit_temperature(logits, [1, 0, 1]) == 20.0  # all wrong: as soft as allowed
+    assert fit_temperature(logits, [1, 0, 1]) == 1e3  # all wrong: as soft as allowed
+    # all scores equal: no temperature changes anything
+    assert fit_temperature(np.zeros((3, 2)), [0, 1, 0]) == 1.0
 
 
 @pytest.mark.parametrize(
@@ -357,7 +359,7 @@ def test_calibrate_sets_the_temperature_that_made_the_data() -> None:
 def test_calibrate_leaves_the_model_as_it_was_when_every_image_is_right() -> None:
     logits = np.array([[4.0, 0, 0, 0], [0, 3.0, 0, 0], [0, 0, 5.0, 0]])
     model = Classifier(_Logits(), classes=CLASSES)
-    with pytest.warns(UserWarning, match="every validation image is right"):
+    with pytest.warns(UserWarning, match="ranks the true class first"):
         result = calibrate(model, _logit_data(logits, np.array([0, 1, 2])), device="cpu")
     assert not result.applied
     assert model.temperature == 1.0

@@ -45,7 +45,7 @@ class CalibrationResult:
         The temperature fitted, which the model now carries when :attr:`applied`.
     applied : bool
         ``False`` when the fit was left out: the optimum lay at a bound of the search
-        (0.05 or 20), as when every validation image is right and nothing shows how
+        (0.001 or 1000), as when every validation image is right and nothing shows how
         overconfident the model is; the model's temperature is then left as it was.
     num_samples : int
         Validation images it was fitted on.
@@ -123,13 +123,15 @@ def _softmax(scores: np.ndarray[Any, Any], temperature: float) -> np.ndarray[Any
 
 def _not_applied_warning(result: CalibrationResult, stacklevel: int) -> None:
     why = (
-        "every validation image is right, so nothing shows how overconfident the model is"
+        "the likelihood still rises at the sharpest temperature, as when the model ranks the "
+        "true class first on every validation image: nothing shows how overconfident it is"
         if math.isclose(result.temperature, TEMPERATURE_BOUNDS[0])
-        else "the model does worse than chance on the validation data"
+        else "the likelihood still rises at the softest temperature, as when the model ranks "
+        "the true classes lower than chance"
     )
     warnings.warn(
         f"temperature scaling left out: the best temperature lies at the bound "
-        f"{result.temperature:g} of the search ({why}, on {result.num_samples} images); the "
+        f"{result.temperature:g} of the search ({why}; {result.num_samples} images); the "
         "model's temperature is unchanged. Calibrate on a larger validation split (e.g. one "
         "made by `retinalnet split`)",
         UserWarning,
