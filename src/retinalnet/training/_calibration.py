@@ -194,7 +194,7 @@ def calibrate(
     >>> from retinalnet.training import calibrate
     >>> result = calibrate(model, KermanyOCT("OCT2017", "val"))  # doctest: +SKIP
     >>> print(result)  # doctest: +SKIP
-    temperature 1.734 fitted on 1000 validation images: ECE 6.2% -> 1.9%, NLL 0.2817 -> 0.2290
+    temperature 2.889 fitted on 91 validation images: ECE ... -> ..., NLL ... -> ...
     """
     if not isinstance(model, Classifier):
         raise TypeError(
