@@ -1,4 +1,8 @@
-"""The command line's argument parser."""
+"""The command line's argument parser.
+
+Why this module is long: every option of every command, each with its help text and default,
+is declared here in one place, so ``--help``, the docs and the tests read one parser.
+"""
 
 from __future__ import annotations
 

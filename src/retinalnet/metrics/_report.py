@@ -1,4 +1,9 @@
-"""The clinical report: :class:`ClassificationReport` and :func:`classification_report`."""
+"""The clinical report: :class:`ClassificationReport` and :func:`classification_report`.
+
+Why this module is long: the report's fields, its text and JSON forms and the function that
+computes it change together (a field added here is printed and serialised in the same file);
+most of the length is their NumPy docstrings.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""Evaluating a model on a whole data set, in batches."""
+"""Evaluating a model on a whole data set, in batches.
+
+Why this module is long: :class:`EvaluationResult` (its per-image data, the reports per scan
+and per patient, text and JSON) and the two functions that fill it belong together; half of
+the length is their NumPy docstrings.
+"""
 
 from __future__ import annotations
 
