@@ -581,7 +581,7 @@ def test_evaluate_plots_the_curves_and_the_history_the_checkpoint_carries(
     assert main([*argv, "--plots", str(plots)]) == 0
 
     names = ["confusion_matrix.png", "confusion_matrix_normalized.png", "roc_curves.png",
-             "precision_recall_curves.png", "history.png"]  # fmt: skip
+             "precision_recall_curves.png", "reliability_diagram.png", "history.png"]  # fmt: skip
     assert sorted(p.name for p in plots.iterdir()) == sorted(names)
     captured = capsys.readouterr()
     json.loads(captured.out)  # stdout stays JSON; the paths go to stderr

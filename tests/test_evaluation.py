@@ -163,7 +163,10 @@ def test_str_is_a_table_of_the_confusion_matrix() -> None:
 
     lines = str(result).splitlines()
 
-    assert lines[0] == f"images 10  loss {result.loss:.4f}  accuracy 70.00%"
+    assert lines[0] == (
+        f"images 10  loss {result.loss:.4f}  accuracy 70.00%  ECE {result.ece:.1%}  "
+        "temperature 1.00"
+    )
     assert lines[1] == ""
     assert lines[2].split() == ["true", "\\", "predicted", *CLASSES, "accuracy"]
     assert [line.split() for line in lines[3:]] == [
@@ -192,6 +195,8 @@ def test_to_dict_is_plain_json_data() -> None:
         "accuracy": 0.75,
         "per_class_accuracy": {"CNV": 0.5, "DME": 1.0, "DRUSEN": 1.0, "NORMAL": 0.5},
         "confusion_matrix": [[1, 1, 0, 0], [0, 2, 0, 0], [0, 0, 2, 0], [1, 0, 0, 1]],
+        "temperature": 1.0,
+        "ece": result.ece,
     }
     assert all(type(v) is int for row in data["confusion_matrix"] for v in row)
 

@@ -213,7 +213,7 @@ def test_str_is_a_readable_table() -> None:
     text = str(classification_report(TARGETS, PROBABILITIES))
     lines = text.splitlines()
 
-    assert lines[0] == "images 10  accuracy 70.00%"  # as EvaluationResult prints it
+    assert lines[0] == f"images 10  accuracy 70.00%  ECE {report_ece():.1%}"
     assert lines[2].split() == [
         "class",
         "precision",
@@ -237,7 +237,7 @@ def test_to_text_leaves_the_headline_to_the_evaluation_unless_it_has_an_interval
     with_interval = classification_report(TARGETS, PROBABILITIES, bootstrap=20, seed=0)
     low, high = with_interval.intervals["accuracy"]
     first = with_interval.to_text(headline=False).splitlines()[0]
-    assert first == f"images 10  accuracy 70.00% ({low:.2%}-{high:.2%})"
+    assert first == f"images 10  accuracy 70.00% ({low:.2%}-{high:.2%})  ECE {report_ece():.1%}"
 
 
 def _random_case(n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -413,3 +413,10 @@ def test_curves_agree_with_scikit_learn(seed: int) -> None:
     assert average_precision(scores, positive) == pytest.approx(
         sk.average_precision_score(positive, scores)
     )
+
+
+def report_ece() -> float:
+    """The ECE of the module's example, as the report's headline shows it."""
+    from retinalnet.metrics import expected_calibration_error
+
+    return expected_calibration_error(PROBABILITIES, TARGETS)

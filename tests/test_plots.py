@@ -28,6 +28,7 @@ from retinalnet.plots import (
     plot_image_sizes,
     plot_precision_recall_curves,
     plot_prediction,
+    plot_reliability_diagram,
     plot_roc_curves,
 )
 from retinalnet.predictor import ClassProbability, Prediction
@@ -226,3 +227,24 @@ def test_curves_refuse_mismatched_input() -> None:
     without = EvaluationResult(("a", "b"), 0.1, 1.0, np.eye(2, dtype=np.int64))
     with pytest.raises(ValueError, match="holds no per-image probabilities"):
         plot_roc_curves(without)
+
+
+def test_reliability_diagram_bars_are_the_accuracy_of_each_bin(tmp_path: Path) -> None:
+    # _evaluation(): confidence 0.7 / 1.0 for all eight images (rows 0.7 + 3 * 0.1), 6 right
+    figure = plot_reliability_diagram(_evaluation(), bins=10, save=tmp_path / "rel.png")
+
+    top, bottom = figure.axes
+    heights = {round(bar.get_x(), 2): bar.get_height() for bar in top.patches[:1]}
+    assert heights == {0.6: pytest.approx(0.75)}  # the bin (0.6, 0.7]: 6 of 8 right
+    counts = [bar.get_height() for bar in bottom.patches]
+    assert counts == [0, 0, 0, 0, 0, 0, 8, 0, 0, 0]
+    # ECE |0.75 - 0.7| = 5.0 %, and the result's temperature
+    assert "(ECE 5.0%, temperature 1.00, 10 bins)" in top.get_title()
+    _png(tmp_path / "rel.png")
+
+
+def test_reliability_diagram_of_a_pair_of_arrays() -> None:
+    figure = plot_reliability_diagram(([0, 1, 1], [[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]]), bins=5)
+    assert "temperature" not in figure.axes[0].get_title()
+    with pytest.raises(ValueError, match="holds no per-image probabilities"):
+        plot_reliability_diagram(EvaluationResult(("a", "b"), 0.1, 1.0, np.eye(2, dtype=np.int64)))

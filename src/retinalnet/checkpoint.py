@@ -16,6 +16,7 @@ same change.
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import re
@@ -40,6 +41,7 @@ __all__ = [
     "checkpoint_epoch",
     "load_checkpoint",
     "save_checkpoint",
+    "set_checkpoint_temperature",
 ]
 
 CHECKPOINT_FORMAT = "retinalnet-checkpoint"
@@ -134,10 +136,10 @@ def save_checkpoint(
     """Write a checkpoint of ``model`` (and training state) atomically.
 
     The file holds state dicts and plain data only: the weights, the architecture config,
-    the class names, the preprocessing, the history, the optimizer, scheduler and callback
-    states, the loop state (random generators and data order, for a resumed fit that repeats
-    the uninterrupted one) and the library version. It loads with
-    ``torch.load(path, weights_only=True)``.
+    the calibration temperature, the class names, the preprocessing, the history, the
+    optimizer, scheduler and callback states, the loop state (random generators and data
+    order, for a resumed fit that repeats the uninterrupted one) and the library version. It
+    loads with ``torch.load(path, weights_only=True)``.
 
     The file is written whole or not at all: the bytes go to a temporary file beside it,
     which replaces ``path`` only once flushed to disk.
@@ -169,6 +171,7 @@ def save_checkpoint(
             "arch": model.arch,
             "arch_kwargs": dict(model.arch_kwargs),
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "temperature": model.temperature,
         },
         "classes": list(model.classes),
         "preprocessing": model.preprocessing.to_dict(),
@@ -179,13 +182,73 @@ def save_checkpoint(
         "callbacks": dict(callback_states or {}),
         "loop": dict(loop_state or {}),
     }
+    return _write(out, payload, epoch)
+
+
+def _write(out: Path, payload: Mapping[str, Any], epoch: int) -> Path:
     try:
-        return atomic_write(out, lambda stream: torch.save(payload, stream))
+        return atomic_write(out, lambda stream: torch.save(dict(payload), stream))
     except FileWriteError as error:
         on_disk = _epoch_on_disk(out) if error.previous else None
         raise CheckpointWriteError(
             out, error.reason, error.errno, epoch, error.previous, on_disk
         ) from error.__cause__
+
+
+def set_checkpoint_temperature(path: str | os.PathLike[str], temperature: float) -> Path:
+    """Store a calibration temperature in an existing checkpoint, atomically.
+
+    Everything else in the file (weights, history, training state) is kept as it is. The
+    :class:`~retinalnet.training.TemperatureScaling` callback writes the temperature it fits
+    into ``best.pt`` this way, and ``retinalnet calibrate`` into the checkpoint it is given.
+
+    .. versionadded:: 0.2
+
+    Parameters
+    ----------
+    path
+        A checkpoint written by retinalnet.
+    temperature
+        A finite number > 0 (see :attr:`Classifier.temperature
+        <retinalnet.models.Classifier.temperature>`).
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    ValueError
+        If ``temperature`` is not a finite number > 0, or the file is not a valid
+        checkpoint (as :func:`load_checkpoint` says).
+    FileNotFoundError
+        If there is no such file.
+    CheckpointWriteError
+        If the file cannot be written; it is then untouched.
+
+    Examples
+    --------
+    >>> from retinalnet.checkpoint import set_checkpoint_temperature
+    >>> set_checkpoint_temperature("runs/best.pt", 1.7)  # doctest: +SKIP
+    """
+    _check_temperature(temperature, "temperature")
+    checkpoint = load_checkpoint(path)  # refuses anything but a valid checkpoint
+    data: dict[str, Any] = torch.load(checkpoint.path, map_location="cpu", weights_only=True)
+    data["model"]["temperature"] = float(temperature)
+    return _write(checkpoint.path, data, checkpoint.epoch)
+
+
+def _check_temperature(value: object, name: str) -> float:
+    """``value`` as a float if it is a finite number > 0; a ValueError naming ``name`` else."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"{name} must be a finite number > 0 (1.0: uncalibrated), got {value!r}")
+    return float(value)
 
 
 def _epoch_on_disk(path: Path) -> int | None:
@@ -259,6 +322,12 @@ class Checkpoint:
 
     .. versionadded:: 0.2
     """
+    temperature: float = 1.0
+    """The calibration temperature (1.0 for an uncalibrated model, and for a checkpoint
+    written before 0.2); :meth:`build_model` gives it to the model.
+
+    .. versionadded:: 0.2
+    """
 
     def build_model(self, model: nn.Module | None = None) -> Classifier:
         """The trained model, rebuilt from the config (or ``model``) and the weights.
@@ -307,6 +376,7 @@ class Checkpoint:
                 arch_kwargs=self.arch_kwargs,
             )
         load_weights(classifier, self.state_dict, source=self.path)
+        classifier.temperature = self.temperature
         return classifier
 
 
@@ -462,6 +532,17 @@ class _Fields:
         kwargs = self.get("arch_kwargs", dict, "a dict", within=model, prefix="model.")
         state = self.get("state_dict", dict, "a dict", within=model, prefix="model.")
         state = self.string_keys("model.state_dict", state)
+        temperature = self.get(
+            "temperature",
+            (int, float),
+            "a finite number > 0",
+            default=1.0,
+            within=model,
+            prefix="model.",
+        )
+        if not (math.isfinite(temperature) and temperature > 0):
+            problem = f"must be a finite number > 0 (1.0: uncalibrated), got {temperature!r}"
+            raise _malformed(self.file, "model.temperature", problem)
         for key, value in state.items():
             if not isinstance(value, torch.Tensor):
                 problem = f"must hold tensors, got {_shown(value)} for {key!r}"
@@ -506,6 +587,7 @@ class _Fields:
             callback_states=callbacks,
             retinalnet_version=self.get("retinalnet_version", str, "a str"),
             loop_state=loop,
+            temperature=float(temperature),
         )
 
 

@@ -3,8 +3,9 @@
 Prediction (:class:`~retinalnet.Predictor`), evaluation
 (:func:`~retinalnet.training.evaluate` and the Trainer's validation), the feature cache's
 extraction and Grad-CAM's input preparation all go through :class:`InferenceEngine`, so
-they agree on the device, the memory layout, the numeric precision, eval mode, softmax and
-test-time augmentation. It plays the part of MONAI's ``Inferer``.
+they agree on the device, the memory layout, the numeric precision, eval mode, the
+calibration temperature, softmax and test-time augmentation. It plays the part of MONAI's
+``Inferer``.
 
 .. versionadded:: 0.2
 
@@ -21,6 +22,7 @@ torch.Size([2, 4])
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -66,6 +68,20 @@ class InferenceEngine:
         How :meth:`loader` prepares images; the model's own by default (for a
         :class:`~retinalnet.models.Classifier`). Give it when the engine runs only part of
         a classifier, such as its head on cached features.
+    temperature
+        Divide the outputs by this before the softmax (temperature scaling, see
+        :attr:`Classifier.temperature <retinalnet.models.Classifier.temperature>`).
+        ``None`` (default): the model's own, read at every call, so a temperature set on
+        the model later applies; 1.0 for a module that is not a Classifier. Give it when
+        the engine runs only part of a classifier, or ``1.0`` for the raw probabilities
+        (as a Trainer's validation during a fit, and the temperature's own fitting, need).
+
+        .. versionadded:: 0.2
+
+    Raises
+    ------
+    ValueError
+        If ``temperature`` is not ``None`` or a finite number > 0.
 
     Attributes
     ----------
@@ -82,6 +98,7 @@ class InferenceEngine:
         precision: Precision = "auto",
         tta: bool = False,
         preprocessing: Preprocessing | None = None,
+        temperature: float | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
@@ -91,7 +108,36 @@ class InferenceEngine:
         if preprocessing is None and isinstance(model, Classifier):
             preprocessing = model.preprocessing
         self.preprocessing = preprocessing
+        self.temperature = temperature  # None: the model's
         self._cast: CastWeights = {}  # the weights in `dtype`, kept between calls
+
+    @property
+    def temperature(self) -> float:
+        """The temperature the outputs are divided by before the softmax.
+
+        The one given, else the model's (:class:`~retinalnet.models.Classifier`), else 1.0.
+        Set it to a number, or to ``None`` to follow the model's again.
+
+        .. versionadded:: 0.2
+        """
+        if self._temperature is not None:
+            return self._temperature
+        if isinstance(self.model, Classifier):
+            return self.model.temperature
+        return 1.0
+
+    @temperature.setter
+    def temperature(self, value: float | None) -> None:
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value <= 0
+        ):
+            raise ValueError(
+                f"temperature must be None (the model's) or a finite number > 0, got {value!r}"
+            )
+        self._temperature = None if value is None else float(value)
 
     # -- data ------------------------------------------------------------------------------
     def loader(
@@ -159,8 +205,9 @@ class InferenceEngine:
     def log_probabilities(self, inputs: torch.Tensor) -> torch.Tensor:
         """Log-probabilities (float64, on the engine's device), mirror-averaged with TTA.
 
-        Valid for networks ending in ``LogSoftmax`` and for logits alike: softmax turns both
-        into probabilities.
+        ``log_softmax(outputs / temperature)``: valid for networks ending in
+        ``LogSoftmax`` and for logits alike, since ``softmax(log_softmax(z) / T)`` equals
+        ``softmax(z / T)``. With TTA each view is scaled, then the probabilities averaged.
         """
         with self.session() as forward:
             return self._log_probabilities(forward, self._to_device(inputs))
@@ -168,10 +215,11 @@ class InferenceEngine:
     def _log_probabilities(
         self, forward: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor
     ) -> torch.Tensor:
-        log_probabilities = torch.log_softmax(forward(batch).double(), dim=1)
+        temperature = self.temperature
+        log_probabilities = torch.log_softmax(forward(batch).double() / temperature, dim=1)
         if not self.tta:
             return log_probabilities
-        mirrored = torch.log_softmax(forward(batch.flip(-1)).double(), dim=1)
+        mirrored = torch.log_softmax(forward(batch.flip(-1)).double() / temperature, dim=1)
         # log of the mean of the two probabilities
         stacked = torch.stack([log_probabilities, mirrored])
         return torch.logsumexp(stacked, dim=0) - torch.log(torch.tensor(2.0, dtype=torch.float64))

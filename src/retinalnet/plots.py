@@ -1,5 +1,5 @@
-"""Figures: training history, confusion matrix, ROC and precision-recall curves, top-k
-predictions, Grad-CAM, data summaries.
+"""Figures: training history, confusion matrix, ROC and precision-recall curves, reliability
+diagram, top-k predictions, Grad-CAM, data summaries.
 
 Needs matplotlib (``pip install matplotlib``, or the ``plot`` extra), imported only when a
 function is called. Figures are built with :class:`matplotlib.figure.Figure` directly, not
@@ -45,6 +45,7 @@ __all__ = [
     "plot_image_sizes",
     "plot_precision_recall_curves",
     "plot_prediction",
+    "plot_reliability_diagram",
     "plot_roc_curves",
 ]
 
@@ -347,6 +348,93 @@ def plot_precision_recall_curves(
     axes.set_title(
         f"{title}\n(dotted: chance, each class's share of the images)", fontsize="medium"
     )
+    return _finish(figure, save, dpi)
+
+
+def plot_reliability_diagram(
+    result: EvaluationResult | tuple[npt.ArrayLike, npt.ArrayLike],
+    *,
+    bins: int = 15,
+    title: str = "reliability diagram",
+    save: SavePath = None,
+    dpi: int = 100,
+) -> Figure:
+    """Accuracy against confidence (Guo et al., 2017), with the images per bin below.
+
+    Each bar is a bin of top-class confidence (see
+    :func:`~retinalnet.metrics.reliability_curve`): its height is the accuracy of the
+    bin's images, and the red part is the gap to their mean confidence. A calibrated model
+    follows the diagonal; bars below it mean overconfidence. The title gives the expected
+    calibration error and, for an evaluation, the temperature the probabilities were
+    computed with.
+
+    .. versionadded:: 0.2
+
+    Parameters
+    ----------
+    result
+        As in :func:`plot_roc_curves`.
+    bins
+        Equal-width confidence bins (15, as Guo et al. and the ECE of the reports).
+    title, save, dpi
+        As in :func:`plot_roc_curves`.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not fit, or the result holds no probabilities.
+
+    Examples
+    --------
+    >>> from retinalnet.plots import plot_reliability_diagram
+    >>> pair = ([0, 1, 1], [[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    >>> figure = plot_reliability_diagram(pair, bins=5)
+    """
+    from retinalnet.metrics import expected_calibration_error, reliability_curve
+    from retinalnet.training import EvaluationResult
+
+    true, scores, _ = _scores(result, None)
+    confidence, accuracy, count = reliability_curve(scores, true, bins=bins)
+    ece = expected_calibration_error(scores, true, bins=bins) if len(true) else float("nan")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    used = count > 0
+    figure = _figure(5.0, 5.6)
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    width = 1.0 / bins
+    top.bar(
+        edges[:-1][used],
+        accuracy[used],
+        width=width,
+        align="edge",
+        color="tab:blue",
+        edgecolor="white",
+        label="accuracy",
+    )
+    top.bar(
+        edges[:-1][used],
+        (confidence - accuracy)[used],
+        bottom=accuracy[used],
+        width=width,
+        align="edge",
+        color="tab:red",
+        alpha=0.35,
+        edgecolor="tab:red",
+        label="gap to the mean confidence",
+    )
+    top.plot([0, 1], [0, 1], color="gray", linestyle=":", label="calibrated")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel("accuracy")
+    top.grid(alpha=0.3)
+    top.legend(loc="upper left", fontsize="small")
+    shown = f"ECE {ece:.1%}" if not np.isnan(ece) else "no images"
+    if isinstance(result, EvaluationResult):
+        shown += f", temperature {result.temperature:.2f}"
+    top.set_title(f"{title}\n({shown}, {bins} bins)", fontsize="medium")
+    bottom.bar(edges[:-1], count, width=width, align="edge", color="gray", edgecolor="white")
+    bottom.set_xlabel("confidence (top-class probability)")
+    bottom.set_ylabel("images")
+    bottom.grid(alpha=0.3)
     return _finish(figure, save, dpi)
 
 

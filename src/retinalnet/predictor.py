@@ -157,7 +157,8 @@ class Predictor:
     Notes
     -----
     Every forward pass goes through :class:`~retinalnet.engine.InferenceEngine`, the same
-    engine evaluation and the feature cache use. The model is moved to ``device``; nothing
+    engine evaluation and the feature cache use; it divides the outputs by the model's
+    calibration :attr:`temperature` before the softmax. The model is moved to ``device``; nothing
     else about it changes (its weights, memory layout and train/eval mode stay as they
     are).
 
@@ -214,6 +215,16 @@ class Predictor:
     def tta(self) -> bool:
         """Whether each image is averaged with its mirror."""
         return self.engine.tta
+
+    @property
+    def temperature(self) -> float:
+        """The calibration temperature applied before the softmax: the model's own
+        (:attr:`Classifier.temperature <retinalnet.models.Classifier.temperature>`, 1.0
+        when uncalibrated, as saved in its checkpoint).
+
+        .. versionadded:: 0.2
+        """
+        return self.engine.temperature
 
     @property
     def preprocessing(self) -> Preprocessing:

@@ -1,4 +1,5 @@
-"""The ``retinalnet`` command: demo, train, evaluate, predict, audit, split, models."""
+"""The ``retinalnet`` command: demo, train, evaluate, calibrate, predict, audit, split,
+models."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from retinalnet.cli._advice import CliText, cli_message
+from retinalnet.cli._calibrate import run_calibrate
 from retinalnet.cli._data import run_audit, run_split
 from retinalnet.cli._parser import build_parser
 from retinalnet.cli._train import run_demo, run_evaluate, run_models, run_predict, run_train
@@ -44,6 +46,7 @@ _COMMANDS = {
     "audit": run_audit,
     "split": run_split,
     "models": run_models,
+    "calibrate": run_calibrate,
 }
 
 

@@ -1,4 +1,8 @@
-"""The command line's argument parser."""
+"""The command line's argument parser.
+
+Why this module is long: every option of every command, each with its help text and default,
+is declared here in one place, so ``--help``, the docs and the tests read one parser.
+"""
 
 from __future__ import annotations
 
@@ -240,6 +244,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="with the feature cache, also cache N augmented copies of each training image "
         "(default: %(default)s)",
     )
+    train.add_argument(
+        "--calibrate",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after training, fit the temperature on the validation split and store it in "
+        "best.pt: calibrated probabilities, the same predicted classes; --no-calibrate leaves "
+        "them raw (default: %(default)s)",
+    )
     common(train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint on a split")
@@ -270,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="DIR",
-        help="write confusion-matrix PNGs here (needs matplotlib)",
+        help="write confusion-matrix, ROC, precision-recall and reliability PNGs here "
+        "(needs matplotlib)",
     )
     evaluate.add_argument(
         "--tta", action="store_true", help="average each image with its mirror (2x the time)"
@@ -293,6 +306,37 @@ def build_parser() -> argparse.ArgumentParser:
     on_error(evaluate)
     feature_cache(evaluate, "off: a single pass gains nothing from a cache in memory")
     common(evaluate)
+
+    calibrate = commands.add_parser(
+        "calibrate", help="fit a checkpoint's temperature on a split (calibrated probabilities)"
+    )
+    calibrate.add_argument(
+        "--checkpoint", required=True, type=Path, help="a checkpoint written by retinalnet"
+    )
+    calibrate.add_argument(
+        "--data", required=True, type=Path, help="the Kermany-layout folder (with the split)"
+    )
+    calibrate.add_argument(
+        "--split",
+        default="val",
+        choices=["train", "val", "test"],
+        help="the split to fit on; not the one you report on (default: %(default)s)",
+    )
+    calibrate.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the calibrated checkpoint here (default: the checkpoint itself, atomically)",
+    )
+    calibrate.add_argument(
+        "--batch-size",
+        type=_POSITIVE,
+        default=64,
+        help="images per forward pass (default: %(default)s)",
+    )
+    calibrate.add_argument("--json", action="store_true", help="print JSON instead of a line")
+    common(calibrate)
 
     predict = commands.add_parser("predict", help="top-k classes of images or folders")
     predict.add_argument(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 if TYPE_CHECKING:
+    from retinalnet.metrics import ClassificationReport
     from retinalnet.predictor import Prediction, Predictor, SkippedImage
     from retinalnet.training import EvaluationResult
 
@@ -45,10 +46,12 @@ def run_train(args: argparse.Namespace) -> int:
     from retinalnet.datasets import KermanyOCT
     from retinalnet.models import create_model
     from retinalnet.training import (
+        Callback,
         ClassificationTask,
         EarlyStopping,
         FeatureCacheConfig,
         RunLock,
+        TemperatureScaling,
         Trainer,
         seed_everything,
     )
@@ -79,10 +82,14 @@ def run_train(args: argparse.Namespace) -> int:
         task = ClassificationTask(
             lr=args.lr, balance=None if args.balance == "none" else args.balance
         )
+        callbacks: list[Callback] = [EarlyStopping(patience=args.patience)]
+        calibration = TemperatureScaling() if args.calibrate else None
+        if calibration is not None:  # after EarlyStopping: it calibrates the restored weights
+            callbacks.append(calibration)
         trainer = Trainer(
             model,
             task,
-            callbacks=[EarlyStopping(patience=args.patience)],
+            callbacks=callbacks,
             max_epochs=args.epochs,
             batch_size=args.batch_size,
             num_workers=args.workers,
@@ -105,6 +112,8 @@ def run_train(args: argparse.Namespace) -> int:
             raise
         history.to_csv(csv_path)
         print(f"stopped: {history.stop_reason}")
+        if calibration is not None and calibration.result is not None:
+            print(f"calibration: {calibration.result}")
         print(f"validation ({len(val)} images):\n{trainer.evaluate(val)}")
         best = args.out / "best.pt"
         epoch = checkpoint_epoch(best)
@@ -143,10 +152,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
         feature_cache=args.feature_cache or False,
     )
     report = result.report(bootstrap=args.bootstrap)
+    patients = _patient_report(result, args.bootstrap)
     data_out = {
         **result.to_dict(),
         "tta": args.tta,
         "report": report.to_dict(),
+        "patient_report": None if patients is None else patients.to_dict(),
         "skipped": [{"source": s.source, "reason": s.reason} for s in skipped],
     }
     if args.out is not None:
@@ -158,6 +169,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         left_out = f" ({len(skipped)} unreadable left out)" if skipped else ""
         table = report.to_text(headline=False)  # the accuracy is in the result's first line
         print(f"{args.split} split of {args.data}{left_out}:\n{result}\n\n{table}")
+        if patients is not None:
+            print(f"\nper patient (mean probability of each patient's scans):\n{patients}")
+        else:
+            print("\nper patient: no file name carries a patient id (CLASS-PATIENT-N.jpeg)")
     sys.stdout.flush()  # the results are out before anything is drawn
     if args.plots is not None:
         written = _write_plots(args, result, checkpoint.history)
@@ -180,18 +195,26 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _patient_report(result: EvaluationResult, bootstrap: int) -> ClassificationReport | None:
+    """The patient-level report, or ``None`` when no image's file name gives its patient."""
+    if result.patient_ids is None or all(p is None for p in result.patient_ids):
+        return None
+    return result.patient_report(bootstrap=bootstrap)
+
+
 def _write_plots(
     args: argparse.Namespace, result: EvaluationResult, history: Sequence[Mapping[str, Any]]
 ) -> list[Path]:
     """The PNGs of ``evaluate --plots DIR``; returns their paths.
 
     The confusion matrix (counts and normalised), the ROC and precision-recall curves of each
-    class, and the training history when the checkpoint carries one.
+    class, the reliability diagram, and the training history when the checkpoint carries one.
     """
     from retinalnet.plots import (
         plot_confusion_matrix,
         plot_history,
         plot_precision_recall_curves,
+        plot_reliability_diagram,
         plot_roc_curves,
     )
     from retinalnet.training import History
@@ -209,6 +232,9 @@ def _write_plots(
         ),
         "precision_recall_curves.png": lambda path: plot_precision_recall_curves(
             result, title=f"precision-recall, {title}", save=path
+        ),
+        "reliability_diagram.png": lambda path: plot_reliability_diagram(
+            result, title=f"reliability, {title}", save=path
         ),
     }
     if history:

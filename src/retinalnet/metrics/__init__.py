@@ -5,8 +5,9 @@ computes what an ophthalmology paper reports: the confusion matrix; per class pr
 recall (sensitivity), specificity, F1 and support; macro and weighted averages; one-vs-rest
 ROC AUC, with the ROC and precision-recall curves; the tutorial's per-class top-k accuracy
 table; and Kermany et al.'s urgent-referral view (CNV and DME need an urgent referral,
-DRUSEN and NORMAL do not). Optional bootstrap confidence intervals are seeded, so a report is
-reproducible.
+DRUSEN and NORMAL do not); calibration (the expected calibration error, the reliability
+curve, temperature scaling) and the report per patient rather than per scan. Optional
+bootstrap confidence intervals are seeded, so a report is reproducible.
 
 .. versionadded:: 0.2
 
@@ -21,6 +22,11 @@ Examples
 (0.75, 1.0)
 """
 
+from retinalnet.metrics._calibration import (
+    expected_calibration_error as expected_calibration_error,
+)
+from retinalnet.metrics._calibration import fit_temperature as fit_temperature
+from retinalnet.metrics._calibration import reliability_curve as reliability_curve
 from retinalnet.metrics._class_metrics import ClassMetrics as ClassMetrics
 from retinalnet.metrics._class_metrics import ReferralMetrics as ReferralMetrics
 from retinalnet.metrics._confusion import confusion_matrix as confusion_matrix
@@ -28,8 +34,10 @@ from retinalnet.metrics._confusion import topk_accuracy as topk_accuracy
 from retinalnet.metrics._curves import average_precision as average_precision
 from retinalnet.metrics._curves import precision_recall_curve as precision_recall_curve
 from retinalnet.metrics._curves import roc_curve as roc_curve
+from retinalnet.metrics._patient import patient_level as patient_level
 from retinalnet.metrics._report import URGENT_CLASSES as URGENT_CLASSES
 from retinalnet.metrics._report import ClassificationReport as ClassificationReport
+from retinalnet.metrics._report import PatientGroups as PatientGroups
 from retinalnet.metrics._report import classification_report as classification_report
 from retinalnet.metrics._roc import roc_auc as roc_auc
 
@@ -37,11 +45,16 @@ __all__ = [
     "URGENT_CLASSES",
     "ClassMetrics",
     "ClassificationReport",
+    "PatientGroups",
     "ReferralMetrics",
     "average_precision",
     "classification_report",
     "confusion_matrix",
+    "expected_calibration_error",
+    "fit_temperature",
+    "patient_level",
     "precision_recall_curve",
+    "reliability_curve",
     "roc_auc",
     "roc_curve",
     "topk_accuracy",

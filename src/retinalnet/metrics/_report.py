@@ -1,4 +1,9 @@
-"""The clinical report: :class:`ClassificationReport` and :func:`classification_report`."""
+"""The clinical report: :class:`ClassificationReport` and :func:`classification_report`.
+
+Why this module is long: the report's fields, its text and JSON forms and the function that
+computes it change together (a field added here is printed and serialised in the same file);
+most of the length is their NumPy docstrings.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import numpy.typing as npt
 
 from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet.metrics._bootstrap import _bootstrap_intervals
+from retinalnet.metrics._calibration import expected_calibration_error
 from retinalnet.metrics._class_metrics import ClassMetrics, ReferralMetrics, _plain
 from retinalnet.metrics._confusion import (
     IntArray,
@@ -24,10 +30,48 @@ from retinalnet.metrics._confusion import (
 from retinalnet.metrics._rates import _averages, _per_class, _ratio, _referral
 from retinalnet.metrics._roc import roc_auc
 
-__all__ = ["URGENT_CLASSES", "ClassificationReport", "classification_report"]
+__all__ = ["URGENT_CLASSES", "ClassificationReport", "PatientGroups", "classification_report"]
 
 URGENT_CLASSES: tuple[str, ...] = ("CNV", "DME")
 """Classes that need an urgent referral in Kermany et al. (2018); DRUSEN and NORMAL do not."""
+
+
+@dataclass(frozen=True)
+class PatientGroups:
+    """How the scans of a patient-level report were grouped, see
+    :func:`~retinalnet.metrics.patient_level`.
+
+    .. versionadded:: 0.2
+
+    Attributes
+    ----------
+    scans : int
+        Scans (images) evaluated.
+    patients : int
+        Distinct patients; a scan without a patient id counts as a patient of its own.
+    groups : int
+        ``(patient, label)`` groups: the units the report counts.
+    mixed : int
+        Patients whose scans carry more than one label (each of their labels is a group).
+    without_id : int
+        Scans without a patient id.
+    """
+
+    scans: int
+    patients: int
+    groups: int
+    mixed: int
+    without_id: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        """Plain data for JSON."""
+        return {
+            "scans": self.scans,
+            "patients": self.patients,
+            "groups": self.groups,
+            "mixed": self.mixed,
+            "without_id": self.without_id,
+        }
 
 
 @dataclass(frozen=True)
@@ -64,6 +108,17 @@ class ClassificationReport:
         Level of the intervals (0.95).
     bootstrap : int
         Number of bootstrap resamples (0: no intervals).
+    ece : float
+        Top-label expected calibration error with 15 bins (see
+        :func:`~retinalnet.metrics.expected_calibration_error`); NaN without images, or
+        when the scores are not probabilities (rows of non-negative numbers summing to 1).
+
+        .. versionadded:: 0.2
+    patients : PatientGroups or None
+        For a patient-level report (:func:`~retinalnet.metrics.patient_level`), how the
+        scans were grouped; the report then counts ``(patient, label)`` groups, not images.
+
+        .. versionadded:: 0.2
 
     Examples
     --------
@@ -84,10 +139,12 @@ class ClassificationReport:
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     confidence: float = 0.95
     bootstrap: int = 0
+    ece: float = math.nan
+    patients: PatientGroups | None = None
 
     @property
     def num_samples(self) -> int:
-        """Number of images."""
+        """Number of images (of ``(patient, label)`` groups in a patient-level report)."""
         return int(self.confusion_matrix.sum())
 
     def __getitem__(self, name: str) -> ClassMetrics:
@@ -117,6 +174,8 @@ class ClassificationReport:
             "intervals": {
                 k: [_plain(low), _plain(high)] for k, (low, high) in self.intervals.items()
             },
+            "ece": _plain(self.ece),
+            "patients": None if self.patients is None else self.patients.to_dict(),
         }
 
     def to_json(self, **kwargs: Any) -> str:
@@ -142,7 +201,7 @@ class ClassificationReport:
         Parameters
         ----------
         headline
-            Start with the line of images and accuracy. Leave it out after an
+            Start with the line of images, accuracy and ECE. Leave it out after an
             :class:`~retinalnet.training.EvaluationResult`, which prints them; it is kept
             when there is a bootstrap interval of the accuracy to show.
         """
@@ -151,7 +210,18 @@ class ClassificationReport:
         if headline or "accuracy" in self.intervals:
             interval = self.intervals.get("accuracy")
             shown = f" ({interval[0]:.2%}-{interval[1]:.2%})" if interval else ""
-            lines.append(f"images {self.num_samples}  accuracy {self.accuracy:.2%}{shown}")
+            groups = self.patients
+            counted = (
+                f"images {self.num_samples}"
+                if groups is None
+                else f"patients {groups.patients}  groups {groups.groups}  scans {groups.scans}"
+            )
+            lines.append(f"{counted}  accuracy {self.accuracy:.2%}{shown}  ECE {_pct(self.ece)}")
+            if groups is not None and groups.mixed:
+                lines.append(
+                    f"({groups.mixed} patient(s) have scans of more than one label: each "
+                    "(patient, label) group counts once)"
+                )
         if self.intervals:
             lines.append(
                 f"({self.confidence:.0%} bootstrap intervals from {self.bootstrap} resamples)"
@@ -213,7 +283,8 @@ def classification_report(
 ) -> ClassificationReport:
     """Compute the clinical report from true classes and predicted probabilities.
 
-    The predicted class of an image is its most probable one (first on ties).
+    The predicted class of an image is its most probable one (first on ties). The report
+    includes the expected calibration error (15 bins), which needs probabilities.
 
     Parameters
     ----------
@@ -327,4 +398,14 @@ def classification_report(
         intervals=intervals,
         confidence=confidence,
         bootstrap=bootstrap,
+        ece=_ece(scores, true),
     )
+
+
+def _ece(scores: npt.NDArray[np.float64], true: IntArray) -> float:
+    """The ECE, or NaN without images or when the scores are not probabilities."""
+    if not len(true) or not np.isfinite(scores).all() or scores.min() < 0:
+        return math.nan
+    if not np.allclose(scores.sum(axis=1), 1.0, atol=1e-3):
+        return math.nan
+    return expected_calibration_error(scores, true)

@@ -4,6 +4,7 @@ the declaration of its parts (head, feature blocks, Grad-CAM layer)."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -73,12 +74,18 @@ class Classifier(nn.Module):
 
         .. versionadded:: 0.2
            ``head``, ``feature_blocks``, ``gradcam_layer`` and ``gradcam_reshape``.
+    temperature
+        The calibration temperature ``T`` (see :attr:`temperature`); 1.0, uncalibrated, by
+        default.
+
+        .. versionadded:: 0.2
 
     Raises
     ------
     ValueError
         If the class names are not 2 or more distinct names, a declared path is not a
-        module of ``network``, or ``gradcam_reshape`` comes without ``gradcam_layer``.
+        module of ``network``, ``gradcam_reshape`` comes without ``gradcam_layer``, or
+        ``temperature`` is not a finite number > 0.
 
     Attributes
     ----------
@@ -114,6 +121,7 @@ class Classifier(nn.Module):
         feature_blocks: BlockSelector | Sequence[str] | None = None,
         gradcam_layer: str | None = None,
         gradcam_reshape: ActivationReshape | None = None,
+        temperature: float = 1.0,
     ) -> None:
         super().__init__()
         if len(classes) < 2 or len(set(classes)) != len(classes):
@@ -141,6 +149,41 @@ class Classifier(nn.Module):
         self._feature_blocks = feature_blocks
         self._gradcam_layer = gradcam_layer
         self._gradcam_reshape = gradcam_reshape
+        self.temperature = temperature
+
+    @property
+    def temperature(self) -> float:
+        """The calibration temperature ``T``: probabilities are ``softmax(outputs / T)``.
+
+        Fitted on validation data by :func:`~retinalnet.training.calibrate` or the
+        :class:`~retinalnet.training.TemperatureScaling` callback (Guo et al., 2017), saved
+        in checkpoints, and applied by the :class:`~retinalnet.engine.InferenceEngine`, so
+        the :class:`~retinalnet.Predictor`, :func:`~retinalnet.training.evaluate` and the
+        command line all use it. It never changes the predicted class. :meth:`forward`
+        returns the raw outputs, and training never uses it. 1.0 means uncalibrated.
+
+        .. versionadded:: 0.2
+
+        Raises
+        ------
+        ValueError
+            When set to anything but a finite number > 0.
+        """
+        return self._temperature
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value <= 0
+        ):
+            raise ValueError(
+                f"temperature must be a finite number > 0 (1.0: uncalibrated), got {value!r}; "
+                "fit one with retinalnet.training.calibrate(model, val_data)"
+            )
+        self._temperature = float(value)
 
     @property
     def num_classes(self) -> int:
@@ -257,7 +300,8 @@ class Classifier(nn.Module):
         return output
 
     def extra_repr(self) -> str:
-        return f"arch={self.arch!r}, classes={list(self.classes)!r}"
+        shown = f", temperature={self.temperature:.4g}" if self.temperature != 1.0 else ""
+        return f"arch={self.arch!r}, classes={list(self.classes)!r}{shown}"
 
 
 def network_of(model: nn.Module) -> nn.Module:

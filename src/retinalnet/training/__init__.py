@@ -6,6 +6,9 @@ from retinalnet._core.loaders import DataSource as DataSource
 from retinalnet.training._balance import balanced_sampler as balanced_sampler
 from retinalnet.training._balance import class_counts as class_counts
 from retinalnet.training._balance import class_weights as class_weights
+from retinalnet.training._calibration import CalibrationResult as CalibrationResult
+from retinalnet.training._calibration import TemperatureScaling as TemperatureScaling
+from retinalnet.training._calibration import calibrate as calibrate
 from retinalnet.training._callbacks import Callback as Callback
 from retinalnet.training._callbacks import EarlyStopping as EarlyStopping
 from retinalnet.training._config import FeatureCacheConfig as FeatureCacheConfig
@@ -30,6 +33,7 @@ _CHECKPOINT = "import it from retinalnet.checkpoint"
 _INTERNAL = "it is internal now"
 
 __all__ = [
+    "CalibrationResult",
     "Callback",
     "ClassificationTask",
     "DataSource",
@@ -46,9 +50,11 @@ __all__ = [
     "RunLock",
     "RunLockedError",
     "SchedulerFactory",
+    "TemperatureScaling",
     "Trainer",
     "balanced_sampler",
     "build_feature_cache",
+    "calibrate",
     "class_counts",
     "class_weights",
     "evaluate",

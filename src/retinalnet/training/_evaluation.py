@@ -1,4 +1,9 @@
-"""Evaluating a model on a whole data set, in batches."""
+"""Evaluating a model on a whole data set, in batches.
+
+Why this module is long: :class:`EvaluationResult` (its per-image data, the reports per scan
+and per patient, text and JSON) and the two functions that fill it belong together; half of
+the length is their NumPy docstrings.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +23,9 @@ from retinalnet._core.classes import check_same_classes
 from retinalnet._core.device import default_num_workers, resident_device, resolve_device
 from retinalnet._core.loaders import DataSource
 from retinalnet._core.progress import progress_bar
+from retinalnet.datasets._files import patient_key
 from retinalnet.engine import InferenceEngine
-from retinalnet.metrics import confusion_matrix
+from retinalnet.metrics import confusion_matrix, expected_calibration_error
 from retinalnet.models import Classifier
 from retinalnet.precision import Precision
 from retinalnet.training._feature_cache import build_feature_cache, trainable_head
@@ -57,6 +63,19 @@ class EvaluationResult:
         Whether the probabilities average each image and its horizontal mirror.
 
         .. versionadded:: 0.2
+    temperature : float
+        The calibration temperature the probabilities were computed with (1.0:
+        uncalibrated); see :attr:`Classifier.temperature
+        <retinalnet.models.Classifier.temperature>`.
+
+        .. versionadded:: 0.2
+    patient_ids : tuple of str or None, or None
+        The patient of each image (Kermany file names ``CLASS-PATIENT-N.jpeg``, leading
+        zeros removed; ``None`` for a name without one), in data order, for
+        :meth:`patient_report`; ``None`` when the data did not say (a DataLoader, or a
+        data set without ``patient_ids``).
+
+        .. versionadded:: 0.2
     """
 
     classes: tuple[str, ...]
@@ -70,6 +89,19 @@ class EvaluationResult:
         default=None, repr=False, compare=False
     )
     tta: bool = False
+    temperature: float = 1.0
+    patient_ids: tuple[str | None, ...] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def ece(self) -> float:
+        """Top-label expected calibration error (15 bins) of the probabilities; NaN without
+        them (see :func:`~retinalnet.metrics.expected_calibration_error`).
+
+        .. versionadded:: 0.2
+        """
+        if self.probabilities is None or self.targets is None or not len(self.targets):
+            return math.nan
+        return expected_calibration_error(self.probabilities, self.targets)
 
     @property
     def num_samples(self) -> int:
@@ -128,8 +160,56 @@ class EvaluationResult:
             seed=seed,
         )
 
+    def patient_report(
+        self,
+        *,
+        urgent: Sequence[str] | None = ("CNV", "DME"),
+        topk: Sequence[int] | None = None,
+        bootstrap: int = 0,
+        confidence: float = 0.95,
+        seed: int = 0,
+    ) -> ClassificationReport:
+        """The clinical report per patient: each patient's scans of one label averaged.
+
+        See :func:`retinalnet.metrics.patient_level` for the rule (mean probability over a
+        patient's scans; a patient whose scans carry several labels gives one group per
+        label) and :meth:`report` for the arguments.
+
+        .. versionadded:: 0.2
+
+        Raises
+        ------
+        ValueError
+            If this result holds no per-image probabilities or no patient ids.
+
+        Examples
+        --------
+        >>> result = evaluate(model, KermanyOCT("OCT2017", "test"))  # doctest: +SKIP
+        >>> print(result.patient_report())  # doctest: +SKIP
+        """
+        from retinalnet.metrics import patient_level
+
+        if self.probabilities is None or self.targets is None or self.patient_ids is None:
+            raise ValueError(
+                "this EvaluationResult has no per-image probabilities or patient ids; "
+                "evaluate a data set with patient_ids (KermanyOCT) with "
+                "retinalnet.training.evaluate(...)"
+            )
+        return patient_level(
+            self.probabilities,
+            self.targets,
+            self.patient_ids,
+            classes=self.classes,
+            urgent=urgent,
+            topk=topk,
+            bootstrap=bootstrap,
+            confidence=confidence,
+            seed=seed,
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON."""
+        """Plain data for JSON (NaN becomes ``None``)."""
+        ece = self.ece
         return {
             "classes": list(self.classes),
             "num_samples": self.num_samples,
@@ -137,12 +217,16 @@ class EvaluationResult:
             "accuracy": self.accuracy,
             "per_class_accuracy": self.per_class_accuracy,
             "confusion_matrix": self.confusion_matrix.tolist(),
+            "temperature": self.temperature,
+            "ece": None if math.isnan(ece) else ece,
         }
 
     def __str__(self) -> str:
         width = max(8, *(len(name) + 1 for name in self.classes))
+        ece = "-" if math.isnan(self.ece) else f"{self.ece:.1%}"
         lines = [
-            f"images {self.num_samples}  loss {self.loss:.4f}  accuracy {self.accuracy:.2%}",
+            f"images {self.num_samples}  loss {self.loss:.4f}  accuracy {self.accuracy:.2%}  "
+            f"ECE {ece}  temperature {self.temperature:.2f}",
             "",
             "true \\ predicted".ljust(18)
             + "".join(n.rjust(width) for n in self.classes)
@@ -163,12 +247,14 @@ def run_evaluation(
     loss: nn.Module,
     classes: Sequence[str],
     progress: bool = False,
+    patient_ids: Sequence[str | None] | None = None,
 ) -> EvaluationResult:
     """Evaluate on a prepared loader of ``(inputs, targets)`` through an inference engine.
 
     The loop the Trainer runs after each epoch and :func:`evaluate` runs once. ``loss`` gets
-    the log-probabilities (of the mirror-averaged probabilities with TTA), which suits
-    ``NLLLoss`` and ``CrossEntropyLoss`` alike.
+    the log-probabilities (of the mirror-averaged probabilities with TTA, scaled by the
+    engine's temperature), which suits ``NLLLoss`` and ``CrossEntropyLoss`` alike.
+    ``patient_ids`` (one per image, in loader order) go into the result.
     """
     num_classes = len(classes)
     total_loss = torch.zeros((), dtype=torch.float64, device=engine.device)
@@ -203,7 +289,18 @@ def run_evaluation(
         probabilities=probabilities_array,
         targets=targets_array,
         tta=engine.tta,
+        temperature=engine.temperature,
+        patient_ids=_patients(patient_ids, count),
     )
+
+
+def _patients(
+    patient_ids: Sequence[str | None] | None, count: int
+) -> tuple[str | None, ...] | None:
+    """The patient keys (leading zeros removed) of ``count`` images, if known for each."""
+    if patient_ids is None or len(patient_ids) != count:
+        return None
+    return tuple(patient_key(p) if p is not None else None for p in patient_ids)
 
 
 def evaluate(
@@ -224,7 +321,14 @@ def evaluate(
 
     The result also keeps every image's probabilities, so
     :meth:`EvaluationResult.report` gives the clinical report (sensitivity, specificity,
-    ROC AUC, urgent referral, bootstrap intervals) without running the model again.
+    ROC AUC, urgent referral, calibration error, bootstrap intervals) without running the
+    model again, and, for a data set that knows each image's patient (:class:`KermanyOCT
+    <retinalnet.datasets.KermanyOCT>`), :meth:`EvaluationResult.patient_report` the
+    report per patient.
+
+    The probabilities are calibrated with the model's temperature
+    (:attr:`Classifier.temperature <retinalnet.models.Classifier.temperature>`, 1.0 when
+    uncalibrated), and the loss is that of the calibrated probabilities.
 
     Parameters
     ----------
@@ -287,6 +391,7 @@ def evaluate(
         classes = model.classes
     check_same_classes(classes, data, where="evaluate")
     workers = default_num_workers(target_device, num_workers)
+    patient_ids = None if isinstance(data, DataLoader) else getattr(data, "patient_ids", None)
     forward: nn.Module = model
     if feature_cache is not False:
         if tta:
@@ -315,6 +420,7 @@ def evaluate(
         precision=precision,
         tta=tta,
         preprocessing=model.preprocessing if isinstance(model, Classifier) else None,
+        temperature=model.temperature if isinstance(model, Classifier) else None,
     )
     loader = engine.loader(data, batch_size=batch_size, num_workers=workers)
     return run_evaluation(
@@ -323,4 +429,5 @@ def evaluate(
         loss=loss if loss is not None else nn.NLLLoss(),
         classes=classes,
         progress=progress,
+        patient_ids=patient_ids,
     )

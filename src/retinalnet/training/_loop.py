@@ -70,6 +70,7 @@ class FitLoop:
             self.callbacks.append(checkpoint)
         self.metrics: EpochMetrics | None = None  # while an epoch runs
         self.train_loader: DataLoader[Any] | None = None
+        self.val_loader: DataLoader[Any] | None = None
         self._ddp: nn.Module | None = None  # DistributedDataParallel with several processes
 
     def run(
@@ -141,13 +142,19 @@ class FitLoop:
         for callback in self.callbacks:
             if isinstance(callback, ModelCheckpoint):
                 callback.check_best_is_free()
+        if isinstance(model, Classifier) and model.temperature != 1.0:
+            # a temperature fits the weights it was fitted on: the fit changes them
+            logger.info("temperature %.3g reset to 1.0 for the fit", model.temperature)
+            model.temperature = 1.0
         train, val = self._features(train, val)
         targets = train_targets(train, trainer.task.balance)
         sampler = trainer.task.sampler(targets, seed=trainer.seed)
         train_loader = self.train_loader = trainer._loader(train, train=True, sampler=sampler)
         num_classes = len(model.classes) if isinstance(model, Classifier) else None
         trainer.task.setup(targets, num_classes=num_classes, device=trainer.device)
-        val_loader = trainer._loader(val, train=False) if val is not None else None
+        val_loader = self.val_loader = (
+            trainer._loader(val, train=False) if val is not None else None
+        )
         if trainer.seed is not None:
             seed_everything(trainer.seed)
         if self.dist.enabled:

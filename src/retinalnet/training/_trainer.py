@@ -473,6 +473,8 @@ class Trainer:
         module = self._forward_module
         if self._inference is None or self._inference.model is not module:
             self._inference = InferenceEngine(module, device=self.device, precision=self.precision)
+        # the model's calibration temperature, also when the engine runs the head alone
+        self._inference.temperature = getattr(self.model, "temperature", None)
         return self._inference
 
     def save_checkpoint(self, path: str | os.PathLike[str]) -> Path:

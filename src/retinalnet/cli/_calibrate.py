@@ -1,0 +1,42 @@
+"""The ``calibrate`` command: fit a checkpoint's temperature on a split and store it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+__all__ = ["run_calibrate"]
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    import shutil
+
+    from retinalnet.checkpoint import load_checkpoint, set_checkpoint_temperature
+    from retinalnet.datasets import KermanyOCT
+    from retinalnet.training import calibrate
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    model = checkpoint.build_model()
+    data = KermanyOCT(args.data, args.split)
+    result = calibrate(
+        model,
+        data,
+        batch_size=args.batch_size,
+        device=args.device,
+        precision=args.precision,
+        num_workers=args.workers,
+    )
+    target = args.out if args.out is not None else args.checkpoint
+    if result.applied:
+        if args.out is not None:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(args.checkpoint, args.out)
+        set_checkpoint_temperature(target, result.temperature)
+    if args.json:
+        written = str(target) if result.applied else None
+        print(json.dumps({**result.to_dict(), "checkpoint": written}, indent=2))
+    elif result.applied:
+        print(f"{result}\nwrote {target}")
+    else:
+        print(f"{result}\n{args.checkpoint} left as it was")
+    return 0

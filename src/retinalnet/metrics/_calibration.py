@@ -1,0 +1,259 @@
+"""Calibration: expected calibration error, the reliability curve, and temperature scaling.
+
+A classifier is calibrated when its confidence means what it says: of the images it gives
+80 %, 80 % are right. Guo et al., "On Calibration of Modern Neural Networks" (ICML 2017),
+measure the gap with the expected calibration error and close most of it with one number,
+the temperature ``T`` that divides the network's outputs before the softmax.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from retinalnet.metrics._confusion import FloatArray, IntArray, _as_probabilities, _as_targets
+
+__all__ = ["expected_calibration_error", "fit_temperature", "reliability_curve"]
+
+TEMPERATURE_BOUNDS: tuple[float, float] = (1e-3, 1e3)
+"""The range :func:`fit_temperature` searches by default."""
+
+
+def _checked(
+    probabilities: npt.ArrayLike, targets: npt.ArrayLike, bins: int
+) -> tuple[FloatArray, IntArray]:
+    true = _as_targets(targets)
+    scores = _as_probabilities(probabilities, len(true))
+    true = _as_targets(true, scores.shape[1])
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"bins must be an int >= 1 (equal-width bins of [0, 1]), got {bins!r}")
+    if not np.isfinite(scores).all() or scores.min(initial=0.0) < 0:
+        raise ValueError(
+            "probabilities must be finite and >= 0 (the model's softmax outputs), got "
+            f"values from {np.nanmin(scores):g} to {np.nanmax(scores):g}"
+        )
+    return scores, true
+
+
+def reliability_curve(
+    probabilities: npt.ArrayLike, targets: npt.ArrayLike, *, bins: int = 15
+) -> tuple[FloatArray, FloatArray, IntArray]:
+    """Confidence against accuracy, in equal-width bins of confidence.
+
+    The confidence of an image is its top probability, and it is right when that class (the
+    first one on ties) is its true class. Bin ``m`` (from 0) holds the images whose
+    confidence lies in ``(m / bins, (m + 1) / bins]``; the first bin also takes a confidence
+    of exactly 0.
+
+    .. versionadded:: 0.2
+
+    Parameters
+    ----------
+    probabilities
+        Class probabilities, shape ``(images, classes)``.
+    targets
+        True class index of each image.
+    bins
+        Number of equal-width bins of ``[0, 1]`` (15, as Guo et al.).
+
+    Returns
+    -------
+    confidence, accuracy : numpy.ndarray
+        Mean confidence and accuracy of the images in each bin (NaN for an empty bin).
+    count : numpy.ndarray
+        Images in each bin (int64).
+
+    Raises
+    ------
+    ValueError
+        If the shapes disagree, a target is out of range, a probability is negative or not
+        finite, or ``bins`` is not an int >= 1.
+
+    Examples
+    --------
+    >>> from retinalnet.metrics import reliability_curve
+    >>> confidence, accuracy, count = reliability_curve(
+    ...     [[0.9, 0.1], [0.8, 0.2], [0.4, 0.6]], [0, 1, 1], bins=2)
+    >>> confidence.round(4).tolist(), accuracy.round(4).tolist(), count.tolist()
+    ([nan, 0.7667], [nan, 0.6667], [0, 3])
+    """
+    scores, true = _checked(probabilities, targets, bins)
+    confidence = scores.max(axis=1) if len(true) else np.empty(0)
+    correct = (scores.argmax(axis=1) == true) if len(true) else np.empty(0, dtype=bool)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    # (edges[m], edges[m + 1]]: searchsorted(side="left") finds the first edge >= confidence
+    index = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
+    count = np.bincount(index, minlength=bins).astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_confidence = np.bincount(index, weights=confidence, minlength=bins) / count
+        accuracy = np.bincount(index, weights=correct.astype(np.float64), minlength=bins) / count
+    return mean_confidence, accuracy, count
+
+
+def expected_calibration_error(
+    probabilities: npt.ArrayLike, targets: npt.ArrayLike, *, bins: int = 15
+) -> float:
+    """The top-label expected calibration error (ECE) of Guo et al. (2017).
+
+    .. math::
+
+        \\mathrm{ECE} = \\sum_{m=1}^{M} \\frac{|B_m|}{n}
+        \\left| \\mathrm{acc}(B_m) - \\mathrm{conf}(B_m) \\right|
+
+    where the ``n`` images are put in ``M`` equal-width bins ``B_m`` by their confidence
+    (their top probability; bin ``m`` holds ``((m - 1) / M, m / M]``), ``acc(B_m)`` is the
+    fraction of the bin's images whose top class is the true one and ``conf(B_m)`` their
+    mean confidence. 0 is perfect calibration; an empty bin adds nothing. See
+    :func:`reliability_curve` for the bins.
+
+    .. versionadded:: 0.2
+
+    Parameters
+    ----------
+    probabilities
+        Class probabilities, shape ``(images, classes)``.
+    targets
+        True class index of each image.
+    bins
+        Number of bins ``M`` (15, as Guo et al.).
+
+    Returns
+    -------
+    float
+        The ECE, in [0, 1]; NaN for no images.
+
+    Raises
+    ------
+    ValueError
+        As :func:`reliability_curve`.
+
+    Examples
+    --------
+    Two bins: ``(0, 0.5]`` is empty; ``(0.5, 1]`` holds all three images, with mean
+    confidence 0.7667 and accuracy 2/3, so the ECE is 0.1:
+
+    >>> from retinalnet.metrics import expected_calibration_error
+    >>> round(expected_calibration_error(
+    ...     [[0.9, 0.1], [0.8, 0.2], [0.4, 0.6]], [0, 1, 1], bins=2), 6)
+    0.1
+    """
+    confidence, accuracy, count = reliability_curve(probabilities, targets, bins=bins)
+    total = int(count.sum())
+    if total == 0:
+        return math.nan
+    used = count > 0
+    gaps = np.abs(accuracy[used] - confidence[used]) * count[used]
+    return float(gaps.sum() / total)
+
+
+def _softmax(scores: FloatArray) -> FloatArray:
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    weights = np.exp(shifted)
+    result: FloatArray = weights / weights.sum(axis=1, keepdims=True)
+    return result
+
+
+def _nll_slope(scores: FloatArray, true: IntArray, beta: float) -> float:
+    """d/d(beta) of the mean negative log-likelihood of softmax(beta * scores)."""
+    expected = (_softmax(beta * scores) * scores).sum(axis=1)
+    return float(np.mean(expected - scores[np.arange(len(true)), true]))
+
+
+def temperature_nll(scores: npt.ArrayLike, targets: npt.ArrayLike, temperature: float) -> float:
+    """Mean negative log-likelihood of ``softmax(scores / temperature)`` (natural log)."""
+    values = np.asarray(scores, dtype=np.float64) / temperature
+    true = np.asarray(targets, dtype=np.int64)
+    shifted = values - values.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(shifted).sum(axis=1))
+    return float(np.mean(log_norm - shifted[np.arange(len(true)), true]))
+
+
+def fit_temperature(
+    scores: npt.ArrayLike,
+    targets: npt.ArrayLike,
+    *,
+    bounds: tuple[float, float] = TEMPERATURE_BOUNDS,
+) -> float:
+    """The temperature that minimises the negative log-likelihood of ``softmax(scores / T)``.
+
+    Temperature scaling (Guo et al., 2017): one number ``T > 0`` divides the network's
+    outputs before the softmax. It never changes the most probable class, so accuracy,
+    the confusion matrix and every AUC stay the same; ``T > 1`` softens overconfident
+    probabilities, ``T < 1`` sharpens underconfident ones.
+
+    ``scores`` may be logits or log-probabilities: the registered models end in
+    ``LogSoftmax``, and ``log_softmax(z) = z - logsumexp(z)`` differs from ``z`` by a
+    constant per image, so ``softmax(log_softmax(z) / T) == softmax(z / T)``; the same ``T``
+    fits both.
+
+    The negative log-likelihood is convex in ``1 / T``, so the search is a bisection of its
+    slope on ``log(1 / T)``: deterministic, to a relative precision of 1e-10.
+
+    .. versionadded:: 0.2
+
+    Parameters
+    ----------
+    scores
+        Logits or log-probabilities, shape ``(images, classes)``; finite.
+    targets
+        True class index of each image.
+    bounds
+        The range searched, ``(low, high)`` with ``0 < low < high``.
+
+    Returns
+    -------
+    float
+        The temperature. It is a bound when the optimum lies beyond it: when every image
+        is right, the likelihood keeps growing as ``T`` falls to 0, so the search returns
+        ``low`` (a validation set without errors cannot show overconfidence). 1.0 when each
+        image's scores are all equal (no temperature changes anything).
+
+    Raises
+    ------
+    ValueError
+        If there are no images, a score is not finite, the shapes disagree, a target is out
+        of range, or ``bounds`` is not ``0 < low < high``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from retinalnet.metrics import fit_temperature
+    >>> rng = np.random.default_rng(0)
+    >>> logits = rng.normal(scale=4.0, size=(4000, 4))
+    >>> probabilities = np.exp(logits / 2.0)
+    >>> probabilities /= probabilities.sum(axis=1, keepdims=True)
+    >>> targets = [rng.choice(4, p=row) for row in probabilities]
+    >>> abs(fit_temperature(logits, targets) - 2.0) < 0.1  # the temperature that made them
+    True
+    """
+    true = _as_targets(targets)
+    values = _as_probabilities(scores, len(true))
+    true = _as_targets(true, values.shape[1])
+    low, high = (float(bound) for bound in bounds)
+    if not (0 < low < high and math.isfinite(high)):
+        raise ValueError(f"bounds must be (low, high) with 0 < low < high, got {bounds!r}")
+    if not len(true):
+        raise ValueError("fit_temperature needs at least one image")
+    if not np.isfinite(values).all():
+        raise ValueError(
+            "scores must be finite logits or log-probabilities; got NaN or infinite values"
+        )
+    # the slope in beta = 1 / T rises with beta (convexity): bisect for its zero
+    beta_low, beta_high = 1.0 / high, 1.0 / low
+    spread = values.max(axis=1) - values.min(axis=1)
+    if not (spread > 1e-12 * (1 + np.abs(values).max(axis=1))).any():
+        return 1.0  # every image's scores are equal: the likelihood does not depend on T
+    if _nll_slope(values, true, beta_high) <= 0:
+        return low  # still falling at the sharpest temperature allowed
+    if _nll_slope(values, true, beta_low) >= 0:
+        return high  # already rising at the softest
+    log_low, log_high = math.log(beta_low), math.log(beta_high)
+    while log_high - log_low > 1e-10:
+        middle = (log_low + log_high) / 2
+        if _nll_slope(values, true, math.exp(middle)) < 0:
+            log_low = middle
+        else:
+            log_high = middle
+    return 1.0 / math.exp((log_low + log_high) / 2)

@@ -1,0 +1,129 @@
+"""Patient-level results: the scans of a patient aggregated into one diagnosis."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from retinalnet._core.classes import KERMANY_CLASSES
+from retinalnet.metrics._confusion import _as_probabilities, _as_targets
+from retinalnet.metrics._report import (
+    URGENT_CLASSES,
+    ClassificationReport,
+    PatientGroups,
+    classification_report,
+)
+
+__all__ = ["patient_level"]
+
+
+def patient_level(
+    probabilities: npt.ArrayLike,
+    targets: npt.ArrayLike,
+    patient_ids: Sequence[Hashable | None],
+    *,
+    classes: Sequence[str] = KERMANY_CLASSES,
+    urgent: Sequence[str] | None = URGENT_CLASSES,
+    topk: Sequence[int] | None = None,
+    bootstrap: int = 0,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> ClassificationReport:
+    """The clinical report per patient rather than per scan.
+
+    Diagnoses are made per eye, from all of its B-scans, so a patient's scans are
+    aggregated by this rule:
+
+    - the scans of one patient with one label form a group; the group's probabilities are
+      the **mean of its scans' probabilities**, its label is their label, and it counts
+      once in the report;
+    - a patient whose scans carry different labels (Kermany has such patients: one eye
+      with CNV, the other normal, or a follow-up visit) gives one group per label, each
+      evaluated on its own; :attr:`PatientGroups.mixed` counts these patients;
+    - a scan without a patient id (``None``) is a patient of its own.
+
+    The report is the same as :func:`classification_report`'s (confusion matrix,
+    sensitivity, specificity, AUC, ECE, bootstrap intervals over groups), counting
+    groups instead of images, with :attr:`ClassificationReport.patients` saying how the
+    scans were grouped.
+
+    .. versionadded:: 0.2
+
+    Parameters
+    ----------
+    probabilities
+        Class probabilities of each scan, shape ``(scans, classes)``.
+    targets
+        True class index of each scan.
+    patient_ids
+        The patient of each scan, compared as given (for Kermany file names
+        :attr:`KermanyOCT.patient_ids <retinalnet.datasets.KermanyOCT>`, normalised
+        with leading zeros removed, as :func:`~retinalnet.training.evaluate` does).
+    classes, urgent, topk, bootstrap, confidence, seed
+        As for :func:`classification_report`.
+
+    Returns
+    -------
+    ClassificationReport
+
+    Raises
+    ------
+    ValueError
+        If the lengths disagree, or as :func:`classification_report`.
+
+    Examples
+    --------
+    Patient ``"7"`` has two CNV scans (averaged: right), patient ``"8"`` one CNV scan and one
+    NORMAL scan (two groups: the CNV one is wrong):
+
+    >>> from retinalnet.metrics import patient_level
+    >>> report = patient_level(
+    ...     [[0.9, 0.1], [0.4, 0.6], [0.3, 0.7], [0.2, 0.8]],
+    ...     [0, 0, 0, 1],
+    ...     ["7", "7", "8", "8"],
+    ...     classes=["CNV", "NORMAL"], urgent=None)
+    >>> report.num_samples, report.accuracy, report.patients.mixed
+    (3, 0.6666666666666666, 1)
+    """
+    true = _as_targets(targets)
+    scores = _as_probabilities(probabilities, len(true))
+    ids = list(patient_ids)
+    if len(ids) != len(true):
+        raise ValueError(
+            f"patient_ids must name the patient of each scan: got {len(ids)} ids for "
+            f"{len(true)} scans"
+        )
+    groups: dict[tuple[object, int], list[int]] = {}
+    labels: dict[object, set[int]] = {}
+    for index, (patient, target) in enumerate(zip(ids, true.tolist(), strict=True)):
+        key: object = patient if patient is not None else ("no id", index)
+        groups.setdefault((key, target), []).append(index)
+        labels.setdefault(key, set()).add(target)
+    members = list(groups.values())
+    group_probabilities = (
+        np.stack([scores[rows].mean(axis=0) for rows in members])
+        if members
+        else np.empty((0, scores.shape[1]))
+    )
+    group_targets = np.array([target for _, target in groups], dtype=np.int64)
+    report = classification_report(
+        group_targets,
+        group_probabilities,
+        classes=classes,
+        urgent=urgent,
+        topk=topk,
+        bootstrap=bootstrap,
+        confidence=confidence,
+        seed=seed,
+    )
+    summary = PatientGroups(
+        scans=len(true),
+        patients=len(labels),
+        groups=len(groups),
+        mixed=sum(len(found) > 1 for found in labels.values()),
+        without_id=sum(patient is None for patient in ids),
+    )
+    return dataclasses.replace(report, patients=summary)

@@ -1,0 +1,529 @@
+"""Calibration: the ECE and reliability curve against hand computations, temperature scaling
+(fitting, the Classifier's temperature, checkpoints, the engine, the Predictor, evaluate,
+the TemperatureScaling callback, calibrate) and the command line."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from retinalnet import Predictor
+from retinalnet.checkpoint import (
+    load_checkpoint,
+    save_checkpoint,
+    set_checkpoint_temperature,
+)
+from retinalnet.cli import main
+from retinalnet.datasets import KermanyOCT, make_synthetic_kermany
+from retinalnet.engine import InferenceEngine
+from retinalnet.metrics import (
+    classification_report,
+    expected_calibration_error,
+    fit_temperature,
+    reliability_curve,
+)
+from retinalnet.metrics._calibration import temperature_nll
+from retinalnet.models import Classifier, create_model, small_cnn
+from retinalnet.training import (
+    Callback,
+    EarlyStopping,
+    TemperatureScaling,
+    Trainer,
+    calibrate,
+    evaluate,
+)
+from retinalnet.transforms import Preprocessing
+
+CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")
+
+# --- expected calibration error and the reliability curve, by hand ----------------------------
+
+# confidence 0.9 0.8 0.6 0.7 0.55; predicted 0 0 0 1 1; right: yes no yes yes no
+PROBABILITIES = [[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.3, 0.7], [0.45, 0.55]]
+TARGETS = [0, 1, 0, 1, 0]
+
+
+def test_reliability_curve_by_hand() -> None:
+    # 5 bins: (0, .2] (.2, .4] (.4, .6] (.6, .8] (.8, 1]; 0.6 and 0.8 fall in the bin they close
+    confidence, accuracy, count = reliability_curve(PROBABILITIES, TARGETS, bins=5)
+
+    assert count.tolist() == [0, 0, 2, 2, 1]
+    assert np.isnan(confidence[:2]).all()
+    assert np.isnan(accuracy[:2]).all()
+    assert confidence[2:].tolist() == pytest.approx([0.575, 0.75, 0.9])
+    assert accuracy[2:].tolist() == pytest.approx([0.5, 0.5, 1.0])
+
+
+def test_ece_by_hand() -> None:
+    # (2 * |0.5 - 0.575| + 2 * |0.5 - 0.75| + 1 * |1 - 0.9|) / 5 = 0.75 / 5
+    assert expected_calibration_error(PROBABILITIES, TARGETS, bins=5) == pytest.approx(0.15)
+
+
+def test_ece_with_one_bin_is_the_gap_between_mean_confidence_and_accuracy() -> None:
+    # accuracy 3/5, mean confidence (0.9 + 0.8 + 0.6 + 0.7 + 0.55) / 5 = 0.71
+    assert expected_calibration_error(PROBABILITIES, TARGETS, bins=1) == pytest.approx(0.11)
+
+
+@pytest.mark.parametrize(
+    ("probabilities", "expected"),
+    [
+        ([[1.0, 0.0], [0.0, 1.0]], 0.0),  # all right and sure: calibrated
+        ([[0.75, 0.25], [0.25, 0.75]], 0.25),  # all right, 75 % sure: underconfident
+    ],
+)
+def test_ece_when_every_image_is_right(probabilities: list[list[float]], expected: float) -> None:
+    assert expected_calibration_error(probabilities, [0, 1]) == pytest.approx(expected)
+
+
+def test_ece_of_no_images_is_nan_and_bad_input_is_refused() -> None:
+    assert math.isnan(expected_calibration_error(np.empty((0, 4)), []))
+    with pytest.raises(ValueError, match="bins must be an int >= 1"):
+        expected_calibration_error(PROBABILITIES, TARGETS, bins=0)
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        expected_calibration_error([[-0.1, 1.1]], [0])
+    with pytest.raises(ValueError, match="targets must be class indices from 0 to 1"):
+        expected_calibration_error(PROBABILITIES, [0, 1, 0, 1, 2])
+
+
+def test_the_report_carries_the_ece_and_nan_for_scores_that_are_not_probabilities() -> None:
+    report = classification_report(TARGETS, PROBABILITIES, classes=["a", "b"], urgent=None)
+    assert report.ece == pytest.approx(expected_calibration_error(PROBABILITIES, TARGETS))
+    assert report.to_dict()["ece"] == pytest.approx(report.ece)
+    scores = classification_report(TARGETS, np.log(PROBABILITIES), classes=["a", "b"])
+    assert math.isnan(scores.ece)
+    assert scores.to_dict()["ece"] is None
+
+
+# --- fitting the temperature ------------------------------------------------------------------
+
+
+def _sampled(temperature: float, n: int = 6000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and labels drawn from softmax(logits / temperature): that T is the true one."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(scale=3.0, size=(n, 4))
+    scaled = np.exp(logits / temperature)
+    scaled /= scaled.sum(axis=1, keepdims=True)
+    labels = (rng.random(n)[:, None] > np.cumsum(scaled, axis=1)).sum(axis=1)
+    return logits, labels
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 2.5])
+def test_fit_temperature_recovers_the_temperature_that_made_the_labels(
+    temperature: float,
+) -> None:
+    logits, labels = _sampled(temperature)
+    assert fit_temperature(logits, labels) == pytest.approx(temperature, rel=0.05)
+
+
+def test_fit_temperature_minimises_the_nll_and_is_deterministic() -> None:
+    logits, labels = _sampled(1.7, n=500, seed=1)
+    fitted = fit_temperature(logits, labels)
+    best = temperature_nll(logits, labels, fitted)
+    assert best < temperature_nll(logits, labels, fitted * 1.01)
+    assert best < temperature_nll(logits, labels, fitted / 1.01)
+    assert fit_temperature(logits, labels) == fitted
+
+
+def test_log_probabilities_and_logits_give_the_same_temperature() -> None:
+    # softmax(log_softmax(z) / T) == softmax(z / T): log_softmax shifts each row by a constant
+    logits, labels = _sampled(2.0, n=800, seed=2)
+    log_probabilities = torch.log_softmax(torch.from_numpy(logits), dim=1)
+    assert torch.allclose(
+        torch.softmax(log_probabilities / 2.0, dim=1),
+        torch.softmax(torch.from_numpy(logits) / 2.0, dim=1),
+    )
+    assert fit_temperature(log_probabilities.numpy(), labels) == pytest.approx(
+        fit_temperature(logits, labels), rel=1e-6
+    )
+
+
+def test_fit_temperature_returns_the_bound_when_every_image_is_right() -> None:
+    logits = np.array([[3.0, 0.0], [0.0, 2.0], [1.0, 0.5]])
+    assert fit_temperature(logits, [0, 1, 0]) == 1e-3
+    assert fit_temperature(logits, [0, 1, 0], bounds=(0.2, 5.0)) == 0.2
+    assert fit_temperature(logits, [1, 0, 1]) == 1e3  # all wrong: as soft as allowed
+    # all scores equal: no temperature changes anything
+    assert fit_temperature(np.zeros((3, 2)), [0, 1, 0]) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("scores", "targets", "bounds", "message"),
+    [
+        (np.empty((0, 4)), [], (0.05, 20.0), "at least one image"),
+        ([[np.nan, 0.0]], [0], (0.05, 20.0), "finite"),
+        ([[1.0, 0.0]], [0], (2.0, 1.0), "0 < low < high"),
+        ([[1.0, 0.0]], [0], (0.0, 1.0), "0 < low < high"),
+        ([[1.0, 0.0]], [2], (0.05, 20.0), "from 0 to 1"),
+    ],
+)
+def test_fit_temperature_refuses_bad_input(
+    scores: object, targets: list[int], bounds: tuple[float, float], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        fit_temperature(scores, targets, bounds=bounds)  # type: ignore[arg-type]
+
+
+# --- the temperature on the model, in checkpoints, in the engine -------------------------------
+
+
+def test_classifier_temperature_defaults_to_1_and_is_checked() -> None:
+    model = small_cnn()
+    assert model.temperature == 1.0
+    model.temperature = 2
+    assert model.temperature == 2.0
+    assert isinstance(model.temperature, float)
+    for bad in (0, -1.0, math.nan, math.inf, True, "2"):
+        with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+            model.temperature = bad  # type: ignore[assignment]
+    with pytest.raises(ValueError, match="temperature"):
+        Classifier(nn.Linear(2, 2), classes=["a", "b"], temperature=-2.0)
+    assert "temperature=2" in repr(model)
+
+
+def test_checkpoint_round_trip_keeps_the_temperature(tmp_path: Path) -> None:
+    model = small_cnn()
+    model.temperature = 1.7
+    path = save_checkpoint(tmp_path / "m.pt", model, epoch=3, history=[{"epoch": 1}])
+
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.temperature == 1.7
+    assert checkpoint.build_model().temperature == 1.7
+    assert checkpoint.build_model(small_cnn()).temperature == 1.7  # into a given Classifier
+
+    set_checkpoint_temperature(path, 0.8)
+    rewritten = load_checkpoint(path)
+    assert rewritten.temperature == 0.8
+    assert (rewritten.epoch, rewritten.history) == (3, [{"epoch": 1}])  # the rest is kept
+    for name, tensor in checkpoint.state_dict.items():
+        assert torch.equal(rewritten.state_dict[name], tensor)
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+        set_checkpoint_temperature(path, 0.0)
+    assert load_checkpoint(path).temperature == 0.8
+
+
+def _rewrite(path: Path, change: object) -> None:
+    data = torch.load(path, weights_only=True)
+    if change is None:
+        del data["model"]["temperature"]
+    else:
+        data["model"]["temperature"] = change
+    torch.save(data, path)
+
+
+def test_a_checkpoint_without_a_temperature_loads_uncalibrated(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "old.pt", small_cnn())
+    _rewrite(path, None)  # as written before 0.2
+    assert load_checkpoint(path).temperature == 1.0
+    assert load_checkpoint(path).build_model().temperature == 1.0
+
+
+@pytest.mark.parametrize("bad", [-1.0, 0.0, math.nan, math.inf, "1.5", True])
+def test_a_bad_temperature_in_a_checkpoint_is_a_clear_error(tmp_path: Path, bad: object) -> None:
+    path = save_checkpoint(tmp_path / "bad.pt", small_cnn())
+    _rewrite(path, bad)
+    with pytest.raises(ValueError, match=r"field 'model.temperature' must be a finite number > 0"):
+        load_checkpoint(path)
+
+
+def test_the_engine_divides_the_outputs_by_the_temperature_before_the_softmax() -> None:
+    torch.manual_seed(0)
+    model = small_cnn(preprocessing=Preprocessing(size=32))
+    inputs = torch.randn(6, 3, 32, 32)
+    engine = InferenceEngine(model, device="cpu", precision="fp32")
+    raw = engine.outputs(inputs).double()  # log-probabilities: small_cnn ends in LogSoftmax
+
+    plain = engine.probabilities(inputs)
+    model.temperature = 2.0  # the engine follows the model's temperature
+    assert engine.temperature == 2.0
+    softened = engine.probabilities(inputs)
+
+    assert torch.allclose(softened, torch.softmax(raw / 2.0, dim=1).float(), atol=1e-6)
+    assert torch.allclose(plain, torch.softmax(raw, dim=1).float(), atol=1e-6)
+    assert torch.equal(softened.argmax(dim=1), plain.argmax(dim=1))  # same classes
+    assert (softened.max(dim=1).values <= plain.max(dim=1).values + 1e-7).all()  # less sure
+
+    fixed = InferenceEngine(model, device="cpu", precision="fp32", temperature=1.0)
+    assert torch.allclose(fixed.probabilities(inputs), plain)  # an explicit one wins
+    head_only = InferenceEngine(nn.Identity(), device="cpu", precision="fp32")
+    assert head_only.temperature == 1.0  # not a Classifier: uncalibrated
+    with pytest.raises(ValueError, match="finite number > 0"):
+        InferenceEngine(model, device="cpu", temperature=0.0)
+
+
+def test_the_engine_scales_each_view_before_averaging_with_tta() -> None:
+    torch.manual_seed(1)
+    model = small_cnn(preprocessing=Preprocessing(size=32))
+    model.temperature = 3.0
+    inputs = torch.randn(4, 3, 32, 32)
+    engine = InferenceEngine(model, device="cpu", precision="fp32", tta=True)
+    plain = InferenceEngine(model, device="cpu", precision="fp32", temperature=1.0)
+    mirrored = torch.softmax(plain.outputs(inputs.flip(-1)).double() / 3.0, dim=1)
+    direct = torch.softmax(plain.outputs(inputs).double() / 3.0, dim=1)
+    expected = ((direct + mirrored) / 2).float()
+    assert torch.allclose(engine.probabilities(inputs), expected, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("calibration") / "data"
+    return make_synthetic_kermany(root, train=4, val=3, test=2, shape=(64, 64), seed=3)
+
+
+def test_predictor_probabilities_change_with_the_temperature_but_not_the_class(
+    data: Path, tmp_path: Path
+) -> None:
+    torch.manual_seed(0)
+    model = small_cnn(preprocessing=Preprocessing(size=32))
+    images = [path for path, _ in KermanyOCT(data, "test").samples]
+    path = save_checkpoint(tmp_path / "m.pt", model)
+    before = Predictor.from_checkpoint(path, device="cpu", precision="fp32")
+    assert before.temperature == 1.0
+    set_checkpoint_temperature(path, 0.25)
+    after = Predictor.from_checkpoint(path, device="cpu", precision="fp32")
+    assert after.temperature == 0.25
+
+    p_before, p_after = before.predict_proba(images), after.predict_proba(images)
+    assert not torch.allclose(p_before, p_after)
+    assert torch.equal(p_before.argmax(dim=1), p_after.argmax(dim=1))
+    expected = torch.softmax(torch.log(p_before.double()) / 0.25, dim=1).float()
+    assert torch.allclose(p_after, expected, atol=1e-5)
+
+
+def test_evaluate_uses_the_temperature_with_and_without_the_feature_cache(data: Path) -> None:
+    torch.manual_seed(0)
+    model = create_model(
+        "small_cnn", weights=None, freeze=True, preprocessing=Preprocessing(size=32)
+    )
+    test = KermanyOCT(data, "test")
+    plain = evaluate(model, test, device="cpu", precision="fp32")
+    model.temperature = 2.0
+    scaled = evaluate(model, test, device="cpu", precision="fp32")
+    cached = evaluate(model, test, device="cpu", precision="fp32", feature_cache=True)
+
+    assert (plain.temperature, scaled.temperature, cached.temperature) == (1.0, 2.0, 2.0)
+    assert plain.probabilities is not None
+    assert scaled.probabilities is not None
+    assert cached.probabilities is not None
+    expected = np.exp(np.log(plain.probabilities) / 2.0)
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(scaled.probabilities, expected, atol=1e-6)
+    np.testing.assert_allclose(cached.probabilities, expected, atol=1e-5)
+    assert np.array_equal(plain.confusion_matrix, scaled.confusion_matrix)
+    assert scaled.ece == pytest.approx(
+        expected_calibration_error(scaled.probabilities, scaled.targets)  # type: ignore[arg-type]
+    )
+    assert scaled.to_dict()["temperature"] == 2.0
+    assert "temperature 2.00" in str(scaled).splitlines()[0]
+
+
+# --- calibrate() and the TemperatureScaling callback ---------------------------------------
+
+
+class _Logits(nn.Module):
+    """A 'network' whose outputs are its inputs' first four numbers: logits chosen by hand."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)[:, :4]
+
+
+def _logit_data(logits: np.ndarray, labels: np.ndarray) -> TensorDataset:
+    inputs = torch.zeros(len(labels), 1, 2, 2)
+    inputs.view(len(labels), -1)[:, :4] = torch.from_numpy(logits).float()
+    return TensorDataset(inputs, torch.from_numpy(labels))
+
+
+def test_calibrate_sets_the_temperature_that_made_the_data() -> None:
+    logits, labels = _sampled(2.0, n=4000, seed=4)
+    model = Classifier(_Logits(), classes=CLASSES)
+    model.temperature = 5.0  # whatever it carried before: the fit starts from the raw outputs
+
+    result = calibrate(model, _logit_data(logits, labels), device="cpu", precision="fp32")
+
+    assert result.applied
+    assert result.temperature == pytest.approx(2.0, rel=0.05)
+    assert model.temperature == result.temperature
+    assert result.num_samples == 4000
+    assert result.nll_after < result.nll_before
+    assert result.ece_after < result.ece_before
+    assert "fitted on 4000 validation images" in str(result)
+    assert json.loads(json.dumps(result.to_dict()))["applied"] is True
+
+
+def test_calibrate_leaves_the_model_as_it_was_when_every_image_is_right() -> None:
+    logits = np.array([[4.0, 0, 0, 0], [0, 3.0, 0, 0], [0, 0, 5.0, 0]])
+    model = Classifier(_Logits(), classes=CLASSES)
+    with pytest.warns(UserWarning, match="ranks the true class first"):
+        result = calibrate(model, _logit_data(logits, np.array([0, 1, 2])), device="cpu")
+    assert not result.applied
+    assert model.temperature == 1.0
+
+
+def test_calibrate_needs_a_classifier() -> None:
+    with pytest.raises(TypeError, match="calibrate needs a retinalnet Classifier"):
+        calibrate(_Logits(), _logit_data(np.zeros((2, 4)), np.array([0, 1])))  # type: ignore[arg-type]
+
+
+def _trainer(model: Classifier, callbacks: list[Callback], **kwargs: object) -> Trainer:
+    return Trainer(
+        model,
+        callbacks=callbacks,
+        batch_size=8,
+        device="cpu",
+        precision="fp32",
+        seed=0,
+        progress=False,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _model() -> Classifier:
+    torch.manual_seed(0)
+    return small_cnn(preprocessing=Preprocessing(size=32))
+
+
+def test_temperature_scaling_calibrates_the_model_and_best_pt(data: Path, tmp_path: Path) -> None:
+    model = _model()
+    calibration = TemperatureScaling()
+    trainer = _trainer(
+        model, [EarlyStopping(patience=5), calibration], max_epochs=2, out_dir=tmp_path
+    )
+    trainer.fit(KermanyOCT(data, "train"), KermanyOCT(data, "val"))
+
+    result = calibration.result
+    assert result is not None
+    assert result.applied
+    assert model.temperature == result.temperature != 1.0
+    assert load_checkpoint(tmp_path / "best.pt").temperature == model.temperature
+    assert load_checkpoint(tmp_path / "last.pt").temperature == 1.0  # for resuming
+    assert calibration.best_result is None  # best.pt held the weights in memory
+    # the temperature is that of calibrate() on the same weights and data
+    again = _model()
+    again.load_state_dict(model.state_dict())
+    alone = calibrate(again, KermanyOCT(data, "val"), device="cpu", precision="fp32")
+    assert alone.temperature == pytest.approx(model.temperature, rel=1e-6)
+    # the Trainer's own evaluation reports the calibrated probabilities
+    assert trainer.evaluate(KermanyOCT(data, "val")).temperature == model.temperature
+
+
+class _ChangeWeights(Callback):
+    """Scales the head at the end of the fit, so the model in memory is not best.pt's."""
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        with torch.no_grad():
+            for parameter in trainer.model.head_module()[1].parameters():  # type: ignore[operator]
+                parameter.mul_(3.0)
+
+
+def test_best_pt_gets_the_temperature_of_its_own_weights(data: Path, tmp_path: Path) -> None:
+    model = _model()
+    calibration = TemperatureScaling()
+    trainer = _trainer(model, [_ChangeWeights(), calibration], max_epochs=1, out_dir=tmp_path)
+    trainer.fit(KermanyOCT(data, "train"), KermanyOCT(data, "val"))
+
+    assert calibration.result is not None
+    assert calibration.best_result is not None
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best.temperature == calibration.best_result.temperature
+    assert best.temperature != model.temperature  # fitted for other weights
+    alone = best.build_model()
+    expected = calibrate(alone, KermanyOCT(data, "val"), device="cpu", precision="fp32")
+    assert best.temperature == pytest.approx(expected.temperature, rel=1e-6)
+    # the model in memory kept its (changed) weights
+    changed = [
+        name for name, value in model.state_dict().items()
+        if not torch.equal(value, best.state_dict[name])
+    ]  # fmt: skip
+    assert changed
+
+
+def test_a_fit_starts_uncalibrated_so_early_stopping_sees_the_same_losses(data: Path) -> None:
+    histories = []
+    for start in (1.0, 4.0):
+        model = _model()
+        model.temperature = start
+        trainer = _trainer(model, [], max_epochs=2)
+        history = trainer.fit(KermanyOCT(data, "train"), KermanyOCT(data, "val"))
+        assert model.temperature == 1.0
+        histories.append([record.val_loss for record in history])
+    assert histories[0] == histories[1]
+
+
+@pytest.mark.parametrize(
+    ("callbacks", "val", "message"),
+    [
+        (lambda: [TemperatureScaling(), EarlyStopping()], True, "put it after"),
+        (lambda: [TemperatureScaling()], False, "pass it to fit"),
+    ],
+)
+def test_temperature_scaling_refuses_what_it_cannot_calibrate(
+    data: Path, callbacks: object, val: bool, message: str
+) -> None:
+    trainer = _trainer(_model(), callbacks(), max_epochs=1)  # type: ignore[operator]
+    validation = KermanyOCT(data, "val") if val else None
+    with pytest.raises(ValueError, match=message):
+        trainer.fit(KermanyOCT(data, "train"), validation)
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def _train(data: Path, out: Path, *extra: str) -> int:
+    return main(
+        [
+            "train", "--data", str(data), "--out", str(out), "--arch", "small_cnn",
+            "--size", "32", "--epochs", "1", "--batch-size", "8", "--seed", "0", "-q", *extra,
+        ]
+    )  # fmt: skip
+
+
+def test_train_calibrates_by_default_and_evaluate_reports_it(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _train(data, tmp_path / "on") == 0
+    printed = capsys.readouterr().out
+    assert "calibration: temperature" in printed
+    temperature = load_checkpoint(tmp_path / "on" / "best.pt").temperature
+    assert temperature != 1.0
+    assert _train(data, tmp_path / "off", "--no-calibrate") == 0
+    assert "calibration" not in capsys.readouterr().out
+    assert load_checkpoint(tmp_path / "off" / "best.pt").temperature == 1.0
+
+    argv = ["evaluate", "--checkpoint", str(tmp_path / "on" / "best.pt"), "--data", str(data)]
+    assert main([*argv, "--json", "-q"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["temperature"] == temperature
+    assert report["ece"] == pytest.approx(report["report"]["ece"])
+    plots = tmp_path / "plots"
+    assert main([*argv, "-q", "--plots", str(plots)]) == 0
+    first = capsys.readouterr().out.splitlines()[1]
+    assert first.startswith("images 8  loss")
+    assert f"temperature {temperature:.2f}" in first
+    assert (plots / "reliability_diagram.png").is_file()
+
+
+def test_the_calibrate_command_writes_the_temperature(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _train(data, tmp_path / "run", "--no-calibrate") == 0
+    best = tmp_path / "run" / "best.pt"
+    capsys.readouterr()
+    copy = tmp_path / "calibrated.pt"
+    argv = ["calibrate", "--checkpoint", str(best), "--data", str(data), "-q"]
+
+    assert main([*argv, "--out", str(copy), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["applied"]
+    assert printed["checkpoint"] == str(copy)
+    assert load_checkpoint(copy).temperature == printed["temperature"]
+    assert load_checkpoint(best).temperature == 1.0  # --out leaves the checkpoint alone
+
+    assert main(argv) == 0
+    assert f"wrote {best}" in capsys.readouterr().out
+    assert load_checkpoint(best).temperature == pytest.approx(printed["temperature"])

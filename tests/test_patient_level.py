@@ -1,0 +1,162 @@
+"""Patient-level results: a patient's scans averaged into one diagnosis per label."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from retinalnet.cli import main
+from retinalnet.datasets import KermanyOCT
+from retinalnet.metrics import classification_report, patient_level
+from retinalnet.models import Classifier
+from retinalnet.training import evaluate
+from retinalnet.transforms import Preprocessing
+
+CLASSES = ["CNV", "DME", "DRUSEN", "NORMAL"]
+
+# patient "7": two CNV scans, averaged to [0.4, 0.35, 0.15, 0.1]: right (one scan alone is not)
+# patient "8": a DME and a NORMAL scan: two groups, both right
+# two scans without an id: a patient each, one right and one wrong
+# patient "9": a NORMAL scan tied with CNV: the first class wins, wrong
+PROBABILITIES = np.array(
+    [
+        [0.6, 0.2, 0.1, 0.1],
+        [0.2, 0.5, 0.2, 0.1],
+        [0.1, 0.7, 0.1, 0.1],
+        [0.1, 0.1, 0.1, 0.7],
+        [0.3, 0.2, 0.4, 0.1],
+        [0.5, 0.1, 0.3, 0.1],
+        [0.4, 0.1, 0.1, 0.4],
+    ]
+)
+TARGETS = [0, 0, 1, 3, 2, 2, 3]
+PATIENTS = ["7", "7", "8", "8", None, None, "9"]
+
+
+def test_patient_level_by_hand() -> None:
+    report = patient_level(PROBABILITIES, TARGETS, PATIENTS, classes=CLASSES)
+
+    assert report.patients is not None
+    assert report.patients.to_dict() == {
+        "scans": 7,
+        "patients": 5,  # 7, 8, 9 and the two scans without an id
+        "groups": 6,
+        "mixed": 1,  # patient 8
+        "without_id": 2,
+    }
+    assert report.num_samples == 6
+    assert report.accuracy == pytest.approx(4 / 6)
+    assert report.confusion_matrix.tolist() == [
+        [1, 0, 0, 0],
+        [0, 1, 0, 0],
+        [1, 0, 1, 0],
+        [1, 0, 0, 1],
+    ]
+    per_scan = classification_report(TARGETS, PROBABILITIES)
+    assert per_scan.accuracy == pytest.approx(4 / 7)  # patient 7's second scan counts here
+
+
+def test_a_groups_probabilities_are_the_mean_of_its_scans() -> None:
+    report = patient_level(PROBABILITIES[:2], [0, 0], ["7", "7"], classes=CLASSES)
+    # one group with probabilities [0.4, 0.35, 0.15, 0.1]: right, 40 % sure
+    assert report.num_samples == 1
+    assert report.accuracy == 1.0
+    assert report.ece == pytest.approx(0.6)
+
+
+def test_patient_level_text_and_json() -> None:
+    report = patient_level(PROBABILITIES, TARGETS, PATIENTS, classes=CLASSES)
+    lines = str(report).splitlines()
+    assert lines[0].startswith("patients 5  groups 6  scans 7  accuracy 66.67%  ECE ")
+    assert lines[1] == (
+        "(1 patient(s) have scans of more than one label: each (patient, label) group counts once)"
+    )
+    data = json.loads(report.to_json())
+    assert data["num_samples"] == 6
+    assert data["patients"]["mixed"] == 1
+    assert classification_report(TARGETS, PROBABILITIES).to_dict()["patients"] is None
+
+
+def test_patient_level_refuses_ids_that_do_not_match_the_scans() -> None:
+    with pytest.raises(ValueError, match="got 2 ids for 7 scans"):
+        patient_level(PROBABILITIES, TARGETS, ["7", "8"])
+
+
+class _Brightness(nn.Module):
+    """Scores from the mean brightness of the image: fixed, so the test needs no training."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(1, 2, 3), keepdim=False)[:, None]
+        return torch.log_softmax(mean * torch.tensor([1.0, -1.0, 0.5, -0.5]), dim=1)
+
+
+@pytest.fixture
+def tree(make_tree: Callable[..., Path]) -> Path:
+    # patient 42 is written 0042 once: the same patient; it has CNV and NORMAL scans
+    files: Mapping[str, Sequence[str]] = {
+        "test/CNV": ["CNV-0042-1.jpeg", "CNV-42-2.jpeg", "CNV-7-1.jpeg"],
+        "test/DME": ["DME-8-1.jpeg"],
+        "test/DRUSEN": ["drusen scan.jpeg"],
+        "test/NORMAL": ["NORMAL-42-3.jpeg"],
+    }
+    return make_tree(files)
+
+
+def _model() -> Classifier:
+    return Classifier(_Brightness(), classes=CLASSES, preprocessing=Preprocessing(size=32))
+
+
+def test_evaluate_keeps_each_images_patient_for_the_patient_report(tree: Path) -> None:
+    result = evaluate(_model(), KermanyOCT(tree, "test"), device="cpu", precision="fp32")
+
+    assert result.patient_ids is not None
+    order = [Path(path).name for path, _ in KermanyOCT(tree, "test").samples]
+    ids = dict(zip(order, result.patient_ids, strict=True))
+    assert ids["CNV-0042-1.jpeg"] == ids["CNV-42-2.jpeg"] == ids["NORMAL-42-3.jpeg"] == "42"
+    assert ids["drusen scan.jpeg"] is None
+    report = result.patient_report()
+    assert report.patients is not None
+    assert report.patients.to_dict() == {
+        "scans": 6,
+        "patients": 4,  # 42, 7, 8 and the scan without an id
+        "groups": 5,  # 42 twice (CNV, NORMAL)
+        "mixed": 1,
+        "without_id": 1,
+    }
+
+
+def test_a_result_without_patients_says_so() -> None:
+    data = torch.utils.data.TensorDataset(torch.zeros(2, 3, 8, 8), torch.tensor([0, 1]))
+    result = evaluate(_model(), data, device="cpu", precision="fp32")
+    assert result.patient_ids is None
+    with pytest.raises(ValueError, match="no per-image probabilities or patient ids"):
+        result.patient_report()
+
+
+def test_the_evaluate_command_prints_and_writes_the_patient_report(
+    tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from retinalnet.checkpoint import save_checkpoint
+
+    # a registered architecture, so the checkpoint rebuilds by name
+    from retinalnet.models import small_cnn
+
+    checkpoint = save_checkpoint(tmp_path / "m.pt", small_cnn(preprocessing=Preprocessing(size=32)))
+    argv = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(tree), "-q"]
+
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "per patient (mean probability of each patient's scans):" in printed
+    assert "patients 4  groups 5  scans 6  accuracy" in printed
+
+    assert main([*argv, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["patient_report"]["patients"]["groups"] == 5
+    assert data["patient_report"]["num_samples"] == 5
+    assert data["num_samples"] == 6
