@@ -42,6 +42,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     from retinalnet.checkpoint import checkpoint_epoch
+    from retinalnet.cli._recipe import recipe_defaults, recipe_trainer
     from retinalnet.datasets import KermanyOCT
     from retinalnet.models import create_model
     from retinalnet.training import (
@@ -54,6 +55,7 @@ def run_train(args: argparse.Namespace) -> int:
     )
     from retinalnet.transforms import Preprocessing
 
+    recipe_defaults(args)  # --recipe finetune (default) or tutorial: epochs, lr, balance...
     preprocessing = Preprocessing(size=args.size, reduced_decode=args.reduced_decode)
     if args.manifest is not None:
         train = KermanyOCT.from_manifest(args.manifest, "train", root=args.data)
@@ -89,6 +91,7 @@ def run_train(args: argparse.Namespace) -> int:
             seed=args.seed,
             progress=not args.quiet,
         )
+        trainer = recipe_trainer(args, model, trainer, train, val)  # the probe runs here
         csv_path = args.out / "history.csv"
         try:
             history = trainer.fit(train, val, resume_from=args.resume)

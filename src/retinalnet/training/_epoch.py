@@ -27,17 +27,23 @@ def enter_train_mode(model: nn.Module) -> None:
 
     A frozen feature extractor is run as at inference (no dropout, fixed batch-norm
     statistics), so training with and without the feature cache sees the same features.
-    When more than a head trains (fine-tuning the last blocks), every batch-norm layer whose
-    own parameters are frozen keeps its running statistics (eval mode), so the frozen blocks
-    compute what they computed before training.
+    When more than a head trains (fine-tuning the last blocks), every module whose parameters
+    are all frozen runs in eval mode with everything inside it (a frozen block keeps its
+    batch-norm statistics and drops no path), and so does every batch-norm layer whose own
+    parameters are frozen, so the frozen blocks compute what they computed before training.
     """
     model.train()
     try:
         head_name, _ = trainable_head(model)
-    except ValueError:  # more than a head trains: only frozen batch norms stay as they are
+    except ValueError:  # more than a head trains: only frozen parts stay as they are
         for module in model.modules():
-            frozen = not any(p.requires_grad for p in module.parameters(recurse=False))
-            if isinstance(module, nn.modules.batchnorm._BatchNorm) and frozen:
+            own = list(module.parameters(recurse=False))
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                if not any(p.requires_grad for p in own):
+                    module.eval()
+                continue
+            inside = list(module.parameters())
+            if inside and not any(p.requires_grad for p in inside):
                 module.eval()
         return
     network = network_of(model)
@@ -95,6 +101,7 @@ def train_one_epoch(
     sizes: list[int] = []
     predictions: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
+    task.on_train_epoch_start(forward)
     batches = progress_bar(loader, total=len(loader), description=description, enabled=progress)
     for inputs, targets in batches:
         inputs = inputs.to(device, non_blocking=True)
@@ -106,6 +113,7 @@ def train_one_epoch(
         torch.autograd.backward(scaler.scale(loss))
         scaler.step(optimizer)
         scaler.update()
+        task.on_train_step_end()
         losses.append(loss.detach())
         sizes.append(len(targets))
         predictions.append(outputs.detach().argmax(dim=1))
