@@ -125,7 +125,7 @@ def run_recipe(
     train, val, test = data
     seed_everything(seed)
     model = efficientnet_lite0(args.size, args.augment)
-    settings: dict[str, Any] = {"batch_size": args.batch_size, "seed": seed, "progress": False}
+    settings: dict[str, Any] = {"batch_size": args.batch_size, "seed": seed, "progress": True}
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     if recipe in ("tutorial", "frozen"):
@@ -253,7 +253,7 @@ def main() -> int:
         print(f"skipped: needs the real scans in {TRAIN_ROOT} and {TEST_ROOT}")
         return 0
     torch.set_num_threads(args.threads)
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
         f"{torch.__version__}, {args.threads} threads; {time.strftime('%Y-%m-%d %H:%M')}"

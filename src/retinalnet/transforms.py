@@ -396,10 +396,17 @@ class Preprocessing:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (lists and numbers) for checkpoints and JSON."""
+        """Plain data (lists and numbers) for checkpoints and JSON.
+
+        The 0.2 augmentation settings (``translate``, ``gamma``, ``speckle``) are left out
+        when off, so such a file reads as before in a version without them.
+        """
         data = asdict(self)
         for key in ("mean", "std", "scale"):
             data[key] = list(data[key])
+        for key in ("translate", "gamma", "speckle"):
+            if not data[key]:
+                del data[key]
         return data
 
     @classmethod

@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from retinalnet._core.progress import progress_bar
-from retinalnet.models._classifier import network_of
+from retinalnet.models._classifier import Classifier, network_of
 from retinalnet.precision import autocast
 from retinalnet.training._distributed import DistributedContext
 from retinalnet.training._feature_cache import trainable_head
@@ -45,6 +45,10 @@ def enter_train_mode(model: nn.Module) -> None:
             inside = list(module.parameters())
             if inside and not any(p.requires_grad for p in inside):
                 module.eval()
+        for block in _declared_blocks(model):  # a block may be a view of several layers
+            inside = list(block.parameters())
+            if inside and not any(p.requires_grad for p in inside):
+                block.eval()
         return
     network = network_of(model)
     for name, module in network.named_modules():
@@ -52,6 +56,16 @@ def enter_train_mode(model: nn.Module) -> None:
         on_path_to_head = head_name.startswith(f"{name}.") or name == ""
         if not inside_head and not on_path_to_head:
             module.eval()
+
+
+def _declared_blocks(model: nn.Module) -> list[nn.Module]:
+    """A Classifier's feature blocks; none for another module or an unrecognised one."""
+    if not isinstance(model, Classifier):
+        return []
+    try:
+        return model.feature_block_modules()
+    except TypeError:
+        return []
 
 
 @dataclass(frozen=True)

@@ -398,7 +398,11 @@ def _check_resume(path: str | os.PathLike[str], recipe: FineTune) -> None:
             "fine-tune without resume_from"
         )
     current = recipe.to_dict()
-    differ = {k: (v, current.get(k)) for k, v in saved["recipe"].items() if current.get(k) != v}
+    differ = {
+        k: (v, current.get(k))
+        for k, v in saved["recipe"].items()
+        if current.get(k) != v and not k.startswith("probe_")  # the probe is not resumed
+    }
     if differ:
         details = ", ".join(f"{k}: {old!r} there, {new!r} now" for k, (old, new) in differ.items())
         raise ValueError(
