@@ -341,3 +341,14 @@ def test_train_refuses_finetune_blocks_out_of_range_or_with_the_tutorial(
     assert "--finetune-blocks must be in [1, 4] for --arch small_cnn" in capsys.readouterr().err
     assert _train(kermany, tmp_path / "b", "--recipe", "tutorial", "--finetune-blocks", "2") != 0
     assert "needs --recipe finetune" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"), [("small_cnn", 2), ("efficientnet_b0", 2), ("vit_b_16", 6)]
+)
+def test_by_default_the_last_half_of_the_declared_blocks_is_unfrozen(
+    name: str, expected: int
+) -> None:
+    model = create_model(name, weights=None)
+    assert FineTune().blocks_for(model) == expected
+    assert FineTune(blocks=1).blocks_for(model) == 1

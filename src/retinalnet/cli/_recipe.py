@@ -57,8 +57,8 @@ def add_recipe_arguments(train: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="with --recipe finetune, unfreeze the last N feature blocks (default: 8, or all "
-        "the architecture has when fewer)",
+        help="with --recipe finetune, unfreeze the last N feature blocks (default: the last "
+        "half of those the architecture declares; `retinalnet models` shows the architectures)",
     )
     train.add_argument(
         "--augment",
@@ -115,8 +115,8 @@ def recipe_trainer(
     if args.recipe == "tutorial":
         return trainer
     available = len(model.feature_block_modules())
-    blocks = args.finetune_blocks if args.finetune_blocks is not None else min(8, available)
-    if isinstance(blocks, bool) or not 1 <= blocks <= available:
+    blocks = args.finetune_blocks
+    if blocks is not None and not 1 <= blocks <= available:
         raise ValueError(
             f"--finetune-blocks must be in [1, {available}] for --arch {args.arch} "
             f"(it declares {available} feature blocks), got {blocks}"

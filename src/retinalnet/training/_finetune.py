@@ -84,6 +84,10 @@ class FineTune:
     blocks
         How many of the model's last declared feature blocks
         (:meth:`~retinalnet.models.Classifier.feature_block_modules`) are unfrozen, >= 1.
+        ``None`` (the default): the last half, rounded down (at least one): 2 of ResNet's 4
+        stages, 2 of EfficientNet-B0's 5 block groups, 6 of ViT-B/16's 12 encoder layers,
+        8 of EfficientNet-Lite0's 17 blocks in the benchmark (its last 8 MBConv blocks and
+        conv head, measured best there). See :meth:`blocks_for`.
     epochs
         Fine-tuning epochs (the second phase).
     probe_epochs
@@ -136,7 +140,7 @@ class FineTune:
     .. versionadded:: 0.2
     """
 
-    blocks: int = 8
+    blocks: int | None = None
     epochs: int = 10
     probe_epochs: int = 10
     lr: float = 2e-4
@@ -155,7 +159,8 @@ class FineTune:
     def __post_init__(self) -> None:
         from retinalnet.transforms import AUGMENTATION_PRESETS
 
-        _count("blocks", self.blocks, low=1)
+        if self.blocks is not None:
+            _count("blocks", self.blocks, low=1)
         _count("epochs", self.epochs, low=1)
         _count("probe_epochs", self.probe_epochs, low=0)
         _count("probe_views", self.probe_views, low=0)
@@ -178,6 +183,31 @@ class FineTune:
         if self.patience is not None:
             _count("patience", self.patience, low=1)
         ClassificationTask(balance=self.balance)  # checks balance
+
+    def blocks_for(self, model: Classifier) -> int:
+        """The number of feature blocks unfrozen in ``model``: ``blocks``, or half of those
+        it declares (rounded down, at least one).
+
+        Raises
+        ------
+        ValueError
+            If ``blocks`` is more than the model declares.
+
+        Examples
+        --------
+        >>> from retinalnet.models import create_model
+        >>> FineTune().blocks_for(create_model("resnet18", weights=None))
+        2
+        """
+        available = len(model.feature_block_modules())
+        if self.blocks is None:
+            return max(1, available // 2)
+        if self.blocks > available:
+            raise ValueError(
+                f"FineTune(blocks={self.blocks}) but {type(model.network).__name__} declares "
+                f"only {available} feature blocks; pass blocks <= {available}"
+            )
+        return self.blocks
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain data (checkpoints carry them, so a resume can check them)."""
@@ -210,10 +240,10 @@ def discriminative_param_groups(
     Examples
     --------
     >>> from retinalnet.models import create_model
-    >>> model = create_model("resnet18", weights=None)
+    >>> model = create_model("resnet18", weights=None, freeze=False)
     >>> groups = discriminative_param_groups(model, 2, lr=1e-4, head_lr=1e-3, lr_decay=0.5)
-    >>> [(g["name"], g["lr"]) for g in groups if g["weight_decay"] == 0.0]
-    [('head', 0.001), ('block -1', 0.0001), ('block -2', 5e-05)]
+    >>> {g["name"]: g["lr"] for g in groups}
+    {'head': 0.001, 'block -1': 0.0001, 'block -2': 5e-05}
     """
     all_blocks = model.feature_block_modules()
     if (
@@ -326,7 +356,7 @@ class FineTuneTask(ClassificationTask):
     def _optimizer(self, parameters: list[nn.Parameter]) -> torch.optim.Optimizer:
         groups = discriminative_param_groups(
             self.model,
-            self.recipe.blocks,
+            self.recipe.blocks_for(self.model),
             lr=self.recipe.lr,
             head_lr=self.recipe.head_lr,
             lr_decay=self.recipe.lr_decay,
@@ -337,7 +367,8 @@ class FineTuneTask(ClassificationTask):
         if extra:
             raise ValueError(
                 f"{len(extra)} trainable parameter(s) lie outside the head and the last "
-                f"{self.recipe.blocks} feature blocks; freeze them (fine_tune does) or "
+                f"{self.recipe.blocks_for(self.model)} feature blocks; freeze them (fine_tune "
+                "does) or "
                 "declare them in a block"
             )
         return torch.optim.AdamW(groups)
@@ -424,7 +455,8 @@ def fine_tune(
 
     1. The head alone trains for ``recipe.probe_epochs`` on the frozen backbone's cached
        features (:class:`FeatureCacheConfig`), keeping its best validation loss.
-    2. The head and the last ``recipe.blocks`` declared feature blocks train for
+    2. The head and the last ``recipe.blocks`` declared feature blocks (by default the
+       last half: :meth:`FineTune.blocks_for`) train for
        ``recipe.epochs`` with :class:`FineTuneTask` (discriminative AdamW rates, warm-up
        and cosine, batch-norm statistics kept), on augmented images; the weights of the
        best validation loss (training loss without ``val``) are kept at the end.
@@ -520,12 +552,7 @@ def fine_tune_trainer(
     recipe = recipe if recipe is not None else FineTune()
     if not isinstance(recipe, FineTune):
         raise TypeError(f"recipe must be a FineTune, got {type(recipe).__name__}")
-    block_count = len(model.feature_block_modules())
-    if recipe.blocks > block_count:
-        raise ValueError(
-            f"FineTune(blocks={recipe.blocks}) but {type(model.network).__name__} declares "
-            f"only {block_count} feature blocks; pass blocks <= {block_count}"
-        )
+    blocks = recipe.blocks_for(model)  # fails now if the model has fewer
     if resume_from is not None:
         _check_resume(resume_from, recipe)
     if recipe.augment is not None:
@@ -550,7 +577,7 @@ def fine_tune_trainer(
             probed.best(monitor).metrics()[monitor] if len(probed) else math.nan,
             probed.restored_epoch,
         )
-    _unfreeze(model, recipe.blocks)
+    _unfreeze(model, blocks)
     batch_size = int(trainer_settings.get("batch_size", 32))
     task = FineTuneTask(model, recipe, steps_per_epoch=_steps_per_epoch(train, batch_size))
     callbacks: Sequence[Callback] = trainer_settings.get("callbacks", ())
