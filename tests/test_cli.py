@@ -31,6 +31,7 @@ def _train(data: Path, out: Path, *extra: str) -> int:
         [
             "train", "--data", str(data), "--out", str(out), "--arch", "small_cnn",
             "--size", "32", "--epochs", "1", "--batch-size", "8", "--seed", "0", "-q",
+            "--recipe", "tutorial",  # these tests are about the loop; test_finetune.py: recipe
             *extra,
         ]
     )  # fmt: skip

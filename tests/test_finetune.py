@@ -352,3 +352,15 @@ def test_by_default_the_last_half_of_the_declared_blocks_is_unfrozen(
     model = create_model(name, weights=None)
     assert FineTune().blocks_for(model) == expected
     assert FineTune(blocks=1).blocks_for(model) == 1
+
+
+def test_train_fine_tune_caches_probe_features_and_resumes_only_the_same_recipe(
+    kermany: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache, out = tmp_path / "features", tmp_path / "run"
+    assert _train(kermany, out, "--feature-cache", str(cache)) == 0
+    assert any(cache.iterdir())  # the probe's features, kept for later runs
+    assert _train(kermany, out, "--resume", str(out / "last.pt")) == 0  # done: nothing to do
+    capsys.readouterr()
+    assert _train(kermany, out, "--epochs", "3", "--resume", str(out / "last.pt")) == 1
+    assert "another recipe (epochs: 2 there, 3 now)" in capsys.readouterr().err

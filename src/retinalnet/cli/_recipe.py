@@ -148,4 +148,5 @@ def recipe_trainer(
         progress=trainer.progress,
         out_dir=trainer.out_dir,
         overwrite=trainer.overwrite,
+        feature_cache=getattr(args, "feature_cache", False),  # the probe's (DIR: kept)
     )

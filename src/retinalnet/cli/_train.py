@@ -85,7 +85,7 @@ def run_train(args: argparse.Namespace) -> int:
             num_workers=args.workers,
             device=args.device,
             precision=args.precision,
-            feature_cache=cache,
+            feature_cache=cache if args.recipe == "tutorial" else False,  # finetune: the probe's
             out_dir=args.out,
             overwrite=args.overwrite,
             seed=args.seed,

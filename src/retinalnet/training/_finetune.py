@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from retinalnet._core.loaders import DataSource
 from retinalnet.models import Classifier
 from retinalnet.training._callbacks import Callback, EarlyStopping
-from retinalnet.training._config import FeatureCacheConfig
+from retinalnet.training._config import FeatureCacheConfig, feature_cache_config
 from retinalnet.training._history import History
 from retinalnet.training._nonfinite import NonFiniteLossError
 from retinalnet.training._task import ClassificationTask
@@ -57,6 +57,7 @@ _TRAINER_SETTINGS = frozenset(
         "seed",
         "progress",
         "num_workers",
+        "feature_cache",
     }
 )
 
@@ -484,7 +485,8 @@ def fine_tune(
         Passed to both phases' :class:`Trainer`: ``batch_size``, ``callbacks``,
         ``out_dir``, ``overwrite``, ``precision``, ``device``, ``seed``, ``progress``,
         ``num_workers``. ``callbacks`` and ``out_dir`` (``best.pt``/``last.pt``) belong to
-        the fine-tuning phase.
+        the fine-tuning phase; ``feature_cache`` (a folder, or a :class:`FeatureCacheConfig`
+        whose ``cache_dir`` is used) keeps the probe's features on disk for later runs.
 
     Returns
     -------
@@ -559,7 +561,10 @@ def fine_tune_trainer(
     if recipe.augment is not None:
         model.preprocessing = model.preprocessing.with_augmentation(recipe.augment)
     monitor = "val_loss" if val is not None else "train_loss"
-    shared = {k: v for k, v in trainer_settings.items() if k not in ("callbacks", "out_dir")}
+    own = ("callbacks", "out_dir", "feature_cache")
+    shared = {k: v for k, v in trainer_settings.items() if k not in own}
+    given = feature_cache_config(trainer_settings.get("feature_cache", False))
+    cache_dir = given.cache_dir if given is not None else None
     if recipe.probe_epochs and resume_from is None:
         model.requires_grad_(False)
         model.head_module()[1].requires_grad_(True)
@@ -567,7 +572,7 @@ def fine_tune_trainer(
             model,
             ClassificationTask(balance=recipe.balance, lr=recipe.probe_lr),
             max_epochs=recipe.probe_epochs,
-            feature_cache=FeatureCacheConfig(views=recipe.probe_views),
+            feature_cache=FeatureCacheConfig(cache_dir, views=recipe.probe_views),
             callbacks=[EarlyStopping(monitor, patience=recipe.probe_epochs)],
             **shared,
         )
