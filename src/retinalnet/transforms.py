@@ -4,6 +4,10 @@ Every retinalnet model carries a :class:`Preprocessing`. Training, evaluation an
 all build their transforms from it, so an image is never prepared one way for training and
 another way at inference (the tutorial's ``process_image`` squashed scans to 256x256 and
 divided by 256; here there is nothing to get wrong).
+
+Why this module is long: :class:`Preprocessing` is one object on purpose (every pipeline is
+built from it, checkpoints carry it), and its docstring documents each setting; the named
+augmentation presets and their two OCT-specific steps (gamma, speckle) belong beside it.
 """
 
 from __future__ import annotations
