@@ -15,6 +15,7 @@ def train_small_cnn(data: Path, out: Path, *extra: str) -> int:
         [
             "train", "--data", str(data), "--out", str(out), "--arch", "small_cnn",
             "--size", "32", "--epochs", "1", "--batch-size", "8", "--seed", "0", "-q",
+            "--recipe", "tutorial",  # these tests are about the loop; test_finetune.py: recipe
             *extra,
         ]
     )  # fmt: skip

@@ -18,7 +18,7 @@ from retinalnet.checkpoint import load_checkpoint, save_checkpoint
 from retinalnet.datasets import SyntheticOCT
 from retinalnet.models import Classifier, create_model, list_models, model_spec
 from retinalnet.predictor import Predictor
-from retinalnet.training import Trainer, evaluate
+from retinalnet.training import FineTune, Trainer, evaluate, fine_tune
 from retinalnet.transforms import Preprocessing
 
 CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")
@@ -117,3 +117,26 @@ def test_a_hand_built_batchnorm_network_goes_through_the_whole_chain(
             id(model.network.stem),
             id(model.network.body),
         ]
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_backbone_runs_the_fine_tuning_recipe(name: str) -> None:
+    """A probe epoch on cached features, then one epoch with the last block unfrozen: the
+    declared last block and the head change, the blocks before it do not."""
+    torch.manual_seed(0)
+    side = _size(name)
+    model = create_model(name, weights=None, preprocessing=Preprocessing(size=side))
+    train = SyntheticOCT(1, shape=(side + 8, side + 12), seed=1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    recipe = FineTune(blocks=1, epochs=1, probe_epochs=1, augment="light")
+    history = fine_tune(model, train, train, recipe, batch_size=4, device="cpu", progress=False)
+    assert np.isfinite(history[-1].train_loss)
+    blocks = model.feature_block_modules()
+    last = {id(t) for t in blocks[-1].parameters()}
+    frozen = {id(t) for b in blocks[:-1] for t in b.parameters()} - last
+    named = dict(model.named_parameters())
+    changed = {
+        id(named[k]) for k, v in before.items() if k in named and not torch.equal(v, named[k])
+    }
+    assert changed & last, "the last block did not train"
+    assert not changed & frozen, "a frozen block changed"

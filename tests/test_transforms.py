@@ -414,3 +414,89 @@ def test_crop_box_is_where_the_eval_pipeline_crops(image_size, size):
     inside.paste(255, (round(left), round(top), round(right), round(bottom)))
     prepared = prep.eval_transform()(inside)
     assert float(prepared.mean()) > 0.97  # the crop lies inside the box
+
+
+# -- augmentation presets ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("preset", list(transforms.AUGMENTATION_PRESETS))
+def test_presets_are_seeded_and_keep_shape_dtype_and_range(preset, oct_scan):
+    prep = Preprocessing(size=64).with_augmentation(preset)
+    pipeline = prep.train_transform()
+    torch.manual_seed(3)
+    first = pipeline(oct_scan)
+    torch.manual_seed(3)
+    again = pipeline(oct_scan)
+    assert torch.equal(first, again)
+    assert first.shape == (3, 64, 64)
+    assert first.dtype == torch.float32
+    low = (0 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+    high = (1 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+    assert (first.amin(dim=(1, 2)) >= low - 1e-5).all()
+    assert (first.amax(dim=(1, 2)) <= high + 1e-5).all()
+
+
+@pytest.mark.parametrize("preset", ["light", "tutorial", "oct"])
+def test_augmenting_presets_draw_different_images(preset, oct_scan):
+    pipeline = Preprocessing(size=64).with_augmentation(preset).train_transform()
+    torch.manual_seed(0)
+    assert not torch.equal(pipeline(oct_scan), pipeline(oct_scan))
+
+
+def test_the_none_preset_trains_on_the_evaluation_pipeline(oct_scan):
+    prep = Preprocessing(size=64).with_augmentation("none")
+    assert prep.augments is False
+    assert torch.equal(prep.train_transform()(oct_scan), prep.eval_transform()(oct_scan))
+
+
+def test_the_tutorial_preset_is_the_default():
+    assert Preprocessing().with_augmentation("tutorial") == Preprocessing()
+
+
+def test_the_oct_preset_adds_shifts_gamma_and_speckle():
+    prep = Preprocessing(size=64).with_augmentation("oct")
+    names = [type(step).__name__ for step in prep.train_transform().transforms]
+    assert names == [
+        "_GrayOrRGB", "RandomResizedCrop", "RandomAffine", "ColorJitter",
+        "RandomHorizontalFlip", "CenterCrop", "ToTensor", "_RandomGamma", "_Speckle",
+        "_ThreeChannels", "Normalize",
+    ]  # fmt: skip
+    assert prep.scale == (0.6, 1.0)
+    assert prep.eval_transform().transforms[1].size == Preprocessing(size=64).resize
+
+
+def test_speckle_is_multiplicative_and_gamma_keeps_black_and_white():
+    prep = Preprocessing(size=32, speckle=0.5, gamma=0.5)
+    steps = {type(s).__name__: s for s in prep.train_transform().transforms}
+    image = torch.zeros(1, 8, 8)
+    image[0, :, 4:] = 1.0
+    torch.manual_seed(0)
+    speckled = steps["_Speckle"](image)
+    assert torch.equal(speckled[:, :, :4], image[:, :, :4])  # black stays black
+    assert not torch.equal(speckled[:, :, 4:], image[:, :, 4:])
+    assert torch.equal(steps["_RandomGamma"](image), image)  # 0 and 1 are fixed points
+
+
+def test_an_unknown_preset_is_refused_with_the_known_names():
+    with pytest.raises(
+        ValueError, match=r"unknown augmentation preset 'heavy'; choose one of 'none'"
+    ):
+        Preprocessing().with_augmentation("heavy")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"translate": 0.5}, r"translate must be in \[0, 0.5\)"),
+        ({"gamma": -0.1}, r"gamma must be in \[0, 1\)"),
+        ({"speckle": 1.0}, r"speckle must be in \[0, 1\)"),
+    ],
+)
+def test_new_augmentation_settings_are_checked(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Preprocessing(**kwargs)
+
+
+def test_a_preset_round_trips_through_to_dict():
+    prep = Preprocessing(size=64).with_augmentation("oct")
+    assert Preprocessing.from_dict(prep.to_dict()) == prep

@@ -4,13 +4,18 @@ Every retinalnet model carries a :class:`Preprocessing`. Training, evaluation an
 all build their transforms from it, so an image is never prepared one way for training and
 another way at inference (the tutorial's ``process_image`` squashed scans to 256x256 and
 divided by 256; here there is nothing to get wrong).
+
+Why this module is long: :class:`Preprocessing` is one object on purpose (every pipeline is
+built from it, checkpoints carry it), and its docstring documents each setting; the named
+augmentation presets and their two OCT-specific steps (gamma, speckle) belong beside it.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -20,7 +25,7 @@ from torchvision import transforms as tvt
 from retinalnet._core.deprecation import module_getattr
 from retinalnet._core.images import ImageInput, coerce_image, load_image, to_model_mode
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Preprocessing"]
+__all__ = ["AUGMENTATION_PRESETS", "IMAGENET_MEAN", "IMAGENET_STD", "Preprocessing"]
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 """Channel means the ImageNet backbones were trained with."""
@@ -56,6 +61,85 @@ class _ThreeChannels:
         return f"{type(self).__name__}()"
 
 
+class _RandomGamma:
+    """Raise a ``[0, 1]`` image tensor to a random power in ``[1 / (1 + g), 1 + g]``
+    (log-uniform): darker or brighter mid-tones, as OCT devices' display curves differ."""
+
+    def __init__(self, gamma: float) -> None:
+        self.gamma = gamma
+
+    def __call__(self, tensor: torch.Tensor) -> torch.Tensor:
+        bound = math.log1p(self.gamma)
+        power = math.exp((float(torch.rand(())) * 2 - 1) * bound)
+        return tensor.clamp(0, 1).pow(power)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(gamma={self.gamma})"
+
+
+class _Speckle:
+    """Multiplicative noise, ``x * (1 + sigma * N(0, 1))`` clipped to ``[0, 1]``: OCT's
+    speckle is multiplicative, so dark (vitreous) areas stay dark."""
+
+    def __init__(self, sigma: float) -> None:
+        self.sigma = sigma
+
+    def __call__(self, tensor: torch.Tensor) -> torch.Tensor:
+        noise = torch.randn(tensor.shape[-2:], dtype=tensor.dtype)  # the same in every channel
+        return (tensor * (1 + self.sigma * noise)).clamp(0, 1)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(sigma={self.sigma})"
+
+
+AUGMENTATION_PRESETS: Mapping[str, Mapping[str, Any]] = {
+    "none": {
+        "rotation": 0.0,
+        "scale": (1.0, 1.0),
+        "hflip": False,
+        "jitter": 0.0,
+        "translate": 0.0,
+        "gamma": 0.0,
+        "speckle": 0.0,
+    },
+    "light": {
+        "rotation": 5.0,
+        "scale": (0.85, 1.0),
+        "hflip": True,
+        "jitter": 0.1,
+        "translate": 0.0,
+        "gamma": 0.0,
+        "speckle": 0.0,
+    },
+    "tutorial": {
+        "rotation": 15.0,
+        "scale": (0.8, 1.0),
+        "hflip": True,
+        "jitter": 0.0,
+        "translate": 0.0,
+        "gamma": 0.0,
+        "speckle": 0.0,
+    },
+    "oct": {
+        "rotation": 8.0,
+        "scale": (0.6, 1.0),
+        "hflip": True,
+        "jitter": 0.2,
+        "translate": 0.05,
+        "gamma": 0.2,
+        "speckle": 0.1,
+    },
+}
+"""Named training augmentations (:meth:`Preprocessing.with_augmentation`): ``"none"`` (the
+evaluation pipeline), ``"light"``, ``"tutorial"`` (the defaults: the tutorial's
+rotation, crop and flip) and ``"oct"`` (flips, small rotations and shifts, scale jitter
+0.6-1, brightness/contrast, gamma and speckle-like multiplicative noise; the fine-tuning
+recipe's default). docs/accuracy.rst gives what each measured on real scans.
+
+.. versionadded:: 0.2
+"""
+
+
 def _check_size(size: int, name: str = "size") -> None:
     if isinstance(size, bool) or not isinstance(size, int) or size < 32:
         raise ValueError(f"{name} must be an int >= 32 (pixels), got {size!r}")
@@ -86,6 +170,20 @@ class Preprocessing:
         Random brightness and contrast change during training, as a fraction (0 = off, the
         default). The tutorial's ``ColorJitter()`` had all factors at 0 and so did nothing;
         ``jitter=0.2`` makes it real.
+    translate
+        Random shift during training, as a fraction of the side (0 = off, the default).
+
+        .. versionadded:: 0.2
+    gamma
+        Random gamma change during training: the image is raised to a power in
+        ``[1 / (1 + gamma), 1 + gamma]`` (0 = off, the default).
+
+        .. versionadded:: 0.2
+    speckle
+        Standard deviation of multiplicative Gaussian noise added during training, speckle
+        as OCT shows it (0 = off, the default).
+
+        .. versionadded:: 0.2
     reduced_decode
         Decode a large JPEG at 1/2, 1/4 or 1/8 scale (libjpeg's draft mode) when its shorter
         side stays at least about ``resize`` (see :meth:`load`): several times faster to
@@ -116,6 +214,9 @@ class Preprocessing:
     hflip: bool = True
     jitter: float = 0.0
     reduced_decode: bool = False
+    translate: float = 0.0
+    gamma: float = 0.0
+    speckle: float = 0.0
 
     def __post_init__(self) -> None:
         _check_size(self.size)
@@ -137,10 +238,56 @@ class Preprocessing:
             raise ValueError(f"rotation must be in [0, 180] degrees, got {self.rotation!r}")
         if not 0 <= self.jitter < 1:
             raise ValueError(f"jitter must be in [0, 1), got {self.jitter!r}")
+        if not 0 <= self.translate < 0.5:
+            raise ValueError(f"translate must be in [0, 0.5) (of the side), got {self.translate!r}")
+        if not 0 <= self.gamma < 1:
+            raise ValueError(f"gamma must be in [0, 1), got {self.gamma!r}")
+        if not 0 <= self.speckle < 1:
+            raise ValueError(f"speckle must be in [0, 1), got {self.speckle!r}")
         # Normalise sequences read back from JSON or a checkpoint to tuples.
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
         object.__setattr__(self, "scale", tuple(float(v) for v in self.scale))
+
+    @property
+    def augments(self) -> bool:
+        """Whether :meth:`train_transform` changes images at random (``False`` for the
+        ``"none"`` preset, whose training pipeline is :meth:`eval_transform`).
+
+        .. versionadded:: 0.2
+        """
+        settings = (self.rotation, self.jitter, self.translate, self.gamma, self.speckle)
+        return any(settings) or self.hflip or self.scale != (1.0, 1.0)
+
+    def with_augmentation(self, preset: str) -> Preprocessing:
+        """A copy whose training augmentation is the named preset; size, normalisation and
+        decoding stay as they are, so evaluation and prediction are unchanged.
+
+        Parameters
+        ----------
+        preset
+            A key of :data:`AUGMENTATION_PRESETS`: ``"none"``, ``"light"``, ``"tutorial"``
+            or ``"oct"``.
+
+        Raises
+        ------
+        ValueError
+            If ``preset`` is not a known name.
+
+        Examples
+        --------
+        >>> prep = Preprocessing(size=64).with_augmentation("oct")
+        >>> prep.scale, prep.speckle
+        ((0.6, 1.0), 0.1)
+
+        .. versionadded:: 0.2
+        """
+        if preset not in AUGMENTATION_PRESETS:
+            raise ValueError(
+                f"unknown augmentation preset {preset!r}; choose one of "
+                f"{', '.join(map(repr, AUGMENTATION_PRESETS))}"
+            )
+        return replace(self, **AUGMENTATION_PRESETS[preset])
 
     def eval_transform(self) -> tvt.Compose:
         """Deterministic pipeline for validation, test and prediction.
@@ -164,26 +311,33 @@ class Preprocessing:
     def train_transform(self) -> tvt.Compose:
         """Augmenting pipeline for training.
 
-        ``RandomResizedCrop(resize, scale) -> RandomRotation(rotation) -> [ColorJitter] ->
-        RandomHorizontalFlip -> CenterCrop(size) -> ToTensor -> Normalize``, on three
-        channels, a grayscale scan in one until it is a tensor (as in
-        :meth:`eval_transform`).
+        ``RandomResizedCrop(resize, scale) -> RandomRotation(rotation) (RandomAffine with
+        translate) -> [ColorJitter] -> RandomHorizontalFlip -> CenterCrop(size) -> ToTensor
+        -> [gamma] -> [speckle] -> Normalize``, on three channels, a grayscale scan in one
+        until it is a tensor (as in :meth:`eval_transform`). Without any augmentation (the
+        ``"none"`` preset) it is :meth:`eval_transform`. Random draws come from torch's
+        generator, so ``torch.manual_seed`` makes them repeat.
         """
+        if not self.augments:
+            return self.eval_transform()
         steps: list[Any] = [
             _GrayOrRGB(),
             tvt.RandomResizedCrop(self.resize, scale=self.scale),
-            tvt.RandomRotation(self.rotation),
         ]
+        if self.translate > 0:
+            steps.append(tvt.RandomAffine(self.rotation, translate=(self.translate,) * 2))
+        else:
+            steps.append(tvt.RandomRotation(self.rotation))
         if self.jitter > 0:
             steps.append(tvt.ColorJitter(brightness=self.jitter, contrast=self.jitter))
         if self.hflip:
             steps.append(tvt.RandomHorizontalFlip())
-        steps += [
-            tvt.CenterCrop(self.size),
-            tvt.ToTensor(),
-            _ThreeChannels(),
-            tvt.Normalize(self.mean, self.std),
-        ]
+        steps += [tvt.CenterCrop(self.size), tvt.ToTensor()]
+        if self.gamma > 0:
+            steps.append(_RandomGamma(self.gamma))
+        if self.speckle > 0:
+            steps.append(_Speckle(self.speckle))
+        steps += [_ThreeChannels(), tvt.Normalize(self.mean, self.std)]
         return tvt.Compose(steps)
 
     def load(self, path: str | os.PathLike[str]) -> Image.Image:
@@ -246,10 +400,17 @@ class Preprocessing:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (lists and numbers) for checkpoints and JSON."""
+        """Plain data (lists and numbers) for checkpoints and JSON.
+
+        The 0.2 augmentation settings (``translate``, ``gamma``, ``speckle``) are left out
+        when off, so such a file reads as before in a version without them.
+        """
         data = asdict(self)
         for key in ("mean", "std", "scale"):
             data[key] = list(data[key])
+        for key in ("translate", "gamma", "speckle"):
+            if not data[key]:
+                del data[key]
         return data
 
     @classmethod

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from retinalnet._version import __version__
+from retinalnet.cli._recipe import add_recipe_arguments
 from retinalnet.cli._volume import add_volume_flags
 
 __all__ = ["build_parser"]
@@ -253,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
         "them raw (default: %(default)s)",
     )
     common(train)
+    add_recipe_arguments(train)  # --recipe, --finetune-blocks, --augment
 
     evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint on a split")
     evaluate.add_argument(

@@ -43,6 +43,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     from retinalnet.checkpoint import checkpoint_epoch
+    from retinalnet.cli._recipe import recipe_defaults, recipe_trainer
     from retinalnet.datasets import KermanyOCT
     from retinalnet.models import create_model
     from retinalnet.training import (
@@ -57,6 +58,7 @@ def run_train(args: argparse.Namespace) -> int:
     )
     from retinalnet.transforms import Preprocessing
 
+    recipe_defaults(args)  # --recipe finetune (default) or tutorial: epochs, lr, balance...
     preprocessing = Preprocessing(size=args.size, reduced_decode=args.reduced_decode)
     if args.manifest is not None:
         train = KermanyOCT.from_manifest(args.manifest, "train", root=args.data)
@@ -95,12 +97,13 @@ def run_train(args: argparse.Namespace) -> int:
             num_workers=args.workers,
             device=args.device,
             precision=args.precision,
-            feature_cache=cache,
+            feature_cache=cache if args.recipe == "tutorial" else False,  # finetune: the probe's
             out_dir=args.out,
             overwrite=args.overwrite,
             seed=args.seed,
             progress=not args.quiet,
         )
+        trainer = recipe_trainer(args, model, trainer, train, val)  # the probe runs here
         csv_path = args.out / "history.csv"
         try:
             history = trainer.fit(train, val, resume_from=args.resume)

@@ -16,6 +16,12 @@ from retinalnet.training._evaluation import EvaluationResult as EvaluationResult
 from retinalnet.training._evaluation import evaluate as evaluate
 from retinalnet.training._feature_cache import FeatureCache as FeatureCache
 from retinalnet.training._feature_cache import build_feature_cache as build_feature_cache
+from retinalnet.training._finetune import FineTune as FineTune
+from retinalnet.training._finetune import FineTuneTask as FineTuneTask
+from retinalnet.training._finetune import WarmupCosine as WarmupCosine
+from retinalnet.training._finetune import discriminative_param_groups as discriminative_param_groups
+from retinalnet.training._finetune import fine_tune as fine_tune
+from retinalnet.training._finetune import fine_tune_trainer as fine_tune_trainer
 from retinalnet.training._history import EpochRecord as EpochRecord
 from retinalnet.training._history import History as History
 from retinalnet.training._lock import RunLock as RunLock
@@ -42,6 +48,8 @@ __all__ = [
     "EvaluationResult",
     "FeatureCache",
     "FeatureCacheConfig",
+    "FineTune",
+    "FineTuneTask",
     "History",
     "MetricFunction",
     "ModelCheckpoint",
@@ -52,12 +60,16 @@ __all__ = [
     "SchedulerFactory",
     "TemperatureScaling",
     "Trainer",
+    "WarmupCosine",
     "balanced_sampler",
     "build_feature_cache",
     "calibrate",
     "class_counts",
     "class_weights",
+    "discriminative_param_groups",
     "evaluate",
+    "fine_tune",
+    "fine_tune_trainer",
     "seed_everything",
 ]
 

@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from retinalnet._core.progress import progress_bar
-from retinalnet.models._classifier import network_of
+from retinalnet.models._classifier import Classifier, network_of
 from retinalnet.precision import autocast
 from retinalnet.training._distributed import DistributedContext
 from retinalnet.training._feature_cache import trainable_head
@@ -27,18 +27,28 @@ def enter_train_mode(model: nn.Module) -> None:
 
     A frozen feature extractor is run as at inference (no dropout, fixed batch-norm
     statistics), so training with and without the feature cache sees the same features.
-    When more than a head trains (fine-tuning the last blocks), every batch-norm layer whose
-    own parameters are frozen keeps its running statistics (eval mode), so the frozen blocks
-    compute what they computed before training.
+    When more than a head trains (fine-tuning the last blocks), every module whose parameters
+    are all frozen runs in eval mode with everything inside it (a frozen block keeps its
+    batch-norm statistics and drops no path), and so does every batch-norm layer whose own
+    parameters are frozen, so the frozen blocks compute what they computed before training.
     """
     model.train()
     try:
         head_name, _ = trainable_head(model)
-    except ValueError:  # more than a head trains: only frozen batch norms stay as they are
+    except ValueError:  # more than a head trains: only frozen parts stay as they are
         for module in model.modules():
-            frozen = not any(p.requires_grad for p in module.parameters(recurse=False))
-            if isinstance(module, nn.modules.batchnorm._BatchNorm) and frozen:
+            own = list(module.parameters(recurse=False))
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                if not any(p.requires_grad for p in own):
+                    module.eval()
+                continue
+            inside = list(module.parameters())
+            if inside and not any(p.requires_grad for p in inside):
                 module.eval()
+        for block in _declared_blocks(model):  # a block may be a view of several layers
+            inside = list(block.parameters())
+            if inside and not any(p.requires_grad for p in inside):
+                block.eval()
         return
     network = network_of(model)
     for name, module in network.named_modules():
@@ -46,6 +56,16 @@ def enter_train_mode(model: nn.Module) -> None:
         on_path_to_head = head_name.startswith(f"{name}.") or name == ""
         if not inside_head and not on_path_to_head:
             module.eval()
+
+
+def _declared_blocks(model: nn.Module) -> list[nn.Module]:
+    """A Classifier's feature blocks; none for another module or an unrecognised one."""
+    if not isinstance(model, Classifier):
+        return []
+    try:
+        return model.feature_block_modules()
+    except TypeError:
+        return []
 
 
 @dataclass(frozen=True)
@@ -95,6 +115,7 @@ def train_one_epoch(
     sizes: list[int] = []
     predictions: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
+    task.on_train_epoch_start(forward)
     batches = progress_bar(loader, total=len(loader), description=description, enabled=progress)
     for inputs, targets in batches:
         inputs = inputs.to(device, non_blocking=True)
@@ -106,6 +127,7 @@ def train_one_epoch(
         torch.autograd.backward(scaler.scale(loss))
         scaler.step(optimizer)
         scaler.update()
+        task.on_train_step_end()
         losses.append(loss.detach())
         sizes.append(len(targets))
         predictions.append(outputs.detach().argmax(dim=1))

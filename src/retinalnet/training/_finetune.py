@@ -1,0 +1,609 @@
+"""The fine-tuning recipe: a linear probe on cached features, then the last blocks unfrozen.
+
+:func:`fine_tune` is the one call (fastai's ``learn.fine_tune``): it trains the head on the
+frozen backbone's cached features for a few seconds, then unfreezes the last ``blocks``
+declared feature blocks with discriminative learning rates (lower for earlier blocks, the
+head's highest), AdamW, batch-norm statistics kept, warm-up then cosine decay per optimizer
+step, a class-weighted loss, and the best validation loss's weights kept. :class:`FineTune`
+holds the settings; :class:`FineTuneTask` is the :class:`ClassificationTask` of the second
+phase, usable on its own with a :class:`Trainer`.
+
+Why this module is long: the recipe's settings (each documented and checked), its task
+(parameter groups, schedule, batch-norm handling) and the two-phase call with its resume
+checks belong together; each part is small.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from retinalnet._core.loaders import DataSource
+from retinalnet.models import Classifier
+from retinalnet.training._callbacks import Callback, EarlyStopping
+from retinalnet.training._config import FeatureCacheConfig, feature_cache_config
+from retinalnet.training._history import History
+from retinalnet.training._nonfinite import NonFiniteLossError
+from retinalnet.training._task import ClassificationTask
+from retinalnet.training._trainer import Trainer
+
+__all__ = [
+    "FineTune",
+    "FineTuneTask",
+    "WarmupCosine",
+    "discriminative_param_groups",
+    "fine_tune",
+    "fine_tune_trainer",
+]
+
+logger = logging.getLogger(__name__)
+
+_TRAINER_SETTINGS = frozenset(
+    {
+        "batch_size",
+        "callbacks",
+        "out_dir",
+        "overwrite",
+        "precision",
+        "device",
+        "seed",
+        "progress",
+        "num_workers",
+        "feature_cache",
+    }
+)
+
+
+def _positive(name: str, value: float, *, zero: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if value < 0 or (value == 0 and not zero):
+        raise ValueError(f"{name} must be {'>= 0' if zero else '> 0'}, got {value!r}")
+
+
+def _count(name: str, value: int, *, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class FineTune:
+    """The fine-tuning recipe's settings (see :func:`fine_tune`).
+
+    The defaults are the recipe measured best on real Kermany scans (docs/accuracy.rst:
+    EfficientNet-Lite0, 471 training images).
+
+    Parameters
+    ----------
+    blocks
+        How many of the model's last declared feature blocks
+        (:meth:`~retinalnet.models.Classifier.feature_block_modules`) are unfrozen, >= 1.
+        ``None`` (the default): the last half, rounded down (at least one): 2 of ResNet's 4
+        stages, 2 of EfficientNet-B0's 5 block groups, 6 of ViT-B/16's 12 encoder layers,
+        8 of EfficientNet-Lite0's 17 blocks in the benchmark (its last 8 MBConv blocks and
+        conv head, measured best there). See :meth:`blocks_for`.
+    epochs
+        Fine-tuning epochs (the second phase).
+    probe_epochs
+        Epochs of the linear probe: the head alone on the frozen backbone's cached features
+        (seconds). 0 skips it (the head then starts as it is).
+    lr
+        Learning rate of the last unfrozen block.
+    head_lr
+        Learning rate of the head while fine-tuning.
+    probe_lr
+        Learning rate (Adam) of the head during the probe.
+    lr_decay
+        Each block before the last gets ``lr_decay`` times the rate of the block after it
+        (discriminative rates; 1.0 gives every block ``lr``).
+    weight_decay
+        AdamW weight decay of weights (biases and normalisation parameters get none).
+    warmup_epochs
+        Epochs of linear warm-up from ``0.01 x`` the rates, before the cosine decay to 0.
+    schedule
+        ``"step"``: warm-up and cosine are updated after every optimizer step; ``"epoch"``:
+        after every epoch.
+    freeze_bn
+        Keep the running statistics of the unfrozen blocks' batch norms (eval mode; their
+        scale and shift still train). ``False`` lets them update from the training batches.
+    balance
+        ``"weights"`` (class-weighted loss), ``"sampler"`` or ``None``: see
+        :class:`ClassificationTask`. Used in both phases.
+    augment
+        Training augmentation preset (:data:`~retinalnet.transforms.AUGMENTATION_PRESETS`)
+        set on the model's preprocessing before training, for both phases; ``None`` keeps
+        the model's own.
+    probe_views
+        Augmented views per image in the probe's feature cache (see
+        :class:`FeatureCacheConfig`).
+    patience
+        Stop fine-tuning after this many epochs without a lower validation loss; ``None``
+        runs every epoch. Either way the best epoch's weights are kept at the end.
+
+    Raises
+    ------
+    ValueError
+        For a setting out of range; the message names it.
+
+    Examples
+    --------
+    >>> from retinalnet.training import FineTune
+    >>> FineTune(blocks=8, epochs=10).lr
+    0.0002
+
+    .. versionadded:: 0.2
+    """
+
+    blocks: int | None = None
+    epochs: int = 10
+    probe_epochs: int = 10
+    lr: float = 2e-4
+    head_lr: float = 1e-3
+    probe_lr: float = 1e-3
+    lr_decay: float = 1.0
+    weight_decay: float = 0.01
+    warmup_epochs: float = 1.0
+    schedule: str = "step"
+    freeze_bn: bool = True
+    balance: str | None = "weights"
+    augment: str | None = "oct"
+    probe_views: int = 0
+    patience: int | None = None
+
+    def __post_init__(self) -> None:
+        from retinalnet.transforms import AUGMENTATION_PRESETS
+
+        if self.blocks is not None:
+            _count("blocks", self.blocks, low=1)
+        _count("epochs", self.epochs, low=1)
+        _count("probe_epochs", self.probe_epochs, low=0)
+        _count("probe_views", self.probe_views, low=0)
+        for name in ("lr", "head_lr", "probe_lr"):
+            _positive(name, getattr(self, name))
+        _positive("weight_decay", self.weight_decay, zero=True)
+        _positive("warmup_epochs", self.warmup_epochs, zero=True)
+        _positive("lr_decay", self.lr_decay)
+        if self.lr_decay > 1:
+            raise ValueError(
+                f"lr_decay must be in (0, 1] (earlier blocks learn slower), got {self.lr_decay!r}"
+            )
+        if self.schedule not in ("step", "epoch"):
+            raise ValueError(f"schedule must be 'step' or 'epoch', got {self.schedule!r}")
+        if self.augment is not None and self.augment not in AUGMENTATION_PRESETS:
+            raise ValueError(
+                f"augment must be None or one of {', '.join(map(repr, AUGMENTATION_PRESETS))}, "
+                f"got {self.augment!r}"
+            )
+        if self.patience is not None:
+            _count("patience", self.patience, low=1)
+        ClassificationTask(balance=self.balance)  # checks balance
+
+    def blocks_for(self, model: Classifier) -> int:
+        """The number of feature blocks unfrozen in ``model``: ``blocks``, or half of those
+        it declares (rounded down, at least one).
+
+        Raises
+        ------
+        ValueError
+            If ``blocks`` is more than the model declares.
+
+        Examples
+        --------
+        >>> from retinalnet.models import create_model
+        >>> FineTune().blocks_for(create_model("resnet18", weights=None))
+        2
+        """
+        available = len(model.feature_block_modules())
+        if self.blocks is None:
+            return max(1, available // 2)
+        if self.blocks > available:
+            raise ValueError(
+                f"FineTune(blocks={self.blocks}) but {type(model.network).__name__} declares "
+                f"only {available} feature blocks; pass blocks <= {available}"
+            )
+        return self.blocks
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain data (checkpoints carry them, so a resume can check them)."""
+        return asdict(self)
+
+
+def discriminative_param_groups(
+    model: Classifier,
+    blocks: int,
+    *,
+    lr: float,
+    head_lr: float,
+    lr_decay: float = 1.0,
+    weight_decay: float = 0.0,
+) -> list[dict[str, Any]]:
+    """Optimizer parameter groups for the head and the last ``blocks`` feature blocks.
+
+    The head comes first (rate ``head_lr``; the Trainer logs the first group's rate), then
+    the blocks from the last (rate ``lr``) to the earliest unfrozen one (``lr *
+    lr_decay ** k`` for the block ``k`` before the last). Weights get ``weight_decay``;
+    biases and normalisation parameters (one-dimensional) get none. Each group has a
+    ``name`` (``"head"``, ``"block -1"``, ...). Only trainable parameters are listed.
+
+    Raises
+    ------
+    ValueError
+        If ``blocks`` is not in ``[1, number of feature blocks]``, or the head is one of the
+        blocks.
+
+    Examples
+    --------
+    >>> from retinalnet.models import create_model
+    >>> model = create_model("resnet18", weights=None, freeze=False)
+    >>> groups = discriminative_param_groups(model, 2, lr=1e-4, head_lr=1e-3, lr_decay=0.5)
+    >>> {g["name"]: g["lr"] for g in groups}
+    {'head': 0.001, 'block -1': 0.0001, 'block -2': 5e-05}
+    """
+    all_blocks = model.feature_block_modules()
+    if (
+        isinstance(blocks, bool)
+        or not isinstance(blocks, int)
+        or not 1 <= blocks <= len(all_blocks)
+    ):
+        raise ValueError(
+            f"blocks must be an int in [1, {len(all_blocks)}] ({type(model.network).__name__} "
+            f"declares {len(all_blocks)} feature blocks), got {blocks!r}"
+        )
+    head = model.head_module()[1]
+    units: list[tuple[str, nn.Module, float]] = [("head", head, head_lr)]
+    for k, block in enumerate(reversed(all_blocks[len(all_blocks) - blocks :])):
+        units.append((f"block -{k + 1}", block, lr * lr_decay**k))
+    head_params = {id(p) for p in head.parameters()}
+    groups: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    for name, module, rate in units:
+        decay: list[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
+        for p in module.parameters():
+            if name != "head" and id(p) in head_params:
+                raise ValueError(f"the head is inside feature block {name!r}: declare them apart")
+            if not p.requires_grad or id(p) in seen:
+                continue
+            seen.add(id(p))
+            (no_decay if p.ndim <= 1 else decay).append(p)
+        for params, wd in ((decay, weight_decay), (no_decay, 0.0)):
+            if params:
+                groups.append({"params": params, "lr": rate, "weight_decay": wd, "name": name})
+    return groups
+
+
+class WarmupCosine:
+    """A learning-rate factor: linear warm-up from ``start`` to 1, then cosine decay to
+    ``end`` (a ``LambdaLR`` function; a callable object, so the scheduler's state saves it).
+
+    Parameters
+    ----------
+    total
+        Steps (or epochs) of the whole schedule.
+    warmup
+        Steps of the warm-up (0: none).
+    start, end
+        Factor at the first step and at the last.
+
+    Examples
+    --------
+    >>> schedule = WarmupCosine(total=10, warmup=2)
+    >>> [round(schedule(step), 3) for step in (0, 1, 2, 6, 10)]
+    [0.01, 0.505, 1.0, 0.5, 0.0]
+    """
+
+    def __init__(self, total: int, warmup: int = 0, *, start: float = 0.01, end: float = 0.0):
+        if total < 1 or not 0 <= warmup < total:
+            raise ValueError(f"need total >= 1 and 0 <= warmup < total, got {total}, {warmup}")
+        self.total = total
+        self.warmup = warmup
+        self.start = start
+        self.end = end
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return self.start + (1 - self.start) * step / self.warmup
+        progress = min(1.0, (step - self.warmup) / (self.total - self.warmup))
+        return self.end + (1 - self.end) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class FineTuneTask(ClassificationTask):
+    """The fine-tuning phase's task: AdamW over :func:`discriminative_param_groups`, a
+    :class:`WarmupCosine` schedule, and (with ``freeze_bn``) batch norms in eval mode.
+
+    Parameters
+    ----------
+    model
+        The :class:`~retinalnet.models.Classifier` being fine-tuned, its last
+        ``recipe.blocks`` blocks and head trainable.
+    recipe
+        The settings.
+    steps_per_epoch
+        Optimizer steps in an epoch (the schedule's length is ``recipe.epochs`` of them).
+
+    Examples
+    --------
+    >>> from retinalnet.models import create_model
+    >>> model = create_model("resnet18", weights=None)
+    >>> task = FineTuneTask(model, FineTune(blocks=2, epochs=3), steps_per_epoch=5)
+    >>> trainer = Trainer(model, task, max_epochs=3)  # doctest: +SKIP
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(self, model: Classifier, recipe: FineTune, *, steps_per_epoch: int) -> None:
+        _count("steps_per_epoch", steps_per_epoch, low=1)
+        per_step = recipe.schedule == "step"
+        unit = steps_per_epoch if per_step else 1
+        total = recipe.epochs * unit
+        warmup = min(round(recipe.warmup_epochs * unit), total - 1)
+        super().__init__(
+            balance=recipe.balance,
+            optimizer=self._optimizer,
+            scheduler=self._scheduler,
+            scheduler_interval="step" if per_step else "epoch",
+        )
+        self.model = model
+        self.recipe = recipe
+        self.schedule = WarmupCosine(total, warmup)
+
+    def _optimizer(self, parameters: list[nn.Parameter]) -> torch.optim.Optimizer:
+        groups = discriminative_param_groups(
+            self.model,
+            self.recipe.blocks_for(self.model),
+            lr=self.recipe.lr,
+            head_lr=self.recipe.head_lr,
+            lr_decay=self.recipe.lr_decay,
+            weight_decay=self.recipe.weight_decay,
+        )
+        listed = {id(p) for group in groups for p in group["params"]}
+        extra = [p for p in parameters if id(p) not in listed]
+        if extra:
+            raise ValueError(
+                f"{len(extra)} trainable parameter(s) lie outside the head and the last "
+                f"{self.recipe.blocks_for(self.model)} feature blocks; freeze them (fine_tune "
+                "does) or "
+                "declare them in a block"
+            )
+        return torch.optim.AdamW(groups)
+
+    def _scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, self.schedule)
+
+    def on_train_epoch_start(self, module: nn.Module) -> None:
+        if self.recipe.freeze_bn:
+            for layer in module.modules():
+                if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+                    layer.eval()
+
+
+class _RecipeRecord(Callback):
+    """Carries the recipe into checkpoints, so a resumed fine-tune can check it."""
+
+    KEY = "FineTune"
+
+    @property
+    def state_key(self) -> str:
+        return self.KEY
+
+    def __init__(self, recipe: FineTune) -> None:
+        self.recipe = recipe
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"recipe": self.recipe.to_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Nothing to restore: :func:`fine_tune` compares the recipe before resuming."""
+
+
+def _unfreeze(model: Classifier, blocks: int) -> None:
+    """Freeze everything, then make the head and the last ``blocks`` blocks trainable."""
+    all_blocks = model.feature_block_modules()
+    model.requires_grad_(False)
+    for block in all_blocks[len(all_blocks) - blocks :]:
+        block.requires_grad_(True)
+    model.head_module()[1].requires_grad_(True)
+
+
+def _steps_per_epoch(train: DataSource, batch_size: int) -> int:
+    if isinstance(train, DataLoader):
+        return max(1, len(train))
+    return max(1, math.ceil(len(train) / batch_size))  # type: ignore[arg-type]
+
+
+def _check_resume(path: str | os.PathLike[str], recipe: FineTune) -> None:
+    from retinalnet.checkpoint import load_checkpoint
+
+    checkpoint = load_checkpoint(path, map_location="cpu")
+    saved = checkpoint.callback_states.get(_RecipeRecord.KEY)
+    if not isinstance(saved, dict) or "recipe" not in saved:
+        raise ValueError(
+            f"cannot resume a fine-tune from {str(path)!r}: it was not written by fine_tune "
+            "(no recipe in it); resume it with Trainer.fit(resume_from=...), or start a new "
+            "fine-tune without resume_from"
+        )
+    current = recipe.to_dict()
+    differ = {
+        k: (v, current.get(k))
+        for k, v in saved["recipe"].items()
+        if current.get(k) != v and not k.startswith("probe_")  # the probe is not resumed
+    }
+    if differ:
+        details = ", ".join(f"{k}: {old!r} there, {new!r} now" for k, (old, new) in differ.items())
+        raise ValueError(
+            f"cannot resume the fine-tune in {str(path)!r} with another recipe ({details}); "
+            "pass the recipe it was started with, or start a new run"
+        )
+
+
+def fine_tune(
+    model: Classifier,
+    train: DataSource,
+    val: DataSource | None = None,
+    recipe: FineTune | None = None,
+    *,
+    resume_from: str | os.PathLike[str] | None = None,
+    **trainer_settings: Any,
+) -> History:
+    """Fine-tune a classifier: a linear probe on cached features, then the last blocks.
+
+    1. The head alone trains for ``recipe.probe_epochs`` on the frozen backbone's cached
+       features (:class:`FeatureCacheConfig`), keeping its best validation loss.
+    2. The head and the last ``recipe.blocks`` declared feature blocks (by default the
+       last half: :meth:`FineTune.blocks_for`) train for
+       ``recipe.epochs`` with :class:`FineTuneTask` (discriminative AdamW rates, warm-up
+       and cosine, batch-norm statistics kept), on augmented images; the weights of the
+       best validation loss (training loss without ``val``) are kept at the end.
+
+    The model is changed in place: its preprocessing gets ``recipe.augment`` and, after
+    the call, the head and the last blocks are left trainable.
+
+    Parameters
+    ----------
+    model
+        A :class:`~retinalnet.models.Classifier` declaring its head and feature blocks
+        (every registered architecture does; a hand-built network declares them with
+        ``Classifier(network, head=..., feature_blocks=...)``).
+    train, val
+        Training and validation data (ideally a patient-aware split:
+        :func:`~retinalnet.datasets.patient_split`).
+    recipe
+        The settings; default ``FineTune()``.
+    resume_from
+        A ``last.pt`` written by an interrupted fine-tune (its ``out_dir``): the probe is
+        skipped and the fine-tuning phase continues where it stopped. A checkpoint of
+        another recipe, or not written by this function, is refused.
+    **trainer_settings
+        Passed to both phases' :class:`Trainer`: ``batch_size``, ``callbacks``,
+        ``out_dir``, ``overwrite``, ``precision``, ``device``, ``seed``, ``progress``,
+        ``num_workers``. ``callbacks`` and ``out_dir`` (``best.pt``/``last.pt``) belong to
+        the fine-tuning phase; ``feature_cache`` (a folder, or a :class:`FeatureCacheConfig`
+        whose ``cache_dir`` is used) keeps the probe's features on disk for later runs.
+
+    Returns
+    -------
+    History
+        The fine-tuning phase's epochs (``restored_epoch`` is the one whose weights were
+        kept).
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a Classifier, or a setting is not one of the above.
+    ValueError
+        If ``recipe.blocks`` exceeds the model's feature blocks, or ``resume_from`` holds
+        another recipe's run.
+
+    Examples
+    --------
+    >>> from retinalnet.training import FineTune, fine_tune
+    >>> history = fine_tune(model, train, val, FineTune(blocks=8), seed=0)  # doctest: +SKIP
+    >>> history.best("val_loss")  # doctest: +SKIP
+
+    .. versionadded:: 0.2
+    """
+    trainer = fine_tune_trainer(
+        model, train, val, recipe, resume_from=resume_from, **trainer_settings
+    )
+    return trainer.fit(train, val, resume_from=resume_from)
+
+
+def fine_tune_trainer(
+    model: Classifier,
+    train: DataSource,
+    val: DataSource | None = None,
+    recipe: FineTune | None = None,
+    *,
+    resume_from: str | os.PathLike[str] | None = None,
+    **trainer_settings: Any,
+) -> Trainer:
+    """:func:`fine_tune` in two steps: run the linear probe (skipped when resuming) and
+    return the fine-tuning phase's :class:`Trainer`, not yet fitted; call its
+    ``fit(train, val, resume_from=...)``. Its :meth:`~Trainer.evaluate` and ``history``
+    are then at hand (the command line uses them).
+
+    Takes and raises what :func:`fine_tune` does.
+
+    Examples
+    --------
+    >>> trainer = fine_tune_trainer(model, train, val, FineTune())  # doctest: +SKIP
+    >>> history = trainer.fit(train, val)  # doctest: +SKIP
+    >>> trainer.evaluate(val)  # doctest: +SKIP
+
+    .. versionadded:: 0.2
+    """
+    if not isinstance(model, Classifier):
+        raise TypeError(
+            f"fine_tune needs a retinalnet Classifier (it reads the declared head and feature "
+            f"blocks), got {type(model).__name__}; wrap it: Classifier(network, classes=..., "
+            "head=..., feature_blocks=[...])"
+        )
+    unknown = sorted(set(trainer_settings) - _TRAINER_SETTINGS)
+    if unknown:
+        raise TypeError(
+            f"fine_tune got unknown setting(s) {unknown}; it takes {sorted(_TRAINER_SETTINGS)} "
+            "(epochs, rates and the rest are FineTune(...) settings)"
+        )
+    recipe = recipe if recipe is not None else FineTune()
+    if not isinstance(recipe, FineTune):
+        raise TypeError(f"recipe must be a FineTune, got {type(recipe).__name__}")
+    blocks = recipe.blocks_for(model)  # fails now if the model has fewer
+    if resume_from is not None:
+        _check_resume(resume_from, recipe)
+    if recipe.augment is not None:
+        model.preprocessing = model.preprocessing.with_augmentation(recipe.augment)
+    monitor = "val_loss" if val is not None else "train_loss"
+    own = ("callbacks", "out_dir", "feature_cache")
+    shared = {k: v for k, v in trainer_settings.items() if k not in own}
+    given = feature_cache_config(trainer_settings.get("feature_cache", False))
+    cache_dir = given.cache_dir if given is not None else None
+    if recipe.probe_epochs and resume_from is None:
+        model.requires_grad_(False)
+        model.head_module()[1].requires_grad_(True)
+        probe = Trainer(
+            model,
+            ClassificationTask(balance=recipe.balance, lr=recipe.probe_lr),
+            max_epochs=recipe.probe_epochs,
+            feature_cache=FeatureCacheConfig(cache_dir, views=recipe.probe_views),
+            callbacks=[EarlyStopping(monitor, patience=recipe.probe_epochs)],
+            **shared,
+        )
+        try:
+            probed = probe.fit(train, val)
+        except NonFiniteLossError as error:  # say which phase: the probe writes no checkpoint
+            raise NonFiniteLossError(
+                f"in the linear probe (the head on cached features, before fine-tuning; "
+                f"nothing is written in this phase): {error}",
+                stage=error.stage,
+                epoch=error.epoch,
+                step=error.step,
+                value=error.value,
+            ) from None
+        logger.info(
+            "linear probe: best %s %.4f at epoch %s",
+            monitor,
+            probed.best(monitor).metrics()[monitor] if len(probed) else math.nan,
+            probed.restored_epoch,
+        )
+    _unfreeze(model, blocks)
+    batch_size = int(trainer_settings.get("batch_size", 32))
+    task = FineTuneTask(model, recipe, steps_per_epoch=_steps_per_epoch(train, batch_size))
+    callbacks: Sequence[Callback] = trainer_settings.get("callbacks", ())
+    patience = recipe.patience if recipe.patience is not None else recipe.epochs
+    return Trainer(
+        model,
+        task,
+        max_epochs=recipe.epochs,
+        # yours after EarlyStopping: a TemperatureScaling then calibrates the restored weights
+        callbacks=[EarlyStopping(monitor, patience=patience), _RecipeRecord(recipe), *callbacks],
+        out_dir=trainer_settings.get("out_dir"),
+        **shared,
+    )

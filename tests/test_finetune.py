@@ -1,0 +1,366 @@
+"""The fine-tuning recipe: FineTune, fine_tune, FineTuneTask, and ``train --recipe``.
+
+Tiny on purpose: ``small_cnn`` (4 declared blocks, BatchNorm in each) at 32 px on a few
+synthetic scans, so the whole file runs in seconds on one CPU thread.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from retinalnet.checkpoint import load_checkpoint, save_checkpoint
+from retinalnet.cli import main
+from retinalnet.datasets import SyntheticOCT, make_synthetic_kermany
+from retinalnet.models import Classifier, create_model
+from retinalnet.training import (
+    Callback,
+    ClassificationTask,
+    FineTune,
+    FineTuneTask,
+    Trainer,
+    WarmupCosine,
+    discriminative_param_groups,
+    fine_tune,
+    fine_tune_trainer,
+)
+from retinalnet.training._epoch import enter_train_mode
+from retinalnet.transforms import Preprocessing
+
+FAST = {"batch_size": 4, "device": "cpu", "progress": False, "seed": 0}
+
+
+def _model() -> Classifier:
+    torch.manual_seed(0)
+    return create_model("small_cnn", weights=None, preprocessing=Preprocessing(size=32))
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[SyntheticOCT, SyntheticOCT]:
+    return SyntheticOCT(2, shape=(40, 44), seed=1), SyntheticOCT(1, shape=(40, 44), seed=2)
+
+
+def _bn_stats(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {
+        k: v.clone()
+        for k, v in module.state_dict().items()
+        if "running_" in k or "num_batches" in k
+    }
+
+
+# -- settings ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"blocks": 0}, "blocks must be an int >= 1"),
+        ({"epochs": 0}, "epochs must be an int >= 1"),
+        ({"lr": -1.0}, "lr must be > 0"),
+        ({"lr_decay": 1.5}, r"lr_decay must be in \(0, 1\]"),
+        ({"schedule": "batch"}, "schedule must be 'step' or 'epoch'"),
+        ({"augment": "strong"}, "augment must be None or one of"),
+        ({"balance": "oversample"}, "balance must be None or one of"),
+        ({"patience": 0}, "patience must be an int >= 1"),
+    ],
+)
+def test_bad_settings_are_refused_at_construction(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        FineTune(**kwargs)
+
+
+def test_blocks_beyond_the_declared_ones_are_refused(data: Any) -> None:
+    with pytest.raises(ValueError, match=r"blocks=5\) but SmallCNN declares only 4"):
+        fine_tune(_model(), *data, FineTune(blocks=5), **FAST)
+
+
+def test_a_plain_module_and_unknown_settings_are_refused(data: Any) -> None:
+    with pytest.raises(TypeError, match="needs a retinalnet Classifier"):
+        fine_tune(nn.Linear(2, 2), *data)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"unknown setting\(s\) \['max_epochs'\]"):
+        fine_tune(_model(), *data, max_epochs=3)
+
+
+# -- the pieces ---------------------------------------------------------------------------
+
+
+def test_param_groups_give_earlier_blocks_lower_rates_and_the_head_the_highest() -> None:
+    model = _model()
+    model.requires_grad_(True)
+    groups = discriminative_param_groups(
+        model, 3, lr=1e-4, head_lr=1e-3, lr_decay=0.5, weight_decay=0.01
+    )
+    rates = {g["name"]: g["lr"] for g in groups}
+    assert rates == {"head": 1e-3, "block -1": 1e-4, "block -2": 5e-5, "block -3": 2.5e-5}
+    assert groups[0]["name"] == "head"  # the Trainer logs the first group's rate
+    for group in groups:  # weights decay, biases and BatchNorm parameters do not
+        assert all((p.ndim > 1) == (group["weight_decay"] == 0.01) for p in group["params"])
+    blocks = model.feature_block_modules()
+    listed = {id(p) for g in groups for p in g["params"]}
+    assert not any(id(p) in listed for p in blocks[0].parameters())  # the first block: no
+    assert all(id(p) in listed for b in blocks[1:] for p in b.parameters())
+
+
+@pytest.mark.parametrize(
+    ("total", "warmup", "expected"),
+    [
+        (10, 2, [0.01, 0.505, 1.0, 0.5, 0.0]),  # steps 0, 1, 2, 6, 10
+        (4, 0, [1.0, 0.5, 0.0, 0.0, 0.0]),  # steps 0, 2, 4, ...: no warm-up
+    ],
+)
+def test_warmup_cosine_values(total: int, warmup: int, expected: list[float]) -> None:
+    schedule = WarmupCosine(total, warmup)
+    steps = [0, 1, 2, 6, 10] if warmup else [0, 2, 4, 6, 10]
+    assert [round(schedule(s), 6) for s in steps] == pytest.approx(expected)
+
+
+def test_a_step_scheduler_steps_after_every_optimizer_step(data: Any) -> None:
+    model = _model()
+    task = ClassificationTask(
+        scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5**step),
+        scheduler_interval="step",
+    )
+    trainer = Trainer(model, task, max_epochs=2, **FAST)
+    trainer.fit(data[0])  # 8 images, batches of 4: 2 steps per epoch
+    assert trainer.history.column("lr") == pytest.approx([1e-3 * 0.5**2, 1e-3 * 0.5**4])
+    with pytest.raises(ValueError, match="scheduler_interval must be one of"):
+        ClassificationTask(scheduler_interval="batch")
+
+
+def test_the_fine_tune_schedule_warms_up_then_decays_to_zero_per_step(data: Any) -> None:
+    model = _model()
+    recipe = FineTune(blocks=2, epochs=3, probe_epochs=0, warmup_epochs=1, head_lr=1e-3)
+    history = fine_tune(model, data[0], data[1], recipe, **FAST)
+    schedule = WarmupCosine(total=6, warmup=2)  # 2 steps per epoch
+    expected = [1e-3 * schedule(step) for step in (2, 4, 6)]
+    assert history.column("lr") == pytest.approx(expected)
+    assert history.column("lr")[-1] == 0.0
+
+
+def test_frozen_modules_run_in_eval_mode_while_the_last_blocks_train() -> None:
+    model = _model()
+    model.requires_grad_(False)
+    blocks = model.feature_block_modules()
+    blocks[-1].requires_grad_(True)
+    model.head_module()[1].requires_grad_(True)
+    enter_train_mode(model)
+    # a block may be a view (a new Sequential of the network's layers): check its layers
+    assert not any(m.training for m in list(blocks[0].modules())[1:])
+    assert all(m.training for m in list(blocks[-1].modules())[1:])
+    assert model.head_module()[1].training
+
+
+# -- fine_tune --------------------------------------------------------------------------
+
+
+def test_fine_tune_unfreezes_exactly_the_declared_last_blocks_and_the_head(data: Any) -> None:
+    model = _model()
+    fine_tune(model, *data, FineTune(blocks=2, epochs=1, probe_epochs=1), **FAST)
+    blocks = model.feature_block_modules()
+    trainable = [all(p.requires_grad for p in b.parameters()) for b in blocks]
+    assert trainable == [False, False, True, True]
+    assert all(p.requires_grad for p in model.head_module()[1].parameters())
+    assert not any(any(p.requires_grad for p in b.parameters()) for b in blocks[:2])
+
+
+@pytest.mark.parametrize("freeze_bn", [True, False])
+def test_batch_norm_statistics_stay_unless_told_to_update(data: Any, freeze_bn: bool) -> None:
+    model = _model()
+    before = _bn_stats(model)
+    fine_tune(
+        model, *data, FineTune(blocks=2, epochs=1, probe_epochs=0, freeze_bn=freeze_bn), **FAST
+    )
+    after = _bn_stats(model)
+    blocks = model.feature_block_modules()
+    last = {id(v) for v in blocks[-1].state_dict(keep_vars=True).values()}
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    if freeze_bn:
+        assert changed == []
+    else:  # only the unfrozen blocks' statistics move; the frozen blocks' never do
+        assert changed
+        named = dict(model.state_dict(keep_vars=True))
+        assert all(k.startswith("network.features.") for k in changed)
+        assert any(id(named[k]) in last for k in changed)
+        frozen_keys = {
+            k
+            for k, v in named.items()
+            if id(v) in {id(t) for t in blocks[0].state_dict(keep_vars=True).values()}
+        }
+        assert not frozen_keys & set(changed)
+
+
+def test_the_probe_runs_on_cached_features_then_the_best_weights_are_kept(data: Any) -> None:
+    model = _model()
+    seen: list[str] = []
+
+    class Record(Callback):
+        def on_epoch_end(self, trainer: Any, epoch: int, metrics: Any) -> None:
+            seen.append(type(trainer.task).__name__)
+            weights[epoch] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+    weights: dict[int, dict[str, torch.Tensor]] = {}
+    recipe = FineTune(blocks=1, epochs=3, probe_epochs=2, head_lr=0.05, lr=0.05)
+    trainer = fine_tune_trainer(model, *data, recipe, callbacks=[Record()], **FAST)
+    assert trainer._head is None  # the fine-tuning phase trains on images, not features
+    head = model.head_module()[1]
+    assert any(p.requires_grad for p in model.feature_block_modules()[-1].parameters())
+    history = trainer.fit(*data)
+    assert seen == ["FineTuneTask"] * 3  # the user's callbacks see the fine-tuning phase
+    best = min(history, key=lambda r: r.val_loss)
+    assert history.restored_epoch == best.epoch
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, weights[best.epoch][key], rtol=0, atol=0)
+    assert head is model.head_module()[1]
+
+
+def test_the_probe_trains_the_head_alone(data: Any) -> None:
+    model = _model()
+    blocks_before = {k: v.clone() for k, v in model.state_dict().items() if "classifier" not in k}
+    head_before = {k: v.clone() for k, v in model.state_dict().items() if "classifier" in k}
+    trainer = fine_tune_trainer(model, *data, FineTune(blocks=1, epochs=1, probe_epochs=2), **FAST)
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in blocks_before.items())
+    assert any(not torch.equal(state[k], v) for k, v in head_before.items())
+    assert isinstance(trainer.task, FineTuneTask)
+
+
+def test_checkpoints_are_written_and_rebuild(data: Any, tmp_path: Path) -> None:
+    model = _model()
+    recipe = FineTune(blocks=2, epochs=2, probe_epochs=1)
+    fine_tune(model, *data, recipe, out_dir=tmp_path, **FAST)
+    checkpoint = load_checkpoint(tmp_path / "best.pt")
+    rebuilt = checkpoint.build_model()
+    assert rebuilt.preprocessing == model.preprocessing  # the augmentation preset travels
+    model.eval()
+    rebuilt.eval()
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(images), model(images))
+
+
+class _Interrupt(Callback):
+    def on_epoch_start(self, trainer: Any, epoch: int) -> None:
+        if epoch == 2:  # epoch 1 is checkpointed
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_fine_tune_resumes_and_repeats_the_whole_run(
+    data: Any, tmp_path: Path
+) -> None:
+    recipe = FineTune(blocks=2, epochs=3, probe_epochs=1)
+    whole = fine_tune(_model(), *data, recipe, out_dir=tmp_path / "whole", **FAST)
+    with pytest.raises(KeyboardInterrupt):
+        fine_tune(
+            _model(), *data, recipe, out_dir=tmp_path / "cut", callbacks=[_Interrupt()], **FAST
+        )
+    # a new model: the checkpoint brings back everything, the probe's head included
+    resumed = fine_tune(
+        _model(),
+        *data,
+        recipe,
+        out_dir=tmp_path / "cut",
+        resume_from=tmp_path / "cut" / "last.pt",
+        **FAST,
+    )
+    assert len(resumed) == 3
+    assert resumed.column("lr") == pytest.approx(whole.column("lr"))
+    assert resumed.column("val_loss") == pytest.approx(whole.column("val_loss"), rel=1e-5)
+
+
+def test_resuming_with_another_recipe_or_a_foreign_checkpoint_is_refused(
+    data: Any, tmp_path: Path
+) -> None:
+    recipe = FineTune(blocks=2, epochs=2, probe_epochs=0)
+    fine_tune(_model(), *data, recipe, out_dir=tmp_path / "a", **FAST)
+    with pytest.raises(ValueError, match=r"another recipe \(blocks: 2 there, 3 now\)"):
+        fine_tune(
+            _model(),
+            *data,
+            FineTune(blocks=3, epochs=2),
+            resume_from=tmp_path / "a" / "last.pt",
+            **FAST,
+        )
+    plain = save_checkpoint(tmp_path / "plain.pt", _model())
+    with pytest.raises(ValueError, match="not written by fine_tune"):
+        fine_tune(_model(), *data, recipe, resume_from=plain, **FAST)
+
+
+def test_fine_tune_runs_without_validation_data(data: Any) -> None:
+    history = fine_tune(
+        _model(), data[0], None, FineTune(blocks=1, epochs=2, probe_epochs=1), **FAST
+    )
+    assert len(history) == 2
+    assert history.restored_epoch is not None
+    assert all(math.isfinite(v) for v in history.column("train_loss"))
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kermany(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli-finetune") / "data"
+    return make_synthetic_kermany(root, train=2, val=1, test=1, shape=(48, 48), seed=5)
+
+
+def _train(data: Path, out: Path, *extra: str) -> int:
+    return main(
+        [
+            "train", "--data", str(data), "--out", str(out), "--arch", "small_cnn",
+            "--weights", "none", "--size", "32", "--epochs", "2", "--batch-size", "4",
+            "--seed", "0", "-q", *extra,
+        ]
+    )  # fmt: skip
+
+
+def test_train_fine_tunes_by_default(kermany: Path, tmp_path: Path) -> None:
+    assert _train(kermany, tmp_path, "--finetune-blocks", "3") == 0
+    checkpoint = load_checkpoint(tmp_path / "best.pt")
+    states = checkpoint.callback_states
+    assert states["FineTune"]["recipe"]["blocks"] == 3
+    assert states["FineTune"]["recipe"]["augment"] == "oct"
+    assert checkpoint.build_model().preprocessing.speckle > 0  # the oct preset
+
+
+def test_train_recipe_tutorial_trains_the_head_alone(kermany: Path, tmp_path: Path) -> None:
+    assert _train(kermany, tmp_path, "--recipe", "tutorial", "--augment", "none") == 0
+    checkpoint = load_checkpoint(tmp_path / "best.pt")
+    assert "FineTune" not in checkpoint.callback_states
+    assert checkpoint.build_model().preprocessing.augments is False
+
+
+def test_train_refuses_finetune_blocks_out_of_range_or_with_the_tutorial(
+    kermany: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _train(kermany, tmp_path / "a", "--finetune-blocks", "9") != 0
+    assert "--finetune-blocks must be in [1, 4] for --arch small_cnn" in capsys.readouterr().err
+    assert _train(kermany, tmp_path / "b", "--recipe", "tutorial", "--finetune-blocks", "2") != 0
+    assert "needs --recipe finetune" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"), [("small_cnn", 2), ("efficientnet_b0", 2), ("vit_b_16", 6)]
+)
+def test_by_default_the_last_half_of_the_declared_blocks_is_unfrozen(
+    name: str, expected: int
+) -> None:
+    model = create_model(name, weights=None)
+    assert FineTune().blocks_for(model) == expected
+    assert FineTune(blocks=1).blocks_for(model) == 1
+
+
+def test_train_fine_tune_caches_probe_features_and_resumes_only_the_same_recipe(
+    kermany: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache, out = tmp_path / "features", tmp_path / "run"
+    assert _train(kermany, out, "--feature-cache", str(cache)) == 0
+    assert any(cache.iterdir())  # the probe's features, kept for later runs
+    assert _train(kermany, out, "--resume", str(out / "last.pt")) == 0  # done: nothing to do
+    capsys.readouterr()
+    assert _train(kermany, out, "--epochs", "3", "--resume", str(out / "last.pt")) == 1
+    assert "another recipe (epochs: 2 there, 3 now)" in capsys.readouterr().err
