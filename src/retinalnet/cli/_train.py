@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
     from retinalnet.predictor import Prediction, Predictor, SkippedImage
-    from retinalnet.training import EvaluationResult
+    from retinalnet.training import Callback, DataSource, EvaluationResult, Trainer
 
 __all__ = ["run_demo", "run_evaluate", "run_models", "run_predict", "run_train"]
 
@@ -49,6 +49,7 @@ def run_train(args: argparse.Namespace) -> int:
         EarlyStopping,
         FeatureCacheConfig,
         RunLock,
+        TensorBoardLogger,
         Trainer,
         seed_everything,
     )
@@ -67,17 +68,26 @@ def run_train(args: argparse.Namespace) -> int:
         cache = FeatureCacheConfig(cache_dir=folder, views=args.cache_views)
     elif args.cache_views:
         raise ValueError("--cache-views N needs --feature-cache (it caches augmented copies)")
+    if args.lr == "auto" and args.resume is not None:
+        raise ValueError(
+            "--lr auto finds a rate for a new run; a resumed run (--resume) continues with the "
+            "rate saved in its checkpoint: leave out --lr auto"
+        )
+    callbacks: list[Callback] = [EarlyStopping(patience=args.patience)]
+    if args.tensorboard is not None:
+        callbacks.append(TensorBoardLogger(args.tensorboard))
     with RunLock(args.out):  # one run at a time writes to --out
         if args.seed is not None:
             seed_everything(args.seed)  # before the model: its new head starts the same
         model = create_model(args.arch, weights=args.weights, preprocessing=preprocessing)
         task = ClassificationTask(
-            lr=args.lr, balance=None if args.balance == "none" else args.balance
+            lr=1e-3 if args.lr == "auto" else args.lr,
+            balance=None if args.balance == "none" else args.balance,
         )
         trainer = Trainer(
             model,
             task,
-            callbacks=[EarlyStopping(patience=args.patience)],
+            callbacks=callbacks,
             max_epochs=args.epochs,
             batch_size=args.batch_size,
             num_workers=args.workers,
@@ -89,6 +99,8 @@ def run_train(args: argparse.Namespace) -> int:
             seed=args.seed,
             progress=not args.quiet,
         )
+        if args.lr == "auto":
+            _find_lr(trainer, train)
         csv_path = args.out / "history.csv"
         try:
             history = trainer.fit(train, val, resume_from=args.resume)
@@ -108,6 +120,13 @@ def run_train(args: argparse.Namespace) -> int:
         else:
             print(f"best model: {best} (epoch {epoch})  history: {csv_path}")
     return 0
+
+
+def _find_lr(trainer: Trainer, train: DataSource) -> None:
+    """``train --lr auto``: the range test sets the rate, which is printed in one line."""
+    found = trainer.lr_find(train, apply=True)
+    rule = f"{found.rule} rule"
+    print(f"learning rate: {found.suggestion:.2e} (lr_find, {rule}; {found.stop_reason})")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
