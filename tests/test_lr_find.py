@@ -110,8 +110,7 @@ def test_everything_is_bit_identical_afterwards() -> None:
         weights = snapshot(model)
         optimizer = trainer.optimizer.state_dict()
         saved_tensors = [
-            v.clone() if isinstance(v, torch.Tensor) else v
-            for v in _optimizer_tensors(optimizer)
+            v.clone() if isinstance(v, torch.Tensor) else v for v in _optimizer_tensors(optimizer)
         ]
         saved_lrs = [group["lr"] for group in trainer.optimizer.param_groups]
         torch_state, python_state = torch.get_rng_state(), random.getstate()
