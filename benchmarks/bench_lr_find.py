@@ -114,8 +114,8 @@ def compare(
 ) -> None:
     print(f"\n{name}: {len(train)} training, {len(val)} validation images; {epochs} epochs, "
           f"mean of seeds {', '.join(map(str, seeds))}")  # fmt: skip
-    print(f"| {'learning rate':<26} | {'val accuracy':>12} | {'val loss':>8} |")
-    print(f"|{'-' * 28}|{'-' * 13}:|{'-' * 9}:|")
+    print(f"| {'learning rate':<44} | {'val accuracy':>12} | {'val loss':>8} |")
+    print(f"|{'-' * 46}|{'-' * 13}:|{'-' * 9}:|")
     for lr in (*RULES, *FIXED_RATES):
         rates, accuracies, losses = [], [], []
         for seed in seeds:
@@ -131,7 +131,7 @@ def compare(
         else:
             label = f"{lr:.0e}" + (" (default)" if lr == 1e-3 else "")
         print(
-            f"| {label:<26} | {statistics.mean(accuracies):>12.1%} | "
+            f"| {label:<44} | {statistics.mean(accuracies):>12.1%} | "
             f"{statistics.mean(losses):>8.3f} |",
             flush=True,
         )

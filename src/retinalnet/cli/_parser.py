@@ -1,4 +1,9 @@
-"""The command line's argument parser."""
+"""The command line's argument parser.
+
+Why this module is long: it is one declaration per option of every command, each with the
+help text that is the command line's manual; splitting it would scatter one command's
+options over files.
+"""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ __all__ = ["DEFAULT_RULE", "SUGGESTION_RULES", "LRFinderResult"]
 
 SUGGESTION_RULES: tuple[str, ...] = ("valley", "steepest")
 """How a rate is read off the curve: ``"valley"`` (fastai's default since 2.4: the middle of
-the longest stretch where the smoothed loss keeps falling, a little past its start) or
+the longest stretch where the smoothed loss keeps falling, about halfway into it) or
 ``"steepest"`` (Lightning's: where the smoothed loss falls fastest)."""
 
 DEFAULT_RULE = "valley"
