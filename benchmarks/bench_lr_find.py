@@ -97,9 +97,10 @@ def one_run(
         trainer.lr_find(train, rule=lr, apply=True)
     rate = float(trainer.optimizer.param_groups[0]["lr"])
     history = trainer.fit(train, val)
-    last = history[-1]
-    assert last.val_accuracy is not None and last.val_loss is not None
-    return rate, last.val_accuracy, last.val_loss
+    accuracy, loss = history[-1].val_accuracy, history[-1].val_loss
+    if accuracy is None or loss is None:
+        raise RuntimeError("the fit recorded no validation metrics")
+    return rate, accuracy, loss
 
 
 def compare(

@@ -69,7 +69,7 @@ class TensorBoardLogger(Callback):
 
     Only the main process writes in a distributed run. A resumed fit continues the curves
     (the step is the epoch), and what the interrupted run logged after its checkpoint is
-    replaced.
+    replaced; so is what an earlier fit logged in the same folder (give each run its own).
 
     Parameters
     ----------
@@ -172,7 +172,8 @@ class TensorBoardLogger(Callback):
                 model.eval()
                 with torch.no_grad():
                     device = next(model.parameters()).device
-                    probabilities = model(inputs.to(device)).float().exp()[0]
+                    outputs = model(inputs.to(device)).float()
+                probabilities = torch.softmax(outputs, dim=1)[0]  # log-probabilities or logits
                 predicted = int(probabilities.argmax())
                 heatmap = grad_cam_image(model, image, class_index=predicted)
                 writer.add_image(
