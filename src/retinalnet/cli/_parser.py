@@ -48,6 +48,21 @@ def _fraction(value: str) -> float:
     return number
 
 
+def _lr_arg(value: str) -> float | str:
+    """An argparse type: ``auto`` or a learning rate > 0."""
+    if value.lower() == "auto":
+        return "auto"
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number such as 1e-3, or auto, got {value!r}"
+        ) from None
+    if not number > 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, or auto, got {value}")
+    return number
+
+
 _POSITIVE = _int_at_least(1)
 _NON_NEGATIVE = _int_at_least(0)
 
@@ -185,7 +200,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=int, default=32, help="images per step (default: %(default)s)"
     )
     train.add_argument(
-        "--lr", type=float, default=1e-3, help="Adam learning rate (default: %(default)s)"
+        "--lr",
+        type=_lr_arg,
+        default=1e-3,
+        help="Adam learning rate, or auto: run the learning-rate range test (Trainer.lr_find) "
+        "first and train with the rate it suggests (default: %(default)s)",
+    )
+    train.add_argument(
+        "--tensorboard",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also log each epoch to TensorBoard in DIR: metrics, confusion matrix, Grad-CAM "
+        'of 4 validation images (needs pip install "retinalnet[tensorboard]"; default: off)',
     )
     train.add_argument(
         "--patience",

@@ -30,8 +30,9 @@ _DEFAULTS: dict[str, tuple[Any, Any]] = {
 _HELP = {
     "epochs": "maximum epochs, counting those of a resumed run (default: 10 with --recipe "
     "finetune, 20 with tutorial)",
-    "lr": "learning rate of the head (default: 1e-3); with --recipe finetune the unfrozen "
-    "blocks get a fifth of it",
+    "lr": "learning rate of the head (default: 1e-3), or auto: run the learning-rate range "
+    "test (Trainer.lr_find) on the frozen backbone's cached features first and use the rate "
+    "it suggests; with --recipe finetune the unfrozen blocks get a fifth of it",
     "balance": "counter class imbalance: weighted loss or class-balanced sampler (default: "
     "weights with --recipe finetune, none with tutorial)",
     "patience": "early stopping: epochs without a lower validation loss (default: 3 with "
@@ -121,8 +122,6 @@ def recipe_trainer(
             f"--finetune-blocks must be in [1, {available}] for --arch {args.arch} "
             f"(it declares {available} feature blocks), got {blocks}"
         )
-    if not isinstance(args.lr, float | int):
-        raise ValueError(f"--lr {args.lr} is for --recipe tutorial; give a number for finetune")
     recipe = FineTune(
         blocks=blocks,
         epochs=args.epochs,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 if TYPE_CHECKING:
     from retinalnet.metrics import ClassificationReport
     from retinalnet.predictor import Prediction, Predictor, SkippedImage
-    from retinalnet.training import EvaluationResult
+    from retinalnet.training import Callback, DataSource, EvaluationResult, Trainer
 
 __all__ = ["run_demo", "run_evaluate", "run_models", "run_predict", "run_train"]
 
@@ -53,6 +53,7 @@ def run_train(args: argparse.Namespace) -> int:
         FeatureCacheConfig,
         RunLock,
         TemperatureScaling,
+        TensorBoardLogger,
         Trainer,
         seed_everything,
     )
@@ -77,17 +78,25 @@ def run_train(args: argparse.Namespace) -> int:
     elif args.feature_cache is not None or args.cache_views:
         folder = args.feature_cache if isinstance(args.feature_cache, str) else None
         cache = FeatureCacheConfig(cache_dir=folder, views=args.cache_views)
+    if args.lr == "auto" and args.resume is not None:
+        raise ValueError(
+            "--lr auto finds a rate for a new run; a resumed run (--resume) continues with the "
+            "rate saved in its checkpoint: leave out --lr auto"
+        )
     with RunLock(args.out):  # one run at a time writes to --out
         if args.seed is not None:
             seed_everything(args.seed)  # before the model: its new head starts the same
         model = create_model(args.arch, weights=args.weights, preprocessing=preprocessing)
         task = ClassificationTask(
-            lr=args.lr, balance=None if args.balance == "none" else args.balance
+            lr=1e-3 if args.lr == "auto" else args.lr,
+            balance=None if args.balance == "none" else args.balance,
         )
         callbacks: list[Callback] = [EarlyStopping(patience=args.patience)]
         calibration = TemperatureScaling() if args.calibrate else None
         if calibration is not None:  # after EarlyStopping: it calibrates the restored weights
             callbacks.append(calibration)
+        if args.tensorboard is not None:
+            callbacks.append(TensorBoardLogger(args.tensorboard))
         trainer = Trainer(
             model,
             task,
@@ -97,12 +106,14 @@ def run_train(args: argparse.Namespace) -> int:
             num_workers=args.workers,
             device=args.device,
             precision=args.precision,
-            feature_cache=cache if args.recipe == "tutorial" else False,  # finetune: the probe's
+            feature_cache=cache,  # finetune: for --lr auto; the probe builds its own
             out_dir=args.out,
             overwrite=args.overwrite,
             seed=args.seed,
             progress=not args.quiet,
         )
+        if args.lr == "auto":  # the range test on the frozen backbone's cached features
+            args.lr = _find_lr(trainer, train)
         trainer = recipe_trainer(args, model, trainer, train, val)  # the probe runs here
         csv_path = args.out / "history.csv"
         try:
@@ -125,6 +136,15 @@ def run_train(args: argparse.Namespace) -> int:
         else:
             print(f"best model: {best} (epoch {epoch})  history: {csv_path}")
     return 0
+
+
+def _find_lr(trainer: Trainer, train: DataSource) -> float:
+    """``train --lr auto``: the range test sets the rate, which is printed in one line and
+    returned (with ``--recipe finetune`` it is the head's rate, the blocks get a fifth)."""
+    found = trainer.lr_find(train, apply=True)
+    rule = f"{found.rule} rule"
+    print(f"learning rate: {found.suggestion:.2e} (lr_find, {rule}; {found.stop_reason})")
+    return float(found.suggestion)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

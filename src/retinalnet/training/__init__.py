@@ -26,6 +26,7 @@ from retinalnet.training._history import EpochRecord as EpochRecord
 from retinalnet.training._history import History as History
 from retinalnet.training._lock import RunLock as RunLock
 from retinalnet.training._lock_owner import RunLockedError as RunLockedError
+from retinalnet.training._lr_result import LRFinderResult as LRFinderResult
 from retinalnet.training._model_checkpoint import ModelCheckpoint as ModelCheckpoint
 from retinalnet.training._nonfinite import NonFiniteLossError as NonFiniteLossError
 from retinalnet.training._seed import seed_everything as seed_everything
@@ -33,6 +34,7 @@ from retinalnet.training._task import ClassificationTask as ClassificationTask
 from retinalnet.training._task import MetricFunction as MetricFunction
 from retinalnet.training._task import OptimizerFactory as OptimizerFactory
 from retinalnet.training._task import SchedulerFactory as SchedulerFactory
+from retinalnet.training._tensorboard import TensorBoardLogger as TensorBoardLogger
 from retinalnet.training._trainer import Trainer as Trainer
 
 _CHECKPOINT = "import it from retinalnet.checkpoint"
@@ -51,6 +53,7 @@ __all__ = [
     "FineTune",
     "FineTuneTask",
     "History",
+    "LRFinderResult",
     "MetricFunction",
     "ModelCheckpoint",
     "NonFiniteLossError",
@@ -59,6 +62,7 @@ __all__ = [
     "RunLockedError",
     "SchedulerFactory",
     "TemperatureScaling",
+    "TensorBoardLogger",
     "Trainer",
     "WarmupCosine",
     "balanced_sampler",

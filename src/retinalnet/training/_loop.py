@@ -23,7 +23,7 @@ from retinalnet.training._callbacks import Callback
 from retinalnet.training._data import SAMPLER_NOT_DISTRIBUTED, classes_of, train_targets
 from retinalnet.training._distributed import distributed_context
 from retinalnet.training._epoch import enter_train_mode, epoch_line, train_one_epoch
-from retinalnet.training._evaluation import run_evaluation
+from retinalnet.training._evaluation import EvaluationResult, run_evaluation
 from retinalnet.training._history import History
 from retinalnet.training._lock import fit_lock
 from retinalnet.training._metrics import EpochMetrics
@@ -69,6 +69,8 @@ class FitLoop:
             )
             self.callbacks.append(checkpoint)
         self.metrics: EpochMetrics | None = None  # while an epoch runs
+        self.val_data: DataSource | None = None  # as given to fit (images, not cached features)
+        self.validation_result: EvaluationResult | None = None  # the last epoch's
         self.train_loader: DataLoader[Any] | None = None
         self.val_loader: DataLoader[Any] | None = None
         self._ddp: nn.Module | None = None  # DistributedDataParallel with several processes
@@ -81,6 +83,7 @@ class FitLoop:
     ) -> History:
         """Check the data and lock ``out_dir``, then run the fit (see :meth:`_run`)."""
         trainer = self.trainer
+        self.val_data = val
         if val is not None:
             classes_of(trainer.model)  # fail now, not after an epoch, if classes are unknown
         if isinstance(trainer.model, Classifier):  # the data's targets mean the model's classes
@@ -285,6 +288,7 @@ class FitLoop:
             )
             if not math.isfinite(result.loss):
                 self._stop_on_nonfinite("validation", epoch, result.loss)
+            self.validation_result = result
             values.update(trainer.task.validation_metrics(result))
         values["lr"] = float(trainer.optimizer.param_groups[0]["lr"])
         seconds = time.perf_counter() - started

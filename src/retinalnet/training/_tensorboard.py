@@ -1,0 +1,277 @@
+"""A callback writing each epoch to TensorBoard: the metrics, the validation confusion matrix
+and Grad-CAM overlays of a few fixed validation images.
+
+Needs the ``tensorboard`` package (the ``tensorboard`` extra), imported when the callback is
+built.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from PIL import Image
+
+from retinalnet._core.images import coerce_image
+from retinalnet.gradcam import grad_cam_image
+from retinalnet.models import Classifier
+from retinalnet.training._callbacks import Callback
+from retinalnet.training._evaluation import EvaluationResult
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
+
+    from retinalnet.training._trainer import Trainer
+
+__all__ = ["TensorBoardLogger"]
+
+logger = logging.getLogger(__name__)
+
+_INSTALL = 'pip install "retinalnet[tensorboard]"'
+_CELL = 48  # pixels per cell of the confusion-matrix image
+_LOGGED_SIDE = 320  # longest side of a logged Grad-CAM overlay
+
+
+def _summary_writer_class() -> type[SummaryWriter]:
+    try:
+        import tensorboard  # noqa: F401 - torch's writer needs it; fail here, not later
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as error:
+        raise ImportError(
+            "TensorBoardLogger writes with the tensorboard package, which is not installed: "
+            f"{_INSTALL} (or pip install tensorboard)"
+        ) from error
+    return SummaryWriter
+
+
+class TensorBoardLogger(Callback):
+    """Write each epoch to TensorBoard: metrics, confusion matrix and Grad-CAM overlays.
+
+    After every epoch it writes, at step ``epoch``:
+
+    - every metric of the epoch as a scalar under its own name (``train_loss``,
+      ``val_accuracy``, ``lr``, the task's and the callbacks' metrics);
+    - with validation data, the confusion matrix as an image (``confusion_matrix``, rows
+      the true classes, columns the predicted ones, shaded by the share of each row) and as
+      a table of counts (text ``confusion_matrix``);
+    - ``images`` Grad-CAM overlays (``gradcam/<n>_<class>``) of the same validation images
+      every epoch, one of each class in turn, explaining the predicted class (text
+      ``gradcam`` lists it). They need the validation data as images or files (a
+      :class:`~retinalnet.datasets.KermanyOCT`, say) and a model with a Grad-CAM layer
+      (declared, or the last convolution of a CNN); otherwise they are skipped with one log
+      line. With the feature cache they are still computed: the full model runs on them.
+
+    Only the main process writes in a distributed run. A resumed fit continues the curves
+    (the step is the epoch), and what the interrupted run logged after its checkpoint is
+    replaced; so is what an earlier fit logged in the same folder (give each run its own).
+
+    Parameters
+    ----------
+    log_dir
+        The folder of the event files; ``tensorboard --logdir DIR`` shows it.
+    images
+        How many validation images get a Grad-CAM overlay each epoch (0: none). Each costs
+        a forward and a backward pass of the model every epoch.
+
+    Raises
+    ------
+    ImportError
+        If the ``tensorboard`` package is not installed.
+    ValueError
+        If ``images`` is not an int >= 0.
+
+    Examples
+    --------
+    >>> from retinalnet.training import TensorBoardLogger, Trainer
+    >>> trainer = Trainer(model, callbacks=[TensorBoardLogger("runs/tb")])  # doctest: +SKIP
+    >>> history = trainer.fit(train, val)  # doctest: +SKIP
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(self, log_dir: str | os.PathLike[str], *, images: int = 4) -> None:
+        if isinstance(images, bool) or not isinstance(images, int) or images < 0:
+            raise ValueError(f"images must be an int >= 0 (0: no Grad-CAM images), got {images!r}")
+        if not isinstance(log_dir, str | os.PathLike):
+            raise TypeError(f"log_dir must be a folder path, got {type(log_dir).__name__}")
+        self._writer_class = _summary_writer_class()
+        self.log_dir = Path(log_dir)
+        self.images = images
+        self._writer: SummaryWriter | None = None
+        self._cam_images: list[tuple[str, Image.Image]] | None = None
+        self._cam_skipped = False
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self._close()
+        self._cam_images = None
+        self._cam_skipped = self.images == 0
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
+        loop = trainer._loop
+        if loop is not None and not loop.dist.is_main:
+            return
+        if self._writer is None:  # a resumed run replaces what was logged after its checkpoint
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self._writer = self._writer_class(log_dir=str(self.log_dir), purge_step=epoch)
+        writer = self._writer
+        for name, value in metrics.items():
+            writer.add_scalar(name, float(value), epoch)
+        result = loop.validation_result if loop is not None else None
+        if result is not None:
+            writer.add_image("confusion_matrix", _matrix_image(result), epoch, dataformats="HWC")
+            writer.add_text("confusion_matrix", _matrix_table(result), epoch)
+        if not self._cam_skipped:
+            self._write_cams(trainer, writer, epoch)
+        writer.flush()
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self._close()
+
+    def on_exception(self, trainer: Trainer, exception: BaseException) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def _skip_cams(self, reason: str) -> None:
+        logger.warning("TensorBoardLogger: no Grad-CAM images in this fit: %s", reason)
+        self._cam_skipped = True
+
+    def _write_cams(self, trainer: Trainer, writer: SummaryWriter, epoch: int) -> None:
+        model = trainer.model
+        if not isinstance(model, Classifier):
+            self._skip_cams("the model is not a retinalnet Classifier (it has no preprocessing)")
+            return
+        if self._cam_images is None:
+            loop = trainer._loop
+            data = loop.val_data if loop is not None else None
+            if data is None:
+                self._skip_cams("the fit has no validation data")
+                return
+            picked = _pick_images(data, self.images, model.classes, model.preprocessing.load)
+            if not picked:
+                self._skip_cams(
+                    f"the validation data ({type(data).__name__}) gives neither image files nor "
+                    "PIL images"
+                )
+                return
+            self._cam_images = picked
+        modes = [(module, module.training) for module in model.modules()]
+        lines = ["| image | true class | predicted |", "|---|---|---|"]
+        try:
+            for tag, image in self._cam_images:
+                inputs = model.preprocessing.prepare(image)[None]
+                model.eval()
+                with torch.no_grad():
+                    device = next(model.parameters()).device
+                    outputs = model(inputs.to(device)).float()
+                probabilities = torch.softmax(outputs, dim=1)[0]  # log-probabilities or logits
+                predicted = int(probabilities.argmax())
+                heatmap = grad_cam_image(model, image, class_index=predicted)
+                writer.add_image(
+                    f"gradcam/{tag}", _overlay(image, heatmap), epoch, dataformats="HWC"
+                )
+                true_class = tag.partition("_")[2]
+                lines.append(
+                    f"| {tag} | {true_class} | {model.classes[predicted]} "
+                    f"({float(probabilities[predicted]):.0%}) |"
+                )
+        except (TypeError, ValueError) as error:  # no Grad-CAM layer, or not a spatial one
+            self._skip_cams(str(error))
+            return
+        finally:
+            for module, training in modes:
+                module.training = training
+        writer.add_text("gradcam", "\n".join(lines), epoch)
+
+
+def _pick_images(
+    data: Any, count: int, classes: Sequence[str], load: Any
+) -> list[tuple[str, Image.Image]]:
+    """``count`` images of ``data``, one of each class in turn, tagged ``<n>_<class>``; empty
+    when the data set holds neither files nor PIL images."""
+    samples = getattr(data, "samples", None)
+    if isinstance(samples, list) and samples and isinstance(samples[0][0], str | os.PathLike):
+        targets = [int(target) for _, target in samples]
+        chosen = _one_class_at_a_time(targets, count)
+        return [(f"{n}_{classes[targets[i]]}", load(samples[i][0])) for n, i in enumerate(chosen)]
+    try:
+        length = len(data)
+        first = data[0]
+    except (TypeError, IndexError, KeyError, NotImplementedError):
+        return []
+    if not (isinstance(first, tuple | list) and len(first) == 2):
+        return []
+    if not isinstance(first[0], Image.Image):
+        return []
+    items = [data[i] for i in range(min(length, 64))]
+    chosen = _one_class_at_a_time([int(target) for _, target in items], count)
+    return [(f"{n}_{classes[int(items[i][1])]}", items[i][0]) for n, i in enumerate(chosen)]
+
+
+def _one_class_at_a_time(targets: Sequence[int], count: int) -> list[int]:
+    """Indices of the first image of each class, then the second of each, ... up to count."""
+    by_class: dict[int, list[int]] = {}
+    for index, target in enumerate(targets):
+        by_class.setdefault(target, []).append(index)
+    queues = [by_class[target] for target in sorted(by_class)]
+    chosen: list[int] = []
+    rank = 0
+    while len(chosen) < count and any(rank < len(queue) for queue in queues):
+        chosen += [queue[rank] for queue in queues if rank < len(queue)]
+        rank += 1
+    return chosen[:count]
+
+
+def _overlay(image: Image.Image, heatmap: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
+    """The scan in grey with the heatmap in colour over it (cold parts left clear), its
+    longest side at most 320 pixels."""
+    picture = coerce_image(image).convert("L")
+    scale = _LOGGED_SIDE / max(picture.size)
+    if scale < 1:
+        size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+        picture = picture.resize(size, Image.Resampling.BILINEAR)
+        heat_image = Image.fromarray(heatmap.astype(np.float32), mode="F")
+        heatmap = np.asarray(heat_image.resize(size, Image.Resampling.BILINEAR), np.float32)
+    grey = np.asarray(picture, dtype=np.float32)[..., None] / 255
+    heat = np.clip(heatmap, 0, 1)[..., None]
+    four = 4 * heat
+    colour = np.clip(1.5 - np.abs(four - np.array([3.0, 2.0, 1.0], np.float32)), 0, 1)  # jet
+    alpha = 0.6 * heat
+    blended = (1 - alpha) * grey + alpha * colour
+    pixels: npt.NDArray[np.uint8] = (np.clip(blended, 0, 1) * 255).round().astype(np.uint8)
+    return pixels
+
+
+def _matrix_image(result: EvaluationResult) -> npt.NDArray[np.uint8]:
+    """The confusion matrix as ``(rows * 48, columns * 48, 3)`` pixels: white for none of
+    the row's images, dark blue for all of them, a grey line between cells."""
+    counts = result.confusion_matrix.astype(np.float64)
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    white, blue = np.array([255.0, 255.0, 255.0]), np.array([8.0, 48.0, 107.0])
+    cells = white + shares[..., None] * (blue - white)
+    pixels = np.repeat(np.repeat(cells, _CELL, axis=0), _CELL, axis=1)
+    pixels[::_CELL, :, :] = 160
+    pixels[:, ::_CELL, :] = 160
+    image: npt.NDArray[np.uint8] = pixels.round().astype(np.uint8)
+    return image
+
+
+def _matrix_table(result: EvaluationResult) -> str:
+    """The confusion matrix as a Markdown table of counts (TensorBoard renders it)."""
+    header = "| true \\ predicted | " + " | ".join(result.classes) + " |"
+    rule = "|---" * (len(result.classes) + 1) + "|"
+    rows = [
+        f"| {name} | " + " | ".join(str(int(v)) for v in result.confusion_matrix[i]) + " |"
+        for i, name in enumerate(result.classes)
+    ]
+    return "\n".join([header, rule, *rows])

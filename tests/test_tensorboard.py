@@ -1,0 +1,178 @@
+"""TensorBoardLogger: the event files hold each epoch's scalars, the confusion matrix and the
+Grad-CAM overlays; it skips Grad-CAM cleanly, resumes, and says how to install tensorboard."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from _training_helpers import CLASSES, linear_classifier, one_thread, quiet_trainer, tiny_cnn
+from retinalnet.datasets import KermanyOCT, make_synthetic_kermany
+from retinalnet.models import Classifier
+from retinalnet.training import TensorBoardLogger
+from retinalnet.transforms import Preprocessing
+
+event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+
+
+def _events(folder: Path) -> event_accumulator.EventAccumulator:
+    events = event_accumulator.EventAccumulator(
+        str(folder), size_guidance={event_accumulator.IMAGES: 0, event_accumulator.TENSORS: 0}
+    )
+    events.Reload()
+    return events
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tensorboard") / "data"
+    return make_synthetic_kermany(root, train=3, val=2, test=0, shape=(48, 48), seed=3)
+
+
+def _frozen_but_head(model: Classifier) -> Classifier:
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    for parameter in model.head_module()[1].parameters():
+        parameter.requires_grad_(True)
+    return model
+
+
+@pytest.mark.parametrize("feature_cache", [False, True])
+def test_scalars_confusion_matrix_and_gradcam_images_are_written(
+    data: Path, tmp_path: Path, feature_cache: bool
+) -> None:
+    model = _frozen_but_head(tiny_cnn()) if feature_cache else tiny_cnn()
+    logger = TensorBoardLogger(tmp_path / "tb", images=3)
+    with one_thread():
+        trainer = quiet_trainer(
+            model,
+            callbacks=[logger],
+            max_epochs=2,
+            batch_size=4,
+            seed=0,
+            feature_cache=feature_cache,
+        )
+        history = trainer.fit(KermanyOCT(data, "train"), KermanyOCT(data, "val"))
+    events = _events(tmp_path / "tb")
+    tags = events.Tags()
+    for name in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"):
+        assert [e.step for e in events.Scalars(name)] == [1, 2], name
+    assert [e.value for e in events.Scalars("val_loss")] == pytest.approx(
+        [record.val_loss for record in history]
+    )
+    assert set(tags["images"]) == {
+        "confusion_matrix",
+        "gradcam/0_CNV",
+        "gradcam/1_DME",
+        "gradcam/2_DRUSEN",
+    }
+    (matrix, _) = events.Images("confusion_matrix")
+    assert (matrix.width, matrix.height) == (4 * 48, 4 * 48)
+    assert [e.step for e in events.Images("gradcam/0_CNV")] == [1, 2]
+    assert {"confusion_matrix/text_summary", "gradcam/text_summary"} <= set(tags["tensors"])
+    table = events.Tensors("confusion_matrix/text_summary")[-1].tensor_proto.string_val[0]
+    assert table.decode().startswith("| true \\ predicted | CNV | DME | DRUSEN | NORMAL |")
+
+
+def test_the_logger_does_not_change_the_training(data: Path, tmp_path: Path) -> None:
+    histories = []
+    for callbacks in ([], [TensorBoardLogger(tmp_path / "tb", images=2)]):
+        with one_thread():
+            trainer = quiet_trainer(
+                tiny_cnn(), callbacks=callbacks, max_epochs=2, batch_size=4, seed=0
+            )
+            history = trainer.fit(KermanyOCT(data, "train"), KermanyOCT(data, "val"))
+        histories.append([(r.train_loss, r.val_loss) for r in history])
+    assert histories[0] == histories[1]
+
+
+def test_a_model_without_a_gradcam_layer_gets_one_log_line_and_the_rest(
+    data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    network = nn.Sequential(
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 4), nn.LogSoftmax(dim=1)
+    )
+    model = Classifier(network, classes=CLASSES, preprocessing=Preprocessing(size=32))
+    with one_thread(), caplog.at_level(logging.WARNING, logger="retinalnet"):
+        trainer = quiet_trainer(
+            model, callbacks=[TensorBoardLogger(tmp_path / "tb")], max_epochs=2, batch_size=4
+        )
+        trainer.fit(KermanyOCT(data, "train"), KermanyOCT(data, "val"))
+    skipped = [r for r in caplog.records if "no Grad-CAM images" in r.getMessage()]
+    assert len(skipped) == 1
+    assert "Conv2d" in skipped[0].getMessage()
+    tags = _events(tmp_path / "tb").Tags()
+    assert tags["images"] == ["confusion_matrix"]
+    assert "val_accuracy" in tags["scalars"]
+
+
+def test_validation_data_without_images_skips_gradcam(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    inputs = torch.randn(16, 8)
+    data = torch.utils.data.TensorDataset(inputs, inputs[:, :4].argmax(dim=1))
+    with one_thread(), caplog.at_level(logging.WARNING, logger="retinalnet"):
+        trainer = quiet_trainer(
+            linear_classifier(), callbacks=[TensorBoardLogger(tmp_path / "tb")], max_epochs=1
+        )
+        trainer.fit(data, data)
+    assert any("neither image files nor PIL images" in r.getMessage() for r in caplog.records)
+    assert _events(tmp_path / "tb").Tags()["images"] == ["confusion_matrix"]
+
+
+def test_a_resumed_fit_continues_the_curves(data: Path, tmp_path: Path) -> None:
+    train, val = KermanyOCT(data, "train"), KermanyOCT(data, "val")
+    with one_thread():
+        first = quiet_trainer(
+            tiny_cnn(),
+            callbacks=[TensorBoardLogger(tmp_path / "tb", images=0)],
+            max_epochs=2,
+            batch_size=4,
+            seed=0,
+            out_dir=tmp_path / "run",
+        )
+        first.fit(train, val)
+        second = quiet_trainer(
+            tiny_cnn(),
+            callbacks=[TensorBoardLogger(tmp_path / "tb", images=0)],
+            max_epochs=3,
+            batch_size=4,
+            seed=0,
+            out_dir=tmp_path / "run",
+        )
+        second.fit(train, val, resume_from=tmp_path / "run" / "last.pt")
+    assert [e.step for e in _events(tmp_path / "tb").Scalars("train_loss")] == [1, 2, 3]
+
+
+def test_only_the_main_process_writes(data: Path, tmp_path: Path) -> None:
+    trainer = quiet_trainer(tiny_cnn(), max_epochs=1)
+    logger = TensorBoardLogger(tmp_path / "tb")
+
+    class Rank1:
+        is_main = False
+
+    class Loop:
+        dist = Rank1()
+
+    trainer._loop = Loop()  # type: ignore[assignment]
+    logger.on_fit_start(trainer)
+    logger.on_epoch_end(trainer, 1, {"train_loss": 1.0})
+    logger.on_fit_end(trainer)
+    assert not (tmp_path / "tb").exists()
+
+
+def test_images_must_be_a_count() -> None:
+    with pytest.raises(ValueError, match=r"images must be an int >= 0 .*got -1"):
+        TensorBoardLogger("tb", images=-1)
+
+
+def test_without_tensorboard_it_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    with pytest.raises(ImportError, match=r'pip install "retinalnet\[tensorboard\]"'):
+        TensorBoardLogger("tb")
