@@ -47,7 +47,6 @@ def run_train(args: argparse.Namespace) -> int:
     from retinalnet.datasets import KermanyOCT
     from retinalnet.models import create_model
     from retinalnet.training import (
-        Callback,
         ClassificationTask,
         EarlyStopping,
         FeatureCacheConfig,
