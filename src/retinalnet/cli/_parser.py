@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from retinalnet._version import __version__
+from retinalnet.cli._export import add_export_command
+from retinalnet.cli._info import add_info_command
 
 __all__ = ["build_parser"]
 
@@ -331,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print JSON, with head and Grad-CAM layer paths"
     )
     models.set_defaults(quiet=False)
+    add_export_command(commands)
+    add_info_command(commands)
     return parser
 
 
