@@ -293,3 +293,21 @@ def test_read_metadata_refuses_other_files(tmp_path: Path) -> None:
     onnx.save(onnx.helper.make_model(graph), str(plain))
     with pytest.raises(ValueError, match="not an ONNX model exported by retinalnet"):
         read_metadata(plain)
+
+
+def test_info_of_an_export_shows_its_metadata_and_source(
+    exported: tuple[Classifier, Path, Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, checkpoint, out, _ = exported
+    assert main(["info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["kind"] == "onnx"
+    assert info["arch"] == "small_cnn"
+    assert info["checkpoint_sha256"] == file_digest(checkpoint).hex()
+    assert info["sha256"] == file_digest(out).hex()
+    assert info["opset"] == OPSET
+    assert info["parameters"]["total"] > 100_000  # the small CNN's 106k, BatchNorm folded
+    assert main(["info", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"checkpoint sha256  {file_digest(checkpoint).hex()}" in printed
+    assert "(ONNX model)" in printed
