@@ -137,3 +137,20 @@ def test_a_file_that_is_not_a_checkpoint_dict(
     status, _, err = _run(capsys, str(path))
     assert status == 1
     assert "is not a retinalnet checkpoint" in err
+
+
+def test_a_missing_onnx_package_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "onnx" else real(name)
+    )
+    status, _, err = _run(capsys, str(tmp_path / "model.onnx"))
+    assert status == 1
+    assert err == (
+        "retinalnet info: error: reading an ONNX file needs onnx, not installed: pip install "
+        "'retinalnet[onnx]'\n"
+    )

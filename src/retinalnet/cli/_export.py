@@ -3,9 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from pathlib import Path
 
-__all__ = ["add_export_command", "run_export"]
+__all__ = ["add_export_command", "require_onnx", "run_export"]
+
+
+def require_onnx(
+    command: str, names: tuple[str, ...] = ("onnx", "onnxscript", "onnxruntime")
+) -> None:
+    """Stop before any work when an ONNX package the command needs is not installed.
+
+    Raises
+    ------
+    RuntimeError
+        Naming the missing packages and the pip command (one line on the command line).
+    """
+    missing = [name for name in names if importlib.util.find_spec(name) is None]
+    if missing:
+        raise RuntimeError(
+            f"{command} needs {', '.join(missing)}, not installed: pip install 'retinalnet[onnx]'"
+        )
 
 
 def _positive(value: str) -> int:
@@ -69,6 +87,7 @@ def run_export(args: argparse.Namespace) -> int:
     from retinalnet.datasets import find_images
     from retinalnet.export import PARITY_TOLERANCE, to_onnx
 
+    require_onnx("ONNX export")
     images: list[Path] | None = None
     if args.images is not None:
         images = []

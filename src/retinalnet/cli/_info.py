@@ -93,8 +93,11 @@ def format_info(info: dict[str, Any]) -> list[str]:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    from retinalnet.cli._export import require_onnx
     from retinalnet.export import describe
 
+    if args.path.suffix.lower() == ".onnx":
+        require_onnx("reading an ONNX file", ("onnx",))
     info = describe(args.path)
     if args.json:
         print(json.dumps(info, indent=2))
