@@ -22,6 +22,8 @@ the lines right before a block, or anywhere in a page for ``script``:
   order as one script, in one folder;
 - ``.. docs-test: given NAME ...``: the block uses these files or names from ``GIVEN``;
 - ``.. docs-test: skip REASON``: the block is not run; the reason is required.
+- ``.. docs-test: needs MODULE ...``: the block (in a script page: the page) needs these
+  optional packages, and is skipped where one is not installed.
 
 Blocks run with warnings as errors. Every ``retinalnet ...`` line of a console block must
 parse with the command's own parser.
@@ -78,6 +80,7 @@ class Block:
     code: str
     given: list[str] = field(default_factory=list)
     skip: str | None = None
+    needs: list[str] = field(default_factory=list)
 
     @property
     def where(self) -> str:
@@ -134,7 +137,8 @@ def page_blocks(page: Path) -> list[Block]:
     blocks = []
     for line, language, code, markers in found:
         given = markers.get("given", "").split()
-        blocks.append(Block(page.name, line, language, code, given, markers.get("skip")))
+        needs = markers.get("needs", "").split()
+        blocks.append(Block(page.name, line, language, code, given, markers.get("skip"), needs))
     return blocks
 
 
@@ -323,6 +327,8 @@ def docs_world(
 def test_python_blocks_run(
     blocks: list[Block], docs_world: Path, request: pytest.FixtureRequest
 ) -> None:
+    for module in dict.fromkeys(name for block in blocks for name in block.needs):
+        pytest.importorskip(module)
     world = World(docs_world, {"__name__": "__docs__"}, request)
     givens = dict.fromkeys(given for block in blocks for given in block.given)  # in order, once
     for given in givens:

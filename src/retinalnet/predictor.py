@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +29,9 @@ from retinalnet.gradcam import grad_cam_image
 from retinalnet.models import Classifier
 from retinalnet.precision import Precision
 from retinalnet.transforms import Preprocessing
+
+if TYPE_CHECKING:
+    from retinalnet.export import OnnxPredictor
 
 __all__ = ["ClassProbability", "ImageInput", "Prediction", "Predictor", "SkippedImage"]
 
@@ -429,6 +432,44 @@ class Predictor:
                 f"{class_index!r}"
             )
         return grad_cam_image(self.model, image, class_index=class_index)
+
+    @classmethod
+    def from_onnx(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        batch_size: int = 32,
+        on_error: OnError = "raise",
+        threads: int | None = None,
+    ) -> OnnxPredictor:
+        """Predict with an exported ONNX model through onnxruntime, no PyTorch model needed.
+
+        The returned :class:`~retinalnet.export.OnnxPredictor` has the same :meth:`topk`,
+        :meth:`predict_proba`, :attr:`classes` and :attr:`skipped`, and prepares images the
+        same way, from the preprocessing stored in the file (see the docs page "Deploying a
+        model"). Needs ``pip install 'retinalnet[onnx]'``.
+
+        .. versionadded:: 0.2
+
+        Parameters
+        ----------
+        path
+            An ONNX file written by :func:`~retinalnet.export.to_onnx`
+            (``retinalnet export``).
+        batch_size, on_error
+            As in the constructor.
+        threads
+            onnxruntime's threads; one per core by default.
+
+        Examples
+        --------
+        >>> predictor = Predictor.from_onnx("model.onnx")  # doctest: +SKIP
+        >>> predictor.topk("CNV-1016042-1.jpeg", k=2).label  # doctest: +SKIP
+        'CNV'
+        """
+        from retinalnet.export._onnx_predictor import OnnxPredictor
+
+        return OnnxPredictor(path, batch_size=batch_size, on_error=on_error, threads=threads)
 
 
 def _source(image: ImageInput, index: int) -> str:

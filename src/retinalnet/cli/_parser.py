@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from retinalnet._version import __version__
+from retinalnet.cli._export import add_export_command
+from retinalnet.cli._info import add_info_command
 from retinalnet.cli._recipe import add_recipe_arguments
 from retinalnet.cli._volume import add_volume_flags
 
@@ -424,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print JSON, with head and Grad-CAM layer paths"
     )
     models.set_defaults(quiet=False)
+    add_export_command(commands)
+    add_info_command(commands)
     return parser
 
 

@@ -140,10 +140,12 @@ def run_train(args: argparse.Namespace) -> int:
 def _find_lr(trainer: Trainer, train: DataSource) -> float:
     """``train --lr auto``: the range test sets the rate, which is printed in one line and
     returned (with ``--recipe finetune`` it is the head's rate, the blocks get a fifth)."""
-    found = trainer.lr_find(train, apply=True)
-    rule = f"{found.rule} rule"
-    print(f"learning rate: {found.suggestion:.2e} (lr_find, {rule}; {found.stop_reason})")
-    return float(found.suggestion)
+    found = trainer.lr_find(train, apply=True)  # raises when the curve suggests nothing
+    rate = found.suggestion
+    if rate is None:  # pragma: no cover - apply=True has raised already
+        raise ValueError("lr_find suggested no learning rate: give --lr a number")
+    print(f"learning rate: {rate:.2e} (lr_find, {found.rule} rule; {found.stop_reason})")
+    return float(rate)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -81,6 +81,17 @@ class ModelSpec:
     default_freeze
         :func:`create_model`'s ``freeze`` when ``freeze=None``: ``True`` for pretrained
         backbones, ``False`` for networks trained from scratch.
+    exportable
+        Whether :func:`retinalnet.export.to_onnx` can export the architecture (checked for
+        every registered one by ``tests/test_export_archs.py``). ``False`` needs
+        ``export_problem``.
+
+        .. versionadded:: 0.2
+    export_problem
+        Why the architecture does not export: the layer or operator that fails, said in
+        the error :func:`~retinalnet.export.to_onnx` raises.
+
+        .. versionadded:: 0.2
 
     Raises
     ------
@@ -116,6 +127,8 @@ class ModelSpec:
     description: str = ""
     default_hidden: int = 0
     default_freeze: bool = True
+    exportable: bool = True
+    export_problem: str = ""
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
@@ -132,6 +145,11 @@ class ModelSpec:
             )
         if self.default_hidden < 0:
             raise ValueError(f"{self.name}: default_hidden must be >= 0, got {self.default_hidden}")
+        if not self.exportable and not self.export_problem:
+            raise ValueError(
+                f"{self.name}: exportable=False needs export_problem, the layer or operator "
+                "that fails to export (it goes into the error message)"
+            )
 
     @property
     def default_weights(self) -> WeightsEnum | None:

@@ -1,0 +1,108 @@
+"""``retinalnet export``: a checkpoint as an ONNX model, parity checked."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+__all__ = ["add_export_command", "require_onnx", "run_export"]
+
+
+def require_onnx(
+    command: str, names: tuple[str, ...] = ("onnx", "onnxscript", "onnxruntime")
+) -> None:
+    """Stop before any work when an ONNX package the command needs is not installed.
+
+    Raises
+    ------
+    RuntimeError
+        Naming the missing packages and the pip command (one line on the command line).
+    """
+    missing = [name for name in names if importlib.util.find_spec(name) is None]
+    if missing:
+        raise RuntimeError(
+            f"{command} needs {', '.join(missing)}, not installed: pip install 'retinalnet[onnx]'"
+        )
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def _spread(items: list[Path], count: int) -> list[Path]:
+    """At most ``count`` of ``items``, evenly spaced (every class of a sorted Kermany tree)."""
+    if len(items) <= count:
+        return items
+    return [items[index * len(items) // count] for index in range(count)]
+
+
+def add_export_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The ``export`` subcommand."""
+    export = commands.add_parser(
+        "export",
+        help="write a checkpoint as an ONNX model (probabilities out, class names and "
+        "preprocessing inside), checked against PyTorch",
+    )
+    export.add_argument(
+        "--checkpoint", required=True, type=Path, help="a checkpoint written by retinalnet"
+    )
+    export.add_argument(
+        "--format", choices=["onnx"], default="onnx", help="model format (default: %(default)s)"
+    )
+    export.add_argument("--out", required=True, type=Path, metavar="FILE", help="file to write")
+    export.add_argument(
+        "--images",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="PATH",
+        help="images or folders for the parity check (a few real scans are best; default: "
+        "four synthetic images)",
+    )
+    export.add_argument(
+        "--max-images",
+        type=_positive,
+        default=16,
+        metavar="N",
+        help="use at most N of the --images, evenly spread over them, for the parity check "
+        "(default: %(default)s)",
+    )
+    export.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help="largest probability difference allowed between ONNX and PyTorch (default: 1e-4)",
+    )
+    export.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from retinalnet.datasets import find_images
+    from retinalnet.export import PARITY_TOLERANCE, to_onnx
+
+    require_onnx("ONNX export")
+    images: list[Path] | None = None
+    if args.images is not None:
+        images = []
+        for path in args.images:
+            images.extend(find_images(path) if path.is_dir() else [path])
+        if not images:
+            searched = ", ".join(map(str, args.images))
+            raise ValueError(f"no images (.jpeg, .jpg, .png) found in {searched}")
+        images = _spread(images, args.max_images)
+    tolerance = PARITY_TOLERANCE if args.tolerance is None else args.tolerance
+    result = to_onnx(args.checkpoint, args.out, images=images, tolerance=tolerance)
+    parity = result.parity
+    print(
+        f"wrote {result.path} (ONNX opset {result.opset}); parity with PyTorch on "
+        f"{parity.images} image(s): max probability difference {parity.max_abs_diff:.2g} "
+        f"(tolerance {parity.tolerance:g})"
+    )
+    return 0

@@ -1,0 +1,213 @@
+"""Prediction with an exported ONNX model through onnxruntime, no PyTorch model needed.
+
+:class:`OnnxPredictor` answers as :class:`~retinalnet.Predictor` does (the same
+:meth:`~OnnxPredictor.topk` and :meth:`~OnnxPredictor.predict_proba`, the same result types)
+and prepares images by the same gate (:func:`~retinalnet._core.images.coerce_image`) and the
+same :class:`~retinalnet.transforms.Preprocessing`, rebuilt from the model's metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+import torch
+
+from retinalnet._core.images import ImageInput, UnreadableImageError, coerce_image
+from retinalnet.export._metadata import OnnxMetadata, read_metadata
+from retinalnet.export._onnx_runtime import inference_session
+from retinalnet.predictor import ClassProbability, OnError, Prediction, SkippedImage
+from retinalnet.transforms import Preprocessing
+
+__all__ = ["OnnxPredictor"]
+
+logger = logging.getLogger(__name__)
+
+
+def _source(image: ImageInput, index: int) -> str:
+    """How results name an image: its path, or ``<image N>`` for one in memory."""
+    return str(image) if isinstance(image, (str, os.PathLike)) else f"<image {index}>"
+
+
+class OnnxPredictor:
+    """Top-k prediction with a model exported by :func:`~retinalnet.export.to_onnx`, run by
+    onnxruntime on the CPU.
+
+    The class names and the preprocessing come from the file's metadata; images pass the
+    same input gate and preprocessing as with :class:`~retinalnet.Predictor`, so both give
+    the same probabilities on the same files (within the export's parity tolerance).
+    ``Predictor.from_onnx(path)`` builds one.
+
+    .. versionadded:: 0.2
+
+    Parameters
+    ----------
+    path
+        An ONNX file written by :func:`~retinalnet.export.to_onnx`
+        (``retinalnet export``).
+    batch_size
+        Images per forward pass.
+    on_error
+        ``"raise"`` or ``"skip"`` an unreadable file, as for :class:`~retinalnet.Predictor`.
+    threads
+        onnxruntime's intra-op threads; one per core by default.
+
+    Attributes
+    ----------
+    metadata : OnnxMetadata
+        What the file says about the model.
+    skipped : list of SkippedImage
+        The files the last call left out (with ``on_error="skip"``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    ValueError
+        If it is not a model exported by retinalnet, or an argument is out of range.
+    ModuleNotFoundError
+        If ``onnxruntime`` or ``onnx`` is missing (``pip install 'retinalnet[onnx]'``).
+
+    Examples
+    --------
+    >>> from retinalnet import Predictor
+    >>> predictor = Predictor.from_onnx("model.onnx")  # doctest: +SKIP
+    >>> predictor.topk("CNV-1016042-1.jpeg", k=2).label  # doctest: +SKIP
+    'CNV'
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        batch_size: int = 32,
+        on_error: OnError = "raise",
+        threads: int | None = None,
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        if on_error not in ("raise", "skip"):
+            raise ValueError(
+                f"on_error must be 'raise' or 'skip', got {on_error!r}; 'skip' leaves "
+                "unreadable files out and lists them in OnnxPredictor.skipped"
+            )
+        self.path = Path(path)
+        self.metadata: OnnxMetadata = read_metadata(self.path)
+        self.session: Any = inference_session(str(self.path), threads=threads)
+        self._input = self.session.get_inputs()[0].name
+        self.batch_size = batch_size
+        self.on_error: OnError = on_error
+        self.skipped: list[SkippedImage] = []
+        self._transform = self.preprocessing.eval_transform()
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Class names in output order."""
+        return self.metadata.classes
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """How images are prepared: the exported model's own preprocessing."""
+        return self.metadata.preprocessing
+
+    def _prepare(self, image: ImageInput, index: int) -> torch.Tensor:
+        loaded = coerce_image(image, name=f"image {index}", decode=self.preprocessing.load)
+        prepared: torch.Tensor = self._transform(loaded)
+        return prepared
+
+    def _probabilities(self, images: Sequence[ImageInput]) -> tuple[torch.Tensor, list[bool]]:
+        """Probabilities of the readable images, in order, and which images were readable."""
+        self.skipped = []
+        readable: list[bool] = []
+        rows: list[np.ndarray[Any, Any]] = []
+        for start in range(0, len(images), self.batch_size):
+            batch: list[torch.Tensor] = []
+            for index in range(start, min(start + self.batch_size, len(images))):
+                try:
+                    batch.append(self._prepare(images[index], index))
+                except UnreadableImageError as error:
+                    if self.on_error == "raise":
+                        raise
+                    reason = error.reason or str(error)
+                    self.skipped.append(SkippedImage(_source(images[index], index), reason))
+                    readable.append(False)
+                    continue
+                readable.append(True)
+            if batch:
+                inputs = torch.stack(batch).float().numpy()
+                rows.append(self.session.run(None, {self._input: inputs})[0])
+        if self.skipped:
+            names = ", ".join(Path(s.source).name for s in self.skipped[:3])
+            more = f" and {len(self.skipped) - 3} more" if len(self.skipped) > 3 else ""
+            logger.warning(
+                "skipped %d unreadable image(s) of %d: %s%s (OnnxPredictor.skipped lists them)",
+                len(self.skipped),
+                len(images),
+                names,
+                more,
+            )
+        if not rows:
+            return torch.empty(0, len(self.classes)), readable
+        return torch.from_numpy(np.concatenate(rows).astype(np.float32)), readable
+
+    def predict_proba(self, images: Sequence[ImageInput]) -> torch.Tensor:
+        """Class probabilities, shape ``(len(images), num_classes)``, float32 on the CPU.
+
+        With ``on_error="skip"`` the rows are those of the readable images, in input order,
+        and :attr:`skipped` lists the others.
+
+        Raises
+        ------
+        retinalnet.datasets.UnreadableImageError
+            If a file cannot be read and ``on_error="raise"``.
+        """
+        return self._probabilities(images)[0]
+
+    @overload
+    def topk(self, images: ImageInput, k: int = ...) -> Prediction: ...
+
+    @overload
+    def topk(
+        self, images: list[ImageInput] | tuple[ImageInput, ...], k: int = ...
+    ) -> list[Prediction]: ...
+
+    def topk(
+        self, images: ImageInput | list[ImageInput] | tuple[ImageInput, ...], k: int = 3
+    ) -> Prediction | list[Prediction]:
+        """The ``k`` most probable classes of one image, or of each image in a list.
+
+        As :meth:`retinalnet.Predictor.topk`: one :class:`~retinalnet.Prediction` per image
+        (per readable image with ``on_error="skip"``), in input order, each sorted by
+        descending probability.
+
+        Raises
+        ------
+        retinalnet.datasets.UnreadableImageError
+            If a file cannot be read; with ``on_error="skip"``, only for a single image.
+        ValueError
+            If ``k`` is out of range or a tensor is not an image.
+        """
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(self.classes):
+            raise ValueError(f"k must be an int from 1 to {len(self.classes)}, got {k!r}")
+        single = not isinstance(images, (list, tuple))
+        batch: Sequence[ImageInput] = images if isinstance(images, (list, tuple)) else [images]
+        probabilities, readable = self._probabilities(batch)
+        if single and self.skipped:
+            raise UnreadableImageError(self.skipped[0].source, self.skipped[0].reason)
+        sources = [_source(image, i) for i, image in enumerate(batch) if readable[i]]
+        values, indices = probabilities.topk(k, dim=1)
+        predictions = [
+            Prediction(
+                source=source,
+                top=tuple(
+                    ClassProbability(self.classes[int(i)], int(i), float(p))
+                    for p, i in zip(row_values, row_indices, strict=True)
+                ),
+            )
+            for source, row_values, row_indices in zip(sources, values, indices, strict=True)
+        ]
+        return predictions[0] if single else predictions

@@ -1,0 +1,313 @@
+"""ONNX export: probabilities out, metadata in, parity checked, torch-free prediction.
+
+Exports are slow (about 5 s each on an idle core, 20 to 40 s on a loaded machine), so this
+module exports twice: once through the command line (a checkpoint, shared by most tests) and
+once from a model in memory with a calibration temperature.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from retinalnet import Predictor
+from retinalnet._core.files import file_digest
+from retinalnet.checkpoint import save_checkpoint
+from retinalnet.cli import main
+from retinalnet.datasets import find_images
+from retinalnet.export import (
+    OPSET,
+    PARITY_TOLERANCE,
+    OnnxExportError,
+    OnnxPredictor,
+    ParityError,
+    _export,
+    check_parity,
+    preprocessing_steps,
+    read_metadata,
+    synthetic_images,
+    to_onnx,
+)
+from retinalnet.models import Classifier, ModelSpec, _registry, create_model, register_model
+from retinalnet.models._small_cnn import small_cnn_network
+from retinalnet.transforms import Preprocessing
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+onnx = pytest.importorskip("onnx")
+
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "kermany-sample"
+
+
+def _model(seed: int = 0) -> Classifier:
+    torch.manual_seed(seed)
+    return create_model("small_cnn", weights=None, preprocessing=Preprocessing(size=32))
+
+
+@pytest.fixture(scope="module")
+def scans(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Eight real test scans, two per class; eight synthetic PNG files without the sample."""
+    if SAMPLE.is_dir():
+        paths = find_images(SAMPLE / "test")
+        return [paths[i * len(paths) // 8] for i in range(8)]
+    folder = tmp_path_factory.mktemp("scans")
+    paths = [folder / f"scan-{index}.png" for index in range(8)]
+    for path, image in zip(paths, synthetic_images(8), strict=True):
+        image.save(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def exported(
+    tmp_path_factory: pytest.TempPathFactory, scans: list[Path]
+) -> tuple[Classifier, Path, Path, str]:
+    """``retinalnet export`` of a small CNN checkpoint: (model, checkpoint, onnx file, stdout)."""
+    import contextlib
+    import io
+
+    folder = tmp_path_factory.mktemp("export")
+    model = _model()
+    checkpoint = save_checkpoint(folder / "best.pt", model, epoch=3)
+    out = folder / "model.onnx"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = main(
+            ["export", "--checkpoint", str(checkpoint), "--out", str(out), "--images"]
+            + [str(p) for p in scans]
+        )
+    assert status == 0
+    return model, checkpoint, out, printed.getvalue()
+
+
+def test_the_command_reports_the_parity_it_checked(
+    exported: tuple[Classifier, Path, Path, str],
+) -> None:
+    _, _, out, printed = exported
+    assert printed.startswith(f"wrote {out} (ONNX opset {OPSET}); parity with PyTorch on 8 ")
+    assert "tolerance 0.0001" in printed
+
+
+def test_the_graph_has_a_dynamic_batch_and_probabilities_out(
+    exported: tuple[Classifier, Path, Path, str],
+) -> None:
+    proto = onnx.load(str(exported[2]))
+    onnx.checker.check_model(proto)
+    assert proto.opset_import[0].version == OPSET
+    (graph_input,) = proto.graph.input
+    dims = graph_input.type.tensor_type.shape.dim
+    assert graph_input.name == "input"
+    assert dims[0].dim_param  # symbolic: any batch size
+    assert not dims[0].dim_value
+    assert [d.dim_value for d in dims[1:]] == [3, 32, 32]
+    assert [o.name for o in proto.graph.output] == ["probabilities"]
+
+
+def test_the_metadata_carries_what_a_consumer_needs(
+    exported: tuple[Classifier, Path, Path, str],
+) -> None:
+    model, checkpoint, out, _ = exported
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert json.loads(props["classes"]) == list(model.classes)
+    assert Preprocessing.from_dict(json.loads(props["preprocessing"])) == model.preprocessing
+    assert json.loads(props["preprocessing_steps"]) == preprocessing_steps(model.preprocessing)
+    assert props["arch"] == "small_cnn"
+    assert props["checkpoint_sha256"] == file_digest(checkpoint).hex()
+    assert float(props["temperature"]) == 1.0
+    assert float(props["parity_max_abs_diff"]) <= PARITY_TOLERANCE
+    metadata = read_metadata(out)
+    assert metadata.classes == model.classes
+    assert metadata.preprocessing == model.preprocessing
+    assert metadata.opset == OPSET
+    assert metadata.parity_images == 8
+
+
+def test_onnx_prediction_equals_the_torch_predictor_on_the_same_files(
+    exported: tuple[Classifier, Path, Path, str], scans: list[Path]
+) -> None:
+    _, checkpoint, out, _ = exported
+    torch_predictor = Predictor.from_checkpoint(checkpoint, device="cpu", precision="fp32")
+    onnx_predictor = Predictor.from_onnx(out, batch_size=3)  # batches of 3, 3 and 2
+    assert isinstance(onnx_predictor, OnnxPredictor)
+    assert onnx_predictor.classes == torch_predictor.classes
+    expected = torch_predictor.predict_proba(scans)
+    got = onnx_predictor.predict_proba(scans)
+    assert got.dtype == torch.float32
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max().item() < PARITY_TOLERANCE
+    one = onnx_predictor.topk(scans[0], k=2)
+    many = onnx_predictor.topk(scans, k=4)
+    assert type(one) is type(torch_predictor.topk(scans[0], k=2))
+    assert [p.source for p in many] == [str(p) for p in scans]
+    for got_one, want in zip(many, torch_predictor.topk(scans, k=4), strict=True):
+        assert [c.name for c in got_one.top] == [c.name for c in want.top]
+        assert got_one.top[0].probability == pytest.approx(want.top[0].probability, abs=1e-4)
+    assert one.to_dict()["source"] == str(scans[0])
+
+
+def test_onnx_predictor_takes_images_in_memory_and_skips_unreadable_files(
+    exported: tuple[Classifier, Path, Path, str], scans: list[Path], tmp_path: Path
+) -> None:
+    model, _, out, _ = exported
+    broken = tmp_path / "broken.jpeg"
+    broken.write_bytes(b"not a jpeg")
+    predictor = Predictor.from_onnx(out, on_error="skip")
+    image = Image.open(scans[1])
+    tensor = torch.from_numpy(np.asarray(Image.open(scans[2]).convert("L")).copy())
+    results = predictor.topk([scans[0], broken, image, tensor], k=1)
+    assert [r.source for r in results] == [str(scans[0]), "<image 2>", "<image 3>"]
+    assert [s.source for s in predictor.skipped] == [str(broken)]
+    reference = Predictor(model, device="cpu", precision="fp32").topk([image, tensor], k=1)
+    assert [r.label for r in results[1:]] == [r.label for r in reference]
+    with pytest.raises(OSError, match=r"broken\.jpeg"):
+        Predictor.from_onnx(out).topk(broken)
+    with pytest.raises(ValueError, match="k must be an int from 1 to 4"):
+        predictor.topk(scans[0], k=5)
+
+
+def test_the_docs_numpy_preparation_matches_retinalnet(
+    exported: tuple[Classifier, Path, Path, str], scans: list[Path]
+) -> None:
+    """The PIL + numpy snippet of docs/deploying.rst prepares images as retinalnet does."""
+    from test_docs import page_blocks
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "deploying.rst"
+    (snippet,) = [b for b in page_blocks(page) if "def prepare(" in b.code]
+    code = snippet.code.split("# -- prediction --")[0]  # the preparation part only
+    names: dict[str, Any] = {}
+    for scan in scans[:3]:
+        exec(code.replace('"model.onnx"', repr(str(exported[2]))), names)
+        prepared = names["prepare"](str(scan))
+        expected = exported[0].preprocessing.prepare(scan).numpy()
+        assert prepared.dtype == np.float32
+        assert np.abs(prepared - expected).max() < 1e-5
+
+
+def test_check_parity_names_the_image_and_the_difference(
+    exported: tuple[Classifier, Path, Path, str], scans: list[Path]
+) -> None:
+    other = _model(seed=1)  # not the exported weights
+    with pytest.raises(ParityError, match=r"largest difference is .* on image '.*jpeg'") as info:
+        check_parity(other, exported[2], scans[:2])
+    assert info.value.max_abs_diff > PARITY_TOLERANCE
+    assert info.value.image in {str(p) for p in scans[:2]}
+    report = check_parity(exported[0], exported[2], None)  # synthetic images
+    assert report.images == 4
+    assert report.max_abs_diff < PARITY_TOLERANCE
+
+
+def test_a_failed_parity_check_writes_nothing(
+    exported: tuple[Classifier, Path, Path, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    graph = exported[2].read_bytes()
+    monkeypatch.setattr(_export, "_export_graph", lambda *args: graph)  # another model's graph
+    target = tmp_path / "bad.onnx"
+    with pytest.raises(ParityError, match="nothing was written"):
+        to_onnx(_model(seed=1), target)
+    assert not target.exists()
+
+
+def test_export_of_an_architecture_marked_not_exportable_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(_registry, "_REGISTRY", dict(_registry._REGISTRY))
+    register_model(
+        ModelSpec(
+            name="no_export_cnn",
+            builder=small_cnn_network,
+            head="classifier",
+            feature_blocks=lambda network: [network],
+            gradcam_layer="features",
+            exportable=False,
+            export_problem="its layer features.3 uses an operator without an ONNX form",
+        )
+    )
+    model = Classifier(small_cnn_network(), classes=["A", "B", "C", "D"], arch="no_export_cnn")
+    with pytest.raises(OnnxExportError, match=r"'no_export_cnn' cannot .*features\.3"):
+        to_onnx(model, tmp_path / "x.onnx")
+    with pytest.raises(ValueError, match="exportable=False needs export_problem"):
+        ModelSpec(
+            name="x",
+            builder=small_cnn_network,
+            head="classifier",
+            feature_blocks=lambda network: [network],
+            gradcam_layer="features",
+            exportable=False,
+        )
+
+
+def test_the_probabilities_are_divided_by_the_temperature(tmp_path: Path) -> None:
+    model = _model(seed=2)
+    model.temperature = 2.0  # type: ignore[assignment]  # what calibration sets
+    images: Sequence[Image.Image] = synthetic_images(3)
+    result = to_onnx(model, tmp_path / "calibrated.onnx", images=images)
+    assert result.metadata["temperature"] == "2.0"
+    assert result.metadata["checkpoint_sha256"] == ""  # exported from memory
+    inputs = torch.stack([model.preprocessing.prepare(i) for i in images])
+    with torch.no_grad():
+        log_probabilities = model.eval()(inputs).double()
+    expected = torch.softmax(log_probabilities / 2.0, dim=1)
+    got = OnnxPredictor(result.path).predict_proba(images).double()
+    assert (got - expected).abs().max().item() < PARITY_TOLERANCE
+    assert (got - log_probabilities.exp()).abs().max().item() > 1e-3  # not the raw softmax
+
+
+def test_an_operator_without_onnx_form_is_named(tmp_path: Path) -> None:
+    @torch.library.custom_op("retinalnet_test::opaque", mutates_args=())
+    def opaque(x: torch.Tensor) -> torch.Tensor:
+        return x.clone()
+
+    @opaque.register_fake
+    def _(x: torch.Tensor) -> torch.Tensor:
+        return torch.empty_like(x)
+
+    class Opaque(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return opaque(x).mean((2, 3))[:, :2]
+
+    model = Classifier(Opaque(), classes=["A", "B"], preprocessing=Preprocessing(size=32))
+    with pytest.raises(OnnxExportError, match=r"'Opaque' .* operator 'retinalnet_test.opaque'"):
+        to_onnx(model, tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_read_metadata_refuses_other_files(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no ONNX model file"):
+        read_metadata(tmp_path / "missing.onnx")
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x00\x01 not protobuf")
+    with pytest.raises(ValueError, match=r"garbage\.onnx"):
+        read_metadata(garbage)
+    plain = tmp_path / "plain.onnx"
+    node = onnx.helper.make_node("Identity", ["x"], ["y"])
+    info = onnx.helper.make_tensor_value_info
+    graph = onnx.helper.make_graph([node], "g", [info("x", 1, [1])], [info("y", 1, [1])])
+    onnx.save(onnx.helper.make_model(graph), str(plain))
+    with pytest.raises(ValueError, match="not an ONNX model exported by retinalnet"):
+        read_metadata(plain)
+
+
+def test_info_of_an_export_shows_its_metadata_and_source(
+    exported: tuple[Classifier, Path, Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, checkpoint, out, _ = exported
+    assert main(["info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["kind"] == "onnx"
+    assert info["arch"] == "small_cnn"
+    assert info["checkpoint_sha256"] == file_digest(checkpoint).hex()
+    assert info["sha256"] == file_digest(out).hex()
+    assert info["opset"] == OPSET
+    assert info["parameters"]["total"] > 100_000  # the small CNN's 106k, BatchNorm folded
+    assert main(["info", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"checkpoint sha256  {file_digest(checkpoint).hex()}" in printed
+    assert "(ONNX model)" in printed
