@@ -5,8 +5,8 @@
     python benchmarks/bench_peers.py --images 8192 --epochs 10 --device cuda
 
 Each contender trains the same model (``--arch``: the tutorial's VGG16, or ResNet-18 for a
-CPU-sized run; random weights, everything frozen but a new head, 4 classes) on the same synthetic JPEG files (``bench_scale.py``'s size
-mix) for the same number of epochs, validating after each, and is timed from its first line
+CPU-sized run; random weights, everything frozen but a new head, 4 classes) on the same
+synthetic JPEG files (``bench_scale.py``'s size mix) for the same number of epochs, validating after each, and is timed from its first line
 to a trained model:
 
 - retinalnet: ``Trainer(vgg16_transfer(weights=None), feature_cache=True)``, its defaults.
@@ -41,10 +41,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from torchvision import datasets, models
-from torchvision import transforms as T
+from torchvision import transforms as T  # noqa: N812 (the alias torchvision's docs use)
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_scale import write_tree  # noqa: E402
+from bench_scale import write_tree
 
 EPOCHS = 10
 
@@ -54,25 +54,32 @@ def loaders(
 ) -> tuple[DataLoader[Any], DataLoader[Any]]:
     train = datasets.ImageFolder(str(root / "train"), transform)
     val = datasets.ImageFolder(str(root / "val"), transform)
-    options = dict(batch_size=batch, num_workers=workers, pin_memory=cuda,
-                   persistent_workers=workers > 0)  # fmt: skip
+    options = {
+        "batch_size": batch,
+        "num_workers": workers,
+        "pin_memory": cuda,
+        "persistent_workers": workers > 0,
+    }
     return DataLoader(train, shuffle=True, **options), DataLoader(val, **options)
 
 
 def tutorial_transform() -> Any:
     # the transfer-learning tutorials' evaluation pipeline (no augmentation: same work as
     # retinalnet's cache, which sees each image with the evaluation preprocessing)
-    return T.Compose([
-        T.Resize(256), T.CenterCrop(224), T.Grayscale(3), T.ToTensor(),
-        T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
-    ])  # fmt: skip
+    return T.Compose(
+        [
+            T.Resize(256),
+            T.CenterCrop(224),
+            T.Grayscale(3),
+            T.ToTensor(),
+            T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+        ]
+    )
 
 
 def tutorial_head(in_features: int) -> nn.Module:
     """The tutorial's head (logits; the losses below take them)."""
-    return nn.Sequential(
-        nn.Linear(in_features, 256), nn.ReLU(), nn.Dropout(0.2), nn.Linear(256, 4)
-    )
+    return nn.Sequential(nn.Linear(in_features, 256), nn.ReLU(), nn.Dropout(0.2), nn.Linear(256, 4))
 
 
 def frozen_torchvision(arch: str) -> tuple[nn.Module, nn.Module]:
@@ -143,7 +150,7 @@ def run_timm(root: Path, device: torch.device, epochs: int, workers: int, arch: 
 
 
 def run_lightning(root: Path, device: torch.device, epochs: int, workers: int, arch: str) -> None:
-    import lightning as L
+    import lightning as L  # noqa: N812 (the alias Lightning's docs use)
 
     class Module(L.LightningModule):
         def __init__(self) -> None:
@@ -169,11 +176,16 @@ def run_lightning(root: Path, device: torch.device, epochs: int, workers: int, a
     cuda = device.type == "cuda"
     train, val = loaders(root, tutorial_transform(), 32, workers, cuda)
     trainer = L.Trainer(
-        max_epochs=epochs, accelerator="gpu" if cuda else "cpu", devices=1,
-        precision="bf16-mixed" if cuda else "32-true", logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        max_epochs=epochs,
+        accelerator="gpu" if cuda else "cpu",
+        devices=1,
+        precision="bf16-mixed" if cuda else "32-true",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
         num_sanity_val_steps=0,
-    )  # fmt: skip
+    )
     trainer.fit(Module(), train, val)
     if cuda:
         torch.cuda.synchronize()
@@ -182,14 +194,14 @@ def run_lightning(root: Path, device: torch.device, epochs: int, workers: int, a
 def run_retinalnet(root: Path, device: torch.device, epochs: int, workers: int, arch: str) -> None:
     from retinalnet import KermanyOCT, Trainer, create_model, vgg16_transfer
 
-    if arch == "vgg16":
-        model = vgg16_transfer(weights=None)
-    else:
-        model = create_model(arch, weights=None)
+    model = vgg16_transfer(weights=None) if arch == "vgg16" else create_model(arch, weights=None)
     trainer = Trainer(
-        model, feature_cache=True, max_epochs=epochs, device=device,
+        model,
+        feature_cache=True,
+        max_epochs=epochs,
+        device=device,
         progress=False,
-    )  # fmt: skip
+    )
     trainer.fit(KermanyOCT(root, "train"), KermanyOCT(root, "val"))
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -236,12 +248,16 @@ def main() -> None:
             print(f"  {name}: {seconds[name]:.1f} s", flush=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    )  # fmt: skip
-    print(f"{args.images} training images + 32 validation, {args.epochs} epochs, {args.arch} "
-          f"(random weights) frozen but the head, {where}, {workers} loader workers, "
-          f"torch {torch.__version__}")  # fmt: skip
+    where = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    )
+    print(
+        f"{args.images} training images + 32 validation, {args.epochs} epochs, {args.arch} "
+        f"(random weights) frozen but the head, {where}, {workers} loader workers, "
+        f"torch {torch.__version__}"
+    )
     base = seconds.get("retinalnet")
     print(f"{'':12s} {'seconds':>9s} {'vs retinalnet':>14s}")
     for name, value in seconds.items():

@@ -134,10 +134,13 @@ def _tiny() -> torch.nn.Module:
     from retinalnet.models import Classifier, build_head
 
     trunk = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 16, 3, stride=2), torch.nn.ReLU(),
-        torch.nn.Conv2d(16, 32, 3, stride=2), torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(),
-    )  # fmt: skip
+        torch.nn.Conv2d(3, 16, 3, stride=2),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 32, 3, stride=2),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(4),
+        torch.nn.Flatten(),
+    )
     for p in trunk.parameters():
         p.requires_grad_(False)
     head = build_head(512, 4, hidden=256, dropout=0.2)
@@ -149,9 +152,10 @@ def _frozen_small_cnn(builder: Any) -> torch.nn.Module:
     LogSoftmax), so the feature cache applies as to the frozen VGG16."""
     model = builder()
     heads = [
-        m for m in model.modules()
+        m
+        for m in model.modules()
         if isinstance(m, torch.nn.Sequential) and isinstance(m[-1], torch.nn.LogSoftmax)
-    ]  # fmt: skip
+    ]
     for p in model.parameters():
         p.requires_grad_(False)
     for p in heads[-1].parameters():
@@ -203,8 +207,10 @@ def main() -> None:
         started = time.perf_counter()
         existing = sum(1 for _ in (root / "train").rglob("*.jpeg")) if root.exists() else 0
         written = write_tree(root, counts) if existing != args.images else 0
-        print(f"files: {args.images} train, 32 val, {test_count} test in {root} "
-              f"({written / 2**20:.0f} MiB written in {time.perf_counter() - started:.1f} s)")  # fmt: skip
+        print(
+            f"files: {args.images} train, 32 val, {test_count} test in {root} "
+            f"({written / 2**20:.0f} MiB written in {time.perf_counter() - started:.1f} s)"
+        )
         run(args, root, counts, results)
     finally:
         if temporary is not None:
@@ -233,10 +239,15 @@ def run(
 
     model = build_model(args.arch)
     marks = _Marks()
-    options: dict[str, Any] = dict(
-        feature_cache=True, max_epochs=args.epochs, batch_size=args.batch_size, device=device,
-        seed=0, callbacks=[marks], num_workers=args.workers,
-    )  # fmt: skip
+    options: dict[str, Any] = {
+        "feature_cache": True,
+        "max_epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "device": device,
+        "seed": 0,
+        "callbacks": [marks],
+        "num_workers": args.workers,
+    }
     parameters = inspect.signature(Trainer).parameters
     options["progress" if "progress" in parameters else "verbose"] = False
     trainer = Trainer(model, **options)
@@ -280,29 +291,47 @@ def run(
         else platform.processor() or platform.machine()
     )
     source = Path(retinalnet.__file__).parent.parent
-    print(f"retinalnet {retinalnet.__version__} from {source}, torch {torch.__version__}, {name}, device {device}, "
-          f"{torch.get_num_threads()} threads, arch {args.arch} at {224} px, batch {args.batch_size}")  # fmt: skip
+    print(
+        f"retinalnet {retinalnet.__version__} from {source}, torch {torch.__version__}, "
+        f"{name}, device {device}, "
+        f"{torch.get_num_threads()} threads, arch {args.arch} at {224} px, batch {args.batch_size}"
+    )
     print(f"{'phase':34s} {'seconds':>9s} {'img/s':>10s} {'peak RSS MiB':>13s} {'CPU s':>8s}")
     for (label, seconds, images), memory, used in zip(rows, rss, cpu, strict=True):
         print(f"{label:34s} {seconds:9.2f} {images / seconds:10.0f} {memory:13.0f} {used:8.2f}")
     print(f"{'total (index to test result)':34s} {total:9.2f} {counts['train'] / total:10.0f}")
     later = epochs[1:] or epochs
-    print(f"head epoch: first {epochs[0] * 1000:.0f} ms, then mean {np.mean(later) * 1000:.1f} ms "
-          f"(min {min(later) * 1000:.1f}); test accuracy {result.accuracy:.2%} (random weights)")  # fmt: skip
+    print(
+        f"head epoch: first {epochs[0] * 1000:.0f} ms, then mean {np.mean(later) * 1000:.1f} ms "
+        f"(min {min(later) * 1000:.1f}); test accuracy {result.accuracy:.2%} (random weights)"
+    )
     fraction = "n/a" if peak is None else f"{cache_rate * flops / peak:.1%}"
-    print(f"cache build: {cache_rate:.0f} img/s x {flops / 1e9:.1f} GFLOP/img = "
-          f"{cache_rate * flops / 1e12:.2f} TFLOP/s; fraction of bf16 peak: {fraction}")  # fmt: skip
+    print(
+        f"cache build: {cache_rate:.0f} img/s x {flops / 1e9:.1f} GFLOP/img = "
+        f"{cache_rate * flops / 1e12:.2f} TFLOP/s; fraction of bf16 peak: {fraction}"
+    )
     per_image = total / counts["train"] * 1000
-    print(f"per training image, end to end: {per_image:.2f} ms; peak RSS {rss[-1]:.0f} MiB "
-          f"(at start {baseline:.0f}); features in memory {counts['train'] * 4096 * 4 / 2**20:.0f} MiB for VGG16")  # fmt: skip
+    print(
+        f"per training image, end to end: {per_image:.2f} ms; peak RSS {rss[-1]:.0f} MiB "
+        f"(at start {baseline:.0f}); features in memory "
+        f"{counts['train'] * 4096 * 4 / 2**20:.0f} MiB for VGG16"
+    )
     if device.type == "cuda":
         print(f"peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB")
     results.update(
-        device=str(device), name=name, version=retinalnet.__version__, source=str(source),
-        phases={label: seconds for label, seconds, _ in rows}, total=total,
-        cache_img_s=cache_rate, bf16_fraction=None if peak is None else cache_rate * flops / peak,
-        head_epoch_s=float(np.mean(later)), rss_mib=rss, cpu_s=cpu, per_image_ms=per_image,
-    )  # fmt: skip
+        device=str(device),
+        name=name,
+        version=retinalnet.__version__,
+        source=str(source),
+        phases={label: seconds for label, seconds, _ in rows},
+        total=total,
+        cache_img_s=cache_rate,
+        bf16_fraction=None if peak is None else cache_rate * flops / peak,
+        head_epoch_s=float(np.mean(later)),
+        rss_mib=rss,
+        cpu_s=cpu,
+        per_image_ms=per_image,
+    )
     sys.stdout.flush()
 
 
