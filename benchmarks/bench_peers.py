@@ -6,8 +6,8 @@
 
 Each contender trains the same model (``--arch``: the tutorial's VGG16, or ResNet-18 for a
 CPU-sized run; random weights, everything frozen but a new head, 4 classes) on the same
-synthetic JPEG files (``bench_scale.py``'s size mix) for the same number of epochs, validating after each, and is timed from its first line
-to a trained model:
+synthetic JPEG files (``bench_scale.py``'s size mix) for the same number of epochs,
+validating after each, and is timed from its first line to a trained model:
 
 - retinalnet: ``Trainer(vgg16_transfer(weights=None), feature_cache=True)``, its defaults.
 - Lightning: a ``LightningModule`` with ``training_step``/``validation_step``/
