@@ -151,6 +151,26 @@ def test_onnx_prediction_equals_the_torch_predictor_on_the_same_files(
     assert one.to_dict()["source"] == str(scans[0])
 
 
+def test_a_dicom_volume_gets_the_same_summary_from_the_onnx_model(
+    exported: tuple[Classifier, Path, Path, str], tmp_path: Path
+) -> None:
+    """The deploying page's worked example: predict_volume takes the ONNX predictor."""
+    pytest.importorskip("pydicom")
+    from _dicom_helpers import scans as synthetic_scans
+    from _dicom_helpers import write
+    from retinalnet.volume import predict_volume
+
+    _, checkpoint, out, _ = exported
+    volume = write(tmp_path / "volume.dcm", synthetic_scans(4))
+    torch_predictor = Predictor.from_checkpoint(checkpoint, device="cpu", precision="fp32")
+    want = predict_volume(torch_predictor, volume)
+    got = predict_volume(Predictor.from_onnx(out), volume)
+    assert got.label == want.label
+    assert [s.index for s in got.drivers] == [s.index for s in want.drivers]
+    difference = np.abs(np.array(got.probabilities) - np.array(want.probabilities)).max()
+    assert difference < PARITY_TOLERANCE
+
+
 def test_onnx_predictor_takes_images_in_memory_and_skips_unreadable_files(
     exported: tuple[Classifier, Path, Path, str], scans: list[Path], tmp_path: Path
 ) -> None:
