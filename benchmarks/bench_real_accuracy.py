@@ -43,7 +43,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +50,7 @@ import torch
 from torch import nn
 
 from retinalnet.datasets import KermanyOCT, ManifestRow, patient_split, write_manifest
+from retinalnet.metrics import expected_calibration_error
 from retinalnet.models import Classifier, build_head
 from retinalnet.training import (
     ClassificationTask,
@@ -58,6 +58,7 @@ from retinalnet.training import (
     FeatureCacheConfig,
     FineTune,
     Trainer,
+    calibrate,
     evaluate,
     fine_tune,
     seed_everything,
@@ -68,10 +69,6 @@ TRAIN_ROOT = Path("/work/shared/data/kermany-train")
 TEST_ROOT = Path("/work/shared/data/kermany-sample")
 RECIPES = ("tutorial", "frozen", "finetune", "naive")
 CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")
-
-# ECE columns: the coordinator wires retinalnet.metrics.expected_calibration_error here
-# (after merging the calibration work); until then the column stays empty.
-ECE_COLUMN: Callable[[Any, Any], float] | None = None
 
 
 def efficientnet_lite0(size: int, augment: str) -> Classifier:
@@ -175,6 +172,8 @@ def run_recipe(
     seconds = time.perf_counter() - started
     load_after = os.getloadavg()[0]
     val_result = evaluate(model, val, batch_size=64, precision="fp32")
+    raw = evaluate(model, test, batch_size=64, precision="fp32")  # temperature 1
+    calibration = calibrate(model, val, batch_size=64, precision="fp32")  # on validation only
     test_result = evaluate(model, test, batch_size=64, precision="fp32")
     report = test_result.report(bootstrap=1000, seed=0)
     row: dict[str, Any] = {
@@ -187,7 +186,12 @@ def run_recipe(
         "val_accuracy": val_result.accuracy,
         "seconds": seconds,
         "load": (load_before, load_after),
-        "ece": ECE_COLUMN(test_result.probabilities, test_result.targets) if ECE_COLUMN else None,
+        # test ECE before and after temperature scaling fitted on the validation split
+        "ece": (
+            expected_calibration_error(raw.probabilities, raw.targets),
+            expected_calibration_error(test_result.probabilities, test_result.targets),
+        ),
+        "temperature": calibration.temperature if calibration.applied else 1.0,
     }
     return row
 
@@ -196,7 +200,7 @@ def line(row: dict[str, Any]) -> str:
     low, high = row["test_accuracy_ci"]
     sens = " ".join(f"{name} {value:.1%}" for name, value in row["sensitivity"].items())
     auc = "-" if row["referral_auc"] is None else f"{row['referral_auc']:.4f}"
-    ece = "-" if row["ece"] is None else f"{row['ece']:.3f}"
+    ece = f"{row['ece'][0]:.1%} -> {row['ece'][1]:.1%} (T {row['temperature']:.2f})"
     return (
         f"{row['recipe']:9s} seed {row['seed']}  test {row['test_accuracy']:.1%} "
         f"[{low:.1%}, {high:.1%}]  {sens}  referral AUC {auc}  ECE {ece}  "
