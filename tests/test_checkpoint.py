@@ -439,8 +439,8 @@ def _tampered(**changes: Any) -> Callable[[Path], None]:
             id="newer-format",
         ),
         pytest.param(
-            _tampered(preprocessing={**Preprocessing().to_dict(), "gamma": 2.0}),
-            r"unknown preprocessing setting\(s\) \['gamma'\].*upgrade",
+            _tampered(preprocessing={**Preprocessing().to_dict(), "sharpen": 2.0}),
+            r"unknown preprocessing setting\(s\) \['sharpen'\].*upgrade",
             id="newer-preprocessing",
         ),
     ],

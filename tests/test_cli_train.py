@@ -272,12 +272,13 @@ def test_the_same_seed_twice_gives_the_same_run_and_a_resumed_run_repeats_it(
 
 
 def _train_frozen(data: Path, out: Path, *extra: str) -> int:
-    """``retinalnet train`` of ResNet-18 (random weights, frozen but for its head) at 32 px."""
+    """``retinalnet train --recipe tutorial`` of ResNet-18 (random weights, frozen but for its
+    head) at 32 px."""
     return main(
         [
             "train", "--data", str(data), "--out", str(out), "--arch", "resnet18",
             "--weights", "none", "--size", "32", "--epochs", "1", "--batch-size", "8",
-            "--seed", "0", *extra,
+            "--seed", "0", "--recipe", "tutorial", *extra,
         ]
     )  # fmt: skip
 

@@ -261,7 +261,7 @@ def _train(data: Path, out: Path, *extra: str) -> int:
         [
             "train", "--data", str(data), "--out", str(out), "--arch", "small_cnn",
             "--weights", "none", "--size", "32", "--epochs", "1", "--batch-size", "4",
-            "--seed", "0", "-q", *extra,
+            "--seed", "0", "-q", "--recipe", "tutorial", *extra,
         ]
     )  # fmt: skip
 

@@ -147,7 +147,8 @@ def recipe_trainer(
         progress=trainer.progress,
         out_dir=trainer.out_dir,
         overwrite=trainer.overwrite,
-        feature_cache=getattr(args, "feature_cache", False),  # the probe's (DIR: kept)
+        # the probe always runs on cached features; --feature-cache DIR keeps them on disk
+        feature_cache=getattr(args, "feature_cache", None) or False,
         # --calibrate's TemperatureScaling; the recipe brings its own EarlyStopping
         callbacks=[c for c in trainer.callbacks if not isinstance(c, EarlyStopping)],
     )

@@ -105,7 +105,8 @@ def run_train(args: argparse.Namespace) -> int:
             num_workers=args.workers,
             device=args.device,
             precision=args.precision,
-            feature_cache=cache,  # finetune: for --lr auto; the probe builds its own
+            # finetune: the probe builds its own cache; this one serves --lr auto only
+            feature_cache=cache if args.recipe == "tutorial" or args.lr == "auto" else False,
             out_dir=args.out,
             overwrite=args.overwrite,
             seed=args.seed,

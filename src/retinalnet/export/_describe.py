@@ -58,6 +58,8 @@ def _describe_checkpoint(file: Path) -> dict[str, Any]:
     checkpoint = load_checkpoint(file)
     parameters: dict[str, int] | None = None
     temperature = _number(getattr(checkpoint, "temperature", None))
+    if temperature == 1.0:  # what every uncalibrated checkpoint carries
+        temperature = None
     try:
         model = checkpoint.build_model()
     except ValueError:  # a network built by hand: only the stored tensors can be counted
@@ -65,8 +67,6 @@ def _describe_checkpoint(file: Path) -> dict[str, Any]:
     else:
         summary = parameter_summary(model)
         parameters = {"total": summary.total, "trainable": summary.trainable}
-        if temperature is None:
-            temperature = _number(getattr(model, "temperature", None))
     stored = sum(tensor.numel() for tensor in checkpoint.state_dict.values())
     return {
         "file": str(file),
