@@ -311,7 +311,7 @@ class Predictor:
             rows.append(log_probs.exp().float().cpu())
             reasons.extend(rest[0] if skip else [""] * len(log_probs))
         self.skipped = [
-            SkippedImage(_source(image, index), reason)
+            SkippedImage(image_source(image, index), reason)
             for index, (image, reason) in enumerate(zip(images, reasons, strict=True))
             if reason
         ]
@@ -365,26 +365,13 @@ class Predictor:
         ValueError
             If ``k`` is out of range or a tensor is not an image.
         """
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(self.classes):
-            raise ValueError(f"k must be an int from 1 to {len(self.classes)}, got {k!r}")
+        check_k(k, len(self.classes))
         single = not isinstance(images, (list, tuple))
         batch: Sequence[ImageInput] = images if isinstance(images, (list, tuple)) else [images]
         probabilities, readable = self._probabilities(batch)
         if single and self.skipped:
             raise UnreadableImageError(self.skipped[0].source, self.skipped[0].reason)
-        sources = [_source(image, i) for i, image in enumerate(batch) if readable[i]]
-        probabilities = probabilities[readable]
-        values, indices = probabilities.topk(k, dim=1)
-        predictions = [
-            Prediction(
-                source=source,
-                top=tuple(
-                    ClassProbability(self.classes[int(i)], int(i), float(p))
-                    for p, i in zip(row_values, row_indices, strict=True)
-                ),
-            )
-            for source, row_values, row_indices in zip(sources, values, indices, strict=True)
-        ]
+        predictions = top_predictions(probabilities[readable], batch, readable, self.classes, k)
         return predictions[0] if single else predictions
 
     def gradcam(
@@ -472,9 +459,42 @@ class Predictor:
         return OnnxPredictor(path, batch_size=batch_size, on_error=on_error, threads=threads)
 
 
-def _source(image: ImageInput, index: int) -> str:
+def image_source(image: ImageInput, index: int) -> str:
     """How results name an image: its path, or ``<image N>`` for one in memory."""
     return str(image) if isinstance(image, (str, os.PathLike)) else f"<image {index}>"
+
+
+def check_k(k: int, num_classes: int) -> None:
+    """Refuse a ``k`` that is not an int from 1 to ``num_classes`` (both predictors' rule)."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= num_classes:
+        raise ValueError(f"k must be an int from 1 to {num_classes}, got {k!r}")
+
+
+def top_predictions(
+    probabilities: torch.Tensor,
+    images: Sequence[ImageInput],
+    readable: Sequence[bool] | torch.Tensor,
+    classes: Sequence[str],
+    k: int,
+) -> list[Prediction]:
+    """One :class:`Prediction` per readable image: its ``k`` most probable classes.
+
+    ``probabilities`` has one row per readable image, in the order of ``images``; the
+    torch :class:`Predictor` and the ONNX one build their results here, so both name
+    images and order classes the same way.
+    """
+    sources = [image_source(image, i) for i, image in enumerate(images) if readable[i]]
+    values, indices = probabilities.topk(k, dim=1)
+    return [
+        Prediction(
+            source=source,
+            top=tuple(
+                ClassProbability(classes[int(i)], int(i), float(p))
+                for p, i in zip(row_values, row_indices, strict=True)
+            ),
+        )
+        for source, row_values, row_indices in zip(sources, values, indices, strict=True)
+    ]
 
 
 class _PreparedImages(Dataset[Any]):

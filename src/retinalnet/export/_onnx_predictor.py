@@ -20,17 +20,19 @@ import torch
 from retinalnet._core.images import ImageInput, UnreadableImageError, coerce_image
 from retinalnet.export._metadata import OnnxMetadata, read_metadata
 from retinalnet.export._onnx_runtime import inference_session
-from retinalnet.predictor import ClassProbability, OnError, Prediction, SkippedImage
+from retinalnet.predictor import (
+    OnError,
+    Prediction,
+    SkippedImage,
+    check_k,
+    image_source,
+    top_predictions,
+)
 from retinalnet.transforms import Preprocessing
 
 __all__ = ["OnnxPredictor"]
 
 logger = logging.getLogger(__name__)
-
-
-def _source(image: ImageInput, index: int) -> str:
-    """How results name an image: its path, or ``<image N>`` for one in memory."""
-    return str(image) if isinstance(image, (str, os.PathLike)) else f"<image {index}>"
 
 
 class OnnxPredictor:
@@ -133,7 +135,7 @@ class OnnxPredictor:
                     if self.on_error == "raise":
                         raise
                     reason = error.reason or str(error)
-                    self.skipped.append(SkippedImage(_source(images[index], index), reason))
+                    self.skipped.append(SkippedImage(image_source(images[index], index), reason))
                     readable.append(False)
                     continue
                 readable.append(True)
@@ -191,23 +193,11 @@ class OnnxPredictor:
         ValueError
             If ``k`` is out of range or a tensor is not an image.
         """
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(self.classes):
-            raise ValueError(f"k must be an int from 1 to {len(self.classes)}, got {k!r}")
+        check_k(k, len(self.classes))
         single = not isinstance(images, (list, tuple))
         batch: Sequence[ImageInput] = images if isinstance(images, (list, tuple)) else [images]
         probabilities, readable = self._probabilities(batch)
         if single and self.skipped:
             raise UnreadableImageError(self.skipped[0].source, self.skipped[0].reason)
-        sources = [_source(image, i) for i, image in enumerate(batch) if readable[i]]
-        values, indices = probabilities.topk(k, dim=1)
-        predictions = [
-            Prediction(
-                source=source,
-                top=tuple(
-                    ClassProbability(self.classes[int(i)], int(i), float(p))
-                    for p, i in zip(row_values, row_indices, strict=True)
-                ),
-            )
-            for source, row_values, row_indices in zip(sources, values, indices, strict=True)
-        ]
+        predictions = top_predictions(probabilities, batch, readable, self.classes, k)
         return predictions[0] if single else predictions
