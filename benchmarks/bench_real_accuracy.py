@@ -184,6 +184,7 @@ def run_recipe(
         "sensitivity": {m.name: m.recall for m in report.per_class},
         "referral_auc": report.referral.auc if report.referral else None,
         "val_accuracy": val_result.accuracy,
+        "val_loss": val_result.loss,  # NLL at temperature 1: steadier than 70 images' accuracy
         "seconds": seconds,
         "load": (load_before, load_after),
         # test ECE before and after temperature scaling fitted on the validation split
@@ -204,7 +205,7 @@ def line(row: dict[str, Any]) -> str:
     return (
         f"{row['recipe']:9s} seed {row['seed']}  test {row['test_accuracy']:.1%} "
         f"[{low:.1%}, {high:.1%}]  {sens}  referral AUC {auc}  ECE {ece}  "
-        f"val {row['val_accuracy']:.1%}  {row['seconds']:.0f} s "
+        f"val {row['val_accuracy']:.1%} (NLL {row['val_loss']:.3f})  {row['seconds']:.0f} s "
         f"(load {row['load'][0]:.1f} -> {row['load'][1]:.1f})"
     )
 
@@ -224,7 +225,8 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"{recipe:9s} mean of {len(mine)} seed(s): test {mean('test_accuracy'):.1%}  "
             f"DRUSEN {drusen:.1%}  referral AUC {statistics.fmean(aucs):.4f}  "
-            f"val {mean('val_accuracy'):.1%}  {mean('seconds'):.0f} s per seed"
+            f"val {mean('val_accuracy'):.1%} (NLL {mean('val_loss'):.3f})  "
+            f"{mean('seconds'):.0f} s per seed"
         )
     return lines
 

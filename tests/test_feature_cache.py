@@ -165,6 +165,30 @@ def test_disk_cache_is_reused_and_never_stale(
     assert len(list(cache_dir.iterdir())) == 4
 
 
+def test_plain_disk_cache_is_shared_across_seeds_and_augmentations_views_are_not(
+    tree: Path, tmp_path: Path
+) -> None:
+    cache_dir = tmp_path / "features"
+    model = frozen_model()
+    data = KermanyOCT(tree, "train")
+    first = build_feature_cache(model, data, cache_dir=cache_dir, seed=0, progress=False)
+    augmented = copy.deepcopy(model)
+    augmented.preprocessing = model.preprocessing.with_augmentation("oct")
+    for other_model, seed in ((model, 5), (augmented, 0)):  # plain features: nothing changes
+        again = build_feature_cache(
+            other_model, data, cache_dir=cache_dir, seed=seed, progress=False
+        )
+        assert again.fingerprint == first.fingerprint
+    assert len(list(cache_dir.iterdir())) == 1
+
+    with_views = {"cache_dir": cache_dir, "views": 1, "progress": False}
+    seeded = build_feature_cache(model, data, seed=0, **with_views)
+    assert build_feature_cache(model, data, seed=1, **with_views).fingerprint != seeded.fingerprint
+    other_aug = build_feature_cache(augmented, data, seed=0, **with_views)
+    assert other_aug.fingerprint != seeded.fingerprint
+    assert len(list(cache_dir.iterdir())) == 4
+
+
 def test_disk_cache_needs_file_backed_data(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="not file-backed"):
         build_feature_cache(

@@ -288,8 +288,9 @@ def build_feature_cache(
     cache_dir
         Keep the cache on disk under ``cache_dir/<fingerprint>/`` (memory-mapped when read
         back) and reuse it in later runs. The fingerprint covers the frozen weights, the
-        preprocessing, the files (paths, sizes, modification times) and ``views``, so a
-        stale cache is never used. ``None``: in memory only.
+        preprocessing, the files (paths, sizes, modification times) and ``views`` (with
+        views, also the training augmentation and ``seed``; without, one cache serves every
+        seed and augmentation), so a stale cache is never used. ``None``: in memory only.
     batch_size, num_workers, device, progress
         How the backbone is run (``num_workers=None``: by device, none on a CPU and up to 8
         with a GPU).
@@ -317,13 +318,16 @@ def build_feature_cache(
         raise ValueError(f"decode must be 'auto', 'pil' or 'tensor', got {decode!r}")
     head_name, head = trainable_head(model)
     digest = _frozen_state_digest(model, head_name)
-    digest.update(json.dumps(model.preprocessing.to_dict(), sort_keys=True).encode())
+    # Without views only the evaluation pipeline runs: the augmentation and the seed change
+    # nothing stored, so they stay out of the fingerprint (a cache serves every seed).
+    used = model.preprocessing if views else model.preprocessing.with_augmentation("none")
+    digest.update(json.dumps(used.to_dict(), sort_keys=True).encode())
     target_device = resolve_device(device)
     dtype = resolve_precision(precision, target_device)
     samples = _tensor_path_samples(model, data, decode, target_device)
     if samples is not None:  # its numbers differ from PIL's within a tolerance
         digest.update(b"decode=tensor ")
-    digest.update(f"views={views} seed={seed} dtype={dtype}".encode())
+    digest.update(f"views={views} seed={seed if views else 0} dtype={dtype}".encode())
     folder: Path | None = None
     if cache_dir is not None:
         if isinstance(data, DataLoader):
