@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import random
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from _training_helpers import (
 from retinalnet.cli import main
 from retinalnet.datasets import KermanyOCT, make_synthetic_kermany
 from retinalnet.training import ClassificationTask, LRFinderResult
+from retinalnet.training._feature_cache import FeatureCache
 
 LRS = tuple(float(x) for x in np.logspace(-7, 1, 100))
 
@@ -278,6 +280,34 @@ def test_train_lr_auto_prints_the_rate_and_trains_with_it(
     history = (tmp_path / "run" / "history.csv").read_text().splitlines()
     header = history[0].split(",")
     assert float(history[1].split(",")[header.index("lr")]) == pytest.approx(rate, rel=1e-2)
+
+
+def test_train_lr_auto_with_finetune_extracts_the_features_once(
+    data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    loads: list[bool] = []  # per feature-cache build: found on disk?
+    real_load = FeatureCache.load.__func__  # type: ignore[attr-defined]
+
+    def load(cls: type[FeatureCache], folder: Path, *, fingerprint: str) -> FeatureCache | None:
+        found: FeatureCache | None = real_load(cls, folder, fingerprint=fingerprint)
+        loads.append(found is not None)
+        return found
+
+    monkeypatch.setattr(FeatureCache, "load", classmethod(load))
+    frozen = ("--arch", "resnet18", "--finetune-blocks", "1")  # a frozen backbone to cache
+    with one_thread():
+        code = _train(data, tmp_path / "run", "--lr", "auto", "--recipe", "finetune", *frozen)
+    assert code == 0
+    assert "learning rate: " in capsys.readouterr().out
+    # the range test builds the training features, the probe reads them back (then val)
+    assert loads == [False, True, False]
+    assert list(scratch.iterdir()) == []  # the scratch features are gone after the run
 
 
 def test_train_lr_auto_with_resume_is_refused(

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import sys
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
@@ -56,6 +57,7 @@ def run_train(args: argparse.Namespace) -> int:
         Trainer,
         seed_everything,
     )
+    from retinalnet.training._config import choose_feature_cache
     from retinalnet.transforms import Preprocessing
 
     recipe_defaults(args)  # --recipe finetune (default) or tutorial: epochs, lr, balance...
@@ -82,10 +84,22 @@ def run_train(args: argparse.Namespace) -> int:
             "--lr auto finds a rate for a new run; a resumed run (--resume) continues with the "
             "rate saved in its checkpoint: leave out --lr auto"
         )
-    with RunLock(args.out):  # one run at a time writes to --out
+    scratch = contextlib.ExitStack()
+    with RunLock(args.out), scratch:  # one run at a time writes to --out
         if args.seed is not None:
             seed_everything(args.seed)  # before the model: its new head starts the same
         model = create_model(args.arch, weights=args.weights, preprocessing=preprocessing)
+        # before any features are cached: augmented views follow it
+        model.preprocessing = model.preprocessing.with_augmentation(args.augment)
+        if (
+            args.lr == "auto"
+            and args.recipe == "finetune"
+            and args.feature_cache in (None, True)
+            and choose_feature_cache("auto", model).config is not None  # a frozen backbone
+        ):  # the range test and the linear probe read one set of features from disk
+            folder = scratch.enter_context(tempfile.TemporaryDirectory(prefix="retinalnet-"))
+            args.feature_cache = folder
+            cache = FeatureCacheConfig(cache_dir=folder, views=args.cache_views)
         task = ClassificationTask(
             lr=1e-3 if args.lr == "auto" else args.lr,
             balance=None if args.balance == "none" else args.balance,
@@ -115,6 +129,7 @@ def run_train(args: argparse.Namespace) -> int:
         if args.lr == "auto":  # the range test on the frozen backbone's cached features
             args.lr = _find_lr(trainer, train)
         trainer = recipe_trainer(args, model, trainer, train, val)  # the probe runs here
+        scratch.close()  # the features of --lr auto's range test and the probe are done with
         csv_path = args.out / "history.csv"
         try:
             history = trainer.fit(train, val, resume_from=args.resume)

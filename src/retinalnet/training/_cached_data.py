@@ -13,23 +13,24 @@ from dataclasses import dataclass
 from retinalnet._core.loaders import DataSource
 from retinalnet.models import Classifier
 from retinalnet.models._classifier import network_of
-from retinalnet.training._feature_cache import _frozen_state_digest
+from retinalnet.training._feature_cache import _frozen_state_digest, preprocessing_key
 
 __all__ = ["CachedData"]
 
 
 @dataclass(eq=False)
 class CachedData:
-    """Features built from ``source`` (with ``views``), and the frozen weights they came from:
-    where each tensor outside the head lives and how often it changed in place (cheap to
-    compare), and a hash of their values (for when a tensor was written with the same
-    values, as restoring the best epoch's weights does)."""
+    """Features built from ``source`` (with ``views``), the preprocessing that made them, and
+    the frozen weights they came from: where each tensor outside the head lives and how often
+    it changed in place (cheap to compare), and a hash of their values (for when a tensor was
+    written with the same values, as restoring the best epoch's weights does)."""
 
     source: DataSource
     views: int
     features: DataSource
     versions: tuple[tuple[int, int], ...]
     digest: str
+    preprocessing: str
 
     @classmethod
     def of(
@@ -37,10 +38,14 @@ class CachedData:
     ) -> CachedData:
         versions = _frozen_versions(model, head_name)
         digest = _frozen_state_digest(model, head_name).hexdigest()
-        return cls(source, views, features, versions, digest)
+        preprocessing = preprocessing_key(model.preprocessing, views)
+        return cls(source, views, features, versions, digest, preprocessing)
 
     def unchanged(self, model: Classifier, head_name: str) -> bool:
-        """Whether the weights outside the head are still those the features came from."""
+        """Whether the weights outside the head are still those the features came from, and
+        the model's preprocessing (its augmentation too, for views) still makes them."""
+        if preprocessing_key(model.preprocessing, self.views) != self.preprocessing:
+            return False
         versions = _frozen_versions(model, head_name)
         if versions == self.versions:
             return True

@@ -40,6 +40,7 @@ from retinalnet.models._classifier import network_of
 from retinalnet.precision import Precision, resolve_precision
 from retinalnet.training._distributed import DistributedContext, current_context
 from retinalnet.training._tensor_batches import file_samples, tensor_batches
+from retinalnet.transforms import Preprocessing
 
 __all__ = [
     "FeatureCache",
@@ -116,6 +117,17 @@ def _frozen_state_digest(model: nn.Module, head_name: str) -> hashlib._Hash:
         flat = tensor.detach().cpu().contiguous().reshape(-1)
         digest.update(flat.view(torch.uint8).numpy())
     return digest
+
+
+def preprocessing_key(preprocessing: Preprocessing, views: int) -> str:
+    """The part of ``preprocessing`` that cached features depend on, as JSON.
+
+    Without augmented views only the evaluation pipeline runs, so the training augmentation
+    changes nothing stored and is left out (with the seed, in the fingerprint): one cache
+    serves every augmentation; with views, all of it counts.
+    """
+    used = preprocessing if views else preprocessing.with_augmentation("none")
+    return json.dumps(used.to_dict(), sort_keys=True)
 
 
 def data_fingerprint(data: Dataset[Any]) -> str:
@@ -318,10 +330,7 @@ def build_feature_cache(
         raise ValueError(f"decode must be 'auto', 'pil' or 'tensor', got {decode!r}")
     head_name, head = trainable_head(model)
     digest = _frozen_state_digest(model, head_name)
-    # Without views only the evaluation pipeline runs: the augmentation and the seed change
-    # nothing stored, so they stay out of the fingerprint (a cache serves every seed).
-    used = model.preprocessing if views else model.preprocessing.with_augmentation("none")
-    digest.update(json.dumps(used.to_dict(), sort_keys=True).encode())
+    digest.update(preprocessing_key(model.preprocessing, views).encode())
     target_device = resolve_device(device)
     dtype = resolve_precision(precision, target_device)
     samples = _tensor_path_samples(model, data, decode, target_device)
