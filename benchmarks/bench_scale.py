@@ -168,13 +168,17 @@ def peak_rss_mib() -> float:
 
 
 class _Marks(Callback):
+    """When the first epoch starts: the cache is built by then (0.2 builds it after
+    ``on_fit_start``, once every check of the fit has passed; 0.1 before it)."""
+
     def __init__(self) -> None:
         self.fit_start = 0.0
         self.fit_start_cpu = 0.0
 
-    def on_fit_start(self, trainer: Any) -> None:
-        self.fit_start = time.perf_counter()
-        self.fit_start_cpu = time.process_time()
+    def on_epoch_start(self, trainer: Any, epoch: int) -> None:
+        if not self.fit_start:
+            self.fit_start = time.perf_counter()
+            self.fit_start_cpu = time.process_time()
 
 
 def main() -> None:
