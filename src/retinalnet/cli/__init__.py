@@ -12,10 +12,11 @@ from contextlib import contextmanager
 from retinalnet.cli._advice import CliText, cli_message
 from retinalnet.cli._calibrate import run_calibrate
 from retinalnet.cli._data import run_audit, run_split
+from retinalnet.cli._evaluate import run_evaluate
 from retinalnet.cli._export import run_export
 from retinalnet.cli._info import run_info
 from retinalnet.cli._parser import build_parser
-from retinalnet.cli._train import run_demo, run_evaluate, run_models, run_predict, run_train
+from retinalnet.cli._train import run_demo, run_models, run_predict, run_train
 
 __all__ = ["build_parser", "main"]
 

@@ -1,4 +1,4 @@
-"""The model commands: demo, train, evaluate, predict, models."""
+"""The model commands: demo, train, predict, models (evaluate: ``_evaluate.py``)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,15 @@ import json
 import logging
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 if TYPE_CHECKING:
-    from retinalnet.metrics import ClassificationReport
-    from retinalnet.predictor import Prediction, Predictor, SkippedImage
-    from retinalnet.training import Callback, DataSource, EvaluationResult, Trainer
+    from retinalnet.predictor import Prediction, Predictor
+    from retinalnet.training import Callback, DataSource, Trainer
 
-__all__ = ["run_demo", "run_evaluate", "run_models", "run_predict", "run_train"]
+__all__ = ["run_demo", "run_models", "run_predict", "run_train"]
 
 logger = logging.getLogger("retinalnet")
 
@@ -162,126 +161,6 @@ def _find_lr(trainer: Trainer, train: DataSource) -> float:
         raise ValueError("lr_find suggested no learning rate: give --lr a number")
     print(f"learning rate: {rate:.2e} (lr_find, {found.rule} rule; {found.stop_reason})")
     return float(rate)
-
-
-def run_evaluate(args: argparse.Namespace) -> int:
-    from retinalnet.checkpoint import load_checkpoint
-    from retinalnet.cli._advice import require_matplotlib
-    from retinalnet.cli._skip import print_skipped, readable_split
-    from retinalnet.datasets import KermanyOCT
-    from retinalnet.training import evaluate
-
-    if args.plots is not None:
-        require_matplotlib("--plots")
-    if args.report is not None:
-        require_matplotlib("--report")
-    checkpoint = load_checkpoint(args.checkpoint)
-    model = checkpoint.build_model()
-    data = KermanyOCT(args.data, args.split)
-    skipped: list[SkippedImage] = []
-    if args.on_error == "skip":
-        data, skipped = readable_split(data, model.preprocessing.load, progress=not args.quiet)
-    result = evaluate(
-        model,
-        data,
-        batch_size=args.batch_size,
-        device=args.device,
-        tta=args.tta,
-        precision=args.precision,
-        num_workers=args.workers,
-        feature_cache=args.feature_cache or False,
-    )
-    report = result.report(bootstrap=args.bootstrap)
-    patients = _patient_report(result, args.bootstrap)
-    data_out = {
-        **result.to_dict(),
-        "tta": args.tta,
-        "report": report.to_dict(),
-        "patient_report": None if patients is None else patients.to_dict(),
-        "skipped": [{"source": s.source, "reason": s.reason} for s in skipped],
-    }
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(data_out, indent=2, allow_nan=False) + "\n")
-    if args.json:
-        print(json.dumps(data_out, indent=2))
-    else:
-        left_out = f" ({len(skipped)} unreadable left out)" if skipped else ""
-        table = report.to_text(headline=False)  # the accuracy is in the result's first line
-        print(f"{args.split} split of {args.data}{left_out}:\n{result}\n\n{table}")
-        if patients is not None:
-            print(f"\nper patient (mean probability of each patient's scans):\n{patients}")
-        else:
-            print("\nper patient: no file name carries a patient id (CLASS-PATIENT-N.jpeg)")
-    sys.stdout.flush()  # the results are out before anything is drawn
-    if args.plots is not None:
-        written = _write_plots(args, result, checkpoint.history)
-        where = sys.stderr if args.json else sys.stdout  # stdout holds only JSON with --json
-        print(f"plots: {', '.join(map(str, written))}", file=where)
-    if args.report is not None:
-        from retinalnet.report import write_html_report
-
-        page = write_html_report(
-            args.report,
-            result,
-            data=data,
-            model=model,
-            checkpoint=checkpoint,
-            report=report,
-            skipped=skipped,
-        )
-        print(f"report: {page}", file=sys.stderr if args.json else sys.stdout)
-    print_skipped("evaluate", skipped)
-    return 0
-
-
-def _patient_report(result: EvaluationResult, bootstrap: int) -> ClassificationReport | None:
-    """The patient-level report, or ``None`` when no image's file name gives its patient."""
-    if result.patient_ids is None or all(p is None for p in result.patient_ids):
-        return None
-    return result.patient_report(bootstrap=bootstrap)
-
-
-def _write_plots(
-    args: argparse.Namespace, result: EvaluationResult, history: Sequence[Mapping[str, Any]]
-) -> list[Path]:
-    """The PNGs of ``evaluate --plots DIR``; returns their paths.
-
-    The confusion matrix (counts and normalised), the ROC and precision-recall curves of each
-    class, the reliability diagram, and the training history when the checkpoint carries one.
-    """
-    from retinalnet.plots import (
-        plot_confusion_matrix,
-        plot_history,
-        plot_precision_recall_curves,
-        plot_reliability_diagram,
-        plot_roc_curves,
-    )
-    from retinalnet.training import History
-
-    folder: Path = args.plots
-    folder.mkdir(parents=True, exist_ok=True)
-    title = f"{args.split} split of {args.data.name or args.data}, {result.num_samples} images"
-    figures: dict[str, Callable[[Path], object]] = {
-        "confusion_matrix.png": lambda path: plot_confusion_matrix(result, title=title, save=path),
-        "confusion_matrix_normalized.png": lambda path: plot_confusion_matrix(
-            result, normalize=True, title=title, save=path
-        ),
-        "roc_curves.png": lambda path: plot_roc_curves(
-            result, title=f"ROC curves, {title}", save=path
-        ),
-        "precision_recall_curves.png": lambda path: plot_precision_recall_curves(
-            result, title=f"precision-recall, {title}", save=path
-        ),
-        "reliability_diagram.png": lambda path: plot_reliability_diagram(
-            result, title=f"reliability, {title}", save=path
-        ),
-    }
-    if history:
-        figures["history.png"] = lambda path: plot_history(History.from_records(history), save=path)
-    for name, draw in figures.items():
-        draw(folder / name)
-    return [folder / name for name in figures]
 
 
 def _write_csv(path: Path, predictions: Sequence[Prediction], k: int) -> None:
