@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+import pytest
 import torch
 from torch import nn
 from torch.nn import functional
@@ -17,7 +18,14 @@ from torch.utils.data import TensorDataset
 
 from retinalnet.datasets import SyntheticOCT
 from retinalnet.models import Classifier, small_cnn
-from retinalnet.training import Callback, ClassificationTask, EarlyStopping, History, Trainer
+from retinalnet.training import (
+    Callback,
+    ClassificationTask,
+    EarlyStopping,
+    History,
+    Trainer,
+    _trainer,
+)
 from retinalnet.transforms import Preprocessing
 
 CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")
@@ -163,3 +171,20 @@ def trained_small_cnn(seed: int = 0) -> tuple[Classifier, History]:
         SyntheticOCT(4, shape=SYNTHETIC_SIZE, seed=1),
     )
     return model, history
+
+
+class BuildSpy:
+    """Stands in for ``build_feature_cache`` in the Trainer: counts the builds, and either
+    builds (``refuse=False``) or raises, as a build that must not happen."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, refuse: bool = False) -> None:
+        self.calls = 0
+        self.refuse = refuse
+        self._real = _trainer.build_feature_cache
+        monkeypatch.setattr(_trainer, "build_feature_cache", self)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.refuse:
+            raise AssertionError("the feature cache was built")
+        return self._real(*args, **kwargs)

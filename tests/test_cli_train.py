@@ -21,12 +21,11 @@ import pytest
 import torch
 
 from _cli_helpers import train_small_cnn
-from _training_helpers import same_state
+from _training_helpers import BuildSpy, same_state
 from retinalnet._core import files
 from retinalnet.checkpoint import checkpoint_epoch, load_checkpoint
 from retinalnet.cli import main
 from retinalnet.datasets import make_synthetic_kermany
-from retinalnet.training import _trainer
 
 
 @pytest.fixture(scope="module")
@@ -283,22 +282,6 @@ def _train_frozen(data: Path, out: Path, *extra: str) -> int:
     )  # fmt: skip
 
 
-class _Builds:
-    """Counts the Trainer's feature-cache builds; with ``refuse``, any build fails the test."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, refuse: bool = False) -> None:
-        self.calls = 0
-        self.refuse = refuse
-        self._real = _trainer.build_feature_cache
-        monkeypatch.setattr(_trainer, "build_feature_cache", self)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self.calls += 1
-        if self.refuse:
-            raise AssertionError("the feature cache was built")
-        return self._real(*args, **kwargs)
-
-
 @pytest.mark.parametrize(
     ("flags", "builds", "said"),
     [
@@ -316,7 +299,7 @@ def test_a_frozen_backbone_trains_on_cached_features_unless_told_not_to(
     builds: int,
     said: str | None,
 ) -> None:
-    spy = _Builds(monkeypatch)
+    spy = BuildSpy(monkeypatch)
 
     assert _train_frozen(data, tmp_path / "run", *flags) == 0
 
@@ -338,7 +321,7 @@ def test_an_existing_best_pt_is_refused_before_the_feature_cache_is_built(
     out = tmp_path / "run"
     out.mkdir()
     (out / "best.pt").write_bytes(b"an earlier run's model")
-    spy = _Builds(monkeypatch, refuse=True)
+    spy = BuildSpy(monkeypatch, refuse=True)
 
     assert _train_frozen(data, out, "-q") == 1
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet18
 
-from _training_helpers import CLASSES
+from _training_helpers import CLASSES, BuildSpy
 from retinalnet._core.loaders import BatchedTensorDataset
 from retinalnet.datasets import KermanyOCT, SyntheticOCT, make_synthetic_kermany
 from retinalnet.models import Classifier, build_head, freeze, replace_head, vgg16_transfer
@@ -323,24 +323,17 @@ def test_a_cuda_trainer_keeps_cached_features_on_the_gpu(
 def test_the_trainer_builds_its_kept_features_again_when_the_preprocessing_changes(
     tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    builds: list[int] = []
-    real = trainer_module.build_feature_cache
-
-    def counting(*args: object, **kwargs: object) -> object:
-        builds.append(1)
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(trainer_module, "build_feature_cache", counting)
+    builds = BuildSpy(monkeypatch)
     model = frozen_model()
     trainer = Trainer(model, max_epochs=1, batch_size=4, seed=0, device="cpu", progress=False)
     val = KermanyOCT(tree, "val")
     trainer.evaluate(val)
     model.preprocessing = model.preprocessing.with_augmentation("oct")
     trainer.evaluate(val)  # plain features: the training augmentation changes none of them
-    assert len(builds) == 1
+    assert builds.calls == 1
     model.preprocessing = Preprocessing(size=48)
     resized = trainer.evaluate(val)  # other inputs: the kept features are stale
-    assert len(builds) == 2
+    assert builds.calls == 2
     assert resized.loss == pytest.approx(evaluate(model, val, batch_size=4).loss, rel=1e-5)
 
     with_views = Trainer(
@@ -350,7 +343,7 @@ def test_the_trainer_builds_its_kept_features_again_when_the_preprocessing_chang
     train = KermanyOCT(tree, "train")
     with_views.fit(train)
     with_views.fit(train)  # the same views again: kept
-    assert len(builds) == 3
+    assert builds.calls == 3
     model.preprocessing = model.preprocessing.with_augmentation("oct")
     with_views.fit(train)  # views of another augmentation: built again
-    assert len(builds) == 4
+    assert builds.calls == 4

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
-from _training_helpers import CLASSES, linear_classifier, separable_data
+from _training_helpers import CLASSES, BuildSpy, linear_classifier, separable_data
 from retinalnet import SyntheticOCT
 from retinalnet.checkpoint import save_checkpoint
 from retinalnet.models import Classifier
@@ -27,7 +27,6 @@ from retinalnet.training import (
     FeatureCacheConfig,
     RunLockedError,
     Trainer,
-    _trainer,
 )
 from retinalnet.training._config import why_data_is_not_cached
 
@@ -96,23 +95,6 @@ def test_an_explicit_cache_is_still_refused_where_auto_says_off() -> None:
         Trainer(fine_tuned(), feature_cache=True, device="cpu")
     with pytest.raises(TypeError, match="feature_cache needs a retinalnet Classifier"):
         Trainer(plain_module(), feature_cache=True, device="cpu")
-
-
-class BuildSpy:
-    """Stands in for ``build_feature_cache`` in the Trainer: counts the builds, and either
-    builds (``refuse=False``) or raises, as a build that must not happen."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, refuse: bool = False) -> None:
-        self.calls = 0
-        self.refuse = refuse
-        self._real = _trainer.build_feature_cache
-        monkeypatch.setattr(_trainer, "build_feature_cache", self)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self.calls += 1
-        if self.refuse:
-            raise AssertionError("the feature cache was built")
-        return self._real(*args, **kwargs)
 
 
 def _trainer_for(model: nn.Module, **kwargs: Any) -> Trainer:
