@@ -3,6 +3,7 @@ and the field, never a KeyError or TypeError from inside a callback or the optim
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -99,3 +100,40 @@ def test_resuming_with_another_learning_rate_says_the_checkpoints_wins(
         and "start a new run" in message
         for message in caplog.messages
     ), caplog.messages
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        pytest.param({"size": 256}, "size=224 there, 256 now", id="size"),
+        pytest.param({"resize": 300}, "resize=256 there, 300 now", id="resize"),
+        pytest.param({"mean": (0.5, 0.5, 0.5)}, "mean=", id="normalisation"),
+        pytest.param({"reduced_decode": True}, "reduced_decode=False there, True now", id="decode"),
+    ],
+)
+def test_resuming_a_model_that_prepares_images_otherwise_is_refused(
+    tmp_path: Path, change: dict[str, Any], named: str
+) -> None:
+    last = _first_run(tmp_path)
+    model = linear_classifier()
+    model.preprocessing = dataclasses.replace(model.preprocessing, **change)
+    trainer = quiet_trainer(model, max_epochs=3, out_dir=tmp_path)
+
+    with pytest.raises(ValueError, match="its images were prepared otherwise") as info:
+        trainer.fit(separable_data(8), separable_data(4, seed=1), resume_from=last)
+
+    assert named in str(info.value)
+    assert "load_checkpoint(path).preprocessing" in str(info.value)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "run.lock").exists()
+
+
+def test_resuming_with_another_augmentation_goes_on(tmp_path: Path) -> None:
+    last = _first_run(tmp_path)
+    model = linear_classifier()
+    model.preprocessing = model.preprocessing.with_augmentation("oct")
+    trainer = quiet_trainer(model, max_epochs=3, out_dir=tmp_path)
+
+    history = trainer.fit(separable_data(8), separable_data(4, seed=1), resume_from=last)
+
+    assert len(history) == 3

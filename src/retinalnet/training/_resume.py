@@ -15,6 +15,7 @@ from retinalnet.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from retinalnet.models import Classifier
 from retinalnet.training._callbacks import Callback
 from retinalnet.training._history import History
+from retinalnet.transforms import Preprocessing
 
 __all__ = ["ResumedState", "resume", "save_training_state"]
 
@@ -86,6 +87,8 @@ def resume(
             f"cannot resume from {source}: it was trained for classes "
             f"{list(checkpoint.classes)}, the model has {list(model.classes)}"
         )
+    if isinstance(model, Classifier):
+        _check_preprocessing(source, checkpoint.preprocessing, model.preprocessing)
     try:
         history = History.from_records(checkpoint.history)
     except (ValueError, TypeError) as error:
@@ -131,6 +134,21 @@ def resume(
             ) from None
     logger.info("resumed from %s after epoch %d", path, checkpoint.epoch)
     return ResumedState(history, checkpoint.epoch, checkpoint.loop_state)
+
+
+def _check_preprocessing(source: str, saved: Preprocessing, current: Preprocessing) -> None:
+    """Refuse to go on training a network on images prepared otherwise than so far
+    (another size, normalisation or decoding); the training augmentation may change."""
+    there = saved.with_augmentation("none").to_dict()
+    here = current.with_augmentation("none").to_dict()
+    differ = [key for key in there if there[key] != here.get(key)]
+    if differ:
+        details = ", ".join(f"{key}={there[key]!r} there, {here.get(key)!r} now" for key in differ)
+        raise ValueError(
+            f"cannot resume from {source}: its images were prepared otherwise ({details}); "
+            "build the model with the checkpoint's preprocessing (load_checkpoint(path)"
+            ".preprocessing), or start a new run"
+        )
 
 
 def _rates(rates: Sequence[float]) -> str:
