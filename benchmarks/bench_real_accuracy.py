@@ -20,7 +20,8 @@ Recipes (``--recipes``, all by default):
   (the ``--augment`` preset) and a class-weighted loss.
 - ``finetune``: ``fine_tune(model, train, val, FineTune(...))``: a linear probe on cached
   features, then the last ``--blocks`` blocks with discriminative AdamW rates, warm-up and
-  cosine per step, batch norms frozen.
+  cosine per step, batch norms frozen; at 256 px, as ``retinalnet train`` fine-tunes (the
+  other recipes at the tutorial's 224 px; ``--size`` sets one size for all).
 - ``naive``: the whole network trained at once (Adam 3e-4, class weights, batch norms in train
   mode), the same epoch budget as ``finetune``, best validation loss kept.
 
@@ -121,7 +122,8 @@ def run_recipe(
 ) -> dict[str, Any]:
     train, val, test = data
     seed_everything(seed)
-    model = efficientnet_lite0(args.size, args.augment)
+    size = args.size or (256 if recipe == "finetune" else 224)
+    model = efficientnet_lite0(size, args.augment)
     settings: dict[str, Any] = {"batch_size": args.batch_size, "seed": seed, "progress": True}
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
@@ -179,6 +181,7 @@ def run_recipe(
     row: dict[str, Any] = {
         "recipe": recipe,
         "seed": seed,
+        "size": size,
         "test_accuracy": report.accuracy,
         "test_accuracy_ci": report.intervals["accuracy"],
         "sensitivity": {m.name: m.recall for m in report.per_class},
@@ -209,7 +212,7 @@ def line(row: dict[str, Any]) -> str:
     auc = "-" if row["referral_auc"] is None else f"{row['referral_auc']:.4f}"
     ece = f"{row['ece'][0]:.1%} -> {row['ece'][1]:.1%} (T {row['temperature']:.2f})"
     return (
-        f"{row['recipe']:9s} seed {row['seed']}  test {row['test_accuracy']:.1%} "
+        f"{row['recipe']:9s} seed {row['seed']}  {row['size']} px  test {row['test_accuracy']:.1%} "
         f"[{low:.1%}, {high:.1%}]  {sens}  referral AUC {auc}  ECE {ece}  "
         f"val {row['val_accuracy']:.1%} (balanced {row['val_balanced_accuracy']:.1%}, "
         f"NLL {row['val_loss']:.3f})  {row['seconds']:.0f} s "
@@ -243,7 +246,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--recipes", nargs="+", choices=RECIPES, default=list(RECIPES))
-    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="image side in pixels (default: the library's: 256 for finetune, as "
+        "`retinalnet train` fine-tunes; 224, the tutorial's, for the other recipes)",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=10, help="finetune and naive epochs")
     parser.add_argument("--head-epochs", type=int, default=20, help="frozen-head epochs")

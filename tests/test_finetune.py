@@ -16,6 +16,8 @@ from torch import nn
 
 from retinalnet.checkpoint import load_checkpoint, save_checkpoint
 from retinalnet.cli import main
+from retinalnet.cli._parser import build_parser
+from retinalnet.cli._recipe import recipe_defaults
 from retinalnet.datasets import SyntheticOCT, make_synthetic_kermany
 from retinalnet.models import Classifier, create_model
 from retinalnet.training import (
@@ -341,6 +343,46 @@ def test_train_refuses_finetune_blocks_out_of_range_or_with_the_tutorial(
     assert "--finetune-blocks must be in [1, 4] for --arch small_cnn" in capsys.readouterr().err
     assert _train(kermany, tmp_path / "b", "--recipe", "tutorial", "--finetune-blocks", "2") != 0
     assert "needs --recipe finetune" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "size"),
+    [
+        pytest.param([], 256, id="finetune"),
+        pytest.param(["--recipe", "tutorial"], 224, id="tutorial"),
+        pytest.param(["--arch", "vit_b_16"], 224, id="one-size-architecture"),
+        pytest.param(["--size", "300"], 300, id="given"),
+        pytest.param(["--image-size", "300", "--recipe", "tutorial"], 300, id="0.1-name"),
+    ],
+)
+def test_the_image_size_defaults_to_the_recipes(extra: list[str], size: int) -> None:
+    args = build_parser().parse_args(["train", "--data", "OCT2017", *extra])
+    recipe_defaults(args)
+    assert args.size == size
+
+
+def test_a_resumed_run_keeps_its_image_size_and_refuses_another(
+    kermany: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def train(*extra: str) -> int:
+        return main(
+            [
+                "train", "--data", str(kermany), "--out", str(tmp_path), "--arch", "small_cnn",
+                "--weights", "none", "--batch-size", "4", "--seed", "0", "-q",
+                "--recipe", "tutorial", *extra,  # its epochs may grow on resume
+            ]
+        )  # fmt: skip
+
+    assert train("--size", "40", "--epochs", "1") == 0
+    assert train("--epochs", "2", "--resume", str(tmp_path / "last.pt")) == 0  # 40, not 256
+    assert load_checkpoint(tmp_path / "last.pt").epoch == 2
+    assert load_checkpoint(tmp_path / "last.pt").preprocessing.size == 40
+    capsys.readouterr()
+    assert train("--size", "32", "--epochs", "3", "--resume", str(tmp_path / "last.pt")) == 1
+    error = capsys.readouterr().err
+    assert "size=40 there, 32 now" in error
+    assert "pass the --size (and --reduced-decode) the run was started with" in error
+    assert "Traceback" not in error
 
 
 @pytest.mark.parametrize(

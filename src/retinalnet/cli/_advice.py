@@ -19,6 +19,11 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     # "resume that run (fit(..., resume_from=last.pt), or --resume on the command line)"
     (r"\(fit\(\.\.\., resume_from=[^()]*\), or --resume on the command line\)", "(--resume)"),
     (r"\(overwrite=True, or --overwrite\)", "(--overwrite)"),
+    (
+        r"build the model with the checkpoint's preprocessing \(load_checkpoint\(path\)"
+        r"\.preprocessing\)",
+        "pass the --size (and --reduced-decode) the run was started with",
+    ),
     (r"fit\(\.\.\., resume_from='([^']*)'\)", r"--resume \1"),
     (r"fit\(\.\.\., resume_from=([^)]*)\)", r"--resume \1"),
     (r"resume_from=", "--resume "),

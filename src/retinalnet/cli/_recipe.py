@@ -4,7 +4,7 @@
 linear probe on cached features, then the last ``--finetune-blocks`` blocks unfrozen with
 discriminative rates. ``--recipe tutorial`` trains the tutorial's head on the frozen
 backbone, as before. The settings whose best value depends on the recipe (epochs, learning
-rate, class balance, patience, augmentation) default to the recipe's own.
+rate, class balance, patience, augmentation, image size) default to the recipe's own.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ _DEFAULTS: dict[str, tuple[Any, Any]] = {
     "balance": ("weights", "none"),
     "patience": (None, 3),
     "augment": ("oct", "tutorial"),
+    "size": (256, 224),  # measured: docs/accuracy.rst, "Image size"
 }
 _HELP = {
     "epochs": "maximum epochs, counting those of a resumed run (default: 10 with --recipe "
@@ -37,6 +38,9 @@ _HELP = {
     "weights with --recipe finetune, none with tutorial)",
     "patience": "early stopping: epochs without a lower validation loss (default: 3 with "
     "--recipe tutorial; finetune runs every epoch and keeps the best)",
+    "size": "side of the square the model sees, in pixels; --image-size is its 0.1 name "
+    "(default: 256 with --recipe finetune, 224 with tutorial; an architecture that takes one "
+    "size only, such as vit_b_16, gets that one; with --resume, the size of the run resumed)",
 }
 
 
@@ -84,6 +88,8 @@ def recipe_defaults(args: argparse.Namespace) -> None:
     """
     recipe = getattr(args, "recipe", RECIPES[0])
     which = RECIPES.index(recipe)
+    if getattr(args, "size", None) is None:
+        args.size = _default_size(args, _DEFAULTS["size"][which])
     for name, values in _DEFAULTS.items():
         if getattr(args, name, None) is None:
             setattr(args, name, values[which])
@@ -94,6 +100,20 @@ def recipe_defaults(args: argparse.Namespace) -> None:
         )
     if args.patience is None:
         args.patience = args.epochs  # the callback never stops the run; it keeps the best
+
+
+def _default_size(args: argparse.Namespace, recipe_size: int) -> int:
+    """The image size of a run not given ``--size``: the resumed run's, the architecture's
+    only one, or the recipe's."""
+    from retinalnet.models import model_spec
+
+    if getattr(args, "resume", None) is not None:
+        from retinalnet.checkpoint import load_checkpoint
+
+        return load_checkpoint(args.resume, map_location="cpu").preprocessing.size
+    arch = getattr(args, "arch", None)
+    fixed = model_spec(arch).fixed_size if arch is not None else None
+    return fixed if fixed is not None else recipe_size
 
 
 def recipe_trainer(
