@@ -361,6 +361,7 @@ def test_the_image_size_defaults_to_the_recipes(extra: list[str], size: int) -> 
     assert args.size == size
 
 
+@pytest.mark.filterwarnings("ignore:temperature scaling left out")  # 4 validation scans
 def test_a_resumed_run_keeps_its_image_size_and_refuses_another(
     kermany: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

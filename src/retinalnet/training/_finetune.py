@@ -81,8 +81,8 @@ class FineTune:
     The defaults are the recipe the issue measured in plain PyTorch on real Kermany scans,
     checked through this library on 471 training images with EfficientNet-Lite0
     (docs/accuracy.rst: it beats the frozen tutorial head on validation loss in 5 seeds of
-    5; a lower rate, discriminative decay, updating batch norms and fewer blocks did not
-    measure better).
+    5; a lower rate, discriminative decay, updating batch norms, fewer blocks and gradual
+    unfreezing did not measure better).
 
     The image size is the model's (its :class:`~retinalnet.transforms.Preprocessing`), not
     a setting of the recipe: 256 px measured better than 224 px there (5 seeds: sample-scan
