@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import io
 import os
@@ -35,6 +36,7 @@ from retinalnet.checkpoint import (
     save_checkpoint,
 )
 from retinalnet.models import Classifier, small_cnn
+from retinalnet.predictor import Predictor
 from retinalnet.transforms import Preprocessing
 
 HISTORY = [
@@ -534,8 +536,39 @@ def test_a_hand_built_network_needs_model_to_be_rebuilt(tmp_path: Path) -> None:
     assert torch.equal(rebuilt(inputs), model(inputs))
 
     classifier = linear_classifier(seed=4)
+    classifier.preprocessing = Preprocessing(size=48).with_augmentation("oct")  # may differ
     assert checkpoint.build_model(classifier) is classifier
     assert torch.equal(classifier(inputs), model(inputs))
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        pytest.param({"size": 40}, "size=48 there, 40 now", id="size"),
+        pytest.param({"std": (1.0, 1.0, 1.0)}, "std=", id="normalisation"),
+        pytest.param({"reduced_decode": True}, "reduced_decode=False there, True now", id="decode"),
+    ],
+)
+def test_a_classifier_that_prepares_images_otherwise_is_refused(
+    tmp_path: Path, change: dict[str, Any], named: str
+) -> None:
+    """Its weights would see other inputs than in training: a silently wrong answer."""
+    model = linear_classifier(seed=3)
+    model.preprocessing = Preprocessing(size=48)
+    save_checkpoint(tmp_path / "ck.pt", model)
+    classifier = linear_classifier(seed=4)
+    classifier.preprocessing = dataclasses.replace(Preprocessing(size=48), **change)
+    expected = snapshot(classifier)
+
+    for door in (
+        lambda: load_checkpoint(tmp_path / "ck.pt").build_model(classifier),
+        lambda: Predictor.from_checkpoint(tmp_path / "ck.pt", model=classifier),
+    ):
+        with pytest.raises(ValueError, match="trained on images prepared otherwise") as info:
+            door()
+        assert named in str(info.value)
+        assert "preprocessing=checkpoint.preprocessing" in str(info.value)
+    assert same_state(classifier.state_dict(), expected)  # nothing loaded
 
 
 def test_a_network_with_other_layers_lists_missing_and_unexpected_keys(tmp_path: Path) -> None:

@@ -341,7 +341,10 @@ class Checkpoint:
         Raises
         ------
         ValueError
-            If the weights do not fit the model; the message lists what differs.
+            If the weights do not fit the model, or ``model`` is a Classifier that
+            prepares images otherwise than the checkpoint's preprocessing (another size,
+            normalisation or decoding: the weights would see other inputs than in
+            training); the message lists what differs.
         """
         if model is None:
             if self.arch is None:
@@ -366,6 +369,13 @@ class Checkpoint:
                     f"checkpoint {str(self.path)!r} was trained for classes "
                     f"{list(self.classes)} but the model has {list(model.classes)}"
                 )
+            differ = preprocessing_differences(self.preprocessing, model.preprocessing)
+            if differ:  # its weights would see images prepared otherwise than in training
+                raise ValueError(
+                    f"checkpoint {str(self.path)!r} was trained on images prepared otherwise "
+                    f"than the model prepares them ({differ}); build the model with "
+                    "preprocessing=checkpoint.preprocessing, or pass the bare network"
+                )
             classifier = model
         else:
             classifier = Classifier(
@@ -378,6 +388,19 @@ class Checkpoint:
         load_weights(classifier, self.state_dict, source=self.path)
         classifier.temperature = self.temperature
         return classifier
+
+
+def preprocessing_differences(saved: Preprocessing, current: Preprocessing) -> str:
+    """What makes ``current`` prepare an image for the network otherwise than ``saved``
+    (size, resize, normalisation, decoding; not the training augmentation), as
+    ``"size=256 there, 224 now"``; ``""`` when nothing does."""
+    there = saved.with_augmentation("none").to_dict()
+    here = current.with_augmentation("none").to_dict()
+    return ", ".join(
+        f"{key}={there[key]!r} there, {here.get(key)!r} now"
+        for key in there
+        if there[key] != here.get(key)
+    )
 
 
 def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, source: Path) -> None:

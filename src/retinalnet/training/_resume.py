@@ -11,7 +11,12 @@ from typing import Any
 
 import torch
 
-from retinalnet.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from retinalnet.checkpoint import (
+    load_checkpoint,
+    load_weights,
+    preprocessing_differences,
+    save_checkpoint,
+)
 from retinalnet.models import Classifier
 from retinalnet.training._callbacks import Callback
 from retinalnet.training._history import History
@@ -139,11 +144,8 @@ def resume(
 def _check_preprocessing(source: str, saved: Preprocessing, current: Preprocessing) -> None:
     """Refuse to go on training a network on images prepared otherwise than so far
     (another size, normalisation or decoding); the training augmentation may change."""
-    there = saved.with_augmentation("none").to_dict()
-    here = current.with_augmentation("none").to_dict()
-    differ = [key for key in there if there[key] != here.get(key)]
-    if differ:
-        details = ", ".join(f"{key}={there[key]!r} there, {here.get(key)!r} now" for key in differ)
+    details = preprocessing_differences(saved, current)
+    if details:
         raise ValueError(
             f"cannot resume from {source}: its images were prepared otherwise ({details}); "
             "build the model with the checkpoint's preprocessing (load_checkpoint(path)"
