@@ -24,6 +24,10 @@ Recipes (``--recipes``, all by default):
   other recipes at the tutorial's 224 px; ``--size`` sets one size for all).
 - ``naive``: the whole network trained at once (Adam 3e-4, class weights, batch norms in train
   mode), the same epoch budget as ``finetune``, best validation loss kept.
+- ``plain``: the reference, not the library: the issue's probe + fine-tune recipe written in
+  plain PyTorch (``plain_reference.py``: its own transforms, loop and schedule, a linear head,
+  the last ``--blocks`` blocks, ``--epochs``), trained on the same split and evaluated by the
+  same code as the others.
 
 Reports for each recipe and seed: test accuracy with its 95% bootstrap interval, per-class
 sensitivity, urgent-referral AUC (CNV+DME vs DRUSEN+NORMAL), validation accuracy and the wall
@@ -48,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from plain_reference import fine_tune_plain
 from torch import nn
 
 from retinalnet.datasets import KermanyOCT, ManifestRow, patient_split, write_manifest
@@ -68,7 +73,7 @@ from retinalnet.transforms import Preprocessing
 
 TRAIN_ROOT = Path("/work/shared/data/kermany-train")
 TEST_ROOT = Path("/work/shared/data/kermany-sample")
-RECIPES = ("tutorial", "frozen", "finetune", "naive")
+RECIPES = ("tutorial", "frozen", "finetune", "naive", "plain")
 CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")
 
 
@@ -160,6 +165,17 @@ def run_recipe(
                 schedule=args.schedule,
             ),
             **settings,
+        )
+    elif recipe == "plain":
+        fine_tune_plain(
+            model.network,
+            train.samples,
+            val.samples,
+            size=size,
+            blocks=args.blocks,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            seed=seed,
         )
     else:  # naive: everything trains, batch norms in train mode
         model.requires_grad_(True)
