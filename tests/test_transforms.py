@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,7 +12,12 @@ from PIL import Image
 from torchvision import transforms as T  # noqa: N812 - torchvision's own alias
 
 from retinalnet import transforms
-from retinalnet.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from retinalnet.transforms import (
+    AUGMENTATION_PRESETS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Preprocessing,
+)
 
 
 def _deprecated(name: str):
@@ -436,7 +442,7 @@ def test_presets_are_seeded_and_keep_shape_dtype_and_range(preset, oct_scan):
     assert (first.amax(dim=(1, 2)) <= high + 1e-5).all()
 
 
-@pytest.mark.parametrize("preset", ["light", "tutorial", "oct"])
+@pytest.mark.parametrize("preset", ["light", "tutorial", "oct", "oct-strong"])
 def test_augmenting_presets_draw_different_images(preset, oct_scan):
     pipeline = Preprocessing(size=64).with_augmentation(preset).train_transform()
     torch.manual_seed(0)
@@ -453,16 +459,29 @@ def test_the_tutorial_preset_is_the_default():
     assert Preprocessing().with_augmentation("tutorial") == Preprocessing()
 
 
-def test_the_oct_preset_adds_shifts_gamma_and_speckle():
+def test_the_oct_preset_crops_rotates_flips_and_jitters():
     prep = Preprocessing(size=64).with_augmentation("oct")
     names = [type(step).__name__ for step in prep.train_transform().transforms]
+    assert names == [
+        "_GrayOrRGB", "RandomResizedCrop", "RandomRotation", "ColorJitter",
+        "RandomHorizontalFlip", "CenterCrop", "ToTensor", "_ThreeChannels", "Normalize",
+    ]  # fmt: skip
+    assert (prep.scale, prep.rotation, prep.jitter) == ((0.6, 1.0), 8.0, 0.2)
+    assert prep.eval_transform().transforms[1].size == Preprocessing(size=64).resize
+
+
+def test_the_oct_strong_preset_is_oct_with_shifts_gamma_and_speckle():
+    strong = Preprocessing(size=64).with_augmentation("oct-strong")
+    names = [type(step).__name__ for step in strong.train_transform().transforms]
     assert names == [
         "_GrayOrRGB", "RandomResizedCrop", "RandomAffine", "ColorJitter",
         "RandomHorizontalFlip", "CenterCrop", "ToTensor", "_RandomGamma", "_Speckle",
         "_ThreeChannels", "Normalize",
     ]  # fmt: skip
-    assert prep.scale == (0.6, 1.0)
-    assert prep.eval_transform().transforms[1].size == Preprocessing(size=64).resize
+    assert (strong.translate, strong.gamma, strong.speckle) == (0.05, 0.2, 0.1)
+    assert replace(strong, translate=0.0, gamma=0.0, speckle=0.0) == (
+        Preprocessing(size=64).with_augmentation("oct")
+    )
 
 
 def test_speckle_is_multiplicative_and_gamma_keeps_black_and_white():
@@ -497,6 +516,7 @@ def test_new_augmentation_settings_are_checked(kwargs, message):
         Preprocessing(**kwargs)
 
 
-def test_a_preset_round_trips_through_to_dict():
-    prep = Preprocessing(size=64).with_augmentation("oct")
+@pytest.mark.parametrize("preset", list(AUGMENTATION_PRESETS))
+def test_a_preset_round_trips_through_to_dict(preset):
+    prep = Preprocessing(size=64).with_augmentation(preset)
     assert Preprocessing.from_dict(prep.to_dict()) == prep
