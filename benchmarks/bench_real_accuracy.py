@@ -160,6 +160,8 @@ def run_recipe(
     elif recipe == "finetune":
         if args.out is not None:  # best.pt/last.pt: a run cut short can be evaluated or resumed
             variant = "-".join([args.augment, *(f"no{name}" for name in args.without)])
+            if args.warmup_epochs != 1.0:
+                variant += f"-warmup{args.warmup_epochs:g}"
             settings["out_dir"] = args.out / f"finetune-{variant}-seed{seed}"
             settings["overwrite"] = True
         fine_tune(
@@ -171,6 +173,7 @@ def run_recipe(
                 epochs=args.epochs,
                 lr=args.lr,
                 lr_decay=args.lr_decay,
+                warmup_epochs=args.warmup_epochs,
                 freeze_bn=not args.train_bn,
                 augment=None if args.without else args.augment,  # None: the model's own
                 schedule=args.schedule,
@@ -297,6 +300,9 @@ def main() -> int:
     parser.add_argument("--blocks", type=int, default=8)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--lr-decay", type=float, default=1.0)
+    parser.add_argument(
+        "--warmup-epochs", type=float, default=1.0, help="linear warm-up (finetune; 0: none)"
+    )
     parser.add_argument("--train-bn", action="store_true", help="batch norms update (finetune)")
     parser.add_argument("--schedule", choices=("step", "epoch"), default="step")
     parser.add_argument("--augment", default="oct", help="augmentation preset")
