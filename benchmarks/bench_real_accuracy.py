@@ -160,7 +160,7 @@ def run_recipe(
     elif recipe == "finetune":
         if args.out is not None:  # best.pt/last.pt: a run cut short can be evaluated or resumed
             variant = "-".join([args.augment, *(f"no{name}" for name in args.without)])
-            if args.warmup_epochs != 1.0:
+            if args.warmup_epochs != FineTune.warmup_epochs:
                 variant += f"-warmup{args.warmup_epochs:g}"
             settings["out_dir"] = args.out / f"finetune-{variant}-seed{seed}"
             settings["overwrite"] = True
@@ -301,7 +301,10 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--lr-decay", type=float, default=1.0)
     parser.add_argument(
-        "--warmup-epochs", type=float, default=1.0, help="linear warm-up (finetune; 0: none)"
+        "--warmup-epochs",
+        type=float,
+        default=FineTune.warmup_epochs,
+        help="linear warm-up in epochs (finetune; 0: none; default: FineTune's)",
     )
     parser.add_argument("--train-bn", action="store_true", help="batch norms update (finetune)")
     parser.add_argument("--schedule", choices=("step", "epoch"), default="step")
