@@ -334,10 +334,12 @@ def main() -> int:
         return 0
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    print(
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
-        f"{torch.__version__}, {args.threads} threads; {time.strftime('%Y-%m-%d %H:%M')}"
+    machine = (  # the kernel level decides the rounding: see docs "Reproducibility"
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
+        f"({torch.backends.cpu.get_cpu_capability()} kernels), torch {torch.__version__}, "
+        f"{args.threads} threads"
     )
+    print(f"{machine}; {time.strftime('%Y-%m-%d %H:%M')}")
     print(
         f"train/val: {TRAIN_ROOT} (471 real scans), patient-aware 85/15 split per seed; "
         f"test: the 80 images of {TEST_ROOT} (all its splits; other patients, never seen; "
@@ -355,7 +357,11 @@ def main() -> int:
                 print(line(row), flush=True)
                 if args.json:
                     args.json.write_text(
-                        json.dumps({"settings": vars(args), "rows": rows}, default=str, indent=1)
+                        json.dumps(
+                            {"machine": machine, "settings": vars(args), "rows": rows},
+                            default=str,
+                            indent=1,
+                        )
                     )
     print("\n".join(summary(rows)))
     return 0
