@@ -149,7 +149,8 @@ def test_evaluate_prepares_pil_images_with_the_model_eval_preprocessing() -> Non
     expected_loss = functional.nll_loss(outputs, targets).item()
     expected_predictions = outputs.argmax(dim=1)
 
-    result = evaluate(model, data, batch_size=3, device="cpu")
+    # fp32 like the reference: "auto" runs in bf16 on a CPU with native bf16
+    result = evaluate(model, data, batch_size=3, device="cpu", precision="fp32")
 
     assert result.loss == pytest.approx(expected_loss, rel=1e-5)
     expected = np.zeros((4, 4), dtype=np.int64)
