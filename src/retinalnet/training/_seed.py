@@ -73,12 +73,11 @@ def seed_everything(seed: int) -> int:
     The model starts from the same weights in every run, and the trainer draws the same
     shuffles, augmentation and dropout.
 
-    With the same seed, two fits on the same CPU give the same history, bit for bit. A CPU
-    with another instruction set (``torch.backends.cpu.get_cpu_capability()``: AVX2 against
-    AVX512) rounds differently, and over a fine-tune that becomes another run: EfficientNet-Lite0
-    fine-tuned on 471 scans gave validation loss 0.426 with AVX2 kernels and 0.370 with
-    AVX512, same code and seed. To repeat a run from an AVX2 machine on a newer one, set
-    ``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2``. On a GPU,
+    With the same seed, two fits on the same CPU give the same history, bit for bit. Another
+    CPU can give another run: other vector instructions round differently
+    (``torch.backends.cpu.get_cpu_capability()``), and on a CPU with native bf16 the default
+    ``precision="auto"`` runs the fit's validation and feature cache in bf16. Over a fine-tune
+    both show (see "Reproducibility" in the docs). On a GPU,
     some operations are not deterministic (see PyTorch's notes on reproducibility).
 
     .. versionadded:: 0.2

@@ -131,7 +131,7 @@ class Trainer:
     seed
         Seeds torch, NumPy, Python's ``random`` and the shuffling at the start of
         :meth:`fit`: the same seed gives the same history on the same CPU, bit for bit
-        (another instruction set gives another run: see :func:`seed_everything`), and a
+        (another CPU can give another run: see :func:`seed_everything`), and a
         resumed fit repeats the uninterrupted one (checkpoints carry the random generators
         and the data order). Seed the model's initial weights too, before building it, with
         :func:`seed_everything`.
