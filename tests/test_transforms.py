@@ -442,7 +442,7 @@ def test_presets_are_seeded_and_keep_shape_dtype_and_range(preset, oct_scan):
     assert (first.amax(dim=(1, 2)) <= high + 1e-5).all()
 
 
-@pytest.mark.parametrize("preset", ["light", "tutorial", "oct", "oct-strong"])
+@pytest.mark.parametrize("preset", ["light", "tutorial", "oct", "oct-shift-gamma", "oct-strong"])
 def test_augmenting_presets_draw_different_images(preset, oct_scan):
     pipeline = Preprocessing(size=64).with_augmentation(preset).train_transform()
     torch.manual_seed(0)
@@ -482,6 +482,15 @@ def test_the_oct_strong_preset_is_oct_with_shifts_gamma_and_speckle():
     assert replace(strong, translate=0.0, gamma=0.0, speckle=0.0) == (
         Preprocessing(size=64).with_augmentation("oct")
     )
+
+
+def test_the_oct_shift_gamma_preset_is_oct_strong_without_speckle():
+    shifted = Preprocessing(size=64).with_augmentation("oct-shift-gamma")
+    names = [type(step).__name__ for step in shifted.train_transform().transforms]
+    assert "_Speckle" not in names
+    assert {"RandomAffine", "_RandomGamma"} <= set(names)
+    assert (shifted.translate, shifted.gamma, shifted.speckle) == (0.05, 0.2, 0.0)
+    assert replace(shifted, speckle=0.1) == Preprocessing(size=64).with_augmentation("oct-strong")
 
 
 def test_speckle_is_multiplicative_and_gamma_keeps_black_and_white():
