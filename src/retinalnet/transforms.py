@@ -92,6 +92,17 @@ class _Speckle:
         return f"{type(self).__name__}(sigma={self.sigma})"
 
 
+_OCT: Mapping[str, Any] = {
+    "rotation": 8.0,
+    "scale": (0.6, 1.0),
+    "hflip": True,
+    "jitter": 0.2,
+    "translate": 0.0,
+    "gamma": 0.0,
+    "speckle": 0.0,
+}
+_OCT_SHIFT_GAMMA: Mapping[str, Any] = {**_OCT, "translate": 0.05, "gamma": 0.2}
+
 AUGMENTATION_PRESETS: Mapping[str, Mapping[str, Any]] = {
     "none": {
         "rotation": 0.0,
@@ -120,33 +131,10 @@ AUGMENTATION_PRESETS: Mapping[str, Mapping[str, Any]] = {
         "gamma": 0.0,
         "speckle": 0.0,
     },
-    "oct": {
-        "rotation": 8.0,
-        "scale": (0.6, 1.0),
-        "hflip": True,
-        "jitter": 0.2,
-        "translate": 0.0,
-        "gamma": 0.0,
-        "speckle": 0.0,
-    },
-    "oct-shift-gamma": {
-        "rotation": 8.0,
-        "scale": (0.6, 1.0),
-        "hflip": True,
-        "jitter": 0.2,
-        "translate": 0.05,
-        "gamma": 0.2,
-        "speckle": 0.0,
-    },
-    "oct-strong": {
-        "rotation": 8.0,
-        "scale": (0.6, 1.0),
-        "hflip": True,
-        "jitter": 0.2,
-        "translate": 0.05,
-        "gamma": 0.2,
-        "speckle": 0.1,
-    },
+    # the oct family differs in its extras only: each is the one before plus what it adds
+    "oct": _OCT,
+    "oct-shift-gamma": _OCT_SHIFT_GAMMA,
+    "oct-strong": {**_OCT_SHIFT_GAMMA, "speckle": 0.1},
 }
 """Named training augmentations (:meth:`Preprocessing.with_augmentation`): ``"none"`` (the
 evaluation pipeline), ``"light"``, ``"tutorial"`` (the defaults: the tutorial's
