@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from _training_helpers import linear_classifier, separable_data
-from retinalnet.training import Trainer
+from retinalnet.training import Callback, Trainer
 
 EPOCHS = 3
 PER_RANK_BATCH = 8
@@ -24,9 +26,12 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _fit(batch_size: int, out_dir: Path | None = None) -> Trainer:
+def _fit(
+    batch_size: int, out_dir: Path | None = None, callbacks: list[Callback] | None = None
+) -> Trainer:
     trainer = Trainer(
         linear_classifier(seed=3),
+        callbacks=callbacks or [],
         max_epochs=EPOCHS,
         batch_size=batch_size,
         seed=0,
@@ -39,7 +44,8 @@ def _fit(batch_size: int, out_dir: Path | None = None) -> Trainer:
     return trainer
 
 
-def _worker(rank: int, world_size: int, port: int, out: str) -> None:
+def _as_torchrun_starts(rank: int, world_size: int, port: int) -> None:
+    """The environment ``torchrun`` gives each process; the Trainer starts the group."""
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -48,15 +54,15 @@ def _worker(rank: int, world_size: int, port: int, out: str) -> None:
         WORLD_SIZE=str(world_size),
     )
     torch.set_num_threads(1)
-    try:
-        trainer = _fit(PER_RANK_BATCH, out_dir=Path(out) / "checkpoints")
-        torch.save(
-            {"state": trainer.model.state_dict(), "history": trainer.history.to_records()},
-            Path(out) / f"rank{rank}.pt",
-        )
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+
+
+def _worker(rank: int, world_size: int, port: int, out: str) -> None:
+    _as_torchrun_starts(rank, world_size, port)  # the group closes as the process exits
+    trainer = _fit(PER_RANK_BATCH, out_dir=Path(out) / "checkpoints")
+    torch.save(
+        {"state": trainer.model.state_dict(), "history": trainer.history.to_records()},
+        Path(out) / f"rank{rank}.pt",
+    )
 
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
@@ -77,3 +83,37 @@ def test_two_gloo_processes_train_like_one_process(tmp_path: Path) -> None:
     assert written == ["best.pt", "last.pt"]
     last = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert last["epoch"] == EPOCHS
+
+
+class _SlowFilesOnRank0(Callback):
+    """Rank 0 takes its time to write a file when the fit ends (as a big checkpoint would)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if dist.get_rank() == 0:
+            time.sleep(1.0)
+            self.marker.write_text("written")
+
+
+def _ending_worker(rank: int, port: int, out: str) -> None:
+    _as_torchrun_starts(rank, 2, port)
+    marker = Path(out) / "rank0-files"
+    _fit(PER_RANK_BATCH, callbacks=[_SlowFilesOnRank0(marker)])
+    seen = marker.exists()  # fit has returned on this rank
+    atexit._run_exitfuncs()  # what the interpreter runs as the process exits
+    (Path(out) / f"rank{rank}.txt").write_text(f"{seen} {dist.is_initialized()}")
+
+
+@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
+def test_every_rank_leaves_fit_after_rank_0_and_closes_the_group_at_exit(
+    tmp_path: Path,
+) -> None:
+    # a rank that left early and exited with the group open could abort (SIGABRT) while
+    # rank 0 still wrote its checkpoints, and torchrun would then stop rank 0 too
+    mp.spawn(_ending_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    reports = [(tmp_path / f"rank{rank}.txt").read_text().split() for rank in range(2)]
+    seen, still_open = zip(*reports, strict=True)
+    assert seen == ("True", "True"), "a rank returned from fit before rank 0's files"
+    assert still_open == ("False", "False"), "a rank left the process group open at exit"

@@ -70,6 +70,7 @@ def _worker(rank: int, port: int, root: str, out: str) -> None:
                           precision="fp32", progress=False, seed=0)  # fmt: skip
         trainer.fit(KermanyOCT(root, "train"))  # the fit shares its cache build out too
         torch.save({"features": results, "extracted": extracted}, Path(out) / f"rank{rank}.pt")
+        dist.barrier()  # the group started here is closed here, by every rank together
     finally:
         dist.destroy_process_group()
 

@@ -184,6 +184,9 @@ class FitLoop:
         trainer.history.stop_reason = trainer.stop_reason
         for callback in self.callbacks:
             callback.on_fit_end(trainer)
+        # every process returns once rank 0 has written its files (checkpoints, logs), so
+        # that none exits, or goes on to other work, while rank 0 still needs the group
+        self.dist.barrier()
         logger.info("fit finished: %s", trainer.stop_reason)
         return trainer.history
 
