@@ -586,3 +586,36 @@ def test_evaluate_plots_the_curves_and_the_history_the_checkpoint_carries(
     captured = capsys.readouterr()
     json.loads(captured.out)  # stdout stays JSON; the paths go to stderr
     assert captured.err.strip() == "plots: " + ", ".join(str(plots / name) for name in names)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["models"], ["evaluate", "--checkpoint", "best.pt", "--data", "OCT2017"], ["demo"]],
+)
+def test_commands_of_one_process_refuse_to_run_under_torchrun(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+
+    assert main(argv) == 1
+
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"retinalnet {argv[0]}: error: it runs in one process, and this is rank 1 of 2 under "
+        "torchrun (WORLD_SIZE is set): run it without torchrun; only `retinalnet train` "
+        "trains across processes"
+    )
+
+
+def test_a_world_size_that_is_not_a_number_is_named_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "two")
+
+    assert main(["models"]) == 1
+
+    assert capsys.readouterr().err.strip() == (
+        "retinalnet models: error: environment variable WORLD_SIZE='two' is not a whole "
+        "number; torchrun sets it for each process it starts: unset it to run one process"
+    )

@@ -352,3 +352,44 @@ def test_cache_views_need_the_cache(
     with pytest.raises(SystemExit):
         train_small_cnn(data, out, "--feature-cache", "--no-feature-cache")
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# Under torchrun
+
+
+def _train_as_rank(rank: int, port: int, data: str, out: str) -> None:
+    """One process of ``torchrun --nproc_per_node=2 -m retinalnet train ...``: its exit
+    status and what it printed go to files."""
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+        WORLD_SIZE="2",
+    )  # fmt: skip
+    torch.set_num_threads(1)
+    printed = Path(out).parent / f"rank{rank}.out"
+    with open(printed, "w") as stdout:
+        sys.stdout = stdout
+        status = train_small_cnn(Path(data), Path(out), "--epochs", "2")
+        sys.stdout = sys.__stdout__
+    (Path(out).parent / f"rank{rank}.status").write_text(str(status))
+    if status:  # as `python -m retinalnet` exits: torchrun then stops the other ranks
+        raise SystemExit(status)
+
+
+def test_train_under_torchrun_trains_on_every_rank_and_rank_0_writes_and_prints(
+    data: Path, tmp_path: Path
+) -> None:
+    import torch.multiprocessing as mp
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "run"
+    # rank 1 used to take --out's lock too, and stop with "in use by another run" (rank 0)
+    mp.spawn(_train_as_rank, args=(port, str(data), str(out)), nprocs=2, join=True)
+
+    assert [(tmp_path / f"rank{r}.status").read_text() for r in range(2)] == ["0", "0"]
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "history.csv", "last.pt"]
+    assert len(_history(out / "history.csv")) == 2
+    assert "best model:" in (tmp_path / "rank0.out").read_text()
+    assert (tmp_path / "rank1.out").read_text() == ""

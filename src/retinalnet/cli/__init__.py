@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 
+from retinalnet._core.torchrun import torchrun_rank_and_size
 from retinalnet.cli._advice import CliText, cli_message
 from retinalnet.cli._calibrate import run_calibrate
 from retinalnet.cli._data import run_audit, run_split
@@ -54,6 +56,26 @@ _COMMANDS = {
     "info": run_info,
 }
 
+# the commands that run under torchrun, one process per rank; the others run in one process
+_DISTRIBUTED_COMMANDS = frozenset({"train"})
+
+
+@contextmanager
+def _output_of_rank(rank: int) -> Iterator[None]:
+    """Under ``torchrun``, what the command prints, logs and warns comes from rank 0 only;
+    errors come from every rank."""
+    if rank == 0:
+        yield
+        return
+    level = logger.level
+    with open(os.devnull, "w") as silent, redirect_stdout(silent), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            logger.setLevel(level)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status.
@@ -63,7 +85,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
-        with _logging_to_stderr(args.quiet):
+        rank, world_size = torchrun_rank_and_size()
+        if world_size > 1 and args.command not in _DISTRIBUTED_COMMANDS:
+            raise ValueError(
+                f"it runs in one process, and this is rank {rank} of {world_size} under "
+                "torchrun (WORLD_SIZE is set): run it without torchrun; only `retinalnet "
+                "train` trains across processes"
+            )
+        with _logging_to_stderr(args.quiet or rank != 0), _output_of_rank(rank):
             return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("retinalnet: interrupted", file=sys.stderr)

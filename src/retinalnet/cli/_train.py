@@ -42,6 +42,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from retinalnet._core.torchrun import torchrun_rank_and_size
     from retinalnet.checkpoint import checkpoint_epoch
     from retinalnet.cli._recipe import recipe_defaults, recipe_trainer
     from retinalnet.datasets import KermanyOCT
@@ -83,8 +84,11 @@ def run_train(args: argparse.Namespace) -> int:
             "--lr auto finds a rate for a new run; a resumed run (--resume) continues with the "
             "rate saved in its checkpoint: leave out --lr auto"
         )
+    # under torchrun rank 0 writes to --out (and the Trainer stops every rank if it cannot)
+    writes = torchrun_rank_and_size()[0] == 0
     scratch = contextlib.ExitStack()
-    with RunLock(args.out), scratch:  # one run at a time writes to --out
+    # one run at a time writes to --out
+    with RunLock(args.out) if writes else contextlib.nullcontext(), scratch:
         if args.seed is not None:
             seed_everything(args.seed)  # before the model: its new head starts the same
         model = create_model(args.arch, weights=args.weights, preprocessing=preprocessing)
@@ -134,11 +138,12 @@ def run_train(args: argparse.Namespace) -> int:
             history = trainer.fit(train, val, resume_from=args.resume)
         except BaseException:
             # the epochs that finished, beside the checkpoints; the error is what is reported
-            if len(trainer.history):
+            if len(trainer.history) and writes:
                 with contextlib.suppress(OSError):
                     trainer.history.to_csv(csv_path)
             raise
-        history.to_csv(csv_path)
+        if writes:
+            history.to_csv(csv_path)
         print(f"stopped: {history.stop_reason}")
         if calibration is not None and calibration.result is not None:
             print(f"calibration: {calibration.result}")

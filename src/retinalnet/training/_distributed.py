@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from retinalnet._core.torchrun import torchrun_rank_and_size
+
 __all__ = [
     "DistributedContext",
     "close_process_group",
@@ -100,7 +102,7 @@ def distributed_context(device: torch.device) -> DistributedContext:
     if not dist.is_available():
         return DistributedContext()
     if not dist.is_initialized():
-        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        if torchrun_rank_and_size()[1] <= 1:
             return DistributedContext()
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
         atexit.register(close_process_group)  # the group started here is closed here
