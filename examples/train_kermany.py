@@ -4,13 +4,15 @@
 
 The folder holds train/, val/ and test/, each with CNV/, DME/, DRUSEN/, NORMAL/ inside
 (the Kaggle OCT2017 download). Without ImageNet weights on the machine, pass
-``--weights /path/to/vgg16-397923af.pth`` or ``--weights none``.
+``--weights /path/to/vgg16-397923af.pth`` or ``--weights none``. It runs unchanged under
+``torchrun --nproc_per_node=N``; then rank 0 writes and prints.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from retinalnet import EarlyStopping, KermanyOCT, Trainer, vgg16_transfer
@@ -27,13 +29,15 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224, help="side of the model input")
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
+    main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 reports
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     model = vgg16_transfer(
         weights=None if args.weights.lower() == "none" else args.weights,
         preprocessing=Preprocessing(size=args.size),
     )
-    print(parameter_summary(model))
+    if main_process:
+        print(parameter_summary(model))
 
     trainer = Trainer(
         model,
@@ -46,11 +50,12 @@ def main() -> None:
     # The data sets yield PIL images; the Trainer applies the model's own preprocessing
     # (augmenting for train, deterministic for val), the same path prediction uses.
     history = trainer.fit(KermanyOCT(args.data, "train"), KermanyOCT(args.data, "val"))
-    history.to_csv(args.out / "history.csv")
-    print(history.stop_reason)
-
-    print(trainer.evaluate(KermanyOCT(args.data, "test")))
-    print(f"best model written to {args.out / 'best.pt'}")
+    result = trainer.evaluate(KermanyOCT(args.data, "test"))
+    if main_process:
+        history.to_csv(args.out / "history.csv")
+        print(history.stop_reason)
+        print(result)
+        print(f"best model written to {args.out / 'best.pt'}")
 
 
 if __name__ == "__main__":

@@ -58,3 +58,23 @@ def test_predict_example_prints_every_image(trained: tuple[Path, Path, str]) -> 
         path, ranked = line.split(": ")
         assert Path(path).is_file()
         assert len(ranked.split(", ")) == 2
+
+
+def test_train_example_runs_under_torchrun_and_rank_0_reports(
+    trained: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    data, _, _ = trained
+    out = tmp_path / "run"
+    stdout = _run(
+        "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        str(EXAMPLES / "train_kermany.py"),
+        "--data", str(data),
+        "--out", str(out),
+        "--weights", "none",
+        "--epochs", "1",
+        "--size", "32",
+        "--batch-size", "2",
+    )  # fmt: skip
+    assert stdout.count("135,310,404 parameters, 1,049,860 trainable") == 1
+    assert stdout.count("reached max_epochs=1") == 1
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "history.csv", "last.pt"]
