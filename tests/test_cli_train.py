@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from _cli_helpers import train_small_cnn
+from _distributed_helpers import as_torchrun_starts, free_port
 from _training_helpers import BuildSpy, same_state
 from retinalnet._core import files
 from retinalnet.checkpoint import checkpoint_epoch, load_checkpoint
@@ -361,11 +362,7 @@ def test_cache_views_need_the_cache(
 def _train_as_rank(rank: int, port: int, data: str, out: str) -> None:
     """One process of ``torchrun --nproc_per_node=2 -m retinalnet train ...``: its exit
     status and what it printed go to files."""
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-        WORLD_SIZE="2",
-    )  # fmt: skip
-    torch.set_num_threads(1)
+    as_torchrun_starts(rank, 2, port)
     printed = Path(out).parent / f"rank{rank}.out"
     with open(printed, "w") as stdout:
         sys.stdout = stdout
@@ -381,12 +378,9 @@ def test_train_under_torchrun_trains_on_every_rank_and_rank_0_writes_and_prints(
 ) -> None:
     import torch.multiprocessing as mp
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     out = tmp_path / "run"
     # rank 1 used to take --out's lock too, and stop with "in use by another run" (rank 0)
-    mp.spawn(_train_as_rank, args=(port, str(data), str(out)), nprocs=2, join=True)
+    mp.spawn(_train_as_rank, args=(free_port(), str(data), str(out)), nprocs=2, join=True)
 
     assert [(tmp_path / f"rank{r}.status").read_text() for r in range(2)] == ["0", "0"]
     assert sorted(p.name for p in out.iterdir()) == ["best.pt", "history.csv", "last.pt"]

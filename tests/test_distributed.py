@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import os
-import socket
 import time
 from pathlib import Path
 
@@ -13,17 +11,12 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from _distributed_helpers import as_torchrun_starts, free_port
 from _training_helpers import linear_classifier, separable_data
 from retinalnet.training import Callback, Trainer
 
 EPOCHS = 3
 PER_RANK_BATCH = 8
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _fit(
@@ -44,20 +37,8 @@ def _fit(
     return trainer
 
 
-def _as_torchrun_starts(rank: int, world_size: int, port: int) -> None:
-    """The environment ``torchrun`` gives each process; the Trainer starts the group."""
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-    )
-    torch.set_num_threads(1)
-
-
 def _worker(rank: int, world_size: int, port: int, out: str) -> None:
-    _as_torchrun_starts(rank, world_size, port)  # the group closes as the process exits
+    as_torchrun_starts(rank, world_size, port)  # the group closes as the process exits
     trainer = _fit(PER_RANK_BATCH, out_dir=Path(out) / "checkpoints")
     torch.save(
         {"state": trainer.model.state_dict(), "history": trainer.history.to_records()},
@@ -67,7 +48,7 @@ def _worker(rank: int, world_size: int, port: int, out: str) -> None:
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
 def test_two_gloo_processes_train_like_one_process(tmp_path: Path) -> None:
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     single = _fit(2 * PER_RANK_BATCH)  # the same global batch in one process
 
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
@@ -98,7 +79,7 @@ class _SlowFilesOnRank0(Callback):
 
 
 def _ending_worker(rank: int, port: int, out: str) -> None:
-    _as_torchrun_starts(rank, 2, port)
+    as_torchrun_starts(rank, 2, port)
     marker = Path(out) / "rank0-files"
     _fit(PER_RANK_BATCH, callbacks=[_SlowFilesOnRank0(marker)])
     seen = marker.exists()  # fit has returned on this rank
@@ -112,7 +93,7 @@ def test_every_rank_leaves_fit_after_rank_0_and_closes_the_group_at_exit(
 ) -> None:
     # a rank that left early and exited with the group open could abort (SIGABRT) while
     # rank 0 still wrote its checkpoints, and torchrun would then stop rank 0 too
-    mp.spawn(_ending_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_ending_worker, args=(free_port(), str(tmp_path)), nprocs=2, join=True)
     reports = [(tmp_path / f"rank{rank}.txt").read_text().split() for rank in range(2)]
     seen, still_open = zip(*reports, strict=True)
     assert seen == ("True", "True"), "a rank returned from fit before rank 0's files"

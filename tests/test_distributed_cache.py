@@ -4,7 +4,6 @@ share of the images and end with the whole cache, equal to one process's."""
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -13,18 +12,13 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+from _distributed_helpers import free_port
 from _training_helpers import CLASSES
 from retinalnet.datasets import KermanyOCT, make_synthetic_kermany
 from retinalnet.models import Classifier, build_head, freeze
 from retinalnet.training import Trainer, _feature_cache
 from retinalnet.training._distributed import DistributedContext
 from retinalnet.transforms import Preprocessing
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _model() -> Classifier:
@@ -78,7 +72,7 @@ def _worker(rank: int, port: int, root: str, out: str) -> None:
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
 def test_two_gloo_processes_share_the_cache_build(tmp_path: Path) -> None:
     root = make_synthetic_kermany(tmp_path / "data", train=4, val=0, test=0, shape=(64, 64))
-    mp.spawn(_worker, args=(_free_port(), str(root), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(free_port(), str(root), str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     # 16 images: 8 each for each path, 16 for the call without shard=True, 8 in the fit
     assert [r["extracted"] for r in ranks] == [[8, 8, 16, 8], [8, 8, 16, 8]]

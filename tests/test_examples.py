@@ -21,21 +21,25 @@ def _run(*args: str) -> str:
     return result.stdout
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
-    root = tmp_path_factory.mktemp("examples")
-    data = make_synthetic_kermany(root / "data", train=3, val=1, test=2, shape=(96, 96), seed=3)
-    out = root / "run"
-    stdout = _run(
+def _train_example(data: Path, out: Path, batch_size: int) -> list[str]:
+    """examples/train_kermany.py on ``data`` into ``out``: random weights, one epoch, 32 px."""
+    return [
         str(EXAMPLES / "train_kermany.py"),
         "--data", str(data),
         "--out", str(out),
         "--weights", "none",
         "--epochs", "1",
         "--size", "32",
-        "--batch-size", "4",
-    )  # fmt: skip
-    return data, out, stdout
+        "--batch-size", str(batch_size),
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    root = tmp_path_factory.mktemp("examples")
+    data = make_synthetic_kermany(root / "data", train=3, val=1, test=2, shape=(96, 96), seed=3)
+    out = root / "run"
+    return data, out, _run(*_train_example(data, out, batch_size=4))
 
 
 def test_train_example_writes_a_checkpoint(trained: tuple[Path, Path, str]) -> None:
@@ -65,16 +69,8 @@ def test_train_example_runs_under_torchrun_and_rank_0_reports(
 ) -> None:
     data, _, _ = trained
     out = tmp_path / "run"
-    stdout = _run(
-        "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        str(EXAMPLES / "train_kermany.py"),
-        "--data", str(data),
-        "--out", str(out),
-        "--weights", "none",
-        "--epochs", "1",
-        "--size", "32",
-        "--batch-size", "2",
-    )  # fmt: skip
+    torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    stdout = _run(*torchrun, *_train_example(data, out, batch_size=2))
     assert stdout.count("135,310,404 parameters, 1,049,860 trainable") == 1
     assert stdout.count("reached max_epochs=1") == 1
     assert sorted(p.name for p in out.iterdir()) == ["best.pt", "history.csv", "last.pt"]

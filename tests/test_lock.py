@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from _distributed_helpers import as_torchrun_starts, free_port
 from _training_helpers import InterruptAt, linear_classifier, quiet_trainer, separable_data
 from retinalnet.checkpoint import checkpoint_epoch
 from retinalnet.training import Callback, RunLock, RunLockedError, Trainer, _lock
@@ -385,17 +386,9 @@ def test_run_locked_error_survives_pickling(tmp_path: Path) -> None:
 
 
 def _locked_worker(rank: int, world_size: int, port: int, out: str) -> None:
-    import torch
     import torch.distributed as dist
 
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-    )
-    torch.set_num_threads(1)
+    as_torchrun_starts(rank, world_size, port)
     report = Path(out).parent / f"rank{rank}.txt"
     try:
         trainer = Trainer(
@@ -420,11 +413,7 @@ def test_every_rank_stops_when_rank_0_cannot_lock(tmp_path: Path) -> None:
         pytest.skip("torch.distributed is not available")
     out = tmp_path / "run"
     _write_lock(out, pid=os.getpid())  # this test process: alive, and not a rank
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-
-    context = mp.spawn(_locked_worker, args=(2, port, str(out)), nprocs=2, join=False)
+    context = mp.spawn(_locked_worker, args=(2, free_port(), str(out)), nprocs=2, join=False)
     deadline = time.monotonic() + 120
     while not context.join(timeout=5):
         if time.monotonic() > deadline:

@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "torchrun (WORLD_SIZE is set): run it without torchrun; only `retinalnet "
                 "train` trains across processes"
             )
-        with _logging_to_stderr(args.quiet or rank != 0), _output_of_rank(rank):
+        with _logging_to_stderr(args.quiet), _output_of_rank(rank):
             return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("retinalnet: interrupted", file=sys.stderr)
