@@ -15,7 +15,14 @@ import pytest
 from PIL import Image
 
 from retinalnet._core.files import file_digest
-from retinalnet.datasets import KERMANY_CLASSES, AuditReport, DuplicateGroup, audit
+from retinalnet.datasets import (
+    KERMANY_CLASSES,
+    AuditReport,
+    DuplicateGroup,
+    UnreadableImageError,
+    audit,
+    load_image,
+)
 from retinalnet.datasets._audit_report import ProblemFiles, bit_depth
 
 
@@ -368,9 +375,8 @@ def test_renamed_copies_of_one_patient_are_seen_leaking(clean_tree: Path) -> Non
         ((64, 64), True),
         ((512, 64), True),  # 8:1 exactly
         ((4096, 512), True),
-        ((1, 1), False),
         ((63, 496), False),
-        ((512, 8), False),
+        ((512, 16), False),
         ((4097, 600), False),
         ((520, 64), False),  # aspect 8.1
         ((64, 600), False),
@@ -388,6 +394,38 @@ def test_size_bounds(clean_tree: Path, size: tuple[int, int], plausible: bool) -
     assert report.implausible_sizes == {key: ProblemFiles(1, ["train/CNV/CNV-940-1.png"])}
     assert f"  {key}: 1 (e.g. train/CNV/CNV-940-1.png)" in str(report)
     assert "each side must be 64-4096 px and the aspect ratio at most 8:1" in str(report)
+
+
+@pytest.mark.parametrize(
+    ("size", "why"),
+    [((1, 1), "it is 1 x 1 pixels"), ((512, 8), "one side 64 times the other")],
+)
+def test_sizes_the_data_sets_refuse_are_unreadable(
+    clean_tree: Path, size: tuple[int, int], why: str
+) -> None:
+    path = clean_tree / "train" / "CNV" / "CNV-940-1.png"
+    Image.linear_gradient("L").resize(size).save(path)
+    report = audit(clean_tree)
+    assert report.problems == ["unreadable images"]
+    assert why in str(report)
+    with pytest.raises(UnreadableImageError, match=why):
+        load_image(path)
+
+
+def test_what_the_data_sets_refuse_the_audit_calls_unreadable(clean_tree: Path) -> None:
+    folder = clean_tree / "train" / "CNV"
+    twelve_bit = np.arange(96 * 80, dtype=np.uint16).reshape(80, 96) % 4081
+    Image.fromarray(twelve_bit).save(folder / "CNV-950-1.png")  # 12-bit data in 16 bits
+    frames = [Image.linear_gradient("L").resize((96, 80)) for _ in range(3)]
+    frames[0].save(folder / "CNV-951-1.tif", save_all=True, append_images=frames[1:])
+    report = audit(clean_tree)
+    assert report.problems == ["unreadable images"]
+    text = str(report)
+    assert "brightest pixel is 4080 of 65535" in text
+    assert "it holds 3 frames" in text
+    for name in ("CNV-950-1.png", "CNV-951-1.tif"):
+        with pytest.raises(UnreadableImageError):
+            load_image(folder / name)
 
 
 def test_size_bounds_can_be_set(clean_tree: Path) -> None:

@@ -590,7 +590,117 @@ def test_jpeg_and_png_files_are_one_b_scan_and_not_dicom(tmp_path):
     _noise((48, 40)).save(path)
     assert not is_dicom(path)
     assert frame_count(path) == 1
-    assert frame_count(tmp_path / "missing.jpeg") == 1  # not opened: no DICOM suffix or preamble
+    with pytest.raises(UnreadableImageError, match=r"missing\.jpeg': no such file"):
+        frame_count(tmp_path / "missing.jpeg")
     frames = load_frames(path)
     assert len(frames) == 1
     assert np.array_equal(np.asarray(frames[0]), np.asarray(load_image(path)))
+
+
+# --- files of several frames ----------------------------------------------------------------
+
+
+def _stack(path: Path, frames: int = 3) -> Path:
+    """A multi-page TIFF (or animated PNG, by suffix) of ``frames`` different noise frames."""
+    images = [
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (40, 48), np.uint8))
+        for i in range(frames)
+    ]
+    images[0].save(path, save_all=True, append_images=images[1:])
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".png"])
+def test_a_file_of_several_frames_is_a_volume_not_one_b_scan(tmp_path, suffix):
+    from retinalnet._core.images import frame_count, load_frames
+
+    path = _stack(tmp_path / f"volume{suffix}")
+    assert frame_count(path) == 3
+    frames = load_frames(path)
+    assert [np.asarray(f).tolist() for f in frames] == [
+        np.random.default_rng(i).integers(0, 256, (40, 48), np.uint8).tolist() for i in range(3)
+    ]
+    message = rf"^cannot read image {_quoted(path)}: it holds 3 frames .* not one B-scan: read it"
+    with pytest.raises(UnreadableImageError, match=message):
+        load_image(path)
+    with pytest.raises(UnreadableImageError, match=message):
+        load_frames(path, single=True)
+    with pytest.raises(UnreadableImageError, match=message):
+        Preprocessing(size=32).prepare(path)
+    with Image.open(path) as opened, pytest.raises(ValueError, match=r"PIL image of 3 frames"):
+        coerce_image(opened)
+
+
+def test_a_data_set_refuses_or_skips_a_multi_page_tiff(make_tree):
+    root = make_tree({"train/CNV": ["CNV-1-1.png"], "train/DME": ["DME-2-1.png"]})
+    _stack(root / "train" / "CNV" / "CNV-1-2.tif")
+    data = KermanyOCT(root, "train")
+    assert len(data) == 3  # .tif files are found
+    with pytest.raises(UnreadableImageError, match=r"CNV-1-2\.tif': it holds 3 frames"):
+        [data[i] for i in range(len(data))]
+
+
+def test_one_page_tiff_and_bmp_files_are_read_and_found(tmp_path):
+    scan = _noise((48, 40))
+    for name in ("a.tif", "b.TIFF", "c.bmp"):
+        scan.save(tmp_path / name)
+        assert np.array_equal(np.asarray(load_image(tmp_path / name)), np.asarray(scan))
+    assert [p.name for p in find_images(tmp_path)] == ["a.tif", "b.TIFF", "c.bmp"]
+
+
+# --- strips ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(400_000, 8), (8, 400), (33 * 40, 40)])
+def test_strips_are_refused_at_every_door_before_any_resize(tmp_path, size):
+    from retinalnet._core.images import MAX_IMAGE_ASPECT
+    from retinalnet.tensor_preprocessing import read_encoded
+
+    assert MAX_IMAGE_ASPECT == 32
+    width, height = size
+    expected = rf"it is {width} x {height} pixels, one side \d+ times the other; .* crop it"
+    path = tmp_path / "strip.png"
+    Image.new("L", size).save(path)
+    with pytest.raises(UnreadableImageError, match=rf"^cannot read image {_quoted(path)}: "):
+        load_image(path)
+    with pytest.raises(ValueError, match=rf"^cannot use image 1: {expected}"):
+        coerce_image(Image.new("L", size), name="image 1")
+    with pytest.raises(ValueError, match=rf"^cannot use image 1: {expected}"):
+        coerce_image(torch.zeros(height, width, dtype=torch.uint8), name="image 1")
+    if max(size) < 65_500:  # the JPEG limit: the tensor path reads JPEGs only
+        jpeg = tmp_path / "strip.jpeg"
+        Image.new("L", size).save(jpeg)
+        with pytest.raises(UnreadableImageError, match=expected):
+            read_encoded(jpeg, Preprocessing(size=32))
+
+
+def test_a_b_scan_three_times_wider_than_tall_is_read(tmp_path):
+    path = tmp_path / "wide.jpeg"
+    _noise((1536, 496)).save(path)
+    assert load_image(path).size == (1536, 496)
+    assert coerce_image(torch.zeros(40, 32 * 40, dtype=torch.uint8)).size == (1280, 40)
+
+
+# --- lazily opened PIL images ---------------------------------------------------------------
+
+
+def test_a_lazily_opened_truncated_or_closed_image_is_refused_naming_it(tmp_path):
+    truncated = _truncated_jpeg(tmp_path / "half.jpeg")
+    with pytest.raises(ValueError, match=r"^cannot use image 0: its pixels cannot be decoded"):
+        coerce_image(Image.open(truncated), name="image 0")
+    good = tmp_path / "good.png"
+    _noise((48, 40)).save(good)
+    with Image.open(good) as opened:
+        pass
+    with pytest.raises(ValueError, match=r"^cannot use image 0: its pixels cannot be decoded"):
+        coerce_image(opened, name="image 0")
+    assert coerce_image(Image.open(good)).size == (48, 40)  # lazily opened and readable: fine
+
+
+def test_the_predictor_names_a_lazily_opened_truncated_image(tmp_path):
+    truncated = _truncated_jpeg(tmp_path / "half.jpeg")
+    good = tmp_path / "good.png"
+    _noise((48, 40)).save(good)
+    predictor = Predictor(tiny_cnn(), device="cpu", on_error="skip")  # skips files, not objects
+    with pytest.raises(ValueError, match=r"^cannot use image 1: its pixels cannot be decoded"):
+        predictor.topk([good, Image.open(truncated)], k=1)

@@ -190,7 +190,10 @@ def test_a_clean_split_indexes_without_warnings(kermany_sample):
         ("scan.JPG", True),
         ("scan.png", True),
         ("scan.Png", True),
-        ("scan.tif", False),
+        ("scan.tif", True),
+        ("scan.TIFF", True),
+        ("scan.bmp", True),
+        ("scan.gif", False),
         ("scan.jpeg.txt", False),
         ("notes.txt", False),
         ("Thumbs.db", False),
@@ -361,7 +364,8 @@ def test_images_lying_directly_in_the_split_folder_are_refused(make_tree):
 
 def test_split_with_empty_class_folders_holds_no_images(make_tree):
     root = make_tree({"train/CNV": [], "train/DME": ["notes.txt"]})
-    message = rf"split 'train' under {_quoted(root)} holds no images \(.dcm, .jpeg, .jpg, .png\)"
+    suffixes = r"\(.bmp, .dcm, .jpeg, .jpg, .png, .tif, .tiff\)"
+    message = rf"split 'train' under {_quoted(root)} holds no images {suffixes}"
     with pytest.raises(ValueError, match=message):
         KermanyOCT(root, "train")
 

@@ -352,3 +352,41 @@ def test_predict_never_shows_a_patient_tag(
     assert "its SOP class is Basic Text SR Storage" in outputs[9]
     outputs += [record.getMessage() for record in caplog.records]
     assert all(MARKER not in text for text in outputs)
+
+
+def _tiff_volume(path: Path, volume: np.ndarray) -> Path:
+    frames = [Image.fromarray(frame) for frame in volume]
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    return path
+
+
+def test_a_multi_page_tiff_is_a_volume_like_a_dicom_one(
+    tmp_path: Path, brightness: Predictor, bright_volume: np.ndarray
+) -> None:
+    tiff = _tiff_volume(tmp_path / "volume.tif", bright_volume)
+    dicom = write(tmp_path / "volume.dcm", bright_volume)
+    assert [np.asarray(f).tolist() for f in read_volume(tiff)] == bright_volume.tolist()
+    from_tiff, from_dicom = predict_volume(brightness, tiff), predict_volume(brightness, dicom)
+    assert from_tiff.probabilities == from_dicom.probabilities
+    assert from_tiff.label == "CNV"
+
+
+def test_predict_summarises_a_multi_page_tiff_and_never_overwrites_an_overlay(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    for name in ("a/scan.jpeg", "a/scan_2.png", "b/scan.jpeg", "b/scan_scan0.png"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        Image.fromarray(scans(1, seed=len(name))[0]).save(tmp_path / name)
+    volume = _tiff_volume(tmp_path / "b" / "scan.tif", scans(3))
+    cams = tmp_path / "cams"
+    code = _predict(
+        "--checkpoint", str(checkpoint), str(tmp_path / "a"), str(tmp_path / "b"),
+        "--cam", str(cams), "--threshold", "0.01", "--min-scans", "3",
+    )  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert f"{volume}  " in out
+    assert "(3 B-scans; " in out
+    # 4 image overlays and the volume's 3 driving B-scans, each its own file
+    assert len(list(cams.iterdir())) == 7

@@ -15,9 +15,10 @@ antialiased resize matches PIL's to about one grey level. The tests check it aga
 real scans (:data:`TOLERANCE`); their largest difference on a CPU is one grey level.
 
 Files it cannot decode the same way go the PIL way, in the reading worker: anything but an
-8-bit grey or RGB JPEG (PNG, CMYK, 16-bit, ...), images with a side under 32 pixels (which
-the PIL path warns about or refuses), and every file when the preprocessing uses
-``reduced_decode`` (libjpeg's reduced-scale decoding has no tensor equivalent).
+8-bit grey or RGB JPEG (PNG, CMYK, 16-bit, ...), images with a side under 32 pixels or one
+side more than 32 times the other (which the PIL path warns about or refuses), and every file
+when the preprocessing uses ``reduced_decode`` (libjpeg's reduced-scale decoding has no tensor
+equivalent).
 
 .. versionadded:: 0.2
 
@@ -46,7 +47,7 @@ from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2 import functional as tvf
 
 from retinalnet._core.device import resolve_device
-from retinalnet._core.images import SMALL_IMAGE_SIDE, UnreadableImageError
+from retinalnet._core.images import MAX_IMAGE_ASPECT, SMALL_IMAGE_SIDE, UnreadableImageError
 from retinalnet.transforms import Preprocessing
 
 __all__ = ["TOLERANCE", "TensorPreprocessing", "read_encoded"]
@@ -232,7 +233,8 @@ def _tensor_decodable(data: bytes, preprocessing: Preprocessing) -> bool:
             mode = header.mode
     except Exception:  # anything wrong: the PIL path names the error
         return False
-    return mode in ("L", "RGB") and min(width, height) >= SMALL_IMAGE_SIDE
+    short, long = sorted((width, height))
+    return mode in ("L", "RGB") and short >= SMALL_IMAGE_SIDE and long <= MAX_IMAGE_ASPECT * short
 
 
 def _decode_jpeg(data: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:

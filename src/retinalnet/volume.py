@@ -1,7 +1,7 @@
 """OCT volumes: every B-scan predicted, the volume summarised by a referral rule.
 
-A volume is the stack of B-scans of one OCT acquisition (a multi-frame DICOM file, or B-scans
-given in order). :func:`predict_volume` predicts each B-scan with a
+A volume is the stack of B-scans of one OCT acquisition (a multi-frame DICOM file, a multi-page TIFF
+or an animated PNG, or B-scans given in order). :func:`predict_volume` predicts each B-scan with a
 :class:`~retinalnet.predictor.Predictor` and :func:`summarise_volume` applies the rule:
 
     Go through the classes in referral order, highest concern first (``CNV``, ``DME``,
@@ -305,9 +305,13 @@ def summarise_volume(
 def read_volume(path: str | os.PathLike[str]) -> list[Image.Image]:
     """The B-scans of a volume file, in order, as ``"L"`` (or ``"RGB"``) images.
 
-    A multi-frame DICOM file gives its frames; a single-frame DICOM or any other image gives
-    one B-scan. Pixels become grey levels by the rules of the docs page "DICOM and OCT
-    volumes". Needs the ``dicom`` extra for DICOM files.
+    A multi-frame DICOM file gives its frames, a multi-page TIFF its pages, an animated PNG
+    its frames; a single-frame file gives one B-scan. Pixels become grey levels by the rules
+    of the docs page "DICOM and OCT volumes"; every frame passes the checks of
+    :func:`~retinalnet.datasets.load_image`. Needs the ``dicom`` extra for DICOM files.
+
+    .. versionchanged:: 0.2
+       Multi-page TIFF files and animated PNGs.
 
     Raises
     ------
@@ -341,7 +345,7 @@ def predict_volume(
     predictor
         Gives each B-scan's probabilities (its model, preprocessing, device, TTA).
     volume
-        A volume file (a multi-frame DICOM file; see :func:`read_volume`), or the B-scans
+        A volume file (a multi-frame DICOM or TIFF file; see :func:`read_volume`), or the B-scans
         in order (paths, PIL images or image tensors, as :class:`~retinalnet.predictor.Predictor`
         takes them; ``list(tensor)`` for a ``(N, H, W)`` tensor).
     threshold, order, min_scans

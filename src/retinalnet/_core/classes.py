@@ -12,9 +12,12 @@ KERMANY_CLASSES: Final[tuple[str, ...]] = ("CNV", "DME", "DRUSEN", "NORMAL")
 KERMANY_SPLITS: Final[tuple[str, ...]] = ("train", "val", "test")
 """Split folder names of the Kermany OCT2017 download."""
 
-IMAGE_EXTENSIONS: Final[frozenset[str]] = frozenset({".jpeg", ".jpg", ".png", ".dcm"})
+IMAGE_EXTENSIONS: Final[frozenset[str]] = frozenset(
+    {".jpeg", ".jpg", ".png", ".tif", ".tiff", ".bmp", ".dcm"}
+)
 """File suffixes (compared lower-case) that are read as images (``.dcm``: DICOM, with the
-``dicom`` extra; a multi-frame file is a volume, refused as one image)."""
+``dicom`` extra; a multi-frame DICOM file or multi-page TIFF is a volume, refused as one
+image)."""
 
 
 def check_same_classes(model_classes: Sequence[str], data: object, *, where: str) -> None:

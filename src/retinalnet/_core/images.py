@@ -40,10 +40,12 @@ from retinalnet._core.dicom import (
 )
 
 __all__ = [
+    "MAX_IMAGE_ASPECT",
     "MIN_IMAGE_SIDE",
     "SMALL_IMAGE_SIDE",
     "ImageInput",
     "UnreadableImageError",
+    "check_decoded",
     "coerce_image",
     "draft_scale",
     "frame_count",
@@ -64,6 +66,11 @@ MIN_IMAGE_SIDE = 8
 SMALL_IMAGE_SIDE = 32
 """Images with a side shorter than this (pixels, the smallest model input) are accepted with
 a warning: the model sees them upsampled, with little detail."""
+
+MAX_IMAGE_ASPECT = 32
+"""Images whose longer side is more than this many times their shorter side are refused: a
+B-scan is about 1:1 (512 x 496) to 3:1 (1536 x 496), and resizing the shorter side of a
+400,000 x 8 strip to 256 pixels would need a 13-gigapixel image."""
 
 _DRAFT_SLACK = 0.95
 _FULL_16_BIT = 65535
@@ -184,8 +191,9 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
         An image file PIL can read (JPEG and PNG for OCT scans; 16-bit PNG and TIFF too), or
         a single-frame DICOM file (``.dcm``, or any file with the DICOM preamble; needs the
         ``dicom`` extra), whose pixels become grey levels by the rules of the docs page
-        "DICOM and OCT volumes". A multi-frame DICOM file is a volume and is refused here:
-        read it with :func:`load_frames` (:func:`retinalnet.volume.read_volume`).
+        "DICOM and OCT volumes". A multi-frame DICOM file, a multi-page TIFF and an
+        animated PNG are volumes and are refused here: read them with :func:`load_frames`
+        (:func:`retinalnet.volume.read_volume`).
 
         .. versionchanged:: 0.2
            DICOM files.
@@ -210,10 +218,12 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
         If the file is missing, is not an image, is truncated or corrupt, claims more pixels
         than PIL's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, about 89
         megapixels; set it higher, or to ``None``, to read such a file), has a side shorter
-        than :data:`MIN_IMAGE_SIDE` pixels, or holds pixels :func:`to_model_mode` refuses
-        (NaN, a 16-bit image holding 12-bit data). For DICOM also: no pixel data, a
-        non-image SOP class, a transfer syntax no installed decoder reads (named with its
-        UID), several frames. The message names the file (never a patient tag).
+        than :data:`MIN_IMAGE_SIDE` pixels or more than :data:`MAX_IMAGE_ASPECT` times the
+        other, holds several frames (a multi-page TIFF, an animated PNG), or holds pixels
+        :func:`to_model_mode` refuses (NaN, a 16-bit image holding 12-bit data). For DICOM
+        also: no pixel data, a non-image SOP class, a transfer syntax no installed decoder
+        reads (named with its UID), several frames. The message names the file (never a
+        patient tag).
     ModuleNotFoundError
         For a DICOM file when pydicom is not installed (``pip install "retinalnet[dicom]"``).
 
@@ -229,8 +239,9 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
     >>> small = load_image("CNV-1016042-1.jpeg", target_size=256)  # doctest: +SKIP
 
     .. versionchanged:: 0.2
-       Returns ``"L"`` or ``"RGB"`` images only; refuses decompression bombs, tiny images
-       and unusable pixels with :class:`UnreadableImageError`.
+       Returns ``"L"`` or ``"RGB"`` images only; refuses decompression bombs, tiny and
+       strip-shaped images, files of several frames and unusable pixels with
+       :class:`UnreadableImageError`.
     """
     if target_size is not None and (
         isinstance(target_size, bool) or not isinstance(target_size, int) or target_size < 1
@@ -245,6 +256,9 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
     try:
         with _open(file) as opened:
             size = opened.size
+            frames = _frames_of(opened)
+            if frames > 1:
+                raise UnreadableImageError(file, _volume_reason(frames))
             if target_size is not None and opened.format == "JPEG":
                 scale = draft_scale(opened.size, target_size)
                 if scale > 1:
@@ -254,21 +268,86 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
             image: Image.Image = opened.copy()
     except UnreadableImageError:
         raise
-    except FileNotFoundError:
-        raise UnreadableImageError(file, "no such file") from None
-    except IsADirectoryError:
-        raise UnreadableImageError(file, "it is a directory, not an image file") from None
     except UnidentifiedImageError:
         if has_dicom_preamble(file):
             return load_frames(file, single=True)[0]
         raise UnreadableImageError(file, "not a recognised image format") from None
     except (OSError, SyntaxError, ValueError) as error:
-        raise UnreadableImageError(file, f"corrupt or truncated ({error})") from None
+        raise _read_error(file, error) from None
+    return _admit(image, size, file)
+
+
+def check_decoded(image: Image.Image, path: str | os.PathLike[str]) -> Image.Image:
+    """The checks :func:`load_image` makes on a decoded file, for an image opened elsewhere.
+
+    One frame, a plausible size (:data:`MIN_IMAGE_SIDE`, :data:`MAX_IMAGE_ASPECT`) and
+    pixels :func:`to_model_mode` gives a meaning: ``retinalnet audit`` decodes each file once
+    (to hash it too) and calls this, so it refuses exactly the files the data sets refuse.
+
+    Parameters
+    ----------
+    image
+        An opened PIL image of ``path`` (its frames are counted, its pixels decoded).
+    path
+        The file, named in the error.
+
+    Returns
+    -------
+    PIL.Image.Image
+        The image in ``"L"`` or ``"RGB"``.
+
+    Raises
+    ------
+    UnreadableImageError
+        As :func:`load_image`, naming ``path``.
+
+    .. versionadded:: 0.2
+    """
+    file = Path(path)
+    frames = _frames_of(image)
+    if frames > 1:
+        raise UnreadableImageError(file, _volume_reason(frames))
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError) as error:
+        raise _read_error(file, error) from None
+    return _admit(image, image.size, file)
+
+
+def _admit(image: Image.Image, size: tuple[int, int], file: Path) -> Image.Image:
+    """A decoded file's size and pixels through the gate; errors name the file."""
     try:
         _check_size(size, repr(str(file)))
         return _model_mode(image, repr(str(file)))
     except _UnusablePixelsError as error:
         raise UnreadableImageError(file, str(error)) from None
+
+
+def _read_error(file: Path, error: Exception) -> UnreadableImageError:
+    if isinstance(error, FileNotFoundError):
+        return UnreadableImageError(file, "no such file")
+    if isinstance(error, IsADirectoryError):
+        return UnreadableImageError(file, "it is a directory, not an image file")
+    return UnreadableImageError(file, f"corrupt or truncated ({error})")
+
+
+def _frames_of(opened: Image.Image) -> int:
+    """The frames of an opened file: a TIFF's pages, an animated PNG's or GIF's frames.
+
+    A multi-picture JPEG (MPO, from stereo cameras) counts as one: its first picture is the
+    image and the others are alternate views of it.
+    """
+    if opened.format == "MPO":
+        return 1
+    return int(getattr(opened, "n_frames", 1))
+
+
+def _volume_reason(frames: int) -> str:
+    return (
+        f"it holds {frames} frames (a multi-page TIFF or an animated image: an OCT volume), "
+        "not one B-scan: read it with retinalnet.volume.read_volume, or predict it with "
+        "retinalnet.volume.predict_volume (`retinalnet predict` summarises volumes)"
+    )
 
 
 def is_dicom(path: str | os.PathLike[str]) -> bool:
@@ -281,14 +360,16 @@ def is_dicom(path: str | os.PathLike[str]) -> bool:
 
 
 def load_frames(path: str | os.PathLike[str], *, single: bool = False) -> list[Image.Image]:
-    """Every B-scan of a file: the frames of a DICOM file, or ``[load_image(path)]``.
+    """Every B-scan of a file: the frames of a DICOM file, the pages of a multi-page TIFF
+    or the frames of an animated PNG, or ``[load_image(path)]``.
 
     Parameters
     ----------
     path
-        A DICOM file of one or more frames, or any image :func:`load_image` reads.
+        A file of one or more frames: DICOM, TIFF, PNG, or any image :func:`load_image`
+        reads. Every frame passes the checks of :func:`load_image` (size, pixel meaning).
     single
-        Refuse a DICOM file of several frames (what :func:`load_image` does).
+        Refuse a file of several frames (what :func:`load_image` does).
 
     Returns
     -------
@@ -303,10 +384,13 @@ def load_frames(path: str | os.PathLike[str], *, single: bool = False) -> list[I
         For a DICOM file when pydicom is not installed.
 
     .. versionadded:: 0.2
+
+    .. versionchanged:: 0.2
+       Multi-page TIFF files and animated PNGs.
     """
     file = Path(path)
     if not is_dicom(file):
-        return [load_image(file)]
+        return _pil_frames(file, single=single)
     try:
         pixels, header = read_frames(file, single=single)
         _check_size((header.columns, header.rows), repr(str(file)))
@@ -316,24 +400,59 @@ def load_frames(path: str | os.PathLike[str], *, single: bool = False) -> list[I
 
 
 def frame_count(path: str | os.PathLike[str]) -> int:
-    """How many B-scans a file holds: a DICOM file's frames (from its header), else 1.
+    """How many B-scans a file holds, from its header: a DICOM file's frames, a TIFF's pages,
+    an animated PNG's frames; 1 for any other image.
 
     Raises
     ------
     UnreadableImageError
-        If a DICOM header cannot be read (the message names the file).
+        If the header cannot be read (the message names the file).
     ModuleNotFoundError
         For a DICOM file when pydicom is not installed.
 
     .. versionadded:: 0.2
+
+    .. versionchanged:: 0.2
+       Counts the pages of a multi-page TIFF and the frames of an animated PNG.
     """
     file = Path(path)
     if not is_dicom(file):
-        return 1
+        try:
+            with _open(file) as opened:
+                return _frames_of(opened)
+        except UnreadableImageError:
+            raise
+        except UnidentifiedImageError:
+            raise UnreadableImageError(file, "not a recognised image format") from None
+        except (OSError, SyntaxError, ValueError) as error:
+            raise _read_error(file, error) from None
     try:
         return read_header(file).frames
     except DicomReadError as error:
         raise UnreadableImageError(file, str(error)) from None
+
+
+def _pil_frames(file: Path, *, single: bool) -> list[Image.Image]:
+    """Every frame of a file PIL reads, each through the gate of :func:`load_image`."""
+    if single:
+        return [load_image(file)]
+    try:
+        with _open(file) as opened:
+            frames = _frames_of(opened)
+            if frames == 1:
+                return [load_image(file)]
+            images: list[Image.Image] = []
+            for index in range(frames):
+                opened.seek(index)
+                opened.load()
+                images.append(opened.copy())
+    except UnreadableImageError:
+        raise
+    except UnidentifiedImageError:
+        raise UnreadableImageError(file, "not a recognised image format") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise _read_error(file, error) from None
+    return [_admit(image, image.size, file) for image in images]
 
 
 def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
@@ -393,6 +512,12 @@ def _check_size(size: tuple[int, int], name: str) -> None:
         raise _UnusablePixelsError(
             f"it is {width} x {height} pixels; images need both sides of at least "
             f"{MIN_IMAGE_SIDE} pixels (an OCT B-scan is about 512 x 496)"
+        )
+    if max(width, height) > MAX_IMAGE_ASPECT * min(width, height):
+        raise _UnusablePixelsError(
+            f"it is {width} x {height} pixels, one side {max(width, height) // min(width, height)} "
+            f"times the other; a B-scan is at most about 3:1 (1536 x 496), and images over "
+            f"{MAX_IMAGE_ASPECT}:1 are refused: crop it to one B-scan"
         )
     if min(width, height) < SMALL_IMAGE_SIDE:
         warnings.warn(
@@ -555,7 +680,9 @@ def coerce_image(
     ValueError
         If a PIL image or tensor is not a usable image: a batch, a normalised model input,
         NaN or infinite values, a wrong shape or dtype, a side shorter than
-        :data:`MIN_IMAGE_SIDE` pixels, or pixels :func:`to_model_mode` refuses.
+        :data:`MIN_IMAGE_SIDE` pixels, a side more than :data:`MAX_IMAGE_ASPECT` times the
+        other, pixels :func:`to_model_mode` refuses, a PIL image of several frames, or a
+        lazily opened PIL image whose file is truncated or already closed.
     TypeError
         If ``image`` is none of the accepted types.
 
@@ -568,6 +695,21 @@ def coerce_image(
     if isinstance(image, (str, os.PathLike)):
         return to_model_mode(decode(image), name)
     if isinstance(image, Image.Image):
+        frames = _frames_of(image)
+        if frames > 1:
+            raise ValueError(
+                f"cannot use {name}: it is a PIL image of {frames} frames (an OCT volume), "
+                "not one B-scan: pass its frames one by one (PIL.ImageSequence), or predict it "
+                "with retinalnet.volume.predict_volume"
+            )
+        try:
+            image.load()  # an image from Image.open is decoded lazily, here
+        except (OSError, SyntaxError, ValueError, AssertionError, AttributeError) as error:
+            raise ValueError(
+                f"cannot use {name}: its pixels cannot be decoded ({type(error).__name__}: "
+                f"{error or 'its file was closed'}); pass the path instead, or an image "
+                "loaded while its file was open (Image.open(path).convert('L'))"
+            ) from None
         try:
             _check_size(image.size, name)
         except _UnusablePixelsError as error:

@@ -84,19 +84,13 @@ def add_export_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from retinalnet.datasets import find_images
+    from retinalnet.cli._image_paths import image_paths
     from retinalnet.export import PARITY_TOLERANCE, to_onnx
 
     require_onnx("ONNX export")
     images: list[Path] | None = None
     if args.images is not None:
-        images = []
-        for path in args.images:
-            images.extend(find_images(path) if path.is_dir() else [path])
-        if not images:
-            searched = ", ".join(map(str, args.images))
-            raise ValueError(f"no images (.jpeg, .jpg, .png) found in {searched}")
-        images = _spread(images, args.max_images)
+        images = _spread(image_paths(args.images), args.max_images)
     tolerance = PARITY_TOLERANCE if args.tolerance is None else args.tolerance
     result = to_onnx(args.checkpoint, args.out, images=images, tolerance=tolerance)
     parity = result.parity

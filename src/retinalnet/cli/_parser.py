@@ -12,6 +12,7 @@ from pathlib import Path
 
 from retinalnet._version import __version__
 from retinalnet.cli._export import add_export_command
+from retinalnet.cli._image_paths import image_suffixes
 from retinalnet.cli._info import add_info_command
 from retinalnet.cli._recipe import add_recipe_arguments
 from retinalnet.cli._volume import add_volume_flags
@@ -375,8 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         type=Path,
         metavar="PATH",
-        help="image files, or folders searched for .jpeg, .jpg, .png and .dcm files; a "
-        "multi-frame DICOM file is an OCT volume, summarised per volume",
+        help=f"image files, or folders searched for {image_suffixes()} files; a multi-frame "
+        "file (DICOM, multi-page TIFF) is an OCT volume, summarised per volume",
     )
     predict.add_argument(
         "--checkpoint", required=True, type=Path, help="a checkpoint written by retinalnet"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal
 
 if TYPE_CHECKING:
+    from retinalnet.cli._output_names import OutputNames
     from retinalnet.predictor import Prediction, Predictor
     from retinalnet.training import Callback, DataSource, Trainer
 
@@ -204,28 +205,28 @@ def _print_predictions(predictions: Sequence[Prediction]) -> None:
 
 
 def _write_cams(
-    predictor: Predictor, images: Sequence[Path], predictions: Sequence[Prediction], folder: Path
+    predictor: Predictor,
+    predictions: Sequence[Prediction],
+    folder: Path,
+    names: OutputNames,
 ) -> None:
     """One Grad-CAM overlay PNG per image, of its predicted class, named after the image."""
     from retinalnet.plots import plot_gradcam
 
     folder.mkdir(parents=True, exist_ok=True)
-    used: set[str] = set()
-    for path, prediction in zip(images, predictions, strict=True):
-        name = f"{path.stem}_cam.png"
-        if name in used:  # same file name in two folders
-            name = f"{path.stem}_{len(used)}_cam.png"
-        used.add(name)
+    for prediction in predictions:
+        path = Path(prediction.source)
         # the file itself: decoded as the model's preprocessing says, the map at full size
         heatmap = predictor.gradcam(path, class_index=prediction.top[0].index)
         title = f"{path.name}: {prediction.label} {prediction.probability:.1%}"
-        plot_gradcam(path, heatmap, title=title, save=folder / name)
+        plot_gradcam(path, heatmap, title=title, save=names.take(folder, path.stem, "cam.png"))
     logger.info("Grad-CAM overlays: %s", folder)
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from retinalnet._core.classes import IMAGE_EXTENSIONS
     from retinalnet.cli._advice import require_matplotlib
+    from retinalnet.cli._image_paths import image_paths
+    from retinalnet.cli._output_names import OutputNames
     from retinalnet.cli._skip import print_skipped
     from retinalnet.cli._volume import (
         predict_volumes,
@@ -233,7 +234,6 @@ def run_predict(args: argparse.Namespace) -> int:
         split_volumes,
         write_volume_outputs,
     )
-    from retinalnet.datasets import find_images
     from retinalnet.predictor import Predictor
 
     if args.cam is not None:
@@ -241,14 +241,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.plots is not None:
         require_matplotlib("--plots")
 
-    images: list[Path] = []
-    for path in args.paths:
-        images.extend(find_images(path) if path.is_dir() else [path])
-    if not images:
-        searched = ", ".join(map(str, args.paths))
-        suffixes = ", ".join(sorted(IMAGE_EXTENSIONS))
-        raise ValueError(f"no images ({suffixes}) found in {searched}")
-    images, volumes = split_volumes(images, args)  # multi-frame DICOM files are volumes
+    images, volumes = split_volumes(image_paths(args.paths), args)  # multi-frame files: volumes
     predictor = Predictor.from_checkpoint(
         args.checkpoint,
         device=args.device,
@@ -271,9 +264,10 @@ def run_predict(args: argparse.Namespace) -> int:
         _print_predictions(predictions)
         print_volumes(runs)
     sys.stdout.flush()  # the results are out before anything is drawn
+    names = OutputNames()  # one name per file across --cam and --plots
     if args.cam is not None:
-        _write_cams(predictor, [Path(p.source) for p in predictions], predictions, args.cam)
-    written = write_volume_outputs(predictor, runs, args)
+        _write_cams(predictor, predictions, args.cam, names)
+    written = write_volume_outputs(predictor, runs, args, names)
     if args.plots is not None:
         where = sys.stderr if args.json else sys.stdout  # stdout holds only JSON with --json
         print(f"plots: {', '.join(str(p) for p in written if p.parent == args.plots)}", file=where)

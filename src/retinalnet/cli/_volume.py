@@ -1,9 +1,9 @@
-"""``retinalnet predict`` for OCT volumes: multi-frame DICOM files, summarised per volume.
+"""``retinalnet predict`` for OCT volumes: multi-frame files, summarised per volume.
 
-A multi-frame DICOM file among the paths is a volume: every B-scan is predicted and the
-volume summarised by :func:`retinalnet.volume.predict_volume` (one line each, then the
-B-scans that drove it); ``--json`` gives every B-scan's probabilities, ``--plots DIR`` a strip
-figure per volume, ``--cam DIR`` Grad-CAM overlays of the driving B-scans. Nothing from a
+A multi-frame DICOM file, multi-page TIFF or animated PNG among the paths is a volume: every B-scan
+is predicted and the volume summarised by :func:`retinalnet.volume.predict_volume` (one line each,
+then the B-scans that drove it); ``--json`` gives every B-scan's probabilities, ``--plots DIR`` a
+strip figure per volume, ``--cam DIR`` Grad-CAM overlays of the driving B-scans. Nothing from a
 file's patient tags is read, so nothing of them is printed.
 """
 
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from PIL import Image
 
+    from retinalnet.cli._output_names import OutputNames
     from retinalnet.predictor import Predictor, SkippedImage
     from retinalnet.volume import VolumeSummary
 
@@ -35,16 +36,17 @@ logger = logging.getLogger("retinalnet")
 
 _SHOWN = 5  # driving B-scans listed per volume in the text output
 _CAMS = 3  # Grad-CAM overlays per volume
-_PIL_SUFFIXES = (".jpeg", ".jpg", ".png")  # never opened to look for a DICOM preamble
+_ONE_FRAME_SUFFIXES = (".jpeg", ".jpg", ".bmp")  # never opened: one picture per file
 
 
 def split_volumes(paths: Sequence[Path], args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
-    """The image files and the volumes (multi-frame DICOM files) among ``paths``.
+    """The image files and the volumes (multi-frame DICOM or TIFF files, animated PNGs) among
+    ``paths``.
 
-    Only DICOM files are opened, and only their headers. A file whose header cannot be read
-    stays with the images, where the Predictor reports it (or skips it with
-    ``--on-error skip``). Flags that do not fit the volumes found are refused here, before
-    any prediction.
+    Only the headers of files that can hold several frames are read (not JPEG or BMP). A file whose
+    header cannot be read stays with the images, where the Predictor reports it (or skips it with
+    ``--on-error skip``). Flags that do not fit the volumes found are refused here, before any
+    prediction.
 
     Raises
     ------
@@ -53,14 +55,13 @@ def split_volumes(paths: Sequence[Path], args: argparse.Namespace) -> tuple[list
     ValueError
         If ``--csv`` is given with a volume, or ``--plots`` without one.
     """
-    from retinalnet._core.images import UnreadableImageError, frame_count, is_dicom
+    from retinalnet._core.images import UnreadableImageError, frame_count
 
     images: list[Path] = []
     volumes: list[tuple[Path, int]] = []
     for path in paths:
         try:
-            dicom = path.suffix.lower() not in _PIL_SUFFIXES and is_dicom(path)
-            frames = frame_count(path) if dicom else 1
+            frames = 1 if path.suffix.lower() in _ONE_FRAME_SUFFIXES else frame_count(path)
         except UnreadableImageError:
             frames = 1
         except ModuleNotFoundError as error:
@@ -78,7 +79,7 @@ def split_volumes(paths: Sequence[Path], args: argparse.Namespace) -> tuple[list
     if not volumes and args.plots is not None:
         raise ValueError(
             "--plots DIR draws the B-scan probabilities of each volume (a multi-frame DICOM "
-            "file), and no volume was given; leave --plots out"
+            "or TIFF file), and no volume was given; leave --plots out"
         )
     return images, [path for path, _ in volumes]
 
@@ -140,17 +141,24 @@ def print_volumes(runs: Sequence[VolumeRun]) -> None:
 
 
 def write_volume_outputs(
-    predictor: Predictor, runs: Sequence[VolumeRun], args: argparse.Namespace
+    predictor: Predictor,
+    runs: Sequence[VolumeRun],
+    args: argparse.Namespace,
+    names: OutputNames,
 ) -> list[Path]:
-    """``--plots DIR``: a strip figure per volume; ``--cam DIR``: overlays of its drivers."""
+    """``--plots DIR``: a strip figure per volume; ``--cam DIR``: overlays of its drivers.
+
+    ``names`` gives every file its own name (``STEM_volume.png``, ``STEM_scanI_cam.png``,
+    numbered when a stem comes again), shared with the images' overlays.
+    """
     written: list[Path] = []
     if args.plots is not None:
         from retinalnet.plots_volume import plot_volume
 
         folder: Path = args.plots
         folder.mkdir(parents=True, exist_ok=True)
-        for number, run in enumerate(runs):
-            target = folder / _name(run.path, number, runs, "volume.png")
+        for run in runs:
+            target = names.take(folder, run.path.stem, "volume.png")
             plot_volume(run.summary, save=target)
             written.append(target)
     if args.cam is not None:
@@ -158,7 +166,7 @@ def write_volume_outputs(
 
         folder = args.cam
         folder.mkdir(parents=True, exist_ok=True)
-        for number, run in enumerate(runs):
+        for run in runs:
             summary = run.summary
             index = summary.classes.index(summary.label)
             scans = list(summary.drivers[:_CAMS]) or [summary.peak(summary.label)]
@@ -167,16 +175,10 @@ def write_volume_outputs(
                 title = (
                     f"{run.path.name} B-scan {scan.index}: {summary.label} {scan.probability:.1%}"
                 )
-                target = folder / _name(run.path, number, runs, f"scan{scan.index}_cam.png")
+                target = names.take(folder, run.path.stem, f"scan{scan.index}_cam.png")
                 plot_gradcam(run.scans[scan.index], heatmap, title=title, save=target)
                 written.append(target)
     return written
-
-
-def _name(path: Path, number: int, runs: Sequence[VolumeRun], suffix: str) -> str:
-    """``STEM_SUFFIX``, with the volume's number when two volumes share a stem."""
-    clash = sum(run.path.stem == path.stem for run in runs) > 1
-    return f"{path.stem}_{number}_{suffix}" if clash else f"{path.stem}_{suffix}"
 
 
 def _positive(text: str) -> int:
@@ -194,8 +196,8 @@ def _probability(text: str) -> float:
 
 
 def add_volume_flags(predict: argparse.ArgumentParser) -> None:
-    """The flags of ``predict`` for OCT volumes (multi-frame DICOM files)."""
-    volume = predict.add_argument_group("OCT volumes (multi-frame DICOM files)")
+    """The flags of ``predict`` for OCT volumes (multi-frame DICOM or TIFF files)."""
+    volume = predict.add_argument_group("OCT volumes (multi-frame DICOM or TIFF files)")
     volume.add_argument(
         "--threshold",
         type=_probability,

@@ -20,6 +20,7 @@ from typing import IO
 from PIL import Image, UnidentifiedImageError
 
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
+from retinalnet._core.images import UnreadableImageError, check_decoded
 from retinalnet._core.progress import progress_bar
 from retinalnet.datasets._audit_report import (
     MAX_ASPECT,
@@ -57,17 +58,24 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
         return False
 
 
-def _decode(source: IO[bytes]) -> tuple[str | None, str, tuple[int, int], str]:
+def _decode(source: IO[bytes], path: str) -> tuple[str | None, str, tuple[int, int], str]:
     """Failure reason (or ``None``), mode, size and format of one image, fully decoded.
 
+    The decoded image passes the data sets' own checks (:func:`check_decoded`: one frame, a
+    plausible size, pixels with a meaning), so a file the audit passes is one they read.
     Every failure is this file's problem, recorded as a reason: the audit goes on.
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as image:
-                image.load()
-                return None, image.mode, image.size, image.format or ""
+                mode, size, kind = image.mode, image.size, image.format or ""
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # small scans: sizes reported
+                    check_decoded(image, path)
+                return None, mode, size, kind
+    except UnreadableImageError as error:
+        return error.reason or str(error), "", (0, 0), ""
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         return f"decompression bomb, not decoded ({error})", "", (0, 0), ""
     except UnidentifiedImageError:
@@ -84,7 +92,7 @@ def _is_dicom(path: str, head: bytes) -> bool:
 
 def _decode_dicom(path: str) -> tuple[str | None, str, tuple[int, int], str]:
     """As :func:`_decode`, for a DICOM file: read as the data sets read it (one frame)."""
-    from retinalnet._core.images import UnreadableImageError, load_frames
+    from retinalnet._core.images import load_frames
 
     try:
         with warnings.catch_warnings():
@@ -109,7 +117,7 @@ def _inspect(path: str) -> tuple[bytes | None, str | None, str, tuple[int, int],
                 data = file.read()
                 if _is_dicom(path, data[:132]):
                     return (hashlib.sha256(data).digest(), *_decode_dicom(path))
-                return (hashlib.sha256(data).digest(), *_decode(io.BytesIO(data)))
+                return (hashlib.sha256(data).digest(), *_decode(io.BytesIO(data), path))
             hasher = hashlib.sha256()
             for chunk in iter(lambda: file.read(2**20), b""):
                 hasher.update(chunk)
@@ -117,7 +125,7 @@ def _inspect(path: str) -> tuple[bytes | None, str | None, str, tuple[int, int],
             if _is_dicom(path, file.read(132)):
                 return (hasher.digest(), *_decode_dicom(path))
             file.seek(0)
-            return (hasher.digest(), *_decode(file))
+            return (hasher.digest(), *_decode(file, path))
     except OSError as error:
         why = error.strerror or type(error).__name__
         if isinstance(error, FileNotFoundError) and Path(path).is_symlink():
