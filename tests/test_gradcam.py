@@ -132,6 +132,10 @@ def test_an_explicit_layer_is_explained_at_its_output() -> None:
     [
         ({"class_index": 3}, r"class_index must be an int from 0 to 2, one per image, or None"),
         ({"class_index": [0, 1, 2]}, r"class_index must be an int from 0 to 2"),
+        ({"class_index": 1.5}, r"class_index must be an int from 0 to 2, .* got 1\.5"),
+        ({"class_index": True}, r"class_index must be an int .* got True"),
+        ({"class_index": [1, 0.5]}, r"class_index must be an int .* got \[1, 0\.5\]"),
+        ({"class_index": torch.tensor([1.0, 0.0])}, r"class_index must be an int"),
         ({"layer": nn.Conv2d(3, 3, 1)}, r"did not run in the forward pass"),
         ({"layer": "linear"}, r"needs a spatial \(N, C, H, W\) activation"),
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -169,7 +170,10 @@ def _class_indices(
     count, num_classes = scores.shape
     if class_index is None:
         return scores.detach().argmax(dim=1)
-    indices = torch.as_tensor(class_index, dtype=torch.int64, device=scores.device).flatten()
+    if not _holds_integers(class_index):  # 1.5 or True would silently become class 1
+        indices = torch.empty(0, dtype=torch.int64)
+    else:
+        indices = torch.as_tensor(class_index, dtype=torch.int64, device=scores.device).flatten()
     if indices.numel() == 1:
         indices = indices.expand(count)
     if indices.numel() != count or indices.min() < 0 or indices.max() >= num_classes:
@@ -178,6 +182,16 @@ def _class_indices(
             f"(the predicted class), got {class_index!r}"
         )
     return indices
+
+
+def _holds_integers(value: object) -> bool:
+    """An int, a sequence of ints or an integer tensor; never a bool or a float."""
+    if isinstance(value, torch.Tensor):
+        integer = not (value.is_floating_point() or value.is_complex())
+        return integer and value.dtype != torch.bool
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return all(_holds_integers(item) for item in value)
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 def heatmap_to_image(
