@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
+from _training_helpers import tiny_cnn
 from retinalnet._core.loaders import BatchedTensorDataset, make_loader
+from retinalnet.predictor import Predictor
 
 
 def _tensors() -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,3 +90,14 @@ def test_tensors_in_host_memory_load_without_workers_whatever_num_workers_says()
     assert loader.num_workers == 0
     assert not loader.persistent_workers
     assert [len(t) for _, t in loader] == [4, 4, 2]
+
+
+def test_a_small_scan_is_warned_about_once_per_read(tmp_path: Path) -> None:
+    path = tmp_path / "small.png"
+    Image.fromarray(np.full((20, 100), 128, np.uint8)).save(path)
+    predictor = Predictor(tiny_cnn(), device="cpu")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predictor.topk([path])
+    small = [w for w in caught if "smaller than the smallest model input" in str(w.message)]
+    assert len(small) == 1

@@ -317,7 +317,7 @@ def check_decoded(image: Image.Image, path: str | os.PathLike[str]) -> Image.Ima
 def _admit(image: Image.Image, size: tuple[int, int], file: Path) -> Image.Image:
     """A decoded file's size and pixels through the gate; errors name the file."""
     try:
-        _check_size(size, repr(str(file)))
+        _check_size(size, repr(str(file)), stacklevel=4)
         return _model_mode(image, repr(str(file)))
     except _UnusablePixelsError as error:
         raise UnreadableImageError(file, str(error)) from None
@@ -506,7 +506,9 @@ def _bomb_reason(error: Exception) -> str:
     )
 
 
-def _check_size(size: tuple[int, int], name: str) -> None:
+def _check_size(size: tuple[int, int], name: str, stacklevel: int = 3) -> None:
+    """Refuse a size no B-scan has; warn about a small one (``stacklevel``: at the caller of
+    the public function)."""
     width, height = size
     if min(width, height) < MIN_IMAGE_SIDE:
         raise _UnusablePixelsError(
@@ -525,7 +527,7 @@ def _check_size(size: tuple[int, int], name: str) -> None:
             f"input ({SMALL_IMAGE_SIDE} pixels): the model sees it upsampled, with little "
             "detail; check that it is a whole B-scan",
             UserWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeAlias, Union
 
@@ -112,7 +113,11 @@ def make_loader(
         raise ValueError(f"the data set {data!r} is empty")
     if decode is not None and transform is not None:
         data = decoded_with(data, decode)
-    first = data[0]
+    with warnings.catch_warnings():
+        # a look at what the data set yields: its warnings (a small scan, a skipped file)
+        # come when the loader reads the sample, not twice
+        warnings.simplefilter("ignore")
+        first = data[0]
     if isinstance(first, (tuple, list)) and isinstance(first[0], Image.Image):
         if transform is None:
             raise ValueError(
