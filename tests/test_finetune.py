@@ -6,6 +6,7 @@ synthetic scans, so the whole file runs in seconds on one CPU thread.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -253,7 +254,7 @@ class _Interrupt(Callback):
 
 
 def test_an_interrupted_fine_tune_resumes_and_repeats_the_whole_run(
-    data: Any, tmp_path: Path
+    data: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     recipe = FineTune(blocks=2, epochs=3, probe_epochs=1)
     whole = fine_tune(_model(), *data, recipe, out_dir=tmp_path / "whole", **FAST)
@@ -262,14 +263,16 @@ def test_an_interrupted_fine_tune_resumes_and_repeats_the_whole_run(
             _model(), *data, recipe, out_dir=tmp_path / "cut", callbacks=[_Interrupt()], **FAST
         )
     # a new model: the checkpoint brings back everything, the probe's head included
-    resumed = fine_tune(
-        _model(),
-        *data,
-        recipe,
-        out_dir=tmp_path / "cut",
-        resume_from=tmp_path / "cut" / "last.pt",
-        **FAST,
-    )
+    with caplog.at_level(logging.WARNING, logger="retinalnet"):
+        resumed = fine_tune(
+            _model(),
+            *data,
+            recipe,
+            out_dir=tmp_path / "cut",
+            resume_from=tmp_path / "cut" / "last.pt",
+            **FAST,
+        )
+    assert not [m for m in caplog.messages if "learning rate" in m]  # the same rates: no word
     assert len(resumed) == 3
     assert resumed.column("lr") == pytest.approx(whole.column("lr"))
     assert resumed.column("val_loss") == pytest.approx(whole.column("val_loss"), rel=1e-5)

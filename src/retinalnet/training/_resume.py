@@ -102,7 +102,7 @@ def resume(
         ) from None
     load_weights(model, checkpoint.state_dict, source=checkpoint.path)
     if checkpoint.optimizer_state is not None:
-        configured = [group["lr"] for group in optimizer.param_groups]
+        configured = _base_rates(optimizer)
         try:
             optimizer.load_state_dict(checkpoint.optimizer_state)
         except (ValueError, KeyError, TypeError, IndexError) as error:
@@ -110,7 +110,7 @@ def resume(
                 f"cannot resume the optimizer from {source} ({error}); use the same "
                 "optimizer and trainable parameters as the run being resumed"
             ) from None
-        restored = [group["lr"] for group in optimizer.param_groups]
+        restored = _base_rates(optimizer)
         if restored != configured:
             logger.warning(
                 "resumed the optimizer of %s with its learning rate %s, not the %s this fit "
@@ -151,6 +151,12 @@ def _check_preprocessing(source: str, saved: Preprocessing, current: Preprocessi
             "build the model with the checkpoint's preprocessing (load_checkpoint(path)"
             ".preprocessing), or start a new run"
         )
+
+
+def _base_rates(optimizer: torch.optim.Optimizer) -> list[float]:
+    """Each group's rate as the fit was given it: a scheduler keeps it as ``initial_lr`` and
+    scales ``lr`` (a warm-up starts ``lr`` at a hundredth of it)."""
+    return [float(group.get("initial_lr", group["lr"])) for group in optimizer.param_groups]
 
 
 def _rates(rates: Sequence[float]) -> str:
