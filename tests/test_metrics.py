@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from retinalnet.metrics import (
     URGENT_CLASSES,
@@ -15,11 +17,16 @@ from retinalnet.metrics import (
     average_precision,
     classification_report,
     confusion_matrix,
+    expected_calibration_error,
+    fit_temperature,
+    patient_level,
     precision_recall_curve,
+    reliability_curve,
     roc_auc,
     roc_curve,
     topk_accuracy,
 )
+from retinalnet.predictor import top_predictions
 
 CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")
 
@@ -61,7 +68,8 @@ def test_confusion_matrix_counts_true_by_predicted() -> None:
         ([0, 1], [0], r"differ in length \(2 vs 1\)"),
         ([0, 4], [0, 1], r"from 0 to 3, got values from 0 to 4"),
         ([[0, 1]], [[0, 1]], r"1-d"),
-        ([0.5, 1.0], [0, 1], r"integer class indices"),
+        ([0.5, 1.0], [0, 1], r"^targets must be integer class indices"),
+        ([0, 1], [0, math.nan], r"^predicted must be integer class indices, got dtype float64"),
     ],
 )
 def test_confusion_matrix_refuses_bad_input(targets: Any, predicted: Any, message: str) -> None:
@@ -93,8 +101,8 @@ def test_topk_table_by_hand() -> None:
 
     # top-1 is the recall of each class
     assert table[1].tolist() == [2 / 3, 0.5, 2 / 3, 1.0]
-    # image 2 (CNV 0.2, tied second) is not in the top 2 (DME 0.5 and a tie at 0.2 do not
-    # push it out: only strictly higher scores count); image 4 (DME 0.2, third) is not
+    # image 2 (CNV 0.2, tied with DRUSEN behind DME 0.5) is in the top 2: on a tie the lower
+    # class index ranks first; image 4 (DME 0.2, third) is not
     assert table[2].tolist() == [1.0, 0.5, 1.0, 1.0]
     assert table[4].tolist() == [1.0, 1.0, 1.0, 1.0]  # top-4 of 4 classes: always 100%
 
@@ -420,3 +428,112 @@ def report_ece() -> float:
     from retinalnet.metrics import expected_calibration_error
 
     return expected_calibration_error(PROBABILITIES, TARGETS)
+
+
+# ---------------------------------------------------------------------------------------------
+# NaN or infinite probabilities and scores: refused by every function, with one message
+# (the first two rows once counted as confident CNV predictions: accuracy 0.75, no error)
+
+
+def _nonfinite(value: float) -> np.ndarray:
+    """Four images, the first two with a non-finite probability of CNV."""
+    return np.array(
+        [[value, 0.2, 0.2, 0.6], [value] * 4, [0.1, 0.1, 0.7, 0.1], [0.1, 0.1, 0.1, 0.7]]
+    )
+
+
+FOUR = [0, 1, 2, 3]
+FIRST_IS_CNV = [1, 0, 0, 0]
+
+DOORS: dict[str, Callable[[np.ndarray], object]] = {
+    "topk_accuracy": lambda p: topk_accuracy(FOUR, p),
+    "classification_report": lambda p: classification_report(FOUR, p),
+    "classification_report, bootstrap": lambda p: classification_report(
+        FOUR, p, urgent=None, bootstrap=10
+    ),
+    "patient_level": lambda p: patient_level(p, FOUR, ["7", "7", "8", None]),
+    "expected_calibration_error": lambda p: expected_calibration_error(p, FOUR),
+    "reliability_curve": lambda p: reliability_curve(p, FOUR),
+    "fit_temperature": lambda p: fit_temperature(p, FOUR),
+    "roc_auc": lambda p: roc_auc(p[:, 0], FIRST_IS_CNV),
+    "roc_curve": lambda p: roc_curve(p[:, 0], FIRST_IS_CNV),
+    "precision_recall_curve": lambda p: precision_recall_curve(p[:, 0], FIRST_IS_CNV),
+    "average_precision": lambda p: average_precision(p[:, 0], FIRST_IS_CNV),
+}
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("door", DOORS)
+def test_every_metric_refuses_nonfinite_probabilities_with_one_message(
+    door: str, value: float
+) -> None:
+    message = (
+        rf"^(probabilities|scores) hold NaN or infinite values in 2 of 4 rows \(the first is "
+        rf"row 0, with {value}\); expected finite numbers\. They come from a model with "
+        r"non-finite weights or outputs: check the checkpoint"
+    )
+    with pytest.raises(ValueError, match=message):
+        DOORS[door](_nonfinite(value))
+
+
+def test_the_nonfinite_message_counts_the_rows_and_names_the_first() -> None:
+    probabilities = np.tile([0.7, 0.1, 0.1, 0.1], (5, 1))
+    probabilities[3, 2] = math.inf
+    with pytest.raises(ValueError, match=r"in 1 of 5 rows \(the first is row 3, with inf\)"):
+        classification_report([0, 0, 0, 0, 0], probabilities)
+    # a scan's row, not its patient group's: the check comes before the averaging
+    with pytest.raises(ValueError, match=r"in 1 of 5 rows \(the first is row 3, with inf\)"):
+        patient_level(probabilities, [0] * 5, ["1", "1", "1", "1", "2"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Tied probabilities: the lower class index ranks first, wherever classes are ranked
+
+
+def test_tied_probabilities_give_the_same_answer_in_the_top_k_table_and_the_matrix() -> None:
+    report = classification_report(FOUR, [[0.25] * 4] * 4)
+
+    assert report.accuracy == 0.25  # argmax: every image is called CNV
+    assert [m.recall for m in report.per_class] == [1.0, 0.0, 0.0, 0.0]
+    assert report.topk[1] == (1.0, 0.0, 0.0, 0.0)  # was (1.0, 1.0, 1.0, 1.0)
+    assert report.topk[2] == (1.0, 1.0, 0.0, 0.0)
+    assert report.topk[3] == (1.0, 1.0, 1.0, 0.0)
+
+
+def _tied_case(seed: int, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """Scores with many ties (each from 0 to 2) and random targets."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 4, n), rng.integers(0, 3, (n, 4)).astype(np.float64)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_top_k_ranks_classes_as_a_stable_descending_sort(seed: int) -> None:
+    targets, scores = _tied_case(seed)
+    order = np.argsort(-scores, axis=1, kind="stable")  # ties: the lower index first
+    rank = (order == targets[:, None]).argmax(axis=1)
+
+    table = topk_accuracy(targets, scores, ks=[1, 2, 3, 4])
+    for k, row in table.items():
+        expected = [np.mean(rank[targets == c] < k) for c in range(4)]
+        assert row.tolist() == pytest.approx(expected), k
+    report = classification_report(targets, scores, topk=[1])
+    assert report.topk[1] == pytest.approx([m.recall for m in report.per_class])
+    assert np.mean(rank == 0) == report.accuracy
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_predictor_top_k_orders_tied_classes_as_the_metrics_do(seed: int) -> None:
+    (uniform,) = top_predictions(torch.full((1, 4), 0.25), ["a.jpeg"], [True], CLASSES, 3)
+    assert [c.name for c in uniform.top] == ["CNV", "DME", "DRUSEN"]  # torch.topk: DRUSEN first
+
+    targets, scores = _tied_case(seed, n=50)
+    probabilities = torch.from_numpy(scores / 6)
+    predictions = top_predictions(
+        probabilities, [f"{i}.jpeg" for i in range(50)], [True] * 50, CLASSES, 4
+    )
+    for row, prediction in zip(scores, predictions, strict=True):
+        assert [c.index for c in prediction.top] == np.argsort(-row, kind="stable").tolist()
+    predicted = [CLASSES.index(p.label) for p in predictions]
+    assert predicted == scores.argmax(axis=1).tolist()
+    report = classification_report(targets, scores, topk=[1])
+    assert report.accuracy == np.mean(np.array(predicted) == targets)

@@ -9,6 +9,18 @@ DRUSEN and NORMAL do not); calibration (the expected calibration error, the reli
 curve, temperature scaling) and the report per patient rather than per scan. Optional
 bootstrap confidence intervals are seeded, so a report is reproducible.
 
+**Ties.** When classes have equal probabilities, the lower class index ranks first: a class
+ranks before another when its probability is higher, or equal with a lower index. It is
+argmax's rule (the first maximum), so the predicted class, the confusion matrix, the top-k
+table (whose top-1 row is each class's recall), the reliability curve and
+:meth:`Predictor.topk <retinalnet.Predictor.topk>` all agree: four probabilities of 0.25
+are CNV, then DME, then DRUSEN.
+
+**Non-finite values are refused.** Every function here that takes probabilities or scores
+raises :class:`ValueError` for a NaN or infinite one, saying how many rows (images) hold
+them and which is the first: a NaN row has no most probable class and no rank, so any number
+computed from it would be wrong. They come from a model with non-finite weights or outputs.
+
 .. versionadded:: 0.2
 
 Examples

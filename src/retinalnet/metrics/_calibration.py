@@ -29,10 +29,10 @@ def _checked(
     true = _as_targets(true, scores.shape[1])
     if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
         raise ValueError(f"bins must be an int >= 1 (equal-width bins of [0, 1]), got {bins!r}")
-    if not np.isfinite(scores).all() or scores.min(initial=0.0) < 0:
+    if scores.min(initial=0.0) < 0:  # finite already: _as_probabilities refuses the others
         raise ValueError(
-            "probabilities must be finite and >= 0 (the model's softmax outputs), got "
-            f"values from {np.nanmin(scores):g} to {np.nanmax(scores):g}"
+            "probabilities must be finite and >= 0 (the model's softmax outputs, not its "
+            f"log-probabilities or logits), got values from {scores.min():g} to {scores.max():g}"
         )
     return scores, true
 
@@ -43,9 +43,9 @@ def reliability_curve(
     """Confidence against accuracy, in equal-width bins of confidence.
 
     The confidence of an image is its top probability, and it is right when that class (the
-    first one on ties) is its true class. Bin ``m`` (from 0) holds the images whose
-    confidence lies in ``(m / bins, (m + 1) / bins]``; the first bin also takes a confidence
-    of exactly 0.
+    first one on ties, the library's rule: see :mod:`retinalnet.metrics`) is its true class.
+    Bin ``m`` (from 0) holds the images whose confidence lies in
+    ``(m / bins, (m + 1) / bins]``; the first bin also takes a confidence of exactly 0.
 
     .. versionadded:: 0.2
 
@@ -68,8 +68,9 @@ def reliability_curve(
     Raises
     ------
     ValueError
-        If the shapes disagree, a target is out of range, a probability is negative or not
-        finite, or ``bins`` is not an int >= 1.
+        If the shapes disagree, a target is out of range, a probability is negative, NaN
+        or infinite (the message counts the rows and names the first), or ``bins`` is not
+        an int >= 1.
 
     Examples
     --------
@@ -213,8 +214,9 @@ def fit_temperature(
     Raises
     ------
     ValueError
-        If there are no images, a score is not finite, the shapes disagree, a target is out
-        of range, or ``bounds`` is not ``0 < low < high``.
+        If there are no images, a score is NaN or infinite (the message counts the rows
+        and names the first), the shapes disagree, a target is out of range, or ``bounds``
+        is not ``0 < low < high``.
 
     Examples
     --------
@@ -229,17 +231,13 @@ def fit_temperature(
     True
     """
     true = _as_targets(targets)
-    values = _as_probabilities(scores, len(true))
+    values = _as_probabilities(scores, len(true), "scores")
     true = _as_targets(true, values.shape[1])
     low, high = (float(bound) for bound in bounds)
     if not (0 < low < high and math.isfinite(high)):
         raise ValueError(f"bounds must be (low, high) with 0 < low < high, got {bounds!r}")
     if not len(true):
         raise ValueError("fit_temperature needs at least one image")
-    if not np.isfinite(values).all():
-        raise ValueError(
-            "scores must be finite logits or log-probabilities; got NaN or infinite values"
-        )
     # the slope in beta = 1 / T rises with beta (convexity): bisect for its zero
     beta_low, beta_high = 1.0 / high, 1.0 / low
     spread = values.max(axis=1) - values.min(axis=1)

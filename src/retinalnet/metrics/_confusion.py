@@ -1,5 +1,6 @@
-"""Confusion matrix and per-class top-k accuracy, and the checks of targets and
-probabilities that every metric shares."""
+"""Confusion matrix and per-class top-k accuracy, and the checks of targets, probabilities
+and scores that every metric shares (one check of finiteness, :func:`_refuse_nonfinite`, and
+one rule for ranking tied classes, :func:`_rank_of_true`)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ FloatArray: TypeAlias = npt.NDArray[np.float64]
 IntArray: TypeAlias = npt.NDArray[np.int64]
 
 
-def _as_targets(targets: npt.ArrayLike, num_classes: int | None = None) -> IntArray:
+def _as_targets(
+    targets: npt.ArrayLike, num_classes: int | None = None, name: str = "targets"
+) -> IntArray:
     array = np.asarray(targets)
     if array.ndim != 1:
-        raise ValueError(f"targets must be one class index per image (1-d), got {array.shape}")
+        raise ValueError(f"{name} must be one class index per image (1-d), got {array.shape}")
     if array.size and not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"targets must be integer class indices, got dtype {array.dtype}")
+        raise ValueError(f"{name} must be integer class indices, got dtype {array.dtype}")
     result = array.astype(np.int64)
     if (
         num_classes is not None
@@ -28,7 +31,7 @@ def _as_targets(targets: npt.ArrayLike, num_classes: int | None = None) -> IntAr
         and (result.min() < 0 or result.max() >= num_classes)
     ):
         raise ValueError(
-            f"targets must be class indices from 0 to {num_classes - 1}, got values from "
+            f"{name} must be class indices from 0 to {num_classes - 1}, got values from "
             f"{int(result.min())} to {int(result.max())}; check the class order"
         )
     return result
@@ -54,7 +57,8 @@ def confusion_matrix(
     Raises
     ------
     ValueError
-        If the lengths differ or an index is outside ``0 .. num_classes - 1``.
+        If the lengths differ or an index is outside ``0 .. num_classes - 1`` (a NaN
+        index is a float, refused as not an integer).
 
     Examples
     --------
@@ -63,7 +67,7 @@ def confusion_matrix(
     [[1, 1], [0, 1]]
     """
     true = _as_targets(targets, num_classes)
-    pred = _as_targets(predicted, num_classes)
+    pred = _as_targets(predicted, num_classes, "predicted")
     if true.shape != pred.shape:
         raise ValueError(
             f"targets and predicted differ in length ({len(true)} vs {len(pred)}); "
@@ -73,20 +77,77 @@ def confusion_matrix(
     return counts.reshape(num_classes, num_classes).astype(np.int64)
 
 
-def _as_probabilities(probabilities: npt.ArrayLike, num_images: int) -> FloatArray:
+def _refuse_nonfinite(values: FloatArray, name: str) -> None:
+    """Refuse NaN or infinite scores, one per row (image) of ``values``: every metric's check.
+
+    A NaN row has no most probable class (argmax calls it the first class) and no rank, so
+    a metric computed from it would be a confident wrong number; the error says how many
+    rows are affected, which is the first, and where such values come from.
+    """
+    if np.isfinite(values).all():
+        return
+    bad = np.asarray(~np.isfinite(values).reshape(len(values), -1).all(axis=1))
+    first = int(np.flatnonzero(bad)[0])
+    row = np.atleast_1d(values[first])
+    value = row[~np.isfinite(row)][0]
+    raise ValueError(
+        f"{name} hold NaN or infinite values in {int(bad.sum())} of {len(bad)} rows (the "
+        f"first is row {first}, with {value}); expected finite numbers. They come from a "
+        "model with non-finite weights or outputs: check the checkpoint (or predict in fp32 "
+        "if the model ran in fp16/bf16)"
+    )
+
+
+def _as_probabilities(
+    probabilities: npt.ArrayLike, num_images: int, name: str = "probabilities"
+) -> FloatArray:
+    """``probabilities`` as a float64 ``(images, classes)`` array of finite values."""
     array = np.asarray(probabilities, dtype=np.float64)
     if array.ndim != 2 or array.shape[0] != num_images or array.shape[1] < 2:
         raise ValueError(
-            f"probabilities must have shape (images, classes) = ({num_images}, >= 2), got "
-            f"{array.shape}"
+            f"{name} must have shape (images, classes) = ({num_images}, >= 2), got {array.shape}"
         )
+    _refuse_nonfinite(array, name)
     return array
+
+
+def _as_binary(
+    scores: npt.ArrayLike, positive: npt.ArrayLike
+) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+    """The finite scores and the labels of a binary problem (one class against the rest)."""
+    values = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(positive).astype(bool)
+    if values.shape != labels.shape or values.ndim != 1:
+        raise ValueError(
+            f"scores and positive must be 1-d and of the same length, got shapes "
+            f"{values.shape} and {labels.shape}"
+        )
+    _refuse_nonfinite(values, "scores")
+    return values, labels
+
+
+def _rank_of_true(scores: FloatArray, true: IntArray) -> IntArray:
+    """The 0-based rank of each image's true class, by the library's tie rule.
+
+    A class ranks before the true class when its score is higher, or equal with a lower
+    class index: the order of a stable descending sort, whose first class is the argmax
+    (the first maximum). So rank 0 is exactly "the predicted class is the true one".
+    """
+    true_scores = scores[np.arange(len(true)), true][:, None]
+    lower_index = np.arange(scores.shape[1])[None, :] < true[:, None]
+    before = (scores > true_scores) | ((scores == true_scores) & lower_index)
+    rank: IntArray = before.sum(axis=1).astype(np.int64)
+    return rank
 
 
 def topk_accuracy(
     targets: npt.ArrayLike, probabilities: npt.ArrayLike, ks: Sequence[int] = (1, 2, 3)
 ) -> dict[int, FloatArray]:
     """The tutorial's table: per class, how often the true class is among the top ``k``.
+
+    Classes are ranked by the library's tie rule (see :mod:`retinalnet.metrics`): on equal
+    scores the lower class index ranks first, as argmax picks the first maximum, so the
+    top-1 row is always each class's recall in :func:`classification_report`.
 
     Parameters
     ----------
@@ -104,6 +165,12 @@ def topk_accuracy(
     dict
         ``{k: array}`` with one accuracy per class (NaN for a class without images).
 
+    Raises
+    ------
+    ValueError
+        If the shapes disagree, a target is out of range, a ``k`` is out of range, or a
+        probability is NaN or infinite (the message counts the rows and names the first).
+
     Examples
     --------
     >>> from retinalnet.metrics import topk_accuracy
@@ -115,9 +182,7 @@ def topk_accuracy(
     scores = _as_probabilities(probabilities, len(true))
     num_classes = scores.shape[1]
     true = _as_targets(true, num_classes)
-    # rank of the true class: how many classes score strictly higher
-    true_scores = scores[np.arange(len(true)), true]
-    rank = (scores > true_scores[:, None]).sum(axis=1)
+    rank = _rank_of_true(scores, true)
     support = np.bincount(true, minlength=num_classes)
     table: dict[int, FloatArray] = {}
     for k in ks:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from retinalnet.metrics._confusion import _as_binary
+
 __all__ = ["average_precision", "precision_recall_curve", "roc_curve"]
 
 Curve = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
@@ -14,15 +16,7 @@ def _counts(
     scores: npt.ArrayLike, positive: npt.ArrayLike
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64], int, int]:
     """True and false positives at each distinct score taken as the threshold, highest first."""
-    values = np.asarray(scores, dtype=np.float64)
-    labels = np.asarray(positive).astype(bool)
-    if values.shape != labels.shape or values.ndim != 1:
-        raise ValueError(
-            f"scores and positive must be 1-d and of the same length, got shapes "
-            f"{values.shape} and {labels.shape}"
-        )
-    if np.isnan(values).any():
-        raise ValueError("scores hold NaN; a curve needs a score for every image")
+    values, labels = _as_binary(scores, positive)
     order = np.argsort(-values, kind="stable")
     ranked, hits = values[order], labels[order]
     last_of_each = np.r_[np.flatnonzero(np.diff(ranked)), ranked.size - 1]  # ties go together
@@ -57,7 +51,8 @@ def roc_curve(scores: npt.ArrayLike, positive: npt.ArrayLike) -> Curve:
     Raises
     ------
     ValueError
-        If the shapes differ or a score is NaN.
+        If the shapes differ or a score is NaN or infinite (the message counts the
+        images and names the first).
 
     Examples
     --------
@@ -96,7 +91,8 @@ def precision_recall_curve(scores: npt.ArrayLike, positive: npt.ArrayLike) -> Cu
     Raises
     ------
     ValueError
-        If the shapes differ or a score is NaN.
+        If the shapes differ or a score is NaN or infinite (the message counts the
+        images and names the first).
 
     Examples
     --------
@@ -125,6 +121,11 @@ def average_precision(scores: npt.ArrayLike, positive: npt.ArrayLike) -> float:
     -------
     float
         In [0, 1]; NaN when there is no positive image.
+
+    Raises
+    ------
+    ValueError
+        As :func:`precision_recall_curve`.
 
     Examples
     --------

@@ -72,7 +72,8 @@ def patient_level(
     Raises
     ------
     ValueError
-        If the lengths disagree, or as :func:`classification_report`.
+        If the lengths disagree, or as :func:`classification_report`; a scan's NaN or
+        infinite probabilities are refused before any averaging, naming the scan's row.
 
     Examples
     --------

@@ -283,7 +283,8 @@ def classification_report(
 ) -> ClassificationReport:
     """Compute the clinical report from true classes and predicted probabilities.
 
-    The predicted class of an image is its most probable one (first on ties). The report
+    The predicted class of an image is its most probable one (the first on ties; the top-k
+    table ranks tied classes by the same rule, so its top-1 row is the recall). The report
     includes the expected calibration error (15 bins), which needs probabilities.
 
     Parameters
@@ -316,7 +317,9 @@ def classification_report(
     Raises
     ------
     ValueError
-        If the shapes disagree, a target is out of range, or an argument is out of range.
+        If the shapes disagree, a target is out of range, a probability is NaN or infinite
+        (the message counts the rows and names the first: a model with non-finite weights
+        or outputs gives them), or an argument is out of range.
 
     Examples
     --------
@@ -404,7 +407,7 @@ def classification_report(
 
 def _ece(scores: npt.NDArray[np.float64], true: IntArray) -> float:
     """The ECE, or NaN without images or when the scores are not probabilities."""
-    if not len(true) or not np.isfinite(scores).all() or scores.min() < 0:
+    if not len(true) or scores.min() < 0:  # finite: classification_report refused the others
         return math.nan
     if not np.allclose(scores.sum(axis=1), 1.0, atol=1e-3):
         return math.nan

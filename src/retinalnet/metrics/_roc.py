@@ -7,6 +7,8 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from retinalnet.metrics._confusion import _as_binary
+
 __all__ = ["roc_auc"]
 
 
@@ -27,19 +29,19 @@ def roc_auc(scores: npt.ArrayLike, positive: npt.ArrayLike) -> float:
     float
         The AUC, or NaN when there are no positive or no negative images.
 
+    Raises
+    ------
+    ValueError
+        If the shapes differ or a score is NaN or infinite (the message counts the images
+        and names the first).
+
     Examples
     --------
     >>> from retinalnet.metrics import roc_auc
     >>> roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
     0.75
     """
-    values = np.asarray(scores, dtype=np.float64)
-    labels = np.asarray(positive).astype(bool)
-    if values.shape != labels.shape or values.ndim != 1:
-        raise ValueError(
-            f"scores and positive must be 1-d and of the same length, got shapes "
-            f"{values.shape} and {labels.shape}"
-        )
+    values, labels = _as_binary(scores, positive)
     n_pos = int(labels.sum())
     n_neg = labels.size - n_pos
     if n_pos == 0 or n_neg == 0:
