@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -527,3 +529,62 @@ def test_the_calibrate_command_writes_the_temperature(
     assert main(argv) == 0
     assert f"wrote {best}" in capsys.readouterr().out
     assert load_checkpoint(best).temperature == pytest.approx(printed["temperature"])
+
+
+# --- a validation set with on_error="skip": fitted on the readable images only ---------------
+
+
+@pytest.fixture
+def val_with_a_broken_scan(data: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of ``data`` whose first val scan is not an image; the root and that file."""
+    root = tmp_path / "data"
+    shutil.copytree(data, root)
+    broken = Path(KermanyOCT(root, "val").samples[0][0])
+    broken.write_bytes(b"not a scan")
+    return root, broken
+
+
+def test_calibrate_fits_on_the_readable_images_of_a_skipping_data_set(
+    val_with_a_broken_scan: tuple[Path, Path],
+) -> None:
+    root, broken = val_with_a_broken_scan
+    readable = KermanyOCT(root, "val").without([broken])
+    expected = calibrate(_model(), readable, device="cpu", precision="fp32")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no neighbour is read in its place
+        result = calibrate(
+            _model(), KermanyOCT(root, "val", on_error="skip"), device="cpu", precision="fp32"
+        )
+
+    assert result.num_samples == len(readable) == len(KermanyOCT(root, "val")) - 1
+    assert result.to_dict() == pytest.approx(expected.to_dict())
+
+
+def test_calibrate_refuses_a_loader_over_a_skipping_data_set(
+    val_with_a_broken_scan: tuple[Path, Path],
+) -> None:
+    root, _ = val_with_a_broken_scan
+    model = _model()
+    skipping = KermanyOCT(
+        root, "val", transform=model.preprocessing.eval_transform(), on_error="skip"
+    )
+    with pytest.raises(ValueError, match=r"^calibrate\(\): KermanyOCT\(.*\) inside a DataLoader"):
+        calibrate(model, torch.utils.data.DataLoader(skipping), device="cpu", precision="fp32")
+    assert model.temperature == 1.0
+
+
+def test_temperature_scaling_fits_on_the_readable_validation_images(
+    val_with_a_broken_scan: tuple[Path, Path],
+) -> None:
+    root, broken = val_with_a_broken_scan
+    calibration = TemperatureScaling()
+    trainer = _trainer(_model(), [calibration], max_epochs=1)
+    trainer.fit(KermanyOCT(root, "train"), KermanyOCT(root, "val", on_error="skip"))
+
+    assert calibration.result is not None
+    assert calibration.result.num_samples == len(KermanyOCT(root, "val")) - 1
+    loop = trainer._loop
+    assert loop is not None
+    assert isinstance(loop.val_data, KermanyOCT)
+    assert str(broken) not in [path for path, _ in loop.val_data.samples]

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
+import warnings
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 from torch.nn import functional
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Subset, TensorDataset
 
 from _training_helpers import CLASSES, linear_classifier, tiny_cnn
 from retinalnet import SyntheticOCT
-from retinalnet.models import Classifier
+from retinalnet.datasets import KermanyOCT
+from retinalnet.models import Classifier, create_model
 from retinalnet.training import EvaluationResult, evaluate
+from retinalnet.transforms import Preprocessing
 
 # Each image's input is its own logits, so the prediction is whatever we put at the argmax.
 TARGETS = [0, 0, 0, 1, 1, 2, 2, 2, 2, 0]
@@ -331,3 +337,70 @@ def test_classes_that_differ_by_name_or_order_are_refused_before_anything_runs(
 def test_the_same_classes_pass() -> None:
     result = evaluate(linear_classifier(), _Labelled(list(CLASSES)), device="cpu")
     assert result.num_samples == 4
+
+
+# --- a data set with on_error="skip": only the readable images are scored -------------------
+
+
+@pytest.fixture
+def split_with_a_broken_scan(make_tree: Callable[..., Path]) -> Path:
+    """The auditor's split: CNV-1-1, an empty CNV/x.jpeg between, then DME-2-1."""
+    root = make_tree({"test/CNV": ["CNV-1-1.jpeg", "x.jpeg"], "test/DME": ["DME-2-1.jpeg"]})
+    (root / "test" / "CNV" / "x.jpeg").write_bytes(b"")
+    return root
+
+
+def _frozen_cnn() -> Classifier:
+    torch.manual_seed(0)
+    return create_model(
+        "small_cnn", weights=None, freeze=True, preprocessing=Preprocessing(size=32)
+    )
+
+
+@pytest.mark.parametrize("feature_cache", [False, True], ids=["images", "feature_cache"])
+def test_evaluate_scores_only_the_readable_images_of_a_skipping_data_set(
+    split_with_a_broken_scan: Path, feature_cache: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = str(split_with_a_broken_scan / "test" / "CNV" / "x.jpeg")
+    model = _frozen_cnn()
+    readable = KermanyOCT(split_with_a_broken_scan, "test").without([broken])
+    expected = evaluate(model, readable, device="cpu", precision="fp32")
+    skipping = KermanyOCT(split_with_a_broken_scan, "test", on_error="skip")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no neighbour is read in its place
+        result = evaluate(
+            model, skipping, device="cpu", precision="fp32", feature_cache=feature_cache
+        )
+
+    assert result.num_samples == 2  # was 3: DME-2-1 counted twice
+    assert result.targets is not None
+    assert result.targets.tolist() == [0, 1]
+    assert result.patient_ids == ("1", "2")  # was ("1", "1", "2"): x.jpeg's patient shifted
+    assert result.probabilities is not None
+    assert expected.probabilities is not None
+    np.testing.assert_allclose(result.probabilities, expected.probabilities, atol=1e-5)
+    assert result.patient_report().patients is not None
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(
+        m.startswith("evaluate(): left out 1 unreadable image(s)") and repr(broken) in m
+        for m in logged
+    )
+
+
+def test_evaluate_refuses_a_loader_over_a_skipping_data_set(split_with_a_broken_scan: Path) -> None:
+    model = _frozen_cnn()
+    skipping = KermanyOCT(
+        split_with_a_broken_scan,
+        "test",
+        transform=model.preprocessing.eval_transform(),
+        on_error="skip",
+    )
+    message = (
+        r"^evaluate\(\): KermanyOCT\(.*\) inside a DataLoader reads with on_error='skip', which "
+        r"puts the next readable scan in place of an unreadable one, so that scan would be "
+        r"scored twice; pass the KermanyOCT itself"
+    )
+    for source in (DataLoader(skipping, batch_size=2), Subset(skipping, [0, 1, 2])):
+        with pytest.raises(ValueError, match=message.replace("DataLoader", ".*")):
+            evaluate(model, source, device="cpu", precision="fp32")

@@ -619,3 +619,54 @@ def test_indexing_opens_no_file(make_tree, monkeypatch):
     data = KermanyOCT(root, "train")
     assert len(data) == 3
     assert opened == []
+
+
+# --- readable_split: what evaluation scores of a data set with on_error="skip" --------------
+
+
+def test_readable_split_leaves_unreadable_files_out_and_reads_with_raise(tree_with_broken_file):
+    from retinalnet.datasets._readable import readable_split
+
+    data = KermanyOCT(tree_with_broken_file, "train", on_error="skip")
+    broken = str(tree_with_broken_file / "train" / "CNV" / "CNV-1-2.jpeg")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no substitute is read, so no "skipping" warning
+        readable, skipped = readable_split(data, Preprocessing(size=32).load)
+    assert [path for path, _ in skipped] == [broken]
+    assert skipped[0][1].startswith("not a recognised")
+    assert _names(readable) == [("CNV-1-1.jpeg", 0), ("DME-2-1.jpeg", 1)]
+    assert readable.patient_ids == ["1", "2"]
+    assert readable.on_error == "raise"  # a file broken later stops, it is not replaced
+    assert data.on_error == "skip"
+    assert len(data) == 3  # the original is unchanged
+    with_workers, again = readable_split(data, num_workers=1)
+    assert (with_workers.samples, again) == (readable.samples, skipped)
+
+
+def test_readable_split_refuses_a_split_with_no_readable_image(make_tree):
+    from retinalnet.datasets._readable import readable_split
+
+    root = make_tree({"train/CNV": ["CNV-1-1.jpeg"]})
+    (root / "train" / "CNV" / "CNV-1-1.jpeg").write_text("not a scan")
+    with pytest.raises(ValueError, match=r"none of the 1 images of '.*train' can be read"):
+        readable_split(KermanyOCT(root, "train", on_error="skip"))
+
+
+def test_data_that_reads_through_a_skipping_data_set_is_found(tree_with_broken_file):
+    from torch.utils.data import ConcatDataset, Subset
+
+    from retinalnet.datasets._readable import refuse_substitution, substituting_dataset
+
+    skipping = KermanyOCT(tree_with_broken_file, "train", on_error="skip")
+    raising = KermanyOCT(tree_with_broken_file, "train")
+    for wrapped in (
+        skipping,
+        DataLoader(skipping),
+        Subset(skipping, [0, 1]),
+        ConcatDataset([raising, Subset(skipping, [2])]),
+    ):
+        assert substituting_dataset(wrapped) is skipping
+        with pytest.raises(ValueError, match=r"^evaluate\(\): KermanyOCT\(.*on_error='skip'"):
+            refuse_substitution(wrapped, where="evaluate()")
+    for plain in (raising, DataLoader(raising), Subset(raising, [0]), torch.zeros(2)):
+        assert substituting_dataset(plain) is None

@@ -160,3 +160,22 @@ def test_the_evaluate_command_prints_and_writes_the_patient_report(
     assert data["patient_report"]["patients"]["groups"] == 5
     assert data["patient_report"]["num_samples"] == 5
     assert data["num_samples"] == 6
+
+
+def test_an_unreadable_scan_of_a_skipping_data_set_gives_its_patient_nothing(tree: Path) -> None:
+    """Its neighbour used to be scored in its place, under its patient: patient 5 appeared,
+    with patient 7's scan."""
+    broken = tree / "test" / "CNV" / "CNV-5-1.jpeg"  # sorted between CNV-42-2 and CNV-7-1
+    broken.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    expected = evaluate(
+        _model(), KermanyOCT(tree, "test").without([broken]), device="cpu", precision="fp32"
+    )
+
+    result = evaluate(
+        _model(), KermanyOCT(tree, "test", on_error="skip"), device="cpu", precision="fp32"
+    )
+
+    assert result.patient_ids == expected.patient_ids
+    assert result.patient_ids is not None
+    assert "5" not in result.patient_ids
+    assert result.patient_report().to_dict() == expected.patient_report().to_dict()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -250,3 +251,221 @@ def test_unknown_unparsed_policy_is_refused(tree: Path) -> None:
     message = r"unparsed must be one of 'refuse', 'own-group', got 'ignore'"
     with pytest.raises(ValueError, match=message):
         patient_split(tree, unparsed="ignore")
+
+
+# --- a manifest never puts one file, or one patient, in two places --------------------------
+
+
+def _manifest_with(tree: Path, tmp_path: Path, extra: list[str], suffix: str = ".csv") -> Path:
+    """``retinalnet split``'s manifest of ``tree``, with ``extra`` CSV rows appended."""
+    path = write_manifest(patient_split(tree, val_fraction=0.2, seed=0), tmp_path / "split.csv")
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines, *extra]) + "\n")
+    if suffix == ".json":
+        json_path = tmp_path / "split.json"
+        json_path.write_text(json.dumps([r.__dict__ for r in _rows_of(path)]))
+        return json_path
+    return path
+
+
+def _rows_of(csv_path: Path) -> list[ManifestRow]:
+    import csv
+
+    with csv_path.open(newline="") as file:
+        return [
+            ManifestRow(r["path"], r["label"], r["patient"] or None, r["split"])
+            for r in csv.DictReader(file)
+        ]
+
+
+def _row_number(path: Path, file: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines()) if line.startswith(file))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_a_file_in_train_and_val_is_refused(tree: Path, tmp_path: Path, suffix: str) -> None:
+    """The auditor's leak: a copy of a train row with split val, appended."""
+    rows = patient_split(tree, val_fraction=0.2, seed=0)
+    leaked = next(row for row in rows if row.split == "train")
+    line = f"{leaked.path},{leaked.label},{leaked.patient},val"
+    manifest = _manifest_with(tree, tmp_path, [line], suffix)
+    first = _row_number(tmp_path / "split.csv", leaked.path)
+    message = (
+        rf"^manifest '{re.escape(str(manifest))}': '{re.escape(leaked.path)}' is listed in split "
+        rf"'train' and in split 'val' \(rows {first} and {len(rows) + 1}\); each image belongs to "
+        r"one split.*delete one of the two rows"
+    )
+    with pytest.raises(ValueError, match=message):
+        read_manifest(manifest)
+    with pytest.raises(ValueError, match=message):
+        KermanyOCT.from_manifest(manifest, "val", root=tree)
+    with pytest.raises(ValueError, match=message):
+        KermanyOCT.from_manifest(manifest, "train", root=tree)
+
+
+def test_a_file_twice_in_one_split_is_refused(tree: Path, tmp_path: Path) -> None:
+    first = next(r for r in patient_split(tree, val_fraction=0.2, seed=0) if r.patient == "500")
+    again = first.path.replace("train/", "train/./", 1)  # the same file, spelled otherwise
+    manifest = _manifest_with(tree, tmp_path, [f"{again},CNV,500,{first.split}"])
+    message = rf"'train/\./CNV/CNV-500-\d\.png' is listed twice in split '{first.split}' \(rows"
+    with pytest.raises(ValueError, match=message):
+        read_manifest(manifest)
+
+
+def test_writing_a_file_twice_is_refused(tmp_path: Path) -> None:
+    rows = [ManifestRow("a.png", "CNV", None, "train"), ManifestRow("a.png", "CNV", None, "test")]
+    with pytest.raises(
+        ValueError, match=r"'a\.png' is listed in split 'train' and in split 'test'"
+    ):
+        write_manifest(rows, tmp_path / "m.csv")
+    assert not (tmp_path / "m.csv").exists()
+
+
+def test_a_patient_in_train_and_val_is_refused(tree: Path, tmp_path: Path) -> None:
+    rows = patient_split(tree, val_fraction=0.2, seed=0)
+    train_patient = next(row for row in rows if row.split == "train")
+    assert train_patient.patient is not None
+    # the same patient, written with a leading zero, with a new scan in val
+    other = f"train/{train_patient.label}/{train_patient.label}-0{train_patient.patient}-9.png"
+    manifest = _manifest_with(
+        tree, tmp_path, [f"{other},{train_patient.label},0{train_patient.patient},val"]
+    )
+    message = (
+        rf"^manifest '.*split\.csv': patient '0{train_patient.patient}' is in split 'train' "
+        rf"\(row \d+, '.*'\) and in split 'val' \(row {len(rows) + 1}, '{re.escape(other)}'\); a "
+        r"patient's images must all be in one split.*retinalnet split"
+    )
+    with pytest.raises(ValueError, match=message):
+        KermanyOCT.from_manifest(manifest, "val", root=tree)
+    # train and test may share patients: Kermany's own folders do (drop_test_patients drops them)
+    test_patient = next(row for row in rows if row.split == "test")
+    shared = f"train/{test_patient.label}/{test_patient.label}-{test_patient.patient}-9.png"
+    fine = _manifest_with(
+        tree, tmp_path, [f"{shared},{test_patient.label},{test_patient.patient},train"]
+    )
+    assert (
+        len(KermanyOCT.from_manifest(fine, "train", root=tree))
+        == sum(row.split == "train" for row in rows) + 1
+    )
+
+
+# --- manifest encodings and syntax ----------------------------------------------------------
+
+
+def test_a_csv_with_a_byte_order_mark_is_read(tree: Path, tmp_path: Path) -> None:
+    """Excel's "CSV UTF-8" starts with a BOM, which used to hide the ``path`` column."""
+    rows = patient_split(tree, val_fraction=0.2, seed=0)
+    text = write_manifest(rows, tmp_path / "split.csv").read_text()
+    excel = tmp_path / "excel.csv"
+    excel.write_text(text.replace("\n", "\r\n"), encoding="utf-8-sig", newline="")
+    assert read_manifest(excel) == rows
+    assert len(KermanyOCT.from_manifest(excel, "train", root=tree)) == sum(
+        row.split == "train" for row in rows
+    )
+    excel_json = tmp_path / "excel.json"
+    excel_json.write_text(json.dumps([row.__dict__ for row in rows]), encoding="utf-8-sig")
+    assert read_manifest(excel_json) == rows
+
+
+def test_a_latin_1_csv_is_refused_naming_the_file_and_line(tmp_path: Path) -> None:
+    manifest = tmp_path / "latin1.csv"
+    manifest.write_bytes(
+        "path,label,patient,split\ntrain/CNV/\xe9.jpeg,CNV,1,train\n".encode("latin-1")
+    )
+    message = (
+        rf"^manifest '{re.escape(str(manifest))}' is not UTF-8 text \(byte 0xe9 on line 2, "
+        r"invalid continuation byte\); save it as UTF-8 \(in Excel: 'CSV UTF-8'\)"
+    )
+    with pytest.raises(ValueError, match=message):
+        read_manifest(manifest)
+
+
+def test_malformed_json_is_refused_naming_the_file_and_line(tmp_path: Path) -> None:
+    manifest = tmp_path / "bad.json"
+    manifest.write_text('[\n {"path": "a.png",\n]\n')
+    message = (
+        rf"^manifest '{re.escape(str(manifest))}' is not valid JSON \(.* on line 3, column 1\); "
+        r"fix that line"
+    )
+    with pytest.raises(ValueError, match=message):
+        KermanyOCT.from_manifest(manifest, "train")
+
+
+def test_a_csv_with_another_separator_names_the_columns_found(tmp_path: Path) -> None:
+    manifest = tmp_path / "semicolons.csv"
+    manifest.write_text("path;label;patient;split\na.png;CNV;1;train\n")
+    message = (
+        r"row 1: missing column\(s\) path, label, patient, split \(found: "
+        r"'path;label;patient;split'\); .* comma-separated"
+    )
+    with pytest.raises(ValueError, match=message):
+        read_manifest(manifest)
+
+
+@pytest.mark.parametrize(
+    ("line", "values"), [("train/CNV/x.jpeg,CNV", 2), ("a.png,CNV,1,train,extra", 5)]
+)
+def test_a_csv_row_with_too_few_or_too_many_values_is_named(
+    tmp_path: Path, line: str, values: int
+) -> None:
+    manifest = tmp_path / "short.csv"
+    manifest.write_text(f"path,label,patient,split\nb.png,DME,2,train\n{line}\n")
+    message = (
+        rf"^manifest '.*short\.csv', row 2 \(line 3\) has {values} value\(s\) for the 4 "
+        r"column\(s\) path, label, patient, split; fix that line"
+    )
+    with pytest.raises(ValueError, match=message):
+        read_manifest(manifest)
+
+
+# --- a val_fraction that gives a split no patient -------------------------------------------
+
+
+def test_a_fraction_giving_no_validation_patient_is_refused(tree: Path) -> None:
+    """101 training patients, at most 41 in one class: round(0.001 * 41) is 0."""
+    message = (
+        r"^val_fraction=0\.001 gives the validation split no patient: each class sends "
+        r"round\(0\.001 \* its patients\) there, 0 in every class \(101 patients, at most 41 in "
+        r"CNV\); the smallest fraction that gives one is 0\.013: pass val_fraction=0\.013 or more"
+    )
+    with pytest.raises(ValueError, match=message):
+        patient_split(tree, val_fraction=0.001)
+    with pytest.warns(UserWarning, match="no patient of DME, DRUSEN, NORMAL"):
+        rows = patient_split(tree, val_fraction=0.013)  # one CNV patient: round(0.533)
+    assert len(_patients(rows, "val")) == 1
+
+
+def test_a_fraction_giving_no_training_patient_is_refused(tree: Path) -> None:
+    message = (
+        r"^val_fraction=0\.999 gives the training split no patient: .* the largest fraction "
+        r"that leaves one for training is 0\.987: pass val_fraction=0\.987 or less"
+    )
+    with pytest.raises(ValueError, match=message):
+        patient_split(tree, val_fraction=0.999)
+    with pytest.warns(UserWarning, match="gives the training split no patient of DME, DRUSEN"):
+        rows = patient_split(tree, val_fraction=0.987)
+    assert _patients(rows, "train")
+
+
+def test_a_class_without_validation_patients_is_warned_about(tree: Path) -> None:
+    message = (
+        r"val_fraction=0\.04 gives the validation split no patient of DRUSEN: "
+        r"round\(0\.04 \* patients\) leaves all the patients \(10 of DRUSEN\) in the other split"
+    )
+    with pytest.warns(UserWarning, match=message):
+        rows = patient_split(tree, val_fraction=0.04)
+    assert "DRUSEN" not in {row.label for row in rows if row.split == "val"}
+
+
+def test_the_split_command_refuses_a_fraction_giving_no_validation_patient(
+    tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from retinalnet.cli import main
+
+    manifest = tmp_path / "split.csv"
+    argv = ["split", str(tree), "--val-fraction", "0.001", "--out", str(manifest), "-q"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "val_fraction=0.001 gives the validation split no patient" in err
+    assert "--val-fraction 0.013" in err
+    assert not manifest.exists()

@@ -6,6 +6,7 @@ import copy
 import csv
 import logging
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from _training_helpers import (
 )
 from retinalnet import SyntheticOCT
 from retinalnet.checkpoint import load_checkpoint
+from retinalnet.datasets import KermanyOCT
 from retinalnet.models import Classifier
 from retinalnet.training import (
     Callback,
@@ -921,3 +923,88 @@ def test_fine_tuning_keeps_the_running_statistics_of_frozen_batch_norms() -> Non
     Trainer(model, max_epochs=1, batch_size=4, device="cpu", progress=False).fit(data)
     assert torch.equal(frozen_bn.running_mean, frozen_before)
     assert not torch.equal(tuned_bn.running_mean, tuned_before)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation data with on_error="skip": only its readable images are scored
+
+
+@pytest.fixture
+def tree_with_a_broken_val_scan(make_tree: Any) -> Path:
+    root = make_tree(
+        {
+            "train/CNV": ["CNV-1-1.jpeg", "CNV-1-2.jpeg"],
+            "train/DME": ["DME-2-1.jpeg", "DME-2-2.jpeg"],
+            "val/CNV": ["CNV-3-1.jpeg", "CNV-3-2.jpeg"],
+            "val/DME": ["DME-4-1.jpeg"],
+        }
+    )
+    (root / "val" / "CNV" / "CNV-3-2.jpeg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    return root
+
+
+def _frozen_cnn() -> Classifier:
+    from retinalnet.models import create_model
+
+    torch.manual_seed(0)
+    return create_model(
+        "small_cnn", weights=None, freeze=True, preprocessing=Preprocessing(size=32)
+    )
+
+
+@pytest.mark.parametrize("frozen", [False, True], ids=["images", "feature_cache"])
+def test_validation_scores_only_the_readable_images_of_a_skipping_data_set(
+    tree_with_a_broken_val_scan: Path, frozen: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The substitute (DME-4-1 in place of CNV-3-2) used to be scored every epoch."""
+    root = tree_with_a_broken_val_scan
+    broken = root / "val" / "CNV" / "CNV-3-2.jpeg"
+    train = KermanyOCT(root, "train")
+    runs = []
+    for val in (
+        KermanyOCT(root, "val").without([broken]),
+        KermanyOCT(root, "val", on_error="skip"),
+    ):
+        model = _frozen_cnn() if frozen else tiny_cnn()
+        trainer = quiet_trainer(model, max_epochs=2, batch_size=2, seed=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # no neighbour is read in its place
+            history = trainer.fit(train, val)
+        assert trainer._loop is not None
+        result = trainer._loop.validation_result
+        assert result is not None
+        columns = history.column("val_loss"), history.column("val_accuracy")
+        runs.append((*columns, result.num_samples))
+    assert runs[1] == runs[0]
+    assert runs[1][2] == 2  # was 3
+    assert any(
+        r.getMessage().startswith("Trainer.fit (val): left out 1 unreadable image(s)")
+        and repr(str(broken)) in r.getMessage()
+        for r in caplog.records
+    )
+
+
+def test_a_loader_over_a_skipping_validation_set_is_refused_before_training(
+    tree_with_a_broken_val_scan: Path,
+) -> None:
+    root = tree_with_a_broken_val_scan
+    model = tiny_cnn()
+    skipping = KermanyOCT(
+        root, "val", transform=model.preprocessing.eval_transform(), on_error="skip"
+    )
+    trainer = quiet_trainer(model, max_epochs=1, batch_size=2)
+    message = r"^Trainer\.fit \(val\): KermanyOCT\(.*\) inside a DataLoader reads with on_error"
+    with pytest.raises(ValueError, match=message):
+        trainer.fit(KermanyOCT(root, "train"), DataLoader(skipping, batch_size=2))
+    assert trainer.epoch == 0
+
+
+def test_trainer_evaluate_never_scores_a_substitute(tree_with_a_broken_val_scan: Path) -> None:
+    """With the feature cache or without, the unreadable scan is left out."""
+    root = tree_with_a_broken_val_scan
+    skipping = KermanyOCT(root, "val", on_error="skip")
+    cached = quiet_trainer(_frozen_cnn(), max_epochs=1, batch_size=2)
+    assert cached.feature_cache is not None
+    assert cached.evaluate(skipping).num_samples == 2
+    uncached = quiet_trainer(tiny_cnn(), max_epochs=1, batch_size=2)
+    assert uncached.evaluate(skipping).num_samples == 2

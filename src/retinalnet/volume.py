@@ -310,9 +310,6 @@ def read_volume(path: str | os.PathLike[str]) -> list[Image.Image]:
     of the docs page "DICOM and OCT volumes"; every frame passes the checks of
     :func:`~retinalnet.datasets.load_image`. Needs the ``dicom`` extra for DICOM files.
 
-    .. versionchanged:: 0.2
-       Multi-page TIFF files and animated PNGs.
-
     Raises
     ------
     retinalnet.datasets.UnreadableImageError

@@ -16,35 +16,26 @@ __all__ = ["print_skipped", "readable_split"]
 
 
 def readable_split(
-    data: KermanyOCT, decode: Callable[[str], Image.Image], *, progress: bool
+    data: KermanyOCT,
+    decode: Callable[[str], Image.Image],
+    *,
+    progress: bool,
+    num_workers: int = 0,
 ) -> tuple[KermanyOCT, list[SkippedImage]]:
     """The split without the images ``decode`` cannot read, and those images.
 
-    Each image is decoded once more before the evaluation, as the model will decode it: an
-    evaluation that met an unreadable file half-way could only stop or count another image
-    in its place.
+    The library's check (:func:`retinalnet.datasets._readable.readable_split`), which
+    ``evaluate()``, ``calibrate()``, the Trainer's validation and the feature cache run on a
+    data set with ``on_error="skip"``: each image is decoded once more before the
+    evaluation, as the model will decode it (``num_workers`` processes share the decoding).
     """
-    from retinalnet._core.images import UnreadableImageError
-    from retinalnet._core.progress import progress_bar
+    from retinalnet.datasets._readable import readable_split as library_readable_split
     from retinalnet.predictor import SkippedImage
 
-    skipped: list[SkippedImage] = []
-    paths = [path for path, _ in data.samples]
-    for path in progress_bar(
-        paths, total=len(paths), description="checking images", enabled=progress
-    ):
-        try:
-            decode(path).close()
-        except UnreadableImageError as error:
-            skipped.append(SkippedImage(path, error.reason or str(error)))
-    if not skipped:
-        return data, []
-    if len(skipped) == len(paths):
-        raise ValueError(
-            f"none of the {len(paths)} images of {str(data.split_dir)!r} can be read "
-            f"(first: {skipped[0].source}: {skipped[0].reason})"
-        )
-    return data.without(s.source for s in skipped), skipped
+    readable, skipped = library_readable_split(
+        data, decode, progress=progress, num_workers=num_workers
+    )
+    return readable, [SkippedImage(path, reason) for path, reason in skipped]
 
 
 def print_skipped(command: str, skipped: Sequence[SkippedImage]) -> None:

@@ -20,7 +20,7 @@ from typing import IO
 from PIL import Image, UnidentifiedImageError
 
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
-from retinalnet._core.images import UnreadableImageError, check_decoded
+from retinalnet._core.images import UnreadableImageError, check_decoded, load_frames
 from retinalnet._core.progress import progress_bar
 from retinalnet.datasets._audit_report import (
     MAX_ASPECT,
@@ -59,20 +59,16 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
 
 
 def _decode(source: IO[bytes], path: str) -> tuple[str | None, str, tuple[int, int], str]:
-    """Failure reason (or ``None``), mode, size and format of one image, fully decoded.
-
-    The decoded image passes the data sets' own checks (:func:`check_decoded`: one frame, a
-    plausible size, pixels with a meaning), so a file the audit passes is one they read.
-    Every failure is this file's problem, recorded as a reason: the audit goes on.
-    """
+    """Failure reason (or ``None``), mode, size and format of one image, decoded through the
+    data sets' own checks (:func:`check_decoded`), so a file the audit passes is one they
+    read. Every failure is this file's problem, recorded as a reason: the audit goes on."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as image:
                 mode, size, kind = image.mode, image.size, image.format or ""
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)  # small scans: sizes reported
-                    check_decoded(image, path)
+                warnings.simplefilter("ignore", UserWarning)  # small scans: sizes are reported
+                check_decoded(image, path)
                 return None, mode, size, kind
     except UnreadableImageError as error:
         return error.reason or str(error), "", (0, 0), ""
@@ -92,8 +88,6 @@ def _is_dicom(path: str, head: bytes) -> bool:
 
 def _decode_dicom(path: str) -> tuple[str | None, str, tuple[int, int], str]:
     """As :func:`_decode`, for a DICOM file: read as the data sets read it (one frame)."""
-    from retinalnet._core.images import load_frames
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a small scan's warning: the sizes are reported

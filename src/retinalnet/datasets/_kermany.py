@@ -60,7 +60,13 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         What to do when an image cannot be read: ``"raise"`` (the default) raises
         :class:`~retinalnet.datasets.UnreadableImageError` naming the file, also from a
         DataLoader worker; ``"skip"`` warns (naming the file) and returns the next readable
-        sample instead, so a batch keeps its size and an epoch its length.
+        sample instead, so a training batch keeps its size and an epoch its length. What
+        computes numbers on the data set never takes that substitute:
+        :func:`~retinalnet.training.evaluate`, :func:`~retinalnet.training.calibrate`, the
+        Trainer's validation data and :func:`~retinalnet.training.build_feature_cache`
+        decode each image once first and leave the unreadable ones out, with a logged
+        warning naming them (a DataLoader or a ``Subset`` over such a data set is refused
+        there, since its images cannot be left out).
 
         .. versionadded:: 0.2
 
@@ -192,8 +198,13 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
 
         Raises
         ------
+        FileNotFoundError
+            If ``manifest`` does not exist.
         ValueError
-            If the manifest is malformed or has no rows for ``split``.
+            If the manifest is malformed (not UTF-8, not valid CSV or JSON, a missing
+            column, an unknown label or split), lists a file twice, puts a patient in both
+            ``train`` and ``val`` (see :func:`~retinalnet.datasets.read_manifest`), or has
+            no rows for ``split``.
 
         Examples
         --------
@@ -312,8 +323,9 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
     def without(self, paths: Iterable[str | os.PathLike[str]]) -> KermanyOCT:
         """The same data set without these files (a shallow copy; ``self`` is unchanged).
 
-        For leaving out images known to be unreadable, as ``retinalnet evaluate --on-error
-        skip`` does, rather than letting ``on_error="skip"`` count a neighbour in their place.
+        For leaving out images known to be unreadable, as :func:`~retinalnet.training.evaluate`
+        and ``retinalnet evaluate --on-error skip`` do, rather than letting
+        ``on_error="skip"`` count a neighbour in their place.
 
         Examples
         --------

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
+import posixpath
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
+from retinalnet.datasets._files import patient_key
 
 __all__ = ["MANIFEST_COLUMNS", "ManifestRow", "read_manifest", "write_manifest"]
 
@@ -62,7 +66,58 @@ def _check_rows(rows: Iterable[ManifestRow], source: str) -> list[ManifestRow]:
         if not row.path:
             raise ValueError(f"{source}, row {number}: the path is empty")
         checked.append(row)
+    _check_no_file_twice(checked, source)
+    _check_no_patient_in_train_and_val(checked, source)
     return checked
+
+
+def _check_no_file_twice(rows: Sequence[ManifestRow], source: str) -> None:
+    """Refuse a file listed twice, in one split or in two: each image belongs to one split."""
+    first: dict[str, int] = {}
+    for number, row in enumerate(rows, start=1):
+        key = posixpath.normpath(row.path)  # "train/./CNV/x.jpeg" is "train/CNV/x.jpeg"
+        seen = first.setdefault(key, number)
+        if seen != number:
+            earlier = rows[seen - 1]
+            where = (
+                f"twice in split {row.split!r}"
+                if earlier.split == row.split
+                else f"in split {earlier.split!r} and in split {row.split!r}"
+            )
+            raise ValueError(
+                f"{source}: {row.path!r} is listed {where} (rows {seen} and {number}); each "
+                "image belongs to one split, or it is scored on what it was trained on: delete "
+                "one of the two rows, or write the manifest again with `retinalnet split`"
+            )
+
+
+def _check_no_patient_in_train_and_val(rows: Sequence[ManifestRow], source: str) -> None:
+    """Refuse a patient with images in both ``train`` and ``val``.
+
+    A manifest's validation split is patient-aware (:func:`patient_split` puts all images of a
+    patient in one split): a patient's scans look alike, so one seen in training flatters
+    validation and early stopping. Patients are compared as the audit's leakage check and
+    the split compare them, by :func:`patient_key` (``0042`` is ``42``). ``test`` is not
+    checked: Kermany's own test folder shares patients with its training folder
+    (``drop_test_patients`` leaves them out), and rows without a patient id cannot be.
+    """
+    first_in: dict[tuple[str, str], int] = {}
+    for number, row in enumerate(rows, start=1):
+        if row.patient is None or row.split == "test":
+            continue
+        key = patient_key(row.patient)
+        first_in.setdefault((key, row.split), number)
+        other = "val" if row.split == "train" else "train"
+        seen = first_in.get((key, other))
+        if seen is not None:
+            earlier = rows[seen - 1]
+            raise ValueError(
+                f"{source}: patient {row.patient!r} is in split {earlier.split!r} (row {seen}, "
+                f"{earlier.path!r}) and in split {row.split!r} (row {number}, {row.path!r}); a "
+                "patient's images must all be in one split, or validation scores scans "
+                "that look like training scans: move the patient's rows to one split, or "
+                "write the manifest again with `retinalnet split` (it splits by patient)"
+            )
 
 
 def _format(path: Path) -> str:
@@ -95,8 +150,8 @@ def write_manifest(rows: Sequence[ManifestRow], path: str | os.PathLike[str]) ->
     Raises
     ------
     ValueError
-        If the suffix is neither ``.csv`` nor ``.json``, or a row has an unknown label or
-        split.
+        If the suffix is neither ``.csv`` nor ``.json``, a row has an unknown label or split,
+        a file is listed twice, or a patient has rows in both ``train`` and ``val``.
 
     Examples
     --------
@@ -111,9 +166,10 @@ def write_manifest(rows: Sequence[ManifestRow], path: str | os.PathLike[str]) ->
     checked = _check_rows(rows, f"manifest {str(target)!r}")
     target.parent.mkdir(parents=True, exist_ok=True)
     if kind == "json":
-        target.write_text(json.dumps([asdict(row) for row in checked], indent=1) + "\n")
+        text = json.dumps([asdict(row) for row in checked], indent=1)
+        target.write_text(text + "\n", encoding="utf-8")
         return target
-    with target.open("w", newline="") as file:
+    with target.open("w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(MANIFEST_COLUMNS)
         for row in checked:
@@ -123,6 +179,8 @@ def write_manifest(rows: Sequence[ManifestRow], path: str | os.PathLike[str]) ->
 
 def read_manifest(path: str | os.PathLike[str]) -> list[ManifestRow]:
     """Read a manifest written by :func:`write_manifest` (CSV or JSON, by suffix).
+
+    The file is read as UTF-8, with or without the byte-order mark Excel writes ("CSV UTF-8").
 
     Parameters
     ----------
@@ -139,7 +197,11 @@ def read_manifest(path: str | os.PathLike[str]) -> list[ManifestRow]:
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If a column is missing, or a row has an unknown label or split.
+        If the file is not UTF-8 text or not valid CSV or JSON (naming the line), a column
+        is missing, a row has an unknown label or split, a file is listed twice (in one
+        split or in two), or a patient has rows in both ``train`` and ``val``: a manifest's
+        validation split is patient-aware, as :func:`patient_split` writes it (``test`` may
+        share patients with ``train``, as Kermany's own folders do).
 
     Examples
     --------
@@ -157,22 +219,19 @@ def read_manifest(path: str | os.PathLike[str]) -> list[ManifestRow]:
             f"{source.name}` or write_manifest()"
         )
     name = f"manifest {str(source)!r}"
-    if kind == "json":
-        records = json.loads(source.read_text())
-        if not isinstance(records, list):
-            raise ValueError(f"{name} must hold a JSON list of rows, got {type(records).__name__}")
-    else:
-        with source.open(newline="") as file:
-            records = list(csv.DictReader(file))
+    text = _read_text(source, name)
+    records = _json_records(text, name) if kind == "json" else _csv_records(text, name)
     rows: list[ManifestRow] = []
     for number, record in enumerate(records, start=1):
         if not isinstance(record, dict):
             raise ValueError(f"{name}, row {number}: expected an object, got {record!r}")
         missing = [column for column in MANIFEST_COLUMNS if column not in record]
         if missing:
+            found = ", ".join(repr(str(column)) for column in record) or "none"
             raise ValueError(
-                f"{name}, row {number}: missing column(s) {', '.join(missing)}; a manifest has "
-                f"the columns {', '.join(MANIFEST_COLUMNS)}"
+                f"{name}, row {number}: missing column(s) {', '.join(missing)} (found: "
+                f"{found}); a manifest has the columns {', '.join(MANIFEST_COLUMNS)}, "
+                "comma-separated"
             )
         patient = record["patient"]
         rows.append(
@@ -184,3 +243,59 @@ def read_manifest(path: str | os.PathLike[str]) -> list[ManifestRow]:
             )
         )
     return _check_rows(rows, name)
+
+
+def _read_text(source: Path, name: str) -> str:
+    """The file's text, decoded as UTF-8 (a leading byte-order mark dropped)."""
+    data = source.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = error.object[: error.start].count(b"\n") + 1
+        byte = error.object[error.start : error.start + 1].hex()
+        raise ValueError(
+            f"{name} is not UTF-8 text (byte 0x{byte} on line {line}, {error.reason}); save "
+            "it as UTF-8 (in Excel: 'CSV UTF-8'), or write it with write_manifest() or "
+            "`retinalnet split`"
+        ) from None
+
+
+def _json_records(text: str, name: str) -> list[Any]:
+    try:
+        records = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{name} is not valid JSON ({error.msg} on line {error.lineno}, column "
+            f"{error.colno}); fix that line, or write the file with write_manifest() or "
+            "`retinalnet split`"
+        ) from None
+    if not isinstance(records, list):
+        raise ValueError(f"{name} must hold a JSON list of rows, got {type(records).__name__}")
+    return records
+
+
+def _csv_records(text: str, name: str) -> list[dict[str, Any]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    records: list[dict[str, Any]] = []
+    try:
+        for record in reader:
+            # DictReader fills a short row with None and files a long row's extras under None
+            if None in record or None in record.values():
+                header = reader.fieldnames or []
+                values = (
+                    len(record) - 1 + len(record[None])
+                    if None in record
+                    else sum(value is not None for value in record.values())
+                )
+                raise ValueError(
+                    f"{name}, row {len(records) + 1} (line {reader.line_num}) has {values} "
+                    f"value(s) for the {len(header)} column(s) {', '.join(header)}; fix that "
+                    "line, or write the file with write_manifest() or `retinalnet split`"
+                )
+            records.append(record)
+    except csv.Error as error:
+        raise ValueError(
+            f"{name} is not valid CSV ({error} on line {reader.line_num}); fix that line, "
+            "or write the file with write_manifest() or `retinalnet split`"
+        ) from None
+    return records

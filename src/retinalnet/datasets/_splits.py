@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import warnings
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from retinalnet._core.classes import KERMANY_CLASSES
@@ -76,6 +78,68 @@ def _drop_duplicates(rows: list[ManifestRow], root: Path) -> list[ManifestRow]:
     return [row for i, row in enumerate(rows) if i in keep]
 
 
+def _round_up(value: float, patients: int, *, drawn: int) -> float:
+    """``value`` rounded up to two significant digits, then up until ``round(result *
+    patients)`` is ``drawn`` (a fraction the user can type that gives that many patients)."""
+    digits = 1 - math.floor(math.log10(value))
+    step = 10.0**-digits
+    fraction = math.ceil(value / step) * step
+    while round(fraction * patients) < drawn:
+        fraction += step
+    return float(round(fraction, digits))
+
+
+def _check_fraction_gives_patients(
+    val_fraction: float, patients_of: Mapping[str, Sequence[str]]
+) -> None:
+    """Refuse a ``val_fraction`` that gives the validation or the training split no patient
+    (each class draws ``round(val_fraction * patients)``), and warn for a class that gets no
+    validation patient while others do."""
+    sizes = {name: len(patients_of[name]) for name in KERMANY_CLASSES if patients_of[name]}
+    if not sizes:
+        return
+    drawn = {name: round(val_fraction * count) for name, count in sizes.items()}
+    largest = max(sizes, key=lambda name: sizes[name])
+    total = sum(sizes.values())
+    if sizes[largest] < 2:
+        raise ValueError(
+            f"cannot split {total} patient(s) into train and val with val_fraction="
+            f"{val_fraction!r}: no class has more than one patient, so each class's patients "
+            "all go to one split; add patients (at least 2 in some class)"
+        )
+    if not any(drawn.values()):
+        smallest = _round_up(0.5 / sizes[largest], sizes[largest], drawn=1)
+        raise ValueError(
+            f"val_fraction={val_fraction!r} gives the validation split no patient: each class "
+            f"sends round({val_fraction!r} * its patients) there, 0 in every class ({total} "
+            f"patients, at most {sizes[largest]} in {largest}); the smallest fraction that "
+            f"gives one is {smallest:g}: pass val_fraction={smallest:g} or more (CLI: "
+            f"--val-fraction {smallest:g})"
+        )
+    if all(drawn[name] == count for name, count in sizes.items()):
+        largest_left = 1 - _round_up(0.5 / sizes[largest], sizes[largest], drawn=1)
+        raise ValueError(
+            f"val_fraction={val_fraction!r} gives the training split no patient: each class "
+            f"sends round({val_fraction!r} * its patients) to validation, all of them in every "
+            f"class ({total} patients, at most {sizes[largest]} in {largest}); the largest "
+            f"fraction that leaves one for training is {largest_left:g}: pass "
+            f"val_fraction={largest_left:g} or less (CLI: --val-fraction {largest_left:g})"
+        )
+    empty = [name for name, count in drawn.items() if count == 0]
+    full = [name for name in sizes if drawn[name] == sizes[name]]
+    for names, split in ((empty, "validation"), (full, "training")):
+        if names:
+            counts = ", ".join(f"{sizes[name]} of {name}" for name in names)
+            warnings.warn(
+                f"val_fraction={val_fraction!r} gives the {split} split no patient of "
+                f"{', '.join(names)}: round({val_fraction!r} * patients) leaves all the "
+                f"patients ({counts}) in the other split, so {split} has no image of that "
+                "class; pass another val_fraction, or add patients of that class",
+                UserWarning,
+                stacklevel=3,
+            )
+
+
 def patient_split(
     root: str | os.PathLike[str],
     *,
@@ -135,13 +199,17 @@ def patient_split(
     ------
     ValueError
         If ``val_fraction`` is not in (0, 1), ``unparsed`` is not ``"refuse"`` or
-        ``"own-group"``, ``root`` is not a Kermany layout, or (with ``unparsed="refuse"``)
-        a file name carries no patient id.
+        ``"own-group"``, ``root`` is not a Kermany layout, (with ``unparsed="refuse"``)
+        a file name carries no patient id, or ``val_fraction`` gives no patient to the
+        validation split (``round(val_fraction * patients)`` is 0 in every class) or none to
+        the training split; the message gives the smallest (largest) fraction that does.
 
     Warns
     -----
     UserWarning
-        With ``unparsed="own-group"``, when some file names carry no patient id.
+        With ``unparsed="own-group"``, when some file names carry no patient id; and when
+        ``val_fraction`` leaves a class without a validation patient (or without a training
+        patient) while the other classes have some.
 
     Examples
     --------
@@ -181,6 +249,7 @@ def patient_split(
         most = max(labels.values())
         main = next(name for name in KERMANY_CLASSES if labels[name] == most)
         patients_of[main].append(patient)
+    _check_fraction_gives_patients(val_fraction, patients_of)
     rng = random.Random(seed)
     val_patients: set[str] = set()
     for name in KERMANY_CLASSES:

@@ -15,8 +15,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from retinalnet._core.device import default_num_workers
 from retinalnet._core.loaders import DataSource
 from retinalnet.checkpoint import load_checkpoint, set_checkpoint_temperature
+from retinalnet.datasets._readable import readable_for_scoring, refuse_substitution
 from retinalnet.engine import InferenceEngine
 from retinalnet.metrics import expected_calibration_error, fit_temperature
 from retinalnet.metrics._calibration import TEMPERATURE_BOUNDS, temperature_nll
@@ -91,6 +93,7 @@ class CalibrationResult:
 
 def _fit(engine: InferenceEngine, loader: DataLoader[Any]) -> CalibrationResult:
     """Fit the temperature on the uncalibrated log-probabilities the engine gives."""
+    refuse_substitution(loader, where="calibration")
     rows: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
     for log_probabilities, (targets, *_) in engine.run(loader):
@@ -171,7 +174,10 @@ def calibrate(
         <retinalnet.models.Classifier.temperature>` is set.
     data
         Labelled validation data (a data set of ``(image, target)`` or a DataLoader), not
-        the test set: a temperature fitted on the test set flatters the test report.
+        the test set: a temperature fitted on the test set flatters the test report. A
+        :class:`~retinalnet.datasets.KermanyOCT` with ``on_error="skip"`` is fitted on the
+        images it can read, as :func:`evaluate` scores it (the others are left out, with a
+        logged warning naming them).
     batch_size, device, precision, num_workers
         As for :func:`evaluate`.
 
@@ -187,7 +193,9 @@ def calibrate(
     TypeError
         If ``model`` is not a Classifier.
     ValueError
-        If ``data`` is empty.
+        If ``data`` is empty, none of its images can be read, or it is a DataLoader (or a
+        ``Subset``) over a ``KermanyOCT(on_error="skip")``, whose unreadable images could
+        not be left out: pass the data set itself.
 
     Examples
     --------
@@ -202,6 +210,12 @@ def calibrate(
             f"{type(model).__name__}); wrap the network with Classifier(network, classes=...)"
         )
     engine = InferenceEngine(model, device=device, precision=precision, temperature=1.0)
+    data, _ = readable_for_scoring(
+        data,
+        model.preprocessing.load,
+        where="calibrate()",
+        num_workers=default_num_workers(engine.device, num_workers),
+    )
     loader = engine.loader(data, batch_size=batch_size, num_workers=num_workers)
     result = _fit(engine, loader)
     if result.applied:

@@ -24,6 +24,7 @@ from retinalnet._core.device import default_num_workers, resident_device, resolv
 from retinalnet._core.loaders import DataSource
 from retinalnet._core.progress import progress_bar
 from retinalnet.datasets._files import patient_key
+from retinalnet.datasets._readable import readable_for_scoring, refuse_substitution
 from retinalnet.engine import InferenceEngine
 from retinalnet.metrics import confusion_matrix, expected_calibration_error
 from retinalnet.models import Classifier
@@ -248,6 +249,7 @@ def run_evaluation(
     classes: Sequence[str],
     progress: bool = False,
     patient_ids: Sequence[str | None] | None = None,
+    where: str = "evaluation",
 ) -> EvaluationResult:
     """Evaluate on a prepared loader of ``(inputs, targets)`` through an inference engine.
 
@@ -255,7 +257,16 @@ def run_evaluation(
     the log-probabilities (of the mirror-averaged probabilities with TTA, scaled by the
     engine's temperature), which suits ``NLLLoss`` and ``CrossEntropyLoss`` alike.
     ``patient_ids`` (one per image, in loader order) go into the result.
+
+    Raises
+    ------
+    ValueError
+        If the loader reads a ``KermanyOCT(on_error="skip")``, whose substitutes for
+        unreadable images would be scored (its callers leave those images out first, see
+        ``readable_for_scoring``); ``where`` names the
+        caller in the message.
     """
+    refuse_substitution(loader, where=where)
     num_classes = len(classes)
     total_loss = torch.zeros((), dtype=torch.float64, device=engine.device)
     all_probabilities: list[torch.Tensor] = []
@@ -372,11 +383,33 @@ def evaluate(
 
         .. versionadded:: 0.2
 
+    Returns
+    -------
+    EvaluationResult
+        Over the images that could be read (see the notes).
+
+    Raises
+    ------
+    ValueError
+        If the classes are unknown or differ from the data's, ``tta`` comes with
+        ``feature_cache``, no image of ``data`` can be read, or ``data`` is a DataLoader
+        (or a ``Subset``) over a :class:`~retinalnet.datasets.KermanyOCT` with
+        ``on_error="skip"``: the images it cannot read could not be left out, and the
+        scans it puts in their place would be counted twice; pass the data set itself.
+    TypeError
+        If ``feature_cache`` is asked of a model that is not a Classifier.
+
     Notes
     -----
     The forward passes go through :class:`~retinalnet.engine.InferenceEngine`, like the
     Predictor's; files are decoded and prepared by the model's own
     :class:`~retinalnet.transforms.Preprocessing`.
+
+    A :class:`~retinalnet.datasets.KermanyOCT` with ``on_error="skip"`` is scored on the
+    images it can read: each is decoded once first (as ``retinalnet evaluate --on-error
+    skip`` does), and the unreadable ones are left out, with a logged warning naming them,
+    rather than replaced by the next readable scan (which would count that scan twice, under
+    another image's patient).
 
     Examples
     --------
@@ -391,6 +424,13 @@ def evaluate(
         classes = model.classes
     check_same_classes(classes, data, where="evaluate")
     workers = default_num_workers(target_device, num_workers)
+    data, _ = readable_for_scoring(
+        data,
+        model.preprocessing.load if isinstance(model, Classifier) else None,
+        where="evaluate()",
+        progress=progress,
+        num_workers=workers,
+    )
     patient_ids = None if isinstance(data, DataLoader) else getattr(data, "patient_ids", None)
     forward: nn.Module = model
     if feature_cache is not False:
@@ -430,4 +470,5 @@ def evaluate(
         classes=classes,
         progress=progress,
         patient_ids=patient_ids,
+        where="evaluate()",
     )

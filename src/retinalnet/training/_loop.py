@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from retinalnet._core.classes import check_same_classes
 from retinalnet._core.loaders import DataSource
+from retinalnet.datasets._readable import readable_for_scoring
 from retinalnet.models import Classifier
 from retinalnet.training._callbacks import Callback
 from retinalnet.training._data import SAMPLER_NOT_DISTRIBUTED, classes_of, train_targets
@@ -149,6 +150,18 @@ class FitLoop:
             # a temperature fits the weights it was fitted on: the fit changes them
             logger.info("temperature %.3g reset to 1.0 for the fit", model.temperature)
             model.temperature = 1.0
+        if val is not None:
+            # validation scores only the images it can read: with on_error="skip" the scan
+            # put in place of an unreadable one would count twice, each epoch, and sway
+            # early stopping, best.pt and the temperature
+            val, _ = readable_for_scoring(
+                val,
+                model.preprocessing.load if isinstance(model, Classifier) else None,
+                where="Trainer.fit (val)",
+                progress=trainer.progress,
+                num_workers=trainer.num_workers,
+            )
+            self.val_data = val
         train, val = self._features(train, val)
         targets = train_targets(train, trainer.task.balance)
         sampler = trainer.task.sampler(targets, seed=trainer.seed)
@@ -288,6 +301,7 @@ class FitLoop:
                 val_loader,
                 loss=trainer.task.loss,
                 classes=classes_of(trainer.model),
+                where="Trainer.fit (val)",
             )
             if not math.isfinite(result.loss):
                 self._stop_on_nonfinite("validation", epoch, result.loss)

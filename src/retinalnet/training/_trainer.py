@@ -28,6 +28,7 @@ from retinalnet._core.classes import check_same_classes
 from retinalnet._core.device import default_num_workers, resident_device, resolve_device
 from retinalnet._core.loaders import DataSource
 from retinalnet._core.progress import progress_output
+from retinalnet.datasets._readable import readable_for_scoring
 from retinalnet.engine import InferenceEngine
 from retinalnet.models import Classifier
 from retinalnet.precision import Precision, resolve_precision
@@ -451,11 +452,20 @@ class Trainer:
 
         Uses the task's loss, the trainer's device and batch size, and the model's eval
         preprocessing; with the feature cache (see ``feature_cache``), the backbone features
-        of ``data`` are cached too.
+        of ``data`` are cached too. A ``KermanyOCT(on_error="skip")`` is scored on the images
+        it can read (the others are logged), never on the scan it puts in their place.
         """
         if isinstance(self.model, Classifier):
             check_same_classes(self.model.classes, data, where="Trainer.evaluate")
         with progress_output(self.progress):
+            decode = self.model.preprocessing.load if isinstance(self.model, Classifier) else None
+            data, _ = readable_for_scoring(
+                data,
+                decode,
+                where="Trainer.evaluate()",
+                progress=self.progress,
+                num_workers=self.num_workers,
+            )
             self.model.to(self.device)
             config, _ = self._feature_cache_for(data)
             cached = self._cached_or_none(data) if config is not None else None
