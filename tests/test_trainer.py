@@ -1008,3 +1008,22 @@ def test_trainer_evaluate_never_scores_a_substitute(tree_with_a_broken_val_scan:
     assert cached.evaluate(skipping).num_samples == 2
     uncached = quiet_trainer(tiny_cnn(), max_epochs=1, batch_size=2)
     assert uncached.evaluate(skipping).num_samples == 2
+
+
+def test_training_data_without_a_class_is_warned_about() -> None:
+    train = SyntheticOCT({"CNV": 3, "DME": 2}, shape=SYNTHETIC_SIZE, seed=0)
+    trainer = quiet_trainer(tiny_cnn(), max_epochs=1, batch_size=4)
+    with pytest.warns(UserWarning, match=r"no image of DRUSEN, NORMAL \(5 images in all\)"):
+        trainer.fit(train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every class present: nothing to say
+        quiet_trainer(tiny_cnn(), max_epochs=1, batch_size=4).fit(
+            SyntheticOCT(1, shape=SYNTHETIC_SIZE, seed=0)
+        )
+
+
+def test_resuming_a_run_that_has_trained_its_epochs_is_refused(tmp_path: Path) -> None:
+    quiet_trainer(linear_classifier(), max_epochs=2, out_dir=tmp_path).fit(separable_data(8))
+    again = quiet_trainer(linear_classifier(), max_epochs=2, out_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"it has trained 2 epoch\(s\) and max_epochs is 2"):
+        again.fit(separable_data(8), resume_from=tmp_path / "last.pt")

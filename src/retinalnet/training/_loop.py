@@ -93,6 +93,8 @@ class FitLoop:
                 check_same_classes(trainer.model.classes, val, where="Trainer.fit (val)")
         if trainer._feature_cache_for(train, val)[0] is None:
             train_targets(train, trainer.task.balance)  # fails now without targets
+        model_classes = trainer.model.classes if isinstance(trainer.model, Classifier) else None
+        _warn_of_missing_classes(train, model_classes)
         if trainer.task.balance == "sampler" and self.dist.enabled:
             raise ValueError(SAMPLER_NOT_DISTRIBUTED)
         with contextlib.ExitStack() as lock:
@@ -143,6 +145,13 @@ class FitLoop:
             trainer.history, trainer.epoch = resumed.history, resumed.epoch
             loop_state = resumed.loop_state
             _check_loop_state(loop_state, source=repr(str(resume_from)))
+            if trainer.epoch >= trainer.max_epochs:
+                raise ValueError(
+                    f"cannot resume from {str(resume_from)!r}: it has trained "
+                    f"{trainer.epoch} epoch(s) and max_epochs is {trainer.max_epochs}, so "
+                    f"nothing is left to train; give max_epochs above {trainer.epoch} (the "
+                    "total, resumed epochs included) to train on"
+                )
         for callback in self.callbacks:
             if isinstance(callback, ModelCheckpoint):
                 callback.check_best_is_free()
@@ -351,6 +360,27 @@ class FitLoop:
         trainer.stop_reason = f"{what} became {value} at epoch {epoch}{where}"
         trainer.history.stop_reason = trainer.stop_reason
         raise error
+
+
+def _warn_of_missing_classes(train: DataSource, classes: tuple[str, ...] | None) -> None:
+    """Warn when the training data (with ``targets``) holds no image of a class: the model
+    can never learn to predict it, and nothing else would say so."""
+    data = getattr(train, "dataset", train)  # a DataLoader's data set
+    targets = getattr(data, "targets", None)
+    if targets is None:
+        return
+    if classes is None:
+        classes = tuple(getattr(data, "classes", ()))
+    present = {int(target) for target in targets}
+    missing = [name for index, name in enumerate(classes) if index not in present]
+    if missing and len(targets):
+        warnings.warn(
+            f"the training data holds no image of {', '.join(missing)} ({len(targets)} images "
+            f"in all): the model cannot learn to predict {'it' if len(missing) == 1 else 'them'}; "
+            "check the data's class folders or manifest",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _check_loop_state(state: Mapping[str, Any], *, source: str) -> None:
