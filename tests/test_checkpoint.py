@@ -8,7 +8,9 @@ import io
 import os
 import pickle
 import re
+import struct
 import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,10 +24,13 @@ import retinalnet
 from _training_helpers import (
     CLASSES,
     linear_classifier,
+    quiet_trainer,
     same_state,
+    separable_data,
     snapshot,
     tiny_cnn,
 )
+from retinalnet import checkpoint as checkpoint_module
 from retinalnet._core import files
 from retinalnet.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -34,6 +39,7 @@ from retinalnet.checkpoint import (
     checkpoint_epoch,
     load_checkpoint,
     save_checkpoint,
+    set_checkpoint_temperature,
 )
 from retinalnet.models import Classifier, small_cnn
 from retinalnet.predictor import Predictor
@@ -623,6 +629,13 @@ def _set(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
     return lambda data: (data[section] if section else data).__setitem__(name, value)
 
 
+def _nonfinite_weight(name: str, value: float) -> Callable[[dict[str, Any]], None]:
+    def edit(data: dict[str, Any]) -> None:
+        data["model"]["state_dict"][name].view(-1)[-1] = value
+
+    return edit
+
+
 _PREPROCESSING = Preprocessing().to_dict()
 
 MALFORMED = [
@@ -674,9 +687,40 @@ MALFORMED = [
     pytest.param(
         _set("preprocessing", {**_PREPROCESSING, "mean": [1]}),
         "preprocessing",
-        "is not valid: mean and std need 3 values",
+        r"is not valid: mean must be 3 finite numbers \(one per channel\), got \[1\]",
         id="prep-bad-mean",
     ),
+    # settings that loaded before and gave answers from the wrong numbers, or crashed
+    *[
+        pytest.param(
+            _set("preprocessing", {**_PREPROCESSING, name: value}),
+            "preprocessing",
+            rf"is not valid: {name} must be .*, got {re.escape(repr(value))}$",
+            id=f"prep-{name}-{value!r}",
+        )
+        for name, value in (
+            ("mean", [float("nan")] * 3),
+            ("std", [float("inf")] * 3),
+            ("scale", [0.5]),
+            ("reduced_decode", "false"),
+            ("hflip", "no"),
+            ("rotation", "5"),
+            ("size", 32.0),
+        )
+    ],
+    *[
+        pytest.param(
+            _nonfinite_weight(name, value),
+            "model.state_dict",
+            rf"holds NaN or infinite weights in '{re.escape(name)}'",
+            id=f"weights-{value}-{name}",
+        )
+        for name, value in (
+            ("network.features.0.weight", float("nan")),
+            ("network.classifier.3.bias", float("-inf")),
+            ("network.features.1.running_var", float("inf")),  # a buffer
+        )
+    ],
     pytest.param(
         _set("preprocessing", {0: 1}), "preprocessing", "must have str keys", id="prep-keys"
     ),
@@ -708,6 +752,272 @@ def test_a_malformed_field_is_named_with_the_file(
 
     assert re.search(rf"field '{field}' .*{problem}", str(info.value)), str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_weights_that_are_not_finite_are_refused_naming_the_tensor(tmp_path: Path) -> None:
+    path = tmp_path / "best.pt"
+    _edited(_nonfinite_weight("network.features.0.weight", float("nan")))(path)
+
+    with pytest.raises(
+        ValueError,
+        match=r"^cannot load checkpoint '.*best\.pt': field 'model\.state_dict' holds NaN or "
+        r"infinite weights in 'network\.features\.0\.weight': the model would give no valid "
+        r"predictions; use another checkpoint of the run \(last\.pt or best\.pt\)$",
+    ):
+        Predictor.from_checkpoint(path, device="cpu")
+
+
+@pytest.mark.parametrize(("edit", "field", "problem"), MALFORMED)
+def test_what_would_not_load_is_never_written(
+    tmp_path: Path, edit: Callable[[dict[str, Any]], None], field: str, problem: str
+) -> None:
+    """One set of rules: every writer of checkpoints (save_checkpoint, the Trainer's
+    ModelCheckpoint, set_checkpoint_temperature) writes through the check load_checkpoint
+    reads with, before a byte is written."""
+    path = tmp_path / "good.pt"
+    save_checkpoint(path, tiny_cnn(), epoch=2, history=HISTORY)
+    before = path.read_bytes()
+    data = torch.load(path, weights_only=True)
+    edit(data)
+
+    with pytest.raises(ValueError, match=r"^cannot write checkpoint '.*good\.pt': field ") as info:
+        checkpoint_module._write(path, data, 2)
+
+    message = str(info.value)
+    assert re.search(rf"field '{field}' .*{problem.removesuffix('$')}", message), message
+    assert message.endswith("; nothing was written")
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["good.pt"]  # no temporary file left
+
+
+@pytest.mark.parametrize(
+    ("epoch", "shown"),
+    [(-1, "-1"), ("3", "str '3'"), (2.0, r"float 2\.0"), (True, "bool True"), (None, "NoneType")],
+)
+def test_save_checkpoint_refuses_an_epoch_load_would_refuse(
+    tmp_path: Path, epoch: Any, shown: str
+) -> None:
+    path = save_checkpoint(tmp_path / "good.pt", tiny_cnn(), epoch=3)
+    before = path.read_bytes()
+
+    with pytest.raises(
+        ValueError,
+        match=rf"^cannot write checkpoint '.*good\.pt': field 'epoch' must be an int >= 0, "
+        rf"got {shown}.*; nothing was written$",
+    ):
+        save_checkpoint(path, tiny_cnn(), epoch=epoch)
+
+    assert path.read_bytes() == before
+    assert load_checkpoint(path).epoch == 3
+
+
+def test_save_checkpoint_refuses_weights_that_are_not_finite(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "best.pt", tiny_cnn(), epoch=1)
+    before = path.read_bytes()
+    broken = tiny_cnn()
+    with torch.no_grad():
+        broken.network.features[0].weight[0, 0, 0, 0] = float("nan")
+
+    with pytest.raises(
+        ValueError,
+        match=r"^cannot write checkpoint '.*best\.pt': field 'model\.state_dict' holds NaN or "
+        r"infinite weights in 'network\.features\.0\.weight' \(did training diverge\?\); "
+        r"nothing was written$",
+    ):
+        save_checkpoint(path, broken, epoch=2)
+    assert path.read_bytes() == before
+
+
+def test_integer_weights_for_floating_point_ones_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "ints.pt"
+    save_checkpoint(path, tiny_cnn())
+    data = torch.load(path, weights_only=True)
+    data["model"]["state_dict"] = {
+        k: v.long() if v.is_floating_point() else v for k, v in data["model"]["state_dict"].items()
+    }
+    torch.save(data, path)
+
+    with pytest.raises(
+        ValueError,
+        match=r"the weights in '.*ints\.pt' are integers where the model's are floating-point "
+        r"numbers: \['network\.classifier\.0\.bias: checkpoint torch\.int64 vs model "
+        r"torch\.float32', .*\] and \d+ more; .*Use a checkpoint written by retinalnet",
+    ):
+        load_checkpoint(path).build_model()
+
+
+# ---------------------------------------------------------------------------------------------
+# A damaged file (its bytes changed after it was written) is refused: torch.load checks no
+# CRC, and read a damaged weight as another number
+
+
+def _members(path: Path) -> list[zipfile.ZipInfo]:
+    with zipfile.ZipFile(path) as archive:
+        return archive.infolist()
+
+
+def _flip(path: Path, start: int, count: int = 1) -> None:
+    data = bytearray(path.read_bytes())
+    for index in range(start, start + count):
+        data[index] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _data_offset(path: Path, member: zipfile.ZipInfo) -> int:
+    """Where ``member``'s bytes start: after its local header and that header's extra field."""
+    with open(path, "rb") as handle:
+        handle.seek(member.header_offset + 26)
+        name_length, extra_length = struct.unpack("<HH", handle.read(4))
+    return member.header_offset + 30 + name_length + extra_length
+
+
+def _directory_entry(path: Path, name: str) -> int:
+    """Where the zip directory's entry for the member ``name`` starts."""
+    data = path.read_bytes()
+    end = data.rindex(b"PK\x05\x06")  # the end of the directory says where it starts
+    offset = struct.unpack("<I", data[end + 16 : end + 20])[0]
+    while data[offset : offset + 4] == b"PK\x01\x02":
+        lengths = struct.unpack("<HHH", data[offset + 28 : offset + 34])
+        if data[offset + 46 : offset + 46 + lengths[0]] == name.encode():
+            return offset
+        offset += 46 + sum(lengths)
+    raise AssertionError(f"no {name} in {path}")
+
+
+def test_a_damaged_checkpoint_is_refused_by_every_door(tmp_path: Path) -> None:
+    """The auditor's case: 200 bytes in the middle of the file changed."""
+    path = save_checkpoint(tmp_path / "best.pt", small_cnn(width=4, hidden=8), epoch=2)
+    _flip(path, path.stat().st_size // 2, 200)
+    damaged = path.read_bytes()
+    message = (
+        r"^checkpoint '.*best\.pt' is damaged: '[^']*/data/\d+' fails its CRC-32 check, so its "
+        r"bytes changed after it was written \(a bad copy or download, a failing disk\)\. Copy "
+        r"it again from where it came from, or use another checkpoint of the run \(last\.pt "
+        r"or best\.pt\)$"
+    )
+    for door in (
+        lambda: load_checkpoint(path),
+        lambda: Predictor.from_checkpoint(path, device="cpu"),
+        lambda: set_checkpoint_temperature(path, 1.5),
+    ):
+        with pytest.raises(ValueError, match=message):
+            door()
+    assert path.read_bytes() == damaged  # not rewritten
+
+
+def test_a_changed_byte_in_any_part_of_the_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "best.pt"
+    save_checkpoint(path, tiny_cnn(), history=HISTORY)
+    good = path.read_bytes()
+    members = [m for m in _members(path) if m.file_size]
+    assert {m.filename.split("/", 1)[1] for m in members} >= {"data.pkl", "version"}
+    for member in members:
+        path.write_bytes(good)
+        _flip(path, _data_offset(path, member) + member.file_size // 2)
+        with pytest.raises(ValueError, match=rf"is damaged: '{member.filename}' fails its CRC"):
+            load_checkpoint(path)
+
+
+def test_a_damaged_header_inside_the_file_is_refused(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "best.pt", tiny_cnn())
+    _flip(path, _members(path)[-1].header_offset)  # the signature of a local header
+
+    with pytest.raises(ValueError, match=r"is damaged: '.*' cannot be read \(Bad magic number"):
+        load_checkpoint(path)
+
+
+def test_a_part_marked_as_a_folder_is_refused(tmp_path: Path) -> None:
+    """torch reads no bytes for a folder and keeps whatever memory held, while the part's
+    own bytes still pass their CRC: one bit of the zip directory would change the weights."""
+    path = save_checkpoint(tmp_path / "best.pt", tiny_cnn())
+    name = next(m.filename for m in _members(path) if m.filename.endswith("/data/0"))
+    _flip(path, _directory_entry(path, name) + 38)  # its attributes, the folder bit among them
+
+    with pytest.raises(ValueError, match=rf"is damaged: '{name}' is marked as a folder"):
+        load_checkpoint(path)
+
+
+def test_a_zip_archive_torch_did_not_write_is_no_damaged_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "scans.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("scans/", "")
+        archive.writestr("scans/a.txt", "not a checkpoint")
+
+    with pytest.raises(ValueError, match=r"cannot read checkpoint '.*scans\.pt'") as info:
+        load_checkpoint(path)
+    assert "damaged" not in str(info.value)
+
+
+def test_a_checkpoint_in_the_legacy_format_loads_with_a_warning(tmp_path: Path) -> None:
+    """retinalnet never writes it; it has no checksums to check, which the warning says."""
+    path = save_checkpoint(tmp_path / "old.pt", tiny_cnn(), epoch=4)
+    legacy = tmp_path / "legacy.pt"
+    torch.save(torch.load(path, weights_only=True), legacy, _use_new_zipfile_serialization=False)
+    assert not zipfile.is_zipfile(legacy)
+
+    with pytest.warns(
+        UserWarning,
+        match=r"checkpoint '.*legacy\.pt' is in PyTorch's legacy file format, which has no "
+        r"checksums: damage to it cannot be detected\. Write it again",
+    ):
+        checkpoint = load_checkpoint(legacy)
+    assert checkpoint.epoch == 4
+    assert same_state(checkpoint.state_dict, load_checkpoint(path).state_dict)
+
+
+def test_the_crc_check_reads_each_part_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = save_checkpoint(tmp_path / "best.pt", tiny_cnn())
+    sizes: list[int] = []
+    read = zipfile.ZipExtFile.read
+
+    def counting(self: zipfile.ZipExtFile, n: int = -1) -> bytes:
+        chunk = read(self, n)
+        sizes.append(len(chunk))
+        return chunk
+
+    monkeypatch.setattr(zipfile.ZipExtFile, "read", counting)
+    load_checkpoint(path)
+    assert sum(sizes) == sum(m.file_size for m in _members(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing through a symbolic link updates the file it points to, and keeps the link
+
+
+@pytest.mark.parametrize("relative", [True, False])
+def test_saving_through_a_link_updates_its_target(tmp_path: Path, relative: bool) -> None:
+    target = save_checkpoint(tmp_path / "models" / "v3.pt", tiny_cnn(), epoch=3)
+    link = tmp_path / "ck" / "best.pt"
+    link.parent.mkdir()
+    link.symlink_to(Path("..") / "models" / "v3.pt" if relative else target)
+
+    assert save_checkpoint(link, tiny_cnn(), epoch=4) == link
+    assert link.is_symlink()
+    assert load_checkpoint(target).epoch == 4
+
+    set_checkpoint_temperature(link, 1.5)
+    assert link.is_symlink()
+    assert load_checkpoint(target).temperature == 1.5
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["v3.pt"]
+    assert sorted(p.name for p in link.parent.iterdir()) == ["best.pt"]
+
+
+def test_a_fit_writes_checkpoints_that_pass_the_check_through_a_link(tmp_path: Path) -> None:
+    """What a fit writes (history, optimizer, scheduler, callback and loop states) passes
+    the write check, and ModelCheckpoint writes through a link in its folder."""
+    out = tmp_path / "run"
+    out.mkdir()
+    kept = tmp_path / "kept" / "last.pt"
+    (out / "last.pt").symlink_to(kept)
+    trainer = quiet_trainer(linear_classifier(), max_epochs=2, batch_size=4, out_dir=out)
+
+    trainer.fit(separable_data(16), separable_data(4, seed=1))
+
+    assert (out / "last.pt").is_symlink()
+    assert load_checkpoint(kept).epoch == 2
+    assert load_checkpoint(out / "best.pt").epoch in (1, 2)
 
 
 def test_architecture_settings_that_do_not_fit_are_named(tmp_path: Path) -> None:

@@ -155,3 +155,86 @@ def test_atomic_write_gives_the_permissions_open_would(tmp_path: Path) -> None:
         assert stat.S_IMODE(kept.stat().st_mode) == 0o640
     finally:
         os.umask(umask)
+
+
+# --- symbolic links: the file a link points to is written, and the link kept ---------------
+
+
+def _link(link: Path, target: Path | str) -> Path:
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target)
+    return link
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links")
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda tmp: _link(tmp / "ck" / "best.pt", tmp / "models" / "v3.pt"), id="abs"),
+        pytest.param(lambda tmp: _link(tmp / "ck" / "best.pt", "../models/v3.pt"), id="relative"),
+        pytest.param(
+            lambda tmp: _link(
+                tmp / "ck" / "best.pt", _link(tmp / "ck" / "v3.pt", "../models/v3.pt")
+            ),
+            id="link-to-link",
+        ),
+    ],
+)
+def test_atomic_write_through_a_link_writes_its_target_and_keeps_the_link(
+    tmp_path: Path, make: Callable[[Path], Path]
+) -> None:
+    target = tmp_path / "models" / "v3.pt"
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    target.chmod(0o640)
+    link = make(tmp_path)
+    links = {p.name: p.readlink() for p in link.parent.iterdir()}
+
+    assert atomic_write(link, lambda stream: stream.write(b"new")) == link
+
+    assert target.read_bytes() == b"new"
+    assert {p.name: p.readlink() for p in link.parent.iterdir()} == links  # links kept
+    assert [p.name for p in target.parent.iterdir()] == ["v3.pt"]  # no temporary file left
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links")
+def test_atomic_write_through_a_dangling_link_creates_its_target(tmp_path: Path) -> None:
+    link = _link(tmp_path / "best.pt", tmp_path / "models" / "v3.pt")
+    atomic_write(link, lambda stream: stream.write(b"new"))
+    assert link.is_symlink()
+    assert (tmp_path / "models" / "v3.pt").read_bytes() == b"new"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links")
+def test_a_failed_write_through_a_link_names_its_target_and_keeps_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "models" / "v3.pt"
+    target.parent.mkdir()
+    target.write_bytes(b"the previous content, longer than the room left")
+    link = _link(tmp_path / "best.pt", target)
+    _fail("write", errno.ENOSPC)(monkeypatch)
+
+    with pytest.raises(FileWriteError, match=rf"^cannot write {_quoted(target)}: no space"):
+        atomic_write(link, lambda stream: stream.write(b"new content, longer than the room"))
+
+    monkeypatch.undo()
+    assert link.is_symlink()
+    assert target.read_bytes() == b"the previous content, longer than the room left"
+    assert [p.name for p in target.parent.iterdir()] == ["v3.pt"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links")
+def test_a_loop_of_links_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
+    first = _link(tmp_path / "a.pt", tmp_path / "b.pt")
+    _link(tmp_path / "b.pt", first)
+
+    with pytest.raises(
+        FileWriteError,
+        match=r"too many levels of symbolic links \[ELOOP\]; nothing was written\. Fix the "
+        r"symbolic link, or write elsewhere",
+    ):
+        atomic_write(first, lambda stream: stream.write(b"new"))
+    assert first.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "b.pt"]

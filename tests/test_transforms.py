@@ -335,18 +335,88 @@ def test_from_dict_refuses_unknown_settings():
         ({"size": True}, "size must be an int >= 32 (pixels), got True"),
         ({"size": 64, "resize": 31}, "resize must be an int >= 32 (pixels), got 31"),
         ({"size": 224, "resize": 200}, "resize (200) must be >= size (224)"),
-        ({"jitter": 1.0}, "jitter must be in [0, 1), got 1.0"),
-        ({"jitter": -0.1}, "jitter must be in [0, 1), got -0.1"),
-        ({"scale": (0.0, 1.0)}, "scale must satisfy 0 < low <= high <= 1, got (0.0, 1.0)"),
-        ({"scale": (0.9, 0.8)}, "scale must satisfy 0 < low <= high <= 1, got (0.9, 0.8)"),
-        ({"scale": (0.5, 1.5)}, "scale must satisfy 0 < low <= high <= 1, got (0.5, 1.5)"),
-        ({"mean": (0.5, 0.5)}, "mean and std need 3 values with std > 0"),
-        ({"std": (0.2, 0.2, 0.0)}, "mean and std need 3 values with std > 0"),
+        ({"jitter": 1.0}, "jitter must be a number in [0, 1), got 1.0"),
+        ({"jitter": -0.1}, "jitter must be a number in [0, 1), got -0.1"),
+        (
+            {"scale": (0.0, 1.0)},
+            "scale must be 2 numbers (low, high) with 0 < low <= high <= 1, got (0.0, 1.0)",
+        ),
+        ({"scale": (0.9, 0.8)}, "with 0 < low <= high <= 1, got (0.9, 0.8)"),
+        ({"scale": (0.5, 1.5)}, "with 0 < low <= high <= 1, got (0.5, 1.5)"),
+        ({"mean": (0.5, 0.5)}, "mean must be 3 finite numbers (one per channel), got (0.5, 0.5)"),
+        ({"std": (0.2, 0.2, 0.0)}, "std must be 3 finite numbers > 0 (one per channel), got"),
     ],
 )
 def test_invalid_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         Preprocessing(**kwargs)
+
+
+NAN, INF = float("nan"), float("inf")
+
+# Every setting, with values of the wrong type, not finite, of the wrong length, or out of
+# range: each is a ValueError naming the setting and the value, whichever door it comes by
+# (the constructor, from_dict for a checkpoint or an export, dataclasses.replace).
+BAD_SETTINGS = [
+    ("size", [32.0, "64", None, True, 31, NAN]),
+    ("resize", [40.0, "40", False, None, 31]),
+    ("mean", [[NAN] * 3, [INF, 0.5, 0.5], [0.5], [0.5] * 4, "abc", 0.5, None, [True] * 3,
+              ["0.5"] * 3, {"r": 0.5, "g": 0.5, "b": 0.5}]),
+    ("std", [[INF] * 3, [NAN] * 3, [0.2, 0.2, -0.1], [0.0] * 3, [0.2], "xyz", 0.2, None]),
+    ("rotation", ["5", NAN, INF, -1.0, 181.0, None, True, [5.0]]),
+    ("scale", [[0.5], [0.5, 0.9, 1.0], 0.5, "ab", [NAN, 1.0], [0.5, INF], [0.0, 1.0], None,
+               [True, True]]),
+    ("hflip", ["no", "false", 1, 0, None, 1.0]),
+    ("jitter", ["0.2", NAN, INF, 1.0, -0.1, None, False]),
+    ("reduced_decode", ["false", "true", 0, 1, None]),
+    ("translate", ["0.1", NAN, 0.5, -0.1, None]),
+    ("gamma", ["0.1", NAN, INF, 1.0, None]),
+    ("speckle", ["0.1", NAN, -0.1, 1.0, None]),
+]  # fmt: skip
+
+
+def test_every_setting_is_checked():
+    assert [name for name, _ in BAD_SETTINGS] == list(Preprocessing.__dataclass_fields__)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [(name, value) for name, values in BAD_SETTINGS for value in values],
+    ids=lambda item: repr(item)[:20],
+)
+def test_a_bad_setting_is_refused_naming_it_and_the_value(name, value):
+    message = rf"^{name} must be .*, got {re.escape(repr(value))}$"
+    with pytest.raises(ValueError, match=message):
+        Preprocessing(**{name: value})
+    data = {**Preprocessing(size=64).to_dict(), name: value}
+    with pytest.raises(ValueError, match=message):
+        Preprocessing.from_dict(data)  # a checkpoint's or an export's settings
+    with pytest.raises(ValueError, match=message):
+        replace(Preprocessing(size=64), **{name: value})
+
+
+def test_from_dict_refuses_what_is_not_a_mapping():
+    with pytest.raises(ValueError, match=r"must be a mapping .*, got list \[224\]"):
+        Preprocessing.from_dict([224])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"unknown preprocessing setting\(s\) \[0, 'x'\]"):
+        Preprocessing.from_dict({0: 1, "x": 2})
+
+
+def test_numbers_of_any_kind_become_plain_ints_floats_and_tuples():
+    prep = Preprocessing(
+        size=np.int64(64),
+        resize=np.int32(80),
+        mean=np.array([0.5, 0.5, 0.5]),
+        std=[np.float32(0.25)] * 3,
+        rotation=5,
+        scale=[np.float64(0.5), 1],
+        jitter=np.float32(0.25),
+    )
+    assert (type(prep.size), type(prep.resize), type(prep.rotation)) == (int, int, float)
+    assert (prep.mean, prep.std) == ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    assert (prep.scale, prep.jitter) == ((0.5, 1.0), 0.25)
+    assert all(type(v) is float for v in (*prep.mean, *prep.std, *prep.scale, prep.jitter))
+    assert Preprocessing.from_dict(prep.to_dict()) == prep
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -515,9 +585,9 @@ def test_an_unknown_preset_is_refused_with_the_known_names():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"translate": 0.5}, r"translate must be in \[0, 0.5\)"),
-        ({"gamma": -0.1}, r"gamma must be in \[0, 1\)"),
-        ({"speckle": 1.0}, r"speckle must be in \[0, 1\)"),
+        ({"translate": 0.5}, r"translate must be a number in \[0, 0.5\)"),
+        ({"gamma": -0.1}, r"gamma must be a number in \[0, 1\)"),
+        ({"speckle": 1.0}, r"speckle must be a number in \[0, 1\)"),
     ],
 )
 def test_new_augmentation_settings_are_checked(kwargs, message):

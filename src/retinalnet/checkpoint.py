@@ -21,6 +21,8 @@ import os
 import pickle
 import re
 import reprlib
+import warnings
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,7 +144,11 @@ def save_checkpoint(
     loads with ``torch.load(path, weights_only=True)``.
 
     The file is written whole or not at all: the bytes go to a temporary file beside it,
-    which replaces ``path`` only once flushed to disk.
+    which replaces ``path`` only once flushed to disk. Where ``path`` is a symbolic link
+    (``best.pt -> models/v3.pt``), the file it points to is replaced and the link kept.
+
+    Everything is checked by the rules :func:`load_checkpoint` reads it with before a byte
+    is written, so a checkpoint is never replaced by a file that would not load.
 
     Returns
     -------
@@ -151,10 +157,18 @@ def save_checkpoint(
 
     Raises
     ------
+    ValueError
+        If the checkpoint would not load: an ``epoch`` that is not an int >= 0, weights
+        with NaN or infinite values (naming the first such tensor), a history record with
+        keys that are not strings. Nothing is written; the file there before is untouched.
     CheckpointWriteError
         If the disk or the operating system refuses the write (a full disk, no permission).
         The checkpoint there before is untouched, and the message says which epoch it
         holds.
+
+    .. versionchanged:: 0.2
+       Checks what it writes by the rules :func:`load_checkpoint` reads with, and writes
+       through a symbolic link to the file it points to.
     """
     if not isinstance(model, Classifier):
         raise TypeError(
@@ -186,6 +200,10 @@ def save_checkpoint(
 
 
 def _write(out: Path, payload: Mapping[str, Any], epoch: int) -> Path:
+    """Write ``payload`` to ``out`` atomically, once it passes the checks :func:`load_checkpoint`
+    makes: every writer of checkpoints comes here, so no writer can leave a file that the
+    reader refuses in place of a good one."""
+    _Fields(payload, out, writing=True).checkpoint()
     try:
         return atomic_write(out, lambda stream: torch.save(dict(payload), stream))
     except FileWriteError as error:
@@ -198,7 +216,8 @@ def _write(out: Path, payload: Mapping[str, Any], epoch: int) -> Path:
 def set_checkpoint_temperature(path: str | os.PathLike[str], temperature: float) -> Path:
     """Store a calibration temperature in an existing checkpoint, atomically.
 
-    Everything else in the file (weights, history, training state) is kept as it is. The
+    Everything else in the file (weights, history, training state) is kept as it is; a
+    symbolic link is kept too, and the file it points to updated. The
     :class:`~retinalnet.training.TemperatureScaling` callback writes the temperature it fits
     into ``best.pt`` this way, and ``retinalnet calibrate`` into the checkpoint it is given.
 
@@ -221,7 +240,7 @@ def set_checkpoint_temperature(path: str | os.PathLike[str], temperature: float)
     ------
     ValueError
         If ``temperature`` is not a finite number > 0, or the file is not a valid
-        checkpoint (as :func:`load_checkpoint` says).
+        checkpoint, or is damaged (as :func:`load_checkpoint` says).
     FileNotFoundError
         If there is no such file.
     CheckpointWriteError
@@ -404,12 +423,29 @@ def preprocessing_differences(saved: Preprocessing, current: Preprocessing) -> s
 
 
 def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, source: Path) -> None:
-    """``model.load_state_dict(state_dict)`` with an error that says what does not fit."""
+    """``model.load_state_dict(state_dict)`` with an error that says what does not fit.
+
+    Weights of an integer dtype for a floating-point tensor of the model do not fit either:
+    ``load_state_dict`` would copy them, and the model compute with other numbers.
+    """
+    expected = model.state_dict()
     problems = state_dict_mismatches(
-        {k: v.shape for k, v in model.state_dict().items()},
+        {k: v.shape for k, v in expected.items()},
         {k: v.shape for k, v in state_dict.items()},
         given_name="checkpoint",
     )
+    wrong_kind = sorted(
+        f"{k}: checkpoint {v.dtype} vs model {expected[k].dtype}"
+        for k, v in state_dict.items()
+        if k in expected and expected[k].is_floating_point() and not v.is_floating_point()
+    )
+    if wrong_kind and not problems:
+        more = f" and {len(wrong_kind) - 3} more" if len(wrong_kind) > 3 else ""
+        raise ValueError(
+            f"the weights in {str(source)!r} are integers where the model's are floating-point "
+            f"numbers: {wrong_kind[:3]}{more}; the file was edited or written by another "
+            "program. Use a checkpoint written by retinalnet"
+        )
     if problems:
         raise ValueError(
             f"the weights in {str(source)!r} do not fit the model: {'; '.join(problems)}. "
@@ -425,7 +461,16 @@ def load_checkpoint(
 
     Uses ``torch.load(weights_only=True)``: no code in the file is ever run. Every field is
     checked, so a damaged or hand-edited file is refused with a message naming the file and
-    the field, never half loaded.
+    the field, never half loaded. The weights must be finite numbers, and every part of the
+    file must pass the CRC-32 check written with it (a checkpoint is a zip archive), so a
+    file whose bytes changed since it was written (a bad copy, a failing disk) is refused
+    rather than giving other predictions. The checks add about 0.3 s to loading a 537 MB
+    VGG16 checkpoint on two CPU cores (0.47 s to 0.79 s), and no read from disk: the file
+    read for its CRCs is read again from memory.
+
+    A file in PyTorch's legacy format (``torch.save(...,
+    _use_new_zipfile_serialization=False)``; retinalnet never writes it) has no checksums:
+    it loads, with a :class:`UserWarning` saying that damage to it cannot be detected.
 
     Parameters
     ----------
@@ -440,9 +485,15 @@ def load_checkpoint(
         If there is no such file.
     ValueError
         If the file is not a retinalnet checkpoint (for example a whole pickled model, as the
-        tutorial saved, which is unsafe to load), was written by a newer format, or has a
+        tutorial saved, which is unsafe to load), was written by a newer format, has a
         field that is missing or of the wrong kind (``cannot load checkpoint 'x.pt': field
-        'epoch' must be an int >= 0, got str '3'``).
+        'epoch' must be an int >= 0, got str '3'``), preprocessing settings that are not
+        valid, weights with NaN or infinite values (naming the first such tensor), or is
+        damaged: a part of the file fails its CRC-32 check (``checkpoint 'x.pt' is damaged:
+        ...``).
+
+    .. versionchanged:: 0.2
+       Refuses a damaged file (CRC-32), and weights that are not finite.
 
     Examples
     --------
@@ -453,6 +504,7 @@ def load_checkpoint(
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"no checkpoint file {str(file)!r}")
+    archive = _check_intact(file)  # before torch.load, which checks no CRC
     try:
         data: Any = torch.load(file, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -474,37 +526,109 @@ def load_checkpoint(
             f"{_torch_reason(error)} (is it a checkpoint written by retinalnet, and is the file "
             "complete?)"
         ) from None
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(
-            f"{str(file)!r} is not a retinalnet checkpoint (no {CHECKPOINT_FORMAT!r} marker); "
-            "to load backbone weights use vgg16_transfer(weights=path)"
+    if archive == "unreadable":  # torch read what Python's zipfile could not: be safe
+        raise _damaged(file, "its zip directory cannot be read")
+    checkpoint = _Fields(data, file).checkpoint()
+    if archive == "legacy":
+        warnings.warn(
+            f"checkpoint {str(file)!r} is in PyTorch's legacy file format, which has no "
+            "checksums: damage to it cannot be detected. Write it again in the current "
+            "format, checked from then on: torch.save(torch.load(old, weights_only=True), "
+            "new)",
+            UserWarning,
+            stacklevel=2,
         )
-    fields = _Fields(data, file)
-    format_version = fields.get("format_version", int, "an int", default=0)
-    if format_version > _FORMAT_VERSION:
-        raise ValueError(
-            f"{str(file)!r} was written by retinalnet {data.get('retinalnet_version')} in "
-            f"checkpoint format {format_version}; this is retinalnet {__version__} "
-            f"(format {_FORMAT_VERSION}): upgrade with pip install -U retinalnet"
-        )
-    return fields.checkpoint()
+    return checkpoint
+
+
+_CRC_CHUNK = 1 << 20
+_DOS_FOLDER = 0x10  # the MS-DOS folder bit of a zip member's external attributes
+
+
+def _check_intact(file: Path) -> str:
+    """Check every member of the zip archive ``file`` against its CRC-32, as torch.load
+    does not; ``"checked"`` when all pass.
+
+    ``"legacy"`` when ``file`` is no zip archive (PyTorch's legacy format, or no checkpoint
+    at all: torch.load says which), ``"other"`` for a zip archive that torch.save did not
+    write (no ``data.pkl``), ``"unreadable"`` when it looks like one that Python's zipfile
+    cannot open (torch.load then most likely fails too, and says why).
+
+    Raises
+    ------
+    ValueError
+        If a member fails its CRC-32 check or cannot be read: the file is damaged.
+    """
+    try:
+        if not zipfile.is_zipfile(file):
+            return "legacy"
+        archive = zipfile.ZipFile(file)
+    except Exception:  # zipfile's errors for a damaged directory are of many kinds
+        return "unreadable"
+    with archive:
+        members = archive.infolist()
+        if not any(m.filename.rpartition("/")[2] == "data.pkl" for m in members):
+            return "other"  # no archive torch.save writes: torch.load says what it is
+        for member in members:
+            if member.filename.endswith("/") or member.external_attr & _DOS_FOLDER:
+                # torch reads no bytes for a folder: the tensor would keep whatever its
+                # memory held, yet the member's own bytes pass their CRC
+                raise _damaged(file, f"{member.filename!r} is marked as a folder")
+            try:
+                with archive.open(member) as stream:
+                    while stream.read(_CRC_CHUNK):  # zipfile checks the CRC-32 at the end
+                        pass
+            except zipfile.BadZipFile as error:
+                crc = "CRC" in str(error)
+                reason = "fails its CRC-32 check" if crc else f"cannot be read ({error})"
+                raise _damaged(file, f"{member.filename!r} {reason}") from None
+            except Exception as error:  # EOFError, OSError, zlib.error, NotImplementedError
+                reason = f"{member.filename!r} cannot be read ({type(error).__name__}: {error})"
+                raise _damaged(file, reason) from None
+    return "checked"
+
+
+def _damaged(file: Path, reason: str) -> ValueError:
+    return ValueError(
+        f"checkpoint {str(file)!r} is damaged: {reason}, so its bytes changed after it was "
+        "written (a bad copy or download, a failing disk). Copy it again from where it came "
+        "from, or use another checkpoint of the run (last.pt or best.pt)"
+    )
 
 
 def _torch_reason(error: BaseException) -> str:
-    """torch's words for a failed load, in one line, without its advice to load the file
-    unsafely (retinalnet never suggests running a file's code)."""
-    text = str(error)
-    found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
-    if found:
-        text = found.group(1)
-    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    if not line or "weights_only" in line or "safe_globals" in line:
-        return type(error).__name__
-    return line
+    """torch's words for a failed load, in one line (the weights files say it alike)."""
+    from retinalnet._core.torch_load import torch_load_reason
+
+    return torch_load_reason(error)
 
 
-def _malformed(file: Path, name: str, problem: str) -> ValueError:
+def _malformed(file: Path, name: str, problem: str, *, writing: bool = False) -> ValueError:
+    if writing:
+        return ValueError(
+            f"cannot write checkpoint {str(file)!r}: field {name!r} {problem}; nothing was written"
+        )
     return ValueError(f"cannot load checkpoint {str(file)!r}: field {name!r} {problem}")
+
+
+def _first_nonfinite(tensors: Mapping[str, torch.Tensor]) -> str | None:
+    """The name of the first floating-point tensor holding a NaN or infinite value; ``None``
+    if all are finite.
+
+    One sum per tensor and one read back (a NaN or infinite value makes the sum so; a sum
+    that overflows is checked element by element): 0.05 to 0.2 s for VGG16's 138 million
+    weights on two CPU cores.
+    """
+    named = [(k, v.detach()) for k, v in tensors.items() if v.is_floating_point()]
+    if not named:
+        return None
+    sums = torch.stack([value.sum().to("cpu", torch.float64) for _, value in named])
+    suspects: list[int] = torch.nonzero(~torch.isfinite(sums)).flatten().tolist()
+    for index in suspects:
+        name, value = named[index]
+        if not bool(torch.isfinite(value).all()):
+            return name
+    return None
 
 
 def _shown(value: Any) -> str:
@@ -517,9 +641,13 @@ _REQUIRED = object()
 class _Fields:
     """Reads the fields of a checkpoint's dict, refusing a missing or ill-typed one by name."""
 
-    def __init__(self, data: Mapping[str, Any], file: Path) -> None:
+    def __init__(self, data: Any, file: Path, *, writing: bool = False) -> None:
         self.data = data
         self.file = file
+        self.writing = writing  # the checks of a checkpoint about to be written
+
+    def malformed(self, name: str, problem: str) -> ValueError:
+        return _malformed(self.file, name, problem, writing=self.writing)
 
     def get(
         self,
@@ -536,20 +664,34 @@ class _Fields:
         if name not in source:
             if default is not _REQUIRED:
                 return default
-            raise _malformed(self.file, prefix + name, "is missing")
+            raise self.malformed(prefix + name, "is missing")
         value = source[name]
         wrong_bool = isinstance(value, bool) and bool not in _as_tuple(kinds)
         if wrong_bool or not isinstance(value, kinds):
-            raise _malformed(self.file, prefix + name, f"must be {expected}, got {_shown(value)}")
+            raise self.malformed(prefix + name, f"must be {expected}, got {_shown(value)}")
         return value
 
     def string_keys(self, name: str, mapping: Mapping[Any, Any]) -> dict[str, Any]:
         keys = [key for key in mapping if not isinstance(key, str)]
         if keys:
-            raise _malformed(self.file, name, f"must have str keys, got {_shown(keys[0])}")
+            raise self.malformed(name, f"must have str keys, got {_shown(keys[0])}")
         return dict(mapping)
 
     def checkpoint(self) -> Checkpoint:
+        """The checkpoint the fields make: the one set of rules for reading and writing."""
+        data, file = self.data, self.file
+        if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(
+                f"{str(file)!r} is not a retinalnet checkpoint (no {CHECKPOINT_FORMAT!r} "
+                "marker); to load backbone weights use vgg16_transfer(weights=path)"
+            )
+        format_version = self.get("format_version", int, "an int", default=0)
+        if format_version > _FORMAT_VERSION:
+            raise ValueError(
+                f"{str(file)!r} was written by retinalnet {data.get('retinalnet_version')} in "
+                f"checkpoint format {format_version}; this is retinalnet {__version__} "
+                f"(format {_FORMAT_VERSION}): upgrade with pip install -U retinalnet"
+            )
         model = self.get("model", dict, "a dict")
         arch = self.get("arch", (str, type(None)), "a str or None", within=model, prefix="model.")
         kwargs = self.get("arch_kwargs", dict, "a dict", within=model, prefix="model.")
@@ -565,32 +707,41 @@ class _Fields:
         )
         if not (math.isfinite(temperature) and temperature > 0):
             problem = f"must be a finite number > 0 (1.0: uncalibrated), got {temperature!r}"
-            raise _malformed(self.file, "model.temperature", problem)
+            raise self.malformed("model.temperature", problem)
         for key, value in state.items():
             if not isinstance(value, torch.Tensor):
                 problem = f"must hold tensors, got {_shown(value)} for {key!r}"
-                raise _malformed(self.file, "model.state_dict", problem)
+                raise self.malformed("model.state_dict", problem)
+        broken = _first_nonfinite(state)
+        if broken is not None:
+            problem = f"holds NaN or infinite weights in {broken!r}" + (
+                " (did training diverge?)"
+                if self.writing
+                else ": the model would give no valid predictions; use another checkpoint of "
+                "the run (last.pt or best.pt)"
+            )
+            raise self.malformed("model.state_dict", problem)
         classes = self.get("classes", (list, tuple), "a list of class names")
         if not classes or not all(isinstance(name, str) and name for name in classes):
             problem = f"must be a non-empty list of non-empty strings, got {reprlib.repr(classes)}"
-            raise _malformed(self.file, "classes", problem)
+            raise self.malformed("classes", problem)
         if len(set(classes)) != len(classes):
-            raise _malformed(self.file, "classes", f"has repeated names: {list(classes)}")
+            raise self.malformed("classes", f"has repeated names: {list(classes)}")
         settings = self.string_keys(
             "preprocessing", self.get("preprocessing", dict, "a dict of settings")
         )
         try:
             preprocessing = Preprocessing.from_dict(settings)
         except (TypeError, ValueError) as error:
-            raise _malformed(self.file, "preprocessing", f"is not valid: {error}") from None
+            raise self.malformed("preprocessing", f"is not valid: {error}") from None
         epoch = self.get("epoch", int, "an int >= 0")
         if epoch < 0:
-            raise _malformed(self.file, "epoch", f"must be an int >= 0, got {epoch}")
+            raise self.malformed("epoch", f"must be an int >= 0, got {epoch}")
         history = self.get("history", list, "a list of epoch records")
         for index, record in enumerate(history):
             if not isinstance(record, dict):
                 problem = f"must hold a dict per epoch, got {_shown(record)} at index {index}"
-                raise _malformed(self.file, "history", problem)
+                raise self.malformed("history", problem)
             self.string_keys(f"history[{index}]", record)
         optimizer = self.get("optimizer", (dict, type(None)), "a dict or None")
         scheduler = self.get("scheduler", (dict, type(None)), "a dict or None", default=None)

@@ -281,6 +281,26 @@ class InferenceEngine:
         return captured[0], outputs
 
 
+def first_nonfinite_row(outputs: torch.Tensor) -> int | None:
+    """The first row of ``outputs`` (one per input: scores, log-probabilities or
+    probabilities) holding a NaN or infinite value; ``None`` if all are finite.
+
+    A network that gives a NaN for an input (weights that are not finite, an overflow in
+    low precision) has no answer for it: its "probabilities" are NaN, and their argmax is
+    class 0 whatever the image. Callers that turn outputs into answers for people
+    (:class:`~retinalnet.Predictor`) refuse such a row, naming the input. One reduction
+    and one read back per batch.
+
+    .. versionadded:: 0.2
+    """
+    finite = torch.isfinite(outputs)
+    if finite.dim() > 1:
+        finite = finite.flatten(1).all(dim=1)
+    if bool(finite.all()):  # also for no rows
+        return None
+    return int(torch.nonzero(~finite)[0])
+
+
 @contextlib.contextmanager
 def _cudnn_autotune(device: torch.device) -> Iterator[None]:
     """cuDNN benchmark mode for the block only (fixed input sizes: fastest kernels); the

@@ -13,10 +13,11 @@ augmentation presets and their two OCT-specific steps (gamma, speckle) belong be
 from __future__ import annotations
 
 import math
+import numbers
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 from PIL import Image
@@ -150,9 +151,48 @@ every measure.
 """
 
 
-def _check_size(size: int, name: str = "size") -> None:
-    if isinstance(size, bool) or not isinstance(size, int) or size < 32:
+def _check_size(size: object, name: str = "size") -> int:
+    """``size`` as an int if it is an integer >= 32; a ValueError naming ``name`` else."""
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 32:
         raise ValueError(f"{name} must be an int >= 32 (pixels), got {size!r}")
+    return int(size)
+
+
+def _is_number(value: object) -> TypeGuard[numbers.Real]:
+    """A real number that is finite (an int, a float, a NumPy number; never a bool)."""
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def _check_number(value: object, name: str, allowed: str, ok: Callable[[float], bool]) -> float:
+    """``value`` as a float if it is a finite number for which ``ok`` holds; a ValueError
+    naming ``name``, what is ``allowed`` and ``value`` else."""
+    if not _is_number(value) or not ok(float(value)):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return float(value)
+
+
+def _check_numbers(
+    value: object, name: str, count: int, allowed: str, ok: Callable[[tuple[float, ...]], bool]
+) -> tuple[float, ...]:
+    """``value`` as a tuple of ``count`` floats if it is a sequence of finite numbers for
+    which ``ok`` holds; a ValueError naming ``name``, what is ``allowed`` and ``value`` else."""
+    items: list[object] = []
+    if not isinstance(value, (str, bytes, Mapping)) and isinstance(value, Iterable):
+        items = list(value)
+    values = tuple(float(item) for item in items if _is_number(item))
+    if len(items) != count or len(values) != count or not ok(values):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return values
+
+
+def _check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -206,6 +246,19 @@ class Preprocessing:
 
         .. versionadded:: 0.2
 
+    Raises
+    ------
+    ValueError
+        If a setting is of the wrong type or out of range; the message names the setting,
+        what it must be and the value given (``std must be 3 finite numbers > 0 (one per
+        channel), got (inf, inf, inf)``). Numbers must be finite (never NaN or infinite),
+        ``hflip`` and ``reduced_decode`` must be ``True`` or ``False`` (not ``1`` or
+        ``"false"``), and ``mean``, ``std`` and ``scale`` must have 3, 3 and 2 values.
+
+        .. versionchanged:: 0.2
+           Every setting is checked, also when read back from a checkpoint or an export
+           (:meth:`from_dict`).
+
     Examples
     --------
     >>> from retinalnet.transforms import Preprocessing
@@ -229,35 +282,60 @@ class Preprocessing:
     speckle: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_size(self.size)
-        if self.resize == 0:
-            object.__setattr__(self, "resize", round(self.size * 256 / 224))
-        _check_size(self.resize, "resize")
-        if self.resize < self.size:
+        # Every setting is checked for its type and range, whether it was given in code or
+        # read back from a checkpoint or an export: a NaN mean, an infinite std or the
+        # string "false" would otherwise give answers computed from the wrong numbers.
+        checked: dict[str, Any] = {"size": _check_size(self.size)}
+        resize = self.resize
+        if isinstance(resize, numbers.Integral) and not isinstance(resize, bool) and resize == 0:
+            resize = round(checked["size"] * 256 / 224)  # the default: the tutorial's ratio
+        checked["resize"] = _check_size(resize, "resize")
+        if checked["resize"] < checked["size"]:
             raise ValueError(
-                f"resize ({self.resize}) must be >= size ({self.size}): the centre crop is "
-                "taken from the resized image"
+                f"resize ({checked['resize']}) must be >= size ({checked['size']}): the "
+                "centre crop is taken from the resized image"
             )
-        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise ValueError(
-                f"mean and std need 3 values with std > 0, got mean={self.mean!r}, std={self.std!r}"
-            )
-        if not 0 < self.scale[0] <= self.scale[1] <= 1:
-            raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {self.scale!r}")
-        if not 0 <= self.rotation <= 180:
-            raise ValueError(f"rotation must be in [0, 180] degrees, got {self.rotation!r}")
-        if not 0 <= self.jitter < 1:
-            raise ValueError(f"jitter must be in [0, 1), got {self.jitter!r}")
-        if not 0 <= self.translate < 0.5:
-            raise ValueError(f"translate must be in [0, 0.5) (of the side), got {self.translate!r}")
-        if not 0 <= self.gamma < 1:
-            raise ValueError(f"gamma must be in [0, 1), got {self.gamma!r}")
-        if not 0 <= self.speckle < 1:
-            raise ValueError(f"speckle must be in [0, 1), got {self.speckle!r}")
-        # Normalise sequences read back from JSON or a checkpoint to tuples.
-        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
-        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
-        object.__setattr__(self, "scale", tuple(float(v) for v in self.scale))
+        checked["mean"] = _check_numbers(
+            self.mean, "mean", 3, "3 finite numbers (one per channel)", lambda _: True
+        )
+        checked["std"] = _check_numbers(
+            self.std,
+            "std",
+            3,
+            "3 finite numbers > 0 (one per channel)",
+            lambda values: min(values) > 0,
+        )
+        checked["rotation"] = _check_number(
+            self.rotation, "rotation", "a number in [0, 180] (degrees)", lambda v: 0 <= v <= 180
+        )
+        checked["scale"] = _check_numbers(
+            self.scale,
+            "scale",
+            2,
+            "2 numbers (low, high) with 0 < low <= high <= 1",
+            lambda values: 0 < values[0] <= values[1] <= 1,
+        )
+        checked["hflip"] = _check_bool(self.hflip, "hflip")
+        checked["jitter"] = _check_number(
+            self.jitter, "jitter", "a number in [0, 1)", lambda v: 0 <= v < 1
+        )
+        checked["reduced_decode"] = _check_bool(self.reduced_decode, "reduced_decode")
+        checked["translate"] = _check_number(
+            self.translate,
+            "translate",
+            "a number in [0, 0.5) (of the side)",
+            lambda v: 0 <= v < 0.5,
+        )
+        checked["gamma"] = _check_number(
+            self.gamma, "gamma", "a number in [0, 1)", lambda v: 0 <= v < 1
+        )
+        checked["speckle"] = _check_number(
+            self.speckle, "speckle", "a number in [0, 1)", lambda v: 0 <= v < 1
+        )
+        # Plain ints, floats and tuples: sequences read back from JSON or a checkpoint
+        # become tuples, NumPy numbers Python ones.
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
 
     @property
     def augments(self) -> bool:
@@ -432,10 +510,17 @@ class Preprocessing:
         Raises
         ------
         ValueError
-            If ``data`` has keys this version does not know.
+            If ``data`` is not a mapping, has keys this version does not know, or a
+            setting that is not valid (as the constructor checks it: the message names the
+            setting and its value).
         """
+        if not isinstance(data, Mapping):
+            raise ValueError(
+                "preprocessing settings must be a mapping of setting names to values (as "
+                f"Preprocessing.to_dict() gives), got {type(data).__name__} {data!r}"
+            )
         known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(data) - known, key=str)
         if unknown:
             raise ValueError(
                 f"unknown preprocessing setting(s) {unknown}; known: {sorted(known)} "

@@ -82,6 +82,7 @@ _HINTS = {
     errno.EACCES: "Check the folder's permissions or write elsewhere",
     errno.EPERM: "Check the folder's permissions or write elsewhere",
     errno.EROFS: "Write to a writable file system",
+    errno.ELOOP: "Fix the symbolic link, or write elsewhere",
 }
 
 
@@ -133,6 +134,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
     the file it replaces, else ``0o666`` less the process's umask (not the owner-only
     ``0o600`` of a temporary file), so a shared checkpoint or report stays readable.
 
+    Where ``path`` is a symbolic link (``best.pt -> models/v3.pt``), the file it points to
+    is written, as ``open(path, "wb")`` would: the temporary file goes beside that file and
+    is renamed over it, and the link stays a link (renaming over the link would replace it
+    with a file, and leave the file it pointed to as it was).
+
     Returns
     -------
     pathlib.Path
@@ -142,19 +148,24 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
     ------
     FileWriteError
         If the disk or the operating system refuses the write (a full disk, no permission, a
-        read-only file system): the message names the path and the cause in words, says
-        that the file there before is untouched, and how to fix it.
+        read-only file system, a loop of symbolic links): the message names the path (the
+        file a link points to, for a link) and the cause in words, says that the file there
+        before is untouched, and how to fix it.
 
     .. versionchanged:: 0.2
-       Raises :class:`FileWriteError` naming the path and the cause.
+       Raises :class:`FileWriteError` naming the path and the cause, and writes through a
+       symbolic link to the file it points to.
     """
-    out = Path(path)
+    given = Path(path)
+    out = _link_target(given)
     try:
         previous = out.is_file()
     except OSError:  # a folder we may not look into: nothing of ours will be there either
         previous = False
     temporary: Path | None = None
     try:
+        if out.is_symlink():  # still a link once resolved: a loop of links
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(given))
         out.parent.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
         temporary = Path(name)
@@ -172,4 +183,15 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
         if cause is None or not isinstance(error, Exception):
             raise
         raise FileWriteError(out, os_error_in_words(cause), cause.errno, previous) from error
-    return out
+    return given
+
+
+def _link_target(path: Path) -> Path:
+    """The file ``path`` names once its symbolic links are followed (``path`` itself for
+    no link), also when that file does not exist yet; a loop of links stays a link."""
+    try:
+        if not path.is_symlink():
+            return path
+    except OSError:  # a folder we may not look into: writing there fails and says why
+        return path
+    return Path(os.path.realpath(path))
