@@ -8,6 +8,7 @@ once from a model in memory with a calibration temperature.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -189,6 +190,42 @@ def test_onnx_predictor_takes_images_in_memory_and_skips_unreadable_files(
         Predictor.from_onnx(out).topk(broken)
     with pytest.raises(ValueError, match="k must be an int from 1 to 4"):
         predictor.topk(scans[0], k=5)
+
+
+@pytest.mark.parametrize("one", ["path", "str", "tensor"])
+def test_both_predictors_refuse_one_image_where_predict_proba_takes_a_list(
+    exported: tuple[Classifier, Path, Path, str], scans: list[Path], one: str
+) -> None:
+    model, _, out, _ = exported
+    image = {
+        "path": scans[0],
+        "str": str(scans[0]),  # a str is a sequence: it was read letter by letter
+        "tensor": torch.zeros(3, 40, 40),  # a tensor is one too: read row by row
+    }[one]
+    for predictor in (Predictor(model, device="cpu"), Predictor.from_onnx(out)):
+        with pytest.raises(TypeError, match=r"^predict_proba takes a list of images, got a "):
+            predictor.predict_proba(image)  # type: ignore[arg-type]
+        assert predictor.predict_proba([image]).shape == (1, 4)
+
+
+def test_onnx_predict_proba_refuses_an_output_that_is_not_finite(
+    exported: tuple[Classifier, Path, Path, str],
+    scans: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, _, out, _ = exported
+    predictor = Predictor.from_onnx(out)
+    real = predictor._probabilities
+
+    def with_nan(images: Any) -> Any:
+        probabilities, readable = real(images)
+        probabilities[1] = float("nan")
+        return probabilities, readable
+
+    monkeypatch.setattr(predictor, "_probabilities", with_nan)
+    name = re.escape(repr(str(scans[1])))
+    with pytest.raises(ValueError, match=rf"^the model's output for {name} is NaN or infinite"):
+        predictor.predict_proba(scans[:3])
 
 
 def test_the_docs_numpy_preparation_matches_retinalnet(

@@ -24,7 +24,7 @@ from retinalnet import SyntheticOCT
 from retinalnet.checkpoint import save_checkpoint
 from retinalnet.datasets import UnreadableImageError, find_images
 from retinalnet.models import Classifier, SmallCNN, small_cnn
-from retinalnet.predictor import ClassProbability, Prediction, Predictor
+from retinalnet.predictor import ClassProbability, Prediction, Predictor, top_predictions
 from retinalnet.transforms import Preprocessing
 
 
@@ -564,3 +564,88 @@ def test_from_checkpoint_takes_the_skip_policy(tmp_path: Path) -> None:
     assert predictor.on_error == "skip"
     assert predictor.topk([tmp_path / "missing.jpeg"]) == []
     assert [s.source for s in predictor.skipped] == [str(tmp_path / "missing.jpeg")]
+
+
+# --- a model output that is NaN or infinite is no answer ------------------------------------
+
+
+class _NanForBrightImages(nn.Module):
+    """A network that fails on some inputs: NaN (or -inf) scores for bright images."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = value
+        self.scale = nn.Parameter(torch.ones(len(CLASSES)))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        brightness = inputs.mean(dim=(1, 2, 3))
+        scores = brightness[:, None] * self.scale
+        return torch.where((brightness > 0)[:, None], torch.full_like(scores, self.value), scores)
+
+
+def _failing_model(value: float) -> Classifier:
+    return Classifier(
+        _NanForBrightImages(value), classes=CLASSES, preprocessing=Preprocessing(size=32)
+    )
+
+
+def _scans(tmp_path: Path) -> list[Path]:
+    """Five scans; the fourth (scan-3) is bright, the others dark."""
+    paths = []
+    for index in range(5):
+        path = tmp_path / f"scan-{index}.png"
+        Image.new("L", (40, 40), 250 if index == 3 else 10).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+@pytest.mark.parametrize("batch_size", [1, 2, 3])
+@pytest.mark.parametrize("on_error", ["raise", "skip"])
+def test_an_output_that_is_not_finite_is_refused_naming_the_image(
+    tmp_path: Path, value: float, batch_size: int, on_error: Any
+) -> None:
+    paths = _scans(tmp_path)
+    broken = tmp_path / "broken.png"
+    broken.write_text("not an image")
+    given = [paths[0], broken, *paths[1:]] if on_error == "skip" else paths
+    predictor = Predictor(
+        _failing_model(value),
+        device="cpu",
+        precision="fp32",
+        batch_size=batch_size,
+        on_error=on_error,
+    )
+    message = (
+        rf"^the model's output for {re.escape(repr(str(paths[3])))} is NaN or infinite, so it "
+        r"gives no answer for this image \(the image passed its checks: the model fails on "
+        r"it\)\. Check the model: its weights, or a layer that overflows$"
+    )
+    for door in (
+        lambda: predictor.topk(given, k=2),
+        lambda: predictor.predict_proba(given),
+        lambda: predictor.topk(paths[3]),
+    ):
+        with pytest.raises(ValueError, match=message):
+            door()
+
+    assert len(predictor.topk([paths[0], paths[4]], k=1)) == 2  # the others have answers
+
+
+def test_in_low_precision_the_error_suggests_fp32(tmp_path: Path) -> None:
+    predictor = Predictor(_failing_model(float("nan")), device="cpu", precision="bf16")
+    with pytest.raises(
+        ValueError,
+        match=r"'<image 0>' is NaN or infinite.*\. Predict in fp32 \(precision='fp32'\), or "
+        r"check the model's weights$",
+    ):
+        predictor.topk(torch.full((40, 40), 250, dtype=torch.uint8))
+
+
+def test_results_are_never_built_from_probabilities_that_are_not_finite() -> None:
+    """The ONNX predictor builds its results through the same function."""
+    probabilities = torch.tensor([[0.5, 0.5, 0.0, 0.0], [float("nan")] * 4])
+    with pytest.raises(ValueError, match=r"output for 'b\.png' is NaN or infinite"):
+        top_predictions(
+            probabilities, ["a.png", "gone.png", "b.png"], [True, False, True], CLASSES, 2
+        )

@@ -24,7 +24,7 @@ from retinalnet._core.device import default_num_workers
 from retinalnet._core.images import ImageInput, UnreadableImageError, coerce_image
 from retinalnet._core.loaders import make_loader
 from retinalnet.checkpoint import load_checkpoint
-from retinalnet.engine import InferenceEngine
+from retinalnet.engine import InferenceEngine, first_nonfinite_row
 from retinalnet.gradcam import grad_cam_image
 from retinalnet.models import Classifier
 from retinalnet.precision import Precision
@@ -284,7 +284,14 @@ class Predictor:
         ------
         retinalnet.datasets.UnreadableImageError
             If a file cannot be read and ``on_error="raise"``.
+        ValueError
+            If the model's output for an image is NaN or infinite (whatever ``on_error``
+            says: the model, not the file, is at fault); the message names the image.
+        TypeError
+            If ``images`` is not a list or tuple: a single path would be read letter by
+            letter, a tensor row by row. Pass ``[image]``, or ``list(batch)``.
         """
+        check_image_list(images)
         probabilities, readable = self._probabilities(images)
         return probabilities[readable]
 
@@ -308,8 +315,16 @@ class Predictor:
         rows: list[torch.Tensor] = []
         reasons: list[str] = []
         for log_probs, rest in self.engine.run(loader):
-            rows.append(log_probs.exp().float().cpu())
+            start = len(reasons)
             reasons.extend(rest[0] if skip else [""] * len(log_probs))
+            # every answer is a finite one: a NaN output stops here, naming its image
+            read = [row for row in range(len(log_probs)) if not reasons[start + row]]
+            bad = first_nonfinite_row(log_probs[read])
+            if bad is not None:
+                index = start + read[bad]
+                source = image_source(images[index], index)
+                raise nonfinite_output_error(source, low_precision=self.engine.dtype is not None)
+            rows.append(log_probs.exp().float().cpu())
         self.skipped = [
             SkippedImage(image_source(image, index), reason)
             for index, (image, reason) in enumerate(zip(images, reasons, strict=True))
@@ -363,7 +378,9 @@ class Predictor:
             If a file cannot be read; the message names it. With ``on_error="skip"``, only
             for a single image (not in a list).
         ValueError
-            If ``k`` is out of range or a tensor is not an image.
+            If ``k`` is out of range, a tensor is not an image, or the model's output for
+            an image is NaN or infinite (whatever ``on_error`` says); the message names the
+            image.
         """
         check_k(k, len(self.classes))
         single = not isinstance(images, (list, tuple))
@@ -464,6 +481,42 @@ def image_source(image: ImageInput, index: int) -> str:
     return str(image) if isinstance(image, (str, os.PathLike)) else f"<image {index}>"
 
 
+def check_image_list(images: object) -> None:
+    """Refuse what ``predict_proba`` would misread as a list (both predictors' rule): a path
+    is a sequence of letters, a tensor one of rows.
+
+    Raises
+    ------
+    TypeError
+        If ``images`` is not a list or tuple.
+    """
+    if not isinstance(images, (list, tuple)):
+        raise TypeError(
+            f"predict_proba takes a list of images, got a {type(images).__name__}; pass "
+            "[image] for one image, list(batch) for the images of a batch tensor, or use "
+            "topk(image)"
+        )
+
+
+def finite_rows(
+    probabilities: torch.Tensor,
+    images: Sequence[ImageInput],
+    readable: Sequence[bool] | torch.Tensor,
+) -> torch.Tensor:
+    """``probabilities`` (one row per readable image), refused if a row is NaN or infinite.
+
+    Raises
+    ------
+    ValueError
+        Naming the first image whose probabilities are not finite.
+    """
+    bad = first_nonfinite_row(probabilities)
+    if bad is not None:
+        sources = [image_source(image, i) for i, image in enumerate(images) if readable[i]]
+        raise nonfinite_output_error(sources[bad], low_precision=False)
+    return probabilities
+
+
 def check_k(k: int, num_classes: int) -> None:
     """Refuse a ``k`` that is not an int from 1 to ``num_classes`` (both predictors' rule)."""
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= num_classes:
@@ -481,10 +534,20 @@ def top_predictions(
 
     ``probabilities`` has one row per readable image, in the order of ``images``; the
     torch :class:`Predictor` and the ONNX one build their results here, so both name
-    images and order classes the same way.
+    images and order classes the same way, and neither gives an answer for an image whose
+    probabilities are NaN or infinite.
+
+    Raises
+    ------
+    ValueError
+        If an image's probabilities are NaN or infinite; the message names the image.
     """
+    finite_rows(probabilities, images, readable)
     sources = [image_source(image, i) for i, image in enumerate(images) if readable[i]]
-    values, indices = probabilities.topk(k, dim=1)
+    # ties: the lower class index first, as argmax and retinalnet.metrics rank them
+    # (torch.topk orders ties as it likes: four probabilities of 0.25 gave DRUSEN first)
+    values, indices = probabilities.sort(dim=1, descending=True, stable=True)
+    values, indices = values[:, :k], indices[:, :k]
     return [
         Prediction(
             source=source,
@@ -495,6 +558,19 @@ def top_predictions(
         )
         for source, row_values, row_indices in zip(sources, values, indices, strict=True)
     ]
+
+
+def nonfinite_output_error(source: str, *, low_precision: bool) -> ValueError:
+    """The error for a model whose output for the image ``source`` is NaN or infinite."""
+    fix = (
+        "Predict in fp32 (precision='fp32'), or check the model's weights"
+        if low_precision
+        else "Check the model: its weights, or a layer that overflows"
+    )
+    return ValueError(
+        f"the model's output for {source!r} is NaN or infinite, so it gives no answer for "
+        f"this image (the image passed its checks: the model fails on it). {fix}"
+    )
 
 
 class _PreparedImages(Dataset[Any]):

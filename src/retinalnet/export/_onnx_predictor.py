@@ -24,7 +24,9 @@ from retinalnet.predictor import (
     OnError,
     Prediction,
     SkippedImage,
+    check_image_list,
     check_k,
+    finite_rows,
     image_source,
     top_predictions,
 )
@@ -166,8 +168,14 @@ class OnnxPredictor:
         ------
         retinalnet.datasets.UnreadableImageError
             If a file cannot be read and ``on_error="raise"``.
+        ValueError
+            If the model's output for an image is NaN or infinite; the message names it.
+        TypeError
+            If ``images`` is not a list or tuple (pass ``[image]`` for one image).
         """
-        return self._probabilities(images)[0]
+        check_image_list(images)
+        probabilities, readable = self._probabilities(images)
+        return finite_rows(probabilities, images, readable)
 
     @overload
     def topk(self, images: ImageInput, k: int = ...) -> Prediction: ...
