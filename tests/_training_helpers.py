@@ -64,6 +64,16 @@ def tiny_cnn(*, seed: int = 0, width: int = 4, size: int = 32) -> Classifier:
     return small_cnn(width=width, hidden=8, preprocessing=Preprocessing(size=size))
 
 
+def frozen_small_cnn(size: int = 32) -> Classifier:
+    """``small_cnn`` with its features frozen (so the feature cache applies), seeded."""
+    from retinalnet.models import create_model
+
+    torch.manual_seed(0)
+    return create_model(
+        "small_cnn", weights=None, freeze=True, preprocessing=Preprocessing(size=size)
+    )
+
+
 def separable_data(n: int = 32, *, seed: int = 0, features: int = FEATURES) -> TensorDataset:
     """Features whose largest value among the first four is the class: linearly separable."""
     generator = torch.Generator().manual_seed(seed)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -84,3 +86,14 @@ def make_tree(tmp_path: Path) -> MakeTree:
 def vgg16_random() -> Classifier:
     """``vgg16_transfer(weights=None)``, built once per session: do not modify it."""
     return vgg16_transfer(weights=None)
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    """A live process that is no retinalnet run: a lock naming its pid is held."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()

@@ -8,16 +8,19 @@ import logging
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from _cli_helpers import train_small_cnn
-from retinalnet import __version__
+from retinalnet import __version__, cli
 from retinalnet.checkpoint import load_checkpoint
 from retinalnet.cli import _logging_to_stderr, build_parser, main
-from retinalnet.cli._advice import cli_text
+from retinalnet.cli._advice import cli_message, cli_text
+from retinalnet.cli._preflight import OUTPUTS
 from retinalnet.datasets import make_synthetic_kermany
 
 
@@ -248,7 +251,8 @@ def test_split_refuses_names_without_a_patient_id_unless_told(
     assert "--unparsed own-group" in err
     assert not manifest.exists()
     with pytest.warns(UserWarning, match="each is split as a patient of its own"):
-        code = main(["split", str(root), "--out", str(manifest), "--unparsed", "own-group"])
+        code = main(["split", str(root), "--out", str(manifest), "--unparsed", "own-group",
+                     "--val-fraction", "0.4"])  # fmt: skip
     assert code == 0
     assert "train/DME/scan_01.jpeg" in manifest.read_text()
 
@@ -533,6 +537,33 @@ def test_demo_data_only_writes_the_scans_and_says_what_next(
         (["predict", "x.jpeg", "--checkpoint", "c", "-k", "0"], "argument -k/--topk: must be"),
         (["predict", "x.jpeg", "--checkpoint", "c", "--batch-size", "two"], "a whole number"),
         (["split", "r", "--out", "m.csv", "--val-fraction", "1.5"], "between 0 and 1, got 1.5"),
+        # train took plain ints, and stopped with status 1, some of them after work
+        (["train", "--data", "d", "--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
+        (["train", "--data", "d", "--batch-size", "0"], "argument --batch-size: must be at least"),
+        (["train", "--data", "d", "--patience", "-1"], "argument --patience: must be at least 0"),
+        (
+            ["train", "--data", "d", "--size", "0"],
+            "argument --size/--image-size: must be at least 32",
+        ),
+        (["train", "--data", "d", "--size", "16"], "must be at least 32, got 16"),
+        (["train", "--data", "d", "--workers", "-1"], "argument --workers: must be at least 0"),
+        (["train", "--data", "d", "--cache-views", "-1"], "argument --cache-views: must be at"),
+        (["train", "--data", "d", "--seed", "-1"], "argument --seed: must be at least 0, got -1"),
+        (["train", "--data", "d", "--seed", str(2**32)], "must be at most 4294967295"),
+        (["train", "--data", "d", "--finetune-blocks", "0"], "--finetune-blocks: must be at least"),
+        (["evaluate", "--checkpoint", "c", "--data", "d", "--workers", "-1"], "at least 0, got -1"),
+        (["calibrate", "--checkpoint", "c", "--data", "d", "--workers", "-1"], "at least 0"),
+        (["predict", "x.jpeg", "--checkpoint", "c", "--workers", "-1"], "at least 0, got -1"),
+        (
+            ["export", "--checkpoint", "c", "--out", "m.onnx", "--tolerance", "0"],
+            "finite number > 0",
+        ),
+        (["demo", "--seed", str(2**32)], "argument --seed: must be at most 4294967295"),
+        (
+            ["demo", "--weights", "none"],  # it said "... or none" of --weights none
+            "argument --weights: the demo takes a VGG16 state-dict file or weights name, got "
+            "'none'; leave --weights out",
+        ),
     ],
 )
 def test_bad_values_are_refused_before_any_work(
@@ -619,3 +650,166 @@ def test_a_world_size_that_is_not_a_number_is_named_in_one_line(
         "retinalnet models: error: environment variable WORLD_SIZE='two' is not a whole "
         "number; torchrun sets it for each process it starts: unset it to run one process"
     )
+
+
+# --- outputs that cannot be written, packages not installed, one line ------------------------
+
+_REQUIRED = {
+    "demo": [],
+    "train": ["--data", "d"],
+    "evaluate": ["--checkpoint", "c", "--data", "d"],
+    "calibrate": ["--checkpoint", "c", "--data", "d"],
+    "predict": ["x.jpeg", "--checkpoint", "c"],
+    "export": ["--checkpoint", "c"],
+    "audit": ["r"],
+    "split": ["r"],
+}
+
+
+@pytest.mark.parametrize(
+    ("command", "dest", "flag", "kind"),
+    [(c, *output) for c, outputs in OUTPUTS.items() for output in outputs],
+    ids=[f"{c}-{o[1]}" for c, outputs in OUTPUTS.items() for o in outputs],
+)
+def test_an_output_that_cannot_be_written_is_refused_before_the_command_runs(
+    command: str,
+    dest: str,
+    flag: str,
+    kind: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = _subcommands()[command]
+    assert any(a.dest == dest and flag in a.option_strings for a in parser._actions)
+    monkeypatch.setitem(cli._COMMANDS, command, lambda args: pytest.fail("the command ran"))
+    if kind == "folder":  # a file where the folder is to be
+        path = tmp_path / "notes.txt"
+        path.write_text("mine")
+        said = "is a file, not a folder; pass a folder that can be written (it is made if missing)"
+    else:  # a folder where the file is to be
+        path = tmp_path / "folder"
+        path.mkdir()
+        said = "is a folder, not a file; pass a file path that can be written"
+
+    # each was found when written: after the evaluation, the export, the epoch
+    assert main([command, *_REQUIRED[command], flag, str(path)]) == 1
+
+    err = capsys.readouterr().err
+    assert err.startswith(f"retinalnet {command}: error: {flag} {str(path)!r} {said}"), err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_missing_optional_package_is_one_line_saying_what_to_install(
+    data: Path,
+    checkpoint: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(data, root)
+    scan = root / "test" / "CNV" / "CNV-998-1.dcm"
+    scan.write_bytes(bytes(128) + b"DICM" + bytes(64))
+    monkeypatch.setitem(sys.modules, "pydicom", None)  # import pydicom fails
+
+    argv = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(root), "-q"]
+    assert main(argv) == 1  # it was an ImportError, shown with its traceback
+
+    err = capsys.readouterr().err
+    assert err == (
+        f"retinalnet evaluate: error: cannot read image {str(scan)!r}: reading DICOM files needs "
+        'pydicom, which is not installed: pip install "retinalnet[dicom]"\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (
+            ValueError(
+                "Caught ValueError in DataLoader worker process 0.\nOriginal Traceback (most "
+                'recent call last):\n  File "w.py", line 3, in read\n    raise ValueError(...)\n'
+                "ValueError: the scan is empty"
+            ),
+            "the scan is empty",
+        ),
+        (RuntimeError("\x1b[1mthe reason\x1b[0m.\n\tadvice on another line"), "the reason."),
+        (
+            ModuleNotFoundError("No module named 'onnxscript'", name="onnxscript"),
+            "No module named 'onnxscript' (a package this needs is not installed: pip install "
+            "onnxscript)",
+        ),
+    ],
+    ids=["dataloader-worker", "several-lines", "module-not-found"],
+)
+def test_every_error_is_said_in_one_line(error: BaseException, said: str) -> None:
+    assert cli_message(argparse.Namespace(command="evaluate"), error) == said
+
+
+def test_calibrate_leaves_unreadable_images_out_with_on_error_skip(
+    data: Path, checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(data, root)
+    broken = root / "val" / "DME" / "DME-999-1.jpeg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    out = tmp_path / "calibrated.pt"
+    argv = ["calibrate", "--checkpoint", str(checkpoint), "--data", str(root), "--out", str(out)]
+
+    assert main([*argv, "-q"]) == 1  # it had no --on-error, and named no way out
+    err = capsys.readouterr().err
+    assert str(broken) in err
+    assert err.rstrip().endswith("--on-error skip leaves unreadable images out and lists them "
+                                 "at the end")  # fmt: skip
+
+    assert main([*argv, "-q", "--on-error", "skip", "--json"]) == 0
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
+    assert printed["num_samples"] == 8  # the readable ones: the broken one is not replaced
+    assert [s["source"] for s in printed["skipped"]] == [str(broken)]
+    lines = captured.err.strip().splitlines()
+    assert lines[-2:] == [
+        "retinalnet calibrate: skipped 1 unreadable image:",
+        f"  {broken}: " + lines[-1].partition(": ")[2],
+    ]
+
+
+def test_evaluate_writes_strict_json_when_a_class_has_no_images(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert train_small_cnn(data, out) == 0
+    missing = make_synthetic_kermany(
+        tmp_path / "missing", train=1, val=1, test={"CNV": 2, "DME": 2, "DRUSEN": 2}, seed=6
+    )
+    report = tmp_path / "eval.json"
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(missing),
+                 "--split", "test", "--out", str(report), "--json", "-q"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    for text in (printed, report.read_text()):
+        assert "NaN" not in text
+        assert json.loads(text)["per_class_accuracy"]["NORMAL"] is None
+
+
+def test_a_warning_is_one_line_naming_the_command(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert train_small_cnn(data, out) == 0
+    small = tmp_path / "small.png"
+    Image.new("L", (100, 20), 128).save(small)
+    command = [sys.executable, "-m", "retinalnet", "predict", "--checkpoint", str(out / "best.pt")]
+    done = subprocess.run([*command, str(small), "-q"], capture_output=True, text=True, check=True)
+    assert done.stderr.splitlines() == [
+        f"retinalnet predict: warning: {str(small)!r} is only 100 x 20 pixels, smaller than "
+        "the smallest model input (32 pixels): the model sees it upsampled, with little "
+        "detail; check that it is a whole B-scan"
+    ]
+    original = warnings.formatwarning
+    with cli._warnings_in_one_line("predict"):
+        assert warnings.formatwarning(UserWarning("x"), UserWarning, "f.py", 1) == (
+            "retinalnet predict: warning: x\n"
+        )
+    assert warnings.formatwarning is original  # restored after the command

@@ -8,12 +8,12 @@ import errno
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,16 +87,6 @@ def test_a_diverging_learning_rate_exits_1_and_names_no_file_it_did_not_write(
 
 # ---------------------------------------------------------------------------------------------
 # One run at a time in --out
-
-
-@pytest.fixture
-def sleeper() -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    try:
-        yield process
-    finally:
-        process.kill()
-        process.wait()
 
 
 def _lock(out: Path, pid: int) -> Path:
@@ -335,6 +325,201 @@ def test_an_existing_best_pt_is_refused_before_the_feature_cache_is_built(
     )
     assert spy.calls == 0
     assert (out / "best.pt").read_bytes() == b"an earlier run's model"
+
+
+# ---------------------------------------------------------------------------------------------
+# Whatever can refuse a run refuses it before any work, in every path
+
+
+def _no_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building the model, the first work of a run (then the image check, --lr auto's range
+    test, the linear probe, the feature cache, the epochs), fails the test."""
+    import retinalnet.models
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the run started working: it built the model")
+
+    monkeypatch.setattr(retinalnet.models, "create_model", refused)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ("--recipe", "finetune"),  # it ran the whole linear probe first
+        ("--recipe", "finetune", "--lr", "auto"),
+        ("--lr", "auto"),  # it ran the range test and built the feature cache first
+        (),
+    ],
+    ids=["finetune", "finetune-lr-auto", "tutorial-lr-auto", "tutorial"],
+)
+def test_an_existing_best_pt_is_refused_before_any_work(
+    data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    flags: tuple[str, ...],
+) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "best.pt").write_bytes(b"an earlier run's model")
+    _no_work(monkeypatch)
+
+    assert train_small_cnn(data, out, "--weights", "none", *flags) == 1
+
+    assert _one_line(capsys.readouterr().err) == (
+        f"retinalnet train: error: {out / 'best.pt'} already exists and would be replaced by "
+        "this new run; resume that run (--resume), choose another folder, or allow it "
+        "(--overwrite)"
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt"]  # nor the lock is left
+
+
+def test_a_missing_resume_file_is_refused_before_any_work(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _no_work(monkeypatch)
+    missing = tmp_path / "run" / "last.pt"
+
+    assert train_small_cnn(data, tmp_path / "run", "--resume", str(missing)) == 1
+
+    assert _one_line(capsys.readouterr().err) == (
+        f"retinalnet train: error: --resume {str(missing)!r}: no checkpoint file there; pass "
+        "the last.pt of the run to continue (OUT/last.pt), or leave --resume out to start a "
+        "new run"
+    )
+
+
+@pytest.mark.parametrize(
+    ("flag", "inside", "said"),
+    [
+        ("--out", "", "is a file, not a folder"),
+        ("--out", "run", "cannot be made: {file} is a file, not a folder"),
+        ("--tensorboard", "", "is a file, not a folder"),  # said after the first epoch
+        ("--tensorboard", "tb", "cannot be made: {file} is a file, not a folder"),
+        ("--feature-cache", "", "is a file, not a folder"),  # said after the backbone's pass
+    ],
+    ids=["out", "out-inside-a-file", "tensorboard", "tensorboard-inside-a-file", "feature-cache"],
+)
+def test_an_output_folder_that_is_a_file_is_refused_naming_the_option_before_any_work(
+    data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    flag: str,
+    inside: str,
+    said: str,
+) -> None:
+    file = tmp_path / "notes.txt"
+    file.write_text("mine")
+    path = file / inside if inside else file
+    _no_work(monkeypatch)
+    given = [flag, str(path)] if flag != "--out" else []
+    out = path if flag == "--out" else tmp_path / "run"
+
+    assert train_small_cnn(data, out, *given) == 1
+
+    # --out used to say "cannot write 'notes.txt/run.lock': file exists [EEXIST]"
+    assert _one_line(capsys.readouterr().err) == (
+        f"retinalnet train: error: {flag} {str(path)!r} {said.format(file=repr(str(file)))}; "
+        "pass a folder that can be written (it is made if missing)"
+    )
+    assert file.read_text() == "mine"
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_naming_the_option(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from retinalnet._core import folders
+
+    locked = tmp_path / "read-only"
+    locked.mkdir()
+    real = folders.tempfile.mkstemp
+
+    def refused(*args: Any, **kwargs: Any) -> tuple[int, str]:  # as a folder without write access
+        if Path(kwargs["dir"]) == locked:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(folders.tempfile, "mkstemp", refused)
+    _no_work(monkeypatch)
+    tensorboard = locked / "tb"
+
+    assert train_small_cnn(data, tmp_path / "run", "--tensorboard", str(tensorboard)) == 1
+
+    assert _one_line(capsys.readouterr().err) == (
+        f"retinalnet train: error: --tensorboard {str(tensorboard)!r} cannot be written (in "
+        f"{str(locked)!r}, where it would be made): permission denied [EACCES]; pass a folder "
+        "that can be written (it is made if missing)"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_tensorboard_not_installed_is_one_line_before_any_work(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # import tensorboard fails
+    _no_work(monkeypatch)
+
+    # it was an ImportError, shown with its traceback
+    assert train_small_cnn(data, tmp_path / "run", "--tensorboard", str(tmp_path / "tb")) == 1
+
+    assert _one_line(capsys.readouterr().err) == (
+        "retinalnet train: error: --tensorboard writes with the tensorboard package, which is "
+        'not installed: pip install "retinalnet[tensorboard]" (or leave --tensorboard out)'
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_weights_file_of_pickled_objects_is_one_line_without_torchs_unsafe_advice(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weights = tmp_path / "model.pth"
+    torch.save(torch.nn.Linear(2, 2), weights)  # a whole model, as torch.save(model) writes
+
+    assert train_small_cnn(data, tmp_path / "run", "--weights", str(weights)) == 1
+
+    line = _one_line(capsys.readouterr().err)  # it was 6 lines, with colour codes
+    assert line.startswith(
+        f"retinalnet train: error: weights file {str(weights)!r} holds pickled Python objects "
+        "(torch.nn.modules.linear.Linear), as a whole model saved with torch.save(model) does, "
+        "which retinalnet does not load because unpickling can run arbitrary code; pass a "
+        "small_cnn network's state dict"
+    ), line
+    assert "weights_only" not in line
+    assert "\x1b" not in line
+
+
+# ---------------------------------------------------------------------------------------------
+# An unreadable image: --on-error, as evaluate and predict have it
+
+
+def test_an_unreadable_image_names_the_way_out_and_on_error_skip_leaves_it_out(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(data, root)
+    broken = [root / "train" / "DME" / "DME-999-1.jpeg", root / "val" / "CNV" / "CNV-999-1.jpeg"]
+    for path in broken:
+        path.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+
+    assert train_small_cnn(root, tmp_path / "run") == 1
+
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the fit's warning
+    assert last.startswith("retinalnet train: error: cannot read image "), last
+    assert any(str(path) in last for path in broken), last
+    assert last.endswith("; --on-error skip leaves unreadable images out and lists them at the end")
+
+    assert train_small_cnn(root, tmp_path / "run", "--on-error", "skip") == 0
+
+    captured = capsys.readouterr()
+    assert "validation (8 images):" in captured.out  # 8 readable: the 9th is not replaced
+    lines = captured.err.strip().splitlines()
+    assert lines[-3] == "retinalnet train: skipped 2 unreadable images:"
+    assert sorted(line.partition(": ")[0] for line in lines[-2:]) == sorted(
+        f"  {path}" for path in broken
+    )
+    assert checkpoint_epoch(tmp_path / "run" / "best.pt") == 1
 
 
 def test_cache_views_need_the_cache(

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,8 +16,9 @@ import torch
 from PIL import Image
 from torchvision.models import vgg16
 
-from retinalnet.demo import run_demo
+from retinalnet.demo import run_demo, write_demo_data
 from retinalnet.models import cached_weights_path
+from retinalnet.training import RunLockedError
 
 
 @pytest.fixture
@@ -108,3 +115,36 @@ def test_bad_arguments_are_refused_before_anything_is_written(
     with pytest.raises(error, match=message):
         run_demo(tmp_path / "demo", **kwargs)  # type: ignore[arg-type]
     assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.usefixtures("no_cached_weights")
+@pytest.mark.parametrize(
+    "start",
+    [
+        lambda out: run_demo(out, epochs=1, train_per_class=1, eval_per_class=1, size=32),
+        lambda out: write_demo_data(out, train_per_class=1, eval_per_class=1),
+    ],
+    ids=["run_demo", "write_demo_data"],
+)
+def test_a_second_demo_into_the_same_folder_leaves_the_first_ones_data_alone(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes], start: Callable[[Path], object]
+) -> None:
+    out = tmp_path / "demo"
+    data = write_demo_data(out, train_per_class=1, eval_per_class=1, shape=(32, 32))
+    (data / "read-by-the-first-demo.txt").write_text("in use")
+    owner = {
+        "pid": sleeper.pid,
+        "host": socket.gethostname(),
+        "started": "2026-01-02T03:04:05+01:00",
+        "time": time.time(),
+        "program": f"retinalnet demo --out {out}",
+        "token": "0" * 32,
+    }
+    (out / "run.lock").write_text(json.dumps(owner))
+
+    # it used to delete the first demo's data, which then failed mid-epoch
+    with pytest.raises(RunLockedError, match=rf"^{re.escape(repr(str(out)))} is in use by another"):
+        start(out)
+
+    assert (data / "read-by-the-first-demo.txt").read_text() == "in use"
+    assert not (out / "checkpoints").exists()

@@ -17,12 +17,11 @@ from torch import nn
 from torch.nn import functional
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
-from _training_helpers import CLASSES, linear_classifier, tiny_cnn
+from _training_helpers import CLASSES, frozen_small_cnn, linear_classifier, tiny_cnn
 from retinalnet import SyntheticOCT
 from retinalnet.datasets import KermanyOCT
-from retinalnet.models import Classifier, create_model
+from retinalnet.models import Classifier
 from retinalnet.training import EvaluationResult, evaluate
-from retinalnet.transforms import Preprocessing
 
 # Each image's input is its own logits, so the prediction is whatever we put at the argmax.
 TARGETS = [0, 0, 0, 1, 1, 2, 2, 2, 2, 0]
@@ -208,13 +207,26 @@ def test_to_dict_is_plain_json_data() -> None:
     assert all(type(v) is int for row in data["confusion_matrix"] for v in row)
 
 
-def test_to_dict_with_a_class_without_images_has_nan_only_there() -> None:
-    data = evaluate(_model(), _data(), device="cpu").to_dict()
+def test_to_dict_with_a_class_without_images_has_none_only_there() -> None:
+    result = evaluate(_model(), _data(), device="cpu")
+    assert math.isnan(result.per_class_accuracy["NORMAL"])
 
-    text = json.dumps(data)  # NaN is written as the JavaScript-style NaN token
+    data = result.to_dict()
+    text = json.dumps(data, allow_nan=False)  # strict JSON: undefined is null
 
-    assert math.isnan(json.loads(text)["per_class_accuracy"]["NORMAL"])
+    assert json.loads(text)["per_class_accuracy"]["NORMAL"] is None
     assert json.loads(text)["confusion_matrix"] == MATRIX
+
+
+def test_strict_json_writes_every_undefined_number_as_null() -> None:
+    from retinalnet._core.json_text import strict_json
+
+    data = {"a": [math.nan, 1.0, (math.inf, -math.inf)], "b": {"c": math.nan}, "d": "nan"}
+    assert json.loads(strict_json(data)) == {
+        "a": [None, 1.0, [None, None]],
+        "b": {"c": None},
+        "d": "nan",
+    }
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -350,19 +362,12 @@ def split_with_a_broken_scan(make_tree: Callable[..., Path]) -> Path:
     return root
 
 
-def _frozen_cnn() -> Classifier:
-    torch.manual_seed(0)
-    return create_model(
-        "small_cnn", weights=None, freeze=True, preprocessing=Preprocessing(size=32)
-    )
-
-
 @pytest.mark.parametrize("feature_cache", [False, True], ids=["images", "feature_cache"])
 def test_evaluate_scores_only_the_readable_images_of_a_skipping_data_set(
     split_with_a_broken_scan: Path, feature_cache: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     broken = str(split_with_a_broken_scan / "test" / "CNV" / "x.jpeg")
-    model = _frozen_cnn()
+    model = frozen_small_cnn()
     readable = KermanyOCT(split_with_a_broken_scan, "test").without([broken])
     expected = evaluate(model, readable, device="cpu", precision="fp32")
     skipping = KermanyOCT(split_with_a_broken_scan, "test", on_error="skip")
@@ -389,7 +394,7 @@ def test_evaluate_scores_only_the_readable_images_of_a_skipping_data_set(
 
 
 def test_evaluate_refuses_a_loader_over_a_skipping_data_set(split_with_a_broken_scan: Path) -> None:
-    model = _frozen_cnn()
+    model = frozen_small_cnn()
     skipping = KermanyOCT(
         split_with_a_broken_scan,
         "test",

@@ -92,6 +92,23 @@ def test_a_head_that_is_not_last_is_refused(tree: Path) -> None:
         build_feature_cache(model, KermanyOCT(tree, "train"), device="cpu", progress=False)
 
 
+def test_a_cache_dir_that_is_a_file_is_refused_before_the_backbone_runs(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retinalnet.training import _feature_cache
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the backbone ran before cache_dir was checked")
+
+    monkeypatch.setattr(_feature_cache, "_extract", never)
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(NotADirectoryError, match=r"^cache_dir '.*afile' is a file, not a folder"):
+        build_feature_cache(
+            frozen_model(), KermanyOCT(tree, "train"), cache_dir=afile, device="cpu", progress=False
+        )
+
+
 def test_training_through_the_cache_gives_the_same_model(tree: Path) -> None:
     # Without augmentation, training the whole model (frozen trunk recomputed every
     # epoch) and training the head alone on cached features must give the same head.

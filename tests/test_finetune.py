@@ -412,3 +412,18 @@ def test_train_fine_tune_caches_probe_features_and_resumes_only_the_same_recipe(
     capsys.readouterr()
     assert _train(kermany, out, "--epochs", "3", "--resume", str(out / "last.pt")) == 1
     assert "another recipe (epochs: 2 there, 3 now)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("recipe", ["finetune", "tutorial"])
+def test_resume_takes_the_architecture_recipe_and_epochs_of_the_run(
+    kermany: Path, tmp_path: Path, recipe: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    options = ["--finetune-blocks", "3"] if recipe == "finetune" else ["--recipe", "tutorial"]
+    assert _train(kermany, out, *options) == 0
+    capsys.readouterr()
+    # only what says where: the architecture, recipe, size, epochs and blocks come from the run
+    code = main(["train", "--data", str(kermany), "--out", str(out), "--weights", "none",
+                 "--seed", "0", "--resume", str(out / "last.pt"), "-q"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert load_checkpoint(out / "last.pt").arch == "small_cnn"

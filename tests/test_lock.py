@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,17 +53,6 @@ def _write_lock(out: Path, **changes: Any) -> Path:
     path = out / "run.lock"
     path.write_text(json.dumps(owner))
     return path
-
-
-@pytest.fixture
-def sleeper() -> Iterator[subprocess.Popen[bytes]]:
-    """A live process that is no retinalnet run."""
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    try:
-        yield process
-    finally:
-        process.kill()
-        process.wait()
 
 
 def _dead_pid() -> int:
@@ -349,6 +338,24 @@ def test_a_lock_file_that_cannot_be_written_names_the_path_and_the_cause(
         r"denied \[EACCES\]; nothing was written\. Check the folder's permissions",
     ):
         _fit(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("inside", "said"),
+    [("", "is a file, not a folder"), ("run", "cannot be made: {file} is a file, not a folder")],
+    ids=["the-folder-is-a-file", "inside-a-file"],
+)
+def test_an_out_dir_that_is_a_file_is_said_so(tmp_path: Path, inside: str, said: str) -> None:
+    file = tmp_path / "notes.txt"
+    file.write_text("mine")
+    out = file / inside if inside else file
+    # it used to say "cannot write 'notes.txt/run.lock': file exists [EEXIST]"
+    message = f"out_dir {str(out)!r} {said.format(file=repr(str(file)))}; "
+    with pytest.raises(NotADirectoryError, match=f"^{re.escape(message)}.*choose another out_dir"):
+        RunLock(out).acquire()
+    with pytest.raises(NotADirectoryError, match=re.escape(message)):
+        _fit(out)  # the Trainer's lock says the same
+    assert file.read_text() == "mine"
 
 
 def test_a_lock_replaced_by_someone_else_is_left_alone(

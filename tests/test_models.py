@@ -590,6 +590,74 @@ def test_weights_file_that_is_not_a_state_dict(tmp_path, content, message):
         vgg16_transfer(weights=path)
 
 
+def _half_a_torch_file(path: Path) -> None:
+    torch.save({"features.0.weight": torch.zeros(3)}, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize(
+    ("write", "said"),
+    [
+        (
+            lambda path: torch.save(nn.Linear(2, 2), path),
+            r"weights file {} holds pickled Python objects \(torch\.nn\.modules\.linear\.Linear\), "
+            r"as a whole model saved with torch\.save\(model\) does, which retinalnet does not "
+            r"load because unpickling can run arbitrary code; pass torchvision's VGG16 state dict",
+        ),
+        (
+            lambda path: path.write_bytes(b"\x80\x02garbage"),
+            r"cannot read weights file {} as a PyTorch state dict \(Unsupported operand 103\); "
+            r"expected torchvision's VGG16 state dict",
+        ),
+        (
+            _half_a_torch_file,
+            r"cannot read weights file {} as a PyTorch state dict \(PytorchStreamReader failed "
+            r"reading zip archive: failed finding central directory\); expected",
+        ),
+    ],
+    ids=["whole-model", "raw-pickle", "truncated"],
+)
+def test_a_weights_file_torch_cannot_load_safely_is_refused_in_one_line(tmp_path, write, said):
+    path = tmp_path / "weights.pth"
+    write(path)
+    with META, pytest.raises(ValueError, match=f"^{said.format(_quoted(path))}") as info:
+        vgg16_transfer(weights=path)
+    message = str(info.value)
+    # torch's words run over lines, in colour, and advise loading with weights_only=False
+    assert "\n" not in message
+    assert "\x1b" not in message
+    assert "weights_only" not in message
+    assert "This is an internal miniz error" not in message
+
+
+def test_a_cached_weights_file_torch_cannot_load_is_said_in_one_line(monkeypatch):
+    cached = cached_weights_path()
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"\x80\x02garbage")
+
+    def unsafe_advice(url, *args, **kwargs):  # what torch says of such a file
+        raise torch.serialization.pickle.UnpicklingError(
+            "Weights only load failed. This file can still be loaded, to do so you have two "
+            "options, \x1b[1mdo those steps only if you trust the source of the checkpoint"
+            "\x1b[0m. \n\t(1) Re-running `torch.load` with `weights_only` set to `False` will "
+            "likely succeed\n\tWeightsUnpickler error: Unsupported operand 103\n\nCheck the "
+            "documentation of torch.load"
+        )
+
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", unsafe_advice)
+    with META, pytest.raises(WeightsUnavailableError) as info:
+        vgg16_transfer(weights="DEFAULT", progress=False)
+    message = str(info.value)
+    assert message.startswith(
+        f"the cached VGG16 weights {str(cached)!r} cannot be loaded (Unsupported operand 103); "
+        "the file is probably incomplete or corrupt: delete it to download it again"
+    ), message
+    assert "\n" not in message
+    assert "\x1b" not in message
+    assert "`weights_only`" not in message
+
+
 @pytest.mark.parametrize("as_type", [Path, str])
 def test_missing_weights_file_says_where_to_download(tmp_path, as_type):
     path = tmp_path / "vgg16-397923af.pth"

@@ -22,6 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models import ResNet50_Weights, VGG16_Weights
 
 from retinalnet.cli import build_parser, main
+from retinalnet.cli._recipe import recipe_defaults
 from retinalnet.gradcam import grad_cam
 from retinalnet.models import (
     Classifier,
@@ -554,6 +555,8 @@ def test_cli_train_accepts_every_registered_name():
     for name in NAMES:
         assert build_parser().parse_args(["train", "--data", "x", "--arch", name]).arch == name
     args = build_parser().parse_args(["train", "--data", "x", "--weights", "none"])
-    assert (args.arch, args.weights) == ("vgg16_transfer", None)
+    assert (args.arch, args.weights) == (None, None)  # the resumed run's, else the default
+    recipe_defaults(args)
+    assert args.arch == "vgg16_transfer"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--data", "x", "--arch", "resnet9000"])

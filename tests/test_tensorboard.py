@@ -4,6 +4,7 @@ Grad-CAM overlays; it skips Grad-CAM cleanly, resumes, and says how to install t
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from _training_helpers import CLASSES, linear_classifier, one_thread, quiet_trainer, tiny_cnn
+from retinalnet.checkpoint import checkpoint_epoch
 from retinalnet.datasets import KermanyOCT, make_synthetic_kermany
 from retinalnet.models import Classifier
 from retinalnet.training import TensorBoardLogger
@@ -176,3 +178,38 @@ def test_without_tensorboard_it_says_how_to_install_it(monkeypatch: pytest.Monke
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     with pytest.raises(ImportError, match=r'pip install "retinalnet\[tensorboard\]"'):
         TensorBoardLogger("tb")
+
+
+@pytest.mark.parametrize(
+    ("inside", "said"),
+    [("", "is a file, not a folder"), ("tb", "cannot be made: {file} is a file, not a folder")],
+    ids=["the-folder-is-a-file", "inside-a-file"],
+)
+def test_a_log_dir_that_cannot_be_a_folder_is_refused_when_the_logger_is_built(
+    tmp_path: Path, inside: str, said: str
+) -> None:
+    file = tmp_path / "notes.txt"
+    file.write_text("mine")
+    log_dir = file / inside if inside else file
+    message = f"TensorBoardLogger: log_dir {str(log_dir)!r} {said.format(file=repr(str(file)))}"
+    # not after the first epoch, which was lost with it
+    with pytest.raises(NotADirectoryError, match=f"^{re.escape(message)}; pass a folder"):
+        TensorBoardLogger(log_dir)
+    assert file.read_text() == "mine"
+
+
+def test_a_log_dir_that_goes_during_the_fit_stops_the_logging_not_the_fit(
+    data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    logger = TensorBoardLogger(tmp_path / "tb", images=0)
+    (tmp_path / "tb").write_text("a file took the folder's place")  # after the check
+    with one_thread(), caplog.at_level(logging.WARNING, logger="retinalnet"):
+        trainer = quiet_trainer(
+            tiny_cnn(), callbacks=[logger], max_epochs=2, batch_size=4, out_dir=tmp_path / "run"
+        )
+        history = trainer.fit(KermanyOCT(data, "train"), KermanyOCT(data, "val"))
+    assert len(history) == 2  # every epoch trained and saved
+    assert checkpoint_epoch(tmp_path / "run" / "last.pt") == 2
+    said = [m for m in caplog.messages if m.startswith("TensorBoardLogger: cannot write in")]
+    assert len(said) == 1, caplog.messages
+    assert "no TensorBoard logging from epoch 1 on; the fit and its checkpoints go on" in said[0]

@@ -24,6 +24,7 @@ from _training_helpers import (
     InterruptAt,
     Recorder,
     ScriptedValidationLoss,
+    frozen_small_cnn,
     linear_classifier,
     quiet_trainer,
     same_state,
@@ -943,15 +944,6 @@ def tree_with_a_broken_val_scan(make_tree: Any) -> Path:
     return root
 
 
-def _frozen_cnn() -> Classifier:
-    from retinalnet.models import create_model
-
-    torch.manual_seed(0)
-    return create_model(
-        "small_cnn", weights=None, freeze=True, preprocessing=Preprocessing(size=32)
-    )
-
-
 @pytest.mark.parametrize("frozen", [False, True], ids=["images", "feature_cache"])
 def test_validation_scores_only_the_readable_images_of_a_skipping_data_set(
     tree_with_a_broken_val_scan: Path, frozen: bool, caplog: pytest.LogCaptureFixture
@@ -965,7 +957,7 @@ def test_validation_scores_only_the_readable_images_of_a_skipping_data_set(
         KermanyOCT(root, "val").without([broken]),
         KermanyOCT(root, "val", on_error="skip"),
     ):
-        model = _frozen_cnn() if frozen else tiny_cnn()
+        model = frozen_small_cnn() if frozen else tiny_cnn()
         trainer = quiet_trainer(model, max_epochs=2, batch_size=2, seed=0)
         with warnings.catch_warnings():
             warnings.simplefilter("error", RuntimeWarning)  # no neighbour is read in its place
@@ -1003,7 +995,7 @@ def test_trainer_evaluate_never_scores_a_substitute(tree_with_a_broken_val_scan:
     """With the feature cache or without, the unreadable scan is left out."""
     root = tree_with_a_broken_val_scan
     skipping = KermanyOCT(root, "val", on_error="skip")
-    cached = quiet_trainer(_frozen_cnn(), max_epochs=1, batch_size=2)
+    cached = quiet_trainer(frozen_small_cnn(), max_epochs=1, batch_size=2)
     assert cached.feature_cache is not None
     assert cached.evaluate(skipping).num_samples == 2
     uncached = quiet_trainer(tiny_cnn(), max_epochs=1, batch_size=2)
@@ -1022,8 +1014,10 @@ def test_training_data_without_a_class_is_warned_about() -> None:
         )
 
 
-def test_resuming_a_run_that_has_trained_its_epochs_is_refused(tmp_path: Path) -> None:
+def test_resuming_with_fewer_epochs_than_trained_is_refused(tmp_path: Path) -> None:
     quiet_trainer(linear_classifier(), max_epochs=2, out_dir=tmp_path).fit(separable_data(8))
-    again = quiet_trainer(linear_classifier(), max_epochs=2, out_dir=tmp_path)
-    with pytest.raises(ValueError, match=r"it has trained 2 epoch\(s\) and max_epochs is 2"):
-        again.fit(separable_data(8), resume_from=tmp_path / "last.pt")
+    fewer = quiet_trainer(linear_classifier(), max_epochs=1, out_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"it has trained 2 epochs, more than max_epochs=1"):
+        fewer.fit(separable_data(8), resume_from=tmp_path / "last.pt")
+    same = quiet_trainer(linear_classifier(), max_epochs=2, out_dir=tmp_path)
+    assert len(same.fit(separable_data(8), resume_from=tmp_path / "last.pt")) == 2  # done

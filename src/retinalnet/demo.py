@@ -26,6 +26,7 @@ from retinalnet.training import (
     EarlyStopping,
     EvaluationResult,
     History,
+    RunLock,
     Trainer,
 )
 from retinalnet.transforms import Preprocessing
@@ -82,8 +83,23 @@ def write_demo_data(
     -------
     pathlib.Path
         ``out_dir/data``.
+
+    Raises
+    ------
+    FileExistsError
+        If ``out_dir/data`` exists and the demo did not write it.
+    RunLockedError
+        If another demo (or run) holds ``out_dir``: its data are never replaced under it.
     """
-    data_dir = Path(out_dir) / "data"
+    with RunLock(out_dir):
+        return _write_data(Path(out_dir), train_per_class, eval_per_class, seed, shape)
+
+
+def _write_data(
+    out: Path, train_per_class: int, eval_per_class: int, seed: int, shape: tuple[int, int]
+) -> Path:
+    """:func:`write_demo_data`, under the lock of ``out`` its caller holds."""
+    data_dir = out / "data"
     logger.info("writing synthetic OCT scans to %s", data_dir)
     _fresh_data_dir(data_dir)
     make_synthetic_kermany(
@@ -199,6 +215,9 @@ def run_demo(
         If ``weights`` names a file that does not exist.
     FileExistsError
         If ``out_dir/data`` exists and the demo did not write it.
+    RunLockedError
+        If another demo (or run) holds ``out_dir`` (``run.lock`` there): checked before the
+        data are touched, so a demo running there keeps its data.
 
     Examples
     --------
@@ -218,13 +237,22 @@ def run_demo(
     preprocessing = Preprocessing(size=size)
     model, model_name = _choose_model(weights, preprocessing)
     out = Path(out_dir)
-    data_dir = write_demo_data(
-        out,
-        train_per_class=train_per_class,
-        eval_per_class=eval_per_class,
-        seed=seed,
-        shape=shape,
-    )
+    # one demo at a time in out_dir: a second one would replace the data under the first
+    with RunLock(out):
+        data_dir = _write_data(out, train_per_class, eval_per_class, seed, shape)
+        return _train_and_predict(model, model_name, data_dir, out, epochs, seed, progress)
+
+
+def _train_and_predict(
+    model: Classifier,
+    model_name: str,
+    data_dir: Path,
+    out: Path,
+    epochs: int,
+    seed: int,
+    progress: bool,
+) -> DemoResult:
+    """The demo's training, test evaluation and predictions, on the data it wrote."""
     logger.info("model: %s", model_name)
     task = ClassificationTask(
         lr=2e-3, scheduler=lambda optimizer: CosineAnnealingLR(optimizer, T_max=epochs)

@@ -18,13 +18,16 @@ from retinalnet.cli._evaluate import run_evaluate
 from retinalnet.cli._export import run_export
 from retinalnet.cli._info import run_info
 from retinalnet.cli._parser import build_parser
+from retinalnet.cli._preflight import check_outputs
 from retinalnet.cli._train import run_demo, run_models, run_predict, run_train
 
 __all__ = ["build_parser", "main"]
 
 logger = logging.getLogger("retinalnet")
 
-_USER_ERRORS = (ValueError, TypeError, OSError, RuntimeError)
+# ImportError: an optional package a command needs (pydicom, tensorboard, onnx) is missing;
+# the library's message says what to install
+_USER_ERRORS = (ValueError, TypeError, OSError, RuntimeError, ImportError)
 
 
 @contextmanager
@@ -41,6 +44,32 @@ def _logging_to_stderr(quiet: bool) -> Iterator[None]:
         yield
     finally:
         logger.handlers[:], logger.level, logger.propagate = saved
+
+
+@contextmanager
+def _warnings_in_one_line(command: str) -> Iterator[None]:
+    """Show a warning as one line, ``retinalnet CMD: warning: MESSAGE``, not as Python's two
+    lines naming a source line inside retinalnet; then restore the format.
+
+    Only the format changes (``warnings.formatwarning``): filters, and warnings recorded by
+    ``warnings.catch_warnings(record=True)`` (pytest.warns), work as before.
+    """
+    saved = warnings.formatwarning
+
+    def one_line(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        line: str | None = None,
+    ) -> str:
+        return f"retinalnet {command}: warning: {message}\n"
+
+    warnings.formatwarning = one_line
+    try:
+        yield
+    finally:
+        warnings.formatwarning = saved
 
 
 _COMMANDS = {
@@ -92,7 +121,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "torchrun (WORLD_SIZE is set): run it without torchrun; only `retinalnet "
                 "train` trains across processes"
             )
-        with _logging_to_stderr(args.quiet), _output_of_rank(rank):
+        if rank == 0:  # the rank that writes: what it writes can be written, before any work
+            check_outputs(args)
+        with (
+            _logging_to_stderr(args.quiet),
+            _warnings_in_one_line(args.command),
+            _output_of_rank(rank),
+        ):
             return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("retinalnet: interrupted", file=sys.stderr)

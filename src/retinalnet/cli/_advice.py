@@ -9,10 +9,11 @@ The library's errors and log lines give Python advice (``weights='/path/to/file.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import re
 
-__all__ = ["CliText", "cli_message", "cli_text", "require_matplotlib"]
+__all__ = ["CliText", "cli_message", "cli_text", "require_matplotlib", "require_tensorboard"]
 
 # (Python phrase, what a shell user types), applied in order: longer phrases first.
 _PHRASES: tuple[tuple[str, str], ...] = (
@@ -23,6 +24,11 @@ _PHRASES: tuple[tuple[str, str], ...] = (
         r"build the model with the checkpoint's preprocessing \(load_checkpoint\(path\)"
         r"\.preprocessing\)",
         "pass the --size (and --reduced-decode) the run was started with",
+    ),
+    (
+        r"resume it with Trainer\.fit\(resume_from=\.\.\.\), or start a new fine-tune "
+        r"without resume_from",
+        "resume it with --recipe tutorial, or start a new run without --resume",
     ),
     (r"fit\(\.\.\., resume_from='([^']*)'\)", r"--resume \1"),
     (r"fit\(\.\.\., resume_from=([^)]*)\)", r"--resume \1"),
@@ -67,13 +73,36 @@ def cli_text(text: str) -> str:
     return text
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _one_line(error: BaseException) -> str:
+    """``error``'s message in one line: a DataLoader worker's error by its own last line (not
+    the worker's traceback torch puts before it), any other by its first line."""
+    text = _ANSI.sub("", str(error))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else type(error).__name__
+    if "DataLoader worker" in lines[0]:  # "Caught X in DataLoader worker process 0." ...
+        return lines[-1].removeprefix(f"{type(error).__name__}: ")
+    return lines[0]
+
+
 def cli_message(args: argparse.Namespace, error: BaseException) -> str:
-    """The one-line message ``retinalnet COMMAND: error: ...`` shows for ``error``."""
+    """The one-line message ``retinalnet COMMAND: error: ...`` shows for ``error``: the
+    library's words said with flags, and the command's way out where it has one."""
     from retinalnet._core.images import UnreadableImageError
 
-    message = cli_text(str(error))
-    if isinstance(error, UnreadableImageError) and getattr(args, "on_error", None) == "raise":
-        message += "; --on-error skip leaves unreadable images out and lists them at the end"
+    message = cli_text(_one_line(error))
+    if isinstance(error, UnreadableImageError):
+        if getattr(args, "on_error", None) == "raise":
+            message += "; --on-error skip leaves unreadable images out and lists them at the end"
+        elif getattr(args, "images", None):  # export's parity check
+            message += "; leave it out of --images"
+    elif isinstance(error, ImportError) and "pip install" not in message:
+        name = (error.name or "").partition(".")[0]
+        if name:  # an optional package this command needs
+            message += f" (a package this needs is not installed: pip install {name})"
     return message
 
 
@@ -88,6 +117,22 @@ class CliText(logging.Filter):
         return True
 
 
+def _require(flag: str, module: str, does: str, install: str) -> None:
+    """Stop before any work when ``flag`` needs ``module`` and it does not import.
+
+    Raises
+    ------
+    RuntimeError
+        ``"{flag} {does}, which is not installed: {install} (or leave {flag} out)"``.
+    """
+    try:
+        importlib.import_module(module)  # only whether it imports
+    except ImportError:
+        raise RuntimeError(
+            f"{flag} {does}, which is not installed: {install} (or leave {flag} out)"
+        ) from None
+
+
 def require_matplotlib(flag: str) -> None:
     """Stop before any work when ``flag`` needs matplotlib and it is not installed.
 
@@ -96,10 +141,21 @@ def require_matplotlib(flag: str) -> None:
     RuntimeError
         Naming the flag and what to install (one line on the command line).
     """
-    try:
-        import matplotlib.figure  # noqa: F401 - only whether it imports
-    except ImportError:
-        raise RuntimeError(
-            f"{flag} draws with matplotlib, which is not installed: pip install matplotlib "
-            f"(or leave {flag} out)"
-        ) from None
+    _require(flag, "matplotlib.figure", "draws with matplotlib", "pip install matplotlib")
+
+
+def require_tensorboard(flag: str) -> None:
+    """Stop before any work when ``flag`` needs the tensorboard package and it is not
+    installed.
+
+    Raises
+    ------
+    RuntimeError
+        Naming the flag and what to install (one line on the command line).
+    """
+    _require(
+        flag,
+        "tensorboard",
+        "writes with the tensorboard package",
+        'pip install "retinalnet[tensorboard]"',
+    )

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
+from typing import TYPE_CHECKING
+
+from retinalnet._core.json_text import strict_json
+
+if TYPE_CHECKING:
+    from retinalnet.predictor import SkippedImage
 
 __all__ = ["run_calibrate"]
 
@@ -12,12 +17,16 @@ def run_calibrate(args: argparse.Namespace) -> int:
     import shutil
 
     from retinalnet.checkpoint import load_checkpoint, set_checkpoint_temperature
+    from retinalnet.cli._skip import print_skipped, readable_split
     from retinalnet.datasets import KermanyOCT
     from retinalnet.training import calibrate
 
     checkpoint = load_checkpoint(args.checkpoint)
     model = checkpoint.build_model()
     data = KermanyOCT(args.data, args.split)
+    skipped: list[SkippedImage] = []
+    if args.on_error == "skip":  # as evaluate: left out, not replaced, and listed at the end
+        data, skipped = readable_split(data, model.preprocessing.load, progress=not args.quiet)
     result = calibrate(
         model,
         data,
@@ -34,9 +43,13 @@ def run_calibrate(args: argparse.Namespace) -> int:
         set_checkpoint_temperature(target, result.temperature)
     if args.json:
         written = str(target) if result.applied else None
-        print(json.dumps({**result.to_dict(), "checkpoint": written}, indent=2))
+        left_out = [{"source": s.source, "reason": s.reason} for s in skipped]
+        print(
+            strict_json({**result.to_dict(), "checkpoint": written, "skipped": left_out}, indent=2)
+        )
     elif result.applied:
         print(f"{result}\nwrote {target}")
     else:
         print(f"{result}\n{args.checkpoint} left as it was")
+    print_skipped("calibrate", skipped)
     return 0

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from retinalnet._core.json_text import strict_json
 
 if TYPE_CHECKING:
     from retinalnet.metrics import ClassificationReport
@@ -55,9 +56,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     }
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(data_out, indent=2, allow_nan=False) + "\n")
+        args.out.write_text(strict_json(data_out, indent=2) + "\n")
     if args.json:
-        print(json.dumps(data_out, indent=2))
+        print(strict_json(data_out, indent=2))
     else:
         left_out = f" ({len(skipped)} unreadable left out)" if skipped else ""
         table = report.to_text(headline=False)  # the accuracy is in the result's first line

@@ -6,6 +6,8 @@ import argparse
 import importlib.util
 from pathlib import Path
 
+from retinalnet.cli._argtypes import int_in_range, positive_number
+
 __all__ = ["add_export_command", "require_onnx", "run_export"]
 
 
@@ -24,16 +26,6 @@ def require_onnx(
         raise RuntimeError(
             f"{command} needs {', '.join(missing)}, not installed: pip install 'retinalnet[onnx]'"
         )
-
-
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
 
 
 def _spread(items: list[Path], count: int) -> list[Path]:
@@ -68,7 +60,7 @@ def add_export_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     export.add_argument(
         "--max-images",
-        type=_positive,
+        type=int_in_range(1),
         default=16,
         metavar="N",
         help="use at most N of the --images, evenly spread over them, for the parity check "
@@ -76,7 +68,7 @@ def add_export_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     export.add_argument(
         "--tolerance",
-        type=float,
+        type=positive_number,
         default=None,
         help="largest probability difference allowed between ONNX and PyTorch (default: 1e-4)",
     )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
+
+from retinalnet._core.json_text import strict_json
 
 __all__ = ["add_info_command", "format_info", "run_info"]
 
@@ -100,7 +101,7 @@ def run_info(args: argparse.Namespace) -> int:
         require_onnx("reading an ONNX file", ("onnx",))
     info = describe(args.path)
     if args.json:
-        print(json.dumps(info, indent=2))
+        print(strict_json(info, indent=2))
     else:
         print("\n".join(format_info(info)))
     return 0

@@ -7,14 +7,14 @@ is declared here in one place, so ``--help``, the docs and the tests read one pa
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 
 from retinalnet._version import __version__
+from retinalnet.cli._argtypes import SEED_MAX, int_in_range
 from retinalnet.cli._export import add_export_command
 from retinalnet.cli._image_paths import image_suffixes
 from retinalnet.cli._info import add_info_command
-from retinalnet.cli._recipe import add_recipe_arguments
+from retinalnet.cli._recipe import DEFAULT_ARCH, add_recipe_arguments
 from retinalnet.cli._volume import add_volume_flags
 
 __all__ = ["build_parser"]
@@ -24,20 +24,15 @@ def _weights_arg(value: str) -> str | None:
     return None if value.lower() == "none" else value
 
 
-def _int_at_least(low: int) -> Callable[[str], int]:
-    """An argparse type: an int >= ``low``, checked before the command does any work."""
-
-    def parse(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-        if number < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {number}")
-        return number
-
-    parse.__name__ = f"int >= {low}"  # how argparse names the type in its messages
-    return parse
+def _demo_weights(value: str) -> str:
+    """An argparse type: ``demo --weights``, a VGG16 file or weights name (not ``none``)."""
+    if value.lower() == "none":
+        raise argparse.ArgumentTypeError(
+            "the demo takes a VGG16 state-dict file or weights name, got 'none'; leave "
+            "--weights out: the demo then uses the VGG16 weights in torchvision's cache, or "
+            "trains small_cnn from scratch when there are none"
+        )
+    return value
 
 
 def _fraction(value: str) -> float:
@@ -66,8 +61,10 @@ def _lr_arg(value: str) -> float | str:
     return number
 
 
-_POSITIVE = _int_at_least(1)
-_NON_NEGATIVE = _int_at_least(0)
+_POSITIVE = int_in_range(1)
+_NON_NEGATIVE = int_in_range(0)
+_SEED = int_in_range(0, SEED_MAX)
+_MIN_SIZE = 32  # the smallest model input (Preprocessing)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument(
             "--workers",
-            type=int,
+            type=_NON_NEGATIVE,
             default=None,
             help="processes that read images while the model runs (default: none on a CPU, "
             "up to 8 with a GPU)",
@@ -152,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--weights",
+        type=_demo_weights,
         default=None,
         metavar="FILE",
         help="a local VGG16 state-dict file (default: the one in torchvision's cache; "
@@ -159,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--seed",
-        type=_NON_NEGATIVE,
+        type=_SEED,
         default=0,
         help="seeds the synthetic scans and the training (default: %(default)s)",
     )
@@ -181,9 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--arch",
         choices=list_models(),
-        default="vgg16_transfer",
+        default=None,
         metavar="NAME",
-        help="registered architecture; `retinalnet models` lists them (default: %(default)s)",
+        help="registered architecture; `retinalnet models` lists them (default: "
+        f"{DEFAULT_ARCH}; with --resume, the architecture of the run resumed)",
     )
     train.add_argument(
         "--weights",
@@ -195,12 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--epochs",
-        type=int,
+        type=_POSITIVE,
         default=20,
         help="maximum epochs, counting those of a resumed run (default: %(default)s)",
     )
     train.add_argument(
-        "--batch-size", type=int, default=32, help="images per step (default: %(default)s)"
+        "--batch-size", type=_POSITIVE, default=32, help="images per step (default: %(default)s)"
     )
     train.add_argument(
         "--lr",
@@ -219,14 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--patience",
-        type=int,
+        type=_NON_NEGATIVE,
         default=3,
         help="early stopping: epochs without a lower validation loss (default: %(default)s)",
     )
     train.add_argument(
         "--size",
         "--image-size",
-        type=int,
+        type=int_in_range(_MIN_SIZE),
         default=224,
         dest="size",
         help="side of the square the model sees, in pixels; --image-size is its 0.1 name "
@@ -239,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         "default: off)",
     )
     train.add_argument(
-        "--seed", type=int, default=None, help="seed for a reproducible run (default: none)"
+        "--seed", type=_SEED, default=None, help="seed for a reproducible run (default: none)"
     )
     train.add_argument(
         "--resume",
@@ -269,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     feature_cache(train, "on, in memory, when only the head trains: all models but small_cnn")
     train.add_argument(
         "--cache-views",
-        type=int,
+        type=_NON_NEGATIVE,
         default=0,
         metavar="N",
         help="with the feature cache, also cache N augmented copies of each training image "
@@ -283,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
         "best.pt: calibrated probabilities, the same predicted classes; --no-calibrate leaves "
         "them raw (default: %(default)s)",
     )
+    on_error(train)
     common(train)
     add_recipe_arguments(train)  # --recipe, --finetune-blocks, --augment
 
@@ -368,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="images per forward pass (default: %(default)s)",
     )
     calibrate.add_argument("--json", action="store_true", help="print JSON instead of a line")
+    on_error(calibrate)
     common(calibrate)
 
     predict = commands.add_parser("predict", help="top-k classes of images or folders")

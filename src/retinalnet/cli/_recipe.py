@@ -10,14 +10,18 @@ rate, class balance, patience, augmentation, image size) default to the recipe's
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-__all__ = ["RECIPES", "add_recipe_arguments", "recipe_defaults", "recipe_trainer"]
+__all__ = ["DEFAULT_ARCH", "RECIPES", "add_recipe_arguments", "recipe_defaults", "recipe_trainer"]
 
 RECIPES: tuple[str, ...] = ("finetune", "tutorial")
 """``--recipe`` choices; the first is the default."""
+
+DEFAULT_ARCH = "vgg16_transfer"
+"""``--arch`` when neither it nor a resumed run names one: the tutorial's model."""
 
 # the defaults of the train options that depend on the recipe: (finetune, tutorial)
 _DEFAULTS: dict[str, tuple[Any, Any]] = {
@@ -47,19 +51,20 @@ _HELP = {
 def add_recipe_arguments(train: argparse.ArgumentParser) -> None:
     """Add ``--recipe``, ``--finetune-blocks`` and ``--augment`` to ``retinalnet train``,
     and make the recipe-dependent options default to the recipe's values."""
+    from retinalnet.cli._argtypes import int_in_range
     from retinalnet.transforms import AUGMENTATION_PRESETS
 
     train.add_argument(
         "--recipe",
         choices=RECIPES,
-        default=RECIPES[0],
+        default=None,
         help="finetune: a linear probe on cached features, then the last blocks fine-tuned "
         "(the measured best, docs/accuracy.rst); tutorial: the tutorial's head on the frozen "
-        "backbone (default: %(default)s)",
+        f"backbone (default: {RECIPES[0]}; with --resume, the recipe of the run resumed)",
     )
     train.add_argument(
         "--finetune-blocks",
-        type=int,
+        type=int_in_range(1),
         default=None,
         metavar="N",
         help="with --recipe finetune, unfreeze the last N feature blocks (default: the last "
@@ -86,7 +91,9 @@ def recipe_defaults(args: argparse.Namespace) -> None:
     ValueError
         If ``--finetune-blocks`` comes with ``--recipe tutorial``.
     """
-    recipe = getattr(args, "recipe", RECIPES[0])
+    _resumed_run_defaults(args)
+    recipe = getattr(args, "recipe", None) or RECIPES[0]
+    args.recipe = recipe
     which = RECIPES.index(recipe)
     if getattr(args, "size", None) is None:
         args.size = _default_size(args, _DEFAULTS["size"][which])
@@ -100,6 +107,30 @@ def recipe_defaults(args: argparse.Namespace) -> None:
         )
     if args.patience is None:
         args.patience = args.epochs  # the callback never stops the run; it keeps the best
+
+
+def _resumed_run_defaults(args: argparse.Namespace) -> None:
+    """With ``--resume``, the options left out are those of the run resumed: its
+    architecture, its recipe and, for a fine-tune, its epochs and blocks (a fine-tune resumes
+    only with its own; what still differs is refused, named, when the fit starts)."""
+    if getattr(args, "resume", None) is None or not Path(args.resume).is_file():
+        if getattr(args, "arch", "") is None:
+            args.arch = DEFAULT_ARCH
+        return
+    from retinalnet.checkpoint import load_checkpoint
+    from retinalnet.training._finetune import saved_recipe
+
+    checkpoint = load_checkpoint(args.resume, map_location="cpu")
+    if getattr(args, "arch", "") is None:
+        args.arch = checkpoint.arch or DEFAULT_ARCH
+    recipe = saved_recipe(checkpoint)
+    if getattr(args, "recipe", "") is None:
+        args.recipe = RECIPES[0] if recipe is not None else "tutorial"
+    if args.recipe == RECIPES[0] and recipe is not None:
+        if getattr(args, "epochs", "") is None:
+            args.epochs = recipe.get("epochs")
+        if getattr(args, "finetune_blocks", "") is None:
+            args.finetune_blocks = recipe.get("blocks")
 
 
 def _default_size(args: argparse.Namespace, recipe_size: int) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import sys
 import tempfile
@@ -12,9 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal
 
+from retinalnet._core.json_text import strict_json
+
 if TYPE_CHECKING:
     from retinalnet.cli._output_names import OutputNames
-    from retinalnet.predictor import Prediction, Predictor
+    from retinalnet.datasets import KermanyOCT
+    from retinalnet.models import Classifier
+    from retinalnet.predictor import Prediction, Predictor, SkippedImage
     from retinalnet.training import Callback, DataSource, Trainer
 
 __all__ = ["run_demo", "run_models", "run_predict", "run_train"]
@@ -45,7 +48,9 @@ def run_demo(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from retinalnet._core.torchrun import torchrun_rank_and_size
     from retinalnet.checkpoint import checkpoint_epoch
+    from retinalnet.cli._advice import require_tensorboard
     from retinalnet.cli._recipe import recipe_defaults, recipe_trainer
+    from retinalnet.cli._skip import print_skipped
     from retinalnet.datasets import KermanyOCT
     from retinalnet.models import create_model
     from retinalnet.training import (
@@ -61,6 +66,9 @@ def run_train(args: argparse.Namespace) -> int:
     from retinalnet.training._config import choose_feature_cache
     from retinalnet.transforms import Preprocessing
 
+    if args.tensorboard is not None:
+        require_tensorboard("--tensorboard")
+    _check_train_options(args)
     recipe_defaults(args)  # --recipe finetune (default) or tutorial: epochs, lr, balance...
     preprocessing = Preprocessing(size=args.size, reduced_decode=args.reduced_decode)
     if args.manifest is not None:
@@ -71,25 +79,17 @@ def run_train(args: argparse.Namespace) -> int:
         val = KermanyOCT(args.data, "val")
     cache: Literal["auto"] | bool | FeatureCacheConfig = "auto"  # on for a frozen backbone
     if args.feature_cache is False:
-        if args.cache_views:
-            raise ValueError(
-                "--cache-views N caches augmented copies, but --no-feature-cache turns the "
-                "cache off; leave one of them out"
-            )
         cache = False
     elif args.feature_cache is not None or args.cache_views:
         folder = args.feature_cache if isinstance(args.feature_cache, str) else None
         cache = FeatureCacheConfig(cache_dir=folder, views=args.cache_views)
-    if args.lr == "auto" and args.resume is not None:
-        raise ValueError(
-            "--lr auto finds a rate for a new run; a resumed run (--resume) continues with the "
-            "rate saved in its checkpoint: leave out --lr auto"
-        )
     # under torchrun rank 0 writes to --out (and the Trainer stops every rank if it cannot)
     writes = torchrun_rank_and_size()[0] == 0
     scratch = contextlib.ExitStack()
-    # one run at a time writes to --out
+    # one run at a time writes to --out; whatever can refuse the run does so before any work
+    # (the weights, the image check, --lr auto's range test, the linear probe, the cache)
     with RunLock(args.out) if writes else contextlib.nullcontext(), scratch:
+        _check_best_is_free(args)
         if args.seed is not None:
             seed_everything(args.seed)  # before the model: its new head starts the same
         model = create_model(args.arch, weights=args.weights, preprocessing=preprocessing)
@@ -130,6 +130,9 @@ def run_train(args: argparse.Namespace) -> int:
             seed=args.seed,
             progress=not args.quiet,
         )
+        skipped: list[SkippedImage] = []
+        if args.on_error == "skip":  # each image decoded once, as the model will decode it
+            train, val, skipped = _readable(train, val, model, trainer, progress=writes)
         if args.lr == "auto":  # the range test on the frozen backbone's cached features
             args.lr = _find_lr(trainer, train)
         trainer = recipe_trainer(args, model, trainer, train, val)  # the probe runs here
@@ -155,7 +158,77 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"no best model was written  history: {csv_path}")
         else:
             print(f"best model: {best} (epoch {epoch})  history: {csv_path}")
+    if writes:
+        print_skipped("train", skipped)
     return 0
+
+
+def _check_train_options(args: argparse.Namespace) -> None:
+    """Refuse ``train`` options that do not go together, or a ``--resume`` file that is not
+    there, before anything is read or written.
+
+    Raises
+    ------
+    ValueError
+        If ``--cache-views`` comes with ``--no-feature-cache``, or ``--lr auto`` with
+        ``--resume``.
+    FileNotFoundError
+        If the ``--resume`` file does not exist.
+    """
+    if args.feature_cache is False and args.cache_views:
+        raise ValueError(
+            "--cache-views N caches augmented copies, but --no-feature-cache turns the "
+            "cache off; leave one of them out"
+        )
+    if args.resume is not None:
+        if args.lr == "auto":
+            raise ValueError(
+                "--lr auto finds a rate for a new run; a resumed run (--resume) continues with "
+                "the rate saved in its checkpoint: leave out --lr auto"
+            )
+        if not args.resume.is_file():
+            raise FileNotFoundError(
+                f"--resume {str(args.resume)!r}: no checkpoint file there; pass the last.pt of "
+                "the run to continue (OUT/last.pt), or leave --resume out to start a new run"
+            )
+
+
+def _check_best_is_free(args: argparse.Namespace) -> None:
+    """A new run into ``--out`` never replaces its ``best.pt`` without ``--overwrite``: said
+    before any work (a resumed run owns its ``best.pt``; the Trainer checks it once the
+    run's state is loaded).
+
+    Raises
+    ------
+    FileExistsError
+        The Trainer's own words (:meth:`ModelCheckpoint.check_best_is_free
+        <retinalnet.training.ModelCheckpoint.check_best_is_free>`), said with flags.
+    """
+    from retinalnet.training import ModelCheckpoint
+
+    if args.resume is None:
+        ModelCheckpoint(args.out, overwrite=args.overwrite).check_best_is_free()
+
+
+def _readable(
+    train: KermanyOCT, val: KermanyOCT, model: Classifier, trainer: Trainer, *, progress: bool
+) -> tuple[KermanyOCT, KermanyOCT, list[SkippedImage]]:
+    """``train --on-error skip``: both splits without the images the model cannot read, and
+    those images (listed at the end, as evaluate and predict list theirs)."""
+    from retinalnet.cli._skip import readable_split
+
+    kept: list[KermanyOCT] = []
+    skipped: list[SkippedImage] = []
+    for data in (train, val):
+        readable, left_out = readable_split(
+            data,
+            model.preprocessing.load,
+            progress=progress and trainer.progress,
+            num_workers=trainer.num_workers,
+        )
+        kept.append(readable)
+        skipped += left_out
+    return kept[0], kept[1], skipped
 
 
 def _find_lr(trainer: Trainer, train: DataSource) -> float:
@@ -259,7 +332,7 @@ def run_predict(args: argparse.Namespace) -> int:
         _write_csv(args.csv, predictions, args.k)
     if args.json:
         results = [p.to_dict() for p in predictions] + [r.summary.to_dict() for r in runs]
-        print(json.dumps(results, indent=2))
+        print(strict_json(results, indent=2))
     else:
         _print_predictions(predictions)
         print_volumes(runs)
@@ -280,7 +353,7 @@ def run_models(args: argparse.Namespace) -> int:
 
     infos = [model_info(name) for name in list_models()]
     if args.json:
-        print(json.dumps([info.to_dict() for info in infos], indent=2))
+        print(strict_json([info.to_dict() for info in infos], indent=2))
         return 0
     print(f"{'name':<19}{'parameters':>12}{'trainable':>11}{'GFLOPs':>8}  description")
     for info in infos:
@@ -289,5 +362,9 @@ def run_models(args: argparse.Namespace) -> int:
             f"{info.name:<19}{info.parameters:>12,}{info.trainable:>11,}{gflops:>8}  "
             f"{info.description}"
         )
-    print("\n4 classes, default head and freeze; GFLOPs at 224 px (multiply-adds)")
+    print(
+        "\n4 classes, default head, backbone frozen (what --recipe tutorial and the linear "
+        "probe train;\nthe default fine-tuning also trains the last half of the blocks); "
+        "GFLOPs at 224 px (multiply-adds)"
+    )
     return 0

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torchvision.models import VGG, VGG16_Weights, WeightsEnum
 
+from retinalnet._core.torch_load import pickled_global, torch_load_reason
 from retinalnet.models._registry import ModelSpec, model_spec
 from retinalnet.models._state_dict import state_dict_mismatches
 
@@ -215,14 +216,24 @@ def read_state_dict(path: Path, spec: ModelSpec) -> dict[str, torch.Tensor]:
     Raises
     ------
     ValueError
-        If the file is not a readable state dict, or is a retinalnet checkpoint.
+        If the file is not a readable state dict (corrupt, truncated, not a PyTorch file),
+        holds pickled Python objects (a whole model saved with ``torch.save(model)``), or is
+        a retinalnet checkpoint. The message is one line: torch's reason, never its advice to
+        load the file with ``weights_only=False``.
     """
     try:
         loaded: Any = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # any failure means "not a usable weights file"
+        found = pickled_global(error)
+        if found is not None:
+            raise ValueError(
+                f"weights file {str(path)!r} holds pickled Python objects ({found}), as a whole "
+                "model saved with torch.save(model) does, which retinalnet does not load because "
+                f"unpickling can run arbitrary code; pass {_expected_file(spec)}"
+            ) from None
         raise ValueError(
-            f"cannot read weights file {str(path)!r} as a PyTorch state dict ({error}); "
-            f"expected {_expected_file(spec)}"
+            f"cannot read weights file {str(path)!r} as a PyTorch state dict "
+            f"({torch_load_reason(error)}); expected {_expected_file(spec)}"
         ) from None
     if isinstance(loaded, dict) and "format" in loaded and "model" in loaded:
         raise ValueError(
@@ -300,14 +311,16 @@ def load_network(
             return spec.builder(weights=resolved, progress=progress, **options)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
         label = _label(spec)
+        reason = torch_load_reason(error)  # one line, without torch's advice to load unsafely
         if was_cached:
             raise WeightsUnavailableError(
-                f"the cached {label} weights {str(cached)!r} cannot be loaded ({error}); the "
+                f"the cached {label} weights {str(cached)!r} cannot be loaded ({reason}); the "
                 "file is probably incomplete or corrupt: delete it to download it again, or "
                 + _offline_help(resolved)
             ) from error
         raise WeightsUnavailableError(
-            f"cannot download {label} weights {resolved.name} ({error}); " + _offline_help(resolved)
+            f"cannot download {label} weights {resolved.name} ({reason}); "
+            + _offline_help(resolved)
         ) from error
 
 

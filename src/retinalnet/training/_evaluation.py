@@ -216,7 +216,10 @@ class EvaluationResult:
             "num_samples": self.num_samples,
             "loss": self.loss,
             "accuracy": self.accuracy,
-            "per_class_accuracy": self.per_class_accuracy,
+            "per_class_accuracy": {
+                name: None if math.isnan(value) else value
+                for name, value in self.per_class_accuracy.items()
+            },
             "confusion_matrix": self.confusion_matrix.tolist(),
             "temperature": self.temperature,
             "ece": None if math.isnan(ece) else ece,

@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from retinalnet._core.device import default_num_workers, resolve_device
 from retinalnet._core.loaders import BatchedTensorDataset, DataSource, decoded_with, make_loader
 from retinalnet._core.progress import progress_bar
+from retinalnet.datasets._readable import readable_for_scoring
 from retinalnet.engine import InferenceEngine
 from retinalnet.models import Classifier
 from retinalnet.models._classifier import network_of
@@ -314,6 +315,22 @@ def build_feature_cache(
     Returns
     -------
     FeatureCache
+        One row per image (and view); a :class:`~retinalnet.datasets.KermanyOCT` with
+        ``on_error="skip"`` has its unreadable images left out (each image is decoded once
+        first; those left out are logged as a warning naming them), never replaced by the
+        next readable one, so a cache of validation data scores each image once.
+
+    Raises
+    ------
+    ValueError
+        If ``views`` or ``decode`` is out of range, no image of ``data`` can be read, or
+        ``data`` is a DataLoader (or a ``Subset``) over a ``KermanyOCT(on_error="skip")``,
+        whose unreadable images could not be left out: pass the data set itself.
+    TypeError
+        If a disk cache is asked for data that is not file-backed, or ``decode="tensor"``
+        for data the tensor path cannot read.
+    NotADirectoryError, PermissionError
+        If ``cache_dir`` is a file or cannot be written: checked before the backbone runs.
 
     Examples
     --------
@@ -329,9 +346,16 @@ def build_feature_cache(
     if decode not in ("auto", "pil", "tensor"):
         raise ValueError(f"decode must be 'auto', 'pil' or 'tensor', got {decode!r}")
     head_name, head = trainable_head(model)
+    target_device = resolve_device(device)
+    data, _ = readable_for_scoring(
+        data,
+        model.preprocessing.load,
+        where="build_feature_cache()",
+        progress=progress,
+        num_workers=default_num_workers(target_device, num_workers),
+    )
     digest = _frozen_state_digest(model, head_name)
     digest.update(preprocessing_key(model.preprocessing, views).encode())
-    target_device = resolve_device(device)
     dtype = resolve_precision(precision, target_device)
     samples = _tensor_path_samples(model, data, decode, target_device)
     if samples is not None:  # its numbers differ from PIL's within a tolerance
@@ -348,6 +372,13 @@ def build_feature_cache(
         if cached is not None:
             logger.info("using cached features from %s", folder)
             return cached
+        from retinalnet._core.folders import check_folder  # before the pass, not at the save
+
+        check_folder(
+            cache_dir,
+            name="cache_dir",
+            fix="pass a folder that can be written, or cache_dir=None to keep them in memory",
+        )
     else:
         fingerprint = digest.hexdigest()
 

@@ -20,7 +20,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -34,6 +34,9 @@ from retinalnet.training._history import History
 from retinalnet.training._nonfinite import NonFiniteLossError
 from retinalnet.training._task import ClassificationTask
 from retinalnet.training._trainer import Trainer
+
+if TYPE_CHECKING:
+    from retinalnet.checkpoint import Checkpoint
 
 __all__ = [
     "FineTune",
@@ -429,12 +432,22 @@ def _steps_per_epoch(train: DataSource, batch_size: int) -> int:
     return max(1, math.ceil(len(train) / batch_size))  # type: ignore[arg-type]
 
 
+def saved_recipe(checkpoint: Checkpoint) -> dict[str, Any] | None:
+    """The :class:`FineTune` settings a checkpoint of :func:`fine_tune` was written with, as
+    plain data; ``None`` for a checkpoint of another kind of run."""
+    saved = checkpoint.callback_states.get(_RecipeRecord.KEY)
+    if not isinstance(saved, dict) or not isinstance(saved.get("recipe"), dict):
+        return None
+    recipe: dict[str, Any] = saved["recipe"]
+    return recipe
+
+
 def _check_resume(path: str | os.PathLike[str], recipe: FineTune) -> None:
     from retinalnet.checkpoint import load_checkpoint
 
     checkpoint = load_checkpoint(path, map_location="cpu")
-    saved = checkpoint.callback_states.get(_RecipeRecord.KEY)
-    if not isinstance(saved, dict) or "recipe" not in saved:
+    saved = saved_recipe(checkpoint)
+    if saved is None:
         raise ValueError(
             f"cannot resume a fine-tune from {str(path)!r}: it was not written by fine_tune "
             "(no recipe in it); resume it with Trainer.fit(resume_from=...), or start a new "
@@ -443,7 +456,7 @@ def _check_resume(path: str | os.PathLike[str], recipe: FineTune) -> None:
     current = recipe.to_dict()
     differ = {
         k: (v, current.get(k))
-        for k, v in saved["recipe"].items()
+        for k, v in saved.items()
         if current.get(k) != v and not k.startswith("probe_")  # the probe is not resumed
     }
     if differ:

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 
 from retinalnet._core.files import FileWriteError, os_error_in_words
+from retinalnet._core.folders import not_a_folder
 from retinalnet.training._lock_owner import (
     Owner,
     RunLockedError,
@@ -72,6 +73,9 @@ class RunLock:
     ------
     RunLockedError
         From :meth:`acquire`, if another run holds the folder.
+    NotADirectoryError
+        From :meth:`acquire`, if ``out_dir`` (or the closest of its ancestors that exists)
+        is a file.
     OSError
         From :meth:`acquire`, if the lock file cannot be written (no permission, a full
         disk); the message names the path and the cause.
@@ -117,6 +121,12 @@ class RunLock:
             held = _HELD.get(_key(self.path))
             if held is not None and held._owner is not None:
                 raise held_in_this_process(self.path, held._owner)
+            problem = not_a_folder(self.out_dir)
+            if problem is not None:  # else mkdir names run.lock, and "file exists"
+                raise NotADirectoryError(
+                    f"out_dir {str(self.out_dir)!r} {problem}; a run writes its files in a "
+                    "folder: choose another out_dir (--out)"
+                )
             created = not self.out_dir.is_dir()
             try:
                 self.out_dir.mkdir(parents=True, exist_ok=True)

@@ -145,12 +145,12 @@ class FitLoop:
             trainer.history, trainer.epoch = resumed.history, resumed.epoch
             loop_state = resumed.loop_state
             _check_loop_state(loop_state, source=repr(str(resume_from)))
-            if trainer.epoch >= trainer.max_epochs:
+            if trainer.epoch > trainer.max_epochs:  # equal: a finished run, nothing to do
                 raise ValueError(
                     f"cannot resume from {str(resume_from)!r}: it has trained "
-                    f"{trainer.epoch} epoch(s) and max_epochs is {trainer.max_epochs}, so "
-                    f"nothing is left to train; give max_epochs above {trainer.epoch} (the "
-                    "total, resumed epochs included) to train on"
+                    f"{trainer.epoch} epochs, more than max_epochs={trainer.max_epochs}; "
+                    f"max_epochs counts them all: give {trainer.epoch} or more (more to train "
+                    "on)"
                 )
         for callback in self.callbacks:
             if isinstance(callback, ModelCheckpoint):

@@ -18,6 +18,8 @@ import numpy.typing as npt
 import torch
 from PIL import Image
 
+from retinalnet._core.files import os_error_in_words
+from retinalnet._core.folders import check_folder
 from retinalnet._core.images import coerce_image
 from retinalnet.gradcam import grad_cam_image
 from retinalnet.models import Classifier
@@ -34,6 +36,7 @@ __all__ = ["TensorBoardLogger"]
 logger = logging.getLogger(__name__)
 
 _INSTALL = 'pip install "retinalnet[tensorboard]"'
+_FOLDER_FIX = "pass a folder that can be written (it is made if missing)"
 _CELL = 48  # pixels per cell of the confusion-matrix image
 _LOGGED_SIDE = 320  # longest side of a logged Grad-CAM overlay
 
@@ -85,6 +88,10 @@ class TensorBoardLogger(Callback):
         If the ``tensorboard`` package is not installed.
     ValueError
         If ``images`` is not an int >= 0.
+    NotADirectoryError, PermissionError
+        If ``log_dir`` is a file (or inside one), or cannot be written: checked when the
+        callback is built, not after the first epoch. Should the folder become unwritable
+        during the fit, the logging stops with a warning; the fit and its checkpoints go on.
 
     Examples
     --------
@@ -101,24 +108,39 @@ class TensorBoardLogger(Callback):
         if not isinstance(log_dir, str | os.PathLike):
             raise TypeError(f"log_dir must be a folder path, got {type(log_dir).__name__}")
         self._writer_class = _summary_writer_class()
+        # now, not after the first epoch
+        check_folder(log_dir, name="TensorBoardLogger: log_dir", fix=_FOLDER_FIX)
         self.log_dir = Path(log_dir)
         self.images = images
         self._writer: SummaryWriter | None = None
         self._cam_images: list[tuple[str, Image.Image]] | None = None
         self._cam_skipped = False
+        self._failed = False
 
     def on_fit_start(self, trainer: Trainer) -> None:
         self._close()
         self._cam_images = None
         self._cam_skipped = self.images == 0
+        self._failed = False
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
         loop = trainer._loop
-        if loop is not None and not loop.dist.is_main:
+        if self._failed or (loop is not None and not loop.dist.is_main):
             return
         if self._writer is None:  # a resumed run replaces what was logged after its checkpoint
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            self._writer = self._writer_class(log_dir=str(self.log_dir), purge_step=epoch)
+            try:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                self._writer = self._writer_class(log_dir=str(self.log_dir), purge_step=epoch)
+            except OSError as error:  # the folder went since the check: keep the epoch
+                self._failed = True
+                logger.warning(
+                    "TensorBoardLogger: cannot write in %s (%s): no TensorBoard logging from "
+                    "epoch %d on; the fit and its checkpoints go on",
+                    self.log_dir,
+                    os_error_in_words(error),
+                    epoch,
+                )
+                return
         writer = self._writer
         for name, value in metrics.items():
             writer.add_scalar(name, float(value), epoch)

@@ -1,0 +1,64 @@
+"""argparse types for the numbers every command takes: a value out of range is refused while
+the arguments are parsed (exit status 2, with the usage), before the command does any work."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+__all__ = ["SEED_MAX", "int_in_range", "positive_number"]
+
+SEED_MAX = 2**32 - 1
+"""The largest seed: :func:`~retinalnet.training.seed_everything` takes 0 to 2**32 - 1."""
+
+
+def int_in_range(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` (to ``high``, when given).
+
+    Examples
+    --------
+    >>> int_in_range(1)("3")
+    3
+    >>> int_in_range(1)("0")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: must be at least 1, got 0
+    >>> int_in_range(0, 9)("10")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: must be at most 9, got 10
+    """
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+        if number < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {number}")
+        if high is not None and number > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {number}")
+        return number
+
+    # how argparse names the type in its messages
+    parse.__name__ = f"int >= {low}" if high is None else f"int from {low} to {high}"
+    return parse
+
+
+def positive_number(value: str) -> float:
+    """An argparse type: a finite number > 0.
+
+    Examples
+    --------
+    >>> positive_number("1e-4")
+    0.0001
+    >>> positive_number("0")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: must be a finite number > 0, got 0
+    """
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number such as 1e-4, got {value!r}") from None
+    if not (number > 0 and math.isfinite(number)):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {value}")
+    return number
