@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import struct
 import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
@@ -799,3 +800,28 @@ def test_a_frozen_random_backbone_is_said_in_one_line(build, warned, caplog):
         ]
     )
     assert [r.getMessage() for r in caplog.records] == expected
+
+
+def _state_file(path: Path, value: float = 0.5) -> Path:
+    torch.save({"features.0.weight": torch.full((64,), value)}, path)
+    return path
+
+
+def test_a_damaged_weights_file_is_refused_like_a_damaged_checkpoint(tmp_path):
+    path = _state_file(tmp_path / "weights.pth")
+    data = bytearray(path.read_bytes())
+    at = bytes(data).index(struct.pack("<f", 0.5) * 8)  # inside the tensor's bytes
+    data[at : at + 4] = struct.pack("<f", 0.25)
+    path.write_bytes(bytes(data))
+    message = rf"^weights file {_quoted(path)} is damaged: '.*' fails its CRC-32 check"
+    with META, pytest.raises(ValueError, match=message):
+        vgg16_transfer(weights=path)
+
+
+def test_a_weights_file_with_nan_values_is_refused_naming_the_tensor(tmp_path):
+    path = _state_file(tmp_path / "weights.pth", float("nan"))
+    message = (
+        rf"^weights file {_quoted(path)} holds NaN or infinite values in 'features\.0\.weight'"
+    )
+    with META, pytest.raises(ValueError, match=message):
+        vgg16_transfer(weights=path)

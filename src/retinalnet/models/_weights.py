@@ -18,7 +18,13 @@ import torch
 from torch import nn
 from torchvision.models import VGG, VGG16_Weights, WeightsEnum
 
-from retinalnet._core.torch_load import pickled_global, torch_load_reason
+from retinalnet._core.torch_load import (
+    check_archive,
+    damaged_file_error,
+    first_nonfinite,
+    pickled_global,
+    torch_load_reason,
+)
 from retinalnet.models._registry import ModelSpec, model_spec
 from retinalnet.models._state_dict import state_dict_mismatches
 
@@ -217,10 +223,12 @@ def read_state_dict(path: Path, spec: ModelSpec) -> dict[str, torch.Tensor]:
     ------
     ValueError
         If the file is not a readable state dict (corrupt, truncated, not a PyTorch file),
-        holds pickled Python objects (a whole model saved with ``torch.save(model)``), or is
-        a retinalnet checkpoint. The message is one line: torch's reason, never its advice to
-        load the file with ``weights_only=False``.
+        is damaged (a part fails its CRC-32 check, as for checkpoints), holds NaN or infinite
+        weights, holds pickled Python objects (a whole model saved with
+        ``torch.save(model)``), or is a retinalnet checkpoint. The message is one line:
+        torch's reason, never its advice to load the file with ``weights_only=False``.
     """
+    archive = check_archive(path, "weights file")  # before torch.load, which checks no CRC
     try:
         loaded: Any = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # any failure means "not a usable weights file"
@@ -246,6 +254,14 @@ def read_state_dict(path: Path, spec: ModelSpec) -> dict[str, torch.Tensor]:
         raise ValueError(
             f"weights file {str(path)!r} does not hold a state dict (a dict of name -> tensor); "
             "save one with torch.save(model.state_dict(), path)"
+        )
+    if archive == "unreadable":  # torch read what Python's zipfile could not: be safe
+        raise damaged_file_error(path, "weights file", "its zip directory cannot be read")
+    broken = first_nonfinite(loaded)
+    if broken is not None:
+        raise ValueError(
+            f"weights file {str(path)!r} holds NaN or infinite values in {broken!r}: a model "
+            "built on them gives no valid predictions; download the weights again"
         )
     return loaded
 
