@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from retinalnet import Predictor
+from retinalnet._core.files import file_digest
 from retinalnet.checkpoint import (
     load_checkpoint,
     save_checkpoint,
@@ -588,3 +589,33 @@ def test_temperature_scaling_fits_on_the_readable_validation_images(
     assert loop is not None
     assert isinstance(loop.val_data, KermanyOCT)
     assert str(broken) not in [path for path, _ in loop.val_data.samples]
+
+
+def test_a_temperature_is_never_written_into_weights_it_was_not_fitted_on(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A training run that writes best.pt while `calibrate` fits it: nothing is written."""
+    assert _train(data, tmp_path / "run", "--no-calibrate") == 0
+    best = tmp_path / "run" / "best.pt"
+    path = save_checkpoint(tmp_path / "m.pt", small_cnn(), epoch=1)
+    fitted_on = file_digest(path).hex()
+    save_checkpoint(path, small_cnn(), epoch=2)  # a run writes its next epoch
+    with pytest.raises(ValueError, match=r"changed after the temperature was fitted on it"):
+        set_checkpoint_temperature(path, 1.5, expected_sha256=fitted_on)
+    assert load_checkpoint(path).temperature == 1.0
+
+    from retinalnet.training import _calibration as calibration_module
+
+    real = calibration_module.calibrate
+
+    def and_a_run_writes(*args: object, **kwargs: object) -> object:
+        result = real(*args, **kwargs)  # type: ignore[arg-type]
+        save_checkpoint(best, load_checkpoint(best).build_model(), epoch=7)
+        return result
+
+    monkeypatch.setattr("retinalnet.training.calibrate", and_a_run_writes)
+    capsys.readouterr()
+    argv = ["calibrate", "--checkpoint", str(best), "--data", str(data), "-q"]
+    assert main(argv) == 1
+    assert "changed after the temperature was fitted on it (now epoch 7" in capsys.readouterr().err
+    assert load_checkpoint(best).temperature == 1.0

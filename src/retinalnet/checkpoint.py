@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from retinalnet._core.files import FileWriteError, atomic_write, write_error_hint
+from retinalnet._core.files import FileWriteError, atomic_write, file_digest, write_error_hint
 from retinalnet._core.torch_load import (
     check_archive,
     damaged_file_error,
@@ -218,7 +218,9 @@ def _write(out: Path, payload: Mapping[str, Any], epoch: int) -> Path:
         ) from error.__cause__
 
 
-def set_checkpoint_temperature(path: str | os.PathLike[str], temperature: float) -> Path:
+def set_checkpoint_temperature(
+    path: str | os.PathLike[str], temperature: float, *, expected_sha256: str | None = None
+) -> Path:
     """Store a calibration temperature in an existing checkpoint, atomically.
 
     Everything else in the file (weights, history, training state) is kept as it is; a
@@ -235,6 +237,12 @@ def set_checkpoint_temperature(path: str | os.PathLike[str], temperature: float)
     temperature
         A finite number > 0 (see :attr:`Classifier.temperature
         <retinalnet.models.Classifier.temperature>`).
+    expected_sha256
+        The SHA-256 (hex) of the file the temperature was fitted on. A temperature fits the
+        weights it was fitted on: when the file no longer has this digest (a training run
+        wrote a new epoch into it meanwhile), nothing is written.
+
+        .. versionadded:: 0.2
 
     Returns
     -------
@@ -244,8 +252,8 @@ def set_checkpoint_temperature(path: str | os.PathLike[str], temperature: float)
     Raises
     ------
     ValueError
-        If ``temperature`` is not a finite number > 0, or the file is not a valid
-        checkpoint, or is damaged (as :func:`load_checkpoint` says).
+        If ``temperature`` is not a finite number > 0, the file is not a valid checkpoint,
+        is damaged (as :func:`load_checkpoint` says), or no longer has ``expected_sha256``.
     FileNotFoundError
         If there is no such file.
     CheckpointWriteError
@@ -258,6 +266,13 @@ def set_checkpoint_temperature(path: str | os.PathLike[str], temperature: float)
     """
     _check_temperature(temperature, "temperature")
     checkpoint = load_checkpoint(path)  # refuses anything but a valid checkpoint
+    if expected_sha256 is not None and file_digest(checkpoint.path).hex() != expected_sha256:
+        raise ValueError(
+            f"{str(checkpoint.path)!r} changed after the temperature was fitted on it (now "
+            f"epoch {checkpoint.epoch}; did a training run write it?), and a temperature fits "
+            "the weights it was fitted on; nothing was written: calibrate it again once no "
+            "run writes it"
+        )
     data: dict[str, Any] = torch.load(checkpoint.path, map_location="cpu", weights_only=True)
     data["model"]["temperature"] = float(temperature)
     return _write(checkpoint.path, data, checkpoint.epoch)

@@ -16,12 +16,14 @@ __all__ = ["run_calibrate"]
 def run_calibrate(args: argparse.Namespace) -> int:
     import shutil
 
+    from retinalnet._core.files import file_digest
     from retinalnet.checkpoint import load_checkpoint, set_checkpoint_temperature
     from retinalnet.cli._skip import print_skipped, readable_split
     from retinalnet.datasets import KermanyOCT
     from retinalnet.training import calibrate
 
     checkpoint = load_checkpoint(args.checkpoint)
+    fitted_on = file_digest(args.checkpoint).hex()  # the weights the temperature will fit
     model = checkpoint.build_model()
     data = KermanyOCT(args.data, args.split)
     skipped: list[SkippedImage] = []
@@ -40,7 +42,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
         if args.out is not None:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(args.checkpoint, args.out)
-        set_checkpoint_temperature(target, result.temperature)
+        set_checkpoint_temperature(target, result.temperature, expected_sha256=fitted_on)
     if args.json:
         written = str(target) if result.applied else None
         left_out = [{"source": s.source, "reason": s.reason} for s in skipped]
