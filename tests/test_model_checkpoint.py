@@ -314,3 +314,25 @@ def test_files_on_disk_reads_the_files(tmp_path: Path) -> None:
         f"{str(tmp_path / 'best.pt')!r} holds epoch {checkpoint.best_epoch}, "
         f"{str(tmp_path / 'last.pt')!r} epoch 2"
     )
+
+
+def test_an_overwriting_run_interrupted_before_its_first_files_names_them_an_earlier_runs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    quiet_trainer(linear_classifier(), max_epochs=2, out_dir=tmp_path, batch_size=4).fit(*_data())
+    trainer = quiet_trainer(
+        linear_classifier(),
+        ClassificationTask(loss=_InterruptingLoss(step=2)),
+        out_dir=tmp_path,
+        batch_size=4,
+        overwrite=True,
+    )
+
+    with caplog.at_level(logging.WARNING), pytest.raises(KeyboardInterrupt):
+        trainer.fit(*_data())
+
+    assert (
+        f"during epoch 1: this run wrote no checkpoint yet; the files in {str(tmp_path)!r} are "
+        f"an earlier run's ({str(tmp_path / 'best.pt')!r} holds epoch"
+    ) in caplog.text
+    assert "continue with" not in caplog.text  # resuming would continue the earlier run

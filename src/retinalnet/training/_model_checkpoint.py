@@ -67,6 +67,7 @@ class ModelCheckpoint(Callback):
         self._resumed = False
         self._epoch_in_progress: int | None = None  # from its start to its files written
         self._began = False
+        self._owns_files = False  # the files in dirpath are this run's (written or resumed)
 
     @property
     def best_path(self) -> Path:
@@ -97,11 +98,13 @@ class ModelCheckpoint(Callback):
         self._resumed = False
         self._epoch_in_progress = None
         self._began = False
+        self._owns_files = False
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self._tracker.best = state["best_score"]
         self._tracker.best_epoch = state["best_epoch"]
         self._resumed = True
+        self._owns_files = True
 
     def state_dict(self) -> dict[str, Any]:
         return {"best_score": self._tracker.best, "best_epoch": self._tracker.best_epoch}
@@ -140,6 +143,7 @@ class ModelCheckpoint(Callback):
             logger.info("epoch %d: %s improved, wrote %s", epoch, self.monitor, self.best_path)
         if self.save_last:
             trainer.save_checkpoint(self.last_path)
+        self._owns_files = True
         self._epoch_in_progress = None
 
     def on_exception(self, trainer: Trainer, exception: BaseException) -> None:
@@ -154,6 +158,17 @@ class ModelCheckpoint(Callback):
             if self._epoch_in_progress is not None
             else f"after epoch {trainer.epoch}"
         )
+        earlier = self.best_path.exists() or self.last_path.exists()
+        if not self._owns_files and earlier:  # --overwrite: what is there is the run before's
+            logger.warning(
+                "fit interrupted (%s) %s: this run wrote no checkpoint yet; the files in %r "
+                "are an earlier run's (%s)",
+                type(exception).__name__,
+                when,
+                str(self.dirpath),
+                self.files_on_disk(),
+            )
+            return
         last = checkpoint_epoch(self.last_path) if self.save_last else None
         resume = (
             f"; continue with fit(..., resume_from={str(self.last_path)!r})"
