@@ -619,3 +619,15 @@ def test_a_temperature_is_never_written_into_weights_it_was_not_fitted_on(
     assert main(argv) == 1
     assert "changed after the temperature was fitted on it (now epoch 7" in capsys.readouterr().err
     assert load_checkpoint(best).temperature == 1.0
+
+
+def test_calibrate_out_naming_the_checkpoint_itself_writes_it_in_place(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _train(data, tmp_path / "run", "--no-calibrate") == 0
+    best = tmp_path / "run" / "best.pt"
+    capsys.readouterr()
+    same = tmp_path / "run" / "." / "best.pt"
+    argv = ["calibrate", "--checkpoint", str(best), "--data", str(data), "--out", str(same)]
+    assert main([*argv, "-q"]) == 0  # was: "PosixPath(...) and PosixPath(...) are the same file"
+    assert f"wrote {best}" in capsys.readouterr().out

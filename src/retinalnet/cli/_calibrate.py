@@ -24,6 +24,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
     checkpoint = load_checkpoint(args.checkpoint)
     fitted_on = file_digest(args.checkpoint).hex()  # the weights the temperature will fit
+    if args.out is not None and args.out.exists() and args.out.samefile(args.checkpoint):
+        args.out = None  # --out is the checkpoint itself: written in place
     model = checkpoint.build_model()
     data = KermanyOCT(args.data, args.split)
     skipped: list[SkippedImage] = []
