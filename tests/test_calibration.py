@@ -631,3 +631,16 @@ def test_calibrate_out_naming_the_checkpoint_itself_writes_it_in_place(
     argv = ["calibrate", "--checkpoint", str(best), "--data", str(data), "--out", str(same)]
     assert main([*argv, "-q"]) == 0  # was: "PosixPath(...) and PosixPath(...) are the same file"
     assert f"wrote {best}" in capsys.readouterr().out
+
+
+def test_the_expected_digest_is_read_as_people_write_it_and_refused_when_malformed(
+    tmp_path: Path,
+) -> None:
+    path = save_checkpoint(tmp_path / "m.pt", small_cnn(), epoch=1)
+    digest = file_digest(path).hex()
+    set_checkpoint_temperature(path, 1.5, expected_sha256=f"  SHA256:{digest.upper()} ")
+    assert load_checkpoint(path).temperature == 1.5
+    for bad in ("deadbeef", "", 123):
+        with pytest.raises(ValueError, match=r"^expected_sha256 must be a SHA-256 digest"):
+            set_checkpoint_temperature(path, 1.2, expected_sha256=bad)  # type: ignore[arg-type]
+    assert load_checkpoint(path).temperature == 1.5

@@ -238,3 +238,20 @@ def test_a_loop_of_links_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
         atomic_write(first, lambda stream: stream.write(b"new"))
     assert first.is_symlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "b.pt"]
+
+
+def test_atomic_write_to_a_pipe_writes_through_it_and_leaves_it_a_pipe(tmp_path: Path) -> None:
+    """``--csv /dev/stdout | tail``: no file to replace; before, the temporary file was
+    renamed over the pipe's path (or over /dev/stdout's target, which does not exist)."""
+    import threading
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_bytes()), daemon=True)
+    reader.start()
+    assert atomic_write(pipe, lambda stream: stream.write(b"path,class_1\n")) == pipe
+    reader.join(timeout=10)
+    assert received == [b"path,class_1\n"]
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+    assert not list(tmp_path.glob(".*.tmp"))

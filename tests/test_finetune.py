@@ -427,3 +427,35 @@ def test_resume_takes_the_architecture_recipe_and_epochs_of_the_run(
                  "--seed", "0", "--resume", str(out / "last.pt"), "-q"])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     assert load_checkpoint(out / "last.pt").arch == "small_cnn"
+
+
+def test_resume_goes_on_in_the_runs_folder_and_never_replaces_another_runs_best_pt(
+    kermany: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run, other = tmp_path / "run", tmp_path / "other"
+    options = ["--recipe", "tutorial", "--epochs", "1"]
+    assert _train(kermany, run, *options) == 0
+    assert _train(kermany, other, *options) == 0
+    kept = (other / "best.pt").read_bytes()
+    capsys.readouterr()
+    resume = ["train", "--data", str(kermany), "--weights", "none", "--seed", "0", "-q",
+              "--epochs", "2", "--resume", str(run / "last.pt")]  # fmt: skip
+    assert main([*resume, "--out", str(other)]) == 1
+    assert "holds another run's best.pt, which resuming" in capsys.readouterr().err
+    assert (other / "best.pt").read_bytes() == kept
+    assert main(resume) == 0  # no --out: the run goes on in its own folder
+    assert load_checkpoint(run / "last.pt").epoch == 2
+
+
+def test_resume_with_another_architecture_or_recipe_is_refused_naming_the_runs(
+    kermany: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    assert _train(kermany, run, "--recipe", "tutorial", "--epochs", "1") == 0
+    capsys.readouterr()
+    resume = ["train", "--data", str(kermany), "--weights", "none", "-q", "--resume",
+              str(run / "last.pt")]  # fmt: skip
+    assert main([*resume, "--arch", "resnet18"]) == 1
+    assert "continues a small_cnn run, not --arch resnet18" in capsys.readouterr().err
+    assert main([*resume, "--recipe", "finetune"]) == 1
+    assert "continues a --recipe tutorial run, not --recipe finetune" in capsys.readouterr().err

@@ -658,7 +658,7 @@ def test_strips_are_refused_at_every_door_before_any_resize(tmp_path, size):
 
     assert MAX_IMAGE_ASPECT == 32
     width, height = size
-    expected = rf"it is {width} x {height} pixels, one side \d+ times the other; .* crop it"
+    expected = rf"it is {width} x {height} pixels, one side [\d,.]+ times the other; .* crop it"
     path = tmp_path / "strip.png"
     Image.new("L", size).save(path)
     with pytest.raises(UnreadableImageError, match=rf"^cannot read image {_quoted(path)}: "):
@@ -704,3 +704,27 @@ def test_the_predictor_names_a_lazily_opened_truncated_image(tmp_path):
     predictor = Predictor(tiny_cnn(), device="cpu", on_error="skip")  # skips files, not objects
     with pytest.raises(ValueError, match=r"^cannot use image 1: its pixels cannot be decoded"):
         predictor.topk([good, Image.open(truncated)], k=1)
+
+
+def test_a_tiff_preview_page_is_no_b_scan(tmp_path):
+    from PIL import TiffImagePlugin
+
+    from retinalnet._core.images import frame_count, load_frames
+
+    scan, preview = _noise((48, 40)), _noise((12, 10))
+    path = tmp_path / "scan.tif"
+    reduced = TiffImagePlugin.ImageFileDirectory_v2()
+    reduced[254] = 1  # NewSubfileType: a reduced-resolution copy of another page
+    scan.save(path, save_all=True, append_images=[preview], tiffinfo={})
+    with Image.open(path) as opened:  # write page 2 again, marked as a preview
+        pages = [opened.copy()]
+        opened.seek(1)
+        pages.append(opened.copy())
+    with TiffImagePlugin.AppendingTiffWriter(str(path), new=True) as tiff:
+        for page, info in zip(pages, ({}, reduced), strict=True):
+            page.save(tiff, format="TIFF", tiffinfo=info)
+            tiff.newFrame()
+    assert frame_count(path) == 1
+    assert np.array_equal(np.asarray(load_image(path)), np.asarray(scan))
+    assert len(load_frames(path)) == 1
+    assert [p.name for p in find_images(tmp_path)] == ["scan.tif"]

@@ -336,3 +336,18 @@ def test_an_overwriting_run_interrupted_before_its_first_files_names_them_an_ear
         f"an earlier run's ({str(tmp_path / 'best.pt')!r} holds epoch"
     ) in caplog.text
     assert "continue with" not in caplog.text  # resuming would continue the earlier run
+
+
+def test_a_run_resumed_into_another_folder_never_replaces_its_best_pt(tmp_path: Path) -> None:
+    first, other = tmp_path / "first", tmp_path / "other"
+    quiet_trainer(linear_classifier(), max_epochs=1, out_dir=first, batch_size=4).fit(*_data())
+    quiet_trainer(linear_classifier(), max_epochs=1, out_dir=other, batch_size=4).fit(*_data())
+    kept = (other / "best.pt").read_bytes()
+    resumed = quiet_trainer(linear_classifier(), max_epochs=2, out_dir=other, batch_size=4)
+    with pytest.raises(FileExistsError, match=r"best\.pt already exists"):
+        resumed.fit(*_data(), resume_from=first / "last.pt")
+    assert (other / "best.pt").read_bytes() == kept
+    allowed = quiet_trainer(
+        linear_classifier(), max_epochs=2, out_dir=other, batch_size=4, overwrite=True
+    )
+    assert len(allowed.fit(*_data(), resume_from=first / "last.pt")) == 2

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import re
 import reprlib
 import warnings
 from collections.abc import Mapping, Sequence
@@ -266,7 +267,8 @@ def set_checkpoint_temperature(
     """
     _check_temperature(temperature, "temperature")
     checkpoint = load_checkpoint(path)  # refuses anything but a valid checkpoint
-    if expected_sha256 is not None and file_digest(checkpoint.path).hex() != expected_sha256:
+    expected = None if expected_sha256 is None else _sha256_hex(expected_sha256)
+    if expected is not None and file_digest(checkpoint.path).hex() != expected:
         raise ValueError(
             f"{str(checkpoint.path)!r} changed after the temperature was fitted on it (now "
             f"epoch {checkpoint.epoch}; did a training run write it?), and a temperature fits "
@@ -276,6 +278,17 @@ def set_checkpoint_temperature(
     data: dict[str, Any] = torch.load(checkpoint.path, map_location="cpu", weights_only=True)
     data["model"]["temperature"] = float(temperature)
     return _write(checkpoint.path, data, checkpoint.epoch)
+
+
+def _sha256_hex(value: object) -> str:
+    """A SHA-256 digest as 64 lower-case hex digits (``sha256:`` and upper case allowed)."""
+    text = value.strip().lower().removeprefix("sha256:") if isinstance(value, str) else ""
+    if not re.fullmatch(r"[0-9a-f]{64}", text):
+        raise ValueError(
+            f"expected_sha256 must be a SHA-256 digest (64 hex digits, e.g. "
+            f"file_digest(path).hex()), got {value!r}"
+        )
+    return text
 
 
 def _check_temperature(value: object, name: str) -> float:

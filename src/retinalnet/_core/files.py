@@ -157,6 +157,13 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
        symbolic link to the file it points to.
     """
     given = Path(path)
+    if _is_stream(given):  # /dev/stdout, a pipe: no file to replace, the bytes go through
+        try:
+            with open(given, "wb") as stream:
+                write(stream)
+        except OSError as error:
+            raise FileWriteError(given, os_error_in_words(error), error.errno, False) from error
+        return given
     out = _link_target(given)
     try:
         previous = out.is_file()
@@ -184,6 +191,16 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
             raise
         raise FileWriteError(out, os_error_in_words(cause), cause.errno, previous) from error
     return given
+
+
+def _is_stream(path: Path) -> bool:
+    """Whether ``path`` names something that exists and is neither a file nor a folder: a
+    terminal, a pipe, ``/dev/stdout`` (links followed)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:  # missing, or not ours to look at: written (or refused) as a file
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _link_target(path: Path) -> Path:

@@ -255,10 +255,11 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
         return load_frames(file, single=True)[0]
     try:
         with _open(file) as opened:
+            pages = _frame_indices(opened)
+            if len(pages) > 1:
+                raise UnreadableImageError(file, _volume_reason(len(pages)))
+            opened.seek(pages[0])  # past a TIFF's preview pages
             size = opened.size
-            frames = _frames_of(opened)
-            if frames > 1:
-                raise UnreadableImageError(file, _volume_reason(frames))
             if target_size is not None and opened.format == "JPEG":
                 scale = draft_scale(opened.size, target_size)
                 if scale > 1:
@@ -304,10 +305,11 @@ def check_decoded(image: Image.Image, path: str | os.PathLike[str]) -> Image.Ima
     .. versionadded:: 0.2
     """
     file = Path(path)
-    frames = _frames_of(image)
-    if frames > 1:
-        raise UnreadableImageError(file, _volume_reason(frames))
+    pages = _frame_indices(image)
+    if len(pages) > 1:
+        raise UnreadableImageError(file, _volume_reason(len(pages)))
     try:
+        image.seek(pages[0])  # past a TIFF's preview pages
         image.load()
     except (OSError, SyntaxError, ValueError) as error:
         raise _read_error(file, error) from None
@@ -332,14 +334,34 @@ def _read_error(file: Path, error: Exception) -> UnreadableImageError:
 
 
 def _frames_of(opened: Image.Image) -> int:
-    """The frames of an opened file: a TIFF's pages, an animated PNG's or GIF's frames.
+    """How many B-scans an opened file holds (see :func:`_frame_indices`)."""
+    return len(_frame_indices(opened))
+
+
+_REDUCED_RESOLUTION = 1  # bit 0 of a TIFF page's NewSubfileType (tag 254): a preview
+
+
+def _frame_indices(opened: Image.Image) -> list[int]:
+    """The frames of an opened file that are images: a TIFF's pages less its previews
+    (pages marked as reduced-resolution copies of another), an animated PNG's or GIF's
+    frames. The file is left at the frame it was at.
 
     A multi-picture JPEG (MPO, from stereo cameras) counts as one: its first picture is the
     image and the others are alternate views of it.
     """
-    if opened.format == "MPO":
-        return 1
-    return int(getattr(opened, "n_frames", 1))
+    frames = int(getattr(opened, "n_frames", 1))
+    if opened.format == "MPO" or frames == 1:
+        return [0]
+    if opened.format != "TIFF":
+        return list(range(frames))
+    current, pages = opened.tell(), []
+    for index in range(frames):
+        opened.seek(index)
+        subfile = getattr(opened, "tag_v2", {}).get(254, 0)
+        if not int(subfile) & _REDUCED_RESOLUTION:
+            pages.append(index)
+    opened.seek(current)
+    return pages or [0]
 
 
 def _volume_reason(frames: int) -> str:
@@ -438,11 +460,11 @@ def _pil_frames(file: Path, *, single: bool) -> list[Image.Image]:
         return [load_image(file)]
     try:
         with _open(file) as opened:
-            frames = _frames_of(opened)
-            if frames == 1:
+            pages = _frame_indices(opened)
+            if len(pages) == 1:
                 return [load_image(file)]
             images: list[Image.Image] = []
-            for index in range(frames):
+            for index in pages:
                 opened.seek(index)
                 opened.load()
                 images.append(opened.copy())
@@ -516,10 +538,11 @@ def _check_size(size: tuple[int, int], name: str, stacklevel: int = 3) -> None:
             f"{MIN_IMAGE_SIDE} pixels (an OCT B-scan is about 512 x 496)"
         )
     if max(width, height) > MAX_IMAGE_ASPECT * min(width, height):
+        ratio = f"{max(width, height) / min(width, height):,.1f}".removesuffix(".0")
         raise _UnusablePixelsError(
-            f"it is {width} x {height} pixels, one side {max(width, height) // min(width, height)} "
-            f"times the other; a B-scan is at most about 3:1 (1536 x 496), and images over "
-            f"{MAX_IMAGE_ASPECT}:1 are refused: crop it to one B-scan"
+            f"it is {width} x {height} pixels, one side {ratio} times the other; a B-scan is "
+            f"at most about 3:1 (1536 x 496), and images over {MAX_IMAGE_ASPECT}:1 are "
+            "refused: crop it to one B-scan"
         )
     if min(width, height) < SMALL_IMAGE_SIDE:
         warnings.warn(

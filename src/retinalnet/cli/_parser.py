@@ -173,8 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--out",
         type=Path,
-        default=Path("runs/retinalnet"),
-        help="folder for best.pt, last.pt and history.csv (default: %(default)s)",
+        default=None,
+        help="folder for best.pt, last.pt and history.csv (default: runs/retinalnet; with "
+        "--resume, the folder of the run resumed)",
     )
     train.add_argument(
         "--arch",

@@ -121,11 +121,23 @@ def _resumed_run_defaults(args: argparse.Namespace) -> None:
     from retinalnet.training._finetune import saved_recipe
 
     checkpoint = load_checkpoint(args.resume, map_location="cpu")
+    resumed = f"--resume {str(args.resume)!r}"
     if getattr(args, "arch", "") is None:
         args.arch = checkpoint.arch or DEFAULT_ARCH
+    elif checkpoint.arch is not None and args.arch != checkpoint.arch:
+        raise ValueError(
+            f"{resumed} continues a {checkpoint.arch} run, not --arch {args.arch}: a resumed "
+            "run keeps its architecture; leave --arch out, or start a new run without --resume"
+        )
     recipe = saved_recipe(checkpoint)
+    kind = RECIPES[0] if recipe is not None else "tutorial"
     if getattr(args, "recipe", "") is None:
-        args.recipe = RECIPES[0] if recipe is not None else "tutorial"
+        args.recipe = kind
+    elif args.recipe != kind:
+        raise ValueError(
+            f"{resumed} continues a --recipe {kind} run, not --recipe {args.recipe}: a resumed "
+            "run keeps its recipe; leave --recipe out, or start a new run without --resume"
+        )
     if args.recipe == RECIPES[0] and recipe is not None:
         if getattr(args, "epochs", "") is None:
             args.epochs = recipe.get("epochs")

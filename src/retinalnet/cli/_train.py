@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal
 
+from retinalnet._core.folders import check_folder
 from retinalnet._core.json_text import strict_json
 
 if TYPE_CHECKING:
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 __all__ = ["run_demo", "run_models", "run_predict", "run_train"]
 
 logger = logging.getLogger("retinalnet")
+
+DEFAULT_OUT = Path("runs/retinalnet")
+"""``train --out`` when neither it nor ``--resume`` says where."""
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -165,7 +169,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _check_train_options(args: argparse.Namespace) -> None:
     """Refuse ``train`` options that do not go together, or a ``--resume`` file that is not
-    there, before anything is read or written.
+    there, before anything is read or written; ``--out`` left out is the resumed run's folder
+    (else ``runs/retinalnet``).
 
     Raises
     ------
@@ -175,6 +180,9 @@ def _check_train_options(args: argparse.Namespace) -> None:
     FileNotFoundError
         If the ``--resume`` file does not exist.
     """
+    if args.out is None:  # a resumed run goes on in its own folder
+        args.out = args.resume.parent if args.resume is not None else DEFAULT_OUT
+        check_folder(args.out, name="--out", fix="pass a folder that can be written")
     if args.feature_cache is False and args.cache_views:
         raise ValueError(
             "--cache-views N caches augmented copies, but --no-feature-cache turns the "
@@ -208,6 +216,15 @@ def _check_best_is_free(args: argparse.Namespace) -> None:
 
     if args.resume is None:
         ModelCheckpoint(args.out, overwrite=args.overwrite).check_best_is_free()
+        return
+    home = args.resume.parent
+    moved = Path(args.out).resolve() != home.resolve()
+    if moved and not args.overwrite and (Path(args.out) / "best.pt").exists():
+        raise FileExistsError(
+            f"--out {str(args.out)!r} holds another run's best.pt, which resuming "
+            f"{str(args.resume)!r} there would replace; leave --out out (the run goes on in "
+            f"{str(home)!r}), choose another folder, or allow it (--overwrite)"
+        )
 
 
 def _readable(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -12,7 +13,13 @@ from retinalnet._core.loaders import DataSource, make_loader
 from retinalnet.models import Classifier
 from retinalnet.training._distributed import DistributedContext
 
-__all__ = ["SAMPLER_NOT_DISTRIBUTED", "classes_of", "fit_loader", "train_targets"]
+__all__ = [
+    "SAMPLER_NOT_DISTRIBUTED",
+    "classes_of",
+    "fit_loader",
+    "train_targets",
+    "warn_of_missing_classes",
+]
 
 SAMPLER_NOT_DISTRIBUTED = (
     "balance='sampler' cannot be combined with distributed training; use balance='weights'"
@@ -103,3 +110,24 @@ def classes_of(model: nn.Module) -> tuple[str, ...]:
         "cannot tell the number of classes of a plain module; wrap it in "
         "retinalnet.models.Classifier(network, classes=[...])"
     )
+
+
+def warn_of_missing_classes(train: DataSource, classes: tuple[str, ...] | None) -> None:
+    """Warn when the training data (with ``targets``) holds no image of a class: the model
+    can never learn to predict it, and nothing else would say so."""
+    data = getattr(train, "dataset", train)  # a DataLoader's data set
+    targets = getattr(data, "targets", None)
+    if targets is None:
+        return
+    if classes is None:
+        classes = tuple(getattr(data, "classes", ()))
+    present = {int(target) for target in targets}
+    missing = [name for index, name in enumerate(classes) if index not in present]
+    if missing and len(targets):
+        warnings.warn(
+            f"the training data holds no image of {', '.join(missing)} ({len(targets)} images "
+            f"in all): the model cannot learn to predict {'it' if len(missing) == 1 else 'them'}; "
+            "check the data's class folders or manifest",
+            UserWarning,
+            stacklevel=4,
+        )

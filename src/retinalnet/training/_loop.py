@@ -21,7 +21,12 @@ from retinalnet._core.loaders import DataSource
 from retinalnet.datasets._readable import readable_for_scoring
 from retinalnet.models import Classifier
 from retinalnet.training._callbacks import Callback
-from retinalnet.training._data import SAMPLER_NOT_DISTRIBUTED, classes_of, train_targets
+from retinalnet.training._data import (
+    SAMPLER_NOT_DISTRIBUTED,
+    classes_of,
+    train_targets,
+    warn_of_missing_classes,
+)
 from retinalnet.training._distributed import distributed_context
 from retinalnet.training._epoch import enter_train_mode, epoch_line, train_one_epoch
 from retinalnet.training._evaluation import EvaluationResult, run_evaluation
@@ -94,7 +99,7 @@ class FitLoop:
         if trainer._feature_cache_for(train, val)[0] is None:
             train_targets(train, trainer.task.balance)  # fails now without targets
         model_classes = trainer.model.classes if isinstance(trainer.model, Classifier) else None
-        _warn_of_missing_classes(train, model_classes)
+        warn_of_missing_classes(train, model_classes)
         if trainer.task.balance == "sampler" and self.dist.enabled:
             raise ValueError(SAMPLER_NOT_DISTRIBUTED)
         with contextlib.ExitStack() as lock:
@@ -154,6 +159,8 @@ class FitLoop:
                 )
         for callback in self.callbacks:
             if isinstance(callback, ModelCheckpoint):
+                if resume_from is not None:
+                    callback.resumed_from(resume_from)
                 callback.check_best_is_free()
         if isinstance(model, Classifier) and model.temperature != 1.0:
             # a temperature fits the weights it was fitted on: the fit changes them
@@ -360,27 +367,6 @@ class FitLoop:
         trainer.stop_reason = f"{what} became {value} at epoch {epoch}{where}"
         trainer.history.stop_reason = trainer.stop_reason
         raise error
-
-
-def _warn_of_missing_classes(train: DataSource, classes: tuple[str, ...] | None) -> None:
-    """Warn when the training data (with ``targets``) holds no image of a class: the model
-    can never learn to predict it, and nothing else would say so."""
-    data = getattr(train, "dataset", train)  # a DataLoader's data set
-    targets = getattr(data, "targets", None)
-    if targets is None:
-        return
-    if classes is None:
-        classes = tuple(getattr(data, "classes", ()))
-    present = {int(target) for target in targets}
-    missing = [name for index, name in enumerate(classes) if index not in present]
-    if missing and len(targets):
-        warnings.warn(
-            f"the training data holds no image of {', '.join(missing)} ({len(targets)} images "
-            f"in all): the model cannot learn to predict {'it' if len(missing) == 1 else 'them'}; "
-            "check the data's class folders or manifest",
-            UserWarning,
-            stacklevel=4,
-        )
 
 
 def _check_loop_state(state: Mapping[str, Any], *, source: str) -> None:

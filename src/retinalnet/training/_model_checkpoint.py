@@ -106,6 +106,16 @@ class ModelCheckpoint(Callback):
         self._resumed = True
         self._owns_files = True
 
+    def resumed_from(self, path: str | os.PathLike[str]) -> None:
+        """Say which file the fit resumed from: a run resumed from another folder does not
+        own this folder's ``best.pt``, which it replaces only with ``overwrite=True``.
+
+        .. versionadded:: 0.2
+        """
+        if Path(path).resolve().parent != self.dirpath.resolve():
+            self._resumed = False
+            self._owns_files = False
+
     def state_dict(self) -> dict[str, Any]:
         return {"best_score": self._tracker.best, "best_epoch": self._tracker.best_epoch}
 
