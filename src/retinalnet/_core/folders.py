@@ -42,6 +42,10 @@ def not_a_folder(path: str | os.PathLike[str]) -> str | None:
     folder = Path(path)
     existing = folder
     while not _exists(existing) and existing.parent != existing:
+        if existing.is_symlink():  # a link to nothing: no folder can be made through it
+            target = str(existing.readlink())
+            what = f"is a symbolic link to {target!r}, which does not exist"
+            return what if existing == folder else f"cannot be made: {str(existing)!r} {what}"
         existing = existing.parent
     try:
         if not existing.exists() or existing.is_dir():
@@ -105,7 +109,8 @@ def check_folder(path: str | os.PathLike[str], *, name: str, fix: str) -> None:
     Raises
     ------
     NotADirectoryError
-        If ``path``, or the closest of its ancestors that exists, is a file.
+        If ``path``, or the closest of its ancestors that exists, is a file, or a symbolic
+        link to nothing stands in its way.
     PermissionError
         If no file can be written there (no permission, a read-only file system, ...).
     """
