@@ -554,6 +554,10 @@ def test_demo_data_only_writes_the_scans_and_says_what_next(
         (["evaluate", "--checkpoint", "c", "--data", "d", "--workers", "-1"], "at least 0, got -1"),
         (["calibrate", "--checkpoint", "c", "--data", "d", "--workers", "-1"], "at least 0"),
         (["predict", "x.jpeg", "--checkpoint", "c", "--workers", "-1"], "at least 0, got -1"),
+        (["predict", "x.dcm", "--checkpoint", "c", "--min-scans", "abc"], "a whole number"),
+        (["predict", "x.dcm", "--checkpoint", "c", "--min-scans", "0"], "at least 1, got 0"),
+        (["predict", "x.dcm", "--checkpoint", "c", "--threshold", "abc"], "expected a number"),
+        (["predict", "x.dcm", "--checkpoint", "c", "--threshold", "1.5"], "in (0, 1], got"),
         (
             ["export", "--checkpoint", "c", "--out", "m.onnx", "--tolerance", "0"],
             "finite number > 0",

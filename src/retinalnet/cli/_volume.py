@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from retinalnet.cli._argtypes import int_in_range
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -181,18 +183,18 @@ def write_volume_outputs(
     return written
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text}")
-    return value
-
-
 def _probability(text: str) -> float:
-    value = float(text)
+    """An argparse type: a probability in (0, 1] (``--threshold``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"must be a probability in (0, 1], got {text}")
     return value
+
+
+_probability.__name__ = "probability"  # how argparse names the type in its messages
 
 
 def add_volume_flags(predict: argparse.ArgumentParser) -> None:
@@ -208,7 +210,7 @@ def add_volume_flags(predict: argparse.ArgumentParser) -> None:
     )
     volume.add_argument(
         "--min-scans",
-        type=_positive,
+        type=int_in_range(1),
         default=1,
         metavar="N",
         help="B-scans that must reach the threshold for a class (default: %(default)s)",
