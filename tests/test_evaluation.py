@@ -21,7 +21,8 @@ from _training_helpers import CLASSES, frozen_small_cnn, linear_classifier, tiny
 from retinalnet import SyntheticOCT
 from retinalnet.datasets import KermanyOCT
 from retinalnet.models import Classifier
-from retinalnet.training import EvaluationResult, evaluate
+from retinalnet.training import EvaluationResult, Trainer, evaluate
+from retinalnet.transforms import Preprocessing
 
 # Each image's input is its own logits, so the prediction is whatever we put at the argmax.
 TARGETS = [0, 0, 0, 1, 1, 2, 2, 2, 2, 0]
@@ -409,3 +410,29 @@ def test_evaluate_refuses_a_loader_over_a_skipping_data_set(split_with_a_broken_
     for source in (DataLoader(skipping, batch_size=2), Subset(skipping, [0, 1, 2])):
         with pytest.raises(ValueError, match=message.replace("DataLoader", ".*")):
             evaluate(model, source, device="cpu", precision="fp32")
+
+
+class _NanLogits(nn.Module):
+    """NaN for every image: a model whose weights overflowed."""
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return torch.full((len(inputs), len(CLASSES)), float("nan"))
+
+
+def test_a_nan_output_is_refused_at_every_scoring_door_not_counted_as_class_0(
+    split_with_a_broken_scan: Path,
+) -> None:
+    logits = _logits(PREDICTED)
+    logits[3] = float("nan")
+    data = TensorDataset(logits, torch.tensor(TARGETS))
+    message = r"^evaluate\(\): the model's output for image 3 is NaN or infinite \(1 of 10 images\)"
+    with pytest.raises(ValueError, match=message):
+        evaluate(_model(), data, device="cpu")
+    linear = Classifier(nn.Sequential(nn.Linear(4, 4), nn.LogSoftmax(dim=1)), classes=CLASSES)
+    trainer = Trainer(linear, device="cpu", progress=False)  # a NaN input gives a NaN output
+    with pytest.raises(ValueError, match=r"output for image 3 is NaN or infinite"):
+        trainer.evaluate(data)
+    files = KermanyOCT(split_with_a_broken_scan, "test", on_error="skip")
+    nan_model = Classifier(_NanLogits(), classes=CLASSES, preprocessing=Preprocessing(size=32))
+    with pytest.raises(ValueError, match=r"output for '.*\.jpeg' is NaN or infinite"):
+        evaluate(nan_model, files, device="cpu")

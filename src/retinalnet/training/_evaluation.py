@@ -244,6 +244,28 @@ class EvaluationResult:
         return "\n".join(lines)
 
 
+def _refuse_nonfinite_outputs(probabilities: np.ndarray[Any, Any], loader: Any, where: str) -> None:
+    """Refuse scores built on a NaN or infinite output, naming the first image it came from
+    (its file, when the data set lists its samples)."""
+    finite = np.isfinite(probabilities).all(axis=1)
+    if finite.all():
+        return
+    row = int(np.flatnonzero(~finite)[0])
+    data = getattr(loader, "dataset", None)
+    while data is not None and not hasattr(data, "samples") and hasattr(data, "dataset"):
+        # through wrappers that keep the order (a transform); a Subset's rows are others
+        data = None if hasattr(data, "indices") else data.dataset
+    samples = getattr(data, "samples", None)
+    name = f"image {row}"
+    if isinstance(samples, Sequence) and row < len(samples) and isinstance(samples[row], tuple):
+        name = repr(str(samples[row][0]))
+    raise ValueError(
+        f"{where}: the model's output for {name} is NaN or infinite ({int((~finite).sum())} "
+        f"of {len(finite)} images), and its argmax would count it as the first class: nothing "
+        "is scored. Check the model's weights, or evaluate in fp32 (precision='fp32')"
+    )
+
+
 def run_evaluation(
     engine: InferenceEngine,
     loader: DataLoader[Any],
@@ -253,6 +275,7 @@ def run_evaluation(
     progress: bool = False,
     patient_ids: Sequence[str | None] | None = None,
     where: str = "evaluation",
+    refuse_nonfinite: bool = True,
 ) -> EvaluationResult:
     """Evaluate on a prepared loader of ``(inputs, targets)`` through an inference engine.
 
@@ -267,7 +290,10 @@ def run_evaluation(
         If the loader reads a ``KermanyOCT(on_error="skip")``, whose substitutes for
         unreadable images would be scored (its callers leave those images out first, see
         ``readable_for_scoring``); ``where`` names the
-        caller in the message.
+        caller in the message. With ``refuse_nonfinite`` (the default), also if the model's
+        output for an image is NaN or infinite: its argmax would count it as the first
+        class. The Trainer's validation passes ``False`` and stops on the NaN loss itself,
+        naming the epoch.
     """
     refuse_substitution(loader, where=where)
     num_classes = len(classes)
@@ -292,6 +318,8 @@ def run_evaluation(
         if all_targets
         else np.empty(0, dtype=np.int64)
     )
+    if refuse_nonfinite:
+        _refuse_nonfinite_outputs(probabilities_array, loader, where)
     # the most probable class is the model's argmax: softmax keeps the order of its outputs
     matrix = confusion_matrix(targets_array, probabilities_array.argmax(axis=1), num_classes)
     count = len(targets_array)

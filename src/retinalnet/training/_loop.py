@@ -318,6 +318,7 @@ class FitLoop:
                 loss=trainer.task.loss,
                 classes=classes_of(trainer.model),
                 where="Trainer.fit (val)",
+                refuse_nonfinite=False,  # a NaN validation loss stops the fit, naming the epoch
             )
             if not math.isfinite(result.loss):
                 self._stop_on_nonfinite("validation", epoch, result.loss)
