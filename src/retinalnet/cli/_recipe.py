@@ -111,8 +111,8 @@ def recipe_defaults(args: argparse.Namespace) -> None:
 
 def _resumed_run_defaults(args: argparse.Namespace) -> None:
     """With ``--resume``, the options left out are those of the run resumed: its
-    architecture, its recipe and, for a fine-tune, its epochs and blocks (a fine-tune resumes
-    only with its own; what still differs is refused, named, when the fit starts)."""
+    architecture, image size, recipe and, for a fine-tune, its epochs and blocks (a fine-tune
+    resumes only with its own; what still differs is refused, named, when the fit starts)."""
     if getattr(args, "resume", None) is None or not Path(args.resume).is_file():
         if getattr(args, "arch", "") is None:
             args.arch = DEFAULT_ARCH
@@ -120,8 +120,10 @@ def _resumed_run_defaults(args: argparse.Namespace) -> None:
     from retinalnet.checkpoint import load_checkpoint
     from retinalnet.training._finetune import saved_recipe
 
-    checkpoint = load_checkpoint(args.resume, map_location="cpu")
+    checkpoint = load_checkpoint(args.resume, map_location="cpu")  # read once for all of them
     resumed = f"--resume {str(args.resume)!r}"
+    if getattr(args, "size", "") is None:
+        args.size = checkpoint.preprocessing.size
     if getattr(args, "arch", "") is None:
         args.arch = checkpoint.arch or DEFAULT_ARCH
     elif checkpoint.arch is not None and args.arch != checkpoint.arch:
@@ -146,14 +148,10 @@ def _resumed_run_defaults(args: argparse.Namespace) -> None:
 
 
 def _default_size(args: argparse.Namespace, recipe_size: int) -> int:
-    """The image size of a run not given ``--size``: the resumed run's, the architecture's
-    only one, or the recipe's."""
+    """The image size of a new run not given ``--size`` (a resumed run's is its own, see
+    :func:`_resumed_run_defaults`): the architecture's only one, or the recipe's."""
     from retinalnet.models import model_spec
 
-    if getattr(args, "resume", None) is not None:
-        from retinalnet.checkpoint import load_checkpoint
-
-        return load_checkpoint(args.resume, map_location="cpu").preprocessing.size
     arch = getattr(args, "arch", None)
     fixed = model_spec(arch).fixed_size if arch is not None else None
     return fixed if fixed is not None else recipe_size
