@@ -20,7 +20,7 @@ from retinalnet import __version__, cli
 from retinalnet.checkpoint import load_checkpoint
 from retinalnet.cli import _logging_to_stderr, build_parser, main
 from retinalnet.cli._advice import cli_message, cli_text
-from retinalnet.cli._preflight import OUTPUTS
+from retinalnet.cli._preflight import INPUTS, OUTPUTS
 from retinalnet.datasets import make_synthetic_kermany
 
 
@@ -702,6 +702,75 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_command_runs(
     err = capsys.readouterr().err
     assert err.startswith(f"retinalnet {command}: error: {flag} {str(path)!r} {said}"), err
     assert len(err.strip().splitlines()) == 1
+
+
+def _output_input_pairs() -> list[tuple[str, str, str, str]]:
+    """``(command, output flag, input flag, "file" | "folder")`` for every output file of a
+    command and every input it reads, as a file and (where it can be one) as a folder."""
+    folders_only, either = {"--data", "ROOT"}, {"PATH", "--images"}
+    pairs = []
+    for command, outputs in OUTPUTS.items():
+        for _, output, kind in outputs:
+            for _, given in INPUTS[command] if kind == "file" else ():
+                if given not in folders_only and (command, output, given) != (
+                    "calibrate",
+                    "--out",
+                    "--checkpoint",  # written in place, by design
+                ):
+                    pairs.append((command, output, given, "file"))
+                if given in folders_only | either:
+                    pairs.append((command, output, given, "folder"))
+    return pairs
+
+
+@pytest.mark.parametrize(
+    ("command", "output", "given", "as_"),
+    _output_input_pairs(),
+    ids=[f"{c}{o}-is{i}-{a}" for c, o, i, a in _output_input_pairs()],
+)
+def test_an_output_file_that_the_command_reads_is_refused_before_it_runs(
+    command: str,
+    output: str,
+    given: str,
+    as_: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(cli._COMMANDS, command, lambda args: pytest.fail("the command ran"))
+    if as_ == "file":  # evaluate --out best.pt, predict scan.png --csv scan.png
+        read = written = tmp_path / "mine.jpeg"
+    else:  # a scan in a folder the command reads
+        read, written = tmp_path / "scans", tmp_path / "scans" / "train" / "CNV" / "CNV-1-1.jpeg"
+        written.parent.mkdir(parents=True)
+    written.write_bytes(b"the user's file")
+    argv = list(_REQUIRED[command])
+    if given in argv:
+        argv[argv.index(given) + 1] = str(read)
+    elif given in ("PATH", "ROOT"):
+        argv[0] = str(read)
+    else:
+        argv += [given, str(read)]
+
+    assert main([command, *argv, output, str(written)]) == 1  # was: overwritten at the end
+
+    err = capsys.readouterr().err
+    assert err.startswith(f"retinalnet {command}: error: {output} {str(written)!r} is "), err
+    assert f"would destroy what the command reads; pass another file for {output}" in err
+    assert written.read_bytes() == b"the user's file"
+
+
+def test_an_output_file_beside_the_inputs_is_written(
+    data: Path, checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = data / "report.json"  # in the data folder, but not a scan: not read
+    argv = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "-q"]
+    try:
+        assert main([*argv, "--out", str(report)]) == 0
+        assert main([*argv, "--out", str(report)]) == 0  # replaced: it is an output
+    finally:
+        report.unlink(missing_ok=True)
+    capsys.readouterr()
 
 
 def test_a_missing_optional_package_is_one_line_saying_what_to_install(

@@ -6,17 +6,23 @@ cannot be written has lost its work (an evaluation, an export, an epoch). :data:
 lists, for each command, the options that name something it writes; :func:`check_outputs`
 refuses a file where a folder is to be, a folder where a file is to be, and a folder that
 cannot be made or written, in one line naming the option, before the command starts.
+:data:`INPUTS` lists the options naming what each command reads: an output file that is one
+of them (``evaluate --out best.pt``, ``predict scan.png --csv scan.png``), or a scan inside
+an input folder, is refused too, before it is read and then overwritten.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
+from retinalnet._core.classes import IMAGE_EXTENSIONS
 from retinalnet._core.folders import check_file_target, check_folder
 
-__all__ = ["OUTPUTS", "check_outputs"]
+__all__ = ["INPUTS", "OUTPUTS", "check_outputs"]
 
 Kind = Literal["file", "folder"]
 
@@ -46,6 +52,28 @@ OUTPUTS: dict[str, tuple[tuple[str, str, Kind], ...]] = {
 """``{command: ((dest, flag, kind), ...)}``: the options naming a file or folder each command
 writes."""
 
+INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "demo": (("weights", "--weights"),),
+    "train": (
+        ("data", "--data"),
+        ("weights", "--weights"),
+        ("resume", "--resume"),
+        ("manifest", "--manifest"),
+    ),
+    "evaluate": (("checkpoint", "--checkpoint"), ("data", "--data")),
+    "calibrate": (("checkpoint", "--checkpoint"), ("data", "--data")),
+    "predict": (("checkpoint", "--checkpoint"), ("paths", "PATH")),
+    "export": (("checkpoint", "--checkpoint"), ("images", "--images")),
+    "audit": (("root", "ROOT"),),
+    "split": (("root", "ROOT"),),
+}
+"""``{command: ((dest, flag), ...)}``: the options naming files or folders each command reads
+(a list for ``predict``'s paths and ``export --images``)."""
+
+_WRITTEN_IN_PLACE = {("calibrate", "--out", "--checkpoint")}
+"""(command, output, input) pairs that may name one file: ``calibrate --out`` the checkpoint
+itself writes the temperature into it, as without ``--out``."""
+
 _FIX: dict[Kind, str] = {
     "folder": "pass a folder that can be written (it is made if missing)",
     "file": "pass a file path that can be written (its folder is made if missing)",
@@ -63,6 +91,8 @@ def check_outputs(args: argparse.Namespace) -> None:
         A folder where a file is to be.
     PermissionError
         A folder that cannot be made or written (no permission, a read-only file system).
+    FileExistsError
+        An output file that the command reads (see :data:`INPUTS`).
     """
     for dest, flag, kind in OUTPUTS.get(args.command, ()):
         value = getattr(args, dest, None)
@@ -72,3 +102,39 @@ def check_outputs(args: argparse.Namespace) -> None:
             check_folder(value, name=flag, fix=_FIX[kind])
         else:
             check_file_target(value, name=flag, fix=_FIX[kind])
+            _refuse_overwriting_an_input(args, flag, Path(value))
+
+
+def _inputs(args: argparse.Namespace) -> Iterator[tuple[str, Path]]:
+    """``(flag, path)`` of every file or folder ``args.command`` reads that is there."""
+    for dest, flag in INPUTS.get(args.command, ()):
+        value = getattr(args, dest, None)
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(item, str | Path) and Path(item).exists():
+                yield flag, Path(item)
+
+
+def _refuse_overwriting_an_input(args: argparse.Namespace, flag: str, output: Path) -> None:
+    """Refuse an output file that is a file the command reads, or a scan in a folder it
+    reads (it would be read, then replaced by a report, a CSV or a model)."""
+    if not output.is_file():
+        return  # a file that is not there overwrites nothing
+    for input_flag, path in _inputs(args):
+        if path.is_dir():
+            inside = os.path.commonpath([os.path.realpath(path), os.path.realpath(output)])
+            if inside != os.path.realpath(path) or output.suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            what = f"a scan in the {input_flag} folder {str(path)!r}"
+        elif output.samefile(path) and (args.command, flag, input_flag) not in _WRITTEN_IN_PLACE:
+            what = (
+                f"the {input_flag} file"
+                if input_flag.startswith("-")
+                else f"one of the {input_flag}s it reads"
+            )
+        else:
+            continue
+        raise FileExistsError(
+            f"{flag} {str(output)!r} is {what}: writing it would destroy what the command "
+            f"reads; pass another file for {flag}"
+        )
