@@ -355,7 +355,7 @@ def test_calibrate_sets_the_temperature_that_made_the_data() -> None:
     assert result.num_samples == 4000
     assert result.nll_after < result.nll_before
     assert result.ece_after < result.ece_before
-    assert "fitted on 4000 validation images" in str(result)
+    assert "fitted on 4000 images:" in str(result)  # calibrate() knows no split
     assert json.loads(json.dumps(result.to_dict()))["applied"] is True
 
 
@@ -406,6 +406,7 @@ def test_temperature_scaling_calibrates_the_model_and_best_pt(data: Path, tmp_pa
     assert load_checkpoint(tmp_path / "best.pt").temperature == model.temperature
     assert load_checkpoint(tmp_path / "last.pt").temperature == 1.0  # for resuming
     assert calibration.best_result is None  # best.pt held the weights in memory
+    assert "validation images:" in str(result)
     # the temperature is that of calibrate() on the same weights and data
     again = _model()
     again.load_state_dict(model.state_dict())
@@ -631,6 +632,37 @@ def test_calibrate_out_naming_the_checkpoint_itself_writes_it_in_place(
     argv = ["calibrate", "--checkpoint", str(best), "--data", str(data), "--out", str(same)]
     assert main([*argv, "-q"]) == 0  # was: "PosixPath(...) and PosixPath(...) are the same file"
     assert f"wrote {best}" in capsys.readouterr().out
+
+
+def test_calibrate_out_naming_a_hard_link_of_the_checkpoint_leaves_the_checkpoint_alone(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _train(data, tmp_path / "run", "--no-calibrate") == 0
+    best = tmp_path / "run" / "best.pt"
+    link = tmp_path / "calibrated.pt"
+    link.hardlink_to(best)  # the same file under another name: --out, not the checkpoint
+    argv = ["calibrate", "--checkpoint", str(best), "--data", str(data), "--out", str(link)]
+    assert main([*argv, "-q"]) == 0
+    assert f"wrote {link}" in capsys.readouterr().out
+    assert load_checkpoint(link).temperature != 1.0
+    assert load_checkpoint(best).temperature == 1.0  # was: the checkpoint rewritten, --out not
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_calibrate_names_the_split_it_fitted_on_and_warns_of_the_test_split(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], split: str
+) -> None:
+    assert _train(data, tmp_path / "run", "--no-calibrate") == 0
+    best = tmp_path / "run" / "best.pt"
+    capsys.readouterr()
+    argv = ["calibrate", "--checkpoint", str(best), "--data", str(data), "--split", split]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main([*argv, "-q", "--out", str(tmp_path / "c.pt")]) == 0
+    images = len(KermanyOCT(data, split))
+    assert f"fitted on {images} images of the {split} split:" in capsys.readouterr().out
+    warned = any("the temperature on the test split flatters" in str(w.message) for w in caught)
+    assert warned == (split == "test")
 
 
 def test_the_expected_digest_is_read_as_people_write_it_and_refused_when_malformed(

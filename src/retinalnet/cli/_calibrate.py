@@ -14,7 +14,10 @@ __all__ = ["run_calibrate"]
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
+    import dataclasses
+    import os
     import shutil
+    import warnings
 
     from retinalnet._core.files import file_digest
     from retinalnet.checkpoint import load_checkpoint, set_checkpoint_temperature
@@ -24,8 +27,19 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
     checkpoint = load_checkpoint(args.checkpoint)
     fitted_on = file_digest(args.checkpoint).hex()  # the weights the temperature will fit
+    linked_copy = False  # --out a hard link of the checkpoint: same bytes, another name
     if args.out is not None and args.out.exists() and args.out.samefile(args.checkpoint):
-        args.out = None  # --out is the checkpoint itself: written in place
+        if os.path.realpath(args.out) == os.path.realpath(args.checkpoint):
+            args.out = None  # --out is the checkpoint itself: written in place
+        else:  # the atomic write gives --out a file of its own; the checkpoint stays as it was
+            linked_copy = True
+    if args.split == "test":
+        warnings.warn(
+            "fitting the temperature on the test split flatters the calibration (ECE) "
+            "reported on it: fit on the validation split (--split val) and report on test",
+            UserWarning,
+            stacklevel=1,
+        )
     model = checkpoint.build_model()
     data = KermanyOCT(args.data, args.split)
     skipped: list[SkippedImage] = []
@@ -39,9 +53,10 @@ def run_calibrate(args: argparse.Namespace) -> int:
         precision=args.precision,
         num_workers=args.workers,
     )
+    result = dataclasses.replace(result, images=f"images of the {args.split} split")
     target = args.out if args.out is not None else args.checkpoint
     if result.applied:
-        if args.out is not None:
+        if args.out is not None and not linked_copy:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(args.checkpoint, args.out)
         set_checkpoint_temperature(target, result.temperature, expected_sha256=fitted_on)

@@ -3,6 +3,7 @@ function (:func:`calibrate`) and as a Trainer callback (:class:`TemperatureScali
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import warnings
@@ -56,6 +57,10 @@ class CalibrationResult:
         at :attr:`temperature`.
     nll_before, nll_after : float
         Their mean negative log-likelihood, likewise (the quantity the fit minimises).
+    images : str
+        What the images were, for the summary line: ``"images"`` from :func:`calibrate`,
+        ``"validation images"`` from :class:`TemperatureScaling`, ``"images of the train
+        split"`` from ``retinalnet calibrate --split train``.
     """
 
     temperature: float
@@ -65,16 +70,17 @@ class CalibrationResult:
     ece_after: float
     nll_before: float
     nll_after: float
+    images: str = "images"
 
     def __str__(self) -> str:
         if not self.applied:
             return (
-                f"temperature not fitted on {self.num_samples} validation images (optimum at "
+                f"temperature not fitted on {self.num_samples} {self.images} (optimum at "
                 f"the bound {self.temperature:.3g}); ECE {self.ece_before:.1%}"
             )
         return (
-            f"temperature {self.temperature:.3f} fitted on {self.num_samples} validation "
-            f"images: ECE {self.ece_before:.1%} -> {self.ece_after:.1%}, NLL "
+            f"temperature {self.temperature:.3f} fitted on {self.num_samples} {self.images}: "
+            f"ECE {self.ece_before:.1%} -> {self.ece_after:.1%}, NLL "
             f"{self.nll_before:.4f} -> {self.nll_after:.4f}"
         )
 
@@ -202,7 +208,7 @@ def calibrate(
     >>> from retinalnet.training import calibrate
     >>> result = calibrate(model, KermanyOCT("OCT2017", "val"))  # doctest: +SKIP
     >>> print(result)  # doctest: +SKIP
-    temperature 2.889 fitted on 91 validation images: ECE ... -> ..., NLL ... -> ...
+    temperature 2.889 fitted on 91 images: ECE ... -> ..., NLL ... -> ...
     """
     if not isinstance(model, Classifier):
         raise TypeError(
@@ -312,7 +318,7 @@ class TemperatureScaling(Callback):
             precision=trainer.precision,
             temperature=1.0,
         )
-        return _fit(engine, loader)
+        return dataclasses.replace(_fit(engine, loader), images="validation images")
 
     def _calibrate_file(
         self, trainer: Trainer, checkpoint: ModelCheckpoint, loader: DataLoader[Any]
