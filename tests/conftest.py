@@ -16,7 +16,15 @@ from retinalnet.models import Classifier, vgg16_transfer
 
 MakeTree = Callable[..., Path]
 
-_FORMATS = {".jpeg": "JPEG", ".jpg": "JPEG", ".png": "PNG"}
+_FORMATS = {
+    ".jpeg": "JPEG",
+    ".jpg": "JPEG",
+    ".png": "PNG",
+    ".gif": "GIF",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+}
 
 
 @pytest.fixture(autouse=True)

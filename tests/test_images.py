@@ -606,18 +606,19 @@ def _stack(path: Path, frames: int = 3) -> Path:
         Image.fromarray(np.random.default_rng(i).integers(0, 256, (40, 48), np.uint8))
         for i in range(frames)
     ]
-    images[0].save(path, save_all=True, append_images=images[1:])
+    lossless = {"lossless": True} if path.suffix == ".webp" else {}
+    images[0].save(path, save_all=True, append_images=images[1:], **lossless)
     return path
 
 
-@pytest.mark.parametrize("suffix", [".tif", ".png"])
+@pytest.mark.parametrize("suffix", [".tif", ".png", ".gif", ".webp"])
 def test_a_file_of_several_frames_is_a_volume_not_one_b_scan(tmp_path, suffix):
     from retinalnet._core.images import frame_count, load_frames
 
     path = _stack(tmp_path / f"volume{suffix}")
     assert frame_count(path) == 3
     frames = load_frames(path)
-    assert [np.asarray(f).tolist() for f in frames] == [
+    assert [np.asarray(f.convert("L")).tolist() for f in frames] == [  # WebP decodes to RGB
         np.random.default_rng(i).integers(0, 256, (40, 48), np.uint8).tolist() for i in range(3)
     ]
     message = rf"^cannot read image {_quoted(path)}: it holds 3 frames .* not one B-scan: read it"

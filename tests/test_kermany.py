@@ -193,7 +193,9 @@ def test_a_clean_split_indexes_without_warnings(kermany_sample):
         ("scan.tif", True),
         ("scan.TIFF", True),
         ("scan.bmp", True),
-        ("scan.gif", False),
+        ("scan.gif", True),
+        ("scan.webp", True),
+        ("scan.jfif", False),
         ("scan.jpeg.txt", False),
         ("notes.txt", False),
         ("Thumbs.db", False),
@@ -364,10 +366,49 @@ def test_images_lying_directly_in_the_split_folder_are_refused(make_tree):
 
 def test_split_with_empty_class_folders_holds_no_images(make_tree):
     root = make_tree({"train/CNV": [], "train/DME": ["notes.txt"]})
-    suffixes = r"\(.bmp, .dcm, .jpeg, .jpg, .png, .tif, .tiff\)"
+    suffixes = r"\(.bmp, .dcm, .gif, .jpeg, .jpg, .png, .tif, .tiff, .webp\)"
     message = rf"split 'train' under {_quoted(root)} holds no images {suffixes}"
     with pytest.raises(ValueError, match=message):
         KermanyOCT(root, "train")
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".webp", ".bmp", ".tif", ".JPG"])
+def test_every_image_format_read_is_found_in_a_class_folder(make_tree, suffix):
+    root = make_tree({"train/CNV": ["CNV-1-1.png", f"CNV-2-1{suffix}"], "train/DME": []})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing left out, nothing to warn of
+        data = KermanyOCT(root, "train")
+    assert sorted(Path(path).name for path, _ in data.samples) == [
+        "CNV-1-1.png",
+        f"CNV-2-1{suffix}",
+    ]
+    assert data[1][0].size == (40, 36)
+
+
+def test_files_that_may_be_scans_are_left_out_with_one_warning_naming_them(make_tree):
+    root = make_tree(
+        {
+            "train/CNV": ["CNV-1-1.png", "CNV-2-1.jfif", "CNV-3-1.jp2", ".DS_Store", "Thumbs.db"],
+            "train/DME": ["DME-1-1.png", "DME-2-1.e2e", "IM0001", "notes.txt", "desktop.ini"],
+            "train/NORMAL": ["._NORMAL-1-1.png", "labels.csv"],
+        }
+    )
+    message = (
+        rf"^4 file\(s\) under {_quoted(root / 'train')} may be scans but are not read "
+        r"\(1 .e2e, 1 .jfif, 1 .jp2, 1 no suffix; "
+        rf"e.g. {_quoted(root / 'train' / 'CNV' / 'CNV-2-1.jfif')}\): "
+        r"the suffixes read are .bmp, .dcm, .gif, .jpeg, .jpg, .png, .tif, .tiff, .webp; "
+        r"convert such scans to PNG \(a DICOM file needs the .dcm suffix\)"
+    )
+    with pytest.warns(UserWarning, match=message) as caught:
+        data = KermanyOCT(root, "train")
+    assert len(caught) == 1
+    assert caught[0].filename == __file__  # the caller's line, not the library's
+    assert len(data) == 2  # was: left out without a word
+    with pytest.warns(UserWarning, match=r"^4 file\(s\) under .* may be scans") as caught:
+        found = find_images(root)
+    assert caught[0].filename == __file__
+    assert [path.name for path in found] == ["CNV-1-1.png", "DME-1-1.png"]
 
 
 def test_split_without_class_folders_is_refused(make_tree):

@@ -13,11 +13,13 @@ KERMANY_SPLITS: Final[tuple[str, ...]] = ("train", "val", "test")
 """Split folder names of the Kermany OCT2017 download."""
 
 IMAGE_EXTENSIONS: Final[frozenset[str]] = frozenset(
-    {".jpeg", ".jpg", ".png", ".tif", ".tiff", ".bmp", ".dcm"}
+    {".jpeg", ".jpg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".dcm"}
 )
 """File suffixes (compared lower-case) that are read as images (``.dcm``: DICOM, with the
-``dicom`` extra; a multi-frame DICOM file or multi-page TIFF is a volume, refused as one
-image)."""
+``dicom`` extra; a multi-frame DICOM file, multi-page TIFF or animated PNG, GIF or WebP is a
+volume, refused as one image). Other files in a searched folder are left out, with a warning
+for those that may be scans in another format (:func:`~retinalnet.datasets.find_images`,
+:class:`~retinalnet.datasets.KermanyOCT`)."""
 
 
 def check_same_classes(model_classes: Sequence[str], data: object, *, where: str) -> None:

@@ -22,9 +22,11 @@ __all__ = [
     "is_image_file",
     "iter_image_files",
     "list_class_folders",
+    "looks_like_a_scan",
     "patient_id_from_name",
     "patient_key",
     "walk_files",
+    "warn_of_files_not_read",
 ]
 
 # CLASS, PATIENT and IMAGE NUMBER separated by "-" or "_"; then nothing, or text that does
@@ -212,14 +214,70 @@ def _walk(
             yield from _walk(entry.path, (*chain, real), loops)
 
 
-def iter_image_files(folder: str) -> Iterator[str]:
+_SYSTEM_FILES = frozenset({"thumbs.db", "desktop.ini", "icon\r"})
+"""Files an operating system leaves in folders (Windows' thumbnail cache and folder settings,
+macOS' folder icon), in lower case: never scans."""
+
+_OCT_AND_DICOM_SUFFIXES = frozenset({".dicom", ".ima", ".e2e", ".fds", ".vol", ".oct", ".img"})
+"""Suffixes of DICOM files and of OCT devices' own formats (Heidelberg, Topcon, Bioptigen)."""
+
+
+def iter_image_files(folder: str, others: list[str] | None = None) -> Iterator[str]:
     """Yield image file paths under ``folder`` (recursively, hidden files and folders
-    skipped; a symlinked folder that loops back is skipped with a warning)."""
-    return (entry.path for entry in walk_files(folder) if is_image_file(entry.name))
+    skipped; a symlinked folder that loops back is skipped with a warning).
+
+    ``others``, when given, gets the path of every other file found (not hidden, not an
+    operating system's ``Thumbs.db`` or ``desktop.ini``): files that are left out."""
+    for entry in walk_files(folder):
+        if is_image_file(entry.name):
+            yield entry.path
+        elif others is not None and not (
+            entry.name.startswith(".") or entry.name.lower() in _SYSTEM_FILES
+        ):
+            others.append(entry.path)
+
+
+def looks_like_a_scan(name: str) -> bool:
+    """Whether a file that is not read as an image may still hold one: a suffix of another
+    image format Pillow knows (``.jfif``, ``.jp2``, ``.ppm``, ...), of DICOM or of an OCT
+    device's format (``.ima``, ``.e2e``, ``.vol``, ...), or no suffix (DICOM files often have
+    none). Notes, tables and reports (``.txt``, ``.csv``, ``.md``) do not."""
+    from PIL import Image
+
+    suffix = os.path.splitext(name)[1].lower()
+    if not suffix:
+        return True
+    return suffix in _OCT_AND_DICOM_SUFFIXES or suffix in Image.registered_extensions()
+
+
+def warn_of_files_not_read(others: list[str], where: str, *, stacklevel: int) -> None:
+    """Warn once that the files among ``others`` that may hold scans (see
+    :func:`looks_like_a_scan`), found under ``where``, are not read, counting them by suffix
+    and naming one; nothing when there are none."""
+    scans = sorted(path for path in others if looks_like_a_scan(Path(path).name))
+    if not scans:
+        return
+    suffixes: dict[str, int] = {}
+    for path in scans:
+        suffix = os.path.splitext(path)[1].lower() or "no suffix"
+        suffixes[suffix] = suffixes.get(suffix, 0) + 1
+    counted = ", ".join(f"{n} {suffix}" for suffix, n in sorted(suffixes.items()))
+    read = ", ".join(sorted(IMAGE_EXTENSIONS))
+    warnings.warn(
+        f"{len(scans)} file(s) under {where!r} may be scans but are not read ({counted}; e.g. "
+        f"{scans[0]!r}): the suffixes read are {read}; convert such scans to PNG (a DICOM "
+        "file needs the .dcm suffix), or move the files out of the folder",
+        UserWarning,
+        stacklevel=stacklevel + 1,
+    )
 
 
 def find_images(folder: str | os.PathLike[str]) -> list[Path]:
     """All image files under ``folder`` (recursively), sorted; hidden files are skipped.
+
+    Other files are left out; those that may be scans in another format (``.jfif``,
+    ``.jp2``, DICOM without the ``.dcm`` suffix, an OCT device's ``.e2e``) with one warning
+    that counts them by suffix and names one.
 
     Examples
     --------
@@ -229,7 +287,10 @@ def find_images(folder: str | os.PathLike[str]) -> list[Path]:
     root = Path(folder)
     if not root.is_dir():
         raise NotADirectoryError(f"{str(root)!r} is not a folder")
-    return sorted(Path(path) for path in iter_image_files(str(root)))
+    others: list[str] = []
+    images = sorted(Path(path) for path in iter_image_files(str(root), others))
+    warn_of_files_not_read(others, str(root), stacklevel=2)
+    return images
 
 
 def check_root(root: Path) -> None:

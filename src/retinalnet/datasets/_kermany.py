@@ -22,6 +22,7 @@ from retinalnet.datasets._files import (
     iter_image_files,
     list_class_folders,
     patient_id_from_name,
+    warn_of_files_not_read,
 )
 from retinalnet.datasets._manifest import read_manifest
 
@@ -242,9 +243,10 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
             self._raise_missing_split()
         samples: list[tuple[str, int]] = []
         misnamed: list[str] = []
+        others: list[str] = []
         for name, folder in list_class_folders(self.split_dir).items():
             target = self.class_to_idx[name]
-            paths = sorted(iter_image_files(folder))
+            paths = sorted(iter_image_files(folder, others))
             for path in paths:
                 inside = path[len(folder) + 1 :]
                 if os.sep in inside:  # under a subfolder: named like another class?
@@ -258,6 +260,7 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
             samples.extend((path, target) for path in paths)
         if misnamed:
             self._warn_misnamed(misnamed)
+        warn_of_files_not_read(others, str(self.split_dir), stacklevel=3)
         if not samples:
             suffixes = ", ".join(sorted(IMAGE_EXTENSIONS))
             raise ValueError(
