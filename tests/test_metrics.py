@@ -169,6 +169,43 @@ def test_urgent_referral_by_hand() -> None:
     assert referral.auc == pytest.approx(sum(pairs) / 25)
 
 
+@pytest.mark.parametrize("form", ["log-probabilities", "logits"])
+def test_the_referral_auc_of_log_probabilities_or_logits_is_that_of_their_probabilities(
+    form: str,
+) -> None:
+    # image 0: CNV 0.5 and DME 1e-5 (urgent 0.50001) against image 3: CNV 0.45 (0.45)
+    probabilities = np.array(
+        [[0.5, 1e-5, 0.49999, 0], [0.3, 0.3, 0.2, 0.2], [0.1, 0.1, 0.4, 0.4], [0.45, 0, 0.55, 0]]
+    )
+    probabilities = np.clip(probabilities, 1e-6, None)
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    scores = np.log(probabilities) + (3.0 if form == "logits" else 0.0)
+    targets = [0, 1, 2, 3]
+
+    expected = classification_report(targets, probabilities).referral
+    got = classification_report(targets, scores).referral
+    assert expected is not None
+    assert got is not None
+    assert expected.auc == 1.0
+    assert got.auc == pytest.approx(1.0)  # was 0.75: the log-probabilities were summed
+    assert math.isnan(classification_report(targets, scores).ece)  # needs probabilities
+
+
+def test_bootstrap_intervals_keep_every_class_whatever_its_name() -> None:
+    targets = np.array([0] * 20 + [1] * 20)
+    probabilities = np.tile([0.9, 0.1], (40, 1))
+    report = classification_report(
+        targets, probabilities, classes=["1", "0"], urgent=None, bootstrap=50
+    )
+    # was: "[0]" renamed to "[1]" and then back to "[0]", so sensitivity[1] was lost
+    assert {key for key in report.intervals if key.startswith("sensitivity")} == {
+        "sensitivity[1]",
+        "sensitivity[0]",
+    }
+    assert report.intervals["sensitivity[1]"] == (1.0, 1.0)
+    assert report.intervals["sensitivity[0]"] == (0.0, 0.0)
+
+
 def test_no_referral_without_the_urgent_classes() -> None:
     report = classification_report([0, 1], [[0.6, 0.4], [0.3, 0.7]], classes=["a", "b"])
 

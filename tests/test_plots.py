@@ -204,6 +204,15 @@ def test_roc_curves_one_per_class_with_its_auc(tmp_path: Path) -> None:
     _png(tmp_path / "roc.png")
 
 
+def test_a_roc_curve_draws_ties_as_the_diagonal_its_auc_counts() -> None:
+    figure = plot_roc_curves(([0, 1], [[0.5, 0.5], [0.5, 0.5]]), ["a", "b"])
+    line = figure.axes[0].lines[0]
+    assert line.get_label() == "a (AUC 0.500)"
+    x, y = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
+    assert line.get_drawstyle() == "default"  # was steps-post: right, then up, area 0
+    assert float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2)) == pytest.approx(0.5)
+
+
 def test_precision_recall_curves_with_average_precision_and_chance(tmp_path: Path) -> None:
     figure = plot_precision_recall_curves(
         ([0, 1, 1], [[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]]), ["a", "b"], save=tmp_path / "pr.png"

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
 from retinalnet.metrics._confusion import FloatArray, IntArray, confusion_matrix
 from retinalnet.metrics._rates import _averages, _per_class, _ratio, _referral
 from retinalnet.metrics._roc import roc_auc
+
+_CLASS_INDEX = re.compile(r"\[(\d+)\]")
+"""A class index in a summary key (``sensitivity[2]``), named once by the class's name."""
 
 
 def _summary(true: IntArray, scores: FloatArray, urgent_index: IntArray | None) -> dict[str, float]:
@@ -47,7 +51,6 @@ def _bootstrap_intervals(
     """Percentile intervals of the :func:`_summary` numbers over ``bootstrap`` resamples of
     the images drawn with replacement from ``numpy.random.default_rng(seed)``; class indices
     in the keys become class names (``sensitivity[CNV]``)."""
-    num_classes = scores.shape[1]
     intervals: dict[str, tuple[float, float]] = {}
     rng = np.random.default_rng(seed)
     samples: dict[str, list[float]] = {}
@@ -61,8 +64,6 @@ def _bootstrap_intervals(
         array = array[~np.isnan(array)]
         if array.size:
             low, high = np.percentile(array, [tail, 100 - tail])
-            name = key
-            for c in range(num_classes):
-                name = name.replace(f"[{c}]", f"[{names[c]}]")
+            name = _CLASS_INDEX.sub(lambda found: f"[{names[int(found.group(1))]}]", key)
             intervals[name] = (float(low), float(high))
     return intervals

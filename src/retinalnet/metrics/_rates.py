@@ -42,13 +42,27 @@ def _averages(values: FloatArray, support: IntArray) -> tuple[float, float]:
     return macro, weighted
 
 
+def are_probabilities(scores: FloatArray) -> bool:
+    """Whether every row of ``scores`` is non-negative and sums to 1 (to 1e-3)."""
+    if not scores.size:
+        return True
+    return bool(scores.min() >= 0 and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3))
+
+
 def _referral(
     true: IntArray, scores: FloatArray, urgent_index: IntArray
 ) -> tuple[float, float, float, IntArray]:
+    """Referral sensitivity, specificity and AUC. The AUC ranks images by the probability of
+    an urgent class, the sum of those classes' probabilities: scores that are not
+    probabilities (log-probabilities, logits) become probabilities by a softmax first, as
+    summing them would rank by something else."""
     is_urgent = np.isin(true, urgent_index)
     referred = np.isin(scores.argmax(axis=1), urgent_index)
     matrix = confusion_matrix(is_urgent.astype(np.int64), referred.astype(np.int64), 2)
     sensitivity = _ratio(float(matrix[1, 1]), float(matrix[1].sum()))
     specificity = _ratio(float(matrix[0, 0]), float(matrix[0].sum()))
+    if not are_probabilities(scores):
+        shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+        scores = shifted / shifted.sum(axis=1, keepdims=True)
     auc = roc_auc(scores[:, urgent_index].sum(axis=1), is_urgent)
     return sensitivity, specificity, auc, matrix

@@ -27,7 +27,7 @@ from retinalnet.metrics._confusion import (
     confusion_matrix,
     topk_accuracy,
 )
-from retinalnet.metrics._rates import _averages, _per_class, _ratio, _referral
+from retinalnet.metrics._rates import _averages, _per_class, _ratio, _referral, are_probabilities
 from retinalnet.metrics._roc import roc_auc
 
 __all__ = ["URGENT_CLASSES", "ClassificationReport", "PatientGroups", "classification_report"]
@@ -293,7 +293,10 @@ def classification_report(
         True class index of each image.
     probabilities
         Class probabilities, shape ``(images, classes)``; any scores work for the
-        confusion matrix and AUCs (AUCs only depend on the order of scores).
+        confusion matrix and the per-class AUCs (they only depend on the order of scores).
+        The urgent-referral AUC ranks by the summed probability of the urgent classes:
+        scores that are not probabilities (log-probabilities, logits) are turned into
+        probabilities by a softmax for it. The ECE needs probabilities (NaN otherwise).
     classes
         Class names in output order (the Kermany classes by default).
     urgent
@@ -407,8 +410,6 @@ def classification_report(
 
 def _ece(scores: npt.NDArray[np.float64], true: IntArray) -> float:
     """The ECE, or NaN without images or when the scores are not probabilities."""
-    if not len(true) or scores.min() < 0:  # finite: classification_report refused the others
-        return math.nan
-    if not np.allclose(scores.sum(axis=1), 1.0, atol=1e-3):
+    if not len(true) or not are_probabilities(scores):  # finite: refused before otherwise
         return math.nan
     return expected_calibration_error(scores, true)
