@@ -21,7 +21,7 @@ from _training_helpers import CLASSES, frozen_small_cnn, linear_classifier, tiny
 from retinalnet import SyntheticOCT
 from retinalnet.datasets import KermanyOCT
 from retinalnet.models import Classifier
-from retinalnet.training import EvaluationResult, Trainer, evaluate
+from retinalnet.training import EvaluationResult, Trainer, calibrate, evaluate
 from retinalnet.transforms import Preprocessing
 
 # Each image's input is its own logits, so the prediction is whatever we put at the argmax.
@@ -332,8 +332,9 @@ class _Labelled(TensorDataset):
     ],
 )
 @pytest.mark.parametrize("as_loader", [False, True], ids=["dataset", "loader"])
+@pytest.mark.parametrize("door", [evaluate, calibrate], ids=["evaluate", "calibrate"])
 def test_classes_that_differ_by_name_or_order_are_refused_before_anything_runs(
-    data_classes: list[str], as_loader: bool
+    data_classes: list[str], as_loader: bool, door: Callable[..., object]
 ) -> None:
     model = linear_classifier()
     data = _Labelled(data_classes)
@@ -344,7 +345,8 @@ def test_classes_that_differ_by_name_or_order_are_refused_before_anything_runs(
         + re.escape(f"the data's are {data_classes}")
     )
     with pytest.raises(ValueError, match=message):
-        evaluate(model, source, device="cpu")
+        door(model, source, device="cpu")  # calibrate: was a temperature fitted on wrong labels
+    assert model.temperature == 1.0
 
 
 def test_the_same_classes_pass() -> None:

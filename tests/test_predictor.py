@@ -649,3 +649,25 @@ def test_results_are_never_built_from_probabilities_that_are_not_finite() -> Non
         top_predictions(
             probabilities, ["a.png", "gone.png", "b.png"], [True, False, True], CLASSES, 2
         )
+
+
+class _Confident(nn.Module):
+    """Fixed scores: CNV far ahead, then NORMAL, DME and DRUSEN, the last three with
+    probabilities below float32's smallest (they round to 0.0 as float32)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scores = nn.Parameter(torch.tensor([0.0, -407.2, -535.9, -111.0]))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.scores.expand(len(inputs), -1) + 0 * inputs.mean()
+
+
+def test_top_k_ranks_probabilities_too_small_for_a_float_by_the_model() -> None:
+    model = Classifier(_Confident(), classes=CLASSES, preprocessing=Preprocessing(size=32))
+    predictor = Predictor(model, device="cpu", precision="fp32")
+    prediction = predictor.topk(Image.new("L", (40, 40), 10), k=4)
+    # was CNV, DME, DRUSEN, NORMAL: the three 0.0 floats ordered by class index
+    assert [c.name for c in prediction.top] == ["CNV", "NORMAL", "DME", "DRUSEN"]
+    assert prediction.top[0].probability == 1.0
+    assert predictor.predict_proba([Image.new("L", (40, 40), 10)]).dtype == torch.float32

@@ -292,11 +292,12 @@ class Predictor:
             letter, a tensor row by row. Pass ``[image]``, or ``list(batch)``.
         """
         check_image_list(images)
-        probabilities, readable = self._probabilities(images)
-        return probabilities[readable]
+        log_probabilities, readable = self._log_probabilities(images)
+        return log_probabilities[readable].exp().float()
 
-    def _probabilities(self, images: Sequence[ImageInput]) -> tuple[torch.Tensor, list[bool]]:
-        """Probabilities of every image (a blank row for a skipped one), and which are real."""
+    def _log_probabilities(self, images: Sequence[ImageInput]) -> tuple[torch.Tensor, list[bool]]:
+        """Log-probabilities (float64, on the CPU) of every image (a blank row for a skipped
+        one), and which are real."""
         self.skipped = []
         if not images:
             return torch.empty(0, len(self.classes)), []
@@ -324,7 +325,7 @@ class Predictor:
                 index = start + read[bad]
                 source = image_source(images[index], index)
                 raise nonfinite_output_error(source, low_precision=self.engine.dtype is not None)
-            rows.append(log_probs.exp().float().cpu())
+            rows.append(log_probs.cpu())
         self.skipped = [
             SkippedImage(image_source(image, index), reason)
             for index, (image, reason) in enumerate(zip(images, reasons, strict=True))
@@ -385,10 +386,13 @@ class Predictor:
         check_k(k, len(self.classes))
         single = not isinstance(images, (list, tuple))
         batch: Sequence[ImageInput] = images if isinstance(images, (list, tuple)) else [images]
-        probabilities, readable = self._probabilities(batch)
+        log_probabilities, readable = self._log_probabilities(batch)
         if single and self.skipped:
             raise UnreadableImageError(self.skipped[0].source, self.skipped[0].reason)
-        predictions = top_predictions(probabilities[readable], batch, readable, self.classes, k)
+        rows = log_probabilities[readable]
+        # ranked by the log-probabilities: a confident model's small probabilities round to
+        # 0.0 as floats, and the tie rule would then order them by class index
+        predictions = top_predictions(rows.exp(), batch, readable, self.classes, k, ranking=rows)
         return predictions[0] if single else predictions
 
     def gradcam(
@@ -529,10 +533,14 @@ def top_predictions(
     readable: Sequence[bool] | torch.Tensor,
     classes: Sequence[str],
     k: int,
+    *,
+    ranking: torch.Tensor | None = None,
 ) -> list[Prediction]:
     """One :class:`Prediction` per readable image: its ``k`` most probable classes.
 
-    ``probabilities`` has one row per readable image, in the order of ``images``; the
+    ``probabilities`` has one row per readable image, in the order of ``images``; classes
+    are ranked by ``ranking`` (the log-probabilities, which keep the order of probabilities
+    too small for a float) when given, else by ``probabilities``; the
     torch :class:`Predictor` and the ONNX one build their results here, so both name
     images and order classes the same way, and neither gives an answer for an image whose
     probabilities are NaN or infinite.
@@ -546,8 +554,9 @@ def top_predictions(
     sources = [image_source(image, i) for i, image in enumerate(images) if readable[i]]
     # ties: the lower class index first, as argmax and retinalnet.metrics rank them
     # (torch.topk orders ties as it likes: four probabilities of 0.25 gave DRUSEN first)
-    values, indices = probabilities.sort(dim=1, descending=True, stable=True)
-    values, indices = values[:, :k], indices[:, :k]
+    order = probabilities if ranking is None else ranking
+    indices = order.sort(dim=1, descending=True, stable=True).indices[:, :k]
+    values = probabilities.gather(1, indices)
     return [
         Prediction(
             source=source,

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from retinalnet._core.classes import check_same_classes
 from retinalnet._core.device import default_num_workers
 from retinalnet._core.loaders import DataSource
 from retinalnet.checkpoint import load_checkpoint, set_checkpoint_temperature
@@ -199,7 +200,9 @@ def calibrate(
     TypeError
         If ``model`` is not a Classifier.
     ValueError
-        If ``data`` is empty, none of its images can be read, or it is a DataLoader (or a
+        If the data's classes differ from the model's (by name or order: every label would
+        be compared with another class's output), ``data`` is empty, none of its images can
+        be read, or it is a DataLoader (or a
         ``Subset``) over a ``KermanyOCT(on_error="skip")``, whose unreadable images could
         not be left out: pass the data set itself.
 
@@ -215,6 +218,7 @@ def calibrate(
             f"calibrate needs a retinalnet Classifier, which carries the temperature (got "
             f"{type(model).__name__}); wrap the network with Classifier(network, classes=...)"
         )
+    check_same_classes(model.classes, data, where="calibrate")
     engine = InferenceEngine(model, device=device, precision=precision, temperature=1.0)
     data, _ = readable_for_scoring(
         data,
