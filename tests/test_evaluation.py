@@ -438,3 +438,52 @@ def test_a_nan_output_is_refused_at_every_scoring_door_not_counted_as_class_0(
     nan_model = Classifier(_NanLogits(), classes=CLASSES, preprocessing=Preprocessing(size=32))
     with pytest.raises(ValueError, match=r"output for '.*\.jpeg' is NaN or infinite"):
         evaluate(nan_model, files, device="cpu")
+
+
+# --- a data set with its own transform: scored otherwise than the Predictor scores it -----
+
+
+def _scored_by(door: str, model: Classifier, data: KermanyOCT) -> None:
+    trainer = Trainer(model, batch_size=4, device="cpu", progress=False)
+    if door == "evaluate":
+        evaluate(model, data, device="cpu")
+    elif door == "calibrate":
+        calibrate(model, data, device="cpu")
+    elif door == "Trainer.evaluate":
+        trainer.evaluate(data)
+    else:
+        trainer.fit(data, data)  # the validation data (the training data may augment)
+
+
+@pytest.mark.parametrize("door", ["evaluate", "calibrate", "Trainer.evaluate", "Trainer.fit"])
+def test_scoring_data_with_its_own_transform_warns_that_the_predictor_differs(
+    make_tree: Callable[..., Path], door: str
+) -> None:
+    root = make_tree({"val/CNV": ["CNV-1-1.png", "CNV-2-1.png"], "val/DME": ["DME-3-1.png"]})
+    model = tiny_cnn(size=32)
+    own = KermanyOCT(root, "val", transform=Preprocessing(size=48).eval_transform())
+    with pytest.warns(UserWarning, match=r"own transform, not the model's preprocessing \(size 32"):
+        _scored_by(door, model, own)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _scored_by(door, model, KermanyOCT(root, "val"))  # the model's own: nothing to say
+        same = KermanyOCT(root, "val", transform=model.preprocessing.eval_transform())
+        _scored_by(door, model, same)
+    assert not [w for w in caught if "own transform" in str(w.message)]
+
+
+def test_the_own_transform_warning_points_at_the_callers_line(
+    make_tree: Callable[..., Path],
+) -> None:
+    root = make_tree({"val/CNV": ["CNV-1-1.png"], "val/DME": ["DME-3-1.png"]})
+    own = KermanyOCT(root, "val", transform=Preprocessing(size=48).eval_transform())
+    model = tiny_cnn(size=32)
+    trainer = Trainer(model, batch_size=4, device="cpu", progress=False, max_epochs=1)
+    for call in (
+        lambda: evaluate(model, own, device="cpu"),
+        lambda: trainer.evaluate(own),
+        lambda: trainer.fit(own, own),
+    ):
+        with pytest.warns(UserWarning, match="own transform") as caught:
+            call()
+        assert {w.filename for w in caught if "own transform" in str(w.message)} == {__file__}

@@ -48,7 +48,11 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
     split
         ``"train"``, ``"val"`` or ``"test"``.
     transform
-        Applied to each PIL image, e.g. ``Preprocessing().eval_transform()``.
+        Applied to each PIL image, for loops of your own (e.g.
+        ``Preprocessing().train_transform()``). Leave it out for the Trainer,
+        :func:`~retinalnet.training.evaluate`, :func:`~retinalnet.training.calibrate` and
+        the Predictor: they prepare each image with the model's own preprocessing, and warn
+        when data they score has a transform other than it.
     target_transform
         Applied to each class index.
     loader

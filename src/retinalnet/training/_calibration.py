@@ -27,6 +27,7 @@ from retinalnet.metrics._calibration import TEMPERATURE_BOUNDS, temperature_nll
 from retinalnet.models import Classifier
 from retinalnet.precision import Precision
 from retinalnet.training._callbacks import Callback, EarlyStopping, _changeable_state
+from retinalnet.training._data import warn_of_own_transform
 from retinalnet.training._model_checkpoint import ModelCheckpoint
 
 if TYPE_CHECKING:
@@ -219,6 +220,7 @@ def calibrate(
             f"{type(model).__name__}); wrap the network with Classifier(network, classes=...)"
         )
     check_same_classes(model.classes, data, where="calibrate")
+    warn_of_own_transform(model, data, where="calibrate()", stacklevel=2)
     engine = InferenceEngine(model, device=device, precision=precision, temperature=1.0)
     data, _ = readable_for_scoring(
         data,

@@ -19,6 +19,7 @@ __all__ = [
     "fit_loader",
     "train_targets",
     "warn_of_missing_classes",
+    "warn_of_own_transform",
 ]
 
 SAMPLER_NOT_DISTRIBUTED = (
@@ -131,3 +132,35 @@ def warn_of_missing_classes(train: DataSource, classes: tuple[str, ...] | None) 
             UserWarning,
             stacklevel=4,
         )
+
+
+def warn_of_own_transform(
+    model: nn.Module, data: DataSource, *, where: str, stacklevel: int
+) -> None:
+    """Warn when data a Classifier is scored on prepares its images with a transform of its
+    own (``KermanyOCT(..., transform=...)``) other than the model's evaluation pipeline: its
+    images then reach the model otherwise than through the Predictor and ``retinalnet
+    predict`` (another size, normalisation or decoding), so the same files get other
+    probabilities there. Training data's own transform (augmentation) is not scored."""
+    if not isinstance(model, Classifier):
+        return
+    dataset: Any = data
+    for _ in range(4):  # a DataLoader's data set, a Subset's, ...
+        if getattr(dataset, "transform", None) is not None or not hasattr(dataset, "dataset"):
+            break
+        dataset = dataset.dataset
+    transform = getattr(dataset, "transform", None)
+    preprocessing = model.preprocessing
+    if transform is None or (
+        repr(transform) == repr(preprocessing.eval_transform()) and not preprocessing.reduced_decode
+    ):
+        return
+    warnings.warn(
+        f"{where}: the data set prepares its images with its own transform, not the model's "
+        f"preprocessing (size {preprocessing.size}, resize {preprocessing.resize}, its mean "
+        "and std): the results can differ from the Predictor's and `retinalnet predict`'s "
+        "for the same files. Create the data set without transform= (e.g. KermanyOCT(root, "
+        "split)) to score the images as the model predicts them",
+        UserWarning,
+        stacklevel=stacklevel + 1,
+    )

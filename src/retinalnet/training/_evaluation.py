@@ -29,6 +29,7 @@ from retinalnet.engine import InferenceEngine
 from retinalnet.metrics import confusion_matrix, expected_calibration_error
 from retinalnet.models import Classifier
 from retinalnet.precision import Precision
+from retinalnet.training._data import warn_of_own_transform
 from retinalnet.training._feature_cache import build_feature_cache, trainable_head
 
 if TYPE_CHECKING:
@@ -454,6 +455,7 @@ def evaluate(
             raise ValueError("pass classes=[...] when the model is not a retinalnet Classifier")
         classes = model.classes
     check_same_classes(classes, data, where="evaluate")
+    warn_of_own_transform(model, data, where="evaluate()", stacklevel=2)
     workers = default_num_workers(target_device, num_workers)
     data, _ = readable_for_scoring(
         data,

@@ -26,6 +26,7 @@ from retinalnet.training._data import (
     classes_of,
     train_targets,
     warn_of_missing_classes,
+    warn_of_own_transform,
 )
 from retinalnet.training._distributed import distributed_context
 from retinalnet.training._epoch import enter_train_mode, epoch_line, train_one_epoch
@@ -96,6 +97,7 @@ class FitLoop:
             check_same_classes(trainer.model.classes, train, where="Trainer.fit (train)")
             if val is not None:
                 check_same_classes(trainer.model.classes, val, where="Trainer.fit (val)")
+                warn_of_own_transform(trainer.model, val, where="Trainer.fit (val)", stacklevel=4)
         if trainer._feature_cache_for(train, val)[0] is None:
             train_targets(train, trainer.task.balance)  # fails now without targets
         model_classes = trainer.model.classes if isinstance(trainer.model, Classifier) else None

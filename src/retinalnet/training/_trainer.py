@@ -41,7 +41,7 @@ from retinalnet.training._config import (
     choose_feature_cache,
     why_data_is_not_cached,
 )
-from retinalnet.training._data import classes_of, fit_loader
+from retinalnet.training._data import classes_of, fit_loader, warn_of_own_transform
 from retinalnet.training._distributed import (
     DistributedContext,
     local_device,
@@ -457,6 +457,7 @@ class Trainer:
         """
         if isinstance(self.model, Classifier):
             check_same_classes(self.model.classes, data, where="Trainer.evaluate")
+            warn_of_own_transform(self.model, data, where="Trainer.evaluate", stacklevel=2)
         with progress_output(self.progress):
             decode = self.model.preprocessing.load if isinstance(self.model, Classifier) else None
             data, _ = readable_for_scoring(
