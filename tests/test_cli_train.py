@@ -389,6 +389,32 @@ def test_a_missing_resume_file_is_refused_before_any_work(
     )
 
 
+def test_a_run_of_pretrained_weights_resumes_without_the_network(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torchvision
+
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--arch", "resnet18", "--size", "32", "-q"]
+    assert (
+        main(
+            [*argv, "--out", str(out), "--weights", "none", "--epochs", "1", "--recipe", "tutorial"]
+        )
+        == 0
+    )
+
+    def offline(url: str, *args: object, **kwargs: object) -> None:
+        raise OSError(f"no network: {url}")
+
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline)
+    capsys.readouterr()
+    # --weights left out means the ImageNet ones; the checkpoint holds every weight
+    resume = ["train", "--data", str(data), "--resume", str(out / "last.pt"), "--epochs", "2"]
+    assert main([*resume, "-q"]) == 0, capsys.readouterr().err  # was: "cannot download
+    # ResNet18 weights IMAGENET1K_V1"
+    assert checkpoint_epoch(out / "last.pt") == 2
+
+
 @pytest.mark.parametrize(
     ("flag", "inside", "said"),
     [

@@ -122,6 +122,9 @@ def _resumed_run_defaults(args: argparse.Namespace) -> None:
 
     checkpoint = load_checkpoint(args.resume, map_location="cpu")  # read once for all of them
     resumed = f"--resume {str(args.resume)!r}"
+    # the network is rebuilt as the run built it, without downloading weights: every
+    # weight comes from the checkpoint (an offline machine resumes a run it started)
+    args.resumed_network = (checkpoint.arch_kwargs, checkpoint.classes)
     if getattr(args, "size", "") is None:
         args.size = checkpoint.preprocessing.size
     if getattr(args, "arch", "") is None:

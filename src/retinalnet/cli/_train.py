@@ -56,7 +56,7 @@ def run_train(args: argparse.Namespace) -> int:
     from retinalnet.cli._recipe import recipe_defaults, recipe_trainer
     from retinalnet.cli._skip import print_skipped
     from retinalnet.datasets import KermanyOCT
-    from retinalnet.models import create_model
+    from retinalnet.models import build_model, create_model
     from retinalnet.training import (
         ClassificationTask,
         EarlyStopping,
@@ -96,7 +96,13 @@ def run_train(args: argparse.Namespace) -> int:
         _check_best_is_free(args)
         if args.seed is not None:
             seed_everything(args.seed)  # before the model: its new head starts the same
-        model = create_model(args.arch, weights=args.weights, preprocessing=preprocessing)
+        resumed = getattr(args, "resumed_network", None)
+        if resumed is not None and args.arch is not None:  # its weights are in --resume
+            model = build_model(
+                args.arch, resumed[0], classes=resumed[1], preprocessing=preprocessing
+            )
+        else:
+            model = create_model(args.arch, weights=args.weights, preprocessing=preprocessing)
         # before any features are cached: augmented views follow it
         model.preprocessing = model.preprocessing.with_augmentation(args.augment)
         if (
