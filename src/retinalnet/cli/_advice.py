@@ -13,6 +13,8 @@ import importlib
 import logging
 import re
 
+from retinalnet._core.log_marks import SKIPPED_LISTED_ELSEWHERE
+
 __all__ = ["CliText", "cli_message", "cli_text", "require_matplotlib", "require_tensorboard"]
 
 # (Python phrase, what a shell user types), applied in order: longer phrases first.
@@ -107,9 +109,13 @@ def cli_message(args: argparse.Namespace, error: BaseException) -> str:
 
 
 class CliText(logging.Filter):
-    """A logging filter that says the library's log lines with flags (see :func:`cli_text`)."""
+    """A logging filter that says the library's log lines with flags (see :func:`cli_text`),
+    and drops those counting skipped images: every command lists them in full at its end
+    (``retinalnet predict: skipped 2 unreadable images:``), not twice."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, SKIPPED_LISTED_ELSEWHERE, False):
+            return False
         message = record.getMessage()
         translated = cli_text(message)
         if translated != message:

@@ -379,7 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="PATH",
         help=f"image files, or folders searched for {image_suffixes()} files; a multi-frame "
-        "file (DICOM, multi-page TIFF) is an OCT volume, summarised per volume",
+        "file (DICOM, multi-page TIFF, animated PNG, GIF or WebP) is an OCT volume, "
+        "summarised per volume",
     )
     predict.add_argument(
         "--checkpoint", required=True, type=Path, help="a checkpoint written by retinalnet"

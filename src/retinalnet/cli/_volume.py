@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from retinalnet._core.log_marks import SKIPPED_LISTED_ELSEWHERE
 from retinalnet.cli._argtypes import int_in_range
 
 if TYPE_CHECKING:
@@ -124,7 +125,12 @@ def predict_volumes(
             continue
         runs.append(VolumeRun(path, summary, scans))
     if skipped:
-        logger.warning("skipped %d unreadable volume(s) of %d", len(skipped), len(volumes))
+        logger.warning(
+            "skipped %d unreadable volume(s) of %d",
+            len(skipped),
+            len(volumes),
+            extra={SKIPPED_LISTED_ELSEWHERE: True},
+        )
     return runs, skipped
 
 

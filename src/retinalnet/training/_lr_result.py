@@ -45,10 +45,10 @@ class LRFinderResult:
     Examples
     --------
     >>> result = trainer.lr_find(train)  # doctest: +SKIP
-    >>> result.suggestion  # doctest: +SKIP
-    0.0013
-    >>> result.suggest("steepest")  # doctest: +SKIP
+    >>> result.suggestion  # the default rule, "steepest"  # doctest: +SKIP
     0.0052
+    >>> result.suggest("valley")  # doctest: +SKIP
+    0.0013
     >>> figure = result.plot(save="lr_find.png")  # doctest: +SKIP
 
     .. versionadded:: 0.2
