@@ -671,3 +671,13 @@ def test_top_k_ranks_probabilities_too_small_for_a_float_by_the_model() -> None:
     assert [c.name for c in prediction.top] == ["CNV", "NORMAL", "DME", "DRUSEN"]
     assert prediction.top[0].probability == 1.0
     assert predictor.predict_proba([Image.new("L", (40, 40), 10)]).dtype == torch.float32
+
+
+def test_a_warning_of_the_predictor_names_the_callers_line(tmp_path: Path) -> None:
+    small = tmp_path / "small.png"
+    Image.new("L", (20, 20), 40).save(small)
+    predictor = Predictor(tiny_cnn(), device="cpu")
+    for call in (lambda: predictor.topk(small), lambda: predictor.topk([small, small])):
+        with pytest.warns(UserWarning, match="only 20 x 20 pixels") as caught:
+            call()
+        assert {w.filename for w in caught} == {__file__}  # was transforms.py

@@ -21,7 +21,6 @@ import os
 import pickle
 import re
 import reprlib
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.files import FileWriteError, atomic_write, file_digest, write_error_hint
 from retinalnet._core.torch_load import (
     check_archive,
@@ -563,13 +563,12 @@ def load_checkpoint(
         raise damaged_file_error(file, "checkpoint", "its zip directory cannot be read")
     checkpoint = _Fields(data, file).checkpoint()
     if archive == "legacy":
-        warnings.warn(
+        warn_caller(
             f"checkpoint {str(file)!r} is in PyTorch's legacy file format, which has no "
             "checksums: damage to it cannot be detected. Write it again in the current "
             "format, checked from then on: torch.save(torch.load(old, weights_only=True), "
             "new)",
             UserWarning,
-            stacklevel=2,
         )
     return checkpoint
 

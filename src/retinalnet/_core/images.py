@@ -31,6 +31,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.functional import to_pil_image
 
+from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.dicom import (
     DICOM_EXTENSIONS,
     DicomReadError,
@@ -319,7 +320,7 @@ def check_decoded(image: Image.Image, path: str | os.PathLike[str]) -> Image.Ima
 def _admit(image: Image.Image, size: tuple[int, int], file: Path) -> Image.Image:
     """A decoded file's size and pixels through the gate; errors name the file."""
     try:
-        _check_size(size, repr(str(file)), stacklevel=4)
+        _check_size(size, repr(str(file)))
         return _model_mode(image, repr(str(file)))
     except _UnusablePixelsError as error:
         raise UnreadableImageError(file, str(error)) from None
@@ -528,9 +529,8 @@ def _bomb_reason(error: Exception) -> str:
     )
 
 
-def _check_size(size: tuple[int, int], name: str, stacklevel: int = 3) -> None:
-    """Refuse a size no B-scan has; warn about a small one (``stacklevel``: at the caller of
-    the public function)."""
+def _check_size(size: tuple[int, int], name: str) -> None:
+    """Refuse a size no B-scan has; warn about a small one (at the caller's code)."""
     width, height = size
     if min(width, height) < MIN_IMAGE_SIDE:
         raise _UnusablePixelsError(
@@ -545,12 +545,11 @@ def _check_size(size: tuple[int, int], name: str, stacklevel: int = 3) -> None:
             "refused: crop it to one B-scan"
         )
     if min(width, height) < SMALL_IMAGE_SIDE:
-        warnings.warn(
+        warn_caller(
             f"{name} is only {width} x {height} pixels, smaller than the smallest model "
             f"input ({SMALL_IMAGE_SIDE} pixels): the model sees it upsampled, with little "
             "detail; check that it is a whole B-scan",
             UserWarning,
-            stacklevel=stacklevel,
         )
 
 

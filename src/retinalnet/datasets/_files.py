@@ -5,10 +5,10 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.classes import IMAGE_EXTENSIONS, KERMANY_CLASSES
 
 __all__ = [
@@ -200,11 +200,10 @@ def _walk(
                 real = os.path.realpath(entry.path)
                 if any(above == real or above.startswith(real + os.sep) for above in chain):
                     if loops is None:
-                        warnings.warn(
+                        warn_caller(
                             f"skipping the link {entry.path!r}: it leads back to {real!r}, "
                             "a folder it is inside (a loop); remove the link",
                             RuntimeWarning,
-                            stacklevel=3,
                         )
                     else:
                         loops.append(entry.path)
@@ -250,7 +249,7 @@ def looks_like_a_scan(name: str) -> bool:
     return suffix in _OCT_AND_DICOM_SUFFIXES or suffix in Image.registered_extensions()
 
 
-def warn_of_files_not_read(others: list[str], where: str, *, stacklevel: int) -> None:
+def warn_of_files_not_read(others: list[str], where: str) -> None:
     """Warn once that the files among ``others`` that may hold scans (see
     :func:`looks_like_a_scan`), found under ``where``, are not read, counting them by suffix
     and naming one; nothing when there are none."""
@@ -263,12 +262,11 @@ def warn_of_files_not_read(others: list[str], where: str, *, stacklevel: int) ->
         suffixes[suffix] = suffixes.get(suffix, 0) + 1
     counted = ", ".join(f"{n} {suffix}" for suffix, n in sorted(suffixes.items()))
     read = ", ".join(sorted(IMAGE_EXTENSIONS))
-    warnings.warn(
+    warn_caller(
         f"{len(scans)} file(s) under {where!r} may be scans but are not read ({counted}; e.g. "
         f"{scans[0]!r}): the suffixes read are {read}; convert such scans to PNG (a DICOM "
         "file needs the .dcm suffix), or move the files out of the folder",
         UserWarning,
-        stacklevel=stacklevel + 1,
     )
 
 
@@ -289,7 +287,7 @@ def find_images(folder: str | os.PathLike[str]) -> list[Path]:
         raise NotADirectoryError(f"{str(root)!r} is not a folder")
     others: list[str] = []
     images = sorted(Path(path) for path in iter_image_files(str(root), others))
-    warn_of_files_not_read(others, str(root), stacklevel=2)
+    warn_of_files_not_read(others, str(root))
     return images
 
 

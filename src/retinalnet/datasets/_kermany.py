@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import os
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import torch.utils.data
 from PIL import Image
 
+from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.classes import IMAGE_EXTENSIONS, KERMANY_CLASSES, KERMANY_SPLITS
 from retinalnet._core.images import UnreadableImageError, load_image
 from retinalnet.datasets._files import (
@@ -264,7 +264,7 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
             samples.extend((path, target) for path in paths)
         if misnamed:
             self._warn_misnamed(misnamed)
-        warn_of_files_not_read(others, str(self.split_dir), stacklevel=3)
+        warn_of_files_not_read(others, str(self.split_dir))
         if not samples:
             suffixes = ", ".join(sorted(IMAGE_EXTENSIONS))
             raise ValueError(
@@ -290,14 +290,13 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         example = Path(misnamed[0])
         relative = example.relative_to(self.root).as_posix()
         named, label = class_named_in(example.name), relative.split("/")[1]
-        warnings.warn(
+        warn_caller(
             f"{len(misnamed)} image(s) in split {self.split!r} under {str(self.root)!r} are "
             f"named for another class than their folder, e.g. {relative!r} (named {named}, "
             f"labelled {label}): each is mislabelled or misfiled; they are read with their "
             "folder's label. Check each scan and move it to the folder of its true class "
             "(`retinalnet audit` lists them all)",
             UserWarning,
-            stacklevel=4,
         )
 
     def _raise_missing_split(self) -> None:
@@ -366,7 +365,7 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
                 return self.loader(path), target
             except UnreadableImageError as error:
                 message = f"skipping unreadable image {path!r} ({error.reason})"
-                warnings.warn(message, RuntimeWarning, stacklevel=3)
+                warn_caller(message, RuntimeWarning)
         raise UnreadableImageError(
             self.samples[index][0],
             f"no readable image in the whole {self.split!r} split (on_error='skip')",

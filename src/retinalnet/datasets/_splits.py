@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 import os
 import random
-import warnings
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet._core.files import file_digest
 from retinalnet.datasets._files import NAMING_HINT, patient_key
@@ -55,12 +55,11 @@ def _check_unparsed(rows: list[ManifestRow], unparsed: str, root: Path) -> None:
             f"{NAMING_HINT}, or pass unparsed='own-group' (CLI: --unparsed own-group) if each "
             "such file is a different patient"
         )
-    warnings.warn(
+    warn_caller(
         f"{len(missing)} image(s) under {str(root)!r} have no patient id in their file name "
         f"({examples}{more}); each is split as a patient of its own (unparsed='own-group'): "
         "if two of them are the same patient, that patient can be in both train and val",
         UserWarning,
-        stacklevel=3,
     )
 
 
@@ -130,13 +129,12 @@ def _check_fraction_gives_patients(
     for names, split in ((empty, "validation"), (full, "training")):
         if names:
             counts = ", ".join(f"{sizes[name]} of {name}" for name in names)
-            warnings.warn(
+            warn_caller(
                 f"val_fraction={val_fraction!r} gives the {split} split no patient of "
                 f"{', '.join(names)}: round({val_fraction!r} * patients) leaves all the "
                 f"patients ({counts}) in the other split, so {split} has no image of that "
                 "class; pass another val_fraction, or add patients of that class",
                 UserWarning,
-                stacklevel=3,
             )
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.classes import check_same_classes
 from retinalnet._core.device import default_num_workers
 from retinalnet._core.loaders import DataSource
@@ -132,7 +132,7 @@ def _softmax(scores: np.ndarray[Any, Any], temperature: float) -> np.ndarray[Any
     return weights / weights.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
 
 
-def _not_applied_warning(result: CalibrationResult, stacklevel: int) -> None:
+def _not_applied_warning(result: CalibrationResult) -> None:
     why = (
         "the likelihood still rises at the sharpest temperature, as when the model ranks the "
         "true class first on every validation image: nothing shows how overconfident it is"
@@ -140,13 +140,12 @@ def _not_applied_warning(result: CalibrationResult, stacklevel: int) -> None:
         else "the likelihood still rises at the softest temperature, as when the model ranks "
         "the true classes lower than chance"
     )
-    warnings.warn(
+    warn_caller(
         f"temperature scaling left out: the best temperature lies at the bound "
         f"{result.temperature:g} of the search ({why}; {result.num_samples} images); the "
         "model's temperature is unchanged. Calibrate on a larger validation split (e.g. one "
         "made by `retinalnet split`)",
         UserWarning,
-        stacklevel=stacklevel,
     )
 
 
@@ -220,7 +219,7 @@ def calibrate(
             f"{type(model).__name__}); wrap the network with Classifier(network, classes=...)"
         )
     check_same_classes(model.classes, data, where="calibrate")
-    warn_of_own_transform(model, data, where="calibrate()", stacklevel=2)
+    warn_of_own_transform(model, data, where="calibrate()")
     engine = InferenceEngine(model, device=device, precision=precision, temperature=1.0)
     data, _ = readable_for_scoring(
         data,
@@ -234,7 +233,7 @@ def calibrate(
         model.temperature = result.temperature
         logger.info("%s", result)
     else:
-        _not_applied_warning(result, stacklevel=3)
+        _not_applied_warning(result)
     return result
 
 
@@ -311,7 +310,7 @@ class TemperatureScaling(Callback):
             model.temperature = result.temperature
             logger.info("calibration: %s", result)
         else:
-            _not_applied_warning(result, stacklevel=2)
+            _not_applied_warning(result)
         if not loop.dist.is_main:
             return
         for checkpoint in (c for c in loop.callbacks if isinstance(c, ModelCheckpoint)):

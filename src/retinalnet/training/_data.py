@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler, TensorDataset
 
+from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.loaders import DataSource, make_loader
 from retinalnet.models import Classifier
 from retinalnet.training._distributed import DistributedContext
@@ -125,18 +125,15 @@ def warn_of_missing_classes(train: DataSource, classes: tuple[str, ...] | None) 
     present = {int(target) for target in targets}
     missing = [name for index, name in enumerate(classes) if index not in present]
     if missing and len(targets):
-        warnings.warn(
+        warn_caller(
             f"the training data holds no image of {', '.join(missing)} ({len(targets)} images "
             f"in all): the model cannot learn to predict {'it' if len(missing) == 1 else 'them'}; "
             "check the data's class folders or manifest",
             UserWarning,
-            stacklevel=4,
         )
 
 
-def warn_of_own_transform(
-    model: nn.Module, data: DataSource, *, where: str, stacklevel: int
-) -> None:
+def warn_of_own_transform(model: nn.Module, data: DataSource, *, where: str) -> None:
     """Warn when data a Classifier is scored on prepares its images with a transform of its
     own (``KermanyOCT(..., transform=...)``) other than the model's evaluation pipeline: its
     images then reach the model otherwise than through the Predictor and ``retinalnet
@@ -155,12 +152,11 @@ def warn_of_own_transform(
         repr(transform) == repr(preprocessing.eval_transform()) and not preprocessing.reduced_decode
     ):
         return
-    warnings.warn(
+    warn_caller(
         f"{where}: the data set prepares its images with its own transform, not the model's "
         f"preprocessing (size {preprocessing.size}, resize {preprocessing.resize}, its mean "
         "and std): the results can differ from the Predictor's and `retinalnet predict`'s "
         "for the same files. Create the data set without transform= (e.g. KermanyOCT(root, "
         "split)) to score the images as the model predicts them",
         UserWarning,
-        stacklevel=stacklevel + 1,
     )

@@ -455,7 +455,7 @@ def evaluate(
             raise ValueError("pass classes=[...] when the model is not a retinalnet Classifier")
         classes = model.classes
     check_same_classes(classes, data, where="evaluate")
-    warn_of_own_transform(model, data, where="evaluate()", stacklevel=2)
+    warn_of_own_transform(model, data, where="evaluate()")
     workers = default_num_workers(target_device, num_workers)
     data, _ = readable_for_scoring(
         data,

@@ -7,7 +7,6 @@ import logging
 import math
 import os
 import time
-import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.classes import check_same_classes
 from retinalnet._core.loaders import DataSource
 from retinalnet.datasets._readable import readable_for_scoring
@@ -97,7 +97,7 @@ class FitLoop:
             check_same_classes(trainer.model.classes, train, where="Trainer.fit (train)")
             if val is not None:
                 check_same_classes(trainer.model.classes, val, where="Trainer.fit (val)")
-                warn_of_own_transform(trainer.model, val, where="Trainer.fit (val)", stacklevel=4)
+                warn_of_own_transform(trainer.model, val, where="Trainer.fit (val)")
         if trainer._feature_cache_for(train, val)[0] is None:
             train_targets(train, trainer.task.balance)  # fails now without targets
         model_classes = trainer.model.classes if isinstance(trainer.model, Classifier) else None
@@ -264,11 +264,10 @@ class FitLoop:
                 advice = f"this fit follows seed={trainer.seed} from here"
             else:
                 advice = f"this fit follows seed={trainer.seed} from here, not seed={saved}"
-            warnings.warn(
+            warn_caller(
                 f"the run in {source} used seed={saved!r} and this fit seed={trainer.seed!r}: "
                 f"its shuffles and random draws will differ from the original run's; {advice}",
                 UserWarning,
-                stacklevel=5,  # the caller of Trainer.fit
             )
         if saved == trainer.seed or trainer.seed is None:
             if "random" in state:

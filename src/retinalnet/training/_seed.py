@@ -4,13 +4,14 @@ that a checkpoint carries, so that a resumed fit repeats the uninterrupted one."
 from __future__ import annotations
 
 import random
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
+
+from retinalnet._core.caller_warnings import warn_caller
 
 __all__ = [
     "check_seed",
@@ -166,12 +167,11 @@ def _set_cuda(states: list[torch.Tensor] | None) -> None:
     if states is None:
         return  # written on a CPU (or before any GPU was used)
     if not torch.cuda.is_available() or torch.cuda.device_count() != len(states):
-        warnings.warn(
+        warn_caller(
             f"the checkpoint holds the random state of {len(states)} GPU(s) and this machine "
             f"has {torch.cuda.device_count() if torch.cuda.is_available() else 0}: random "
             "operations on a GPU (dropout) will not repeat the original run",
             UserWarning,
-            stacklevel=7,  # the caller of Trainer.fit
         )
         return
     torch.cuda.set_rng_state_all([value.cpu() for value in states])
@@ -220,12 +220,11 @@ def set_data_order_state(
         except (AttributeError, TypeError, ValueError, RuntimeError) as error:
             raise _malformed(source, f"loop.data.{name}", f"cannot be restored ({error})") from None
     if lost and warn:
-        warnings.warn(
+        warn_caller(
             f"the run in {source} drew its data order from generators this fit does not have "
             f"({', '.join(lost)}): the data order will differ from the original run's; resume "
             "with the same seed, balance and data as the run being resumed",
             UserWarning,
-            stacklevel=6,  # the caller of Trainer.fit
         )
 
 

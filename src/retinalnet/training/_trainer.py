@@ -457,7 +457,7 @@ class Trainer:
         """
         if isinstance(self.model, Classifier):
             check_same_classes(self.model.classes, data, where="Trainer.evaluate")
-            warn_of_own_transform(self.model, data, where="Trainer.evaluate", stacklevel=2)
+            warn_of_own_transform(self.model, data, where="Trainer.evaluate")
         with progress_output(self.progress):
             decode = self.model.preprocessing.load if isinstance(self.model, Classifier) else None
             data, _ = readable_for_scoring(

@@ -1,0 +1,48 @@
+"""Warnings that point at the user's code, not at the line inside retinalnet that warns.
+
+``warnings.warn(..., stacklevel=N)`` counts frames, and the same check is reached through
+calls of different depths (a data set read by the Trainer, by ``evaluate()``, by a
+DataLoader, by the Predictor): a fixed ``N`` points into retinalnet, or into torch's data
+loading, for most of them. :func:`warn_caller` walks out of both and points at the first
+frame of the caller's own code, as ``warnings.warn(skip_file_prefixes=...)`` does from
+Python 3.12.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+__all__ = ["warn_caller"]
+
+_PACKAGE = str(Path(__file__).resolve().parent.parent)
+"""The folder of the retinalnet package."""
+
+
+def _skipped_folders() -> tuple[str, ...]:
+    """retinalnet's folder, and torch's when it is imported (its DataLoader calls the data
+    sets, so a warning of a data set would point into it)."""
+    folders = [_PACKAGE]
+    torch = sys.modules.get("torch")
+    torch_file = getattr(torch, "__file__", None)
+    if torch_file:
+        folders.append(str(Path(torch_file).resolve().parent))
+    return tuple(folder + "/" for folder in folders) + tuple(folder + "\\" for folder in folders)
+
+
+def warn_caller(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn(message, category)`` at the first frame outside retinalnet and torch.
+
+    When every frame is inside them (the command line), the outermost frame is named; the
+    command line shows warnings without their location anyway.
+    """
+    skipped = _skipped_folders()
+    frame = sys._getframe(1)
+    level = 2  # stacklevel 2: the caller of this function
+    while frame.f_back is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(
+        skipped
+    ):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
