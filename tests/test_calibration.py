@@ -4,6 +4,7 @@ the TemperatureScaling callback, calibrate) and the command line."""
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import shutil
@@ -646,6 +647,27 @@ def test_calibrate_out_naming_a_hard_link_of_the_checkpoint_leaves_the_checkpoin
     assert f"wrote {link}" in capsys.readouterr().out
     assert load_checkpoint(link).temperature != 1.0
     assert load_checkpoint(best).temperature == 1.0  # was: the checkpoint rewritten, --out not
+
+
+def test_calibrate_out_is_written_whole_or_not_at_all(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _train(data, tmp_path / "run", "--no-calibrate") == 0
+    best = tmp_path / "run" / "best.pt"
+    out = tmp_path / "calibrated.pt"
+    out.write_bytes(b"an earlier calibrated model")  # the user's file, kept on a failure
+    capsys.readouterr()
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    argv = ["calibrate", "--checkpoint", str(best), "--data", str(data), "-q"]
+    assert main([*argv, "--out", str(out)]) == 1
+    assert "no space left on device" in capsys.readouterr().err.lower()
+    # was: replaced by an uncalibrated copy of the checkpoint before the write failed
+    assert out.read_bytes() == b"an earlier calibrated model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calibrated.pt", "run"]  # no temp
 
 
 @pytest.mark.parametrize("split", ["train", "val", "test"])

@@ -220,12 +220,18 @@ def _write(out: Path, payload: Mapping[str, Any], epoch: int) -> Path:
 
 
 def set_checkpoint_temperature(
-    path: str | os.PathLike[str], temperature: float, *, expected_sha256: str | None = None
+    path: str | os.PathLike[str],
+    temperature: float,
+    *,
+    expected_sha256: str | None = None,
+    out: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Store a calibration temperature in an existing checkpoint, atomically.
 
     Everything else in the file (weights, history, training state) is kept as it is; a
-    symbolic link is kept too, and the file it points to updated. The
+    symbolic link is kept too, and the file it points to updated. With ``out``, the
+    calibrated checkpoint is written there instead (atomically too: a file already at
+    ``out`` is replaced whole or not at all) and ``path`` is left as it is. The
     :class:`~retinalnet.training.TemperatureScaling` callback writes the temperature it fits
     into ``best.pt`` this way, and ``retinalnet calibrate`` into the checkpoint it is given.
 
@@ -242,6 +248,10 @@ def set_checkpoint_temperature(
         The SHA-256 (hex) of the file the temperature was fitted on. A temperature fits the
         weights it was fitted on: when the file no longer has this digest (a training run
         wrote a new epoch into it meanwhile), nothing is written.
+
+        .. versionadded:: 0.2
+    out
+        Where to write the calibrated checkpoint (its folder is made); ``None``: ``path``.
 
         .. versionadded:: 0.2
 
@@ -277,7 +287,7 @@ def set_checkpoint_temperature(
         )
     data: dict[str, Any] = torch.load(checkpoint.path, map_location="cpu", weights_only=True)
     data["model"]["temperature"] = float(temperature)
-    return _write(checkpoint.path, data, checkpoint.epoch)
+    return _write(checkpoint.path if out is None else Path(out), data, checkpoint.epoch)
 
 
 def _sha256_hex(value: object) -> str:

@@ -16,7 +16,6 @@ __all__ = ["run_calibrate"]
 def run_calibrate(args: argparse.Namespace) -> int:
     import dataclasses
     import os
-    import shutil
     import warnings
 
     from retinalnet._core.files import file_digest
@@ -27,12 +26,14 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
     checkpoint = load_checkpoint(args.checkpoint)
     fitted_on = file_digest(args.checkpoint).hex()  # the weights the temperature will fit
-    linked_copy = False  # --out a hard link of the checkpoint: same bytes, another name
-    if args.out is not None and args.out.exists() and args.out.samefile(args.checkpoint):
-        if os.path.realpath(args.out) == os.path.realpath(args.checkpoint):
-            args.out = None  # --out is the checkpoint itself: written in place
-        else:  # the atomic write gives --out a file of its own; the checkpoint stays as it was
-            linked_copy = True
+    # --out the checkpoint itself is written in place; a hard link of it gets a file of its
+    # own (the atomic write replaces the name), and the checkpoint stays as it was
+    if (
+        args.out is not None
+        and args.out.exists()
+        and os.path.realpath(args.out) == os.path.realpath(args.checkpoint)
+    ):
+        args.out = None
     if args.split == "test":
         warnings.warn(
             "fitting the temperature on the test split flatters the calibration (ECE) "
@@ -55,11 +56,10 @@ def run_calibrate(args: argparse.Namespace) -> int:
     )
     result = dataclasses.replace(result, images=f"images of the {args.split} split")
     target = args.out if args.out is not None else args.checkpoint
-    if result.applied:
-        if args.out is not None and not linked_copy:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(args.checkpoint, args.out)
-        set_checkpoint_temperature(target, result.temperature, expected_sha256=fitted_on)
+    if result.applied:  # --out is written once, whole: never a copy still uncalibrated
+        set_checkpoint_temperature(
+            args.checkpoint, result.temperature, expected_sha256=fitted_on, out=args.out
+        )
     if args.json:
         written = str(target) if result.applied else None
         left_out = [{"source": s.source, "reason": s.reason} for s in skipped]
