@@ -301,6 +301,43 @@ def test_an_interrupt_before_anything_was_written_says_so(
     assert "continue with" not in caplog.text
 
 
+@pytest.mark.parametrize("earlier_run", [False, True], ids=["new-folder", "overwriting"])
+def test_an_interrupt_writing_the_first_last_pt_advises_resuming_this_runs_best_pt(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    earlier_run: bool,
+) -> None:
+    if earlier_run:  # an earlier run's best.pt and last.pt (epoch 3) are in the folder
+        quiet_trainer(linear_classifier(), max_epochs=3, out_dir=tmp_path, batch_size=4).fit(
+            *_data()
+        )
+    trainer = quiet_trainer(
+        linear_classifier(),
+        max_epochs=3,
+        batch_size=4,
+        out_dir=tmp_path,
+        overwrite=earlier_run,
+        callbacks=[_InterruptWriting(monkeypatch, "last.pt", 1)],
+    )
+    with caplog.at_level(logging.WARNING), pytest.raises(KeyboardInterrupt):
+        trainer.fit(*_data())
+    monkeypatch.undo()
+
+    best = _quoted(tmp_path / "best.pt")
+    last = rf", {_quoted(tmp_path / 'last.pt')} epoch 3 of an earlier run" if earlier_run else ""
+    expected = (
+        rf"fit interrupted \(KeyboardInterrupt\) during epoch 1: {best} holds epoch 1{last}; "
+        rf"this run's {best} holds its last epoch whole \(it was interrupted writing "
+        rf"last\.pt\): continue with fit\(\.\.\., resume_from={best}\)"
+    )
+    # was: "this run wrote no checkpoint yet; the files ... are an earlier run's", and no way on
+    assert [m for m in caplog.messages if re.fullmatch(expected, m)], caplog.messages
+    resumed = quiet_trainer(linear_classifier(), max_epochs=3, batch_size=4, out_dir=tmp_path)
+    assert len(resumed.fit(*_data(), resume_from=tmp_path / "best.pt")) == 3
+    assert checkpoint_epoch(tmp_path / "last.pt") == 3
+
+
 def test_files_on_disk_reads_the_files(tmp_path: Path) -> None:
     checkpoint = ModelCheckpoint(tmp_path, monitor="train_loss")
     assert checkpoint.files_on_disk() == f"no checkpoint in {str(tmp_path)!r}"

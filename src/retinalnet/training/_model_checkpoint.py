@@ -67,7 +67,8 @@ class ModelCheckpoint(Callback):
         self._resumed = False
         self._epoch_in_progress: int | None = None  # from its start to its files written
         self._began = False
-        self._owns_files = False  # the files in dirpath are this run's (written or resumed)
+        # which of best.pt and last.pt are this run's (written by it, or the run it resumed)
+        self._owns = {"best": False, "last": False}
 
     @property
     def best_path(self) -> Path:
@@ -98,13 +99,13 @@ class ModelCheckpoint(Callback):
         self._resumed = False
         self._epoch_in_progress = None
         self._began = False
-        self._owns_files = False
+        self._owns = {"best": False, "last": False}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self._tracker.best = state["best_score"]
         self._tracker.best_epoch = state["best_epoch"]
         self._resumed = True
-        self._owns_files = True
+        self._owns = {"best": True, "last": True}
 
     def resumed_from(self, path: str | os.PathLike[str]) -> None:
         """Say which file the fit resumed from: a run resumed from another folder does not
@@ -114,7 +115,7 @@ class ModelCheckpoint(Callback):
         """
         if Path(path).resolve().parent != self.dirpath.resolve():
             self._resumed = False
-            self._owns_files = False
+            self._owns = {"best": False, "last": False}
 
     def state_dict(self) -> dict[str, Any]:
         return {"best_score": self._tracker.best, "best_epoch": self._tracker.best_epoch}
@@ -150,10 +151,11 @@ class ModelCheckpoint(Callback):
         self._resumed = True  # from here on this run owns best.pt
         if improved:
             trainer.save_checkpoint(self.best_path)
+            self._owns["best"] = True  # an interrupt before last.pt is written knows it
             logger.info("epoch %d: %s improved, wrote %s", epoch, self.monitor, self.best_path)
         if self.save_last:
             trainer.save_checkpoint(self.last_path)
-        self._owns_files = True
+            self._owns["last"] = True
         self._epoch_in_progress = None
 
     def on_exception(self, trainer: Trainer, exception: BaseException) -> None:
@@ -169,7 +171,7 @@ class ModelCheckpoint(Callback):
             else f"after epoch {trainer.epoch}"
         )
         earlier = self.best_path.exists() or self.last_path.exists()
-        if not self._owns_files and earlier:  # --overwrite: what is there is the run before's
+        if not any(self._owns.values()) and earlier:  # --overwrite: the run before's files
             logger.warning(
                 "fit interrupted (%s) %s: this run wrote no checkpoint yet; the files in %r "
                 "are an earlier run's (%s)",
@@ -179,19 +181,32 @@ class ModelCheckpoint(Callback):
                 self.files_on_disk(),
             )
             return
-        last = checkpoint_epoch(self.last_path) if self.save_last else None
-        resume = (
-            f"; continue with fit(..., resume_from={str(self.last_path)!r})"
-            if last is not None
-            else ""
-        )
         logger.warning(
             "fit interrupted (%s) %s: %s%s",
             type(exception).__name__,
             when,
             self.files_on_disk(),
-            resume,
+            self._resume_advice(),
         )
+
+    def _resume_advice(self) -> str:
+        """How to continue an interrupted run: from its ``last.pt``; from its ``best.pt``
+        when it was interrupted while writing its first ``last.pt`` (``best.pt`` then holds
+        the same epoch, whole); nothing when neither file is this run's."""
+        mine = {
+            name: path
+            for name, path in (("last", self.last_path), ("best", self.best_path))
+            if self._owns[name] and checkpoint_epoch(path) is not None
+        }
+        if "last" in mine:
+            return f"; continue with fit(..., resume_from={str(mine['last'])!r})"
+        if "best" in mine:
+            return (
+                f"; this run's {str(mine['best'])!r} holds its last epoch whole (it was "
+                f"interrupted writing last.pt): continue with fit(..., resume_from="
+                f"{str(mine['best'])!r})"
+            )
+        return ""
 
     def files_on_disk(self) -> str:
         """What ``best.pt`` and ``last.pt`` hold now, in words, read from the files.
@@ -202,9 +217,14 @@ class ModelCheckpoint(Callback):
         .. versionadded:: 0.2
         """
         parts: list[str] = []
-        for path in (self.best_path, self.last_path):
+        for name, path in (("best", self.best_path), ("last", self.last_path)):
             epoch = checkpoint_epoch(path)
             if epoch is not None:
                 verb = "holds epoch" if not parts else "epoch"
-                parts.append(f"{str(path)!r} {verb} {epoch}")
+                # beside a file of this run's, one left by an earlier run (--overwrite) is
+                # named as such: resuming it would continue the other run
+                foreign = any(self._owns.values()) and not self._owns[name]
+                parts.append(
+                    f"{str(path)!r} {verb} {epoch}{' of an earlier run' if foreign else ''}"
+                )
         return ", ".join(parts) if parts else f"no checkpoint in {str(self.dirpath)!r}"
