@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import warnings
@@ -184,6 +186,38 @@ def test_evaluate_leaves_unreadable_images_out_with_on_error_skip(
 
     assert main([*argv, "--on-error", "skip"]) == 0
     assert "test split of" in capsys.readouterr().out
+
+
+def test_sigterm_stops_a_command_as_ctrl_c_does_and_exits_143(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def unhandled(signum: int, frame: object) -> None:
+        pytest.fail("SIGTERM reached the process's own handler (it would have been killed)")
+
+    before = signal.signal(signal.SIGTERM, unhandled)
+    out, real_save, writes = tmp_path / "run", torch.save, {"n": 0}
+
+    def save(obj: object, stream: object, *args: object, **kwargs: object) -> None:
+        writes["n"] += 1
+        if writes["n"] == 3:  # epoch 2's first checkpoint: `kill`, `timeout` or SLURM
+            os.kill(os.getpid(), signal.SIGTERM)
+        real_save(obj, stream, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(torch, "save", save)
+    try:
+        status = train_small_cnn(data, out, "--epochs", "3")
+        assert signal.getsignal(signal.SIGTERM) is unhandled  # restored after the command
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+    assert status == 143  # was: killed, with no message, its lock and temporary file left
+    err = capsys.readouterr().err
+    assert "fit interrupted (Terminated) during epoch 2: " in err
+    assert "continue with --resume" in err
+    assert err.strip().endswith("retinalnet: terminated")
+    assert not (out / "run.lock").exists()
+    assert not list(out.glob(".*.tmp"))
+    assert (out / "history.csv").is_file()
 
 
 def test_bad_arguments_exit_2() -> None:

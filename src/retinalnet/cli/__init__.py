@@ -3,9 +3,13 @@ models."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
+import signal
 import sys
+import threading
+import types
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
@@ -106,13 +110,42 @@ def _output_of_rank(rank: int) -> Iterator[None]:
             logger.setLevel(level)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, SLURM, ``docker stop``), raised where the command is,
+    so that it stops as after Ctrl-C: files written whole or not at all, temporary files and
+    the run's lock removed, the epochs done and the way to resume said."""
+
+
+def _raise_terminated(signum: int, frame: types.FrameType | None) -> None:
+    raise Terminated
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` while a command runs (in the main thread only,
+    where Python can catch signals), then the handler before is restored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status.
 
     Exit status 0 on success, 1 when an error stops the command (shown in one line),
-    2 for bad arguments, 130 when interrupted.
+    2 for bad arguments, 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM).
     """
     args = build_parser().parse_args(argv)
+    with _sigterm_raises():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         rank, world_size = torchrun_rank_and_size()
         if world_size > 1 and args.command not in _DISTRIBUTED_COMMANDS:
@@ -129,6 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _output_of_rank(rank),
         ):
             return _COMMANDS[args.command](args)
+    except Terminated:
+        print("retinalnet: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("retinalnet: interrupted", file=sys.stderr)
         return 130
