@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import logging
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -17,9 +22,9 @@ from _training_helpers import CLASSES, BuildSpy
 from retinalnet._core.loaders import BatchedTensorDataset
 from retinalnet.datasets import KermanyOCT, SyntheticOCT, make_synthetic_kermany
 from retinalnet.models import Classifier, build_head, freeze, replace_head, vgg16_transfer
-from retinalnet.training import FeatureCacheConfig, Trainer, evaluate
+from retinalnet.training import FeatureCacheConfig, Trainer, _feature_cache, evaluate
 from retinalnet.training import _trainer as trainer_module
-from retinalnet.training._feature_cache import build_feature_cache, trainable_head
+from retinalnet.training._feature_cache import FeatureCache, build_feature_cache, trainable_head
 from retinalnet.transforms import Preprocessing
 
 
@@ -364,3 +369,149 @@ def test_the_trainer_builds_its_kept_features_again_when_the_preprocessing_chang
     model.preprocessing = model.preprocessing.with_augmentation("oct")
     with_views.fit(train)  # views of another augmentation: built again
     assert builds.calls == 4
+
+
+class FullDisk:
+    """Stands in for ``numpy.save`` on a disk that fills up: the ``fail_at``-th array saved
+    gets some bytes out, then ``OSError(ENOSPC)``, as a full disk does; the others are saved."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, fail_at: int) -> None:
+        self.calls = 0
+        self.fail_at = fail_at
+        self._real = np.save
+        monkeypatch.setattr(np, "save", self)
+
+    def __call__(self, file: Any, arr: Any, *args: Any, **kwargs: Any) -> None:
+        self.calls += 1
+        if self.calls != self.fail_at:
+            return self._real(file, arr, *args, **kwargs)  # type: ignore[no-any-return]
+        some_bytes = b"\x93NUMPY" + bytes(4096)
+        if hasattr(file, "write"):
+            file.write(some_bytes)
+        else:  # a path
+            Path(file).write_bytes(some_bytes)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def files_under(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.rglob("*") if not path.is_dir())
+
+
+class ExtractSpy:
+    """Counts the backbone passes of the cache builds (one per pass over the data)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        self._real = _feature_cache._extract
+        monkeypatch.setattr(_feature_cache, "_extract", self)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        self.calls += 1
+        return self._real(*args, **kwargs)
+
+
+CACHE_FIT = {
+    "max_epochs": 2, "batch_size": 4, "seed": 2, "device": "cpu", "progress": False,
+    "precision": "fp32",
+}  # fmt: skip
+
+
+def fit_with_cache(model: Classifier, data: KermanyOCT, config: FeatureCacheConfig) -> list[float]:
+    trainer = Trainer(model, feature_cache=config, **CACHE_FIT)  # type: ignore[arg-type]
+    return [record.train_loss for record in trainer.fit(data)]
+
+
+@pytest.mark.parametrize("fail_at", [1, 2], ids=["features", "targets"])
+def test_a_full_disk_leaves_no_partial_cache_warns_once_and_the_fit_goes_on_in_memory(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_at: int
+) -> None:
+    data = KermanyOCT(tree, "train")
+    in_memory = frozen_model()
+    on_full_disk = copy.deepcopy(in_memory)
+    expected = fit_with_cache(in_memory, data, FeatureCacheConfig())
+    cache_dir = tmp_path / "features"
+
+    with monkeypatch.context() as patch:
+        disk = FullDisk(patch, fail_at=fail_at)
+        with pytest.warns(UserWarning, match="feature cache could not be saved") as warned:
+            losses = fit_with_cache(on_full_disk, data, FeatureCacheConfig(cache_dir=cache_dir))
+
+    assert disk.calls == fail_at
+    assert files_under(cache_dir) == []  # no partial features.npy filling the disk
+    messages = [str(w.message) for w in warned if "feature cache" in str(w.message)]
+    assert len(messages) == 1
+    assert str(cache_dir) in messages[0]
+    assert "No space left on device" in messages[0]
+    assert "free some disk space" in messages[0]
+    assert "--feature-cache" in messages[0]
+    assert losses == expected
+    for name, value in in_memory.state_dict().items():
+        torch.testing.assert_close(on_full_disk.state_dict()[name], value, rtol=0, atol=0)
+
+
+def test_a_run_after_a_full_disk_builds_the_cache_and_the_next_one_reuses_it(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = KermanyOCT(tree, "train")
+    model = frozen_model()
+    cache_dir = tmp_path / "features"
+    config = FeatureCacheConfig(cache_dir=cache_dir)
+    with monkeypatch.context() as patch:
+        FullDisk(patch, fail_at=1)
+        with pytest.warns(UserWarning, match="No space left"):
+            expected = fit_with_cache(copy.deepcopy(model), data, config)
+
+    passes = ExtractSpy(monkeypatch)
+    assert fit_with_cache(copy.deepcopy(model), data, config) == expected
+    assert passes.calls == 1  # built
+    assert sorted(path.name for path in files_under(cache_dir)) == [
+        "features.npy", "meta.json", "targets.npy",
+    ]  # fmt: skip
+    assert fit_with_cache(copy.deepcopy(model), data, config) == expected
+    assert passes.calls == 1  # reused
+
+
+def test_a_save_that_fails_over_an_older_cache_leaves_nothing_that_looks_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "cache"
+    older = FeatureCache(torch.ones(8, 16), torch.zeros(8, dtype=torch.long), "1", "same")
+    older.save(folder)
+    newer = FeatureCache(torch.full((8, 16), 2.0), torch.ones(8, dtype=torch.long), "1", "same")
+    FullDisk(monkeypatch, fail_at=2)  # the features are saved, the targets are not
+
+    with pytest.raises(OSError, match=r"(?i)targets\.npy'?: no space left on device") as raised:
+        newer.save(folder)
+
+    assert raised.value.errno == errno.ENOSPC
+    assert FeatureCache.load(folder, fingerprint="same") is None
+    assert files_under(folder) == []
+
+
+@pytest.fixture
+def file_size_limit() -> Iterator[int]:
+    """Files of this process may grow to 4 KiB (``RLIMIT_FSIZE``); longer writes fail with
+    ``EFBIG`` (Python ignores the ``SIGXFSZ`` that comes with them)."""
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    limit = 4096
+    if hard != resource.RLIM_INFINITY and hard < limit:
+        pytest.skip("the hard file size limit is lower than the test's")
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield limit
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE and EFBIG as on Linux")
+def test_a_real_refused_write_names_the_file_and_its_cause_not_numpys_byte_counts(
+    tmp_path: Path, file_size_limit: int
+) -> None:
+    # numpy writes a real file with fwrite, and says of a refused write only "N requested
+    # and M written", without errno: the cache writes through the stream to keep the cause
+    big = FeatureCache(torch.zeros(8, file_size_limit), torch.zeros(8, dtype=torch.long), "1", "x")
+    with pytest.raises(OSError, match=r"(?i)features\.npy'?: file too large") as raised:
+        big.save(tmp_path / "cache")
+    assert raised.value.errno == errno.EFBIG
+    assert files_under(tmp_path) == []

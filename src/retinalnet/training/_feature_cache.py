@@ -17,21 +17,25 @@ distributed run); the decoding paths and the process group's helpers live in
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
+from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.device import default_num_workers, resolve_device
+from retinalnet._core.files import atomic_write
 from retinalnet._core.loaders import BatchedTensorDataset, DataSource, decoded_with, make_loader
 from retinalnet._core.progress import progress_bar
 from retinalnet.datasets._readable import readable_for_scoring
@@ -196,18 +200,44 @@ class FeatureCache:
         return BatchedTensorDataset(features, targets)
 
     def save(self, folder: str | os.PathLike[str]) -> Path:
-        """Write ``features.npy``, ``targets.npy`` and ``meta.json`` into ``folder``."""
+        """Write ``features.npy``, ``targets.npy`` and, last, ``meta.json`` into ``folder``.
+
+        Each file is written whole or not at all (to a temporary file beside it, renamed into
+        place), and ``meta.json``, which marks the cache complete for :meth:`load`, is removed
+        first and written last: a reader never takes a half-written cache for a complete one.
+
+        Returns
+        -------
+        pathlib.Path
+            The folder.
+
+        Raises
+        ------
+        OSError
+            If the disk refuses a write (a full disk, no permission, a read-only file system):
+            a :class:`~retinalnet._core.files.FileWriteError` naming the file and the cause
+            for a file, the plain ``OSError`` for the folder. The cache files in ``folder``
+            are removed first (none of them could be read without ``meta.json``), and
+            ``folder`` too if this call made it and it is left empty.
+        """
         out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        np.save(out / "features.npy", self.features.numpy())
-        np.save(out / "targets.npy", self.targets.numpy())
         meta = {
             "format_version": _FORMAT_VERSION,
             "fingerprint": self.fingerprint,
             "head_name": self.head_name,
             "views": self.views,
         }
-        (out / "meta.json").write_text(json.dumps(meta, indent=2))  # written last: marks done
+        meta_bytes = json.dumps(meta, indent=2).encode()
+        made = not out.exists()
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "meta.json").unlink(missing_ok=True)  # not complete while the arrays change
+            atomic_write(out / "features.npy", _npy_writer(self.features.numpy()))
+            atomic_write(out / "targets.npy", _npy_writer(self.targets.numpy()))
+            atomic_write(out / "meta.json", _bytes_writer(meta_bytes))  # last: marks it done
+        except OSError:
+            _remove_cache_files(out, folder_too=made)
+            raise
         return out
 
     @classmethod
@@ -229,6 +259,104 @@ class FeatureCache:
             fingerprint=fingerprint,
             views=int(meta["views"]),
         )
+
+
+_CACHE_FILES = ("meta.json", "features.npy", "targets.npy")
+"""The files of a cache folder, ``meta.json`` (which marks it complete) first."""
+
+
+class _StreamWrites:
+    """Only a stream's ``write``: given this, ``np.save`` writes 16 MiB chunks through it.
+
+    Given the file itself, NumPy writes with C's ``fwrite`` (``ndarray.tofile``) and reports
+    a full disk as ``"614400 requested and 524256 written"``, an ``OSError`` without an
+    ``errno``; the stream's own ``write`` raises the operating system's error (``ENOSPC``).
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+
+    def write(self, data: bytes) -> int:
+        return self._stream.write(data)
+
+
+def _npy_writer(array: np.ndarray[Any, Any]) -> Callable[[BinaryIO], None]:
+    """``write(stream)`` for :func:`~retinalnet._core.files.atomic_write`: ``array`` as a
+    ``.npy`` file, whose failures keep their ``errno`` (see :class:`_StreamWrites`)."""
+
+    def write(stream: BinaryIO) -> None:
+        np.save(_StreamWrites(stream), array, allow_pickle=False)
+
+    return write
+
+
+def _bytes_writer(data: bytes) -> Callable[[BinaryIO], None]:
+    """``write(stream)`` for :func:`~retinalnet._core.files.atomic_write`: ``data``."""
+
+    def write(stream: BinaryIO) -> None:
+        stream.write(data)
+
+    return write
+
+
+def _remove_cache_files(folder: Path, *, folder_too: bool) -> None:
+    """Remove the cache files in ``folder`` (``meta.json`` first), and ``folder`` itself if
+    ``folder_too`` and it is empty; what cannot be removed is left."""
+    for name in _CACHE_FILES:
+        with contextlib.suppress(OSError):
+            (folder / name).unlink(missing_ok=True)
+    if folder_too:
+        with contextlib.suppress(OSError):  # not empty, or gone: left as it is
+            folder.rmdir()
+
+
+def _save_or_warn(cache: FeatureCache, folder: Path) -> bool:
+    """Save ``cache`` in ``folder``; where the disk refuses, warn once and go on without.
+
+    The features are in memory: a run that cannot keep them on disk (a full disk, a
+    read-only or foreign folder) uses them all the same and builds them again next time.
+
+    Returns
+    -------
+    bool
+        Whether the cache was saved.
+    """
+    try:
+        cache.save(folder)
+    except OSError as error:
+        warn_caller(_unsaved_message(folder, error), UserWarning)
+        return False
+    logger.info("wrote %d cached feature rows to %s", len(cache.targets), folder)
+    return True
+
+
+_SAVE_FIXES = {
+    errno.ENOSPC: "free some disk space there",
+    errno.EDQUOT: "free some of your disk quota",
+    errno.EACCES: "make the folder writable",
+    errno.EPERM: "make the folder writable",
+    errno.EROFS: "make its file system writable",
+}
+
+
+def _unsaved_message(folder: Path, error: OSError) -> str:
+    """The warning for a cache that could not be saved: the folder, the cause, the fix."""
+    code = error.errno
+    if error.strerror:
+        cause = error.strerror
+    elif code:  # a FileWriteError: its message is all of it, its errno the cause
+        cause = os.strerror(code)
+    else:
+        cause = str(error)
+    if code is not None and code in errno.errorcode:
+        cause = f"{cause} [{errno.errorcode[code]}]"
+    fix = _SAVE_FIXES.get(code or 0, "check the folder and the disk")
+    return (
+        f"the feature cache could not be saved in {str(folder)!r}: {cause}. Its partial "
+        "files were removed and this run goes on with the features in memory; the next run "
+        f"builds them again. To keep them on disk, {fix} or choose another cache folder "
+        "(--feature-cache DIR, or cache_dir=)"
+    )
 
 
 def _extract(
@@ -304,6 +432,8 @@ def build_feature_cache(
         preprocessing, the files (paths, sizes, modification times) and ``views`` (with
         views, also the training augmentation and ``seed``; without, one cache serves every
         seed and augmentation), so a stale cache is never used. ``None``: in memory only.
+        Each file is written whole or not at all, ``meta.json`` (which marks the cache
+        complete) last; a cache that cannot be saved (a full disk) leaves no file behind.
     batch_size, num_workers, device, progress
         How the backbone is run (``num_workers=None``: by device, none on a CPU and up to 8
         with a GPU).
@@ -331,6 +461,12 @@ def build_feature_cache(
         for data the tensor path cannot read.
     NotADirectoryError, PermissionError
         If ``cache_dir`` is a file or cannot be written: checked before the backbone runs.
+
+    Warns
+    -----
+    UserWarning
+        If the cache cannot be saved in ``cache_dir`` (a full disk): once, naming the folder,
+        the cause and the fix; the features in memory are returned all the same.
 
     Examples
     --------
@@ -438,10 +574,9 @@ def build_feature_cache(
         views=views,
     )
     if folder is not None:
-        if context.is_main:
-            cache.save(folder)
-            logger.info("wrote %d cached feature rows to %s", len(cache.targets), folder)
-        context.barrier()  # the others return once it is on disk
+        if context.is_main:  # a refused save warns and leaves nothing: the run goes on
+            _save_or_warn(cache, folder)
+        context.barrier()  # the others return once it is on disk (or given up)
     return cache
 
 
