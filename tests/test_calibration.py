@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import math
 import shutil
 import warnings
@@ -415,6 +416,32 @@ def test_temperature_scaling_calibrates_the_model_and_best_pt(data: Path, tmp_pa
     assert alone.temperature == pytest.approx(model.temperature, rel=1e-6)
     # the Trainer's own evaluation reports the calibrated probabilities
     assert trainer.evaluate(KermanyOCT(data, "val")).temperature == model.temperature
+
+
+def test_an_interrupt_while_calibrating_says_best_pt_is_uncalibrated_and_how_to_finish(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def interrupted(self: TemperatureScaling, trainer: Trainer, loader: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(TemperatureScaling, "_fit", interrupted)
+        trainer = _trainer(_model(), [TemperatureScaling()], max_epochs=2, out_dir=tmp_path)
+        with caplog.at_level(logging.WARNING), pytest.raises(KeyboardInterrupt):
+            trainer.fit(KermanyOCT(data, "train"), KermanyOCT(data, "val"))
+
+    best, last = str(tmp_path / "best.pt"), str(tmp_path / "last.pt")
+    assert load_checkpoint(best).temperature == 1.0
+    # was: nothing said (the epochs were done; the interrupt came after them)
+    assert (
+        f"calibration interrupted (KeyboardInterrupt): {best!r} may be left without its "
+        f"temperature (its probabilities uncalibrated); the epochs are done: "
+        f"fit(..., resume_from={last!r}) calibrates it without training again"
+    ) in caplog.messages
+    resumed = _trainer(_model(), [TemperatureScaling()], max_epochs=2, out_dir=tmp_path)
+    resumed.fit(KermanyOCT(data, "train"), KermanyOCT(data, "val"), resume_from=last)
+    assert load_checkpoint(best).temperature != 1.0
+    assert len(resumed.history) == 2  # no epoch trained again
 
 
 class _ChangeWeights(Callback):

@@ -279,9 +279,11 @@ class TemperatureScaling(Callback):
     def __init__(self) -> None:
         self.result: CalibrationResult | None = None
         self.best_result: CalibrationResult | None = None
+        self._calibrating = False  # in on_fit_end: an interrupt there leaves best.pt as is
 
     def on_fit_start(self, trainer: Trainer) -> None:
         self.result = self.best_result = None
+        self._calibrating = False
         if not isinstance(trainer.model, Classifier):
             raise TypeError("TemperatureScaling needs a retinalnet Classifier model")
         if not trainer.has_validation:
@@ -305,6 +307,28 @@ class TemperatureScaling(Callback):
         model = trainer.model
         if loop is None or loop.val_loader is None or not isinstance(model, Classifier):
             return
+        self._calibrating = True
+        self._calibrate(trainer, loop, model)
+        self._calibrating = False
+
+    def on_exception(self, trainer: Trainer, exception: BaseException) -> None:
+        if not self._calibrating:
+            return
+        self._calibrating = False
+        loop = trainer._loop
+        files = [c for c in (loop.callbacks if loop else []) if isinstance(c, ModelCheckpoint)]
+        if not files:
+            return  # nothing on disk: the model in memory is all there is
+        logger.warning(
+            "calibration interrupted (%s): %r may be left without its temperature (its "
+            "probabilities uncalibrated); the epochs are done: fit(..., resume_from=%r) "
+            "calibrates it without training again",
+            type(exception).__name__,
+            str(files[0].best_path),
+            str(files[0].last_path),
+        )
+
+    def _calibrate(self, trainer: Trainer, loop: Any, model: Classifier) -> None:
         result = self.result = self._fit(trainer, loop.val_loader)
         if result.applied:
             model.temperature = result.temperature

@@ -213,8 +213,13 @@ class FitLoop:
                 else f"reached max_epochs={trainer.max_epochs}"
             )
         trainer.history.stop_reason = trainer.stop_reason
-        for callback in self.callbacks:
-            callback.on_fit_end(trainer)
+        try:  # calibration writes best.pt here: an interrupt says what it left
+            for callback in self.callbacks:
+                callback.on_fit_end(trainer)
+        except BaseException as exception:
+            for callback in self.callbacks:
+                callback.on_exception(trainer, exception)
+            raise
         # every process returns once rank 0 has written its files (checkpoints, logs), so
         # that none exits, or goes on to other work, while rank 0 still needs the group
         self.dist.barrier()
