@@ -53,12 +53,16 @@ def _logging_to_stderr(quiet: bool) -> Iterator[None]:
 @contextmanager
 def _warnings_in_one_line(command: str) -> Iterator[None]:
     """Show a warning as one line, ``retinalnet CMD: warning: MESSAGE``, not as Python's two
-    lines naming a source line inside retinalnet; then restore the format.
+    lines naming a source line inside retinalnet, and each message once per command (a
+    small scan read for its prediction, then for ``--cam``, warned of once); then restore
+    the format.
 
-    Only the format changes (``warnings.formatwarning``): filters, and warnings recorded by
-    ``warnings.catch_warnings(record=True)`` (pytest.warns), work as before.
+    Only the format changes (``warnings.formatwarning``; a message said already formats as
+    nothing): filters, and warnings recorded by ``warnings.catch_warnings(record=True)``
+    (pytest.warns), work as before.
     """
     saved = warnings.formatwarning
+    said: set[str] = set()
 
     def one_line(
         message: Warning | str,
@@ -67,7 +71,11 @@ def _warnings_in_one_line(command: str) -> Iterator[None]:
         lineno: int,
         line: str | None = None,
     ) -> str:
-        return f"retinalnet {command}: warning: {message}\n"
+        text = f"retinalnet {command}: warning: {message}\n"
+        if text in said:  # Python says it again once its registry is reset (catch_warnings)
+            return ""
+        said.add(text)
+        return text
 
     warnings.formatwarning = one_line
     try:
