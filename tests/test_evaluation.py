@@ -166,7 +166,7 @@ def test_evaluate_prepares_pil_images_with_the_model_eval_preprocessing() -> Non
 
 
 def test_str_is_a_table_of_the_confusion_matrix() -> None:
-    result = evaluate(_model(), _data(), device="cpu")
+    result = evaluate(_model(), _data(), device="cpu", precision="fp32")
 
     lines = str(result).splitlines()
 
@@ -174,6 +174,7 @@ def test_str_is_a_table_of_the_confusion_matrix() -> None:
         f"images 10  loss {result.loss:.4f}  accuracy 70.00%  ECE {result.ece:.1%}  "
         "temperature 1.00"
     )
+    assert result.precision == "fp32"
     assert lines[1] == ""
     assert lines[2].split() == ["true", "\\", "predicted", *CLASSES, "accuracy"]
     assert [line.split() for line in lines[3:]] == [
@@ -186,10 +187,22 @@ def test_str_is_a_table_of_the_confusion_matrix() -> None:
     assert re.search(r"DRUSEN\s+NORMAL\s+accuracy$", lines[2])
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_result_says_the_precision_the_model_ran_in(precision: str) -> None:
+    result = evaluate(_model(), _data(), device="cpu", precision=precision)  # type: ignore[arg-type]
+    assert result.precision == precision
+    assert result.to_dict()["precision"] == precision
+    said = f"  precision {precision}" in str(result).splitlines()[0]
+    assert said == (precision != "fp32")  # bf16 differs by hardware: said where it ran
+
+
 def test_to_dict_is_plain_json_data() -> None:
     all_classes = [0, 1, 2, 3, 0, 1, 2, 3]
     result = evaluate(
-        _model(), _data(predicted=[0, 1, 2, 3, 1, 1, 2, 0], targets=all_classes), device="cpu"
+        _model(),
+        _data(predicted=[0, 1, 2, 3, 1, 1, 2, 0], targets=all_classes),
+        device="cpu",
+        precision="fp32",
     )
 
     data = result.to_dict()
@@ -204,6 +217,7 @@ def test_to_dict_is_plain_json_data() -> None:
         "confusion_matrix": [[1, 1, 0, 0], [0, 2, 0, 0], [0, 0, 2, 0], [1, 0, 0, 1]],
         "temperature": 1.0,
         "ece": result.ece,
+        "precision": "fp32",
     }
     assert all(type(v) is int for row in data["confusion_matrix"] for v in row)
 

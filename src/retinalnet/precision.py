@@ -16,6 +16,7 @@ __all__ = [
     "cast_weights",
     "cpu_has_native_bf16",
     "low_precision_forward",
+    "precision_name",
     "resolve_precision",
 ]
 
@@ -23,6 +24,16 @@ Precision: TypeAlias = Literal["auto", "fp32", "bf16", "fp16"]
 """``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``."""
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """``"fp32"``, ``"bf16"`` or ``"fp16"``: the name of an autocast dtype from
+    :func:`resolve_precision` (``None``: plain fp32).
+
+    .. versionadded:: 0.2
+    """
+    names = {dtype: name for name, dtype in _DTYPES.items()}
+    return "fp32" if dtype is None else names.get(dtype, str(dtype).removeprefix("torch."))
 
 
 def cpu_has_native_bf16() -> bool:

@@ -28,7 +28,7 @@ from retinalnet.datasets._readable import readable_for_scoring, refuse_substitut
 from retinalnet.engine import InferenceEngine
 from retinalnet.metrics import confusion_matrix, expected_calibration_error
 from retinalnet.models import Classifier
-from retinalnet.precision import Precision
+from retinalnet.precision import Precision, precision_name
 from retinalnet.training._data import warn_of_own_transform
 from retinalnet.training._feature_cache import build_feature_cache, trainable_head
 
@@ -78,6 +78,14 @@ class EvaluationResult:
         data set without ``patient_ids``).
 
         .. versionadded:: 0.2
+    precision : str
+        The precision the model ran in: ``"fp32"``, or ``"bf16"`` / ``"fp16"``, which
+        ``precision="auto"`` picks on a GPU and on a CPU with native bf16 (faster; its
+        probabilities differ from fp32's by up to about one point, enough to move an image
+        near a decision boundary). Pass ``precision="fp32"`` for numbers that do not depend
+        on the hardware; the text and :meth:`to_dict` say which it was.
+
+        .. versionadded:: 0.2
     """
 
     classes: tuple[str, ...]
@@ -93,6 +101,7 @@ class EvaluationResult:
     tta: bool = False
     temperature: float = 1.0
     patient_ids: tuple[str | None, ...] | None = field(default=None, repr=False, compare=False)
+    precision: str = "fp32"
 
     @property
     def ece(self) -> float:
@@ -224,6 +233,7 @@ class EvaluationResult:
             "confusion_matrix": self.confusion_matrix.tolist(),
             "temperature": self.temperature,
             "ece": None if math.isnan(ece) else ece,
+            "precision": self.precision,
         }
 
     def __str__(self) -> str:
@@ -231,7 +241,8 @@ class EvaluationResult:
         ece = "-" if math.isnan(self.ece) else f"{self.ece:.1%}"
         lines = [
             f"images {self.num_samples}  loss {self.loss:.4f}  accuracy {self.accuracy:.2%}  "
-            f"ECE {ece}  temperature {self.temperature:.2f}",
+            f"ECE {ece}  temperature {self.temperature:.2f}"
+            + ("" if self.precision == "fp32" else f"  precision {self.precision}"),
             "",
             "true \\ predicted".ljust(18)
             + "".join(n.rjust(width) for n in self.classes)
@@ -334,6 +345,7 @@ def run_evaluation(
         tta=engine.tta,
         temperature=engine.temperature,
         patient_ids=_patients(patient_ids, count),
+        precision=precision_name(engine.dtype),
     )
 
 
