@@ -258,6 +258,176 @@ def test_the_same_seed_twice_gives_the_same_run_and_a_resumed_run_repeats_it(
 
 
 # ---------------------------------------------------------------------------------------------
+# A resumed run repeats the run: the options left out are the run's, another value is refused
+
+
+def _interrupt_at_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
+    """Ctrl-C while ``last.pt`` of ``epoch`` is written (``last.pt`` keeps ``epoch - 1``)."""
+    real_save, real_mkstemp = torch.save, tempfile.mkstemp
+    writes = {"last.pt": 0, "now": ""}
+
+    def mkstemp(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        writes["now"] = str(kwargs.get("prefix"))
+        return real_mkstemp(*args, **kwargs)
+
+    def save(obj: Any, stream: Any, *args: Any, **kwargs: Any) -> None:
+        if writes["now"] == ".last.pt.":
+            writes["last.pt"] += 1
+            if writes["last.pt"] == epoch:
+                raise KeyboardInterrupt
+        real_save(obj, stream, *args, **kwargs)
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(torch, "save", save)
+
+
+def _resume_as_advised(data: Path, out: Path, *extra: str) -> int:
+    """``retinalnet train --data DATA --resume OUT/last.pt``, as the Ctrl-C line advises:
+    every other option left out but ``extra``."""
+    return main(["train", "--data", str(data), "--resume", str(out / "last.pt"), "-q", *extra])
+
+
+def _same_run(first: Path, second: Path) -> None:
+    """The two runs' histories, last.pt and best.pt (its epoch, weights, temperature) match."""
+    assert _history(second / "history.csv") == _history(first / "history.csv")
+    for name in ("last.pt", "best.pt"):
+        one, other = load_checkpoint(first / name), load_checkpoint(second / name)
+        assert (other.epoch, other.temperature) == (one.epoch, one.temperature), name
+        assert same_state(one.state_dict, other.state_dict), name
+
+
+def test_a_tutorial_run_resumed_without_its_epochs_stops_at_them_and_repeats_the_run(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert train_small_cnn(data, tmp_path / "whole", "--epochs", "3", "--patience", "5") == 0
+    _interrupt_at_epoch(monkeypatch, 2)
+    assert train_small_cnn(data, tmp_path / "cut", "--epochs", "3", "--patience", "5") == 130
+    monkeypatch.undo()
+    assert checkpoint_epoch(tmp_path / "cut" / "last.pt") == 1
+    capsys.readouterr()
+
+    # was: 20 epochs (the tutorial's default), batch size 32, no seed, patience 3
+    assert _resume_as_advised(data, tmp_path / "cut") == 0, capsys.readouterr().err
+
+    assert "reached max_epochs=3" in capsys.readouterr().out
+    _same_run(tmp_path / "whole", tmp_path / "cut")
+
+
+def test_a_fine_tune_resumed_without_its_batch_size_repeats_the_run(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fine_tune = ["--recipe", "finetune", "--epochs", "2", "--batch-size", "4", "--weights", "none"]
+    assert train_small_cnn(data, tmp_path / "whole", *fine_tune) == 0
+    _interrupt_at_epoch(monkeypatch, 2)
+    assert train_small_cnn(data, tmp_path / "cut", *fine_tune) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+
+    # was: --batch-size 32, silently: other weights
+    assert _resume_as_advised(data, tmp_path / "cut", "--seed", "0") == 0, capsys.readouterr().err
+
+    _same_run(tmp_path / "whole", tmp_path / "cut")
+
+
+def _no_work_on_resume(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building the model, new or resumed (the first work of a run), fails the test."""
+    import retinalnet.models
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the run started working: it built the model")
+
+    monkeypatch.setattr(retinalnet.models, "create_model", refused)
+    monkeypatch.setattr(retinalnet.models, "build_model", refused)
+
+
+@pytest.fixture(scope="module")
+def batch_8_run(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of a two-epoch tutorial run of --batch-size 8, seed 0, --patience 5."""
+    out = tmp_path_factory.mktemp("batch-8") / "run"
+    assert train_small_cnn(data, out, "--epochs", "2", "--patience", "5") == 0
+    return out
+
+
+def test_a_run_resumed_without_its_batch_size_takes_it_from_the_checkpoint(
+    data: Path, batch_8_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(batch_8_run, run)
+    assert train_small_cnn(data, tmp_path / "whole", "--epochs", "3", "--patience", "5") == 0
+    capsys.readouterr()
+
+    # was: --batch-size 32; the seed, epochs and patience given as the run's
+    code = _resume_as_advised(data, run, "--seed", "0", "--epochs", "3", "--patience", "5")
+
+    assert code == 0, capsys.readouterr().err
+    _same_run(tmp_path / "whole", run)
+
+
+@pytest.mark.parametrize(
+    ("given", "run", "named"),
+    [
+        pytest.param(("--batch-size", "16"), "--batch-size 8", "--batch-size 16", id="batch"),
+        pytest.param(("--seed", "1"), "--seed 0", "--seed 1", id="seed"),
+        pytest.param(("--patience", "2"), "--patience 5", "--patience 2", id="patience"),
+        pytest.param(("--lr", "0.01"), "--lr 0.001", "--lr 0.01", id="lr"),
+        pytest.param(("--balance", "sampler"), "--balance none", "--balance sampler", id="bal"),
+        pytest.param(("--augment", "oct"), "--augment tutorial", "--augment oct", id="augment"),
+        pytest.param(("--cache-views", "2"), "--cache-views 0", "--cache-views 2", id="views"),
+        pytest.param(("--no-calibrate",), "--calibrate", "--no-calibrate", id="calibrate"),
+        pytest.param(("--precision", "fp32"), "--precision auto", "--precision fp32", id="fp32"),
+        # more epochs may be given, to train longer (test_the_same_seed_twice_...)
+        pytest.param(("--epochs", "1"), "--epochs 2", "--epochs 1", id="fewer-epochs"),
+    ],
+)
+def test_a_resumed_run_given_another_value_than_its_own_is_refused_naming_both(
+    data: Path,
+    batch_8_run: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    given: tuple[str, ...],
+    run: str,
+    named: str,
+) -> None:
+    before = (batch_8_run / "last.pt").read_bytes()
+    capsys.readouterr()
+    _no_work_on_resume(monkeypatch)
+
+    assert _resume_as_advised(data, batch_8_run, *given) == 1
+
+    flag = given[0].replace("--no-", "--")
+    assert _one_line(capsys.readouterr().err) == (
+        f"retinalnet train: error: --resume {str(batch_8_run / 'last.pt')!r} continues a run "
+        f"of {run}, not {named}: a resumed run keeps the settings it was started with"
+        f"{' (or more epochs, to train longer)' if flag == '--epochs' else ''}; leave {flag} "
+        "out, or start a new run without --resume"
+    )
+    assert (batch_8_run / "last.pt").read_bytes() == before
+    assert not (batch_8_run / "run.lock").exists()
+
+
+def test_a_checkpoint_without_the_runs_options_names_those_it_cannot_restore(
+    data: Path, batch_8_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(batch_8_run, run)
+    saved = torch.load(run / "last.pt", weights_only=True)
+    del saved["callbacks"]["TrainOptions"]  # as written before the options were kept
+    torch.save(saved, run / "last.pt")
+    capsys.readouterr()
+
+    assert _resume_as_advised(data, run, "--epochs", "3", "--patience", "5") == 0
+
+    err = capsys.readouterr().err
+    (line,) = [line for line in err.splitlines() if "does not record" in line]
+    assert "--batch-size" in line
+    assert "--seed" not in line  # the loop state holds it: the run's seed 0
+    assert "--lr" not in line  # the optimizer holds it
+    assert "--augment" not in line  # the preprocessing holds its settings
+    assert "give the values the run was started with to repeat it" in line
+    assert "used seed=" not in err
+
+
+# ---------------------------------------------------------------------------------------------
 # The feature cache: on by default for a frozen backbone, and never built for a refused run
 
 

@@ -53,7 +53,7 @@ def run_train(args: argparse.Namespace) -> int:
     from retinalnet._core.torchrun import torchrun_rank_and_size
     from retinalnet.checkpoint import checkpoint_epoch
     from retinalnet.cli._advice import require_tensorboard
-    from retinalnet.cli._recipe import recipe_defaults, recipe_trainer
+    from retinalnet.cli._recipe import TrainOptions, recipe_defaults, recipe_trainer
     from retinalnet.cli._skip import print_skipped
     from retinalnet.datasets import KermanyOCT
     from retinalnet.models import build_model, create_model
@@ -73,7 +73,9 @@ def run_train(args: argparse.Namespace) -> int:
     if args.tensorboard is not None:
         require_tensorboard("--tensorboard")
     _check_train_options(args)
-    recipe_defaults(args)  # --recipe finetune (default) or tutorial: epochs, lr, balance...
+    # --recipe finetune (default) or tutorial: epochs, lr, balance...; with --resume, those
+    # of the run resumed (another value is refused here, before any work)
+    recipe_defaults(args)
     preprocessing = Preprocessing(size=args.size, reduced_decode=args.reduced_decode)
     if args.manifest is not None:
         train = KermanyOCT.from_manifest(args.manifest, "train", root=args.data)
@@ -124,6 +126,8 @@ def run_train(args: argparse.Namespace) -> int:
             callbacks.append(calibration)
         if args.tensorboard is not None:
             callbacks.append(TensorBoardLogger(args.tensorboard))
+        options = TrainOptions(args)  # in each checkpoint: --resume repeats the run with them
+        callbacks.append(options)
         trainer = Trainer(
             model,
             task,
@@ -144,7 +148,7 @@ def run_train(args: argparse.Namespace) -> int:
         if args.on_error == "skip":  # each image decoded once, as the model will decode it
             train, val, skipped = _readable(train, val, model, trainer, progress=writes)
         if args.lr == "auto":  # the range test on the frozen backbone's cached features
-            args.lr = _find_lr(trainer, train)
+            args.lr = options.options["lr"] = _find_lr(trainer, train)
         trainer = recipe_trainer(args, model, trainer, train, val)  # the probe runs here
         scratch.close()  # the features of --lr auto's range test and the probe are done with
         csv_path = args.out / "history.csv"
