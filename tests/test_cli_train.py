@@ -200,22 +200,7 @@ def test_an_interrupted_train_names_the_epoch_last_saved(
     data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
-    real_save, real_mkstemp = torch.save, tempfile.mkstemp
-    writes = {"last.pt": 0, "now": ""}
-
-    def mkstemp(*args: Any, **kwargs: Any) -> tuple[int, str]:
-        writes["now"] = str(kwargs.get("prefix"))
-        return real_mkstemp(*args, **kwargs)
-
-    def save(obj: Any, stream: Any, *args: Any, **kwargs: Any) -> None:
-        if writes["now"] == ".last.pt.":
-            writes["last.pt"] += 1
-            if writes["last.pt"] == 2:  # Ctrl-C while last.pt of epoch 2 is written
-                raise KeyboardInterrupt
-        real_save(obj, stream, *args, **kwargs)
-
-    monkeypatch.setattr(files.tempfile, "mkstemp", mkstemp)
-    monkeypatch.setattr(torch, "save", save)
+    _interrupt_at_epoch(monkeypatch, 2)  # Ctrl-C while last.pt of epoch 2 is written
 
     assert train_small_cnn(data, out, "--epochs", "3") == 130
 
