@@ -179,3 +179,18 @@ def test_an_unreadable_scan_of_a_skipping_data_set_gives_its_patient_nothing(tre
     assert result.patient_ids is not None
     assert "5" not in result.patient_ids
     assert result.patient_report().to_dict() == expected.patient_report().to_dict()
+
+
+@pytest.mark.parametrize("form", ["log-probabilities", "logits"])
+def test_log_probabilities_or_logits_are_averaged_as_the_probabilities_they_are(
+    form: str,
+) -> None:
+    # one patient, two CNV scans: a sure CNV and an unsure DME; their mean says CNV
+    probabilities = np.array([[0.98, 0.01, 0.005, 0.005], [1e-9, 0.6, 0.4 - 2e-9, 1e-9]])
+    scores = np.log(probabilities) + (2.0 if form == "logits" else 0.0)
+
+    expected = patient_level(probabilities, [0, 0], ["1", "1"])
+    got = patient_level(scores, [0, 0], ["1", "1"])
+    assert expected.accuracy == 1.0
+    assert got.accuracy == 1.0  # was 0.0: the mean of log-probabilities (another rule)
+    assert got.ece == pytest.approx(expected.ece)

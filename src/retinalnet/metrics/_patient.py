@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet.metrics._confusion import _as_probabilities, _as_targets
+from retinalnet.metrics._rates import probabilities_of
 from retinalnet.metrics._report import (
     URGENT_CLASSES,
     ClassificationReport,
@@ -55,7 +56,9 @@ def patient_level(
     Parameters
     ----------
     probabilities
-        Class probabilities of each scan, shape ``(scans, classes)``.
+        Class probabilities of each scan, shape ``(scans, classes)``. Log-probabilities
+        (what the models output) or logits are turned into probabilities by a softmax
+        first: the rule averages probabilities.
     targets
         True class index of each scan.
     patient_ids
@@ -90,7 +93,9 @@ def patient_level(
     (3, 0.6666666666666666, 1)
     """
     true = _as_targets(targets)
-    scores = _as_probabilities(probabilities, len(true))
+    # the rule averages probabilities: log-probabilities (the models' output) or logits
+    # become probabilities first, as averaging them would follow another rule
+    scores = probabilities_of(_as_probabilities(probabilities, len(true)))
     ids = list(patient_ids)
     if len(ids) != len(true):
         raise ValueError(

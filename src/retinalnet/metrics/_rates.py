@@ -49,6 +49,17 @@ def are_probabilities(scores: FloatArray) -> bool:
     return bool(scores.min() >= 0 and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3))
 
 
+def probabilities_of(scores: FloatArray) -> FloatArray:
+    """``scores`` as probabilities: as they are when they are probabilities, else through a
+    softmax of each row (exact for log-probabilities and logits), for the rules that add or
+    average probabilities."""
+    if are_probabilities(scores):
+        return scores
+    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+    rows: FloatArray = shifted / shifted.sum(axis=1, keepdims=True)
+    return rows
+
+
 def _referral(
     true: IntArray, scores: FloatArray, urgent_index: IntArray
 ) -> tuple[float, float, float, IntArray]:
@@ -61,8 +72,5 @@ def _referral(
     matrix = confusion_matrix(is_urgent.astype(np.int64), referred.astype(np.int64), 2)
     sensitivity = _ratio(float(matrix[1, 1]), float(matrix[1].sum()))
     specificity = _ratio(float(matrix[0, 0]), float(matrix[0].sum()))
-    if not are_probabilities(scores):
-        shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
-        scores = shifted / shifted.sum(axis=1, keepdims=True)
-    auc = roc_auc(scores[:, urgent_index].sum(axis=1), is_urgent)
+    auc = roc_auc(probabilities_of(scores)[:, urgent_index].sum(axis=1), is_urgent)
     return sensitivity, specificity, auc, matrix
