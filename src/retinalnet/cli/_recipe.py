@@ -6,36 +6,24 @@ discriminative rates. ``--recipe tutorial`` trains the tutorial's head on the fr
 backbone, as before. The settings whose best value depends on the recipe (epochs, learning
 rate, class balance, patience, augmentation, image size) default to the recipe's own.
 
-With ``--resume`` the options left out are those of the run resumed, read from its
-checkpoint (:class:`TrainOptions` keeps them there), and one given with another value is
-refused before any work: a resumed run repeats the run it continues.
+With ``--resume`` the options left out are those of the run resumed (see
+:mod:`retinalnet.cli._resumed_options`).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch import nn
-
-from retinalnet.training import Callback
-
-if TYPE_CHECKING:
-    from retinalnet.checkpoint import Checkpoint
 
 __all__ = [
     "DEFAULT_ARCH",
     "RECIPES",
-    "TrainOptions",
     "add_recipe_arguments",
     "recipe_defaults",
     "recipe_trainer",
 ]
-
-logger = logging.getLogger("retinalnet")
 
 RECIPES: tuple[str, ...] = ("finetune", "tutorial")
 """``--recipe`` choices; the first is the default."""
@@ -110,15 +98,17 @@ def add_recipe_arguments(train: argparse.ArgumentParser) -> None:
 
 
 def recipe_defaults(args: argparse.Namespace) -> None:
-    """Fill the recipe-dependent options the user left out with the recipe's values.
+    """Fill the recipe-dependent options the user left out with the recipe's values (with
+    ``--resume``, after :func:`~retinalnet.cli._resumed_options.resumed_run_defaults` took
+    the resumed run's).
 
     Raises
     ------
     ValueError
-        If ``--finetune-blocks`` comes with ``--recipe tutorial``, or an option given with
-        ``--resume`` differs from the resumed run's (see :func:`_resumed_run_defaults`).
+        If ``--finetune-blocks`` comes with ``--recipe tutorial``.
     """
-    _resumed_run_defaults(args)
+    if getattr(args, "arch", "") is None:
+        args.arch = DEFAULT_ARCH
     recipe = getattr(args, "recipe", None) or RECIPES[0]
     args.recipe = recipe
     which = RECIPES.index(recipe)
@@ -139,143 +129,8 @@ def recipe_defaults(args: argparse.Namespace) -> None:
         args.patience = args.epochs  # the callback never stops the run; it keeps the best
 
 
-def _resumed_run_defaults(args: argparse.Namespace) -> None:
-    """With ``--resume``, the options left out are those of the run resumed, and one given
-    with another value than the run's is refused, before any work.
-
-    The architecture, image size, decoding and recipe are read from the checkpoint itself,
-    a fine-tune's epochs, blocks, balance, augmentation, rate and patience from its recipe
-    (:func:`~retinalnet.training._finetune.saved_recipe`, which the fine-tune checks), and
-    the other train options from the record :class:`TrainOptions` keeps in it. ``--epochs``
-    of a ``--recipe tutorial`` run may be raised (to train longer); ``--workers``,
-    ``--device``, ``-q`` and ``--tensorboard`` may change freely.
-
-    Raises
-    ------
-    ValueError
-        If an option given differs from the resumed run's; the message names the option,
-        both values and the fix.
-    """
-    if getattr(args, "resume", None) is None or not Path(args.resume).is_file():
-        if getattr(args, "arch", "") is None:
-            args.arch = DEFAULT_ARCH
-        return
-    from retinalnet.checkpoint import load_checkpoint
-    from retinalnet.training._finetune import saved_recipe
-
-    checkpoint = load_checkpoint(args.resume, map_location="cpu")  # read once for all of them
-    resumed = f"--resume {str(args.resume)!r}"
-    # the network is rebuilt as the run built it, without downloading weights: every
-    # weight comes from the checkpoint (an offline machine resumes a run it started)
-    args.resumed_network = (checkpoint.arch_kwargs, checkpoint.classes)
-    if getattr(args, "size", "") is None:
-        args.size = checkpoint.preprocessing.size
-    if getattr(args, "reduced_decode", "") is None:  # another one the Trainer refuses
-        args.reduced_decode = checkpoint.preprocessing.reduced_decode
-    if getattr(args, "arch", "") is None:
-        args.arch = checkpoint.arch or DEFAULT_ARCH
-    elif checkpoint.arch is not None and args.arch != checkpoint.arch:
-        raise ValueError(
-            f"{resumed} continues a {checkpoint.arch} run, not --arch {args.arch}: a resumed "
-            "run keeps its architecture; leave --arch out, or start a new run without --resume"
-        )
-    recipe = saved_recipe(checkpoint)
-    kind = RECIPES[0] if recipe is not None else "tutorial"
-    if getattr(args, "recipe", "") is None:
-        args.recipe = kind
-    elif args.recipe != kind:
-        raise ValueError(
-            f"{resumed} continues a --recipe {kind} run, not --recipe {args.recipe}: a resumed "
-            "run keeps its recipe; leave --recipe out, or start a new run without --resume"
-        )
-    saved = _saved_options(checkpoint)
-    if args.recipe == RECIPES[0] and recipe is not None:
-        # the fine-tune compares these with its recipe, and refuses what differs
-        for name, value in _recipe_options(recipe).items():
-            if getattr(args, name, "") is None:
-                setattr(args, name, value)
-        checked: tuple[str, ...] = _FINETUNE_CHECKED
-    else:
-        checked = _TUTORIAL_CHECKED
-    unknown: list[str] = []
-    for name in checked:
-        if name not in saved:
-            if getattr(args, name, "") is None:
-                unknown.append(_flag(name))
-            continue
-        run_value, given = saved[name], getattr(args, name, None)
-        if given is None:  # left out: the run's
-            setattr(args, name, _from_saved(name, run_value))
-            continue
-        if _as_saved(name, given) == run_value:
-            continue
-        if name == "epochs" and isinstance(run_value, int) and given > run_value:
-            continue  # a tutorial run may train longer; fewer epochs are refused below
-        more = " (or more epochs, to train longer)" if name == "epochs" else ""
-        raise ValueError(
-            f"{resumed} continues a run of {_shown(name, run_value)}, not "
-            f"{_shown(name, _as_saved(name, given))}: a resumed run keeps the settings it was "
-            f"started with{more}; leave {_flag(name)} out, or start a new run without --resume"
-        )
-    if unknown:
-        logger.warning(
-            "%s does not record the run's %s (written before retinalnet kept its train "
-            "options): those left out take their defaults; give the values the run was "
-            "started with to repeat it",
-            resumed,
-            ", ".join(unknown),
-        )
-
-
-class TrainOptions(Callback):
-    """Keeps the options of ``retinalnet train`` that change a run's result in its
-    checkpoints (``callbacks.TrainOptions``), so that ``--resume`` repeats the run with
-    them (see :func:`_resumed_run_defaults`).
-
-    Parameters
-    ----------
-    args
-        The options, after :func:`recipe_defaults`; ``options`` holds them as saved.
-    """
-
-    KEY = "TrainOptions"
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.options: dict[str, Any] = {
-            name: _as_saved(name, getattr(args, name, None)) for name in _RECORDED
-        }
-
-    @property
-    def state_key(self) -> str:
-        return self.KEY
-
-    def state_dict(self) -> dict[str, Any]:
-        return dict(self.options)
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Nothing to restore: :func:`recipe_defaults` read the options before the run."""
-
-
-# the train options that change a run's result and that the checkpoint holds nowhere else
-_RECORDED = (
-    "epochs",
-    "batch_size",
-    "lr",
-    "balance",
-    "patience",
-    "augment",
-    "cache_views",
-    "feature_cache",
-    "precision",
-    "seed",
-    "calibrate",
-)
-# a tutorial run: all of them; a fine-tune: those its recipe does not hold (the probe, which
-# --cache-views and the feature cache serve, is not resumed)
-_TUTORIAL_CHECKED: tuple[str, ...] = _RECORDED
-_FINETUNE_CHECKED: tuple[str, ...] = ("batch_size", "precision", "seed", "calibrate")
-# the defaults of the options above that parse to None, so that a resumed run knows which
-# were left out (the others are the recipe's, in _DEFAULTS, or None already)
+# the defaults of train options that parse to None, so that a resumed run knows which were
+# left out (the others are the recipe's, in _DEFAULTS, or None already)
 _PLAIN_DEFAULTS: dict[str, Any] = {
     "batch_size": 32,
     "cache_views": 0,
@@ -285,79 +140,10 @@ _PLAIN_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _saved_options(checkpoint: Checkpoint) -> dict[str, Any]:
-    """The train options of the run in ``checkpoint``: its :class:`TrainOptions` record, or
-    what a checkpoint without one still tells (the seed, calibration, augmentation and the
-    head's rate)."""
-    from retinalnet.transforms import AUGMENTATION_PRESETS
-
-    record = checkpoint.callback_states.get(TrainOptions.KEY)
-    if isinstance(record, Mapping):
-        return {name: record[name] for name in _RECORDED if name in record}
-    derived: dict[str, Any] = {}
-    saved = checkpoint.preprocessing
-    presets = [name for name in AUGMENTATION_PRESETS if saved.with_augmentation(name) == saved]
-    if len(presets) == 1:  # the preprocessing keeps the augmentation's settings
-        derived["augment"] = presets[0]
-    if checkpoint.loop_state:  # written by a fit of 0.2 or later
-        derived["seed"] = checkpoint.loop_state.get("seed")
-        derived["calibrate"] = "TemperatureScaling" in checkpoint.callback_states
-    groups = (checkpoint.optimizer_state or {}).get("param_groups")
-    if checkpoint.scheduler_state is None and isinstance(groups, list) and len(groups) == 1:
-        rate = groups[0].get("lr") if isinstance(groups[0], Mapping) else None
-        if isinstance(rate, int | float):  # the tutorial's Adam, at a constant rate
-            derived["lr"] = float(rate)
-    return derived
-
-
-def _recipe_options(recipe: Mapping[str, Any]) -> dict[str, Any]:
-    """The train options a fine-tune's saved recipe holds (see :func:`recipe_trainer`)."""
-    return {
-        "epochs": recipe.get("epochs"),
-        "finetune_blocks": recipe.get("blocks"),
-        "lr": recipe.get("head_lr"),
-        "balance": recipe.get("balance") or "none",
-        "augment": recipe.get("augment"),
-        "patience": recipe.get("patience"),  # None: every epoch runs (the run's epochs)
-    }
-
-
-def _as_saved(name: str, value: Any) -> Any:
-    """An option as :class:`TrainOptions` saves it: the feature cache as on, off or auto
-    (its folder may change), a rate as a float."""
-    if name == "feature_cache":
-        return "auto" if value is None else "off" if value is False else "on"
-    if name == "lr" and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return value
-
-
-def _from_saved(name: str, value: Any) -> Any:
-    """The option of a resumed run, from the value :func:`_as_saved` saved."""
-    if name == "feature_cache":
-        return {"auto": None, "off": False}.get(value, True)
-    return value
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _shown(name: str, value: Any) -> str:
-    """An option's value as it is written on the command line."""
-    if name == "calibrate":
-        return "--calibrate" if value else "--no-calibrate"
-    if name == "feature_cache":
-        shown = {"on": "--feature-cache", "off": "--no-feature-cache"}
-        return shown.get(value, "the default feature cache (auto)")
-    if value is None:
-        return f"no {_flag(name)}"
-    return f"{_flag(name)} {value:g}" if isinstance(value, float) else f"{_flag(name)} {value}"
-
-
 def _default_size(args: argparse.Namespace, recipe_size: int) -> int:
     """The image size of a new run not given ``--size`` (a resumed run's is its own, see
-    :func:`_resumed_run_defaults`): the architecture's only one, or the recipe's."""
+    :func:`~retinalnet.cli._resumed_options.resumed_run_defaults`): the architecture's only
+    one, or the recipe's."""
     from retinalnet.models import model_spec
 
     arch = getattr(args, "arch", None)

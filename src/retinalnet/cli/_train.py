@@ -53,7 +53,8 @@ def run_train(args: argparse.Namespace) -> int:
     from retinalnet._core.torchrun import torchrun_rank_and_size
     from retinalnet.checkpoint import checkpoint_epoch
     from retinalnet.cli._advice import require_tensorboard
-    from retinalnet.cli._recipe import TrainOptions, recipe_defaults, recipe_trainer
+    from retinalnet.cli._recipe import recipe_defaults, recipe_trainer
+    from retinalnet.cli._resumed_options import TrainOptions, resumed_run_defaults
     from retinalnet.cli._skip import print_skipped
     from retinalnet.datasets import KermanyOCT
     from retinalnet.models import build_model, create_model
@@ -73,8 +74,9 @@ def run_train(args: argparse.Namespace) -> int:
     if args.tensorboard is not None:
         require_tensorboard("--tensorboard")
     _check_train_options(args)
-    # --recipe finetune (default) or tutorial: epochs, lr, balance...; with --resume, those
-    # of the run resumed (another value is refused here, before any work)
+    # with --resume, the options left out are the run resumed's (another value is refused
+    # here, before any work); then --recipe finetune (default) or tutorial: epochs, lr...
+    resumed_run_defaults(args)
     recipe_defaults(args)
     preprocessing = Preprocessing(size=args.size, reduced_decode=args.reduced_decode)
     if args.manifest is not None:
