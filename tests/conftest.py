@@ -27,6 +27,15 @@ _FORMATS = {
 }
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread_for_fixtures() -> Iterator[None]:
+    """Module and session fixtures run torch on one thread too (they run before a test's
+    own fixtures): a run they train is compared bit for bit with runs the tests train, and
+    two threads sum in another order."""
+    with one_thread():
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _one_torch_thread() -> Iterator[None]:
     """Every test runs torch on one thread: as fast for tiny models, and steady when other

@@ -22,7 +22,7 @@ import torch
 
 from _cli_helpers import train_small_cnn
 from _distributed_helpers import as_torchrun_starts, free_port
-from _training_helpers import BuildSpy, one_thread, same_state
+from _training_helpers import BuildSpy, same_state
 from retinalnet._core import files
 from retinalnet.checkpoint import checkpoint_epoch, load_checkpoint
 from retinalnet.cli import main
@@ -329,8 +329,7 @@ def _no_work_on_resume(monkeypatch: pytest.MonkeyPatch) -> None:
 def batch_8_run(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The folder of a two-epoch tutorial run of --batch-size 8, seed 0, --patience 5."""
     out = tmp_path_factory.mktemp("batch-8") / "run"
-    with one_thread():  # as the tests comparing with it: module fixtures run before theirs
-        assert train_small_cnn(data, out, "--epochs", "2", "--patience", "5") == 0
+    assert train_small_cnn(data, out, "--epochs", "2", "--patience", "5") == 0
     return out
 
 
