@@ -194,3 +194,19 @@ def test_log_probabilities_or_logits_are_averaged_as_the_probabilities_they_are(
     assert expected.accuracy == 1.0
     assert got.accuracy == 1.0  # was 0.0: the mean of log-probabilities (another rule)
     assert got.ece == pytest.approx(expected.ece)
+
+
+def test_probabilities_that_miss_a_sum_of_1_a_little_are_averaged_as_given() -> None:
+    # rounded to two decimals (a spreadsheet): the rows sum to 1.00 and 1.01
+    probabilities = np.array([[0.71, 0, 0.29, 0], [0, 0.12, 0.52, 0.37]])
+    report = patient_level(probabilities, [2, 2], ["7", "7"], urgent=None)
+    # the mean is DRUSEN 0.405 against CNV 0.355: was CNV, after a softmax of probabilities
+    assert report.confusion_matrix[2].tolist() == [0, 0, 1, 0]
+    bf16 = torch.softmax(torch.randn(50, 4), dim=1).to(torch.bfloat16).double().numpy()
+    assert not np.allclose(bf16.sum(axis=1), 1.0, atol=1e-3)  # off by up to about 3e-3
+    targets = np.arange(50) % 4
+    scaled = bf16 / bf16.sum(axis=1, keepdims=True)
+    ids = [str(i // 2) for i in range(50)]
+    assert patient_level(bf16, targets, ids).referral.auc == pytest.approx(  # type: ignore[union-attr]
+        patient_level(scaled, targets, ids).referral.auc  # type: ignore[union-attr]
+    )

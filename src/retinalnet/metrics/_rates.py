@@ -43,18 +43,23 @@ def _averages(values: FloatArray, support: IntArray) -> tuple[float, float]:
 
 
 def are_probabilities(scores: FloatArray) -> bool:
-    """Whether every row of ``scores`` is non-negative and sums to 1 (to 1e-3)."""
+    """Whether ``scores`` are probabilities: every value in [0, 1]. Rows that miss a sum of
+    1 a little (probabilities rounded to two decimals, a bf16 softmax) are still
+    probabilities; log-probabilities and logits have values outside [0, 1] (a model sure
+    of one class gives log-probabilities of 0 and below)."""
     if not scores.size:
         return True
-    return bool(scores.min() >= 0 and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3))
+    return bool(scores.min() >= 0 and scores.max() <= 1)
 
 
 def probabilities_of(scores: FloatArray) -> FloatArray:
-    """``scores`` as probabilities: as they are when they are probabilities, else through a
-    softmax of each row (exact for log-probabilities and logits), for the rules that add or
-    average probabilities."""
+    """``scores`` as probabilities, for the rules that add or average them: probabilities
+    (see :func:`are_probabilities`) with each row scaled to sum to 1, other scores through
+    a softmax of each row (exact for log-probabilities and logits)."""
     if are_probabilities(scores):
-        return scores
+        sums = scores.sum(axis=1, keepdims=True)
+        scaled: FloatArray = np.divide(scores, sums, out=scores.copy(), where=sums > 0)
+        return scaled
     shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
     rows: FloatArray = shifted / shifted.sum(axis=1, keepdims=True)
     return rows

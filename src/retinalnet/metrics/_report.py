@@ -412,4 +412,6 @@ def _ece(scores: npt.NDArray[np.float64], true: IntArray) -> float:
     """The ECE, or NaN without images or when the scores are not probabilities."""
     if not len(true) or not are_probabilities(scores):  # finite: refused before otherwise
         return math.nan
+    if not np.allclose(scores.sum(axis=1), 1.0, atol=1e-3):  # not a distribution to judge
+        return math.nan
     return expected_calibration_error(scores, true)
