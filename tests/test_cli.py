@@ -24,6 +24,7 @@ from retinalnet.cli import _logging_to_stderr, build_parser, main
 from retinalnet.cli._advice import cli_message, cli_text
 from retinalnet.cli._preflight import INPUTS, OUTPUTS
 from retinalnet.datasets import make_synthetic_kermany
+from retinalnet.training import History
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +196,7 @@ def test_sigterm_stops_a_command_as_ctrl_c_does_and_exits_143(
         pytest.fail("SIGTERM reached the process's own handler (it would have been killed)")
 
     before = signal.signal(signal.SIGTERM, unhandled)
+    child = signal.getsignal(signal.SIGCHLD)
     out, real_save, writes = tmp_path / "run", torch.save, {"n": 0}
 
     def save(obj: object, stream: object, *args: object, **kwargs: object) -> None:
@@ -203,10 +205,18 @@ def test_sigterm_stops_a_command_as_ctrl_c_does_and_exits_143(
             os.kill(os.getpid(), signal.SIGTERM)
         real_save(obj, stream, *args, **kwargs)  # type: ignore[arg-type]
 
+    real_to_csv = History.to_csv
+
+    def to_csv(self: History, path: Path) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # another (a process group's, a second kill)
+        real_to_csv(self, path)  # ignored: the stop runs to its end
+
     monkeypatch.setattr(torch, "save", save)
+    monkeypatch.setattr(History, "to_csv", to_csv)
     try:
         status = train_small_cnn(data, out, "--epochs", "3")
         assert signal.getsignal(signal.SIGTERM) is unhandled  # restored after the command
+        assert signal.getsignal(signal.SIGCHLD) == child
     finally:
         signal.signal(signal.SIGTERM, before)
 

@@ -124,22 +124,34 @@ class Terminated(KeyboardInterrupt):
     the run's lock removed, the epochs done and the way to resume said."""
 
 
+_SIGCHLD = getattr(signal, "SIGCHLD", None)  # not on Windows
+
+
 def _raise_terminated(signum: int, frame: types.FrameType | None) -> None:
+    # the stop runs to its end: another SIGTERM (a process group's, a second `kill`) would
+    # cut the writing of a file or of the resume advice; DataLoader workers stopped by the
+    # same signal are not a new error (torch's SIGCHLD handler would raise one anywhere)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if _SIGCHLD is not None:
+        signal.signal(_SIGCHLD, signal.SIG_DFL)
     raise Terminated
 
 
 @contextmanager
 def _sigterm_raises() -> Iterator[None]:
     """SIGTERM raises :class:`Terminated` while a command runs (in the main thread only,
-    where Python can catch signals), then the handler before is restored."""
+    where Python can catch signals), then the handlers before are restored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous_child = None if _SIGCHLD is None else signal.getsignal(_SIGCHLD)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if _SIGCHLD is not None and previous_child is not None:
+            signal.signal(_SIGCHLD, previous_child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
