@@ -807,6 +807,24 @@ def test_an_output_file_that_the_command_reads_is_refused_before_it_runs(
     assert written.read_bytes() == b"the user's file"
 
 
+def test_a_scan_reached_through_a_linked_folder_is_an_input_too(
+    data: Path, checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elsewhere, scans = tmp_path / "elsewhere", tmp_path / "scans"
+    elsewhere.mkdir()
+    shutil.copytree(data / "test" / "CNV", scans)
+    scan = elsewhere / "DME-1-1.jpeg"
+    shutil.copyfile(next((data / "test" / "DME").iterdir()), scan)
+    (scans / "linked").symlink_to(elsewhere)  # the search follows it
+    (scans / "loop").symlink_to(scans)  # and ends a loop
+    before = scan.read_bytes()
+
+    argv = ["predict", str(scans), "--checkpoint", str(checkpoint), "--csv", str(scan)]
+    assert main(argv) == 1  # was: predicted, then replaced by the CSV
+    assert "is a scan in the PATH folder" in capsys.readouterr().err
+    assert scan.read_bytes() == before
+
+
 def test_an_output_file_beside_the_inputs_is_written(
     data: Path, checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

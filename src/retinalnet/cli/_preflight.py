@@ -115,6 +115,19 @@ def _inputs(args: argparse.Namespace) -> Iterator[tuple[str, Path]]:
                 yield flag, Path(item)
 
 
+def _real_folders(folder: Path) -> set[str]:
+    """The real paths of ``folder`` and of every folder under it, through symbolic links to
+    folders as the image search follows them (each real folder once: a loop ends)."""
+    found: set[str] = set()
+    for current, subfolders, _ in os.walk(folder, followlinks=True):
+        real = os.path.realpath(current)
+        if real in found:
+            subfolders.clear()  # reached again through a link: already searched
+            continue
+        found.add(real)
+    return found
+
+
 def _refuse_overwriting_an_input(args: argparse.Namespace, flag: str, output: Path) -> None:
     """Refuse an output file that is a file the command reads, or a scan in a folder it
     reads (it would be read, then replaced by a report, a CSV or a model)."""
@@ -122,8 +135,9 @@ def _refuse_overwriting_an_input(args: argparse.Namespace, flag: str, output: Pa
         return  # a file that is not there overwrites nothing
     for input_flag, path in _inputs(args):
         if path.is_dir():
-            inside = os.path.commonpath([os.path.realpath(path), os.path.realpath(output)])
-            if inside != os.path.realpath(path) or output.suffix.lower() not in IMAGE_EXTENSIONS:
+            if output.suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            if os.path.realpath(output.parent) not in _real_folders(path):
                 continue
             what = f"a scan in the {input_flag} folder {str(path)!r}"
         elif output.samefile(path) and (args.command, flag, input_flag) not in _WRITTEN_IN_PLACE:
