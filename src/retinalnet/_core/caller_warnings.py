@@ -21,18 +21,24 @@ _PACKAGE = str(Path(__file__).resolve().parent.parent)
 
 
 def _skipped_folders() -> tuple[str, ...]:
-    """retinalnet's folder, and torch's when it is imported (its DataLoader calls the data
-    sets, so a warning of a data set would point into it)."""
+    """retinalnet's folder, torch's when it is imported (its DataLoader calls the data sets,
+    so a warning of a data set would point into it), and the standard library's process and
+    thread machinery that runs a DataLoader worker (a warning there has no user frame)."""
     folders = [_PACKAGE]
-    torch = sys.modules.get("torch")
-    torch_file = getattr(torch, "__file__", None)
-    if torch_file:
-        folders.append(str(Path(torch_file).resolve().parent))
-    return tuple(folder + "/" for folder in folders) + tuple(folder + "\\" for folder in folders)
+    for name in ("torch", "multiprocessing", "concurrent"):
+        module_file = getattr(sys.modules.get(name), "__file__", None)
+        if module_file:
+            folders.append(str(Path(module_file).resolve().parent))
+    prefixes = tuple(folder + "/" for folder in folders) + tuple(
+        folder + "\\" for folder in folders
+    )
+    threading_file = getattr(sys.modules.get("threading"), "__file__", None)
+    return prefixes + ((str(Path(threading_file).resolve()),) if threading_file else ())
 
 
 def warn_caller(message: str, category: type[Warning] = UserWarning) -> None:
-    """``warnings.warn(message, category)`` at the first frame outside retinalnet and torch.
+    """``warnings.warn(message, category)`` at the first frame outside retinalnet, torch and
+    the standard library's process machinery (a DataLoader worker's).
 
     When every frame is inside them (the command line), the outermost frame is named; the
     command line shows warnings without their location anyway.
