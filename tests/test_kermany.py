@@ -390,9 +390,11 @@ def test_files_that_may_be_scans_are_left_out_with_one_warning_naming_them(make_
         {
             "train/CNV": ["CNV-1-1.png", "CNV-2-1.jfif", "CNV-3-1.jp2", ".DS_Store", "Thumbs.db"],
             "train/DME": ["DME-1-1.png", "DME-2-1.e2e", "IM0001", "notes.txt", "desktop.ini"],
-            "train/NORMAL": ["._NORMAL-1-1.png", "labels.csv"],
+            # LICENSE: no suffix and no DICOM preamble; a report and weights: no scans either
+            "train/NORMAL": ["._NORMAL-1-1.png", "labels.csv", "report.pdf", "w.h5", "LICENSE"],
         }
     )
+    (root / "train" / "DME" / "IM0001").write_bytes(bytes(128) + b"DICM" + bytes(16))
     message = (
         rf"^4 file\(s\) under {_quoted(root / 'train')} may be scans but are not read "
         r"\(1 .e2e, 1 .jfif, 1 .jp2, 1 no suffix; "

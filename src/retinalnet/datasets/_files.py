@@ -236,24 +236,37 @@ def iter_image_files(folder: str, others: list[str] | None = None) -> Iterator[s
             others.append(entry.path)
 
 
-def looks_like_a_scan(name: str) -> bool:
+_NOT_SCANS = frozenset(
+    {".pdf", ".ps", ".eps", ".h5", ".hdf", ".ico", ".icns", ".cur", ".mpeg", ".mpg"}
+    | {".grib", ".bufr", ".fit", ".fits", ".wmf", ".emf"}
+)
+"""Suffixes Pillow registers that are documents, data files, icons or videos, not B-scans
+(a report, a model's weights in HDF5)."""
+
+
+def looks_like_a_scan(path: str) -> bool:
     """Whether a file that is not read as an image may still hold one: a suffix of another
-    image format Pillow knows (``.jfif``, ``.jp2``, ``.ppm``, ...), of DICOM or of an OCT
-    device's format (``.ima``, ``.e2e``, ``.vol``, ...), or no suffix (DICOM files often have
-    none). Notes, tables and reports (``.txt``, ``.csv``, ``.md``) do not."""
+    raster format Pillow knows (``.jfif``, ``.jp2``, ``.ppm``, ...), of DICOM or of an OCT
+    device's format (``.ima``, ``.e2e``, ``.vol``, ...), or no suffix and DICOM's ``DICM``
+    preamble (DICOM files often have no suffix). Notes, tables, reports and a ``LICENSE``
+    (``.txt``, ``.csv``, ``.md``, ``.pdf``) do not."""
     from PIL import Image
 
-    suffix = os.path.splitext(name)[1].lower()
+    from retinalnet._core.images import is_dicom
+
+    suffix = os.path.splitext(path)[1].lower()
     if not suffix:
+        return is_dicom(path)
+    if suffix in _OCT_AND_DICOM_SUFFIXES:
         return True
-    return suffix in _OCT_AND_DICOM_SUFFIXES or suffix in Image.registered_extensions()
+    return suffix in Image.registered_extensions() and suffix not in _NOT_SCANS
 
 
 def warn_of_files_not_read(others: list[str], where: str) -> None:
     """Warn once that the files among ``others`` that may hold scans (see
     :func:`looks_like_a_scan`), found under ``where``, are not read, counting them by suffix
     and naming one; nothing when there are none."""
-    scans = sorted(path for path in others if looks_like_a_scan(Path(path).name))
+    scans = sorted(path for path in others if looks_like_a_scan(path))
     if not scans:
         return
     suffixes: dict[str, int] = {}
