@@ -409,6 +409,7 @@ def test_a_checkpoint_without_the_runs_options_names_those_it_cannot_restore(
     assert "--lr" not in line  # the optimizer holds it
     assert "--augment" not in line  # the preprocessing holds its settings
     assert "give the values the run was started with to repeat it" in line
+    assert "written by the Python API, or by a retinalnet before 0.2" in line
     assert "used seed=" not in err
 
 

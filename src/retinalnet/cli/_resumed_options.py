@@ -104,9 +104,9 @@ def resumed_run_defaults(args: argparse.Namespace) -> None:
         )
     if unknown:
         logger.warning(
-            "%s does not record the run's %s (written before retinalnet kept its train "
-            "options): those left out take their defaults; give the values the run was "
-            "started with to repeat it",
+            "%s does not record the run's %s (written by the Python API, or by a retinalnet "
+            "before 0.2, which keep no train options): those left out take their defaults; "
+            "give the values the run was started with to repeat it",
             resumed,
             ", ".join(unknown),
         )
