@@ -230,6 +230,26 @@ def test_sigterm_stops_a_command_as_ctrl_c_does_and_exits_143(
     assert (out / "history.csv").is_file()
 
 
+def test_train_and_calibrate_say_their_results_once(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["train", "--data", str(data), "--out", str(tmp_path / "run"), "--arch"]
+    argv += ["small_cnn", "--size", "32", "--epochs", "1", "--recipe", "tutorial"]
+    assert main(argv) == 0
+    said = capsys.readouterr()
+    text = said.out + said.err
+    # was: the log's "fit finished: ..." and "calibration: temperature ..." on stderr, and
+    # the summary's "stopped: ..." and "calibration: temperature ..." on stdout
+    assert "fit finished" not in text
+    assert text.count("reached max_epochs=1") == 1
+    assert text.count("calibration: temperature") == 1
+    best = str(tmp_path / "run" / "best.pt")
+    argv = ["calibrate", "--checkpoint", best, "--data", str(data), "--out", best + ".c"]
+    assert main(argv) == 0
+    said = capsys.readouterr()
+    assert (said.out + said.err).count("fitted on") == 1
+
+
 def test_bad_arguments_exit_2() -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["train"])

@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from retinalnet._core.device import default_num_workers
 from retinalnet._core.images import ImageInput, UnreadableImageError, coerce_image
 from retinalnet._core.loaders import make_loader
-from retinalnet._core.log_marks import SKIPPED_LISTED_ELSEWHERE
+from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
 from retinalnet.checkpoint import load_checkpoint
 from retinalnet.engine import InferenceEngine, first_nonfinite_row
 from retinalnet.gradcam import grad_cam_image
@@ -341,7 +341,7 @@ class Predictor:
                 len(images),
                 names,
                 more,
-                extra={SKIPPED_LISTED_ELSEWHERE: True},  # the command line lists them itself
+                extra={SAID_BY_THE_COMMAND_LINE: True},  # the command line lists them itself
             )
         return torch.cat(rows), [not reason for reason in reasons]
 

@@ -13,7 +13,7 @@ import importlib
 import logging
 import re
 
-from retinalnet._core.log_marks import SKIPPED_LISTED_ELSEWHERE
+from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
 
 __all__ = ["CliText", "cli_message", "cli_text", "require_matplotlib", "require_tensorboard"]
 
@@ -110,11 +110,11 @@ def cli_message(args: argparse.Namespace, error: BaseException) -> str:
 
 class CliText(logging.Filter):
     """A logging filter that says the library's log lines with flags (see :func:`cli_text`),
-    and drops those counting skipped images: every command lists them in full at its end
-    (``retinalnet predict: skipped 2 unreadable images:``), not twice."""
+    and drops those that say what the command says itself (the skipped images it lists at
+    its end, a result it prints; see :mod:`retinalnet._core.log_marks`), not twice."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, SKIPPED_LISTED_ELSEWHERE, False):
+        if getattr(record, SAID_BY_THE_COMMAND_LINE, False):
             return False
         message = record.getMessage()
         translated = cli_text(message)

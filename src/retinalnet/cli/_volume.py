@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from retinalnet._core.log_marks import SKIPPED_LISTED_ELSEWHERE
+from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
 from retinalnet.cli._argtypes import int_in_range
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def predict_volumes(
             "skipped %d unreadable volume(s) of %d",
             len(skipped),
             len(volumes),
-            extra={SKIPPED_LISTED_ELSEWHERE: True},
+            extra={SAID_BY_THE_COMMAND_LINE: True},
         )
     return runs, skipped
 

@@ -19,6 +19,7 @@ from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.classes import check_same_classes
 from retinalnet._core.device import default_num_workers
 from retinalnet._core.loaders import DataSource
+from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
 from retinalnet.checkpoint import load_checkpoint, set_checkpoint_temperature
 from retinalnet.datasets._readable import readable_for_scoring, refuse_substitution
 from retinalnet.engine import InferenceEngine
@@ -231,7 +232,7 @@ def calibrate(
     result = _fit(engine, loader)
     if result.applied:
         model.temperature = result.temperature
-        logger.info("%s", result)
+        logger.info("%s", result, extra={SAID_BY_THE_COMMAND_LINE: True})  # CLI prints it
     else:
         _not_applied_warning(result)
     return result
@@ -332,7 +333,8 @@ class TemperatureScaling(Callback):
         result = self.result = self._fit(trainer, loop.val_loader)
         if result.applied:
             model.temperature = result.temperature
-            logger.info("calibration: %s", result)
+            # `retinalnet train` sums it up at its end
+            logger.info("calibration: %s", result, extra={SAID_BY_THE_COMMAND_LINE: True})
         else:
             _not_applied_warning(result)
         if not loop.dist.is_main:

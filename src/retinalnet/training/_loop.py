@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.classes import check_same_classes
 from retinalnet._core.loaders import DataSource
+from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
 from retinalnet.datasets._readable import readable_for_scoring
 from retinalnet.models import Classifier
 from retinalnet.training._callbacks import Callback
@@ -223,7 +224,11 @@ class FitLoop:
         # every process returns once rank 0 has written its files (checkpoints, logs), so
         # that none exits, or goes on to other work, while rank 0 still needs the group
         self.dist.barrier()
-        logger.info("fit finished: %s", trainer.stop_reason)
+        logger.info(
+            "fit finished: %s",
+            trainer.stop_reason,
+            extra={SAID_BY_THE_COMMAND_LINE: True},  # `retinalnet train` prints "stopped:"
+        )
         return trainer.history
 
     def _features(
