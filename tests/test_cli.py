@@ -550,6 +550,11 @@ def test_help_describes_every_option_and_its_default(command: str) -> None:
             "got --size 16; pass a larger --size",
         ),
         ("pass preprocessing=Preprocessing(size=224)", "pass --size 224"),
+        (
+            "(epochs: 2 there, 3 now); pass the recipe it was started with, or start a new run",
+            "(epochs: 2 there, 3 now); leave those options out (a resumed run takes its own), "
+            "or start a new run without --resume",
+        ),
     ],
 )
 def test_library_advice_is_said_with_flags(python: str, shell: str) -> None:

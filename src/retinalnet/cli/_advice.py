@@ -32,6 +32,11 @@ _PHRASES: tuple[tuple[str, str], ...] = (
         r"without resume_from",
         "resume it with --recipe tutorial, or start a new run without --resume",
     ),
+    (
+        r"pass the recipe it was started with, or start a new run",
+        "leave those options out (a resumed run takes its own), or start a new run without "
+        "--resume",
+    ),
     (r"fit\(\.\.\., resume_from='([^']*)'\)", r"--resume \1"),
     (r"fit\(\.\.\., resume_from=([^)]*)\)", r"--resume \1"),
     (r"resume_from=", "--resume "),
