@@ -436,3 +436,40 @@ def test_every_rank_stops_when_rank_0_cannot_lock(tmp_path: Path) -> None:
     assert (tmp_path / "rank1.txt").read_text() == (
         f"RuntimeError: rank 1: rank 0 could not lock {str(out)!r} (its error says why)"
     )
+
+
+class _DeleteTheFolder(Callback):
+    """Deletes the run folder, lock included, when epoch ``epoch`` starts."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        if epoch == self.epoch:
+            import shutil
+
+            shutil.rmtree(trainer.out_dir)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("how", ["deleted", "taken"])
+def test_a_run_whose_lock_is_gone_stops_before_writing_again(tmp_path: Path, how: str) -> None:
+    out = tmp_path / "run"
+    callbacks: list[Callback] = [_DeleteTheFolder(2)]
+    if how == "taken":  # another run took the folder over meanwhile
+
+        class _Taken(Callback):
+            def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+                if epoch == 2:
+                    _write_lock(out, pid=1, token="1" * 32)
+
+        callbacks = [_Taken()]
+    trainer = quiet_trainer(
+        linear_classifier(), max_epochs=3, out_dir=out, batch_size=4, callbacks=callbacks
+    )
+    said = "is gone" if how == "deleted" else "now names another run (process 1"
+    with pytest.raises(RunLockedError, match=f"this run took {re.escape(said)}"):
+        trainer.fit(separable_data(8), separable_data(4, seed=1))
+    if how == "deleted":  # was: the folder made again, epochs 2 and 3 written, unlocked
+        assert not out.exists()
+    else:
+        assert checkpoint_epoch(out / "last.pt") == 1  # epoch 2 was not written there

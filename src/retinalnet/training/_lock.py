@@ -32,7 +32,7 @@ from retinalnet.training._lock_owner import (
     why_stale,
 )
 
-__all__ = ["LOCK_NAME", "RunLock", "RunLockedError", "fit_lock"]
+__all__ = ["LOCK_NAME", "RunLock", "RunLockedError", "check_still_held", "fit_lock"]
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +172,38 @@ class RunLock:
         if self._created_dir:
             with contextlib.suppress(OSError):  # not empty: the run wrote there
                 self.out_dir.rmdir()
+
+
+def check_still_held(out_dir: Path) -> None:
+    """Before a run writes into ``out_dir`` again: refuse when the lock this process took
+    there is gone (the folder was deleted meanwhile) or now names another owner (another
+    run took the folder over), so that no file of this run lands among another run's.
+    Nothing to check when this process holds no lock there.
+
+    Raises
+    ------
+    RunLockedError
+        Naming the folder and what happened to the lock.
+    """
+    with _HELD_GUARD:
+        held = _HELD.get(_key(out_dir / LOCK_NAME))
+    if held is None or held._owner is None:
+        return
+    current, _ = _read(held.path)
+    if current is not None and current.token == held._owner.token:
+        return
+    what = (
+        "is gone (was the folder deleted?)"
+        if current is None
+        else f"now names another run (process {current.pid}, {current.program})"
+    )
+    raise RunLockedError(
+        f"the lock {str(held.path)!r} this run took {what}: stopped before writing into "
+        f"{str(out_dir)!r}, so that no file of this run lands among another run's; start "
+        "the run again in a folder of its own",
+        held.path,
+        current,
+    )
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from retinalnet.checkpoint import CheckpointWriteError, checkpoint_epoch
 from retinalnet.training._callbacks import Callback, _check_mode, _check_monitor, _Tracker
+from retinalnet.training._lock import check_still_held
 from retinalnet.training._nonfinite import NonFiniteLossError
 
 if TYPE_CHECKING:
@@ -149,6 +150,7 @@ class ModelCheckpoint(Callback):
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
         improved = self._tracker.update(float(metrics[self.monitor]), epoch)
         self._resumed = True  # from here on this run owns best.pt
+        check_still_held(self.dirpath)  # the folder is still this run's
         if improved:
             trainer.save_checkpoint(self.best_path)
             self._owns["best"] = True  # an interrupt before last.pt is written knows it
