@@ -388,3 +388,42 @@ def test_a_run_resumed_into_another_folder_never_replaces_its_best_pt(tmp_path: 
         linear_classifier(), max_epochs=2, out_dir=other, batch_size=4, overwrite=True
     )
     assert len(allowed.fit(*_data(), resume_from=first / "last.pt")) == 2
+
+
+def _scripted(out: Path, losses: list[float], max_epochs: int) -> Trainer:
+    return quiet_trainer(
+        linear_classifier(),
+        ClassificationTask(loss=ScriptedValidationLoss(losses), lr=0.05),
+        max_epochs=max_epochs,
+        batch_size=4,
+        out_dir=out,
+    )
+
+
+def test_a_run_resumed_into_another_folder_brings_its_best_pt(tmp_path: Path) -> None:
+    first, moved = tmp_path / "first", tmp_path / "moved"
+    _scripted(first, [1.0, 1.2], 2).fit(*_data())  # best epoch 1, last epoch 2
+    history = _scripted(moved, [1.3, 1.4], 4).fit(*_data(), resume_from=first / "last.pt")
+    assert len(history) == 4
+    # was: no best.pt at all (no epoch after the resume beat epoch 1), and exit 0
+    assert checkpoint_epoch(moved / "best.pt") == 1
+    assert (moved / "best.pt").read_bytes() == (first / "best.pt").read_bytes()
+
+
+def test_a_last_pt_copied_alone_resumes_when_it_holds_the_best_epoch_else_is_refused(
+    tmp_path: Path,
+) -> None:
+    for losses, resumes in (([1.0, 0.9], True), ([1.0, 1.2], False)):
+        first, alone = tmp_path / f"first-{resumes}", tmp_path / f"alone-{resumes}"
+        _scripted(first, losses, 2).fit(*_data())
+        alone.mkdir()
+        (alone / "last.pt").write_bytes((first / "last.pt").read_bytes())
+        resumed = _scripted(alone, [1.3, 1.4], 3)
+        if resumes:  # last.pt holds the best epoch: it is best.pt too
+            resumed.fit(*_data(), resume_from=alone / "last.pt")
+            assert checkpoint_epoch(alone / "best.pt") == 2
+            continue
+        message = r"copy the run's best\.pt \(epoch 1\) into"
+        with pytest.raises(FileNotFoundError, match=message):
+            resumed.fit(*_data(), resume_from=alone / "last.pt")
+        assert not (alone / "best.pt").exists()

@@ -3,12 +3,15 @@ hold when a fit stops early."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
+from retinalnet._core.files import atomic_write
 from retinalnet.checkpoint import CheckpointWriteError, checkpoint_epoch
 from retinalnet.training._callbacks import Callback, _check_mode, _check_monitor, _Tracker
 from retinalnet.training._lock import check_still_held
@@ -112,11 +115,35 @@ class ModelCheckpoint(Callback):
         """Say which file the fit resumed from: a run resumed from another folder does not
         own this folder's ``best.pt``, which it replaces only with ``overwrite=True``.
 
+        A folder without the run's ``best.pt`` (a run resumed into another folder, or from
+        a ``last.pt`` copied alone) gets it before the fit goes on: the run's ``best.pt``
+        beside the file resumed from, or that file itself when it holds the best epoch; a
+        later epoch replaces it only if it is better. Otherwise the fit would end without
+        its best model, which is refused (``FileNotFoundError``, naming the file to copy).
+
         .. versionadded:: 0.2
         """
-        if Path(path).resolve().parent != self.dirpath.resolve():
+        resumed = Path(path)
+        if resumed.resolve().parent != self.dirpath.resolve():
             self._resumed = False
             self._owns = {"best": False, "last": False}
+        best_epoch = self._tracker.best_epoch
+        if best_epoch is None or self.best_path.exists():
+            return
+        for source in (resumed.parent / self.best_path.name, resumed):
+            if source.is_file() and checkpoint_epoch(source) == best_epoch:
+                atomic_write(self.best_path, functools.partial(_copy_into, source))
+                self._resumed, self._owns["best"] = True, True  # the run's own best.pt
+                logger.info(
+                    "%s: the run's best epoch %d, from %s", self.best_path, best_epoch, source
+                )
+                return
+        raise FileNotFoundError(
+            f"resuming {str(resumed)!r} into {str(self.dirpath)!r}, which holds no best.pt: "
+            f"the run's best model (epoch {best_epoch}) is not beside it either, and the fit "
+            f"would end without it; copy the run's best.pt (epoch {best_epoch}) into "
+            f"{str(self.dirpath)!r}, or start a new run"
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {"best_score": self._tracker.best, "best_epoch": self._tracker.best_epoch}
@@ -230,3 +257,9 @@ class ModelCheckpoint(Callback):
                     f"{str(path)!r} {verb} {epoch}{' of an earlier run' if foreign else ''}"
                 )
         return ", ".join(parts) if parts else f"no checkpoint in {str(self.dirpath)!r}"
+
+
+def _copy_into(source: Path, out: BinaryIO) -> None:
+    """Copy the file ``source`` into the stream ``out`` (an atomic write's)."""
+    with source.open("rb") as stream:
+        shutil.copyfileobj(stream, out)
