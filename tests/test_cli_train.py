@@ -754,3 +754,38 @@ def test_train_under_torchrun_trains_on_every_rank_and_rank_0_writes_and_prints(
     assert len(_history(out / "history.csv")) == 2
     assert "best model:" in (tmp_path / "rank0.out").read_text()
     assert (tmp_path / "rank1.out").read_text() == ""
+
+
+def test_a_manifest_run_resumes_on_its_own_split_and_refuses_another(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "split.csv"
+    assert main(["split", str(data), "--val-fraction", "0.3", "--out", str(manifest), "-q"]) == 0
+    run = tmp_path / "run"
+    assert train_small_cnn(data, run, "--manifest", str(manifest), "--epochs", "2") == 0
+    shutil.copyfile(run / "last.pt", tmp_path / "epoch-2.pt")
+    capsys.readouterr()
+
+    # left out: the run's manifest again (was: the folders' split, validating on images the
+    # run had trained on, without a word)
+    assert _resume_as_advised(data, run, "--epochs", "3") == 0, capsys.readouterr().err
+    validated = {row["epoch"]: row for row in _history(run / "history.csv")}
+    assert set(validated) == {"1", "2", "3"}
+
+    folders = tmp_path / "folders"
+    assert train_small_cnn(data, folders, "--epochs", "1") == 0
+    edited = tmp_path / "edited.csv"
+    edited.write_text(manifest.read_text().replace(",val,", ",train,", 1))
+    for resumed, given, said in (
+        (tmp_path / "epoch-2.pt", edited, "not on --manifest"),
+        (folders / "last.pt", manifest, "was trained on the folders' train/val split"),
+    ):
+        capsys.readouterr()
+        argv = ["train", "--data", str(data), "--resume", str(resumed), "--manifest", str(given)]
+        assert main([*argv, "--epochs", "3", "-q"]) == 1
+        assert said in capsys.readouterr().err
+    moved = tmp_path / "moved.csv"
+    manifest.rename(moved)
+    assert main(["train", "--data", str(data), "--resume", str(tmp_path / "epoch-2.pt"),
+                 "--epochs", "3", "-q"]) == 1  # fmt: skip
+    assert "which is not there as it was: give that manifest again" in capsys.readouterr().err

@@ -73,6 +73,7 @@ def resumed_run_defaults(args: argparse.Namespace) -> None:
             f"{resumed} continues a --recipe {kind} run, not --recipe {args.recipe}: a resumed "
             "run keeps its recipe; leave --recipe out, or start a new run without --resume"
         )
+    _resumed_split(args, checkpoint, resumed)
     saved = _saved_options(checkpoint)
     if args.recipe == RECIPES[0] and recipe is not None:
         # the fine-tune compares these with its recipe, and refuses what differs
@@ -112,6 +113,45 @@ def resumed_run_defaults(args: argparse.Namespace) -> None:
         )
 
 
+def _resumed_split(args: argparse.Namespace, checkpoint: Checkpoint, resumed: str) -> None:
+    """The resumed run's train/val split: its ``--manifest`` (recorded by path and SHA-256),
+    taken again when left out and still there unchanged; another split is refused, as the
+    folders' split would validate on images the run trained on, and train on its
+    validation images."""
+    from retinalnet._core.files import file_digest
+
+    record = checkpoint.callback_states.get(TrainOptions.KEY)
+    if not isinstance(record, Mapping) or "manifest" not in record:
+        return  # not recorded (the Python API, an older retinalnet): nothing to check
+    run = record["manifest"]
+    given = getattr(args, "manifest", None)
+    if given is None and run is None:
+        return
+    if run is None:
+        raise ValueError(
+            f"{resumed} was trained on the folders' train/val split, not on --manifest "
+            f"{str(given)!r}: another split would validate on images the run trained on; "
+            "leave --manifest out, or start a new run without --resume"
+        )
+    was = f"--manifest {run['path']!r} (SHA-256 {run['sha256'][:12]}...)"
+    candidate = Path(run["path"]) if given is None else Path(given)
+    same = candidate.is_file() and file_digest(candidate).hex() == run["sha256"]
+    if same:
+        args.manifest = candidate
+        return
+    if given is None:
+        raise ValueError(
+            f"{resumed} was trained on the split of {was}, which is not there as it was: give "
+            "that manifest again (--manifest FILE); the folders' split would validate on "
+            "images the run trained on"
+        )
+    raise ValueError(
+        f"{resumed} was trained on the split of {was}, not on --manifest {str(given)!r} "
+        "(other contents): another split would validate on images the run trained on; give "
+        "the run's manifest, or start a new run without --resume"
+    )
+
+
 class TrainOptions(Callback):
     """Keeps the options of ``retinalnet train`` that change a run's result in its
     checkpoints (``callbacks.TrainOptions``), so that ``--resume`` repeats the run with
@@ -126,9 +166,17 @@ class TrainOptions(Callback):
     KEY = "TrainOptions"
 
     def __init__(self, args: argparse.Namespace) -> None:
+        from retinalnet._core.files import file_digest
+
         self.options: dict[str, Any] = {
             name: _as_saved(name, getattr(args, name, None)) for name in _RECORDED
         }
+        manifest = getattr(args, "manifest", None)  # the train/val split, when not the folders'
+        self.options["manifest"] = (
+            None
+            if manifest is None
+            else {"path": str(manifest), "sha256": file_digest(manifest).hex()}
+        )
 
     @property
     def state_key(self) -> str:
