@@ -240,6 +240,34 @@ def test_a_loop_of_links_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "b.pt"]
 
 
+@pytest.mark.parametrize("name", ["/dev/fd/{fd}", "/proc/self/fd/{fd}"])
+def test_atomic_write_to_a_redirected_descriptor_appends_to_the_log_it_leads_to(
+    tmp_path: Path, name: str
+) -> None:
+    """``(echo started; retinalnet predict ... --csv /dev/stdout) >> job.log``: written
+    through the shell's descriptor; before, a file was renamed over job.log (its earlier
+    lines lost), and opening it again for writing would have truncated it."""
+    log = tmp_path / "job.log"
+    log.write_bytes(b"job 42 started\n")
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+    try:
+        atomic_write(name.format(fd=fd), lambda stream: stream.write(b"path,class_1\n"))
+        os.write(fd, b"job done\n")
+    finally:
+        os.close(fd)
+    assert log.read_bytes() == b"job 42 started\npath,class_1\njob done\n"
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_atomic_write_to_dash_writes_to_standard_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    atomic_write("-", lambda stream: stream.write(b"path,class_1\n"))  # --csv -
+    assert capfd.readouterr().out == "path,class_1\n"
+    assert not (tmp_path / "-").exists()  # was: a file named '-'
+
+
 def test_atomic_write_to_a_pipe_writes_through_it_and_leaves_it_a_pipe(tmp_path: Path) -> None:
     """``--csv /dev/stdout | tail``: no file to replace; before, the temporary file was
     renamed over the pipe's path (or over /dev/stdout's target, which does not exist)."""

@@ -7,6 +7,7 @@ import errno
 import hashlib
 import os
 import stat
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -157,10 +158,19 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
        symbolic link to the file it points to.
     """
     given = Path(path)
-    if _is_stream(given):  # /dev/stdout, a pipe: no file to replace, the bytes go through
+    descriptor = _descriptor(path)
+    if descriptor is not None or _is_stream(given):  # no file to replace: the bytes go through
         try:
-            with open(given, "wb") as stream:
-                write(stream)
+            if descriptor is not None:  # the shell's own open file: its offset, its appending
+                sys.stdout.flush()
+                sys.stderr.flush()
+                with os.fdopen(os.dup(descriptor), "wb") as stream:
+                    write(stream)
+            else:  # a pipe or a terminal by another name
+                with open(given, "wb") as stream:
+                    write(stream)
+        except BrokenPipeError:  # the reader is done (`| head`): not the writer's error
+            raise
         except OSError as error:
             raise FileWriteError(given, os_error_in_words(error), error.errno, False) from error
         return given
@@ -193,9 +203,31 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
     return given
 
 
+_STANDARD_STREAMS = {"-": 1, "/dev/stdout": 1, "/dev/stderr": 2}
+
+
+def _descriptor(path: str | os.PathLike[str]) -> int | None:
+    """The open file descriptor a path names: ``-`` and ``/dev/stdout`` (1), ``/dev/stderr``
+    (2), ``/dev/fd/N`` and ``/proc/self/fd/N`` (N); ``None`` for any other path.
+
+    Written through that descriptor, as the shell set it up: opening the file it leads to
+    again would truncate a ``>> job.log`` redirect, and renaming a file over it would
+    replace the log, its earlier lines lost."""
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        return None
+    if text in _STANDARD_STREAMS:
+        return _STANDARD_STREAMS[text]
+    for prefix in ("/dev/fd/", "/proc/self/fd/"):
+        number = text.removeprefix(prefix)
+        if number != text and number.isdigit():
+            return int(number)
+    return None
+
+
 def _is_stream(path: Path) -> bool:
     """Whether ``path`` names something that exists and is neither a file nor a folder: a
-    terminal, a pipe, ``/dev/stdout`` (links followed)."""
+    terminal, a pipe (links followed)."""
     try:
         mode = path.stat().st_mode
     except OSError:  # missing, or not ours to look at: written (or refused) as a file
