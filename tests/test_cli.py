@@ -250,6 +250,28 @@ def test_train_and_calibrate_say_their_results_once(
     assert (said.out + said.err).count("fitted on") == 1
 
 
+def test_a_file_name_that_is_not_utf_8_is_predicted_reported_and_drawn(
+    data: Path, checkpoint: Path, tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    pytest.importorskip("matplotlib")
+    root = tmp_path / "data"
+    shutil.copytree(data, root)
+    scan = next((root / "test" / "CNV").iterdir())
+    latin1 = os.fsencode(scan.parent) + b"/CNV-1234567-1 caf\xe9.jpeg"  # from an old zip
+    os.rename(os.fsencode(scan), latin1)  # noqa: PTH104 - bytes name
+    named = os.fsdecode(latin1)
+    csv_file, cams, report = tmp_path / "p.csv", tmp_path / "cams", tmp_path / "r.html"
+
+    argv = ["predict", named, "--checkpoint", str(checkpoint), "-q"]
+    assert main([*argv, "--csv", str(csv_file), "--cam", str(cams)]) == 0  # was: exit 1
+    assert latin1 in csv_file.read_bytes()  # the file's own bytes: the path to open it again
+    assert len(list(cams.iterdir())) == 1
+    argv = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(root), "-q"]
+    assert main([*argv, "--report", str(report)]) == 0  # was: "surrogates not allowed"
+    assert "caf\ufffd.jpeg" in report.read_text(encoding="utf-8")
+    assert latin1 in capfdbinary.readouterr().out  # printed with its own bytes, as ls does
+
+
 def test_bad_arguments_exit_2() -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["train"])

@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from retinalnet._core.images import ImageInput, coerce_image, image_size
+from retinalnet._core.printable import save_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -64,7 +65,7 @@ def _figure(width: float, height: float) -> Figure:
 
 def _finish(figure: Figure, save: SavePath, dpi: int) -> Figure:
     if save is not None:
-        figure.savefig(os.fspath(save), dpi=dpi)
+        save_figure(figure, os.fspath(save), dpi=dpi)
     return figure
 
 

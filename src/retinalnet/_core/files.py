@@ -16,6 +16,7 @@ from typing import BinaryIO
 __all__ = [
     "FileWriteError",
     "atomic_write",
+    "atomic_write_text",
     "file_digest",
     "os_error_in_words",
     "write_error_hint",
@@ -204,6 +205,20 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
 
 
 _STANDARD_STREAMS = {"-": 1, "/dev/stdout": 1, "/dev/stderr": 2}
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, errors: str = "strict") -> Path:
+    """:func:`atomic_write` of ``text`` in UTF-8; ``errors="surrogateescape"`` writes a file
+    name that is not UTF-8 back as its own bytes (a CSV or manifest of paths).
+
+    .. versionadded:: 0.2
+    """
+    data = text.encode("utf-8", errors)
+
+    def write(stream: BinaryIO) -> None:
+        stream.write(data)
+
+    return atomic_write(path, write)
 
 
 def _descriptor(path: str | os.PathLike[str]) -> int | None:

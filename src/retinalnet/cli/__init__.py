@@ -154,6 +154,25 @@ def _sigterm_raises() -> Iterator[None]:
             signal.signal(_SIGCHLD, previous_child)
 
 
+@contextmanager
+def _file_names_printed_as_they_are() -> Iterator[None]:
+    """Print a file name that is not UTF-8 (a Latin-1 ``café.jpeg``) with its own bytes, as
+    ``ls`` does, rather than fail after the work ("surrogates not allowed"): stdout's and
+    stderr's ``errors`` are ``surrogateescape`` while a command runs, then as before."""
+    saved = []
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        errors = getattr(stream, "errors", None)
+        if reconfigure is not None and errors is not None:
+            reconfigure(errors="surrogateescape")
+            saved.append((reconfigure, errors))
+    try:
+        yield
+    finally:
+        for reconfigure, errors in saved:
+            reconfigure(errors=errors)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status.
 
@@ -161,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     2 for bad arguments, 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM).
     """
     args = build_parser().parse_args(argv)
-    with _sigterm_raises():
+    with _sigterm_raises(), _file_names_printed_as_they_are():
         return _run(args)
 
 

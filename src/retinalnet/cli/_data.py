@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from retinalnet._core.files import atomic_write_text
+
 __all__ = ["run_audit", "run_split"]
 
 
@@ -11,9 +13,8 @@ def run_audit(args: argparse.Namespace) -> int:
     from retinalnet.datasets import audit
 
     report = audit(args.root, progress=not args.quiet)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report.to_json() + "\n")
+    if args.out is not None:  # whole or not at all; through a descriptor (/dev/stdout)
+        atomic_write_text(args.out, report.to_json() + "\n")
     print(report.to_json() if args.json else report)
     return 0 if report.ok else 1
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from retinalnet._core.files import atomic_write_text
 from retinalnet._core.json_text import strict_json
 
 if TYPE_CHECKING:
@@ -54,9 +55,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "patient_report": None if patients is None else patients.to_dict(),
         "skipped": [{"source": s.source, "reason": s.reason} for s in skipped],
     }
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(strict_json(data_out, indent=2) + "\n")
+    if args.out is not None:  # whole or not at all; through a descriptor (/dev/stdout)
+        atomic_write_text(args.out, strict_json(data_out, indent=2) + "\n")
     if args.json:
         print(strict_json(data_out, indent=2))
     else:

@@ -9,7 +9,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Literal
+from typing import TYPE_CHECKING, Literal
 
 from retinalnet._core.folders import check_folder
 from retinalnet._core.json_text import strict_json
@@ -279,7 +279,7 @@ def _write_csv(path: Path, predictions: Sequence[Prediction], k: int) -> None:
     import csv
     import io
 
-    from retinalnet._core.files import atomic_write
+    from retinalnet._core.files import atomic_write_text
 
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
@@ -292,12 +292,8 @@ def _write_csv(path: Path, predictions: Sequence[Prediction], k: int) -> None:
         for candidate in prediction.top:
             row += [candidate.name, f"{candidate.probability:.6f}"]
         writer.writerow(row)
-    data = text.getvalue().encode("utf-8")
-
-    def write(file: BinaryIO) -> None:
-        file.write(data)
-
-    atomic_write(path, write)
+    # a file name that is not UTF-8 keeps its own bytes (the path to open it again)
+    atomic_write_text(path, text.getvalue(), errors="surrogateescape")
 
 
 def _print_predictions(predictions: Sequence[Prediction]) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
+from retinalnet._core.files import atomic_write_text
 from retinalnet.datasets._files import patient_key
 
 __all__ = ["MANIFEST_COLUMNS", "ManifestRow", "read_manifest", "write_manifest"]
@@ -164,16 +165,19 @@ def write_manifest(rows: Sequence[ManifestRow], path: str | os.PathLike[str]) ->
     target = Path(path).expanduser()
     kind = _format(target)
     checked = _check_rows(rows, f"manifest {str(target)!r}")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    # written whole or not at all: an interrupted split never leaves half a manifest that a
+    # training run would read as the whole split
     if kind == "json":
         text = json.dumps([asdict(row) for row in checked], indent=1)
-        target.write_text(text + "\n", encoding="utf-8")
+        atomic_write_text(target, text + "\n")
         return target
-    with target.open("w", newline="", encoding="utf-8") as file:
-        writer = csv.writer(file)
-        writer.writerow(MANIFEST_COLUMNS)
-        for row in checked:
-            writer.writerow([row.path, row.label, row.patient or "", row.split])
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(MANIFEST_COLUMNS)
+    for row in checked:
+        writer.writerow([row.path, row.label, row.patient or "", row.split])
+    # a path that is not UTF-8 keeps its own bytes: the manifest names the file as it is
+    atomic_write_text(target, table.getvalue(), errors="surrogateescape")
     return target
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from retinalnet._core.printable import save_figure
 from retinalnet.report._html import esc
 
 __all__ = ["figure_png", "heatmap_pair", "image_png", "img", "shrink", "shrink_heatmap"]
@@ -21,7 +22,7 @@ FIGURE_DPI = 80
 def figure_png(figure: Any, *, dpi: int = FIGURE_DPI) -> bytes:
     """A matplotlib Figure rendered to PNG bytes in memory (nothing written to disk)."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
+    save_figure(figure, buffer, format="png", dpi=dpi)
     return buffer.getvalue()
 
 

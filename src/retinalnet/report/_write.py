@@ -6,9 +6,10 @@ import datetime
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
-from retinalnet._core.files import atomic_write
+from retinalnet._core.files import atomic_write_text
+from retinalnet._core.printable import printable
 from retinalnet._version import __version__
 from retinalnet.report._calibration import calibration_section
 from retinalnet.report._figures import confusion_figures, curves_section, history_section
@@ -245,9 +246,4 @@ def write_html_report(
         skipped=skipped,
         title=title,
     )
-    encoded = text.encode("utf-8")
-
-    def write(file: BinaryIO) -> None:
-        file.write(encoded)
-
-    return atomic_write(path, write)
+    return atomic_write_text(path, printable(text))  # a name that is not UTF-8: with U+FFFD

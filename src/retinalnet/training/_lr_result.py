@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from retinalnet._core.printable import save_figure
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -140,7 +142,7 @@ class LRFinderResult:
         axes.set_title(f"learning-rate range test ({self.rule})")
         axes.legend()
         if save is not None:
-            figure.savefig(os.fspath(save), dpi=dpi)
+            save_figure(figure, os.fspath(save), dpi=dpi)
         return figure
 
 
