@@ -37,6 +37,7 @@ from retinalnet.metrics import (
 from retinalnet.metrics._calibration import temperature_nll
 from retinalnet.models import Classifier, create_model, small_cnn
 from retinalnet.training import (
+    CalibrationResult,
     Callback,
     EarlyStopping,
     TemperatureScaling,
@@ -695,6 +696,24 @@ def test_calibrate_out_is_written_whole_or_not_at_all(
     # was: replaced by an uncalibrated copy of the checkpoint before the write failed
     assert out.read_bytes() == b"an earlier calibrated model"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["calibrated.pt", "run"]  # no temp
+
+
+def test_calibrate_out_is_written_also_when_the_fit_is_left_out(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import retinalnet.training
+
+    assert _train(data, tmp_path / "run", "--no-calibrate") == 0
+    best = tmp_path / "run" / "best.pt"
+    left_out = CalibrationResult(1000.0, False, 8, 0.1, 0.1, 0.5, 0.5)  # every image right
+    monkeypatch.setattr(retinalnet.training, "calibrate", lambda *a, **k: left_out)
+    out = tmp_path / "calibrated.pt"
+    capsys.readouterr()
+    argv = ["calibrate", "--checkpoint", str(best), "--data", str(data), "--out", str(out)]
+    assert main([*argv, "-q"]) == 0
+    # was: exit 0 and no file, so `calibrate --out c.pt && predict --checkpoint c.pt` failed
+    assert out.read_bytes() == best.read_bytes()
+    assert f"wrote {out}: {best} as it was, uncalibrated" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("split", ["train", "val", "test"])

@@ -432,6 +432,25 @@ def test_predict_writes_a_grad_cam_overlay_per_image(
     assert sorted(p.name for p in cams.iterdir()) == expected
 
 
+def test_overlays_of_scans_with_the_longest_names_are_written_each_to_its_own_file(
+    data: Path, checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    scan = next((data / "test" / "DME").iterdir())
+    long_names = []
+    for letter in "ab":  # the same names but for their last letter
+        named = tmp_path / f"{'M' * 249}{letter}.jpeg"  # 255 bytes, the longest
+        shutil.copyfile(scan, named)
+        long_names.append(str(named))
+    cams = tmp_path / "cams"
+    argv = ["predict", *long_names, "--checkpoint", str(checkpoint), "--cam", str(cams), "-q"]
+    assert main(argv) == 0  # was: "[Errno 36] File name too long", no overlay at all
+    written = sorted(p.name for p in cams.iterdir())
+    assert len(written) == 2
+    assert all(len(name.encode()) <= 255 and name.endswith("_cam.png") for name in written)
+    capsys.readouterr()
+
+
 def test_train_leaves_the_worker_count_to_the_library_by_default() -> None:
     parsed = build_parser().parse_args(["train", "--data", "OCT2017"])
     assert parsed.workers is None  # the Trainer then picks by device (default_num_workers)

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import shutil
 import stat
 import sys
 import tempfile
@@ -15,6 +16,7 @@ from typing import BinaryIO
 
 __all__ = [
     "FileWriteError",
+    "atomic_copy",
     "atomic_write",
     "atomic_write_text",
     "file_digest",
@@ -205,6 +207,20 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
 
 
 _STANDARD_STREAMS = {"-": 1, "/dev/stdout": 1, "/dev/stderr": 2}
+
+
+def atomic_copy(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+    """Copy the file ``source`` to ``target`` with :func:`atomic_write`: ``target`` is the
+    whole copy or, on any error, what it was before.
+
+    .. versionadded:: 0.2
+    """
+
+    def write(stream: BinaryIO) -> None:
+        with open(source, "rb") as copied:
+            shutil.copyfileobj(copied, stream)
+
+    return atomic_write(target, write)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, errors: str = "strict") -> Path:

@@ -18,7 +18,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     import os
     import warnings
 
-    from retinalnet._core.files import file_digest
+    from retinalnet._core.files import atomic_copy, file_digest
     from retinalnet.checkpoint import load_checkpoint, set_checkpoint_temperature
     from retinalnet.cli._skip import print_skipped, readable_split
     from retinalnet.datasets import KermanyOCT
@@ -60,14 +60,18 @@ def run_calibrate(args: argparse.Namespace) -> int:
         set_checkpoint_temperature(
             args.checkpoint, result.temperature, expected_sha256=fitted_on, out=args.out
         )
+    elif args.out is not None:  # asked for a file: the checkpoint as it is, said so below
+        atomic_copy(args.checkpoint, args.out)
     if args.json:
-        written = str(target) if result.applied else None
+        written = str(target) if result.applied or args.out is not None else None
         left_out = [{"source": s.source, "reason": s.reason} for s in skipped]
         print(
             strict_json({**result.to_dict(), "checkpoint": written, "skipped": left_out}, indent=2)
         )
     elif result.applied:
         print(f"{result}\nwrote {target}")
+    elif args.out is not None:
+        print(f"{result}\nwrote {args.out}: {args.checkpoint} as it was, uncalibrated")
     else:
         print(f"{result}\n{args.checkpoint} left as it was")
     print_skipped("calibrate", skipped)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 __all__ = ["OutputNames"]
@@ -25,9 +27,30 @@ class OutputNames:
         self._taken: set[Path] = set()
 
     def take(self, folder: Path, stem: str, suffix: str) -> Path:
-        """A path in ``folder`` no earlier call returned."""
+        """A path in ``folder`` no earlier call returned; a stem too long for a file name
+        with the suffix (255 bytes) is cut and given a short hash of itself, so two long
+        names that share their start stay two files."""
+        stem = _fitting(stem, suffix)
         target, number = folder / f"{stem}_{suffix}", 2
         while target in self._taken:
             target, number = folder / f"{stem}_{number}_{suffix}", number + 1
         self._taken.add(target)
         return target
+
+
+_NAME_BYTES = 255  # the longest file name of common file systems (ext4, APFS, NTFS in UTF-16)
+_ROOM = 16  # for "_N_" numbering of a stem that comes again
+
+
+def _fitting(stem: str, suffix: str) -> str:
+    """``stem``, or its start and 8 hex digits of its SHA-1 when ``STEM_SUFFIX`` (with room
+    for numbering) would be longer than a file name may be."""
+    limit = _NAME_BYTES - len(os.fsencode(suffix)) - _ROOM
+    encoded = os.fsencode(stem)
+    if len(encoded) <= limit:
+        return stem
+    tag = hashlib.sha1(encoded).hexdigest()[:8]
+    start = stem
+    while len(os.fsencode(start)) > limit - len(tag) - 1:  # whole characters only
+        start = start[:-1]
+    return f"{start.rstrip()}-{tag}"

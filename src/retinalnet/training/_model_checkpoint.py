@@ -3,15 +3,13 @@ hold when a fit stops early."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
-from retinalnet._core.files import atomic_write
+from retinalnet._core.files import atomic_copy
 from retinalnet.checkpoint import CheckpointWriteError, checkpoint_epoch
 from retinalnet.training._callbacks import Callback, _check_mode, _check_monitor, _Tracker
 from retinalnet.training._lock import check_still_held
@@ -132,7 +130,7 @@ class ModelCheckpoint(Callback):
             return
         for source in (resumed.parent / self.best_path.name, resumed):
             if source.is_file() and checkpoint_epoch(source) == best_epoch:
-                atomic_write(self.best_path, functools.partial(_copy_into, source))
+                atomic_copy(source, self.best_path)
                 self._resumed, self._owns["best"] = True, True  # the run's own best.pt
                 logger.info(
                     "%s: the run's best epoch %d, from %s", self.best_path, best_epoch, source
@@ -257,9 +255,3 @@ class ModelCheckpoint(Callback):
                     f"{str(path)!r} {verb} {epoch}{' of an earlier run' if foreign else ''}"
                 )
         return ", ".join(parts) if parts else f"no checkpoint in {str(self.dirpath)!r}"
-
-
-def _copy_into(source: Path, out: BinaryIO) -> None:
-    """Copy the file ``source`` into the stream ``out`` (an atomic write's)."""
-    with source.open("rb") as stream:
-        shutil.copyfileobj(stream, out)
