@@ -130,6 +130,28 @@ def test_csv_manifest_has_the_documented_columns(tmp_path: Path) -> None:
     ]
 
 
+def test_a_manifest_edited_in_a_spreadsheet_on_windows_reads_as_written(
+    tree: Path, tmp_path: Path
+) -> None:
+    rows = patient_split(tree, val_fraction=0.2, seed=0)
+    written = write_manifest(rows, tmp_path / "split.csv").read_text().splitlines()
+    _, *body = written
+    edited = tmp_path / "edited.csv"
+    edited.write_text(
+        "\r\n".join(
+            [
+                "Path, Label ,PATIENT,split",  # another case, spaces around names
+                *(line.replace("/", "\\") for line in body),  # Windows separators
+                ",,,",  # a row the spreadsheet cleared
+            ]
+        )
+    )
+    # was: "label '' is not one of ...", then "missing column(s) path", then no such file
+    assert read_manifest(edited) == rows
+    val = KermanyOCT.from_manifest(edited, "val", root=tree)
+    assert all(Path(path).is_file() for path, _ in val.samples)
+
+
 def test_dataset_from_manifest(tree: Path, tmp_path: Path) -> None:
     rows = patient_split(tree, val_fraction=0.2, seed=0)
     manifest = write_manifest(rows, tmp_path / "split.csv")

@@ -240,13 +240,18 @@ def read_manifest(path: str | os.PathLike[str]) -> list[ManifestRow]:
         patient = record["patient"]
         rows.append(
             ManifestRow(
-                str(record["path"]),
-                str(record["label"]),
-                str(patient) if patient not in (None, "") else None,
-                str(record["split"]),
+                _posix(str(record["path"])),
+                str(record["label"]).strip(),
+                str(patient).strip() if patient not in (None, "") else None,
+                str(record["split"]).strip(),
             )
         )
     return _check_rows(rows, name)
+
+
+def _posix(path: str) -> str:
+    """A manifest path with ``/`` between its parts: one edited on Windows has ``\\``."""
+    return path.replace("\\", "/") if os.sep == "/" else path
 
 
 def _read_text(source: Path, name: str) -> str:
@@ -279,10 +284,17 @@ def _json_records(text: str, name: str) -> list[Any]:
 
 
 def _csv_records(text: str, name: str) -> list[dict[str, Any]]:
+    """The rows of a CSV manifest as dicts by column name; column names are read without
+    case or surrounding spaces (``Path``, `` label``), and rows of empty cells only (which a
+    spreadsheet writes for cleared rows) are skipped."""
     reader = csv.DictReader(io.StringIO(text, newline=""))
+    if reader.fieldnames is not None:
+        reader.fieldnames = [field.strip().lower() for field in reader.fieldnames]
     records: list[dict[str, Any]] = []
     try:
         for record in reader:
+            if None not in record and all(not (value or "").strip() for value in record.values()):
+                continue  # a cleared row: ",,,"
             # DictReader fills a short row with None and files a long row's extras under None
             if None in record or None in record.values():
                 header = reader.fieldnames or []
