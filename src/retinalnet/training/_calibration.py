@@ -141,9 +141,11 @@ def _not_applied_warning(result: CalibrationResult) -> None:
         else "the likelihood still rises at the softest temperature, as when the model ranks "
         "the true classes lower than chance"
     )
+    count = result.num_samples
+    images = f"{count} image" if count == 1 else f"{count} images"
     warn_caller(
         f"temperature scaling left out: the best temperature lies at the bound "
-        f"{result.temperature:g} of the search ({why}; {result.num_samples} images); the "
+        f"{result.temperature:g} of the search ({why}; {images}); the "
         "model's temperature is unchanged. Calibrate on a larger validation split (e.g. one "
         "made by `retinalnet split`)",
         UserWarning,
