@@ -272,6 +272,32 @@ def test_a_file_name_that_is_not_utf_8_is_predicted_reported_and_drawn(
     assert latin1 in capfdbinary.readouterr().out  # printed with its own bytes, as ls does
 
 
+def test_a_download_without_val_goes_from_split_to_train_calibrate_and_evaluate(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "CellData" / "OCT"  # the Mendeley layout: train and test only
+    for split in ("train", "test"):
+        shutil.copytree(data / split, root / split)
+    assert train_small_cnn(root, tmp_path / "no-val") == 1  # the error says the way on
+    assert "`retinalnet split ROOT --out split.csv`, then --manifest" in capsys.readouterr().err
+    manifest = tmp_path / "split.csv"
+    assert main(["split", str(root), "--val-fraction", "0.3", "--out", str(manifest), "-q"]) == 0
+    run = tmp_path / "run"
+    assert train_small_cnn(root, run, "--manifest", str(manifest), "--no-calibrate") == 0
+    capsys.readouterr()
+    best = str(run / "best.pt")
+    with_manifest = ["--data", str(root), "--manifest", str(manifest), "-q"]
+    # was: "no split folder 'val'", and no --manifest for calibrate or evaluate
+    assert main(["calibrate", "--checkpoint", best, *with_manifest, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_samples"] == sum(
+        1 for line in manifest.read_text().splitlines() if line.endswith(",val")
+    )
+    for split in ("val", "test"):
+        argv = ["evaluate", "--checkpoint", best, *with_manifest, "--split", split, "--json"]
+        assert main(argv) == 0
+        assert json.loads(capsys.readouterr().out)["num_samples"] > 0
+
+
 def test_bad_arguments_exit_2() -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["train"])

@@ -312,7 +312,10 @@ def test_unknown_split_name_is_refused(tmp_path, split):
 
 def test_missing_split_folder_lists_what_was_found(make_tree):
     root = make_tree({"train/CNV": ["CNV-1-1.jpeg"], "test/CNV": ["CNV-2-1.jpeg"]})
-    message = rf"no split folder 'val' under {_quoted(root)} \(found: test, train\)"
+    message = (
+        rf"no split folder 'val' under {_quoted(root)} \(found: test, train\); a download "
+        r"without val/ gets a patient-aware one from train/: `retinalnet split ROOT"
+    )
     with pytest.raises(FileNotFoundError, match=message):
         KermanyOCT(root, "val")
 

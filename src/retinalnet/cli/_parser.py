@@ -15,6 +15,7 @@ from retinalnet.cli._export import add_export_command
 from retinalnet.cli._image_paths import image_suffixes
 from retinalnet.cli._info import add_info_command
 from retinalnet.cli._recipe import DEFAULT_ARCH, add_recipe_arguments
+from retinalnet.cli._split_data import add_manifest_argument
 from retinalnet.cli._volume import add_volume_flags
 
 __all__ = ["build_parser"]
@@ -252,13 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let a new run replace an existing OUT/best.pt (default: refuse)",
     )
-    train.add_argument(
-        "--manifest",
-        type=Path,
-        default=None,
-        help="take train/val from this manifest (from `retinalnet split`) instead of the "
-        "folders (default: the folders)",
-    )
+    add_manifest_argument(train, "train/val")
     train.add_argument(
         "--balance",
         choices=["none", "weights", "sampler"],
@@ -294,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--data", required=True, type=Path, help="the Kermany-layout folder (with the split)"
     )
+    add_manifest_argument(evaluate, "the split's images")
     evaluate.add_argument(
         "--split",
         default="test",
@@ -349,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument(
         "--data", required=True, type=Path, help="the Kermany-layout folder (with the split)"
     )
+    add_manifest_argument(calibrate, "the split's images")
     calibrate.add_argument(
         "--split",
         default="val",

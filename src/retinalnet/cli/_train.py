@@ -56,7 +56,7 @@ def run_train(args: argparse.Namespace) -> int:
     from retinalnet.cli._recipe import recipe_defaults, recipe_trainer
     from retinalnet.cli._resumed_options import TrainOptions, resumed_run_defaults
     from retinalnet.cli._skip import print_skipped
-    from retinalnet.datasets import KermanyOCT
+    from retinalnet.cli._split_data import split_data
     from retinalnet.models import build_model, create_model
     from retinalnet.training import (
         ClassificationTask,
@@ -79,12 +79,8 @@ def run_train(args: argparse.Namespace) -> int:
     resumed_run_defaults(args)
     recipe_defaults(args)
     preprocessing = Preprocessing(size=args.size, reduced_decode=args.reduced_decode)
-    if args.manifest is not None:
-        train = KermanyOCT.from_manifest(args.manifest, "train", root=args.data)
-        val = KermanyOCT.from_manifest(args.manifest, "val", root=args.data)
-    else:
-        train = KermanyOCT(args.data, "train")
-        val = KermanyOCT(args.data, "val")
+    train = split_data(args.data, "train", args.manifest)
+    val = split_data(args.data, "val", args.manifest)
     cache: Literal["auto"] | bool | FeatureCacheConfig = "auto"  # on for a frozen backbone
     if args.feature_cache is False:
         cache = False

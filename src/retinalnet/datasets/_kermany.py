@@ -306,9 +306,16 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
                 f"{str(self.root)!r} holds class folders ({', '.join(found)}) but no "
                 f"{self.split!r} folder: pass the folder above it as root; {LAYOUT_HINT}"
             )
+        hint = LAYOUT_HINT
+        if self.split == "val" and "train" in found:  # the Mendeley download: train and test
+            hint = (
+                "a download without val/ gets a patient-aware one from train/: "
+                "`retinalnet split ROOT --out split.csv`, then --manifest split.csv "
+                "(KermanyOCT.from_manifest in Python)"
+            )
         raise FileNotFoundError(
             f"no split folder {self.split!r} under {str(self.root)!r} "
-            f"(found: {', '.join(found) or 'nothing'}); {LAYOUT_HINT}"
+            f"(found: {', '.join(found) or 'nothing'}); {hint}"
         )
 
     def with_loader(self, loader: Callable[[str], Any]) -> KermanyOCT:
