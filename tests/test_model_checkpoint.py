@@ -37,10 +37,13 @@ from retinalnet.training import Callback, ClassificationTask, ModelCheckpoint, T
 IMPROVING = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5]  # best.pt is written after every epoch
 
 
-def _trainer(out: Path, *callbacks: Callback, max_epochs: int = 5) -> Trainer:
+def _trainer(
+    out: Path, *callbacks: Callback, max_epochs: int = 5, losses: list[float] = IMPROVING
+) -> Trainer:
+    """A fit into ``out`` whose validation losses are ``losses``, epoch by epoch."""
     return quiet_trainer(
         linear_classifier(),
-        ClassificationTask(loss=ScriptedValidationLoss(IMPROVING), lr=0.05),
+        ClassificationTask(loss=ScriptedValidationLoss(losses), lr=0.05),
         max_epochs=max_epochs,
         batch_size=4,
         out_dir=out,
@@ -390,20 +393,12 @@ def test_a_run_resumed_into_another_folder_never_replaces_its_best_pt(tmp_path: 
     assert len(allowed.fit(*_data(), resume_from=first / "last.pt")) == 2
 
 
-def _scripted(out: Path, losses: list[float], max_epochs: int) -> Trainer:
-    return quiet_trainer(
-        linear_classifier(),
-        ClassificationTask(loss=ScriptedValidationLoss(losses), lr=0.05),
-        max_epochs=max_epochs,
-        batch_size=4,
-        out_dir=out,
-    )
-
-
 def test_a_run_resumed_into_another_folder_brings_its_best_pt(tmp_path: Path) -> None:
     first, moved = tmp_path / "first", tmp_path / "moved"
-    _scripted(first, [1.0, 1.2], 2).fit(*_data())  # best epoch 1, last epoch 2
-    history = _scripted(moved, [1.3, 1.4], 4).fit(*_data(), resume_from=first / "last.pt")
+    _trainer(first, max_epochs=2, losses=[1.0, 1.2]).fit(*_data())  # best epoch 1, last epoch 2
+    history = _trainer(moved, max_epochs=4, losses=[1.3, 1.4]).fit(
+        *_data(), resume_from=first / "last.pt"
+    )
     assert len(history) == 4
     # was: no best.pt at all (no epoch after the resume beat epoch 1), and exit 0
     assert checkpoint_epoch(moved / "best.pt") == 1
@@ -415,10 +410,10 @@ def test_a_last_pt_copied_alone_resumes_when_it_holds_the_best_epoch_else_is_ref
 ) -> None:
     for losses, resumes in (([1.0, 0.9], True), ([1.0, 1.2], False)):
         first, alone = tmp_path / f"first-{resumes}", tmp_path / f"alone-{resumes}"
-        _scripted(first, losses, 2).fit(*_data())
+        _trainer(first, max_epochs=2, losses=losses).fit(*_data())
         alone.mkdir()
         (alone / "last.pt").write_bytes((first / "last.pt").read_bytes())
-        resumed = _scripted(alone, [1.3, 1.4], 3)
+        resumed = _trainer(alone, max_epochs=3, losses=[1.3, 1.4])
         if resumes:  # last.pt holds the best epoch: it is best.pt too
             resumed.fit(*_data(), resume_from=alone / "last.pt")
             assert checkpoint_epoch(alone / "best.pt") == 2
