@@ -507,6 +507,23 @@ def test_temperature_scaling_refuses_what_it_cannot_calibrate(
 # --- the command line -------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def _uncalibrated_run(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """best.pt of a one-epoch small_cnn run trained with --no-calibrate, trained once."""
+    out = tmp_path_factory.mktemp("uncalibrated") / "run"
+    assert _train(data, out, "--no-calibrate") == 0
+    return out / "best.pt"
+
+
+@pytest.fixture
+def uncalibrated_best(_uncalibrated_run: Path, tmp_path: Path) -> Path:
+    """This test's own copy of that best.pt, in ``tmp_path / "run"``."""
+    best = tmp_path / "run" / "best.pt"
+    best.parent.mkdir()
+    shutil.copyfile(_uncalibrated_run, best)
+    return best
+
+
 def _train(data: Path, out: Path, *extra: str) -> int:
     return main(
         [
@@ -542,10 +559,9 @@ def test_train_calibrates_by_default_and_evaluate_reports_it(
 
 
 def test_the_calibrate_command_writes_the_temperature(
-    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    data: Path, tmp_path: Path, uncalibrated_best: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _train(data, tmp_path / "run", "--no-calibrate") == 0
-    best = tmp_path / "run" / "best.pt"
+    best = uncalibrated_best
     capsys.readouterr()
     copy = tmp_path / "calibrated.pt"
     argv = ["calibrate", "--checkpoint", str(best), "--data", str(data), "-q"]
@@ -622,11 +638,14 @@ def test_temperature_scaling_fits_on_the_readable_validation_images(
 
 
 def test_a_temperature_is_never_written_into_weights_it_was_not_fitted_on(
-    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    data: Path,
+    tmp_path: Path,
+    uncalibrated_best: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A training run that writes best.pt while `calibrate` fits it: nothing is written."""
-    assert _train(data, tmp_path / "run", "--no-calibrate") == 0
-    best = tmp_path / "run" / "best.pt"
+    best = uncalibrated_best
     path = save_checkpoint(tmp_path / "m.pt", small_cnn(), epoch=1)
     fitted_on = file_digest(path).hex()
     save_checkpoint(path, small_cnn(), epoch=2)  # a run writes its next epoch
@@ -652,10 +671,9 @@ def test_a_temperature_is_never_written_into_weights_it_was_not_fitted_on(
 
 
 def test_calibrate_out_naming_the_checkpoint_itself_writes_it_in_place(
-    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    data: Path, tmp_path: Path, uncalibrated_best: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _train(data, tmp_path / "run", "--no-calibrate") == 0
-    best = tmp_path / "run" / "best.pt"
+    best = uncalibrated_best
     capsys.readouterr()
     same = tmp_path / "run" / "." / "best.pt"
     argv = ["calibrate", "--checkpoint", str(best), "--data", str(data), "--out", str(same)]
@@ -664,10 +682,9 @@ def test_calibrate_out_naming_the_checkpoint_itself_writes_it_in_place(
 
 
 def test_calibrate_out_naming_a_hard_link_of_the_checkpoint_leaves_the_checkpoint_alone(
-    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    data: Path, tmp_path: Path, uncalibrated_best: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _train(data, tmp_path / "run", "--no-calibrate") == 0
-    best = tmp_path / "run" / "best.pt"
+    best = uncalibrated_best
     link = tmp_path / "calibrated.pt"
     link.hardlink_to(best)  # the same file under another name: --out, not the checkpoint
     argv = ["calibrate", "--checkpoint", str(best), "--data", str(data), "--out", str(link)]
@@ -678,10 +695,13 @@ def test_calibrate_out_naming_a_hard_link_of_the_checkpoint_leaves_the_checkpoin
 
 
 def test_calibrate_out_is_written_whole_or_not_at_all(
-    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    data: Path,
+    tmp_path: Path,
+    uncalibrated_best: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert _train(data, tmp_path / "run", "--no-calibrate") == 0
-    best = tmp_path / "run" / "best.pt"
+    best = uncalibrated_best
     out = tmp_path / "calibrated.pt"
     out.write_bytes(b"an earlier calibrated model")  # the user's file, kept on a failure
     capsys.readouterr()
@@ -699,12 +719,15 @@ def test_calibrate_out_is_written_whole_or_not_at_all(
 
 
 def test_calibrate_out_is_written_also_when_the_fit_is_left_out(
-    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    data: Path,
+    tmp_path: Path,
+    uncalibrated_best: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     import retinalnet.training
 
-    assert _train(data, tmp_path / "run", "--no-calibrate") == 0
-    best = tmp_path / "run" / "best.pt"
+    best = uncalibrated_best
     left_out = CalibrationResult(1000.0, False, 8, 0.1, 0.1, 0.5, 0.5)  # every image right
     monkeypatch.setattr(retinalnet.training, "calibrate", lambda *a, **k: left_out)
     out = tmp_path / "calibrated.pt"
@@ -718,10 +741,13 @@ def test_calibrate_out_is_written_also_when_the_fit_is_left_out(
 
 @pytest.mark.parametrize("split", ["train", "val", "test"])
 def test_calibrate_names_the_split_it_fitted_on_and_warns_of_the_test_split(
-    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], split: str
+    data: Path,
+    tmp_path: Path,
+    uncalibrated_best: Path,
+    capsys: pytest.CaptureFixture[str],
+    split: str,
 ) -> None:
-    assert _train(data, tmp_path / "run", "--no-calibrate") == 0
-    best = tmp_path / "run" / "best.pt"
+    best = uncalibrated_best
     capsys.readouterr()
     argv = ["calibrate", "--checkpoint", str(best), "--data", str(data), "--split", split]
     with warnings.catch_warnings(record=True) as caught:
