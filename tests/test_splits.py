@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections import Counter
@@ -491,3 +492,14 @@ def test_the_split_command_refuses_a_fraction_giving_no_validation_patient(
     assert "val_fraction=0.001 gives the validation split no patient" in err
     assert "--val-fraction 0.013" in err
     assert not manifest.exists()
+
+
+def test_a_file_name_that_is_not_utf_8_is_refused_before_a_manifest_is_written(
+    tmp_path: Path,
+) -> None:
+    rows = [ManifestRow(os.fsdecode(b"train/CNV/CNV-1-1 caf\xe9.jpeg"), "CNV", "1", "train")]
+    target = tmp_path / "split.csv"
+    # was: written with the name's own bytes, then refused by read_manifest as not UTF-8
+    with pytest.raises(ValueError, match=r"the file name .*caf\ufffd\.jpeg' is not UTF-8"):
+        write_manifest(rows, target)
+    assert not target.exists()

@@ -14,6 +14,7 @@ from typing import Any
 
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
 from retinalnet._core.files import atomic_write_text
+from retinalnet._core.printable import printable
 from retinalnet.datasets._files import patient_key
 
 __all__ = ["MANIFEST_COLUMNS", "ManifestRow", "read_manifest", "write_manifest"]
@@ -152,7 +153,8 @@ def write_manifest(rows: Sequence[ManifestRow], path: str | os.PathLike[str]) ->
     ------
     ValueError
         If the suffix is neither ``.csv`` nor ``.json``, a row has an unknown label or split,
-        a file is listed twice, or a patient has rows in both ``train`` and ``val``.
+        a file is listed twice, a patient has rows in both ``train`` and ``val``, or a file
+        name is not UTF-8 (a manifest is UTF-8 text: :func:`read_manifest` would refuse it).
 
     Examples
     --------
@@ -165,6 +167,7 @@ def write_manifest(rows: Sequence[ManifestRow], path: str | os.PathLike[str]) ->
     target = Path(path).expanduser()
     kind = _format(target)
     checked = _check_rows(rows, f"manifest {str(target)!r}")
+    _refuse_names_that_are_not_utf_8(checked, target)
     # written whole or not at all: an interrupted split never leaves half a manifest that a
     # training run would read as the whole split
     if kind == "json":
@@ -176,9 +179,22 @@ def write_manifest(rows: Sequence[ManifestRow], path: str | os.PathLike[str]) ->
     writer.writerow(MANIFEST_COLUMNS)
     for row in checked:
         writer.writerow([row.path, row.label, row.patient or "", row.split])
-    # a path that is not UTF-8 keeps its own bytes: the manifest names the file as it is
-    atomic_write_text(target, table.getvalue(), errors="surrogateescape")
+    atomic_write_text(target, table.getvalue())
     return target
+
+
+def _refuse_names_that_are_not_utf_8(rows: Sequence[ManifestRow], target: Path) -> None:
+    """A manifest is UTF-8 text, as :func:`read_manifest` reads it: a file name that is not
+    UTF-8 (a Latin-1 ``café.jpeg``) would make one it then refuses."""
+    for row in rows:
+        try:
+            row.path.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"cannot write manifest {str(target)!r}: the file name {printable(row.path)!r} "
+                "is not UTF-8, and a manifest is UTF-8 text; rename the file to UTF-8 (e.g. "
+                "`convmv -f latin1 -t utf8 -r --notest FOLDER`)"
+            ) from None
 
 
 def read_manifest(path: str | os.PathLike[str]) -> list[ManifestRow]:
