@@ -155,12 +155,13 @@ def _resumed_split(args: argparse.Namespace, checkpoint: Checkpoint, resumed: st
 class TrainOptions(Callback):
     """Keeps the options of ``retinalnet train`` that change a run's result in its
     checkpoints (``callbacks.TrainOptions``), so that ``--resume`` repeats the run with
-    them (see :func:`_resumed_run_defaults`).
+    them (see :func:`resumed_run_defaults`).
 
     Parameters
     ----------
     args
-        The options, after :func:`recipe_defaults`; ``options`` holds them as saved.
+        The options, after :func:`~retinalnet.cli._recipe.recipe_defaults`; ``options``
+        holds them as saved.
     """
 
     KEY = "TrainOptions"
@@ -186,7 +187,7 @@ class TrainOptions(Callback):
         return dict(self.options)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Nothing to restore: :func:`recipe_defaults` read the options before the run."""
+        """Nothing to restore: :func:`resumed_run_defaults` read the options before the run."""
 
 
 # the train options that change a run's result and that the checkpoint holds nowhere else
