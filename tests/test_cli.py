@@ -483,22 +483,25 @@ def test_train_leaves_the_worker_count_to_the_library_by_default() -> None:
     assert build_parser().parse_args(["train", "--data", "x", "--workers", "3"]).workers == 3
 
 
+@pytest.mark.parametrize(
+    "classes", [("NORMAL", "CNV", "DME"), ("healthy", "sick")], ids=["another-order", "other"]
+)
 def test_evaluate_refuses_a_checkpoint_of_other_classes_in_one_line(
-    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], classes: tuple[str, ...]
 ) -> None:
+    # a model of some Kermany classes in their order is a study (test_cli_classes.py);
+    # these would compare other classes than the data's
     from retinalnet.checkpoint import save_checkpoint
     from retinalnet.models import small_cnn
     from retinalnet.transforms import Preprocessing
 
-    three = small_cnn(
-        num_classes=3, classes=("CNV", "DME", "DRUSEN"), preprocessing=Preprocessing(size=32)
-    )
-    checkpoint = save_checkpoint(tmp_path / "three.pt", three)
+    model = small_cnn(classes=classes, preprocessing=Preprocessing(size=32))
+    checkpoint = save_checkpoint(tmp_path / "other.pt", model)
     code = main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "-q"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1
     assert len(err) == 1
-    assert "the model's classes are ['CNV', 'DME', 'DRUSEN']" in err[0]
+    assert f"the model's classes are {list(classes)}" in err[0]
     assert "['CNV', 'DME', 'DRUSEN', 'NORMAL']" in err[0]
 
 

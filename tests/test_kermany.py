@@ -16,11 +16,13 @@ from torch.utils.data.dataloader import default_collate
 from retinalnet.datasets import (
     KERMANY_CLASSES,
     KermanyOCT,
+    ManifestRow,
     UnreadableImageError,
     find_images,
     is_image_file,
     load_image,
     patient_id_from_name,
+    write_manifest,
 )
 from retinalnet.datasets._files import class_named_in, patient_key
 from retinalnet.transforms import Preprocessing
@@ -69,6 +71,81 @@ def test_class_indices_stay_fixed_when_only_some_class_folders_exist(make_tree):
     assert data.class_to_idx["NORMAL"] == 3
     assert _names(data) == [("DME-5-1.jpeg", 1), ("NORMAL-9-1.jpeg", 3), ("NORMAL-9-2.jpeg", 3)]
     assert data.targets == [1, 3, 3]
+
+
+# --- a study of some of the classes (classes=) ---------------------------------------------
+
+_FOUR_CLASSES = {
+    "train/CNV": ["CNV-1-1.jpeg"],
+    "train/DME": ["DME-2-1.jpeg"],
+    "train/DRUSEN": ["DRUSEN-3-1.jpeg"],
+    "train/NORMAL": ["NORMAL-4-1.jpeg", "NORMAL-4-2.jpeg"],
+}
+
+
+def test_a_study_of_some_classes_reads_only_their_folders_in_the_kermany_order(make_tree):
+    root = make_tree(_FOUR_CLASSES)
+    data = KermanyOCT(root, "train", classes=["NORMAL", "CNV"])  # any order given
+    assert data.classes == ["CNV", "NORMAL"]
+    assert data.class_to_idx == {"CNV": 0, "NORMAL": 1}
+    assert _names(data) == [("CNV-1-1.jpeg", 0), ("NORMAL-4-1.jpeg", 1), ("NORMAL-4-2.jpeg", 1)]
+    assert data.targets == [0, 1, 1]
+    assert [label for _, label in data] == [0, 1, 1]
+    assert "classes=['CNV', 'NORMAL']" in repr(data)
+    assert KermanyOCT(root, "train", classes=list(KERMANY_CLASSES)).samples == (
+        KermanyOCT(root, "train").samples
+    )
+
+
+def test_a_study_of_some_classes_from_a_manifest_leaves_the_other_rows_out(make_tree, tmp_path):
+    root = make_tree(_FOUR_CLASSES)
+    rows = [
+        ManifestRow(f"{folder}/{name}", folder.split("/")[1], name.split("-")[1], "train")
+        for folder, names in _FOUR_CLASSES.items()
+        for name in reversed(names)
+    ]
+    manifest = write_manifest(rows, tmp_path / "m.csv")
+    every = KermanyOCT.from_manifest(manifest, "train", root=root)
+    study = KermanyOCT.from_manifest(manifest, "train", root=root, classes=["NORMAL", "DME"])
+    assert study.classes == ["DME", "NORMAL"]
+    kept = [(path, every.classes[target]) for path, target in every.samples]
+    assert [(path, study.classes[target]) for path, target in study.samples] == [
+        (path, name) for path, name in kept if name in ("DME", "NORMAL")
+    ]
+    assert study.patient_ids == [
+        patient
+        for (_, name), patient in zip(kept, every.patient_ids, strict=True)
+        if name in ("DME", "NORMAL")
+    ]
+
+
+def test_a_study_whose_classes_have_no_images_in_the_split_says_so(make_tree, tmp_path):
+    root = make_tree({"test/CNV": ["CNV-1-1.jpeg"], "test/DME": ["DME-2-1.jpeg"]})
+    with pytest.raises(ValueError, match=r"holds no images of DRUSEN, NORMAL \(\.bmp"):
+        KermanyOCT(root, "test", classes=["DRUSEN", "NORMAL"])
+    rows = [ManifestRow("test/CNV/CNV-1-1.jpeg", "CNV", "1", "test")]
+    manifest = write_manifest(rows, tmp_path / "m.csv")
+    with pytest.raises(ValueError, match=r"no rows for split 'test' of DME, NORMAL \(it has: te"):
+        KermanyOCT.from_manifest(manifest, "test", root=root, classes=["DME", "NORMAL"])
+
+
+@pytest.mark.parametrize(
+    ("classes", "error", "message"),
+    [
+        ("CNV", TypeError, r"classes must be a list of class names, got the string 'CNV'"),
+        (["cnv", "NORMAL"], ValueError, r"class 'cnv' is not one of CNV, DME, DRUSEN, NORMAL"),
+        (["CNV", "AMD"], ValueError, r"class 'AMD' is not one of"),
+        (["CNV", "CNV"], ValueError, r"class 'CNV' is given twice in classes CNV CNV"),
+        (["CNV"], ValueError, r"classes CNV keeps 1 class\(es\); a classifier needs at least two"),
+        ([], ValueError, r"classes \(none\) keeps 0 class"),
+    ],
+)
+def test_classes_that_are_not_a_study_of_kermany_classes_are_refused_by_name(
+    make_tree, classes, error, message
+):
+    root = make_tree(_FOUR_CLASSES)
+    with pytest.raises(error, match=message):
+        KermanyOCT(root, "train", classes=classes)
 
 
 def test_image_suffixes_are_accepted_in_any_case(make_tree):

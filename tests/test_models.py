@@ -160,6 +160,19 @@ def test_vgg16_transfer_other_class_count_and_names():
     assert named.classes == ("healthy", "sick")
 
 
+def test_the_classes_of_a_study_give_the_number_of_outputs():
+    # a CNV-against-NORMAL study: create_model(arch, classes=train.classes), no num_classes
+    with META:
+        model = vgg16_transfer(weights=None, classes=["CNV", "NORMAL"])
+    assert model.classes == ("CNV", "NORMAL")
+    assert model.network.classifier[6][-2].out_features == 2
+    assert model.arch_kwargs["num_classes"] == 2
+    assert small_cnn(classes=["DME", "NORMAL", "CNV"]).eval()(torch.zeros(1, 3, 32, 32)).shape == (
+        1,
+        3,
+    )
+
+
 def test_vgg16_transfer_classes_must_match_num_classes():
     message = r"num_classes=3 but 2 class names were given \(\['CNV', 'DME'\]\); make them agree"
     with pytest.raises(ValueError, match=message):
@@ -422,8 +435,10 @@ def test_small_cnn_carries_given_classes_and_preprocessing():
     assert model.classes == ("NORMAL", "CNV")
     assert model.preprocessing is prep
     assert model.eval()(torch.zeros(1, 3, 64, 64)).shape == (1, 2)
-    with pytest.raises(ValueError, match="num_classes=4 but 1 class names were given"):
+    with pytest.raises(ValueError, match=r"2 or more distinct names, got \['CNV'\]"):
         small_cnn(classes=["CNV"])
+    with pytest.raises(ValueError, match="num_classes=4 but 2 class names were given"):
+        small_cnn(num_classes=4, classes=["CNV", "DME"])
 
 
 def test_build_model_rebuilds_small_cnn():

@@ -45,6 +45,55 @@ def check_same_classes(model_classes: Sequence[str], data: object, *, where: str
         raise ValueError(
             f"{where}: the model's classes are {list(expected)} (output order) but the data's "
             f"are {list(found)}; every result would compare different classes. Use data with "
-            "the model's classes in its order (KermanyOCT always gives CNV, DME, DRUSEN, "
-            "NORMAL), or a model trained for the data's classes"
+            "the model's classes in its order (KermanyOCT(root, split, classes=model.classes) "
+            "reads some of the four), or a model built for the data's classes "
+            "(create_model(arch, classes=data.classes))"
         )
+
+
+def kermany_subset(classes: Sequence[str] | None, *, name: str = "classes") -> tuple[str, ...]:
+    """The Kermany classes a study keeps, in the fixed Kermany order.
+
+    ``None`` keeps all four. A subset (a CNV-versus-NORMAL study, say) keeps the output
+    order of the four (``CNV`` before ``NORMAL`` whatever order it is given in), so a model
+    and its data sets always agree on it. ``name`` is what errors call the argument
+    (``--classes`` at the command line).
+
+    Raises
+    ------
+    TypeError
+        If ``classes`` is one string (``"CNV"`` instead of ``["CNV", "NORMAL"]``).
+    ValueError
+        If a name is not a Kermany class (names are compared as written: ``"cnv"`` is not
+        ``"CNV"``), a name is given twice, or fewer than two classes are given.
+
+    Examples
+    --------
+    >>> kermany_subset(["NORMAL", "CNV"])
+    ('CNV', 'NORMAL')
+    >>> kermany_subset(None)
+    ('CNV', 'DME', 'DRUSEN', 'NORMAL')
+    """
+    if classes is None:
+        return KERMANY_CLASSES
+    if isinstance(classes, str):
+        raise TypeError(
+            f"{name} must be a list of class names, got the string {classes!r}; "
+            "e.g. ['CNV', 'NORMAL']"
+        )
+    names = [str(name) for name in classes]
+    unknown = [name for name in names if name not in KERMANY_CLASSES]
+    if unknown:
+        raise ValueError(
+            f"class {unknown[0]!r} is not one of {', '.join(KERMANY_CLASSES)} "
+            "(names as written, upper case)"
+        )
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"class {repeated[0]!r} is given twice in {name} {' '.join(names)}")
+    if len(names) < 2:
+        raise ValueError(
+            f"{name} {' '.join(names) or '(none)'} keeps {len(names)} class(es); a classifier "
+            "needs at least two, e.g. CNV NORMAL"
+        )
+    return tuple(name for name in KERMANY_CLASSES if name in names)

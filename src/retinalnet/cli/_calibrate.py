@@ -21,7 +21,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from retinalnet._core.files import atomic_copy, file_digest
     from retinalnet.checkpoint import load_checkpoint, set_checkpoint_temperature
     from retinalnet.cli._skip import print_skipped, readable_split
-    from retinalnet.cli._split_data import split_data
+    from retinalnet.cli._split_data import split_data, study_classes
     from retinalnet.training import calibrate
 
     checkpoint = load_checkpoint(args.checkpoint)
@@ -42,7 +42,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
             stacklevel=1,
         )
     model = checkpoint.build_model()
-    data = split_data(args.data, args.split, args.manifest)
+    # a model of some of the classes (CNV against NORMAL) is scored on their images
+    data = split_data(args.data, args.split, args.manifest, study_classes(model.classes))
     skipped: list[SkippedImage] = []
     if args.on_error == "skip":  # as evaluate: left out, not replaced, and listed at the end
         data, skipped = readable_split(data, model.preprocessing.load, progress=not args.quiet)

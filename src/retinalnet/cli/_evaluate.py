@@ -23,7 +23,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from retinalnet.checkpoint import load_checkpoint
     from retinalnet.cli._advice import require_matplotlib
     from retinalnet.cli._skip import print_skipped, readable_split
-    from retinalnet.cli._split_data import split_data
+    from retinalnet.cli._split_data import split_data, study_classes
     from retinalnet.training import evaluate
 
     if args.plots is not None:
@@ -32,7 +32,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         require_matplotlib("--report")
     checkpoint = load_checkpoint(args.checkpoint)
     model = checkpoint.build_model()
-    data = split_data(args.data, args.split, args.manifest)
+    # a model of some of the classes (CNV against NORMAL) is scored on their images
+    data = split_data(args.data, args.split, args.manifest, study_classes(model.classes))
     skipped: list[SkippedImage] = []
     if args.on_error == "skip":
         data, skipped = readable_split(data, model.preprocessing.load, progress=not args.quiet)

@@ -255,6 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_manifest_argument(train, "train/val")
     train.add_argument(
+        "--classes",
+        nargs="+",
+        default=None,
+        metavar="CLASS",
+        help="train for some of the classes only, e.g. --classes CNV NORMAL: the other class "
+        "folders are not read, evaluate and calibrate read only these (default: all four; "
+        "with --resume, the run's)",
+    )
+    train.add_argument(
         "--balance",
         choices=["none", "weights", "sampler"],
         default="none",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retinalnet.cli._recipe import DEFAULT_ARCH, RECIPES
+from retinalnet.cli._split_data import study_classes
 from retinalnet.training import Callback
 
 if TYPE_CHECKING:
@@ -30,7 +31,8 @@ def resumed_run_defaults(args: argparse.Namespace) -> None:
     """With ``--resume``, the options left out are those of the run resumed, and one given
     with another value than the run's is refused, before any work.
 
-    The architecture, image size, decoding and recipe are read from the checkpoint itself,
+    The architecture, classes, image size, decoding and recipe are read from the checkpoint
+    itself,
     a fine-tune's epochs, blocks, balance, augmentation, rate and patience from its recipe
     (:func:`~retinalnet.training._finetune.saved_recipe`, which the fine-tune checks), and
     the other train options from the record :class:`TrainOptions` keeps in it. ``--epochs``
@@ -53,6 +55,7 @@ def resumed_run_defaults(args: argparse.Namespace) -> None:
     # the network is rebuilt as the run built it, without downloading weights: every
     # weight comes from the checkpoint (an offline machine resumes a run it started)
     args.resumed_network = (checkpoint.arch_kwargs, checkpoint.classes)
+    _resumed_classes(args, tuple(checkpoint.classes), resumed)
     if getattr(args, "size", "") is None:
         args.size = checkpoint.preprocessing.size
     if getattr(args, "reduced_decode", "") is None:  # another one the Trainer refuses
@@ -110,6 +113,20 @@ def resumed_run_defaults(args: argparse.Namespace) -> None:
             "give the values the run was started with to repeat it",
             resumed,
             ", ".join(unknown),
+        )
+
+
+def _resumed_classes(args: argparse.Namespace, run: tuple[str, ...], resumed: str) -> None:
+    """The resumed run's classes (``--classes``), taken when left out; others are refused:
+    its network has one output per class of the run."""
+    given = getattr(args, "classes", ())
+    if given is None:
+        args.classes = study_classes(run)
+    elif given != () and tuple(given) != run:
+        raise ValueError(
+            f"{resumed} continues a run of the classes {' '.join(run)}, not --classes "
+            f"{' '.join(given)}: its network has one output per class of the run; leave "
+            "--classes out, or start a new run without --resume"
         )
 
 

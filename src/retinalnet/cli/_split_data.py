@@ -9,13 +9,19 @@ training to calibration and evaluation on one split.
 from __future__ import annotations
 
 import argparse
+import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from retinalnet._core.classes import KERMANY_CLASSES
 
 if TYPE_CHECKING:
     from retinalnet.datasets import KermanyOCT
 
-__all__ = ["add_manifest_argument", "split_data"]
+__all__ = ["add_manifest_argument", "split_data", "study_classes"]
+
+logger = logging.getLogger("retinalnet")
 
 
 def add_manifest_argument(parser: argparse.ArgumentParser, what: str) -> None:
@@ -30,11 +36,24 @@ def add_manifest_argument(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def split_data(data: Path, split: str, manifest: Path | None) -> KermanyOCT:
-    """The images of ``split``: the manifest's rows of it (paths under ``data``), or the
-    folder ``data/split``."""
+def study_classes(model_classes: Sequence[str]) -> tuple[str, ...] | None:
+    """The Kermany classes a model was trained for, when they are some of the four in the
+    Kermany order (a CNV-versus-NORMAL model reads only those folders); ``None`` otherwise,
+    so that the data's four classes meet the model's and a mismatch is refused by name."""
+    names = tuple(model_classes)
+    in_order = tuple(name for name in KERMANY_CLASSES if name in names)
+    return names if len(names) >= 2 and names == in_order else None
+
+
+def split_data(
+    data: Path, split: str, manifest: Path | None, classes: Sequence[str] | None = None
+) -> KermanyOCT:
+    """The images of ``split`` of ``classes`` (default: all four): the manifest's rows of it
+    (paths under ``data``), or the folder ``data/split``."""
     from retinalnet.datasets import KermanyOCT
 
+    if classes is not None and tuple(classes) != KERMANY_CLASSES:
+        logger.info("%s split: the images of %s only", split, ", ".join(classes))
     if manifest is not None:
-        return KermanyOCT.from_manifest(manifest, split, root=data)
-    return KermanyOCT(data, split)
+        return KermanyOCT.from_manifest(manifest, split, root=data, classes=classes)
+    return KermanyOCT(data, split, classes=classes)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from retinalnet._core.classes import kermany_subset
 from retinalnet._core.folders import check_folder
 from retinalnet._core.json_text import strict_json
 
@@ -79,8 +80,8 @@ def run_train(args: argparse.Namespace) -> int:
     resumed_run_defaults(args)
     recipe_defaults(args)
     preprocessing = Preprocessing(size=args.size, reduced_decode=args.reduced_decode)
-    train = split_data(args.data, "train", args.manifest)
-    val = split_data(args.data, "val", args.manifest)
+    train = split_data(args.data, "train", args.manifest, args.classes)
+    val = split_data(args.data, "val", args.manifest, args.classes)
     cache: Literal["auto"] | bool | FeatureCacheConfig = "auto"  # on for a frozen backbone
     if args.feature_cache is False:
         cache = False
@@ -102,7 +103,9 @@ def run_train(args: argparse.Namespace) -> int:
                 args.arch, resumed[0], classes=resumed[1], preprocessing=preprocessing
             )
         else:
-            model = create_model(args.arch, weights=args.weights, preprocessing=preprocessing)
+            model = create_model(
+                args.arch, weights=args.weights, classes=train.classes, preprocessing=preprocessing
+            )
         # before any features are cached: augmented views follow it
         model.preprocessing = model.preprocessing.with_augmentation(args.augment)
         if (
@@ -188,6 +191,8 @@ def _check_train_options(args: argparse.Namespace) -> None:
     FileNotFoundError
         If the ``--resume`` file does not exist.
     """
+    if args.classes is not None:  # --classes CNV NORMAL: checked names, in the Kermany order
+        args.classes = kermany_subset(args.classes, name="--classes")
     if args.out is None:  # a resumed run goes on in its own folder
         args.out = args.resume.parent if args.resume is not None else DEFAULT_OUT
         check_folder(args.out, name="--out", fix="pass a folder that can be written")

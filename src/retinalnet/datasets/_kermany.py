@@ -12,7 +12,12 @@ import torch.utils.data
 from PIL import Image
 
 from retinalnet._core.caller_warnings import warn_caller
-from retinalnet._core.classes import IMAGE_EXTENSIONS, KERMANY_CLASSES, KERMANY_SPLITS
+from retinalnet._core.classes import (
+    IMAGE_EXTENSIONS,
+    KERMANY_CLASSES,
+    KERMANY_SPLITS,
+    kermany_subset,
+)
 from retinalnet._core.images import UnreadableImageError, load_image
 from retinalnet.datasets._files import (
     LAYOUT_HINT,
@@ -47,6 +52,14 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         download, ``CellData/OCT`` in the Mendeley one, which has no ``val``).
     split
         ``"train"``, ``"val"`` or ``"test"``.
+    classes
+        The classes a study keeps, e.g. ``["CNV", "NORMAL"]`` for CNV against normal scans:
+        the other class folders are not read, and the targets are ``0 .. len(classes) - 1``
+        in the fixed Kermany order (``CNV`` before ``NORMAL`` whatever order they are given
+        in). Train a model for them with ``create_model(arch, classes=train.classes)``
+        (``retinalnet train --classes CNV NORMAL``). Default: all four.
+
+        .. versionadded:: 0.2
     transform
         Applied to each PIL image, for loops of your own (e.g.
         ``Preprocessing().train_transform()``). Leave it out for the Trainer,
@@ -78,7 +91,7 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
     Attributes
     ----------
     classes : list of str
-        ``["CNV", "DME", "DRUSEN", "NORMAL"]``.
+        ``["CNV", "DME", "DRUSEN", "NORMAL"]``, or the subset given as ``classes``.
     class_to_idx : dict of str to int
         Class name to index.
     samples : list of (str, int)
@@ -92,8 +105,11 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
     ------
     FileNotFoundError
         If ``root`` or the split folder does not exist.
+    TypeError
+        If ``classes`` is one string.
     ValueError
-        If ``split`` is unknown, a class folder is not a Kermany class, a class folder holds
+        If ``split`` is unknown, ``classes`` names a class that is not a Kermany class (or
+        one twice, or fewer than two), a class folder is not a Kermany class, a class folder holds
         a subfolder named like another class (``train/CNV/DME/``: its images would be
         labelled CNV), or the split holds no images.
 
@@ -120,6 +136,8 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
     >>> train = KermanyOCT("OCT2017", "train")  # doctest: +SKIP
     >>> train.classes  # doctest: +SKIP
     ['CNV', 'DME', 'DRUSEN', 'NORMAL']
+    >>> KermanyOCT("OCT2017", "train", classes=["NORMAL", "CNV"]).classes  # doctest: +SKIP
+    ['CNV', 'NORMAL']
     """
 
     def __init__(
@@ -127,6 +145,7 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         root: str | os.PathLike[str],
         split: str = "train",
         *,
+        classes: Sequence[str] | None = None,
         transform: Callable[[Image.Image], Any] | None = None,
         target_transform: Callable[[int], Any] | None = None,
         loader: Callable[[str], Any] = load_image,
@@ -137,11 +156,12 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         self.root = Path(root).expanduser()
         self.split = split
         self.split_dir = self.root / split
-        self._configure(transform, target_transform, loader, on_error)
+        self._configure(classes, transform, target_transform, loader, on_error)
         self._set_samples(self._find_samples())
 
     def _configure(
         self,
+        classes: Sequence[str] | None,
         transform: Callable[[Image.Image], Any] | None,
         target_transform: Callable[[int], Any] | None,
         loader: Callable[[str], Any],
@@ -156,7 +176,7 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         self.target_transform = target_transform
         self.loader = loader
         self.on_error = on_error
-        self.classes: list[str] = list(KERMANY_CLASSES)
+        self.classes: list[str] = list(kermany_subset(classes))
         self.class_to_idx: dict[str, int] = {name: i for i, name in enumerate(self.classes)}
 
     def _set_samples(
@@ -177,6 +197,7 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         split: str = "train",
         *,
         root: str | os.PathLike[str] | None = None,
+        classes: Sequence[str] | None = None,
         transform: Callable[[Image.Image], Any] | None = None,
         target_transform: Callable[[int], Any] | None = None,
         loader: Callable[[str], Any] = load_image,
@@ -198,6 +219,9 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         root
             The folder relative paths in the manifest start from (the data root the
             manifest was made from). Default: the manifest's own folder.
+        classes
+            The classes a study keeps (rows of other labels are left out); as for
+            :class:`KermanyOCT`.
         transform, target_transform, loader, on_error
             As for :class:`KermanyOCT`.
 
@@ -227,13 +251,13 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         self.root = base
         self.split = split
         self.split_dir = base / split
-        self._configure(transform, target_transform, loader, on_error)
-        chosen = [row for row in rows if row.split == split]
+        self._configure(classes, transform, target_transform, loader, on_error)
+        chosen = [row for row in rows if row.split == split and row.label in self.class_to_idx]
         if not chosen:
             found = sorted({row.split for row in rows})
             raise ValueError(
-                f"manifest {str(manifest_path)!r} has no rows for split {split!r} "
-                f"(it has: {', '.join(found) or 'no rows'})"
+                f"manifest {str(manifest_path)!r} has no rows for split {split!r}"
+                f"{self._of_classes()} (it has: {', '.join(found) or 'no rows'})"
             )
         self._set_samples(
             [(str(base / row.path), self.class_to_idx[row.label]) for row in chosen],
@@ -249,6 +273,8 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         misnamed: list[str] = []
         others: list[str] = []
         for name, folder in list_class_folders(self.split_dir).items():
+            if name not in self.class_to_idx:  # a class the study leaves out (classes=)
+                continue
             target = self.class_to_idx[name]
             paths = sorted(iter_image_files(folder, others))
             for path in paths:
@@ -268,11 +294,17 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         if not samples:
             suffixes = ", ".join(sorted(IMAGE_EXTENSIONS))
             raise ValueError(
-                f"split {self.split!r} under {str(self.root)!r} holds no images ({suffixes}); "
-                f"{LAYOUT_HINT}"
+                f"split {self.split!r} under {str(self.root)!r} holds no images"
+                f"{self._of_classes()} ({suffixes}); {LAYOUT_HINT}"
             )
         samples.sort(key=lambda sample: sample[1])  # stable: keeps path order within a class
         return samples
+
+    def _of_classes(self) -> str:
+        """`` of CNV, NORMAL`` when the study keeps a subset of the classes, else ``""``."""
+        if tuple(self.classes) == KERMANY_CLASSES:
+            return ""
+        return f" of {', '.join(self.classes)}"
 
     def _raise_nested(
         self, name: str, folder: Path, parts: tuple[str, ...], foreign: str, paths: list[str]
@@ -385,7 +417,8 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         return sample, label
 
     def __repr__(self) -> str:
+        subset = "" if tuple(self.classes) == KERMANY_CLASSES else f", classes={self.classes}"
         return (
-            f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
-            f"images={len(self)})"
+            f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}"
+            f"{subset}, images={len(self)})"
         )

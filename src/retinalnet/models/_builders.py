@@ -16,7 +16,7 @@ __all__ = ["small_cnn", "vgg16_transfer"]
 
 def vgg16_transfer(
     *,
-    num_classes: int = 4,
+    num_classes: int | None = None,
     weights: WeightsArg = "IMAGENET1K_V1",
     hidden: int | None = 256,
     dropout: float = 0.2,
@@ -37,7 +37,8 @@ def vgg16_transfer(
     Parameters
     ----------
     num_classes
-        Outputs (4: CNV, DME, DRUSEN, NORMAL).
+        Outputs: as many as ``classes`` when they are given, else 4 (CNV, DME, DRUSEN,
+        NORMAL).
     weights
         ``"IMAGENET1K_V1"`` / ``"DEFAULT"`` / a :class:`torchvision.models.VGG16_Weights`
         member (downloaded once, then cached by torchvision), a path to a local VGG16 state
@@ -101,7 +102,7 @@ def vgg16_transfer(
 
 def small_cnn(
     *,
-    num_classes: int = 4,
+    num_classes: int | None = None,
     width: int = 16,
     hidden: int | None = 64,
     dropout: float = 0.2,

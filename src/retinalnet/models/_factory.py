@@ -25,13 +25,16 @@ __all__ = ["ModelInfo", "build_model", "class_names", "create", "create_model", 
 logger = logging.getLogger(__name__)
 
 
-def class_names(num_classes: int, classes: Sequence[str] | None) -> tuple[str, ...]:
-    """The given names, checked against ``num_classes``; Kermany's or ``class_<i>`` if none."""
+def class_names(num_classes: int | None, classes: Sequence[str] | None) -> tuple[str, ...]:
+    """The given names, checked against ``num_classes`` (``None``: as many as the names,
+    four without names); Kermany's or ``class_<i>`` if none."""
     if classes is None:
-        if num_classes == len(KERMANY_CLASSES):
+        if num_classes is None or num_classes == len(KERMANY_CLASSES):
             return KERMANY_CLASSES
         return tuple(f"class_{i}" for i in range(num_classes))
-    if len(classes) != num_classes:
+    if len(classes) < 2 or len(set(classes)) != len(classes):  # before the network is built
+        raise ValueError(f"classes must be 2 or more distinct names, got {list(classes)!r}")
+    if num_classes is not None and len(classes) != num_classes:
         raise ValueError(
             f"num_classes={num_classes} but {len(classes)} class names were given "
             f"({list(classes)!r}); make them agree"
@@ -97,7 +100,7 @@ def _check_size(spec: ModelSpec, preprocessing: Preprocessing, weights: object) 
 def create(
     spec: ModelSpec,
     *,
-    num_classes: int,
+    num_classes: int | None,
     weights: WeightsArg,
     freeze: bool | None,
     trainable_blocks: int,
@@ -115,6 +118,7 @@ def create(
     ``warn_random=False`` for builds whose weights come from elsewhere (a checkpoint) or
     that only count parameters."""
     names = class_names(num_classes, classes)
+    num_classes = len(names)
     freeze = spec.default_freeze if freeze is None else freeze
     hidden = spec.default_hidden if hidden is None else hidden
     if isinstance(trainable_blocks, bool) or not isinstance(trainable_blocks, int):
@@ -165,7 +169,7 @@ def create(
 def create_model(
     name: str,
     *,
-    num_classes: int = 4,
+    num_classes: int | None = None,
     weights: WeightsArg = "DEFAULT",
     freeze: bool | None = None,
     trainable_blocks: int = 0,
@@ -191,7 +195,8 @@ def create_model(
     name
         A registered name (:func:`list_models`; ``retinalnet models`` shows them).
     num_classes
-        Outputs (4: CNV, DME, DRUSEN, NORMAL).
+        Outputs: as many as ``classes`` when they are given, else 4 (CNV, DME, DRUSEN,
+        NORMAL).
     weights
         ``"DEFAULT"`` (the architecture's best torchvision weights; random for
         ``small_cnn``, which has none), a weights name such as ``"IMAGENET1K_V1"`` or enum
@@ -212,7 +217,9 @@ def create_model(
     dropout
         Dropout in the head, after the hidden layer.
     classes
-        Class names in output order; the Kermany classes by default.
+        Class names in output order; the Kermany classes by default. A study of some of
+        them takes the data's: ``create_model(arch, classes=train.classes)`` for
+        ``KermanyOCT(root, "train", classes=["CNV", "NORMAL"])``.
     preprocessing
         Defaults to 224 px pipelines with ImageNet normalisation.
     progress
@@ -296,7 +303,7 @@ def build_model(
 def _without_weights(
     name: str,
     *,
-    num_classes: int = 4,
+    num_classes: int | None = None,
     freeze: bool | None = None,
     trainable_blocks: int = 0,
     hidden: int | None = None,
