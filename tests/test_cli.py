@@ -738,15 +738,18 @@ def test_predict_writes_a_csv_row_per_image(
         rows = list(csv.reader(file))
     assert rows[0] == [
         "path", "class_1", "probability_1", "class_2", "probability_2", "class_3",
-        "probability_3",
+        "probability_3", "precision", "temperature",
     ]  # fmt: skip
     assert len(rows) == 1 + len(printed) == 3
     for row, prediction in zip(rows[1:], printed, strict=True):
         assert row[0] == prediction["source"]
-        assert row[1::2] == [c["class"] for c in prediction["top"]]
-        assert [float(p) for p in row[2::2]] == pytest.approx(
+        assert row[1:-2:2] == [c["class"] for c in prediction["top"]]
+        assert [float(p) for p in row[2:-2:2]] == pytest.approx(
             [c["probability"] for c in prediction["top"]], abs=1e-6
         )
+        # what they were computed at: bf16 can turn a near-tie (the JSON says it too)
+        assert row[-2:] == [prediction["precision"], f"{prediction['temperature']:.6g}"]
+        assert prediction["precision"] in ("fp32", "bf16")
 
 
 def test_evaluate_plots_the_curves_and_the_history_the_checkpoint_carries(

@@ -6,6 +6,7 @@ import copy
 import json
 import logging
 import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -412,8 +413,47 @@ def test_gradcam_explains_the_class_asked_for(
         predictor.gradcam(images[1], class_index="GLAUCOMA")
     with pytest.raises(ValueError, match=r"class_index must be from 0 to 3 or a class name, got 4"):
         predictor.gradcam(images[1], class_index=4)
-    with pytest.raises(TypeError, match=r"image is a int"):
+    with pytest.raises(TypeError, match=r"image 0 is a int; expected a path"):
         predictor.gradcam(3)  # type: ignore[arg-type]
+
+
+def test_gradcam_explains_the_class_topk_reports_not_the_plain_forwards(
+    model: Classifier, images: list[Image.Image], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # topk's class comes from the Predictor's precision, TTA and temperature, which can
+    # differ from a plain fp32 forward's near a tie (bf16 on this CPU: DRUSEN reported, the
+    # map was CNV's); whatever topk reports is the class the default map explains
+    predictor = Predictor(model, device="cpu", precision="fp32", tta=True)
+    least = predictor.topk(images[1], k=4).top[-1]
+    reported = Prediction(source="<image 0>", top=(least,))
+    monkeypatch.setattr(predictor, "topk", lambda image, k=3: reported)
+
+    assert np.array_equal(
+        predictor.gradcam(images[1]), predictor.gradcam(images[1], class_index=least.index)
+    )
+
+
+def test_a_scan_in_memory_meeting_a_reduced_decode_model_is_warned_of(tmp_path: Path) -> None:
+    # the model reads a 512 x 496 JPEG file at half scale, as it was trained; the same scan
+    # in memory is at full size, and its probabilities can differ: said, not silent
+    scan = SyntheticOCT(1, shape=(496, 512), seed=1).image(0)
+    jpeg, png = tmp_path / "scan.jpeg", tmp_path / "scan.png"
+    scan.save(jpeg)
+    scan.save(png)
+    model = small_cnn(preprocessing=Preprocessing(size=64, reduced_decode=True))
+    predictor = Predictor(model, device="cpu", precision="fp32")
+    in_memory = r"given in memory, decoded at full size, but this model decodes JPEG files at"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predictor.topk([jpeg, png, Image.open(png)])  # files, and a PNG's pixels: as read
+        predictor.topk(torch.zeros(60, 60, dtype=torch.uint8))  # too small to be reduced
+        Predictor(small_cnn(preprocessing=Preprocessing(size=64)), device="cpu").topk(scan)
+    with pytest.warns(UserWarning, match=r"^image 0 " + in_memory):
+        predictor.topk(Image.open(jpeg))
+    with pytest.warns(UserWarning, match=r"^2 image\(s\) \(e\.g\. image 1\) " + in_memory):
+        predictor.topk([jpeg, scan, torch.from_numpy(np.array(scan))])
+    with pytest.warns(UserWarning, match=in_memory):
+        model.preprocessing.prepare(scan)
 
 
 def test_auto_precision_stays_close_to_fp32() -> None:

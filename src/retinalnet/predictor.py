@@ -21,14 +21,19 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from retinalnet._core.device import default_num_workers
-from retinalnet._core.images import ImageInput, UnreadableImageError, coerce_image
+from retinalnet._core.images import (
+    ImageInput,
+    UnreadableImageError,
+    coerce_image,
+    warn_of_full_scale_images,
+)
 from retinalnet._core.loaders import make_loader
 from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
 from retinalnet.checkpoint import load_checkpoint
 from retinalnet.engine import InferenceEngine, first_nonfinite_row
 from retinalnet.gradcam import grad_cam_image
 from retinalnet.models import Classifier
-from retinalnet.precision import Precision
+from retinalnet.precision import Precision, precision_name
 from retinalnet.transforms import Preprocessing
 
 if TYPE_CHECKING:
@@ -216,6 +221,17 @@ class Predictor:
         return self.engine.precision
 
     @property
+    def precision_name(self) -> str:
+        """The precision the probabilities are computed in on this device: ``"fp32"``,
+        ``"bf16"`` or ``"fp16"`` (``"auto"`` resolved; see
+        :func:`~retinalnet.precision.resolve_precision`). ``retinalnet predict`` reports it
+        with its results, as ``evaluate`` does.
+
+        .. versionadded:: 0.2
+        """
+        return precision_name(self.engine.dtype)
+
+    @property
     def tta(self) -> bool:
         """Whether each image is averaged with its mirror."""
         return self.engine.tta
@@ -305,6 +321,7 @@ class Predictor:
         # Workers pay off for files to decode; in-memory images (CUDA tensors among them)
         # are prepared in this process rather than copied to workers.
         files_only = all(isinstance(image, (str, os.PathLike)) for image in images)
+        warn_of_full_scale_images(images, target_size=self.preprocessing.decode_size)
         skip = self.on_error == "skip"
         loader = make_loader(
             _PreparedImages(images, self.preprocessing, skip=skip),
@@ -409,7 +426,9 @@ class Predictor:
         image
             A path, PIL image or image tensor, as for :meth:`topk`.
         class_index
-            The class to explain, by index or name; the predicted class by default.
+            The class to explain, by index or name; by default the class :meth:`topk`
+            ranks first for this image (at this Predictor's precision, test-time
+            augmentation and temperature), so the map explains the answer it gave.
 
         Returns
         -------
@@ -441,6 +460,8 @@ class Predictor:
                 f"class_index must be from 0 to {len(self.classes) - 1} or a class name, got "
                 f"{class_index!r}"
             )
+        if class_index is None:  # the class topk reports (its precision, TTA, temperature)
+            class_index = self.topk(image, k=1).top[0].index
         return grad_cam_image(self.model, image, class_index=class_index)
 
     @classmethod

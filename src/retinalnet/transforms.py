@@ -24,7 +24,13 @@ from PIL import Image
 from torchvision import transforms as tvt
 
 from retinalnet._core.deprecation import module_getattr
-from retinalnet._core.images import ImageInput, coerce_image, load_image, to_model_mode
+from retinalnet._core.images import (
+    ImageInput,
+    coerce_image,
+    load_image,
+    to_model_mode,
+    warn_of_full_scale_images,
+)
 
 __all__ = ["AUGMENTATION_PRESETS", "IMAGENET_MEAN", "IMAGENET_STD", "Preprocessing"]
 
@@ -347,6 +353,15 @@ class Preprocessing:
         settings = (self.rotation, self.jitter, self.translate, self.gamma, self.speckle)
         return any(settings) or self.hflip or self.scale != (1.0, 1.0)
 
+    @property
+    def decode_size(self) -> int | None:
+        """The shorter side :meth:`load` decodes large JPEG files towards: :attr:`resize`
+        with ``reduced_decode``, ``None`` (full size) without.
+
+        .. versionadded:: 0.2
+        """
+        return self.resize if self.reduced_decode else None
+
     def with_augmentation(self, preset: str) -> Preprocessing:
         """A copy whose training augmentation is the named preset; size, normalisation and
         decoding stay as they are, so evaluation and prediction are unchanged.
@@ -442,7 +457,7 @@ class Preprocessing:
         retinalnet.datasets.UnreadableImageError
             If the file cannot be read; the message names it.
         """
-        return load_image(path, target_size=self.resize if self.reduced_decode else None)
+        return load_image(path, target_size=self.decode_size)
 
     def prepare(self, image: ImageInput) -> torch.Tensor:
         """The model input ``(3, size, size)`` of one image: a path, PIL image or tensor.
@@ -456,6 +471,7 @@ class Preprocessing:
         >>> Preprocessing(size=64).prepare(torch.zeros(80, 96, dtype=torch.uint8)).shape
         torch.Size([3, 64, 64])
         """
+        warn_of_full_scale_images([image], target_size=self.decode_size)
         prepared: torch.Tensor = self.eval_transform()(coerce_image(image, decode=self.load))
         return prepared
 

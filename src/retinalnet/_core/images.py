@@ -22,7 +22,7 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias, Union
 
@@ -55,6 +55,7 @@ __all__ = [
     "load_frames",
     "load_image",
     "to_model_mode",
+    "warn_of_full_scale_images",
 ]
 
 ImageInput: TypeAlias = Union[str, "os.PathLike[str]", Image.Image, torch.Tensor]
@@ -669,6 +670,43 @@ def _stretch(pixels: np.ndarray[Any, Any], low: float, high: float) -> Image.Ima
     return Image.fromarray(np.rint((pixels - low) * (255 / (high - low))).astype(np.uint8))
 
 
+def warn_of_full_scale_images(images: Sequence[ImageInput], *, target_size: int | None) -> None:
+    """Warn when images given in memory meet a model that decodes its files at reduced scale.
+
+    A model with ``reduced_decode`` reads a large JPEG file at 1/2, 1/4 or 1/8 scale
+    (:func:`draft_scale`, ``target_size`` its resize), as it was trained; a PIL image or a
+    tensor is already decoded at full size, so the same scan given that way can get other
+    probabilities (a top class changed in 3 of 16 scans of a random-weight test model).
+    Images that a reduced decode would not shrink (small ones, PIL images read from other
+    formats than JPEG) are not counted. ``target_size=None`` (no reduced decode) warns of
+    nothing.
+    """
+    if target_size is None:
+        return
+    shrunk: list[int] = []
+    for index, image in enumerate(images):
+        if isinstance(image, Image.Image):
+            if image.format not in (None, "JPEG", "MPO"):
+                continue
+            size = image.size
+        elif isinstance(image, torch.Tensor) and image.dim() >= 2:
+            size = (int(image.shape[-1]), int(image.shape[-2]))
+        else:
+            continue
+        if draft_scale(size, target_size) > 1:
+            shrunk.append(index)
+    if shrunk:
+        which = f"{len(shrunk)} image(s) (e.g. image {shrunk[0]})"
+        if len(images) == 1:
+            which = "image 0"
+        warn_caller(
+            f"{which} given in memory, decoded at full size, but this model decodes JPEG "
+            "files at reduced scale (reduced_decode=True, as it was trained): their "
+            "probabilities can differ from those of the files; pass the files' paths",
+            UserWarning,
+        )
+
+
 def coerce_image(
     image: ImageInput,
     *,
@@ -679,7 +717,9 @@ def coerce_image(
     every image passes.
 
     The Predictor, Grad-CAM, the plots and the command line all turn their inputs into
-    images here, so a scan given as a file, a PIL image or a tensor is read the same way.
+    images here, so a scan given as a file, a PIL image or a tensor is read the same way
+    (except that a file may be decoded at reduced scale, ``decode``, where an image in memory
+    already is at full size: :func:`warn_of_full_scale_images`).
     Files are read by ``decode`` (:func:`load_image` by default), PIL images converted by
     :func:`to_model_mode`; images with a side shorter than :data:`MIN_IMAGE_SIDE` pixels are
     refused and those shorter than :data:`SMALL_IMAGE_SIDE` warned about.

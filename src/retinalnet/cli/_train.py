@@ -272,8 +272,9 @@ def _find_lr(trainer: Trainer, train: DataSource) -> float:
     return float(rate)
 
 
-def _write_csv(path: Path, predictions: Sequence[Prediction], k: int) -> None:
-    """``predict --csv``: one row per image, its path then the top-k classes and probabilities.
+def _write_csv(path: Path, predictions: Sequence[Prediction], k: int, predictor: Predictor) -> None:
+    """``predict --csv``: one row per image, its path, the top-k classes and probabilities,
+    then the precision and temperature they were computed at.
 
     Written whole to a temporary file and renamed, so a failed run leaves no half file.
     """
@@ -287,12 +288,13 @@ def _write_csv(path: Path, predictions: Sequence[Prediction], k: int) -> None:
     header = ["path"]
     for rank in range(1, k + 1):
         header += [f"class_{rank}", f"probability_{rank}"]
-    writer.writerow(header)
+    writer.writerow([*header, "precision", "temperature"])
+    computed_at = [predictor.precision_name, f"{predictor.temperature:.6g}"]
     for prediction in predictions:
         row = [prediction.source]
         for candidate in prediction.top:
             row += [candidate.name, f"{candidate.probability:.6f}"]
-        writer.writerow(row)
+        writer.writerow([*row, *computed_at])
     # a file name that is not UTF-8 keeps its own bytes (the path to open it again)
     atomic_write_text(path, text.getvalue(), errors="surrogateescape")
 
@@ -355,13 +357,23 @@ def run_predict(args: argparse.Namespace) -> int:
     runs, unread_volumes = predict_volumes(predictor, volumes, args)
     skipped += unread_volumes
     if args.csv is not None:
-        _write_csv(args.csv, predictions, args.k)
+        _write_csv(args.csv, predictions, args.k, predictor)
+    # the probabilities' precision is part of the answer (bf16 can turn a near-tie), as the
+    # temperature is: both go with the results, as evaluate's go with its table
+    computed_at = {"precision": predictor.precision_name, "temperature": predictor.temperature}
     if args.json:
         results = [p.to_dict() for p in predictions] + [r.summary.to_dict() for r in runs]
-        print(strict_json(results, indent=2))
+        print(strict_json([{**result, **computed_at} for result in results], indent=2))
     else:
         _print_predictions(predictions)
         print_volumes(runs)
+        if predictor.precision_name != "fp32" and (predictions or runs):
+            print(  # on stderr: stdout keeps one line per image
+                f"probabilities computed in {predictor.precision_name} (--precision "
+                f"{args.precision}); --precision fp32 for full precision (a near-tie's top "
+                "class can differ)",
+                file=sys.stderr,
+            )
     sys.stdout.flush()  # the results are out before anything is drawn
     names = OutputNames()  # one name per file across --cam and --plots
     if args.cam is not None:

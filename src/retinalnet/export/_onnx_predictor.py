@@ -17,7 +17,12 @@ from typing import Any, overload
 import numpy as np
 import torch
 
-from retinalnet._core.images import ImageInput, UnreadableImageError, coerce_image
+from retinalnet._core.images import (
+    ImageInput,
+    UnreadableImageError,
+    coerce_image,
+    warn_of_full_scale_images,
+)
 from retinalnet.export._metadata import OnnxMetadata, read_metadata
 from retinalnet.export._onnx_runtime import inference_session
 from retinalnet.predictor import (
@@ -128,6 +133,7 @@ class OnnxPredictor:
         self.skipped = []
         readable: list[bool] = []
         rows: list[np.ndarray[Any, Any]] = []
+        warn_of_full_scale_images(images, target_size=self.preprocessing.decode_size)
         for start in range(0, len(images), self.batch_size):
             batch: list[torch.Tensor] = []
             for index in range(start, min(start + self.batch_size, len(images))):
