@@ -645,16 +645,43 @@ def test_errors_and_log_lines_reach_the_shell_with_flags(
         assert "use --device auto or --device cpu" in capsys.readouterr().err
 
     logger = logging.getLogger("retinalnet.training")
-    with _logging_to_stderr(quiet=False):
+    evaluating = argparse.Namespace(command="evaluate", quiet=False)
+    with _logging_to_stderr(evaluating):
         logging.getLogger("retinalnet.demo").warning(
             "training small_cnn; pass weights='/path/to/vgg16-397923af.pth' to use VGG16"
         )
     assert capsys.readouterr().err == (
         "training small_cnn; pass --weights /path/to/vgg16-397923af.pth to use VGG16\n"
     )
-    with _logging_to_stderr(quiet=False):
+    with _logging_to_stderr(evaluating):
         logger.warning("continue with fit(..., resume_from=%r)", "runs/a/last.pt")
     assert capsys.readouterr().err == "continue with --resume runs/a/last.pt\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "advice"),
+    [
+        (
+            {"command": "train", "data": Path("my scans")},
+            "continue with `retinalnet train --data 'my scans' --resume 'runs/a b/last.pt'`",
+        ),
+        (
+            {"command": "demo", "out": Path("retinalnet-demo")},
+            "continue with `retinalnet train --data retinalnet-demo/data --resume "
+            "'runs/a b/last.pt'`",
+        ),
+    ],
+)
+def test_an_interrupted_runs_advice_is_the_whole_command_to_type(
+    args: dict[str, object], advice: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # was "continue with --resume X": `retinalnet train --resume X` lacks --data, and the
+    # demo has no --resume (both refused by argparse)
+    with _logging_to_stderr(argparse.Namespace(quiet=False, **args)):
+        logging.getLogger("retinalnet.training").warning(
+            "continue with fit(..., resume_from=%r)", "runs/a b/last.pt"
+        )
+    assert capsys.readouterr().err == advice + "\n"
 
 
 def test_demo_data_only_writes_the_scans_and_says_what_next(

@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -207,15 +208,19 @@ def test_an_interrupted_train_names_the_epoch_last_saved(
     err = capsys.readouterr().err
     monkeypatch.undo()
     best = checkpoint_epoch(out / "best.pt")
-    assert re.search(
+    advised = re.search(
         rf"fit interrupted \(KeyboardInterrupt\) during epoch 2: '.*best\.pt' holds epoch {best}, "
-        r"'.*last\.pt' epoch 1; continue with --resume .*last\.pt$",  # said with the CLI's flag
+        r"'.*last\.pt' epoch 1; continue with `(retinalnet train --data .* --resume .*last\.pt)`$",
         err,
         re.MULTILINE,
-    ), err
+    )  # the whole command, said with the CLI's flags
+    assert advised, err
     assert err.strip().endswith("retinalnet: interrupted")
     assert checkpoint_epoch(out / "last.pt") == 1
     assert not (out / "run.lock").exists()
+    # the command as advised continues the run (its options from the checkpoint) to its end
+    assert main(shlex.split(advised[1])[1:]) == 0
+    assert checkpoint_epoch(out / "last.pt") == 3
 
 
 # ---------------------------------------------------------------------------------------------

@@ -35,14 +35,14 @@ _USER_ERRORS = (ValueError, TypeError, OSError, RuntimeError, ImportError)
 
 
 @contextmanager
-def _logging_to_stderr(quiet: bool) -> Iterator[None]:
+def _logging_to_stderr(args: argparse.Namespace) -> Iterator[None]:
     """Show the library's log lines on stderr while a command runs, then restore logging."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    handler.addFilter(CliText())  # the library's Python advice, said with flags
+    handler.addFilter(CliText(args))  # the library's Python advice, said with flags
     saved = (logger.handlers[:], logger.level, logger.propagate)
     logger.handlers[:] = [handler]
-    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.setLevel(logging.WARNING if args.quiet else logging.INFO)
     logger.propagate = False
     try:
         yield
@@ -196,7 +196,7 @@ def _run(args: argparse.Namespace) -> int:
         if rank == 0:  # the rank that writes: what it writes can be written, before any work
             check_outputs(args)
         with (
-            _logging_to_stderr(args.quiet),
+            _logging_to_stderr(args),
             _warnings_in_one_line(args.command),
             _output_of_rank(rank),
         ):

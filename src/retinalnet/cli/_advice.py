@@ -12,10 +12,19 @@ import argparse
 import importlib
 import logging
 import re
+import shlex
+from pathlib import Path
 
 from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
 
-__all__ = ["CliText", "cli_message", "cli_text", "require_matplotlib", "require_tensorboard"]
+__all__ = [
+    "CliText",
+    "cli_message",
+    "cli_text",
+    "require_matplotlib",
+    "require_tensorboard",
+    "resume_command",
+]
 
 # (Python phrase, what a shell user types), applied in order: longer phrases first.
 _PHRASES: tuple[tuple[str, str], ...] = (
@@ -113,16 +122,52 @@ def cli_message(args: argparse.Namespace, error: BaseException) -> str:
     return message
 
 
+# "continue with fit(..., resume_from='runs/x/last.pt')": the run's file, as Python wrote it
+_RESUME_FROM = re.compile(r"fit\(\.\.\., resume_from=(?P<quote>['\"])(?P<path>.*?)(?P=quote)\)")
+
+
+def resume_command(args: argparse.Namespace) -> str | None:
+    """The command that continues an interrupted run of ``args``' command, without the
+    ``--resume`` file: ``retinalnet train --data DATA`` (the other options are the run's,
+    read from its checkpoint), also for the demo (its data and checkpoints are in
+    ``--out``); ``None`` for commands that do not train."""
+    if args.command == "train":
+        data = Path(args.data)
+    elif args.command == "demo":
+        data = Path(args.out) / "data"
+    else:
+        return None
+    return f"retinalnet train --data {shlex.quote(str(data))}"
+
+
 class CliText(logging.Filter):
     """A logging filter that says the library's log lines with flags (see :func:`cli_text`),
     and drops those that say what the command says itself (the skipped images it lists at
-    its end, a result it prints; see :mod:`retinalnet._core.log_marks`), not twice."""
+    its end, a result it prints; see :mod:`retinalnet._core.log_marks`), not twice.
+
+    Parameters
+    ----------
+    args
+        The command's options: an interrupted run's advice to continue it with
+        ``fit(..., resume_from=...)`` is said as the whole command to type
+        (:func:`resume_command`), not a flag the command may not have.
+    """
+
+    def __init__(self, args: argparse.Namespace | None = None) -> None:
+        super().__init__()
+        self.resume_command = None if args is None else resume_command(args)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, SAID_BY_THE_COMMAND_LINE, False):
             return False
         message = record.getMessage()
-        translated = cli_text(message)
+        translated = message
+        if self.resume_command is not None:
+            command = self.resume_command
+            translated = _RESUME_FROM.sub(
+                lambda found: f"`{command} --resume {shlex.quote(found['path'])}`", message
+            )
+        translated = cli_text(translated)
         if translated != message:
             record.msg, record.args = translated, None
         return True
