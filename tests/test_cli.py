@@ -223,7 +223,7 @@ def test_sigterm_stops_a_command_as_ctrl_c_does_and_exits_143(
     assert status == 143  # was: killed, with no message, its lock and temporary file left
     err = capsys.readouterr().err
     assert "fit interrupted (Terminated) during epoch 2: " in err
-    assert "continue with --resume" in err
+    assert f"continue with `retinalnet train --data {data} --resume {out / 'last.pt'}`" in err
     assert err.strip().endswith("retinalnet: terminated")
     assert not (out / "run.lock").exists()
     assert not list(out.glob(".*.tmp"))
@@ -629,6 +629,26 @@ def test_help_describes_every_option_and_its_default(command: str) -> None:
 )
 def test_library_advice_is_said_with_flags(python: str, shell: str) -> None:
     assert cli_text(python) == shell
+
+
+@pytest.mark.parametrize("when", ["parsing", "importing the command"])
+def test_ctrl_c_while_a_command_starts_is_one_line_and_status_130(when: str) -> None:
+    # was a traceback from inside torch's import (or NumPy's "cannot load module more than
+    # once per process"): the seconds before the command runs import torch
+    hook = "cli.build_parser" if when == "parsing" else "importlib.import_module"
+    script = f"""
+import importlib, os, signal, sys, time
+import retinalnet.cli as cli
+original = {hook}
+def interrupted(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(2)  # the signal arrives while this runs, as while torch imports
+    return original(*args, **kwargs)
+{hook} = interrupted
+sys.exit(cli.main(["models"]))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert (done.returncode, done.stderr, done.stdout) == (130, "retinalnet: interrupted\n", "")
 
 
 def test_errors_and_log_lines_reach_the_shell_with_flags(

@@ -26,6 +26,23 @@ def test_top_level_exports_the_names_users_need() -> None:
     assert retinalnet.KERMANY_CLASSES == ("CNV", "DME", "DRUSEN", "NORMAL")
 
 
+def test_importing_the_package_and_its_command_line_waits_for_no_torch() -> None:
+    # the public names are imported on first use: `retinalnet --help` and a Ctrl-C while it
+    # starts do not wait for torch (seconds)
+    code = (
+        "import sys, retinalnet, retinalnet.cli; print('torch' in sys.modules); "
+        "from retinalnet import Predictor; import retinalnet.predictor as p; "
+        "print(Predictor is p.Predictor, retinalnet.models.create_model.__name__, "
+        "'Trainer' in dir(retinalnet), hasattr(retinalnet, 'no_such_name'))"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert shown == ["False", "True", "create_model", "True", "False"]
+    with pytest.raises(AttributeError, match="module 'retinalnet' has no attribute 'Trainr'"):
+        retinalnet.Trainr  # noqa: B018
+
+
 def test_console_script_is_declared() -> None:
     scripts = importlib.metadata.entry_points(group="console_scripts")
     assert any(ep.name == "retinalnet" and ep.value == "retinalnet.cli:main" for ep in scripts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import logging
@@ -176,7 +177,7 @@ def test_logging_set_up_by_the_caller_gets_each_line_once(
 
 
 def test_the_command_lines_handler_gets_each_line_once(capsys: pytest.CaptureFixture[str]) -> None:
-    with no_logging_set_up(), _logging_to_stderr(quiet=False):
+    with no_logging_set_up(), _logging_to_stderr(argparse.Namespace(command="models", quiet=False)):
         _fit()
     assert [m.group(1) for m in EPOCH_LINE.finditer(capsys.readouterr().err)] == ["1", "2"]
 

@@ -4,6 +4,7 @@ models."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import signal
@@ -11,19 +12,11 @@ import sys
 import threading
 import types
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
 
 from retinalnet._core.torchrun import torchrun_rank_and_size
 from retinalnet.cli._advice import CliText, cli_message
-from retinalnet.cli._calibrate import run_calibrate
-from retinalnet.cli._data import run_audit, run_split
-from retinalnet.cli._evaluate import run_evaluate
-from retinalnet.cli._export import run_export
-from retinalnet.cli._info import run_info
-from retinalnet.cli._parser import build_parser
-from retinalnet.cli._preflight import check_outputs
-from retinalnet.cli._train import run_demo, run_models, run_predict, run_train
 
 __all__ = ["build_parser", "main"]
 
@@ -84,17 +77,30 @@ def _warnings_in_one_line(command: str) -> Iterator[None]:
         warnings.formatwarning = saved
 
 
+def _command(module: str, function: str) -> Callable[[argparse.Namespace], int]:
+    """The command ``function`` of ``retinalnet.cli.module``, imported when it runs (with
+    torch, seconds), inside the handling of Ctrl-C."""
+
+    def run(args: argparse.Namespace) -> int:
+        command: Callable[[argparse.Namespace], int]
+        with _interrupt_exits_at_once():
+            command = getattr(importlib.import_module(f"retinalnet.cli.{module}"), function)
+        return command(args)
+
+    return run
+
+
 _COMMANDS = {
-    "demo": run_demo,
-    "train": run_train,
-    "evaluate": run_evaluate,
-    "predict": run_predict,
-    "audit": run_audit,
-    "split": run_split,
-    "models": run_models,
-    "calibrate": run_calibrate,
-    "export": run_export,
-    "info": run_info,
+    "demo": _command("_train", "run_demo"),
+    "train": _command("_train", "run_train"),
+    "evaluate": _command("_evaluate", "run_evaluate"),
+    "predict": _command("_train", "run_predict"),
+    "audit": _command("_data", "run_audit"),
+    "split": _command("_data", "run_split"),
+    "models": _command("_train", "run_models"),
+    "calibrate": _command("_calibrate", "run_calibrate"),
+    "export": _command("_export", "run_export"),
+    "info": _command("_info", "run_info"),
 }
 
 # the commands that run under torchrun, one process per rank; the others run in one process
@@ -179,9 +185,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     Exit status 0 on success, 1 when an error stops the command (shown in one line),
     2 for bad arguments, 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM).
     """
-    args = build_parser().parse_args(argv)
+    with _interrupt_exits_at_once():  # the parser lists the architectures: torch imports
+        args = build_parser().parse_args(argv)
     with _sigterm_raises(), _file_names_printed_as_they_are():
         return _run(args)
+
+
+@contextmanager
+def _interrupt_exits_at_once() -> Iterator[None]:
+    """While a command starts (imports torch, parses its arguments; nothing written yet),
+    Ctrl-C exits at once with ``retinalnet: interrupted`` and status 130, then the handler
+    before is restored. A KeyboardInterrupt raised inside torch's or NumPy's import printed a
+    traceback, or surfaced as another error ("cannot load module more than once")."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def leave(signum: int, frame: types.FrameType | None) -> None:
+        sys.stderr.write("retinalnet: interrupted\n")
+        sys.stderr.flush()
+        os._exit(130)
+
+    previous = signal.signal(signal.SIGINT, leave)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``retinalnet`` argument parser (imported when first built: it imports torch)."""
+    from retinalnet.cli._parser import build_parser as build
+
+    return build()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -194,6 +230,8 @@ def _run(args: argparse.Namespace) -> int:
                 "train` trains across processes"
             )
         if rank == 0:  # the rank that writes: what it writes can be written, before any work
+            from retinalnet.cli._preflight import check_outputs
+
             check_outputs(args)
         with (
             _logging_to_stderr(args),
