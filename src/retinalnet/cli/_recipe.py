@@ -67,7 +67,8 @@ def add_recipe_arguments(train: argparse.ArgumentParser) -> None:
         choices=RECIPES,
         default=None,
         help="finetune: a linear probe on cached features, then the last blocks fine-tuned "
-        "(the measured best, docs/accuracy.rst); tutorial: the tutorial's head on the frozen "
+        "(the measured best: https://retinalnet.readthedocs.io/en/latest/accuracy.html); "
+        "tutorial: the tutorial's head on the frozen "
         f"backbone (default: {RECIPES[0]}; with --resume, the recipe of the run resumed)",
     )
     train.add_argument(

@@ -242,7 +242,7 @@ def parse_metadata(props: Mapping[str, str], source: str) -> OnnxMetadata:
 def read_metadata(path: str | os.PathLike[str]) -> OnnxMetadata:
     """The metadata of an ONNX model exported by retinalnet, read without running it.
 
-    Needs the ``onnx`` package (``pip install retinalnet[onnx]``); the weights are not
+    Needs the ``onnx`` package (``pip install "retinalnet[onnx]"``); the weights are not
     loaded.
 
     .. versionadded:: 0.2
