@@ -367,7 +367,7 @@ def run_predict(args: argparse.Namespace) -> int:
     else:
         _print_predictions(predictions)
         print_volumes(runs)
-        if predictor.precision_name != "fp32" and (predictions or runs):
+        if predictor.precision_name != "fp32" and (predictions or runs) and not args.quiet:
             print(  # on stderr: stdout keeps one line per image
                 f"probabilities computed in {predictor.precision_name} (--precision "
                 f"{args.precision}); --precision fp32 for full precision (a near-tie's top "
