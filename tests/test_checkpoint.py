@@ -681,7 +681,7 @@ MALFORMED = [
     pytest.param(
         _set("preprocessing", {**_PREPROCESSING, "size": "big"}),
         "preprocessing",
-        "is not valid: size must be an int >= 32",
+        "is not valid: size must be an int from 32 to 2048",
         id="prep-bad-size",
     ),
     pytest.param(

@@ -101,7 +101,7 @@ def test_demo_replaces_its_own_earlier_output(tmp_path: Path) -> None:
         ({"train_per_class": 0}, ValueError, r"train_per_class must be an int >= 1, got 0"),
         ({"eval_per_class": -1}, ValueError, r"eval_per_class must be an int >= 1, got -1"),
         ({"seed": -2}, ValueError, r"seed must be an int >= 0, got -2"),
-        ({"size": 16}, ValueError, r"size must be an int >= 32"),
+        ({"size": 16}, ValueError, r"size must be an int from 32 to 2048"),
         (
             {"weights": "missing/vgg16.pth"},
             FileNotFoundError,

@@ -101,3 +101,52 @@ def test_a_small_scan_is_warned_about_once_per_read(tmp_path: Path) -> None:
         predictor.topk([path])
     small = [w for w in caught if "smaller than the smallest model input" in str(w.message)]
     assert len(small) == 1
+
+
+# --- loader settings: one check for every door -----------------------------------------------
+
+
+def _doors(batch_size: object, num_workers: object) -> dict[str, object]:
+    """Every public way a batch size and a worker count reach a DataLoader."""
+    from retinalnet.predictor import Predictor
+    from retinalnet.training import Trainer, calibrate, evaluate
+
+    model = tiny_cnn()
+    data = [torch.zeros(3, 32, 32)]
+
+    def outcome(call: object) -> object:
+        try:
+            return call()  # type: ignore[operator]
+        except ValueError as error:
+            return str(error)
+
+    kwargs = {"batch_size": batch_size, "num_workers": num_workers}
+    return {
+        "Predictor": outcome(lambda: Predictor(model, device="cpu", **kwargs)),  # type: ignore[arg-type]
+        "Trainer": outcome(lambda: Trainer(model, device="cpu", **kwargs)),  # type: ignore[arg-type]
+        "evaluate": outcome(lambda: evaluate(model, data, device="cpu", **kwargs)),  # type: ignore[arg-type]
+        "calibrate": outcome(lambda: calibrate(model, data, device="cpu", **kwargs)),  # type: ignore[arg-type]
+    }
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "num_workers", "message"),
+    [
+        (0, None, "batch_size must be an int >= 1, got 0"),
+        (2.5, None, "batch_size must be an int >= 1, got 2.5"),
+        (True, None, "batch_size must be an int >= 1, got True"),
+        (4, -1, "num_workers must be None or an int from 0 to"),
+        (4, 1.5, "num_workers must be None or an int from 0 to"),
+        # 1000 worker processes on 2 cores were still starting after two minutes
+        (4, 100_000, "num_workers must be None or an int from 0 to"),
+    ],
+)
+def test_a_bad_batch_size_or_worker_count_is_refused_by_name_at_every_door(
+    batch_size: object, num_workers: object, message: str
+) -> None:
+    # was: torch's sampler or DataLoader error, and a Predictor that took num_workers=-1
+    # without a word until its first prediction
+    outcomes = _doors(batch_size, num_workers)
+    assert all(
+        isinstance(found, str) and found.startswith(message) for found in outcomes.values()
+    ), outcomes

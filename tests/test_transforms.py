@@ -329,11 +329,14 @@ def test_from_dict_refuses_unknown_settings():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"size": 31}, "size must be an int >= 32 (pixels), got 31"),
-        ({"size": 0}, "size must be an int >= 32 (pixels), got 0"),
-        ({"size": 224.0}, "size must be an int >= 32 (pixels), got 224.0"),
-        ({"size": True}, "size must be an int >= 32 (pixels), got True"),
-        ({"size": 64, "resize": 31}, "resize must be an int >= 32 (pixels), got 31"),
+        ({"size": 31}, "size must be an int from 32 to 2048 (pixels), got 31"),
+        ({"size": 0}, "size must be an int from 32 to 2048 (pixels), got 0"),
+        ({"size": 224.0}, "size must be an int from 32 to 2048 (pixels), got 224.0"),
+        ({"size": True}, "size must be an int from 32 to 2048 (pixels), got True"),
+        # was accepted, and failed deep in PIL's crop (a decompression bomb) on the first image
+        ({"size": 100_000}, "size must be an int from 32 to 2048 (pixels), got 100000"),
+        ({"size": 64, "resize": 5000}, "resize must be an int from 32 to 4096 (pixels), got 5000"),
+        ({"size": 64, "resize": 31}, "resize must be an int from 32 to 4096 (pixels), got 31"),
         ({"size": 224, "resize": 200}, "resize (200) must be >= size (224)"),
         ({"jitter": 1.0}, "jitter must be a number in [0, 1), got 1.0"),
         ({"jitter": -0.1}, "jitter must be a number in [0, 1), got -0.1"),

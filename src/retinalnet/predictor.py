@@ -27,6 +27,7 @@ from retinalnet._core.images import (
     coerce_image,
     warn_of_full_scale_images,
 )
+from retinalnet._core.loader_settings import check_batch_size, check_num_workers
 from retinalnet._core.loaders import make_loader
 from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
 from retinalnet.checkpoint import load_checkpoint
@@ -196,8 +197,8 @@ class Predictor:
                 f"Predictor needs a retinalnet Classifier (got {type(model).__name__}), which "
                 "carries the class names and preprocessing: Classifier(network, classes=[...])"
             )
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        check_batch_size(batch_size)
+        check_num_workers(num_workers)
         if on_error not in _ON_ERROR:
             raise ValueError(
                 f"on_error must be 'raise' or 'skip', got {on_error!r}; 'skip' leaves "

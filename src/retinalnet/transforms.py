@@ -157,10 +157,17 @@ every measure.
 """
 
 
-def _check_size(size: object, name: str = "size") -> int:
-    """``size`` as an int if it is an integer >= 32; a ValueError naming ``name`` else."""
-    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 32:
-        raise ValueError(f"{name} must be an int >= 32 (pixels), got {size!r}")
+def _check_size(size: object, name: str = "size", most: int = 2048) -> int:
+    """``size`` as an int if it is an integer from 32 to ``most``; a ValueError naming
+    ``name`` else. 2048 pixels is more than any B-scan's side (Kermany's: 384 to 1536) and
+    than any ImageNet model's input (600 for EfficientNet-B7); ``size=100000`` ran into
+    PIL's decompression-bomb error deep in the centre crop."""
+    if (
+        isinstance(size, bool)
+        or not isinstance(size, numbers.Integral)
+        or not 32 <= size <= most
+    ):
+        raise ValueError(f"{name} must be an int from 32 to {most} (pixels), got {size!r}")
     return int(size)
 
 
@@ -295,7 +302,7 @@ class Preprocessing:
         resize = self.resize
         if isinstance(resize, numbers.Integral) and not isinstance(resize, bool) and resize == 0:
             resize = round(checked["size"] * 256 / 224)  # the default: the tutorial's ratio
-        checked["resize"] = _check_size(resize, "resize")
+        checked["resize"] = _check_size(resize, "resize", most=4096)
         if checked["resize"] < checked["size"]:
             raise ValueError(
                 f"resize ({checked['resize']}) must be >= size ({checked['size']}): the "

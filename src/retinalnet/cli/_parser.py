@@ -65,7 +65,7 @@ def _lr_arg(value: str) -> float | str:
 _POSITIVE = int_in_range(1)
 _NON_NEGATIVE = int_in_range(0)
 _SEED = int_in_range(0, SEED_MAX)
-_MIN_SIZE = 32  # the smallest model input (Preprocessing)
+_MIN_SIZE, _MAX_SIZE = 32, 2048  # the smallest and largest model input (Preprocessing)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--size",
         "--image-size",
-        type=int_in_range(_MIN_SIZE),
+        type=int_in_range(_MIN_SIZE, _MAX_SIZE),
         default=224,
         dest="size",
         help="side of the square the model sees, in pixels; --image-size is its 0.1 name "

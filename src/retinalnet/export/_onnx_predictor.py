@@ -23,6 +23,7 @@ from retinalnet._core.images import (
     coerce_image,
     warn_of_full_scale_images,
 )
+from retinalnet._core.loader_settings import check_batch_size
 from retinalnet.export._metadata import OnnxMetadata, read_metadata
 from retinalnet.export._onnx_runtime import inference_session
 from retinalnet.predictor import (
@@ -97,8 +98,7 @@ class OnnxPredictor:
         on_error: OnError = "raise",
         threads: int | None = None,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        check_batch_size(batch_size)
         if on_error not in ("raise", "skip"):
             raise ValueError(
                 f"on_error must be 'raise' or 'skip', got {on_error!r}; 'skip' leaves "

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.classes import check_same_classes
 from retinalnet._core.device import default_num_workers
+from retinalnet._core.loader_settings import check_batch_size, check_num_workers
 from retinalnet._core.loaders import DataSource
 from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
 from retinalnet.checkpoint import load_checkpoint, set_checkpoint_temperature
@@ -216,6 +217,8 @@ def calibrate(
     >>> print(result)  # doctest: +SKIP
     temperature 2.889 fitted on 91 images: ECE ... -> ..., NLL ... -> ...
     """
+    check_batch_size(batch_size)
+    check_num_workers(num_workers)
     if not isinstance(model, Classifier):
         raise TypeError(
             f"calibrate needs a retinalnet Classifier, which carries the temperature (got "

@@ -11,6 +11,7 @@ from typing import Literal, TypeAlias
 from torch import nn
 from torch.utils.data import DataLoader
 
+from retinalnet._core.loader_settings import check_batch_size, check_num_workers
 from retinalnet._core.loaders import DataSource
 from retinalnet.models import Classifier
 from retinalnet.models._classifier import network_of
@@ -199,12 +200,9 @@ def check_loop_settings(*, max_epochs: int, batch_size: int, num_workers: int | 
     ------
     ValueError
         If ``max_epochs`` or ``batch_size`` is not an int >= 1, or ``num_workers`` is not
-        ``None`` or an int >= 0.
+        ``None`` or an int from 0 to 4 per CPU core (at least 32).
     """
-    for name, value, low in (
-        ("max_epochs", max_epochs, 1),
-        ("batch_size", batch_size, 1),
-        ("num_workers", 0 if num_workers is None else num_workers, 0),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1:
+        raise ValueError(f"max_epochs must be an int >= 1, got {max_epochs!r}")
+    check_batch_size(batch_size)
+    check_num_workers(num_workers)

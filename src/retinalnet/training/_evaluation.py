@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from retinalnet._core.classes import check_same_classes
 from retinalnet._core.device import default_num_workers, resident_device, resolve_device
+from retinalnet._core.loader_settings import check_batch_size, check_num_workers
 from retinalnet._core.loaders import DataSource
 from retinalnet._core.progress import progress_bar
 from retinalnet.datasets._files import patient_key
@@ -461,6 +462,8 @@ def evaluate(
     >>> result = evaluate(model, KermanyOCT("OCT2017", "test"))  # doctest: +SKIP
     >>> print(result)  # doctest: +SKIP
     """
+    check_batch_size(batch_size)
+    check_num_workers(num_workers)
     target_device = resolve_device(device)
     if classes is None:
         if not isinstance(model, Classifier):
