@@ -148,6 +148,18 @@ def test_a_nonfinite_validation_loss_stops_the_fit_before_saving(
     assert ("epoch_end", 3) not in [call[:2] for call in recorder.calls]
 
 
+def test_a_diverged_fit_names_the_rate_set_not_the_warm_ups_current_one(tmp_path: Path) -> None:
+    # a warm-up starts at 0: the message said "Lower the learning rate (it is 0 ...)"
+    warm_up = lambda optimizer: torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.0)  # noqa: E731
+    task = ClassificationTask(
+        loss=ScriptedTrainingLoss({(1, 1): math.nan}), lr=0.05, scheduler=warm_up
+    )
+    trainer = quiet_trainer(linear_classifier(), task, max_epochs=2, batch_size=4, out_dir=tmp_path)
+
+    with pytest.raises(NonFiniteLossError, match=r"Lower the learning rate \(it is 0\.05:"):
+        trainer.fit(separable_data(16), separable_data(8, seed=1))
+
+
 def test_a_real_divergence_is_caught_within_its_epoch() -> None:
     trainer = quiet_trainer(
         linear_classifier(), ClassificationTask(lr=1e37), max_epochs=20, batch_size=4

@@ -178,7 +178,9 @@ def test_manifest_paths_default_to_the_manifests_folder(tree: Path) -> None:
     [
         ({"val_fraction": 0}, r"val_fraction must be a fraction in \(0, 1\).*got 0"),
         ({"val_fraction": 1.5}, r"got 1\.5"),
-        ({"seed": "a"}, r"seed must be an int, got 'a'"),
+        ({"seed": "a"}, r"seed must be an int from 0 to 2\*\*32 - 1, got 'a'"),
+        # was the split of seed 1: Python's random.Random folds the sign
+        ({"seed": -1}, r"seed must be an int from 0 to 2\*\*32 - 1, got -1"),
     ],
 )
 def test_bad_split_arguments(tree: Path, kwargs: dict[str, object], message: str) -> None:

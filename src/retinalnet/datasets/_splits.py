@@ -12,6 +12,7 @@ from pathlib import Path
 from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet._core.files import file_digest
+from retinalnet._core.seeds import check_seed
 from retinalnet.datasets._files import NAMING_HINT, patient_key
 from retinalnet.datasets._kermany import KermanyOCT
 from retinalnet.datasets._manifest import ManifestRow
@@ -221,8 +222,7 @@ def patient_split(
         raise ValueError(
             f"val_fraction must be a fraction in (0, 1), e.g. 0.1, got {val_fraction!r}"
         )
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an int, got {seed!r}")
+    check_seed(seed, allow_none=False)  # -1 would give seed 1's split
     if unparsed not in UNPARSED_POLICIES:
         raise ValueError(
             f"unparsed must be one of {', '.join(map(repr, UNPARSED_POLICIES))}, got {unparsed!r}"

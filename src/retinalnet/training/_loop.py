@@ -363,6 +363,7 @@ class FitLoop:
         saved = "; ".join(c.files_on_disk() for c in checkpoints)
         if not checkpoints:
             saved = "no checkpoint is written without out_dir"
+        groups = trainer.optimizer.param_groups
         error = nonfinite_loss_error(
             stage=stage,
             epoch=epoch,
@@ -370,7 +371,8 @@ class FitLoop:
             step=step,
             steps=steps,
             parameter=parameter,
-            lr=float(trainer.optimizer.param_groups[0]["lr"]),
+            # the rate set, not the scheduler's current one (0 in a warm-up's first step)
+            lr=max(float(group.get("initial_lr", group["lr"])) for group in groups),
             saved=saved,
             low_precision=trainer._dtype in (torch.float16, torch.bfloat16),
         )

@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from retinalnet._core.caller_warnings import warn_caller
+from retinalnet._core.seeds import check_seed
 
 __all__ = [
     "check_seed",
@@ -21,22 +22,6 @@ __all__ = [
     "set_data_order_state",
     "set_random_state",
 ]
-
-_MAX_SEED = 2**32 - 1  # NumPy's limit
-
-
-def check_seed(seed: int | None) -> None:
-    """Refuse a seed that is not ``None`` or an int from 0 to 2**32 - 1.
-
-    Raises
-    ------
-    ValueError
-        Naming the value received.
-    """
-    if seed is None:
-        return
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= _MAX_SEED:
-        raise ValueError(f"seed must be None or an int from 0 to 2**32 - 1, got {seed!r}")
 
 
 def seed_everything(seed: int) -> int:
@@ -83,9 +68,7 @@ def seed_everything(seed: int) -> int:
 
     .. versionadded:: 0.2
     """
-    if seed is None:
-        raise ValueError("seed must be an int from 0 to 2**32 - 1, got None")
-    check_seed(seed)
+    check_seed(seed, allow_none=False)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # seeds every CUDA device too

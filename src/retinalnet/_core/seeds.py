@@ -1,0 +1,34 @@
+"""The one check of a seed: an int from 0 to 2**32 - 1 (NumPy's limit), for the Trainer,
+:func:`~retinalnet.training.seed_everything`, patient splits and bootstrap intervals."""
+
+from __future__ import annotations
+
+__all__ = ["MAX_SEED", "check_seed"]
+
+MAX_SEED = 2**32 - 1
+"""The largest seed NumPy takes."""
+
+
+def check_seed(seed: object, *, allow_none: bool = True) -> None:
+    """Refuse a seed that is not an int from 0 to 2**32 - 1 (or ``None``, when allowed).
+
+    A negative seed is refused, not folded: Python's :class:`random.Random` takes ``-1`` as
+    ``1``, so two different seeds would give one split.
+
+    Raises
+    ------
+    ValueError
+        Naming the value received.
+
+    Examples
+    --------
+    >>> check_seed(0)
+    >>> check_seed(-1)
+    Traceback (most recent call last):
+    ValueError: seed must be None or an int from 0 to 2**32 - 1, got -1
+    """
+    if seed is None and allow_none:
+        return
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        allowed = "None or an int" if allow_none else "an int"
+        raise ValueError(f"seed must be {allowed} from 0 to 2**32 - 1, got {seed!r}")
