@@ -162,11 +162,9 @@ def _check_size(size: object, name: str = "size", most: int = 2048) -> int:
     ``name`` else. 2048 pixels is more than any B-scan's side (Kermany's: 384 to 1536) and
     than any ImageNet model's input (600 for EfficientNet-B7); ``size=100000`` ran into
     PIL's decompression-bomb error deep in the centre crop."""
-    if (
-        isinstance(size, bool)
-        or not isinstance(size, numbers.Integral)
-        or not 32 <= size <= most
-    ):
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral):
+        raise ValueError(f"{name} must be an int from 32 to {most} (pixels), got {size!r}")
+    if not 32 <= int(size) <= most:
         raise ValueError(f"{name} must be an int from 32 to {most} (pixels), got {size!r}")
     return int(size)
 
