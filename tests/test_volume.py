@@ -390,3 +390,121 @@ def test_predict_summarises_a_multi_page_tiff_and_never_overwrites_an_overlay(
     assert "(3 B-scans; " in out
     # 4 image overlays and the volume's 3 driving B-scans, each its own file
     assert len(list(cams.iterdir())) == 7
+
+
+# --- a volume shorter than min_scans, a bad --order without a volume ------------------------
+
+
+@pytest.mark.parametrize(
+    ("rows", "min_scans"),
+    [([C, C, C], 4), ([C, C, C], 99), ([N], 2), ([D, N], 3)],
+)
+def test_a_volume_with_fewer_b_scans_than_min_scans_is_refused_not_labelled(
+    rows, min_scans
+) -> None:
+    # every B-scan may be CNV: with fewer B-scans than min_scans no class can meet the rule,
+    # and the fallback it would get is no answer
+    with pytest.raises(ValueError, match="fewer than min_scans") as caught:
+        summarise_volume(rows, KERMANY_CLASSES, min_scans=min_scans, source="v.tif")
+    message = str(caught.value)
+    assert "\n" not in message
+    count = len(rows)
+    assert message.startswith(
+        f"the volume v.tif has {count} B-scan{'s' if count > 1 else ''}, fewer than "
+        f"min_scans={min_scans}"
+    )
+    assert f"pass min_scans={count} or less" in message
+    # as many B-scans as min_scans is a volume the rule can answer
+    assert summarise_volume(rows, KERMANY_CLASSES, min_scans=count).min_scans == count
+
+
+def test_predict_volume_refuses_a_volume_shorter_than_min_scans_before_predicting(
+    tmp_path: Path, brightness: Predictor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _tiff_volume(tmp_path / "vol.tif", np.full((3, 32, 32), 250, dtype=np.uint8))
+    frames = read_volume(path)
+
+    def no_work(*_: object, **__: object) -> None:
+        raise AssertionError("predicted a volume the rule cannot answer")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(brightness, "predict_proba", no_work)
+        for volume, name in [(path, str(path)), (frames, "<volume>")]:
+            with pytest.raises(ValueError, match=rf"^the volume {re.escape(name)} has 3 B-scans"):
+                predict_volume(brightness, volume, min_scans=5)
+    assert predict_volume(brightness, path, min_scans=3).label == "CNV"
+
+
+def test_predict_refuses_a_volume_shorter_than_min_scans_in_one_line(
+    checkpoint: Path, folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    volume = _tiff_volume(tmp_path / "vol.tif", scans(3))
+    argv = ["--checkpoint", str(checkpoint), "--threshold", "0.2", "--min-scans", "99"]
+    for extra in ([], ["--on-error", "skip"], ["--json"]):
+        assert _predict(*argv, *extra, str(volume)) == 1
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err.splitlines() == [
+            f"retinalnet predict: error: the volume {volume} has 3 B-scans, fewer than "
+            "--min-scans 99, so no class can reach the referral rule and its label would be "
+            "the fallback class whatever its B-scans show; pass --min-scans 3 or less, or "
+            "leave the volume out"
+        ]
+    # among images and other volumes, before any of them is predicted: the shortest is named
+    short = _tiff_volume(tmp_path / "short.tif", scans(2))
+    assert _predict(*argv[:4], "--min-scans", "4", str(folder), str(volume), str(short)) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert line.startswith(
+        f"retinalnet predict: error: 2 volumes have fewer B-scans than --min-scans 4: "
+        f"{volume} (3), {short} (2), so"
+    )
+    assert line.endswith("pass --min-scans 2 or less, or leave those volumes out")
+    assert _predict(*argv[:4], "--min-scans", "4", str(folder)) == 0  # volume.dcm has 4
+
+
+@pytest.mark.parametrize(
+    ("order", "match"),
+    [
+        ("CNV", "order must list every class of the model once"),
+        ("", "--order is empty"),
+        (",", "--order names an empty class"),
+        ("CNV,DME,CNV,NORMAL", "--order names CNV twice"),
+        ("CNV,DME,DRUSEN,NORMAL,AMD", "order must list every class of the model once"),
+        ("CNV,DME,DRUSEN,normal", "order must list every class of the model once"),
+    ],
+)
+def test_predict_checks_order_without_a_volume(
+    checkpoint: Path, folder: Path, capsys: pytest.CaptureFixture[str], order, match
+) -> None:
+    image = str(folder / "a.jpeg")
+    assert _predict("--checkpoint", str(checkpoint), image, "--order", order) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing printed for the image: the flag is refused first
+    (line,) = captured.err.splitlines()
+    assert line.startswith("retinalnet predict: error: ")
+    assert match in line
+
+
+def test_predict_takes_a_good_order_without_a_volume(
+    checkpoint: Path, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = str(folder / "a.jpeg")
+    order = "DME, CNV,DRUSEN,NORMAL"
+    assert _predict("--checkpoint", str(checkpoint), image, "--order", order) == 0
+    assert capsys.readouterr().out.startswith(image)
+
+
+def test_a_bad_order_is_refused_before_any_image_is_predicted(
+    checkpoint: Path,
+    folder: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def predicted(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an image was predicted before --order was checked")
+
+    monkeypatch.setattr(Predictor, "topk", predicted)
+    assert _predict("--checkpoint", str(checkpoint), str(folder / "a.jpeg"), "--order", "CNV") == 1
+    assert "order must list every class" in capsys.readouterr().err

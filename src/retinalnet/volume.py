@@ -9,6 +9,9 @@ or an animated PNG, or B-scans given in order). :func:`predict_volume` predicts 
     ``min_scans`` B-scans give a probability of at least ``threshold``; when no class before
     the last one does, it gets the last one (``NORMAL``).
 
+A volume of fewer B-scans than ``min_scans`` is refused (a ``ValueError`` naming it): no class
+could reach the rule, so its label would be the fallback whatever its B-scans show.
+
 The default threshold, 0.5, means a B-scan counts for a class when the model finds that class
 at least as likely as all the others together (with probabilities summing to 1 it is then the
 B-scan's most probable class). Lower it to miss fewer diseased volumes at the cost of more
@@ -220,6 +223,24 @@ def _check_threshold(threshold: float) -> float:
     return float(threshold)
 
 
+def _check_min_scans(min_scans: int) -> int:
+    if isinstance(min_scans, bool) or not isinstance(min_scans, int) or min_scans < 1:
+        raise ValueError(f"min_scans must be an int >= 1, got {min_scans!r}; the default is 1")
+    return min_scans
+
+
+def _check_enough_scans(num_scans: int, min_scans: int, source: str, fallback: str) -> None:
+    """Refuse a volume of fewer B-scans than ``min_scans``: no class can meet the rule, so its
+    label would be the fallback class whatever its B-scans show, which is no answer."""
+    if num_scans < min_scans:
+        raise ValueError(
+            f"the volume {source} has {num_scans} B-scan{'' if num_scans == 1 else 's'}, fewer "
+            f"than min_scans={min_scans}, so no class can reach the referral rule and its label "
+            f"would be the fallback {fallback} whatever its B-scans show; pass "
+            f"min_scans={num_scans} or less"
+        )
+
+
 def summarise_volume(
     probabilities: torch.Tensor | npt.ArrayLike,
     classes: Sequence[str],
@@ -245,7 +266,9 @@ def summarise_volume(
         default) takes :data:`REFERRAL_ORDER` and needs the Kermany classes; a model of other
         classes needs an explicit order.
     min_scans
-        How many B-scans must reach the threshold for a class (default 1).
+        How many B-scans must reach the threshold for a class (default 1); at most the
+        number of B-scans (a shorter volume could only get the fallback class, so it is
+        refused).
     source
         How the summary names the volume.
 
@@ -257,9 +280,10 @@ def summarise_volume(
     ------
     ValueError
         If the probabilities are not a non-empty ``(num_scans, len(classes))`` array in
-        [0, 1], the threshold is not in (0, 1], ``min_scans`` is not a positive int, or the
-        classes are not the Kermany ones and no ``order`` is given (or ``order`` is not a
-        permutation of them).
+        [0, 1], the threshold is not in (0, 1], ``min_scans`` is not a positive int or is
+        more than the number of B-scans (no class could then reach the rule: the message
+        names the volume, its B-scans and ``min_scans``), or the classes are not the Kermany
+        ones and no ``order`` is given (or ``order`` is not a permutation of them).
 
     Examples
     --------
@@ -270,8 +294,7 @@ def summarise_volume(
     names = tuple(str(name) for name in classes)
     chosen = _check_order(names, order)
     level = _check_threshold(threshold)
-    if isinstance(min_scans, bool) or not isinstance(min_scans, int) or min_scans < 1:
-        raise ValueError(f"min_scans must be an int >= 1, got {min_scans!r}")
+    _check_min_scans(min_scans)
     if isinstance(probabilities, torch.Tensor):
         probabilities = probabilities.detach().cpu().double().numpy()
     array = np.asarray(probabilities, dtype=np.float64)
@@ -282,6 +305,7 @@ def summarise_volume(
         )
     if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
         raise ValueError("probabilities must be finite and in [0, 1]")
+    _check_enough_scans(array.shape[0], min_scans, source, chosen[-1])
     label = chosen[-1]
     for name in chosen[:-1]:
         if int((array[:, names.index(name)] >= level).sum()) >= min_scans:
@@ -347,7 +371,7 @@ def predict_volume(
         takes them; ``list(tensor)`` for a ``(N, H, W)`` tensor).
     threshold, order, min_scans
         The rule's settings (see :func:`summarise_volume`); checked before any B-scan is
-        predicted.
+        predicted, and so is that the volume holds at least ``min_scans`` B-scans.
     source
         How the summary names the volume; the path, or ``"<volume>"``, by default.
 
@@ -361,7 +385,8 @@ def predict_volume(
         If the volume file or one of its B-scans cannot be read (even with
         ``on_error="skip"``: a volume with a B-scan left out would be summarised wrongly).
     ValueError
-        As :func:`summarise_volume`, or if the volume holds no B-scan.
+        As :func:`summarise_volume`, or if the volume holds no B-scan or fewer than
+        ``min_scans`` (before any B-scan is predicted).
 
     Examples
     --------
@@ -372,8 +397,9 @@ def predict_volume(
     volume.dcm  CNV  (49 B-scans; 3 of 49 B-scans at CNV >= 50%)
     """
     classes = predictor.classes
-    _check_order(classes, order)  # before any work
+    fallback = _check_order(classes, order)[-1]  # before any work
     _check_threshold(threshold)
+    _check_min_scans(min_scans)
     if isinstance(volume, (str, os.PathLike)):
         name = str(volume) if source is None else source
         scans: Sequence[ImageInput] = read_volume(volume)
@@ -387,6 +413,7 @@ def predict_volume(
         )
     if not scans:
         raise ValueError(f"the volume {name} holds no B-scan")
+    _check_enough_scans(len(scans), min_scans, name, fallback)  # before any prediction
     probabilities = predictor.predict_proba(scans)
     if predictor.skipped:
         first = predictor.skipped[0]

@@ -330,6 +330,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from retinalnet.cli._output_names import OutputNames
     from retinalnet.cli._skip import print_skipped
     from retinalnet.cli._volume import (
+        check_order,
         predict_volumes,
         print_volumes,
         split_volumes,
@@ -352,6 +353,7 @@ def run_predict(args: argparse.Namespace) -> int:
         num_workers=args.workers,
         on_error=args.on_error,
     )
+    check_order(predictor, args)  # against the model's classes, before any prediction
     predictions = predictor.topk(list(images), k=args.k) if images else []
     skipped = list(predictor.skipped)
     runs, unread_volumes = predict_volumes(predictor, volumes, args)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "VolumeRun",
     "add_volume_flags",
+    "check_order",
     "predict_volumes",
     "print_volumes",
     "split_volumes",
@@ -39,6 +40,7 @@ logger = logging.getLogger("retinalnet")
 
 _SHOWN = 5  # driving B-scans listed per volume in the text output
 _CAMS = 3  # Grad-CAM overlays per volume
+_NAMED = 3  # volumes named in a message refusing several
 _ONE_FRAME_SUFFIXES = (".jpeg", ".jpg", ".bmp")  # never opened: one picture per file
 
 
@@ -51,15 +53,22 @@ def split_volumes(paths: Sequence[Path], args: argparse.Namespace) -> tuple[list
     ``--on-error skip``). Flags that do not fit the volumes found are refused here, before any
     prediction.
 
+    ``--order`` is checked here too, whatever the paths (a duplicated or empty class name),
+    before the model is loaded; :func:`check_order` checks it against the model's classes.
+
     Raises
     ------
     RuntimeError
         If pydicom is not installed and a DICOM file is given (one line, the fix).
     ValueError
-        If ``--csv`` is given with a volume, or ``--plots`` without one.
+        If ``--csv`` is given with a volume, ``--plots`` without one, ``--order`` is empty or
+        names a class twice or an empty one, or a volume holds fewer B-scans than
+        ``--min-scans`` (no class could reach the rule; ``--on-error skip`` does not leave it
+        out: the volume is readable, the setting does not fit it).
     """
     from retinalnet._core.images import UnreadableImageError, frame_count
 
+    _order(args)
     images: list[Path] = []
     volumes: list[tuple[Path, int]] = []
     for path in paths:
@@ -84,7 +93,69 @@ def split_volumes(paths: Sequence[Path], args: argparse.Namespace) -> tuple[list
             "--plots DIR draws the B-scan probabilities of each volume (a multi-frame DICOM "
             "or TIFF file), and no volume was given; leave --plots out"
         )
+    short = [(path, frames) for path, frames in volumes if frames < args.min_scans]
+    if short:
+        raise ValueError(_too_few_scans(short, args.min_scans))
     return images, [path for path, _ in volumes]
+
+
+def _too_few_scans(short: Sequence[tuple[Path, int]], min_scans: int) -> str:
+    """The message refusing volumes of fewer B-scans than ``--min-scans``."""
+    fewest = min(frames for _, frames in short)
+    if len(short) == 1:
+        path, frames = short[0]
+        return (
+            f"the volume {path} has {frames} B-scan{'' if frames == 1 else 's'}, fewer than "
+            f"--min-scans {min_scans}, so no class can reach the referral rule and its label "
+            f"would be the fallback class whatever its B-scans show; pass --min-scans {fewest} "
+            "or less, or leave the volume out"
+        )
+    named = ", ".join(f"{path} ({frames})" for path, frames in short[:_NAMED])
+    more = f" and {len(short) - _NAMED} more" if len(short) > _NAMED else ""
+    return (
+        f"{len(short)} volumes have fewer B-scans than --min-scans {min_scans}: {named}{more}, "
+        "so no class can reach the referral rule and their labels would be the fallback class "
+        f"whatever their B-scans show; pass --min-scans {fewest} or less, or leave those "
+        "volumes out"
+    )
+
+
+def _order(args: argparse.Namespace) -> list[str] | None:
+    """``--order`` as a list of class names (``None`` when not given); an empty one, or one
+    naming a class twice or an empty class, is refused (the model's classes are checked by
+    :func:`check_order`)."""
+    if args.order is None:
+        return None
+    fix = (
+        "give every class of the model once, highest concern first and the fallback class "
+        "last (--order CNV,DME,DRUSEN,NORMAL for the Kermany classes), or leave --order out"
+    )
+    if not args.order.strip():
+        raise ValueError(f"--order is empty; {fix}")
+    names = [name.strip() for name in args.order.split(",")]
+    if "" in names:
+        raise ValueError(f"--order names an empty class ({args.order!r}); {fix}")
+    twice = next((name for name in names if names.count(name) > 1), None)
+    if twice is not None:
+        raise ValueError(f"--order names {twice} twice ({args.order!r}); {fix}")
+    return names
+
+
+def check_order(predictor: Predictor, args: argparse.Namespace) -> None:
+    """Refuse an ``--order`` that is not every class of the model once, whatever the paths
+    (an order given for images only is a mistake too, not a flag to ignore).
+
+    Raises
+    ------
+    ValueError
+        As :func:`split_volumes` does, or if ``--order`` is not a permutation of the model's
+        classes (the message names them).
+    """
+    from retinalnet.volume import _check_order
+
+    order = _order(args)
+    if order is not None:
+        _check_order(predictor.classes, order)
 
 
 @dataclass(frozen=True)
@@ -99,17 +170,31 @@ class VolumeRun:
 def predict_volumes(
     predictor: Predictor, volumes: Sequence[Path], args: argparse.Namespace
 ) -> tuple[list[VolumeRun], list[SkippedImage]]:
-    """Summarise each volume; with ``--on-error skip`` an unreadable one is listed, not fatal."""
+    """Summarise each volume; with ``--on-error skip`` an unreadable one is listed, not fatal.
+
+    ``--order`` is checked against the model's classes first, even with no volume.
+
+    Raises
+    ------
+    ValueError
+        As :func:`check_order`, or if a volume holds fewer B-scans than ``--min-scans``
+        (even with ``--on-error skip``).
+    retinalnet.datasets.UnreadableImageError
+        If a volume cannot be read, unless ``--on-error skip``.
+    """
     from retinalnet._core.images import UnreadableImageError
     from retinalnet.predictor import SkippedImage
     from retinalnet.volume import predict_volume, read_volume
 
-    order = None if args.order is None else [name.strip() for name in args.order.split(",")]
+    check_order(predictor, args)
+    order = _order(args)
     runs: list[VolumeRun] = []
     skipped: list[SkippedImage] = []
     for path in volumes:
         try:
             scans = read_volume(path)
+            if len(scans) < args.min_scans:  # as split_volumes, were a header to count wrongly
+                raise ValueError(_too_few_scans([(path, len(scans))], args.min_scans))
             summary = predict_volume(
                 predictor,
                 scans,
