@@ -10,6 +10,7 @@ import logging
 import math
 import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -90,12 +91,36 @@ def test_ece_when_every_image_is_right(probabilities: list[list[float]], expecte
 
 def test_ece_of_no_images_is_nan_and_bad_input_is_refused() -> None:
     assert math.isnan(expected_calibration_error(np.empty((0, 4)), []))
-    with pytest.raises(ValueError, match="bins must be an int >= 1"):
+    with pytest.raises(ValueError, match="bins must be an int from 1 to 1,000"):
         expected_calibration_error(PROBABILITIES, TARGETS, bins=0)
-    with pytest.raises(ValueError, match="finite and >= 0"):
+    with pytest.raises(ValueError, match=r"probabilities must be in \[0, 1\]"):
         expected_calibration_error([[-0.1, 1.1]], [0])
     with pytest.raises(ValueError, match="targets must be class indices from 0 to 1"):
         expected_calibration_error(PROBABILITIES, [0, 1, 0, 1, 2])
+
+
+@pytest.mark.parametrize("door", [expected_calibration_error, reliability_curve])
+@pytest.mark.parametrize(
+    ("scale", "shown"), [(4.0, r"from 0.4 to 3.6"), (-1.0, r"from -0.9 to -0.1")]
+)
+def test_values_outside_0_1_are_refused_not_binned(
+    door: Callable[..., object], scale: float, shown: str
+) -> None:
+    # 4 * p once gave an ECE of 0.75: every confidence fell in the last bin
+    message = (
+        rf"^probabilities must be in \[0, 1\] \(the model's softmax outputs\), got values "
+        rf"{shown}; pass softmax\(logits\) or exp\(log-probabilities\)"
+    )
+    with pytest.raises(ValueError, match=message):
+        door(scale * np.array(PROBABILITIES), TARGETS)
+
+
+@pytest.mark.parametrize("door", [expected_calibration_error, reliability_curve])
+@pytest.mark.parametrize("bins", [1001, 10**9, True, 2.0])
+def test_bins_must_be_an_int_from_1_to_1000(door: Callable[..., object], bins: object) -> None:
+    with pytest.raises(ValueError, match=rf"^bins must be an int from 1 to 1,000 .*, got {bins}"):
+        door(PROBABILITIES, TARGETS, bins=bins)
+    assert len(reliability_curve(PROBABILITIES, TARGETS, bins=1000)[2]) == 1000
 
 
 def test_the_report_carries_the_ece_and_nan_for_scores_that_are_not_probabilities() -> None:

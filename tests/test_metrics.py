@@ -335,7 +335,10 @@ def test_a_wider_confidence_gives_a_wider_interval() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"bootstrap": -1}, r"bootstrap must be an int >= 0 \(resamples\), got -1"),
+        (
+            {"bootstrap": -1},
+            r"bootstrap must be an int from 0 to 100,000 \(resamples; 1,000 is usual\), got -1",
+        ),
         ({"confidence": 1.5}, r"confidence must be in \(0, 1\), e.g. 0.95, got 1.5"),
         ({"classes": ["a", "b"]}, r"4 probability columns but 2 class names"),
     ],
@@ -574,3 +577,115 @@ def test_predictor_top_k_orders_tied_classes_as_the_metrics_do(seed: int) -> Non
     assert predicted == scores.argmax(axis=1).tolist()
     report = classification_report(targets, scores, topk=[1])
     assert report.accuracy == np.mean(np.array(predicted) == targets)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad arguments are refused, naming the value, what was expected and the fix
+
+
+@pytest.mark.parametrize(
+    ("urgent", "message"),
+    [
+        (["cnv"], r"^urgent class 'cnv' is not one of CNV, DME, DRUSEN, NORMAL \(the classes\)"),
+        (["CNV", "GA"], r"^urgent class 'GA' is not one of CNV, DME, DRUSEN, NORMAL"),
+        ([], r"^urgent names no class"),
+    ],
+)
+def test_urgent_classes_that_are_not_classes_are_refused(urgent: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        classification_report(TARGETS, PROBABILITIES, urgent=urgent)
+
+
+def test_urgent_given_as_one_string_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"^urgent must be a list of class names, got 'CNV'"):
+        classification_report(TARGETS, PROBABILITIES, urgent="CNV")
+
+
+def test_urgent_given_explicitly_must_be_among_a_subset_of_the_classes() -> None:
+    targets, probabilities = [0, 1], [[0.6, 0.4], [0.3, 0.7]]
+    # left at the default: a study without DME quietly has no referral view, as documented
+    assert classification_report(targets, probabilities, classes=["CNV", "NORMAL"]).referral is None
+    assert (
+        classification_report(
+            targets, probabilities, classes=["CNV", "NORMAL"], urgent=URGENT_CLASSES
+        ).referral
+        is None
+    )
+    # given: a name that is not a class is a mistake
+    with pytest.raises(ValueError, match=r"urgent class 'DME' is not one of CNV, NORMAL"):
+        classification_report(
+            targets, probabilities, classes=["CNV", "NORMAL"], urgent=["CNV", "DME"]
+        )
+    report = classification_report(
+        targets, probabilities, classes=["CNV", "NORMAL"], urgent=["CNV"]
+    )
+    assert report.referral is not None
+    assert report.referral.urgent == ("CNV",)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"seed": -1}, r"^seed must be an int from 0 to 2\*\*32 - 1, got -1"),
+        ({"seed": 1.5}, r"^seed must be an int from 0 to 2\*\*32 - 1, got 1.5"),
+        ({"seed": True}, r"^seed must be an int from 0 to 2\*\*32 - 1, got True"),
+        ({"seed": None}, r"^seed must be an int from 0 to 2\*\*32 - 1, got None"),
+        ({"bootstrap": True}, r"^bootstrap must be an int from 0 to 100,000 .*, got True"),
+        ({"bootstrap": 2.0}, r"^bootstrap must be an int from 0 to 100,000 .*, got 2.0"),
+        ({"bootstrap": 10**9}, r"^bootstrap must be an int from 0 to 100,000 .*, got 1000000000"),
+    ],
+)
+def test_report_refuses_a_bad_seed_or_bootstrap_up_front(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        classification_report(TARGETS, PROBABILITIES, **{"bootstrap": 20, **kwargs})
+    with pytest.raises(ValueError, match=message):  # also without resampling, and per patient
+        patient_level(PROBABILITIES, TARGETS, ["7"] * 10, **{"bootstrap": 0, **kwargs})
+
+
+def test_numpy_integers_are_a_seed_and_a_number_of_resamples() -> None:
+    report = classification_report(TARGETS, PROBABILITIES, bootstrap=np.int64(5), seed=np.int64(3))
+    assert (
+        report.intervals
+        == classification_report(TARGETS, PROBABILITIES, bootstrap=5, seed=3).intervals
+    )
+
+
+@pytest.mark.parametrize(
+    ("classes", "message"),
+    [
+        (["CNV", "DME", "CNV", "NORMAL"], r"^class names must be distinct, got 'CNV' twice"),
+        (["a", "a", "a", "b"], r"^class names must be distinct, got 'a' 3 times"),
+    ],
+)
+def test_duplicate_class_names_are_refused(classes: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        classification_report(TARGETS, PROBABILITIES, classes=classes, urgent=None)
+    with pytest.raises(ValueError, match=message):
+        patient_level(PROBABILITIES, TARGETS, ["7"] * 10, classes=classes, urgent=None)
+
+
+def test_classes_given_as_one_string_are_refused() -> None:
+    with pytest.raises(TypeError, match=r"^classes must be a list of class names, got 'ab'"):
+        classification_report([0, 1], [[0.6, 0.4], [0.3, 0.7]], classes="ab")
+
+
+@pytest.mark.parametrize(
+    ("positive", "shown"),
+    [([2, 3], "2, 3"), ([0, 2], "2"), ([0.5, 1.0], "0.5"), (["no", "yes"], "'no', 'yes'")],
+)
+@pytest.mark.parametrize("door", [roc_auc, roc_curve, precision_recall_curve, average_precision])
+def test_binary_labels_other_than_0_and_1_are_refused(
+    door: Callable[..., object], positive: list[object], shown: str
+) -> None:
+    message = rf"^positive must be 0/1 or bool labels \(1: positive\), got {shown}; "
+    with pytest.raises(ValueError, match=message):
+        door([0.1, 0.2], positive)
+
+
+def test_binary_labels_may_be_bool_0_1_or_0_1_floats() -> None:
+    scores = [0.1, 0.4, 0.35, 0.8]
+    assert roc_auc(scores, [False, False, True, True]) == 0.75
+    assert roc_auc(scores, np.array([0.0, 0.0, 1.0, 1.0])) == 0.75
+    assert roc_auc(scores, [0, 0, 1, 1]) == 0.75

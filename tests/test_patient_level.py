@@ -210,3 +210,12 @@ def test_probabilities_that_miss_a_sum_of_1_a_little_are_averaged_as_given() -> 
     assert patient_level(bf16, targets, ids).referral.auc == pytest.approx(  # type: ignore[union-attr]
         patient_level(scaled, targets, ids).referral.auc  # type: ignore[union-attr]
     )
+
+
+def test_patient_level_refuses_urgent_classes_that_are_not_classes() -> None:
+    with pytest.raises(ValueError, match=r"^urgent class 'cnv' is not one of CNV, DME, DRUSEN"):
+        patient_level(PROBABILITIES, TARGETS, PATIENTS, urgent=["cnv", "dme"])
+    # left at the default, a model without DME quietly has no referral view
+    two = PROBABILITIES[:, [0, 3]]
+    report = patient_level(two, [0, 0, 0, 1, 1, 1, 1], PATIENTS, classes=["CNV", "NORMAL"])
+    assert report.referral is None

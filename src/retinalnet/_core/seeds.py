@@ -1,7 +1,10 @@
 """The one check of a seed: an int from 0 to 2**32 - 1 (NumPy's limit), for the Trainer,
-:func:`~retinalnet.training.seed_everything`, patient splits and bootstrap intervals."""
+:func:`~retinalnet.training.seed_everything`, patient splits and bootstrap intervals
+(:func:`~retinalnet.metrics.classification_report`)."""
 
 from __future__ import annotations
+
+import numbers
 
 __all__ = ["MAX_SEED", "check_seed"]
 
@@ -10,7 +13,8 @@ MAX_SEED = 2**32 - 1
 
 
 def check_seed(seed: object, *, allow_none: bool = True) -> None:
-    """Refuse a seed that is not an int from 0 to 2**32 - 1 (or ``None``, when allowed).
+    """Refuse a seed that is not an int (Python's or NumPy's) from 0 to 2**32 - 1 (or
+    ``None``, when allowed).
 
     A negative seed is refused, not folded: Python's :class:`random.Random` takes ``-1`` as
     ``1``, so two different seeds would give one split.
@@ -29,6 +33,10 @@ def check_seed(seed: object, *, allow_none: bool = True) -> None:
     """
     if seed is None and allow_none:
         return
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+    if (  # a NumPy integer is an int here
+        isinstance(seed, bool)
+        or not isinstance(seed, numbers.Integral)
+        or not 0 <= int(seed) <= MAX_SEED
+    ):
         allowed = "None or an int" if allow_none else "an int"
         raise ValueError(f"seed must be {allowed} from 0 to 2**32 - 1, got {seed!r}")

@@ -14,11 +14,16 @@ import numpy as np
 import numpy.typing as npt
 
 from retinalnet.metrics._confusion import FloatArray, IntArray, _as_probabilities, _as_targets
+from retinalnet.metrics._rates import are_probabilities
 
 __all__ = ["expected_calibration_error", "fit_temperature", "reliability_curve"]
 
 TEMPERATURE_BOUNDS: tuple[float, float] = (1e-3, 1e3)
 """The range :func:`fit_temperature` searches by default."""
+
+MAX_BINS = 1000
+"""The most bins :func:`reliability_curve` takes: a width of 0.001, finer than any
+confidence a model reports meaningfully (Guo et al. use 15); more only costs memory."""
 
 
 def _checked(
@@ -27,12 +32,20 @@ def _checked(
     true = _as_targets(targets)
     scores = _as_probabilities(probabilities, len(true))
     true = _as_targets(true, scores.shape[1])
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-        raise ValueError(f"bins must be an int >= 1 (equal-width bins of [0, 1]), got {bins!r}")
-    if scores.min(initial=0.0) < 0:  # finite already: _as_probabilities refuses the others
+    if (
+        isinstance(bins, bool)
+        or not isinstance(bins, (int, np.integer))
+        or not 1 <= bins <= MAX_BINS
+    ):
         raise ValueError(
-            "probabilities must be finite and >= 0 (the model's softmax outputs, not its "
-            f"log-probabilities or logits), got values from {scores.min():g} to {scores.max():g}"
+            f"bins must be an int from 1 to {MAX_BINS:,} (equal-width bins of [0, 1]; "
+            f"15 is usual), got {bins!r}"
+        )
+    if not are_probabilities(scores):  # finite already: _as_probabilities refuses the others
+        raise ValueError(
+            "probabilities must be in [0, 1] (the model's softmax outputs), got values from "
+            f"{scores.min():g} to {scores.max():g}; pass softmax(logits) or "
+            "exp(log-probabilities)"
         )
     return scores, true
 
@@ -56,7 +69,7 @@ def reliability_curve(
     targets
         True class index of each image.
     bins
-        Number of equal-width bins of ``[0, 1]`` (15, as Guo et al.).
+        Number of equal-width bins of ``[0, 1]`` (15, as Guo et al.), at most 1,000.
 
     Returns
     -------
@@ -68,9 +81,10 @@ def reliability_curve(
     Raises
     ------
     ValueError
-        If the shapes disagree, a target is out of range, a probability is negative, NaN
-        or infinite (the message counts the rows and names the first), or ``bins`` is not
-        an int >= 1.
+        If the shapes disagree, a target is out of range, a probability is NaN or infinite
+        (the message counts the rows and names the first) or outside [0, 1]
+        (log-probabilities, logits or scaled probabilities), or ``bins`` is not an int
+        from 1 to 1,000.
 
     Examples
     --------

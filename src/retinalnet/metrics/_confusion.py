@@ -116,14 +116,36 @@ def _as_binary(
 ) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
     """The finite scores and the labels of a binary problem (one class against the rest)."""
     values = np.asarray(scores, dtype=np.float64)
-    labels = np.asarray(positive).astype(bool)
-    if values.shape != labels.shape or values.ndim != 1:
+    given = np.asarray(positive)
+    if values.shape != given.shape or values.ndim != 1:
         raise ValueError(
             f"scores and positive must be 1-d and of the same length, got shapes "
-            f"{values.shape} and {labels.shape}"
+            f"{values.shape} and {given.shape}"
         )
     _refuse_nonfinite(values, "scores")
-    return values, labels
+    return values, _as_labels(given)
+
+
+def _as_labels(given: npt.NDArray[np.generic]) -> npt.NDArray[np.bool_]:
+    """``given`` as booleans when it holds only bool or 0/1 labels; refused otherwise, as
+    ``astype(bool)`` would call every nonzero label (class 2, 3 ...) positive."""
+    if given.dtype == np.bool_:
+        bad = np.zeros(given.shape, dtype=bool)
+    elif np.issubdtype(given.dtype, np.integer) or np.issubdtype(given.dtype, np.floating):
+        bad = ~np.isin(given, (0, 1))
+    else:  # strings, objects: "no" and "yes" would both be True
+        bad = np.array(
+            [not (isinstance(v, (int, float)) and v in (0, 1)) for v in given.tolist()],
+            dtype=bool,
+        )
+    if bad.any():
+        shown = ", ".join(map(repr, list(dict.fromkeys(given[bad].tolist()))[:5]))
+        raise ValueError(
+            f"positive must be 0/1 or bool labels (1: positive), got {shown}; for class c "
+            "of class indices pass positive=(targets == c)"
+        )
+    labels: npt.NDArray[np.bool_] = given.astype(bool)
+    return labels
 
 
 def _rank_of_true(scores: FloatArray, true: IntArray) -> IntArray:

@@ -51,8 +51,9 @@ def roc_curve(scores: npt.ArrayLike, positive: npt.ArrayLike) -> Curve:
     Raises
     ------
     ValueError
-        If the shapes differ or a score is NaN or infinite (the message counts the
-        images and names the first).
+        If the shapes differ, a score is NaN or infinite (the message counts the
+        images and names the first), or a label of ``positive`` is not 0/1 or bool (class
+        indices 2, 3 ...: pass ``targets == c``).
 
     Examples
     --------
@@ -91,8 +92,9 @@ def precision_recall_curve(scores: npt.ArrayLike, positive: npt.ArrayLike) -> Cu
     Raises
     ------
     ValueError
-        If the shapes differ or a score is NaN or infinite (the message counts the
-        images and names the first).
+        If the shapes differ, a score is NaN or infinite (the message counts the
+        images and names the first), or a label of ``positive`` is not 0/1 or bool (class
+        indices 2, 3 ...: pass ``targets == c``).
 
     Examples
     --------

@@ -15,6 +15,7 @@ from retinalnet.metrics._report import (
     URGENT_CLASSES,
     ClassificationReport,
     PatientGroups,
+    _checked_arguments,
     classification_report,
 )
 
@@ -75,8 +76,12 @@ def patient_level(
     Raises
     ------
     ValueError
-        If the lengths disagree, or as :func:`classification_report`; a scan's NaN or
-        infinite probabilities are refused before any averaging, naming the scan's row.
+        If the lengths disagree, or as :func:`classification_report` (names in ``urgent``
+        that are not classes, class names that are not distinct, a bad ``bootstrap`` or
+        ``seed``: refused before any grouping); a scan's NaN or infinite probabilities are
+        refused before any averaging, naming the scan's row.
+    TypeError
+        As :func:`classification_report`.
 
     Examples
     --------
@@ -96,6 +101,10 @@ def patient_level(
     # the rule averages probabilities: log-probabilities (the models' output) or logits
     # become probabilities first, as averaging them would follow another rule
     scores = probabilities_of(_as_probabilities(probabilities, len(true)))
+    # the report checks its arguments again; checked here, they are refused before grouping
+    _checked_arguments(
+        classes, scores.shape[1], urgent, bootstrap=bootstrap, confidence=confidence, seed=seed
+    )
     ids = list(patient_ids)
     if len(ids) != len(true):
         raise ValueError(

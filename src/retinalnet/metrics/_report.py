@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from retinalnet._core.classes import KERMANY_CLASSES
+from retinalnet._core.seeds import check_seed
 from retinalnet.metrics._bootstrap import _bootstrap_intervals
 from retinalnet.metrics._calibration import expected_calibration_error
 from retinalnet.metrics._class_metrics import ClassMetrics, ReferralMetrics, _plain
@@ -33,7 +34,10 @@ from retinalnet.metrics._roc import roc_auc
 __all__ = ["URGENT_CLASSES", "ClassificationReport", "PatientGroups", "classification_report"]
 
 URGENT_CLASSES: tuple[str, ...] = ("CNV", "DME")
-"""Classes that need an urgent referral in Kermany et al. (2018); DRUSEN and NORMAL do not."""
+"""Classes that need an urgent referral in Kermany et al. (2018); DRUSEN and NORMAL do not.
+
+The default of ``urgent`` in :func:`classification_report` (recognised by identity: pass this
+object, not a copy, to keep the default's leniency towards studies without CNV or DME)."""
 
 
 @dataclass(frozen=True)
@@ -98,8 +102,8 @@ class ClassificationReport:
         The tutorial's table: ``topk[k][c]`` is the fraction of class ``c``'s images whose
         true class is among the top ``k``.
     referral : ReferralMetrics or None
-        The urgent-referral view; ``None`` when the urgent classes are not all among
-        :attr:`classes`.
+        The urgent-referral view; ``None`` when left out (``urgent=None``), or when the
+        default urgent classes are not all among :attr:`classes`.
     intervals : dict of str to (float, float)
         Bootstrap confidence intervals, empty unless requested. Keys: ``accuracy``,
         ``macro_f1``, ``macro_auc``, ``sensitivity[CLASS]``, ``specificity[CLASS]``,
@@ -300,18 +304,20 @@ def classification_report(
     classes
         Class names in output order (the Kermany classes by default).
     urgent
-        Classes that need an urgent referral (CNV and DME); ``None`` leaves out the
-        referral view, as does a class list that lacks one of them.
+        Classes that need an urgent referral, named as in ``classes``; ``None`` leaves out
+        the referral view. Left at the default, :data:`URGENT_CLASSES` (CNV and DME), the
+        view is also left out when the classes lack one of them (a study without DME).
     topk
         The ``k`` of the top-k table; by default 1 to ``min(3, classes - 1)``.
     bootstrap
-        Number of bootstrap resamples for confidence intervals (0: none; 1000 is usual).
+        Number of bootstrap resamples for confidence intervals (0: none; 1000 is usual; at
+        most 100,000).
         Each resample draws the images with replacement; the interval is the percentile
         interval of the metric over the resamples. About 1 ms per resample for 1,000 images.
     confidence
         Level of the intervals, in (0, 1).
     seed
-        Seed of the resampling, so a report is reproducible.
+        Seed of the resampling (an int >= 0), so a report is reproducible.
 
     Returns
     -------
@@ -322,7 +328,12 @@ def classification_report(
     ValueError
         If the shapes disagree, a target is out of range, a probability is NaN or infinite
         (the message counts the rows and names the first: a model with non-finite weights
-        or outputs gives them), or an argument is out of range.
+        or outputs gives them), the class names are not distinct, a name given in
+        ``urgent`` is not one of ``classes`` (or ``urgent`` is empty), ``bootstrap`` is not
+        an int from 0 to 100,000, ``seed`` is not an int >= 0, or another argument is out
+        of range.
+    TypeError
+        If ``classes`` or ``urgent`` is one string rather than a list of names.
 
     Examples
     --------
@@ -336,18 +347,12 @@ def classification_report(
     """
     true = _as_targets(targets)
     scores = _as_probabilities(probabilities, len(true))
-    names = tuple(classes)
     num_classes = scores.shape[1]
-    if len(names) != num_classes:
-        raise ValueError(
-            f"{num_classes} probability columns but {len(names)} class names ({list(names)!r}); "
-            "pass classes=[...] in output order"
-        )
+    names, urgent_index = _checked_arguments(
+        classes, num_classes, urgent, bootstrap=bootstrap, confidence=confidence, seed=seed
+    )
     true = _as_targets(true, num_classes)
-    if isinstance(bootstrap, bool) or not isinstance(bootstrap, int) or bootstrap < 0:
-        raise ValueError(f"bootstrap must be an int >= 0 (resamples), got {bootstrap!r}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), e.g. 0.95, got {confidence!r}")
+    bootstrap = int(bootstrap)
     ks = list(topk) if topk is not None else list(range(1, min(3, num_classes - 1) + 1))
 
     matrix = confusion_matrix(true, scores.argmax(axis=1) if len(true) else true, num_classes)
@@ -377,10 +382,8 @@ def classification_report(
         usable = support * ~np.isnan(values)
         macro[key], weighted[key] = _averages(np.nan_to_num(values), usable)
 
-    urgent_index: IntArray | None = None
     referral: ReferralMetrics | None = None
-    if urgent is not None and all(name in names for name in urgent):
-        urgent_index = np.array([names.index(name) for name in urgent], dtype=np.int64)
+    if urgent is not None and urgent_index is not None:
         sens, spec, auc, referral_matrix = _referral(true, scores, urgent_index)
         referral = ReferralMetrics(tuple(urgent), sens, spec, auc, referral_matrix)
 
@@ -406,6 +409,83 @@ def classification_report(
         bootstrap=bootstrap,
         ece=_ece(scores, true),
     )
+
+
+MAX_BOOTSTRAP = 100_000
+"""The most bootstrap resamples a report takes: 1,000 is usual and 10,000 plenty; each
+costs about 1 ms per 1,000 images, so more would run for hours without narrowing anything."""
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _checked_arguments(
+    classes: Sequence[str],
+    num_classes: int,
+    urgent: Sequence[str] | None,
+    *,
+    bootstrap: int,
+    confidence: float,
+    seed: int,
+) -> tuple[tuple[str, ...], IntArray | None]:
+    """The class names and the urgent class indices (``None``: no referral view) of a
+    report, after the checks of its arguments, made before any work."""
+    if isinstance(classes, str):
+        raise TypeError(
+            f"classes must be a list of class names, got {classes!r}; pass a list such as "
+            "['CNV', 'NORMAL'], in output order"
+        )
+    names = tuple(classes)
+    if len(names) != num_classes:
+        raise ValueError(
+            f"{num_classes} probability columns but {len(names)} class names ({list(names)!r}); "
+            "pass classes=[...] in output order"
+        )
+    for name in names:
+        times = names.count(name)
+        if times > 1:
+            said = "twice" if times == 2 else f"{times} times"
+            raise ValueError(
+                f"class names must be distinct, got {name!r} {said} in {list(names)!r}; "
+                "pass each class once, in output order"
+            )
+    if not _is_int(bootstrap) or not 0 <= bootstrap <= MAX_BOOTSTRAP:
+        raise ValueError(
+            f"bootstrap must be an int from 0 to {MAX_BOOTSTRAP:,} (resamples; 1,000 is "
+            f"usual), got {bootstrap!r}"
+        )
+    check_seed(seed, allow_none=False)  # it seeds the bootstrap: a report is reproducible
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), e.g. 0.95, got {confidence!r}")
+    return names, _urgent_index(urgent, names)
+
+
+def _urgent_index(urgent: Sequence[str] | None, names: tuple[str, ...]) -> IntArray | None:
+    """The indices of the urgent classes; ``None`` without a referral view: ``urgent`` is
+    ``None``, or left at :data:`URGENT_CLASSES` (the default, checked by identity) and the
+    classes lack one of them. Names given explicitly must all be classes."""
+    if urgent is None:
+        return None
+    if isinstance(urgent, str):
+        raise TypeError(
+            f"urgent must be a list of class names, got {urgent!r}; pass urgent=[{urgent!r}]"
+        )
+    given = tuple(urgent)
+    if urgent is URGENT_CLASSES and not all(name in names for name in given):
+        return None  # the default, for a study without CNV or DME: no referral view
+    if not given:
+        raise ValueError(
+            "urgent names no class; name the urgent classes (CNV and DME by default) or "
+            "pass urgent=None to leave out the referral view"
+        )
+    for name in given:
+        if name not in names:
+            raise ValueError(
+                f"urgent class {name!r} is not one of {', '.join(names)} (the classes); "
+                "spell it as in classes, or pass urgent=None to leave out the referral view"
+            )
+    return np.array([names.index(name) for name in given], dtype=np.int64)
 
 
 def _ece(scores: npt.NDArray[np.float64], true: IntArray) -> float:

@@ -32,8 +32,9 @@ def roc_auc(scores: npt.ArrayLike, positive: npt.ArrayLike) -> float:
     Raises
     ------
     ValueError
-        If the shapes differ or a score is NaN or infinite (the message counts the images
-        and names the first).
+        If the shapes differ, a score is NaN or infinite (the message counts the images
+        and names the first), or a label of ``positive`` is not 0/1 or bool (class
+        indices 2, 3 ...: pass ``targets == c``).
 
     Examples
     --------

@@ -27,7 +27,7 @@ from retinalnet._core.progress import progress_bar
 from retinalnet.datasets._files import patient_key
 from retinalnet.datasets._readable import readable_for_scoring, refuse_substitution
 from retinalnet.engine import InferenceEngine
-from retinalnet.metrics import confusion_matrix, expected_calibration_error
+from retinalnet.metrics import URGENT_CLASSES, confusion_matrix, expected_calibration_error
 from retinalnet.models import Classifier
 from retinalnet.precision import Precision, precision_name
 from retinalnet.training._data import warn_of_own_transform
@@ -132,7 +132,7 @@ class EvaluationResult:
     def report(
         self,
         *,
-        urgent: Sequence[str] | None = ("CNV", "DME"),
+        urgent: Sequence[str] | None = URGENT_CLASSES,
         topk: Sequence[int] | None = None,
         bootstrap: int = 0,
         confidence: float = 0.95,
@@ -175,7 +175,7 @@ class EvaluationResult:
     def patient_report(
         self,
         *,
-        urgent: Sequence[str] | None = ("CNV", "DME"),
+        urgent: Sequence[str] | None = URGENT_CLASSES,
         topk: Sequence[int] | None = None,
         bootstrap: int = 0,
         confidence: float = 0.95,
