@@ -71,6 +71,16 @@ def _bn_stats(module: nn.Module) -> dict[str, torch.Tensor]:
         ({"augment": "strong"}, "augment must be None or one of"),
         ({"balance": "oversample"}, "balance must be None or one of"),
         ({"patience": 0}, "patience must be an int >= 1"),
+        ({"lr_decay": 0}, r"lr_decay must be in \(0, 1\] .*, got 0"),
+        ({"lr_decay": math.nan}, r"lr_decay must be in \(0, 1\] .*, got nan"),
+        ({"head_lr": math.nan}, "head_lr must be a finite number, got nan"),
+        ({"weight_decay": -0.1}, "weight_decay must be >= 0"),
+        ({"warmup_epochs": math.inf}, "warmup_epochs must be a finite number"),
+        (
+            {"epochs": 2, "warmup_epochs": 5},
+            r"warmup_epochs \(5\) must be <= epochs \(2\): the warm-up would take the whole "
+            "run; pass fewer warm-up epochs",
+        ),
     ],
 )
 def test_bad_settings_are_refused_at_construction(kwargs: dict[str, Any], message: str) -> None:
@@ -78,9 +88,51 @@ def test_bad_settings_are_refused_at_construction(kwargs: dict[str, Any], messag
         FineTune(**kwargs)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"freeze_bn": "no"}, r"freeze_bn must be True or False, got 'no'"),
+        ({"augment": ["oct"]}, r"augment must be None or a preset name \(a str\), got list"),
+    ],
+)
+def test_settings_of_the_wrong_type_are_refused_with_a_type_error(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        FineTune(**kwargs)
+
+
+def test_a_warm_up_as_long_as_the_run_is_still_allowed() -> None:
+    assert FineTune(epochs=1).warmup_epochs == 1.0  # the default recipe with one epoch
+
+
 def test_blocks_beyond_the_declared_ones_are_refused(data: Any) -> None:
     with pytest.raises(ValueError, match=r"blocks=5\) but SmallCNN declares only 4"):
         fine_tune(_model(), *data, FineTune(blocks=5), **FAST)
+
+
+@pytest.mark.parametrize(
+    ("callbacks", "message"),
+    [
+        ([1], r"callbacks\[0\] must be a retinalnet Callback, got int \(1\)"),
+        (Callback(), r"callbacks must be a list of Callbacks, got Callback"),
+    ],
+)
+def test_bad_callbacks_are_refused_before_the_probe(
+    data: Any, callbacks: Any, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_fit(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a phase was trained")
+
+    monkeypatch.setattr(Trainer, "fit", no_fit)
+    with pytest.raises(TypeError, match=message):
+        fine_tune(_model(), *data, FineTune(blocks=1, epochs=1), callbacks=callbacks, **FAST)
+
+
+def test_a_bad_batch_size_is_refused_without_a_probe(data: Any) -> None:
+    recipe = FineTune(blocks=1, epochs=1, probe_epochs=0)
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 0"):
+        fine_tune_trainer(_model(), *data, recipe, **{**FAST, "batch_size": 0})
 
 
 def test_a_plain_module_and_unknown_settings_are_refused(data: Any) -> None:
@@ -121,6 +173,71 @@ def test_warmup_cosine_values(total: int, warmup: int, expected: list[float]) ->
     schedule = WarmupCosine(total, warmup)
     steps = [0, 1, 2, 6, 10] if warmup else [0, 2, 4, 6, 10]
     assert [round(schedule(s), 6) for s in steps] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"lr": -1.0}, "lr must be > 0, got -1.0"),
+        ({"lr": math.nan}, "lr must be a finite number, got nan"),
+        ({"head_lr": 0.0}, "head_lr must be > 0, got 0.0"),
+        ({"lr_decay": 0.0}, r"lr_decay must be in \(0, 1\] .*, got 0.0"),
+        ({"lr_decay": 2.0}, r"lr_decay must be in \(0, 1\] .*, got 2.0"),
+        ({"weight_decay": -0.01}, "weight_decay must be >= 0, got -0.01"),
+    ],
+)
+def test_bad_rates_of_the_param_groups_are_refused(kwargs: dict[str, Any], message: str) -> None:
+    settings: dict[str, Any] = {"lr": 1e-4, "head_lr": 1e-3, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        discriminative_param_groups(_model(), 1, **settings)
+
+
+def test_param_groups_need_a_classifier() -> None:
+    with pytest.raises(
+        TypeError, match=r"discriminative_param_groups needs a retinalnet Classifier"
+    ):
+        discriminative_param_groups(nn.Linear(2, 2), 1, lr=1e-4, head_lr=1e-3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        ((0,), {}, "total must be an int >= 1, got 0"),
+        ((1.5,), {}, "total must be an int >= 1, got 1.5"),
+        ((True,), {}, "total must be an int >= 1, got True"),
+        ((5, -1), {}, r"warmup must be an int in \[0, total\) = \[0, 5\), got -1"),
+        ((5, 5), {}, r"warmup must be an int in \[0, total\) = \[0, 5\), got 5"),
+        ((5, 1.5), {}, r"warmup must be an int in \[0, total\) = \[0, 5\), got 1.5"),
+        ((5,), {"start": -1}, r"start must be a finite number in \[0, 1\].*, got -1"),
+        ((5,), {"start": math.nan}, r"start must be a finite number in \[0, 1\].*, got nan"),
+        ((5,), {"start": "0.1"}, r"start must be a finite number in \[0, 1\].*, got '0.1'"),
+        ((5,), {"end": 2}, r"end must be a finite number in \[0, 1\].*, got 2"),
+        ((5,), {"end": math.inf}, r"end must be a finite number in \[0, 1\].*, got inf"),
+    ],
+)
+def test_bad_warmup_cosine_arguments_are_refused(
+    args: tuple[Any, ...], kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        WarmupCosine(*args, **kwargs)
+
+
+def test_warmup_cosine_takes_numpy_counts_and_the_ends_of_the_range() -> None:
+    import numpy as np
+
+    schedule = WarmupCosine(np.int64(4), np.int64(1), start=0, end=1)
+    assert schedule.total == 4
+    assert type(schedule.total) is int
+    assert [schedule(s) for s in (0, 1, 4)] == [0.0, 1.0, 1.0]
+
+
+def test_the_fine_tune_task_needs_a_classifier_and_a_recipe() -> None:
+    with pytest.raises(
+        TypeError, match=r"FineTuneTask needs a retinalnet Classifier .*, got Linear"
+    ):
+        FineTuneTask(nn.Linear(2, 2), FineTune(), steps_per_epoch=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"recipe must be a FineTune, got dict; pass FineTune"):
+        FineTuneTask(_model(), {"epochs": 2}, steps_per_epoch=1)  # type: ignore[arg-type]
 
 
 def test_a_step_scheduler_steps_after_every_optimizer_step(data: Any) -> None:

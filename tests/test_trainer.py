@@ -458,13 +458,68 @@ def test_a_model_without_trainable_parameters_is_refused() -> None:
         ("max_epochs", None, 1),
         ("batch_size", 0, 1),
         ("batch_size", 8.0, 1),
-        ("num_workers", -1, 0),
     ],
 )
 def test_bad_loop_settings_are_refused(name: str, value: Any, low: int) -> None:
     message = f"{name} must be an int >= {low}, got {value!r}"
     with pytest.raises(ValueError, match=re.escape(message)):
         Trainer(linear_classifier(), **{name: value})
+    # the worker count's check (one for every door) is in tests/test_loaders.py
+
+
+@pytest.mark.parametrize(
+    ("model", "shown"),
+    [(None, "NoneType"), ("vgg16", "str"), (Classifier, "type")],
+    ids=["none", "name", "class"],
+)
+def test_a_model_that_is_not_a_module_is_refused_with_a_type_error(model: Any, shown: str) -> None:
+    with pytest.raises(
+        TypeError,
+        match=rf"Trainer needs a torch nn\.Module to train \(ideally a retinalnet Classifier\), "
+        rf"got {shown}; .*create_model",
+    ):
+        Trainer(model)
+
+
+@pytest.mark.parametrize(
+    ("callbacks", "message"),
+    [
+        ([1], r"callbacks\[0\] must be a retinalnet Callback, got int \(1\)"),
+        (
+            [EarlyStopping(), "checkpoint"],
+            r"callbacks\[1\] must be a retinalnet Callback, got str \('checkpoint'\)",
+        ),
+        (
+            [EarlyStopping],
+            r"callbacks\[0\] must be a retinalnet Callback, got the class EarlyStopping; "
+            r"pass an instance: EarlyStopping\(\)",
+        ),
+        (
+            EarlyStopping(),
+            r"callbacks must be a list of Callbacks, got EarlyStopping; pass a list "
+            r"\(callbacks=\[\.\.\.\]\), or callbacks=\(\) for none",
+        ),
+        (None, r"callbacks must be a list of Callbacks, got NoneType; .*callbacks=\(\) for none"),
+        ("EarlyStopping", r"callbacks must be a list of Callbacks, got str"),
+    ],
+    ids=["int", "second", "class", "single", "none", "str"],
+)
+def test_callbacks_that_are_not_callbacks_are_refused_at_construction(
+    callbacks: Any, message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        Trainer(linear_classifier(), callbacks=callbacks)
+
+
+def test_a_non_callback_added_after_construction_is_refused_before_training() -> None:
+    model = linear_classifier()
+    before = snapshot(model)
+    trainer = quiet_trainer(model, ClassificationTask(lr=0.1), max_epochs=1)
+    trainer.callbacks.append(1)  # type: ignore[arg-type]
+
+    with pytest.raises(TypeError, match=r"Trainer\.callbacks\[0\] must be a retinalnet Callback"):
+        trainer.fit(separable_data(8))
+    assert same_state(snapshot(model), before)
 
 
 def test_a_plain_module_cannot_write_checkpoints(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+import reprlib
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -70,6 +71,46 @@ class Callback:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
+
+
+def check_callbacks(callbacks: object, name: str = "callbacks") -> list[Callback]:
+    """``callbacks`` as a list, if it is a list (or other iterable) of :class:`Callback`
+    instances.
+
+    Parameters
+    ----------
+    callbacks
+        What was passed as ``callbacks``.
+    name
+        How the message names it (``"callbacks"``, ``"Trainer.callbacks"``).
+
+    Raises
+    ------
+    TypeError
+        If ``callbacks`` is not an iterable (a single callback, ``None``), is a string or a
+        mapping, or one of its items is not a Callback instance (a class, a number); the
+        message names the item's position.
+    """
+    if isinstance(callbacks, str | bytes | Mapping) or not isinstance(callbacks, Iterable):
+        raise TypeError(
+            f"{name} must be a list of Callbacks, got {type(callbacks).__name__}; pass a list "
+            f"({name}=[...]), or {name}=() for none"
+        )
+    checked = list(callbacks)
+    for position, callback in enumerate(checked):
+        if isinstance(callback, Callback):
+            continue
+        if isinstance(callback, type) and issubclass(callback, Callback):
+            raise TypeError(
+                f"{name}[{position}] must be a retinalnet Callback, got the class "
+                f"{callback.__name__}; pass an instance: {callback.__name__}()"
+            )
+        raise TypeError(
+            f"{name}[{position}] must be a retinalnet Callback, got "
+            f"{type(callback).__name__} ({reprlib.repr(callback)}); pass an instance of a "
+            "retinalnet.training.Callback subclass (EarlyStopping, ModelCheckpoint, ...)"
+        )
+    return checked
 
 
 def _check_mode(mode: str) -> None:

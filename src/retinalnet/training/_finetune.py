@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -26,9 +27,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from retinalnet._core.loader_settings import check_batch_size
 from retinalnet._core.loaders import DataSource
 from retinalnet.models import Classifier
-from retinalnet.training._callbacks import Callback, EarlyStopping
+from retinalnet.training._callbacks import Callback, EarlyStopping, check_callbacks
 from retinalnet.training._config import FeatureCacheConfig, feature_cache_config
 from retinalnet.training._history import History
 from retinalnet.training._nonfinite import NonFiniteLossError
@@ -75,6 +77,32 @@ def _positive(name: str, value: float, *, zero: bool = False) -> None:
 def _count(name: str, value: int, *, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+
+
+def _lr_decay(value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise ValueError(
+            f"lr_decay must be in (0, 1] (earlier blocks learn slower; 1.0 gives every block "
+            f"lr), got {value!r}"
+        )
+
+
+def _integer(value: object) -> int | None:
+    """``value`` as an int if it is an integer (a NumPy one too), not a bool; else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return None
+    return int(value)
+
+
+def _fraction(name: str, value: object, what: str) -> float:
+    """``value`` as a float if it is a finite number in [0, 1] (not a bool)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not 0 <= float(value) <= 1  # NaN fails too
+    ):
+        raise ValueError(f"{name} must be a finite number in [0, 1] ({what}), got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -144,7 +172,11 @@ class FineTune:
     Raises
     ------
     ValueError
-        For a setting out of range; the message names it.
+        For a setting out of range (a count below its least, a rate not finite and > 0,
+        ``lr_decay`` outside ``(0, 1]``, ``warmup_epochs`` over ``epochs``, an unknown
+        ``schedule``, ``augment`` or ``balance``); the message names it.
+    TypeError
+        If ``freeze_bn`` is not a bool, or ``augment`` is neither ``None`` nor a str.
 
     Examples
     --------
@@ -183,13 +215,26 @@ class FineTune:
             _positive(name, getattr(self, name))
         _positive("weight_decay", self.weight_decay, zero=True)
         _positive("warmup_epochs", self.warmup_epochs, zero=True)
-        _positive("lr_decay", self.lr_decay)
-        if self.lr_decay > 1:
+        if self.warmup_epochs > self.epochs:
             raise ValueError(
-                f"lr_decay must be in (0, 1] (earlier blocks learn slower), got {self.lr_decay!r}"
+                f"warmup_epochs ({self.warmup_epochs!r}) must be <= epochs ({self.epochs!r}): "
+                "the warm-up would take the whole run; pass fewer warm-up epochs (or more "
+                "epochs)"
             )
+        _lr_decay(self.lr_decay)
         if self.schedule not in ("step", "epoch"):
             raise ValueError(f"schedule must be 'step' or 'epoch', got {self.schedule!r}")
+        if not isinstance(self.freeze_bn, bool):
+            raise TypeError(
+                f"freeze_bn must be True or False, got {self.freeze_bn!r} "
+                f"({type(self.freeze_bn).__name__})"
+            )
+        if self.augment is not None and not isinstance(self.augment, str):
+            raise TypeError(
+                f"augment must be None or a preset name (a str), got "
+                f"{type(self.augment).__name__}; pass one of "
+                f"{', '.join(map(repr, AUGMENTATION_PRESETS))}"
+            )
         if self.augment is not None and self.augment not in AUGMENTATION_PRESETS:
             raise ValueError(
                 f"augment must be None or one of {', '.join(map(repr, AUGMENTATION_PRESETS))}, "
@@ -248,9 +293,12 @@ def discriminative_param_groups(
 
     Raises
     ------
+    TypeError
+        If ``model`` is not a :class:`~retinalnet.models.Classifier`.
     ValueError
-        If ``blocks`` is not in ``[1, number of feature blocks]``, or the head is one of the
-        blocks.
+        If ``blocks`` is not in ``[1, number of feature blocks]``, ``lr`` or ``head_lr`` is
+        not a finite number > 0, ``lr_decay`` is not in ``(0, 1]``, ``weight_decay`` is not
+        a finite number >= 0, or the head is one of the blocks.
 
     Examples
     --------
@@ -260,6 +308,16 @@ def discriminative_param_groups(
     >>> {g["name"]: g["lr"] for g in groups}
     {'head': 0.001, 'block -1': 0.0001, 'block -2': 5e-05}
     """
+    if not isinstance(model, Classifier):
+        raise TypeError(
+            f"discriminative_param_groups needs a retinalnet Classifier (it reads the declared "
+            f"head and feature blocks), got {type(model).__name__}; wrap it: "
+            "Classifier(network, classes=..., head=..., feature_blocks=[...])"
+        )
+    _positive("lr", lr)
+    _positive("head_lr", head_lr)
+    _lr_decay(lr_decay)
+    _positive("weight_decay", weight_decay, zero=True)
     all_blocks = model.feature_block_modules()
     if (
         isinstance(blocks, bool)
@@ -300,11 +358,17 @@ class WarmupCosine:
     Parameters
     ----------
     total
-        Steps (or epochs) of the whole schedule.
+        Steps (or epochs) of the whole schedule, an int >= 1.
     warmup
-        Steps of the warm-up (0: none).
+        Steps of the warm-up, an int in ``[0, total)`` (0: none).
     start, end
-        Factor at the first step and at the last.
+        Factor at the first step and at the last, each in ``[0, 1]``.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range, or not an int (``total``, ``warmup``) or a finite
+        number (``start``, ``end``); the message names it.
 
     Examples
     --------
@@ -314,12 +378,18 @@ class WarmupCosine:
     """
 
     def __init__(self, total: int, warmup: int = 0, *, start: float = 0.01, end: float = 0.0):
-        if total < 1 or not 0 <= warmup < total:
-            raise ValueError(f"need total >= 1 and 0 <= warmup < total, got {total}, {warmup}")
-        self.total = total
-        self.warmup = warmup
-        self.start = start
-        self.end = end
+        checked_total = _integer(total)
+        if checked_total is None or checked_total < 1:
+            raise ValueError(f"total must be an int >= 1, got {total!r}")
+        checked_warmup = _integer(warmup)
+        if checked_warmup is None or not 0 <= checked_warmup < checked_total:
+            raise ValueError(
+                f"warmup must be an int in [0, total) = [0, {checked_total}), got {warmup!r}"
+            )
+        self.total = checked_total
+        self.warmup = checked_warmup
+        self.start = _fraction("start", start, "the factor at the first step")
+        self.end = _fraction("end", end, "the factor at the last step")
 
     def __call__(self, step: int) -> float:
         if step < self.warmup:
@@ -342,6 +412,13 @@ class FineTuneTask(ClassificationTask):
     steps_per_epoch
         Optimizer steps in an epoch (the schedule's length is ``recipe.epochs`` of them).
 
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a Classifier or ``recipe`` not a :class:`FineTune`.
+    ValueError
+        If ``steps_per_epoch`` is not an int >= 1.
+
     Examples
     --------
     >>> from retinalnet.models import create_model
@@ -353,6 +430,16 @@ class FineTuneTask(ClassificationTask):
     """
 
     def __init__(self, model: Classifier, recipe: FineTune, *, steps_per_epoch: int) -> None:
+        if not isinstance(model, Classifier):
+            raise TypeError(
+                f"FineTuneTask needs a retinalnet Classifier (it reads the declared head and "
+                f"feature blocks), got {type(model).__name__}; wrap it: Classifier(network, "
+                "classes=..., head=..., feature_blocks=[...])"
+            )
+        if not isinstance(recipe, FineTune):
+            raise TypeError(
+                f"recipe must be a FineTune, got {type(recipe).__name__}; pass FineTune(...)"
+            )
         _count("steps_per_epoch", steps_per_epoch, low=1)
         per_step = recipe.schedule == "step"
         unit = steps_per_epoch if per_step else 1
@@ -520,10 +607,12 @@ def fine_tune(
     Raises
     ------
     TypeError
-        If ``model`` is not a Classifier, or a setting is not one of the above.
+        If ``model`` is not a Classifier, a setting is not one of the above, or
+        ``callbacks`` is not a list of :class:`Callback` instances (checked before the
+        probe, naming the position of the first that is not).
     ValueError
-        If ``recipe.blocks`` exceeds the model's feature blocks, or ``resume_from`` holds
-        another recipe's run.
+        If ``recipe.blocks`` exceeds the model's feature blocks, ``batch_size`` is not an
+        int >= 1, or ``resume_from`` holds another recipe's run.
 
     Examples
     --------
@@ -579,6 +668,9 @@ def fine_tune_trainer(
     if not isinstance(recipe, FineTune):
         raise TypeError(f"recipe must be a FineTune, got {type(recipe).__name__}")
     blocks = recipe.blocks_for(model)  # fails now if the model has fewer
+    # checked before the probe trains (the probe's Trainer does not take them)
+    callbacks: Sequence[Callback] = check_callbacks(trainer_settings.get("callbacks", ()))
+    batch_size = check_batch_size(trainer_settings.get("batch_size", 32))
     if resume_from is not None:
         _check_resume(resume_from, recipe)
     if recipe.augment is not None:
@@ -617,9 +709,7 @@ def fine_tune_trainer(
             probed.restored_epoch,
         )
     _unfreeze(model, blocks)
-    batch_size = int(trainer_settings.get("batch_size", 32))
     task = FineTuneTask(model, recipe, steps_per_epoch=_steps_per_epoch(train, batch_size))
-    callbacks: Sequence[Callback] = trainer_settings.get("callbacks", ())
     patience = recipe.patience if recipe.patience is not None else recipe.epochs
     return Trainer(
         model,

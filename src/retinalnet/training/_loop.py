@@ -21,7 +21,7 @@ from retinalnet._core.loaders import DataSource
 from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
 from retinalnet.datasets._readable import readable_for_scoring
 from retinalnet.models import Classifier
-from retinalnet.training._callbacks import Callback
+from retinalnet.training._callbacks import Callback, check_callbacks
 from retinalnet.training._data import (
     SAMPLER_NOT_DISTRIBUTED,
     classes_of,
@@ -68,8 +68,8 @@ class FitLoop:
     def __init__(self, trainer: Trainer, *, validation: bool) -> None:
         self.trainer = trainer
         self.validation = validation
+        self.callbacks: list[Callback] = check_callbacks(trainer.callbacks, "Trainer.callbacks")
         self.dist = distributed_context(trainer.device)
-        self.callbacks: list[Callback] = list(trainer.callbacks)
         if trainer.out_dir is not None:
             monitor = "val_loss" if validation else "train_loss"
             checkpoint = ModelCheckpoint(

@@ -33,7 +33,7 @@ from retinalnet.engine import InferenceEngine
 from retinalnet.models import Classifier
 from retinalnet.precision import Precision, resolve_precision
 from retinalnet.training._cached_data import CachedData
-from retinalnet.training._callbacks import Callback
+from retinalnet.training._callbacks import Callback, check_callbacks
 from retinalnet.training._config import (
     FeatureCacheConfig,
     FeatureCacheOption,
@@ -91,7 +91,8 @@ class Trainer:
         ``num_workers=None`` picks by device (0 on a CPU, where workers measured slower, up
         to 8 with a GPU).
     callbacks
-        E.g. ``[EarlyStopping(patience=3)]``. Run in order after each epoch.
+        :class:`Callback` instances, e.g. ``[EarlyStopping(patience=3)]``. Run in order
+        after each epoch.
     out_dir
         If given, the best model (``best.pt``) and the latest state (``last.pt``) are written
         there during the fit (a :class:`ModelCheckpoint` monitoring ``val_loss``, or
@@ -175,8 +176,10 @@ class Trainer:
         For a loop setting or ``seed`` out of range, a model with nothing trainable, or a
         bad ``precision``.
     TypeError
-        If ``out_dir`` or an explicit ``feature_cache`` comes with a plain module (not a
-        Classifier), or ``task`` is not a ClassificationTask.
+        If ``model`` is not an ``nn.Module``, ``out_dir`` or an explicit ``feature_cache``
+        comes with a plain module (not a Classifier), ``task`` is not a
+        ClassificationTask, or ``callbacks`` is not a list of :class:`Callback` instances
+        (the message names the position of the first that is not).
 
     Examples
     --------
@@ -212,6 +215,12 @@ class Trainer:
         num_workers: int | None = None,
         **deprecated: Any,
     ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(
+                "Trainer needs a torch nn.Module to train (ideally a retinalnet Classifier), got "
+                f"{type(model).__name__}; build one with retinalnet.models.create_model(name), "
+                "or wrap your network: Classifier(network, classes=...)"
+            )
         if deprecated:
             given = TrainerArguments(task, out_dir, progress, feature_cache)
             new = trainer_arguments(deprecated, given)
@@ -228,6 +237,7 @@ class Trainer:
             )
         check_loop_settings(max_epochs=max_epochs, batch_size=batch_size, num_workers=num_workers)
         check_seed(seed)
+        checked_callbacks = check_callbacks(callbacks)
         trainable = [p for p in model.parameters() if p.requires_grad]
         if not trainable:
             raise ValueError(
@@ -246,7 +256,7 @@ class Trainer:
         self._dtype = resolve_precision(precision, self.device, training=True)
         self._scaler = torch.amp.GradScaler("cuda", enabled=self._dtype == torch.float16)
         self.optimizer, self.scheduler = self.task.configure_optimizers(trainable)
-        self.callbacks: list[Callback] = list(callbacks)
+        self.callbacks: list[Callback] = checked_callbacks
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.overwrite = overwrite
         self._cache_choice = choose_feature_cache(feature_cache, model)
@@ -370,6 +380,9 @@ class Trainer:
             another optimizer) or a malformed part. These refusals, the two above, and a
             missing ``resume_from`` file (``FileNotFoundError``) all come before the
             feature cache is built and before the first epoch.
+        TypeError
+            If something that is not a :class:`Callback` was added to ``callbacks`` after
+            construction (refused before anything runs; the message names its position).
         retinalnet.checkpoint.CheckpointWriteError
             If a checkpoint cannot be written; the one there before is untouched.
         """
