@@ -32,6 +32,10 @@ Examples
 ... )
 >>> summary.label, [(s.index, s.probability) for s in summary.drivers]
 ('CNV', [(1, 0.6)])
+
+Why this module is long: the rule, its checks (the order of classes, the threshold, a volume
+shorter than ``min_scans``) and the two ways in (a file of frames, B-scans in memory) are one
+contract; split, the rule's refusals would be far from the rule.
 """
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ _COMMANDS = {
     "demo": _command("_train", "run_demo"),
     "train": _command("_train", "run_train"),
     "evaluate": _command("_evaluate", "run_evaluate"),
-    "predict": _command("_train", "run_predict"),
+    "predict": _command("_predict", "run_predict"),
     "audit": _command("_data", "run_audit"),
     "split": _command("_data", "run_split"),
     "models": _command("_train", "run_models"),

@@ -1,13 +1,12 @@
-"""The model commands: demo, train, predict, models (evaluate: ``_evaluate.py``)."""
+"""The model commands: demo, train, models (predict: ``_predict.py``; evaluate:
+``_evaluate.py``)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import logging
-import sys
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -16,13 +15,12 @@ from retinalnet._core.folders import check_folder
 from retinalnet._core.json_text import strict_json
 
 if TYPE_CHECKING:
-    from retinalnet.cli._output_names import OutputNames
     from retinalnet.datasets import KermanyOCT
     from retinalnet.models import Classifier
-    from retinalnet.predictor import Prediction, Predictor, SkippedImage
+    from retinalnet.predictor import SkippedImage
     from retinalnet.training import Callback, DataSource, Trainer
 
-__all__ = ["run_demo", "run_models", "run_predict", "run_train"]
+__all__ = ["run_demo", "run_models", "run_train"]
 
 logger = logging.getLogger("retinalnet")
 
@@ -31,6 +29,7 @@ DEFAULT_OUT = Path("runs/retinalnet")
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from retinalnet.cli._predict import print_predictions
     from retinalnet.demo import run_demo, write_demo_data
 
     if args.data_only:
@@ -44,7 +43,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"best validation accuracy: {result.best_val_accuracy:.1%}")
     print(f"\ntest set ({result.data_dir / 'test'}):\n{result.test}\n")
     print("top-2 predictions:")
-    _print_predictions(result.predictions)
+    print_predictions(result.predictions)
     print(f"\ncheckpoint: {result.checkpoint}")
     print(f"try: retinalnet predict --checkpoint {result.checkpoint} {result.data_dir / 'test'}")
     return 0
@@ -270,122 +269,6 @@ def _find_lr(trainer: Trainer, train: DataSource) -> float:
         raise ValueError("lr_find suggested no learning rate: give --lr a number")
     print(f"learning rate: {rate:.2e} (lr_find, {found.rule} rule; {found.stop_reason})")
     return float(rate)
-
-
-def _write_csv(path: Path, predictions: Sequence[Prediction], k: int, predictor: Predictor) -> None:
-    """``predict --csv``: one row per image, its path, the top-k classes and probabilities,
-    then the precision and temperature they were computed at.
-
-    Written whole to a temporary file and renamed, so a failed run leaves no half file.
-    """
-    import csv
-    import io
-
-    from retinalnet._core.files import atomic_write_text
-
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    header = ["path"]
-    for rank in range(1, k + 1):
-        header += [f"class_{rank}", f"probability_{rank}"]
-    writer.writerow([*header, "precision", "temperature"])
-    computed_at = [predictor.precision_name, f"{predictor.temperature:.6g}"]
-    for prediction in predictions:
-        row = [prediction.source]
-        for candidate in prediction.top:
-            row += [candidate.name, f"{candidate.probability:.6f}"]
-        writer.writerow([*row, *computed_at])
-    # a file name that is not UTF-8 keeps its own bytes (the path to open it again)
-    atomic_write_text(path, text.getvalue(), errors="surrogateescape")
-
-
-def _print_predictions(predictions: Sequence[Prediction]) -> None:
-    for prediction in predictions:
-        scores = "  ".join(f"{c.name} {c.probability:6.1%}" for c in prediction.top)
-        print(f"{prediction.source}  {scores}")
-
-
-def _write_cams(
-    predictor: Predictor,
-    predictions: Sequence[Prediction],
-    folder: Path,
-    names: OutputNames,
-) -> None:
-    """One Grad-CAM overlay PNG per image, of its predicted class, named after the image."""
-    from retinalnet.plots import plot_gradcam
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for prediction in predictions:
-        path = Path(prediction.source)
-        # the file itself: decoded as the model's preprocessing says, the map at full size
-        heatmap = predictor.gradcam(path, class_index=prediction.top[0].index)
-        title = f"{path.name}: {prediction.label} {prediction.probability:.1%}"
-        plot_gradcam(path, heatmap, title=title, save=names.take(folder, path.stem, "cam.png"))
-    logger.info("Grad-CAM overlays: %s", folder)
-
-
-def run_predict(args: argparse.Namespace) -> int:
-    from retinalnet.cli._advice import require_matplotlib
-    from retinalnet.cli._image_paths import image_paths
-    from retinalnet.cli._output_names import OutputNames
-    from retinalnet.cli._skip import print_skipped
-    from retinalnet.cli._volume import (
-        check_order,
-        predict_volumes,
-        print_volumes,
-        split_volumes,
-        write_volume_outputs,
-    )
-    from retinalnet.predictor import Predictor
-
-    if args.cam is not None:
-        require_matplotlib("--cam")
-    if args.plots is not None:
-        require_matplotlib("--plots")
-
-    images, volumes = split_volumes(image_paths(args.paths), args)  # multi-frame files: volumes
-    predictor = Predictor.from_checkpoint(
-        args.checkpoint,
-        device=args.device,
-        batch_size=args.batch_size,
-        tta=args.tta,
-        precision=args.precision,
-        num_workers=args.workers,
-        on_error=args.on_error,
-    )
-    check_order(predictor, args)  # against the model's classes, before any prediction
-    predictions = predictor.topk(list(images), k=args.k) if images else []
-    skipped = list(predictor.skipped)
-    runs, unread_volumes = predict_volumes(predictor, volumes, args)
-    skipped += unread_volumes
-    if args.csv is not None:
-        _write_csv(args.csv, predictions, args.k, predictor)
-    # the probabilities' precision is part of the answer (bf16 can turn a near-tie), as the
-    # temperature is: both go with the results, as evaluate's go with its table
-    computed_at = {"precision": predictor.precision_name, "temperature": predictor.temperature}
-    if args.json:
-        results = [p.to_dict() for p in predictions] + [r.summary.to_dict() for r in runs]
-        print(strict_json([{**result, **computed_at} for result in results], indent=2))
-    else:
-        _print_predictions(predictions)
-        print_volumes(runs)
-        if predictor.precision_name != "fp32" and (predictions or runs) and not args.quiet:
-            print(  # on stderr: stdout keeps one line per image
-                f"probabilities computed in {predictor.precision_name} (--precision "
-                f"{args.precision}); --precision fp32 for full precision (a near-tie's top "
-                "class can differ)",
-                file=sys.stderr,
-            )
-    sys.stdout.flush()  # the results are out before anything is drawn
-    names = OutputNames()  # one name per file across --cam and --plots
-    if args.cam is not None:
-        _write_cams(predictor, predictions, args.cam, names)
-    written = write_volume_outputs(predictor, runs, args, names)
-    if args.plots is not None:
-        where = sys.stderr if args.json else sys.stdout  # stdout holds only JSON with --json
-        print(f"plots: {', '.join(str(p) for p in written if p.parent == args.plots)}", file=where)
-    print_skipped("predict", skipped)
-    return 0
 
 
 def run_models(args: argparse.Namespace) -> int:

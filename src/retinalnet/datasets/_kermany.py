@@ -1,4 +1,9 @@
-"""The Kermany OCT2017 folder layout as a torchvision-style data set."""
+"""The Kermany OCT2017 folder layout as a torchvision-style data set.
+
+Why this module is long: it is one class, :class:`KermanyOCT`, with its two constructors
+(the folders, a manifest) and the one-line errors each wrong layout gets; split, the errors
+would be far from the walk that finds them.
+"""
 
 from __future__ import annotations
 
