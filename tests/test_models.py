@@ -22,6 +22,7 @@ import torchvision.models._api
 from torch import nn
 from torchvision.models import VGG16_Weights
 
+from retinalnet.checkpoint import load_checkpoint, save_checkpoint
 from retinalnet.datasets import KERMANY_CLASSES
 from retinalnet.models import (
     Classifier,
@@ -203,6 +204,95 @@ def test_classifier_needs_distinct_class_names(classes):
         Classifier(nn.Linear(2, 2), classes=classes)
 
 
+# every door class names come in through, each checked the same way
+CLASS_DOORS = {
+    "create_model": lambda classes: create_model("small_cnn", weights=None, classes=classes),
+    "small_cnn": lambda classes: small_cnn(classes=classes),
+    "vgg16_transfer": lambda classes: vgg16_transfer(weights=None, classes=classes),
+    "build_model": lambda classes: build_model(
+        "small_cnn", {"num_classes": 2}, classes=classes, preprocessing=Preprocessing()
+    ),
+    "Classifier": lambda classes: Classifier(nn.Linear(2, 2), classes=classes),
+}
+
+
+@pytest.mark.parametrize(
+    ("classes", "error", "message"),
+    [
+        (
+            "CNVD",
+            TypeError,
+            "classes must be a list of class names, got the string 'CNVD'; pass a list "
+            "such as ['CNV', 'NORMAL']",
+        ),
+        (b"AB", TypeError, "classes must be a list of class names, got the bytes b'AB'"),
+        (
+            {"CNV", "NORMAL"},
+            TypeError,
+            "classes must be a list of class names in output order, got a set, which has no order",
+        ),
+        (
+            {"CNV": 0, "NORMAL": 1},
+            TypeError,
+            "classes must be a list of class names in output order, got a dict",
+        ),
+        (4, TypeError, "classes must be a list of class names, got 4 (int)"),
+        (
+            ["CNV", 1],
+            TypeError,
+            "classes must be names (strings), got 1 (int) in ['CNV', 1]; pass the names as strings",
+        ),
+        (
+            ["", "B"],
+            ValueError,
+            "classes must be non-blank names, got '' in ['', 'B']; give every class a name",
+        ),
+        (["A", "  "], ValueError, "classes must be non-blank names, got '  ' in ['A', '  ']"),
+    ],
+)
+@pytest.mark.parametrize("door", list(CLASS_DOORS))
+def test_bad_class_names_are_refused_at_every_door(door, classes, error, message):
+    with META, pytest.raises(error, match=f"^{re.escape(message)}"):
+        CLASS_DOORS[door](classes)
+
+
+@pytest.mark.parametrize("bare_network", [False, True])
+def test_a_checkpoint_with_a_blank_class_name_is_refused_when_built(tmp_path, bare_network):
+    path = tmp_path / "ck.pt"
+    save_checkpoint(path, small_cnn(classes=["CNV", "NORMAL"], width=4))
+    data = torch.load(path, weights_only=True)
+    data["classes"] = ["CNV", " "]  # written by hand, or by a version that let it through
+    torch.save(data, path)
+    network = SmallCNN(2, width=4) if bare_network else None
+    message = "classes must be non-blank names, got ' ' in ['CNV', ' ']"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        load_checkpoint(path).build_model(network)
+
+
+@pytest.mark.parametrize("door", list(CLASS_DOORS))
+def test_class_names_may_come_as_any_ordered_collection(door):
+    with META:
+        model = CLASS_DOORS[door](iter(["healthy", "sick"]))
+    assert model.classes == ("healthy", "sick")
+    assert all(type(name) is str for name in model.classes)
+
+
+@pytest.mark.parametrize("num_classes", [0, 1, -1, 2.5, True, "4"])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda n: create_model("small_cnn", weights=None, num_classes=n),
+        lambda n: small_cnn(num_classes=n),
+        lambda n: vgg16_transfer(weights=None, num_classes=n),
+    ],
+    ids=["create_model", "small_cnn", "vgg16_transfer"],
+)
+def test_num_classes_must_be_an_int_of_2_or_more(build, num_classes):
+    message = f"num_classes must be an int >= 2, got {num_classes!r}"
+    with META, pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        build(num_classes)
+
+
 # --- feature blocks and freezing ----------------------------------------------------------
 
 
@@ -333,15 +423,71 @@ def test_build_head_dropout_and_log_softmax():
 @pytest.mark.parametrize(
     ("args", "kwargs", "message"),
     [
-        ((0, 4), {}, "need in_features >= 1 and num_classes >= 2, got 0 and 4"),
-        ((16, 1), {}, "need in_features >= 1 and num_classes >= 2, got 16 and 1"),
+        ((0, 4), {}, "in_features must be an int >= 1, got 0"),
+        ((2.5,), {}, "in_features must be an int >= 1, got 2.5"),
+        ((True,), {}, "in_features must be an int >= 1, got True"),
+        ((16, 1), {}, "num_classes must be an int >= 2, got 1"),
+        ((16, 2.5), {}, "num_classes must be an int >= 2, got 2.5"),
+        ((16, True), {}, "num_classes must be an int >= 2, got True"),
+        ((16, 4), {"hidden": -1}, "hidden must be an int >= 0 (0 or None: a single Linear)"),
+        ((16, 4), {"hidden": 2.5}, "hidden must be an int >= 0 (0 or None: a single Linear)"),
+        ((16, 4), {"hidden": True}, "hidden must be an int >= 0 (0 or None: a single Linear)"),
         ((16, 4), {"dropout": 1.0}, "dropout must be in [0, 1), got 1.0"),
         ((16, 4), {"dropout": -0.1}, "dropout must be in [0, 1), got -0.1"),
+        ((16, 4), {"dropout": float("nan")}, "dropout must be in [0, 1), got nan"),
+        ((16, 4), {"dropout": "0.2"}, "dropout must be in [0, 1), got '0.2'"),
+        ((16, 4), {"dropout": False}, "dropout must be in [0, 1), got False"),
     ],
 )
 def test_build_head_refuses_bad_arguments(args, kwargs, message):
-    with pytest.raises(ValueError, match=re.escape(message)):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
         build_head(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"hidden": -1}, "hidden must be an int >= 0 (0 or None: a single Linear), got -1"),
+        ({"hidden": 2.5}, "hidden must be an int >= 0 (0 or None: a single Linear), got 2.5"),
+        ({"hidden": True}, "hidden must be an int >= 0 (0 or None: a single Linear), got True"),
+        ({"hidden": False}, "hidden must be an int >= 0 (0 or None: a single Linear), got False"),
+        ({"dropout": float("nan")}, "dropout must be in [0, 1), got nan"),
+        ({"dropout": 1}, "dropout must be in [0, 1), got 1"),
+        ({"width": -4}, "width must be an int >= 1, got -4"),
+        ({"width": 0}, "width must be an int >= 1, got 0"),
+        ({"width": 1.5}, "width must be an int >= 1, got 1.5"),
+        ({"width": True}, "width must be an int >= 1, got True"),
+        ({"width": "8"}, "width must be an int >= 1, got '8'"),
+    ],
+)
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda kwargs: create_model("small_cnn", weights=None, **kwargs),
+        lambda kwargs: small_cnn(**kwargs),
+        lambda kwargs: build_model(
+            "small_cnn", kwargs, classes=KERMANY_CLASSES, preprocessing=Preprocessing()
+        ),
+    ],
+    ids=["create_model", "small_cnn", "build_model"],
+)
+def test_bad_small_cnn_arguments_are_refused_in_one_line(build, kwargs, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        build(kwargs)
+
+
+@pytest.mark.parametrize("hidden", [-1, 2.5, True])
+def test_bad_hidden_of_vgg16_transfer_is_refused_in_one_line(hidden):
+    message = f"hidden must be an int >= 0 (0 or None: a single Linear), got {hidden!r}"
+    with META, pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        vgg16_transfer(weights=None, hidden=hidden)
+
+
+def test_small_cnn_network_refuses_a_bad_width():
+    with pytest.raises(ValueError, match=r"^width must be an int >= 1, got -4"):
+        SmallCNN(width=-4)
+    with pytest.raises(ValueError, match=r"^num_classes must be an int >= 2, got 2\.5"):
+        SmallCNN(2.5)
 
 
 def test_replace_head_on_resnet18():
@@ -373,6 +519,51 @@ def test_find_output_layer():
 def test_find_output_layer_of_the_transfer_model_is_the_heads_last_linear(vgg16_random):
     head = vgg16_random.network.classifier[6]
     assert find_output_layer(vgg16_random) == (head, "3", head[3])
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: freeze("x"), "freeze takes a torch.nn.Module, got str 'x'"),
+        (
+            lambda: freeze(None, trainable_blocks=1),
+            "freeze takes a torch.nn.Module, got NoneType None",
+        ),
+        (lambda: feature_blocks("x"), "feature_blocks takes a torch.nn.Module, got str 'x'"),
+        (
+            lambda: parameter_summary(None),
+            "parameter_summary takes a torch.nn.Module, got NoneType None",
+        ),
+        (lambda: replace_head("x"), "replace_head takes a torch.nn.Module, got str 'x'"),
+        (
+            lambda: find_output_layer([nn.Linear(2, 2)]),
+            "find_output_layer takes a torch.nn.Module, got list [Linear(",
+        ),
+        (
+            lambda: Classifier("x", classes=["a", "b"]),
+            "Classifier takes a torch.nn.Module as network, got str 'x'",
+        ),
+    ],
+)
+def test_an_object_that_is_not_a_module_is_refused_in_one_line(call, message):
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}"):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"preprocessing": "x"},
+            "preprocessing must be a retinalnet.transforms.Preprocessing or None, got str 'x'",
+        ),
+        ({"arch": 5}, "arch must be a str (a registered architecture's name) or None, got 5"),
+        ({"arch_kwargs": [1]}, "arch_kwargs must be a mapping of keyword arguments or None"),
+    ],
+)
+def test_classifier_refuses_arguments_of_the_wrong_type(kwargs, message):
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}"):
+        Classifier(nn.Linear(2, 2), classes=["a", "b"], **kwargs)
 
 
 def test_find_output_layer_needs_a_linear_layer():

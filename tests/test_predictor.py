@@ -319,7 +319,7 @@ def test_prediction_to_dict_is_json_data() -> None:
 def test_predictor_needs_a_classifier_and_a_positive_batch_size(model: Classifier) -> None:
     with pytest.raises(TypeError, match=r"Predictor needs a retinalnet Classifier \(got Linear\)"):
         Predictor(nn.Linear(2, 2), device="cpu")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 0"):
         Predictor(model, device="cpu", precision="fp32", batch_size=0)
 
 

@@ -250,6 +250,34 @@ def test_unknown_name_lists_the_names_and_the_closest(call):
         call()
 
 
+@pytest.mark.parametrize("name", [None, 5, ["resnet18"], b"resnet18"])
+@pytest.mark.parametrize(
+    ("call", "argument"),
+    [
+        (model_spec, "name"),
+        (lambda name: create_model(name, weights=None), "name"),
+        (model_info, "name"),
+        (
+            lambda name: build_model(name, {}, classes=("a", "b"), preprocessing=Preprocessing()),
+            "arch",
+        ),
+    ],
+    ids=["model_spec", "create_model", "model_info", "build_model"],
+)
+def test_a_name_that_is_not_a_str_is_refused_in_one_line(call, argument, name):
+    message = (
+        f"{argument} must be a str naming a registered architecture, got "
+        f"{type(name).__name__} {name!r}; list_models() gives the names"
+    )
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        call(name)
+
+
+def test_find_spec_of_a_name_that_is_not_a_str_is_none():
+    assert _registry.find_spec(["resnet18"]) is None  # type: ignore[arg-type]
+    assert _registry.find_spec(5) is None  # type: ignore[arg-type]
+
+
 def test_build_model_of_an_unknown_name_asks_for_the_network():
     message = r"unknown architecture 'resnet9000'; .* For a network built by hand, pass it as"
     with pytest.raises(ValueError, match=message):
@@ -313,6 +341,10 @@ def test_a_registered_architecture_is_built_and_rebuilt_by_name(monkeypatch):
         ({"min_size": 0}, "need min_size >= 1 and fixed_size >= min_size"),
         ({"fixed_size": 8, "min_size": 16}, "need min_size >= 1 and fixed_size >= min_size"),
         ({"head": ""}, "head and gradcam_layer must be module paths"),
+        ({"name": 5}, "model name 5 must be lower case"),
+        ({"name": None}, "model name None must be lower case"),
+        ({"default_hidden": 2.5}, "tiny_net: default_hidden must be an int >= 0, got 2.5"),
+        ({"default_hidden": True}, "tiny_net: default_hidden must be an int >= 0, got True"),
     ],
 )
 def test_malformed_specs_are_refused(kwargs, message):
@@ -345,6 +377,10 @@ def test_malformed_specs_are_refused(kwargs, message):
             "preprocessing=Preprocessing(size=224)",
         ),
         ("resnet18", {"num_classes": 3}, "num_classes=3 but 4 class names were given"),
+        ("resnet18", {"hidden": -1}, "hidden must be an int >= 0 (0 or None: a single Linear)"),
+        ("resnet18", {"hidden": 2.5}, "hidden must be an int >= 0 (0 or None: a single Linear)"),
+        ("resnet18", {"dropout": float("nan")}, "dropout must be in [0, 1), got nan"),
+        ("resnet18", {"classes": ["CNV", ""]}, "classes must be non-blank names, got ''"),
     ],
 )
 def test_bad_arguments_are_refused_before_building(name, kwargs, message, no_download):

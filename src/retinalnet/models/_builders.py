@@ -72,9 +72,13 @@ def vgg16_transfer(
     ------
     retinalnet.models.WeightsUnavailableError
         If weights must be downloaded and cannot be; the message says how to work offline.
+    TypeError
+        If ``classes`` is a string, a set or a mapping rather than a list of names, or
+        holds a name that is not a string.
     ValueError
-        If the block count is out of range or given under both names, or ``classes`` does
-        not match ``num_classes``.
+        If the block count is out of range or given under both names, the class names are
+        not 2 or more distinct, non-blank names or do not match ``num_classes``, or
+        ``num_classes``, ``hidden`` or ``dropout`` is out of range.
 
     Examples
     --------
@@ -90,7 +94,7 @@ def vgg16_transfer(
         weights=weights,
         freeze=freeze,
         trainable_blocks=blocks,
-        hidden=hidden or 0,
+        hidden=0 if hidden is None else hidden,
         dropout=dropout,
         classes=classes,
         preprocessing=preprocessing,
@@ -118,8 +122,13 @@ def small_cnn(
 
     Raises
     ------
+    TypeError
+        If ``classes`` is a string, a set or a mapping rather than a list of names, or
+        holds a name that is not a string.
     ValueError
-        If ``classes`` does not match ``num_classes``.
+        If the class names are not 2 or more distinct, non-blank names or do not match
+        ``num_classes``, or ``num_classes``, ``width``, ``hidden`` or ``dropout`` is out of
+        range.
 
     Examples
     --------
@@ -134,7 +143,7 @@ def small_cnn(
         weights=None,
         freeze=False,
         trainable_blocks=0,
-        hidden=hidden or 0,
+        hidden=0 if hidden is None else hidden,
         dropout=dropout,
         classes=classes,
         preprocessing=preprocessing,

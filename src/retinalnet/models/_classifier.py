@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 import math
+import reprlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
+from retinalnet.models._checks import check_class_names, check_module
 from retinalnet.models._fallback import GradCamTarget, guess_feature_blocks, guess_gradcam_target
 from retinalnet.models._head import find_output_layer
 from retinalnet.models._registry import ActivationReshape, BlockSelector, ModelSpec, find_spec
@@ -52,7 +54,7 @@ class Classifier(nn.Module):
         Any module mapping a batch ``(N, 3, H, W)`` to ``(N, num_classes)`` scores
         (log-probabilities for the builders here, logits also work).
     classes
-        Class names in output order.
+        Class names in output order: a list (or any ordered collection) of strings.
     preprocessing
         How images are prepared for ``network``.
     arch, arch_kwargs
@@ -82,10 +84,14 @@ class Classifier(nn.Module):
 
     Raises
     ------
+    TypeError
+        If ``network`` is not a module, ``classes`` is a string, a set or a mapping rather
+        than a list of names (or holds a name that is not a string), or ``preprocessing``,
+        ``arch``, ``arch_kwargs`` or ``feature_blocks`` is of the wrong type.
     ValueError
-        If the class names are not 2 or more distinct names, a declared path is not a
-        module of ``network``, ``gradcam_reshape`` comes without ``gradcam_layer``, or
-        ``temperature`` is not a finite number > 0.
+        If the class names are not 2 or more distinct, non-blank names, a declared path is
+        not a module of ``network``, ``gradcam_reshape`` comes without ``gradcam_layer``,
+        or ``temperature`` is not a finite number > 0.
 
     Attributes
     ----------
@@ -124,8 +130,22 @@ class Classifier(nn.Module):
         temperature: float = 1.0,
     ) -> None:
         super().__init__()
-        if len(classes) < 2 or len(set(classes)) != len(classes):
-            raise ValueError(f"classes must be 2 or more distinct names, got {list(classes)!r}")
+        check_module(network, "Classifier", "network")
+        names = check_class_names(classes)
+        if preprocessing is not None and not isinstance(preprocessing, Preprocessing):
+            raise TypeError(
+                "preprocessing must be a retinalnet.transforms.Preprocessing or None, got "
+                f"{type(preprocessing).__name__} {reprlib.repr(preprocessing)}"
+            )
+        if arch is not None and not isinstance(arch, str):
+            raise TypeError(
+                f"arch must be a str (a registered architecture's name) or None, got {arch!r}"
+            )
+        if arch_kwargs is not None and not isinstance(arch_kwargs, Mapping):
+            raise TypeError(
+                "arch_kwargs must be a mapping of keyword arguments or None, got "
+                f"{type(arch_kwargs).__name__} {reprlib.repr(arch_kwargs)}"
+            )
         if gradcam_reshape is not None and gradcam_layer is None:
             raise ValueError("gradcam_reshape needs gradcam_layer: the layer it reshapes")
         for path, argument in ((head, "head"), (gradcam_layer, "gradcam_layer")):
@@ -141,7 +161,7 @@ class Classifier(nn.Module):
             for path in feature_blocks:
                 _check_path(network, path, "feature_blocks")
         self.network = network
-        self.classes: tuple[str, ...] = tuple(classes)
+        self.classes: tuple[str, ...] = names
         self.preprocessing = preprocessing if preprocessing is not None else Preprocessing()
         self.arch = arch
         self.arch_kwargs: dict[str, Any] = dict(arch_kwargs or {})

@@ -1,10 +1,10 @@
-"""Building registered models: :func:`create_model`, and :func:`build_model` for checkpoints."""
+"""Building registered models: :func:`create_model`, and :func:`build_model` for checkpoints
+(:mod:`._info` counts their parameters)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -12,34 +12,51 @@ from torch import nn
 from torchvision.models import WeightsEnum
 
 from retinalnet._core.classes import KERMANY_CLASSES
+from retinalnet.models._checks import check_class_names, check_int
 from retinalnet.models._classifier import Classifier
 from retinalnet.models._freeze import freeze as freeze_model
-from retinalnet.models._head import build_head
-from retinalnet.models._registry import ModelSpec, find_spec, model_spec, unknown_arch_message
-from retinalnet.models._summary import parameter_summary
+from retinalnet.models._head import build_head, check_head_args
+from retinalnet.models._registry import (
+    ModelSpec,
+    check_name,
+    find_spec,
+    model_spec,
+    unknown_arch_message,
+)
 from retinalnet.models._weights import WeightsArg, load_network, resolve_weights
 from retinalnet.transforms import Preprocessing
 
-__all__ = ["ModelInfo", "build_model", "class_names", "create", "create_model", "model_info"]
+__all__ = ["build_model", "class_names", "create", "create_model", "without_weights"]
 
 logger = logging.getLogger(__name__)
 
 
 def class_names(num_classes: int | None, classes: Sequence[str] | None) -> tuple[str, ...]:
     """The given names, checked against ``num_classes`` (``None``: as many as the names,
-    four without names); Kermany's or ``class_<i>`` if none."""
+    four without names); Kermany's or ``class_<i>`` if none.
+
+    Raises
+    ------
+    TypeError
+        If ``classes`` is a string, a set or a mapping rather than a list of names, or
+        holds a name that is not a string.
+    ValueError
+        If ``num_classes`` is not an int >= 2, the names are not 2 or more distinct,
+        non-blank names, or their number differs from ``num_classes``.
+    """
+    if num_classes is not None:
+        check_int(num_classes, "num_classes", 2)
     if classes is None:
         if num_classes is None or num_classes == len(KERMANY_CLASSES):
             return KERMANY_CLASSES
         return tuple(f"class_{i}" for i in range(num_classes))
-    if len(classes) < 2 or len(set(classes)) != len(classes):  # before the network is built
-        raise ValueError(f"classes must be 2 or more distinct names, got {list(classes)!r}")
-    if num_classes is not None and len(classes) != num_classes:
+    names = check_class_names(classes)  # before the network is built
+    if num_classes is not None and len(names) != num_classes:
         raise ValueError(
-            f"num_classes={num_classes} but {len(classes)} class names were given "
-            f"({list(classes)!r}); make them agree"
+            f"num_classes={num_classes} but {len(names)} class names were given "
+            f"({list(names)!r}); make them agree"
         )
-    return tuple(classes)
+    return names
 
 
 def _in_features(old_head: nn.Module, network: nn.Module, spec: ModelSpec) -> int:
@@ -121,6 +138,7 @@ def create(
     num_classes = len(names)
     freeze = spec.default_freeze if freeze is None else freeze
     hidden = spec.default_hidden if hidden is None else hidden
+    check_head_args(hidden, dropout)  # before downloading
     if isinstance(trainable_blocks, bool) or not isinstance(trainable_blocks, int):
         raise ValueError(f"{blocks_name} must be an int >= 0, got {trainable_blocks!r}")
     if not freeze and trainable_blocks > 0:
@@ -235,9 +253,14 @@ def create_model(
 
     Raises
     ------
+    TypeError
+        If ``name`` is not a str, or ``classes`` is a string, a set or a mapping rather
+        than a list of names (or holds a name that is not a string).
     ValueError
         If ``name`` is unknown (the message lists the names and the closest one), an
-        argument is out of range, or ``preprocessing.size`` does not suit the network.
+        argument is out of range (``num_classes`` < 2, ``hidden`` < 0, ``dropout`` outside
+        ``[0, 1)``, ...), the class names are not 2 or more distinct, non-blank names, or
+        ``preprocessing.size`` does not suit the network.
     WeightsUnavailableError
         If weights must be downloaded and cannot be; the message says how to work offline.
 
@@ -282,9 +305,14 @@ def build_model(
 
     Raises
     ------
+    TypeError
+        If ``arch`` is not a str, ``classes`` is not a list of names, or ``arch_kwargs``
+        holds a setting the architecture does not take.
     ValueError
-        If ``arch`` is not a registered architecture.
+        If ``arch`` is not a registered architecture, or the class names or a setting are
+        refused as by :func:`create_model`.
     """
+    check_name(arch, "arch")
     if find_spec(arch) is None:
         raise ValueError(
             f"{unknown_arch_message(arch)}. For a network built by hand, pass it as model= "
@@ -297,10 +325,10 @@ def build_model(
         kwargs["hidden"] = 0
     for key in ("weights", "classes", "preprocessing", "progress"):
         kwargs.pop(key, None)
-    return _without_weights(arch, classes=classes, preprocessing=preprocessing, **kwargs)
+    return without_weights(arch, classes=classes, preprocessing=preprocessing, **kwargs)
 
 
-def _without_weights(
+def without_weights(
     name: str,
     *,
     num_classes: int | None = None,
@@ -327,70 +355,4 @@ def _without_weights(
         progress=False,
         options=options,
         warn_random=False,
-    )
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """One row of ``retinalnet models``: what :func:`model_info` reports.
-
-    .. versionadded:: 0.2
-
-    ``parameters`` and ``trainable`` count the model :func:`create_model` builds with its
-    defaults; ``gflops`` is at 224 px (multiply-adds, torchvision's convention).
-    """
-
-    name: str
-    parameters: int
-    trainable: int
-    gflops: float | None
-    head: str
-    gradcam_layer: str
-    min_size: int
-    fixed_size: int | None
-    description: str
-
-    def to_dict(self) -> dict[str, object]:
-        """Plain values, for JSON."""
-        return asdict(self)
-
-
-def model_info(name: str, *, num_classes: int = 4) -> ModelInfo:
-    """Parameter counts and declaration of a registered architecture, without weights.
-
-    Built on the ``meta`` device (no memory, instant) where the builder allows it.
-
-    .. versionadded:: 0.2
-
-    Raises
-    ------
-    ValueError
-        If ``name`` is not registered.
-
-    Examples
-    --------
-    >>> from retinalnet.models import model_info
-    >>> info = model_info("vgg16_transfer")
-    >>> info.parameters, info.trainable, info.gflops
-    (135310404, 1049860, 15.47)
-    """
-    spec = model_spec(name)
-    try:
-        with torch.device("meta"):
-            model = _without_weights(name, num_classes=num_classes)
-    except NotImplementedError:  # RegNet computes its widths with tensors: build it for real
-        logger.debug("%s cannot be built on the meta device; building it on the CPU", name)
-        with torch.device("cpu"):
-            model = _without_weights(name, num_classes=num_classes)
-    summary = parameter_summary(model)
-    return ModelInfo(
-        name=spec.name,
-        parameters=summary.total,
-        trainable=summary.trainable,
-        gflops=spec.gflops,
-        head=spec.head,
-        gradcam_layer=spec.gradcam_layer,
-        min_size=spec.min_size,
-        fixed_size=spec.fixed_size,
-        description=spec.description,
     )

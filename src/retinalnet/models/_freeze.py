@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from retinalnet.models._checks import check_module
 from retinalnet.models._classifier import Classifier, network_of
 from retinalnet.models._fallback import guess_feature_blocks
 
@@ -31,7 +32,7 @@ def feature_blocks(model: nn.Module) -> list[nn.Module]:
     Raises
     ------
     TypeError
-        If the blocks are neither declared nor recognisable.
+        If ``model`` is not a module, or its blocks are neither declared nor recognisable.
 
     Examples
     --------
@@ -39,6 +40,7 @@ def feature_blocks(model: nn.Module) -> list[nn.Module]:
     >>> len(feature_blocks(create_model("convnext_tiny", weights=None)))  # its 4 stages
     4
     """
+    check_module(model, "feature_blocks")
     if isinstance(model, Classifier):
         return model.feature_block_modules()
     return guess_feature_blocks(model)
@@ -91,6 +93,9 @@ def freeze(
 
     Raises
     ------
+    TypeError
+        If ``model`` is not a module, or (with blocks left trainable) its feature blocks
+        are not recognisable.
     ValueError
         If the block count is negative, not an int, or more than the model has.
 
@@ -102,6 +107,7 @@ def freeze(
     >>> parameter_summary(net).trainable  # the last conv block: 3 convs of 512x512x3x3
     7079424
     """
+    check_module(model, "freeze")
     count, name = trainable_blocks_arg(trainable_blocks, except_last_blocks)
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise ValueError(f"{name} must be an int >= 0, got {count!r}")

@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
+import math
+
 from torch import nn
 
-__all__ = ["build_head", "find_output_layer", "replace_head"]
+from retinalnet.models._checks import check_int, check_module
+
+__all__ = ["build_head", "check_head_args", "find_output_layer", "replace_head"]
+
+
+def check_head_args(hidden: int | None, dropout: float) -> None:
+    """Refuse a ``hidden`` width or ``dropout`` that :func:`build_head` cannot take.
+
+    Raises
+    ------
+    ValueError
+        If ``hidden`` is not ``None`` or an int >= 0, or ``dropout`` is not a number in
+        ``[0, 1)``.
+    """
+    if hidden is not None:
+        check_int(hidden, "hidden", 0, " (0 or None: a single Linear)")
+    if (
+        isinstance(dropout, bool)
+        or not isinstance(dropout, (int, float))
+        or not math.isfinite(dropout)
+        or not 0 <= dropout < 1
+    ):
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
 
 
 def build_head(
@@ -35,6 +59,12 @@ def build_head(
     torch.nn.Sequential
         A fresh, trainable head.
 
+    Raises
+    ------
+    ValueError
+        If ``in_features`` is not an int >= 1, ``num_classes`` not an int >= 2, ``hidden``
+        not ``None`` or an int >= 0, or ``dropout`` not a number in ``[0, 1)``.
+
     Examples
     --------
     >>> from retinalnet.models import build_head
@@ -42,12 +72,9 @@ def build_head(
     >>> sum(p.numel() for p in head.parameters())
     1049860
     """
-    if in_features < 1 or num_classes < 2:
-        raise ValueError(
-            f"need in_features >= 1 and num_classes >= 2, got {in_features!r} and {num_classes!r}"
-        )
-    if not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    check_int(in_features, "in_features", 1)
+    check_int(num_classes, "num_classes", 2)
+    check_head_args(hidden, dropout)
     layers: list[nn.Module] = []
     if hidden:
         layers += [nn.Linear(in_features, hidden), nn.ReLU(), nn.Dropout(dropout)]
@@ -76,8 +103,9 @@ def find_output_layer(network: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
     Raises
     ------
     TypeError
-        If ``network`` has no ``Linear`` layer.
+        If ``network`` is not a module, or has no ``Linear`` layer.
     """
+    check_module(network, "find_output_layer")
     found: tuple[nn.Module, str, nn.Linear] | None = None
     for parent in network.modules():
         for name, child in parent.named_children():
@@ -113,6 +141,13 @@ def replace_head(
     torch.nn.Sequential
         The new head, now part of ``network``.
 
+    Raises
+    ------
+    TypeError
+        If ``network`` is not a module, or has no ``Linear`` layer.
+    ValueError
+        If an argument is out of range (see :func:`build_head`).
+
     Examples
     --------
     >>> from torchvision.models import resnet18
@@ -122,6 +157,7 @@ def replace_head(
     >>> net.fc is head
     True
     """
+    check_module(network, "replace_head")
     parent, name, layer = find_output_layer(network)
     head = build_head(
         layer.in_features, num_classes, hidden=hidden, dropout=dropout, log_softmax=log_softmax

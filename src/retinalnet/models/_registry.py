@@ -20,6 +20,7 @@ __all__ = [
     "ActivationReshape",
     "BlockSelector",
     "ModelSpec",
+    "check_name",
     "find_spec",
     "list_models",
     "model_spec",
@@ -96,7 +97,8 @@ class ModelSpec:
     Raises
     ------
     ValueError
-        If the name or a size is malformed, or ``fixed_size`` is below ``min_size``.
+        If the name (not a str, or not lower case) or a size is malformed, ``fixed_size``
+        is below ``min_size``, ``default_hidden`` is not an int >= 0, or a path is empty.
 
     Examples
     --------
@@ -131,7 +133,7 @@ class ModelSpec:
     export_problem: str = ""
 
     def __post_init__(self) -> None:
-        if not _NAME.fullmatch(self.name):
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
             raise ValueError(
                 f"model name {self.name!r} must be lower case letters, digits and _, starting "
                 "with a letter (like 'resnet18')"
@@ -143,8 +145,9 @@ class ModelSpec:
                 f"{self.name}: need min_size >= 1 and fixed_size >= min_size, got "
                 f"min_size={self.min_size!r}, fixed_size={self.fixed_size!r}"
             )
-        if self.default_hidden < 0:
-            raise ValueError(f"{self.name}: default_hidden must be >= 0, got {self.default_hidden}")
+        hidden = self.default_hidden
+        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 0:
+            raise ValueError(f"{self.name}: default_hidden must be an int >= 0, got {hidden!r}")
         if not self.exportable and not self.export_problem:
             raise ValueError(
                 f"{self.name}: exportable=False needs export_problem, the layer or operator "
@@ -212,8 +215,25 @@ def list_models() -> list[str]:
 
 
 def find_spec(name: str | None) -> ModelSpec | None:
-    """The spec registered as ``name``, or ``None`` (never raises)."""
-    return None if name is None else _REGISTRY.get(name)
+    """The spec registered as ``name``, or ``None`` (never raises; ``None`` for a name that
+    is not a str)."""
+    return _REGISTRY.get(name) if isinstance(name, str) else None
+
+
+def check_name(name: object, argument: str = "name") -> str:
+    """``name`` if it is a str; a TypeError naming ``argument`` if not (before any lookup).
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a str.
+    """
+    if not isinstance(name, str):
+        raise TypeError(
+            f"{argument} must be a str naming a registered architecture, got "
+            f"{type(name).__name__} {name!r}; list_models() gives the names"
+        )
+    return name
 
 
 def unknown_arch_message(name: str) -> str:
@@ -230,6 +250,8 @@ def model_spec(name: str) -> ModelSpec:
 
     Raises
     ------
+    TypeError
+        If ``name`` is not a str.
     ValueError
         If no architecture has that name; the message lists the registered names and
         the closest one.
@@ -242,7 +264,7 @@ def model_spec(name: str) -> ModelSpec:
     >>> model_spec("resnet18").gradcam_layer
     'layer4'
     """
-    spec = _REGISTRY.get(name)
+    spec = _REGISTRY.get(check_name(name))
     if spec is None:
         raise ValueError(
             f"{unknown_arch_message(name)}. Register a new one with register_model(ModelSpec(...))"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from retinalnet.models._checks import check_int
 from retinalnet.models._head import build_head
 
 __all__ = ["SmallCNN", "small_cnn_network"]
@@ -27,6 +28,12 @@ class SmallCNN(nn.Module):
     hidden, dropout
         As in :func:`build_head`.
 
+    Raises
+    ------
+    ValueError
+        If ``width`` is not an int >= 1, or a head argument is out of range (see
+        :func:`build_head`).
+
     Attributes
     ----------
     num_features : int
@@ -42,6 +49,7 @@ class SmallCNN(nn.Module):
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
+        check_int(width, "width", 1)
         layers: list[nn.Module] = []
         channels = 3
         for i in range(4):
@@ -78,7 +86,7 @@ def small_cnn_network(*, weights: None = None, progress: bool = True, width: int
     Raises
     ------
     ValueError
-        If ``weights`` is not ``None``.
+        If ``weights`` is not ``None``, or ``width`` is not an int >= 1.
     """
     if weights is not None:
         raise ValueError(f"small_cnn has no pretrained weights, got weights={weights!r}")

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from retinalnet.models._checks import check_module
+
 __all__ = ["ParameterSummary", "parameter_summary"]
 
 
@@ -29,12 +31,18 @@ class ParameterSummary:
 def parameter_summary(model: nn.Module) -> ParameterSummary:
     """Count the parameters of ``model``, and those with ``requires_grad``.
 
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a ``torch.nn.Module``.
+
     Examples
     --------
     >>> from retinalnet.models import parameter_summary, vgg16_transfer
     >>> print(parameter_summary(vgg16_transfer(weights=None)))  # doctest: +SKIP
     135,310,404 parameters, 1,049,860 trainable (0.78%)
     """
+    check_module(model, "parameter_summary")
     total = trainable = 0
     for parameter in model.parameters():
         total += parameter.numel()
