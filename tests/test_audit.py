@@ -443,6 +443,9 @@ def test_size_bounds_can_be_set(clean_tree: Path) -> None:
         ({"max_side": 64.5}, r"max_side must be a positive int \(pixels\), got 64\.5"),
         ({"min_side": 600, "max_side": 500}, r"min_side must be at most max_side"),
         ({"max_aspect": 0.5}, r"max_aspect must be a number >= 1"),
+        ({"max_aspect": float("nan")}, r"max_aspect must be a number >= 1 and finite .* got nan"),
+        ({"max_aspect": float("inf")}, r"max_aspect must be a number >= 1 and finite .* got inf"),
+        ({"max_aspect": "8"}, r"max_aspect must be a number >= 1 .* got '8'"),
     ],
 )
 def test_bad_size_bounds_are_refused(
@@ -450,6 +453,29 @@ def test_bad_size_bounds_are_refused(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         audit(clean_tree, **kwargs)  # type: ignore[arg-type]
+
+
+def test_an_empty_root_is_refused_not_read_as_the_current_folder(
+    clean_tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(clean_tree)  # a Kermany folder: '' would audit it
+    with pytest.raises(ValueError, match=r"root is an empty path, which would mean the current"):
+        audit("")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"root": None}, r"root must be a folder path \(str or path\), got NoneType"),
+        ({"progress": "yes"}, r"progress must be True, False or a function .* got 'yes'"),
+    ],
+)
+def test_a_root_or_progress_of_the_wrong_kind_is_refused(
+    clean_tree: Path, kwargs: dict[str, object], message: str
+) -> None:
+    arguments: dict[str, object] = {"root": clean_tree, **kwargs}
+    with pytest.raises(TypeError, match=message):
+        audit(**arguments)  # type: ignore[arg-type]
 
 
 def test_bit_depths_are_reported_and_1_bit_is_implausible(clean_tree: Path) -> None:

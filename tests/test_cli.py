@@ -304,6 +304,47 @@ def test_bad_arguments_exit_2() -> None:
     assert exit_info.value.code == 2
 
 
+@pytest.mark.parametrize(
+    ("argv", "argument"),
+    [
+        (["predict", "--checkpoint", "best.pt", ""], "PATH"),
+        (["predict", "--checkpoint", "best.pt", "scan.png", ""], "PATH"),
+        (["audit", ""], "ROOT"),
+        # every path option: `--data "$DATA"` with DATA unset read the current folder
+        (["train", "--data", ""], "--data"),
+        (["train", "--data", "d", "--out", ""], "--out"),
+        (["train", "--data", "d", "--resume", ""], "--resume"),
+        (["train", "--data", "d", "--manifest", ""], "--manifest"),
+        (["evaluate", "--checkpoint", "", "--data", "d"], "--checkpoint"),
+        (["evaluate", "--checkpoint", "b.pt", "--data", "d", "--out", ""], "--out"),
+        (["calibrate", "--checkpoint", "b.pt", "--data", ""], "--data"),
+        (["split", "", "--out", "s.csv"], "ROOT"),
+        (["split", "d", "--out", ""], "--out"),
+        (["predict", "--checkpoint", "", "scan.png"], "--checkpoint"),
+        (["predict", "--checkpoint", "b.pt", "scan.png", "--csv", ""], "--csv"),
+        (["export", "b.pt", "--out", ""], "--out"),
+        (["info", ""], "FILE"),
+        (["demo", "--out", ""], "--out"),
+    ],
+)
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(
+    argv: list[str],
+    argument: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == (
+        f"retinalnet {argv[0]}: error: argument {argument}: empty path; name a file or folder "
+        "(. for the current folder)"
+    )
+
+
 # --- audit and split ------------------------------------------------------------------------
 
 

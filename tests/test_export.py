@@ -369,3 +369,22 @@ def test_info_of_an_export_shows_its_metadata_and_source(
     printed = capsys.readouterr().out
     assert f"checkpoint sha256  {file_digest(checkpoint).hex()}" in printed
     assert "(ONNX model)" in printed
+
+
+@pytest.mark.parametrize(
+    ("count", "size", "message"),
+    [
+        (-1, (300, 280), r"count must be an int from 1 to 1024 \(images\), got -1"),
+        (0, (300, 280), r"count must be an int from 1 to 1024 \(images\), got 0"),
+        (2.0, (300, 280), r"count must be an int .* got 2\.0"),
+        (2, (0, 0), r"size must be a \(width, height\) pair of ints from 32 to 4096 .* \(0, 0\)"),
+        (2, (300, 10**6), r"size must be a \(width, height\) pair .* got \(300, 1000000\)"),
+        (2, (300,), r"size must be a \(width, height\) pair .* got \(300,\)"),
+    ],
+)
+def test_synthetic_images_refuse_a_count_or_size_that_makes_no_check(
+    count: object, size: object, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        synthetic_images(count, size=size)  # type: ignore[arg-type]
+    assert [image.size for image in synthetic_images(1, size=(32, 4096))] == [(32, 4096)]

@@ -19,7 +19,7 @@ from retinalnet.gradcam import (
     heatmap_to_image,
     pointing_game,
 )
-from retinalnet.models import Classifier, small_cnn
+from retinalnet.models import Classifier, create_model, small_cnn
 from retinalnet.transforms import Preprocessing
 
 
@@ -236,3 +236,71 @@ def test_a_trained_model_points_at_the_lesions() -> None:
     assert 0.04 < result.chance < 0.08
     assert result.score >= 3 * result.chance
     assert result.hits >= 6
+
+
+@pytest.mark.parametrize(
+    ("inputs", "error", "message"),
+    [
+        (torch.zeros(1, 3, 1, 1), ValueError, r"inputs of 1 x 1 pixels are too small: small_cnn"),
+        (np.zeros((1, 3, 32, 32)), TypeError, r"inputs must be a torch\.Tensor .* got ndarray"),
+        (torch.zeros(1, 1, 32, 32), ValueError, r"inputs must be \(N, 3, H, W\) .* \(1, 1, 32"),
+        (torch.zeros(1, 3, 32, 32, dtype=torch.uint8), ValueError, r"floating-point .*uint8"),
+        (torch.full((1, 3, 32, 32), float("nan")), ValueError, r"NaN or infinite"),
+    ],
+)
+def test_grad_cam_refuses_inputs_a_classifier_cannot_take(
+    inputs: object, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        grad_cam(small_cnn(), inputs)  # type: ignore[arg-type]
+
+
+def test_grad_cam_says_when_a_bare_network_shrinks_the_inputs_to_nothing() -> None:
+    pooled = nn.Sequential(nn.Conv2d(3, 4, 1), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4, 2))
+    convolved = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4, 2))
+    for net in (pooled, convolved):
+        with pytest.raises(ValueError, match=r"inputs of 1 x 1 pixels are too small for the model"):
+            grad_cam(net, torch.zeros(1, 3, 1, 1), layer=net[0])
+
+
+@pytest.mark.parametrize(
+    ("heatmap", "size", "message"),
+    [
+        (np.ones((8, 8)), (0, 0), r"image_size must be the image's \(width, height\).* \(0, 0\)"),
+        (np.ones((8, 8)), (-5, 5), r"two ints >= 1, got \(-5, 5\)"),
+        (np.ones((8, 8)), (5.0, 5), r"image_size .* got \(5\.0, 5\)"),
+        (np.ones((8, 8)), (5,), r"image_size .* got \(5,\)"),
+        (np.ones(8), (10, 10), r"heatmap must be a non-empty 2-d \(H, W\) map, got shape \(8,\)"),
+        (np.ones((0, 0)), (10, 10), r"heatmap must be a non-empty 2-d .* \(0, 0\)"),
+        (torch.ones(1, 8, 8), (10, 10), r"heatmap must be .* got shape \(1, 8, 8\)"),
+        ([[float("nan")]], (10, 10), r"heatmap holds NaN"),
+        ("hot", (10, 10), r"heatmap must be a 2-d array of numbers, got str"),
+    ],
+)
+def test_heatmap_to_image_refuses_bad_sizes_and_maps(
+    heatmap: object, size: object, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        heatmap_to_image(heatmap, size, Preprocessing(size=32))  # type: ignore[arg-type]
+
+
+def test_heatmap_to_image_of_a_tiny_image_covers_at_least_a_pixel() -> None:
+    # a 32 px crop of a 1024 px resize rounds to nothing on a 2 px wide image
+    mapped = heatmap_to_image(np.ones((32, 32)), (2, 2), Preprocessing(size=32, resize=1024))
+    assert mapped.shape == (2, 2)
+    assert mapped.max() == 1.0
+
+
+@pytest.mark.parametrize("tolerance", [-1, 1.5, True])
+def test_pointing_game_refuses_a_tolerance_that_is_not_a_radius(tolerance: object) -> None:
+    with pytest.raises(
+        ValueError, match=rf"tolerance must be an int >= 0 \(pixels\), got {tolerance}"
+    ):
+        pointing_game([np.ones((3, 3))], [np.ones((3, 3))], tolerance=tolerance)  # type: ignore[arg-type]
+
+
+def test_grad_cam_names_the_only_size_a_fixed_size_architecture_takes() -> None:
+    with torch.device("meta"):
+        vit = create_model("vit_b_16", weights=None)  # structure only: refused before it runs
+    with pytest.raises(ValueError, match=r"vit_b_16 takes 224 x 224 inputs only, got 224 x 256"):
+        grad_cam(vit, torch.zeros(1, 3, 224, 256))

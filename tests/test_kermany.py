@@ -286,6 +286,20 @@ def test_is_image_file(name, expected):
     assert is_image_file(name) is expected
 
 
+def test_is_image_file_and_patient_id_take_a_path_by_its_file_name():
+    assert is_image_file(Path("train/CNV/CNV-1-1.jpeg")) is True
+    assert is_image_file(Path("train/.hidden.png")) is False
+    assert patient_id_from_name(Path("train/CNV/CNV-1016042-1.jpeg")) == "1016042"
+
+
+@pytest.mark.parametrize("function", [is_image_file, patient_id_from_name])
+@pytest.mark.parametrize(("name", "shown"), [(None, "NoneType"), (b"CNV-1-1.jpeg", "bytes")])
+def test_a_file_name_that_is_not_text_is_refused_by_name(function, name, shown):
+    message = rf"{function.__name__} takes a file name \(a str or a path\), got {shown}"
+    with pytest.raises(TypeError, match=message):
+        function(name)
+
+
 # --- patient ids ----------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -257,3 +258,41 @@ def test_reliability_diagram_of_a_pair_of_arrays() -> None:
     assert "temperature" not in figure.axes[0].get_title()
     with pytest.raises(ValueError, match="holds no per-image probabilities"):
         plot_reliability_diagram(EvaluationResult(("a", "b"), 0.1, 1.0, np.eye(2, dtype=np.int64)))
+
+
+@pytest.mark.parametrize("dpi", [0, -50, float("nan"), float("inf"), True, "100"])
+def test_a_bad_dpi_is_refused_in_one_line(tmp_path: Path, dpi: object) -> None:
+    with pytest.raises(ValueError, match=r"dpi must be a finite number > 0 \(dots per inch\), got"):
+        plot_confusion_matrix(
+            [[1, 0], [0, 1]],
+            ["a", "b"],
+            dpi=dpi,  # type: ignore[arg-type]
+            save=tmp_path / "x.png",
+        )
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_a_dpi_too_large_for_a_raster_image_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"dpi=100000 makes a .* pixel image, over the 65535"):
+        plot_history(_history(), save=tmp_path / "h.png", dpi=100_000)
+
+
+def test_a_folder_as_save_path_is_refused_naming_it(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    with pytest.raises(ValueError, match=rf"the save path '{re.escape(str(folder))}' is a folder"):
+        plot_confusion_matrix([[1, 0], [0, 1]], ["a", "b"], save=folder)
+    with pytest.raises(ValueError, match=r"is a folder; pass a file path such as"):
+        plot_history(_history(), save=str(folder))
+    assert not (tmp_path / "data.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "found"), [("figure", "no suffix"), ("figure.foo", "suffix '.foo'")]
+)
+def test_a_save_path_without_a_format_suffix_is_refused(
+    tmp_path: Path, name: str, found: str
+) -> None:
+    with pytest.raises(ValueError, match=rf"has {re.escape(found)}; end it in the format"):
+        plot_history(_history(), save=tmp_path / name)
+    assert not any(tmp_path.iterdir())

@@ -365,3 +365,40 @@ def test_the_0_1_name_size_still_works_with_a_warning() -> None:
     assert image.shape == (40, 48)
     with pytest.raises(TypeError, match="got both size= and shape="):
         SyntheticOCT(1, size=SMALL, shape=(40, 40))
+
+
+@pytest.mark.parametrize("shape", [(10**6, 10**6), (4097, 64), (64, 4097)])
+def test_a_shape_too_large_to_render_is_refused_up_front(shape: tuple[int, int]) -> None:
+    with pytest.raises(ValueError, match=r"shape must have each side at most 4096 pixels, got"):
+        SyntheticOCT(1, shape=shape)
+    with pytest.raises(ValueError, match=r"shape must have each side at most 4096 pixels"):
+        make_synthetic_kermany("never-written", shape=shape)
+
+
+def test_the_largest_shape_is_accepted() -> None:
+    assert SyntheticOCT(1, shape=(4096, 32)).shape == (4096, 32)
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_a_root_that_is_a_file_is_refused_naming_it(tmp_path: Path, inside: bool) -> None:
+    afile = tmp_path / "afile.txt"
+    afile.write_text("notes")
+    root = afile / "oct" if inside else afile
+    where = rf"is inside '{re.escape(str(afile))}', which is" if inside else "is"
+    message = rf"make_synthetic_kermany root '{re.escape(str(root))}' {where} a file, not a folder"
+    with pytest.raises(ValueError, match=message):
+        make_synthetic_kermany(root, train=1, val=1, test=1, shape=SMALL)
+    with pytest.raises(ValueError, match=r"SyntheticOCT\.write root .* a file, not a folder"):
+        SyntheticOCT(1, shape=SMALL).write(root)
+    assert afile.read_text() == "notes"
+
+
+def test_an_empty_root_or_one_that_is_not_a_path_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"root is an empty path, which would mean the current"):
+        make_synthetic_kermany("", train=1, val=1, test=1, shape=SMALL)
+    with pytest.raises(TypeError, match=r"root must be a folder path \(str or path\), got None$"):
+        SyntheticOCT(1, shape=SMALL).write(None)  # type: ignore[arg-type]
+    assert not any(tmp_path.iterdir())

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from retinalnet._core.images import ImageInput, coerce_image, image_size
-from retinalnet._core.printable import save_figure
+from retinalnet._core.printable import check_dpi, save_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -64,6 +64,7 @@ def _figure(width: float, height: float) -> Figure:
 
 
 def _finish(figure: Figure, save: SavePath, dpi: int) -> Figure:
+    check_dpi(dpi)  # also when not saving: a bad dpi is a mistake either way
     if save is not None:
         save_figure(figure, os.fspath(save), dpi=dpi)
     return figure
@@ -79,14 +80,16 @@ def plot_history(history: History, *, save: SavePath = None, dpi: int = 100) -> 
     history
         From :meth:`retinalnet.training.Trainer.fit`.
     save
-        Write the figure to this file (format from the suffix: PNG, PDF, SVG).
+        Write the figure to this file (format from the suffix: PNG, PDF, SVG), not a folder.
     dpi
-        Resolution when saving.
+        Resolution when saving, a finite number > 0.
 
     Raises
     ------
     ValueError
-        If the history is empty.
+        If the history is empty, ``dpi`` is not a finite number > 0 (or too large for a
+        raster image), or ``save`` is a folder or has no suffix of a format matplotlib
+        writes.
 
     Examples
     --------
@@ -152,6 +155,7 @@ def plot_confusion_matrix(
     ------
     ValueError
         If the matrix is not square or the class names do not match it.
+        A bad ``dpi`` or ``save`` is refused as in :func:`plot_history`.
 
     Examples
     --------
@@ -266,6 +270,7 @@ def plot_roc_curves(
     ------
     ValueError
         If the shapes do not fit, or the result holds no probabilities.
+        A bad ``dpi`` or ``save`` is refused as in :func:`plot_history`.
 
     Examples
     --------
@@ -322,6 +327,7 @@ def plot_precision_recall_curves(
     ------
     ValueError
         If the shapes do not fit, or the result holds no probabilities.
+        A bad ``dpi`` or ``save`` is refused as in :func:`plot_history`.
 
     Examples
     --------
@@ -386,6 +392,7 @@ def plot_reliability_diagram(
     ------
     ValueError
         If the shapes do not fit, or the result holds no probabilities.
+        A bad ``dpi`` or ``save`` is refused as in :func:`plot_history`.
 
     Examples
     --------
@@ -462,6 +469,11 @@ def plot_prediction(
     save, dpi
         As in :func:`plot_history`.
 
+    Raises
+    ------
+    ValueError
+        A bad ``dpi`` or ``save`` is refused as in :func:`plot_history`.
+
     Examples
     --------
     >>> prediction = predictor.topk("CNV-1016042-1.jpeg", k=3)  # doctest: +SKIP
@@ -520,6 +532,7 @@ def plot_gradcam(
     ------
     ValueError
         If the heatmap's shape is not the image's.
+        A bad ``dpi`` or ``save`` is refused as in :func:`plot_history`.
 
     Examples
     --------
@@ -567,6 +580,11 @@ def plot_class_counts(
     save, dpi
         As in :func:`plot_history`.
 
+    Raises
+    ------
+    ValueError
+        A bad ``dpi`` or ``save`` is refused as in :func:`plot_history`.
+
     Examples
     --------
     >>> from retinalnet.plots import plot_class_counts
@@ -609,6 +627,11 @@ def plot_image_sizes(
         a list of ``(width, height)`` pairs.
     save, dpi
         As in :func:`plot_history`.
+
+    Raises
+    ------
+    ValueError
+        A bad ``dpi`` or ``save`` is refused as in :func:`plot_history`.
 
     Examples
     --------

@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from pathlib import Path
 
-__all__ = ["SEED_MAX", "int_in_range", "positive_number"]
+__all__ = ["SEED_MAX", "int_in_range", "path_argument", "positive_number"]
 
 SEED_MAX = 2**32 - 1
 """The largest seed: :func:`~retinalnet.training.seed_everything` takes 0 to 2**32 - 1."""
@@ -62,3 +63,26 @@ def positive_number(value: str) -> float:
     if not (number > 0 and math.isfinite(number)):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {value}")
     return number
+
+
+def path_argument(value: str) -> Path:
+    """An argparse type: a path that is not empty (``Path("")`` is the current folder, so
+    an empty argument, such as an unset shell variable in quotes, would read all of it).
+
+    Examples
+    --------
+    >>> str(path_argument("scans"))
+    'scans'
+    >>> path_argument("")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: empty path; name a file or folder (. for the current folder)
+    """
+    if not value:
+        raise argparse.ArgumentTypeError(
+            "empty path; name a file or folder (. for the current folder)"
+        )
+    return Path(value)
+
+
+# how argparse names the type in its messages ("invalid path value: ''")
+path_argument.__name__ = "path"

@@ -6,7 +6,7 @@ import argparse
 import importlib.util
 from pathlib import Path
 
-from retinalnet.cli._argtypes import int_in_range, positive_number
+from retinalnet.cli._argtypes import int_in_range, path_argument, positive_number
 
 __all__ = ["add_export_command", "require_onnx", "run_export"]
 
@@ -43,15 +43,17 @@ def add_export_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "preprocessing inside), checked against PyTorch",
     )
     export.add_argument(
-        "--checkpoint", required=True, type=Path, help="a checkpoint written by retinalnet"
+        "--checkpoint", required=True, type=path_argument, help="a checkpoint written by retinalnet"
     )
     export.add_argument(
         "--format", choices=["onnx"], default="onnx", help="model format (default: %(default)s)"
     )
-    export.add_argument("--out", required=True, type=Path, metavar="FILE", help="file to write")
+    export.add_argument(
+        "--out", required=True, type=path_argument, metavar="FILE", help="file to write"
+    )
     export.add_argument(
         "--images",
-        type=Path,
+        type=path_argument,
         nargs="+",
         default=None,
         metavar="PATH",

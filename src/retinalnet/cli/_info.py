@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from retinalnet._core.json_text import strict_json
+from retinalnet.cli._argtypes import path_argument
 
 __all__ = ["add_info_command", "format_info", "run_info"]
 
@@ -19,7 +19,10 @@ def add_info_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
         "training, sha256",
     )
     info.add_argument(
-        "path", type=Path, metavar="FILE", help="a checkpoint (best.pt) or an exported .onnx"
+        "path",
+        type=path_argument,
+        metavar="FILE",
+        help="a checkpoint (best.pt) or an exported .onnx",
     )
     info.add_argument("--json", action="store_true", help="print JSON instead of lines")
     info.set_defaults(quiet=False)

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from retinalnet._version import __version__
-from retinalnet.cli._argtypes import SEED_MAX, int_in_range
+from retinalnet.cli._argtypes import SEED_MAX, int_in_range, path_argument
 from retinalnet.cli._export import add_export_command
 from retinalnet.cli._image_paths import image_suffixes
 from retinalnet.cli._info import add_info_command
@@ -137,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--out",
-        default="retinalnet-demo",
+        type=path_argument,
+        default=Path("retinalnet-demo"),
         help="output folder: scans in OUT/data, checkpoints in OUT/checkpoints "
         "(default: %(default)s)",
     )
@@ -170,10 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
 
     train = commands.add_parser("train", help="train on a Kermany-layout folder")
-    train.add_argument("--data", required=True, type=Path, help="folder with train/ val/ test/")
+    train.add_argument(
+        "--data", required=True, type=path_argument, help="folder with train/ val/ test/"
+    )
     train.add_argument(
         "--out",
-        type=Path,
+        type=path_argument,
         default=None,
         help="folder for best.pt, last.pt and history.csv (default: runs/retinalnet; with "
         "--resume, the folder of the run resumed)",
@@ -212,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--tensorboard",
-        type=Path,
+        type=path_argument,
         default=None,
         metavar="DIR",
         help="also log each epoch to TensorBoard in DIR: metrics, confusion matrix, Grad-CAM "
@@ -244,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--resume",
-        type=Path,
+        type=path_argument,
         default=None,
         help="continue the run saved in this last.pt (e.g. OUT/last.pt)",
     )
@@ -293,10 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint on a split")
     evaluate.add_argument(
-        "--checkpoint", required=True, type=Path, help="a checkpoint written by retinalnet"
+        "--checkpoint", required=True, type=path_argument, help="a checkpoint written by retinalnet"
     )
     evaluate.add_argument(
-        "--data", required=True, type=Path, help="the Kermany-layout folder (with the split)"
+        "--data",
+        required=True,
+        type=path_argument,
+        help="the Kermany-layout folder (with the split)",
     )
     add_manifest_argument(evaluate, "the split's images")
     evaluate.add_argument(
@@ -313,11 +319,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of tables")
     evaluate.add_argument(
-        "--out", type=Path, default=None, metavar="FILE", help="also write the JSON report here"
+        "--out",
+        type=path_argument,
+        default=None,
+        metavar="FILE",
+        help="also write the JSON report here",
     )
     evaluate.add_argument(
         "--plots",
-        type=Path,
+        type=path_argument,
         default=None,
         metavar="DIR",
         help="write confusion-matrix, ROC, precision-recall and reliability PNGs here "
@@ -335,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--report",
-        type=Path,
+        type=path_argument,
         default=None,
         metavar="FILE",
         help="also write a self-contained HTML report for clinicians here: metrics, curves, "
@@ -349,10 +359,13 @@ def build_parser() -> argparse.ArgumentParser:
         "calibrate", help="fit a checkpoint's temperature on a split (calibrated probabilities)"
     )
     calibrate.add_argument(
-        "--checkpoint", required=True, type=Path, help="a checkpoint written by retinalnet"
+        "--checkpoint", required=True, type=path_argument, help="a checkpoint written by retinalnet"
     )
     calibrate.add_argument(
-        "--data", required=True, type=Path, help="the Kermany-layout folder (with the split)"
+        "--data",
+        required=True,
+        type=path_argument,
+        help="the Kermany-layout folder (with the split)",
     )
     add_manifest_argument(calibrate, "the split's images")
     calibrate.add_argument(
@@ -363,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument(
         "--out",
-        type=Path,
+        type=path_argument,
         default=None,
         metavar="FILE",
         help="write the calibrated checkpoint here (default: the checkpoint itself, atomically)",
@@ -382,14 +395,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "paths",
         nargs="+",
-        type=Path,
+        type=path_argument,
         metavar="PATH",
         help=f"image files, or folders searched for {image_suffixes()} files; a multi-frame "
         "file (DICOM, multi-page TIFF, animated PNG, GIF or WebP) is an OCT volume, "
         "summarised per volume",
     )
     predict.add_argument(
-        "--checkpoint", required=True, type=Path, help="a checkpoint written by retinalnet"
+        "--checkpoint", required=True, type=path_argument, help="a checkpoint written by retinalnet"
     )
     predict.add_argument(
         "-k",
@@ -409,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print JSON instead of lines")
     predict.add_argument(
         "--csv",
-        type=Path,
+        type=path_argument,
         default=None,
         metavar="FILE",
         help="also write the predictions to this CSV file, one row per image: path, then "
@@ -417,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument(
         "--cam",
-        type=Path,
+        type=path_argument,
         default=None,
         metavar="DIR",
         help="write a Grad-CAM overlay per image here, and for each volume of its driving "
@@ -448,18 +461,27 @@ def _add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="check a Kermany-layout folder: layout, names, pixels, leakage (exit 1 on problems)",
     )
     audit.add_argument(
-        "root", type=Path, metavar="ROOT", help="folder with train/ val/ test/ (those there are)"
+        "root",
+        type=path_argument,
+        metavar="ROOT",
+        help="folder with train/ val/ test/ (those there are)",
     )
     audit.add_argument("--json", action="store_true", help="print JSON instead of the table")
     audit.add_argument(
-        "--out", type=Path, default=None, metavar="FILE", help="also write the JSON report here"
+        "--out",
+        type=path_argument,
+        default=None,
+        metavar="FILE",
+        help="also write the JSON report here",
     )
     audit.add_argument("-q", "--quiet", action="store_true", help="no progress, only the report")
 
     split = commands.add_parser(
         "split", help="patient-aware validation split from train, written to a manifest"
     )
-    split.add_argument("root", type=Path, metavar="ROOT", help="folder with train/ (and test/)")
+    split.add_argument(
+        "root", type=path_argument, metavar="ROOT", help="folder with train/ (and test/)"
+    )
     split.add_argument(
         "--val-fraction",
         type=_fraction,
@@ -473,7 +495,11 @@ def _add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="the same seed gives the same split (default: %(default)s)",
     )
     split.add_argument(
-        "--out", type=Path, required=True, metavar="FILE", help="manifest file (.csv or .json)"
+        "--out",
+        type=path_argument,
+        required=True,
+        metavar="FILE",
+        help="manifest file (.csv or .json)",
     )
     split.add_argument(
         "--drop-duplicates",

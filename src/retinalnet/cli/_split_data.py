@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from retinalnet._core.classes import KERMANY_CLASSES
+from retinalnet.cli._argtypes import path_argument
 
 if TYPE_CHECKING:
     from retinalnet.datasets import KermanyOCT
@@ -28,7 +29,7 @@ def add_manifest_argument(parser: argparse.ArgumentParser, what: str) -> None:
     """``--manifest FILE``: take ``what`` from a manifest instead of the folders."""
     parser.add_argument(
         "--manifest",
-        type=Path,
+        type=path_argument,
         default=None,
         metavar="FILE",
         help=f"take {what} from this manifest (from `retinalnet split`) instead of the "

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
-from retinalnet.cli._argtypes import int_in_range
+from retinalnet.cli._argtypes import int_in_range, path_argument
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -315,7 +315,7 @@ def add_volume_flags(predict: argparse.ArgumentParser) -> None:
     )
     volume.add_argument(
         "--plots",
-        type=Path,
+        type=path_argument,
         default=None,
         metavar="DIR",
         help="write a figure of each volume's B-scan probabilities here (needs matplotlib)",

@@ -22,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
 from retinalnet._core.images import UnreadableImageError, check_decoded, load_frames
 from retinalnet._core.progress import progress_bar
+from retinalnet.datasets._audit_checks import check_bounds, check_root_and_progress
 from retinalnet.datasets._audit_report import (
     MAX_ASPECT,
     MAX_SIDE,
@@ -131,21 +132,6 @@ def _implausible(size: tuple[int, int], bounds: tuple[int, int, float]) -> bool:
     min_side, max_side, max_aspect = bounds
     short, long = sorted(size)
     return short < min_side or long > max_side or long > max_aspect * short
-
-
-def _check_bounds(min_side: int, max_side: int, max_aspect: float) -> tuple[int, int, float]:
-    for name, value in (("min_side", min_side), ("max_side", max_side)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int (pixels), got {value!r}")
-    if min_side > max_side:
-        raise ValueError(
-            f"min_side must be at most max_side, got min_side={min_side!r} > max_side={max_side!r}"
-        )
-    if isinstance(max_aspect, bool) or not isinstance(max_aspect, (int, float)) or max_aspect < 1:
-        raise ValueError(
-            f"max_aspect must be a number >= 1 (longer side / shorter side), got {max_aspect!r}"
-        )
-    return min_side, max_side, float(max_aspect)
 
 
 def _find_splits(base: Path) -> list[str]:
@@ -287,7 +273,11 @@ def audit(
     FileNotFoundError
         If ``root`` does not exist or has no split folder.
     ValueError
-        If a size bound is not a positive number or ``min_side > max_side``.
+        If ``root`` is empty (it would mean the current folder), a side bound is not a
+        positive int, ``min_side > max_side``, or ``max_aspect`` is not a finite number >= 1
+        (NaN or infinity would switch the check off).
+    TypeError
+        If ``root`` is not a str or a path, or ``progress`` is neither a bool nor callable.
 
     Examples
     --------
@@ -299,8 +289,8 @@ def audit(
 
     .. versionadded:: 0.2
     """
-    bounds = _check_bounds(min_side, max_side, max_aspect)
-    base = Path(root).expanduser()
+    bounds = check_bounds(min_side, max_side, max_aspect)
+    base = check_root_and_progress(root, progress).expanduser()
     check_root(base)
     splits = _find_splits(base)
     report = AuditReport(root=str(base), size_bounds=bounds)

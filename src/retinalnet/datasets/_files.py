@@ -44,7 +44,21 @@ NAMING_HINT = (
 )
 
 
-def patient_id_from_name(name: str) -> str | None:
+def _file_name(name: object, function: str) -> str:
+    """``name`` as text (a path's final component), or a TypeError naming ``function``."""
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
+        if isinstance(name, str):
+            return Path(name).name
+    if not isinstance(name, str):
+        raise TypeError(
+            f"{function} takes a file name (a str or a path), got {type(name).__name__}; "
+            "pass e.g. 'CNV-4370501-1.jpeg'"
+        )
+    return name
+
+
+def patient_id_from_name(name: str | os.PathLike[str]) -> str | None:
     """Return the patient id in a Kermany file name, or ``None``.
 
     Kermany et al. name each scan ``CLASS-PATIENTID-IMAGENUMBER.jpeg``. Copies and renamed
@@ -69,6 +83,11 @@ def patient_id_from_name(name: str) -> str | None:
         The patient id as written (leading zeros kept), or ``None`` when the name does not
         follow the scheme.
 
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a str or a path (``None``, bytes).
+
     Examples
     --------
     >>> patient_id_from_name("CNV-1016042-1.jpeg")
@@ -81,7 +100,7 @@ def patient_id_from_name(name: str) -> str | None:
     .. versionchanged:: 0.2
        Any case, ``_`` separators and trailing copy markers are accepted.
     """
-    stem = Path(name).name.rsplit(".", 1)[0]
+    stem = Path(_file_name(name, "patient_id_from_name")).name.rsplit(".", 1)[0]
     match = _KERMANY_NAME.match(stem)
     return match.group("patient") if match else None
 
@@ -160,11 +179,18 @@ def class_folder_hint(name: str) -> str:
     )
 
 
-def is_image_file(name: str) -> bool:
+def is_image_file(name: str | os.PathLike[str]) -> bool:
     """Whether a file name is read as an image (``.jpeg``, ``.jpg``, ``.png``, ``.dcm``, any case).
 
-    Hidden files (``.DS_Store``, macOS ``._`` resource forks) are never images.
+    Hidden files (``.DS_Store``, macOS ``._`` resource forks) are never images. Of a path,
+    the final component counts.
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a str or a path (``None``, bytes).
     """
+    name = _file_name(name, "is_image_file")
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 

@@ -33,6 +33,42 @@ _ID_SEED_STRIDE: Final = 100_003
 _ID_MULTIPLIER: Final = 5_237_137  # coprime with _ID_RANGE, so the map is a permutation
 _ID_OFFSET: Final = 3_918_274
 
+# the longest side of a scan: Kermany's are at most 1536 wide; a million would never fit
+_MAX_SIDE: Final = 4096
+
+
+def _check_shape(shape: object, name: str = "shape") -> tuple[int, int]:
+    """``shape`` as ``(height, width)``, each side from 32 to ``_MAX_SIDE``, or a ValueError."""
+    height, width = _check_size(shape, name)
+    if max(height, width) > _MAX_SIDE:
+        raise ValueError(
+            f"{name} must have each side at most {_MAX_SIDE} pixels, got {shape!r}; pass e.g. "
+            f"{name}=(496, 512) (the Kermany scan size)"
+        )
+    return height, width
+
+
+def _check_root(root: object, function: str) -> Path:
+    """``root`` as a Path to a folder that exists or can be made, or a one-line error."""
+    if not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"{function} root must be a folder path (str or path), got {root!r}")
+    if os.fspath(root) == "":
+        raise ValueError(
+            f"{function} root is an empty path, which would mean the current folder; pass "
+            "the folder to write to, e.g. 'oct-demo' (or '.' for the current folder)"
+        )
+    path = Path(root)
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                where = "is" if folder == path else f"is inside {str(folder)!r}, which is"
+                raise ValueError(
+                    f"{function} root {str(path)!r} {where} a file, not a folder; pass a "
+                    "folder path (it is created if missing)"
+                )
+            break
+    return path
+
 
 def _check_seed(seed: object, name: str = "seed") -> int:
     """Return ``seed`` as an int or raise a TypeError/ValueError that names it."""
@@ -88,8 +124,8 @@ class SyntheticOCT(torch.utils.data.Dataset[tuple[Any, int]]):
         Images per class: an int for every class, or a mapping from class name to count
         (classes left out get 0).
     shape
-        ``(height, width)`` of every image, each at least 32 (an array's shape; PIL's
-        ``image.size`` is ``(width, height)``); the default is the Kermany size.
+        ``(height, width)`` of every image, each side from 32 to 4096 (an array's shape;
+        PIL's ``image.size`` is ``(width, height)``); the default is the Kermany size.
 
         .. versionchanged:: 0.2
            Renamed from ``size``, which still works with a ``DeprecationWarning``: in
@@ -122,8 +158,8 @@ class SyntheticOCT(torch.utils.data.Dataset[tuple[Any, int]]):
     Raises
     ------
     ValueError
-        If ``shape`` is not two ints >= 32, ``seed`` or a count is negative, or a mapping key
-        is not a class name.
+        If ``shape`` is not two ints from 32 to 4096, ``seed`` or a count is negative, or a
+        mapping key is not a class name.
     TypeError
         If ``seed`` or a count is not an int.
 
@@ -157,7 +193,7 @@ class SyntheticOCT(torch.utils.data.Dataset[tuple[Any, int]]):
     ) -> None:
         counts = _check_counts(num_per_class, "num_per_class")
         shape = renamed_argument("SyntheticOCT", "size", "shape", size, shape, _DEFAULT_SIZE)
-        self.shape: tuple[int, int] = _check_size(shape)
+        self.shape: tuple[int, int] = _check_shape(shape)
         self.seed: int = _check_seed(seed)
         self.transform = transform
         self.target_transform = target_transform
@@ -276,13 +312,16 @@ class SyntheticOCT(torch.utils.data.Dataset[tuple[Any, int]]):
         Raises
         ------
         ValueError
-            If ``split`` is not a Kermany split name or ``quality`` is out of range.
+            If ``split`` is not a Kermany split name, ``quality`` is out of range, or
+            ``root`` is empty or is (or lies inside) a file.
+        TypeError
+            If ``root`` is not a str or a path.
         """
         if split not in KERMANY_SPLITS:
             raise ValueError(f"split must be one of {list(KERMANY_SPLITS)}, got {split!r}")
         if not _is_int(quality) or not 1 <= quality <= 100:
             raise ValueError(f"quality must be an int from 1 to 100, got {quality!r}; try 95")
-        directory = Path(root) / split
+        directory = _check_root(root, "SyntheticOCT.write") / split
         for name in self.classes:
             (directory / name).mkdir(parents=True, exist_ok=True)
         for index, (file_name, target) in enumerate(self.samples):
@@ -319,7 +358,7 @@ def make_synthetic_kermany(
     train, val, test
         Images per class in each split: an int, or a mapping from class name to count.
     shape
-        ``(height, width)`` of the images, each at least 32 (``size`` before 0.2).
+        ``(height, width)`` of the images, each side from 32 to 4096 (``size`` before 0.2).
     seed
         Non-negative int that fixes the whole data set.
 
@@ -331,10 +370,11 @@ def make_synthetic_kermany(
     Raises
     ------
     ValueError
-        If ``shape`` is not two ints >= 32, ``seed`` or a count is negative, or a mapping key
-        is not a class name. All arguments are checked before anything is written.
+        If ``shape`` is not two ints from 32 to 4096, ``seed`` or a count is negative, a
+        mapping key is not a class name, or ``root`` is empty or is (or lies inside) a
+        file. All arguments are checked before anything is written.
     TypeError
-        If ``seed`` or a count is not an int.
+        If ``seed`` or a count is not an int, or ``root`` is not a str or a path.
 
     Examples
     --------
@@ -343,7 +383,8 @@ def make_synthetic_kermany(
     ['test', 'train', 'val']
     """
     shape = renamed_argument("make_synthetic_kermany", "size", "shape", size, shape, _DEFAULT_SIZE)
-    checked_size = _check_size(shape)
+    checked_size = _check_shape(shape)
+    directory = _check_root(root, "make_synthetic_kermany")
     checked_seed = _check_seed(seed)
     requested = {"train": train, "val": val, "test": test}
     datasets = {
@@ -355,5 +396,5 @@ def make_synthetic_kermany(
         for offset, split in enumerate(KERMANY_SPLITS)
     }
     for split, dataset in datasets.items():
-        dataset.write(root, split)
-    return Path(root)
+        dataset.write(directory, split)
+    return directory

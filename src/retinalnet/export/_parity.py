@@ -85,16 +85,45 @@ class ParityReport:
     tolerance: float
 
 
+_MAX_SYNTHETIC = 1024
+"""The most images :func:`synthetic_images` makes: a parity check needs a few."""
+_SIDES = (32, 4096)
+"""The smallest and largest side of a synthetic image, in pixels."""
+
+
 def synthetic_images(count: int = 4, *, size: tuple[int, int] = (300, 280)) -> list[Image.Image]:
     """A few deterministic grey images (smooth bands and speckle), for a parity check when
     no real scans are given.
+
+    Parameters
+    ----------
+    count
+        How many, an int from 1 to 1024.
+    size
+        ``(width, height)`` of each, as PIL gives it: ints from 32 to 4096.
+
+    Raises
+    ------
+    ValueError
+        If ``count`` or ``size`` is out of range or not made of ints.
 
     Examples
     --------
     >>> [image.size for image in synthetic_images(2)]
     [(300, 280), (300, 280)]
     """
-    width, height = size
+    if not _is_int(count) or not 1 <= count <= _MAX_SYNTHETIC:
+        raise ValueError(
+            f"count must be an int from 1 to {_MAX_SYNTHETIC} (images), got {count!r}; e.g. 4"
+        )
+    low, high = _SIDES
+    sides = list(size) if isinstance(size, (tuple, list)) else []
+    if len(sides) != 2 or not all(_is_int(side) and low <= side <= high for side in sides):
+        raise ValueError(
+            f"size must be a (width, height) pair of ints from {low} to {high} (pixels), got "
+            f"{size!r}; e.g. size=(300, 280)"
+        )
+    width, height = int(sides[0]), int(sides[1])
     generator = np.random.default_rng(0)
     rows = np.linspace(0, np.pi * 3, height)[:, None]
     images = []
@@ -103,6 +132,11 @@ def synthetic_images(count: int = 4, *, size: tuple[int, int] = (300, 280)) -> l
         noisy = bands + generator.normal(0, 0.15, (height, width))
         images.append(Image.fromarray((np.clip(noisy, 0, 1) * 255).astype(np.uint8), mode="L"))
     return images
+
+
+def _is_int(value: object) -> bool:
+    """An int (Python or NumPy), never a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def reference_probabilities(model: Classifier, inputs: torch.Tensor) -> torch.Tensor:

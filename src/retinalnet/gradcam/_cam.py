@@ -14,6 +14,12 @@ from torch import nn
 from torch.nn import functional
 
 from retinalnet._core.images import ImageInput, coerce_image, image_size
+from retinalnet.gradcam._checks import (
+    check_heatmap,
+    check_image_size,
+    check_inputs,
+    forward_scores,
+)
 from retinalnet.models import Classifier, GradCamTarget
 from retinalnet.models._fallback import guess_gradcam_target
 from retinalnet.transforms import Preprocessing
@@ -88,9 +94,13 @@ def grad_cam(
 
     Raises
     ------
+    TypeError
+        If ``inputs`` is not a floating-point torch tensor (an image file, a PIL image or
+        a NumPy array: use :func:`grad_cam_image`, or ``torch.as_tensor`` for an array).
     ValueError
-        If ``inputs`` is not an image batch, a class index is out of range, or the layer
-        is not part of the forward pass or not spatial.
+        If ``inputs`` is not an image batch (or is smaller than the architecture's smallest
+        input, or holds NaN or infinite values), a class index is out of range, or the
+        layer is not part of the forward pass or not spatial.
 
     Examples
     --------
@@ -100,12 +110,7 @@ def grad_cam(
     >>> grad_cam(small_cnn(), torch.randn(2, 3, 64, 64)).shape
     torch.Size([2, 64, 64])
     """
-    single = inputs.dim() == 3
-    batch = inputs.unsqueeze(0) if single else inputs
-    if batch.dim() != 4:
-        raise ValueError(
-            f"inputs must be (N, 3, H, W) or (3, H, W) model inputs, got {tuple(inputs.shape)}"
-        )
+    batch, single = check_inputs(model, inputs)
     target, reshape, at_input = _target(model) if layer is None else (layer, None, False)
     captured: list[torch.Tensor] = []
 
@@ -133,7 +138,7 @@ def grad_cam(
     try:
         with torch.inference_mode(False), torch.enable_grad():
             device = next((p.device for p in model.parameters()), batch.device)
-            scores = model(batch.detach().clone().to(device))
+            scores = forward_scores(model, batch.detach().clone().to(device))
             if not captured:
                 raise ValueError(
                     f"the Grad-CAM layer {type(target).__name__} did not run in the forward "
@@ -220,6 +225,14 @@ def heatmap_to_image(
     numpy.ndarray
         float32 ``(height, width)``.
 
+    Raises
+    ------
+    TypeError
+        If ``preprocessing`` is not a :class:`~retinalnet.transforms.Preprocessing`.
+    ValueError
+        If ``heatmap`` is not a non-empty 2-d array of finite numbers, or ``image_size``
+        is not a ``(width, height)`` pair of positive ints.
+
     Examples
     --------
     >>> import numpy as np
@@ -229,9 +242,16 @@ def heatmap_to_image(
     >>> heatmap_to_image(np.ones((224, 224)), (768, 496), prep).shape
     (496, 768)
     """
-    width, height = image_size
-    left, top, right, bottom = (round(edge) for edge in preprocessing.crop_box(image_size))
-    cam = torch.as_tensor(np.asarray(heatmap, dtype=np.float32))
+    width, height = check_image_size(image_size)
+    if not isinstance(preprocessing, Preprocessing):
+        raise TypeError(
+            f"preprocessing must be a retinalnet Preprocessing, got "
+            f"{type(preprocessing).__name__}; pass model.preprocessing"
+        )
+    cam = check_heatmap(heatmap)
+    left, top, right, bottom = (round(edge) for edge in preprocessing.crop_box((width, height)))
+    # at least one pixel: a crop much smaller than the resize rounds to nothing on a tiny image
+    right, bottom = max(right, left + 1), max(bottom, top + 1)
     # the map resized onto the crop, in the image's pixels; zeros around it
     placed = functional.interpolate(
         cam[None, None], size=(bottom - top, right - left), mode="bilinear", align_corners=False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -66,7 +67,13 @@ def pointing_game(
     heatmaps, masks
         Same-shaped 2-d arrays, one pair per image.
     tolerance
-        Dilation radius in pixels (a square neighbourhood).
+        Dilation radius in pixels (a square neighbourhood), an int >= 0.
+
+    Raises
+    ------
+    ValueError
+        If ``tolerance`` is not an int >= 0, the counts differ, or a heatmap's shape differs
+        from its mask's.
 
     Examples
     --------
@@ -78,6 +85,13 @@ def pointing_game(
     >>> result.score, result.chance
     (1.0, 0.0625)
     """
+    if isinstance(tolerance, (bool, np.bool_)) or not isinstance(tolerance, numbers.Integral):
+        raise ValueError(f"tolerance must be an int >= 0 (pixels), got {tolerance!r}; e.g. 0")
+    if tolerance < 0:
+        raise ValueError(
+            f"tolerance must be an int >= 0 (pixels), got {tolerance!r}; 0 counts a peak "
+            "inside the mask only"
+        )
     if len(heatmaps) != len(masks):
         raise ValueError(f"{len(heatmaps)} heatmaps but {len(masks)} masks; pass one of each")
     hits = total = 0
@@ -92,7 +106,7 @@ def pointing_game(
             )
         if not region.any():
             continue
-        region = _dilate(region, tolerance)
+        region = _dilate(region, int(tolerance))
         total += 1
         coverage += float(region.mean())
         peak = np.unravel_index(int(np.argmax(heat)), heat.shape)

@@ -1,0 +1,51 @@
+"""The checks of :func:`~retinalnet.datasets.audit`'s arguments, each said in one line before
+any file is read."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from retinalnet.datasets._audit_report import MAX_ASPECT
+
+__all__ = ["check_bounds", "check_root_and_progress"]
+
+
+def check_bounds(min_side: int, max_side: int, max_aspect: float) -> tuple[int, int, float]:
+    for name, value in (("min_side", min_side), ("max_side", max_side)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int (pixels), got {value!r}")
+    if min_side > max_side:
+        raise ValueError(
+            f"min_side must be at most max_side, got min_side={min_side!r} > max_side={max_side!r}"
+        )
+    # NaN compares false with everything, so `max_aspect < 1` alone would let it switch the
+    # check off; infinity would too
+    if (
+        isinstance(max_aspect, bool)
+        or not isinstance(max_aspect, (int, float))
+        or not math.isfinite(max_aspect)
+        or max_aspect < 1
+    ):
+        raise ValueError(
+            f"max_aspect must be a number >= 1 and finite (longer side / shorter side), got "
+            f"{max_aspect!r}; the default is {MAX_ASPECT}"
+        )
+    return min_side, max_side, float(max_aspect)
+
+
+def check_root_and_progress(root: object, progress: object) -> Path:
+    """``root`` as a Path, or a one-line error for it or for ``progress``."""
+    if not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be a folder path (str or path), got {type(root).__name__}")
+    if os.fspath(root) == "":
+        raise ValueError(
+            "root is an empty path, which would mean the current folder; pass the folder "
+            "with train/ val/ test/ (or '.' for the current folder)"
+        )
+    if not (isinstance(progress, bool) or callable(progress)):
+        raise TypeError(
+            f"progress must be True, False or a function progress(done, total), got {progress!r}"
+        )
+    return Path(root)
