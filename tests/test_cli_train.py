@@ -395,6 +395,23 @@ def test_a_resumed_run_given_another_value_than_its_own_is_refused_naming_both(
     assert not (batch_8_run / "run.lock").exists()
 
 
+def test_a_run_resumed_with_its_own_feature_cache_as_a_flag_is_taken(
+    data: Path, batch_8_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # small_cnn trains every layer: the default cache ("auto") was off; saying so with
+    # --no-feature-cache was refused as "another value" than the run's "auto"
+    run = tmp_path / "run"
+    shutil.copytree(batch_8_run, run)
+    capsys.readouterr()
+
+    assert _resume_as_advised(data, run, "--no-feature-cache", "--epochs", "3") == 0, (
+        capsys.readouterr().err
+    )
+    assert checkpoint_epoch(run / "last.pt") == 3
+    assert _resume_as_advised(data, run, "--feature-cache", "--epochs", "4") == 1
+    assert "continues a run of --no-feature-cache, not --feature-cache" in capsys.readouterr().err
+
+
 def test_a_checkpoint_without_the_runs_options_names_those_it_cannot_restore(
     data: Path, batch_8_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

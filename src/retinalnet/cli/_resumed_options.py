@@ -179,16 +179,22 @@ class TrainOptions(Callback):
     args
         The options, after :func:`~retinalnet.cli._recipe.recipe_defaults`; ``options``
         holds them as saved.
+    auto_cache
+        What the default feature cache ("auto") is for the run's model: on (a frozen
+        backbone) or off. It is recorded so, and a resumed run given the same as a flag
+        (``--no-feature-cache`` for a run whose cache was off) is not refused.
     """
 
     KEY = "TrainOptions"
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, *, auto_cache: bool | None = None) -> None:
         from retinalnet._core.files import file_digest
 
         self.options: dict[str, Any] = {
             name: _as_saved(name, getattr(args, name, None)) for name in _RECORDED
         }
+        if self.options["feature_cache"] == "auto" and auto_cache is not None:
+            self.options["feature_cache"] = "on" if auto_cache else "off"
         manifest = getattr(args, "manifest", None)  # the train/val split, when not the folders'
         self.options["manifest"] = (
             None

@@ -126,7 +126,10 @@ def run_train(args: argparse.Namespace) -> int:
             callbacks.append(calibration)
         if args.tensorboard is not None:
             callbacks.append(TensorBoardLogger(args.tensorboard))
-        options = TrainOptions(args)  # in each checkpoint: --resume repeats the run with them
+        # in each checkpoint: --resume repeats the run with them (the cache as on or off)
+        options = TrainOptions(
+            args, auto_cache=choose_feature_cache("auto", model).config is not None
+        )
         callbacks.append(options)
         trainer = Trainer(
             model,
