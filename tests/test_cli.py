@@ -973,8 +973,9 @@ def test_an_output_file_that_the_command_reads_is_refused_before_it_runs(
     monkeypatch.setitem(cli._COMMANDS, command, lambda args: pytest.fail("the command ran"))
     if as_ == "file":  # evaluate --out best.pt, predict scan.png --csv scan.png
         read = written = tmp_path / "mine.jpeg"
-    else:  # a scan in a folder the command reads
-        read, written = tmp_path / "scans", tmp_path / "scans" / "train" / "CNV" / "CNV-1-1.jpeg"
+    else:  # a scan in a folder the command reads (of --data: the split it reads)
+        split = {"evaluate": "test", "calibrate": "val"}.get(command, "train")
+        read, written = tmp_path / "scans", tmp_path / "scans" / split / "CNV" / "CNV-1-1.jpeg"
         written.parent.mkdir(parents=True)
     written.write_bytes(b"the user's file")
     argv = list(_REQUIRED[command])
@@ -991,6 +992,21 @@ def test_an_output_file_that_the_command_reads_is_refused_before_it_runs(
     assert err.startswith(f"retinalnet {command}: error: {output} {str(written)!r} is "), err
     assert f"would destroy what the command reads; pass another file for {output}" in err
     assert written.read_bytes() == b"the user's file"
+
+
+@pytest.mark.parametrize("command", ["evaluate", "calibrate"])
+def test_a_file_beside_the_splits_of_data_is_not_an_input(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --data's splits are read, not its root: a picture beside them was refused as a scan
+    monkeypatch.setitem(cli._COMMANDS, command, lambda args: 0)
+    data = tmp_path / "OCT2017"
+    (data / "test" / "CNV").mkdir(parents=True)
+    written = data / "figure.png"
+    written.write_bytes(b"an old figure")
+    argv = list(_REQUIRED[command])
+    argv[argv.index("--data") + 1] = str(data)
+    assert main([command, *argv, "--out", str(written)]) == 0
 
 
 def test_a_scan_reached_through_a_linked_folder_is_an_input_too(

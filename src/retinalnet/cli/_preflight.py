@@ -110,6 +110,11 @@ def _inputs(args: argparse.Namespace) -> Iterator[tuple[str, Path]]:
     for dest, flag in INPUTS.get(args.command, ()):
         value = getattr(args, dest, None)
         values = value if isinstance(value, list) else [value]
+        if dest == "data" and getattr(args, "manifest", None) is None and value is not None:
+            # the folders read are the splits', not the whole root (a manifest's rows may
+            # lie anywhere under it)
+            splits = ("train", "val") if args.command == "train" else (args.split,)
+            values = [Path(value) / split for split in splits]
         for item in values:
             if isinstance(item, str | Path) and Path(item).exists():
                 yield flag, Path(item)
