@@ -22,6 +22,7 @@ from retinalnet import __version__, cli
 from retinalnet.checkpoint import load_checkpoint
 from retinalnet.cli import _logging_to_stderr, build_parser, main
 from retinalnet.cli._advice import cli_message, cli_text
+from retinalnet.cli._image_paths import image_suffixes
 from retinalnet.cli._preflight import INPUTS, OUTPUTS
 from retinalnet.datasets import make_synthetic_kermany
 from retinalnet.training import History
@@ -135,6 +136,35 @@ def test_predict_names_an_unreadable_image_and_how_to_skip_it(
     assert "broken.jpeg" in err
     assert "--on-error skip leaves unreadable images out" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_predict_of_a_glob_leaves_out_the_notes_beside_the_scans_with_a_warning(
+    data: Path, checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `retinalnet predict scans/*` with a README.md there stopped on it ("cannot read")
+    scans = tmp_path / "scans"
+    shutil.copytree(data / "test" / "CNV", scans)
+    for name in ("README.md", "notes.txt", "labels.csv"):
+        (scans / name).write_text("not a scan")
+    everything = sorted(scans.iterdir())  # as the shell expands scans/*
+    argv = ["predict", "--checkpoint", str(checkpoint), *map(str, everything), "-q"]
+
+    said = (
+        f"left out 3 file(s) that are not images: {str(scans / 'README.md')!r}, "
+        f"{str(scans / 'labels.csv')!r}, {str(scans / 'notes.txt')!r} "
+        f"(images: {image_suffixes()})"
+    )
+    with pytest.warns(UserWarning, match="not images") as warned:  # one line, outside pytest
+        assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert [line.split()[0] for line in out.splitlines()] == [
+        str(path) for path in everything if path.suffix == ".jpeg"
+    ]
+    assert [str(warning.message) for warning in warned] == [said]
+    # a file that may hold a scan (another raster format) is still read, or refused by name
+    (scans / "scan.ppm").write_text("not a scan")
+    assert main(["predict", "--checkpoint", str(checkpoint), str(scans / "scan.ppm"), "-q"]) == 1
+    assert "scan.ppm" in capsys.readouterr().err
 
 
 def _folder_with_a_corrupt_jpeg(data: Path, tmp_path: Path) -> Path:
