@@ -498,6 +498,15 @@ def test_replace_head_on_resnet18():
     assert net.eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 4)
 
 
+def test_replace_head_refuses_a_classifier_whose_classes_would_go_stale():
+    # was: the four names kept naming two new outputs (a NORMAL scan reported as CNV or DME)
+    model = small_cnn()
+    with pytest.raises(TypeError, match=r"names its outputs \['CNV', 'DME', 'DRUSEN', 'NORMAL'\]"):
+        replace_head(model, 2)
+    assert model.classes == ("CNV", "DME", "DRUSEN", "NORMAL")
+    assert model.eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 4)  # unchanged
+
+
 def test_replace_head_on_mobilenet_v3_small():
     net = torchvision.models.mobilenet_v3_small(weights=None)
     head = replace_head(net, 3, hidden=None, log_softmax=False)

@@ -154,7 +154,7 @@ def test_predict_proba_of_nothing_is_empty(predictor: Predictor) -> None:
     assert predictor.predict_proba([]).shape == (0, 4)
 
 
-@pytest.mark.parametrize("k", [0, 5, -1, True, 2.0, None])
+@pytest.mark.parametrize("k", [0, 5, -1, True, 2.0])  # None is the default, 3
 def test_k_out_of_range(predictor: Predictor, images: list[Image.Image], k: Any) -> None:
     with pytest.raises(ValueError, match=re.escape(f"k must be an int from 1 to 4, got {k!r}")):
         predictor.topk(images[0], k=k)
@@ -454,6 +454,15 @@ def test_a_scan_in_memory_meeting_a_reduced_decode_model_is_warned_of(tmp_path: 
         predictor.topk([jpeg, scan, torch.from_numpy(np.array(scan))])
     with pytest.warns(UserWarning, match=in_memory):
         model.preprocessing.prepare(scan)
+
+
+def test_topk_by_default_lists_three_classes_or_all_of_a_smaller_model(
+    images: list[Image.Image],
+) -> None:
+    # a two-class study's model: topk(image) failed with "k must be an int from 1 to 2, got 3"
+    two = small_cnn(classes=["CNV", "NORMAL"], preprocessing=Preprocessing(size=32))
+    assert len(Predictor(two, device="cpu").topk(images[0]).top) == 2
+    assert len(Predictor(tiny_cnn(), device="cpu").topk(images[0]).top) == 3
 
 
 def test_auto_precision_stays_close_to_fp32() -> None:

@@ -66,6 +66,17 @@ def test_the_rule_reads_the_model_class_names_not_their_order() -> None:
     assert summary.drivers[0].probability == pytest.approx(0.6)
 
 
+def test_a_study_with_normal_keeps_the_referral_order_of_its_classes() -> None:
+    # a CNV-against-NORMAL model needed --order; its classes' referral order is the rule
+    assert summarise_volume([(0.7, 0.3)], ("CNV", "NORMAL")).label == "CNV"
+    assert summarise_volume([(0.3, 0.7)], ("CNV", "NORMAL")).label == "NORMAL"
+    three = ("NORMAL", "DRUSEN", "CNV")  # any output order: the names give the rule
+    assert summarise_volume([(0.1, 0.6, 0.3)], three).label == "DRUSEN"
+    # without NORMAL there is no fallback to assume
+    with pytest.raises(ValueError, match=r"or some of them with NORMAL.*pass order=\[\.\.\.\]"):
+        summarise_volume([(0.2, 0.7, 0.1)], ("CNV", "DME", "DRUSEN"))
+
+
 def test_other_classes_need_an_explicit_order() -> None:
     classes = ("healthy", "amd", "glaucoma")
     with pytest.raises(ValueError, match=r"not the Kermany ones.*pass order=\[\.\.\.\]"):

@@ -367,15 +367,17 @@ class Predictor:
         return default_num_workers(self.device, self.num_workers)
 
     @overload
-    def topk(self, images: ImageInput, k: int = ...) -> Prediction: ...
+    def topk(self, images: ImageInput, k: int | None = ...) -> Prediction: ...
 
     @overload
     def topk(
-        self, images: list[ImageInput] | tuple[ImageInput, ...], k: int = ...
+        self, images: list[ImageInput] | tuple[ImageInput, ...], k: int | None = ...
     ) -> list[Prediction]: ...
 
     def topk(
-        self, images: ImageInput | list[ImageInput] | tuple[ImageInput, ...], k: int = 3
+        self,
+        images: ImageInput | list[ImageInput] | tuple[ImageInput, ...],
+        k: int | None = None,
     ) -> Prediction | list[Prediction]:
         """The ``k`` most probable classes of one image, or of each image in a list.
 
@@ -385,7 +387,8 @@ class Predictor:
             One image (path, PIL image, image tensor) or a list of them. Lists are processed
             in batches of ``batch_size``.
         k
-            How many classes to return, 1 to the number of classes.
+            How many classes to return, 1 to the number of classes; default 3 (every
+            class of a model of fewer, such as a two-class study's).
 
         Returns
         -------
@@ -403,7 +406,7 @@ class Predictor:
             an image is NaN or infinite (whatever ``on_error`` says); the message names the
             image.
         """
-        check_k(k, len(self.classes))
+        k = check_k(k, len(self.classes))
         single = not isinstance(images, (list, tuple))
         batch: Sequence[ImageInput] = images if isinstance(images, (list, tuple)) else [images]
         log_probabilities, readable = self._log_probabilities(batch)
@@ -545,10 +548,20 @@ def finite_rows(
     return probabilities
 
 
-def check_k(k: int, num_classes: int) -> None:
-    """Refuse a ``k`` that is not an int from 1 to ``num_classes`` (both predictors' rule)."""
+def check_k(k: int | None, num_classes: int) -> int:
+    """``k``, or 3 (all classes of a model of fewer) for ``None``; a ``k`` that is not an int
+    from 1 to ``num_classes`` is refused (both predictors' rule).
+
+    Raises
+    ------
+    ValueError
+        Naming ``k`` and the range.
+    """
+    if k is None:  # a two-class study's model has fewer than the usual 3
+        return min(3, num_classes)
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= num_classes:
         raise ValueError(f"k must be an int from 1 to {num_classes}, got {k!r}")
+    return k
 
 
 def top_predictions(

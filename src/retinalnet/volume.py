@@ -198,14 +198,16 @@ class VolumeSummary:
 
 def _check_order(classes: Sequence[str], order: Sequence[str] | None) -> tuple[str, ...]:
     if order is None:
-        if sorted(classes) != sorted(KERMANY_CLASSES):
+        # a study of some Kermany classes with NORMAL (CNV against NORMAL) keeps the
+        # referral order of its classes; without NORMAL there is no fallback to assume
+        if not set(classes) <= set(KERMANY_CLASSES) or "NORMAL" not in classes:
             raise ValueError(
                 f"the model's classes are {list(classes)}, not the Kermany ones "
-                f"{list(KERMANY_CLASSES)}, so the referral order CNV > DME > DRUSEN > NORMAL "
-                "does not apply; pass order=[...], every class of the model from highest "
-                "concern to the fallback class"
+                f"{list(KERMANY_CLASSES)} or some of them with NORMAL, so the referral order "
+                "CNV > DME > DRUSEN > NORMAL does not apply; pass order=[...], every class "
+                "of the model from highest concern to the fallback class"
             )
-        return REFERRAL_ORDER
+        return tuple(name for name in REFERRAL_ORDER if name in classes)
     if isinstance(order, str):
         raise TypeError(f"order must be a sequence of class names, got the string {order!r}")
     chosen = tuple(order)
@@ -267,8 +269,9 @@ def summarise_volume(
         The probability at which a B-scan counts for a class, in (0, 1]; default 0.5.
     order
         The classes by concern, highest first, the fallback class last. ``None`` (the
-        default) takes :data:`REFERRAL_ORDER` and needs the Kermany classes; a model of other
-        classes needs an explicit order.
+        default) takes :data:`REFERRAL_ORDER` for the model's classes: the four Kermany ones,
+        or some of them with NORMAL (a CNV-against-NORMAL study); a model of other classes
+        needs an explicit order.
     min_scans
         How many B-scans must reach the threshold for a class (default 1); at most the
         number of B-scans (a shorter volume could only get the fallback class, so it is

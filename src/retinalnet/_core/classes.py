@@ -22,32 +22,57 @@ for those that may be scans in another format (:func:`~retinalnet.datasets.find_
 :class:`~retinalnet.datasets.KermanyOCT`)."""
 
 
+def _class_lists(data: object, depth: int = 0) -> list[tuple[str, ...]]:
+    """The class lists of ``data`` and of the data sets it wraps: a DataLoader's, a
+    ``Subset``'s, every part of a ``ConcatDataset``, at any depth (up to 8 wrappers)."""
+    own = getattr(data, "classes", None)
+    if own is not None and not callable(own):
+        return [tuple(str(name) for name in own)]
+    if depth >= 8:
+        return []
+    parts = getattr(data, "datasets", None)  # a ConcatDataset
+    if isinstance(parts, Sequence) and not isinstance(parts, str):
+        return [names for part in parts for names in _class_lists(part, depth + 1)]
+    inner = getattr(data, "dataset", None)  # a DataLoader, a Subset
+    return [] if inner is None or inner is data else _class_lists(inner, depth + 1)
+
+
 def check_same_classes(model_classes: Sequence[str], data: object, *, where: str) -> None:
     """Refuse data whose classes differ from the model's, by name and order.
 
     A model's output ``i`` means ``model_classes[i]``; a data set's target ``i`` means its
     ``classes[i]``. When the two lists differ, every number computed would silently compare
     different classes (a 3-class checkpoint on 4-class data, or class folders in another
-    order), so nothing is computed. Data without a ``classes`` attribute (tensors, cached
-    features) cannot be checked and pass.
+    order), so nothing is computed. The data sets inside DataLoaders, Subsets and
+    ConcatDatasets are checked, each part of a concatenation. Data without a
+    ``classes`` attribute (tensors, cached features) cannot be checked and pass.
 
     Raises
     ------
     ValueError
         Listing both class lists and how to fix it.
     """
-    dataset = getattr(data, "dataset", data)  # a DataLoader's data set
-    data_classes = getattr(dataset, "classes", None)
-    if data_classes is None:
-        return
-    expected, found = tuple(model_classes), tuple(str(name) for name in data_classes)
-    if expected != found:
+    expected = tuple(model_classes)
+    for found in _class_lists(data):
+        if found == expected:
+            continue
+        if set(expected) <= set(KERMANY_CLASSES) and expected != tuple(
+            name for name in KERMANY_CLASSES if name in expected
+        ):
+            fix = (
+                "the model's classes are Kermany classes out of the Kermany order, which "
+                "KermanyOCT always gives: build the model with create_model(arch, "
+                "classes=data.classes)"
+            )
+        else:
+            fix = (
+                "Use data with the model's classes in its order (KermanyOCT(root, split, "
+                "classes=model.classes) reads some of the four), or a model built for the "
+                "data's classes (create_model(arch, classes=data.classes))"
+            )
         raise ValueError(
             f"{where}: the model's classes are {list(expected)} (output order) but the data's "
-            f"are {list(found)}; every result would compare different classes. Use data with "
-            "the model's classes in its order (KermanyOCT(root, split, classes=model.classes) "
-            "reads some of the four), or a model built for the data's classes "
-            "(create_model(arch, classes=data.classes))"
+            f"are {list(found)}; every result would compare different classes. {fix}"
         )
 
 

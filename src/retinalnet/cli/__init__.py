@@ -79,7 +79,7 @@ def _warnings_in_one_line(command: str) -> Iterator[None]:
 
 def _command(module: str, function: str) -> Callable[[argparse.Namespace], int]:
     """The command ``function`` of ``retinalnet.cli.module``, imported when it runs (with
-    torch, seconds), inside the handling of Ctrl-C."""
+    torch, seconds), where Ctrl-C exits at once (:func:`_interrupt_exits_at_once`)."""
 
     def run(args: argparse.Namespace) -> int:
         command: Callable[[argparse.Namespace], int]

@@ -311,7 +311,7 @@ def add_volume_flags(predict: argparse.ArgumentParser) -> None:
         default=None,
         metavar="A,B,...",
         help="the model's classes by concern, highest first, fallback last (needed for a "
-        "model whose classes are not CNV, DME, DRUSEN, NORMAL)",
+        "model whose classes are not CNV, DME, DRUSEN, NORMAL or some of them with NORMAL)",
     )
     volume.add_argument(
         "--plots",

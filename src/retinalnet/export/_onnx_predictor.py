@@ -184,15 +184,17 @@ class OnnxPredictor:
         return finite_rows(probabilities, images, readable)
 
     @overload
-    def topk(self, images: ImageInput, k: int = ...) -> Prediction: ...
+    def topk(self, images: ImageInput, k: int | None = ...) -> Prediction: ...
 
     @overload
     def topk(
-        self, images: list[ImageInput] | tuple[ImageInput, ...], k: int = ...
+        self, images: list[ImageInput] | tuple[ImageInput, ...], k: int | None = ...
     ) -> list[Prediction]: ...
 
     def topk(
-        self, images: ImageInput | list[ImageInput] | tuple[ImageInput, ...], k: int = 3
+        self,
+        images: ImageInput | list[ImageInput] | tuple[ImageInput, ...],
+        k: int | None = None,
     ) -> Prediction | list[Prediction]:
         """The ``k`` most probable classes of one image, or of each image in a list.
 
@@ -207,7 +209,7 @@ class OnnxPredictor:
         ValueError
             If ``k`` is out of range or a tensor is not an image.
         """
-        check_k(k, len(self.classes))
+        k = check_k(k, len(self.classes))
         single = not isinstance(images, (list, tuple))
         batch: Sequence[ImageInput] = images if isinstance(images, (list, tuple)) else [images]
         probabilities, readable = self._probabilities(batch)

@@ -144,7 +144,8 @@ def replace_head(
     Raises
     ------
     TypeError
-        If ``network`` is not a module, or has no ``Linear`` layer.
+        If ``network`` is not a module, has no ``Linear`` layer, or names its outputs (a
+        :class:`~retinalnet.models.Classifier`, whose ``classes`` would then be stale).
     ValueError
         If an argument is out of range (see :func:`build_head`).
 
@@ -158,6 +159,14 @@ def replace_head(
     True
     """
     check_module(network, "replace_head")
+    named = getattr(network, "classes", None)
+    if named is not None:  # a Classifier: its class names would go on naming the old outputs
+        raise TypeError(
+            f"replace_head changes a plain network's outputs, but this {type(network).__name__} "
+            f"names its outputs {list(named)}: they would then name the wrong ones. Build a "
+            "model of other classes with create_model(arch, classes=[...]), or replace the head "
+            "of model.network and wrap it again: Classifier(network, classes=[...])"
+        )
     parent, name, layer = find_output_layer(network)
     head = build_head(
         layer.in_features, num_classes, hidden=hidden, dropout=dropout, log_softmax=log_softmax

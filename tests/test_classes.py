@@ -1,0 +1,72 @@
+"""A model's classes against its data's (``retinalnet._core.classes``): every wrapper of a
+data set is looked through, so a study of some classes never meets a model of others."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import ConcatDataset, DataLoader, Subset
+
+from retinalnet._core.classes import check_same_classes
+from retinalnet.datasets import KermanyOCT, make_synthetic_kermany
+from retinalnet.models import small_cnn
+from retinalnet.training import Trainer, calibrate, evaluate
+from retinalnet.transforms import Preprocessing
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("classes") / "data"
+    return make_synthetic_kermany(root, train=2, val=2, test=2, shape=(40, 40), seed=1)
+
+
+def _wrapped(study: KermanyOCT) -> dict[str, object]:
+    return {
+        "Subset": Subset(study, [0, 1]),
+        "DataLoader(Subset)": DataLoader(Subset(study, [0, 1]), batch_size=2),
+        "ConcatDataset": ConcatDataset([study, study]),
+        "DataLoader(ConcatDataset(Subset))": DataLoader(ConcatDataset([Subset(study, [0])])),
+    }
+
+
+@pytest.mark.parametrize(
+    "wrapper",
+    ["Subset", "DataLoader(Subset)", "ConcatDataset", "DataLoader(ConcatDataset(Subset))"],
+)
+def test_a_study_wrapped_in_data_sets_still_meets_the_models_classes(
+    data: Path, wrapper: str
+) -> None:
+    # was: a 4-class model scored a CNV-NORMAL study inside a DataLoader of a Subset, or a
+    # ConcatDataset, counting every NORMAL scan (target 1) as DME
+    model = small_cnn(preprocessing=Preprocessing(size=32))
+    study = KermanyOCT(data, "test", classes=["CNV", "NORMAL"])
+    wrapped = _wrapped(study)[wrapper]
+    message = r"the model's classes are \['CNV', 'DME', 'DRUSEN', 'NORMAL'\] .* \['CNV', 'NORMAL'\]"
+    with pytest.raises(ValueError, match="evaluate: " + message):
+        evaluate(model, wrapped, device="cpu")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="calibrate: " + message):
+        calibrate(model, wrapped, device="cpu")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"Trainer.fit \(train\): " + message):
+        Trainer(model, device="cpu", max_epochs=1).fit(wrapped, wrapped)  # type: ignore[arg-type]
+
+
+def test_a_model_of_kermany_classes_out_of_their_order_is_told_the_fix_that_works(
+    data: Path,
+) -> None:
+    # the message said "KermanyOCT(root, split, classes=model.classes)", which gives the
+    # Kermany order again and was refused again
+    model = small_cnn(classes=["NORMAL", "CNV"], preprocessing=Preprocessing(size=32))
+    study = KermanyOCT(data, "test", classes=model.classes)
+    with pytest.raises(ValueError, match=r"out of the Kermany order.* classes=data\.classes\)$"):
+        evaluate(model, study, device="cpu")
+    retrained = small_cnn(classes=study.classes, preprocessing=Preprocessing(size=32))
+    assert evaluate(retrained, study, device="cpu").classes == ("CNV", "NORMAL")
+
+
+def test_matching_classes_through_every_wrapper_are_taken(data: Path) -> None:
+    study = KermanyOCT(data, "test", classes=["CNV", "NORMAL"])
+    for name, wrapped in _wrapped(study).items():
+        check_same_classes(("CNV", "NORMAL"), wrapped, where=name)  # no error
+    check_same_classes(("CNV", "NORMAL"), torch.zeros(2, 3), where="tensors")  # unknown: pass
