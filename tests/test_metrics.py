@@ -689,3 +689,31 @@ def test_binary_labels_may_be_bool_0_1_or_0_1_floats() -> None:
     assert roc_auc(scores, [False, False, True, True]) == 0.75
     assert roc_auc(scores, np.array([0.0, 0.0, 1.0, 1.0])) == 0.75
     assert roc_auc(scores, [0, 0, 1, 1]) == 0.75
+
+
+def test_float32_rounding_outside_0_1_is_still_a_probability() -> None:
+    # a row renormalised in float32 reaches 1.0000001, a subtraction -1e-9: the report took
+    # such scores for logits (ECE NaN, a softmax moving the referral AUC from 0.7501 to
+    # 0.7560) and the ECE refused them
+    rng = np.random.default_rng(0)
+    clean = rng.dirichlet(np.ones(4), size=40)
+    targets = rng.integers(0, 4, size=40)
+    rounded = clean.copy()
+    rounded[0] = [1.0000001, 0.0, 0.0, 0.0]
+    rounded[1] = [0.5, 0.5 + 1e-9, -1e-9, 0.0]
+    fixed = np.clip(rounded, 0, 1)
+    fixed /= fixed.sum(axis=1, keepdims=True)
+    names = ["CNV", "DME", "DRUSEN", "NORMAL"]
+    report, expected = (
+        classification_report(targets, scores, classes=names) for scores in (rounded, fixed)
+    )
+    assert report.ece == pytest.approx(expected.ece)
+    assert not np.isnan(report.ece)
+    assert report.referral is not None
+    assert expected.referral is not None
+    assert report.referral.auc == pytest.approx(expected.referral.auc)
+    assert expected_calibration_error(rounded, targets) == pytest.approx(
+        expected_calibration_error(fixed, targets), abs=1e-6
+    )
+    with pytest.raises(ValueError, match="probabilities must be in"):
+        expected_calibration_error([[1.001, 0, 0, 0]], [0])  # more than rounding: refused

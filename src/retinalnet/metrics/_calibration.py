@@ -47,7 +47,7 @@ def _checked(
             f"{scores.min():g} to {scores.max():g}; pass softmax(logits) or "
             "exp(log-probabilities)"
         )
-    return scores, true
+    return np.clip(scores, 0.0, 1.0), true  # float32 rounding (1.0000001) binned as 1
 
 
 def reliability_curve(

@@ -42,21 +42,29 @@ def _averages(values: FloatArray, support: IntArray) -> tuple[float, float]:
     return macro, weighted
 
 
+ROUNDING = 1e-6
+"""How far outside [0, 1] a probability may lie by float32 rounding (a row renormalised in
+float32 gives 1.0000001; a subtraction -1e-9). A log-probability row cannot lie within it:
+a class at 1 - 1e-6 leaves the others about 1e-6, a log-probability of -13.8."""
+
+
 def are_probabilities(scores: FloatArray) -> bool:
-    """Whether ``scores`` are probabilities: every value in [0, 1]. Rows that miss a sum of
-    1 a little (probabilities rounded to two decimals, a bf16 softmax) are still
-    probabilities; log-probabilities and logits have values outside [0, 1] (a model sure
-    of one class gives log-probabilities of 0 and below)."""
+    """Whether ``scores`` are probabilities: every value in [0, 1], give or take
+    :data:`ROUNDING`. Rows that miss a sum of 1 a little (probabilities rounded to two
+    decimals, a bf16 softmax) are still probabilities; log-probabilities and logits have
+    values outside [0, 1] (a model sure of one class gives log-probabilities of 0 and
+    below)."""
     if not scores.size:
         return True
-    return bool(scores.min() >= 0 and scores.max() <= 1)
+    return bool(scores.min() >= -ROUNDING and scores.max() <= 1 + ROUNDING)
 
 
 def probabilities_of(scores: FloatArray) -> FloatArray:
     """``scores`` as probabilities, for the rules that add or average them: probabilities
-    (see :func:`are_probabilities`) with each row scaled to sum to 1, other scores through
-    a softmax of each row (exact for log-probabilities and logits)."""
+    (see :func:`are_probabilities`; clipped to [0, 1]) with each row scaled to sum to 1,
+    other scores through a softmax of each row (exact for log-probabilities and logits)."""
     if are_probabilities(scores):
+        scores = np.clip(scores, 0.0, 1.0)
         sums = scores.sum(axis=1, keepdims=True)
         scaled: FloatArray = np.divide(scores, sums, out=scores.copy(), where=sums > 0)
         return scaled
