@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -773,6 +774,23 @@ def test_an_interrupted_runs_advice_is_the_whole_command_to_type(
             "continue with fit(..., resume_from=%r)", "runs/a b/last.pt"
         )
     assert capsys.readouterr().err == advice + "\n"
+
+
+@pytest.mark.parametrize(
+    "path", ["o\\b/last.pt", 'it\'s "q"/last.pt', "tab\there/last.pt", "caf\u00e9/last.pt"]
+)
+def test_the_advised_command_names_the_file_as_it_is(
+    path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the library writes the path with repr() (backslashes doubled, quotes escaped): the
+    # advice quoted that text, so pasted it named another file
+    with _logging_to_stderr(argparse.Namespace(quiet=False, command="train", data=Path("d"))):
+        logging.getLogger("retinalnet.training").warning(
+            "continue with fit(..., resume_from=%r)", path
+        )
+    advice = capsys.readouterr().err.strip()
+    command = advice.removeprefix("continue with `").removesuffix("`")
+    assert shlex.split(command) == ["retinalnet", "train", "--data", "d", "--resume", path]
 
 
 def test_demo_data_only_writes_the_scans_and_says_what_next(

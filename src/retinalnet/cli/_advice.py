@@ -9,6 +9,7 @@ The library's errors and log lines give Python advice (``weights='/path/to/file.
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import logging
 import re
@@ -122,8 +123,11 @@ def cli_message(args: argparse.Namespace, error: BaseException) -> str:
     return message
 
 
-# "continue with fit(..., resume_from='runs/x/last.pt')": the run's file, as Python wrote it
-_RESUME_FROM = re.compile(r"fit\(\.\.\., resume_from=(?P<quote>['\"])(?P<path>.*?)(?P=quote)\)")
+# "continue with fit(..., resume_from='runs/x/last.pt')": the run's file as repr() wrote it
+# (backslashes doubled, quotes escaped): a string literal, read back by ast.literal_eval
+_RESUME_FROM = re.compile(
+    r"fit\(\.\.\., resume_from=(?P<literal>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\)"
+)
 
 
 def resume_command(args: argparse.Namespace) -> str | None:
@@ -165,7 +169,10 @@ class CliText(logging.Filter):
         if self.resume_command is not None:
             command = self.resume_command
             translated = _RESUME_FROM.sub(
-                lambda found: f"`{command} --resume {shlex.quote(found['path'])}`", message
+                lambda found: (
+                    f"`{command} --resume {shlex.quote(ast.literal_eval(found['literal']))}`"
+                ),
+                message,
             )
         translated = cli_text(translated)
         if translated != message:
