@@ -150,3 +150,27 @@ def test_a_bad_batch_size_or_worker_count_is_refused_by_name_at_every_door(
     assert all(
         isinstance(found, str) and found.startswith(message) for found in outcomes.values()
     ), outcomes
+
+
+def test_numpy_integers_are_counts_at_every_door(tmp_path: Path) -> None:
+    # np.int64 (from a config read with NumPy, a grid search) was refused as "not an int"
+    from retinalnet.models import create_model, small_cnn
+    from retinalnet.plots import plot_confusion_matrix
+    from retinalnet.predictor import Predictor
+    from retinalnet.training import Trainer
+    from retinalnet.volume import summarise_volume
+
+    pytest.importorskip("matplotlib")
+    four = np.int64(4)
+    predictor = Predictor(tiny_cnn(), device="cpu", batch_size=four, num_workers=np.int64(0))
+    assert (predictor.batch_size, type(predictor.batch_size)) == (4, int)
+    assert len(predictor.topk(torch.zeros(3, 32, 32), k=np.int64(2)).top) == 2
+    trainer = Trainer(tiny_cnn(), device="cpu", max_epochs=np.int64(2), batch_size=four)
+    assert (type(trainer.max_epochs), type(trainer.batch_size)) == (int, int)
+    assert small_cnn(num_classes=np.int64(2)).classes == ("class_0", "class_1")
+    assert create_model("small_cnn", weights=None, classes={"CNV": 0, "NORMAL": 1}.keys())
+    assert summarise_volume([(0.9, 0.1)], ("CNV", "NORMAL"), min_scans=np.int64(1)).label == "CNV"
+    plot_confusion_matrix(
+        np.eye(2, dtype=np.int64), ["CNV", "NORMAL"], dpi=np.float32(50), save=tmp_path / "m.png"
+    )
+    assert (tmp_path / "m.png").is_file()

@@ -8,6 +8,7 @@ carry a NumPy docstring with parameters, errors and examples; its small result t
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -197,8 +198,8 @@ class Predictor:
                 f"Predictor needs a retinalnet Classifier (got {type(model).__name__}), which "
                 "carries the class names and preprocessing: Classifier(network, classes=[...])"
             )
-        check_batch_size(batch_size)
-        check_num_workers(num_workers)
+        batch_size = check_batch_size(batch_size)
+        num_workers = check_num_workers(num_workers)
         if on_error not in _ON_ERROR:
             raise ValueError(
                 f"on_error must be 'raise' or 'skip', got {on_error!r}; 'skip' leaves "
@@ -559,9 +560,9 @@ def check_k(k: int | None, num_classes: int) -> int:
     """
     if k is None:  # a two-class study's model has fewer than the usual 3
         return min(3, num_classes)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= num_classes:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= num_classes:
         raise ValueError(f"k must be an int from 1 to {num_classes}, got {k!r}")
-    return k
+    return int(k)
 
 
 def top_predictions(

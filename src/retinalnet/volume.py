@@ -41,6 +41,7 @@ contract; split, the rule's refusals would be far from the rule.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -230,9 +231,9 @@ def _check_threshold(threshold: float) -> float:
 
 
 def _check_min_scans(min_scans: int) -> int:
-    if isinstance(min_scans, bool) or not isinstance(min_scans, int) or min_scans < 1:
+    if isinstance(min_scans, bool) or not isinstance(min_scans, numbers.Integral) or min_scans < 1:
         raise ValueError(f"min_scans must be an int >= 1, got {min_scans!r}; the default is 1")
-    return min_scans
+    return int(min_scans)
 
 
 def _check_enough_scans(num_scans: int, min_scans: int, source: str, fallback: str) -> None:

@@ -4,6 +4,7 @@ the feature cache and the command line."""
 
 from __future__ import annotations
 
+import numbers
 import os
 
 __all__ = ["check_batch_size", "check_num_workers", "max_num_workers"]
@@ -19,16 +20,16 @@ def max_num_workers() -> int:
 
 
 def check_batch_size(value: object, name: str = "batch_size") -> int:
-    """``value`` as an int if it is an integer >= 1 (not a bool).
+    """``value`` as an int if it is an integer (Python's or NumPy's, not a bool) >= 1.
 
     Raises
     ------
     ValueError
         Naming ``name`` and the value (``batch_size must be an int >= 1, got 0``).
     """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return value
+    return int(value)
 
 
 def check_num_workers(value: object) -> int | None:
@@ -48,9 +49,13 @@ def check_num_workers(value: object) -> int | None:
     if value is None:
         return None
     most = max_num_workers()
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or not 0 <= int(value) <= most
+    ):
         raise ValueError(
             f"num_workers must be None or an int from 0 to {most} (4 per CPU core, at least "
             f"32: more only cost memory and start-up time), got {value!r}"
         )
-    return value
+    return int(value)

@@ -12,6 +12,7 @@ character.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import warnings
 from pathlib import Path
@@ -33,7 +34,7 @@ def check_dpi(dpi: object) -> float:
     """``dpi`` as a float, or a one-line ValueError: it must be a finite number > 0."""
     if (
         isinstance(dpi, bool)
-        or not isinstance(dpi, (int, float))
+        or not isinstance(dpi, numbers.Real)
         or not math.isfinite(dpi)
         or dpi <= 0
     ):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
 import reprlib
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Iterable, KeysView, Mapping, Set
 
 from torch import nn
 
@@ -25,17 +26,19 @@ def check_module(value: object, where: str, argument: str = "") -> nn.Module:
 
 
 def check_int(value: object, name: str, low: int, note: str = "") -> int:
-    """``value`` if it is an int (not a bool) >= ``low``; a ValueError naming it if not."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+    """``value`` as an int if it is an integer (Python's or NumPy's, not a bool) >= ``low``;
+    a ValueError naming it if not."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise ValueError(f"{name} must be an int >= {low}{note}, got {value!r}")
-    return value
+    return int(value)
 
 
 def check_class_names(classes: object) -> tuple[str, ...]:
     """Class names as a tuple of plain, non-blank, distinct ``str`` (2 or more).
 
     Any ordered collection of strings works (a list, a tuple, a data set's ``classes``);
-    a string (which would be split into letters), a set (no order) or a mapping is refused.
+    a string (which would be split into letters), a set (no order) or a mapping is refused
+    (a dict's keys, in their order, are names).
 
     Raises
     ------
@@ -49,7 +52,7 @@ def check_class_names(classes: object) -> tuple[str, ...]:
     if isinstance(classes, (str, bytes)):
         kind = "string" if isinstance(classes, str) else "bytes"
         raise TypeError(f"classes must be a list of class names, got the {kind} {classes!r}; {fix}")
-    if isinstance(classes, (Set, Mapping)):
+    if isinstance(classes, (Set, Mapping)) and not isinstance(classes, KeysView):
         what = "a set, which has no order" if isinstance(classes, Set) else "a dict"
         raise TypeError(
             f"classes must be a list of class names in output order, got {what}: "

@@ -3,6 +3,7 @@ the loop settings checked."""
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,7 +203,11 @@ def check_loop_settings(*, max_epochs: int, batch_size: int, num_workers: int | 
         If ``max_epochs`` or ``batch_size`` is not an int >= 1, or ``num_workers`` is not
         ``None`` or an int from 0 to 4 per CPU core (at least 32).
     """
-    if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1:
+    if (
+        isinstance(max_epochs, bool)
+        or not isinstance(max_epochs, numbers.Integral)
+        or max_epochs < 1
+    ):
         raise ValueError(f"max_epochs must be an int >= 1, got {max_epochs!r}")
     check_batch_size(batch_size)
     check_num_workers(num_workers)

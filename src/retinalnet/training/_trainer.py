@@ -263,8 +263,8 @@ class Trainer:
         self.feature_cache: FeatureCacheConfig | None = self._cache_choice.config
         self._cache_refused: str | None = None  # why "auto" found the model uncacheable
         self._last_cached: CachedData | None = None  # the features built last, for reuse
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
+        self.max_epochs = int(max_epochs)  # a NumPy int would not load from a checkpoint
+        self.batch_size = int(batch_size)
         self.num_workers = default_num_workers(self.device, num_workers)
         self.seed = seed
         self.progress = progress
