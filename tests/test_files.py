@@ -8,8 +8,10 @@ import io
 import os
 import pickle
 import re
+import signal
 import stat
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -283,3 +285,35 @@ def test_atomic_write_to_a_pipe_writes_through_it_and_leaves_it_a_pipe(tmp_path:
     assert received == [b"path,class_1\n"]
     assert stat.S_ISFIFO(pipe.stat().st_mode)
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_during_a_write_takes_effect_once_the_file_is_whole(
+    tmp_path: Path, signum: int
+) -> None:
+    # inside torch.save an interrupt became "RuntimeError: [enforce fail at
+    # inline_container.cc] unexpected pos" (exit 1, "error"), and the new file was lost
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"epoch 1")
+
+    class StoppedError(Exception):
+        pass
+
+    def stop(number: int, frame: object) -> None:
+        raise StoppedError(number)
+
+    def write(stream: Any) -> None:
+        stream.write(b"epoch ")
+        os.kill(os.getpid(), signum)  # Ctrl-C, `kill`, SLURM's SIGTERM, mid-write
+        time.sleep(0.05)  # the handler would run here
+        stream.write(b"2")
+
+    before = signal.signal(signum, stop)
+    try:
+        with pytest.raises(StoppedError):
+            atomic_write(path, write)
+        assert signal.getsignal(signum) is stop  # the caller's handler, restored
+    finally:
+        signal.signal(signum, before)
+    assert path.read_bytes() == b"epoch 2"  # whole, then the interrupt
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]

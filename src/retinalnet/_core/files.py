@@ -7,12 +7,15 @@ import errno
 import hashlib
 import os
 import shutil
+import signal
 import stat
 import sys
 import tempfile
-from collections.abc import Callable
+import threading
+import types
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 __all__ = [
     "FileWriteError",
@@ -129,12 +132,44 @@ def _mode_for(out: Path, previous: bool) -> int:
     return 0o666 & ~umask
 
 
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Ctrl-C (SIGINT) and SIGTERM wait until the block ends, then act as they would have.
+
+    An interrupt inside ``torch.save`` surfaced as torch's ``RuntimeError: [enforce fail at
+    inline_container.cc] unexpected pos``: an error, not an interrupt, and the checkpoint
+    was lost. Held, it arrives once the file is whole. Only in the main thread (where
+    Python runs signal handlers), and only for signals whose handler Python set.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: types.FrameType | None) -> None:
+        caught.append(signum)
+
+    held: dict[int, Any] = {}
+    for number in (signal.SIGINT, signal.SIGTERM):
+        before = signal.getsignal(number)
+        if before is not None:  # None: set outside Python, which could not restore it
+            held[number] = signal.signal(number, hold)
+    try:
+        yield
+    finally:
+        for signum, handler in held.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(caught):  # each once, in the order they came
+            signal.raise_signal(signum)
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> Path:
     """Write a file through ``write(stream)`` so that it is never seen half-written.
 
     The bytes go to a temporary file beside ``path``, are flushed to disk, and the file is
     renamed over ``path``; on any error the temporary file is removed and ``path`` is left as
-    it was. The file gets the permissions a plain ``open(path, "wb")`` would give it: those of
+    it was; Ctrl-C or SIGTERM during the write takes effect once the file is whole. The
+    file gets the permissions a plain ``open(path, "wb")`` would give it: those of
     the file it replaces, else ``0o666`` less the process's umask (not the owner-only
     ``0o600`` of a temporary file), so a shared checkpoint or report stays readable.
 
@@ -189,12 +224,12 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
         out.parent.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
         temporary = Path(name)
-        with os.fdopen(handle, "wb") as stream:
+        with _interrupts_held(), os.fdopen(handle, "wb") as stream:
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())
-        temporary.chmod(_mode_for(out, previous))
-        temporary.replace(out)
+            temporary.chmod(_mode_for(out, previous))
+            temporary.replace(out)
     except BaseException as error:
         if temporary is not None:
             with contextlib.suppress(OSError):
