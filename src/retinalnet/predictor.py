@@ -8,7 +8,6 @@ carry a NumPy docstring with parameters, errors and examples; its small result t
 from __future__ import annotations
 
 import logging
-import numbers
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from retinalnet._core.counts import as_integer
 from retinalnet._core.device import default_num_workers
 from retinalnet._core.images import (
     ImageInput,
@@ -560,9 +560,10 @@ def check_k(k: int | None, num_classes: int) -> int:
     """
     if k is None:  # a two-class study's model has fewer than the usual 3
         return min(3, num_classes)
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= num_classes:
+    number = as_integer(k)
+    if number is None or not 1 <= number <= num_classes:
         raise ValueError(f"k must be an int from 1 to {num_classes}, got {k!r}")
-    return int(k)
+    return number
 
 
 def top_predictions(

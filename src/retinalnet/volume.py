@@ -41,7 +41,6 @@ contract; split, the rule's refusals would be far from the rule.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,6 +51,7 @@ import numpy.typing as npt
 import torch
 
 from retinalnet._core.classes import KERMANY_CLASSES
+from retinalnet._core.counts import as_integer
 from retinalnet._core.images import ImageInput, UnreadableImageError, load_frames
 
 if TYPE_CHECKING:
@@ -231,9 +231,10 @@ def _check_threshold(threshold: float) -> float:
 
 
 def _check_min_scans(min_scans: int) -> int:
-    if isinstance(min_scans, bool) or not isinstance(min_scans, numbers.Integral) or min_scans < 1:
+    number = as_integer(min_scans)
+    if number is None or number < 1:
         raise ValueError(f"min_scans must be an int >= 1, got {min_scans!r}; the default is 1")
-    return int(min_scans)
+    return number
 
 
 def _check_enough_scans(num_scans: int, min_scans: int, source: str, fallback: str) -> None:

@@ -4,8 +4,9 @@ the feature cache and the command line."""
 
 from __future__ import annotations
 
-import numbers
 import os
+
+from retinalnet._core.counts import as_integer, check_count
 
 __all__ = ["check_batch_size", "check_num_workers", "max_num_workers"]
 
@@ -27,9 +28,7 @@ def check_batch_size(value: object, name: str = "batch_size") -> int:
     ValueError
         Naming ``name`` and the value (``batch_size must be an int >= 1, got 0``).
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return int(value)
+    return check_count(value, name)
 
 
 def check_num_workers(value: object) -> int | None:
@@ -49,13 +48,10 @@ def check_num_workers(value: object) -> int | None:
     if value is None:
         return None
     most = max_num_workers()
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or not 0 <= int(value) <= most
-    ):
+    number = as_integer(value)
+    if number is None or not 0 <= number <= most:
         raise ValueError(
             f"num_workers must be None or an int from 0 to {most} (4 per CPU core, at least "
             f"32: more only cost memory and start-up time), got {value!r}"
         )
-    return int(value)
+    return number

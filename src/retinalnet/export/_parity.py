@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from retinalnet._core.counts import as_integer
 from retinalnet._core.images import ImageInput
 from retinalnet.engine import InferenceEngine
 from retinalnet.export._onnx_runtime import inference_session
@@ -112,13 +113,16 @@ def synthetic_images(count: int = 4, *, size: tuple[int, int] = (300, 280)) -> l
     >>> [image.size for image in synthetic_images(2)]
     [(300, 280), (300, 280)]
     """
-    if not _is_int(count) or not 1 <= count <= _MAX_SYNTHETIC:
+    number = as_integer(count)
+    if number is None or not 1 <= number <= _MAX_SYNTHETIC:
         raise ValueError(
             f"count must be an int from 1 to {_MAX_SYNTHETIC} (images), got {count!r}; e.g. 4"
         )
     low, high = _SIDES
     sides = list(size) if isinstance(size, (tuple, list)) else []
-    if len(sides) != 2 or not all(_is_int(side) and low <= side <= high for side in sides):
+    if len(sides) != 2 or not all(
+        (side := as_integer(value)) is not None and low <= side <= high for value in sides
+    ):
         raise ValueError(
             f"size must be a (width, height) pair of ints from {low} to {high} (pixels), got "
             f"{size!r}; e.g. size=(300, 280)"
@@ -132,11 +136,6 @@ def synthetic_images(count: int = 4, *, size: tuple[int, int] = (300, 280)) -> l
         noisy = bands + generator.normal(0, 0.15, (height, width))
         images.append(Image.fromarray((np.clip(noisy, 0, 1) * 255).astype(np.uint8), mode="L"))
     return images
-
-
-def _is_int(value: object) -> bool:
-    """An int (Python or NumPy), never a bool."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def reference_probabilities(model: Classifier, inputs: torch.Tensor) -> torch.Tensor:

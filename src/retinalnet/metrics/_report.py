@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from retinalnet._core.classes import KERMANY_CLASSES
+from retinalnet._core.counts import as_integer
 from retinalnet._core.seeds import check_seed
 from retinalnet.metrics._bootstrap import _bootstrap_intervals
 from retinalnet.metrics._calibration import expected_calibration_error
@@ -416,10 +417,6 @@ MAX_BOOTSTRAP = 100_000
 costs about 1 ms per 1,000 images, so more would run for hours without narrowing anything."""
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
 def _checked_arguments(
     classes: Sequence[str],
     num_classes: int,
@@ -450,7 +447,8 @@ def _checked_arguments(
                 f"class names must be distinct, got {name!r} {said} in {list(names)!r}; "
                 "pass each class once, in output order"
             )
-    if not _is_int(bootstrap) or not 0 <= bootstrap <= MAX_BOOTSTRAP:
+    resamples = as_integer(bootstrap)
+    if resamples is None or not 0 <= resamples <= MAX_BOOTSTRAP:
         raise ValueError(
             f"bootstrap must be an int from 0 to {MAX_BOOTSTRAP:,} (resamples; 1,000 is "
             f"usual), got {bootstrap!r}"

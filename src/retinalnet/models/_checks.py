@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import numbers
 import reprlib
 from collections.abc import Iterable, KeysView, Mapping, Set
 
 from torch import nn
+
+from retinalnet._core.counts import check_count
 
 __all__ = ["check_class_names", "check_int", "check_module"]
 
@@ -28,9 +29,7 @@ def check_module(value: object, where: str, argument: str = "") -> nn.Module:
 def check_int(value: object, name: str, low: int, note: str = "") -> int:
     """``value`` as an int if it is an integer (Python's or NumPy's, not a bool) >= ``low``;
     a ValueError naming it if not."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}{note}, got {value!r}")
-    return int(value)
+    return check_count(value, name, low, note)
 
 
 def check_class_names(classes: object) -> tuple[str, ...]:

@@ -3,7 +3,6 @@ the loop settings checked."""
 
 from __future__ import annotations
 
-import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Literal, TypeAlias
 from torch import nn
 from torch.utils.data import DataLoader
 
+from retinalnet._core.counts import check_count
 from retinalnet._core.loader_settings import check_batch_size, check_num_workers
 from retinalnet._core.loaders import DataSource
 from retinalnet.models import Classifier
@@ -203,11 +203,6 @@ def check_loop_settings(*, max_epochs: int, batch_size: int, num_workers: int | 
         If ``max_epochs`` or ``batch_size`` is not an int >= 1, or ``num_workers`` is not
         ``None`` or an int from 0 to 4 per CPU core (at least 32).
     """
-    if (
-        isinstance(max_epochs, bool)
-        or not isinstance(max_epochs, numbers.Integral)
-        or max_epochs < 1
-    ):
-        raise ValueError(f"max_epochs must be an int >= 1, got {max_epochs!r}")
+    check_count(max_epochs, "max_epochs")
     check_batch_size(batch_size)
     check_num_workers(num_workers)

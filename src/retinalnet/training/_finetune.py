@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from retinalnet._core.counts import as_integer
 from retinalnet._core.loader_settings import check_batch_size
 from retinalnet._core.loaders import DataSource
 from retinalnet.models import Classifier
@@ -85,13 +86,6 @@ def _lr_decay(value: float) -> None:
             f"lr_decay must be in (0, 1] (earlier blocks learn slower; 1.0 gives every block "
             f"lr), got {value!r}"
         )
-
-
-def _integer(value: object) -> int | None:
-    """``value`` as an int if it is an integer (a NumPy one too), not a bool; else ``None``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        return None
-    return int(value)
 
 
 def _fraction(name: str, value: object, what: str) -> float:
@@ -378,10 +372,10 @@ class WarmupCosine:
     """
 
     def __init__(self, total: int, warmup: int = 0, *, start: float = 0.01, end: float = 0.0):
-        checked_total = _integer(total)
+        checked_total = as_integer(total)
         if checked_total is None or checked_total < 1:
             raise ValueError(f"total must be an int >= 1, got {total!r}")
-        checked_warmup = _integer(warmup)
+        checked_warmup = as_integer(warmup)
         if checked_warmup is None or not 0 <= checked_warmup < checked_total:
             raise ValueError(
                 f"warmup must be an int in [0, total) = [0, {checked_total}), got {warmup!r}"

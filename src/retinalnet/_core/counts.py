@@ -1,0 +1,37 @@
+"""Whole numbers given as arguments: one rule for what is an integer (Python's or NumPy's,
+never a bool), and the check of a count (a batch size, epochs, a number of classes)."""
+
+from __future__ import annotations
+
+import numbers
+
+__all__ = ["as_integer", "check_count"]
+
+
+def as_integer(value: object) -> int | None:
+    """``value`` as an int if it is an integer (Python's or NumPy's ``np.int64``), not a
+    bool (``True`` is 1 to Python, never a count here); else ``None``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_integer(np.int64(3)), as_integer(True), as_integer(2.0)
+    (3, None, None)
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return None
+    return int(value)
+
+
+def check_count(value: object, name: str, low: int = 1, note: str = "") -> int:
+    """``value`` as an int if it is an integer (see :func:`as_integer`) >= ``low``.
+
+    Raises
+    ------
+    ValueError
+        ``{name} must be an int >= {low}{note}, got {value!r}``.
+    """
+    number = as_integer(value)
+    if number is None or number < low:
+        raise ValueError(f"{name} must be an int >= {low}{note}, got {value!r}")
+    return number
