@@ -807,3 +807,27 @@ def test_data_that_reads_through_a_skipping_data_set_is_found(tree_with_broken_f
             refuse_substitution(wrapped, where="evaluate()")
     for plain in (raising, DataLoader(raising), Subset(raising, [0]), torch.zeros(2)):
         assert substituting_dataset(plain) is None
+
+
+def test_an_empty_root_is_refused_at_every_door_that_reads_a_folder(
+    make_tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Path("") is the current folder: find_images("") searched it without a word, and the
+    # others named "." in their errors; audit and the synthetic writers refused it already
+    from retinalnet.datasets import count_images, patient_split
+
+    root = make_tree(_FOUR_CLASSES)
+    manifest = write_manifest(
+        [ManifestRow("train/CNV/CNV-1-1.jpeg", "CNV", "1", "train")], tmp_path / "m.csv"
+    )
+    monkeypatch.chdir(root)  # a Kermany folder: '' would read it
+    doors = {
+        "KermanyOCT": lambda: KermanyOCT("", "train"),
+        "from_manifest": lambda: KermanyOCT.from_manifest(manifest, "train", root=""),
+        "find_images": lambda: find_images(""),
+        "count_images": lambda: count_images(""),
+        "patient_split": lambda: patient_split(""),
+    }
+    for door in doors.values():
+        with pytest.raises(ValueError, match=r"is an empty path, which would mean the current"):
+            door()

@@ -3,7 +3,9 @@ be, a folder where a file is to be, a folder that cannot be written.
 
 A run that learns at its end that its output cannot be written has lost its work; these
 checks run first and leave nothing behind (a test file is written and removed; no folder is
-made). What only the real write can tell (a full disk) is still found when writing.
+made). What only the real write can tell (a full disk) is still found when writing. A path
+given empty is refused wherever it is given (:func:`nonempty_path`): ``Path("")`` is the
+current folder.
 """
 
 from __future__ import annotations
@@ -14,7 +16,26 @@ from pathlib import Path
 
 from retinalnet._core.files import os_error_in_words
 
-__all__ = ["check_file_target", "check_folder", "folder_problem", "not_a_folder"]
+__all__ = ["check_file_target", "check_folder", "folder_problem", "nonempty_path", "not_a_folder"]
+
+
+def nonempty_path(path: str | os.PathLike[str], *, name: str, what: str) -> Path:
+    """``path`` as a Path, unless it is empty: ``Path("")`` is the current folder, so an
+    empty string (an unset shell variable, a blank field of a form) would read or write all
+    of it.
+
+    Raises
+    ------
+    ValueError
+        ``{name} is an empty path, which would mean the current folder; pass {what} (or '.'
+        for the current folder)``.
+    """
+    if os.fspath(path) == "":
+        raise ValueError(
+            f"{name} is an empty path, which would mean the current folder; pass {what} "
+            "(or '.' for the current folder)"
+        )
+    return Path(path)
 
 
 def _exists(path: Path) -> bool:

@@ -7,7 +7,9 @@ import math
 import os
 from pathlib import Path
 
+from retinalnet._core.folders import nonempty_path
 from retinalnet.datasets._audit_report import MAX_ASPECT
+from retinalnet.datasets._files import LAYOUT_FOLDER
 
 __all__ = ["check_bounds", "check_root_and_progress"]
 
@@ -39,13 +41,9 @@ def check_root_and_progress(root: object, progress: object) -> Path:
     """``root`` as a Path, or a one-line error for it or for ``progress``."""
     if not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"root must be a folder path (str or path), got {type(root).__name__}")
-    if os.fspath(root) == "":
-        raise ValueError(
-            "root is an empty path, which would mean the current folder; pass the folder "
-            "with train/ val/ test/ (or '.' for the current folder)"
-        )
+    path = nonempty_path(root, name="root", what=LAYOUT_FOLDER)
     if not (isinstance(progress, bool) or callable(progress)):
         raise TypeError(
             f"progress must be True, False or a function progress(done, total), got {progress!r}"
         )
-    return Path(root)
+    return path

@@ -6,11 +6,12 @@ import os
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
+from retinalnet._core.folders import nonempty_path
 from retinalnet._core.images import image_size
+from retinalnet.datasets._files import LAYOUT_FOLDER
 from retinalnet.datasets._kermany import KermanyOCT
 
 __all__ = ["ImageCounts", "SizeStats", "count_images", "image_size_stats"]
@@ -93,7 +94,7 @@ def count_images(root: str | os.PathLike[str], splits: Sequence[str] | None = No
     split      CNV     DME  DRUSEN  NORMAL   total
     train    37205   11348    8616   26315   83484
     """
-    root_path = Path(root)
+    root_path = nonempty_path(root, name="root", what=LAYOUT_FOLDER)
     wanted = (
         list(splits)
         if splits is not None

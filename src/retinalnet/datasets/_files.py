@@ -10,6 +10,7 @@ from pathlib import Path
 
 from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.classes import IMAGE_EXTENSIONS, KERMANY_CLASSES
+from retinalnet._core.folders import nonempty_path
 
 __all__ = [
     "LAYOUT_HINT",
@@ -38,6 +39,8 @@ _KERMANY_NAME = re.compile(
     re.ASCII | re.DOTALL,
 )
 _LEADING_WORD = re.compile(r"^([A-Za-z]+)(?![A-Za-z])", re.ASCII)
+LAYOUT_FOLDER = "the folder with train/ val/ test/"
+"""What a data root is, for errors (:func:`~retinalnet._core.folders.nonempty_path`)."""
 LAYOUT_HINT = "expected ROOT/{train,val,test}/{" + ",".join(KERMANY_CLASSES) + "}/*.jpeg"
 NAMING_HINT = (
     "name each file CLASS-PATIENT-N.jpeg (e.g. CNV-4370501-1.jpeg), as in the Kermany download"
@@ -321,7 +324,7 @@ def find_images(folder: str | os.PathLike[str]) -> list[Path]:
     >>> from retinalnet.datasets import find_images
     >>> paths = find_images("scans/")  # doctest: +SKIP
     """
-    root = Path(folder)
+    root = nonempty_path(folder, name="folder", what="the folder to search")
     if not root.is_dir():
         raise NotADirectoryError(f"{str(root)!r} is not a folder")
     others: list[str] = []

@@ -23,8 +23,10 @@ from retinalnet._core.classes import (
     KERMANY_SPLITS,
     kermany_subset,
 )
+from retinalnet._core.folders import nonempty_path
 from retinalnet._core.images import UnreadableImageError, load_image
 from retinalnet.datasets._files import (
+    LAYOUT_FOLDER,
     LAYOUT_HINT,
     check_root,
     class_named_in,
@@ -158,7 +160,7 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
     ) -> None:
         if split not in KERMANY_SPLITS:
             raise ValueError(f"split {split!r} is not one of {', '.join(KERMANY_SPLITS)}")
-        self.root = Path(root).expanduser()
+        self.root = nonempty_path(root, name="root", what=LAYOUT_FOLDER).expanduser()
         self.split = split
         self.split_dir = self.root / split
         self._configure(classes, transform, target_transform, loader, on_error)
@@ -251,7 +253,11 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
             raise ValueError(f"split {split!r} is not one of {', '.join(KERMANY_SPLITS)}")
         manifest_path = Path(manifest).expanduser()
         rows = read_manifest(manifest_path)
-        base = Path(root).expanduser() if root is not None else manifest_path.parent
+        base = (
+            nonempty_path(root, name="root", what=LAYOUT_FOLDER).expanduser()
+            if root is not None
+            else manifest_path.parent
+        )
         self = cls.__new__(cls)
         self.root = base
         self.split = split

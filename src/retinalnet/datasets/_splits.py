@@ -12,8 +12,9 @@ from pathlib import Path
 from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet._core.files import file_digest
+from retinalnet._core.folders import nonempty_path
 from retinalnet._core.seeds import check_seed
-from retinalnet.datasets._files import NAMING_HINT, patient_key
+from retinalnet.datasets._files import LAYOUT_FOLDER, NAMING_HINT, patient_key
 from retinalnet.datasets._kermany import KermanyOCT
 from retinalnet.datasets._manifest import ManifestRow
 
@@ -227,7 +228,7 @@ def patient_split(
         raise ValueError(
             f"unparsed must be one of {', '.join(map(repr, UNPARSED_POLICIES))}, got {unparsed!r}"
         )
-    base = Path(root).expanduser()
+    base = nonempty_path(root, name="root", what=LAYOUT_FOLDER).expanduser()
     pool = _rows(KermanyOCT(base, "train"), "train")
     if (base / "val").is_dir():
         pool += _rows(KermanyOCT(base, "val"), "train")

@@ -22,6 +22,7 @@ from PIL import Image
 
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
 from retinalnet._core.deprecation import renamed_argument, warn_deprecated
+from retinalnet._core.folders import nonempty_path
 from retinalnet.datasets._render import _DEFAULT_SIZE, _check_size, _is_int, _render
 
 __all__ = ["SyntheticOCT", "make_synthetic_kermany"]
@@ -52,12 +53,9 @@ def _check_root(root: object, function: str) -> Path:
     """``root`` as a Path to a folder that exists or can be made, or a one-line error."""
     if not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"{function} root must be a folder path (str or path), got {root!r}")
-    if os.fspath(root) == "":
-        raise ValueError(
-            f"{function} root is an empty path, which would mean the current folder; pass "
-            "the folder to write to, e.g. 'oct-demo' (or '.' for the current folder)"
-        )
-    path = Path(root)
+    path = nonempty_path(
+        root, name=f"{function} root", what="the folder to write to, e.g. 'oct-demo'"
+    )
     for folder in (path, *path.parents):
         if folder.exists():
             if not folder.is_dir():
