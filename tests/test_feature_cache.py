@@ -521,3 +521,16 @@ def test_a_real_refused_write_names_the_file_and_its_cause_not_numpys_byte_count
         big.save(tmp_path / "cache")
     assert raised.value.errno == errno.EFBIG
     assert files_under(tmp_path) == []
+
+
+def test_a_cache_of_other_classes_than_the_models_is_refused_as_evaluate_refuses_it(
+    tree: Path,
+) -> None:
+    # its targets are the data's indices: a CNV-NORMAL study's NORMAL scans (target 1) were
+    # cached for a 4-class model as DME, with nothing left to catch it later
+    study = KermanyOCT(tree, "train", classes=["CNV", "NORMAL"])
+    message = r"build_feature_cache: the model's classes are \['CNV', 'DME', 'DRUSEN', 'NORMAL'\]"
+    with pytest.raises(ValueError, match=message):
+        build_feature_cache(frozen_model(), study, device="cpu", progress=False)
+    with pytest.raises(ValueError, match=r"batch_size must be an int >= 1, got 0"):
+        build_feature_cache(frozen_model(), study, batch_size=0, device="cpu", progress=False)

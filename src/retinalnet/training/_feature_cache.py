@@ -34,8 +34,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from retinalnet._core.caller_warnings import warn_caller
+from retinalnet._core.classes import check_same_classes
+from retinalnet._core.counts import check_count
 from retinalnet._core.device import default_num_workers, resolve_device
 from retinalnet._core.files import atomic_write
+from retinalnet._core.loader_settings import check_batch_size
 from retinalnet._core.loaders import BatchedTensorDataset, DataSource, decoded_with, make_loader
 from retinalnet._core.progress import progress_bar
 from retinalnet.datasets._readable import readable_for_scoring
@@ -453,7 +456,8 @@ def build_feature_cache(
     Raises
     ------
     ValueError
-        If ``views`` or ``decode`` is out of range, no image of ``data`` can be read, or
+        If ``views``, ``batch_size`` or ``decode`` is out of range, the data's classes are
+        not the model's (name and order), no image of ``data`` can be read, or
         ``data`` is a DataLoader (or a ``Subset``) over a ``KermanyOCT(on_error="skip")``,
         whose unreadable images could not be left out: pass the data set itself.
     TypeError
@@ -477,8 +481,11 @@ def build_feature_cache(
     >>> cache.features.shape  # doctest: +SKIP
     torch.Size([83484, 4096])
     """
-    if isinstance(views, bool) or not isinstance(views, int) or views < 0:
-        raise ValueError(f"views must be an int >= 0, got {views!r}")
+    views = check_count(views, "views", low=0)
+    check_batch_size(batch_size)
+    # its targets are the data's indices: another class list would cache them under the
+    # model's other names (a CNV-NORMAL study's NORMAL as DME), as evaluate and fit refuse
+    check_same_classes(model.classes, data, where="build_feature_cache")
     if decode not in ("auto", "pil", "tensor"):
         raise ValueError(f"decode must be 'auto', 'pil' or 'tensor', got {decode!r}")
     head_name, head = trainable_head(model)
