@@ -56,9 +56,7 @@ def check_same_classes(model_classes: Sequence[str], data: object, *, where: str
     for found in _class_lists(data):
         if found == expected:
             continue
-        if set(expected) <= set(KERMANY_CLASSES) and expected != tuple(
-            name for name in KERMANY_CLASSES if name in expected
-        ):
+        if set(expected) <= set(KERMANY_CLASSES) and expected != in_kermany_order(expected):
             fix = (
                 "the model's classes are Kermany classes out of the Kermany order, which "
                 "KermanyOCT always gives: build the model with create_model(arch, "
@@ -74,6 +72,17 @@ def check_same_classes(model_classes: Sequence[str], data: object, *, where: str
             f"{where}: the model's classes are {list(expected)} (output order) but the data's "
             f"are {list(found)}; every result would compare different classes. {fix}"
         )
+
+
+def in_kermany_order(names: Sequence[str]) -> tuple[str, ...]:
+    """The Kermany classes among ``names``, in the Kermany order (others left out).
+
+    Examples
+    --------
+    >>> in_kermany_order(["NORMAL", "CNV"])
+    ('CNV', 'NORMAL')
+    """
+    return tuple(name for name in KERMANY_CLASSES if name in names)
 
 
 def kermany_subset(classes: Sequence[str] | None, *, name: str = "classes") -> tuple[str, ...]:
@@ -121,4 +130,4 @@ def kermany_subset(classes: Sequence[str] | None, *, name: str = "classes") -> t
             f"{name} {' '.join(names) or '(none)'} keeps {len(names)} class(es); a classifier "
             "needs at least two, e.g. CNV NORMAL"
         )
-    return tuple(name for name in KERMANY_CLASSES if name in names)
+    return in_kermany_order(names)

@@ -8,9 +8,11 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+from retinalnet._core.seeds import MAX_SEED
+
 __all__ = ["SEED_MAX", "int_in_range", "path_argument", "positive_number"]
 
-SEED_MAX = 2**32 - 1
+SEED_MAX = MAX_SEED
 """The largest seed: :func:`~retinalnet.training.seed_everything` takes 0 to 2**32 - 1."""
 
 

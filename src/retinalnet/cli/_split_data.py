@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from retinalnet._core.classes import KERMANY_CLASSES
+from retinalnet._core.classes import KERMANY_CLASSES, in_kermany_order
 from retinalnet.cli._argtypes import path_argument
 
 if TYPE_CHECKING:
@@ -42,8 +42,7 @@ def study_classes(model_classes: Sequence[str]) -> tuple[str, ...] | None:
     Kermany order (a CNV-versus-NORMAL model reads only those folders); ``None`` otherwise,
     so that the data's four classes meet the model's and a mismatch is refused by name."""
     names = tuple(model_classes)
-    in_order = tuple(name for name in KERMANY_CLASSES if name in names)
-    return names if len(names) >= 2 and names == in_order else None
+    return names if len(names) >= 2 and names == in_kermany_order(names) else None
 
 
 def split_data(
