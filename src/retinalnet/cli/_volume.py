@@ -68,7 +68,7 @@ def split_volumes(paths: Sequence[Path], args: argparse.Namespace) -> tuple[list
     """
     from retinalnet._core.images import UnreadableImageError, frame_count
 
-    _order(args)
+    _order(args)  # its own checks before the model is loaded; check_order: the model's classes
     images: list[Path] = []
     volumes: list[tuple[Path, int]] = []
     for path in paths:
@@ -172,13 +172,14 @@ def predict_volumes(
 ) -> tuple[list[VolumeRun], list[SkippedImage]]:
     """Summarise each volume; with ``--on-error skip`` an unreadable one is listed, not fatal.
 
-    ``--order`` is checked against the model's classes first, even with no volume.
+    The caller has checked ``--order`` against the model's classes (:func:`check_order`,
+    before any image is predicted).
 
     Raises
     ------
     ValueError
-        As :func:`check_order`, or if a volume holds fewer B-scans than ``--min-scans``
-        (even with ``--on-error skip``).
+        If a volume holds fewer B-scans than ``--min-scans`` (even with ``--on-error
+        skip``).
     retinalnet.datasets.UnreadableImageError
         If a volume cannot be read, unless ``--on-error skip``.
     """
@@ -186,8 +187,7 @@ def predict_volumes(
     from retinalnet.predictor import SkippedImage
     from retinalnet.volume import predict_volume, read_volume
 
-    check_order(predictor, args)
-    order = _order(args)
+    order = _order(args)  # checked against the model's classes by run_predict (check_order)
     runs: list[VolumeRun] = []
     skipped: list[SkippedImage] = []
     for path in volumes:
