@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -132,9 +134,12 @@ def test_the_summary_says_itself_and_gives_everything_as_json() -> None:
 
 
 def test_the_cli_default_threshold_is_the_library_one() -> None:
+    from retinalnet.cli._volume import min_scans, threshold
+
     args = build_parser().parse_args(["predict", "--checkpoint", "x.pt", "v.dcm"])
-    assert args.threshold == DEFAULT_THRESHOLD
-    assert args.min_scans == 1
+    defaults = inspect.signature(predict_volume).parameters
+    assert threshold(args) == DEFAULT_THRESHOLD == defaults["threshold"].default
+    assert min_scans(args) == defaults["min_scans"].default == 1
 
 
 # --- predict_volume -------------------------------------------------------------------------
@@ -503,8 +508,45 @@ def test_predict_takes_a_good_order_without_a_volume(
 ) -> None:
     image = str(folder / "a.jpeg")
     order = "DME, CNV,DRUSEN,NORMAL"
-    assert _predict("--checkpoint", str(checkpoint), image, "--order", order) == 0
+    with pytest.warns(UserWarning, match=r"^--order sets the referral rule of volumes"):
+        assert _predict("--checkpoint", str(checkpoint), image, "--order", order) == 0
     assert capsys.readouterr().out.startswith(image)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--threshold", "0.9"],
+        ["--min-scans", "2"],
+        ["--threshold", "0.5", "--min-scans", "1", "--order", "CNV,DME,DRUSEN,NORMAL"],
+    ],
+)
+def test_volume_rule_flags_without_a_volume_are_said_to_change_nothing(
+    checkpoint: Path, folder: Path, capsys: pytest.CaptureFixture[str], flags: list[str]
+) -> None:
+    # `--threshold 0.9` on images reads as "only confident predictions": it is not, and the
+    # run says so (even when the value given is the default)
+    image = str(folder / "a.jpeg")
+    named = [flag for flag in flags if flag.startswith("--")]
+    verb = "sets" if len(named) == 1 else "set"
+    with pytest.warns(UserWarning, match="referral rule") as said:
+        assert _predict("--checkpoint", str(checkpoint), image, *flags) == 0
+    (warning,) = [w for w in said if "referral rule" in str(w.message)]
+    assert str(warning.message).startswith(f"{', '.join(named)} {verb} the referral rule")
+    assert "change nothing for single images" in str(warning.message)
+    assert capsys.readouterr().out.startswith(image)
+
+
+def test_volume_rule_flags_with_a_volume_or_left_out_say_nothing(
+    checkpoint: Path, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        image = str(folder / "a.jpeg")
+        assert _predict("--checkpoint", str(checkpoint), image) == 0
+        volume = str(folder / "volume.dcm")
+        assert _predict("--checkpoint", str(checkpoint), volume, "--threshold", "0.9") == 0
+    capsys.readouterr()
 
 
 def test_a_bad_order_is_refused_before_any_image_is_predicted(

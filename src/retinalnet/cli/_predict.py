@@ -83,6 +83,7 @@ def run_predict(args: argparse.Namespace) -> int:
         predict_volumes,
         print_volumes,
         split_volumes,
+        warn_of_unused_rule_flags,
         write_volume_outputs,
     )
     from retinalnet.predictor import Predictor
@@ -103,6 +104,8 @@ def run_predict(args: argparse.Namespace) -> int:
         on_error=args.on_error,
     )
     check_order(predictor, args)  # against the model's classes, before any prediction
+    if not volumes:
+        warn_of_unused_rule_flags(args)
     predictions = predictor.topk(list(images), k=args.k) if images else []
     skipped = list(predictor.skipped)
     runs, unread_volumes = predict_volumes(predictor, volumes, args)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ __all__ = [
     "predict_volumes",
     "print_volumes",
     "split_volumes",
+    "warn_of_unused_rule_flags",
     "write_volume_outputs",
 ]
 
@@ -42,6 +44,8 @@ _SHOWN = 5  # driving B-scans listed per volume in the text output
 _CAMS = 3  # Grad-CAM overlays per volume
 _NAMED = 3  # volumes named in a message refusing several
 _ONE_FRAME_SUFFIXES = (".jpeg", ".jpg", ".bmp")  # never opened: one picture per file
+_THRESHOLD = 0.5  # --threshold when not given
+_MIN_SCANS = 1  # --min-scans when not given
 
 
 def split_volumes(paths: Sequence[Path], args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
@@ -93,10 +97,45 @@ def split_volumes(paths: Sequence[Path], args: argparse.Namespace) -> tuple[list
             "--plots DIR draws the B-scan probabilities of each volume (a multi-frame DICOM "
             "or TIFF file), and no volume was given; leave --plots out"
         )
-    short = [(path, frames) for path, frames in volumes if frames < args.min_scans]
+    short = [(path, frames) for path, frames in volumes if frames < min_scans(args)]
     if short:
-        raise ValueError(_too_few_scans(short, args.min_scans))
+        raise ValueError(_too_few_scans(short, min_scans(args)))
     return images, [path for path, _ in volumes]
+
+
+def threshold(args: argparse.Namespace) -> float:
+    """``--threshold``, or its default when not given."""
+    return _THRESHOLD if args.threshold is None else float(args.threshold)
+
+
+def min_scans(args: argparse.Namespace) -> int:
+    """``--min-scans``, or its default when not given."""
+    return _MIN_SCANS if args.min_scans is None else int(args.min_scans)
+
+
+def warn_of_unused_rule_flags(args: argparse.Namespace) -> None:
+    """Say that ``--threshold``, ``--min-scans`` and ``--order`` change nothing when no volume
+    is given: they set the referral rule of volumes, not which images are reported (a
+    ``--threshold 0.9`` read as "only confident predictions" would otherwise pass silently).
+    """
+    given = [
+        flag
+        for flag, value in (
+            ("--threshold", args.threshold),
+            ("--min-scans", args.min_scans),
+            ("--order", args.order),
+        )
+        if value is not None
+    ]
+    if given:
+        verb = "sets" if len(given) == 1 else "set"
+        warnings.warn(
+            f"{', '.join(given)} {verb} the referral rule of volumes (multi-frame DICOM or TIFF "
+            "files), and no volume was given: they change nothing for single images, which "
+            "are reported whatever their probabilities",
+            UserWarning,
+            stacklevel=1,
+        )
 
 
 def _too_few_scans(short: Sequence[tuple[Path, int]], min_scans: int) -> str:
@@ -193,14 +232,14 @@ def predict_volumes(
     for path in volumes:
         try:
             scans = read_volume(path)
-            if len(scans) < args.min_scans:  # as split_volumes, were a header to count wrongly
-                raise ValueError(_too_few_scans([(path, len(scans))], args.min_scans))
+            if len(scans) < min_scans(args):  # as split_volumes, were a header to count wrongly
+                raise ValueError(_too_few_scans([(path, len(scans))], min_scans(args)))
             summary = predict_volume(
                 predictor,
                 scans,
-                threshold=args.threshold,
+                threshold=threshold(args),
                 order=order,
-                min_scans=args.min_scans,
+                min_scans=min_scans(args),
                 source=str(path),
             )
         except UnreadableImageError as error:
@@ -294,17 +333,17 @@ def add_volume_flags(predict: argparse.ArgumentParser) -> None:
     volume.add_argument(
         "--threshold",
         type=_probability,
-        default=0.5,
+        default=None,
         metavar="P",
         help="a B-scan counts for a class at this probability; the volume gets the first of "
-        "CNV, DME, DRUSEN that enough B-scans reach, else NORMAL (default: %(default)s)",
+        f"CNV, DME, DRUSEN that enough B-scans reach, else NORMAL (default: {_THRESHOLD})",
     )
     volume.add_argument(
         "--min-scans",
         type=int_in_range(1),
-        default=1,
+        default=None,
         metavar="N",
-        help="B-scans that must reach the threshold for a class (default: %(default)s)",
+        help=f"B-scans that must reach the threshold for a class (default: {_MIN_SCANS})",
     )
     volume.add_argument(
         "--order",
