@@ -174,3 +174,47 @@ def test_numpy_integers_are_counts_at_every_door(tmp_path: Path) -> None:
         np.eye(2, dtype=np.int64), ["CNV", "NORMAL"], dpi=np.float32(50), save=tmp_path / "m.png"
     )
     assert (tmp_path / "m.png").is_file()
+
+
+def test_numpy_integers_are_counts_in_the_recipes_callbacks_and_checks(tmp_path: Path) -> None:
+    # the older checks took Python ints only: FineTune(epochs=np.int64(3)) was "not an int";
+    # each keeps a Python int (a NumPy one would reach a checkpoint's options)
+    from retinalnet.datasets import audit, make_synthetic_kermany
+    from retinalnet.models import small_cnn
+    from retinalnet.training import (
+        EarlyStopping,
+        FeatureCacheConfig,
+        FineTune,
+        balanced_sampler,
+        discriminative_param_groups,
+    )
+    from retinalnet.training._history import EpochRecord
+
+    two = np.int64(2)
+    recipe = FineTune(
+        blocks=two, epochs=np.int64(3), probe_epochs=two, probe_views=two, patience=two
+    )
+    counts = (
+        recipe.blocks,
+        recipe.epochs,
+        recipe.probe_epochs,
+        recipe.probe_views,
+        recipe.patience,
+    )
+    assert counts == (2, 3, 2, 2, 2)
+    assert {type(count) for count in counts} == {int}
+    assert type(FeatureCacheConfig(views=two).views) is int
+    assert type(EarlyStopping(patience=two).patience) is int
+    assert len(list(balanced_sampler([0, 1, 1], num_samples=np.int64(5), seed=0))) == 5
+    groups = discriminative_param_groups(
+        small_cnn(num_classes=2), np.int64(1), lr=1e-4, head_lr=1e-3
+    )
+    assert {group["name"] for group in groups} == {"head", "block -1"}
+    values = dict.fromkeys(["train_loss", "train_accuracy", "seconds", "lr"], 0.5)
+    record = EpochRecord.from_dict(
+        {**values, "epoch": np.int64(1), "val_loss": None, "val_accuracy": None}
+    )
+    assert type(record.epoch) is int
+    root = make_synthetic_kermany(tmp_path / "data", train=1, val=0, test=0, shape=(32, 32))
+    report = audit(root, min_side=np.int64(8), max_side=np.int64(64))
+    assert sum(report.counts["train"].values()) == 4

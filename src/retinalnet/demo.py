@@ -17,6 +17,7 @@ from pathlib import Path
 
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
+from retinalnet._core.counts import as_integer, check_count
 from retinalnet._core.deprecation import renamed_argument
 from retinalnet.datasets import KermanyOCT, find_images, make_synthetic_kermany
 from retinalnet.models import Classifier, cached_weights_path, small_cnn, vgg16_transfer
@@ -132,11 +133,6 @@ class DemoResult:
         return float("nan") if accuracy is None else accuracy
 
 
-def _check_count(name: str, value: object, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-
-
 def _choose_model(
     weights: str | os.PathLike[str] | None, preprocessing: Preprocessing
 ) -> tuple[Classifier, str]:
@@ -228,12 +224,14 @@ def run_demo(
     size = renamed_argument("run_demo", "image_size", "size", image_size, size, 64)
     progress = renamed_argument("run_demo", "verbose", "progress", verbose, progress, True)
     # Everything is checked, and the model built, before the first scan is written.
-    _check_count("epochs", epochs, 1)
-    _check_count("train_per_class", train_per_class, 1)
-    _check_count("eval_per_class", eval_per_class, 1)
-    _check_count("seed", seed, 0)
-    if len(shape) != 2 or not all(isinstance(side, int) and side >= 32 for side in shape):
+    epochs = check_count(epochs, "epochs", 1)
+    train_per_class = check_count(train_per_class, "train_per_class", 1)
+    eval_per_class = check_count(eval_per_class, "eval_per_class", 1)
+    seed = check_count(seed, "seed", 0)
+    sides = [as_integer(side) for side in shape] if isinstance(shape, tuple | list) else []
+    if len(sides) != 2 or not all(side is not None and side >= 32 for side in sides):
         raise ValueError(f"shape must be two ints >= 32 (height, width), got {shape!r}")
+    shape = (int(shape[0]), int(shape[1]))
     preprocessing = Preprocessing(size=size)
     model, model_name = _choose_model(weights, preprocessing)
     out = Path(out_dir)

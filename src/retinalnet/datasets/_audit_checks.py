@@ -7,6 +7,7 @@ import math
 import os
 from pathlib import Path
 
+from retinalnet._core.counts import as_integer
 from retinalnet._core.folders import nonempty_path
 from retinalnet.datasets._audit_report import MAX_ASPECT
 from retinalnet.datasets._files import LAYOUT_FOLDER
@@ -16,8 +17,10 @@ __all__ = ["check_bounds", "check_root_and_progress"]
 
 def check_bounds(min_side: int, max_side: int, max_aspect: float) -> tuple[int, int, float]:
     for name, value in (("min_side", min_side), ("max_side", max_side)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        number = as_integer(value)
+        if number is None or number < 1:
             raise ValueError(f"{name} must be a positive int (pixels), got {value!r}")
+    min_side, max_side = int(min_side), int(max_side)
     if min_side > max_side:
         raise ValueError(
             f"min_side must be at most max_side, got min_side={min_side!r} > max_side={max_side!r}"

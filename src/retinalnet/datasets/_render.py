@@ -15,6 +15,7 @@ import numpy.typing as npt
 from PIL import Image, ImageFilter
 
 from retinalnet._core.classes import KERMANY_CLASSES
+from retinalnet._core.counts import as_integer
 from retinalnet._core.deprecation import renamed_argument
 from retinalnet.datasets._anatomy import (
     _CHOROID,
@@ -49,8 +50,8 @@ def _check_size(size: object, name: str = "shape") -> tuple[int, int]:
 
 
 def _is_int(value: object) -> TypeGuard[int | np.integer[Any]]:
-    """Whether ``value`` is an int (Python or NumPy), and not a bool."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    """Whether ``value`` is an int (Python or NumPy), and not a bool (:func:`as_integer`)."""
+    return as_integer(value) is not None
 
 
 def _check_label(label: object) -> str:

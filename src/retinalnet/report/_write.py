@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from retinalnet._core.counts import check_count
 from retinalnet._core.files import atomic_write_text
 from retinalnet._core.printable import printable
 from retinalnet._version import __version__
@@ -75,8 +76,7 @@ def render_html_report(
             "this EvaluationResult holds no per-image probabilities; get one from "
             "retinalnet.training.evaluate(model, data)"
         )
-    if isinstance(mistakes, bool) or not isinstance(mistakes, int) or mistakes < 0:
-        raise ValueError(f"mistakes must be an int >= 0 (how many to show), got {mistakes!r}")
+    mistakes = check_count(mistakes, "mistakes", 0, " (how many to show)")
     sources: list[str] = []
     if data is not None:
         sources = [os.fspath(path) for path, _ in data.samples]

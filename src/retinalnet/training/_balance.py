@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch.utils.data import WeightedRandomSampler
 
+from retinalnet._core.counts import as_integer
+
 __all__ = ["BALANCE_MODES", "balanced_sampler", "class_counts", "class_weights"]
 
 BALANCE_MODES: tuple[str, ...] = ("weights", "sampler")
@@ -136,8 +138,9 @@ def balanced_sampler(
     """
     counts = class_counts(targets)
     draws = len(targets) if num_samples is None else num_samples
-    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+    count = as_integer(draws)
+    if count is None or count < 1:
         raise ValueError(f"num_samples must be a positive int or None, got {num_samples!r}")
     weights = [1.0 / counts[target] for target in targets]
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    return WeightedRandomSampler(weights, draws, replacement=True, generator=generator)
+    return WeightedRandomSampler(weights, count, replacement=True, generator=generator)

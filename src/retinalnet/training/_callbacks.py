@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from retinalnet._core.counts import check_count
+
 if TYPE_CHECKING:
     from retinalnet.training._trainer import Trainer
 
@@ -202,8 +204,7 @@ class EarlyStopping(Callback):
         restore_best_weights: bool = True,
     ) -> None:
         _check_mode(mode)
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"patience must be an int >= 0, got {patience!r}")
+        patience = check_count(patience, "patience", 0)
         if not min_delta >= 0:
             raise ValueError(f"min_delta must be >= 0, got {min_delta!r}")
         self.monitor = monitor

@@ -67,8 +67,7 @@ class FeatureCacheConfig:
     views: int = 0
 
     def __init__(self, cache_dir: str | os.PathLike[str] | None = None, views: int = 0) -> None:
-        if isinstance(views, bool) or not isinstance(views, int) or views < 0:
-            raise ValueError(f"views must be an int >= 0, got {views!r}")
+        views = check_count(views, "views", 0)
         if cache_dir is not None and not isinstance(cache_dir, str | os.PathLike):
             raise TypeError(
                 f"cache_dir must be a folder path or None, got {type(cache_dir).__name__}"

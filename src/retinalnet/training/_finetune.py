@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from retinalnet._core.counts import as_integer
+from retinalnet._core.counts import as_integer, check_count
 from retinalnet._core.loader_settings import check_batch_size
 from retinalnet._core.loaders import DataSource
 from retinalnet.models import Classifier
@@ -75,9 +75,8 @@ def _positive(name: str, value: float, *, zero: bool = False) -> None:
         raise ValueError(f"{name} must be {'>= 0' if zero else '> 0'}, got {value!r}")
 
 
-def _count(name: str, value: int, *, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+def _count(name: str, value: int, *, low: int) -> int:
+    return check_count(value, name, low)
 
 
 def _lr_decay(value: float) -> None:
@@ -200,11 +199,12 @@ class FineTune:
     def __post_init__(self) -> None:
         from retinalnet.transforms import AUGMENTATION_PRESETS
 
+        # counts are kept as Python ints (a NumPy int would reach the checkpoint's options)
         if self.blocks is not None:
-            _count("blocks", self.blocks, low=1)
-        _count("epochs", self.epochs, low=1)
-        _count("probe_epochs", self.probe_epochs, low=0)
-        _count("probe_views", self.probe_views, low=0)
+            object.__setattr__(self, "blocks", _count("blocks", self.blocks, low=1))
+        object.__setattr__(self, "epochs", _count("epochs", self.epochs, low=1))
+        object.__setattr__(self, "probe_epochs", _count("probe_epochs", self.probe_epochs, low=0))
+        object.__setattr__(self, "probe_views", _count("probe_views", self.probe_views, low=0))
         for name in ("lr", "head_lr", "probe_lr"):
             _positive(name, getattr(self, name))
         _positive("weight_decay", self.weight_decay, zero=True)
@@ -235,7 +235,7 @@ class FineTune:
                 f"got {self.augment!r}"
             )
         if self.patience is not None:
-            _count("patience", self.patience, low=1)
+            object.__setattr__(self, "patience", _count("patience", self.patience, low=1))
         ClassificationTask(balance=self.balance)  # checks balance
 
     def blocks_for(self, model: Classifier) -> int:
@@ -313,18 +313,15 @@ def discriminative_param_groups(
     _lr_decay(lr_decay)
     _positive("weight_decay", weight_decay, zero=True)
     all_blocks = model.feature_block_modules()
-    if (
-        isinstance(blocks, bool)
-        or not isinstance(blocks, int)
-        or not 1 <= blocks <= len(all_blocks)
-    ):
+    count = as_integer(blocks)
+    if count is None or not 1 <= count <= len(all_blocks):
         raise ValueError(
             f"blocks must be an int in [1, {len(all_blocks)}] ({type(model.network).__name__} "
             f"declares {len(all_blocks)} feature blocks), got {blocks!r}"
         )
     head = model.head_module()[1]
     units: list[tuple[str, nn.Module, float]] = [("head", head, head_lr)]
-    for k, block in enumerate(reversed(all_blocks[len(all_blocks) - blocks :])):
+    for k, block in enumerate(reversed(all_blocks[len(all_blocks) - count :])):
         units.append((f"block -{k + 1}", block, lr * lr_decay**k))
     head_params = {id(p) for p in head.parameters()}
     groups: list[dict[str, Any]] = []
@@ -434,7 +431,7 @@ class FineTuneTask(ClassificationTask):
             raise TypeError(
                 f"recipe must be a FineTune, got {type(recipe).__name__}; pass FineTune(...)"
             )
-        _count("steps_per_epoch", steps_per_epoch, low=1)
+        steps_per_epoch = _count("steps_per_epoch", steps_per_epoch, low=1)
         per_step = recipe.schedule == "step"
         unit = steps_per_epoch if per_step else 1
         total = recipe.epochs * unit

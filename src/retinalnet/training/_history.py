@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from retinalnet._core.counts import as_integer
 from retinalnet._core.files import atomic_write
 
 __all__ = ["FIELDS", "EpochRecord", "History"]
@@ -95,9 +96,11 @@ class EpochRecord:
             raise ValueError(
                 f"an epoch record needs {', '.join(FIELDS)}; missing: {', '.join(missing)}"
             )
-        epoch = values["epoch"]
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
-            raise ValueError(f"an epoch record's 'epoch' must be an int >= 1, got {epoch!r}")
+        epoch = as_integer(values["epoch"])
+        if epoch is None or epoch < 1:
+            raise ValueError(
+                f"an epoch record's 'epoch' must be an int >= 1, got {values['epoch']!r}"
+            )
         for name, value in values.items():
             optional = name in _OPTIONAL or name not in FIELDS
             if name == "epoch" or (value is None and optional):
@@ -108,7 +111,7 @@ class EpochRecord:
                     f"epoch {epoch}: metric {name!r} must be {expected}, got {value!r}"
                 )
         extra = {key: value for key, value in values.items() if key not in FIELDS}
-        return cls(**{name: values[name] for name in FIELDS}, extra=extra)
+        return cls(**{**{name: values[name] for name in FIELDS}, "epoch": epoch}, extra=extra)
 
 
 _OPTIONAL = frozenset({"val_loss", "val_accuracy"})

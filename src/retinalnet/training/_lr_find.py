@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from retinalnet._core.classes import check_same_classes
+from retinalnet._core.counts import as_integer
 from retinalnet._core.loaders import DataSource
 from retinalnet.models import Classifier
 from retinalnet.precision import autocast
@@ -40,7 +41,7 @@ __all__ = ["apply_lr", "find_lr", "lr_range_test", "restored_afterwards"]
 logger = logging.getLogger(__name__)
 
 
-def _check_range(min_lr: float, max_lr: float, num_steps: int, rule: str) -> None:
+def _check_range(min_lr: float, max_lr: float, num_steps: int, rule: str) -> int:
     for name, value in (("min_lr", min_lr), ("max_lr", max_lr)):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{name} must be a number, got {value!r}")
@@ -50,7 +51,8 @@ def _check_range(min_lr: float, max_lr: float, num_steps: int, rule: str) -> Non
         raise ValueError(
             f"max_lr must be greater than min_lr, got min_lr={min_lr!r} and max_lr={max_lr!r}"
         )
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 8:
+    steps = as_integer(num_steps)
+    if steps is None or steps < 8:
         raise ValueError(
             f"num_steps must be an int >= 8 (the rules skip the first and last steps), got "
             f"{num_steps!r}; 100 is usual"
@@ -59,6 +61,7 @@ def _check_range(min_lr: float, max_lr: float, num_steps: int, rule: str) -> Non
         raise ValueError(
             f"rule must be one of {', '.join(map(repr, SUGGESTION_RULES))}, got {rule!r}"
         )
+    return steps
 
 
 def _cycle(batches: Iterable[Any]) -> Iterator[Any]:
@@ -144,7 +147,7 @@ def lr_range_test(
     ValueError
         If a setting is out of range or the batches are empty.
     """
-    _check_range(min_lr, max_lr, num_steps, rule)
+    num_steps = _check_range(min_lr, max_lr, num_steps, rule)
     if not 0 <= smoothing < 1:
         raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
     if not diverge > 1:
@@ -277,7 +280,7 @@ def find_lr(
 ) -> LRFinderResult:
     """The range test with a Trainer's settings; see :meth:`Trainer.lr_find
     <retinalnet.training.Trainer.lr_find>`."""
-    _check_range(min_lr, max_lr, num_steps, rule)
+    num_steps = _check_range(min_lr, max_lr, num_steps, rule)
     model = trainer.model
     if isinstance(model, Classifier):
         check_same_classes(model.classes, train, where="Trainer.lr_find")

@@ -18,6 +18,7 @@ import numpy.typing as npt
 import torch
 from PIL import Image
 
+from retinalnet._core.counts import check_count
 from retinalnet._core.files import os_error_in_words
 from retinalnet._core.folders import check_folder
 from retinalnet._core.images import coerce_image
@@ -103,8 +104,7 @@ class TensorBoardLogger(Callback):
     """
 
     def __init__(self, log_dir: str | os.PathLike[str], *, images: int = 4) -> None:
-        if isinstance(images, bool) or not isinstance(images, int) or images < 0:
-            raise ValueError(f"images must be an int >= 0 (0: no Grad-CAM images), got {images!r}")
+        images = check_count(images, "images", 0, " (0: no Grad-CAM images)")
         if not isinstance(log_dir, str | os.PathLike):
             raise TypeError(f"log_dir must be a folder path, got {type(log_dir).__name__}")
         self._writer_class = _summary_writer_class()
