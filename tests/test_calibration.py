@@ -795,3 +795,25 @@ def test_the_expected_digest_is_read_as_people_write_it_and_refused_when_malform
         with pytest.raises(ValueError, match=r"^expected_sha256 must be a SHA-256 digest"):
             set_checkpoint_temperature(path, 1.2, expected_sha256=bad)  # type: ignore[arg-type]
     assert load_checkpoint(path).temperature == 1.5
+
+
+def test_a_temperature_keeps_the_predicted_classes_but_can_move_an_auc() -> None:
+    # what docs/evaluation.rst says: predictions and their rates stay, AUCs of more than two
+    # classes can move (a class's probability is ranked across images)
+    from retinalnet.metrics import ClassificationReport, classification_report
+
+    def at(
+        temperature: float, outputs: list[list[float]], targets: list[int]
+    ) -> ClassificationReport:
+        scaled = np.exp(np.array(outputs) / temperature)
+        classes = ["CNV", "DME", "DRUSEN", "NORMAL"][: scaled.shape[1]]
+        probabilities = scaled / scaled.sum(axis=1, keepdims=True)
+        return classification_report(targets, probabilities, classes=classes, urgent=None)
+
+    logits = [[4, 0, 3, 0], [0, 0, 0, 0.5], [3, 0, 0, 2.9], [0, 0.1, 0, 0]]
+    warm, cold = at(1.0, logits, [0, 3, 0, 1]), at(0.2, logits, [0, 3, 0, 1])
+    assert (warm.confusion_matrix == cold.confusion_matrix).all()
+    assert warm["NORMAL"].auc == pytest.approx(2 / 3)
+    assert cold["NORMAL"].auc == 1.0
+    two = [[2.0, 0.0], [0.0, 1.0], [1.0, 0.5], [0.2, 0.0]]
+    assert at(1.0, two, [0, 1, 1, 0])["CNV"].auc == at(0.2, two, [0, 1, 1, 0])["CNV"].auc

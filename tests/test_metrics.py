@@ -206,6 +206,30 @@ def test_bootstrap_intervals_keep_every_class_whatever_its_name() -> None:
     assert report.intervals["sensitivity[0]"] == (0.0, 0.0)
 
 
+def test_bootstrap_resamples_keep_the_class_mix_so_macro_averages_keep_their_classes() -> None:
+    # CNV 9 and DME 4 right, the one NORMAL scan called CNV: macro F1 (0.947 + 1 + 0) / 3.
+    # A plain resample missed the NORMAL scan in a third of the draws, whose macro F1 was
+    # (1 + 1) / 2: the interval reached 100% above a point estimate of 65%
+    targets = np.array([0] * 9 + [1] * 4 + [3])
+    probabilities = np.eye(4)[[0] * 9 + [1] * 4 + [0]] * 0.7 + 0.075
+    report = classification_report(targets, probabilities, bootstrap=500, seed=0)
+    point = report.macro["f1"]
+    assert point == pytest.approx((2 * 0.9 / 1.9 + 1 + 0) / 3)
+    assert report.intervals["macro_f1"] == pytest.approx((point, point))
+    assert report.intervals["sensitivity[NORMAL]"] == (0.0, 0.0)
+
+
+def test_a_bootstrap_resample_has_the_class_counts_of_the_data() -> None:
+    from retinalnet.metrics._bootstrap import _stratified_resample
+
+    targets = np.array([3, 0, 0, 1, 0, 3, 1, 0, 0])
+    members = [np.flatnonzero(targets == c) for c in np.unique(targets)]
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        pick = _stratified_resample(members, rng)
+        assert np.bincount(targets[pick], minlength=4).tolist() == [5, 2, 0, 2]
+
+
 def test_no_referral_without_the_urgent_classes() -> None:
     report = classification_report([0, 1], [[0.6, 0.4], [0.3, 0.7]], classes=["a", "b"])
 

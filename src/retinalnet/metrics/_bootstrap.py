@@ -38,6 +38,19 @@ def _summary(true: IntArray, scores: FloatArray, urgent_index: IntArray | None) 
     return values
 
 
+def _stratified_resample(members: list[IntArray], rng: np.random.Generator) -> IntArray:
+    """One bootstrap resample: from each class's images (``members``, their indices), as
+    many drawn with replacement as the class has.
+
+    Stratified, as pROC's intervals of an AUC are by default: every class of the data is in
+    every resample, so a class's sensitivity and AUC, and the macro averages, are taken over
+    the same classes in each (a plain resample of 1,000 images misses a class of 3 in 5% of
+    the draws, whose macro F1 then averages the other classes, and whose sensitivity is
+    dropped). The intervals are those of a test set of the same class mix.
+    """
+    return np.concatenate([group[rng.integers(0, len(group), len(group))] for group in members])
+
+
 def _bootstrap_intervals(
     true: IntArray,
     scores: FloatArray,
@@ -48,14 +61,15 @@ def _bootstrap_intervals(
     confidence: float,
     seed: int,
 ) -> dict[str, tuple[float, float]]:
-    """Percentile intervals of the :func:`_summary` numbers over ``bootstrap`` resamples of
-    the images drawn with replacement from ``numpy.random.default_rng(seed)``; class indices
-    in the keys become class names (``sensitivity[CNV]``)."""
+    """Percentile intervals of the :func:`_summary` numbers over ``bootstrap`` stratified
+    resamples (:func:`_stratified_resample`) drawn from ``numpy.random.default_rng(seed)``;
+    class indices in the keys become class names (``sensitivity[CNV]``)."""
     intervals: dict[str, tuple[float, float]] = {}
     rng = np.random.default_rng(seed)
+    members = [np.flatnonzero(true == c) for c in np.unique(true)]
     samples: dict[str, list[float]] = {}
     for _ in range(bootstrap):
-        pick = rng.integers(0, len(true), len(true))
+        pick = _stratified_resample(members, rng)
         for key, value in _summary(true[pick], scores[pick], urgent_index).items():
             samples.setdefault(key, []).append(value)
     tail = (1 - confidence) / 2 * 100

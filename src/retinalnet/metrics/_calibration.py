@@ -194,9 +194,11 @@ def fit_temperature(
     """The temperature that minimises the negative log-likelihood of ``softmax(scores / T)``.
 
     Temperature scaling (Guo et al., 2017): one number ``T > 0`` divides the network's
-    outputs before the softmax. It never changes the most probable class, so accuracy,
-    the confusion matrix and every AUC stay the same; ``T > 1`` softens overconfident
-    probabilities, ``T < 1`` sharpens underconfident ones.
+    outputs before the softmax. It never changes the most probable class, so accuracy and
+    the confusion matrix stay the same; the AUCs of a model of more than two classes can
+    change (an AUC ranks a class's probability across images, and the softmax of a class
+    depends on the image's other outputs). ``T > 1`` softens overconfident probabilities,
+    ``T < 1`` sharpens underconfident ones.
 
     ``scores`` may be logits or log-probabilities: the registered models end in
     ``LogSoftmax``, and ``log_softmax(z) = z - logsumexp(z)`` differs from ``z`` by a

@@ -313,8 +313,11 @@ def classification_report(
     bootstrap
         Number of bootstrap resamples for confidence intervals (0: none; 1000 is usual; at
         most 100,000).
-        Each resample draws the images with replacement; the interval is the percentile
-        interval of the metric over the resamples. About 1 ms per resample for 1,000 images.
+        Each resample draws, from each true class's images, as many as the class has,
+        with replacement (a stratified bootstrap, as pROC's for an AUC): every class is in
+        every resample, so the macro averages are over the same classes in each. The
+        interval is the percentile interval of the metric over the resamples, for a test
+        set of the same class mix. About 1 ms per resample for 1,000 images.
     confidence
         Level of the intervals, in (0, 1).
     seed

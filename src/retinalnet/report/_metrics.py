@@ -27,7 +27,8 @@ def _interval_note(report: ClassificationReport) -> str:
     if report.intervals:
         return (
             f"<p>Grey numbers under a value are its {report.confidence:.0%} confidence "
-            f"interval, from {report.bootstrap} bootstrap resamples of the images: the range "
+            f"interval, from {report.bootstrap} bootstrap resamples of the images (each "
+            "class's drawn from its own, so every class is in each): the range "
             "the value would likely take on another set of images like these.</p>"
         )
     return (

@@ -168,8 +168,9 @@ def calibrate(
     network's outputs are divided by one number ``T`` before the softmax, ``T`` chosen to
     minimise the negative log-likelihood of the validation data (see
     :func:`~retinalnet.metrics.fit_temperature`). It never changes the predicted class,
-    so accuracy, sensitivity, specificity and AUC stay the same; it makes the
-    probabilities mean what they say. The model's outputs are taken at temperature 1
+    so accuracy, sensitivity and specificity stay the same (the AUCs of more than two
+    classes can move: they rank probabilities across images); it makes the probabilities
+    mean what they say. The model's outputs are taken at temperature 1
     (whatever it carried before), without test-time augmentation.
 
     Use it for a model trained elsewhere; a Trainer fit does it with the
