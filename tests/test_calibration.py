@@ -127,7 +127,11 @@ def test_the_report_carries_the_ece_and_nan_for_scores_that_are_not_probabilitie
     report = classification_report(TARGETS, PROBABILITIES, classes=["a", "b"], urgent=None)
     assert report.ece == pytest.approx(expected_calibration_error(PROBABILITIES, TARGETS))
     assert report.to_dict()["ece"] == pytest.approx(report.ece)
-    scores = classification_report(TARGETS, np.log(PROBABILITIES), classes=["a", "b"])
+    # log-probabilities (the models' outputs) are the same distributions
+    logs = classification_report(TARGETS, np.log(PROBABILITIES), classes=["a", "b"])
+    assert logs.ece == pytest.approx(report.ece)
+    # logits are none: their softmax is one temperature among many
+    scores = classification_report(TARGETS, np.log(PROBABILITIES) + 1.0, classes=["a", "b"])
     assert math.isnan(scores.ece)
     assert scores.to_dict()["ece"] is None
 

@@ -188,7 +188,49 @@ def test_the_referral_auc_of_log_probabilities_or_logits_is_that_of_their_probab
     assert got is not None
     assert expected.auc == 1.0
     assert got.auc == pytest.approx(1.0)  # was 0.75: the log-probabilities were summed
-    assert math.isnan(classification_report(targets, scores).ece)  # needs probabilities
+    # the ECE judges the distributions the scores stand for: log-probabilities are some,
+    # logits (a temperature away from any) are none
+    ece = classification_report(targets, scores).ece
+    if form == "logits":
+        assert math.isnan(ece)
+    else:
+        assert ece == pytest.approx(classification_report(targets, probabilities).ece)
+
+
+def test_the_calibration_error_has_one_rule_per_scan_per_patient_and_when_called() -> None:
+    # rounded probabilities (rows of 0.99) were "not probabilities" to the report (ECE NaN)
+    # while EvaluationResult.ece and the per-patient report gave a number
+    from retinalnet.metrics import expected_calibration_error, patient_level
+    from retinalnet.training import EvaluationResult
+
+    rng = np.random.default_rng(0)
+    exact = rng.dirichlet(np.ones(4), size=40)
+    rounded = np.round(exact, 2)
+    assert np.abs(rounded.sum(axis=1) - 1).max() > 1e-3  # some rows miss 1
+    targets = rng.integers(0, 4, size=40)
+    rescaled = rounded / rounded.sum(axis=1, keepdims=True)
+    expected = expected_calibration_error(rescaled, targets)
+    result = EvaluationResult(
+        classes=("CNV", "DME", "DRUSEN", "NORMAL"),
+        loss=math.nan,
+        accuracy=math.nan,
+        confusion_matrix=np.zeros((4, 4), dtype=np.int64),
+        probabilities=rounded,
+        targets=targets,
+    )
+    assert classification_report(targets, rounded).ece == pytest.approx(expected)
+    assert expected_calibration_error(rounded, targets) == pytest.approx(expected)
+    assert result.ece == pytest.approx(expected)
+    ids = [str(i) for i in range(40)]  # one scan per patient: the same groups
+    assert patient_level(rounded, targets, ids).ece == pytest.approx(expected)
+    # rows of half a distribution (two classes' probabilities of four) stand for none
+    half = exact * 0.5
+    assert math.isnan(classification_report(targets, half).ece)
+    assert math.isnan(patient_level(half, targets, ids).ece)
+    with pytest.raises(
+        ValueError, match=r"^each image's probabilities must sum to 1.*row \d+ sums to 0.5"
+    ):
+        expected_calibration_error(half, targets)
 
 
 def test_bootstrap_intervals_keep_every_class_whatever_its_name() -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from retinalnet.metrics._confusion import FloatArray, IntArray, _as_probabilities, _as_targets
-from retinalnet.metrics._rates import are_probabilities
+from retinalnet.metrics._rates import are_probabilities, distributions
 
 __all__ = ["expected_calibration_error", "fit_temperature", "reliability_curve"]
 
@@ -47,7 +47,16 @@ def _checked(
             f"{scores.min():g} to {scores.max():g}; pass softmax(logits) or "
             "exp(log-probabilities)"
         )
-    return np.clip(scores, 0.0, 1.0), true  # float32 rounding (1.0000001) binned as 1
+    rows = distributions(scores)
+    if rows is None:  # in [0, 1], but a row misses a sum of 1 by more than rounding
+        sums = np.clip(scores, 0.0, 1.0).sum(axis=1)
+        worst = int(np.abs(sums - 1.0).argmax())
+        raise ValueError(
+            f"each image's probabilities must sum to 1 (every class's, give or take "
+            f"rounding), but row {worst} sums to {sums[worst]:.4g}; pass the softmax "
+            "outputs of every class (not one-vs-rest scores or a subset of the classes)"
+        )
+    return rows, true  # clipped (float32's 1.0000001 binned as 1), rounded rows rescaled
 
 
 def reliability_curve(
@@ -83,8 +92,9 @@ def reliability_curve(
     ValueError
         If the shapes disagree, a target is out of range, a probability is NaN or infinite
         (the message counts the rows and names the first) or outside [0, 1]
-        (log-probabilities, logits or scaled probabilities), or ``bins`` is not an int
-        from 1 to 1,000.
+        (log-probabilities, logits or scaled probabilities), a row does not sum to 1 give
+        or take 0.005 per class (probabilities rounded to two decimals are rescaled), or
+        ``bins`` is not an int from 1 to 1,000.
 
     Examples
     --------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Hashable, Sequence
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy.typing as npt
 
 from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet.metrics._confusion import _as_probabilities, _as_targets
-from retinalnet.metrics._rates import probabilities_of
+from retinalnet.metrics._rates import distributions, probabilities_of
 from retinalnet.metrics._report import (
     URGENT_CLASSES,
     ClassificationReport,
@@ -59,7 +60,8 @@ def patient_level(
     probabilities
         Class probabilities of each scan, shape ``(scans, classes)``. Log-probabilities
         (what the models output) or logits are turned into probabilities by a softmax
-        first: the rule averages probabilities.
+        first: the rule averages probabilities. The ECE is NaN for logits and for rows
+        that do not sum to 1, as in the per-scan report.
     targets
         True class index of each scan.
     patient_ids
@@ -100,7 +102,8 @@ def patient_level(
     true = _as_targets(targets)
     # the rule averages probabilities: log-probabilities (the models' output) or logits
     # become probabilities first, as averaging them would follow another rule
-    scores = probabilities_of(_as_probabilities(probabilities, len(true)))
+    given = _as_probabilities(probabilities, len(true))
+    scores = probabilities_of(given)
     # the report checks its arguments again; checked here, they are refused before grouping
     _checked_arguments(
         classes, scores.shape[1], urgent, bootstrap=bootstrap, confidence=confidence, seed=seed
@@ -141,4 +144,7 @@ def patient_level(
         mixed=sum(len(found) > 1 for found in labels.values()),
         without_id=sum(patient is None for patient in ids),
     )
-    return dataclasses.replace(report, patients=summary)
+    # the calibration error judges the distributions the scans' scores stand for, as the
+    # per-scan report does: none for logits or rows that do not sum to 1 (NaN there too)
+    ece = report.ece if distributions(given) is not None else math.nan
+    return dataclasses.replace(report, patients=summary, ece=ece)

@@ -29,7 +29,13 @@ from retinalnet.metrics._confusion import (
     confusion_matrix,
     topk_accuracy,
 )
-from retinalnet.metrics._rates import _averages, _per_class, _ratio, _referral, are_probabilities
+from retinalnet.metrics._rates import (
+    _averages,
+    _per_class,
+    _ratio,
+    _referral,
+    distributions,
+)
 from retinalnet.metrics._roc import roc_auc
 
 __all__ = ["URGENT_CLASSES", "ClassificationReport", "PatientGroups", "classification_report"]
@@ -116,7 +122,9 @@ class ClassificationReport:
     ece : float
         Top-label expected calibration error with 15 bins (see
         :func:`~retinalnet.metrics.expected_calibration_error`); NaN without images, or
-        when the scores are not probabilities (rows of non-negative numbers summing to 1).
+        when the scores are neither probabilities (rows summing to 1, give or take rounding)
+        nor log-probabilities. The per-patient report takes it of the scans' groups when
+        the scans' scores are such, and is NaN when they are not.
 
         .. versionadded:: 0.2
     patients : PatientGroups or None
@@ -301,7 +309,9 @@ def classification_report(
         confusion matrix and the per-class AUCs (they only depend on the order of scores).
         The urgent-referral AUC ranks by the summed probability of the urgent classes:
         scores that are not probabilities (log-probabilities, logits) are turned into
-        probabilities by a softmax for it. The ECE needs probabilities (NaN otherwise).
+        probabilities by a softmax for it. The ECE needs probabilities (each row summing
+        to 1, give or take rounding to two decimals) or log-probabilities; it is NaN for
+        logits and for rows that do not sum to 1.
     classes
         Class names in output order (the Kermany classes by default).
     urgent
@@ -490,9 +500,9 @@ def _urgent_index(urgent: Sequence[str] | None, names: tuple[str, ...]) -> IntAr
 
 
 def _ece(scores: npt.NDArray[np.float64], true: IntArray) -> float:
-    """The ECE, or NaN without images or when the scores are not probabilities."""
-    if not len(true) or not are_probabilities(scores):  # finite: refused before otherwise
+    """The ECE of the distributions the scores stand for (:func:`distributions`: the
+    probabilities or log-probabilities); NaN without images or for other scores."""
+    rows = distributions(scores)  # finite: refused before otherwise
+    if not len(true) or rows is None:
         return math.nan
-    if not np.allclose(scores.sum(axis=1), 1.0, atol=1e-3):  # not a distribution to judge
-        return math.nan
-    return expected_calibration_error(scores, true)
+    return expected_calibration_error(rows, true)
