@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -163,6 +164,29 @@ def test_evaluate_prepares_pil_images_with_the_model_eval_preprocessing() -> Non
     for target, predicted in zip(targets.tolist(), expected_predictions.tolist(), strict=True):
         expected[target, predicted] += 1
     assert np.array_equal(result.confusion_matrix, expected)
+
+
+def test_a_small_temperature_is_shown_to_three_figures_wherever_it_is_shown(
+    tmp_path: Path,
+) -> None:
+    # fit_temperature searches down to 0.001: 0.0046 was shown as "temperature 0.00"
+    from retinalnet.report._calibration import calibration_section
+
+    result = dataclasses.replace(
+        evaluate(_model(), _data(), device="cpu", precision="fp32"), temperature=0.004626
+    )
+    assert str(result).splitlines()[0].endswith("temperature 0.00463")
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    from retinalnet.plots import plot_reliability_diagram
+
+    section = calibration_section(result, result.report(), None, "test")
+    assert section is not None
+    assert "0.00463 (temperature-scaled)" in section.body
+    figure = plot_reliability_diagram(result)
+    assert "temperature 0.00463" in figure.axes[0].get_title()
+    plt.close(figure)
 
 
 def test_str_is_a_table_of_the_confusion_matrix() -> None:

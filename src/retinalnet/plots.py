@@ -439,7 +439,7 @@ def plot_reliability_diagram(
     top.legend(loc="upper left", fontsize="small")
     shown = f"ECE {ece:.1%}" if not np.isnan(ece) else "no images"
     if isinstance(result, EvaluationResult):
-        shown += f", temperature {result.temperature:.2f}"
+        shown += f", temperature {result.temperature:#.3g}"
     top.set_title(f"{title}\n({shown}, {bins} bins)", fontsize="medium")
     bottom.bar(edges[:-1], count, width=width, align="edge", color="gray", edgecolor="white")
     bottom.set_xlabel("confidence (top-class probability)")

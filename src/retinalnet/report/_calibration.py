@@ -81,7 +81,7 @@ def calibration_section(
         facts.append(["Expected calibration error (ECE)", esc(pct(ece))])
     if temperature is not None:
         state = "uncalibrated" if float(temperature) == 1.0 else "temperature-scaled"
-        facts.append(["Temperature", esc(f"{float(temperature):.2f} ({state})")])
+        facts.append(["Temperature", esc(f"{float(temperature):#.3g} ({state})")])
     if facts:
         parts.append(table(["Measure", "Value"], facts, css_class="calibration"))
     draw = getattr(plots, "plot_reliability_diagram", None)

@@ -242,7 +242,7 @@ class EvaluationResult:
         ece = "-" if math.isnan(self.ece) else f"{self.ece:.1%}"
         lines = [
             f"images {self.num_samples}  loss {self.loss:.4f}  accuracy {self.accuracy:.2%}  "
-            f"ECE {ece}  temperature {self.temperature:.2f}"
+            f"ECE {ece}  temperature {self.temperature:#.3g}"
             + ("" if self.precision == "fp32" else f"  precision {self.precision}"),
             "",
             "true \\ predicted".ljust(18)
