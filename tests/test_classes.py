@@ -70,3 +70,30 @@ def test_matching_classes_through_every_wrapper_are_taken(data: Path) -> None:
     for name, wrapped in _wrapped(study).items():
         check_same_classes(("CNV", "NORMAL"), wrapped, where=name)  # no error
     check_same_classes(("CNV", "NORMAL"), torch.zeros(2, 3), where="tensors")  # unknown: pass
+
+
+class _NamedByMapping(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
+    """A user's data set that names its targets by ``class_to_idx`` only (no ``classes``)."""
+
+    def __init__(self, class_to_idx: dict[str, int]) -> None:
+        self.class_to_idx = class_to_idx
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return torch.zeros(3, 32, 32), index
+
+
+def test_a_data_set_named_by_class_to_idx_only_is_checked_by_it() -> None:
+    # was: no `classes` attribute, so a NORMAL-CNV mapping passed a CNV-NORMAL model and
+    # every number compared the two classes swapped (accuracy 81% -> 0%)
+    model = small_cnn(classes=["CNV", "NORMAL"], preprocessing=Preprocessing(size=32))
+    swapped = _NamedByMapping({"NORMAL": 0, "CNV": 1})
+    with pytest.raises(ValueError, match=r"but the data's are \['NORMAL', 'CNV'\]"):
+        evaluate(model, swapped, device="cpu")
+    with pytest.raises(ValueError, match=r"but the data's are \['NORMAL', 'CNV'\]"):
+        check_same_classes(model.classes, DataLoader(Subset(swapped, [0])), where="wrapped")
+    check_same_classes(model.classes, _NamedByMapping({"NORMAL": 1, "CNV": 0}), where="same")
+    # a mapping that is not targets 0 to n - 1 says nothing about the order: not read
+    check_same_classes(model.classes, _NamedByMapping({"NORMAL": 0, "CNV": 2}), where="gap")

@@ -3,8 +3,10 @@ check that a model and a data set agree on their classes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final
+
+from retinalnet._core.counts import as_integer
 
 KERMANY_CLASSES: Final[tuple[str, ...]] = ("CNV", "DME", "DRUSEN", "NORMAL")
 """Class names in output order: CNV=0, DME=1, DRUSEN=2, NORMAL=3."""
@@ -22,12 +24,27 @@ for those that may be scans in another format (:func:`~retinalnet.datasets.find_
 :class:`~retinalnet.datasets.KermanyOCT`)."""
 
 
+def _classes_of_mapping(mapping: object) -> tuple[str, ...] | None:
+    """The class names of a ``class_to_idx`` mapping in target order, when its indices are
+    0 to n - 1 once each; else ``None``."""
+    if not isinstance(mapping, Mapping) or not mapping:
+        return None
+    indices = [as_integer(index) for index in mapping.values()]
+    known = [index for index in indices if index is not None]
+    if len(known) != len(indices) or sorted(known) != list(range(len(known))):
+        return None
+    return tuple(str(name) for name, _ in sorted(mapping.items(), key=lambda item: int(item[1])))
+
+
 def _class_lists(data: object, depth: int = 0) -> list[tuple[str, ...]]:
     """The class lists of ``data`` and of the data sets it wraps: a DataLoader's, a
     ``Subset``'s, every part of a ``ConcatDataset``, at any depth (up to 8 wrappers)."""
     own = getattr(data, "classes", None)
     if own is not None and not callable(own):
         return [tuple(str(name) for name in own)]
+    by_index = _classes_of_mapping(getattr(data, "class_to_idx", None))
+    if by_index is not None:  # a data set that names its targets by a mapping only
+        return [by_index]
     if depth >= 8:
         return []
     parts = getattr(data, "datasets", None)  # a ConcatDataset
@@ -44,8 +61,9 @@ def check_same_classes(model_classes: Sequence[str], data: object, *, where: str
     ``classes[i]``. When the two lists differ, every number computed would silently compare
     different classes (a 3-class checkpoint on 4-class data, or class folders in another
     order), so nothing is computed. The data sets inside DataLoaders, Subsets and
-    ConcatDatasets are checked, each part of a concatenation. Data without a
-    ``classes`` attribute (tensors, cached features) cannot be checked and pass.
+    ConcatDatasets are checked, each part of a concatenation. A data set without
+    ``classes`` is read by its ``class_to_idx`` mapping (targets 0 to n - 1); data with
+    neither (tensors, cached features) cannot be checked and passes.
 
     Raises
     ------
