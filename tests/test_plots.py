@@ -173,6 +173,16 @@ def test_confusion_matrix_titles_say_what_the_cells_hold_and_the_bar_matches() -
     assert ticks[-1] == "100%"
 
 
+def test_a_class_with_no_image_has_no_shares_in_the_normalized_matrix() -> None:
+    # was "0% 0% 0%" under "rows sum to 100%"; the text report shows "-" for that row
+    shares = plot_confusion_matrix(
+        [[3, 1, 0], [0, 0, 0], [1, 1, 2]], ["a", "b", "c"], normalize=True
+    )
+    texts = [t.get_text() for t in shares.axes[0].texts]
+    assert texts == ["75%", "25%", "0%", "-", "-", "-", "25%", "25%", "50%"]
+    assert shares.axes[0].get_title().endswith("(rows sum to 100%, - for a class with no image)")
+
+
 def _evaluation() -> EvaluationResult:
     targets = np.array([0, 0, 1, 1, 2, 2, 3, 3])
     probabilities = np.full((8, 4), 0.1)

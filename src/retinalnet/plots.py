@@ -142,7 +142,8 @@ def plot_confusion_matrix(
         Class names, when ``result`` is a bare matrix.
     normalize
         Show each row as fractions of its true class (recall on the diagonal); the cells
-        and the colour bar are in percent.
+        and the colour bar are in percent. A class with no image gets "-" in its row (as
+        the text report shows it), not 0%.
     title
         The first line of the title, e.g. which split; a second line says what the cells
         hold (counts, or percent of each true class).
@@ -178,6 +179,7 @@ def plot_confusion_matrix(
             f"{len(names)} class names for a {len(matrix)}x{len(matrix)} matrix; pass classes="
         )
     values = matrix.astype(np.float64)
+    empty = matrix.sum(axis=1) == 0  # a class with no image: no share of it to show
     if normalize:
         rows = values.sum(axis=1, keepdims=True)
         values = np.divide(values, rows, out=np.zeros_like(values), where=rows > 0)
@@ -191,14 +193,18 @@ def plot_confusion_matrix(
 
         bar.ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))
         bar.set_label("share of the true class")
-        what = "percent of each true class (rows sum to 100%)"
+        what = "percent of each true class (rows sum to 100%"
+        what += ", - for a class with no image)" if empty.any() else ")"
     else:
         bar.set_label("images")
         what = "images per true and predicted class"
     axes.set_title(f"{title}\n{what}", fontsize="medium")
     top = values.max() if values.size else 0
     for (row, column), value in np.ndenumerate(values):
-        text = f"{value:.0%}" if normalize else str(int(matrix[row, column]))
+        if normalize:
+            text = "-" if empty[row] else f"{value:.0%}"
+        else:
+            text = str(int(matrix[row, column]))
         color = "white" if top and value > top / 2 else "black"
         axes.text(column, row, text, ha="center", va="center", color=color)
     axes.set_xticks(range(len(names)), names, rotation=45, ha="right")

@@ -100,8 +100,9 @@ def metrics_section(result: EvaluationResult, report: ClassificationReport) -> S
         "class. <b>Specificity</b>: of the other scans, the share it does not call that class. "
         "<b>Precision</b> (positive predictive value): of the scans it calls that class, the "
         "share that are. <b>AUC</b>: area under the ROC curve of the class's probability "
-        "(0.5 is chance, 1 is perfect). Macro averages the classes equally, weighted by their "
-        "number of images.</p>",
+        "(0.5 is chance, 1 is perfect). <b>Macro</b> averages the classes equally, "
+        "<b>weighted</b> by their number of images; a class with no image here is left out "
+        "of both (its row shows -).</p>",
         per_class,
         _interval_note(report),
     ]
