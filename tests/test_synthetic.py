@@ -3,8 +3,10 @@ renderer) and retinalnet.datasets._synthetic (SyntheticOCT, make_synthetic_kerma
 
 from __future__ import annotations
 
+import errno
 import pickle
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -402,3 +404,24 @@ def test_an_empty_root_or_one_that_is_not_a_path_is_refused(
     with pytest.raises(TypeError, match=r"root must be a folder path \(str or path\), got None$"):
         SyntheticOCT(1, shape=SMALL).write(None)  # type: ignore[arg-type]
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE and EFBIG as on Linux")
+def test_a_full_disk_stops_the_writer_and_leaves_no_cut_scan(tmp_path: Path) -> None:
+    # PIL let a refused write through: 800 scans of 1500 bytes each, "written", that failed
+    # only when training read them
+    from _file_limits import file_size_limit
+
+    data = SyntheticOCT(num_per_class=2, shape=(128, 128), seed=0)
+    refused = r"(?i)\.jpeg'?: file too large"
+    with pytest.raises(OSError, match=refused) as raised, file_size_limit(1500):
+        data.write(tmp_path, "train")
+    assert raised.value.errno == errno.EFBIG
+    assert len(str(raised.value).splitlines()) == 1
+    for path in tmp_path.rglob("*"):
+        if path.is_file():  # what was written is whole, and no temporary file is left
+            assert path.suffix == ".jpeg"
+            with Image.open(path) as image:
+                image.load()
+    with pytest.raises(OSError, match=r"(?i)file too large"), file_size_limit(1500):
+        make_synthetic_kermany(tmp_path / "kermany", train=1, val=1, test=1, shape=(128, 128))

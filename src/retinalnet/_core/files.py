@@ -163,7 +163,9 @@ def _interrupts_held() -> Iterator[None]:
             signal.raise_signal(signum)
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> Path:
+def atomic_write(
+    path: str | os.PathLike[str], write: Callable[[BinaryIO], None], *, sync: bool = True
+) -> Path:
     """Write a file through ``write(stream)`` so that it is never seen half-written.
 
     The bytes go to a temporary file beside ``path``, are flushed to disk, and the file is
@@ -172,6 +174,9 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
     file gets the permissions a plain ``open(path, "wb")`` would give it: those of
     the file it replaces, else ``0o666`` less the process's umask (not the owner-only
     ``0o600`` of a temporary file), so a shared checkpoint or report stays readable.
+    ``sync=False`` leaves out the flush to disk (``fsync``): the file is still whole or
+    absent after an error or a kill, but may be lost in a power cut; for files that are
+    cheap to make again and written by the hundred (synthetic scans).
 
     Where ``path`` is a symbolic link (``best.pt -> models/v3.pt``), the file it points to
     is written, as ``open(path, "wb")`` would: the temporary file goes beside that file and
@@ -227,7 +232,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
         with _interrupts_held(), os.fdopen(handle, "wb") as stream:
             write(stream)
             stream.flush()
-            os.fsync(stream.fileno())
+            if sync:
+                os.fsync(stream.fileno())
             temporary.chmod(_mode_for(out, previous))
             temporary.replace(out)
     except BaseException as error:

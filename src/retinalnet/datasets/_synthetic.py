@@ -9,11 +9,12 @@ code paths, never to judge a model.
 
 from __future__ import annotations
 
+import io
 import operator
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +23,7 @@ from PIL import Image
 
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
 from retinalnet._core.deprecation import renamed_argument, warn_deprecated
+from retinalnet._core.files import atomic_write
 from retinalnet._core.folders import nonempty_path
 from retinalnet.datasets._render import _DEFAULT_SIZE, _check_size, _is_int, _render
 
@@ -106,6 +108,18 @@ def _check_counts(counts: object, name: str) -> dict[str, int]:
         }
     count = _check_count(counts, name)
     return dict.fromkeys(KERMANY_CLASSES, count)
+
+
+def _write_jpeg(image: Image.Image, path: Path, quality: int) -> None:
+    """Write ``image`` as a JPEG whole or not at all: a full disk cut PIL's own writes
+    short without an error, leaving scans that fail only when read."""
+    encoded = io.BytesIO()
+    image.save(encoded, format="JPEG", quality=quality)
+
+    def write(stream: BinaryIO) -> None:
+        stream.write(encoded.getvalue())
+
+    atomic_write(path, write, sync=False)
 
 
 class SyntheticOCT(torch.utils.data.Dataset[tuple[Any, int]]):
@@ -312,6 +326,9 @@ class SyntheticOCT(torch.utils.data.Dataset[tuple[Any, int]]):
         ValueError
             If ``split`` is not a Kermany split name, ``quality`` is out of range, or
             ``root`` is empty or is (or lies inside) a file.
+        OSError
+            If the disk refuses an image (full, read-only): one line naming the file and the
+            cause; each image is written whole or not at all.
         TypeError
             If ``root`` is not a str or a path.
         """
@@ -324,7 +341,7 @@ class SyntheticOCT(torch.utils.data.Dataset[tuple[Any, int]]):
             (directory / name).mkdir(parents=True, exist_ok=True)
         for index, (file_name, target) in enumerate(self.samples):
             path = directory / self.classes[target] / file_name
-            self.image(index).save(path, format="JPEG", quality=int(quality))
+            _write_jpeg(self.image(index), path, int(quality))
         return directory
 
     def __repr__(self) -> str:
