@@ -704,10 +704,14 @@ def test_library_advice_is_said_with_flags(python: str, shell: str) -> None:
 
 
 @pytest.mark.parametrize("when", ["parsing", "importing the command"])
-def test_ctrl_c_while_a_command_starts_is_one_line_and_status_130(when: str) -> None:
+@pytest.mark.parametrize("caller", ["the program", "a guest"])
+def test_ctrl_c_while_a_command_starts_is_one_line_and_status_130(when: str, caller: str) -> None:
     # was a traceback from inside torch's import (or NumPy's "cannot load module more than
-    # once per process"): the seconds before the command runs import torch
+    # once per process"): the seconds before the command runs import torch. As the program
+    # (no argv) it ends the process at once; called with argv from Python (a notebook) it
+    # returned nothing and ended the caller's process (os._exit): it returns 130
     hook = "cli.build_parser" if when == "parsing" else "importlib.import_module"
+    call = "cli.main()" if caller == "the program" else 'cli.main(["models"])'
     script = f"""
 import importlib, os, signal, sys, time
 import retinalnet.cli as cli
@@ -717,10 +721,18 @@ def interrupted(*args, **kwargs):
     time.sleep(2)  # the signal arrives while this runs, as while torch imports
     return original(*args, **kwargs)
 {hook} = interrupted
-sys.exit(cli.main(["models"]))
+sys.argv = ["retinalnet", "models"]
+status = {call}
+print("the caller goes on")
+sys.exit(status)
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert (done.returncode, done.stderr, done.stdout) == (130, "retinalnet: interrupted\n", "")
+    goes_on = "" if caller == "the program" else "the caller goes on\n"
+    assert (done.returncode, done.stderr, done.stdout) == (
+        130,
+        "retinalnet: interrupted\n",
+        goes_on,
+    )
 
 
 def test_errors_and_log_lines_reach_the_shell_with_flags(

@@ -14,6 +14,7 @@ import types
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
+from contextvars import ContextVar
 
 from retinalnet._core.torchrun import torchrun_rank_and_size
 from retinalnet.cli._advice import CliText, cli_message
@@ -179,16 +180,32 @@ def _file_names_printed_as_they_are() -> Iterator[None]:
             reconfigure(errors=errors)
 
 
+_THE_PROGRAM: ContextVar[bool] = ContextVar("retinalnet_cli_is_the_program", default=False)
+"""Whether :func:`main` runs as the ``retinalnet`` program (no ``argv``), which may end the
+process at once on Ctrl-C while it starts; called with ``argv`` it never does."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status.
 
     Exit status 0 on success, 1 when an error stops the command (shown in one line),
     2 for bad arguments, 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM).
+
+    Called with ``argv`` (from Python: a notebook, a script, a test), it returns the status
+    whenever it is interrupted and never ends the process. Without ``argv`` it is the
+    ``retinalnet`` program itself, and Ctrl-C while it starts ends the process at once.
     """
-    with _interrupt_exits_at_once():  # the parser lists the architectures: torch imports
-        args = build_parser().parse_args(argv)
-    with _sigterm_raises(), _file_names_printed_as_they_are():
-        return _run(args)
+    token = _THE_PROGRAM.set(argv is None)  # with argv: a guest in the caller's process
+    try:
+        with _interrupt_exits_at_once():  # the parser lists the architectures: torch imports
+            args = build_parser().parse_args(argv)
+        with _sigterm_raises(), _file_names_printed_as_they_are():
+            return _run(args)
+    except KeyboardInterrupt:  # while a guest starts: the caller's process goes on
+        print("retinalnet: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        _THE_PROGRAM.reset(token)
 
 
 @contextmanager
@@ -196,8 +213,9 @@ def _interrupt_exits_at_once() -> Iterator[None]:
     """While a command starts (imports torch, parses its arguments; nothing written yet),
     Ctrl-C exits at once with ``retinalnet: interrupted`` and status 130, then the handler
     before is restored. A KeyboardInterrupt raised inside torch's or NumPy's import printed a
-    traceback, or surfaced as another error ("cannot load module more than once")."""
-    if threading.current_thread() is not threading.main_thread():
+    traceback, or surfaced as another error ("cannot load module more than once"). Only as
+    the program (:func:`main` without ``argv``): a caller's process is never ended."""
+    if not _THE_PROGRAM.get() or threading.current_thread() is not threading.main_thread():
         yield
         return
 
