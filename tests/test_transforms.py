@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import re
 from dataclasses import replace
 
@@ -277,6 +278,8 @@ def test_to_rgb_is_deprecated_and_still_converts():
     assert (rgb.mode, rgb.getpixel((0, 0))) == ("RGB", (7, 7, 7))
     colour = colour_image((4, 3))
     assert to_rgb(colour) is colour
+    # a DataLoader worker started by "spawn" (macOS, Windows) gets it pickled: was a lambda
+    assert pickle.loads(pickle.dumps(to_rgb))(gray).mode == "RGB"
 
 
 def test_unknown_names_are_attribute_errors():

@@ -187,7 +187,9 @@ def run_demo(
         .. versionchanged:: 0.2
            64 (was 96), with the smaller scans: half the time, the same accuracy.
     seed
-        Seeds the data and the training.
+        Seeds the data and the training; as ``Trainer(seed=...)`` does, it seeds Python's,
+        NumPy's and torch's global generators too (see
+        :func:`~retinalnet.training.seed_everything`).
     shape
         ``(height, width)`` of the synthetic scans, half a real scan's by default.
 

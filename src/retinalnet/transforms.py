@@ -558,8 +558,13 @@ def _eval_transforms(size: int = 224) -> tvt.Compose:
     return Preprocessing(size=size).eval_transform()
 
 
+def _as_rgb(image: Image.Image) -> Image.Image:
+    """``image`` in RGB (a module-level function: a lambda cannot go to a "spawn" worker)."""
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
 def _to_rgb() -> tvt.Lambda:
-    return tvt.Lambda(lambda image: image if image.mode == "RGB" else image.convert("RGB"))
+    return tvt.Lambda(_as_rgb)
 
 
 __getattr__ = module_getattr(
