@@ -24,8 +24,8 @@ from PIL import Image
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
 from retinalnet._core.deprecation import renamed_argument, warn_deprecated
 from retinalnet._core.files import atomic_write
-from retinalnet._core.folders import nonempty_path
-from retinalnet.datasets._render import _DEFAULT_SIZE, _check_size, _is_int, _render
+from retinalnet.datasets._render import _DEFAULT_SIZE, _is_int, _render
+from retinalnet.datasets._synthetic_checks import check_counts, check_root, check_seed, check_shape
 
 __all__ = ["SyntheticOCT", "make_synthetic_kermany"]
 
@@ -35,79 +35,6 @@ _ID_RANGE: Final = 9_000_000
 _ID_SEED_STRIDE: Final = 100_003
 _ID_MULTIPLIER: Final = 5_237_137  # coprime with _ID_RANGE, so the map is a permutation
 _ID_OFFSET: Final = 3_918_274
-
-# the longest side of a scan: Kermany's are at most 1536 wide; a million would never fit
-_MAX_SIDE: Final = 4096
-
-
-def _check_shape(shape: object, name: str = "shape") -> tuple[int, int]:
-    """``shape`` as ``(height, width)``, each side from 32 to ``_MAX_SIDE``, or a ValueError."""
-    height, width = _check_size(shape, name)
-    if max(height, width) > _MAX_SIDE:
-        raise ValueError(
-            f"{name} must have each side at most {_MAX_SIDE} pixels, got {shape!r}; pass e.g. "
-            f"{name}=(496, 512) (the Kermany scan size)"
-        )
-    return height, width
-
-
-def _check_root(root: object, function: str) -> Path:
-    """``root`` as a Path to a folder that exists or can be made, or a one-line error."""
-    if not isinstance(root, (str, os.PathLike)):
-        raise TypeError(f"{function} root must be a folder path (str or path), got {root!r}")
-    path = nonempty_path(
-        root, name=f"{function} root", what="the folder to write to, e.g. 'oct-demo'"
-    )
-    for folder in (path, *path.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                where = "is" if folder == path else f"is inside {str(folder)!r}, which is"
-                raise ValueError(
-                    f"{function} root {str(path)!r} {where} a file, not a folder; pass a "
-                    "folder path (it is created if missing)"
-                )
-            break
-    return path
-
-
-def _check_seed(seed: object, name: str = "seed") -> int:
-    """Return ``seed`` as an int or raise a TypeError/ValueError that names it."""
-    if not _is_int(seed):
-        raise TypeError(
-            f"{name} must be a non-negative int, got {seed!r} of type {type(seed).__name__}; "
-            f"pass e.g. {name}=0"
-        )
-    if seed < 0:
-        raise ValueError(f"{name} must be a non-negative int, got {seed!r}; pass e.g. {name}=0")
-    return int(seed)
-
-
-def _check_count(count: object, where: str) -> int:
-    """Return an image count as an int or raise an error naming ``where`` it came from."""
-    if not _is_int(count):
-        raise TypeError(
-            f"{where} must be an int number of images, got {count!r} of type {type(count).__name__}"
-        )
-    if count < 0:
-        raise ValueError(f"{where} must be >= 0 images, got {count!r}")
-    return int(count)
-
-
-def _check_counts(counts: object, name: str) -> dict[str, int]:
-    """Turn an int or a ``{class name: count}`` mapping into a count for every class."""
-    if isinstance(counts, Mapping):
-        unknown = [key for key in counts if key not in KERMANY_CLASSES]
-        if unknown:
-            raise ValueError(
-                f"{name} has unknown class name {unknown[0]!r}; the keys must be among "
-                f"{list(KERMANY_CLASSES)} (classes left out get 0 images)"
-            )
-        return {
-            label: _check_count(counts.get(label, 0), f"{name}[{label!r}]")
-            for label in KERMANY_CLASSES
-        }
-    count = _check_count(counts, name)
-    return dict.fromkeys(KERMANY_CLASSES, count)
 
 
 def _write_jpeg(image: Image.Image, path: Path, quality: int) -> None:
@@ -203,10 +130,10 @@ class SyntheticOCT(torch.utils.data.Dataset[tuple[Any, int]]):
         target_transform: Callable[[int], Any] | None = None,
         size: tuple[int, int] | None = None,
     ) -> None:
-        counts = _check_counts(num_per_class, "num_per_class")
+        counts = check_counts(num_per_class, "num_per_class")
         shape = renamed_argument("SyntheticOCT", "size", "shape", size, shape, _DEFAULT_SIZE)
-        self.shape: tuple[int, int] = _check_shape(shape)
-        self.seed: int = _check_seed(seed)
+        self.shape: tuple[int, int] = check_shape(shape)
+        self.seed: int = check_seed(seed)
         self.transform = transform
         self.target_transform = target_transform
         self.classes: list[str] = list(KERMANY_CLASSES)
@@ -336,7 +263,7 @@ class SyntheticOCT(torch.utils.data.Dataset[tuple[Any, int]]):
             raise ValueError(f"split must be one of {list(KERMANY_SPLITS)}, got {split!r}")
         if not _is_int(quality) or not 1 <= quality <= 100:
             raise ValueError(f"quality must be an int from 1 to 100, got {quality!r}; try 95")
-        directory = _check_root(root, "SyntheticOCT.write") / split
+        directory = check_root(root, "SyntheticOCT.write") / split
         for name in self.classes:
             (directory / name).mkdir(parents=True, exist_ok=True)
         for index, (file_name, target) in enumerate(self.samples):
@@ -398,13 +325,13 @@ def make_synthetic_kermany(
     ['test', 'train', 'val']
     """
     shape = renamed_argument("make_synthetic_kermany", "size", "shape", size, shape, _DEFAULT_SIZE)
-    checked_size = _check_shape(shape)
-    directory = _check_root(root, "make_synthetic_kermany")
-    checked_seed = _check_seed(seed)
+    checked_size = check_shape(shape)
+    directory = check_root(root, "make_synthetic_kermany")
+    checked_seed = check_seed(seed)
     requested = {"train": train, "val": val, "test": test}
     datasets = {
         split: SyntheticOCT(
-            _check_counts(requested[split], split),
+            check_counts(requested[split], split),
             shape=checked_size,
             seed=3 * checked_seed + offset,
         )
