@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from _training_helpers import linear_classifier, separable_data
+from _training_helpers import linear_classifier, separable_data, tiny_cnn
+from retinalnet import Predictor, SyntheticOCT
 from retinalnet.precision import (
     autocast,
     cast_weights,
@@ -14,7 +18,7 @@ from retinalnet.precision import (
     low_precision_forward,
     resolve_precision,
 )
-from retinalnet.training import Trainer
+from retinalnet.training import EvaluationResult, Trainer, evaluate
 
 CPU = torch.device("cpu")
 
@@ -130,3 +134,65 @@ def test_cast_weights_in_fp32_copies_only_convolutions_channels_last() -> None:
     assert weight.is_contiguous(memory_format=torch.channels_last)
     assert model[0].weight.is_contiguous()  # the model's own weight is untouched
     torch.testing.assert_close(weight, model[0].weight, rtol=0, atol=0)
+
+
+# -- fp32 is fp32 inside a caller's own autocast -----------------------------------------------
+
+
+def test_autocast_none_turns_off_a_callers_autocast() -> None:
+    layer = nn.Linear(4, 4)
+    x = torch.randn(2, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert layer(x).dtype == torch.bfloat16  # the caller's autocast is on
+        with autocast(CPU, None):
+            inside = layer(x)
+        assert layer(x).dtype == torch.bfloat16  # and on again after the block
+    assert inside.dtype == torch.float32
+    assert torch.equal(inside, layer(x))
+
+
+def _fp32_inside_and_outside(run: Callable[[], object]) -> tuple[object, object]:
+    """``run()`` plainly, then inside the caller's own bf16 autocast."""
+    outside = run()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = run()
+    return outside, inside
+
+
+def test_predictor_in_fp32_ignores_a_callers_autocast() -> None:
+    model = tiny_cnn(seed=1).eval()
+    images = [SyntheticOCT(1, shape=(40, 36), seed=2).image(i) for i in range(4)]
+    predictor = Predictor(model, device="cpu", precision="fp32")
+    outside, inside = _fp32_inside_and_outside(lambda: predictor.predict_proba(images))
+    assert isinstance(outside, torch.Tensor)
+    assert isinstance(inside, torch.Tensor)
+    assert inside.dtype == torch.float32
+    assert torch.equal(inside, outside)  # bit for bit
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert predictor.precision_name == "fp32"
+
+
+def test_evaluate_in_fp32_ignores_a_callers_autocast() -> None:
+    model = tiny_cnn(seed=1).eval()
+    data = SyntheticOCT(2, shape=(40, 36), seed=2)
+    outside, inside = _fp32_inside_and_outside(
+        lambda: evaluate(model, data, device="cpu", precision="fp32", progress=False)
+    )
+    assert isinstance(outside, EvaluationResult)
+    assert isinstance(inside, EvaluationResult)
+    assert inside.loss == outside.loss  # bit for bit
+    assert np.array_equal(inside.probabilities, outside.probabilities)
+    assert inside.precision == "fp32"
+
+
+def test_a_fit_in_fp32_ignores_a_callers_autocast() -> None:
+    def first_epoch() -> tuple[float, float | None]:
+        model = tiny_cnn(seed=3)
+        trainer = Trainer(
+            model, precision="fp32", max_epochs=1, device="cpu", progress=False, seed=0
+        )
+        record = trainer.fit(SyntheticOCT(2, shape=(40, 36), seed=4))[-1]
+        return record.train_loss, next(iter(model.parameters())).sum().item()
+
+    outside, inside = _fp32_inside_and_outside(first_epoch)
+    assert inside == outside  # the loss and the trained weights, bit for bit

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from _training_helpers import CLASSES, linear_classifier, one_thread, quiet_trai
 from retinalnet.checkpoint import checkpoint_epoch
 from retinalnet.datasets import KermanyOCT, make_synthetic_kermany
 from retinalnet.models import Classifier
-from retinalnet.training import TensorBoardLogger
+from retinalnet.training import Callback, TensorBoardLogger, Trainer
 from retinalnet.transforms import Preprocessing
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
@@ -213,3 +214,31 @@ def test_a_log_dir_that_goes_during_the_fit_stops_the_logging_not_the_fit(
     said = [m for m in caplog.messages if m.startswith("TensorBoardLogger: cannot write in")]
     assert len(said) == 1, caplog.messages
     assert "no TensorBoard logging from epoch 1 on; the fit and its checkpoints go on" in said[0]
+
+
+class _Modes(Callback):
+    """Records every module's train/eval mode at each epoch's end."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, bool]] = []
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
+        modes = {name: module.training for name, module in trainer.model.named_modules()}
+        self.seen.append(modes)
+
+
+def test_the_gradcam_images_leave_each_modules_mode_as_it_was(data: Path, tmp_path: Path) -> None:
+    before, after = _Modes(), _Modes()
+    model = _frozen_but_head(tiny_cnn())  # the frozen backbone trains in eval mode: a mix
+    with one_thread():
+        trainer = quiet_trainer(
+            model,
+            callbacks=[before, TensorBoardLogger(tmp_path / "tb", images=2), after],
+            max_epochs=1,
+            batch_size=4,
+            seed=0,
+            feature_cache=False,
+        )
+        trainer.fit(KermanyOCT(data, "train"), KermanyOCT(data, "val"))
+    assert len(set(before.seen[0].values())) == 2  # a real mix
+    assert after.seen == before.seen

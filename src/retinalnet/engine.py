@@ -7,6 +7,10 @@ they agree on the device, the memory layout, the numeric precision, eval mode, t
 calibration temperature, softmax and test-time augmentation. It plays the part of MONAI's
 ``Inferer``.
 
+It is thread-safe: calls on one model run one at a time (each session holds the model and
+every module in it until it ends), and nothing of the model changes during a pass but its
+train/eval mode, which is put back module by module.
+
 .. versionadded:: 0.2
 
 Examples
@@ -23,18 +27,25 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call
 from torch.utils.data import DataLoader
 
 from retinalnet._core.device import default_num_workers, resolve_device
 from retinalnet._core.loaders import DataSource, make_loader
+from retinalnet._core.model_use import exclusive_use, modes_restored
 from retinalnet.models import Classifier
-from retinalnet.precision import CastWeights, Precision, autocast, cast_weights, resolve_precision
+from retinalnet.precision import (
+    CastWeights,
+    Precision,
+    autocast,
+    cast_forward,
+    cast_weights,
+    resolve_precision,
+)
 from retinalnet.transforms import Preprocessing
 
 __all__ = ["InferenceEngine"]
@@ -50,8 +61,8 @@ class InferenceEngine:
         :meth:`loader`) or any module mapping ``(N, 3, H, W)`` to class scores
         (log-probabilities or logits). It is moved to ``device`` (as
         :meth:`torch.nn.Module.to` does); nothing else about it changes: its weights stay
-        fp32 and in their memory layout, and its train/eval mode is restored after each
-        call.
+        fp32 and in their memory layout, and the train/eval mode of each of its modules is
+        restored after each call.
     device
         ``"auto"`` (CUDA, then MPS, then the CPU) or a device.
     precision
@@ -163,33 +174,27 @@ class InferenceEngine:
     # -- forward passes --------------------------------------------------------------------
     @contextlib.contextmanager
     def session(self) -> Iterator[Callable[[torch.Tensor], torch.Tensor]]:
-        """A forward function valid inside the block: eval mode, no autograd, autocast.
+        """A forward function valid inside the block: eval mode, no autograd, autocast
+        (turned off in fp32, also when the caller has it on).
 
-        The model's train/eval mode is restored on exit.
+        The block holds the model: another thread's session on it (or on a module in it)
+        waits until this one ends; this thread may nest sessions. The train/eval mode of
+        each module is restored on exit.
         """
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with exclusive_use(self.model), modes_restored(self.model):
+            self.model.eval()
             with (
                 torch.inference_mode(),
                 autocast(self.device, self.dtype),
                 _cudnn_autotune(self.device),
             ):
                 yield self._forward_function()
-        finally:
-            self.model.train(was_training)
 
     def _forward_function(self) -> Callable[[torch.Tensor], torch.Tensor]:
         self._cast = cast_weights(self.model, self.dtype, self._cast)
         if not self._cast:  # nothing to cast: no convolution in fp32
             return self.model
-        weights = {name: tensor for name, (_, tensor) in self._cast.items()}
-
-        def forward(inputs: torch.Tensor) -> torch.Tensor:
-            outputs: torch.Tensor = functional_call(self.model, weights, (inputs,))
-            return outputs
-
-        return forward
+        return cast_forward(self.model, self._cast)
 
     def _to_device(self, inputs: torch.Tensor) -> torch.Tensor:
         batch = inputs.to(self.device, non_blocking=True)
@@ -230,12 +235,14 @@ class InferenceEngine:
 
     def run(
         self, loader: DataLoader[Any], *, progress: Callable[[Any], Any] | None = None
-    ) -> Iterator[tuple[torch.Tensor, Any]]:
+    ) -> Generator[tuple[torch.Tensor, Any], None, None]:
         """Yield ``(log_probabilities, rest)`` for each batch ``(inputs, *rest)`` of a loader.
 
         ``log_probabilities`` stay on the engine's device (float64); ``rest`` is the rest of
         the batch as the loader gave it (the targets, for a labelled data set). One session
-        covers the whole loader, so the weights are cast once.
+        covers the whole loader, so the weights are cast once; it holds the model until the
+        generator ends or is closed: a caller that may stop early closes it
+        (:func:`contextlib.closing`).
         """
         batches = progress(loader) if progress is not None else loader
         with self.session() as forward:
@@ -267,12 +274,12 @@ class InferenceEngine:
         def keep_input(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
             captured.append(args[0].detach().flatten(1).float().cpu())
 
-        handle = module.register_forward_pre_hook(keep_input)
-        try:
-            with self.session() as forward:
+        with self.session() as forward:  # the hook inside: it sees this thread's pass alone
+            handle = module.register_forward_pre_hook(keep_input)
+            try:
                 outputs = forward(self._to_device(inputs))
-        finally:
-            handle.remove()
+            finally:
+                handle.remove()
         if len(captured) != 1:
             raise ValueError(
                 f"the module {type(module).__name__} ran {len(captured)} times in one forward "

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
-from typing import Literal, TypeAlias
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Literal, TypeAlias
 
 import torch
 from torch import nn
-from torch.func import functional_call
+from torch.overrides import TorchFunctionMode
 
 __all__ = [
     "Precision",
     "autocast",
+    "cast_forward",
     "cast_weights",
     "cpu_has_native_bf16",
     "low_precision_forward",
@@ -81,9 +82,27 @@ def resolve_precision(
 
 @contextlib.contextmanager
 def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
-    """``torch.autocast`` for ``dtype`` on ``device``, or nothing when ``dtype`` is ``None``."""
+    """``torch.autocast`` for ``dtype`` on ``device``; with ``dtype=None``, plain fp32.
+
+    fp32 turns autocast off for ``device`` in the block, so a caller's own
+    ``torch.autocast`` around a call that asked for fp32 changes nothing: the results are
+    those of the same call outside it, bit for bit. Every forward pass of retinalnet
+    (prediction, evaluation, validation, training, the feature cache, the learning-rate
+    test) gets its precision here.
+
+    Examples
+    --------
+    >>> cpu = torch.device("cpu")
+    >>> with torch.autocast("cpu", dtype=torch.bfloat16), autocast(cpu, None):
+    ...     torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype
+    torch.float32
+    """
     if dtype is None:
-        yield
+        if not torch.amp.is_autocast_available(device.type):  # no autocast to turn off
+            yield
+            return
+        with torch.autocast(device_type=device.type, enabled=False):
+            yield
         return
     with torch.autocast(device_type=device.type, dtype=dtype):
         yield
@@ -118,24 +137,97 @@ def low_precision_forward(
     """
     if dtype is None:
         return model
-    cast = {name: tensor for name, (_, tensor) in cast_weights(model, dtype).items()}
+    return cast_forward(model, cast_weights(model, dtype))
+
+
+CastWeights: TypeAlias = dict[str, tuple[tuple[int, int] | None, torch.Tensor]]
+"""Weight name -> ((data pointer, version counter) of the weight cast, or ``None`` for an
+inference tensor, which has no version counter; the cast copy)."""
+
+
+def cast_forward(model: nn.Module, cast: CastWeights) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``model``'s forward with the copies of :func:`cast_weights` in place of its weights.
+
+    The model is not touched: no attribute is swapped, even for the length of a call (as
+    :func:`torch.func.functional_call` does), so another thread reading the model (its
+    ``state_dict()``, a training step, another prediction) sees its own fp32 weights while
+    this forward runs. The copies are handed, in the calling thread only, to the
+    convolution and linear functions of the forward pass that receive one of those weights
+    (a :class:`~torch.overrides.TorchFunctionMode`).
+
+    .. versionadded:: 0.2
+    """
+    weights = _weights_by_name(model)
+    replacements = {id(weights[name]): (weights[name], copy) for name, (_, copy) in cast.items()}
 
     def forward(inputs: torch.Tensor) -> torch.Tensor:
-        outputs: torch.Tensor = functional_call(model, cast, (inputs,))
+        with _Replaced(replacements):
+            outputs: torch.Tensor = model(inputs)
         return outputs
 
     return forward
 
 
-CastWeights: TypeAlias = dict[str, tuple[tuple[int, int], torch.Tensor]]
-"""Weight name -> ((data pointer, version counter) of the weight cast, the cast copy)."""
+def _weights_by_name(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters of ``model``'s modules, named as :func:`cast_weights` names them."""
+    return {
+        f"{prefix}.{name}" if prefix else name: tensor
+        for prefix, module in model.named_modules()
+        for name, tensor in module.named_parameters(recurse=False)
+    }
+
+
+# what convolution and linear layers compute with: the functions given the cast copies
+_WEIGHTED = frozenset(
+    {
+        torch.conv1d,
+        torch.conv2d,
+        torch.conv3d,
+        torch.conv_transpose1d,
+        torch.conv_transpose2d,
+        torch.conv_transpose3d,
+        nn.functional.linear,
+    }
+)
+
+
+class _Replaced(TorchFunctionMode):
+    """Give each convolution and linear function the replacement of every weight it
+    receives (a torch function mode: it acts in the thread that enters it only).
+
+    Any other use of a weight (``weight.t()`` in a custom layer, a fused attention kernel)
+    gets the model's own, which autocast rounds to the same numbers.
+    """
+
+    def __init__(self, replacements: Mapping[int, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        super().__init__()
+        self.replacements = replacements
+
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        if func not in _WEIGHTED:
+            return func(*args, **(kwargs or {}))
+        args = tuple(self._replace(value) for value in args)
+        kwargs = {key: self._replace(value) for key, value in (kwargs or {}).items()}
+        return func(*args, **kwargs)
+
+    def _replace(self, value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            kept = self.replacements.get(id(value))
+            return kept[1] if kept is not None and kept[0] is value else value
+        return value
 
 
 def cast_weights(
     model: nn.Module, dtype: torch.dtype | None, previous: CastWeights | None = None
 ) -> CastWeights:
     """Copies of ``model``'s convolution and linear weights in ``dtype``, for
-    :func:`torch.func.functional_call`.
+    :func:`cast_forward`.
 
     4-d (convolution) weights are made channels-last, the layout of the inputs the engine
     passes. ``dtype=None`` keeps each weight's dtype and copies only the 4-d ones: in fp32 a
@@ -154,15 +246,18 @@ def cast_weights(
             if not tensor.is_floating_point() or (dtype is None and tensor.dim() != 4):
                 continue
             key = f"{prefix}.{name}" if prefix else name
-            stamp = (tensor.data_ptr(), tensor._version)
+            pointer = tensor.data_ptr()
+            # an inference tensor (a model built under torch.inference_mode) has no version
+            # counter to tell an in-place change by: it is cast again every time
+            stamp = None if tensor.is_inference() else (pointer, tensor._version)
             kept = previous.get(key) if previous is not None else None
-            if kept is not None and kept[0] == stamp:
+            if kept is not None and stamp is not None and kept[0] == stamp:
                 cast[key] = kept
                 continue
-            if stamp[0] not in shared:
+            if pointer not in shared:
                 copy = tensor.detach().to(dtype or tensor.dtype)
                 if copy.dim() == 4:
                     copy = copy.contiguous(memory_format=torch.channels_last)
-                shared[stamp[0]] = copy
-            cast[key] = (stamp, shared[stamp[0]])
+                shared[pointer] = copy
+            cast[key] = (stamp, shared[pointer])
     return cast

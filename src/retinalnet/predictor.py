@@ -7,6 +7,7 @@ carry a NumPy docstring with parameters, errors and examples; its small result t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from retinalnet._core.images import (
 from retinalnet._core.loader_settings import check_batch_size, check_num_workers
 from retinalnet._core.loaders import make_loader
 from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
+from retinalnet._core.model_use import exclusive_use
 from retinalnet.checkpoint import load_checkpoint
 from retinalnet.engine import InferenceEngine, first_nonfinite_row
 from retinalnet.gradcam import grad_cam_image
@@ -170,8 +172,18 @@ class Predictor:
     Every forward pass goes through :class:`~retinalnet.engine.InferenceEngine`, the same
     engine evaluation and the feature cache use; it divides the outputs by the model's
     calibration :attr:`temperature` before the softmax. The model is moved to ``device``; nothing
-    else about it changes (its weights, memory layout and train/eval mode stay as they
-    are).
+    else about it changes (its weights, memory layout and the train/eval mode of each of its
+    modules stay as they are, a frozen backbone in eval mode under a head in train mode
+    included).
+
+    Thread-safe: calls on one model run one at a time. A call from a thread (a web server's
+    request, a notebook's background task) waits while another thread's :meth:`topk`,
+    :meth:`predict_proba` or :meth:`gradcam`, an :func:`~retinalnet.training.evaluate` or a
+    Trainer's validation runs the same model, whether through this Predictor or another
+    one; each gives the result it gives alone. Different models run at the same time.
+    Training a model in one thread while predicting with it in another is not supported.
+    :attr:`skipped` belongs to the Predictor: with threads sharing one, read the skipped
+    files of a call before another call starts, or give each thread its own Predictor.
 
     Examples
     --------
@@ -311,7 +323,8 @@ class Predictor:
             letter, a tensor row by row. Pass ``[image]``, or ``list(batch)``.
         """
         check_image_list(images)
-        log_probabilities, readable = self._log_probabilities(images)
+        with exclusive_use(self.model):  # also keeps `skipped` this call's own
+            log_probabilities, readable = self._log_probabilities(images)
         return log_probabilities[readable].exp().float()
 
     def _log_probabilities(self, images: Sequence[ImageInput]) -> tuple[torch.Tensor, list[bool]]:
@@ -335,17 +348,22 @@ class Predictor:
         )
         rows: list[torch.Tensor] = []
         reasons: list[str] = []
-        for log_probs, rest in self.engine.run(loader):
-            start = len(reasons)
-            reasons.extend(rest[0] if skip else [""] * len(log_probs))
-            # every answer is a finite one: a NaN output stops here, naming its image
-            read = [row for row in range(len(log_probs)) if not reasons[start + row]]
-            bad = first_nonfinite_row(log_probs[read])
-            if bad is not None:
-                index = start + read[bad]
-                source = image_source(images[index], index)
-                raise nonfinite_output_error(source, low_precision=self.engine.dtype is not None)
-            rows.append(log_probs.cpu())
+        # closed at once on an error (nothing waits for the garbage collector to give the
+        # model back and put its modes back)
+        with contextlib.closing(self.engine.run(loader)) as results:
+            for log_probs, rest in results:
+                start = len(reasons)
+                reasons.extend(rest[0] if skip else [""] * len(log_probs))
+                # every answer is a finite one: a NaN output stops here, naming its image
+                read = [row for row in range(len(log_probs)) if not reasons[start + row]]
+                bad = first_nonfinite_row(log_probs[read])
+                if bad is not None:
+                    index = start + read[bad]
+                    source = image_source(images[index], index)
+                    raise nonfinite_output_error(
+                        source, low_precision=self.engine.dtype is not None
+                    )
+                rows.append(log_probs.cpu())
         self.skipped = [
             SkippedImage(image_source(image, index), reason)
             for index, (image, reason) in enumerate(zip(images, reasons, strict=True))
@@ -410,9 +428,10 @@ class Predictor:
         k = check_k(k, len(self.classes))
         single = not isinstance(images, (list, tuple))
         batch: Sequence[ImageInput] = images if isinstance(images, (list, tuple)) else [images]
-        log_probabilities, readable = self._log_probabilities(batch)
-        if single and self.skipped:
-            raise UnreadableImageError(self.skipped[0].source, self.skipped[0].reason)
+        with exclusive_use(self.model):  # also keeps `skipped` this call's own
+            log_probabilities, readable = self._log_probabilities(batch)
+            if single and self.skipped:
+                raise UnreadableImageError(self.skipped[0].source, self.skipped[0].reason)
         rows = log_probabilities[readable]
         # ranked by the log-probabilities: a confident model's small probabilities round to
         # 0.0 as floats, and the tie rule would then order them by class index
@@ -465,9 +484,10 @@ class Predictor:
                 f"class_index must be from 0 to {len(self.classes) - 1} or a class name, got "
                 f"{class_index!r}"
             )
-        if class_index is None:  # the class topk reports (its precision, TTA, temperature)
-            class_index = self.topk(image, k=1).top[0].index
-        return grad_cam_image(self.model, image, class_index=class_index)
+        with exclusive_use(self.model):  # the class and the map from the same weights
+            if class_index is None:  # the class topk reports (its precision, TTA, temperature)
+                class_index = self.topk(image, k=1).top[0].index
+            return grad_cam_image(self.model, image, class_index=class_index)
 
     @classmethod
     def from_onnx(

@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn import functional
 
 from retinalnet._core.images import ImageInput, coerce_image, image_size
+from retinalnet._core.model_use import exclusive_use, modes_restored
 from retinalnet.gradcam._checks import (
     check_heatmap,
     check_image_size,
@@ -92,6 +93,12 @@ def grad_cam(
         ``(N, H, W)`` float32 on the CPU, each map scaled to [0, 1] (all zeros when no
         location speaks for the class).
 
+    Notes
+    -----
+    The model runs in eval mode; the mode of each of its modules is put back afterwards.
+    Thread-safe: calls on one model run one at a time (with predictions and evaluations on
+    it too).
+
     Raises
     ------
     TypeError
@@ -128,39 +135,40 @@ def grad_cam(
     def post_hook(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
         return as_leaf(output)
 
-    handle = (
-        target.register_forward_pre_hook(pre_hook)
-        if at_input
-        else target.register_forward_hook(post_hook)
-    )
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode(False), torch.enable_grad():
-            device = next((p.device for p in model.parameters()), batch.device)
-            scores = forward_scores(model, batch.detach().clone().to(device))
-            if not captured:
-                raise ValueError(
-                    f"the Grad-CAM layer {type(target).__name__} did not run in the forward "
-                    "pass; pass layer= a module of this model"
-                )
-            activation = captured[-1]
-            spatial = activation if reshape is None else reshape(activation)
-            if spatial.dim() != 4:
-                raise ValueError(
-                    f"the Grad-CAM layer gives shape {tuple(spatial.shape)}; it needs a "
-                    "spatial (N, C, H, W) activation: pass layer= a convolutional module"
-                )
-            classes = _class_indices(class_index, scores)
-            selected = scores.gather(1, classes[:, None]).sum()
-            (gradient,) = torch.autograd.grad(selected, activation)
-            if reshape is not None:
-                gradient = reshape(gradient)
-            weights = gradient.mean(dim=(2, 3), keepdim=True)
-            cam = functional.relu((weights * spatial).sum(dim=1, keepdim=True)).detach()
-    finally:
-        handle.remove()
-        model.train(was_training)
+    # one thread at a time (the hook and eval mode would act on other threads' passes too);
+    # the mode of each module put back, not just the model's
+    with exclusive_use(model), modes_restored(model):
+        handle = (
+            target.register_forward_pre_hook(pre_hook)
+            if at_input
+            else target.register_forward_hook(post_hook)
+        )
+        try:
+            with torch.inference_mode(False), torch.enable_grad():
+                model.eval()
+                device = next((p.device for p in model.parameters()), batch.device)
+                scores = forward_scores(model, batch.detach().clone().to(device))
+                if not captured:
+                    raise ValueError(
+                        f"the Grad-CAM layer {type(target).__name__} did not run in the forward "
+                        "pass; pass layer= a module of this model"
+                    )
+                activation = captured[-1]
+                spatial = activation if reshape is None else reshape(activation)
+                if spatial.dim() != 4:
+                    raise ValueError(
+                        f"the Grad-CAM layer gives shape {tuple(spatial.shape)}; it needs a "
+                        "spatial (N, C, H, W) activation: pass layer= a convolutional module"
+                    )
+                classes = _class_indices(class_index, scores)
+                selected = scores.gather(1, classes[:, None]).sum()
+                (gradient,) = torch.autograd.grad(selected, activation)
+                if reshape is not None:
+                    gradient = reshape(gradient)
+                weights = gradient.mean(dim=(2, 3), keepdim=True)
+                cam = functional.relu((weights * spatial).sum(dim=1, keepdim=True)).detach()
+        finally:
+            handle.remove()
     cam = functional.interpolate(
         cam.float(), size=tuple(batch.shape[-2:]), mode="bilinear", align_corners=False
     )[:, 0]

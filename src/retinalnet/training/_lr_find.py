@@ -25,6 +25,7 @@ from torch import nn
 from retinalnet._core.classes import check_same_classes
 from retinalnet._core.counts import as_integer
 from retinalnet._core.loaders import DataSource
+from retinalnet._core.model_use import modes_restored
 from retinalnet.models import Classifier
 from retinalnet.precision import autocast
 from retinalnet.training._data import train_targets
@@ -219,16 +220,14 @@ def restored_afterwards(
     train/eval mode of each module, the optimizer's state and rates, the loss scaler and the
     random generators of Python, NumPy and torch."""
     weights = _changeable(model)
-    modes = [(module, module.training) for module in model.modules()]
     optimizer_state = copy.deepcopy(optimizer.state_dict())
     scaler_state = copy.deepcopy(scaler.state_dict()) if scaler.is_enabled() else None
     generators = random_state()
     try:
-        yield
+        with modes_restored(model):
+            yield
     finally:
         _put_back(model, weights)
-        for module, training in modes:
-            module.training = training
         optimizer.load_state_dict(optimizer_state)
         if scaler_state is not None:
             scaler.load_state_dict(scaler_state)

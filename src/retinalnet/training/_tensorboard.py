@@ -22,6 +22,7 @@ from retinalnet._core.counts import check_count
 from retinalnet._core.files import os_error_in_words
 from retinalnet._core.folders import check_folder
 from retinalnet._core.images import coerce_image
+from retinalnet._core.model_use import exclusive_use, modes_restored
 from retinalnet.gradcam import grad_cam_image
 from retinalnet.models import Classifier
 from retinalnet.training._callbacks import Callback
@@ -186,33 +187,40 @@ class TensorBoardLogger(Callback):
                 )
                 return
             self._cam_images = picked
-        modes = [(module, module.training) for module in model.modules()]
         lines = ["| image | true class | predicted |", "|---|---|---|"]
+        # one thread at a time on the model, and each module's train/eval mode put back
         try:
-            for tag, image in self._cam_images:
-                inputs = model.preprocessing.prepare(image)[None]
-                model.eval()
-                with torch.no_grad():
-                    device = next(model.parameters()).device
-                    outputs = model(inputs.to(device)).float()
-                probabilities = torch.softmax(outputs, dim=1)[0]  # log-probabilities or logits
-                predicted = int(probabilities.argmax())
-                heatmap = grad_cam_image(model, image, class_index=predicted)
-                writer.add_image(
-                    f"gradcam/{tag}", _overlay(image, heatmap), epoch, dataformats="HWC"
-                )
-                true_class = tag.partition("_")[2]
-                lines.append(
-                    f"| {tag} | {true_class} | {model.classes[predicted]} "
-                    f"({float(probabilities[predicted]):.0%}) |"
-                )
+            with exclusive_use(model), modes_restored(model):
+                _add_cams(model, self._cam_images, writer, epoch, lines)
         except (TypeError, ValueError) as error:  # no Grad-CAM layer, or not a spatial one
             self._skip_cams(str(error))
             return
-        finally:
-            for module, training in modes:
-                module.training = training
         writer.add_text("gradcam", "\n".join(lines), epoch)
+
+
+def _add_cams(
+    model: Classifier,
+    images: Sequence[tuple[str, Image.Image]],
+    writer: SummaryWriter,
+    epoch: int,
+    lines: list[str],
+) -> None:
+    """Write the Grad-CAM image of each tagged image, and add its line to ``lines``."""
+    for tag, image in images:
+        inputs = model.preprocessing.prepare(image)[None]
+        model.eval()
+        with torch.no_grad():
+            device = next(model.parameters()).device
+            outputs = model(inputs.to(device)).float()
+        probabilities = torch.softmax(outputs, dim=1)[0]  # log-probabilities or logits
+        predicted = int(probabilities.argmax())
+        heatmap = grad_cam_image(model, image, class_index=predicted)
+        writer.add_image(f"gradcam/{tag}", _overlay(image, heatmap), epoch, dataformats="HWC")
+        true_class = tag.partition("_")[2]
+        lines.append(
+            f"| {tag} | {true_class} | {model.classes[predicted]} "
+            f"({float(probabilities[predicted]):.0%}) |"
+        )
 
 
 def _pick_images(

@@ -1,0 +1,98 @@
+"""One thread at a time on a model, and every module's train/eval mode put back afterwards.
+
+Every door that runs a model for inference or Grad-CAM (:class:`~retinalnet.Predictor`,
+:func:`~retinalnet.training.evaluate`, the Trainer's validation, the feature cache's pass,
+:func:`~retinalnet.gradcam.grad_cam`) switches the model to eval mode for the pass and puts
+the modes back after it. Two threads doing that on one model at once would each see the
+other's modes: :func:`exclusive_use` makes them take turns, and :func:`modes_restored` puts
+back the mode of each module (a frozen backbone kept in eval mode under a head in train mode
+stays so), not just the model's own flag.
+
+.. versionadded:: 0.2
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+from torch import nn
+
+__all__ = ["exclusive_use", "modes_restored"]
+
+_turns = threading.Condition()
+# id(module) -> (the thread using it, how many of that thread's sessions hold it); an entry
+# lives only while its module is in use, so the module is alive and its id is its own
+_users: dict[int, tuple[int, int]] = {}
+
+
+@contextlib.contextmanager
+def exclusive_use(model: nn.Module) -> Iterator[None]:
+    """Use ``model`` and every module in it from this thread alone for the block.
+
+    A thread entering the block waits while another thread uses the model or any module in
+    it or around it (a Trainer's validation running a classifier's head alone waits for a
+    prediction on the whole classifier, and the other way round); different models run at
+    the same time. The block is re-entrant: a thread already using the model enters again at
+    once (Grad-CAM inside a prediction). All the modules are taken at once or not at all, so
+    threads that each enter one block never wait for one another in a circle; DataLoader
+    worker processes take no part. The block may be left from another thread (a generator
+    closed elsewhere): it counts uses, not owners.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Linear(2, 2))
+    >>> with exclusive_use(net), exclusive_use(net[0]):  # re-entrant
+    ...     pass
+    """
+    me = threading.get_ident()
+    keys = [id(module) for module in model.modules()]
+
+    def free() -> bool:
+        return all(_users.get(key, (me, 0))[0] == me for key in keys)
+
+    with _turns:
+        _turns.wait_for(free)
+        for key in keys:
+            _, depth = _users.get(key, (me, 0))
+            _users[key] = (me, depth + 1)
+    try:
+        yield
+    finally:
+        with _turns:
+            for key in keys:
+                user, depth = _users[key]
+                if depth > 1:
+                    _users[key] = (user, depth - 1)
+                else:
+                    del _users[key]
+            _turns.notify_all()
+
+
+@contextlib.contextmanager
+def modes_restored(model: nn.Module) -> Iterator[None]:
+    """Put back, on leaving the block (an error too), the train/eval mode of every module of
+    ``model`` as it was on entering it.
+
+    ``model.train(was_training)`` would set every module to the model's own mode, undoing a
+    mix such as a frozen backbone kept in eval mode under a head in train mode. Each module's
+    ``training`` flag is set back directly (no module's ``train`` method is called).
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Linear(2, 2), nn.Dropout()).train()
+    >>> _ = net[1].eval()
+    >>> with modes_restored(net):
+    ...     _ = net.eval()
+    >>> net.training, net[1].training
+    (True, False)
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
