@@ -811,3 +811,63 @@ def test_a_manifest_run_resumes_on_its_own_split_and_refuses_another(
     assert main(["train", "--data", str(data), "--resume", str(tmp_path / "epoch-2.pt"),
                  "--epochs", "3", "-q"]) == 1  # fmt: skip
     assert "which is not there as it was: give that manifest again" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# --resume of a finished run, of other training images, of an earlier epoch
+
+
+def test_resuming_an_early_stopped_run_trains_no_more_epochs(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert train_small_cnn(data, out, "--epochs", "4", "--lr", "0.01", "--patience", "1") == 0
+    assert len(_history(out / "history.csv")) < 4, "the run must stop early for this test"
+    shutil.copytree(out, tmp_path / "stopped")
+    capsys.readouterr()
+
+    assert _resume_as_advised(data, out) == 0, capsys.readouterr().err
+
+    _same_run(tmp_path / "stopped", out)
+    captured = capsys.readouterr()
+    assert "stopped: early stopping" in captured.out
+    assert "had stopped early at epoch 2" in captured.err
+
+
+def test_resuming_on_other_training_images_is_refused_in_one_line(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert train_small_cnn(data, out, "--epochs", "2") == 0
+    more = make_synthetic_kermany(tmp_path / "more", train=4, val=2, test=1, shape=(80, 80))
+    last = (out / "last.pt").read_bytes()
+    capsys.readouterr()
+
+    assert _resume_as_advised(more, out, "--epochs", "3") == 1
+
+    line = _one_line(capsys.readouterr().err)
+    assert "continues a run trained on 12 images (CNV 3, DME 3, DRUSEN 3, NORMAL 3)" in line
+    assert f"not on the 16 images (CNV 4, DME 4, DRUSEN 4, NORMAL 4) of --data {str(more)!r}" in (
+        line
+    )
+    assert "give the run's --data" in line
+    assert (out / "last.pt").read_bytes() == last
+
+
+def test_resuming_best_pt_over_the_run_s_later_last_pt_is_refused(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert train_small_cnn(data, out, "--epochs", "2", "--lr", "0.01", "--patience", "5") == 0
+    best, last = load_checkpoint(out / "best.pt").epoch, load_checkpoint(out / "last.pt").epoch
+    assert best < last, "best.pt must hold an earlier epoch for this test"
+    before = (out / "last.pt").read_bytes()
+    capsys.readouterr()
+
+    code = main(["train", "--data", str(data), "--resume", str(out / "best.pt"), "-q"])
+
+    assert code == 1
+    line = _one_line(capsys.readouterr().err)
+    assert f"holds epoch {best}, and last.pt beside it holds epoch {last} of this run" in line
+    assert f"resume from {str(out / 'last.pt')!r}" in line
+    assert (out / "last.pt").read_bytes() == before

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet18
 
-from _training_helpers import CLASSES, BuildSpy
+from _training_helpers import CLASSES, BuildSpy, frozen_small_cnn
 from retinalnet._core.loaders import BatchedTensorDataset
 from retinalnet.datasets import KermanyOCT, SyntheticOCT, make_synthetic_kermany
 from retinalnet.models import Classifier, build_head, freeze, replace_head, vgg16_transfer
@@ -534,3 +534,47 @@ def test_a_cache_of_other_classes_than_the_models_is_refused_as_evaluate_refuses
         build_feature_cache(frozen_model(), study, device="cpu", progress=False)
     with pytest.raises(ValueError, match=r"batch_size must be an int >= 1, got 0"):
         build_feature_cache(frozen_model(), study, batch_size=0, device="cpu", progress=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The feature pass seeds its own draws and leaves the caller's generators, GPUs' included
+
+
+def _queued_cuda_seed() -> int | None:
+    """The seed of the last GPU seeding torch queued for when CUDA starts (``None``: none),
+    read from torch's queue: on a machine without CUDA started, the seed the GPUs would get."""
+    tracker = getattr(torch.cuda, "_lazy_seed_tracker", None)
+    if tracker is None:
+        pytest.skip("this torch keeps no queue of GPU seedings")
+    calls = [call for call in tracker.get_calls() if call]
+    if not calls:
+        return None
+    cells = calls[-1][0].__closure__ or ()
+    seeds = [cell.cell_contents for cell in cells if isinstance(cell.cell_contents, int)]
+    return seeds[0] if seeds else None
+
+
+@pytest.mark.skipif(torch.cuda.is_initialized(), reason="CUDA started: seeded at once")
+def test_the_feature_pass_leaves_the_seed_the_caller_gave_the_gpus() -> None:
+    model = frozen_small_cnn()  # seeds torch (and queues the GPUs' seed): before the caller's
+    data = SyntheticOCT(1, shape=(40, 44), seed=1)
+    torch.cuda.manual_seed_all(1234)  # queued until CUDA starts, as on a GPU machine
+    assert _queued_cuda_seed() == 1234
+
+    Trainer(model, max_epochs=1, batch_size=4, device="cpu", progress=False).fit(data)
+    assert _queued_cuda_seed() == 1234  # the fit's feature pass, seed=None
+    evaluate(model, data, device="cpu", feature_cache=True)
+    assert _queued_cuda_seed() == 1234
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_the_feature_pass_leaves_the_gpus_random_state() -> None:
+    model = frozen_small_cnn()
+    torch.cuda.init()  # type: ignore[no-untyped-call]
+    torch.cuda.manual_seed_all(1234)
+    states = torch.cuda.get_rng_state_all()
+
+    evaluate(model, SyntheticOCT(1, shape=(40, 44), seed=1), device="cpu", feature_cache=True)
+
+    after = torch.cuda.get_rng_state_all()
+    assert all(torch.equal(a, b) for a, b in zip(states, after, strict=True))

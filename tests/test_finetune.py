@@ -576,3 +576,117 @@ def test_resume_with_another_architecture_or_recipe_is_refused_naming_the_runs(
     assert "continues a small_cnn run, not --arch resnet18" in capsys.readouterr().err
     assert main([*resume, "--recipe", "finetune"]) == 1
     assert "continues a --recipe tutorial run, not --recipe finetune" in capsys.readouterr().err
+
+
+# -- resuming: a stopped fine-tune, another epoch size, a caller's grad mode ---------------------
+
+
+def test_resuming_an_early_stopped_fine_tune_trains_nothing(
+    data: tuple[SyntheticOCT, SyntheticOCT], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    recipe = FineTune(blocks=2, epochs=8, probe_epochs=1, patience=1, lr=1e-2, head_lr=1e-2)
+    model = _model()
+    whole = fine_tune(model, *data, recipe, out_dir=tmp_path, **FAST)
+    assert len(whole) < recipe.epochs, "the recipe must stop early for this test"
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    best = (tmp_path / "best.pt").read_bytes()
+    resumed = _model()
+
+    with caplog.at_level(logging.WARNING):
+        history = fine_tune(
+            resumed, *data, recipe, out_dir=tmp_path, resume_from=tmp_path / "last.pt", **FAST
+        )
+
+    assert history.to_records() == whole.to_records()
+    assert (history.stop_reason, history.restored_epoch) == (
+        whole.stop_reason,
+        whole.restored_epoch,
+    )
+    assert all(torch.equal(v, weights[k]) for k, v in resumed.state_dict().items())
+    assert (tmp_path / "best.pt").read_bytes() == best
+    assert any(f"stopped early at epoch {len(whole)}" in m for m in caplog.messages)
+
+
+def _cut_fine_tune(data: tuple[SyntheticOCT, SyntheticOCT], out: Path) -> Path:
+    """A 3-epoch fine-tune (batch size 4) interrupted as its epoch 3 starts."""
+
+    class Interrupt(Callback):
+        def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+            if epoch == 3:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fine_tune(_model(), *data, _RESUMED, out_dir=out, callbacks=[Interrupt()], **FAST)
+    return out / "last.pt"
+
+
+_RESUMED = FineTune(blocks=2, epochs=3, probe_epochs=1, warmup_epochs=1)
+
+
+@pytest.mark.parametrize(
+    ("train", "batch_size", "now"),
+    [
+        pytest.param(2, 2, "4 steps per epoch (8 images / batch size 2)", id="batch-size"),
+        pytest.param(4, 4, "4 steps per epoch (16 images / batch size 4)", id="more-images"),
+    ],
+)
+def test_resuming_a_fine_tune_over_another_epoch_size_is_refused(
+    data: tuple[SyntheticOCT, SyntheticOCT],
+    tmp_path: Path,
+    train: int,
+    batch_size: int,
+    now: str,
+) -> None:
+    last = _cut_fine_tune(data, tmp_path)
+    before = last.read_bytes()
+    images = SyntheticOCT(train, shape=(40, 44), seed=1)
+
+    with pytest.raises(ValueError, match="learning-rate schedule is per step") as info:
+        fine_tune(
+            _model(),
+            images,
+            data[1],
+            _RESUMED,
+            out_dir=tmp_path,
+            resume_from=last,
+            **{**FAST, "batch_size": batch_size},
+        )
+
+    message = str(info.value)
+    assert "its run took 2 steps per epoch (8 images / batch size 4)" in message
+    assert f"this fit takes {now}" in message
+    assert "resume with the same training data and batch size, or start a new run" in message
+    assert "\n" not in message
+    assert last.read_bytes() == before
+
+
+def test_a_fine_tune_resumed_with_its_epoch_size_follows_its_schedule(
+    data: tuple[SyntheticOCT, SyntheticOCT], tmp_path: Path
+) -> None:
+    whole = fine_tune(_model(), *data, _RESUMED, out_dir=tmp_path / "whole", **FAST)
+    last = _cut_fine_tune(data, tmp_path / "cut")
+
+    history = fine_tune(
+        _model(), *data, _RESUMED, out_dir=tmp_path / "cut", resume_from=last, **FAST
+    )
+
+    assert history.column("lr") == whole.column("lr")
+
+
+GRAD_MODES = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode}
+
+
+@pytest.mark.parametrize("mode", GRAD_MODES)
+def test_fine_tune_inside_no_grad_or_inference_mode_trains_as_outside(
+    data: tuple[SyntheticOCT, SyntheticOCT], mode: str
+) -> None:
+    recipe = FineTune(blocks=1, epochs=1, probe_epochs=1)
+    expected = fine_tune(_model(), *data, recipe, **FAST).column("val_loss")
+    model = _model()
+
+    with GRAD_MODES[mode]():
+        history = fine_tune(model, *data, recipe, **FAST)
+        assert not torch.is_grad_enabled()
+        assert torch.is_inference_mode_enabled() == (mode == "inference_mode")
+
+    assert history.column("val_loss") == expected

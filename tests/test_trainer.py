@@ -1076,3 +1076,58 @@ def test_resuming_with_fewer_epochs_than_trained_is_refused(tmp_path: Path) -> N
         fewer.fit(separable_data(8), resume_from=tmp_path / "last.pt")
     same = quiet_trainer(linear_classifier(), max_epochs=2, out_dir=tmp_path)
     assert len(same.fit(separable_data(8), resume_from=tmp_path / "last.pt")) == 2  # done
+
+
+# ---------------------------------------------------------------------------------------------
+# A fit inside a caller's torch.no_grad() or torch.inference_mode() trains as outside them
+
+GRAD_MODES = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode}
+
+
+def _modes_as_they_were(mode: str) -> None:
+    assert not torch.is_grad_enabled()
+    assert torch.is_inference_mode_enabled() == (mode == "inference_mode")
+
+
+@pytest.mark.parametrize("mode", GRAD_MODES)
+def test_fit_inside_no_grad_or_inference_mode_trains_as_outside(mode: str) -> None:
+    data = separable_data(8), separable_data(4, seed=1)
+    outside = quiet_trainer(linear_classifier(), max_epochs=2, seed=0)
+    expected = outside.fit(*data).column("val_loss")
+    model = linear_classifier()
+    model.eval()
+    trainer = quiet_trainer(model, max_epochs=2, seed=0)
+
+    with GRAD_MODES[mode]():
+        history = trainer.fit(*data)
+        _modes_as_they_were(mode)
+
+    assert history.column("val_loss") == expected
+    assert same_state(snapshot(model), snapshot(outside.model))
+
+
+@pytest.mark.parametrize("mode", GRAD_MODES)
+def test_fit_on_cached_features_inside_no_grad_or_inference_mode_trains(mode: str) -> None:
+    data = SyntheticOCT(2, shape=(40, 44), seed=1), SyntheticOCT(1, shape=(40, 44), seed=2)
+    outside = quiet_trainer(frozen_small_cnn(), max_epochs=2, batch_size=4, seed=0)
+    expected = outside.fit(*data).column("val_loss")
+    trainer = quiet_trainer(
+        frozen_small_cnn(), max_epochs=2, batch_size=4, seed=0, feature_cache=True
+    )
+
+    with GRAD_MODES[mode]():
+        history = trainer.fit(*data)
+        _modes_as_they_were(mode)
+
+    assert history.column("val_loss") == expected
+
+
+@pytest.mark.parametrize("mode", GRAD_MODES)
+def test_lr_find_inside_no_grad_or_inference_mode_runs(mode: str) -> None:
+    trainer = quiet_trainer(linear_classifier(), batch_size=4)
+
+    with GRAD_MODES[mode]():
+        result = trainer.lr_find(separable_data(16), num_steps=8)
+        _modes_as_they_were(mode)
+
+    assert len(result.lrs) > 1

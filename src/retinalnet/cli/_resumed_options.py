@@ -22,7 +22,12 @@ from retinalnet.training import Callback
 if TYPE_CHECKING:
     from retinalnet.checkpoint import Checkpoint
 
-__all__ = ["TrainOptions", "resumed_run_defaults"]
+__all__ = [
+    "TrainOptions",
+    "check_same_training_images",
+    "resumed_run_defaults",
+    "training_images",
+]
 
 logger = logging.getLogger("retinalnet")
 
@@ -77,6 +82,11 @@ def resumed_run_defaults(args: argparse.Namespace) -> None:
             "run keeps its recipe; leave --recipe out, or start a new run without --resume"
         )
     _resumed_split(args, checkpoint, resumed)
+    record = checkpoint.callback_states.get(TrainOptions.KEY)
+    # the run's training images per class, which check_same_training_images compares with
+    # --data's once it is read (not recorded before 0.2's record of them: not checked)
+    counts = record.get("train_images") if isinstance(record, Mapping) else None
+    args.resumed_train_images = dict(counts) if isinstance(counts, Mapping) else None
     saved = _saved_options(checkpoint)
     if args.recipe == RECIPES[0] and recipe is not None:
         # the fine-tune compares these with its recipe, and refuses what differs
@@ -169,6 +179,45 @@ def _resumed_split(args: argparse.Namespace, checkpoint: Checkpoint, resumed: st
     )
 
 
+def check_same_training_images(args: argparse.Namespace, counts: Mapping[str, int]) -> None:
+    """With ``--resume``, refuse training images other than the run's (``--data`` another
+    folder, or the folder changed), as another ``--batch-size`` is refused: the epochs
+    left would differ from the run's, and a fine-tune's per-step schedule would no longer
+    fit them. ``counts`` are the training images per class of ``--data``.
+
+    Raises
+    ------
+    ValueError
+        Naming both counts and the fix.
+    """
+    run = getattr(args, "resumed_train_images", None)
+    if getattr(args, "resume", None) is None or run is None:
+        return  # a new run, or a checkpoint that does not record them
+    given = dict(counts)
+    if {str(k): int(v) for k, v in run.items()} == given:
+        return
+    raise ValueError(
+        f"--resume {str(args.resume)!r} continues a run trained on {_images(run)}, not on the "
+        f"{_images(given)} of --data {str(args.data)!r}: a resumed run keeps its training "
+        "images; give the run's --data (and --manifest), or start a new run without --resume"
+    )
+
+
+def training_images(data: Any) -> dict[str, int]:
+    """The training images per class of a Kermany-layout split (``classes``,
+    ``targets``), as :class:`TrainOptions` records them."""
+    classes = list(data.classes)
+    counts = dict.fromkeys(classes, 0)
+    for target in data.targets:
+        counts[classes[int(target)]] += 1
+    return counts
+
+
+def _images(counts: Mapping[str, int]) -> str:
+    parts = ", ".join(f"{name} {count}" for name, count in counts.items())
+    return f"{sum(counts.values())} images ({parts})"
+
+
 class TrainOptions(Callback):
     """Keeps the options of ``retinalnet train`` that change a run's result in its
     checkpoints (``callbacks.TrainOptions``), so that ``--resume`` repeats the run with
@@ -183,11 +232,20 @@ class TrainOptions(Callback):
         What the default feature cache ("auto") is for the run's model: on (a frozen
         backbone) or off. It is recorded so, and a resumed run given the same as a flag
         (``--no-feature-cache`` for a run whose cache was off) is not refused.
+    train_images
+        The training images per class (:func:`training_images`), recorded so that a
+        resumed run on other images is refused (:func:`check_same_training_images`).
     """
 
     KEY = "TrainOptions"
 
-    def __init__(self, args: argparse.Namespace, *, auto_cache: bool | None = None) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        *,
+        auto_cache: bool | None = None,
+        train_images: Mapping[str, int] | None = None,
+    ) -> None:
         from retinalnet._core.files import file_digest
 
         self.options: dict[str, Any] = {
@@ -201,6 +259,8 @@ class TrainOptions(Callback):
             if manifest is None
             else {"path": str(manifest), "sha256": file_digest(manifest).hex()}
         )
+        if train_images is not None:
+            self.options["train_images"] = {str(k): int(v) for k, v in train_images.items()}
 
     @property
     def state_key(self) -> str:

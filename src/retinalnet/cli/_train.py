@@ -54,7 +54,12 @@ def run_train(args: argparse.Namespace) -> int:
     from retinalnet.checkpoint import checkpoint_epoch
     from retinalnet.cli._advice import require_tensorboard
     from retinalnet.cli._recipe import recipe_defaults, recipe_trainer
-    from retinalnet.cli._resumed_options import TrainOptions, resumed_run_defaults
+    from retinalnet.cli._resumed_options import (
+        TrainOptions,
+        check_same_training_images,
+        resumed_run_defaults,
+        training_images,
+    )
     from retinalnet.cli._skip import print_skipped
     from retinalnet.cli._split_data import split_data
     from retinalnet.models import build_model, create_model
@@ -81,6 +86,8 @@ def run_train(args: argparse.Namespace) -> int:
     preprocessing = Preprocessing(size=args.size, reduced_decode=args.reduced_decode)
     train = split_data(args.data, "train", args.manifest, args.classes)
     val = split_data(args.data, "val", args.manifest, args.classes)
+    images = training_images(train)
+    check_same_training_images(args, images)  # --resume: the run's images, before any work
     cache: Literal["auto"] | bool | FeatureCacheConfig = "auto"  # on for a frozen backbone
     if args.feature_cache is False:
         cache = False
@@ -128,7 +135,9 @@ def run_train(args: argparse.Namespace) -> int:
             callbacks.append(TensorBoardLogger(args.tensorboard))
         # in each checkpoint: --resume repeats the run with them (the cache as on or off)
         options = TrainOptions(
-            args, auto_cache=choose_feature_cache("auto", model).config is not None
+            args,
+            auto_cache=choose_feature_cache("auto", model).config is not None,
+            train_images=images,
         )
         callbacks.append(options)
         trainer = Trainer(

@@ -25,7 +25,9 @@ class Callback:
     """Base class of training callbacks; every hook does nothing by default.
 
     Override the hooks you need. To stop training, set ``trainer.should_stop = True`` (and
-    ``trainer.stop_reason``); the trainer finishes the epoch and ends the fit.
+    ``trainer.stop_reason``); the trainer finishes the epoch and ends the fit. The decision
+    is kept in the checkpoints written after it: a fit resumed from them trains no more
+    epochs.
     ``state_dict``/``load_state_dict`` let a resumed run resume the callback too. A callback
     can record a metric of the epoch with :meth:`Trainer.log
     <retinalnet.training.Trainer.log>`; callbacks later in the list see it, and declaring
@@ -270,6 +272,7 @@ class EarlyStopping(Callback):
             "best_epoch": self.best_epoch,
             "wait": self.wait,
             "stopped_epoch": self.stopped_epoch,
+            "stop_reason": self.stop_reason,
             "best_weights": self._best_weights,
         }
 
@@ -278,6 +281,7 @@ class EarlyStopping(Callback):
         self._tracker.best_epoch = state["best_epoch"]
         self.wait = int(state["wait"])
         self.stopped_epoch = state["stopped_epoch"]
+        self.stop_reason = state.get("stop_reason")  # not kept before 0.2's resumed stop
         self._best_weights = state["best_weights"]
 
 

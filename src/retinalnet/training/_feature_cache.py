@@ -23,7 +23,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -536,9 +536,7 @@ def build_feature_cache(
     ]
     features: list[torch.Tensor] = []
     targets: list[torch.Tensor] = []
-    torch_state = torch.random.get_rng_state()
-    torch.manual_seed(seed + context.rank)
-    try:
+    with _own_random_state(seed + context.rank):
         for index, (description, transform) in enumerate(passes):
             batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
             if index == 0 and samples is not None:
@@ -571,8 +569,6 @@ def build_feature_cache(
             length = len(samples) if samples is not None else len(data)  # type: ignore[arg-type]
             features.append(context.gather_rows(rows, length))
             targets.append(context.gather_rows(labels, length))
-    finally:
-        torch.random.set_rng_state(torch_state)
     cache = FeatureCache(
         features=torch.cat(features),
         targets=torch.cat(targets).long(),
@@ -585,6 +581,25 @@ def build_feature_cache(
             _save_or_warn(cache, folder)
         context.barrier()  # the others return once it is on disk (or given up)
     return cache
+
+
+@contextlib.contextmanager
+def _own_random_state(seed: int) -> Iterator[None]:
+    """Seed torch's generators for the block, and give the caller's back afterwards: the
+    CPU generator's and, where CUDA is started, every GPU's. On a machine where CUDA is not
+    started only the CPU generator is seeded: ``torch.manual_seed`` would queue a seeding of
+    the GPUs for when CUDA starts, replacing the caller's own seed (``seed=None`` too)."""
+    devices = list(range(torch.cuda.device_count())) if _cuda_started() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.default_generator.manual_seed(seed)
+        if devices:  # started: seeded now, not queued
+            torch.cuda.manual_seed_all(seed)
+        yield
+
+
+def _cuda_started() -> bool:
+    started: bool = torch.cuda.is_initialized()  # type: ignore[no-untyped-call]
+    return started
 
 
 def _tensor_path_samples(

@@ -36,7 +36,7 @@ from retinalnet.training._config import FeatureCacheConfig, feature_cache_config
 from retinalnet.training._history import History
 from retinalnet.training._nonfinite import NonFiniteLossError
 from retinalnet.training._task import ClassificationTask
-from retinalnet.training._trainer import Trainer
+from retinalnet.training._trainer import Trainer, training_grad_mode
 
 if TYPE_CHECKING:
     from retinalnet.checkpoint import Checkpoint
@@ -581,7 +581,10 @@ def fine_tune(
     resume_from
         A ``last.pt`` written by an interrupted fine-tune (its ``out_dir``): the probe is
         skipped and the fine-tuning phase continues where it stopped. A checkpoint of
-        another recipe, or not written by this function, is refused.
+        another recipe, or not written by this function, is refused, and so is training
+        data or a ``batch_size`` that gives its epochs another number of steps (the
+        per-step schedule is sized for the run's). A fine-tune that ``patience`` stopped
+        trains no more epochs.
     **trainer_settings
         Passed to both phases' :class:`Trainer`: ``batch_size``, ``callbacks``,
         ``out_dir``, ``overwrite``, ``precision``, ``device``, ``seed``, ``progress``,
@@ -603,7 +606,8 @@ def fine_tune(
         probe, naming the position of the first that is not).
     ValueError
         If ``recipe.blocks`` exceeds the model's feature blocks, ``batch_size`` is not an
-        int >= 1, or ``resume_from`` holds another recipe's run.
+        int >= 1, ``resume_from`` holds another recipe's run, or its epochs had another
+        number of steps (other training data or ``batch_size``).
 
     Examples
     --------
@@ -613,10 +617,11 @@ def fine_tune(
 
     .. versionadded:: 0.2
     """
-    trainer = fine_tune_trainer(
-        model, train, val, recipe, resume_from=resume_from, **trainer_settings
-    )
-    return trainer.fit(train, val, resume_from=resume_from)
+    with training_grad_mode():  # inside a caller's no_grad() or inference_mode() too
+        trainer = fine_tune_trainer(
+            model, train, val, recipe, resume_from=resume_from, **trainer_settings
+        )
+        return trainer.fit(train, val, resume_from=resume_from)
 
 
 def fine_tune_trainer(

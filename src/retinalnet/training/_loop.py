@@ -37,7 +37,13 @@ from retinalnet.training._lock import fit_lock
 from retinalnet.training._metrics import EpochMetrics
 from retinalnet.training._model_checkpoint import ModelCheckpoint
 from retinalnet.training._nonfinite import first_nonfinite_state, nonfinite_loss_error
-from retinalnet.training._resume import resume
+from retinalnet.training._resume import (
+    check_epoch_size,
+    check_loop_state,
+    epoch_size,
+    resume,
+    resumed_stop,
+)
 from retinalnet.training._seed import (
     data_order_state,
     random_state,
@@ -152,7 +158,7 @@ class FitLoop:
             )
             trainer.history, trainer.epoch = resumed.history, resumed.epoch
             loop_state = resumed.loop_state
-            _check_loop_state(loop_state, source=repr(str(resume_from)))
+            check_loop_state(loop_state, source=repr(str(resume_from)))
             if trainer.epoch > trainer.max_epochs:  # equal: a finished run, nothing to do
                 raise ValueError(
                     f"cannot resume from {str(resume_from)!r}: it has trained "
@@ -160,9 +166,13 @@ class FitLoop:
                     f"max_epochs counts them all: give {trainer.epoch} or more (more to train "
                     "on)"
                 )
+            trainer.should_stop, trainer.stop_reason = resumed_stop(  # a stopped run stays so
+                loop_state, epoch=trainer.epoch, source=repr(str(resume_from))
+            )
         for callback in self.callbacks:
             if isinstance(callback, ModelCheckpoint):
                 if resume_from is not None:
+                    callback.check_resumed_is_latest(resume_from, trainer.epoch, trainer.history)
                     callback.resumed_from(resume_from)
                 callback.check_best_is_free()
         if isinstance(model, Classifier) and model.temperature != 1.0:
@@ -252,12 +262,16 @@ class FitLoop:
 
     def loop_state(self) -> dict[str, Any]:
         """What a checkpoint needs for a resumed fit to repeat this one from here: the seed,
-        the random generators, the data order and the fp16 loss scale."""
+        random generators, data order, fp16 loss scale, a callback's stop (and why), and
+        the size of an epoch (steps, batch size, samples: a per-step schedule's length)."""
         return {
             "seed": self.trainer.seed,
             "random": random_state(),
             "data": data_order_state(self.train_loader),
             "scaler": self.trainer._scaler.state_dict(),
+            "should_stop": bool(self.trainer.should_stop),
+            "stop_reason": self.trainer.stop_reason,
+            **epoch_size(self.train_loader),
         }
 
     def _restore(self, state: Mapping[str, Any], *, source: str) -> None:
@@ -266,6 +280,8 @@ class FitLoop:
         if not state:
             logger.info("%s holds no random state (written before 0.2, or outside a fit)", source)
             return
+        per_step = trainer.scheduler is not None and trainer.task.scheduler_interval == "step"
+        check_epoch_size(state, self.train_loader, per_step=per_step, source=source)
         saved = state.get("seed")
         if saved != trainer.seed:
             if trainer.seed is None:
@@ -381,19 +397,3 @@ class FitLoop:
         trainer.stop_reason = f"{what} became {value} at epoch {epoch}{where}"
         trainer.history.stop_reason = trainer.stop_reason
         raise error
-
-
-def _check_loop_state(state: Mapping[str, Any], *, source: str) -> None:
-    """Refuse a malformed loop state of a resumed checkpoint before the fit does any work.
-
-    Raises
-    ------
-    ValueError
-        Naming the checkpoint and the field.
-    """
-    for part in ("random", "data", "scaler"):
-        if not isinstance(state.get(part, {}), Mapping):
-            raise ValueError(
-                f"cannot resume from {source}: field 'loop.{part}' must be a dict, got "
-                f"{type(state[part]).__name__}"
-            )

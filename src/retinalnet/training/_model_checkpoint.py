@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retinalnet._core.files import atomic_copy
-from retinalnet.checkpoint import CheckpointWriteError, checkpoint_epoch
+from retinalnet.checkpoint import CheckpointWriteError, checkpoint_epoch, load_checkpoint
 from retinalnet.training._callbacks import Callback, _check_mode, _check_monitor, _Tracker
 from retinalnet.training._lock import check_still_held
 from retinalnet.training._nonfinite import NonFiniteLossError
 
 if TYPE_CHECKING:
+    from retinalnet.training._history import History
     from retinalnet.training._trainer import Trainer
 
 __all__ = ["ModelCheckpoint"]
@@ -141,6 +142,44 @@ class ModelCheckpoint(Callback):
             f"the run's best model (epoch {best_epoch}) is not beside it either, and the fit "
             f"would end without it; copy the run's best.pt (epoch {best_epoch}) into "
             f"{str(self.dirpath)!r}, or start a new run"
+        )
+
+    def check_resumed_is_latest(
+        self, path: str | os.PathLike[str], epoch: int, history: History
+    ) -> None:
+        """Refuse to resume, into this folder, an epoch of a run whose ``last.pt`` here
+        holds a later one: going on from ``best.pt`` (an earlier epoch) would replace the
+        run's later epochs in ``last.pt``.
+
+        ``last.pt`` belongs to the same run when its history begins with the epochs of
+        ``path``'s history.
+
+        Raises
+        ------
+        ValueError
+            Naming both epochs and the two ways out.
+
+        .. versionadded:: 0.2
+        """
+        resumed = Path(path)
+        if not self.last_path.is_file() or resumed.resolve() == self.last_path.resolve():
+            return
+        later = checkpoint_epoch(self.last_path)
+        if later is None or later <= epoch:
+            return
+        try:
+            records = load_checkpoint(self.last_path, map_location="cpu").history
+        except (OSError, ValueError, RuntimeError):
+            return  # unreadable: not this run's to protect
+        mine = history.to_records()
+        if repr(list(records)[: len(mine)]) != repr(mine):
+            return  # another run's last.pt (an --overwrite run replaces it as before)
+        beside = resumed.resolve().parent == self.dirpath.resolve()
+        where = "last.pt beside it" if beside else repr(str(self.last_path))
+        raise ValueError(
+            f"resume_from={str(resumed)!r} holds epoch {epoch}, and {where} holds epoch "
+            f"{later} of this run: resume from {str(self.last_path)!r}, or train into another "
+            "out_dir"
         )
 
     def state_dict(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader
 
 from retinalnet.checkpoint import (
     load_checkpoint,
@@ -22,7 +24,15 @@ from retinalnet.training._callbacks import Callback
 from retinalnet.training._history import History
 from retinalnet.transforms import Preprocessing
 
-__all__ = ["ResumedState", "resume", "save_training_state"]
+__all__ = [
+    "ResumedState",
+    "check_epoch_size",
+    "check_loop_state",
+    "epoch_size",
+    "resume",
+    "resumed_stop",
+    "save_training_state",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -171,3 +181,129 @@ def _state_keys(callbacks: Sequence[Callback]) -> list[str]:
         repeats = sum(1 for k in keys if k == key or k.startswith(f"{key}#"))
         keys.append(f"{key}#{repeats + 1}" if repeats else key)
     return keys
+
+
+def check_loop_state(state: Mapping[str, Any], *, source: str) -> None:
+    """Refuse a malformed loop state of a resumed checkpoint before the fit does any work.
+
+    Raises
+    ------
+    ValueError
+        Naming the checkpoint and the field.
+    """
+    for part in ("random", "data", "scaler"):
+        if not isinstance(state.get(part, {}), Mapping):
+            raise ValueError(
+                f"cannot resume from {source}: field 'loop.{part}' must be a dict, got "
+                f"{type(state[part]).__name__}"
+            )
+    if not isinstance(state.get("should_stop", False), bool):
+        raise ValueError(
+            f"cannot resume from {source}: field 'loop.should_stop' must be a bool, got "
+            f"{type(state['should_stop']).__name__}"
+        )
+    if not isinstance(state.get("stop_reason"), str | None):
+        raise ValueError(
+            f"cannot resume from {source}: field 'loop.stop_reason' must be a str or None, "
+            f"got {type(state['stop_reason']).__name__}"
+        )
+    for part in ("steps_per_epoch", "batch_size", "train_samples"):
+        value = state.get(part)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(
+                f"cannot resume from {source}: field 'loop.{part}' must be an int or None, "
+                f"got {type(value).__name__}"
+            )
+
+
+def resumed_stop(state: Mapping[str, Any], *, epoch: int, source: str) -> tuple[bool, str | None]:
+    """The stop decision of the run resumed, as ``(should_stop, stop_reason)``: a run a
+    callback ended (early stopping) has nothing left to train, as a run that reached
+    ``max_epochs``, and the fit goes straight to its end (the best weights restored, a
+    calibration done again); said in one warning. A loop state written before the decision
+    was recorded gives ``(False, None)``: the fit trains on, as it did."""
+    if not state.get("should_stop"):
+        return False, None
+    reason = state.get("stop_reason")
+    logger.warning(
+        "%s: the run had stopped early at epoch %d%s, nothing to train; start a new run to "
+        "train it further",
+        source,
+        epoch,
+        f" ({reason})" if reason else "",
+    )
+    return True, reason
+
+
+def check_epoch_size(
+    state: Mapping[str, Any],
+    loader: DataLoader[Any] | None,
+    *,
+    per_step: bool,
+    source: str,
+) -> None:
+    """Refuse to resume a per-step learning-rate schedule (``per_step``) over epochs of
+    another number of steps (another batch size or number of training images): the
+    schedule's length was fixed by the run's steps, and would end early (a rate of 0 for
+    the epochs left) or never. Without a per-step schedule, warn, as for another learning
+    rate. A loop state written before epochs were recorded is not checked.
+
+    Raises
+    ------
+    ValueError
+        Naming both runs' steps per epoch (images / batch size) and the fix.
+    """
+    saved_steps = state.get("steps_per_epoch")
+    if saved_steps is None or loader is None:
+        return
+    now = epoch_size(loader)
+    if now["steps_per_epoch"] is None:
+        return
+    was, this = _described(state), _described(now)
+    if now["steps_per_epoch"] != saved_steps:
+        if per_step:
+            raise ValueError(
+                f"cannot resume from {source}: its run took {was} and this fit takes "
+                f"{this}, and its learning-rate schedule is per step, sized for the "
+                "run's steps; resume with the same training data and batch size, or "
+                "start a new run"
+            )
+        fix = "training data and batch size"
+    elif state.get("batch_size") != now["batch_size"]:
+        fix = "batch size"
+    else:
+        return
+    logger.warning(
+        "%s: its run took %s and this fit takes %s: the epochs left differ from the run's; "
+        "resume with the same %s to repeat it",
+        source,
+        was,
+        this,
+        fix,
+    )
+
+
+def epoch_size(loader: DataLoader[Any] | None) -> dict[str, int | None]:
+    """An epoch's optimizer steps, batch size and training samples (``None`` where the
+    loader cannot tell, an iterable data set say)."""
+    sizes: dict[str, int | None] = {
+        "steps_per_epoch": None,
+        "batch_size": None,
+        "train_samples": None,
+    }
+    if loader is None:
+        return sizes
+    sizes["batch_size"] = loader.batch_size
+    with contextlib.suppress(TypeError, NotImplementedError):
+        sizes["steps_per_epoch"] = len(loader)
+    with contextlib.suppress(TypeError, NotImplementedError):
+        sizes["train_samples"] = len(loader.sampler)  # type: ignore[arg-type]
+    return sizes
+
+
+def _described(sizes: Mapping[str, Any]) -> str:
+    """``"2 steps per epoch (6 images / batch size 4)"``, as far as ``sizes`` tells."""
+    steps = sizes.get("steps_per_epoch")
+    samples, batch = sizes.get("train_samples"), sizes.get("batch_size")
+    detail = f" ({samples} images / batch size {batch})" if samples and batch else ""
+    return f"{steps} steps per epoch{detail}"

@@ -15,8 +15,9 @@ of the Trainer's public face once the loop, the epoch, the data and the checkpoi
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,7 @@ from retinalnet.training._resume import save_training_state
 from retinalnet.training._seed import check_seed
 from retinalnet.training._task import ClassificationTask
 
-__all__ = ["Trainer"]
+__all__ = ["Trainer", "training_grad_mode"]
 
 
 class Trainer:
@@ -164,7 +165,8 @@ class Trainer:
     history : History
         Filled by :meth:`fit`.
     should_stop : bool
-        Set by a callback to end the fit after the current epoch.
+        Set by a callback to end the fit after the current epoch. Checkpoints keep it (and
+        ``stop_reason``): a fit resumed from a stopped run trains no more epochs.
     stop_reason : str or None
         Why the last fit stopped.
     epoch : int
@@ -356,7 +358,14 @@ class Trainer:
         resume_from
             A checkpoint written by this trainer (``last.pt``): the model, optimizer,
             history, epoch count and callback states are restored, and training continues
-            up to ``max_epochs``.
+            up to ``max_epochs``. A run that has finished (``max_epochs`` reached, or
+            stopped by a callback such as :class:`EarlyStopping`) trains no more epochs: the
+            fit only ends it again (the best weights restored, a calibration redone), and
+            says so for a stopped run.
+
+            .. versionchanged:: 0.2
+               A run a callback stopped stays stopped (it trained on until
+               ``max_epochs``).
 
         Returns
         -------
@@ -377,9 +386,15 @@ class Trainer:
         ValueError
             If the data's classes differ from the model's, a callback monitors a metric
             the fit does not produce, or ``resume_from`` holds another run (other classes,
-            another optimizer) or a malformed part. These refusals, the two above, and a
-            missing ``resume_from`` file (``FileNotFoundError``) all come before the
-            feature cache is built and before the first epoch.
+            another optimizer) or a malformed part, or an earlier epoch of the run whose
+            ``last.pt`` is in ``out_dir`` (resuming ``best.pt`` would replace the later
+            epochs). These refusals, the two above, and a missing ``resume_from`` file
+            (``FileNotFoundError``) all come before the feature cache is built and before
+            the first epoch. Also if the task's schedule is per step
+            (``scheduler_interval="step"``) and an epoch of this fit has another number of
+            steps than the resumed run's (another batch size or number of training images):
+            refused before the first epoch (after the feature cache); without a per-step
+            schedule that is logged as a warning.
         TypeError
             If something that is not a :class:`Callback` was added to ``callbacks`` after
             construction (refused before anything runs; the message names its position).
@@ -388,6 +403,7 @@ class Trainer:
         """
         loop = self._loop = FitLoop(self, validation=val is not None)
         with (
+            training_grad_mode(),  # inside a caller's no_grad() or inference_mode() too
             progress_output(self.progress and loop.dist.is_main),
             logs_from_main_process_only(loop.dist),
         ):
@@ -585,12 +601,23 @@ class Trainer:
 
         .. versionadded:: 0.2
         """
-        return find_lr(
-            self,
-            train,
-            min_lr=min_lr,
-            max_lr=max_lr,
-            num_steps=num_steps,
-            rule=rule,
-            apply=apply,
-        )
+        with training_grad_mode():  # inside a caller's no_grad() or inference_mode() too
+            return find_lr(
+                self,
+                train,
+                min_lr=min_lr,
+                max_lr=max_lr,
+                num_steps=num_steps,
+                rule=rule,
+                apply=apply,
+            )
+
+
+@contextlib.contextmanager
+def training_grad_mode() -> Iterator[None]:
+    """Gradients on for a fit, whatever mode the caller is in: a fit inside
+    ``torch.no_grad()`` or ``torch.inference_mode()`` (a notebook cell wrapped for
+    evaluation) trains as outside them, as Grad-CAM computes its gradients there; the
+    caller's mode is back afterwards."""
+    with torch.inference_mode(False), torch.enable_grad():
+        yield
