@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import errno
 import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet18
 
+from _file_limits import file_size_limit
 from _training_helpers import CLASSES, BuildSpy, frozen_small_cnn
 from retinalnet._core.loaders import BatchedTensorDataset
 from retinalnet.datasets import KermanyOCT, SyntheticOCT, make_synthetic_kermany
@@ -492,22 +491,6 @@ def test_a_save_that_fails_over_an_older_cache_leaves_nothing_that_looks_complet
 _FILE_SIZE_LIMIT = 4096
 
 
-@contextlib.contextmanager
-def _file_size_limit() -> Iterator[None]:
-    """Files of this process may grow to 4 KiB (``RLIMIT_FSIZE``); longer writes fail with
-    ``EFBIG`` (Python ignores the ``SIGXFSZ`` that comes with them). Only around the write:
-    pytest's own output to a log file of more than 4 KiB failed under it (CI's log)."""
-    resource = pytest.importorskip("resource")
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    if hard != resource.RLIM_INFINITY and hard < _FILE_SIZE_LIMIT:
-        pytest.skip("the hard file size limit is lower than the test's")
-    resource.setrlimit(resource.RLIMIT_FSIZE, (_FILE_SIZE_LIMIT, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-
-
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE and EFBIG as on Linux")
 def test_a_real_refused_write_names_the_file_and_its_cause_not_numpys_byte_counts(
     tmp_path: Path,
@@ -517,7 +500,7 @@ def test_a_real_refused_write_names_the_file_and_its_cause_not_numpys_byte_count
     features = torch.zeros(8, _FILE_SIZE_LIMIT)
     big = FeatureCache(features, torch.zeros(8, dtype=torch.long), "1", "x")
     refused = r"(?i)features\.npy'?: file too large"
-    with pytest.raises(OSError, match=refused) as raised, _file_size_limit():
+    with pytest.raises(OSError, match=refused) as raised, file_size_limit(_FILE_SIZE_LIMIT):
         big.save(tmp_path / "cache")
     assert raised.value.errno == errno.EFBIG
     assert files_under(tmp_path) == []
