@@ -159,6 +159,20 @@ class InterruptAt(Callback):
 SYNTHETIC_SIZE = (128, 128)
 
 
+class StopAfter(Callback):
+    """Asks the trainer to stop after epoch ``epoch`` (``reason``: its stop reason, if any)."""
+
+    def __init__(self, epoch: int, reason: str | None = None) -> None:
+        self.epoch = epoch
+        self.reason = reason
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
+        if epoch == self.epoch:
+            trainer.should_stop = True
+            if self.reason is not None:
+                trainer.stop_reason = self.reason
+
+
 def trained_small_cnn(seed: int = 0) -> tuple[Classifier, History]:
     """``small_cnn`` at 64 px fitted 20 epochs on 48 synthetic scans (val: 16), best restored.
 

@@ -15,6 +15,7 @@ from torch import nn
 from _training_helpers import (
     Recorder,
     ScriptedValidationLoss,
+    StopAfter,
     linear_classifier,
     quiet_trainer,
     same_state,
@@ -354,18 +355,6 @@ def test_early_stopping_starts_afresh_in_each_fit() -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Callback hooks
-
-
-class StopAfter(Callback):
-    def __init__(self, epoch: int, reason: str | None = None) -> None:
-        self.epoch = epoch
-        self.reason = reason
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
-        if epoch == self.epoch:
-            trainer.should_stop = True
-            if self.reason is not None:
-                trainer.stop_reason = self.reason
 
 
 def test_a_callback_setting_should_stop_ends_the_fit_after_that_epoch() -> None:

@@ -7,7 +7,7 @@ import dataclasses
 import logging
 import re
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import torch
 
 from _training_helpers import (
     ScriptedValidationLoss,
+    StopAfter,
     linear_classifier,
     quiet_trainer,
     same_state,
@@ -23,7 +24,7 @@ from _training_helpers import (
     snapshot,
 )
 from retinalnet.checkpoint import load_checkpoint
-from retinalnet.training import Callback, ClassificationTask, EarlyStopping, Trainer
+from retinalnet.training import ClassificationTask, EarlyStopping, Trainer
 
 
 def _first_run(out: Path) -> Path:
@@ -153,20 +154,6 @@ def test_resuming_with_another_augmentation_goes_on(tmp_path: Path) -> None:
 # A run a callback ended has nothing left to train: resuming it is a no-op, as for max_epochs
 
 
-class StopAt(Callback):
-    """Asks the trainer to stop after epoch ``epoch`` (``reason``: its stop reason, if any)."""
-
-    def __init__(self, epoch: int, reason: str | None = None) -> None:
-        self.epoch = epoch
-        self.reason = reason
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
-        if epoch == self.epoch:
-            trainer.should_stop = True
-            if self.reason is not None:
-                trainer.stop_reason = self.reason
-
-
 def _early_stopped(out: Path, losses: list[float], patience: int) -> Trainer:
     trainer = quiet_trainer(
         linear_classifier(),
@@ -237,12 +224,12 @@ def test_any_callback_s_stop_is_honoured_on_resume(
 ) -> None:
     data = separable_data(8), separable_data(4, seed=1)
     trainer = quiet_trainer(
-        linear_classifier(), max_epochs=5, out_dir=tmp_path, callbacks=[StopAt(2, reason)]
+        linear_classifier(), max_epochs=5, out_dir=tmp_path, callbacks=[StopAfter(2, reason)]
     )
     assert trainer.fit(*data).stop_reason == stop_reason
     weights = snapshot(trainer.model)
     resumed = quiet_trainer(
-        linear_classifier(seed=3), max_epochs=5, out_dir=tmp_path, callbacks=[StopAt(2, reason)]
+        linear_classifier(seed=3), max_epochs=5, out_dir=tmp_path, callbacks=[StopAfter(2, reason)]
     )
 
     history = resumed.fit(*data, resume_from=tmp_path / "last.pt")
