@@ -7,8 +7,13 @@ once from a model in memory with a calibration temperature.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
+import subprocess
+import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -335,6 +340,105 @@ def test_an_operator_without_onnx_form_is_named(tmp_path: Path) -> None:
     with pytest.raises(OnnxExportError, match=r"'Opaque' .* operator 'retinalnet_test.opaque'"):
         to_onnx(model, tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
+
+
+def _wrapped(error: OSError) -> RuntimeError:
+    """The exporter's own error, raised while handling the OSError of a failed save."""
+    wrapped = RuntimeError("the exporter's own report of a failed save")
+    wrapped.__context__ = error
+    return wrapped
+
+
+@pytest.mark.parametrize(
+    ("raised", "said"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), r"\[ENOSPC\]; free some space"),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), r"\[EDQUOT\]; free some of your"),
+        (OSError(errno.EFBIG, "File too large"), r"\[EFBIG\]; .*ulimit -f"),
+        (OSError(errno.EACCES, "Permission denied"), r"\[EACCES\]; set TMPDIR to a folder"),
+        (_wrapped(OSError(errno.ENOSPC, "No space left")), r"\[ENOSPC\]; free some space"),
+    ],
+    ids=["ENOSPC", "EDQUOT", "EFBIG", "EACCES", "ENOSPC-behind-the-exporters-error"],
+)
+def test_a_refused_write_of_the_graph_names_the_temporary_folder_not_the_network(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, raised: Exception, said: str
+) -> None:
+    def refused(*args: Any, dynamo: bool, external_data: bool, optimize: bool, **kw: Any) -> None:
+        raise raised
+
+    monkeypatch.setattr(torch.onnx, "export", refused)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # TMPDIR, as tempfile reads it
+    with pytest.raises(OSError, match=said) as caught:
+        to_onnx(_model(), tmp_path / "x.onnx")
+    message = str(caught.value)
+    assert not isinstance(caught.value, OnnxExportError)
+    assert f"in the temporary folder {str(tmp_path)!r}" in message
+    assert re.search(r"retinalnet-onnx-\w+/graph\.onnx', a temporary file of the ONNX", message)
+    assert "operation" not in message
+    assert "exportable" not in message
+    assert "\n" not in message
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_an_oserror_of_the_exporter_that_is_no_write_is_still_its_failure(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def failing(*args: Any, dynamo: bool, external_data: bool, optimize: bool, **kw: Any) -> None:
+        raise OSError("could not get source code")  # inspect's, no errno: not the disk
+
+    monkeypatch.setattr(torch.onnx, "export", failing)
+    with pytest.raises(OnnxExportError, match="could not get source code"):
+        to_onnx(_model(), tmp_path / "x.onnx")
+
+
+def test_a_temporary_folder_that_cannot_be_made_is_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def full(suffix: str | None = None, prefix: str | None = None, dir: str | None = None) -> str:
+        made = str(tmp_path / f"{prefix}abc")
+        raise OSError(errno.ENOSPC, "No space left on device", made)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", full)
+    pattern = (
+        r"retinalnet-onnx-abc', a temporary folder of the ONNX export, in the temporary folder "
+        r".*\[ENOSPC\]; free some space there, or set TMPDIR to a folder with room$"
+    )
+    with pytest.raises(OSError, match=pattern):
+        to_onnx(_model(), tmp_path / "x.onnx")
+
+
+_FILE_SIZE_LIMIT = """
+import resource, signal, sys, torch
+from retinalnet.export import to_onnx
+from retinalnet.models import create_model
+from retinalnet.transforms import Preprocessing
+torch.manual_seed(0)
+model = create_model("small_cnn", weights=None, preprocessing=Preprocessing(size=32))
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+try:
+    to_onnx(model, sys.argv[1])
+except Exception as error:
+    print(type(error).__name__, error)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no RLIMIT_FSIZE on Windows")
+def test_the_file_size_limit_met_by_a_real_export_is_said_as_such(tmp_path: Path) -> None:
+    env = {**os.environ, "TMPDIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", _FILE_SIZE_LIMIT, str(tmp_path / "x.onnx")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=True,
+    )
+    said = done.stdout.strip()
+    assert said.startswith("OSError cannot write "), said
+    assert f"in the temporary folder {str(tmp_path)!r}: file too large [EFBIG]" in said
+    assert "ulimit -f" in said
+    assert "exportable" not in said
 
 
 def test_read_metadata_refuses_other_files(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import re
 import struct
+import warnings
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,7 @@ from retinalnet.datasets import (
     render_bscan,
 )
 from retinalnet.predictor import Predictor
+from retinalnet.tensor_preprocessing import read_encoded
 from retinalnet.transforms import Preprocessing
 
 
@@ -528,6 +530,20 @@ def test_pils_warning_range_is_refused_too(tmp_path, monkeypatch):
     assert load_image(path).size == (40, 36)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # the documented way to lift it
     assert load_image(path).size == (40, 36)
+
+
+def test_pils_warning_range_is_refused_by_the_tensor_path_too(tmp_path, monkeypatch):
+    """The GPU decoding path refuses what the PIL path refuses, without PIL's own warning."""
+    path = tmp_path / "scan.jpeg"
+    _noise((40, 36)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1440 pixels: PIL would warn
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(UnreadableImageError, match=r"header claims 1,440 pixels"):
+            read_encoded(path, Preprocessing(size=32))
+    assert [str(w.message) for w in seen] == []
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1440)
+    assert read_encoded(path, Preprocessing(size=32)).dim() == 1  # the JPEG bytes, to decode
 
 
 @pytest.fixture

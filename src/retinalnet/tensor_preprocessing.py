@@ -48,6 +48,7 @@ from torchvision.transforms.v2 import functional as tvf
 
 from retinalnet._core.device import resolve_device
 from retinalnet._core.images import MAX_IMAGE_ASPECT, SMALL_IMAGE_SIDE, UnreadableImageError
+from retinalnet._core.warning_filters import catch_warnings_locked
 from retinalnet.transforms import Preprocessing
 
 __all__ = ["TOLERANCE", "TensorPreprocessing", "read_encoded"]
@@ -228,9 +229,11 @@ def _tensor_decodable(data: bytes, preprocessing: Preprocessing) -> bool:
     if preprocessing.reduced_decode or not data.startswith(_JPEG_START):
         return False
     try:
-        with Image.open(io.BytesIO(data)) as header:  # reads the header only
-            width, height = header.size
-            mode = header.mode
+        with catch_warnings_locked():  # a bomb (from PIL's limit): the PIL path refuses it
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as header:  # reads the header only
+                width, height = header.size
+                mode = header.mode
     except Exception:  # anything wrong: the PIL path names the error
         return False
     short, long = sorted((width, height))
@@ -240,7 +243,7 @@ def _tensor_decodable(data: bytes, preprocessing: Preprocessing) -> bool:
 def _decode_jpeg(data: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
     """``decode_jpeg`` without the deprecation warning torchvision 0.29 gives on every call
     (its image decoders are to move to TorchCodec), silenced for this call only."""
-    with warnings.catch_warnings():
+    with catch_warnings_locked():
         warnings.filterwarnings("ignore", message="The image decoding", category=DeprecationWarning)
         decoded: list[torch.Tensor] = decode_jpeg(data, mode=ImageReadMode.UNCHANGED, device=device)
     return decoded

@@ -29,6 +29,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from retinalnet._core.dicom_pixels import DicomReadError, to_grey_levels
+from retinalnet._core.warning_filters import catch_warnings_locked
 
 __all__ = [
     "DICOM_EXTENSIONS",
@@ -142,7 +143,7 @@ def _quiet() -> Iterator[None]:
     drop = _DropRecords()
     logger.addFilter(drop)
     try:
-        with warnings.catch_warnings():
+        with catch_warnings_locked():
             warnings.simplefilter("ignore")
             yield
     finally:

@@ -39,6 +39,7 @@ from retinalnet._core.dicom import (
     read_frames,
     read_header,
 )
+from retinalnet._core.warning_filters import catch_warnings_locked
 
 __all__ = [
     "MAX_IMAGE_ASPECT",
@@ -510,9 +511,10 @@ def _open(file: Path) -> Image.Image:
     PIL refuses files claiming more than twice ``Image.MAX_IMAGE_PIXELS`` pixels and only
     warns between once and twice the limit; both are refused here, at the limit.
     """
-    # catch_warnings swaps the process's warning filters for the call: DataLoader workers are
-    # processes, and retinalnet decodes in no thread of its own
-    with warnings.catch_warnings():
+    # PIL warns inside Image.open, before its image could be looked at: only a filter keeps
+    # that warning from being shown. The filters are the process's, and callers' threads
+    # (a web service's Predictor.topk) open images at once: swapped under the library's lock.
+    with catch_warnings_locked():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             return Image.open(file)

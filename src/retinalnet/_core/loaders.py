@@ -11,6 +11,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 from retinalnet._core.images import load_image
+from retinalnet._core.warning_filters import catch_warnings_locked
 
 __all__ = ["BatchedTensorDataset", "DataSource", "decoded_with", "make_loader"]
 
@@ -113,7 +114,7 @@ def make_loader(
         raise ValueError(f"the data set {data!r} is empty")
     if decode is not None and transform is not None:
         data = decoded_with(data, decode)
-    with warnings.catch_warnings():
+    with catch_warnings_locked():
         # a look at what the data set yields: its warnings (a small scan, a skipped file)
         # come when the loader reads the sample, not twice
         warnings.simplefilter("ignore")

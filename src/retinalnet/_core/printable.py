@@ -18,6 +18,8 @@ import warnings
 from pathlib import Path
 from typing import IO, Any
 
+from retinalnet._core.warning_filters import catch_warnings_locked
+
 __all__ = ["check_dpi", "printable", "save_figure"]
 
 # formats drawn as pixels by Agg, which refuses an image of 2**16 pixels or more on a side
@@ -68,7 +70,7 @@ def save_figure(figure: Any, target: str | os.PathLike[str] | IO[bytes], **optio
         shown = text.get_text()
         if isinstance(shown, str) and printable(shown) != shown:
             text.set_text(printable(shown))
-    with warnings.catch_warnings():
+    with catch_warnings_locked():
         warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
         figure.savefig(target, **options)
 

@@ -22,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
 from retinalnet._core.images import UnreadableImageError, check_decoded, load_frames
 from retinalnet._core.progress import progress_bar
+from retinalnet._core.warning_filters import catch_warnings_locked
 from retinalnet.datasets._audit_checks import check_bounds, check_root_and_progress
 from retinalnet.datasets._audit_report import (
     MAX_ASPECT,
@@ -64,7 +65,7 @@ def _decode(source: IO[bytes], path: str) -> tuple[str | None, str, tuple[int, i
     data sets' own checks (:func:`check_decoded`), so a file the audit passes is one they
     read. Every failure is this file's problem, recorded as a reason: the audit goes on."""
     try:
-        with warnings.catch_warnings():
+        with catch_warnings_locked():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as image:
                 mode, size, kind = image.mode, image.size, image.format or ""
@@ -90,7 +91,7 @@ def _is_dicom(path: str, head: bytes) -> bool:
 def _decode_dicom(path: str) -> tuple[str | None, str, tuple[int, int], str]:
     """As :func:`_decode`, for a DICOM file: read as the data sets read it (one frame)."""
     try:
-        with warnings.catch_warnings():
+        with catch_warnings_locked():
             warnings.simplefilter("ignore")  # a small scan's warning: the sizes are reported
             image = load_frames(path, single=True)[0]
     except UnreadableImageError as error:

@@ -1,0 +1,213 @@
+"""catch_warnings_locked: library calls in threads leave the process's warning filters as
+they were (``warnings.catch_warnings`` interleaved in threads leaks the library's filters)."""
+
+from __future__ import annotations
+
+import ast
+import os
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+from torch.utils.data import Dataset
+
+from retinalnet._core.images import image_size, load_image
+from retinalnet._core.loaders import make_loader
+from retinalnet.models import Classifier
+from retinalnet.predictor import Predictor
+from retinalnet.transforms import Preprocessing
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "retinalnet"
+
+# The command line's own process sets its filters for the command; no library call runs it.
+OWN_PROCESS = {"cli/__init__.py"}
+
+CALLS = 800
+"""Calls on 4 threads per test: per-call ``catch_warnings`` leaked in every run of 800 (in
+about half the runs of 160)."""
+
+
+@pytest.fixture
+def often_switching() -> Iterator[None]:
+    """Threads switched every microsecond, not every 5 ms: interleavings show at once."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)
+
+
+@pytest.fixture
+def scans(tmp_path: Path) -> list[Path]:
+    paths = []
+    for index in range(8):
+        path = tmp_path / f"scan-{index}.png"
+        Image.new("L", (64, 60), color=index * 20).save(path)
+        paths.append(path)
+    return paths
+
+
+class _WarningImages(Dataset[tuple[Image.Image, int]]):
+    """PIL images, each read with a warning (as a small scan's)."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+        warnings.warn("a small scan", UserWarning, stacklevel=2)
+        return Image.new("RGB", (32, 32)), index % 2
+
+
+def _in_threads(call: Callable[[int], Any], calls: int = CALLS) -> list[Any]:
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(call, range(calls)))
+
+
+def _filters_unchanged(call: Callable[[int], Any], calls: int = CALLS) -> None:
+    with warnings.catch_warnings():  # the test's own baseline, restored for pytest
+        warnings.resetwarnings()
+        warnings.simplefilter("default")
+        before = list(warnings.filters)
+        _in_threads(call, calls)
+        left = [entry for entry in warnings.filters if entry not in before]
+        assert warnings.filters == before, f"filters left installed: {left}"
+
+
+@pytest.mark.usefixtures("often_switching")
+def test_images_opened_in_threads_leave_the_filters_as_they_were(scans: list[Path]) -> None:
+    def call(index: int) -> tuple[int, int]:
+        path = scans[index % len(scans)]
+        load_image(path)
+        return image_size(path)
+
+    _filters_unchanged(call)
+
+
+@pytest.mark.usefixtures("often_switching")
+def test_loaders_made_in_threads_leave_the_filters_as_they_were() -> None:
+    data = _WarningImages()
+
+    def call(index: int) -> int:
+        return len(make_loader(data, batch_size=2, shuffle=False, transform=lambda i: 0))
+
+    _filters_unchanged(call, 10 * CALLS)  # a quick call, mostly outside its filters
+
+
+@pytest.mark.usefixtures("often_switching")
+def test_predictions_in_threads_leave_the_filters_as_they_were(scans: list[Path]) -> None:
+    torch.manual_seed(0)
+    predictors = []
+    for _ in range(4):  # a model serves one call at a time: four of them, for four threads
+        network = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 2), nn.LogSoftmax(1))
+        model = Classifier(network, classes=("A", "B"), preprocessing=Preprocessing(size=32))
+        predictors.append(Predictor(model, device="cpu", precision="fp32"))
+
+    def call(index: int) -> str:
+        prediction = predictors[index % 4].topk(scans[index % len(scans)], k=1)
+        return prediction.label
+
+    _filters_unchanged(call)
+
+
+@pytest.mark.usefixtures("often_switching")
+def test_the_users_warnings_stay_warnings_after_library_calls_in_threads(
+    scans: list[Path],
+) -> None:
+    data = _WarningImages()
+
+    def call(index: int) -> object:
+        if index % 2:
+            return load_image(scans[index % len(scans)])
+        return make_loader(data, batch_size=2, shuffle=False, transform=lambda i: 0)
+
+    said = ["the user's own warning", "a bomb the user's code warns of"]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("default")
+        _in_threads(call, 5 * CALLS)
+        warnings.warn(said[0], UserWarning, stacklevel=1)
+        warnings.warn(said[1], Image.DecompressionBombWarning, stacklevel=1)  # not an error
+    assert [str(w.message) for w in seen] == said
+
+
+def test_blocks_nest_each_restoring_the_filters_it_found() -> None:
+    from retinalnet._core.warning_filters import catch_warnings_locked  # here: the threads'
+    # tests above also run on a retinalnet without it, to show they fail there
+
+    with warnings.catch_warnings():
+        before = list(warnings.filters)
+        with catch_warnings_locked():
+            warnings.simplefilter("ignore")
+            outer = list(warnings.filters)
+            with catch_warnings_locked():
+                warnings.simplefilter("error", UserWarning)
+            assert warnings.filters == outer
+        assert warnings.filters == before
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_process_forked_during_another_threads_block_is_not_left_locked() -> None:
+    from retinalnet._core.warning_filters import catch_warnings_locked
+
+    inside = threading.Event()
+
+    def hold() -> None:
+        with catch_warnings_locked():
+            warnings.simplefilter("ignore")
+            inside.set()
+            time.sleep(0.3)
+
+    with warnings.catch_warnings():
+        before = list(warnings.filters)
+        thread = threading.Thread(target=hold)
+        thread.start()
+        inside.wait()
+        pid = os.fork()  # waits for the block to end, then forks
+        if pid == 0:  # the child: a block of its own, with the filters of before
+            ok = warnings.filters == before
+            with catch_warnings_locked():
+                pass
+            os._exit(0 if ok else 1)
+        thread.join()
+        deadline = time.monotonic() + 10
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if done[0] == 0:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked process waited forever for the lock of a thread it lacks")
+        assert os.waitstatus_to_exitcode(done[1]) == 0, "the child saw another thread's filters"
+
+
+def _catch_warnings_calls(path: Path) -> Iterator[int]:
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr == "catch_warnings"
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "warnings"
+        ):
+            yield node.lineno
+
+
+def test_no_library_module_swaps_the_filters_without_the_lock() -> None:
+    found = [
+        f"{path.relative_to(PACKAGE)}:{line}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.name != "warning_filters.py"
+        and path.relative_to(PACKAGE).as_posix() not in OWN_PROCESS
+        for line in _catch_warnings_calls(path)
+    ]
+    assert not found, (
+        f"warnings.catch_warnings() at {found}: use "
+        "retinalnet._core.warning_filters.catch_warnings_locked(), which threads cannot leak"
+    )
