@@ -108,8 +108,8 @@ def test_values_outside_0_1_are_refused_not_binned(
 ) -> None:
     # 4 * p once gave an ECE of 0.75: every confidence fell in the last bin
     message = (
-        rf"^probabilities must be in \[0, 1\] \(the model's softmax outputs\), got values "
-        rf"{shown}; pass softmax\(logits\) or exp\(log-probabilities\)"
+        rf"^probabilities must be in \[0, 1\] \(the model's softmax outputs\) or be "
+        rf"log-probabilities, got values {shown}; pass softmax\(logits\)$"
     )
     with pytest.raises(ValueError, match=message):
         door(scale * np.array(PROBABILITIES), TARGETS)

@@ -231,6 +231,19 @@ def test_the_calibration_error_has_one_rule_per_scan_per_patient_and_when_called
         ValueError, match=r"^each image's probabilities must sum to 1.*row \d+ sums to 0.5"
     ):
         expected_calibration_error(half, targets)
+    # log-probabilities are the same distributions when called directly too
+    logs = np.log(np.clip(exact, 1e-12, None))
+    assert expected_calibration_error(logs, targets) == pytest.approx(
+        expected_calibration_error(exact, targets)
+    )
+    # one bound whatever the number of classes: 100 classes' rows scaled by 0.8 are none
+    many = rng.dirichlet(np.ones(100), size=40)
+    many_targets = rng.integers(0, 100, size=40)
+    names = [f"class {i}" for i in range(100)]
+    assert math.isnan(classification_report(many_targets, many * 0.8, classes=names).ece)
+    with pytest.raises(ValueError, match=r"sums to 0.8"):
+        expected_calibration_error(many * 0.8, many_targets)
+    assert not math.isnan(classification_report(many_targets, many, classes=names).ece)
 
 
 def test_bootstrap_intervals_keep_every_class_whatever_its_name() -> None:

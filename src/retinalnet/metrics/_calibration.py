@@ -41,13 +41,13 @@ def _checked(
             f"bins must be an int from 1 to {MAX_BINS:,} (equal-width bins of [0, 1]; "
             f"15 is usual), got {bins!r}"
         )
-    if not are_probabilities(scores):  # finite already: _as_probabilities refuses the others
+    rows = distributions(scores)  # probabilities or log-probabilities, as a report takes
+    if rows is None and not are_probabilities(scores):  # finite: refused before otherwise
         raise ValueError(
-            "probabilities must be in [0, 1] (the model's softmax outputs), got values from "
-            f"{scores.min():g} to {scores.max():g}; pass softmax(logits) or "
-            "exp(log-probabilities)"
+            "probabilities must be in [0, 1] (the model's softmax outputs) or be "
+            f"log-probabilities, got values from {scores.min():g} to {scores.max():g}; pass "
+            "softmax(logits)"
         )
-    rows = distributions(scores)
     if rows is None:  # in [0, 1], but a row misses a sum of 1 by more than rounding
         sums = np.clip(scores, 0.0, 1.0).sum(axis=1)
         worst = int(np.abs(sums - 1.0).argmax())
@@ -91,10 +91,10 @@ def reliability_curve(
     ------
     ValueError
         If the shapes disagree, a target is out of range, a probability is NaN or infinite
-        (the message counts the rows and names the first) or outside [0, 1]
-        (log-probabilities, logits or scaled probabilities), a row does not sum to 1 give
-        or take 0.005 per class (probabilities rounded to two decimals are rescaled), or
-        ``bins`` is not an int from 1 to 1,000.
+        (the message counts the rows and names the first), the scores are neither
+        probabilities nor log-probabilities (logits, scaled probabilities), a row of
+        probabilities does not sum to 1 give or take 0.02 (rows rounded to two decimals are
+        rescaled), or ``bins`` is not an int from 1 to 1,000.
 
     Examples
     --------
