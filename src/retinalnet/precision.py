@@ -8,6 +8,7 @@ from typing import Any, Literal, TypeAlias
 
 import torch
 from torch import nn
+from torch.func import functional_call
 from torch.overrides import TorchFunctionMode
 
 __all__ = [
@@ -155,8 +156,23 @@ def cast_forward(model: nn.Module, cast: CastWeights) -> Callable[[torch.Tensor]
     convolution and linear functions of the forward pass that receive one of those weights
     (a :class:`~torch.overrides.TorchFunctionMode`).
 
+    A model with attention layers (:class:`~torch.nn.MultiheadAttention`, as ViT's) is the
+    exception: any function mode turns off torch's fused attention, which made ViT-B/16 40
+    times slower on a CPU and moved its bf16 outputs by one bf16 step, so for such a model
+    the copies are swapped in for the call (:func:`torch.func.functional_call`). The engine
+    holds :func:`~retinalnet._core.model_use.exclusive_use` around it, so no other
+    retinalnet call sees the swap; another thread reading such a model meanwhile does.
+
     .. versionadded:: 0.2
     """
+    if any(isinstance(module, nn.MultiheadAttention) for module in model.modules()):
+        swapped = {name: copy for name, (_, copy) in cast.items()}
+
+        def swapped_forward(inputs: torch.Tensor) -> torch.Tensor:
+            outputs: torch.Tensor = functional_call(model, swapped, (inputs,))
+            return outputs
+
+        return swapped_forward
     weights = _weights_by_name(model)
     replacements = {id(weights[name]): (weights[name], copy) for name, (_, copy) in cast.items()}
 
