@@ -218,3 +218,35 @@ def test_numpy_integers_are_counts_in_the_recipes_callbacks_and_checks(tmp_path:
     root = make_synthetic_kermany(tmp_path / "data", train=1, val=0, test=0, shape=(32, 32))
     report = audit(root, min_side=np.int64(8), max_side=np.int64(64))
     assert sum(report.counts["train"].values()) == 4
+
+
+def test_numpy_floats_are_numbers_at_every_door(tmp_path: Path) -> None:
+    # np.float32 (a grid search over np.linspace, a config read with NumPy) was refused as
+    # "must be a finite number" by FineTune, the task, lr_find, the volume rule, the
+    # temperatures, the head's dropout and audit; each keeps a Python float
+    from retinalnet.datasets import audit, make_synthetic_kermany
+    from retinalnet.engine import InferenceEngine
+    from retinalnet.models import build_head, small_cnn
+    from retinalnet.training import ClassificationTask, FineTune, discriminative_param_groups
+    from retinalnet.volume import summarise_volume
+
+    half = np.float32(0.5)
+    recipe = FineTune(
+        lr=np.float32(2e-4), head_lr=np.float64(1e-3), lr_decay=half, warmup_epochs=np.float32(1)
+    )
+    floats = (recipe.lr, recipe.head_lr, recipe.lr_decay, recipe.warmup_epochs)
+    assert {type(value) for value in floats} == {float}
+    task = ClassificationTask(lr=np.float32(1e-3), weight_decay=np.float32(0))
+    assert (type(task.lr), type(task.weight_decay)) == (float, float)
+    model = small_cnn(num_classes=2)
+    groups = discriminative_param_groups(model, 1, lr=np.float32(1e-4), head_lr=half)
+    assert {type(group["lr"]) for group in groups} == {float}
+    model.temperature = np.float32(1.5)
+    assert type(model.temperature) is float
+    engine = InferenceEngine(model, device="cpu")
+    engine.temperature = half
+    assert type(engine.temperature) is float
+    assert isinstance(build_head(8, 2, dropout=half)[2], torch.nn.Dropout)
+    assert summarise_volume([(0.9, 0.1)], ("CNV", "NORMAL"), threshold=half).label == "CNV"
+    root = make_synthetic_kermany(tmp_path / "data", train=1, val=0, test=0, shape=(32, 32))
+    assert sum(audit(root, max_aspect=np.float32(4)).counts["train"].values()) == 4

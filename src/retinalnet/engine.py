@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from retinalnet._core.counts import as_number
 from retinalnet._core.device import default_num_workers, resolve_device
 from retinalnet._core.loaders import DataSource, make_loader
 from retinalnet._core.model_use import exclusive_use, modes_restored
@@ -139,16 +140,12 @@ class InferenceEngine:
 
     @temperature.setter
     def temperature(self, value: float | None) -> None:
-        if value is not None and (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-            or value <= 0
-        ):
+        number = as_number(value)
+        if value is not None and (number is None or not math.isfinite(number) or number <= 0):
             raise ValueError(
                 f"temperature must be None (the model's) or a finite number > 0, got {value!r}"
             )
-        self._temperature = None if value is None else float(value)
+        self._temperature = number
 
     # -- data ------------------------------------------------------------------------------
     def loader(

@@ -51,7 +51,7 @@ import numpy.typing as npt
 import torch
 
 from retinalnet._core.classes import KERMANY_CLASSES
-from retinalnet._core.counts import as_integer
+from retinalnet._core.counts import as_integer, as_number
 from retinalnet._core.images import ImageInput, UnreadableImageError, load_frames
 
 if TYPE_CHECKING:
@@ -221,13 +221,14 @@ def _check_order(classes: Sequence[str], order: Sequence[str] | None) -> tuple[s
 
 
 def _check_threshold(threshold: float) -> float:
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+    number = as_number(threshold)
+    if number is None:
         raise TypeError(f"threshold must be a probability (float), got {threshold!r}")
-    if not (math.isfinite(threshold) and 0 < threshold <= 1):
+    if not (math.isfinite(number) and 0 < number <= 1):
         raise ValueError(
             f"threshold must be in (0, 1], got {threshold!r}; the default is {DEFAULT_THRESHOLD}"
         )
-    return float(threshold)
+    return number
 
 
 def _check_min_scans(min_scans: int) -> int:

@@ -7,7 +7,7 @@ import math
 import os
 from pathlib import Path
 
-from retinalnet._core.counts import as_integer
+from retinalnet._core.counts import as_integer, as_number
 from retinalnet._core.folders import nonempty_path
 from retinalnet.datasets._audit_report import MAX_ASPECT
 from retinalnet.datasets._files import LAYOUT_FOLDER
@@ -27,12 +27,8 @@ def check_bounds(min_side: int, max_side: int, max_aspect: float) -> tuple[int, 
         )
     # NaN compares false with everything, so `max_aspect < 1` alone would let it switch the
     # check off; infinity would too
-    if (
-        isinstance(max_aspect, bool)
-        or not isinstance(max_aspect, (int, float))
-        or not math.isfinite(max_aspect)
-        or max_aspect < 1
-    ):
+    aspect = as_number(max_aspect)
+    if aspect is None or not math.isfinite(aspect) or aspect < 1:
         raise ValueError(
             f"max_aspect must be a number >= 1 and finite (longer side / shorter side), got "
             f"{max_aspect!r}; the default is {MAX_ASPECT}"

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from retinalnet._core.counts import as_number
 from retinalnet.models._checks import check_class_names, check_module
 from retinalnet.models._fallback import GradCamTarget, guess_feature_blocks, guess_gradcam_target
 from retinalnet.models._head import find_output_layer
@@ -193,17 +194,13 @@ class Classifier(nn.Module):
 
     @temperature.setter
     def temperature(self, value: float) -> None:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-            or value <= 0
-        ):
+        number = as_number(value)
+        if number is None or not math.isfinite(number) or number <= 0:
             raise ValueError(
                 f"temperature must be a finite number > 0 (1.0: uncalibrated), got {value!r}; "
                 "fit one with retinalnet.training.calibrate(model, val_data)"
             )
-        self._temperature = float(value)
+        self._temperature = number
 
     @property
     def num_classes(self) -> int:

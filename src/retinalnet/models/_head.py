@@ -6,6 +6,7 @@ import math
 
 from torch import nn
 
+from retinalnet._core.counts import as_number
 from retinalnet.models._checks import check_int, check_module
 
 __all__ = ["build_head", "check_head_args", "find_output_layer", "replace_head"]
@@ -22,12 +23,8 @@ def check_head_args(hidden: int | None, dropout: float) -> None:
     """
     if hidden is not None:
         check_int(hidden, "hidden", 0, " (0 or None: a single Linear)")
-    if (
-        isinstance(dropout, bool)
-        or not isinstance(dropout, (int, float))
-        or not math.isfinite(dropout)
-        or not 0 <= dropout < 1
-    ):
+    rate = as_number(dropout)
+    if rate is None or not math.isfinite(rate) or not 0 <= rate < 1:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
 
 
@@ -77,7 +74,7 @@ def build_head(
     check_head_args(hidden, dropout)
     layers: list[nn.Module] = []
     if hidden:
-        layers += [nn.Linear(in_features, hidden), nn.ReLU(), nn.Dropout(dropout)]
+        layers += [nn.Linear(in_features, hidden), nn.ReLU(), nn.Dropout(float(dropout))]
         in_features = hidden
     layers.append(nn.Linear(in_features, num_classes))
     if log_softmax:

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from retinalnet._core.counts import as_integer, check_count
+from retinalnet._core.counts import as_integer, as_number, check_count
 from retinalnet._core.loader_settings import check_batch_size
 from retinalnet._core.loaders import DataSource
 from retinalnet.models import Classifier
@@ -68,23 +68,27 @@ _TRAINER_SETTINGS = frozenset(
 )
 
 
-def _positive(name: str, value: float, *, zero: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+def _positive(name: str, value: float, *, zero: bool = False) -> float:
+    number = as_number(value)
+    if number is None or not math.isfinite(number):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if value < 0 or (value == 0 and not zero):
+    if number < 0 or (number == 0 and not zero):
         raise ValueError(f"{name} must be {'>= 0' if zero else '> 0'}, got {value!r}")
+    return value if type(value) in (int, float) else number  # a NumPy number: a float
 
 
 def _count(name: str, value: int, *, low: int) -> int:
     return check_count(value, name, low)
 
 
-def _lr_decay(value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+def _lr_decay(value: float) -> float:
+    number = as_number(value)
+    if number is None or not 0 < number <= 1:
         raise ValueError(
             f"lr_decay must be in (0, 1] (earlier blocks learn slower; 1.0 gives every block "
             f"lr), got {value!r}"
         )
+    return value if type(value) in (int, float) else number
 
 
 def _fraction(name: str, value: object, what: str) -> float:
@@ -205,17 +209,21 @@ class FineTune:
         object.__setattr__(self, "epochs", _count("epochs", self.epochs, low=1))
         object.__setattr__(self, "probe_epochs", _count("probe_epochs", self.probe_epochs, low=0))
         object.__setattr__(self, "probe_views", _count("probe_views", self.probe_views, low=0))
-        for name in ("lr", "head_lr", "probe_lr"):
-            _positive(name, getattr(self, name))
-        _positive("weight_decay", self.weight_decay, zero=True)
-        _positive("warmup_epochs", self.warmup_epochs, zero=True)
+        for name in ("lr", "head_lr", "probe_lr"):  # kept as Python floats, as the counts
+            object.__setattr__(self, name, _positive(name, getattr(self, name)))
+        object.__setattr__(
+            self, "weight_decay", _positive("weight_decay", self.weight_decay, zero=True)
+        )
+        object.__setattr__(
+            self, "warmup_epochs", _positive("warmup_epochs", self.warmup_epochs, zero=True)
+        )
         if self.warmup_epochs > self.epochs:
             raise ValueError(
                 f"warmup_epochs ({self.warmup_epochs!r}) must be <= epochs ({self.epochs!r}): "
                 "the warm-up would take the whole run; pass fewer warm-up epochs (or more "
                 "epochs)"
             )
-        _lr_decay(self.lr_decay)
+        object.__setattr__(self, "lr_decay", _lr_decay(self.lr_decay))
         if self.schedule not in ("step", "epoch"):
             raise ValueError(f"schedule must be 'step' or 'epoch', got {self.schedule!r}")
         if not isinstance(self.freeze_bn, bool):
@@ -308,10 +316,9 @@ def discriminative_param_groups(
             f"head and feature blocks), got {type(model).__name__}; wrap it: "
             "Classifier(network, classes=..., head=..., feature_blocks=[...])"
         )
-    _positive("lr", lr)
-    _positive("head_lr", head_lr)
-    _lr_decay(lr_decay)
-    _positive("weight_decay", weight_decay, zero=True)
+    lr, head_lr = _positive("lr", lr), _positive("head_lr", head_lr)
+    lr_decay = _lr_decay(lr_decay)
+    weight_decay = _positive("weight_decay", weight_decay, zero=True)
     all_blocks = model.feature_block_modules()
     count = as_integer(blocks)
     if count is None or not 1 <= count <= len(all_blocks):

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from retinalnet._core.classes import check_same_classes
-from retinalnet._core.counts import as_integer
+from retinalnet._core.counts import as_integer, as_number
 from retinalnet._core.loaders import DataSource
 from retinalnet._core.model_use import modes_restored
 from retinalnet.models import Classifier
@@ -42,11 +42,15 @@ __all__ = ["apply_lr", "find_lr", "lr_range_test", "restored_afterwards"]
 logger = logging.getLogger(__name__)
 
 
-def _check_range(min_lr: float, max_lr: float, num_steps: int, rule: str) -> int:
+def _check_range(
+    min_lr: float, max_lr: float, num_steps: int, rule: str
+) -> tuple[float, float, int]:
+    """``min_lr``, ``max_lr`` and ``num_steps`` as Python numbers, or a one-line error."""
     for name, value in (("min_lr", min_lr), ("max_lr", max_lr)):
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        number = as_number(value)
+        if number is None:
             raise ValueError(f"{name} must be a number, got {value!r}")
-        if not (value > 0 and math.isfinite(value)):
+        if not (number > 0 and math.isfinite(number)):
             raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     if not max_lr > min_lr:
         raise ValueError(
@@ -62,7 +66,7 @@ def _check_range(min_lr: float, max_lr: float, num_steps: int, rule: str) -> int
         raise ValueError(
             f"rule must be one of {', '.join(map(repr, SUGGESTION_RULES))}, got {rule!r}"
         )
-    return steps
+    return float(min_lr), float(max_lr), steps
 
 
 def _cycle(batches: Iterable[Any]) -> Iterator[Any]:
@@ -148,7 +152,7 @@ def lr_range_test(
     ValueError
         If a setting is out of range or the batches are empty.
     """
-    num_steps = _check_range(min_lr, max_lr, num_steps, rule)
+    min_lr, max_lr, num_steps = _check_range(min_lr, max_lr, num_steps, rule)
     if not 0 <= smoothing < 1:
         raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
     if not diverge > 1:
@@ -244,12 +248,10 @@ def apply_lr(trainer: Trainer, lr: float) -> None:
     ValueError
         If ``lr`` is not a finite number > 0.
     """
-    if (
-        isinstance(lr, bool)
-        or not isinstance(lr, int | float)
-        or not (lr > 0 and math.isfinite(lr))
-    ):
+    number = as_number(lr)
+    if number is None or not (number > 0 and math.isfinite(number)):
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    lr = number  # a Python float in the optimizer's state (a checkpoint loads no NumPy)
     optimizer = trainer.optimizer
     ratios = _ratios(optimizer)
     factor = lr / _base_lrs(optimizer)[0]
@@ -279,7 +281,7 @@ def find_lr(
 ) -> LRFinderResult:
     """The range test with a Trainer's settings; see :meth:`Trainer.lr_find
     <retinalnet.training.Trainer.lr_find>`."""
-    num_steps = _check_range(min_lr, max_lr, num_steps, rule)
+    min_lr, max_lr, num_steps = _check_range(min_lr, max_lr, num_steps, rule)
     model = trainer.model
     if isinstance(model, Classifier):
         check_same_classes(model.classes, train, where="Trainer.lr_find")

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import Sampler
 
+from retinalnet._core.counts import as_number
 from retinalnet.training._balance import BALANCE_MODES, balanced_sampler, class_weights
 from retinalnet.training._evaluation import EvaluationResult
 
@@ -150,7 +151,7 @@ class ClassificationTask:
                 "weight=class_weights(train.targets) to it and leave balance=None"
             )
         for name, value in (("lr", lr), ("weight_decay", weight_decay)):
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if as_number(value) is None:
                 raise ValueError(f"{name} must be a number, got {value!r}")
         if not (lr > 0 and math.isfinite(lr)):
             raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
