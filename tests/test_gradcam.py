@@ -304,3 +304,18 @@ def test_grad_cam_names_the_only_size_a_fixed_size_architecture_takes() -> None:
         vit = create_model("vit_b_16", weights=None)  # structure only: refused before it runs
     with pytest.raises(ValueError, match=r"vit_b_16 takes 224 x 224 inputs only, got 224 x 256"):
         grad_cam(vit, torch.zeros(1, 3, 224, 256))
+
+
+def test_a_callers_autocast_does_not_change_a_heatmap() -> None:
+    # was 0.035 off under torch.autocast(bf16), while the fp32 prediction it explains was not
+    from retinalnet.predictor import Predictor
+
+    model = tiny_cnn(seed=3)
+    images = torch.rand(2, 3, 32, 32)
+    plain = grad_cam(model, images)
+    scan = torch.rand(3, 40, 40)
+    predictor = Predictor(model, device="cpu", precision="fp32")
+    plain_predicted = predictor.gradcam(scan)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(grad_cam(model, images), plain)
+        np.testing.assert_array_equal(predictor.gradcam(scan), plain_predicted)

@@ -23,6 +23,7 @@ from retinalnet.gradcam._checks import (
 )
 from retinalnet.models import Classifier, GradCamTarget
 from retinalnet.models._fallback import guess_gradcam_target
+from retinalnet.precision import autocast
 from retinalnet.transforms import Preprocessing
 
 __all__ = ["find_target_layer", "grad_cam", "grad_cam_image", "heatmap_to_image"]
@@ -72,6 +73,8 @@ def grad_cam(
     layer: nn.Module | None = None,
 ) -> torch.Tensor:
     """Grad-CAM heatmaps of a batch of model inputs, at the inputs' size.
+
+    Computed in fp32, whatever a caller's ``torch.autocast`` says.
 
     Parameters
     ----------
@@ -143,10 +146,11 @@ def grad_cam(
             if at_input
             else target.register_forward_hook(post_hook)
         )
+        device = next((p.device for p in model.parameters()), batch.device)
         try:
-            with torch.inference_mode(False), torch.enable_grad():
+            # fp32 whatever a caller's autocast says, as the fp32 prediction it explains
+            with torch.inference_mode(False), torch.enable_grad(), autocast(device, None):
                 model.eval()
-                device = next((p.device for p in model.parameters()), batch.device)
                 scores = forward_scores(model, batch.detach().clone().to(device))
                 if not captured:
                     raise ValueError(
