@@ -95,5 +95,9 @@ def test_a_data_set_named_by_class_to_idx_only_is_checked_by_it() -> None:
     with pytest.raises(ValueError, match=r"but the data's are \['NORMAL', 'CNV'\]"):
         check_same_classes(model.classes, DataLoader(Subset(swapped, [0])), where="wrapped")
     check_same_classes(model.classes, _NamedByMapping({"NORMAL": 1, "CNV": 0}), where="same")
+    # indices held as one-number tensors (a mapping built with torch) are read too
+    tensors = _NamedByMapping({"NORMAL": torch.tensor(0), "CNV": torch.tensor(1)})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match=r"but the data's are \['NORMAL', 'CNV'\]"):
+        check_same_classes(model.classes, tensors, where="tensors")
     # a mapping that is not targets 0 to n - 1 says nothing about the order: not read
     check_same_classes(model.classes, _NamedByMapping({"NORMAL": 0, "CNV": 2}), where="gap")

@@ -29,11 +29,21 @@ def _classes_of_mapping(mapping: object) -> tuple[str, ...] | None:
     0 to n - 1 once each; else ``None``."""
     if not isinstance(mapping, Mapping) or not mapping:
         return None
-    indices = [as_integer(index) for index in mapping.values()]
+    indices = [as_integer(_scalar(index)) for index in mapping.values()]
     known = [index for index in indices if index is not None]
     if len(known) != len(indices) or sorted(known) != list(range(len(known))):
         return None
-    return tuple(str(name) for name, _ in sorted(mapping.items(), key=lambda item: int(item[1])))
+    by_index = dict(zip(known, mapping, strict=True))
+    return tuple(str(by_index[index]) for index in range(len(known)))
+
+
+def _scalar(value: object) -> object:
+    """A one-number tensor or array (``torch.tensor(2)``) as its Python number; others as
+    they are."""
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "ndim", None) == 0:
+        return item()
+    return value
 
 
 def _class_lists(data: object, depth: int = 0) -> list[tuple[str, ...]]:
