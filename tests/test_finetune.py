@@ -655,7 +655,7 @@ def test_resuming_a_fine_tune_over_another_epoch_size_is_refused(
     message = str(info.value)
     assert "its run took 2 steps per epoch (8 images / batch size 4)" in message
     assert f"this fit takes {now}" in message
-    assert "resume with the same training data and batch size, or start a new run" in message
+    assert "resume with the same training data, batch size and feature cache (each" in message
     assert "\n" not in message
     assert last.read_bytes() == before
 

@@ -299,7 +299,7 @@ def test_resuming_a_per_step_schedule_over_another_epoch_size_is_refused(
     message = str(info.value)
     assert re.search(r"its run took 2 steps per epoch \(8 images / batch size 4\)", message)
     assert re.search(rf"this fit takes {now}", message), message
-    assert "resume with the same training data and batch size, or start a new run" in message
+    assert "resume with the same training data, batch size and feature cache (each" in message
     assert "\n" not in message
     assert last.read_bytes() == before
     assert not (tmp_path / "run.lock").exists()

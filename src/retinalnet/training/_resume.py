@@ -265,7 +265,8 @@ def check_epoch_size(
             raise ValueError(
                 f"cannot resume from {source}: its run took {was} and this fit takes "
                 f"{this}, and its learning-rate schedule is per step, sized for the "
-                "run's steps; resume with the same training data and batch size, or "
+                "run's steps; resume with the same training data, batch size and feature "
+                "cache (each augmented view it caches is one more image of an epoch), or "
                 "start a new run"
             )
         fix = "training data and batch size"
