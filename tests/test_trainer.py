@@ -1131,3 +1131,22 @@ def test_lr_find_inside_no_grad_or_inference_mode_runs(mode: str) -> None:
         _modes_as_they_were(mode)
 
     assert len(result.lrs) > 1
+
+
+def test_a_model_made_under_inference_mode_is_refused_before_any_work() -> None:
+    # its weights are inference tensors: torch refused them mid-epoch ("Inference tensors
+    # cannot be saved for backward"), frozen or not
+    from retinalnet.training import FineTune, fine_tune
+
+    with torch.inference_mode():
+        model = tiny_cnn()
+    data = separable_data(8)
+    message = r"^the model's weight 'network\..*' was made under torch.inference_mode\(\)"
+    trainer = quiet_trainer(model, max_epochs=1)
+    with pytest.raises(ValueError, match=message):
+        trainer.fit(data)
+    with pytest.raises(ValueError, match=message):
+        trainer.lr_find(data)
+    with pytest.raises(ValueError, match=message):
+        fine_tune(model, data, data, FineTune(epochs=1))
+    assert trainer.history is None or len(trainer.history) == 0

@@ -624,7 +624,7 @@ def fine_tune(
 
     .. versionadded:: 0.2
     """
-    with training_grad_mode():  # inside a caller's no_grad() or inference_mode() too
+    with training_grad_mode(model):  # inside a caller's no_grad() or inference_mode() too
         trainer = fine_tune_trainer(
             model, train, val, recipe, resume_from=resume_from, **trainer_settings
         )

@@ -403,7 +403,7 @@ class Trainer:
         """
         loop = self._loop = FitLoop(self, validation=val is not None)
         with (
-            training_grad_mode(),  # inside a caller's no_grad() or inference_mode() too
+            training_grad_mode(self.model),  # inside a caller's no_grad() or inference_mode()
             progress_output(self.progress and loop.dist.is_main),
             logs_from_main_process_only(loop.dist),
         ):
@@ -601,7 +601,7 @@ class Trainer:
 
         .. versionadded:: 0.2
         """
-        with training_grad_mode():  # inside a caller's no_grad() or inference_mode() too
+        with training_grad_mode(self.model):  # inside a caller's no_grad() or inference_mode()
             return find_lr(
                 self,
                 train,
@@ -614,10 +614,25 @@ class Trainer:
 
 
 @contextlib.contextmanager
-def training_grad_mode() -> Iterator[None]:
+def training_grad_mode(model: object) -> Iterator[None]:
     """Gradients on for a fit, whatever mode the caller is in: a fit inside
     ``torch.no_grad()`` or ``torch.inference_mode()`` (a notebook cell wrapped for
     evaluation) trains as outside them, as Grad-CAM computes its gradients there; the
-    caller's mode is back afterwards."""
+    caller's mode is back afterwards.
+
+    Raises
+    ------
+    ValueError
+        If a weight of ``model`` was made under ``torch.inference_mode()`` (an inference
+        tensor: no gradient can ever reach it), before anything runs.
+    """
+    named = model.named_parameters() if isinstance(model, nn.Module) else iter(())
+    made = next((name for name, weight in named if weight.is_inference()), None)
+    if made is not None:
+        raise ValueError(
+            f"the model's weight {made!r} was made under torch.inference_mode() (an inference "
+            "tensor, which cannot be trained); build or load the model outside "
+            "torch.inference_mode()"
+        )
     with torch.inference_mode(False), torch.enable_grad():
         yield
