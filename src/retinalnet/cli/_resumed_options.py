@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from retinalnet.cli._recipe import DEFAULT_ARCH, RECIPES
 from retinalnet.cli._split_data import study_classes
-from retinalnet.training import Callback
+from retinalnet.training import Callback, class_counts
 
 if TYPE_CHECKING:
     from retinalnet.checkpoint import Checkpoint
@@ -206,11 +206,8 @@ def check_same_training_images(args: argparse.Namespace, counts: Mapping[str, in
 def training_images(data: Any) -> dict[str, int]:
     """The training images per class of a Kermany-layout split (``classes``,
     ``targets``), as :class:`TrainOptions` records them."""
-    classes = list(data.classes)
-    counts = dict.fromkeys(classes, 0)
-    for target in data.targets:
-        counts[classes[int(target)]] += 1
-    return counts
+    classes = [str(name) for name in data.classes]
+    return dict(zip(classes, class_counts(data.targets, len(classes)), strict=True))
 
 
 def _images(counts: Mapping[str, int]) -> str:
