@@ -104,7 +104,14 @@ def reliability_curve(
     >>> confidence.round(4).tolist(), accuracy.round(4).tolist(), count.tolist()
     ([nan, 0.7667], [nan, 0.6667], [0, 3])
     """
-    scores, true = _checked(probabilities, targets, bins)
+    rows, true = _checked(probabilities, targets, bins)
+    return _binned(rows, true, bins)
+
+
+def _binned(
+    scores: FloatArray, true: IntArray, bins: int
+) -> tuple[FloatArray, FloatArray, IntArray]:
+    """:func:`reliability_curve` of checked distributions (:func:`_checked`)."""
     confidence = scores.max(axis=1) if len(true) else np.empty(0)
     correct = (scores.argmax(axis=1) == true) if len(true) else np.empty(0, dtype=bool)
     edges = np.linspace(0.0, 1.0, bins + 1)
@@ -164,7 +171,14 @@ def expected_calibration_error(
     ...     [[0.9, 0.1], [0.8, 0.2], [0.4, 0.6]], [0, 1, 1], bins=2), 6)
     0.1
     """
-    confidence, accuracy, count = reliability_curve(probabilities, targets, bins=bins)
+    rows, true = _checked(probabilities, targets, bins)
+    return _calibration_error(rows, true, bins)
+
+
+def _calibration_error(rows: FloatArray, true: IntArray, bins: int = 15) -> float:
+    """:func:`expected_calibration_error` of checked distributions (:func:`_checked`, or a
+    report's :func:`~retinalnet.metrics._rates.distributions`)."""
+    confidence, accuracy, count = _binned(rows, true, bins)
     total = int(count.sum())
     if total == 0:
         return math.nan

@@ -20,7 +20,7 @@ from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet._core.counts import as_integer
 from retinalnet._core.seeds import check_seed
 from retinalnet.metrics._bootstrap import _bootstrap_intervals
-from retinalnet.metrics._calibration import expected_calibration_error
+from retinalnet.metrics._calibration import _calibration_error
 from retinalnet.metrics._class_metrics import ClassMetrics, ReferralMetrics, _plain
 from retinalnet.metrics._confusion import (
     IntArray,
@@ -505,4 +505,4 @@ def _ece(scores: npt.NDArray[np.float64], true: IntArray) -> float:
     rows = distributions(scores)  # finite: refused before otherwise
     if not len(true) or rows is None:
         return math.nan
-    return expected_calibration_error(rows, true)
+    return _calibration_error(rows, true)  # checked here: not again
