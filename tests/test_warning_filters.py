@@ -211,3 +211,46 @@ def test_no_library_module_swaps_the_filters_without_the_lock() -> None:
         f"warnings.catch_warnings() at {found}: use "
         "retinalnet._core.warning_filters.catch_warnings_locked(), which threads cannot leak"
     )
+
+
+def test_a_data_set_that_opens_images_in_threads_of_its_own_does_not_hang_the_loader(
+    tmp_path: Path,
+) -> None:
+    # make_loader looked at the first sample holding the lock; a data set whose __getitem__
+    # opened its images in a thread pool and waited for them waited forever (the pool's
+    # threads waited for the lock)
+    import subprocess
+
+    Image.new("L", (64, 64), 90).save(tmp_path / "scan.png")
+    script = f"""
+import sys, torch
+from concurrent.futures import ThreadPoolExecutor
+from retinalnet._core.images import load_image
+from retinalnet._core.loaders import make_loader
+from retinalnet.transforms import Preprocessing
+pool = ThreadPoolExecutor(2)
+class Frames(torch.utils.data.Dataset):
+    def __len__(self):
+        return 2
+    def __getitem__(self, index):
+        return pool.submit(load_image, {str(tmp_path / "scan.png")!r}).result(), 0
+loader = make_loader(Frames(), batch_size=1, num_workers=0, shuffle=False,
+                     transform=Preprocessing(size=32).eval_transform())
+print(len(list(loader)))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "2"), done.stderr
+
+
+def test_warnings_ignored_takes_out_its_own_entry_and_leaves_the_callers() -> None:
+    from retinalnet._core.warning_filters import warnings_ignored
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the caller's own, equal to the block's
+        before = list(warnings.filters)
+        with warnings_ignored():
+            assert len(warnings.filters) == len(before) + 1
+        assert warnings.filters == before
+        assert warnings.filters[0] is before[0]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any, TypeAlias, Union
 
@@ -11,7 +10,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 from retinalnet._core.images import load_image
-from retinalnet._core.warning_filters import catch_warnings_locked
+from retinalnet._core.warning_filters import warnings_ignored
 
 __all__ = ["BatchedTensorDataset", "DataSource", "decoded_with", "make_loader"]
 
@@ -114,10 +113,10 @@ def make_loader(
         raise ValueError(f"the data set {data!r} is empty")
     if decode is not None and transform is not None:
         data = decoded_with(data, decode)
-    with catch_warnings_locked():
-        # a look at what the data set yields: its warnings (a small scan, a skipped file)
-        # come when the loader reads the sample, not twice
-        warnings.simplefilter("ignore")
+    # a look at what the data set yields: its warnings (a small scan, a skipped file) come
+    # when the loader reads the sample, not twice; the caller's code runs in it, so no lock
+    # is held for it (a data set may open images in threads of its own)
+    with warnings_ignored():
         first = data[0]
     if isinstance(first, (tuple, list)) and isinstance(first[0], Image.Image):
         if transform is None:

@@ -15,8 +15,9 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-__all__ = ["catch_warnings_locked"]
+__all__ = ["catch_warnings_locked", "warnings_ignored"]
 
 _LOCK = threading.RLock()
 """Held by a thread from the moment it saves the filters until it has restored them.
@@ -69,3 +70,40 @@ def catch_warnings_locked() -> Iterator[None]:
     """
     with _LOCK, warnings.catch_warnings():
         yield
+
+
+@contextmanager
+def warnings_ignored() -> Iterator[None]:
+    """Ignore every warning while the block runs, without holding the lock for the block.
+
+    For a block that runs code of the caller's (``make_loader``'s look at a data set's first
+    sample): that code may open images in threads of its own and wait for them, and those
+    would wait for a lock held for the block. One ``ignore`` entry of its own is put in front
+    of the process's filters, and that entry (by identity, not an equal one of the caller's)
+    is taken out on exit, each under the lock; as with :func:`catch_warnings_locked`, other
+    threads see it while the block runs.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> before = list(warnings.filters)
+    >>> with warnings_ignored():
+    ...     warnings.warn("not shown")
+    >>> warnings.filters == before
+    True
+    """
+    # removed by identity: the caller's own equal entries (built at run time) stay; blocks
+    # in two threads insert one each and take out one each
+    entry = ("ignore", None, Warning, None, 0)
+    with _LOCK:  # the list in force once no other block swaps it: read under the lock
+        filters: list[Any] = warnings.filters  # type: ignore[assignment]
+        filters.insert(0, entry)
+    try:
+        yield
+    finally:
+        with _LOCK:
+            current: list[Any] = warnings.filters  # type: ignore[assignment]
+            for index, present in enumerate(current):
+                if present is entry:
+                    del current[index]
+                    break
