@@ -244,6 +244,22 @@ def test_the_calibration_error_has_one_rule_per_scan_per_patient_and_when_called
     with pytest.raises(ValueError, match=r"sums to 0.8"):
         expected_calibration_error(many * 0.8, many_targets)
     assert not math.isnan(classification_report(many_targets, many, classes=names).ece)
+    # a result holding such rows (built by hand, loaded) says NaN as its report does, and
+    # prints and renders: the property raised, and str() and the HTML report with it
+    halves = EvaluationResult(
+        classes=("CNV", "DME", "DRUSEN", "NORMAL"),
+        loss=math.nan,
+        accuracy=math.nan,
+        confusion_matrix=np.zeros((4, 4), dtype=np.int64),
+        probabilities=half,
+        targets=targets,
+    )
+    assert math.isnan(halves.ece)
+    assert str(halves).splitlines()[0].endswith("ECE -  temperature 1.00")
+    pytest.importorskip("matplotlib")
+    from retinalnet.report import render_html_report
+
+    assert "Calibration" in render_html_report(halves)
 
 
 def test_bootstrap_intervals_keep_every_class_whatever_its_name() -> None:

@@ -175,6 +175,18 @@ def expected_calibration_error(
     return _calibration_error(rows, true, bins)
 
 
+def calibration_error_or_nan(scores: FloatArray, true: IntArray) -> float:
+    """The ECE (15 bins) of the distributions ``scores`` stand for
+    (``metrics._rates.distributions``: probabilities or log-probabilities);
+    NaN without images or for other scores. What a report, the per-patient report and
+    ``EvaluationResult.ece`` give, where :func:`expected_calibration_error` refuses.
+    ``scores`` are finite (checked by the caller)."""
+    rows = distributions(scores)
+    if not len(true) or rows is None:
+        return math.nan
+    return _calibration_error(rows, true)
+
+
 def _calibration_error(rows: FloatArray, true: IntArray, bins: int = 15) -> float:
     """:func:`expected_calibration_error` of checked distributions (:func:`_checked`, or a
     report's :func:`~retinalnet.metrics._rates.distributions`)."""

@@ -20,7 +20,7 @@ from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet._core.counts import as_integer
 from retinalnet._core.seeds import check_seed
 from retinalnet.metrics._bootstrap import _bootstrap_intervals
-from retinalnet.metrics._calibration import _calibration_error
+from retinalnet.metrics._calibration import calibration_error_or_nan
 from retinalnet.metrics._class_metrics import ClassMetrics, ReferralMetrics, _plain
 from retinalnet.metrics._confusion import (
     IntArray,
@@ -34,7 +34,6 @@ from retinalnet.metrics._rates import (
     _per_class,
     _ratio,
     _referral,
-    distributions,
 )
 from retinalnet.metrics._roc import roc_auc
 
@@ -502,7 +501,4 @@ def _urgent_index(urgent: Sequence[str] | None, names: tuple[str, ...]) -> IntAr
 def _ece(scores: npt.NDArray[np.float64], true: IntArray) -> float:
     """The ECE of the distributions the scores stand for (:func:`distributions`: the
     probabilities or log-probabilities); NaN without images or for other scores."""
-    rows = distributions(scores)  # finite: refused before otherwise
-    if not len(true) or rows is None:
-        return math.nan
-    return _calibration_error(rows, true)  # checked here: not again
+    return calibration_error_or_nan(scores, true)  # finite: refused before otherwise

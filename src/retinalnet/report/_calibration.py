@@ -84,8 +84,10 @@ def calibration_section(
         facts.append(["Temperature", esc(f"{float(temperature):#.3g} ({state})")])
     if facts:
         parts.append(table(["Measure", "Value"], facts, css_class="calibration"))
+    # no ECE (probabilities that are not distributions): no bins to draw or list either
+    binned = ece is not None and not math.isnan(ece)
     draw = getattr(plots, "plot_reliability_diagram", None)
-    if draw is not None:
+    if draw is not None and binned:
         picture = figure_png(draw(result, title=f"reliability, {title}"))
         parts.append(
             figures(
@@ -98,7 +100,8 @@ def calibration_section(
                 ]
             )
         )
-    parts.append(_curve_table(result))
+    if binned:
+        parts.append(_curve_table(result))
     if not any(parts):
         return None
     intro = (

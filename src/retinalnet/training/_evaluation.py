@@ -27,7 +27,8 @@ from retinalnet._core.progress import progress_bar
 from retinalnet.datasets._files import patient_key
 from retinalnet.datasets._readable import readable_for_scoring, refuse_substitution
 from retinalnet.engine import InferenceEngine
-from retinalnet.metrics import URGENT_CLASSES, confusion_matrix, expected_calibration_error
+from retinalnet.metrics import URGENT_CLASSES, confusion_matrix
+from retinalnet.metrics._calibration import calibration_error_or_nan
 from retinalnet.models import Classifier
 from retinalnet.precision import Precision, precision_name
 from retinalnet.training._data import warn_of_own_transform
@@ -107,13 +108,16 @@ class EvaluationResult:
     @property
     def ece(self) -> float:
         """Top-label expected calibration error (15 bins) of the probabilities; NaN without
-        them (see :func:`~retinalnet.metrics.expected_calibration_error`).
+        them, or for probabilities that are not distributions (rows that do not sum to 1),
+        as in :meth:`report` (see :func:`~retinalnet.metrics.expected_calibration_error`).
 
         .. versionadded:: 0.2
         """
         if self.probabilities is None or self.targets is None or not len(self.targets):
             return math.nan
-        return expected_calibration_error(self.probabilities, self.targets)
+        return calibration_error_or_nan(
+            np.asarray(self.probabilities, dtype=np.float64), np.asarray(self.targets)
+        )
 
     @property
     def num_samples(self) -> int:
