@@ -323,6 +323,20 @@ def test_the_probabilities_are_divided_by_the_temperature(tmp_path: Path) -> Non
     assert (got - log_probabilities.exp()).abs().max().item() > 1e-3  # not the raw softmax
 
 
+def test_an_export_inside_a_callers_autocast_is_an_fp32_graph(tmp_path: Path) -> None:
+    # the trace recorded the caller's bf16 autocast as Cast nodes, and onnxruntime refused
+    # the graph ("Type 'tensor(bfloat16)' ... Conv") instead of a parity check
+    images: Sequence[Image.Image] = synthetic_images(2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        result = to_onnx(_model(seed=3), tmp_path / "model.onnx", images=images)
+    graph = onnx.load(str(result.path))
+    casts = [node for node in graph.graph.node if node.op_type == "Cast"]
+    assert all(
+        attribute.i != onnx.TensorProto.BFLOAT16 for node in casts for attribute in node.attribute
+    )
+    assert result.parity.max_abs_diff < PARITY_TOLERANCE
+
+
 def test_an_operator_without_onnx_form_is_named(tmp_path: Path) -> None:
     @torch.library.custom_op("retinalnet_test::opaque", mutates_args=())
     def opaque(x: torch.Tensor) -> torch.Tensor:

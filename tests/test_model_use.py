@@ -317,3 +317,39 @@ def test_threads_with_dataloader_workers_do_not_deadlock(tmp_path: Path) -> None
         futures = [pool.submit(predictor.predict_proba, paths) for _ in range(2)]
         results = [future.result(timeout=120) for future in futures]
     assert all(torch.equal(result, serial) for result in results)
+
+
+def _waits_for_a_pass(read: Callable[[Classifier], object]) -> tuple[bool, bool]:
+    """Whether ``read(model)`` (in another thread) waited while a pass held the model, and
+    then ran once the pass ended."""
+    model = tiny_cnn()
+    done = threading.Event()
+
+    def reader() -> None:
+        read(model)
+        done.set()
+
+    with exclusive_use(model):  # as a pass does: a ViT's weights are swapped in here
+        thread = threading.Thread(target=reader, daemon=True)
+        thread.start()
+        waited = not done.wait(0.5)
+    thread.join(60)
+    return waited, done.is_set()
+
+
+def test_a_checkpoint_or_an_export_waits_for_a_pass_on_the_model(tmp_path: Path) -> None:
+    # a model with attention has its cast weights swapped in for a pass: a checkpoint saved
+    # (or a model exported) from another thread meanwhile held the bf16 copies
+    from retinalnet.checkpoint import save_checkpoint
+
+    assert _waits_for_a_pass(lambda model: save_checkpoint(tmp_path / "m.pt", model)) == (
+        True,
+        True,
+    )
+    pytest.importorskip("onnxscript")
+    pytest.importorskip("onnxruntime")
+    from retinalnet.export import to_onnx
+
+    scan = Image.new("L", (48, 48), 90)
+    exported = _waits_for_a_pass(lambda model: to_onnx(model, tmp_path / "m.onnx", images=[scan]))
+    assert exported == (True, True)

@@ -31,6 +31,7 @@ from torch import nn
 
 from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.files import FileWriteError, atomic_write, file_digest, write_error_hint
+from retinalnet._core.model_use import exclusive_use
 from retinalnet._core.torch_load import (
     check_archive,
     damaged_file_error,
@@ -182,6 +183,8 @@ def save_checkpoint(
             "the network with Classifier(network, classes=[...], preprocessing=...)"
         )
     out = Path(path)
+    with exclusive_use(model):  # not mid-way through another thread's pass (a ViT's swap)
+        weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {
         "format": CHECKPOINT_FORMAT,
         "format_version": _FORMAT_VERSION,
@@ -190,7 +193,7 @@ def save_checkpoint(
         "model": {
             "arch": model.arch,
             "arch_kwargs": dict(model.arch_kwargs),
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "state_dict": weights,
             "temperature": model.temperature,
         },
         "classes": list(model.classes),

@@ -17,7 +17,6 @@ import logging
 import os
 import re
 import tempfile
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +27,15 @@ from torch import nn
 
 from retinalnet._core.files import atomic_write, file_digest, os_error_in_words
 from retinalnet._core.images import ImageInput
-from retinalnet._core.warning_filters import catch_warnings_locked
+from retinalnet._core.model_use import exclusive_use
+from retinalnet._core.warning_filters import warnings_ignored
 from retinalnet._version import __version__
 from retinalnet.checkpoint import load_checkpoint
 from retinalnet.export._metadata import INPUT_NAME, OUTPUT_NAME, metadata_props
 from retinalnet.export._onnx_runtime import require
 from retinalnet.export._parity import PARITY_TOLERANCE, ParityReport, check_parity
 from retinalnet.models import Classifier
+from retinalnet.precision import autocast
 
 __all__ = ["OPSET", "ExportResult", "OnnxExportError", "to_onnx"]
 
@@ -240,7 +241,8 @@ def _check_exporter() -> None:
 def _export_graph(model: Classifier, temperature: float, folder: Path) -> bytes:
     """The serialised ONNX graph of ``model`` with its softmax, fp32, batch axis dynamic."""
     _check_exporter()
-    network = copy.deepcopy(model.network).cpu().float().eval()
+    with exclusive_use(model):  # not mid-way through another thread's pass (a ViT's swap)
+        network = copy.deepcopy(model.network).cpu().float().eval()
     graph = _Probabilities(network, temperature).eval()
     size = model.preprocessing.size
     example = torch.zeros(2, 3, size, size)
@@ -249,12 +251,12 @@ def _export_graph(model: Classifier, temperature: float, folder: Path) -> bytes:
     quiet = io.StringIO()
     try:
         with (
-            catch_warnings_locked(),
+            warnings_ignored(),  # the exporter's notes on its own internals; no lock held
             contextlib.redirect_stdout(quiet),
             contextlib.redirect_stderr(quiet),
             torch.no_grad(),
+            autocast(torch.device("cpu"), None),  # fp32, whatever a caller's autocast says
         ):
-            warnings.simplefilter("ignore")  # the exporter's notes on its own internals
             torch.onnx.export(
                 graph,
                 (example,),
