@@ -319,3 +319,20 @@ def test_a_callers_autocast_does_not_change_a_heatmap() -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.equal(grad_cam(model, images), plain)
         np.testing.assert_array_equal(predictor.gradcam(scan), plain_predicted)
+
+
+def test_a_model_made_under_inference_mode_is_refused_by_gradcam_in_one_line() -> None:
+    # predictions of it work; Grad-CAM raised torch's "Inference tensors cannot be saved for
+    # backward" from deep inside, where fit refuses such a model in one line
+    from retinalnet.predictor import Predictor
+
+    with torch.inference_mode():
+        model = tiny_cnn()
+    predictor = Predictor(model, device="cpu")
+    scan = torch.rand(3, 40, 40)
+    assert predictor.topk(scan, k=1).top
+    message = r"^the model's weight 'network\..*' .* cannot be explained by Grad-CAM\)"
+    with pytest.raises(ValueError, match=message):
+        predictor.gradcam(scan)
+    with pytest.raises(ValueError, match=message):
+        grad_cam(model, torch.rand(1, 3, 32, 32))

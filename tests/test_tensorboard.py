@@ -242,3 +242,24 @@ def test_the_gradcam_images_leave_each_modules_mode_as_it_was(data: Path, tmp_pa
         trainer.fit(KermanyOCT(data, "train"), KermanyOCT(data, "val"))
     assert len(set(before.seen[0].values())) == 2  # a real mix
     assert after.seen == before.seen
+
+
+class _Writer:
+    def add_image(self, *args: object, **kwargs: object) -> None:
+        pass
+
+
+def test_the_gradcam_images_predict_in_fp32_inside_a_callers_autocast() -> None:
+    # the prediction beside each map ran in the caller's bf16, the map in fp32
+    from PIL import Image
+
+    from retinalnet.training._tensorboard import _add_cams
+
+    model = tiny_cnn()
+    image = Image.new("L", (48, 48), 90)
+    dtypes: list[torch.dtype] = []
+    hook = model.network.register_forward_hook(lambda m, a, out: dtypes.append(out.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _add_cams(model, [("0_CNV", image)], _Writer(), 1, [])  # type: ignore[arg-type]
+    hook.remove()
+    assert dtypes == [torch.float32, torch.float32]  # the prediction, the Grad-CAM

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 from torch import nn
 
-__all__ = ["exclusive_use", "modes_restored"]
+__all__ = ["check_no_inference_weights", "exclusive_use", "modes_restored"]
 
 _turns = threading.Condition()
 # id(module) -> (the thread using it, how many of that thread's sessions hold it); an entry
@@ -96,3 +96,23 @@ def modes_restored(model: nn.Module) -> Iterator[None]:
     finally:
         for module, training in modes:
             module.training = training
+
+
+def check_no_inference_weights(model: object, use: str) -> None:
+    """Refuse a model whose weights were made under ``torch.inference_mode()`` before a
+    call that needs their gradients (``use``: ``"trained"``, ``"explained by Grad-CAM"``):
+    torch refuses such inference tensors only deep inside the first backward pass.
+
+    Raises
+    ------
+    ValueError
+        Naming the first such weight and the fix.
+    """
+    named = model.named_parameters() if isinstance(model, nn.Module) else iter(())
+    made = next((name for name, weight in named if weight.is_inference()), None)
+    if made is not None:
+        raise ValueError(
+            f"the model's weight {made!r} was made under torch.inference_mode() (an inference "
+            f"tensor, which cannot be {use}); build or load the model outside "
+            "torch.inference_mode()"
+        )

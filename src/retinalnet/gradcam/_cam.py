@@ -14,7 +14,11 @@ from torch import nn
 from torch.nn import functional
 
 from retinalnet._core.images import ImageInput, coerce_image, image_size
-from retinalnet._core.model_use import exclusive_use, modes_restored
+from retinalnet._core.model_use import (
+    check_no_inference_weights,
+    exclusive_use,
+    modes_restored,
+)
 from retinalnet.gradcam._checks import (
     check_heatmap,
     check_image_size,
@@ -121,6 +125,7 @@ def grad_cam(
     torch.Size([2, 64, 64])
     """
     batch, single = check_inputs(model, inputs)
+    check_no_inference_weights(model, "explained by Grad-CAM")
     target, reshape, at_input = _target(model) if layer is None else (layer, None, False)
     captured: list[torch.Tensor] = []
 

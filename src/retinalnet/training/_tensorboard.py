@@ -25,6 +25,7 @@ from retinalnet._core.images import coerce_image
 from retinalnet._core.model_use import exclusive_use, modes_restored
 from retinalnet.gradcam import grad_cam_image
 from retinalnet.models import Classifier
+from retinalnet.precision import autocast
 from retinalnet.training._callbacks import Callback
 from retinalnet.training._evaluation import EvaluationResult
 
@@ -209,8 +210,8 @@ def _add_cams(
     for tag, image in images:
         inputs = model.preprocessing.prepare(image)[None]
         model.eval()
-        with torch.no_grad():
-            device = next(model.parameters()).device
+        device = next(model.parameters()).device
+        with torch.no_grad(), autocast(device, None):  # fp32, as the Grad-CAM beside it
             outputs = model(inputs.to(device)).float()
         probabilities = torch.softmax(outputs, dim=1)[0]  # log-probabilities or logits
         predicted = int(probabilities.argmax())

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Sampler
 from retinalnet._core.classes import check_same_classes
 from retinalnet._core.device import default_num_workers, resident_device, resolve_device
 from retinalnet._core.loaders import DataSource
+from retinalnet._core.model_use import check_no_inference_weights
 from retinalnet._core.progress import progress_output
 from retinalnet.datasets._readable import readable_for_scoring
 from retinalnet.engine import InferenceEngine
@@ -626,13 +627,6 @@ def training_grad_mode(model: object) -> Iterator[None]:
         If a weight of ``model`` was made under ``torch.inference_mode()`` (an inference
         tensor: no gradient can ever reach it), before anything runs.
     """
-    named = model.named_parameters() if isinstance(model, nn.Module) else iter(())
-    made = next((name for name, weight in named if weight.is_inference()), None)
-    if made is not None:
-        raise ValueError(
-            f"the model's weight {made!r} was made under torch.inference_mode() (an inference "
-            "tensor, which cannot be trained); build or load the model outside "
-            "torch.inference_mode()"
-        )
+    check_no_inference_weights(model, "trained")
     with torch.inference_mode(False), torch.enable_grad():
         yield
