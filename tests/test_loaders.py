@@ -250,3 +250,20 @@ def test_numpy_floats_are_numbers_at_every_door(tmp_path: Path) -> None:
     assert summarise_volume([(0.9, 0.1)], ("CNV", "NORMAL"), threshold=half).label == "CNV"
     root = make_synthetic_kermany(tmp_path / "data", train=1, val=0, test=0, shape=(32, 32))
     assert sum(audit(root, max_aspect=np.float32(4)).counts["train"].values()) == 4
+
+
+def test_numpy_numbers_at_the_model_and_image_doors_too(tmp_path: Path) -> None:
+    # four more doors refused np.int64 / np.float32: freeze, create_model's trainable
+    # blocks, load_image's target size and a checkpoint's temperature
+    from retinalnet.checkpoint import load_checkpoint, save_checkpoint, set_checkpoint_temperature
+    from retinalnet.datasets import load_image
+    from retinalnet.models import create_model, freeze, small_cnn
+
+    model = small_cnn(num_classes=2)
+    freeze(model, trainable_blocks=np.int64(1))
+    assert create_model("small_cnn", weights=None, freeze=True, trainable_blocks=np.int64(1))
+    Image.new("L", (80, 60), 90).save(tmp_path / "scan.png")
+    assert load_image(tmp_path / "scan.png", target_size=np.int64(40)).size == (80, 60)
+    path = save_checkpoint(tmp_path / "model.pt", model)
+    set_checkpoint_temperature(path, np.float32(1.5))
+    assert load_checkpoint(path).build_model().temperature == 1.5

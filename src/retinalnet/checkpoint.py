@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from retinalnet._core.caller_warnings import warn_caller
+from retinalnet._core.counts import as_number
 from retinalnet._core.files import FileWriteError, atomic_write, file_digest, write_error_hint
 from retinalnet._core.model_use import exclusive_use
 from retinalnet._core.torch_load import (
@@ -306,14 +307,10 @@ def _sha256_hex(value: object) -> str:
 
 def _check_temperature(value: object, name: str) -> float:
     """``value`` as a float if it is a finite number > 0; a ValueError naming ``name`` else."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
+    number = as_number(value)
+    if number is None or not math.isfinite(number) or number <= 0:
         raise ValueError(f"{name} must be a finite number > 0 (1.0: uncalibrated), got {value!r}")
-    return float(value)
+    return number
 
 
 def _epoch_on_disk(path: Path) -> int | None:

@@ -32,6 +32,7 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.functional import to_pil_image
 
 from retinalnet._core.caller_warnings import warn_caller
+from retinalnet._core.counts import as_integer
 from retinalnet._core.dicom import (
     DICOM_EXTENSIONS,
     DicomReadError,
@@ -246,13 +247,13 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
        strip-shaped images, files of several frames and unusable pixels with
        :class:`UnreadableImageError`.
     """
-    if target_size is not None and (
-        isinstance(target_size, bool) or not isinstance(target_size, int) or target_size < 1
-    ):
+    size = None if target_size is None else as_integer(target_size)
+    if target_size is not None and (size is None or size < 1):
         raise ValueError(
             f"target_size must be a positive int (the shorter side after resizing) or None, "
             f"got {target_size!r}"
         )
+    target_size = size
     file = Path(path)
     if file.suffix.lower() in DICOM_EXTENSIONS:
         return load_frames(file, single=True)[0]

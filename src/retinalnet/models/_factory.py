@@ -12,6 +12,7 @@ from torch import nn
 from torchvision.models import WeightsEnum
 
 from retinalnet._core.classes import KERMANY_CLASSES
+from retinalnet._core.counts import as_integer
 from retinalnet.models._checks import check_class_names, check_int
 from retinalnet.models._classifier import Classifier
 from retinalnet.models._freeze import freeze as freeze_model
@@ -139,8 +140,10 @@ def create(
     freeze = spec.default_freeze if freeze is None else freeze
     hidden = spec.default_hidden if hidden is None else hidden
     check_head_args(hidden, dropout)  # before downloading
-    if isinstance(trainable_blocks, bool) or not isinstance(trainable_blocks, int):
+    blocks = as_integer(trainable_blocks)
+    if blocks is None:
         raise ValueError(f"{blocks_name} must be an int >= 0, got {trainable_blocks!r}")
+    trainable_blocks = blocks
     if not freeze and trainable_blocks > 0:
         raise ValueError(f"{blocks_name} needs freeze=True (nothing is frozen otherwise)")
     if trainable_blocks < 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from retinalnet._core.counts import check_count
 from retinalnet.models._checks import check_module
 from retinalnet.models._classifier import Classifier, network_of
 from retinalnet.models._fallback import guess_feature_blocks
@@ -109,8 +110,7 @@ def freeze(
     """
     check_module(model, "freeze")
     count, name = trainable_blocks_arg(trainable_blocks, except_last_blocks)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise ValueError(f"{name} must be an int >= 0, got {count!r}")
+    count = check_count(count, name, 0)
     blocks = feature_blocks(model) if count else []
     if count > len(blocks):
         raise ValueError(
