@@ -247,7 +247,7 @@ def line(row: dict[str, Any]) -> str:
     low, high = row["test_accuracy_ci"]
     sens = " ".join(f"{name} {value:.1%}" for name, value in row["sensitivity"].items())
     auc = "-" if row["referral_auc"] is None else f"{row['referral_auc']:.4f}"
-    ece = f"{row['ece'][0]:.1%} -> {row['ece'][1]:.1%} (T {row['temperature']:.2f})"
+    ece = f"{row['ece'][0]:.1%} -> {row['ece'][1]:.1%} (T {row['temperature']:#.3g})"
     return (
         f"{row['recipe']:9s} seed {row['seed']}  {row['size']} px  test {row['test_accuracy']:.1%} "
         f"[{low:.1%}, {high:.1%}]  {sens}  referral AUC {auc}  ECE {ece}  "
