@@ -197,11 +197,25 @@ def test_the_referral_auc_of_log_probabilities_or_logits_is_that_of_their_probab
         assert ece == pytest.approx(classification_report(targets, probabilities).ece)
 
 
+def _held(probabilities: np.ndarray, targets: np.ndarray) -> Any:
+    """An EvaluationResult holding only probabilities and targets (as one loaded or built
+    by hand)."""
+    from retinalnet.training import EvaluationResult
+
+    return EvaluationResult(
+        classes=("CNV", "DME", "DRUSEN", "NORMAL"),
+        loss=math.nan,
+        accuracy=math.nan,
+        confusion_matrix=np.zeros((4, 4), dtype=np.int64),
+        probabilities=probabilities,
+        targets=targets,
+    )
+
+
 def test_the_calibration_error_has_one_rule_per_scan_per_patient_and_when_called() -> None:
     # rounded probabilities (rows of 0.99) were "not probabilities" to the report (ECE NaN)
     # while EvaluationResult.ece and the per-patient report gave a number
     from retinalnet.metrics import expected_calibration_error, patient_level
-    from retinalnet.training import EvaluationResult
 
     rng = np.random.default_rng(0)
     exact = rng.dirichlet(np.ones(4), size=40)
@@ -210,14 +224,7 @@ def test_the_calibration_error_has_one_rule_per_scan_per_patient_and_when_called
     targets = rng.integers(0, 4, size=40)
     rescaled = rounded / rounded.sum(axis=1, keepdims=True)
     expected = expected_calibration_error(rescaled, targets)
-    result = EvaluationResult(
-        classes=("CNV", "DME", "DRUSEN", "NORMAL"),
-        loss=math.nan,
-        accuracy=math.nan,
-        confusion_matrix=np.zeros((4, 4), dtype=np.int64),
-        probabilities=rounded,
-        targets=targets,
-    )
+    result = _held(rounded, targets)
     assert classification_report(targets, rounded).ece == pytest.approx(expected)
     assert expected_calibration_error(rounded, targets) == pytest.approx(expected)
     assert result.ece == pytest.approx(expected)
@@ -246,14 +253,7 @@ def test_the_calibration_error_has_one_rule_per_scan_per_patient_and_when_called
     assert not math.isnan(classification_report(many_targets, many, classes=names).ece)
     # a result holding such rows (built by hand, loaded) says NaN as its report does, and
     # prints and renders: the property raised, and str() and the HTML report with it
-    halves = EvaluationResult(
-        classes=("CNV", "DME", "DRUSEN", "NORMAL"),
-        loss=math.nan,
-        accuracy=math.nan,
-        confusion_matrix=np.zeros((4, 4), dtype=np.int64),
-        probabilities=half,
-        targets=targets,
-    )
+    halves = _held(half, targets)
     assert math.isnan(halves.ece)
     assert str(halves).splitlines()[0].endswith("ECE -  temperature 1.00")
     pytest.importorskip("matplotlib")
