@@ -20,9 +20,17 @@ from _training_helpers import frozen_small_cnn, tiny_cnn
 from retinalnet import Predictor, SyntheticOCT
 from retinalnet._core.model_use import exclusive_use, modes_restored
 from retinalnet.engine import InferenceEngine
+from retinalnet.export import to_onnx
 from retinalnet.gradcam import grad_cam, grad_cam_image
 from retinalnet.models import Classifier
-from retinalnet.training import Trainer, build_feature_cache, evaluate
+from retinalnet.training import (
+    FineTune,
+    Trainer,
+    build_feature_cache,
+    calibrate,
+    evaluate,
+    fine_tune,
+)
 
 WAIT = 30.0  # seconds before a test calls a wait a hang
 
@@ -353,3 +361,55 @@ def test_a_checkpoint_or_an_export_waits_for_a_pass_on_the_model(tmp_path: Path)
     scan = Image.new("L", (48, 48), 90)
     exported = _waits_for_a_pass(lambda model: to_onnx(model, tmp_path / "m.onnx", images=[scan]))
     assert exported == (True, True)
+
+
+# -- a model cast to another dtype ------------------------------------------------------------
+
+
+def _fit(model: Classifier, image: Image.Image, tmp_path: Path) -> object:
+    trainer = Trainer(model, device="cpu", progress=False, max_epochs=1, feature_cache=False)
+    return trainer.fit(SyntheticOCT(1, shape=(40, 36)))
+
+
+def _fine_tune(model: Classifier, image: Image.Image, tmp_path: Path) -> object:
+    data = SyntheticOCT(1, shape=(40, 36))
+    return fine_tune(model, data, data, FineTune(epochs=1), device="cpu", progress=False)
+
+
+def _calibrate(model: Classifier, image: Image.Image, tmp_path: Path) -> object:
+    return calibrate(model, SyntheticOCT(1, shape=(40, 36)), device="cpu")
+
+
+def _to_onnx(model: Classifier, image: Image.Image, tmp_path: Path) -> object:
+    pytest.importorskip("onnxruntime")
+    return to_onnx(model, tmp_path / "model.onnx")
+
+
+CAST_DOORS = {
+    **DOORS,
+    "Trainer.fit": _fit,
+    "fine_tune": _fine_tune,
+    "calibrate": _calibrate,
+    "to_onnx": _to_onnx,
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("door", list(CAST_DOORS))
+def test_every_door_refuses_a_model_cast_from_float32_in_one_line(
+    door: str, dtype: torch.dtype, tmp_path: Path
+) -> None:
+    # torch failed deep in the first layer ("Input type (torch.FloatTensor) and weight type
+    # (torch.HalfTensor) should be the same"), or a bf16 model ran where fp32 was asked for
+    model = frozen_small_cnn().to(dtype)
+    with pytest.raises(ValueError, match=rf"is {dtype}, not float32 .* model\.float\(\)"):
+        CAST_DOORS[door](model, _images(4)[0], tmp_path)
+    assert {weight.dtype for weight in model.parameters()} == {dtype}  # left as it was
+    assert not (tmp_path / "model.onnx").exists()
+
+
+def test_a_buffer_cast_from_float32_is_named() -> None:
+    model = frozen_small_cnn()
+    model.network.features[1].running_mean = model.network.features[1].running_mean.double()
+    with pytest.raises(ValueError, match=r"buffer 'network\.features\.1\.running_mean'"):
+        Predictor(model, device="cpu")

@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader
 from retinalnet._core.counts import as_number
 from retinalnet._core.device import default_num_workers, resolve_device
 from retinalnet._core.loaders import DataSource, make_loader
-from retinalnet._core.model_use import exclusive_use, modes_restored
+from retinalnet._core.model_use import check_float32_weights, exclusive_use, modes_restored
 from retinalnet.models import Classifier
 from retinalnet.precision import (
     CastWeights,
@@ -112,6 +112,7 @@ class InferenceEngine:
         preprocessing: Preprocessing | None = None,
         temperature: float | None = None,
     ) -> None:
+        check_float32_weights(model, "run")
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         self.precision = precision

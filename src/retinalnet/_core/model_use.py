@@ -14,12 +14,19 @@ stays so), not just the model's own flag.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 from collections.abc import Iterator
 
+import torch
 from torch import nn
 
-__all__ = ["check_no_inference_weights", "exclusive_use", "modes_restored"]
+__all__ = [
+    "check_float32_weights",
+    "check_no_inference_weights",
+    "exclusive_use",
+    "modes_restored",
+]
 
 _turns = threading.Condition()
 # id(module) -> (the thread using it, how many of that thread's sessions hold it); an entry
@@ -116,3 +123,40 @@ def check_no_inference_weights(model: object, use: str) -> None:
             f"tensor, which cannot be {use}); build or load the model outside "
             "torch.inference_mode()"
         )
+
+
+def check_float32_weights(model: object, use: str) -> None:
+    """Refuse a model whose floating-point weights or buffers are not float32 (a model cast
+    by ``.half()``, ``.bfloat16()`` or ``.double()``) before it is ``use``-d (``"run"``,
+    ``"trained"``, ``"explained by Grad-CAM"``, ``"exported"``): every door gives the
+    network float32 images and lowers the precision of a pass itself (``precision=``), so
+    torch would otherwise fail deep inside the first layer, or run in a precision other
+    than the one asked for.
+
+    Raises
+    ------
+    ValueError
+        Naming the first such tensor, its dtype and the fix.
+
+    Examples
+    --------
+    >>> import torch
+    >>> check_float32_weights(torch.nn.Linear(2, 2).half(), "run")
+    Traceback (most recent call last):
+    ...
+    ValueError: the model's weight 'weight' is torch.float16, not float32 ... model.float() ...
+    """
+    if not isinstance(model, nn.Module):
+        return
+    tensors = itertools.chain(
+        (("weight", name, tensor) for name, tensor in model.named_parameters()),
+        (("buffer", name, tensor) for name, tensor in model.named_buffers()),
+    )
+    for kind, name, tensor in tensors:
+        if tensor.is_floating_point() and tensor.dtype != torch.float32:
+            raise ValueError(
+                f"the model's {kind} {name!r} is {tensor.dtype}, not float32 (a model cast by "
+                f".half(), .bfloat16() or .double()), so it cannot be {use}: call model.float() "
+                "first; retinalnet lowers the precision of a pass itself (precision='bf16' or "
+                "'fp16')"
+            )

@@ -27,7 +27,7 @@ from torch import nn
 
 from retinalnet._core.files import atomic_write, file_digest, os_error_in_words
 from retinalnet._core.images import ImageInput
-from retinalnet._core.model_use import exclusive_use
+from retinalnet._core.model_use import check_float32_weights, exclusive_use
 from retinalnet._core.warning_filters import warnings_ignored
 from retinalnet._version import __version__
 from retinalnet.checkpoint import load_checkpoint
@@ -123,6 +123,7 @@ def _temperature(model: Classifier) -> float:
 
 
 def _check_exportable(model: Classifier) -> None:
+    check_float32_weights(model, "exported")
     spec = model.spec
     if spec is not None and not spec.exportable:
         raise OnnxExportError(

@@ -15,6 +15,7 @@ from torch.nn import functional
 
 from retinalnet._core.images import ImageInput, coerce_image, image_size
 from retinalnet._core.model_use import (
+    check_float32_weights,
     check_no_inference_weights,
     exclusive_use,
     modes_restored,
@@ -126,6 +127,7 @@ def grad_cam(
     """
     batch, single = check_inputs(model, inputs)
     check_no_inference_weights(model, "explained by Grad-CAM")
+    check_float32_weights(model, "explained by Grad-CAM")
     target, reshape, at_input = _target(model) if layer is None else (layer, None, False)
     captured: list[torch.Tensor] = []
 

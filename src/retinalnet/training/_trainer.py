@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Sampler
 from retinalnet._core.classes import check_same_classes
 from retinalnet._core.device import default_num_workers, resident_device, resolve_device
 from retinalnet._core.loaders import DataSource
-from retinalnet._core.model_use import check_no_inference_weights
+from retinalnet._core.model_use import check_float32_weights, check_no_inference_weights
 from retinalnet._core.progress import progress_output
 from retinalnet.datasets._readable import readable_for_scoring
 from retinalnet.engine import InferenceEngine
@@ -625,8 +625,10 @@ def training_grad_mode(model: object) -> Iterator[None]:
     ------
     ValueError
         If a weight of ``model`` was made under ``torch.inference_mode()`` (an inference
-        tensor: no gradient can ever reach it), before anything runs.
+        tensor: no gradient can ever reach it), or is not float32 (a model cast by
+        ``.half()``), before anything runs.
     """
     check_no_inference_weights(model, "trained")
+    check_float32_weights(model, "trained")
     with torch.inference_mode(False), torch.enable_grad():
         yield
