@@ -22,6 +22,8 @@ python -c "import torch, torchvision; print('torch', torch.__version__, 'torchvi
 status "1/6 equality of the tensor path on CUDA (tests)"
 timeout 120 python -m pytest -q -p no:cacheprovider tests/test_tensor_preprocessing.py \
   tests/test_loaders.py tests/test_feature_cache_decode.py 2>&1 | tail -5 | tee "$OUT/tests.log"
+timeout 120 python -m pytest -q -p no:cacheprovider -k "cuda or gpu" tests/test_device.py \
+  tests/test_evaluation.py tests/test_export.py 2>&1 | tail -5 | tee -a "$OUT/tests.log"
 
 status "2/6 head epoch: Trainer vs bare loop vs CUDA graph, 16,384 rows, batch 32 and 128"
 for batch in 32 128; do

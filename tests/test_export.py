@@ -265,6 +265,19 @@ def test_check_parity_names_the_image_and_the_difference(
     assert report.max_abs_diff < PARITY_TOLERANCE
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_parity_check_leaves_a_model_on_the_gpu(
+    exported: tuple[Classifier, Path, Path, str],
+) -> None:
+    # the check ran the model itself on the CPU: to_onnx moved a user's CUDA model there
+    model = exported[0].cuda()
+    try:
+        assert check_parity(model, exported[2], None).max_abs_diff < PARITY_TOLERANCE
+        assert {weight.device.type for weight in model.parameters()} == {"cuda"}
+    finally:
+        model.cpu()
+
+
 def test_a_failed_parity_check_writes_nothing(
     exported: tuple[Classifier, Path, Path, str],
     tmp_path: Path,

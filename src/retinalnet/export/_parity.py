@@ -7,6 +7,8 @@ onnxruntime on the CPU.
 
 from __future__ import annotations
 
+import copy
+import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from PIL import Image
 
 from retinalnet._core.counts import as_integer
 from retinalnet._core.images import ImageInput
+from retinalnet._core.model_use import exclusive_use
 from retinalnet.engine import InferenceEngine
 from retinalnet.export._onnx_runtime import inference_session
 from retinalnet.models import Classifier
@@ -142,9 +145,19 @@ def reference_probabilities(model: Classifier, inputs: torch.Tensor) -> torch.Te
     """The PyTorch model's probabilities (float64) for prepared inputs, as exported:
     ``softmax(outputs / temperature)`` through the inference engine in fp32 on the CPU."""
     temperature = float(getattr(model, "temperature", 1.0))
-    engine = InferenceEngine(model, device="cpu", precision="fp32")
+    engine = InferenceEngine(_on_cpu(model), device="cpu", precision="fp32")
     outputs = engine.outputs(inputs).double()
     return torch.softmax(outputs / temperature, dim=1)
+
+
+def _on_cpu(model: Classifier) -> Classifier:
+    """``model`` itself when all its tensors are on the CPU, else a copy there: the check
+    leaves a model on a GPU where it is."""
+    with exclusive_use(model):  # not mid-way through another thread's pass (a ViT's swap)
+        tensors = itertools.chain(model.parameters(), model.buffers())
+        if all(tensor.device.type == "cpu" for tensor in tensors):
+            return model
+        return copy.deepcopy(model).cpu()
 
 
 def _name(image: ImageInput, index: int) -> str:
