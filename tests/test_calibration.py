@@ -821,3 +821,12 @@ def test_a_temperature_keeps_the_predicted_classes_but_can_move_an_auc() -> None
     assert cold["NORMAL"].auc == 1.0
     two = [[2.0, 0.0], [0.0, 1.0], [1.0, 0.5], [0.2, 0.0]]
     assert at(1.0, two, [0, 1, 1, 0])["CNV"].auc == at(0.2, two, [0, 1, 1, 0])["CNV"].auc
+
+
+@pytest.mark.parametrize(("temperature", "shown"), [(0.00123, "0.00123"), (1.469, "1.47")])
+def test_a_fitted_temperature_is_printed_to_three_significant_figures(
+    temperature: float, shown: str
+) -> None:
+    # was three decimals: 0.00123 printed as 0.001, off by a fifth, unlike every other door
+    result = CalibrationResult(temperature, True, 8, 0.2, 0.1, 0.9, 0.5)
+    assert str(result).startswith(f"temperature {shown} fitted on 8 images:")

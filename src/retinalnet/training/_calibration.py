@@ -83,7 +83,7 @@ class CalibrationResult:
                 f"the bound {self.temperature:.3g}); ECE {self.ece_before:.1%}"
             )
         return (
-            f"temperature {self.temperature:.3f} fitted on {self.num_samples} {self.images}: "
+            f"temperature {self.temperature:#.3g} fitted on {self.num_samples} {self.images}: "
             f"ECE {self.ece_before:.1%} -> {self.ece_after:.1%}, NLL "
             f"{self.nll_before:.4f} -> {self.nll_after:.4f}"
         )
@@ -216,7 +216,7 @@ def calibrate(
     >>> from retinalnet.training import calibrate
     >>> result = calibrate(model, KermanyOCT("OCT2017", "val"))  # doctest: +SKIP
     >>> print(result)  # doctest: +SKIP
-    temperature 2.889 fitted on 91 images: ECE ... -> ..., NLL ... -> ...
+    temperature 2.89 fitted on 91 images: ECE ... -> ..., NLL ... -> ...
     """
     check_batch_size(batch_size)
     check_num_workers(num_workers)
