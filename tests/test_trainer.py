@@ -1069,6 +1069,24 @@ def test_training_data_without_a_class_is_warned_about() -> None:
         )
 
 
+class _NamedByMapping(TensorDataset):
+    """Data that names its targets by ``class_to_idx`` alone, as some folder readers do."""
+
+    def __init__(self, targets: list[int]) -> None:
+        super().__init__(torch.randn(len(targets), 3, 8, 8), torch.tensor(targets))
+        self.targets = targets
+        self.class_to_idx = {"DME": 1, "CNV": 0, "NORMAL": 3, "DRUSEN": 2}
+
+
+def test_a_missing_class_is_named_for_a_plain_module_and_data_named_by_a_mapping() -> None:
+    # the names were read from `classes` only: such data got no warning at all
+    network = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4), nn.LogSoftmax(dim=1))
+    network.num_classes = 4  # type: ignore[assignment]
+    trainer = quiet_trainer(network, max_epochs=1, batch_size=4)
+    with pytest.warns(UserWarning, match=r"no image of DRUSEN \(5 images in all\)"):
+        trainer.fit(_NamedByMapping([0, 1, 3, 0, 1]))
+
+
 def test_resuming_with_fewer_epochs_than_trained_is_refused(tmp_path: Path) -> None:
     quiet_trainer(linear_classifier(), max_epochs=2, out_dir=tmp_path).fit(separable_data(8))
     fewer = quiet_trainer(linear_classifier(), max_epochs=1, out_dir=tmp_path)

@@ -64,6 +64,14 @@ def _class_lists(data: object, depth: int = 0) -> list[tuple[str, ...]]:
     return [] if inner is None or inner is data else _class_lists(inner, depth + 1)
 
 
+def data_classes(data: object) -> tuple[str, ...] | None:
+    """The class names ``data``'s targets mean, read as :func:`check_same_classes` reads
+    them (``classes``, else ``class_to_idx``, through DataLoaders, Subsets and
+    ConcatDatasets: the first part's); ``None`` when the data names none."""
+    lists = _class_lists(data)
+    return lists[0] if lists else None
+
+
 def check_same_classes(model_classes: Sequence[str], data: object, *, where: str) -> None:
     """Refuse data whose classes differ from the model's, by name and order.
 

@@ -9,6 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler, TensorDataset
 
 from retinalnet._core.caller_warnings import warn_caller
+from retinalnet._core.classes import data_classes
 from retinalnet._core.loaders import DataSource, make_loader
 from retinalnet.models import Classifier
 from retinalnet.training._distributed import DistributedContext
@@ -120,8 +121,8 @@ def warn_of_missing_classes(train: DataSource, classes: tuple[str, ...] | None) 
     targets = getattr(data, "targets", None)
     if targets is None:
         return
-    if classes is None:
-        classes = tuple(getattr(data, "classes", ()))
+    if classes is None:  # a plain module: the data's names, however it gives them
+        classes = data_classes(data) or ()
     present = {int(target) for target in targets}
     missing = [name for index, name in enumerate(classes) if index not in present]
     if missing and len(targets):
