@@ -153,6 +153,7 @@ def test_audit_of_the_real_sample(kermany_sample: Path) -> None:
     assert report.stray_files == ["README.md", "manifest.csv"]
     assert (report.grayscale, report.colour) == (80, 0)
     assert sum(report.sizes.values()) == 80
+    assert report.flat_images.count == 0
     assert report.ok
 
 
@@ -491,6 +492,38 @@ def test_bit_depths_are_reported_and_1_bit_is_implausible(clean_tree: Path) -> N
     assert report.implausible_bit_depths == {"1": ProblemFiles(1, ["train/DME/DME-951-1.png"])}
     assert report.bit_depths == {"1": 1, "8": 12, "16": 1}
     assert "  mode 1 (1-bit): 1 (e.g. train/DME/DME-951-1.png)" in str(report)
+
+
+def _flat(value: int, size: tuple[int, int] = (96, 80), dtype: type = np.uint8) -> Image.Image:
+    width, height = size
+    return Image.fromarray(np.full((height, width), value, dtype))
+
+
+@pytest.mark.parametrize(
+    ("suffix", "image"),
+    [
+        (".png", _flat(0)),  # black
+        (".jpeg", _flat(255)),  # white
+        (".jpg", _flat(128).convert("RGB")),
+        (".tif", _flat(40_000, dtype=np.uint16)),  # 16-bit
+    ],
+)
+def test_flat_images_are_a_problem(clean_tree: Path, suffix: str, image: Image.Image) -> None:
+    # an all-black or all-white export passed the audit: "OK", exit 0
+    path = clean_tree / "train" / "DME" / f"DME-900-1{suffix}"
+    image.save(path)
+    report = _only_problem(clean_tree, "flat images")
+    assert report.flat_images == ProblemFiles(1, [f"train/DME/{path.name}"])
+    assert "flat images: 1 (every pixel one value" in str(report)
+    assert json.loads(report.to_json())["flat_images"]["count"] == 1
+
+
+def test_dark_or_faint_scans_are_not_flat(clean_tree: Path) -> None:
+    pixels = np.random.default_rng(0).integers(0, 4, (80, 96)).astype(np.uint8)  # 4 levels
+    Image.fromarray(pixels).save(clean_tree / "train" / "DME" / "DME-901-1.png")
+    ramp = np.tile(np.arange(96, dtype=np.uint16) * 600, (80, 1))  # 16-bit, 0.9% per level
+    Image.fromarray(ramp).save(clean_tree / "train" / "CNV" / "CNV-902-1.png")
+    assert audit(clean_tree).ok
 
 
 @pytest.mark.parametrize(

@@ -7,23 +7,16 @@ The report itself is in ``_audit_report``; this module is the one walk that fill
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 import os
-import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
-
-from PIL import Image, UnidentifiedImageError
 
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
-from retinalnet._core.images import UnreadableImageError, check_decoded, load_frames
 from retinalnet._core.progress import progress_bar
-from retinalnet._core.warning_filters import catch_warnings_locked
 from retinalnet.datasets._audit_checks import check_bounds, check_root_and_progress
+from retinalnet.datasets._audit_file import inspect_file
 from retinalnet.datasets._audit_report import (
     MAX_ASPECT,
     MAX_SIDE,
@@ -50,7 +43,6 @@ __all__ = ["audit"]
 logger = logging.getLogger(__name__)
 
 _LOG_EVERY = 10_000
-_READ_WHOLE = 64 * 2**20
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:
@@ -58,75 +50,6 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
         return entry.is_dir()
     except OSError:  # a link to itself (ELOOP)
         return False
-
-
-def _decode(source: IO[bytes], path: str) -> tuple[str | None, str, tuple[int, int], str]:
-    """Failure reason (or ``None``), mode, size and format of one image, decoded through the
-    data sets' own checks (:func:`check_decoded`), so a file the audit passes is one they
-    read. Every failure is this file's problem, recorded as a reason: the audit goes on."""
-    try:
-        with catch_warnings_locked():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as image:
-                mode, size, kind = image.mode, image.size, image.format or ""
-                warnings.simplefilter("ignore", UserWarning)  # small scans: sizes are reported
-                check_decoded(image, path)
-                return None, mode, size, kind
-    except UnreadableImageError as error:
-        return error.reason or str(error), "", (0, 0), ""
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        return f"decompression bomb, not decoded ({error})", "", (0, 0), ""
-    except UnidentifiedImageError:
-        return "not a recognised image format", "", (0, 0), ""
-    except (OSError, SyntaxError, ValueError) as error:
-        return f"corrupt or truncated ({error})", "", (0, 0), ""
-    except Exception as error:  # a decoder bug on a crafted file must not stop the audit
-        return f"cannot be decoded ({type(error).__name__}: {error})", "", (0, 0), ""
-
-
-def _is_dicom(path: str, head: bytes) -> bool:
-    return path.lower().endswith(".dcm") or head[128:132] == b"DICM"
-
-
-def _decode_dicom(path: str) -> tuple[str | None, str, tuple[int, int], str]:
-    """As :func:`_decode`, for a DICOM file: read as the data sets read it (one frame)."""
-    try:
-        with catch_warnings_locked():
-            warnings.simplefilter("ignore")  # a small scan's warning: the sizes are reported
-            image = load_frames(path, single=True)[0]
-    except UnreadableImageError as error:
-        return error.reason or str(error), "", (0, 0), ""
-    except ModuleNotFoundError as error:  # no pydicom: said for each DICOM file
-        return str(error).split(": ", 1)[-1], "", (0, 0), ""
-    return None, image.mode, image.size, "DICOM"
-
-
-def _inspect(path: str) -> tuple[bytes | None, str | None, str, tuple[int, int], str]:
-    """Digest (``None`` if unreadable), failure reason, mode, size and format of one file.
-
-    A file up to 64 MiB is read once into memory, hashed and decoded from there; a larger
-    one is hashed in chunks and decoded from disk.
-    """
-    try:
-        with open(path, "rb") as file:
-            if os.fstat(file.fileno()).st_size <= _READ_WHOLE:
-                data = file.read()
-                if _is_dicom(path, data[:132]):
-                    return (hashlib.sha256(data).digest(), *_decode_dicom(path))
-                return (hashlib.sha256(data).digest(), *_decode(io.BytesIO(data), path))
-            hasher = hashlib.sha256()
-            for chunk in iter(lambda: file.read(2**20), b""):
-                hasher.update(chunk)
-            file.seek(0)
-            if _is_dicom(path, file.read(132)):
-                return (hasher.digest(), *_decode_dicom(path))
-            file.seek(0)
-            return (hasher.digest(), *_decode(file, path))
-    except OSError as error:
-        why = error.strerror or type(error).__name__
-        if isinstance(error, FileNotFoundError) and Path(path).is_symlink():
-            why += "; a broken link"
-        return None, f"cannot be read ({why})", "", (0, 0), ""
 
 
 def _implausible(size: tuple[int, int], bounds: tuple[int, int, float]) -> bool:
@@ -242,7 +165,9 @@ def audit(
     - pixels: a side under ``min_side`` or over ``max_side`` pixels, or the longer side
       over ``max_aspect`` times the shorter (Kermany scans are 384 to 1536 wide and 496 to
       512 high); a bit depth other than 8 or 16 (mode ``1``, 32-bit ``I`` or ``F``).
-      16-bit scans (``I;16``) are counted in :attr:`AuditReport.bit_depths`, not flagged.
+      16-bit scans (``I;16``) are counted in :attr:`AuditReport.bit_depths`, not flagged;
+      a flat image, every pixel one value within 2 grey levels (an all-black or all-white
+      export, not a scan).
 
     Not problems, but listed: stray non-image files (``.DS_Store``, hidden ``._`` files),
     duplicates within one split, and symlinked folders that loop back (skipped). Hidden
@@ -318,7 +243,7 @@ def audit(
         parts = relative.split("/")
         split, name, file_name = parts[0], parts[1], parts[-1]
         report.counts[split][name] += 1
-        digest, reason, mode, size, image_format = _inspect(path)
+        digest, reason, mode, size, image_format, flat = inspect_file(path)
         if digest is None:
             pass
         elif digest in first_copy:
@@ -336,6 +261,8 @@ def audit(
                 implausible_bits[mode].add(relative)
             if _implausible(size, bounds):
                 implausible_sizes[size].add(relative)
+            if flat:
+                report.flat_images.add(relative)
         if foreign_class_folder(parts[2:-1], name) is not None:
             report.nested_images.append(relative)
         elif class_named_in(file_name) not in (None, name):

@@ -191,6 +191,12 @@ class AuditReport:
     implausible_bit_depths : dict of str to ProblemFiles
         Readable images per PIL mode whose bit depth is not 8 or 16 (``"1"``, ``"I"``,
         ``"F"``). A problem.
+    flat_images : ProblemFiles
+        Readable images whose pixels all have one value, within 2 grey levels (an
+        all-black or all-white export): they carry no scan, yet training learns their label
+        and prediction gives them a class. A problem.
+
+        .. versionadded:: 0.2
     symlink_loops : list of str
         Symbolic links to a folder that contains them, skipped by the audit and by
         :class:`~retinalnet.datasets.KermanyOCT`.
@@ -226,6 +232,7 @@ class AuditReport:
     implausible_sizes: dict[str, ProblemFiles] = field(default_factory=dict)
     bit_depths: dict[str, int] = field(default_factory=dict)
     implausible_bit_depths: dict[str, ProblemFiles] = field(default_factory=dict)
+    flat_images: ProblemFiles = field(default_factory=ProblemFiles)
     symlink_loops: list[str] = field(default_factory=list)
     size_bounds: tuple[int, int, float] = (MIN_SIDE, MAX_SIDE, MAX_ASPECT)
 
@@ -272,6 +279,7 @@ class AuditReport:
             ("unparsed patient ids", self.unparsed_patient_ids.count),
             ("implausible sizes", self.implausible_sizes),
             ("implausible bit depths", self.implausible_bit_depths),
+            ("flat images", self.flat_images.count),
         )
         return [name for name, present in found if present]
 
@@ -311,6 +319,7 @@ class AuditReport:
             "implausible_bit_depths": {
                 k: v.to_dict() for k, v in self.implausible_bit_depths.items()
             },
+            "flat_images": self.flat_images.to_dict(),
             "symlink_loops": self.symlink_loops,
             "size_bounds": {"min_side": min_side, "max_side": max_side, "max_aspect": max_aspect},
             "has_leakage": self.has_leakage,
@@ -357,7 +366,7 @@ class AuditReport:
             "",
             "checked: class folders, empty classes, nesting, class names in file names, "
             f"patient ids, sizes (sides {min_side}-{max_side} px, aspect <= {max_aspect:g}), "
-            "bit depths (8 or 16), decoding, duplicates and leakage",
+            "bit depths (8 or 16), flat images, decoding, duplicates and leakage",
             "OK" if self.ok else "PROBLEMS: " + ", ".join(self.problems),
         ]
         return "\n".join(lines)
@@ -435,9 +444,7 @@ class AuditReport:
                 f"images without a patient id in their name: {unparsed.count} (the leakage "
                 f"check cannot see their patients; patient_split refuses them): {NAMING_HINT}"
             )
-            lines += [f"  {path}" for path in unparsed.examples]
-            if unparsed.count > len(unparsed.examples):
-                lines.append(f"  ... and {unparsed.count - len(unparsed.examples)} more")
+            lines += _examples(unparsed)
         if self.implausible_sizes:
             min_side, max_side, max_aspect = self.size_bounds
             count = sum(files.count for files in self.implausible_sizes.values())
@@ -457,6 +464,13 @@ class AuditReport:
                 f"mode {mode} ({bit_depth(mode)}-bit): {files}"
                 for mode, files in self.implausible_bit_depths.items()
             )
+        flat = self.flat_images
+        if flat.count:
+            lines.append(
+                f"flat images: {flat.count} (every pixel one value: an all-black or all-white "
+                "export, not a scan; training would learn its label): remove or re-export them"
+            )
+            lines += _examples(flat)
         return lines
 
 
@@ -465,6 +479,14 @@ def _nested_target(path: str) -> str:
     parts = path.split("/")
     foreign = foreign_class_folder(parts[2:-1], parts[1])
     return f"{parts[0]}/{(foreign or parts[1]).upper()}/"
+
+
+def _examples(files: ProblemFiles) -> list[str]:
+    """Indented lines for the examples kept, then how many more files there are."""
+    lines = [f"  {path}" for path in files.examples]
+    if files.count > len(files.examples):
+        lines.append(f"  ... and {files.count - len(files.examples)} more")
+    return lines
 
 
 def _shown(items: Any) -> list[str]:

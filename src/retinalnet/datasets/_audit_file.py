@@ -1,0 +1,111 @@
+"""One file of an audit: read once, hashed, and decoded through the data sets' own checks,
+so a file the audit passes is one they read; every failure is recorded as the file's reason
+and the audit goes on."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import IO, Any
+
+from PIL import Image, UnidentifiedImageError
+
+from retinalnet._core.images import UnreadableImageError, check_decoded, load_frames
+from retinalnet._core.warning_filters import catch_warnings_locked
+from retinalnet.datasets._audit_report import bit_depth
+
+__all__ = ["inspect_file"]
+
+_READ_WHOLE = 64 * 2**20
+"""Files up to this size are read into memory once, hashed and decoded from there."""
+
+_Decoded = tuple[str | None, str, tuple[int, int], str, bool]
+"""Failure reason (or ``None``), mode, size, format, and whether the pixels are flat."""
+_UNREAD: tuple[str, tuple[int, int], str, bool] = ("", (0, 0), "", False)
+
+_FLAT_LEVELS = 2
+"""The most two pixels of a flat image differ by, in 8-bit grey levels: a blank export
+saved as JPEG keeps a level or two of ringing; an OCT scan's speckle spans dozens."""
+
+
+def _is_flat(image: Image.Image) -> bool:
+    """Whether every pixel of ``image`` has one value, give or take :data:`_FLAT_LEVELS`
+    grey levels of its bit depth (every band: a blank page, not a scan)."""
+    extrema: Any = image.getextrema()
+    bands = extrema if isinstance(extrema[0], tuple) else (extrema,)
+    full = 1.0 if image.mode == "F" else 2 ** bit_depth(image.mode, image.format or "") - 1
+    return all(high - low <= _FLAT_LEVELS * full / 255 for low, high in bands)
+
+
+def _decode(source: IO[bytes], path: str) -> _Decoded:
+    """Failure reason (or ``None``), mode, size, format and flatness of one image, decoded
+    through the data sets' own checks (:func:`check_decoded`), so a file the audit passes is
+    one they read. Every failure is this file's problem, recorded as a reason: the audit
+    goes on."""
+    try:
+        with catch_warnings_locked():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(source) as image:
+                mode, size, kind = image.mode, image.size, image.format or ""
+                warnings.simplefilter("ignore", UserWarning)  # small scans: sizes are reported
+                check_decoded(image, path)
+                return None, mode, size, kind, _is_flat(image)
+    except UnreadableImageError as error:
+        return error.reason or str(error), *_UNREAD
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        return f"decompression bomb, not decoded ({error})", *_UNREAD
+    except UnidentifiedImageError:
+        return "not a recognised image format", *_UNREAD
+    except (OSError, SyntaxError, ValueError) as error:
+        return f"corrupt or truncated ({error})", *_UNREAD
+    except Exception as error:  # a decoder bug on a crafted file must not stop the audit
+        return f"cannot be decoded ({type(error).__name__}: {error})", *_UNREAD
+
+
+def _is_dicom(path: str, head: bytes) -> bool:
+    return path.lower().endswith(".dcm") or head[128:132] == b"DICM"
+
+
+def _decode_dicom(path: str) -> _Decoded:
+    """As :func:`_decode`, for a DICOM file: read as the data sets read it (one frame)."""
+    try:
+        with catch_warnings_locked():
+            warnings.simplefilter("ignore")  # a small scan's warning: the sizes are reported
+            image = load_frames(path, single=True)[0]
+    except UnreadableImageError as error:
+        return error.reason or str(error), *_UNREAD
+    except ModuleNotFoundError as error:  # no pydicom: said for each DICOM file
+        return str(error).split(": ", 1)[-1], *_UNREAD
+    return None, image.mode, image.size, "DICOM", _is_flat(image)
+
+
+def inspect_file(path: str) -> tuple[bytes | None, str | None, str, tuple[int, int], str, bool]:
+    """Digest (``None`` if unreadable), failure reason, mode, size, format and flatness of
+    one file.
+
+    A file up to 64 MiB is read once into memory, hashed and decoded from there; a larger
+    one is hashed in chunks and decoded from disk.
+    """
+    try:
+        with open(path, "rb") as file:
+            if os.fstat(file.fileno()).st_size <= _READ_WHOLE:
+                data = file.read()
+                if _is_dicom(path, data[:132]):
+                    return (hashlib.sha256(data).digest(), *_decode_dicom(path))
+                return (hashlib.sha256(data).digest(), *_decode(io.BytesIO(data), path))
+            hasher = hashlib.sha256()
+            for chunk in iter(lambda: file.read(2**20), b""):
+                hasher.update(chunk)
+            file.seek(0)
+            if _is_dicom(path, file.read(132)):
+                return (hasher.digest(), *_decode_dicom(path))
+            file.seek(0)
+            return (hasher.digest(), *_decode(file, path))
+    except OSError as error:
+        why = error.strerror or type(error).__name__
+        if isinstance(error, FileNotFoundError) and Path(path).is_symlink():
+            why += "; a broken link"
+        return None, f"cannot be read ({why})", *_UNREAD
