@@ -69,7 +69,9 @@ def add_recipe_arguments(train: argparse.ArgumentParser) -> None:
         help="finetune: a linear probe on cached features, then the last blocks fine-tuned "
         "(the measured best: https://retinalnet.readthedocs.io/en/latest/accuracy.html); "
         "tutorial: the tutorial's head on the frozen "
-        f"backbone (default: {RECIPES[0]}; with --resume, the recipe of the run resumed)",
+        f"backbone (default: {RECIPES[0]}; tutorial for an architecture without pretrained "
+        "weights, small_cnn, which it trains whole; with --resume, the recipe of the run "
+        "resumed)",
     )
     train.add_argument(
         "--finetune-blocks",
@@ -110,7 +112,7 @@ def recipe_defaults(args: argparse.Namespace) -> None:
     """
     if getattr(args, "arch", "") is None:
         args.arch = DEFAULT_ARCH
-    recipe = getattr(args, "recipe", None) or RECIPES[0]
+    recipe = getattr(args, "recipe", None) or _default_recipe(args)
     args.recipe = recipe
     which = RECIPES.index(recipe)
     if getattr(args, "size", None) is None:
@@ -139,6 +141,17 @@ _PLAIN_DEFAULTS: dict[str, Any] = {
     "calibrate": True,
     "reduced_decode": False,
 }
+
+
+def _default_recipe(args: argparse.Namespace) -> str:
+    """``--recipe`` when it is left out of a new run: fine-tuning, which starts from
+    pretrained weights (or asked for by ``--finetune-blocks``); the tutorial's for an
+    architecture that has none (``small_cnn``), where it trains the whole network."""
+    from retinalnet.models import model_spec
+
+    if getattr(args, "finetune_blocks", None) is not None:
+        return RECIPES[0]
+    return RECIPES[0] if model_spec(args.arch).default_weights is not None else "tutorial"
 
 
 def _default_size(args: argparse.Namespace, recipe_size: int) -> int:
