@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Subset, TensorDataset
 from _training_helpers import CLASSES, BuildSpy, linear_classifier, separable_data
 from retinalnet import SyntheticOCT
 from retinalnet.checkpoint import save_checkpoint
-from retinalnet.models import Classifier
+from retinalnet.models import Classifier, small_cnn
 from retinalnet.training import (
     ClassificationTask,
     EarlyStopping,
@@ -45,10 +45,13 @@ def frozen_trunk(*, seed: int = 0) -> Classifier:
 
 
 def fine_tuned() -> Classifier:
-    """Trunk and head both train: no frozen part to cache."""
-    model = frozen_trunk()
-    model.network[0].requires_grad_(True)
-    return model
+    """A frozen first layer, a trainable block and the head: the trainable part is more than
+    one final head, so no frozen part's output can be cached."""
+    torch.manual_seed(0)
+    first = nn.Linear(8, 8)
+    first.requires_grad_(False)
+    head = nn.Sequential(nn.Linear(8, 4), nn.LogSoftmax(dim=1))
+    return Classifier(nn.Sequential(first, nn.Linear(8, 8), head), classes=CLASSES)
 
 
 def head_not_last() -> Classifier:
@@ -73,9 +76,11 @@ def plain_module() -> nn.Module:
         (frozen_trunk, FeatureCacheConfig(), "the backbone is frozen and only the head '1'"),
         (fine_tuned, None, "parameters outside one final head train (fine-tuning)"),
         (linear_classifier, None, "every parameter trains: no frozen backbone to cache"),
+        # was "parameters outside one final head train (fine-tuning)": nothing is frozen
+        (small_cnn, None, "every parameter trains: no frozen backbone to cache"),
         (plain_module, None, "the model is not a Classifier"),
     ],
-    ids=["frozen", "fine-tuned", "all-trainable", "plain-module"],
+    ids=["frozen", "fine-tuned", "all-trainable", "all-trainable-cnn", "plain-module"],
 )
 def test_auto_caches_exactly_when_only_a_head_trains(
     build: Callable[[], nn.Module], expected: FeatureCacheConfig | None, why: str

@@ -159,13 +159,13 @@ def choose_feature_cache(option: FeatureCacheOption, model: nn.Module) -> Featur
 def _auto_choice(model: nn.Module) -> FeatureCacheChoice:
     if not isinstance(model, Classifier):
         return FeatureCacheChoice(None, auto=True, reason="the model is not a Classifier")
+    if all(p.requires_grad for p in network_of(model).parameters()):
+        reason = "every parameter trains: no frozen backbone to cache"
+        return FeatureCacheChoice(None, auto=True, reason=reason)
     try:
         head_name, _ = trainable_head(model)
     except ValueError:
         reason = "parameters outside one final head train (fine-tuning): no frozen part to cache"
-        return FeatureCacheChoice(None, auto=True, reason=reason)
-    if all(p.requires_grad for p in network_of(model).parameters()):
-        reason = "every parameter trains: no frozen backbone to cache"
         return FeatureCacheChoice(None, auto=True, reason=reason)
     reason = (
         f"the backbone is frozen and only the head {head_name!r} trains, so its features are "
