@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from _image_files import png16
 from retinalnet._core.files import file_digest
 from retinalnet.datasets import (
     KERMANY_CLASSES,
@@ -524,6 +525,17 @@ def test_dark_or_faint_scans_are_not_flat(clean_tree: Path) -> None:
     ramp = np.tile(np.arange(96, dtype=np.uint16) * 600, (80, 1))  # 16-bit, 0.9% per level
     Image.fromarray(ramp).save(clean_tree / "train" / "CNV" / "CNV-902-1.png")
     assert audit(clean_tree).ok
+
+
+def test_16_bit_colour_is_counted_as_16_bit(clean_tree: Path) -> None:
+    # PIL reads it as 8-bit "RGB": the audit called it 8-bit
+    values = np.tile(np.arange(96, dtype=np.uint16) * 680, (80, 1))  # full 16-bit range
+    png16(clean_tree / "train" / "CNV" / "CNV-950-1.png", values, colour_type=2)
+    report = audit(clean_tree)
+    assert report.ok
+    assert report.modes == {"L": 12, "RGB;16": 1}
+    assert report.bit_depths == {"8": 12, "16": 1}
+    assert (report.grayscale, report.colour) == (12, 1)
 
 
 @pytest.mark.parametrize(

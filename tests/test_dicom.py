@@ -389,3 +389,12 @@ def test_the_audit_reads_dicom_scans_as_the_data_sets_do(tmp_path: Path) -> None
     assert "volume of 3 B-scans" in reasons
     assert "holds no pixel data" in reasons
     assert MARKER not in str(report.to_dict()) + str(report)
+
+
+@pytest.mark.parametrize("door", [load_image, load_frames, image_size])
+def test_a_symbolic_link_loop_is_said_to_be_one(tmp_path: Path, door: object) -> None:
+    # was "corrupt or truncated DICOM file (OSError while parsing it)"
+    path = tmp_path / "scan.dcm"
+    path.symlink_to(path.name)
+    with pytest.raises(UnreadableImageError, match=r": a symbolic link loop \(.+ \[ELOOP\]\)$"):
+        door(path)  # type: ignore[operator]

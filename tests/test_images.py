@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import pickle
 import re
 import struct
@@ -16,13 +18,17 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from _image_files import png16
 from _training_helpers import tiny_cnn
 from retinalnet._core.images import (
     MIN_IMAGE_SIDE,
     SMALL_IMAGE_SIDE,
+    check_decoded,
     coerce_image,
     draft_scale,
+    frame_count,
     image_size,
+    load_frames,
     to_model_mode,
 )
 from retinalnet.datasets import (
@@ -345,8 +351,8 @@ def test_gray_and_rgb_images_pass_without_a_copy(mode):
          r"3072 of its 3072 pixels are NaN or infinite"),
         (lambda: Image.fromarray(np.where(RAMP > 250, np.inf, 0.5).astype(np.float32)),
          r"\d+ of its 3072 pixels are NaN or infinite"),
-        (lambda: Image.fromarray(np.full((48, 64), 7.0, np.float32)),
-         r"every pixel is 7: a constant image outside \[0, 1\] has no range to rescale"),
+        (lambda: Image.fromarray(np.full((48, 64), 7.5, np.float32)),
+         r"every pixel is 7.5: a constant image outside \[0, 1\] has no range to rescale"),
     ],
     ids=["12-bit-in-16", "16-bit-black", "I-12-bit", "F-nan", "F-inf", "F-constant"],
 )  # fmt: skip
@@ -745,3 +751,145 @@ def test_a_tiff_preview_page_is_no_b_scan(tmp_path):
     assert np.array_equal(np.asarray(load_image(path)), np.asarray(scan))
     assert len(load_frames(path)) == 1
     assert [p.name for p in find_images(tmp_path)] == ["scan.tif"]
+
+
+# --- float images read as the integer image of the same values ------------------------------
+
+DIM = RAMP.astype(np.int64) * 153 // 255  # a dim scan: grey levels 0 to 153
+
+READERS: dict[str, Callable[[Path], Image.Image]] = {
+    "load_image": load_image,
+    "load_frames": lambda path: load_frames(path)[0],
+    "coerce_image-path": coerce_image,
+    "coerce_image-PIL": lambda path: coerce_image(Image.open(path)),
+    "to_model_mode": lambda path: to_model_mode(Image.open(path)),
+    "check_decoded (audit)": lambda path: check_decoded(Image.open(path), path),
+}
+
+
+@pytest.mark.parametrize("door", list(READERS))
+@pytest.mark.parametrize("bits", [8, 16])
+def test_a_float_image_of_whole_numbers_is_read_as_the_integer_image_of_them(tmp_path, door, bits):
+    """A float TIFF of grey levels 0..153 was stretched to 0..255; as int32 or PNG it was not."""
+    values = DIM * (257 if bits == 16 else 1)
+    floats, integers = tmp_path / "scan-float.tif", tmp_path / "scan-int.tif"
+    Image.fromarray(values.astype(np.float32)).save(floats)
+    Image.fromarray(values.astype(np.int32)).save(integers)
+    assert (Image.open(floats).mode, Image.open(integers).mode) == ("F", "I")
+    read = READERS[door]
+    assert np.asarray(read(floats)).tolist() == DIM.tolist()
+    assert np.asarray(read(integers)).tolist() == DIM.tolist()
+
+
+def test_a_float_image_of_fractions_outside_0_1_is_still_stretched():
+    values = DIM.astype(np.float32) + 0.5
+    image = to_model_mode(Image.fromarray(values))
+    assert (int(np.asarray(image).min()), int(np.asarray(image).max())) == (0, 255)
+
+
+# --- 16-bit colour PNGs: PIL keeps the high byte of each sample -----------------------------
+
+
+def _tiff48(path: Path, values: np.ndarray) -> Path:
+    """An uncompressed 16-bit RGB TIFF of grey ``values``, written by hand (as :func:`_png16`)."""
+    height, width = values.shape
+    data = np.dstack([values] * 3).astype("<u2").tobytes()
+    tags = [(256, 3, 1, width), (257, 3, 1, height), (258, 3, 3, 8), (259, 3, 1, 1),
+            (262, 3, 1, 2), (273, 4, 1, 14), (277, 3, 1, 3), (278, 3, 1, height),
+            (279, 4, 1, len(data)), (284, 3, 1, 1)]  # fmt: skip
+    entries = b"".join(
+        struct.pack("<HHII" if kind == 4 or count > 1 else "<HHIHxx", tag, kind, count, value)
+        for tag, kind, count, value in tags
+    )
+    ifd = struct.pack("<H", len(tags)) + entries + struct.pack("<I", 0)
+    header = b"II*\0" + struct.pack("<I", 14 + len(data)) + struct.pack("<HHH", 16, 16, 16)
+    path.write_bytes(header + data + ifd)
+    return path
+
+
+@pytest.mark.parametrize("door", [*READERS, "Preprocessing.prepare"])
+@pytest.mark.parametrize("colour_type", [2, 4, 6, "TIFF"], ids=["RGB", "LA", "RGBA", "RGB-TIFF"])
+def test_12_bit_data_in_a_16_bit_colour_file_is_refused_at_every_door(tmp_path, door, colour_type):
+    """As in a 16-bit grey PNG; it was read nearly black (at most 15 of 255) without a word."""
+    twelve_bit = RAMP.astype(np.int64) * 16
+    if colour_type == "TIFF":
+        path = _tiff48(tmp_path / "export.tif", twelve_bit)
+    else:
+        path = png16(tmp_path / "export.png", twelve_bit, colour_type)
+    read = Preprocessing().prepare if door == "Preprocessing.prepare" else READERS[door]
+    message = (
+        r"a 16-bit colour image whose brightest sample is at most 4095 of 65535 \(12-bit data "
+        r"or less\?\): PIL reads 16-bit colour by the high byte of each sample, so it would be "
+        r"nearly black \(at most 15 of 255\)"
+    )
+    with pytest.raises((UnreadableImageError, ValueError), match=message):
+        read(path)
+
+
+@pytest.mark.parametrize("colour_type", [0, 2, 4, 6, "TIFF"])
+def test_16_bit_files_of_full_range_data_are_read_within_a_grey_level(tmp_path, colour_type):
+    values = np.clip(RAMP.astype(np.int64) * 257 + 100, 0, 65535)
+    if colour_type == "TIFF":
+        image = load_image(_tiff48(tmp_path / "scan.tif", values))
+    else:
+        image = load_image(png16(tmp_path / "scan.png", values, colour_type))
+    expected = (values * 255 + 32767) // 65535
+    assert np.abs(np.asarray(image.convert("L")).astype(np.int64) - expected).max() <= 1
+
+
+# --- files the operating system will not let us read ----------------------------------------
+
+OS_DOORS: dict[str, Callable[[Path], object]] = {
+    "load_image": load_image,
+    "load_frames": load_frames,
+    "frame_count": frame_count,
+    "image_size": image_size,
+    "coerce_image": coerce_image,
+    "Preprocessing.prepare": Preprocessing().prepare,
+}
+
+
+@pytest.mark.parametrize("door", list(OS_DOORS))
+def test_a_symbolic_link_loop_is_said_to_be_one_at_every_door(tmp_path, door):
+    path = tmp_path / "scan.jpeg"
+    path.symlink_to(path.name)
+    with pytest.raises(
+        UnreadableImageError,
+        match=rf"^cannot read image {_quoted(path)}: a symbolic link loop \(.+ \[ELOOP\]\)$",
+    ):
+        OS_DOORS[door](path)
+
+
+@pytest.mark.parametrize("door", list(OS_DOORS))
+def test_a_file_without_read_permission_is_said_to_be_one_at_every_door(
+    tmp_path, monkeypatch, door
+):
+    path = tmp_path / "scan.png"
+    Image.fromarray(RAMP).save(path)
+
+    def denied(file, *args, **kwargs):  # what open() raises without read permission (not root)
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(file))
+
+    monkeypatch.setattr(Image, "open", denied)
+    with pytest.raises(
+        UnreadableImageError,
+        match=rf"^cannot read image {_quoted(path)}: permission denied \[EACCES\]: check its "
+        r"permissions$",
+    ):
+        OS_DOORS[door](path)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads anything")
+def test_a_file_made_unreadable_is_said_to_be_one(tmp_path):
+    path = tmp_path / "scan.png"
+    Image.fromarray(RAMP).save(path)
+    path.chmod(0)
+    with pytest.raises(UnreadableImageError, match=r": permission denied \[EACCES\]: check its"):
+        load_image(path)
+
+
+def test_a_broken_link_is_said_to_be_one(tmp_path):
+    path = tmp_path / "scan.png"
+    path.symlink_to("gone.png")
+    with pytest.raises(UnreadableImageError, match=r": no such file \(a broken symbolic link\)$"):
+        load_image(path)

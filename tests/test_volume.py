@@ -561,3 +561,72 @@ def test_a_bad_order_is_refused_before_any_image_is_predicted(
     monkeypatch.setattr(Predictor, "topk", predicted)
     assert _predict("--checkpoint", str(checkpoint), str(folder / "a.jpeg"), "--order", "CNV") == 1
     assert "order must list every class" in capsys.readouterr().err
+
+
+# --- one rule for every B-scan of a volume file ---------------------------------------------
+
+
+def _frames_volume(path: Path, frames: list[np.ndarray]) -> Path:
+    images = [Image.fromarray(frame) for frame in frames]
+    images[0].save(path, save_all=True, append_images=images[1:])
+    return path
+
+
+def _sixteen(values: np.ndarray) -> np.ndarray:
+    return (values.astype(np.int64) * 255 + 32767) // 65535
+
+
+_SCAN = scans(1)[0].astype(np.int64)  # grey levels 0..255
+_HALF = _SCAN.astype(np.float32) / 255
+
+
+@pytest.mark.parametrize(
+    ("frames", "expected"),
+    [
+        # a float volume whose second B-scan is half as bright: stretched by the range of both
+        ([_HALF * 300, _HALF * 150], lambda v: np.rint((v - v.min()) * 255 / (v.max() - v.min()))),
+        # 32-bit integers of 16-bit data with a dim B-scan (max 200): both on the 16-bit scale
+        ([(_SCAN * 257).astype(np.int32), (_SCAN * 200 // 255).astype(np.int32)], _sixteen),
+        # float grey levels (whole numbers) with a dim B-scan: both read as 8-bit grey levels
+        ([_SCAN.astype(np.float32), (_SCAN // 2).astype(np.float32)], lambda v: v),
+    ],
+    ids=["float", "int32", "float-whole"],
+)
+def test_every_b_scan_of_a_volume_is_read_by_one_scale(tmp_path: Path, frames, expected) -> None:
+    """They were scaled one by one: a dim B-scan stretched as bright as the others, or read
+    on the 8-bit scale next to B-scans read on the 16-bit one."""
+    path = _frames_volume(tmp_path / "volume.tif", frames)
+    values = np.stack([frame.astype(np.float64) for frame in frames])
+    assert [np.asarray(f).tolist() for f in read_volume(path)] == expected(values).tolist()
+
+
+def test_a_16_bit_tiff_volume_with_a_dim_b_scan_is_read_like_its_dicom(tmp_path: Path) -> None:
+    """A blink B-scan (brightest 3060 of 65535) made the whole TIFF volume refused as 12-bit
+    data; DICOM checks the whole volume, and reads it."""
+    volume = np.stack([_SCAN * 257, _SCAN * 257, _SCAN * 12]).astype(np.uint16)
+    tiff = _frames_volume(tmp_path / "volume.tif", list(volume))
+    dicom = write(tmp_path / "volume.dcm", volume)
+    from_tiff = [np.asarray(f).tolist() for f in read_volume(tiff)]
+    assert from_tiff == [np.asarray(f).tolist() for f in read_volume(dicom)]
+    assert from_tiff == _sixteen(volume).tolist()
+
+
+@pytest.mark.parametrize(
+    ("frames", "message"),
+    [
+        ([_SCAN * 12, _SCAN * 10], r"a 16-bit volume of 2 B-scans whose brightest pixel is 3060 "
+         r"of 65535 \(12-bit data\?\): rescaled by the 16-bit range it would be nearly black"),
+        ([_HALF, np.where(np.equal(_SCAN, _SCAN.max()), np.nan, _HALF)],
+         r"B-scan 1 \(of 2, numbered from 0\): \d+ of its 3072 pixels are NaN or infinite"),
+        ([_SCAN.astype(np.uint8), np.zeros((4, 64), np.uint8)],
+         r"B-scan 1 \(of 2, numbered from 0\): it is 64 x 4 pixels"),
+    ],
+    ids=["dark-volume", "nan-b-scan", "tiny-b-scan"],
+)  # fmt: skip
+def test_a_refused_volume_says_whether_the_volume_or_which_b_scan(
+    tmp_path: Path, frames, message
+) -> None:
+    frames = [f.astype(np.uint16) if f.dtype == np.int64 else f for f in frames]
+    path = _frames_volume(tmp_path / "volume.tif", frames)
+    with pytest.raises(UnreadableImageError, match=rf"^cannot read image '[^']+': {message}"):
+        read_volume(path)

@@ -29,6 +29,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from retinalnet._core.dicom_pixels import DicomReadError, to_grey_levels
+from retinalnet._core.read_failure import read_failure
 from retinalnet._core.warning_filters import catch_warnings_locked
 
 __all__ = [
@@ -161,10 +162,12 @@ def _dataset(path: Path, *, pixels: bool) -> Any:
                 specific_tags=list(_TAGS if pixels else _HEADER_TAGS),
                 stop_before_pixels=not pixels,
             )
-    except FileNotFoundError:
-        raise DicomReadError("no such file") from None
-    except IsADirectoryError:
-        raise DicomReadError("it is a directory, not an image file") from None
+    except OSError as error:  # the file system's reason: missing, a link loop, permissions
+        if error.errno is None:
+            raise DicomReadError(
+                f"corrupt or truncated DICOM file ({type(error).__name__} while parsing it)"
+            ) from None
+        raise DicomReadError(read_failure(path, error)) from None
     except InvalidDicomError:
         raise DicomReadError(
             "not a DICOM file: no 'DICM' marker after the 128-byte preamble (a DICOM Part 10 "

@@ -2,7 +2,8 @@
 passes (:func:`coerce_image`): whatever comes in leaves as an ``"L"`` or ``"RGB"`` image of a
 plausible size, or is refused with an error that names it.
 
-The rules are in :func:`to_model_mode` (what each PIL mode becomes), :func:`coerce_image`
+The rules are in :func:`to_model_mode` (what each PIL mode becomes, applied by
+:mod:`retinalnet._core.pixel_modes` with one scale per file), :func:`coerce_image`
 (which tensors are refused) and :func:`load_image` (sizes, decompression bombs, EXIF), and
 together on the docs page "What retinalnet does with bad input". DICOM files pass the same
 gate: :mod:`retinalnet._core.dicom` turns their pixels into grey levels (docs page "DICOM and
@@ -24,9 +25,8 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeAlias, Union
+from typing import TypeAlias, Union
 
-import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.functional import to_pil_image
@@ -40,6 +40,14 @@ from retinalnet._core.dicom import (
     read_frames,
     read_header,
 )
+from retinalnet._core.pixel_modes import UnusablePixelsError as _UnusablePixelsError
+from retinalnet._core.pixel_modes import (
+    file_scale,
+    in_frame,
+    model_mode,
+    sixteen_bit_colour,
+)
+from retinalnet._core.read_failure import read_failure
 from retinalnet._core.warning_filters import catch_warnings_locked
 
 __all__ = [
@@ -77,10 +85,6 @@ B-scan is about 1:1 (512 x 496) to 3:1 (1536 x 496), and resizing the shorter si
 400,000 x 8 strip to 256 pixels would need a 13-gigapixel image."""
 
 _DRAFT_SLACK = 0.95
-_FULL_16_BIT = 65535
-_LOW_16_BIT = 4096  # a 16-bit image whose brightest pixel is below this holds 12 bits or fewer
-_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
-_TO_RGB = ("RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV")
 
 _MESSAGE = re.compile(r"cannot read image ('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"): ([^\n]*)")
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
@@ -134,10 +138,6 @@ class UnreadableImageError(OSError):
         if self.path is None:
             return (type(self), (str(self), None))
         return (type(self), (str(self.path), self.reason))
-
-
-class _UnusablePixelsError(ValueError):
-    """Why a decoded image cannot be given to a model; the caller names the image."""
 
 
 def draft_scale(size: tuple[int, int], target_size: int) -> int:
@@ -219,7 +219,8 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
     Raises
     ------
     UnreadableImageError
-        If the file is missing, is not an image, is truncated or corrupt, claims more pixels
+        If the file is missing, cannot be read (permissions, a symbolic link loop: said in
+        words), is not an image, is truncated or corrupt, claims more pixels
         than PIL's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, about 89
         megapixels; set it higher, or to ``None``, to read such a file), has a side shorter
         than :data:`MIN_IMAGE_SIDE` pixels or more than :data:`MAX_IMAGE_ASPECT` times the
@@ -264,6 +265,7 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
                 raise UnreadableImageError(file, _volume_reason(len(pages)))
             opened.seek(pages[0])  # past a TIFF's preview pages
             size = opened.size
+            wide = sixteen_bit_colour(opened)
             if target_size is not None and opened.format == "JPEG":
                 scale = draft_scale(opened.size, target_size)
                 if scale > 1:
@@ -279,7 +281,7 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
         raise UnreadableImageError(file, "not a recognised image format") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise _read_error(file, error) from None
-    return _admit(image, size, file)
+    return _admit(image, size, file, wide)
 
 
 def check_decoded(image: Image.Image, path: str | os.PathLike[str]) -> Image.Image:
@@ -314,27 +316,50 @@ def check_decoded(image: Image.Image, path: str | os.PathLike[str]) -> Image.Ima
         raise UnreadableImageError(file, _volume_reason(len(pages)))
     try:
         image.seek(pages[0])  # past a TIFF's preview pages
+        wide = sixteen_bit_colour(image)
         image.load()
     except (OSError, SyntaxError, ValueError) as error:
         raise _read_error(file, error) from None
-    return _admit(image, image.size, file)
+    return _admit(image, image.size, file, wide)
 
 
-def _admit(image: Image.Image, size: tuple[int, int], file: Path) -> Image.Image:
-    """A decoded file's size and pixels through the gate; errors name the file."""
+def _admit(image: Image.Image, size: tuple[int, int], file: Path, wide: bool) -> Image.Image:
+    """A decoded file's size and pixels through the gate; errors name the file.
+
+    ``wide``: the file held 16-bit colour samples (:func:`sixteen_bit_colour`)."""
     try:
         _check_size(size, repr(str(file)))
-        return _model_mode(image, repr(str(file)))
+        return model_mode(image, file_scale([image], [wide]))
     except _UnusablePixelsError as error:
         raise UnreadableImageError(file, str(error)) from None
 
 
+def _admit_frames(images: list[Image.Image], wide: list[bool], file: Path) -> list[Image.Image]:
+    """The frames of a volume through the gate, its numbers read by one scale chosen from all
+    of them (a dim B-scan stays dim); errors name the file, and the B-scan where it is one."""
+    count = len(images)
+    try:
+        for index, image in enumerate(images):
+            try:
+                _check_size(image.size, repr(str(file)))
+            except _UnusablePixelsError as error:
+                raise _UnusablePixelsError(in_frame(index, count, str(error))) from None
+        scale = file_scale(images, wide)
+        admitted = []
+        for index, image in enumerate(images):
+            try:
+                admitted.append(model_mode(image, scale))
+            except _UnusablePixelsError as error:
+                raise _UnusablePixelsError(in_frame(index, count, str(error))) from None
+    except _UnusablePixelsError as error:
+        raise UnreadableImageError(file, str(error)) from None
+    return admitted
+
+
 def _read_error(file: Path, error: Exception) -> UnreadableImageError:
-    if isinstance(error, FileNotFoundError):
-        return UnreadableImageError(file, "no such file")
-    if isinstance(error, IsADirectoryError):
-        return UnreadableImageError(file, "it is a directory, not an image file")
-    return UnreadableImageError(file, f"corrupt or truncated ({error})")
+    """The error for a file that failed to open or decode: the operating system's reason in
+    words (a missing file, permissions, a link loop), else a corrupt or truncated file."""
+    return UnreadableImageError(file, read_failure(file, error))
 
 
 def _frames_of(opened: Image.Image) -> int:
@@ -393,7 +418,9 @@ def load_frames(path: str | os.PathLike[str], *, single: bool = False) -> list[I
     ----------
     path
         A file of one or more frames: DICOM, TIFF, PNG, or any image :func:`load_image`
-        reads. Every frame passes the checks of :func:`load_image` (size, pixel meaning).
+        reads. Every frame passes the checks of :func:`load_image` (size, pixel meaning),
+        by one rule for the whole file (:func:`to_model_mode`): the range of float or 32-bit
+        frames and the 12-bit refusal of 16-bit ones are those of all the frames together.
     single
         Refuse a file of several frames (what :func:`load_image` does).
 
@@ -405,7 +432,8 @@ def load_frames(path: str | os.PathLike[str], *, single: bool = False) -> list[I
     Raises
     ------
     UnreadableImageError
-        As :func:`load_image`; the message names the file.
+        As :func:`load_image`; the message names the file, and the B-scan (numbered from
+        0) when the fault is in one.
     ModuleNotFoundError
         For a DICOM file when pydicom is not installed.
 
@@ -468,8 +496,10 @@ def _pil_frames(file: Path, *, single: bool) -> list[Image.Image]:
             if len(pages) == 1:
                 return [load_image(file)]
             images: list[Image.Image] = []
+            wide: list[bool] = []
             for index in pages:
                 opened.seek(index)
+                wide.append(sixteen_bit_colour(opened))
                 opened.load()
                 images.append(opened.copy())
     except UnreadableImageError:
@@ -478,7 +508,7 @@ def _pil_frames(file: Path, *, single: bool) -> list[Image.Image]:
         raise UnreadableImageError(file, "not a recognised image format") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise _read_error(file, error) from None
-    return [_admit(image, image.size, file) for image in images]
+    return _admit_frames(images, wide, file)
 
 
 def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
@@ -501,8 +531,13 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
             size: tuple[int, int] = image.size
     except UnreadableImageError:
         raise
+    except UnidentifiedImageError:
+        raise UnreadableImageError(path, "not a recognised image format") from None
     except OSError as error:
-        raise UnreadableImageError(path, f"cannot read its header ({error})") from None
+        reason = read_failure(Path(path), error)
+        if reason.startswith("corrupt or truncated"):
+            reason = f"cannot read its header ({error})"
+        raise UnreadableImageError(path, reason) from None
     return size
 
 
@@ -576,9 +611,19 @@ def to_model_mode(image: Image.Image, name: str = "image") -> Image.Image:
     - 32-bit integer (``"I"``): values from 0 to 255 are taken as 8-bit grey levels, from 0
       to 65535 as 16-bit ones (the rule above); other ranges are stretched from the image's
       own minimum and maximum to 0 to 255.
-    - 32-bit float (``"F"``): values in [0, 1] are scaled by 255; other ranges are stretched
-      from the image's own minimum and maximum to 0 to 255. NaN and infinite values are
-      refused.
+    - 32-bit float (``"F"``): values in [0, 1] are scaled by 255; whole numbers are read as
+      the ``"I"`` image of the same values (grey levels 0 to 153 stay 0 to 153); other
+      ranges are stretched from the image's own minimum and maximum to 0 to 255. NaN and
+      infinite values are refused.
+    - 16-bit colour (a 16-bit RGB, RGBA or grey+alpha PNG or TIFF, which PIL opens as
+      ``"RGB"`` or ``"RGBA"`` keeping the high byte of each sample): read by that high
+      byte, within one grey level of the 16-bit rule; refused when no sample reaches 4096
+      (12-bit data), as for 16-bit grey. Seen only in an image not decoded yet
+      (``Image.open``), or a file.
+
+    A volume (:func:`load_frames`) is read by one rule for all its B-scans, chosen from all
+    of them: the range of a float or 32-bit volume, and the 12-bit refusal, are those of the
+    whole volume, so a dim B-scan stays dim.
 
     Parameters
     ----------
@@ -591,7 +636,8 @@ def to_model_mode(image: Image.Image, name: str = "image") -> Image.Image:
     ------
     ValueError
         If the pixels have no meaning to convert (NaN or infinite values, a constant float
-        image outside [0, 1], 12-bit data in a 16-bit image, an unknown mode).
+        image outside [0, 1] of other than whole numbers, 12-bit data in a 16-bit image, an
+        unknown mode).
 
     Examples
     --------
@@ -602,75 +648,14 @@ def to_model_mode(image: Image.Image, name: str = "image") -> Image.Image:
 
     .. versionadded:: 0.2
     """
+    return _to_model_mode(image, name, wide=sixteen_bit_colour(image))
+
+
+def _to_model_mode(image: Image.Image, name: str, *, wide: bool) -> Image.Image:
     try:
-        return _model_mode(image, name)
+        return model_mode(image, file_scale([image], [wide]))
     except _UnusablePixelsError as error:
         raise ValueError(f"cannot use {name}: {error}") from None
-
-
-def _model_mode(image: Image.Image, name: str) -> Image.Image:
-    mode = image.mode
-    if mode in ("L", "RGB"):
-        return image
-    if mode == "1":
-        return image.convert("L")
-    if mode in ("LA", "La"):
-        return image.convert("LA").getchannel(0)
-    if mode in ("RGBa", "P", "PA"):  # through RGBA: no PIL warning about palette transparency
-        return image.convert("RGBA").convert("RGB")
-    if mode in _TO_RGB:
-        return image.convert("RGB")
-    if mode in _SIXTEEN_BIT:
-        return _sixteen_bit(np.asarray(image).astype(np.int64), "a 16-bit image")
-    if mode == "I":
-        pixels = np.asarray(image).astype(np.int64)
-        low, high = int(pixels.min()), int(pixels.max())
-        if low >= 0 and high <= 255:
-            return Image.fromarray(pixels.astype(np.uint8))
-        if low >= 0 and high <= _FULL_16_BIT:
-            return _sixteen_bit(pixels, "a 32-bit integer image read as 16-bit")
-        return _stretch(pixels.astype(np.float64), low, high)
-    if mode == "F":
-        return _float(np.asarray(image).astype(np.float64))
-    raise _UnusablePixelsError(
-        f"PIL mode {mode!r} is not supported; convert it to 'L' (grayscale) or 'RGB' first"
-    )
-
-
-def _sixteen_bit(pixels: np.ndarray[Any, Any], kind: str) -> Image.Image:
-    high = int(pixels.max())
-    if high < _LOW_16_BIT:
-        guess = f"{high.bit_length()}-bit data?" if high else "all black"
-        raise _UnusablePixelsError(
-            f"{kind} whose brightest pixel is {high} of 65535 ({guess}): rescaled by the "
-            "16-bit range it would be nearly black (at most "
-            f"{round(high * 255 / _FULL_16_BIT)} of 255). Rescale it to 8 bits by the "
-            "scanner's real bit depth and pass that image (for 12-bit data: "
-            "Image.fromarray((numpy.asarray(image) >> 4).astype('uint8')))"
-        )
-    return Image.fromarray(((pixels * 255 + _FULL_16_BIT // 2) // _FULL_16_BIT).astype(np.uint8))
-
-
-def _float(pixels: np.ndarray[Any, Any]) -> Image.Image:
-    finite = np.isfinite(pixels)
-    if not finite.all():
-        raise _UnusablePixelsError(
-            f"{int((~finite).sum())} of its {pixels.size} pixels are NaN or infinite; "
-            "expected finite values"
-        )
-    low, high = float(pixels.min()), float(pixels.max())
-    if low >= 0 and high <= 1:
-        return Image.fromarray(np.rint(pixels * 255).astype(np.uint8))
-    return _stretch(pixels, low, high)
-
-
-def _stretch(pixels: np.ndarray[Any, Any], low: float, high: float) -> Image.Image:
-    if high == low:
-        raise _UnusablePixelsError(
-            f"every pixel is {low:g}: a constant image outside [0, 1] has no range to "
-            "rescale to grey levels"
-        )
-    return Image.fromarray(np.rint((pixels - low) * (255 / (high - low))).astype(np.uint8))
 
 
 def warn_of_full_scale_images(images: Sequence[ImageInput], *, target_size: int | None) -> None:
@@ -769,6 +754,7 @@ def coerce_image(
                 "not one B-scan: pass its frames one by one (PIL.ImageSequence), or predict it "
                 "with retinalnet.volume.predict_volume"
             )
+        wide = sixteen_bit_colour(image)  # before its tiles are decoded
         try:
             image.load()  # an image from Image.open is decoded lazily, here
         except (OSError, SyntaxError, ValueError, AssertionError, AttributeError) as error:
@@ -781,7 +767,7 @@ def coerce_image(
             _check_size(image.size, name)
         except _UnusablePixelsError as error:
             raise ValueError(f"cannot use {name}: {error}") from None
-        return to_model_mode(image, name)
+        return _to_model_mode(image, name, wide=wide)
     if isinstance(image, torch.Tensor):
         return _tensor_to_pil(image, name)
     raise TypeError(

@@ -14,6 +14,7 @@ from typing import IO, Any
 from PIL import Image, UnidentifiedImageError
 
 from retinalnet._core.images import UnreadableImageError, check_decoded, load_frames
+from retinalnet._core.pixel_modes import sixteen_bit_colour
 from retinalnet._core.warning_filters import catch_warnings_locked
 from retinalnet.datasets._audit_report import bit_depth
 
@@ -50,6 +51,8 @@ def _decode(source: IO[bytes], path: str) -> _Decoded:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as image:
                 mode, size, kind = image.mode, image.size, image.format or ""
+                if sixteen_bit_colour(image):  # PIL reads them as 8-bit "RGB" or "RGBA"
+                    mode += ";16"
                 warnings.simplefilter("ignore", UserWarning)  # small scans: sizes are reported
                 check_decoded(image, path)
                 return None, mode, size, kind, _is_flat(image)

@@ -40,8 +40,12 @@ MAX_ASPECT = 8.0
 PLAUSIBLE_BIT_DEPTHS = (8, 16)
 """Bits per sample an OCT scan may have; 1-bit (bilevel) and 32-bit (int, float) may not."""
 
-_GRAYSCALE_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
-_BITS = {"1": 1, "I;16": 16, "I;16L": 16, "I;16B": 16, "I;16N": 16, "I": 32, "F": 32}
+_GRAYSCALE_MODES = frozenset({"1", "L", "LA", "LA;16", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+# "RGB;16" and the like: 16-bit colour samples, which PIL reads into an 8-bit mode
+_BITS = {
+    **dict.fromkeys(("I;16", "I;16L", "I;16B", "I;16N", "RGB;16", "RGBA;16", "LA;16"), 16),
+    **{"1": 1, "I": 32, "F": 32},
+}
 _EXAMPLES = 5
 _SHOWN = 10
 _SPLIT_ALIASES = {"training": "train", "validation": "val", "valid": "val", "testing": "test"}

@@ -1,0 +1,226 @@
+"""What the pixels of each PIL mode become for a model (``"L"`` or ``"RGB"``), by one rule
+per file; :func:`retinalnet._core.images.to_model_mode` says the rules to users.
+
+The scale of a file's numbers is chosen once, from all its frames (:func:`file_scale`): the
+bit depth of integer pixels, the range of float pixels, whether 16-bit data hold 12 bits or
+fewer. Chosen frame by frame, a volume would lose the differences between its B-scans (a dim
+float B-scan stretched as bright as the others) or be read on the 16-bit scale in one
+B-scan and on the 8-bit scale in the next; DICOM volumes are checked over all their frames
+too (:mod:`retinalnet._core.dicom_pixels`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+__all__ = [
+    "FileScale",
+    "UnusablePixelsError",
+    "file_scale",
+    "in_frame",
+    "model_mode",
+    "sixteen_bit_colour",
+]
+
+_FULL_16_BIT = 65535
+_LOW_16_BIT = 4096  # a 16-bit image whose brightest pixel is below this holds 12 bits or fewer
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+_TO_RGB = ("RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV")
+_WIDE_COLOUR = ("RGB", "RGBA", "LA")  # the modes PIL reads 16-bit colour samples into
+
+
+class UnusablePixelsError(ValueError):
+    """Why a decoded image cannot be given to a model; the caller names the image."""
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """Values ``low`` to ``high`` become grey levels 0 to 255; ``bits=16`` rounds as the
+    integer rule ``(value * 255 + 32767) // 65535``."""
+
+    low: float
+    high: float
+    bits: int | None = None
+
+
+_EIGHT_BIT = _Rule(0, 255, 8)
+_SIXTEEN = _Rule(0, _FULL_16_BIT, 16)
+_UNIT = _Rule(0, 1)
+
+
+@dataclass(frozen=True)
+class FileScale:
+    """How the numbers of one file's frames become grey levels, chosen from all of them.
+
+    Attributes
+    ----------
+    integer : _Rule or None
+        The rule of its integer frames (``"I;16"`` modes and ``"I"``), if it has any.
+    real : _Rule or None
+        The rule of its float frames (``"F"``), if it has any.
+    """
+
+    integer: _Rule | None = None
+    real: _Rule | None = None
+
+
+def in_frame(index: int, frames: int, reason: str) -> str:
+    """``reason`` about one B-scan of a volume, naming it (``frames`` > 1) or as it is."""
+    return f"B-scan {index} (of {frames}, numbered from 0): {reason}" if frames > 1 else reason
+
+
+def sixteen_bit_colour(opened: Image.Image) -> bool:
+    """Whether an opened frame, not decoded yet, stores 16 bits per colour sample (a 16-bit
+    RGB, RGBA or grey+alpha PNG or TIFF): PIL reads such samples by their high byte, into
+    ``"RGB"`` or ``"RGBA"``. ``False`` once the frame is decoded (its tiles are gone)."""
+    tiles: Any = getattr(opened, "tile", None)  # an ImageFile's, not yet decoded
+    if opened.mode not in _WIDE_COLOUR or not tiles:
+        return False
+    args: Any = tiles[0].args
+    rawmode = args[0] if isinstance(args, tuple) and args else args
+    return isinstance(rawmode, str) and ";16" in rawmode
+
+
+def file_scale(frames: Sequence[Image.Image], wide: Sequence[bool] = ()) -> FileScale:
+    """The rules for the integer and float frames of one file, from all its frames.
+
+    ``wide[i]`` says frame ``i`` held 16-bit colour samples (:func:`sixteen_bit_colour`).
+
+    Raises
+    ------
+    UnusablePixelsError
+        NaN or infinite values (naming the B-scan of a volume), or a file whose pixels have
+        no meaning on the chosen scale: 16-bit data with no value of 4096 or more, a constant
+        image outside [0, 1].
+    """
+    count = len(frames)
+    integers: list[tuple[int, int]] = []
+    reals: list[tuple[float, float, bool]] = []
+    high_bytes: list[int] = []
+    for index, frame in enumerate(frames):
+        if frame.mode in _SIXTEEN_BIT or frame.mode == "I":
+            values = np.asarray(frame)
+            if values.size:
+                integers.append((int(values.min()), int(values.max())))
+        elif frame.mode == "F":
+            values = np.asarray(frame).astype(np.float64)
+            finite = np.isfinite(values)
+            if not finite.all():
+                raise UnusablePixelsError(
+                    in_frame(
+                        index,
+                        count,
+                        f"{int((~finite).sum())} of its {values.size} pixels are NaN or "
+                        "infinite; expected finite values",
+                    )
+                )
+            if values.size:
+                whole = bool((values == np.rint(values)).all())
+                reals.append((float(values.min()), float(values.max()), whole))
+        elif index < len(wide) and wide[index] and frame.mode in _WIDE_COLOUR:
+            values = np.asarray(frame)
+            colour = values[..., :1] if frame.mode == "LA" else values[..., :3]
+            high_bytes.append(int(colour.max()) if colour.size else 0)
+    if high_bytes and max(high_bytes) < _LOW_16_BIT >> 8:
+        raise UnusablePixelsError(_dark_colour(max(high_bytes), count))
+    sixteen = any(frame.mode in _SIXTEEN_BIT for frame in frames)
+    integer = real = None
+    if integers:
+        low, high = min(pair[0] for pair in integers), max(pair[1] for pair in integers)
+        kind = "a 16-bit image" if sixteen else "a 32-bit integer image read as 16-bit"
+        integer = _integer_rule(low, high, _volume(kind, count), count, eight=not sixteen)
+    if reals:
+        bottom, top = min(item[0] for item in reals), max(item[1] for item in reals)
+        if bottom >= 0 and top <= 1:
+            real = _UNIT
+        elif all(item[2] for item in reals):  # whole numbers: the rule of mode "I"
+            kind = _volume("a float image of whole numbers read as 16-bit", count)
+            real = _integer_rule(int(bottom), int(top), kind, count, eight=True)
+        else:
+            real = _stretch_rule(bottom, top, count)
+    return FileScale(integer, real)
+
+
+def _volume(kind: str, frames: int) -> str:
+    """``"a 16-bit image"`` said of a volume: ``"a 16-bit volume of 3 B-scans"``."""
+    return kind.replace(" image", f" volume of {frames} B-scans", 1) if frames > 1 else kind
+
+
+def _integer_rule(low: int, high: int, kind: str, frames: int, *, eight: bool) -> _Rule:
+    if eight and low >= 0 and high <= 255:
+        return _EIGHT_BIT
+    if low >= 0 and high <= _FULL_16_BIT:
+        if high < _LOW_16_BIT:
+            guess = f"{high.bit_length()}-bit data?" if high else "all black"
+            raise UnusablePixelsError(
+                f"{kind} whose brightest pixel is {high} of 65535 ({guess}): rescaled by the "
+                "16-bit range it would be nearly black (at most "
+                f"{round(high * 255 / _FULL_16_BIT)} of 255). Rescale it to 8 bits by the "
+                "scanner's real bit depth and pass that image (for 12-bit data: "
+                "Image.fromarray((numpy.asarray(image) >> 4).astype('uint8')))"
+            )
+        return _SIXTEEN
+    return _stretch_rule(low, high, frames)
+
+
+def _stretch_rule(low: float, high: float, frames: int) -> _Rule:
+    if high == low:
+        every = "every pixel of its B-scans" if frames > 1 else "every pixel"
+        raise UnusablePixelsError(
+            f"{every} is {low:g}: a constant image outside [0, 1] has no range to rescale "
+            "to grey levels"
+        )
+    return _Rule(low, high)
+
+
+def _dark_colour(high_byte: int, frames: int) -> str:
+    most = high_byte * 256 + 255
+    kind = _volume("a 16-bit colour image", frames)
+    return (
+        f"{kind} whose brightest sample is at most {most} of 65535 ({most.bit_length()}-bit "
+        f"data or less?): PIL reads 16-bit colour by the high byte of each sample, so it "
+        f"would be nearly black (at most {high_byte} of 255). Save it as 8-bit grey, scaled "
+        "by the scanner's real bit depth, and pass that file"
+    )
+
+
+def model_mode(image: Image.Image, scale: FileScale | None = None) -> Image.Image:
+    """``image`` in ``"L"`` or ``"RGB"``, its numbers read by ``scale`` (by default, the
+    scale of the image alone).
+
+    Raises
+    ------
+    UnusablePixelsError
+        As :func:`file_scale`, or for a mode without a rule.
+    """
+    mode = image.mode
+    if mode in ("L", "RGB"):
+        return image
+    if mode == "1":
+        return image.convert("L")
+    if mode in ("LA", "La"):
+        return image.convert("LA").getchannel(0)
+    if mode in ("RGBa", "P", "PA"):  # through RGBA: no PIL warning about palette transparency
+        return image.convert("RGBA").convert("RGB")
+    if mode in _TO_RGB:
+        return image.convert("RGB")
+    if mode in _SIXTEEN_BIT or mode in ("I", "F"):
+        scale = scale or file_scale([image])
+        rule = scale.real if mode == "F" else scale.integer
+        return Image.fromarray(_apply(np.asarray(image), rule or _EIGHT_BIT))
+    raise UnusablePixelsError(
+        f"PIL mode {mode!r} is not supported; convert it to 'L' (grayscale) or 'RGB' first"
+    )
+
+
+def _apply(values: np.ndarray[Any, Any], rule: _Rule) -> np.ndarray[Any, Any]:
+    if rule.bits == 16:
+        whole = values.astype(np.int64)
+        return ((whole * 255 + _FULL_16_BIT // 2) // _FULL_16_BIT).astype(np.uint8)
+    scaled = (values.astype(np.float64) - rule.low) * (255 / (rule.high - rule.low))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
