@@ -650,3 +650,17 @@ def test_problem_lists_are_cut_at_ten_lines_in_the_table(clean_tree: Path) -> No
     assert len(report.mismatched_prefix) == 13
     assert "  ... and 3 more (see --json)" in str(report)
     assert len(report.to_dict()["mismatched_prefix"]) == 13
+
+
+def test_system_folders_are_listed_and_left_out_not_problems(clean_tree: Path) -> None:
+    # a NAS's thumbnails were counted as scans; train/__MACOSX was "an unknown class folder"
+    _scan(clean_tree / "train" / "CNV" / "@eaDir" / "CNV-100-1.jpeg" / "SYNOFILE_THUMB_M.jpg", 1)
+    (clean_tree / "train" / "__MACOSX" / "CNV").mkdir(parents=True)
+    (clean_tree / "train" / "__MACOSX" / "CNV" / "._CNV-100-1.jpeg").write_bytes(b"\0\5\26\7")
+    (clean_tree / "#recycle").mkdir()
+    report = audit(clean_tree)
+    assert report.ok
+    assert report.total == 12
+    assert report.system_folders == ["#recycle", "train/CNV/@eaDir", "train/__MACOSX"]
+    assert "system folders left out, not read: 3" in str(report)
+    assert json.loads(report.to_json())["system_folders"] == report.system_folders

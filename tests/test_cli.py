@@ -1218,3 +1218,86 @@ def test_a_warning_is_one_line_naming_the_command(
         )
         assert warnings.formatwarning(UserWarning("x"), UserWarning, "g.py", 2) == ""  # said
     assert warnings.formatwarning is original  # restored after the command
+
+
+def test_predict_leaves_out_appledouble_files_and_system_folders_named_or_found(
+    data: Path, checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `find ... | xargs retinalnet predict` on a folder copied from a Mac stopped on a ._ file
+    # ("not a recognised image format"); a NAS's @eaDir thumbnails were scored as scans
+    import re
+
+    scans = tmp_path / "scans"
+    shutil.copytree(data / "test" / "CNV", scans)
+    real = sorted(scans.iterdir())
+    (scans / f"._{real[0].name}").write_bytes(b"\x00\x05\x16\x07" + bytes(80))
+    thumbs = scans / "@eaDir" / real[0].name
+    thumbs.mkdir(parents=True)
+    for size in ("M", "S"):
+        shutil.copy(real[0], thumbs / f"SYNOFILE_THUMB_{size}.jpg")
+    (scans / "__MACOSX").mkdir()
+    argv = ["predict", "--checkpoint", str(checkpoint), "-q"]
+
+    def scored(paths: list[Path]) -> list[str]:
+        assert main([*argv, *map(str, paths)]) == 0
+        return [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+
+    named = [scans / f"._{real[0].name}", *real]  # as `find scans -name '*.jpeg'` lists them
+    with pytest.warns(UserWarning, match=r"left out 1 file\(s\) that are not images: '.*/\._"):
+        assert scored(named) == list(map(str, real))
+    assert scored([scans]) == list(map(str, real))  # the folder searched
+    thumbnail = thumbs / "SYNOFILE_THUMB_M.jpg"
+    said = (
+        rf"^left out 3 path\(s\) in system folders, which hold no scans: "
+        rf"{re.escape(repr(str(scans / '@eaDir')))}, .*\(a Synology NAS's thumbnails"
+    )
+    with pytest.warns(UserWarning, match=said):  # scans/* and a thumbnail `find` listed
+        assert scored([scans / "@eaDir", scans / "__MACOSX", *real, thumbnail]) == list(
+            map(str, real)
+        )
+
+
+def test_split_names_a_broken_link_in_one_line(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # was: "retinalnet split: error: [Errno 2] No such file or directory: '...'"
+    root = tmp_path / "data"
+    shutil.copytree(data, root)
+    link = root / "train" / "CNV" / "CNV-104-1.jpeg"
+    link.symlink_to("/nonexistent/CNV-104-1.jpeg")
+    out = tmp_path / "split.csv"
+    argv = ["split", str(root), "--out", str(out), "--val-fraction", "0.4", "-q"]
+    assert main([*argv, "--drop-duplicates"]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"retinalnet split: error: cannot read image {str(link)!r}: a broken symbolic link to "
+        "'/nonexistent/CNV-104-1.jpeg'; remove it, or restore the file it leads to (finding "
+        "duplicates reads every file)"
+    ]
+    assert not out.exists()
+    with pytest.warns(UserWarning, match=r"are broken symbolic links \('train/CNV/CNV-104-1"):
+        assert main(argv) == 0
+
+
+def test_a_folder_that_cannot_be_read_stops_audit_and_split_in_one_line(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # was: "retinalnet audit: error: [Errno 13] Permission denied: '.../train/DME'"
+    import errno
+
+    denied = data / "train" / "DME"
+    real = os.scandir
+
+    def scandir(path: str = ".") -> object:
+        if os.fspath(path) == str(denied):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)  # root is not stopped by permission bits
+    said = (
+        f"error: cannot read the folder {str(denied)!r}: permission denied [EACCES]; check its "
+        "permissions: the user running this must be able to read and enter it"
+    )
+    for argv in (["audit", str(data)], ["split", str(data), "--out", str(tmp_path / "s.csv")]):
+        assert main([*argv, "-q"]) == 1
+        assert capsys.readouterr().err.splitlines() == [f"retinalnet {argv[0]}: {said}"]

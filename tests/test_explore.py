@@ -143,7 +143,7 @@ def test_image_size_stats_names_an_unreadable_file(make_tree):
     root = make_tree({"train/CNV": ["CNV-1-1.jpeg"], "train/DME": ["DME-2-1.jpeg"]})
     broken = root / "train" / "DME" / "DME-2-1.jpeg"
     broken.write_text("this is not a JPEG")
-    message = rf"cannot read image {re.escape(repr(str(broken)))}: cannot read its header"
+    message = rf"cannot read image {re.escape(repr(str(broken)))}: not a recognised image format"
     with pytest.raises(UnreadableImageError, match=message) as caught:
         image_size_stats(KermanyOCT(root, "train"))
     assert caught.value.path == broken
@@ -156,3 +156,30 @@ def test_image_size_stats_of_the_real_sample(kermany_sample):
         assert entry.count == 12
         assert 496 <= entry.height_min <= entry.height_median <= entry.height_max <= 512
         assert 512 <= entry.width_min <= entry.width_median <= entry.width_max <= 1536
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ("OCT2017", r"got str; pass a split of it: image_size_stats\(KermanyOCT\('OCT2017', "),
+        (None, r"got NoneType; pass e.g. KermanyOCT\(root, 'train'\)"),
+        ([("a.jpeg", 0)], r"got list; pass e.g. KermanyOCT\(root, 'train'\)"),
+    ],
+)
+def test_image_size_stats_of_a_folder_says_to_pass_a_data_set(argument, message):
+    # was: AttributeError: 'str' object has no attribute 'samples'
+    with pytest.raises(TypeError, match=rf"^image_size_stats takes a data set .*{message}"):
+        image_size_stats(argument)
+
+
+def test_count_images_of_a_data_set_says_to_pass_its_root(small_tree):
+    # was: TypeError: expected str, bytes or os.PathLike object, not KermanyOCT
+    data = KermanyOCT(small_tree, "train")
+    message = r"^count_images takes the data root .*got KermanyOCT; pass its root: count_images\("
+    with pytest.raises(TypeError, match=message):
+        count_images(data)
+
+
+def test_count_images_of_one_split_named_as_a_str(small_tree):
+    # was: "split 't' is not one of train, val, test" (the str read as its letters)
+    assert count_images(small_tree, "val").counts == {"val": SMALL_COUNTS["val"]}

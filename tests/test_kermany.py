@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import re
 import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -494,7 +495,8 @@ def test_files_that_may_be_scans_are_left_out_with_one_warning_naming_them(make_
         r"\(1 .e2e, 1 .jfif, 1 .jp2, 1 no suffix; "
         rf"e.g. {_quoted(root / 'train' / 'CNV' / 'CNV-2-1.jfif')}\): "
         r"the suffixes read are .bmp, .dcm, .gif, .jpeg, .jpg, .png, .tif, .tiff, .webp; "
-        r"convert such scans to PNG \(a DICOM file needs the .dcm suffix\)"
+        r"convert such scans to PNG and give a file without a suffix its format's "
+        r"\(.dcm for DICOM, .png, .jpeg, ...\), or move the files out of the folder$"
     )
     with pytest.warns(UserWarning, match=message) as caught:
         data = KermanyOCT(root, "train")
@@ -831,3 +833,169 @@ def test_an_empty_root_is_refused_at_every_door_that_reads_a_folder(
     for door in doors.values():
         with pytest.raises(ValueError, match=r"is an empty path, which would mean the current"):
             door()
+
+
+# --- system folders, folders that cannot be read, images without a suffix ------------------
+
+# What a NAS, macOS's zip and Windows leave in the folders of a copied download: thumbnails
+# (real JPEGs), a recycle bin with a deleted scan of another class, metadata, snapshots.
+_SYSTEM_LITTER = {
+    "train/CNV/@eaDir/CNV-1-1.jpeg": ["SYNOFILE_THUMB_M.jpg", "SYNOFILE_THUMB_S.jpg"],
+    "train/CNV/#recycle": ["DME-9-1.jpeg"],
+    "train/DME/#snapshot/GMT+01-2026.12.01": ["DME-2-1.jpeg"],
+    "train/DME/__MACOSX": ["._DME-2-1.jpeg", "DME-2-1.jpeg"],
+    "train/NORMAL/$RECYCLE.BIN": ["NORMAL-8-1.jpeg"],
+    "train/NORMAL/System Volume Information": ["tracking.log"],
+    "train/__MACOSX/CNV": ["._CNV-1-1.jpeg"],  # a zip of the split's contents, made on a Mac
+    "train/@eaDir/CNV": ["SYNOFILE_THUMB_M.jpg"],
+    "test/DRUSEN/@eaDir/DRUSEN-5-1.jpeg": ["SYNOFILE_THUMB_M.jpg"],
+    "test/NORMAL/#Recycle": ["NORMAL-6-9.jpeg"],  # any case
+}
+_SCANS = {
+    "train/CNV": ["CNV-1-1.jpeg", "CNV-3-1.jpeg"],
+    "train/DME": ["DME-2-1.jpeg", "DME-7-1.jpeg"],
+    "train/DRUSEN": ["DRUSEN-12-1.jpeg", "DRUSEN-10-1.jpeg"],
+    "train/NORMAL": ["NORMAL-4-1.jpeg", "NORMAL-11-1.jpeg"],
+    "test/DRUSEN": ["DRUSEN-5-1.jpeg"],
+    "test/NORMAL": ["NORMAL-6-1.jpeg"],
+}
+
+
+def _system_folder_doors(root: Path) -> dict[str, Callable[[], object]]:
+    """The relative paths of the images each door that lists a folder finds under ``root``."""
+    from retinalnet.datasets import audit, count_images, patient_split
+
+    def relative(paths: Iterable[str | Path]) -> list[str]:
+        return sorted(Path(path).relative_to(root).as_posix() for path in paths)
+
+    return {
+        "KermanyOCT": lambda: relative(
+            path for split in ("train", "test") for path, _ in KermanyOCT(root, split).samples
+        ),
+        "find_images": lambda: relative(find_images(root)),
+        "patient_split": lambda: sorted(row.path for row in patient_split(root, val_fraction=0.5)),
+        "count_images": lambda: count_images(root).total,
+        "audit": lambda: sum(sum(per.values()) for per in audit(root).counts.values()),
+    }
+
+
+@pytest.mark.parametrize(
+    "door", ["KermanyOCT", "find_images", "patient_split", "count_images", "audit"]
+)
+def test_system_folders_are_left_out_at_every_door_that_lists_files(make_tree, door, caplog):
+    # a Synology NAS's @eaDir thumbnails were read as scans (36 test images for 12), a
+    # recycle bin's deleted DME scan as a CNV one, and __MACOSX in a split folder refused
+    root = make_tree({**_SCANS, **_SYSTEM_LITTER})
+    scans = sorted(f"{folder}/{name}" for folder, names in _SCANS.items() for name in names)
+    caplog.set_level("INFO", logger="retinalnet")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to warn of: the folders are said in the log
+        found = _system_folder_doors(root)[door]()
+    assert found == (scans if isinstance(found, list) else len(scans))
+    if door != "audit":  # audit reports what it leaves out in its own table
+        assert "@eaDir" in caplog.text
+        assert "files are not read" in caplog.text
+    if door in ("find_images", "patient_split", "count_images"):  # one line, not one a folder
+        assert caplog.messages == [
+            f"left out 10 system folders under {str(root)!r} (e.g. "
+            f"{str(root / 'test' / 'DRUSEN' / '@eaDir')!r}, a Synology NAS's thumbnails and "
+            "metadata): their files are not read"
+        ]
+
+
+@pytest.mark.parametrize(
+    "name", ["@eaDir", "__MACOSX", "#recycle", "#snapshot", "$RECYCLE.BIN", "$Recycle.Bin",
+             "System Volume Information", "@Recycle", "lost+found"]
+)  # fmt: skip
+def test_a_system_folder_is_named_as_such_and_never_a_class(name):
+    from retinalnet.datasets._files import class_folder_hint
+    from retinalnet.datasets._system_folders import system_folder
+
+    assert system_folder(name) is not None
+    assert class_folder_hint(name).startswith(f"it is {system_folder(name)}, not scans")
+    assert system_folder("CNV") is None
+    assert system_folder("eaDir") is None
+
+
+def test_a_system_folder_in_a_split_folder_is_left_out_in_one_log_line(make_tree, caplog):
+    # was: "class folder '__MACOSX' is not one of ...: move its images into the class folders"
+    root = make_tree({"train/CNV": ["CNV-1-1.jpeg"], "train/__MACOSX/CNV": ["._CNV-1-1.jpeg"]})
+    caplog.set_level("INFO", logger="retinalnet")
+    assert _names(KermanyOCT(root, "train")) == [("CNV-1-1.jpeg", 0)]
+    assert caplog.messages == [
+        f"left out {str(root / 'train' / '__MACOSX')!r} (macOS's metadata from a zip file): "
+        "its files are not read"
+    ]
+
+
+def _deny(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Make ``os.scandir`` of ``folder`` fail as a folder without read permission does (the
+    tests may run as root, whom permission bits do not stop)."""
+    import errno
+    import os
+
+    real = os.scandir
+
+    def scandir(path: str | os.PathLike[str] = ".") -> object:
+        if Path(path).absolute() == folder:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+@pytest.mark.parametrize("denied", ["train/DME", "train", "train/CNV/visit2"])
+@pytest.mark.parametrize(
+    "door", ["KermanyOCT", "find_images", "patient_split", "count_images", "audit"]
+)
+def test_a_folder_that_cannot_be_read_is_named_at_every_door(make_tree, monkeypatch, door, denied):
+    # was: PermissionError: [Errno 13] Permission denied: '.../train/DME', raw from os.scandir
+    from retinalnet.datasets import audit, count_images, patient_split
+
+    root = make_tree({**_FOUR_CLASSES, "train/CNV/visit2": ["CNV-1-2.jpeg"], "test/CNV": []})
+    folder = root / denied
+    _deny(monkeypatch, folder)
+    doors = {
+        "KermanyOCT": lambda: KermanyOCT(root, "train"),
+        "find_images": lambda: find_images(root / "train"),
+        "patient_split": lambda: patient_split(root),
+        "count_images": lambda: count_images(root),
+        "audit": lambda: audit(root),
+    }
+    message = (
+        rf"^cannot read the folder {_quoted(folder)}: permission denied \[EACCES\]; "
+        r"check its permissions: the user running this must be able to read and enter it$"
+    )
+    with pytest.raises(PermissionError, match=message):
+        doors[door]()
+
+
+def _no_suffix_image(path: Path, kind: str) -> None:
+    image = Image.new("L", (40, 36), 90)
+    image.save(path, format=kind)
+
+
+@pytest.mark.parametrize("kind", ["PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP"])
+def test_an_image_without_a_suffix_is_left_out_with_the_warning_of_files_not_read(make_tree, kind):
+    # was: left out without a word (only DICOM's preamble was looked for)
+    root = make_tree({"train/CNV": ["CNV-1-1.png", "LICENSE"], "train/DME": ["DME-2-1.png"]})
+    _no_suffix_image(root / "train" / "CNV" / "CNV-100-7", kind)
+    (root / "train" / "DME" / "README").write_bytes(b"BM is not a bitmap: " + bytes(40))
+    unread = _quoted(root / "train" / "CNV" / "CNV-100-7")
+    said = rf"^1 file\(s\) under .* may be scans but are not read \(1 no suffix; e.g. {unread}\)"
+    fix = r"give a file without a suffix its format's \(.dcm for DICOM, .png, .jpeg, ...\)"
+    for door in (lambda: KermanyOCT(root, "train"), lambda: find_images(root)):
+        with pytest.warns(UserWarning, match=said) as caught:
+            found = door()
+        assert len(caught) == 1
+        assert re.search(fix, str(caught[0].message))
+        assert len(found) == 2  # still read by suffix only
+
+
+def test_an_appledouble_file_never_looks_like_a_scan(tmp_path):
+    from retinalnet.datasets._files_not_read import looks_like_a_scan
+
+    apple = tmp_path / "._CNV-1-1.jpeg"
+    apple.write_bytes(b"\x00\x05\x16\x07" + bytes(80))  # AppleDouble's magic number
+    assert not looks_like_a_scan(str(apple))
+    assert looks_like_a_scan(str(tmp_path / "CNV-1-1.jfif"))

@@ -505,3 +505,62 @@ def test_a_file_name_that_is_not_utf_8_is_refused_before_a_manifest_is_written(
     with pytest.raises(ValueError, match=r"the file name .*caf\ufffd\.jpeg' is not UTF-8"):
         write_manifest(rows, target)
     assert not target.exists()
+
+
+def test_drop_duplicates_names_a_broken_link_and_the_fix(tree: Path) -> None:
+    # was: FileNotFoundError: [Errno 2] No such file or directory, raw from the digest
+    from retinalnet.datasets import UnreadableImageError
+
+    link = tree / "train" / "CNV" / "CNV-104-1.png"
+    link.symlink_to("/nonexistent/CNV-104-1.png")
+    message = (
+        rf"^cannot read image {re.escape(repr(str(link)))}: a broken symbolic link to "
+        r"'/nonexistent/CNV-104-1.png'; remove it, or restore the file it leads to "
+        r"\(finding duplicates reads every file\)$"
+    )
+    with pytest.raises(UnreadableImageError, match=message):
+        patient_split(tree, drop_duplicates=True)
+
+
+def test_drop_duplicates_names_a_file_that_cannot_be_read(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # was: PermissionError: [Errno 13] Permission denied, raw (the tests may run as root,
+    # whom permission bits do not stop: the digest is made to fail as it would)
+    import errno
+
+    from retinalnet.datasets import UnreadableImageError, _splits
+
+    denied = tree / "train" / "DME" / "DME-41-1.png"
+    real = _splits.file_digest
+
+    def digest(path: str | os.PathLike[str]) -> bytes:
+        if Path(path) == denied:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real(path)
+
+    monkeypatch.setattr(_splits, "file_digest", digest)
+    message = (
+        rf"^cannot read image {re.escape(repr(str(denied)))}: permission denied \[EACCES\]: "
+        r"check its permissions \(finding duplicates reads every file\)$"
+    )
+    with pytest.raises(UnreadableImageError, match=message):
+        patient_split(tree, drop_duplicates=True)
+
+
+def test_a_broken_link_is_kept_in_the_split_as_kermany_oct_keeps_it_with_a_warning(
+    tree: Path,
+) -> None:
+    # was: written into the manifest without a word
+    link = tree / "train" / "CNV" / "CNV-104-1.png"
+    link.symlink_to("/nonexistent/CNV-104-1.png")
+    assert str(link) in [path for path, _ in KermanyOCT(tree, "train").samples]
+    message = (
+        r"^1 image\(s\) under .* are broken symbolic links \('train/CNV/CNV-104-1.png'\): they "
+        r"are kept in the split, as KermanyOCT keeps them, and reading one fails "
+        r"\(on_error='skip' skips it\); remove each, or restore the file it leads to, then "
+        r"split again$"
+    )
+    with pytest.warns(UserWarning, match=message):
+        rows = patient_split(tree, val_fraction=0.2)
+    assert "train/CNV/CNV-104-1.png" in [row.path for row in rows]

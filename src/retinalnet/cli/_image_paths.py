@@ -15,18 +15,43 @@ def image_suffixes() -> str:
     return ", ".join(sorted(IMAGE_EXTENSIONS))
 
 
+_METADATA_FOLDERS = ("@eadir", "__macosx")
+"""System folders that hold no file of the user's (a NAS's thumbnails, a zip's metadata),
+unlike recycle bins and snapshots, whose files a user may name to score."""
+
+
+def _system_folder_of(path: Path) -> str | None:
+    """What ``path`` is when it is a system folder (a shell glob ``scans/*`` picks up a NAS's
+    ``@eaDir``), or a file in a metadata folder (``find`` lists ``@eaDir/x.jpeg/
+    SYNOFILE_THUMB_M.jpg``); ``None`` otherwise. The folders above a file named are not
+    looked at (a scan restored from ``#snapshot/...`` is the user's)."""
+    from retinalnet.datasets._system_folders import system_folder
+
+    if system_folder(path.name) is not None and path.is_dir():
+        return system_folder(path.name)
+    for folder in (path.parent.name, path.parent.parent.name):
+        if folder.lower() in _METADATA_FOLDERS:
+            return system_folder(folder)
+    return None
+
+
 def image_paths(paths: Sequence[Path]) -> list[Path]:
     """Every image the paths name: a file as it is, a folder's image files (recursively).
 
     A file named that is plainly not an image (a ``README.md``, notes, a table or a PDF a
-    shell glob such as ``scans/*`` picked up beside the scans) is left out with one warning
-    naming it; a file that may hold a scan (an image suffix, another raster or OCT format,
-    DICOM without a suffix) is kept, and read or refused by name.
+    shell glob such as ``scans/*`` picked up beside the scans, a macOS ``._`` AppleDouble
+    file that ``find ... | xargs`` picked up) is left out with one warning naming it; a file
+    that may hold a scan (an image suffix, another raster or OCT format, DICOM without a
+    suffix) is kept, and read or refused by name. A system folder named (a NAS's ``@eaDir``
+    thumbnails, ``__MACOSX``, a recycle bin: see
+    :data:`~retinalnet.datasets._system_folders.SYSTEM_FOLDERS`), or a file in a NAS's thumbnail
+    folder or a zip's ``__MACOSX``, is left out with one warning too, as a folder search
+    leaves them out.
 
     Warns
     -----
     UserWarning
-        Naming the files left out.
+        Naming the files (and system folders) left out.
 
     Raises
     ------
@@ -35,12 +60,16 @@ def image_paths(paths: Sequence[Path]) -> list[Path]:
     """
     from retinalnet._core.caller_warnings import warn_caller
     from retinalnet.datasets import find_images, is_image_file
-    from retinalnet.datasets._files import looks_like_a_scan
+    from retinalnet.datasets._files_not_read import looks_like_a_scan
 
     images: list[Path] = []
     not_images: list[Path] = []
+    in_system_folders: list[tuple[Path, str]] = []
     for path in paths:
-        if path.is_dir():
+        system = _system_folder_of(path)
+        if system is not None:
+            in_system_folders.append((path, system))
+        elif path.is_dir():
             images.extend(find_images(path))
         elif path.is_file() and not is_image_file(path.name) and not looks_like_a_scan(str(path)):
             not_images.append(path)
@@ -52,6 +81,14 @@ def image_paths(paths: Sequence[Path]) -> list[Path]:
         warn_caller(
             f"left out {len(not_images)} file(s) that are not images: {named}{more} "
             f"(images: {image_suffixes()})",
+            UserWarning,
+        )
+    if in_system_folders:
+        named = ", ".join(repr(str(path)) for path, _ in in_system_folders[:3])
+        more = f" and {len(in_system_folders) - 3} more" if len(in_system_folders) > 3 else ""
+        warn_caller(
+            f"left out {len(in_system_folders)} path(s) in system folders, which hold no "
+            f"scans: {named}{more} ({in_system_folders[0][1]})",
             UserWarning,
         )
     if not images:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
@@ -37,6 +37,7 @@ from retinalnet.datasets._files import (
     patient_key,
     walk_files,
 )
+from retinalnet.datasets._system_folders import scan_folder, system_folder
 
 __all__ = ["audit"]
 
@@ -71,6 +72,12 @@ def _find_splits(base: Path) -> list[str]:
     return splits
 
 
+def _entries(folder: str | os.PathLike[str]) -> list[os.DirEntry[str]]:
+    """The entries of ``folder`` by name; one that cannot be read is named in one line."""
+    with scan_folder(folder) as entries:
+        return sorted(entries, key=lambda entry: entry.name)
+
+
 class _Layout:
     """The files of a Kermany-layout folder, sorted into what the audit does with them."""
 
@@ -80,32 +87,39 @@ class _Layout:
         self.images: list[str] = []
         self.stray: list[str] = []
         self.loops: list[str] = []
-        for entry in sorted(os.scandir(base), key=lambda e: e.name):
+        self.system: list[str] = []  # system folders (@eaDir, __MACOSX, ...), left out
+        for entry in _entries(base):
             if _is_dir(entry) and entry.name in splits:
                 continue
             if not _is_dir(entry):
                 self.stray.append(entry.path)
+            elif system_folder(entry.name) is not None:
+                self.system.append(entry.path)
             elif split_named(entry.name):
                 report.unknown_split_folders[entry.name] = self._count_images(entry.path)
             elif not entry.name.startswith("."):
-                self.stray.extend(found.path for found in walk_files(entry.path, self.loops))
+                self.stray.extend(found.path for found in self._walk(entry.path))
         for split in splits:
             self._read_split(split)
         report.stray_files = sorted(self.relative(path) for path in self.stray)
         report.symlink_loops = sorted(self.relative(path) for path in self.loops)
+        report.system_folders = sorted(self.relative(path) for path in self.system)
         self.images.sort()
 
     def relative(self, path: str) -> str:
         return Path(os.path.relpath(path, self.base)).as_posix()
 
+    def _walk(self, folder: str) -> Iterator[os.DirEntry[str]]:
+        return walk_files(folder, self.loops, self.system)
+
     def _count_images(self, folder: str) -> int:
-        return sum(is_image_file(entry.name) for entry in walk_files(folder, self.loops))
+        return sum(is_image_file(entry.name) for entry in self._walk(folder))
 
     def _read_split(self, split: str) -> None:
         report = self.report
         report.counts[split] = dict.fromkeys(KERMANY_CLASSES, 0)
         why_empty = dict.fromkeys(KERMANY_CLASSES, "no folder")
-        for entry in sorted(os.scandir(self.base / split), key=lambda e: e.name):
+        for entry in _entries(self.base / split):
             where = f"{split}/{entry.name}"
             if not _is_dir(entry):
                 if is_image_file(entry.name):
@@ -114,7 +128,7 @@ class _Layout:
                     self.stray.append(entry.path)
             elif entry.name in KERMANY_CLASSES:
                 images, stray = len(self.images), len(self.stray)
-                for found in walk_files(entry.path, self.loops):
+                for found in self._walk(entry.path):
                     is_image = is_image_file(found.name)
                     (self.images if is_image else self.stray).append(found.path)
                 if len(self.images) > images:
@@ -123,6 +137,8 @@ class _Layout:
                     why_empty[entry.name] = (
                         "only non-image files" if len(self.stray) > stray else "empty folder"
                     )
+            elif system_folder(entry.name) is not None:
+                self.system.append(entry.path)
             elif not entry.name.startswith("."):
                 report.unknown_class_folders[where] = self._count_images(entry.path)
         for name, why in why_empty.items():

@@ -204,6 +204,12 @@ class AuditReport:
     symlink_loops : list of str
         Symbolic links to a folder that contains them, skipped by the audit and by
         :class:`~retinalnet.datasets.KermanyOCT`.
+    system_folders : list of str
+        Folders that operating systems, NAS boxes and zip tools leave among files
+        (``@eaDir`` thumbnails, ``__MACOSX``, ``#recycle``, ...), left out by the audit and
+        by every data set, not read.
+
+        .. versionadded:: 0.2
     size_bounds : tuple of (int, int, float)
         The ``(min_side, max_side, max_aspect)`` the sizes were checked against.
 
@@ -238,6 +244,7 @@ class AuditReport:
     implausible_bit_depths: dict[str, ProblemFiles] = field(default_factory=dict)
     flat_images: ProblemFiles = field(default_factory=ProblemFiles)
     symlink_loops: list[str] = field(default_factory=list)
+    system_folders: list[str] = field(default_factory=list)
     size_bounds: tuple[int, int, float] = (MIN_SIDE, MAX_SIDE, MAX_ASPECT)
 
     @property
@@ -325,6 +332,7 @@ class AuditReport:
             },
             "flat_images": self.flat_images.to_dict(),
             "symlink_loops": self.symlink_loops,
+            "system_folders": self.system_folders,
             "size_bounds": {"min_side": min_side, "max_side": max_side, "max_aspect": max_aspect},
             "has_leakage": self.has_leakage,
             "problems": self.problems,
@@ -365,6 +373,12 @@ class AuditReport:
                 "(remove the links)"
             )
             lines += _shown(self.symlink_loops)
+        if self.system_folders:
+            lines.append(
+                f"system folders left out, not read: {len(self.system_folders)} (thumbnails, "
+                "metadata, recycle bins or snapshots that other systems leave among files)"
+            )
+            lines += _shown(self.system_folders)
         min_side, max_side, max_aspect = self.size_bounds
         lines += [
             "",

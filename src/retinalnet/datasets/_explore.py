@@ -13,8 +13,15 @@ from retinalnet._core.folders import nonempty_path
 from retinalnet._core.images import image_size
 from retinalnet.datasets._files import LAYOUT_FOLDER
 from retinalnet.datasets._kermany import KermanyOCT
+from retinalnet.datasets._system_folders import system_folders_said_once
 
 __all__ = ["ImageCounts", "SizeStats", "count_images", "image_size_stats"]
+
+
+def _is_data_set(value: object) -> bool:
+    """Whether ``value`` is a data set of files as :class:`KermanyOCT` is (``samples``,
+    ``classes``): a torchvision ``ImageFolder`` is one too."""
+    return hasattr(value, "samples") and hasattr(value, "classes")
 
 
 def _to_dataframe(records: list[dict[str, Any]]) -> Any:
@@ -75,7 +82,8 @@ def count_images(root: str | os.PathLike[str], splits: Sequence[str] | None = No
     root
         Folder holding ``train/``, ``val/``, ``test/``.
     splits
-        Splits to count; by default those of ``train``, ``val``, ``test`` that exist.
+        Splits to count (a single split may be given as a str, ``"train"``); by default those
+        of ``train``, ``val``, ``test`` that exist.
 
     Returns
     -------
@@ -84,6 +92,8 @@ def count_images(root: str | os.PathLike[str], splits: Sequence[str] | None = No
 
     Raises
     ------
+    TypeError
+        If ``root`` is not a str or a path (a data set: pass its ``root``).
     FileNotFoundError
         If ``root`` holds none of the requested splits.
 
@@ -94,7 +104,15 @@ def count_images(root: str | os.PathLike[str], splits: Sequence[str] | None = No
     split      CNV     DME  DRUSEN  NORMAL   total
     train    37205   11348    8616   26315   83484
     """
+    if not isinstance(root, str | os.PathLike):
+        of = "; pass its root: count_images(dataset.root)" if _is_data_set(root) else ""
+        raise TypeError(
+            f"count_images takes the data root (a str or a path, e.g. 'OCT2017'), got "
+            f"{type(root).__name__}{of}"
+        )
     root_path = nonempty_path(root, name="root", what=LAYOUT_FOLDER)
+    if isinstance(splits, str):  # "train", not the splits 't', 'r', 'a', ...
+        splits = [splits]
     wanted = (
         list(splits)
         if splits is not None
@@ -106,12 +124,13 @@ def count_images(root: str | os.PathLike[str], splits: Sequence[str] | None = No
             "ROOT/{train,val,test}/{CNV,DME,DRUSEN,NORMAL}/"
         )
     counts: dict[str, dict[str, int]] = {}
-    for split in wanted:
-        dataset = KermanyOCT(root_path, split)
-        per_class = dict.fromkeys(KERMANY_CLASSES, 0)
-        for target in dataset.targets:
-            per_class[dataset.classes[target]] += 1
-        counts[split] = per_class
+    with system_folders_said_once(root_path):  # one line, not one per class folder
+        for split in wanted:
+            dataset = KermanyOCT(root_path, split)
+            per_class = dict.fromkeys(KERMANY_CLASSES, 0)
+            for target in dataset.targets:
+                per_class[dataset.classes[target]] += 1
+            counts[split] = per_class
     return ImageCounts(counts)
 
 
@@ -153,9 +172,22 @@ def image_size_stats(dataset: KermanyOCT) -> dict[str, SizeStats]:
 
     Raises
     ------
+    TypeError
+        If ``dataset`` is not a data set of files (a folder: pass ``KermanyOCT(root, split)``).
     retinalnet.datasets.UnreadableImageError
         If a header cannot be read.
     """
+    if not _is_data_set(dataset):
+        if isinstance(dataset, str | os.PathLike):
+            fix = (
+                f"pass a split of it: image_size_stats(KermanyOCT({os.fspath(dataset)!r}, 'train'))"
+            )
+        else:
+            fix = "pass e.g. KermanyOCT(root, 'train')"
+        raise TypeError(
+            "image_size_stats takes a data set with samples and classes (a KermanyOCT), got "
+            f"{type(dataset).__name__}; {fix}"
+        )
     sizes: dict[str, list[tuple[int, int]]] = {}
     for path, target in dataset.samples:
         width, height = image_size(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -11,6 +12,8 @@ from pathlib import Path
 from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.classes import IMAGE_EXTENSIONS, KERMANY_CLASSES
 from retinalnet._core.folders import nonempty_path
+from retinalnet.datasets._files_not_read import warn_of_files_not_read
+from retinalnet.datasets._system_folders import said, scan_folder, system_folder
 
 __all__ = [
     "LAYOUT_HINT",
@@ -23,12 +26,12 @@ __all__ = [
     "is_image_file",
     "iter_image_files",
     "list_class_folders",
-    "looks_like_a_scan",
     "patient_id_from_name",
     "patient_key",
     "walk_files",
-    "warn_of_files_not_read",
 ]
+
+logger = logging.getLogger(__name__)
 
 # CLASS, PATIENT and IMAGE NUMBER separated by "-" or "_"; then nothing, or text that does
 # not start with a digit group (" (1)", "-copy", " - Copy"). ASCII digits only: full-width
@@ -170,7 +173,12 @@ def class_folder_hint(name: str) -> str:
     "rename it to 'CNV' (class names are upper case)"
     >>> class_folder_hint("CNVV")
     "rename it to 'CNV' if it holds CNV scans"
+    >>> class_folder_hint("__MACOSX")
+    "it is macOS's metadata from a zip file, not scans: it is left out (delete it if you like)"
     """
+    system = system_folder(name)
+    if system is not None:
+        return f"it is {system}, not scans: it is left out (delete it if you like)"
     if name.upper() in KERMANY_CLASSES:
         return f"rename it to {name.upper()!r} (class names are upper case)"
     close = difflib.get_close_matches(name.upper(), KERMANY_CLASSES, n=1, cutoff=0.6)
@@ -197,24 +205,38 @@ def is_image_file(name: str | os.PathLike[str]) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def walk_files(folder: str, loops: list[str] | None = None) -> Iterator[os.DirEntry[str]]:
-    """Yield the entry of every file under ``folder``, recursively, hidden folders skipped.
+def walk_files(
+    folder: str, loops: list[str] | None = None, skipped: list[str] | None = None
+) -> Iterator[os.DirEntry[str]]:
+    """Yield the entry of every file under ``folder``, recursively, hidden folders and the
+    folders of the system folders (``@eaDir``, ``__MACOSX``, ``#recycle``, ...) skipped.
 
     Symbolic links to folders are followed, except one that leads back to a folder the walk
     is already inside (a loop, which would list the same files again and again): it is
     skipped and its path appended to ``loops`` (or, when ``loops`` is ``None``, named in a
-    ``RuntimeWarning``). Only links cost a system call; plain folders cost none.
+    ``RuntimeWarning``). The system folders skipped are appended to ``skipped`` (or, when it
+    is ``None``, counted in one log line, at INFO level, once the walk ends, or once the
+    ``system_folders_said_once`` it runs in ends). Only links cost
+    a system call; plain folders cost none.
+
+    Raises
+    ------
+    PermissionError
+        If a folder under ``folder`` (or ``folder`` itself) cannot be read, naming it.
 
     .. versionadded:: 0.2
     """
-    yield from _walk(folder, (os.path.realpath(folder),), loops)
+    found: list[str] = [] if skipped is None else skipped
+    yield from _walk(folder, (os.path.realpath(folder),), loops, found)
+    if skipped is None:
+        said(found, folder)
 
 
 def _walk(
-    folder: str, chain: tuple[str, ...], loops: list[str] | None
+    folder: str, chain: tuple[str, ...], loops: list[str] | None, skipped: list[str]
 ) -> Iterator[os.DirEntry[str]]:
     """``chain``: the real paths of ``folder`` and the folders it was reached through."""
-    with os.scandir(folder) as entries:
+    with scan_folder(folder) as entries:
         for entry in entries:
             try:
                 is_dir = entry.is_dir()
@@ -224,6 +246,9 @@ def _walk(
                 yield entry
                 continue
             if entry.name.startswith("."):
+                continue
+            if system_folder(entry.name) is not None:
+                skipped.append(entry.path)
                 continue
             if entry.is_symlink():
                 real = os.path.realpath(entry.path)
@@ -239,77 +264,32 @@ def _walk(
                     continue
             else:
                 real = os.path.join(chain[-1], entry.name)  # noqa: PTH118 - no Path per folder
-            yield from _walk(entry.path, (*chain, real), loops)
+            yield from _walk(entry.path, (*chain, real), loops, skipped)
 
 
 _SYSTEM_FILES = frozenset({"thumbs.db", "desktop.ini", "icon\r"})
 """Files an operating system leaves in folders (Windows' thumbnail cache and folder settings,
 macOS' folder icon), in lower case: never scans."""
 
-_OCT_AND_DICOM_SUFFIXES = frozenset({".dicom", ".ima", ".e2e", ".fds", ".vol", ".oct", ".img"})
-"""Suffixes of DICOM files and of OCT devices' own formats (Heidelberg, Topcon, Bioptigen)."""
 
-
-def iter_image_files(folder: str, others: list[str] | None = None) -> Iterator[str]:
-    """Yield image file paths under ``folder`` (recursively, hidden files and folders
-    skipped; a symlinked folder that loops back is skipped with a warning).
+def iter_image_files(
+    folder: str, others: list[str] | None = None, skipped: list[str] | None = None
+) -> Iterator[str]:
+    """Yield image file paths under ``folder`` (recursively, hidden files and folders and
+    the system folders skipped; a symlinked folder that loops back is skipped with a
+    warning).
 
     ``others``, when given, gets the path of every other file found (not hidden, not an
-    operating system's ``Thumbs.db`` or ``desktop.ini``): files that are left out."""
-    for entry in walk_files(folder):
+    operating system's ``Thumbs.db`` or ``desktop.ini``): files that are left out.
+    ``skipped``, when given, gets the system folders left out; when ``None``, they are
+    counted in a log line (see :func:`walk_files`)."""
+    for entry in walk_files(folder, skipped=skipped):
         if is_image_file(entry.name):
             yield entry.path
         elif others is not None and not (
             entry.name.startswith(".") or entry.name.lower() in _SYSTEM_FILES
         ):
             others.append(entry.path)
-
-
-_NOT_SCANS = frozenset(
-    {".pdf", ".ps", ".eps", ".h5", ".hdf", ".ico", ".icns", ".cur", ".mpeg", ".mpg"}
-    | {".grib", ".bufr", ".fit", ".fits", ".wmf", ".emf"}
-)
-"""Suffixes Pillow registers that are documents, data files, icons or videos, not B-scans
-(a report, a model's weights in HDF5)."""
-
-
-def looks_like_a_scan(path: str) -> bool:
-    """Whether a file that is not read as an image may still hold one: a suffix of another
-    raster format Pillow knows (``.jfif``, ``.jp2``, ``.ppm``, ...), of DICOM or of an OCT
-    device's format (``.ima``, ``.e2e``, ``.vol``, ...), or no suffix and DICOM's ``DICM``
-    preamble (DICOM files often have no suffix). Notes, tables, reports and a ``LICENSE``
-    (``.txt``, ``.csv``, ``.md``, ``.pdf``) do not."""
-    from PIL import Image
-
-    from retinalnet._core.images import is_dicom
-
-    suffix = os.path.splitext(path)[1].lower()
-    if not suffix:
-        return is_dicom(path)
-    if suffix in _OCT_AND_DICOM_SUFFIXES:
-        return True
-    return suffix in Image.registered_extensions() and suffix not in _NOT_SCANS
-
-
-def warn_of_files_not_read(others: list[str], where: str) -> None:
-    """Warn once that the files among ``others`` that may hold scans (see
-    :func:`looks_like_a_scan`), found under ``where``, are not read, counting them by suffix
-    and naming one; nothing when there are none."""
-    scans = sorted(path for path in others if looks_like_a_scan(path))
-    if not scans:
-        return
-    suffixes: dict[str, int] = {}
-    for path in scans:
-        suffix = os.path.splitext(path)[1].lower() or "no suffix"
-        suffixes[suffix] = suffixes.get(suffix, 0) + 1
-    counted = ", ".join(f"{n} {suffix}" for suffix, n in sorted(suffixes.items()))
-    read = ", ".join(sorted(IMAGE_EXTENSIONS))
-    warn_caller(
-        f"{len(scans)} file(s) under {where!r} may be scans but are not read ({counted}; e.g. "
-        f"{scans[0]!r}): the suffixes read are {read}; convert such scans to PNG (a DICOM "
-        "file needs the .dcm suffix), or move the files out of the folder",
-        UserWarning,
-    )
 
 
 def find_images(folder: str | os.PathLike[str]) -> list[Path]:
@@ -354,22 +334,30 @@ def list_class_folders(split_dir: str | os.PathLike[str]) -> dict[str, str]:
     Returns
     -------
     dict of str to str
-        Class name to folder path, for the classes that have a folder.
+        Class name to folder path, for the classes that have a folder. Hidden folders and
+        those of the system folders (``__MACOSX``, ``@eaDir``, ...) are left out, the
+        latter said in a log line.
 
     Raises
     ------
     ValueError
         If a folder is not a known class, if there are no class folders at all, or if images
         lie directly in ``split_dir`` instead of in class folders.
+    PermissionError
+        If ``split_dir`` cannot be read, naming it.
     """
     split_path = Path(split_dir)
     folders: dict[str, str] = {}
     loose_images: list[str] = []
-    with os.scandir(split_path) as entries:
+    skipped: list[str] = []
+    with scan_folder(split_path) as entries:
         for entry in sorted(entries, key=lambda e: e.name):
             if entry.name.startswith("."):
                 continue
             if entry.is_dir():
+                if system_folder(entry.name) is not None:
+                    skipped.append(entry.path)
+                    continue
                 if entry.name not in KERMANY_CLASSES:
                     raise ValueError(
                         f"class folder {entry.name!r} is not one of {', '.join(KERMANY_CLASSES)} "
@@ -384,6 +372,7 @@ def list_class_folders(split_dir: str | os.PathLike[str]) -> dict[str, str]:
             f"(e.g. {loose_images[0]!r}); move each into its class folder "
             f"({', '.join(KERMANY_CLASSES)})"
         )
+    said(skipped, str(split_path))
     if not folders:
         raise ValueError(f"no class folders under {str(split_path)!r}; {LAYOUT_HINT}")
     return folders

@@ -34,8 +34,8 @@ from retinalnet.datasets._files import (
     iter_image_files,
     list_class_folders,
     patient_id_from_name,
-    warn_of_files_not_read,
 )
+from retinalnet.datasets._files_not_read import warn_of_files_not_read
 from retinalnet.datasets._manifest import read_manifest
 
 __all__ = ["KermanyOCT"]

@@ -11,12 +11,18 @@ from pathlib import Path
 
 from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.classes import KERMANY_CLASSES
-from retinalnet._core.files import file_digest
+from retinalnet._core.files import file_digest, os_error_in_words
 from retinalnet._core.folders import nonempty_path
+from retinalnet._core.images import UnreadableImageError
 from retinalnet._core.seeds import check_seed
-from retinalnet.datasets._files import LAYOUT_FOLDER, NAMING_HINT, patient_key
+from retinalnet.datasets._files import (
+    LAYOUT_FOLDER,
+    NAMING_HINT,
+    patient_key,
+)
 from retinalnet.datasets._kermany import KermanyOCT
 from retinalnet.datasets._manifest import ManifestRow
+from retinalnet.datasets._system_folders import system_folders_said_once
 
 __all__ = ["UNPARSED_POLICIES", "patient_split"]
 
@@ -65,6 +71,54 @@ def _check_unparsed(rows: list[ManifestRow], unparsed: str, root: Path) -> None:
     )
 
 
+_BROKEN_LINK_FIX = "remove it, or restore the file it leads to"
+
+
+def _broken_link(path: Path) -> str | None:
+    """Where ``path`` leads when it is a symbolic link to nothing, else ``None``."""
+    if os.path.exists(path) or not os.path.islink(path):  # noqa: PTH110, PTH114 - never raise
+        return None
+    try:
+        return str(path.readlink())
+    except OSError:  # removed since
+        return None
+
+
+def _digest(path: Path) -> bytes:
+    """:func:`file_digest` of an image, or an :class:`UnreadableImageError` naming it and
+    the fix."""
+    try:
+        return file_digest(path)
+    except OSError as error:
+        target = _broken_link(path)
+        if target is not None:
+            reason = f"a broken symbolic link to {target!r}; {_BROKEN_LINK_FIX}"
+        elif isinstance(error, PermissionError):
+            reason = f"{os_error_in_words(error)}: check its permissions"
+        else:
+            reason = f"cannot be read ({os_error_in_words(error)})"
+        raise UnreadableImageError(
+            path, f"{reason} (finding duplicates reads every file)"
+        ) from None
+
+
+def _warn_of_broken_links(rows: list[ManifestRow], root: Path) -> None:
+    """Warn once of the rows whose file is a symbolic link to nothing: they are kept, as
+    :class:`KermanyOCT` keeps them, and fail (or are skipped) when read."""
+    broken = [row.path for row in rows if _broken_link(root / row.path) is not None]
+    if not broken:
+        return
+    examples = ", ".join(repr(path) for path in broken[:_EXAMPLES])
+    more = f" and {len(broken) - _EXAMPLES} more" if len(broken) > _EXAMPLES else ""
+    warn_caller(
+        f"{len(broken)} image(s) under {str(root)!r} are broken symbolic links ({examples}"
+        f"{more}): they are kept in the split, as KermanyOCT keeps them, and reading one "
+        f"fails (on_error='skip' skips it); {_BROKEN_LINK_FIX.replace('it', 'each', 1)}, "
+        "then split again",
+        UserWarning,
+    )
+
+
 def _drop_duplicates(rows: list[ManifestRow], root: Path) -> list[ManifestRow]:
     """Keep the first copy of each file content, preferring test, then val, then train."""
     priority = {"test": 0, "val": 1, "train": 2}
@@ -72,7 +126,7 @@ def _drop_duplicates(rows: list[ManifestRow], root: Path) -> list[ManifestRow]:
     seen: set[bytes] = set()
     keep: set[int] = set()
     for i in order:
-        digest = file_digest(root / rows[i].path)
+        digest = _digest(root / rows[i].path)
         if digest not in seen:
             seen.add(digest)
             keep.add(i)
@@ -203,13 +257,20 @@ def patient_split(
         a file name carries no patient id, or ``val_fraction`` gives no patient to the
         validation split (``round(val_fraction * patients)`` is 0 in every class) or none to
         the training split; the message gives the smallest (largest) fraction that does.
+    retinalnet.datasets.UnreadableImageError
+        With ``drop_duplicates``, if a file cannot be read (a broken symbolic link, no
+        permission), naming it and the fix.
+    PermissionError
+        If a folder under ``root`` cannot be read, naming it.
 
     Warns
     -----
     UserWarning
-        With ``unparsed="own-group"``, when some file names carry no patient id; and when
+        With ``unparsed="own-group"``, when some file names carry no patient id; when
         ``val_fraction`` leaves a class without a validation patient (or without a training
-        patient) while the other classes have some.
+        patient) while the other classes have some; and (without ``drop_duplicates``) when
+        some images are broken symbolic links, which are kept, as :class:`KermanyOCT` keeps
+        them.
 
     Examples
     --------
@@ -229,10 +290,11 @@ def patient_split(
             f"unparsed must be one of {', '.join(map(repr, UNPARSED_POLICIES))}, got {unparsed!r}"
         )
     base = nonempty_path(root, name="root", what=LAYOUT_FOLDER).expanduser()
-    pool = _rows(KermanyOCT(base, "train"), "train")
-    if (base / "val").is_dir():
-        pool += _rows(KermanyOCT(base, "val"), "train")
-    test = _rows(KermanyOCT(base, "test"), "test") if (base / "test").is_dir() else []
+    with system_folders_said_once(base):  # one line, not one per class folder
+        pool = _rows(KermanyOCT(base, "train"), "train")
+        if (base / "val").is_dir():
+            pool += _rows(KermanyOCT(base, "val"), "train")
+        test = _rows(KermanyOCT(base, "test"), "test") if (base / "test").is_dir() else []
     _check_unparsed(pool + test if drop_test_patients else pool, unparsed, base)
     if drop_test_patients:
         test_patients = {_patient_key(row) for row in test}
@@ -240,6 +302,8 @@ def patient_split(
     if drop_duplicates:
         kept = _drop_duplicates(pool + test, base)
         pool = [row for row in kept if row.split != "test"]
+    else:
+        _warn_of_broken_links(pool + test, base)
     by_patient: dict[str, Counter[str]] = defaultdict(Counter)
     for row in pool:
         by_patient[_patient_key(row)][row.label] += 1
