@@ -444,6 +444,18 @@ def build_feature_cache(
         ``"auto"`` (bf16 autocast on GPUs and on CPUs with native bf16, where it is several
         times faster; fp32 elsewhere), ``"fp32"``, ``"bf16"`` or ``"fp16"`` (GPU). The
         features are stored as fp32 either way. Part of the fingerprint.
+    decode
+        How image files are decoded and prepared: ``"pil"`` (the model's preprocessing,
+        image by image), ``"tensor"`` (batches decoded and prepared as tensors on the device,
+        within :data:`~retinalnet.tensor_preprocessing.TOLERANCE` of PIL; for data sets of
+        files, such as :class:`~retinalnet.datasets.KermanyOCT`), or ``"auto"``: the tensor
+        path on a CUDA device, PIL elsewhere (docs page "Performance"). Part of the
+        fingerprint.
+    shard
+        In a process group already started (``torchrun``), each process computes its share
+        of the images and the rows are gathered, so every process gets the whole cache;
+        ``False`` (the default): each process computes every row itself. A DataLoader, or
+        fewer images than processes, is never shared out.
 
     Returns
     -------
