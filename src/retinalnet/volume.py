@@ -376,9 +376,10 @@ def predict_volume(
     predictor
         Gives each B-scan's probabilities (its model, preprocessing, device, TTA).
     volume
-        A volume file (a multi-frame DICOM or TIFF file; see :func:`read_volume`), or the B-scans
-        in order (paths, PIL images or image tensors, as :class:`~retinalnet.predictor.Predictor`
-        takes them; ``list(tensor)`` for a ``(N, H, W)`` tensor).
+        A volume file (a multi-frame DICOM file, a multi-page TIFF, an animated PNG; see
+        :func:`read_volume`), or the B-scans in order (paths, PIL images or image tensors,
+        as :class:`~retinalnet.predictor.Predictor` takes them; ``list(tensor)`` for a
+        ``(N, H, W)`` tensor).
     threshold, order, min_scans
         The rule's settings (see :func:`summarise_volume`); checked before any B-scan is
         predicted, and so is that the volume holds at least ``min_scans`` B-scans.

@@ -49,8 +49,8 @@ _MIN_SCANS = 1  # --min-scans when not given
 
 
 def split_volumes(paths: Sequence[Path], args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
-    """The image files and the volumes (multi-frame DICOM or TIFF files, animated PNGs) among
-    ``paths``.
+    """The image files and the volumes (multi-frame DICOM, multi-page TIFF, animated PNG,
+    GIF or WebP files) among ``paths``.
 
     Only the headers of files that can hold several frames are read (not JPEG or BMP). A file whose
     header cannot be read stays with the images, where the Predictor reports it (or skips it with
@@ -130,8 +130,9 @@ def warn_of_unused_rule_flags(args: argparse.Namespace) -> None:
     if given:
         verb = "sets" if len(given) == 1 else "set"
         warnings.warn(
-            f"{', '.join(given)} {verb} the referral rule of volumes (multi-frame DICOM or TIFF "
-            "files), and no volume was given: they change nothing for single images, which "
+            f"{', '.join(given)} {verb} the referral rule of volumes (multi-frame DICOM, "
+            "multi-page TIFF, animated PNG, GIF or WebP files), and no volume was given: they "
+            "change nothing for single images, which "
             "are reported whatever their probabilities",
             UserWarning,
             stacklevel=1,
@@ -328,8 +329,11 @@ _probability.__name__ = "probability"  # how argparse names the type in its mess
 
 
 def add_volume_flags(predict: argparse.ArgumentParser) -> None:
-    """The flags of ``predict`` for OCT volumes (multi-frame DICOM or TIFF files)."""
-    volume = predict.add_argument_group("OCT volumes (multi-frame DICOM or TIFF files)")
+    """The flags of ``predict`` for OCT volumes (multi-frame DICOM, multi-page TIFF,
+    animated PNG, GIF or WebP files)."""
+    volume = predict.add_argument_group(
+        "OCT volumes (multi-frame DICOM, multi-page TIFF, animated PNG, GIF or WebP files)"
+    )
     volume.add_argument(
         "--threshold",
         type=_probability,
