@@ -336,3 +336,127 @@ def test_a_model_made_under_inference_mode_is_refused_by_gradcam_in_one_line() -
         predictor.gradcam(scan)
     with pytest.raises(ValueError, match=message):
         grad_cam(model, torch.rand(1, 3, 32, 32))
+
+
+# ---------------------------------------------------------------------------------------------
+# A layer that maps the input to 1 x 1: one value spread over the image, refused at every door
+
+
+def _resnet18_at(size: int) -> Classifier:
+    torch.manual_seed(0)
+    return create_model("resnet18", weights=None, preprocessing=Preprocessing(size=size))
+
+
+def _door_grad_cam(model: Classifier, image: str, tmp_path: object) -> object:
+    return grad_cam(model, model.preprocessing.prepare(image))
+
+
+def _door_grad_cam_image(model: Classifier, image: str, tmp_path: object) -> object:
+    return grad_cam_image(model, image)
+
+
+def _door_predictor(model: Classifier, image: str, tmp_path: object) -> object:
+    from retinalnet import Predictor
+
+    return Predictor(model).gradcam(image)
+
+
+def _door_cli_predict_cam(model: Classifier, image: str, tmp_path: object) -> object:
+    pytest.importorskip("matplotlib")
+    import contextlib
+    import io
+    from pathlib import Path
+
+    from retinalnet.checkpoint import save_checkpoint
+    from retinalnet.cli import main
+
+    folder = Path(str(tmp_path))
+    save_checkpoint(folder / "m.pt", model)
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        code = main(["predict", image, "--checkpoint", str(folder / "m.pt"), "-q",
+                     "--cam", str(folder / "cams")])  # fmt: skip
+    assert code != 0
+    assert not list((folder / "cams").glob("*.png"))
+    raise ValueError(stderr.getvalue())  # the message the command line printed
+
+
+@pytest.mark.parametrize(
+    "door",
+    [_door_grad_cam, _door_grad_cam_image, _door_predictor, _door_cli_predict_cam],
+    ids=["grad_cam", "grad_cam_image", "Predictor.gradcam", "predict --cam"],
+)
+def test_a_one_by_one_map_is_refused_with_the_smallest_size_that_works(
+    door: object, tmp_path: object
+) -> None:
+    # resnet18's layer4 is 1 x 1 on 32 px inputs: the heatmap was silently all ones
+    from pathlib import Path
+
+    image = Path(str(tmp_path)) / "scan.png"
+    SyntheticOCT(1, shape=(64, 64), seed=0).image(0).save(image)
+    model = _resnet18_at(32)
+    expected = r"resnet18 .*'network\.layer4' gives a 1 x 1 map.*constant.*from 33 x 33 inputs"
+    with pytest.raises(ValueError, match=expected):
+        door(model, str(image), tmp_path)  # type: ignore[operator]
+
+
+def test_the_smallest_size_named_gives_a_heatmap_that_varies() -> None:
+    image = SyntheticOCT(1, shape=(64, 64), seed=0).image(0)
+    cam = grad_cam_image(_resnet18_at(33), image)  # layer4: 2 x 2
+    assert len(np.unique(cam.round(4))) > 10
+
+
+def test_the_gradcam_images_of_a_fit_are_skipped_with_the_reason_not_the_fit(
+    tmp_path: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    # TensorBoard's Grad-CAM images during training: one log line, and the fit goes on
+    pytest.importorskip("tensorboard")
+    import logging
+    from pathlib import Path
+
+    from _training_helpers import one_thread, quiet_trainer
+    from retinalnet.datasets import KermanyOCT, make_synthetic_kermany
+    from retinalnet.training import TensorBoardLogger
+
+    root = make_synthetic_kermany(
+        Path(str(tmp_path)) / "data", train=1, val=1, test=0, shape=(40, 40), seed=3
+    )
+    with one_thread(), caplog.at_level(logging.WARNING, logger="retinalnet"):
+        trainer = quiet_trainer(
+            _resnet18_at(32),
+            callbacks=[TensorBoardLogger(Path(str(tmp_path)) / "tb", images=1)],
+            max_epochs=2,
+            batch_size=4,
+        )
+        history = trainer.fit(KermanyOCT(root, "train"), KermanyOCT(root, "val"))
+    assert len(history) == 2
+    skipped = [r.getMessage() for r in caplog.records if "no Grad-CAM images" in r.getMessage()]
+    assert len(skipped) == 1
+    assert "1 x 1 map" in skipped[0]
+    assert "from 33 x 33 inputs" in skipped[0]
+
+
+class _PooledNet(nn.Module):
+    """conv then global pooling: the pooled map is 1 x 1 at any input size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.linear = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.pool(self.conv(x)).flatten(1))
+
+
+def test_a_layer_that_stays_one_by_one_is_refused_as_pooled() -> None:
+    net = _PooledNet()
+    with pytest.raises(ValueError, match=r"'pool' gives a 1 x 1 map.*stays smaller than 2 x 2"):
+        grad_cam(net, torch.randn(1, 3, 8, 8), layer=net.pool)
+    assert grad_cam(net, torch.randn(1, 3, 8, 8), layer=net.conv).shape == (1, 8, 8)
+
+
+def test_a_map_one_pixel_high_is_refused_too() -> None:
+    # 32 x 96 inputs: layer4 is 1 x 3, a heatmap that says nothing from top to bottom
+    with pytest.raises(ValueError, match=r"1 x 3 map.*constant along one side.*from 33 x 33"):
+        grad_cam(_resnet18_at(32), torch.randn(1, 3, 32, 96))

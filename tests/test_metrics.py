@@ -96,6 +96,59 @@ def test_roc_auc_is_nan_without_both_kinds() -> None:
     assert math.isnan(roc_auc([0.1, 0.2], [0, 0]))
 
 
+def _roc_auc_by_searchsorted(scores: np.ndarray, positive: np.ndarray) -> float:
+    """The 0.2 formula: each score's mean rank from two binary searches of the sorted scores."""
+    ordered = np.sort(scores)
+    ranks = (
+        np.searchsorted(ordered, scores, "left") + np.searchsorted(ordered, scores, "right") + 1
+    ) / 2
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    return (float(ranks[positive].sum()) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+@pytest.mark.parametrize(
+    ("scores", "positive"),
+    [
+        ([0.3, 0.3, 0.3, 0.1, 0.9, 0.9], [1, 0, 1, 0, 0, 1]),  # runs of ties at both ends
+        ([-0.0, 0.0, 0.0, 1.0], [1, 0, 0, 1]),  # -0.0 and 0.0 are one tie
+        ([2.0, 1.0], [1, 0]),  # two images
+        ([0.7] * 5 + [0.2], [0, 0, 0, 0, 1, 0]),
+    ],
+)
+def test_roc_auc_with_ties_equals_the_mean_rank_formula(
+    scores: list[float], positive: list[int]
+) -> None:
+    values, labels = np.asarray(scores), np.asarray(positive, dtype=bool)
+    assert roc_auc(values, labels) == _roc_auc_by_searchsorted(values, labels)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_roc_auc_of_many_tied_scores_equals_the_mean_rank_formula(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    scores = np.round(rng.random(5000), 2)  # about 50 images per tied score
+    positive = rng.random(5000) < 0.3
+    assert roc_auc(scores, positive) == pytest.approx(
+        _roc_auc_by_searchsorted(scores, positive), rel=1e-12, abs=0
+    )
+
+
+def test_roc_auc_sorts_once_and_never_searches(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the bootstrap calls roc_auc five times per resample: binary searches of every score
+    # (the 0.2 formula) took three quarters of an 80,000-image resample
+    calls: list[str] = []
+    for name in ("sort", "argsort", "searchsorted"):
+        original = getattr(np, name)
+
+        def counted(*args: Any, _name: str = name, _original: Any = original, **kw: Any) -> Any:
+            calls.append(_name)
+            return _original(*args, **kw)
+
+        monkeypatch.setattr(np, name, counted)
+    assert roc_auc([0.2, 0.5, 0.5, 0.9], [0, 0, 1, 1]) == 0.875
+    assert calls == ["argsort"]
+
+
 def test_topk_table_by_hand() -> None:
     table = topk_accuracy(TARGETS, PROBABILITIES, ks=[1, 2, 4])
 

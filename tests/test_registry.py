@@ -181,6 +181,11 @@ def test_forward_and_grad_cam_at_the_smallest_size(name, request):
     assert activation.dim() == 4
     assert activation.shape[0] == 2
 
+    if min(activation.shape[-2:]) < 2:  # stride 32 at 32 px: a constant heatmap, refused
+        with pytest.raises(ValueError, match=r"1 x 1 map.*the layer gives 2 x 2 from"):
+            grad_cam(model, images[:1])
+        size = 64  # 2 x 2 or more at every registered layer (ConvNeXt's smallest)
+        images = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
     cam = grad_cam(model, images[:1])
     assert cam.shape == (1, size, size)
     assert torch.isfinite(cam).all()

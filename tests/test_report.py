@@ -11,6 +11,7 @@ import base64
 import hashlib
 import io
 import json
+import logging
 import sys
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -25,8 +26,10 @@ from retinalnet import metrics, plots
 from retinalnet.checkpoint import load_checkpoint
 from retinalnet.cli import main
 from retinalnet.datasets import KermanyOCT, make_synthetic_kermany
+from retinalnet.models import create_model
 from retinalnet.report import render_html_report, write_html_report
 from retinalnet.training import EvaluationResult
+from retinalnet.transforms import Preprocessing
 
 pytest.importorskip("matplotlib")
 
@@ -424,3 +427,23 @@ def test_report_without_matplotlib_stops_before_any_work(
         "pip install matplotlib (or leave --report out)\n"
     )
     assert not page.exists()
+
+
+def test_a_model_without_a_usable_grad_cam_gets_its_mistakes_shown_without_heatmaps(
+    odd_names: KermanyOCT, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Grad-CAM refuses a 1 x 1 map (resnet18 at 32 px): the report stopped at its very end
+    model = create_model("resnet18", weights=None, preprocessing=Preprocessing(size=32))
+    result = _result(
+        [0, 1, 2, 3],
+        [[0.7, 0.1, 0.1, 0.1], [0.9, 0.05, 0.03, 0.02], [0.1, 0.1, 0.2, 0.6], [0.1, 0.7, 0.1, 0.1]],
+    )
+    with caplog.at_level(logging.WARNING, logger="retinalnet"):
+        written = write_html_report(
+            tmp_path / "r.html", result, data=odd_names, mistakes=2, model=model
+        )
+    text = written.read_text(encoding="utf-8")
+    assert "No Grad-CAM heatmaps: Grad-CAM of resnet18 on 32 x 32 inputs" in text
+    assert "the mistakes are shown without Grad-CAM" in caplog.text
+    scans = [image["alt"] for image in Page(text).images if image["alt"].startswith("scan ")]
+    assert len(scans) == 2

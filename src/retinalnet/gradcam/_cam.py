@@ -24,6 +24,7 @@ from retinalnet.gradcam._checks import (
     check_heatmap,
     check_image_size,
     check_inputs,
+    check_map_size,
     forward_scores,
 )
 from retinalnet.models import Classifier, GradCamTarget
@@ -115,7 +116,9 @@ def grad_cam(
     ValueError
         If ``inputs`` is not an image batch (or is smaller than the architecture's smallest
         input, or holds NaN or infinite values), a class index is out of range, or the
-        layer is not part of the forward pass or not spatial.
+        layer is not part of the forward pass or not spatial, or its map has a side of 1
+        (a stride-32 backbone on inputs under 33 pixels: the heatmap would be constant;
+        the message gives the smallest input size that the layer maps to 2 x 2).
 
     Examples
     --------
@@ -171,6 +174,7 @@ def grad_cam(
                         f"the Grad-CAM layer gives shape {tuple(spatial.shape)}; it needs a "
                         "spatial (N, C, H, W) activation: pass layer= a convolutional module"
                     )
+                check_map_size(model, batch, spatial, target, at_input=at_input, reshape=reshape)
                 classes = _class_indices(class_index, scores)
                 selected = scores.gather(1, classes[:, None]).sum()
                 (gradient,) = torch.autograd.grad(selected, activation)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -10,7 +11,16 @@ from torch import nn
 
 from retinalnet.models import Classifier
 
-__all__ = ["check_heatmap", "check_image_size", "check_inputs", "forward_scores"]
+__all__ = [
+    "check_heatmap",
+    "check_image_size",
+    "check_inputs",
+    "check_map_size",
+    "forward_scores",
+]
+
+_LARGEST_PROBE = 512
+"""The largest input side tried when looking for one that gives a 2 x 2 map."""
 
 
 def check_inputs(model: nn.Module, inputs: object) -> tuple[torch.Tensor, bool]:
@@ -75,6 +85,129 @@ def forward_scores(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
             "size"
         ) from None
     return scores
+
+
+def check_map_size(
+    model: nn.Module,
+    batch: torch.Tensor,
+    spatial: torch.Tensor,
+    layer: nn.Module,
+    *,
+    at_input: bool,
+    reshape: Callable[[torch.Tensor], torch.Tensor] | None,
+) -> None:
+    """Refuse an activation map with a side of 1: its heatmap is one value spread over the
+    image (or along one side), whatever the image shows.
+
+    The message names the layer, its map and the smallest square input that gives the layer
+    a 2 x 2 map (found by forward passes of zeros up to the layer, only when refusing).
+    """
+    map_height, map_width = spatial.shape[-2:]
+    if min(map_height, map_width) >= 2:
+        return
+    height, width = batch.shape[-2:]
+    spec = model.spec if isinstance(model, Classifier) else None
+    name = "the model" if spec is None else spec.name
+    where = f"{'the input of ' if at_input else ''}its layer {_layer_name(model, layer)!r}"
+    problem = (
+        f"Grad-CAM of {name} on {height} x {width} inputs: {where} gives a {map_height} x "
+        f"{map_width} map, so the heatmap would be constant"
+        f"{'' if map_height == map_width == 1 else ' along one side'}, whatever the image shows"
+    )
+    fixed = None if spec is None else spec.fixed_size
+    if fixed is not None:
+        raise ValueError(
+            f"{problem}; {name} takes {fixed} x {fixed} inputs only: in Python, pass layer= "
+            "an earlier layer"
+        )
+    device = next((parameter.device for parameter in model.parameters()), batch.device)
+
+    def gives_2x2(side: int) -> bool:
+        shape = _map_shape(model, layer, at_input, reshape, side, batch.shape[1], device)
+        return shape is not None and min(shape) >= 2
+
+    smallest = _smallest_side(min(height, width), gives_2x2)
+    if smallest is None:
+        raise ValueError(
+            f"{problem}; the map stays smaller than 2 x 2 up to {_LARGEST_PROBE} x "
+            f"{_LARGEST_PROBE} inputs (a pooled layer?): pass layer= a convolutional layer "
+            "before the pooling"
+        )
+    raise ValueError(
+        f"{problem}; the layer gives 2 x 2 from {smallest} x {smallest} inputs: use a model "
+        f"trained on inputs of at least {smallest} pixels (its Preprocessing size), or in "
+        "Python pass layer= an earlier layer"
+    )
+
+
+def _layer_name(model: nn.Module, layer: nn.Module) -> str:
+    """The layer's path in the model (``network.layer4``), else its class name."""
+    return next(
+        (name for name, module in model.named_modules() if module is layer and name),
+        type(layer).__name__,
+    )
+
+
+def _smallest_side(start: int, gives_2x2: Callable[[int], bool]) -> int | None:
+    """The smallest side above ``start`` for which ``gives_2x2`` holds (the map only grows
+    with the input), or None up to :data:`_LARGEST_PROBE`: doubling, then bisection."""
+    low = max(start, 1)  # known not to give 2 x 2
+    high = None
+    while high is None and low < _LARGEST_PROBE:
+        side = min(2 * low, _LARGEST_PROBE)
+        if gives_2x2(side):
+            high = side
+        else:
+            low = side
+    if high is None:
+        return None
+    while high - low > 1:
+        middle = (low + high) // 2
+        if gives_2x2(middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+class _LayerReachedError(Exception):
+    """Ends a probing forward pass at the explained layer, carrying its map's size."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+def _map_shape(
+    model: nn.Module,
+    layer: nn.Module,
+    at_input: bool,
+    reshape: Callable[[torch.Tensor], torch.Tensor] | None,
+    side: int,
+    channels: int,
+    device: torch.device,
+) -> tuple[int, int] | None:
+    """The layer's map size for a ``side`` x ``side`` input, or None if the model refuses it."""
+
+    def reached(activation: torch.Tensor) -> None:
+        spatial = activation if reshape is None else reshape(activation)
+        raise _LayerReachedError((int(spatial.shape[-2]), int(spatial.shape[-1])))
+
+    handle = (
+        layer.register_forward_pre_hook(lambda module, args: reached(args[0]))
+        if at_input
+        else layer.register_forward_hook(lambda module, args, output: reached(output))
+    )
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, channels, side, side, device=device))
+    except _LayerReachedError as stop:
+        return stop.size
+    except (RuntimeError, ValueError):  # a size the model cannot take
+        return None
+    finally:
+        handle.remove()
+    return None
 
 
 def check_image_size(image_size: object) -> tuple[int, int]:

@@ -47,10 +47,13 @@ def roc_auc(scores: npt.ArrayLike, positive: npt.ArrayLike) -> float:
     n_neg = labels.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return math.nan
-    ordered = np.sort(values)
-    # average 1-based rank of each score, ties sharing the mean of their ranks
-    ranks = (
-        np.searchsorted(ordered, values, "left") + np.searchsorted(ordered, values, "right") + 1
-    ) / 2
-    u = float(ranks[labels].sum()) - n_pos * (n_pos + 1) / 2
+    # one sort; the 1-based ranks of a run of tied scores average to (first + last + 2) / 2
+    order = np.argsort(values)
+    ordered = values[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    ends = np.append(starts[1:], ordered.size)
+    mean_ranks = (starts + ends + 1) / 2
+    # positives in each run of ties: the rank sum of the positives, without undoing the sort
+    positives_per_run = np.add.reduceat(labels[order].astype(np.int64), starts)
+    u = float(mean_ranks @ positives_per_run) - n_pos * (n_pos + 1) / 2
     return u / (n_pos * n_neg)

@@ -102,13 +102,21 @@ def mistakes_section(
         return Section("mistakes", "Most confident mistakes", body)
     if model is not None:
         logger.info("Grad-CAM of the %d most confident mistakes", len(mistakes))
+    no_cam = ""
+    try:
+        pictures = [_picture(mistake, model) for mistake in mistakes]
+    except ValueError as error:  # a Grad-CAM the model cannot give (a 1 x 1 map at its size)
+        logger.warning("report: the mistakes are shown without Grad-CAM: %s", error)
+        no_cam = f" No Grad-CAM heatmaps: {error}"
+        model = None
+        pictures = [_picture(mistake, None) for mistake in mistakes]
     cards = []
-    for rank, mistake in enumerate(mistakes, start=1):
+    for rank, (mistake, picture) in enumerate(zip(mistakes, pictures, strict=True), start=1):
         name = Path(mistake.source).name
         true, predicted = classes[mistake.true], classes[mistake.predicted]
         cards.append(
             '<div class="card">'
-            + img(_picture(mistake, model), f"scan {name}")
+            + img(picture, f"scan {name}")
             + f'<div class="file mono">{rank}. {esc(name)}</div>'
             f"<div>true <b>{esc(true)}</b>, predicted "
             f'<span class="bad">{esc(predicted)} {esc(pct(mistake.confidence))}</span>'
@@ -120,7 +128,7 @@ def mistakes_section(
         " Left: the scan; right: its Grad-CAM heatmap for the predicted class, where the "
         "model found evidence for it (red: most, blue: none)."
         if model is not None
-        else ""
+        else esc(no_cam)
     )
     body = (
         f"<p>The {len(mistakes)} of the {wrong} wrongly classified scans with the highest "

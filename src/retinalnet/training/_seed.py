@@ -61,11 +61,12 @@ def seed_everything(seed: int) -> int:
 
     With the same seed and the same ``num_workers``, two fits on the same CPU give the same
     weights and history, bit for bit (but for each epoch's wall time). Another number of
-    DataLoader workers draws other augmentations, and another CPU can give another run: other vector instructions round differently
+    DataLoader workers draws other augmentations, and another CPU can give another run:
+    other vector instructions round differently
     (``torch.backends.cpu.get_cpu_capability()``), and on a CPU with native bf16 the default
-    ``precision="auto"`` runs the fit's validation and feature cache in bf16. Over a fine-tune
-    both show (see "Reproducibility" in the docs). On a GPU,
-    some operations are not deterministic (see PyTorch's notes on reproducibility).
+    ``precision="auto"`` runs the fit's validation and feature cache in bf16. Over a
+    fine-tune both show (see "Reproducibility" in the docs). On a GPU, some operations are
+    not deterministic (see PyTorch's notes on reproducibility).
 
     .. versionadded:: 0.2
     """
