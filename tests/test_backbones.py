@@ -30,6 +30,12 @@ def _size(name: str) -> int:
     return spec.fixed_size or max(spec.min_size, 32)
 
 
+_GRADCAM_AT_32 = {"small_cnn", "vgg16_transfer", "vit_b_16"}
+"""The architectures whose Grad-CAM map is 2 x 2 or more at their smallest size here; the
+others' last stage (stride 32) is 1 x 1 at 32 px, refused (test_registry explains them all at
+64 px)."""
+
+
 def _chain(model: Classifier, tmp_path: Path, *, rebuild: nn.Module | None = None) -> None:
     side = model.preprocessing.size
     train = SyntheticOCT(1, shape=(side + 8, side + 12), seed=1)  # one scan per class
@@ -53,11 +59,15 @@ def _chain(model: Classifier, tmp_path: Path, *, rebuild: nn.Module | None = Non
     mirrored = Predictor(model, device="cpu", precision="fp32", tta=True).predict_proba(images)
     assert mirrored.shape == (4, 4)
 
-    heatmap = predictor.gradcam(images[0])
-    assert heatmap.shape == (images[0].height, images[0].width)
-    assert np.isfinite(heatmap).all()
-    assert heatmap.min() >= 0
-    assert heatmap.max() <= 1
+    if model.arch is not None and model.arch not in _GRADCAM_AT_32:
+        with pytest.raises(ValueError, match=r"gives a 1 x 1 map"):  # a flat heatmap
+            predictor.gradcam(images[0])
+    else:
+        heatmap = predictor.gradcam(images[0])
+        assert heatmap.shape == (images[0].height, images[0].width)
+        assert np.isfinite(heatmap).all()
+        assert heatmap.min() >= 0
+        assert heatmap.max() <= 1
 
     result = evaluate(model, val, device="cpu", precision="fp32", feature_cache=True)
     assert result.num_samples == 4

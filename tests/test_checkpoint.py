@@ -1075,3 +1075,346 @@ def test_the_safe_load_refusal_never_suggests_loading_unsafely(
     assert "weights_only" not in message
     assert "safe_globals" not in message
     assert "\n" not in message
+
+
+# ---------------------------------------------------------------------------------------------
+# A hand-built model's declared parts (head, feature blocks, Grad-CAM layer) travel with it
+
+
+class _TwoBlocks(nn.Module):
+    """A network built by hand, whose parts no structure guess finds as declared."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.block1 = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
+        self.block2 = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU())
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(self.fc(self.pool(self.block2(self.block1(x)))), dim=1)
+
+
+def _declared(**declarations: Any) -> Classifier:
+    return Classifier(
+        _TwoBlocks(), classes=CLASSES, preprocessing=Preprocessing(size=32), **declarations
+    )
+
+
+_DECLARATIONS = {"head": "fc", "feature_blocks": ["block1", "block2"], "gradcam_layer": "block1"}
+
+
+def _parts(model: Classifier) -> tuple[str, list[str], str]:
+    names = {id(module): name for name, module in model.network.named_modules()}
+    blocks = [names[id(block)] for block in model.feature_block_modules()]
+    return model.head_module()[0], blocks, names[id(model.gradcam_target().module)]
+
+
+@pytest.mark.parametrize(
+    "door",
+    [
+        pytest.param(
+            lambda path: load_checkpoint(path).build_model(_TwoBlocks()), id="build_model"
+        ),
+        pytest.param(
+            lambda path: Predictor.from_checkpoint(path, model=_TwoBlocks(), device="cpu").model,
+            id="Predictor.from_checkpoint",
+        ),
+        pytest.param(
+            lambda path: load_checkpoint(path).build_model(
+                Classifier(_TwoBlocks(), classes=CLASSES, preprocessing=Preprocessing(size=32))
+            ),
+            id="undeclared-Classifier",
+        ),
+    ],
+)
+def test_a_hand_built_models_declarations_survive_every_reload(
+    tmp_path: Path, door: Callable[[Path], Classifier]
+) -> None:
+    """The auditor's case: Grad-CAM moved from the declared layer to a guess, silently."""
+    path = save_checkpoint(tmp_path / "ck.pt", _declared(**_DECLARATIONS))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to warn about: every declaration is stored
+        loaded = door(path)
+
+    assert _parts(loaded) == ("fc", ["block1", "block2"], "block1")
+    assert load_checkpoint(path).declarations == _DECLARATIONS
+
+
+def test_a_registered_models_own_declarations_survive_the_rebuild(tmp_path: Path) -> None:
+    built = small_cnn(width=4, hidden=8)
+    model = Classifier(
+        built.network,
+        classes=built.classes,
+        preprocessing=built.preprocessing,
+        arch=built.arch,
+        arch_kwargs=built.arch_kwargs,
+        gradcam_layer="features.2",  # not the registered "features.14"
+    )
+    path = save_checkpoint(tmp_path / "ck.pt", model)
+
+    rebuilt = load_checkpoint(path).build_model()
+
+    assert rebuilt.gradcam_target().module is rebuilt.network.get_submodule("features.2")
+    plain = save_checkpoint(tmp_path / "plain.pt", built)  # declares nothing of its own
+    assert load_checkpoint(plain).declarations == {}
+
+
+def test_a_classifier_passed_keeps_the_declarations_it_makes_itself(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "ck.pt", _declared(**_DECLARATIONS))
+    own = _declared(gradcam_layer="block2")
+
+    loaded = load_checkpoint(path).build_model(own)
+
+    assert loaded is own
+    assert _parts(loaded) == ("fc", ["block1", "block2"], "block2")
+
+
+@pytest.mark.parametrize(
+    ("declarations", "named"),
+    [
+        pytest.param(
+            {"feature_blocks": lambda network: [network.block2]}, "its feature blocks", id="blocks"
+        ),
+        pytest.param(
+            {"gradcam_layer": "block1", "gradcam_reshape": lambda output: output},
+            "its Grad-CAM layer",
+            id="gradcam-reshape",
+        ),
+    ],
+)
+def test_a_declaration_made_by_a_function_is_warned_about_when_it_is_lost(
+    tmp_path: Path, declarations: dict[str, Any], named: str
+) -> None:
+    """A function cannot be stored: the reload says that it falls back, not silently."""
+    path = save_checkpoint(tmp_path / "ck.pt", _declared(head="fc", **declarations))
+    checkpoint = load_checkpoint(path)
+
+    with pytest.warns(
+        UserWarning,
+        match=rf"declared {named} with a function, which a checkpoint cannot hold: the model "
+        r"loaded uses a guess",
+    ) as caught:
+        loaded = checkpoint.build_model(_TwoBlocks())
+    assert "model=Classifier(network, classes=..., " in str(caught[0].message)
+    assert loaded.head_module()[0] == "fc"  # what could be stored is
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # given again by the caller: nothing is lost
+        checkpoint.build_model(_declared(**declarations))
+
+
+def test_a_checkpoint_without_declarations_loads_as_before(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "ck.pt", _declared(**_DECLARATIONS))
+    data = torch.load(path, weights_only=True)
+    del data["model"]["declarations"]  # as 0.2 wrote it before declarations were stored
+    torch.save(data, path)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = load_checkpoint(path).build_model(_TwoBlocks())
+
+    assert loaded.gradcam_target().module is loaded.network.block2[0]  # the 0.1 guess
+
+
+@pytest.mark.parametrize(
+    ("declarations", "field", "problem"),
+    [
+        ("fc", "model.declarations", "must be a dict, got str 'fc'"),
+        ({"head": 3}, "model.declarations.head", "must be a module path (a str), got int 3"),
+        ({"gradcam_layer": None}, "model.declarations.gradcam_layer", "must be a module path"),
+        (
+            {"feature_blocks": "block1"},
+            "model.declarations.feature_blocks",
+            "must be a list of module paths",
+        ),
+        (
+            {"feature_blocks": [1]},
+            "model.declarations.feature_blocks",
+            "must be a list of module paths",
+        ),
+        ({"unstored": ["head"]}, "model.declarations.unstored", "must be a list of the names"),
+    ],
+)
+def test_malformed_declarations_are_refused_naming_the_field(
+    tmp_path: Path, declarations: object, field: str, problem: str
+) -> None:
+    path = save_checkpoint(tmp_path / "ck.pt", _declared(**_DECLARATIONS))
+    data = torch.load(path, weights_only=True)
+    data["model"]["declarations"] = declarations
+    torch.save(data, path)
+
+    with pytest.raises(
+        ValueError,
+        match=rf"cannot load checkpoint '.*ck\.pt': field {field!r} {re.escape(problem)}",
+    ):
+        load_checkpoint(path)
+
+
+def test_a_declared_part_the_network_lacks_is_refused_before_loading(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "ck.pt", _declared(**_DECLARATIONS))
+    data = torch.load(path, weights_only=True)
+    data["model"]["declarations"]["gradcam_layer"] = "block9"
+    torch.save(data, path)
+    network = _TwoBlocks()
+    before = snapshot(network)
+
+    with pytest.raises(
+        ValueError,
+        match=r"declares gradcam_layer 'block9' \(field 'model\.declarations\.gradcam_layer'\), "
+        r"which is not a module of the _TwoBlocks network",
+    ):
+        load_checkpoint(path).build_model(network)
+    assert same_state(network.state_dict(), before)
+
+
+# ---------------------------------------------------------------------------------------------
+# A checkpoint of one architecture is not loaded into a model of another
+
+
+def _relabelled(model: Classifier, arch: str) -> Classifier:
+    """The same network under another architecture's name: identical state-dict keys."""
+    return Classifier(
+        model.network,
+        classes=model.classes,
+        preprocessing=model.preprocessing,
+        arch=arch,
+        arch_kwargs=model.arch_kwargs,
+    )
+
+
+@pytest.mark.parametrize(
+    "door",
+    [
+        pytest.param(
+            lambda path, model: load_checkpoint(path).build_model(model), id="build_model"
+        ),
+        pytest.param(
+            lambda path, model: Predictor.from_checkpoint(path, model=model, device="cpu"),
+            id="Predictor.from_checkpoint",
+        ),
+    ],
+)
+def test_a_classifier_of_another_architecture_is_refused(
+    tmp_path: Path, door: Callable[[Path, Classifier], object]
+) -> None:
+    """The auditor's case: resnet18 weights in a resnet18_eps model, same keys, other numbers."""
+    path = save_checkpoint(tmp_path / "ck.pt", small_cnn(width=4, hidden=8))
+    other = _relabelled(small_cnn(width=4, hidden=8), "small_cnn_eps")
+    before = snapshot(other)
+
+    with pytest.raises(
+        ValueError,
+        match=r"checkpoint '.*ck\.pt' was trained as arch 'small_cnn' but the model is arch "
+        r"'small_cnn_eps'; build it with create_model\('small_cnn', \.\.\.\), or pass no model",
+    ):
+        door(path, other)
+    assert same_state(other.state_dict(), before)
+
+
+@pytest.mark.parametrize(
+    ("model", "archs"),
+    [
+        pytest.param(
+            lambda: _relabelled(tiny_cnn(width=16), "small_cnn"),
+            "arch 'small_cnn' there, arch 'small_cnn' here",
+            id="Classifier",
+        ),
+        pytest.param(
+            lambda: nn.Sequential(nn.Linear(8, 4)),
+            "arch 'small_cnn' there, the Sequential network given here",
+            id="bare-network",
+        ),
+    ],
+)
+def test_weights_that_do_not_fit_name_both_architectures(
+    tmp_path: Path, model: Callable[[], nn.Module], archs: str
+) -> None:
+    saved = small_cnn(width=4, hidden=8)
+    saved.preprocessing = tiny_cnn().preprocessing
+    path = save_checkpoint(tmp_path / "ck.pt", saved)
+
+    with pytest.raises(ValueError, match=r"do not fit the model: ") as info:
+        load_checkpoint(path).build_model(model())
+    assert str(info.value).endswith(
+        f"Build the model with the same architecture and settings as the checkpoint: {archs}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# A file torch.save did not write is named as such, by every door, in one line
+
+
+@pytest.mark.parametrize(
+    ("content", "shown"),
+    [
+        pytest.param(b"hi\n", r"this file starts with b'hi\\n'", id="text"),
+        pytest.param(b"", r"the file is empty, 0 bytes", id="empty"),
+        pytest.param(
+            b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(64),
+            r"this file starts with b'\\xff\\xd8",
+            id="jpeg",
+        ),
+    ],
+)
+def test_a_file_torch_did_not_write_is_named_so_by_every_door(
+    tmp_path: Path, content: bytes, shown: str
+) -> None:
+    """The auditor's case: ``KeyError: 105``, the unpickler's memo key, was the reason."""
+    from retinalnet.export import describe
+
+    path = tmp_path / "notck.pt"
+    path.write_bytes(content)
+    message = (
+        rf"^cannot read checkpoint '.*notck\.pt': it is not a PyTorch checkpoint file "
+        rf"\(torch\.save writes a zip archive; {shown}.*\); pass a checkpoint written by "
+        r"retinalnet \(best\.pt or last\.pt\)$"
+        if content
+        else rf"^cannot read checkpoint '.*notck\.pt': it is not a PyTorch checkpoint file "
+        rf"\({shown}"
+    )
+    for door in (
+        lambda: load_checkpoint(path),
+        lambda: Predictor.from_checkpoint(path, device="cpu"),
+        lambda: set_checkpoint_temperature(path, 1.5),
+        lambda: describe(path),
+    ):
+        with pytest.raises(ValueError, match=message) as info:
+            door()
+        assert "KeyError" not in str(info.value)
+        assert "\n" not in str(info.value)
+    assert path.read_bytes() == content
+
+
+# ---------------------------------------------------------------------------------------------
+# A checkpoint given as backbone weights points to the loader that is not deprecated
+
+
+@pytest.mark.parametrize(
+    "door",
+    [
+        pytest.param(
+            lambda path: retinalnet.models.vgg16_transfer(weights=path), id="vgg16_transfer"
+        ),
+        pytest.param(
+            lambda path: retinalnet.models.create_model("resnet18", weights=path), id="resnet18"
+        ),
+        pytest.param(
+            lambda path: retinalnet.models.create_model("small_cnn", weights=path), id="small_cnn"
+        ),
+    ],
+)
+def test_a_checkpoint_as_backbone_weights_names_the_current_loader(
+    tmp_path: Path, door: Callable[[Path], object]
+) -> None:
+    path = save_checkpoint(tmp_path / "best.pt", small_cnn(width=4, hidden=8))
+
+    with (
+        torch.device("meta"),
+        pytest.raises(ValueError, match="is a retinalnet checkpoint") as info,
+    ):
+        door(path)
+    assert "retinalnet.checkpoint.load_checkpoint()" in str(info.value)
+    assert "retinalnet.training.load_checkpoint" not in str(info.value)  # deprecated

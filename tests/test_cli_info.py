@@ -146,3 +146,115 @@ def test_a_missing_onnx_package_is_one_line(
         "retinalnet info: error: reading an ONNX file needs onnx, not installed: pip install "
         "'retinalnet[onnx]'\n"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# "trainable" is what trained in the run that wrote the checkpoint
+
+
+def _fine_tuned(tmp_path: Path, blocks: int | None) -> tuple[Path, int, str]:
+    """A real one-epoch fine-tune of small_cnn; its best.pt, the values that trained (the
+    head and the last blocks, counted on the model as it trained) and those words."""
+    from retinalnet.datasets import SyntheticOCT
+    from retinalnet.training import FineTune, fine_tune
+
+    torch.manual_seed(0)
+    model = create_model("small_cnn", weights=None, preprocessing=Preprocessing(size=32))
+    recipe = FineTune(blocks=blocks, epochs=1, probe_epochs=0)
+    data = SyntheticOCT(2, shape=(40, 44), seed=1), SyntheticOCT(1, shape=(40, 44), seed=2)
+    fine_tune(model, *data, recipe, out_dir=tmp_path, batch_size=4, progress=False, seed=0)
+    trained = parameter_summary(model).trainable  # as the fit left it
+    unfrozen = recipe.blocks_for(model)
+    words = f"the head and the last {unfrozen} of 4 feature blocks, fine-tuned"
+    return tmp_path / "best.pt", trained, words
+
+
+@pytest.mark.filterwarnings("ignore:fine_tune. small_cnn has no pretrained weights")
+@pytest.mark.parametrize("blocks", [None, 1])
+def test_trainable_counts_what_a_fine_tune_trained_in_every_door(
+    tmp_path: Path, blocks: int | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The auditor's case: the head alone (or everything) was counted, as the model is
+    rebuilt from its architecture settings, not what the recipe unfroze."""
+    path, trained, words = _fine_tuned(tmp_path, blocks)
+    total = parameter_summary(create_model("small_cnn", weights=None)).total
+    assert 0 < trained < total
+
+    assert describe(path)["parameters"] == {"total": total, "trainable": trained}
+    assert describe(path)["training"]["trained"] == words
+    status, out, _ = _run(capsys, str(path), "--json")
+    assert status == 0
+    info = json.loads(out)
+    assert info["parameters"] == {"total": total, "trainable": trained}
+    assert info["training"]["trained"] == words
+    status, out, _ = _run(capsys, str(path))
+    assert status == 0
+    lines = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in out.splitlines())
+    assert lines["parameters"] == f"{total:,} ({trained:,} trainable: {words})"
+
+
+def test_trainable_of_another_run_is_what_its_settings_leave(
+    checkpoint: Path, model: Classifier, capsys: pytest.CaptureFixture[str]
+) -> None:
+    summary = parameter_summary(model)
+    info = describe(checkpoint)
+    assert info["parameters"] == {"total": summary.total, "trainable": summary.trainable}
+    assert info["training"]["trained"] == "as its architecture settings freeze it"
+    _, out, _ = _run(capsys, str(checkpoint))
+    assert f"({summary.trainable:,} trainable: as its architecture settings freeze it)" in out
+
+
+def test_trainable_that_cannot_be_known_is_said_so(
+    tmp_path: Path, model: Classifier, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Frozen otherwise than the settings say (by hand, before the fit): the optimizer
+    state, which updated 2 tensors, shows that the count from the settings would be wrong."""
+    groups = [{"params": [0, 1], "lr": 1e-3}]
+    path = save_checkpoint(
+        tmp_path / "best.pt", model, optimizer_state={"state": {}, "param_groups": groups}
+    )
+    info = describe(path)
+    assert info["parameters"]["trainable"] is None
+    assert info["training"]["trained"].startswith(
+        "not known: the optimizer state updates 2 parameter tensors, and "
+    )
+    _, out, _ = _run(capsys, str(path))
+    assert "(trainable not known: the optimizer state updates 2 parameter tensors" in out
+
+
+# ---------------------------------------------------------------------------------------------
+# A file torch.save did not write: the same one line from every command that reads one
+
+
+def _doors(path: Path, tmp_path: Path) -> list[list[str]]:
+    from retinalnet.datasets import make_synthetic_kermany
+
+    data = tmp_path / "data"
+    make_synthetic_kermany(data, train=1, val=1, test=1, shape=(32, 32), seed=0)
+    image = next((data / "test").rglob("*.jpeg"))
+    return [
+        ["info", str(path)],
+        ["evaluate", "--checkpoint", str(path), "--data", str(data)],
+        ["calibrate", "--checkpoint", str(path), "--data", str(data)],
+        ["predict", "--checkpoint", str(path), str(image)],
+        ["export", "--checkpoint", str(path), "--out", str(tmp_path / "m.onnx")],
+        ["train", "--data", str(data), "--resume", str(path), "--out", str(tmp_path / "run")],
+    ]
+
+
+def test_a_file_torch_did_not_write_is_one_line_from_every_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The auditor's case: ``KeyError: 105`` (the unpickler's memo key) was the reason."""
+    path = tmp_path / "notck.pt"
+    path.write_bytes(b"hi\n")
+    expected = (
+        f"cannot read checkpoint {str(path)!r}: it is not a PyTorch checkpoint file "
+        "(torch.save writes a zip archive; this file starts with b'hi\\n'); pass a checkpoint "
+        "written by retinalnet (best.pt or last.pt)\n"
+    )
+    for argv in _doors(path, tmp_path):
+        capsys.readouterr()
+        assert main(argv) != 0, argv
+        err = capsys.readouterr().err
+        assert err == f"retinalnet {argv[0]}: error: {expected}", argv

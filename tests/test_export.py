@@ -519,3 +519,27 @@ def test_synthetic_images_refuse_a_count_or_size_that_makes_no_check(
     with pytest.raises(ValueError, match=message):
         synthetic_images(count, size=size)  # type: ignore[arg-type]
     assert [image.size for image in synthetic_images(1, size=(32, 4096))] == [(32, 4096)]
+
+
+def test_info_of_an_export_says_its_count_is_not_the_models(
+    exported: tuple[Classifier, Path, Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The auditor's case: "parameters" of the ONNX file and of its checkpoint differed
+    (batch norms folded into the convolutions), under the same label."""
+    model, checkpoint, out, _ = exported
+    label = (
+        "values stored in the ONNX graph, where the export folds batch norms into the layers "
+        "before them and stores identical constants once: not the model's parameter count, "
+        "which retinalnet info on its checkpoint gives"
+    )
+    assert main(["info", str(out), "--json"]) == 0
+    counts = json.loads(capsys.readouterr().out)["parameters"]
+    assert counts["counted_in"] == label
+    assert counts["total"] != sum(p.numel() for p in model.parameters())  # folded
+    assert main(["info", str(out)]) == 0
+    lines = dict(
+        re.split(r"\s{2,}", line, maxsplit=1) for line in capsys.readouterr().out.splitlines()
+    )
+    assert lines["parameters"] == f"{counts['total']:,} ({label})"
+    assert main(["info", str(checkpoint), "--json"]) == 0
+    assert "counted_in" not in json.loads(capsys.readouterr().out)["parameters"]

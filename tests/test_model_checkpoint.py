@@ -422,3 +422,28 @@ def test_a_last_pt_copied_alone_resumes_when_it_holds_the_best_epoch_else_is_ref
         with pytest.raises(FileNotFoundError, match=message):
             resumed.fit(*_data(), resume_from=alone / "last.pt")
         assert not (alone / "best.pt").exists()
+
+
+def test_the_checkpoints_of_a_fit_carry_a_hand_built_models_declarations(tmp_path: Path) -> None:
+    """best.pt and last.pt of a network built by hand reload with its declared head and
+    Grad-CAM layer, not the guesses (here: the last Linear, the last Conv2d)."""
+    from retinalnet.models import Classifier
+
+    def network() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(
+            nn.Unflatten(1, (1, 2, 4)),
+            nn.Conv2d(1, 2, 1),
+            nn.Conv2d(2, 2, 1),
+            nn.Flatten(),
+            nn.Linear(16, 4),
+            nn.LogSoftmax(dim=1),
+        )
+
+    model = Classifier(network(), classes=linear_classifier().classes, head="4", gradcam_layer="1")
+    quiet_trainer(model, max_epochs=1, batch_size=4, out_dir=tmp_path).fit(*_data())
+
+    for name in ("best.pt", "last.pt"):
+        loaded = load_checkpoint(tmp_path / name).build_model(network())
+        assert loaded.head_module()[0] == "4"
+        assert loaded.gradcam_target().module is loaded.network[1]  # the guess: network[2]

@@ -281,6 +281,21 @@ def test_resuming_into_a_model_with_other_classes_is_refused(tmp_path: Path) -> 
         trainer.fit(separable_data(8), resume_from=tmp_path / "last.pt")
 
 
+def test_resuming_into_a_model_of_another_architecture_is_refused(tmp_path: Path) -> None:
+    # the same state-dict keys under another registered name loaded without a word
+    data = SyntheticOCT(1, shape=SYNTHETIC_SIZE, seed=0)
+    quiet_trainer(tiny_cnn(), max_epochs=1, batch_size=4, out_dir=tmp_path).fit(data)
+    other = tiny_cnn()
+    other.arch = "small_cnn_eps"  # registered elsewhere: same keys, other BatchNorm eps
+    trainer = quiet_trainer(other, max_epochs=2, batch_size=4)
+    with pytest.raises(
+        ValueError,
+        match=r"cannot resume from '.*last\.pt': it was trained as arch 'small_cnn', the "
+        r"model is arch 'small_cnn_eps'; build the model with create_model\('small_cnn'",
+    ):
+        trainer.fit(data, resume_from=tmp_path / "last.pt")
+
+
 def test_resuming_with_another_optimizer_setup_is_refused(tmp_path: Path) -> None:
     quiet_trainer(linear_classifier(), max_epochs=1, out_dir=tmp_path).fit(separable_data(8))
     model = linear_classifier()

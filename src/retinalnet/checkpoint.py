@@ -37,6 +37,7 @@ from retinalnet._core.torch_load import (
     check_archive,
     damaged_file_error,
     first_nonfinite,
+    not_torch_file,
     pickled_global,
     torch_load_reason,
 )
@@ -146,7 +147,9 @@ def save_checkpoint(
     """Write a checkpoint of ``model`` (and training state) atomically.
 
     The file holds state dicts and plain data only: the weights, the architecture config,
-    the calibration temperature, the class names, the preprocessing, the history, the
+    the parts the model declares itself (its ``head``, ``feature_blocks`` and
+    ``gradcam_layer``, given as module paths to :class:`~retinalnet.models.Classifier`), the
+    calibration temperature, the class names, the preprocessing, the history, the
     optimizer, scheduler and callback states, the loop state (random generators and data
     order, for a resumed fit that repeats the uninterrupted one) and the library version. It
     loads with ``torch.load(path, weights_only=True)``.
@@ -174,9 +177,14 @@ def save_checkpoint(
         The checkpoint there before is untouched, and the message says which epoch it
         holds.
 
+    A declaration given as a function (``feature_blocks=``, or ``gradcam_reshape=`` with
+    its ``gradcam_layer``) cannot be stored: the checkpoint records that it was declared,
+    and :meth:`Checkpoint.build_model` warns when the model it builds lacks it.
+
     .. versionchanged:: 0.2
        Checks what it writes by the rules :func:`load_checkpoint` reads with, and writes
-       through a symbolic link to the file it points to.
+       through a symbolic link to the file it points to. Stores the model's declared head,
+       feature blocks and Grad-CAM layer.
     """
     if not isinstance(model, Classifier):
         raise TypeError(
@@ -196,6 +204,7 @@ def save_checkpoint(
             "arch_kwargs": dict(model.arch_kwargs),
             "state_dict": weights,
             "temperature": model.temperature,
+            "declarations": _declarations_of(model),
         },
         "classes": list(model.classes),
         "preprocessing": model.preprocessing.to_dict(),
@@ -207,6 +216,36 @@ def save_checkpoint(
         "loop": dict(loop_state or {}),
     }
     return _write(out, payload, epoch)
+
+
+_DECLARABLE = ("head", "feature_blocks", "gradcam_layer")
+_DECLARED_AS = {
+    "head": "its head",
+    "feature_blocks": "its feature blocks",
+    "gradcam_layer": "its Grad-CAM layer",
+}
+
+
+def _declarations_of(model: Classifier) -> dict[str, Any]:
+    """The parts ``model`` declares itself (not its registered spec's), as plain data: module
+    paths, and under ``"unstored"`` the names of those declared by a function."""
+    blocks = model._feature_blocks
+    declared: dict[str, Any] = {
+        "head": model._head,
+        "feature_blocks": None if blocks is None or callable(blocks) else list(blocks),
+        # the layer is of no use without the function that reshapes its output
+        "gradcam_layer": model._gradcam_layer if model._gradcam_reshape is None else None,
+    }
+    unstored = [
+        name
+        for name, function in (
+            ("feature_blocks", callable(blocks)),
+            ("gradcam_layer", model._gradcam_reshape is not None),
+        )
+        if function
+    ]
+    stored = {name: value for name, value in declared.items() if value is not None}
+    return {**stored, "unstored": unstored} if unstored else stored
 
 
 def _write(out: Path, payload: Mapping[str, Any], epoch: int) -> Path:
@@ -390,6 +429,15 @@ class Checkpoint:
 
     .. versionadded:: 0.2
     """
+    declarations: dict[str, Any] = field(default_factory=dict)
+    """The parts the saved model declared itself, as module paths: ``"head"``,
+    ``"feature_blocks"`` (a list) and ``"gradcam_layer"``, each present only when declared,
+    and ``"unstored"``: the names of those declared by a function, which a file cannot hold.
+    Empty for a registered architecture's model, and for a checkpoint written before 0.2.
+    :meth:`build_model` gives them to the model.
+
+    .. versionadded:: 0.2
+    """
 
     def build_model(self, model: nn.Module | None = None) -> Classifier:
         """The trained model, rebuilt from the config (or ``model``) and the weights.
@@ -400,13 +448,25 @@ class Checkpoint:
             The untrained network (or Classifier) to load the weights into; needed only for
             a checkpoint of a network built by hand (``arch`` is ``None``).
 
+        The model gets the parts the saved model declared (:attr:`declarations`: its
+        head, feature blocks and Grad-CAM layer), so a network built by hand is explained
+        and fine-tuned as it was; a Classifier passed as ``model`` keeps those it declares
+        itself. When the saved model declared one by a function, which the file cannot hold,
+        and the model built here has none of its own, a :class:`UserWarning` says that the
+        registered declaration or the structure guess is used instead.
+
         Raises
         ------
         ValueError
-            If the weights do not fit the model, or ``model`` is a Classifier that
-            prepares images otherwise than the checkpoint's preprocessing (another size,
-            normalisation or decoding: the weights would see other inputs than in
-            training); the message lists what differs.
+            If the weights do not fit the model, ``model`` is a Classifier of another
+            registered architecture, or one that prepares images otherwise than the
+            checkpoint's preprocessing (another size, normalisation or decoding: the
+            weights would see other inputs than in training; the message lists what
+            differs), or a declared part is not a module of the network.
+
+        .. versionchanged:: 0.2
+           Gives the model the declared parts; refuses a Classifier of another
+           architecture.
         """
         if model is None:
             if self.arch is None:
@@ -426,6 +486,12 @@ class Checkpoint:
                     self.path, "model.arch_kwargs", f"does not fit {self.arch!r}: {error}"
                 ) from None
         elif isinstance(model, Classifier):
+            if model.arch is not None and self.arch is not None and model.arch != self.arch:
+                raise ValueError(
+                    f"checkpoint {str(self.path)!r} was trained as arch {self.arch!r} but the "
+                    f"model is arch {model.arch!r}; build it with create_model({self.arch!r}, "
+                    "...), or pass no model to rebuild it from the checkpoint"
+                )
             if model.classes != self.classes:
                 raise ValueError(
                     f"checkpoint {str(self.path)!r} was trained for classes "
@@ -447,9 +513,66 @@ class Checkpoint:
                 arch=self.arch,
                 arch_kwargs=self.arch_kwargs,
             )
-        load_weights(classifier, self.state_dict, source=self.path)
+        if model is None or isinstance(model, Classifier):
+            here = _arch_name(classifier.arch)
+        else:
+            here = f"the {type(model).__name__} network given"
+        archs = f"{_arch_name(self.arch)} there, {here} here"
+        declared = self._declared_for(classifier)  # checked before any weight is loaded
+        load_weights(classifier, self.state_dict, source=self.path, archs=archs)
         classifier.temperature = self.temperature
+        for name, value in declared.items():
+            setattr(classifier, f"_{name}", value)
+        self._warn_unstored(classifier)
         return classifier
+
+    def _declared_for(self, classifier: Classifier) -> dict[str, Any]:
+        """The declared parts ``classifier`` lacks, checked to be modules of its network."""
+        network = classifier.network
+        found: dict[str, Any] = {}
+        for name in _DECLARABLE:
+            value = self.declarations.get(name)
+            if value is None or getattr(classifier, f"_{name}") is not None:
+                continue
+            for path in [value] if isinstance(value, str) else value:
+                try:
+                    network.get_submodule(path)
+                except AttributeError:
+                    raise ValueError(
+                        f"checkpoint {str(self.path)!r} declares {name} {path!r} (field "
+                        f"'model.declarations.{name}'), which is not a module of the "
+                        f"{type(network).__name__} network; pass the network the checkpoint "
+                        "was trained with"
+                    ) from None
+            found[name] = value if isinstance(value, str) else tuple(value)
+        return found
+
+    def _warn_unstored(self, classifier: Classifier) -> None:
+        """Warn about declarations given as functions that ``classifier`` is without."""
+        lost = [
+            name
+            for name in self.declarations.get("unstored", ())
+            if getattr(classifier, f"_{name}") is None
+        ]
+        if not lost:
+            return
+        what = " and ".join(_DECLARED_AS[name] for name in lost)
+        instead = (
+            f"the declaration registered for {classifier.arch!r}"
+            if classifier.spec is not None
+            else "a guess from the network's structure"
+        )
+        arguments = ", ".join(
+            "gradcam_layer=..., gradcam_reshape=..." if name == "gradcam_layer" else f"{name}=..."
+            for name in lost
+        )
+        warn_caller(
+            f"checkpoint {str(self.path)!r} was saved from a model that declared {what} with "
+            f"a function, which a checkpoint cannot hold: the model loaded uses {instead}. "
+            f"Pass model=Classifier(network, classes=..., {arguments}) with the same "
+            "declarations to use them",
+            UserWarning,
+        )
 
 
 def preprocessing_differences(saved: Preprocessing, current: Preprocessing) -> str:
@@ -465,11 +588,19 @@ def preprocessing_differences(saved: Preprocessing, current: Preprocessing) -> s
     )
 
 
-def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, source: Path) -> None:
+def load_weights(
+    model: nn.Module,
+    state_dict: Mapping[str, torch.Tensor],
+    *,
+    source: Path,
+    archs: str = "",
+) -> None:
     """``model.load_state_dict(state_dict)`` with an error that says what does not fit.
 
     Weights of an integer dtype for a floating-point tensor of the model do not fit either:
     ``load_state_dict`` would copy them, and the model compute with other numbers.
+    ``archs`` says which architectures meet (``"arch 'resnet18' there, arch 'vgg16'
+    here"``), for the error about weights that do not fit.
     """
     expected = model.state_dict()
     problems = state_dict_mismatches(
@@ -490,11 +621,16 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, so
             "program. Use a checkpoint written by retinalnet"
         )
     if problems:
+        meet = f": {archs}" if archs else ""
         raise ValueError(
             f"the weights in {str(source)!r} do not fit the model: {'; '.join(problems)}. "
-            "Build the model with the same architecture and settings as the checkpoint"
+            f"Build the model with the same architecture and settings as the checkpoint{meet}"
         )
     model.load_state_dict(state_dict)
+
+
+def _arch_name(arch: str | None) -> str:
+    return "a network built by hand" if arch is None else f"arch {arch!r}"
 
 
 def load_checkpoint(
@@ -548,6 +684,12 @@ def load_checkpoint(
     if not file.is_file():
         raise FileNotFoundError(f"no checkpoint file {str(file)!r}")
     archive = check_archive(file, "checkpoint")  # before torch.load, which checks no CRC
+    foreign = not_torch_file(file) if archive == "legacy" else None
+    if foreign is not None:  # torch.load would name the byte its unpickler tripped on
+        raise ValueError(
+            f"cannot read checkpoint {str(file)!r}: it is not a PyTorch checkpoint file "
+            f"({foreign}); pass a checkpoint written by retinalnet (best.pt or last.pt)"
+        )
     try:
         data: Any = torch.load(file, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -668,6 +810,7 @@ class _Fields:
         if not (math.isfinite(temperature) and temperature > 0):
             problem = f"must be a finite number > 0 (1.0: uncalibrated), got {temperature!r}"
             raise self.malformed("model.temperature", problem)
+        declarations = self.declarations(model)
         for key, value in state.items():
             if not isinstance(value, torch.Tensor):
                 problem = f"must hold tensors, got {_shown(value)} for {key!r}"
@@ -722,7 +865,35 @@ class _Fields:
             retinalnet_version=self.get("retinalnet_version", str, "a str"),
             loop_state=loop,
             temperature=float(temperature),
+            declarations=declarations,
         )
+
+    def declarations(self, model: Mapping[str, Any]) -> dict[str, Any]:
+        """``model["declarations"]`` (``{}`` if absent: before 0.2), each entry checked."""
+        where = "model.declarations"
+        declared = self.string_keys(
+            where,
+            self.get("declarations", dict, "a dict", default={}, within=model, prefix="model."),
+        )
+        for name in ("head", "gradcam_layer"):
+            if name in declared:
+                self.get(name, str, "a module path (a str)", within=declared, prefix=f"{where}.")
+        blocks = declared.get("feature_blocks")
+        if "feature_blocks" in declared and not (
+            isinstance(blocks, list) and all(isinstance(path, str) for path in blocks)
+        ):
+            problem = f"must be a list of module paths (str), got {_shown(blocks)}"
+            raise self.malformed(f"{where}.feature_blocks", problem)
+        unstored = declared.get("unstored", [])
+        if not isinstance(unstored, list) or not all(
+            name in ("feature_blocks", "gradcam_layer") for name in unstored
+        ):
+            problem = (
+                "must be a list of the names 'feature_blocks' and 'gradcam_layer', got "
+                f"{_shown(unstored)}"
+            )
+            raise self.malformed(f"{where}.unstored", problem)
+        return {name: declared[name] for name in (*_DECLARABLE, "unstored") if name in declared}
 
 
 def _as_tuple(kinds: type | tuple[type, ...]) -> tuple[type, ...]:

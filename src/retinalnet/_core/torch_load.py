@@ -21,6 +21,7 @@ __all__ = [
     "check_archive",
     "damaged_file_error",
     "first_nonfinite",
+    "not_torch_file",
     "pickled_global",
     "torch_load_reason",
 ]
@@ -70,6 +71,36 @@ def pickled_global(error: BaseException) -> str | None:
     """
     found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
     return found.group(1) if found else None
+
+
+# torch.save writes a zip archive (b"PK..."), or in its legacy format a pickle (b"\x80", its
+# protocol header), which torch.load reads, and says what it finds in it
+_ZIP_START = b"PK"
+_PICKLE_START = b"\x80"
+_HEAD = 16
+
+
+def not_torch_file(file: Path) -> str | None:
+    """Why ``file`` is not a file ``torch.save`` wrote, in words, when its first bytes show
+    it (``torch.load`` would fail with an error about the bytes it tripped on, such as
+    ``KeyError: 105`` for a text file); ``None`` for a file that may be one (a zip archive,
+    a pickle, as torch's legacy format is), whose load then says what is wrong with it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     _ = Path(folder, "notes.pt").write_bytes(b"hello")
+    ...     print(not_torch_file(Path(folder, "notes.pt")))
+    torch.save writes a zip archive; this file starts with b'hello'
+    """
+    with open(file, "rb") as stream:
+        head = stream.read(_HEAD)
+    if head.startswith((_ZIP_START, _PICKLE_START)):
+        return None
+    if not head:
+        return "the file is empty, 0 bytes: was it cut short while written or copied?"
+    return f"torch.save writes a zip archive; this file starts with {head!r}"
 
 
 _CRC_CHUNK = 1 << 20

@@ -39,9 +39,13 @@ def _parameters(info: dict[str, Any]) -> str:
     counts = info.get("parameters")
     if counts is None:
         return f"{info['stored_values']:,} stored values (a network built by hand)"
-    if "trainable" in counts:
-        return f"{counts['total']:,} ({counts['trainable']:,} trainable)"
-    return f"{counts['total']:,}"
+    if "counted_in" in counts:  # an ONNX graph's values
+        return f"{counts['total']:,} ({counts['counted_in']})"
+    trained = info.get("training", {}).get("trained")
+    if counts.get("trainable") is None:
+        return f"{counts['total']:,} (trainable {trained})"
+    parts = f": {trained}" if trained else ""
+    return f"{counts['total']:,} ({counts['trainable']:,} trainable{parts})"
 
 
 def _preprocessing(settings: dict[str, Any]) -> str:

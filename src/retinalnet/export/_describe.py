@@ -13,7 +13,7 @@ from retinalnet._core.files import file_digest
 from retinalnet.checkpoint import Checkpoint, load_checkpoint
 from retinalnet.export._metadata import read_metadata
 from retinalnet.export._onnx_runtime import require
-from retinalnet.models import parameter_summary
+from retinalnet.models import Classifier, parameter_summary
 
 __all__ = ["describe"]
 
@@ -38,6 +38,49 @@ def _best(history: Sequence[Mapping[str, Any]], key: str, lowest: bool) -> dict[
     return {"epoch": epoch, "value": value}
 
 
+def _optimized_tensors(state: Mapping[str, Any] | None) -> int | None:
+    """How many parameter tensors the saved optimizer state updates; ``None`` if it does
+    not say (no state, or none listed)."""
+    groups = state.get("param_groups") if state is not None else None
+    if not isinstance(groups, list):
+        return None
+    lists = [group.get("params") for group in groups if isinstance(group, dict)]
+    count = sum(len(params) for params in lists if isinstance(params, list))
+    return count or None
+
+
+def _trained(checkpoint: Checkpoint, model: Classifier) -> tuple[int | None, str]:
+    """How many parameter values trained in the run that wrote ``checkpoint`` (``None``
+    if that cannot be known), and which, in words.
+
+    A fine-tune (its recipe is in the checkpoint) trained the head and the last blocks it
+    unfroze, whatever the architecture settings froze when the model was built; any other
+    run trained what those settings leave trainable. The optimizer state, where there is
+    one, must update as many tensors, or the count is not known.
+    """
+    from retinalnet.training._finetune import FineTune, _unfreeze, saved_recipe
+
+    recipe = saved_recipe(checkpoint)
+    if recipe is None:
+        parts = "as its architecture settings freeze it"
+    else:
+        try:
+            blocks = FineTune(**recipe).blocks_for(model)
+        except (TypeError, ValueError) as error:  # a recipe of another retinalnet version
+            return None, f"not known: fine-tuned with a recipe this version cannot read ({error})"
+        _unfreeze(model, blocks)
+        available = len(model.feature_block_modules())
+        parts = f"the head and the last {blocks} of {available} feature blocks, fine-tuned"
+    tensors = [p for p in model.parameters() if p.requires_grad]
+    optimized = _optimized_tensors(checkpoint.optimizer_state)
+    if optimized is not None and optimized != len(tensors):
+        return None, (
+            f"not known: the optimizer state updates {optimized} parameter tensors, and "
+            f"{len(tensors)} train in the model rebuilt ({parts})"
+        )
+    return sum(p.numel() for p in tensors), parts
+
+
 def _training(checkpoint: Checkpoint) -> dict[str, Any]:
     history = checkpoint.history
     last = history[-1] if history else {}
@@ -56,7 +99,8 @@ def _training(checkpoint: Checkpoint) -> dict[str, Any]:
 
 def _describe_checkpoint(file: Path) -> dict[str, Any]:
     checkpoint = load_checkpoint(file)
-    parameters: dict[str, int] | None = None
+    parameters: dict[str, int | None] | None = None
+    trained: str | None = None
     temperature = _number(getattr(checkpoint, "temperature", None))
     if temperature == 1.0:  # what every uncalibrated checkpoint carries
         temperature = None
@@ -65,8 +109,8 @@ def _describe_checkpoint(file: Path) -> dict[str, Any]:
     except ValueError:  # a network built by hand: only the stored tensors can be counted
         pass
     else:
-        summary = parameter_summary(model)
-        parameters = {"total": summary.total, "trainable": summary.trainable}
+        trainable, trained = _trained(checkpoint, model)
+        parameters = {"total": parameter_summary(model).total, "trainable": trainable}
     stored = sum(tensor.numel() for tensor in checkpoint.state_dict.values())
     return {
         "file": str(file),
@@ -79,22 +123,31 @@ def _describe_checkpoint(file: Path) -> dict[str, Any]:
         "parameters": parameters,
         "stored_values": stored,
         "temperature": temperature,
-        "training": _training(checkpoint),
+        "training": {**_training(checkpoint), "trained": trained},
         "retinalnet_version": checkpoint.retinalnet_version,
     }
+
+
+_GRAPH_COUNT = (
+    "values stored in the ONNX graph, where the export folds batch norms into the layers "
+    "before them and stores identical constants once: not the model's parameter count, which "
+    "retinalnet info on its checkpoint gives"
+)
 
 
 def _describe_onnx(file: Path) -> dict[str, Any]:
     metadata = read_metadata(file)
     onnx = require("onnx")
     graph = onnx.load(str(file), load_external_data=False).graph
-    total = sum(math.prod(tensor.dims) for tensor in graph.initializer)
+    # not the model's parameter count: the export folds batch norms into the layers before
+    # them, stores identical tensors once (frozen zero biases) and adds constants of its own
+    values = sum(math.prod(tensor.dims) for tensor in graph.initializer)
     return {
         "file": str(file),
         "kind": "onnx",
         "sha256": file_digest(file).hex(),
         **metadata.to_dict(),
-        "parameters": {"total": total},
+        "parameters": {"total": values, "counted_in": _GRAPH_COUNT},
     }
 
 
@@ -104,9 +157,26 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     For a checkpoint: the architecture, classes, preprocessing, parameter counts, the
     calibration temperature (``None`` if it has none), the training it records (epochs,
     seed, best validation loss and accuracy with their epochs, the last epoch's metrics,
-    the training time, the callbacks, whether it can be resumed), the library version that
-    wrote it and its sha256. For an ONNX file written by
-    :func:`~retinalnet.export.to_onnx`: its metadata, parameter count and sha256.
+    the training time, the callbacks, whether it can be resumed, which parameters
+    trained), the library version that wrote it and its sha256. For an ONNX file written
+    by :func:`~retinalnet.export.to_onnx`: its metadata, the number of values stored in
+    its graph and its sha256.
+
+    ``parameters`` is ``{"total": ..., "trainable": ...}``, where ``trainable`` counts the
+    parameters that trained in the run that wrote the checkpoint: for a fine-tune (its
+    :class:`~retinalnet.training.FineTune` recipe is in the checkpoint), the head and the
+    feature blocks the recipe unfroze; for any other run, those the architecture settings
+    leave trainable. ``training["trained"]`` says which in words. When the optimizer state
+    in the file updates another number of tensors, ``trainable`` is ``None`` and
+    ``training["trained"]`` says why. ``parameters`` is ``None`` for a network built by
+    hand (``stored_values`` counts its tensors' values). For an ONNX file it is
+    ``{"total": ..., "counted_in": ...}``: the values stored in its graph, which is not the
+    model's parameter count (the export folds batch norms into the layers before them and
+    stores identical tensors once); ``counted_in`` says so.
+
+    .. versionchanged:: 0.2
+       ``trainable`` counts what trained in the run, not what the model rebuilt from the
+       architecture settings leaves trainable; an ONNX file's count says what it counts.
 
     .. versionadded:: 0.2
 

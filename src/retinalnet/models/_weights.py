@@ -246,7 +246,7 @@ def read_state_dict(path: Path, spec: ModelSpec) -> dict[str, torch.Tensor]:
     if isinstance(loaded, dict) and "format" in loaded and "model" in loaded:
         raise ValueError(
             f"{str(path)!r} is a retinalnet checkpoint, not backbone weights; load it with "
-            "retinalnet.Predictor.from_checkpoint() or retinalnet.training.load_checkpoint()"
+            "retinalnet.Predictor.from_checkpoint() or retinalnet.checkpoint.load_checkpoint()"
         )
     if not isinstance(loaded, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in loaded.items()

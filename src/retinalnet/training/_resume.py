@@ -102,6 +102,13 @@ def resume(
             f"cannot resume from {source}: it was trained for classes "
             f"{list(checkpoint.classes)}, the model has {list(model.classes)}"
         )
+    arch = model.arch if isinstance(model, Classifier) else None
+    if arch is not None and checkpoint.arch is not None and arch != checkpoint.arch:
+        raise ValueError(  # same keys, other architecture (another BatchNorm eps): no error
+            f"cannot resume from {source}: it was trained as arch {checkpoint.arch!r}, the "
+            f"model is arch {arch!r}; build the model with create_model({checkpoint.arch!r}, "
+            "...)"
+        )
     if isinstance(model, Classifier):
         _check_preprocessing(source, checkpoint.preprocessing, model.preprocessing)
     try:
