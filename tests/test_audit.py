@@ -519,6 +519,19 @@ def test_flat_images_are_a_problem(clean_tree: Path, suffix: str, image: Image.I
     assert json.loads(report.to_json())["flat_images"]["count"] == 1
 
 
+def test_flatness_is_judged_on_the_grey_levels_the_model_gets(clean_tree: Path) -> None:
+    # judged on the container's bit depth: a 32-bit TIFF of 8-bit levels (read on the 8-bit
+    # scale) was "flat", and a blank float TIFF of levels 100 and 101 was not
+    levels = np.random.default_rng(0).integers(0, 256, (80, 96)).astype(np.int32)
+    Image.fromarray(levels, "I").save(clean_tree / "train" / "CNV" / "CNV-903-1.tif")
+    blank = np.full((80, 96), 100.0, np.float32)
+    blank[::2] = 101.0
+    Image.fromarray(blank, "F").save(clean_tree / "train" / "DME" / "DME-904-1.tif")
+    report = audit(clean_tree)
+    assert report.problems == ["implausible bit depths", "flat images"]  # 32-bit: both
+    assert report.flat_images == ProblemFiles(1, ["train/DME/DME-904-1.tif"])
+
+
 def test_dark_or_faint_scans_are_not_flat(clean_tree: Path) -> None:
     pixels = np.random.default_rng(0).integers(0, 4, (80, 96)).astype(np.uint8)  # 4 levels
     Image.fromarray(pixels).save(clean_tree / "train" / "DME" / "DME-901-1.png")
@@ -615,7 +628,7 @@ def test_a_broken_link_is_unreadable(clean_tree: Path) -> None:
     (clean_tree / "train" / "CNV" / "CNV-961-1.jpeg").symlink_to("nowhere.jpeg")
     report = _only_problem(clean_tree, "unreadable images")
     assert report.unreadable == {
-        "train/CNV/CNV-961-1.jpeg": "cannot be read (No such file or directory; a broken link)"
+        "train/CNV/CNV-961-1.jpeg": "no such file (a broken symbolic link)"
     }
 
 

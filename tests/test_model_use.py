@@ -413,3 +413,47 @@ def test_a_buffer_cast_from_float32_is_named() -> None:
     model.network.features[1].running_mean = model.network.features[1].running_mean.double()
     with pytest.raises(ValueError, match=r"buffer 'network\.features\.1\.running_mean'"):
         Predictor(model, device="cpu")
+
+
+class _WithPrior(nn.Module):
+    """A network keeping a float64 constant of its own (a log prior added to its output)."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.inner = network
+        self.register_buffer("log_prior", torch.zeros(4, dtype=torch.float64))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.inner(inputs) + self.log_prior.float()
+
+
+def test_a_float64_buffer_of_the_networks_own_is_not_a_cast_model() -> None:
+    # refused as "a model cast by .double()": a network that ran before was refused
+    model = frozen_small_cnn()
+    wrapped = Classifier(
+        _WithPrior(model.network),
+        classes=model.classes,
+        preprocessing=model.preprocessing,
+        head="inner.classifier",
+    )
+    probabilities = Predictor(wrapped, device="cpu", precision="fp32").predict_proba(_images(4))
+    assert probabilities.shape == (4, 4)
+
+
+@pytest.mark.parametrize("door", ["Predictor", "Trainer.evaluate"])
+def test_a_model_cast_after_its_predictor_or_trainer_was_built_is_refused(door: str) -> None:
+    # the check ran when the engine was built only: the next call failed deep in torch
+    model = frozen_small_cnn()
+    data = SyntheticOCT(1, shape=(40, 36))
+    if door == "Predictor":
+        predictor = Predictor(model, device="cpu", precision="fp32")
+        predictor.predict_proba(_images(4))
+        model.double()
+        call: Callable[[], object] = lambda: predictor.predict_proba(_images(4))  # noqa: E731
+    else:
+        trainer = Trainer(model, device="cpu", progress=False, precision="fp32")
+        trainer.evaluate(data)
+        model.half()
+        call = lambda: trainer.evaluate(data)  # noqa: E731
+    with pytest.raises(ValueError, match=r"not float32 .* model\.float\(\)"):
+        call()

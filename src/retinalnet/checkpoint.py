@@ -486,10 +486,11 @@ class Checkpoint:
                     self.path, "model.arch_kwargs", f"does not fit {self.arch!r}: {error}"
                 ) from None
         elif isinstance(model, Classifier):
-            if model.arch is not None and self.arch is not None and model.arch != self.arch:
+            other = other_architecture(self.arch, model)
+            if other is not None:
                 raise ValueError(
                     f"checkpoint {str(self.path)!r} was trained as arch {self.arch!r} but the "
-                    f"model is arch {model.arch!r}; build it with create_model({self.arch!r}, "
+                    f"model is arch {other!r}; build it with create_model({self.arch!r}, "
                     "...), or pass no model to rebuild it from the checkpoint"
                 )
             if model.classes != self.classes:
@@ -513,11 +514,7 @@ class Checkpoint:
                 arch=self.arch,
                 arch_kwargs=self.arch_kwargs,
             )
-        if model is None or isinstance(model, Classifier):
-            here = _arch_name(classifier.arch)
-        else:
-            here = f"the {type(model).__name__} network given"
-        archs = f"{_arch_name(self.arch)} there, {here} here"
+        archs = architectures_met(self.arch, classifier if model is None else model)
         declared = self._declared_for(classifier)  # checked before any weight is loaded
         load_weights(classifier, self.state_dict, source=self.path, archs=archs)
         classifier.temperature = self.temperature
@@ -631,6 +628,26 @@ def load_weights(
 
 def _arch_name(arch: str | None) -> str:
     return "a network built by hand" if arch is None else f"arch {arch!r}"
+
+
+def other_architecture(saved: str | None, model: nn.Module) -> str | None:
+    """The registered architecture of ``model`` when it is not ``saved``, the one a
+    checkpoint's weights were trained as; ``None`` when they agree or either is unknown. The
+    weights of another architecture with the same state-dict keys (another BatchNorm eps)
+    load without an error and give other numbers."""
+    arch = model.arch if isinstance(model, Classifier) else None
+    return arch if arch is not None and saved is not None and arch != saved else None
+
+
+def architectures_met(saved: str | None, model: nn.Module) -> str:
+    """``"arch 'resnet18' there, arch 'vgg16' here"``: the architectures a checkpoint's
+    weights and ``model`` are, for :func:`load_weights`' error about weights that do not
+    fit."""
+    if isinstance(model, Classifier):
+        here = _arch_name(model.arch)
+    else:
+        here = f"the {type(model).__name__} network given"
+    return f"{_arch_name(saved)} there, {here} here"
 
 
 def load_checkpoint(

@@ -179,6 +179,7 @@ class InferenceEngine:
         waits until this one ends; this thread may nest sessions. The train/eval mode of
         each module is restored on exit.
         """
+        check_float32_weights(self.model, "run")  # cast since the engine was built?
         with exclusive_use(self.model), modes_restored(self.model):
             self.model.eval()
             with (

@@ -126,12 +126,13 @@ def check_no_inference_weights(model: object, use: str) -> None:
 
 
 def check_float32_weights(model: object, use: str) -> None:
-    """Refuse a model whose floating-point weights or buffers are not float32 (a model cast
-    by ``.half()``, ``.bfloat16()`` or ``.double()``) before it is ``use``-d (``"run"``,
-    ``"trained"``, ``"explained by Grad-CAM"``, ``"exported"``): every door gives the
-    network float32 images and lowers the precision of a pass itself (``precision=``), so
-    torch would otherwise fail deep inside the first layer, or run in a precision other
-    than the one asked for.
+    """Refuse a model whose floating-point weights or norm statistics are not float32 (a
+    model cast by ``.half()``, ``.bfloat16()`` or ``.double()``) before it is ``use``-d
+    (``"run"``, ``"trained"``, ``"explained by Grad-CAM"``, ``"exported"``): every door
+    gives the network float32 images and lowers the precision of a pass itself
+    (``precision=``), so torch would otherwise fail deep inside the first layer, or run in a
+    precision other than the one asked for. Other buffers may be of any dtype (a float64
+    constant a network keeps for itself).
 
     Raises
     ------
@@ -148,9 +149,15 @@ def check_float32_weights(model: object, use: str) -> None:
     """
     if not isinstance(model, nn.Module):
         return
+    norms = (
+        (f"{prefix}.{name}" if prefix else name, tensor)
+        for prefix, module in model.named_modules()
+        if isinstance(module, nn.modules.batchnorm._NormBase)  # running statistics
+        for name, tensor in module.named_buffers(recurse=False)
+    )
     tensors = itertools.chain(
         (("weight", name, tensor) for name, tensor in model.named_parameters()),
-        (("buffer", name, tensor) for name, tensor in model.named_buffers()),
+        (("buffer", name, tensor) for name, tensor in norms),
     )
     for kind, name, tensor in tensors:
         if tensor.is_floating_point() and tensor.dtype != torch.float32:

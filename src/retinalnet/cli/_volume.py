@@ -94,8 +94,9 @@ def split_volumes(paths: Sequence[Path], args: argparse.Namespace) -> tuple[list
         )
     if not volumes and args.plots is not None:
         raise ValueError(
-            "--plots DIR draws the B-scan probabilities of each volume (a multi-frame DICOM "
-            "or TIFF file), and no volume was given; leave --plots out"
+            "--plots DIR draws the B-scan probabilities of each volume (a multi-frame DICOM, "
+            "multi-page TIFF, animated PNG, GIF or WebP file), and no volume was given; leave "
+            "--plots out"
         )
     short = [(path, frames) for path, frames in volumes if frames < min_scans(args)]
     if short:

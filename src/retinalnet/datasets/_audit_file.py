@@ -8,15 +8,14 @@ import hashlib
 import io
 import os
 import warnings
-from pathlib import Path
 from typing import IO, Any
 
 from PIL import Image, UnidentifiedImageError
 
 from retinalnet._core.images import UnreadableImageError, check_decoded, load_frames
-from retinalnet._core.pixel_modes import sixteen_bit_colour
+from retinalnet._core.pixel_modes import model_mode, sixteen_bit_colour
+from retinalnet._core.read_failure import read_failure
 from retinalnet._core.warning_filters import catch_warnings_locked
-from retinalnet.datasets._audit_report import bit_depth
 
 __all__ = ["inspect_file"]
 
@@ -33,12 +32,13 @@ saved as JPEG keeps a level or two of ringing; an OCT scan's speckle spans dozen
 
 
 def _is_flat(image: Image.Image) -> bool:
-    """Whether every pixel of ``image`` has one value, give or take :data:`_FLAT_LEVELS`
-    grey levels of its bit depth (every band: a blank page, not a scan)."""
-    extrema: Any = image.getextrema()
+    """Whether every pixel the model gets from ``image`` has one grey level, give or take
+    :data:`_FLAT_LEVELS` (every band: a blank page, not a scan). Judged on the grey levels
+    of the one rule the data sets read the file by (:func:`model_mode`), not on its
+    container: a 32-bit TIFF of 8-bit levels is read on the 8-bit scale."""
+    extrema: Any = model_mode(image).getextrema()
     bands = extrema if isinstance(extrema[0], tuple) else (extrema,)
-    full = 1.0 if image.mode == "F" else 2 ** bit_depth(image.mode, image.format or "") - 1
-    return all(high - low <= _FLAT_LEVELS * full / 255 for low, high in bands)
+    return all(high - low <= _FLAT_LEVELS for low, high in bands)
 
 
 def _decode(source: IO[bytes], path: str) -> _Decoded:
@@ -107,8 +107,5 @@ def inspect_file(path: str) -> tuple[bytes | None, str | None, str, tuple[int, i
                 return (hasher.digest(), *_decode_dicom(path))
             file.seek(0)
             return (hasher.digest(), *_decode(file, path))
-    except OSError as error:
-        why = error.strerror or type(error).__name__
-        if isinstance(error, FileNotFoundError) and Path(path).is_symlink():
-            why += "; a broken link"
-        return None, f"cannot be read ({why})", *_UNREAD
+    except OSError as error:  # in the words every door uses (a link loop, permissions)
+        return None, read_failure(path, error), *_UNREAD

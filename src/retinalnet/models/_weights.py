@@ -22,6 +22,7 @@ from retinalnet._core.torch_load import (
     check_archive,
     damaged_file_error,
     first_nonfinite,
+    not_torch_file,
     pickled_global,
     torch_load_reason,
 )
@@ -229,6 +230,12 @@ def read_state_dict(path: Path, spec: ModelSpec) -> dict[str, torch.Tensor]:
         torch's reason, never its advice to load the file with ``weights_only=False``.
     """
     archive = check_archive(path, "weights file")  # before torch.load, which checks no CRC
+    foreign = not_torch_file(Path(path)) if archive == "legacy" else None
+    if foreign is not None:  # torch.load would name the byte its unpickler tripped on
+        raise ValueError(
+            f"cannot read weights file {str(path)!r} as a PyTorch state dict: it is not a "
+            f"file torch.save wrote ({foreign}); expected {_expected_file(spec)}"
+        )
     try:
         loaded: Any = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # any failure means "not a usable weights file"

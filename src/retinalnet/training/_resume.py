@@ -14,8 +14,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from retinalnet.checkpoint import (
+    architectures_met,
     load_checkpoint,
     load_weights,
+    other_architecture,
     preprocessing_differences,
     save_checkpoint,
 )
@@ -102,11 +104,11 @@ def resume(
             f"cannot resume from {source}: it was trained for classes "
             f"{list(checkpoint.classes)}, the model has {list(model.classes)}"
         )
-    arch = model.arch if isinstance(model, Classifier) else None
-    if arch is not None and checkpoint.arch is not None and arch != checkpoint.arch:
-        raise ValueError(  # same keys, other architecture (another BatchNorm eps): no error
+    other = other_architecture(checkpoint.arch, model)
+    if other is not None:
+        raise ValueError(
             f"cannot resume from {source}: it was trained as arch {checkpoint.arch!r}, the "
-            f"model is arch {arch!r}; build the model with create_model({checkpoint.arch!r}, "
+            f"model is arch {other!r}; build the model with create_model({checkpoint.arch!r}, "
             "...)"
         )
     if isinstance(model, Classifier):
@@ -117,7 +119,8 @@ def resume(
         raise ValueError(
             f"cannot resume from {source}: field 'history' is malformed: {error}"
         ) from None
-    load_weights(model, checkpoint.state_dict, source=checkpoint.path)
+    archs = architectures_met(checkpoint.arch, model)
+    load_weights(model, checkpoint.state_dict, source=checkpoint.path, archs=archs)
     if checkpoint.optimizer_state is not None:
         configured = _base_rates(optimizer)
         try:
