@@ -1270,9 +1270,9 @@ def test_split_names_a_broken_link_in_one_line(
     assert main([*argv, "--drop-duplicates"]) == 1
     err = capsys.readouterr().err
     assert err.splitlines() == [
-        f"retinalnet split: error: cannot read image {str(link)!r}: a broken symbolic link to "
-        "'/nonexistent/CNV-104-1.jpeg'; remove it, or restore the file it leads to (finding "
-        "duplicates reads every file)"
+        f"retinalnet split: error: cannot read image {str(link)!r}: no such file (a broken "
+        "symbolic link); remove it, or restore the file it leads to (finding duplicates reads "
+        "every file)"
     ]
     assert not out.exists()
     with pytest.warns(UserWarning, match=r"are broken symbolic links \('train/CNV/CNV-104-1"):
@@ -1301,3 +1301,54 @@ def test_a_folder_that_cannot_be_read_stops_audit_and_split_in_one_line(
     for argv in (["audit", str(data)], ["split", str(data), "--out", str(tmp_path / "s.csv")]):
         assert main([*argv, "-q"]) == 1
         assert capsys.readouterr().err.splitlines() == [f"retinalnet {argv[0]}: {said}"]
+
+
+# ---------------------------------------------------------------------------------------------
+# predict --cam says where its overlays went once they are written, and only then
+
+
+def _cam_inputs(data: Path, tmp_path: Path, kind: str) -> list[str]:
+    """An image, a three-frame TIFF volume of it, or both, as predict's paths."""
+    scan = next((data / "test" / "DME").iterdir())
+    volume = tmp_path / "volume.tif"
+    frame = Image.open(scan).convert("L")
+    frame.save(volume, save_all=True, append_images=[frame, frame])
+    return {"image": [str(scan)], "volume": [str(volume)], "both": [str(scan), str(volume)]}[kind]
+
+
+@pytest.mark.parametrize("kind", ["image", "volume", "both"])
+def test_predict_cam_logs_its_folder_with_the_overlays_written(
+    kind: str, data: Path, checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    cams = tmp_path / "cams"
+    paths = _cam_inputs(data, tmp_path, kind)
+    assert main(["predict", *paths, "--checkpoint", str(checkpoint), "--cam", str(cams)]) == 0
+    written = list(cams.glob("*_cam.png"))
+    assert written  # the image's overlay, and a volume's B-scans'
+    said = [line for line in capsys.readouterr().err.splitlines() if "Grad-CAM overlays" in line]
+    assert said == [f"Grad-CAM overlays: {len(written)} in {cams}"]  # once, after all of them
+
+
+@pytest.mark.parametrize("kind", ["image", "volume"])
+def test_predict_cam_refused_says_no_folder_and_leaves_none_of_its_own(
+    kind: str, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a model whose Grad-CAM layer is 1 x 1 (resnet18 at 32 px): a volume's run said
+    # "Grad-CAM overlays: DIR" before the refusal, with nothing in DIR
+    pytest.importorskip("matplotlib")
+    from retinalnet.checkpoint import save_checkpoint
+    from retinalnet.models import create_model
+    from retinalnet.transforms import Preprocessing
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights in a frozen backbone: fine here
+        model = create_model("resnet18", weights=None, preprocessing=Preprocessing(size=32))
+    checkpoint = save_checkpoint(tmp_path / "flat.pt", model)
+    cams = tmp_path / "cams"
+    paths = _cam_inputs(data, tmp_path, kind)
+    assert main(["predict", *paths, "--checkpoint", str(checkpoint), "--cam", str(cams)]) == 1
+    err = capsys.readouterr().err
+    assert "gives a 1 x 1 map" in err.splitlines()[-1]
+    assert "Grad-CAM overlays" not in err
+    assert not cams.exists()  # made once a heatmap is computed, for images and volumes

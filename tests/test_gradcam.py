@@ -456,7 +456,48 @@ def test_a_layer_that_stays_one_by_one_is_refused_as_pooled() -> None:
     assert grad_cam(net, torch.randn(1, 3, 8, 8), layer=net.conv).shape == (1, 8, 8)
 
 
-def test_a_map_one_pixel_high_is_refused_too() -> None:
-    # 32 x 96 inputs: layer4 is 1 x 3, a heatmap that says nothing from top to bottom
-    with pytest.raises(ValueError, match=r"1 x 3 map.*constant along one side.*from 33 x 33"):
-        grad_cam(_resnet18_at(32), torch.randn(1, 3, 32, 96))
+class _StridedNet(nn.Module):
+    """A bare network (no declared layer): a stride-8 conv and ReLU, then global pooling,
+    class 0 the sum of the channels (so its Grad-CAM is the ReLU's map, never all zeros)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 8, stride=8)
+        self.relu = nn.ReLU()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.linear = nn.Linear(4, 2)
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.tensor([[1.0] * 4, [-1.0] * 4]))
+            self.linear.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.pool(self.relu(self.conv(x))).flatten(1))
+
+
+def _door_classifier_layer(height: int, width: int) -> torch.Tensor:
+    # resnet18's declared layer4 (stride 32): 32 x 96 inputs give a 1 x 3 map
+    model = _resnet18_at(32)
+    return grad_cam(model, torch.rand(1, 3, height, width))[0]
+
+
+def _door_bare_network_layer(height: int, width: int) -> torch.Tensor:
+    # layer= of a bare network (stride 8): 8 x 24 inputs give a 1 x 3 map
+    torch.manual_seed(0)
+    net = _StridedNet()
+    inputs = torch.rand(1, 3, height // 4, width // 4)
+    return grad_cam(net, inputs, class_index=0, layer=net.relu)[0]
+
+
+@pytest.mark.parametrize(
+    "door", [_door_classifier_layer, _door_bare_network_layer], ids=["resnet18", "layer="]
+)
+@pytest.mark.parametrize(("height", "width"), [(32, 96), (96, 32), (32, 256)])
+def test_a_map_one_cell_high_or_wide_is_explained_along_its_long_side(
+    door: object, height: int, width: int
+) -> None:
+    # a 1 x N map (a wide B-scan strip) was refused as if flat: only a 1 x 1 map is flat
+    cam = door(height, width)  # type: ignore[operator]
+    across = 0 if width > height else 1  # a wide map: one row, repeated down the height
+    assert float(cam.std(dim=across).max()) < 1e-6
+    profile = cam.mean(dim=across)  # along the long side: it varies
+    assert float(profile.max() - profile.min()) > 0.1

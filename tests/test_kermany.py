@@ -917,6 +917,74 @@ def test_a_system_folder_is_named_as_such_and_never_a_class(name):
     assert system_folder("eaDir") is None
 
 
+def test_the_system_folders_of_a_split_are_said_in_one_log_line(make_tree, caplog):
+    # was: one "left out ..." line per class folder (5 for one split)
+    root = make_tree({**_SCANS, **_SYSTEM_LITTER})
+    caplog.set_level("INFO", logger="retinalnet")
+    assert len(KermanyOCT(root, "train")) == 8
+    assert caplog.messages == [
+        f"left out 8 system folders under {str(root / 'train')!r} (e.g. "
+        f"{str(root / 'train' / '@eaDir')!r}, a Synology NAS's thumbnails and metadata): "
+        "their files are not read"
+    ]
+
+
+def _from_manifest_doors() -> dict[str, Callable[[Path, Path], KermanyOCT]]:
+    """Every door that reads one split of a manifest: Python's, and the CLI's (train,
+    evaluate and calibrate take ``--manifest`` through ``split_data``)."""
+    from retinalnet.cli._split_data import split_data
+
+    return {
+        "from_manifest": lambda manifest, root: KermanyOCT.from_manifest(
+            manifest, "train", root=root
+        ),
+        "cli --manifest": lambda manifest, root: split_data(root, "train", manifest),
+    }
+
+
+@pytest.mark.parametrize("door", ["from_manifest", "cli --manifest"])
+def test_manifest_rows_in_system_folders_are_left_out_with_one_warning(make_tree, tmp_path, door):
+    # was: a NAS thumbnail listed by an older `retinalnet split` read as a training scan,
+    # without a word
+    root = make_tree({**_SCANS, **_SYSTEM_LITTER})
+    thumb = "train/CNV/@eaDir/CNV-1-1.jpeg/SYNOFILE_THUMB_M.jpg"
+    rows = [
+        ManifestRow("train/CNV/CNV-1-1.jpeg", "CNV", "1", "train"),
+        ManifestRow(thumb, "CNV", "1", "train"),
+        ManifestRow(str(root / "train/CNV/#recycle/DME-9-1.jpeg"), "CNV", "9", "train"),
+        ManifestRow("train/DME/__MACOSX/DME-2-1.jpeg", "DME", "2", "train"),
+        ManifestRow("train/DME/DME-7-1.jpeg", "DME", "7", "val"),
+        ManifestRow("test/NORMAL/#Recycle/NORMAL-6-9.jpeg", "NORMAL", "6", "test"),
+    ]
+    manifest = write_manifest(rows, tmp_path / "old.csv")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = _from_manifest_doors()[door](manifest, root)
+    assert _names(data) == [("CNV-1-1.jpeg", 0)]
+    assert [str(warning.message) for warning in caught] == [
+        f"left out 3 row(s) of split 'train' of manifest {str(manifest)!r} whose file lies "
+        f"in a system folder, e.g. {thumb!r} (@eaDir: a Synology NAS's thumbnails and "
+        "metadata): such folders hold thumbnails, metadata, deleted files or snapshots, "
+        "never scans, and the folder walks leave them out; run `retinalnet split` again to "
+        "write the manifest without them"
+    ]
+
+
+def test_a_root_inside_a_system_folder_is_read_from_a_manifest(tmp_path, recwarn):
+    # only the folders between the root and a file count: data restored into a snapshot
+    root = tmp_path / "#snapshot" / "OCT2017"
+    (root / "train" / "CNV").mkdir(parents=True)
+    Image.new("L", (8, 8)).save(root / "train" / "CNV" / "CNV-1-1.jpeg")
+    rows = [
+        ManifestRow("train/CNV/CNV-1-1.jpeg", "CNV", "1", "train"),
+        ManifestRow(str(root / "train/CNV/CNV-1-1.jpeg"), "CNV", "1", "test"),
+    ]
+    manifest = write_manifest(rows, tmp_path / "split.csv")
+    for split in ("train", "test"):
+        assert _names(KermanyOCT.from_manifest(manifest, split, root=root)) == [("CNV-1-1.jpeg", 0)]
+    assert not [warning for warning in recwarn if "system folder" in str(warning.message)]
+
+
 def test_a_system_folder_in_a_split_folder_is_left_out_in_one_log_line(make_tree, caplog):
     # was: "class folder '__MACOSX' is not one of ...: move its images into the class folders"
     root = make_tree({"train/CNV": ["CNV-1-1.jpeg"], "train/__MACOSX/CNV": ["._CNV-1-1.jpeg"]})

@@ -35,6 +35,18 @@ def _system_folder_of(path: Path) -> str | None:
     return None
 
 
+def _warn_left_out(paths: Sequence[Path], what: str, note: str) -> None:
+    """One warning that the ``paths`` (``what`` they are) were left out, naming three, with
+    ``note`` in parentheses; nothing when there are none."""
+    if not paths:
+        return
+    from retinalnet._core.caller_warnings import warn_caller
+
+    named = ", ".join(repr(str(path)) for path in paths[:3])
+    more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+    warn_caller(f"left out {len(paths)} {what}: {named}{more} ({note})", UserWarning)
+
+
 def image_paths(paths: Sequence[Path]) -> list[Path]:
     """Every image the paths name: a file as it is, a folder's image files (recursively).
 
@@ -58,7 +70,6 @@ def image_paths(paths: Sequence[Path]) -> list[Path]:
     ValueError
         If no image is found, naming the paths and the suffixes searched for.
     """
-    from retinalnet._core.caller_warnings import warn_caller
     from retinalnet.datasets import find_images, is_image_file
     from retinalnet.datasets._files_not_read import looks_like_a_scan
 
@@ -75,21 +86,12 @@ def image_paths(paths: Sequence[Path]) -> list[Path]:
             not_images.append(path)
         else:
             images.append(path)
-    if not_images:
-        named = ", ".join(repr(str(path)) for path in not_images[:3])
-        more = f" and {len(not_images) - 3} more" if len(not_images) > 3 else ""
-        warn_caller(
-            f"left out {len(not_images)} file(s) that are not images: {named}{more} "
-            f"(images: {image_suffixes()})",
-            UserWarning,
-        )
+    _warn_left_out(not_images, "file(s) that are not images", f"images: {image_suffixes()}")
     if in_system_folders:
-        named = ", ".join(repr(str(path)) for path, _ in in_system_folders[:3])
-        more = f" and {len(in_system_folders) - 3} more" if len(in_system_folders) > 3 else ""
-        warn_caller(
-            f"left out {len(in_system_folders)} path(s) in system folders, which hold no "
-            f"scans: {named}{more} ({in_system_folders[0][1]})",
-            UserWarning,
+        _warn_left_out(
+            [path for path, _ in in_system_folders],
+            "path(s) in system folders, which hold no scans",
+            in_system_folders[0][1],
         )
     if not images:
         searched = ", ".join(map(str, paths))

@@ -59,18 +59,38 @@ def _write_cams(
     predictions: Sequence[Prediction],
     folder: Path,
     names: OutputNames,
-) -> None:
-    """One Grad-CAM overlay PNG per image, of its predicted class, named after the image."""
+) -> list[Path]:
+    """One Grad-CAM overlay PNG per image, of its predicted class, named after the image;
+    the files written.
+
+    The folder is made once a heatmap is computed: a refused Grad-CAM leaves no empty folder.
+    """
     from retinalnet.plots import plot_gradcam
 
-    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
     for prediction in predictions:
         path = Path(prediction.source)
         # the file itself: decoded as the model's preprocessing says, the map at full size
         heatmap = predictor.gradcam(path, class_index=prediction.top[0].index)
         title = f"{path.name}: {prediction.label} {prediction.probability:.1%}"
-        plot_gradcam(path, heatmap, title=title, save=names.take(folder, path.stem, "cam.png"))
-    logger.info("Grad-CAM overlays: %s", folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = names.take(folder, path.stem, "cam.png")
+        plot_gradcam(path, heatmap, title=title, save=target)
+        written.append(target)
+    return written
+
+
+def _log_cams(folder: Path, images: Sequence[Path], volume_outputs: Sequence[Path]) -> None:
+    """``--cam DIR``: where the overlays went, once all are written (the images' and the
+    volumes' B-scans'), and only when there are some: never before an error that left
+    nothing, nor for a run with nothing to draw."""
+    # a volume's overlays are STEM_scanI_cam.png; its strip figure (--plots, maybe the same
+    # folder) is STEM_volume.png
+    count = len(images) + sum(
+        path.parent == folder and path.name.endswith("_cam.png") for path in volume_outputs
+    )
+    if count:
+        logger.info("Grad-CAM overlays: %d in %s", count, folder)
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -130,9 +150,10 @@ def run_predict(args: argparse.Namespace) -> int:
             )
     sys.stdout.flush()  # the results are out before anything is drawn
     names = OutputNames()  # one name per file across --cam and --plots
-    if args.cam is not None:
-        _write_cams(predictor, predictions, args.cam, names)
+    cams = _write_cams(predictor, predictions, args.cam, names) if args.cam is not None else []
     written = write_volume_outputs(predictor, runs, args, names)
+    if args.cam is not None:
+        _log_cams(args.cam, cams, written)
     if args.plots is not None:
         where = sys.stderr if args.json else sys.stdout  # stdout holds only JSON with --json
         print(f"plots: {', '.join(str(p) for p in written if p.parent == args.plots)}", file=where)

@@ -299,13 +299,13 @@ def write_volume_outputs(
         from retinalnet.plots import plot_gradcam
 
         folder = args.cam
-        folder.mkdir(parents=True, exist_ok=True)
         for run in runs:
             summary = run.summary
             index = summary.classes.index(summary.label)
             scans = list(summary.drivers[:_CAMS]) or [summary.peak(summary.label)]
             for scan in scans:
                 heatmap = predictor.gradcam(run.scans[scan.index], class_index=index)
+                folder.mkdir(parents=True, exist_ok=True)  # after a heatmap: none if refused
                 title = (
                     f"{run.path.name} B-scan {scan.index}: {summary.label} {scan.probability:.1%}"
                 )

@@ -36,7 +36,12 @@ from retinalnet.datasets._files import (
     patient_id_from_name,
 )
 from retinalnet.datasets._files_not_read import warn_of_files_not_read
-from retinalnet.datasets._manifest import read_manifest
+from retinalnet.datasets._manifest import ManifestRow, read_manifest
+from retinalnet.datasets._system_folders import (
+    system_folder,
+    system_folder_among,
+    system_folders_said_once,
+)
 
 __all__ = ["KermanyOCT"]
 
@@ -242,6 +247,15 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
             ``train`` and ``val`` (see :func:`~retinalnet.datasets.read_manifest`), or has
             no rows for ``split``.
 
+        Warns
+        -----
+        UserWarning
+            Once, counting them and naming one, when rows of ``split`` lie in a system
+            folder (a NAS's ``@eaDir`` thumbnails, ``__MACOSX``, a recycle bin: see
+            :func:`~retinalnet.datasets._system_folders.system_folder`) between ``root`` and
+            the file: they are left out, as the folder walks leave them out (a manifest
+            written by an older ``retinalnet split`` may list them; run it again).
+
         Examples
         --------
         >>> from retinalnet.datasets import KermanyOCT
@@ -263,7 +277,11 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         self.split = split
         self.split_dir = base / split
         self._configure(classes, transform, target_transform, loader, on_error)
-        chosen = [row for row in rows if row.split == split and row.label in self.class_to_idx]
+        chosen = _outside_system_folders(
+            [row for row in rows if row.split == split and row.label in self.class_to_idx],
+            base,
+            f"split {split!r} of manifest {str(manifest_path)!r}",
+        )
         if not chosen:
             found = sorted({row.split for row in rows})
             raise ValueError(
@@ -283,11 +301,16 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         samples: list[tuple[str, int]] = []
         misnamed: list[str] = []
         others: list[str] = []
-        for name, folder in list_class_folders(self.split_dir).items():
-            if name not in self.class_to_idx:  # a class the study leaves out (classes=)
-                continue
+        with system_folders_said_once(self.split_dir):  # one line, not one per class folder
+            folders = list_class_folders(self.split_dir)
+            found = {
+                name: sorted(iter_image_files(folder, others))
+                for name, folder in folders.items()
+                if name in self.class_to_idx  # not a class the study leaves out (classes=)
+            }
+        for name, paths in found.items():
+            folder = folders[name]
             target = self.class_to_idx[name]
-            paths = sorted(iter_image_files(folder, others))
             for path in paths:
                 inside = path[len(folder) + 1 :]
                 if os.sep in inside:  # under a subfolder: named like another class?
@@ -433,3 +456,35 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
             f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}"
             f"{subset}, images={len(self)})"
         )
+
+
+def _outside_system_folders(rows: list[ManifestRow], base: Path, source: str) -> list[ManifestRow]:
+    """``rows`` without those whose file lies in a system folder (``@eaDir``, ``#recycle``,
+    ...), which the folder walks leave out, with one warning counting them (a manifest
+    written before :func:`~retinalnet.datasets.patient_split` left them out lists a NAS's
+    thumbnails as scans). Only the folders between ``base`` and the file count: a root
+    restored into ``#snapshot/`` is read."""
+    kept: list[ManifestRow] = []
+    left_out: list[tuple[ManifestRow, str]] = []
+    for row in rows:
+        path = base / row.path
+        try:
+            inside = path.relative_to(base).parts
+        except ValueError:  # an absolute path elsewhere: all its folders
+            inside = Path(row.path).parts
+        folder = system_folder_among(inside[:-1])
+        if folder is None:
+            kept.append(row)
+        else:
+            left_out.append((row, folder))
+    if left_out:
+        row, folder = left_out[0]
+        warn_caller(
+            f"left out {len(left_out)} row(s) of {source} whose file lies in a system "
+            f"folder, e.g. {row.path!r} ({folder}: {system_folder(folder)}): such folders "
+            "hold thumbnails, metadata, deleted files or snapshots, never scans, and the "
+            "folder walks leave them out; run `retinalnet split` again to write the "
+            "manifest without them",
+            UserWarning,
+        )
+    return kept

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.classes import KERMANY_CLASSES
-from retinalnet._core.files import file_digest, os_error_in_words
+from retinalnet._core.files import file_digest
 from retinalnet._core.folders import nonempty_path
 from retinalnet._core.images import UnreadableImageError
+from retinalnet._core.read_failure import read_failure
 from retinalnet._core.seeds import check_seed
 from retinalnet.datasets._files import (
     LAYOUT_FOLDER,
@@ -85,18 +86,14 @@ def _broken_link(path: Path) -> str | None:
 
 
 def _digest(path: Path) -> bytes:
-    """:func:`file_digest` of an image, or an :class:`UnreadableImageError` naming it and
-    the fix."""
+    """:func:`file_digest` of an image, or an :class:`UnreadableImageError` naming it, why
+    (in :func:`read_failure`'s words, as every reader of an image says it) and the fix."""
     try:
         return file_digest(path)
     except OSError as error:
-        target = _broken_link(path)
-        if target is not None:
-            reason = f"a broken symbolic link to {target!r}; {_BROKEN_LINK_FIX}"
-        elif isinstance(error, PermissionError):
-            reason = f"{os_error_in_words(error)}: check its permissions"
-        else:
-            reason = f"cannot be read ({os_error_in_words(error)})"
+        reason = read_failure(path, error)
+        if _broken_link(path) is not None:
+            reason = f"{reason}; {_BROKEN_LINK_FIX}"
         raise UnreadableImageError(
             path, f"{reason} (finding duplicates reads every file)"
         ) from None

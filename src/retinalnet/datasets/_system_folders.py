@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -19,6 +19,7 @@ __all__ = [
     "said",
     "scan_folder",
     "system_folder",
+    "system_folder_among",
     "system_folders_said_once",
 ]
 
@@ -59,6 +60,18 @@ def system_folder(name: str) -> str | None:
     ("a Synology NAS's thumbnails and metadata", None)
     """
     return SYSTEM_FOLDERS.get(name.lower())
+
+
+def system_folder_among(folders: Iterable[str]) -> str | None:
+    """The first of ``folders`` (the folders a file lies in, outermost first) that is a
+    system folder (see :func:`system_folder`), else ``None``.
+
+    Examples
+    --------
+    >>> system_folder_among(["train", "CNV", "@eaDir", "CNV-1-1.jpeg"])
+    '@eaDir'
+    """
+    return next((name for name in folders if system_folder(name) is not None), None)
 
 
 def _log_system_folders(skipped: list[str], where: str) -> None:

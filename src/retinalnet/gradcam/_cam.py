@@ -116,9 +116,10 @@ def grad_cam(
     ValueError
         If ``inputs`` is not an image batch (or is smaller than the architecture's smallest
         input, or holds NaN or infinite values), a class index is out of range, or the
-        layer is not part of the forward pass or not spatial, or its map has a side of 1
-        (a stride-32 backbone on inputs under 33 pixels: the heatmap would be constant;
-        the message gives the smallest input size that the layer maps to 2 x 2).
+        layer is not part of the forward pass or not spatial, or its map is 1 x 1 (a
+        stride-32 backbone on inputs under 33 pixels each side: the heatmap would be
+        constant; the message gives the smallest input size that the layer maps to 2 x 2).
+        A 1 x N map is explained: its heatmap varies along N only.
 
     Examples
     --------

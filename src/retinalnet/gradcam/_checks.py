@@ -96,14 +96,15 @@ def check_map_size(
     at_input: bool,
     reshape: Callable[[torch.Tensor], torch.Tensor] | None,
 ) -> None:
-    """Refuse an activation map with a side of 1: its heatmap is one value spread over the
-    image (or along one side), whatever the image shows.
+    """Refuse a 1 x 1 activation map: its heatmap is one value spread over the image,
+    whatever the image shows.
 
-    The message names the layer, its map and the smallest square input that gives the layer
-    a 2 x 2 map (found by forward passes of zeros up to the layer, only when refusing).
+    A map of one row or one column (1 x N) is explained: its heatmap varies along the other
+    side. The message names the layer, its map and the smallest square input that gives the
+    layer a 2 x 2 map (found by forward passes of zeros up to the layer, only when refusing).
     """
     map_height, map_width = spatial.shape[-2:]
-    if min(map_height, map_width) >= 2:
+    if map_height * map_width > 1:
         return
     height, width = batch.shape[-2:]
     spec = model.spec if isinstance(model, Classifier) else None
@@ -111,8 +112,7 @@ def check_map_size(
     where = f"{'the input of ' if at_input else ''}its layer {_layer_name(model, layer)!r}"
     problem = (
         f"Grad-CAM of {name} on {height} x {width} inputs: {where} gives a {map_height} x "
-        f"{map_width} map, so the heatmap would be constant"
-        f"{'' if map_height == map_width == 1 else ' along one side'}, whatever the image shows"
+        f"{map_width} map, so the heatmap would be constant, whatever the image shows"
     )
     fixed = None if spec is None else spec.fixed_size
     if fixed is not None:
