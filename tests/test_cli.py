@@ -714,6 +714,7 @@ def test_ctrl_c_while_a_command_starts_is_one_line_and_status_130(when: str, cal
     call = "cli.main()" if caller == "the program" else 'cli.main(["models"])'
     script = f"""
 import importlib, os, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as from a terminal, not from `&`
 import retinalnet.cli as cli
 original = {hook}
 def interrupted(*args, **kwargs):
@@ -726,7 +727,9 @@ status = {call}
 print("the caller goes on")
 sys.exit(status)
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )  # a lost interrupt sleeps at every import: fail, do not hang
     goes_on = "" if caller == "the program" else "the caller goes on\n"
     assert (done.returncode, done.stderr, done.stdout) == (
         130,
