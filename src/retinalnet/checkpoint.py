@@ -177,10 +177,6 @@ def save_checkpoint(
         The checkpoint there before is untouched, and the message says which epoch it
         holds.
 
-    A declaration given as a function (``feature_blocks=``, or ``gradcam_reshape=`` with
-    its ``gradcam_layer``) cannot be stored: the checkpoint records that it was declared,
-    and :meth:`Checkpoint.build_model` warns when the model it builds lacks it.
-
     .. versionchanged:: 0.2
        Checks what it writes by the rules :func:`load_checkpoint` reads with, and writes
        through a symbolic link to the file it points to. Stores the model's declared head,
@@ -279,6 +275,10 @@ def set_checkpoint_temperature(
     into ``best.pt`` this way, and ``retinalnet calibrate`` into the checkpoint it is given.
 
     .. versionadded:: 0.2
+
+    A declaration given as a function (``feature_blocks=``, or ``gradcam_reshape=`` with
+    its ``gradcam_layer``) cannot be stored: the checkpoint records that it was declared,
+    and :meth:`Checkpoint.build_model` warns when the model it builds lacks it.
 
     Parameters
     ----------
@@ -442,18 +442,18 @@ class Checkpoint:
     def build_model(self, model: nn.Module | None = None) -> Classifier:
         """The trained model, rebuilt from the config (or ``model``) and the weights.
 
-        Parameters
-        ----------
-        model
-            The untrained network (or Classifier) to load the weights into; needed only for
-            a checkpoint of a network built by hand (``arch`` is ``None``).
-
         The model gets the parts the saved model declared (:attr:`declarations`: its
         head, feature blocks and Grad-CAM layer), so a network built by hand is explained
         and fine-tuned as it was; a Classifier passed as ``model`` keeps those it declares
         itself. When the saved model declared one by a function, which the file cannot hold,
         and the model built here has none of its own, a :class:`UserWarning` says that the
         registered declaration or the structure guess is used instead.
+
+        Parameters
+        ----------
+        model
+            The untrained network (or Classifier) to load the weights into; needed only for
+            a checkpoint of a network built by hand (``arch`` is ``None``).
 
         Raises
         ------
