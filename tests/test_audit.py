@@ -628,7 +628,8 @@ def test_a_broken_link_is_unreadable(clean_tree: Path) -> None:
     (clean_tree / "train" / "CNV" / "CNV-961-1.jpeg").symlink_to("nowhere.jpeg")
     report = _only_problem(clean_tree, "unreadable images")
     assert report.unreadable == {
-        "train/CNV/CNV-961-1.jpeg": "no such file (a broken symbolic link)"
+        "train/CNV/CNV-961-1.jpeg": "no such file (a broken symbolic link to 'nowhere.jpeg', "
+        "which does not exist): remove the link, or restore the file it leads to"
     }
 
 

@@ -1274,8 +1274,8 @@ def test_split_names_a_broken_link_in_one_line(
     err = capsys.readouterr().err
     assert err.splitlines() == [
         f"retinalnet split: error: cannot read image {str(link)!r}: no such file (a broken "
-        "symbolic link); remove it, or restore the file it leads to (finding duplicates reads "
-        "every file)"
+        "symbolic link to '/nonexistent/CNV-104-1.jpeg', which does not exist): remove the "
+        "link, or restore the file it leads to (finding duplicates reads every file)"
     ]
     assert not out.exists()
     with pytest.warns(UserWarning, match=r"are broken symbolic links \('train/CNV/CNV-104-1"):

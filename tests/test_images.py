@@ -891,5 +891,10 @@ def test_a_file_made_unreadable_is_said_to_be_one(tmp_path):
 def test_a_broken_link_is_said_to_be_one(tmp_path):
     path = tmp_path / "scan.png"
     path.symlink_to("gone.png")
-    with pytest.raises(UnreadableImageError, match=r": no such file \(a broken symbolic link\)$"):
+    # the link's target named (a NAS share not mounted, a folder moved), and the fix
+    message = (
+        r": no such file \(a broken symbolic link to 'gone.png', which does not exist\): "
+        r"remove the link, or restore the file it leads to$"
+    )
+    with pytest.raises(UnreadableImageError, match=message):
         load_image(path)

@@ -515,8 +515,8 @@ def test_drop_duplicates_names_a_broken_link_and_the_fix(tree: Path) -> None:
     link.symlink_to("/nonexistent/CNV-104-1.png")
     message = (
         rf"^cannot read image {re.escape(repr(str(link)))}: no such file \(a broken symbolic "
-        r"link\); remove it, or restore the file it leads to "
-        r"\(finding duplicates reads every file\)$"
+        r"link to '/nonexistent/CNV-104-1.png', which does not exist\): remove the link, or "
+        r"restore the file it leads to \(finding duplicates reads every file\)$"
     )
     with pytest.raises(UnreadableImageError, match=message):
         patient_split(tree, drop_duplicates=True)
@@ -558,7 +558,7 @@ def test_a_broken_link_is_kept_in_the_split_as_kermany_oct_keeps_it_with_a_warni
     message = (
         r"^1 image\(s\) under .* are broken symbolic links \('train/CNV/CNV-104-1.png'\): they "
         r"are kept in the split, as KermanyOCT keeps them, and reading one fails "
-        r"\(on_error='skip' skips it\); remove each, or restore the file it leads to, then "
+        r"\(on_error='skip' skips it\); remove each link, or restore the file it leads to, then "
         r"split again$"
     )
     with pytest.warns(UserWarning, match=message):

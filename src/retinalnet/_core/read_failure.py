@@ -9,7 +9,7 @@ from pathlib import Path
 
 from retinalnet._core.files import os_error_in_words
 
-__all__ = ["read_failure"]
+__all__ = ["BROKEN_LINK_FIX", "broken_link_target", "read_failure"]
 
 
 def read_failure(file: str | os.PathLike[str], error: Exception) -> str:
@@ -28,10 +28,13 @@ def read_failure(file: str | os.PathLike[str], error: Exception) -> str:
     'permission denied [EACCES]: check its permissions'
     >>> read_failure("scan.png", OSError("image file is truncated"))
     'corrupt or truncated (image file is truncated)'
+
+    A broken symbolic link names where it points and the fix: ``"no such file (a broken
+    symbolic link to '/mnt/nas/CNV-1-1.jpeg', which does not exist): remove the link, or
+    restore the file it leads to"``.
     """
     if isinstance(error, FileNotFoundError):
-        broken = Path(file).is_symlink()
-        return "no such file (a broken symbolic link)" if broken else "no such file"
+        return _no_such_file(Path(file))
     if isinstance(error, IsADirectoryError):
         return "it is a directory, not an image file"
     if isinstance(error, OSError) and error.errno is not None:
@@ -42,3 +45,38 @@ def read_failure(file: str | os.PathLike[str], error: Exception) -> str:
             return f"a symbolic link loop ({words})"
         return f"cannot be read ({words})"
     return f"corrupt or truncated ({error})"
+
+
+BROKEN_LINK_FIX = "remove the link, or restore the file it leads to"
+"""What to do about a symbolic link to nothing."""
+
+
+def broken_link_target(path: str | os.PathLike[str]) -> str | None:
+    """Where ``path`` leads when it is a symbolic link to nothing, else ``None`` (never
+    raises: a link removed meanwhile is ``None`` too).
+
+    Examples
+    --------
+    >>> broken_link_target("no-such-file.png") is None
+    True
+    """
+    if os.path.exists(path) or not os.path.islink(path):  # noqa: PTH110, PTH114 - never raise
+        return None
+    try:
+        return str(Path(path).readlink())
+    except OSError:  # removed since
+        return None
+
+
+def _no_such_file(file: Path) -> str:
+    """ "no such file"; for a broken symbolic link (a NAS share not mounted, a moved folder)
+    where it points, which its own name does not say, and the fix."""
+    target = broken_link_target(file)
+    if target is not None:
+        return (
+            f"no such file (a broken symbolic link to {target!r}, which does not exist): "
+            f"{BROKEN_LINK_FIX}"
+        )
+    if file.is_symlink():  # pointing at a file again, or replaced, since the error
+        return "no such file (a broken symbolic link)"
+    return "no such file"

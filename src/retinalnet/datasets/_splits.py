@@ -14,7 +14,7 @@ from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet._core.files import file_digest
 from retinalnet._core.folders import nonempty_path
 from retinalnet._core.images import UnreadableImageError
-from retinalnet._core.read_failure import read_failure
+from retinalnet._core.read_failure import BROKEN_LINK_FIX, broken_link_target, read_failure
 from retinalnet._core.seeds import check_seed
 from retinalnet.datasets._files import (
     LAYOUT_FOLDER,
@@ -72,19 +72,6 @@ def _check_unparsed(rows: list[ManifestRow], unparsed: str, root: Path) -> None:
     )
 
 
-_BROKEN_LINK_FIX = "remove it, or restore the file it leads to"
-
-
-def _broken_link(path: Path) -> str | None:
-    """Where ``path`` leads when it is a symbolic link to nothing, else ``None``."""
-    if os.path.exists(path) or not os.path.islink(path):  # noqa: PTH110, PTH114 - never raise
-        return None
-    try:
-        return str(path.readlink())
-    except OSError:  # removed since
-        return None
-
-
 def _digest(path: Path) -> bytes:
     """:func:`file_digest` of an image, or an :class:`UnreadableImageError` naming it, why
     (in :func:`read_failure`'s words, as every reader of an image says it) and the fix."""
@@ -92,8 +79,6 @@ def _digest(path: Path) -> bytes:
         return file_digest(path)
     except OSError as error:
         reason = read_failure(path, error)
-        if _broken_link(path) is not None:
-            reason = f"{reason}; {_BROKEN_LINK_FIX}"
         raise UnreadableImageError(
             path, f"{reason} (finding duplicates reads every file)"
         ) from None
@@ -102,7 +87,7 @@ def _digest(path: Path) -> bytes:
 def _warn_of_broken_links(rows: list[ManifestRow], root: Path) -> None:
     """Warn once of the rows whose file is a symbolic link to nothing: they are kept, as
     :class:`KermanyOCT` keeps them, and fail (or are skipped) when read."""
-    broken = [row.path for row in rows if _broken_link(root / row.path) is not None]
+    broken = [row.path for row in rows if broken_link_target(root / row.path) is not None]
     if not broken:
         return
     examples = ", ".join(repr(path) for path in broken[:_EXAMPLES])
@@ -110,7 +95,7 @@ def _warn_of_broken_links(rows: list[ManifestRow], root: Path) -> None:
     warn_caller(
         f"{len(broken)} image(s) under {str(root)!r} are broken symbolic links ({examples}"
         f"{more}): they are kept in the split, as KermanyOCT keeps them, and reading one "
-        f"fails (on_error='skip' skips it); {_BROKEN_LINK_FIX.replace('it', 'each', 1)}, "
+        f"fails (on_error='skip' skips it); {BROKEN_LINK_FIX.replace('the link', 'each link', 1)}, "
         "then split again",
         UserWarning,
     )
