@@ -294,6 +294,27 @@ def test_predict_draws_volumes_and_their_driving_b_scans(
     assert f"plots: {plots / 'volume_volume.png'}" in capsys.readouterr().out
 
 
+def test_plots_and_cams_in_one_folder_are_listed_apart(
+    checkpoint: Path,
+    folder: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # was: "plots:" listed the overlays too when --plots and --cam named one folder
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "figures"
+    code = main([
+        "predict", "--checkpoint", str(checkpoint), str(folder / "volume.dcm"),
+        "--plots", str(out), "--cam", str(out), "--threshold", "0.01",
+    ])  # fmt: skip
+    assert code == 0
+    assert len(list(out.iterdir())) == 4  # the strip figure and three overlays
+    captured = capsys.readouterr()
+    printed = [line for line in captured.out.splitlines() if line.startswith("plots:")]
+    assert printed == [f"plots: {out / 'volume_volume.png'}"]
+    assert f"Grad-CAM overlays: 3 in {out}" in captured.err
+
+
 @pytest.mark.parametrize(
     ("extra", "match"),
     [

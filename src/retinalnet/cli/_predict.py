@@ -80,15 +80,11 @@ def _write_cams(
     return written
 
 
-def _log_cams(folder: Path, images: Sequence[Path], volume_outputs: Sequence[Path]) -> None:
+def _log_cams(folder: Path, images: Sequence[Path], volume_cams: Sequence[Path]) -> None:
     """``--cam DIR``: where the overlays went, once all are written (the images' and the
     volumes' B-scans'), and only when there are some: never before an error that left
     nothing, nor for a run with nothing to draw."""
-    # a volume's overlays are STEM_scanI_cam.png; its strip figure (--plots, maybe the same
-    # folder) is STEM_volume.png
-    count = len(images) + sum(
-        path.parent == folder and path.name.endswith("_cam.png") for path in volume_outputs
-    )
+    count = len(images) + len(volume_cams)
     if count:
         logger.info("Grad-CAM overlays: %d in %s", count, folder)
 
@@ -153,9 +149,9 @@ def run_predict(args: argparse.Namespace) -> int:
     cams = _write_cams(predictor, predictions, args.cam, names) if args.cam is not None else []
     written = write_volume_outputs(predictor, runs, args, names)
     if args.cam is not None:
-        _log_cams(args.cam, cams, written)
+        _log_cams(args.cam, cams, written.cams)
     if args.plots is not None:
         where = sys.stderr if args.json else sys.stdout  # stdout holds only JSON with --json
-        print(f"plots: {', '.join(str(p) for p in written if p.parent == args.plots)}", file=where)
+        print(f"plots: {', '.join(map(str, written.plots))}", file=where)
     print_skipped("predict", skipped)
     return 0

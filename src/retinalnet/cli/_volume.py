@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
 from retinalnet.cli._argtypes import int_in_range, path_argument
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from retinalnet.volume import VolumeSummary
 
 __all__ = [
+    "VolumeOutputs",
     "VolumeRun",
     "add_volume_flags",
     "check_order",
@@ -274,18 +275,28 @@ def print_volumes(runs: Sequence[VolumeRun]) -> None:
             print(f"  B-scans at {summary.label} >= {summary.threshold:.0%}: {shown}{extra}")
 
 
+class VolumeOutputs(NamedTuple):
+    """The files :func:`write_volume_outputs` wrote."""
+
+    plots: list[Path]
+    """``--plots``: a strip figure per volume."""
+    cams: list[Path]
+    """``--cam``: the Grad-CAM overlays of the volumes' driving B-scans."""
+
+
 def write_volume_outputs(
     predictor: Predictor,
     runs: Sequence[VolumeRun],
     args: argparse.Namespace,
     names: OutputNames,
-) -> list[Path]:
+) -> VolumeOutputs:
     """``--plots DIR``: a strip figure per volume; ``--cam DIR``: overlays of its drivers.
 
     ``names`` gives every file its own name (``STEM_volume.png``, ``STEM_scanI_cam.png``,
-    numbered when a stem comes again), shared with the images' overlays.
+    numbered when a stem comes again), shared with the images' overlays. The two kinds are
+    returned apart: ``--plots`` and ``--cam`` may name one folder.
     """
-    written: list[Path] = []
+    written = VolumeOutputs([], [])
     if args.plots is not None:
         from retinalnet.plots_volume import plot_volume
 
@@ -294,7 +305,7 @@ def write_volume_outputs(
         for run in runs:
             target = names.take(folder, run.path.stem, "volume.png")
             plot_volume(run.summary, save=target)
-            written.append(target)
+            written.plots.append(target)
     if args.cam is not None:
         from retinalnet.plots import plot_gradcam
 
@@ -311,7 +322,7 @@ def write_volume_outputs(
                 )
                 target = names.take(folder, run.path.stem, f"scan{scan.index}_cam.png")
                 plot_gradcam(run.scans[scan.index], heatmap, title=title, save=target)
-                written.append(target)
+                written.cams.append(target)
     return written
 
 
