@@ -1258,6 +1258,11 @@ def test_predict_leaves_out_appledouble_files_and_system_folders_named_or_found(
         assert scored([scans / "@eaDir", scans / "__MACOSX", *real, thumbnail]) == list(
             map(str, real)
         )
+    qnap = scans / ".@__thumb" / f"s100{real[0].name}"  # `find` lists hidden folders too
+    qnap.parent.mkdir()
+    shutil.copy(real[0], qnap)
+    with pytest.warns(UserWarning, match=r"in system folders.*\(a QNAP NAS's thumbnails\)"):
+        assert scored([*real, qnap]) == list(map(str, real))
 
 
 def test_split_names_a_broken_link_in_one_line(

@@ -905,7 +905,7 @@ def test_system_folders_are_left_out_at_every_door_that_lists_files(make_tree, d
 
 @pytest.mark.parametrize(
     "name", ["@eaDir", "__MACOSX", "#recycle", "#snapshot", "$RECYCLE.BIN", "$Recycle.Bin",
-             "System Volume Information", "@Recycle", "lost+found"]
+             "System Volume Information", "@Recycle", "lost+found", ".@__thumb", ".AppleDouble"]
 )  # fmt: skip
 def test_a_system_folder_is_named_as_such_and_never_a_class(name):
     from retinalnet.datasets._files import class_folder_hint
@@ -955,6 +955,10 @@ def test_manifest_rows_in_system_folders_are_left_out_with_one_warning(make_tree
         ManifestRow("train/DME/__MACOSX/DME-2-1.jpeg", "DME", "2", "train"),
         ManifestRow("train/DME/DME-7-1.jpeg", "DME", "7", "val"),
         ManifestRow("test/NORMAL/#Recycle/NORMAL-6-9.jpeg", "NORMAL", "6", "test"),
+        # hidden ones, which the walks leave out as hidden: a QNAP's thumbnails, netatalk's
+        # resource forks named like the scans
+        ManifestRow("train/CNV/.@__thumb/s100CNV-1-1.jpeg", "CNV", "1", "train"),
+        ManifestRow("train/CNV/.AppleDouble/CNV-1-1.jpeg", "CNV", "1", "train"),
     ]
     manifest = write_manifest(rows, tmp_path / "old.csv")
     with warnings.catch_warnings(record=True) as caught:
@@ -962,7 +966,7 @@ def test_manifest_rows_in_system_folders_are_left_out_with_one_warning(make_tree
         data = _from_manifest_doors()[door](manifest, root)
     assert _names(data) == [("CNV-1-1.jpeg", 0)]
     assert [str(warning.message) for warning in caught] == [
-        f"left out 3 row(s) of split 'train' of manifest {str(manifest)!r} whose file lies "
+        f"left out 5 row(s) of split 'train' of manifest {str(manifest)!r} whose file lies "
         f"in a system folder, e.g. {thumb!r} (@eaDir: a Synology NAS's thumbnails and "
         "metadata): such folders hold thumbnails, metadata, deleted files or snapshots, "
         "never scans, and the folder walks leave them out; run `retinalnet split` again to "

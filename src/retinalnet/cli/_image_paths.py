@@ -15,7 +15,7 @@ def image_suffixes() -> str:
     return ", ".join(sorted(IMAGE_EXTENSIONS))
 
 
-_METADATA_FOLDERS = ("@eadir", "__macosx")
+_METADATA_FOLDERS = ("@eadir", "__macosx", ".@__thumb", ".appledouble")
 """System folders that hold no file of the user's (a NAS's thumbnails, a zip's metadata),
 unlike recycle bins and snapshots, whose files a user may name to score."""
 

@@ -38,13 +38,22 @@ SYSTEM_FOLDERS: Mapping[str, str] = MappingProxyType(
         "recycler": "the Windows recycle bin",
         "system volume information": "Windows' own data about the drive",
         "lost+found": "a Linux file system's recovered fragments",
+        # hidden ones: the folder walks leave out every hidden folder; these are named so
+        # that a manifest's rows or a path given to `predict` in them are left out too
+        ".@__thumb": "a QNAP NAS's thumbnails",
+        ".appledouble": "a Mac file server's resource forks (named like the images)",
+        ".trashes": "macOS's trash on a removable drive",
+        ".spotlight-v100": "macOS's search index",
+        ".fseventsd": "macOS's file-system event log",
+        ".temporaryitems": "macOS's temporary files",
+        ".snapshot": "a file server's snapshots",
+        ".snapshots": "a Linux file system's snapshots",
     }
 )
 """Folders that operating systems, NAS boxes and zip tools leave among files, in lower case,
 with what they are: they hold thumbnails, metadata, deleted files or snapshots (copies), never
 scans of the class folder they are in. Every folder walk leaves them out, as it leaves out
-hidden folders (``.Trashes``, ``.Spotlight-V100``, ``.AppleDouble``, ``.@__thumb``,
-``.snapshot``).
+every hidden folder; a manifest's rows in them are left out with one warning.
 
 .. versionadded:: 0.2
 """
