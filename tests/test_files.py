@@ -40,6 +40,56 @@ def test_atomic_write_writes_and_replaces(tmp_path: Path) -> None:
     assert [p.name for p in path.parent.iterdir()] == ["out.bin"]
 
 
+def _open_files() -> set[str]:
+    """The files this process holds open (Linux's /proc)."""
+    fds = Path("/proc/self/fd")
+    return {str(fd.readlink()) for fd in fds.iterdir() if fd.is_symlink()}
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
+def test_atomic_write_closes_its_file_before_renaming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Windows refuses to rename a file that is open (WinError 32): every checkpoint, CSV and
+    # report would fail there if the temporary file were renamed while still open
+    open_at_rename: list[bool] = []
+    rename = Path.replace
+
+    def replace(self: Path, target: Any) -> Path:
+        open_at_rename.append(str(self) in _open_files())
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "replace", replace)
+    atomic_write(tmp_path / "out.bin", lambda stream: stream.write(b"one"))
+    assert open_at_rename == [False]
+    assert (tmp_path / "out.bin").read_bytes() == b"one"
+
+
+def test_atomic_write_tries_a_held_file_again_on_windows_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an antivirus scan or a spreadsheet holding the old CSV refuses the rename for a moment
+    rename = Path.replace
+    refusals = [PermissionError(errno.EACCES, "Access is denied")] * 2
+
+    def replace(self: Path, target: Any) -> Path:
+        if refusals:
+            raise refusals.pop()
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "replace", replace)
+    monkeypatch.setattr(files.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(files, "_ON_WINDOWS", True)
+    atomic_write(tmp_path / "out.bin", lambda stream: stream.write(b"one"))
+    assert (tmp_path / "out.bin").read_bytes() == b"one"
+    monkeypatch.setattr(files, "_ON_WINDOWS", False)  # a refusal here is the system's answer
+    refusals.append(PermissionError(errno.EACCES, "Permission denied"))
+    with pytest.raises(FileWriteError, match="permission denied"):
+        atomic_write(tmp_path / "out.bin", lambda stream: stream.write(b"two"))
+    assert (tmp_path / "out.bin").read_bytes() == b"one"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
 class _FillingDisk(io.FileIO):
     """A file on a disk with ``room`` bytes left: the write that passes it fails (ENOSPC)."""
 

@@ -12,6 +12,7 @@ import stat
 import sys
 import tempfile
 import threading
+import time
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -229,13 +230,15 @@ def atomic_write(
         out.parent.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
         temporary = Path(name)
-        with _interrupts_held(), os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            if sync:
-                os.fsync(stream.fileno())
+        with _interrupts_held():
+            with os.fdopen(handle, "wb") as stream:
+                write(stream)
+                stream.flush()
+                if sync:
+                    os.fsync(stream.fileno())
+            # closed before it is renamed: Windows refuses to rename a file that is open
             temporary.chmod(_mode_for(out, previous))
-            temporary.replace(out)
+            _replace(temporary, out)
     except BaseException as error:
         if temporary is not None:
             with contextlib.suppress(OSError):
@@ -248,6 +251,26 @@ def atomic_write(
 
 
 _STANDARD_STREAMS = {"-": 1, "/dev/stdout": 1, "/dev/stderr": 2}
+
+
+_ON_WINDOWS = os.name == "nt"
+
+_REPLACE_TRIES = 5
+"""How often a rename over a file is tried on Windows, where another program reading the
+file (an antivirus scan, a spreadsheet holding a CSV) refuses it for a moment."""
+
+
+def _replace(temporary: Path, out: Path) -> None:
+    """Rename ``temporary`` over ``out``; on Windows, tried again a few times over about a
+    second while ``out`` is held open by another program (``PermissionError``)."""
+    for attempt in range(_REPLACE_TRIES):
+        try:
+            temporary.replace(out)
+            return
+        except PermissionError:
+            if not _ON_WINDOWS or attempt == _REPLACE_TRIES - 1:
+                raise
+            time.sleep(0.1 * 2**attempt)
 
 
 def atomic_copy(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
