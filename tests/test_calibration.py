@@ -835,3 +835,45 @@ def test_a_fitted_temperature_is_printed_to_three_significant_figures(
     # was three decimals: 0.00123 printed as 0.001, off by a fifth, unlike every other door
     result = CalibrationResult(temperature, True, 8, 0.2, 0.1, 0.9, 0.5)
     assert str(result).startswith(f"temperature {shown} fitted on 8 images:")
+
+
+# --- probabilities and bf16 log-probabilities are what they stand for ------------------------
+
+
+def _tempered_case() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=4.0, size=(2000, 4))
+    made = np.exp(logits / 2.0)
+    made /= made.sum(axis=1, keepdims=True)
+    return logits, np.array([rng.choice(4, p=row) for row in made])
+
+
+def test_fit_temperature_of_probabilities_is_that_of_their_logits() -> None:
+    # was 0.354 for probabilities made at T = 2 (taken for logits), 1.94 for the logits
+    logits, targets = _tempered_case()
+    probabilities = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+
+    expected = fit_temperature(logits, targets)
+
+    assert expected == pytest.approx(2.0, abs=0.15)
+    assert fit_temperature(probabilities, targets) == pytest.approx(expected, rel=1e-6)
+    rounded = probabilities.astype(np.float32)  # float32, zeros included, rows off 1 a little
+    assert fit_temperature(rounded, targets) == pytest.approx(expected, rel=1e-3)
+
+
+def test_bf16_log_probabilities_are_log_probabilities() -> None:
+    # a bf16 log-softmax misses a logsumexp of 0 by up to 0.008: the report's ECE was "-",
+    # expected_calibration_error and reliability_curve refused them
+    torch.manual_seed(0)
+    logits = torch.randn(500, 4) * 3
+    targets = torch.randint(0, 4, (500,)).numpy()
+    bf16 = torch.log_softmax(logits.bfloat16(), dim=1).float().numpy()
+    exact = torch.log_softmax(logits, dim=1).numpy()
+
+    expected = expected_calibration_error(exact, targets)
+
+    assert expected_calibration_error(bf16, targets) == pytest.approx(expected, abs=0.01)
+    assert classification_report(targets, bf16).ece == pytest.approx(expected, abs=0.01)
+    assert reliability_curve(bf16, targets)[2].sum() == 500
+    with pytest.raises(ValueError, match="or be log-probabilities"):
+        expected_calibration_error(exact + 0.05, targets)  # logits: still refused

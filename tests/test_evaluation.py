@@ -310,9 +310,21 @@ def test_report_is_the_clinical_report_of_the_same_images() -> None:
     assert report.referral.sensitivity == 5 / 6
     assert report.referral.specificity == 0.75
     assert (
-        result.report(bootstrap=20, seed=0).intervals
-        == result.report(bootstrap=20, seed=0).intervals
+        result.report(bootstrap=40, seed=0).intervals
+        == result.report(bootstrap=40, seed=0).intervals
     )
+
+
+def test_the_reports_of_a_result_refuse_too_few_resamples() -> None:
+    result = evaluate(_model(), _data(), device="cpu")
+    result = dataclasses.replace(result, patient_ids=("7",) * len(TARGETS))
+
+    # was: bootstrap=1 gave a "95% interval" of one resample, leaving out the estimate
+    for report in (result.report, result.patient_report):
+        with pytest.raises(ValueError, match=r"^bootstrap=1 is too few resamples for 95% "):
+            report(bootstrap=1)
+        with pytest.raises(ValueError, match=r"so at least 400 .*pass bootstrap=1000"):
+            report(bootstrap=200, confidence=0.995)
 
 
 def test_a_result_built_by_hand_has_no_report() -> None:

@@ -326,8 +326,11 @@ def test_bootstrap_intervals_keep_every_class_whatever_its_name() -> None:
         "sensitivity[1]",
         "sensitivity[0]",
     }
-    assert report.intervals["sensitivity[1]"] == (1.0, 1.0)
-    assert report.intervals["sensitivity[0]"] == (0.0, 0.0)
+    # the bootstrapped ones too: every score alike, so every resample's AUC is 0.5
+    assert {key for key in report.no_interval if key.startswith("auc")} == {"auc[1]", "auc[0]"}
+    # Wilson: 20 of 20 at 95% is 20 / (20 + z**2) to 1, 0 of 20 is 0 to z**2 / (20 + z**2)
+    assert report.intervals["sensitivity[1]"] == pytest.approx((0.838875, 1.0))
+    assert report.intervals["sensitivity[0]"] == pytest.approx((0.0, 0.161125))
 
 
 def test_bootstrap_resamples_keep_the_class_mix_so_macro_averages_keep_their_classes() -> None:
@@ -339,8 +342,174 @@ def test_bootstrap_resamples_keep_the_class_mix_so_macro_averages_keep_their_cla
     report = classification_report(targets, probabilities, bootstrap=500, seed=0)
     point = report.macro["f1"]
     assert point == pytest.approx((2 * 0.9 / 1.9 + 1 + 0) / 3)
-    assert report.intervals["macro_f1"] == pytest.approx((point, point))
-    assert report.intervals["sensitivity[NORMAL]"] == (0.0, 0.0)
+    # every resample has the same macro F1: no interval, rather than (point, point)
+    assert "macro_f1" not in report.intervals
+    assert report.no_interval["macro_f1"].startswith("every resample scored the same")
+    # 0 of 1 NORMAL scan right: Wilson's 0 to z**2 / (1 + z**2) = 0.793, not 0% to 0%
+    assert report.intervals["sensitivity[NORMAL]"] == pytest.approx((0.0, 0.793451), abs=1e-6)
+
+
+def _wilson_by_hand(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval, written out as in Wilson (1927)."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf((1 + confidence) / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "confidence", "expected"),
+    [  # expected: scipy.stats.binomtest(k, n).proportion_ci(confidence, "wilson")
+        (20, 20, 0.95, (0.838875, 1.0)),  # 20 / (20 + z**2): never 100% to 100%
+        (0, 20, 0.95, (0.0, 0.161125)),
+        (2, 2, 0.95, (0.342380, 1.0)),
+        (10, 20, 0.95, (0.299298, 0.700702)),
+        (79, 80, 0.95, (0.932537, 0.997790)),
+        (7, 9, 0.995, (0.335865, 0.960354)),
+    ],
+)
+def test_wilson_intervals_are_the_closed_form(
+    k: int, n: int, confidence: float, expected: tuple[float, float]
+) -> None:
+    from retinalnet.metrics._intervals import wilson_intervals
+
+    low, high = wilson_intervals(np.array([float(k)]), np.array([float(n)]), confidence)
+    assert (low[0], high[0]) == pytest.approx(expected, abs=1e-6)
+    assert (low[0], high[0]) == pytest.approx(_wilson_by_hand(k, n, confidence))
+    # a proportion of nothing has no interval
+    assert np.isnan(wilson_intervals(np.array([0.0]), np.array([0.0]), confidence)).all()
+
+
+def _twenty_each(wrong_normal: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """20 scans of each class, all right but (optionally) one NORMAL called DRUSEN."""
+    targets = np.repeat([0, 1, 2, 3], 20)
+    probabilities = np.full((80, 4), 0.1)
+    probabilities[np.arange(80), targets] = 0.7
+    if wrong_normal:
+        probabilities[60] = [0.1, 0.1, 0.7, 0.1]
+    return targets, probabilities
+
+
+def test_proportions_get_wilson_intervals_that_keep_their_width_at_0_and_100_percent() -> None:
+    targets, probabilities = _twenty_each()
+
+    report = classification_report(targets, probabilities, bootstrap=40, seed=0)
+
+    # was: sensitivity[CNV] (1.0, 1.0) and specificity[CNV] (1.0, 1.0), from a bootstrap
+    # stratified by class, where 20 of 20 right is 20 of 20 right in every resample
+    expected = {
+        "accuracy": _wilson_by_hand(79, 80),
+        "sensitivity[CNV]": _wilson_by_hand(20, 20),
+        "specificity[CNV]": _wilson_by_hand(60, 60),
+        "precision[CNV]": _wilson_by_hand(20, 20),
+        "sensitivity[NORMAL]": _wilson_by_hand(19, 20),
+        "precision[DRUSEN]": _wilson_by_hand(20, 21),
+        "specificity[DRUSEN]": _wilson_by_hand(59, 60),
+        "referral_sensitivity": _wilson_by_hand(40, 40),
+        "referral_specificity": _wilson_by_hand(40, 40),
+    }
+    for key, interval in expected.items():
+        assert report.intervals[key] == pytest.approx(interval), key
+        assert report.interval_methods[key] == "wilson", key
+    assert report.interval_methods["macro_f1"] == "bootstrap"
+    assert report.interval_methods["auc[NORMAL]"] == "bootstrap"
+    # two images, both right: 34% to 100%, not "100.00% (100.00%-100.00%)"
+    two = classification_report([0, 1], [[0.9, 0.1], [0.2, 0.8]], classes=["a", "b"], bootstrap=40)
+    assert two.intervals["accuracy"] == pytest.approx(_wilson_by_hand(2, 2))
+    assert str(two).splitlines()[0].startswith("images 2  accuracy 100.00% (34.24%-100.00%)")
+    # a class without images has no sensitivity, so no interval of it
+    none = classification_report([0, 0], [[0.9, 0.1], [0.2, 0.8]], classes=["a", "b"], bootstrap=40)
+    assert "sensitivity[b]" not in none.intervals
+    assert "sensitivity[b]" not in none.no_interval
+
+
+def test_a_bootstrap_interval_without_width_is_no_interval_and_says_so() -> None:
+    targets, probabilities = _twenty_each()
+
+    report = classification_report(targets, probabilities, bootstrap=40, seed=0)
+
+    # CNV is perfectly separated: every resample's AUC is 1, an interval "(1.000-1.000)"
+    assert report["CNV"].auc == 1.0
+    for key in ("auc[CNV]", "f1[CNV]", "referral_auc"):
+        assert key not in report.intervals, key
+        assert report.no_interval[key] == (
+            "every resample scored the same, e.g. an AUC of 1 on perfectly separated classes, "
+            "or an F1 of 0"
+        )
+        assert report.interval_methods[key] == "bootstrap"
+    low, high = report.intervals["auc[NORMAL]"]
+    assert low < high
+    data = json.loads(report.to_json())
+    assert data["no_interval"]["auc[CNV]"].startswith("every resample scored the same")
+    assert "auc[CNV]" not in data["intervals"]
+    assert data["interval_methods"]["accuracy"] == "wilson"
+    assert data["interval_note"] == report.interval_note
+    text = str(report)
+    assert "(1.000-1.000)" not in text
+    assert "AUC 1.000 (no interval: every resample scored the same" in text
+    assert "\nno interval: every resample scored the same, e.g. an AUC of 1 on perfectly" in text
+
+
+def test_the_text_shows_each_class_intervals_under_a_header_that_names_the_methods() -> None:
+    targets, probabilities = _twenty_each()
+
+    lines = str(classification_report(targets, probabilities, bootstrap=40, seed=0)).splitlines()
+
+    assert lines[1] == (
+        "(95% intervals: Wilson score for proportions (accuracy, sensitivity, specificity, "
+        "precision); stratified percentile bootstrap (40 resamples) for F1 and AUC; each "
+        "class's in the table of intervals)"
+    )
+    start = lines.index(next(line for line in lines if line.startswith("95% intervals ")))
+    assert lines[start].split() == [
+        "95%", "intervals", "precision", "recall", "specificity", "f1", "auc"
+    ]  # fmt: skip
+    assert lines[start + 1].split() == [
+        "CNV", "83.9%-100.0%", "83.9%-100.0%", "94.0%-100.0%", "no", "interval", "no", "interval"
+    ]  # fmt: skip
+    assert lines[start + 4].split()[:3] == ["NORMAL", "83.2%-100.0%", "76.4%-99.1%"]
+    assert lines[start + 5].split()[:4] == ["macro", "-", "-", "-"]
+
+
+@pytest.mark.parametrize(
+    ("confidence", "bootstrap", "label"),
+    [(0.975, 80, "97.5%"), (0.995, 400, "99.5%"), (0.9, 20, "90%"), (0.95, 40, "95%")],
+)
+def test_the_level_is_shown_unrounded(confidence: float, bootstrap: int, label: str) -> None:
+    report = classification_report(
+        TARGETS, PROBABILITIES, bootstrap=bootstrap, confidence=confidence
+    )
+    # was: 0.995 shown as "100% bootstrap intervals", 0.975 as "98%"
+    assert report.interval_note.startswith(f"{label} intervals: Wilson score")
+    assert str(report).splitlines()[1].startswith(f"({label} intervals: Wilson score")
+    assert f"\n{label} intervals " in str(report)
+
+
+@pytest.mark.parametrize(
+    ("bootstrap", "confidence", "fewest"),
+    [(1, 0.95, "40"), (39, 0.95, "40"), (199, 0.99, "200"), (399, 0.995, "400")],
+)
+def test_too_few_resamples_for_the_level_are_refused(
+    bootstrap: int, confidence: float, fewest: str
+) -> None:
+    # was: bootstrap=1 gave a "95% interval" that left out the point estimate
+    message = (
+        rf"^bootstrap={bootstrap} is too few resamples for {confidence * 100:g}% intervals: "
+        rf"each tail needs at least one resample, so at least {fewest} "
+    )
+    with pytest.raises(ValueError, match=message):
+        classification_report(TARGETS, PROBABILITIES, bootstrap=bootstrap, confidence=confidence)
+    with pytest.raises(ValueError, match=message):
+        patient_level(
+            PROBABILITIES, TARGETS, ["7"] * 10, bootstrap=bootstrap, confidence=confidence
+        )
+    enough = classification_report(
+        TARGETS, PROBABILITIES, bootstrap=int(fewest), confidence=confidence
+    )
+    assert enough.intervals
 
 
 def test_a_bootstrap_resample_has_the_class_counts_of_the_data() -> None:
@@ -427,7 +596,7 @@ def test_str_is_a_readable_table() -> None:
 def test_to_text_leaves_the_headline_to_the_evaluation_unless_it_has_an_interval() -> None:
     report = classification_report(TARGETS, PROBABILITIES)
     assert report.to_text(headline=False) == "\n".join(str(report).splitlines()[2:])
-    with_interval = classification_report(TARGETS, PROBABILITIES, bootstrap=20, seed=0)
+    with_interval = classification_report(TARGETS, PROBABILITIES, bootstrap=40, seed=0)
     low, high = with_interval.intervals["accuracy"]
     first = with_interval.to_text(headline=False).splitlines()[0]
     assert first == f"images 10  accuracy 70.00% ({low:.2%}-{high:.2%})  ECE {report_ece():.1%}"
@@ -467,7 +636,10 @@ def test_bootstrap_is_seeded_and_contains_the_point_estimate() -> None:
         low, high = first.intervals[key]
         assert low < value < high, key
         assert high - low < 0.25, key  # 300 images: a few points either side
-    assert "(95% bootstrap intervals from 200 resamples)" in str(first)
+    assert (
+        "(95% intervals: Wilson score for proportions (accuracy, sensitivity, specificity, "
+        "precision); stratified percentile bootstrap (200 resamples) for F1 and AUC"
+    ) in str(first)
 
 
 def test_a_wider_confidence_gives_a_wider_interval() -> None:
@@ -588,6 +760,9 @@ def test_curves_without_positives_or_negatives_and_bad_input() -> None:
         roc_curve([0.1, 0.2], [0, 1, 1])
     with pytest.raises(ValueError, match="scores hold NaN"):
         precision_recall_curve([0.1, math.nan], [0, 1])
+    for curve in (roc_curve, precision_recall_curve):  # was: a raw IndexError
+        with pytest.raises(ValueError, match=r"^got no scores: a curve needs the scores of at"):
+            curve([], [])
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -637,7 +812,7 @@ DOORS: dict[str, Callable[[np.ndarray], object]] = {
     "topk_accuracy": lambda p: topk_accuracy(FOUR, p),
     "classification_report": lambda p: classification_report(FOUR, p),
     "classification_report, bootstrap": lambda p: classification_report(
-        FOUR, p, urgent=None, bootstrap=10
+        FOUR, p, urgent=None, bootstrap=40
     ),
     "patient_level": lambda p: patient_level(p, FOUR, ["7", "7", "8", None]),
     "expected_calibration_error": lambda p: expected_calibration_error(p, FOUR),
@@ -787,16 +962,16 @@ def test_report_refuses_a_bad_seed_or_bootstrap_up_front(
     kwargs: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        classification_report(TARGETS, PROBABILITIES, **{"bootstrap": 20, **kwargs})
+        classification_report(TARGETS, PROBABILITIES, **{"bootstrap": 40, **kwargs})
     with pytest.raises(ValueError, match=message):  # also without resampling, and per patient
         patient_level(PROBABILITIES, TARGETS, ["7"] * 10, **{"bootstrap": 0, **kwargs})
 
 
 def test_numpy_integers_are_a_seed_and_a_number_of_resamples() -> None:
-    report = classification_report(TARGETS, PROBABILITIES, bootstrap=np.int64(5), seed=np.int64(3))
+    report = classification_report(TARGETS, PROBABILITIES, bootstrap=np.int64(40), seed=np.int64(3))
     assert (
         report.intervals
-        == classification_report(TARGETS, PROBABILITIES, bootstrap=5, seed=3).intervals
+        == classification_report(TARGETS, PROBABILITIES, bootstrap=40, seed=3).intervals
     )
 
 
@@ -865,3 +1040,154 @@ def test_float32_rounding_outside_0_1_is_still_a_probability() -> None:
     )
     with pytest.raises(ValueError, match="probabilities must be in"):
         expected_calibration_error([[1.001, 0, 0, 0]], [0])  # more than rounding: refused
+
+
+# ---------------------------------------------------------------------------------------------
+# Against scikit-learn's rules: macro averages over the classes with images or predictions,
+# AUCs of probabilities whatever the scores, percentages refused, undefined precision said
+# (fixer M2's block)
+
+# a clinic's test set without DRUSEN; the model calls 4 of the 12 scans DRUSEN
+NO_DRUSEN_TARGETS = [0] * 4 + [1] * 4 + [3] * 4
+NO_DRUSEN_PREDICTED = [0, 0, 0, 2, 1, 1, 1, 2, 3, 3, 2, 2]
+
+
+def _confident(predicted: list[int], classes: int = 4) -> np.ndarray:
+    probabilities = np.full((len(predicted), classes), 0.1)
+    probabilities[np.arange(len(predicted)), predicted] = 1 - 0.1 * (classes - 1)
+    return probabilities
+
+
+def test_macro_averages_count_a_class_predicted_without_images() -> None:
+    # was: DRUSEN left out, macro precision and specificity 100%
+    report = classification_report(NO_DRUSEN_TARGETS, _confident(NO_DRUSEN_PREDICTED))
+
+    drusen = report["DRUSEN"]
+    assert (drusen.support, drusen.precision, drusen.f1) == (0, 0.0, 0.0)
+    assert math.isnan(drusen.recall)
+    assert report.macro["precision"] == pytest.approx(3 / 4)
+    assert report.macro["specificity"] == pytest.approx((1 + 1 + 4 / 6 + 1) / 4)
+    assert report.macro["f1"] == pytest.approx((6 / 7 + 6 / 7 + 0 + 2 / 3) / 4)
+    assert report.macro["recall"] == pytest.approx((3 / 4 + 3 / 4 + 2 / 4) / 3)  # balanced
+    assert report.weighted["precision"] == 1.0  # weighted by images: DRUSEN weighs 0
+    data = report.to_dict()
+    assert data["macro_classes"] == ["CNV", "DME", "DRUSEN", "NORMAL"]
+    assert data["notes"] == [
+        "no images of DRUSEN (predicted 4 times): the macro averages cover CNV, DME, "
+        "DRUSEN, NORMAL, the classes with images or predictions; recall and AUC only those "
+        "with images"
+    ]
+    assert f"({data['notes'][0]})" in report.to_text().splitlines()
+
+
+def test_a_class_neither_in_the_images_nor_predicted_is_named_and_left_out() -> None:
+    report = classification_report(
+        [0, 0, 1, 1], [[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.3, 0.6, 0.1]],
+        classes=["a", "b", "c"], urgent=None,
+    )  # fmt: skip
+
+    assert report.macro["specificity"] == pytest.approx((1.0 + 1 / 2) / 2)  # c's 100% left out
+    assert report.to_dict()["macro_classes"] == ["a", "b"]
+    assert report.notes == [
+        "no images of c: the macro averages cover a, b, the classes with images or predictions"
+    ]
+
+
+def test_a_class_never_predicted_says_its_precision_is_0_of_0() -> None:
+    report = classification_report([0, 0, 1, 1], [[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4]],
+                                   classes=["CNV", "NORMAL"], urgent=None)  # fmt: skip
+
+    assert report["NORMAL"].precision == 0.0  # scikit-learn's zero_division=0
+    note = "NORMAL was never predicted: its precision is 0 of 0 predictions, shown as 0"
+    assert report.notes == [note]
+    assert report.to_dict()["notes"] == [note]
+    assert f"({note})" in str(report)
+    assert classification_report([0, 1], [[0.9, 0.1], [0.2, 0.8]], classes=["a", "b"]).notes == []
+    empty = classification_report(np.array([], int), np.empty((0, 2)), classes=["a", "b"])
+    assert empty.notes == []
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_macro_averages_agree_with_scikit_learn_when_classes_are_missing(seed: int) -> None:
+    sk = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(seed)
+    targets = rng.choice([0, 1, 3], 25)  # no DRUSEN image; DRUSEN is predicted at times
+    probabilities = rng.dirichlet(np.ones(4), 25)
+    predicted = probabilities.argmax(axis=1)
+    labels = sorted(set(targets) | set(predicted))
+
+    report = classification_report(targets, probabilities)
+
+    p, _, f, _ = sk.precision_recall_fscore_support(
+        targets, predicted, labels=labels, average="macro", zero_division=0
+    )
+    assert (report.macro["precision"], report.macro["f1"]) == pytest.approx((p, f))
+    assert report.macro["recall"] == pytest.approx(sk.balanced_accuracy_score(targets, predicted))
+    p, r, f, _ = sk.precision_recall_fscore_support(
+        targets, predicted, average="weighted", zero_division=0
+    )
+    assert (report.weighted["precision"], report.weighted["recall"]) == pytest.approx((p, r))
+    assert report.weighted["f1"] == pytest.approx(f)
+
+
+def _logits_case() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    targets = rng.integers(0, 4, 300)
+    logits = rng.normal(size=(300, 4)) * 2
+    logits[np.arange(300), targets] += 1.5
+    logits += rng.normal(size=(300, 1)) * 3  # a per-image offset changes no softmax
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    return targets, logits, probabilities
+
+
+def test_the_per_class_aucs_of_logits_are_those_of_their_probabilities() -> None:
+    # was: ranked by the raw logits, [0.593, 0.59, 0.611, 0.615] against [0.748, ...]
+    sk = pytest.importorskip("sklearn.metrics")
+    targets, logits, probabilities = _logits_case()
+
+    report = classification_report(targets, logits, bootstrap=50)
+    expected = classification_report(targets, probabilities, bootstrap=50)
+
+    aucs = [m.auc for m in report.per_class]
+    assert aucs == pytest.approx([m.auc for m in expected.per_class])
+    sk_aucs = sk.roc_auc_score(targets, probabilities, multi_class="ovr", average=None)
+    assert aucs == pytest.approx(sk_aucs)
+    assert report.macro["auc"] == pytest.approx(expected.macro["auc"])
+    for key in ("macro_auc", "auc[CNV]"):
+        assert report.intervals[key] == pytest.approx(expected.intervals[key])
+
+
+def test_probabilities_in_percent_are_refused_at_every_door() -> None:
+    # was: taken for logits and softmaxed, moving the referral AUC and patient-level accuracy
+    targets, _, probabilities = _logits_case()
+    percent = probabilities * 100
+    doors: list[Callable[[], object]] = [
+        lambda: classification_report(targets, percent),
+        lambda: patient_level(percent, targets, [str(i // 3) for i in range(len(targets))]),
+        lambda: expected_calibration_error(percent, targets),
+        lambda: reliability_curve(percent, targets),
+        lambda: fit_temperature(percent, targets),
+    ]
+    for door in doors:
+        with pytest.raises(ValueError, match=r"look like percentages .*; divide them by 100"):
+            door()
+
+
+def test_precision_recall_curve_without_positives_is_scikit_learns() -> None:
+    sk = pytest.importorskip("sklearn.metrics")
+    scores, positive = [0.1, 0.4, 0.3], [0, 0, 0]
+
+    precision, recall, _ = precision_recall_curve(scores, positive)
+
+    with pytest.warns(UserWarning, match="No positive class"):
+        sk_precision, sk_recall, _ = sk.precision_recall_curve(positive, scores)
+    assert recall.tolist() == sk_recall[::-1].tolist() == [0, 1, 1, 1]
+    assert precision.tolist() == sk_precision[::-1].tolist()
+    assert math.isnan(average_precision(scores, positive))  # undefined, as documented
+
+
+def test_string_targets_are_refused_saying_to_pass_indices() -> None:
+    with pytest.raises(ValueError, match=r"got dtype <U3 \(first value 'CNV'\); pass indices"):
+        classification_report(["CNV", "DME"], [[0.9, 0.1], [0.2, 0.8]], classes=["CNV", "DME"])

@@ -84,6 +84,28 @@ def test_patient_level_text_and_json() -> None:
     assert classification_report(TARGETS, PROBABILITIES).to_dict()["patients"] is None
 
 
+def test_patient_level_intervals_are_wilson_intervals_of_the_groups() -> None:
+    # three patients, 20 scans each, all right: 3 of 3 groups, not 60 of 60 scans
+    targets = [0] * 20 + [1] * 20 + [0] * 20
+    probabilities = np.tile([0.2, 0.8], (60, 1))
+    probabilities[np.array(targets) == 0] = [0.8, 0.2]
+    ids = ["1"] * 20 + ["2"] * 20 + ["3"] * 20
+
+    report = patient_level(
+        probabilities, targets, ids, classes=["CNV", "NORMAL"], urgent=None, bootstrap=40
+    )
+
+    # was: (1.0, 1.0), from a bootstrap of groups that are all right; Wilson: 3 / (3 + z**2)
+    z2 = 1.959964**2
+    assert report.intervals["accuracy"] == pytest.approx((3 / (3 + z2), 1.0))
+    assert report.intervals["sensitivity[CNV]"] == pytest.approx((2 / (2 + z2), 1.0))
+    assert report.interval_methods["accuracy"] == "wilson"
+    assert "auc[CNV]" in report.no_interval  # perfectly separated: no "(1.000-1.000)"
+    lines = str(report).splitlines()
+    assert lines[0].startswith("patients 3  groups 3  scans 60  accuracy 100.00% (43.85%-100.00%)")
+    assert lines[1].startswith("(95% intervals: Wilson score for proportions")
+
+
 def test_patient_level_refuses_ids_that_do_not_match_the_scans() -> None:
     with pytest.raises(ValueError, match="got 2 ids for 7 scans"):
         patient_level(PROBABILITIES, TARGETS, ["7", "8"])
@@ -223,3 +245,25 @@ def test_patient_level_refuses_urgent_classes_that_are_not_classes() -> None:
     two = PROBABILITIES[:, [0, 3]]
     report = patient_level(two, [0, 0, 0, 1, 1, 1, 1], PATIENTS, classes=["CNV", "NORMAL"])
     assert report.referral is None
+
+
+class _NotAvailable:
+    """Stands for ``pandas.NA``: its comparisons are NA, whose truth is ambiguous."""
+
+    def __ne__(self, other: object) -> bool:
+        raise TypeError("boolean value of NA is ambiguous")
+
+    def __hash__(self) -> int:
+        return 0
+
+
+@pytest.mark.parametrize("missing", [math.nan, np.float32("nan"), "", _NotAvailable()])
+def test_an_empty_cell_read_by_pandas_is_no_patient_id(missing: object) -> None:
+    # was: every NaN id one patient (patients=6 became 5 here, without_id 0)
+    ids = [missing if patient is None else patient for patient in PATIENTS]
+
+    report = patient_level(PROBABILITIES, TARGETS, ids)
+
+    assert report.patients == patient_level(PROBABILITIES, TARGETS, PATIENTS).patients
+    assert report.patients is not None
+    assert report.patients.without_id == 2

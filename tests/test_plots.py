@@ -242,7 +242,7 @@ def test_precision_recall_curves_with_average_precision_and_chance(tmp_path: Pat
 def test_curves_refuse_mismatched_input() -> None:
     with pytest.raises(ValueError, match=r"3 class names for 2 probability columns"):
         plot_roc_curves(([0, 1], [[0.9, 0.1], [0.2, 0.8]]), ["a", "b", "c"])
-    with pytest.raises(ValueError, match=r"targets of shape \(images,\)"):
+    with pytest.raises(ValueError, match=r"shape \(images, classes\) = \(3, >= 2\), got \(2, 2\)"):
         plot_precision_recall_curves(([0, 1, 1], [[0.9, 0.1], [0.2, 0.8]]))
     without = EvaluationResult(("a", "b"), 0.1, 1.0, np.eye(2, dtype=np.int64))
     with pytest.raises(ValueError, match="holds no per-image probabilities"):
@@ -306,3 +306,47 @@ def test_a_save_path_without_a_format_suffix_is_refused(
     with pytest.raises(ValueError, match=rf"has {re.escape(found)}; end it in the format"):
         plot_history(_history(), save=tmp_path / name)
     assert not any(tmp_path.iterdir())
+
+
+# --- the (targets, probabilities) form: checked as the metrics check it (fixer M2) ------------
+
+_PAIR_PROBABILITIES = np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.45, 0.55]])
+
+
+def _legend(figure: Figure) -> list[str]:
+    return [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+
+
+@pytest.mark.parametrize(
+    ("targets", "message"),
+    [
+        ([0.9, 1.2, 1.0, 0.0], r"integer class indices, got dtype float64"),  # was truncated
+        ([0, 1, 7, 0], r"class indices from 0 to 1, got values from 0 to 7"),  # was drawn
+        ([0, 1, -1, 0], r"class indices from 0 to 1, got values from -1 to 1"),
+        (["a", "b", "a", "a"], r"got dtype <U1 \(first value 'a'\); pass indices"),
+    ],
+)
+def test_every_plot_of_a_pair_refuses_bad_targets(targets: list[object], message: str) -> None:
+    pair = (targets, _PAIR_PROBABILITIES)
+    for plot in (plot_roc_curves, plot_precision_recall_curves, plot_confusion_matrix):
+        with pytest.raises(ValueError, match=message):
+            plot(pair, ["a", "b"])
+    with pytest.raises(ValueError, match=message):
+        plot_reliability_diagram(pair)
+
+
+def test_the_confusion_matrix_takes_targets_and_probabilities() -> None:
+    figure = plot_confusion_matrix(([0, 1, 1, 0], _PAIR_PROBABILITIES), ["a", "b"])
+    # predicted a, b, a, b: one of each in every cell
+    assert [text.get_text() for text in figure.axes[0].texts] == ["1", "1", "1", "1"]
+    two_rows = plot_confusion_matrix(([5, 1], [0, 4]), ["a", "b"])  # still a 2x2 matrix
+    assert [text.get_text() for text in two_rows.axes[0].texts] == ["5", "1", "0", "4"]
+
+
+def test_curves_of_logits_are_those_of_their_probabilities() -> None:
+    logits = np.log(_PAIR_PROBABILITIES) + np.array([[3.0], [-2.0], [0.5], [7.0]])
+    pair = ([0, 1, 1, 0], _PAIR_PROBABILITIES)
+    for plot in (plot_roc_curves, plot_precision_recall_curves):
+        assert _legend(plot(([0, 1, 1, 0], logits), ["a", "b"])) == _legend(plot(pair, ["a", "b"]))
+    with pytest.raises(ValueError, match="divide them by 100"):
+        plot_roc_curves(([0, 1, 1, 0], _PAIR_PROBABILITIES * 100), ["a", "b"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import io
 import json
 import logging
@@ -140,7 +141,7 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     saved, sys.stdout = sys.stdout, capture
     try:
         code = main(["evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(data),
-                     "--report", str(page), "--out", str(json_file), "--bootstrap", "20",
+                     "--report", str(page), "--out", str(json_file), "--bootstrap", "40",
                      "-q"])  # fmt: skip
     finally:
         sys.stdout = saved
@@ -290,6 +291,37 @@ def _result(targets: list[int], probabilities: list[list[float]]) -> EvaluationR
         probabilities=scores,
         targets=true,
     )
+
+
+def test_the_page_names_how_each_interval_was_computed_and_its_level_unrounded() -> None:
+    # 20 scans of each class, all right but one NORMAL called DRUSEN
+    targets = [c for c in range(4) for _ in range(20)]
+    probabilities = np.full((80, 4), 0.1)
+    probabilities[np.arange(80), targets] = 0.7
+    probabilities[60] = [0.1, 0.1, 0.7, 0.1]
+    result = _result(targets, probabilities.tolist())
+    report = result.report(bootstrap=80, confidence=0.975)
+    data = report.to_dict()
+
+    text = render_html_report(result, report=report, mistakes=0)
+    page = Page(text)
+
+    # was: "98% intervals from 80 resamples", and 100.0% to 100.0% under CNV's sensitivity
+    summary = page.table("summary").row("Confidence intervals")[1].text
+    assert summary == report.interval_note
+    assert summary.startswith("97.5% intervals: Wilson score for proportions")
+    cnv = page.table("per-class").row("CNV")
+    assert cnv[1].interval == _interval(data, "sensitivity[CNV]", _pct)
+    assert not cnv[1].interval.startswith("100.0%")
+    assert cnv[3].interval == _interval(data, "precision[CNV]", _pct)
+    assert cnv[4].interval == "no interval*"  # F1 of 1 in every resample
+    assert cnv[5].interval == "no interval*"  # AUC of 1: perfectly separated
+    normal = page.table("per-class").row("NORMAL")
+    assert normal[5].interval == _interval(data, "auc[NORMAL]", _num)
+    assert page.table("referral").row("AUC")[1].interval == "no interval*"
+    assert "like these. 97.5% intervals: Wilson score for proportions" in text
+    assert "*No interval: every resample scored the same, e.g. an AUC of 1 on" in text
+    assert "lower bound of the uncertainty" in text
 
 
 @pytest.fixture
@@ -447,3 +479,17 @@ def test_a_model_without_a_usable_grad_cam_gets_its_mistakes_shown_without_heatm
     assert "the mistakes are shown without Grad-CAM" in caplog.text
     scans = [image["alt"] for image in Page(text).images if image["alt"].startswith("scan ")]
     assert len(scans) == 2
+
+
+def test_the_page_says_which_classes_the_macro_average_covers() -> None:
+    # a test set without DRUSEN that the model calls DRUSEN: the notes of the text and the
+    # JSON were missing from the page, which showed the macro average without them
+    targets = [0, 0, 1, 1, 3, 3]
+    probabilities = np.full((6, 4), 0.1)
+    probabilities[np.arange(6), [0, 2, 1, 1, 3, 2]] = 0.7
+    result = _result(targets, probabilities.tolist())
+    report = result.report()
+    assert report.notes  # DRUSEN: no images, predicted twice
+    text = render_html_report(result, report=report, mistakes=0)
+    for note in report.notes:
+        assert html.escape(note) in text

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 import numpy as np
 import numpy.typing as npt
@@ -136,10 +136,14 @@ def plot_confusion_matrix(
     ----------
     result
         An :class:`~retinalnet.training.EvaluationResult`, a
-        :class:`~retinalnet.metrics.ClassificationReport`, or a square count matrix
-        ``[true, predicted]``.
+        :class:`~retinalnet.metrics.ClassificationReport`, a square count matrix
+        ``[true, predicted]``, or ``(targets, probabilities)`` as in
+        :func:`plot_roc_curves` (each image predicted as its most probable class).
+
+        .. versionchanged:: 0.2
+           ``(targets, probabilities)`` is taken, as by the other plots of an evaluation.
     classes
-        Class names, when ``result`` is a bare matrix.
+        Class names, when ``result`` is a bare matrix or a pair of arrays.
     normalize
         Show each row as fractions of its true class (recall on the diagonal); the cells
         and the colour bar are in percent. A class with no image gets "-" in its row (as
@@ -155,7 +159,8 @@ def plot_confusion_matrix(
     Raises
     ------
     ValueError
-        If the matrix is not square or the class names do not match it.
+        If the matrix is not square or the class names do not match it; for a pair of
+        arrays, as :func:`plot_roc_curves`.
         A bad ``dpi`` or ``save`` is refused as in :func:`plot_history`.
 
     Examples
@@ -163,12 +168,16 @@ def plot_confusion_matrix(
     >>> from retinalnet.plots import plot_confusion_matrix
     >>> figure = plot_confusion_matrix([[5, 1], [0, 4]], ["a", "b"])
     """
-    from retinalnet.metrics import ClassificationReport
+    from retinalnet.metrics import ClassificationReport, confusion_matrix
     from retinalnet.training import EvaluationResult
 
     if isinstance(result, (EvaluationResult, ClassificationReport)):
         matrix = np.asarray(result.confusion_matrix)
         classes = result.classes
+    elif _is_pair(result):
+        true, scores, classes = _scores(result, classes)
+        predicted = scores.argmax(axis=1) if len(true) else true
+        matrix = confusion_matrix(true, predicted, scores.shape[1])
     else:
         matrix = np.asarray(result)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
@@ -214,11 +223,25 @@ def plot_confusion_matrix(
     return _finish(figure, save, dpi)
 
 
+def _is_pair(result: object) -> TypeGuard[tuple[npt.ArrayLike, npt.ArrayLike]]:
+    """Whether ``result`` is ``(targets, probabilities)``: a 1-d and a 2-d array, not the
+    two rows of a 2x2 count matrix."""
+    if not (isinstance(result, tuple) and len(result) == 2):
+        return False
+    try:
+        return bool(np.ndim(result[0]) == 1 and np.ndim(result[1]) == 2)
+    except ValueError:  # ragged rows
+        return False
+
+
 def _scores(
     result: EvaluationResult | tuple[npt.ArrayLike, npt.ArrayLike],
     classes: Sequence[str] | None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], list[str]]:
-    """True classes, probabilities and class names of an evaluation or of a pair of arrays."""
+    """True classes, scores and class names of an evaluation or of a pair of arrays,
+    checked as the metrics check them (integer class indices in range, finite scores of
+    shape ``(images, classes)``)."""
+    from retinalnet.metrics._confusion import _as_probabilities, _as_targets
     from retinalnet.training import EvaluationResult
 
     targets: npt.ArrayLike
@@ -234,13 +257,9 @@ def _scores(
     else:
         targets, probabilities = result
         names = classes
-    true = np.asarray(targets, dtype=np.int64)
-    scores = np.asarray(probabilities, dtype=np.float64)
-    if scores.ndim != 2 or true.shape != (len(scores),):
-        raise ValueError(
-            f"expected targets of shape (images,) and probabilities of shape (images, classes), "
-            f"got {true.shape} and {scores.shape}"
-        )
+    true = _as_targets(targets)
+    scores = _as_probabilities(probabilities, len(true))
+    true = _as_targets(true, scores.shape[1])
     labels = list(names) if names is not None else [str(i) for i in range(scores.shape[1])]
     if len(labels) != scores.shape[1]:
         raise ValueError(f"{len(labels)} class names for {scores.shape[1]} probability columns")
@@ -263,8 +282,10 @@ def plot_roc_curves(
     ----------
     result
         An :class:`~retinalnet.training.EvaluationResult` (it keeps every image's
-        probabilities), or ``(targets, probabilities)``: true class indices and an
-        ``(images, classes)`` array.
+        probabilities), or ``(targets, probabilities)``: true class indices (integers) and
+        an ``(images, classes)`` array. Log-probabilities or logits are turned into
+        probabilities by a softmax first, as for the AUCs of
+        :func:`~retinalnet.metrics.classification_report`.
     classes
         Class names, with a pair of arrays.
     title
@@ -275,7 +296,9 @@ def plot_roc_curves(
     Raises
     ------
     ValueError
-        If the shapes do not fit, or the result holds no probabilities.
+        If the shapes do not fit, a target is not an integer class index in range, a
+        probability is NaN or infinite or given in percent, or the result holds no
+        probabilities.
         A bad ``dpi`` or ``save`` is refused as in :func:`plot_history`.
 
     Examples
@@ -284,8 +307,10 @@ def plot_roc_curves(
     >>> figure = plot_roc_curves(([0, 1, 1], [[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]]), ["a", "b"])
     """
     from retinalnet.metrics import roc_auc, roc_curve
+    from retinalnet.metrics._rates import probabilities_of
 
-    true, scores, names = _scores(result, classes)
+    true, given, names = _scores(result, classes)
+    scores = probabilities_of(given)  # ranked as the report's AUCs: a softmax of logits
     figure = _figure(5.2, 4.6)
     axes = figure.subplots()
     for index, name in enumerate(names):
@@ -332,7 +357,7 @@ def plot_precision_recall_curves(
     Raises
     ------
     ValueError
-        If the shapes do not fit, or the result holds no probabilities.
+        As :func:`plot_roc_curves`.
         A bad ``dpi`` or ``save`` is refused as in :func:`plot_history`.
 
     Examples
@@ -342,8 +367,10 @@ def plot_precision_recall_curves(
     >>> figure = plot_precision_recall_curves(pair, ["a", "b"])
     """
     from retinalnet.metrics import average_precision, precision_recall_curve
+    from retinalnet.metrics._rates import probabilities_of
 
-    true, scores, names = _scores(result, classes)
+    true, given, names = _scores(result, classes)
+    scores = probabilities_of(given)  # ranked as the report's AUCs: a softmax of logits
     figure = _figure(5.2, 4.6)
     axes = figure.subplots()
     for index, name in enumerate(names):
@@ -397,7 +424,8 @@ def plot_reliability_diagram(
     Raises
     ------
     ValueError
-        If the shapes do not fit, or the result holds no probabilities.
+        As :func:`plot_roc_curves`, or as :func:`~retinalnet.metrics.reliability_curve`
+        (logits are refused: the diagram judges probabilities or log-probabilities).
         A bad ``dpi`` or ``save`` is refused as in :func:`plot_history`.
 
     Examples

@@ -10,7 +10,13 @@ from pathlib import Path
 
 from retinalnet._core.seeds import MAX_SEED
 
-__all__ = ["SEED_MAX", "int_in_range", "path_argument", "positive_number"]
+__all__ = [
+    "SEED_MAX",
+    "bootstrap_resamples",
+    "int_in_range",
+    "path_argument",
+    "positive_number",
+]
 
 SEED_MAX = MAX_SEED
 """The largest seed: :func:`~retinalnet.training.seed_everything` takes 0 to 2**32 - 1."""
@@ -45,6 +51,38 @@ def int_in_range(low: int, high: int | None = None) -> Callable[[str], int]:
     # how argparse names the type in its messages
     parse.__name__ = f"int >= {low}" if high is None else f"int from {low} to {high}"
     return parse
+
+
+def bootstrap_resamples(value: str) -> int:
+    """An argparse type: the bootstrap resamples of ``evaluate``'s 95% intervals, 0 (none)
+    or from 40 to 100,000. Fewer than ``ceil(2 / (1 - 0.95))`` = 40 leave a tail of the
+    percentile interval without a resample, as
+    :func:`~retinalnet.metrics.classification_report` refuses too.
+
+    Examples
+    --------
+    >>> bootstrap_resamples("1000"), bootstrap_resamples("0")
+    (1000, 0)
+    >>> bootstrap_resamples("1")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: must be 0 (no intervals) or at least 40 for 95% intervals ..., got 1
+    """
+    # imported here: the parser is built without numpy, for a quick --help
+    from retinalnet.metrics._intervals import minimum_resamples
+    from retinalnet.metrics._report import MAX_BOOTSTRAP
+
+    number = int_in_range(0, MAX_BOOTSTRAP)(value)
+    fewest = minimum_resamples(0.95)
+    if 0 < number < fewest:
+        raise argparse.ArgumentTypeError(
+            f"must be 0 (no intervals) or at least {fewest} for 95% intervals (each tail of a "
+            f"percentile interval needs a resample; 1000 is usual), got {number}"
+        )
+    return number
+
+
+# how argparse names the type in its messages
+bootstrap_resamples.__name__ = "resample count"
 
 
 def positive_number(value: str) -> float:

@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 
 __all__ = ["run_evaluate"]
 
+_PER_SCAN_CAVEAT = (
+    "(the per-scan intervals treat every scan as independent, though a patient's scans are "
+    "alike: read them as a lower bound of the uncertainty)"
+)
+
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from retinalnet.checkpoint import load_checkpoint
@@ -64,6 +69,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         left_out = f" ({len(skipped)} unreadable left out)" if skipped else ""
         table = report.to_text(headline=False)  # the accuracy is in the result's first line
         print(f"{args.split} split of {args.data}{left_out}:\n{result}\n\n{table}")
+        if report.interval_note:
+            print(f"\n{_PER_SCAN_CAVEAT}")
         if patients is not None:
             print(f"\nper patient (mean probability of each patient's scans):\n{patients}")
         else:

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from retinalnet._version import __version__
-from retinalnet.cli._argtypes import SEED_MAX, int_in_range, path_argument
+from retinalnet.cli._argtypes import SEED_MAX, bootstrap_resamples, int_in_range, path_argument
 from retinalnet.cli._export import add_export_command
 from retinalnet.cli._image_paths import image_suffixes
 from retinalnet.cli._info import add_info_command
@@ -338,10 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--bootstrap",
-        type=_NON_NEGATIVE,
+        type=bootstrap_resamples,
         default=0,
         metavar="N",
-        help="95%% confidence intervals from N resamples, e.g. 1000 (default: %(default)s, none)",
+        help="95%% confidence intervals: Wilson score for proportions, N stratified bootstrap "
+        "resamples for F1 and AUC; N is 0 (none, the default) or 40 to 100000, e.g. 1000",
     )
     evaluate.add_argument(
         "--report",

@@ -1,40 +1,46 @@
-"""Seeded bootstrap confidence intervals of a report's headline numbers."""
+"""Seeded bootstrap confidence intervals of a report's numbers that are not one proportion:
+F1 and AUC, per class and averaged, and the referral AUC (the proportions get Wilson score
+intervals, see :mod:`retinalnet.metrics._intervals`)."""
 
 from __future__ import annotations
 
-import math
 import re
 
 import numpy as np
 
 from retinalnet.metrics._confusion import FloatArray, IntArray, confusion_matrix
-from retinalnet.metrics._rates import _averages, _per_class, _ratio, _referral
-from retinalnet.metrics._roc import roc_auc
+from retinalnet.metrics._intervals import confidence_label
+from retinalnet.metrics._rates import _averages, _class_aucs, _per_class, _referral
 
 _CLASS_INDEX = re.compile(r"\[(\d+)\]")
-"""A class index in a summary key (``sensitivity[2]``), named once by the class's name."""
+"""A class index in a summary key (``auc[2]``), named once by the class's name."""
+
+EVERY_RESAMPLE_THE_SAME = (
+    "every resample scored the same, e.g. an AUC of 1 on perfectly separated classes, or an F1 of 0"
+)
+"""Why a bootstrapped number has no interval when it did not vary at all."""
+
+
+def _middle_the_same(confidence: float) -> str:
+    """Why a bootstrapped number has no interval when it varied outside its middle only."""
+    return f"the middle {confidence_label(confidence)} of the resamples scored the same"
 
 
 def _summary(true: IntArray, scores: FloatArray, urgent_index: IntArray | None) -> dict[str, float]:
-    """The headline numbers that bootstrap intervals are given for."""
+    """The numbers that bootstrap intervals are given for, by the report's rules."""
     num_classes = scores.shape[1]
     matrix = confusion_matrix(true, scores.argmax(axis=1), num_classes)
-    _, recall, specificity, f1, support = _per_class(matrix)
-    aucs = np.array([roc_auc(scores[:, c], true == c) for c in range(num_classes)])
+    f1 = _per_class(matrix)[3]
+    aucs = _class_aucs(true, scores)
     values: dict[str, float] = {
-        "accuracy": _ratio(float(np.trace(matrix)), float(matrix.sum())),
-        "macro_f1": _averages(f1, support)[0],
-        "macro_auc": float(np.nanmean(aucs)) if not np.isnan(aucs).all() else math.nan,
+        "macro_f1": _averages(f1, matrix)[0],
+        "macro_auc": _averages(aucs, matrix)[0],
     }
     for c in range(num_classes):
-        values[f"sensitivity[{c}]"] = float(recall[c])
-        values[f"specificity[{c}]"] = float(specificity[c])
+        values[f"f1[{c}]"] = float(f1[c])
         values[f"auc[{c}]"] = float(aucs[c])
     if urgent_index is not None:
-        sens, spec, auc, _ = _referral(true, scores, urgent_index)
-        values.update(
-            {"referral_sensitivity": sens, "referral_specificity": spec, "referral_auc": auc}
-        )
+        values["referral_auc"] = _referral(true, scores, urgent_index)[2]
     return values
 
 
@@ -43,10 +49,10 @@ def _stratified_resample(members: list[IntArray], rng: np.random.Generator) -> I
     many drawn with replacement as the class has.
 
     Stratified, as pROC's intervals of an AUC are by default: every class of the data is in
-    every resample, so a class's sensitivity and AUC, and the macro averages, are taken over
-    the same classes in each (a plain resample of 1,000 images misses a class of 3 in 5% of
-    the draws, whose macro F1 then averages the other classes, and whose sensitivity is
-    dropped). The intervals are those of a test set of the same class mix.
+    every resample, so a class's F1 and AUC, and the macro averages, are taken over the
+    same classes in each (a plain resample of 1,000 images misses a class of 3 in 5% of the
+    draws, whose macro F1 then averages the other classes, and whose AUC is dropped). The
+    intervals are those of a test set of the same class mix.
     """
     return np.concatenate([group[rng.integers(0, len(group), len(group))] for group in members])
 
@@ -60,11 +66,17 @@ def _bootstrap_intervals(
     bootstrap: int,
     confidence: float,
     seed: int,
-) -> dict[str, tuple[float, float]]:
+) -> tuple[dict[str, tuple[float, float]], dict[str, str]]:
     """Percentile intervals of the :func:`_summary` numbers over ``bootstrap`` stratified
     resamples (:func:`_stratified_resample`) drawn from ``numpy.random.default_rng(seed)``;
-    class indices in the keys become class names (``sensitivity[CNV]``)."""
+    class indices in the keys become class names (``auc[CNV]``).
+
+    Returns the intervals, and apart from them the numbers whose interval would have no
+    width (an AUC of 1 on perfectly separated classes: every resample scores 1), each with
+    the reason it has none: a zero-width range is no interval.
+    """
     intervals: dict[str, tuple[float, float]] = {}
+    no_interval: dict[str, str] = {}
     rng = np.random.default_rng(seed)
     members = [np.flatnonzero(true == c) for c in np.unique(true)]
     samples: dict[str, list[float]] = {}
@@ -76,8 +88,14 @@ def _bootstrap_intervals(
     for key, sampled in samples.items():
         array = np.asarray(sampled)
         array = array[~np.isnan(array)]
-        if array.size:
-            low, high = np.percentile(array, [tail, 100 - tail])
-            name = _CLASS_INDEX.sub(lambda found: f"[{names[int(found.group(1))]}]", key)
+        if not array.size:
+            continue
+        name = _CLASS_INDEX.sub(lambda found: f"[{names[int(found.group(1))]}]", key)
+        low, high = np.percentile(array, [tail, 100 - tail])
+        if array.min() == array.max():
+            no_interval[name] = EVERY_RESAMPLE_THE_SAME
+        elif low == high:
+            no_interval[name] = _middle_the_same(confidence)
+        else:
             intervals[name] = (float(low), float(high))
-    return intervals
+    return intervals, no_interval

@@ -14,12 +14,16 @@ import numpy as np
 import numpy.typing as npt
 
 from retinalnet.metrics._confusion import FloatArray, IntArray, _as_probabilities, _as_targets
-from retinalnet.metrics._rates import are_probabilities, distributions
+from retinalnet.metrics._rates import are_probabilities, distributions, refuse_percentages
 
 __all__ = ["expected_calibration_error", "fit_temperature", "reliability_curve"]
 
 TEMPERATURE_BOUNDS: tuple[float, float] = (1e-3, 1e3)
 """The range :func:`fit_temperature` searches by default."""
+
+_SMALLEST_PROBABILITY = float(np.finfo(np.float32).smallest_subnormal)
+"""A probability of 0 as :func:`fit_temperature` takes its log: float32's smallest, about
+1e-45 (log -103), as a float32 softmax rounds anything smaller to 0."""
 
 MAX_BINS = 1000
 """The most bins :func:`reliability_curve` takes: a width of 0.001, finer than any
@@ -41,6 +45,7 @@ def _checked(
             f"bins must be an int from 1 to {MAX_BINS:,} (equal-width bins of [0, 1]; "
             f"15 is usual), got {bins!r}"
         )
+    refuse_percentages(scores)
     rows = distributions(scores)  # probabilities or log-probabilities, as a report takes
     if rows is None and not are_probabilities(scores):  # finite: refused before otherwise
         raise ValueError(
@@ -92,9 +97,11 @@ def reliability_curve(
     ValueError
         If the shapes disagree, a target is out of range, a probability is NaN or infinite
         (the message counts the rows and names the first), the scores are neither
-        probabilities nor log-probabilities (logits, scaled probabilities), a row of
+        probabilities nor log-probabilities (logits, scaled probabilities; percentages,
+        rows summing to 100, are refused saying to divide them by 100), a row of
         probabilities does not sum to 1 give or take 0.02 (rows rounded to two decimals are
-        rescaled), or ``bins`` is not an int from 1 to 1,000.
+        rescaled; a row of log-probabilities may miss a logsumexp of 0 as much, as a bf16
+        log-softmax does), or ``bins`` is not an int from 1 to 1,000.
 
     Examples
     --------
@@ -239,7 +246,16 @@ def fit_temperature(
     ``scores`` may be logits or log-probabilities: the registered models end in
     ``LogSoftmax``, and ``log_softmax(z) = z - logsumexp(z)`` differs from ``z`` by a
     constant per image, so ``softmax(log_softmax(z) / T) == softmax(z / T)``; the same ``T``
-    fits both.
+    fits both. Probabilities (every value in [0, 1], each row summing to 1 give or take
+    rounding, as :func:`expected_calibration_error` takes them) are fitted as their logs,
+    ``log(p)``, which are log-probabilities: ``softmax(log(p) / T) == softmax(z / T)``, so
+    the temperature is the logits'. A probability of 0 is taken as float32's smallest,
+    about 1e-45 (a float32 softmax rounds smaller ones to 0). Scores in [0, 1] whose rows
+    do not sum to 1 are taken as logits.
+
+    .. versionchanged:: 0.2
+       Probabilities are fitted as log-probabilities (they were taken as logits, which
+       gave a temperature on the wrong side of 1).
 
     The negative log-likelihood is convex in ``1 / T``, so the search is a bisection of its
     slope on ``log(1 / T)``: deterministic, to a relative precision of 1e-10.
@@ -249,7 +265,7 @@ def fit_temperature(
     Parameters
     ----------
     scores
-        Logits or log-probabilities, shape ``(images, classes)``; finite.
+        Logits, log-probabilities or probabilities, shape ``(images, classes)``; finite.
     targets
         True class index of each image.
     bounds
@@ -267,8 +283,9 @@ def fit_temperature(
     ------
     ValueError
         If there are no images, a score is NaN or infinite (the message counts the rows
-        and names the first), the shapes disagree, a target is out of range, or ``bounds``
-        is not ``0 < low < high``.
+        and names the first), the shapes disagree, a target is out of range, the scores
+        are probabilities in percent (rows summing to 100: divide them by 100), or
+        ``bounds`` is not ``0 < low < high``.
 
     Examples
     --------
@@ -285,6 +302,10 @@ def fit_temperature(
     true = _as_targets(targets)
     values = _as_probabilities(scores, len(true), "scores")
     true = _as_targets(true, values.shape[1])
+    refuse_percentages(values, "scores")
+    rows = distributions(values) if are_probabilities(values) else None
+    if rows is not None:  # probabilities: their logs are log-probabilities, the same T fits
+        values = np.log(np.maximum(rows, _SMALLEST_PROBABILITY))
     low, high = (float(bound) for bound in bounds)
     if not (0 < low < high and math.isfinite(high)):
         raise ValueError(f"bounds must be (low, high) with 0 < low < high, got {bounds!r}")

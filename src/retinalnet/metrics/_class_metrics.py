@@ -22,13 +22,17 @@ class ClassMetrics:
         Class name.
     precision : float
         Of the images predicted as this class, the fraction that are (positive predictive
-        value); 0 when the class is never predicted but has images, NaN when it has neither.
+        value); 0 when the class is never predicted but has images (0 of 0 predictions, as
+        scikit-learn's ``zero_division=0``; :attr:`ClassificationReport.notes
+        <retinalnet.metrics.ClassificationReport.notes>` says so), NaN when it has neither.
     recall : float
         Sensitivity: of this class's images, the fraction predicted as it (NaN without images).
     specificity : float
         Of the other classes' images, the fraction not predicted as this class.
     f1 : float
-        Harmonic mean of precision and recall (0 when both are 0).
+        Harmonic mean of precision and recall, ``2 TP / (2 TP + FP + FN)``: 0 when both
+        are 0, and for a class predicted but without images (as scikit-learn); NaN for a
+        class neither among the images nor predicted.
     support : int
         Images of this class.
     auc : float

@@ -23,7 +23,11 @@ def _as_targets(
     if array.ndim != 1:
         raise ValueError(f"{name} must be one class index per image (1-d), got {array.shape}")
     if array.size and not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"{name} must be integer class indices, got dtype {array.dtype}")
+        raise ValueError(
+            f"{name} must be integer class indices, got dtype {array.dtype} (first value "
+            f"{array.reshape(-1)[:1].tolist()[0]!r}); pass indices in class order, 0 for the "
+            "first class: [classes.index(name) for name in labels]"
+        )
     result = array.astype(np.int64)
     if (
         num_classes is not None

@@ -17,6 +17,8 @@ def _counts(
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64], int, int]:
     """True and false positives at each distinct score taken as the threshold, highest first."""
     values, labels = _as_binary(scores, positive)
+    if values.size == 0:
+        raise ValueError("got no scores: a curve needs the scores of at least one image")
     order = np.argsort(-values, kind="stable")
     ranked, hits = values[order], labels[order]
     last_of_each = np.r_[np.flatnonzero(np.diff(ranked)), ranked.size - 1]  # ties go together
@@ -86,8 +88,13 @@ def precision_recall_curve(scores: npt.ArrayLike, positive: npt.ArrayLike) -> Cu
     Returns
     -------
     precision, recall, thresholds : numpy.ndarray
-        Recall rises from 0 to 1 (NaN throughout when there is no positive image); the
-        thresholds decrease.
+        Recall rises from 0 to 1; the thresholds decrease. Without a positive image, as in
+        scikit-learn, recall is 1 at every threshold (none of no positives is missed) after
+        the starting 0, and precision is 0 there.
+
+        .. versionchanged:: 0.2
+           Without a positive image recall is 1 at every threshold (it was NaN after a
+           starting 0), as in scikit-learn.
 
     Raises
     ------
@@ -104,8 +111,8 @@ def precision_recall_curve(scores: npt.ArrayLike, positive: npt.ArrayLike) -> Cu
     ([1.0, 1.0, 0.5, 0.667, 0.5], [0.0, 0.5, 0.5, 1.0, 1.0])
     """
     thresholds, true_positives, false_positives, n_pos, _ = _counts(scores, positive)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        recall = np.r_[0.0, true_positives / n_pos]
+    # no positive image: every threshold finds all 0 of them (scikit-learn's convention)
+    recall = np.r_[0.0, true_positives / n_pos if n_pos else np.ones_like(true_positives)]
     precision = np.r_[1.0, true_positives / (true_positives + false_positives)]
     return precision, recall, np.r_[np.inf, thresholds]
 
@@ -136,6 +143,6 @@ def average_precision(scores: npt.ArrayLike, positive: npt.ArrayLike) -> float:
     0.8333
     """
     precision, recall, _ = precision_recall_curve(scores, positive)
-    if np.isnan(recall).all():
-        return float("nan")
+    if not np.asarray(positive).astype(bool).any():
+        return float("nan")  # no positive image: undefined (scikit-learn gives 0)
     return float(np.sum(np.diff(recall) * precision[1:]))

@@ -46,10 +46,11 @@ def patient_level(
     - a patient whose scans carry different labels (Kermany has such patients: one eye
       with CNV, the other normal, or a follow-up visit) gives one group per label, each
       evaluated on its own; :attr:`PatientGroups.mixed` counts these patients;
-    - a scan without a patient id (``None``) is a patient of its own.
+    - a scan without a patient id (``None``, ``""``, or NaN or ``pandas.NA`` as pandas
+      reads an empty cell) is a patient of its own.
 
     The report is the same as :func:`classification_report`'s (confusion matrix,
-    sensitivity, specificity, AUC, ECE, bootstrap intervals over groups), counting
+    sensitivity, specificity, AUC, ECE, confidence intervals over groups), counting
     groups instead of images, with :attr:`ClassificationReport.patients` saying how the
     scans were grouped.
 
@@ -117,7 +118,7 @@ def patient_level(
     groups: dict[tuple[object, int], list[int]] = {}
     labels: dict[object, set[int]] = {}
     for index, (patient, target) in enumerate(zip(ids, true.tolist(), strict=True)):
-        key: object = patient if patient is not None else ("no id", index)
+        key: object = ("no id", index) if _missing(patient) else patient
         groups.setdefault((key, target), []).append(index)
         labels.setdefault(key, set()).add(target)
     members = list(groups.values())
@@ -142,9 +143,21 @@ def patient_level(
         patients=len(labels),
         groups=len(groups),
         mixed=sum(len(found) > 1 for found in labels.values()),
-        without_id=sum(patient is None for patient in ids),
+        without_id=sum(_missing(patient) for patient in ids),
     )
     # the calibration error judges the distributions the scans' scores stand for, as the
     # per-scan report does: none for logits or rows that do not sum to 1 (NaN there too)
     ece = report.ece if distributions(given) is not None else math.nan
     return dataclasses.replace(report, patients=summary, ece=ece)
+
+
+def _missing(patient: object) -> bool:
+    """Whether ``patient`` is no id: ``None``, a blank string, or what pandas reads from an
+    empty cell (a float NaN, ``pandas.NA``, ``NaT``), told without importing pandas: NaN
+    differs from itself, and ``pandas.NA``'s comparisons have no truth value."""
+    if patient is None or (isinstance(patient, str) and not patient.strip()):
+        return True
+    try:
+        return bool(patient != patient)
+    except (TypeError, ValueError):
+        return True  # pandas.NA: "boolean value of NA is ambiguous"

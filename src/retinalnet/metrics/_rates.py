@@ -1,9 +1,12 @@
 """Rates from a confusion matrix: per-class precision, recall, specificity and F1, their
-macro and weighted averages, and the urgent-referral view."""
+macro and weighted averages (and what they cover, in words), the per-class AUCs, and the
+urgent-referral view; and the rules that say what a model's scores stand for (probabilities,
+log-probabilities or logits)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -27,19 +30,87 @@ def _per_class(
         precision = np.where(predicted > 0, tp / predicted, np.where(support > 0, 0.0, np.nan))
         negatives = total - support
         specificity = np.where(negatives > 0, (negatives - (predicted - tp)) / negatives, np.nan)
-        denominator = precision + recall
-        f1 = np.where(denominator > 0, 2 * precision * recall / denominator, 0.0)
-        f1 = np.where(np.isnan(denominator), np.nan, f1)
+        # 2 TP / (2 TP + FP + FN): the harmonic mean of precision and recall, and 0 (as
+        # scikit-learn's) for a class predicted without images, or with images never predicted
+        counted = support + predicted
+        f1 = np.where(counted > 0, 2 * tp / counted, np.nan)
     return precision, recall, specificity, f1, support.astype(np.int64)
 
 
-def _averages(values: FloatArray, support: IntArray) -> tuple[float, float]:
-    present = support > 0
-    if not present.any():
-        return math.nan, math.nan
-    macro = float(np.mean(values[present]))
-    weighted = float(np.sum(values[present] * support[present]) / support[present].sum())
+def _averages(values: FloatArray, matrix: IntArray) -> tuple[float, float]:
+    """The macro and weighted averages of one rate of each class (NaN: undefined), by
+    scikit-learn's rule.
+
+    The macro average is the plain mean over the classes that have images or are predicted
+    (scikit-learn's labels: those in the targets or the predictions), of those where the
+    rate is defined: recall (and AUC) over the classes with images, as the balanced
+    accuracy; precision, specificity and F1 also over a class predicted but without images
+    (its precision is 0 of its predictions, its F1 0). A class neither in the images nor
+    predicted is left out. The weighted average weighs each class by its images.
+    """
+    support = matrix.sum(axis=1)
+    defined = ~np.isnan(values)
+    counted = defined & ((support > 0) | (matrix.sum(axis=0) > 0))
+    macro = float(np.mean(values[counted])) if counted.any() else math.nan
+    weights = np.where(defined, support, 0)
+    if not weights.sum():
+        return macro, math.nan
+    weighted = float(np.sum(np.nan_to_num(values) * weights) / weights.sum())
     return macro, weighted
+
+
+def average_notes(matrix: IntArray, names: Sequence[str], unit: str = "images") -> list[str]:
+    """What a report's macro averages cover and which zeros stand for no prediction, in
+    words: a line for the classes predicted but without ``unit`` (images), for those with
+    neither (left out of the macro averages), and for those never predicted (precision 0
+    of 0 predictions, shown as 0, as scikit-learn's ``zero_division=0``). Empty when every
+    class has images and predictions, or when there are none at all."""
+    support = matrix.sum(axis=1)
+    predicted = matrix.sum(axis=0)
+    notes: list[str] = []
+    if not support.any():
+        return notes  # no images: nothing is averaged
+    absent = [c for c in range(len(names)) if not support[c]]
+    if absent:
+        shown = [
+            names[c] + ("" if not predicted[c] else f" (predicted {_times(int(predicted[c]))})")
+            for c in absent
+        ]
+        covered = macro_classes(matrix, names)
+        note = (
+            f"no {unit} of {', '.join(shown)}: the macro averages cover "
+            f"{', '.join(covered)}, the classes with {unit} or predictions"
+        )
+        if predicted[absent].any():
+            note += f"; recall and AUC only those with {unit}"
+        notes.append(note)
+    never = [names[c] for c in range(len(names)) if support[c] and not predicted[c]]
+    if never:
+        notes.append(
+            f"{', '.join(never)} {'was' if len(never) == 1 else 'were'} never predicted: "
+            f"{'its' if len(never) == 1 else 'their'} precision is 0 of 0 predictions, "
+            "shown as 0"
+        )
+    return notes
+
+
+def macro_classes(matrix: IntArray, names: Sequence[str]) -> list[str]:
+    """The classes a macro average covers (:func:`_averages`): those with images or
+    predictions, in class order."""
+    counted = (matrix.sum(axis=1) > 0) | (matrix.sum(axis=0) > 0)
+    return [name for name, kept in zip(names, counted.tolist(), strict=True) if kept]
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
+
+
+def _class_aucs(true: IntArray, scores: FloatArray) -> FloatArray:
+    """The one-vs-rest ROC AUC of each class's probability (:func:`probabilities_of`: a
+    logit's rank across images depends on the image's other logits, so the AUC of the raw
+    scores is another number); NaN for a class without images of both kinds."""
+    probabilities = probabilities_of(scores)
+    return np.array([roc_auc(probabilities[:, c], true == c) for c in range(scores.shape[1])])
 
 
 ROUNDING = 1e-6
@@ -64,7 +135,9 @@ SUM_TOLERANCE = 0.02
 distribution: four probabilities rounded to two decimals miss by at most 0.02. A fixed
 bound, not one per class: 100 classes' rows scaled by 0.8 miss by 0.2, and are refused."""
 
-_LOG_SUM_TOLERANCE = 1e-3  # log-probabilities: each row's logsumexp is 0 (float32: ~1e-7)
+_LOG_SUM_TOLERANCE = math.log1p(SUM_TOLERANCE)
+"""How far a row of log-probabilities' logsumexp may miss 0: as far as a row of
+probabilities may miss a sum of 1 (a bf16 log-softmax misses by up to 0.008)."""
 
 
 def distributions(scores: FloatArray) -> FloatArray | None:
@@ -74,7 +147,9 @@ def distributions(scores: FloatArray) -> FloatArray | None:
     - Probabilities (see :func:`are_probabilities`) whose rows sum to 1, give or take
       :data:`SUM_TOLERANCE` (rounded ones): clipped to [0, 1], and the rows that miss 1 by
       more than :data:`ROUNDING` scaled to sum to 1.
-    - Log-probabilities (what the models output; each row's logsumexp is 0): through exp.
+    - Log-probabilities (what the models output; each row's logsumexp is 0, give or take
+      ``log(1 + SUM_TOLERANCE)``, as a bf16 log-softmax misses it): through exp, each row
+      scaled to sum to 1.
     - Anything else is ``None``: logits (their softmax is one temperature among many, not
       what the model was said to give), or rows that do not sum to 1 (one-vs-rest scores,
       scaled probabilities).
@@ -98,18 +173,41 @@ def distributions(scores: FloatArray) -> FloatArray | None:
     return rows
 
 
+def refuse_percentages(scores: FloatArray, name: str = "probabilities") -> None:
+    """Refuse probabilities given in percent: every value in [0, 100] and every row summing
+    to 100, give or take 100 times :data:`SUM_TOLERANCE`. They are not probabilities (a
+    value above 1), and a softmax of them, as of logits, would be another distribution."""
+    if not scores.size or are_probabilities(scores):
+        return
+    if scores.min() < -ROUNDING or scores.max() > 100 * (1 + ROUNDING):
+        return
+    sums = scores.sum(axis=1)
+    if np.abs(sums - 100).max() <= 100 * SUM_TOLERANCE:
+        raise ValueError(
+            f"{name} look like percentages (values from {scores.min():g} to "
+            f"{scores.max():g}, each row summing to about 100); divide them by 100 to pass "
+            "probabilities in [0, 1]"
+        )
+
+
 def probabilities_of(scores: FloatArray) -> FloatArray:
-    """``scores`` as probabilities, for the rules that add or average them: probabilities
-    (see :func:`are_probabilities`; clipped to [0, 1]) with each row scaled to sum to 1,
-    other scores through a softmax of each row (exact for log-probabilities and logits)."""
+    """``scores`` as probabilities, for the rules that add, average or rank them:
+    probabilities (see :func:`are_probabilities`; clipped to [0, 1]) with each row that
+    misses a sum of 1 by more than :data:`ROUNDING` scaled to sum to 1, other scores
+    through a softmax of each row (exact for log-probabilities and logits). Percentages
+    are refused (:func:`refuse_percentages`)."""
+    refuse_percentages(scores)
     if are_probabilities(scores):
         scores = np.clip(scores, 0.0, 1.0)
         sums = scores.sum(axis=1, keepdims=True)
-        scaled: FloatArray = np.divide(scores, sums, out=scores.copy(), where=sums > 0)
-        return scaled
+        # rows that sum to 1 stay as given: a division by 0.9999999999999999 in one row and
+        # by 1.0000000000000002 in another would break the ties between them an AUC counts
+        scaled = (np.abs(sums - 1.0) > ROUNDING) & (sums > 0)
+        rows: FloatArray = np.divide(scores, sums, out=scores.copy(), where=scaled)
+        return rows
     shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
-    rows: FloatArray = shifted / shifted.sum(axis=1, keepdims=True)
-    return rows
+    softmax: FloatArray = shifted / shifted.sum(axis=1, keepdims=True)
+    return softmax
 
 
 def _referral(

@@ -29,13 +29,24 @@ from retinalnet.metrics._confusion import (
     confusion_matrix,
     topk_accuracy,
 )
+from retinalnet.metrics._intervals import (
+    BOOTSTRAP,
+    WILSON,
+    confidence_label,
+    interval_table,
+    methods_line,
+    minimum_resamples,
+    proportion_intervals,
+)
 from retinalnet.metrics._rates import (
     _averages,
+    _class_aucs,
     _per_class,
     _ratio,
     _referral,
+    average_notes,
+    macro_classes,
 )
-from retinalnet.metrics._roc import roc_auc
 
 __all__ = ["URGENT_CLASSES", "ClassificationReport", "PatientGroups", "classification_report"]
 
@@ -103,7 +114,15 @@ class ClassificationReport:
         Top-1 accuracy.
     macro, weighted : dict of str to float
         ``precision``, ``recall``, ``specificity``, ``f1`` and ``auc`` averaged over the
-        classes that have images: plain mean (macro) and weighted by support (weighted).
+        classes: plain mean (macro) and weighted by support (weighted). As scikit-learn's,
+        the macro average covers the classes with images or predictions, each number where
+        it is defined: recall and AUC the classes with images (macro recall is the balanced
+        accuracy), precision, specificity and F1 also a class predicted without images (its
+        precision and F1 are 0). :attr:`notes` says so when a class has no images.
+
+        .. versionchanged:: 0.2
+           A class predicted but without images counts in the macro precision,
+           specificity and F1 (it was left out, which raised them).
     topk : dict of int to tuple of float
         The tutorial's table: ``topk[k][c]`` is the fraction of class ``c``'s images whose
         true class is among the top ``k``.
@@ -111,9 +130,27 @@ class ClassificationReport:
         The urgent-referral view; ``None`` when left out (``urgent=None``), or when the
         default urgent classes are not all among :attr:`classes`.
     intervals : dict of str to (float, float)
-        Bootstrap confidence intervals, empty unless requested. Keys: ``accuracy``,
-        ``macro_f1``, ``macro_auc``, ``sensitivity[CLASS]``, ``specificity[CLASS]``,
-        ``auc[CLASS]`` and ``referral_sensitivity``/``_specificity``/``_auc``.
+        Confidence intervals, empty unless requested (``bootstrap`` > 0). Wilson score
+        intervals of the proportions: ``accuracy``, ``sensitivity[CLASS]``,
+        ``specificity[CLASS]``, ``precision[CLASS]``, ``referral_sensitivity`` and
+        ``referral_specificity``; stratified percentile bootstrap intervals of the rest:
+        ``f1[CLASS]``, ``macro_f1``, ``auc[CLASS]``, ``macro_auc`` and ``referral_auc``.
+        An undefined number (a class without images) has none.
+
+        .. versionchanged:: 0.2
+           Proportions get Wilson score intervals (a bootstrap gave 100% of 20 right out
+           of 20 the interval 100%-100%); precision and F1 per class have intervals.
+    interval_methods : dict of str to str
+        How each interval of :attr:`intervals` (and each key of :attr:`no_interval`) was
+        computed: ``"wilson"`` or ``"bootstrap"``.
+
+        .. versionadded:: 0.2
+    no_interval : dict of str to str
+        The bootstrapped numbers that have no interval, each with the reason: every
+        resample scored the same (an AUC of 1.000 on perfectly separated classes), so the
+        percentile "interval" would have no width. They are not in :attr:`intervals`.
+
+        .. versionadded:: 0.2
     confidence : float
         Level of the intervals (0.95).
     bootstrap : int
@@ -153,6 +190,32 @@ class ClassificationReport:
     bootstrap: int = 0
     ece: float = math.nan
     patients: PatientGroups | None = None
+    interval_methods: dict[str, str] = field(default_factory=dict)
+    no_interval: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def interval_note(self) -> str:
+        """How the intervals were computed, in words (empty without intervals): "95%
+        intervals: Wilson score for proportions (...); stratified percentile bootstrap
+        (1000 resamples) for F1 and AUC".
+
+        .. versionadded:: 0.2
+        """
+        if not self.intervals and not self.no_interval:
+            return ""
+        return methods_line(self.confidence, self.bootstrap)
+
+    @property
+    def notes(self) -> list[str]:
+        """What the macro averages cover when a class has no images, and which classes
+        were never predicted (their precision is 0 of 0 predictions, shown as 0), in words;
+        printed under the table and in the JSON (``notes``, with ``macro_classes``, the
+        classes the macro averages cover).
+
+        .. versionadded:: 0.2
+        """
+        unit = "images" if self.patients is None else "groups"
+        return average_notes(self.confusion_matrix, self.classes, unit)
 
     @property
     def num_samples(self) -> int:
@@ -186,8 +249,13 @@ class ClassificationReport:
             "intervals": {
                 k: [_plain(low), _plain(high)] for k, (low, high) in self.intervals.items()
             },
+            "interval_methods": dict(self.interval_methods),
+            "no_interval": dict(self.no_interval),
+            "interval_note": self.interval_note,
             "ece": _plain(self.ece),
             "patients": None if self.patients is None else self.patients.to_dict(),
+            "macro_classes": macro_classes(self.confusion_matrix, self.classes),
+            "notes": self.notes,
         }
 
     def to_json(self, **kwargs: Any) -> str:
@@ -196,6 +264,8 @@ class ClassificationReport:
         return json.dumps(self.to_dict(), allow_nan=False, **kwargs)
 
     def _interval(self, key: str) -> str:
+        if key in self.no_interval:
+            return f" (no interval: {self.no_interval[key]})"
         if key not in self.intervals:
             return ""
         low, high = self.intervals[key]
@@ -208,6 +278,9 @@ class ClassificationReport:
     def to_text(self, *, headline: bool = True) -> str:
         """The report as tables (what ``print(report)`` shows).
 
+        With intervals, a line says how they were computed, and a table below the
+        metrics gives each class's.
+
         .. versionadded:: 0.2
 
         Parameters
@@ -215,7 +288,7 @@ class ClassificationReport:
         headline
             Start with the line of images, accuracy and ECE. Leave it out after an
             :class:`~retinalnet.training.EvaluationResult`, which prints them; it is kept
-            when there is a bootstrap interval of the accuracy to show.
+            when there is an interval of the accuracy to show.
         """
         width = max(8, *(len(name) + 1 for name in self.classes))
         lines = []
@@ -234,10 +307,8 @@ class ClassificationReport:
                     f"({groups.mixed} patient(s) have scans of more than one label: each "
                     "(patient, label) group counts once)"
                 )
-        if self.intervals:
-            lines.append(
-                f"({self.confidence:.0%} bootstrap intervals from {self.bootstrap} resamples)"
-            )
+        if self.interval_note:
+            lines.append(f"({self.interval_note}; each class's in the table of intervals)")
         header = ["precision", "recall", "specificity", "f1", "auc", "support"]
         if lines:
             lines.append("")
@@ -258,6 +329,14 @@ class ClassificationReport:
                 + _num(averages["auc"]).rjust(12)
                 + str(self.num_samples).rjust(12)
             )
+        lines += [f"({note})" for note in self.notes]
+        if self.interval_note:
+            lines += [
+                "",
+                *interval_table(
+                    self.classes, self.intervals, self.no_interval, self.confidence, width
+                ),
+            ]
         if self.topk:
             lines += ["", "top-k".ljust(width) + "".join(n.rjust(width) for n in self.classes)]
             for k, row in self.topk.items():
@@ -305,12 +384,14 @@ def classification_report(
         True class index of each image.
     probabilities
         Class probabilities, shape ``(images, classes)``; any scores work for the
-        confusion matrix and the per-class AUCs (they only depend on the order of scores).
-        The urgent-referral AUC ranks by the summed probability of the urgent classes:
-        scores that are not probabilities (log-probabilities, logits) are turned into
-        probabilities by a softmax for it. The ECE needs probabilities (each row summing
-        to 1, give or take rounding to two decimals) or log-probabilities; it is NaN for
-        logits and for rows that do not sum to 1.
+        confusion matrix (the most probable class is the highest score). The AUCs rank
+        images by a class's probability (the urgent-referral AUC by the summed probability
+        of the urgent classes): scores that are not probabilities (log-probabilities,
+        logits) are turned into probabilities by a softmax for them, as a logit's rank
+        across images also depends on the image's other logits. Probabilities in percent
+        (rows summing to 100) are refused: divide them by 100. The ECE needs
+        probabilities (each row summing to 1, give or take rounding to two decimals) or
+        log-probabilities; it is NaN for logits and for rows that do not sum to 1.
     classes
         Class names in output order (the Kermany classes by default).
     urgent
@@ -320,13 +401,20 @@ def classification_report(
     topk
         The ``k`` of the top-k table; by default 1 to ``min(3, classes - 1)``.
     bootstrap
-        Number of bootstrap resamples for confidence intervals (0: none; 1000 is usual; at
-        most 100,000).
-        Each resample draws, from each true class's images, as many as the class has,
-        with replacement (a stratified bootstrap, as pROC's for an AUC): every class is in
-        every resample, so the macro averages are over the same classes in each. The
-        interval is the percentile interval of the metric over the resamples, for a test
-        set of the same class mix. About 1 ms per resample for 1,000 images.
+        Number of bootstrap resamples for confidence intervals: 0 for none, else at least
+        ``ceil(2 / (1 - confidence))`` (40 at 95%: each tail of a percentile interval needs
+        a resample) and at most 100,000; 1000 is usual.
+        The proportions (accuracy, each class's sensitivity, specificity and precision,
+        the referral sensitivity and specificity) get Wilson score intervals, in closed
+        form: they need no resample, and keep their width at 0% and 100%, where a
+        bootstrap has none. F1 and AUC (per class, macro, referral AUC) get the
+        percentile interval over the resamples; each resample draws, from each true
+        class's images, as many as the class has, with replacement (a stratified
+        bootstrap, as pROC's for an AUC): every class is in every resample, so the macro
+        averages are over the same classes in each, for a test set of the same class
+        mix. A number that every resample scored the same (an AUC of 1 on perfectly
+        separated classes) has no interval, see :attr:`ClassificationReport.no_interval`.
+        About 1 ms per resample for 1,000 images.
     confidence
         Level of the intervals, in (0, 1).
     seed
@@ -343,8 +431,8 @@ def classification_report(
         (the message counts the rows and names the first: a model with non-finite weights
         or outputs gives them), the class names are not distinct, a name given in
         ``urgent`` is not one of ``classes`` (or ``urgent`` is empty), ``bootstrap`` is not
-        an int from 0 to 100,000, ``seed`` is not an int >= 0, or another argument is out
-        of range.
+        0 or an int from ``ceil(2 / (1 - confidence))`` to 100,000, ``seed`` is not an
+        int >= 0, or another argument is out of range.
     TypeError
         If ``classes`` or ``urgent`` is one string rather than a list of names.
 
@@ -370,7 +458,7 @@ def classification_report(
 
     matrix = confusion_matrix(true, scores.argmax(axis=1) if len(true) else true, num_classes)
     precision, recall, specificity, f1, support = _per_class(matrix)
-    aucs = np.array([roc_auc(scores[:, c], true == c) for c in range(num_classes)])
+    aucs = _class_aucs(true, scores)  # of the probabilities: a softmax first for logits
     per_class = tuple(
         ClassMetrics(
             name=names[c],
@@ -392,8 +480,7 @@ def classification_report(
         ("f1", f1),
         ("auc", aucs),
     ):
-        usable = support * ~np.isnan(values)
-        macro[key], weighted[key] = _averages(np.nan_to_num(values), usable)
+        macro[key], weighted[key] = _averages(values, matrix)
 
     referral: ReferralMetrics | None = None
     if urgent is not None and urgent_index is not None:
@@ -401,10 +488,17 @@ def classification_report(
         referral = ReferralMetrics(tuple(urgent), sens, spec, auc, referral_matrix)
 
     intervals: dict[str, tuple[float, float]] = {}
+    methods: dict[str, str] = {}
+    no_interval: dict[str, str] = {}
     if bootstrap and len(true):
-        intervals = _bootstrap_intervals(
+        referral_counts = None if referral is None else referral.confusion_matrix
+        intervals = proportion_intervals(matrix, referral_counts, names, confidence)
+        methods = dict.fromkeys(intervals, WILSON)
+        resampled, no_interval = _bootstrap_intervals(
             true, scores, urgent_index, names, bootstrap=bootstrap, confidence=confidence, seed=seed
         )
+        intervals.update(resampled)
+        methods.update(dict.fromkeys([*resampled, *no_interval], BOOTSTRAP))
 
     return ClassificationReport(
         classes=names,
@@ -421,6 +515,8 @@ def classification_report(
         confidence=confidence,
         bootstrap=bootstrap,
         ece=_ece(scores, true),
+        interval_methods=methods,
+        no_interval=no_interval,
     )
 
 
@@ -468,6 +564,13 @@ def _checked_arguments(
     check_seed(seed, allow_none=False)  # it seeds the bootstrap: a report is reproducible
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), e.g. 0.95, got {confidence!r}")
+    fewest = minimum_resamples(confidence)
+    if 0 < resamples < fewest:
+        raise ValueError(
+            f"bootstrap={resamples!r} is too few resamples for {confidence_label(confidence)} "
+            f"intervals: each tail needs at least one resample, so at least {fewest:,} "
+            f"(2 / (1 - confidence)); pass bootstrap={max(1000, fewest)} (or 0 for none)"
+        )
     return names, _urgent_index(urgent, names)
 
 

@@ -14,23 +14,35 @@ __all__ = ["confusion_section", "metrics_section", "referral_section"]
 
 
 def _with_interval(report: ClassificationReport, value: float, key: str) -> str:
-    """A value and, below it in grey, its bootstrap interval when the report has one."""
+    """A value and, below it in grey, its confidence interval when the report has one, or
+    "no interval" when every bootstrap resample scored the same."""
     show = num if "auc" in key else pct
     cell = esc(show(value))
     if key in report.intervals:
         low, high = report.intervals[key]
         cell += f' <span class="ci">{esc(show(low))} to {esc(show(high))}</span>'
+    elif key in report.no_interval:
+        cell += ' <span class="ci">no interval*</span>'
     return cell
 
 
 def _interval_note(report: ClassificationReport) -> str:
-    if report.intervals:
-        return (
-            f"<p>Grey numbers under a value are its {report.confidence:.0%} confidence "
-            f"interval, from {report.bootstrap} bootstrap resamples of the images (each "
-            "class's drawn from its own, so every class is in each): the range "
-            "the value would likely take on another set of images like these.</p>"
+    if report.interval_note:
+        note = (
+            "<p>Grey numbers under a value are its confidence interval: the range the value "
+            "would likely take on another set of images like these. "
+            f"{esc(report.interval_note)} (the bootstrap draws each class's images from its "
+            "own, so every class is in each resample)."
         )
+        if report.no_interval:
+            reasons = sorted(set(report.no_interval.values()))
+            note += f" *No interval: {esc('; '.join(reasons))}, so there is no spread to show."
+        if report.patients is None:
+            note += (
+                " The intervals treat every scan as independent, though a patient's scans "
+                "are alike: read them as a lower bound of the uncertainty."
+            )
+        return note + "</p>"
     return (
         "<p>No confidence intervals: <code>retinalnet evaluate --bootstrap 1000</code> adds "
         "them. With few images per class a value can be far from the model's true one.</p>"
@@ -58,21 +70,23 @@ def metrics_section(result: EvaluationResult, report: ClassificationReport) -> S
                 esc(m.name),
                 _with_interval(report, m.recall, f"sensitivity[{m.name}]"),
                 _with_interval(report, m.specificity, f"specificity[{m.name}]"),
-                esc(pct(m.precision)),
-                esc(pct(m.f1)),
+                _with_interval(report, m.precision, f"precision[{m.name}]"),
+                _with_interval(report, m.f1, f"f1[{m.name}]"),
                 _with_interval(report, m.auc, f"auc[{m.name}]"),
                 str(m.support),
             ]
         )
     for label, averages in (("macro average", report.macro), ("weighted average", report.weighted)):
+        # the macro F1 and AUC have intervals; the weighted averages none
+        key = "macro" if averages is report.macro else "weighted"
         rows.append(
             [
                 label,
                 esc(pct(averages["recall"])),
                 esc(pct(averages["specificity"])),
                 esc(pct(averages["precision"])),
-                esc(pct(averages["f1"])),
-                esc(num(averages["auc"])),
+                _with_interval(report, averages["f1"], f"{key}_f1"),
+                _with_interval(report, averages["auc"], f"{key}_auc"),
                 str(report.num_samples),
             ]
         )
@@ -101,9 +115,12 @@ def metrics_section(result: EvaluationResult, report: ClassificationReport) -> S
         "<b>Precision</b> (positive predictive value): of the scans it calls that class, the "
         "share that are. <b>AUC</b>: area under the ROC curve of the class's probability "
         "(0.5 is chance, 1 is perfect). <b>Macro</b> averages the classes equally, "
-        "<b>weighted</b> by their number of images; a class with no image here is left out "
-        "of both (its row shows -).</p>",
+        "<b>weighted</b> by their number of images. As scikit-learn's, the macro average "
+        "covers the classes with images or predictions here: a class predicted but with no "
+        "image counts with precision 0 (sensitivity and AUC average the classes with images); "
+        "a class never predicted shows precision 0 (0 of 0 predictions).</p>",
         per_class,
+        *(f"<p>{esc(note)}</p>" for note in report.notes),  # the macro average's classes
         _interval_note(report),
     ]
     return Section("metrics", "Metrics", "\n".join(body))

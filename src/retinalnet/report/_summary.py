@@ -71,12 +71,7 @@ def summary_section(
     rows.append(
         ["Test-time augmentation", "each scan averaged with its mirror" if result.tta else "none"]
     )
-    bootstrap = (
-        f"{report.confidence:.0%} intervals from {report.bootstrap} resamples"
-        if report.intervals
-        else "none"
-    )
-    rows.append(["Confidence intervals", esc(bootstrap)])
+    rows.append(["Confidence intervals", esc(report.interval_note or "none")])
     rows.append(["Report written", esc(created.strftime("%Y-%m-%d %H:%M:%S %Z").strip())])
     rows.append(["retinalnet", esc(__version__)])
     summary = table(None, rows, numeric_from=2, css_class="kv summary")

@@ -172,7 +172,7 @@ def write_html_report(
       file and SHA-256, its epoch and the retinalnet version that trained it, the date and
       the retinalnet version of the report;
     - **Metrics**: accuracy, macro F1 and AUC, and per class sensitivity, specificity,
-      precision, F1 and AUC, with bootstrap confidence intervals when ``report`` has them;
+      precision, F1 and AUC, with confidence intervals when ``report`` has them;
       the top-k table;
     - **Urgent referral**: CNV and DME against the rest, with the scans it would miss;
     - **Confusion matrix**: as a table, and drawn as counts and as percent of each class;
