@@ -977,16 +977,136 @@ def test_manifest_rows_in_system_folders_are_left_out_with_one_warning(make_tree
 def test_a_root_inside_a_system_folder_is_read_from_a_manifest(tmp_path, recwarn):
     # only the folders between the root and a file count: data restored into a snapshot
     root = tmp_path / "#snapshot" / "OCT2017"
-    (root / "train" / "CNV").mkdir(parents=True)
-    Image.new("L", (8, 8)).save(root / "train" / "CNV" / "CNV-1-1.jpeg")
+    for split in ("train", "test"):
+        (root / split / "CNV").mkdir(parents=True)
+        Image.new("L", (8, 8)).save(root / split / "CNV" / "CNV-1-1.jpeg")
     rows = [
         ManifestRow("train/CNV/CNV-1-1.jpeg", "CNV", "1", "train"),
-        ManifestRow(str(root / "train/CNV/CNV-1-1.jpeg"), "CNV", "1", "test"),
+        ManifestRow(str(root / "test/CNV/CNV-1-1.jpeg"), "CNV", "1", "test"),
     ]
     manifest = write_manifest(rows, tmp_path / "split.csv")
     for split in ("train", "test"):
         assert _names(KermanyOCT.from_manifest(manifest, split, root=root)) == [("CNV-1-1.jpeg", 0)]
     assert not [warning for warning in recwarn if "system folder" in str(warning.message)]
+
+
+@pytest.mark.parametrize("door", ["from_manifest", "cli --manifest"])
+def test_rows_labelled_another_class_than_their_folder_or_name_warn_once(make_tree, tmp_path, door):
+    # was: `train/CNV/CNV-7565927-117.jpeg,DME` (a label column sorted on its own in a
+    # spreadsheet) read as DME without a word, where the folders warn of a misnamed file
+    root = make_tree(
+        {
+            "train/CNV": ["CNV-1-1.jpeg", "CNV-2-1.jpeg"],
+            "train/DME": ["DME-3-1.jpeg"],
+            "train/NORMAL": ["scan_01.jpeg"],
+            "train/batch": ["DRUSEN-5-1.jpeg"],
+        }
+    )
+    rows = [
+        ManifestRow("train/CNV/CNV-1-1.jpeg", "DME", "1", "train"),  # folder and name: CNV
+        ManifestRow("train/CNV/CNV-2-1.jpeg", "CNV", "2", "train"),
+        ManifestRow("train/DME/DME-3-1.jpeg", "CNV", "3", "train"),
+        ManifestRow("train/NORMAL/scan_01.jpeg", "DME", "4", "train"),  # its folder only
+        ManifestRow("train/batch/DRUSEN-5-1.jpeg", "NORMAL", "5", "train"),  # its name only
+    ]
+    manifest = write_manifest(rows, tmp_path / "shifted.csv")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = _from_manifest_doors()[door](manifest, root)
+    assert [str(warning.message) for warning in caught] == [
+        f"4 row(s) of split 'train' of manifest {str(manifest)!r} are named for another class "
+        "than their label in the manifest, e.g. 'train/CNV/CNV-1-1.jpeg' (named CNV by its "
+        "folder and file name, labelled DME): each is mislabelled or misfiled; they are read "
+        "with the manifest's label. Check each scan and correct its label, or write the "
+        "manifest again with `retinalnet split`"
+    ]
+    assert [data.classes[target] for target in data.targets] == [row.label for row in rows]
+
+
+@pytest.mark.parametrize("door", ["from_manifest", "cli --manifest"])
+def test_one_image_listed_relatively_and_absolutely_is_refused(
+    make_tree, tmp_path, monkeypatch, door
+):
+    # was: `train/CNV/x.jpeg` in train and `/abs/root/train/CNV/x.jpeg` in val passed the
+    # "listed twice" check: one image in both splits
+    root = make_tree({"train/CNV": ["scan_01.jpeg", "scan_02.jpeg"]})
+    listed = str(root / "train" / "CNV" / "scan_01.jpeg")
+    rows = [
+        ManifestRow("train/CNV/scan_01.jpeg", "CNV", None, "train"),
+        ManifestRow("train/CNV/scan_02.jpeg", "CNV", None, "train"),
+        ManifestRow(listed, "CNV", None, "val"),
+    ]
+    manifest = write_manifest(rows, tmp_path / "m.csv")
+    monkeypatch.chdir(root.parent)  # a relative root, as --data OCT2017 gives it
+    message = (
+        rf"^manifest {_quoted(manifest)}: {re.escape(repr(listed))} is listed in split 'train' "
+        r"and in split 'val' \(rows 1 and 3, row 1 as 'train/CNV/scan_01\.jpeg'\); each image "
+        r"belongs to one split, or it is scored on what it was trained on: delete one of the two "
+        r"rows, or write the manifest again with `retinalnet split`$"
+    )
+    with pytest.raises(ValueError, match=message):
+        _from_manifest_doors()[door](manifest, Path(root.name))
+
+
+@pytest.mark.parametrize("door", ["from_manifest", "cli --manifest"])
+def test_rows_naming_no_file_are_left_out_with_a_warning_or_refused_when_most(
+    make_tree, tmp_path, door
+):
+    # was: each missing file said at its first read, one at a time (and --on-error skip
+    # skipped every image of a manifest read under the wrong root)
+    root = make_tree({"train/CNV": ["CNV-1-1.jpeg", "CNV-2-1.jpeg"]})
+    broken = root / "train" / "CNV" / "CNV-4-1.jpeg"
+    broken.symlink_to(tmp_path / "gone.jpeg")  # kept, as the folders keep it
+    rows = [
+        ManifestRow(f"train/CNV/CNV-{number}-1.jpeg", "CNV", str(number), "train")
+        for number in (1, 2, 3, 4)
+    ]
+    manifest = write_manifest(rows, tmp_path / "m.csv")
+    said = (
+        f"of 4 row(s) of split 'train' of manifest {str(manifest)!r} name no file under "
+        f"{{root!r}} (e.g. 'train/CNV/CNV-{{number}}-1.jpeg'); relative paths start at "
+        "{root!r}, absolute ones are used as they are"
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = _from_manifest_doors()[door](manifest, root)
+    assert [str(warning.message) for warning in caught] == [
+        "1 " + said.format(root=str(root), number=3) + ": they are left out; restore the "
+        "files, or write the manifest again with `retinalnet split`"
+    ]
+    assert _names(data) == [("CNV-1-1.jpeg", 0), ("CNV-2-1.jpeg", 0), ("CNV-4-1.jpeg", 0)]
+    message = (
+        "4 " + said.format(root=str(root.parent), number=1) + ": pass the folder the "
+        "manifest's paths start from as root (CLI: --data), or write the manifest again with "
+        "`retinalnet split`"
+    )
+    with pytest.raises(FileNotFoundError, match=f"^{re.escape(message)}$"):
+        _from_manifest_doors()[door](manifest, root.parent)
+
+
+@pytest.mark.parametrize("door", ["from_manifest", "cli --manifest"])
+def test_a_path_with_spaces_around_it_or_in_the_other_unicode_form_names_its_file(
+    make_tree, tmp_path, door, recwarn
+):
+    # was: "no such file" at the first read, for a name that looks the same: a space left
+    # by a spreadsheet, or an NFC name in the manifest for the NFD one macOS wrote
+    import unicodedata
+
+    muller = "CNV-3-1-M\u00fcller.jpeg"  # NFC, as typed
+    root = make_tree(
+        {"train/CNV": ["CNV-1-1.jpeg", "CNV-2-1.jpeg", unicodedata.normalize("NFD", muller)]}
+    )
+    rows = [
+        ManifestRow("train/CNV/CNV-1-1.jpeg ", "CNV", "1", "train"),
+        ManifestRow(" train/CNV/CNV-2-1.jpeg", "CNV", "2", "train"),
+        ManifestRow(f"train/CNV/{muller}", "CNV", "3", "train"),
+    ]
+    manifest = write_manifest(rows, tmp_path / "m.csv")
+    data = _from_manifest_doors()[door](manifest, root)
+    on_disk = sorted((root / "train" / "CNV").iterdir())
+    assert sorted(Path(path) for path, _ in data.samples) == on_disk
+    assert [image.size for image, _ in data] == [(40, 36)] * 3
+    assert not recwarn.list
 
 
 def test_a_system_folder_in_a_split_folder_is_left_out_in_one_log_line(make_tree, caplog):

@@ -199,7 +199,7 @@ def test_bad_manifests_are_rejected(tmp_path: Path) -> None:
         read_manifest(bad_label)
     missing = tmp_path / "missing-column.csv"
     missing.write_text("path,label\na.png,CNV\n")
-    with pytest.raises(ValueError, match=r"missing column\(s\) patient, split"):
+    with pytest.raises(ValueError, match=r"missing column\(s\) split \(found: 'path', 'label'\)"):
         read_manifest(missing)
     manifest = write_manifest([ManifestRow("a.png", "CNV", "1", "train")], tmp_path / "m.csv")
     with pytest.raises(ValueError, match=r"no rows for split 'val' \(it has: train\)"):
@@ -368,6 +368,7 @@ def test_a_patient_in_train_and_val_is_refused(tree: Path, tmp_path: Path) -> No
     fine = _manifest_with(
         tree, tmp_path, [f"{shared},{test_patient.label},{test_patient.patient},train"]
     )
+    _scan(tree / shared, 9000)  # a row naming no file would be left out, with a warning
     assert (
         len(KermanyOCT.from_manifest(fine, "train", root=tree))
         == sum(row.split == "train" for row in rows) + 1
@@ -416,12 +417,23 @@ def test_malformed_json_is_refused_naming_the_file_and_line(tmp_path: Path) -> N
         KermanyOCT.from_manifest(manifest, "train")
 
 
-def test_a_csv_with_another_separator_names_the_columns_found(tmp_path: Path) -> None:
-    manifest = tmp_path / "semicolons.csv"
-    manifest.write_text("path;label;patient;split\na.png;CNV;1;train\n")
+@pytest.mark.parametrize(
+    ("separator", "saved"),
+    [(";", "';' as separator, as Excel does in some locales"),
+     ("\t", "tabs as separator (as tab-separated text)")],
+)  # fmt: skip
+def test_a_csv_with_another_separator_names_it_and_the_fix(
+    tmp_path: Path, separator: str, saved: str
+) -> None:
+    manifest = tmp_path / "other.csv"
+    header = separator.join(["path", "label", "patient", "split"])
+    manifest.write_text(f"{header}\n" + separator.join(["a.png", "CNV", "1", "train"]) + "\n")
+    # was: "row 1: missing column(s) ... comma-separated", the separator left to guess
     message = (
-        r"row 1: missing column\(s\) path, label, patient, split \(found: "
-        r"'path;label;patient;split'\); .* comma-separated"
+        rf"other\.csv': missing column\(s\) path, label, split \(found: {re.escape(repr(header))}"
+        rf"\): it was saved with {re.escape(saved)}; save it as 'CSV UTF-8 \(Comma delimited\)' "
+        r"\(a manifest has the columns path, label, split and, optionally, patient, "
+        r"comma-separated\)$"
     )
     with pytest.raises(ValueError, match=message):
         read_manifest(manifest)
@@ -439,6 +451,127 @@ def test_a_csv_row_with_too_few_or_too_many_values_is_named(
         rf"^manifest '.*short\.csv', row 2 \(line 3\) has {values} value\(s\) for the 4 "
         r"column\(s\) path, label, patient, split; fix that line"
     )
+    with pytest.raises(ValueError, match=message):
+        read_manifest(manifest)
+
+
+# --- manifests edited by hand: columns, cells, labels and patients ------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "first", "second"),
+    [("path,label,patient,split,Label", "2 ('label')", "5 ('Label')"),
+     ("label,path,patient,split,label", "1 ('label')", "5 ('label')"),
+     ("path,label,Patient,split, patient", "3 ('Patient')", "5 (' patient')")],
+)  # fmt: skip
+def test_two_columns_read_as_one_are_refused(
+    tmp_path: Path, header: str, first: str, second: str
+) -> None:
+    # was: the last of the two read, the other ignored without a word
+    manifest = tmp_path / "two.csv"
+    manifest.write_text(f"{header}\ntrain/CNV/CNV-1-1.png,CNV,1,train,NORMAL\n")
+    column = re.search(r"'\s*(\w+)'", first).group(1).lower()  # type: ignore[union-attr]
+    message = (
+        rf"^manifest '.*two\.csv': columns {re.escape(first)} and {re.escape(second)} are both "
+        rf"read as {column}; delete one$"
+    )
+    with pytest.raises(ValueError, match=message):
+        read_manifest(manifest)
+
+
+def test_two_json_keys_read_as_one_are_refused(tmp_path: Path) -> None:
+    manifest = tmp_path / "two.json"
+    manifest.write_text(
+        '[{"path": "a.png", "label": "CNV", "split": "train", "Label": "DME"}]', encoding="utf-8"
+    )
+    message = r"two\.json', row 1: keys 2 \('label'\) and 4 \('Label'\) are both read as label"
+    with pytest.raises(ValueError, match=message):
+        read_manifest(manifest)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "hint"),
+    [("label", "cnv", "class names are upper case, write 'CNV'"),
+     ("label", "Drusen", "class names are upper case, write 'DRUSEN'"),
+     ("label", "NORMALL", "write 'NORMAL' if you mean NORMAL"),
+     ("split", "Train", "split names are lower case, write 'train'"),
+     ("split", "VAL", "split names are lower case, write 'val'")],
+)  # fmt: skip
+def test_a_label_or_split_in_another_case_names_the_fix(
+    tmp_path: Path, column: str, value: str, hint: str
+) -> None:
+    # was: "label 'cnv' is not one of CNV, DME, DRUSEN, NORMAL", without the folders' hint
+    cells = {"path": "a.png", "label": "CNV", "patient": "1", "split": "train", column: value}
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label,patient,split\n" + ",".join(cells.values()) + "\n")
+    allowed = "CNV, DME, DRUSEN, NORMAL" if column == "label" else "train, val, test"
+    message = rf"row 1: {column} '{value}' is not one of {allowed}: {re.escape(hint)}$"
+    with pytest.raises(ValueError, match=message):
+        read_manifest(manifest)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_an_empty_or_missing_patient_is_the_one_in_the_file_name(
+    tmp_path: Path, suffix: str
+) -> None:
+    # was: an empty patient turned the leakage check off (and patient-level metrics), and a
+    # manifest without the patient column was refused
+    rows = [
+        {"path": "train/CNV/CNV-42-1.png", "label": "CNV", "patient": "", "split": "train"},
+        {"path": "train/NORMAL/NORMAL-7-1.png", "label": "NORMAL", "split": "train"},
+        {"path": "train/CNV/scan_01.png", "label": "CNV", "patient": None, "split": "val"},
+        {"path": "train/NORMAL/NORMAL-8-1.png", "label": "NORMAL", "patient": "9", "split": "val"},
+    ]
+    manifest = tmp_path / f"m{suffix}"
+    if suffix == ".json":
+        manifest.write_text(json.dumps(rows))
+    else:  # a plain path,label,split file
+        manifest.write_text(
+            "path,label,split\n" + "".join(f"{r['path']},{r['label']},{r['split']}\n" for r in rows)
+        )
+    patients = [row.patient for row in read_manifest(manifest)]
+    assert patients == ["42", "7", None, "9" if suffix == ".json" else "8"]
+    rows.append({"path": "train/CNV/CNV-042-2.png", "label": "CNV", "split": "val"})
+    if suffix == ".json":
+        manifest.write_text(json.dumps(rows))
+    else:
+        manifest.write_text(
+            "path,label,patient,split\n"
+            + "".join(f"{r['path']},{r['label']},,{r['split']}\n" for r in rows)
+        )
+    message = (
+        r"patient '042' is in split 'train' \(row 1, 'train/CNV/CNV-42-1\.png'\) and in split "
+        r"'val' \(row 5, 'train/CNV/CNV-042-2\.png'\); a patient's images must all be in one"
+    )
+    with pytest.raises(ValueError, match=message):
+        read_manifest(manifest)
+
+
+def test_json_cells_are_read_as_csv_cells_are(tmp_path: Path) -> None:
+    # was: keys in another case refused as "missing column(s) ... comma-separated", a NaN
+    # patient read as patient 'nan', pandas' 42.0 as '42.0', a null path as the path 'None'
+    manifest = tmp_path / "pandas.json"
+    manifest.write_text(
+        '[{"Path": "train/CNV/CNV-5-1.png", "Label": "CNV", "Patient": NaN, "Split": "train"},'
+        ' {"path": "train/DME/DME-6-1.png", "label": "DME", "patient": 60.0, "split": "val"}]'
+    )
+    assert read_manifest(manifest) == [
+        ManifestRow("train/CNV/CNV-5-1.png", "CNV", "5", "train"),
+        ManifestRow("train/DME/DME-6-1.png", "DME", "60", "val"),
+    ]
+    manifest.write_text('[{"path": null, "label": "CNV", "split": "train"}]')
+    with pytest.raises(ValueError, match=r"row 1: the path is empty; each row names one image"):
+        read_manifest(manifest)
+    manifest.write_text('[{"file": "a.png", "label": "CNV", "split": "train"}]')
+    message = (
+        r"pandas\.json', row 1: missing key\(s\) path \(found: 'file', 'label', 'split'\); a "
+        r"JSON manifest is a list of objects with the keys path, label, split and, optionally, "
+        r"patient$"
+    )
+    with pytest.raises(ValueError, match=message):
+        read_manifest(manifest)
+    manifest.write_text('{"path": {"0": "a.png"}, "label": {"0": "CNV"}, "split": {"0": "val"}}')
+    message = r"must hold a JSON list of rows, got an object of columns, .*orient='records'\)$"
     with pytest.raises(ValueError, match=message):
         read_manifest(manifest)
 

@@ -32,8 +32,8 @@ def add_manifest_argument(parser: argparse.ArgumentParser, what: str) -> None:
         type=path_argument,
         default=None,
         metavar="FILE",
-        help=f"take {what} from this manifest (from `retinalnet split`) instead of the "
-        "folders (default: the folders)",
+        help=f"take {what} from this manifest (from `retinalnet split`; its relative paths "
+        "start at --data) instead of the folders (default: the folders)",
     )
 
 

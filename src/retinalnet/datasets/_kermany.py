@@ -37,6 +37,12 @@ from retinalnet.datasets._files import (
 )
 from retinalnet.datasets._files_not_read import warn_of_files_not_read
 from retinalnet.datasets._manifest import ManifestRow, read_manifest
+from retinalnet.datasets._manifest_files import (
+    check_no_file_twice_under,
+    rows_with_files,
+    warn_of_mislabelled_rows,
+)
+from retinalnet.datasets._misnamed import warn_misnamed
 from retinalnet.datasets._system_folders import (
     system_folder,
     system_folder_among,
@@ -219,13 +225,16 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
 
         The data set has the same shape as one read from folders (``classes``,
         ``class_to_idx``, ``samples``, ``targets``, ``patient_ids``), in the manifest's
-        row order.
+        row order. A row's empty patient is the one in its file name, as for the folders.
+        Each row of ``split`` is looked up once (one ``lstat``): a path with spaces around
+        it, or in the other Unicode normal form than the file's name (a name copied from
+        macOS), names that file; a broken symbolic link is kept, as the folders keep it.
 
         Parameters
         ----------
         manifest
-            A ``.csv`` or ``.json`` manifest (columns ``path``, ``label``, ``patient``,
-            ``split``).
+            A ``.csv`` or ``.json`` manifest (columns ``path``, ``label``, ``split`` and,
+            optionally, ``patient``).
         split
             Which rows to use: ``"train"``, ``"val"`` or ``"test"``.
         root
@@ -240,12 +249,14 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         Raises
         ------
         FileNotFoundError
-            If ``manifest`` does not exist.
+            If ``manifest`` does not exist, or more than half of the rows of ``split`` name
+            no file (relative paths start at ``root``: most likely the wrong root).
         ValueError
             If the manifest is malformed (not UTF-8, not valid CSV or JSON, a missing
-            column, an unknown label or split), lists a file twice, puts a patient in both
-            ``train`` and ``val`` (see :func:`~retinalnet.datasets.read_manifest`), or has
-            no rows for ``split``.
+            column, an unknown label or split), lists a file twice (also by a path relative
+            to ``root`` and an absolute one; symbolic links are not followed), puts a
+            patient in both ``train`` and ``val`` (see
+            :func:`~retinalnet.datasets.read_manifest`), or has no rows for ``split``.
 
         Warns
         -----
@@ -255,6 +266,14 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
             :func:`~retinalnet.datasets._system_folders.system_folder`) between ``root`` and
             the file: they are left out, as the folder walks leave them out (a manifest
             written by an older ``retinalnet split`` may list them; run it again).
+        UserWarning
+            Once, counting them and naming one, when rows of ``split`` name no file (half of
+            them or fewer): they are left out.
+        UserWarning
+            Once, counting them and naming one, when rows of ``split`` are labelled another
+            class than their folder (one named exactly like a class) or file name gives
+            (``train/CNV/CNV-1-1.jpeg,DME``: a column sorted on its own in a spreadsheet),
+            as the folders warn of misnamed files: they are read with the manifest's label.
 
         Examples
         --------
@@ -277,10 +296,12 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         self.split = split
         self.split_dir = base / split
         self._configure(classes, transform, target_transform, loader, on_error)
+        check_no_file_twice_under(rows, base, f"manifest {str(manifest_path)!r}")
+        source = f"split {split!r} of manifest {str(manifest_path)!r}"
         chosen = _outside_system_folders(
             [row for row in rows if row.split == split and row.label in self.class_to_idx],
             base,
-            f"split {split!r} of manifest {str(manifest_path)!r}",
+            source,
         )
         if not chosen:
             found = sorted({row.split for row in rows})
@@ -288,6 +309,8 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
                 f"manifest {str(manifest_path)!r} has no rows for split {split!r}"
                 f"{self._of_classes()} (it has: {', '.join(found) or 'no rows'})"
             )
+        chosen = rows_with_files(chosen, base, source)
+        warn_of_mislabelled_rows(chosen, base, source)
         self._set_samples(
             [(str(base / row.path), self.class_to_idx[row.label]) for row in chosen],
             [row.patient for row in chosen],
@@ -356,14 +379,8 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         example = Path(misnamed[0])
         relative = example.relative_to(self.root).as_posix()
         named, label = class_named_in(example.name), relative.split("/")[1]
-        warn_caller(
-            f"{len(misnamed)} image(s) in split {self.split!r} under {str(self.root)!r} are "
-            f"named for another class than their folder, e.g. {relative!r} (named {named}, "
-            f"labelled {label}): each is mislabelled or misfiled; they are read with their "
-            "folder's label. Check each scan and move it to the folder of its true class "
-            "(`retinalnet audit` lists them all)",
-            UserWarning,
-        )
+        counted = f"{len(misnamed)} image(s) in split {self.split!r} under {str(self.root)!r}"
+        warn_misnamed(counted, relative, str(named), label, door="folder")
 
     def _raise_missing_split(self) -> None:
         found = sorted(p.name for p in self.root.iterdir() if p.is_dir())

@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
 import os
 import posixpath
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
 from retinalnet._core.files import atomic_write_text
 from retinalnet._core.printable import printable
-from retinalnet.datasets._files import patient_key
+from retinalnet.datasets._files import patient_id_from_name, patient_key
+from retinalnet.datasets._manifest_records import cell, manifest_records, manifest_text
 
-__all__ = ["MANIFEST_COLUMNS", "ManifestRow", "read_manifest", "write_manifest"]
+__all__ = [
+    "MANIFEST_COLUMNS",
+    "ManifestRow",
+    "check_no_file_twice",
+    "read_manifest",
+    "write_manifest",
+]
 
 MANIFEST_COLUMNS: tuple[str, ...] = ("path", "label", "patient", "split")
-"""The columns of a manifest file, in order."""
+"""The columns of a manifest file, in order (``patient`` may be left out when read)."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,8 @@ class ManifestRow:
     label : str
         One of ``CNV``, ``DME``, ``DRUSEN``, ``NORMAL``.
     patient : str or None
-        The patient id (``None`` when the file name has none).
+        The patient id. :func:`read_manifest` takes an empty one from the file name, as the
+        folders do (``CNV-42-1.jpeg`` is patient ``42``); ``None`` when that has none.
     split : str
         ``"train"``, ``"val"`` or ``"test"``.
 
@@ -58,27 +66,51 @@ def _check_rows(rows: Iterable[ManifestRow], source: str) -> list[ManifestRow]:
         if row.label not in KERMANY_CLASSES:
             raise ValueError(
                 f"{source}, row {number}: label {row.label!r} is not one of "
-                f"{', '.join(KERMANY_CLASSES)}"
+                f"{', '.join(KERMANY_CLASSES)}{_name_hint(row.label, KERMANY_CLASSES, 'class')}"
             )
         if row.split not in KERMANY_SPLITS:
             raise ValueError(
                 f"{source}, row {number}: split {row.split!r} is not one of "
-                f"{', '.join(KERMANY_SPLITS)}"
+                f"{', '.join(KERMANY_SPLITS)}{_name_hint(row.split, KERMANY_SPLITS, 'split')}"
             )
         if not row.path:
-            raise ValueError(f"{source}, row {number}: the path is empty")
+            raise ValueError(
+                f"{source}, row {number}: the path is empty; each row names one image file"
+            )
         checked.append(row)
-    _check_no_file_twice(checked, source)
+    check_no_file_twice(checked, source)
     _check_no_patient_in_train_and_val(checked, source)
     return checked
 
 
-def _check_no_file_twice(rows: Sequence[ManifestRow], source: str) -> None:
-    """Refuse a file listed twice, in one split or in two: each image belongs to one split."""
+def _name_hint(value: str, allowed: Sequence[str], what: str) -> str:
+    """How to write a label or split that is not one of ``allowed``, when that is clear:
+    ``": class names are upper case, write 'CNV'"`` (as the folders' error says it)."""
+    for name in allowed:
+        if value.casefold() == name.casefold():
+            case = "upper" if name.isupper() else "lower"
+            return f": {what} names are {case} case, write {name!r}"
+    upper = [name.upper() for name in allowed]
+    close = difflib.get_close_matches(value.upper(), upper, n=1)
+    if close:
+        name = allowed[upper.index(close[0])]
+        return f": write {name!r} if you mean {name}"
+    return ""
+
+
+def check_no_file_twice(
+    rows: Sequence[ManifestRow], source: str, key: Callable[[str], str] = posixpath.normpath
+) -> None:
+    """Refuse a file listed twice, in one split or in two: each image belongs to one split.
+
+    ``key`` is what two paths of one file have in common: by default the path with ``.``
+    and doubled ``/`` taken out (``train/./CNV/x.jpeg`` is ``train/CNV/x.jpeg``);
+    ``KermanyOCT.from_manifest``, which knows the root, also finds one file listed
+    relative to it and absolutely.
+    """
     first: dict[str, int] = {}
     for number, row in enumerate(rows, start=1):
-        key = posixpath.normpath(row.path)  # "train/./CNV/x.jpeg" is "train/CNV/x.jpeg"
-        seen = first.setdefault(key, number)
+        seen = first.setdefault(key(row.path), number)
         if seen != number:
             earlier = rows[seen - 1]
             where = (
@@ -86,10 +118,11 @@ def _check_no_file_twice(rows: Sequence[ManifestRow], source: str) -> None:
                 if earlier.split == row.split
                 else f"in split {earlier.split!r} and in split {row.split!r}"
             )
+            spelled = f", row {seen} as {earlier.path!r}" if earlier.path != row.path else ""
             raise ValueError(
-                f"{source}: {row.path!r} is listed {where} (rows {seen} and {number}); each "
-                "image belongs to one split, or it is scored on what it was trained on: delete "
-                "one of the two rows, or write the manifest again with `retinalnet split`"
+                f"{source}: {row.path!r} is listed {where} (rows {seen} and {number}{spelled}); "
+                "each image belongs to one split, or it is scored on what it was trained on: "
+                "delete one of the two rows, or write the manifest again with `retinalnet split`"
             )
 
 
@@ -101,20 +134,22 @@ def _check_no_patient_in_train_and_val(rows: Sequence[ManifestRow], source: str)
     validation and early stopping. Patients are compared as the audit's leakage check and
     the split compare them, by :func:`patient_key` (``0042`` is ``42``). ``test`` is not
     checked: Kermany's own test folder shares patients with its training folder
-    (``drop_test_patients`` leaves them out), and rows without a patient id cannot be.
+    (``drop_test_patients`` leaves them out). A row without a patient id has the one in its
+    file name (``CNV-42-1.jpeg``), as in the folders; rows without either cannot be checked.
     """
     first_in: dict[tuple[str, str], int] = {}
     for number, row in enumerate(rows, start=1):
-        if row.patient is None or row.split == "test":
+        patient = row.patient or patient_id_from_name(row.path)
+        if patient is None or row.split == "test":
             continue
-        key = patient_key(row.patient)
+        key = patient_key(patient)
         first_in.setdefault((key, row.split), number)
         other = "val" if row.split == "train" else "train"
         seen = first_in.get((key, other))
         if seen is not None:
             earlier = rows[seen - 1]
             raise ValueError(
-                f"{source}: patient {row.patient!r} is in split {earlier.split!r} (row {seen}, "
+                f"{source}: patient {patient!r} is in split {earlier.split!r} (row {seen}, "
                 f"{earlier.path!r}) and in split {row.split!r} (row {number}, {row.path!r}); a "
                 "patient's images must all be in one split, or validation scores scans "
                 "that look like training scans: move the patient's rows to one split, or "
@@ -134,8 +169,8 @@ def _format(path: Path) -> str:
 def write_manifest(rows: Sequence[ManifestRow], path: str | os.PathLike[str]) -> Path:
     """Write manifest rows to a CSV or JSON file (chosen by the suffix).
 
-    CSV has the header ``path,label,patient,split`` (an empty ``patient`` is ``None``); JSON is
-    a list of objects with those keys.
+    CSV has the header ``path,label,patient,split`` (a ``patient`` of ``None`` is empty, and
+    read back as the file name's patient); JSON is a list of objects with those keys.
 
     Parameters
     ----------
@@ -201,11 +236,18 @@ def read_manifest(path: str | os.PathLike[str]) -> list[ManifestRow]:
     """Read a manifest written by :func:`write_manifest` (CSV or JSON, by suffix).
 
     The file is read as UTF-8, with or without the byte-order mark Excel writes ("CSV UTF-8").
+    Column names (JSON keys) are read without case or surrounding spaces (``Path``); other
+    columns are ignored. The ``patient`` column may be left out or left empty (a JSON
+    ``null`` or ``NaN`` is empty): the patient is then the one in the file name, as for the
+    folders (``CNV-42-1.jpeg`` is patient ``42``), and the leakage check below uses it.
+    Paths are read as written: :meth:`KermanyOCT.from_manifest
+    <retinalnet.datasets.KermanyOCT.from_manifest>` finds their files under a data root.
 
     Parameters
     ----------
     path
-        A ``.csv`` or ``.json`` manifest.
+        A ``.csv`` or ``.json`` manifest (columns ``path``, ``label``, ``split`` and,
+        optionally, ``patient``).
 
     Returns
     -------
@@ -218,8 +260,10 @@ def read_manifest(path: str | os.PathLike[str]) -> list[ManifestRow]:
         If ``path`` does not exist.
     ValueError
         If the file is not UTF-8 text or not valid CSV or JSON (naming the line), a column
-        is missing, a row has an unknown label or split, a file is listed twice (in one
-        split or in two), or a patient has rows in both ``train`` and ``val``: a manifest's
+        is missing (naming a ``;`` or tab separator, as Excel writes in some locales), two
+        columns are read as one (``label`` and ``Label``), a row has no path or an unknown
+        label or split (``cnv`` with the fix: ``CNV``), a file is listed twice (in one split
+        or in two), or a patient has rows in both ``train`` and ``val``: a manifest's
         validation split is patient-aware, as :func:`patient_split` writes it (``test`` may
         share patients with ``train``, as Kermany's own folders do).
 
@@ -239,27 +283,15 @@ def read_manifest(path: str | os.PathLike[str]) -> list[ManifestRow]:
             f"{source.name}` or write_manifest()"
         )
     name = f"manifest {str(source)!r}"
-    text = _read_text(source, name)
-    records = _json_records(text, name) if kind == "json" else _csv_records(text, name)
     rows: list[ManifestRow] = []
-    for number, record in enumerate(records, start=1):
-        if not isinstance(record, dict):
-            raise ValueError(f"{name}, row {number}: expected an object, got {record!r}")
-        missing = [column for column in MANIFEST_COLUMNS if column not in record]
-        if missing:
-            found = ", ".join(repr(str(column)) for column in record) or "none"
-            raise ValueError(
-                f"{name}, row {number}: missing column(s) {', '.join(missing)} (found: "
-                f"{found}); a manifest has the columns {', '.join(MANIFEST_COLUMNS)}, "
-                "comma-separated"
-            )
-        patient = record["patient"]
+    for record in manifest_records(manifest_text(source, name), name, kind):
+        path = _posix(cell(record["path"]))
         rows.append(
             ManifestRow(
-                _posix(str(record["path"])),
-                str(record["label"]).strip(),
-                str(patient).strip() if patient not in (None, "") else None,
-                str(record["split"]).strip(),
+                path,
+                cell(record["label"]).strip(),
+                cell(record.get("patient")).strip() or patient_id_from_name(path),
+                cell(record["split"]).strip(),
             )
         )
     return _check_rows(rows, name)
@@ -268,66 +300,3 @@ def read_manifest(path: str | os.PathLike[str]) -> list[ManifestRow]:
 def _posix(path: str) -> str:
     """A manifest path with ``/`` between its parts: one edited on Windows has ``\\``."""
     return path.replace("\\", "/") if os.sep == "/" else path
-
-
-def _read_text(source: Path, name: str) -> str:
-    """The file's text, decoded as UTF-8 (a leading byte-order mark dropped)."""
-    data = source.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = error.object[: error.start].count(b"\n") + 1
-        byte = error.object[error.start : error.start + 1].hex()
-        raise ValueError(
-            f"{name} is not UTF-8 text (byte 0x{byte} on line {line}, {error.reason}); save "
-            "it as UTF-8 (in Excel: 'CSV UTF-8'), or write it with write_manifest() or "
-            "`retinalnet split`"
-        ) from None
-
-
-def _json_records(text: str, name: str) -> list[Any]:
-    try:
-        records = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(
-            f"{name} is not valid JSON ({error.msg} on line {error.lineno}, column "
-            f"{error.colno}); fix that line, or write the file with write_manifest() or "
-            "`retinalnet split`"
-        ) from None
-    if not isinstance(records, list):
-        raise ValueError(f"{name} must hold a JSON list of rows, got {type(records).__name__}")
-    return records
-
-
-def _csv_records(text: str, name: str) -> list[dict[str, Any]]:
-    """The rows of a CSV manifest as dicts by column name; column names are read without
-    case or surrounding spaces (``Path``, `` label``), and rows of empty cells only (which a
-    spreadsheet writes for cleared rows) are skipped."""
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if reader.fieldnames is not None:
-        reader.fieldnames = [field.strip().lower() for field in reader.fieldnames]
-    records: list[dict[str, Any]] = []
-    try:
-        for record in reader:
-            if None not in record and all(not (value or "").strip() for value in record.values()):
-                continue  # a cleared row: ",,,"
-            # DictReader fills a short row with None and files a long row's extras under None
-            if None in record or None in record.values():
-                header = reader.fieldnames or []
-                values = (
-                    len(record) - 1 + len(record[None])
-                    if None in record
-                    else sum(value is not None for value in record.values())
-                )
-                raise ValueError(
-                    f"{name}, row {len(records) + 1} (line {reader.line_num}) has {values} "
-                    f"value(s) for the {len(header)} column(s) {', '.join(header)}; fix that "
-                    "line, or write the file with write_manifest() or `retinalnet split`"
-                )
-            records.append(record)
-    except csv.Error as error:
-        raise ValueError(
-            f"{name} is not valid CSV ({error} on line {reader.line_num}); fix that line, "
-            "or write the file with write_manifest() or `retinalnet split`"
-        ) from None
-    return records

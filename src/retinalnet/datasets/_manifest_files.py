@@ -1,0 +1,140 @@
+"""The files a manifest's rows name under a data root: one image listed by two paths, rows
+that name no file, and rows labelled another class than their folder or file name.
+
+:func:`~retinalnet.datasets.read_manifest` checks what a manifest says on its own;
+these checks need the root its relative paths start from, which
+:meth:`~retinalnet.datasets.KermanyOCT.from_manifest` knows.
+"""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from retinalnet._core.caller_warnings import warn_caller
+from retinalnet._core.classes import KERMANY_CLASSES
+from retinalnet.datasets._files import class_named_in
+from retinalnet.datasets._manifest import ManifestRow, check_no_file_twice
+from retinalnet.datasets._misnamed import warn_misnamed
+
+__all__ = ["check_no_file_twice_under", "rows_with_files", "warn_of_mislabelled_rows"]
+
+
+def _same_file(base: Path) -> Callable[[str], str]:
+    """What the paths of one file under ``base`` have in common: the absolute path, ``..``,
+    ``.`` and doubled ``/`` taken out, in NFC (macOS reads an NFD name as the NFC one)."""
+    root = os.path.abspath(base)  # noqa: PTH100 - no system call, unlike Path.resolve
+
+    def key(path: str) -> str:
+        joined = os.path.join(root, unicodedata.normalize("NFC", path.strip()))  # noqa: PTH118
+        return os.path.normcase(os.path.normpath(joined))
+
+    return key
+
+
+def check_no_file_twice_under(rows: Sequence[ManifestRow], base: Path, source: str) -> None:
+    """Refuse one file listed twice under ``base``, also by a relative and an absolute path
+    (``train/CNV/x.jpeg`` and ``/data/OCT2017/train/CNV/x.jpeg``), in the words of
+    :func:`~retinalnet.datasets._manifest.check_no_file_twice`.
+
+    Symbolic links are not followed (that would cost a system call per folder of every
+    row): a file listed once through a linked folder and once directly is not found.
+    """
+    check_no_file_twice(rows, source, key=_same_file(base))
+
+
+def _existing(base: Path, path: str) -> str | None:
+    """``path`` when it names a file (or a link, broken or not) under ``base``; else the
+    same path without surrounding spaces, or in the other Unicode normal form (a name
+    copied from macOS is NFD, one typed elsewhere NFC), that does; else ``None``."""
+    stripped = path.strip()
+    spellings = [path, stripped]
+    spellings += [
+        unicodedata.normalize(form, p) for p in (path, stripped) for form in ("NFC", "NFD")
+    ]
+    for spelling in dict.fromkeys(spellings):
+        if os.path.lexists(base / spelling):
+            return spelling
+    return None
+
+
+def rows_with_files(rows: Sequence[ManifestRow], base: Path, source: str) -> list[ManifestRow]:
+    """``rows`` with the file each names under ``base`` (one ``lstat`` each).
+
+    A path with spaces around it, or in the other Unicode normal form than the file's
+    name, names the file (as labels are read without spaces, and as macOS finds it). A
+    broken symbolic link is kept, as the folders keep it: reading it fails, naming the
+    link. Rows that name no file are left out with one warning counting them; when they
+    are more than half of ``rows`` (a wrong root, most likely) they are refused.
+
+    Raises
+    ------
+    FileNotFoundError
+        If more than half of ``rows`` name no file.
+    """
+    kept: list[ManifestRow] = []
+    missing: list[ManifestRow] = []
+    for row in rows:
+        found = _existing(base, row.path)
+        if found is None:
+            missing.append(row)
+        else:
+            kept.append(row if found == row.path else replace(row, path=found))
+    if not missing:
+        return kept
+    example = missing[0].path
+    spaces = " (the path begins or ends in a space)" if example != example.strip() else ""
+    said = (
+        f"{len(missing)} of {len(rows)} row(s) of {source} name no file under {str(base)!r} "
+        f"(e.g. {example!r}{spaces}); relative paths start at {str(base)!r}, absolute ones "
+        "are used as they are"
+    )
+    if 2 * len(missing) > len(rows):
+        raise FileNotFoundError(
+            f"{said}: pass the folder the manifest's paths start from as root (CLI: --data), "
+            "or write the manifest again with `retinalnet split`"
+        )
+    warn_caller(
+        f"{said}: they are left out; restore the files, or write the manifest again with "
+        "`retinalnet split`",
+        UserWarning,
+    )
+    return kept
+
+
+def _named_otherwise(row: ManifestRow, base: Path) -> str | None:
+    """The class the row's folder (one named exactly like a class, the nearest) or file
+    name gives, when it is not the row's label: ``"CNV by its folder"``."""
+    path = base / row.path
+    try:
+        parts = path.relative_to(base).parts
+    except ValueError:  # an absolute path elsewhere: all its folders
+        parts = Path(row.path).parts
+    folder = next((part for part in reversed(parts[:-1]) if part in KERMANY_CLASSES), None)
+    named = class_named_in(parts[-1]) if parts else None
+    by = [
+        (name, where)
+        for name, where in ((folder, "folder"), (named, "file name"))
+        if name not in (None, row.label)
+    ]
+    if not by:
+        return None
+    if len(by) == 2 and by[0][0] == by[1][0]:
+        return f"{by[0][0]} by its folder and file name"
+    return f"{by[0][0]} by its {by[0][1]}"
+
+
+def warn_of_mislabelled_rows(rows: Sequence[ManifestRow], base: Path, source: str) -> None:
+    """Warn once, counting them and naming one, of the rows labelled another class than
+    their folder or file name gives (a column sorted or shifted on its own in a
+    spreadsheet): the words the folders warn of a misnamed file in."""
+    mislabelled = [
+        (row, named) for row in rows if (named := _named_otherwise(row, base)) is not None
+    ]
+    if mislabelled:
+        row, named = mislabelled[0]
+        counted = f"{len(mislabelled)} row(s) of {source}"
+        warn_misnamed(counted, row.path, named, row.label, door="manifest")
