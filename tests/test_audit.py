@@ -16,6 +16,7 @@ from PIL import Image
 
 from _image_files import png16
 from retinalnet._core.files import file_digest
+from retinalnet._core.read_failure import EMPTY_FILE
 from retinalnet.datasets import (
     KERMANY_CLASSES,
     AuditReport,
@@ -588,7 +589,11 @@ def test_a_decompression_bomb_is_unreadable_and_the_audit_goes_on(clean_tree: Pa
     bomb.write_bytes(_png_claiming(100_000, 100_000))
     report = _only_problem(clean_tree, "unreadable images")
     assert list(report.unreadable) == ["train/CNV/CNV-960-1.png"]
-    assert report.unreadable["train/CNV/CNV-960-1.png"].startswith("decompression bomb")
+    assert report.unreadable["train/CNV/CNV-960-1.png"] == (  # the loaders' words, with the fix
+        "possible decompression bomb: its header claims 10,000,000,000 pixels, more than the "
+        f"limit of {Image.MAX_IMAGE_PIXELS:,} pixels (PIL.Image.MAX_IMAGE_PIXELS); if the file "
+        "is a genuine image, raise that limit before reading it"
+    )
     assert report.total == 13
     assert sum(report.sizes.values()) == 12
 
@@ -600,7 +605,11 @@ def test_images_over_pillows_warning_limit_are_not_decoded(
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 96 * 80 - 1)
     report = audit(clean_tree)
     assert len(report.unreadable) == 12
-    assert all(reason.startswith("decompression bomb") for reason in report.unreadable.values())
+    assert set(report.unreadable.values()) == {
+        "possible decompression bomb: its header claims 7,680 pixels, more than the limit of "
+        "7,679 pixels (PIL.Image.MAX_IMAGE_PIXELS); if the file is a genuine image, raise that "
+        "limit before reading it"
+    }
 
 
 def test_any_decoder_failure_is_recorded_per_file(
@@ -678,3 +687,77 @@ def test_system_folders_are_listed_and_left_out_not_problems(clean_tree: Path) -
     assert report.system_folders == ["#recycle", "train/CNV/@eaDir", "train/__MACOSX"]
     assert "system folders left out, not read: 3" in str(report)
     assert json.loads(report.to_json())["system_folders"] == report.system_folders
+
+
+# --- empty files ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["CNV-962-1.jpeg", "CNV-962-1.png", "CNV-962-1.dcm"])
+def test_an_empty_file_is_said_to_be_empty(clean_tree: Path, name: str) -> None:
+    (clean_tree / "train" / "CNV" / name).touch()
+    report = _only_problem(clean_tree, "unreadable images")
+    assert report.unreadable == {f"train/CNV/{name}": EMPTY_FILE}
+    assert f"train/CNV/{name}: the file is empty, 0 bytes" in str(report)
+
+
+def test_empty_files_in_two_splits_are_no_leakage(clean_tree: Path) -> None:
+    """Two files cut short share their 0 bytes, not a scan: no duplicate group."""
+    (clean_tree / "train" / "CNV" / "CNV-963-1.jpeg").touch()
+    (clean_tree / "test" / "DME" / "DME-964-1.jpeg").touch()
+    report = _only_problem(clean_tree, "unreadable images")
+    assert report.duplicates == []
+    assert set(report.unreadable.values()) == {EMPTY_FILE}
+
+
+# --- EXIF orientation: listed, not a problem ------------------------------------------------
+
+
+def _tag_orientation(path: Path, orientation: int, fmt: str = "JPEG") -> None:
+    with Image.open(path) as image:
+        image.load()
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        image.save(path, format=fmt, exif=exif)
+
+
+def test_images_a_photo_viewer_turns_are_listed_not_problems(clean_tree: Path) -> None:
+    """Windows Photos and macOS Preview "rotate" a JPEG by its EXIF tag alone: the pixels
+    the model sees are not those the user saw."""
+    _tag_orientation(clean_tree / "train" / "CNV" / "CNV-100-1.jpeg", 6)
+    _tag_orientation(clean_tree / "test" / "DME" / "DME-109-1.jpeg", 3)
+    _tag_orientation(clean_tree / "val" / "NORMAL" / "NORMAL-107-1.jpeg", 1)  # as stored
+    png = _scan(clean_tree / "val" / "DME" / "DME-965-1.png", 965, fmt="PNG")
+    _tag_orientation(png, 8, fmt="PNG")
+    report = audit(clean_tree)
+    assert report.ok
+    assert report.exif_rotated == ProblemFiles(
+        3, ["test/DME/DME-109-1.jpeg", "train/CNV/CNV-100-1.jpeg", "val/DME/DME-965-1.png"]
+    )
+    assert json.loads(report.to_json())["exif_rotated"] == report.exif_rotated.to_dict()
+    table = str(report)
+    assert (
+        "images with an EXIF orientation tag (not a problem, but check): 3 (a photo viewer "
+        "shows them rotated or mirrored; their pixels are used as stored, not as a photo "
+        "viewer shows them: rotate the pixels (e.g. PIL.ImageOps.exif_transpose) if the "
+        "rotation is meant)"
+    ) in table
+    assert "  train/CNV/CNV-100-1.jpeg" in table
+    assert table.splitlines()[-1] == "OK"
+
+
+def test_no_orientation_tag_lists_nothing(clean_tree: Path) -> None:
+    report = audit(clean_tree)
+    assert report.exif_rotated == ProblemFiles()
+    assert "EXIF orientation tag (" not in str(report)
+    assert json.loads(report.to_json())["exif_rotated"] == {"count": 0, "examples": []}
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")  # PIL's, as it opens the file
+def test_a_malformed_exif_block_is_no_fault_of_the_pixels(clean_tree: Path) -> None:
+    path = clean_tree / "train" / "CNV" / "CNV-100-1.jpeg"
+    with Image.open(path) as image:
+        image.load()
+        image.save(path, format="JPEG", exif=b"Exif\x00\x00MM\x00*\xff\xff\xff\xff")
+    report = audit(clean_tree)
+    assert report.ok
+    assert report.exif_rotated.count == 0

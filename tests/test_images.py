@@ -31,6 +31,8 @@ from retinalnet._core.images import (
     load_frames,
     to_model_mode,
 )
+from retinalnet._core.read_failure import EMPTY_FILE
+from retinalnet._core.torch_load import not_torch_file
 from retinalnet.datasets import (
     KermanyOCT,
     UnreadableImageError,
@@ -115,6 +117,31 @@ def test_unreadable_files_raise_an_error_naming_the_path(tmp_path, make, reason)
     assert info.value.path == path
     assert info.value.reason.startswith(reason)
     assert isinstance(info.value, OSError)
+
+
+@pytest.mark.parametrize(
+    "read",
+    [load_image, image_size, frame_count, load_frames, coerce_image, Preprocessing().prepare],
+    ids=["load_image", "image_size", "frame_count", "load_frames", "coerce_image", "prepare"],
+)
+@pytest.mark.parametrize("suffix", [".jpeg", ".png", ".tif", ".dcm"])
+def test_an_empty_file_is_said_to_be_empty_by_every_reader(tmp_path, read, suffix):
+    """A copy cut short reads as 0 bytes: said so, in the words of the checkpoints."""
+    if suffix == ".dcm":
+        pytest.importorskip("pydicom")
+    path = tmp_path / f"CNV-1-1{suffix}"
+    path.touch()
+    with pytest.raises(UnreadableImageError) as info:
+        read(path)
+    assert str(info.value) == f"cannot read image {str(path)!r}: {EMPTY_FILE}"
+    assert info.value.path == path
+
+
+def test_images_and_checkpoints_say_empty_in_one_wording(tmp_path):
+    empty = tmp_path / "best.pt"
+    empty.touch()
+    assert not_torch_file(empty) == EMPTY_FILE
+    assert EMPTY_FILE == "the file is empty, 0 bytes: was it cut short while written or copied?"
 
 
 def test_unreadable_image_error_survives_pickling(tmp_path):

@@ -29,7 +29,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from retinalnet._core.dicom_pixels import DicomReadError, to_grey_levels
-from retinalnet._core.read_failure import read_failure
+from retinalnet._core.read_failure import EMPTY_FILE, is_empty, read_failure
 from retinalnet._core.warning_filters import catch_warnings_locked
 
 __all__ = [
@@ -169,11 +169,15 @@ def _dataset(path: Path, *, pixels: bool) -> Any:
             ) from None
         raise DicomReadError(read_failure(path, error)) from None
     except InvalidDicomError:
+        if is_empty(path):
+            raise DicomReadError(EMPTY_FILE) from None
         raise DicomReadError(
             "not a DICOM file: no 'DICM' marker after the 128-byte preamble (a DICOM Part 10 "
             "file starts with one)"
         ) from None
     except Exception as error:  # pydicom's text may quote raw bytes: only the type
+        if is_empty(path):
+            raise DicomReadError(EMPTY_FILE) from None
         raise DicomReadError(
             f"corrupt or truncated DICOM file ({type(error).__name__} while parsing it)"
         ) from None

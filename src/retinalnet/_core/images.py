@@ -47,7 +47,7 @@ from retinalnet._core.pixel_modes import (
     model_mode,
     sixteen_bit_colour,
 )
-from retinalnet._core.read_failure import read_failure
+from retinalnet._core.read_failure import EMPTY_FILE, is_empty, read_failure
 from retinalnet._core.warning_filters import catch_warnings_locked
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "SMALL_IMAGE_SIDE",
     "ImageInput",
     "UnreadableImageError",
+    "bomb_reason",
     "check_decoded",
     "coerce_image",
     "draft_scale",
@@ -220,9 +221,9 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
     ------
     UnreadableImageError
         If the file is missing, cannot be read (permissions, a symbolic link loop: said in
-        words), is not an image, is truncated or corrupt, claims more pixels
-        than PIL's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, about 89
-        megapixels; set it higher, or to ``None``, to read such a file), has a side shorter
+        words), is empty (0 bytes), is not an image, is truncated or corrupt, claims more
+        pixels than PIL's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, about
+        89 megapixels; set it higher, or to ``None``, to read such a file), has a side shorter
         than :data:`MIN_IMAGE_SIDE` pixels or more than :data:`MAX_IMAGE_ASPECT` times the
         other, holds several frames (a multi-page TIFF, an animated PNG), or holds pixels
         :func:`to_model_mode` refuses (NaN, a 16-bit image holding 12-bit data). For DICOM
@@ -278,7 +279,7 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
     except UnidentifiedImageError:
         if has_dicom_preamble(file):
             return load_frames(file, single=True)[0]
-        raise UnreadableImageError(file, "not a recognised image format") from None
+        raise UnreadableImageError(file, _unrecognised(file)) from None
     except (OSError, SyntaxError, ValueError) as error:
         raise _read_error(file, error) from None
     return _admit(image, size, file, wide)
@@ -477,7 +478,7 @@ def frame_count(path: str | os.PathLike[str]) -> int:
         except UnreadableImageError:
             raise
         except UnidentifiedImageError:
-            raise UnreadableImageError(file, "not a recognised image format") from None
+            raise UnreadableImageError(file, _unrecognised(file)) from None
         except (OSError, SyntaxError, ValueError) as error:
             raise _read_error(file, error) from None
     try:
@@ -505,7 +506,7 @@ def _pil_frames(file: Path, *, single: bool) -> list[Image.Image]:
     except UnreadableImageError:
         raise
     except UnidentifiedImageError:
-        raise UnreadableImageError(file, "not a recognised image format") from None
+        raise UnreadableImageError(file, _unrecognised(file)) from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise _read_error(file, error) from None
     return _admit_frames(images, wide, file)
@@ -532,7 +533,7 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     except UnreadableImageError:
         raise
     except UnidentifiedImageError:
-        raise UnreadableImageError(path, "not a recognised image format") from None
+        raise UnreadableImageError(path, _unrecognised(path)) from None
     except OSError as error:
         reason = read_failure(Path(path), error)
         if reason.startswith("corrupt or truncated"):
@@ -555,10 +556,17 @@ def _open(file: Path) -> Image.Image:
         try:
             return Image.open(file)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-            raise UnreadableImageError(file, _bomb_reason(error)) from None
+            raise UnreadableImageError(file, bomb_reason(error)) from None
 
 
-def _bomb_reason(error: Exception) -> str:
+def _unrecognised(file: str | os.PathLike[str]) -> str:
+    """Why PIL could not identify ``file``: it is empty (a copy cut short), or no image."""
+    return EMPTY_FILE if is_empty(file) else "not a recognised image format"
+
+
+def bomb_reason(error: Exception) -> str:
+    """The words of every door for a decompression bomb, from PIL's error (whose text
+    names no fix): the pixels claimed, the limit, and how to raise it."""
     found = _BOMB_PIXELS.search(str(error))
     claimed = f"{int(found.group(1)):,} pixels" if found else "more pixels"
     return (

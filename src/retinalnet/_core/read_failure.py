@@ -9,7 +9,27 @@ from pathlib import Path
 
 from retinalnet._core.files import os_error_in_words
 
-__all__ = ["BROKEN_LINK_FIX", "broken_link_target", "read_failure"]
+__all__ = ["BROKEN_LINK_FIX", "EMPTY_FILE", "broken_link_target", "is_empty", "read_failure"]
+
+EMPTY_FILE = "the file is empty, 0 bytes: was it cut short while written or copied?"
+"""Why a file of 0 bytes cannot be read, in the words of every reader (images, DICOM,
+checkpoints, weights files): a decoder's own error ("not a recognised image format") would
+send its owner looking for the wrong fault."""
+
+
+def is_empty(file: str | os.PathLike[str]) -> bool:
+    """Whether ``file`` holds 0 bytes; ``False`` when its size cannot be read (the read's
+    own error then says why).
+
+    Examples
+    --------
+    >>> is_empty("no-such-file.png")
+    False
+    """
+    try:
+        return os.stat(file).st_size == 0  # noqa: PTH116 - a str or a path alike
+    except OSError:
+        return False
 
 
 def read_failure(file: str | os.PathLike[str], error: Exception) -> str:

@@ -165,9 +165,9 @@ def audit(
     and the table says how to fix each):
 
     - leakage: a patient, or a file's exact bytes, in more than one split;
-    - unreadable images: not an image, truncated, corrupt, a broken link, or a decompression
-      bomb (more pixels than Pillow's ``Image.MAX_IMAGE_PIXELS``; not decoded). Each file's
-      failure is recorded and the audit goes on;
+    - unreadable images: empty (0 bytes), not an image, truncated, corrupt, a broken link,
+      or a decompression bomb (more pixels than Pillow's ``Image.MAX_IMAGE_PIXELS``; not
+      decoded). Each file's failure is recorded and the audit goes on;
     - layout: a folder in ``root`` named like a split in another case or spelling
       (``Train``, ``validation``); a folder in a split that is not a class (``train/CNVV``,
       ``train/cnv``); images directly in a split folder; a class without images in a split
@@ -186,7 +186,11 @@ def audit(
       export, not a scan).
 
     Not problems, but listed: stray non-image files (``.DS_Store``, hidden ``._`` files),
-    duplicates within one split, and symlinked folders that loop back (skipped). Hidden
+    duplicates within one split, symlinked folders that loop back (skipped), and images
+    whose EXIF Orientation tag is not 1 (:attr:`AuditReport.exif_rotated`: Windows Photos
+    and macOS Preview "rotate" a JPEG by setting that tag alone, but every data set and
+    the Predictor use the pixels as stored, not as a photo viewer shows them; rotate the
+    pixels, e.g. with ``PIL.ImageOps.exif_transpose``, if the rotation is meant). Hidden
     folders are skipped, as :class:`~retinalnet.datasets.KermanyOCT` skips them.
 
     Parameters
@@ -259,7 +263,7 @@ def audit(
         parts = relative.split("/")
         split, name, file_name = parts[0], parts[1], parts[-1]
         report.counts[split][name] += 1
-        digest, reason, mode, size, image_format, flat = inspect_file(path)
+        digest, reason, mode, size, image_format, flat, orientation = inspect_file(path)
         if digest is None:
             pass
         elif digest in first_copy:
@@ -279,6 +283,8 @@ def audit(
                 implausible_sizes[size].add(relative)
             if flat:
                 report.flat_images.add(relative)
+            if orientation != 1:
+                report.exif_rotated.add(relative)
         if foreign_class_folder(parts[2:-1], name) is not None:
             report.nested_images.append(relative)
         elif class_named_in(file_name) not in (None, name):

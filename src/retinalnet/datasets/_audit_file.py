@@ -12,9 +12,9 @@ from typing import IO, Any
 
 from PIL import Image, UnidentifiedImageError
 
-from retinalnet._core.images import UnreadableImageError, check_decoded, load_frames
+from retinalnet._core.images import UnreadableImageError, bomb_reason, check_decoded, load_frames
 from retinalnet._core.pixel_modes import model_mode, sixteen_bit_colour
-from retinalnet._core.read_failure import read_failure
+from retinalnet._core.read_failure import EMPTY_FILE, read_failure
 from retinalnet._core.warning_filters import catch_warnings_locked
 
 __all__ = ["inspect_file"]
@@ -22,9 +22,15 @@ __all__ = ["inspect_file"]
 _READ_WHOLE = 64 * 2**20
 """Files up to this size are read into memory once, hashed and decoded from there."""
 
-_Decoded = tuple[str | None, str, tuple[int, int], str, bool]
-"""Failure reason (or ``None``), mode, size, format, and whether the pixels are flat."""
-_UNREAD: tuple[str, tuple[int, int], str, bool] = ("", (0, 0), "", False)
+_Decoded = tuple[str | None, str, tuple[int, int], str, bool, int]
+"""Failure reason (or ``None``), mode, size, format, whether the pixels are flat, and the
+EXIF orientation (1, as stored, when there is no tag)."""
+_UNREAD: tuple[str, tuple[int, int], str, bool, int] = ("", (0, 0), "", False, 1)
+
+_EXIF_ORIENTATION = 0x0112
+_TURNED = range(2, 9)
+"""The EXIF orientations that rotate or mirror the image (1 is as stored; others are invalid,
+and ignored by viewers)."""
 
 _FLAT_LEVELS = 2
 """The most two pixels of a flat image differ by, in 8-bit grey levels: a blank export
@@ -41,11 +47,22 @@ def _is_flat(image: Image.Image) -> bool:
     return all(high - low <= _FLAT_LEVELS for low, high in bands)
 
 
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation of a decoded image, 2 to 8; 1 (as stored) when it has no tag,
+    or an invalid one. Read from the header PIL has parsed: no pixel is touched again. A
+    malformed EXIF block is no fault of the pixels (every reader ignores it): 1."""
+    try:
+        value = image.getexif().get(_EXIF_ORIENTATION)
+    except Exception:  # PIL's errors for a malformed EXIF block are of many kinds
+        return 1
+    return value if isinstance(value, int) and value in _TURNED else 1
+
+
 def _decode(source: IO[bytes], path: str) -> _Decoded:
-    """Failure reason (or ``None``), mode, size, format and flatness of one image, decoded
-    through the data sets' own checks (:func:`check_decoded`), so a file the audit passes is
-    one they read. Every failure is this file's problem, recorded as a reason: the audit
-    goes on."""
+    """Failure reason (or ``None``), mode, size, format, flatness and EXIF orientation of
+    one image, decoded through the data sets' own checks (:func:`check_decoded`), so a file
+    the audit passes is one they read. Every failure is this file's problem, recorded as a
+    reason: the audit goes on."""
     try:
         with catch_warnings_locked():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -55,11 +72,11 @@ def _decode(source: IO[bytes], path: str) -> _Decoded:
                     mode += ";16"
                 warnings.simplefilter("ignore", UserWarning)  # small scans: sizes are reported
                 check_decoded(image, path)
-                return None, mode, size, kind, _is_flat(image)
+                return None, mode, size, kind, _is_flat(image), _orientation(image)
     except UnreadableImageError as error:
         return error.reason or str(error), *_UNREAD
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        return f"decompression bomb, not decoded ({error})", *_UNREAD
+        return bomb_reason(error), *_UNREAD
     except UnidentifiedImageError:
         return "not a recognised image format", *_UNREAD
     except (OSError, SyntaxError, ValueError) as error:
@@ -82,12 +99,14 @@ def _decode_dicom(path: str) -> _Decoded:
         return error.reason or str(error), *_UNREAD
     except ModuleNotFoundError as error:  # no pydicom: said for each DICOM file
         return str(error).split(": ", 1)[-1], *_UNREAD
-    return None, image.mode, image.size, "DICOM", _is_flat(image)
+    return None, image.mode, image.size, "DICOM", _is_flat(image), 1
 
 
-def inspect_file(path: str) -> tuple[bytes | None, str | None, str, tuple[int, int], str, bool]:
-    """Digest (``None`` if unreadable), failure reason, mode, size, format and flatness of
-    one file.
+def inspect_file(
+    path: str,
+) -> tuple[bytes | None, str | None, str, tuple[int, int], str, bool, int]:
+    """Digest (``None`` if unreadable or empty), failure reason, mode, size, format,
+    flatness and EXIF orientation of one file.
 
     A file up to 64 MiB is read once into memory, hashed and decoded from there; a larger
     one is hashed in chunks and decoded from disk.
@@ -96,6 +115,8 @@ def inspect_file(path: str) -> tuple[bytes | None, str | None, str, tuple[int, i
         with open(path, "rb") as file:
             if os.fstat(file.fileno()).st_size <= _READ_WHOLE:
                 data = file.read()
+                if not data:  # no copy of another file: two would be "leakage"
+                    return None, EMPTY_FILE, *_UNREAD
                 if _is_dicom(path, data[:132]):
                     return (hashlib.sha256(data).digest(), *_decode_dicom(path))
                 return (hashlib.sha256(data).digest(), *_decode(io.BytesIO(data), path))

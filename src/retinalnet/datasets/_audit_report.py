@@ -139,8 +139,8 @@ class AuditReport:
     """What :func:`audit` found in a Kermany-layout folder.
 
     Paths are relative to ``root`` and ``/``-separated. :attr:`ok` is ``False`` when any of
-    the problems below is found; stray files, duplicates within one split and symlink loops
-    are listed but do not fail it.
+    the problems below is found; stray files, duplicates within one split, symlink loops and
+    images with an EXIF orientation tag are listed but do not fail it.
 
     Attributes
     ----------
@@ -212,6 +212,15 @@ class AuditReport:
         .. versionadded:: 0.2
     size_bounds : tuple of (int, int, float)
         The ``(min_side, max_side, max_aspect)`` the sizes were checked against.
+    exif_rotated : ProblemFiles
+        Readable images whose EXIF Orientation tag is other than 1 (2 to 8): a photo viewer
+        shows them rotated or mirrored (Windows Photos and macOS Preview "rotate" a JPEG by
+        setting this tag alone), but every data set, the Predictor and ``retinalnet
+        predict`` use the pixels as stored, as torchvision does. Listed, not a problem: the
+        tag may be stale. If the rotation is meant, rotate the pixels
+        (``PIL.ImageOps.exif_transpose``) and save them.
+
+        .. versionadded:: 0.2
 
     Examples
     --------
@@ -246,6 +255,7 @@ class AuditReport:
     symlink_loops: list[str] = field(default_factory=list)
     system_folders: list[str] = field(default_factory=list)
     size_bounds: tuple[int, int, float] = (MIN_SIDE, MAX_SIDE, MAX_ASPECT)
+    exif_rotated: ProblemFiles = field(default_factory=ProblemFiles)
 
     @property
     def total(self) -> int:
@@ -331,6 +341,7 @@ class AuditReport:
                 k: v.to_dict() for k, v in self.implausible_bit_depths.items()
             },
             "flat_images": self.flat_images.to_dict(),
+            "exif_rotated": self.exif_rotated.to_dict(),
             "symlink_loops": self.symlink_loops,
             "system_folders": self.system_folders,
             "size_bounds": {"min_side": min_side, "max_side": max_side, "max_aspect": max_aspect},
@@ -379,12 +390,22 @@ class AuditReport:
                 "metadata, recycle bins or snapshots that other systems leave among files)"
             )
             lines += _shown(self.system_folders)
+        rotated = self.exif_rotated
+        if rotated.count:
+            lines.append(
+                f"images with an EXIF orientation tag (not a problem, but check): "
+                f"{rotated.count} (a photo viewer shows them rotated or mirrored; their pixels "
+                "are used as stored, not as a photo viewer shows them: rotate the pixels (e.g. "
+                "PIL.ImageOps.exif_transpose) if the rotation is meant)"
+            )
+            lines += _examples(rotated)
         min_side, max_side, max_aspect = self.size_bounds
         lines += [
             "",
             "checked: class folders, empty classes, nesting, class names in file names, "
             f"patient ids, sizes (sides {min_side}-{max_side} px, aspect <= {max_aspect:g}), "
-            "bit depths (8 or 16), flat images, decoding, duplicates and leakage",
+            "bit depths (8 or 16), flat images, EXIF orientation, decoding, duplicates and "
+            "leakage",
             "OK" if self.ok else "PROBLEMS: " + ", ".join(self.problems),
         ]
         return "\n".join(lines)
