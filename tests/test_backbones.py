@@ -7,6 +7,8 @@ predicts the same probabilities. This is what "every backbone a first-class citi
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +152,41 @@ def test_every_registered_backbone_runs_the_fine_tuning_recipe(name: str) -> Non
     }
     assert changed & last, "the last block did not train"
     assert not changed & frozen, "a frozen block changed"
+
+
+def _released_name(key: str) -> str:
+    """The name torchvision's released files give a key (DenseNet's ``norm.1``, ViT's
+    ``mlp.linear_1``), which torchvision renames while loading."""
+    key = re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", key)
+    key = re.sub(r"(encoder_layer_\d+\.mlp)\.0\.", r"\1.linear_1.", key)
+    return re.sub(r"(encoder_layer_\d+\.mlp)\.3\.", r"\1.linear_2.", key)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_backbone_loads_its_weights_as_other_tools_save_them(
+    name: str, tmp_path: Path
+) -> None:
+    """Torchvision's released names, no batch counters (torch < 0.4.1), a DDP prefix, in a
+    Lightning checkpoint: each is undone as torch, torchvision and timm undo it."""
+    spec = model_spec(name)
+    try:
+        with torch.device("meta"):  # only the names and shapes are needed
+            network = spec.builder(weights=None, progress=False)
+    except NotImplementedError:  # RegNet computes its widths from tensors
+        network = spec.builder(weights=None, progress=False)
+    state = {
+        f"module.{_released_name(key)}": torch.zeros(()).expand(value.shape)  # a few bytes
+        for key, value in network.state_dict().items()
+        if not key.endswith("num_batches_tracked")
+    }
+    path = tmp_path / "weights.ckpt"
+    torch.save({"state_dict": state, "epoch": 3}, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", ".*copying from a non-meta parameter")  # on meta
+        try:
+            with torch.device("meta"):
+                model = create_model(name, weights=path)
+        except NotImplementedError:
+            model = create_model(name, weights=path)
+    assert model.arch == name

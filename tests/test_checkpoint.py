@@ -428,8 +428,12 @@ def _tampered(**changes: Any) -> Callable[[Path], None]:
         pytest.param(_random_bytes, r"'.*bad\.pt'", id="random-bytes"),
         pytest.param(
             _plain_state_dict,
-            r"'.*bad\.pt' is not a retinalnet checkpoint \(no 'retinalnet-checkpoint' marker\); "
-            r"to load backbone weights use vgg16_transfer\(weights=path\)",
+            r"'.*bad\.pt' is not a retinalnet checkpoint \(no 'retinalnet-checkpoint' marker\) "
+            r"but a bare state dict \(2 tensors, of no registered architecture\): weights only, "
+            r"with no class names or preprocessing\. For its backbone weights use "
+            r"create_model\(ARCH, weights='.*bad\.pt'\); to use the whole trained network, "
+            r"load the file into that network and wrap it in Python: Classifier\(net, "
+            r"classes=\[\.\.\.\]\), which save_checkpoint\(\) writes as a checkpoint$",
             id="plain-state-dict",
         ),
         pytest.param(
@@ -943,7 +947,12 @@ def test_a_zip_archive_torch_did_not_write_is_no_damaged_checkpoint(tmp_path: Pa
         archive.writestr("scans/", "")
         archive.writestr("scans/a.txt", "not a checkpoint")
 
-    with pytest.raises(ValueError, match=r"cannot read checkpoint '.*scans\.pt'") as info:
+    message = (
+        r"^checkpoint '.*scans\.pt' is a zip archive that torch\.save did not write \(it holds "
+        r"'scans/', 'scans/a\.txt'\), not a PyTorch file; pass a checkpoint written by "
+        r"retinalnet \(best\.pt or last\.pt\)$"
+    )
+    with pytest.raises(ValueError, match=message) as info:
         load_checkpoint(path)
     assert "damaged" not in str(info.value)
 
@@ -1416,5 +1425,164 @@ def test_a_checkpoint_as_backbone_weights_names_the_current_loader(
         pytest.raises(ValueError, match="is a retinalnet checkpoint") as info,
     ):
         door(path)
-    assert "retinalnet.checkpoint.load_checkpoint()" in str(info.value)
+    assert str(info.value) == (
+        f"{str(path)!r} is a retinalnet checkpoint, not backbone weights: to continue its "
+        f"training use fit(..., resume_from={str(path)!r}); to predict with it use "
+        f"Predictor.from_checkpoint({str(path)!r})"
+    )
     assert "retinalnet.training.load_checkpoint" not in str(info.value)  # deprecated
+
+
+# ---------------------------------------------------------------------------------------------
+# A bare state dict where a checkpoint belongs: which architecture it fits, and how to use it
+
+
+def _resnet18_file(path: Path, wrap: Callable[[dict[str, Any]], object]) -> Path:
+    with torch.device("meta"):
+        import torchvision
+
+        state = torchvision.models.resnet18(weights=None, num_classes=4).state_dict()
+    torch.save(wrap({k: torch.zeros(()).expand(v.shape) for k, v in state.items()}), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("wrap", "what"),
+    [
+        (lambda sd: sd, "a bare resnet18 state dict (its fc has 4 outputs)"),
+        (
+            lambda sd: {"state_dict": {f"model.{k}": v for k, v in sd.items()}, "epoch": 3},
+            "a bare resnet18 state dict (under its 'state_dict' key; its fc has 4 outputs)",
+        ),
+    ],
+    ids=["torch.save(state_dict)", "lightning"],
+)
+def test_a_bare_state_dict_names_its_architecture_and_the_calls_that_use_it(
+    tmp_path: Path, wrap: Callable[[dict[str, Any]], object], what: str
+) -> None:
+    from retinalnet.export import describe
+
+    path = _resnet18_file(tmp_path / "my_oct_resnet18.pth", wrap)
+    expected = (
+        f"{str(path)!r} is not a retinalnet checkpoint (no 'retinalnet-checkpoint' marker) "
+        f"but {what}: weights only, with no class names or preprocessing. For its backbone "
+        f"weights use create_model('resnet18', weights={str(path)!r}); to use the whole "
+        "trained network, load the file into that network and wrap it in Python: "
+        "Classifier(net, classes=[...]), which save_checkpoint() writes as a checkpoint"
+    )
+    for door in (
+        lambda: load_checkpoint(path),
+        lambda: Predictor.from_checkpoint(path, device="cpu"),
+        lambda: describe(path),
+    ):
+        with pytest.raises(ValueError, match="is not a retinalnet checkpoint") as info:
+            door()
+        assert str(info.value) == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# Other formats a model comes in are named, by the checkpoint and the weights doors alike
+
+
+def _torchscript(path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch 2.9+: "torch.jit is deprecated"
+        torch.jit.save(torch.jit.script(nn.Linear(2, 2)), path)
+
+
+def _npz(path: Path) -> None:
+    with open(path, "wb") as stream:
+        np.savez(stream, a=np.zeros(3))
+
+
+def _safetensors(path: Path) -> None:
+    header = b'{"fc.bias":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}'
+    path.write_bytes(struct.pack("<Q", len(header)) + header + bytes(16))
+
+
+def _npy(path: Path) -> None:
+    with open(path, "wb") as stream:  # np.save(path) would add ".npy" to the name
+        np.save(stream, np.zeros(3))
+
+
+def _gzip(path: Path) -> None:
+    import gzip
+
+    buffer = io.BytesIO()
+    torch.save({"fc.bias": torch.zeros(4)}, buffer)
+    path.write_bytes(gzip.compress(buffer.getvalue()))
+
+
+_FORMATS = [
+    pytest.param(
+        _torchscript,
+        r"is a TorchScript model \(torch\.jit\.save\), not a",
+        id="torchscript",
+    ),
+    pytest.param(
+        _npz, r"is a NumPy archive \(numpy\.savez: 'a\.npy'\), not a PyTorch file", id="npz"
+    ),
+    pytest.param(
+        # the header torch.onnx.export writes: ir_version, then the producer's name
+        lambda path: path.write_bytes(b"\x08\t\x12\x07pytorch\x1a\x062.14.1:\xc1" + bytes(64)),
+        r"it is an ONNX model, as retinalnet export writes: Predictor\.from_onnx\(path\) "
+        r"predicts with it; the commands take the checkpoint it was exported from",
+        id="onnx",
+    ),
+    pytest.param(
+        _safetensors,
+        r"it is a safetensors file: torch\.save\(safetensors\.torch\.load_file\(path\), "
+        r"'weights\.pth'\) writes its tensors as a state-dict file to pass instead",
+        id="safetensors",
+    ),
+    pytest.param(_gzip, r"it is gzip-compressed: decompress it \(gunzip\)", id="gzip"),
+    pytest.param(_npy, r"it is a NumPy array \(numpy\.save\)", id="npy"),
+    pytest.param(
+        lambda path: path.write_bytes(
+            b"version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 9\n"
+        ),
+        r"it is a Git LFS pointer, not the file itself: git lfs pull fetches the file",
+        id="git-lfs",
+    ),
+]
+
+
+@pytest.mark.parametrize(("write", "said"), _FORMATS)
+def test_another_format_is_named_by_every_door(
+    tmp_path: Path, write: Callable[[Path], None], said: str
+) -> None:
+    """Named by its first bytes or members, not torch's ``RuntimeError: RuntimeError``, its
+    C++ line (``[enforce fail at inline_container.cc:180]``) or the bytes themselves."""
+    from retinalnet.export import describe
+
+    path = tmp_path / "model.pt"
+    write(path)
+    doors = {
+        "checkpoint": (
+            lambda: load_checkpoint(path),
+            lambda: Predictor.from_checkpoint(path, device="cpu"),
+            lambda: describe(path),
+        ),
+        "weights file": (lambda: retinalnet.models.create_model("resnet18", weights=path),),
+    }
+    for kind, calls in doors.items():
+        for door in calls:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # not torch's "dispatching to torch.jit.load"
+                with pytest.raises(ValueError, match=said) as info:
+                    door()
+            message = str(info.value)
+            assert str(path) in message
+            assert "\n" not in message
+            assert "RuntimeError" not in message
+            assert "enforce fail" not in message
+            assert "starts with" not in message
+            if "TorchScript" in message:
+                ending = (
+                    "not a state dict: torch.save(torch.jit.load(path).state_dict(), "
+                    "'weights.pth') writes its weights as one to pass instead"
+                    if kind == "weights file"
+                    else "not a checkpoint retinalnet loads: torch.jit.load(path) runs it; "
+                    "pass a checkpoint written by retinalnet (best.pt or last.pt)"
+                )
+                assert message.endswith(ending), message

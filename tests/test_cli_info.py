@@ -258,3 +258,66 @@ def test_a_file_torch_did_not_write_is_one_line_from_every_command(
         assert main(argv) != 0, argv
         err = capsys.readouterr().err
         assert err == f"retinalnet {argv[0]}: error: {expected}", argv
+
+
+# ---------------------------------------------------------------------------------------------
+# A file that is no checkpoint, or a checkpoint given as weights: the way on, said with flags
+
+
+def test_a_bare_state_dict_is_answered_with_the_command_that_uses_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: ``to load backbone weights use vgg16_transfer(--weights path)``, from every door."""
+    with torch.device("meta"):
+        import torchvision
+
+        state = torchvision.models.resnet18(weights=None, num_classes=4).state_dict()
+    path = tmp_path / "my_oct_resnet18.pth"
+    torch.save({k: torch.zeros(()).expand(v.shape) for k, v in state.items()}, path)
+    for argv in _doors(path, tmp_path):
+        capsys.readouterr()
+        assert main(argv) != 0, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, argv
+        assert (
+            "but a bare resnet18 state dict (its fc has 4 outputs): weights only, with no "
+            "class names or preprocessing. For its backbone weights use retinalnet train "
+            f"--arch resnet18 --weights {path}; to use the whole trained network, load the file "
+            "into that network and wrap it in Python: Classifier(net, classes=[...])"
+        ) in err, argv
+        assert "vgg16_transfer" not in err
+        assert "create_model" not in err
+
+
+def test_a_checkpoint_given_as_weights_is_answered_with_resume_and_checkpoint(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from retinalnet.datasets import make_synthetic_kermany
+
+    data = tmp_path / "data"
+    make_synthetic_kermany(data, train=1, val=1, test=1, shape=(32, 32), seed=0)
+    argv = ["train", "--data", str(data), "--arch", "small_cnn", "--weights", str(checkpoint)]
+    assert main([*argv, "--out", str(tmp_path / "run")]) != 0
+    err = capsys.readouterr().err
+    assert err == (
+        f"retinalnet train: error: {str(checkpoint)!r} is a retinalnet checkpoint, not "
+        f"backbone weights: to continue its training use --resume {checkpoint}; to predict "
+        f"with it use retinalnet predict --checkpoint {checkpoint}\n"
+    )
+
+
+def test_an_onnx_export_given_as_a_checkpoint_is_named_by_every_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "model.pt"  # an export under another name: its bytes say what it is
+    path.write_bytes(b"\x08\t\x12\x07pytorch\x1a\x062.14.1:\xc1" + bytes(64))
+    expected = (
+        f"cannot read checkpoint {str(path)!r}: it is not a PyTorch checkpoint file (it is an "
+        "ONNX model, as retinalnet export writes: Predictor.from_onnx(path) predicts with it "
+        "in Python; the commands take the checkpoint it was exported from); pass a checkpoint "
+        "written by retinalnet (best.pt or last.pt)\n"
+    )
+    for argv in _doors(path, tmp_path):
+        capsys.readouterr()
+        assert main(argv) != 0, argv
+        assert capsys.readouterr().err == f"retinalnet {argv[0]}: error: {expected}", argv

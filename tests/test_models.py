@@ -1045,3 +1045,106 @@ def test_a_weights_file_with_nan_values_is_refused_naming_the_tensor(tmp_path):
     )
     with META, pytest.raises(ValueError, match=message):
         vgg16_transfer(weights=path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Weights files as other tools and older torch versions wrote them load as torch would load them
+
+
+def _resnet18_state(num_classes: int = 1000) -> dict[str, torch.Tensor]:
+    torch.manual_seed(3)
+    return torchvision.models.resnet18(weights=None, num_classes=num_classes).state_dict()
+
+
+def _assert_backbone_loaded(model: Classifier, state: dict[str, torch.Tensor], head: str) -> None:
+    loaded = model.network.state_dict()
+    for key, value in state.items():
+        if not key.startswith(f"{head}.") and not key.endswith("num_batches_tracked"):
+            assert torch.equal(loaded[key], value), key
+
+
+def test_a_file_saved_before_torch_0_4_1_without_batch_counters_loads(tmp_path):
+    """torch's BatchNorm fills in a missing ``num_batches_tracked``; so does retinalnet."""
+    state = _resnet18_state()
+    old = {k: v for k, v in state.items() if not k.endswith(".num_batches_tracked")}
+    path = _save(tmp_path / "resnet18-5c106cde.pth", old)
+    model = create_model("resnet18", weights=path)
+    _assert_backbone_loaded(model, state, "fc")
+    assert int(model.network.bn1.num_batches_tracked) == 0
+
+
+def test_densenet_weights_in_torchvision_s_released_key_layout_load(tmp_path):
+    """densenet121-a639ec97.pth names its layers ``norm.1``, ``conv.2``: torchvision renames
+    them while loading, and so does retinalnet (also without the batch counters, as in 2017)."""
+    torch.manual_seed(4)
+    state = torchvision.models.densenet121(weights=None).state_dict()
+    released = {
+        re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", k): v
+        for k, v in state.items()
+        if not k.endswith("num_batches_tracked")
+    }
+    assert "features.denseblock1.denselayer1.norm.1.weight" in released
+    path = _save(tmp_path / "densenet121-a639ec97.pth", released)
+    model = create_model("densenet121", weights=path)
+    _assert_backbone_loaded(model, state, "classifier")
+
+
+@pytest.mark.parametrize(
+    ("wrap", "said"),
+    [
+        (lambda sd: {f"module.{k}": v for k, v in sd.items()}, "prefix 'module.'.*Distributed"),
+        (lambda sd: {f"_orig_mod.{k}": v for k, v in sd.items()}, "prefix '_orig_mod.'.*compile"),
+        (
+            lambda sd: {"state_dict": {f"model.{k}": v for k, v in sd.items()}, "epoch": 3},
+            "used its 'state_dict' entry .*Lightning.*left out \\['epoch'\\]",
+        ),
+        (lambda sd: {"model": sd, "epoch": 1}, "used its 'model' entry .*timm"),
+        (
+            lambda sd: {"state_dict": {k: v * 0 for k, v in sd.items()}, "state_dict_ema": sd},
+            "used its 'state_dict_ema' entry .*moving average",
+        ),
+    ],
+    ids=["ddp", "torch-compile", "lightning", "timm-model", "timm-ema"],
+)
+def test_a_training_tool_s_checkpoint_gives_its_state_dict(tmp_path, caplog, wrap, said):
+    state = _resnet18_state()
+    path = _save(tmp_path / "trained.ckpt", wrap(state))
+    with caplog.at_level(logging.INFO, logger="retinalnet"):
+        model = create_model("resnet18", weights=path)
+    _assert_backbone_loaded(model, state, "fc")
+    notes = [r.getMessage() for r in caplog.records if "trained.ckpt" in r.getMessage()]
+    assert any(re.search(said, note) for note in notes), notes
+
+
+def test_a_container_without_a_state_dict_names_its_keys(tmp_path):
+    path = _save(tmp_path / "run.ckpt", {"epoch": 3, "optimizer": {"lr": 0.1}})
+    message = (
+        rf"weights file {_quoted(path)} does not hold a state dict \(a dict of name -> tensor, "
+        r"or a training checkpoint holding one under 'state_dict_ema', 'model_ema', "
+        r"'state_dict', 'model'\) but a dict with keys \['epoch', 'optimizer'\]"
+    )
+    with META, pytest.raises(ValueError, match=message):
+        create_model("resnet18", weights=path)
+
+
+def test_a_file_whose_head_was_trained_for_other_classes_is_warned_about(tmp_path):
+    """The silent case: a fine-tuned 4-class ResNet-18 lost its trained head without a word."""
+    state = _resnet18_state(num_classes=4)
+    path = _save(tmp_path / "my_oct_resnet18.pth", state)
+    said = (
+        rf"weights file {_quoted(path)}: its fc has 4 outputs, not ImageNet's 1000, a head "
+        r"trained for some task, and only the file's backbone weights are loaded: the model's "
+        r"new head starts untrained\. To use the whole trained network, load the file into "
+        r"torchvision\.models\.resnet18\(num_classes=4\) and wrap it: Classifier\(net, "
+        r"classes=\[\.\.\.\]\)"
+    )
+    with pytest.warns(UserWarning, match=said) as caught:
+        model = create_model("resnet18", weights=path, classes=["A", "B", "C", "D"])
+    assert caught[0].filename == __file__  # the caller's line, not retinalnet's
+    _assert_backbone_loaded(model, state, "fc")
+
+
+def test_a_file_with_imagenet_s_head_loads_without_a_warning(tmp_path, recwarn):
+    path = _save(tmp_path / "resnet18-f37072fd.pth", _resnet18_state())
+    create_model("resnet18", weights=path)
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]

@@ -462,7 +462,9 @@ def test_a_local_state_dict_of_the_small_cnn(tmp_path):
     trained = small_cnn(width=4)
     path = tmp_path / "small.pth"
     torch.save(trained.network.state_dict(), path)
-    model = create_model("small_cnn", weights=str(path), width=4, freeze=True)
+    # its 4-output head was trained for a task: only the backbone is loaded, and said so
+    with pytest.warns(UserWarning, match="its classifier has 4 outputs"):
+        model = create_model("small_cnn", weights=str(path), width=4, freeze=True)
     assert torch.equal(model.network.features[0].weight, trained.network.features[0].weight)
     assert [n for n, p in model.named_parameters() if p.requires_grad] == [
         "network.classifier.0.weight",

@@ -43,6 +43,7 @@ from retinalnet._core.torch_load import (
 )
 from retinalnet._version import __version__
 from retinalnet.models import Classifier, build_model
+from retinalnet.models._bare_state_dict import bare_state_dict_message
 from retinalnet.models._state_dict import state_dict_mismatches
 from retinalnet.transforms import Preprocessing
 
@@ -800,10 +801,7 @@ class _Fields:
         """The checkpoint the fields make: the one set of rules for reading and writing."""
         data, file = self.data, self.file
         if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(
-                f"{str(file)!r} is not a retinalnet checkpoint (no {CHECKPOINT_FORMAT!r} "
-                "marker); to load backbone weights use vgg16_transfer(weights=path)"
-            )
+            raise ValueError(bare_state_dict_message(data, file, CHECKPOINT_FORMAT))
         format_version = self.get("format_version", int, "an int", default=0)
         if format_version > _FORMAT_VERSION:
             raise ValueError(

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from retinalnet._core.read_failure import EMPTY_FILE
+
 __all__ = [
     "check_archive",
     "damaged_file_error",
@@ -77,7 +79,44 @@ def pickled_global(error: BaseException) -> str | None:
 # protocol header), which torch.load reads, and says what it finds in it
 _ZIP_START = b"PK"
 _PICKLE_START = b"\x80"
-_HEAD = 16
+_HEAD = 16  # the bytes a message shows
+_READ = 64  # the bytes read to tell other formats apart
+
+# other formats a weights file comes in, by their first bytes: (start, what it is and the way on)
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x1f\x8b", "it is gzip-compressed: decompress it (gunzip) and pass the file inside"),
+    (b"\x93NUMPY", "it is a NumPy array (numpy.save), not weights torch.save wrote"),
+    (b"\x89HDF\r\n\x1a\n", "it is an HDF5 file (as Keras saves .h5 weights), not a PyTorch file"),
+    (
+        b"version https://git-lfs",
+        "it is a Git LFS pointer, not the file itself: git lfs pull fetches the file",
+    ),
+)
+_ONNX = (
+    "it is an ONNX model, as retinalnet export writes: Predictor.from_onnx(path) predicts "
+    "with it; the commands take the checkpoint it was exported from"
+)
+_SAFETENSORS = (
+    "it is a safetensors file: torch.save(safetensors.torch.load_file(path), 'weights.pth') "
+    "writes its tensors as a state-dict file to pass instead"
+)
+# an ONNX model is a protobuf message that starts with its ir_version (field 1, a varint:
+# b"\x08" and a small number), then its producer's name or another field of the header
+_ONNX_FIELDS = frozenset(b"\x12\x1a\x22\x28\x32\x3a\x42")
+
+
+def _other_format(head: bytes, file: Path) -> str | None:
+    """What another format's file is, from its first bytes."""
+    for start, said in _SIGNATURES:
+        if head.startswith(start):
+            return said
+    if len(head) > 2 and head[0] == 0x08 and 0 < head[1] < 64 and head[2] in _ONNX_FIELDS:
+        return _ONNX
+    # safetensors: the header's length (8 bytes, little-endian), then the JSON header
+    length = int.from_bytes(head[:8], "little") if len(head) > 8 else 0
+    if head[8:9] == b"{" and 0 < length < file.stat().st_size:
+        return _SAFETENSORS
+    return None
 
 
 def not_torch_file(file: Path) -> str | None:
@@ -85,6 +124,10 @@ def not_torch_file(file: Path) -> str | None:
     it (``torch.load`` would fail with an error about the bytes it tripped on, such as
     ``KeyError: 105`` for a text file); ``None`` for a file that may be one (a zip archive,
     a pickle, as torch's legacy format is), whose load then says what is wrong with it.
+
+    A format that weights also come in is named, with the way on: ONNX (as
+    ``retinalnet export`` writes), safetensors, gzip, a NumPy array, HDF5 (Keras), a Git
+    LFS pointer left in place of the file.
 
     Examples
     --------
@@ -95,12 +138,15 @@ def not_torch_file(file: Path) -> str | None:
     torch.save writes a zip archive; this file starts with b'hello'
     """
     with open(file, "rb") as stream:
-        head = stream.read(_HEAD)
+        head = stream.read(_READ)
+    if not head:
+        return EMPTY_FILE
+    other = _other_format(head, file)  # first: a safetensors header may start with b"\x80"
+    if other is not None:
+        return other
     if head.startswith((_ZIP_START, _PICKLE_START)):
         return None
-    if not head:
-        return "the file is empty, 0 bytes: was it cut short while written or copied?"
-    return f"torch.save writes a zip archive; this file starts with {head!r}"
+    return f"torch.save writes a zip archive; this file starts with {head[:_HEAD]!r}"
 
 
 _CRC_CHUNK = 1 << 20
@@ -113,14 +159,20 @@ def check_archive(file: Path, kind: str) -> str:
     pass.
 
     ``"legacy"`` when ``file`` is no zip archive (PyTorch's legacy format, or no checkpoint
-    at all: torch.load says which), ``"other"`` for a zip archive that torch.save did not
-    write (no ``data.pkl``), ``"unreadable"`` when it looks like one that Python's zipfile
-    cannot open (torch.load then most likely fails too, and says why).
+    at all: :func:`not_torch_file` says which), ``"unreadable"`` when it looks like one that
+    Python's zipfile cannot open (torch.load then most likely fails too, and says why).
+
+    .. versionchanged:: 0.2
+       A TorchScript model (``torch.jit.save``) or a zip archive torch.save did not write
+       (a NumPy ``.npz``, no ``data.pkl``) is refused here, in words, rather than left to
+       ``torch.load`` (which ran the TorchScript loader, or named a line of its C++ code).
 
     Raises
     ------
     ValueError
-        If a member fails its CRC-32 check or cannot be read: the file is damaged.
+        If a member fails its CRC-32 check or cannot be read: the file is damaged. If the
+        archive is a TorchScript model or one torch.save did not write: what it is, and what
+        to pass instead.
     """
     try:
         if not zipfile.is_zipfile(file):
@@ -130,8 +182,9 @@ def check_archive(file: Path, kind: str) -> str:
         return "unreadable"
     with archive:
         members = archive.infolist()
-        if not any(m.filename.rpartition("/")[2] == "data.pkl" for m in members):
-            return "other"  # no archive torch.save writes: torch.load says what it is
+        foreign = _other_archive([m.filename for m in members], kind)
+        if foreign is not None:  # torch.load would dispatch to torch.jit.load, or fail in C++
+            raise ValueError(f"{kind} {str(file)!r} is {foreign}")
         for member in members:
             if member.filename.endswith("/") or member.external_attr & _DOS_FOLDER:
                 # torch reads no bytes for a folder: the tensor would keep whatever its
@@ -149,6 +202,37 @@ def check_archive(file: Path, kind: str) -> str:
                 reason = f"{member.filename!r} cannot be read ({type(error).__name__}: {error})"
                 raise damaged_file_error(file, kind, reason) from None
     return "checked"
+
+
+_WANTED = {
+    "checkpoint": "pass a checkpoint written by retinalnet (best.pt or last.pt)",
+    "weights file": "pass a state dict saved with torch.save(model.state_dict(), path)",
+}
+
+
+def _other_archive(names: list[str], kind: str) -> str | None:
+    """What a zip archive that torch.save did not write is, and what to pass instead, for
+    a ``kind`` of file; ``None`` for one torch.save wrote."""
+    parts = [name.split("/") for name in names]
+    if any(len(p) >= 2 and (p[-1] == "constants.pkl" or p[1] == "code") for p in parts):
+        if kind == "weights file":
+            return (
+                "a TorchScript model (torch.jit.save), not a state dict: torch.save("
+                "torch.jit.load(path).state_dict(), 'weights.pth') writes its weights as one "
+                "to pass instead"
+            )
+        return (
+            f"a TorchScript model (torch.jit.save), not a {kind} retinalnet loads: "
+            f"torch.jit.load(path) runs it; {_WANTED.get(kind, '')}"
+        ).removesuffix("; ")
+    if any(p[-1] == "data.pkl" for p in parts):
+        return None
+    shown = ", ".join(repr(name) for name in names[:3]) + (" ..." if len(names) > 3 else "")
+    if names and all(name.endswith(".npy") for name in names):
+        what = f"a NumPy archive (numpy.savez: {shown})"
+    else:
+        what = f"a zip archive that torch.save did not write (it holds {shown or 'nothing'})"
+    return f"{what}, not a PyTorch file; {_WANTED.get(kind, 'pass a file torch.save wrote')}"
 
 
 def damaged_file_error(file: Path, kind: str, reason: str) -> ValueError:

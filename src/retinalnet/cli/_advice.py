@@ -47,6 +47,16 @@ _PHRASES: tuple[tuple[str, str], ...] = (
         "leave those options out (a resumed run takes its own), or start a new run without "
         "--resume",
     ),
+    # a file that is no checkpoint, or a checkpoint that is no weights file
+    (
+        r"create_model\(('?)(\w+)\1, weights='([^']*)'\)",
+        r"retinalnet train --arch \2 --weights \3",
+    ),
+    (r"Predictor\.from_checkpoint\('([^']*)'\)", r"retinalnet predict --checkpoint \1"),
+    (
+        r"Predictor\.from_onnx\(path\) predicts with it",
+        "Predictor.from_onnx(path) predicts with it in Python",
+    ),
     (r"fit\(\.\.\., resume_from='([^']*)'\)", r"--resume \1"),
     (r"fit\(\.\.\., resume_from=([^)]*)\)", r"--resume \1"),
     (r"resume_from=", "--resume "),

@@ -1,12 +1,30 @@
-"""Comparing a state dict with the one a model expects."""
+"""Comparing a state dict with the one a model expects, and reading the state dicts that
+other tools write as torch would load them into the model.
+
+Other tools save a network's weights inside a container (Lightning's
+``{"state_dict": ..., "epoch": ...}``, timm's ``{"model": ...}`` or ``"state_dict_ema"``),
+under a prefix that a wrapper puts on every key (``module.`` for DistributedDataParallel),
+and torchvision's own files keep names its modules have since changed (DenseNet's
+``norm.1``, ViT's ``mlp.linear_1``), which torchvision renames while loading. These helpers
+undo each, as timm's ``load_checkpoint`` and torchvision's loaders do, and say what they did.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Collection, Mapping
+from typing import Any, TypeGuard
 
 import torch
 
-__all__ = ["state_dict_mismatches"]
+__all__ = [
+    "CONTAINERS",
+    "container_note",
+    "fit_keys",
+    "is_state_dict",
+    "state_dict_mismatches",
+    "unwrap_container",
+]
 
 
 def state_dict_mismatches(
@@ -33,3 +51,124 @@ def state_dict_mismatches(
         )
         if items
     ]
+
+
+def is_state_dict(value: object) -> TypeGuard[Mapping[str, torch.Tensor]]:
+    """Whether ``value`` is a non-empty dict of ``str -> tensor``."""
+    return (
+        isinstance(value, Mapping)
+        and bool(value)
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+    )
+
+
+CONTAINERS: dict[str, str] = {
+    "state_dict_ema": "timm's moving average of the weights",
+    "model_ema": "a moving average of the weights",
+    "state_dict": "as PyTorch Lightning and timm save it",
+    "model": "as timm's and DeiT's training scripts save it",
+}
+"""The entries other tools keep a state dict in, and what each is, in the order timm's
+``load_checkpoint`` picks them (its moving average of the weights first, as timm does by
+default)."""
+
+
+def unwrap_container(loaded: object) -> tuple[object, str | None]:
+    """The state dict a training tool's checkpoint keeps under a key of
+    :data:`CONTAINERS`, and that key; ``loaded`` and ``None`` when it is no such container."""
+    if not isinstance(loaded, Mapping) or is_state_dict(loaded):
+        return loaded, None
+    for key in CONTAINERS:
+        inner = loaded.get(key)
+        if is_state_dict(inner):
+            return dict(inner), key
+    return loaded, None
+
+
+def container_note(loaded: object, key: str) -> str:
+    """``"used its 'state_dict' entry (as PyTorch Lightning ...); left out ['epoch']"``."""
+    others = sorted(str(k) for k in loaded if k != key) if isinstance(loaded, Mapping) else []
+    left_out = f"; left out {others[:4]}" + (" ..." if len(others) > 4 else "") if others else ""
+    return f"used its {key!r} entry ({CONTAINERS[key]}){left_out}"
+
+
+# the prefix a wrapper puts on every key of the network it wraps
+_PREFIXES = {
+    "module.": "saved from DistributedDataParallel or DataParallel",
+    "_orig_mod.": "saved from a torch.compile'd network",
+    "model.": "saved from a PyTorch Lightning module's 'model' attribute",
+}
+
+# names torchvision's modules have changed since its weights files were written; it renames
+# them while loading (DenseNet in densenet._load_state_dict, ViT in MLPBlock's
+# _load_from_state_dict), so a genuine file holds the old ones
+_DENSENET_OLD = re.compile(
+    r"(?P<layer>.*denselayer\d+\.(?:norm|relu|conv))\.(?P<index>[12])\."
+    r"(?P<tensor>weight|bias|running_mean|running_var|num_batches_tracked)"
+)
+_VIT_MLP_OLD = re.compile(
+    r"(?P<block>.*encoder_layer_\d+\.mlp)\.linear_(?P<index>[12])\.(?P<tensor>weight|bias)"
+)
+
+
+def _new_name(key: str) -> str | None:
+    found = _DENSENET_OLD.fullmatch(key)
+    if found:  # "denselayer1.norm.1.weight" -> "denselayer1.norm1.weight"
+        return f"{found['layer']}{found['index']}.{found['tensor']}"
+    found = _VIT_MLP_OLD.fullmatch(key)
+    if found:  # "mlp.linear_1.weight" -> "mlp.0.weight", "mlp.linear_2.bias" -> "mlp.3.bias"
+        return f"{found['block']}.{3 * (int(found['index']) - 1)}.{found['tensor']}"
+    return None
+
+
+def _strip_prefix(state: dict[str, Any], expected: Collection[str]) -> tuple[dict[str, Any], str]:
+    """``state`` without the prefix every key has, when no key is one the model expects
+    and the keys without it are; ``""`` for no prefix."""
+    prefix = ""
+    stripped = state
+    for _ in range(3):  # "module.model.": a wrapper of a wrapper
+        if any(key in expected for key in stripped):
+            break
+        first = {key.partition(".")[0] for key in stripped}
+        if len(first) != 1 or not all("." in key for key in stripped):
+            break
+        part = f"{first.pop()}."
+        prefix += part
+        stripped = {key[len(part) :]: value for key, value in stripped.items()}
+    if not prefix or not any(key in expected for key in stripped):
+        return state, ""
+    return stripped, prefix
+
+
+def fit_keys(state: Mapping[str, Any], expected: Collection[str]) -> tuple[dict[str, Any], str]:
+    """``state`` with the keys torch or torchvision would load into a model whose state
+    dict has the keys ``expected``, and a note on what was changed (``""`` for nothing).
+
+    A prefix that every key has (``module.``) is removed when no key is one the model
+    expects and the keys without it are (timm's ``clean_state_dict`` removes ``module.``);
+    torchvision's old names (DenseNet's ``norm.1``, ViT's ``mlp.linear_1``) are renamed as
+    torchvision renames them, when the model expects the new name and not the old one.
+
+    Examples
+    --------
+    >>> import torch
+    >>> fitted, note = fit_keys({"module.fc.weight": torch.zeros(1)}, {"fc.weight"})
+    >>> list(fitted)
+    ['fc.weight']
+    >>> note[:37]
+    "removed the prefix 'module.' that all"
+    """
+    fitted, prefix = _strip_prefix(dict(state), expected)
+    notes = []
+    if prefix:
+        why = _PREFIXES.get(prefix, "saved from a network inside another module")
+        notes.append(f"removed the prefix {prefix!r} that all its keys have ({why})")
+    renamed = 0
+    for key in list(fitted):
+        new = _new_name(key)
+        if new is not None and key not in expected and new in expected and new not in fitted:
+            fitted[new] = fitted.pop(key)
+            renamed += 1
+    if renamed:
+        notes.append(f"renamed {renamed} keys from torchvision's older names, as it does")
+    return fitted, "; ".join(notes)

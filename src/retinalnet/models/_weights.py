@@ -12,22 +12,15 @@ import os
 import pickle
 import sys
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import torch
 from torch import nn
 from torchvision.models import VGG, VGG16_Weights, WeightsEnum
 
-from retinalnet._core.torch_load import (
-    check_archive,
-    damaged_file_error,
-    first_nonfinite,
-    not_torch_file,
-    pickled_global,
-    torch_load_reason,
-)
+from retinalnet._core.torch_load import torch_load_reason
 from retinalnet.models._registry import ModelSpec, model_spec
-from retinalnet.models._state_dict import state_dict_mismatches
+from retinalnet.models._weights_file import load_file, read_state_dict, weights_label
 
 __all__ = [
     "WeightsArg",
@@ -51,13 +44,6 @@ class WeightsUnavailableError(RuntimeError):
 
 def _spec(arch: str | ModelSpec) -> ModelSpec:
     return arch if isinstance(arch, ModelSpec) else model_spec(arch)
-
-
-def _label(spec: ModelSpec) -> str:
-    """``VGG16`` for ``VGG16_Weights``, ``EfficientNet_B0``; the registry name otherwise."""
-    if spec.weights is None:
-        return spec.name
-    return str(spec.weights.__name__).removesuffix("_Weights")
 
 
 def cached_weights_path(
@@ -177,7 +163,7 @@ def resolve_weights(
                     "the path of a state-dict file"
                 )
             raise ValueError(
-                f"weights={weights!r} is neither a {_label(spec)} weights name "
+                f"weights={weights!r} is neither a {weights_label(spec)} weights name "
                 f"({', '.join(sorted(_usable_names(spec)))}) nor an existing file; pass a "
                 "name, a path to a state-dict file, or None"
             )
@@ -203,101 +189,22 @@ def resolve_weights(
     return path
 
 
-def _expected_file(spec: ModelSpec) -> str:
-    default = spec.default_weights
-    if default is None:
-        return (
-            f"a {spec.name} network's state dict, saved with "
-            "torch.save(model.network.state_dict(), path)"
-        )
-    builder = getattr(spec.builder, "__name__", spec.name)
-    return (
-        f"torchvision's {_label(spec)} state dict (torchvision.models.{builder}), e.g. "
-        f"{Path(default.url).name} from {default.url}"
-    )
-
-
-def read_state_dict(path: Path, spec: ModelSpec) -> dict[str, torch.Tensor]:
-    """Load a state-dict file with ``weights_only=True``, refusing anything else.
-
-    Raises
-    ------
-    ValueError
-        If the file is not a readable state dict (corrupt, truncated, not a PyTorch file),
-        is damaged (a part fails its CRC-32 check, as for checkpoints), holds NaN or infinite
-        weights, holds pickled Python objects (a whole model saved with
-        ``torch.save(model)``), or is a retinalnet checkpoint. The message is one line:
-        torch's reason, never its advice to load the file with ``weights_only=False``.
-    """
-    archive = check_archive(path, "weights file")  # before torch.load, which checks no CRC
-    foreign = not_torch_file(Path(path)) if archive == "legacy" else None
-    if foreign is not None:  # torch.load would name the byte its unpickler tripped on
-        raise ValueError(
-            f"cannot read weights file {str(path)!r} as a PyTorch state dict: it is not a "
-            f"file torch.save wrote ({foreign}); expected {_expected_file(spec)}"
-        )
-    try:
-        loaded: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # any failure means "not a usable weights file"
-        found = pickled_global(error)
-        if found is not None:
-            raise ValueError(
-                f"weights file {str(path)!r} holds pickled Python objects ({found}), as a whole "
-                "model saved with torch.save(model) does, which retinalnet does not load because "
-                f"unpickling can run arbitrary code; pass {_expected_file(spec)}"
-            ) from None
-        raise ValueError(
-            f"cannot read weights file {str(path)!r} as a PyTorch state dict "
-            f"({torch_load_reason(error)}); expected {_expected_file(spec)}"
-        ) from None
-    if isinstance(loaded, dict) and "format" in loaded and "model" in loaded:
-        raise ValueError(
-            f"{str(path)!r} is a retinalnet checkpoint, not backbone weights; load it with "
-            "retinalnet.Predictor.from_checkpoint() or retinalnet.checkpoint.load_checkpoint()"
-        )
-    if not isinstance(loaded, dict) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in loaded.items()
-    ):
-        raise ValueError(
-            f"weights file {str(path)!r} does not hold a state dict (a dict of name -> tensor); "
-            "save one with torch.save(model.state_dict(), path)"
-        )
-    if archive == "unreadable":  # torch read what Python's zipfile could not: be safe
-        raise damaged_file_error(path, "weights file", "its zip directory cannot be read")
-    broken = first_nonfinite(loaded)
-    if broken is not None:
-        raise ValueError(
-            f"weights file {str(path)!r} holds NaN or infinite values in {broken!r}: a model "
-            "built on them gives no valid predictions; download the weights again"
-        )
-    return loaded
-
-
-def _without_head(state: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
-    return {k: v for k, v in state.items() if not k.startswith(f"{spec.head}.")}
-
-
-def _load_file(network: nn.Module, path: Path, spec: ModelSpec) -> None:
-    state = _without_head(read_state_dict(path, spec), spec)
-    expected = {k: v.shape for k, v in _without_head(network.state_dict(), spec).items()}
-    problems = state_dict_mismatches(
-        expected, {k: v.shape for k, v in state.items()}, given_name="file"
-    )
-    if problems:
-        raise ValueError(
-            f"weights file {str(path)!r} does not fit {_label(spec)}: {'; '.join(problems)}. "
-            f"Expected {_expected_file(spec)}"
-        )
-    network.load_state_dict(state, strict=False)
-
-
 def load_network(
     arch: str | ModelSpec, weights: WeightsArg, *, progress: bool = True, **options: object
 ) -> nn.Module:
     """Build an architecture's network, with its original head, and the given weights.
 
     A local file must hold the network's state dict; the entries of the declared head
-    (``spec.head``) may be missing or of any size, since the head is replaced anyway.
+    (``spec.head``) may be missing or of any size, since the head is replaced anyway. It is
+    read as torch and torchvision read it: torchvision's released key names (DenseNet's
+    ``norm.1``, ViT's ``mlp.linear_1``) and missing ``num_batches_tracked`` entries (files
+    saved before torch 0.4.1) are accepted; so are a training tool's checkpoint holding the
+    state dict (Lightning's ``{"state_dict": ...}``, timm's ``{"model": ...}``) and a prefix
+    every key has (``module.`` from DistributedDataParallel), each said in an info log line.
+
+    .. versionchanged:: 0.2
+       Accepts the layouts above, and warns when the file's head was trained for another
+       task (other outputs than the original head's), since only its backbone is loaded.
 
     Parameters
     ----------
@@ -317,13 +224,20 @@ def load_network(
         use a local file instead.
     ValueError
         If a local file is not a state dict of this network.
+
+    Warns
+    -----
+    UserWarning
+        If a local file's head has other outputs than the original head (a network
+        fine-tuned for some task): its trained head is not loaded, and the message says how
+        to use the whole network (:class:`~retinalnet.models.Classifier`).
     """
     spec = _spec(arch)
     resolved = resolve_weights(weights, spec)
     if not isinstance(resolved, WeightsEnum):
         network = spec.builder(weights=None, progress=progress, **options)
         if isinstance(resolved, Path):
-            _load_file(network, resolved, spec)
+            load_file(network, resolved, spec)
         return network
     cached = cached_weights_path(resolved)
     was_cached = cached.is_file()
@@ -333,7 +247,7 @@ def load_network(
         with contextlib.redirect_stdout(sys.stderr):
             return spec.builder(weights=resolved, progress=progress, **options)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
-        label = _label(spec)
+        label = weights_label(spec)
         reason = torch_load_reason(error)  # one line, without torch's advice to load unsafely
         if was_cached:
             raise WeightsUnavailableError(

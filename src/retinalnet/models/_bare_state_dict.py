@@ -1,0 +1,151 @@
+"""What a file that holds a bare state dict is, said where a checkpoint was expected: the
+registered architecture whose keys it has, and how to use it.
+
+A state dict holds weights only: no class names, no preprocessing, no architecture name.
+For its backbone, ``create_model(arch, weights=path)`` loads it; a whole trained network
+is wrapped in a :class:`~retinalnet.models.Classifier`, which carries the rest.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from retinalnet.models._registry import ModelSpec, find_spec, list_models
+from retinalnet.models._state_dict import fit_keys, is_state_dict, unwrap_container
+
+__all__ = [
+    "bare_state_dict_message",
+    "guess_architecture",
+    "head_outputs",
+    "trained_head_message",
+]
+
+logger = logging.getLogger(__name__)
+
+_COUNTER = ".num_batches_tracked"  # missing from files saved before torch 0.4.1
+
+
+@functools.lru_cache(maxsize=64)
+def _shapes_of(spec: ModelSpec) -> dict[str, tuple[int, ...]] | None:
+    """``name -> shape`` of the network ``spec`` builds, without weights (on the meta
+    device where the builder allows, else on the CPU); ``None`` if it cannot be built."""
+    try:
+        try:
+            with torch.device("meta"):
+                network = spec.builder(weights=None, progress=False)
+        except (NotImplementedError, RuntimeError):  # a builder that reads tensor values
+            network = spec.builder(weights=None, progress=False)
+    except Exception as error:  # a registered builder that needs options: no guess from it
+        logger.debug("cannot build %s to compare keys with: %s", spec.name, error)
+        return None
+    return _shapes(network.state_dict())
+
+
+def _body(keys: Any, head: str) -> set[str]:
+    return {k for k in keys if not k.startswith(f"{head}.") and not k.endswith(_COUNTER)}
+
+
+def guess_architecture(state: Mapping[str, Any]) -> str | None:
+    """The first registered architecture whose network, without its head, has the keys of
+    ``state`` (with a wrapper's prefix or torchvision's older names allowed); ``None`` if
+    none has.
+
+    Builds each registered network once (on the meta device: about a second for all of
+    them), so it is for error messages, not for a hot path.
+    """
+    for name in list_models():
+        spec = find_spec(name)
+        shapes = None if spec is None else _shapes_of(spec)
+        if spec is None or shapes is None:
+            continue
+        fitted, _ = fit_keys(state, shapes)
+        if _body(fitted, spec.head) == _body(shapes, spec.head):
+            return name
+    return None
+
+
+def head_outputs(shapes: Mapping[str, Sequence[int]], head: str) -> int | None:
+    """How many outputs the head ``head`` has, from a ``name -> shape`` map of a state dict:
+    the rows of its last 2-D ``weight`` (a ``Linear``), ``None`` if it has none."""
+    rows = [
+        shape[0]
+        for key, shape in shapes.items()
+        if key.startswith(f"{head}.") and key.endswith("weight") and len(shape) == 2
+    ]
+    return int(rows[-1]) if rows else None
+
+
+def _shapes(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    return {key: tuple(value.shape) for key, value in state.items()}
+
+
+def bare_state_dict_message(data: object, file: Path, marker: str) -> str:
+    """The one-line error for a file that is not a retinalnet checkpoint (no ``marker``):
+    for a state dict, which architecture it fits and how to use it."""
+    start = f"{str(file)!r} is not a retinalnet checkpoint (no {marker!r} marker)"
+    state, container = unwrap_container(data)
+    if not is_state_dict(state):
+        return (
+            f"{start}: it holds a {type(data).__name__}, not what retinalnet's training "
+            "writes; pass a checkpoint written by retinalnet (best.pt or last.pt)"
+        )
+    notes = [] if container is None else [f"under its {container!r} key"]
+    spec = find_spec(guess_architecture(state))
+    if spec is None:
+        what = f"a bare state dict ({len(state)} tensors, of no registered architecture)"
+        arch = "ARCH"
+    else:
+        shapes = _shapes_of(spec) or {}
+        outputs = head_outputs(_shapes(fit_keys(state, shapes)[0]), spec.head)
+        if outputs is not None and outputs != head_outputs(shapes, spec.head):
+            notes.append(f"its {spec.head} has {outputs} outputs")
+        what = f"a bare {spec.name} state dict"
+        arch = repr(spec.name)
+    if notes:
+        what += f" ({'; '.join(notes)})"
+    return (
+        f"{start} but {what}: weights only, with no class names or preprocessing. For its "
+        f"backbone weights use create_model({arch}, weights={str(file)!r}); to use the whole "
+        "trained network, load the file into that network and wrap it in Python: "
+        "Classifier(net, classes=[...]), which save_checkpoint() writes as a checkpoint"
+    )
+
+
+def trained_head_message(
+    file: Path,
+    spec: ModelSpec,
+    given: Mapping[str, torch.Tensor],
+    original: Mapping[str, torch.Tensor],
+) -> str | None:
+    """The warning for a weights file whose head (entries ``given``) is not the one the
+    architecture's builder makes (``original``: ImageNet's 1000 outputs for torchvision's
+    networks), so it was trained for another task and the new head drops it; ``None`` when
+    it has no head or the original one."""
+    if not given or _shapes(given) == _shapes(original):
+        return None
+    outputs = head_outputs(_shapes(given), spec.head)
+    usual = head_outputs(_shapes(original), spec.head)
+    reference = "ImageNet's" if spec.weights is not None else f"{spec.name}'s original"
+    if outputs is not None and outputs != usual:
+        has = f"has {outputs} outputs" + ("" if usual is None else f", not {reference} {usual}")
+    else:
+        has = f"holds {sorted(given)[:3]}, not {reference} head"
+    builder = getattr(spec.builder, "__name__", "")
+    module = getattr(spec.builder, "__module__", "") or ""
+    network = (
+        f"torchvision.models.{builder}(num_classes={outputs})"
+        if module.startswith("torchvision.") and outputs is not None
+        else "the network it was saved from"
+    )
+    return (
+        f"weights file {str(file)!r}: its {spec.head} {has}, a head trained for some task, "
+        "and only the file's backbone weights are loaded: the model's new head starts "
+        f"untrained. To use the whole trained network, load the file into {network} and wrap "
+        "it: Classifier(net, classes=[...])"
+    )
