@@ -561,3 +561,39 @@ def test_the_feature_pass_leaves_the_gpus_random_state() -> None:
 
     after = torch.cuda.get_rng_state_all()
     assert all(torch.equal(a, b) for a, b in zip(states, after, strict=True))
+
+
+def _rewrite_scans(paths: list[str]) -> None:
+    """Write another scan over each file (as a re-export in place), a second later."""
+    from PIL import Image
+
+    for index, path in enumerate(paths):
+        Image.new("L", (40, 44), color=40 * index % 255).save(path, format="JPEG")
+        status = Path(path).stat()
+        os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns + 10**9))
+
+
+def test_trainer_evaluate_builds_the_features_again_when_the_data_set_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_synthetic_kermany(tmp_path / "data", train=2, val=2, test=0, shape=(40, 44))
+    model = frozen_small_cnn()
+    trainer = Trainer(model, max_epochs=1, batch_size=4, device="cpu", progress=False, seed=0)
+    val = KermanyOCT(root, "val")
+    trainer.fit(KermanyOCT(root, "train"), val)
+    spy = BuildSpy(monkeypatch)
+    assert trainer.evaluate(val).num_samples == 8
+    assert spy.calls == 0  # the fit's validation features, reused
+
+    kept = [sample for sample in val.samples if sample[1] in (0, 3)]  # filtered in place
+    val.samples, val.targets = kept, [target for _, target in kept]
+    filtered = trainer.evaluate(val)
+    assert spy.calls == 1
+    assert filtered.num_samples == 4
+    trainer.evaluate(val)
+    assert spy.calls == 1  # unchanged since: reused
+
+    _rewrite_scans([path for path, _ in val.samples])
+    rewritten = trainer.evaluate(val)
+    assert spy.calls == 2
+    assert rewritten.loss == pytest.approx(evaluate(model, val, device="cpu").loss, rel=1e-4)

@@ -264,6 +264,38 @@ def test_the_fine_tune_schedule_warms_up_then_decays_to_zero_per_step(data: Any)
     assert history.column("lr")[-1] == 0.0
 
 
+def test_a_second_fit_of_the_fine_tuning_trainer_warms_up_and_trains_again(data: Any) -> None:
+    model = _model()
+    recipe = FineTune(blocks=2, epochs=2, probe_epochs=0, warmup_epochs=1, head_lr=1e-3)
+    trainer = fine_tune_trainer(model, *data, recipe, **FAST)
+    first = trainer.fit(*data)
+    last_block = model.feature_block_modules()[-1]
+    before = [p.detach().clone() for p in last_block.parameters()]
+
+    second = trainer.fit(*data)  # a new run from the weights the first one left
+
+    schedule = WarmupCosine(total=4, warmup=2)  # 2 steps per epoch
+    expected = [1e-3 * schedule(step) for step in (2, 4)]
+    assert first.column("lr") == pytest.approx(expected)
+    assert second.column("lr") == pytest.approx(expected)
+    groups = [group["name"] for group in trainer.optimizer.param_groups]
+    assert groups[0] == "head"  # the recipe's groups, built again
+    assert "block -2" in groups
+    changed = [not torch.equal(p, q) for p, q in zip(last_block.parameters(), before, strict=True)]
+    assert any(changed)
+
+
+def test_fine_tune_refuses_a_model_already_nan_before_changing_it(data: Any) -> None:
+    model = _model()
+    with torch.no_grad():
+        next(model.head_module()[1].parameters()).fill_(math.nan)
+    preprocessing = model.preprocessing
+
+    with pytest.raises(ValueError, match=r"^fine_tune: the model's weight .* is already NaN "):
+        fine_tune(model, *data, FineTune(blocks=1, epochs=1, probe_epochs=1), **FAST)
+    assert model.preprocessing == preprocessing  # no augmentation set
+
+
 def test_frozen_modules_run_in_eval_mode_while_the_last_blocks_train() -> None:
     model = _model()
     model.requires_grad_(False)

@@ -98,13 +98,16 @@ def _optimizer_tensors(state: dict[str, object]) -> list[object]:
 
 
 def test_everything_is_bit_identical_afterwards() -> None:
-    """After a fit epoch (Adam has state), with BatchNorm and dropout, in eval mode."""
+    """After a fit epoch (Adam has state), with BatchNorm and dropout, in eval mode. An
+    optimizer object of yours is kept across fits (the task's own is built anew, with no
+    state): its state is what the test must leave as it was."""
     with one_thread():
         model = tiny_cnn()
         images = torch.randn(24, 3, 32, 32)
         targets = torch.arange(24) % 4
         train = torch.utils.data.TensorDataset(images, targets)
-        trainer = quiet_trainer(model, max_epochs=1, batch_size=8, seed=0)
+        task = ClassificationTask(optimizer=torch.optim.Adam(model.parameters()))
+        trainer = quiet_trainer(model, task, max_epochs=1, batch_size=8, seed=0)
         trainer.fit(train)
         model.eval()
         model.network.features.train()  # a mix of modes, as after enter_train_mode
@@ -325,3 +328,46 @@ def test_train_lr_refuses_what_is_neither_a_rate_nor_auto(
     with pytest.raises(SystemExit):
         _train(data, tmp_path / "run", "--lr", value)
     assert message in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# The optimizer it tests is the one the coming fit starts with
+
+
+def test_it_uses_the_parameters_trainable_when_it_is_called() -> None:
+    model = linear_classifier()
+    model.network[1].bias.requires_grad_(False)
+    with one_thread():
+        trainer = quiet_trainer(model, batch_size=8, seed=0)
+        model.requires_grad_(True)  # unfrozen after the Trainer was built
+        trainer.lr_find(separable_data(32), num_steps=10)
+    optimized = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert optimized == {id(p) for p in model.parameters()}
+
+
+def test_after_a_fit_it_starts_from_a_new_optimizer_that_the_next_fit_uses() -> None:
+    with one_thread():
+        trainer = quiet_trainer(linear_classifier(), max_epochs=1, batch_size=8, seed=0)
+        trainer.fit(separable_data(32))
+        result = trainer.lr_find(separable_data(64), apply=True)
+        assert trainer.optimizer.state_dict()["state"] == {}  # not the fit's Adam moments
+        history = trainer.fit(separable_data(32))
+    assert result.suggestion is not None
+    assert history[0].lr == pytest.approx(result.suggestion)
+    assert trainer.task.lr == result.suggestion
+
+
+def test_a_rate_applied_to_your_optimizer_reaches_the_next_fit_then_drops_with_a_warning() -> None:
+    model = linear_classifier()
+    model.network[1].bias.requires_grad_(False)
+    task = ClassificationTask(optimizer=lambda params: torch.optim.SGD(params, lr=0.1))
+    with one_thread():
+        trainer = quiet_trainer(model, task, max_epochs=1, batch_size=8, seed=0)
+        result = trainer.lr_find(separable_data(64), apply=True)
+        assert result.suggestion is not None
+        assert trainer.fit(separable_data(32))[0].lr == pytest.approx(result.suggestion)
+        trainer.lr_find(separable_data(64), apply=True)
+        model.requires_grad_(True)  # the optimizer is built again, by the function
+        with pytest.warns(UserWarning, match=r"builds the optimizer again \(the trainable"):
+            history = trainer.fit(separable_data(32))
+    assert history[0].lr == 0.1

@@ -245,3 +245,42 @@ def test_weights_broken_at_the_last_step_of_an_epoch_are_never_saved(tmp_path: P
     assert checkpoint_epoch(tmp_path / "last.pt") == 1
     saved = load_checkpoint(tmp_path / "best.pt").state_dict
     assert all(torch.isfinite(value).all() for value in saved.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# A model whose weights an earlier fit left NaN
+
+
+_ALREADY_NAN = (
+    "{where}: the model's weight network.1.weight is already NaN before training (an "
+    "earlier fit diverged?): rebuild the model or load best.pt"
+)
+
+
+@pytest.mark.parametrize(
+    ("call", "where"), [("fit", "Trainer.fit"), ("lr_find", "Trainer.lr_find")]
+)
+def test_a_model_already_nan_is_refused_before_training_not_blamed_on_the_rate(
+    call: str, where: str
+) -> None:
+    model = linear_classifier()
+    with torch.no_grad():
+        model.network[1].weight[0, 0] = math.nan
+    trainer = quiet_trainer(model, ClassificationTask(lr=1e-4), max_epochs=1, batch_size=8)
+
+    with pytest.raises(ValueError, match=f"^{re.escape(_ALREADY_NAN.format(where=where))}$"):
+        getattr(trainer, call)(separable_data(16))
+    assert trainer.history.stop_reason is None  # nothing ran
+
+
+def test_a_resumed_fit_of_a_nan_model_loads_the_checkpoint_s_weights(tmp_path: Path) -> None:
+    model = linear_classifier()
+    quiet_trainer(model, max_epochs=1, out_dir=tmp_path).fit(separable_data(16))
+    with torch.no_grad():
+        model.network[1].weight.fill_(math.nan)
+    trainer = quiet_trainer(model, max_epochs=2, out_dir=tmp_path)
+
+    history = trainer.fit(separable_data(16), resume_from=tmp_path / "last.pt")
+
+    assert len(history) == 2
+    assert bool(torch.isfinite(model.network[1].weight).all())

@@ -1191,3 +1191,108 @@ def test_a_model_made_under_inference_mode_is_refused_before_any_work() -> None:
     with pytest.raises(ValueError, match=message):
         fine_tune(model, data, data, FineTune(epochs=1))
     assert trainer.history is None or len(trainer.history) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Each fit is a new run: its optimizer and schedule built for what trains then
+
+
+def _optimized(trainer: Trainer) -> set[int]:
+    return {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+
+
+def test_a_fit_after_unfreezing_trains_the_parameters_trainable_then() -> None:
+    model = _partly_frozen()
+    trainer = quiet_trainer(model, max_epochs=1, feature_cache=False)
+    trainer.fit(separable_data(16))
+    model.requires_grad_(True)  # a notebook's "unfreeze", between two fits
+    unfrozen_before = model.network[0].weight.detach().clone()
+
+    trainer.fit(separable_data(16))
+
+    assert _optimized(trainer) == _trainable(model)
+    assert not torch.equal(model.network[0].weight, unfrozen_before)
+
+
+def test_the_task_settings_of_the_moment_set_each_fit() -> None:
+    trainer = quiet_trainer(linear_classifier(), max_epochs=1)
+    trainer.task.lr = 0.05  # before the first fit
+    assert trainer.fit(separable_data(16))[0].lr == 0.05
+    trainer.task.lr = 0.02  # between two fits
+    assert trainer.fit(separable_data(16))[0].lr == 0.02
+
+
+def test_a_second_fit_restarts_the_optimizer_and_its_schedule() -> None:
+    task = ClassificationTask(lr=0.1, scheduler=_halving)
+    trainer = quiet_trainer(linear_classifier(), task, max_epochs=2)
+
+    first = trainer.fit(separable_data(64)).column("lr")  # two batches per epoch
+    second = trainer.fit(separable_data(64)).column("lr")
+
+    assert first == second == [0.1, 0.05]
+    # Adam counted this fit's 4 steps, not 8: its moments started afresh
+    assert float(trainer.optimizer.state_dict()["state"][0]["step"]) == 4
+
+
+def test_an_optimizer_object_of_yours_is_refused_once_other_parameters_train() -> None:
+    model = _partly_frozen()
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    trainer = quiet_trainer(model, ClassificationTask(optimizer=optimizer), max_epochs=1)
+    trainer.fit(separable_data(16))
+    assert trainer.fit(separable_data(16))[0].lr == 0.1  # the same parameters: used again
+    assert trainer.optimizer is optimizer
+
+    model.requires_grad_(True)
+    with pytest.raises(
+        ValueError,
+        match=r"^Trainer.fit: the model has 4 trainable parameter tensors, not the 2 the "
+        r"optimizer object you gave was made for .* or build a new Trainer$",
+    ):
+        trainer.fit(separable_data(16))
+
+
+def test_an_optimizer_put_in_the_trainer_is_kept_until_other_parameters_train() -> None:
+    model = _partly_frozen()
+    trainer = quiet_trainer(model, max_epochs=1)
+    mine = trainer.optimizer = torch.optim.SGD(trainer.optimizer.param_groups[0]["params"], 0.3)
+    assert trainer.fit(separable_data(16))[0].lr == 0.3
+    assert trainer.fit(separable_data(16))[0].lr == 0.3
+    assert trainer.optimizer is mine
+
+    model.network[0].requires_grad_(True)
+    with pytest.raises(ValueError, match="the optimizer object you gave was made for"):
+        trainer.fit(separable_data(16))
+
+
+@pytest.mark.parametrize("interrupted", [False, True], ids=["finished", "interrupted"])
+def test_a_fit_leaves_no_gradients_behind(interrupted: bool) -> None:
+    callbacks = [InterruptAt(2)] if interrupted else []
+    trainer = quiet_trainer(linear_classifier(), max_epochs=2, callbacks=callbacks)
+    try:
+        trainer.fit(separable_data(16))
+    except KeyboardInterrupt:
+        assert interrupted
+
+    assert trainer.epoch == 1 if interrupted else 2
+    assert all(p.grad is None for p in trainer.model.parameters())
+
+
+def test_the_loader_workers_end_with_the_fit_also_an_interrupted_one(tmp_path: Path) -> None:
+    import multiprocessing
+
+    before = set(multiprocessing.active_children())
+    for callbacks in ([], [InterruptAt(2)]):
+        trainer = quiet_trainer(
+            linear_classifier(), max_epochs=2, num_workers=1, callbacks=callbacks, seed=0
+        )
+        try:
+            trainer.fit(separable_data(16), separable_data(8, seed=1))
+        except KeyboardInterrupt:
+            assert callbacks
+        assert set(multiprocessing.active_children()) == before
+        assert trainer._loop is not None
+        assert trainer._loop.train_loader is not None
+        # what a checkpoint needs of the loaders stays: their data order, their sizes
+        assert load_checkpoint(trainer.save_checkpoint(tmp_path / "last.pt")).epoch >= 1
+        trainer.evaluate(separable_data(8, seed=1))
+        assert set(multiprocessing.active_children()) == before

@@ -27,6 +27,7 @@ from retinalnet.training import (
     FeatureCacheConfig,
     RunLockedError,
     Trainer,
+    evaluate,
 )
 from retinalnet.training._config import why_data_is_not_cached
 
@@ -340,3 +341,24 @@ def test_every_refusal_of_a_fit_comes_before_the_feature_cache_is_built(
 
     assert spy.calls == (1 if wrong == "nothing wrong" else 0)
     assert trainer.epoch == 0
+
+
+def test_a_fit_after_unfreezing_turns_auto_off_and_trains_the_whole_model(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model = frozen_trunk()
+    trainer = _trainer_for(model)
+    train, val = separable_data(16), separable_data(8, seed=1)
+    trainer.fit(train, val)
+    assert trainer.feature_cache == FeatureCacheConfig()
+    model.requires_grad_(True)  # unfrozen between two fits
+    # evaluate runs the whole model now: the backbone may change, its features go stale
+    assert trainer.evaluate(val).loss == pytest.approx(evaluate(model, val, device="cpu").loss)
+    trunk = model.network[0].weight.detach().clone()
+
+    with caplog.at_level(logging.INFO, logger="retinalnet"):
+        trainer.fit(train, val)
+
+    assert "feature cache: off (every parameter trains: no frozen backbone" in caplog.text
+    assert trainer.feature_cache is None
+    assert not torch.equal(model.network[0].weight, trunk)  # the backbone trained too

@@ -8,11 +8,19 @@ from typing import Any, TypeAlias, Union
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
+from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
 
 from retinalnet._core.images import load_image
 from retinalnet._core.warning_filters import warnings_ignored
+from retinalnet._core.worker_start import ExplainedLoader
 
-__all__ = ["BatchedTensorDataset", "DataSource", "decoded_with", "make_loader"]
+__all__ = [
+    "BatchedTensorDataset",
+    "DataSource",
+    "decoded_with",
+    "make_loader",
+    "shut_down_workers",
+]
 
 DataSource: TypeAlias = Union[Dataset[Any], DataLoader[Any]]  # noqa: UP007 - evaluated at runtime
 """Training or evaluation data, either a map-style data set of ``(image, target)`` pairs or a
@@ -135,7 +143,7 @@ def make_loader(
         num_workers = 0
         if data.tensors[0].device.type != "cpu":  # already on the GPU: nothing to copy
             pin_memory = False
-    return DataLoader(
+    return ExplainedLoader(  # workers that cannot start under "spawn" say so in one line
         data,
         batch_size=batch_size,
         shuffle=shuffle if sampler is None else False,
@@ -146,3 +154,18 @@ def make_loader(
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
     )
+
+
+def shut_down_workers(loader: DataLoader[Any] | None) -> None:
+    """End the worker processes of ``loader`` now, as Lightning's teardown does.
+
+    A loader made by :func:`make_loader` keeps its workers between epochs
+    (``persistent_workers``); they would otherwise live on, with their copies of the data
+    set, until the loader is garbage collected. The loader stays usable: its next epoch
+    starts new workers.
+    """
+    iterator = getattr(loader, "_iterator", None)
+    if isinstance(iterator, _MultiProcessingDataLoaderIter):
+        iterator._shutdown_workers()
+    if iterator is not None:
+        loader._iterator = None  # type: ignore[union-attr]

@@ -20,6 +20,7 @@ import torch.utils.data
 from retinalnet._core.images import UnreadableImageError
 from retinalnet._core.loaders import decoded_with
 from retinalnet._core.progress import progress_bar
+from retinalnet._core.worker_start import ExplainedLoader
 from retinalnet.datasets._kermany import KermanyOCT
 
 __all__ = [
@@ -104,9 +105,7 @@ def _unreadable(
     check = _Readability(paths, reader)
     if num_workers <= 0:
         return (check[index] for index in range(len(check)))
-    batches = torch.utils.data.DataLoader(
-        check, batch_size=32, num_workers=num_workers, collate_fn=list
-    )
+    batches = ExplainedLoader(check, batch_size=32, num_workers=num_workers, collate_fn=list)
     return (reason for batch in batches for reason in batch)
 
 

@@ -3,7 +3,8 @@
 ``retinalnet train`` evaluates the validation data once more after the fit: with the feature
 cache, that would run the frozen backbone over every validation image again, minutes for a
 large split. The Trainer keeps the features it built last, with what they came from, and
-uses them again for the same data object while the weights outside the head are unchanged.
+uses them again for the same data object while it holds the same images (its length, its
+samples, its files' sizes and times) and the weights outside the head are unchanged.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from dataclasses import dataclass
 from retinalnet._core.loaders import DataSource
 from retinalnet.models import Classifier
 from retinalnet.models._classifier import network_of
-from retinalnet.training._feature_cache import _frozen_state_digest, preprocessing_key
+from retinalnet.training._feature_cache import (
+    _frozen_state_digest,
+    data_fingerprint,
+    preprocessing_key,
+)
 
 __all__ = ["CachedData"]
 
@@ -23,7 +28,8 @@ class CachedData:
     """Features built from ``source`` (with ``views``), the preprocessing that made them, and
     the frozen weights they came from: where each tensor outside the head lives and how often
     it changed in place (cheap to compare), and a hash of their values (for when a tensor was
-    written with the same values, as restoring the best epoch's weights does)."""
+    written with the same values, as restoring the best epoch's weights does). ``data`` is
+    what ``source`` held (:func:`_data_state`)."""
 
     source: DataSource
     views: int
@@ -31,6 +37,7 @@ class CachedData:
     versions: tuple[tuple[int, int], ...]
     digest: str
     preprocessing: str
+    data: tuple[object, ...] | None = None
 
     @classmethod
     def of(
@@ -39,12 +46,18 @@ class CachedData:
         versions = _frozen_versions(model, head_name)
         digest = _frozen_state_digest(model, head_name).hexdigest()
         preprocessing = preprocessing_key(model.preprocessing, views)
-        return cls(source, views, features, versions, digest, preprocessing)
+        data = _data_state(source)
+        return cls(source, views, features, versions, digest, preprocessing, data)
 
     def unchanged(self, model: Classifier, head_name: str) -> bool:
-        """Whether the weights outside the head are still those the features came from, and
-        the model's preprocessing (its augmentation too, for views) still makes them."""
+        """Whether the data set holds the images the features came from (its length; for a
+        file-backed one its samples' paths, classes, file sizes and times; else its
+        ``samples``), the weights outside the head are still those they came
+        from, and the model's preprocessing (its augmentation too, for views) still makes
+        them."""
         if preprocessing_key(model.preprocessing, self.views) != self.preprocessing:
+            return False
+        if self.data is None or _data_state(self.source) != self.data:
             return False
         versions = _frozen_versions(model, head_name)
         if versions == self.versions:
@@ -53,6 +66,24 @@ class CachedData:
             return False
         self.versions = versions
         return True
+
+
+def _data_state(data: object) -> tuple[object, ...] | None:
+    """What ``data`` holds, cheaply: its length and, for a file-backed data set, the
+    fingerprint of its files (paths, classes, sizes, times); for another, a copy of its
+    ``samples`` list (a ``Subset``: its indices and its data set's). ``None`` when a file
+    cannot be read (the features are then built again, which reports it)."""
+    length = len(data)  # type: ignore[arg-type]
+    indices, inner = getattr(data, "indices", None), getattr(data, "dataset", None)
+    if indices is not None and inner is not None:  # a Subset
+        return (length, tuple(indices), _data_state(inner))
+    samples = getattr(data, "samples", None)
+    try:
+        return (length, data_fingerprint(data))  # type: ignore[arg-type]
+    except TypeError:  # not file-backed
+        return (length, tuple(samples) if isinstance(samples, list | tuple) else None)
+    except OSError:
+        return None
 
 
 def _frozen_versions(model: Classifier, head_name: str) -> tuple[tuple[int, int], ...]:

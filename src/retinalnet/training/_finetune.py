@@ -35,7 +35,7 @@ from retinalnet.models import Classifier
 from retinalnet.training._callbacks import Callback, EarlyStopping, check_callbacks
 from retinalnet.training._config import FeatureCacheConfig, feature_cache_config
 from retinalnet.training._history import History
-from retinalnet.training._nonfinite import NonFiniteLossError
+from retinalnet.training._nonfinite import NonFiniteLossError, check_finite_weights
 from retinalnet.training._task import ClassificationTask
 from retinalnet.training._trainer import Trainer, training_grad_mode
 
@@ -573,7 +573,10 @@ def fine_tune(
        best validation loss (training loss without ``val``) are kept at the end.
 
     The model is changed in place: its preprocessing gets ``recipe.augment`` and, after
-    the call, the head and the last blocks are left trainable.
+    the call, the head and the last blocks are left trainable. These changes stay when the
+    call is interrupted or fails too: the augmentation, and what trains (the head alone if
+    it stopped in the probe, the head and the last blocks after it); rebuild the model (or
+    load a checkpoint) to start over. The loaders' worker processes end with the call.
 
     Parameters
     ----------
@@ -614,8 +617,9 @@ def fine_tune(
         probe, naming the position of the first that is not).
     ValueError
         If ``recipe.blocks`` exceeds the model's feature blocks, ``batch_size`` is not an
-        int >= 1, ``resume_from`` holds another recipe's run, or its epochs had another
-        number of steps (other training data or ``batch_size``).
+        int >= 1, a weight of the model is already NaN or infinite (an earlier fit
+        diverged; not when resuming), ``resume_from`` holds another recipe's run, or its
+        epochs had another number of steps (other training data or ``batch_size``).
 
     Examples
     --------
@@ -662,7 +666,9 @@ def fine_tune_trainer(
     """:func:`fine_tune` in two steps: run the linear probe (skipped when resuming) and
     return the fine-tuning phase's :class:`Trainer`, not yet fitted; call its
     ``fit(train, val, resume_from=...)``. Its :meth:`~Trainer.evaluate` and ``history``
-    are then at hand (the command line uses them).
+    are then at hand (the command line uses them). Each of its fits is a new run of the
+    fine-tuning phase (:meth:`Trainer.fit`): the recipe's parameter groups and schedule,
+    warm-up included, are built again from the model's weights then.
 
     Takes and raises what :func:`fine_tune` does.
 
@@ -690,6 +696,8 @@ def fine_tune_trainer(
     if not isinstance(recipe, FineTune):
         raise TypeError(f"recipe must be a FineTune, got {type(recipe).__name__}")
     blocks = recipe.blocks_for(model)  # fails now if the model has fewer
+    if resume_from is None:  # a resumed run loads other weights
+        check_finite_weights(model, "fine_tune")
     _warn_without_pretrained_weights(model)
     # checked before the probe trains (the probe's Trainer does not take them)
     callbacks: Sequence[Callback] = check_callbacks(trainer_settings.get("callbacks", ()))

@@ -24,7 +24,7 @@ from torch import nn
 
 from retinalnet._core.classes import check_same_classes
 from retinalnet._core.counts import as_integer, as_number
-from retinalnet._core.loaders import DataSource
+from retinalnet._core.loaders import DataSource, shut_down_workers
 from retinalnet._core.model_use import modes_restored
 from retinalnet.models import Classifier
 from retinalnet.precision import autocast
@@ -285,16 +285,22 @@ def find_lr(
     model = trainer.model
     if isinstance(model, Classifier):
         check_same_classes(model.classes, train, where="Trainer.lr_find")
+    trainer._prepare_run("Trainer.lr_find")  # the optimizer the coming fit starts with
     model.to(trainer.device)
-    data = train
-    if trainer.feature_cache is not None:
-        data = trainer._cached(train, views=trainer.feature_cache.views)
+    config, _ = trainer._feature_cache_for(train)
+    cached = trainer._cached_or_none(train, views=config.views) if config is not None else None
+    if cached is None:
+        trainer._head = None  # the whole model trains (a fit before may have cached)
+    data = cached if cached is not None else train
     task = trainer.task
     targets = train_targets(data, task.balance)
     loader = trainer._loader(data, train=True, sampler=task.sampler(targets, seed=trainer.seed))
     num_classes = len(model.classes) if isinstance(model, Classifier) else None
     task.setup(targets, num_classes=num_classes, device=trainer.device)
-    with restored_afterwards(model, trainer.optimizer, trainer._scaler):
+    with contextlib.ExitStack() as stack:
+        if loader is not train:  # its worker processes end with the test
+            stack.callback(shut_down_workers, loader)
+        stack.enter_context(restored_afterwards(model, trainer.optimizer, trainer._scaler))
         enter_train_mode(model)
         result = lr_range_test(
             trainer._forward_module,

@@ -9,6 +9,7 @@ from torch import nn
 
 __all__ = [
     "NonFiniteLossError",
+    "check_finite_weights",
     "first_nonfinite",
     "first_nonfinite_state",
     "nonfinite_loss_error",
@@ -100,6 +101,41 @@ def first_nonfinite_state(module: nn.Module) -> str | None:
     if bool(finite.all()):
         return None
     return named[int(torch.nonzero(~finite)[0])][0]
+
+
+def check_finite_weights(model: nn.Module, where: str) -> None:
+    """Refuse to train ``model`` when a trainable weight (or a floating-point buffer) is
+    already NaN or infinite: an earlier fit diverged, and training again would blame the
+    learning rate of this one.
+
+    Raises
+    ------
+    ValueError
+        Naming the first such tensor.
+
+    Examples
+    --------
+    >>> import torch
+    >>> layer = torch.nn.Linear(2, 2)
+    >>> with torch.no_grad():
+    ...     _ = layer.weight.fill_(float("nan"))
+    >>> try:
+    ...     check_finite_weights(layer, "Trainer.fit")
+    ... except ValueError as error:
+    ...     print(str(error).split(" (")[0])
+    Trainer.fit: the model's weight weight is already NaN before training
+    """
+    name = first_nonfinite_state(model)
+    if name is None:
+        return
+    parameters = dict(model.named_parameters())
+    kind = "weight" if name in parameters else "buffer"
+    value = parameters[name] if name in parameters else dict(model.named_buffers())[name]
+    what = "NaN" if bool(torch.isnan(value.detach()).any()) else "infinite"
+    raise ValueError(
+        f"{where}: the model's {kind} {name} is already {what} before training (an earlier "
+        "fit diverged?): rebuild the model or load best.pt"
+    )
 
 
 def nonfinite_loss_error(

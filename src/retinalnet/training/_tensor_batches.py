@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from retinalnet._core.images import load_image
+from retinalnet._core.worker_start import ExplainedLoader
 from retinalnet.tensor_preprocessing import TensorPreprocessing, read_encoded
 from retinalnet.transforms import Preprocessing
 
@@ -82,7 +83,7 @@ def tensor_batches(
     ``num_workers`` processes read the files; a thread decodes and prepares up to ``depth``
     batches ahead of the caller.
     """
-    loader = DataLoader(
+    loader = ExplainedLoader(
         _EncodedFiles(samples, preprocessing),
         batch_size=batch_size,
         shuffle=False,

@@ -6,7 +6,8 @@ What is trained (loss, class balance, optimizer, scheduler, metrics) is a
 beside it: one fit in ``_loop.py``, one training pass in ``_epoch.py``, the metrics of an
 epoch in ``_metrics.py``, the loaders in ``_data.py``, the checkpointed training state in
 ``_resume.py``, the 0.1 argument names in ``_old_arguments.py``, what ``feature_cache``
-comes to in ``_config.py`` and the cached features kept for reuse in ``_cached_data.py``.
+comes to in ``_config.py``, the cached features kept for reuse in ``_cached_data.py`` and
+the optimizer each fit builds in ``_fit_optimizer.py``.
 
 Why this module is long: the Trainer's docstring is its manual (every setting, what
 :meth:`~Trainer.fit` raises, the 0.1 names), a third of the module; the code is what stays
@@ -27,7 +28,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from retinalnet._core.classes import check_same_classes
 from retinalnet._core.device import default_num_workers, resident_device, resolve_device
-from retinalnet._core.loaders import DataSource
+from retinalnet._core.loaders import DataSource, shut_down_workers
 from retinalnet._core.model_use import check_float32_weights, check_no_inference_weights
 from retinalnet._core.progress import progress_output
 from retinalnet.datasets._readable import readable_for_scoring
@@ -55,11 +56,17 @@ from retinalnet.training._feature_cache import (
     build_feature_cache,
     trainable_head,
 )
+from retinalnet.training._fit_optimizer import (
+    build_optimizer,
+    optimizer_for_run,
+    trainable_parameters,
+)
 from retinalnet.training._history import History
 from retinalnet.training._loop import FitLoop
 from retinalnet.training._lr_find import find_lr
 from retinalnet.training._lr_result import LRFinderResult
 from retinalnet.training._metrics import available_metrics
+from retinalnet.training._nonfinite import check_finite_weights
 from retinalnet.training._old_arguments import TrainerArguments, trainer_arguments
 from retinalnet.training._resume import save_training_state
 from retinalnet.training._seed import check_seed
@@ -112,12 +119,14 @@ class Trainer:
         augmented views, when the model is a Classifier whose parameters outside one final
         head are all frozen (``vgg16_transfer()``, ``create_model(name)``); off when more
         than a head trains (fine-tuning), for a plain module, and for training data that
-        cannot be cached (a DataLoader, a data set with its own ``transform``); each fit
-        logs which and why. ``False``: off. ``True`` keeps it in memory, a folder keeps it
-        on disk for later runs, a :class:`FeatureCacheConfig` also sets augmented
-        ``views``; these need every parameter outside the head frozen. With the cache,
-        images get the evaluation preprocessing (no random augmentation below the head,
-        except the augmented views). A folder named ``auto`` is ``Path("auto")``.
+        cannot be cached (a DataLoader, a data set with its own ``transform``); decided
+        again at each fit for the model as it is then (a model unfrozen since trains
+        without it), and each fit logs which and why. ``False``: off. ``True`` keeps it
+        in memory, a folder keeps it on disk for later runs, a :class:`FeatureCacheConfig`
+        also sets augmented ``views``; these need every parameter outside the head frozen
+        (checked again at each fit). With the cache, images get the evaluation
+        preprocessing (no random augmentation below the head, except the augmented
+        views). A folder named ``auto`` is ``Path("auto")``.
 
         .. versionchanged:: 0.2
            The default is ``"auto"`` (was ``False``).
@@ -160,9 +169,10 @@ class Trainer:
     task : ClassificationTask
         What is trained.
     optimizer : torch.optim.Optimizer
-        Built by the task from the trainable parameters.
+        Built by the task from the trainable parameters, at construction and again at
+        each :meth:`fit` (see there).
     scheduler : torch.optim.lr_scheduler.LRScheduler or None
-        Built by the task, stepped after every epoch.
+        Built by the task with the optimizer, stepped after every epoch (or step).
     history : History
         Filled by :meth:`fit`.
     should_stop : bool
@@ -241,12 +251,7 @@ class Trainer:
         check_loop_settings(max_epochs=max_epochs, batch_size=batch_size, num_workers=num_workers)
         check_seed(seed)
         checked_callbacks = check_callbacks(callbacks)
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        if not trainable:
-            raise ValueError(
-                "the model has no trainable parameters (everything is frozen); attach a new "
-                "head with retinalnet.models.replace_head or freeze less"
-            )
+        trainable = trainable_parameters(model)
         if out_dir is not None and not isinstance(model, Classifier):
             raise TypeError(
                 "out_dir needs a retinalnet Classifier, so checkpoints carry class names and "
@@ -258,10 +263,12 @@ class Trainer:
         self.precision = precision
         self._dtype = resolve_precision(precision, self.device, training=True)
         self._scaler = torch.amp.GradScaler("cuda", enabled=self._dtype == torch.float16)
-        self.optimizer, self.scheduler = self.task.configure_optimizers(trainable)
+        self._built = build_optimizer(self.task, trainable)  # built again by a later fit
+        self.optimizer, self.scheduler = self._built.optimizer, self._built.scheduler
         self.callbacks: list[Callback] = checked_callbacks
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.overwrite = overwrite
+        self._feature_cache_option: FeatureCacheOption = feature_cache  # decided at each fit
         self._cache_choice = choose_feature_cache(feature_cache, model)
         self.feature_cache: FeatureCacheConfig | None = self._cache_choice.config
         self._cache_refused: str | None = None  # why "auto" found the model uncacheable
@@ -349,6 +356,21 @@ class Trainer:
     ) -> History:
         """Train until ``max_epochs`` or until a callback stops it.
 
+        Each fit (without ``resume_from``) is a new run from the model's current weights,
+        as Lightning's: its history and epochs start at 1, and the task builds its optimizer
+        and scheduler anew (``task.configure_optimizers``) from the parameters trainable now
+        and the task's settings now (``task.lr``), so a model unfrozen since the last fit
+        trains whole, with fresh optimizer moments and its schedule (a warm-up too) from
+        the start. Only an optimizer no fit has used yet, built for the same trainable
+        parameters and settings, is kept (with a rate ``lr_find(apply=True)`` set on it).
+        ``feature_cache="auto"`` is decided again for the model as it is (off, and logged,
+        once more than one final head trains). With ``resume_from``, the optimizer and
+        scheduler are built the same way and the run's state is loaded into them. An
+        optimizer object of your own (``ClassificationTask(optimizer=instance)``) is used
+        as it is (its schedule restarts), and refused once the trainable parameters
+        changed. At the end, also of a fit that failed or was interrupted, the loaders'
+        worker processes are ended and the gradients dropped (``.grad`` is ``None``).
+
         Parameters
         ----------
         train
@@ -389,7 +411,11 @@ class Trainer:
             the fit does not produce, or ``resume_from`` holds another run (other classes,
             another optimizer) or a malformed part, or an earlier epoch of the run whose
             ``last.pt`` is in ``out_dir`` (resuming ``best.pt`` would replace the later
-            epochs). These refusals, the two above, and a missing ``resume_from`` file
+            epochs). Also if a weight of the model is already NaN or infinite (an earlier
+            fit diverged; not with ``resume_from``, which loads other weights), nothing is
+            trainable, an optimizer object of your own was made for other trainable
+            parameters, or an explicit ``feature_cache`` meets a model that trains more
+            than its head. These refusals, the two above, and a missing ``resume_from`` file
             (``FileNotFoundError``) all come before the feature cache is built and before
             the first epoch. Also if the task's schedule is per step
             (``scheduler_interval="step"``) and an epoch of this fit has another number of
@@ -402,13 +428,38 @@ class Trainer:
         retinalnet.checkpoint.CheckpointWriteError
             If a checkpoint cannot be written; the one there before is untouched.
         """
-        loop = self._loop = FitLoop(self, validation=val is not None)
-        with (
-            training_grad_mode(self.model),  # inside a caller's no_grad() or inference_mode()
-            progress_output(self.progress and loop.dist.is_main),
-            logs_from_main_process_only(loop.dist),
-        ):
-            return loop.run(train, val, resume_from)
+        # inside a caller's no_grad() or inference_mode() too
+        with training_grad_mode(self.model):
+            self._prepare_run("Trainer.fit", resumed=resume_from is not None)
+            loop = self._loop = FitLoop(self, validation=val is not None)
+            with (
+                progress_output(self.progress and loop.dist.is_main),
+                logs_from_main_process_only(loop.dist),
+            ):
+                return loop.run(train, val, resume_from)
+
+    def _prepare_run(self, where: str, *, resumed: bool = False) -> None:
+        """Before a fit or ``lr_find``: refuse weights already NaN (unless a resumed run's
+        replace them), take the optimizer for what trains now (see :meth:`fit`), and decide
+        the feature cache for the model as it is now."""
+        if not resumed:
+            check_finite_weights(self.model, where)
+        self._built = optimizer_for_run(
+            self.model,
+            self.task,
+            self._built,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            where=where,
+        )
+        self.optimizer, self.scheduler = self._built.optimizer, self._built.scheduler
+        self._decide_feature_cache()
+
+    def _decide_feature_cache(self) -> None:
+        """What ``feature_cache`` comes to for the model as it is now (a model unfrozen
+        since construction has no frozen backbone to cache)."""
+        self._cache_choice = choose_feature_cache(self._feature_cache_option, self.model)
+        self.feature_cache = self._cache_choice.config
 
     @property
     def _forward_module(self) -> nn.Module:
@@ -449,8 +500,10 @@ class Trainer:
 
     def _cached(self, data: DataSource, *, views: int = 0, shard: bool = False) -> DataSource:
         """``data`` as cached features; the ones built last are reused for the same data
-        object while the frozen weights stay as they were (``evaluate(val)`` after a fit).
-        ``shard``: in a distributed fit every process builds it, each taking its share."""
+        object while it holds the same samples and files and the frozen weights and
+        preprocessing stay as they were (``evaluate(val)`` after a fit; see
+        :meth:`CachedData.unchanged`). ``shard``: in a distributed fit every process builds
+        it, each taking its share."""
         if not isinstance(self.model, Classifier) or self.feature_cache is None:
             raise TypeError("feature_cache needs a retinalnet Classifier model")
         head_name, head = trainable_head(self.model)
@@ -482,8 +535,13 @@ class Trainer:
 
         Uses the task's loss, the trainer's device and batch size, and the model's eval
         preprocessing; with the feature cache (see ``feature_cache``), the backbone features
-        of ``data`` are cached too. A ``KermanyOCT(on_error="skip")`` is scored on the images
-        it can read (the others are logged), never on the scan it puts in their place.
+        of ``data`` are cached too. The features the last fit (or evaluation) built are
+        reused for the same data set object; they are built again when its length, its
+        ``samples`` (paths and classes) or a file's size or modification time changed
+        (file-backed data sets; for others, its length and ``samples``), or the
+        backbone's weights or the preprocessing did. A ``KermanyOCT(on_error="skip")``
+        is scored on the images it can read (the others are logged), never on the scan it
+        puts in their place.
         """
         if isinstance(self.model, Classifier):
             check_same_classes(self.model.classes, data, where="Trainer.evaluate")
@@ -498,17 +556,23 @@ class Trainer:
                 num_workers=self.num_workers,
             )
             self.model.to(self.device)
+            self._decide_feature_cache()  # for the model as it is now
             config, _ = self._feature_cache_for(data)
             cached = self._cached_or_none(data) if config is not None else None
             if cached is None:
                 self._head = None  # the whole model runs on this data
-            return run_evaluation(
-                self._engine(),
-                self._loader(cached if cached is not None else data, train=False),
-                loss=self.task.loss,
-                classes=classes_of(self.model),
-                progress=self.progress,
-            )
+            loader = self._loader(cached if cached is not None else data, train=False)
+            try:
+                return run_evaluation(
+                    self._engine(),
+                    loader,
+                    loss=self.task.loss,
+                    classes=classes_of(self.model),
+                    progress=self.progress,
+                )
+            finally:
+                if loader is not data:  # a DataLoader of yours keeps its workers
+                    shut_down_workers(loader)
 
     def _engine(self) -> InferenceEngine:
         """The inference engine for validation and :meth:`evaluate`: the head alone on
@@ -557,8 +621,10 @@ class Trainer:
         ``min_lr`` to ``max_lr`` (stopping once the smoothed loss exceeds four times its
         lowest value), with this trainer's task (loss, class balance, optimizer), device,
         precision and feature cache (so on a frozen backbone the steps run on cached
-        features: seconds). The optimizer's parameter groups keep their proportions: the
-        first group's rate is the one tested and suggested. Afterwards the model's weights,
+        features: seconds). The optimizer is the one the coming :meth:`fit` would start
+        with (built for the parameters trainable now, see :meth:`fit`), and its parameter
+        groups keep their proportions: the first group's rate is the one tested and
+        suggested. Afterwards the model's weights,
         each module's train/eval mode, the optimizer's state and rates, the loss scaler and
         the random generators are as before, bit for bit.
 
@@ -578,7 +644,10 @@ class Trainer:
         apply
             Also make the suggestion the learning rate of the coming :meth:`fit` (the
             first parameter group's rate, the others scaled with it; with the default Adam
-            also ``task.lr``).
+            also ``task.lr``, so later fits keep it too). With an optimizer function of
+            your own, only the coming fit gets it: a later fit builds the optimizer again
+            with the function's rates (and warns when the suggestion was never used, the
+            trainable parameters having changed before the fit).
 
         Returns
         -------
@@ -588,8 +657,9 @@ class Trainer:
         Raises
         ------
         ValueError
-            If a rate or ``num_steps`` is out of range, ``rule`` is unknown, or (with
-            ``apply=True``) the curve is too short to suggest a rate (the rate is then left
+            If a rate or ``num_steps`` is out of range, ``rule`` is unknown, a weight of
+            the model is already NaN or infinite, or (with ``apply=True``) the curve is too
+            short to suggest a rate (the rate is then left
             as it was).
 
         Examples
