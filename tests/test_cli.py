@@ -303,6 +303,56 @@ def test_a_file_name_that_is_not_utf_8_is_predicted_reported_and_drawn(
     assert latin1 in capfdbinary.readouterr().out  # printed with its own bytes, as ls does
 
 
+def test_names_an_output_encoding_lacks_are_escaped_not_fatal(
+    data: Path, checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Windows writes redirected output in cp1252: a Chinese file name failed predict after
+    # its work ("'charmap' codec can't encode"), and the error then failed to print
+    import io
+
+    scans = tmp_path / "扫描"
+    scans.mkdir()
+    shutil.copy(next((data / "test" / "CNV").iterdir()), scans / "中文_1.jpeg")
+    (scans / "坏 scan.jpeg").write_bytes(b"garbage")
+    out, err = (io.TextIOWrapper(io.BytesIO(), encoding="cp1252") for _ in range(2))
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    argv = ["predict", str(scans), "--checkpoint", str(checkpoint), "--on-error", "skip"]
+    assert main(argv) == 0
+    assert main([*argv[:-2], "--on-error", "raise"]) == 1
+    for stream in (out, err):
+        stream.flush()
+        assert stream.errors == "strict"  # as it was, once the command is done
+    printed = out.buffer.getvalue().decode("cp1252")  # type: ignore[attr-defined]
+    said = err.buffer.getvalue().decode("cp1252")  # type: ignore[attr-defined]
+    escaped = "扫描/中文_1.jpeg".encode("ascii", "backslashreplace").decode("ascii")
+    assert f"{escaped}  " in printed  # one line per image, "\\u626b\\u63cf/\\u4e2d..."
+    assert "\\u574f scan.jpeg" in said  # the skipped file, then the error, each one line
+    assert said.count("error: cannot read image") == 1
+    assert "Traceback" not in said
+
+
+def test_a_name_with_a_newline_keeps_one_line_per_image(
+    data: Path, checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # was: "scans/new" and "line.jpeg  DME 25.3% ..." on two lines: a bogus row for awk/cut
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    images = sorted((data / "test" / "CNV").iterdir())[:2]
+    shutil.copy(images[0], scans / "new\nline.jpeg")
+    shutil.copy(images[1], scans / "plain.jpeg")
+    (scans / "bad\tname.jpeg").write_bytes(b"garbage")
+    argv = ["predict", str(scans), "--checkpoint", str(checkpoint), "-q", "--on-error", "skip"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(repr(str(scans / "new\nline.jpeg")) + "  ")
+    assert lines[1].startswith(f"{scans / 'plain.jpeg'}  ")  # other names as they are
+    bad = str(scans / "bad\tname.jpeg")
+    assert f"  {bad!r}: " in captured.err  # the skipped list too
+
+
 def test_a_download_without_val_goes_from_split_to_train_calibrate_and_evaluate(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -327,6 +377,32 @@ def test_a_download_without_val_goes_from_split_to_train_calibrate_and_evaluate(
         argv = ["evaluate", "--checkpoint", best, *with_manifest, "--split", split, "--json"]
         assert main(argv) == 0
         assert json.loads(capsys.readouterr().out)["num_samples"] > 0
+
+
+def test_evaluate_from_a_manifest_says_what_is_wrong_with_its_rows(
+    data: Path, checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # was: a row labelled against its folder and file name scored as labelled without a
+    # word, and a manifest read under the wrong --data failed at its first image
+    from retinalnet.datasets import ManifestRow, write_manifest
+
+    scans = sorted((data / "test").rglob("*.jpeg"))
+    rows = [
+        ManifestRow(scan.relative_to(data).as_posix(), scan.parent.name, None, "test")
+        for scan in scans
+    ]
+    rows[0] = ManifestRow(rows[0].path, "NORMAL", None, "test")  # a CNV scan, labelled NORMAL
+    manifest = write_manifest(rows, tmp_path / "split.csv")
+    argv = ["evaluate", "--checkpoint", str(checkpoint), "--manifest", str(manifest), "--split"]
+    argv += ["test", "--json", "-q"]
+    with pytest.warns(UserWarning, match=r"^1 row\(s\) of split 'test' of manifest .* are named"):
+        assert main([*argv, "--data", str(data)]) == 0
+    assert json.loads(capsys.readouterr().out)["num_samples"] == len(scans)
+    assert main([*argv, "--data", str(tmp_path)]) == 1
+    error = capsys.readouterr().err
+    assert f"error: {len(scans)} of {len(scans)} row(s) of split 'test' of manifest" in error
+    assert f"name no file under {str(tmp_path)!r}" in error
+    assert "(CLI: --data)" in error
 
 
 def test_bad_arguments_exit_2() -> None:
@@ -480,15 +556,19 @@ def test_evaluate_writes_the_clinical_report_and_plots(
 
     assert main(["evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(data),
                  "--out", str(report_file), "--plots", str(plots), "--tta",
-                 "--bootstrap", "20", "-q"]) == 0  # fmt: skip
+                 "--bootstrap", "40", "-q"]) == 0  # fmt: skip
 
     printed = capsys.readouterr().out
     assert "urgent referral (CNV + DME vs the rest)" in printed
-    assert "(95% bootstrap intervals from 20 resamples)" in printed
+    assert (
+        "(95% intervals: Wilson score for proportions (accuracy, sensitivity, specificity, "
+        "precision); stratified percentile bootstrap (40 resamples) for F1 and AUC"
+    ) in printed
+    assert "the per-scan intervals treat every scan as independent" in printed
     written = json.loads(report_file.read_text())
     assert written["tta"] is True
     assert written["num_samples"] == 8
-    assert written["report"]["bootstrap"] == 20
+    assert written["report"]["bootstrap"] == 40
     assert set(written["report"]["per_class"]) == {"CNV", "DME", "DRUSEN", "NORMAL"}
     assert written["report"]["confusion_matrix"] == written["confusion_matrix"]
     assert {"confusion_matrix.png", "confusion_matrix_normalized.png"} <= {
@@ -827,6 +907,14 @@ def test_demo_data_only_writes_the_scans_and_says_what_next(
         (["demo", "--seed", "-1"], "argument --seed: must be at least 0, got -1"),
         (["evaluate", "--checkpoint", "c", "--data", "d", "--batch-size", "0"], "at least 1"),
         (["evaluate", "--checkpoint", "c", "--data", "d", "--bootstrap", "-5"], "at least 0"),
+        # one resample gave a "95% interval" that left out the point estimate
+        (
+            ["evaluate", "--checkpoint", "c", "--data", "d", "--bootstrap", "1"],
+            "argument --bootstrap: must be 0 (no intervals) or at least 40 for 95% intervals "
+            "(each tail of a percentile interval needs a resample; 1000 is usual), got 1",
+        ),
+        (["evaluate", "--checkpoint", "c", "--data", "d", "--bootstrap", "39"], "usual), got 39"),
+        (["evaluate", "--checkpoint", "c", "--data", "d", "--bootstrap", "100001"], "most 100000"),
         (["predict", "x.jpeg", "--checkpoint", "c", "-k", "0"], "argument -k/--topk: must be"),
         (["predict", "x.jpeg", "--checkpoint", "c", "--batch-size", "two"], "a whole number"),
         (["split", "r", "--out", "m.csv", "--val-fraction", "1.5"], "between 0 and 1, got 1.5"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -342,12 +343,17 @@ class Predictor:
         files_only = all(isinstance(image, (str, os.PathLike)) for image in images)
         warn_of_full_scale_images(images, target_size=self.preprocessing.decode_size)
         skip = self.on_error == "skip"
+        # a pool of workers starts again at every call (seconds under macOS's and Windows'
+        # "spawn"): for one batch (one image in a loop, a web service) it costs more than it
+        # saves, and a worker per batch is the most that is ever busy
+        batches = math.ceil(len(images) / self.batch_size)
+        workers = min(self._workers(), batches) if files_only and batches > 1 else 0
         loader = make_loader(
             _PreparedImages(images, self.preprocessing, skip=skip),
             batch_size=self.batch_size,
             shuffle=False,
             transform=None,
-            num_workers=self._workers() if files_only else 0,
+            num_workers=workers,
             pin_memory=self.device.type == "cuda",
         )
         rows: list[torch.Tensor] = []

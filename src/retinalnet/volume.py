@@ -53,6 +53,7 @@ import torch
 from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet._core.counts import as_integer, as_number
 from retinalnet._core.images import ImageInput, UnreadableImageError, load_frames
+from retinalnet._core.printable import one_line
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -166,7 +167,8 @@ class VolumeSummary:
         )
 
     def __str__(self) -> str:
-        return f"{self.source}  {self.label}  ({self.num_scans} B-scans; {self.reason()})"
+        source = one_line(self.source)  # a listing of one line per file
+        return f"{source}  {self.label}  ({self.num_scans} B-scans; {self.reason()})"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON: the summary, the drivers, and every B-scan's probabilities."""

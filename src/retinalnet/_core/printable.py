@@ -14,13 +14,14 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import unicodedata
 import warnings
 from pathlib import Path
 from typing import IO, Any
 
 from retinalnet._core.warning_filters import catch_warnings_locked
 
-__all__ = ["check_dpi", "printable", "save_figure"]
+__all__ = ["check_dpi", "one_line", "printable", "save_figure"]
 
 # formats drawn as pixels by Agg, which refuses an image of 2**16 pixels or more on a side
 _RASTER_FORMATS = frozenset({"png", "jpg", "jpeg", "tif", "tiff", "webp", "raw", "rgba", "gif"})
@@ -30,6 +31,23 @@ _MAX_PIXELS = 2**16
 def printable(text: str) -> str:
     """``text`` with each byte of a file name that is not UTF-8 shown as U+FFFD."""
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def one_line(name: str) -> str:
+    """``name`` as it is, or quoted as Python quotes a string (``'new\\nline.jpeg'``) when it
+    holds a control character (a newline, a tab, a carriage return) that would break a
+    listing of one line per file, as ``ls`` quotes such names.
+
+    Examples
+    --------
+    >>> one_line("scans/CNV-1-1.jpeg")
+    'scans/CNV-1-1.jpeg'
+    >>> print(one_line("scans/new\\nline.jpeg"))
+    'scans/new\\nline.jpeg'
+    """
+    if any(unicodedata.category(character) == "Cc" for character in name):
+        return repr(name)
+    return name
 
 
 def check_dpi(dpi: object) -> float:

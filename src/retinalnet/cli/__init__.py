@@ -4,6 +4,7 @@ models."""
 from __future__ import annotations
 
 import argparse
+import codecs
 import importlib
 import logging
 import os
@@ -161,17 +162,44 @@ def _sigterm_raises() -> Iterator[None]:
             signal.signal(_SIGCHLD, previous_child)
 
 
+_PRINTABLE = "retinalnet.printable"
+"""The codec error handler stdout and stderr use while a command runs."""
+
+
+def _printable(error: UnicodeError) -> tuple[bytes, int]:
+    """Write what the output's encoding cannot: a file name's bytes that are not UTF-8 as
+    they are (``surrogateescape``), any other character as a ``\\uXXXX`` escape
+    (``backslashreplace``): a Chinese file name printed into a cp1252 file (Windows, output
+    redirected) never fails the command after its work."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    out = bytearray()
+    for character in error.object[error.start : error.end]:
+        code = ord(character)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte of a name that is not UTF-8
+            out.append(code - 0xDC00)
+        else:
+            escaped = f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+            out += (escaped if code <= 0xFFFF else f"\\U{code:08x}").encode("ascii")
+    return bytes(out), error.end
+
+
+codecs.register_error(_PRINTABLE, _printable)
+
+
 @contextmanager
 def _file_names_printed_as_they_are() -> Iterator[None]:
     """Print a file name that is not UTF-8 (a Latin-1 ``café.jpeg``) with its own bytes, as
-    ``ls`` does, rather than fail after the work ("surrogates not allowed"): stdout's and
-    stderr's ``errors`` are ``surrogateescape`` while a command runs, then as before."""
+    ``ls`` does, and a character the output's encoding lacks (``中文`` into a cp1252 file on
+    Windows) as an escape, rather than fail after the work ("surrogates not allowed", "'charmap'
+    codec can't encode"): stdout's and stderr's ``errors`` are :func:`_printable` while a
+    command runs, then as before."""
     saved = []
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
         errors = getattr(stream, "errors", None)
         if reconfigure is not None and errors is not None:
-            reconfigure(errors="surrogateescape")
+            reconfigure(errors=_PRINTABLE)
             saved.append((reconfigure, errors))
     try:
         yield

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from retinalnet._core.json_text import strict_json
+from retinalnet._core.printable import one_line
 
 if TYPE_CHECKING:
     from retinalnet.cli._output_names import OutputNames
@@ -51,7 +52,7 @@ def _write_csv(path: Path, predictions: Sequence[Prediction], k: int, predictor:
 def print_predictions(predictions: Sequence[Prediction]) -> None:
     for prediction in predictions:
         scores = "  ".join(f"{c.name} {c.probability:6.1%}" for c in prediction.top)
-        print(f"{prediction.source}  {scores}")
+        print(f"{one_line(prediction.source)}  {scores}")  # one line, whatever the name
 
 
 def _write_cams(

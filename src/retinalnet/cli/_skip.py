@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from retinalnet._core.printable import one_line
+
 if TYPE_CHECKING:
     from retinalnet.datasets import KermanyOCT
     from retinalnet.predictor import SkippedImage
@@ -44,5 +46,5 @@ def print_skipped(command: str, skipped: Sequence[SkippedImage]) -> None:
         return
     plural = "image" if len(skipped) == 1 else "images"
     lines = [f"retinalnet {command}: skipped {len(skipped)} unreadable {plural}:"]
-    lines += [f"  {s.source}: {s.reason}" for s in skipped]
+    lines += [f"  {one_line(s.source)}: {s.reason}" for s in skipped]
     print("\n".join(lines), file=sys.stderr)
