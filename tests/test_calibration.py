@@ -877,3 +877,24 @@ def test_bf16_log_probabilities_are_log_probabilities() -> None:
     assert reliability_curve(bf16, targets)[2].sum() == 500
     with pytest.raises(ValueError, match="or be log-probabilities"):
         expected_calibration_error(exact + 0.05, targets)  # logits: still refused
+
+
+def test_fit_temperature_of_rounded_probabilities_is_near_and_said_approximate() -> None:
+    # was: probabilities rounded to 0 read as 1e-45 (a logit gap of 103): 77.9 fitted for a
+    # temperature of about 4.3, without a word
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=12.0, size=(500, 4))
+    tempered = np.exp(logits / 4.5)
+    tempered /= tempered.sum(axis=1, keepdims=True)
+    targets = [int(rng.choice(4, p=row)) for row in tempered]
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    exact = fit_temperature(probabilities, targets)
+    assert 3.5 < exact < 5.5
+    with pytest.warns(UserWarning, match=r"rounded to 2 decimal\(s\), some to 0: those are read"):
+        rounded = fit_temperature(np.round(probabilities, 2), targets)
+    assert 1.0 < rounded < exact
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # unrounded, or rounded without zeros: no warning
+        fit_temperature(probabilities, targets)
+        fit_temperature(np.round(np.clip(probabilities, 0.01, None), 2), targets)

@@ -1586,3 +1586,19 @@ def test_another_format_is_named_by_every_door(
                     "pass a checkpoint written by retinalnet (best.pt or last.pt)"
                 )
                 assert message.endswith(ending), message
+
+
+def test_a_bare_state_dict_is_named_by_its_shapes_as_well_as_its_keys() -> None:
+    # EfficientNet-B1 and -B2 share every key: a B2 file was named B1, whose weights=
+    # then refused it for its shapes
+    from retinalnet.models import list_models
+    from retinalnet.models._bare_state_dict import guess_architecture
+    from retinalnet.models._registry import find_spec
+
+    for name in ("efficientnet_b1", "efficientnet_b2", "resnet18", "resnet34"):
+        spec = find_spec(name)
+        assert spec is not None
+        assert name in list_models()
+        with torch.device("meta"):
+            state = spec.builder(weights=None, progress=False).state_dict()
+        assert guess_architecture(state) == name

@@ -403,6 +403,16 @@ def test_evaluate_from_a_manifest_says_what_is_wrong_with_its_rows(
     assert f"error: {len(scans)} of {len(scans)} row(s) of split 'test' of manifest" in error
     assert f"name no file under {str(tmp_path)!r}" in error
     assert "(CLI: --data)" in error
+    missing = [ManifestRow("test/CNV/CNV-0-0.jpeg", "CNV", None, "test"), *rows]
+    manifest = write_manifest(missing, tmp_path / "missing.csv")
+    argv[argv.index(str(tmp_path / "split.csv"))] = str(manifest)
+    assert main([*argv, "--data", str(data)]) == 1  # a report on fewer images: asked for
+    error = capsys.readouterr().err
+    assert f"error: 1 of {len(missing)} row(s) of split 'test'" in error
+    assert error.rstrip().endswith("or pass --on-error skip to leave them out")
+    with pytest.warns(UserWarning, match=r"name no file .*: they are left out"):
+        assert main([*argv, "--data", str(data), "--on-error", "skip"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_samples"] == len(scans)
 
 
 def test_bad_arguments_exit_2() -> None:

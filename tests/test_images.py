@@ -925,3 +925,16 @@ def test_a_broken_link_is_said_to_be_one(tmp_path):
     )
     with pytest.raises(UnreadableImageError, match=message):
         load_image(path)
+
+
+def test_a_file_under_a_broken_folder_link_names_the_link(tmp_path):
+    # an unmounted share linked as the class folder: "no such file" said nothing more
+    folder = tmp_path / "CNV"
+    folder.symlink_to(tmp_path / "mnt" / "CNV")
+    message = (
+        rf"no such file \(its folder {re.escape(repr(str(folder)))} is a broken symbolic link "
+        rf"to {re.escape(repr(str(tmp_path / 'mnt' / 'CNV')))}, which does not exist\): "
+        r"remove the link, or restore the file it leads to$"
+    )
+    with pytest.raises(UnreadableImageError, match=message):
+        load_image(folder / "CNV-1-1.jpeg")

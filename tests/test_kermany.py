@@ -935,10 +935,12 @@ def _from_manifest_doors() -> dict[str, Callable[[Path, Path], KermanyOCT]]:
     from retinalnet.cli._split_data import split_data
 
     return {
-        "from_manifest": lambda manifest, root: KermanyOCT.from_manifest(
-            manifest, "train", root=root
+        "from_manifest": lambda manifest, root, on_error="raise": KermanyOCT.from_manifest(
+            manifest, "train", root=root, on_error=on_error
         ),
-        "cli --manifest": lambda manifest, root: split_data(root, "train", manifest),
+        "cli --manifest": lambda manifest, root, on_error="raise": split_data(
+            root, "train", manifest, on_error=on_error
+        ),
     }
 
 
@@ -1049,7 +1051,7 @@ def test_one_image_listed_relatively_and_absolutely_is_refused(
 
 
 @pytest.mark.parametrize("door", ["from_manifest", "cli --manifest"])
-def test_rows_naming_no_file_are_left_out_with_a_warning_or_refused_when_most(
+def test_rows_naming_no_file_are_refused_or_left_out_on_skip_and_refused_when_most(
     make_tree, tmp_path, door
 ):
     # was: each missing file said at its first read, one at a time (and --on-error skip
@@ -1067,9 +1069,16 @@ def test_rows_naming_no_file_are_left_out_with_a_warning_or_refused_when_most(
         f"{{root!r}} (e.g. 'train/CNV/CNV-{{number}}-1.jpeg'); relative paths start at "
         "{root!r}, absolute ones are used as they are"
     )
+    # by default refused, in one line: a report on fewer images is the user's to choose
+    refused = (
+        "1 " + said.format(root=str(root), number=3) + ": restore the files, write the "
+        "manifest again with `retinalnet split`, or pass on_error='skip' to leave them out"
+    )
+    with pytest.raises(FileNotFoundError, match=f"^{re.escape(refused)}$"):
+        _from_manifest_doors()[door](manifest, root)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        data = _from_manifest_doors()[door](manifest, root)
+        data = _from_manifest_doors()[door](manifest, root, on_error="skip")
     assert [str(warning.message) for warning in caught] == [
         "1 " + said.format(root=str(root), number=3) + ": they are left out; restore the "
         "files, or write the manifest again with `retinalnet split`"
@@ -1080,8 +1089,9 @@ def test_rows_naming_no_file_are_left_out_with_a_warning_or_refused_when_most(
         "manifest's paths start from as root (CLI: --data), or write the manifest again with "
         "`retinalnet split`"
     )
-    with pytest.raises(FileNotFoundError, match=f"^{re.escape(message)}$"):
-        _from_manifest_doors()[door](manifest, root.parent)
+    for on_error in ("raise", "skip"):  # most rows missing: the wrong root, whatever on_error
+        with pytest.raises(FileNotFoundError, match=f"^{re.escape(message)}$"):
+            _from_manifest_doors()[door](manifest, root.parent, on_error=on_error)
 
 
 @pytest.mark.parametrize("door", ["from_manifest", "cli --manifest"])

@@ -284,3 +284,20 @@ def test_a_resumed_fit_of_a_nan_model_loads_the_checkpoint_s_weights(tmp_path: P
 
     assert len(history) == 2
     assert bool(torch.isfinite(model.network[1].weight).all())
+
+
+def test_an_infinite_buffer_by_design_is_no_divergence() -> None:
+    # an attention mask of -inf is a buffer's legitimate value: fit refused it as "already
+    # infinite before training" (and, before that check, as diverged after epoch 1)
+    from retinalnet.training._nonfinite import check_finite_weights, first_nonfinite_state
+
+    model = torch.nn.Linear(2, 2)
+    model.register_buffer("mask", torch.tensor([0.0, float("-inf")]))
+    assert first_nonfinite_state(model) is None
+    check_finite_weights(model, "Trainer.fit")
+    model.mask[0] = float("nan")  # a NaN is never by design
+    assert first_nonfinite_state(model) == "mask"
+    with torch.no_grad():
+        model.mask[0] = 0.0
+        model.weight[0, 0] = float("inf")  # nor an infinite weight
+    assert first_nonfinite_state(model) == "weight"

@@ -1245,10 +1245,23 @@ def test_an_optimizer_object_of_yours_is_refused_once_other_parameters_train() -
     model.requires_grad_(True)
     with pytest.raises(
         ValueError,
-        match=r"^Trainer.fit: the model has 4 trainable parameter tensors, not the 2 the "
-        r"optimizer object you gave was made for .* or build a new Trainer$",
+        match=r"^Trainer.fit: 2 of the model's 4 trainable parameter tensors are not in the "
+        r"optimizer object you gave .* or build a new Trainer$",
     ):
         trainer.fit(separable_data(16))
+
+
+def test_an_optimizer_object_over_every_parameter_trains_what_is_unfrozen() -> None:
+    # SGD(model.parameters()) holds the frozen parameters too, as in plain PyTorch: a fit
+    # after unfreezing trains them (a first version of the rebuild refused it)
+    model = _partly_frozen()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    trainer = quiet_trainer(model, ClassificationTask(optimizer=optimizer), max_epochs=1)
+    trainer.fit(separable_data(16))
+    model.requires_grad_(True)
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer.fit(separable_data(16))
+    assert all(not torch.equal(p, b) for p, b in zip(model.parameters(), before, strict=True))
 
 
 def test_an_optimizer_put_in_the_trainer_is_kept_until_other_parameters_train() -> None:
@@ -1260,7 +1273,7 @@ def test_an_optimizer_put_in_the_trainer_is_kept_until_other_parameters_train() 
     assert trainer.optimizer is mine
 
     model.network[0].requires_grad_(True)
-    with pytest.raises(ValueError, match="the optimizer object you gave was made for"):
+    with pytest.raises(ValueError, match="are not in the optimizer object you gave"):
         trainer.fit(separable_data(16))
 
 

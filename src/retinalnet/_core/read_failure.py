@@ -99,4 +99,11 @@ def _no_such_file(file: Path) -> str:
         )
     if file.is_symlink():  # pointing at a file again, or replaced, since the error
         return "no such file (a broken symbolic link)"
+    for folder in file.parents:  # a linked folder: an unmounted share linked as train/CNV
+        target = broken_link_target(folder)
+        if target is not None:
+            return (
+                f"no such file (its folder {str(folder)!r} is a broken symbolic link to "
+                f"{target!r}, which does not exist): {BROKEN_LINK_FIX}"
+            )
     return "no such file"

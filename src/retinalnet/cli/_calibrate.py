@@ -43,7 +43,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
         )
     model = checkpoint.build_model()
     # a model of some of the classes (CNV against NORMAL) is scored on their images
-    data = split_data(args.data, args.split, args.manifest, study_classes(model.classes))
+    data = split_data(
+        args.data, args.split, args.manifest, study_classes(model.classes), on_error=args.on_error
+    )
     skipped: list[SkippedImage] = []
     if args.on_error == "skip":  # as evaluate: left out, not replaced, and listed at the end
         data, skipped = readable_split(data, model.preprocessing.load, progress=not args.quiet)

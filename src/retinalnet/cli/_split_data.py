@@ -46,14 +46,26 @@ def study_classes(model_classes: Sequence[str]) -> tuple[str, ...] | None:
 
 
 def split_data(
-    data: Path, split: str, manifest: Path | None, classes: Sequence[str] | None = None
+    data: Path,
+    split: str,
+    manifest: Path | None,
+    classes: Sequence[str] | None = None,
+    *,
+    on_error: str = "raise",
 ) -> KermanyOCT:
     """The images of ``split`` of ``classes`` (default: all four): the manifest's rows of it
-    (paths under ``data``), or the folder ``data/split``."""
+    (paths under ``data``), or the folder ``data/split``. ``on_error`` (``--on-error``)
+    decides whether the manifest's rows that name no file are refused or left out with a
+    warning; the data set itself reads with ``on_error="raise"``, the command leaving out
+    unreadable images itself."""
     from retinalnet.datasets import KermanyOCT
 
     if classes is not None and tuple(classes) != KERMANY_CLASSES:
         logger.info("%s split: the images of %s only", split, ", ".join(classes))
     if manifest is not None:
-        return KermanyOCT.from_manifest(manifest, split, root=data, classes=classes)
+        rows = KermanyOCT.from_manifest(
+            manifest, split, root=data, classes=classes, on_error=on_error
+        )
+        rows.on_error = "raise"  # unreadable images: left out by the command, and listed
+        return rows
     return KermanyOCT(data, split, classes=classes)

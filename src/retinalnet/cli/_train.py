@@ -84,8 +84,8 @@ def run_train(args: argparse.Namespace) -> int:
     resumed_run_defaults(args)
     recipe_defaults(args)
     preprocessing = Preprocessing(size=args.size, reduced_decode=args.reduced_decode)
-    train = split_data(args.data, "train", args.manifest, args.classes)
-    val = split_data(args.data, "val", args.manifest, args.classes)
+    train = split_data(args.data, "train", args.manifest, args.classes, on_error=args.on_error)
+    val = split_data(args.data, "val", args.manifest, args.classes, on_error=args.on_error)
     images = training_images(train)
     check_same_training_images(args, images)  # --resume: the run's images, before any work
     cache: Literal["auto"] | bool | FeatureCacheConfig = "auto"  # on for a frozen backbone

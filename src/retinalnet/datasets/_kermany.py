@@ -39,6 +39,7 @@ from retinalnet.datasets._files_not_read import warn_of_files_not_read
 from retinalnet.datasets._manifest import ManifestRow, read_manifest
 from retinalnet.datasets._manifest_files import (
     check_no_file_twice_under,
+    parts_under,
     rows_with_files,
     warn_of_mislabelled_rows,
 )
@@ -249,8 +250,9 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         Raises
         ------
         FileNotFoundError
-            If ``manifest`` does not exist, or more than half of the rows of ``split`` name
-            no file (relative paths start at ``root``: most likely the wrong root).
+            If ``manifest`` does not exist, or rows of ``split`` name no file (counted in
+            one line; with ``on_error="skip"`` only when they are more than half of them:
+            relative paths start at ``root``, most likely the wrong root).
         ValueError
             If the manifest is malformed (not UTF-8, not valid CSV or JSON, a missing
             column, an unknown label or split), lists a file twice (also by a path relative
@@ -267,8 +269,8 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
             the file: they are left out, as the folder walks leave them out (a manifest
             written by an older ``retinalnet split`` may list them; run it again).
         UserWarning
-            Once, counting them and naming one, when rows of ``split`` name no file (half of
-            them or fewer): they are left out.
+            Once, counting them and naming one, with ``on_error="skip"``, when rows of
+            ``split`` name no file (half of them or fewer): they are left out.
         UserWarning
             Once, counting them and naming one, when rows of ``split`` are labelled another
             class than their folder (one named exactly like a class) or file name gives
@@ -309,7 +311,7 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
                 f"manifest {str(manifest_path)!r} has no rows for split {split!r}"
                 f"{self._of_classes()} (it has: {', '.join(found) or 'no rows'})"
             )
-        chosen = rows_with_files(chosen, base, source)
+        chosen = rows_with_files(chosen, base, source, skip=self.on_error == "skip")
         warn_of_mislabelled_rows(chosen, base, source)
         self._set_samples(
             [(str(base / row.path), self.class_to_idx[row.label]) for row in chosen],
@@ -484,12 +486,7 @@ def _outside_system_folders(rows: list[ManifestRow], base: Path, source: str) ->
     kept: list[ManifestRow] = []
     left_out: list[tuple[ManifestRow, str]] = []
     for row in rows:
-        path = base / row.path
-        try:
-            inside = path.relative_to(base).parts
-        except ValueError:  # an absolute path elsewhere: all its folders
-            inside = Path(row.path).parts
-        folder = system_folder_among(inside[:-1])
+        folder = system_folder_among(parts_under(base, row.path)[:-1])
         if folder is None:
             kept.append(row)
         else:

@@ -20,7 +20,12 @@ from retinalnet.datasets._files import class_named_in
 from retinalnet.datasets._manifest import ManifestRow, check_no_file_twice
 from retinalnet.datasets._misnamed import warn_misnamed
 
-__all__ = ["check_no_file_twice_under", "rows_with_files", "warn_of_mislabelled_rows"]
+__all__ = [
+    "check_no_file_twice_under",
+    "parts_under",
+    "rows_with_files",
+    "warn_of_mislabelled_rows",
+]
 
 
 def _same_file(base: Path) -> Callable[[str], str]:
@@ -61,19 +66,22 @@ def _existing(base: Path, path: str) -> str | None:
     return None
 
 
-def rows_with_files(rows: Sequence[ManifestRow], base: Path, source: str) -> list[ManifestRow]:
+def rows_with_files(
+    rows: Sequence[ManifestRow], base: Path, source: str, *, skip: bool
+) -> list[ManifestRow]:
     """``rows`` with the file each names under ``base`` (one ``lstat`` each).
 
     A path with spaces around it, or in the other Unicode normal form than the file's
     name, names the file (as labels are read without spaces, and as macOS finds it). A
     broken symbolic link is kept, as the folders keep it: reading it fails, naming the
-    link. Rows that name no file are left out with one warning counting them; when they
-    are more than half of ``rows`` (a wrong root, most likely) they are refused.
+    link. Rows that name no file are refused, counted in one line, unless ``skip``
+    (``on_error="skip"``): then they are left out with one warning counting them, and
+    refused only when they are more than half of ``rows`` (a wrong root, most likely).
 
     Raises
     ------
     FileNotFoundError
-        If more than half of ``rows`` name no file.
+        If a row names no file (without ``skip``), or more than half do.
     """
     kept: list[ManifestRow] = []
     missing: list[ManifestRow] = []
@@ -97,6 +105,11 @@ def rows_with_files(rows: Sequence[ManifestRow], base: Path, source: str) -> lis
             f"{said}: pass the folder the manifest's paths start from as root (CLI: --data), "
             "or write the manifest again with `retinalnet split`"
         )
+    if not skip:  # a report on fewer images than asked for is the user's choice to make
+        raise FileNotFoundError(
+            f"{said}: restore the files, write the manifest again with `retinalnet split`, "
+            "or pass on_error='skip' to leave them out"
+        )
     warn_caller(
         f"{said}: they are left out; restore the files, or write the manifest again with "
         "`retinalnet split`",
@@ -105,14 +118,19 @@ def rows_with_files(rows: Sequence[ManifestRow], base: Path, source: str) -> lis
     return kept
 
 
+def parts_under(base: Path, path: str) -> tuple[str, ...]:
+    """The folders and name of a manifest row's ``path`` below ``base`` (all of them for an
+    absolute path elsewhere): the folders that say what its file is."""
+    try:
+        return (base / path).relative_to(base).parts
+    except ValueError:  # an absolute path elsewhere: all its folders
+        return Path(path).parts
+
+
 def _named_otherwise(row: ManifestRow, base: Path) -> str | None:
     """The class the row's folder (one named exactly like a class, the nearest) or file
     name gives, when it is not the row's label: ``"CNV by its folder"``."""
-    path = base / row.path
-    try:
-        parts = path.relative_to(base).parts
-    except ValueError:  # an absolute path elsewhere: all its folders
-        parts = Path(row.path).parts
+    parts = parts_under(base, row.path)
     folder = next((part for part in reversed(parts[:-1]) if part in KERMANY_CLASSES), None)
     named = class_named_in(parts[-1]) if parts else None
     by = [

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from retinalnet._core.caller_warnings import warn_caller
 from retinalnet.metrics._confusion import FloatArray, IntArray, _as_probabilities, _as_targets
 from retinalnet.metrics._rates import are_probabilities, distributions, refuse_percentages
 
@@ -24,6 +25,39 @@ TEMPERATURE_BOUNDS: tuple[float, float] = (1e-3, 1e3)
 _SMALLEST_PROBABILITY = float(np.finfo(np.float32).smallest_subnormal)
 """A probability of 0 as :func:`fit_temperature` takes its log: float32's smallest, about
 1e-45 (log -103), as a float32 softmax rounds anything smaller to 0."""
+
+
+def _rounding_step(values: FloatArray) -> float | None:
+    """The step probabilities were rounded to (0.01 for two decimals, up to six), else
+    ``None``: every value lies on that grid (within float32's precision)."""
+    for digits in range(1, 7):
+        step = 10.0**-digits
+        if np.all(np.abs(values - np.round(values, digits)) < 1e-7):
+            return step
+    return None
+
+
+def _smallest_kept(values: FloatArray) -> float:
+    """What a probability of exactly 0 is read as before its log is taken.
+
+    A softmax's own zeros (an output far below the others) are the smallest float32; a
+    probability rounded to 0 (``round(p, 2)`` in a CSV) is anything under half the rounding
+    step, and is read as that half: the smallest float32 would be a logit gap of 103 that no
+    temperature explains (a fitted 77.9 for 4.5), half the step one of about 5. A warning
+    says the fit is then approximate.
+    """
+    step = _rounding_step(values) if np.any(values == 0) else None
+    if step is None:
+        return _SMALLEST_PROBABILITY
+    decimals = round(-math.log10(step))
+    warn_caller(
+        f"fit_temperature: the probabilities are rounded to {decimals} decimal(s), some to 0: "
+        f"those are read as {step / 2:g} (half the rounding step) and the temperature is "
+        "approximate; pass logits, log-probabilities or unrounded probabilities",
+        UserWarning,
+    )
+    return step / 2
+
 
 MAX_BINS = 1000
 """The most bins :func:`reliability_curve` takes: a width of 0.001, finer than any
@@ -303,14 +337,14 @@ def fit_temperature(
     values = _as_probabilities(scores, len(true), "scores")
     true = _as_targets(true, values.shape[1])
     refuse_percentages(values, "scores")
-    rows = distributions(values) if are_probabilities(values) else None
-    if rows is not None:  # probabilities: their logs are log-probabilities, the same T fits
-        values = np.log(np.maximum(rows, _SMALLEST_PROBABILITY))
     low, high = (float(bound) for bound in bounds)
     if not (0 < low < high and math.isfinite(high)):
         raise ValueError(f"bounds must be (low, high) with 0 < low < high, got {bounds!r}")
     if not len(true):
         raise ValueError("fit_temperature needs at least one image")
+    rows = distributions(values) if are_probabilities(values) else None
+    if rows is not None:  # probabilities: their logs are log-probabilities, the same T fits
+        values = np.log(np.maximum(rows, _smallest_kept(values)))
     # the slope in beta = 1 / T rises with beta (convexity): bisect for its zero
     beta_low, beta_high = 1.0 / high, 1.0 / low
     spread = values.max(axis=1) - values.min(axis=1)

@@ -38,15 +38,17 @@ def _per_class(
 
 
 def _averages(values: FloatArray, matrix: IntArray) -> tuple[float, float]:
-    """The macro and weighted averages of one rate of each class (NaN: undefined), by
-    scikit-learn's rule.
+    """The macro and weighted averages of one rate of each class (NaN: undefined): precision,
+    specificity and F1 by scikit-learn's rule, recall and AUC as the balanced accuracy.
 
     The macro average is the plain mean over the classes that have images or are predicted
     (scikit-learn's labels: those in the targets or the predictions), of those where the
     rate is defined: recall (and AUC) over the classes with images, as the balanced
-    accuracy; precision, specificity and F1 also over a class predicted but without images
-    (its precision is 0 of its predictions, its F1 0). A class neither in the images nor
-    predicted is left out. The weighted average weighs each class by its images.
+    accuracy (scikit-learn's ``recall_score(average="macro")`` counts a predicted class
+    without images as recall 0 instead); precision, specificity and F1 also over a class
+    predicted but without images (its precision is 0 of its predictions, its F1 0). A class
+    neither in the images nor predicted is left out. The weighted average weighs each class
+    by its images.
     """
     support = matrix.sum(axis=1)
     defined = ~np.isnan(values)

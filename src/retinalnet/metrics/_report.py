@@ -114,11 +114,12 @@ class ClassificationReport:
         Top-1 accuracy.
     macro, weighted : dict of str to float
         ``precision``, ``recall``, ``specificity``, ``f1`` and ``auc`` averaged over the
-        classes: plain mean (macro) and weighted by support (weighted). As scikit-learn's,
-        the macro average covers the classes with images or predictions, each number where
-        it is defined: recall and AUC the classes with images (macro recall is the balanced
-        accuracy), precision, specificity and F1 also a class predicted without images (its
-        precision and F1 are 0). :attr:`notes` says so when a class has no images.
+        classes: plain mean (macro) and weighted by support (weighted). The macro average
+        covers the classes with images or predictions, each number where it is defined:
+        precision, specificity and F1 also a class predicted without images (its precision
+        and F1 are 0), as scikit-learn's; recall and AUC only the classes with images
+        (macro recall is the balanced accuracy, where scikit-learn's macro recall counts
+        such a class as 0). :attr:`notes` says so when a class has no images.
 
         .. versionchanged:: 0.2
            A class predicted but without images counts in the macro precision,

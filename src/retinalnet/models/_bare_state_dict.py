@@ -52,9 +52,9 @@ def _body(keys: Any, head: str) -> set[str]:
 
 
 def guess_architecture(state: Mapping[str, Any]) -> str | None:
-    """The first registered architecture whose network, without its head, has the keys of
-    ``state`` (with a wrapper's prefix or torchvision's older names allowed); ``None`` if
-    none has.
+    """The first registered architecture whose network, without its head, has the keys and
+    shapes of ``state`` (with a wrapper's prefix or torchvision's older names allowed);
+    ``None`` if none has.
 
     Builds each registered network once (on the meta device: about a second for all of
     them), so it is for error messages, not for a hot path.
@@ -65,7 +65,10 @@ def guess_architecture(state: Mapping[str, Any]) -> str | None:
         if spec is None or shapes is None:
             continue
         fitted, _ = fit_keys(state, shapes)
-        if _body(fitted, spec.head) == _body(shapes, spec.head):
+        body = _body(shapes, spec.head)
+        if _body(fitted, spec.head) == body and all(  # the shapes too: B1 and B2 share keys
+            tuple(getattr(fitted[key], "shape", ())) == shapes[key] for key in body
+        ):
             return name
     return None
 

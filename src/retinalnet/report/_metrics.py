@@ -115,9 +115,9 @@ def metrics_section(result: EvaluationResult, report: ClassificationReport) -> S
         "<b>Precision</b> (positive predictive value): of the scans it calls that class, the "
         "share that are. <b>AUC</b>: area under the ROC curve of the class's probability "
         "(0.5 is chance, 1 is perfect). <b>Macro</b> averages the classes equally, "
-        "<b>weighted</b> by their number of images. As scikit-learn's, the macro average "
-        "covers the classes with images or predictions here: a class predicted but with no "
-        "image counts with precision 0 (sensitivity and AUC average the classes with images); "
+        "<b>weighted</b> by their number of images. The macro average covers the classes "
+        "with images or predictions here: a class predicted but with no image counts with "
+        "precision 0, as scikit-learn's (sensitivity and AUC average the classes with images); "
         "a class never predicted shows precision 0 (0 of 0 predictions).</p>",
         per_class,
         *(f"<p>{esc(note)}</p>" for note in report.notes),  # the macro average's classes

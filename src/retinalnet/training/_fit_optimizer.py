@@ -114,19 +114,22 @@ def optimizer_for_run(
     ValueError
         If the model has no trainable parameters, or the optimizer is an object of the
         caller's (``ClassificationTask(optimizer=instance)``, or put in
-        ``trainer.optimizer``) and the trainable parameters changed since it was given.
+        ``trainer.optimizer``) and holds not every parameter trainable now.
     """
     parameters = trainable_parameters(model)
     settings = _task_settings(task)
     replaced = optimizer is not built.optimizer or scheduler is not built.scheduler
     if replaced or built.own or isinstance(task.optimizer, torch.optim.Optimizer):
-        if not _same(built.parameters, parameters):
+        held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        missing = [p for p in parameters if id(p) not in held]
+        if missing:  # SGD(model.parameters()) holds the frozen ones too: unfreezing is fine
             raise ValueError(
-                f"{where}: the model has {len(parameters)} trainable parameter tensors, not "
-                f"the {len(built.parameters)} the optimizer object you gave was made for (the "
-                "trainable ones changed since); give the task a function building the "
-                "optimizer, ClassificationTask(optimizer=lambda params: ...), so each fit "
-                "builds it for what trains then, or build a new Trainer"
+                f"{where}: {len(missing)} of the model's {len(parameters)} trainable "
+                "parameter tensors are not in the optimizer object you gave (they became "
+                "trainable after it was made for the others), so they would not train; give "
+                "the task a function building the optimizer, ClassificationTask(optimizer="
+                "lambda params: ...), so each fit builds it for what trains then, build the "
+                "optimizer over all of model.parameters(), or build a new Trainer"
             )
         if replaced:  # yours, with your scheduler: used as they are
             rates = _base_rates(optimizer)

@@ -85,28 +85,31 @@ def first_nonfinite(losses: torch.Tensor) -> tuple[int, float] | None:
 
 
 def first_nonfinite_state(module: nn.Module) -> str | None:
-    """The name of the first trainable parameter or floating-point buffer of ``module``
-    holding a NaN or infinite value; ``None`` if all are finite.
+    """The name of the first trainable parameter holding a NaN or infinite value, or
+    floating-point buffer holding a NaN, of ``module``; ``None`` if there is none.
 
-    One reduction per tensor and one read back: cheap once per epoch, even for a whole
-    network being fine-tuned.
+    A buffer may hold infinities by design (an attention mask of ``-inf``); a NaN in one
+    (batch-norm statistics) comes from a diverged step. One reduction per tensor and one
+    read back: cheap once per epoch, even for a whole network being fine-tuned.
     """
-    named: list[tuple[str, torch.Tensor]] = [
-        (n, p) for n, p in module.named_parameters() if p.requires_grad
-    ]
-    named += [(n, b) for n, b in module.named_buffers() if b.is_floating_point()]
+    parameters = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    buffers = [(n, b) for n, b in module.named_buffers() if b.is_floating_point()]
+    named = parameters + buffers
     if not named:
         return None
-    finite = torch.stack([torch.isfinite(value.detach()).all() for _, value in named])
-    if bool(finite.all()):
+    usable = torch.stack(
+        [torch.isfinite(value.detach()).all() for _, value in parameters]
+        + [~torch.isnan(value.detach()).any() for _, value in buffers]
+    )
+    if bool(usable.all()):
         return None
-    return named[int(torch.nonzero(~finite)[0])][0]
+    return named[int(torch.nonzero(~usable)[0])][0]
 
 
 def check_finite_weights(model: nn.Module, where: str) -> None:
-    """Refuse to train ``model`` when a trainable weight (or a floating-point buffer) is
-    already NaN or infinite: an earlier fit diverged, and training again would blame the
-    learning rate of this one.
+    """Refuse to train ``model`` when a trainable weight is already NaN or infinite (or a
+    floating-point buffer NaN): an earlier fit diverged, and training again would blame
+    the learning rate of this one.
 
     Raises
     ------

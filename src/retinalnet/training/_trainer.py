@@ -367,9 +367,10 @@ class Trainer:
         once more than one final head trains). With ``resume_from``, the optimizer and
         scheduler are built the same way and the run's state is loaded into them. An
         optimizer object of your own (``ClassificationTask(optimizer=instance)``) is used
-        as it is (its schedule restarts), and refused once the trainable parameters
-        changed. At the end, also of a fit that failed or was interrupted, the loaders'
-        worker processes are ended and the gradients dropped (``.grad`` is ``None``).
+        as it is (its schedule restarts), and refused when parameters that became
+        trainable are not in it. At the end, also of a fit that failed or was interrupted,
+        the loaders' worker processes are ended and the gradients dropped (``.grad`` is
+        ``None``).
 
         Parameters
         ----------
