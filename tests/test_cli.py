@@ -410,8 +410,15 @@ def test_evaluate_from_a_manifest_says_what_is_wrong_with_its_rows(
     error = capsys.readouterr().err
     assert f"error: 1 of {len(missing)} row(s) of split 'test'" in error
     assert error.rstrip().endswith("or pass --on-error skip to leave them out")
-    with pytest.warns(UserWarning, match=r"name no file .*: they are left out"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         assert main([*argv, "--data", str(data), "--on-error", "skip"]) == 0
+    said = [str(warning.message) for warning in caught]
+    assert len(said) == 2
+    assert "name no file" in said[0]
+    assert ": they are left out; restore the files, or write the manifest again" in said[0]
+    assert said[0].endswith("with `retinalnet split`")
+    assert "are named for another class than their label" in said[1]  # rows[0], as above
     assert json.loads(capsys.readouterr().out)["num_samples"] == len(scans)
 
 
