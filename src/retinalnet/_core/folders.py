@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from retinalnet._core.files import os_error_in_words
+from retinalnet._core.read_failure import broken_link_on_the_way
 
 __all__ = ["check_file_target", "check_folder", "folder_problem", "nonempty_path", "not_a_folder"]
 
@@ -61,12 +62,13 @@ def not_a_folder(path: str | os.PathLike[str]) -> str | None:
     True
     """
     folder = Path(path)
+    found = broken_link_on_the_way(folder)  # a link to nothing: no folder can be made through it
+    if found is not None:
+        link, target = found
+        what = f"is a symbolic link to {target!r}, which does not exist"
+        return what if link == folder else f"cannot be made: {str(link)!r} {what}"
     existing = folder
     while not _exists(existing) and existing.parent != existing:
-        if existing.is_symlink():  # a link to nothing: no folder can be made through it
-            target = str(existing.readlink())
-            what = f"is a symbolic link to {target!r}, which does not exist"
-            return what if existing == folder else f"cannot be made: {str(existing)!r} {what}"
         existing = existing.parent
     try:
         if not existing.exists() or existing.is_dir():

@@ -9,7 +9,14 @@ from pathlib import Path
 
 from retinalnet._core.files import os_error_in_words
 
-__all__ = ["BROKEN_LINK_FIX", "EMPTY_FILE", "broken_link_target", "is_empty", "read_failure"]
+__all__ = [
+    "BROKEN_LINK_FIX",
+    "EMPTY_FILE",
+    "broken_link_on_the_way",
+    "broken_link_target",
+    "is_empty",
+    "read_failure",
+]
 
 EMPTY_FILE = "the file is empty, 0 bytes: was it cut short while written or copied?"
 """Why a file of 0 bytes cannot be read, in the words of every reader (images, DICOM,
@@ -88,22 +95,36 @@ def broken_link_target(path: str | os.PathLike[str]) -> str | None:
         return None
 
 
+def broken_link_on_the_way(path: str | os.PathLike[str]) -> tuple[Path, str] | None:
+    """The symbolic link to nothing that keeps ``path`` from existing, itself or a folder
+    above it (an unmounted share linked as ``train/CNV``), with where it leads; ``None``
+    if there is none (the walk stops at the first part that exists).
+
+    Examples
+    --------
+    >>> broken_link_on_the_way("no-such-folder/scan.png") is None
+    True
+    """
+    for candidate in (Path(path), *Path(path).parents):
+        if os.path.exists(candidate):  # noqa: PTH110 - never raises
+            return None
+        target = broken_link_target(candidate)
+        if target is not None:
+            return candidate, target
+    return None
+
+
 def _no_such_file(file: Path) -> str:
     """ "no such file"; for a broken symbolic link (a NAS share not mounted, a moved folder)
     where it points, which its own name does not say, and the fix."""
-    target = broken_link_target(file)
-    if target is not None:
+    found = broken_link_on_the_way(file)
+    if found is not None:
+        link, target = found
+        whose = "a" if link == file else f"its folder {str(link)!r} is a"
         return (
-            f"no such file (a broken symbolic link to {target!r}, which does not exist): "
+            f"no such file ({whose} broken symbolic link to {target!r}, which does not exist): "
             f"{BROKEN_LINK_FIX}"
         )
     if file.is_symlink():  # pointing at a file again, or replaced, since the error
         return "no such file (a broken symbolic link)"
-    for folder in file.parents:  # a linked folder: an unmounted share linked as train/CNV
-        target = broken_link_target(folder)
-        if target is not None:
-            return (
-                f"no such file (its folder {str(folder)!r} is a broken symbolic link to "
-                f"{target!r}, which does not exist): {BROKEN_LINK_FIX}"
-            )
     return "no such file"
