@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from retinalnet._core import worker_start
+from retinalnet._core.forked_workers import WorkerStart
 from retinalnet._core.loaders import make_loader
 
 _FIX = (
@@ -98,12 +100,57 @@ def test_a_worker_that_dies_after_a_batch_keeps_torchs_error(
 ) -> None:
     # memory or a kill, not a start: the advice about spawn would mislead
     monkeypatch.setattr(worker_start, "_start_method", lambda loader: "spawn")
-    loader = make_loader(  # the worker reads two batches ahead: it dies at the fourth
-        _Numbers(8, exit_at=6), batch_size=2, shuffle=False, transform=None, num_workers=1
-    )
-    batches = iter(loader)
-    assert next(batches)[0].flatten().tolist() == [0.0, 1.0]
-    with pytest.raises(RuntimeError, match="exited unexpectedly") as caught:
-        for _ in batches:
-            pass
+    # batches by named shared memory: under "file_descriptor" the main process fetches each
+    # batch's descriptor from the worker, which may be dead by then (ConnectionResetError)
+    strategy = torch.multiprocessing.get_sharing_strategy()
+    torch.multiprocessing.set_sharing_strategy("file_system")
+    try:
+        loader = make_loader(  # the worker reads two batches ahead: it dies at the fourth
+            _Numbers(8, exit_at=6), batch_size=2, shuffle=False, transform=None, num_workers=1
+        )
+        batches = iter(loader)
+        assert next(batches)[0].flatten().tolist() == [0.0, 1.0]
+        with pytest.raises(RuntimeError, match="exited unexpectedly") as caught:
+            for _ in batches:
+                pass
+    finally:
+        torch.multiprocessing.set_sharing_strategy(strategy)
     assert "could not start" not in str(caught.value)
+
+
+def _worker_exit_codes_in_a_pool_thread(make: Any) -> list[int | None]:
+    """Read a two-worker loader to its end in a thread-pool thread (the workers fork from
+    that thread), and return the workers' exit codes once the iterator shut them down."""
+
+    def read() -> list[int | None]:
+        iterator = iter(make(_Numbers(8), batch_size=2, num_workers=2))
+        assert len(list(iterator)) == 4
+        workers = list(iterator._workers)
+        iterator._shutdown_workers()
+        return [worker.exitcode for worker in workers]
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(read).result(timeout=120)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="workers fork from the thread only on POSIX")
+def test_workers_forked_from_a_thread_pools_thread_end_with_status_0() -> None:
+    # they exited with status 1 ("cannot join current thread" in concurrent.futures' exit
+    # hook), and torch's SIGCHLD handler then failed another thread's loader with "DataLoader
+    # worker (pid ...) exited unexpectedly with exit code 1" (a web server's request threads)
+    context = torch.multiprocessing.get_context("fork")
+
+    def explained(data: Any, **options: Any) -> worker_start.ExplainedLoader:
+        return worker_start.ExplainedLoader(data, multiprocessing_context=context, **options)
+
+    assert _worker_exit_codes_in_a_pool_thread(explained) == [0, 0]
+
+
+def test_a_worker_init_fn_given_runs_after_the_threads_are_forgotten() -> None:
+    seen: list[int] = []
+    start = WorkerStart(seen.append)
+    start(3)
+    assert seen == [3]
+    loader = worker_start.ExplainedLoader(_Numbers(2), worker_init_fn=seen.append)
+    assert isinstance(loader.worker_init_fn, WorkerStart)
+    assert loader.worker_init_fn.then == seen.append
