@@ -761,3 +761,55 @@ def test_a_malformed_exif_block_is_no_fault_of_the_pixels(clean_tree: Path) -> N
     report = audit(clean_tree)
     assert report.ok
     assert report.exif_rotated.count == 0
+
+
+# --- names with control characters ------------------------------------------------------------
+
+
+def test_names_with_control_characters_are_quoted_in_the_table_raw_in_json(
+    clean_tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a newline in a name split one finding over two lines of the table
+    from retinalnet.cli import main
+
+    planted = {
+        "unreadable": "train/CNV/CNV-300-1\n.jpeg",
+        "stray_files": "train/CNV/notes\t1.txt",
+        "loose_images": "train/NORMAL-301-1\n.jpeg",
+        "nested_images": "train/CNV/DME/DME-302\t-1.jpeg",
+        "mismatched_prefix": "train/CNV/DME-303-1\t\n.jpeg",
+        "unknown_class_folders": "train/CN\nV",
+    }
+    (clean_tree / planted["unreadable"]).write_text("not a scan")
+    (clean_tree / planted["stray_files"]).write_text("stray")
+    _scan(clean_tree / planted["loose_images"], 301)
+    _scan(clean_tree / planted["nested_images"], 302)
+    _scan(clean_tree / planted["mismatched_prefix"], 303)
+    _scan(clean_tree / planted["unknown_class_folders"] / "CNV-304-1.jpeg", 304)
+    unparsed = _scan(clean_tree / "train" / "CNV" / "scan\n305.jpeg", 305)
+    shutil.copy(unparsed, clean_tree / "test" / "CNV" / "copy\t306.jpeg")  # a duplicate
+    report = audit(clean_tree)
+    data = report.to_dict()
+    for key, name in planted.items():
+        assert name in data[key], key
+    assert "train/CNV/scan\n305.jpeg" in data["unparsed_patient_ids"]["examples"]
+
+    assert main(["audit", str(clean_tree), "-q"]) == 1
+    table = capsys.readouterr().out
+    assert table.rstrip("\n") == str(report)
+    for name in [*planted.values(), "train/CNV/scan\n305.jpeg", "test/CNV/copy\t306.jpeg"]:
+        assert repr(name) in table, name
+    assert "\t" not in table
+    lines = table.splitlines()
+    assert "  'train/CNV/CNV-300-1\\n.jpeg': not a recognised image format" in lines
+    assert "  'train/CNV/DME/DME-302\\t-1.jpeg' -> train/DME/" in lines
+    assert not [line for line in lines if line.startswith(".jpeg") or line.startswith("V ")]
+
+    assert main(["audit", str(clean_tree), "-q", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out) == data  # the names as they are
+
+
+def test_problem_files_quote_names_with_control_characters() -> None:
+    files = ProblemFiles(2, ["train/CNV/new\nline.jpeg", "train/CNV/CNV-1-1.jpeg"])
+    assert str(files) == "2 (e.g. 'train/CNV/new\\nline.jpeg', train/CNV/CNV-1-1.jpeg)"
+    assert files.to_dict()["examples"][0] == "train/CNV/new\nline.jpeg"

@@ -473,3 +473,87 @@ def test_a_run_whose_lock_is_gone_stops_before_writing_again(tmp_path: Path, how
         assert not out.exists()
     else:
         assert checkpoint_epoch(out / "last.pt") == 1  # epoch 2 was not written there
+
+
+# ---------------------------------------------------------------------------------------------
+# Windows, simulated: whether the owner runs is asked of kernel32, as psutil asks it
+
+
+class _FakeKernel32:
+    """kernel32 as the lock calls it, for ``processes``: pid -> "running", "exited" (its
+    handle still open somewhere) or "denied" (another user's); any other pid does not exist."""
+
+    def __init__(self, processes: Mapping[int, str]) -> None:
+        self.processes = processes
+        self.error = 0
+        self.open: set[int] = set()
+
+    def OpenProcess(self, access: int, inherit: bool, pid: int) -> int | None:
+        assert access == 0x1000  # PROCESS_QUERY_LIMITED_INFORMATION
+        state = self.processes.get(pid)
+        if state is None or state == "denied":
+            self.error = 87 if state is None else 5  # INVALID_PARAMETER, ACCESS_DENIED
+            return None
+        self.open.add(pid + 1000)
+        return pid + 1000
+
+    def GetExitCodeProcess(self, handle: int, code: Any) -> int:
+        code.contents.value = 259 if self.processes[handle - 1000] == "running" else 1
+        return 1
+
+    def CloseHandle(self, handle: int) -> int:
+        self.open.remove(handle)
+        return 1
+
+    def last_error(self) -> int:
+        return self.error
+
+
+_ON_WINDOWS = {4001: "running", 4002: "exited", 4003: "denied"}
+
+
+@pytest.fixture
+def windows(monkeypatch: pytest.MonkeyPatch) -> _FakeKernel32:
+    """The lock's process checks take their Windows path, against a fake kernel32."""
+    from retinalnet.training import _lock_owner
+
+    kernel32 = _FakeKernel32(_ON_WINDOWS)
+    monkeypatch.setattr(_lock_owner, "_ON_WINDOWS", True)
+    monkeypatch.setattr(_lock_owner, "_kernel32", lambda: kernel32)
+    monkeypatch.setattr(_lock_owner, "_process_start", lambda pid: None)  # no /proc there
+    return kernel32
+
+
+@pytest.mark.parametrize(
+    ("pid", "alive"), [(4001, True), (4002, False), (4003, True), (4004, False)]
+)
+def test_windows_is_asked_whether_the_owner_runs(
+    windows: _FakeKernel32, pid: int, alive: bool
+) -> None:
+    # was None (cannot be told) for every process: a crashed run's lock was never stale
+    from retinalnet.training import _lock_owner
+
+    assert _lock_owner._alive(pid) is alive
+    assert windows.open == set()  # every handle opened is closed
+
+
+def test_a_crashed_run_s_lock_is_stale_on_windows(
+    tmp_path: Path, windows: _FakeKernel32, caplog: pytest.LogCaptureFixture
+) -> None:
+    _write_lock(tmp_path, pid=4004)
+
+    with caplog.at_level(logging.WARNING, logger="retinalnet"):
+        trainer = _fit(tmp_path)
+
+    assert len(trainer.history) == 2
+    assert any("process 4004 is no longer running" in m for m in caplog.messages)
+
+
+@pytest.mark.parametrize("pid", [4001, 4003], ids=["running", "another-user-s"])
+def test_a_live_run_s_lock_is_kept_on_windows(
+    tmp_path: Path, windows: _FakeKernel32, pid: int
+) -> None:
+    _write_lock(tmp_path, pid=pid)
+
+    with pytest.raises(RunLockedError, match=rf"process {pid} on this host has held it"):
+        _fit(tmp_path)

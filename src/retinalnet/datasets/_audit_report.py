@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
+from retinalnet._core.printable import one_line
 from retinalnet.datasets._files import (
     NAMING_HINT,
     class_folder_hint,
@@ -97,7 +98,8 @@ class ProblemFiles:
 
     def __str__(self) -> str:
         more = ", ..." if self.count > len(self.examples) else ""
-        return f"{self.count} (e.g. {', '.join(self.examples)}{more})"
+        shown = ", ".join(one_line(path) for path in self.examples)
+        return f"{self.count} (e.g. {shown}{more})"
 
 
 @dataclass(frozen=True)
@@ -355,7 +357,7 @@ class AuditReport:
         return json.dumps(self.to_dict(), indent=indent)
 
     def __str__(self) -> str:
-        lines = [f"audit of {self.root}: {self.total} images", "", *self._table(), ""]
+        lines = [f"audit of {one_line(self.root)}: {self.total} images", "", *self._table(), ""]
         lines.append(f"grayscale {self.grayscale}, colour {self.colour}")
         depths = ", ".join(f"{bits}-bit {n}" for bits, n in self.bit_depths.items())
         lines.append(f"bit depths: {depths or 'none'}")
@@ -363,18 +365,20 @@ class AuditReport:
         more = f", ... ({len(self.sizes)} sizes)" if len(self.sizes) > 5 else ""
         lines.append(f"sizes: {common or 'none'}{more}")
         lines.append(f"unreadable images: {len(self.unreadable)}")
-        lines += _shown(f"{path}: {reason}" for path, reason in self.unreadable.items())
+        lines += _shown(
+            f"{one_line(path)}: {one_line(reason)}" for path, reason in self.unreadable.items()
+        )
         lines.append(f"stray files (not images, or outside SPLIT/CLASS/): {len(self.stray_files)}")
-        lines += _shown(self.stray_files)
+        lines += _shown(map(one_line, self.stray_files))
         within = len(self.duplicates) - len(self.cross_split_duplicates)
         lines.append(
             f"duplicate groups (identical bytes): {len(self.duplicates)} "
             f"({len(self.cross_split_duplicates)} across splits, {within} within a split)"
         )
-        lines += _shown(", ".join(group.paths) for group in self.duplicates)
+        lines += _shown(", ".join(map(one_line, group.paths)) for group in self.duplicates)
         lines.append(f"patients in more than one split: {len(self.cross_split_patients)}")
         lines += _shown(
-            f"{patient}: " + ", ".join(f"{split} {n}" for split, n in per_split.items())
+            f"{one_line(patient)}: " + ", ".join(f"{split} {n}" for split, n in per_split.items())
             for patient, per_split in self.cross_split_patients.items()
         )
         lines += self._layout_sections() + self._file_sections()
@@ -383,13 +387,13 @@ class AuditReport:
                 f"symlinked folders that loop back, skipped: {len(self.symlink_loops)} "
                 "(remove the links)"
             )
-            lines += _shown(self.symlink_loops)
+            lines += _shown(map(one_line, self.symlink_loops))
         if self.system_folders:
             lines.append(
                 f"system folders left out, not read: {len(self.system_folders)} (thumbnails, "
                 "metadata, recycle bins or snapshots that other systems leave among files)"
             )
-            lines += _shown(self.system_folders)
+            lines += _shown(map(one_line, self.system_folders))
         rotated = self.exif_rotated
         if rotated.count:
             lines.append(
@@ -429,7 +433,7 @@ class AuditReport:
                 "not read by training)"
             )
             lines += _shown(
-                f"{folder} ({_images(n)}): rename it to {split_named(folder)!r}"
+                f"{one_line(folder)} ({_images(n)}): rename it to {split_named(folder)!r}"
                 for folder, n in self.unknown_split_folders.items()
             )
         if self.unknown_class_folders:
@@ -438,7 +442,8 @@ class AuditReport:
                 "not counted; training refuses them)"
             )
             lines += _shown(
-                f"{folder} ({_images(n)}): {class_folder_hint(folder.rsplit('/', 1)[-1])}"
+                f"{one_line(folder)} ({_images(n)}): "
+                + class_folder_hint(folder.rsplit("/", 1)[-1])
                 for folder, n in self.unknown_class_folders.items()
             )
         if self.loose_images:
@@ -446,21 +451,26 @@ class AuditReport:
                 f"images lying directly in a split folder: {len(self.loose_images)} (not "
                 "counted; training refuses them): move each into its class folder"
             )
-            lines += _shown(self.loose_images)
+            lines += _shown(map(one_line, self.loose_images))
         if self.empty_classes:
             lines.append(
                 f"empty classes: {len(self.empty_classes)} (the split never shows that class: "
                 "a model trained on it cannot learn it, metrics on it are undefined): put the "
                 "class's scans in its folder, or check the download"
             )
-            lines += _shown(f"{where}: {why}" for where, why in self.empty_classes.items())
+            lines += _shown(
+                f"{one_line(where)}: {why}" for where, why in self.empty_classes.items()
+            )
         if self.nested_images:
             lines.append(
                 f"images nested under another class's folder: {len(self.nested_images)} (they "
                 "would be labelled with the outer folder; training refuses them): move each "
                 "into the folder of the class it is filed under"
             )
-            lines += _shown(f"{path} -> {_nested_target(path)}" for path in self.nested_images)
+            lines += _shown(
+                f"{one_line(path)} -> {one_line(_nested_target(path))}"
+                for path in self.nested_images
+            )
         return lines
 
     def _file_sections(self) -> list[str]:
@@ -473,7 +483,7 @@ class AuditReport:
                 "of its true class"
             )
             lines += _shown(
-                f"{path} (named {class_named_in(path.rsplit('/', 1)[-1])}, labelled "
+                f"{one_line(path)} (named {class_named_in(path.rsplit('/', 1)[-1])}, labelled "
                 f"{path.split('/')[1]})"
                 for path in self.mismatched_prefix
             )
@@ -522,7 +532,7 @@ def _nested_target(path: str) -> str:
 
 def _examples(files: ProblemFiles) -> list[str]:
     """Indented lines for the examples kept, then how many more files there are."""
-    lines = [f"  {path}" for path in files.examples]
+    lines = [f"  {one_line(path)}" for path in files.examples]
     if files.count > len(files.examples):
         lines.append(f"  ... and {files.count - len(files.examples)} more")
     return lines

@@ -8,9 +8,12 @@ state-dict file (offline sites), or ``None`` for random initialisation.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import pickle
 import sys
+import tempfile
+import urllib.error
 from pathlib import Path
 from typing import TypeAlias
 
@@ -220,8 +223,10 @@ def load_network(
     Raises
     ------
     WeightsUnavailableError
-        If the weights must be downloaded and the download fails; the message says how to
-        use a local file instead.
+        If the weights must be downloaded and the download fails, or torch's cache folder
+        (``$TORCH_HOME/hub/checkpoints``) cannot be written (read-only, a file in its place,
+        a full disk; said before any download); the message says how to use a local file
+        instead.
     ValueError
         If a local file is not a state dict of this network.
 
@@ -241,6 +246,8 @@ def load_network(
         return network
     cached = cached_weights_path(resolved)
     was_cached = cached.is_file()
+    if not was_cached:
+        _check_cache_folder(cached.parent, resolved, spec)
     try:
         # torch.hub announces a download on stdout, where a command's results go; a library
         # writes nothing there, so the notice (and the progress bar) go to stderr.
@@ -255,10 +262,76 @@ def load_network(
                 "file is probably incomplete or corrupt: delete it to download it again, or "
                 + _offline_help(resolved)
             ) from error
+        if isinstance(error, OSError) and _cache_fault(error, cached.parent):
+            raise _cache_error(cached.parent, resolved, spec, error, "was stopped") from error
         raise WeightsUnavailableError(
             f"cannot download {label} weights {resolved.name} ({reason}); "
             + _offline_help(resolved)
         ) from error
+
+
+# what writing into the cache folder may fail with, and a network never does
+_DISK_ERRNOS = frozenset(
+    code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EROFS) if code is not None
+)
+
+
+def _check_cache_folder(folder: Path, weights: WeightsEnum, spec: ModelSpec) -> None:
+    """Make torch's checkpoint folder and write a file in it, as its download will, so that a
+    folder that cannot be written is said before anything is downloaded."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)  # what torch.hub does first (os.makedirs)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise _cache_error(folder, weights, spec, error, "was not tried") from error
+
+
+def _cache_fault(error: OSError, folder: Path) -> bool:
+    """Whether ``error`` came from writing the cache folder (a full disk, a read-only file
+    system, a file there), not from the network."""
+    if isinstance(error, urllib.error.URLError):  # its filename is the URL, for HTTPError
+        return False
+    if error.errno in _DISK_ERRNOS:
+        return True
+    if error.filename is None or isinstance(error.filename, int):
+        return False
+    written, folder = Path(os.fsdecode(error.filename)).absolute(), folder.absolute()
+    return written == folder or folder in written.parents or written in folder.parents
+
+
+def _cache_error(
+    folder: Path, weights: WeightsEnum, spec: ModelSpec, error: OSError, download: str
+) -> WeightsUnavailableError:
+    """The error for a cache folder torch cannot keep a download in: the folder, the reason
+    and the two ways on."""
+    file_name = Path(weights.url).name
+    return WeightsUnavailableError(
+        f"cannot keep {weights_label(spec)} weights {weights.name} in torch's cache folder "
+        f"{str(folder)!r}: {_folder_reason(folder, error)} (the download {download}); set "
+        "TORCH_HOME to a writable folder (torch keeps downloads in $TORCH_HOME/hub/"
+        f"checkpoints), or download {weights.url} on a machine with internet and pass "
+        f"weights='/path/to/{file_name}'"
+    )
+
+
+def _folder_reason(folder: Path, error: OSError) -> str:
+    """Why ``folder`` cannot be written, in the OS's words, naming a file that stands where
+    a folder should be."""
+    for place in (folder, *folder.parents):
+        if place.exists() or place.is_symlink():
+            if place.is_symlink() and not place.exists():
+                return f"{str(place)!r} is a broken symbolic link"
+            if not place.is_dir():
+                return f"{str(place)!r} is a file, not a folder"
+            break
+    words = error.strerror or type(error).__name__
+    if error.filename is None or isinstance(error.filename, int):
+        return words
+    written = Path(os.fsdecode(error.filename))
+    if written.parent == folder:  # a file of the folder's own (the test file), not the folder
+        return words
+    return f"{words}: {str(written)!r}"
 
 
 def load_vgg16(weights: WeightsArg, *, progress: bool = True) -> VGG:
@@ -269,7 +342,8 @@ def load_vgg16(weights: WeightsArg, *, progress: bool = True) -> VGG:
     Raises
     ------
     WeightsUnavailableError
-        If the weights must be downloaded and the download fails.
+        If the weights must be downloaded and the download fails, or torch's cache folder
+        cannot be written.
     ValueError
         If a local file is not a VGG16 state dict.
     """

@@ -12,10 +12,17 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any, Protocol, cast
 
 __all__ = ["Owner", "RunLockedError", "held_by_other_run", "held_in_this_process", "why_stale"]
 
 _CLOCK_SLACK_S = 2.0  # /proc gives boot time in whole seconds
+_ON_WINDOWS = os.name == "nt"
+# Windows' names (winnt.h, winerror.h), as psutil uses them to tell whether a process runs
+_PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
+_STILL_ACTIVE = 259
+_ERROR_ACCESS_DENIED = 5
+_ERROR_INVALID_PARAMETER = 87
 
 
 @dataclass(frozen=True)
@@ -141,8 +148,8 @@ def why_stale(owner: Owner) -> str | None:
 
 def _alive(pid: int) -> bool | None:
     """Whether process ``pid`` runs on this host; ``None`` where it cannot be told."""
-    if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C_EVENT there
-        return None
+    if _ON_WINDOWS:  # os.kill(pid, 0) would send CTRL_C_EVENT there
+        return _alive_on_windows(pid, _kernel32())
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -152,6 +159,60 @@ def _alive(pid: int) -> bool | None:
     except OSError:
         return None
     return True
+
+
+class _Kernel32(Protocol):
+    """The kernel32 functions :func:`_alive_on_windows` calls (a fake one in the tests)."""
+
+    def OpenProcess(self, access: int, inherit: bool, pid: int) -> int | None: ...  # noqa: N802
+    def GetExitCodeProcess(self, handle: int, code: Any) -> int: ...  # noqa: N802
+    def CloseHandle(self, handle: int) -> int: ...  # noqa: N802
+    def last_error(self) -> int:
+        """The calling thread's last Windows error code (``ctypes.get_last_error()``)."""
+
+
+def _kernel32() -> _Kernel32:
+    """Windows' kernel32, its handles typed as handles (not truncated to C ints)."""
+    if sys.platform == "win32":
+        import ctypes
+        from ctypes import wintypes
+
+        library = ctypes.WinDLL("kernel32", use_last_error=True)
+        library.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
+        library.OpenProcess.restype = wintypes.HANDLE
+        library.GetExitCodeProcess.argtypes = (wintypes.HANDLE, ctypes.POINTER(wintypes.DWORD))
+        library.GetExitCodeProcess.restype = wintypes.BOOL
+        library.CloseHandle.argtypes = (wintypes.HANDLE,)
+        library.CloseHandle.restype = wintypes.BOOL
+        library.last_error = ctypes.get_last_error
+        return cast(_Kernel32, library)
+    raise OSError(f"kernel32 is a Windows library; this is {sys.platform!r}")
+
+
+def _alive_on_windows(pid: int, kernel32: _Kernel32) -> bool | None:
+    """Whether process ``pid`` runs, asked as psutil asks Windows (``pid_is_running``).
+
+    ``OpenProcess`` failing with ERROR_INVALID_PARAMETER means no such process, with
+    ERROR_ACCESS_DENIED a process of another user; an open process runs while its exit code
+    is STILL_ACTIVE (a handle someone keeps open outlives the process).
+    """
+    import ctypes
+
+    if pid <= 0:
+        return None  # 0 is the System Idle Process; no lock names it
+    handle = kernel32.OpenProcess(_PROCESS_QUERY_LIMITED_INFORMATION, False, pid)
+    if not handle:
+        error = kernel32.last_error()
+        if error == _ERROR_INVALID_PARAMETER:
+            return False
+        return True if error == _ERROR_ACCESS_DENIED else None
+    try:
+        code = ctypes.c_ulong()
+        if not kernel32.GetExitCodeProcess(handle, ctypes.pointer(code)):
+            return None
+        return code.value == _STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def _process_start(pid: int) -> float | None:
