@@ -663,7 +663,10 @@ def test_a_symlinked_folder_looping_back_is_listed_and_skipped(clean_tree: Path)
     assert report.symlink_loops == ["test/DME/root", "train/CNV/again"]
     assert report.total == 12
     assert report.ok
-    assert "symlinked folders that loop back, skipped: 2 (remove the links)" in str(report)
+    assert (
+        "symlinked folders that loop back or lead to a folder read anyway, skipped: 2 (remove "
+        "the links)"
+    ) in str(report)
 
 
 def test_problem_lists_are_cut_at_ten_lines_in_the_table(clean_tree: Path) -> None:

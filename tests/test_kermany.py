@@ -604,18 +604,32 @@ def test_symlinked_folders_that_loop_back_are_skipped_with_a_warning(make_tree):
     (root / "p" / "to-q").symlink_to(root / "q", target_is_directory=True)
     (root / "q" / "to-p").symlink_to(root / "p", target_is_directory=True)  # p <-> q
     (root / "a" / "self.jpg").symlink_to("self.jpg")  # a link to itself: not a folder
-    (root / "c").symlink_to(root / "a" / "b", target_is_directory=True)  # no loop: followed
+    (root / "c").symlink_to(root / "a" / "b", target_is_directory=True)  # listed as a/b
     loop = r"skipping the link '.*': it leads back to .*\(a loop\)"
-    with pytest.warns(RuntimeWarning, match=loop):
+    listed = r"skipping the link '.*/c': it leads to .*, a folder under .* whose files are listed"
+    with pytest.warns(RuntimeWarning) as caught:
         found = find_images(root)
+    said = [str(warning.message) for warning in caught]
+    assert any(re.match(loop, text) for text in said)
+    assert any(re.match(listed, text) for text in said)
     assert [path.relative_to(root).as_posix() for path in found] == [
         "a/b/scan_2.jpg",
         "a/scan_1.jpg",
         "a/self.jpg",  # an image by name; reading it fails, naming the file
-        "c/scan_2.jpg",
-        "p/scan_3.png",
-        "q/to-p/scan_3.png",  # p through the link in q, once
+        "p/scan_3.png",  # once: not again through the links p/to-q/to-p or q/to-p
     ]
+
+
+def test_a_class_folder_linked_to_its_own_subfolder_reads_each_file_once(make_tree):
+    # was: the file read twice, once through the link (double weight in training), and
+    # `retinalnet split` wrote both paths into a manifest that from_manifest then refused
+    root = make_tree(
+        {"train/CNV/batch1": ["CNV-1-1.jpeg"], "train/CNV": ["CNV-2-1.jpeg"], "train/NORMAL": []}
+    )
+    (root / "train" / "CNV" / "latest").symlink_to("batch1", target_is_directory=True)
+    with pytest.warns(RuntimeWarning, match=r"skipping the link .*latest"):
+        data = KermanyOCT(root, "train", classes=["CNV", "NORMAL"])
+    assert sorted(Path(path).name for path, _ in data.samples) == ["CNV-1-1.jpeg", "CNV-2-1.jpeg"]
 
 
 # --- the real Kermany sample -----------------------------------------------------------------

@@ -204,7 +204,8 @@ class AuditReport:
 
         .. versionadded:: 0.2
     symlink_loops : list of str
-        Symbolic links to a folder that contains them, skipped by the audit and by
+        Symbolic links to a folder that contains them, or to another folder of the same
+        class folder (whose files are read there, each once), skipped by the audit and by
         :class:`~retinalnet.datasets.KermanyOCT`.
     system_folders : list of str
         Folders that operating systems, NAS boxes and zip tools leave among files
@@ -384,7 +385,8 @@ class AuditReport:
         lines += self._layout_sections() + self._file_sections()
         if self.symlink_loops:
             lines.append(
-                f"symlinked folders that loop back, skipped: {len(self.symlink_loops)} "
+                "symlinked folders that loop back or lead to a folder read anyway, skipped: "
+                f"{len(self.symlink_loops)} "
                 "(remove the links)"
             )
             lines += _shown(map(one_line, self.symlink_loops))

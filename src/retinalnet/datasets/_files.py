@@ -212,9 +212,11 @@ def walk_files(
     folders of the system folders (``@eaDir``, ``__MACOSX``, ``#recycle``, ...) skipped.
 
     Symbolic links to folders are followed, except one that leads back to a folder the walk
-    is already inside (a loop, which would list the same files again and again): it is
-    skipped and its path appended to ``loops`` (or, when ``loops`` is ``None``, named in a
-    ``RuntimeWarning``). The system folders skipped are appended to ``skipped`` (or, when it
+    is already inside (a loop, which would list the same files again and again) or to a
+    folder under ``folder`` (whose files the walk lists there: one image read twice would
+    weigh double in training and could land in two splits): it is skipped and its path
+    appended to ``loops`` (or, when ``loops`` is ``None``, named in a ``RuntimeWarning``).
+    The system folders skipped are appended to ``skipped`` (or, when it
     is ``None``, counted in one log line, at INFO level, once the walk ends, or once the
     ``system_folders_said_once`` it runs in ends). Only links cost
     a system call; plain folders cost none.
@@ -257,6 +259,17 @@ def _walk(
                         warn_caller(
                             f"skipping the link {entry.path!r}: it leads back to {real!r}, "
                             "a folder it is inside (a loop); remove the link",
+                            RuntimeWarning,
+                        )
+                    else:
+                        loops.append(entry.path)
+                    continue
+                if real.startswith(chain[0] + os.sep):
+                    if loops is None:
+                        warn_caller(
+                            f"skipping the link {entry.path!r}: it leads to {real!r}, a "
+                            f"folder under {chain[0]!r} whose files are listed "
+                            "there, each once; remove the link",
                             RuntimeWarning,
                         )
                     else:

@@ -40,6 +40,7 @@ from retinalnet.datasets._manifest import ManifestRow, read_manifest
 from retinalnet.datasets._manifest_files import (
     check_no_file_twice_under,
     parts_under,
+    refuse_rows_all_in_system_folders,
     rows_with_files,
     warn_of_mislabelled_rows,
 )
@@ -256,9 +257,11 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         ValueError
             If the manifest is malformed (not UTF-8, not valid CSV or JSON, a missing
             column, an unknown label or split), lists a file twice (also by a path relative
-            to ``root`` and an absolute one; symbolic links are not followed), puts a
-            patient in both ``train`` and ``val`` (see
-            :func:`~retinalnet.datasets.read_manifest`), or has no rows for ``split``.
+            to ``root`` and an absolute one, or through a linked folder), puts a patient in
+            both ``train`` and ``val`` (see :func:`~retinalnet.datasets.read_manifest`), has
+            no rows for ``split``, or only rows whose files lie in system folders (data
+            restored into a ``.snapshot`` and listed by absolute paths: the message names the
+            root to pass).
 
         Warns
         -----
@@ -300,11 +303,9 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         self._configure(classes, transform, target_transform, loader, on_error)
         check_no_file_twice_under(rows, base, f"manifest {str(manifest_path)!r}")
         source = f"split {split!r} of manifest {str(manifest_path)!r}"
-        chosen = _outside_system_folders(
-            [row for row in rows if row.split == split and row.label in self.class_to_idx],
-            base,
-            source,
-        )
+        of_split = [row for row in rows if row.split == split and row.label in self.class_to_idx]
+        refuse_rows_all_in_system_folders(of_split, base, source)
+        chosen = _outside_system_folders(of_split, base, source)
         if not chosen:
             found = sorted({row.split for row in rows})
             raise ValueError(

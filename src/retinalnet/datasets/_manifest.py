@@ -9,7 +9,7 @@ import json
 import os
 import posixpath
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
@@ -37,7 +37,9 @@ class ManifestRow:
     Attributes
     ----------
     path : str
-        The image file, relative to the data root (``/``-separated), or absolute.
+        The image file, relative to the data root (``/``-separated), or absolute. A ``\\``
+        (a manifest edited on Windows) separates folders unless the name with it is a file
+        (a Windows zip unpacked elsewhere names a file ``a\\b.jpeg``).
     label : str
         One of ``CNV``, ``DME``, ``DRUSEN``, ``NORMAL``.
     patient : str or None
@@ -201,8 +203,7 @@ def write_manifest(rows: Sequence[ManifestRow], path: str | os.PathLike[str]) ->
     """
     target = Path(path).expanduser()
     kind = _format(target)
-    checked = _check_rows(rows, f"manifest {str(target)!r}")
-    _refuse_names_that_are_not_utf_8(checked, target)
+    checked = _as_utf_8(_check_rows(rows, f"manifest {str(target)!r}"), target)
     # written whole or not at all: an interrupted split never leaves half a manifest that a
     # training run would read as the whole split
     if kind == "json":
@@ -218,18 +219,40 @@ def write_manifest(rows: Sequence[ManifestRow], path: str | os.PathLike[str]) ->
     return target
 
 
-def _refuse_names_that_are_not_utf_8(rows: Sequence[ManifestRow], target: Path) -> None:
-    """A manifest is UTF-8 text, as :func:`read_manifest` reads it: a file name that is not
-    UTF-8 (a Latin-1 ``café.jpeg``) would make one it then refuses."""
+def _as_utf_8(rows: Sequence[ManifestRow], target: Path) -> list[ManifestRow]:
+    """``rows`` with each path as the text its file name's bytes are in UTF-8: a manifest is
+    UTF-8 text, as :func:`read_manifest` reads it, whatever the file-system encoding here
+    (under ``LANG=C`` Python reads the UTF-8 name ``café.jpeg`` as ``caf\\udcc3\\udca9.jpeg``).
+    A name whose bytes are not UTF-8 (a Latin-1 ``café.jpeg``) would make a manifest that
+    :func:`read_manifest` refuses, and is refused here."""
+    written: list[ManifestRow] = []
     for row in rows:
-        try:
-            row.path.encode("utf-8")
-        except UnicodeEncodeError:
+        text = _utf_8_text(row.path)
+        if text is None:
             raise ValueError(
                 f"cannot write manifest {str(target)!r}: the file name {printable(row.path)!r} "
                 "is not UTF-8, and a manifest is UTF-8 text; rename the file to UTF-8 (e.g. "
                 "`convmv -f latin1 -t utf8 -r --notest FOLDER`)"
-            ) from None
+            )
+        written.append(row if text == row.path else replace(row, path=text))
+    return written
+
+
+def _utf_8_text(path: str) -> str | None:
+    """``path`` as UTF-8 text, by its bytes in the file-system encoding; ``None`` when they
+    are not UTF-8. Text this file system cannot name (``café`` under ``LANG=C``, typed by
+    hand) is taken as it is."""
+    try:
+        text = os.fsencode(path).decode("utf-8")
+    except UnicodeEncodeError:  # not a name of this file system
+        text = path
+    except UnicodeDecodeError:
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate left in text typed by hand
+        return None
+    return text
 
 
 def read_manifest(path: str | os.PathLike[str]) -> list[ManifestRow]:
@@ -241,7 +264,9 @@ def read_manifest(path: str | os.PathLike[str]) -> list[ManifestRow]:
     ``null`` or ``NaN`` is empty): the patient is then the one in the file name, as for the
     folders (``CNV-42-1.jpeg`` is patient ``42``), and the leakage check below uses it.
     Paths are read as written: :meth:`KermanyOCT.from_manifest
-    <retinalnet.datasets.KermanyOCT.from_manifest>` finds their files under a data root.
+    <retinalnet.datasets.KermanyOCT.from_manifest>` finds their files under a data root (a
+    ``\\`` of a manifest edited on Windows read as ``/`` when the name with it is no file, and
+    a UTF-8 name found under any file-system encoding).
 
     Parameters
     ----------
@@ -285,12 +310,12 @@ def read_manifest(path: str | os.PathLike[str]) -> list[ManifestRow]:
     name = f"manifest {str(source)!r}"
     rows: list[ManifestRow] = []
     for record in manifest_records(manifest_text(source, name), name, kind):
-        path = _posix(cell(record["path"]))
+        path = cell(record["path"])
         rows.append(
             ManifestRow(
                 path,
                 cell(record["label"]).strip(),
-                cell(record.get("patient")).strip() or patient_id_from_name(path),
+                cell(record.get("patient")).strip() or patient_id_from_name(_posix(path)),
                 cell(record["split"]).strip(),
             )
         )
@@ -298,5 +323,6 @@ def read_manifest(path: str | os.PathLike[str]) -> list[ManifestRow]:
 
 
 def _posix(path: str) -> str:
-    """A manifest path with ``/`` between its parts: one edited on Windows has ``\\``."""
+    """A manifest path with ``/`` between its parts (one edited on Windows has ``\\``), for
+    its file name's patient: its file is found as written first (see ``_manifest_files``)."""
     return path.replace("\\", "/") if os.sep == "/" else path

@@ -1,5 +1,6 @@
-"""The files a manifest's rows name under a data root: one image listed by two paths, rows
-that name no file, and rows labelled another class than their folder or file name.
+"""The files a manifest's rows name under a data root: one image listed by two paths (also
+through a link), rows that name no file or all lie in system folders, and rows labelled
+another class than their folder or file name.
 
 :func:`~retinalnet.datasets.read_manifest` checks what a manifest says on its own;
 these checks need the root its relative paths start from, which
@@ -19,51 +20,129 @@ from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet.datasets._files import class_named_in
 from retinalnet.datasets._manifest import ManifestRow, check_no_file_twice
 from retinalnet.datasets._misnamed import warn_misnamed
+from retinalnet.datasets._system_folders import system_folder, system_folder_among
 
 __all__ = [
     "check_no_file_twice_under",
     "parts_under",
+    "refuse_rows_all_in_system_folders",
     "rows_with_files",
     "warn_of_mislabelled_rows",
 ]
 
 
 def _same_file(base: Path) -> Callable[[str], str]:
-    """What the paths of one file under ``base`` have in common: the absolute path, ``..``,
-    ``.`` and doubled ``/`` taken out, in NFC (macOS reads an NFD name as the NFC one)."""
+    """What the paths of one file under ``base`` have in common: the file's real path (links
+    followed, ``..``, ``.`` and doubled ``/`` taken out) for a path that names a file, else
+    the absolute path as written; in NFC (macOS reads an NFD name as the NFC one). Two
+    ``lstat`` a row found (more for one not found), and one :func:`os.path.realpath` a
+    folder."""
     root = os.path.abspath(base)  # noqa: PTH100 - no system call, unlike Path.resolve
+    real_folders: dict[str, str] = {}
 
     def key(path: str) -> str:
-        joined = os.path.join(root, unicodedata.normalize("NFC", path.strip()))  # noqa: PTH118
-        return os.path.normcase(os.path.normpath(joined))
+        found = _existing(base, path)
+        if found is None:
+            written = unicodedata.normalize("NFC", path.strip())
+            joined = os.path.normpath(os.path.join(root, written))  # noqa: PTH118
+        else:
+            folder, name = os.path.split(os.path.join(root, found))  # noqa: PTH118
+            if folder not in real_folders:
+                real_folders[folder] = os.path.realpath(folder)
+            joined = os.path.join(real_folders[folder], name)  # noqa: PTH118
+            if name in ("", ".", "..") or os.path.islink(joined):  # noqa: PTH114
+                joined = os.path.realpath(joined)
+        return unicodedata.normalize("NFC", os.path.normcase(joined))
 
     return key
 
 
 def check_no_file_twice_under(rows: Sequence[ManifestRow], base: Path, source: str) -> None:
     """Refuse one file listed twice under ``base``, also by a relative and an absolute path
-    (``train/CNV/x.jpeg`` and ``/data/OCT2017/train/CNV/x.jpeg``), in the words of
-    :func:`~retinalnet.datasets._manifest.check_no_file_twice`.
-
-    Symbolic links are not followed (that would cost a system call per folder of every
-    row): a file listed once through a linked folder and once directly is not found.
-    """
+    (``train/CNV/x.jpeg`` and ``/data/OCT2017/train/CNV/x.jpeg``) or through a linked folder
+    (``link_to_train/CNV/x.jpeg``), in the words of
+    :func:`~retinalnet.datasets._manifest.check_no_file_twice`."""
     check_no_file_twice(rows, source, key=_same_file(base))
+
+
+def refuse_rows_all_in_system_folders(rows: Sequence[ManifestRow], base: Path, source: str) -> None:
+    """Refuse ``rows`` (a manifest's, or a split's) when every one names a file in a system
+    folder between ``base`` and the file (any of its folders, for an absolute path
+    elsewhere): each would be left out, as the folder walks leave those folders out, and
+    nothing read.
+
+    Raises
+    ------
+    ValueError
+        Counting the rows, naming one and its system folder, with the fix: the data's
+        folder inside the system folder as root (data restored into a ``.snapshot`` and
+        listed by absolute paths), or the manifest written again.
+    """
+    first: tuple[ManifestRow, str] | None = None
+    for row in rows:
+        folder = system_folder_among(parts_under(base, row.path)[:-1])
+        if folder is None:
+            return
+        first = first or (row, folder)
+    if first is None:
+        return
+    row, folder = first
+    inside = _data_folder_inside(row, folder)
+    fix = (
+        f"if the data was restored there, pass its folder as root (CLI: --data {inside!r}), "
+        "as only the folders below the root count; else write the manifest again with "
+        "`retinalnet split`"
+        if inside is not None
+        else "write the manifest again with `retinalnet split`, which leaves them out"
+    )
+    raise ValueError(
+        f"{source}: its {len(rows)} row(s) all name files in system folders, e.g. "
+        f"{row.path!r} ({folder}: {system_folder(folder)}), which hold no scans and are left "
+        f"out, so no image would be read; {fix}"
+    )
+
+
+def _data_folder_inside(row: ManifestRow, folder: str) -> str | None:
+    """The data root inside the system folder ``folder`` an absolute row's file lies in: the
+    folder above the last one named like the row's split (``/mnt/.snapshot/daily/OCT2017``
+    for ``/mnt/.snapshot/daily/OCT2017/train/CNV/x.jpeg``); else ``None``."""
+    path = Path(row.path)
+    if not path.is_absolute():
+        return None
+    parts = path.parts
+    after = len(parts) - 1 - parts[::-1].index(folder)
+    named = [index for index in range(after + 1, len(parts) - 1) if parts[index] == row.split]
+    return str(Path(*parts[: named[-1]])) if named else None
 
 
 def _existing(base: Path, path: str) -> str | None:
     """``path`` when it names a file (or a link, broken or not) under ``base``; else the
-    same path without surrounding spaces, or in the other Unicode normal form (a name
-    copied from macOS is NFD, one typed elsewhere NFC), that does; else ``None``."""
+    same path without surrounding spaces, in the other Unicode normal form (a name copied
+    from macOS is NFD, one typed elsewhere NFC), as its UTF-8 bytes are named under this
+    file-system encoding (see :func:`_named_here`), or with each ``\\`` read as ``/`` (a
+    manifest edited on Windows), that does; else ``None``. A name with a ``\\`` in it (from
+    a Windows zip unpacked here) is found as it is written."""
     stripped = path.strip()
     spellings = [path, stripped]
     spellings += [
         unicodedata.normalize(form, p) for p in (path, stripped) for form in ("NFC", "NFD")
     ]
+    spellings += [_named_here(spelling) for spelling in spellings]
+    if os.sep == "/":
+        spellings += [spelling.replace("\\", "/") for spelling in spellings if "\\" in spelling]
     for spelling in dict.fromkeys(spellings):
         if os.path.lexists(base / spelling):
             return spelling
     return None
+
+
+def _named_here(text: str) -> str:
+    """The name UTF-8 ``text`` has under this file-system encoding: ``text`` itself, unless
+    that is ASCII (``LANG=C``), where ``café`` is ``caf\\udcc3\\udca9``, or Latin-1."""
+    try:
+        return os.fsdecode(text.encode("utf-8"))
+    except UnicodeEncodeError:  # a name as this file system gave it (escaped bytes)
+        return text
 
 
 def rows_with_files(
@@ -121,6 +200,8 @@ def rows_with_files(
 def parts_under(base: Path, path: str) -> tuple[str, ...]:
     """The folders and name of a manifest row's ``path`` below ``base`` (all of them for an
     absolute path elsewhere): the folders that say what its file is."""
+    if os.sep == "/" and "\\" in path:  # a `\` separates folders unless the name has it
+        path = _existing(base, path) or path.replace("\\", "/")
     try:
         return (base / path).relative_to(base).parts
     except ValueError:  # an absolute path elsewhere: all its folders
