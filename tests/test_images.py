@@ -320,16 +320,44 @@ MODES: dict[str, tuple[Callable[[], Image.Image], str, np.ndarray]] = {
     "I-16-bit-values": (lambda: Image.fromarray(RAMP.astype(np.int32) * 257), "L", RAMP),
     "I-signed": (lambda: Image.fromarray(RAMP.astype(np.int32) * 1000 - 70_000), "L", RAMP),
     "F-0-1": (lambda: Image.fromarray(RAMP.astype(np.float32) / 255), "L", RAMP),
-    "F-other-range": (lambda: Image.fromarray(RAMP.astype(np.float32) / 10 - 3), "L", RAMP),
+    "F-0-1-overshoot": (
+        lambda: Image.fromarray(
+            np.where(RAMP > 250, 1.06, np.where(RAMP < 5, -0.07, RAMP / 255)).astype(np.float32)
+        ),
+        "L",
+        np.where(RAMP > 250, 255, np.where(RAMP < 5, 0, RAMP)),
+    ),
+    "F-grey-levels-with-fractions": (
+        lambda: Image.fromarray(RAMP.astype(np.float32) + 0.25),
+        "L",
+        RAMP,
+    ),
+    "F-grey-levels-overshoot": (
+        lambda: Image.fromarray(np.where(RAMP > 250, 266.0, RAMP - 0.4).astype(np.float32)),
+        "L",
+        np.where(RAMP > 250, 255, RAMP),
+    ),
+    "F-other-range": (lambda: Image.fromarray(RAMP.astype(np.float32) * 10 - 700), "L", RAMP),
 }
+STRETCHED = {"I-signed", "F-other-range"}  # values no bit depth explains: warned of
 
 
 @pytest.mark.parametrize("case", list(MODES))
 def test_every_mode_becomes_gray_or_rgb_with_its_meaning(case):
     make, mode, expected = MODES[case]
-    image = to_model_mode(make())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image = to_model_mode(make(), "image 3")
     assert image.mode == mode
     assert np.array_equal(np.asarray(image), expected)
+    said = [str(warning.message) for warning in caught]
+    if case in STRETCHED:
+        assert len(said) == 1
+        assert re.match(
+            r"image 3 has values from -?\d+ to \d+, neither fractions of white", said[0]
+        )
+    else:
+        assert said == []
 
 
 @pytest.mark.parametrize("mode", ["CMYK", "YCbCr", "LAB", "HSV"])
@@ -378,10 +406,13 @@ def test_gray_and_rgb_images_pass_without_a_copy(mode):
          r"3072 of its 3072 pixels are NaN or infinite"),
         (lambda: Image.fromarray(np.where(RAMP > 250, np.inf, 0.5).astype(np.float32)),
          r"\d+ of its 3072 pixels are NaN or infinite"),
-        (lambda: Image.fromarray(np.full((48, 64), 7.5, np.float32)),
-         r"every pixel is 7.5: a constant image outside \[0, 1\] has no range to rescale"),
+        (lambda: Image.fromarray(np.full((48, 64), -70.5, np.float32)),
+         r"every pixel is -70.5: a constant image outside \[0, 1\], 0 to 255 and 0 to 65535 has "
+         r"no range to rescale"),
+        (lambda: Image.fromarray((RAMP.astype(np.float32) + 0.25) * 4),
+         r"a float image read as 16-bit whose brightest pixel is 1021 of 65535 \(10-bit data\?\)"),
     ],
-    ids=["12-bit-in-16", "16-bit-black", "I-12-bit", "F-nan", "F-inf", "F-constant"],
+    ids=["12-bit-in-16", "16-bit-black", "I-12-bit", "F-nan", "F-inf", "F-constant", "F-10-bit"],
 )  # fmt: skip
 def test_pixels_without_a_meaning_are_refused_naming_the_image(make, message):
     with pytest.raises(ValueError, match=rf"^cannot use image 3: {message}"):
@@ -467,6 +498,106 @@ def test_float_tensors_are_rounded_to_the_nearest_grey_level():
     levels = torch.from_numpy(RAMP)
     for tensor in (levels.float() / 255, levels.double() / 255, levels.half() / 255):
         assert np.array_equal(np.asarray(coerce_image(tensor)), RAMP)
+
+
+@pytest.mark.parametrize(
+    ("values", "fix"),
+    [
+        (RAMP.astype(np.float32), r"0-255 grey levels\? divide by 255: {kind} / 255"),
+        (RAMP / 255 * 1.05, r"a resampling overshoot\? clip it: "),
+        ((RAMP / 255 - 0.45) / 0.22, r"a normalised {kind} is a model input: call the model"),
+        (RAMP * 257.0, r"16-bit values\? divide by 65535: {kind} / 65535"),
+    ],
+    ids=["0-255", "overshoot", "normalised", "16-bit"],
+)
+@pytest.mark.parametrize("kind", ["tensor", "array"])
+def test_floats_outside_0_1_are_refused_with_what_they_likely_are(values, fix, kind):
+    image = torch.from_numpy(values) if kind == "tensor" else values
+    with pytest.raises(
+        ValueError,
+        match=rf"^image 0 is a float {kind} with values in \[[-\d.e+]+, [\d.e+]+\]; expected an "
+        rf"image in \[0, 1\] \({fix.format(kind=kind)}",
+    ):
+        coerce_image(image, name="image 0")
+
+
+# --- NumPy arrays: the tensor rules, channels last ------------------------------------------
+
+ARRAYS: dict[str, np.ndarray] = {
+    "uint8-HW": RAMP,
+    "uint8-HW1": RAMP[:, :, None],
+    "uint8-HW3": RGB_PIXELS,
+    "float32-HW": RAMP.astype(np.float32) / 255,
+    "float64-HW3": RGB_PIXELS / 255,
+    "float16-HW": (RAMP / 255).astype(np.float16),
+    "big-endian-float": (RAMP / 255).astype(">f8"),
+    "read-only-view": np.flipud(np.flipud(RAMP)),
+    "transposed": np.ascontiguousarray(RAMP.T).T,
+}
+
+
+@pytest.mark.parametrize("case", list(ARRAYS))
+def test_numpy_arrays_are_read_as_the_same_tensor(case):
+    """They were refused ("image 0 is a ndarray"), with no fix; cv2, skimage, pydicom and
+    oct-converter give arrays."""
+    array = ARRAYS[case]
+    if case == "read-only-view":
+        array.setflags(write=False)
+    channels_first = torch.from_numpy(np.array(array, dtype=array.dtype.newbyteorder("=")))
+    tensor = channels_first.permute(2, 0, 1) if array.ndim == 3 else channels_first
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's warning for a read-only array, too
+        image = coerce_image(array, name="image 0")
+    assert image.tobytes() == coerce_image(tensor).tobytes()
+    assert image.mode == ("RGB" if array.ndim == 3 and array.shape[2] == 3 else "L")
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.zeros((3, 40, 48), np.uint8), r"image 0 has shape \(3, 40, 48\), channels first; NumPy "
+         r"images are channels last, \(H, W, 1\) or \(H, W, 3\): pass array\.transpose\(1, 2, 0\)"),
+        (np.zeros((40, 48, 4), np.uint8),
+         r"image 0 has shape \(40, 48, 4\); expected \(H, W\), \(H, W, 1\) or \(H, W, 3\)"),
+        (np.zeros((2, 40, 48, 3), np.uint8),
+         r"image 0 is a batch array of shape \(2, 40, 48, 3\); pass list\(batch\)"),
+        (np.zeros(40, np.uint8), r"image 0 has shape \(40,\); expected"),
+        (np.zeros((40, 48), np.uint16), r"image 0 has dtype uint16; expected uint8 or float\. An "
+         r"array carries no bit depth: convert it to float in \[0, 1\] yourself \(array / 65535"),
+        (np.zeros((40, 48), bool), r"image 0 has dtype bool; expected uint8 or float"),
+        (np.full((40, 48), np.nan), r"image 0 has 1920 NaN or infinite values of 1920"),
+        (np.zeros((4, 48), np.uint8), r"cannot use image 0: it is 48 x 4 pixels"),
+    ],
+    ids=["CHW", "4-channels", "batch", "1d", "uint16", "bool", "nan", "tiny"],
+)  # fmt: skip
+def test_arrays_that_are_not_images_are_refused_with_the_fix(array, message):
+    with pytest.raises(ValueError, match=rf"^{message}"):
+        coerce_image(array, name="image 0")
+
+
+@pytest.mark.parametrize("door", ["topk", "predict_proba", "gradcam", "prepare"])
+def test_every_door_takes_an_array_as_its_tensor(door):
+    predictor = Predictor(tiny_cnn(seed=1).eval(), device="cpu", precision="fp32")
+    array = RAMP[:40, :48]
+    tensor = torch.from_numpy(array.copy())
+    if door == "topk":
+        assert predictor.topk(array).to_dict() == predictor.topk(tensor).to_dict()
+    elif door == "predict_proba":
+        assert torch.equal(predictor.predict_proba([array]), predictor.predict_proba([tensor]))
+    elif door == "gradcam":
+        assert np.array_equal(predictor.gradcam(array), predictor.gradcam(tensor))
+    else:
+        prepare = predictor.preprocessing.prepare
+        assert torch.equal(prepare(array), prepare(tensor))
+
+
+def test_other_types_are_refused_naming_every_accepted_type():
+    with pytest.raises(
+        TypeError,
+        match=r"^image 0 is a int; expected a path, a PIL image or an image tensor or NumPy "
+        r"array$",
+    ):
+        coerce_image(3, name="image 0")  # type: ignore[arg-type]
 
 
 # --- sizes ----------------------------------------------------------------------------------
@@ -808,10 +939,49 @@ def test_a_float_image_of_whole_numbers_is_read_as_the_integer_image_of_them(tmp
     assert np.asarray(read(integers)).tolist() == DIM.tolist()
 
 
-def test_a_float_image_of_fractions_outside_0_1_is_still_stretched():
-    values = DIM.astype(np.float32) + 0.5
-    image = to_model_mode(Image.fromarray(values))
-    assert (int(np.asarray(image).min()), int(np.asarray(image).max())) == (0, 255)
+@pytest.mark.parametrize("door", list(READERS))
+@pytest.mark.parametrize(
+    "offset", [0.25, -0.3, 0.5], ids=["plus-a-quarter", "minus-0.3", "half-levels"]
+)
+def test_float_grey_levels_with_fractions_are_read_as_the_rounded_levels(tmp_path, door, offset):
+    """Grey levels 0..153 plus a fraction (a crop, averaged or filtered frames) were stretched
+    to 0..255 (up to 209 levels off) where the same whole numbers were read as they are."""
+    values = DIM.astype(np.float32) + offset
+    path = tmp_path / "scan-float.tif"
+    Image.fromarray(values).save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no stretch, so no warning
+        read = READERS[door](path)
+    assert np.asarray(read).tolist() == np.clip(np.rint(values), 0, 255).astype(int).tolist()
+
+
+@pytest.mark.parametrize("door", list(READERS))
+def test_a_stretched_float_file_is_warned_of_naming_it(tmp_path, door):
+    path = tmp_path / "scan-float.tif"
+    Image.fromarray(RAMP.astype(np.float32) * 10 - 700.5).save(path)
+    with pytest.warns(UserWarning, match=r"has values from -700\.5 to 1849\.5, neither fraction"):
+        read = READERS[door](path)
+    assert np.asarray(read).tolist() == RAMP.tolist()
+
+
+@pytest.mark.parametrize(
+    "door", [Preprocessing().prepare, "Predictor.topk"], ids=["prepare", "topk"]
+)
+def test_the_same_float_grey_levels_get_the_input_of_their_png(tmp_path, door):
+    """Through the doors that prepare a model input: a float TIFF of fractional grey levels
+    and the 8-bit PNG of the rounded levels give the same input (the same probabilities)."""
+    values = RAMP.astype(np.float32) * 0.6 + 30.25
+    floats, png = tmp_path / "scan.tif", tmp_path / "scan.png"
+    Image.fromarray(values).save(floats)
+    Image.fromarray(np.rint(values).astype(np.uint8)).save(png)
+    if door == "Predictor.topk":
+        predictor = Predictor(tiny_cnn(seed=1).eval(), device="cpu", precision="fp32")
+        first, second = predictor.predict_proba([floats, png]).unbind()
+        assert torch.equal(first, second)
+        first, second = predictor.predict_proba([Image.open(floats), png]).unbind()
+        assert torch.equal(first, second)
+    else:
+        assert torch.equal(door(floats), door(png))
 
 
 # --- 16-bit colour PNGs: PIL keeps the high byte of each sample -----------------------------

@@ -604,21 +604,27 @@ _HALF = _SCAN.astype(np.float32) / 255
 @pytest.mark.parametrize(
     ("frames", "expected"),
     [
-        # a float volume whose second B-scan is half as bright: stretched by the range of both
-        ([_HALF * 300, _HALF * 150], lambda v: np.rint((v - v.min()) * 255 / (v.max() - v.min()))),
+        # a float volume no bit depth explains (negative values) whose second B-scan is half
+        # as bright: stretched by the range of both
+        ([_HALF * 3000 - 700, _HALF * 1500 - 700],
+         lambda v: np.rint((v - v.min()) * 255 / (v.max() - v.min()))),
         # 32-bit integers of 16-bit data with a dim B-scan (max 200): both on the 16-bit scale
         ([(_SCAN * 257).astype(np.int32), (_SCAN * 200 // 255).astype(np.int32)], _sixteen),
         # float grey levels (whole numbers) with a dim B-scan: both read as 8-bit grey levels
         ([_SCAN.astype(np.float32), (_SCAN // 2).astype(np.float32)], lambda v: v),
     ],
     ids=["float", "int32", "float-whole"],
-)
+)  # fmt: skip
 def test_every_b_scan_of_a_volume_is_read_by_one_scale(tmp_path: Path, frames, expected) -> None:
     """They were scaled one by one: a dim B-scan stretched as bright as the others, or read
     on the 8-bit scale next to B-scans read on the 16-bit one."""
     path = _frames_volume(tmp_path / "volume.tif", frames)
     values = np.stack([frame.astype(np.float64) for frame in frames])
-    assert [np.asarray(f).tolist() for f in read_volume(path)] == expected(values).tolist()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read = read_volume(path)
+    assert [np.asarray(f).tolist() for f in read] == expected(values).tolist()
+    assert len(caught) == (frames[0].min() < 0)  # a stretch, and only a stretch, is warned of
 
 
 def test_a_16_bit_tiff_volume_with_a_dim_b_scan_is_read_like_its_dicom(tmp_path: Path) -> None:
@@ -651,3 +657,118 @@ def test_a_refused_volume_says_whether_the_volume_or_which_b_scan(
     path = _frames_volume(tmp_path / "volume.tif", frames)
     with pytest.raises(UnreadableImageError, match=rf"^cannot read image '[^']+': {message}"):
         read_volume(path)
+
+
+# --- B-scans given in order: the one rule of a volume file ----------------------------------
+
+_BLINK = (_SCAN * 3 // 10).astype(np.int64)  # a blink: the same B-scan, dim
+BLINK_VOLUMES: dict[str, list[np.ndarray]] = {
+    # grey levels with fractions (averaged frames), one dim: as the auditor's t16
+    "float-grey-levels": [(_SCAN + 0.5).astype(np.float32), (_BLINK + 0.5).astype(np.float32)],
+    # floats no bit depth explains: stretched by the range of the whole volume
+    "float-stretched": [
+        (_SCAN * 10 - 700.5).astype(np.float32),
+        (_BLINK * 10 - 700.5).astype(np.float32),
+    ],
+    # 32-bit integers of 16-bit data: the dim B-scan (max 76) is on the volume's 16-bit scale
+    "int32-16-bit": [(_SCAN * 257).astype(np.int32), _BLINK.astype(np.int32)],
+    # 16-bit data whose blink holds no value of 4096: the volume is not 12-bit data
+    "16-bit": [(_SCAN * 257).astype(np.uint16), (_BLINK * 50).astype(np.uint16)],
+    # 16-bit data as floats: the same
+    "float-16-bit": [(_SCAN * 257 + 0.25).astype(np.float32), (_BLINK * 50).astype(np.float32)],
+}
+
+
+@pytest.mark.parametrize("given", ["PIL images", "paths"])
+@pytest.mark.parametrize("kind", list(BLINK_VOLUMES))
+def test_b_scans_in_order_are_read_by_the_one_scale_of_their_volume_file(
+    tmp_path: Path, brightness: Predictor, kind: str, given: str
+) -> None:
+    """They were scaled one by one: the blink stretched as bright as the others (its referral
+    changed), read on the 8-bit scale, or refused as 12-bit data, where the same frames as
+    one multi-page file kept one scale."""
+    frames = [*BLINK_VOLUMES[kind], BLINK_VOLUMES[kind][0]]
+    file = _frames_volume(tmp_path / "volume.tif", frames)
+    scans: list[object] = [Image.fromarray(frame) for frame in frames]
+    if given == "paths":  # one file per B-scan: a TIFF keeps float and 32-bit pixels
+        scans = [tmp_path / f"{index}.tif" for index in range(len(frames))]
+        for image, path in zip([Image.fromarray(f) for f in frames], scans, strict=True):
+            image.save(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from_file = predict_volume(brightness, file)
+        from_list = predict_volume(brightness, scans)
+    assert from_list.probabilities == from_file.probabilities
+    assert from_list.label == from_file.label
+    said = [str(warning.message) for warning in caught]
+    stretched = [text for text in said if "stretched from their own minimum" in text]
+    if kind == "float-stretched":  # once for the file, once for the list
+        assert stretched == [
+            f"the volume {str(file)!r} (its 3 B-scans together) has values from -700.5 to "
+            + stretched[0].split(" to ", 1)[1],
+            "the volume (its 3 B-scans together) has values from -700.5 to "
+            + stretched[0].split(" to ", 1)[1],
+        ]
+    else:
+        assert stretched == []
+
+
+def test_a_16_bit_list_with_a_dim_b_scan_is_accepted_like_its_file(
+    tmp_path: Path, brightness: Predictor
+) -> None:
+    volume = [(_SCAN * 257).astype(np.uint16), (_SCAN * 12).astype(np.uint16)]
+    file = _frames_volume(tmp_path / "volume.tif", volume)
+    pngs = [tmp_path / "0.png", tmp_path / "1.png"]
+    for frame, path in zip(volume, pngs, strict=True):
+        Image.fromarray(frame).save(path)
+    expected = predict_volume(brightness, file).probabilities
+    assert predict_volume(brightness, pngs).probabilities == expected
+    assert predict_volume(brightness, [Image.open(path) for path in pngs]).probabilities == expected
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "message"),
+    [
+        (torch.full((40, 40), float("nan")), ValueError, r"^B-scan 1 has 1600 NaN or infinite"),
+        (np.zeros((3, 40, 48), np.uint8), ValueError, r"^B-scan 1 has shape \(3, 40, 48\), chann"),
+        (Image.new("L", (64, 4)), ValueError, r"^cannot use B-scan 1: it is 64 x 4 pixels"),
+        ("missing.png", UnreadableImageError,
+         r"missing\.png': no such file.* \(B-scan of the volume <volume>; a volume is summar"),
+    ],
+    ids=["nan-tensor", "channels-first-array", "tiny-PIL", "missing-file"],
+)  # fmt: skip
+def test_a_bad_b_scan_in_order_is_named(
+    tmp_path: Path, brightness: Predictor, bad: object, error: type[Exception], message: str
+) -> None:
+    good = Image.fromarray(_SCAN.astype(np.uint8))
+    bad = tmp_path / bad if isinstance(bad, str) else bad
+    with pytest.raises(error, match=message):
+        predict_volume(brightness, [good, bad, good])
+
+
+def test_b_scans_as_arrays_and_tensors_are_a_volume(brightness: Predictor) -> None:
+    frames = [_SCAN.astype(np.uint8), (_SCAN / 255).astype(np.float32)]
+    from_arrays = predict_volume(brightness, frames)
+    from_tensors = predict_volume(brightness, [torch.from_numpy(f) for f in frames])
+    assert from_arrays.probabilities == from_tensors.probabilities
+    assert from_arrays.num_scans == 2
+
+
+def test_files_in_order_are_not_warned_of_as_images_in_memory(tmp_path: Path) -> None:
+    """The B-scans of a list of files are decoded before they are predicted (one scale for
+    the volume): a model decoding JPEG files at reduced scale must not take them for images
+    given in memory."""
+    model = Classifier(
+        _Brightness(),
+        classes=KERMANY_CLASSES,
+        preprocessing=Preprocessing(size=32, reduced_decode=True),
+    )
+    predictor = Predictor(model, device="cpu", precision="fp32")
+    big = scans(2, shape=(128, 160))
+    paths = [tmp_path / "0.png", tmp_path / "1.jpeg"]
+    for frame, path in zip(big, paths, strict=True):
+        Image.fromarray(frame).save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        summary = predict_volume(predictor, paths)
+    assert summary.num_scans == 2

@@ -52,7 +52,12 @@ import torch
 
 from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet._core.counts import as_integer, as_number
-from retinalnet._core.images import ImageInput, UnreadableImageError, load_frames
+from retinalnet._core.images import (
+    ImageInput,
+    UnreadableImageError,
+    coerce_volume,
+    load_frames,
+)
 from retinalnet._core.printable import one_line
 
 if TYPE_CHECKING:
@@ -379,9 +384,18 @@ def predict_volume(
         Gives each B-scan's probabilities (its model, preprocessing, device, TTA).
     volume
         A volume file (a multi-frame DICOM file, a multi-page TIFF, an animated PNG; see
-        :func:`read_volume`), or the B-scans in order (paths, PIL images or image tensors,
-        as :class:`~retinalnet.predictor.Predictor` takes them; ``list(tensor)`` for a
-        ``(N, H, W)`` tensor).
+        :func:`read_volume`), or the B-scans in order (paths, PIL images, image tensors or
+        NumPy arrays, as :class:`~retinalnet.predictor.Predictor` takes them;
+        ``list(tensor)`` for a ``(N, H, W)`` tensor or array). B-scans in order are read by
+        one rule for the whole volume, as a volume file's frames are: the numbers of 16-bit,
+        32-bit and float B-scans (PIL images, files of one B-scan each) by one scale chosen
+        from all of them, so a dim B-scan (a blink) stays dim
+        (:func:`retinalnet._core.images.coerce_volume`); tensors and arrays by their fixed
+        rule (uint8, or float in [0, 1]).
+
+        .. versionchanged:: 0.2
+           B-scans in order were read one by one: a dim float B-scan was stretched as
+           bright as the others, and one dim 16-bit B-scan had the volume refused.
     threshold, order, min_scans
         The rule's settings (see :func:`summarise_volume`); checked before any B-scan is
         predicted, and so is that the volume holds at least ``min_scans`` B-scans.
@@ -399,7 +413,14 @@ def predict_volume(
         ``on_error="skip"``: a volume with a B-scan left out would be summarised wrongly).
     ValueError
         As :func:`summarise_volume`, or if the volume holds no B-scan or fewer than
-        ``min_scans`` (before any B-scan is predicted).
+        ``min_scans`` (before any B-scan is predicted), or a B-scan in memory is no usable
+        image (the message names it: ``B-scan 2 ...``).
+
+    Warns
+    -----
+    UserWarning
+        When the volume's values were stretched from their own range (values no bit depth
+        explains; see :func:`~retinalnet._core.images.to_model_mode`).
 
     Examples
     --------
@@ -422,11 +443,20 @@ def predict_volume(
     else:
         raise TypeError(
             f"volume must be a file path or a list of B-scans, got {type(volume).__name__}; "
-            "pass list(tensor) for a (N, H, W) tensor"
+            "pass list(tensor) for a (N, H, W) tensor, list(array) for a (N, H, W) array"
         )
     if not scans:
         raise ValueError(f"the volume {name} holds no B-scan")
     _check_enough_scans(len(scans), min_scans, name, fallback)  # before any prediction
+    if not isinstance(volume, (str, os.PathLike)):  # one scale for all its B-scans
+        try:
+            scans = coerce_volume(scans, target_size=predictor.preprocessing.decode_size)
+        except UnreadableImageError as error:
+            raise UnreadableImageError(
+                error.path or "<volume>",
+                f"{error.reason} (B-scan of the volume {name}; a volume is summarised only "
+                "when every B-scan is read)",
+            ) from None
     probabilities = predictor.predict_proba(scans)
     if predictor.skipped:
         first = predictor.skipped[0]

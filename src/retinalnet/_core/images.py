@@ -3,17 +3,18 @@ passes (:func:`coerce_image`): whatever comes in leaves as an ``"L"`` or ``"RGB"
 plausible size, or is refused with an error that names it.
 
 The rules are in :func:`to_model_mode` (what each PIL mode becomes, applied by
-:mod:`retinalnet._core.pixel_modes` with one scale per file), :func:`coerce_image`
-(which tensors are refused) and :func:`load_image` (sizes, decompression bombs, EXIF), and
+:mod:`retinalnet._core.pixel_modes` with one scale per file, and per volume:
+:func:`coerce_volume`), :func:`coerce_image` (which tensors and NumPy arrays are refused)
+and :func:`load_image` (sizes, decompression bombs, EXIF), and
 together on the docs page "What retinalnet does with bad input". DICOM files pass the same
 gate: :mod:`retinalnet._core.dicom` turns their pixels into grey levels (docs page "DICOM and
 OCT volumes") and this module names the file in every error; :func:`load_frames` reads all
 the B-scans of a volume.
 
 Why this module is long: it is the one input gate. Decoding, the size and bomb checks, the
-mode rules and the tensor checks share their private helpers and their error type, and every
-door (files, PIL images, tensors, data sets, DataLoader workers) must pass all of them; kept
-in one module, no door can skip a rule.
+mode rules and the tensor and array checks share their private helpers and their error
+type, and every door (files, PIL images, tensors, arrays, volumes given in order, data sets,
+DataLoader workers) must pass all of them; kept in one module, no door can skip a rule.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeAlias, Union
+from typing import Any, TypeAlias, Union
 
+import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.functional import to_pil_image
@@ -40,13 +43,16 @@ from retinalnet._core.dicom import (
     read_frames,
     read_header,
 )
-from retinalnet._core.pixel_modes import UnusablePixelsError as _UnusablePixelsError
 from retinalnet._core.pixel_modes import (
+    OVERSHOOT,
+    FileScale,
     file_scale,
     in_frame,
     model_mode,
     sixteen_bit_colour,
+    stretch_warning,
 )
+from retinalnet._core.pixel_modes import UnusablePixelsError as _UnusablePixelsError
 from retinalnet._core.read_failure import EMPTY_FILE, is_empty, read_failure
 from retinalnet._core.warning_filters import catch_warnings_locked
 
@@ -59,6 +65,7 @@ __all__ = [
     "bomb_reason",
     "check_decoded",
     "coerce_image",
+    "coerce_volume",
     "draft_scale",
     "frame_count",
     "image_size",
@@ -69,9 +76,15 @@ __all__ = [
     "warn_of_full_scale_images",
 ]
 
-ImageInput: TypeAlias = Union[str, "os.PathLike[str]", Image.Image, torch.Tensor]
-"""A single image: a file path, a PIL image, or an image tensor ``(H, W)``, ``(1, H, W)`` or
-``(3, H, W)``, uint8 or float in [0, 1] (not a normalised model input)."""
+ImageInput: TypeAlias = Union[
+    str, "os.PathLike[str]", Image.Image, torch.Tensor, "np.ndarray[Any, Any]"
+]
+"""A single image: a file path, a PIL image, an image tensor ``(H, W)``, ``(1, H, W)`` or
+``(3, H, W)``, or a NumPy array ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` (channels last);
+a tensor or array is uint8 or float in [0, 1] (not a normalised model input).
+
+.. versionchanged:: 0.2
+   NumPy arrays."""
 
 MIN_IMAGE_SIDE = 8
 """Images with a side shorter than this (pixels) are refused: no B-scan is that small."""
@@ -255,10 +268,28 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
             f"target_size must be a positive int (the shorter side after resizing) or None, "
             f"got {target_size!r}"
         )
-    target_size = size
-    file = Path(path)
+    decoded = _decode(Path(path), size)
+    if decoded.admitted:
+        return decoded.image
+    return _admit(decoded.image, decoded.size, Path(path), decoded.wide)
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    """One frame of a file, decoded and not yet through the gate (:func:`_admit`)."""
+
+    image: Image.Image
+    size: tuple[int, int]  # the file's, before a reduced decode
+    wide: bool  # it held 16-bit colour samples (sixteen_bit_colour)
+    admitted: bool  # a DICOM file's: through its own rules and the gate already
+    format: str | None  # the file's format (PIL's name), which a copy does not keep
+
+
+def _decode(file: Path, target_size: int | None) -> _Decoded:
+    """The one frame of a file (refusing several), as :func:`load_image` reads it."""
     if file.suffix.lower() in DICOM_EXTENSIONS:
-        return load_frames(file, single=True)[0]
+        frame = load_frames(file, single=True)[0]
+        return _Decoded(frame, frame.size, wide=False, admitted=True, format="DICOM")
     try:
         with _open(file) as opened:
             pages = _frame_indices(opened)
@@ -274,15 +305,17 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
                     opened.draft(opened.mode, (width // scale, height // scale))
             opened.load()
             image: Image.Image = opened.copy()
+            kind = opened.format
     except UnreadableImageError:
         raise
     except UnidentifiedImageError:
         if has_dicom_preamble(file):
-            return load_frames(file, single=True)[0]
+            frame = load_frames(file, single=True)[0]
+            return _Decoded(frame, frame.size, wide=False, admitted=True, format="DICOM")
         raise UnreadableImageError(file, _unrecognised(file)) from None
     except (OSError, SyntaxError, ValueError) as error:
         raise _read_error(file, error) from None
-    return _admit(image, size, file, wide)
+    return _Decoded(image, size, wide, admitted=False, format=kind)
 
 
 def check_decoded(image: Image.Image, path: str | os.PathLike[str]) -> Image.Image:
@@ -330,9 +363,12 @@ def _admit(image: Image.Image, size: tuple[int, int], file: Path, wide: bool) ->
     ``wide``: the file held 16-bit colour samples (:func:`sixteen_bit_colour`)."""
     try:
         _check_size(size, repr(str(file)))
-        return model_mode(image, file_scale([image], [wide]))
+        scale = file_scale([image], [wide])
+        admitted = model_mode(image, scale)
     except _UnusablePixelsError as error:
         raise UnreadableImageError(file, str(error)) from None
+    _warn_of_stretch(scale, f"image {str(file)!r}")
+    return admitted
 
 
 def _admit_frames(images: list[Image.Image], wide: list[bool], file: Path) -> list[Image.Image]:
@@ -354,7 +390,15 @@ def _admit_frames(images: list[Image.Image], wide: list[bool], file: Path) -> li
                 raise _UnusablePixelsError(in_frame(index, count, str(error))) from None
     except _UnusablePixelsError as error:
         raise UnreadableImageError(file, str(error)) from None
+    _warn_of_stretch(scale, f"the volume {str(file)!r} (its {count} B-scans together)")
     return admitted
+
+
+def _warn_of_stretch(scale: FileScale, name: str) -> None:
+    """Warn, at the caller's code, that ``name``'s pixels were stretched from their own range
+    (values no bit depth explains: :func:`to_model_mode`)."""
+    for low, high in scale.stretches:
+        warn_caller(stretch_warning(name, low, high), UserWarning)
 
 
 def _read_error(file: Path, error: Exception) -> UnreadableImageError:
@@ -617,12 +661,14 @@ def to_model_mode(image: Image.Image, name: str = "image") -> Image.Image:
       12-bit data or less (common in DICOM conversions) and would turn nearly black: it is
       refused, and the message says how to rescale it by its real bit depth.
     - 32-bit integer (``"I"``): values from 0 to 255 are taken as 8-bit grey levels, from 0
-      to 65535 as 16-bit ones (the rule above); other ranges are stretched from the image's
-      own minimum and maximum to 0 to 255.
-    - 32-bit float (``"F"``): values in [0, 1] are scaled by 255; whole numbers are read as
-      the ``"I"`` image of the same values (grey levels 0 to 153 stay 0 to 153); other
-      ranges are stretched from the image's own minimum and maximum to 0 to 255. NaN and
-      infinite values are refused.
+      to 65535 as 16-bit ones (the rule above); other ranges (negative values, values above
+      65535) are stretched from the image's own minimum and maximum to 0 to 255, with a
+      ``UserWarning`` naming the image and its range.
+    - 32-bit float (``"F"``): values within [0, 1] are fractions of white, scaled by 255 (a
+      resampling overshoot down to -0.1 and up to 1.1 is clipped); any other values are
+      rounded to whole numbers and read as the ``"I"`` image of them (grey levels 0 to
+      153.4 become 0 to 153, as a PNG of the scan gives them), stretched with the warning
+      only where that rule stretches. NaN and infinite values are refused.
     - 16-bit colour (a 16-bit RGB, RGBA or grey+alpha PNG or TIFF, which PIL opens as
       ``"RGB"`` or ``"RGBA"`` keeping the high byte of each sample): read by that high
       byte, within one grey level of the 16-bit rule; refused when no sample reaches 4096
@@ -643,9 +689,15 @@ def to_model_mode(image: Image.Image, name: str = "image") -> Image.Image:
     Raises
     ------
     ValueError
-        If the pixels have no meaning to convert (NaN or infinite values, a constant float
-        image outside [0, 1] of other than whole numbers, 12-bit data in a 16-bit image, an
-        unknown mode).
+        If the pixels have no meaning to convert (NaN or infinite values, a constant image
+        no bit depth explains, 12-bit data in a 16-bit image or in floats rounded to whole
+        numbers above 255, an unknown mode).
+
+    Warns
+    -----
+    UserWarning
+        If values no bit depth explains (negative, above 65535) are stretched from their
+        own range.
 
     Examples
     --------
@@ -655,15 +707,22 @@ def to_model_mode(image: Image.Image, name: str = "image") -> Image.Image:
     ('L', 255)
 
     .. versionadded:: 0.2
+
+    .. versionchanged:: 0.2
+       Float values within [0, 255] are grey levels, with or without fractions (values
+       with fractions were stretched from the image's own range); a stretch warns.
     """
     return _to_model_mode(image, name, wide=sixteen_bit_colour(image))
 
 
 def _to_model_mode(image: Image.Image, name: str, *, wide: bool) -> Image.Image:
     try:
-        return model_mode(image, file_scale([image], [wide]))
+        scale = file_scale([image], [wide])
+        admitted = model_mode(image, scale)
     except _UnusablePixelsError as error:
         raise ValueError(f"cannot use {name}: {error}") from None
+    _warn_of_stretch(scale, name)
+    return admitted
 
 
 def warn_of_full_scale_images(images: Sequence[ImageInput], *, target_size: int | None) -> None:
@@ -687,6 +746,8 @@ def warn_of_full_scale_images(images: Sequence[ImageInput], *, target_size: int 
             size = image.size
         elif isinstance(image, torch.Tensor) and image.dim() >= 2:
             size = (int(image.shape[-1]), int(image.shape[-2]))
+        elif isinstance(image, np.ndarray) and image.ndim >= 2:  # channels last
+            size = (int(image.shape[1]), int(image.shape[0]))
         else:
             continue
         if draft_scale(size, target_size) > 1:
@@ -709,11 +770,12 @@ def coerce_image(
     name: str = "image",
     decode: Callable[[str | os.PathLike[str]], Image.Image] = load_image,
 ) -> Image.Image:
-    """The ``"L"`` or ``"RGB"`` image of a path, a PIL image or an image tensor: the gate
-    every image passes.
+    """The ``"L"`` or ``"RGB"`` image of a path, a PIL image, an image tensor or a NumPy
+    array: the gate every image passes.
 
     The Predictor, Grad-CAM, the plots and the command line all turn their inputs into
-    images here, so a scan given as a file, a PIL image or a tensor is read the same way
+    images here, so a scan given as a file, a PIL image, a tensor or an array is read the
+    same way
     (except that a file may be decoded at reduced scale, ``decode``, where an image in memory
     already is at full size: :func:`warn_of_full_scale_images`).
     Files are read by ``decode`` (:func:`load_image` by default), PIL images converted by
@@ -723,10 +785,16 @@ def coerce_image(
     Parameters
     ----------
     image
-        A file path, a PIL image, or an image tensor ``(H, W)``, ``(1, H, W)`` or
-        ``(3, H, W)``, uint8 or float in [0, 1] (rounded to the nearest of 256 grey levels).
-        Other integer tensors are refused: a tensor carries no bit depth, so scale it to
-        float in [0, 1] yourself (``tensor / 65535`` for 16-bit data).
+        A file path, a PIL image, an image tensor ``(H, W)``, ``(1, H, W)`` or
+        ``(3, H, W)``, or a NumPy array ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` (channels
+        last, RGB order); a tensor or array is uint8 or float in [0, 1] (rounded to the
+        nearest of 256 grey levels). Other integer dtypes are refused: a tensor carries no
+        bit depth, so scale it to float in [0, 1] yourself (``tensor / 65535`` for 16-bit
+        data); float values outside [0, 1] are refused with what they look like and the fix
+        (``/ 255`` for 0-255 grey levels, ``clamp(0, 1)`` for a resampling overshoot).
+
+        .. versionchanged:: 0.2
+           NumPy arrays (they were refused).
     name
         How errors refer to the image (``"image 3"``).
     decode
@@ -738,8 +806,9 @@ def coerce_image(
     UnreadableImageError
         If a file cannot be read (the message names it; see :func:`load_image`).
     ValueError
-        If a PIL image or tensor is not a usable image: a batch, a normalised model input,
-        NaN or infinite values, a wrong shape or dtype, a side shorter than
+        If a PIL image, tensor or array is not a usable image: a batch, a normalised model
+        input, NaN or infinite values, a wrong shape (an array channels first) or dtype, a
+        side shorter than
         :data:`MIN_IMAGE_SIDE` pixels, a side more than :data:`MAX_IMAGE_ASPECT` times the
         other, pixels :func:`to_model_mode` refuses, a PIL image of several frames, or a
         lazily opened PIL image whose file is truncated or already closed.
@@ -748,42 +817,80 @@ def coerce_image(
 
     Examples
     --------
-    >>> import torch
+    >>> import numpy, torch
     >>> coerce_image(torch.zeros(32, 48, dtype=torch.uint8)).size
     (48, 32)
+    >>> coerce_image(numpy.zeros((32, 48, 3), dtype=numpy.uint8)).mode
+    'RGB'
     """
     if isinstance(image, (str, os.PathLike)):
         return to_model_mode(decode(image), name)
     if isinstance(image, Image.Image):
-        frames = _frames_of(image)
-        if frames > 1:
-            raise ValueError(
-                f"cannot use {name}: it is a PIL image of {frames} frames (an OCT volume), "
-                "not one B-scan: pass its frames one by one (PIL.ImageSequence), or predict it "
-                "with retinalnet.volume.predict_volume"
-            )
-        wide = sixteen_bit_colour(image)  # before its tiles are decoded
-        try:
-            image.load()  # an image from Image.open is decoded lazily, here
-        except (OSError, SyntaxError, ValueError, AssertionError, AttributeError) as error:
-            raise ValueError(
-                f"cannot use {name}: its pixels cannot be decoded ({type(error).__name__}: "
-                f"{error or 'its file was closed'}); pass the path instead, or an image "
-                "loaded while its file was open (Image.open(path).convert('L'))"
-            ) from None
-        try:
-            _check_size(image.size, name)
-        except _UnusablePixelsError as error:
-            raise ValueError(f"cannot use {name}: {error}") from None
-        return _to_model_mode(image, name, wide=wide)
+        return _to_model_mode(image, name, wide=_loaded(image, name))
     if isinstance(image, torch.Tensor):
         return _tensor_to_pil(image, name)
+    if isinstance(image, np.ndarray):
+        return _tensor_to_pil(_array_to_tensor(image, name), name, kind="array")
     raise TypeError(
-        f"{name} is a {type(image).__name__}; expected a path, a PIL image or an image tensor"
+        f"{name} is a {type(image).__name__}; expected a path, a PIL image or an image tensor "
+        "or NumPy array"
     )
 
 
-def _tensor_to_pil(tensor: torch.Tensor, name: str) -> Image.Image:
+def _loaded(image: Image.Image, name: str) -> bool:
+    """Decode a PIL image of one frame and check its size; whether it held 16-bit colour
+    samples (:func:`sixteen_bit_colour`, seen only before it is decoded)."""
+    frames = _frames_of(image)
+    if frames > 1:
+        raise ValueError(
+            f"cannot use {name}: it is a PIL image of {frames} frames (an OCT volume), "
+            "not one B-scan: pass its frames one by one (PIL.ImageSequence), or predict it "
+            "with retinalnet.volume.predict_volume"
+        )
+    wide = sixteen_bit_colour(image)  # before its tiles are decoded
+    try:
+        image.load()  # an image from Image.open is decoded lazily, here
+    except (OSError, SyntaxError, ValueError, AssertionError, AttributeError) as error:
+        raise ValueError(
+            f"cannot use {name}: its pixels cannot be decoded ({type(error).__name__}: "
+            f"{error or 'its file was closed'}); pass the path instead, or an image "
+            "loaded while its file was open (Image.open(path).convert('L'))"
+        ) from None
+    try:
+        _check_size(image.size, name)
+    except _UnusablePixelsError as error:
+        raise ValueError(f"cannot use {name}: {error}") from None
+    return wide
+
+
+def _array_to_tensor(array: np.ndarray[Any, Any], name: str) -> torch.Tensor:
+    """A NumPy image, channels last, as the channels-first tensor the tensor rules read; its
+    shape and dtype checked here, in NumPy's words."""
+    shape = tuple(int(side) for side in array.shape)
+    if array.ndim == 4:
+        raise ValueError(
+            f"{name} is a batch array of shape {shape}; pass list(batch) to predict each image"
+        )
+    if array.ndim == 3 and array.shape[2] not in (1, 3) and array.shape[0] in (1, 3):
+        raise ValueError(
+            f"{name} has shape {shape}, channels first; NumPy images are channels last, "
+            "(H, W, 1) or (H, W, 3): pass array.transpose(1, 2, 0)"
+        )
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3)):
+        raise ValueError(f"{name} has shape {shape}; expected (H, W), (H, W, 1) or (H, W, 3)")
+    if array.dtype != np.uint8 and array.dtype.kind != "f":
+        raise ValueError(
+            f"{name} has dtype {array.dtype}; expected uint8 or float. An array carries no bit "
+            "depth: convert it to float in [0, 1] yourself (array / 65535 for 16-bit data, "
+            "array / 4095 for 12-bit data)"
+        )
+    native = np.array(array, dtype=array.dtype.newbyteorder("="))  # a copy torch may own
+    tensor = torch.from_numpy(native)
+    return tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1)
+
+
+def _tensor_to_pil(tensor: torch.Tensor, name: str, *, kind: str = "tensor") -> Image.Image:
+    """The image of a tensor (or of an array, ``kind="array"``, already channels first)."""
     if tensor.dim() == 4:
         raise ValueError(
             f"{name} is a batch tensor of shape {tuple(tensor.shape)}; pass "
@@ -810,9 +917,8 @@ def _tensor_to_pil(tensor: torch.Tensor, name: str) -> Image.Image:
         low, high = float(tensor.min()), float(tensor.max())
         if low < 0 or high > 1:
             raise ValueError(
-                f"{name} is a float tensor with values in [{low:.3g}, {high:.3g}]; "
-                "expected an image in [0, 1] (a normalised tensor is a model input: call the "
-                "model directly)"
+                f"{name} is a float {kind} with values in [{low:.3g}, {high:.3g}]; expected "
+                f"an image in [0, 1] ({_float_range_fix(low, high, kind)})"
             )
         tensor = (tensor.float() * 255).round().to(torch.uint8)
     elif tensor.dtype != torch.uint8:
@@ -823,3 +929,100 @@ def _tensor_to_pil(tensor: torch.Tensor, name: str) -> Image.Image:
         )
     image: Image.Image = to_pil_image(tensor)
     return image
+
+
+def _float_range_fix(low: float, high: float, kind: str) -> str:
+    """What a float tensor or array outside [0, 1] most likely is, and its fix."""
+    clip = "tensor.clamp(0, 1)" if kind == "tensor" else "numpy.clip(array, 0, 1)"
+    if low >= -OVERSHOOT and high <= 1 + OVERSHOOT:
+        return f"a resampling overshoot? clip it: {clip}"
+    if low >= 0 and high <= 255:
+        return f"0-255 grey levels? divide by 255: {kind} / 255"
+    if low < 0:
+        return f"a normalised {kind} is a model input: call the model directly"
+    return f"16-bit values? divide by 65535: {kind} / 65535"
+
+
+def coerce_volume(
+    scans: Sequence[ImageInput], *, target_size: int | None = None
+) -> list[Image.Image]:
+    """The B-scans of a volume given in order, as ``"L"`` or ``"RGB"`` images read by one
+    rule for the whole volume, as the frames of a volume file are (:func:`load_frames`).
+
+    The numbers of 16-bit, 32-bit and float B-scans (PIL images, or files of one B-scan
+    each) are read by one scale chosen from all of them (:func:`to_model_mode`): a dim
+    B-scan (a blink) stays dim, where read one by one it would be stretched as bright as the
+    others, and one dim 16-bit B-scan does not get the volume refused as 12-bit data.
+    Tensors and NumPy arrays keep their fixed rule (uint8, or float in [0, 1]).
+
+    Parameters
+    ----------
+    scans
+        Paths, PIL images, image tensors or arrays, as :func:`coerce_image` takes them, in
+        volume order.
+    target_size
+        As for :func:`load_image`: JPEG files are decoded at reduced scale for it.
+
+    Returns
+    -------
+    list of PIL.Image.Image
+        One image per B-scan, in order.
+
+    Raises
+    ------
+    UnreadableImageError
+        If a file cannot be read, or holds several frames (the message names it and the
+        B-scan).
+    ValueError
+        As :func:`coerce_image`, naming the B-scan (``B-scan 2``), or for values the volume's
+        scale gives no meaning (naming the volume, or the B-scan).
+    TypeError
+        If a B-scan is none of the accepted types.
+
+    Warns
+    -----
+    UserWarning
+        As :func:`to_model_mode`, once for the volume, when its values were stretched.
+
+    .. versionadded:: 0.2
+    """
+    count = len(scans)
+    frames: list[Image.Image] = []
+    wide: list[bool] = []
+    formats: dict[int, str | None] = {}  # the files' formats, kept on their images
+    for index, scan in enumerate(scans):
+        name = f"B-scan {index}"
+        if isinstance(scan, (str, os.PathLike)):
+            file = Path(scan)
+            decoded = _decode(file, target_size)
+            if not decoded.admitted:
+                try:
+                    _check_size(decoded.size, repr(str(file)))
+                except _UnusablePixelsError as error:
+                    raise UnreadableImageError(file, in_frame(index, count, str(error))) from None
+            frames.append(decoded.image)
+            wide.append(decoded.wide)
+            formats[index] = decoded.format
+        elif isinstance(scan, Image.Image):
+            wide.append(_loaded(scan, name))
+            frames.append(scan)
+        else:
+            frames.append(coerce_image(scan, name=name))  # tensors, arrays: their fixed rule
+            wide.append(False)
+    try:
+        scale = file_scale(frames, wide)
+    except _UnusablePixelsError as error:
+        raise ValueError(f"cannot use the volume: {error}") from None
+    admitted: list[Image.Image] = []
+    for index, frame in enumerate(frames):
+        try:
+            image = model_mode(frame, scale)
+        except _UnusablePixelsError as error:
+            raise ValueError(f"cannot use B-scan {index}: {error}") from None
+        if index in formats:
+            if image is frame:
+                image = image.copy()
+            image.format = formats[index]  # a file's image is not warned of as in memory
+        admitted.append(image)
+    _warn_of_stretch(scale, f"the volume (its {count} B-scan{'s' * (count > 1)} together)")
+    return admitted

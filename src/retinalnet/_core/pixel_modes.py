@@ -7,6 +7,14 @@ fewer. Chosen frame by frame, a volume would lose the differences between its B-
 float B-scan stretched as bright as the others) or be read on the 16-bit scale in one
 B-scan and on the 8-bit scale in the next; DICOM volumes are checked over all their frames
 too (:mod:`retinalnet._core.dicom_pixels`).
+
+Float pixels follow one rule whatever their fractions: values within [0, 1] are fractions of
+white, values within [0, 255] grey levels (rounded), each give or take a resampling
+overshoot of :data:`OVERSHOOT` of the range (clipped); others are rounded to whole numbers
+and read as the 32-bit integer image of them (16-bit data 0 to 65535). Only values no bit
+depth explains (negative, above 65535) are stretched from their own minimum and maximum,
+and the gate warns of it, naming the image (:attr:`FileScale.stretches`,
+:func:`stretch_warning`).
 """
 
 from __future__ import annotations
@@ -19,12 +27,14 @@ import numpy as np
 from PIL import Image
 
 __all__ = [
+    "OVERSHOOT",
     "FileScale",
     "UnusablePixelsError",
     "file_scale",
     "in_frame",
     "model_mode",
     "sixteen_bit_colour",
+    "stretch_warning",
 ]
 
 _FULL_16_BIT = 65535
@@ -32,6 +42,12 @@ _LOW_16_BIT = 4096  # a 16-bit image whose brightest pixel is below this holds 1
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 _TO_RGB = ("RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV")
 _WIDE_COLOUR = ("RGB", "RGBA", "LA")  # the modes PIL reads 16-bit colour samples into
+
+OVERSHOOT = 0.1
+"""How far, as a share of the range, float pixels may reach outside [0, 1] and still be
+fractions of white, or outside [0, 255] and still be grey levels (clipped): a bicubic or
+Lanczos resize overshoots at sharp edges (-0.085 to 1.049 for a resized OCT scan in [0, 1]),
+and grey levels shifted by half a level reach 255.5."""
 
 
 class UnusablePixelsError(ValueError):
@@ -68,6 +84,28 @@ class FileScale:
     integer: _Rule | None = None
     real: _Rule | None = None
 
+    @property
+    def stretches(self) -> tuple[tuple[float, float], ...]:
+        """The ranges stretched from their own minimum and maximum to 0 to 255 (values no
+        bit depth explains), which the gate warns of; empty for every other file."""
+        rules = (self.integer, self.real)
+        return tuple((rule.low, rule.high) for rule in rules if rule and _stretched(rule))
+
+
+def _stretched(rule: _Rule) -> bool:
+    return rule.bits is None and rule != _UNIT
+
+
+def stretch_warning(name: str, low: float, high: float) -> str:
+    """The gate's warning for an image (or a volume) whose values were stretched."""
+    return (
+        f"{name} has values from {low:g} to {high:g}, neither fractions of white in [0, 1] nor "
+        "grey levels (0 to 255, or 0 to 65535 for 16-bit data): they were stretched from "
+        "their own minimum and maximum to grey levels 0 to 255, so the same tissue can get "
+        "other grey levels in another image; scale the pixels to [0, 1] yourself to choose "
+        "their grey levels"
+    )
+
 
 def in_frame(index: int, frames: int, reason: str) -> str:
     """``reason`` about one B-scan of a volume, naming it (``frames`` > 1) or as it is."""
@@ -95,12 +133,12 @@ def file_scale(frames: Sequence[Image.Image], wide: Sequence[bool] = ()) -> File
     ------
     UnusablePixelsError
         NaN or infinite values (naming the B-scan of a volume), or a file whose pixels have
-        no meaning on the chosen scale: 16-bit data with no value of 4096 or more, a constant
-        image outside [0, 1].
+        no meaning on the chosen scale: 16-bit data (or floats rounded to whole numbers above
+        255) with no value of 4096 or more, a constant image no bit depth explains.
     """
     count = len(frames)
     integers: list[tuple[int, int]] = []
-    reals: list[tuple[float, float, bool]] = []
+    reals: list[tuple[float, float]] = []
     high_bytes: list[int] = []
     for index, frame in enumerate(frames):
         if frame.mode in _SIXTEEN_BIT or frame.mode == "I":
@@ -120,8 +158,7 @@ def file_scale(frames: Sequence[Image.Image], wide: Sequence[bool] = ()) -> File
                     )
                 )
             if values.size:
-                whole = bool((values == np.rint(values)).all())
-                reals.append((float(values.min()), float(values.max()), whole))
+                reals.append((float(values.min()), float(values.max())))
         elif index < len(wide) and wide[index] and frame.mode in _WIDE_COLOUR:
             values = np.asarray(frame)
             colour = values[..., :1] if frame.mode == "LA" else values[..., :3]
@@ -136,14 +173,25 @@ def file_scale(frames: Sequence[Image.Image], wide: Sequence[bool] = ()) -> File
         integer = _integer_rule(low, high, _volume(kind, count), count, eight=not sixteen)
     if reals:
         bottom, top = min(item[0] for item in reals), max(item[1] for item in reals)
-        if bottom >= 0 and top <= 1:
-            real = _UNIT
-        elif all(item[2] for item in reals):  # whole numbers: the rule of mode "I"
-            kind = _volume("a float image of whole numbers read as 16-bit", count)
-            real = _integer_rule(int(bottom), int(top), kind, count, eight=True)
-        else:
+        if _within(bottom, top, 1):
+            real = _UNIT  # fractions of white, an overshoot clipped
+        elif top <= 1 + OVERSHOOT:  # fractions far below 0: no rule, stretched
             real = _stretch_rule(bottom, top, count)
+        elif _within(bottom, top, 255):
+            real = _EIGHT_BIT  # grey levels, rounded, an overshoot clipped
+        else:  # rounded to whole numbers: the rule of mode "I"
+            low, high = int(np.rint(bottom)), int(np.rint(top))
+            if low >= 0 and high <= _FULL_16_BIT:
+                kind = _volume("a float image read as 16-bit", count)
+                real = _integer_rule(low, high, kind, count, eight=True)
+            else:  # no bit depth explains them: their own range (the gate warns)
+                real = _stretch_rule(bottom, top, count)
     return FileScale(integer, real)
+
+
+def _within(bottom: float, top: float, full: int) -> bool:
+    """Whether values lie within [0, full], give or take :data:`OVERSHOOT` of it."""
+    return bottom >= -OVERSHOOT * full and top <= (1 + OVERSHOOT) * full
 
 
 def _volume(kind: str, frames: int) -> str:
@@ -172,8 +220,8 @@ def _stretch_rule(low: float, high: float, frames: int) -> _Rule:
     if high == low:
         every = "every pixel of its B-scans" if frames > 1 else "every pixel"
         raise UnusablePixelsError(
-            f"{every} is {low:g}: a constant image outside [0, 1] has no range to rescale "
-            "to grey levels"
+            f"{every} is {low:g}: a constant image outside [0, 1], 0 to 255 and 0 to 65535 "
+            "has no range to rescale to grey levels"
         )
     return _Rule(low, high)
 
@@ -220,7 +268,7 @@ def model_mode(image: Image.Image, scale: FileScale | None = None) -> Image.Imag
 
 def _apply(values: np.ndarray[Any, Any], rule: _Rule) -> np.ndarray[Any, Any]:
     if rule.bits == 16:
-        whole = values.astype(np.int64)
+        whole: np.ndarray[Any, Any] = np.rint(values).astype(np.int64)  # floats rounded
         return ((whole * 255 + _FULL_16_BIT // 2) // _FULL_16_BIT).astype(np.uint8)
     scaled = (values.astype(np.float64) - rule.low) * (255 / (rule.high - rule.low))
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
