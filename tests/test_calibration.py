@@ -898,3 +898,20 @@ def test_fit_temperature_of_rounded_probabilities_is_near_and_said_approximate()
         warnings.simplefilter("error")  # unrounded, or rounded without zeros: no warning
         fit_temperature(probabilities, targets)
         fit_temperature(np.round(np.clip(probabilities, 0.01, None), 2), targets)
+
+
+def test_temperature_reads_a_models_outputs_as_they_come() -> None:
+    # torch's "Can't call numpy() on Tensor that requires grad" / "unsupported ScalarType
+    # BFloat16" came out of temperature_nll for a model's raw outputs
+    generator = torch.Generator().manual_seed(3)
+    logits = torch.randn(40, 4, generator=generator, requires_grad=True)
+    labels = torch.randint(0, 4, (40,), generator=generator)
+    plain = logits.detach().numpy().astype(np.float64)
+    for scores in (logits, logits.bfloat16()):
+        expected = plain if scores.dtype == torch.float32 else scores.detach().double().numpy()
+        assert temperature_nll(scores, labels, 1.5) == pytest.approx(
+            temperature_nll(expected, labels.numpy(), 1.5), rel=1e-12
+        )
+        assert fit_temperature(scores, labels) == pytest.approx(
+            fit_temperature(expected, labels.numpy()), rel=1e-9
+        )

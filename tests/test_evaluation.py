@@ -537,3 +537,30 @@ def test_the_own_transform_warning_points_at_the_callers_line(
         with pytest.warns(UserWarning, match="own transform") as caught:
             call()
         assert {w.filename for w in caught if "own transform" in str(w.message)} == {__file__}
+
+
+# --- targets that are not class indices ---------------------------------------------------
+
+
+class _NamedTargets(torch.utils.data.Dataset[tuple[torch.Tensor, str]]):
+    """Prepared inputs labelled by class name, not index."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
+        return torch.randn(3, 32, 32, generator=torch.Generator().manual_seed(index)), "CNV"
+
+
+@pytest.mark.parametrize(
+    ("model", "classes"),
+    [(tiny_cnn(size=32), None), (tiny_cnn(size=32).network, CLASSES)],
+    ids=["classifier", "plain module"],
+)
+@pytest.mark.parametrize("as_loader", [False, True], ids=["data set", "DataLoader"])
+def test_class_names_as_targets_are_refused_in_one_line(
+    model: nn.Module, classes: tuple[str, ...] | None, as_loader: bool
+) -> None:
+    data: object = DataLoader(_NamedTargets(), batch_size=2) if as_loader else _NamedTargets()
+    with pytest.raises(TypeError, match=r"targets must be class indices .*classes\.index"):
+        evaluate(model, data, classes=classes, device="cpu", precision="fp32")  # type: ignore[arg-type]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -477,7 +479,9 @@ class _StridedNet(nn.Module):
 def _door_classifier_layer(height: int, width: int) -> torch.Tensor:
     # resnet18's declared layer4 (stride 32): 32 x 96 inputs give a 1 x 3 map
     model = _resnet18_at(32)
-    return grad_cam(model, torch.rand(1, 3, height, width))[0]
+    with warnings.catch_warnings():  # another size than the model's, on purpose
+        warnings.filterwarnings("ignore", "inputs of .* not the model's prepared inputs")
+        return grad_cam(model, torch.rand(1, 3, height, width))[0]
 
 
 def _door_bare_network_layer(height: int, width: int) -> torch.Tensor:
@@ -501,3 +505,39 @@ def test_a_map_one_cell_high_or_wide_is_explained_along_its_long_side(
     assert float(cam.std(dim=across).max()) < 1e-6
     profile = cam.mean(dim=across)  # along the long side: it varies
     assert float(profile.max() - profile.min()) > 0.1
+
+
+# -- a Classifier's inputs that do not look prepared ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("inputs", "match"),
+    [
+        # an image in [0, 1] at another size (the model's is 32)
+        (torch.rand(3, 40, 48), r"inputs of 40 x 48 pixels are not the model's prepared"),
+        # the right size, never normalised
+        (torch.rand(3, 32, 32), r"the batch holds no negative value.*not normalised"),
+    ],
+)
+def test_unprepared_inputs_of_a_classifier_are_warned_about(
+    inputs: torch.Tensor, match: str
+) -> None:
+    with pytest.warns(UserWarning, match=match + r".*grad_cam_image"):
+        grad_cam(tiny_cnn(size=32), inputs)
+
+
+def test_prepared_inputs_of_a_classifier_are_explained_without_a_word() -> None:
+    model = tiny_cnn(size=32)
+    image = SyntheticOCT(1, shape=(40, 48), seed=0).image(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        grad_cam(model, model.preprocessing.prepare(image))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_inputs_of_any_float_dtype_are_explained_in_fp32(dtype: torch.dtype) -> None:
+    model = tiny_cnn(size=32)
+    inputs = model.preprocessing.prepare(SyntheticOCT(1, shape=(40, 48), seed=0).image(0))
+    cast = inputs.to(dtype)
+
+    assert torch.equal(grad_cam(model, cast), grad_cam(model, cast.float()))

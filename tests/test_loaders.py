@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -267,3 +268,135 @@ def test_numpy_numbers_at_the_model_and_image_doors_too(tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path / "model.pt", model)
     set_checkpoint_temperature(path, np.float32(1.5))
     assert load_checkpoint(path).build_model().temperature == 1.5
+
+
+# -- a model's data: one path from image to model input ----------------------------------
+
+
+class _Samples(torch.utils.data.Dataset[tuple[object, object]]):
+    """A data set of the samples given, as they are."""
+
+    def __init__(self, samples: list[tuple[object, object]]) -> None:
+        self.samples = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[object, object]:
+        return self.samples[index]
+
+
+def _model_loader(data: object) -> DataLoader[object]:
+    transform = tiny_cnn(size=32).preprocessing.eval_transform()
+    return make_loader(data, batch_size=2, shuffle=False, transform=transform)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("image", "target", "error", "match"),
+    [
+        (
+            torch.zeros(40, 48, dtype=torch.uint8),
+            0,
+            ValueError,
+            r"image of sample 0 of _Samples is a uint8 tensor \(40, 48\), an image; model "
+            r"inputs are float tensors \(3, 32, 32\).*eval_transform\(\)",
+        ),
+        (
+            torch.rand(3, 40, 48),
+            0,
+            ValueError,
+            r"float32 tensor \(3, 40, 48\); model inputs are float tensors \(3, 32, 32\)",
+        ),
+        (
+            torch.zeros(1, 32, 32),
+            0,
+            ValueError,
+            r"float32 tensor \(1, 32, 32\); model inputs are float tensors \(3, 32, 32\)",
+        ),
+        (np.zeros((40, 48), np.uint8), 0, TypeError, r"NumPy array \(40, 48\) uint8.*PIL"),
+        (Image.new("L", (40, 48)), "CNV", TypeError, r"target 'CNV'; targets must be class"),
+        ({"image": 1}, 0, TypeError, r"is a dict; expected a PIL image, a file path or a"),
+    ],
+)
+def test_a_models_data_of_unprepared_images_is_refused_in_one_line(
+    image: object, target: object, error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        _model_loader(_Samples([(image, target)] * 2))
+
+
+def test_a_models_loader_of_unprepared_images_is_refused_too() -> None:
+    loader = DataLoader(TensorDataset(torch.rand(2, 3, 40, 48), torch.tensor([0, 1])))
+    with pytest.raises(ValueError, match=r"a DataLoader is used as it is: yield PIL images"):
+        _model_loader(loader)
+
+
+def test_prepared_inputs_with_no_negative_value_are_warned_about_once() -> None:
+    data = TensorDataset(torch.rand(4, 3, 32, 32), torch.arange(4))
+    with pytest.warns(UserWarning, match=r"holds no negative value.*not normalised") as caught:
+        loader = _model_loader(data)
+    assert len(caught) == 1
+    assert len(list(loader)) == 2
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        torch.randn(4, 3, 32, 32),  # normalised model inputs
+        torch.randn(4, 8),  # features (a head's inputs)
+        torch.randn(4, 1, 2, 2),  # logits shaped by hand: no image has sides of 2 pixels
+    ],
+)
+def test_prepared_inputs_and_features_pass_as_they_are(inputs: torch.Tensor) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        batches = list(_model_loader(TensorDataset(inputs, torch.arange(4))))
+    assert torch.equal(torch.cat([batch[0] for batch in batches]), inputs)
+
+
+def test_file_paths_are_read_and_prepared_as_the_model_prepares_them(tmp_path: Path) -> None:
+    path = tmp_path / "scan.png"
+    Image.fromarray(np.arange(48 * 40, dtype=np.uint8).reshape(40, 48)).save(path)
+    preprocessing = tiny_cnn(size=32).preprocessing
+
+    (inputs, targets), *_ = list(_model_loader(_Samples([(str(path), 2), (path, 3)])))
+
+    expected = preprocessing.prepare(path)
+    assert torch.equal(inputs[0], expected)
+    assert torch.equal(inputs[1], expected)
+    assert targets.tolist() == [2, 3]
+
+
+def _fit(data: TensorDataset) -> object:
+    from retinalnet.training import Trainer
+
+    trainer = Trainer(tiny_cnn(size=32), max_epochs=1, batch_size=2, device="cpu", progress=False)
+    return trainer.fit(data)
+
+
+def _evaluate(data: TensorDataset) -> object:
+    from retinalnet.training import evaluate
+
+    return evaluate(tiny_cnn(size=32), data, device="cpu", precision="fp32")
+
+
+def _lr_find(data: TensorDataset) -> object:
+    from retinalnet.training import Trainer
+
+    trainer = Trainer(tiny_cnn(size=32), batch_size=2, device="cpu", progress=False)
+    return trainer.lr_find(data, num_steps=8)
+
+
+def _engine_loader(data: TensorDataset) -> object:
+    from retinalnet.engine import InferenceEngine
+
+    return InferenceEngine(tiny_cnn(size=32), device="cpu").loader(data)
+
+
+@pytest.mark.parametrize("door", [_fit, _evaluate, _lr_find, _engine_loader])
+def test_every_door_of_a_models_data_refuses_unprepared_image_tensors(
+    door: Callable[[TensorDataset], object],
+) -> None:
+    images = torch.rand(4, 3, 40, 48)  # crops in [0, 1], never resized nor normalised
+    with pytest.raises(ValueError, match=r"model inputs are float tensors \(3, 32, 32\)"):
+        door(TensorDataset(images, torch.tensor([0, 1, 2, 3])))

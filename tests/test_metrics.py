@@ -1191,3 +1191,35 @@ def test_precision_recall_curve_without_positives_is_scikit_learns() -> None:
 def test_string_targets_are_refused_saying_to_pass_indices() -> None:
     with pytest.raises(ValueError, match=r"got dtype <U3 \(first value 'CNV'\); pass indices"):
         classification_report(["CNV", "DME"], [[0.9, 0.1], [0.2, 0.8]], classes=["CNV", "DME"])
+
+
+# -- probabilities straight from a model: with gradients, in bf16 -------------------------
+
+
+def _from_a_model(probabilities: torch.Tensor, form: str) -> torch.Tensor:
+    if form == "requires_grad":
+        return probabilities.clone().requires_grad_()
+    return probabilities.bfloat16()  # an autocast output
+
+
+@pytest.mark.parametrize("form", ["requires_grad", "bfloat16"])
+@pytest.mark.parametrize(
+    "metric",
+    [
+        lambda t, p: classification_report(t, p).accuracy,
+        lambda t, p: topk_accuracy(t, p, ks=(1,))[1].tolist(),
+        lambda t, p: average_precision(p[:, 0], t == 0),
+        lambda t, p: roc_auc(p[:, 0], t == 0),
+        lambda t, p: expected_calibration_error(p, t),
+    ],
+    ids=["classification_report", "topk_accuracy", "average_precision", "roc_auc", "ece"],
+)
+def test_metrics_read_a_models_probabilities_as_they_come(
+    metric: Callable[[torch.Tensor, torch.Tensor], Any], form: str
+) -> None:
+    targets = torch.tensor([0, 1, 2, 3, 0, 1])
+    probabilities = torch.softmax(torch.randn(6, 4, generator=torch.Generator().manual_seed(0)), 1)
+    given = _from_a_model(probabilities, form)
+    plain = given.detach().double()  # the values as given (bf16 rounds them)
+
+    assert metric(targets, given) == metric(targets, plain)

@@ -155,7 +155,7 @@ def test_evaluate_keeps_each_images_patient_for_the_patient_report(tree: Path) -
 
 
 def test_a_result_without_patients_says_so() -> None:
-    data = torch.utils.data.TensorDataset(torch.zeros(2, 3, 8, 8), torch.tensor([0, 1]))
+    data = torch.utils.data.TensorDataset(torch.randn(2, 3, 32, 32), torch.tensor([0, 1]))
     result = evaluate(_model(), data, device="cpu", precision="fp32")
     assert result.patient_ids is None
     with pytest.raises(ValueError, match="no per-image probabilities or patient ids"):

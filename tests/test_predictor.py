@@ -213,7 +213,7 @@ def test_the_error_names_the_position_in_a_list(
         predictor.topk([images[0], images[1], torch.zeros(40, 40, dtype=torch.int64)])
 
 
-@pytest.mark.parametrize("value", [np.zeros((40, 40), dtype=np.uint8), 3, b"scan.jpeg"])
+@pytest.mark.parametrize("value", [{"scan": 1}, 3, b"scan.jpeg"])
 def test_other_types_are_refused(predictor: Predictor, value: Any) -> None:
     with pytest.raises(
         TypeError,
@@ -766,3 +766,47 @@ def test_a_warning_of_the_predictor_names_the_callers_line(tmp_path: Path) -> No
         with pytest.warns(UserWarning, match="only 20 x 20 pixels") as caught:
             call()
         assert {w.filename for w in caught} == {__file__}  # was transforms.py
+
+
+def test_gradcam_explains_one_image_and_says_so_for_a_list(
+    predictor: Predictor, images: list[Image.Image]
+) -> None:
+    with pytest.raises(TypeError, match=r"^gradcam\(\) explains one image, got a list of 2"):
+        predictor.gradcam([images[0], images[1]])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_the_engine_takes_prepared_inputs_of_any_float_dtype(
+    predictor: Predictor, images: list[Image.Image], dtype: torch.dtype
+) -> None:
+    inputs = predictor.preprocessing.prepare(images[0])[None]
+
+    assert torch.equal(
+        predictor.engine.probabilities(inputs.to(dtype)),
+        predictor.engine.probabilities(inputs.to(dtype).float()),
+    )
+
+
+@pytest.mark.parametrize(
+    ("inputs", "error", "match"),
+    [
+        (
+            torch.zeros(1, 3, 32, 32, dtype=torch.uint8),
+            ValueError,
+            r"a uint8 tensor .*not prepared",
+        ),
+        (torch.zeros(3, 32, 32), ValueError, r"one input \(3, 32, 32\).*unsqueeze\(0\)"),
+        (
+            torch.zeros(1, 1, 32, 32),
+            ValueError,
+            r"\(1, 1, 32, 32\); the model takes a batch \(N, 3",
+        ),
+        (np.zeros((1, 3, 32, 32), np.float32), TypeError, r"got a NumPy array"),
+        ([[0.0]], TypeError, r"must be a torch\.Tensor batch .*got a list"),
+    ],
+)
+def test_the_engine_refuses_what_is_no_batch_of_prepared_inputs(
+    predictor: Predictor, inputs: object, error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        predictor.engine.probabilities(inputs)  # type: ignore[arg-type]

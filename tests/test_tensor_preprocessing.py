@@ -140,7 +140,40 @@ def test_bad_arguments_say_what_is_expected() -> None:
     tensor_prep = TensorPreprocessing(Preprocessing(size=64), device="cpu")
     with pytest.raises(ValueError, match="at least one item"):
         tensor_prep.batch([])
-    with pytest.raises(ValueError, match=r"expected JPEG bytes"):
+    with pytest.raises(ValueError, match=r"model inputs are float tensors \(3, 64, 64\)"):
         tensor_prep.batch([torch.zeros(3, 32, 32)])
     with pytest.raises(TypeError, match="Preprocessing"):
         TensorPreprocessing({"size": 64}, device="cpu")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("item", "match"),
+    [
+        # an image, not a prepared input: it was taken as one (values 0..255 as the input)
+        (torch.zeros(3, 64, 64, dtype=torch.uint8), r"item 0 is a uint8 tensor \(3, 64, 64\)"),
+        (torch.zeros(40, dtype=torch.int64), r"item 0 is an int64 tensor \(40,\), not JPEG"),
+    ],
+)
+def test_batch_refuses_what_read_does_not_give(item: torch.Tensor, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        TensorPreprocessing(Preprocessing(size=64), device="cpu").batch([item])
+
+
+def test_batch_warns_of_an_input_that_was_never_normalised() -> None:
+    tensor_prep = TensorPreprocessing(Preprocessing(size=64), device="cpu")
+    image = torch.rand(3, 64, 64)  # an image in [0, 1] of the right size
+
+    with pytest.warns(UserWarning, match=r"item 0 holds no negative value.*not normalised"):
+        tensor_prep.batch([image])
+
+
+@pytest.mark.parametrize(
+    "value",
+    [Image.new("L", (64, 64)), np.zeros((64, 64), dtype=np.uint8), torch.zeros(64, 64)],
+)
+def test_read_and_prepare_files_take_file_paths_only(value: object) -> None:
+    tensor_prep = TensorPreprocessing(Preprocessing(size=64), device="cpu")
+    with pytest.raises(TypeError, match=r"^read\(\) takes a file path .*Preprocessing\.prepare"):
+        tensor_prep.read(value)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^prepare_files\(\) item 0 takes a file path"):
+        tensor_prep.prepare_files([value])  # type: ignore[list-item]

@@ -605,3 +605,29 @@ def test_new_augmentation_settings_are_checked(kwargs, message):
 def test_a_preset_round_trips_through_to_dict(preset):
     prep = Preprocessing(size=64).with_augmentation(preset)
     assert Preprocessing.from_dict(prep.to_dict()) == prep
+
+
+@pytest.mark.parametrize("pipeline", ["eval_transform", "train_transform"])
+def test_the_pipelines_take_image_tensors_as_prepare_does(pipeline: str) -> None:
+    preprocessing = Preprocessing(size=32, rotation=0.0, scale=(1.0, 1.0), hflip=False)
+    image = torch.arange(40 * 48, dtype=torch.int64).reshape(1, 40, 48).remainder(256)
+    image = image.to(torch.uint8)
+
+    prepared = getattr(preprocessing, pipeline)()(image)
+
+    assert torch.equal(prepared, preprocessing.prepare(image))
+    augmenting = Preprocessing(size=32, jitter=0.2, gamma=0.2, speckle=0.1)
+    assert getattr(augmenting, pipeline)()(image).shape == (3, 32, 32)
+
+
+def test_the_pipelines_refuse_a_path_in_one_line() -> None:
+    with pytest.raises(TypeError, match=r"takes an image, not the path 'scan\.png'.*load"):
+        Preprocessing(size=32).eval_transform()("scan.png")
+
+
+def test_the_pipelines_know_their_preprocessing_and_read_as_compose() -> None:
+    preprocessing = Preprocessing(size=32)
+    for pipeline in (preprocessing.eval_transform(), preprocessing.train_transform()):
+        assert pipeline.preprocessing is preprocessing
+        assert repr(pipeline).startswith("Compose(")
+        assert pickle.loads(pickle.dumps(pipeline)).preprocessing == preprocessing

@@ -36,7 +36,9 @@ from torch.utils.data import DataLoader
 
 from retinalnet._core.counts import as_number
 from retinalnet._core.device import default_num_workers, resolve_device
+from retinalnet._core.images import MIN_IMAGE_SIDE
 from retinalnet._core.loaders import DataSource, make_loader
+from retinalnet._core.model_inputs import describe
 from retinalnet._core.model_use import check_float32_weights, exclusive_use, modes_restored
 from retinalnet.models import Classifier
 from retinalnet.precision import (
@@ -157,6 +159,16 @@ class InferenceEngine:
         Files are decoded by the model's :class:`~retinalnet.transforms.Preprocessing`
         (its decoding scale included), so every door prepares a scan the same way. A
         DataLoader is returned as it is.
+
+        Raises
+        ------
+        TypeError, ValueError
+            As :func:`~retinalnet._core.loaders.make_loader`: for a data set (or loader)
+            whose image tensors or arrays are not the model's prepared inputs ``(3, size,
+            size)`` float (a uint8 image, another size), or whose targets are class names.
+
+            .. versionchanged:: 0.2
+               Such data reached the network unprepared, without a word.
         """
         preprocessing = self.preprocessing
         return make_loader(
@@ -196,7 +208,10 @@ class InferenceEngine:
         return cast_forward(self.model, self._cast)
 
     def _to_device(self, inputs: torch.Tensor) -> torch.Tensor:
-        batch = inputs.to(self.device, non_blocking=True)
+        """``inputs`` on the device, as float32 (the autocast dtype is the engine's to
+        choose), or a one-line error when they are no batch of prepared inputs."""
+        _check_batch(inputs, image_model=isinstance(self.model, Classifier))
+        batch = inputs.to(self.device, dtype=torch.float32, non_blocking=True)
         if batch.dim() == 4:
             batch = batch.contiguous(memory_format=torch.channels_last)
         return batch
@@ -229,7 +244,19 @@ class InferenceEngine:
         return torch.logsumexp(stacked, dim=0) - torch.log(torch.tensor(2.0, dtype=torch.float64))
 
     def probabilities(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Class probabilities (float32, on the CPU) of a batch of prepared inputs."""
+        """Class probabilities (float32, on the CPU) of a batch of prepared inputs.
+
+        Inputs of any floating-point dtype are cast to float32 first (autocast then runs
+        the engine's precision).
+
+        Raises
+        ------
+        TypeError
+            If ``inputs`` is not a tensor (a list, a NumPy array).
+        ValueError
+            If ``inputs`` is not floating point (a uint8 image), or, for a Classifier, is
+            not a batch ``(N, 3, H, W)``.
+        """
         return self.log_probabilities(inputs).exp().float().cpu()
 
     def run(
@@ -285,6 +312,41 @@ class InferenceEngine:
                 "pass; the feature cache needs a head that runs exactly once"
             )
         return captured[0], outputs
+
+
+_PREPARED = (
+    "prepare images with model.preprocessing.prepare(image) (torch.stack them for a batch), "
+    "or predict them with retinalnet.Predictor"
+)
+
+
+def _check_batch(inputs: object, *, image_model: bool) -> None:
+    """Refuse what is no batch of prepared inputs in one line: not a tensor, not floating
+    point, and for a Classifier (images ``(N, 3, H, W)``) a single input or another number
+    of channels. A tensor with a side under ``MIN_IMAGE_SIDE`` is no image (logits or
+    features shaped by hand) and is left to the network."""
+    if not isinstance(inputs, torch.Tensor):
+        raise TypeError(
+            f"inputs must be a torch.Tensor batch of prepared model inputs, got "
+            f"{describe(inputs)}; {_PREPARED}"
+        )
+    if not inputs.is_floating_point():
+        raise ValueError(
+            f"inputs are {describe(inputs)}, not prepared model inputs (float, normalised); "
+            f"{_PREPARED}"
+        )
+    if not image_model or inputs.dim() < 3 or min(inputs.shape[-2:]) < MIN_IMAGE_SIDE:
+        return
+    if inputs.dim() == 3:
+        raise ValueError(
+            f"inputs are one input {tuple(inputs.shape)}; the model takes a batch (N, 3, H, W): "
+            "add the batch dimension with inputs.unsqueeze(0)"
+        )
+    if inputs.dim() != 4 or inputs.shape[1] != 3:
+        raise ValueError(
+            f"inputs are {describe(inputs)}; the model takes a batch (N, 3, H, W) of "
+            f"prepared inputs: {_PREPARED}"
+        )
 
 
 def first_nonfinite_row(outputs: torch.Tensor) -> int | None:

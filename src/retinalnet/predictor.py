@@ -473,6 +473,8 @@ class Predictor:
 
         Raises
         ------
+        TypeError
+            If ``image`` is a list or tuple of images: one map per call.
         ValueError
             If ``class_index`` is not a class of the model.
 
@@ -482,6 +484,11 @@ class Predictor:
         >>> from retinalnet.plots import plot_gradcam  # doctest: +SKIP
         >>> plot_gradcam("CNV-1016042-1.jpeg", heatmap, save="cam.png")  # doctest: +SKIP
         """
+        if isinstance(image, (list, tuple)):
+            raise TypeError(
+                f"gradcam() explains one image, got a {type(image).__name__} of {len(image)}; "
+                "call it once per image: [predictor.gradcam(image) for image in images]"
+            )
         if isinstance(class_index, str):
             if class_index not in self.classes:
                 raise ValueError(

@@ -48,6 +48,7 @@ from torchvision.transforms.v2 import functional as tvf
 
 from retinalnet._core.device import resolve_device
 from retinalnet._core.images import MAX_IMAGE_ASPECT, SMALL_IMAGE_SIDE, UnreadableImageError
+from retinalnet._core.model_inputs import describe, refuse_unprepared
 from retinalnet._core.warning_filters import catch_warnings_locked
 from retinalnet.transforms import Preprocessing
 
@@ -110,6 +111,7 @@ class TensorPreprocessing:
         retinalnet.datasets.UnreadableImageError
             If the file cannot be read (from the PIL path, which names it).
         """
+        _check_path(path, "read()")
         return read_encoded(path, self.preprocessing)
 
     def prepare_files(self, paths: Sequence[str | os.PathLike[str]]) -> torch.Tensor:
@@ -117,9 +119,19 @@ class TensorPreprocessing:
 
         Raises
         ------
+        TypeError
+            If ``paths`` is not a list of file paths (images in memory go through
+            :meth:`Preprocessing.prepare <retinalnet.transforms.Preprocessing.prepare>`).
         retinalnet.datasets.UnreadableImageError
             If a file cannot be read.
         """
+        if isinstance(paths, (str, os.PathLike)):
+            raise TypeError(
+                f"prepare_files() takes a list of file paths, got the one path {paths!r}: "
+                "pass [path]"
+            )
+        for index, path in enumerate(paths):
+            _check_path(path, f"prepare_files() item {index}")
         return self.batch([self.read(path) for path in paths], names=paths)
 
     def batch(
@@ -136,8 +148,16 @@ class TensorPreprocessing:
 
         Raises
         ------
+        TypeError
+            If an item is not a tensor.
         ValueError
-            If ``items`` is empty or holds a tensor :meth:`read` does not give.
+            If ``items`` is empty or holds a tensor :meth:`read` does not give: JPEG bytes
+            that are not uint8, or a prepared input that is not float ``(3, size, size)``
+            (an image tensor, say). A prepared input with no negative value is warned
+            about: it looks like an image that was never normalised.
+
+            .. versionchanged:: 0.2
+               A prepared input must be floating point (a uint8 image was taken as one).
         retinalnet.datasets.UnreadableImageError
             If a JPEG cannot be decoded (a truncated or corrupt file whose header is fine).
         """
@@ -145,16 +165,18 @@ class TensorPreprocessing:
             raise ValueError("batch() needs at least one item (from read())")
         size = self.preprocessing.size
         out = torch.empty(len(items), 3, size, size, device=self.device)
-        encoded = [i for i, item in enumerate(items) if item.dim() == 1]
+        fix = (
+            "pass what read() gives (JPEG bytes, 1-D uint8, or a prepared input); for an "
+            "image in memory use Preprocessing.prepare(image)"
+        )
         for i, item in enumerate(items):
-            if item.dim() == 1:
+            if isinstance(item, torch.Tensor) and item.dim() == 1:
+                if item.dtype != torch.uint8:
+                    raise ValueError(f"item {i} is {describe(item)}, not JPEG bytes; {fix}")
                 continue
-            if item.shape != (3, size, size):
-                raise ValueError(
-                    f"item {i} has shape {tuple(item.shape)}; expected JPEG bytes (1-D uint8) "
-                    f"or a prepared input (3, {size}, {size}) from read()"
-                )
+            refuse_unprepared(item, self.preprocessing, name=f"item {i}", fix=fix)
             out[i] = item.to(self.device, non_blocking=True)
+        encoded = [i for i, item in enumerate(items) if item.dim() == 1]
         if not encoded:
             return out
         decoded = self._decode([items[i] for i in encoded], encoded, names)
@@ -223,6 +245,15 @@ def read_encoded(path: str | os.PathLike[str], preprocessing: Preprocessing) -> 
     if not _tensor_decodable(data, preprocessing):
         return preprocessing.prepare(file)
     return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+
+
+def _check_path(path: object, where: str) -> None:
+    """Refuse what is not a file path in one line (a PIL image, an array, a tensor)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"{where} takes a file path (str or os.PathLike), got {describe(path)}; for an "
+            "image in memory use Preprocessing.prepare(image), which gives the model input"
+        )
 
 
 def _tensor_decodable(data: bytes, preprocessing: Preprocessing) -> bool:

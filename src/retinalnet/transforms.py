@@ -51,11 +51,30 @@ class _GrayOrRGB:
     third of the work.
     """
 
-    def __call__(self, image: Image.Image) -> Image.Image:
-        return to_model_mode(image)
+    def __call__(self, image: ImageInput) -> Image.Image:
+        if isinstance(image, Image.Image):
+            return to_model_mode(image)
+        if isinstance(image, (str, os.PathLike)):
+            raise TypeError(
+                f"the preprocessing pipeline takes an image, not the path {os.fspath(image)!r}; "
+                "read the file with Preprocessing.load(path) first, or call "
+                "Preprocessing.prepare(path)"
+            )
+        # a tensor (or what else the image gate takes) becomes an image by its rules, as in
+        # Preprocessing.prepare; anything else is refused there, in one line
+        return coerce_image(image)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def _pipeline(steps: list[Any], preprocessing: Preprocessing) -> tvt.Compose:
+    """``Compose(steps)`` that knows the :class:`Preprocessing` it was made from (its
+    ``preprocessing`` attribute), so the data loading can check a data set's tensors against
+    the inputs it makes (see :func:`retinalnet._core.loaders.make_loader`)."""
+    pipeline = tvt.Compose(steps)
+    pipeline.preprocessing = preprocessing
+    return pipeline
 
 
 class _ThreeChannels:
@@ -406,8 +425,14 @@ class Preprocessing:
         the same numbers as converting the image to RGB first (as the tutorial's
         ``ImageFolder`` did), but a grayscale scan is resized in one channel and repeated
         into three only as a tensor (1.6 -> 0.7 ms per real Kermany scan on one core).
+
+        It takes a PIL image or an image tensor (``(H, W)``, ``(1, H, W)`` or ``(3, H, W)``,
+        uint8 or float in [0, 1]), read by the rules of :meth:`prepare`.
+
+        .. versionchanged:: 0.2
+           Image tensors are taken too (they raised an ``AttributeError`` before).
         """
-        return tvt.Compose(
+        return _pipeline(
             [
                 _GrayOrRGB(),
                 tvt.Resize(self.resize),
@@ -415,7 +440,8 @@ class Preprocessing:
                 tvt.ToTensor(),
                 _ThreeChannels(),
                 tvt.Normalize(self.mean, self.std),
-            ]
+            ],
+            self,
         )
 
     def train_transform(self) -> tvt.Compose:
@@ -426,7 +452,8 @@ class Preprocessing:
         -> [gamma] -> [speckle] -> Normalize``, on three channels, a grayscale scan in one
         until it is a tensor (as in :meth:`eval_transform`). Without any augmentation (the
         ``"none"`` preset) it is :meth:`eval_transform`. Random draws come from torch's
-        generator, so ``torch.manual_seed`` makes them repeat.
+        generator, so ``torch.manual_seed`` makes them repeat. It takes the images
+        :meth:`eval_transform` takes.
         """
         if not self.augments:
             return self.eval_transform()
@@ -448,7 +475,7 @@ class Preprocessing:
         if self.speckle > 0:
             steps.append(_Speckle(self.speckle))
         steps += [_ThreeChannels(), tvt.Normalize(self.mean, self.std)]
-        return tvt.Compose(steps)
+        return _pipeline(steps, self)
 
     def load(self, path: str | os.PathLike[str]) -> Image.Image:
         """Decode an image file the way this preprocessing expects it.

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from typing import Any, TypeAlias, Union
+from typing import TYPE_CHECKING, Any, TypeAlias, Union
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
+from torch.utils.data._utils.collate import default_collate
 from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
 
-from retinalnet._core.images import load_image
+from retinalnet._core.images import MIN_IMAGE_SIDE, load_image
+from retinalnet._core.model_inputs import describe, refuse_unprepared, warn_if_unnormalised
 from retinalnet._core.warning_filters import warnings_ignored
 from retinalnet._core.worker_start import ExplainedLoader
+
+if TYPE_CHECKING:
+    from retinalnet.transforms import Preprocessing
 
 __all__ = [
     "BatchedTensorDataset",
@@ -53,19 +60,119 @@ def _batch_as_is(batch: Any) -> Any:
     return batch
 
 
-class _Transformed(Dataset[tuple[Any, Any]]):
-    """Applies ``transform`` to the images of a data set that yields PIL images."""
+_PREPARE = (
+    "yield PIL images (Image.fromarray(array) for a NumPy array) or file paths, which the "
+    "model's preprocessing prepares, or prepare each image with "
+    "model.preprocessing.eval_transform() (train_transform() for training data)"
+)
+"""The fix for a data set whose images reach a model unprepared."""
 
-    def __init__(self, dataset: Dataset[Any], transform: Callable[[Image.Image], Any]) -> None:
+
+class _Transformed(Dataset[tuple[Any, Any]]):
+    """Applies ``transform`` to the images of a data set that yields PIL images or file
+    paths (read with ``decode``)."""
+
+    def __init__(
+        self,
+        dataset: Dataset[Any],
+        transform: Callable[[Image.Image], Any],
+        decode: Callable[[str], Image.Image] | None = None,
+    ) -> None:
         self.dataset = dataset
         self.transform = transform
+        self.decode = decode
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         image, target = self.dataset[index]
+        if isinstance(image, (str, os.PathLike)):
+            path = os.fspath(image)
+            image = self.decode(path) if self.decode is not None else load_image(path)
         return self.transform(image), target
+
+
+def _check_sample(
+    first: Any, data: object, preprocessing: Preprocessing | None, *, transformable: bool
+) -> str:
+    """What the first sample of ``data`` holds: ``"image"`` (a PIL image), ``"path"`` or
+    ``"input"`` (a tensor taken as the model's input), or a one-line error.
+
+    Targets must be class indices. With ``preprocessing`` (the model's), a tensor that is an
+    image rather than a prepared input is refused (:func:`refuse_unprepared`): only the
+    model's own preprocessing makes inputs, so training and prediction see a scan the same
+    way. A 1-D tensor or array (features) or one with a side under ``MIN_IMAGE_SIDE`` pixels is no
+    image (the library's image gate refuses those): it is the network's input as it is. A
+    data set with a transform of its own chose how to prepare its images: another size is
+    its choice (scoring such data warns, ``warn_of_own_transform``); only what is no float
+    input at all is refused, and inputs with no negative value are warned about.
+    """
+    where = f"sample 0 of {type(data).__name__}"
+    pair = isinstance(first, (tuple, list))
+    image = first[0] if pair and len(first) else first
+    if (
+        preprocessing is not None
+        and pair
+        and len(first) >= 2
+        and isinstance(first[1], (str, bytes))
+    ):
+        raise TypeError(
+            f"{where} has the target {first[1]!r}; targets must be class indices (ints, "
+            "0 for the first of the model's classes), as KermanyOCT yields them: map names "
+            "with classes.index(name)"
+        )
+    if isinstance(image, Image.Image):
+        return "image"
+    if isinstance(image, (str, os.PathLike)):
+        return "path"
+    if preprocessing is None:
+        return "input"
+    name = f"the image of {where}"
+    fix = _PREPARE if transformable else f"a DataLoader is used as it is: {_PREPARE}"
+    if isinstance(image, (torch.Tensor, np.ndarray)):
+        if image.ndim <= 1 or min(image.shape[-2:]) < MIN_IMAGE_SIDE:
+            return "input"  # no image: features, logits shaped by hand
+        if (
+            isinstance(image, torch.Tensor)
+            and image.is_floating_point()
+            and _has_own_transform(data)
+        ):
+            warn_if_unnormalised(image, preprocessing, name=name, fix=fix)
+            return "input"
+        refuse_unprepared(image, preprocessing, name=name, fix=fix)
+        return "input"
+    raise TypeError(
+        f"{name} is {describe(image)}; expected a PIL image, a file path or a prepared "
+        f"model input (a float tensor): {fix}"
+    )
+
+
+def _has_own_transform(data: object) -> bool:
+    """Whether ``data``, or a data set it wraps (a Subset's), has a ``transform`` of its
+    own."""
+    for _ in range(4):
+        if getattr(data, "transform", None) is not None:
+            return True
+        data = getattr(data, "dataset", None)
+    return False
+
+
+def _check_loader(loader: DataLoader[Any], preprocessing: Preprocessing | None) -> None:
+    """:func:`_check_sample` on the first sample of a loader's data set, when the loader
+    stacks samples as they are (torch's default ``collate_fn``)."""
+    data = loader.dataset
+    if (
+        preprocessing is None
+        or loader.collate_fn is not default_collate
+        or not isinstance(data, Dataset)
+        or not hasattr(data, "__len__")
+        or len(data) == 0
+    ):
+        return
+    with warnings_ignored():
+        first = data[0]
+    _check_sample(first, data, preprocessing, transformable=False)
 
 
 def decoded_with(data: Dataset[Any], decode: Callable[[str], Image.Image]) -> Dataset[Any]:
@@ -103,14 +210,26 @@ def make_loader(
     memory, such as cached features) is read without worker processes, whatever
     ``num_workers`` says.
 
+    A data set that yields file paths gets them read with ``decode``, then ``transform``
+    applied. With a model's ``transform`` (made by a
+    :class:`~retinalnet.transforms.Preprocessing`), the first sample is checked: a tensor
+    image that is not the model's prepared input (an integer tensor, a NumPy array, another
+    shape than ``(3, size, size)``) is refused, and a float one with no negative value is
+    warned about (see :mod:`retinalnet._core.model_inputs`); the data set's (or loader's)
+    images would otherwise reach the network unprepared.
+
     Raises
     ------
     TypeError
-        If ``data`` is neither a data set nor a loader.
+        If ``data`` is neither a data set nor a loader, yields a target that is a string
+        (not a class index), or an image of a type the model cannot take.
     ValueError
-        If ``data`` is empty, or yields PIL images and no ``transform`` is known.
+        If ``data`` is empty, yields PIL images or paths and no ``transform`` is known, or
+        yields image tensors that are not the model's prepared inputs.
     """
+    preprocessing: Preprocessing | None = getattr(transform, "preprocessing", None)
     if isinstance(data, DataLoader):
+        _check_loader(data, preprocessing)
         return data
     if not isinstance(data, Dataset) or not hasattr(data, "__len__"):
         raise TypeError(
@@ -126,13 +245,16 @@ def make_loader(
     # is held for it (a data set may open images in threads of its own)
     with warnings_ignored():
         first = data[0]
-    if isinstance(first, (tuple, list)) and isinstance(first[0], Image.Image):
-        if transform is None:
-            raise ValueError(
-                f"{type(data).__name__} yields PIL images and no transform is known; pass "
-                "transform=Preprocessing().eval_transform() to the data set"
-            )
-        data = _Transformed(data, transform)
+    if not isinstance(data, BatchedTensorDataset):  # cached features: prepared by the cache
+        holds = _check_sample(first, data, preprocessing, transformable=True)
+        if holds in ("image", "path") and isinstance(first, (tuple, list)):
+            if transform is None:
+                what = "PIL images" if holds == "image" else "file paths"
+                raise ValueError(
+                    f"{type(data).__name__} yields {what} and no transform is known; pass "
+                    "transform=Preprocessing().eval_transform() to the data set"
+                )
+            data = _Transformed(data, transform, decode)
     collate_fn = None
     if isinstance(data, BatchedTensorDataset):
         collate_fn = _batch_as_is

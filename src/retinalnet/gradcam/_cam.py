@@ -88,7 +88,13 @@ def grad_cam(
         The classifier (any module mapping ``(N, 3, H, W)`` to class scores; the scores
         may be log-probabilities, as the retinalnet builders give, or logits).
     inputs
-        Preprocessed images, ``(N, 3, H, W)`` or one ``(3, H, W)``.
+        Preprocessed images, ``(N, 3, H, W)`` or one ``(3, H, W)``, of any floating-point
+        dtype (cast to float32). For a :class:`~retinalnet.models.Classifier`, inputs of
+        another size than its preprocessing's, or with no negative value (not normalised),
+        are explained with a warning: :func:`grad_cam_image` prepares an image itself.
+
+        .. versionchanged:: 0.2
+           float64 and fp16 inputs are cast; unprepared-looking inputs are warned about.
     class_index
         The class to explain: one index for every image, one per image, or ``None`` for
         each image's predicted class.
@@ -126,7 +132,9 @@ def grad_cam(
     >>> import torch
     >>> from retinalnet.gradcam import grad_cam
     >>> from retinalnet.models import small_cnn
-    >>> grad_cam(small_cnn(), torch.randn(2, 3, 64, 64)).shape
+    >>> from retinalnet.transforms import Preprocessing
+    >>> model = small_cnn(preprocessing=Preprocessing(size=64))  # its inputs: 64 x 64
+    >>> grad_cam(model, torch.randn(2, 3, 64, 64)).shape
     torch.Size([2, 64, 64])
     """
     batch, single = check_inputs(model, inputs)

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from retinalnet._core.caller_warnings import warn_caller
+from retinalnet._core.model_inputs import warn_if_unnormalised
 from retinalnet.models import Classifier
 
 __all__ = [
@@ -64,7 +66,32 @@ def check_inputs(model: nn.Module, inputs: object) -> tuple[torch.Tensor, bool]:
             "inputs hold NaN or infinite values, which give no heatmap; check the images "
             "and their preprocessing"
         )
-    return batch, single
+    if isinstance(model, Classifier):
+        _warn_of_unprepared(batch, model)
+    return batch.float(), single  # computed in fp32: a float64 or fp16 batch cast
+
+
+_UNPREPARED_FIX = (
+    "for an image (path, PIL image or image tensor) call grad_cam_image(model, image), "
+    "which prepares it with the model's preprocessing"
+)
+
+
+def _warn_of_unprepared(batch: torch.Tensor, model: Classifier) -> None:
+    """Warn when a Classifier's inputs do not look like its prepared inputs: another size
+    than its preprocessing's (a map of another crop than the Predictor explains), or no
+    negative value (an image that was not normalised). Other sizes are explained, as asked."""
+    preprocessing = model.preprocessing
+    size = preprocessing.size
+    if tuple(batch.shape[-2:]) != (size, size):
+        warn_caller(
+            f"inputs of {batch.shape[-2]} x {batch.shape[-1]} pixels are not the model's "
+            f"prepared inputs ({size} x {size}, its preprocessing's size): the map explains "
+            f"another input than the Predictor's; {_UNPREPARED_FIX}",
+            UserWarning,
+        )
+        return
+    warn_if_unnormalised(batch, preprocessing, name="the batch", fix=_UNPREPARED_FIX)
 
 
 # how torch says that an input shrank to nothing in a pooling or convolution

@@ -14,7 +14,13 @@ import numpy as np
 import numpy.typing as npt
 
 from retinalnet._core.caller_warnings import warn_caller
-from retinalnet.metrics._confusion import FloatArray, IntArray, _as_probabilities, _as_targets
+from retinalnet.metrics._confusion import (
+    FloatArray,
+    IntArray,
+    _as_probabilities,
+    _as_targets,
+    _readable,
+)
 from retinalnet.metrics._rates import are_probabilities, distributions, refuse_percentages
 
 __all__ = ["expected_calibration_error", "fit_temperature", "reliability_curve"]
@@ -255,8 +261,8 @@ def _nll_slope(scores: FloatArray, true: IntArray, beta: float) -> float:
 
 def temperature_nll(scores: npt.ArrayLike, targets: npt.ArrayLike, temperature: float) -> float:
     """Mean negative log-likelihood of ``softmax(scores / temperature)`` (natural log)."""
-    values = np.asarray(scores, dtype=np.float64) / temperature
-    true = np.asarray(targets, dtype=np.int64)
+    values = np.asarray(_readable(scores), dtype=np.float64) / temperature
+    true = np.asarray(_readable(targets), dtype=np.int64)
     shifted = values - values.max(axis=1, keepdims=True)
     log_norm = np.log(np.exp(shifted).sum(axis=1))
     return float(np.mean(log_norm - shifted[np.arange(len(true)), true]))

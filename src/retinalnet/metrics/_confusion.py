@@ -16,10 +16,22 @@ FloatArray: TypeAlias = npt.NDArray[np.float64]
 IntArray: TypeAlias = npt.NDArray[np.int64]
 
 
+def _readable(values: npt.ArrayLike) -> npt.ArrayLike:
+    """``values`` as NumPy reads them: a torch tensor detached (it may require grad), on
+    the CPU and, when floating point, in float64 (NumPy has no bfloat16), as
+    :func:`~retinalnet.volume.summarise_volume` reads it; anything else as it is. Duck-typed,
+    so the metrics need no torch."""
+    detach = getattr(values, "detach", None)
+    if not callable(detach) or not callable(getattr(values, "is_floating_point", None)):
+        return values
+    tensor = detach().cpu()
+    return tensor.double() if tensor.is_floating_point() else tensor  # type: ignore[no-any-return]
+
+
 def _as_targets(
     targets: npt.ArrayLike, num_classes: int | None = None, name: str = "targets"
 ) -> IntArray:
-    array = np.asarray(targets)
+    array = np.asarray(_readable(targets))
     if array.ndim != 1:
         raise ValueError(f"{name} must be one class index per image (1-d), got {array.shape}")
     if array.size and not np.issubdtype(array.dtype, np.integer):
@@ -106,7 +118,7 @@ def _as_probabilities(
     probabilities: npt.ArrayLike, num_images: int, name: str = "probabilities"
 ) -> FloatArray:
     """``probabilities`` as a float64 ``(images, classes)`` array of finite values."""
-    array = np.asarray(probabilities, dtype=np.float64)
+    array = np.asarray(_readable(probabilities), dtype=np.float64)
     if array.ndim != 2 or array.shape[0] != num_images or array.shape[1] < 2:
         raise ValueError(
             f"{name} must have shape (images, classes) = ({num_images}, >= 2), got {array.shape}"
@@ -119,8 +131,8 @@ def _as_binary(
     scores: npt.ArrayLike, positive: npt.ArrayLike
 ) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
     """The finite scores and the labels of a binary problem (one class against the rest)."""
-    values = np.asarray(scores, dtype=np.float64)
-    given = np.asarray(positive)
+    values = np.asarray(_readable(scores), dtype=np.float64)
+    given = np.asarray(_readable(positive))
     if values.shape != given.shape or values.ndim != 1:
         raise ValueError(
             f"scores and positive must be 1-d and of the same length, got shapes "

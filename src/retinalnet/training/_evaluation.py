@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import reprlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -311,6 +312,8 @@ def run_evaluation(
         output for an image is NaN or infinite: its argmax would count it as the first
         class. The Trainer's validation passes ``False`` and stops on the NaN loss itself,
         naming the epoch.
+    TypeError
+        If the loader's targets are not a tensor of class indices (class names, say).
     """
     refuse_substitution(loader, where=where)
     num_classes = len(classes)
@@ -321,6 +324,13 @@ def run_evaluation(
         progress_bar, total=len(loader), description="evaluate", enabled=progress
     )
     for log_probabilities, (targets, *_) in engine.run(loader, progress=bar):
+        if not isinstance(targets, torch.Tensor):
+            shown = reprlib.repr(targets)
+            raise TypeError(
+                f"{where}: the data's targets are {type(targets).__name__} {shown}; targets "
+                "must be class indices (ints, 0 for the first of the classes), as KermanyOCT "
+                "yields them: map names with classes.index(name)"
+            )
         targets = targets.to(engine.device, non_blocking=True)
         total_loss += loss(log_probabilities, targets).double() * len(targets)
         all_probabilities.append(log_probabilities.exp())
