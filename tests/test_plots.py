@@ -350,3 +350,18 @@ def test_curves_of_logits_are_those_of_their_probabilities() -> None:
         assert _legend(plot(([0, 1, 1, 0], logits), ["a", "b"])) == _legend(plot(pair, ["a", "b"]))
     with pytest.raises(ValueError, match="divide them by 100"):
         plot_roc_curves(([0, 1, 1, 0], _PAIR_PROBABILITIES * 100), ["a", "b"])
+
+
+@pytest.mark.parametrize(
+    ("given", "match"),
+    [
+        ("list", r"got a list of 1: plot each one"),
+        ("dict", r"got a dict$"),
+    ],
+)
+def test_prediction_must_be_one_prediction(given: str, match: str) -> None:
+    image = SyntheticOCT(1, shape=(60, 80), seed=0).image(0)
+    prediction = Prediction("<image 0>", (ClassProbability("CNV", 0, 0.7),))
+    value = [prediction] if given == "list" else prediction.to_dict()
+    with pytest.raises(TypeError, match=r"^prediction must be one Prediction.*" + match):
+        plot_prediction(image, value)  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ from retinalnet.training import Callback, TensorBoardLogger, Trainer
 from retinalnet.transforms import Preprocessing
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+event_multiplexer = pytest.importorskip("tensorboard.backend.event_processing.event_multiplexer")
 
 
 def _events(folder: Path) -> event_accumulator.EventAccumulator:
@@ -61,7 +62,7 @@ def test_scalars_confusion_matrix_and_gradcam_images_are_written(
             feature_cache=feature_cache,
         )
         history = trainer.fit(KermanyOCT(data, "train"), KermanyOCT(data, "val"))
-    events = _events(tmp_path / "tb")
+    events = _events(tmp_path / "tb" / "version_0")  # no out_dir: Lightning's version_0
     tags = events.Tags()
     for name in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"):
         assert [e.step for e in events.Scalars(name)] == [1, 2], name
@@ -109,7 +110,7 @@ def test_a_model_without_a_gradcam_layer_gets_one_log_line_and_the_rest(
     skipped = [r for r in caplog.records if "no Grad-CAM images" in r.getMessage()]
     assert len(skipped) == 1
     assert "Conv2d" in skipped[0].getMessage()
-    tags = _events(tmp_path / "tb").Tags()
+    tags = _events(tmp_path / "tb" / "version_0").Tags()
     assert tags["images"] == ["confusion_matrix"]
     assert "val_accuracy" in tags["scalars"]
 
@@ -125,7 +126,7 @@ def test_validation_data_without_images_skips_gradcam(
         )
         trainer.fit(data, data)
     assert any("neither image files nor PIL images" in r.getMessage() for r in caplog.records)
-    assert _events(tmp_path / "tb").Tags()["images"] == ["confusion_matrix"]
+    assert _events(tmp_path / "tb" / "version_0").Tags()["images"] == ["confusion_matrix"]
 
 
 def test_a_resumed_fit_continues_the_curves(data: Path, tmp_path: Path) -> None:
@@ -149,7 +150,9 @@ def test_a_resumed_fit_continues_the_curves(data: Path, tmp_path: Path) -> None:
             out_dir=tmp_path / "run",
         )
         second.fit(train, val, resume_from=tmp_path / "run" / "last.pt")
-    assert [e.step for e in _events(tmp_path / "tb").Scalars("train_loss")] == [1, 2, 3]
+    # in the run's folder, named after its out_dir
+    assert [e.step for e in _events(tmp_path / "tb" / "run").Scalars("train_loss")] == [1, 2, 3]
+    assert [p.name for p in (tmp_path / "tb").iterdir()] == ["run"]
 
 
 def test_only_the_main_process_writes(data: Path, tmp_path: Path) -> None:
@@ -214,6 +217,80 @@ def test_a_log_dir_that_goes_during_the_fit_stops_the_logging_not_the_fit(
     said = [m for m in caplog.messages if m.startswith("TensorBoardLogger: cannot write in")]
     assert len(said) == 1, caplog.messages
     assert "no TensorBoard logging from epoch 1 on; the fit and its checkpoints go on" in said[0]
+
+
+def _fit(data: Path, log_dir: Path, out_dir: Path | None, epochs: int, **fit: object) -> None:
+    with one_thread():
+        trainer = quiet_trainer(
+            tiny_cnn(),
+            callbacks=[TensorBoardLogger(log_dir, images=0)],
+            max_epochs=epochs,
+            batch_size=4,
+            seed=0,
+            out_dir=out_dir,
+        )
+        trainer.fit(KermanyOCT(data, "train"), KermanyOCT(data, "val"), **fit)  # type: ignore[arg-type]
+
+
+def test_two_runs_in_one_log_dir_are_two_runs_tensorboard_shows(data: Path, tmp_path: Path) -> None:
+    # both wrote into tb itself: TensorBoard showed one run, the second's steps replacing the
+    # first's (val_loss steps [1] of two runs of 3 and 1 epochs)
+    _fit(data, tmp_path / "tb", tmp_path / "runA", 3)
+    _fit(data, tmp_path / "tb", tmp_path / "runB", 1)
+    runs = event_multiplexer.EventMultiplexer().AddRunsFromDirectory(str(tmp_path / "tb"))
+    runs.Reload()
+    assert sorted(runs.Runs()) == ["runA", "runB"]
+    assert [e.step for e in runs.Scalars("runA", "val_loss")] == [1, 2, 3]
+    assert [e.step for e in runs.Scalars("runB", "val_loss")] == [1]
+
+
+@pytest.mark.parametrize(
+    ("out_dirs", "folders"),
+    [
+        (["run", "other/run", "run/."], ["run", "run_2", "run_3"]),  # one name: numbered
+        ([None, None], ["version_0", "version_1"]),  # no out_dir: as Lightning names them
+    ],
+)
+def test_each_fit_gets_a_folder_of_its_own(
+    tmp_path: Path, out_dirs: list[str | None], folders: list[str]
+) -> None:
+    logger = TensorBoardLogger(tmp_path / "tb", images=0)
+    seen = []
+    for out_dir in out_dirs:
+        trainer = quiet_trainer(
+            linear_classifier(), max_epochs=1, out_dir=tmp_path / out_dir if out_dir else None
+        )
+        logger.on_fit_start(trainer)
+        logger.on_epoch_end(trainer, 1, {"train_loss": 1.0})
+        logger.on_fit_end(trainer)
+        assert logger.run_dir is not None
+        seen.append(logger.run_dir.name)
+    assert seen == folders
+    assert sorted(p.name for p in (tmp_path / "tb").iterdir()) == folders
+
+
+def test_a_resumed_fit_writes_on_in_its_own_folder_and_says_where(
+    data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _fit(data, tmp_path / "tb", tmp_path / "run", 2)
+    _fit(data, tmp_path / "tb", tmp_path / "other" / "run", 1)  # the same name: run_2
+    with caplog.at_level(logging.INFO, logger="retinalnet"):
+        _fit(data, tmp_path / "tb", tmp_path / "run", 3, resume_from=tmp_path / "run" / "last.pt")
+    said = [m for m in caplog.messages if m.startswith("TensorBoard: this run logs to")]
+    assert said == [
+        f"TensorBoard: this run logs to {tmp_path / 'tb' / 'run'} (tensorboard --logdir "
+        f"{tmp_path / 'tb'} shows the runs)"
+    ]
+    assert [e.step for e in _events(tmp_path / "tb" / "run").Scalars("train_loss")] == [1, 2, 3]
+    assert [e.step for e in _events(tmp_path / "tb" / "run_2").Scalars("train_loss")] == [1]
+    assert sorted(p.name for p in (tmp_path / "tb").iterdir()) == ["run", "run_2"]
+
+
+@pytest.mark.parametrize("run", ["../elsewhere", "a/b", "", 3])
+def test_a_checkpoint_naming_no_folder_of_log_dir_is_refused(tmp_path: Path, run: object) -> None:
+    logger = TensorBoardLogger(tmp_path / "tb")
+    with pytest.raises(ValueError, match=r"^'run' must be the name of a folder, got "):
+        logger.load_state_dict({"run": run})
 
 
 class _Modes(Callback):

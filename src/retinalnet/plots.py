@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from retinalnet._core.images import ImageInput, coerce_image, image_size
-from retinalnet._core.printable import check_dpi, save_figure
+from retinalnet._core.printable import check_dpi, fit_title, save_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -505,6 +505,9 @@ def plot_prediction(
 
     Raises
     ------
+    TypeError
+        If ``prediction`` is not one :class:`~retinalnet.Prediction` (a list of them, or
+        its ``to_dict()``).
     ValueError
         A bad ``dpi`` or ``save`` is refused as in :func:`plot_history`.
 
@@ -513,6 +516,19 @@ def plot_prediction(
     >>> prediction = predictor.topk("CNV-1016042-1.jpeg", k=3)  # doctest: +SKIP
     >>> plot_prediction("CNV-1016042-1.jpeg", prediction, save="prediction.png")  # doctest: +SKIP
     """
+    from retinalnet.predictor import Prediction  # at call time, as the other imports here
+
+    if not isinstance(prediction, Prediction):
+        hint = (
+            f"a {type(prediction).__name__} of {len(prediction)}: plot each one, "
+            "plot_prediction(image, predictions[i])"
+            if isinstance(prediction, (list, tuple))
+            else f"a {type(prediction).__name__}"
+        )
+        raise TypeError(
+            f"prediction must be one Prediction, as predictor.topk(image) gives for one "
+            f"image, got {hint}"
+        )
     picture = coerce_image(image)
     figure = _figure(9, 3.4)
     image_axes, bar_axes = figure.subplots(1, 2, width_ratios=[1.3, 1])
@@ -594,8 +610,8 @@ def plot_gradcam(
     for axes in (plain_axes, overlay_axes):
         axes.axis("off")
     overlay_axes.set_title("Grad-CAM")
-    if title is not None:
-        figure.suptitle(title)
+    if title is not None:  # as given ($ is no mathtext), in lines: a long name is not cut off
+        fit_title(figure.suptitle(title, parse_math=False))
     return _finish(figure, save, dpi)
 
 

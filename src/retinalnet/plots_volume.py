@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from retinalnet._core.printable import fit_title
 from retinalnet.plots import SavePath, _figure, _finish
 
 if TYPE_CHECKING:
@@ -37,15 +38,27 @@ def plot_volume(
         From :func:`retinalnet.volume.predict_volume` or
         :func:`~retinalnet.volume.summarise_volume`.
     title
-        The figure's title; by default the volume's name, class and reason.
+        The figure's title; by default the volume's name, class and reason. It is shown as
+        given (a pair of ``$`` is not mathtext), broken into lines where it is wider than
+        the figure.
     save
-        Write the figure to this file (format from the suffix: PNG, PDF, SVG).
+        Write the figure to this file (format from the suffix: PNG, PDF, SVG): whole, or
+        not at all.
     dpi
         Resolution when saving.
 
     Returns
     -------
     matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        A bad ``dpi`` or ``save`` is refused as in :func:`retinalnet.plots.plot_history`.
+    OSError
+        A :class:`~retinalnet._core.files.FileWriteError` if ``save`` cannot be written (a
+        full disk): it names the file, the cause and the fix; the file there before is
+        untouched.
 
     Examples
     --------
@@ -101,10 +114,12 @@ def plot_volume(
     line_axes.set_xlabel("B-scan")
     line_axes.grid(alpha=0.3)
     line_axes.legend(loc="upper right", fontsize="small", ncols=len(rows))
-    figure.suptitle(
+    shown = figure.suptitle(
         title
         if title is not None
         else f"{summary.source}: {summary.label} ({count} B-scans; {summary.reason()})",
         fontsize="medium",
+        parse_math=False,  # a path's pair of $ is text, not mathtext
     )
+    fit_title(shown)  # a long path in lines, not cut off at both edges
     return _finish(figure, save, dpi)

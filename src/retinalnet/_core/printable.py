@@ -7,21 +7,29 @@ failed after all the work. :func:`printable` shows the name with U+FFFD for the 
 are not text; :func:`save_figure` makes every text of a figure printable before it is
 drawn, and keeps glyphs the font lacks (Chinese file names) from warning once per
 character.
+
+A name is shown as it is in a figure too: a pair of ``$`` in it (``d$x^2$``) is not
+matplotlib's mathtext, and a title too wide for its figure (a long file name, a volume's
+path) is broken into lines (:func:`fit_title`) rather than cut off at both edges. A figure
+saved to a file is drawn in memory and written whole, or not at all (:func:`save_figure`).
 """
 
 from __future__ import annotations
 
+import io
 import math
 import numbers
 import os
+import textwrap
 import unicodedata
 import warnings
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
+from retinalnet._core.files import atomic_write
 from retinalnet._core.warning_filters import catch_warnings_locked
 
-__all__ = ["check_dpi", "one_line", "printable", "save_figure"]
+__all__ = ["check_dpi", "fit_title", "one_line", "printable", "save_figure"]
 
 # formats drawn as pixels by Agg, which refuses an image of 2**16 pixels or more on a side
 _RASTER_FORMATS = frozenset({"png", "jpg", "jpeg", "tif", "tiff", "webp", "raw", "rgba", "gif"})
@@ -65,8 +73,16 @@ def check_dpi(dpi: object) -> float:
 
 
 def save_figure(figure: Any, target: str | os.PathLike[str] | IO[bytes], **options: Any) -> None:
-    """``figure.savefig(target, **options)``, its texts made printable first and glyphs
-    missing from the font drawn as boxes without a warning each.
+    """``figure.savefig(target, **options)``, its texts shown as they are and the file
+    written whole or not at all.
+
+    Before the figure is drawn, each of its texts is made printable, and read as plain text:
+    a pair of ``$`` in a file, folder or class name is not mathtext (the numbers matplotlib
+    writes on an axis keep theirs, ``10^{-3}`` of a log scale); a title wider than the figure
+    is broken into lines (:func:`fit_title`). Glyphs missing from the font are drawn as boxes
+    without a warning each. A path ``target`` gets the figure drawn in memory first, then
+    written with :func:`~retinalnet._core.files.atomic_write`: a failed write (a full disk)
+    leaves the file there before as it was.
 
     Raises
     ------
@@ -75,22 +91,166 @@ def save_figure(figure: Any, target: str | os.PathLike[str] | IO[bytes], **optio
         more on a side, or the path ``target`` is empty, an existing folder (matplotlib
         would write ``folder.png`` beside it), or has no suffix of a format matplotlib
         writes (and no ``format`` is given).
+    FileWriteError
+        If the disk or the system refuses the file (a full disk, no permission): the message
+        names the file, the cause and the fix; the file there before is untouched.
     """
-    from matplotlib.text import Text
-
     file_format = options.get("format")
     if isinstance(target, (str, os.PathLike)):
         file_format = _check_target(figure, os.fspath(target), file_format)
     if options.get("dpi") is not None:
         _check_pixels(figure, check_dpi(options["dpi"]), file_format)
+    _texts_as_given(figure)
+    if not isinstance(target, (str, os.PathLike)):  # a stream: the caller's to keep whole
+        _draw(figure, target, options)
+        return
+    buffer = io.BytesIO()  # drawn first: a figure that fails to draw leaves no file either
+    _draw(figure, buffer, {**options, "format": file_format})
+    data = buffer.getvalue()
 
+    def write(stream: BinaryIO) -> None:
+        stream.write(data)
+
+    atomic_write(target, write)
+
+
+def _draw(figure: Any, target: IO[bytes], options: dict[str, Any]) -> None:
+    with catch_warnings_locked():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
+        figure.savefig(target, **options)
+
+
+def _texts_as_given(figure: Any) -> None:
+    """Every text of ``figure`` printable and not mathtext, except the numbers matplotlib
+    writes on its axes; its titles fitted to its width."""
+    from matplotlib.text import Text
+
+    numbers_drawn = _axis_numbers(figure)
     for text in figure.findobj(Text):
         shown = text.get_text()
         if isinstance(shown, str) and printable(shown) != shown:
             text.set_text(printable(shown))
-    with catch_warnings_locked():
-        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
-        figure.savefig(target, **options)
+        if id(text) not in numbers_drawn:
+            text.set_parse_math(False)
+    candidates = [getattr(figure, "_suptitle", None)]
+    for axes in figure.get_axes():
+        candidates += [
+            axes.title,
+            getattr(axes, "_left_title", None),
+            getattr(axes, "_right_title", None),
+        ]
+    titles = [title for title in candidates if isinstance(title, Text) and title.get_text()]
+    # the layout moves the axes, and their titles with them: it is run (a draw without
+    # pixels) only for a figure with a title near its room, and until the titles fit
+    if all(_share_of_room(title) < _CROWDED for title in titles):
+        return
+    given = [title.get_text() for title in titles]
+    for _ in range(_LAYOUT_ROUNDS):
+        figure.draw_without_rendering()
+        fitted = []
+        for title, text in zip(titles, given, strict=True):
+            before = title.get_text()
+            title.set_text(text)  # fitted anew where the layout put it: not broken twice
+            fit_title(title)
+            fitted.append(title.get_text() == before)
+        if all(fitted):  # the layout of these lines is the one just run
+            return
+
+
+def _axis_numbers(figure: Any) -> set[int]:
+    """The ids of the tick labels and offsets that matplotlib writes from numbers, mathtext
+    on purpose (a log scale's ``$\\mathdefault{10^{-3}}$``): those of its number formatters.
+    Labels given as text (class names, ``set_xticks(ticks, labels)``) are not among them."""
+    from matplotlib import ticker
+
+    # EngFormatter is a ScalarFormatter only from matplotlib 3.10 on
+    numbers = (
+        ticker.ScalarFormatter,
+        ticker.LogFormatter,
+        ticker.LogitFormatter,
+        ticker.EngFormatter,
+    )
+    ids: set[int] = set()
+    for axes in figure.get_axes():
+        for axis in (axes.xaxis, axes.yaxis):
+            ids.add(id(axis.offsetText))
+            for ticks, formatter in (
+                (axis.get_major_ticks(), axis.get_major_formatter()),
+                (axis.get_minor_ticks(), axis.get_minor_formatter()),
+            ):
+                if isinstance(formatter, numbers):
+                    ids.update(id(label) for tick in ticks for label in (tick.label1, tick.label2))
+    return ids
+
+
+_TITLE_MARGIN = 0.98
+"""The share of the room beside a title's anchor that its widest line may take."""
+
+_CROWDED = 0.8
+"""A title taking this share of its room before the layout is fitted again after it."""
+
+_LAYOUT_ROUNDS = 3
+
+
+def fit_title(title: Any) -> bool:
+    """Break the lines of ``title`` (a matplotlib Text: a figure's or an axes' title) that
+    are wider than the figure lets them be, so none is cut off at the figure's edges;
+    whether it was changed.
+
+    Words go to the next line as :func:`textwrap.wrap` puts them; a word longer than a
+    line (a file name, a path) is broken inside. The room is the figure's width for a
+    centred figure title, and from the anchor to the edge(s) for another: measured with
+    the figure's renderer, at its own font size, where the title is now (an axes' title
+    moves with the layout: :func:`save_figure` fits it again after the layout). A file
+    name that is not UTF-8 in it is made :func:`printable` first: it could not be measured.
+    """
+    if printable(title.get_text()) != title.get_text():
+        title.set_text(printable(title.get_text()))
+    share = _share_of_room(title)
+    if share <= 1.0:
+        return False
+    room = title.get_window_extent().width / share
+    before = title.get_text()
+    lines = before.split("\n")
+    columns = max(1, int(max(len(line) for line in lines) / share))
+    while True:
+        title.set_text("\n".join(_wrapped(lines, columns)))
+        if columns == 1 or title.get_window_extent().width <= room:
+            return bool(title.get_text() != before)
+        columns = max(1, columns - max(1, columns // 20))
+
+
+def _share_of_room(title: Any) -> float:
+    """How much of its room (:data:`_TITLE_MARGIN` of it) a title's widest line takes: over
+    1 for a title cut off; 0 for a title not in a figure."""
+    parent = title.get_figure()  # the figure, or the subfigure it is in
+    if parent is None:
+        return 0.0
+    room = _room(title, parent.canvas.figure.bbox.width) * _TITLE_MARGIN  # the whole picture
+    width = float(title.get_window_extent().width)
+    if room <= 0:
+        return 1.0 if width <= 0 else math.inf
+    return width / room
+
+
+def _wrapped(lines: list[str], columns: int) -> list[str]:
+    return [
+        part
+        for line in lines
+        for part in (textwrap.wrap(line, columns, break_on_hyphens=False) or [""])
+    ]
+
+
+def _room(title: Any, figure_width: float) -> float:
+    """How wide a title may be in pixels: twice the room to the nearer edge for a centred
+    one, to the edge on its side for one aligned left or right."""
+    anchor = title.get_transform().transform(title.get_position())[0]
+    alignment = title.get_horizontalalignment()
+    if alignment == "left":
+        return float(figure_width - anchor)
+    if alignment == "right":
+        return float(anchor)
+    return float(2 * min(anchor, figure_width - anchor))
 
 
 def _check_target(figure: Any, target: str | bytes, file_format: object) -> object:

@@ -7,6 +7,7 @@ built.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -73,14 +74,22 @@ class TensorBoardLogger(Callback):
       (declared, or the last convolution of a CNN); otherwise they are skipped with one log
       line. With the feature cache they are still computed: the full model runs on them.
 
+    Each fit writes in a folder of its own inside ``log_dir``, as Lightning's logger does,
+    so that ``tensorboard --logdir log_dir`` shows every run beside the others (a folder is
+    one run to TensorBoard: two runs in one folder showed only one): ``log_dir/NAME``, where
+    NAME is the name of the trainer's ``out_dir`` (``runs/tb/vgg16`` for
+    ``out_dir="runs/vgg16"``), or ``version_0`` without one; a NAME already in ``log_dir``
+    gets the next number (``vgg16_2``, ``version_1``). The folder is logged when the first
+    epoch is written, and is :attr:`run_dir`.
+
     Only the main process writes in a distributed run. A resumed fit continues the curves
-    (the step is the epoch), and what the interrupted run logged after its checkpoint is
-    replaced; so is what an earlier fit logged in the same folder (give each run its own).
+    in its run's folder (its checkpoint names it; the step is the epoch), and what the
+    interrupted run logged after its checkpoint is replaced.
 
     Parameters
     ----------
     log_dir
-        The folder of the event files; ``tensorboard --logdir DIR`` shows it.
+        The folder of the runs' folders; ``tensorboard --logdir DIR`` shows them.
     images
         How many validation images get a Grad-CAM overlay each epoch (0: none). Each costs
         a forward and a backward pass of the model every epoch.
@@ -115,34 +124,69 @@ class TensorBoardLogger(Callback):
         self.log_dir = Path(log_dir)
         self.images = images
         self._writer: SummaryWriter | None = None
+        self._run: str | None = None
         self._cam_images: list[tuple[str, Image.Image]] | None = None
         self._cam_skipped = False
         self._failed = False
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The folder of this fit's event files, ``log_dir/NAME``: chosen when a fit starts
+        (a resumed fit's from its checkpoint), ``None`` before.
+
+        .. versionadded:: 0.2
+        """
+        return self.log_dir / self._run if self._run is not None else None
 
     def on_fit_start(self, trainer: Trainer) -> None:
         self._close()
         self._cam_images = None
         self._cam_skipped = self.images == 0
         self._failed = False
+        # a new run's folder; a resumed run's checkpoint then names its own (load_state_dict)
+        self._run = _new_run_name(self.log_dir, trainer.out_dir)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The name of the run's folder in ``log_dir``: a resumed fit writes on in it."""
+        return {"run": self._run} if self._run is not None else {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Write in the folder of the run resumed (a checkpoint that names none, of an
+        earlier development version, leaves the fit the new folder it started with)."""
+        run = state.get("run")
+        if run is None:
+            return
+        if not isinstance(run, str) or run in ("", ".", "..") or Path(run).name != run:
+            raise ValueError(f"'run' must be the name of a folder, got {run!r}")
+        self._run = run
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
         loop = trainer._loop
         if self._failed or (loop is not None and not loop.dist.is_main):
             return
         if self._writer is None:  # a resumed run replaces what was logged after its checkpoint
+            folder = self.run_dir
+            if folder is None:  # on_epoch_end without on_fit_start: a run of its own anyway
+                self._run = _new_run_name(self.log_dir, trainer.out_dir)
+                folder = self.log_dir / self._run
             try:
-                self.log_dir.mkdir(parents=True, exist_ok=True)
-                self._writer = self._writer_class(log_dir=str(self.log_dir), purge_step=epoch)
+                folder.mkdir(parents=True, exist_ok=True)
+                self._writer = self._writer_class(log_dir=str(folder), purge_step=epoch)
             except OSError as error:  # the folder went since the check: keep the epoch
                 self._failed = True
                 logger.warning(
                     "TensorBoardLogger: cannot write in %s (%s): no TensorBoard logging from "
                     "epoch %d on; the fit and its checkpoints go on",
-                    self.log_dir,
+                    folder,
                     os_error_in_words(error),
                     epoch,
                 )
                 return
+            logger.info(
+                "TensorBoard: this run logs to %s (tensorboard --logdir %s shows the runs)",
+                folder,
+                self.log_dir,
+            )
         writer = self._writer
         for name, value in metrics.items():
             writer.add_scalar(name, float(value), epoch)
@@ -197,6 +241,20 @@ class TensorBoardLogger(Callback):
             self._skip_cams(str(error))
             return
         writer.add_text("gradcam", "\n".join(lines), epoch)
+
+
+def _new_run_name(log_dir: Path, out_dir: Path | None) -> str:
+    """The folder in ``log_dir`` of a new run: the name of ``out_dir`` (``version_0``
+    without one), numbered when a folder or file of that name is there (``vgg16_2``,
+    ``version_1``), as Lightning numbers its ``version_N``."""
+    # "runs/vgg16/." and "runs/vgg16/x/.." are vgg16; a link keeps its own name
+    base = Path(os.path.normpath(out_dir.absolute())).name if out_dir is not None else ""
+    names = (
+        itertools.chain([base], (f"{base}_{number}" for number in itertools.count(2)))
+        if base
+        else (f"version_{number}" for number in itertools.count())
+    )
+    return next(name for name in names if not os.path.lexists(log_dir / name))
 
 
 def _add_cams(
