@@ -453,6 +453,10 @@ class Predictor:
     ) -> npt.NDArray[np.float32]:
         """Grad-CAM heatmap of one image: where the model looked for a class.
 
+        The map explains the class's score before the softmax (its logit), as
+        :func:`retinalnet.gradcam.grad_cam` does, at the model's declared Grad-CAM layer
+        (:meth:`Classifier.gradcam_target <retinalnet.models.Classifier.gradcam_target>`).
+
         .. versionadded:: 0.2
 
         Parameters
@@ -476,7 +480,10 @@ class Predictor:
         TypeError
             If ``image`` is a list or tuple of images: one map per call.
         ValueError
-            If ``class_index`` is not a class of the model.
+            If ``class_index`` is not a class of the model, or the model's Grad-CAM layer
+            cannot be explained (not spatial, not run, a 1 x 1 map): the message names the
+            fix, another layer declared with ``Classifier(network, ...,
+            gradcam_layer=PATH)``.
 
         Examples
         --------

@@ -3,7 +3,9 @@
 Grad-CAM (Selvaraju et al., ICCV 2017) weights each channel of a late convolutional
 activation by the mean gradient of the class score with respect to it, sums the channels,
 keeps the positive part and scales it to [0, 1]. The map is coarse (14x14 for VGG16 at
-224 px) and is upsampled to the image.
+224 px) and is upsampled to the image. The class score is the one before the softmax: for
+a network ending in an ``nn.LogSoftmax`` module (the retinalnet builders) or ``nn.Softmax``
+module, the input of that module, so the map does not depend on it.
 
 It works with a frozen backbone (no parameter needs a gradient: the hooked activation is
 made a leaf that requires one) and with torchvision's in-place ReLUs (the activation is

@@ -21,12 +21,15 @@ from retinalnet._core.model_use import (
     modes_restored,
 )
 from retinalnet.gradcam._checks import (
+    another_layer,
     check_heatmap,
     check_image_size,
     check_inputs,
     check_map_size,
     forward_scores,
+    layer_name,
 )
+from retinalnet.gradcam._scores import ScoresBeforeSoftmax
 from retinalnet.models import Classifier, GradCamTarget
 from retinalnet.models._fallback import guess_gradcam_target
 from retinalnet.precision import autocast
@@ -80,13 +83,21 @@ def grad_cam(
 ) -> torch.Tensor:
     """Grad-CAM heatmaps of a batch of model inputs, at the inputs' size.
 
+    The map explains the class score before the softmax (the logit ``y^c`` of Selvaraju et
+    al., 2017), whether the network returns logits or ends in an ``nn.LogSoftmax`` (as the
+    retinalnet builders do) or ``nn.Softmax`` module: then the gradient is taken from that
+    module's input, so the same weights give the same map with or without it (the
+    log-probability ``y^c - logsumexp(y)`` also falls where the other classes' scores rise).
     Computed in fp32, whatever a caller's ``torch.autocast`` says.
 
     Parameters
     ----------
     model
-        The classifier (any module mapping ``(N, 3, H, W)`` to class scores; the scores
-        may be log-probabilities, as the retinalnet builders give, or logits).
+        The classifier (any module mapping ``(N, 3, H, W)`` to class scores: logits, or
+        the output of a final ``nn.LogSoftmax`` module, as the retinalnet builders give). A
+        forward that normalises with a function (``F.log_softmax``) leaves no logits to
+        take: its map explains the log-probability, with a ``UserWarning``; end such a
+        network in ``nn.LogSoftmax(dim=1)`` instead.
     inputs
         Preprocessed images, ``(N, 3, H, W)`` or one ``(3, H, W)``, of any floating-point
         dtype (cast to float32). For a :class:`~retinalnet.models.Classifier`, inputs of
@@ -97,7 +108,7 @@ def grad_cam(
            float64 and fp16 inputs are cast; unprepared-looking inputs are warned about.
     class_index
         The class to explain: one index for every image, one per image, or ``None`` for
-        each image's predicted class.
+        each image's predicted class (the argmax of the model's outputs).
     layer
         The module to explain; :func:`find_target_layer` by default (its input is used
         when it is a pooling layer). A module given here is explained at its output.
@@ -122,10 +133,18 @@ def grad_cam(
     ValueError
         If ``inputs`` is not an image batch (or is smaller than the architecture's smallest
         input, or holds NaN or infinite values), a class index is out of range, or the
-        layer is not part of the forward pass or not spatial, or its map is 1 x 1 (a
+        layer is not part of the forward pass or not spatial (the message names the fix:
+        ``layer=`` here, ``Classifier(gradcam_layer=...)`` for a Classifier's own layer,
+        which the Predictor explains), or its map is 1 x 1 (a
         stride-32 backbone on inputs under 33 pixels each side: the heatmap would be
         constant; the message gives the smallest input size that the layer maps to 2 x 2).
         A 1 x N map is explained: its heatmap varies along N only.
+
+    Warns
+    -----
+    UserWarning
+        If a Classifier's inputs do not look prepared, or the model's output is a
+        functional (log-)softmax, whose map explains the (log-)probability.
 
     Examples
     --------
@@ -137,7 +156,20 @@ def grad_cam(
     >>> grad_cam(model, torch.randn(2, 3, 64, 64)).shape
     torch.Size([2, 64, 64])
     """
-    batch, single = check_inputs(model, inputs)
+    return _grad_cam(model, inputs, class_index, layer, prepared=False)
+
+
+def _grad_cam(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    class_index: int | Sequence[int] | torch.Tensor | None,
+    layer: nn.Module | None,
+    *,
+    prepared: bool,
+) -> torch.Tensor:
+    """:func:`grad_cam`; ``prepared``: the inputs are the library's own preparation of an
+    image (:func:`grad_cam_image`), not to be warned of as looking unprepared."""
+    batch, single = check_inputs(model, inputs, prepared=prepared)
     check_no_inference_weights(model, "explained by Grad-CAM")
     check_float32_weights(model, "explained by Grad-CAM")
     target, reshape, at_input = _target(model) if layer is None else (layer, None, False)
@@ -168,24 +200,37 @@ def grad_cam(
         device = next((p.device for p in model.parameters()), batch.device)
         try:
             # fp32 whatever a caller's autocast says, as the fp32 prediction it explains
-            with torch.inference_mode(False), torch.enable_grad(), autocast(device, None):
+            with (
+                torch.inference_mode(False),
+                torch.enable_grad(),
+                autocast(device, None),
+                ScoresBeforeSoftmax(model) as before_softmax,
+            ):
                 model.eval()
                 scores = forward_scores(model, batch.detach().clone().to(device))
+                given = layer is not None
                 if not captured:
+                    fix = another_layer(model, given, "a module that it runs", suggest=False)
                     raise ValueError(
-                        f"the Grad-CAM layer {type(target).__name__} did not run in the forward "
-                        "pass; pass layer= a module of this model"
+                        f"the Grad-CAM layer {layer_name(model, target)!r} did not run in the "
+                        f"forward pass; {fix}"
                     )
                 activation = captured[-1]
                 spatial = activation if reshape is None else reshape(activation)
                 if spatial.dim() != 4:
                     raise ValueError(
-                        f"the Grad-CAM layer gives shape {tuple(spatial.shape)}; it needs a "
-                        "spatial (N, C, H, W) activation: pass layer= a convolutional module"
+                        f"the Grad-CAM layer {layer_name(model, target)!r} gives shape "
+                        f"{tuple(spatial.shape)}; it needs a spatial (N, C, H, W) activation: "
+                        f"{another_layer(model, given, 'a convolutional module')}"
                     )
-                check_map_size(model, batch, spatial, target, at_input=at_input, reshape=reshape)
+                check_map_size(
+                    model, batch, spatial, target, at_input=at_input, reshape=reshape, given=given
+                )
+                # the predicted class from the outputs as returned (argmax: the same on the
+                # logits); its score before a final (Log)Softmax module, as Selvaraju et al.
                 classes = _class_indices(class_index, scores)
-                selected = scores.gather(1, classes[:, None]).sum()
+                logits = before_softmax.scores(scores)
+                selected = logits.gather(1, classes[:, None]).sum()
                 (gradient,) = torch.autograd.grad(selected, activation)
                 if reshape is not None:
                     gradient = reshape(gradient)
@@ -339,7 +384,7 @@ def grad_cam_image(
         )
     preprocessing = model.preprocessing
     inputs = preprocessing.prepare(image)  # the one path from an image to a model input
-    cam = grad_cam(model, inputs, class_index=class_index, layer=layer)
+    cam = _grad_cam(model, inputs, class_index, layer, prepared=True)
     return heatmap_to_image(cam, _full_size(image), preprocessing)
 
 

@@ -14,20 +14,26 @@ from retinalnet._core.model_inputs import warn_if_unnormalised
 from retinalnet.models import Classifier
 
 __all__ = [
+    "another_layer",
     "check_heatmap",
     "check_image_size",
     "check_inputs",
     "check_map_size",
     "forward_scores",
+    "layer_name",
 ]
 
 _LARGEST_PROBE = 512
 """The largest input side tried when looking for one that gives a 2 x 2 map."""
 
 
-def check_inputs(model: nn.Module, inputs: object) -> tuple[torch.Tensor, bool]:
+def check_inputs(
+    model: nn.Module, inputs: object, *, prepared: bool = False
+) -> tuple[torch.Tensor, bool]:
     """The inputs as an ``(N, C, H, W)`` batch and whether one image was given, or a
-    one-line error naming what is wrong with them."""
+    one-line error naming what is wrong with them. A Classifier's inputs that do not look
+    prepared are warned of, unless ``prepared`` (the library prepared them itself: a bright
+    image can have no negative value once normalised)."""
     if not isinstance(inputs, torch.Tensor):
         raise TypeError(
             f"inputs must be a torch.Tensor of prepared model inputs, got "
@@ -66,7 +72,7 @@ def check_inputs(model: nn.Module, inputs: object) -> tuple[torch.Tensor, bool]:
             "inputs hold NaN or infinite values, which give no heatmap; check the images "
             "and their preprocessing"
         )
-    if isinstance(model, Classifier):
+    if isinstance(model, Classifier) and not prepared:
         _warn_of_unprepared(batch, model)
     return batch.float(), single  # computed in fp32: a float64 or fp16 batch cast
 
@@ -122,6 +128,7 @@ def check_map_size(
     *,
     at_input: bool,
     reshape: Callable[[torch.Tensor], torch.Tensor] | None,
+    given: bool,
 ) -> None:
     """Refuse a 1 x 1 activation map: its heatmap is one value spread over the image,
     whatever the image shows.
@@ -136,7 +143,7 @@ def check_map_size(
     height, width = batch.shape[-2:]
     spec = model.spec if isinstance(model, Classifier) else None
     name = "the model" if spec is None else spec.name
-    where = f"{'the input of ' if at_input else ''}its layer {_layer_name(model, layer)!r}"
+    where = f"{'the input of ' if at_input else ''}its layer {layer_name(model, layer)!r}"
     problem = (
         f"Grad-CAM of {name} on {height} x {width} inputs: {where} gives a {map_height} x "
         f"{map_width} map, so the heatmap would be constant, whatever the image shows"
@@ -144,8 +151,8 @@ def check_map_size(
     fixed = None if spec is None else spec.fixed_size
     if fixed is not None:
         raise ValueError(
-            f"{problem}; {name} takes {fixed} x {fixed} inputs only: in Python, pass layer= "
-            "an earlier layer"
+            f"{problem}; {name} takes {fixed} x {fixed} inputs only: "
+            f"{another_layer(model, given, 'an earlier layer', suggest=False)}"
         )
     device = next((parameter.device for parameter in model.parameters()), batch.device)
 
@@ -157,21 +164,50 @@ def check_map_size(
     if smallest is None:
         raise ValueError(
             f"{problem}; the map stays smaller than 2 x 2 up to {_LARGEST_PROBE} x "
-            f"{_LARGEST_PROBE} inputs (a pooled layer?): pass layer= a convolutional layer "
-            "before the pooling"
+            f"{_LARGEST_PROBE} inputs (a pooled layer?): "
+            f"{another_layer(model, given, 'a convolutional layer before the pooling')}"
         )
     raise ValueError(
         f"{problem}; the layer gives 2 x 2 from {smallest} x {smallest} inputs: use a model "
-        f"trained on inputs of at least {smallest} pixels (its Preprocessing size), or in "
-        "Python pass layer= an earlier layer"
+        f"trained on inputs of at least {smallest} pixels (its Preprocessing size), or "
+        f"{another_layer(model, given, 'an earlier layer', suggest=False)}"
     )
 
 
-def _layer_name(model: nn.Module, layer: nn.Module) -> str:
+def layer_name(model: nn.Module, layer: nn.Module) -> str:
     """The layer's path in the model (``network.layer4``), else its class name."""
     return next(
         (name for name, module in model.named_modules() if module is layer and name),
         type(layer).__name__,
+    )
+
+
+def another_layer(model: nn.Module, given: bool, what: str, *, suggest: bool = True) -> str:
+    """How to explain ``what`` (``"an earlier layer"``) instead, for the door used.
+
+    A layer given as ``layer=`` is replaced there. A Classifier's own layer (declared,
+    registered or guessed) is the one :meth:`Predictor.gradcam <retinalnet.Predictor.gradcam>`,
+    the command line, the report and TensorBoard explain, none of which takes ``layer=``:
+    the fix is to declare another with ``Classifier(gradcam_layer=...)``, or ``layer=`` in
+    a call of ``grad_cam`` or ``grad_cam_image``. ``suggest`` names the network's last
+    ``Conv2d`` as an example path (not when an earlier layer than the current is needed).
+    """
+    if given or not isinstance(model, Classifier):
+        return f"pass layer= {what}"
+    path = "PATH"
+    if suggest:  # the network's last convolution, as an example of a path
+        path = next(
+            (
+                repr(name)
+                for name, module in reversed(list(model.network.named_modules()))
+                if isinstance(module, nn.Conv2d)
+            ),
+            path,
+        )
+    return (
+        f"declare {what} with Classifier(network, ..., gradcam_layer={path}) (the layer "
+        "Predictor.gradcam, retinalnet predict --cam, reports and TensorBoard explain), or "
+        "in Python pass layer= one to grad_cam or grad_cam_image"
     )
 
 
