@@ -597,3 +597,97 @@ def test_trainer_evaluate_builds_the_features_again_when_the_data_set_changed(
     rewritten = trainer.evaluate(val)
     assert spy.calls == 2
     assert rewritten.loss == pytest.approx(evaluate(model, val, device="cpu").loss, rel=1e-4)
+
+
+class _HeadInADict(nn.Module):
+    """A frozen trunk and a head kept in a ModuleDict (which has no forward of its own)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.trunk = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
+        self.heads = nn.ModuleDict({"cls": nn.Linear(4, 4)})
+        self.trunk.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        output: torch.Tensor = self.heads["cls"](self.trunk(x).mean((2, 3)))
+        return output
+
+
+def _dict_model() -> Classifier:
+    return Classifier(
+        _HeadInADict(), classes=CLASSES, preprocessing=Preprocessing(size=32), head="heads.cls"
+    )
+
+
+def _middle_stage_model() -> Classifier:
+    """Everything frozen but the first conv stage: no head to cache features for."""
+    torch.manual_seed(0)
+    network = nn.Sequential(
+        nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU()),
+        nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 4),
+    )
+    network.requires_grad_(False)
+    network[0].requires_grad_(True)
+    return Classifier(network, classes=CLASSES, preprocessing=Preprocessing(size=32), head="4")
+
+
+def test_the_declared_head_is_the_trainable_part_not_its_container() -> None:
+    model = _dict_model()
+
+    name, head = trainable_head(model)
+
+    assert name == "heads.cls"
+    assert head is model.network.heads["cls"]
+
+
+def test_a_declared_linear_takes_the_parameter_free_steps_of_its_head_with_it() -> None:
+    trunk = frozen_model().network[0]
+    network = nn.Sequential(trunk, nn.Sequential(nn.Linear(16, 4), nn.LogSoftmax(dim=1)))
+    model = Classifier(network, classes=CLASSES, head="1.0")
+
+    name, head = trainable_head(model)
+
+    assert (name, head) == ("1", model.network[1])
+
+
+def test_a_head_in_a_module_dict_trains_on_cached_features(tree: Path) -> None:
+    model = _dict_model()
+    trainer = Trainer(model, max_epochs=1, device="cpu", precision="fp32", progress=False)
+
+    trainer.fit(KermanyOCT(tree, "train"))
+
+    assert trainer.feature_cache is not None
+    assert trainer._head is model.network.heads["cls"]
+
+
+def test_a_trainable_middle_stage_is_refused_as_a_cached_head_in_one_line(tree: Path) -> None:
+    with pytest.raises(_feature_cache.HeadNotLastError, match=r"cannot be run alone.*\(Runtime"):
+        build_feature_cache(_middle_stage_model(), KermanyOCT(tree, "train"), device="cpu")
+
+
+def test_auto_trains_a_trainable_middle_stage_without_the_cache(
+    tree: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = _middle_stage_model()
+    before = model.network[0][0].weight.detach().clone()
+    trainer = Trainer(model, max_epochs=1, device="cpu", precision="fp32", progress=False)
+
+    with caplog.at_level(logging.DEBUG, logger="retinalnet"):
+        trainer.fit(KermanyOCT(tree, "train"))
+
+    assert not torch.equal(model.network[0][0].weight, before)
+    assert "feature cache: off after all (the trainable part Sequential cannot be run" in (
+        caplog.text
+    )
+
+
+def test_a_model_returning_probabilities_is_refused_while_caching(tree: Path) -> None:
+    model = frozen_model()
+    model.network.append(nn.Softmax(dim=1))
+
+    with pytest.raises(ValueError, match="returned probabilities"):
+        build_feature_cache(model, KermanyOCT(tree, "train"), device="cpu", progress=False)

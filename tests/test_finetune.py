@@ -765,3 +765,106 @@ def test_fine_tune_inside_no_grad_or_inference_mode_trains_as_outside(
         assert torch.is_inference_mode_enabled() == (mode == "inference_mode")
 
     assert history.column("val_loss") == expected
+
+
+class _Staged(nn.Module):
+    """A network built by hand: a stem, two stages (``norm`` in each) and a linear head."""
+
+    def __init__(self, norm: str = "bn", *, functional_log_softmax: bool = False) -> None:
+        super().__init__()
+
+        def layer(channels: int) -> nn.Module:
+            return nn.BatchNorm2d(channels) if norm == "bn" else nn.GroupNorm(2, channels)
+
+        torch.manual_seed(0)
+        self.stem = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), layer(4), nn.ReLU())
+        self.stage1 = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), layer(4), nn.ReLU())
+        self.stage2 = nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), layer(8), nn.ReLU())
+        self.fc = nn.Linear(8, 4)
+        self.functional_log_softmax = functional_log_softmax
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        output: torch.Tensor = self.fc(self.stage2(self.stage1(self.stem(x))).mean((2, 3)))
+        return torch.log_softmax(output, dim=1) if self.functional_log_softmax else output
+
+
+def _hand_built(network: nn.Module | None = None, **declared: Any) -> Classifier:
+    declared.setdefault("feature_blocks", ["stage1", "stage2"])
+    return Classifier(
+        network if network is not None else _Staged(),
+        classes=("CNV", "DME", "DRUSEN", "NORMAL"),
+        preprocessing=Preprocessing(size=32),
+        head="fc",
+        **declared,
+    )
+
+
+_ONE_BLOCK = FineTune(blocks=1, epochs=1, probe_epochs=1, augment=None, freeze_bn=False)
+
+
+def test_a_head_inside_a_block_is_refused_before_the_probe_trains(
+    data: tuple[SyntheticOCT, SyntheticOCT],
+) -> None:
+    model = _hand_built(feature_blocks=["stage1", "stage2", "fc"])
+    before = model.network.fc.weight.detach().clone()
+
+    with pytest.raises(ValueError, match=r"the head 'fc' is inside feature block 'block -1'"):
+        fine_tune(model, *data, _ONE_BLOCK, **FAST)
+    assert torch.equal(model.network.fc.weight, before)  # the probe never ran
+
+
+def test_a_head_followed_by_a_functional_log_softmax_is_told_how_to_fine_tune(
+    data: tuple[SyntheticOCT, SyntheticOCT],
+) -> None:
+    model = _hand_built(_Staged(functional_log_softmax=True))
+
+    with pytest.raises(ValueError, match=r"linear probe trains the head 'fc'.*probe_epochs=0"):
+        fine_tune(model, *data, _ONE_BLOCK, **FAST)
+    fine_tune(model, *data, replace(_ONE_BLOCK, probe_epochs=0), **FAST)  # the way out works
+
+
+def test_parameters_frozen_inside_the_unfrozen_blocks_are_said_to_train_now(
+    data: tuple[SyntheticOCT, SyntheticOCT], caplog: pytest.LogCaptureFixture
+) -> None:
+    network = _Staged()
+    network.stage2[1].requires_grad_(False)  # the user's choice inside the last block
+    model = _hand_built(network)
+
+    with caplog.at_level(logging.WARNING, logger="retinalnet"):
+        fine_tune_trainer(model, *data, replace(_ONE_BLOCK, probe_epochs=0), **FAST)
+
+    assert network.stage2[1].weight.requires_grad  # unfrozen, as fastai does
+    assert (
+        "fine_tune: 2 parameter(s) frozen before in the last 1 feature block(s) train now "
+        "(stage2.1.weight, stage2.1.bias)"
+    ) in caplog.text
+
+
+def test_a_backbone_frozen_whole_is_unfrozen_without_a_word(
+    data: tuple[SyntheticOCT, SyntheticOCT], caplog: pytest.LogCaptureFixture
+) -> None:
+    network = _Staged()
+    network.requires_grad_(False)
+    network.fc.requires_grad_(True)
+
+    with caplog.at_level(logging.WARNING, logger="retinalnet"):
+        fine_tune_trainer(_hand_built(network), *data, replace(_ONE_BLOCK, probe_epochs=0), **FAST)
+
+    assert "frozen before" not in caplog.text
+
+
+def test_batch_norm_statistics_never_estimated_are_warned_about_with_freeze_bn(
+    data: tuple[SyntheticOCT, SyntheticOCT],
+) -> None:
+    recipe = replace(_ONE_BLOCK, probe_epochs=0, freeze_bn=True)
+
+    with pytest.warns(
+        UserWarning,
+        match=r"3 batch-norm layer\(s\) of _Staged \(first 'stem.1'\) "
+        r"hold their initial statistics.*FineTune\(freeze_bn=False\)",
+    ):
+        fine_tune_trainer(_hand_built(), *data, recipe, **FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fine_tune_trainer(_hand_built(_Staged("gn")), *data, recipe, **FAST)  # no statistics
+        fine_tune_trainer(_hand_built(), *data, replace(recipe, freeze_bn=False), **FAST)

@@ -1148,3 +1148,89 @@ def test_a_file_with_imagenet_s_head_loads_without_a_warning(tmp_path, recwarn):
     path = _save(tmp_path / "resnet18-f37072fd.pth", _resnet18_state())
     create_model("resnet18", weights=path)
     assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+class _Staged(nn.Module):
+    """A hand-built network: a stem, two stages and a linear head, ``in_channels`` in."""
+
+    def __init__(self, in_channels: int = 3) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 4, 3, padding=1), nn.ReLU())
+        self.stage1 = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU())
+        self.stage2 = nn.Sequential(nn.Conv2d(4, 8, 3, stride=2, padding=1), nn.ReLU())
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        output: torch.Tensor = self.fc(self.stage2(self.stage1(self.stem(x))).mean((2, 3)))
+        return output
+
+
+@pytest.mark.parametrize(
+    ("blocks", "match"),
+    [
+        (
+            ["stage2", "stage1"],
+            r"listed first to last.*got \['stage2', 'stage1'\]; write \['stage1', 'stage2'\]",
+        ),
+        (["stage2", "stage2.0"], r"'stage2' and 'stage2.0' overlap"),
+        (["stage1", "stage1"], r"'stage1' and 'stage1' overlap"),
+        (["stem", "stage1.0", "stage1"], r"'stage1.0' and 'stage1' overlap"),
+    ],
+    ids=["reversed", "nested", "twice", "child before parent"],
+)
+def test_feature_blocks_out_of_order_or_overlapping_are_refused(
+    blocks: list[str], match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        Classifier(_Staged(), classes=KERMANY_CLASSES, feature_blocks=blocks)
+
+
+def test_disjoint_feature_blocks_in_order_are_taken() -> None:
+    model = Classifier(
+        _Staged(), classes=KERMANY_CLASSES, feature_blocks=["stem", "stage1.0", "stage2"]
+    )
+
+    assert model.feature_block_modules()[-1] is model.network.stage2
+
+
+def test_a_one_channel_network_is_refused_in_one_line_at_first_use() -> None:
+    model = Classifier(_Staged(in_channels=1), classes=KERMANY_CLASSES)
+
+    with pytest.raises(
+        ValueError,
+        match=r"^_Staged's first convolution 'stem.0' takes 1 input channel\(s\), but the "
+        r"images have 3 .*x\[:, :1\]",
+    ):
+        model(torch.zeros(2, 3, 16, 16))
+    assert model(torch.zeros(2, 1, 16, 16)).shape == (2, 4)  # its own inputs still run
+
+
+def test_a_network_whose_first_layer_is_no_convolution_is_not_refused() -> None:
+    torch.manual_seed(0)
+    network = nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(3 * 4 * 4, 16),
+        nn.Unflatten(1, (1, 4, 4)),
+        nn.Conv2d(1, 4, 1),
+        nn.Flatten(),
+        nn.Linear(64, 4),
+    )
+    model = Classifier(network, classes=KERMANY_CLASSES)
+
+    assert model(torch.zeros(2, 3, 4, 4)).shape == (2, 4)
+
+
+def test_a_first_registered_convolution_that_is_not_the_input_layer_is_not_refused() -> None:
+    class LateStem(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = nn.Conv2d(4, 4, 1)  # registered first, run last
+            self.stem = nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            output: torch.Tensor = self.head(self.stem(x)).mean((2, 3))
+            return output
+
+    model = Classifier(LateStem(), classes=KERMANY_CLASSES)
+
+    assert model(torch.zeros(2, 3, 8, 8)).shape == (2, 4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any
@@ -10,8 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from _training_helpers import linear_classifier, quiet_trainer, separable_data
+from _training_helpers import CLASSES, linear_classifier, quiet_trainer, separable_data
 from retinalnet.checkpoint import load_checkpoint
+from retinalnet.models import Classifier
 from retinalnet.training import (
     ClassificationTask,
     EarlyStopping,
@@ -29,7 +31,7 @@ def test_the_default_task_is_the_tutorial_recipe() -> None:
 
     optimizer, scheduler = task.configure_optimizers(_parameters())
 
-    assert isinstance(task.loss, nn.NLLLoss)
+    assert type(task.loss) is nn.CrossEntropyLoss
     assert type(optimizer) is torch.optim.Adam
     assert optimizer.param_groups[0]["lr"] == 1e-3
     assert optimizer.param_groups[0]["weight_decay"] == 0.0
@@ -41,7 +43,7 @@ def test_the_default_task_is_the_tutorial_recipe() -> None:
         "val_loss",
         "val_accuracy",
     )
-    assert repr(task) == "ClassificationTask(loss=NLLLoss(), lr=0.001)"
+    assert repr(task) == "ClassificationTask(loss=CrossEntropyLoss(), lr=0.001)"
 
 
 def test_lr_weight_decay_and_a_scheduler_factory() -> None:
@@ -102,7 +104,7 @@ def test_balance_weights_weights_the_training_loss_only() -> None:
     task.setup([0, 0, 0, 1], num_classes=2, device=torch.device("cpu"))
 
     assert task.needs_targets
-    assert isinstance(task.criterion, nn.NLLLoss)
+    assert type(task.criterion) is nn.CrossEntropyLoss
     assert task.criterion.weight is not None
     assert task.criterion.weight.tolist() == pytest.approx([2 / 3, 2.0])
     assert task.loss.weight is None
@@ -180,3 +182,103 @@ def test_the_loop_trains_what_the_task_says() -> None:
     second = halved.fit(separable_data(16))[0].train_loss
 
     assert second == pytest.approx(first / 2)
+
+
+def _targets() -> torch.Tensor:
+    return torch.tensor([0, 1, 2, 3, 3, 0])
+
+
+def _logits() -> torch.Tensor:
+    return torch.randn(6, 4, generator=torch.Generator().manual_seed(0)) * 3
+
+
+def test_the_default_loss_is_the_cross_entropy_of_logits() -> None:
+    task = ClassificationTask()
+    task.setup(None, num_classes=4, device=torch.device("cpu"))
+
+    loss = task.training_step(_logits(), _targets())
+
+    assert loss.item() == pytest.approx(nn.functional.cross_entropy(_logits(), _targets()).item())
+    assert loss.item() > 0
+
+
+def test_balance_weights_weights_the_cross_entropy_of_logits() -> None:
+    task = ClassificationTask(balance="weights")
+    targets = [0, 0, 0, 1, 2, 3]
+    task.setup(targets, num_classes=4, device=torch.device("cpu"))
+
+    loss = task.training_step(_logits(), _targets())
+
+    weights = torch.tensor([0.5, 1.5, 1.5, 1.5])
+    expected = nn.functional.cross_entropy(_logits(), _targets(), weight=weights)
+    assert loss.item() == pytest.approx(expected.item())
+
+
+@pytest.mark.parametrize("balance", [None, "weights"])
+def test_log_probabilities_get_the_nll_loss_bit_for_bit(balance: str | None) -> None:
+    """A network ending in LogSoftmax trains exactly as with 0.1's NLLLoss."""
+    task = ClassificationTask(balance=balance)
+    task.setup([0, 0, 0, 1, 2, 3], num_classes=4, device=torch.device("cpu"))
+    log_probabilities = torch.log_softmax(_logits(), dim=1)
+
+    loss = task.training_step(log_probabilities, _targets())
+
+    weight = task.criterion.weight
+    assert torch.equal(loss, nn.NLLLoss(weight=weight)(log_probabilities, _targets()))
+
+
+def test_a_fit_of_a_log_softmax_model_is_the_fit_with_nll_loss() -> None:
+    default = quiet_trainer(linear_classifier(), ClassificationTask(), max_epochs=2, seed=0)
+    nll = quiet_trainer(
+        linear_classifier(), ClassificationTask(loss=nn.NLLLoss()), max_epochs=2, seed=0
+    )
+
+    first = default.fit(separable_data(16), separable_data(8, seed=1))
+    second = nll.fit(separable_data(16), separable_data(8, seed=1))
+
+    assert [e.metrics() for e in first] == [e.metrics() for e in second]
+
+
+def test_a_network_returning_logits_trains_on_a_bounded_loss() -> None:
+    torch.manual_seed(0)
+    network = nn.Sequential(nn.Flatten(), nn.Linear(8, 4))  # no LogSoftmax: logits
+    model = Classifier(network, classes=CLASSES)
+
+    history = quiet_trainer(model, ClassificationTask(lr=0.1), max_epochs=3, seed=0).fit(
+        separable_data(32)
+    )
+
+    losses = [epoch.train_loss for epoch in history]
+    assert all(loss > 0 for loss in losses)
+    assert losses[-1] < losses[0]
+
+
+def _ending_in(last: nn.Module) -> Classifier:
+    torch.manual_seed(0)
+    return Classifier(nn.Sequential(nn.Flatten(), nn.Linear(8, 4), last), classes=CLASSES)
+
+
+class _Pair(nn.Module):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x, x
+
+
+@pytest.mark.parametrize(
+    ("last", "error", "match"),
+    [
+        (nn.Softmax(dim=1), ValueError, r"returned probabilities.*remove the Softmax"),
+        (nn.Linear(4, 3), ValueError, r"3 scores per image for 4 classes"),
+        (_Pair(), TypeError, r"returned a tuple of 2"),
+    ],
+    ids=["softmax", "3 outputs", "tuple"],
+)
+@pytest.mark.parametrize("door", ["fit", "lr_find"])
+def test_outputs_that_are_no_class_scores_are_refused_at_the_first_batch(
+    last: nn.Module, error: type[Exception], match: str, door: str
+) -> None:
+    trainer = quiet_trainer(_ending_in(last), ClassificationTask(), max_epochs=1, seed=0)
+
+    run = trainer.fit if door == "fit" else functools.partial(trainer.lr_find, num_steps=8)
+
+    with pytest.raises(error, match=match):
+        run(separable_data(16))

@@ -39,8 +39,10 @@ from retinalnet._core.device import default_num_workers, resolve_device
 from retinalnet._core.images import MIN_IMAGE_SIDE
 from retinalnet._core.loaders import DataSource, make_loader
 from retinalnet._core.model_inputs import describe
+from retinalnet._core.model_outputs import class_scores
 from retinalnet._core.model_use import check_float32_weights, exclusive_use, modes_restored
 from retinalnet.models import Classifier
+from retinalnet.models._classifier import network_of
 from retinalnet.precision import (
     CastWeights,
     Precision,
@@ -125,6 +127,7 @@ class InferenceEngine:
         self.preprocessing = preprocessing
         self.temperature = temperature  # None: the model's
         self._cast: CastWeights = {}  # the weights in `dtype`, kept between calls
+        self._outputs_checked = False  # a session's first outputs are checked (class_scores)
 
     @property
     def temperature(self) -> float:
@@ -193,6 +196,7 @@ class InferenceEngine:
         """
         check_float32_weights(self.model, "run")  # cast since the engine was built?
         with exclusive_use(self.model), modes_restored(self.model):
+            self._outputs_checked = False
             self.model.eval()
             with (
                 torch.inference_mode(),
@@ -207,6 +211,22 @@ class InferenceEngine:
             return self.model
         return cast_forward(self.model, self._cast)
 
+    def _scores(self, outputs: object) -> torch.Tensor:
+        """The network's ``outputs``, checked once a session to be class scores
+        ``(N, num_classes)`` (:func:`~retinalnet._core.model_outputs.class_scores`): a network
+        returning probabilities, a tuple or another number of scores is refused in one line,
+        not softmaxed again or read past its columns."""
+        if self._outputs_checked:
+            return outputs  # type: ignore[return-value]  # checked on the first batch
+        classes = getattr(self.model, "classes", None)
+        scores = class_scores(
+            outputs,
+            len(classes) if classes is not None else None,
+            model_name=type(network_of(self.model)).__name__,
+        )
+        self._outputs_checked = True
+        return scores
+
     def _to_device(self, inputs: torch.Tensor) -> torch.Tensor:
         """``inputs`` on the device, as float32 (the autocast dtype is the engine's to
         choose), or a one-line error when they are no batch of prepared inputs."""
@@ -219,7 +239,7 @@ class InferenceEngine:
     def outputs(self, inputs: torch.Tensor) -> torch.Tensor:
         """The network's raw outputs (float32) for a batch of prepared inputs; no TTA."""
         with self.session() as forward:
-            return forward(self._to_device(inputs)).float()
+            return self._scores(forward(self._to_device(inputs))).float()
 
     def log_probabilities(self, inputs: torch.Tensor) -> torch.Tensor:
         """Log-probabilities (float64, on the engine's device), mirror-averaged with TTA.
@@ -235,10 +255,13 @@ class InferenceEngine:
         self, forward: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor
     ) -> torch.Tensor:
         temperature = self.temperature
-        log_probabilities = torch.log_softmax(forward(batch).double() / temperature, dim=1)
+        scores = self._scores(forward(batch))
+        log_probabilities = torch.log_softmax(scores.double() / temperature, dim=1)
         if not self.tta:
             return log_probabilities
-        mirrored = torch.log_softmax(forward(batch.flip(-1)).double() / temperature, dim=1)
+        mirrored = torch.log_softmax(
+            self._scores(forward(batch.flip(-1))).double() / temperature, dim=1
+        )
         # log of the mean of the two probabilities
         stacked = torch.stack([log_probabilities, mirrored])
         return torch.logsumexp(stacked, dim=0) - torch.log(torch.tensor(2.0, dtype=torch.float64))

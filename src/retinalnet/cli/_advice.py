@@ -47,6 +47,14 @@ _PHRASES: tuple[tuple[str, str], ...] = (
         "leave those options out (a resumed run takes its own), or start a new run without "
         "--resume",
     ),
+    # a checkpoint of a network built by hand: no flag can hand the network over
+    (
+        r"; pass that untrained network as model= to load the weights into it",
+        ", which the command line cannot rebuild (no option hands it a network): use "
+        "the checkpoint in Python with that untrained network, "
+        "Predictor.from_checkpoint(path, model=network) or "
+        "load_checkpoint(path).build_model(network)",
+    ),
     # a file that is no checkpoint, or a checkpoint that is no weights file
     (
         r"create_model\(('?)(\w+)\1, weights='([^']*)'\)",

@@ -27,6 +27,7 @@ from torch import nn
 
 from retinalnet._core.files import atomic_write, file_digest, os_error_in_words
 from retinalnet._core.images import ImageInput
+from retinalnet._core.model_outputs import class_scores
 from retinalnet._core.model_use import check_float32_weights, exclusive_use
 from retinalnet._core.warning_filters import warnings_ignored
 from retinalnet._version import __version__
@@ -247,6 +248,8 @@ def _export_graph(model: Classifier, temperature: float, folder: Path) -> bytes:
     graph = _Probabilities(network, temperature).eval()
     size = model.preprocessing.size
     example = torch.zeros(2, 3, size, size)
+    with torch.no_grad():  # probabilities or a tuple would export a graph wrong throughout
+        class_scores(network(example), model.num_classes, model_name=type(network).__name__)
     target = folder / "graph.onnx"
     batch = torch.export.Dim("batch", min=1)
     quiet = io.StringIO()

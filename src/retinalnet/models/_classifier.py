@@ -35,6 +35,40 @@ def _check_path(network: nn.Module, path: str, argument: str) -> None:
         ) from None
 
 
+def _check_block_paths(network: nn.Module, paths: Sequence[str]) -> None:
+    """Refuse feature blocks that overlap (one inside another, or one listed twice) or that
+    are not listed first to last, in the order ``network`` registers its modules."""
+    position = {id(module): i for i, (_, module) in enumerate(network.named_modules())}
+    blocks = [(path, network.get_submodule(path)) for path in paths]
+    for i, (outer, block) in enumerate(blocks):
+        inside = {id(module) for module in block.modules()}
+        for inner, other in blocks[i + 1 :]:
+            if id(other) in inside or any(id(m) in inside for m in other.modules()):
+                raise ValueError(
+                    f"feature_blocks {outer!r} and {inner!r} overlap (one holds the other, or "
+                    "they are the same module); declare disjoint blocks, first to last, e.g. "
+                    f"the children of {outer!r} in place of {outer!r}"
+                )
+    ordered = sorted(paths, key=lambda path: position[id(network.get_submodule(path))])
+    if list(paths) != ordered:
+        raise ValueError(
+            f"feature_blocks must be listed first to last, in the order "
+            f"{type(network).__name__} registers its modules (named_modules()), got "
+            f"{list(paths)!r}; write {ordered!r} (fine-tuning unfreezes them from the last)"
+        )
+
+
+def _input_convolution(network: nn.Module) -> tuple[str, int] | None:
+    """The path and ``in_channels`` of the network's first ``Conv2d`` when it is also its
+    first module with parameters (its input layer, as far as registration order tells)."""
+    for name, module in network.named_modules():
+        if isinstance(module, nn.Conv2d):
+            return name, module.in_channels
+        if any(True for _ in module.parameters(recurse=False)):
+            return None
+    return None
+
+
 class Classifier(nn.Module):
     """An image classifier that carries its class names, preprocessing and declaration.
 
@@ -52,8 +86,10 @@ class Classifier(nn.Module):
     Parameters
     ----------
     network
-        Any module mapping a batch ``(N, 3, H, W)`` to ``(N, num_classes)`` scores
-        (log-probabilities for the builders here, logits also work).
+        Any module mapping a batch ``(N, 3, H, W)`` to ``(N, num_classes)`` scores: logits,
+        or log-probabilities (the builders here end in ``LogSoftmax``); not probabilities
+        (no ``Softmax`` at the end) and not a tuple or a dict. Its first convolution takes
+        the 3 channels the preprocessing gives (a grayscale scan repeated).
     classes
         Class names in output order: a list (or any ordered collection) of strings.
     preprocessing
@@ -68,7 +104,9 @@ class Classifier(nn.Module):
         tools that reset it.
     feature_blocks
         The network's feature blocks, first to last, for :func:`freeze`: module paths
-        (``["layer1", "layer2", "layer3", "layer4"]``) or a function of the network.
+        (``["layer1", "layer2", "layer3", "layer4"]``) or a function of the network. Paths
+        must be disjoint (no block inside another) and in the order the network registers
+        its modules.
     gradcam_layer
         Path of the module whose output Grad-CAM explains (``"layer4"``).
     gradcam_reshape
@@ -91,8 +129,11 @@ class Classifier(nn.Module):
         ``arch``, ``arch_kwargs`` or ``feature_blocks`` is of the wrong type.
     ValueError
         If the class names are not 2 or more distinct, non-blank names, a declared path is
-        not a module of ``network``, ``gradcam_reshape`` comes without ``gradcam_layer``,
-        or ``temperature`` is not a finite number > 0.
+        not a module of ``network``, feature blocks overlap or are not listed first to
+        last, ``gradcam_reshape`` comes without ``gradcam_layer``, or ``temperature`` is
+        not a finite number > 0. When the network fails on images ``(N, C, H, W)`` whose
+        channels its first convolution does not take (a 1-channel network given the
+        preprocessing's 3 channels), naming the fix.
 
     Attributes
     ----------
@@ -161,6 +202,7 @@ class Classifier(nn.Module):
             feature_blocks = tuple(feature_blocks)
             for path in feature_blocks:
                 _check_path(network, path, "feature_blocks")
+            _check_block_paths(network, feature_blocks)
         self.network = network
         self.classes: tuple[str, ...] = names
         self.preprocessing = preprocessing if preprocessing is not None else Preprocessing()
@@ -312,9 +354,38 @@ class Classifier(nn.Module):
         return GradCamTarget(self.network.get_submodule(layer), reshape, False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class scores for a batch of preprocessed images."""
-        output: torch.Tensor = self.network(x)
+        """Class scores for a batch of preprocessed images.
+
+        Raises
+        ------
+        ValueError
+            If the network fails on images whose channels its first convolution does not
+            take (a 1-channel network given the preprocessing's 3 channels), naming the fix.
+        """
+        problem = self._channel_problem(x.shape[1]) if x.dim() == 4 else None
+        if problem is None:
+            output: torch.Tensor = self.network(x)
+            return output
+        try:  # a first convolution that is not the input layer: the network may still run
+            output = self.network(x)
+        except RuntimeError as error:  # torch's error names weights and shapes, not the fix
+            raise ValueError(problem) from error
         return output
+
+    def _channel_problem(self, channels: int) -> str | None:
+        """Why images of ``channels`` channels do not fit the network's first convolution,
+        or ``None`` when they do (or it has none)."""
+        found = _input_convolution(self.network)
+        if found is None or found[1] == channels:
+            return None
+        name, expected = found
+        return (
+            f"{type(self.network).__name__}'s first convolution {name!r} takes {expected} "
+            f"input channel(s), but the images have {channels} (retinalnet's preprocessing "
+            "gives 3, a grayscale scan repeated); give the network a 3-channel first "
+            "convolution (nn.Conv2d(3, ...), or in_chans=3 for a timm model), or wrap it so "
+            "its forward uses one channel: network(x[:, :1])"
+        )
 
     def extra_repr(self) -> str:
         shown = f", temperature={self.temperature:.4g}" if self.temperature != 1.0 else ""

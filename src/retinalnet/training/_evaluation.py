@@ -409,8 +409,9 @@ def evaluate(
         A data set of ``(image, target)`` or a DataLoader. A data set that yields PIL
         images is prepared with the model's evaluation preprocessing.
     loss
-        Loss on the model's outputs; ``NLLLoss`` by default (the builders end in
-        ``LogSoftmax``).
+        Loss on the log-probabilities (``log_softmax(outputs / temperature)``, whatever the
+        network returns: logits or log-probabilities); ``NLLLoss`` by default, which is the
+        cross-entropy of those.
     batch_size, num_workers
         Loader settings when ``data`` is a data set.
     device

@@ -40,6 +40,7 @@ from retinalnet._core.device import default_num_workers, resolve_device
 from retinalnet._core.files import atomic_write
 from retinalnet._core.loader_settings import check_batch_size
 from retinalnet._core.loaders import BatchedTensorDataset, DataSource, decoded_with, make_loader
+from retinalnet._core.model_outputs import class_scores
 from retinalnet._core.progress import progress_bar
 from retinalnet.datasets._readable import readable_for_scoring
 from retinalnet.engine import InferenceEngine
@@ -70,12 +71,17 @@ batches on the device) or ``"auto"`` (``"tensor"`` on a GPU, ``"pil"`` elsewhere
 
 
 def trainable_head(model: nn.Module) -> tuple[str, nn.Module]:
-    """The part that is trained: the largest submodule whose parameters are just the
-    trainable ones (so a head's parameter-free last steps, such as ``LogSoftmax``, are
-    part of it).
+    """The part that is trained: a :class:`~retinalnet.models.Classifier`'s declared head
+    (:meth:`~retinalnet.models.Classifier.head_module`) when its parameters are just the
+    trainable ones, else the largest submodule whose parameters are (so a head's
+    parameter-free last steps, such as ``LogSoftmax``, are part of it) and that a forward
+    can call (not a ``ModuleDict`` or ``ModuleList``, which only hold modules).
 
     For ``vgg16_transfer()`` that is ``classifier.6``, the new head; for a ResNet,
     ``fc``.
+
+    .. versionchanged:: 0.2
+       The declared head first; containers are never taken.
 
     Returns
     -------
@@ -94,13 +100,18 @@ def trainable_head(model: nn.Module) -> tuple[str, nn.Module]:
     trainable = {id(p) for p in network.parameters() if p.requires_grad}
     if not trainable:
         raise ValueError("the model has no trainable parameters, so there is nothing to train")
+    declared = _declared_head(model, trainable)
+    if declared is not None:
+        return declared
     # the largest submodule whose parameters are exactly the trainable ones: it takes in the
     # parameter-free steps around them (a head's LogSoftmax); parents come before children
     found = next(
         (
             (name, module)
             for name, module in network.named_modules()
-            if name and {id(p) for p in module.parameters()} == trainable
+            if name
+            and not isinstance(module, _CONTAINERS)
+            and {id(p) for p in module.parameters()} == trainable
         ),
         None,
     )
@@ -111,6 +122,34 @@ def trainable_head(model: nn.Module) -> tuple[str, nn.Module]:
             "or freeze=False); train without the cache, or freeze the backbone"
         )
     return found
+
+
+_CONTAINERS = (nn.ModuleDict, nn.ModuleList, nn.ParameterDict, nn.ParameterList)
+"""Modules that hold others but have no forward: never the head a forward runs."""
+
+
+def _declared_head(model: nn.Module, trainable: set[int]) -> tuple[str, nn.Module] | None:
+    """A Classifier's head (declared, registered or guessed) when its parameters are the
+    ``trainable`` ones, widened to its largest enclosing module with the same parameters
+    (a ``Sequential(Linear, LogSoftmax)`` around a declared ``Linear``); else ``None``."""
+    if not isinstance(model, Classifier):
+        return None
+    try:
+        path, head = model.head_module()
+    except (TypeError, AttributeError):  # no nn.Linear to guess; a path gone since
+        return None
+    if {id(p) for p in head.parameters()} != trainable:
+        return None
+    parts = path.split(".")
+    for end in range(1, len(parts)):  # the outermost first
+        outer = ".".join(parts[:end])
+        module = model.network.get_submodule(outer)
+        if (
+            not isinstance(module, _CONTAINERS)
+            and {id(p) for p in module.parameters()} == trainable
+        ):
+            return outer, module
+    return path, head
 
 
 def _frozen_state_digest(model: nn.Module, head_name: str) -> hashlib._Hash:
@@ -365,6 +404,7 @@ def _unsaved_message(folder: Path, error: OSError) -> str:
 def _extract(
     engine: InferenceEngine,
     head: nn.Module,
+    num_classes: int,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     total: int,
     description: str,
@@ -374,19 +414,69 @@ def _extract(
     targets: list[torch.Tensor] = []
     shown = progress_bar(batches, total=total, description=description, enabled=progress)
     for step, (inputs, batch_targets) in enumerate(shown):
-        batch_features, outputs = engine.features(inputs, head)
         if step == 0:  # the head on the features, as the engine runs it, gives the outputs
-            head_engine = InferenceEngine(head, device=engine.device, precision=engine.precision)
-            head_outputs = head_engine.outputs(batch_features)
-            _check_head_is_last(head_outputs, outputs, exact=engine.dtype is None)
+            batch_features = _first_batch_features(engine, head, inputs, num_classes)
+        else:
+            batch_features, _ = engine.features(inputs, head)
         features.append(batch_features)
         targets.append(batch_targets.cpu())
     return torch.cat(features), torch.cat(targets)
 
 
 class HeadNotLastError(ValueError):
-    """The trainable head is not the last step of the model's forward, so features before it
-    cannot stand in for the model (raised on the first batch of a cache build)."""
+    """The trainable head is not the last step of the model's forward, or cannot run alone
+    on the features before it (a module the forward never calls, a middle stage), so
+    features before it cannot stand in for the model (raised on the first batch of a cache
+    build; ``feature_cache="auto"`` then trains without the cache)."""
+
+
+def _first_batch_features(
+    engine: InferenceEngine, head: nn.Module, inputs: torch.Tensor, num_classes: int
+) -> torch.Tensor:
+    """The first batch's features, once the model's outputs proved class scores (see
+    :func:`~retinalnet._core.model_outputs.class_scores`) and the head alone on the
+    features gave them.
+
+    Raises
+    ------
+    HeadNotLastError
+        If the head's outputs differ, or the head cannot stand alone: it does not run once
+        in the model's forward (a module the forward never calls), or fails on the
+        flattened features (a convolution).
+    TypeError, ValueError
+        If the model's outputs are no class scores; the model's own errors as they are.
+    """
+    finished: list[bool] = []  # whether the model's forward returned
+    handle = engine.model.register_forward_hook(lambda *_: finished.append(True))
+    try:
+        batch_features, outputs = engine.features(inputs, head)
+    except Exception as error:
+        if not finished:  # the model failed by itself: its own error
+            raise
+        raise _head_cannot_stand_alone(head, error) from error
+    finally:
+        handle.remove()
+    class_scores(outputs, num_classes, model_name=type(network_of(engine.model)).__name__)
+    try:
+        head_engine = InferenceEngine(head, device=engine.device, precision=engine.precision)
+        head_outputs = head_engine.outputs(batch_features)
+        _check_head_is_last(head_outputs, outputs, exact=engine.dtype is None)
+    except (HeadNotLastError, torch.cuda.OutOfMemoryError):
+        raise
+    except Exception as error:
+        raise _head_cannot_stand_alone(head, error) from error
+    return batch_features
+
+
+def _head_cannot_stand_alone(head: nn.Module, error: Exception) -> HeadNotLastError:
+    text = str(error).strip()
+    cause = f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+    return HeadNotLastError(
+        f"the trainable part {type(head).__name__} cannot be run alone on the features "
+        f"before it ({cause}), so features before it cannot stand in for the model; train "
+        "without the feature cache (feature_cache=False), or freeze all but the network's "
+        "last layer"
+    )
 
 
 def _check_head_is_last(head_outputs: torch.Tensor, outputs: torch.Tensor, *, exact: bool) -> None:
@@ -394,7 +484,10 @@ def _check_head_is_last(head_outputs: torch.Tensor, outputs: torch.Tensor, *, ex
     if not torch.allclose(head_outputs.float(), outputs.float(), atol=tolerance, rtol=tolerance):
         raise HeadNotLastError(
             "the trainable head is not the last step of the model's forward (its output "
-            "differs from the model's), so features before it cannot stand in for the model"
+            "differs from the model's), so features before it cannot stand in for the model; "
+            "train without the feature cache (feature_cache=False), or end the head module "
+            "with what the forward does after it (nn.LogSoftmax(dim=1) in place of "
+            "F.log_softmax)"
         )
 
 
@@ -471,10 +564,13 @@ def build_feature_cache(
         If ``views``, ``batch_size`` or ``decode`` is out of range, the data's classes are
         not the model's (name and order), no image of ``data`` can be read, or
         ``data`` is a DataLoader (or a ``Subset``) over a ``KermanyOCT(on_error="skip")``,
-        whose unreadable images could not be left out: pass the data set itself.
+        whose unreadable images could not be left out: pass the data set itself. On the
+        first batch: a :class:`HeadNotLastError` when the head cannot stand in for the
+        model's last step, or the model's outputs are no class scores (see
+        :func:`~retinalnet._core.model_outputs.class_scores`).
     TypeError
         If a disk cache is asked for data that is not file-backed, or ``decode="tensor"``
-        for data the tensor path cannot read.
+        for data the tensor path cannot read; or the model returns a tuple or a dict.
     NotADirectoryError, PermissionError
         If ``cache_dir`` is a file or cannot be written: checked before the backbone runs.
 
@@ -577,7 +673,9 @@ def build_feature_cache(
                     pin_memory=target_device.type == "cuda",
                 )
                 batches, total = loader, len(loader)
-            rows, labels = _extract(engine, head, batches, total, description, progress)
+            rows, labels = _extract(
+                engine, head, model.num_classes, batches, total, description, progress
+            )
             length = len(samples) if samples is not None else len(data)  # type: ignore[arg-type]
             features.append(context.gather_rows(rows, length))
             targets.append(context.gather_rows(labels, length))

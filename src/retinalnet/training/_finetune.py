@@ -34,6 +34,7 @@ from retinalnet._core.loaders import DataSource
 from retinalnet.models import Classifier
 from retinalnet.training._callbacks import Callback, EarlyStopping, check_callbacks
 from retinalnet.training._config import FeatureCacheConfig, feature_cache_config
+from retinalnet.training._feature_cache import HeadNotLastError
 from retinalnet.training._history import History
 from retinalnet.training._nonfinite import NonFiniteLossError, check_finite_weights
 from retinalnet.training._task import ClassificationTask
@@ -152,7 +153,9 @@ class FineTune:
         after every epoch.
     freeze_bn
         Keep the running statistics of the unfrozen blocks' batch norms (eval mode; their
-        scale and shift still train). ``False`` lets them update from the training batches.
+        scale and shift still train). ``False`` lets them update from the training batches
+        (needed for a network built by hand without pretrained weights, whose statistics
+        were never estimated: :func:`fine_tune` warns of them).
     balance
         ``"weights"`` (class-weighted loss), ``"sampler"`` or ``None``: see
         :class:`ClassificationTask`. Used in both phases.
@@ -327,19 +330,17 @@ def discriminative_param_groups(
             f"blocks must be an int in [1, {len(all_blocks)}] ({type(model.network).__name__} "
             f"declares {len(all_blocks)} feature blocks), got {blocks!r}"
         )
+    _check_head_apart(model, count)
     head = model.head_module()[1]
     units: list[tuple[str, nn.Module, float]] = [("head", head, head_lr)]
     for k, block in enumerate(reversed(all_blocks[len(all_blocks) - count :])):
         units.append((f"block -{k + 1}", block, lr * lr_decay**k))
-    head_params = {id(p) for p in head.parameters()}
     groups: list[dict[str, Any]] = []
     seen: set[int] = set()
     for name, module, rate in units:
         decay: list[nn.Parameter] = []
         no_decay: list[nn.Parameter] = []
         for p in module.parameters():
-            if name != "head" and id(p) in head_params:
-                raise ValueError(f"the head is inside feature block {name!r}: declare them apart")
             if not p.requires_grad or id(p) in seen:
                 continue
             seen.add(id(p))
@@ -348,6 +349,25 @@ def discriminative_param_groups(
             if params:
                 groups.append({"params": params, "lr": rate, "weight_decay": wd, "name": name})
     return groups
+
+
+def _check_head_apart(model: Classifier, blocks: int) -> None:
+    """Refuse a head that shares parameters with one of the last ``blocks`` feature blocks.
+
+    Raises
+    ------
+    ValueError
+        Naming the head and the block (``"block -1"`` is the last).
+    """
+    path, head = model.head_module()
+    head_params = {id(p) for p in head.parameters()}
+    all_blocks = model.feature_block_modules()
+    for k, block in enumerate(reversed(all_blocks[len(all_blocks) - blocks :])):
+        if any(id(p) in head_params for p in block.parameters()):
+            raise ValueError(
+                f"the head {path!r} is inside feature block 'block -{k + 1}' (the last is "
+                "-1): declare them apart, feature blocks that end before the head"
+            )
 
 
 class WarmupCosine:
@@ -478,6 +498,7 @@ class FineTuneTask(ClassificationTask):
         return torch.optim.lr_scheduler.LambdaLR(optimizer, self.schedule)
 
     def on_train_epoch_start(self, module: nn.Module) -> None:
+        super().on_train_epoch_start(module)
         if self.recipe.freeze_bn:
             for layer in module.modules():
                 if isinstance(layer, nn.modules.batchnorm._BatchNorm):
@@ -619,7 +640,20 @@ def fine_tune(
         If ``recipe.blocks`` exceeds the model's feature blocks, ``batch_size`` is not an
         int >= 1, a weight of the model is already NaN or infinite (an earlier fit
         diverged; not when resuming), ``resume_from`` holds another recipe's run, or its
-        epochs had another number of steps (other training data or ``batch_size``).
+        epochs had another number of steps (other training data or ``batch_size``), or
+        the head lies inside one of the blocks to unfreeze (all checked before the probe).
+    HeadNotLastError
+        A ``ValueError``: when the probe finds that the head is not the last step of the
+        forward (a ``F.log_softmax`` after it), naming the ways out
+        (``FineTune(probe_epochs=0)``, or ``nn.LogSoftmax`` inside the head module).
+
+    Warns
+    -----
+    UserWarning
+        With ``freeze_bn``, when batch norms of a network built by hand hold their
+        initial statistics (never estimated), which the recipe would keep. Parameters
+        frozen inside the blocks it unfreezes (while others there train) are unfrozen, as
+        fastai's ``fine_tune`` does, and a warning is logged naming how many.
 
     Examples
     --------
@@ -634,6 +668,46 @@ def fine_tune(
             model, train, val, recipe, resume_from=resume_from, **trainer_settings
         )
         return trainer.fit(train, val, resume_from=resume_from)
+
+
+def _frozen_in_trained_blocks(model: Classifier, blocks: int) -> list[str]:
+    """Names of the parameters frozen in the last ``blocks`` feature blocks while others of
+    them train (the user's choice, which fine-tuning undoes); none when these blocks are
+    frozen whole, as ``create_model`` leaves a backbone."""
+    all_blocks = model.feature_block_modules()
+    inside = {id(p) for block in all_blocks[len(all_blocks) - blocks :] for p in block.parameters()}
+    named = [(name, p) for name, p in model.network.named_parameters() if id(p) in inside]
+    if not any(p.requires_grad for _, p in named):
+        return []
+    return [name for name, p in named if not p.requires_grad]
+
+
+def _warn_of_initial_batch_norms(model: Classifier) -> None:
+    """Warn when batch norms of a network built by hand hold the statistics they were
+    built with (never estimated: no pretrained weights loaded), which ``freeze_bn`` keeps
+    for the whole fine-tune. (A registered architecture built without its weights is
+    warned about by ``create_model``.)"""
+    fresh = [
+        name
+        for name, layer in model.network.named_modules()
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm)
+        and layer.track_running_stats
+        and layer.running_mean is not None
+        and layer.running_var is not None
+        and layer.num_batches_tracked is not None
+        and int(layer.num_batches_tracked) == 0
+        and not bool(layer.running_mean.any())
+        and bool((layer.running_var == 1).all())
+    ]
+    if not fresh:
+        return
+    warn_caller(
+        f"fine_tune: {len(fresh)} batch-norm layer(s) of {type(model.network).__name__} "
+        f"(first {fresh[0]!r}) hold their initial statistics (mean 0, variance 1: never "
+        "estimated), and FineTune(freeze_bn=True) keeps them so for the whole run; pass "
+        "FineTune(freeze_bn=False), or load pretrained weights into the network first",
+        UserWarning,
+    )
 
 
 def _warn_without_pretrained_weights(model: Classifier) -> None:
@@ -696,9 +770,13 @@ def fine_tune_trainer(
     if not isinstance(recipe, FineTune):
         raise TypeError(f"recipe must be a FineTune, got {type(recipe).__name__}")
     blocks = recipe.blocks_for(model)  # fails now if the model has fewer
+    _check_head_apart(model, blocks)  # before the probe trains
     if resume_from is None:  # a resumed run loads other weights
         check_finite_weights(model, "fine_tune")
     _warn_without_pretrained_weights(model)
+    if model.spec is None and recipe.freeze_bn and resume_from is None:
+        _warn_of_initial_batch_norms(model)  # (a resumed run loads its statistics)
+    frozen_by_you = _frozen_in_trained_blocks(model, blocks)
     # checked before the probe trains (the probe's Trainer does not take them)
     callbacks: Sequence[Callback] = check_callbacks(trainer_settings.get("callbacks", ()))
     batch_size = check_batch_size(trainer_settings.get("batch_size", 32))
@@ -724,6 +802,15 @@ def fine_tune_trainer(
         )
         try:
             probed = probe.fit(train, val)
+        except HeadNotLastError as error:
+            raise HeadNotLastError(
+                f"fine_tune's linear probe trains the head {model.head_module()[0]!r} alone on "
+                f"cached features, but it is not the last step of "
+                f"{type(model.network).__name__}'s forward or cannot run alone ({error}); skip "
+                "the probe with FineTune(probe_epochs=0), or put what the forward does after "
+                "the head inside the head module (nn.LogSoftmax(dim=1) in place of "
+                "F.log_softmax)"
+            ) from error
         except NonFiniteLossError as error:  # say which phase: the probe writes no checkpoint
             raise NonFiniteLossError(
                 f"in the linear probe (the head on cached features, before fine-tuning; "
@@ -740,6 +827,15 @@ def fine_tune_trainer(
             probed.restored_epoch,
         )
     _unfreeze(model, blocks)
+    if frozen_by_you:
+        logger.warning(
+            "fine_tune: %d parameter(s) frozen before in the last %d feature block(s) train now "
+            "(%s): fine_tune unfreezes whole blocks, as fastai does; to keep them frozen, "
+            "declare feature_blocks that leave them out",
+            len(frozen_by_you),
+            blocks,
+            ", ".join(frozen_by_you[:3]) + (", ..." if len(frozen_by_you) > 3 else ""),
+        )
     task = FineTuneTask(model, recipe, steps_per_epoch=_steps_per_epoch(train, batch_size))
     patience = recipe.patience if recipe.patience is not None else recipe.epochs
     return Trainer(

@@ -18,6 +18,8 @@ from torch import nn
 from torch.utils.data import Sampler
 
 from retinalnet._core.counts import as_number
+from retinalnet._core.model_outputs import are_log_probabilities, class_scores
+from retinalnet.models._classifier import network_of
 from retinalnet.training._balance import BALANCE_MODES, balanced_sampler, class_weights
 from retinalnet.training._evaluation import EvaluationResult
 
@@ -62,11 +64,17 @@ class ClassificationTask:
     Parameters
     ----------
     loss
-        Loss of the model's outputs. Default ``NLLLoss`` (the builders end in
-        ``LogSoftmax``). The validation loss uses it unweighted.
+        Loss of the model's outputs. Default ``CrossEntropyLoss``, right for networks
+        returning logits and for those ending in ``LogSoftmax`` (the builders here) alike:
+        on log-probabilities it equals ``NLLLoss``, since ``log_softmax`` of them gives them
+        back. The validation loss uses it unweighted.
+
+        .. versionchanged:: 0.2
+           ``CrossEntropyLoss`` by default, not ``NLLLoss`` (which trained a network
+           returning logits on a loss without a lower bound).
     balance
         Counter class imbalance in the training data (whose ``targets`` attribute gives the
-        classes): ``"weights"`` weights the default ``NLLLoss`` of the training batches by
+        classes): ``"weights"`` weights the default loss of the training batches by
         :func:`class_weights` (the validation loss stays unweighted, so it compares across
         runs); ``"sampler"`` draws batches with :func:`balanced_sampler` (seeded by the
         Trainer's ``seed``). Default ``None``: neither.
@@ -98,14 +106,18 @@ class ClassificationTask:
     ----------
     criterion : torch.nn.Module
         The loss of the training batches in the current fit (``loss``, or the class-weighted
-        ``NLLLoss`` with ``balance="weights"``).
+        ``CrossEntropyLoss`` with ``balance="weights"``). The default loss, on a network
+        whose outputs are log-probabilities (ending in ``LogSoftmax``), is computed as the
+        ``NLLLoss`` it equals from the fit's first batch on, so such a network trains
+        exactly as with 0.1's ``NLLLoss``.
 
     Raises
     ------
     ValueError
         If ``balance`` is unknown, ``balance="weights"`` comes with a loss of your own,
         ``lr`` or ``weight_decay`` is out of range or comes with your own optimizer, or a
-        metric name is taken.
+        metric name is taken. In a fit, when the first training batch's outputs are no
+        class scores ``(N, number of classes)`` (see :meth:`training_step`).
     TypeError
         If ``optimizer``, ``scheduler`` or a metric is not callable.
 
@@ -147,8 +159,8 @@ class ClassificationTask:
             )
         if balance == "weights" and loss is not None:
             raise ValueError(
-                "balance='weights' weights the default NLLLoss; with your own loss, pass "
-                "weight=class_weights(train.targets) to it and leave balance=None"
+                "balance='weights' weights the default CrossEntropyLoss; with your own loss, "
+                "pass weight=class_weights(train.targets) to it and leave balance=None"
             )
         for name, value in (("lr", lr), ("weight_decay", weight_decay)):
             if as_number(value) is None:
@@ -188,7 +200,7 @@ class ClassificationTask:
                     f"metric {name!r} must be a function of an EvaluationResult, got "
                     f"{type(function).__name__}"
                 )
-        self.loss: nn.Module = loss if loss is not None else nn.NLLLoss()
+        self.loss: nn.Module = loss if loss is not None else nn.CrossEntropyLoss()
         self.balance = balance
         self.optimizer = optimizer
         self.lr = float(lr)
@@ -198,6 +210,10 @@ class ClassificationTask:
         self.scheduler_interval = scheduler_interval
         self.criterion: nn.Module = self.loss
         self._step_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        self._num_classes: int | None = None
+        self._model_name = "the model"
+        self._outputs_checked = False
+        self._default_loss = loss is None
 
     def __repr__(self) -> str:
         settings = [f"loss={type(self.loss).__name__}()"]
@@ -269,7 +285,7 @@ class ClassificationTask:
         self, targets: Sequence[int] | None = None, num_classes: int | None = None
     ) -> nn.Module:
         """The loss of the training batches: ``loss``, or with ``balance="weights"`` an
-        ``NLLLoss`` weighted by :func:`class_weights` of ``targets``.
+        ``CrossEntropyLoss`` weighted by :func:`class_weights` of ``targets``.
 
         Raises
         ------
@@ -282,13 +298,16 @@ class ClassificationTask:
             raise ValueError("balance='weights' needs the training targets")
         weights = class_weights(targets, num_classes)
         logger.info("class weights for the loss: %s", [round(float(w), 3) for w in weights])
-        return nn.NLLLoss(weight=weights)
+        return nn.CrossEntropyLoss(weight=weights)
 
     def setup(
         self, targets: Sequence[int] | None, *, num_classes: int | None, device: torch.device
     ) -> None:
-        """Prepare a fit: set :attr:`criterion` from the training targets, on ``device``."""
+        """Prepare a fit: set :attr:`criterion` from the training targets, on ``device``;
+        the fit's first training batch has its outputs checked against ``num_classes``."""
         self.criterion = self.train_loss(targets, num_classes).to(device)
+        self._num_classes = num_classes
+        self._outputs_checked = False
 
     def sampler(self, targets: Sequence[int] | None, *, seed: int | None) -> Sampler[int] | None:
         """The training sampler: :func:`balanced_sampler` with ``balance="sampler"``, else
@@ -300,10 +319,11 @@ class ClassificationTask:
     def on_train_epoch_start(self, module: nn.Module) -> None:
         """Called by the training pass once ``module`` is in train mode, before its first
         step; does nothing by default (a fine-tuning task puts batch norms back in eval
-        mode here).
+        mode here); subclasses call it (it notes the network's name for error messages).
 
         .. versionadded:: 0.2
         """
+        self._model_name = type(network_of(module)).__name__
 
     def on_train_step_end(self) -> None:
         """Called after every optimizer step: steps the scheduler when
@@ -315,9 +335,42 @@ class ClassificationTask:
             self._step_scheduler.step()
 
     def training_step(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """The loss of one training batch, to minimise."""
+        """The loss of one training batch, to minimise.
+
+        The first batch of a fit (or ``lr_find``) has its outputs checked by
+        :func:`~retinalnet._core.model_outputs.class_scores`: a network returning a tuple or
+        a dict, another shape than ``(N, number of classes)`` or probabilities (a forward
+        ending in ``Softmax``) is refused then, in one line naming the fix.
+
+        Raises
+        ------
+        TypeError, ValueError
+            From :func:`~retinalnet._core.model_outputs.class_scores`, on the first batch.
+        """
+        if not self._outputs_checked:
+            class_scores(outputs, self._num_classes, model_name=self._model_name)
+            self._outputs_checked = True
+            self._exact_for_log_probabilities(outputs)
         loss: torch.Tensor = self.criterion(outputs, targets)
         return loss
+
+    def _exact_for_log_probabilities(self, outputs: torch.Tensor) -> None:
+        """Compute the default loss as ``NLLLoss`` for outputs that are log-probabilities.
+
+        On them ``CrossEntropyLoss`` equals ``NLLLoss`` (``log_softmax`` gives them back),
+        but only up to rounding: computed as ``NLLLoss``, as in 0.1, a network ending in
+        ``LogSoftmax`` trains to the same weights bit for bit. Logits keep the cross-entropy.
+        """
+        criterion = self.criterion
+        if (
+            self._default_loss
+            and type(criterion) is nn.CrossEntropyLoss
+            and criterion.label_smoothing == 0.0
+            and are_log_probabilities(outputs)
+        ):
+            self.criterion = nn.NLLLoss(
+                weight=criterion.weight, ignore_index=criterion.ignore_index
+            )
 
     def validation_metrics(self, result: EvaluationResult) -> dict[str, float]:
         """The metrics of one validation: ``val_loss``, ``val_accuracy`` and ``metrics``."""

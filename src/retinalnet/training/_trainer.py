@@ -89,8 +89,9 @@ class Trainer:
         say). Its preprocessing is applied to data sets that yield PIL images, its class
         names label the metrics, and checkpoints need it.
     task
-        What is trained. Default ``ClassificationTask()``: ``NLLLoss`` and
-        ``Adam(lr=1e-3)`` over the trainable parameters, as in the tutorial.
+        What is trained. Default ``ClassificationTask()``: ``CrossEntropyLoss`` (equal to
+        the tutorial's ``NLLLoss`` for networks ending in ``LogSoftmax``; right for logits
+        too) and ``Adam(lr=1e-3)`` over the trainable parameters, as in the tutorial.
 
         .. versionadded:: 0.2
     max_epochs
