@@ -994,17 +994,18 @@ def test_predict_writes_a_csv_row_per_image(
         rows = list(csv.reader(file))
     assert rows[0] == [
         "path", "class_1", "probability_1", "class_2", "probability_2", "class_3",
-        "probability_3", "precision", "temperature",
+        "probability_3", "precision", "temperature", "tta", "checkpoint", "checkpoint_sha256",
+        "cam",
     ]  # fmt: skip
     assert len(rows) == 1 + len(printed) == 3
     for row, prediction in zip(rows[1:], printed, strict=True):
         assert row[0] == prediction["source"]
-        assert row[1:-2:2] == [c["class"] for c in prediction["top"]]
-        assert [float(p) for p in row[2:-2:2]] == pytest.approx(
+        assert row[1:7:2] == [c["class"] for c in prediction["top"]]
+        assert [float(p) for p in row[2:7:2]] == pytest.approx(
             [c["probability"] for c in prediction["top"]], abs=1e-6
         )
         # what they were computed at: bf16 can turn a near-tie (the JSON says it too)
-        assert row[-2:] == [prediction["precision"], f"{prediction['temperature']:.6g}"]
+        assert row[7:9] == [prediction["precision"], f"{prediction['temperature']:.6g}"]
         assert prediction["precision"] in ("fp32", "bf16")
 
 
@@ -1166,12 +1167,12 @@ def test_an_output_file_that_the_command_reads_is_refused_before_it_runs(
 def test_a_file_beside_the_splits_of_data_is_not_an_input(
     command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # --data's splits are read, not its root: a picture beside them was refused as a scan
+    # --data's splits are read, not its root: a file beside them is not refused as a scan
     monkeypatch.setitem(cli._COMMANDS, command, lambda args: 0)
     data = tmp_path / "OCT2017"
     (data / "test" / "CNV").mkdir(parents=True)
-    written = data / "figure.png"
-    written.write_bytes(b"an old figure")
+    written = data / {"evaluate": "report.json", "calibrate": "calibrated.pt"}[command]
+    written.write_bytes(b"an old output")
     argv = list(_REQUIRED[command])
     argv[argv.index("--data") + 1] = str(data)
     assert main([command, *argv, "--out", str(written)]) == 0
@@ -1465,3 +1466,31 @@ def test_predict_cam_refused_says_no_folder_and_leaves_none_of_its_own(
     assert "gives a 1 x 1 map" in err.splitlines()[-1]
     assert "Grad-CAM overlays" not in err
     assert not cams.exists()  # made once a heatmap is computed, for images and volumes
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "calibrate", "export"])
+def test_a_checkpoint_of_a_network_built_by_hand_points_to_python(
+    command: str, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from torch import nn
+
+    from retinalnet.checkpoint import save_checkpoint
+    from retinalnet.datasets import KERMANY_CLASSES
+    from retinalnet.models import Classifier
+
+    network = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    path = save_checkpoint(tmp_path / "hand.pt", Classifier(network, classes=KERMANY_CLASSES))
+    image = next((data / "test").glob("*/*"))
+    arguments = {
+        "predict": [str(image)],
+        "evaluate": ["--data", str(data)],
+        "calibrate": ["--data", str(data)],
+        "export": ["--out", str(tmp_path / "model.onnx")],
+    }[command]
+
+    assert main([command, "--checkpoint", str(path), *arguments]) != 0
+
+    err = capsys.readouterr().err
+    assert "holds a network built by hand, which the command line cannot rebuild" in err
+    assert "Predictor.from_checkpoint(path, model=network)" in err
+    assert "as model=" not in err

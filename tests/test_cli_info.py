@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -194,14 +195,36 @@ def test_trainable_counts_what_a_fine_tune_trained_in_every_door(
 
 
 def test_trainable_of_another_run_is_what_its_settings_leave(
-    checkpoint: Path, model: Classifier, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    summary = parameter_summary(model)
+    """A frozen backbone (random weights, as the settings freeze it): the head trained."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights in a frozen backbone: fine here
+        frozen = create_model(
+            "mobilenet_v3_small", weights=None, preprocessing=Preprocessing(size=32)
+        )
+    summary = parameter_summary(frozen)
+    assert 0 < summary.trainable < summary.total
+    checkpoint = save_checkpoint(tmp_path / "best.pt", frozen)
     info = describe(checkpoint)
     assert info["parameters"] == {"total": summary.total, "trainable": summary.trainable}
     assert info["training"]["trained"] == "as its architecture settings freeze it"
     _, out, _ = _run(capsys, str(checkpoint))
     assert f"({summary.trainable:,} trainable: as its architecture settings freeze it)" in out
+
+
+def test_trainable_of_an_architecture_that_freezes_nothing_says_all_of_them(
+    checkpoint: Path, model: Classifier, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """small_cnn freezes nothing: "as its architecture settings freeze it" said otherwise."""
+    summary = parameter_summary(model)
+    assert summary.trainable == summary.total
+    info = describe(checkpoint)
+    assert info["parameters"] == {"total": summary.total, "trainable": summary.total}
+    words = "all of them, none frozen by its architecture settings"
+    assert info["training"]["trained"] == words
+    _, out, _ = _run(capsys, str(checkpoint))
+    assert f"({summary.total:,} trainable: {words})" in out
 
 
 def test_trainable_that_cannot_be_known_is_said_so(

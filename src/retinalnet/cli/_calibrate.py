@@ -22,8 +22,13 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from retinalnet.checkpoint import load_checkpoint, set_checkpoint_temperature
     from retinalnet.cli._skip import print_skipped, readable_split
     from retinalnet.cli._split_data import split_data, study_classes
+    from retinalnet.cli._stdout import on_stdout, one_output_on_stdout, results_stream
     from retinalnet.training import calibrate
 
+    one_output_on_stdout(  # a checkpoint's bytes and JSON lines do not share stdout
+        {f"--out {args.out}": on_stdout(args.out), "--json": bool(args.json)},
+        "write the checkpoint to a file (--out calibrated.pt)",
+    )
     checkpoint = load_checkpoint(args.checkpoint)
     fitted_on = file_digest(args.checkpoint).hex()  # the weights the temperature will fit
     # --out the checkpoint itself is written in place; a hard link of it gets a file of its
@@ -71,10 +76,13 @@ def run_calibrate(args: argparse.Namespace) -> int:
         print(
             strict_json({**result.to_dict(), "checkpoint": written, "skipped": left_out}, indent=2)
         )
-    elif result.applied:
-        print(f"{result}\nwrote {target}")
+    elif result.applied:  # on stderr when --out - holds stdout
+        print(f"{result}\nwrote {target}", file=results_stream(args.out))
     elif args.out is not None:
-        print(f"{result}\nwrote {args.out}: {args.checkpoint} as it was, uncalibrated")
+        print(
+            f"{result}\nwrote {args.out}: {args.checkpoint} as it was, uncalibrated",
+            file=results_stream(args.out),
+        )
     else:
         print(f"{result}\n{args.checkpoint} left as it was")
     print_skipped("calibrate", skipped)

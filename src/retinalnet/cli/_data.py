@@ -10,12 +10,16 @@ __all__ = ["run_audit", "run_split"]
 
 
 def run_audit(args: argparse.Namespace) -> int:
+    from retinalnet.cli._stdout import on_stdout, results_stream
     from retinalnet.datasets import audit
 
     report = audit(args.root, progress=not args.quiet)
     if args.out is not None:  # whole or not at all; through a descriptor (/dev/stdout)
         atomic_write_text(args.out, report.to_json() + "\n")
-    print(report.to_json() if args.json else report)
+    if args.json and not on_stdout(args.out):  # --out - has printed it: one document
+        print(report.to_json())
+    elif not args.json:  # the table; on stderr when --out - holds stdout
+        print(report, file=results_stream(args.out))
     return 0 if report.ok else 1
 
 

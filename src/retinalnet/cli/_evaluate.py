@@ -29,8 +29,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from retinalnet.cli._advice import require_matplotlib
     from retinalnet.cli._skip import print_skipped, readable_split
     from retinalnet.cli._split_data import split_data, study_classes
+    from retinalnet.cli._stdout import on_stdout, one_output_on_stdout, results_stream
     from retinalnet.training import evaluate
 
+    # one output on stdout: the JSON (--out - and --json print it once) or the report
+    one_output_on_stdout(
+        {
+            "the JSON (--json or --out -)": bool(args.json) or on_stdout(args.out),
+            f"--report {args.report}": on_stdout(args.report),
+        },
+        "write the HTML report to a file (--report report.html)",
+    )
     if args.plots is not None:
         require_matplotlib("--plots")
     if args.report is not None:
@@ -59,28 +68,31 @@ def run_evaluate(args: argparse.Namespace) -> int:
     data_out = {
         **result.to_dict(),
         "tta": args.tta,
+        **_provenance(args),
         "report": report.to_dict(),
         "patient_report": None if patients is None else patients.to_dict(),
         "skipped": [{"source": s.source, "reason": s.reason} for s in skipped],
     }
     if args.out is not None:  # whole or not at all; through a descriptor (/dev/stdout)
         atomic_write_text(args.out, strict_json(data_out, indent=2) + "\n")
-    if args.json:
+    results = results_stream(args.out, args.report)  # stdout carries that file alone
+    if args.json and not on_stdout(args.out):  # --out - has printed it: one document
         print(strict_json(data_out, indent=2))
-    else:
+    elif not args.json:
         left_out = f" ({len(skipped)} unreadable left out)" if skipped else ""
         table = report.to_text(headline=False)  # the accuracy is in the result's first line
-        print(f"{args.split} split of {args.data}{left_out}:\n{result}\n\n{table}")
+        lines = [f"{args.split} split of {args.data}{left_out}:\n{result}\n\n{table}"]
         if report.interval_note:
-            print(f"\n{_PER_SCAN_CAVEAT}")
+            lines.append(f"\n{_PER_SCAN_CAVEAT}")
         if patients is not None:
-            print(f"\nper patient (mean probability of each patient's scans):\n{patients}")
+            lines.append(f"\nper patient (mean probability of each patient's scans):\n{patients}")
         else:
-            print("\nper patient: no file name carries a patient id (CLASS-PATIENT-N.jpeg)")
+            lines.append("\nper patient: no file name carries a patient id (CLASS-PATIENT-N.jpeg)")
+        print("\n".join(lines), file=results)
     sys.stdout.flush()  # the results are out before anything is drawn
+    where = sys.stderr if args.json else results  # stdout holds only JSON with --json
     if args.plots is not None:
         written = _write_plots(args, result, checkpoint.history)
-        where = sys.stderr if args.json else sys.stdout  # stdout holds only JSON with --json
         print(f"plots: {', '.join(map(str, written))}", file=where)
     if args.report is not None:
         from retinalnet.report import write_html_report
@@ -94,9 +106,24 @@ def run_evaluate(args: argparse.Namespace) -> int:
             report=report,
             skipped=skipped,
         )
-        print(f"report: {page}", file=sys.stderr if args.json else sys.stdout)
+        print(f"report: {page}", file=where)
     print_skipped("evaluate", skipped)
     return 0
+
+
+def _provenance(args: argparse.Namespace) -> dict[str, str | None]:
+    """Which images and which weights the numbers are of: the split, the data folder and
+    the manifest (``None`` without ``--manifest``) as given, the checkpoint as given and its
+    sha256."""
+    from retinalnet._core.files import file_digest
+
+    return {
+        "split": args.split,
+        "data": str(args.data),
+        "manifest": None if args.manifest is None else str(args.manifest),
+        "checkpoint": str(args.checkpoint),
+        "checkpoint_sha256": file_digest(args.checkpoint).hex(),
+    }
 
 
 def _patient_report(result: EvaluationResult, bootstrap: int) -> ClassificationReport | None:

@@ -79,6 +79,7 @@ def add_export_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 def run_export(args: argparse.Namespace) -> int:
     from retinalnet.cli._image_paths import image_paths
+    from retinalnet.cli._stdout import results_stream
     from retinalnet.export import PARITY_TOLERANCE, to_onnx
 
     require_onnx("ONNX export")
@@ -88,9 +89,10 @@ def run_export(args: argparse.Namespace) -> int:
     tolerance = PARITY_TOLERANCE if args.tolerance is None else args.tolerance
     result = to_onnx(args.checkpoint, args.out, images=images, tolerance=tolerance)
     parity = result.parity
-    print(
+    print(  # on stderr when --out - holds stdout
         f"wrote {result.path} (ONNX opset {result.opset}); parity with PyTorch on "
         f"{parity.images} image(s): max probability difference {parity.max_abs_diff:.2g} "
-        f"(tolerance {parity.tolerance:g})"
+        f"(tolerance {parity.tolerance:g})",
+        file=results_stream(args.out),
     )
     return 0

@@ -4,9 +4,10 @@ Grad-CAM overlays and volume plots."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,9 +23,16 @@ __all__ = ["print_predictions", "run_predict"]
 logger = logging.getLogger("retinalnet")
 
 
-def _write_csv(path: Path, predictions: Sequence[Prediction], k: int, predictor: Predictor) -> None:
+def _write_csv(
+    path: Path,
+    predictions: Sequence[Prediction],
+    k: int,
+    computed_at: Mapping[str, object],
+    cams: Sequence[Path | None],
+) -> None:
     """``predict --csv``: one row per image, its path, the top-k classes and probabilities,
-    then the precision and temperature they were computed at.
+    then what they were computed at (precision, temperature, TTA, the checkpoint and its
+    sha256) and the image's Grad-CAM overlay (empty without ``--cam``).
 
     Written whole to a temporary file and renamed, so a failed run leaves no half file.
     """
@@ -38,15 +46,40 @@ def _write_csv(path: Path, predictions: Sequence[Prediction], k: int, predictor:
     header = ["path"]
     for rank in range(1, k + 1):
         header += [f"class_{rank}", f"probability_{rank}"]
-    writer.writerow([*header, "precision", "temperature"])
-    computed_at = [predictor.precision_name, f"{predictor.temperature:.6g}"]
-    for prediction in predictions:
+    writer.writerow([*header, *computed_at, "cam"])
+    at = [_cell(value) for value in computed_at.values()]
+    for prediction, cam in zip(predictions, cams, strict=True):
         row = [prediction.source]
         for candidate in prediction.top:
             row += [candidate.name, f"{candidate.probability:.6f}"]
-        writer.writerow([*row, *computed_at])
+        writer.writerow([*row, *at, "" if cam is None else str(cam)])
     # a file name that is not UTF-8 keeps its own bytes (the path to open it again)
     atomic_write_text(path, text.getvalue(), errors="surrogateescape")
+
+
+def _cell(value: object) -> str:
+    """A CSV cell of what the predictions were computed at: a temperature with 6
+    significant digits, ``true``/``false`` as in the JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _computed_at(predictor: Predictor, args: argparse.Namespace) -> dict[str, object]:
+    """What the probabilities depend on beyond the image, for the JSON and the CSV: the
+    precision (bf16 can turn a near-tie), the temperature, test-time augmentation, and the
+    checkpoint as given with its sha256 (which weights)."""
+    from retinalnet._core.files import file_digest
+
+    return {
+        "precision": predictor.precision_name,
+        "temperature": predictor.temperature,
+        "tta": bool(args.tta),
+        "checkpoint": str(args.checkpoint),
+        "checkpoint_sha256": file_digest(args.checkpoint).hex(),
+    }
 
 
 def print_predictions(predictions: Sequence[Prediction]) -> None:
@@ -55,27 +88,41 @@ def print_predictions(predictions: Sequence[Prediction]) -> None:
         print(f"{one_line(prediction.source)}  {scores}")  # one line, whatever the name
 
 
+def _cam_targets(
+    predictions: Sequence[Prediction], folder: Path | None, names: OutputNames
+) -> list[Path | None]:
+    """``--cam DIR``: the overlay file of each image, named after it (``NAME_cam.png``,
+    numbered when a name comes again); ``None`` for each without ``--cam``. Named before
+    the results are printed, which give each image its overlay's path."""
+    if folder is None:
+        return [None] * len(predictions)
+    return [names.take(folder, Path(p.source).stem, "cam.png") for p in predictions]
+
+
 def _write_cams(
-    predictor: Predictor,
-    predictions: Sequence[Prediction],
-    folder: Path,
-    names: OutputNames,
+    predictor: Predictor, predictions: Sequence[Prediction], targets: Sequence[Path | None]
 ) -> list[Path]:
-    """One Grad-CAM overlay PNG per image, of its predicted class, named after the image;
-    the files written.
+    """One Grad-CAM overlay PNG per image, of its predicted class, to its target; the files
+    written. Titled with the image's name, or with its path as given when two inputs share
+    a name (``a/scan.jpeg``, ``b/scan.jpeg``): each overlay says which image it shows.
 
     The folder is made once a heatmap is computed: a refused Grad-CAM leaves no empty folder.
     """
+    from collections import Counter
+
     from retinalnet.plots import plot_gradcam
 
+    repeated = Counter(Path(p.source).name for p in predictions)
     written: list[Path] = []
-    for prediction in predictions:
+    for prediction, target in zip(predictions, targets, strict=True):
+        if target is None:
+            continue
         path = Path(prediction.source)
         # the file itself: decoded as the model's preprocessing says, the map at full size
         heatmap = predictor.gradcam(path, class_index=prediction.top[0].index)
-        title = f"{path.name}: {prediction.label} {prediction.probability:.1%}"
-        folder.mkdir(parents=True, exist_ok=True)
-        target = names.take(folder, path.stem, "cam.png")
+        shown = path.name if repeated[path.name] == 1 else prediction.source
+        title = f"{shown}: {prediction.label} {prediction.probability:.1%}"
+        target.parent.mkdir(parents=True, exist_ok=True)
         plot_gradcam(path, heatmap, title=title, save=target)
         written.append(target)
     return written
@@ -95,6 +142,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from retinalnet.cli._image_paths import image_paths
     from retinalnet.cli._output_names import OutputNames
     from retinalnet.cli._skip import print_skipped
+    from retinalnet.cli._stdout import on_stdout, one_output_on_stdout, results_stream
     from retinalnet.cli._volume import (
         check_order,
         predict_volumes,
@@ -105,6 +153,8 @@ def run_predict(args: argparse.Namespace) -> int:
     )
     from retinalnet.predictor import Predictor
 
+    on_stdout_json = {f"--csv {args.csv}": on_stdout(args.csv), "--json": bool(args.json)}
+    one_output_on_stdout(on_stdout_json, "write the CSV to a file (--csv predictions.csv)")
     if args.cam is not None:
         require_matplotlib("--cam")
     if args.plots is not None:
@@ -127,17 +177,24 @@ def run_predict(args: argparse.Namespace) -> int:
     skipped = list(predictor.skipped)
     runs, unread_volumes = predict_volumes(predictor, volumes, args)
     skipped += unread_volumes
-    if args.csv is not None:
-        _write_csv(args.csv, predictions, args.k, predictor)
+    names = OutputNames()  # one name per file across --cam and --plots
+    cams = _cam_targets(predictions, args.cam, names)  # each result names its overlay
     # the probabilities' precision is part of the answer (bf16 can turn a near-tie), as the
-    # temperature is: both go with the results, as evaluate's go with its table
-    computed_at = {"precision": predictor.precision_name, "temperature": predictor.temperature}
+    # temperature, TTA and the weights are: they go with the results, as evaluate's do
+    computed_at = _computed_at(predictor, args) if args.json or args.csv is not None else {}
+    if args.csv is not None:
+        _write_csv(args.csv, predictions, args.k, computed_at, cams)
+    results = results_stream(args.csv)  # stdout carries the CSV alone with --csv -
     if args.json:
-        results = [p.to_dict() for p in predictions] + [r.summary.to_dict() for r in runs]
-        print(strict_json([{**result, **computed_at} for result in results], indent=2))
+        entries = [
+            {**p.to_dict(), "cam": None if cam is None else str(cam)}
+            for p, cam in zip(predictions, cams, strict=True)
+        ] + [r.summary.to_dict() for r in runs]
+        print(strict_json([{**entry, **computed_at} for entry in entries], indent=2))
     else:
-        print_predictions(predictions)
-        print_volumes(runs)
+        with contextlib.redirect_stdout(results):
+            print_predictions(predictions)
+            print_volumes(runs)
         if predictor.precision_name != "fp32" and (predictions or runs) and not args.quiet:
             print(  # on stderr: stdout keeps one line per image
                 f"probabilities computed in {predictor.precision_name} (--precision "
@@ -146,13 +203,12 @@ def run_predict(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     sys.stdout.flush()  # the results are out before anything is drawn
-    names = OutputNames()  # one name per file across --cam and --plots
-    cams = _write_cams(predictor, predictions, args.cam, names) if args.cam is not None else []
+    written_cams = _write_cams(predictor, predictions, cams)
     written = write_volume_outputs(predictor, runs, args, names)
     if args.cam is not None:
-        _log_cams(args.cam, cams, written.cams)
+        _log_cams(args.cam, written_cams, written.cams)
     if args.plots is not None:
-        where = sys.stderr if args.json else sys.stdout  # stdout holds only JSON with --json
+        where = sys.stderr if args.json else results  # stdout holds only JSON with --json
         print(f"plots: {', '.join(map(str, written.plots))}", file=where)
     print_skipped("predict", skipped)
     return 0

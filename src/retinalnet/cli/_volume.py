@@ -307,19 +307,21 @@ def write_volume_outputs(
             plot_volume(run.summary, save=target)
             written.plots.append(target)
     if args.cam is not None:
+        from collections import Counter
+
         from retinalnet.plots import plot_gradcam
 
         folder = args.cam
+        named = Counter(run.path.name for run in runs)  # a name twice: titled with the path
         for run in runs:
             summary = run.summary
+            shown = run.path.name if named[run.path.name] == 1 else str(run.path)
             index = summary.classes.index(summary.label)
             scans = list(summary.drivers[:_CAMS]) or [summary.peak(summary.label)]
             for scan in scans:
                 heatmap = predictor.gradcam(run.scans[scan.index], class_index=index)
                 folder.mkdir(parents=True, exist_ok=True)  # after a heatmap: none if refused
-                title = (
-                    f"{run.path.name} B-scan {scan.index}: {summary.label} {scan.probability:.1%}"
-                )
+                title = f"{shown} B-scan {scan.index}: {summary.label} {scan.probability:.1%}"
                 target = names.take(folder, run.path.stem, f"scan{scan.index}_cam.png")
                 plot_gradcam(run.scans[scan.index], heatmap, title=title, save=target)
                 written.cams.append(target)

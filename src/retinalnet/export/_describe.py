@@ -61,7 +61,9 @@ def _trained(checkpoint: Checkpoint, model: Classifier) -> tuple[int | None, str
     from retinalnet.training._finetune import FineTune, _unfreeze, saved_recipe
 
     recipe = saved_recipe(checkpoint)
-    if recipe is None:
+    if recipe is None and all(p.requires_grad for p in model.parameters()):
+        parts = "all of them, none frozen by its architecture settings"
+    elif recipe is None:
         parts = "as its architecture settings freeze it"
     else:
         try:
@@ -166,7 +168,8 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     parameters that trained in the run that wrote the checkpoint: for a fine-tune (its
     :class:`~retinalnet.training.FineTune` recipe is in the checkpoint), the head and the
     feature blocks the recipe unfroze; for any other run, those the architecture settings
-    leave trainable. ``training["trained"]`` says which in words. When the optimizer state
+    leave trainable (all of them for an architecture that freezes nothing, such as
+    ``small_cnn``). ``training["trained"]`` says which in words. When the optimizer state
     in the file updates another number of tensors, ``trainable`` is ``None`` and
     ``training["trained"]`` says why. ``parameters`` is ``None`` for a network built by
     hand (``stored_values`` counts its tensors' values). For an ONNX file it is
