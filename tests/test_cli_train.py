@@ -871,3 +871,38 @@ def test_resuming_best_pt_over_the_run_s_later_last_pt_is_refused(
     assert f"holds epoch {best}, and last.pt beside it holds epoch {last} of this run" in line
     assert f"resume from {str(out / 'last.pt')!r}" in line
     assert (out / "last.pt").read_bytes() == before
+
+
+def test_a_new_run_refuses_another_runs_last_pt_and_history_without_best_pt(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run2"  # best.pt moved out of it: its last.pt and history are left
+    out.mkdir()
+    (out / "last.pt").write_bytes(b"run2's resumable state")
+    (out / "history.csv").write_text("epoch,train_loss\n1,0.5\n")
+
+    assert train_small_cnn(data, out, "--weights", "none") == 1
+
+    assert _one_line(capsys.readouterr().err) == (
+        f"retinalnet train: error: {out / 'last.pt'} already exists and would be replaced by "
+        "this new run; resume that run (--resume), choose another folder, or allow it "
+        "(--overwrite)"
+    )
+    assert (out / "last.pt").read_bytes() == b"run2's resumable state"
+
+
+def test_an_overwriting_run_writes_its_history_beside_a_linked_one_not_into_it(
+    data: Path, tmp_path: Path
+) -> None:
+    kept = tmp_path / "deployed" / "history.csv"
+    kept.parent.mkdir()
+    kept.write_text("epoch\n1\n")
+    out = tmp_path / "run5"
+    out.mkdir()
+    (out / "history.csv").symlink_to(kept)
+
+    assert train_small_cnn(data, out, "--weights", "none", "--overwrite") == 0
+
+    assert kept.read_text() == "epoch\n1\n"
+    assert not (out / "history.csv").is_symlink()
+    assert len(_history(out / "history.csv")) == 1

@@ -148,3 +148,36 @@ def test_a_second_demo_into_the_same_folder_leaves_the_first_ones_data_alone(
 
     assert (data / "read-by-the-first-demo.txt").read_text() == "in use"
     assert not (out / "checkpoints").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing the demo's data again deletes only what the demo wrote
+
+
+def test_writing_the_demo_data_again_never_deletes_a_file_added_to_it(tmp_path: Path) -> None:
+    data = write_demo_data(tmp_path, train_per_class=1, eval_per_class=1, shape=(32, 32))
+    added = data / "train" / "CNV" / "CNV-my-own-scan.jpeg"
+    added.write_bytes(b"the user's scan")
+
+    with pytest.raises(
+        FileExistsError,
+        match=rf"^{re.escape(repr(str(data)))} holds 1 file\(s\) the demo did not write \(e\.g\. "
+        r"'train/CNV/CNV-my-own-scan\.jpeg'\), which writing its scans again would delete; "
+        r"move them out of it, or choose another output folder \(--out\)$",
+    ):
+        write_demo_data(tmp_path, train_per_class=1, eval_per_class=1, shape=(32, 32))
+
+    assert added.read_bytes() == b"the user's scan"
+    added.unlink()
+    again = write_demo_data(tmp_path, train_per_class=2, eval_per_class=1, shape=(32, 32))
+    assert len(list((again / "train" / "CNV").iterdir())) == 2
+
+
+def test_the_data_of_a_demo_whose_marker_lists_no_files_is_written_again(tmp_path: Path) -> None:
+    data = write_demo_data(tmp_path, train_per_class=1, eval_per_class=1, shape=(32, 32))
+    marker = data / ".retinalnet-demo"
+    marker.write_text("synthetic scans written by `retinalnet demo`\n")  # as 0.1 wrote it
+
+    write_demo_data(tmp_path, train_per_class=1, eval_per_class=1, shape=(32, 32))
+
+    assert len(marker.read_text().splitlines()) == 1 + 3 * 4  # its header, then its files

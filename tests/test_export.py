@@ -543,3 +543,20 @@ def test_info_of_an_export_says_its_count_is_not_the_models(
     assert lines["parameters"] == f"{counts['total']:,} ({label})"
     assert main(["info", str(checkpoint), "--json"]) == 0
     assert "counted_in" not in json.loads(capsys.readouterr().out)["parameters"]
+
+
+def test_metadata_nested_too_deeply_is_not_valid_json() -> None:
+    from retinalnet.export._metadata import metadata_props, parse_metadata
+
+    props = metadata_props(
+        classes=("CNV", "NORMAL"), preprocessing=Preprocessing(size=32), temperature=1.0,
+        arch=None, version="0.2", checkpoint_sha256=None, opset=17, exporter="torchscript",
+        parity_max_abs_diff=0.0, parity_images=1, parity_tolerance=1e-4,
+    )  # fmt: skip
+    props["classes"] = "[" * 100_000 + "]" * 100_000
+
+    with pytest.raises(
+        ValueError, match=r"^cannot read 'deep\.onnx': metadata entry 'classes' is not valid "
+        r"JSON \(nested too deeply\); export the model again \(retinalnet export\)$",
+    ):  # fmt: skip
+        parse_metadata(props, "deep.onnx")

@@ -1108,3 +1108,63 @@ def test_a_file_under_a_broken_folder_link_names_the_link(tmp_path):
     )
     with pytest.raises(UnreadableImageError, match=message):
         load_image(folder / "CNV-1-1.jpeg")
+
+
+# ---------------------------------------------------------------------------------------------
+# A volume: its small B-scans are said once; its pixels in all are capped from its header
+
+
+def _small_gif(path: Path, frames: int) -> Path:
+    images = [Image.fromarray(np.full((16, 16), 9 * i % 250, np.uint8)) for i in range(frames)]
+    images[0].save(path, save_all=True, append_images=images[1:])
+    return path
+
+
+def test_a_volume_of_small_b_scans_is_warned_of_once_when_read_and_predicted(
+    tmp_path: Path,
+) -> None:
+    from retinalnet.volume import predict_volume
+
+    volume = _small_gif(tmp_path / "small.gif", 40)
+    predictor = Predictor(tiny_cnn(seed=1).eval(), device="cpu", precision="fp32")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predict_volume(predictor, volume)
+
+    said = [str(w.message) for w in caught if "smaller than the smallest" in str(w.message)]
+    assert said == [
+        f"40 of the 40 B-scans of the volume {str(volume)!r} are smaller than the smallest "
+        "model input (32 pixels), e.g. B-scan 0 of 16 x 16: the model sees them upsampled, "
+        "with little detail; check that they are whole B-scans"
+    ]
+
+
+def test_a_volume_given_as_images_says_its_small_b_scans_once(tmp_path: Path) -> None:
+    from retinalnet._core.images import coerce_volume
+
+    scans = [Image.fromarray(np.zeros((16, 16), np.uint8)) for _ in range(5)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        coerce_volume(scans)
+
+    assert [str(w.message)[:40] for w in caught] == ["5 of the 5 B-scans of the volume are sma"]
+
+
+def test_a_multi_page_tiff_claiming_too_many_pixels_in_all_is_refused_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "pages.tiff"
+    pages = [Image.new("L", (64, 64)) for _ in range(5)]
+    pages[0].save(path, save_all=True, append_images=pages[1:], compression="tiff_deflate")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5_000)  # each page (4,096) under it
+
+    with pytest.raises(
+        UnreadableImageError,
+        match=rf"^cannot read image {re.escape(repr(str(path)))}: possible decompression bomb: "
+        r"its header claims 5 frames of 20,480 pixels in all, more than the limit for a volume "
+        r"of 20,000 pixels \(4 x PIL\.Image\.MAX_IMAGE_PIXELS\); if the file is a genuine "
+        r"volume, raise that limit before reading it$",
+    ):
+        load_frames(path)
+    assert frame_count(path) == 5  # the header alone is still read

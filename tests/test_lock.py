@@ -557,3 +557,51 @@ def test_a_live_run_s_lock_is_kept_on_windows(
 
     with pytest.raises(RunLockedError, match=rf"process {pid} on this host has held it"):
         _fit(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# A taken-over lock's run left half-written temporary files: removed, counted; a lock of
+# JSON nested too deeply is unreadable, as a garbled one is
+
+
+def test_the_temporary_files_of_a_killed_run_go_with_its_stale_lock(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _write_lock(tmp_path, pid=_dead_pid())
+    (tmp_path / ".last.pt.k3j9x2a1.tmp").write_bytes(b"\0" * 2_500_000)  # kill -9 mid-write
+    (tmp_path / ".best.pt.q_0abcde.tmp").write_bytes(b"\0" * 500_000)
+    kept = [".notes.k3j9x2a1.tmp", ".last.pt.tmp", "last.pt.k3j9x2a1.tmp"]  # not its names
+    for name in kept:
+        (tmp_path / name).write_text("mine")
+
+    with caplog.at_level(logging.WARNING, logger="retinalnet"):
+        _fit(tmp_path)
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*kept, "best.pt", "last.pt"])
+    said = [m for m in caplog.messages if m.startswith("removed")]
+    assert said == [
+        f"removed 2 unfinished temporary file(s) (3.0 MB) the run before left in {tmp_path} "
+        "while writing its files"
+    ]
+
+
+def test_a_lock_without_a_stale_owner_leaves_temporary_files_alone(tmp_path: Path) -> None:
+    (tmp_path / ".last.pt.k3j9x2a1.tmp").write_bytes(b"not a stale run's")  # no lock: kept
+
+    _fit(tmp_path)
+
+    assert (tmp_path / ".last.pt.k3j9x2a1.tmp").read_bytes() == b"not a stale run's"
+
+
+def test_a_lock_nested_too_deeply_is_unreadable_and_taken_over_when_old(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _write_lock(tmp_path)
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    os.utime(path, (time.time() - 60, time.time() - 60))
+
+    with caplog.at_level(logging.WARNING, logger="retinalnet"):
+        trainer = _fit(tmp_path)
+
+    assert len(trainer.history) == 2
+    assert any("it holds no readable owner" in message for message in caplog.messages)

@@ -384,7 +384,9 @@ def test_a_run_resumed_into_another_folder_never_replaces_its_best_pt(tmp_path: 
     quiet_trainer(linear_classifier(), max_epochs=1, out_dir=other, batch_size=4).fit(*_data())
     kept = (other / "best.pt").read_bytes()
     resumed = quiet_trainer(linear_classifier(), max_epochs=2, out_dir=other, batch_size=4)
-    with pytest.raises(FileExistsError, match=r"best\.pt already exists"):
+    with pytest.raises(
+        FileExistsError, match=r"other/best\.pt is another run's, which resuming .*first/last\.pt"
+    ):
         resumed.fit(*_data(), resume_from=first / "last.pt")
     assert (other / "best.pt").read_bytes() == kept
     allowed = quiet_trainer(
@@ -447,3 +449,83 @@ def test_the_checkpoints_of_a_fit_carry_a_hand_built_models_declarations(tmp_pat
         loaded = load_checkpoint(tmp_path / name).build_model(network())
         assert loaded.head_module()[0] == "4"
         assert loaded.gradcam_target().module is loaded.network[1]  # the guess: network[2]
+
+
+# ---------------------------------------------------------------------------------------------
+# best.pt, last.pt and history.csv are a run's files alike: a new run refuses any of them,
+# and never writes through a link there into a file it does not own
+
+
+@pytest.mark.parametrize("left", [["last.pt"], ["history.csv"], ["last.pt", "history.csv"]])
+def test_a_new_run_refuses_a_folder_holding_another_runs_files(
+    tmp_path: Path, left: list[str]
+) -> None:
+    for name in left:
+        (tmp_path / name).write_bytes(b"another run's")
+
+    with pytest.raises(
+        FileExistsError,
+        match=rf"^{re.escape(str(tmp_path / left[0]))} already exists and would be replaced "
+        r"by this new run; .* allow it \(overwrite=True",
+    ):
+        _trainer(tmp_path, max_epochs=1).fit(*_data())
+
+    for name in left:
+        assert (tmp_path / name).read_bytes() == b"another run's"
+
+
+def test_an_overwriting_run_replaces_a_link_to_another_file_not_the_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    deployed = tmp_path / "deployed" / "v3.pt"
+    deployed.parent.mkdir()
+    deployed.write_bytes(b"the deployed model")
+    out = tmp_path / "run5"
+    out.mkdir()
+    (out / "last.pt").symlink_to(deployed)
+    (out / "best.pt").symlink_to(deployed)
+    with pytest.raises(FileExistsError):  # without overwrite: refused, as for files
+        _trainer(out, max_epochs=1).fit(*_data())
+
+    trainer = _trainer(out, max_epochs=1)
+    trainer.overwrite = True
+    with caplog.at_level(logging.INFO, logger="retinalnet"):
+        trainer.fit(*_data())
+
+    assert deployed.read_bytes() == b"the deployed model"
+    for name in ("best.pt", "last.pt"):
+        assert not (out / name).is_symlink()
+        assert checkpoint_epoch(out / name) == 1
+    assert any("was a link to" in message for message in caplog.messages)
+
+
+def test_a_run_resumed_in_its_folder_says_it_goes_on_there(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _trainer(tmp_path, max_epochs=1).fit(*_data())
+
+    with caplog.at_level(logging.INFO, logger="retinalnet"):
+        _trainer(tmp_path, max_epochs=2).fit(*_data(), resume_from=tmp_path / "last.pt")
+
+    assert f"continuing the run in {str(tmp_path)!r} (its files will be updated)" in (
+        caplog.messages
+    )
+
+
+def test_a_new_fine_tune_refuses_another_runs_last_pt(tmp_path: Path) -> None:
+    from retinalnet.datasets import SyntheticOCT
+    from retinalnet.models import create_model
+    from retinalnet.training import FineTune, fine_tune
+    from retinalnet.transforms import Preprocessing
+
+    (tmp_path / "last.pt").write_bytes(b"another run's resumable state")
+    model = create_model("small_cnn", weights=None, preprocessing=Preprocessing(size=32))
+    data = SyntheticOCT(2, shape=(40, 44), seed=1), SyntheticOCT(1, shape=(40, 44), seed=2)
+
+    with pytest.raises(FileExistsError, match=r"last\.pt already exists and would be replaced"):
+        fine_tune(
+            model, *data, FineTune(blocks=1, epochs=1, probe_epochs=1), out_dir=tmp_path,
+            batch_size=4, device="cpu", progress=False, seed=0,
+        )  # fmt: skip
+
+    assert (tmp_path / "last.pt").read_bytes() == b"another run's resumable state"

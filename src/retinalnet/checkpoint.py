@@ -34,6 +34,7 @@ from retinalnet._core.counts import as_number
 from retinalnet._core.files import FileWriteError, atomic_write, file_digest, write_error_hint
 from retinalnet._core.model_use import exclusive_use
 from retinalnet._core.torch_load import (
+    asked_to_run,
     check_archive,
     damaged_file_error,
     first_nonfinite,
@@ -711,6 +712,9 @@ def load_checkpoint(
     try:
         data: Any = torch.load(file, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
+        code = asked_to_run(error)
+        if code:
+            raise ValueError(f"checkpoint {str(file)!r} is refused: {code}") from None
         found = pickled_global(error)
         if found:
             raise ValueError(

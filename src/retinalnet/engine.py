@@ -36,9 +36,8 @@ from torch.utils.data import DataLoader
 
 from retinalnet._core.counts import as_number
 from retinalnet._core.device import default_num_workers, resolve_device
-from retinalnet._core.images import MIN_IMAGE_SIDE
 from retinalnet._core.loaders import DataSource, make_loader
-from retinalnet._core.model_inputs import describe
+from retinalnet._core.model_inputs import check_batch
 from retinalnet._core.model_outputs import class_scores
 from retinalnet._core.model_use import check_float32_weights, exclusive_use, modes_restored
 from retinalnet.models import Classifier
@@ -230,7 +229,7 @@ class InferenceEngine:
     def _to_device(self, inputs: torch.Tensor) -> torch.Tensor:
         """``inputs`` on the device, as float32 (the autocast dtype is the engine's to
         choose), or a one-line error when they are no batch of prepared inputs."""
-        _check_batch(inputs, image_model=isinstance(self.model, Classifier))
+        check_batch(inputs, image_model=isinstance(self.model, Classifier))
         batch = inputs.to(self.device, dtype=torch.float32, non_blocking=True)
         if batch.dim() == 4:
             batch = batch.contiguous(memory_format=torch.channels_last)
@@ -335,41 +334,6 @@ class InferenceEngine:
                 "pass; the feature cache needs a head that runs exactly once"
             )
         return captured[0], outputs
-
-
-_PREPARED = (
-    "prepare images with model.preprocessing.prepare(image) (torch.stack them for a batch), "
-    "or predict them with retinalnet.Predictor"
-)
-
-
-def _check_batch(inputs: object, *, image_model: bool) -> None:
-    """Refuse what is no batch of prepared inputs in one line: not a tensor, not floating
-    point, and for a Classifier (images ``(N, 3, H, W)``) a single input or another number
-    of channels. A tensor with a side under ``MIN_IMAGE_SIDE`` is no image (logits or
-    features shaped by hand) and is left to the network."""
-    if not isinstance(inputs, torch.Tensor):
-        raise TypeError(
-            f"inputs must be a torch.Tensor batch of prepared model inputs, got "
-            f"{describe(inputs)}; {_PREPARED}"
-        )
-    if not inputs.is_floating_point():
-        raise ValueError(
-            f"inputs are {describe(inputs)}, not prepared model inputs (float, normalised); "
-            f"{_PREPARED}"
-        )
-    if not image_model or inputs.dim() < 3 or min(inputs.shape[-2:]) < MIN_IMAGE_SIDE:
-        return
-    if inputs.dim() == 3:
-        raise ValueError(
-            f"inputs are one input {tuple(inputs.shape)}; the model takes a batch (N, 3, H, W): "
-            "add the batch dimension with inputs.unsqueeze(0)"
-        )
-    if inputs.dim() != 4 or inputs.shape[1] != 3:
-        raise ValueError(
-            f"inputs are {describe(inputs)}; the model takes a batch (N, 3, H, W) of "
-            f"prepared inputs: {_PREPARED}"
-        )
 
 
 def first_nonfinite_row(outputs: torch.Tensor) -> int | None:

@@ -30,6 +30,7 @@ from PIL import Image
 
 from retinalnet._core.dicom_pixels import DicomReadError, to_grey_levels
 from retinalnet._core.read_failure import EMPTY_FILE, is_empty, read_failure
+from retinalnet._core.volume_pixels import volume_pixels_reason
 from retinalnet._core.warning_filters import catch_warnings_locked
 
 __all__ = [
@@ -286,6 +287,9 @@ def read_frames(
             "retinalnet.volume.predict_volume (`retinalnet predict` summarises volumes)"
         )
     _check_bomb(header)
+    whole = volume_pixels_reason(frames, frames * header.rows * header.columns)
+    if whole is not None:  # each frame under PIL's limit, all of them together not
+        raise DicomReadError(whole)
     _check_decoder(syntax)
     try:
         with _quiet():

@@ -24,6 +24,7 @@ import os
 import re
 import sys
 import warnings
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,7 @@ from retinalnet._core.pixel_modes import (
 )
 from retinalnet._core.pixel_modes import UnusablePixelsError as _UnusablePixelsError
 from retinalnet._core.read_failure import EMPTY_FILE, is_empty, read_failure
+from retinalnet._core.volume_pixels import volume_pixels_reason
 from retinalnet._core.warning_filters import catch_warnings_locked
 
 __all__ = [
@@ -378,7 +380,7 @@ def _admit_frames(images: list[Image.Image], wide: list[bool], file: Path) -> li
     try:
         for index, image in enumerate(images):
             try:
-                _check_size(image.size, repr(str(file)))
+                _check_size(image.size, repr(str(file)), warn=False)
             except _UnusablePixelsError as error:
                 raise _UnusablePixelsError(in_frame(index, count, str(error))) from None
         scale = file_scale(images, wide)
@@ -391,7 +393,46 @@ def _admit_frames(images: list[Image.Image], wide: list[bool], file: Path) -> li
     except _UnusablePixelsError as error:
         raise UnreadableImageError(file, str(error)) from None
     _warn_of_stretch(scale, f"the volume {str(file)!r} (its {count} B-scans together)")
+    _warn_of_small_frames(admitted, f"the volume {str(file)!r}")
     return admitted
+
+
+_SAID_SMALL: dict[int, weakref.ref[Image.Image]] = {}
+"""The B-scans of a volume whose small size its one warning said (by ``id``, while they
+live; PIL images cannot be hashed): not said again, one by one, when they are predicted
+(``image 3 is only 16 x 16 pixels``)."""
+
+
+def _mark_said(images: Sequence[Image.Image]) -> None:
+    for image in images:
+        key = id(image)
+
+        def forget(_: weakref.ref[Image.Image], key: int = key) -> None:
+            _SAID_SMALL.pop(key, None)
+
+        _SAID_SMALL[key] = weakref.ref(image, forget)
+
+
+def _was_said(image: Image.Image) -> bool:
+    ref = _SAID_SMALL.get(id(image))
+    return ref is not None and ref() is image
+
+
+def _warn_of_small_frames(images: Sequence[Image.Image], name: str) -> None:
+    """One warning for a volume's B-scans shorter than :data:`SMALL_IMAGE_SIDE`, counting
+    them and naming the first (not one per B-scan: 20,000 lines for an animated GIF)."""
+    small = [index for index, image in enumerate(images) if min(image.size) < SMALL_IMAGE_SIDE]
+    _mark_said(images)
+    if not small:
+        return
+    width, height = images[small[0]].size
+    warn_caller(
+        f"{len(small)} of the {len(images)} B-scans of {name} are smaller than the smallest "
+        f"model input ({SMALL_IMAGE_SIDE} pixels), e.g. B-scan {small[0]} of {width} x "
+        f"{height}: the model sees them upsampled, with little detail; check that they are "
+        "whole B-scans",
+        UserWarning,
+    )
 
 
 def _warn_of_stretch(scale: FileScale, name: str) -> None:
@@ -485,17 +526,22 @@ def load_frames(path: str | os.PathLike[str], *, single: bool = False) -> list[I
     .. versionadded:: 0.2
 
     .. versionchanged:: 0.2
-       Multi-page TIFF files and animated PNGs.
+       Multi-page TIFF files and animated PNGs. A volume claiming more pixels in all than
+       four times ``PIL.Image.MAX_IMAGE_PIXELS`` is refused from its header, before any
+       frame is decoded; small B-scans are warned of once for the file, counted.
     """
     file = Path(path)
     if not is_dicom(file):
         return _pil_frames(file, single=single)
     try:
         pixels, header = read_frames(file, single=single)
-        _check_size((header.columns, header.rows), repr(str(file)))
+        _check_size((header.columns, header.rows), repr(str(file)), warn=header.frames == 1)
     except (DicomReadError, _UnusablePixelsError) as error:
         raise UnreadableImageError(file, str(error)) from None
-    return [Image.fromarray(frame) for frame in pixels]
+    frames = [Image.fromarray(frame) for frame in pixels]
+    if len(frames) > 1:
+        _warn_of_small_frames(frames, f"the volume {str(file)!r}")
+    return frames
 
 
 def frame_count(path: str | os.PathLike[str]) -> int:
@@ -540,6 +586,7 @@ def _pil_frames(file: Path, *, single: bool) -> list[Image.Image]:
             pages = _frame_indices(opened)
             if len(pages) == 1:
                 return [load_image(file)]
+            _check_volume_pixels(opened, pages, file)  # before any page is decoded
             images: list[Image.Image] = []
             wide: list[bool] = []
             for index in pages:
@@ -554,6 +601,28 @@ def _pil_frames(file: Path, *, single: bool) -> list[Image.Image]:
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise _read_error(file, error) from None
     return _admit_frames(images, wide, file)
+
+
+def _check_volume_pixels(opened: Image.Image, pages: list[int], file: Path) -> None:
+    """Refuse a volume whose pages claim, in their headers, more pixels in all than a volume
+    may hold (:func:`~retinalnet._core.volume_pixels.volume_pixels_reason`), or one page
+    more than PIL's limit for an image; a TIFF's pages each have their size, the frames of
+    an animated image the file's."""
+    if opened.format != "TIFF":
+        sizes = [opened.size] * len(pages)
+    else:
+        current, sizes = opened.tell(), []
+        for index in pages:
+            opened.seek(index)
+            sizes.append(opened.size)
+        opened.seek(current)
+    limit = Image.MAX_IMAGE_PIXELS
+    largest = max(width * height for width, height in sizes)
+    if limit is not None and largest > limit:
+        raise UnreadableImageError(file, bomb_reason(ValueError(f"({largest} pixels)")))
+    reason = volume_pixels_reason(len(pages), sum(width * height for width, height in sizes))
+    if reason is not None:
+        raise UnreadableImageError(file, reason)
 
 
 def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
@@ -620,8 +689,9 @@ def bomb_reason(error: Exception) -> str:
     )
 
 
-def _check_size(size: tuple[int, int], name: str) -> None:
-    """Refuse a size no B-scan has; warn about a small one (at the caller's code)."""
+def _check_size(size: tuple[int, int], name: str, *, warn: bool = True) -> None:
+    """Refuse a size no B-scan has; warn about a small one (at the caller's code), unless
+    ``warn=False`` (a volume's B-scans: one warning for all, :func:`_warn_of_small_frames`)."""
     width, height = size
     if min(width, height) < MIN_IMAGE_SIDE:
         raise _UnusablePixelsError(
@@ -635,7 +705,7 @@ def _check_size(size: tuple[int, int], name: str) -> None:
             f"at most about 3:1 (1536 x 496), and images over {MAX_IMAGE_ASPECT}:1 are "
             "refused: crop it to one B-scan"
         )
-    if min(width, height) < SMALL_IMAGE_SIDE:
+    if warn and min(width, height) < SMALL_IMAGE_SIDE:
         warn_caller(
             f"{name} is only {width} x {height} pixels, smaller than the smallest model "
             f"input ({SMALL_IMAGE_SIDE} pixels): the model sees it upsampled, with little "
@@ -837,9 +907,10 @@ def coerce_image(
     )
 
 
-def _loaded(image: Image.Image, name: str) -> bool:
+def _loaded(image: Image.Image, name: str, *, warn: bool = True) -> bool:
     """Decode a PIL image of one frame and check its size; whether it held 16-bit colour
-    samples (:func:`sixteen_bit_colour`, seen only before it is decoded)."""
+    samples (:func:`sixteen_bit_colour`, seen only before it is decoded). A small image is
+    warned of unless ``warn=False`` or a volume's warning said it already."""
     frames = _frames_of(image)
     if frames > 1:
         raise ValueError(
@@ -857,7 +928,7 @@ def _loaded(image: Image.Image, name: str) -> bool:
             "loaded while its file was open (Image.open(path).convert('L'))"
         ) from None
     try:
-        _check_size(image.size, name)
+        _check_size(image.size, name, warn=warn and not _was_said(image))
     except _UnusablePixelsError as error:
         raise ValueError(f"cannot use {name}: {error}") from None
     return wide
@@ -983,6 +1054,10 @@ def coerce_volume(
     -----
     UserWarning
         As :func:`to_model_mode`, once for the volume, when its values were stretched.
+    UserWarning
+        Once for the volume, counting them, when B-scans are smaller than
+        :data:`SMALL_IMAGE_SIDE` (not one warning per B-scan; B-scans a volume file's
+        warning already counted are not warned of again).
 
     .. versionadded:: 0.2
     """
@@ -997,14 +1072,14 @@ def coerce_volume(
             decoded = _decode(file, target_size)
             if not decoded.admitted:
                 try:
-                    _check_size(decoded.size, repr(str(file)))
+                    _check_size(decoded.size, repr(str(file)), warn=False)
                 except _UnusablePixelsError as error:
                     raise UnreadableImageError(file, in_frame(index, count, str(error))) from None
             frames.append(decoded.image)
             wide.append(decoded.wide)
             formats[index] = decoded.format
         elif isinstance(scan, Image.Image):
-            wide.append(_loaded(scan, name))
+            wide.append(_loaded(scan, name, warn=False))
             frames.append(scan)
         else:
             frames.append(coerce_image(scan, name=name))  # tensors, arrays: their fixed rule
@@ -1025,4 +1100,8 @@ def coerce_volume(
             image.format = formats[index]  # a file's image is not warned of as in memory
         admitted.append(image)
     _warn_of_stretch(scale, f"the volume (its {count} B-scan{'s' * (count > 1)} together)")
+    if all(_was_said(frame) for frame in frames):  # a volume file's, said when it was read
+        _mark_said(admitted)
+    else:
+        _warn_of_small_frames(admitted, "the volume")
     return admitted

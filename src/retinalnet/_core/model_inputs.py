@@ -22,11 +22,12 @@ import numpy as np
 import torch
 
 from retinalnet._core.caller_warnings import warn_caller
+from retinalnet._core.images import MIN_IMAGE_SIDE
 
 if TYPE_CHECKING:
     from retinalnet.transforms import Preprocessing
 
-__all__ = ["describe", "refuse_unprepared", "warn_if_unnormalised"]
+__all__ = ["check_batch", "describe", "refuse_unprepared", "warn_if_unnormalised"]
 
 
 def describe(value: object) -> str:
@@ -84,4 +85,39 @@ def warn_if_unnormalised(
             f"that was not normalised (the model's preprocessing subtracts mean "
             f"{preprocessing.mean}, so a prepared scan has negatives): {fix}",
             UserWarning,
+        )
+
+
+_PREPARED = (
+    "prepare images with model.preprocessing.prepare(image) (torch.stack them for a batch), "
+    "or predict them with retinalnet.Predictor"
+)
+
+
+def check_batch(inputs: object, *, image_model: bool) -> None:
+    """Refuse what is no batch of prepared inputs in one line: not a tensor, not floating
+    point, and for a Classifier (images ``(N, 3, H, W)``) a single input or another number
+    of channels. A tensor with a side under ``MIN_IMAGE_SIDE`` is no image (logits or
+    features shaped by hand) and is left to the network."""
+    if not isinstance(inputs, torch.Tensor):
+        raise TypeError(
+            f"inputs must be a torch.Tensor batch of prepared model inputs, got "
+            f"{describe(inputs)}; {_PREPARED}"
+        )
+    if not inputs.is_floating_point():
+        raise ValueError(
+            f"inputs are {describe(inputs)}, not prepared model inputs (float, normalised); "
+            f"{_PREPARED}"
+        )
+    if not image_model or inputs.dim() < 3 or min(inputs.shape[-2:]) < MIN_IMAGE_SIDE:
+        return
+    if inputs.dim() == 3:
+        raise ValueError(
+            f"inputs are one input {tuple(inputs.shape)}; the model takes a batch (N, 3, H, W): "
+            "add the batch dimension with inputs.unsqueeze(0)"
+        )
+    if inputs.dim() != 4 or inputs.shape[1] != 3:
+        raise ValueError(
+            f"inputs are {describe(inputs)}; the model takes a batch (N, 3, H, W) of "
+            f"prepared inputs: {_PREPARED}"
         )

@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from retinalnet._core.model_inputs import describe
+
 __all__ = ["PROBABILITY_TOLERANCE", "are_log_probabilities", "class_scores"]
 
 PROBABILITY_TOLERANCE = 1e-3
@@ -23,15 +25,6 @@ PROBABILITY_TOLERANCE = 1e-3
 wider; ten times more for float16 and bfloat16 outputs)."""
 
 _SCORES = "a tensor (N, num_classes) of class scores (logits or log-probabilities)"
-
-
-def _describe(value: object) -> str:
-    """``a float32 tensor (8, 4)``, or the type's name with its article."""
-    if isinstance(value, torch.Tensor):
-        text = f"{str(value.dtype).removeprefix('torch.')} tensor {tuple(value.shape)}"
-    else:
-        text = type(value).__name__
-    return ("an " if text[0].lower() in "aeiou" else "a ") + text
 
 
 def _not_a_tensor(outputs: object, model_name: str) -> str:
@@ -44,12 +37,12 @@ def _not_a_tensor(outputs: object, model_name: str) -> str:
         names = list(outputs)
         what = f"a {type(outputs).__name__} with keys {names!r}"
     elif isinstance(outputs, (tuple, list)):
-        parts = ", ".join(_describe(item) for item in outputs[:4])
+        parts = ", ".join(describe(item) for item in outputs[:4])
         more = ", ..." if len(outputs) > 4 else ""
         what = f"a {type(outputs).__name__} of {len(outputs)} ({parts}{more})"
         names = []
     else:
-        what = _describe(outputs)
+        what = describe(outputs)
         names = []
     fix = "wrap the network in a module whose forward returns the class-score tensor alone"
     if "logits" in names:
@@ -61,7 +54,7 @@ def _not_a_tensor(outputs: object, model_name: str) -> str:
 
 def _wrong_shape(outputs: torch.Tensor, num_classes: int | None, model_name: str) -> str | None:
     """What is wrong with the shape of ``outputs`` and the fix, or ``None``."""
-    got = f"{model_name} returned {_describe(outputs)}"
+    got = f"{model_name} returned {describe(outputs)}"
     wanted = f"(N, {num_classes})" if num_classes is not None else "(N, num_classes)"
     if outputs.dim() == 4 and outputs.shape[2:] == (1, 1):
         return (
@@ -147,7 +140,7 @@ def class_scores(
         raise ValueError(problem)
     if not outputs.is_floating_point():
         raise ValueError(
-            f"{model_name} returned {_describe(outputs)}, not {_SCORES}; return the "
+            f"{model_name} returned {describe(outputs)}, not {_SCORES}; return the "
             "floating-point scores, not the predicted classes"
         )
     if outputs.numel() and _are_probabilities(outputs.detach()):

@@ -20,6 +20,7 @@ import torch
 from retinalnet._core.read_failure import EMPTY_FILE
 
 __all__ = [
+    "asked_to_run",
     "check_archive",
     "damaged_file_error",
     "first_nonfinite",
@@ -50,6 +51,9 @@ def torch_load_reason(error: BaseException) -> str:
     'EOFError'
     """
     text = _ANSI.sub("", str(error))
+    code = asked_to_run(error)
+    if code is not None:
+        return code
     found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
     if found:
         text = found.group(1)
@@ -73,6 +77,34 @@ def pickled_global(error: BaseException) -> str | None:
     """
     found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
     return found.group(1) if found else None
+
+
+# torch 2.6+ refuses a function of a module it blocks (os, posix, subprocess, ...) in its own
+# words: "Trying to load unsupported GLOBAL posix.system whose module posix is blocked"
+_BLOCKED = re.compile(r"GLOBAL ([\w.]+) whose module [\w.]+ is blocked")
+
+
+def asked_to_run(error: BaseException) -> str | None:
+    """What to say of a file whose pickle names a function of a module torch blocks
+    (``os.system``, ``subprocess.Popen``: code that would run as the file loads), when that
+    is why ``torch.load(weights_only=True)`` refused it; ``None`` otherwise. Nothing ran.
+
+    Examples
+    --------
+    >>> asked_to_run(Exception("Trying to load unsupported GLOBAL posix.system whose "
+    ...     "module posix is blocked."))
+    'it asks to run posix.system when loaded; retinalnet never runs code from a file: get \
+the checkpoint from its author again'
+
+    .. versionadded:: 0.2
+    """
+    found = _BLOCKED.search(_ANSI.sub("", str(error)))
+    if found is None:
+        return None
+    return (
+        f"it asks to run {found.group(1)} when loaded; retinalnet never runs code from a "
+        "file: get the checkpoint from its author again"
+    )
 
 
 # torch.save writes a zip archive (b"PK..."), or in its legacy format a pickle (b"\x80", its

@@ -254,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--overwrite",
         action="store_true",
-        help="let a new run replace an existing OUT/best.pt (default: refuse)",
+        help="let a new run replace an existing run's OUT/best.pt, last.pt and history.csv "
+        "(default: refuse)",
     )
     add_manifest_argument(train, "train/val")
     train.add_argument(

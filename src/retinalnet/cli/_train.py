@@ -74,6 +74,7 @@ def run_train(args: argparse.Namespace) -> int:
         seed_everything,
     )
     from retinalnet.training._config import choose_feature_cache
+    from retinalnet.training._model_checkpoint import replace_foreign_link
     from retinalnet.transforms import Preprocessing
 
     if args.tensorboard is not None:
@@ -164,6 +165,8 @@ def run_train(args: argparse.Namespace) -> int:
         trainer = recipe_trainer(args, model, trainer, train, val)  # the probe runs here
         scratch.close()  # the features of --lr auto's range test and the probe are done with
         csv_path = args.out / "history.csv"
+        if writes and (args.resume is None or args.resume.resolve().parent != args.out.resolve()):
+            replace_foreign_link(csv_path)  # --overwrite: another run's, not written through
         try:
             history = trainer.fit(train, val, resume_from=args.resume)
         except BaseException:
@@ -226,9 +229,9 @@ def _check_train_options(args: argparse.Namespace) -> None:
 
 
 def _check_best_is_free(args: argparse.Namespace) -> None:
-    """A new run into ``--out`` never replaces its ``best.pt`` without ``--overwrite``: said
-    before any work (a resumed run owns its ``best.pt``; the Trainer checks it once the
-    run's state is loaded).
+    """A new run into ``--out`` never replaces a run's ``best.pt``, ``last.pt`` or
+    ``history.csv`` there without ``--overwrite``: said before any work (a resumed run owns
+    its files; the Trainer checks them once the run's state is loaded).
 
     Raises
     ------
@@ -237,17 +240,19 @@ def _check_best_is_free(args: argparse.Namespace) -> None:
         <retinalnet.training.ModelCheckpoint.check_best_is_free>`), said with flags.
     """
     from retinalnet.training import ModelCheckpoint
+    from retinalnet.training._model_checkpoint import RUN_FILES
 
     if args.resume is None:
         ModelCheckpoint(args.out, overwrite=args.overwrite).check_best_is_free()
         return
     home = args.resume.parent
     moved = Path(args.out).resolve() != home.resolve()
-    if moved and not args.overwrite and (Path(args.out) / "best.pt").exists():
+    found = [name for name in RUN_FILES if (Path(args.out) / name).exists()]
+    if moved and not args.overwrite and found:
         raise FileExistsError(
-            f"--out {str(args.out)!r} holds another run's best.pt, which resuming "
-            f"{str(args.resume)!r} there would replace; leave --out out (the run goes on in "
-            f"{str(home)!r}), choose another folder, or allow it (--overwrite)"
+            f"--out {str(args.out)!r} holds another run's {found[0]}, which "
+            f"resuming {str(args.resume)!r} there would replace; leave --out out (the run "
+            f"goes on in {str(home)!r}), choose another folder, or allow it (--overwrite)"
         )
 
 

@@ -41,6 +41,7 @@ from retinalnet.datasets._manifest_files import (
     check_no_file_twice_under,
     parts_under,
     refuse_rows_all_in_system_folders,
+    refuse_rows_in_another_split,
     rows_with_files,
     warn_of_mislabelled_rows,
 )
@@ -261,7 +262,10 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
             both ``train`` and ``val`` (see :func:`~retinalnet.datasets.read_manifest`), has
             no rows for ``split``, or only rows whose files lie in system folders (data
             restored into a ``.snapshot`` and listed by absolute paths: the message names the
-            root to pass).
+            root to pass), or rows whose files lie in another split's folder of ``root`` (a
+            ``train`` or ``val`` row under ``root/test/``, a ``test`` row under
+            ``root/train/`` or ``root/val/``: one split leaked into the other). Rows whose
+            files lie outside ``root`` are read as listed, logged once (INFO).
 
         Warns
         -----
@@ -313,6 +317,7 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
                 f"{self._of_classes()} (it has: {', '.join(found) or 'no rows'})"
             )
         chosen = rows_with_files(chosen, base, source, skip=self.on_error == "skip")
+        refuse_rows_in_another_split(chosen, base, source, split)
         warn_of_mislabelled_rows(chosen, base, source)
         self._set_samples(
             [(str(base / row.path), self.class_to_idx[row.label]) for row in chosen],

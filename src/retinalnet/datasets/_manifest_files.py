@@ -9,6 +9,7 @@ these checks need the root its relative paths start from, which
 
 from __future__ import annotations
 
+import logging
 import os
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -22,10 +23,17 @@ from retinalnet.datasets._manifest import ManifestRow, check_no_file_twice
 from retinalnet.datasets._misnamed import warn_misnamed
 from retinalnet.datasets._system_folders import system_folder, system_folder_among
 
+logger = logging.getLogger(__name__)
+
+# the folders of the data root whose files a split must not read: a test image trained on
+# (or a training image scored) makes the test score say nothing of new patients
+_FORBIDDEN = {"train": ("test",), "val": ("test",), "test": ("train", "val")}
+
 __all__ = [
     "check_no_file_twice_under",
     "parts_under",
     "refuse_rows_all_in_system_folders",
+    "refuse_rows_in_another_split",
     "rows_with_files",
     "warn_of_mislabelled_rows",
 ]
@@ -237,3 +245,58 @@ def warn_of_mislabelled_rows(rows: Sequence[ManifestRow], base: Path, source: st
         row, named = mislabelled[0]
         counted = f"{len(mislabelled)} row(s) of {source}"
         warn_misnamed(counted, row.path, named, row.label, door="manifest")
+
+
+def refuse_rows_in_another_split(
+    rows: Sequence[ManifestRow], base: Path, source: str, split: str
+) -> None:
+    """Refuse rows of ``split`` whose files (links followed) lie in a folder of ``base``
+    that holds another split's images: a ``train`` or ``val`` row under ``base/test/``, a
+    ``test`` row under ``base/train/`` or ``base/val/`` (a test image trained on, or a
+    training image scored: the test score no longer says how the model does on new
+    patients). Rows whose files lie outside ``base`` (absolute paths, ``../``) are logged
+    once, counted with one example: they are allowed, as absolute paths are.
+
+    Raises
+    ------
+    ValueError
+        Counting the rows, naming the first and the folder it lies in, with the fix.
+    """
+    real_base = os.path.realpath(base)
+    real_folders: dict[str, str] = {}  # one realpath a folder, one lstat a row
+    crossing: list[tuple[ManifestRow, str]] = []
+    outside: list[ManifestRow] = []
+    for row in rows:
+        folder, name = os.path.split(os.path.join(base, row.path))  # noqa: PTH118
+        if folder not in real_folders:
+            real_folders[folder] = os.path.realpath(folder)
+        real = os.path.join(real_folders[folder], name)  # noqa: PTH118
+        if name in ("", ".", "..") or os.path.islink(real):  # noqa: PTH114
+            real = os.path.realpath(real)
+        try:
+            first = Path(os.path.relpath(real, real_base)).parts[0]
+        except (ValueError, IndexError):  # another drive (Windows), or the root itself
+            first = os.pardir
+        if first == os.pardir:
+            outside.append(row)
+        elif first in _FORBIDDEN.get(split, ()):
+            crossing.append((row, first))
+    if outside:
+        logger.info(
+            "%s: %d row(s) name files outside the data root %r (e.g. %r): read as listed",
+            source,
+            len(outside),
+            str(base),
+            outside[0].path,
+        )
+    if not crossing:
+        return
+    row, folder = crossing[0]
+    allowed = "test/" if split == "test" else "train/ or val/"
+    raise ValueError(
+        f"{source}: {len(crossing)} row(s) name files in the data's {folder}/ folder, e.g. "
+        f"{row.path!r} (under {str(Path(base) / folder)!r}), which holds the {folder} "
+        f"images: reading them for split {split!r} leaks one split into the other, and the "
+        f"test score says nothing of new patients; list only files of {allowed} for split "
+        f"{split!r}, or write the manifest again with `retinalnet split`"
+    )

@@ -123,9 +123,10 @@ def _csv_records(text: str, name: str) -> list[dict[str, Any]]:
                 )
             records.append(record)
     except csv.Error as error:
+        # a field over the limit is refused before the reader counts the line it is on
+        line = reader.line_num + ("field limit" in str(error))
         raise ValueError(
-            f"{name} is not valid CSV ({error} on line {reader.line_num}); fix that line, "
-            f"{_WRITE_AGAIN}"
+            f"{name} is not valid CSV ({error} on line {line}); fix that line, {_WRITE_AGAIN}"
         ) from None
     return records
 
@@ -142,6 +143,11 @@ def _json_records(text: str, name: str) -> list[dict[str, Any]]:
         raise ValueError(
             f"{name} is not valid JSON ({error.msg} on line {error.lineno}, column "
             f"{error.colno}); fix that line, {_WRITE_AGAIN}"
+        ) from None
+    except RecursionError:  # lists or objects nested thousands deep: no manifest is
+        raise ValueError(
+            f"{name} is not valid JSON (nested too deeply); a manifest is a list of objects "
+            f"with the keys path, label, split and, optionally, patient: {_WRITE_AGAIN[3:]}"
         ) from None
     if isinstance(records, _JsonObject):
         pandas = (

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import errno
 import inspect
 import io
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +23,7 @@ from typing import Any, BinaryIO
 import torch
 from torch import nn
 
-from retinalnet._core.files import atomic_write, file_digest, os_error_in_words
+from retinalnet._core.files import atomic_write, file_digest
 from retinalnet._core.images import ImageInput
 from retinalnet._core.model_outputs import class_scores
 from retinalnet._core.model_use import check_float32_weights, exclusive_use
@@ -35,6 +33,7 @@ from retinalnet.checkpoint import load_checkpoint
 from retinalnet.export._metadata import INPUT_NAME, OUTPUT_NAME, metadata_props
 from retinalnet.export._onnx_runtime import require
 from retinalnet.export._parity import PARITY_TOLERANCE, ParityReport, check_parity
+from retinalnet.export._temporary import temporary_folder, temporary_write_error, write_error_of
 from retinalnet.models import Classifier
 from retinalnet.precision import autocast
 
@@ -133,9 +132,6 @@ def _check_exportable(model: Classifier) -> None:
         )
 
 
-_PREFIX = "retinalnet-onnx-"
-"""The name of the export's temporary folder begins with this."""
-
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _OPERATORS = (
     re.compile(r"OpOverload\(op='([\w.]+)'"),  # dynamo exporter: no ONNX function for it
@@ -163,70 +159,6 @@ def _export_failure(model: Classifier, error: Exception) -> OnnxExportError:
         "that operation in the network, or mark the architecture exportable=False with the "
         "reason in its ModelSpec"
     )
-
-
-_WRITE_ERRORS = frozenset(
-    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
-)
-"""The errors of a refused write, recognised behind an exporter's own exception too."""
-
-_TEMPORARY_HINTS = {
-    errno.ENOSPC: "free some space there, or set TMPDIR to a folder with room",
-    errno.EDQUOT: "free some of your disk quota there, or set TMPDIR to a folder with room",
-    errno.EFBIG: (
-        "the graph is larger than the file size limit (ulimit -f) or the largest file of that "
-        "file system: raise the limit, or set TMPDIR to a folder on another file system"
-    ),
-    errno.EACCES: "set TMPDIR to a folder you can write, with room for the graph",
-    errno.EPERM: "set TMPDIR to a folder you can write, with room for the graph",
-    errno.EROFS: "set TMPDIR to a folder on a writable file system",
-}
-
-_OTHER_HINT = "check that folder, or set TMPDIR to a folder with room that you can write"
-
-
-def _write_error_of(error: BaseException) -> OSError | None:
-    """The OSError behind a failed export: the exception itself (one with an ``errno``), or
-    a refused write (:data:`_WRITE_ERRORS`) it was raised from or while handling."""
-    if isinstance(error, OSError):
-        return error if error.errno is not None else None
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, OSError) and current.errno in _WRITE_ERRORS:
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
-
-
-def _temporary_write_error(path: Path, error: OSError, kind: str = "file") -> OSError:
-    """A one-line OSError for a temporary file or folder of the export that could not be
-    written (a full temporary folder): the path, the cause, the folder and the fix; no word
-    about the network, which is not at fault."""
-    folder = path.parent.parent if path.parent.name.startswith(_PREFIX) else path.parent
-    hint = _TEMPORARY_HINTS.get(error.errno or 0, _OTHER_HINT)
-    failure = OSError(
-        f"cannot write {str(path)!r}, a temporary {kind} of the ONNX export, in the temporary "
-        f"folder {str(folder)!r}: {os_error_in_words(error)}; {hint}"
-    )
-    failure.errno = error.errno  # str(failure) stays the message: no strerror is set
-    return failure
-
-
-def _temporary_folder() -> tempfile.TemporaryDirectory[str]:
-    """The folder the graph is exported to first, in the temporary folder (``TMPDIR``)."""
-    try:
-        return tempfile.TemporaryDirectory(prefix=_PREFIX, ignore_cleanup_errors=True)
-    except OSError as error:
-        if error.filename is None:  # no folder found: tempfile names those it tried
-            failure = OSError(
-                f"cannot export to ONNX: no temporary folder to write the graph in ({error}); "
-                "set TMPDIR to a folder with room that you can write"
-            )
-            failure.errno = error.errno
-            raise failure from error
-        raise _temporary_write_error(Path(error.filename), error, "folder") from error
 
 
 def _check_exporter() -> None:
@@ -274,14 +206,14 @@ def _export_graph(model: Classifier, temperature: float, folder: Path) -> bytes:
                 optimize=True,
             )
     except Exception as error:  # any exporter failure: named, with the operator it hit
-        refused = _write_error_of(error)
+        refused = write_error_of(error)
         if refused is not None:  # the disk's failure, not the network's
-            raise _temporary_write_error(target, refused) from error
+            raise temporary_write_error(target, refused) from error
         raise _export_failure(model, error) from error
     try:
         return target.read_bytes()
     except OSError as error:
-        raise _temporary_write_error(target, error) from error
+        raise temporary_write_error(target, error) from error
 
 
 def to_onnx(
@@ -359,7 +291,7 @@ def to_onnx(
     classifier, sha256 = _load(model)
     _check_exportable(classifier)
     temperature = _temperature(classifier)
-    with _temporary_folder() as folder:
+    with temporary_folder() as folder:
         graph = _export_graph(classifier, temperature, Path(folder))
     parity = check_parity(classifier, graph, images, tolerance=tolerance)
     proto: Any = onnx.load_from_string(graph)

@@ -209,6 +209,11 @@ def parse_metadata(props: Mapping[str, str], source: str) -> OnnxMetadata:
             raise ValueError(
                 f"cannot read {source!r}: metadata entry {key!r} is malformed ({error})"
             ) from None
+        except RecursionError:  # lists or objects nested thousands deep
+            raise ValueError(
+                f"cannot read {source!r}: metadata entry {key!r} is not valid JSON (nested "
+                "too deeply); export the model again (retinalnet export)"
+            ) from None
 
     version = parsed("format_version", int)
     if version > FORMAT_VERSION:

@@ -5,7 +5,8 @@ train`` writes ``history.csv``); two runs writing into one folder would leave fi
 with nothing to tell which is which. The lock is a file, ``run.lock``, created atomically
 (``O_CREAT | O_EXCL``) with the owner's process id, host and start time, and removed when
 the run ends, also on errors and interrupts. A lock whose process is gone (a crash, a
-``kill -9``) is stale: the next run takes it over with a warning that says so.
+``kill -9``) is stale: the next run takes it over with a warning that says so, and removes
+the temporary files that run left half-written (``.last.pt.XXXXXXXX.tmp``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -133,10 +135,11 @@ class RunLock:
             except OSError as error:
                 raise FileWriteError(self.path, os_error_in_words(error), error.errno) from error
             owner = Owner.this_process()
+            took_over = False
             for _ in range(5):
                 if _create(self.path, owner):
                     break
-                _take_over_if_stale(self.path)
+                took_over = _take_over_if_stale(self.path) or took_over
             else:  # another run keeps taking it between our tries
                 current = _read(self.path)[0]
                 if current is None:
@@ -149,6 +152,8 @@ class RunLock:
                 raise held_by_other_run(self.path, current)
             self._owner, self._created_dir = owner, created
             _HELD[_key(self.path)] = self
+        if took_over:  # the lock is ours: no run writes here but this one
+            _remove_leftovers(self.out_dir)
         return self
 
     def release(self) -> None:
@@ -266,16 +271,17 @@ def _read(path: Path) -> tuple[Owner | None, bytes | None]:
     return Owner.from_json(raw), raw
 
 
-def _take_over_if_stale(path: Path) -> None:
-    """Remove the lock at ``path`` if no live process holds it; raise if one does."""
+def _take_over_if_stale(path: Path) -> bool:
+    """Remove the lock at ``path`` if no live process holds it (``True`` once removed);
+    raise if one does."""
     owner, raw = _read(path)
     if raw is None:
-        return  # released between our tries: try again
+        return False  # released between our tries: try again
     if owner is None:
         try:
             age = time.time() - path.stat().st_mtime
         except FileNotFoundError:
-            return
+            return False
         if age < _BEING_WRITTEN_S:
             raise RunLockedError(
                 f"{str(path.parent)!r} is being locked by another run right now ({str(path)!r} "
@@ -293,7 +299,7 @@ def _take_over_if_stale(path: Path) -> None:
     try:
         path.rename(aside)
     except FileNotFoundError:
-        return  # another run removed it first
+        return False  # another run removed it first
     moved = aside.read_bytes()
     if moved != raw:  # a new lock was taken in between: put it back, it is live
         with contextlib.suppress(OSError):
@@ -317,3 +323,33 @@ def _take_over_if_stale(path: Path) -> None:
         held,
         why,
     )
+    return True
+
+
+# the temporary file atomic_write (retinalnet._core.files) writes a run's file through:
+# tempfile.mkstemp(prefix=".NAME.", suffix=".tmp"), 8 random characters between
+_LEFTOVER = re.compile(r"\.(best\.pt|last\.pt|history\.csv)\.[a-z0-9_]{8}\.tmp")
+
+
+def _remove_leftovers(out_dir: Path) -> None:
+    """Remove the temporary files a run killed while writing its files (``kill -9``, a
+    power cut) left in ``out_dir`` (``.last.pt.k3j9x2a1.tmp``: hidden, and as big as a
+    checkpoint), saying how many and how big; only the names the file writer gives them,
+    for the run's own files."""
+    removed, size = 0, 0
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(out_dir):
+            if not _LEFTOVER.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
+                continue
+            with contextlib.suppress(OSError):
+                bytes_ = entry.stat(follow_symlinks=False).st_size
+                Path(entry.path).unlink()
+                removed, size = removed + 1, size + bytes_
+    if removed:
+        logger.warning(
+            "removed %d unfinished temporary file(s) (%.1f MB) the run before left in %s "
+            "while writing its files",
+            removed,
+            size / 1e6,
+            out_dir,
+        )

@@ -54,7 +54,7 @@ class Owner:
                 program=str(data.get("program", "")),
                 token=str(data["token"]),
             )
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, RecursionError):  # nested deep: unreadable
             return None
         return owner
 

@@ -19,16 +19,39 @@ if TYPE_CHECKING:
     from retinalnet.training._history import History
     from retinalnet.training._trainer import Trainer
 
-__all__ = ["ModelCheckpoint"]
+__all__ = ["RUN_FILES", "ModelCheckpoint", "replace_foreign_link"]
 
 logger = logging.getLogger(__name__)
+
+RUN_FILES = ("best.pt", "last.pt", "history.csv")
+"""The files of a run in its folder (``retinalnet train`` writes ``history.csv``): a new
+run into a folder holding any of them would replace another run's."""
+
+
+def replace_foreign_link(path: Path) -> None:
+    """Before a run first writes ``path`` that is not its own: a symbolic link there to an
+    existing file (``last.pt -> deployed/v3.pt``) is removed, so that the run writes a file
+    of its own in its place and the file linked to stays as it is (the file writers write
+    through a link). A link to no file yet (set up to put the run's files on another disk)
+    is kept: nothing is replaced through it."""
+    if path.is_symlink() and path.exists():
+        target = os.path.realpath(path)
+        path.unlink()
+        logger.info(
+            "%s was a link to %s, which this run leaves as it is: its file takes the link's place",
+            path,
+            target,
+        )
 
 
 class ModelCheckpoint(Callback):
     """Write the best model (``best.pt``) and the latest state (``last.pt``) during a fit.
 
-    Files are written atomically (temporary file, then rename). A new fit refuses to
-    replace an existing ``best.pt`` unless ``overwrite=True``; a resumed fit
+    Files are written atomically (temporary file, then rename). A new fit refuses a folder
+    holding a run's files (``best.pt``, ``last.pt`` or ``history.csv``: :data:`RUN_FILES`)
+    unless ``overwrite=True``, which replaces them; a file there that is a symbolic link to
+    another file (``last.pt -> deployed/v3.pt``) is then replaced by the run's own file, the
+    file it points to left as it is. A resumed fit
     (``fit(..., resume_from=...)``) keeps the best score of the run it continues, so a worse
     epoch never replaces a better checkpoint. ``last.pt`` is rewritten after every epoch, so
     an interrupted fit (Ctrl-C, a crash) loses at most the epoch it was in; the warning of
@@ -48,7 +71,8 @@ class ModelCheckpoint(Callback):
     save_last
         Also write ``last.pt`` after every epoch, for resuming.
     overwrite
-        Allow a new fit to replace an existing ``best.pt``.
+        Allow a new fit to replace the files of another run in ``dirpath`` (``best.pt``,
+        ``last.pt``, ``history.csv``).
     """
 
     def __init__(
@@ -126,6 +150,16 @@ class ModelCheckpoint(Callback):
         if resumed.resolve().parent != self.dirpath.resolve():
             self._resumed = False
             self._owns = {"best": False, "last": False}
+            found = [] if self.overwrite else self._run_files_there()
+            if found:  # said before best.pt is copied in
+                raise FileExistsError(
+                    f"{found[0]} is another run's, which resuming {str(resumed)!r} into "
+                    f"{str(self.dirpath)!r} would replace; resume into the run's own "
+                    f"folder ({str(resumed.parent)!r}), choose another folder, or allow it "
+                    "(overwrite=True, or --overwrite)"
+                )
+        else:
+            logger.info("continuing the run in %r (its files will be updated)", str(self.dirpath))
         best_epoch = self._tracker.best_epoch
         if best_epoch is None or self.best_path.exists():
             return
@@ -186,7 +220,8 @@ class ModelCheckpoint(Callback):
         return {"best_score": self._tracker.best, "best_epoch": self._tracker.best_epoch}
 
     def check_best_is_free(self) -> None:
-        """Refuse a new run that would replace an existing ``best.pt`` (not a resumed run,
+        """Refuse a new run into a folder that holds a run's files (``best.pt``, ``last.pt``
+        or ``history.csv``: :data:`RUN_FILES`), which it would replace (not a resumed run,
         nor with ``overwrite=True``).
 
         The Trainer calls it once the callback states of a resumed run are loaded, before
@@ -195,16 +230,24 @@ class ModelCheckpoint(Callback):
         Raises
         ------
         FileExistsError
-            Naming the file and the three ways out.
+            Naming the files and the three ways out.
 
         .. versionadded:: 0.2
+
+        .. versionchanged:: 0.2
+           ``last.pt`` and ``history.csv`` count as ``best.pt`` does.
         """
-        if not (self._resumed or self.overwrite or not self.best_path.exists()):
+        found = [] if self._resumed or self.overwrite else self._run_files_there()
+        if found:  # the first of them: the ways out are the folder's
             raise FileExistsError(
-                f"{self.best_path} already exists and would be replaced by this new run; "
-                "resume that run (fit(..., resume_from=last.pt), or --resume on the command "
-                "line), choose another folder, or allow it (overwrite=True, or --overwrite)"
+                f"{found[0]} already exists and would be replaced by this new run; resume "
+                "that run (fit(..., resume_from=last.pt), or --resume on the command line), "
+                "choose another folder, or allow it (overwrite=True, or --overwrite)"
             )
+
+    def _run_files_there(self) -> list[Path]:
+        """The files of :data:`RUN_FILES` in the folder (a link to no file left out)."""
+        return [self.dirpath / name for name in RUN_FILES if (self.dirpath / name).exists()]
 
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
         self.check_best_is_free()
@@ -216,10 +259,14 @@ class ModelCheckpoint(Callback):
         self._resumed = True  # from here on this run owns best.pt
         check_still_held(self.dirpath)  # the folder is still this run's
         if improved:
+            if not self._owns["best"]:
+                replace_foreign_link(self.best_path)
             trainer.save_checkpoint(self.best_path)
             self._owns["best"] = True  # an interrupt before last.pt is written knows it
             logger.info("epoch %d: %s improved, wrote %s", epoch, self.monitor, self.best_path)
         if self.save_last:
+            if not self._owns["last"]:
+                replace_foreign_link(self.last_path)
             trainer.save_checkpoint(self.last_path)
             self._owns["last"] = True
         self._epoch_in_progress = None

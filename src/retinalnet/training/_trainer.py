@@ -112,8 +112,9 @@ class Trainer:
         .. versionadded:: 0.2
            Replaces ``checkpoint_dir``.
     overwrite
-        Let a new fit replace an existing ``best.pt`` in ``out_dir`` (a resumed fit always
-        may).
+        Let a new fit replace an existing run's ``best.pt``, ``last.pt`` and ``history.csv``
+        in ``out_dir`` (a symbolic link there is replaced, not written through); a resumed
+        fit always may.
     feature_cache
         Compute the frozen backbone's output once per image and train only the head on it
         (see :func:`build_feature_cache`). ``"auto"`` (default): on, in memory and without
