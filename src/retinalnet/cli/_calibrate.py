@@ -22,6 +22,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from retinalnet.checkpoint import load_checkpoint, set_checkpoint_temperature
     from retinalnet.cli._skip import print_skipped, readable_split
     from retinalnet.cli._split_data import split_data, study_classes
+    from retinalnet.cli._trained_on import refuse_images_trained_on
     from retinalnet.cli._stdout import on_stdout, one_output_on_stdout, results_stream
     from retinalnet.training import calibrate
 
@@ -51,6 +52,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     data = split_data(
         args.data, args.split, args.manifest, study_classes(model.classes), on_error=args.on_error
     )
+    refuse_images_trained_on(checkpoint, data, args.data, command="calibrate")
     skipped: list[SkippedImage] = []
     if args.on_error == "skip":  # as evaluate: left out, not replaced, and listed at the end
         data, skipped = readable_split(data, model.preprocessing.load, progress=not args.quiet)

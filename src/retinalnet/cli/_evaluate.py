@@ -29,6 +29,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from retinalnet.cli._advice import require_matplotlib
     from retinalnet.cli._skip import print_skipped, readable_split
     from retinalnet.cli._split_data import split_data, study_classes
+    from retinalnet.cli._trained_on import refuse_images_trained_on
     from retinalnet.cli._stdout import on_stdout, one_output_on_stdout, results_stream
     from retinalnet.training import evaluate
 
@@ -50,6 +51,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     data = split_data(
         args.data, args.split, args.manifest, study_classes(model.classes), on_error=args.on_error
     )
+    refuse_images_trained_on(checkpoint, data, args.data, command="evaluate")
     skipped: list[SkippedImage] = []
     if args.on_error == "skip":
         data, skipped = readable_split(data, model.preprocessing.load, progress=not args.quiet)

@@ -39,9 +39,9 @@ from retinalnet.datasets._files_not_read import warn_of_files_not_read
 from retinalnet.datasets._manifest import ManifestRow, read_manifest
 from retinalnet.datasets._manifest_files import (
     check_no_file_twice_under,
+    log_rows_outside_root,
     parts_under,
     refuse_rows_all_in_system_folders,
-    refuse_rows_in_another_split,
     rows_with_files,
     warn_of_mislabelled_rows,
 )
@@ -262,10 +262,9 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
             both ``train`` and ``val`` (see :func:`~retinalnet.datasets.read_manifest`), has
             no rows for ``split``, or only rows whose files lie in system folders (data
             restored into a ``.snapshot`` and listed by absolute paths: the message names the
-            root to pass), or rows whose files lie in another split's folder of ``root`` (a
-            ``train`` or ``val`` row under ``root/test/``, a ``test`` row under
-            ``root/train/`` or ``root/val/``: one split leaked into the other). Rows whose
-            files lie outside ``root`` are read as listed, logged once (INFO).
+            root to pass). Rows whose files lie outside ``root`` are read as listed, logged
+            once (INFO); rows may name files of another split's folder (a pooled,
+            patient-aware re-split: the manifest is the split).
 
         Warns
         -----
@@ -317,7 +316,7 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
                 f"{self._of_classes()} (it has: {', '.join(found) or 'no rows'})"
             )
         chosen = rows_with_files(chosen, base, source, skip=self.on_error == "skip")
-        refuse_rows_in_another_split(chosen, base, source, split)
+        log_rows_outside_root(chosen, base, source)
         warn_of_mislabelled_rows(chosen, base, source)
         self._set_samples(
             [(str(base / row.path), self.class_to_idx[row.label]) for row in chosen],

@@ -27,13 +27,11 @@ logger = logging.getLogger(__name__)
 
 # the folders of the data root whose files a split must not read: a test image trained on
 # (or a training image scored) makes the test score say nothing of new patients
-_FORBIDDEN = {"train": ("test",), "val": ("test",), "test": ("train", "val")}
-
 __all__ = [
     "check_no_file_twice_under",
+    "log_rows_outside_root",
     "parts_under",
     "refuse_rows_all_in_system_folders",
-    "refuse_rows_in_another_split",
     "rows_with_files",
     "warn_of_mislabelled_rows",
 ]
@@ -247,24 +245,18 @@ def warn_of_mislabelled_rows(rows: Sequence[ManifestRow], base: Path, source: st
         warn_misnamed(counted, row.path, named, row.label, door="manifest")
 
 
-def refuse_rows_in_another_split(
-    rows: Sequence[ManifestRow], base: Path, source: str, split: str
-) -> None:
-    """Refuse rows of ``split`` whose files (links followed) lie in a folder of ``base``
-    that holds another split's images: a ``train`` or ``val`` row under ``base/test/``, a
-    ``test`` row under ``base/train/`` or ``base/val/`` (a test image trained on, or a
-    training image scored: the test score no longer says how the model does on new
-    patients). Rows whose files lie outside ``base`` (absolute paths, ``../``) are logged
-    once, counted with one example: they are allowed, as absolute paths are.
+def log_rows_outside_root(rows: Sequence[ManifestRow], base: Path, source: str) -> None:
+    """Log once, counted with one example, the rows whose files (links followed) lie outside
+    ``base`` (absolute paths, ``../``): they are read as listed, as absolute paths are.
 
-    Raises
-    ------
-    ValueError
-        Counting the rows, naming the first and the folder it lies in, with the fix.
+    A row may name a file in another split's folder (``test`` rows from ``train/`` in a
+    pooled, patient-aware re-split of all the images): the manifest is the split. What a
+    model trained on a manifest must not be scored on, the images of its ``train`` rows, is
+    checked where a checkpoint meets its evaluation data
+    (:mod:`retinalnet.cli._trained_on`).
     """
     real_base = os.path.realpath(base)
     real_folders: dict[str, str] = {}  # one realpath a folder, one lstat a row
-    crossing: list[tuple[ManifestRow, str]] = []
     outside: list[ManifestRow] = []
     for row in rows:
         folder, name = os.path.split(os.path.join(base, row.path))  # noqa: PTH118
@@ -279,8 +271,6 @@ def refuse_rows_in_another_split(
             first = os.pardir
         if first == os.pardir:
             outside.append(row)
-        elif first in _FORBIDDEN.get(split, ()):
-            crossing.append((row, first))
     if outside:
         logger.info(
             "%s: %d row(s) name files outside the data root %r (e.g. %r): read as listed",
@@ -289,14 +279,3 @@ def refuse_rows_in_another_split(
             str(base),
             outside[0].path,
         )
-    if not crossing:
-        return
-    row, folder = crossing[0]
-    allowed = "test/" if split == "test" else "train/ or val/"
-    raise ValueError(
-        f"{source}: {len(crossing)} row(s) name files in the data's {folder}/ folder, e.g. "
-        f"{row.path!r} (under {str(Path(base) / folder)!r}), which holds the {folder} "
-        f"images: reading them for split {split!r} leaks one split into the other, and the "
-        f"test score says nothing of new patients; list only files of {allowed} for split "
-        f"{split!r}, or write the manifest again with `retinalnet split`"
-    )
