@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from retinalnet._core import worker_start
-from retinalnet._core.forked_workers import WorkerStart
 from retinalnet._core.loaders import make_loader
 
 _FIX = (
@@ -134,23 +133,15 @@ def _worker_exit_codes_in_a_pool_thread(make: Any) -> list[int | None]:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="workers fork from the thread only on POSIX")
-def test_workers_forked_from_a_thread_pools_thread_end_with_status_0() -> None:
+@pytest.mark.parametrize("loader", [worker_start.ExplainedLoader, DataLoader])
+def test_workers_forked_from_a_thread_pools_thread_end_with_status_0(loader: Any) -> None:
     # they exited with status 1 ("cannot join current thread" in concurrent.futures' exit
     # hook), and torch's SIGCHLD handler then failed another thread's loader with "DataLoader
-    # worker (pid ...) exited unexpectedly with exit code 1" (a web server's request threads)
+    # worker (pid ...) exited unexpectedly with exit code 1" (a web server's request threads);
+    # a user's own DataLoader, given to fit or evaluate, forks after retinalnet is imported
     context = torch.multiprocessing.get_context("fork")
 
-    def explained(data: Any, **options: Any) -> worker_start.ExplainedLoader:
-        return worker_start.ExplainedLoader(data, multiprocessing_context=context, **options)
+    def make(data: Any, **options: Any) -> Any:
+        return loader(data, multiprocessing_context=context, **options)
 
-    assert _worker_exit_codes_in_a_pool_thread(explained) == [0, 0]
-
-
-def test_a_worker_init_fn_given_runs_after_the_threads_are_forgotten() -> None:
-    seen: list[int] = []
-    start = WorkerStart(seen.append)
-    start(3)
-    assert seen == [3]
-    loader = worker_start.ExplainedLoader(_Numbers(2), worker_init_fn=seen.append)
-    assert isinstance(loader.worker_init_fn, WorkerStart)
-    assert loader.worker_init_fn.then == seen.append
+    assert _worker_exit_codes_in_a_pool_thread(make) == [0, 0]

@@ -9,16 +9,16 @@ the worker exits with status 1 after its work is done. If torch's SIGCHLD handle
 that exit before the worker is reaped, it fails whatever loader the main thread is reading
 with "DataLoader worker (pid ...) exited unexpectedly with exit code 1" (about one call in
 twenty with two threads predicting at once). The record means nothing in the child, which
-has none of those threads, so each worker forgets it first (:class:`WorkerStart`).
+has none of those threads, so every forked child forgets it first (a hook run at each
+``fork``, installed when the library's loaders are first imported).
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 
-__all__ = ["WorkerStart", "forget_parent_threads"]
+__all__ = ["forget_parent_threads"]
 
 
 def forget_parent_threads() -> None:
@@ -34,17 +34,7 @@ def forget_parent_threads() -> None:
         record.clear()
 
 
-@dataclass(frozen=True)
-class WorkerStart:
-    """A DataLoader ``worker_init_fn`` that forgets the parent's thread-pool threads, then
-    calls ``then`` (the caller's own ``worker_init_fn``), if any.
-
-    A module-level class, so that ``spawn`` workers can unpickle it.
-    """
-
-    then: Callable[[int], object] | None = None
-
-    def __call__(self, worker_id: int) -> None:
-        forget_parent_threads()
-        if self.then is not None:
-            self.then(worker_id)
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    # every forked child: the library's loaders' workers and those of a user's own
+    # DataLoader given to fit or evaluate alike (a worker_init_fn would reach only the former)
+    os.register_at_fork(after_in_child=forget_parent_threads)

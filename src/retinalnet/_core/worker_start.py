@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from torch.utils.data import DataLoader
 
-from retinalnet._core.forked_workers import WorkerStart
+from retinalnet._core import forked_workers  # noqa: F401 - its fork hook, for every worker
 
 __all__ = ["ExplainedLoader", "workers_failed"]
 
@@ -71,17 +71,7 @@ class ExplainedLoader(DataLoader[Any]):
     """A DataLoader whose worker processes, when they cannot start under ``spawn`` or
     ``forkserver``, raise :func:`workers_failed`'s one line rather than torch's errors.
     Under ``fork`` (Linux until Python 3.14), or with no workers, it is a plain DataLoader.
-
-    Its workers forget the parent's thread-pool threads before anything else
-    (:class:`~retinalnet._core.forked_workers.WorkerStart`, then the ``worker_init_fn``
-    given), so that one forked from a pool's thread ends with status 0.
     """
-
-    def __init__(
-        self, *args: Any, worker_init_fn: Callable[[int], object] | None = None, **kwargs: Any
-    ) -> None:
-        kwargs["worker_init_fn"] = WorkerStart(worker_init_fn)
-        super().__init__(*args, **kwargs)
 
     # torch declares its own iterator class; this one passes every attribute on to it
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
