@@ -664,8 +664,8 @@ def test_a_symlinked_folder_looping_back_is_listed_and_skipped(clean_tree: Path)
     assert report.total == 12
     assert report.ok
     assert (
-        "symlinked folders that loop back or lead to a folder read anyway, skipped: 2 (remove "
-        "the links)"
+        "symbolic links that loop back or lead to a folder or image read anyway, skipped: 2 "
+        "(remove the links)"
     ) in str(report)
 
 

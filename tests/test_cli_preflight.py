@@ -3,11 +3,13 @@ land among what it reads, replace a model or a scan, or meet each other."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from _cli_helpers import train_small_cnn
 from _training_helpers import tiny_cnn
 from retinalnet import cli
 from retinalnet.checkpoint import save_checkpoint
@@ -322,3 +324,21 @@ def test_outputs_that_share_a_folder_are_written(tmp_path: Path, ran: list[str])
     assert main([*predict, "--plots", str(figures)]) == 0  # each names its files apart
     assert main([*evaluate, "--out", "-", "--report", "/dev/null"]) == 0
     assert ran == ["evaluate", "predict", "evaluate"]
+
+
+def test_calibrating_into_the_same_copy_twice_needs_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a second `calibrate --out c2.pt` was refused with no way but deleting the copy
+    from retinalnet.datasets import make_synthetic_kermany
+
+    data = make_synthetic_kermany(tmp_path / "data", train=3, val=2, test=1, shape=(40, 40))
+    assert train_small_cnn(data, tmp_path / "run") == 0
+    argv = ["calibrate", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--data", str(data)]
+    argv += ["--out", str(tmp_path / "c2.pt"), "-q"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # 8 images: the fit may be left out
+        assert main(argv) == 0
+        assert main(argv) == 1
+        assert "or allow it (--overwrite)" in capsys.readouterr().err
+        assert main([*argv, "--overwrite"]) == 0

@@ -333,13 +333,15 @@ MODES: dict[str, tuple[Callable[[], Image.Image], str, np.ndarray]] = {
         RAMP,
     ),
     "F-grey-levels-overshoot": (
-        lambda: Image.fromarray(np.where(RAMP > 250, 266.0, RAMP - 0.4).astype(np.float32)),
+        lambda: Image.fromarray(np.where(RAMP > 250, 255.6, RAMP - 0.4).astype(np.float32)),
         "L",
         np.where(RAMP > 250, 255, RAMP),
     ),
     "F-other-range": (lambda: Image.fromarray(RAMP.astype(np.float32) * 10 - 700), "L", RAMP),
+    # -10 to 40 (decibels): no grey levels; clipped to them, a fifth of it turned black
+    "F-decibels": (lambda: Image.fromarray(RAMP.astype(np.float32) / 5.1 - 10), "L", RAMP),
 }
-STRETCHED = {"I-signed", "F-other-range"}  # values no bit depth explains: warned of
+STRETCHED = {"I-signed", "F-other-range", "F-decibels"}  # values no bit depth explains: warned
 
 
 @pytest.mark.parametrize("case", list(MODES))
@@ -1168,3 +1170,18 @@ def test_a_multi_page_tiff_claiming_too_many_pixels_in_all_is_refused_before_dec
     ):
         load_frames(path)
     assert frame_count(path) == 5  # the header alone is still read
+
+
+def test_a_float_image_of_10_bit_data_is_refused_with_a_fix_that_works_on_floats(tmp_path):
+    # the fix said `numpy.asarray(image) >> 4`, which floats do not have (TypeError), and
+    # shifted 10-bit data by 4
+    path = tmp_path / "f0_1000.tif"
+    Image.fromarray(RAMP.astype(np.float32) * 1000 / 255).save(path)
+    with pytest.raises(UnreadableImageError, match=r"10-bit data\?") as caught:
+        load_image(path)
+    fix = re.search(r"for 10-bit data: (Image\.fromarray\(.*\))\)$", str(caught.value))
+    assert fix is not None
+    image = Image.open(path)
+    fixed = eval(fix.group(1), {"Image": Image, "numpy": np, "image": image})
+    assert fixed.mode == "L"
+    assert np.asarray(fixed).max() == 1000 * 255 // 1023  # the 10-bit full scale

@@ -529,3 +529,41 @@ def test_a_new_fine_tune_refuses_another_runs_last_pt(tmp_path: Path) -> None:
         )  # fmt: skip
 
     assert (tmp_path / "last.pt").read_bytes() == b"another run's resumable state"
+
+
+@pytest.mark.parametrize(
+    ("own", "said"),
+    [
+        ("same", r"callbacks\[0\] ModelCheckpoint\(.*\) and Trainer\(out_dir=.*\) both write "
+         r".*best\.pt.*remove the ModelCheckpoint .* or give it another dirpath"),
+        ("link", r"callbacks\[0\] ModelCheckpoint\(.*\) and Trainer\(out_dir=.*\) both write"),
+        ("two", r"callbacks\[0\] ModelCheckpoint\(.*\) and callbacks\[1\] ModelCheckpoint\(.*\) "
+         r"both write .*give each ModelCheckpoint a folder of its own"),
+    ],
+    ids=["out_dir-and-callback", "through-a-link", "two-callbacks"],
+)  # fmt: skip
+def test_two_checkpoint_writers_of_one_file_are_refused_at_fit_start(
+    tmp_path: Path, own: str, said: str
+) -> None:
+    # both wrote best.pt and last.pt, the last to write winning: best.pt held epoch 6 while
+    # the Trainer's best was epoch 2
+    out = tmp_path / "run"
+    if own == "link":
+        out.mkdir()
+        (tmp_path / "alias").symlink_to(out, target_is_directory=True)
+    mine = ModelCheckpoint(tmp_path / "alias" if own == "link" else out, mode="max")
+    callbacks: list[Callback] = [mine]
+    if own == "two":
+        callbacks.append(ModelCheckpoint(out))
+    trainer = _trainer(tmp_path / "elsewhere" if own == "two" else out, *callbacks)
+    with pytest.raises(ValueError, match=said):
+        trainer.fit(*_data())
+    assert not (out / "best.pt").exists()  # refused before any epoch
+    assert trainer.epoch == 0
+
+
+def test_checkpoint_writers_of_other_folders_both_write(tmp_path: Path) -> None:
+    mine = ModelCheckpoint(tmp_path / "mine", monitor="val_loss", mode="max")
+    _trainer(tmp_path / "run", mine, max_epochs=3).fit(*_data())
+    assert checkpoint_epoch(tmp_path / "run" / "best.pt") == 3  # IMPROVING: lowest last
+    assert checkpoint_epoch(tmp_path / "mine" / "best.pt") == 1  # mode="max": highest first

@@ -33,6 +33,7 @@ from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.counts import as_number
 from retinalnet._core.files import FileWriteError, atomic_write, file_digest, write_error_hint
 from retinalnet._core.model_use import exclusive_use
+from retinalnet._core.output_kinds import check_output_file
 from retinalnet._core.torch_load import (
     asked_to_run,
     check_archive,
@@ -174,10 +175,15 @@ def save_checkpoint(
         If the checkpoint would not load: an ``epoch`` that is not an int >= 0, weights
         with NaN or infinite values (naming the first such tensor), a history record with
         keys that are not strings. Nothing is written; the file there before is untouched.
+        Also if the suffix of ``path`` names another kind of file (``.onnx``, ``.json``,
+        ``.csv``, ``.html``, an image's): it would be read as one next time.
     CheckpointWriteError
         If the disk or the operating system refuses the write (a full disk, no permission).
         The checkpoint there before is untouched, and the message says which epoch it
         holds.
+    FileExistsError
+        If ``path`` (or the file it links to) is an image: a checkpoint would replace the
+        scan. A checkpoint or another PyTorch file there is replaced.
 
     .. versionchanged:: 0.2
        Checks what it writes by the rules :func:`load_checkpoint` reads with, and writes
@@ -190,6 +196,8 @@ def save_checkpoint(
             "the network with Classifier(network, classes=[...], preprocessing=...)"
         )
     out = Path(path)
+    # a checkpoint replaces a checkpoint, never a scan, nor an ONNX, HTML or JSON file
+    check_output_file(out, "checkpoint", writer="save_checkpoint", replaces_checkpoints=True)
     with exclusive_use(model):  # not mid-way through another thread's pass (a ViT's swap)
         weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {

@@ -9,8 +9,8 @@ B-scan and on the 8-bit scale in the next; DICOM volumes are checked over all th
 too (:mod:`retinalnet._core.dicom_pixels`).
 
 Float pixels follow one rule whatever their fractions: values within [0, 1] are fractions of
-white, values within [0, 255] grey levels (rounded), each give or take a resampling
-overshoot of :data:`OVERSHOOT` of the range (clipped); others are rounded to whole numbers
+white (give or take a resampling overshoot of :data:`OVERSHOOT`, clipped), values within
+[0, 255] grey levels (rounded, give or take :data:`GREY_SLACK`); others are rounded to whole numbers
 and read as the 32-bit integer image of them (16-bit data 0 to 65535). Only values no bit
 depth explains (negative, above 65535) are stretched from their own minimum and maximum,
 and the gate warns of it, naming the image (:attr:`FileScale.stretches`,
@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 __all__ = [
+    "GREY_SLACK",
     "OVERSHOOT",
     "FileScale",
     "UnusablePixelsError",
@@ -45,9 +46,13 @@ _WIDE_COLOUR = ("RGB", "RGBA", "LA")  # the modes PIL reads 16-bit colour sample
 
 OVERSHOOT = 0.1
 """How far, as a share of the range, float pixels may reach outside [0, 1] and still be
-fractions of white, or outside [0, 255] and still be grey levels (clipped): a bicubic or
-Lanczos resize overshoots at sharp edges (-0.085 to 1.049 for a resized OCT scan in [0, 1]),
-and grey levels shifted by half a level reach 255.5."""
+fractions of white (clipped): a bicubic or Lanczos resize overshoots at sharp edges (-0.085
+to 1.049 for a resized OCT scan in [0, 1])."""
+
+GREY_SLACK = 1.0
+"""How far float pixels may reach outside [0, 255] and still be grey levels (clipped): grey
+levels shifted by half a level reach 255.5. Values further out (-10 to 40 dB) are no grey
+levels: clipped, a fifth of such a scan turned black without a word."""
 
 
 class UnusablePixelsError(ValueError):
@@ -177,13 +182,13 @@ def file_scale(frames: Sequence[Image.Image], wide: Sequence[bool] = ()) -> File
             real = _UNIT  # fractions of white, an overshoot clipped
         elif top <= 1 + OVERSHOOT:  # fractions far below 0: no rule, stretched
             real = _stretch_rule(bottom, top, count)
-        elif _within(bottom, top, 255):
-            real = _EIGHT_BIT  # grey levels, rounded, an overshoot clipped
+        elif bottom >= -GREY_SLACK and top <= 255 + GREY_SLACK:
+            real = _EIGHT_BIT  # grey levels, rounded, half a level over clipped
         else:  # rounded to whole numbers: the rule of mode "I"
             low, high = int(np.rint(bottom)), int(np.rint(top))
             if low >= 0 and high <= _FULL_16_BIT:
                 kind = _volume("a float image read as 16-bit", count)
-                real = _integer_rule(low, high, kind, count, eight=True)
+                real = _integer_rule(low, high, kind, count, eight=True, floats=True)
             else:  # no bit depth explains them: their own range (the gate warns)
                 real = _stretch_rule(bottom, top, count)
     return FileScale(integer, real)
@@ -194,23 +199,38 @@ def _within(bottom: float, top: float, full: int) -> bool:
     return bottom >= -OVERSHOOT * full and top <= (1 + OVERSHOOT) * full
 
 
+def _to_eight_bits(high: int, *, floats: bool) -> str:
+    """How to rescale data of ``high``'s bit depth to 8 bits: a shift for integers, a
+    division for floats (which have no ``>>``)."""
+    bits = max(high.bit_length(), 1)
+    if floats:
+        full = (1 << bits) - 1
+        return (
+            f"Image.fromarray((numpy.asarray(image) * 255 / {full}).clip(0, 255).astype('uint8'))"
+        )
+    return f"Image.fromarray((numpy.asarray(image) >> {max(bits - 8, 0)}).astype('uint8'))"
+
+
 def _volume(kind: str, frames: int) -> str:
     """``"a 16-bit image"`` said of a volume: ``"a 16-bit volume of 3 B-scans"``."""
     return kind.replace(" image", f" volume of {frames} B-scans", 1) if frames > 1 else kind
 
 
-def _integer_rule(low: int, high: int, kind: str, frames: int, *, eight: bool) -> _Rule:
+def _integer_rule(
+    low: int, high: int, kind: str, frames: int, *, eight: bool, floats: bool = False
+) -> _Rule:
     if eight and low >= 0 and high <= 255:
         return _EIGHT_BIT
     if low >= 0 and high <= _FULL_16_BIT:
         if high < _LOW_16_BIT:
             guess = f"{high.bit_length()}-bit data?" if high else "all black"
+            example = f"{max(high.bit_length(), 1)}-bit" if high else "such"
             raise UnusablePixelsError(
                 f"{kind} whose brightest pixel is {high} of 65535 ({guess}): rescaled by the "
                 "16-bit range it would be nearly black (at most "
                 f"{round(high * 255 / _FULL_16_BIT)} of 255). Rescale it to 8 bits by the "
-                "scanner's real bit depth and pass that image (for 12-bit data: "
-                "Image.fromarray((numpy.asarray(image) >> 4).astype('uint8')))"
+                f"scanner's real bit depth and pass that image (for {example} data: "
+                f"{_to_eight_bits(high, floats=floats)})"
             )
         return _SIXTEEN
     return _stretch_rule(low, high, frames)

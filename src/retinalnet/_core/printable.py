@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from retinalnet._core.files import atomic_write
+from retinalnet._core.output_kinds import check_output_file
 from retinalnet._core.warning_filters import catch_warnings_locked
 
 __all__ = ["check_dpi", "fit_title", "one_line", "printable", "save_figure"]
@@ -90,7 +91,12 @@ def save_figure(figure: Any, target: str | os.PathLike[str] | IO[bytes], **optio
         If ``dpi`` is not a finite number > 0 or makes a raster image of 2**16 pixels or
         more on a side, or the path ``target`` is empty, an existing folder (matplotlib
         would write ``folder.png`` beside it), or has no suffix of a format matplotlib
-        writes (and no ``format`` is given).
+        writes (and no ``format`` is given), or one that names another kind of file
+        (``best.pt`` with ``format="png"``).
+    FileExistsError
+        If the path ``target`` (or the file it links to) is a scan, a checkpoint or another
+        PyTorch file: an image there is replaced only when it is a figure (a PNG matplotlib
+        wrote, or a colour image of another format).
     FileWriteError
         If the disk or the system refuses the file (a full disk, no permission): the message
         names the file, the cause and the fix; the file there before is untouched.
@@ -98,6 +104,8 @@ def save_figure(figure: Any, target: str | os.PathLike[str] | IO[bytes], **optio
     file_format = options.get("format")
     if isinstance(target, (str, os.PathLike)):
         file_format = _check_target(figure, os.fspath(target), file_format)
+        # a figure replaces an older figure, never a scan (through a link), nor a checkpoint
+        check_output_file(os.fsdecode(target), "figure", writer="saving the figure")
     if options.get("dpi") is not None:
         _check_pixels(figure, check_dpi(options["dpi"]), file_format)
     _texts_as_given(figure)

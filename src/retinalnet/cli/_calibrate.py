@@ -22,8 +22,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from retinalnet.checkpoint import load_checkpoint, set_checkpoint_temperature
     from retinalnet.cli._skip import print_skipped, readable_split
     from retinalnet.cli._split_data import split_data, study_classes
-    from retinalnet.cli._trained_on import refuse_images_trained_on
     from retinalnet.cli._stdout import on_stdout, one_output_on_stdout, results_stream
+    from retinalnet.cli._trained_on import refuse_images_trained_on
     from retinalnet.training import calibrate
 
     one_output_on_stdout(  # a checkpoint's bytes and JSON lines do not share stdout

@@ -29,8 +29,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from retinalnet.cli._advice import require_matplotlib
     from retinalnet.cli._skip import print_skipped, readable_split
     from retinalnet.cli._split_data import split_data, study_classes
-    from retinalnet.cli._trained_on import refuse_images_trained_on
     from retinalnet.cli._stdout import on_stdout, one_output_on_stdout, results_stream
+    from retinalnet.cli._trained_on import refuse_images_trained_on
     from retinalnet.training import evaluate
 
     # one output on stdout: the JSON (--out - and --json print it once) or the report

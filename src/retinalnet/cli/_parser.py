@@ -384,6 +384,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the calibrated checkpoint here (default: the checkpoint itself, atomically)",
     )
     calibrate.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="let --out replace an existing checkpoint (an earlier calibrated copy; default: "
+        "refuse)",
+    )
+    calibrate.add_argument(
         "--batch-size",
         type=_POSITIVE,
         default=64,

@@ -37,6 +37,7 @@ from retinalnet.datasets._files import (
     patient_key,
     walk_files,
 )
+from retinalnet.datasets._linked_files import LinkedFiles
 from retinalnet.datasets._system_folders import scan_folder, system_folder
 
 __all__ = ["audit"]
@@ -109,8 +110,8 @@ class _Layout:
     def relative(self, path: str) -> str:
         return Path(os.path.relpath(path, self.base)).as_posix()
 
-    def _walk(self, folder: str) -> Iterator[os.DirEntry[str]]:
-        return walk_files(folder, self.loops, self.system)
+    def _walk(self, folder: str, once: LinkedFiles | None = None) -> Iterator[os.DirEntry[str]]:
+        return walk_files(folder, self.loops, self.system, once=once)
 
     def _count_images(self, folder: str) -> int:
         return sum(is_image_file(entry.name) for entry in self._walk(folder))
@@ -119,6 +120,9 @@ class _Layout:
         report = self.report
         report.counts[split] = dict.fromkeys(KERMANY_CLASSES, 0)
         why_empty = dict.fromkeys(KERMANY_CLASSES, "no folder")
+        # each image once, as KermanyOCT reads it; links into another split are followed,
+        # and reported as leakage
+        once = LinkedFiles.of_split(self.base, split, loops=self.loops, refuse_others=False)
         for entry in _entries(self.base / split):
             where = f"{split}/{entry.name}"
             if not _is_dir(entry):
@@ -128,7 +132,7 @@ class _Layout:
                     self.stray.append(entry.path)
             elif entry.name in KERMANY_CLASSES:
                 images, stray = len(self.images), len(self.stray)
-                for found in self._walk(entry.path):
+                for found in self._walk(entry.path, once):
                     is_image = is_image_file(found.name)
                     (self.images if is_image else self.stray).append(found.path)
                 if len(self.images) > images:
@@ -141,6 +145,7 @@ class _Layout:
                 self.system.append(entry.path)
             elif not entry.name.startswith("."):
                 report.unknown_class_folders[where] = self._count_images(entry.path)
+        once.said()
         for name, why in why_empty.items():
             report.empty_classes[f"{split}/{name}"] = why
 
@@ -325,10 +330,11 @@ def _cross_split_patients(
         return {}
     per_split: dict[str, dict[str, int]] = defaultdict(dict)
     for split in splits:
+        once = LinkedFiles.of_split(base, split, loops=[], refuse_others=False)
         for name in KERMANY_CLASSES:
             if not (base / split / name).is_dir():
                 continue
-            for entry in walk_files(str(base / split / name), []):
+            for entry in walk_files(str(base / split / name), once=once):
                 patient = patient_id_from_name(entry.name)
                 if not is_image_file(entry.name) or patient is None:
                     continue

@@ -385,7 +385,7 @@ class AuditReport:
         lines += self._layout_sections() + self._file_sections()
         if self.symlink_loops:
             lines.append(
-                "symlinked folders that loop back or lead to a folder read anyway, skipped: "
+                "symbolic links that loop back or lead to a folder or image read anyway, skipped: "
                 f"{len(self.symlink_loops)} "
                 "(remove the links)"
             )

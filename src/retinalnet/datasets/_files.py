@@ -9,10 +9,10 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.classes import IMAGE_EXTENSIONS, KERMANY_CLASSES
 from retinalnet._core.folders import nonempty_path
 from retinalnet.datasets._files_not_read import warn_of_files_not_read
+from retinalnet.datasets._linked_files import LinkedFiles
 from retinalnet.datasets._system_folders import said, scan_folder, system_folder
 
 __all__ = [
@@ -206,38 +206,54 @@ def is_image_file(name: str | os.PathLike[str]) -> bool:
 
 
 def walk_files(
-    folder: str, loops: list[str] | None = None, skipped: list[str] | None = None
+    folder: str,
+    loops: list[str] | None = None,
+    skipped: list[str] | None = None,
+    *,
+    once: LinkedFiles | None = None,
 ) -> Iterator[os.DirEntry[str]]:
     """Yield the entry of every file under ``folder``, recursively, hidden folders and the
     folders of the system folders (``@eaDir``, ``__MACOSX``, ``#recycle``, ...) skipped.
 
-    Symbolic links to folders are followed, except one that leads back to a folder the walk
-    is already inside (a loop, which would list the same files again and again) or to a
-    folder under ``folder`` (whose files the walk lists there: one image read twice would
-    weigh double in training and could land in two splits): it is skipped and its path
-    appended to ``loops`` (or, when ``loops`` is ``None``, named in a ``RuntimeWarning``).
-    The system folders skipped are appended to ``skipped`` (or, when it
-    is ``None``, counted in one log line, at INFO level, once the walk ends, or once the
-    ``system_folders_said_once`` it runs in ends). Only links cost
-    a system call; plain folders cost none.
+    Symbolic links (to folders and to images) are decided by the real path they lead to
+    (see :mod:`retinalnet.datasets._linked_files`): one that leads back to a folder the
+    walk is already inside (a loop), to a folder under ``folder``, or to an image read
+    there anyway is skipped, so each image is listed once (one image read twice would
+    weigh double in training and could land in two splits); its path is appended to
+    ``loops`` (or, when ``loops`` is ``None``, named in a ``RuntimeWarning``). ``once``, the
+    links of a whole split (:meth:`LinkedFiles.of_split`), also refuses a link into another
+    split's folder and is said by its caller; by default, that of ``folder`` alone. Links
+    elsewhere (data on another disk) are followed. The system folders skipped are appended
+    to ``skipped`` (or, when it is ``None``, counted in one log line, at INFO level, once
+    the walk ends, or once the ``system_folders_said_once`` it runs in ends). Only links
+    cost a system call; plain folders and files cost none.
 
     Raises
     ------
     PermissionError
         If a folder under ``folder`` (or ``folder`` itself) cannot be read, naming it.
+    ValueError
+        If a link leads into another split's folder (with ``once`` of a split).
 
     .. versionadded:: 0.2
     """
     found: list[str] = [] if skipped is None else skipped
-    yield from _walk(folder, (os.path.realpath(folder),), loops, found)
+    links = once if once is not None else LinkedFiles.of_folder(folder, loops)
+    started = links.start(folder)
+    if started is not None:
+        real, linked = started
+        yield from _walk(folder, (real,), linked, links, found)
+    if once is None:
+        links.said()
     if skipped is None:
         said(found, folder)
 
 
 def _walk(
-    folder: str, chain: tuple[str, ...], loops: list[str] | None, skipped: list[str]
+    folder: str, chain: tuple[str, ...], linked: bool, once: LinkedFiles, skipped: list[str]
 ) -> Iterator[os.DirEntry[str]]:
-    """``chain``: the real paths of ``folder`` and the folders it was reached through."""
+    """``chain``: the real paths of ``folder`` and the folders it was reached through;
+    ``linked``: whether through a link."""
     with scan_folder(folder) as entries:
         for entry in entries:
             try:
@@ -245,7 +261,8 @@ def _walk(
             except OSError:  # a link to itself (ELOOP): a file that is not an image
                 is_dir = False
             if not is_dir:
-                yield entry
+                if once.lists(entry, chain[-1], linked):
+                    yield entry
                 continue
             if entry.name.startswith("."):
                 continue
@@ -254,30 +271,11 @@ def _walk(
                 continue
             if entry.is_symlink():
                 real = os.path.realpath(entry.path)
-                if any(above == real or above.startswith(real + os.sep) for above in chain):
-                    if loops is None:
-                        warn_caller(
-                            f"skipping the link {entry.path!r}: it leads back to {real!r}, "
-                            "a folder it is inside (a loop); remove the link",
-                            RuntimeWarning,
-                        )
-                    else:
-                        loops.append(entry.path)
-                    continue
-                if real.startswith(chain[0] + os.sep):
-                    if loops is None:
-                        warn_caller(
-                            f"skipping the link {entry.path!r}: it leads to {real!r}, a "
-                            f"folder under {chain[0]!r} whose files are listed "
-                            "there, each once; remove the link",
-                            RuntimeWarning,
-                        )
-                    else:
-                        loops.append(entry.path)
-                    continue
+                if once.follows(entry.path, real, chain):
+                    yield from _walk(entry.path, (*chain, real), True, once, skipped)
             else:
                 real = os.path.join(chain[-1], entry.name)  # noqa: PTH118 - no Path per folder
-            yield from _walk(entry.path, (*chain, real), loops, skipped)
+                yield from _walk(entry.path, (*chain, real), linked, once, skipped)
 
 
 _SYSTEM_FILES = frozenset({"thumbs.db", "desktop.ini", "icon\r"})
@@ -286,17 +284,21 @@ macOS' folder icon), in lower case: never scans."""
 
 
 def iter_image_files(
-    folder: str, others: list[str] | None = None, skipped: list[str] | None = None
+    folder: str,
+    others: list[str] | None = None,
+    skipped: list[str] | None = None,
+    *,
+    once: LinkedFiles | None = None,
 ) -> Iterator[str]:
     """Yield image file paths under ``folder`` (recursively, hidden files and folders and
-    the system folders skipped; a symlinked folder that loops back is skipped with a
-    warning).
+    the system folders skipped; a link to a file or folder read anyway, or that loops
+    back, is skipped with a warning: see :func:`walk_files`, which ``once`` is passed to).
 
     ``others``, when given, gets the path of every other file found (not hidden, not an
     operating system's ``Thumbs.db`` or ``desktop.ini``): files that are left out.
     ``skipped``, when given, gets the system folders left out; when ``None``, they are
     counted in a log line (see :func:`walk_files`)."""
-    for entry in walk_files(folder, skipped=skipped):
+    for entry in walk_files(folder, skipped=skipped, once=once):
         if is_image_file(entry.name):
             yield entry.path
         elif others is not None and not (

@@ -36,6 +36,7 @@ from retinalnet.datasets._files import (
     patient_id_from_name,
 )
 from retinalnet.datasets._files_not_read import warn_of_files_not_read
+from retinalnet.datasets._linked_files import LinkedFiles
 from retinalnet.datasets._manifest import ManifestRow, read_manifest
 from retinalnet.datasets._manifest_files import (
     check_no_file_twice_under,
@@ -132,7 +133,9 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         If ``split`` is unknown, ``classes`` names a class that is not a Kermany class (or
         one twice, or fewer than two), a class folder is not a Kermany class, a class folder holds
         a subfolder named like another class (``train/CNV/DME/``: its images would be
-        labelled CNV), or the split holds no images.
+        labelled CNV), a symbolic link leads into another split's folder of ``root``
+        (``train/CNV/more -> test/CNV``: test images trained on), or the split holds no
+        images.
 
     Warns
     -----
@@ -144,7 +147,10 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
     Notes
     -----
     Class folders are read recursively (``CNV/batch2/*.jpeg`` is CNV), except hidden
-    folders, and a symlinked folder that leads back into itself is skipped with a warning.
+    folders. Symbolic links are followed by their real paths, so each image is read once:
+    a link to a folder or image the split reads anyway (or that leads back into itself) is
+    skipped with a warning; one into another split's folder is refused; one elsewhere (data
+    on another disk) is read.
     Indexing is one :func:`os.scandir` walk per class folder: no file is opened or stat-ed
     (84,000 files index in well under a second, see ``benchmarks/``).
     Non-image files (``.DS_Store``, ``Thumbs.db``, hidden files) are ignored. The data set
@@ -331,13 +337,15 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         samples: list[tuple[str, int]] = []
         misnamed: list[str] = []
         others: list[str] = []
+        once = LinkedFiles.of_split(self.root, self.split)  # links: each image once
         with system_folders_said_once(self.split_dir):  # one line, not one per class folder
             folders = list_class_folders(self.split_dir)
             found = {
-                name: sorted(iter_image_files(folder, others))
+                name: sorted(iter_image_files(folder, others, once=once))
                 for name, folder in folders.items()
                 if name in self.class_to_idx  # not a class the study leaves out (classes=)
             }
+        once.said()
         for name, paths in found.items():
             folder = folders[name]
             target = self.class_to_idx[name]

@@ -19,6 +19,7 @@ from pathlib import Path
 from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet.datasets._files import class_named_in
+from retinalnet.datasets._linked_files import real_path
 from retinalnet.datasets._manifest import ManifestRow, check_no_file_twice
 from retinalnet.datasets._misnamed import warn_misnamed
 from retinalnet.datasets._system_folders import system_folder, system_folder_among
@@ -52,12 +53,7 @@ def _same_file(base: Path) -> Callable[[str], str]:
             written = unicodedata.normalize("NFC", path.strip())
             joined = os.path.normpath(os.path.join(root, written))  # noqa: PTH118
         else:
-            folder, name = os.path.split(os.path.join(root, found))  # noqa: PTH118
-            if folder not in real_folders:
-                real_folders[folder] = os.path.realpath(folder)
-            joined = os.path.join(real_folders[folder], name)  # noqa: PTH118
-            if name in ("", ".", "..") or os.path.islink(joined):  # noqa: PTH114
-                joined = os.path.realpath(joined)
+            joined = real_path(os.path.join(root, found), real_folders)  # noqa: PTH118
         return unicodedata.normalize("NFC", os.path.normcase(joined))
 
     return key
@@ -259,12 +255,7 @@ def log_rows_outside_root(rows: Sequence[ManifestRow], base: Path, source: str) 
     real_folders: dict[str, str] = {}  # one realpath a folder, one lstat a row
     outside: list[ManifestRow] = []
     for row in rows:
-        folder, name = os.path.split(os.path.join(base, row.path))  # noqa: PTH118
-        if folder not in real_folders:
-            real_folders[folder] = os.path.realpath(folder)
-        real = os.path.join(real_folders[folder], name)  # noqa: PTH118
-        if name in ("", ".", "..") or os.path.islink(real):  # noqa: PTH114
-            real = os.path.realpath(real)
+        real = real_path(os.path.join(base, row.path), real_folders)  # noqa: PTH118
         try:
             first = Path(os.path.relpath(real, real_base)).parts[0]
         except (ValueError, IndexError):  # another drive (Windows), or the root itself

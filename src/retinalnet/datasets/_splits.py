@@ -235,7 +235,8 @@ def patient_split(
     ------
     ValueError
         If ``val_fraction`` is not in (0, 1), ``unparsed`` is not ``"refuse"`` or
-        ``"own-group"``, ``root`` is not a Kermany layout, (with ``unparsed="refuse"``)
+        ``"own-group"``, ``root`` is not a Kermany layout, a symbolic link leads into
+        another split's folder (as :class:`KermanyOCT` refuses it), (with ``unparsed="refuse"``)
         a file name carries no patient id, or ``val_fraction`` gives no patient to the
         validation split (``round(val_fraction * patients)`` is 0 in every class) or none to
         the training split; the message gives the smallest (largest) fraction that does.
@@ -253,6 +254,10 @@ def patient_split(
         patient) while the other classes have some; and (without ``drop_duplicates``) when
         some images are broken symbolic links, which are kept, as :class:`KermanyOCT` keeps
         them.
+    RuntimeWarning
+        When a symbolic link leads to an image or folder of its split read anyway: it is
+        skipped, as :class:`KermanyOCT` skips it, so the manifest lists each image once and
+        :meth:`KermanyOCT.from_manifest` reads it.
 
     Examples
     --------

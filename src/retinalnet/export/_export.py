@@ -27,9 +27,10 @@ from retinalnet._core.files import atomic_write, file_digest
 from retinalnet._core.images import ImageInput
 from retinalnet._core.model_outputs import class_scores
 from retinalnet._core.model_use import check_float32_weights, exclusive_use
+from retinalnet._core.output_kinds import check_output_file
 from retinalnet._core.warning_filters import warnings_ignored
 from retinalnet._version import __version__
-from retinalnet.checkpoint import load_checkpoint
+from retinalnet.checkpoint import checkpoint_epoch, load_checkpoint
 from retinalnet.export._metadata import INPUT_NAME, OUTPUT_NAME, metadata_props
 from retinalnet.export._onnx_runtime import require
 from retinalnet.export._parity import PARITY_TOLERANCE, ParityReport, check_parity
@@ -274,6 +275,13 @@ def to_onnx(
     ParityError
         If onnxruntime's probabilities differ from PyTorch's by more than ``tolerance``;
         the message names the image and the difference. Nothing is written.
+    ValueError
+        If the suffix of ``path`` names another kind of file (``best.pt``,
+        ``history.csv``); refused before any work.
+    FileExistsError
+        If ``path`` is a checkpoint (the one exported too), another PyTorch file or an
+        image, which the ONNX file would replace; refused before any work. An ONNX file
+        there is replaced.
     ModuleNotFoundError
         If ``onnx``, ``onnxscript`` or ``onnxruntime`` is missing
         (``pip install 'retinalnet[onnx]'``).
@@ -285,6 +293,8 @@ def to_onnx(
     >>> result.parity.max_abs_diff < 1e-4  # doctest: +SKIP
     True
     """
+    # before any work: never ONNX into history.csv, nor over a checkpoint (the one exported)
+    check_output_file(path, "ONNX", writer="to_onnx", epoch_of=checkpoint_epoch)
     onnx = require("onnx")
     require("onnxscript")
     require("onnxruntime")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from retinalnet._core.counts import check_count
 from retinalnet._core.files import atomic_write_text
+from retinalnet._core.output_kinds import check_output_file
 from retinalnet._core.printable import printable
 from retinalnet._version import __version__
 from retinalnet.report._calibration import calibration_section
@@ -226,6 +227,10 @@ def write_html_report(
         If matplotlib is not installed (``pip install matplotlib``, or the ``plot`` extra).
     OSError
         If the file cannot be written; the message names it and the cause.
+    FileExistsError
+        If ``path`` is a checkpoint, another PyTorch file or an image, which the report
+        would replace (a report there is replaced); a suffix of another kind of file
+        (``best.pt``) is a ``ValueError``. Both are refused before any work.
 
     Examples
     --------
@@ -235,6 +240,10 @@ def write_html_report(
     ...                   checkpoint="runs/best.pt", bootstrap=1000)  # doctest: +SKIP
     PosixPath('report.html')
     """
+    from retinalnet.checkpoint import checkpoint_epoch
+
+    # before any work: never HTML over a checkpoint or a scan (best.pt given as the path)
+    check_output_file(path, "HTML", writer="write_html_report", epoch_of=checkpoint_epoch)
     text = render_html_report(
         result,
         data=data,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from retinalnet.training._history import History
     from retinalnet.training._trainer import Trainer
 
-__all__ = ["RUN_FILES", "ModelCheckpoint", "replace_foreign_link"]
+__all__ = ["RUN_FILES", "ModelCheckpoint", "refuse_shared_checkpoint_files", "replace_foreign_link"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,47 @@ def replace_foreign_link(path: Path) -> None:
             path,
             target,
         )
+
+
+def refuse_shared_checkpoint_files(callbacks: Sequence[Callback], trainer: Trainer) -> None:
+    """Refuse, at the start of a fit, two checkpoint writers of one file: the Trainer's
+    ``out_dir`` and a :class:`ModelCheckpoint` of ``trainer.callbacks``, or two of those, on
+    the same folder (or files linked to one). Each would replace the other's ``best.pt``
+    and ``last.pt`` every epoch, and the last to write wins: ``best.pt`` would not hold the
+    best epoch either reports. ``callbacks`` are those of the fit (the Trainer's, then the
+    one for ``out_dir``).
+
+    Raises
+    ------
+    ValueError
+        Naming both writers, the file, and the fix.
+    """
+    writers: dict[str, str] = {}  # real path -> the writer that writes it
+    for index, callback in enumerate(callbacks):
+        if not isinstance(callback, ModelCheckpoint):
+            continue
+        own = not any(callback is given for given in trainer.callbacks)
+        name = (
+            f"Trainer(out_dir={str(callback.dirpath)!r})"
+            if own
+            else f"callbacks[{index}] ModelCheckpoint({str(callback.dirpath)!r})"
+        )
+        files = [callback.best_path] + ([callback.last_path] if callback.save_last else [])
+        for file in files:
+            first = writers.setdefault(os.path.realpath(file), name)
+            if first == name:
+                continue
+            fix = (
+                "remove the ModelCheckpoint (out_dir writes best.pt and last.pt) or give it "
+                "another dirpath"
+                if own
+                else "give each ModelCheckpoint a folder of its own"
+            )
+            raise ValueError(
+                f"{first} and {name} both write {str(file)!r}: each would replace the "
+                f"other's every epoch, and the file would hold the last written, not the "
+                f"best; {fix}"
+            )
 
 
 class ModelCheckpoint(Callback):

@@ -66,6 +66,7 @@ from retinalnet.training._loop import FitLoop
 from retinalnet.training._lr_find import find_lr
 from retinalnet.training._lr_result import LRFinderResult
 from retinalnet.training._metrics import available_metrics
+from retinalnet.training._model_checkpoint import refuse_shared_checkpoint_files
 from retinalnet.training._nonfinite import check_finite_weights
 from retinalnet.training._old_arguments import TrainerArguments, trainer_arguments
 from retinalnet.training._resume import save_training_state
@@ -425,6 +426,9 @@ class Trainer:
             steps than the resumed run's (another batch size or number of training images):
             refused before the first epoch (after the feature cache); without a per-step
             schedule that is logged as a warning.
+            Also, before anything runs, if two checkpoint writers would write one file:
+            ``out_dir`` and a :class:`ModelCheckpoint` of ``callbacks`` on the same folder,
+            or two of those (the last to write would win).
         TypeError
             If something that is not a :class:`Callback` was added to ``callbacks`` after
             construction (refused before anything runs; the message names its position).
@@ -435,6 +439,7 @@ class Trainer:
         with training_grad_mode(self.model):
             self._prepare_run("Trainer.fit", resumed=resume_from is not None)
             loop = self._loop = FitLoop(self, validation=val is not None)
+            refuse_shared_checkpoint_files(loop.callbacks, self)  # best.pt: one writer
             with (
                 progress_output(self.progress and loop.dist.is_main),
                 logs_from_main_process_only(loop.dist),
