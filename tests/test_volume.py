@@ -726,6 +726,51 @@ def test_a_16_bit_list_with_a_dim_b_scan_is_accepted_like_its_file(
     assert predict_volume(brightness, [Image.open(path) for path in pngs]).probabilities == expected
 
 
+def test_dicom_files_with_a_dim_b_scan_are_read_like_their_multi_frame_file(
+    tmp_path: Path, brightness: Predictor
+) -> None:
+    """One file per B-scan, the usual DICOM export: a blink B-scan without a window (its
+    brightest 3060 of 65535) had the list refused ("correct BitsStored"), where the same
+    frames as one multi-frame file, or as 16-bit PNGs, were read."""
+    volume = np.stack([_SCAN * 257, _SCAN * 12, _SCAN * 257]).astype(np.uint16)
+    files = [write(tmp_path / f"{index}.dcm", frame) for index, frame in enumerate(volume)]
+    pngs = [tmp_path / f"{index}.png" for index in range(len(volume))]
+    for frame, path in zip(volume, pngs, strict=True):
+        Image.fromarray(frame).save(path)
+    from_file = predict_volume(brightness, write(tmp_path / "volume.dcm", volume))
+    from_files = predict_volume(brightness, files)
+    assert from_files.probabilities == from_file.probabilities
+    assert from_files.probabilities == predict_volume(brightness, pngs).probabilities
+    assert from_files.probabilities[1] != from_files.probabilities[0]  # the blink stays dim
+
+
+@pytest.mark.parametrize(
+    ("count", "message"),
+    [
+        (3, r"cannot use the volume: none of its 3 DICOM files without a window "
+            r"\(WindowCenter/WindowWidth\) reaches 1/16 of the range its BitsStored allows "
+            r"\(the brightest holds 3060 with BitsStored=16\).* nearly black \(at most 12 of "
+            r"255\)\. The data look like 12-bit data: correct BitsStored in the files, or give "
+            r"them a window"),
+        (1, r"cannot use B-scan 0 \('[^']*0\.dcm'\): it has no window \(WindowCenter/"
+            r"WindowWidth\) and its brightest stored value is 3060, under 1/16 of the range its "
+            r"BitsStored=16 allows.* correct BitsStored, or give the file a window"),
+    ],
+    ids=["volume", "one-file"],
+)  # fmt: skip
+def test_dicom_files_holding_12_bit_data_as_16_are_still_refused(
+    tmp_path: Path, brightness: Predictor, count: int, message: str
+) -> None:
+    """Checked together, DICOM files that would all be nearly black (a wrong BitsStored)
+    are refused, as their multi-frame file is."""
+    volume = np.stack([_SCAN * 12, _SCAN * 10, _SCAN * 12][:count]).astype(np.uint16)
+    files = [write(tmp_path / f"{index}.dcm", frame) for index, frame in enumerate(volume)]
+    with pytest.raises(ValueError, match=rf"^{message}$"):
+        predict_volume(brightness, files)
+    with pytest.raises(UnreadableImageError, match=r"BitsStored=16 allows.*12-bit data"):
+        read_volume(write(tmp_path / "volume.dcm", volume))
+
+
 @pytest.mark.parametrize(
     ("bad", "error", "message"),
     [

@@ -389,13 +389,15 @@ def predict_volume(
         ``list(tensor)`` for a ``(N, H, W)`` tensor or array). B-scans in order are read by
         one rule for the whole volume, as a volume file's frames are: the numbers of 16-bit,
         32-bit and float B-scans (PIL images, files of one B-scan each) by one scale chosen
-        from all of them, so a dim B-scan (a blink) stays dim
+        from all of them, so a dim B-scan (a blink) stays dim, and DICOM files of one B-scan
+        each checked together for their ``BitsStored``, as a multi-frame file's frames
         (:func:`retinalnet._core.images.coerce_volume`); tensors and arrays by their fixed
         rule (uint8, or float in [0, 1]).
 
         .. versionchanged:: 0.2
            B-scans in order were read one by one: a dim float B-scan was stretched as
-           bright as the others, and one dim 16-bit B-scan had the volume refused.
+           bright as the others, and one dim 16-bit B-scan (or DICOM file without a
+           window: "correct BitsStored") had the volume refused.
     threshold, order, min_scans
         The rule's settings (see :func:`summarise_volume`); checked before any B-scan is
         predicted, and so is that the volume holds at least ``min_scans`` B-scans.
@@ -414,7 +416,9 @@ def predict_volume(
     ValueError
         As :func:`summarise_volume`, or if the volume holds no B-scan or fewer than
         ``min_scans`` (before any B-scan is predicted), or a B-scan in memory is no usable
-        image (the message names it: ``B-scan 2 ...``).
+        image (the message names it: ``B-scan 2 ...``), or the B-scans in order have values
+        the volume's scale gives no meaning (16-bit files or DICOM files without a window
+        that would all be nearly black: 12-bit data, a wrong ``BitsStored``).
 
     Warns
     -----

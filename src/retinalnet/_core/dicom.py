@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from retinalnet._core.dicom_pixels import DicomReadError, to_grey_levels
+from retinalnet._core.dicom_pixels import DicomReadError, Unwindowed, dark_reason, to_grey_levels
 from retinalnet._core.read_failure import EMPTY_FILE, is_empty, read_failure
 from retinalnet._core.volume_pixels import volume_pixels_reason
 from retinalnet._core.warning_filters import catch_warnings_locked
@@ -39,6 +39,7 @@ __all__ = [
     "OCT_SOP_CLASS",
     "DicomHeader",
     "DicomReadError",
+    "Unwindowed",
     "has_dicom_preamble",
     "read_frames",
     "read_header",
@@ -235,8 +236,8 @@ def read_header(path: str | os.PathLike[str]) -> DicomHeader:
 
 
 def read_frames(
-    path: str | os.PathLike[str], *, single: bool = False
-) -> tuple[npt.NDArray[np.uint8], DicomHeader]:
+    path: str | os.PathLike[str], *, single: bool = False, check_dark: bool = True
+) -> tuple[npt.NDArray[np.uint8], DicomHeader, Unwindowed | None]:
     """The frames of a DICOM file as 8-bit grey levels (or RGB), by the module's rules.
 
     Parameters
@@ -245,6 +246,10 @@ def read_frames(
         A DICOM file.
     single
         Refuse a file of several frames (:class:`MultiFrameError`) before decoding them.
+    check_dark
+        Refuse frames without a window that would be nearly black (a wrong ``BitsStored``;
+        :func:`~retinalnet._core.dicom_pixels.dark_reason`). ``False`` leaves it to the
+        caller, who checks the files of a volume given one file per B-scan together.
 
     Returns
     -------
@@ -252,6 +257,9 @@ def read_frames(
         uint8 ``(frames, rows, columns)``, or ``(frames, rows, columns, 3)`` for colour.
     header : DicomHeader
         What the file holds.
+    unwindowed : Unwindowed or None
+        How bright its frames without a window are, for
+        :func:`~retinalnet._core.dicom_pixels.dark_reason` (``None``: nothing to check).
 
     Raises
     ------
@@ -302,7 +310,12 @@ def read_frames(
         ) from None
     samples = int(dataset.get("SamplesPerPixel") or 1)
     array = array.reshape(frames, header.rows, header.columns, *((samples,) if samples > 1 else ()))
-    return to_grey_levels(array, dataset, samples), header
+    grey, unwindowed = to_grey_levels(array, dataset, samples)
+    if check_dark:
+        reason = dark_reason([] if unwindowed is None else [unwindowed])
+        if reason is not None:
+            raise DicomReadError(reason)
+    return grey, header, unwindowed
 
 
 def _check_bomb(header: DicomHeader) -> None:

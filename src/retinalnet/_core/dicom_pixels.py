@@ -11,7 +11,9 @@ The rules (the docs page "DICOM and OCT volumes" says them for users):
    :func:`~retinalnet._core.images.to_model_mode` (16-bit PNGs are mapped by 0..65535) with
    the file's real bit depth. A fixed range keeps intensities comparable across scans; a
    frame's own min/max would not. As for 16-bit PNGs, data that fill less than 1/16 of that
-   range (a wrong ``BitsStored``) are refused rather than shown nearly black.
+   range (a wrong ``BitsStored``) are refused rather than shown nearly black: checked over all
+   the frames of a file, and over all the files of a volume given as one file per B-scan
+   (:func:`dark_reason`), so a dim B-scan (a blink) does not get its volume refused.
 4. ``MONOCHROME1`` is inverted (255 - grey) after 2 or 3.
 5. Colour (``RGB``, ``YBR_*``, 8 bits) is kept as RGB; other photometric interpretations are
    refused.
@@ -22,12 +24,14 @@ files (Ophthalmic Tomography), then from the shared groups, then from the top le
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["DicomReadError", "to_grey_levels"]
+__all__ = ["DicomReadError", "Unwindowed", "dark_reason", "to_grey_levels"]
 
 _COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT")
 _DARK_FRACTION: Final = 1 / 16  # as images.py: a 16-bit PNG whose maximum is below 4096
@@ -37,10 +41,37 @@ class DicomReadError(ValueError):
     """Why a DICOM file cannot be read; the caller names the file."""
 
 
-def to_grey_levels(array: npt.NDArray[Any], dataset: Any, samples: int) -> npt.NDArray[np.uint8]:
+@dataclass(frozen=True)
+class Unwindowed:
+    """How bright the frames of one DICOM file shown without a window are (rule 3): what
+    :func:`dark_reason` reads, for one file or for the files of a volume together."""
+
+    fill: float
+    """The largest share of the range ``BitsStored`` allows that its frames reach (0 to 1)."""
+    high: int
+    """Its brightest stored value."""
+    bits: int
+    """Its ``BitsStored``."""
+    signed: bool
+    """Whether its values are signed (``PixelRepresentation`` 1)."""
+
+
+def to_grey_levels(
+    array: npt.NDArray[Any], dataset: Any, samples: int
+) -> tuple[npt.NDArray[np.uint8], Unwindowed | None]:
     """uint8 grey levels (or RGB) of decoded frames ``(frames, rows, columns[, samples])``.
 
     ``dataset`` is the pydicom data set the frames came from (its pixel and display tags).
+    Nearly black frames are not refused here: the caller asks :func:`dark_reason`, for the
+    file or for all the files of its volume.
+
+    Returns
+    -------
+    grey : numpy.ndarray
+        The grey levels, uint8, the shape of ``array``.
+    unwindowed : Unwindowed or None
+        How bright its frames without a window are, for :func:`dark_reason`; ``None`` when
+        every frame has a window, or the file stores 8 bits or fewer (nothing to check).
 
     Raises
     ------
@@ -55,7 +86,7 @@ def to_grey_levels(array: npt.NDArray[Any], dataset: Any, samples: int) -> npt.N
                 f"it is {photometric} colour with {bits_allocated} bits per sample; retinalnet "
                 "reads 8-bit colour only (OCT B-scans are grey)"
             )
-        return array.astype(np.uint8)
+        return array.astype(np.uint8), None
     if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
         raise DicomReadError(
             f"its photometric interpretation is {photometric!r} with {samples} samples per "
@@ -70,7 +101,7 @@ def to_grey_levels(array: npt.NDArray[Any], dataset: Any, samples: int) -> npt.N
     signed = int(dataset.get("PixelRepresentation") or 0) == 1
     stored = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
     out = np.empty(array.shape, np.uint8)
-    unwindowed: list[tuple[int, float]] = []  # (frame, fraction of the range its data fill)
+    unwindowed: list[float] = []  # the fraction of the range each unwindowed frame fills
     for index, frame in enumerate(array):
         slope, intercept = _rescale(dataset, index)
         values = frame.astype(np.float64) * slope + intercept
@@ -78,26 +109,44 @@ def to_grey_levels(array: npt.NDArray[Any], dataset: Any, samples: int) -> npt.N
         if window is None:
             low, high = sorted((stored[0] * slope + intercept, stored[1] * slope + intercept))
             grey = (values - low) * (255 / (high - low))
-            unwindowed.append((index, float(grey.max()) / 255))
+            unwindowed.append(float(grey.max()) / 255)
         else:
             grey = _apply_window(values, *window)
         if photometric == "MONOCHROME1":
             grey = 255 - grey
         out[index] = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
-    if bits > 8 and unwindowed and max(f for _, f in unwindowed) < _DARK_FRACTION:
-        _refuse_dark(array, bits, signed, max(f for _, f in unwindowed))
-    return out
+    if bits <= 8 or not unwindowed:
+        return out, None
+    return out, Unwindowed(max(unwindowed), int(array.max()), bits, signed)
 
 
-def _refuse_dark(array: npt.NDArray[Any], bits: int, signed: bool, fraction: float) -> None:
-    high = int(array.max())
-    kind = "signed range" if signed else "range"
-    used = max(high, 1).bit_length()
-    raise DicomReadError(
-        f"it has no window (WindowCenter/WindowWidth) and its brightest stored value is "
-        f"{high}, under 1/16 of the {kind} its BitsStored={bits} allows: mapped by that range "
-        f"it would be nearly black (at most {round(fraction * 255)} of 255). The data look "
-        f"like {used}-bit data: correct BitsStored, or give the file a window"
+def dark_reason(files: Sequence[Unwindowed]) -> str | None:
+    """Why frames without a window are refused as nearly black, in words; ``None`` when one
+    of them fills 1/16 of its range or more (rule 3).
+
+    ``files`` holds one :class:`Unwindowed` per file: one for a DICOM file (all its frames
+    together), several for a volume given as one file per B-scan, whose files are checked
+    together as the frames of one multi-frame file are.
+    """
+    if not files or max(file.fill for file in files) >= _DARK_FRACTION:
+        return None
+    brightest = max(files, key=lambda file: file.fill)
+    kind = "signed range" if brightest.signed else "range"
+    used = max(brightest.high, 1).bit_length()
+    black = f"at most {round(brightest.fill * 255)} of 255"
+    if len(files) == 1:
+        return (
+            f"it has no window (WindowCenter/WindowWidth) and its brightest stored value is "
+            f"{brightest.high}, under 1/16 of the {kind} its BitsStored={brightest.bits} "
+            f"allows: mapped by that range it would be nearly black ({black}). The data look "
+            f"like {used}-bit data: correct BitsStored, or give the file a window"
+        )
+    return (
+        f"none of its {len(files)} DICOM files without a window (WindowCenter/WindowWidth) "
+        f"reaches 1/16 of the {kind} its BitsStored allows (the brightest holds "
+        f"{brightest.high} with BitsStored={brightest.bits}): mapped by that range the "
+        f"volume would be nearly black ({black}). The data look like {used}-bit data: "
+        "correct BitsStored in the files, or give them a window"
     )
 
 

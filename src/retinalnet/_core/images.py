@@ -40,10 +40,12 @@ from retinalnet._core.counts import as_integer
 from retinalnet._core.dicom import (
     DICOM_EXTENSIONS,
     DicomReadError,
+    Unwindowed,
     has_dicom_preamble,
     read_frames,
     read_header,
 )
+from retinalnet._core.dicom_pixels import dark_reason
 from retinalnet._core.pixel_modes import (
     OVERSHOOT,
     FileScale,
@@ -285,13 +287,16 @@ class _Decoded:
     wide: bool  # it held 16-bit colour samples (sixteen_bit_colour)
     admitted: bool  # a DICOM file's: through its own rules and the gate already
     format: str | None  # the file's format (PIL's name), which a copy does not keep
+    unwindowed: Unwindowed | None = None  # a DICOM file's, when its dark check was left
 
 
-def _decode(file: Path, target_size: int | None) -> _Decoded:
-    """The one frame of a file (refusing several), as :func:`load_image` reads it."""
+def _decode(file: Path, target_size: int | None, *, check_dark: bool = True) -> _Decoded:
+    """The one frame of a file (refusing several), as :func:`load_image` reads it.
+
+    ``check_dark=False``: a DICOM file's nearly black frame is not refused but said in
+    ``unwindowed``, for the check over the whole volume (:func:`coerce_volume`)."""
     if file.suffix.lower() in DICOM_EXTENSIONS:
-        frame = load_frames(file, single=True)[0]
-        return _Decoded(frame, frame.size, wide=False, admitted=True, format="DICOM")
+        return _decode_dicom(file, check_dark)
     try:
         with _open(file) as opened:
             pages = _frame_indices(opened)
@@ -312,12 +317,19 @@ def _decode(file: Path, target_size: int | None) -> _Decoded:
         raise
     except UnidentifiedImageError:
         if has_dicom_preamble(file):
-            frame = load_frames(file, single=True)[0]
-            return _Decoded(frame, frame.size, wide=False, admitted=True, format="DICOM")
+            return _decode_dicom(file, check_dark)
         raise UnreadableImageError(file, _unrecognised(file)) from None
     except (OSError, SyntaxError, ValueError) as error:
         raise _read_error(file, error) from None
     return _Decoded(image, size, wide, admitted=False, format=kind)
+
+
+def _decode_dicom(file: Path, check_dark: bool) -> _Decoded:
+    frames, unwindowed = _dicom_frames(file, single=True, check_dark=check_dark)
+    frame = frames[0]
+    return _Decoded(
+        frame, frame.size, wide=False, admitted=True, format="DICOM", unwindowed=unwindowed
+    )
 
 
 def check_decoded(image: Image.Image, path: str | os.PathLike[str]) -> Image.Image:
@@ -533,15 +545,24 @@ def load_frames(path: str | os.PathLike[str], *, single: bool = False) -> list[I
     file = Path(path)
     if not is_dicom(file):
         return _pil_frames(file, single=single)
+    return _dicom_frames(file, single=single, check_dark=True)[0]
+
+
+def _dicom_frames(
+    file: Path, *, single: bool, check_dark: bool
+) -> tuple[list[Image.Image], Unwindowed | None]:
+    """The frames of a DICOM file, as :func:`load_frames` reads them; ``check_dark=False``
+    leaves the nearly-black check to the caller (:func:`coerce_volume`, for all the files
+    of a volume), giving it what the check reads."""
     try:
-        pixels, header = read_frames(file, single=single)
+        pixels, header, unwindowed = read_frames(file, single=single, check_dark=check_dark)
         _check_size((header.columns, header.rows), repr(str(file)), warn=header.frames == 1)
     except (DicomReadError, _UnusablePixelsError) as error:
         raise UnreadableImageError(file, str(error)) from None
     frames = [Image.fromarray(frame) for frame in pixels]
     if len(frames) > 1:
         _warn_of_small_frames(frames, f"the volume {str(file)!r}")
-    return frames
+    return frames, unwindowed
 
 
 def frame_count(path: str | os.PathLike[str]) -> int:
@@ -1024,6 +1045,9 @@ def coerce_volume(
     each) are read by one scale chosen from all of them (:func:`to_model_mode`): a dim
     B-scan (a blink) stays dim, where read one by one it would be stretched as bright as the
     others, and one dim 16-bit B-scan does not get the volume refused as 12-bit data.
+    DICOM files (one B-scan each) are likewise checked together, as the frames of one
+    multi-frame file are: one dim B-scan without a window does not get the volume refused
+    for its ``BitsStored``; the volume is refused when all of them would be nearly black.
     Tensors and NumPy arrays keep their fixed rule (uint8, or float in [0, 1]).
 
     Parameters
@@ -1046,7 +1070,8 @@ def coerce_volume(
         B-scan).
     ValueError
         As :func:`coerce_image`, naming the B-scan (``B-scan 2``), or for values the volume's
-        scale gives no meaning (naming the volume, or the B-scan).
+        scale gives no meaning (naming the volume, or the B-scan), such as DICOM files
+        without a window that would all be nearly black (a wrong ``BitsStored``).
     TypeError
         If a B-scan is none of the accepted types.
 
@@ -1065,11 +1090,14 @@ def coerce_volume(
     frames: list[Image.Image] = []
     wide: list[bool] = []
     formats: dict[int, str | None] = {}  # the files' formats, kept on their images
+    unwindowed: dict[int, Unwindowed] = {}  # DICOM files': checked together, as one file's
     for index, scan in enumerate(scans):
         name = f"B-scan {index}"
         if isinstance(scan, (str, os.PathLike)):
             file = Path(scan)
-            decoded = _decode(file, target_size)
+            decoded = _decode(file, target_size, check_dark=False)
+            if decoded.unwindowed is not None:
+                unwindowed[index] = decoded.unwindowed
             if not decoded.admitted:
                 try:
                     _check_size(decoded.size, repr(str(file)), warn=False)
@@ -1084,6 +1112,7 @@ def coerce_volume(
         else:
             frames.append(coerce_image(scan, name=name))  # tensors, arrays: their fixed rule
             wide.append(False)
+    _check_dicom_darkness(unwindowed, scans)
     try:
         scale = file_scale(frames, wide)
     except _UnusablePixelsError as error:
@@ -1105,3 +1134,16 @@ def coerce_volume(
     else:
         _warn_of_small_frames(admitted, "the volume")
     return admitted
+
+
+def _check_dicom_darkness(unwindowed: dict[int, Unwindowed], scans: Sequence[ImageInput]) -> None:
+    """Refuse a volume whose DICOM files (``unwindowed``: by B-scan) would all be nearly black
+    (a wrong ``BitsStored``), checked together as the frames of one multi-frame file are: a
+    dim B-scan among bright ones is read as it is."""
+    reason = dark_reason(list(unwindowed.values()))
+    if reason is None:
+        return
+    if len(unwindowed) == 1:
+        index = next(iter(unwindowed))
+        raise ValueError(f"cannot use B-scan {index} ({str(scans[index])!r}): {reason}")
+    raise ValueError(f"cannot use the volume: {reason}")

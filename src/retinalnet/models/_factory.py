@@ -13,6 +13,7 @@ from torchvision.models import WeightsEnum
 
 from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet._core.counts import as_integer
+from retinalnet.models._builder_options import build_network, check_options
 from retinalnet.models._checks import check_class_names, check_int
 from retinalnet.models._classifier import Classifier
 from retinalnet.models._freeze import freeze as freeze_model
@@ -82,7 +83,8 @@ def _count_blocks(spec: ModelSpec, options: Mapping[str, object]) -> int | None:
     """Feature blocks of the architecture, from a structure-only build (None if impossible)."""
     try:
         with torch.device("meta"):
-            return len(spec.feature_blocks(spec.builder(weights=None, progress=False, **options)))
+            network = build_network(spec, weights=None, progress=False, options=options)
+            return len(spec.feature_blocks(network))
     except NotImplementedError:  # builders that compute with tensors (RegNet) need real ones
         return None
 
@@ -135,6 +137,7 @@ def create(
     ``trainable_blocks`` (``except_last_blocks`` when called by the 0.1 builders).
     ``warn_random=False`` for builds whose weights come from elsewhere (a checkpoint) or
     that only count parameters."""
+    check_options(spec, options)  # before anything is built or downloaded
     names = class_names(num_classes, classes)
     num_classes = len(names)
     freeze = spec.default_freeze if freeze is None else freeze
@@ -257,8 +260,11 @@ def create_model(
     Raises
     ------
     TypeError
-        If ``name`` is not a str, or ``classes`` is a string, a set or a mapping rather
-        than a list of names (or holds a name that is not a string).
+        If ``name`` is not a str, ``classes`` is a string, a set or a mapping rather than
+        a list of names (or holds a name that is not a string), or ``options`` holds one
+        the architecture does not take (the message names those it takes, and for a
+        preprocessing setting such as ``size=32`` says
+        ``preprocessing=Preprocessing(size=32)``).
     ValueError
         If ``name`` is unknown (the message lists the names and the closest one), an
         argument is out of range (``num_classes`` < 2, ``hidden`` < 0, ``dropout`` outside

@@ -22,6 +22,7 @@ from torch import nn
 from torchvision.models import VGG, VGG16_Weights, WeightsEnum
 
 from retinalnet._core.torch_load import torch_load_reason
+from retinalnet.models._builder_options import build_network, check_options
 from retinalnet.models._registry import ModelSpec, model_spec
 from retinalnet.models._weights_file import load_file, read_state_dict, weights_label
 
@@ -229,6 +230,9 @@ def load_network(
         instead.
     ValueError
         If a local file is not a state dict of this network.
+    TypeError
+        If ``options`` holds one that the builder (or the network class it passes its
+        options to) does not take; the message names the options it takes.
 
     Warns
     -----
@@ -238,9 +242,10 @@ def load_network(
         to use the whole network (:class:`~retinalnet.models.Classifier`).
     """
     spec = _spec(arch)
+    check_options(spec, options)  # before anything is downloaded
     resolved = resolve_weights(weights, spec)
     if not isinstance(resolved, WeightsEnum):
-        network = spec.builder(weights=None, progress=progress, **options)
+        network = build_network(spec, weights=None, progress=progress, options=options)
         if isinstance(resolved, Path):
             load_file(network, resolved, spec)
         return network
@@ -252,7 +257,7 @@ def load_network(
         # torch.hub announces a download on stdout, where a command's results go; a library
         # writes nothing there, so the notice (and the progress bar) go to stderr.
         with contextlib.redirect_stdout(sys.stderr):
-            return spec.builder(weights=resolved, progress=progress, **options)
+            return build_network(spec, weights=resolved, progress=progress, options=options)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
         label = weights_label(spec)
         reason = torch_load_reason(error)  # one line, without torch's advice to load unsafely
