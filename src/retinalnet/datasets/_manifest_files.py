@@ -124,6 +124,8 @@ def _existing(base: Path, path: str) -> str | None:
     file-system encoding (see :func:`_named_here`), or with each ``\\`` read as ``/`` (a
     manifest edited on Windows), that does; else ``None``. A name with a ``\\`` in it (from
     a Windows zip unpacked here) is found as it is written."""
+    if os.path.lexists(os.path.join(base, path)):  # noqa: PTH118 - the common case, no Path
+        return path
     stripped = path.strip()
     spellings = [path, stripped]
     spellings += [
@@ -256,11 +258,7 @@ def log_rows_outside_root(rows: Sequence[ManifestRow], base: Path, source: str) 
     outside: list[ManifestRow] = []
     for row in rows:
         real = real_path(os.path.join(base, row.path), real_folders)  # noqa: PTH118
-        try:
-            first = Path(os.path.relpath(real, real_base)).parts[0]
-        except (ValueError, IndexError):  # another drive (Windows), or the root itself
-            first = os.pardir
-        if first == os.pardir:
+        if not (real == real_base or real.startswith(real_base.rstrip(os.sep) + os.sep)):
             outside.append(row)
     if outside:
         logger.info(
