@@ -453,7 +453,7 @@ class _PooledNet(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 3, padding=1)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.linear = nn.Linear(4, 2)
+        self.linear = nn.Linear(4, 3)  # a score for each of _declared's three classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(self.pool(self.conv(x)).flatten(1))
@@ -726,5 +726,81 @@ def test_an_image_the_library_prepares_is_not_warned_of_as_unprepared() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         grad_cam_image(model, bright)
-    with pytest.warns(UserWarning, match="no negative value"):
+    with warnings.catch_warnings():  # normalised, it lies above 1: no image in [0, 1]
+        warnings.simplefilter("error")
         grad_cam(model, model.preprocessing.prepare(bright))
+    with pytest.warns(UserWarning, match="no negative value"):  # an image never normalised
+        grad_cam(model, torch.rand(1, 3, 32, 32))
+
+
+# -- what the network returns: checked as at every other door ---------------------------------
+
+
+class _Returns(nn.Module):
+    """A ConvNet whose forward returns ``shape`` of its scores: a tuple, a dict, (N, C, 1, 1),
+    or its first three scores."""
+
+    def __init__(self, shape: str) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
+        self.shape = shape
+
+    def forward(self, x: torch.Tensor) -> object:
+        scores = self.net(x)
+        if self.shape == "tuple":
+            return scores, scores
+        if self.shape == "dict":
+            return {"logits": scores}
+        if self.shape == "4d":
+            return scores[:, :, None, None]
+        return scores[:, :3]
+
+
+@pytest.mark.parametrize(
+    ("shape", "error", "match"),
+    [
+        ("tuple", TypeError, r"_Returns returned a tuple of 2 .*not a tensor \(N, num_classes\)"),
+        ("dict", TypeError, r"_Returns returned a dict with keys \['logits'\].*\.logits"),
+        ("4d", ValueError, r"float32 tensor \(1, 4, 1, 1\).*torch\.flatten\(x, 1\)"),
+        ("three", ValueError, r"3 scores per image for 4 classes"),
+    ],
+    ids=["tuple", "dict", "N-C-1-1", "3 of 4"],
+)
+@pytest.mark.parametrize("door", ["grad_cam", "grad_cam_image"])
+def test_what_the_network_returns_is_checked_as_at_every_door(
+    shape: str, error: type[Exception], match: str, door: str
+) -> None:
+    # tuples and dicts gave AttributeError, (N, 4, 1, 1) "too many values to unpack", and 3
+    # scores for 4 classes were explained without a word
+    model = Classifier(
+        _Returns(shape),
+        classes=["A", "B", "C", "D"],
+        preprocessing=Preprocessing(size=32),
+        gradcam_layer="net.0",
+    )
+    explain: Callable[[], object] = (
+        (lambda: grad_cam(model, torch.randn(1, 3, 32, 32)))
+        if door == "grad_cam"
+        else (lambda: grad_cam_image(model, SyntheticOCT(1, shape=(40, 48), seed=0).image(0)))
+    )
+    with pytest.raises(error, match=match):
+        explain()
+
+
+def test_a_bare_networks_scores_are_checked_but_for_their_number() -> None:
+    net = _Returns("tuple")
+    with pytest.raises(TypeError, match=r"_Returns returned a tuple"):
+        grad_cam(net, torch.randn(1, 3, 32, 32), layer=net.net[0])
+    three = _Returns("three")
+    assert grad_cam(three, torch.randn(1, 3, 32, 32), layer=three.net[0]).shape == (1, 32, 32)
+
+
+def test_a_prepared_input_given_to_grad_cam_image_is_told_to_go_to_grad_cam() -> None:
+    # "a normalised tensor is a model input: call the model directly" named no door
+    model = tiny_cnn(size=32)
+    prepared = model.preprocessing.prepare(SyntheticOCT(1, shape=(40, 48), seed=0).image(0))
+    with pytest.raises(ValueError, match=r"a normalised model input.*grad_cam\(model, x\[None\]\)"):
+        grad_cam_image(model, prepared)
+    assert grad_cam(model, prepared[None]).shape == (1, 32, 32)

@@ -400,3 +400,115 @@ def test_every_door_of_a_models_data_refuses_unprepared_image_tensors(
     images = torch.rand(4, 3, 40, 48)  # crops in [0, 1], never resized nor normalised
     with pytest.raises(ValueError, match=r"model inputs are float tensors \(3, 32, 32\)"):
         door(TensorDataset(images, torch.tensor([0, 1, 2, 3])))
+
+
+class _Arrays(torch.utils.data.Dataset[tuple[object, int]]):
+    """Channels-last NumPy images, as a data set reading them with imageio yields them."""
+
+    def __init__(self, dtype: type) -> None:
+        self.dtype = dtype
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> tuple[object, int]:
+        return np.zeros((40, 48, 3), self.dtype), index % 4
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize("door", [_fit, _evaluate, _lr_find, _engine_loader])
+def test_a_data_set_of_channels_last_arrays_is_told_to_yield_pil_images(
+    door: Callable[[TensorDataset], object], dtype: type
+) -> None:
+    # (40, 48, 3): its smallest side, 3, read it as no image, and the network's first
+    # convolution was blamed ("give the network a 3-channel first convolution")
+    with pytest.raises(TypeError, match=r"NumPy array \(40, 48, 3\).*Image\.fromarray"):
+        door(_Arrays(dtype))  # type: ignore[arg-type]
+
+
+def _stacked(samples: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, ...]:
+    """A collate_fn of a user's own: make_loader cannot check its samples."""
+    return torch.stack([x for x, _ in samples]), torch.stack([y for _, y in samples])
+
+
+def _own_collate(images: torch.Tensor) -> DataLoader[object]:
+    data = TensorDataset(images, torch.arange(len(images)) % 4)
+    return DataLoader(data, batch_size=2, collate_fn=_stacked)
+
+
+@pytest.mark.parametrize("door", [_fit, _evaluate, _lr_find])
+@pytest.mark.parametrize(
+    ("images", "match"),
+    [
+        (torch.zeros(4, 3, 32, 32, dtype=torch.uint8), r"inputs are a uint8 tensor \(2, 3, 32"),
+        (torch.randn(4, 32, 32, 3), r"float32 tensor \(2, 32, 32, 3\), images with their ch"),
+    ],
+    ids=["uint8", "channels last"],
+)
+def test_a_loader_with_its_own_collate_fn_has_its_first_batch_checked_at_every_door(
+    door: Callable[[object], object], images: torch.Tensor, match: str
+) -> None:
+    # fit and lr_find ended in torch's "expected scalar type Byte but found Float"
+    with pytest.raises(ValueError, match=match):
+        door(_own_collate(images))
+
+
+@pytest.mark.parametrize(
+    ("images", "match"),
+    [
+        (torch.rand(4, 3, 32, 32), r"the batch holds no negative value.*not normalised"),
+        (torch.randn(4, 3, 48, 48), r"inputs of 48 x 48 pixels are not the model's prepared"),
+    ],
+    ids=["unnormalised", "48 px"],
+)
+def test_a_loader_with_its_own_collate_fn_is_warned_of_as_grad_cam_warns(
+    images: torch.Tensor, match: str
+) -> None:
+    from retinalnet.gradcam import grad_cam
+
+    with pytest.warns(UserWarning, match=match):
+        _evaluate(_own_collate(images))  # type: ignore[arg-type]
+    with pytest.warns(UserWarning, match=match):
+        grad_cam(tiny_cnn(size=32), images)
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        torch.randn(4, 3, 40, 48),  # prepared by the user's own pipeline, at another size
+        torch.rand(4, 8, 10, 10) * 3,  # feature maps cached by the user (after a ReLU)
+    ],
+    ids=["another size", "feature maps"],
+)
+def test_float_inputs_of_another_shape_are_warned_of_and_given_to_the_network(
+    inputs: torch.Tensor,
+) -> None:
+    # they were refused ("yield PIL images or file paths"), which threw away the user's
+    # cache; they were accepted when the data set had an attribute named `transform`
+    data = TensorDataset(inputs, torch.tensor([0, 1, 2, 3]))
+    preprocessing = tiny_cnn(size=32).preprocessing
+    with pytest.warns(UserWarning, match=r"not the model's prepared inputs \(3, 32, 32\): it is"):
+        loader = make_loader(
+            data,
+            batch_size=2,
+            shuffle=False,
+            transform=preprocessing.eval_transform(),
+        )
+    assert torch.equal(next(iter(loader))[0], inputs[:2])
+
+
+def test_normalised_inputs_above_1_are_not_taken_for_images_never_normalised() -> None:
+    # a bright scan, normalised, has no negative value but lies above 1: it was warned of
+    # as "an image that was not normalised"
+    data = TensorDataset(torch.rand(4, 3, 32, 32) + 1.5, torch.tensor([0, 1, 2, 3]))
+    transform = tiny_cnn(size=32).preprocessing.eval_transform()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_loader(data, batch_size=2, shuffle=False, transform=transform)
+    with pytest.warns(UserWarning, match="no negative value"):
+        make_loader(
+            TensorDataset(torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])),
+            batch_size=2,
+            shuffle=False,
+            transform=transform,
+        )

@@ -14,6 +14,8 @@ import pytest
 import torch
 
 from _training_helpers import (
+    CLASSES,
+    FEATURES,
     linear_classifier,
     one_thread,
     quiet_trainer,
@@ -23,6 +25,7 @@ from _training_helpers import (
 )
 from retinalnet.cli import main
 from retinalnet.datasets import KermanyOCT, make_synthetic_kermany
+from retinalnet.models import Classifier
 from retinalnet.training import ClassificationTask, LRFinderResult
 from retinalnet.training._feature_cache import FeatureCache
 
@@ -371,3 +374,35 @@ def test_a_rate_applied_to_your_optimizer_reaches_the_next_fit_then_drops_with_a
         with pytest.warns(UserWarning, match=r"builds the optimizer again \(the trainable"):
             history = trainer.fit(separable_data(32))
     assert history[0].lr == 0.1
+
+
+class _Pair(torch.nn.Module):
+    """A linear network returning ``(logits, logits)``, as networks with an aux head do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(FEATURES, len(CLASSES))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.linear(x)
+        return logits, logits
+
+
+def test_its_errors_name_the_network_as_the_fits_do() -> None:
+    # lr_find said "the model returned a tuple", where fit names the network
+    trainer = quiet_trainer(Classifier(_Pair(), classes=CLASSES), batch_size=8)
+    with pytest.raises(TypeError, match=r"^_Pair returned a tuple of 2"):
+        trainer.lr_find(separable_data(16), num_steps=8)
+
+
+def test_a_batch_of_uint8_images_is_refused_before_the_first_step() -> None:
+    images = torch.zeros(8, 3, 32, 32, dtype=torch.uint8)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(images, torch.arange(8) % 4),
+        batch_size=4,
+        collate_fn=lambda rows: tuple(torch.stack(column) for column in zip(*rows, strict=True)),
+    )
+    trainer = quiet_trainer(tiny_cnn(size=32), batch_size=4)
+    with pytest.raises(ValueError, match=r"inputs are a uint8 tensor \(4, 3, 32, 32\)"):
+        trainer.lr_find(loader, num_steps=8)
+    assert not trainer.model._forward_pre_hooks  # no check left on the model

@@ -810,3 +810,25 @@ def test_the_engine_refuses_what_is_no_batch_of_prepared_inputs(
 ) -> None:
     with pytest.raises(error, match=match):
         predictor.engine.probabilities(inputs)  # type: ignore[arg-type]
+
+
+def test_an_onnx_predictor_given_a_prepared_input_says_what_it_takes(tmp_path: Path) -> None:
+    # "a normalised tensor is a model input: call the model directly": it has no model
+    for module in ("onnxruntime", "onnxscript", "onnx"):
+        pytest.importorskip(module)
+    from retinalnet.export import to_onnx
+
+    model = small_cnn(preprocessing=Preprocessing(size=32)).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        to_onnx(model, tmp_path / "model.onnx")
+    predictor = Predictor.from_onnx(tmp_path / "model.onnx")
+    scan = SyntheticOCT(1, shape=(40, 48), seed=0).image(0)
+    prepared = model.preprocessing.prepare(scan)
+    with pytest.raises(
+        ValueError,
+        match=r"image 0 is a float32 tensor \(3, 32, 32\) with v.*"
+        r"normalised model input.*an OnnxPredictor takes images",
+    ):
+        predictor.topk(prepared)
+    assert predictor.topk(scan).label in model.classes

@@ -282,3 +282,24 @@ def test_outputs_that_are_no_class_scores_are_refused_at_the_first_batch(
 
     with pytest.raises(error, match=match):
         run(separable_data(16))
+
+
+def _own_collate_loader(images: torch.Tensor) -> torch.utils.data.DataLoader[Any]:
+    data = torch.utils.data.TensorDataset(images, torch.arange(len(images)) % 4)
+    return torch.utils.data.DataLoader(
+        data, batch_size=4, collate_fn=lambda rows: tuple(map(torch.stack, zip(*rows, strict=True)))
+    )
+
+
+def test_the_first_training_batch_is_checked_as_a_models_input_and_no_check_is_left() -> None:
+    # a DataLoader's own collate_fn of uint8 images ended in torch's "expected scalar type
+    # Byte but found Float" inside the first convolution
+    from _training_helpers import tiny_cnn
+
+    model = tiny_cnn(size=32)
+    trainer = quiet_trainer(model, max_epochs=1)
+    with pytest.raises(ValueError, match=r"inputs are a uint8 tensor \(4, 3, 32, 32\), not pre"):
+        trainer.fit(_own_collate_loader(torch.zeros(8, 3, 32, 32, dtype=torch.uint8)))
+    assert not model._forward_pre_hooks
+    trainer.fit(_own_collate_loader(torch.randn(8, 3, 32, 32)))
+    assert not model._forward_pre_hooks

@@ -647,12 +647,14 @@ def test_trainer_evaluate_uses_the_eval_preprocessing() -> None:
 def test_a_data_set_with_its_own_transform_is_not_transformed_again() -> None:
     spy = _Spy()
     model = Classifier(spy, classes=CLASSES, preprocessing=Preprocessing(size=32))
-    data = SyntheticOCT(1, shape=(40, 40), seed=0, transform=lambda image: to_tensor(image))
+    data = SyntheticOCT(
+        1, shape=(40, 40), seed=0, transform=lambda image: to_tensor(image.convert("RGB"))
+    )
 
     quiet_trainer(model, max_epochs=1).fit(data)
 
     ((_, batch),) = spy.seen
-    assert batch.shape == (4, 1, 40, 40)
+    assert batch.shape == (4, 3, 40, 40)
     assert batch.min() >= 0
 
 

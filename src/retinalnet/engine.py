@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader
 
 from retinalnet._core.counts import as_number
 from retinalnet._core.device import default_num_workers, resolve_device
-from retinalnet._core.loaders import DataSource, make_loader
+from retinalnet._core.loaders import DataSource, make_loader, unchecked_samples
 from retinalnet._core.model_inputs import check_batch
 from retinalnet._core.model_outputs import class_scores
 from retinalnet._core.model_use import check_float32_weights, exclusive_use, modes_restored
@@ -127,6 +127,7 @@ class InferenceEngine:
         self.temperature = temperature  # None: the model's
         self._cast: CastWeights = {}  # the weights in `dtype`, kept between calls
         self._outputs_checked = False  # a session's first outputs are checked (class_scores)
+        self._inputs_checked = False  # and its first inputs (check_batch)
 
     @property
     def temperature(self) -> float:
@@ -196,6 +197,7 @@ class InferenceEngine:
         check_float32_weights(self.model, "run")  # cast since the engine was built?
         with exclusive_use(self.model), modes_restored(self.model):
             self._outputs_checked = False
+            self._inputs_checked = False
             self.model.eval()
             with (
                 torch.inference_mode(),
@@ -226,10 +228,17 @@ class InferenceEngine:
         self._outputs_checked = True
         return scores
 
-    def _to_device(self, inputs: torch.Tensor) -> torch.Tensor:
+    def _to_device(self, inputs: torch.Tensor, *, warn: bool = False) -> torch.Tensor:
         """``inputs`` on the device, as float32 (the autocast dtype is the engine's to
-        choose), or a one-line error when they are no batch of prepared inputs."""
-        check_batch(inputs, image_model=isinstance(self.model, Classifier))
+        choose); a session's first batch checked to be prepared inputs
+        (:func:`~retinalnet._core.model_inputs.check_batch`, warning of other sizes and of
+        unnormalised inputs with ``warn``: a loader whose samples nothing checked)."""
+        if not self._inputs_checked:
+            model = self.model
+            check_batch(
+                inputs, self.preprocessing if isinstance(model, Classifier) else None, warn=warn
+            )
+            self._inputs_checked = True
         batch = inputs.to(self.device, dtype=torch.float32, non_blocking=True)
         if batch.dim() == 4:
             batch = batch.contiguous(memory_format=torch.channels_last)
@@ -293,6 +302,7 @@ class InferenceEngine:
         (:func:`contextlib.closing`).
         """
         batches = progress(loader) if progress is not None else loader
+        warn = unchecked_samples(loader)  # a user's loader with a collate_fn of its own
         with self.session() as forward:
             for batch in batches:
                 inputs, rest = (
@@ -303,7 +313,8 @@ class InferenceEngine:
                         (),
                     )
                 )
-                yield self._log_probabilities(forward, self._to_device(inputs)), rest
+                batch_inputs = self._to_device(inputs, warn=warn)
+                yield self._log_probabilities(forward, batch_inputs), rest
 
     def features(
         self, inputs: torch.Tensor, module: nn.Module

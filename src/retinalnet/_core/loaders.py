@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 from torch.utils.data._utils.collate import default_collate
 from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
 
+from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.images import MIN_IMAGE_SIDE, load_image
 from retinalnet._core.model_inputs import describe, refuse_unprepared, warn_if_unnormalised
 from retinalnet._core.warning_filters import warnings_ignored
@@ -27,6 +28,7 @@ __all__ = [
     "decoded_with",
     "make_loader",
     "shut_down_workers",
+    "unchecked_samples",
 ]
 
 DataSource: TypeAlias = Union[Dataset[Any], DataLoader[Any]]  # noqa: UP007 - evaluated at runtime
@@ -102,11 +104,13 @@ def _check_sample(
     Targets must be class indices. With ``preprocessing`` (the model's), a tensor that is an
     image rather than a prepared input is refused (:func:`refuse_unprepared`): only the
     model's own preprocessing makes inputs, so training and prediction see a scan the same
-    way. A 1-D tensor or array (features) or one with a side under ``MIN_IMAGE_SIDE`` pixels is no
-    image (the library's image gate refuses those): it is the network's input as it is. A
-    data set with a transform of its own chose how to prepare its images: another size is
-    its choice (scoring such data warns, ``warn_of_own_transform``); only what is no float
-    input at all is refused, and inputs with no negative value are warned about.
+    way. A NumPy array channels last (``(H, W, 3)``, as images are read from arrays) is
+    such an image. A 1-D tensor or array (features) or one with a side under
+    ``MIN_IMAGE_SIDE`` pixels is no image (the library's image gate refuses those): it is
+    the network's input as it is. A data set with a transform of its own chose how to
+    prepare its images: another size is its choice (scoring such data warns,
+    ``warn_of_own_transform``); only what is no float input at all is refused, and inputs
+    with no negative value are warned about.
     """
     where = f"sample 0 of {type(data).__name__}"
     pair = isinstance(first, (tuple, list))
@@ -130,21 +134,43 @@ def _check_sample(
         return "input"
     name = f"the image of {where}"
     fix = _PREPARE if transformable else f"a DataLoader is used as it is: {_PREPARE}"
+    if _channels_last_image(image):  # (H, W, 3): its smallest side is no image side
+        refuse_unprepared(image, preprocessing, name=name, fix=fix)
     if isinstance(image, (torch.Tensor, np.ndarray)):
         if image.ndim <= 1 or min(image.shape[-2:]) < MIN_IMAGE_SIDE:
             return "input"  # no image: features, logits shaped by hand
-        if (
-            isinstance(image, torch.Tensor)
-            and image.is_floating_point()
-            and _has_own_transform(data)
-        ):
-            warn_if_unnormalised(image, preprocessing, name=name, fix=fix)
+        if isinstance(image, torch.Tensor) and image.is_floating_point():
+            size = preprocessing.size
+            if tuple(image.shape) == (3, size, size) or _has_own_transform(data):
+                warn_if_unnormalised(image, preprocessing, name=name, fix=fix)
+            elif image.shape[0] == 1 or (
+                image.shape[0] == 3 and image.amin() >= 0 and image.amax() <= 1 + 1e-3
+            ):  # a grey image, or an RGB one in [0, 1]: images, never prepared
+                refuse_unprepared(image, preprocessing, name=name, fix=fix)
+            else:  # prepared by the user at another size, or cached feature maps
+                warn_caller(
+                    f"{name} is {describe(image)}, not the model's prepared inputs (3, "
+                    f"{size}, {size}): it is given to the network as it is; if it is an image, "
+                    f"{fix}",
+                    UserWarning,
+                )
             return "input"
         refuse_unprepared(image, preprocessing, name=name, fix=fix)
         return "input"
     raise TypeError(
         f"{name} is {describe(image)}; expected a PIL image, a file path or a prepared "
         f"model input (a float tensor): {fix}"
+    )
+
+
+def _channels_last_image(image: object) -> bool:
+    """Whether ``image`` is a NumPy image as the image gate reads arrays, channels last
+    (``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)``, each side at least ``MIN_IMAGE_SIDE``)."""
+    return (
+        isinstance(image, np.ndarray)
+        and image.ndim == 3
+        and image.shape[-1] in (1, 3, 4)
+        and min(image.shape[:2]) >= MIN_IMAGE_SIDE
     )
 
 
@@ -173,6 +199,15 @@ def _check_loader(loader: DataLoader[Any], preprocessing: Preprocessing | None) 
     with warnings_ignored():
         first = data[0]
     _check_sample(first, data, preprocessing, transformable=False)
+
+
+def unchecked_samples(loader: object) -> bool:
+    """Whether ``loader`` is a user's DataLoader whose samples :func:`make_loader` could not
+    check (a ``collate_fn`` of its own may turn them into anything): its batches are then
+    checked, warnings included, by the loops'
+    :func:`~retinalnet._core.model_inputs.check_batch`."""
+    collate_fn = getattr(loader, "collate_fn", default_collate)
+    return isinstance(loader, DataLoader) and collate_fn not in (default_collate, _batch_as_is)
 
 
 def decoded_with(data: Dataset[Any], decode: Callable[[str], Image.Image]) -> Dataset[Any]:

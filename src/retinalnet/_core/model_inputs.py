@@ -27,7 +27,13 @@ from retinalnet._core.images import MIN_IMAGE_SIDE
 if TYPE_CHECKING:
     from retinalnet.transforms import Preprocessing
 
-__all__ = ["check_batch", "describe", "refuse_unprepared", "warn_if_unnormalised"]
+__all__ = [
+    "check_batch",
+    "describe",
+    "refuse_model_input",
+    "refuse_unprepared",
+    "warn_if_unnormalised",
+]
 
 
 def describe(value: object) -> str:
@@ -74,11 +80,13 @@ def refuse_unprepared(
 def warn_if_unnormalised(
     value: torch.Tensor, preprocessing: Preprocessing, *, name: str, fix: str
 ) -> None:
-    """Warn when ``value`` holds no negative value while ``preprocessing`` subtracts a
-    positive mean: it looks like an image in [0, 1] that was never normalised."""
+    """Warn when ``value`` lies within [0, 1] while ``preprocessing`` subtracts a positive
+    mean: it looks like an image in [0, 1] that was never normalised (a bright scan, once
+    normalised, can have no negative value, but then values above 1)."""
     if max(preprocessing.mean) <= 0 or value.numel() == 0:
         return
-    if float(value.detach().amin()) >= 0:
+    values = value.detach()
+    if float(values.amin()) >= 0 and float(values.amax()) <= 1 + 1e-3:  # an image in [0, 1]
         warn_caller(
             f"{name} holds no negative value ({describe(value)}, values in "
             f"[{float(value.amin()):.3g}, {float(value.amax()):.3g}]): it looks like an image "
@@ -88,36 +96,113 @@ def warn_if_unnormalised(
         )
 
 
+def refuse_model_input(image: object, *, name: str, fix: str) -> None:
+    """Refuse, at a door that takes images, a float tensor with negative values: a model
+    input prepared already (normalised), not an image in [0, 1]; ``fix`` says what the door
+    does with one. Anything else is left to the image gate.
+
+    Raises
+    ------
+    ValueError
+        If ``image`` is such a tensor.
+    """
+    if (
+        not isinstance(image, torch.Tensor)
+        or not image.is_floating_point()
+        or image.dim() != 3  # a batch: the image gate's own message
+        or image.numel() == 0
+    ):
+        return
+    low = float(image.detach().amin())
+    if low < 0:
+        raise ValueError(
+            f"{name} is {describe(image)} with values in [{low:.3g}, "
+            f"{float(image.detach().amax()):.3g}]: a normalised model input, not an image "
+            f"(in [0, 1]); {fix}"
+        )
+
+
 _PREPARED = (
     "prepare images with model.preprocessing.prepare(image) (torch.stack them for a batch), "
     "or predict them with retinalnet.Predictor"
 )
+"""The engine's fix for a batch that is no prepared model input."""
 
 
-def check_batch(inputs: object, *, image_model: bool) -> None:
-    """Refuse what is no batch of prepared inputs in one line: not a tensor, not floating
-    point, and for a Classifier (images ``(N, 3, H, W)``) a single input or another number
-    of channels. A tensor with a side under ``MIN_IMAGE_SIDE`` is no image (logits or
-    features shaped by hand) and is left to the network."""
+def check_batch(
+    inputs: object,
+    preprocessing: Preprocessing | None,
+    *,
+    fix: str = _PREPARED,
+    warn: bool = True,
+) -> torch.Tensor:
+    """``inputs`` if they are a batch of prepared model inputs, else a one-line error
+    ending in ``fix`` (each door its own); the one rule of every loop's first batch.
+
+    Refused: what is not a tensor, not floating point, and, for a Classifier (its
+    ``preprocessing`` given), a single input ``(3, H, W)`` or what is no ``(N, 3, H, W)``
+    batch. With ``warn``, a Classifier's batch of another size than its preprocessing's, or
+    with no negative value (:func:`warn_if_unnormalised`), is warned of: a network may take
+    other sizes, but it is then trained, scored or explained on other inputs than the
+    Predictor's. ``warn=False`` where the library prepared the images itself (a bright scan
+    can have no negative value once normalised). A tensor of one dimension (features) or
+    with a side under ``MIN_IMAGE_SIDE`` (logits shaped by hand, no image) is left to the
+    network; ``preprocessing=None`` (a bare network, a head on cached features) checks the
+    dtype only.
+
+    Raises
+    ------
+    TypeError
+        If ``inputs`` is not a tensor.
+    ValueError
+        If it is not floating point, or no ``(N, 3, H, W)`` batch for a Classifier.
+    """
     if not isinstance(inputs, torch.Tensor):
         raise TypeError(
             f"inputs must be a torch.Tensor batch of prepared model inputs, got "
-            f"{describe(inputs)}; {_PREPARED}"
+            f"{describe(inputs)}; {fix}"
         )
     if not inputs.is_floating_point():
         raise ValueError(
-            f"inputs are {describe(inputs)}, not prepared model inputs (float, normalised); "
-            f"{_PREPARED}"
+            f"inputs are {describe(inputs)}, not prepared model inputs (float, normalised); {fix}"
         )
-    if not image_model or inputs.dim() < 3 or min(inputs.shape[-2:]) < MIN_IMAGE_SIDE:
-        return
+    if (
+        preprocessing is not None
+        and inputs.dim() == 4
+        and inputs.shape[-1] in (1, 3, 4)
+        and inputs.shape[1] not in (1, 3, 4)
+        and min(inputs.shape[1:3]) >= MIN_IMAGE_SIDE
+    ):
+        raise ValueError(
+            f"inputs are {describe(inputs)}, images with their channels last (N, H, W, C), "
+            f"not prepared model inputs (N, 3, H, W); {fix}"
+        )
+    if preprocessing is None or inputs.dim() < 3 or min(inputs.shape[-2:]) < MIN_IMAGE_SIDE:
+        return inputs
     if inputs.dim() == 3:
         raise ValueError(
             f"inputs are one input {tuple(inputs.shape)}; the model takes a batch (N, 3, H, W): "
             "add the batch dimension with inputs.unsqueeze(0)"
         )
-    if inputs.dim() != 4 or inputs.shape[1] != 3:
+    if inputs.dim() != 4 or inputs.shape[1] == 1:  # one channel: grey images, never prepared
         raise ValueError(
             f"inputs are {describe(inputs)}; the model takes a batch (N, 3, H, W) of "
-            f"prepared inputs: {_PREPARED}"
+            f"prepared inputs: {fix}"
         )
+    if not warn:
+        return inputs
+    size = preprocessing.size
+    if inputs.shape[1] != 3 or tuple(inputs.shape[-2:]) != (size, size):
+        what = (
+            f"{inputs.shape[1]} channels"
+            if inputs.shape[1] != 3
+            else f"{inputs.shape[-2]} x {inputs.shape[-1]} pixels"
+        )
+        warn_caller(
+            f"inputs of {what} are not the model's prepared inputs (3 x {size} x {size}, its "
+            f"preprocessing's): the model runs on other inputs than the Predictor's; {fix}",
+            UserWarning,
+        )
+        return inputs
+    warn_if_unnormalised(inputs, preprocessing, name="the batch", fix=fix)
+    return inputs

@@ -24,6 +24,7 @@ from retinalnet._core.images import (
     warn_of_full_scale_images,
 )
 from retinalnet._core.loader_settings import check_batch_size
+from retinalnet._core.model_inputs import refuse_model_input
 from retinalnet.export._metadata import OnnxMetadata, read_metadata
 from retinalnet.export._onnx_runtime import inference_session
 from retinalnet.predictor import (
@@ -39,6 +40,13 @@ from retinalnet.predictor import (
 from retinalnet.transforms import Preprocessing
 
 __all__ = ["OnnxPredictor"]
+
+_IMAGES_ONLY = (
+    "an OnnxPredictor takes images (file paths, PIL images, uint8 tensors or float ones in "
+    "[0, 1], NumPy arrays) and prepares them with the exported model's preprocessing: pass "
+    "the image the input was prepared from"
+)
+"""What an OnnxPredictor takes, for a model input given in place of an image."""
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +132,7 @@ class OnnxPredictor:
         return self.metadata.preprocessing
 
     def _prepare(self, image: ImageInput, index: int) -> torch.Tensor:
+        refuse_model_input(image, name=f"image {index}", fix=_IMAGES_ONLY)
         loaded = coerce_image(image, name=f"image {index}", decode=self.preprocessing.load)
         prepared: torch.Tensor = self._transform(loaded)
         return prepared

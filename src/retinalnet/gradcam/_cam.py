@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn import functional
 
 from retinalnet._core.images import ImageInput, coerce_image, image_size
+from retinalnet._core.model_inputs import refuse_model_input
 from retinalnet._core.model_use import (
     check_float32_weights,
     check_no_inference_weights,
@@ -129,10 +130,13 @@ def grad_cam(
     ------
     TypeError
         If ``inputs`` is not a floating-point torch tensor (an image file, a PIL image or
-        a NumPy array: use :func:`grad_cam_image`, or ``torch.as_tensor`` for an array).
+        a NumPy array: use :func:`grad_cam_image`, or ``torch.as_tensor`` for an array),
+        or the network returns a tuple or a dict (see
+        :func:`~retinalnet._core.model_outputs.class_scores`, as at every door).
     ValueError
         If ``inputs`` is not an image batch (or is smaller than the architecture's smallest
-        input, or holds NaN or infinite values), a class index is out of range, or the
+        input, or holds NaN or infinite values), the network's outputs are no class scores
+        ``(N, number of classes)``, a class index is out of range, or the
         layer is not part of the forward pass or not spatial (the message names the fix:
         ``layer=`` here, ``Classifier(gradcam_layer=...)`` for a Classifier's own layer,
         which the Predictor explains), or its map is 1 x 1 (a
@@ -207,7 +211,9 @@ def _grad_cam(
                 ScoresBeforeSoftmax(model) as before_softmax,
             ):
                 model.eval()
-                scores = forward_scores(model, batch.detach().clone().to(device))
+                # the score before a final (Log)Softmax module, as Selvaraju et al.
+                copy = batch.detach().clone().to(device)  # the caller's tensor left as it is
+                logits = forward_scores(model, copy, before_softmax.scores)
                 given = layer is not None
                 if not captured:
                     fix = another_layer(model, given, "a module that it runs", suggest=False)
@@ -226,10 +232,7 @@ def _grad_cam(
                 check_map_size(
                     model, batch, spatial, target, at_input=at_input, reshape=reshape, given=given
                 )
-                # the predicted class from the outputs as returned (argmax: the same on the
-                # logits); its score before a final (Log)Softmax module, as Selvaraju et al.
-                classes = _class_indices(class_index, scores)
-                logits = before_softmax.scores(scores)
+                classes = _class_indices(class_index, logits)
                 selected = logits.gather(1, classes[:, None]).sum()
                 (gradient,) = torch.autograd.grad(selected, activation)
                 if reshape is not None:
@@ -382,6 +385,8 @@ def grad_cam_image(
             f"grad_cam_image needs a retinalnet Classifier (got {type(model).__name__}) for "
             "its preprocessing; for a bare network call grad_cam on prepared inputs"
         )
+    fix = "explain a prepared input x with grad_cam(model, x[None]), or pass its image"
+    refuse_model_input(image, name="image", fix=fix)
     preprocessing = model.preprocessing
     inputs = preprocessing.prepare(image)  # the one path from an image to a model input
     cam = _grad_cam(model, inputs, class_index, layer, prepared=True)

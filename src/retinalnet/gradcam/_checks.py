@@ -9,9 +9,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from retinalnet._core.caller_warnings import warn_caller
-from retinalnet._core.model_inputs import warn_if_unnormalised
+from retinalnet._core.model_inputs import check_batch
+from retinalnet._core.model_outputs import class_scores
 from retinalnet.models import Classifier
+from retinalnet.models._classifier import network_of
 
 __all__ = [
     "another_layer",
@@ -72,8 +73,9 @@ def check_inputs(
             "inputs hold NaN or infinite values, which give no heatmap; check the images "
             "and their preprocessing"
         )
-    if isinstance(model, Classifier) and not prepared:
-        _warn_of_unprepared(batch, model)
+    # the rule of every door's batches; other sizes are explained, as asked, with a warning
+    preprocessing = model.preprocessing if isinstance(model, Classifier) else None
+    check_batch(batch, preprocessing, fix=_UNPREPARED_FIX, warn=not prepared)
     return batch.float(), single  # computed in fp32: a float64 or fp16 batch cast
 
 
@@ -83,31 +85,22 @@ _UNPREPARED_FIX = (
 )
 
 
-def _warn_of_unprepared(batch: torch.Tensor, model: Classifier) -> None:
-    """Warn when a Classifier's inputs do not look like its prepared inputs: another size
-    than its preprocessing's (a map of another crop than the Predictor explains), or no
-    negative value (an image that was not normalised). Other sizes are explained, as asked."""
-    preprocessing = model.preprocessing
-    size = preprocessing.size
-    if tuple(batch.shape[-2:]) != (size, size):
-        warn_caller(
-            f"inputs of {batch.shape[-2]} x {batch.shape[-1]} pixels are not the model's "
-            f"prepared inputs ({size} x {size}, its preprocessing's size): the map explains "
-            f"another input than the Predictor's; {_UNPREPARED_FIX}",
-            UserWarning,
-        )
-        return
-    warn_if_unnormalised(batch, preprocessing, name="the batch", fix=_UNPREPARED_FIX)
-
-
 # how torch says that an input shrank to nothing in a pooling or convolution
 _TOO_SMALL = ("Output size is too small", "Kernel size can't be greater than actual input")
 
 
-def forward_scores(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    """The model's scores, an input too small for its pooling said in one line."""
+def forward_scores(
+    model: nn.Module,
+    batch: torch.Tensor,
+    before_softmax: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """The class scores Grad-CAM explains (``before_softmax`` of the model's outputs: the
+    logits before a final softmax module), checked as at every door
+    (:func:`~retinalnet._core.model_outputs.class_scores`: a tuple, a dict, ``(N, C, 1, 1)``,
+    probabilities or another number of scores than a Classifier's classes refused in one
+    line); an input too small for its pooling said in one line."""
     try:
-        scores: torch.Tensor = model(batch)
+        outputs: object = model(batch)
     except RuntimeError as error:
         if not any(sign in str(error) for sign in _TOO_SMALL):
             raise
@@ -117,7 +110,13 @@ def forward_scores(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
             "shrink them to nothing); pass larger inputs, e.g. at the model's preprocessing "
             "size"
         ) from None
-    return scores
+    scores = before_softmax(outputs) if isinstance(outputs, torch.Tensor) else outputs
+    classes = model.classes if isinstance(model, Classifier) else None
+    return class_scores(
+        scores,
+        len(classes) if classes is not None else None,
+        model_name=type(network_of(model)).__name__,
+    )
 
 
 def check_map_size(

@@ -302,6 +302,9 @@ def find_lr(
             stack.callback(shut_down_workers, loader)
         stack.enter_context(restored_afterwards(model, trainer.optimizer, trainer._scaler))
         enter_train_mode(model)
+        # as a training pass: the task's hook (its batch-norm modes, the network's name for
+        # its messages, the first batch's inputs checked)
+        task.on_train_epoch_start(trainer._forward_module)
         result = lr_range_test(
             trainer._forward_module,
             loader,

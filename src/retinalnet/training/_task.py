@@ -22,6 +22,7 @@ from retinalnet._core.model_outputs import are_log_probabilities, class_scores
 from retinalnet.models._classifier import network_of
 from retinalnet.training._balance import BALANCE_MODES, balanced_sampler, class_weights
 from retinalnet.training._evaluation import EvaluationResult
+from retinalnet.training._first_batch import FirstInputsCheck
 
 __all__ = [
     "ClassificationTask",
@@ -213,6 +214,7 @@ class ClassificationTask:
         self._num_classes: int | None = None
         self._model_name = "the model"
         self._outputs_checked = False
+        self._inputs_check = FirstInputsCheck()
         self._default_loss = loss is None
 
     def __repr__(self) -> str:
@@ -308,6 +310,7 @@ class ClassificationTask:
         self.criterion = self.train_loss(targets, num_classes).to(device)
         self._num_classes = num_classes
         self._outputs_checked = False
+        self._inputs_check.reset()
 
     def sampler(self, targets: Sequence[int] | None, *, seed: int | None) -> Sampler[int] | None:
         """The training sampler: :func:`balanced_sampler` with ``balance="sampler"``, else
@@ -319,11 +322,13 @@ class ClassificationTask:
     def on_train_epoch_start(self, module: nn.Module) -> None:
         """Called by the training pass once ``module`` is in train mode, before its first
         step; does nothing by default (a fine-tuning task puts batch norms back in eval
-        mode here); subclasses call it (it notes the network's name for error messages).
+        mode here); subclasses call it: it notes the network's name for error messages, and
+        has the fit's first batch checked (:func:`~retinalnet._core.model_inputs.check_batch`).
 
         .. versionadded:: 0.2
         """
         self._model_name = type(network_of(module)).__name__
+        self._inputs_check.arm(module)
 
     def on_train_step_end(self) -> None:
         """Called after every optimizer step: steps the scheduler when
@@ -347,6 +352,7 @@ class ClassificationTask:
         TypeError, ValueError
             From :func:`~retinalnet._core.model_outputs.class_scores`, on the first batch.
         """
+        self._inputs_check.disarm()  # a forward ran: no hook left on the model
         if not self._outputs_checked:
             class_scores(outputs, self._num_classes, model_name=self._model_name)
             self._outputs_checked = True
