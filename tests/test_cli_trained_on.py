@@ -72,3 +72,15 @@ def test_a_run_on_the_folders_split_is_scored_on_test_as_ever(tmp_path: Path) ->
     data = make_synthetic_kermany(tmp_path / "data", train=3, val=2, test=2, shape=(40, 40))
     assert train_small_cnn(data, tmp_path / "run") == 0
     assert _evaluate(data, tmp_path / "run" / "best.pt", "--split", "test") == 0
+
+
+def test_training_accuracy_and_another_data_folder_are_not_refused(
+    pooled: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    data, _, checkpoint = pooled
+    assert _evaluate(data, checkpoint, "--split", "train") == 0  # asked for as such
+    # the same file names in another data folder are other images
+    other = make_synthetic_kermany(
+        tmp_path / "other", train=3, val=2, test=2, shape=(40, 40), seed=1
+    )
+    assert _evaluate(other, checkpoint, "--split", "test") == 0

@@ -59,10 +59,10 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
     spy = Spy()
     to_device = engine_module.InferenceEngine._to_device
 
-    def recording_to_device(self: Any, inputs: torch.Tensor) -> torch.Tensor:
+    def recording_to_device(self: Any, inputs: torch.Tensor, **options: Any) -> torch.Tensor:
         if inputs.dim() == 4:  # images, not cached features
             spy.inputs.extend(inputs.detach().cpu().float())
-        return to_device(self, inputs)
+        return to_device(self, inputs, **options)
 
     load_image = transforms_module.load_image
 

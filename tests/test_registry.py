@@ -159,6 +159,9 @@ def test_min_size_works_and_each_block_ends_at_a_coarser_resolution(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+# inputs at the smallest size on purpose, not the preprocessing's: grad_cam says so
+@pytest.mark.filterwarnings("ignore:inputs of .* are not the model's prepared inputs")
+@pytest.mark.filterwarnings("ignore:the batch holds no negative value")
 def test_forward_and_grad_cam_at_the_smallest_size(name, request):
     spec = model_spec(name)
     if name == "vgg16_transfer":

@@ -303,3 +303,22 @@ def test_the_first_training_batch_is_checked_as_a_models_input_and_no_check_is_l
     assert not model._forward_pre_hooks
     trainer.fit(_own_collate_loader(torch.randn(8, 3, 32, 32)))
     assert not model._forward_pre_hooks
+
+
+def test_a_loaders_own_collate_fn_gets_the_data_sets_rule_in_training() -> None:
+    # the first training batch of a loader with its own collate_fn was checked without the
+    # warnings (and refusals) its samples get through make_loader; only its val pass warned
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from _training_helpers import quiet_trainer, tiny_cnn
+
+    def stack(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+        return [torch.stack([item[0] for item in batch]), torch.stack([item[1] for item in batch])]
+
+    targets = torch.tensor([0, 1, 2, 3])
+    images = DataLoader(TensorDataset(torch.rand(4, 3, 40, 48), targets), 2, collate_fn=stack)
+    with pytest.raises(ValueError, match=r"images in \[0, 1\] at another size"):
+        quiet_trainer(tiny_cnn(size=32), max_epochs=1).fit(images)
+    unnormalised = DataLoader(TensorDataset(torch.rand(4, 3, 32, 32), targets), 2, collate_fn=stack)
+    with pytest.warns(UserWarning, match="no negative value"):
+        quiet_trainer(tiny_cnn(size=32), max_epochs=1).fit(unnormalised)

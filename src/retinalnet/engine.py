@@ -236,7 +236,10 @@ class InferenceEngine:
         if not self._inputs_checked:
             model = self.model
             check_batch(
-                inputs, self.preprocessing if isinstance(model, Classifier) else None, warn=warn
+                inputs,
+                self.preprocessing if isinstance(model, Classifier) else None,
+                warn=warn,
+                refuse_images=warn,  # samples nothing checked: a data set's rule, per batch
             )
             self._inputs_checked = True
         batch = inputs.to(self.device, dtype=torch.float32, non_blocking=True)

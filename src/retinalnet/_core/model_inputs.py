@@ -85,8 +85,7 @@ def warn_if_unnormalised(
     normalised, can have no negative value, but then values above 1)."""
     if max(preprocessing.mean) <= 0 or value.numel() == 0:
         return
-    values = value.detach()
-    if float(values.amin()) >= 0 and float(values.amax()) <= 1 + 1e-3:  # an image in [0, 1]
+    if _within_0_1(value):  # an image in [0, 1]
         warn_caller(
             f"{name} holds no negative value ({describe(value)}, values in "
             f"[{float(value.amin()):.3g}, {float(value.amax()):.3g}]): it looks like an image "
@@ -135,6 +134,7 @@ def check_batch(
     *,
     fix: str = _PREPARED,
     warn: bool = True,
+    refuse_images: bool = False,
 ) -> torch.Tensor:
     """``inputs`` if they are a batch of prepared model inputs, else a one-line error
     ending in ``fix`` (each door its own); the one rule of every loop's first batch.
@@ -142,7 +142,10 @@ def check_batch(
     Refused: what is not a tensor, not floating point, and, for a Classifier (its
     ``preprocessing`` given), a single input ``(3, H, W)`` or what is no ``(N, 3, H, W)``
     batch. With ``warn``, a Classifier's batch of another size than its preprocessing's, or
-    with no negative value (:func:`warn_if_unnormalised`), is warned of: a network may take
+    within [0, 1] (:func:`warn_if_unnormalised`), is warned of; with ``refuse_images`` (the
+    batches of a data loop whose samples nothing checked: a user's ``collate_fn``), a
+    3-channel batch in [0, 1] at another size is refused, as a data set's samples are
+    (:func:`~retinalnet._core.loaders.make_loader`). A network may take
     other sizes, but it is then trained, scored or explained on other inputs than the
     Predictor's. ``warn=False`` where the library prepared the images itself (a bright scan
     can have no negative value once normalised). A tensor of one dimension (features) or
@@ -189,10 +192,16 @@ def check_batch(
             f"inputs are {describe(inputs)}; the model takes a batch (N, 3, H, W) of "
             f"prepared inputs: {fix}"
         )
+    size = preprocessing.size
+    other_size = tuple(inputs.shape[-2:]) != (size, size)
+    if refuse_images and other_size and inputs.shape[1] == 3 and _within_0_1(inputs):
+        raise ValueError(  # the rule of a data set's samples (make_loader), for its batches
+            f"inputs are {describe(inputs)}, images in [0, 1] at another size than the "
+            f"model's prepared inputs (N, 3, {size}, {size}); {fix}"
+        )
     if not warn:
         return inputs
-    size = preprocessing.size
-    if inputs.shape[1] != 3 or tuple(inputs.shape[-2:]) != (size, size):
+    if inputs.shape[1] != 3 or other_size:
         what = (
             f"{inputs.shape[1]} channels"
             if inputs.shape[1] != 3
@@ -203,6 +212,12 @@ def check_batch(
             f"preprocessing's): the model runs on other inputs than the Predictor's; {fix}",
             UserWarning,
         )
-        return inputs
     warn_if_unnormalised(inputs, preprocessing, name="the batch", fix=fix)
     return inputs
+
+
+def _within_0_1(values: torch.Tensor) -> bool:
+    """Whether ``values`` lie within [0, 1]: an image never normalised (a normalised scan has
+    negative values, or values above 1)."""
+    detached = values.detach()
+    return float(detached.amin()) >= 0 and float(detached.amax()) <= 1 + 1e-3

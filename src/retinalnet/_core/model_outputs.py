@@ -15,10 +15,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
+from torch import nn
 
 from retinalnet._core.model_inputs import describe
 
-__all__ = ["PROBABILITY_TOLERANCE", "are_log_probabilities", "class_scores"]
+__all__ = [
+    "PROBABILITY_TOLERANCE",
+    "are_log_probabilities",
+    "class_scores",
+    "nll_for_log_probabilities",
+]
 
 PROBABILITY_TOLERANCE = 1e-3
 """How far from 1 each row's sum may be for outputs to count as probabilities (float32 and
@@ -177,3 +183,20 @@ def are_log_probabilities(outputs: torch.Tensor, *, tolerance: float = 1e-4) -> 
         return False
     totals = torch.logsumexp(outputs.detach().float(), dim=1)
     return bool((totals.abs() <= tolerance).all())
+
+
+def nll_for_log_probabilities(criterion: nn.Module, outputs: torch.Tensor) -> nn.Module:
+    """``criterion``, or, when it is a plain ``CrossEntropyLoss`` and ``outputs`` are
+    log-probabilities (a network ending in ``LogSoftmax``), the ``NLLLoss`` it equals on them.
+
+    ``log_softmax`` gives log-probabilities back, so the two losses agree, but only up to
+    rounding: computed as ``NLLLoss``, as in 0.1, such a network trains to the same weights bit
+    for bit. Logits keep the cross-entropy.
+    """
+    if (
+        type(criterion) is nn.CrossEntropyLoss
+        and criterion.label_smoothing == 0.0
+        and are_log_probabilities(outputs)
+    ):
+        return nn.NLLLoss(weight=criterion.weight, ignore_index=criterion.ignore_index)
+    return criterion

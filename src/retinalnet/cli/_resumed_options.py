@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -258,6 +259,9 @@ class TrainOptions(Callback):
         )
         if train_images is not None:
             self.options["train_images"] = {str(k): int(v) for k, v in train_images.items()}
+        data = getattr(args, "data", None)  # where the manifest's relative paths start
+        if data is not None:
+            self.options["data"] = os.path.realpath(data)
 
     @property
     def state_key(self) -> str:

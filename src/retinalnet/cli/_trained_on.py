@@ -20,6 +20,7 @@ from pathlib import Path
 from retinalnet.checkpoint import Checkpoint
 from retinalnet.cli._resumed_options import TrainOptions
 from retinalnet.datasets import KermanyOCT, read_manifest
+from retinalnet.datasets._linked_files import real_path
 
 __all__ = ["refuse_images_trained_on"]
 
@@ -29,24 +30,21 @@ logger = logging.getLogger(__name__)
 def _real_paths(paths: list[str]) -> list[str]:
     """The real path of each file (links followed), one ``realpath`` a folder."""
     folders: dict[str, str] = {}
-    real: list[str] = []
-    for path in paths:
-        folder, name = os.path.split(os.path.abspath(path))  # noqa: PTH100
-        if folder not in folders:
-            folders[folder] = os.path.realpath(folder)
-        joined = os.path.join(folders[folder], name)  # noqa: PTH118
-        real.append(os.path.realpath(joined) if os.path.islink(joined) else joined)  # noqa: PTH114
-    return real
+    return [real_path(os.path.abspath(path), folders) for path in paths]  # noqa: PTH100
 
 
-def _training_manifest(checkpoint: Checkpoint) -> Path | None:
-    """The manifest the run was trained on, when recorded and still there as it was."""
+def _training_manifest(checkpoint: Checkpoint, root: Path) -> Path | None:
+    """The manifest the run was trained on under ``root``, when recorded and still there as
+    it was (a run on another data folder, as recorded, has nothing to check here)."""
     from retinalnet._core.files import file_digest
 
     record = checkpoint.callback_states.get(TrainOptions.KEY)
     run = record.get("manifest") if isinstance(record, Mapping) else None
     if not isinstance(run, Mapping):
         return None  # the folders' split, the Python API, or an older retinalnet
+    trained_under = record.get("data") if isinstance(record, Mapping) else None
+    if isinstance(trained_under, str) and trained_under != os.path.realpath(root):
+        return None  # another data folder: same relative names, other images
     path = Path(str(run.get("path")))
     if not path.is_file() or file_digest(path).hex() != run.get("sha256"):
         logger.info(
@@ -64,14 +62,17 @@ def refuse_images_trained_on(
     """Refuse ``data`` when the checkpoint's run trained on some of its images (the ``train``
     rows of its recorded manifest, read under ``root``, the ``--data`` folder).
 
+    ``--split train`` (training accuracy, asked for as such) and a run trained on another
+    data folder (recorded since 0.2) are not checked.
+
     Raises
     ------
     ValueError
         Counting the images, naming one and the manifest, with the fix: the manifest's own
         ``test`` (``evaluate``) or ``val`` (``calibrate``) rows.
     """
-    manifest = _training_manifest(checkpoint)
-    if manifest is None:
+    manifest = _training_manifest(checkpoint, root)
+    if manifest is None or data.split == "train":  # training accuracy, asked for as such
         return
     trained = set(
         _real_paths(

@@ -37,11 +37,15 @@ class FirstInputsCheck:
     def __init__(self) -> None:
         self._handle: RemovableHandle | None = None
         self._done = False
+        self._unchecked = False
 
-    def reset(self) -> None:
-        """A new fit: its first batch is checked again."""
+    def reset(self, *, unchecked: bool = False) -> None:
+        """A new fit: its first batch is checked again. ``unchecked``: its loader's samples
+        were not checked by ``make_loader`` (a ``collate_fn`` of the user's), so the batch
+        gets the data sets' rule, warnings included."""
         self.disarm()
         self._done = False
+        self._unchecked = unchecked
 
     def arm(self, module: nn.Module) -> None:
         """Check the next batch ``module`` runs, unless this fit's first one was checked."""
@@ -64,5 +68,6 @@ class FirstInputsCheck:
             args[0] if args else None,
             classifier.preprocessing if classifier is not None else None,
             fix=_TRAINING_FIX,
-            warn=False,  # the data's samples were checked, warnings included, by make_loader
+            warn=self._unchecked,  # else make_loader checked the samples, warnings included
+            refuse_images=self._unchecked,
         )

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.classes import check_same_classes
-from retinalnet._core.loaders import DataSource, shut_down_workers
+from retinalnet._core.loaders import DataSource, shut_down_workers, unchecked_samples
 from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
 from retinalnet.datasets._readable import readable_for_scoring
 from retinalnet.models import Classifier
@@ -227,7 +227,12 @@ class FitLoop:
         sampler = trainer.task.sampler(targets, seed=trainer.seed)
         train_loader = self.train_loader = trainer._loader(train, train=True, sampler=sampler)
         num_classes = len(model.classes) if isinstance(model, Classifier) else None
-        trainer.task.setup(targets, num_classes=num_classes, device=trainer.device)
+        trainer.task.setup(
+            targets,
+            num_classes=num_classes,
+            device=trainer.device,
+            unchecked_inputs=unchecked_samples(train_loader),
+        )
         val_loader = self.val_loader = (
             trainer._loader(val, train=False) if val is not None else None
         )

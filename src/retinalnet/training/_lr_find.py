@@ -24,7 +24,7 @@ from torch import nn
 
 from retinalnet._core.classes import check_same_classes
 from retinalnet._core.counts import as_integer, as_number
-from retinalnet._core.loaders import DataSource, shut_down_workers
+from retinalnet._core.loaders import DataSource, shut_down_workers, unchecked_samples
 from retinalnet._core.model_use import modes_restored
 from retinalnet.models import Classifier
 from retinalnet.precision import autocast
@@ -296,7 +296,12 @@ def find_lr(
     targets = train_targets(data, task.balance)
     loader = trainer._loader(data, train=True, sampler=task.sampler(targets, seed=trainer.seed))
     num_classes = len(model.classes) if isinstance(model, Classifier) else None
-    task.setup(targets, num_classes=num_classes, device=trainer.device)
+    task.setup(
+        targets,
+        num_classes=num_classes,
+        device=trainer.device,
+        unchecked_inputs=unchecked_samples(loader),
+    )
     with contextlib.ExitStack() as stack:
         if loader is not train:  # its worker processes end with the test
             stack.callback(shut_down_workers, loader)

@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import Sampler
 
 from retinalnet._core.counts import as_number
-from retinalnet._core.model_outputs import are_log_probabilities, class_scores
+from retinalnet._core.model_outputs import class_scores, nll_for_log_probabilities
 from retinalnet.models._classifier import network_of
 from retinalnet.training._balance import BALANCE_MODES, balanced_sampler, class_weights
 from retinalnet.training._evaluation import EvaluationResult
@@ -303,14 +303,21 @@ class ClassificationTask:
         return nn.CrossEntropyLoss(weight=weights)
 
     def setup(
-        self, targets: Sequence[int] | None, *, num_classes: int | None, device: torch.device
+        self,
+        targets: Sequence[int] | None,
+        *,
+        num_classes: int | None,
+        device: torch.device,
+        unchecked_inputs: bool = False,
     ) -> None:
         """Prepare a fit: set :attr:`criterion` from the training targets, on ``device``;
-        the fit's first training batch has its outputs checked against ``num_classes``."""
+        the fit's first training batch has its outputs checked against ``num_classes``, and
+        its inputs (by the data sets' rule, warnings included, with ``unchecked_inputs``: a
+        loader whose samples nothing checked)."""
         self.criterion = self.train_loss(targets, num_classes).to(device)
         self._num_classes = num_classes
         self._outputs_checked = False
-        self._inputs_check.reset()
+        self._inputs_check.reset(unchecked=unchecked_inputs)
 
     def sampler(self, targets: Sequence[int] | None, *, seed: int | None) -> Sampler[int] | None:
         """The training sampler: :func:`balanced_sampler` with ``balance="sampler"``, else
@@ -361,22 +368,10 @@ class ClassificationTask:
         return loss
 
     def _exact_for_log_probabilities(self, outputs: torch.Tensor) -> None:
-        """Compute the default loss as ``NLLLoss`` for outputs that are log-probabilities.
-
-        On them ``CrossEntropyLoss`` equals ``NLLLoss`` (``log_softmax`` gives them back),
-        but only up to rounding: computed as ``NLLLoss``, as in 0.1, a network ending in
-        ``LogSoftmax`` trains to the same weights bit for bit. Logits keep the cross-entropy.
-        """
-        criterion = self.criterion
-        if (
-            self._default_loss
-            and type(criterion) is nn.CrossEntropyLoss
-            and criterion.label_smoothing == 0.0
-            and are_log_probabilities(outputs)
-        ):
-            self.criterion = nn.NLLLoss(
-                weight=criterion.weight, ignore_index=criterion.ignore_index
-            )
+        """The default loss on log-probabilities as the ``NLLLoss`` it equals, bit for bit
+        as in 0.1 (:func:`~retinalnet._core.model_outputs.nll_for_log_probabilities`)."""
+        if self._default_loss:
+            self.criterion = nll_for_log_probabilities(self.criterion, outputs)
 
     def validation_metrics(self, result: EvaluationResult) -> dict[str, float]:
         """The metrics of one validation: ``val_loss``, ``val_accuracy`` and ``metrics``."""
