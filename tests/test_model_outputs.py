@@ -152,3 +152,10 @@ def test_an_onnx_export_refuses_a_network_returning_probabilities(tmp_path: Path
     with pytest.raises(ValueError, match=r"probabilities.*Softmax"):
         to_onnx(_classifier(torch.nn.Softmax(dim=1)), tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_what_came_back_is_named_with_its_article() -> None:
+    from collections import OrderedDict
+
+    with pytest.raises(TypeError, match=r"returned an OrderedDict with keys \['logits'\]"):
+        class_scores(OrderedDict(logits=LOGITS), 4)

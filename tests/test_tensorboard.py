@@ -340,3 +340,24 @@ def test_the_gradcam_images_predict_in_fp32_inside_a_callers_autocast() -> None:
         _add_cams(model, [("0_CNV", image)], _Writer(), 1, [])  # type: ignore[arg-type]
     hook.remove()
     assert dtypes == [torch.float32, torch.float32]  # the prediction, the Grad-CAM
+
+
+class _Lines:
+    """A stand-in SummaryWriter: the images are dropped."""
+
+    def add_image(self, *args: object, **kwargs: object) -> None:
+        pass
+
+
+def test_the_grad_cam_table_shows_the_predictors_probability() -> None:
+    # the table ran the network by hand: no temperature, no check of what it returned
+    from retinalnet import Predictor, SyntheticOCT
+    from retinalnet.training._tensorboard import _add_cams
+
+    model = tiny_cnn(seed=3)
+    model.temperature = 4.0
+    image = SyntheticOCT(1, shape=(40, 36), seed=2).image(0)
+    lines: list[str] = []
+    _add_cams(model, [("0_CNV", image)], _Lines(), 1, lines)  # type: ignore[arg-type]
+    (top,) = Predictor(model, device="cpu", precision="fp32").topk(image, k=1).top
+    assert lines == [f"| 0_CNV | CNV | {top.name} ({top.probability:.0%}) |"]

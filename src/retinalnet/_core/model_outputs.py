@@ -37,15 +37,15 @@ def _not_a_tensor(outputs: object, model_name: str) -> str:
     """What came back instead of a tensor, and the fix."""
     fields = getattr(outputs, "_fields", None)  # a namedtuple: GoogLeNetOutputs, InceptionOutputs
     if isinstance(outputs, tuple) and isinstance(fields, tuple):
-        what = f"a {type(outputs).__name__} (fields {', '.join(map(str, fields))})"
+        what = f"{describe(outputs)} (fields {', '.join(map(str, fields))})"
         names: Sequence[object] = fields
     elif isinstance(outputs, Mapping):
         names = list(outputs)
-        what = f"a {type(outputs).__name__} with keys {names!r}"
+        what = f"{describe(outputs)} with keys {names!r}"
     elif isinstance(outputs, (tuple, list)):
         parts = ", ".join(describe(item) for item in outputs[:4])
         more = ", ..." if len(outputs) > 4 else ""
-        what = f"a {type(outputs).__name__} of {len(outputs)} ({parts}{more})"
+        what = f"{describe(outputs)} of {len(outputs)} ({parts}{more})"
         names = []
     else:
         what = describe(outputs)

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import torch
 from PIL import Image
 
 from retinalnet._core.counts import check_count
@@ -24,9 +23,9 @@ from retinalnet._core.files import os_error_in_words
 from retinalnet._core.folders import check_folder
 from retinalnet._core.images import coerce_image
 from retinalnet._core.model_use import exclusive_use, modes_restored
+from retinalnet.engine import InferenceEngine
 from retinalnet.gradcam import grad_cam_image
 from retinalnet.models import Classifier
-from retinalnet.precision import autocast
 from retinalnet.training._callbacks import Callback
 from retinalnet.training._evaluation import EvaluationResult
 
@@ -265,13 +264,12 @@ def _add_cams(
     lines: list[str],
 ) -> None:
     """Write the Grad-CAM image of each tagged image, and add its line to ``lines``."""
+    device = next(model.parameters()).device
+    # the Predictor's path: its checks of the inputs and outputs, its temperature; fp32, as
+    # the Grad-CAM beside it
+    engine = InferenceEngine(model, device=device, precision="fp32")
     for tag, image in images:
-        inputs = model.preprocessing.prepare(image)[None]
-        model.eval()
-        device = next(model.parameters()).device
-        with torch.no_grad(), autocast(device, None):  # fp32, as the Grad-CAM beside it
-            outputs = model(inputs.to(device)).float()
-        probabilities = torch.softmax(outputs, dim=1)[0]  # log-probabilities or logits
+        probabilities = engine.probabilities(model.preprocessing.prepare(image)[None])[0]
         predicted = int(probabilities.argmax())
         heatmap = grad_cam_image(model, image, class_index=predicted)
         writer.add_image(f"gradcam/{tag}", _overlay(image, heatmap), epoch, dataformats="HWC")
