@@ -43,6 +43,7 @@ from retinalnet.checkpoint import (
 )
 from retinalnet.models import Classifier, small_cnn
 from retinalnet.predictor import Predictor
+from retinalnet.training import EarlyStopping
 from retinalnet.transforms import Preprocessing
 
 HISTORY = [
@@ -1602,3 +1603,36 @@ def test_a_bare_state_dict_is_named_by_its_shapes_as_well_as_its_keys() -> None:
         with torch.device("meta"):
             state = spec.builder(weights=None, progress=False).state_dict()
         assert guess_architecture(state) == name
+
+
+def test_early_stoppings_copy_of_the_weights_is_written_once(tmp_path: Path) -> None:
+    """In the epoch that improved, EarlyStopping's copy of the best weights is the
+    checkpoint's own weights: ``best.pt`` holds them once (it held them twice), and the
+    copy still loads, every entry equal to the weights."""
+    torch.manual_seed(0)
+    network = nn.Sequential(nn.Flatten(), nn.Linear(16, 1024), nn.Linear(1024, 4), nn.LogSoftmax(1))
+    model = Classifier(network, classes=CLASSES)
+    trainer = quiet_trainer(
+        model, max_epochs=1, out_dir=tmp_path / "run", callbacks=[EarlyStopping()]
+    )
+    trainer.fit(separable_data(16, features=16), separable_data(8, seed=1, features=16))
+    save_checkpoint(tmp_path / "weights_only.pt", model)
+    best = tmp_path / "run" / "best.pt"
+    weights_bytes = (tmp_path / "weights_only.pt").stat().st_size
+    # the weights and Adam's two moments: three times the weights (four before)
+    assert best.stat().st_size < 3.5 * weights_bytes
+
+    stored = load_checkpoint(best)
+    copy = stored.callback_states["EarlyStopping"]["best_weights"]
+    assert copy.keys() == stored.state_dict.keys()
+    assert same_state(copy, stored.state_dict)
+
+
+def test_a_callbacks_tensor_that_differs_from_the_weights_is_kept(tmp_path: Path) -> None:
+    """Only exact copies are shared: an older epoch's weights are written as they are."""
+    model = linear_classifier()
+    older = {name: value + 1 for name, value in model.state_dict().items()}
+    save_checkpoint(tmp_path / "c.pt", model, callback_states={"EarlyStopping": {"w": older}})
+    stored = load_checkpoint(tmp_path / "c.pt").callback_states["EarlyStopping"]["w"]
+    assert same_state(stored, older)
+    assert not same_state(stored, model.state_dict())

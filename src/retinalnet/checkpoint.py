@@ -34,6 +34,7 @@ from retinalnet._core.counts import as_number
 from retinalnet._core.files import FileWriteError, atomic_write, file_digest, write_error_hint
 from retinalnet._core.model_use import exclusive_use
 from retinalnet._core.output_kinds import check_output_file
+from retinalnet._core.tensor_copies import share_copies
 from retinalnet._core.torch_load import (
     asked_to_run,
     check_archive,
@@ -218,7 +219,8 @@ def save_checkpoint(
         "history": [dict(record) for record in history],
         "optimizer": dict(optimizer_state) if optimizer_state is not None else None,
         "scheduler": dict(scheduler_state) if scheduler_state is not None else None,
-        "callbacks": dict(callback_states or {}),
+        # an EarlyStopping copy of this epoch's weights is written once, with the weights
+        "callbacks": share_copies(dict(callback_states or {}), weights),
         "loop": dict(loop_state or {}),
     }
     return _write(out, payload, epoch)
