@@ -854,6 +854,31 @@ def test_resuming_on_other_training_images_is_refused_in_one_line(
     assert (out / "last.pt").read_bytes() == last
 
 
+def test_resuming_on_as_many_other_training_images_is_refused_and_a_moved_folder_taken(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert train_small_cnn(data, out, "--epochs", "2") == 0
+    moved, other = tmp_path / "moved", tmp_path / "other"
+    shutil.copytree(data, moved)
+    shutil.copytree(data, other)
+    first = sorted((other / "train" / "DME").iterdir())[0]  # as many DME images, one other
+    first.rename(first.with_name("DME-999999-1" + first.suffix))
+    last = (out / "last.pt").read_bytes()
+    capsys.readouterr()
+
+    # was: taken, as the counts per class are the run's
+    assert _resume_as_advised(other, out, "--epochs", "3") == 1
+
+    line = _one_line(capsys.readouterr().err)
+    assert "continues a run trained on other images than those of --data" in line
+    assert "as many per class, 12 images (CNV 3, DME 3, DRUSEN 3, NORMAL 3)" in line
+    assert (out / "last.pt").read_bytes() == last
+    # the run's images in another place: the same names under the data folder
+    assert _resume_as_advised(moved, out, "--epochs", "3") == 0, capsys.readouterr().err
+    assert load_checkpoint(out / "last.pt").epoch == 3
+
+
 def test_resuming_best_pt_over_the_run_s_later_last_pt_is_refused(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

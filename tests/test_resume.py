@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import re
 import shutil
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,10 @@ from _training_helpers import (
     same_state,
     separable_data,
     snapshot,
+    tiny_cnn,
 )
 from retinalnet.checkpoint import load_checkpoint
+from retinalnet.datasets import KermanyOCT, make_synthetic_kermany
 from retinalnet.training import ClassificationTask, EarlyStopping, Trainer
 
 
@@ -414,3 +417,34 @@ def test_a_malformed_stop_or_epoch_record_is_named(
 
     with pytest.raises(ValueError, match=message):
         trainer.fit(separable_data(8), separable_data(4, seed=1), resume_from=last)
+
+
+def test_resuming_on_other_training_images_of_the_same_number_is_warned_of(
+    tmp_path: Path,
+) -> None:
+    """``retinalnet train --resume`` refuses them; in Python it may be meant, and is said."""
+    data = make_synthetic_kermany(tmp_path / "data", train=2, val=1, test=1, shape=(40, 40))
+    moved, other = tmp_path / "moved", tmp_path / "other"
+    shutil.copytree(data, moved)
+    shutil.copytree(data, other)
+    first = sorted((other / "train" / "DME").iterdir())[0]
+    first.rename(first.with_name("DME-999999-1" + first.suffix))  # as many, one other
+    quiet_trainer(tiny_cnn(), max_epochs=1, out_dir=tmp_path / "run").fit(
+        KermanyOCT(data, "train"), KermanyOCT(data, "val")
+    )
+
+    def resumed(root: Path) -> list[str]:
+        run = shutil.copytree(tmp_path / "run", tmp_path / f"run-{root.name}")
+        trainer = quiet_trainer(tiny_cnn(), max_epochs=2, out_dir=run)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer.fit(
+                KermanyOCT(root, "train"), KermanyOCT(root, "val"), resume_from=run / "last.pt"
+            )
+        return [str(w.message) for w in caught if "training images" in str(w.message)]
+
+    # was: resumed without a word
+    said = resumed(other)
+    assert len(said) == 1
+    assert "run-other/last.pt' on other training images than its run's" in said[0]
+    assert resumed(moved) == []  # the run's images, in another folder

@@ -88,6 +88,8 @@ def resumed_run_defaults(args: argparse.Namespace) -> None:
     # --data's once it is read (not recorded before 0.2's record of them: not checked)
     counts = record.get("train_images") if isinstance(record, Mapping) else None
     args.resumed_train_images = dict(counts) if isinstance(counts, Mapping) else None
+    names = record.get("train_names_sha256") if isinstance(record, Mapping) else None
+    args.resumed_train_names = names if isinstance(names, str) else None
     saved = _saved_options(checkpoint)
     if args.recipe == RECIPES[0] and recipe is not None:
         # the fine-tune compares these with its recipe, and refuses what differs
@@ -180,11 +182,16 @@ def _resumed_split(args: argparse.Namespace, checkpoint: Checkpoint, resumed: st
     )
 
 
-def check_same_training_images(args: argparse.Namespace, counts: Mapping[str, int]) -> None:
+def check_same_training_images(
+    args: argparse.Namespace, counts: Mapping[str, int], names_digest: str | None
+) -> None:
     """With ``--resume``, refuse training images other than the run's (``--data`` another
     folder, or the folder changed), as another ``--batch-size`` is refused: the epochs
     left would differ from the run's, and a fine-tune's per-step schedule would no longer
-    fit them. ``counts`` are the training images per class of ``--data``.
+    fit them. ``counts`` are the training images per class of ``--data``, ``names_digest``
+    the digest of their names and classes
+    (:func:`~retinalnet.datasets._sample_names.sample_names_digest`): another folder with as
+    many images per class is refused too.
 
     Raises
     ------
@@ -195,13 +202,22 @@ def check_same_training_images(args: argparse.Namespace, counts: Mapping[str, in
     if getattr(args, "resume", None) is None or run is None:
         return  # a new run, or a checkpoint that does not record them
     given = dict(counts)
-    if {str(k): int(v) for k, v in run.items()} == given:
-        return
-    raise ValueError(
-        f"--resume {str(args.resume)!r} continues a run trained on {_images(run)}, not on the "
-        f"{_images(given)} of --data {str(args.data)!r}: a resumed run keeps its training "
-        "images; give the run's --data (and --manifest), or start a new run without --resume"
+    fix = (
+        "a resumed run keeps its training images; give the run's --data (and --manifest), or "
+        "start a new run without --resume"
     )
+    if {str(k): int(v) for k, v in run.items()} != given:
+        raise ValueError(
+            f"--resume {str(args.resume)!r} continues a run trained on {_images(run)}, not on "
+            f"the {_images(given)} of --data {str(args.data)!r}: {fix}"
+        )
+    names = getattr(args, "resumed_train_names", None)  # recorded since 0.2's names digest
+    if names is not None and names != names_digest:
+        raise ValueError(
+            f"--resume {str(args.resume)!r} continues a run trained on other images than "
+            f"those of --data {str(args.data)!r} (as many per class, {_images(given)}, but "
+            f"other file names or classes): {fix}"
+        )
 
 
 def training_images(data: Any) -> dict[str, int]:
@@ -233,6 +249,11 @@ class TrainOptions(Callback):
     train_images
         The training images per class (:func:`training_images`), recorded so that a
         resumed run on other images is refused (:func:`check_same_training_images`).
+    train_names
+        Their names' digest
+        (:func:`~retinalnet.datasets._sample_names.sample_names_digest`), recorded for the
+        same check: another folder
+        with as many images per class is refused too.
     """
 
     KEY = "TrainOptions"
@@ -243,6 +264,7 @@ class TrainOptions(Callback):
         *,
         auto_cache: bool | None = None,
         train_images: Mapping[str, int] | None = None,
+        train_names: str | None = None,
     ) -> None:
         from retinalnet._core.files import file_digest
 
@@ -259,6 +281,8 @@ class TrainOptions(Callback):
         )
         if train_images is not None:
             self.options["train_images"] = {str(k): int(v) for k, v in train_images.items()}
+        if train_names is not None:
+            self.options["train_names_sha256"] = train_names
         data = getattr(args, "data", None)  # where the manifest's relative paths start
         if data is not None:
             self.options["data"] = os.path.realpath(data)

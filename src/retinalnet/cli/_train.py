@@ -62,6 +62,7 @@ def run_train(args: argparse.Namespace) -> int:
     )
     from retinalnet.cli._skip import print_skipped
     from retinalnet.cli._split_data import split_data
+    from retinalnet.datasets._sample_names import sample_names_digest
     from retinalnet.models import build_model, create_model
     from retinalnet.training import (
         ClassificationTask,
@@ -87,8 +88,8 @@ def run_train(args: argparse.Namespace) -> int:
     preprocessing = Preprocessing(size=args.size, reduced_decode=args.reduced_decode)
     train = split_data(args.data, "train", args.manifest, args.classes, on_error=args.on_error)
     val = split_data(args.data, "val", args.manifest, args.classes, on_error=args.on_error)
-    images = training_images(train)
-    check_same_training_images(args, images)  # --resume: the run's images, before any work
+    images, names = training_images(train), sample_names_digest(train)
+    check_same_training_images(args, images, names)  # --resume: the run's, before any work
     cache: Literal["auto"] | bool | FeatureCacheConfig = "auto"  # on for a frozen backbone
     if args.feature_cache is False:
         cache = False
@@ -139,6 +140,7 @@ def run_train(args: argparse.Namespace) -> int:
             args,
             auto_cache=choose_feature_cache("auto", model).config is not None,
             train_images=images,
+            train_names=names,
         )
         callbacks.append(options)
         trainer = Trainer(

@@ -27,6 +27,7 @@ from retinalnet._core.classes import check_same_classes
 from retinalnet._core.loaders import DataSource, shut_down_workers, unchecked_samples
 from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
 from retinalnet.datasets._readable import readable_for_scoring
+from retinalnet.datasets._sample_names import sample_names_digest
 from retinalnet.models import Classifier
 from retinalnet.training._callbacks import Callback, check_callbacks
 from retinalnet.training._data import (
@@ -50,6 +51,7 @@ from retinalnet.training._resume import (
     epoch_size,
     resume,
     resumed_stop,
+    warn_of_other_images,
 )
 from retinalnet.training._seed import (
     data_order_state,
@@ -95,6 +97,7 @@ class FitLoop:
         self.val_data: DataSource | None = None  # as given to fit (images, not cached features)
         self.validation_result: EvaluationResult | None = None  # the last epoch's
         self.train_loader: DataLoader[Any] | None = None
+        self.train_names: str | None = None  # the training images' names digest, if listed
         self.val_loader: DataLoader[Any] | None = None
         self._made: list[DataLoader[Any]] = []  # the loaders made here (not a DataLoader given)
         self._ddp: nn.Module | None = None  # DistributedDataParallel with several processes
@@ -222,6 +225,7 @@ class FitLoop:
                 num_workers=trainer.num_workers,
             )
             self.val_data = val
+        self.train_names = sample_names_digest(train)  # before the cache: the images'
         train, val = self._features(train, val)
         targets = train_targets(train, trainer.task.balance)
         sampler = trainer.task.sampler(targets, seed=trainer.seed)
@@ -309,6 +313,7 @@ class FitLoop:
             "scaler": self.trainer._scaler.state_dict(),
             "should_stop": bool(self.trainer.should_stop),
             "stop_reason": self.trainer.stop_reason,
+            "train_names_sha256": self.train_names,
             **epoch_size(self.train_loader),
         }
 
@@ -320,6 +325,7 @@ class FitLoop:
             return
         per_step = trainer.scheduler is not None and trainer.task.scheduler_interval == "step"
         check_epoch_size(state, self.train_loader, per_step=per_step, source=source)
+        warn_of_other_images(state.get("train_names_sha256"), self.train_names, source=source)
         saved = state.get("seed")
         if saved != trainer.seed:
             if trainer.seed is None:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from retinalnet._core.caller_warnings import warn_caller
 from retinalnet.checkpoint import (
     architectures_met,
     load_checkpoint,
@@ -34,6 +35,7 @@ __all__ = [
     "resume",
     "resumed_stop",
     "save_training_state",
+    "warn_of_other_images",
 ]
 
 logger = logging.getLogger(__name__)
@@ -310,6 +312,22 @@ def epoch_size(loader: DataLoader[Any] | None) -> dict[str, int | None]:
     with contextlib.suppress(TypeError, NotImplementedError):
         sizes["train_samples"] = len(loader.sampler)  # type: ignore[arg-type]
     return sizes
+
+
+def warn_of_other_images(saved: object, now: str | None, *, source: str) -> None:
+    """Warn when a resumed fit trains on other images than its run did: as many or not,
+    their names or classes differ (``saved`` and ``now`` are
+    :func:`~retinalnet.datasets._sample_names.sample_names_digest` digests; a run or a data
+    set that does not list them is not checked). ``retinalnet train --resume`` refuses
+    this before any work; in Python it may be meant, and is said once."""
+    if not isinstance(saved, str) or now is None or saved == now:
+        return
+    warn_caller(
+        f"resuming from {source} on other training images than its run's (other file names "
+        "or classes): the epochs left train on other data than the run did; resume with "
+        "the run's training data to repeat it, or start a new run",
+        UserWarning,
+    )
 
 
 def _described(sizes: Mapping[str, Any]) -> str:
