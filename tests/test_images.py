@@ -596,7 +596,7 @@ def test_every_door_takes_an_array_as_its_tensor(door):
 def test_other_types_are_refused_naming_every_accepted_type():
     with pytest.raises(
         TypeError,
-        match=r"^image 0 is a int; expected a path, a PIL image or an image tensor or NumPy "
+        match=r"^image 0 is an int; expected a path, a PIL image or an image tensor or NumPy "
         r"array$",
     ):
         coerce_image(3, name="image 0")  # type: ignore[arg-type]

@@ -217,7 +217,7 @@ def test_the_error_names_the_position_in_a_list(
 def test_other_types_are_refused(predictor: Predictor, value: Any) -> None:
     with pytest.raises(
         TypeError,
-        match=rf"image 0 is a {type(value).__name__}; expected a path, a PIL image or an image "
+        match=rf"image 0 is an? {type(value).__name__}; expected a path, a PIL image or an image "
         r"tensor",
     ):
         predictor.topk(value)
@@ -424,7 +424,7 @@ def test_gradcam_explains_the_class_asked_for(
         predictor.gradcam(images[1], class_index="GLAUCOMA")
     with pytest.raises(ValueError, match=r"class_index must be from 0 to 3 or a class name, got 4"):
         predictor.gradcam(images[1], class_index=4)
-    with pytest.raises(TypeError, match=r"image 0 is a int; expected a path"):
+    with pytest.raises(TypeError, match=r"image 0 is an int; expected a path"):
         predictor.gradcam(3)  # type: ignore[arg-type]
 
 

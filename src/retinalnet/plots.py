@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, TypeGuard
 import numpy as np
 import numpy.typing as npt
 
+from retinalnet._core.articles import type_with_article
 from retinalnet._core.images import ImageInput, coerce_image, image_size
 from retinalnet._core.printable import check_dpi, fit_title, save_figure
 
@@ -520,10 +521,10 @@ def plot_prediction(
 
     if not isinstance(prediction, Prediction):
         hint = (
-            f"a {type(prediction).__name__} of {len(prediction)}: plot each one, "
+            f"{type_with_article(prediction)} of {len(prediction)}: plot each one, "
             "plot_prediction(image, predictions[i])"
             if isinstance(prediction, (list, tuple))
-            else f"a {type(prediction).__name__}"
+            else type_with_article(prediction)
         )
         raise TypeError(
             f"prediction must be one Prediction, as predictor.topk(image) gives for one "

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from retinalnet._core.articles import type_with_article
 from retinalnet._core.counts import as_integer
 from retinalnet._core.device import default_num_workers
 from retinalnet._core.images import (
@@ -493,7 +494,7 @@ class Predictor:
         """
         if isinstance(image, (list, tuple)):
             raise TypeError(
-                f"gradcam() explains one image, got a {type(image).__name__} of {len(image)}; "
+                f"gradcam() explains one image, got {type_with_article(image)} of {len(image)}; "
                 "call it once per image: [predictor.gradcam(image) for image in images]"
             )
         if isinstance(class_index, str):
@@ -568,7 +569,7 @@ def check_image_list(images: object) -> None:
     """
     if not isinstance(images, (list, tuple)):
         raise TypeError(
-            f"predict_proba takes a list of images, got a {type(images).__name__}; pass "
+            f"predict_proba takes a list of images, got {type_with_article(images)}; pass "
             "[image] for one image, list(batch) for the images of a batch tensor, or use "
             "topk(image)"
         )

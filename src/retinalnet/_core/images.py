@@ -35,6 +35,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.functional import to_pil_image
 
+from retinalnet._core.articles import type_with_article
 from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.counts import as_integer
 from retinalnet._core.dicom import (
@@ -923,7 +924,7 @@ def coerce_image(
     if isinstance(image, np.ndarray):
         return _tensor_to_pil(_array_to_tensor(image, name), name, kind="array")
     raise TypeError(
-        f"{name} is a {type(image).__name__}; expected a path, a PIL image or an image tensor "
+        f"{name} is {type_with_article(image)}; expected a path, a PIL image or an image tensor "
         "or NumPy array"
     )
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from retinalnet._core.articles import with_article
 from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.images import MIN_IMAGE_SIDE
 
@@ -45,7 +46,7 @@ def describe(value: object) -> str:
         text = f"NumPy array {value.shape} {value.dtype}"
     else:
         text = type(value).__name__
-    return ("an " if text[0].lower() in "aeio" else "a ") + text  # "a uint8"
+    return with_article(text)
 
 
 def refuse_unprepared(

@@ -21,6 +21,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from retinalnet._core.articles import with_article
 from retinalnet._core.classes import IMAGE_EXTENSIONS
 from retinalnet._core.dicom import DICOM_EXTENSIONS
 
@@ -115,8 +116,8 @@ def refuse_another_suffix(
             use = _SUGGESTED.get(writes, min(allowed))
             to = f" for {option}" if option else ""
             raise ValueError(
-                f"{said} names {_a(kind)} file ({suffix}), but {writer} writes {_a(expected)} "
-                f"file there; pass a name ending in {use}{to}"
+                f"{said} names {with_article(kind)} file ({suffix}), but {writer} writes "
+                f"{with_article(expected)} file there; pass a name ending in {use}{to}"
             )
 
 
@@ -156,13 +157,8 @@ def refuse_replacing_a_model_or_scan(
         return
     if replaces_checkpoints and what != "an image":
         return
-    new = "its output" if writes not in _WRITTEN else f"{_a(_WRITTEN[writes][0])} file"
+    new = "its output" if writes not in _WRITTEN else f"{with_article(_WRITTEN[writes][0])} file"
     raise FileExistsError(f"{said} is {what}: {writer} would replace it with {new}; {fix}")
-
-
-def _a(kind: str) -> str:
-    """``kind`` with its article: ``an ONNX``, ``an image``, ``a checkpoint``, ``a JSON``."""
-    return f"an {kind}" if kind[0] in "AEFHILMNORSXaeiou" else f"a {kind}"
 
 
 def _is_torch_file(file: Path) -> bool:

@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import torch.utils.data
 
+from retinalnet._core.articles import type_with_article
 from retinalnet._core.images import UnreadableImageError
 from retinalnet._core.loaders import decoded_with
 from retinalnet._core.progress import progress_bar
@@ -171,7 +172,7 @@ def refuse_substitution(data: object, *, where: str) -> None:
     inner = substituting_dataset(data)
     if inner is None:
         return
-    through = "" if inner is data else f" inside a {type(data).__name__}"
+    through = "" if inner is data else f" inside {type_with_article(data)}"
     raise ValueError(
         f"{where}: {inner!r}{through} reads with on_error='skip', which puts the next readable "
         "scan in place of an unreadable one, so that scan would be scored twice; pass the "

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from retinalnet._core.articles import type_with_article
 from retinalnet.models._registry import ModelSpec, find_spec, list_models
 from retinalnet.models._state_dict import fit_keys, is_state_dict, unwrap_container
 
@@ -95,7 +96,7 @@ def bare_state_dict_message(data: object, file: Path, marker: str) -> str:
     state, container = unwrap_container(data)
     if not is_state_dict(state):
         return (
-            f"{start}: it holds a {type(data).__name__}, not what retinalnet's training "
+            f"{start}: it holds {type_with_article(data)}, not what retinalnet's training "
             "writes; pass a checkpoint written by retinalnet (best.pt or last.pt)"
         )
     notes = [] if container is None else [f"under its {container!r} key"]

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from retinalnet._core.articles import type_with_article
 from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.torch_load import (
     check_archive,
@@ -113,7 +114,7 @@ def read_state_dict(path: Path, spec: ModelSpec) -> dict[str, torch.Tensor]:
         raise ValueError(
             f"weights file {str(path)!r} does not hold a state dict (a dict of name -> tensor, "
             f"or a training checkpoint holding one under {', '.join(map(repr, CONTAINERS))}) "
-            f"but a {type(loaded).__name__}{keys}; save one with "
+            f"but {type_with_article(loaded)}{keys}; save one with "
             "torch.save(model.state_dict(), path)"
         )
     if container is not None:
