@@ -1185,3 +1185,40 @@ def test_a_float_image_of_10_bit_data_is_refused_with_a_fix_that_works_on_floats
     fixed = eval(fix.group(1), {"Image": Image, "numpy": np, "image": image})
     assert fixed.mode == "L"
     assert np.asarray(fixed).max() == 1000 * 255 // 1023  # the 10-bit full scale
+
+
+def test_a_missing_image_is_a_file_not_found_error_through_every_door(tmp_path: Path) -> None:
+    """A web service answers 404 with ``except FileNotFoundError``: a missing scan's error
+    is one, and still an UnreadableImageError naming the file (it was neither)."""
+    from retinalnet.datasets import ImageNotFoundError
+    from retinalnet.volume import read_volume
+
+    missing = tmp_path / "gone.jpeg"
+    predictor = Predictor(tiny_cnn(), device="cpu")
+    doors: list[Callable[[], object]] = [
+        lambda: load_image(missing),
+        lambda: predictor.topk(missing),
+        lambda: predictor.predict_proba([missing]),
+        lambda: read_volume(missing),
+        lambda: predictor.topk(str(tmp_path / "gone.dcm")),
+    ]
+    for door in doors:
+        with pytest.raises(FileNotFoundError, match=r"^cannot read image '.*gone") as caught:
+            door()
+        assert isinstance(caught.value, UnreadableImageError)
+        assert isinstance(caught.value, ImageNotFoundError)
+        assert caught.value.path is not None
+        assert caught.value.path.name.startswith("gone")
+    # what a worker process sends back: the same kind, the same path
+    error = pickle.loads(pickle.dumps(ImageNotFoundError(missing, "no such file")))
+    assert isinstance(error, FileNotFoundError)
+    assert error.path == missing
+    again = ImageNotFoundError(str(error))  # torch's DataLoader re-raises type(error)(text)
+    assert isinstance(again, FileNotFoundError)
+    assert again.path == missing
+    # a file that is there but corrupt is not "not found"
+    corrupt = tmp_path / "corrupt.jpeg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    with pytest.raises(UnreadableImageError) as caught:
+        load_image(corrupt)
+    assert not isinstance(caught.value, FileNotFoundError)

@@ -169,7 +169,8 @@ def _dataset(path: Path, *, pixels: bool) -> Any:
             raise DicomReadError(
                 f"corrupt or truncated DICOM file ({type(error).__name__} while parsing it)"
             ) from None
-        raise DicomReadError(read_failure(path, error)) from None
+        missing = isinstance(error, FileNotFoundError)
+        raise DicomReadError(read_failure(path, error), not_found=missing) from None
     except InvalidDicomError:
         if is_empty(path):
             raise DicomReadError(EMPTY_FILE) from None

@@ -38,7 +38,12 @@ _DARK_FRACTION: Final = 1 / 16  # as images.py: a 16-bit PNG whose maximum is be
 
 
 class DicomReadError(ValueError):
-    """Why a DICOM file cannot be read; the caller names the file."""
+    """Why a DICOM file cannot be read; the caller names the file. ``not_found`` is true
+    for a file that does not exist (the caller's error says so by its kind too)."""
+
+    def __init__(self, reason: str, *, not_found: bool = False) -> None:
+        super().__init__(reason)
+        self.not_found = not_found
 
 
 @dataclass(frozen=True)

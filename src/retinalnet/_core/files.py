@@ -128,9 +128,27 @@ def _mode_for(out: Path, previous: bool) -> int:
     if previous:
         with contextlib.suppress(OSError):
             return stat.S_IMODE(out.stat().st_mode)
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system tells it (Linux's
+    ``/proc/self/status``): setting it to 0 for a moment, the only other way, lets a file
+    that another thread of the program creates meanwhile be writable by everyone."""
+    with (
+        contextlib.suppress(OSError, ValueError),
+        open("/proc/self/status", encoding="ascii", errors="replace") as status,
+    ):
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    with _UMASK_LOCK:  # elsewhere: set and put back at once, one thread of ours at a time
+        umask = os.umask(0o077)  # meanwhile files are created private, never open to all
+        os.umask(umask)
+    return umask
+
+
+_UMASK_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager

@@ -66,6 +66,7 @@ __all__ = [
     "MIN_IMAGE_SIDE",
     "SMALL_IMAGE_SIDE",
     "ImageInput",
+    "ImageNotFoundError",
     "UnreadableImageError",
     "bomb_reason",
     "check_decoded",
@@ -115,7 +116,8 @@ class UnreadableImageError(OSError):
     Raised for missing, corrupt and truncated files, decompression bombs, images smaller than
     :data:`MIN_IMAGE_SIDE` and pixels without a meaning to give the model (see
     :func:`load_image`). It is an :class:`OSError`, so ``KermanyOCT(on_error="skip")`` skips
-    every one of them.
+    every one of them; a missing file's is an :class:`ImageNotFoundError`, also a
+    :class:`FileNotFoundError`.
 
     Parameters
     ----------
@@ -157,6 +159,15 @@ class UnreadableImageError(OSError):
         if self.path is None:
             return (type(self), (str(self), None))
         return (type(self), (str(self.path), self.reason))
+
+
+class ImageNotFoundError(UnreadableImageError, FileNotFoundError):
+    """An image file that does not exist: an :class:`UnreadableImageError` (skipped by
+    ``on_error="skip"`` as any other) that a program's ``except FileNotFoundError`` catches
+    too, as it catches ``open()``'s.
+
+    .. versionadded:: 0.2
+    """
 
 
 def draft_scale(size: tuple[int, int], target_size: int) -> int:
@@ -457,8 +468,17 @@ def _warn_of_stretch(scale: FileScale, name: str) -> None:
 
 def _read_error(file: Path, error: Exception) -> UnreadableImageError:
     """The error for a file that failed to open or decode: the operating system's reason in
-    words (a missing file, permissions, a link loop), else a corrupt or truncated file."""
-    return UnreadableImageError(file, read_failure(file, error))
+    words (a missing file, permissions, a link loop), else a corrupt or truncated file. A
+    missing file's is an :class:`ImageNotFoundError`, which ``except FileNotFoundError``
+    catches too."""
+    kind = ImageNotFoundError if isinstance(error, FileNotFoundError) else UnreadableImageError
+    return kind(file, read_failure(file, error))
+
+
+def _dicom_error(file: Path, error: DicomReadError) -> UnreadableImageError:
+    """The error for a DICOM file that cannot be read, of the kind :func:`_read_error` gives."""
+    kind = ImageNotFoundError if error.not_found else UnreadableImageError
+    return kind(file, str(error))
 
 
 def _frames_of(opened: Image.Image) -> int:
@@ -558,7 +578,9 @@ def _dicom_frames(
     try:
         pixels, header, unwindowed = read_frames(file, single=single, check_dark=check_dark)
         _check_size((header.columns, header.rows), repr(str(file)), warn=header.frames == 1)
-    except (DicomReadError, _UnusablePixelsError) as error:
+    except DicomReadError as error:
+        raise _dicom_error(file, error) from None
+    except _UnusablePixelsError as error:
         raise UnreadableImageError(file, str(error)) from None
     frames = [Image.fromarray(frame) for frame in pixels]
     if len(frames) > 1:
@@ -596,7 +618,7 @@ def frame_count(path: str | os.PathLike[str]) -> int:
     try:
         return read_header(file).frames
     except DicomReadError as error:
-        raise UnreadableImageError(file, str(error)) from None
+        raise _dicom_error(file, error) from None
 
 
 def _pil_frames(file: Path, *, single: bool) -> list[Image.Image]:
@@ -660,7 +682,7 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
         try:
             header = read_header(path)
         except DicomReadError as error:
-            raise UnreadableImageError(path, str(error)) from None
+            raise _dicom_error(Path(path), error) from None
         return header.columns, header.rows
     try:
         with _open(Path(path)) as image:

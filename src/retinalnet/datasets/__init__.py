@@ -4,6 +4,7 @@ audits and patient-aware splits."""
 from retinalnet._core.classes import IMAGE_EXTENSIONS as IMAGE_EXTENSIONS
 from retinalnet._core.classes import KERMANY_CLASSES as KERMANY_CLASSES
 from retinalnet._core.classes import KERMANY_SPLITS as KERMANY_SPLITS
+from retinalnet._core.images import ImageNotFoundError as ImageNotFoundError
 from retinalnet._core.images import UnreadableImageError as UnreadableImageError
 from retinalnet._core.images import load_image as load_image
 from retinalnet.datasets._audit import audit as audit
@@ -34,6 +35,7 @@ __all__ = [
     "AuditReport",
     "DuplicateGroup",
     "ImageCounts",
+    "ImageNotFoundError",
     "KermanyOCT",
     "ManifestRow",
     "SizeStats",
