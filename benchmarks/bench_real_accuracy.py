@@ -33,7 +33,7 @@ Recipes (``--recipes``, all by default):
 gamma speckle`` turns some of its augmentations off (the preset less those, given to the model's
 preprocessing and ``FineTune(augment=None)``).
 
-Reports for each recipe and seed: test accuracy with its 95% bootstrap interval, per-class
+Reports for each recipe and seed: test accuracy with its 95% Wilson interval, per-class
 sensitivity, urgent-referral AUC (CNV+DME vs DRUSEN+NORMAL), validation accuracy and loss,
 the test and validation numbers again with test-time augmentation (each image averaged with
 its mirror, ``evaluate(tta=True)``), and the wall time with the load average next to it (a
