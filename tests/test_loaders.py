@@ -512,3 +512,52 @@ def test_normalised_inputs_above_1_are_not_taken_for_images_never_normalised() -
             shuffle=False,
             transform=transform,
         )
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_loader_in_order_leaves_the_global_random_generator_as_it_was(workers: int) -> None:
+    # inference drew its workers' base seed from torch's global generator: a seeded host
+    # program drew other numbers after a prediction than without it
+    data = TensorDataset(torch.arange(8.0)[:, None], torch.arange(8) % 4)
+    loader = make_loader(data, batch_size=4, shuffle=False, transform=None, num_workers=workers)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    batches = [inputs for inputs, _ in loader]
+    assert torch.equal(torch.rand(3), expected)
+    assert torch.equal(torch.cat(batches), data.tensors[0])  # in order, as before
+
+
+def test_a_shuffling_loader_shuffles_with_the_global_generator_as_a_dataloader_does() -> None:
+    data = TensorDataset(torch.arange(16.0)[:, None], torch.arange(16) % 4)
+    orders = []
+    for loader in (
+        make_loader(data, batch_size=4, shuffle=True, transform=None),
+        DataLoader(data, batch_size=4, shuffle=True),
+    ):
+        torch.manual_seed(5)
+        orders.append(torch.cat([inputs for inputs, _ in loader]))
+    assert torch.equal(orders[0], orders[1])
+
+
+def test_the_readability_check_of_a_skipping_data_set_leaves_the_global_generator(
+    tmp_path: Path,
+) -> None:
+    """Evaluating a data set with ``on_error="skip"`` reads each file once with workers
+    first: that pass drew its workers' seed from torch's global generator."""
+    from retinalnet.datasets import KermanyOCT, make_synthetic_kermany
+    from retinalnet.datasets._readable import readable_for_scoring
+
+    root = make_synthetic_kermany(tmp_path / "d", train=1, val=1, test=2, shape=(40, 40))
+    broken = sorted((root / "test" / "CNV").iterdir())[0]
+    broken.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    data = KermanyOCT(root, "test", on_error="skip")
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kept, left_out = readable_for_scoring(data, None, where="test", num_workers=2)
+    assert torch.equal(torch.rand(3), expected)
+    assert [path for path, _ in left_out] == [str(broken)]
+    assert len(kept) == len(data) - 1

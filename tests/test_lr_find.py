@@ -406,3 +406,26 @@ def test_a_batch_of_uint8_images_is_refused_before_the_first_step() -> None:
     with pytest.raises(ValueError, match=r"inputs are a uint8 tensor \(4, 3, 32, 32\)"):
         trainer.lr_find(loader, num_steps=8)
     assert not trainer.model._forward_pre_hooks  # no check left on the model
+
+
+class _InterruptedAt(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """``data``, with Ctrl-C pressed when the sample ``index`` is read."""
+
+    def __init__(self, data: torch.utils.data.TensorDataset, index: int) -> None:
+        self.data, self.index = data, index
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if index == self.index:
+            raise KeyboardInterrupt
+        return self.data[index]
+
+
+def test_a_test_interrupted_before_its_first_step_leaves_no_hook_on_the_model() -> None:
+    # the first batch's check stayed on the model, to refuse the user's next forward
+    trainer = quiet_trainer(linear_classifier(), batch_size=8)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.lr_find(_InterruptedAt(separable_data(16), 2), num_steps=8)
+    assert not any(module._forward_pre_hooks for module in trainer.model.modules())

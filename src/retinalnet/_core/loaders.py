@@ -245,6 +245,13 @@ def make_loader(
     memory, such as cached features) is read without worker processes, whatever
     ``num_workers`` says.
 
+    A loader that does not shuffle (inference, evaluation) and is given no ``generator``
+    gets one of its own: each pass over it draws its workers' base seed from that, not from
+    torch's global generator, so predicting or evaluating leaves the random numbers of the
+    program that calls it as they were (a seeded host draws the same numbers with or
+    without a prediction in between). A shuffling loader without a ``generator`` shuffles
+    with torch's global one, as a DataLoader does.
+
     A data set that yields file paths gets them read with ``decode``, then ``transform``
     applied. With a model's ``transform`` (made by a
     :class:`~retinalnet.transforms.Preprocessing`), the first sample is checked: a tensor
@@ -300,6 +307,8 @@ def make_loader(
         num_workers = 0
         if data.tensors[0].device.type != "cpu":  # already on the GPU: nothing to copy
             pin_memory = False
+    if generator is None and not shuffle and sampler is None:
+        generator = torch.Generator()  # the workers' base seeds: the caller's RNG left alone
     return ExplainedLoader(  # workers that cannot start under "spawn" say so in one line
         data,
         batch_size=batch_size,

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
+import torch
 import torch.utils.data
 
 from retinalnet._core.articles import type_with_article
@@ -106,7 +107,13 @@ def _unreadable(
     check = _Readability(paths, reader)
     if num_workers <= 0:
         return (check[index] for index in range(len(check)))
-    batches = ExplainedLoader(check, batch_size=32, num_workers=num_workers, collate_fn=list)
+    batches = ExplainedLoader(  # its own generator: the caller's random numbers left alone
+        check,
+        batch_size=32,
+        num_workers=num_workers,
+        collate_fn=list,
+        generator=torch.Generator(),
+    )
     return (reason for batch in batches for reason in batch)
 
 

@@ -31,7 +31,8 @@ class FirstInputsCheck:
 
     :meth:`arm` hooks the module until its next forward; the hook checks that batch and
     removes itself (also when it refuses). :meth:`reset` starts a new fit; :meth:`disarm`
-    removes a hook that no forward reached.
+    removes a hook that no forward reached (the task calls it when a fit or ``lr_find``
+    ends, however it ends: no hook is left on the user's model).
     """
 
     def __init__(self) -> None:

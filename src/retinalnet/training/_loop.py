@@ -154,10 +154,12 @@ class FitLoop:
                 self._release()
 
     def _release(self) -> None:
-        """At the end of the fit, also one interrupted or failed: end the loaders' worker
+        """At the end of the fit, also one interrupted or failed: take the first batch's
+        check off the model (no forward pass may have reached it), end the loaders' worker
         processes (kept between epochs, they would live on with the Trainer, a copy of the
         data set each), and drop the gradients (a fine-tuned VGG16's take 0.5 GB). The
         loaders stay, without workers: a checkpoint saved later reads their data order."""
+        self.trainer.task._end_run()
         for loader in self._made:  # a DataLoader of yours keeps its workers
             shut_down_workers(loader)
         self.trainer.optimizer.zero_grad(set_to_none=True)
@@ -242,6 +244,11 @@ class FitLoop:
         )
         pairs = ((train_loader, train), (val_loader, val))
         self._made = [made for made, data in pairs if made is not None and made is not data]
+        if val_loader is not None and val_loader is not val:
+            # inference loaders leave torch's global generator alone; validation in a fit
+            # draws from it as it always did, so a seeded fit (and a run resumed from its
+            # checkpoints' random state) repeats the runs of earlier versions
+            val_loader.generator = None
         if trainer.seed is not None:
             seed_everything(trainer.seed)
         if self.dist.enabled:

@@ -306,6 +306,7 @@ def find_lr(
         if loader is not train:  # its worker processes end with the test
             stack.callback(shut_down_workers, loader)
         stack.enter_context(restored_afterwards(model, trainer.optimizer, trainer._scaler))
+        stack.callback(task._end_run)  # no hook left on the model, also after an interrupt
         enter_train_mode(model)
         # as a training pass: the task's hook (its batch-norm modes, the network's name for
         # its messages, the first batch's inputs checked)

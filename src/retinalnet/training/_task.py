@@ -337,6 +337,11 @@ class ClassificationTask:
         self._model_name = type(network_of(module)).__name__
         self._inputs_check.arm(module)
 
+    def _end_run(self) -> None:
+        """Called when a fit or ``lr_find`` ends, however it ends (an error, an interrupt
+        before the first forward pass): the first batch's check leaves no hook behind."""
+        self._inputs_check.disarm()
+
     def on_train_step_end(self) -> None:
         """Called after every optimizer step: steps the scheduler when
         ``scheduler_interval="step"``.
