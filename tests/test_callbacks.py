@@ -454,16 +454,25 @@ def test_the_base_callback_does_nothing() -> None:
 
 
 class _ProbeFiles(Callback):
-    """After each epoch, reads which epochs best.pt and last.pt hold."""
+    """After each epoch, reads which epochs best.pt and last.pt hold: when the next epoch
+    starts, and when the fit ends (checkpoints are written after every other callback has
+    taken in the epoch, so not yet in this one's ``on_epoch_end``)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.best: list[int] = []
         self.last: list[int] = []
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
+    def _read(self) -> None:
         self.best.append(load_checkpoint(self.folder / "best.pt").epoch)
         self.last.append(load_checkpoint(self.folder / "last.pt").epoch)
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        if epoch > 1:
+            self._read()
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self._read()
 
 
 def test_model_checkpoint_writes_best_on_improvement_and_last_every_epoch(

@@ -32,7 +32,13 @@ from _training_helpers import (
 )
 from retinalnet._core import files
 from retinalnet.checkpoint import CheckpointWriteError, checkpoint_epoch, load_checkpoint
-from retinalnet.training import Callback, ClassificationTask, ModelCheckpoint, Trainer
+from retinalnet.training import (
+    Callback,
+    ClassificationTask,
+    EarlyStopping,
+    ModelCheckpoint,
+    Trainer,
+)
 
 IMPROVING = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5]  # best.pt is written after every epoch
 
@@ -567,3 +573,24 @@ def test_checkpoint_writers_of_other_folders_both_write(tmp_path: Path) -> None:
     _trainer(tmp_path / "run", mine, max_epochs=3).fit(*_data())
     assert checkpoint_epoch(tmp_path / "run" / "best.pt") == 3  # IMPROVING: lowest last
     assert checkpoint_epoch(tmp_path / "mine" / "best.pt") == 1  # mode="max": highest first
+
+
+def test_a_checkpoint_listed_first_is_written_after_the_other_callbacks(tmp_path: Path) -> None:
+    """``callbacks=[ModelCheckpoint(...), EarlyStopping(...)]`` wrote each epoch before the
+    EarlyStopping counted it, and before a later callback logged its metric: a run resumed
+    from ``last.pt`` trained on past the early stop, and the metric was missing there."""
+
+    class LogsEpoch(Callback):
+        def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Any) -> None:
+            trainer.log("marked_epoch", float(epoch))
+
+    early = EarlyStopping(patience=5)
+    callbacks = [ModelCheckpoint(tmp_path), early, LogsEpoch()]
+    quiet_trainer(linear_classifier(), max_epochs=2, callbacks=callbacks).fit(
+        separable_data(8), separable_data(4, seed=1)
+    )
+
+    last = load_checkpoint(tmp_path / "last.pt")
+    saved = last.callback_states["EarlyStopping"]
+    assert (saved["best_epoch"], saved["wait"]) == (early.best_epoch, early.wait)
+    assert [record["marked_epoch"] for record in last.history] == [1.0, 2.0]

@@ -85,7 +85,13 @@ class FitLoop:
     def __init__(self, trainer: Trainer, *, validation: bool) -> None:
         self._trainer = weakref.ref(trainer)
         self.validation = validation
-        self.callbacks: list[Callback] = check_callbacks(trainer.callbacks, "Trainer.callbacks")
+        given = check_callbacks(trainer.callbacks, "Trainer.callbacks")
+        # checkpoints are written after every other callback has taken in the epoch (an
+        # EarlyStopping's count, a metric logged), whatever order they were given in, as
+        # Lightning orders them: a run resumed from them repeats the uninterrupted one
+        saves: list[Callback] = [c for c in given if isinstance(c, ModelCheckpoint)]
+        others = [callback for callback in given if not isinstance(callback, ModelCheckpoint)]
+        self.callbacks: list[Callback] = others + saves
         self.dist = distributed_context(trainer.device)
         if trainer.out_dir is not None:
             monitor = "val_loss" if validation else "train_loss"

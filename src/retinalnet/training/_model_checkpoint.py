@@ -102,6 +102,13 @@ class ModelCheckpoint(Callback):
     :class:`~retinalnet.checkpoint.CheckpointWriteError` naming the file, the cause, and the
     epoch of the checkpoint left there, which is untouched.
 
+    Its files are written after every other callback's ``on_epoch_end``, wherever it stands
+    in ``callbacks`` (as Lightning orders its checkpoint callbacks): they hold the epoch as
+    all of them have taken it in (an :class:`EarlyStopping`'s count, a metric logged with
+    :meth:`Trainer.log <retinalnet.training.Trainer.log>`), so a run resumed from them
+    repeats the uninterrupted one. A callback that reads the files sees the epoch's when the
+    next epoch starts (``on_epoch_start``) or the fit ends (``on_fit_end``).
+
     Parameters
     ----------
     dirpath
