@@ -223,12 +223,16 @@ def test_evaluate_leaves_unreadable_images_out_with_on_error_skip(
 def test_sigterm_stops_a_command_as_ctrl_c_does_and_exits_143(
     data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    out, real_save, writes = tmp_path / "run", torch.save, {"n": 0}
+    host: list[tuple[bool, bool]] = []
+
     def unhandled(signum: int, frame: object) -> None:
-        pytest.fail("SIGTERM reached the process's own handler (it would have been killed)")
+        # the caller's own handler (the default one would end the process): once, after the
+        # command's stop (was: never, the signal swallowed by main(argv))
+        host.append(((out / "run.lock").exists(), (out / "history.csv").is_file()))
 
     before = signal.signal(signal.SIGTERM, unhandled)
     child = signal.getsignal(signal.SIGCHLD)
-    out, real_save, writes = tmp_path / "run", torch.save, {"n": 0}
 
     def save(obj: object, stream: object, *args: object, **kwargs: object) -> None:
         writes["n"] += 1
@@ -252,6 +256,7 @@ def test_sigterm_stops_a_command_as_ctrl_c_does_and_exits_143(
         signal.signal(signal.SIGTERM, before)
 
     assert status == 143  # was: killed, with no message, its lock and temporary file left
+    assert host == [(False, True)]  # the lock removed, the history written
     err = capsys.readouterr().err
     assert "fit interrupted (Terminated) during epoch 2: " in err
     assert f"continue with `retinalnet train --data {data} --resume {out / 'last.pt'}`" in err
@@ -806,7 +811,8 @@ def test_ctrl_c_while_a_command_starts_is_one_line_and_status_130(when: str, cal
     # was a traceback from inside torch's import (or NumPy's "cannot load module more than
     # once per process"): the seconds before the command runs import torch. As the program
     # (no argv) it ends the process at once; called with argv from Python (a notebook) it
-    # returned nothing and ended the caller's process (os._exit): it returns 130
+    # returned nothing and ended the caller's process (os._exit): it raises KeyboardInterrupt
+    # for the caller to handle (it returned 130, and a caller's loop went on)
     hook = "cli.build_parser" if when == "parsing" else "importlib.import_module"
     call = "cli.main()" if caller == "the program" else 'cli.main(["models"])'
     script = f"""
@@ -820,14 +826,20 @@ def interrupted(*args, **kwargs):
     return original(*args, **kwargs)
 {hook} = interrupted
 sys.argv = ["retinalnet", "models"]
-status = {call}
+try:
+    status = {call}
+except KeyboardInterrupt:  # a guest's Ctrl-C is the caller's
+    print("the caller's KeyboardInterrupt")
+    status = 130
 print("the caller goes on")
 sys.exit(status)
 """
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )  # a lost interrupt sleeps at every import: fail, do not hang
-    goes_on = "" if caller == "the program" else "the caller goes on\n"
+    goes_on = (
+        "" if caller == "the program" else "the caller's KeyboardInterrupt\nthe caller goes on\n"
+    )
     assert (done.returncode, done.stderr, done.stdout) == (
         130,
         "retinalnet: interrupted\n",

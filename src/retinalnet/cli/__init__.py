@@ -8,17 +8,19 @@ import codecs
 import importlib
 import logging
 import os
+import select
 import signal
 import sys
 import threading
 import types
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager, redirect_stdout, suppress
 from contextvars import ContextVar
 
 from retinalnet._core.torchrun import torchrun_rank_and_size
 from retinalnet.cli._advice import CliText, cli_message
+from retinalnet.cli._guest import CommandLogHandler, one_line_warnings
 
 __all__ = ["build_parser", "main"]
 
@@ -29,14 +31,26 @@ logger = logging.getLogger("retinalnet")
 _USER_ERRORS = (ValueError, TypeError, OSError, RuntimeError, ImportError)
 
 
+def _command_thread() -> int | None:
+    """The thread whose log lines and warnings the command line shows its way: the calling
+    thread as a guest (:func:`main` with ``argv``; the host's other threads are left
+    alone), every thread (``None``) as the program."""
+    return None if _THE_PROGRAM.get() else threading.get_ident()
+
+
 @contextmanager
 def _logging_to_stderr(args: argparse.Namespace) -> Iterator[None]:
-    """Show the library's log lines on stderr while a command runs, then restore logging."""
+    """Show the library's log lines on stderr while a command runs, then restore logging.
+
+    As a guest, only the command's thread's: the records of the host's other threads go to
+    the host's handlers, as without the command (:class:`~retinalnet.cli._guest.
+    CommandLogHandler`)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     handler.addFilter(CliText(args))  # the library's Python advice, said with flags
     saved = (logger.handlers[:], logger.level, logger.propagate)
-    logger.handlers[:] = [handler]
+    router = CommandLogHandler(logger, handler, _command_thread())
+    logger.handlers[:] = [router]
     logger.setLevel(logging.WARNING if args.quiet else logging.INFO)
     logger.propagate = False
     try:
@@ -54,25 +68,11 @@ def _warnings_in_one_line(command: str) -> Iterator[None]:
 
     Only the format changes (``warnings.formatwarning``; a message said already formats as
     nothing): filters, and warnings recorded by ``warnings.catch_warnings(record=True)``
-    (pytest.warns), work as before.
+    (pytest.warns), work as before. As a guest, only the command's thread's warnings: the
+    host's other threads keep their format and every repeat their filters let through.
     """
     saved = warnings.formatwarning
-    said: set[str] = set()
-
-    def one_line(
-        message: Warning | str,
-        category: type[Warning],
-        filename: str,
-        lineno: int,
-        line: str | None = None,
-    ) -> str:
-        text = f"retinalnet {command}: warning: {message}\n"
-        if text in said:  # Python says it again once its registry is reset (catch_warnings)
-            return ""
-        said.add(text)
-        return text
-
-    warnings.formatwarning = one_line
+    warnings.formatwarning = one_line_warnings(command, _command_thread(), saved)
     try:
         yield
     finally:
@@ -148,8 +148,12 @@ def _raise_terminated(signum: int, frame: types.FrameType | None) -> None:
 @contextmanager
 def _sigterm_raises() -> Iterator[None]:
     """SIGTERM raises :class:`Terminated` while a command runs (in the main thread only,
-    where Python can catch signals), then the handlers before are restored."""
-    if threading.current_thread() is not threading.main_thread():
+    where Python can catch signals), then the handlers before are restored. A handler set
+    outside Python (``getsignal`` is ``None``) is left alone: it could not be restored."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is None
+    ):
         yield
         return
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
@@ -205,12 +209,17 @@ def _file_names_printed_as_they_are() -> Iterator[None]:
         yield
     finally:
         for reconfigure, errors in saved:
-            reconfigure(errors=errors)
+            # it flushes first: a stream whose reader went away (`| head`) cannot be, and
+            # that is the command's BrokenPipeError, dealt with already
+            with suppress(BrokenPipeError):
+                reconfigure(errors=errors)
 
 
 _THE_PROGRAM: ContextVar[bool] = ContextVar("retinalnet_cli_is_the_program", default=False)
 """Whether :func:`main` runs as the ``retinalnet`` program (no ``argv``), which may end the
-process at once on Ctrl-C while it starts; called with ``argv`` it never does."""
+process at once on Ctrl-C while it starts, returns a status when interrupted or terminated,
+silences a stdout whose reader went away, and shows every thread's log lines and warnings;
+called with ``argv`` (a guest) it does none of these (see :func:`main`)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -219,21 +228,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     Exit status 0 on success, 1 when an error stops the command (shown in one line),
     2 for bad arguments, 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM).
 
-    Called with ``argv`` (from Python: a notebook, a script, a test), it returns the status
-    whenever it is interrupted and never ends the process. Without ``argv`` it is the
-    ``retinalnet`` program itself, and Ctrl-C while it starts ends the process at once.
+    Without ``argv`` it is the ``retinalnet`` program itself: Ctrl-C while it starts ends
+    the process at once, and an interrupt or SIGTERM later returns 130 or 143 once the
+    command has stopped (files written whole or not at all, its lock removed).
+
+    Called with ``argv`` (from Python: a notebook, a script, a service, a test), it is a
+    guest in the caller's process, which it neither ends itself nor changes. An interrupt
+    or SIGTERM stops the command as above, says so (``retinalnet: interrupted``), and then
+    reaches the caller as it would have without the command: Ctrl-C as
+    ``KeyboardInterrupt`` raised from ``main``, SIGTERM raised again for the caller's own
+    handler (restored first; the default one ends the process), after which ``main``
+    returns 143. The command's log lines and one-line warnings are its own thread's: the
+    caller's other threads log and warn as before. An output whose reader went away
+    (``BrokenPipeError``) is an error, status 1, and ``sys.stdout`` is left as it is; only
+    the program, its stdout piped into ``head``, returns 0 then.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        Called with ``argv``, when interrupted (Ctrl-C): once the command has stopped.
     """
-    token = _THE_PROGRAM.set(argv is None)  # with argv: a guest in the caller's process
+    guest = argv is not None
+    token = _THE_PROGRAM.set(not guest)
     try:
-        with _interrupt_exits_at_once():  # the parser lists the architectures: torch imports
-            args = build_parser().parse_args(argv)
-        with _sigterm_raises(), _file_names_printed_as_they_are():
-            return _run(args)
-    except KeyboardInterrupt:  # while a guest starts: the caller's process goes on
-        print("retinalnet: interrupted", file=sys.stderr)
-        return 130
+        try:
+            with _interrupt_exits_at_once():  # the parser lists the architectures: torch imports
+                args = build_parser().parse_args(argv)
+            with _sigterm_raises(), _file_names_printed_as_they_are():
+                return _run(args)
+        except KeyboardInterrupt as stop:  # Terminated too
+            terminated = isinstance(stop, Terminated)
+            if not getattr(stop, _SAID, False):  # while it starts: no command to stop yet
+                print(
+                    f"retinalnet: {'terminated' if terminated else 'interrupted'}", file=sys.stderr
+                )
+            if not guest:
+                return 143 if terminated else 130
+            if not terminated:
+                raise  # the caller's Ctrl-C, for the caller to handle
+            # the caller's SIGTERM handler is restored (by _sigterm_raises): its turn now
+            signal.raise_signal(signal.SIGTERM)
+            return 143
     finally:
         _THE_PROGRAM.reset(token)
+
+
+_SAID = "retinalnet_cli_said"
+"""Marks an interrupt the command has stopped on and said (``retinalnet: interrupted``)."""
 
 
 @contextmanager
@@ -285,15 +326,36 @@ def _run(args: argparse.Namespace) -> int:
             _output_of_rank(rank),
         ):
             return _COMMANDS[args.command](args)
-    except Terminated:
-        print("retinalnet: terminated", file=sys.stderr)
-        return 143
-    except KeyboardInterrupt:
-        print("retinalnet: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # output piped into `head` and closed early
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silences the flush at exit
-        return 0
+    except KeyboardInterrupt as interrupt:  # Terminated too; its stop is done: said here
+        stopped = isinstance(interrupt, Terminated)
+        print(f"retinalnet: {'terminated' if stopped else 'interrupted'}", file=sys.stderr)
+        if not _THE_PROGRAM.get():  # a guest's: raised on, for the caller (see main)
+            setattr(interrupt, _SAID, True)
+            raise
+        return 143 if stopped else 130
     except _USER_ERRORS as error:
+        if isinstance(error, BrokenPipeError) and _THE_PROGRAM.get() and _stdout_broke():
+            # output piped into `head` and closed early: the reader has what it wanted
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silences the flush at exit
+            return 0
         print(f"retinalnet {args.command}: error: {cli_message(args, error)}", file=sys.stderr)
         return 1
+
+
+def _stdout_broke() -> bool:
+    """Whether stdout's reader went away (``retinalnet predict ... | head -1``): what stdout
+    holds cannot be written, or (POSIX) its pipe reports an error. A broken pipe elsewhere
+    (a FIFO given to ``--csv``) is the command's error."""
+    try:
+        sys.stdout.flush()
+        descriptor = sys.stdout.fileno()
+    except BrokenPipeError:
+        return True
+    except (AttributeError, OSError, ValueError):  # no stdout (pythonw), or no descriptor
+        return False
+    poll = getattr(select, "poll", None)  # not on Windows
+    if poll is None:
+        return False
+    poller = poll()
+    poller.register(descriptor, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
