@@ -136,6 +136,69 @@ def test_the_report_carries_the_ece_and_nan_for_scores_that_are_not_probabilitie
     assert scores.to_dict()["ece"] is None
 
 
+# a probability written as a bin edge k / bins: bin k - 1, as (m / bins, (m + 1) / bins] says,
+# whether NumPy or torch stores it in float16, float32 (0.8 is 0.800000012) or float64 (5/6)
+EDGE_DTYPES = [np.float16, np.float32, np.float64]
+
+
+@pytest.mark.parametrize("dtype", EDGE_DTYPES)
+@pytest.mark.parametrize("container", ["numpy", "torch"])
+@pytest.mark.parametrize("bins", [*range(1, 31), 100, 301, 1000])
+def test_a_probability_written_as_an_edge_lies_in_the_bin_below_it(
+    dtype: type[np.floating], container: str, bins: int
+) -> None:
+    edges = [k for k in range(bins + 1) if 2 * k >= bins]  # k / bins, the top of [p, 1 - p]
+    rows = np.array([[k / bins, 1 - k / bins] for k in edges], dtype=dtype)
+    given = torch.from_numpy(rows) if container == "torch" else rows
+    count = reliability_curve(given, [0] * len(edges), bins=bins)[2]
+    assert count.tolist() == np.bincount([max(k - 1, 0) for k in edges], minlength=bins).tolist()
+
+
+@pytest.mark.parametrize("dtype", EDGE_DTYPES)
+@pytest.mark.parametrize("bins", [6, 7, 15, 100])
+def test_a_probability_one_step_past_an_edge_lies_in_the_next_bin(
+    dtype: type[np.floating], bins: int
+) -> None:
+    for k in range(bins // 2 + 1, bins):
+        edge = dtype(k / bins)
+        above, below = np.nextafter(edge, dtype(1)), np.nextafter(edge, dtype(0))
+        rows = np.array([[above, 1 - above], [below, 1 - below]], dtype=dtype)
+        count = reliability_curve(rows, [0, 0], bins=bins)[2]
+        assert count[k] == 1, (dtype, bins, k)
+        assert count[k - 1] == 1, (dtype, bins, k)
+
+
+def test_every_door_bins_float32_probabilities_on_an_edge_alike() -> None:
+    from retinalnet.metrics import patient_level
+    from retinalnet.plots import plot_reliability_diagram
+    from retinalnet.report._calibration import _curve_table
+    from retinalnet.training import EvaluationResult
+
+    # 0.8 is in (0.733, 0.8] (bin 11 of 15), right; 0.85 in bin 12, wrong:
+    # ECE = (|1 - 0.8| + |0 - 0.85|) / 2 = 0.525, not 0.325 (both in bin 12)
+    rows = np.array([[0.8, 0.2], [0.85, 0.15]], dtype=np.float32)
+    targets = [0, 1]
+    expected = pytest.approx(0.525, abs=1e-6)
+    assert expected_calibration_error(rows, targets) == expected
+    assert expected_calibration_error(torch.from_numpy(rows), targets) == expected
+    assert np.flatnonzero(reliability_curve(rows, targets)[2]).tolist() == [11, 12]
+    assert classification_report(targets, rows, classes=["a", "b"]).ece == expected
+    assert patient_level(rows, targets, ["p", "q"], classes=["a", "b"]).ece == expected
+    twice = patient_level(
+        np.repeat(rows, 2, axis=0), [0, 0, 1, 1], list("ppqq"), classes=["a", "b"]
+    )
+    assert twice.ece == expected
+    result = EvaluationResult(
+        ("a", "b"), 0.1, 0.5, np.eye(2, dtype=np.int64), rows, np.array(targets)
+    )
+    assert result.ece == expected
+    table = _curve_table(result)
+    assert "73% to 80%" in table
+    assert "80% to 87%" in table
+    figure = plot_reliability_diagram(result)
+    assert "ECE 52.5%" in figure.axes[0].get_title()
+
+
 # --- fitting the temperature ------------------------------------------------------------------
 
 

@@ -460,8 +460,8 @@ def test_the_text_shows_each_class_intervals_under_a_header_that_names_the_metho
 
     assert lines[1] == (
         "(95% intervals: Wilson score for proportions (accuracy, sensitivity, specificity, "
-        "precision); stratified percentile bootstrap (40 resamples) for F1 and AUC; each "
-        "class's in the table of intervals)"
+        "precision); stratified percentile bootstrap (40 resamples) for F1 and AUC; "
+        "bootstrap seed 0; each class's in the table of intervals)"
     )
     start = lines.index(next(line for line in lines if line.startswith("95% intervals ")))
     assert lines[start].split() == [
@@ -1223,3 +1223,285 @@ def test_metrics_read_a_models_probabilities_as_they_come(
     plain = given.detach().double()  # the values as given (bf16 rounds them)
 
     assert metric(targets, given) == metric(targets, plain)
+
+
+# -- the bootstrap's macro averages keep the point estimate's classes (audit J-stats 1) ----
+
+
+def _macro_f1_over(matrix: np.ndarray, labels: list[int]) -> float:
+    """scikit-learn's ``f1_score(labels=labels, average="macro", zero_division=0)``, by hand:
+    2 TP / (2 TP + FP + FN) of each label, 0 where the label has no images or predictions."""
+    scores = []
+    for c in labels:
+        tp = matrix[c, c]
+        counted = matrix[c].sum() + matrix[:, c].sum()
+        scores.append(2 * tp / counted if counted else 0.0)
+    return float(np.mean(scores))
+
+
+def test_bootstrap_macro_f1_averages_the_point_estimates_classes_in_every_resample() -> None:
+    # no DRUSEN images, one CNV scan called DRUSEN: the macro F1 covers 4 classes (DRUSEN's
+    # F1 is 0). The resamples that missed that scan averaged 3 classes and scored 1.0, so the
+    # interval reached 1.000 above a point estimate of 0.744
+    targets = np.repeat([0, 1, 3], 20)
+    probabilities = np.full((60, 4), 0.05)
+    probabilities[np.arange(60), targets] = 0.85
+    probabilities[0] = [0.1, 0.05, 0.8, 0.05]
+    report = classification_report(targets, probabilities, bootstrap=200, seed=0)
+    assert report.macro["f1"] == pytest.approx((2 * 19 / 39 + 1 + 0 + 1) / 4)
+
+    rng = np.random.default_rng(0)  # the documented resampling, scored by hand
+    members = [np.flatnonzero(targets == c) for c in (0, 1, 3)]
+    sampled = []
+    for _ in range(200):
+        pick = np.concatenate([g[rng.integers(0, len(g), len(g))] for g in members])
+        matrix = confusion_matrix(targets[pick], probabilities[pick].argmax(axis=1), 4)
+        sampled.append(_macro_f1_over(matrix, [0, 1, 2, 3]))
+    expected = tuple(np.percentile(sampled, [2.5, 97.5]))
+    assert report.intervals["macro_f1"] == pytest.approx(expected, abs=1e-12)
+    assert report.intervals["macro_f1"][1] < 0.76  # was 1.0
+
+
+# -- scores in [0, 1] are ranked as given (audit J-stats 2) --------------------------------
+
+
+def _pairwise_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """The AUC by its definition: the share of (positive, negative) pairs ranked right, a tie
+    counting one half."""
+    pos, neg = scores[positive][:, None], scores[~positive][None, :]
+    return float(np.mean((pos > neg) + 0.5 * (pos == neg)))
+
+
+def _one_vs_rest(n: int = 120) -> tuple[np.ndarray, np.ndarray]:
+    """Sigmoid (one-vs-rest) scores of four classes: rows sum to about 1 to 3."""
+    rng = np.random.default_rng(0)
+    targets = rng.integers(0, 4, n)
+    logits = rng.normal(size=(n, 4))
+    logits[np.arange(n), targets] += 1.5
+    return targets, 1 / (1 + np.exp(-logits))
+
+
+def test_one_vs_rest_scores_get_each_columns_auc_no_referral_auc_and_a_note() -> None:
+    targets, scores = _one_vs_rest()
+    report = classification_report(targets, scores, bootstrap=40, seed=0)
+    # was: the AUCs of each row divided by its sum (CNV 0.885 where the column's is 0.845)
+    for c, metrics in enumerate(report.per_class):
+        assert metrics.auc == pytest.approx(_pairwise_auc(scores[:, c], targets == c), abs=1e-12)
+    assert report.referral is not None
+    assert math.isnan(report.referral.auc)  # a sum of one-vs-rest scores is no probability
+    assert "referral_auc" not in report.intervals
+    assert "referral_auc" not in report.no_interval
+    assert math.isnan(report.ece)
+    sums = scores.sum(axis=1)
+    note = (
+        f"the scores are not distributions (rows sum to {sums.min():.2f} to {sums.max():.2f}, "
+        "e.g. one-vs-rest scores): each class's AUC ranks its own score as given; no "
+        "referral AUC and no ECE, which need probabilities that sum to 1 in each row "
+        "(a softmax's)"
+    )
+    assert report.notes == [note]
+    assert report.to_dict()["notes"] == [note]
+    assert f"({note})" in report.to_text()
+    assert "AUC -" in report.to_text().splitlines()[-1]
+
+
+def test_rounded_probabilities_are_ranked_as_given_not_rescaled() -> None:
+    # two-decimal probabilities (a CSV): rows sum to 0.99 to 1.01. Rescaling each row moved
+    # the AUCs by about 1e-3 from roc_auc of the column (and from scikit-learn's)
+    rng = np.random.default_rng(3)
+    targets = rng.integers(0, 4, 200)
+    logits = rng.normal(size=(200, 4)) * 1.5
+    logits[np.arange(200), targets] += 1.0
+    exact = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    rounded = np.round(exact, 2)
+    assert np.abs(rounded.sum(axis=1) - 1).max() > 1e-6  # some rows miss 1
+    report = classification_report(targets, rounded)
+    for c, metrics in enumerate(report.per_class):
+        assert metrics.auc == pytest.approx(_pairwise_auc(rounded[:, c], targets == c), abs=1e-12)
+    assert report.referral is not None
+    urgent = rounded[:, :2].sum(axis=1)
+    assert report.referral.auc == pytest.approx(_pairwise_auc(urgent, targets < 2), abs=1e-12)
+    assert report.notes == []  # probabilities: no note, and an ECE
+    assert not math.isnan(report.ece)
+
+
+def test_patient_level_averages_one_vs_rest_scores_as_given() -> None:
+    targets, scores = _one_vs_rest(60)
+    patients = [str(i // 2) for i in range(60)]  # two scans each; mixed labels split
+    report = patient_level(scores, targets, patients)
+    groups: dict[tuple[str, int], list[int]] = {}
+    for i, (patient, target) in enumerate(zip(patients, targets.tolist(), strict=True)):
+        groups.setdefault((patient, target), []).append(i)
+    means = np.array([scores[rows].mean(axis=0) for rows in groups.values()])
+    labels = np.array([target for _, target in groups])
+    assert report.num_samples == len(groups)
+    # was: the means of each row divided by its sum
+    for c, metrics in enumerate(report.per_class):
+        assert metrics.auc == pytest.approx(_pairwise_auc(means[:, c], labels == c), abs=1e-12)
+    assert report.referral is not None
+    assert math.isnan(report.referral.auc)
+    assert report.notes[-1].startswith("the scores are not distributions")
+
+
+def test_logits_in_the_report_still_go_through_a_softmax() -> None:
+    targets, scores = _one_vs_rest()
+    logits = np.log(scores) * 3  # values below 0: logits, not probabilities
+    softmax = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    report = classification_report(targets, logits)
+    for c, metrics in enumerate(report.per_class):
+        assert metrics.auc == pytest.approx(_pairwise_auc(softmax[:, c], targets == c), abs=1e-12)
+    assert report.referral is not None
+    urgent = softmax[:, :2].sum(axis=1)
+    assert report.referral.auc == pytest.approx(_pairwise_auc(urgent, targets < 2), abs=1e-12)
+    assert report.notes == []
+
+
+# -- the bootstrap seed is recorded (audit J-stats 6), an empty report's text (7) ----------
+
+
+def test_the_bootstrap_seed_is_recorded_with_the_intervals() -> None:
+    report = classification_report(TARGETS, PROBABILITIES, bootstrap=40, seed=3)
+    assert report.seed == 3
+    assert report.to_dict()["seed"] == 3
+    assert json.loads(report.to_json())["seed"] == 3
+    assert report.interval_note.endswith("for F1 and AUC; bootstrap seed 3")
+    assert "; bootstrap seed 3; each class's in the table of intervals)" in report.to_text()
+    patients = patient_level(PROBABILITIES, TARGETS, list("aabbccddee"), bootstrap=40, seed=5)
+    assert patients.to_dict()["seed"] == 5
+    assert patients.interval_note.endswith("bootstrap seed 5")
+
+
+def test_a_report_of_no_images_shows_its_accuracy_as_a_dash() -> None:
+    text = classification_report(np.array([], dtype=np.int64), np.empty((0, 4))).to_text()
+    # was: "accuracy nan%", where every other cell shows "-"
+    assert text.splitlines()[0] == "images 0  accuracy -  ECE -"
+
+
+# ---------------------------------------------------------------------------------------------
+# The default urgent-referral view only where it means something: Kermany classes, one not
+# urgent (was: AMD counted as not urgent; CNV and DME alone got 100% sensitivity)
+# ---------------------------------------------------------------------------------------------
+
+
+def _confident_of(targets: list[int], predicted: list[int], classes: int) -> np.ndarray:
+    scores = np.full((len(targets), classes), 0.1 / (classes - 1))
+    scores[np.arange(len(targets)), predicted] = 0.9
+    return scores
+
+
+_WITH_AMD = ("AMD", "CNV", "DME", "DRUSEN", "NORMAL")
+_AMD_NOTE = (
+    "no urgent-referral view: AMD is not a Kermany class, so which classes need an urgent "
+    "referral is not known; pass urgent=[...] naming them (urgent=['CNV', 'DME'] counts AMD "
+    "as not urgent)"
+)
+_ALL_URGENT_NOTE = (
+    "no urgent-referral view: every class is urgent (CNV, DME), so there is no other class "
+    "to tell them from (its sensitivity would be 100% by construction)"
+)
+
+
+def _by_scan(
+    targets: list[int], scores: np.ndarray, classes: tuple[str, ...], **kwargs: Any
+) -> Any:
+    return classification_report(targets, scores, classes=classes, **kwargs)
+
+
+def _by_patient(
+    targets: list[int], scores: np.ndarray, classes: tuple[str, ...], **kwargs: Any
+) -> Any:
+    ids = [str(i) for i in range(len(targets))]
+    return patient_level(scores, targets, ids, classes=classes, **kwargs)
+
+
+def _by_result(
+    targets: list[int], scores: np.ndarray, classes: tuple[str, ...], **kwargs: Any
+) -> Any:
+    from retinalnet.training import EvaluationResult
+
+    true = np.asarray(targets, dtype=np.int64)
+    matrix = confusion_matrix(true, scores.argmax(axis=1), len(classes))
+    result = EvaluationResult(
+        classes=classes, loss=1.0, accuracy=float(np.trace(matrix) / len(true)),
+        confusion_matrix=matrix, probabilities=scores, targets=true,
+        patient_ids=[str(i) for i in range(len(targets))],
+    )  # fmt: skip
+    return result.report(**kwargs), result.patient_report(**kwargs)
+
+
+_DOORS = [_by_scan, _by_patient, _by_result]
+
+
+@pytest.mark.parametrize("door", _DOORS)
+@pytest.mark.parametrize(
+    ("classes", "targets", "predicted", "note"),
+    [
+        (_WITH_AMD, [0, 0, 1, 2, 3, 4], [1, 0, 1, 3, 3, 4], _AMD_NOTE),
+        (("CNV", "DME"), [0, 0, 1, 1], [1, 1, 0, 0], _ALL_URGENT_NOTE),  # all wrong: "100%"
+    ],
+    ids=["with AMD", "CNV and DME only"],
+)
+def test_the_default_referral_view_is_left_out_with_a_note_where_it_means_nothing(
+    door: Callable[..., Any],
+    classes: tuple[str, ...],
+    targets: list[int],
+    predicted: list[int],
+    note: str,
+) -> None:
+    scores = _confident_of(targets, predicted, len(classes))
+    made = door(targets, scores, classes, bootstrap=40)
+    for report in made if isinstance(made, tuple) else (made,):
+        assert report.referral is None
+        assert report.referral_note == note
+        assert report.notes[-1] == note
+        data = report.to_dict()
+        assert data["referral"] is None
+        assert data["notes"][-1] == note
+        assert not [key for key in report.intervals if key.startswith("referral")]
+        text = report.to_text()
+        assert "urgent referral (" not in text
+        assert f"({note})" in text.splitlines()
+
+
+def test_an_urgent_list_given_for_other_classes_is_the_referral_view_asked_for() -> None:
+    targets, predicted = [0, 0, 1, 2, 3, 4], [1, 0, 1, 3, 3, 4]
+    scores = _confident_of(targets, predicted, 5)
+    report = classification_report(targets, scores, classes=_WITH_AMD, urgent=["CNV", "DME"])
+    assert report.referral is not None
+    assert report.referral_note == ""
+    # AMD counted as not urgent, as asked: one AMD scan referred (called CNV), one not;
+    # the DME scan called DRUSEN is missed
+    assert report.referral.confusion_matrix.tolist() == [[3, 1], [1, 1]]
+    with_amd = classification_report(
+        targets, scores, classes=_WITH_AMD, urgent=["AMD", "CNV", "DME"]
+    )
+    assert with_amd.referral is not None
+    assert with_amd.referral.confusion_matrix.tolist() == [[2, 0], [1, 3]]
+
+
+@pytest.mark.parametrize("classes", [("CNV", "DME", "DRUSEN", "NORMAL"), ("CNV", "DME", "NORMAL")])
+def test_kermany_classes_with_one_not_urgent_keep_the_default_referral_view(
+    classes: tuple[str, ...],
+) -> None:
+    targets = list(range(len(classes)))
+    report = classification_report(targets, _confident_of(targets, targets, len(classes)),
+                                   classes=classes)  # fmt: skip
+    assert report.referral is not None
+    assert report.referral.urgent == ("CNV", "DME")
+    assert report.referral_note == ""
+    assert report.notes == []
+
+
+@pytest.mark.parametrize("door", [_by_scan, _by_patient, _by_result])
+@pytest.mark.parametrize(
+    ("classes", "urgent"),
+    [(("CNV", "DME"), ["CNV", "DME"]), (("CNV", "DME"), ("DME", "CNV")), (("a", "b"), ["b", "a"])],
+)
+def test_an_urgent_list_naming_every_class_is_refused(
+    door: Callable[..., Any], classes: tuple[str, ...], urgent: list[str]
+) -> None:
+    scores = _confident_of([0, 1], [0, 1], 2)
+    with pytest.raises(ValueError, match=r"^urgent=\[.*\] names every class, so no image is of "
+                       r"the rest .*; leave the classes that are not urgent out of urgent, or "
+                       r"pass urgent=None to leave out the view$"):  # fmt: skip
+        door([0, 1], scores, classes, urgent=urgent)

@@ -228,13 +228,18 @@ def test_probabilities_that_miss_a_sum_of_1_a_little_are_averaged_as_given() -> 
     report = patient_level(probabilities, [2, 2], ["7", "7"], urgent=None)
     # the mean is DRUSEN 0.405 against CNV 0.355: was CNV, after a softmax of probabilities
     assert report.confusion_matrix[2].tolist() == [0, 0, 1, 0]
-    bf16 = torch.softmax(torch.randn(50, 4), dim=1).to(torch.bfloat16).double().numpy()
+    logits = torch.randn(50, 4, generator=torch.Generator().manual_seed(0))
+    bf16 = torch.softmax(logits, dim=1).to(torch.bfloat16).double().numpy()
     assert not np.allclose(bf16.sum(axis=1), 1.0, atol=1e-3)  # off by up to about 3e-3
     targets = np.arange(50) % 4
     scaled = bf16 / bf16.sum(axis=1, keepdims=True)
     ids = [str(i // 2) for i in range(50)]
-    assert patient_level(bf16, targets, ids).referral.auc == pytest.approx(  # type: ignore[union-attr]
-        patient_level(scaled, targets, ids).referral.auc  # type: ignore[union-attr]
+    # ranked as given (as scikit-learn ranks each column), not rescaled: within rounding of
+    # the rescaled rows' AUC, far from what a softmax of the probabilities would give
+    as_given = patient_level(bf16, targets, ids).referral.auc  # type: ignore[union-attr]
+    assert as_given == pytest.approx(
+        patient_level(scaled, targets, ids).referral.auc,  # type: ignore[union-attr]
+        abs=0.01,
     )
 
 
@@ -267,3 +272,41 @@ def test_an_empty_cell_read_by_pandas_is_no_patient_id(missing: object) -> None:
     assert report.patients == patient_level(PROBABILITIES, TARGETS, PATIENTS).patients
     assert report.patients is not None
     assert report.patients.without_id == 2
+
+
+# one CNV patient, four scans: each class gets the same four probabilities, in another order,
+# so the means tie exactly; a floating-point sum in scan order made CNV 0.24999999999999997
+ROTATED = [[0.5, 0.09, 0.06, 0.35], [0.35, 0.5, 0.09, 0.06], [0.06, 0.35, 0.5, 0.09]]
+
+
+@pytest.mark.parametrize(
+    "scans",
+    [
+        [*ROTATED, [0.09, 0.06, 0.35, 0.5]],
+        [[0.1, 0.7, 0.2, 0.0], [0.2, 0.1, 0.7, 0.0], [0.7, 0.2, 0.1, 0.0]],
+    ],
+)
+def test_a_tie_between_a_patients_means_goes_to_the_lower_class_index(
+    scans: list[list[float]],
+) -> None:
+    report = patient_level(scans, [0] * len(scans), ["A"] * len(scans), urgent=None)
+    # the tie rule: CNV (index 0) is predicted, right; each column sums to 1, so the
+    # patient is 1 / scans sure (0.25 of four), and the ECE is the rest
+    assert report.confusion_matrix[0].tolist() == [1, 0, 0, 0]
+    assert report.accuracy == 1.0
+    assert report.ece == pytest.approx(1 - 1 / len(scans))
+
+
+def test_a_patients_confidence_on_a_bin_edge_is_binned_at_its_scans_precision() -> None:
+    # float16 rows that miss a sum of 1 are rescaled: 0.6 becomes 0.60002, still 0.6 in
+    # float16, so in (0.533, 0.6] (bin 8 of 15), right; 0.62 in bin 9, wrong:
+    # ECE = (|1 - 0.6| + |0 - 0.62|) / 2 = 0.51 (0.11 with both in bin 9)
+    rows = np.array([[0.6, 0.25, 0.15], [0.62, 0.2, 0.18]], dtype=np.float16)
+    classes = ["CNV", "DME", "NORMAL"]
+    per_scan = classification_report([0, 1], rows, classes=classes, urgent=None).ece
+    assert per_scan == pytest.approx(0.51, abs=1e-3)
+    for ids in (["7", "8"], ["7", "7", "8", "8"]):
+        scans = np.repeat(rows, len(ids) // 2, axis=0)
+        targets = np.repeat([0, 1], len(ids) // 2)
+        report = patient_level(scans, targets, ids, classes=classes, urgent=None)
+        assert report.ece == pytest.approx(per_scan)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -365,3 +366,46 @@ def test_prediction_must_be_one_prediction(given: str, match: str) -> None:
     value = [prediction] if given == "list" else prediction.to_dict()
     with pytest.raises(TypeError, match=r"^prediction must be one Prediction.*" + match):
         plot_prediction(image, value)  # type: ignore[arg-type]
+
+
+def _pairwise_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """The AUC by its definition: (positive, negative) pairs ranked right, ties one half."""
+    pos, neg = scores[positive][:, None], scores[~positive][None, :]
+    return float(np.mean((pos > neg) + 0.5 * (pos == neg)))
+
+
+def test_curves_of_scores_in_0_1_rank_each_column_as_given() -> None:
+    # one-vs-rest (sigmoid) scores, rows summing to 0.8 to 1.7: the curves were those of
+    # each row divided by its sum (b's AUC 0.778, a's AP 0.867), not those of the column
+    targets = np.array([0, 0, 0, 1, 1, 1])
+    scores = np.array([[0.9, 0.8], [0.6, 0.2], [0.5, 0.9], [0.4, 0.7], [0.7, 0.95], [0.3, 0.7]])
+    auc = [_pairwise_auc(scores[:, c], targets == c) for c in range(2)]
+    assert _legend(plot_roc_curves((targets, scores), ["a", "b"]))[:2] == [
+        f"a (AUC {auc[0]:.3f})",
+        f"b (AUC {auc[1]:.3f})",
+    ]
+    assert auc[1] == pytest.approx(5 / 9)
+    # a's AP by hand: ranked 0.9 (a), 0.7, 0.6 (a), 0.5 (a), 0.4, 0.3
+    ap = (1 / 3) * (1 + 2 / 3 + 3 / 4)
+    assert _legend(plot_precision_recall_curves((targets, scores), ["a", "b"]))[0] == (
+        f"a (AP {ap:.3f})"
+    )
+
+
+@pytest.mark.parametrize("plot", [plot_roc_curves, plot_precision_recall_curves])
+def test_each_class_has_its_own_line_with_more_than_ten_classes(plot: Any) -> None:
+    """Twelve classes drew class0 and class10 alike (matplotlib's ten colours), and a class
+    without images shifted every later class's colour between the two figures."""
+    rng = np.random.default_rng(0)
+    names = [f"class{i}" for i in range(12)]
+    targets = np.array([i for i in range(12) if i != 3 for _ in range(3)])  # class3: none
+    scores = rng.dirichlet(np.ones(12), size=len(targets))
+    figure = plot((targets, scores), names)
+    lines = {
+        line.get_label().split(" (")[0]: (line.get_color(), line.get_linestyle())
+        for line in figure.axes[0].get_lines()
+        if str(line.get_label()).startswith("class")
+    }
+    assert len(set(lines.values())) == len(lines) == 11  # every drawn class told apart
+    assert lines["class4"] == ("C4", "-")  # its own look, though class3 drew nothing
+    assert lines["class10"] == ("C0", "--")

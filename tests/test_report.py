@@ -493,3 +493,82 @@ def test_the_page_says_which_classes_the_macro_average_covers() -> None:
     text = render_html_report(result, report=report, mistakes=0)
     for note in report.notes:
         assert html.escape(note) in text
+
+
+def test_the_page_records_the_bootstrap_seed_and_reads_the_averages_apart() -> None:
+    targets = [c for c in range(4) for _ in range(20)]
+    probabilities = np.full((80, 4), 0.1)
+    probabilities[np.arange(80), targets] = 0.7
+    probabilities[60] = [0.1, 0.1, 0.7, 0.1]
+    result = _result(targets, probabilities.tolist())
+    report = result.report(bootstrap=40, seed=7)
+
+    text = render_html_report(result, report=report, mistakes=0)
+
+    # the bootstrap settings: was the level and the resamples without the seed
+    summary = Page(text).table("summary").row("Confidence intervals")[1].text
+    assert summary.endswith("(40 resamples) for F1 and AUC; bootstrap seed 7")
+    # was: "Macro averages the classes equally, weighted by their number of images"
+    assert (
+        "<b>Macro</b> averages weigh the classes equally; <b>weighted</b> averages weigh each "
+        "class by its number of images."
+    ) in text
+
+
+# ---------------------------------------------------------------------------------------------
+# Another class set: a torchvision ImageFolder as data=, and no guessed referral headline
+# ---------------------------------------------------------------------------------------------
+
+
+def _image_folder(root: Path, classes: tuple[str, ...]) -> Any:
+    """A torchvision ImageFolder of one scan per class, in a folder named ``test``."""
+    from torchvision.datasets import ImageFolder
+
+    for name in classes:
+        folder = root / "test" / name
+        folder.mkdir(parents=True)
+        Image.linear_gradient("L").resize((60, 40)).save(folder / f"{name}-scan.png")
+    return ImageFolder(str(root / "test"))
+
+
+def test_an_image_folder_of_other_classes_gets_its_folder_gallery_and_no_guessed_referral(
+    tmp_path: Path,
+) -> None:
+    classes = ("AMD", "CNV", "DME", "DRUSEN", "NORMAL")
+    data = _image_folder(tmp_path / "amd", classes)
+    probabilities = np.full((5, 5), 0.05)
+    probabilities[np.arange(5), [1, 1, 2, 3, 4]] = 0.8  # the AMD scan called CNV
+    matrix = metrics.confusion_matrix(np.arange(5), probabilities.argmax(axis=1), 5)
+    result = EvaluationResult(
+        classes=classes, loss=1.0, accuracy=0.8, confusion_matrix=matrix,
+        probabilities=probabilities, targets=np.arange(5),
+    )  # fmt: skip
+
+    # was: AttributeError: 'ImageFolder' object has no attribute 'split'
+    text = write_html_report(tmp_path / "r.html", result, data=data, mistakes=2).read_text()
+
+    page = Page(text)
+    assert "test, 5 images" in text  # the folder, in the subtitle and the figures' titles
+    folder = page.table("summary").row("Data folder")[1].text
+    assert folder == str((tmp_path / "amd" / "test").absolute())
+    scans = [image["alt"] for image in page.images if image["alt"].startswith("scan ")]
+    assert scans == ["scan AMD-scan.png"]
+    # was: "urgent-referral sensitivity" at the top, AMD counted as not urgent
+    assert "urgent-referral" not in text.split('<section id="metrics"')[0]
+    assert "referral" not in page.section_ids
+    assert html.escape(result.report().referral_note) in text
+
+
+@pytest.mark.parametrize("writer", [render_html_report, write_html_report])
+def test_data_without_samples_is_refused_in_one_line(writer: Any, tmp_path: Path) -> None:
+    import torch
+    from torch.utils.data import TensorDataset
+
+    result = _result([0, 1], [[0.6, 0.4, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0]])
+    data = TensorDataset(torch.zeros(2, 3, 4, 4), torch.tensor([0, 1]))
+    arguments = (result,) if writer is render_html_report else (tmp_path / "r.html", result)
+    with pytest.raises(TypeError, match=r"^data must be the data set that was evaluated, with "
+                       r"samples of \(file, class\) pairs \(KermanyOCT, torchvision's "
+                       r"ImageFolder\), got TensorDataset; pass that data set, or leave data "
+                       r"out \(the report then names no file\)$"):  # fmt: skip
+        writer(*arguments, data=data)

@@ -284,8 +284,9 @@ def plot_roc_curves(
     result
         An :class:`~retinalnet.training.EvaluationResult` (it keeps every image's
         probabilities), or ``(targets, probabilities)``: true class indices (integers) and
-        an ``(images, classes)`` array. Log-probabilities or logits are turned into
-        probabilities by a softmax first, as for the AUCs of
+        an ``(images, classes)`` array. Probabilities (values in [0, 1]) are ranked as
+        given, each class's column (one-vs-rest scores too), and log-probabilities or
+        logits are turned into probabilities by a softmax first, as for the AUCs of
         :func:`~retinalnet.metrics.classification_report`.
     classes
         Class names, with a pair of arrays.
@@ -322,7 +323,8 @@ def plot_roc_curves(
         auc = roc_auc(scores[:, index], positive)
         # straight segments: a tie between classes moves both rates at once, a diagonal,
         # which the AUC counts as half; steps would draw less area than the label says
-        axes.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
+        color, style = _class_style(index)
+        axes.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})", color=color, linestyle=style)
     axes.plot([0, 1], [0, 1], color="gray", linestyle=":", label="chance")
     axes.set_xlabel("false-positive rate (1 - specificity)")
     axes.set_ylabel("true-positive rate (sensitivity)")
@@ -333,6 +335,13 @@ def plot_roc_curves(
     axes.legend(loc="lower right", fontsize="small")
     axes.set_title(title, fontsize="medium")
     return _finish(figure, save, dpi)
+
+
+def _class_style(index: int) -> tuple[str, str]:
+    """The line of class ``index`` in every figure: its colour of matplotlib's ten, then,
+    from the eleventh class on, another line style (a class keeps its look when another,
+    without images, draws no curve; 30 classes are told apart)."""
+    return f"C{index % 10}", ("-", "--", "-.")[index // 10 % 3]
 
 
 def plot_precision_recall_curves(
@@ -380,7 +389,11 @@ def plot_precision_recall_curves(
             continue
         precision, recall, _ = precision_recall_curve(scores[:, index], positive)
         ap = average_precision(scores[:, index], positive)
-        (line,) = axes.plot(recall, precision, drawstyle="steps-pre", label=f"{name} (AP {ap:.3f})")
+        color, style = _class_style(index)
+        label = f"{name} (AP {ap:.3f})"
+        (line,) = axes.plot(
+            recall, precision, drawstyle="steps-pre", label=label, color=color, linestyle=style
+        )
         axes.axhline(positive.mean(), color=line.get_color(), linestyle=":", linewidth=0.8)
     axes.set_xlabel("recall (sensitivity)")
     axes.set_ylabel("precision (positive predictive value)")

@@ -72,7 +72,7 @@ confidence a model reports meaningfully (Guo et al. use 15); more only costs mem
 
 def _checked(
     probabilities: npt.ArrayLike, targets: npt.ArrayLike, bins: int
-) -> tuple[FloatArray, IntArray]:
+) -> tuple[FloatArray, IntArray, IntArray]:
     true = _as_targets(targets)
     scores = _as_probabilities(probabilities, len(true))
     true = _as_targets(true, scores.shape[1])
@@ -101,7 +101,7 @@ def _checked(
             f"rounding), but row {worst} sums to {sums[worst]:.4g}; pass the softmax "
             "outputs of every class (not one-vs-rest scores or a subset of the classes)"
         )
-    return rows, true  # clipped (float32's 1.0000001 binned as 1), rounded rows rescaled
+    return rows, true, stored_precision(scores)  # clipped, rounded rows rescaled
 
 
 def reliability_curve(
@@ -113,6 +113,9 @@ def reliability_curve(
     first one on ties, the library's rule: see :mod:`retinalnet.metrics`) is its true class.
     Bin ``m`` (from 0) holds the images whose confidence lies in
     ``(m / bins, (m + 1) / bins]``; the first bin also takes a confidence of exactly 0.
+    A confidence is compared with the edges in the precision it was given in (float16,
+    float32 or float64), so one written as an edge lies on it: float32's 0.8 (0.800000012)
+    is in ``(0.733, 0.8]`` with 15 bins, as 5/6 is in ``(2/3, 5/6]`` with 6.
 
     .. versionadded:: 0.2
 
@@ -151,19 +154,43 @@ def reliability_curve(
     >>> confidence.round(4).tolist(), accuracy.round(4).tolist(), count.tolist()
     ([nan, 0.7667], [nan, 0.6667], [0, 3])
     """
-    rows, true = _checked(probabilities, targets, bins)
-    return _binned(rows, true, bins)
+    rows, true, stored = _checked(probabilities, targets, bins)
+    return _binned(rows, true, bins, stored)
+
+
+_STORED_DTYPES: tuple[npt.DTypeLike, ...] = (np.float16, np.float32, np.float64)
+
+
+def stored_precision(scores: FloatArray) -> IntArray:
+    """Each row's index into :data:`_STORED_DTYPES`: the narrowest that holds every value of
+    the row exactly, the precision probabilities were given in (float64 for others)."""
+    stored = np.full(len(scores), len(_STORED_DTYPES) - 1, dtype=np.int64)
+    if scores.size and are_probabilities(scores):
+        for code in (1, 0):  # float32, then float16
+            with np.errstate(over="ignore", under="ignore"):
+                back = scores.astype(_STORED_DTYPES[code]).astype(np.float64)
+            stored[(back == scores).all(axis=1)] = code
+    return stored
 
 
 def _binned(
-    scores: FloatArray, true: IntArray, bins: int
+    scores: FloatArray, true: IntArray, bins: int, stored: IntArray
 ) -> tuple[FloatArray, FloatArray, IntArray]:
-    """:func:`reliability_curve` of checked distributions (:func:`_checked`)."""
+    """:func:`reliability_curve` of checked distributions (:func:`_checked`), each row's
+    confidence compared with the edges ``m / bins`` at the precision ``stored`` its row was
+    given in (:func:`stored_precision`), both rounded to it: a probability written as an
+    edge (float32's 0.8 is 0.800000012; ``linspace`` misses 5/6 with 6 bins) lies on it."""
     confidence = scores.max(axis=1) if len(true) else np.empty(0)
     correct = (scores.argmax(axis=1) == true) if len(true) else np.empty(0, dtype=bool)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    # (edges[m], edges[m + 1]]: searchsorted(side="left") finds the first edge >= confidence
-    index = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
+    edges = np.arange(bins + 1) / bins  # each m / bins correctly rounded
+    index = np.empty(len(confidence), dtype=np.int64)
+    for code, dtype in enumerate(_STORED_DTYPES):
+        rows = stored == code
+        # (edges[m], edges[m + 1]]: searchsorted(side="left") finds the first edge >= it
+        index[rows] = np.searchsorted(
+            edges.astype(dtype), confidence[rows].astype(dtype), side="left"
+        )
+    index = np.clip(index - 1, 0, bins - 1)
     count = np.bincount(index, minlength=bins).astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_confidence = np.bincount(index, weights=confidence, minlength=bins) / count
@@ -218,26 +245,29 @@ def expected_calibration_error(
     ...     [[0.9, 0.1], [0.8, 0.2], [0.4, 0.6]], [0, 1, 1], bins=2), 6)
     0.1
     """
-    rows, true = _checked(probabilities, targets, bins)
-    return _calibration_error(rows, true, bins)
+    rows, true, stored = _checked(probabilities, targets, bins)
+    return _calibration_error(rows, true, bins, stored)
 
 
-def calibration_error_or_nan(scores: FloatArray, true: IntArray) -> float:
-    """The ECE (15 bins) of the distributions ``scores`` stand for
-    (``metrics._rates.distributions``: probabilities or log-probabilities);
-    NaN without images or for other scores. What a report, the per-patient report and
-    ``EvaluationResult.ece`` give, where :func:`expected_calibration_error` refuses.
-    ``scores`` are finite (checked by the caller)."""
+def calibration_error_or_nan(
+    scores: FloatArray, true: IntArray, stored: IntArray | None = None
+) -> float:
+    """The ECE (15 bins) of the distributions ``scores`` stand for (probabilities or
+    log-probabilities: ``metrics._rates.distributions``), NaN without images or for other
+    scores, as a report, the per-patient report and ``EvaluationResult.ece`` give it.
+    ``scores`` are finite; ``stored`` is each row's precision as given
+    (:func:`stored_precision`) where ``scores`` are not (a patient's mean)."""
     rows = distributions(scores)
     if not len(true) or rows is None:
         return math.nan
-    return _calibration_error(rows, true)
+    stored = stored_precision(scores) if stored is None else stored
+    return _calibration_error(rows, true, 15, stored)
 
 
-def _calibration_error(rows: FloatArray, true: IntArray, bins: int = 15) -> float:
+def _calibration_error(rows: FloatArray, true: IntArray, bins: int, stored: IntArray) -> float:
     """:func:`expected_calibration_error` of checked distributions (:func:`_checked`, or a
-    report's :func:`~retinalnet.metrics._rates.distributions`)."""
-    confidence, accuracy, count = _binned(rows, true, bins)
+    report's :func:`~retinalnet.metrics._rates.distributions`), binned by :func:`_binned`."""
+    confidence, accuracy, count = _binned(rows, true, bins, stored)
     total = int(count.sum())
     if total == 0:
         return math.nan

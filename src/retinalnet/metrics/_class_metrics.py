@@ -36,7 +36,9 @@ class ClassMetrics:
     support : int
         Images of this class.
     auc : float
-        One-vs-rest ROC AUC of this class's probability (NaN without images of both kinds).
+        One-vs-rest ROC AUC of this class's probability (NaN without images of both kinds):
+        of its column as given for probabilities, after a softmax for logits and
+        log-probabilities.
 
     Examples
     --------
@@ -88,7 +90,8 @@ class ReferralMetrics:
     specificity : float
         Of the other images, the fraction not referred urgently.
     auc : float
-        ROC AUC of the urgent probability.
+        ROC AUC of the urgent probability; NaN for scores in [0, 1] whose rows do not sum
+        to 1 (one-vs-rest scores: their sum is no probability).
     confusion_matrix : numpy.ndarray
         2x2 counts, rows true (not urgent, urgent), columns referred (no, yes).
 

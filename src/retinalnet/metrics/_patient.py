@@ -10,7 +10,8 @@ import numpy as np
 import numpy.typing as npt
 
 from retinalnet._core.classes import KERMANY_CLASSES
-from retinalnet.metrics._confusion import _as_probabilities, _as_targets
+from retinalnet.metrics._calibration import calibration_error_or_nan, stored_precision
+from retinalnet.metrics._confusion import FloatArray, _as_probabilities, _as_targets
 from retinalnet.metrics._rates import distributions, probabilities_of
 from retinalnet.metrics._report import (
     URGENT_CLASSES,
@@ -41,8 +42,9 @@ def patient_level(
     aggregated by this rule:
 
     - the scans of one patient with one label form a group; the group's probabilities are
-      the **mean of its scans' probabilities**, its label is their label, and it counts
-      once in the report;
+      the **mean of its scans' probabilities** (from correctly rounded sums, so classes
+      whose means are equal tie, and the lower class index wins, as everywhere), its label
+      is their label, and it counts once in the report;
     - a patient whose scans carry different labels (Kermany has such patients: one eye
       with CNV, the other normal, or a follow-up visit) gives one group per label, each
       evaluated on its own; :attr:`PatientGroups.mixed` counts these patients;
@@ -80,9 +82,9 @@ def patient_level(
     ------
     ValueError
         If the lengths disagree, or as :func:`classification_report` (names in ``urgent``
-        that are not classes, class names that are not distinct, a bad ``bootstrap`` or
-        ``seed``: refused before any grouping); a scan's NaN or infinite probabilities are
-        refused before any averaging, naming the scan's row.
+        that are not classes or that name every class, class names that are not distinct,
+        a bad ``bootstrap`` or ``seed``: refused before any grouping); a scan's NaN or
+        infinite probabilities are refused before any averaging, naming the scan's row.
     TypeError
         As :func:`classification_report`.
 
@@ -123,7 +125,7 @@ def patient_level(
         labels.setdefault(key, set()).add(target)
     members = list(groups.values())
     group_probabilities = (
-        np.stack([scores[rows].mean(axis=0) for rows in members])
+        np.stack([_mean(scores[rows]) for rows in members])
         if members
         else np.empty((0, scores.shape[1]))
     )
@@ -146,9 +148,33 @@ def patient_level(
         without_id=sum(_missing(patient) for patient in ids),
     )
     # the calibration error judges the distributions the scans' scores stand for, as the
-    # per-scan report does: none for logits or rows that do not sum to 1 (NaN there too)
-    ece = report.ece if distributions(given) is not None else math.nan
+    # per-scan report does: none for logits or rows that do not sum to 1 (NaN there too);
+    # a group's confidence is compared with the bin edges at its scans' precision
+    stored = stored_precision(given)
+    ece = (
+        calibration_error_or_nan(
+            group_probabilities,
+            group_targets,
+            np.array([stored[rows].max() for rows in members], dtype=np.int64),
+        )
+        if distributions(given) is not None
+        else math.nan
+    )
     return dataclasses.replace(report, patients=summary, ece=ece)
+
+
+def _mean(rows: FloatArray) -> FloatArray:
+    """Each column's mean, from sums that are correctly rounded (``math.fsum``): columns
+    holding the same values, in any order, get the same mean, so a tie between classes is
+    a tie, broken by the documented rule (the lower class index), not by the order of a
+    floating-point sum. A second sum, of the values less that first mean, corrects it, so
+    the mean of equal values is that value."""
+    count = len(rows)
+    means = []
+    for column in rows.T.tolist():
+        first = math.fsum(column) / count
+        means.append(first + math.fsum([*column, *[-first] * count]) / count)
+    return np.array(means, dtype=np.float64)
 
 
 def _missing(patient: object) -> bool:

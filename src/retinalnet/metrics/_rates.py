@@ -1,7 +1,7 @@
 """Rates from a confusion matrix: per-class precision, recall, specificity and F1, their
 macro and weighted averages (and what they cover, in words), the per-class AUCs, and the
 urgent-referral view; and the rules that say what a model's scores stand for (probabilities,
-log-probabilities or logits)."""
+one-vs-rest scores, log-probabilities or logits)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from retinalnet.metrics._confusion import FloatArray, IntArray, confusion_matrix
 from retinalnet.metrics._roc import roc_auc
+
+BoolArray = npt.NDArray[np.bool_]
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -37,7 +40,9 @@ def _per_class(
     return precision, recall, specificity, f1, support.astype(np.int64)
 
 
-def _averages(values: FloatArray, matrix: IntArray) -> tuple[float, float]:
+def _averages(
+    values: FloatArray, matrix: IntArray, covered: BoolArray | None = None
+) -> tuple[float, float]:
     """The macro and weighted averages of one rate of each class (NaN: undefined): precision,
     specificity and F1 by scikit-learn's rule, recall and AUC as the balanced accuracy.
 
@@ -47,18 +52,27 @@ def _averages(values: FloatArray, matrix: IntArray) -> tuple[float, float]:
     accuracy (scikit-learn's ``recall_score(average="macro")`` counts a predicted class
     without images as recall 0 instead); precision, specificity and F1 also over a class
     predicted but without images (its precision is 0 of its predictions, its F1 0). A class
-    neither in the images nor predicted is left out. The weighted average weighs each class
-    by its images.
+    neither in the images nor predicted is left out. ``covered`` fixes those classes
+    instead (:func:`covered_classes` of the full data, for a bootstrap resample: the same
+    classes in each, as scikit-learn's explicit ``labels=``). The weighted average weighs
+    each class by its images.
     """
     support = matrix.sum(axis=1)
     defined = ~np.isnan(values)
-    counted = defined & ((support > 0) | (matrix.sum(axis=0) > 0))
+    counted = defined & (covered_classes(matrix) if covered is None else covered)
     macro = float(np.mean(values[counted])) if counted.any() else math.nan
     weights = np.where(defined, support, 0)
     if not weights.sum():
         return macro, math.nan
     weighted = float(np.sum(np.nan_to_num(values) * weights) / weights.sum())
     return macro, weighted
+
+
+def covered_classes(matrix: IntArray) -> BoolArray:
+    """Which classes a macro average covers (:func:`_averages`): those with images or
+    predictions in ``matrix`` (rows true, columns predicted)."""
+    covered: BoolArray = (matrix.sum(axis=1) > 0) | (matrix.sum(axis=0) > 0)
+    return covered
 
 
 def average_notes(matrix: IntArray, names: Sequence[str], unit: str = "images") -> list[str]:
@@ -99,7 +113,7 @@ def average_notes(matrix: IntArray, names: Sequence[str], unit: str = "images") 
 def macro_classes(matrix: IntArray, names: Sequence[str]) -> list[str]:
     """The classes a macro average covers (:func:`_averages`): those with images or
     predictions, in class order."""
-    counted = (matrix.sum(axis=1) > 0) | (matrix.sum(axis=0) > 0)
+    counted = covered_classes(matrix)
     return [name for name, kept in zip(names, counted.tolist(), strict=True) if kept]
 
 
@@ -108,9 +122,11 @@ def _times(count: int) -> str:
 
 
 def _class_aucs(true: IntArray, scores: FloatArray) -> FloatArray:
-    """The one-vs-rest ROC AUC of each class's probability (:func:`probabilities_of`: a
-    logit's rank across images depends on the image's other logits, so the AUC of the raw
-    scores is another number); NaN for a class without images of both kinds."""
+    """The one-vs-rest ROC AUC of each class's probability (:func:`probabilities_of`:
+    probabilities ranked as given, so a class's AUC is :func:`roc_auc` of its column, as
+    scikit-learn's ``roc_auc_score``; a softmax of logits first, since a logit's rank across
+    images depends on the image's other logits); NaN for a class without images of both
+    kinds."""
     probabilities = probabilities_of(scores)
     return np.array([roc_auc(probabilities[:, c], true == c) for c in range(scores.shape[1])])
 
@@ -154,17 +170,16 @@ def distributions(scores: FloatArray) -> FloatArray | None:
       scaled to sum to 1.
     - Anything else is ``None``: logits (their softmax is one temperature among many, not
       what the model was said to give), or rows that do not sum to 1 (one-vs-rest scores,
-      scaled probabilities).
+      scaled probabilities: :func:`are_class_scores`).
     """
     if not scores.size:
         return scores
     if are_probabilities(scores):
-        clipped = np.clip(scores, 0.0, 1.0)
-        misses = np.abs(clipped.sum(axis=1) - 1.0)
-        if misses.max() > SUM_TOLERANCE:
+        if are_class_scores(scores):
             return None
+        clipped = np.clip(scores, 0.0, 1.0)
         # rows that sum to 1 stay as given (a division would move 0.4 off a bin's edge)
-        rounded = misses > ROUNDING
+        rounded = np.abs(clipped.sum(axis=1) - 1.0) > ROUNDING
         clipped[rounded] /= clipped[rounded].sum(axis=1, keepdims=True)
         return clipped
     top = scores.max(axis=1, keepdims=True)
@@ -173,6 +188,33 @@ def distributions(scores: FloatArray) -> FloatArray | None:
         return None
     rows: FloatArray = np.exp(scores - log_sums[:, None])
     return rows
+
+
+def are_class_scores(scores: FloatArray) -> bool:
+    """Whether ``scores`` are probabilities (see :func:`are_probabilities`) of which a row
+    misses a sum of 1 by more than :data:`SUM_TOLERANCE`: each class's own score, as
+    one-vs-rest (sigmoid) outputs are, not one distribution per image. Each class's AUC
+    ranks its score as given; they have no referral AUC (a sum of one-vs-rest scores is no
+    probability of an urgent class) and no calibration error (:func:`distributions` is
+    ``None``), and :func:`class_scores_note` says so."""
+    if not scores.size or not are_probabilities(scores):
+        return False
+    sums = np.clip(scores, 0.0, 1.0).sum(axis=1)
+    return bool(np.abs(sums - 1.0).max() > SUM_TOLERANCE)
+
+
+def class_scores_note(scores: FloatArray) -> str:
+    """What a report does with :func:`are_class_scores` scores, in words (their row sums
+    named); empty for other scores."""
+    if not are_class_scores(scores):
+        return ""
+    sums = np.clip(scores, 0.0, 1.0).sum(axis=1)
+    return (
+        f"the scores are not distributions (rows sum to {sums.min():.2f} to "
+        f"{sums.max():.2f}, e.g. one-vs-rest scores): each class's AUC ranks its own score "
+        "as given; no referral AUC and no ECE, which need probabilities that sum to 1 in "
+        "each row (a softmax's)"
+    )
 
 
 def refuse_percentages(scores: FloatArray, name: str = "probabilities") -> None:
@@ -194,19 +236,14 @@ def refuse_percentages(scores: FloatArray, name: str = "probabilities") -> None:
 
 def probabilities_of(scores: FloatArray) -> FloatArray:
     """``scores`` as probabilities, for the rules that add, average or rank them:
-    probabilities (see :func:`are_probabilities`; clipped to [0, 1]) with each row that
-    misses a sum of 1 by more than :data:`ROUNDING` scaled to sum to 1, other scores
-    through a softmax of each row (exact for log-probabilities and logits). Percentages
-    are refused (:func:`refuse_percentages`)."""
+    probabilities (see :func:`are_probabilities`) as given, neither clipped nor rescaled
+    (a class's AUC is then :func:`roc_auc` of its column, and scikit-learn's
+    ``roc_auc_score`` of it, for rows rounded to a few decimals and for one-vs-rest scores,
+    :func:`are_class_scores`, too), other scores through a softmax of each row (exact for
+    log-probabilities and logits). Percentages are refused (:func:`refuse_percentages`)."""
     refuse_percentages(scores)
     if are_probabilities(scores):
-        scores = np.clip(scores, 0.0, 1.0)
-        sums = scores.sum(axis=1, keepdims=True)
-        # rows that sum to 1 stay as given: a division by 0.9999999999999999 in one row and
-        # by 1.0000000000000002 in another would break the ties between them an AUC counts
-        scaled = (np.abs(sums - 1.0) > ROUNDING) & (sums > 0)
-        rows: FloatArray = np.divide(scores, sums, out=scores.copy(), where=scaled)
-        return rows
+        return scores
     shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
     softmax: FloatArray = shifted / shifted.sum(axis=1, keepdims=True)
     return softmax
@@ -218,11 +255,14 @@ def _referral(
     """Referral sensitivity, specificity and AUC. The AUC ranks images by the probability of
     an urgent class, the sum of those classes' probabilities: scores that are not
     probabilities (log-probabilities, logits) become probabilities by a softmax first, as
-    summing them would rank by something else."""
+    summing them would rank by something else. NaN for one-vs-rest scores
+    (:func:`are_class_scores`), whose sum is no probability."""
     is_urgent = np.isin(true, urgent_index)
     referred = np.isin(scores.argmax(axis=1), urgent_index)
     matrix = confusion_matrix(is_urgent.astype(np.int64), referred.astype(np.int64), 2)
     sensitivity = _ratio(float(matrix[1, 1]), float(matrix[1].sum()))
     specificity = _ratio(float(matrix[0, 0]), float(matrix[0].sum()))
+    if are_class_scores(scores):
+        return sensitivity, specificity, math.nan, matrix
     auc = roc_auc(probabilities_of(scores)[:, urgent_index].sum(axis=1), is_urgent)
     return sensitivity, specificity, auc, matrix

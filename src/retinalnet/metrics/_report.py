@@ -45,6 +45,7 @@ from retinalnet.metrics._rates import (
     _ratio,
     _referral,
     average_notes,
+    class_scores_note,
     macro_classes,
 )
 
@@ -129,7 +130,12 @@ class ClassificationReport:
         true class is among the top ``k``.
     referral : ReferralMetrics or None
         The urgent-referral view; ``None`` when left out (``urgent=None``), or when the
-        default urgent classes are not all among :attr:`classes`.
+        default urgent classes are not all among :attr:`classes`, a class is not a Kermany
+        one, or every class is urgent (see :attr:`referral_note`).
+
+        .. versionchanged:: 0.2
+           Left out by default for classes other than Kermany's (AMD counted as not
+           urgent) and for classes that are all urgent (100% sensitivity by construction).
     intervals : dict of str to (float, float)
         Confidence intervals, empty unless requested (``bootstrap`` > 0). Wilson score
         intervals of the proportions: ``accuracy``, ``sensitivity[CLASS]``,
@@ -156,12 +162,30 @@ class ClassificationReport:
         Level of the intervals (0.95).
     bootstrap : int
         Number of bootstrap resamples (0: no intervals).
+    seed : int
+        Seed of the bootstrap resampling (``seed`` of :func:`classification_report`), so
+        its intervals can be reproduced; in :meth:`to_dict` and :attr:`interval_note`.
+
+        .. versionadded:: 0.2
     ece : float
         Top-label expected calibration error with 15 bins (see
         :func:`~retinalnet.metrics.expected_calibration_error`); NaN without images, or
         when the scores are neither probabilities (rows summing to 1, give or take rounding)
         nor log-probabilities. The per-patient report takes it of the scans' groups when
         the scans' scores are such, and is NaN when they are not.
+
+        .. versionadded:: 0.2
+    score_note : str
+        For scores in [0, 1] whose rows do not sum to 1 (one-vs-rest scores): that each
+        class's AUC ranks its own score as given, with no referral AUC and no ECE (one of
+        :attr:`notes`); empty for probabilities, log-probabilities and logits.
+
+        .. versionadded:: 0.2
+    referral_note : str
+        Why the default urgent-referral view was left out although CNV and DME are among
+        the classes (one of :attr:`notes`): a class that is not a Kermany one (which
+        classes are urgent then is not known: pass ``urgent=[...]``), or every class
+        urgent (no rest to refer or not); empty otherwise.
 
         .. versionadded:: 0.2
     patients : PatientGroups or None
@@ -193,30 +217,34 @@ class ClassificationReport:
     patients: PatientGroups | None = None
     interval_methods: dict[str, str] = field(default_factory=dict)
     no_interval: dict[str, str] = field(default_factory=dict)
+    seed: int = 0
+    score_note: str = ""
+    referral_note: str = ""
 
     @property
     def interval_note(self) -> str:
         """How the intervals were computed, in words (empty without intervals): "95%
         intervals: Wilson score for proportions (...); stratified percentile bootstrap
-        (1000 resamples) for F1 and AUC".
+        (1000 resamples) for F1 and AUC; bootstrap seed 0".
 
         .. versionadded:: 0.2
         """
         if not self.intervals and not self.no_interval:
             return ""
-        return methods_line(self.confidence, self.bootstrap)
+        return f"{methods_line(self.confidence, self.bootstrap)}; bootstrap seed {self.seed}"
 
     @property
     def notes(self) -> list[str]:
-        """What the macro averages cover when a class has no images, and which classes
-        were never predicted (their precision is 0 of 0 predictions, shown as 0), in words;
-        printed under the table and in the JSON (``notes``, with ``macro_classes``, the
-        classes the macro averages cover).
+        """What the macro averages cover when a class has no images, which classes were
+        never predicted (their precision is 0 of 0 predictions, shown as 0),
+        :attr:`score_note` and :attr:`referral_note`, in words; printed under the table and
+        in the JSON (``notes``, with ``macro_classes``, the classes the macro averages cover).
 
         .. versionadded:: 0.2
         """
         unit = "images" if self.patients is None else "groups"
-        return average_notes(self.confusion_matrix, self.classes, unit)
+        notes = average_notes(self.confusion_matrix, self.classes, unit)
+        return [*notes, *(note for note in (self.score_note, self.referral_note) if note)]
 
     @property
     def num_samples(self) -> int:
@@ -246,6 +274,7 @@ class ClassificationReport:
             },
             "referral": None if self.referral is None else self.referral.to_dict(),
             "bootstrap": self.bootstrap,
+            "seed": self.seed,
             "confidence": self.confidence,
             "intervals": {
                 k: [_plain(low), _plain(high)] for k, (low, high) in self.intervals.items()
@@ -302,7 +331,8 @@ class ClassificationReport:
                 if groups is None
                 else f"patients {groups.patients}  groups {groups.groups}  scans {groups.scans}"
             )
-            lines.append(f"{counted}  accuracy {self.accuracy:.2%}{shown}  ECE {_pct(self.ece)}")
+            accuracy = "-" if math.isnan(self.accuracy) else f"{self.accuracy:.2%}"
+            lines.append(f"{counted}  accuracy {accuracy}{shown}  ECE {_pct(self.ece)}")
             if groups is not None and groups.mixed:
                 lines.append(
                     f"({groups.mixed} patient(s) have scans of more than one label: each "
@@ -387,18 +417,29 @@ def classification_report(
         Class probabilities, shape ``(images, classes)``; any scores work for the
         confusion matrix (the most probable class is the highest score). The AUCs rank
         images by a class's probability (the urgent-referral AUC by the summed probability
-        of the urgent classes): scores that are not probabilities (log-probabilities,
-        logits) are turned into probabilities by a softmax for them, as a logit's rank
-        across images also depends on the image's other logits. Probabilities in percent
-        (rows summing to 100) are refused: divide them by 100. The ECE needs
-        probabilities (each row summing to 1, give or take rounding to two decimals) or
-        log-probabilities; it is NaN for logits and for rows that do not sum to 1.
+        of the urgent classes): probabilities (values in [0, 1]) as given, so a class's AUC
+        is :func:`~retinalnet.metrics.roc_auc` of its column, as scikit-learn's
+        ``roc_auc_score``; scores that are not probabilities (log-probabilities, logits)
+        are turned into probabilities by a softmax for them, as a logit's rank across
+        images also depends on the image's other logits. Probabilities in percent (rows
+        summing to 100) are refused: divide them by 100. The ECE needs probabilities (each
+        row summing to 1, give or take rounding to two decimals) or log-probabilities; it
+        is NaN for logits and for rows that do not sum to 1. Such rows (one-vs-rest
+        scores) have no referral AUC either, and :attr:`ClassificationReport.score_note`
+        says so.
     classes
         Class names in output order (the Kermany classes by default).
     urgent
         Classes that need an urgent referral, named as in ``classes``; ``None`` leaves out
         the referral view. Left at the default, :data:`URGENT_CLASSES` (CNV and DME), the
-        view is also left out when the classes lack one of them (a study without DME).
+        view is also left out when the classes lack one of them (a study without DME), and,
+        with :attr:`ClassificationReport.referral_note` saying why, when a class is not a
+        Kermany one (which of AMD, CNV, DME, ... are urgent is for you to say: pass
+        ``urgent=[...]``) or when every class is urgent (CNV and DME only: no rest to
+        refer or not). Given, it must leave at least one class out (the rest).
+
+        .. versionchanged:: 0.2
+           The default view needs Kermany classes and one that is not urgent.
     topk
         The ``k`` of the top-k table; by default 1 to ``min(3, classes - 1)``.
     bootstrap
@@ -411,15 +452,18 @@ def classification_report(
         bootstrap has none. F1 and AUC (per class, macro, referral AUC) get the
         percentile interval over the resamples; each resample draws, from each true
         class's images, as many as the class has, with replacement (a stratified
-        bootstrap, as pROC's for an AUC): every class is in every resample, so the macro
-        averages are over the same classes in each, for a test set of the same class
-        mix. A number that every resample scored the same (an AUC of 1 on perfectly
-        separated classes) has no interval, see :attr:`ClassificationReport.no_interval`.
+        bootstrap, as pROC's for an AUC, for a test set of the same class mix). The macro
+        averages are over the same classes in each resample, those of the point estimate:
+        a class predicted but without images counts with F1 0 in a resample that draws
+        none of its predictions (scikit-learn's ``labels=``, ``zero_division=0``). A
+        number that every resample scored the same (an AUC of 1 on perfectly separated
+        classes) has no interval, see :attr:`ClassificationReport.no_interval`.
         About 1 ms per resample for 1,000 images.
     confidence
         Level of the intervals, in (0, 1).
     seed
-        Seed of the resampling (an int >= 0), so a report is reproducible.
+        Seed of the resampling (an int >= 0), so a report is reproducible; recorded in
+        :attr:`ClassificationReport.seed`.
 
     Returns
     -------
@@ -431,7 +475,8 @@ def classification_report(
         If the shapes disagree, a target is out of range, a probability is NaN or infinite
         (the message counts the rows and names the first: a model with non-finite weights
         or outputs gives them), the class names are not distinct, a name given in
-        ``urgent`` is not one of ``classes`` (or ``urgent`` is empty), ``bootstrap`` is not
+        ``urgent`` is not one of ``classes`` (or ``urgent`` is empty, or names every
+        class: no rest to refer or not), ``bootstrap`` is not
         0 or an int from ``ceil(2 / (1 - confidence))`` to 100,000, ``seed`` is not an
         int >= 0, or another argument is out of range.
     TypeError
@@ -459,7 +504,7 @@ def classification_report(
 
     matrix = confusion_matrix(true, scores.argmax(axis=1) if len(true) else true, num_classes)
     precision, recall, specificity, f1, support = _per_class(matrix)
-    aucs = _class_aucs(true, scores)  # of the probabilities: a softmax first for logits
+    aucs = _class_aucs(true, scores)  # probabilities as given, a softmax first for logits
     per_class = tuple(
         ClassMetrics(
             name=names[c],
@@ -518,6 +563,9 @@ def classification_report(
         ece=_ece(scores, true),
         interval_methods=methods,
         no_interval=no_interval,
+        seed=int(seed),
+        score_note=class_scores_note(scores),
+        referral_note=_referral_note(urgent, names),
     )
 
 
@@ -578,7 +626,9 @@ def _checked_arguments(
 def _urgent_index(urgent: Sequence[str] | None, names: tuple[str, ...]) -> IntArray | None:
     """The indices of the urgent classes; ``None`` without a referral view: ``urgent`` is
     ``None``, or left at :data:`URGENT_CLASSES` (the default, checked by identity) and the
-    classes lack one of them. Names given explicitly must all be classes."""
+    classes lack one of them, or :func:`_referral_note` says why the view means nothing
+    for them. Names given explicitly must all be classes, and leave one out (the rest).
+    The one rule of every report: the text, JSON and HTML, per scan and per patient."""
     if urgent is None:
         return None
     if isinstance(urgent, str):
@@ -588,6 +638,8 @@ def _urgent_index(urgent: Sequence[str] | None, names: tuple[str, ...]) -> IntAr
     given = tuple(urgent)
     if urgent is URGENT_CLASSES and not all(name in names for name in given):
         return None  # the default, for a study without CNV or DME: no referral view
+    if _referral_note(urgent, names):
+        return None  # the default, for classes it does not fit: the note says why
     if not given:
         raise ValueError(
             "urgent names no class; name the urgent classes (CNV and DME by default) or "
@@ -599,7 +651,40 @@ def _urgent_index(urgent: Sequence[str] | None, names: tuple[str, ...]) -> IntAr
                 f"urgent class {name!r} is not one of {', '.join(names)} (the classes); "
                 "spell it as in classes, or pass urgent=None to leave out the referral view"
             )
+    if all(name in given for name in names):
+        raise ValueError(
+            f"urgent={list(given)!r} names every class, so no image is of the rest and "
+            "the referral sensitivity would be 100% by construction; leave the classes "
+            "that are not urgent out of urgent, or pass urgent=None to leave out the view"
+        )
     return np.array([names.index(name) for name in given], dtype=np.int64)
+
+
+def _referral_note(urgent: Sequence[str] | None, names: tuple[str, ...]) -> str:
+    """Why the default urgent-referral view is left out of a report of ``names`` although
+    CNV and DME are among them (:attr:`ClassificationReport.referral_note`); empty when
+    ``urgent`` is given (or ``None``), when the view is computed, and for a study without
+    CNV or DME (left out quietly, as documented). Kermany et al. grouped their own four
+    classes only: another class (AMD) may or may not be urgent, and a study of urgent
+    classes alone has no rest to refer or not."""
+    if urgent is not URGENT_CLASSES or not all(name in names for name in urgent):
+        return ""
+    others = [name for name in names if name not in KERMANY_CLASSES]
+    if others:
+        listed = ", ".join(others)
+        verb = "is not a Kermany class" if len(others) == 1 else "are not Kermany classes"
+        return (
+            f"no urgent-referral view: {listed} {verb}, so which classes need an urgent "
+            "referral is not known; pass urgent=[...] naming them (urgent=['CNV', 'DME'] "
+            f"counts {listed} as not urgent)"
+        )
+    if all(name in urgent for name in names):
+        return (
+            f"no urgent-referral view: every class is urgent ({', '.join(names)}), so there "
+            "is no other class to tell them from (its sensitivity would be 100% by "
+            "construction)"
+        )
+    return ""
 
 
 def _ece(scores: npt.NDArray[np.float64], true: IntArray) -> float:

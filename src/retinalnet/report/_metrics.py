@@ -32,7 +32,7 @@ def _interval_note(report: ClassificationReport) -> str:
             "<p>Grey numbers under a value are its confidence interval: the range the value "
             "would likely take on another set of images like these. "
             f"{esc(report.interval_note)} (the bootstrap draws each class's images from its "
-            "own, so every class is in each resample)."
+            "own, so every class with images is in each resample)."
         )
         if report.no_interval:
             reasons = sorted(set(report.no_interval.values()))
@@ -114,11 +114,12 @@ def metrics_section(result: EvaluationResult, report: ClassificationReport) -> S
         "class. <b>Specificity</b>: of the other scans, the share it does not call that class. "
         "<b>Precision</b> (positive predictive value): of the scans it calls that class, the "
         "share that are. <b>AUC</b>: area under the ROC curve of the class's probability "
-        "(0.5 is chance, 1 is perfect). <b>Macro</b> averages the classes equally, "
-        "<b>weighted</b> by their number of images. The macro average covers the classes "
-        "with images or predictions here: a class predicted but with no image counts with "
-        "precision 0, as scikit-learn's (sensitivity and AUC average the classes with images); "
-        "a class never predicted shows precision 0 (0 of 0 predictions).</p>",
+        "(0.5 is chance, 1 is perfect). <b>Macro</b> averages weigh the classes equally; "
+        "<b>weighted</b> averages weigh each class by its number of images. The macro "
+        "average covers the classes with images or predictions here: a class predicted but "
+        "with no image counts with precision 0, as scikit-learn's (sensitivity and AUC "
+        "average the classes with images); a class never predicted shows precision 0 (0 of 0 "
+        "predictions).</p>",
         per_class,
         *(f"<p>{esc(note)}</p>" for note in report.notes),  # the macro average's classes
         _interval_note(report),

@@ -6,7 +6,7 @@ import datetime
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from retinalnet._core.counts import check_count
 from retinalnet._core.files import atomic_write_text
@@ -21,8 +21,9 @@ from retinalnet.report._metrics import confusion_section, metrics_section, refer
 from retinalnet.report._summary import summary_section
 
 if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
     from retinalnet.checkpoint import Checkpoint
-    from retinalnet.datasets import KermanyOCT
     from retinalnet.metrics import ClassificationReport
     from retinalnet.models import Classifier
     from retinalnet.predictor import SkippedImage
@@ -40,7 +41,7 @@ _NOTICE = (
 def render_html_report(
     result: EvaluationResult,
     *,
-    data: KermanyOCT | None = None,
+    data: Dataset[Any] | None = None,
     model: Classifier | None = None,
     checkpoint: Checkpoint | str | os.PathLike[str] | None = None,
     report: ClassificationReport | None = None,
@@ -60,6 +61,8 @@ def render_html_report(
     ValueError
         If ``result`` holds no per-image probabilities, ``data`` does not hold the images
         of ``result``, or ``mistakes`` is negative.
+    TypeError
+        If ``data`` has no ``samples`` of ``(file, class)`` pairs.
     ImportError
         If matplotlib is not installed.
 
@@ -80,7 +83,7 @@ def render_html_report(
     mistakes = check_count(mistakes, "mistakes", 0, " (how many to show)")
     sources: list[str] = []
     if data is not None:
-        sources = [os.fspath(path) for path, _ in data.samples]
+        sources = _sources(data)
         if len(sources) != result.num_samples:
             raise ValueError(
                 f"data holds {len(sources)} images but the result {result.num_samples}; pass "
@@ -91,9 +94,12 @@ def render_html_report(
     if report is None:
         report = result.report(bootstrap=bootstrap)
     created = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-    data_dir = None if data is None else data.root
-    split = None if data is None else data.split
-    where = f"{split} split of {data_dir.name or data_dir}, " if data_dir is not None else ""
+    root = getattr(data, "root", None)  # a str for an ImageFolder, none for other data
+    data_dir = Path(root) if isinstance(root, (str, os.PathLike)) else None
+    split = getattr(data, "split", None)  # KermanyOCT's; an ImageFolder's folder is its split
+    split = split if isinstance(split, str) else None
+    folder = None if data_dir is None else data_dir.name or str(data_dir)
+    where = f"{split} split of {folder}, " if split and folder else f"{folder}, " if folder else ""
     figure_title = f"{where}{result.num_samples} images"
     wrong = int((result.probabilities.argmax(axis=1) != result.targets).sum())
 
@@ -139,6 +145,30 @@ def render_html_report(
     return page(heading, subtitle, esc(_NOTICE), shown, footer, keys=_key_numbers(report))
 
 
+def _sources(data: object) -> list[str]:
+    """The image file of each sample of ``data`` (``samples`` of ``(path, class)`` pairs,
+    as KermanyOCT's and torchvision's ImageFolder's), in data order.
+
+    Raises
+    ------
+    TypeError
+        If ``data`` has no such ``samples``: the report could not name the files.
+    """
+    samples = getattr(data, "samples", None)
+    pairs = list(samples) if isinstance(samples, list | tuple) else None
+    path_types = (str, os.PathLike)
+    if pairs is None or not all(
+        isinstance(pair, list | tuple) and len(pair) == 2 and isinstance(pair[0], path_types)
+        for pair in pairs
+    ):
+        raise TypeError(
+            f"data must be the data set that was evaluated, with samples of (file, class) "
+            f"pairs (KermanyOCT, torchvision's ImageFolder), got {type(data).__name__}; pass "
+            "that data set, or leave data out (the report then names no file)"
+        )
+    return [os.fspath(path) for path, _ in pairs]
+
+
 def _key_numbers(report: ClassificationReport) -> list[tuple[str, str]]:
     """The few numbers a reader should see first: accuracy, and the urgent-referral view."""
     keys = [(esc(pct(report.accuracy)), "accuracy"), (esc(num(report.macro["auc"])), "macro AUC")]
@@ -154,7 +184,7 @@ def write_html_report(
     path: str | os.PathLike[str],
     result: EvaluationResult,
     *,
-    data: KermanyOCT | None = None,
+    data: Dataset[Any] | None = None,
     model: Classifier | None = None,
     checkpoint: Checkpoint | str | os.PathLike[str] | None = None,
     report: ClassificationReport | None = None,
@@ -194,7 +224,12 @@ def write_html_report(
         From :func:`retinalnet.training.evaluate` (it keeps every image's probabilities).
     data
         The data set that was evaluated, for its folder, split and file names (the gallery
-        needs them).
+        needs them): a :class:`~retinalnet.datasets.KermanyOCT`, or any data set with
+        ``samples`` of ``(file, class)`` pairs, such as torchvision's ``ImageFolder`` (a
+        data set of other classes), whose ``root`` names the folder.
+
+        .. versionchanged:: 0.2
+           Data sets other than KermanyOCT (an ``ImageFolder``) are taken.
     model
         The evaluated :class:`~retinalnet.models.Classifier`, for the Grad-CAM heatmaps
         (and its calibration temperature); without it the gallery shows the scans alone.
@@ -223,6 +258,8 @@ def write_html_report(
     ValueError
         If ``result`` holds no per-image probabilities, ``data`` does not hold the images
         of ``result``, or ``mistakes`` is negative.
+    TypeError
+        If ``data`` has no ``samples`` of ``(file, class)`` pairs.
     ImportError
         If matplotlib is not installed (``pip install matplotlib``, or the ``plot`` extra).
     OSError
