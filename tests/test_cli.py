@@ -1506,3 +1506,75 @@ def test_a_checkpoint_of_a_network_built_by_hand_points_to_python(
     assert "holds a network built by hand, which the command line cannot rebuild" in err
     assert "Predictor.from_checkpoint(path, model=network)" in err
     assert "as model=" not in err
+
+
+# ---------------------------------------------------------------------------------------------
+# Studies of some classes: no referral view when every class is urgent; one class refused;
+# a folder of some classes points to --classes
+# ---------------------------------------------------------------------------------------------
+
+
+def test_evaluate_of_a_cnv_and_dme_study_reports_no_referral_view_in_any_output(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert train_small_cnn(data, out, "--classes", "CNV", "DME") == 0
+    capsys.readouterr()
+    note = (
+        "no urgent-referral view: every class is urgent (CNV, DME), so there is no other "
+        "class to tell them from (its sensitivity would be 100% by construction)"
+    )
+    page = tmp_path / "r.html"
+    evaluate = ["evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(data), "-q"]
+
+    assert main([*evaluate, "--report", str(page)]) == 0
+    printed = capsys.readouterr().out
+    # was: "urgent referral (CNV + DME vs the rest): sensitivity 100.0%" for any model
+    assert "urgent referral (" not in printed
+    assert printed.count(f"({note})") == 2  # per scan and per patient
+    text = page.read_text(encoding="utf-8")
+    assert "urgent-referral sensitivity" not in text  # was the headline's first number
+    assert 'id="referral"' not in text
+
+    assert main([*evaluate, "--json"]) == 0
+    written = json.loads(capsys.readouterr().out)
+    for report in (written["report"], written["patient_report"]):
+        assert report["referral"] is None
+        assert report["notes"][-1] == note
+
+
+def test_train_refuses_a_folder_of_one_class(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    one = tmp_path / "one"
+    for split in ("train", "val", "test"):
+        shutil.copytree(data / split / "NORMAL", one / split / "NORMAL")
+
+    assert train_small_cnn(one, tmp_path / "run") == 1
+
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "retinalnet train: error: the training data holds images of NORMAL only (3 images): "
+        "a classifier learns from images of at least two classes; add the other classes' "
+        "images (check the data's class folders or manifest)"
+    )
+    assert not (tmp_path / "run" / "best.pt").exists()
+
+
+def test_train_on_a_folder_of_two_classes_points_to_a_study_of_them(
+    data: Path, tmp_path: Path
+) -> None:
+    two = tmp_path / "two"
+    for split in ("train", "val", "test"):
+        for name in ("CNV", "NORMAL"):
+            shutil.copytree(data / split / name, two / split / name)
+
+    with pytest.warns(UserWarning, match="no image of DME, DRUSEN") as said:
+        assert train_small_cnn(two, tmp_path / "run") == 0
+
+    assert (
+        "the training data holds no image of DME, DRUSEN (6 images in all): the model cannot "
+        "learn to predict them; check the data's class folders or manifest; for a study of "
+        "CNV and NORMAL only, pass --classes CNV NORMAL (retinalnet train) or "
+        "classes=['CNV', 'NORMAL'] (KermanyOCT and create_model)"
+    ) in [str(warning.message) for warning in said]

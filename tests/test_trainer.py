@@ -1311,3 +1311,145 @@ def test_the_loader_workers_end_with_the_fit_also_an_interrupted_one(tmp_path: P
         assert load_checkpoint(trainer.save_checkpoint(tmp_path / "last.pt")).epoch >= 1
         trainer.evaluate(separable_data(8, seed=1))
         assert set(multiprocessing.active_children()) == before
+
+
+class _FailsAt(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """``data``, raising ``error`` when the sample ``index`` is read: a user's data set with a
+    bug, or Ctrl-C pressed while the first batch loads."""
+
+    def __init__(self, data: TensorDataset, index: int, error: BaseException) -> None:
+        self.data, self.index, self.error = data, index, error
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if index == self.index:
+            raise self.error
+        return self.data[index]
+
+
+def _hooks(model: nn.Module) -> list[str]:
+    return [
+        f"{name}: {hook}"
+        for name, module in model.named_modules()
+        for hooks in (module._forward_pre_hooks, module._forward_hooks, module._backward_hooks)
+        for hook in hooks.values()
+    ]
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), RuntimeError("a bug in the data set")])
+@pytest.mark.parametrize("val", [False, True])
+def test_a_fit_ended_before_its_first_forward_pass_leaves_no_hook_on_the_model(
+    error: BaseException, val: bool
+) -> None:
+    # the first batch's check stayed on the model: the user's next forward of their own
+    # was refused in the fit's words ("give the Trainer a data set of PIL images ...")
+    model = linear_classifier()
+    trainer = quiet_trainer(model, batch_size=4, max_epochs=1)
+    with pytest.raises(type(error)):
+        trainer.fit(
+            _FailsAt(separable_data(8), 1, error), separable_data(4, seed=1) if val else None
+        )
+    assert _hooks(model) == []
+
+
+def test_validation_in_a_seeded_fit_draws_from_the_global_generator_as_before() -> None:
+    # inference loaders got a generator of their own; a fit's validation keeps drawing from
+    # torch's, as a DataLoader of the user's does, so a seeded fit (its dropout after the
+    # first validation) gives the numbers it gave before
+    def run(val: Any) -> tuple[list[tuple[float, float | None]], dict[str, torch.Tensor]]:
+        torch.manual_seed(0)
+        network = nn.Sequential(  # all of it trains: the dropout is on
+            nn.Linear(8, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 4), nn.LogSoftmax(dim=1)
+        )
+        model = Classifier(network, classes=CLASSES)
+        history = quiet_trainer(model, batch_size=4, max_epochs=3, seed=2).fit(
+            separable_data(16), val
+        )
+        return [(record.train_loss, record.val_loss) for record in history], snapshot(model)
+
+    val = separable_data(8, seed=1)
+    (data_set, weights), (loader, loader_weights) = run(val), run(DataLoader(val, batch_size=4))
+    assert data_set == loader
+    assert same_state(weights, loader_weights)
+
+
+def test_evaluation_leaves_the_global_random_generator_as_it_was() -> None:
+    # Trainer.evaluate and evaluate drew from torch's global generator: a seeded host
+    # program drew other numbers after an evaluation than without it
+    model = linear_classifier()
+    data = separable_data(8, seed=1)
+    trainer = quiet_trainer(model, batch_size=4)
+    for run in (lambda: trainer.evaluate(data), lambda: evaluate(model, data, device="cpu")):
+        torch.manual_seed(123)
+        expected = torch.rand(3)
+        torch.manual_seed(123)
+        run()
+        assert torch.equal(torch.rand(3), expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data of some classes: one class is refused, a missing class names --classes / classes=,
+# validation without a class is warned about as training is
+# ---------------------------------------------------------------------------------------------
+
+
+def test_training_data_of_one_class_is_refused_before_any_work(tmp_path: Path) -> None:
+    trainer = quiet_trainer(tiny_cnn(), max_epochs=1, batch_size=4, out_dir=tmp_path / "run")
+    # was: a warning, then an epoch and a best.pt of a model that only ever saw NORMAL
+    with pytest.raises(ValueError, match=r"^the training data holds images of NORMAL only "
+                       r"\(4 images\): a classifier learns from images of at least two "
+                       r"classes; add the other classes' images \(check the data's class "
+                       r"folders or manifest\)$"):  # fmt: skip
+        trainer.fit(SyntheticOCT({"NORMAL": 4}, shape=SYNTHETIC_SIZE, seed=0))
+    assert trainer.epoch == 0
+    assert not (tmp_path / "run" / "best.pt").exists()
+
+
+def test_training_data_of_some_kermany_classes_points_to_a_study_of_them() -> None:
+    train = SyntheticOCT({"CNV": 3, "NORMAL": 2}, shape=SYNTHETIC_SIZE, seed=0)
+    trainer = quiet_trainer(tiny_cnn(), max_epochs=1, batch_size=4)
+    with pytest.warns(UserWarning, match="no image of DME, DRUSEN") as said:
+        trainer.fit(train)
+    (message,) = [str(w.message) for w in said if "no image of DME, DRUSEN" in str(w.message)]
+    assert message.endswith(
+        "check the data's class folders or manifest; for a study of CNV and NORMAL only, "
+        "pass --classes CNV NORMAL (retinalnet train) or classes=['CNV', 'NORMAL'] "
+        "(KermanyOCT and create_model)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("val_counts", "message"),
+    [
+        ({"CNV": 2, "DME": 1, "NORMAL": 1}, r"no image of DRUSEN \(4 images in all\): the best "
+         r"epoch, and a temperature fitted on it, are chosen without it; add its images"),
+        ({"NORMAL": 3}, r"no image of CNV, DME, DRUSEN \(3 images in all\): the best epoch, "
+         r"and a temperature fitted on it, are chosen without them; add their images"),
+    ],
+)  # fmt: skip
+def test_validation_data_without_a_class_is_warned_about(
+    val_counts: dict[str, int], message: str
+) -> None:
+    from retinalnet.training._data import warn_of_missing_classes
+
+    train = SyntheticOCT(1, shape=SYNTHETIC_SIZE, seed=0)
+    val = SyntheticOCT(val_counts, shape=SYNTHETIC_SIZE, seed=1)
+    with pytest.warns(UserWarning, match=rf"^the validation data holds {message}"):
+        warn_of_missing_classes(train, train.classes, val=val)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every class in both: nothing to say
+        warn_of_missing_classes(train, train.classes, val=train)
+
+
+def test_a_fit_on_validation_data_without_a_class_warns_of_it() -> None:
+    train = SyntheticOCT(1, shape=SYNTHETIC_SIZE, seed=0)
+    val = SyntheticOCT({"CNV": 1, "DME": 1, "NORMAL": 1}, shape=SYNTHETIC_SIZE, seed=1)
+    trainer = quiet_trainer(tiny_cnn(), max_epochs=1, batch_size=4)
+    with pytest.warns(
+        UserWarning,
+        match=r"^the validation data holds no image of DRUSEN \(3 images in all\): the best "
+        r"epoch, and a temperature fitted on it, are chosen without it",
+    ):
+        trainer.fit(train, val)

@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler, TensorDataset
 
 from retinalnet._core.caller_warnings import warn_caller
-from retinalnet._core.classes import data_classes
+from retinalnet._core.classes import KERMANY_CLASSES, data_classes
 from retinalnet._core.loaders import DataSource, make_loader
 from retinalnet.models import Classifier
 from retinalnet.training._distributed import DistributedContext
@@ -114,24 +114,78 @@ def classes_of(model: nn.Module) -> tuple[str, ...]:
     )
 
 
-def warn_of_missing_classes(train: DataSource, classes: tuple[str, ...] | None) -> None:
+def warn_of_missing_classes(
+    train: DataSource, classes: tuple[str, ...] | None, *, val: DataSource | None = None
+) -> None:
     """Warn when the training data (with ``targets``) holds no image of a class: the model
-    can never learn to predict it, and nothing else would say so."""
-    data = getattr(train, "dataset", train)  # a DataLoader's data set
-    targets = getattr(data, "targets", None)
+    can never learn to predict it, and nothing else would say so; refuse training data of
+    one class, from which nothing can be learnt. Warn likewise when the validation data
+    ``val`` holds no image of a class: the best epoch (and a temperature fitted on it) are
+    then chosen without it.
+
+    Raises
+    ------
+    ValueError
+        If every training image is of one class (and the model has more).
+    """
+    names = classes
+    if names is None:  # a plain module: the data's names, however it gives them
+        names = data_classes(getattr(train, "dataset", train)) or ()
+    counted = _present(train)
+    if counted is not None:
+        present, images = counted
+        if len(present) == 1 and len(names) != 1:
+            (only,) = present
+            name = names[only] if only < len(names) else f"class {only}"
+            raise ValueError(
+                f"the training data holds images of {name} only ({images} images): a "
+                "classifier learns from images of at least two classes; add the other "
+                "classes' images (check the data's class folders or manifest)"
+            )
+        missing = [name for index, name in enumerate(names) if index not in present]
+        if missing and images:
+            warn_caller(
+                f"the training data holds no image of {', '.join(missing)} ({images} images "
+                f"in all): the model cannot learn to predict "
+                f"{'it' if len(missing) == 1 else 'them'}; check the data's class folders or "
+                f"manifest{_study_hint(names, present)}",
+                UserWarning,
+            )
+    counted = None if val is None else _present(val)
+    if counted is not None:
+        present, images = counted
+        missing = [name for index, name in enumerate(names) if index not in present]
+        if missing and images:
+            one = len(missing) == 1
+            warn_caller(
+                f"the validation data holds no image of {', '.join(missing)} ({images} images "
+                f"in all): the best epoch, and a temperature fitted on it, are chosen without "
+                f"{'it' if one else 'them'}; add {'its' if one else 'their'} images to the "
+                "validation data (check its class folders or manifest)",
+                UserWarning,
+            )
+
+
+def _present(data: DataSource) -> tuple[set[int], int] | None:
+    """The class indices ``data`` (or a DataLoader's data set) holds images of, and its
+    number of images; ``None`` for data without ``targets``."""
+    targets = getattr(getattr(data, "dataset", data), "targets", None)
     if targets is None:
-        return
-    if classes is None:  # a plain module: the data's names, however it gives them
-        classes = data_classes(data) or ()
-    present = {int(target) for target in targets}
-    missing = [name for index, name in enumerate(classes) if index not in present]
-    if missing and len(targets):
-        warn_caller(
-            f"the training data holds no image of {', '.join(missing)} ({len(targets)} images "
-            f"in all): the model cannot learn to predict {'it' if len(missing) == 1 else 'them'}; "
-            "check the data's class folders or manifest",
-            UserWarning,
-        )
+        return None
+    return {int(target) for target in targets}, len(targets)
+
+
+def _study_hint(names: tuple[str, ...], present: set[int]) -> str:
+    """For Kermany classes, how to study only those present (CNV and NORMAL): the command
+    line's ``--classes`` and the Python ``classes=``; empty otherwise."""
+    kept = [name for index, name in enumerate(names) if index in present]
+    if len(kept) < 2 or not set(kept) <= set(KERMANY_CLASSES):
+        return ""
+    listed = f"{', '.join(kept[:-1])} and {kept[-1]}"
+    return (
+        f"; for a study of {listed} only, pass --classes {' '.join(kept)} "
+        f"(retinalnet train) or classes={kept!r} (KermanyOCT and create_model)"
+    )
 
 
 def warn_of_own_transform(model: nn.Module, data: DataSource, *, where: str) -> None:
