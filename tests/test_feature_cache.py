@@ -156,6 +156,75 @@ def test_augmented_views_follow_the_plain_rows_and_are_seeded(tree: Path) -> Non
         build_feature_cache(model, data, views=-1, device="cpu", progress=False)
 
 
+def test_augmented_views_are_the_same_whatever_the_workers_and_batches(tree: Path) -> None:
+    data = KermanyOCT(tree, "train")
+    model = frozen_model()
+    common: dict[str, Any] = {"views": 2, "seed": 3, "device": "cpu", "progress": False}
+    alone = build_feature_cache(model, data, num_workers=0, **common)
+    in_workers = build_feature_cache(model, data, num_workers=2, batch_size=3, **common)
+
+    assert not torch.allclose(alone.features[16:32], alone.features[:16])  # views, not copies
+    assert torch.equal(in_workers.features, alone.features)
+
+
+def test_augmented_views_drawn_in_workers_follow_the_seed(tree: Path) -> None:
+    data = KermanyOCT(tree, "train")
+    model = frozen_model()
+    views = {
+        seed: build_feature_cache(
+            model, data, views=1, seed=seed, num_workers=2, device="cpu", progress=False
+        ).features[16:]
+        for seed in (1, 2)
+    }
+    assert not torch.allclose(views[1], views[2])
+
+
+def test_a_seed_out_of_range_is_refused_before_the_backbone_runs(tree: Path) -> None:
+    with pytest.raises(ValueError, match=r"seed must be an int from 0 to 2\*\*32 - 1, got -1"):
+        build_feature_cache(frozen_model(), KermanyOCT(tree, "train"), views=1, seed=-1)
+
+
+class _Draws(torch.utils.data.Dataset[torch.Tensor]):
+    """Eight items, each three numbers drawn from torch's generator when it is read."""
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.rand(3)
+
+
+def test_a_view_is_seeded_by_the_image_place_in_the_whole_data_set() -> None:
+    """Under torchrun each process reads its share (a Subset starting at ``start``): an
+    image's view is the one a single process draws for it, and the caller's generator is
+    left as it was."""
+    views = _feature_cache._SeededViews
+    whole = views(_Draws(), seed=1, view=1, start=0)
+    share = views(torch.utils.data.Subset(_Draws(), range(5, 8)), seed=1, view=1, start=5)
+    state = torch.get_rng_state()
+
+    assert torch.equal(share[0], whole[5])
+    assert torch.equal(share[2], whole[7])
+    assert torch.equal(whole[5], whole[5])  # read again (another epoch, worker): the same
+    assert not torch.equal(whole[5], whole[6])
+    assert not torch.equal(whole[5], views(_Draws(), seed=1, view=2, start=0)[5])
+    assert not torch.equal(whole[5], views(_Draws(), seed=2, view=1, start=0)[5])
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_a_fit_on_cached_views_is_the_same_with_and_without_workers(tree: Path) -> None:
+    train, val = KermanyOCT(tree, "train"), KermanyOCT(tree, "val")
+    histories = []
+    for workers in (0, 2):
+        trainer = Trainer(
+            frozen_model(), max_epochs=2, batch_size=4, seed=0, device="cpu", progress=False,
+            num_workers=workers, feature_cache=FeatureCacheConfig(views=1),
+        )  # fmt: skip
+        history = trainer.fit(train, val)
+        histories.append([row["train_loss"] for row in history.to_records()])
+    assert histories[0] == histories[1]
+
+
 def test_disk_cache_is_reused_and_never_stale(
     tree: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -369,6 +438,9 @@ def test_the_trainer_builds_its_kept_features_again_when_the_preprocessing_chang
     model.preprocessing = model.preprocessing.with_augmentation("oct")
     with_views.fit(train)  # views of another augmentation: built again
     assert builds.calls == 4
+    with_views.seed = 1
+    with_views.fit(train)  # another seed draws other views: built again (was: kept)
+    assert builds.calls == 5
 
 
 class FullDisk:

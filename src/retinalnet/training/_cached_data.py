@@ -29,7 +29,7 @@ class CachedData:
     the frozen weights they came from: where each tensor outside the head lives and how often
     it changed in place (cheap to compare), and a hash of their values (for when a tensor was
     written with the same values, as restoring the best epoch's weights does). ``data`` is
-    what ``source`` held (:func:`_data_state`)."""
+    what ``source`` held (:func:`_data_state`); ``seed`` drew the augmented views."""
 
     source: DataSource
     views: int
@@ -38,16 +38,24 @@ class CachedData:
     digest: str
     preprocessing: str
     data: tuple[object, ...] | None = None
+    seed: int = 0
 
     @classmethod
     def of(
-        cls, model: Classifier, head_name: str, source: DataSource, views: int, features: DataSource
+        cls,
+        model: Classifier,
+        head_name: str,
+        source: DataSource,
+        views: int,
+        features: DataSource,
+        *,
+        seed: int = 0,
     ) -> CachedData:
         versions = _frozen_versions(model, head_name)
         digest = _frozen_state_digest(model, head_name).hexdigest()
         preprocessing = preprocessing_key(model.preprocessing, views)
         data = _data_state(source)
-        return cls(source, views, features, versions, digest, preprocessing, data)
+        return cls(source, views, features, versions, digest, preprocessing, data, seed)
 
     def unchanged(self, model: Classifier, head_name: str) -> bool:
         """Whether the data set holds the images the features came from (its length; for a

@@ -10,9 +10,9 @@ augmentation no longer reaches the backbone. ``views=`` keeps some of it by also
 few augmented copies of each training image.
 
 Why this module is long: it is the cache's one entry point and its file format together
-(the fingerprint, save and load, and the build with its two decoding paths and its share of a
-distributed run); the decoding paths and the process group's helpers live in
-``_tensor_batches`` and ``_distributed``.
+(the fingerprint, save and load, and the build with its two decoding paths, its augmented
+views seeded image by image and its share of a distributed run); the decoding paths and the
+process group's helpers live in ``_tensor_batches`` and ``_distributed``.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from retinalnet._core.loader_settings import check_batch_size
 from retinalnet._core.loaders import BatchedTensorDataset, DataSource, decoded_with, make_loader
 from retinalnet._core.model_outputs import class_scores
 from retinalnet._core.progress import progress_bar
+from retinalnet._core.seeds import check_seed
 from retinalnet.datasets._readable import readable_for_scoring
 from retinalnet.engine import InferenceEngine
 from retinalnet.models import Classifier
@@ -521,7 +522,13 @@ def build_feature_cache(
         Also store this many augmented copies of each image (the model's training
         preprocessing, seeded by ``seed``); they follow the plain rows.
     seed
-        Seeds the augmented views.
+        Seeds the augmented views, an int from 0 to 2**32 - 1: view ``v`` of image ``i``
+        draws its augmentation from torch's generator seeded from ``(seed, v, i)``, so the
+        same seed gives the same views whatever ``num_workers`` and, with ``shard``, however
+        many processes share the work.
+
+        .. versionchanged:: 0.2
+           Seeded per image; the views drawn before depended on the number of workers.
     cache_dir
         Keep the cache on disk under ``cache_dir/<fingerprint>/`` (memory-mapped when read
         back) and reuse it in later runs. The fingerprint covers the frozen weights, the
@@ -561,8 +568,8 @@ def build_feature_cache(
     Raises
     ------
     ValueError
-        If ``views``, ``batch_size`` or ``decode`` is out of range, the data's classes are
-        not the model's (name and order), no image of ``data`` can be read, or
+        If ``views``, ``seed``, ``batch_size`` or ``decode`` is out of range, the data's
+        classes are not the model's (name and order), no image of ``data`` can be read, or
         ``data`` is a DataLoader (or a ``Subset``) over a ``KermanyOCT(on_error="skip")``,
         whose unreadable images could not be left out: pass the data set itself. On the
         first batch: a :class:`HeadNotLastError` when the head cannot stand in for the
@@ -590,6 +597,7 @@ def build_feature_cache(
     torch.Size([83484, 4096])
     """
     views = check_count(views, "views", low=0)
+    check_seed(seed, allow_none=False)
     check_batch_size(batch_size)
     # its targets are the data's indices: another class list would cache them under the
     # model's other names (a CNV-NORMAL study's NORMAL as DME), as evaluate and fit refuse
@@ -612,6 +620,8 @@ def build_feature_cache(
     if samples is not None:  # its numbers differ from PIL's within a tolerance
         digest.update(b"decode=tensor ")
     digest.update(f"views={views} seed={seed if views else 0} dtype={dtype}".encode())
+    if views:  # seeded per image, not by worker as before: a folder of the old ones is not reused
+        digest.update(b" views seeded per image")
     folder: Path | None = None
     if cache_dir is not None:
         if isinstance(data, DataLoader):
@@ -644,7 +654,7 @@ def build_feature_cache(
     ]
     features: list[torch.Tensor] = []
     targets: list[torch.Tensor] = []
-    with _own_random_state(seed + context.rank):
+    with _own_random_state(seed + context.rank):  # a DataLoader of the caller's draws from it
         for index, (description, transform) in enumerate(passes):
             batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
             if index == 0 and samples is not None:
@@ -658,11 +668,12 @@ def build_feature_cache(
                 )
             else:
                 length = len(data)  # type: ignore[arg-type]
-                shared = data
+                shared, start = data, 0
                 if context.enabled and isinstance(data, Dataset):
                     # the model's decoding first: a Subset has no `with_loader` to take it
                     decoded = decoded_with(data, model.preprocessing.load)
-                    shared = Subset(decoded, context.share(length))
+                    share = context.share(length)
+                    shared, start = Subset(decoded, share), share.start
                 loader = make_loader(
                     shared,
                     batch_size=batch_size,
@@ -672,6 +683,8 @@ def build_feature_cache(
                     num_workers=workers,
                     pin_memory=target_device.type == "cuda",
                 )
+                if index > 0:  # a view: each image's draws seeded by itself
+                    loader = _seeded_views(loader, shared, seed=seed, view=index, start=start)
                 batches, total = loader, len(loader)
             rows, labels = _extract(
                 engine, head, model.num_classes, batches, total, description, progress
@@ -691,6 +704,60 @@ def build_feature_cache(
             _save_or_warn(cache, folder)
         context.barrier()  # the others return once it is on disk (or given up)
     return cache
+
+
+class _SeededViews(Dataset[Any]):
+    """The items of ``dataset`` (a pass of augmented views: reading, decoding, the training
+    augmentation), each drawn with torch's CPU generator seeded from ``(seed, view, start +
+    index)``: an image's view depends on the seed, the view and the image's place in the
+    data, never on which worker process reads it, how many there are, or in what order.
+
+    torchvision's transforms, and the model's own, draw from torch's global generator; it is
+    forked for each item, so the process's own state is given back afterwards.
+    """
+
+    def __init__(self, dataset: Dataset[Any], *, seed: int, view: int, start: int) -> None:
+        self.dataset = dataset
+        self.seed = seed
+        self.view = view
+        self.start = start
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(
+                _view_seed(self.seed, self.view, self.start + index)
+            )
+            return self.dataset[index]
+
+
+def _view_seed(seed: int, view: int, index: int) -> int:
+    """The seed of image ``index``'s ``view``: NumPy's ``SeedSequence`` mixes the three, so
+    neighbouring images and views get unrelated streams."""
+    state = np.random.SeedSequence((int(seed), view, index)).generate_state(1, np.uint64)
+    return int(state[0])
+
+
+def _seeded_views(
+    loader: DataLoader[Any], data: DataSource, *, seed: int, view: int, start: int
+) -> DataLoader[Any]:
+    """``loader`` (made by ``make_loader`` from ``data``) with each item drawn by
+    :class:`_SeededViews`; the caller's own DataLoader is kept as it is (its draws come from
+    the state :func:`_own_random_state` sets), and so are tensors already in memory (nothing
+    is drawn for them)."""
+    if loader is data or isinstance(loader.dataset, BatchedTensorDataset):
+        return loader
+    seeded = _SeededViews(loader.dataset, seed=seed, view=view, start=start)
+    return make_loader(  # its items are the prepared inputs: no transform left to apply
+        seeded,
+        batch_size=loader.batch_size or 1,
+        shuffle=False,
+        transform=None,
+        num_workers=loader.num_workers,
+        pin_memory=loader.pin_memory,
+    )
 
 
 @contextlib.contextmanager

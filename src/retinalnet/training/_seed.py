@@ -59,9 +59,14 @@ def seed_everything(seed: int) -> int:
     The model starts from the same weights in every run, and the trainer draws the same
     shuffles, augmentation and dropout.
 
-    With the same seed and the same ``num_workers``, two fits on the same CPU give the same
-    weights and history, bit for bit (but for each epoch's wall time). Another number of
-    DataLoader workers draws other augmentations, and another CPU can give another run:
+    With the same seed, the same ``num_workers`` and the same number of threads
+    (``torch.get_num_threads()``, set by ``OMP_NUM_THREADS`` or ``torch.set_num_threads``),
+    two fits on the same CPU give the same weights and history, bit for bit (but for each
+    epoch's wall time). Another number of threads shares out some of a training step's sums
+    differently, which rounds differently and gives another run (a resume too); prediction
+    and evaluation do not depend on it.
+    Another number of DataLoader workers draws other augmentations (not the feature cache's
+    augmented views, seeded per image), and another CPU can give another run:
     other vector instructions round differently
     (``torch.backends.cpu.get_cpu_capability()``), and on a CPU with native bf16 the default
     ``precision="auto"`` runs the fit's validation and feature cache in bf16. Over a

@@ -146,8 +146,9 @@ class Trainer:
         ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda:0"``, ...
     seed
         Seeds torch, NumPy, Python's ``random`` and the shuffling at the start of
-        :meth:`fit`: the same seed gives the same history on the same CPU, bit for bit
-        (another CPU can give another run: see :func:`seed_everything`), and a
+        :meth:`fit`: the same seed gives the same history on the same CPU, bit for bit, with
+        the same ``num_workers`` and number of threads (``OMP_NUM_THREADS``; another CPU
+        can give another run: see :func:`seed_everything`), and a
         resumed fit repeats the uninterrupted one (checkpoints carry the random generators
         and the data order). Seed the model's initial weights too, before building it, with
         :func:`seed_everything`.
@@ -516,7 +517,13 @@ class Trainer:
             raise TypeError("feature_cache needs a retinalnet Classifier model")
         head_name, head = trainable_head(self.model)
         last = self._last_cached
-        same = last is not None and last.source is data and last.views == views
+        seed = self.seed or 0  # draws the augmented views: another seed, other views
+        same = (
+            last is not None
+            and last.source is data
+            and last.views == views
+            and (views == 0 or last.seed == seed)
+        )
         if last is not None and same and last.unchanged(self.model, head_name):
             self._head = head
             return last.features
@@ -524,7 +531,7 @@ class Trainer:
             self.model,
             data,
             views=views,
-            seed=self.seed or 0,
+            seed=seed,
             cache_dir=self.feature_cache.cache_dir,
             batch_size=max(self.batch_size, 64),
             num_workers=self.num_workers,
@@ -535,7 +542,7 @@ class Trainer:
         )
         self._head = head
         features = cache.dataset(resident_device(cache.features.nbytes, self.device))
-        self._last_cached = CachedData.of(self.model, head_name, data, views, features)
+        self._last_cached = CachedData.of(self.model, head_name, data, views, features, seed=seed)
         return features
 
     def evaluate(self, data: DataSource) -> EvaluationResult:
