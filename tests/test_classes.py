@@ -3,15 +3,18 @@ data set is looked through, so a study of some classes never meets a model of ot
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from torch.utils.data import ConcatDataset, DataLoader, Subset
 
 from retinalnet._core.classes import check_same_classes
-from retinalnet.datasets import KermanyOCT, make_synthetic_kermany
+from retinalnet.datasets import KermanyOCT, SyntheticOCT, make_synthetic_kermany
 from retinalnet.models import small_cnn
+from retinalnet.predictor import Predictor
 from retinalnet.training import Trainer, calibrate, evaluate
 from retinalnet.transforms import Preprocessing
 
@@ -101,3 +104,40 @@ def test_a_data_set_named_by_class_to_idx_only_is_checked_by_it() -> None:
         check_same_classes(model.classes, tensors, where="tensors")
     # a mapping that is not targets 0 to n - 1 says nothing about the order: not read
     check_same_classes(model.classes, _NamedByMapping({"NORMAL": 0, "CNV": 2}), where="gap")
+
+
+def test_synthetic_data_for_a_model_of_some_classes_is_told_a_fix_it_can_follow(
+    tmp_path: Path,
+) -> None:
+    # was: "KermanyOCT(root, split, classes=model.classes) reads some of the four", for a
+    # data set that is no KermanyOCT (SyntheticOCT takes no classes=)
+    model = small_cnn(classes=["CNV", "NORMAL"], preprocessing=Preprocessing(size=32))
+    synthetic = SyntheticOCT({"CNV": 2, "NORMAL": 2}, shape=(40, 40))
+    with pytest.raises(
+        ValueError, match=r"SyntheticOCT always has the four Kermany classes"
+    ) as error:
+        evaluate(model, synthetic, device="cpu")
+    assert "data.write(root, split)" in str(error.value)
+    # the fix it names works
+    synthetic.write(tmp_path, "test")
+    study = KermanyOCT(tmp_path, "test", classes=model.classes)
+    assert evaluate(model, study, device="cpu").classes == ("CNV", "NORMAL")
+
+
+def test_a_model_of_other_classes_is_not_sent_to_kermany_oct(data: Path) -> None:
+    # was: "KermanyOCT(root, split, classes=model.classes) reads some of the four", which
+    # refuses an AMD class
+    model = small_cnn(classes=["AMD", "NORMAL"], preprocessing=Preprocessing(size=32))
+    with pytest.raises(ValueError, match=r"torchvision's ImageFolder") as error:
+        evaluate(model, KermanyOCT(data, "test"), device="cpu")
+    assert "classes=model.classes" not in str(error.value)
+
+
+def test_gradcam_lists_class_names_holding_commas_one_by_one() -> None:
+    # was: "choose from 3, normal, wet AMD, Ödem, diabetic", which reads as five classes
+    classes = ["3", "normal", "wet AMD", "Ödem, diabetic"]
+    model = small_cnn(num_classes=4, classes=classes, preprocessing=Preprocessing(size=32))
+    predictor = Predictor(model, device="cpu")
+    choices = "'3', 'normal', 'wet AMD', 'Ödem, diabetic'"
+    with pytest.raises(ValueError, match=re.escape(f"choose from {choices}")):
+        predictor.gradcam(Image.new("L", (40, 40)), class_index="Ödem")

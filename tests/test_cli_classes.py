@@ -100,3 +100,73 @@ def test_classes_that_are_not_a_study_are_one_line_before_any_work(
     assert train_small_cnn(data, tmp_path / "run", "--classes", *given) == 1
     assert _one_line(capsys.readouterr().err) == f"retinalnet train: error: {message}"
     assert not (tmp_path / "run").exists()
+
+
+# --- other class sets: what the command line reads, and where the rest is done ----------
+
+
+@pytest.mark.parametrize("command", ["evaluate", "calibrate"])
+@pytest.mark.parametrize(
+    ("classes", "said"),
+    [
+        (["3", "normal", "wet AMD", "Ödem, diabetic"], "not the Kermany classes ['CNV', "),
+        (["AMD", "CNV", "DME", "DRUSEN", "NORMAL"], "not the Kermany classes ['CNV', "),
+        (["NORMAL", "CNV"], "Kermany classes out of the Kermany order"),
+    ],
+)
+def test_a_checkpoint_of_other_classes_is_said_first_with_command_line_advice(
+    data: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    classes: list[str],
+    said: str,
+) -> None:
+    # was: the four classes read, then the Python API's refusal: "... Use data with the
+    # model's classes in its order (KermanyOCT(root, split, classes=model.classes) ...)"
+    from retinalnet.checkpoint import save_checkpoint
+    from retinalnet.models import small_cnn
+    from retinalnet.transforms import Preprocessing
+
+    model = small_cnn(
+        num_classes=len(classes), classes=classes, preprocessing=Preprocessing(size=32)
+    )
+    path = save_checkpoint(tmp_path / "best.pt", model)
+    before = path.read_bytes()
+    capsys.readouterr()
+    assert main([command, "--data", str(data), "--checkpoint", str(path), "-q"]) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(
+        f"retinalnet {command}: error: the model's classes are {classes}, {said}"
+    )
+    assert "model.classes" not in line
+    assert "data.classes" not in line
+    if said.startswith("Kermany"):
+        assert "retinalnet train --classes NORMAL CNV" in line
+    else:
+        assert "retinalnet.training.evaluate(model, data)" in line
+        assert "while predict, export and info take any checkpoint" in line
+    assert path.read_bytes() == before
+
+
+def test_a_folder_of_another_class_is_not_sent_into_the_kermany_folders(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # was: "move its images into the class folders (CNV, DME, DRUSEN, NORMAL) or out of the
+    # data root": AMD scans labelled as Kermany classes
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(data, root)
+    (root / "train" / "AMD").mkdir()
+    shutil.copy(next((root / "train" / "CNV").iterdir()), root / "train" / "AMD" / "AMD-1-1.jpeg")
+    assert train_small_cnn(root, tmp_path / "run", "--classes", "CNV", "NORMAL") == 1
+    line = _one_line(capsys.readouterr().err)
+    assert "class folder 'AMD' is not one of CNV, DME, DRUSEN, NORMAL" in line
+    assert "move its images into the class folders" not in line
+    assert (
+        "KermanyOCT and retinalnet's commands read only the Kermany classes (some of them with "
+        "classes=, --classes on the command line): a data set of other classes is trained and "
+        "evaluated in Python (torchvision's ImageFolder, create_model(arch, classes=...), "
+        "retinalnet.training.evaluate); otherwise move the folder out of the data root"
+    ) in line

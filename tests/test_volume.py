@@ -817,3 +817,49 @@ def test_files_in_order_are_not_warned_of_as_images_in_memory(tmp_path: Path) ->
         warnings.simplefilter("error")
         summary = predict_volume(predictor, paths)
     assert summary.num_scans == 2
+
+
+# --- class names holding commas: --order takes them in double quotes, as a CSV row ---------
+
+
+@pytest.fixture(scope="module")
+def comma_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    classes = ("wet AMD", "Ödem, diabetic", 'say "ah"', "normal")
+    model = small_cnn(num_classes=4, classes=classes, preprocessing=Preprocessing(size=32))
+    return save_checkpoint(tmp_path_factory.mktemp("comma-classes") / "best.pt", model)
+
+
+def test_order_takes_class_names_with_commas_in_double_quotes(
+    comma_checkpoint: Path, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # was: split at every comma, so a model with such a class could never be given an order
+    order = '"Ödem, diabetic", wet AMD , "say ""ah""",normal'
+    volume = str(folder / "volume.dcm")
+    assert _predict("--checkpoint", str(comma_checkpoint), volume, "--order", order, "--json") == 0
+    (entry,) = json.loads(capsys.readouterr().out)
+    assert entry["kind"] == "volume"
+    assert entry["order"] == ["Ödem, diabetic", "wet AMD", 'say "ah"', "normal"]
+
+
+@pytest.mark.parametrize(
+    ("order", "said"),
+    [
+        ("wet AMD,Ödem, diabetic,say \"ah\",normal", "has a double quote out of place"),
+        ("wet AMD,Ödem, diabetic,normal,x", "not every class of the model once"),
+    ],
+)
+def test_an_order_split_inside_a_class_name_says_how_to_quote_it(
+    comma_checkpoint: Path, folder: Path, capsys: pytest.CaptureFixture[str], order: str, said: str
+) -> None:
+    # was: "order must list every class of the model once ...; got ['wet AMD', 'Ödem',
+    # 'diabetic', ...]", not saying that commas split names nor how to give one
+    volume = str(folder / "volume.dcm")
+    assert _predict("--checkpoint", str(comma_checkpoint), volume, "--order", order) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert said in line
+    assert "commas separate the names of --order: write a name that holds a comma" in line
+    if "not every class" in said:
+        assert line.endswith(
+            "the fallback class last: "
+            "--order 'wet AMD,\"Ödem, diabetic\",\"say \"\"ah\"\"\",normal'"
+        )

@@ -501,7 +501,7 @@ class Predictor:
             if class_index not in self.classes:
                 raise ValueError(
                     f"class_index {class_index!r} is not a class of this model; choose from "
-                    f"{', '.join(self.classes)}"
+                    f"{', '.join(map(repr, self.classes))}"
                 )
             class_index = self.classes.index(class_index)
         if class_index is not None and not 0 <= class_index < len(self.classes):

@@ -46,30 +46,66 @@ def _scalar(value: object) -> object:
     return value
 
 
-def _class_lists(data: object, depth: int = 0) -> list[tuple[str, ...]]:
-    """The class lists of ``data`` and of the data sets it wraps: a DataLoader's, a
-    ``Subset``'s, every part of a ``ConcatDataset``, at any depth (up to 8 wrappers)."""
+def _named_classes(data: object, depth: int = 0) -> list[tuple[object, tuple[str, ...]]]:
+    """The class lists of ``data`` and of the data sets it wraps, each with the data set that
+    names it: a DataLoader's, a ``Subset``'s, every part of a ``ConcatDataset``, at any depth
+    (up to 8 wrappers)."""
     own = getattr(data, "classes", None)
     if own is not None and not callable(own):
-        return [tuple(str(name) for name in own)]
+        return [(data, tuple(str(name) for name in own))]
     by_index = _classes_of_mapping(getattr(data, "class_to_idx", None))
     if by_index is not None:  # a data set that names its targets by a mapping only
-        return [by_index]
+        return [(data, by_index)]
     if depth >= 8:
         return []
     parts = getattr(data, "datasets", None)  # a ConcatDataset
     if isinstance(parts, Sequence) and not isinstance(parts, str):
-        return [names for part in parts for names in _class_lists(part, depth + 1)]
+        return [named for part in parts for named in _named_classes(part, depth + 1)]
     inner = getattr(data, "dataset", None)  # a DataLoader, a Subset
-    return [] if inner is None or inner is data else _class_lists(inner, depth + 1)
+    return [] if inner is None or inner is data else _named_classes(inner, depth + 1)
 
 
 def data_classes(data: object) -> tuple[str, ...] | None:
     """The class names ``data``'s targets mean, read as :func:`check_same_classes` reads
     them (``classes``, else ``class_to_idx``, through DataLoaders, Subsets and
     ConcatDatasets: the first part's); ``None`` when the data names none."""
-    lists = _class_lists(data)
-    return lists[0] if lists else None
+    named = _named_classes(data)
+    return named[0][1] if named else None
+
+
+def _same_classes_fix(expected: tuple[str, ...], owner: object) -> str:
+    """How to make data of other classes than the model's ``expected`` meet the model, for
+    the data set ``owner`` that named them."""
+    kermany = set(expected) <= set(KERMANY_CLASSES)
+    if kermany and expected != in_kermany_order(expected):
+        return (
+            "the model's classes are Kermany classes out of the Kermany order, which "
+            "KermanyOCT always gives: build the model with create_model(arch, "
+            "classes=data.classes)"
+        )
+    rebuilt = "a model built for the data's classes (create_model(arch, classes=data.classes))"
+    # by name: the data sets are above this module, which they import
+    if type(owner).__name__ == "SyntheticOCT":
+        some = (
+            ", or write the scans with data.write(root, split) and read those of the model's "
+            "classes with KermanyOCT(root, split, classes=model.classes)"
+            if kermany
+            else ""
+        )
+        return (
+            "SyntheticOCT always has the four Kermany classes (a class given no images is "
+            f"empty, not left out): use {rebuilt}{some}"
+        )
+    if kermany:
+        return (
+            "Use data with the model's classes in its order (KermanyOCT(root, split, "
+            f"classes=model.classes) reads some of the four), or {rebuilt}"
+        )
+    return (
+        "Use data of the model's classes in its order (e.g. torchvision's ImageFolder, whose "
+        "class folders are read in sorted order; KermanyOCT reads only the Kermany classes), "
+        f"or {rebuilt}"
+    )
 
 
 def check_same_classes(model_classes: Sequence[str], data: object, *, where: str) -> None:
@@ -86,27 +122,18 @@ def check_same_classes(model_classes: Sequence[str], data: object, *, where: str
     Raises
     ------
     ValueError
-        Listing both class lists and how to fix it.
+        Listing both class lists and how to fix it: the fix the data set in hand allows
+        (:class:`~retinalnet.datasets.SyntheticOCT` always has the four Kermany classes,
+        :class:`~retinalnet.datasets.KermanyOCT` reads only Kermany classes).
     """
     expected = tuple(model_classes)
-    for found in _class_lists(data):
+    for owner, found in _named_classes(data):
         if found == expected:
             continue
-        if set(expected) <= set(KERMANY_CLASSES) and expected != in_kermany_order(expected):
-            fix = (
-                "the model's classes are Kermany classes out of the Kermany order, which "
-                "KermanyOCT always gives: build the model with create_model(arch, "
-                "classes=data.classes)"
-            )
-        else:
-            fix = (
-                "Use data with the model's classes in its order (KermanyOCT(root, split, "
-                "classes=model.classes) reads some of the four), or a model built for the "
-                "data's classes (create_model(arch, classes=data.classes))"
-            )
         raise ValueError(
             f"{where}: the model's classes are {list(expected)} (output order) but the data's "
-            f"are {list(found)}; every result would compare different classes. {fix}"
+            f"are {list(found)}; every result would compare different classes. "
+            f"{_same_classes_fix(expected, owner)}"
         )
 
 

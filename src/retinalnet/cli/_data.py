@@ -10,10 +10,12 @@ __all__ = ["run_audit", "run_split"]
 
 
 def run_audit(args: argparse.Namespace) -> int:
+    from retinalnet._core.classes import kermany_subset
     from retinalnet.cli._stdout import on_stdout, results_stream
     from retinalnet.datasets import audit
 
-    report = audit(args.root, progress=not args.quiet)
+    classes = None if args.classes is None else kermany_subset(args.classes, name="--classes")
+    report = audit(args.root, classes=classes, progress=not args.quiet)
     if args.out is not None:  # whole or not at all; through a descriptor (/dev/stdout)
         atomic_write_text(args.out, report.to_json() + "\n")
     if args.json and not on_stdout(args.out):  # --out - has printed it: one document

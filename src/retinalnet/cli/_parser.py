@@ -474,6 +474,15 @@ def _add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         metavar="ROOT",
         help="folder with train/ val/ test/ (those there are)",
     )
+    audit.add_argument(
+        "--classes",
+        nargs="+",
+        default=None,
+        metavar="CLASS",
+        help="check a study of some of the classes only, e.g. --classes CNV NORMAL: the other "
+        "class folders are listed, not read (default: all four; a class with no folder in any "
+        "split is then a note, not a problem)",
+    )
     audit.add_argument("--json", action="store_true", help="print JSON instead of the table")
     audit.add_argument(
         "--out",

@@ -37,12 +37,40 @@ def add_manifest_argument(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def study_classes(model_classes: Sequence[str]) -> tuple[str, ...] | None:
-    """The Kermany classes a model was trained for, when they are some of the four in the
-    Kermany order (a CNV-versus-NORMAL model reads only those folders); ``None`` otherwise,
-    so that the data's four classes meet the model's and a mismatch is refused by name."""
+def study_classes(model_classes: Sequence[str]) -> tuple[str, ...]:
+    """The Kermany classes a checkpoint's model was trained for (all four, or some of them
+    in the Kermany order: a CNV-versus-NORMAL model reads only those folders).
+
+    The commands read the Kermany classes, in the Kermany order, only, so a checkpoint of
+    other classes (``AMD``, lower-case names, the Kermany ones in another order) is refused
+    here, before any image is read, saying what the command line can and cannot do with it.
+
+    Raises
+    ------
+    ValueError
+        If ``model_classes`` are not two or more Kermany classes in the Kermany order; the
+        message names them and the way out (Python, or a run trained with ``--classes``).
+    """
     names = tuple(model_classes)
-    return names if len(names) >= 2 and names == in_kermany_order(names) else None
+    if len(names) >= 2 and names == in_kermany_order(names):
+        return names
+    kermany = list(KERMANY_CLASSES)
+    if len(names) >= 2 and set(names) <= set(KERMANY_CLASSES):
+        raise ValueError(
+            f"the model's classes are {list(names)}, Kermany classes out of the Kermany order "
+            f"{kermany}, in which retinalnet's commands read them: its outputs would meet "
+            "other classes; train a model of them with retinalnet train --classes "
+            f"{' '.join(names)} (which keeps the Kermany order), or use this one in Python on "
+            "data in its order"
+        )
+    raise ValueError(
+        f"the model's classes are {list(names)}, not the Kermany classes {kermany} or some "
+        "of them: retinalnet's commands read only those (some of them, for a model trained "
+        "with --classes), while predict, export and info take any checkpoint; evaluate, "
+        "calibrate or train it further in Python on data of its classes (torchvision's "
+        "ImageFolder): model = load_checkpoint(path).build_model(), then "
+        "retinalnet.training.evaluate(model, data), calibrate(model, data) or a Trainer"
+    )
 
 
 def split_data(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
 from retinalnet.cli._argtypes import int_in_range, path_argument
+from retinalnet.cli._order import check_order, given_order
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -73,7 +74,7 @@ def split_volumes(paths: Sequence[Path], args: argparse.Namespace) -> tuple[list
     """
     from retinalnet._core.images import UnreadableImageError, frame_count
 
-    _order(args)  # its own checks before the model is loaded; check_order: the model's classes
+    given_order(args)  # its own checks before the model is loaded; check_order: the model's classes
     images: list[Path] = []
     volumes: list[tuple[Path, int]] = []
     for path in paths:
@@ -162,44 +163,6 @@ def _too_few_scans(short: Sequence[tuple[Path, int]], min_scans: int) -> str:
     )
 
 
-def _order(args: argparse.Namespace) -> list[str] | None:
-    """``--order`` as a list of class names (``None`` when not given); an empty one, or one
-    naming a class twice or an empty class, is refused (the model's classes are checked by
-    :func:`check_order`)."""
-    if args.order is None:
-        return None
-    fix = (
-        "give every class of the model once, highest concern first and the fallback class "
-        "last (--order CNV,DME,DRUSEN,NORMAL for the Kermany classes), or leave --order out"
-    )
-    if not args.order.strip():
-        raise ValueError(f"--order is empty; {fix}")
-    names = [name.strip() for name in args.order.split(",")]
-    if "" in names:
-        raise ValueError(f"--order names an empty class ({args.order!r}); {fix}")
-    twice = next((name for name in names if names.count(name) > 1), None)
-    if twice is not None:
-        raise ValueError(f"--order names {twice} twice ({args.order!r}); {fix}")
-    return names
-
-
-def check_order(predictor: Predictor, args: argparse.Namespace) -> None:
-    """Refuse an ``--order`` that is not every class of the model once, whatever the paths
-    (an order given for images only is a mistake too, not a flag to ignore).
-
-    Raises
-    ------
-    ValueError
-        As :func:`split_volumes` does, or if ``--order`` is not a permutation of the model's
-        classes (the message names them).
-    """
-    from retinalnet.volume import _check_order
-
-    order = _order(args)
-    if order is not None:
-        _check_order(predictor.classes, order)
-
-
 @dataclass(frozen=True)
 class VolumeRun:
     """A volume's summary and its B-scans (kept for the Grad-CAM overlays)."""
@@ -229,7 +192,7 @@ def predict_volumes(
     from retinalnet.predictor import SkippedImage
     from retinalnet.volume import predict_volume, read_volume
 
-    order = _order(args)  # checked against the model's classes by run_predict (check_order)
+    order = given_order(args)  # checked against the model's classes by run_predict (check_order)
     runs: list[VolumeRun] = []
     skipped: list[SkippedImage] = []
     for path in volumes:
@@ -367,7 +330,8 @@ def add_volume_flags(predict: argparse.ArgumentParser) -> None:
         "--order",
         default=None,
         metavar="A,B,...",
-        help="the model's classes by concern, highest first, fallback last (needed for a "
+        help="the model's classes by concern, highest first, fallback last, separated by "
+        "commas; a name with a comma goes in double quotes, as in a CSV row (needed for a "
         "model whose classes are not CNV, DME, DRUSEN, NORMAL or some of them with NORMAL)",
     )
     volume.add_argument(

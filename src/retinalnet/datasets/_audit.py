@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
+from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS, kermany_subset
 from retinalnet._core.progress import progress_bar
 from retinalnet.datasets._audit_checks import check_bounds, check_root_and_progress
 from retinalnet.datasets._audit_file import inspect_file
@@ -82,7 +82,9 @@ def _entries(folder: str | os.PathLike[str]) -> list[os.DirEntry[str]]:
 class _Layout:
     """The files of a Kermany-layout folder, sorted into what the audit does with them."""
 
-    def __init__(self, base: Path, splits: list[str], report: AuditReport) -> None:
+    def __init__(self, base: Path, splits: list[str], report: AuditReport, *, chosen: bool) -> None:
+        """``chosen``: whether the classes of ``report`` were given (a study's), or are the
+        four by default, of which a study's data set has some folders only."""
         self.base = base
         self.report = report
         self.images: list[str] = []
@@ -102,6 +104,8 @@ class _Layout:
                 self.stray.extend(found.path for found in self._walk(entry.path))
         for split in splits:
             self._read_split(split)
+        if not chosen:
+            self._absent_classes(splits)
         report.stray_files = sorted(self.relative(path) for path in self.stray)
         report.symlink_loops = sorted(self.relative(path) for path in self.loops)
         report.system_folders = sorted(self.relative(path) for path in self.system)
@@ -116,10 +120,27 @@ class _Layout:
     def _count_images(self, folder: str) -> int:
         return sum(is_image_file(entry.name) for entry in self._walk(folder))
 
+    def _absent_classes(self, splits: list[str]) -> None:
+        """Classes with no folder in any split, when at least two classes have one: a study
+        of some of the classes, noted, not a problem (a class missing from some splits only
+        stays one)."""
+        report = self.report
+        absent = [
+            name
+            for name in report.classes
+            if all(report.empty_classes.get(f"{split}/{name}") == "no folder" for split in splits)
+        ]
+        if len(report.classes) - len(absent) < 2:
+            return  # one class, or none: no study to train
+        for name in absent:
+            for split in splits:
+                del report.empty_classes[f"{split}/{name}"]
+        report.absent_classes = absent
+
     def _read_split(self, split: str) -> None:
         report = self.report
-        report.counts[split] = dict.fromkeys(KERMANY_CLASSES, 0)
-        why_empty = dict.fromkeys(KERMANY_CLASSES, "no folder")
+        report.counts[split] = dict.fromkeys(report.classes, 0)
+        why_empty = dict.fromkeys(report.classes, "no folder")
         # each image once, as KermanyOCT reads it; links into another split are followed,
         # and reported as leakage
         once = LinkedFiles.of_split(self.base, split, loops=self.loops, refuse_others=False)
@@ -130,7 +151,7 @@ class _Layout:
                     report.loose_images.append(where)
                 else:
                     self.stray.append(entry.path)
-            elif entry.name in KERMANY_CLASSES:
+            elif entry.name in report.classes:
                 images, stray = len(self.images), len(self.stray)
                 for found in self._walk(entry.path, once):
                     is_image = is_image_file(found.name)
@@ -141,6 +162,8 @@ class _Layout:
                     why_empty[entry.name] = (
                         "only non-image files" if len(self.stray) > stray else "empty folder"
                     )
+            elif entry.name in KERMANY_CLASSES:  # a class the study leaves out: not read
+                report.other_class_folders[where] = self._count_images(entry.path)
             elif system_folder(entry.name) is not None:
                 self.system.append(entry.path)
             elif not entry.name.startswith("."):
@@ -153,6 +176,7 @@ class _Layout:
 def audit(
     root: str | os.PathLike[str],
     *,
+    classes: Sequence[str] | None = None,
     progress: bool | Callable[[int, int], None] = False,
     min_side: int = MIN_SIDE,
     max_side: int = MAX_SIDE,
@@ -176,7 +200,9 @@ def audit(
     - layout: a folder in ``root`` named like a split in another case or spelling
       (``Train``, ``validation``); a folder in a split that is not a class (``train/CNVV``,
       ``train/cnv``); images directly in a split folder; a class without images in a split
-      (no folder, an empty one, or one with only non-image files);
+      (no folder, an empty one, or one with only non-image files), except a class with no
+      folder in any split when ``classes`` is not given and two or more classes have
+      folders: a study of some of the classes, noted in :attr:`AuditReport.absent_classes`;
     - labels: an image under a subfolder named like another class (``train/CNV/DME/x.jpeg``,
       any depth, any case), which would be labelled with the outer class; an image whose
       file name starts with another class than its folder's (``train/CNV/DME-123-1.jpeg``:
@@ -191,7 +217,8 @@ def audit(
       export, not a scan).
 
     Not problems, but listed: stray non-image files (``.DS_Store``, hidden ``._`` files),
-    duplicates within one split, symlinked folders that loop back (skipped), and images
+    duplicates within one split, symlinked folders that loop back (skipped), classes with no
+    folder in any split (see above), the folders of classes a study leaves out, and images
     whose EXIF Orientation tag is not 1 (:attr:`AuditReport.exif_rotated`: Windows Photos
     and macOS Preview "rotate" a JPEG by setting that tag alone, but every data set and
     the Predictor use the pixels as stored, not as a photo viewer shows them; rotate the
@@ -202,6 +229,15 @@ def audit(
     ----------
     root
         The folder with ``train/``, ``val/``, ``test/`` (whichever exist).
+    classes
+        The classes of a study of some of the Kermany classes, e.g. ``["CNV", "NORMAL"]``
+        (``retinalnet audit --classes CNV NORMAL``): only their folders are checked, and one
+        without images in a split is a problem; the other class folders are listed in
+        :attr:`AuditReport.other_class_folders`, not read, as ``KermanyOCT(...,
+        classes=...)`` leaves them out. Default: the four, a class with no folder in any
+        split being a note (see above).
+
+        .. versionadded:: 0.2
     progress
         ``True`` shows a progress bar on a terminal (with tqdm) and logs every 10,000
         files at INFO; a function is called as ``progress(done, total)`` after each file.
@@ -224,11 +260,13 @@ def audit(
     FileNotFoundError
         If ``root`` does not exist or has no split folder.
     ValueError
-        If ``root`` is empty (it would mean the current folder), a side bound is not a
+        If ``root`` is empty (it would mean the current folder), ``classes`` names a class
+        that is not a Kermany class, one twice, or fewer than two, a side bound is not a
         positive int, ``min_side > max_side``, or ``max_aspect`` is not a finite number >= 1
         (NaN or infinity would switch the check off).
     TypeError
-        If ``root`` is not a str or a path, or ``progress`` is neither a bool nor callable.
+        If ``root`` is not a str or a path, ``classes`` is one string, or ``progress`` is
+        neither a bool nor callable.
 
     Examples
     --------
@@ -242,10 +280,11 @@ def audit(
     """
     bounds = check_bounds(min_side, max_side, max_aspect)
     base = check_root_and_progress(root, progress).expanduser()
+    checked = kermany_subset(classes)
     check_root(base)
     splits = _find_splits(base)
-    report = AuditReport(root=str(base), size_bounds=bounds)
-    layout = _Layout(base, splits, report)
+    report = AuditReport(root=str(base), size_bounds=bounds, classes=checked)
+    layout = _Layout(base, splits, report, chosen=classes is not None)
     files = layout.images
 
     first_copy: dict[bytes, str] = {}
@@ -309,7 +348,9 @@ def audit(
         (DuplicateGroup(digest.hex(), tuple(sorted(paths))) for digest, paths in copies.items()),
         key=lambda group: group.paths,
     )
-    report.cross_split_patients = _cross_split_patients(base, splits, patient_splits)
+    report.cross_split_patients = _cross_split_patients(
+        base, splits, report.classes, patient_splits
+    )
     report.modes = dict(sorted(modes.items()))
     report.sizes = {f"{w}x{h}": n for (w, h), n in sizes.most_common()}
     report.bit_depths = {str(bits): n for bits, n in sorted(depths.items())}
@@ -322,7 +363,7 @@ def audit(
 
 
 def _cross_split_patients(
-    base: Path, splits: list[str], patient_splits: dict[str, int]
+    base: Path, splits: list[str], classes: Sequence[str], patient_splits: dict[str, int]
 ) -> dict[str, dict[str, int]]:
     """``{patient: {split: images}}`` for patients whose split mask has several bits."""
     leaking = {p for p, mask in patient_splits.items() if mask & (mask - 1)}
@@ -331,7 +372,7 @@ def _cross_split_patients(
     per_split: dict[str, dict[str, int]] = defaultdict(dict)
     for split in splits:
         once = LinkedFiles.of_split(base, split, loops=[], refuse_others=False)
-        for name in KERMANY_CLASSES:
+        for name in classes:
             if not (base / split / name).is_dir():
                 continue
             for entry in walk_files(str(base / split / name), once=once):

@@ -9,6 +9,7 @@ what keeps them in step.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,8 +142,9 @@ class AuditReport:
     """What :func:`audit` found in a Kermany-layout folder.
 
     Paths are relative to ``root`` and ``/``-separated. :attr:`ok` is ``False`` when any of
-    the problems below is found; stray files, duplicates within one split, symlink loops and
-    images with an EXIF orientation tag are listed but do not fail it.
+    the problems below is found; stray files, duplicates within one split, symlink loops,
+    images with an EXIF orientation tag, classes absent from every split and the class
+    folders a study leaves out are listed but do not fail it.
 
     Attributes
     ----------
@@ -150,7 +152,8 @@ class AuditReport:
         The audited folder.
     counts : dict of str to dict of str to int
         ``counts[split][class_name]``: image files (by suffix) in each split and class,
-        unreadable ones included; every Kermany class is listed for each split found.
+        unreadable ones included; every class checked (:attr:`classes`) is listed for each
+        split found.
     unreadable : dict of str to str
         Image files that cannot be read or decoded (truncated or corrupt JPEGs, text renamed
         ``.jpeg``, broken links, decompression bombs), with the reason. A problem.
@@ -177,7 +180,8 @@ class AuditReport:
         Images lying directly in a split folder, outside any class folder. A problem.
     empty_classes : dict of str to str
         ``"SPLIT/CLASS"`` without images, with why: ``"no folder"``, ``"empty folder"`` or
-        ``"only non-image files"``. A problem: the split never shows that class.
+        ``"only non-image files"``. A problem: the split never shows that class. A class in
+        :attr:`absent_classes` is not listed.
     nested_images : list of str
         Images under a subfolder named like another class (``train/CNV/DME/x.jpeg``): they
         would be labelled with the outer folder (training refuses them). A problem.
@@ -224,6 +228,23 @@ class AuditReport:
         (``PIL.ImageOps.exif_transpose``) and save them.
 
         .. versionadded:: 0.2
+    classes : tuple of str
+        The classes checked: the four Kermany classes, or those of a study given to
+        :func:`audit` (``classes=``, ``--classes``).
+
+        .. versionadded:: 0.2
+    absent_classes : list of str
+        Classes with no folder in any split, when :func:`audit` was not given ``classes``
+        and two or more classes have folders: a study of some of the classes (pass
+        ``classes`` to check those only). Listed, not a problem.
+
+        .. versionadded:: 0.2
+    other_class_folders : dict of str to int
+        ``"SPLIT/CLASS"`` folders of the Kermany classes left out of :attr:`classes`, with
+        the images they hold: not read, as the study's data sets leave them out. Listed,
+        not a problem.
+
+        .. versionadded:: 0.2
 
     Examples
     --------
@@ -259,6 +280,9 @@ class AuditReport:
     system_folders: list[str] = field(default_factory=list)
     size_bounds: tuple[int, int, float] = (MIN_SIDE, MAX_SIDE, MAX_ASPECT)
     exif_rotated: ProblemFiles = field(default_factory=ProblemFiles)
+    classes: tuple[str, ...] = KERMANY_CLASSES
+    absent_classes: list[str] = field(default_factory=list)
+    other_class_folders: dict[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -318,6 +342,7 @@ class AuditReport:
         min_side, max_side, max_aspect = self.size_bounds
         return {
             "root": self.root,
+            "classes": list(self.classes),
             "total": self.total,
             "counts": self.counts,
             "unreadable": self.unreadable,
@@ -336,6 +361,8 @@ class AuditReport:
             "unknown_class_folders": self.unknown_class_folders,
             "loose_images": self.loose_images,
             "empty_classes": self.empty_classes,
+            "absent_classes": self.absent_classes,
+            "other_class_folders": self.other_class_folders,
             "nested_images": self.nested_images,
             "mismatched_prefix": self.mismatched_prefix,
             "unparsed_patient_ids": self.unparsed_patient_ids.to_dict(),
@@ -405,10 +432,12 @@ class AuditReport:
                 "PIL.ImageOps.exif_transpose) if the rotation is meant)"
             )
             lines += _examples(rotated)
+        lines += self._class_notes()
         min_side, max_side, max_aspect = self.size_bounds
+        of = "" if self.classes == KERMANY_CLASSES else f" (classes {_names(self.classes)})"
         lines += [
             "",
-            "checked: class folders, empty classes, nesting, class names in file names, "
+            f"checked{of}: class folders, empty classes, nesting, class names in file names, "
             f"patient ids, sizes (sides {min_side}-{max_side} px, aspect <= {max_aspect:g}), "
             "bit depths (8 or 16), flat images, EXIF orientation, decoding, duplicates and "
             "leakage",
@@ -416,11 +445,32 @@ class AuditReport:
         ]
         return "\n".join(lines)
 
+    def _class_notes(self) -> list[str]:
+        """The classes not checked: absent from every split, or left out by ``classes``."""
+        lines: list[str] = []
+        if self.absent_classes:
+            present = [name for name in self.classes if name not in self.absent_classes]
+            lines.append(
+                f"classes with no folder in any split: {_names(self.absent_classes)} (not a "
+                "problem: a study of some of the classes; pass --classes "
+                f"{' '.join(present)}, classes= in Python, to check only those)"
+            )
+        if self.other_class_folders:
+            lines.append(
+                f"class folders left out, not read: {len(self.other_class_folders)} (classes "
+                f"not among {_names(self.classes)}, the classes checked)"
+            )
+            lines += _shown(
+                f"{one_line(folder)} ({_images(n)})"
+                for folder, n in self.other_class_folders.items()
+            )
+        return lines
+
     def _table(self) -> list[str]:
         splits = list(self.counts)
-        width = max([len(name) for name in KERMANY_CLASSES] + [5])
+        width = max([len(name) for name in self.classes] + [5])
         lines = [f"{'':<{width}}" + "".join(f"{split:>8}" for split in splits)]
-        for name in KERMANY_CLASSES:
+        for name in self.classes:
             row = "".join(f"{self.counts[split].get(name, 0):>8}" for split in splits)
             lines.append(f"{name:<{width}}{row}")
         totals = "".join(f"{sum(self.counts[split].values()):>8}" for split in splits)
@@ -546,6 +596,11 @@ def _shown(items: Any) -> list[str]:
     if len(lines) <= _SHOWN:
         return lines
     return [*lines[:_SHOWN], f"  ... and {len(lines) - _SHOWN} more (see --json)"]
+
+
+def _names(classes: Sequence[str]) -> str:
+    """Class names for a line of the table: ``CNV, NORMAL`` (Kermany names hold no comma)."""
+    return ", ".join(classes)
 
 
 def _images(count: int) -> str:

@@ -165,7 +165,8 @@ def foreign_class_folder(subfolders: Iterable[str], class_name: str) -> str | No
 
 def class_folder_hint(name: str) -> str:
     """How to fix a folder ``name`` that is not a Kermany class: the class it is likely meant
-    to be, or where its images should go.
+    to be, or, for another class (``AMD``), where such a data set is read (never the Kermany
+    class folders, where its scans would be mislabelled).
 
     Examples
     --------
@@ -175,6 +176,8 @@ def class_folder_hint(name: str) -> str:
     "rename it to 'CNV' if it holds CNV scans"
     >>> class_folder_hint("__MACOSX")
     "it is macOS's metadata from a zip file, not scans: it is left out (delete it if you like)"
+    >>> class_folder_hint("AMD").startswith("KermanyOCT and retinalnet's commands read only")
+    True
     """
     system = system_folder(name)
     if system is not None:
@@ -185,8 +188,11 @@ def class_folder_hint(name: str) -> str:
     if close:
         return f"rename it to {close[0]!r} if it holds {close[0]} scans"
     return (
-        f"move its images into the class folders ({', '.join(KERMANY_CLASSES)}) "
-        "or out of the data root"
+        "KermanyOCT and retinalnet's commands read only the Kermany classes (some of them with "
+        "classes=, --classes on the command line): a data set of other classes is trained and "
+        "evaluated in Python (torchvision's ImageFolder, create_model(arch, classes=...), "
+        "retinalnet.training.evaluate); otherwise move the folder out of the data root (scans "
+        "of Kermany classes: each into its class's folder)"
     )
 
 
