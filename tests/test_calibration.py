@@ -978,3 +978,22 @@ def test_temperature_reads_a_models_outputs_as_they_come() -> None:
         assert fit_temperature(scores, labels) == pytest.approx(
             fit_temperature(expected, labels.numpy()), rel=1e-9
         )
+
+
+def test_a_calibrated_best_pt_is_format_2_and_the_uncalibrated_last_pt_format_1(
+    data: Path, tmp_path: Path
+) -> None:
+    # was: format 1 for both, which retinalnet 0.1 loads, ignoring the temperature of
+    # best.pt (other probabilities, without a word); format 2 makes it say "upgrade"
+    import retinalnet
+
+    calibration = TemperatureScaling()
+    trainer = _trainer(_model(), [calibration], max_epochs=1, out_dir=tmp_path)
+    trainer.fit(KermanyOCT(data, "train"), KermanyOCT(data, "val"))
+    assert calibration.result is not None
+    assert calibration.result.applied
+
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    last = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert (best["format_version"], last["format_version"]) == (2, 1)
+    assert best["written_by"] == last["written_by"] == [retinalnet.__version__]

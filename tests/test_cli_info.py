@@ -85,7 +85,7 @@ def test_lines_for_a_person(checkpoint: Path, capsys: pytest.CaptureFixture[str]
     assert status == 0
     lines = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in out.splitlines())
     assert lines["architecture"] == "small_cnn"
-    assert lines["classes"] == "CNV, DME, DRUSEN, NORMAL"
+    assert lines["classes"] == "'CNV', 'DME', 'DRUSEN', 'NORMAL'"
     assert "resize 37, centre crop 32" in lines["preprocessing"]
     assert "reduced JPEG decode" in lines["preprocessing"]
     assert lines["best val loss"] == "0.6000 (epoch 2)"
@@ -322,10 +322,15 @@ def test_a_checkpoint_given_as_weights_is_answered_with_resume_and_checkpoint(
     argv = ["train", "--data", str(data), "--arch", "small_cnn", "--weights", str(checkpoint)]
     assert main([*argv, "--out", str(tmp_path / "run")]) != 0
     err = capsys.readouterr().err
+    network = checkpoint.with_name("best_network.pth")
     assert err == (
         f"retinalnet train: error: {str(checkpoint)!r} is a retinalnet checkpoint, not "
-        f"backbone weights: to continue its training use --resume {checkpoint}; to predict "
-        f"with it use retinalnet predict --checkpoint {checkpoint}\n"
+        f"backbone weights: to continue its run (same data and settings) use --resume "
+        f"{checkpoint}; to predict with it use retinalnet predict --checkpoint {checkpoint}; "
+        "to start a new run from its weights (other data or classes), write its network's "
+        "weights as a state-dict file in Python, `torch.save(load_checkpoint("
+        f"{str(checkpoint)!r}).build_model().network.state_dict(), {str(network)!r})`, and use "
+        f"retinalnet train --arch small_cnn --weights {network}\n"
     )
 
 
@@ -340,7 +345,140 @@ def test_an_onnx_export_given_as_a_checkpoint_is_named_by_every_command(
         "in Python; the commands take the checkpoint it was exported from); pass a checkpoint "
         "written by retinalnet (best.pt or last.pt)\n"
     )
-    for argv in _doors(path, tmp_path):
+    for argv in _doors(path, tmp_path)[1:]:  # info reads ONNX models: see the end of the file
         capsys.readouterr()
         assert main(argv) != 0, argv
         assert capsys.readouterr().err == f"retinalnet {argv[0]}: error: {expected}", argv
+
+
+def test_class_names_holding_commas_are_quoted_one_by_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # was: "classes  3, normal, wet AMD, Ödem, diabetic", which reads as five classes
+    classes = ["3", "normal", "wet AMD", "Ödem, diabetic"]
+    model = create_model(
+        "small_cnn", classes=classes, weights=None, preprocessing=Preprocessing(size=32)
+    )
+    path = save_checkpoint(tmp_path / "best.pt", model)
+    status, out, _ = _run(capsys, str(path))
+    assert status == 0
+    lines = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in out.splitlines())
+    assert lines["classes"] == "'3', 'normal', 'wet AMD', 'Ödem, diabetic'"
+
+
+# ---------------------------------------------------------------------------------------------
+# What a lab needs a year later: the seed as recorded, the training inputs, the torch version
+
+
+def _lines(out: str) -> dict[str, str]:
+    return dict(re.split(r"\s{2,}", line, maxsplit=1) for line in out.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("loop_state", "shown", "recorded"),
+    [
+        ({}, "not recorded (retinalnet before 0.2, or saved outside a fit)", False),
+        ({"seed": None}, "none (unseeded)", True),
+        ({"seed": 7}, "7", True),
+    ],
+    ids=["not-recorded", "unseeded", "seeded"],
+)
+def test_the_seed_is_not_recorded_rather_than_none(
+    tmp_path: Path,
+    model: Classifier,
+    capsys: pytest.CaptureFixture[str],
+    loop_state: dict[str, Any],
+    shown: str,
+    recorded: bool,
+) -> None:
+    """Was: ``seed None`` for a 0.1 checkpoint trained with --seed 0, as for an unseeded run."""
+    path = save_checkpoint(tmp_path / "best.pt", model, loop_state=loop_state)
+    status, out, _ = _run(capsys, str(path))
+    assert status == 0
+    assert _lines(out)["seed"] == shown
+    info = describe(path)["training"]
+    assert (info["seed"], info["seed_recorded"]) == (loop_state.get("seed"), recorded)
+
+
+def test_info_shows_the_recorded_training_inputs_and_torch_version(
+    tmp_path: Path, model: Classifier, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: only the callbacks' names; the data folder, manifest and options were in the file
+    but shown nowhere."""
+    options = {
+        "epochs": 5, "batch_size": 16, "lr": 0.0003, "balance": "weights", "patience": None,
+        "augment": "oct", "cache_views": 0, "feature_cache": "off", "precision": "bf16",
+        "seed": 3, "calibrate": False, "data": "/labs/oct/kermany",
+        "manifest": {"path": "split.csv", "real_path": "/labs/oct/split.csv", "sha256": "ab" * 32},
+        "train_images": {"CNV": 3, "DME": 3, "DRUSEN": 3, "NORMAL": 3},
+    }  # fmt: skip
+    path = save_checkpoint(
+        tmp_path / "best.pt",
+        model,
+        callback_states={"TrainOptions": options},
+        loop_state={"seed": 3},
+    )
+    status, out, _ = _run(capsys, str(path))
+    assert status == 0
+    lines = _lines(out)
+    assert lines["data"] == "/labs/oct/kermany"
+    assert lines["manifest"] == f"/labs/oct/split.csv (sha256 {'ab' * 32})"
+    assert lines["train options"] == (
+        "--epochs 5, --batch-size 16, --lr 0.0003, --balance weights, no --patience, "
+        "--augment oct, --cache-views 0, --no-feature-cache, --precision bf16, --no-calibrate"
+    )
+    assert lines["torch"] == torch.__version__
+    status, out, _ = _run(capsys, str(path), "--json")
+    info = json.loads(out)
+    assert info["training"]["options"] == options
+    assert info["training"]["recipe"] is None
+    assert info["torch_version"] == torch.__version__
+
+
+def test_info_says_when_the_training_inputs_are_not_recorded(
+    checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, _ = _run(capsys, str(checkpoint))
+    assert status == 0
+    said = "not recorded (trained with the Python API, or by retinalnet before 0.2)"
+    assert _lines(out)["train options"] == said
+    assert "data" not in _lines(out)
+    _, out, _ = _run(capsys, str(checkpoint), "--json")
+    assert json.loads(out)["training"]["options"] is None
+
+
+def test_info_reads_an_onnx_file_named_pt_as_onnx(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """info takes ONNX models: one named .pt is read as one (this one is cut short), not
+    answered with "the commands take the checkpoint it was exported from"."""
+    pytest.importorskip("onnx")
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"\x08\t\x12\x07pytorch\x1a\x062.14.1:\xc1" + bytes(64))
+    status, _, err = _run(capsys, str(path))
+    assert status != 0
+    assert err == (
+        f"retinalnet info: error: ONNX model {str(path)!r} is damaged or incomplete: it starts "
+        "as an ONNX model but cannot be parsed (85 bytes; a copy or download cut short?). Copy "
+        "it again from where it came from, or export it again (retinalnet export)\n"
+    )
+
+
+def test_a_checkpoint_rewritten_by_another_version_names_the_first(
+    checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 0.1 checkpoint calibrated by this version: it was told as this version's alone."""
+    from retinalnet.checkpoint import set_checkpoint_temperature
+
+    data = torch.load(checkpoint, weights_only=True)
+    data["retinalnet_version"], data["format_version"] = "0.1.0", 1
+    data.pop("written_by", None)
+    torch.save(data, checkpoint)
+    set_checkpoint_temperature(checkpoint, 2.0)
+
+    assert main(["info", str(checkpoint), "--json"]) == 0
+    said = json.loads(capsys.readouterr().out)
+    assert said["written_by"] == ["0.1.0", __version__]
+    assert main(["info", str(checkpoint)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"written by +retinalnet {re.escape(__version__)} \(first 0\.1\.0\)", out)

@@ -3,6 +3,10 @@ that manifest's train rows (retinalnet.cli._trained_on)."""
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -74,13 +78,151 @@ def test_a_run_on_the_folders_split_is_scored_on_test_as_ever(tmp_path: Path) ->
     assert _evaluate(data, tmp_path / "run" / "best.pt", "--split", "test") == 0
 
 
-def test_training_accuracy_and_another_data_folder_are_not_refused(
-    pooled: tuple[Path, Path, Path], tmp_path: Path
-) -> None:
+def test_training_accuracy_is_not_refused(pooled: tuple[Path, Path, Path]) -> None:
     data, _, checkpoint = pooled
     assert _evaluate(data, checkpoint, "--split", "train") == 0  # asked for as such
-    # the same file names in another data folder are other images
-    other = make_synthetic_kermany(
-        tmp_path / "other", train=3, val=2, test=2, shape=(40, 40), seed=1
-    )
-    assert _evaluate(other, checkpoint, "--split", "test") == 0
+
+
+def test_a_copy_of_the_data_folder_elsewhere_is_checked_as_the_run_s(
+    pooled: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # was: another path than the one recorded read as other images, and scored without a
+    # word; the same manifest (same SHA-256) names the same images by the same names
+    data, _, checkpoint = pooled
+    copy = shutil.copytree(data, tmp_path / "elsewhere")
+    assert _evaluate(copy, checkpoint, "--split", "test") == 1
+    error = capsys.readouterr().err
+    assert "images to evaluate were trained on by this checkpoint's run" in error
+    assert str(copy / "test") in error
+
+
+@pytest.fixture(scope="module")
+def relative(pooled: tuple[Path, Path, Path]) -> Path:
+    """A run trained from the manifest's folder with ``--manifest pooled.csv`` (relative)."""
+    data, manifest, _ = pooled
+    before = Path.cwd()
+    os.chdir(manifest.parent)
+    try:
+        assert train_small_cnn(data, manifest.parent / "relative", "--manifest", "pooled.csv") == 0
+    finally:
+        os.chdir(before)
+    return manifest.parent / "relative" / "best.pt"
+
+
+def test_a_relative_manifest_is_found_from_another_working_directory(
+    pooled: tuple[Path, Path, Path],
+    relative: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # was: 'pooled.csv' read against the cwd of evaluate, not found, an INFO line (none
+    # under -q), and the run's training images scored
+    data, manifest, _ = pooled
+    monkeypatch.chdir(tmp_path)
+    assert _evaluate(data, relative, "--split", "test") == 1
+    error = capsys.readouterr().err
+    assert f"train rows of its --manifest {str(manifest)!r}" in error
+
+
+def _checkpoint_of(run: Path, folder: Path) -> Path:
+    """A copy of the run's best.pt in ``folder`` (whose manifest the test then changes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy(run, folder / "best.pt"))
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        pytest.param(
+            lambda manifest: manifest.write_text(manifest.read_text() + "\n"),
+            r"the run's --manifest '.*pooled\.csv' has changed since \(SHA-256 [0-9a-f]{12}\.\.\., "
+            r"the run's [0-9a-f]{12}\.\.\.\); put the run's manifest back there",
+            id="changed",
+        ),
+        pytest.param(
+            lambda manifest: manifest.unlink(),
+            r"the run's --manifest 'pooled\.csv' is not found \(not at '.*pooled\.csv'\); put "
+            "it back there",
+            id="gone",
+        ),
+    ],
+)
+def test_a_manifest_not_there_as_it_was_is_a_warning_naming_why(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    change: Callable[[Path], object],
+    said: str,
+) -> None:
+    # was: an INFO line, silent under -q, which said "not there as it was" of a file there
+    data = make_synthetic_kermany(tmp_path / "data", train=2, val=1, test=1, shape=(40, 40))
+    rows = [
+        ManifestRow(path.relative_to(data).as_posix(), path.parent.name, path.stem, split)
+        for split in ("train", "val", "test")
+        for path in sorted((data / split).rglob("*.jpeg"))
+    ]
+    write_manifest(rows, tmp_path / "pooled.csv")
+    monkeypatch.chdir(tmp_path)
+    assert train_small_cnn(data, tmp_path / "run", "--manifest", "pooled.csv") == 0
+    capsys.readouterr()
+    change(tmp_path / "pooled.csv")
+    assert _evaluate(data, tmp_path / "run" / "best.pt", "--split", "test") == 0
+    error = capsys.readouterr().err
+    assert re.search(
+        "evaluate did not check whether its images were trained on by this checkpoint's "
+        f"run: {said}",
+        error,
+    ), error
+
+
+@pytest.fixture(scope="module")
+def folders_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """Data, a manifest whose test rows are the folders' train/ images, and a run trained
+    on the folders' split."""
+    folder = tmp_path_factory.mktemp("folders")
+    data = make_synthetic_kermany(folder / "data", train=2, val=1, test=1, shape=(40, 40))
+    rows = [
+        ManifestRow(
+            path.relative_to(data).as_posix(),
+            path.parent.name,
+            path.stem,
+            {"train": "test", "test": "train"}.get(split, split),
+        )
+        for split in ("train", "val", "test")
+        for path in sorted((data / split).rglob("*.jpeg"))
+    ]
+    manifest = write_manifest(rows, folder / "swapped.csv")
+    assert train_small_cnn(data, folder / "run") == 0
+    return data, manifest, folder / "run" / "best.pt"
+
+
+def test_a_folders_run_is_not_scored_on_its_train_folder_through_a_manifest(
+    folders_run: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # was: a run on the folders' split had "nothing to check", and a manifest's test rows
+    # under train/ were scored without a word
+    data, manifest, checkpoint = folders_run
+    for root in (data, shutil.copytree(data, tmp_path / "copy")):  # a copy: the same names
+        assert _evaluate(root, checkpoint, "--split", "test", "--manifest", str(manifest)) == 1
+        error = capsys.readouterr().err
+        assert "images to evaluate were trained on by this checkpoint's run (it trained on " in (
+            error
+        )
+        assert f"{str(root / 'train')!r}" in error
+    assert _evaluate(data, checkpoint, "--split", "test") == 0  # the folders' test/, as ever
+
+
+def test_a_run_on_a_relative_manifest_resumes_from_another_working_directory(
+    pooled: tuple[Path, Path, Path],
+    relative: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # was: refused, "--manifest 'pooled.csv' ... which is not there as it was", the file
+    # being there, unchanged, beside the run
+    data, _, _ = pooled
+    run = shutil.copytree(relative.parent, tmp_path / "run")
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "--data", str(data), "--resume", str(run / "last.pt"), "--out", str(run)]
+    assert main([*argv, "--epochs", "2", "-q"]) == 0

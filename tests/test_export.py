@@ -560,3 +560,87 @@ def test_metadata_nested_too_deeply_is_not_valid_json() -> None:
         r"JSON \(nested too deeply\); export the model again \(retinalnet export\)$",
     ):  # fmt: skip
         parse_metadata(props, "deep.onnx")
+
+
+# ---------------------------------------------------------------------------------------------
+# A model file is told by its content, not its suffix; one that cannot be parsed is named so
+
+
+def test_a_checkpoint_named_onnx_is_described_as_the_checkpoint_it_is(
+    exported: tuple[Classifier, Path, Path, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Was: "cannot read 'renamed.onnx' as an ONNX model (DecodeError: ... Wire format was
+    corrupt)" from info and Predictor.from_onnx alike."""
+    from retinalnet.export import describe
+
+    _, checkpoint, _, _ = exported
+    renamed = tmp_path / "renamed.onnx"
+    renamed.write_bytes(checkpoint.read_bytes())
+    assert describe(renamed)["kind"] == "checkpoint"
+    assert main(["info", str(renamed)]) == 0
+    assert "(checkpoint, although named .onnx: rename it .pt)" in capsys.readouterr().out
+    said = (
+        rf"^{re.escape(repr(str(renamed)))} is not an ONNX model but a PyTorch file, as "
+        r"torch\.save writes \(a retinalnet checkpoint\?\): Predictor\.from_checkpoint\(.*\) "
+        r"predicts with a checkpoint.*; rename it \.pt$"
+    )
+    for read in (read_metadata, Predictor.from_onnx):
+        with pytest.raises(ValueError, match=said):
+            read(renamed)
+
+
+def test_an_export_named_pt_is_read_by_info_as_the_onnx_model_it_is(
+    exported: tuple[Classifier, Path, Path, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, _, out, _ = exported
+    renamed = tmp_path / "model.pt"
+    renamed.write_bytes(out.read_bytes())
+    assert main(["info", str(renamed), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["kind"], info["arch"]) == ("onnx", "small_cnn")
+    assert main(["info", str(renamed)]) == 0
+    assert "(ONNX model, although not named .onnx: rename it .onnx)" in capsys.readouterr().out
+
+
+def test_an_export_cut_short_is_called_damaged_or_incomplete(
+    exported: tuple[Classifier, Path, Path, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, _, out, _ = exported
+    cut = tmp_path / "cut.onnx"
+    data = out.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    said = (
+        rf"ONNX model {re.escape(repr(str(cut)))} is damaged or incomplete: it starts as an "
+        rf"ONNX model but cannot be parsed \({len(data) // 2:,} bytes; a copy or download cut "
+        r"short\?\)"
+    )
+    for read in (read_metadata, Predictor.from_onnx):
+        with pytest.raises(ValueError, match=said) as caught:
+            read(cut)
+        assert "Wire format" not in str(caught.value)
+        assert "DecodeError" not in str(caught.value)
+    assert main(["info", str(cut)]) != 0
+    assert re.search(said, capsys.readouterr().err)
+
+
+def test_an_uncalibrated_export_and_its_checkpoint_show_the_same_temperature(
+    exported: tuple[Classifier, Path, Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: ``none (not calibrated)`` and ``null`` for the checkpoint, ``1`` and ``1.0`` for
+    the ONNX file exported from it."""
+    _, checkpoint, out, _ = exported
+    for path in (checkpoint, out):
+        assert main(["info", str(path), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["temperature"] is None, path
+        assert main(["info", str(path)]) == 0
+        lines = dict(
+            re.split(r"\s{2,}", line, maxsplit=1) for line in capsys.readouterr().out.splitlines()
+        )
+        assert lines["temperature"] == "none (not calibrated)", path
+    assert read_metadata(out).temperature == 1.0  # the metadata itself keeps its number

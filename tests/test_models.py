@@ -833,8 +833,8 @@ def _half_a_torch_file(path: Path) -> None:
         ),
         (
             _half_a_torch_file,
-            r"cannot read weights file {} as a PyTorch state dict \(PytorchStreamReader failed "
-            r"reading zip archive: failed finding central directory\); expected",
+            r"weights file {} is incomplete: it starts as the zip archive torch\.save writes but "
+            r"has no zip directory at its end",
         ),
     ],
     ids=["whole-model", "raw-pickle", "truncated"],
@@ -1234,3 +1234,114 @@ def test_a_first_registered_convolution_that_is_not_the_input_layer_is_not_refus
     model = Classifier(LateStem(), classes=KERMANY_CLASSES)
 
     assert model(torch.zeros(2, 3, 8, 8)).shape == (2, 4)
+
+
+# ---------------------------------------------------------------------------------------------
+# The advice for a state dict given as a checkpoint works when followed as written
+
+
+def _trained_small_cnn() -> Classifier:
+    torch.manual_seed(5)
+    return create_model("small_cnn", weights=None, preprocessing=Preprocessing(size=32))
+
+
+def _follow(message: str) -> Classifier:
+    """Run the Python code of ``message`` (in backticks), with the class names filled in."""
+    code = re.search(r"`([^`]*)`", message)
+    assert code is not None, message
+    names = f"classes={list(KERMANY_CLASSES)!r}"
+    scope: dict[str, object] = {
+        "torch": torch,
+        "torchvision": torchvision,
+        "create_model": create_model,
+        "Classifier": Classifier,
+    }
+    exec(code.group(1).replace("classes=[...]", names), scope)  # the advice, as written
+    model = scope["model"]
+    assert isinstance(model, Classifier)
+    return model
+
+
+@pytest.mark.parametrize(
+    ("wrap", "said"),
+    [
+        pytest.param(
+            lambda sd: {
+                "state_dict": {f"model.{k}": v for k, v in sd.items()},
+                "epoch": 3,
+                "global_step": 10,
+                "pytorch-lightning_version": "2.4.0",
+            },
+            r"but a PyTorch Lightning checkpoint holding a small_cnn Classifier's state dict "
+            r"\(under its 'state_dict' key; every key prefixed 'model\.'; ",
+            id="lightning",
+        ),
+        pytest.param(
+            lambda sd: {f"module.{k}": v for k, v in sd.items()},
+            r"but a small_cnn Classifier's state dict \(every key prefixed 'module\.'; ",
+            id="ddp-classifier",
+        ),
+        pytest.param(
+            lambda sd: {f"module.{k.removeprefix('network.')}": v for k, v in sd.items()},
+            r"but a bare small_cnn state dict \(every key prefixed 'module\.'; ",
+            id="ddp-network",
+        ),
+        pytest.param(
+            lambda sd: sd, r"but a small_cnn Classifier's state dict \(its ", id="classifier"
+        ),
+        pytest.param(
+            lambda sd: {"state_dict": sd, "epoch": 3},
+            r"but a small_cnn Classifier's state dict \(under its 'state_dict' key; ",
+            id="timm-style",
+        ),
+    ],
+)
+def test_a_state_dict_given_as_a_checkpoint_is_answered_with_code_that_loads_it(
+    tmp_path, wrap, said
+):
+    """Was: "load the file into that network and wrap it: Classifier(net, classes=[...])",
+    which failed for these (Missing key(s) "features.0.weight"): it named neither the
+    container nor the prefix, nor that a Classifier's own keys start with 'network.'."""
+    trained = _trained_small_cnn()
+    path = _save(tmp_path / "weights.ckpt", wrap(trained.state_dict()))
+    with pytest.raises(ValueError, match=said) as caught:
+        load_checkpoint(path)
+    model = _follow(str(caught.value))
+    assert model.classes == KERMANY_CLASSES
+    for key, value in trained.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    save_checkpoint(tmp_path / "model.pt", model)  # and it writes a checkpoint
+    assert load_checkpoint(tmp_path / "model.pt").arch == "small_cnn"
+
+
+def test_a_checkpoint_given_as_weights_says_how_to_start_a_new_run_from_it(tmp_path):
+    """Was: "to continue its training use fit(..., resume_from=...)", which refuses other
+    data: no way was said to start a new run from the checkpoint's weights."""
+    trained = _trained_small_cnn()
+    checkpoint = save_checkpoint(tmp_path / "best.pt", trained)
+    with pytest.raises(ValueError, match=r"to start a new run from its weights") as caught:
+        create_model("small_cnn", weights=checkpoint)
+    message = str(caught.value)
+    code = re.search(r"`([^`]*)`", message)
+    assert code is not None
+    exec(code.group(1), {"torch": torch, "load_checkpoint": load_checkpoint})
+    network = tmp_path / "best_network.pth"
+    assert message.endswith(f"and use create_model('small_cnn', weights={str(network)!r})")
+    with pytest.warns(UserWarning, match=r"only the file's backbone weights are loaded"):
+        model = create_model("small_cnn", weights=network, classes=["a", "b"])
+    head = "network.classifier."
+    for key, value in trained.state_dict().items():
+        if not key.startswith(head):
+            assert torch.equal(model.state_dict()[key], value), key
+
+
+def test_a_torchvision_state_dict_in_a_container_is_answered_with_code_that_loads_it(tmp_path):
+    state = _resnet18_state(num_classes=4)
+    wrapped = {"state_dict": {f"module.{k}": v for k, v in state.items()}}
+    path = _save(tmp_path / "run.ckpt", wrapped)
+    said = r"`net = torchvision\.models\.resnet18\(num_classes=4\); net\.load_state_dict\("
+    with pytest.raises(ValueError, match=said) as caught:
+        load_checkpoint(path)
+    model = _follow(str(caught.value))
+    for key, value in state.items():
+        assert torch.equal(model.network.state_dict()[key], value), key

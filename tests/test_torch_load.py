@@ -59,3 +59,19 @@ def test_torchs_words_for_a_blocked_module_are_read() -> None:
     )
     assert torch_load_reason(error) == asked_to_run(error)
     assert asked_to_run(RuntimeError("Unsupported global: GLOBAL torch.nn.Linear")) is None
+
+
+def test_a_weights_file_cut_short_is_said_incomplete(tmp_path: Path) -> None:
+    # was: torch's "PytorchStreamReader failed reading zip archive: failed finding central
+    # directory", as for a checkpoint (tests/test_checkpoint.py: every checkpoint door)
+    path = tmp_path / "weights.pth"
+    torch.save(create_model("small_cnn", weights=None).network.state_dict(), path)
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(
+        ValueError,
+        match=rf"^weights file '.*weights\.pth' is incomplete: it starts as the zip archive "
+        rf"torch\.save writes but has no zip directory at its end \({len(whole) // 2:,} bytes; "
+        r"a copy or download cut short\?\)\. Copy it again from where it came from$",
+    ):
+        create_model("small_cnn", weights=path)

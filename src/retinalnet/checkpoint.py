@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from retinalnet._core.caller_warnings import warn_caller
+from retinalnet._core.checkpoint_format import FORMAT_VERSION, stamped, unknown_model_fields
 from retinalnet._core.counts import as_number
 from retinalnet._core.files import FileWriteError, atomic_write, file_digest, write_error_hint
 from retinalnet._core.model_use import exclusive_use
@@ -60,7 +61,7 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = "retinalnet-checkpoint"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = FORMAT_VERSION  # 2 since 0.2; a file is written in the format it needs
 
 
 class CheckpointWriteError(OSError):
@@ -203,7 +204,7 @@ def save_checkpoint(
         weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {
         "format": CHECKPOINT_FORMAT,
-        "format_version": _FORMAT_VERSION,
+        "format_version": _FORMAT_VERSION,  # as its fields need, in _write
         "retinalnet_version": __version__,
         "torch_version": str(torch.__version__),
         "model": {
@@ -224,6 +225,11 @@ def save_checkpoint(
         "loop": dict(loop_state or {}),
     }
     return _write(out, payload, epoch)
+
+
+def _text_or_none(value: object) -> str | None:
+    """``value`` if it is a string, else ``None``: a field only shown, never acted on."""
+    return value if isinstance(value, str) else None
 
 
 _DECLARABLE = ("head", "feature_blocks", "gradcam_layer")
@@ -259,7 +265,11 @@ def _declarations_of(model: Classifier) -> dict[str, Any]:
 def _write(out: Path, payload: Mapping[str, Any], epoch: int) -> Path:
     """Write ``payload`` to ``out`` atomically, once it passes the checks :func:`load_checkpoint`
     makes: every writer of checkpoints comes here, so no writer can leave a file that the
-    reader refuses in place of a good one."""
+    reader refuses in place of a good one. The file is stamped with this version and the
+    format its fields need (:func:`~retinalnet._core.checkpoint_format.stamped`): a rewrite by
+    ``calibrate`` of a 0.1 checkpoint is no longer "written by 0.1.0" in format 1, which
+    retinalnet 0.1 would load without its temperature."""
+    payload = stamped(payload)
     _Fields(payload, out, writing=True).checkpoint()
     try:
         return atomic_write(out, lambda stream: torch.save(dict(payload), stream))
@@ -280,7 +290,10 @@ def set_checkpoint_temperature(
     """Store a calibration temperature in an existing checkpoint, atomically.
 
     Everything else in the file (weights, history, training state) is kept as it is; a
-    symbolic link is kept too, and the file it points to updated. With ``out``, the
+    symbolic link is kept too, and the file it points to updated. The file is stamped as
+    written by this retinalnet (``retinalnet_version``; ``written_by`` keeps the versions
+    that wrote it before) in the format its fields need: format 2 for a temperature other
+    than 1, which retinalnet 0.1 refuses rather than loading without it. With ``out``, the
     calibrated checkpoint is written there instead (atomically too: a file already at
     ``out`` is replaced whole or not at all) and ``path`` is left as it is. The
     :class:`~retinalnet.training.TemperatureScaling` callback writes the temperature it fits
@@ -447,6 +460,19 @@ class Checkpoint:
     and ``"unstored"``: the names of those declared by a function, which a file cannot hold.
     Empty for a registered architecture's model, and for a checkpoint written before 0.2.
     :meth:`build_model` gives them to the model.
+
+    .. versionadded:: 0.2
+    """
+    written_by: tuple[str, ...] = ()
+    """The versions of retinalnet that wrote the file, oldest first: a checkpoint of 0.1.0
+    calibrated by 0.2.0 gives ``("0.1.0", "0.2.0")``, and :attr:`retinalnet_version` is the
+    last. A file written before it was recorded gives its ``retinalnet_version`` alone.
+
+    .. versionadded:: 0.2
+    """
+    torch_version: str | None = None
+    """The version of torch that wrote the file last, as it records it (``None`` if it does
+    not say).
 
     .. versionadded:: 0.2
     """
@@ -693,7 +719,9 @@ def load_checkpoint(
         If there is no such file.
     ValueError
         If the file is not a retinalnet checkpoint (for example a whole pickled model, as the
-        tutorial saved, which is unsafe to load), was written by a newer format, has a
+        tutorial saved, which is unsafe to load), was written by a newer format, holds a
+        field under ``model`` this retinalnet does not know (a newer retinalnet's, which it
+        would load without and answer otherwise), is incomplete (a copy cut short), has a
         field that is missing or of the wrong kind (``cannot load checkpoint 'x.pt': field
         'epoch' must be an int >= 0, got str '3'``), preprocessing settings that are not
         valid, weights with NaN or infinite values (naming the first such tensor), or is
@@ -701,7 +729,8 @@ def load_checkpoint(
         ...``).
 
     .. versionchanged:: 0.2
-       Refuses a damaged file (CRC-32), and weights that are not finite.
+       Refuses a damaged or incomplete file (CRC-32, no zip directory), weights that are
+       not finite, and fields under ``model`` it does not know. Reads checkpoint format 2.
 
     Examples
     --------
@@ -824,6 +853,10 @@ class _Fields:
                 f"(format {_FORMAT_VERSION}): upgrade with pip install -U retinalnet"
             )
         model = self.get("model", dict, "a dict")
+        unknown = unknown_model_fields(model, data.get("retinalnet_version"))
+        if unknown is not None:  # a newer retinalnet's: loaded without, other answers
+            verb = "write" if self.writing else "load"
+            raise ValueError(f"cannot {verb} checkpoint {str(file)!r}: it {unknown}")
         arch = self.get("arch", (str, type(None)), "a str or None", within=model, prefix="model.")
         kwargs = self.get("arch_kwargs", dict, "a dict", within=model, prefix="model.")
         state = self.get("state_dict", dict, "a dict", within=model, prefix="model.")
@@ -892,10 +925,24 @@ class _Fields:
             scheduler_state=scheduler,
             callback_states=callbacks,
             retinalnet_version=self.get("retinalnet_version", str, "a str"),
+            written_by=self.written_by(),
+            torch_version=_text_or_none(self.data.get("torch_version")),
             loop_state=loop,
             temperature=float(temperature),
             declarations=declarations,
         )
+
+    def written_by(self) -> tuple[str, ...]:
+        """``written_by`` (the versions that wrote the file, oldest first); before it was
+        recorded, the ``retinalnet_version`` alone."""
+        history = self.get("written_by", list, "a list of versions (str)", default=None)
+        if history is None:
+            return (str(self.data.get("retinalnet_version")),)
+        if not history or not all(isinstance(version, str) for version in history):
+            raise self.malformed(
+                "written_by", f"must be a list of versions (str), got {_shown(history)}"
+            )
+        return tuple(history)
 
     def declarations(self, model: Mapping[str, Any]) -> dict[str, Any]:
         """``model["declarations"]`` (``{}`` if absent: before 0.2), each entry checked."""
@@ -922,6 +969,14 @@ class _Fields:
                 f"{_shown(unstored)}"
             )
             raise self.malformed(f"{where}.unstored", problem)
+        unknown = sorted(name for name in declared if name not in (*_DECLARABLE, "unstored"))
+        if unknown:  # a newer retinalnet's declaration: the model would lack it
+            problem = (
+                f"holds {unknown}, which retinalnet {__version__} does not know (written by "
+                f"retinalnet {self.data.get('retinalnet_version')}): upgrade with pip install "
+                "-U retinalnet"
+            )
+            raise self.malformed(where, problem)
         return {name: declared[name] for name in (*_DECLARABLE, "unstored") if name in declared}
 
 

@@ -110,6 +110,7 @@ the checkpoint from its author again'
 # torch.save writes a zip archive (b"PK..."), or in its legacy format a pickle (b"\x80", its
 # protocol header), which torch.load reads, and says what it finds in it
 _ZIP_START = b"PK"
+_ZIP_MEMBER = b"PK\x03\x04"  # the header of a zip archive's first member
 _PICKLE_START = b"\x80"
 _HEAD = 16  # the bytes a message shows
 _READ = 64  # the bytes read to tell other formats apart
@@ -193,6 +194,8 @@ def check_archive(file: Path, kind: str) -> str:
     ``"legacy"`` when ``file`` is no zip archive (PyTorch's legacy format, or no checkpoint
     at all: :func:`not_torch_file` says which), ``"unreadable"`` when it looks like one that
     Python's zipfile cannot open (torch.load then most likely fails too, and says why).
+    A file that starts as a zip archive but lacks its end (the zip directory) is refused
+    as incomplete: a copy cut short.
 
     .. versionchanged:: 0.2
        A TorchScript model (``torch.jit.save``) or a zip archive torch.save did not write
@@ -203,12 +206,17 @@ def check_archive(file: Path, kind: str) -> str:
     ------
     ValueError
         If a member fails its CRC-32 check or cannot be read: the file is damaged. If the
+        file lacks the end of its zip archive: it is incomplete. If the
         archive is a TorchScript model or one torch.save did not write: what it is, and what
         to pass instead.
     """
+    if not zipfile.is_zipfile(file):
+        with open(file, "rb") as stream:
+            started = stream.read(len(_ZIP_MEMBER)) == _ZIP_MEMBER
+        if started:  # a zip archive without its end: its directory is written last
+            raise _incomplete_file_error(file, kind)
+        return "legacy"
     try:
-        if not zipfile.is_zipfile(file):
-            return "legacy"
         archive = zipfile.ZipFile(file)
     except Exception:  # zipfile's errors for a damaged directory are of many kinds
         return "unreadable"
@@ -265,6 +273,22 @@ def _other_archive(names: list[str], kind: str) -> str | None:
     else:
         what = f"a zip archive that torch.save did not write (it holds {shown or 'nothing'})"
     return f"{what}, not a PyTorch file; {_WANTED.get(kind, 'pass a file torch.save wrote')}"
+
+
+def _incomplete_file_error(file: Path, kind: str) -> ValueError:
+    """The error for a ``kind`` of file (``"checkpoint"``, ``"weights file"``) that starts as
+    the zip archive torch.save writes but lacks its end (the zip directory, written last):
+    a copy or download cut short, or a save that did not finish."""
+    other = (
+        ", or use another checkpoint of the run (last.pt or best.pt)"
+        if kind == "checkpoint"
+        else ""
+    )
+    return ValueError(
+        f"{kind} {str(file)!r} is incomplete: it starts as the zip archive torch.save writes "
+        f"but has no zip directory at its end ({file.stat().st_size:,} bytes; a copy or "
+        f"download cut short?). Copy it again from where it came from{other}"
+    )
 
 
 def damaged_file_error(file: Path, kind: str, reason: str) -> ValueError:

@@ -94,7 +94,8 @@ _COMPILED = tuple((re.compile(pattern), replacement) for pattern, replacement in
 
 
 def cli_text(text: str) -> str:
-    """``text`` with the library's Python advice said as command-line flags.
+    """``text`` with the library's Python advice said as command-line flags; Python code in
+    backticks (which has no command-line form) is kept as it is.
 
     Examples
     --------
@@ -102,10 +103,17 @@ def cli_text(text: str) -> str:
     'pass --weights /path/to/vgg16-397923af.pth; --weights none trains from scratch'
     >>> cli_text("use device='auto' or 'cpu'")
     'use --device auto or --device cpu'
+    >>> cli_text("in Python: `create_model('small_cnn', weights=None)`")
+    "in Python: `create_model('small_cnn', weights=None)`"
     """
-    for pattern, replacement in _COMPILED:
-        text = pattern.sub(replacement, text)
-    return text
+    parts = _CODE.split(text)  # the odd parts: code in backticks
+    for index in range(0, len(parts), 2):
+        for pattern, replacement in _COMPILED:
+            parts[index] = pattern.sub(replacement, parts[index])
+    return "".join(parts)
+
+
+_CODE = re.compile(r"(`[^`]*`)")
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

@@ -58,14 +58,90 @@ def _preprocessing(settings: dict[str, Any]) -> str:
     )
 
 
+def _seed(training: dict[str, Any]) -> str:
+    if training["seed"] is not None:
+        return str(training["seed"])
+    if training.get("seed_recorded", True):
+        return "none (unseeded)"
+    return "not recorded (retinalnet before 0.2, or saved outside a fit)"
+
+
+# the train options retinalnet train records, in the words of its flags
+_OPTIONS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "balance",
+    "patience",
+    "augment",
+    "cache_views",
+    "feature_cache",
+    "precision",
+    "calibrate",
+)
+
+
+def _flag(name: str, value: Any) -> str:
+    """A recorded train option as the flag that gives it (``--no-calibrate``)."""
+    flag = f"--{name.replace('_', '-')}"
+    if isinstance(value, bool):
+        return flag if value else f"--no-{flag[2:]}"
+    if name == "feature_cache":  # recorded as on, off or auto
+        return {"on": flag, "off": f"--no-{flag[2:]}"}.get(value, "the default feature cache")
+    return f"no {flag}" if value is None else f"{flag} {value}"
+
+
+def _training_inputs(training: dict[str, Any]) -> list[tuple[str, str]]:
+    """The rows for what the run was trained on and with: the data folder, the manifest
+    (path and SHA-256), the train options and a fine-tune's recipe, as recorded."""
+    options = training.get("options")
+    if options is None:
+        said = "not recorded (trained with the Python API, or by retinalnet before 0.2)"
+        rows = [("train options", said)]
+    else:
+        manifest = options.get("manifest")
+        split = "none (the folders' train/val split)"
+        if isinstance(manifest, dict):
+            where = manifest.get("real_path") or manifest.get("path")
+            split = f"{where} (sha256 {manifest.get('sha256')})"
+        flags = ", ".join(_flag(name, options[name]) for name in _OPTIONS if name in options)
+        rows = [
+            ("data", str(options.get("data") or "not recorded")),
+            ("manifest", split),
+            ("train options", flags or "none recorded"),
+        ]
+    recipe = training.get("recipe")
+    if recipe:
+        rows.append(("fine-tune recipe", ", ".join(f"{k}={v}" for k, v in recipe.items())))
+    return rows
+
+
+def _writers(info: dict[str, Any]) -> str:
+    """``retinalnet 0.2.0``, or ``retinalnet 0.2.0 (first 0.1.0)`` for a file rewritten by
+    another version than the one that created it (a calibrated 0.1 checkpoint)."""
+    last = f"retinalnet {info['retinalnet_version']}"
+    history = info.get("written_by") or []
+    return f"{last} (first {history[0]})" if len(history) > 1 else last
+
+
+def _misnamed(info: dict[str, Any]) -> str:
+    """A note for a file whose suffix says the other kind (a checkpoint named .onnx)."""
+    onnx_name = str(info["file"]).lower().endswith(".onnx")
+    if info["kind"] == "checkpoint" and onnx_name:
+        return ", although named .onnx: rename it .pt"
+    if info["kind"] == "onnx" and not onnx_name:
+        return ", although not named .onnx: rename it .onnx"
+    return ""
+
+
 def format_info(info: dict[str, Any]) -> list[str]:
     """The lines ``retinalnet info`` prints for :func:`retinalnet.export.describe` output."""
     kind = "ONNX model" if info["kind"] == "onnx" else "checkpoint"
     temperature = info.get("temperature")
     rows = [
-        ("file", f"{info['file']} ({kind})"),
+        ("file", f"{info['file']} ({kind}{_misnamed(info)})"),
         ("architecture", info.get("arch") or "a network built by hand"),
-        ("classes", ", ".join(info["classes"])),
+        ("classes", ", ".join(map(repr, info["classes"]))),  # a name may hold ", "
         ("preprocessing", _preprocessing(info["preprocessing"])),
         ("parameters", _parameters(info)),
         ("temperature", "none (not calibrated)" if temperature is None else f"{temperature:g}"),
@@ -75,11 +151,12 @@ def format_info(info: dict[str, Any]) -> list[str]:
         seconds = training["seconds"]
         rows += [
             ("epochs", str(training["epochs"])),
-            ("seed", str(training["seed"])),
+            ("seed", _seed(training)),
             ("best val loss", _metric(training["best_val_loss"])),
             ("best val acc", _metric(training["best_val_accuracy"], percent=True)),
             ("training time", "-" if seconds is None else f"{seconds:.0f} s"),
             ("resumable", "yes" if training["resumable"] else "no (no optimizer state)"),
+            *_training_inputs(training),
         ]
     if info["kind"] == "onnx":
         sha = info.get("checkpoint_sha256") or "- (exported from a model in memory)"
@@ -93,7 +170,8 @@ def format_info(info: dict[str, Any]) -> list[str]:
             ("checkpoint sha256", sha),
         ]
     rows += [
-        ("written by", f"retinalnet {info['retinalnet_version']}"),
+        ("written by", _writers(info)),
+        *([("torch", info["torch_version"])] if info.get("torch_version") else []),
         ("sha256", info["sha256"]),
     ]
     width = max(len(name) for name, _ in rows)
@@ -103,8 +181,9 @@ def format_info(info: dict[str, Any]) -> list[str]:
 def run_info(args: argparse.Namespace) -> int:
     from retinalnet.cli._export import require_onnx
     from retinalnet.export import describe
+    from retinalnet.export._describe import file_kind
 
-    if args.path.suffix.lower() == ".onnx":
+    if file_kind(args.path) == "onnx":  # by its content, whatever its suffix
         require_onnx("reading an ONNX file", ("onnx",))
     info = describe(args.path)
     if args.json:

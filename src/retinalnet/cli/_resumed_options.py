@@ -5,6 +5,10 @@ its checkpoint (the architecture, size, decoding and recipe from the checkpoint 
 fine-tune's settings from its saved recipe, the other train options from the record
 :class:`TrainOptions` keeps in every checkpoint), and one given with another value than
 the run's is refused before any work.
+
+Why this module is long: the record of a run's options (:class:`TrainOptions`), the reading
+of it back (the options, the split, the training images) and the checks of what it records
+belong together, so that what is recorded is read back in the same change.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ __all__ = [
     "TrainOptions",
     "check_same_training_images",
     "resumed_run_defaults",
+    "run_manifest",
     "training_images",
 ]
 
@@ -164,10 +169,13 @@ def _resumed_split(args: argparse.Namespace, checkpoint: Checkpoint, resumed: st
             "leave --manifest out, or start a new run without --resume"
         )
     was = f"--manifest {run['path']!r} (SHA-256 {run['sha256'][:12]}...)"
-    candidate = Path(run["path"]) if given is None else Path(given)
-    same = candidate.is_file() and file_digest(candidate).hex() == run["sha256"]
-    if same:
-        args.manifest = candidate
+    if given is None:  # where it is now: its real path, or as given from this cwd
+        found = run_manifest(run)
+        if found is not None:
+            args.manifest = found
+            return
+    elif Path(given).is_file() and file_digest(Path(given)).hex() == run["sha256"]:
+        args.manifest = Path(given)
         return
     if given is None:
         raise ValueError(
@@ -180,6 +188,20 @@ def _resumed_split(args: argparse.Namespace, checkpoint: Checkpoint, resumed: st
         "(other contents): another split would validate on images the run trained on; give "
         "the run's manifest, or start a new run without --resume"
     )
+
+
+def run_manifest(run: Mapping[str, Any]) -> Path | None:
+    """The file of a run's recorded ``--manifest`` (``run``: its ``path`` as given, its
+    ``real_path`` since it is recorded, its ``sha256``), found at its real path or as given
+    (from the current directory) with the SHA-256 recorded; ``None`` if neither is it."""
+    from retinalnet._core.files import file_digest
+
+    places = [run.get("real_path"), run.get("path")]
+    for place in dict.fromkeys(str(p) for p in places if isinstance(p, str)):
+        path = Path(place)
+        if path.is_file() and file_digest(path).hex() == run.get("sha256"):
+            return path
+    return None
 
 
 def check_same_training_images(
@@ -237,6 +259,10 @@ class TrainOptions(Callback):
     checkpoints (``callbacks.TrainOptions``), so that ``--resume`` repeats the run with
     them (see :func:`resumed_run_defaults`).
 
+    A ``--manifest`` is recorded by its path as given, its real path (links followed, so
+    that it is found from another working directory: :func:`run_manifest`) and its SHA-256;
+    a record written before the real path was has the other two.
+
     Parameters
     ----------
     args
@@ -277,7 +303,11 @@ class TrainOptions(Callback):
         self.options["manifest"] = (
             None
             if manifest is None
-            else {"path": str(manifest), "sha256": file_digest(manifest).hex()}
+            else {
+                "path": str(manifest),  # as given, maybe relative to the cwd of the run
+                "real_path": os.path.realpath(manifest),  # found from another cwd too
+                "sha256": file_digest(manifest).hex(),
+            }
         )
         if train_images is not None:
             self.options["train_images"] = {str(k): int(v) for k, v in train_images.items()}

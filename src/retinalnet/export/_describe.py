@@ -11,11 +11,11 @@ from typing import Any
 
 from retinalnet._core.files import file_digest
 from retinalnet.checkpoint import Checkpoint, load_checkpoint
-from retinalnet.export._metadata import read_metadata
+from retinalnet.export._metadata import file_head, is_onnx_file, is_pytorch_file, read_metadata
 from retinalnet.export._onnx_runtime import require
 from retinalnet.models import Classifier, parameter_summary
 
-__all__ = ["describe"]
+__all__ = ["describe", "file_kind"]
 
 
 def _number(value: Any) -> float | None:
@@ -83,13 +83,43 @@ def _trained(checkpoint: Checkpoint, model: Classifier) -> tuple[int | None, str
     return sum(p.numel() for p in tensors), parts
 
 
+# the record ``retinalnet train`` keeps of its options (cli._resumed_options.TrainOptions)
+_TRAIN_OPTIONS = "TrainOptions"
+
+
+def _train_options(checkpoint: Checkpoint) -> dict[str, Any] | None:
+    """The options ``retinalnet train`` recorded (the data folder, the manifest's path and
+    SHA-256, the rate, batch size, balance, augmentation, precision...); ``None`` for a
+    checkpoint without that record (the Python API, or retinalnet before 0.2)."""
+    record = checkpoint.callback_states.get(_TRAIN_OPTIONS)
+    return dict(record) if isinstance(record, dict) else None
+
+
+def _seed(checkpoint: Checkpoint, options: dict[str, Any] | None) -> tuple[int | None, bool]:
+    """The run's seed and whether it is recorded at all: ``(None, True)`` for an unseeded
+    fit, ``(None, False)`` for a checkpoint that does not say (retinalnet before 0.2, or
+    written outside a fit)."""
+    for record in (checkpoint.loop_state, options or {}):
+        if "seed" in record:
+            seed = record["seed"]
+            return (seed if isinstance(seed, int) and not isinstance(seed, bool) else None), True
+    return None, False
+
+
 def _training(checkpoint: Checkpoint) -> dict[str, Any]:
+    from retinalnet.training._finetune import saved_recipe
+
     history = checkpoint.history
     last = history[-1] if history else {}
     seconds = [s for record in history if (s := _number(record.get("seconds"))) is not None]
+    options = _train_options(checkpoint)
+    seed, seed_recorded = _seed(checkpoint, options)
     return {
         "epochs": checkpoint.epoch,
-        "seed": checkpoint.loop_state.get("seed"),
+        "seed": seed,
+        "seed_recorded": seed_recorded,
+        "options": options,
+        "recipe": saved_recipe(checkpoint),
         "best_val_loss": _best(history, "val_loss", lowest=True),
         "best_val_accuracy": _best(history, "val_accuracy", lowest=False),
         "last_epoch": dict(last) if last else None,
@@ -127,6 +157,8 @@ def _describe_checkpoint(file: Path) -> dict[str, Any]:
         "temperature": temperature,
         "training": {**_training(checkpoint), "trained": trained},
         "retinalnet_version": checkpoint.retinalnet_version,
+        "written_by": list(checkpoint.written_by),
+        "torch_version": checkpoint.torch_version,
     }
 
 
@@ -144,13 +176,30 @@ def _describe_onnx(file: Path) -> dict[str, Any]:
     # not the model's parameter count: the export folds batch norms into the layers before
     # them, stores identical tensors once (frozen zero biases) and adds constants of its own
     values = sum(math.prod(tensor.dims) for tensor in graph.initializer)
-    return {
+    described = {
         "file": str(file),
         "kind": "onnx",
         "sha256": file_digest(file).hex(),
         **metadata.to_dict(),
         "parameters": {"total": values, "counted_in": _GRAPH_COUNT},
     }
+    if described["temperature"] == 1.0:  # uncalibrated: said as for its checkpoint
+        described["temperature"] = None
+    return described
+
+
+def file_kind(file: Path) -> str:
+    """``"onnx"`` or ``"checkpoint"``: what a model file is, by its content, whatever its
+    suffix (a checkpoint renamed ``.onnx``, an ONNX model renamed ``.pt``). A file that is
+    neither is taken by its suffix, and its reader says what it is."""
+    if not file.is_file():
+        return "onnx" if file.suffix.lower() == ".onnx" else "checkpoint"
+    head = file_head(file)
+    if is_pytorch_file(head):
+        return "checkpoint"
+    if is_onnx_file(head) or file.suffix.lower() == ".onnx":
+        return "onnx"
+    return "checkpoint"
 
 
 def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -160,9 +209,22 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     calibration temperature (``None`` if it has none), the training it records (epochs,
     seed, best validation loss and accuracy with their epochs, the last epoch's metrics,
     the training time, the callbacks, whether it can be resumed, which parameters
-    trained), the library version that wrote it and its sha256. For an ONNX file written
-    by :func:`~retinalnet.export.to_onnx`: its metadata, the number of values stored in
-    its graph and its sha256.
+    trained), the library and torch versions that wrote it and its sha256. For an ONNX
+    file written by :func:`~retinalnet.export.to_onnx`: its metadata (its temperature
+    ``None`` when uncalibrated, as for a checkpoint), the number of values stored in its
+    graph and its sha256. Which of the two a file is is told by its content, not its
+    suffix.
+
+    ``training["seed"]`` is ``None`` both for an unseeded run and for a checkpoint that
+    does not record its seed (retinalnet before 0.2, or one saved outside a fit):
+    ``training["seed_recorded"]`` tells them apart. ``training["options"]`` is what
+    ``retinalnet train`` recorded of its inputs (``data``: the data folder;
+    ``manifest``: the ``--manifest`` file's ``path``, ``real_path`` and ``sha256``, or
+    ``None`` for the folders' split; ``epochs``, ``batch_size``, ``lr``, ``balance``,
+    ``patience``, ``augment``, ``precision``, ``seed``, ``calibrate``...), ``None`` for a
+    checkpoint without that record (the Python API, retinalnet before 0.2);
+    ``training["recipe"]`` the :class:`~retinalnet.training.FineTune` settings of a
+    fine-tune, else ``None``.
 
     ``parameters`` is ``{"total": ..., "trainable": ...}``, where ``trainable`` counts the
     parameters that trained in the run that wrote the checkpoint: for a fine-tune (its
@@ -180,20 +242,24 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     .. versionchanged:: 0.2
        ``trainable`` counts what trained in the run, not what the model rebuilt from the
        architecture settings leaves trainable; an ONNX file's count says what it counts.
+       A file is told by its content, not its suffix; an uncalibrated ONNX model's
+       temperature is ``None``; ``training`` gives ``seed_recorded``, ``options`` and
+       ``recipe``, and ``torch_version`` is given.
 
     .. versionadded:: 0.2
 
     Parameters
     ----------
     path
-        A checkpoint (``best.pt``) or an ONNX file (``model.onnx``, by its suffix).
+        A checkpoint (``best.pt``) or an ONNX file (``model.onnx``), whatever its suffix.
 
     Raises
     ------
     FileNotFoundError
         If there is no such file.
     ValueError
-        If the file is not a retinalnet checkpoint or export; the message names it.
+        If the file is not a retinalnet checkpoint or export, or is damaged or incomplete;
+        the message names it.
 
     Examples
     --------
@@ -202,6 +268,6 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     {'epoch': 7, 'value': 0.96875}
     """
     file = Path(path)
-    if file.suffix.lower() == ".onnx":
+    if file_kind(file) == "onnx":
         return _describe_onnx(file)
     return _describe_checkpoint(file)

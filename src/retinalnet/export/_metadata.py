@@ -244,6 +244,60 @@ def parse_metadata(props: Mapping[str, str], source: str) -> OnnxMetadata:
     )
 
 
+# torch.save writes a zip archive (b"PK\x03\x04"), or in its legacy format a pickle (b"\x80");
+# an ONNX model is a protobuf message that starts with its ir_version (field 1, a varint:
+# b"\x08" and a small number), then another field of its header (as in
+# retinalnet._core.torch_load, which names an ONNX file given as a checkpoint)
+_PYTORCH_STARTS = (b"PK\x03\x04", b"\x80")
+_ONNX_FIELDS = frozenset(b"\x12\x1a\x22\x28\x32\x3a\x42")
+_HEAD = 16
+
+
+def file_head(file: Path) -> bytes:
+    """The first bytes of ``file``, which tell a PyTorch file from an ONNX model."""
+    with open(file, "rb") as stream:
+        return stream.read(_HEAD)
+
+
+def is_pytorch_file(head: bytes) -> bool:
+    """Whether a file starting with ``head`` is one torch.save wrote (a retinalnet checkpoint
+    is): a zip archive, or a pickle (torch's legacy format)."""
+    return head.startswith(_PYTORCH_STARTS)
+
+
+def is_onnx_file(head: bytes) -> bool:
+    """Whether a file starting with ``head`` starts as an ONNX model does."""
+    return len(head) > 2 and head[0] == 0x08 and 0 < head[1] < 64 and head[2] in _ONNX_FIELDS
+
+
+def _unparsable(file: Path, head: bytes, error: Exception) -> ValueError:
+    """The error for a file onnx cannot parse: a PyTorch file (a checkpoint named .onnx),
+    an ONNX model cut short or damaged, or no ONNX model at all."""
+    name = str(file)
+    if is_pytorch_file(head):
+        rename = "; rename it .pt" if file.suffix.lower() == ".onnx" else ""
+        return ValueError(
+            f"{name!r} is not an ONNX model but a PyTorch file, as torch.save writes (a "
+            f"retinalnet checkpoint?): Predictor.from_checkpoint({name!r}) predicts with a "
+            f"checkpoint, and retinalnet export --checkpoint {name} --out model.onnx writes "
+            f"its ONNX model{rename}"
+        )
+    size = file.stat().st_size
+    if not head:
+        return ValueError(f"{name!r} is empty (0 bytes), not an ONNX model: copy it again")
+    if is_onnx_file(head):
+        return ValueError(
+            f"ONNX model {name!r} is damaged or incomplete: it starts as an ONNX model but "
+            f"cannot be parsed ({size:,} bytes; a copy or download cut short?). Copy it again "
+            "from where it came from, or export it again (retinalnet export)"
+        )
+    return ValueError(
+        f"{name!r} is not an ONNX model: it starts with {head!r}, not as an ONNX model does, "
+        f"and cannot be parsed as one ({type(error).__name__}); export one with retinalnet "
+        "export --checkpoint best.pt --out model.onnx"
+    )
+
+
 def read_metadata(path: str | os.PathLike[str]) -> OnnxMetadata:
     """The metadata of an ONNX model exported by retinalnet, read without running it.
 
@@ -257,7 +311,9 @@ def read_metadata(path: str | os.PathLike[str]) -> OnnxMetadata:
     FileNotFoundError
         If there is no such file.
     ValueError
-        If the file is not an ONNX model, or was not exported by retinalnet.
+        If the file is not an ONNX model (a PyTorch file such as a checkpoint, whatever its
+        suffix, is named as one), is damaged or incomplete (it starts as an ONNX model but
+        cannot be parsed), or was not exported by retinalnet.
 
     Examples
     --------
@@ -271,11 +327,12 @@ def read_metadata(path: str | os.PathLike[str]) -> OnnxMetadata:
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"no ONNX model file {str(file)!r}")
+    head = file_head(file)
+    if is_pytorch_file(head):  # protobuf may parse a zip archive's bytes as a message
+        raise _unparsable(file, head, ValueError())
     try:
         model = onnx.load(str(file), load_external_data=False)
     except Exception as error:  # onnx raises DecodeError and others for a file it cannot parse
-        raise ValueError(
-            f"cannot read {str(file)!r} as an ONNX model ({type(error).__name__}: {error})"
-        ) from None
+        raise _unparsable(file, head, error) from None
     props = {prop.key: prop.value for prop in model.metadata_props}
     return parse_metadata(props, str(file))

@@ -86,7 +86,9 @@ class OnnxPredictor:
     FileNotFoundError
         If there is no such file.
     ValueError
-        If it is not a model exported by retinalnet, or an argument is out of range.
+        If it is not a model exported by retinalnet (a PyTorch file, such as a checkpoint
+        named ``.onnx``, is named as one), is damaged or incomplete (a copy cut short), or
+        an argument is out of range.
     ModuleNotFoundError
         If ``onnxruntime`` or ``onnx`` is missing (``pip install 'retinalnet[onnx]'``).
 

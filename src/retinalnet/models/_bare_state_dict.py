@@ -18,7 +18,13 @@ import torch
 
 from retinalnet._core.articles import type_with_article
 from retinalnet.models._registry import ModelSpec, find_spec, list_models
-from retinalnet.models._state_dict import fit_keys, is_state_dict, unwrap_container
+from retinalnet.models._state_dict import (
+    _PREFIXES,
+    _strip_prefix,
+    fit_keys,
+    is_state_dict,
+    unwrap_container,
+)
 
 __all__ = [
     "bare_state_dict_message",
@@ -89,9 +95,57 @@ def _shapes(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
     return {key: tuple(value.shape) for key, value in state.items()}
 
 
+# the keys of a trained Classifier's own state dict (``torch.save(model.state_dict())``)
+_CLASSIFIER = "network."
+# the entries only PyTorch Lightning's checkpoints have
+_LIGHTNING = ("pytorch-lightning_version", "lightning_version")
+
+
+def _wrapper_prefix(state: Mapping[str, Any], spec: ModelSpec | None) -> str:
+    """The prefix a wrapper put on every key of ``state`` (``"model."``, ``"module."``,
+    ``"model.network."``), as :func:`fit_keys` removes it for ``spec``'s network; for no
+    registered architecture, the known wrappers' and a Classifier's prefixes all keys
+    share."""
+    shapes = None if spec is None else _shapes_of(spec)
+    if shapes is not None:
+        return _strip_prefix(dict(state), shapes)[1]
+    prefix = ""
+    for _ in range(3):
+        first = {key.removeprefix(prefix).partition(".")[0] for key in state}
+        if len(first) != 1 or f"{next(iter(first))}." not in (*_PREFIXES, _CLASSIFIER):
+            break
+        prefix += f"{first.pop()}."
+    return prefix
+
+
+def _state_expression(file: Path, container: str | None, strip: str) -> str:
+    """Python that reads the state dict of ``file``: its ``container`` entry, ``strip``
+    removed from its keys."""
+    loaded = f"torch.load({str(file)!r}, weights_only=True)"
+    if container is not None:
+        loaded += f"[{container!r}]"
+    if not strip:
+        return loaded
+    return f"{{k.removeprefix({strip!r}): v for k, v in {loaded}.items()}}"
+
+
+def _native_head(spec: ModelSpec, state: Mapping[str, Any]) -> bool:
+    """Whether ``state`` (its keys fitted) has the head ``spec``'s builder makes
+    (torchvision's ``fc``), not the one :func:`create_model` puts in its place."""
+    builder = {k for k in (_shapes_of(spec) or {}) if k.startswith(f"{spec.head}.")}
+    return bool(builder) and builder == {k for k in state if k.startswith(f"{spec.head}.")}
+
+
 def bare_state_dict_message(data: object, file: Path, marker: str) -> str:
     """The one-line error for a file that is not a retinalnet checkpoint (no ``marker``):
-    for a state dict, which architecture it fits and how to use it."""
+    for a state dict, which architecture it fits and how to use it.
+
+    The way to the whole trained network works as written: it names the entry a training
+    tool's checkpoint keeps the state dict in (Lightning's ``'state_dict'``) and the prefix
+    a wrapper put on its keys (Lightning's ``'model.'``, DDP's ``'module.'``), and a
+    Classifier's own state dict (``'network.'`` keys) is loaded into
+    ``create_model(arch, weights=None, classes=[...])``. Python code is in backticks, which
+    the command line shows as it is."""
     start = f"{str(file)!r} is not a retinalnet checkpoint (no {marker!r} marker)"
     state, container = unwrap_container(data)
     if not is_state_dict(state):
@@ -101,24 +155,74 @@ def bare_state_dict_message(data: object, file: Path, marker: str) -> str:
         )
     notes = [] if container is None else [f"under its {container!r} key"]
     spec = find_spec(guess_architecture(state))
+    prefix = _wrapper_prefix(state, spec)
+    classifier = prefix.endswith(_CLASSIFIER)  # model.state_dict() of a Classifier
+    strip = prefix.removesuffix(_CLASSIFIER) if classifier else prefix
+    if strip:
+        notes.append(f"every key prefixed {strip!r}")
+    fitted = state if spec is None else fit_keys(state, _shapes_of(spec) or {})[0]
     if spec is None:
         what = f"a bare state dict ({len(state)} tensors, of no registered architecture)"
         arch = "ARCH"
     else:
-        shapes = _shapes_of(spec) or {}
-        outputs = head_outputs(_shapes(fit_keys(state, shapes)[0]), spec.head)
-        if outputs is not None and outputs != head_outputs(shapes, spec.head):
+        outputs = head_outputs(_shapes(fitted), spec.head)
+        if outputs is not None and outputs != head_outputs(_shapes_of(spec) or {}, spec.head):
             notes.append(f"its {spec.head} has {outputs} outputs")
         what = f"a bare {spec.name} state dict"
         arch = repr(spec.name)
+    if classifier:  # a trained model's own state dict, not its network's
+        what = what.replace("a bare", "a", 1).replace("state dict", "Classifier's state dict", 1)
+    if isinstance(data, Mapping) and any(key in data for key in _LIGHTNING):
+        what = f"a PyTorch Lightning checkpoint holding {what}"
     if notes:
         what += f" ({'; '.join(notes)})"
-    return (
+    said = (
         f"{start} but {what}: weights only, with no class names or preprocessing. For its "
         f"backbone weights use create_model({arch}, weights={str(file)!r}); to use the whole "
-        "trained network, load the file into that network and wrap it in Python: "
-        "Classifier(net, classes=[...]), which save_checkpoint() writes as a checkpoint"
+        "trained network"
     )
+    sd = _state_expression(file, container, strip)
+    network = _network_call(spec, fitted)
+    if classifier:
+        model = (
+            f"create_model({arch}, weights=None, classes=[...])"
+            if spec is not None
+            else "Classifier(net, classes=[...])"
+        )
+        whole = f"`model = {model}; model.load_state_dict({sd})`"
+        if spec is None:
+            whole += ", net being the untrained network it was built on"
+    elif spec is not None and network is None:  # the network create_model builds
+        model = f"create_model({arch}, weights=None, classes=[...])"
+        whole = f"`model = {model}; model.network.load_state_dict({sd})`"
+    elif container is None and not strip:  # the file itself loads into that network
+        built = "" if network is None else f", net being {network} with the file loaded"
+        return (
+            f"{said}, load the file into that network and wrap it in Python: Classifier(net, "
+            f"classes=[...]){built}, which save_checkpoint() writes as a checkpoint"
+        )
+    else:
+        net = network or "the network it was saved from"
+        whole = f"`net = {net}; net.load_state_dict({sd}); model = Classifier(net, classes=[...])`"
+    return (
+        f"{said} in Python: {whole} (classes: its class names in output order), then "
+        "save_checkpoint('model.pt', model) writes it as a checkpoint"
+    )
+
+
+def _network_call(spec: ModelSpec | None, fitted: Mapping[str, Any]) -> str | None:
+    """``torchvision.models.resnet18(num_classes=4)``: the call that builds the network a
+    state dict (its keys ``fitted``) of torchvision's own layout loads into, its head the
+    builder's (``fc``, not the one :func:`create_model` puts in its place); ``None`` for
+    another network."""
+    if spec is None or not _native_head(spec, fitted):
+        return None
+    builder = getattr(spec.builder, "__name__", "")
+    module = getattr(spec.builder, "__module__", "") or ""
+    outputs = head_outputs(_shapes(fitted), spec.head)
+    if not module.startswith("torchvision.") or outputs is None:
+        return None
+    return f"torchvision.models.{builder}(num_classes={outputs})"
 
 
 def trained_head_message(

@@ -103,11 +103,7 @@ def read_state_dict(path: Path, spec: ModelSpec) -> dict[str, torch.Tensor]:
             f"({torch_load_reason(error)}); expected {expected_file(spec)}"
         ) from None
     if isinstance(loaded, dict) and "format" in loaded and "model" in loaded:
-        raise ValueError(
-            f"{str(path)!r} is a retinalnet checkpoint, not backbone weights: to continue its "
-            f"training use fit(..., resume_from={str(path)!r}); to predict with it use "
-            f"Predictor.from_checkpoint({str(path)!r})"
-        )
+        raise ValueError(_checkpoint_as_weights(Path(path), loaded, spec))
     state, container = unwrap_container(loaded)
     if not is_state_dict(state):
         keys = f" with keys {sorted(map(str, loaded))[:5]}" if isinstance(loaded, dict) else ""
@@ -128,6 +124,24 @@ def read_state_dict(path: Path, spec: ModelSpec) -> dict[str, torch.Tensor]:
             "built on them gives no valid predictions; download the weights again"
         )
     return dict(state)
+
+
+def _checkpoint_as_weights(path: Path, loaded: dict[Any, Any], spec: ModelSpec) -> str:
+    """The error for a retinalnet checkpoint given as weights: a resumed run continues it
+    on its own data only, so a new run (other data or classes) starts from its network's
+    weights, written as a state-dict file by one line of Python."""
+    model = loaded.get("model")
+    arch = model.get("arch") if isinstance(model, dict) else None
+    arch = arch if isinstance(arch, str) else spec.name
+    network = path.with_name(f"{path.stem}_network.pth")
+    return (
+        f"{str(path)!r} is a retinalnet checkpoint, not backbone weights: to continue its run "
+        f"(same data and settings) use fit(..., resume_from={str(path)!r}); to predict with it "
+        f"use Predictor.from_checkpoint({str(path)!r}); to start a new run from its weights "
+        "(other data or classes), write its network's weights as a state-dict file in Python, "
+        f"`torch.save(load_checkpoint({str(path)!r}).build_model().network.state_dict(), "
+        f"{str(network)!r})`, and use create_model({arch!r}, weights={str(network)!r})"
+    )
 
 
 def load_file(network: nn.Module, path: Path, spec: ModelSpec) -> None:
