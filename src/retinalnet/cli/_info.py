@@ -7,6 +7,7 @@ from typing import Any
 
 from retinalnet._core.json_text import strict_json
 from retinalnet.cli._argtypes import path_argument
+from retinalnet.cli._resumed_options import _RECORDED
 
 __all__ = ["add_info_command", "format_info", "run_info"]
 
@@ -66,19 +67,8 @@ def _seed(training: dict[str, Any]) -> str:
     return "not recorded (retinalnet before 0.2, or saved outside a fit)"
 
 
-# the train options retinalnet train records, in the words of its flags
-_OPTIONS = (
-    "epochs",
-    "batch_size",
-    "lr",
-    "balance",
-    "patience",
-    "augment",
-    "cache_views",
-    "feature_cache",
-    "precision",
-    "calibrate",
-)
+# the train options retinalnet train records (the seed has its own row), as flags
+_OPTIONS = tuple(name for name in _RECORDED if name != "seed")
 
 
 def _flag(name: str, value: Any) -> str:

@@ -10,8 +10,9 @@ data set's ``root``, so the run's folder moved or copied elsewhere is the same i
 from __future__ import annotations
 
 import hashlib
-import os
 from typing import Any
+
+from retinalnet._core.listed_samples import listed_names
 
 __all__ = ["sample_names_digest"]
 
@@ -20,7 +21,8 @@ def sample_names_digest(data: Any) -> str | None:
     """A SHA-256 of ``data``'s images: each sample's path relative to the data set's
     ``root`` (as written, links not followed) and its class name, sorted; ``None`` for a
     data set that does not list its files (``samples``, ``classes``), a ``TensorDataset``
-    say. A ``DataLoader`` is read through its data set.
+    say. A ``DataLoader``, a ``Subset`` (its own images) and a ``ConcatDataset`` are read
+    through (:func:`~retinalnet._core.listed_samples.listed_names`).
 
     Examples
     --------
@@ -28,17 +30,8 @@ def sample_names_digest(data: Any) -> str | None:
     >>> sample_names_digest(KermanyOCT("OCT2017", "train"))  # doctest: +SKIP
     '3f5a...'
     """
-    data = getattr(data, "dataset", data)  # a DataLoader's
-    samples, classes = getattr(data, "samples", None), getattr(data, "classes", None)
-    if not isinstance(samples, list) or classes is None:
+    names = listed_names(data)
+    if names is None:
         return None
-    root = str(getattr(data, "root", ""))
-    names = [str(name) for name in classes]
-    try:
-        lines = sorted(
-            f"{os.path.relpath(path, root) if root else path}\t{names[target]}"
-            for path, target in samples
-        )
-    except (TypeError, ValueError, IndexError):  # samples of another shape: not told apart
-        return None
-    return hashlib.sha256("\n".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
+    text = "\n".join(sorted(names))
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler, TensorData
 
 from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.classes import KERMANY_CLASSES, data_classes
+from retinalnet._core.listed_samples import listed_targets
 from retinalnet._core.loaders import DataSource, make_loader
 from retinalnet.models import Classifier
 from retinalnet.training._distributed import DistributedContext
@@ -167,12 +168,13 @@ def warn_of_missing_classes(
 
 
 def _present(data: DataSource) -> tuple[set[int], int] | None:
-    """The class indices ``data`` (or a DataLoader's data set) holds images of, and its
-    number of images; ``None`` for data without ``targets``."""
-    targets = getattr(getattr(data, "dataset", data), "targets", None)
+    """The class indices ``data`` holds images of, and its number of images, read through
+    DataLoaders, Subsets (their own images) and ConcatDatasets; ``None`` for data that does
+    not list its targets as class indices."""
+    targets = listed_targets(data)
     if targets is None:
         return None
-    return {int(target) for target in targets}, len(targets)
+    return set(targets), len(targets)
 
 
 def _study_hint(names: tuple[str, ...], present: set[int]) -> str:

@@ -28,7 +28,7 @@ from retinalnet._core.loaders import DataSource, shut_down_workers, unchecked_sa
 from retinalnet._core.model_use import modes_restored
 from retinalnet.models import Classifier
 from retinalnet.precision import autocast
-from retinalnet.training._data import train_targets
+from retinalnet.training._data import train_targets, warn_of_missing_classes
 from retinalnet.training._distributed import DistributedContext, distributed_context
 from retinalnet.training._epoch import enter_train_mode
 from retinalnet.training._lr_result import DEFAULT_RULE, SUGGESTION_RULES, LRFinderResult
@@ -285,6 +285,8 @@ def find_lr(
     model = trainer.model
     if isinstance(model, Classifier):
         check_same_classes(model.classes, train, where="Trainer.lr_find")
+    # as fit does: a rate found on images of one class would be the fit's, which refuses them
+    warn_of_missing_classes(train, model.classes if isinstance(model, Classifier) else None)
     trainer._prepare_run("Trainer.lr_find")  # the optimizer the coming fit starts with
     model.to(trainer.device)
     config, _ = trainer._feature_cache_for(train)
