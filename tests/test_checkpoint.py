@@ -1807,3 +1807,17 @@ def test_a_checkpoint_cut_short_is_said_incomplete_by_every_door(tmp_path: Path,
     ):
         with pytest.raises(ValueError, match=message):
             door()
+
+
+def test_rebuilding_a_model_leaves_the_global_torch_rng_as_it_was(tmp_path: Path) -> None:
+    # was: build_model drew the random init (then overwritten) from the host's generator
+    path = save_checkpoint(tmp_path / "best.pt", small_cnn(width=4, hidden=8))
+    for door in (
+        lambda: load_checkpoint(path).build_model(),
+        lambda: Predictor.from_checkpoint(path, device="cpu"),
+    ):
+        torch.manual_seed(0)
+        expected = torch.rand(3)
+        torch.manual_seed(0)
+        door()
+        assert torch.equal(torch.rand(3), expected)

@@ -181,3 +181,21 @@ def test_the_data_of_a_demo_whose_marker_lists_no_files_is_written_again(tmp_pat
     write_demo_data(tmp_path, train_per_class=1, eval_per_class=1, shape=(32, 32))
 
     assert len(marker.read_text().splitlines()) == 1 + 3 * 4  # its header, then its files
+
+
+@pytest.mark.usefixtures("no_cached_weights")
+def test_two_demos_with_the_same_seed_give_the_same_model(tmp_path: Path) -> None:
+    # was: the model was built before seeding, so each run started from other weights
+    settings = {"epochs": 1, "train_per_class": 2, "eval_per_class": 1, "size": 32, "seed": 0}
+    torch.manual_seed(1)
+    first = run_demo(tmp_path / "a", progress=False, **settings)
+    torch.manual_seed(2)  # what the host drew before must not matter
+    second = run_demo(tmp_path / "b", progress=False, **settings)
+    weights = [
+        torch.load(r.checkpoint, weights_only=True)["model"]["state_dict"] for r in (first, second)
+    ]
+    assert weights[0].keys() == weights[1].keys()
+    for name in weights[0]:
+        torch.testing.assert_close(weights[0][name], weights[1][name], rtol=0, atol=0)
+    losses = [[(e.train_loss, e.val_loss) for e in r.history] for r in (first, second)]
+    assert losses[0] == losses[1]

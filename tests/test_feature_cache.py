@@ -763,3 +763,39 @@ def test_a_model_returning_probabilities_is_refused_while_caching(tree: Path) ->
 
     with pytest.raises(ValueError, match="returned probabilities"):
         build_feature_cache(model, KermanyOCT(tree, "train"), device="cpu", progress=False)
+
+
+@pytest.mark.parametrize(
+    ("name", "damage"),
+    [
+        ("features.npy", "cut"),
+        ("features.npy", "remove"),
+        ("targets.npy", "cut"),
+        ("targets.npy", "remove"),
+    ],
+)
+def test_a_damaged_disk_cache_is_rebuilt_with_a_warning(
+    tree: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str, damage: str
+) -> None:
+    # was: numpy's "mmap length is greater than file size" or a FileNotFoundError
+    cache_dir = tmp_path / "features"
+    model = frozen_model()
+    data = KermanyOCT(tree, "train")
+    first = build_feature_cache(model, data, cache_dir=cache_dir, device="cpu", progress=False)
+    (folder,) = cache_dir.iterdir()
+    if damage == "cut":
+        whole = (folder / name).read_bytes()
+        (folder / name).write_bytes(whole[: len(whole) // 2])
+    else:
+        (folder / name).unlink()
+    with caplog.at_level(logging.WARNING, logger="retinalnet"):
+        rebuilt = build_feature_cache(
+            model, data, cache_dir=cache_dir, device="cpu", progress=False
+        )
+    assert f"feature cache {folder} is damaged" in caplog.text
+    assert "it is rebuilt" in caplog.text
+    torch.testing.assert_close(rebuilt.features, first.features)
+    assert torch.equal(rebuilt.targets, first.targets)
+    again = FeatureCache.load(folder, fingerprint=first.fingerprint)  # whole again on disk
+    assert again is not None
+    assert torch.equal(again.targets, first.targets)

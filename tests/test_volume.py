@@ -862,3 +862,28 @@ def test_an_order_split_inside_a_class_name_says_how_to_quote_it(
         assert line.endswith(
             'the fallback class last: --order \'wet AMD,"Ödem, diabetic","say ""ah""",normal\''
         )
+
+
+@pytest.mark.parametrize("on_error", ["raise", "skip"])
+def test_a_missing_b_scan_keeps_its_error_class(
+    tmp_path: Path, brightness: Predictor, on_error: str
+) -> None:
+    # was: a plain UnreadableImageError, which `except FileNotFoundError` did not catch
+    from retinalnet.datasets import ImageNotFoundError
+
+    good = tmp_path / "0.png"
+    Image.fromarray(scans(1)[0]).save(good)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    predictor = Predictor(brightness.model, device="cpu", on_error=on_error)
+    with pytest.raises(ImageNotFoundError, match=r"gone\.png.*B-scan of the volume <volume>"):
+        predict_volume(predictor, [good, tmp_path / "gone.png"])
+    with pytest.raises(UnreadableImageError) as caught:
+        predict_volume(predictor, [good, broken])
+    assert not isinstance(caught.value, FileNotFoundError)
+
+
+def test_read_volume_refuses_a_list_in_one_line(tmp_path: Path) -> None:
+    # was: os.fspath's "expected str, bytes or os.PathLike object, not list"
+    with pytest.raises(TypeError, match=r"^read_volume takes one volume file, got list; pass a "):
+        read_volume([tmp_path / "a.jpeg"])  # type: ignore[arg-type]

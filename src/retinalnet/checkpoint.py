@@ -467,6 +467,8 @@ class Checkpoint:
     """The versions of retinalnet that wrote the file, oldest first: a checkpoint of 0.1.0
     calibrated by 0.2.0 gives ``("0.1.0", "0.2.0")``, and :attr:`retinalnet_version` is the
     last. A file written before it was recorded gives its ``retinalnet_version`` alone.
+    A fit writes its checkpoints afresh: a resumed run's files name the versions that wrote
+    them since it resumed, not those of the run before.
 
     .. versionadded:: 0.2
     """
@@ -513,12 +515,14 @@ class Checkpoint:
                     "untrained network as model= to load the weights into it"
                 )
             try:
-                classifier = build_model(
-                    self.arch,
-                    self.arch_kwargs,
-                    classes=self.classes,
-                    preprocessing=self.preprocessing,
-                )
+                # the random init is overwritten by the weights: keep the host's RNG as it was
+                with torch.random.fork_rng(devices=[]):
+                    classifier = build_model(
+                        self.arch,
+                        self.arch_kwargs,
+                        classes=self.classes,
+                        preprocessing=self.preprocessing,
+                    )
             except TypeError as error:  # a setting the architecture does not take
                 raise _malformed(
                     self.path, "model.arch_kwargs", f"does not fit {self.arch!r}: {error}"

@@ -30,6 +30,7 @@ from retinalnet.training import (
     History,
     RunLock,
     Trainer,
+    seed_everything,
 )
 from retinalnet.transforms import Preprocessing
 
@@ -240,9 +241,9 @@ def run_demo(
         .. versionchanged:: 0.2
            64 (was 96), with the smaller scans: half the time, the same accuracy.
     seed
-        Seeds the data and the training; as ``Trainer(seed=...)`` does, it seeds Python's,
-        NumPy's and torch's global generators too (see
-        :func:`~retinalnet.training.seed_everything`).
+        Seeds the model's new layers, the data and the training; as ``Trainer(seed=...)``
+        does, it seeds Python's, NumPy's and torch's global generators too (see
+        :func:`~retinalnet.training.seed_everything`), so two runs give the same model.
     shape
         ``(height, width)`` of the synthetic scans, half a real scan's by default.
 
@@ -289,6 +290,7 @@ def run_demo(
         raise ValueError(f"shape must be two ints >= 32 (height, width), got {shape!r}")
     shape = (int(shape[0]), int(shape[1]))
     preprocessing = Preprocessing(size=size)
+    seed_everything(seed)  # the new layers start from the same weights in every run
     model, model_name = _choose_model(weights, preprocessing)
     out = Path(out_dir)
     # one demo at a time in out_dir: a second one would replace the data under the first

@@ -44,6 +44,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -54,6 +55,7 @@ from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet._core.counts import as_integer, as_number
 from retinalnet._core.images import (
     ImageInput,
+    ImageNotFoundError,
     UnreadableImageError,
     coerce_volume,
     load_frames,
@@ -357,6 +359,8 @@ def read_volume(path: str | os.PathLike[str]) -> list[Image.Image]:
         If the file cannot be read; the message names the file and never a patient tag.
     ModuleNotFoundError
         For a DICOM file when pydicom is not installed (``pip install "retinalnet[dicom]"``).
+    TypeError
+        If ``path`` is not one path (a list of B-scans goes to :func:`predict_volume`).
 
     Examples
     --------
@@ -364,6 +368,11 @@ def read_volume(path: str | os.PathLike[str]) -> list[Image.Image]:
     >>> len(scans), scans[0].size  # doctest: +SKIP
     (49, (512, 496))
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"read_volume takes one volume file, got {type(path).__name__}; pass a list of "
+            "B-scans to predict_volume"
+        )
     return load_frames(path)
 
 
@@ -455,8 +464,8 @@ def predict_volume(
     if not isinstance(volume, (str, os.PathLike)):  # one scale for all its B-scans
         try:
             scans = coerce_volume(scans, target_size=predictor.preprocessing.decode_size)
-        except UnreadableImageError as error:
-            raise UnreadableImageError(
+        except UnreadableImageError as error:  # keeps its class (ImageNotFoundError)
+            raise type(error)(
                 error.path or "<volume>",
                 f"{error.reason} (B-scan of the volume {name}; a volume is summarised only "
                 "when every B-scan is read)",
@@ -464,7 +473,8 @@ def predict_volume(
     probabilities = predictor.predict_proba(scans)
     if predictor.skipped:
         first = predictor.skipped[0]
-        raise UnreadableImageError(
+        missing = not first.source.startswith("<image ") and not Path(first.source).exists()
+        raise (ImageNotFoundError if missing else UnreadableImageError)(
             first.source,
             f"{first.reason} (B-scan of the volume {name}; a volume is summarised only when "
             "every B-scan is read)",

@@ -41,6 +41,7 @@ from retinalnet._core.files import atomic_write
 from retinalnet._core.loader_settings import check_batch_size
 from retinalnet._core.loaders import BatchedTensorDataset, DataSource, decoded_with, make_loader
 from retinalnet._core.model_outputs import class_scores
+from retinalnet._core.printable import one_line
 from retinalnet._core.progress import progress_bar
 from retinalnet._core.seeds import check_seed
 from retinalnet.datasets._readable import readable_for_scoring
@@ -285,7 +286,11 @@ class FeatureCache:
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str], *, fingerprint: str) -> FeatureCache | None:
-        """The cache in ``folder`` if it is complete and has ``fingerprint``; else ``None``."""
+        """The cache in ``folder`` if it is complete and has ``fingerprint``; else ``None``.
+
+        A folder whose arrays are missing or cut short (a copy or a disk cleanup) is a miss
+        too, with a warning: the caller rebuilds it, as Lightning and fastai treat a bad cache.
+        """
         path = Path(folder)
         try:
             meta = json.loads((path / "meta.json").read_text())
@@ -293,8 +298,22 @@ class FeatureCache:
             return None
         if meta.get("format_version") != _FORMAT_VERSION or meta.get("fingerprint") != fingerprint:
             return None
-        features = np.load(path / "features.npy", mmap_mode="c")  # copy-on-write: read-only file
-        targets = np.load(path / "targets.npy")
+        try:
+            features = np.load(path / "features.npy", mmap_mode="c")  # copy-on-write
+            targets = np.load(path / "targets.npy")
+        except (OSError, ValueError, EOFError) as error:  # missing, cut short
+            logger.warning(
+                "feature cache %s is damaged (%s); it is rebuilt", path, one_line(str(error))
+            )
+            return None
+        if len(features) != len(targets):
+            logger.warning(
+                "feature cache %s is damaged (%d feature rows, %d targets); it is rebuilt",
+                path,
+                len(features),
+                len(targets),
+            )
+            return None
         return cls(
             features=torch.from_numpy(features),
             targets=torch.from_numpy(targets),
