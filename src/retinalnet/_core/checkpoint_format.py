@@ -25,11 +25,21 @@ import torch
 
 from retinalnet._version import __version__
 
-__all__ = ["FORMAT_VERSION", "format_needed", "stamped", "unknown_model_fields"]
+__all__ = [
+    "FORMAT_VERSION",
+    "TRAIN_OPTIONS_KEY",
+    "format_needed",
+    "stamped",
+    "unknown_model_fields",
+]
 
 FORMAT_VERSION = 2
 """The newest checkpoint format this retinalnet reads and writes: 1 (retinalnet 0.1), or 2
 (0.2: adds ``model.temperature`` other than 1 and ``model.declarations``)."""
+
+TRAIN_OPTIONS_KEY = "TrainOptions"
+"""The callback state that holds the options ``retinalnet train`` ran with
+(``callbacks.TrainOptions``): written by the command line, read by ``describe`` too."""
 
 _MODEL_FIELDS = ("arch", "arch_kwargs", "state_dict", "temperature", "declarations")
 

@@ -24,6 +24,7 @@ __all__ = [
     "check_archive",
     "damaged_file_error",
     "first_nonfinite",
+    "is_onnx_start",
     "not_torch_file",
     "pickled_global",
     "torch_load_reason",
@@ -138,12 +139,18 @@ _SAFETENSORS = (
 _ONNX_FIELDS = frozenset(b"\x12\x1a\x22\x28\x32\x3a\x42")
 
 
+def is_onnx_start(head: bytes) -> bool:
+    """Whether a file starting with ``head`` starts as an ONNX model does (the one rule:
+    :mod:`retinalnet.export` tells an ONNX model from a checkpoint by it too)."""
+    return len(head) > 2 and head[0] == 0x08 and 0 < head[1] < 64 and head[2] in _ONNX_FIELDS
+
+
 def _other_format(head: bytes, file: Path) -> str | None:
     """What another format's file is, from its first bytes."""
     for start, said in _SIGNATURES:
         if head.startswith(start):
             return said
-    if len(head) > 2 and head[0] == 0x08 and 0 < head[1] < 64 and head[2] in _ONNX_FIELDS:
+    if is_onnx_start(head):
         return _ONNX
     # safetensors: the header's length (8 bytes, little-endian), then the JSON header
     length = int.from_bytes(head[:8], "little") if len(head) > 8 else 0

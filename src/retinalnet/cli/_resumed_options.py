@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from retinalnet._core.checkpoint_format import TRAIN_OPTIONS_KEY
 from retinalnet.cli._recipe import DEFAULT_ARCH, RECIPES
 from retinalnet.cli._split_data import study_classes
 from retinalnet.training import Callback, class_counts
@@ -282,7 +283,7 @@ class TrainOptions(Callback):
         with as many images per class is refused too.
     """
 
-    KEY = "TrainOptions"
+    KEY = TRAIN_OPTIONS_KEY
 
     def __init__(
         self,

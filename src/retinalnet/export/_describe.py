@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from retinalnet._core.checkpoint_format import TRAIN_OPTIONS_KEY
 from retinalnet._core.files import file_digest
 from retinalnet.checkpoint import Checkpoint, load_checkpoint
 from retinalnet.export._metadata import file_head, is_onnx_file, is_pytorch_file, read_metadata
@@ -83,15 +84,11 @@ def _trained(checkpoint: Checkpoint, model: Classifier) -> tuple[int | None, str
     return sum(p.numel() for p in tensors), parts
 
 
-# the record ``retinalnet train`` keeps of its options (cli._resumed_options.TrainOptions)
-_TRAIN_OPTIONS = "TrainOptions"
-
-
 def _train_options(checkpoint: Checkpoint) -> dict[str, Any] | None:
     """The options ``retinalnet train`` recorded (the data folder, the manifest's path and
     SHA-256, the rate, batch size, balance, augmentation, precision...); ``None`` for a
     checkpoint without that record (the Python API, or retinalnet before 0.2)."""
-    record = checkpoint.callback_states.get(_TRAIN_OPTIONS)
+    record = checkpoint.callback_states.get(TRAIN_OPTIONS_KEY)
     return dict(record) if isinstance(record, dict) else None
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from retinalnet._core.torch_load import is_onnx_start
 from retinalnet.transforms import Preprocessing
 
 __all__ = [
@@ -245,11 +246,8 @@ def parse_metadata(props: Mapping[str, str], source: str) -> OnnxMetadata:
 
 
 # torch.save writes a zip archive (b"PK\x03\x04"), or in its legacy format a pickle (b"\x80");
-# an ONNX model is a protobuf message that starts with its ir_version (field 1, a varint:
-# b"\x08" and a small number), then another field of its header (as in
-# retinalnet._core.torch_load, which names an ONNX file given as a checkpoint)
+# an ONNX model's start is told by retinalnet._core.torch_load.is_onnx_start
 _PYTORCH_STARTS = (b"PK\x03\x04", b"\x80")
-_ONNX_FIELDS = frozenset(b"\x12\x1a\x22\x28\x32\x3a\x42")
 _HEAD = 16
 
 
@@ -267,7 +265,7 @@ def is_pytorch_file(head: bytes) -> bool:
 
 def is_onnx_file(head: bytes) -> bool:
     """Whether a file starting with ``head`` starts as an ONNX model does."""
-    return len(head) > 2 and head[0] == 0x08 and 0 < head[1] < 64 and head[2] in _ONNX_FIELDS
+    return is_onnx_start(head)
 
 
 def _unparsable(file: Path, head: bytes, error: Exception) -> ValueError:
