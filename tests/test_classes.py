@@ -141,3 +141,27 @@ def test_gradcam_lists_class_names_holding_commas_one_by_one() -> None:
     choices = "'3', 'normal', 'wet AMD', 'Ödem, diabetic'"
     with pytest.raises(ValueError, match=re.escape(f"choose from {choices}")):
         predictor.gradcam(Image.new("L", (40, 40)), class_index="Ödem")
+
+
+def test_class_lists_in_messages_are_quoted_only_when_a_name_would_read_as_two() -> None:
+    from retinalnet._core.classes import in_words
+
+    assert in_words(["CNV", "DME", "DRUSEN", "NORMAL"]) == "CNV, DME, DRUSEN, NORMAL"
+    assert in_words(["wet AMD", "Ödem, diabetic", "3"]) == "'wet AMD', 'Ödem, diabetic', '3'"
+    assert in_words([" NORMAL", "CNV"]) == "' NORMAL', 'CNV'"
+
+
+def test_a_training_warning_quotes_a_class_name_holding_a_comma() -> None:
+    # was: "holds no image of a, b": read as two classes
+    import warnings
+
+    from torch.utils.data import TensorDataset
+
+    from retinalnet.training._data import warn_of_missing_classes
+
+    data = TensorDataset(torch.zeros(4, 1), torch.tensor([1, 2, 1, 2]))
+    data.targets = [1, 2, 1, 2]  # type: ignore[attr-defined]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warn_of_missing_classes(data, ("a, b", "c", "d"))
+    assert "holds no image of 'a, b' (4 images in all)" in str(caught[0].message)

@@ -85,7 +85,7 @@ def test_lines_for_a_person(checkpoint: Path, capsys: pytest.CaptureFixture[str]
     assert status == 0
     lines = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in out.splitlines())
     assert lines["architecture"] == "small_cnn"
-    assert lines["classes"] == "'CNV', 'DME', 'DRUSEN', 'NORMAL'"
+    assert lines["classes"] == "CNV, DME, DRUSEN, NORMAL"  # quoted only when one holds ', '
     assert "resize 37, centre crop 32" in lines["preprocessing"]
     assert "reduced JPEG decode" in lines["preprocessing"]
     assert lines["best val loss"] == "0.6000 (epoch 2)"

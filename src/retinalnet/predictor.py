@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from retinalnet._core.articles import type_with_article
+from retinalnet._core.classes import in_words
 from retinalnet._core.counts import as_integer
 from retinalnet._core.device import default_num_workers
 from retinalnet._core.images import (
@@ -501,7 +502,7 @@ class Predictor:
             if class_index not in self.classes:
                 raise ValueError(
                     f"class_index {class_index!r} is not a class of this model; choose from "
-                    f"{', '.join(map(repr, self.classes))}"
+                    f"{in_words(self.classes)}"
                 )
             class_index = self.classes.index(class_index)
         if class_index is not None and not 0 <= class_index < len(self.classes):

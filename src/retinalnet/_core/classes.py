@@ -3,7 +3,7 @@ check that a model and a data set agree on their classes."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 from retinalnet._core.counts import as_integer
@@ -194,3 +194,21 @@ def kermany_subset(classes: Sequence[str] | None, *, name: str = "classes") -> t
             "needs at least two, e.g. CNV NORMAL"
         )
     return in_kermany_order(names)
+
+
+def in_words(names: Iterable[str]) -> str:
+    """Class names listed for a message: ``CNV, DME``; each quoted when one of them would
+    make the list read otherwise (a comma in ``'Ödem, diabetic'``, spaces around a name, an
+    empty name), so a list is never read as more classes than it has.
+
+    Examples
+    --------
+    >>> in_words(["CNV", "DME"])
+    'CNV, DME'
+    >>> in_words(["wet AMD", "Ödem, diabetic"])
+    "'wet AMD', 'Ödem, diabetic'"
+    """
+    listed = [str(name) for name in names]
+    if any("," in name or name != name.strip() or not name for name in listed):
+        return ", ".join(map(repr, listed))
+    return ", ".join(listed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from retinalnet._core.classes import in_words
 from retinalnet._core.json_text import strict_json
 from retinalnet.cli._argtypes import path_argument
 from retinalnet.cli._resumed_options import _RECORDED
@@ -131,7 +132,7 @@ def format_info(info: dict[str, Any]) -> list[str]:
     rows = [
         ("file", f"{info['file']} ({kind}{_misnamed(info)})"),
         ("architecture", info.get("arch") or "a network built by hand"),
-        ("classes", ", ".join(map(repr, info["classes"]))),  # a name may hold ", "
+        ("classes", in_words(info["classes"])),
         ("preprocessing", _preprocessing(info["preprocessing"])),
         ("parameters", _parameters(info)),
         ("temperature", "none (not calibrated)" if temperature is None else f"{temperature:g}"),

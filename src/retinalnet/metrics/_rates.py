@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from retinalnet._core.classes import in_words
 from retinalnet.metrics._confusion import FloatArray, IntArray, confusion_matrix
 from retinalnet.metrics._roc import roc_auc
 
@@ -94,8 +95,8 @@ def average_notes(matrix: IntArray, names: Sequence[str], unit: str = "images") 
         ]
         covered = macro_classes(matrix, names)
         note = (
-            f"no {unit} of {', '.join(shown)}: the macro averages cover "
-            f"{', '.join(covered)}, the classes with {unit} or predictions"
+            f"no {unit} of {in_words(shown)}: the macro averages cover "
+            f"{in_words(covered)}, the classes with {unit} or predictions"
         )
         if predicted[absent].any():
             note += f"; recall and AUC only those with {unit}"

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from retinalnet._core.classes import KERMANY_CLASSES
+from retinalnet._core.classes import KERMANY_CLASSES, in_words
 from retinalnet._core.counts import as_integer
 from retinalnet._core.seeds import check_seed
 from retinalnet.metrics._bootstrap import _bootstrap_intervals
@@ -256,7 +256,7 @@ class ClassificationReport:
         for metrics in self.per_class:
             if metrics.name == name:
                 return metrics
-        raise KeyError(f"no class {name!r}; classes: {', '.join(self.classes)}")
+        raise KeyError(f"no class {name!r}; classes: {in_words(self.classes)}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON; NaN (undefined) values become ``None``."""
@@ -648,7 +648,7 @@ def _urgent_index(urgent: Sequence[str] | None, names: tuple[str, ...]) -> IntAr
     for name in given:
         if name not in names:
             raise ValueError(
-                f"urgent class {name!r} is not one of {', '.join(names)} (the classes); "
+                f"urgent class {name!r} is not one of {in_words(names)} (the classes); "
                 "spell it as in classes, or pass urgent=None to leave out the referral view"
             )
     if all(name in given for name in names):
@@ -671,7 +671,7 @@ def _referral_note(urgent: Sequence[str] | None, names: tuple[str, ...]) -> str:
         return ""
     others = [name for name in names if name not in KERMANY_CLASSES]
     if others:
-        listed = ", ".join(others)
+        listed = in_words(others)
         verb = "is not a Kermany class" if len(others) == 1 else "are not Kermany classes"
         return (
             f"no urgent-referral view: {listed} {verb}, so which classes need an urgent "
@@ -680,7 +680,7 @@ def _referral_note(urgent: Sequence[str] | None, names: tuple[str, ...]) -> str:
         )
     if all(name in urgent for name in names):
         return (
-            f"no urgent-referral view: every class is urgent ({', '.join(names)}), so there "
+            f"no urgent-referral view: every class is urgent ({in_words(names)}), so there "
             "is no other class to tell them from (its sensitivity would be 100% by "
             "construction)"
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from retinalnet._core.classes import in_words
 from retinalnet.report._html import Section, esc, num, pct, side_by_side, table
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ def referral_section(report: ClassificationReport) -> Section | None:
     if referral is None:
         return None
     urgent = " or ".join(referral.urgent)
-    others = ", ".join(name for name in report.classes if name not in referral.urgent)
+    others = in_words(name for name in report.classes if name not in referral.urgent)
     matrix = referral.confusion_matrix  # rows true (not urgent, urgent), columns referred (no, yes)
     missed, caught = int(matrix[1, 0]), int(matrix[1, 1])
     false_alarms, cleared = int(matrix[0, 1]), int(matrix[0, 0])

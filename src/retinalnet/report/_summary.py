@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from retinalnet._core.classes import in_words
 from retinalnet._core.files import file_digest
 from retinalnet._version import __version__
 from retinalnet.report._html import Section, esc, pct, side_by_side, table
@@ -67,7 +68,7 @@ def summary_section(
         images += f" ({len(skipped)} unreadable left out, listed below)"
     rows.append(["Images", esc(images)])
     rows += _model_rows(checkpoint, model)
-    rows.append(["Classes", esc(", ".join(result.classes))])
+    rows.append(["Classes", esc(in_words(result.classes))])
     rows.append(
         ["Test-time augmentation", "each scan averaged with its mirror" if result.tta else "none"]
     )

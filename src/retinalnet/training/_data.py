@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler, TensorDataset
 
 from retinalnet._core.caller_warnings import warn_caller
-from retinalnet._core.classes import KERMANY_CLASSES, data_classes
+from retinalnet._core.classes import KERMANY_CLASSES, data_classes, in_words
 from retinalnet._core.listed_samples import listed_targets
 from retinalnet._core.loaders import DataSource, make_loader
 from retinalnet.models import Classifier
@@ -146,7 +146,7 @@ def warn_of_missing_classes(
         missing = [name for index, name in enumerate(names) if index not in present]
         if missing and images:
             warn_caller(
-                f"the training data holds no image of {', '.join(missing)} ({images} images "
+                f"the training data holds no image of {in_words(missing)} ({images} images "
                 f"in all): the model cannot learn to predict "
                 f"{'it' if len(missing) == 1 else 'them'}; check the data's class folders or "
                 f"manifest{_study_hint(names, present)}",
@@ -159,7 +159,7 @@ def warn_of_missing_classes(
         if missing and images:
             one = len(missing) == 1
             warn_caller(
-                f"the validation data holds no image of {', '.join(missing)} ({images} images "
+                f"the validation data holds no image of {in_words(missing)} ({images} images "
                 f"in all): the best epoch, and a temperature fitted on it, are chosen without "
                 f"{'it' if one else 'them'}; add {'its' if one else 'their'} images to the "
                 "validation data (check its class folders or manifest)",
