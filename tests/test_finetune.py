@@ -868,3 +868,13 @@ def test_batch_norm_statistics_never_estimated_are_warned_about_with_freeze_bn(
         warnings.simplefilter("error")
         fine_tune_trainer(_hand_built(_Staged("gn")), *data, recipe, **FAST)  # no statistics
         fine_tune_trainer(_hand_built(), *data, replace(recipe, freeze_bn=False), **FAST)
+
+
+def test_validation_without_a_class_is_said_once_for_both_phases(data: Any) -> None:
+    # was: the same warning from the probe's fit and again from the fine-tune's
+    val = SyntheticOCT({"CNV": 1, "DME": 1, "NORMAL": 1}, shape=(40, 44), seed=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fine_tune(_model(), data[0], val, FineTune(blocks=1, epochs=1, probe_epochs=1), **FAST)
+    said = [w for w in caught if "validation data holds no image of DRUSEN" in str(w.message)]
+    assert len(said) == 1

@@ -838,7 +838,7 @@ def fine_tune_trainer(
         )
     task = FineTuneTask(model, recipe, steps_per_epoch=_steps_per_epoch(train, batch_size))
     patience = recipe.patience if recipe.patience is not None else recipe.epochs
-    return Trainer(
+    trainer = Trainer(
         model,
         task,
         max_epochs=recipe.epochs,
@@ -847,3 +847,6 @@ def fine_tune_trainer(
         out_dir=trainer_settings.get("out_dir"),
         **shared,
     )
+    # the probe's fit said what the data lacks (its classes): the same data, said once
+    trainer._classes_checked = bool(recipe.probe_epochs and resume_from is None)
+    return trainer

@@ -276,6 +276,8 @@ class Trainer:
         self._cache_choice = choose_feature_cache(feature_cache, model)
         self.feature_cache: FeatureCacheConfig | None = self._cache_choice.config
         self._cache_refused: str | None = None  # why "auto" found the model uncacheable
+        # the data's classes were checked before this fit (fine_tune's probe): not again
+        self._classes_checked = False
         self._last_cached: CachedData | None = None  # the features built last, for reuse
         self.max_epochs = int(max_epochs)  # a NumPy int would not load from a checkpoint
         self.batch_size = int(batch_size)
