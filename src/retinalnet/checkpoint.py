@@ -61,7 +61,6 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = "retinalnet-checkpoint"
-_FORMAT_VERSION = FORMAT_VERSION  # 2 since 0.2; a file is written in the format it needs
 
 
 class CheckpointWriteError(OSError):
@@ -203,10 +202,7 @@ def save_checkpoint(
     with exclusive_use(model):  # not mid-way through another thread's pass (a ViT's swap)
         weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {
-        "format": CHECKPOINT_FORMAT,
-        "format_version": _FORMAT_VERSION,  # as its fields need, in _write
-        "retinalnet_version": __version__,
-        "torch_version": str(torch.__version__),
+        "format": CHECKPOINT_FORMAT,  # its version, the writer's and torch's: _write stamps
         "model": {
             "arch": model.arch,
             "arch_kwargs": dict(model.arch_kwargs),
@@ -850,11 +846,11 @@ class _Fields:
         if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(bare_state_dict_message(data, file, CHECKPOINT_FORMAT))
         format_version = self.get("format_version", int, "an int", default=0)
-        if format_version > _FORMAT_VERSION:
+        if format_version > FORMAT_VERSION:
             raise ValueError(
                 f"{str(file)!r} was written by retinalnet {data.get('retinalnet_version')} in "
                 f"checkpoint format {format_version}; this is retinalnet {__version__} "
-                f"(format {_FORMAT_VERSION}): upgrade with pip install -U retinalnet"
+                f"(format {FORMAT_VERSION}): upgrade with pip install -U retinalnet"
             )
         model = self.get("model", dict, "a dict")
         unknown = unknown_model_fields(model, data.get("retinalnet_version"))
