@@ -878,3 +878,12 @@ def test_validation_without_a_class_is_said_once_for_both_phases(data: Any) -> N
         fine_tune(_model(), data[0], val, FineTune(blocks=1, epochs=1, probe_epochs=1), **FAST)
     said = [w for w in caught if "validation data holds no image of DRUSEN" in str(w.message)]
     assert len(said) == 1
+
+
+def test_a_fine_tune_trainer_checks_the_classes_of_other_data_it_is_given(data: Any) -> None:
+    # was: after its probe, every later fit skipped the check (one class trained silently)
+    trainer = fine_tune_trainer(_model(), *data, FineTune(blocks=1, epochs=1), **FAST)
+    trainer.fit(*data)
+    one_class = SyntheticOCT({"CNV": 4}, shape=(40, 44), seed=4)
+    with pytest.raises(ValueError, match=r"^the training data holds images of CNV only"):
+        trainer.fit(one_class, data[1])

@@ -847,6 +847,6 @@ def fine_tune_trainer(
         out_dir=trainer_settings.get("out_dir"),
         **shared,
     )
-    # the probe's fit said what the data lacks (its classes): the same data, said once
-    trainer._classes_checked = bool(recipe.probe_epochs and resume_from is None)
+    if recipe.probe_epochs and resume_from is None:  # the probe's fit said what they lack
+        trainer._classes_checked = (train, val)
     return trainer

@@ -135,8 +135,9 @@ class FitLoop:
         if trainer._feature_cache_for(train, val)[0] is None:
             train_targets(train, trainer.task.balance)  # fails now without targets
         model_classes = trainer.model.classes if isinstance(trainer.model, Classifier) else None
-        if not trainer._classes_checked:  # fine_tune's second phase: its probe's fit did
-            warn_of_missing_classes(train, model_classes, val=val)
+        checked, trainer._classes_checked = trainer._classes_checked, None  # one fit's
+        if checked is None or checked[0] is not train or checked[1] is not val:
+            warn_of_missing_classes(train, model_classes, val=val)  # (fine_tune's probe did)
         if trainer.task.balance == "sampler" and self.dist.enabled:
             raise ValueError(SAMPLER_NOT_DISTRIBUTED)
         with contextlib.ExitStack() as lock:

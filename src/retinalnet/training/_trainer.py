@@ -276,8 +276,9 @@ class Trainer:
         self._cache_choice = choose_feature_cache(feature_cache, model)
         self.feature_cache: FeatureCacheConfig | None = self._cache_choice.config
         self._cache_refused: str | None = None  # why "auto" found the model uncacheable
-        # the data's classes were checked before this fit (fine_tune's probe): not again
-        self._classes_checked = False
+        # the data whose classes were checked before the next fit (fine_tune's probe), which
+        # that fit, on the same data, does not check again
+        self._classes_checked: tuple[object, object] | None = None
         self._last_cached: CachedData | None = None  # the features built last, for reuse
         self.max_epochs = int(max_epochs)  # a NumPy int would not load from a checkpoint
         self.batch_size = int(batch_size)
