@@ -25,6 +25,7 @@ __all__ = [
     "damaged_file_error",
     "first_nonfinite",
     "is_onnx_start",
+    "is_torch_start",
     "not_torch_file",
     "pickled_global",
     "torch_load_reason",
@@ -139,6 +140,12 @@ _SAFETENSORS = (
 _ONNX_FIELDS = frozenset(b"\x12\x1a\x22\x28\x32\x3a\x42")
 
 
+def is_torch_start(head: bytes) -> bool:
+    """Whether a file starting with ``head`` may be one ``torch.save`` wrote: a zip archive,
+    or a pickle (torch's legacy format)."""
+    return head.startswith((_ZIP_START, _PICKLE_START))
+
+
 def is_onnx_start(head: bytes) -> bool:
     """Whether a file starting with ``head`` starts as an ONNX model does (the one rule:
     :mod:`retinalnet.export` tells an ONNX model from a checkpoint by it too)."""
@@ -184,7 +191,7 @@ def not_torch_file(file: Path) -> str | None:
     other = _other_format(head, file)  # first: a safetensors header may start with b"\x80"
     if other is not None:
         return other
-    if head.startswith((_ZIP_START, _PICKLE_START)):
+    if is_torch_start(head):
         return None
     return f"torch.save writes a zip archive; this file starts with {head[:_HEAD]!r}"
 

@@ -11,8 +11,9 @@ from typing import Any
 
 from retinalnet._core.checkpoint_format import TRAIN_OPTIONS_KEY
 from retinalnet._core.files import file_digest
+from retinalnet._core.torch_load import is_onnx_start, is_torch_start
 from retinalnet.checkpoint import Checkpoint, load_checkpoint
-from retinalnet.export._metadata import file_head, is_onnx_file, is_pytorch_file, read_metadata
+from retinalnet.export._metadata import file_head, read_metadata
 from retinalnet.export._onnx_runtime import require
 from retinalnet.models import Classifier, parameter_summary
 
@@ -192,9 +193,9 @@ def file_kind(file: Path) -> str:
     if not file.is_file():
         return "onnx" if file.suffix.lower() == ".onnx" else "checkpoint"
     head = file_head(file)
-    if is_pytorch_file(head):
+    if is_torch_start(head):
         return "checkpoint"
-    if is_onnx_file(head) or file.suffix.lower() == ".onnx":
+    if is_onnx_start(head) or file.suffix.lower() == ".onnx":
         return "onnx"
     return "checkpoint"
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from retinalnet._core.torch_load import is_onnx_start
+from retinalnet._core.torch_load import is_onnx_start, is_torch_start
 from retinalnet.transforms import Preprocessing
 
 __all__ = [
@@ -245,9 +245,6 @@ def parse_metadata(props: Mapping[str, str], source: str) -> OnnxMetadata:
     )
 
 
-# torch.save writes a zip archive (b"PK\x03\x04"), or in its legacy format a pickle (b"\x80");
-# an ONNX model's start is told by retinalnet._core.torch_load.is_onnx_start
-_PYTORCH_STARTS = (b"PK\x03\x04", b"\x80")
 _HEAD = 16
 
 
@@ -257,22 +254,11 @@ def file_head(file: Path) -> bytes:
         return stream.read(_HEAD)
 
 
-def is_pytorch_file(head: bytes) -> bool:
-    """Whether a file starting with ``head`` is one torch.save wrote (a retinalnet checkpoint
-    is): a zip archive, or a pickle (torch's legacy format)."""
-    return head.startswith(_PYTORCH_STARTS)
-
-
-def is_onnx_file(head: bytes) -> bool:
-    """Whether a file starting with ``head`` starts as an ONNX model does."""
-    return is_onnx_start(head)
-
-
 def _unparsable(file: Path, head: bytes, error: Exception) -> ValueError:
     """The error for a file onnx cannot parse: a PyTorch file (a checkpoint named .onnx),
     an ONNX model cut short or damaged, or no ONNX model at all."""
     name = str(file)
-    if is_pytorch_file(head):
+    if is_torch_start(head):
         rename = "; rename it .pt" if file.suffix.lower() == ".onnx" else ""
         return ValueError(
             f"{name!r} is not an ONNX model but a PyTorch file, as torch.save writes (a "
@@ -283,7 +269,7 @@ def _unparsable(file: Path, head: bytes, error: Exception) -> ValueError:
     size = file.stat().st_size
     if not head:
         return ValueError(f"{name!r} is empty (0 bytes), not an ONNX model: copy it again")
-    if is_onnx_file(head):
+    if is_onnx_start(head):
         return ValueError(
             f"ONNX model {name!r} is damaged or incomplete: it starts as an ONNX model but "
             f"cannot be parsed ({size:,} bytes; a copy or download cut short?). Copy it again "
@@ -326,7 +312,7 @@ def read_metadata(path: str | os.PathLike[str]) -> OnnxMetadata:
     if not file.is_file():
         raise FileNotFoundError(f"no ONNX model file {str(file)!r}")
     head = file_head(file)
-    if is_pytorch_file(head):  # protobuf may parse a zip archive's bytes as a message
+    if is_torch_start(head):  # protobuf may parse a zip archive's bytes as a message
         raise _unparsable(file, head, ValueError())
     try:
         model = onnx.load(str(file), load_external_data=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -131,7 +132,7 @@ def warn_of_missing_classes(
     """
     names = classes
     if names is None:  # a plain module: the data's names, however it gives them
-        names = data_classes(getattr(train, "dataset", train)) or ()
+        names = data_classes(train) or ()
     counted = _present(train)
     if counted is not None:
         present, images = counted
@@ -143,28 +144,40 @@ def warn_of_missing_classes(
                 "classifier learns from images of at least two classes; add the other "
                 "classes' images (check the data's class folders or manifest)"
             )
-        missing = [name for index, name in enumerate(names) if index not in present]
-        if missing and images:
-            warn_caller(
-                f"the training data holds no image of {in_words(missing)} ({images} images "
-                f"in all): the model cannot learn to predict "
-                f"{'it' if len(missing) == 1 else 'them'}; check the data's class folders or "
-                f"manifest{_study_hint(names, present)}",
-                UserWarning,
-            )
-    counted = None if val is None else _present(val)
-    if counted is not None:
-        present, images = counted
-        missing = [name for index, name in enumerate(names) if index not in present]
-        if missing and images:
-            one = len(missing) == 1
-            warn_caller(
-                f"the validation data holds no image of {in_words(missing)} ({images} images "
-                f"in all): the best epoch, and a temperature fitted on it, are chosen without "
-                f"{'it' if one else 'them'}; add {'its' if one else 'their'} images to the "
-                "validation data (check its class folders or manifest)",
-                UserWarning,
-            )
+        _warn_of_absent(
+            "training",
+            names,
+            counted,
+            "the model cannot learn to predict {it}; check the "
+            f"data's class folders or manifest{_study_hint(names, present)}",
+        )
+    if val is not None and (counted := _present(val)) is not None:
+        _warn_of_absent(
+            "validation",
+            names,
+            counted,
+            "the best epoch, and a temperature fitted on it, "
+            "are chosen without {it}; add {its} images to the validation data (check its "
+            "class folders or manifest)",
+        )
+
+
+def _warn_of_absent(
+    which: str, names: Sequence[str], counted: tuple[set[int], int], effect: str
+) -> None:
+    """Warn that the ``which`` data, of ``counted`` (classes present, images), holds no
+    image of some of ``names``; ``effect`` says what follows, with ``{it}`` and ``{its}``
+    for the missing class or classes."""
+    present, images = counted
+    missing = [name for index, name in enumerate(names) if index not in present]
+    if not missing or not images:
+        return
+    one = len(missing) == 1
+    said = effect.format(it="it" if one else "them", its="its" if one else "their")
+    warn_caller(
+        f"the {which} data holds no image of {in_words(missing)} ({images} images in all): {said}",
+        UserWarning,
+    )
 
 
 def _present(data: DataSource) -> tuple[set[int], int] | None:
