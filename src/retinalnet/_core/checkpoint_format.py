@@ -30,6 +30,7 @@ __all__ = [
     "TRAIN_OPTIONS_KEY",
     "format_needed",
     "stamped",
+    "train_record",
     "unknown_model_fields",
 ]
 
@@ -40,6 +41,15 @@ FORMAT_VERSION = 2
 TRAIN_OPTIONS_KEY = "TrainOptions"
 """The callback state that holds the options ``retinalnet train`` ran with
 (``callbacks.TrainOptions``): written by the command line, read by ``describe`` too."""
+
+
+def train_record(callback_states: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The options ``retinalnet train`` recorded in a checkpoint's ``callback_states``;
+    ``None`` where there is no such record (the Python API, retinalnet before 0.2) or it is
+    not a mapping (a damaged or foreign file)."""
+    record = callback_states.get(TRAIN_OPTIONS_KEY)
+    return record if isinstance(record, Mapping) else None
+
 
 _MODEL_FIELDS = ("arch", "arch_kwargs", "state_dict", "temperature", "declarations")
 

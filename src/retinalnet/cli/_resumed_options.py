@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retinalnet._core.checkpoint_format import TRAIN_OPTIONS_KEY
+from retinalnet._core.checkpoint_format import TRAIN_OPTIONS_KEY, train_record
 from retinalnet.cli._recipe import DEFAULT_ARCH, RECIPES
 from retinalnet.cli._split_data import study_classes
 from retinalnet.training import Callback, class_counts
@@ -89,12 +89,12 @@ def resumed_run_defaults(args: argparse.Namespace) -> None:
             "run keeps its recipe; leave --recipe out, or start a new run without --resume"
         )
     _resumed_split(args, checkpoint, resumed)
-    record = checkpoint.callback_states.get(TrainOptions.KEY)
+    record = train_record(checkpoint.callback_states) or {}
     # the run's training images per class, which check_same_training_images compares with
     # --data's once it is read (not recorded before 0.2's record of them: not checked)
-    counts = record.get("train_images") if isinstance(record, Mapping) else None
+    counts = record.get("train_images")
     args.resumed_train_images = dict(counts) if isinstance(counts, Mapping) else None
-    names = record.get("train_names_sha256") if isinstance(record, Mapping) else None
+    names = record.get("train_names_sha256")
     args.resumed_train_names = names if isinstance(names, str) else None
     saved = _saved_options(checkpoint)
     if args.recipe == RECIPES[0] and recipe is not None:
@@ -156,8 +156,8 @@ def _resumed_split(args: argparse.Namespace, checkpoint: Checkpoint, resumed: st
     validation images."""
     from retinalnet._core.files import file_digest
 
-    record = checkpoint.callback_states.get(TrainOptions.KEY)
-    if not isinstance(record, Mapping) or "manifest" not in record:
+    record = train_record(checkpoint.callback_states)
+    if record is None or "manifest" not in record:
         return  # not recorded (the Python API, an older retinalnet): nothing to check
     run = record["manifest"]
     given = getattr(args, "manifest", None)
@@ -355,8 +355,8 @@ def _saved_options(checkpoint: Checkpoint) -> dict[str, Any]:
     head's rate)."""
     from retinalnet.transforms import AUGMENTATION_PRESETS
 
-    record = checkpoint.callback_states.get(TrainOptions.KEY)
-    if isinstance(record, Mapping):
+    record = train_record(checkpoint.callback_states)
+    if record is not None:
         return {name: record[name] for name in _RECORDED if name in record}
     derived: dict[str, Any] = {}
     saved = checkpoint.preprocessing

@@ -24,8 +24,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from retinalnet._core.checkpoint_format import train_record
 from retinalnet.checkpoint import Checkpoint
-from retinalnet.cli._resumed_options import TrainOptions, run_manifest
+from retinalnet.cli._resumed_options import run_manifest
 from retinalnet.datasets import KermanyOCT, read_manifest
 from retinalnet.datasets._linked_files import real_path
 
@@ -43,8 +44,8 @@ def _real_paths(paths: list[str]) -> list[str]:
 def _training_manifest(checkpoint: Checkpoint, command: str) -> Path | None:
     """The manifest the run was trained on, when recorded and found as it was (at its real
     path, or as given); a WARNING says why the images cannot be checked when it is not."""
-    record = checkpoint.callback_states.get(TrainOptions.KEY)
-    run = record.get("manifest") if isinstance(record, Mapping) else None
+    record = train_record(checkpoint.callback_states)
+    run = record.get("manifest") if record is not None else None
     if not isinstance(run, Mapping):
         return None  # the folders' split, the Python API, or an older retinalnet
     found = run_manifest(run)
@@ -86,8 +87,8 @@ def _trained_folder(checkpoint: Checkpoint, root: Path, command: str) -> Path | 
     """The ``train/`` folder under ``root`` that a run trained on the folders' split trained
     on: when ``root`` is the run's data folder (as recorded), or holds the same training
     images by name (a copy, another mount: the digest of their names and classes)."""
-    record = checkpoint.callback_states.get(TrainOptions.KEY)
-    if not isinstance(record, Mapping) or record.get("manifest", False) is not None:
+    record = train_record(checkpoint.callback_states)
+    if record is None or record.get("manifest", False) is not None:
         return None  # a manifest's run, the Python API, or an older retinalnet
     folder = root / "train"
     if record.get("data") == os.path.realpath(root):

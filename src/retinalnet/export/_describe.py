@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from retinalnet._core.checkpoint_format import TRAIN_OPTIONS_KEY
+from retinalnet._core.checkpoint_format import train_record
 from retinalnet._core.files import file_digest
 from retinalnet._core.torch_load import is_onnx_start, is_torch_start
 from retinalnet.checkpoint import Checkpoint, load_checkpoint
@@ -89,8 +89,8 @@ def _train_options(checkpoint: Checkpoint) -> dict[str, Any] | None:
     """The options ``retinalnet train`` recorded (the data folder, the manifest's path and
     SHA-256, the rate, batch size, balance, augmentation, precision...); ``None`` for a
     checkpoint without that record (the Python API, or retinalnet before 0.2)."""
-    record = checkpoint.callback_states.get(TRAIN_OPTIONS_KEY)
-    return dict(record) if isinstance(record, dict) else None
+    record = train_record(checkpoint.callback_states)
+    return dict(record) if record is not None else None
 
 
 def _seed(checkpoint: Checkpoint, options: dict[str, Any] | None) -> tuple[int | None, bool]:
