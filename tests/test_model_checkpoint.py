@@ -594,3 +594,28 @@ def test_a_checkpoint_listed_first_is_written_after_the_other_callbacks(tmp_path
     saved = last.callback_states["EarlyStopping"]
     assert (saved["best_epoch"], saved["wait"]) == (early.best_epoch, early.wait)
     assert [record["marked_epoch"] for record in last.history] == [1.0, 2.0]
+
+
+def test_callbacks_get_each_checkpoint_file_whole_as_it_is_written(tmp_path: Path) -> None:
+    """A callback copying ``best.pt`` away (an upload, a deployment) had only the previous
+    epoch's file at hand: the checkpoint is written after every callback's ``on_epoch_end``.
+    ``on_checkpoint_saved`` gets each file as it is written, the epoch's own."""
+
+    class CopiesFiles(Callback):
+        def __init__(self) -> None:
+            self.seen: list[tuple[str, int, int]] = []
+
+        def on_checkpoint_saved(self, trainer: Trainer, path: Path) -> None:
+            self.seen.append((path.name, trainer.epoch, checkpoint_epoch(path)))
+
+    copies = CopiesFiles()
+    # best.pt in epochs 1 and 3 only (the loss rises in epoch 2)
+    _trainer(tmp_path, copies, max_epochs=3, losses=[1.0, 1.5, 0.5]).fit(*_data())
+
+    assert copies.seen == [
+        ("best.pt", 1, 1),
+        ("last.pt", 1, 1),
+        ("last.pt", 2, 2),
+        ("best.pt", 3, 3),
+        ("last.pt", 3, 3),
+    ]

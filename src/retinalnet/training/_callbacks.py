@@ -14,6 +14,8 @@ import torch
 from retinalnet._core.counts import check_count
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from retinalnet.training._trainer import Trainer
 
 __all__ = ["Callback", "EarlyStopping"]
@@ -62,6 +64,14 @@ class Callback:
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
         """Called after each epoch with its metrics (``train_loss``, ``val_loss``, ...)."""
+
+    def on_checkpoint_saved(self, trainer: Trainer, path: Path) -> None:
+        """Called after a :class:`ModelCheckpoint` wrote ``path`` whole: ``best.pt`` in an
+        epoch that improved its metric, ``last.pt`` after every epoch (copy or upload it
+        here). In a distributed run, on the process that writes (rank 0) only.
+
+        .. versionadded:: 0.2
+        """
 
     def on_fit_end(self, trainer: Trainer) -> None:
         """Called once after the last epoch, also when stopped early."""

@@ -106,8 +106,8 @@ class ModelCheckpoint(Callback):
     in ``callbacks`` (as Lightning orders its checkpoint callbacks): they hold the epoch as
     all of them have taken it in (an :class:`EarlyStopping`'s count, a metric logged with
     :meth:`Trainer.log <retinalnet.training.Trainer.log>`), so a run resumed from them
-    repeats the uninterrupted one. A callback that reads the files sees the epoch's when the
-    next epoch starts (``on_epoch_start``) or the fit ends (``on_fit_end``).
+    repeats the uninterrupted one. A callback that reads the files gets each one as it is
+    written, in :meth:`~retinalnet.training.Callback.on_checkpoint_saved`.
 
     Parameters
     ----------
@@ -312,11 +312,13 @@ class ModelCheckpoint(Callback):
             trainer.save_checkpoint(self.best_path)
             self._owns["best"] = True  # an interrupt before last.pt is written knows it
             logger.info("epoch %d: %s improved, wrote %s", epoch, self.monitor, self.best_path)
+            trainer._checkpoint_saved(self.best_path)
         if self.save_last:
             if not self._owns["last"]:
                 replace_foreign_link(self.last_path)
             trainer.save_checkpoint(self.last_path)
             self._owns["last"] = True
+            trainer._checkpoint_saved(self.last_path)
         self._epoch_in_progress = None
 
     def on_exception(self, trainer: Trainer, exception: BaseException) -> None:

@@ -623,6 +623,15 @@ class Trainer:
             loop_state=self._loop.loop_state() if self._loop is not None else None,
         )
 
+    def _checkpoint_saved(self, path: Path) -> None:
+        """Tell the fit's callbacks that a :class:`ModelCheckpoint` wrote ``path`` whole
+        (:meth:`Callback.on_checkpoint_saved`); in a distributed run on the writing process
+        only."""
+        if self._loop is not None and not self._loop.dist.is_main:
+            return
+        for callback in self._loop.callbacks if self._loop is not None else self.callbacks:
+            callback.on_checkpoint_saved(self, path)
+
     def lr_find(
         self,
         train: DataSource,
