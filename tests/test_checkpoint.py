@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import errno
 import io
@@ -384,6 +385,13 @@ def _pickled_module(path: Path) -> None:
     torch.save(nn.Linear(2, 2), path)  # the tutorial's way: a whole pickled module
 
 
+def _lightning_checkpoint_with_a_namespace(path: Path) -> None:
+    """Lightning's ``save_hyperparameters(args)`` keeps an ``argparse.Namespace``."""
+    state = {f"model.{k}": v for k, v in linear_classifier().state_dict().items()}
+    hyper = argparse.Namespace(lr=0.1)
+    torch.save({"state_dict": state, "pytorch-lightning_version": "2.4.0", "hp": hyper}, path)
+
+
 def _truncated(path: Path) -> None:
     save_checkpoint(path, linear_classifier())
     data = path.read_bytes()
@@ -421,6 +429,14 @@ def _tampered(**changes: Any) -> Callable[[Path], None]:
             r"is not a retinalnet checkpoint: it holds pickled Python objects .*unpickling can "
             r"run arbitrary code\. Save model\.state_dict\(\) instead",
             id="pickled-module",
+        ),
+        pytest.param(
+            _lightning_checkpoint_with_a_namespace,
+            # its state dict is usable: the advice is to save it alone, not "state_dict()"
+            r"'.*bad\.pt' is a PyTorch Lightning checkpoint whose entries beside its 'state_dict' "
+            r"hold pickled Python objects \(argparse\.Namespace; .*\['state_dict'\], "
+            r"'weights\.pt'\)`; `retinalnet info weights\.pt` then says how to use it$",
+            id="lightning-namespace",
         ),
         pytest.param(
             _truncated,

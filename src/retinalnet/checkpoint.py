@@ -43,6 +43,7 @@ from retinalnet._core.torch_load import (
     first_nonfinite,
     not_torch_file,
     pickled_global,
+    pickled_objects_beside_state_dict,
     torch_load_reason,
 )
 from retinalnet._version import __version__
@@ -755,6 +756,11 @@ def load_checkpoint(
         if code:
             raise ValueError(f"checkpoint {str(file)!r} is refused: {code}") from None
         found = pickled_global(error)
+        beside = found and pickled_objects_beside_state_dict(file, found)
+        if beside:
+            raise ValueError(
+                f"{beside}; `retinalnet info weights.pt` then says how to use it"
+            ) from None
         if found:
             raise ValueError(
                 f"{str(file)!r} is not a retinalnet checkpoint: it holds pickled Python objects "

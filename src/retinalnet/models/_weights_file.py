@@ -23,6 +23,7 @@ from retinalnet._core.torch_load import (
     first_nonfinite,
     not_torch_file,
     pickled_global,
+    pickled_objects_beside_state_dict,
     torch_load_reason,
 )
 from retinalnet.models._bare_state_dict import trained_head_message
@@ -92,6 +93,9 @@ def read_state_dict(path: Path, spec: ModelSpec) -> dict[str, torch.Tensor]:
         loaded: Any = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # any failure means "not a usable weights file"
         found = pickled_global(error)
+        beside = found and pickled_objects_beside_state_dict(Path(path), found)
+        if beside:
+            raise ValueError(f"weights file {beside}") from None
         if found is not None:
             raise ValueError(
                 f"weights file {str(path)!r} holds pickled Python objects ({found}), as a whole "
