@@ -396,6 +396,7 @@ def test_the_seed_is_not_recorded_rather_than_none(
     status, out, _ = _run(capsys, str(path))
     assert status == 0
     assert _lines(out)["seed"] == shown
+    assert _lines(out)["ran with"].startswith("not recorded")
     info = describe(path)["training"]
     assert (info["seed"], info["seed_recorded"]) == (loop_state.get("seed"), recorded)
 
@@ -416,7 +417,7 @@ def test_info_shows_the_recorded_training_inputs_and_torch_version(
         tmp_path / "best.pt",
         model,
         callback_states={"TrainOptions": options},
-        loop_state={"seed": 3},
+        loop_state={"seed": 3, "threads": 2, "num_workers": 4},
     )
     status, out, _ = _run(capsys, str(path))
     assert status == 0
@@ -428,10 +429,12 @@ def test_info_shows_the_recorded_training_inputs_and_torch_version(
         "--augment oct, --cache-views 0, --no-feature-cache, --precision bf16, --no-calibrate"
     )
     assert lines["torch"] == torch.__version__
+    assert lines["ran with"] == "torch threads: 2, DataLoader workers: 4"
     status, out, _ = _run(capsys, str(path), "--json")
     info = json.loads(out)
     assert info["training"]["options"] == options
     assert info["training"]["recipe"] is None
+    assert (info["training"]["threads"], info["training"]["num_workers"]) == (2, 4)
     assert info["torch_version"] == torch.__version__
 
 

@@ -406,6 +406,7 @@ def test_best_pt_beside_another_run_s_last_pt_is_resumed(tmp_path: Path) -> None
         ("should_stop", "yes", r"field 'loop\.should_stop' must be a bool, got str"),
         ("stop_reason", 3, r"field 'loop\.stop_reason' must be a str or None, got int"),
         ("steps_per_epoch", 2.5, r"field 'loop\.steps_per_epoch' must be an int or None"),
+        ("threads", True, r"field 'loop\.threads' must be an int or None, got bool"),
     ],
 )
 def test_a_malformed_stop_or_epoch_record_is_named(
@@ -448,3 +449,27 @@ def test_resuming_on_other_training_images_of_the_same_number_is_warned_of(
     assert len(said) == 1
     assert "run-other/last.pt' on other training images than its run's" in said[0]
     assert resumed(moved) == []  # the run's images, in another folder
+
+
+def test_a_run_records_its_workers_and_threads_and_a_resume_with_others_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bit-for-bit repeat needs the same workers and threads as the seed; they were not
+    recorded, so a resume with others went on without a word of it."""
+    last = _first_run(tmp_path)
+    state = load_checkpoint(last).loop_state
+    assert (state["num_workers"], state["threads"]) == (0, torch.get_num_threads())
+
+    def resumed(threads: int) -> list[str]:
+        monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+        run = shutil.copytree(tmp_path, tmp_path.parent / f"run-{threads}")
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="retinalnet"):
+            quiet_trainer(linear_classifier(), max_epochs=3, out_dir=run).fit(
+                separable_data(8), separable_data(4, seed=1), resume_from=run / "last.pt"
+            )
+        return [r.getMessage() for r in caplog.records if "other settings" in r.getMessage()]
+
+    assert resumed(state["threads"]) == []
+    (said,) = resumed(state["threads"] + 3)
+    assert f"(torch threads: {state['threads']} then, {state['threads'] + 3} now)" in said

@@ -107,6 +107,15 @@ def _training_inputs(training: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _ran_with(training: dict[str, Any]) -> str:
+    """``torch threads: 2, DataLoader workers: 0``: what a bit-for-bit repeat needs besides
+    the seed, as the checkpoint's fit recorded it."""
+    threads, workers = training.get("threads"), training.get("num_workers")
+    if threads is None:
+        return "not recorded (written outside a fit, or by retinalnet before 0.2)"
+    return f"torch threads: {threads}, DataLoader workers: {workers}"
+
+
 def _writers(info: dict[str, Any]) -> str:
     """``retinalnet 0.2.0``, or ``retinalnet 0.2.0 (first 0.1.0)`` for a file rewritten by
     another version than the one that created it (a calibrated 0.1 checkpoint)."""
@@ -146,6 +155,7 @@ def format_info(info: dict[str, Any]) -> list[str]:
             ("best val loss", _metric(training["best_val_loss"])),
             ("best val acc", _metric(training["best_val_accuracy"], percent=True)),
             ("training time", "-" if seconds is None else f"{seconds:.0f} s"),
+            ("ran with", _ran_with(training)),
             ("resumable", "yes" if training["resumable"] else "no (no optimizer state)"),
             *_training_inputs(training),
         ]

@@ -122,6 +122,8 @@ def _training(checkpoint: Checkpoint) -> dict[str, Any]:
         "best_val_accuracy": _best(history, "val_accuracy", lowest=False),
         "last_epoch": dict(last) if last else None,
         "seconds": sum(seconds) if seconds else None,
+        "threads": checkpoint.loop_state.get("threads"),
+        "num_workers": checkpoint.loop_state.get("num_workers"),
         "callbacks": sorted(checkpoint.callback_states),
         "resumable": checkpoint.optimizer_state is not None,
     }
@@ -222,7 +224,9 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     ``patience``, ``augment``, ``precision``, ``seed``, ``calibrate``...), ``None`` for a
     checkpoint without that record (the Python API, retinalnet before 0.2);
     ``training["recipe"]`` the :class:`~retinalnet.training.FineTune` settings of a
-    fine-tune, else ``None``.
+    fine-tune, else ``None``. ``training["threads"]`` and ``training["num_workers"]`` are
+    the torch threads and DataLoader workers the fit ran with, which a bit-for-bit repeat
+    needs besides the seed (``None`` where not recorded).
 
     ``parameters`` is ``{"total": ..., "trainable": ...}``, where ``trainable`` counts the
     parameters that trained in the run that wrote the checkpoint: for a fine-tune (its
@@ -241,8 +245,8 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
        ``trainable`` counts what trained in the run, not what the model rebuilt from the
        architecture settings leaves trainable; an ONNX file's count says what it counts.
        A file is told by its content, not its suffix; an uncalibrated ONNX model's
-       temperature is ``None``; ``training`` gives ``seed_recorded``, ``options`` and
-       ``recipe``, and ``torch_version`` is given.
+       temperature is ``None``; ``training`` gives ``seed_recorded``, ``options``,
+       ``recipe``, ``threads`` and ``num_workers``, and ``torch_version`` is given.
 
     .. versionadded:: 0.2
 

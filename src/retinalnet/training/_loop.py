@@ -49,8 +49,10 @@ from retinalnet.training._resume import (
     check_epoch_size,
     check_loop_state,
     epoch_size,
+    note_other_settings,
     resume,
     resumed_stop,
+    run_settings,
     warn_of_other_images,
 )
 from retinalnet.training._seed import (
@@ -320,7 +322,8 @@ class FitLoop:
     def loop_state(self) -> dict[str, Any]:
         """What a checkpoint needs for a resumed fit to repeat this one from here: the seed,
         random generators, data order, fp16 loss scale, a callback's stop (and why), and
-        the size of an epoch (steps, batch size, samples: a per-step schedule's length)."""
+        the size of an epoch (steps, batch size, samples: a per-step schedule's length), and
+        the settings a bit-for-bit repeat needs besides the seed (workers, threads)."""
         return {
             "seed": self.trainer.seed,
             "random": random_state(),
@@ -330,6 +333,7 @@ class FitLoop:
             "stop_reason": self.trainer.stop_reason,
             "train_names_sha256": self.train_names,
             **epoch_size(self.train_loader),
+            **run_settings(self.train_loader),
         }
 
     def _restore(self, state: Mapping[str, Any], *, source: str) -> None:
@@ -341,6 +345,7 @@ class FitLoop:
         per_step = trainer.scheduler is not None and trainer.task.scheduler_interval == "step"
         check_epoch_size(state, self.train_loader, per_step=per_step, source=source)
         warn_of_other_images(state.get("train_names_sha256"), self.train_names, source=source)
+        note_other_settings(state, run_settings(self.train_loader), source=source)
         saved = state.get("seed")
         if saved != trainer.seed:
             if trainer.seed is None:

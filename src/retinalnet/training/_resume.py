@@ -32,8 +32,10 @@ __all__ = [
     "check_epoch_size",
     "check_loop_state",
     "epoch_size",
+    "note_other_settings",
     "resume",
     "resumed_stop",
+    "run_settings",
     "save_training_state",
     "warn_of_other_images",
 ]
@@ -219,7 +221,7 @@ def check_loop_state(state: Mapping[str, Any], *, source: str) -> None:
             f"cannot resume from {source}: field 'loop.stop_reason' must be a str or None, "
             f"got {type(state['stop_reason']).__name__}"
         )
-    for part in ("steps_per_epoch", "batch_size", "train_samples"):
+    for part in ("steps_per_epoch", "batch_size", "train_samples", "num_workers", "threads"):
         value = state.get(part)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise ValueError(
@@ -312,6 +314,37 @@ def epoch_size(loader: DataLoader[Any] | None) -> dict[str, int | None]:
     with contextlib.suppress(TypeError, NotImplementedError):
         sizes["train_samples"] = len(loader.sampler)  # type: ignore[arg-type]
     return sizes
+
+
+def run_settings(loader: DataLoader[Any] | None) -> dict[str, int | None]:
+    """What a run repeats bit for bit only with, besides its seed: the training loader's
+    worker processes (each draws its own augmentation) and torch's threads (the order of
+    a sum's terms)."""
+    return {
+        "num_workers": loader.num_workers if loader is not None else None,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def note_other_settings(
+    saved: Mapping[str, Any], now: Mapping[str, int | None], *, source: str
+) -> None:
+    """Log (INFO) the :func:`run_settings` a resumed fit runs with that differ from its
+    run's: it goes on as it would, but is not the uninterrupted run bit for bit."""
+    names = {"num_workers": "DataLoader workers (--workers)", "threads": "torch threads"}
+    changed = [
+        f"{label}: {saved[key]} then, {now[key]} now"
+        for key, label in names.items()
+        if saved.get(key) is not None and saved[key] != now.get(key)
+    ]
+    if changed:
+        logger.info(
+            "resuming from %s with other settings than its run's (%s): the epochs left can "
+            "differ slightly from the uninterrupted run's (augmentation drawn in workers, "
+            "the order of sums)",
+            source,
+            "; ".join(changed),
+        )
 
 
 def warn_of_other_images(saved: object, now: str | None, *, source: str) -> None:
