@@ -71,7 +71,7 @@ def _bn_stats(module: nn.Module) -> dict[str, torch.Tensor]:
         ({"schedule": "batch"}, "schedule must be 'step' or 'epoch'"),
         ({"augment": "strong"}, "augment must be None or one of"),
         ({"balance": "oversample"}, "balance must be None or one of"),
-        ({"patience": 0}, "patience must be an int >= 1"),
+        ({"patience": -1}, "patience must be an int >= 0"),
         ({"lr_decay": 0}, r"lr_decay must be in \(0, 1\] .*, got 0"),
         ({"lr_decay": math.nan}, r"lr_decay must be in \(0, 1\] .*, got nan"),
         ({"head_lr": math.nan}, "head_lr must be a finite number, got nan"),
@@ -79,8 +79,8 @@ def _bn_stats(module: nn.Module) -> dict[str, torch.Tensor]:
         ({"warmup_epochs": math.inf}, "warmup_epochs must be a finite number"),
         (
             {"epochs": 2, "warmup_epochs": 5},
-            r"warmup_epochs \(5\) must be <= epochs \(2\): the warm-up would take the whole "
-            "run; pass fewer warm-up epochs",
+            r"warmup_epochs \(5\) must be <= epochs \(2\): the warm-up would take longer "
+            "than the whole run; pass fewer warm-up epochs",
         ),
     ],
 )

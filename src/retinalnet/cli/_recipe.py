@@ -200,7 +200,8 @@ def recipe_trainer(
         balance=None if args.balance == "none" else args.balance,
         augment=args.augment,
         probe_views=getattr(args, "cache_views", 0),
-        patience=None if args.patience >= args.epochs else args.patience,
+        # --patience 0 stops at the first epoch without a lower loss, as with the tutorial
+        patience=None if args.patience is None or args.patience >= args.epochs else args.patience,
     )
     return fine_tune_trainer(
         model,

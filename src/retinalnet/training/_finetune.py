@@ -21,6 +21,7 @@ import numbers
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -37,6 +38,7 @@ from retinalnet.training._config import FeatureCacheConfig, feature_cache_config
 from retinalnet.training._feature_cache import HeadNotLastError
 from retinalnet.training._history import History
 from retinalnet.training._nonfinite import NonFiniteLossError, check_finite_weights
+from retinalnet.training._resume import epoch_size
 from retinalnet.training._task import ClassificationTask
 from retinalnet.training._trainer import Trainer, training_grad_mode
 
@@ -147,7 +149,12 @@ class FineTune:
     weight_decay
         AdamW weight decay of weights (biases and normalisation parameters get none).
     warmup_epochs
-        Epochs of linear warm-up from ``0.01 x`` the rates, before the cosine decay to 0.
+        Epochs of linear warm-up from ``0.01 x`` the rates, before the cosine decay to 0; at
+        most ``epochs``. A warm-up that would last the whole run (``warmup_epochs ==
+        epochs``, as the default ``1.0`` is for ``epochs=1``, a quick trial run) is cut to
+        half of the run, in the schedule's units (half of its optimizer steps with
+        ``schedule="step"``, rounded down; half of its epochs with ``"epoch"``: none in a
+        one-epoch run), and an INFO line says so when the fit starts.
     schedule
         ``"step"``: warm-up and cosine are updated after every optimizer step; ``"epoch"``:
         after every epoch.
@@ -167,8 +174,9 @@ class FineTune:
         Augmented views per image in the probe's feature cache (see
         :class:`FeatureCacheConfig`).
     patience
-        Stop fine-tuning after this many epochs without a lower validation loss; ``None``
-        runs every epoch. Either way the best epoch's weights are kept at the end.
+        Stop fine-tuning after this many epochs without a lower validation loss (0: at the
+        first, as :class:`~retinalnet.training.EarlyStopping` does); ``None`` runs every
+        epoch. Either way the best epoch's weights are kept at the end.
 
     Raises
     ------
@@ -224,8 +232,8 @@ class FineTune:
         if self.warmup_epochs > self.epochs:
             raise ValueError(
                 f"warmup_epochs ({self.warmup_epochs!r}) must be <= epochs ({self.epochs!r}): "
-                "the warm-up would take the whole run; pass fewer warm-up epochs (or more "
-                "epochs)"
+                "the warm-up would take longer than the whole run; pass fewer warm-up epochs "
+                "(or more epochs)"
             )
         object.__setattr__(self, "lr_decay", _lr_decay(self.lr_decay))
         if self.schedule not in ("step", "epoch"):
@@ -247,7 +255,7 @@ class FineTune:
                 f"got {self.augment!r}"
             )
         if self.patience is not None:
-            object.__setattr__(self, "patience", _count("patience", self.patience, low=1))
+            object.__setattr__(self, "patience", _count("patience", self.patience, low=0))
         ClassificationTask(balance=self.balance)  # checks balance
 
     def blocks_for(self, model: Classifier) -> int:
@@ -429,7 +437,19 @@ class FineTuneTask(ClassificationTask):
     recipe
         The settings.
     steps_per_epoch
-        Optimizer steps in an epoch (the schedule's length is ``recipe.epochs`` of them).
+        Optimizer steps in an epoch of this process (the schedule's length is
+        ``recipe.epochs`` of them): ``len`` of the training loader it runs. Under
+        :func:`fine_tune` the schedule is sized again, as the fit's first epoch starts,
+        from the fit's own training loader, so that it follows the steps each process
+        really runs (under ``torchrun``, its :class:`~torch.utils.data.DistributedSampler`
+        share: ``ceil(ceil(images / processes) / batch_size)``). With a Trainer of your
+        own, pass that number.
+
+    Attributes
+    ----------
+    schedule
+        The :class:`WarmupCosine` factor of the rates (a warm-up that would last the whole
+        run is cut to half of it: see :class:`FineTune`'s ``warmup_epochs``).
 
     Raises
     ------
@@ -460,19 +480,43 @@ class FineTuneTask(ClassificationTask):
                 f"recipe must be a FineTune, got {type(recipe).__name__}; pass FineTune(...)"
             )
         steps_per_epoch = _count("steps_per_epoch", steps_per_epoch, low=1)
-        per_step = recipe.schedule == "step"
-        unit = steps_per_epoch if per_step else 1
-        total = recipe.epochs * unit
-        warmup = min(round(recipe.warmup_epochs * unit), total - 1)
         super().__init__(
             balance=recipe.balance,
             optimizer=self._optimizer,
             scheduler=self._scheduler,
-            scheduler_interval="step" if per_step else "epoch",
+            scheduler_interval=recipe.schedule,  # "step" or "epoch", as FineTune checked
         )
         self.model = model
         self.recipe = recipe
+        total, warmup, self._cut = _schedule_length(recipe, steps_per_epoch)
         self.schedule = WarmupCosine(total, warmup)
+        self._cut_said = False
+
+    def _size_schedule(
+        self, steps_per_epoch: int, scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    ) -> None:
+        """Size :attr:`schedule` for ``steps_per_epoch`` optimizer steps an epoch (those of
+        the fit's training loader), in place: ``scheduler`` (a ``LambdaLR`` of it, built
+        before the loader) follows it, and its rates are set again for the step it is at."""
+        total, warmup, self._cut = _schedule_length(self.recipe, steps_per_epoch)
+        if (total, warmup) == (self.schedule.total, self.schedule.warmup):
+            return
+        logger.debug(
+            "fine-tuning schedule: %d steps per epoch (this process's training loader)",
+            steps_per_epoch,
+        )
+        self.schedule.total, self.schedule.warmup = total, warmup
+        if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR) and all(
+            rule is self.schedule for rule in scheduler.lr_lambdas
+        ):
+            factor = self.schedule(scheduler.last_epoch)
+            groups = scheduler.optimizer.param_groups
+            for group, base in zip(groups, scheduler.base_lrs, strict=True):
+                group["lr"] = base * factor
+
+    def _end_run(self) -> None:
+        super()._end_run()
+        self._cut_said = False  # the next fit says a warm-up cut short again
 
     def _optimizer(self, parameters: list[nn.Parameter]) -> torch.optim.Optimizer:
         groups = discriminative_param_groups(
@@ -499,14 +543,41 @@ class FineTuneTask(ClassificationTask):
 
     def on_train_epoch_start(self, module: nn.Module) -> None:
         super().on_train_epoch_start(module)
+        if self._cut is not None and not self._cut_said:  # once a fit, the schedule sized
+            logger.info("%s", self._cut)
+            self._cut_said = True
         if self.recipe.freeze_bn:
             for layer in module.modules():
                 if isinstance(layer, nn.modules.batchnorm._BatchNorm):
                     layer.eval()
 
 
+def _schedule_length(recipe: FineTune, steps_per_epoch: int) -> tuple[int, int, str | None]:
+    """The schedule's length and warm-up, in its units (optimizer steps with
+    ``schedule="step"``, epochs with ``"epoch"``), and what is said when a warm-up that
+    would last the whole run is cut to half of it (``None`` when it is not)."""
+    per_step = recipe.schedule == "step"
+    unit = steps_per_epoch if per_step else 1
+    total = recipe.epochs * unit
+    warmup = round(recipe.warmup_epochs * unit)
+    if warmup < total:
+        return total, warmup, None
+    units = "steps" if per_step else "epochs"
+    cut = total // 2
+    whole = (
+        f"fine-tuning: a warm-up of {recipe.warmup_epochs:g} epoch(s) would last the whole "
+        f"{recipe.epochs}-epoch run ({total} {units}), so"
+    )
+    if cut:
+        return total, cut, f"{whole} it is cut to half of it ({cut} {units}), then the rates decay"
+    return total, cut, f"{whole} there is none: the run trains at the full rates"
+
+
 class _RecipeRecord(Callback):
-    """Carries the recipe into checkpoints, so a resumed fine-tune can check it."""
+    """The fine-tuning phase's own callback: carries the recipe into checkpoints, so a
+    resumed fine-tune can check it, and sizes the task's schedule from the steps of the
+    fit's training loader as the fit's first epoch starts (under ``torchrun`` each process
+    runs its share of them, which ``len(train) / batch_size`` does not tell)."""
 
     KEY = "FineTune"
 
@@ -516,6 +587,21 @@ class _RecipeRecord(Callback):
 
     def __init__(self, recipe: FineTune) -> None:
         self.recipe = recipe
+        self._sized = False
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self._sized = False
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        if self._sized:
+            return
+        self._sized = True
+        loop, task = trainer._loop, trainer.task
+        if loop is None or not isinstance(task, FineTuneTask):
+            return
+        steps = epoch_size(loop.train_loader)["steps_per_epoch"]
+        if steps is not None and steps >= 1:  # an iterable data set cannot tell
+            task._size_schedule(steps, trainer.scheduler)
 
     def state_dict(self) -> dict[str, Any]:
         return {"recipe": self.recipe.to_dict()}
@@ -537,6 +623,38 @@ def _steps_per_epoch(train: DataSource, batch_size: int) -> int:
     if isinstance(train, DataLoader):
         return max(1, len(train))
     return max(1, math.ceil(len(train) / batch_size))  # type: ignore[arg-type]
+
+
+def _probe_cache_dir(option: object, recipe: FineTune) -> Path | None:
+    """Where the probe keeps the features it always caches, by :func:`fine_tune`'s
+    ``feature_cache``: ``None`` (in memory) for ``"auto"``, ``True`` or ``False``.
+
+    Raises
+    ------
+    TypeError
+        For a value of none of the kinds it takes, listing them.
+    ValueError
+        For a :class:`FeatureCacheConfig` of other ``views`` than the recipe's.
+    """
+    if isinstance(option, bool) or (isinstance(option, str) and option == "auto"):
+        return None
+    if not isinstance(option, str | os.PathLike | FeatureCacheConfig):
+        raise TypeError(
+            f"fine_tune's feature_cache must be 'auto', True or False (its linear probe "
+            "caches the features in memory), a folder path or a FeatureCacheConfig (it keeps "
+            f"them there, on disk), got {option!r}"
+        )
+    config = feature_cache_config(option)
+    if config is None:  # not reached: False is taken above
+        return None
+    if config.views not in (0, recipe.probe_views):
+        raise ValueError(
+            f"fine_tune's probe caches FineTune(probe_views={recipe.probe_views}) augmented "
+            f"views, not the feature_cache's views={config.views}; pass "
+            f"FineTune(probe_views={config.views}) (and FeatureCacheConfig(cache_dir=...) "
+            "for the folder alone)"
+        )
+    return config.cache_dir
 
 
 def saved_recipe(checkpoint: Checkpoint) -> dict[str, Any] | None:
@@ -621,8 +739,11 @@ def fine_tune(
         Passed to both phases' :class:`Trainer`: ``batch_size``, ``callbacks``,
         ``out_dir``, ``overwrite``, ``precision``, ``device``, ``seed``, ``progress``,
         ``num_workers``. ``callbacks`` and ``out_dir`` (``best.pt``/``last.pt``) belong to
-        the fine-tuning phase; ``feature_cache`` (a folder, or a :class:`FeatureCacheConfig`
-        whose ``cache_dir`` is used) keeps the probe's features on disk for later runs.
+        the fine-tuning phase. The probe always trains on cached features: ``feature_cache``
+        says where it keeps them: ``"auto"`` (the default), ``True`` or ``False``: in
+        memory; a folder, or a :class:`FeatureCacheConfig` whose ``cache_dir`` is used: on
+        disk there, for later runs (the augmented views it caches are
+        ``recipe.probe_views``).
 
     Returns
     -------
@@ -633,13 +754,15 @@ def fine_tune(
     Raises
     ------
     TypeError
-        If ``model`` is not a Classifier, a setting is not one of the above, or
-        ``callbacks`` is not a list of :class:`Callback` instances (checked before the
-        probe, naming the position of the first that is not).
+        If ``model`` is not a Classifier, a setting is not one of the above,
+        ``feature_cache`` is none of the values above, or ``callbacks`` is not a list of
+        :class:`Callback` instances (checked before the probe, naming the position of the
+        first that is not).
     ValueError
         If ``recipe.blocks`` exceeds the model's feature blocks, ``batch_size`` is not an
-        int >= 1, a weight of the model is already NaN or infinite (an earlier fit
-        diverged; not when resuming), ``resume_from`` holds another recipe's run, or its
+        int >= 1, a :class:`FeatureCacheConfig` asks for other ``views`` than
+        ``recipe.probe_views``, a weight of the model is already NaN or infinite (an
+        earlier fit diverged; not when resuming), ``resume_from`` holds another recipe's run, or its
         epochs had another number of steps (other training data or ``batch_size``), or
         the head lies inside one of the blocks to unfreeze (all checked before the probe).
     HeadNotLastError
@@ -780,6 +903,7 @@ def fine_tune_trainer(
     # checked before the probe trains (the probe's Trainer does not take them)
     callbacks: Sequence[Callback] = check_callbacks(trainer_settings.get("callbacks", ()))
     batch_size = check_batch_size(trainer_settings.get("batch_size", 32))
+    cache_dir = _probe_cache_dir(trainer_settings.get("feature_cache", "auto"), recipe)
     if resume_from is not None:
         _check_resume(resume_from, recipe)
     if recipe.augment is not None:
@@ -787,8 +911,6 @@ def fine_tune_trainer(
     monitor = "val_loss" if val is not None else "train_loss"
     own = ("callbacks", "out_dir", "feature_cache")
     shared = {k: v for k, v in trainer_settings.items() if k not in own}
-    given = feature_cache_config(trainer_settings.get("feature_cache", False))
-    cache_dir = given.cache_dir if given is not None else None
     if recipe.probe_epochs and resume_from is None:
         model.requires_grad_(False)
         model.head_module()[1].requires_grad_(True)
