@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -33,6 +34,7 @@ from retinalnet.training import (
 )
 
 nan = math.nan
+inf = math.inf
 
 # ---------------------------------------------------------------------------------------------
 # EarlyStopping driven hook by hook: the weights of epoch n are all filled with n, so the
@@ -233,8 +235,12 @@ def test_early_stopping_keeps_trainable_parameters_and_buffers_only() -> None:
         ({"patience": -1}, "patience must be an int >= 0, got -1"),
         ({"patience": 2.5}, "patience must be an int >= 0, got 2.5"),
         ({"patience": True}, "patience must be an int >= 0, got True"),
-        ({"min_delta": -0.1}, "min_delta must be >= 0, got -0.1"),
-        ({"min_delta": nan}, "min_delta must be >= 0, got nan"),
+        ({"min_delta": -0.1}, "min_delta must be a finite number >= 0, got -0.1"),
+        ({"min_delta": nan}, "min_delta must be a finite number >= 0, got nan"),
+        ({"min_delta": inf}, "min_delta must be a finite number >= 0, got inf"),
+        ({"min_delta": "0.01"}, "min_delta must be a finite number >= 0, got '0.01'"),
+        ({"min_delta": None}, "min_delta must be a finite number >= 0, got None"),
+        ({"min_delta": True}, "min_delta must be a finite number >= 0, got True"),
     ],
 )
 def test_early_stopping_rejects_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
@@ -577,3 +583,8 @@ def test_model_checkpoint_on_val_loss_without_validation_data_lists_the_metrics(
     ):
         trainer.fit(separable_data(8))
     assert not (tmp_path / "best.pt").exists()
+
+
+def test_early_stopping_takes_numpy_and_integer_deltas() -> None:
+    assert EarlyStopping(min_delta=np.float32(0.25)).min_delta == 0.25
+    assert EarlyStopping(min_delta=1).min_delta == 1.0

@@ -101,3 +101,61 @@ def test_resident_device_puts_data_on_the_gpu_only_when_it_fits_twice(
     gpu = torch.device("cuda")
     assert resident_device(500, gpu) == gpu
     assert resident_device(501, gpu) is None
+
+
+@pytest.mark.parametrize(
+    ("device", "kind"),
+    [("meta", "meta"), ("xpu", "xpu"), ("hpu", "hpu"), ("xpu:0", "xpu"), ("lazy", "lazy")],
+)
+def test_device_types_retinalnet_does_not_run_on_are_refused_in_one_line(
+    device: str, kind: str
+) -> None:
+    with pytest.raises(
+        ValueError,
+        match=rf"^device {device!r} is not supported: retinalnet runs on the CPU, CUDA GPUs and "
+        rf"Apple MPS, not {kind!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'$",
+    ):
+        resolve_device(device)
+
+
+def test_a_torch_device_of_another_type_is_refused_too() -> None:
+    with pytest.raises(ValueError, match=r"^device 'meta' is not supported"):
+        resolve_device(torch.device("meta"))
+
+
+@pytest.fixture
+def two_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+
+
+@pytest.mark.usefixtures("two_gpus")
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "cuda:1", torch.device("cuda", 1)])
+def test_cuda_devices_this_machine_has(device: str | torch.device) -> None:
+    assert resolve_device(device) == torch.device(device)
+
+
+@pytest.mark.usefixtures("two_gpus")
+@pytest.mark.parametrize("device", ["cuda:2", "cuda:7", torch.device("cuda", 2)])
+def test_a_cuda_index_past_the_gpus_this_machine_has(device: str | torch.device) -> None:
+    index = torch.device(device).index
+    with pytest.raises(
+        ValueError,
+        match=rf"^device 'cuda:{index}' asks for CUDA GPU {index}, but this machine has 2 GPUs "
+        r"\(cuda:0 to cuda:1\); use device='cuda' or a cuda:N with N below 2$",
+    ):
+        resolve_device(device)
+
+
+def test_a_cuda_index_on_a_one_gpu_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match=r"but this machine has 1 GPU \(cuda:0\);"):
+        resolve_device("cuda:1")
+
+
+def test_mps_has_one_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device("mps") == torch.device("mps")
+    with pytest.raises(ValueError, match=r"^device 'mps:1' asks for MPS device 1"):
+        resolve_device("mps:1")

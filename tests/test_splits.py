@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -182,6 +183,13 @@ def test_manifest_paths_default_to_the_manifests_folder(tree: Path) -> None:
     [
         ({"val_fraction": 0}, r"val_fraction must be a fraction in \(0, 1\).*got 0"),
         ({"val_fraction": 1.5}, r"got 1\.5"),
+        (
+            {"val_fraction": "0.1"},
+            r"val_fraction must be a fraction in \(0, 1\), e\.g\. 0\.1, got '0\.1'$",
+        ),
+        ({"val_fraction": None}, r"val_fraction must be a fraction in \(0, 1\).*got None$"),
+        ({"val_fraction": True}, r"val_fraction must be a fraction in \(0, 1\).*got True$"),
+        ({"val_fraction": math.nan}, r"val_fraction must be a fraction in \(0, 1\).*got nan$"),
         ({"seed": "a"}, r"seed must be an int from 0 to 2\*\*32 - 1, got 'a'"),
         # was the split of seed 1: Python's random.Random folds the sign
         ({"seed": -1}, r"seed must be an int from 0 to 2\*\*32 - 1, got -1"),

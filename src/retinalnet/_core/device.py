@@ -11,15 +11,22 @@ from retinalnet._core.loader_settings import check_num_workers
 __all__ = ["default_num_workers", "resident_device", "resolve_device"]
 
 
+_DEVICE_NAMES = "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """Turn ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` into a device.
 
-    ``"auto"`` picks CUDA if available, then Apple's MPS, then the CPU.
+    ``"auto"`` picks CUDA if available, then Apple's MPS, then the CPU. These are the only
+    device types retinalnet runs on: other types torch can parse (``"meta"``, ``"xpu"``,
+    ``"hpu"``, ...) are refused here, the one door every ``device=`` and ``--device`` goes
+    through, rather than failing deep inside torch.
 
     Raises
     ------
     ValueError
-        If the name is not a device, or names one this machine does not have.
+        If the name is not a device, is a device type retinalnet does not run on, or names
+        one this machine does not have (including a ``cuda:N`` past the GPUs it has).
     """
     if isinstance(device, torch.device):
         chosen = device
@@ -35,20 +42,45 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             chosen = torch.device(device)
         except (RuntimeError, TypeError):
             raise ValueError(
-                f"device {device!r} is not a device name; use 'auto', 'cpu', 'cuda', "
-                "'cuda:N' or 'mps'"
+                f"device {device!r} is not a device name; use {_DEVICE_NAMES}"
             ) from None
-    if chosen.type == "cuda" and not torch.cuda.is_available():
+    if chosen.type not in ("cpu", "cuda", "mps"):
         raise ValueError(
-            f"device {device!r} asks for CUDA, which this machine does not have; "
-            "use device='auto' or 'cpu'"
+            f"device {str(device)!r} is not supported: retinalnet runs on the CPU, CUDA GPUs "
+            f"and Apple MPS, not {chosen.type!r}; use {_DEVICE_NAMES}"
         )
-    if chosen.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(
-            f"device {device!r} asks for Apple MPS, which is not available; "
-            "use device='auto' or 'cpu'"
-        )
+    if chosen.type == "cuda":
+        _check_cuda(device, chosen)
+    if chosen.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(
+                f"device {str(device)!r} asks for Apple MPS, which is not available; "
+                "use device='auto' or 'cpu'"
+            )
+        if chosen.index not in (None, 0):
+            raise ValueError(
+                f"device {str(device)!r} asks for MPS device {chosen.index}, but Apple MPS "
+                "has one device; use device='mps'"
+            )
     return chosen
+
+
+def _check_cuda(device: str | torch.device, chosen: torch.device) -> None:
+    """Refuse CUDA on a machine without it, and a ``cuda:N`` past the GPUs it has."""
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"device {str(device)!r} asks for CUDA, which this machine does not have; "
+            "use device='auto' or 'cpu'"
+        )
+    if chosen.index is None:
+        return
+    count = torch.cuda.device_count()
+    if chosen.index >= count:
+        have = "1 GPU (cuda:0)" if count == 1 else f"{count} GPUs (cuda:0 to cuda:{count - 1})"
+        raise ValueError(
+            f"device {str(device)!r} asks for CUDA GPU {chosen.index}, but this machine has "
+            f"{have}; use device='cuda' or a cuda:N with N below {count}"
+        )
 
 
 def resident_device(nbytes: int, device: torch.device) -> torch.device | None:

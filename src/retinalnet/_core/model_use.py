@@ -21,6 +21,8 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from retinalnet._core.default_dtype import set_by_default
+
 __all__ = [
     "check_float32_weights",
     "check_no_inference_weights",
@@ -127,7 +129,9 @@ def check_no_inference_weights(model: object, use: str) -> None:
 
 def check_float32_weights(model: object, use: str) -> None:
     """Refuse a model whose floating-point weights or norm statistics are not float32 (a
-    model cast by ``.half()``, ``.bfloat16()`` or ``.double()``) before it is ``use``-d
+    model cast by ``.half()``, ``.bfloat16()`` or ``.double()``, or a network built by
+    hand under another ``torch.set_default_dtype``, which the message then names; the
+    library builds its own networks in float32) before it is ``use``-d
     (``"run"``, ``"trained"``, ``"explained by Grad-CAM"``, ``"exported"``): every door
     gives the network float32 images and lowers the precision of a pass itself
     (``precision=``), so torch would otherwise fail deep inside the first layer, or run in a
@@ -161,9 +165,14 @@ def check_float32_weights(model: object, use: str) -> None:
     )
     for kind, name, tensor in tensors:
         if tensor.is_floating_point() and tensor.dtype != torch.float32:
+            cause = "a model cast by .half(), .bfloat16() or .double()"
+            if set_by_default(tensor.dtype):  # not a cast: the modules were built so
+                cause = (
+                    f"torch's default dtype is {torch.get_default_dtype()} "
+                    "(torch.set_default_dtype), which a network built by hand takes"
+                )
             raise ValueError(
-                f"the model's {kind} {name!r} is {tensor.dtype}, not float32 (a model cast by "
-                f".half(), .bfloat16() or .double()), so it cannot be {use}: call model.float() "
-                "first; retinalnet lowers the precision of a pass itself (precision='bf16' or "
-                "'fp16')"
+                f"the model's {kind} {name!r} is {tensor.dtype}, not float32 ({cause}), so it "
+                f"cannot be {use}: call model.float() first; retinalnet lowers the precision "
+                "of a pass itself (precision='bf16' or 'fp16')"
             )

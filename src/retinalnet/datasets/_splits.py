@@ -11,6 +11,7 @@ from pathlib import Path
 
 from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.classes import KERMANY_CLASSES
+from retinalnet._core.counts import as_number
 from retinalnet._core.files import file_digest
 from retinalnet._core.folders import nonempty_path
 from retinalnet._core.images import UnreadableImageError
@@ -267,7 +268,8 @@ def patient_split(
 
     .. versionadded:: 0.2
     """
-    if isinstance(val_fraction, bool) or not 0 < val_fraction < 1:
+    fraction = as_number(val_fraction)  # never a bool or a string such as "0.1"
+    if fraction is None or not 0 < fraction < 1:
         raise ValueError(
             f"val_fraction must be a fraction in (0, 1), e.g. 0.1, got {val_fraction!r}"
         )

@@ -13,6 +13,7 @@ from torchvision.models import WeightsEnum
 
 from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet._core.counts import as_integer
+from retinalnet._core.default_dtype import float32_default
 from retinalnet.models._builder_options import build_network, check_options
 from retinalnet.models._checks import check_class_names, check_int
 from retinalnet.models._classifier import Classifier
@@ -136,7 +137,8 @@ def create(
     """:func:`create_model` for a spec; ``blocks_name`` is the name errors give
     ``trainable_blocks`` (``except_last_blocks`` when called by the 0.1 builders).
     ``warn_random=False`` for builds whose weights come from elsewhere (a checkpoint) or
-    that only count parameters."""
+    that only count parameters. The network is built in float32, whatever torch's default
+    dtype is (see :func:`~retinalnet._core.default_dtype.float32_default`)."""
     check_options(spec, options)  # before anything is built or downloaded
     names = class_names(num_classes, classes)
     num_classes = len(names)
@@ -156,26 +158,29 @@ def create(
     _check_size(spec, prep, resolved)
     if trainable_blocks and isinstance(resolved, WeightsEnum):  # fail before downloading
         _check_blocks(spec, _count_blocks(spec, options), trainable_blocks, blocks_name)
-    network = load_network(spec, resolved, progress=progress, **options)
-    old_head = network.get_submodule(spec.head)
-    head = build_head(
-        _in_features(old_head, network, spec), num_classes, hidden=hidden, dropout=dropout
-    )
-    _replace(network, spec.head, head)
-    model = Classifier(
-        network,
-        classes=names,
-        preprocessing=prep,
-        arch=spec.name,
-        arch_kwargs={
-            "num_classes": num_classes,
-            "hidden": hidden,
-            "dropout": dropout,
-            "freeze": freeze,
-            "trainable_blocks": trainable_blocks,
-            **options,
-        },
-    )
+    # float32, as checkpoints and pretrained weights are, whatever torch's default dtype is
+    # (a float64 default would give float64 modules, which every door refuses)
+    with float32_default():
+        network = load_network(spec, resolved, progress=progress, **options)
+        old_head = network.get_submodule(spec.head)
+        head = build_head(
+            _in_features(old_head, network, spec), num_classes, hidden=hidden, dropout=dropout
+        )
+        _replace(network, spec.head, head)
+        model = Classifier(
+            network,
+            classes=names,
+            preprocessing=prep,
+            arch=spec.name,
+            arch_kwargs={
+                "num_classes": num_classes,
+                "hidden": hidden,
+                "dropout": dropout,
+                "freeze": freeze,
+                "trainable_blocks": trainable_blocks,
+                **options,
+            },
+        )
     if freeze:
         _check_blocks(spec, len(model.feature_block_modules()), trainable_blocks, blocks_name)
         freeze_model(model, trainable_blocks=trainable_blocks)

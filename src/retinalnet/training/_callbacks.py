@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from retinalnet._core.counts import check_count
+from retinalnet._core.counts import as_number, check_count
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -188,7 +188,7 @@ class EarlyStopping(Callback):
     patience
         Epochs without improvement before stopping.
     min_delta
-        Smallest change that counts as an improvement.
+        Smallest change that counts as an improvement: a finite number >= 0.
     restore_best_weights
         At the end of the fit, load the weights of the best epoch, whether training stopped
         early or ran out of epochs (the tutorial forgot the second case). Only trainable
@@ -217,12 +217,13 @@ class EarlyStopping(Callback):
     ) -> None:
         _check_mode(mode)
         patience = check_count(patience, "patience", 0)
-        if not min_delta >= 0:
-            raise ValueError(f"min_delta must be >= 0, got {min_delta!r}")
+        delta = as_number(min_delta)
+        if delta is None or not (delta >= 0 and math.isfinite(delta)):
+            raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
         self.monitor = monitor
         self.mode = mode
         self.patience = patience
-        self.min_delta = float(min_delta)
+        self.min_delta = delta
         self.restore_best_weights = restore_best_weights
         self._reset()
 

@@ -16,6 +16,7 @@ from retinalnet.models._classifier import Classifier, network_of
 from retinalnet.precision import autocast
 from retinalnet.training._distributed import DistributedContext
 from retinalnet.training._feature_cache import trainable_head
+from retinalnet.training._last_batch import TrainingBatches, explained_one_image_error
 from retinalnet.training._nonfinite import first_nonfinite
 from retinalnet.training._task import ClassificationTask
 
@@ -104,7 +105,9 @@ def train_one_epoch(
     Across processes the sums are added up, so every rank returns the whole epoch's values.
     The losses are read back once, at the end of the epoch (a GPU is not waited for at each
     step); a loss that is not finite at any step makes the epoch's mean not finite, and its
-    first such step is then looked up.
+    first such step is then looked up. A last batch of one image that a batch-norm layer
+    in train mode cannot take is left out, with a warning (see
+    :class:`~retinalnet.training._last_batch.TrainingBatches`).
     """
     if isinstance(loader.sampler, DistributedSampler):
         loader.sampler.set_epoch(epoch)  # a new shuffle each epoch, the same on all ranks
@@ -116,24 +119,40 @@ def train_one_epoch(
     predictions: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
     task.on_train_epoch_start(forward)
-    batches = progress_bar(loader, total=len(loader), description=description, enabled=progress)
-    for inputs, targets in batches:
-        inputs = inputs.to(device, non_blocking=True)
-        if inputs.dim() == 4:  # images: convolutions run faster channels-last (CPU and GPU)
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
-        targets = targets.to(device, non_blocking=True)
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(device, dtype):
-            outputs = forward(inputs)
-            loss = task.training_step(outputs, targets)
-        torch.autograd.backward(scaler.scale(loss))
-        scaler.step(optimizer)
-        scaler.update()
-        task.on_train_step_end()
-        losses.append(loss.detach())
-        sizes.append(len(targets))
-        predictions.append(outputs.detach().argmax(dim=1))
-        labels.append(targets)
+    # a last batch of one image, which a batch-norm layer that trains cannot take, is seen
+    # at the first batch and left out (with a warning), not met at the end of the epoch
+    trained_on = TrainingBatches(forward, loader, tell=dist.is_main, per_process=dist.enabled)
+    batches = progress_bar(trained_on, total=len(loader), description=description, enabled=progress)
+    try:
+        for inputs, targets in batches:
+            # float32 from any floating dtype, as the inference engine takes them (tensors
+            # made under torch.set_default_dtype(torch.float64) are float64): autocast
+            # lowers the precision of a step itself
+            floating = inputs.is_floating_point()
+            inputs = inputs.to(device, torch.float32 if floating else None, non_blocking=True)
+            if inputs.dim() == 4:  # images: convolutions run faster channels-last (CPU and GPU)
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            targets = targets.to(device, non_blocking=True)
+            optimizer.zero_grad(set_to_none=True)
+            try:
+                with autocast(device, dtype):
+                    outputs = forward(inputs)
+                    loss = task.training_step(outputs, targets)
+            except ValueError as error:  # an epoch of one image: said with the batch size
+                explained = explained_one_image_error(error, loader, len(targets))
+                if explained is None:
+                    raise
+                raise explained from None
+            torch.autograd.backward(scaler.scale(loss))
+            scaler.step(optimizer)
+            scaler.update()
+            task.on_train_step_end()
+            losses.append(loss.detach())
+            sizes.append(len(targets))
+            predictions.append(outputs.detach().argmax(dim=1))
+            labels.append(targets)
+    finally:  # no hook left on the model when a step fails
+        trained_on.close()
     if not losses:
         raise ValueError("the training loader produced no batches")
     sum_dtype = torch.float32 if device.type == "mps" else torch.float64
