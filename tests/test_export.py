@@ -7,14 +7,19 @@ once from a model in memory with a calibration temperature.
 
 from __future__ import annotations
 
+import copy
 import errno
 import json
+import logging
 import os
+import pickle
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +32,7 @@ from retinalnet import Predictor
 from retinalnet._core.files import file_digest
 from retinalnet.checkpoint import save_checkpoint
 from retinalnet.cli import main
-from retinalnet.datasets import find_images
+from retinalnet.datasets import UnreadableImageError, find_images
 from retinalnet.export import (
     OPSET,
     PARITY_TOLERANCE,
@@ -197,6 +202,99 @@ def test_onnx_predictor_takes_images_in_memory_and_skips_unreadable_files(
         predictor.topk(scans[0], k=5)
 
 
+def test_a_single_unreadable_image_is_raised_and_neither_logged_nor_listed_as_skipped(
+    exported: tuple[Classifier, Path, Path, str],
+    scans: list[Path],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As with the torch Predictor: no "skipped" line for a request that failed, and a call
+    that raises lists nothing in ``skipped``."""
+    predictor = Predictor.from_onnx(exported[2], on_error="skip")
+    missing = tmp_path / "missing.jpeg"
+    with caplog.at_level(logging.WARNING, logger="retinalnet"):
+        predictor.topk([scans[0], missing], k=1)
+        assert [s.source for s in predictor.skipped] == [str(missing)]
+        with pytest.raises(UnreadableImageError, match=r"missing\.jpeg': no such file"):
+            predictor.topk(missing)
+        assert predictor.skipped == []
+    assert [r.getMessage() for r in caplog.records] == [
+        "skipped 1 unreadable image(s) of 2: missing.jpeg (OnnxPredictor.skipped lists them)"
+    ]
+
+
+def test_threads_sharing_one_onnx_predictor_each_get_their_own_answer_or_error(
+    exported: tuple[Classifier, Path, Path, str],
+    scans: list[Path],
+    tmp_path: Path,
+) -> None:
+    """A web service's request threads share one predictor with on_error="skip": a request
+    for a good scan gets its prediction, and one for a bad file an error naming that file
+    (it got another request's "cannot read broken-N.jpeg", or an IndexError)."""
+    predictor = Predictor.from_onnx(exported[2], on_error="skip")
+    images = [Image.open(scan).convert("L") for scan in scans[:3]]  # no decoding: more calls
+    alone = [predictor.topk(image, k=1) for image in images]
+    requests: list[Image.Image | Path] = []
+    for number in range(60):
+        broken = tmp_path / f"broken-{number}.jpeg"
+        broken.write_bytes(b"not a jpeg")
+        requests += [broken, *images]
+
+    def request(image: Image.Image | Path) -> str:
+        try:
+            prediction = predictor.topk(image, k=1)
+        except UnreadableImageError as error:
+            return "right file" if Path(error.path or "") == image else f"{image}: {error!r}"
+        except Exception as error:  # any other error is a wrong answer too
+            return f"{image}: {error!r}"
+        if isinstance(image, Path):
+            return f"{image}: got a prediction"
+        return "right answer" if prediction == alone[images.index(image)] else f"{prediction}"
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # threads take turns often, so a mix-up shows
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            outcomes = list(pool.map(request, requests))
+    finally:
+        sys.setswitchinterval(interval)
+    wrong = [outcome for outcome in outcomes if outcome not in ("right file", "right answer")]
+    assert wrong == []
+    assert outcomes.count("right file") == 60
+
+
+def test_an_onnx_predictor_can_be_deep_copied_and_pickled(
+    exported: tuple[Classifier, Path, Path, str],
+    scans: list[Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A process pool (multiprocessing, joblib) pickles the predictor; the copy opens the
+    same file again, even from another working folder, and gives the same probabilities."""
+    (tmp_path / "models").mkdir()
+    shutil.copy(exported[2], tmp_path / "models" / "model.onnx")
+    monkeypatch.chdir(tmp_path)
+    predictor = Predictor.from_onnx("models/model.onnx", batch_size=3, on_error="skip")
+    expected = predictor.predict_proba(scans[:4])
+    monkeypatch.chdir(tmp_path / "models")  # a relative path found again
+    for copied in (copy.deepcopy(predictor), pickle.loads(pickle.dumps(predictor))):
+        assert copied.session is not predictor.session
+        assert (copied.path, copied.batch_size, copied.on_error) == (
+            Path("models/model.onnx"),
+            3,
+            "skip",
+        )
+        assert copied.metadata == predictor.metadata
+        assert torch.equal(copied.predict_proba(scans[:4]), expected)
+    pickled = pickle.dumps(predictor)
+    os.utime(tmp_path / "models" / "model.onnx", ns=(0, 0))  # as a new export there would
+    with pytest.raises(ValueError, match=r"model\.onnx': the file was changed since the pre"):
+        pickle.loads(pickled)
+    (tmp_path / "models" / "model.onnx").unlink()
+    with pytest.raises(FileNotFoundError, match=r"model\.onnx': the file is no longer there"):
+        copy.deepcopy(predictor)
+
+
 @pytest.mark.parametrize("one", ["path", "str", "tensor"])
 def test_both_predictors_refuse_one_image_where_predict_proba_takes_a_list(
     exported: tuple[Classifier, Path, Path, str], scans: list[Path], one: str
@@ -223,9 +321,9 @@ def test_onnx_predict_proba_refuses_an_output_that_is_not_finite(
     real = predictor._probabilities
 
     def with_nan(images: Any) -> Any:
-        probabilities, readable = real(images)
+        probabilities, *rest = real(images)
         probabilities[1] = float("nan")
-        return probabilities, readable
+        return probabilities, *rest
 
     monkeypatch.setattr(predictor, "_probabilities", with_nan)
     name = re.escape(repr(str(scans[1])))
@@ -644,3 +742,23 @@ def test_an_uncalibrated_export_and_its_checkpoint_show_the_same_temperature(
         )
         assert lines["temperature"] == "none (not calibrated)", path
     assert read_metadata(out).temperature == 1.0  # the metadata itself keeps its number
+
+
+def test_an_export_under_a_float64_default_dtype_is_a_float32_graph(tmp_path: Path) -> None:
+    # was: "expected scalar type Double but found Float": the example batch the exporter
+    # traces was made in torch's default dtype, float64 in a scientific notebook
+    model = _model(seed=4)
+    images: Sequence[Image.Image] = synthetic_images(2)
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        result = to_onnx(model, tmp_path / "model.onnx", images=images)
+        got = OnnxPredictor(result.path).predict_proba(images)
+    finally:
+        torch.set_default_dtype(before)
+    graph = onnx.load(str(result.path)).graph
+    ends = [*graph.input, *graph.output]
+    assert {end.type.tensor_type.elem_type for end in ends} == {onnx.TensorProto.FLOAT}
+    assert all(tensor.data_type != onnx.TensorProto.DOUBLE for tensor in graph.initializer)
+    assert result.parity.max_abs_diff < PARITY_TOLERANCE
+    assert got.shape == (2, len(model.classes))

@@ -25,7 +25,13 @@ from retinalnet import SyntheticOCT
 from retinalnet.checkpoint import save_checkpoint
 from retinalnet.datasets import UnreadableImageError, find_images
 from retinalnet.models import Classifier, SmallCNN, small_cnn
-from retinalnet.predictor import ClassProbability, Prediction, Predictor, top_predictions
+from retinalnet.predictor import (
+    ClassProbability,
+    Prediction,
+    Predictor,
+    SkippedImage,
+    top_predictions,
+)
 from retinalnet.transforms import Preprocessing
 
 
@@ -639,6 +645,37 @@ def test_skip_still_raises_for_a_single_image_and_bad_policies_are_refused(
     assert predictor.topk([images[0], tmp_path / "missing.jpeg"], k=1)[0].source == "<image 0>"
     with pytest.raises(ValueError, match=r"on_error must be 'raise' or 'skip', got 'ignore'"):
         Predictor(small_cnn(), on_error="ignore")  # type: ignore[arg-type]
+
+
+def test_a_single_unreadable_image_is_raised_and_neither_logged_nor_listed_as_skipped(
+    tmp_path: Path, images: list[Image.Image], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A single image is raised whatever ``on_error`` says: no "skipped" line is logged for a
+    request that failed, and ``skipped`` lists nothing (the call returned nothing, so it left
+    nothing out); gradcam, which takes one image, alike."""
+    predictor = Predictor(
+        small_cnn(preprocessing=Preprocessing(size=32)), device="cpu", on_error="skip"
+    )
+    missing = tmp_path / "missing.jpeg"
+    listed = [SkippedImage(str(missing), "no such file")]
+    with caplog.at_level(logging.WARNING, logger="retinalnet"):
+        predictor.topk([images[0], missing], k=1)
+        assert [r.getMessage() for r in caplog.records] == [
+            "skipped 1 unreadable image(s) of 2: missing.jpeg (Predictor.skipped lists them)"
+        ]
+        assert predictor.skipped == listed
+        caplog.clear()
+        with pytest.raises(UnreadableImageError, match=r"missing\.jpeg': no such file"):
+            predictor.topk(missing)
+        assert predictor.skipped == []
+        predictor.predict_proba([missing])  # a list: skipped, as the log says
+        assert predictor.skipped == listed
+        with pytest.raises(UnreadableImageError, match=r"missing\.jpeg': no such file"):
+            predictor.gradcam(missing)
+        assert predictor.skipped == []
+    assert [r.getMessage() for r in caplog.records] == [
+        "skipped 1 unreadable image(s) of 1: missing.jpeg (Predictor.skipped lists them)"
+    ]
 
 
 def test_from_checkpoint_takes_the_skip_policy(tmp_path: Path) -> None:

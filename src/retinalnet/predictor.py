@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -53,6 +53,10 @@ logger = logging.getLogger(__name__)
 OnError = Literal["raise", "skip"]  # what a Predictor does with a file it cannot read
 
 _ON_ERROR = ("raise", "skip")
+
+ImageT = TypeVar("ImageT", bound=ImageInput)
+"""The images of a list given to ``topk``: a ``list[str]`` or ``list[Path]`` is taken as it is
+(``list[ImageInput]`` would refuse it under mypy, a list being invariant)."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +166,8 @@ class Predictor:
         default) raises the error, which names the file; ``"skip"`` leaves the file out of
         the results of a list, logs one warning per call, and records it in
         :attr:`skipped`, so one bad file does not cost the predictions of the others.
-        A single image (not in a list) is always raised: there is nothing else to return.
+        A single image (not in a list) is always raised: there is nothing else to return,
+        so nothing is logged or recorded as skipped for it.
 
         .. versionadded:: 0.2
 
@@ -170,7 +175,8 @@ class Predictor:
     ----------
     skipped : list of SkippedImage
         The files the last :meth:`topk` or :meth:`predict_proba` call left out (empty with
-        ``on_error="raise"``), in input order.
+        ``on_error="raise"``), in input order. A call that raises returned nothing, so it
+        left nothing out: it leaves the list empty.
 
         .. versionadded:: 0.2
 
@@ -331,15 +337,40 @@ class Predictor:
         """
         check_image_list(images)
         with exclusive_use(self.model):  # also keeps `skipped` this call's own
-            log_probabilities, readable = self._log_probabilities(images)
+            log_probabilities, readable = self._call(images)
         return log_probabilities[readable].exp().float()
 
-    def _log_probabilities(self, images: Sequence[ImageInput]) -> tuple[torch.Tensor, list[bool]]:
-        """Log-probabilities (float64, on the CPU) of every image (a blank row for a skipped
-        one), and which are real."""
+    def _call(
+        self, images: Sequence[ImageInput], *, single: bool = False
+    ) -> tuple[torch.Tensor, list[bool]]:
+        """:meth:`_log_probabilities` for a :meth:`topk` or :meth:`predict_proba` call (the
+        caller holds the model), and the one place its skipped files are recorded in
+        :attr:`skipped` and logged: only when the call returns a result. A call that raises
+        (a ``single`` image that cannot be read among them) leaves :attr:`skipped` empty."""
         self.skipped = []
+        log_probabilities, readable, skipped = self._log_probabilities(images, single=single)
+        self.skipped = skipped
+        if skipped:
+            names = ", ".join(Path(s.source).name for s in skipped[:3])
+            more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+            logger.warning(
+                "skipped %d unreadable image(s) of %d: %s%s (Predictor.skipped lists them)",
+                len(skipped),
+                len(images),
+                names,
+                more,
+                extra={SAID_BY_THE_COMMAND_LINE: True},  # the command line lists them itself
+            )
+        return log_probabilities, readable
+
+    def _log_probabilities(
+        self, images: Sequence[ImageInput], *, single: bool = False
+    ) -> tuple[torch.Tensor, list[bool], list[SkippedImage]]:
+        """Log-probabilities (float64, on the CPU) of every image (a blank row for a skipped
+        one), which are real, and the skipped ones; a ``single`` image that cannot be read is
+        raised (there is nothing else to return)."""
         if not images:
-            return torch.empty(0, len(self.classes)), []
+            return torch.empty(0, len(self.classes)), [], []
         # Workers pay off for files to decode; in-memory images (CUDA tensors among them)
         # are prepared in this process rather than copied to workers.
         files_only = all(isinstance(image, (str, os.PathLike)) for image in images)
@@ -376,23 +407,14 @@ class Predictor:
                         source, low_precision=self.engine.dtype is not None
                     )
                 rows.append(log_probs.cpu())
-        self.skipped = [
+        skipped = [
             SkippedImage(image_source(image, index), reason)
             for index, (image, reason) in enumerate(zip(images, reasons, strict=True))
             if reason
         ]
-        if self.skipped:
-            names = ", ".join(Path(s.source).name for s in self.skipped[:3])
-            more = f" and {len(self.skipped) - 3} more" if len(self.skipped) > 3 else ""
-            logger.warning(
-                "skipped %d unreadable image(s) of %d: %s%s (Predictor.skipped lists them)",
-                len(self.skipped),
-                len(images),
-                names,
-                more,
-                extra={SAID_BY_THE_COMMAND_LINE: True},  # the command line lists them itself
-            )
-        return torch.cat(rows), [not reason for reason in reasons]
+        if single and skipped:
+            raise UnreadableImageError(skipped[0].source, skipped[0].reason)
+        return torch.cat(rows), [not reason for reason in reasons], skipped
 
     def _workers(self) -> int:
         return default_num_workers(self.device, self.num_workers)
@@ -402,12 +424,12 @@ class Predictor:
 
     @overload
     def topk(
-        self, images: list[ImageInput] | tuple[ImageInput, ...], k: int | None = ...
+        self, images: list[ImageT] | tuple[ImageT, ...], k: int | None = ...
     ) -> list[Prediction]: ...
 
     def topk(
         self,
-        images: ImageInput | list[ImageInput] | tuple[ImageInput, ...],
+        images: ImageInput | list[ImageT] | tuple[ImageT, ...],
         k: int | None = None,
     ) -> Prediction | list[Prediction]:
         """The ``k`` most probable classes of one image, or of each image in a list.
@@ -441,9 +463,7 @@ class Predictor:
         single = not isinstance(images, (list, tuple))
         batch: Sequence[ImageInput] = images if isinstance(images, (list, tuple)) else [images]
         with exclusive_use(self.model):  # also keeps `skipped` this call's own
-            log_probabilities, readable = self._log_probabilities(batch)
-            if single and self.skipped:
-                raise UnreadableImageError(self.skipped[0].source, self.skipped[0].reason)
+            log_probabilities, readable = self._call(batch, single=single)
         rows = log_probabilities[readable]
         # ranked by the log-probabilities: a confident model's small probabilities round to
         # 0.0 as floats, and the tie rule would then order them by class index
@@ -479,6 +499,9 @@ class Predictor:
 
         Raises
         ------
+        retinalnet.datasets.UnreadableImageError
+            If the file cannot be read, whatever ``on_error`` says (there is nothing else to
+            return); the message names it.
         TypeError
             If ``image`` is a list or tuple of images: one map per call.
         ValueError

@@ -28,6 +28,7 @@ from retinalnet._core.model_inputs import refuse_model_input
 from retinalnet.export._metadata import OnnxMetadata, read_metadata
 from retinalnet.export._onnx_runtime import inference_session
 from retinalnet.predictor import (
+    ImageT,
     OnError,
     Prediction,
     SkippedImage,
@@ -79,7 +80,8 @@ class OnnxPredictor:
     metadata : OnnxMetadata
         What the file says about the model.
     skipped : list of SkippedImage
-        The files the last call left out (with ``on_error="skip"``).
+        The files the last :meth:`topk` or :meth:`predict_proba` call left out (with
+        ``on_error="skip"``), in input order; a call that raises leaves it empty.
 
     Raises
     ------
@@ -91,6 +93,16 @@ class OnnxPredictor:
         an argument is out of range.
     ModuleNotFoundError
         If ``onnxruntime`` or ``onnx`` is missing (``pip install 'retinalnet[onnx]'``).
+
+    Notes
+    -----
+    Thread-safe: threads may share one OnnxPredictor, and each call gives the result it gives
+    alone (an unreadable file's error names that file, in the call that was given it).
+    :attr:`skipped` belongs to the predictor: with threads sharing one, read the skipped
+    files of a call before another call starts, or give each thread its own predictor.
+
+    An OnnxPredictor can be pickled (handed to a process pool) and deep-copied: the copy
+    opens the same file again, so the file must still be where it was, unchanged.
 
     Examples
     --------
@@ -115,13 +127,56 @@ class OnnxPredictor:
                 "unreadable files out and lists them in OnnxPredictor.skipped"
             )
         self.path = Path(path)
-        self.metadata: OnnxMetadata = read_metadata(self.path)
-        self.session: Any = inference_session(str(self.path), threads=threads)
-        self._input = self.session.get_inputs()[0].name
         self.batch_size = batch_size
         self.on_error: OnError = on_error
         self.skipped: list[SkippedImage] = []
+        self._threads = threads
+        self._file = self.path.absolute()  # found again by a copy unpickled in another folder
+        self._open(self.path)
+
+    def _open(self, file: Path) -> None:
+        """Read the file's metadata and open the onnxruntime session on it."""
+        self.metadata: OnnxMetadata = read_metadata(file)
+        self._stamp = _stamp(file)
+        self.session: Any = inference_session(str(file), threads=self._threads)
+        self._input: str = self.session.get_inputs()[0].name
         self._transform = self.preprocessing.eval_transform()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The settings and the file's place, without the onnxruntime session (which cannot
+        be pickled): a copy opens the file again."""
+        state = self.__dict__.copy()
+        for opened in ("metadata", "session", "_input", "_transform"):
+            del state[opened]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Open the file again, refusing one that is gone or changed since it was opened
+        (a copy would not give the original's answers).
+
+        Raises
+        ------
+        FileNotFoundError
+            If the file is no longer there.
+        ValueError
+            If the file was changed since the original opened it.
+        """
+        self.__dict__.update(state)
+        file: Path = self._file
+        if not file.is_file():
+            raise FileNotFoundError(
+                f"cannot copy or unpickle the OnnxPredictor of {str(file)!r}: the file is no "
+                "longer there (a copy opens the file again); keep it in place, or copy the "
+                "file to where the predictor is needed and build one there with "
+                "Predictor.from_onnx(path)"
+            )
+        if _stamp(file) != self._stamp:
+            raise ValueError(
+                f"cannot copy or unpickle the OnnxPredictor of {str(file)!r}: the file was "
+                "changed since the predictor opened it, so a copy would not give its answers; "
+                "build a new one with Predictor.from_onnx(path)"
+            )
+        self._open(file)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -139,9 +194,45 @@ class OnnxPredictor:
         prepared: torch.Tensor = self._transform(loaded)
         return prepared
 
-    def _probabilities(self, images: Sequence[ImageInput]) -> tuple[torch.Tensor, list[bool]]:
-        """Probabilities of the readable images, in order, and which images were readable."""
-        self.skipped = []
+    def _call(
+        self, images: Sequence[ImageInput], *, single: bool = False
+    ) -> tuple[torch.Tensor, list[bool]]:
+        """:meth:`_probabilities` for a :meth:`topk` or :meth:`predict_proba` call, refused if
+        a row is not finite, and the one place its skipped files are recorded in
+        :attr:`skipped` and logged: only when the call returns a result. A call that raises
+        (a ``single`` image that cannot be read among them) leaves :attr:`skipped` empty.
+
+        The skipped files are the call's own until it returns (no lock is needed: threads
+        sharing the predictor each decide from their own list, and onnxruntime sessions
+        take calls from several threads).
+        """
+        try:
+            probabilities, readable, skipped = self._probabilities(images)
+            if single and skipped:  # nothing else to return
+                raise UnreadableImageError(skipped[0].source, skipped[0].reason)
+            finite_rows(probabilities, images, readable)
+        except BaseException:
+            self.skipped = []
+            raise
+        self.skipped = skipped
+        if skipped:
+            names = ", ".join(Path(s.source).name for s in skipped[:3])
+            more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+            logger.warning(
+                "skipped %d unreadable image(s) of %d: %s%s (OnnxPredictor.skipped lists them)",
+                len(skipped),
+                len(images),
+                names,
+                more,
+            )
+        return probabilities, readable
+
+    def _probabilities(
+        self, images: Sequence[ImageInput]
+    ) -> tuple[torch.Tensor, list[bool], list[SkippedImage]]:
+        """Probabilities of the readable images, in order, which images were readable, and
+        the skipped ones."""
+        skipped: list[SkippedImage] = []
         readable: list[bool] = []
         rows: list[np.ndarray[Any, Any]] = []
         warn_of_full_scale_images(images, target_size=self.preprocessing.decode_size)
@@ -154,26 +245,16 @@ class OnnxPredictor:
                     if self.on_error == "raise":
                         raise
                     reason = error.reason or str(error)
-                    self.skipped.append(SkippedImage(image_source(images[index], index), reason))
+                    skipped.append(SkippedImage(image_source(images[index], index), reason))
                     readable.append(False)
                     continue
                 readable.append(True)
             if batch:
                 inputs = torch.stack(batch).float().numpy()
                 rows.append(self.session.run(None, {self._input: inputs})[0])
-        if self.skipped:
-            names = ", ".join(Path(s.source).name for s in self.skipped[:3])
-            more = f" and {len(self.skipped) - 3} more" if len(self.skipped) > 3 else ""
-            logger.warning(
-                "skipped %d unreadable image(s) of %d: %s%s (OnnxPredictor.skipped lists them)",
-                len(self.skipped),
-                len(images),
-                names,
-                more,
-            )
         if not rows:
-            return torch.empty(0, len(self.classes)), readable
-        return torch.from_numpy(np.concatenate(rows).astype(np.float32)), readable
+            return torch.empty(0, len(self.classes)), readable, skipped
+        return torch.from_numpy(np.concatenate(rows).astype(np.float32)), readable, skipped
 
     def predict_proba(self, images: Sequence[ImageInput]) -> torch.Tensor:
         """Class probabilities, shape ``(len(images), num_classes)``, float32 on the CPU.
@@ -191,20 +272,20 @@ class OnnxPredictor:
             If ``images`` is not a list or tuple (pass ``[image]`` for one image).
         """
         check_image_list(images)
-        probabilities, readable = self._probabilities(images)
-        return finite_rows(probabilities, images, readable)
+        probabilities, _ = self._call(images)
+        return probabilities
 
     @overload
     def topk(self, images: ImageInput, k: int | None = ...) -> Prediction: ...
 
     @overload
     def topk(
-        self, images: list[ImageInput] | tuple[ImageInput, ...], k: int | None = ...
+        self, images: list[ImageT] | tuple[ImageT, ...], k: int | None = ...
     ) -> list[Prediction]: ...
 
     def topk(
         self,
-        images: ImageInput | list[ImageInput] | tuple[ImageInput, ...],
+        images: ImageInput | list[ImageT] | tuple[ImageT, ...],
         k: int | None = None,
     ) -> Prediction | list[Prediction]:
         """The ``k`` most probable classes of one image, or of each image in a list.
@@ -223,8 +304,12 @@ class OnnxPredictor:
         k = check_k(k, len(self.classes))
         single = not isinstance(images, (list, tuple))
         batch: Sequence[ImageInput] = images if isinstance(images, (list, tuple)) else [images]
-        probabilities, readable = self._probabilities(batch)
-        if single and self.skipped:
-            raise UnreadableImageError(self.skipped[0].source, self.skipped[0].reason)
+        probabilities, readable = self._call(batch, single=single)
         predictions = top_predictions(probabilities, batch, readable, self.classes, k)
         return predictions[0] if single else predictions
+
+
+def _stamp(file: Path) -> tuple[int, int]:
+    """What tells a changed file: its size and its time of last change, in nanoseconds."""
+    status = file.stat()
+    return status.st_size, status.st_mtime_ns
