@@ -9,9 +9,12 @@ import json
 import logging
 import math
 import shutil
+import threading
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,6 +24,7 @@ from torch.utils.data import TensorDataset
 
 from retinalnet import Predictor
 from retinalnet._core.files import file_digest
+from retinalnet._core.model_use import exclusive_use
 from retinalnet.checkpoint import (
     load_checkpoint,
     save_checkpoint,
@@ -43,6 +47,7 @@ from retinalnet.training import (
     EarlyStopping,
     TemperatureScaling,
     Trainer,
+    _calibration,
     calibrate,
     evaluate,
 )
@@ -452,6 +457,96 @@ def test_calibrate_sets_the_temperature_that_made_the_data() -> None:
     assert result.ece_after < result.ece_before
     assert "fitted on 4000 images:" in str(result)  # calibrate() knows no split
     assert json.loads(json.dumps(result.to_dict()))["applied"] is True
+
+
+def _held_by_another_thread(model: nn.Module, seen: list[float]) -> threading.Thread:
+    """Another thread's pass on ``model`` (as a Predictor's call holds it), started now: it
+    records the temperature it began and ended at in ``seen``."""
+    started = threading.Event()
+
+    def predict() -> None:
+        with exclusive_use(model):
+            started.set()
+            began = getattr(model, "temperature", None)
+            time.sleep(0.3)  # a pass: the temperature must not change under it
+            seen.extend([began, getattr(model, "temperature", None)])
+
+    thread = threading.Thread(target=predict)
+    thread.start()
+    assert started.wait(timeout=30)
+    return thread
+
+
+def test_calibrate_sets_the_temperature_between_another_threads_passes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    logits, labels = _sampled(2.0, n=400, seed=4)
+    model = Classifier(_Logits(), classes=CLASSES)
+    seen: list[float] = []
+    threads: list[threading.Thread] = []
+    fit = _calibration._fit
+
+    def fit_then_a_prediction_begins(*args: Any) -> CalibrationResult:
+        result = fit(*args)
+        threads.append(_held_by_another_thread(model, seen))
+        return result
+
+    monkeypatch.setattr(_calibration, "_fit", fit_then_a_prediction_begins)
+    result = calibrate(model, _logit_data(logits, labels), device="cpu", precision="fp32")
+    threads[0].join()
+
+    assert seen == [1.0, 1.0]  # the pass under way ended at the temperature it began with
+    assert model.temperature == result.temperature != 1.0  # set once it had ended
+
+
+def test_temperature_scaling_sets_the_temperature_between_another_threads_passes(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = _model()
+    seen: list[float] = []
+    threads: list[threading.Thread] = []
+    fit = TemperatureScaling._fit
+
+    def fit_then_a_prediction_begins(*args: Any) -> CalibrationResult:
+        result = fit(*args)
+        threads.append(_held_by_another_thread(model, seen))
+        return result
+
+    monkeypatch.setattr(TemperatureScaling, "_fit", fit_then_a_prediction_begins)
+    calibration = TemperatureScaling()
+    _trainer(model, [calibration], max_epochs=1).fit(
+        KermanyOCT(data, "train"), KermanyOCT(data, "val")
+    )
+    threads[0].join()
+
+    assert calibration.result is not None
+    assert calibration.result.applied
+    assert seen == [1.0, 1.0]
+    assert model.temperature == calibration.result.temperature != 1.0
+
+
+def test_one_predict_proba_call_is_at_one_temperature(data: Path) -> None:
+    """A temperature set while a call runs (by calibrate() in another thread, between two of
+    its batches) applies from the next call: no call mixes two temperatures."""
+    model = _model()
+    images = [path for path, _ in KermanyOCT(data, "test").samples]
+    predictor = Predictor(model, device="cpu", precision="fp32", batch_size=1)
+    plain = predictor.predict_proba(images)
+
+    def recalibrated(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        model.temperature = 0.25  # inside the call's first batch
+
+    handle = model.register_forward_pre_hook(recalibrated)
+    try:
+        during = predictor.predict_proba(images)
+    finally:
+        handle.remove()
+    after = predictor.predict_proba(images)
+
+    assert len(images) > 1
+    assert torch.allclose(during, plain, atol=1e-6)  # every row at temperature 1
+    expected = torch.softmax(torch.log(plain.double()) / 0.25, dim=1).float()
+    assert torch.allclose(after, expected, atol=1e-5)  # the next call at 0.25
 
 
 def test_calibrate_leaves_the_model_as_it_was_when_every_image_is_right() -> None:

@@ -160,6 +160,23 @@ def test_load_checkpoint_gives_back_what_was_saved(tmp_path: Path) -> None:
     assert checkpoint.scheduler_state == scheduler.state_dict()
 
 
+def test_checkpoints_compare_by_value_and_are_not_hashable(tmp_path: Path) -> None:
+    model, optimizer, _ = _trained_cnn()
+    path = save_checkpoint(tmp_path / "ck.pt", model, optimizer_state=optimizer.state_dict())
+
+    first, again = load_checkpoint(path), load_checkpoint(path)
+
+    assert first == again  # the weights and the optimizer's tensors compared whole
+    assert first != dataclasses.replace(first, temperature=2.0)
+    weights = {**first.state_dict}
+    name = next(iter(weights))
+    weights[name] = weights[name] + 1
+    assert first != dataclasses.replace(first, state_dict=weights)
+    assert first != "ck.pt"
+    with pytest.raises(TypeError, match="unhashable type: 'Checkpoint'"):
+        hash(first)
+
+
 def test_a_checkpoint_without_training_state_has_defaults(tmp_path: Path) -> None:
     save_checkpoint(tmp_path / "ck.pt", linear_classifier())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -21,8 +22,10 @@ from torch.utils.data import DataLoader, Subset, TensorDataset
 from _training_helpers import CLASSES, frozen_small_cnn, linear_classifier, tiny_cnn
 from retinalnet import SyntheticOCT
 from retinalnet.datasets import KermanyOCT
+from retinalnet.engine import InferenceEngine
 from retinalnet.models import Classifier
 from retinalnet.training import EvaluationResult, Trainer, calibrate, evaluate
+from retinalnet.training._evaluation import run_evaluation
 from retinalnet.transforms import Preprocessing
 
 # Each image's input is its own logits, so the prediction is whatever we put at the argmax.
@@ -67,6 +70,31 @@ def test_evaluate_gives_the_exact_confusion_matrix_and_accuracies() -> None:
     assert list(per_class) == list(CLASSES)
     assert (per_class["CNV"], per_class["DME"], per_class["DRUSEN"]) == (0.75, 0.5, 0.75)
     assert math.isnan(per_class["NORMAL"])
+
+
+def test_the_result_is_at_the_temperature_its_rows_were_computed_at() -> None:
+    """A temperature set during a run (calibrate() in another thread, between two batches)
+    reaches neither the run's rows nor its result's ``temperature``: both are those the run
+    began with (an engine that follows the model's temperature, as a Trainer's validation)."""
+    model = _model()
+    model.temperature = 2.0
+
+    def recalibrated(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        model.temperature = 5.0  # inside the first batch
+
+    engine = InferenceEngine(model, device="cpu", precision="fp32")
+    loader = engine.loader(_data(), batch_size=3)
+    handle = model.register_forward_pre_hook(recalibrated)
+    try:
+        result = run_evaluation(engine, loader, loss=nn.NLLLoss(), classes=CLASSES)
+    finally:
+        handle.remove()
+
+    expected = functional.softmax(_logits(PREDICTED).double() / 2.0, dim=1).numpy()
+    assert result.temperature == 2.0
+    assert result.probabilities is not None
+    np.testing.assert_allclose(result.probabilities, expected, atol=1e-6)
+    assert engine.temperature == 5.0  # the next run's
 
 
 def test_evaluate_loss_is_the_nll_over_the_whole_set() -> None:
@@ -293,6 +321,22 @@ def test_evaluate_keeps_each_image_probabilities_and_target_in_data_order() -> N
     assert np.allclose(result.probabilities, torch.softmax(logits.double(), dim=1).numpy())
     assert result.targets.tolist() == TARGETS
     assert result.tta is False
+
+
+def test_results_compare_by_value_and_are_not_hashable() -> None:
+    result = evaluate(_model(), _data(), device="cpu", precision="fp32")
+    rerun = evaluate(_model(), _data(), device="cpu", precision="fp32")
+
+    assert result == rerun == copy.deepcopy(result)  # a run repeats: True, not a raise
+    assert result != evaluate(_model(), _data(PREDICTED[::-1]), device="cpu", precision="fp32")
+    assert result.probabilities is not None
+    nudged = result.probabilities.copy()
+    nudged[0, 0] += 1e-9
+    assert result != dataclasses.replace(result, probabilities=nudged)  # per image too
+    assert result != dataclasses.replace(result, probabilities=None)
+    assert result != result.to_dict()
+    with pytest.raises(TypeError, match="unhashable type: 'EvaluationResult'"):
+        hash(result)
 
 
 def test_report_is_the_clinical_report_of_the_same_images() -> None:

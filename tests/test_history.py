@@ -6,6 +6,8 @@ import csv
 import errno
 import math
 import os
+import sys
+import typing
 from dataclasses import fields
 from pathlib import Path
 
@@ -44,6 +46,22 @@ def test_history_is_a_sequence_of_records() -> None:
     assert repr(history) == "History(epochs=3, stop_reason=None)"
     history.append(_record(4, 0.6))
     assert len(history) == 4
+
+
+def test_indexing_is_typed_a_record_for_an_int_and_a_list_for_a_slice() -> None:
+    """``history[-1].val_acuracy`` (a typo) is caught by a type checker: ``__getitem__``
+    says what it returns instead of ``Any``."""
+    hints = typing.get_type_hints(History.__getitem__)
+    assert hints["return"] == EpochRecord | list[EpochRecord]
+    if sys.version_info >= (3, 11):
+        overloads = typing.get_overloads(History.__getitem__)
+        returns = {
+            typing.get_type_hints(o)["index"]: typing.get_type_hints(o)["return"] for o in overloads
+        }
+        assert returns == {int: EpochRecord, slice: list[EpochRecord]}
+    history = _history(0.9, 0.8)
+    assert isinstance(history[-1], EpochRecord)
+    assert isinstance(history[:1], list)
 
 
 def test_records_round_trip() -> None:

@@ -8,6 +8,7 @@ import logging
 import math
 import re
 import sys
+import typing
 import warnings
 from pathlib import Path
 
@@ -133,6 +134,23 @@ def test_the_summary_says_itself_and_gives_everything_as_json() -> None:
     )
 
 
+def test_the_reason_quotes_class_names_that_would_read_as_more_classes() -> None:
+    classes = ("3", "normal", "wet AMD", "Ödem, diabetic")
+    order = ("wet AMD", "Ödem, diabetic", "3", "normal")
+    rows = [(0.265, 0.6, 0.1, 0.035), (0.1, 0.7, 0.1, 0.1)]
+    normal = summarise_volume(rows, classes, order=order, source="v.tif")
+    expected = (
+        "no class of 'wet AMD', 'Ödem, diabetic', '3' reached 50% on a B-scan; highest: "
+        "'3' 26.5% at B-scan 0"
+    )
+    assert normal.reason() == expected
+    assert normal.to_dict()["reason"] == expected
+    referred = summarise_volume([(0.1, 0.1, 0.1, 0.7)], classes, order=order, source="v.tif")
+    assert referred.reason() == "1 of 1 B-scans at 'Ödem, diabetic' >= 50%"
+    plain = summarise_volume([N], KERMANY_CLASSES)  # plain names stay unquoted
+    assert plain.reason().startswith("no class of CNV, DME, DRUSEN reached")
+
+
 def test_the_cli_default_threshold_is_the_library_one() -> None:
     from retinalnet.cli._volume import min_scans, threshold
 
@@ -215,6 +233,35 @@ def test_a_volume_with_an_unreadable_b_scan_is_not_summarised(
     skipping = Predictor(brightness.model, device="cpu", on_error="skip")
     with pytest.raises(UnreadableImageError, match=r"B-scan of the volume <volume>"):
         predict_volume(skipping, [good, tmp_path / "1.png", good])
+
+
+def test_predict_volume_is_typed_to_take_an_onnx_predictor_too() -> None:
+    """deploying.rst's ``predict_volume(Predictor.from_onnx(...), ...)`` type-checks."""
+    from retinalnet.export import OnnxPredictor
+
+    names = {"Predictor": Predictor, "OnnxPredictor": OnnxPredictor, "ImageInput": object}
+    hints = typing.get_type_hints(predict_volume, localns=names)
+    assert set(typing.get_args(hints["predictor"])) == {Predictor, OnnxPredictor}
+
+
+class _SharedPredictor:
+    """A predictor shared with another thread, whose call has ended since this one: this
+    call left a B-scan out, but ``skipped`` is already the other call's (none)."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        self.inner = predictor
+        self.classes = predictor.classes
+        self.preprocessing = predictor.preprocessing
+        self.skipped: list[object] = []
+
+    def predict_proba(self, images: list[object]) -> torch.Tensor:
+        return self.inner.predict_proba(images[1:])  # type: ignore[arg-type]
+
+
+def test_a_b_scan_left_out_is_told_by_the_rows_not_by_skipped(brightness: Predictor) -> None:
+    shared = _SharedPredictor(brightness)
+    with pytest.raises(UnreadableImageError, match=r"1 of its 3 B-scans could not be read"):
+        predict_volume(shared, list(torch.rand(3, 32, 32)))  # type: ignore[arg-type]
 
 
 def test_the_strip_plot_marks_the_drivers(tmp_path: Path) -> None:

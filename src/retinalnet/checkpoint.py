@@ -46,6 +46,7 @@ from retinalnet._core.torch_load import (
     pickled_objects_beside_state_dict,
     torch_load_reason,
 )
+from retinalnet._core.value_equality import fields_equal
 from retinalnet._version import __version__
 from retinalnet.models import Classifier, build_model
 from retinalnet.models._bare_state_dict import bare_state_dict_message
@@ -166,6 +167,35 @@ def save_checkpoint(
     Everything is checked by the rules :func:`load_checkpoint` reads it with before a byte
     is written, so a checkpoint is never replaced by a file that would not load.
 
+    A declaration given as a function (``feature_blocks=``, or ``gradcam_reshape=`` with
+    its ``gradcam_layer``) cannot be stored: the checkpoint records that it was declared,
+    and :meth:`Checkpoint.build_model` warns when the model it builds lacks it.
+
+    Parameters
+    ----------
+    path
+        Where to write: a ``.pt``, ``.pth`` or ``.ckpt`` file, or a name whose suffix says
+        nothing (its folder is made).
+    model
+        The :class:`~retinalnet.models.Classifier` to save: its weights, architecture
+        config, declared parts, temperature, class names and preprocessing.
+    epoch
+        The number of epochs trained (an int >= 0; 0 for a model saved outside a fit).
+    history
+        One record per epoch, as :meth:`History.to_records
+        <retinalnet.training.History.to_records>` gives them (dicts with string keys).
+    optimizer_state, scheduler_state
+        ``optimizer.state_dict()`` and ``scheduler.state_dict()``, for resuming; ``None``
+        (default) for a model saved to predict with.
+    callback_states
+        Each callback's ``state_dict()`` by name (as the Trainer keeps them), for
+        resuming; an :class:`~retinalnet.training.EarlyStopping` copy of the weights
+        saved is stored once.
+    loop_state
+        The fit loop's random generators and data order (see
+        :attr:`Checkpoint.loop_state`), for a resumed fit that repeats the uninterrupted
+        one.
+
     Returns
     -------
     pathlib.Path
@@ -173,6 +203,8 @@ def save_checkpoint(
 
     Raises
     ------
+    TypeError
+        If ``model`` is not a :class:`~retinalnet.models.Classifier`.
     ValueError
         If the checkpoint would not load: an ``epoch`` that is not an int >= 0, weights
         with NaN or infinite values (naming the first such tensor), a history record with
@@ -298,10 +330,6 @@ def set_checkpoint_temperature(
 
     .. versionadded:: 0.2
 
-    A declaration given as a function (``feature_blocks=``, or ``gradcam_reshape=`` with
-    its ``gradcam_layer``) cannot be stored: the checkpoint records that it was declared,
-    and :meth:`Checkpoint.build_model` warns when the model it builds lacks it.
-
     Parameters
     ----------
     path
@@ -423,9 +451,17 @@ def checkpoint_epoch(path: str | os.PathLike[str]) -> int | None:
     return _epoch_on_disk(file)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Checkpoint:
-    """The contents of a checkpoint file, see :func:`load_checkpoint`."""
+    """The contents of a checkpoint file, see :func:`load_checkpoint`.
+
+    Two are equal (``==``) when every attribute is, the weights and the optimizer's tensors
+    compared whole (same dtype, shape and values): a file loaded twice gives equal
+    checkpoints. A checkpoint holds tensors and dicts, so it is not hashable.
+
+    .. versionchanged:: 0.2
+       ``==`` compares; it raised ("Boolean value of Tensor ... is ambiguous").
+    """
 
     path: Path
     arch: str | None
@@ -475,6 +511,11 @@ class Checkpoint:
 
     .. versionadded:: 0.2
     """
+
+    def __eq__(self, other: object) -> bool:
+        return fields_equal(self, other)
+
+    __hash__ = None  # type: ignore[assignment]  # holds tensors and dicts
 
     def build_model(self, model: nn.Module | None = None) -> Classifier:
         """The trained model, rebuilt from the config (or ``model``) and the weights.

@@ -9,7 +9,13 @@ calibration temperature, softmax and test-time augmentation. It plays the part o
 
 It is thread-safe: calls on one model run one at a time (each session holds the model and
 every module in it until it ends), and nothing of the model changes during a pass but its
-train/eval mode, which is put back module by module.
+train/eval mode, which is put back module by module. The calibration temperature is read
+once per call (:meth:`InferenceEngine.session`), so a call's rows are all at one
+temperature, whatever another thread sets meanwhile.
+
+Why this module is long: the engine is one class, and what it owns (device, precision, eval
+mode, the temperature of a call, test-time augmentation, the checks of a call's first batch)
+is one contract; half of the length is its docstrings.
 
 .. versionadded:: 0.2
 
@@ -86,10 +92,11 @@ class InferenceEngine:
     temperature
         Divide the outputs by this before the softmax (temperature scaling, see
         :attr:`Classifier.temperature <retinalnet.models.Classifier.temperature>`).
-        ``None`` (default): the model's own, read at every call, so a temperature set on
-        the model later applies; 1.0 for a module that is not a Classifier. Give it when
-        the engine runs only part of a classifier, or ``1.0`` for the raw probabilities
-        (as a Trainer's validation during a fit, and the temperature's own fitting, need).
+        ``None`` (default): the model's own, read when each call (each :meth:`session`)
+        begins, so a temperature set on the model later applies from the next call; 1.0
+        for a module that is not a Classifier. Give it when the engine runs only part of a
+        classifier, or ``1.0`` for the raw probabilities (as a Trainer's validation during
+        a fit, and the temperature's own fitting, need).
 
         .. versionadded:: 0.2
 
@@ -125,6 +132,7 @@ class InferenceEngine:
             preprocessing = model.preprocessing
         self.preprocessing = preprocessing
         self.temperature = temperature  # None: the model's
+        self._session_temperature: float | None = None  # read once per session
         self._cast: CastWeights = {}  # the weights in `dtype`, kept between calls
         self._outputs_checked = False  # a session's first outputs are checked (class_scores)
         self._inputs_checked = False  # and its first inputs (check_batch)
@@ -193,18 +201,39 @@ class InferenceEngine:
         The block holds the model: another thread's session on it (or on a module in it)
         waits until this one ends; this thread may nest sessions. The train/eval mode of
         each module is restored on exit.
+
+        The temperature is read once, when the block begins (:attr:`session_temperature`),
+        and every batch of the block is divided by it: a temperature set meanwhile (by
+        :func:`~retinalnet.training.calibrate` in another thread, say) applies from the next
+        session, so one call's rows are never at two temperatures.
         """
         check_float32_weights(self.model, "run")  # cast since the engine was built?
         with exclusive_use(self.model), modes_restored(self.model):
             self._outputs_checked = False
             self._inputs_checked = False
+            outer = self._session_temperature  # a session this thread nests in
+            self._session_temperature = self.temperature
             self.model.eval()
-            with (
-                torch.inference_mode(),
-                autocast(self.device, self.dtype),
-                _cudnn_autotune(self.device),
-            ):
-                yield self._forward_function()
+            try:
+                with (
+                    torch.inference_mode(),
+                    autocast(self.device, self.dtype),
+                    _cudnn_autotune(self.device),
+                ):
+                    yield self._forward_function()
+            finally:
+                self._session_temperature = outer
+
+    @property
+    def session_temperature(self) -> float | None:
+        """The temperature of the session in progress, read when it began (every batch of
+        it is divided by this one); ``None`` outside a session. A caller that reports the
+        temperature of what a session computed (:func:`~retinalnet.training.evaluate`)
+        reads it here, inside the session, not :attr:`temperature` afterwards.
+
+        .. versionadded:: 0.2
+        """
+        return self._session_temperature
 
     def _forward_function(self) -> Callable[[torch.Tensor], torch.Tensor]:
         self._cast = cast_weights(self.model, self.dtype, self._cast)
@@ -265,7 +294,9 @@ class InferenceEngine:
     def _log_probabilities(
         self, forward: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor
     ) -> torch.Tensor:
-        temperature = self.temperature
+        temperature = self._session_temperature
+        if temperature is None:  # not in a session (a caller's own forward function)
+            temperature = self.temperature
         scores = self._scores(forward(batch))
         log_probabilities = torch.log_softmax(scores.double() / temperature, dim=1)
         if not self.tta:

@@ -51,7 +51,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from retinalnet._core.classes import KERMANY_CLASSES
+from retinalnet._core.classes import KERMANY_CLASSES, in_words
 from retinalnet._core.counts import as_integer, as_number
 from retinalnet._core.images import (
     ImageInput,
@@ -65,6 +65,7 @@ from retinalnet._core.printable import one_line
 if TYPE_CHECKING:
     from PIL import Image
 
+    from retinalnet.export import OnnxPredictor
     from retinalnet.predictor import Predictor
 
 __all__ = [
@@ -157,20 +158,28 @@ class VolumeSummary:
         return ScanProbability(index, float(column[index]))
 
     def reason(self) -> str:
-        """Why the volume has its class, in one line (no patient data: indices only)."""
+        """Why the volume has its class, in one line (no patient data: indices only).
+
+        Class names are quoted when one of them would make the line read otherwise (a comma
+        in ``'Ödem, diabetic'``), as in every message naming classes.
+        """
         count = len(self.drivers)
         if self.referred:
             return (
-                f"{count} of {self.num_scans} B-scans at {self.label} >= {self.threshold:.0%}"
+                f"{count} of {self.num_scans} B-scans at {in_words([self.label])} >= "
+                f"{self.threshold:.0%}"
                 + (f" (needs {self.min_scans})" if self.min_scans > 1 else "")
             )
-        concerns = ", ".join(self.order[:-1])
-        peaks = [(name, self.peak(name)) for name in self.order[:-1]]
+        concerns = self.order[:-1]
+        listed = in_words(concerns)
+        peaks = [(name, self.peak(name)) for name in concerns]
         which, highest = max(peaks, key=lambda item: item[1].probability)
+        # the highest class written as the list writes it
+        shown = which if listed == ", ".join(concerns) else repr(which)
         return (
-            f"no class of {concerns} reached {self.threshold:.0%} on "
+            f"no class of {listed} reached {self.threshold:.0%} on "
             f"{'a B-scan' if self.min_scans == 1 else f'{self.min_scans} B-scans'}; highest: "
-            f"{which} {highest.probability:.1%} at B-scan {highest.index}"
+            f"{shown} {highest.probability:.1%} at B-scan {highest.index}"
         )
 
     def __str__(self) -> str:
@@ -377,7 +386,7 @@ def read_volume(path: str | os.PathLike[str]) -> list[Image.Image]:
 
 
 def predict_volume(
-    predictor: Predictor,
+    predictor: Predictor | OnnxPredictor,
     volume: str | os.PathLike[str] | Sequence[ImageInput],
     *,
     threshold: float = DEFAULT_THRESHOLD,
@@ -390,7 +399,10 @@ def predict_volume(
     Parameters
     ----------
     predictor
-        Gives each B-scan's probabilities (its model, preprocessing, device, TTA).
+        Gives each B-scan's probabilities (its model, preprocessing, device, TTA): a
+        :class:`~retinalnet.predictor.Predictor`, or the
+        :class:`~retinalnet.export.OnnxPredictor` of an exported model
+        (``Predictor.from_onnx``).
     volume
         A volume file (a multi-frame DICOM file, a multi-page TIFF, an animated PNG; see
         :func:`read_volume`), or the B-scans in order (paths, PIL images, image tensors or
@@ -471,13 +483,20 @@ def predict_volume(
                 "when every B-scan is read)",
             ) from None
     probabilities = predictor.predict_proba(scans)
-    if predictor.skipped:
+    # B-scans left out (on_error="skip") are told by the count of rows, this call's own:
+    # `skipped` may already be another thread's call's on a shared predictor
+    if len(probabilities) != len(scans):
+        every = "a volume is summarised only when every B-scan is read"
+        if not predictor.skipped:
+            raise UnreadableImageError(
+                name,
+                f"{len(scans) - len(probabilities)} of its {len(scans)} B-scans could not be "
+                f"read; {every}",
+            )
         first = predictor.skipped[0]
         missing = not first.source.startswith("<image ") and not Path(first.source).exists()
         raise (ImageNotFoundError if missing else UnreadableImageError)(
-            first.source,
-            f"{first.reason} (B-scan of the volume {name}; a volume is summarised only when "
-            "every B-scan is read)",
+            first.source, f"{first.reason} (B-scan of the volume {name}; {every})"
         )
     return summarise_volume(
         probabilities, classes, threshold=threshold, order=order, min_scans=min_scans, source=name

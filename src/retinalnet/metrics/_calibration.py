@@ -4,6 +4,10 @@ A classifier is calibrated when its confidence means what it says: of the images
 80 %, 80 % are right. Guo et al., "On Calibration of Modern Neural Networks" (ICML 2017),
 measure the gap with the expected calibration error and close most of it with one number,
 the temperature ``T`` that divides the network's outputs before the softmax.
+
+Why this module is long: its three functions share their reading of scores (logits,
+log-probabilities or probabilities, rounded ones included), and the ECE and the reliability
+curve their bins; half of the length is their NumPy docstrings, which state those rules.
 """
 
 from __future__ import annotations
@@ -320,8 +324,11 @@ def fit_temperature(
     rounding, as :func:`expected_calibration_error` takes them) are fitted as their logs,
     ``log(p)``, which are log-probabilities: ``softmax(log(p) / T) == softmax(z / T)``, so
     the temperature is the logits'. A probability of 0 is taken as float32's smallest,
-    about 1e-45 (a float32 softmax rounds smaller ones to 0). Scores in [0, 1] whose rows
-    do not sum to 1 are taken as logits.
+    about 1e-45 (a float32 softmax rounds smaller ones to 0), except in probabilities
+    rounded to a few decimals (a CSV of ``round(p, 2)``): there a 0 stands for anything
+    under half the rounding step, and is read as that half (0.005 for two decimals), with
+    a warning that the temperature is approximate (the rounding lost what the logits
+    knew). Scores in [0, 1] whose rows do not sum to 1 are taken as logits.
 
     .. versionchanged:: 0.2
        Probabilities are fitted as log-probabilities (they were taken as logits, which
@@ -356,6 +363,13 @@ def fit_temperature(
         and names the first), the shapes disagree, a target is out of range, the scores
         are probabilities in percent (rows summing to 100: divide them by 100), or
         ``bounds`` is not ``0 < low < high``.
+
+    Warns
+    -----
+    UserWarning
+        When the scores are probabilities rounded to a few decimals, some of them to 0:
+        those are read as half the rounding step, and the temperature is approximate; pass
+        logits, log-probabilities or unrounded probabilities.
 
     Examples
     --------

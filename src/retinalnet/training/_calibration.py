@@ -21,6 +21,7 @@ from retinalnet._core.device import default_num_workers
 from retinalnet._core.loader_settings import check_batch_size, check_num_workers
 from retinalnet._core.loaders import DataSource
 from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
+from retinalnet._core.model_use import exclusive_use
 from retinalnet.checkpoint import load_checkpoint, set_checkpoint_temperature
 from retinalnet.datasets._readable import readable_for_scoring, refuse_substitution
 from retinalnet.engine import InferenceEngine
@@ -237,7 +238,7 @@ def calibrate(
     loader = engine.loader(data, batch_size=batch_size, num_workers=num_workers)
     result = _fit(engine, loader)
     if result.applied:
-        model.temperature = result.temperature
+        _set_temperature(model, result.temperature)
         logger.info("%s", result, extra={SAID_BY_THE_COMMAND_LINE: True})  # CLI prints it
     else:
         _not_applied_warning(result)
@@ -338,7 +339,7 @@ class TemperatureScaling(Callback):
     def _calibrate(self, trainer: Trainer, loop: Any, model: Classifier) -> None:
         result = self.result = self._fit(trainer, loop.val_loader)
         if result.applied:
-            model.temperature = result.temperature
+            _set_temperature(model, result.temperature)
             # `retinalnet train` sums it up at its end
             logger.info("calibration: %s", result, extra={SAID_BY_THE_COMMAND_LINE: True})
         else:
@@ -378,6 +379,14 @@ class TemperatureScaling(Callback):
             return
         set_checkpoint_temperature(path, result.temperature)
         logger.info("calibration: %s now carries temperature %.3f", path, result.temperature)
+
+
+def _set_temperature(model: Classifier, temperature: float) -> None:
+    """Give ``model`` its fitted ``temperature`` between two passes, never during one: a
+    prediction running in another thread keeps the model until it ends, and ends at the
+    temperature it began with."""
+    with exclusive_use(model):
+        model.temperature = temperature
 
 
 def _same_weights(model: nn.Module, state: Mapping[str, torch.Tensor]) -> bool:

@@ -25,6 +25,7 @@ from retinalnet._core.device import default_num_workers, resident_device, resolv
 from retinalnet._core.loader_settings import check_batch_size, check_num_workers
 from retinalnet._core.loaders import DataSource
 from retinalnet._core.progress import progress_bar
+from retinalnet._core.value_equality import fields_equal
 from retinalnet.datasets._files import patient_key
 from retinalnet.datasets._readable import readable_for_scoring, refuse_substitution
 from retinalnet.engine import InferenceEngine
@@ -41,9 +42,17 @@ if TYPE_CHECKING:
 __all__ = ["EvaluationResult", "evaluate", "run_evaluation"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EvaluationResult:
     """Loss, accuracy and confusion matrix of a model on a data set.
+
+    Two results are equal (``==``) when every attribute is: the confusion matrix and the
+    per-image probabilities, targets and patient ids too, arrays compared whole (same dtype,
+    shape and values), so ``evaluate(...) == evaluate(...)`` checks that a run repeats.
+    A result holds arrays, so it is not hashable.
+
+    .. versionchanged:: 0.2
+       ``==`` compares; it raised ("the truth value of an array ... is ambiguous").
 
     Attributes
     ----------
@@ -95,16 +104,17 @@ class EvaluationResult:
     loss: float
     accuracy: float
     confusion_matrix: np.ndarray[Any, np.dtype[np.int64]]
-    probabilities: np.ndarray[Any, np.dtype[np.float64]] | None = field(
-        default=None, repr=False, compare=False
-    )
-    targets: np.ndarray[Any, np.dtype[np.int64]] | None = field(
-        default=None, repr=False, compare=False
-    )
+    probabilities: np.ndarray[Any, np.dtype[np.float64]] | None = field(default=None, repr=False)
+    targets: np.ndarray[Any, np.dtype[np.int64]] | None = field(default=None, repr=False)
     tta: bool = False
     temperature: float = 1.0
-    patient_ids: tuple[str | None, ...] | None = field(default=None, repr=False, compare=False)
+    patient_ids: tuple[str | None, ...] | None = field(default=None, repr=False)
     precision: str = "fp32"
+
+    def __eq__(self, other: object) -> bool:
+        return fields_equal(self, other)
+
+    __hash__ = None  # type: ignore[assignment]  # holds arrays, as a list holds items
 
     @property
     def ece(self) -> float:
@@ -323,7 +333,10 @@ def run_evaluation(
     bar = functools.partial(
         progress_bar, total=len(loader), description="evaluate", enabled=progress
     )
+    temperature = engine.temperature  # no batch, no row: the engine's
     for log_probabilities, (targets, *_) in engine.run(loader, progress=bar):
+        # the one every row is divided by, read when the run began
+        temperature = engine.session_temperature or temperature  # (a temperature is > 0)
         if not isinstance(targets, torch.Tensor):
             shown = reprlib.repr(targets)
             raise TypeError(
@@ -358,7 +371,7 @@ def run_evaluation(
         probabilities=probabilities_array,
         targets=targets_array,
         tta=engine.tta,
-        temperature=engine.temperature,
+        temperature=temperature,
         patient_ids=_patients(patient_ids, count),
         precision=precision_name(engine.dtype),
     )

@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, overload
 
 from retinalnet._core.counts import as_integer
 from retinalnet._core.files import atomic_write
@@ -147,7 +147,14 @@ class History(Sequence[EpochRecord]):
     def __len__(self) -> int:
         return len(self._records)
 
-    def __getitem__(self, index: Any) -> Any:
+    @overload
+    def __getitem__(self, index: int) -> EpochRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[EpochRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> EpochRecord | list[EpochRecord]:
+        """One epoch's record (``history[-1]``: the last), or a list of them for a slice."""
         return self._records[index]
 
     def __iter__(self) -> Iterator[EpochRecord]:
