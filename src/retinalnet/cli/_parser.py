@@ -7,7 +7,10 @@ is declared here in one place, so ``--help``, the docs and the tests read one pa
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from retinalnet._version import __version__
 from retinalnet.cli._argtypes import SEED_MAX, bootstrap_resamples, int_in_range, path_argument
@@ -60,6 +63,37 @@ def _lr_arg(value: str) -> float | str:
     if not number > 0 or number == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, or auto, got {value}")
     return number
+
+
+class _RenamedOption(argparse.Action):
+    """Stores the option's value, as the plain option does; given by its 0.1 name
+    (``--topk``, ``--image-size``), it first says so in one line on stderr,
+    ``retinalnet predict: warning: --topk is deprecated since retinalnet 0.2 and will be
+    removed in 0.3; use -k``, as argparse says its errors and the commands their warnings.
+
+    It is said when the arguments are read, before the command runs, so on stderr
+    directly: a Python ``DeprecationWarning`` is hidden by default outside ``__main__``,
+    and a shell user is who has to change the script."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        self.renamed: dict[str, str] = kwargs.pop("renamed")
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        new = self.renamed.get(option_string or "")
+        if new is not None:
+            print(
+                f"{parser.prog}: warning: {option_string} is deprecated since retinalnet 0.2 "
+                f"and will be removed in 0.3; use {new}",
+                file=sys.stderr,
+            )
+        setattr(namespace, self.dest, values)
 
 
 _POSITIVE = int_in_range(1)
@@ -233,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int_in_range(_MIN_SIZE, _MAX_SIZE),
         default=224,
         dest="size",
+        action=_RenamedOption,
+        renamed={"--image-size": "--size"},
         help="side of the square the model sees, in pixels; --image-size is its 0.1 name "
         "(default: %(default)s)",
     )
@@ -418,6 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_POSITIVE,
         default=2,
         dest="k",
+        action=_RenamedOption,
+        renamed={"--topk": "-k"},
         help="classes to list per image, 1 to the number of classes; --topk is its 0.1 name "
         "(default: %(default)s)",
     )

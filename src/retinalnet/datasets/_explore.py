@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
 from retinalnet._core.folders import nonempty_path
 from retinalnet._core.images import image_size
 from retinalnet.datasets._files import LAYOUT_FOLDER
 from retinalnet.datasets._kermany import KermanyOCT
+from retinalnet.datasets._root_layout import describe_root
 from retinalnet.datasets._system_folders import system_folders_said_once
 
 __all__ = ["ImageCounts", "SizeStats", "count_images", "image_size_stats"]
@@ -95,7 +97,17 @@ def count_images(root: str | os.PathLike[str], splits: Sequence[str] | None = No
     TypeError
         If ``root`` is not a str or a path (a data set: pass its ``root``).
     FileNotFoundError
-        If ``root`` holds none of the requested splits.
+        If ``root`` holds none of the requested splits; the message names a split folder
+        under another name (``valid/``) or the folder below ``root`` that holds the splits
+        (Kaggle's ``'OCT2017 '``).
+
+    Warns
+    -----
+    UserWarning
+        When counting the splits that exist, if ``root`` also holds a folder named like a
+        split in another case or spelling (``valid/``, ``Train/``): its images are not
+        counted, as training does not read them; the warning counts them and says to
+        rename the folder (``val``).
 
     Examples
     --------
@@ -119,10 +131,15 @@ def count_images(root: str | os.PathLike[str], splits: Sequence[str] | None = No
         else [split for split in KERMANY_SPLITS if (root_path / split).is_dir()]
     )
     if not wanted:
+        advice = describe_root(root_path).advice() if root_path.is_dir() else None
         raise FileNotFoundError(
-            f"no split folder (train, val, test) under {str(root_path)!r}; expected "
-            "ROOT/{train,val,test}/{CNV,DME,DRUSEN,NORMAL}/"
+            f"no split folder (train, val, test) under {str(root_path)!r}; "
+            + (advice or "expected ROOT/{train,val,test}/{CNV,DME,DRUSEN,NORMAL}/")
         )
+    if splits is None:
+        misnamed = describe_root(root_path).misnamed_advice()
+        if misnamed is not None:
+            warn_caller(f"not counted under {str(root_path)!r}: {misnamed}", UserWarning)
     counts: dict[str, dict[str, int]] = {}
     with system_folders_said_once(root_path):  # one line, not one per class folder
         for split in wanted:

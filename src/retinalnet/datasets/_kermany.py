@@ -47,6 +47,7 @@ from retinalnet.datasets._manifest_files import (
     warn_of_mislabelled_rows,
 )
 from retinalnet.datasets._misnamed import warn_misnamed
+from retinalnet.datasets._root_layout import describe_root, unknown_split_message
 from retinalnet.datasets._system_folders import (
     system_folder,
     system_folder_among,
@@ -126,16 +127,19 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
     Raises
     ------
     FileNotFoundError
-        If ``root`` or the split folder does not exist.
+        If ``root`` or the split folder does not exist. The message names a folder of the
+        split under another name (``valid/``, ``Train/``: rename it) or, when ``root`` holds
+        no split folder, the folder below it that does (Kaggle's ``'OCT2017 '``, its name
+        ending in a space: pass it as ``root``).
     TypeError
         If ``classes`` is one string.
     ValueError
-        If ``split`` is unknown, ``classes`` names a class that is not a Kermany class (or
-        one twice, or fewer than two), a class folder is not a Kermany class, a class folder holds
-        a subfolder named like another class (``train/CNV/DME/``: its images would be
-        labelled CNV), a symbolic link leads into another split's folder of ``root``
-        (``train/CNV/more -> test/CNV``: test images trained on), or the split holds no
-        images.
+        If ``split`` is unknown (``"valid"`` is refused naming ``"val"``), ``classes`` names
+        a class that is not a Kermany class (or one twice, or fewer than two), a class folder
+        is not a Kermany class, a class folder holds a subfolder named like another class
+        (``train/CNV/DME/``: its images would be labelled CNV), a symbolic link leads into
+        another split's folder of ``root`` (``train/CNV/more -> test/CNV``: test images
+        trained on), or the split holds no images.
 
     Warns
     -----
@@ -179,7 +183,7 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         on_error: str = "raise",
     ) -> None:
         if split not in KERMANY_SPLITS:
-            raise ValueError(f"split {split!r} is not one of {', '.join(KERMANY_SPLITS)}")
+            raise ValueError(unknown_split_message(split))
         self.root = nonempty_path(root, name="root", what=LAYOUT_FOLDER).expanduser()
         self.split = split
         self.split_dir = self.root / split
@@ -297,7 +301,7 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         .. versionadded:: 0.2
         """
         if split not in KERMANY_SPLITS:
-            raise ValueError(f"split {split!r} is not one of {', '.join(KERMANY_SPLITS)}")
+            raise ValueError(unknown_split_message(split))
         manifest_path = Path(manifest).expanduser()
         rows = read_manifest(manifest_path)
         base = (
@@ -398,22 +402,22 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         warn_misnamed(counted, relative, str(named), label, door="folder")
 
     def _raise_missing_split(self) -> None:
-        found = sorted(p.name for p in self.root.iterdir() if p.is_dir())
-        if set(found) & set(KERMANY_CLASSES):
+        layout = describe_root(self.root)
+        if set(layout.folders) & set(KERMANY_CLASSES):
             raise FileNotFoundError(
-                f"{str(self.root)!r} holds class folders ({', '.join(found)}) but no "
+                f"{str(self.root)!r} holds class folders ({layout.found()}) but no "
                 f"{self.split!r} folder: pass the folder above it as root; {LAYOUT_HINT}"
             )
-        hint = LAYOUT_HINT
-        if self.split == "val" and "train" in found:  # the Mendeley download: train and test
-            hint = (
+        hint = layout.advice() or LAYOUT_HINT
+        if hint == LAYOUT_HINT and self.split == "val" and "train" in layout.folders:
+            hint = (  # the Mendeley download: train and test
                 "a download without val/ gets a patient-aware one from train/: "
                 "`retinalnet split ROOT --out split.csv`, then --manifest split.csv "
                 "(KermanyOCT.from_manifest in Python)"
             )
         raise FileNotFoundError(
             f"no split folder {self.split!r} under {str(self.root)!r} "
-            f"(found: {', '.join(found) or 'nothing'}); {hint}"
+            f"(found: {layout.found()}); {hint}"
         )
 
     def with_loader(self, loader: Callable[[str], Any]) -> KermanyOCT:
