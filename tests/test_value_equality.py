@@ -72,3 +72,26 @@ def test_fields_equal_compares_the_compared_fields_of_one_type() -> None:
     assert result != _Result(np.eye(2), "b")
     assert result != _Other(np.eye(2), "a")  # another type: never equal
     assert result != "a"
+
+
+def test_a_classification_report_and_a_feature_cache_compare_by_value() -> None:
+    """``report == other`` raised "the truth value of an array ... is ambiguous" (its
+    confusion matrix), as ``FeatureCache == other`` did (its tensors)."""
+    import copy
+
+    import numpy as np
+    import pytest
+    import torch
+
+    from retinalnet.metrics import classification_report
+    from retinalnet.training import FeatureCache
+
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    report = classification_report([0, 1, 1, 1], probabilities, classes=["a", "b"])
+    assert report == copy.deepcopy(report)
+    assert report != classification_report([0, 1, 0, 1], probabilities, classes=["a", "b"])
+    cache = FeatureCache(torch.ones(2, 3), torch.tensor([0, 1]), "head", "f")
+    assert cache == copy.deepcopy(cache)
+    assert cache != FeatureCache(torch.zeros(2, 3), torch.tensor([0, 1]), "head", "f")
+    with pytest.raises(TypeError, match="unhashable type: 'ClassificationReport'"):
+        hash(report)

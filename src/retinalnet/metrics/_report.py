@@ -19,6 +19,7 @@ import numpy.typing as npt
 from retinalnet._core.classes import KERMANY_CLASSES, in_words
 from retinalnet._core.counts import as_integer
 from retinalnet._core.seeds import check_seed
+from retinalnet._core.value_equality import fields_equal
 from retinalnet.metrics._bootstrap import _bootstrap_intervals
 from retinalnet.metrics._calibration import calibration_error_or_nan
 from retinalnet.metrics._class_metrics import ClassMetrics, ReferralMetrics, _plain
@@ -96,7 +97,7 @@ class PatientGroups:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ClassificationReport:
     """The clinical report of a classifier on a labelled data set.
 
@@ -220,6 +221,11 @@ class ClassificationReport:
     seed: int = 0
     score_note: str = ""
     referral_note: str = ""
+
+    def __eq__(self, other: object) -> bool:
+        return fields_equal(self, other)
+
+    __hash__ = None  # type: ignore[assignment]  # holds arrays and dicts
 
     @property
     def interval_note(self) -> str:

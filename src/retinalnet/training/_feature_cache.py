@@ -44,6 +44,7 @@ from retinalnet._core.model_outputs import class_scores
 from retinalnet._core.printable import one_line
 from retinalnet._core.progress import progress_bar
 from retinalnet._core.seeds import check_seed
+from retinalnet._core.value_equality import fields_equal
 from retinalnet.datasets._readable import readable_for_scoring
 from retinalnet.engine import InferenceEngine
 from retinalnet.models import Classifier
@@ -201,7 +202,7 @@ def data_fingerprint(data: Dataset[Any]) -> str:
     return digest.hexdigest()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FeatureCache:
     """Backbone outputs and targets of a data set, to train or evaluate the head on.
 
@@ -224,6 +225,11 @@ class FeatureCache:
     head_name: str
     fingerprint: str
     views: int = 0
+
+    def __eq__(self, other: object) -> bool:
+        return fields_equal(self, other)
+
+    __hash__ = None  # type: ignore[assignment]  # holds tensors
 
     def dataset(self, device: str | torch.device | None = None) -> TensorDataset:
         """``(feature, target)`` pairs, for a DataLoader or :meth:`Trainer.fit`.
