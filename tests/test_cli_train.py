@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -483,8 +484,73 @@ def test_a_frozen_backbone_trains_on_cached_features_unless_told_not_to(
     else:
         assert len(lines) == 1
         assert lines[0].startswith(said)
-        assert lines[0].endswith("--no-feature-cache turns this off)")  # said with the flag
+        # the tutorial preset reaches no cached training image: said, with the two flags
+        assert lines[0].endswith(
+            "from the training images without their augmentation: --cache-views N also caches "
+            "N augmented views of each, --no-feature-cache turns the cache off and augments "
+            "every epoch)"
+        )
     assert checkpoint_epoch(tmp_path / "run" / "best.pt") == 1
+
+
+_CACHED_AWAY = (
+    "--augment oct-strong does not reach the training images: the feature cache computes "
+    "their features once, without augmentation; --cache-views N also caches N augmented views "
+    "of each image, --no-feature-cache augments every epoch"
+)
+
+
+@pytest.mark.parametrize(
+    ("flags", "warned"),
+    [
+        (("--augment", "oct-strong"), True),
+        (("--augment", "oct-strong", "--feature-cache"), True),
+        ((), False),  # asked for nothing: the feature cache's line says it
+        (("--augment", "none"), False),
+        (("--augment", "oct-strong", "--cache-views", "1"), False),
+        (("--augment", "oct-strong", "--no-feature-cache"), False),
+    ],
+    ids=["augment", "augment-feature-cache", "default", "none", "views", "no-cache"],
+)
+def test_an_augmentation_given_that_the_feature_cache_keeps_from_the_images_is_warned_of(
+    data: Path, tmp_path: Path, flags: tuple[str, ...], warned: bool
+) -> None:
+    # was: --augment oct-strong and --augment none trained bit-identical runs without a word
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _train_frozen(data, tmp_path / "run", "-q", "--no-calibrate", *flags) == 0
+    said = [str(w.message) for w in caught if "does not reach" in str(w.message)]
+    assert said == ([_CACHED_AWAY] if warned else [])
+
+
+@pytest.mark.parametrize(
+    ("flags", "asked"),
+    [
+        (("--feature-cache",), "--feature-cache asks"),
+        (("--cache-views", "2"), "--cache-views asks"),
+        (("--feature-cache", "DIR", "--lr", "auto"), "--feature-cache asks"),
+        (("--feature-cache", "--cache-views", "2"), "--feature-cache and --cache-views ask"),
+    ],
+    ids=["feature-cache", "cache-views", "lr-auto", "both"],
+)
+def test_the_feature_cache_of_a_model_that_trains_whole_is_refused_with_flags(
+    data: Path,
+    tmp_path: Path,
+    flags: tuple[str, ...],
+    asked: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # was: "... (e.g. except_last_blocks > 0 or freeze=False); train without the cache, or
+    # freeze the backbone": Python advice, naming neither --arch nor the flag
+    flags = tuple(str(tmp_path / "features") if flag == "DIR" else flag for flag in flags)
+    assert train_small_cnn(data, tmp_path / "run", *flags) == 1
+    flag_list = asked.rpartition(" ")[0]
+    assert _one_line(capsys.readouterr().err) == (
+        "retinalnet train: error: --arch small_cnn trains the whole network, and the feature "
+        f"cache that {asked} for serves a frozen backbone only (its features computed once, "
+        f"for the head to train on): leave out {flag_list}"
+    )
+    assert not (tmp_path / "run" / "best.pt").exists()
 
 
 def test_an_existing_best_pt_is_refused_before_the_feature_cache_is_built(
@@ -739,9 +805,7 @@ def test_cache_views_need_the_cache(
     )
     # small_cnn trains every layer: there is no frozen part to cache views of
     assert train_small_cnn(data, out, "--cache-views", "2") == 1
-    assert "the feature cache needs every parameter outside one final head frozen" in _one_line(
-        capsys.readouterr().err
-    )
+    assert "--arch small_cnn trains the whole network" in _one_line(capsys.readouterr().err)
     with pytest.raises(SystemExit):
         train_small_cnn(data, out, "--feature-cache", "--no-feature-cache")
     assert "not allowed with argument" in capsys.readouterr().err

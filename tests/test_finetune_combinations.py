@@ -245,6 +245,17 @@ def test_train_takes_patience_0_with_either_recipe(
         assert states["FineTune"]["recipe"]["patience"] == 0
 
 
+def test_a_fine_tune_without_patience_records_none_not_its_epochs(
+    kermany: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``retinalnet info`` showed ``--patience 2`` (the epochs) for a run never given one."""
+    assert _train(kermany, tmp_path, "--epochs", "2") == 0, capsys.readouterr().err
+    states = load_checkpoint(tmp_path / "last.pt").callback_states
+    assert states["TrainOptions"]["patience"] is None
+    assert states["FineTune"]["recipe"]["patience"] is None
+    assert "EarlyStopping" not in states or states["EarlyStopping"].get("patience") != 2
+
+
 def test_train_for_one_epoch_still_fine_tunes_with_a_warm_up_then_a_decay(
     kermany: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

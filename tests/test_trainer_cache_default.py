@@ -120,7 +120,9 @@ def test_a_frozen_backbone_trains_on_cached_features_and_says_so(
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("feature cache")]
     assert said == [
         "feature cache: on (the backbone is frozen and only the head '1' trains, so its "
-        "features are computed once, in memory; feature_cache=False turns this off)"
+        "features are computed once, in memory, from the training images without their "
+        "augmentation: FeatureCacheConfig(views=N) also caches N augmented views of each, "
+        "feature_cache=False turns the cache off and augments every epoch)"
     ]
 
 

@@ -88,6 +88,13 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     (r"num_workers=", "--workers "),
     (r"make_synthetic_kermany(\(\))?", "`retinalnet demo --data-only`"),
     (r"pass order=\[\.\.\.\]", "pass --order A,B,..."),
+    # the feature cache refused for a model that trains more than its head (small_cnn)
+    (
+        r" \(e\.g\. except_last_blocks > 0 or freeze=False\); train without the cache, or "
+        r"freeze the backbone",
+        " (a model such as small_cnn trains whole); leave out --feature-cache",
+    ),
+    (r"FeatureCacheConfig\(views=(\w+)\)", r"--cache-views \1"),
     (r"feature_cache=False", "--no-feature-cache"),
 )
 _COMPILED = tuple((re.compile(pattern), replacement) for pattern, replacement in _PHRASES)

@@ -53,8 +53,10 @@ def image_paths(paths: Sequence[Path]) -> list[Path]:
     A file named that is plainly not an image (a ``README.md``, notes, a table or a PDF a
     shell glob such as ``scans/*`` picked up beside the scans, a macOS ``._`` AppleDouble
     file that ``find ... | xargs`` picked up) is left out with one warning naming it; a file
-    that may hold a scan (an image suffix, another raster or OCT format, DICOM without a
-    suffix) is kept, and read or refused by name. A system folder named (a NAS's ``@eaDir``
+    that may hold a scan (an image suffix, another raster or OCT format, or whatever its name
+    the first bytes of an image: DICOM named by its UID or ``.bin``, see
+    :func:`~retinalnet.datasets._files_not_read.looks_like_a_scan`) is kept, and read or
+    refused by name. A system folder named (a NAS's ``@eaDir``
     thumbnails, ``__MACOSX``, a recycle bin: see
     :data:`~retinalnet.datasets._system_folders.SYSTEM_FOLDERS`), or a file in a NAS's thumbnail
     folder or a zip's ``__MACOSX``, is left out with one warning too, as a folder search

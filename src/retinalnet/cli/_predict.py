@@ -137,6 +137,17 @@ def _log_cams(folder: Path, images: Sequence[Path], volume_cams: Sequence[Path])
         logger.info("Grad-CAM overlays: %d in %s", count, folder)
 
 
+def _k_out_of_range(args: argparse.Namespace, classes: int) -> str | None:
+    """Why ``-k`` is out of range for a model of ``classes`` classes (the parser refused
+    ``-k 0`` already), in the words argparse refuses ``-k 0`` with; ``None`` when it fits."""
+    if args.k <= classes:
+        return None
+    return (
+        f"argument -k/--topk: must be at most {classes}, the number of classes of the model in "
+        f"{str(args.checkpoint)!r}, got {args.k}; pass -k {classes} to list them all"
+    )
+
+
 def run_predict(args: argparse.Namespace) -> int:
     from retinalnet.cli._advice import require_matplotlib
     from retinalnet.cli._image_paths import image_paths
@@ -170,6 +181,10 @@ def run_predict(args: argparse.Namespace) -> int:
         num_workers=args.workers,
         on_error=args.on_error,
     )
+    bad_k = _k_out_of_range(args, len(predictor.classes))  # volumes only too: said, not unused
+    if bad_k is not None:  # a value out of range: status 2, as argparse's -k 0
+        print(f"retinalnet predict: error: {bad_k}", file=sys.stderr)
+        return 2
     check_order(predictor, args)  # against the model's classes, before any prediction
     if not volumes:
         warn_of_unused_rule_flags(args)

@@ -128,8 +128,6 @@ def recipe_defaults(args: argparse.Namespace) -> None:
             f"--finetune-blocks {args.finetune_blocks} needs --recipe finetune (the tutorial "
             "recipe trains the head only)"
         )
-    if args.patience is None:
-        args.patience = args.epochs  # the callback never stops the run; it keeps the best
 
 
 # the defaults of train options that parse to None, so that a resumed run knows which were

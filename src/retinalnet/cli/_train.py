@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import logging
 import tempfile
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from retinalnet.datasets import KermanyOCT
     from retinalnet.models import Classifier
     from retinalnet.predictor import SkippedImage
-    from retinalnet.training import Callback, DataSource, Trainer
+    from retinalnet.training import Callback, DataSource, FeatureCacheConfig, Trainer
 
 __all__ = ["run_demo", "run_models", "run_train"]
 
@@ -80,6 +81,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     if args.tensorboard is not None:
         require_tensorboard("--tensorboard")
+    augment_given = args.augment is not None  # before a resumed run's or the recipe's fills it
     _check_train_options(args)
     # with --resume, the options left out are the run resumed's (another value is refused
     # here, before any work); then --recipe finetune (default) or tutorial: epochs, lr...
@@ -125,11 +127,20 @@ def run_train(args: argparse.Namespace) -> int:
             folder = scratch.enter_context(tempfile.TemporaryDirectory(prefix="retinalnet-"))
             args.feature_cache = folder
             cache = FeatureCacheConfig(cache_dir=folder, views=args.cache_views)
+        # finetune: the probe builds its own cache; this one serves --lr auto only
+        trainer_cache = cache if args.recipe == "tutorial" or args.lr == "auto" else False
+        _check_cache_fits(args, model, trainer_cache)
+        if augment_given and args.recipe == "tutorial":
+            _warn_if_augmentation_is_cached_away(args, model, trainer_cache)
         task = ClassificationTask(
             lr=1e-3 if args.lr == "auto" else args.lr,
             balance=None if args.balance == "none" else args.balance,
         )
-        callbacks: list[Callback] = [EarlyStopping(patience=args.patience)]
+        # --recipe finetune without --patience trains every epoch (its own EarlyStopping
+        # keeps the best): None, as recorded
+        callbacks: list[Callback] = (
+            [EarlyStopping(patience=args.patience)] if args.patience is not None else []
+        )
         calibration = TemperatureScaling() if args.calibrate else None
         if calibration is not None:  # after EarlyStopping: it calibrates the restored weights
             callbacks.append(calibration)
@@ -152,8 +163,7 @@ def run_train(args: argparse.Namespace) -> int:
             num_workers=args.workers,
             device=args.device,
             precision=args.precision,
-            # finetune: the probe builds its own cache; this one serves --lr auto only
-            feature_cache=cache if args.recipe == "tutorial" or args.lr == "auto" else False,
+            feature_cache=trainer_cache,
             out_dir=args.out,
             overwrite=args.overwrite,
             seed=args.seed,
@@ -228,6 +238,61 @@ def _check_train_options(args: argparse.Namespace) -> None:
                 f"--resume {str(args.resume)!r}: no checkpoint file there; pass the last.pt of "
                 "the run to continue (OUT/last.pt), or leave --resume out to start a new run"
             )
+
+
+def _check_cache_fits(
+    args: argparse.Namespace, model: Classifier, cache: Literal["auto"] | bool | FeatureCacheConfig
+) -> None:
+    """Refuse ``--feature-cache`` or ``--cache-views`` for a model that trains more than its
+    head (``small_cnn`` trains whole), in the command's words, before any work: the Trainer
+    would refuse them with its Python advice.
+
+    Raises
+    ------
+    ValueError
+        Naming ``--arch`` and the flags to leave out.
+    """
+    from retinalnet.models._classifier import network_of
+    from retinalnet.training import FeatureCacheConfig
+    from retinalnet.training._feature_cache import trainable_head
+
+    if not isinstance(cache, FeatureCacheConfig):  # "auto" turns itself off for such a model
+        return
+    try:
+        trainable_head(model)
+    except ValueError:
+        given = ["--feature-cache"] if args.feature_cache not in (None, False) else []
+        given += ["--cache-views"] if args.cache_views else []
+        flags = " and ".join(given)
+        whole = all(p.requires_grad for p in network_of(model).parameters())
+        raise ValueError(
+            f"--arch {args.arch} trains {'the whole network' if whole else 'more than its head'}"
+            f", and the feature cache that {flags} {'ask' if len(given) > 1 else 'asks'} for "
+            "serves a frozen backbone only (its features computed once, for the head to train "
+            f"on): leave out {flags}"
+        ) from None
+
+
+def _warn_if_augmentation_is_cached_away(
+    args: argparse.Namespace, model: Classifier, cache: Literal["auto"] | bool | FeatureCacheConfig
+) -> None:
+    """Warn that an ``--augment`` given reaches no training image when the feature cache is
+    on without views (``--recipe tutorial`` on a frozen backbone, the default): the features
+    are computed once, from images without augmentation. A run that asked for nothing is not
+    warned (the feature cache's log line says it)."""
+    from retinalnet.training._config import choose_feature_cache
+
+    if not model.preprocessing.augments or args.cache_views:  # views: some of it is cached
+        return
+    if cache is False or (cache == "auto" and choose_feature_cache("auto", model).config is None):
+        return
+    warnings.warn(
+        f"--augment {args.augment} does not reach the training images: the feature cache "
+        "computes their features once, without augmentation; --cache-views N also caches N "
+        "augmented views of each image, --no-feature-cache augments every epoch",
+        UserWarning,
+        stacklevel=1,
+    )
 
 
 def _check_best_is_free(args: argparse.Namespace) -> None:

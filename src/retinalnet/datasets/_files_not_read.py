@@ -1,5 +1,6 @@
 """Files a folder search leaves out that may still hold scans (another raster format, a
-DICOM or OCT device file, an image that lost its suffix), and the one warning naming them."""
+DICOM or OCT device file, an image that lost its suffix or a DICOM file named by its UID),
+and the one warning naming them; the same rule keeps a file named on the command line."""
 
 from __future__ import annotations
 
@@ -50,26 +51,50 @@ def _has_image_magic(path: str) -> bool:
 def looks_like_a_scan(path: str) -> bool:
     """Whether a file that is not read as an image may still hold one: a suffix of another
     raster format Pillow knows (``.jfif``, ``.jp2``, ``.ppm``, ...), of DICOM or of an OCT
-    device's format (``.ima``, ``.e2e``, ``.vol``, ...), or no suffix and the first bytes of
-    a format read as an image (DICOM's ``DICM`` preamble, PNG, JPEG, TIFF, GIF, WebP, BMP):
-    DICOM files often have no suffix, and a suffix can be lost on the way. Notes, tables,
-    reports and a ``LICENSE`` (``.txt``, ``.csv``, ``.md``, ``.pdf``) do not, nor do macOS's
-    AppleDouble files (``._CNV-1-1.jpeg``, metadata of the file of that name).
+    device's format (``.ima``, ``.e2e``, ``.vol``, ...), or, whatever else its name is, the
+    first bytes of a format read as an image (DICOM's ``DICM`` preamble, PNG, JPEG, TIFF, GIF,
+    WebP, BMP): DICOM files often have no suffix or are named by their UID
+    (``1.2.826.0.1.3680043.8.498.10254657``, whose "suffix" is digits) or ``IM0001.bin``, and
+    a suffix can be lost on the way. Notes, tables, reports and a ``LICENSE`` (``.txt``,
+    ``.csv``, ``.md``, ``.pdf``) do not, nor do macOS's AppleDouble files (``._CNV-1-1.jpeg``,
+    metadata of the file of that name).
 
     .. versionchanged:: 0.2
        A file without a suffix is recognised by the first bytes of PNG, JPEG, TIFF, GIF,
-       WebP and BMP too (was: DICOM's only); AppleDouble files never look like scans.
+       WebP and BMP too (was: DICOM's only); AppleDouble files never look like scans; the
+       first bytes are read whenever the suffix is not one of these formats' (was: only
+       without a suffix, so a DICOM file named by its UID or ``.bin`` did not look like one).
     """
     from PIL import Image
 
     if Path(path).name.startswith("._"):
         return False
     suffix = os.path.splitext(path)[1].lower()
-    if not suffix:
-        return _has_image_magic(path)
     if suffix in _OCT_AND_DICOM_SUFFIXES:
         return True
-    return suffix in Image.registered_extensions() and suffix not in _NOT_SCANS
+    if suffix in _NOT_SCANS:
+        return False
+    if suffix in Image.registered_extensions():
+        return True
+    return _has_image_magic(path)
+
+
+_NO_SUFFIX = "no suffix"
+_NO_IMAGE_SUFFIX = "without an image suffix"
+
+
+def _counted_as(path: str) -> str:
+    """How :func:`warn_of_files_not_read` counts a file that may be a scan: by its suffix when
+    that is a scan format's, else as having none, or none of an image's (a DICOM file named
+    by its UID: its "suffix" is digits)."""
+    from PIL import Image
+
+    suffix = os.path.splitext(path)[1].lower()
+    if not suffix:
+        return _NO_SUFFIX
+    if suffix in _OCT_AND_DICOM_SUFFIXES or suffix in Image.registered_extensions():
+        return suffix
+    return _NO_IMAGE_SUFFIX
 
 
 def warn_of_files_not_read(others: list[str], where: str) -> None:
@@ -81,16 +106,20 @@ def warn_of_files_not_read(others: list[str], where: str) -> None:
         return
     suffixes: dict[str, int] = {}
     for path in scans:
-        suffix = os.path.splitext(path)[1].lower() or "no suffix"
+        suffix = _counted_as(path)
         suffixes[suffix] = suffixes.get(suffix, 0) + 1
     counted = ", ".join(f"{n} {suffix}" for suffix, n in sorted(suffixes.items()))
     read = ", ".join(sorted(IMAGE_EXTENSIONS))
-    fix = (
-        "convert such scans to PNG and give a file without a suffix its format's (.dcm for "
-        "DICOM, .png, .jpeg, ...)"
-        if "no suffix" in suffixes
-        else "convert such scans to PNG (a DICOM file needs the .dcm suffix)"
-    )
+    formats = "its format's (.dcm for DICOM, .png, .jpeg, ...)"
+    if _NO_IMAGE_SUFFIX in suffixes:
+        fix = (
+            "convert such scans to PNG and give a file without an image suffix (a DICOM file "
+            f"named by its UID, a .bin) {formats}"
+        )
+    elif _NO_SUFFIX in suffixes:
+        fix = f"convert such scans to PNG and give a file without a suffix {formats}"
+    else:
+        fix = "convert such scans to PNG (a DICOM file needs the .dcm suffix)"
     warn_caller(
         f"{len(scans)} file(s) under {where!r} may be scans but are not read ({counted}; e.g. "
         f"{scans[0]!r}): the suffixes read are {read}; {fix}, or move the files out of the "

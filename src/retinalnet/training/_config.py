@@ -137,6 +137,11 @@ def choose_feature_cache(option: FeatureCacheOption, model: nn.Module) -> Featur
     frozen; it is off for fine-tuning, for a model that trains every parameter, and for a
     plain module. An explicit choice is checked against the model.
 
+    The reason says when the model's preprocessing augments (:attr:`Preprocessing.augments
+    <retinalnet.transforms.Preprocessing.augments>`) that the cached training images are
+    not augmented, and the two ways to augment: ``FeatureCacheConfig(views=N)`` or
+    ``feature_cache=False``.
+
     Raises
     ------
     TypeError
@@ -167,10 +172,15 @@ def _auto_choice(model: nn.Module) -> FeatureCacheChoice:
     except ValueError:
         reason = "parameters outside one final head train (fine-tuning): no frozen part to cache"
         return FeatureCacheChoice(None, auto=True, reason=reason)
-    reason = (
-        f"the backbone is frozen and only the head {head_name!r} trains, so its features are "
-        "computed once, in memory; feature_cache=False turns this off"
-    )
+    reason = f"the backbone is frozen and only the head {head_name!r} trains, so its features are "
+    if model.preprocessing.augments:  # said, never silent: the augmentation stops at the cache
+        reason += (
+            "computed once, in memory, from the training images without their augmentation: "
+            "FeatureCacheConfig(views=N) also caches N augmented views of each, "
+            "feature_cache=False turns the cache off and augments every epoch"
+        )
+    else:
+        reason += "computed once, in memory; feature_cache=False turns this off"
     return FeatureCacheChoice(FeatureCacheConfig(), auto=True, reason=reason)
 
 
