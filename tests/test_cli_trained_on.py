@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
@@ -226,3 +227,47 @@ def test_a_run_on_a_relative_manifest_resumes_from_another_working_directory(
     monkeypatch.chdir(tmp_path)
     argv = ["train", "--data", str(data), "--resume", str(run / "last.pt"), "--out", str(run)]
     assert main([*argv, "--epochs", "2", "-q"]) == 0
+
+
+def _spelled(path: str, label: str) -> str:
+    """A train row's path as training still finds its file: ``\\`` separators (saved on
+    Windows), spaces around (a spreadsheet's), NFD (copied from macOS), or two at once."""
+    return {
+        "CNV": path.replace("/", "\\"),
+        "DME": f" {path} ",
+        "DRUSEN": unicodedata.normalize("NFD", path),
+        "NORMAL": path.replace("/", "\\") + " ",
+    }[label]
+
+
+@pytest.mark.skipif(os.sep != "/", reason="a backslash separates folders on Windows")
+def test_train_rows_spelled_as_training_reads_them_are_refused_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # was: the guard took each row as written, so a pooled re-split saved on Windows (or
+    # with spaces around a path, or an NFD name) trained on test/ images that
+    # `evaluate --split test` and `calibrate --split test` then used without a word
+    data = make_synthetic_kermany(tmp_path / "data", train=3, val=2, test=2, shape=(40, 40))
+    drusen = sorted((data / "test" / "DRUSEN").glob("*.jpeg"))[0]
+    drusen.rename(drusen.with_name(f"{drusen.stem}-caf\u00e9.jpeg"))  # NFC on disk
+    rows = []
+    for split in ("train", "val", "test"):
+        for label in ("CNV", "DME", "DRUSEN", "NORMAL"):
+            for number, path in enumerate(sorted((data / split / label).glob("*.jpeg"))):
+                relative, patient = path.relative_to(data).as_posix(), path.name.split("-")[1]
+                if split == "test" and number == 0:  # a pooled re-split trains on it
+                    rows.append(ManifestRow(_spelled(relative, label), label, patient, "train"))
+                else:  # the folders' train/ images are its test rows
+                    moved = {"train": "test", "val": "val", "test": "test"}[split]
+                    rows.append(ManifestRow(relative, label, patient, moved))
+    manifest = write_manifest(rows, tmp_path / "pooled.csv")
+    assert train_small_cnn(data, tmp_path / "run", "--manifest", str(manifest)) == 0
+    checkpoint = tmp_path / "run" / "best.pt"
+    monkeypatch.chdir(tmp_path)  # --data relative too: the images are listed as 'data/...'
+    assert _evaluate(Path("data"), checkpoint, "--split", "test") == 1
+    error = capsys.readouterr().err
+    assert "4 of the 8 images to evaluate were trained on by this checkpoint's run" in error
+    argv = ["calibrate", "--checkpoint", str(checkpoint), "--data", "data", "-q"]
+    with pytest.warns(UserWarning, match="flatters the calibration"):
+        assert main([*argv, "--split", "test", "--out", str(tmp_path / "c.pt")]) == 1
+    assert "4 of the 8 images to calibrate were trained on" in capsys.readouterr().err

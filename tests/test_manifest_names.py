@@ -273,3 +273,65 @@ def test_a_linked_file_and_its_target_are_one_file(tmp_path: Path) -> None:
     manifest = write_manifest(rows, tmp_path / "m.csv")
     with pytest.raises(ValueError, match=r"'train/CNV/scan_09\.jpeg' is listed twice in split"):
         KermanyOCT.from_manifest(manifest, "train", root=root)
+
+
+# --- two files whose names differ only in Unicode normal form ----------------------------
+
+
+def test_two_files_named_alike_but_in_two_normal_forms_are_two_rows(tmp_path: Path) -> None:
+    # was: "... is listed twice in split 'train' (rows 1 and 2) ...: write the manifest
+    # again with `retinalnet split`", which writes the same manifest again (both are files)
+    import unicodedata
+
+    root = tmp_path / "OCT2017"
+    nfc = _scan(root / "train" / "CNV" / "CNV-106-1\u00e9.jpeg")
+    nfd = root / "train" / "CNV" / unicodedata.normalize("NFD", nfc.name)
+    Image.new("L", (8, 8), color=255).save(nfd, format="JPEG")
+    if len(list(nfc.parent.iterdir())) != 2:
+        pytest.skip("this file system takes both normal forms of a name for one file")
+    from retinalnet.cli import main
+    from retinalnet.cli._split_data import split_data
+
+    others = [_scan(root / "train" / "CNV" / f"CNV-{n}-1.jpeg") for n in (7, 8, 9)]
+    manifest = tmp_path / "split.csv"
+    argv = ["split", str(root), "--val-fraction", "0.5", "--out", str(manifest), "-q"]
+    assert main(argv) == 0
+    rows = read_manifest(manifest)
+    assert len(rows) == 5
+    split = next(row.split for row in rows if "106" in row.path)  # one patient, one split
+    for data in (
+        KermanyOCT.from_manifest(manifest, split, root=root),
+        split_data(root, split, manifest),
+    ):
+        read = {path for path, _ in data.samples}
+        assert {str(nfc), str(nfd)} <= read
+        assert read <= {str(nfc), str(nfd), *map(str, others)}
+
+
+def test_a_name_in_the_other_normal_form_still_names_the_one_file_there(tmp_path: Path) -> None:
+    import unicodedata
+
+    root = tmp_path / "OCT2017"
+    nfc = _scan(root / "train" / "CNV" / "CNV-106-1\u00e9.jpeg")  # the only file
+    as_nfd = unicodedata.normalize("NFD", "train/CNV/CNV-106-1\u00e9.jpeg")
+    alone = write_manifest([ManifestRow(as_nfd, "CNV", None, "train")], tmp_path / "one.csv")
+    assert KermanyOCT.from_manifest(alone, "train", root=root).samples == [(str(nfc), 0)]
+    rows = [ManifestRow(nfc.relative_to(root).as_posix(), "CNV", None, "train")]
+    both = write_manifest([*rows, ManifestRow(as_nfd, "CNV", None, "train")], tmp_path / "m.csv")
+    with pytest.raises(ValueError, match=r"is listed twice in split 'train' \(rows 1 and 2, "):
+        KermanyOCT.from_manifest(both, "train", root=root)  # one file, by two names
+
+
+@pytest.mark.skipif(not hasattr(os, "link"), reason="no hard links")
+def test_two_hard_links_of_one_scan_are_two_rows_as_in_the_folders(tmp_path: Path) -> None:
+    # the folder walks list each name of a hard-linked file as an image; so does a manifest
+    root = tmp_path / "OCT2017"
+    first = _scan(root / "train" / "CNV" / "CNV-1-1.jpeg")
+    try:
+        os.link(first, root / "train" / "CNV" / "CNV-1-2.jpeg")
+    except OSError as error:  # a file system without hard links
+        pytest.skip(f"cannot make a hard link here: {error}")
+    rows = [ManifestRow(f"train/CNV/CNV-1-{n}.jpeg", "CNV", None, "train") for n in (1, 2)]
+    manifest = write_manifest(rows, tmp_path / "m.csv")
+    assert len(KermanyOCT.from_manifest(manifest, "train", root=root)) == 2
+    assert len(KermanyOCT(root, "train")) == 2

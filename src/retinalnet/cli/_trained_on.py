@@ -13,7 +13,10 @@ manifest may: those under ``--data``'s ``train/`` are refused too when it is the
 The run's manifest is found at its recorded real path or as given (from another working
 directory too), and its ``train`` rows are read under the ``--data`` given now: the same
 manifest (same SHA-256) names the same images by the same relative names, whether the data
-folder is where the run read it, a copy or another mount. When the check cannot be made
+folder is where the run read it, a copy or another mount. Each row names the file training
+read for it (a ``\\`` read as ``/``, spaces around, the other Unicode normal form: the
+manifest reader's own :func:`~retinalnet.datasets._manifest_files.same_file`), and an image
+is one of them when it is that file (links followed). When the check cannot be made
 (the manifest is not found, or has changed), a WARNING says so and why.
 """
 
@@ -29,6 +32,7 @@ from retinalnet.checkpoint import Checkpoint
 from retinalnet.cli._resumed_options import run_manifest
 from retinalnet.datasets import KermanyOCT, read_manifest
 from retinalnet.datasets._linked_files import real_path
+from retinalnet.datasets._manifest_files import same_file
 
 __all__ = ["refuse_images_trained_on"]
 
@@ -160,12 +164,12 @@ def refuse_images_trained_on(
     manifest = _training_manifest(checkpoint, command)
     if manifest is None:
         return
-    trained = set(
-        _real_paths(
-            [str(root / row.path) for row in read_manifest(manifest) if row.split == "train"]
-        )
-    )
-    seen = [path for path, real in zip(paths, reals, strict=True) if real in trained]
+    # each row resolved to the file training read for it (same_file finds it as
+    # rows_with_files does: a `\`, spaces around, the other normal form), each image (its
+    # path as listed, absolute: from the working directory) by the same identity
+    file = same_file(root)
+    trained = {file(row.path) for row in read_manifest(manifest) if row.split == "train"}
+    seen = [path for path in paths if file(os.path.abspath(path)) in trained]  # noqa: PTH100
     if not seen:
         return
     raise ValueError(

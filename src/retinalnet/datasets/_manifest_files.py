@@ -34,16 +34,26 @@ __all__ = [
     "parts_under",
     "refuse_rows_all_in_system_folders",
     "rows_with_files",
+    "same_file",
     "warn_of_mislabelled_rows",
 ]
 
 
-def _same_file(base: Path) -> Callable[[str], str]:
-    """What the paths of one file under ``base`` have in common: the file's real path (links
-    followed, ``..``, ``.`` and doubled ``/`` taken out) for a path that names a file, else
-    the absolute path as written; in NFC (macOS reads an NFD name as the NFC one). Two
-    ``lstat`` a row found (more for one not found), and one :func:`os.path.realpath` a
-    folder."""
+def same_file(base: Path) -> Callable[[str], str]:
+    """What the paths of one file under ``base`` have in common, each path resolved by
+    :func:`_existing`, as :func:`rows_with_files` reads it (``\\`` read as ``/``, spaces
+    around, the other Unicode normal form, a ``LANG=C`` name).
+
+    A path that names a file gives the file's identity on its file system (device and
+    inode, links followed): a link, a path through a linked folder, an absolute path and
+    any spelling the file system takes for the file's name (macOS ignores the normal form,
+    macOS and Windows the case) are one file, while two files whose names differ only in
+    normal form (both possible on Linux) are two. A file with hard links adds its real
+    path (in NFC), as the folder walks list each of its names as an image of its own. A
+    path that names no file (or a broken link) gives the absolute path as written (the
+    link's target), in NFC. Two ``lstat`` and one ``stat`` a row found (more for one not
+    found), and one :func:`os.path.realpath` a folder.
+    """
     root = os.path.abspath(base)  # noqa: PTH100 - no system call, unlike Path.resolve
     real_folders: dict[str, str] = {}
 
@@ -54,6 +64,15 @@ def _same_file(base: Path) -> Callable[[str], str]:
             joined = os.path.normpath(os.path.join(root, written))  # noqa: PTH118
         else:
             joined = real_path(os.path.join(root, found), real_folders)  # noqa: PTH118
+            try:
+                status = os.stat(joined)  # noqa: PTH116 - no Path a row
+            except OSError:  # a broken link: its target as written
+                status = None
+            if status is not None and status.st_ino:  # 0: a file system without inodes
+                identity = f"\0{status.st_dev}:{status.st_ino}"  # no path holds a NUL
+                if status.st_nlink <= 1:
+                    return identity
+                return f"{identity}\0{unicodedata.normalize('NFC', os.path.normcase(joined))}"
         return unicodedata.normalize("NFC", os.path.normcase(joined))
 
     return key
@@ -64,7 +83,7 @@ def check_no_file_twice_under(rows: Sequence[ManifestRow], base: Path, source: s
     (``train/CNV/x.jpeg`` and ``/data/OCT2017/train/CNV/x.jpeg``) or through a linked folder
     (``link_to_train/CNV/x.jpeg``), in the words of
     :func:`~retinalnet.datasets._manifest.check_no_file_twice`."""
-    check_no_file_twice(rows, source, key=_same_file(base))
+    check_no_file_twice(rows, source, key=same_file(base))
 
 
 def refuse_rows_all_in_system_folders(rows: Sequence[ManifestRow], base: Path, source: str) -> None:
