@@ -35,6 +35,7 @@ from retinalnet._core.counts import as_number
 from retinalnet._core.files import FileWriteError, atomic_write, file_digest, write_error_hint
 from retinalnet._core.model_use import exclusive_use
 from retinalnet._core.output_kinds import check_output_file
+from retinalnet._core.pickled_objects import pickled_objects_beside_state_dict
 from retinalnet._core.tensor_copies import share_copies
 from retinalnet._core.torch_load import (
     asked_to_run,
@@ -43,7 +44,6 @@ from retinalnet._core.torch_load import (
     first_nonfinite,
     not_torch_file,
     pickled_global,
-    pickled_objects_beside_state_dict,
     torch_load_reason,
 )
 from retinalnet._core.value_equality import fields_equal

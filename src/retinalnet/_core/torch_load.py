@@ -10,7 +10,6 @@ drop the rest, so every error about such a file is one line.
 
 from __future__ import annotations
 
-import pickletools
 import re
 import zipfile
 from collections.abc import Mapping
@@ -29,7 +28,6 @@ __all__ = [
     "is_torch_start",
     "not_torch_file",
     "pickled_global",
-    "pickled_objects_beside_state_dict",
     "torch_load_reason",
 ]
 
@@ -81,43 +79,6 @@ def pickled_global(error: BaseException) -> str | None:
     """
     found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
     return found.group(1) if found else None
-
-
-def pickled_objects_beside_state_dict(file: Path, found: str) -> str | None:
-    """What to say of a training tool's checkpoint that ``torch.load(weights_only=True)``
-    refused for a pickled object ``found`` kept beside its ``"state_dict"`` (Lightning's
-    hyper-parameters as an ``argparse.Namespace``), with the way to its weights; ``None``
-    for any other file. The pickle is read as opcodes (``pickletools``): nothing in it runs.
-    """
-    strings = _pickle_strings(file)
-    if "state_dict" not in strings:
-        return None
-    lightning = "pytorch-lightning_version" in strings
-    kind = "a PyTorch Lightning checkpoint" if lightning else "a training checkpoint"
-    held = "; Lightning keeps hyper-parameters so" if lightning else ""
-    module = found.rpartition(".")[0]
-    return (
-        f"{str(file)!r} is {kind} whose entries beside its 'state_dict' hold pickled Python "
-        f"objects ({found}{held}), which retinalnet does not unpickle, as unpickling can run "
-        "arbitrary code. Where you trust the file, save its state dict alone with that class "
-        f"allowed, and use that file: `import {module}`, then `with "
-        f"torch.serialization.safe_globals([{found}]): torch.save(torch.load({str(file)!r}, "
-        "weights_only=True)['state_dict'], 'weights.pt')`"
-    )
-
-
-def _pickle_strings(file: Path) -> set[str]:
-    """The strings of a zip-format torch file's pickle, read as opcodes; empty when it
-    cannot be read so."""
-    try:
-        with zipfile.ZipFile(file) as archive:
-            name = next(n for n in archive.namelist() if n.endswith("/data.pkl"))
-            if archive.getinfo(name).file_size > 64 * 2**20:
-                return set()  # tensors live outside data.pkl: this is no state dict's pickle
-            data = archive.read(name)
-        return {arg for _, arg, _ in pickletools.genops(data) if isinstance(arg, str)}
-    except (OSError, StopIteration, ValueError, zipfile.BadZipFile):
-        return set()
 
 
 # torch 2.6+ refuses a function of a module it blocks (os, posix, subprocess, ...) in its own

@@ -19,6 +19,7 @@ import torch
 
 __all__ = [
     "CONTAINERS",
+    "container_classes",
     "container_note",
     "fit_keys",
     "is_state_dict",
@@ -83,6 +84,49 @@ def unwrap_container(loaded: object) -> tuple[object, str | None]:
         if is_state_dict(inner):
             return dict(inner), key
     return loaded, None
+
+
+def container_classes(loaded: object) -> tuple[list[str], str] | None:
+    """The class names a training checkpoint keeps beside its state dict, in output order,
+    and the entry they came from: its ``idx_to_class`` (``{0: 'CNV', ...}``) or its
+    ``class_to_idx`` (``{'CNV': 0, ...}``), as the PyTorch tutorials save them; ``None``
+    when it has neither, or one whose indices are not 0 to n-1, or two that disagree.
+
+    Examples
+    --------
+    >>> container_classes({"class_to_idx": {"DME": 1, "CNV": 0}, "state_dict": {}})
+    (['CNV', 'DME'], 'class_to_idx')
+    """
+    if not isinstance(loaded, Mapping):
+        return None
+    found: dict[str, list[str] | None] = {}
+    if "idx_to_class" in loaded:
+        found["idx_to_class"] = _in_index_order(loaded["idx_to_class"], by_index=True)
+    if "class_to_idx" in loaded:
+        found["class_to_idx"] = _in_index_order(loaded["class_to_idx"], by_index=False)
+    orders = list(found.values())
+    if not orders or any(order is None or order != orders[0] for order in orders):
+        return None
+    first = orders[0]
+    return (first, next(iter(found))) if first is not None else None
+
+
+def _in_index_order(mapping: object, *, by_index: bool) -> list[str] | None:
+    """The names of an ``index -> name`` (``by_index``) or ``name -> index`` mapping in
+    index order; ``None`` unless its indices are the ints 0 to n-1 and its names distinct
+    strings."""
+    if not isinstance(mapping, Mapping) or not mapping:
+        return None
+    pairs = mapping.items() if by_index else ((i, n) for n, i in mapping.items())
+    named = {}
+    for index, name in pairs:
+        if isinstance(index, bool) or not isinstance(index, int) or not isinstance(name, str):
+            return None
+        named[index] = name
+    names = [named.get(index) for index in range(len(mapping))]
+    if len(named) != len(mapping) or None in names or len(set(names)) != len(names):
+        return None
+    return [str(name) for name in names]
 
 
 def container_note(loaded: object, key: str) -> str:

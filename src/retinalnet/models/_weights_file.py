@@ -17,13 +17,13 @@ from torch import nn
 
 from retinalnet._core.articles import type_with_article
 from retinalnet._core.caller_warnings import warn_caller
+from retinalnet._core.pickled_objects import pickled_objects_beside_state_dict
 from retinalnet._core.torch_load import (
     check_archive,
     damaged_file_error,
     first_nonfinite,
     not_torch_file,
     pickled_global,
-    pickled_objects_beside_state_dict,
     torch_load_reason,
 )
 from retinalnet.models._bare_state_dict import trained_head_message
