@@ -1854,3 +1854,26 @@ def test_rebuilding_a_model_leaves_the_global_torch_rng_as_it_was(tmp_path: Path
         torch.manual_seed(0)
         door()
         assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize(
+    ("record", "said"),
+    [
+        ({"epoch": 1, "train_loss": "0.5"}, r"'train_loss' must be a number or None, got str"),
+        ({"epoch": "1"}, r"'epoch' must be an int, got str"),
+        ({"epoch": 1, "lr": [0.1]}, r"'lr' must be a number or None, got list"),
+    ],
+)
+def test_a_history_value_that_is_no_number_is_refused_when_loaded_and_when_written(
+    tmp_path: Path, record: dict[str, Any], said: str
+) -> None:
+    """It loaded, and ``evaluate --report`` failed on it after all its work, naming no file."""
+    path = save_checkpoint(tmp_path / "a.pt", tiny_cnn(), history=[{"epoch": 1}])  # by hand: fine
+    data = torch.load(path, weights_only=True)
+    data["history"] = [record]
+    torch.save(data, path)
+    with pytest.raises(ValueError, match=rf"'.*a\.pt': field 'history' is malformed: .*{said}"):
+        load_checkpoint(path)
+    with pytest.raises(ValueError, match=rf"cannot write checkpoint .*{said}.*nothing was written"):
+        save_checkpoint(tmp_path / "b.pt", tiny_cnn(), history=[record])
+    assert not (tmp_path / "b.pt").exists()

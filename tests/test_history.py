@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import logging
 import math
 import os
 import sys
@@ -296,3 +297,21 @@ def test_a_refused_csv_write_names_the_file_and_keeps_the_old_one(
 
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["history.csv"]
+
+
+def test_a_history_saved_by_hand_is_left_out_of_a_figure_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``evaluate --report/--plots`` of a checkpoint saved with ``history=[{"epoch": 1}]``
+    failed after all the evaluation's work; the history is left out with a word instead."""
+    from retinalnet.training._history import drawable_history
+
+    assert drawable_history([]) is None
+    with caplog.at_level(logging.WARNING, logger="retinalnet"):
+        assert drawable_history([{"epoch": 1}]) is None
+    assert "training history is left out: an epoch record needs" in caplog.text
+    whole = {"epoch": 1, "train_loss": 1.0, "train_accuracy": 0.5, "val_loss": None,
+             "val_accuracy": None, "seconds": 1.0, "lr": 0.1}  # fmt: skip
+    drawn = drawable_history([whole])
+    assert drawn is not None
+    assert drawn[0].train_loss == 1.0

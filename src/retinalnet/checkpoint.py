@@ -31,7 +31,7 @@ from torch import nn
 
 from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.checkpoint_format import FORMAT_VERSION, stamped, unknown_model_fields
-from retinalnet._core.counts import as_number
+from retinalnet._core.counts import as_integer, as_number
 from retinalnet._core.files import FileWriteError, atomic_write, file_digest, write_error_hint
 from retinalnet._core.model_use import exclusive_use
 from retinalnet._core.output_kinds import check_output_file
@@ -887,6 +887,18 @@ class _Fields:
             raise self.malformed(name, f"must have str keys, got {_shown(keys[0])}")
         return dict(mapping)
 
+    def epoch_values(self, index: int, record: Mapping[str, Any]) -> None:
+        """An epoch record's values are numbers (its ``epoch`` an int) or ``None``: what the
+        report, the history plot and a resumed run read (fields may be missing: a history
+        saved by hand)."""
+        for name, value in record.items():
+            number = as_integer(value) if name == "epoch" else as_number(value)
+            if value is not None and number is None:
+                kind = "an int" if name == "epoch" else "a number or None"
+                problem = f"is malformed: epoch record {index + 1}: {name!r} must be {kind}, got "
+                problem += _shown(value)
+                raise self.malformed("history", problem)
+
     def checkpoint(self) -> Checkpoint:
         """The checkpoint the fields make: the one set of rules for reading and writing."""
         data, file = self.data, self.file
@@ -955,6 +967,7 @@ class _Fields:
                 problem = f"must hold a dict per epoch, got {_shown(record)} at index {index}"
                 raise self.malformed("history", problem)
             self.string_keys(f"history[{index}]", record)
+            self.epoch_values(index, record)
         optimizer = self.get("optimizer", (dict, type(None)), "a dict or None")
         scheduler = self.get("scheduler", (dict, type(None)), "a dict or None", default=None)
         callbacks = self.string_keys("callbacks", self.get("callbacks", dict, "a dict"))

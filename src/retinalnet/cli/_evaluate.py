@@ -150,7 +150,7 @@ def _write_plots(
         plot_reliability_diagram,
         plot_roc_curves,
     )
-    from retinalnet.training import History
+    from retinalnet.training._history import drawable_history
 
     folder: Path = args.plots
     folder.mkdir(parents=True, exist_ok=True)
@@ -170,8 +170,9 @@ def _write_plots(
             result, title=f"reliability, {title}", save=path
         ),
     }
-    if history:
-        figures["history.png"] = lambda path: plot_history(History.from_records(history), save=path)
+    drawn = drawable_history(history)
+    if drawn is not None:
+        figures["history.png"] = lambda path: plot_history(drawn, save=path)
     for name, draw in figures.items():
         draw(folder / name)
     return [folder / name for name in figures]

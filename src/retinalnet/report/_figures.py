@@ -77,11 +77,11 @@ def _cell(value: Any, show: Any) -> str:
 def history_section(records: Sequence[Mapping[str, Any]], epoch: int | None) -> Section | None:
     """Loss and accuracy per epoch from the checkpoint, drawn and as a foldable table."""
     from retinalnet.plots import plot_history
-    from retinalnet.training import History
+    from retinalnet.training._history import drawable_history
 
-    if not records:
+    history = drawable_history(records)
+    if history is None:
         return None
-    history = History.from_records(records)
     picture = figure_png(plot_history(history))
     rows = [
         [

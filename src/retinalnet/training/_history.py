@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import numbers
 import os
@@ -15,8 +16,9 @@ from typing import Any, BinaryIO, overload
 from retinalnet._core.counts import as_integer
 from retinalnet._core.files import atomic_write
 
-__all__ = ["FIELDS", "EpochRecord", "History"]
+__all__ = ["FIELDS", "EpochRecord", "History", "drawable_history"]
 
+logger = logging.getLogger(__name__)
 
 FIELDS: tuple[str, ...] = (
     "epoch",
@@ -235,3 +237,17 @@ class History(Sequence[EpochRecord]):
             stream.write(data)
 
         return atomic_write(path, write)
+
+
+def drawable_history(records: Sequence[Mapping[str, Any]]) -> History | None:
+    """A checkpoint's history as a :class:`History` for a report or a plot; ``None``, with a
+    warning saying why it is left out, when its records are not whole epoch records (a
+    history saved by hand with :func:`~retinalnet.checkpoint.save_checkpoint`), and for
+    none at all. A figure is left out rather than the work before it lost."""
+    if not records:
+        return None
+    try:
+        return History.from_records(records)
+    except ValueError as error:
+        logger.warning("the checkpoint's training history is left out: %s", error)
+        return None
