@@ -91,6 +91,15 @@ def test_the_official_val_folder_joins_the_pool(tree: Path) -> None:
     assert not any(row.path.startswith("val/") and row.split == "test" for row in rows)
 
 
+def test_a_misnamed_val_folder_left_out_of_the_pool_is_warned_of(tree: Path) -> None:
+    """A ``valid/`` folder's images were left out of the split without a word (every other
+    door names it: KermanyOCT, count_images, audit)."""
+    _scan(tree / "valid" / "DME" / "DME-900-1.png", 1000)
+    with pytest.warns(UserWarning, match=r"not in the split of .*'valid' \(1 image\) looks "):
+        rows = patient_split(tree, val_fraction=0.2, seed=0)
+    assert not any(row.patient == "900" for row in rows)
+
+
 def test_drop_test_patients(tree: Path) -> None:
     _scan(tree / "train" / "DME" / "DME-101-7.png", 2000)  # patient 101 is a test patient
     kept = patient_split(tree, val_fraction=0.2, seed=0, drop_test_patients=True)

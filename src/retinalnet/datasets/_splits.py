@@ -24,6 +24,7 @@ from retinalnet.datasets._files import (
 )
 from retinalnet.datasets._kermany import KermanyOCT
 from retinalnet.datasets._manifest import ManifestRow
+from retinalnet.datasets._root_layout import describe_root
 from retinalnet.datasets._system_folders import system_folders_said_once
 
 __all__ = ["UNPARSED_POLICIES", "patient_split"]
@@ -279,6 +280,9 @@ def patient_split(
             f"unparsed must be one of {', '.join(map(repr, UNPARSED_POLICIES))}, got {unparsed!r}"
         )
     base = nonempty_path(root, name="root", what=LAYOUT_FOLDER).expanduser()
+    misnamed = describe_root(base).misnamed_advice() if base.is_dir() else None
+    if misnamed is not None:  # its images would be left out of the split without a word
+        warn_caller(f"not in the split of {str(base)!r}: {misnamed}", UserWarning)
     with system_folders_said_once(base):  # one line, not one per class folder
         pool = _rows(KermanyOCT(base, "train"), "train")
         if (base / "val").is_dir():
