@@ -1877,3 +1877,14 @@ def test_a_history_value_that_is_no_number_is_refused_when_loaded_and_when_writt
     with pytest.raises(ValueError, match=rf"cannot write checkpoint .*{said}.*nothing was written"):
         save_checkpoint(tmp_path / "b.pt", tiny_cnn(), history=[record])
     assert not (tmp_path / "b.pt").exists()
+
+
+@pytest.mark.parametrize("where", ["meta", "xpu", "cuda:7"])
+def test_load_checkpoint_takes_the_devices_device_takes(tmp_path: Path, where: str) -> None:
+    """``map_location`` went to torch.load as given: ``meta`` escaped as a raw
+    NotImplementedError, ``cpu:1`` blamed the file ("is the file complete?")."""
+    path = save_checkpoint(tmp_path / "a.pt", tiny_cnn())
+    with pytest.raises(ValueError, match=r"^device '.*' (is not supported|asks for CUDA|is not)"):
+        load_checkpoint(path, map_location=where)
+    assert load_checkpoint(path, map_location="cpu:1").state_dict
+    assert load_checkpoint(path, map_location=torch.device("cpu")).state_dict

@@ -1505,3 +1505,26 @@ def test_an_urgent_list_naming_every_class_is_refused(
                        r"the rest .*; leave the classes that are not urgent out of urgent, or "
                        r"pass urgent=None to leave out the view$"):  # fmt: skip
         door([0, 1], scores, classes, urgent=urgent)
+
+
+@pytest.mark.parametrize(
+    ("call", "said"),
+    [
+        (lambda p: fit_temperature(p, [0, 1, 0], bounds=(True, 10)), "bounds must be"),
+        (lambda p: fit_temperature(p, [0, 1, 0], bounds=("0.05", "10")), "bounds must be"),
+        (
+            lambda p: classification_report([0, 1, 0], p, classes=["a", "b"], confidence="0.9"),
+            "confidence must be in",
+        ),
+        (
+            lambda p: classification_report([0, 1, 0], p, classes=["a", "b"], confidence=True),
+            "confidence must be in",
+        ),
+    ],
+)
+def test_number_options_of_the_metrics_take_numbers_only(call: Any, said: str) -> None:
+    """A bool bound was taken as 1, a string bound as its number, a string confidence gave a
+    raw TypeError: the project's number rule, as for every other option."""
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    with pytest.raises(ValueError, match=said):
+        call(probabilities)

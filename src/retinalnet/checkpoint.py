@@ -32,6 +32,7 @@ from torch import nn
 from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.checkpoint_format import FORMAT_VERSION, stamped, unknown_model_fields
 from retinalnet._core.counts import as_integer, as_number
+from retinalnet._core.device import resolve_device
 from retinalnet._core.files import FileWriteError, atomic_write, file_digest, write_error_hint
 from retinalnet._core.model_use import exclusive_use
 from retinalnet._core.output_kinds import check_output_file
@@ -753,7 +754,9 @@ def load_checkpoint(
     path
         A file written by :func:`save_checkpoint` or the Trainer.
     map_location
-        Where tensors are loaded (the CPU by default).
+        Where tensors are loaded (the CPU by default): a device as ``device=`` takes it
+        (``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``), refused in one line
+        otherwise.
 
     Raises
     ------
@@ -780,6 +783,9 @@ def load_checkpoint(
     >>> checkpoint = load_checkpoint("runs/best.pt")  # doctest: +SKIP
     >>> model = checkpoint.build_model()  # doctest: +SKIP
     """
+    device = resolve_device(map_location)  # the device types retinalnet runs on
+    if device.type == "cpu":
+        device = torch.device("cpu")  # "cpu:1" is the CPU, which torch.load cannot restore to
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"no checkpoint file {str(file)!r}")
@@ -791,7 +797,7 @@ def load_checkpoint(
             f"({foreign}); pass a checkpoint written by retinalnet (best.pt or last.pt)"
         )
     try:
-        data: Any = torch.load(file, map_location=map_location, weights_only=True)
+        data: Any = torch.load(file, map_location=device, weights_only=True)
     except pickle.UnpicklingError as error:
         code = asked_to_run(error)
         if code:

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from retinalnet._core.caller_warnings import warn_caller
+from retinalnet._core.counts import as_number
 from retinalnet.metrics._confusion import (
     FloatArray,
     IntArray,
@@ -387,7 +388,10 @@ def fit_temperature(
     values = _as_probabilities(scores, len(true), "scores")
     true = _as_targets(true, values.shape[1])
     refuse_percentages(values, "scores")
-    low, high = (float(bound) for bound in bounds)
+    given = [as_number(bound) for bound in bounds] if len(bounds) == 2 else []
+    if len(given) != 2 or None in given:  # never a bool or a string such as "10"
+        raise ValueError(f"bounds must be (low, high) numbers, got {bounds!r}")
+    low, high = (float(bound) for bound in given if bound is not None)
     if not (0 < low < high and math.isfinite(high)):
         raise ValueError(f"bounds must be (low, high) with 0 < low < high, got {bounds!r}")
     if not len(true):

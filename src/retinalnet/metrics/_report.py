@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from retinalnet._core.classes import KERMANY_CLASSES, in_words
-from retinalnet._core.counts import as_integer
+from retinalnet._core.counts import as_integer, as_number
 from retinalnet._core.seeds import check_seed
 from retinalnet._core.value_equality import fields_equal
 from retinalnet.metrics._bootstrap import _bootstrap_intervals
@@ -617,8 +617,10 @@ def _checked_arguments(
             f"usual), got {bootstrap!r}"
         )
     check_seed(seed, allow_none=False)  # it seeds the bootstrap: a report is reproducible
-    if not 0 < confidence < 1:
+    level = as_number(confidence)  # never a bool or a string such as "0.9"
+    if level is None or not 0 < level < 1:
         raise ValueError(f"confidence must be in (0, 1), e.g. 0.95, got {confidence!r}")
+    confidence = level
     fewest = minimum_resamples(confidence)
     if 0 < resamples < fewest:
         raise ValueError(
