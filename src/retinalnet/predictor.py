@@ -121,6 +121,24 @@ class SkippedImage:
     reason: str
 
 
+def log_skipped(skipped: Sequence[SkippedImage], *, of: int, owner: str) -> None:
+    """Say in one WARNING line which images a call left out (``owner.skipped`` lists them);
+    the command line lists them itself, so it does not print this line again."""
+    if not skipped:
+        return
+    names = ", ".join(Path(s.source).name for s in skipped[:3])
+    more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    logger.warning(
+        "skipped %d unreadable image(s) of %d: %s%s (%s.skipped lists them)",
+        len(skipped),
+        of,
+        names,
+        more,
+        owner,
+        extra={SAID_BY_THE_COMMAND_LINE: True},
+    )
+
+
 class Predictor:
     """Batched, device-independent top-k prediction with the model's own preprocessing.
 
@@ -350,17 +368,7 @@ class Predictor:
         self.skipped = []
         log_probabilities, readable, skipped = self._log_probabilities(images, single=single)
         self.skipped = skipped
-        if skipped:
-            names = ", ".join(Path(s.source).name for s in skipped[:3])
-            more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
-            logger.warning(
-                "skipped %d unreadable image(s) of %d: %s%s (Predictor.skipped lists them)",
-                len(skipped),
-                len(images),
-                names,
-                more,
-                extra={SAID_BY_THE_COMMAND_LINE: True},  # the command line lists them itself
-            )
+        log_skipped(skipped, of=len(images), owner="Predictor")
         return log_probabilities, readable
 
     def _log_probabilities(

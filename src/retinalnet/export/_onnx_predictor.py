@@ -36,6 +36,7 @@ from retinalnet.predictor import (
     check_k,
     finite_rows,
     image_source,
+    log_skipped,
     top_predictions,
 )
 from retinalnet.transforms import Preprocessing
@@ -215,16 +216,7 @@ class OnnxPredictor:
             self.skipped = []
             raise
         self.skipped = skipped
-        if skipped:
-            names = ", ".join(Path(s.source).name for s in skipped[:3])
-            more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
-            logger.warning(
-                "skipped %d unreadable image(s) of %d: %s%s (OnnxPredictor.skipped lists them)",
-                len(skipped),
-                len(images),
-                names,
-                more,
-            )
+        log_skipped(skipped, of=len(images), owner="OnnxPredictor")
         return probabilities, readable
 
     def _probabilities(
