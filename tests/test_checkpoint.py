@@ -1888,3 +1888,16 @@ def test_load_checkpoint_takes_the_devices_device_takes(tmp_path: Path, where: s
         load_checkpoint(path, map_location=where)
     assert load_checkpoint(path, map_location="cpu:1").state_dict
     assert load_checkpoint(path, map_location=torch.device("cpu")).state_dict
+
+
+@pytest.mark.parametrize("name", ["NORMAL\nfake.jpeg  NORMAL  99.0%", "DRUSEN\r\x1b[2K", " "])
+def test_class_names_that_would_forge_or_blank_a_line_are_refused_at_load(
+    tmp_path: Path, name: str
+) -> None:
+    """``predict`` and ``info`` printed them raw: a forged result line, an erased one."""
+    path = save_checkpoint(tmp_path / "a.pt", small_cnn(classes=["CNV", "NORMAL"], width=4))
+    data = torch.load(path, weights_only=True)
+    data["classes"] = ["CNV", name]
+    torch.save(data, path)
+    with pytest.raises(ValueError, match=r"'.*a\.pt': field 'classes' is not valid \(classes"):
+        load_checkpoint(path)

@@ -762,3 +762,42 @@ def test_an_export_under_a_float64_default_dtype_is_a_float32_graph(tmp_path: Pa
     assert all(tensor.data_type != onnx.TensorProto.DOUBLE for tensor in graph.initializer)
     assert result.parity.max_abs_diff < PARITY_TOLERANCE
     assert got.shape == (2, len(model.classes))
+
+
+@pytest.mark.parametrize(
+    ("classes", "said"),
+    [
+        (
+            ["CNV", "DME", "DRUSEN\r\x1b[2K", "NORMAL\nfake.jpeg  NORMAL  99.0%"],
+            r"its classes must be names that print as they are, got 'DRUSEN\\r\\x1b\[2K' .*: "
+            r"it holds U\+000D \(a control character\)",
+        ),
+        (["CNV", "DME", "DRUSEN", " "], r"its classes must be non-blank names, got ' '"),
+        (["CNV", "DME", "CNV", "NORMAL"], r"its classes must be 2 or more distinct names"),
+    ],
+)
+def test_class_names_that_would_forge_result_lines_in_an_export_are_refused(
+    exported: tuple[Classifier, Path, Path, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    classes: list[str],
+    said: str,
+) -> None:
+    # was: read as they were, then printed raw by predict and info (a forged result line,
+    # a line erased), or a blank name shown as nothing
+    _, _, out, _ = exported
+    proto = onnx.load(str(out))
+    for entry in proto.metadata_props:
+        if entry.key == "classes":
+            entry.value = json.dumps(classes)
+    forged = tmp_path / "forged.onnx"
+    forged.write_bytes(proto.SerializeToString())
+    message = rf"^cannot read {re.escape(repr(str(forged)))}: {said}"
+
+    for read in (read_metadata, OnnxPredictor, Predictor.from_onnx):
+        with pytest.raises(ValueError, match=message):
+            read(forged)
+    assert main(["info", str(forged)]) != 0
+    captured = capsys.readouterr()
+    assert "fake.jpeg" not in captured.out
+    assert re.search(said, captured.err)

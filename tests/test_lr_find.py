@@ -3,6 +3,7 @@ leaves the model, optimizer and random generators as they were, and ``train --lr
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import sys
@@ -429,3 +430,41 @@ def test_a_test_interrupted_before_its_first_step_leaves_no_hook_on_the_model() 
     with pytest.raises(KeyboardInterrupt):
         trainer.lr_find(_InterruptedAt(separable_data(16), 2), num_steps=8)
     assert not any(module._forward_pre_hooks for module in trainer.model.modules())
+
+
+def test_a_last_batch_of_one_image_a_batch_norm_cannot_take_is_left_out_as_in_a_fit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # was: torch's "Expected more than 1 value per channel when training" at the 2nd step
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(
+        torch.nn.BatchNorm1d(FEATURES), torch.nn.Linear(FEATURES, len(CLASSES))
+    )
+    model = Classifier(torch.nn.Sequential(network, torch.nn.LogSoftmax(dim=1)), classes=CLASSES)
+    seen: list[int] = []
+    model.network.register_forward_pre_hook(lambda _, args: seen.append(len(args[0])))
+    trainer = quiet_trainer(model, batch_size=4)
+
+    with caplog.at_level(logging.WARNING, logger="retinalnet"):
+        result = trainer.lr_find(separable_data(5), num_steps=8, max_lr=1e-3)
+
+    assert len(result.lrs) == 8
+    assert seen == [4] * 8  # the image left over is left out of each pass, as in a fit
+    assert any("last batch" in record.getMessage() for record in caplog.records)
+    assert not any(module._forward_pre_hooks for module in network.modules())
+
+
+def test_it_runs_on_float64_batches_made_under_a_float64_default() -> None:
+    # was: "mat1 and mat2 must have the same dtype, but got Double and Float": a fit's
+    # steps make the inputs float32, lr_find's did not
+    trainer = quiet_trainer(linear_classifier(), batch_size=4)
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        data = separable_data(8)
+        assert data[0][0].dtype == torch.float64
+        result = trainer.lr_find(data, num_steps=8, max_lr=1e-3)
+    finally:
+        torch.set_default_dtype(before)
+    assert len(result.lrs) == 8
+    assert all(math.isfinite(loss) for loss in result.losses)

@@ -265,8 +265,9 @@ def test_a_checkpoint_with_a_blank_class_name_is_refused_when_built(tmp_path, ba
     data["classes"] = ["CNV", " "]  # written by hand, or by a version that let it through
     torch.save(data, path)
     network = SmallCNN(2, width=4) if bare_network else None
-    message = "classes must be non-blank names, got ' ' in ['CNV', ' ']"
-    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+    # refused as the checkpoint loads now, before any model is built (info too)
+    message = "field 'classes' is not valid (classes must be non-blank names, got ' ' in "
+    with pytest.raises(ValueError, match=f"^cannot load checkpoint .*{re.escape(message)}"):
         load_checkpoint(path).build_model(network)
 
 
@@ -1362,3 +1363,66 @@ def test_a_torchvision_state_dict_in_a_container_is_answered_with_code_that_load
     model = _follow(str(caught.value))
     for key, value in state.items():
         assert torch.equal(model.network.state_dict()[key], value), key
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (
+            "NORMAL\nfake.jpeg  NORMAL  99.0%",
+            "classes must be names that print as they are, got 'NORMAL\\nfake.jpeg  NORMAL  "
+            "99.0%' in ['CNV', 'NORMAL\\nfake...NORMAL  99.0%']: it holds U+000A (a control "
+            "character), which would break or forge the lines that name the class; rename the "
+            "class without it",
+        ),
+        (
+            "DRUSEN\r\x1b[2K",
+            "got 'DRUSEN\\r\\x1b[2K' in ['CNV', 'DRUSEN\\r\\x1b[2K']: it holds U+000D",
+        ),
+        ("wet\u2028AMD", "it holds U+2028 LINE SEPARATOR (a line separator)"),
+        ("DME\u202e", "it holds U+202E RIGHT-TO-LEFT OVERRIDE (an invisible format character)"),
+        ("\u200d", "classes must be non-blank names, got '\\u200d'"),  # a joiner alone
+        ("\xa0", "classes must be non-blank names, got '\\xa0'"),
+    ],
+)
+@pytest.mark.parametrize("door", list(CLASS_DOORS))
+def test_class_names_that_would_forge_result_lines_are_refused_at_every_door(
+    door: str, name: str, message: str
+) -> None:
+    # was: accepted, then printed raw by predict and info: a newline forged a result line,
+    # a carriage return and an escape sequence erased one
+    with META, pytest.raises(ValueError, match=re.escape(message)):
+        CLASS_DOORS[door](["CNV", name])
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["wet AMD", "drusen, soft"],
+        ["Ödem", "中文"],
+        ["\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "NORMAL\xa0B"],
+    ],
+)
+@pytest.mark.parametrize("door", list(CLASS_DOORS))
+def test_class_names_of_any_script_with_spaces_and_commas_are_names(
+    door: str, names: list[str]
+) -> None:
+    with META:
+        model = CLASS_DOORS[door](names)
+    assert model.classes == tuple(names)
+
+
+def test_the_file_the_class_names_came_from_is_named() -> None:
+    from retinalnet.models._checks import check_class_names
+
+    with pytest.raises(
+        ValueError,
+        match=r"^cannot read 'model\.onnx': its classes must be names that print as they are, "
+        r"got 'A\\x1b\[2K' in \['A\\x1b\[2K', 'B'\]: it holds U\+001B \(a control character\), "
+        r"which would break or forge the lines that name the class; use another file, or ask "
+        r"whoever made it for one with plain class names$",
+    ):
+        check_class_names(["A\x1b[2K", "B"], source="model.onnx")
+    with pytest.raises(ValueError, match=r"^cannot read 'ck\.pt': its classes must be non-blank"):
+        check_class_names(["A", " "], source=Path("ck.pt"))
+    assert check_class_names(["A", "B"], source="ck.pt") == ("A", "B")

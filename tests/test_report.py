@@ -572,3 +572,57 @@ def test_data_without_samples_is_refused_in_one_line(writer: Any, tmp_path: Path
                        r"ImageFolder\), got TensorDataset; pass that data set, or leave data "
                        r"out \(the report then names no file\)$"):  # fmt: skip
         writer(*arguments, data=data)
+
+
+def _open_directions(text: str) -> list[str]:
+    """The direction embeddings and isolates still open at the end of ``text``, as the
+    Unicode bidirectional algorithm pairs them (X1-X8, BD9): what would turn the text that
+    follows on its line."""
+    opened: list[str] = []
+    for character in text:
+        if character in "\u202a\u202b\u202d\u202e":  # LRE RLE LRO RLO
+            opened.append(character)
+        elif character == "\u202c" and opened and opened[-1] != "isolate":  # PDF
+            opened.pop()
+        elif character in "\u2066\u2067\u2068":  # LRI RLI FSI
+            opened.append("isolate")
+        elif character == "\u2069" and "isolate" in opened:  # PDI closes what it holds
+            while opened.pop() != "isolate":
+                pass
+        elif character in "\n\r\x1c\x1d\x1e\x85\u2029":  # a new paragraph starts anew
+            opened.clear()
+    return opened
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "CNV-3-3\u202egepj.jpeg",  # RIGHT-TO-LEFT OVERRIDE: 'CNV-3-3jpeg.jpeg' on screen
+        "CNV-3-3\u2069\u202egepj.jpeg",  # a stray POP DIRECTIONAL ISOLATE first
+        "CNV-3-3\u2067\u202egepj.jpeg",  # an isolate it opens and never closes
+        "CNV-3-3\u2029\u202egepj.jpeg",  # the override after a paragraph separator
+        "\u0645\u0633\u062d-3.jpeg",  # Arabic letters
+    ],
+    ids=["override", "stray-pop", "open-isolate", "paragraph", "arabic"],
+)
+def test_a_name_that_turns_text_right_to_left_turns_only_itself(
+    odd_names: KermanyOCT, tmp_path: Path, name: str
+) -> None:
+    # was: "<span class="mono">...\u202egepj.jpeg</span>: the file is empty" with the
+    # reason mirrored on screen, the override open until the end of the line
+    from retinalnet.predictor import SkippedImage
+
+    result = _result([0, 1, 2, 3], [[0.1, 0.7, 0.1, 0.1]] * 4)
+    skipped = [SkippedImage(f"scans/{name}", "the file is empty, 0 bytes")]
+    text = write_html_report(
+        tmp_path / "r.html", result, data=odd_names, mistakes=1, skipped=skipped
+    ).read_text(encoding="utf-8")
+
+    item = next(line for line in text.split("<li>") if "the file is empty" in line)
+    before_reason = html.unescape(item.split("</span>: the file is empty")[0])
+    isolates = str.maketrans("", "", "\u2068\u2069")
+    assert name.translate(isolates) in before_reason.translate(isolates)  # shown as it is
+    assert "\u2068scans/" in before_reason  # an isolate, as <bdi> makes, from its start
+    assert _open_directions(before_reason) == []  # closed before the reason
+    assert _open_directions(html.unescape(text)) == []  # and nowhere left open
+    assert "\u2068" not in render_html_report(result)  # plain names are as they were

@@ -51,6 +51,7 @@ from retinalnet._core.value_equality import fields_equal
 from retinalnet._version import __version__
 from retinalnet.models import Classifier, build_model
 from retinalnet.models._bare_state_dict import bare_state_dict_message
+from retinalnet.models._checks import check_class_names
 from retinalnet.models._state_dict import state_dict_mismatches
 from retinalnet.transforms import Preprocessing
 
@@ -957,6 +958,10 @@ class _Fields:
             raise self.malformed("classes", problem)
         if len(set(classes)) != len(classes):
             raise self.malformed("classes", f"has repeated names: {list(classes)}")
+        try:
+            check_class_names(classes)  # printed on result lines: none that forges one
+        except (TypeError, ValueError) as error:
+            raise self.malformed("classes", f"is not valid ({error})") from None
         settings = self.string_keys(
             "preprocessing", self.get("preprocessing", dict, "a dict of settings")
         )

@@ -12,6 +12,11 @@ A name is shown as it is in a figure too: a pair of ``$`` in it (``d$x^2$``) is 
 matplotlib's mathtext, and a title too wide for its figure (a long file name, a volume's
 path) is broken into lines (:func:`fit_title`) rather than cut off at both edges. A figure
 saved to a file is drawn in memory and written whole, or not at all (:func:`save_figure`).
+
+A name that would not print as itself on one line (a newline, U+2028 LINE SEPARATOR, a
+right-to-left override that mirrors the rest of the line, an escape sequence) is quoted
+in a listing (:func:`one_line`); :func:`shown_as_is` is that rule, which class names
+follow too.
 """
 
 from __future__ import annotations
@@ -30,7 +35,15 @@ from retinalnet._core.files import atomic_write
 from retinalnet._core.output_kinds import check_output_file
 from retinalnet._core.warning_filters import catch_warnings_locked
 
-__all__ = ["check_dpi", "fit_title", "one_line", "printable", "save_figure"]
+__all__ = [
+    "check_dpi",
+    "fit_title",
+    "hidden_character",
+    "one_line",
+    "printable",
+    "save_figure",
+    "shown_as_is",
+]
 
 # formats drawn as pixels by Agg, which refuses an image of 2**16 pixels or more on a side
 _RASTER_FORMATS = frozenset({"png", "jpg", "jpeg", "tif", "tiff", "webp", "raw", "rgba", "gif"})
@@ -42,10 +55,62 @@ def printable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+_JOINERS = frozenset("\u200c\u200d")
+"""ZERO WIDTH NON-JOINER and JOINER: part of how Persian, the scripts of India and emoji
+sequences are written, not printable for Python but neither breaking nor turning a line."""
+
+_KINDS = {
+    "Cc": "a control character",
+    "Cf": "an invisible format character",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+    "Co": "a private-use character",
+    "Cn": "a code point with no character",
+}
+
+
+def hidden_character(text: str) -> str | None:
+    """The first character of ``text`` that does not print as itself, described
+    (``"U+202E RIGHT-TO-LEFT OVERRIDE (an invisible format character)"``); ``None`` when
+    every one does (see :func:`shown_as_is`)."""
+    for character in text:
+        if character.isprintable() or character in _JOINERS:
+            continue
+        category = unicodedata.category(character)
+        if category == "Zs" or category == "Cs":  # a space; a byte of a name not UTF-8
+            continue
+        name = unicodedata.name(character, "")
+        return f"U+{ord(character):04X}{' ' + name if name else ''} ({_KINDS[category]})"
+    return None
+
+
+def shown_as_is(text: str) -> bool:
+    """Whether ``text`` prints as itself on one line: no control character (a newline, a
+    tab, an escape; U+0085 NEXT LINE), line or paragraph separator (U+2028, U+2029),
+    invisible format character (U+202E RIGHT-TO-LEFT OVERRIDE, which mirrors what follows
+    it on the line; U+200B ZERO WIDTH SPACE), private-use or unassigned code point.
+
+    Letters of every script and their accents (``Ödem``, ``中文``, an NFD ``é``) are shown
+    as they are, as are spaces (U+00A0, U+3000), the zero-width joiners that Persian and
+    emoji are written with, and the lone surrogates Python gives for the bytes of a file
+    name that is not UTF-8 (printed as those bytes, as ``ls`` prints them).
+
+    Examples
+    --------
+    >>> shown_as_is("Ödem 中文.jpeg")
+    True
+    >>> shown_as_is("CNV-3-3\u202egepj.jpeg")
+    False
+    """
+    return hidden_character(text) is None
+
+
 def one_line(name: str) -> str:
     """``name`` as it is, or quoted as Python quotes a string (``'new\\nline.jpeg'``) when it
-    holds a control character (a newline, a tab, a carriage return) that would break a
-    listing of one line per file, as ``ls`` quotes such names.
+    does not print as itself on one line (:func:`shown_as_is`): a control character (a
+    newline, a tab, a carriage return), a Unicode line separator (U+2028) or a
+    right-to-left override (U+202E) would break or reverse a listing of one line per file;
+    ``ls`` quotes such names too.
 
     Examples
     --------
@@ -53,8 +118,10 @@ def one_line(name: str) -> str:
     'scans/CNV-1-1.jpeg'
     >>> print(one_line("scans/new\\nline.jpeg"))
     'scans/new\\nline.jpeg'
+    >>> print(one_line("scans/CNV-3-3\u202egepj.jpeg"))
+    'scans/CNV-3-3\\u202egepj.jpeg'
     """
-    if any(unicodedata.category(character) == "Cc" for character in name):
+    if not shown_as_is(name):
         return repr(name)
     return name
 

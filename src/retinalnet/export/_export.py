@@ -180,7 +180,7 @@ def _export_graph(model: Classifier, temperature: float, folder: Path) -> bytes:
         network = copy.deepcopy(model.network).cpu().float().eval()
     graph = _Probabilities(network, temperature).eval()
     size = model.preprocessing.size
-    example = torch.zeros(2, 3, size, size)
+    example = torch.zeros(2, 3, size, size, dtype=torch.float32)  # not the default dtype
     with torch.no_grad():  # probabilities or a tuple would export a graph wrong throughout
         class_scores(network(example), model.num_classes, model_name=type(network).__name__)
     target = folder / "graph.onnx"

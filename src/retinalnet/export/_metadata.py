@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from retinalnet._core.torch_load import is_onnx_start, is_torch_start
+from retinalnet.models._checks import check_class_names
 from retinalnet.transforms import Preprocessing
 
 __all__ = [
@@ -224,11 +225,14 @@ def parse_metadata(props: Mapping[str, str], source: str) -> OnnxMetadata:
             "upgrade with pip install -U retinalnet"
         )
     classes = parsed("classes", json.loads)
-    if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes):
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise ValueError(
             f"cannot read {source!r}: metadata entry 'classes' must be a JSON list of names, "
             f"got {entry('classes')!r}"
         )
+    # the rule of every class name: non-blank, distinct, printed as it is (a name holding a
+    # newline or an escape sequence would forge the result lines predict and info print)
+    classes = list(check_class_names(classes, source=source))
     preprocessing = parsed("preprocessing", lambda text: Preprocessing.from_dict(json.loads(text)))
     sha = entry("checkpoint_sha256")
     return OnnxMetadata(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import reprlib
 from collections.abc import Iterable, KeysView, Mapping, Set
 
 from torch import nn
 
 from retinalnet._core.counts import check_count
+from retinalnet._core.printable import hidden_character
 
 __all__ = ["check_class_names", "check_int", "check_module"]
 
@@ -32,12 +34,28 @@ def check_int(value: object, name: str, low: int, note: str = "") -> int:
     return check_count(value, name, low, note)
 
 
-def check_class_names(classes: object) -> tuple[str, ...]:
-    """Class names as a tuple of plain, non-blank, distinct ``str`` (2 or more).
+def check_class_names(
+    classes: object, *, source: str | os.PathLike[str] | None = None
+) -> tuple[str, ...]:
+    """Class names as a tuple of plain, non-blank, distinct ``str`` (2 or more), each
+    printed as it is.
 
     Any ordered collection of strings works (a list, a tuple, a data set's ``classes``);
     a string (which would be split into letters), a set (no order) or a mapping is refused
-    (a dict's keys, in their order, are names).
+    (a dict's keys, in their order, are names). Names are shown on result lines (``predict``
+    prints ``scan.jpeg  NORMAL  97.1%``), so one that does not print as itself on one line
+    is refused: a control character (a newline, a carriage return, an escape sequence), a
+    Unicode line separator or an invisible format character (a right-to-left override)
+    would break, overwrite or forge those lines (see
+    :func:`~retinalnet._core.printable.shown_as_is`). Spaces, commas and the letters of any
+    script are names as usual (``'wet AMD'``, ``'Ödem'``).
+
+    Parameters
+    ----------
+    classes
+        The names, in output order.
+    source
+        The file the names were read from (a checkpoint, an ONNX model): the error names it.
 
     Raises
     ------
@@ -45,35 +63,59 @@ def check_class_names(classes: object) -> tuple[str, ...]:
         If ``classes`` is a string, bytes, a set, a mapping or not a collection, or a name
         is not a string.
     ValueError
-        If a name is blank, or there are fewer than 2 or repeated names.
+        If a name is blank or does not print as itself, or there are fewer than 2 or
+        repeated names.
     """
     fix = "pass a list such as ['CNV', 'NORMAL']"
+    lead = "classes must be"
+    if source is not None:
+        lead, fix = f"cannot read {os.fspath(source)!r}: its classes must be", _FILE_FIX
     if isinstance(classes, (str, bytes)):
         kind = "string" if isinstance(classes, str) else "bytes"
-        raise TypeError(f"classes must be a list of class names, got the {kind} {classes!r}; {fix}")
+        raise TypeError(f"{lead} a list of class names, got the {kind} {classes!r}; {fix}")
     if isinstance(classes, (Set, Mapping)) and not isinstance(classes, KeysView):
         what = "a set, which has no order" if isinstance(classes, Set) else "a dict"
         raise TypeError(
-            f"classes must be a list of class names in output order, got {what}: "
+            f"{lead} a list of class names in output order, got {what}: "
             f"{reprlib.repr(classes)}; {fix}"
         )
     if not isinstance(classes, Iterable):
         raise TypeError(
-            f"classes must be a list of class names, got {reprlib.repr(classes)} "
+            f"{lead} a list of class names, got {reprlib.repr(classes)} "
             f"({type(classes).__name__}); {fix}"
         )
     names = list(classes)
     for name in names:
         if not isinstance(name, str):
             raise TypeError(
-                f"classes must be names (strings), got {name!r} ({type(name).__name__}) in "
-                f"{reprlib.repr(names)}; pass the names as strings"
+                f"{lead} names (strings), got {name!r} ({type(name).__name__}) in "
+                f"{reprlib.repr(names)}; "
+                + (fix if source is not None else "pass the names as strings")
             )
-        if not name.strip():
+        if _blank(name):
             raise ValueError(
-                f"classes must be non-blank names, got {name!r} in {reprlib.repr(names)}; "
-                "give every class a name"
+                f"{lead} non-blank names, got {name!r} in {reprlib.repr(names)}; "
+                + (fix if source is not None else "give every class a name")
+            )
+        hidden = hidden_character(name)
+        if hidden is not None:
+            raise ValueError(
+                f"{lead} names that print as they are, got {name!r} in "
+                f"{reprlib.repr(names)}: it holds {hidden}, which would break or forge the "
+                "lines that name the class; "
+                + (fix if source is not None else "rename the class without it")
             )
     if len(names) < 2 or len(set(names)) != len(names):
-        raise ValueError(f"classes must be 2 or more distinct names, got {names!r}")
+        raise ValueError(
+            f"{lead} 2 or more distinct names, got {names!r}"
+            + (f"; {fix}" if source is not None else "")
+        )
     return tuple(str(name) for name in names)
+
+
+_FILE_FIX = "use another file, or ask whoever made it for one with plain class names"
+
+
+def _blank(name: str) -> bool:
+    """Whether ``name`` shows nothing: spaces only, or the zero-width joiners."""
+    return all(character.isspace() or character in "\u200c\u200d" for character in name)

@@ -2,16 +2,22 @@
 
 Nothing here loads anything: no script, no font, no stylesheet from elsewhere; a Content
 Security Policy in the page says so to the browser too (images only from ``data:`` URIs).
+
+Every text goes into the page through :func:`esc`, which also keeps a name's writing
+direction to itself: a file name holding U+202E (RIGHT-TO-LEFT OVERRIDE), or Arabic or
+Hebrew letters, is a bidirectional isolate, as ``<bdi>`` makes one, so it cannot mirror
+the reason or the numbers that follow it on the line.
 """
 
 from __future__ import annotations
 
 import html
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Section", "esc", "num", "page", "pct", "side_by_side", "table"]
+__all__ = ["Section", "esc", "isolated", "num", "page", "pct", "side_by_side", "table"]
 
 _CSS = """
 :root { --ink: #1b1f24; --muted: #59636e; --line: #d0d7de; --band: #f6f8fa;
@@ -83,8 +89,59 @@ class Section:
 
 
 def esc(value: object) -> str:
-    """``value`` as text safe inside HTML elements and quoted attributes."""
-    return html.escape(str(value), quote=True)
+    """``value`` as text safe inside HTML elements and quoted attributes, its writing
+    direction kept to itself (:func:`isolated`)."""
+    return html.escape(isolated(str(value)), quote=True)
+
+
+_FIRST_STRONG_ISOLATE, _POP_ISOLATE = "\u2068", "\u2069"
+_OPENS = frozenset({"LRI", "RLI", "FSI"})
+_TURNS = frozenset({"R", "AL", "AN", "LRE", "RLE", "LRO", "RLO", "PDF", *_OPENS, "PDI"})
+"""The bidirectional classes of right-to-left letters and digits and of the direction
+controls: a text without them reads left to right and turns nothing around it."""
+
+
+def isolated(text: str) -> str:
+    """``text`` as a bidirectional isolate, as ``<bdi>`` shows an element, when it holds a
+    right-to-left letter or a direction control; as it is otherwise (nearly every text).
+
+    Inside U+2068 FIRST STRONG ISOLATE ... U+2069 POP DIRECTIONAL ISOLATE, an override
+    (U+202E) or an Arabic name turns only itself, not the reason or the numbers after it on
+    the line. The isolate is made whole whatever the name holds: a stray U+2069 in it is
+    matched by an isolate opened before it, an isolate it opens is closed after it, and
+    each paragraph of it (after a line or paragraph separator, where the direction starts
+    anew) is isolated on its own. Works in an element and in an attribute (a tooltip).
+
+    Examples
+    --------
+    >>> isolated("CNV-1-1.jpeg")
+    'CNV-1-1.jpeg'
+    >>> isolated("CNV-3-3\u202egepj.jpeg")
+    '\u2068CNV-3-3\u202egepj.jpeg\u2069'
+    """
+    kinds = [unicodedata.bidirectional(character) for character in text]
+    if not _TURNS.intersection(kinds):
+        return text
+    parts: list[str] = []
+    start = opened = strays = 0
+    for index, kind in enumerate([*kinds, "B"]):  # a last paragraph separator ends the text
+        if kind == "B":
+            if index > start:
+                parts.append(
+                    _FIRST_STRONG_ISOLATE * (1 + strays)
+                    + text[start:index]
+                    + _POP_ISOLATE * (1 + opened)
+                )
+            parts.append(text[index : index + 1])
+            start, opened, strays = index + 1, 0, 0
+        elif kind in _OPENS:
+            opened += 1
+        elif kind == "PDI":
+            if opened:
+                opened -= 1
+            else:
+                strays += 1
+    return "".join(parts)
 
 
 def pct(value: float | None) -> str:

@@ -31,6 +31,7 @@ from retinalnet.precision import autocast
 from retinalnet.training._data import train_targets, warn_of_missing_classes
 from retinalnet.training._distributed import DistributedContext, distributed_context
 from retinalnet.training._epoch import enter_train_mode
+from retinalnet.training._last_batch import TrainingBatches
 from retinalnet.training._lr_result import DEFAULT_RULE, SUGGESTION_RULES, LRFinderResult
 from retinalnet.training._seed import random_state, set_random_state
 
@@ -129,7 +130,8 @@ def lr_range_test(
     loss
         The loss of a batch's outputs and targets.
     device, dtype, scaler
-        Where batches go, the autocast dtype (``None``: fp32) and the fp16 loss scaler.
+        Where batches go (floating-point inputs as float32, as a fit's steps take them),
+        the autocast dtype (``None``: fp32) and the fp16 loss scaler.
     min_lr, max_lr, num_steps
         The rates, exponentially spaced from ``min_lr`` to ``max_lr`` over ``num_steps``.
     smoothing
@@ -170,7 +172,10 @@ def lr_range_test(
         lr = min_lr * growth ** (step / (num_steps - 1))
         for group, ratio in zip(optimizer.param_groups, ratios, strict=True):
             group["lr"] = lr * ratio
-        inputs = inputs.to(device, non_blocking=True)
+        # float32 from any floating dtype, as a fit's steps take them (tensors made under
+        # torch.set_default_dtype(torch.float64) are float64); autocast lowers a step itself
+        floating = inputs.is_floating_point()
+        inputs = inputs.to(device, torch.float32 if floating else None, non_blocking=True)
         targets = targets.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         with autocast(device, dtype):
@@ -313,9 +318,16 @@ def find_lr(
         # as a training pass: the task's hook (its batch-norm modes, the network's name for
         # its messages, the first batch's inputs checked)
         task.on_train_epoch_start(trainer._forward_module)
+        dist = distributed_context(trainer.device)
+        # as a fit's epochs: a last batch of one image that a batch-norm layer in train mode
+        # cannot take is left out (torch refused it mid-test); checked at each pass over it
+        batches = TrainingBatches(
+            trainer._forward_module, loader, tell=dist.is_main, per_process=dist.enabled
+        )
+        stack.callback(batches.close)  # no hook left on the model when a step fails
         result = lr_range_test(
             trainer._forward_module,
-            loader,
+            batches,
             optimizer=trainer.optimizer,
             loss=task.training_step,
             device=trainer.device,
@@ -325,7 +337,7 @@ def find_lr(
             max_lr=max_lr,
             num_steps=num_steps,
             rule=rule,
-            dist=distributed_context(trainer.device),
+            dist=dist,
         )
     logger.info("%s", result)
     if apply:
