@@ -801,3 +801,34 @@ def test_class_names_that_would_forge_result_lines_in_an_export_are_refused(
     captured = capsys.readouterr()
     assert "fake.jpeg" not in captured.out
     assert re.search(said, captured.err)
+
+
+def test_a_temperature_set_by_another_thread_waits_for_the_export_and_its_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``to_onnx`` read the temperature for the graph and again for its parity check: a
+    ``calibrate()`` in another thread between the two made the check fail, blaming the
+    export. The other thread now waits until the export is done."""
+    import threading
+
+    from retinalnet._core.model_use import exclusive_use
+    from retinalnet.export import _export
+
+    model = _model(seed=4)
+    build = _export._export_graph
+
+    def calibrated_meanwhile(classifier: Any, temperature: float, folder: Path) -> bytes:
+        graph = build(classifier, temperature, folder)
+
+        def calibrate() -> None:  # as calibrate() sets it: between passes of the model
+            with exclusive_use(classifier):
+                classifier.temperature = 2.5
+
+        other = threading.Thread(target=calibrate)
+        other.start()
+        other.join(timeout=1.0)  # it ran at once before; it waits for the export now
+        return graph
+
+    monkeypatch.setattr(_export, "_export_graph", calibrated_meanwhile)
+    result = to_onnx(model, tmp_path / "model.onnx")
+    assert result.parity.max_abs_diff < 1e-4

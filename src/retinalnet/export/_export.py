@@ -300,10 +300,13 @@ def to_onnx(
     require("onnxruntime")
     classifier, sha256 = _load(model)
     _check_exportable(classifier)
-    temperature = _temperature(classifier)
-    with temporary_folder() as folder:
-        graph = _export_graph(classifier, temperature, Path(folder))
-    parity = check_parity(classifier, graph, images, tolerance=tolerance)
+    # the graph and its parity check see one model: a calibrate() or a training step in
+    # another thread waits (the check would fail, blaming the export, or pass another model)
+    with exclusive_use(classifier):
+        temperature = _temperature(classifier)
+        with temporary_folder() as folder:
+            graph = _export_graph(classifier, temperature, Path(folder))
+        parity = check_parity(classifier, graph, images, tolerance=tolerance)
     proto: Any = onnx.load_from_string(graph)
     props = metadata_props(
         classes=classifier.classes,
