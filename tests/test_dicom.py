@@ -398,3 +398,61 @@ def test_a_symbolic_link_loop_is_said_to_be_one(tmp_path: Path, door: object) ->
     path.symlink_to(path.name)
     with pytest.raises(UnreadableImageError, match=r": a symbolic link loop \(.+ \[ELOOP\]\)$"):
         door(path)  # type: ignore[operator]
+
+
+# --- a compressed frame larger than the header says -----------------------------------------
+
+
+def _claiming(frame: bytes, width: int, height: int) -> bytes:
+    """A JPEG frame whose SOF claims ``width`` x ``height``, its data left as they are."""
+    data = bytearray(frame)
+    start = data.find(b"\xff\xc0")
+    data[start + 5 : start + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+@pytest.mark.parametrize("door", [load_image, load_frames])
+def test_a_jpeg_frame_claiming_more_pixels_than_the_header_is_refused_undecoded(
+    tmp_path: Path, scan: np.ndarray, door: object
+) -> None:
+    # was: decoded at the frame's own size (507 MB for a 988-byte file whose frame claimed
+    # 13,300 x 13,300), then "could not broadcast input array from shape (...)"
+    from pydicom.uid import JPEGBaseline8Bit
+
+    frame = _claiming(encoded(scan, "JPEG", quality=90), 3000, 2000)
+    path = write_compressed(tmp_path / "inner.dcm", scan, JPEGBaseline8Bit, [frame])
+    message = (
+        rf"^cannot read image {re.escape(repr(str(path)))}: its compressed frame claims "
+        r"3,000 x 2,000 pixels, but its header says 64 x 48 \(Columns x Rows\): the file is "
+        r"corrupt, so its pixels are not decoded$"
+    )
+    with pytest.raises(UnreadableImageError, match=message):
+        door(path)  # type: ignore[operator]
+
+
+def test_the_frame_of_a_volume_that_claims_another_size_is_named(tmp_path: Path) -> None:
+    from pydicom.uid import JPEGBaseline8Bit
+
+    volume = scans(3)
+    frames = [encoded(frame, "JPEG", quality=90) for frame in volume]
+    frames[2] = _claiming(frames[2], 64, 4000)
+    path = write_compressed(tmp_path / "volume.dcm", volume, JPEGBaseline8Bit, frames)
+    with pytest.raises(UnreadableImageError, match=r": B-scan 2 \(of 3, numbered from 0\): its "):
+        load_frames(path)
+    fine = write_compressed(
+        tmp_path / "fine.dcm", volume, JPEGBaseline8Bit, [*frames[:2], frames[1]]
+    )
+    assert len(load_frames(fine)) == 3
+
+
+@pytest.mark.skipif(not features.check("jpg_2000"), reason="Pillow without OpenJPEG")
+def test_a_jpeg_2000_frame_of_another_size_is_refused_undecoded(
+    tmp_path: Path, scan: np.ndarray
+) -> None:
+    from pydicom.uid import JPEG2000Lossless
+
+    other = np.zeros((96, 128), dtype=np.uint8)
+    frame = encoded(other, "JPEG2000", irreversible=False)
+    path = write_compressed(tmp_path / "j2k.dcm", scan, JPEG2000Lossless, [frame])
+    with pytest.raises(UnreadableImageError, match=r"claims 128 x 96 pixels, but its header"):
+        load_image(path)

@@ -37,6 +37,7 @@ from retinalnet._core.files import FileWriteError, atomic_write, file_digest, wr
 from retinalnet._core.model_use import exclusive_use
 from retinalnet._core.output_kinds import check_output_file
 from retinalnet._core.pickled_objects import pickled_objects_beside_state_dict
+from retinalnet._core.regular_files import check_regular_file
 from retinalnet._core.tensor_copies import share_copies
 from retinalnet._core.torch_load import (
     asked_to_run,
@@ -788,6 +789,7 @@ def load_checkpoint(
     if device.type == "cpu":
         device = torch.device("cpu")  # "cpu:1" is the CPU, which torch.load cannot restore to
     file = Path(path)
+    check_regular_file(file)  # a named pipe or a device: refused, not "no checkpoint file"
     if not file.is_file():
         raise FileNotFoundError(f"no checkpoint file {str(file)!r}")
     archive = check_archive(file, "checkpoint")  # before torch.load, which checks no CRC

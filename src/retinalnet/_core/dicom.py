@@ -28,8 +28,11 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from retinalnet._core.codestreams import claimed_size
 from retinalnet._core.dicom_pixels import DicomReadError, Unwindowed, dark_reason, to_grey_levels
+from retinalnet._core.pixel_modes import in_frame
 from retinalnet._core.read_failure import EMPTY_FILE, is_empty, read_failure
+from retinalnet._core.regular_files import SpecialFileError, check_regular_file, open_regular
 from retinalnet._core.volume_pixels import volume_pixels_reason
 from retinalnet._core.warning_filters import catch_warnings_locked
 
@@ -116,7 +119,7 @@ class DicomHeader:
 def has_dicom_preamble(path: str | os.PathLike[str]) -> bool:
     """Whether a file carries the ``DICM`` marker after the 128-byte preamble."""
     try:
-        with open(path, "rb") as file:
+        with open_regular(path) as file:  # a named pipe is not waited on
             return file.read(132)[128:] == b"DICM"
     except OSError:
         return False
@@ -154,6 +157,10 @@ def _quiet() -> Iterator[None]:
 
 
 def _dataset(path: Path, *, pixels: bool) -> Any:
+    try:
+        check_regular_file(path)  # a device or a named pipe: pydicom would read it for ever
+    except SpecialFileError as error:
+        raise DicomReadError(error.reason) from None
     pydicom = _pydicom(path)
     from pydicom.errors import InvalidDicomError
 
@@ -300,6 +307,8 @@ def read_frames(
     if whole is not None:  # each frame under PIL's limit, all of them together not
         raise DicomReadError(whole)
     _check_decoder(syntax)
+    if syntax.is_encapsulated:
+        _check_frame_sizes(dataset, header)
     try:
         with _quiet():
             array = np.asarray(dataset.pixel_array)
@@ -328,6 +337,39 @@ def _check_bomb(header: DicomHeader) -> None:
             f"more than the limit of {limit:,} pixels (PIL.Image.MAX_IMAGE_PIXELS); if the "
             "file is a genuine image, raise that limit before reading it"
         )
+
+
+def _check_frame_sizes(dataset: Any, header: DicomHeader) -> None:
+    """Refuse a compressed frame whose own header (a JPEG's SOF, a JPEG 2000 codestream's
+    SIZ) claims another size than the file's Rows and Columns, before any frame is decoded:
+    a decoder allocates the size its frame claims (a 988-byte file's frame claiming
+    13,300 x 13,300 pixels took 507 MB), past the pixel limit the header was checked
+    against. Frames whose size cannot be read from their bytes (RLE) are decoded at the
+    header's size; frames that cannot be found are left to the decoder, which says so."""
+    from pydicom.encaps import generate_frames
+
+    expected = (header.columns, header.rows)
+    try:
+        with _quiet():
+            for index, frame in enumerate(
+                generate_frames(dataset.PixelData, number_of_frames=header.frames)
+            ):
+                claimed = claimed_size(frame)
+                if claimed is not None and claimed != expected:
+                    raise DicomReadError(
+                        in_frame(
+                            index,
+                            header.frames,
+                            f"its compressed frame claims {claimed[0]:,} x {claimed[1]:,} "
+                            f"pixels, but its header says {expected[0]:,} x {expected[1]:,} "
+                            "(Columns x Rows): the file is corrupt, so its pixels are not "
+                            "decoded",
+                        )
+                    )
+    except DicomReadError:
+        raise
+    except Exception:  # frames pydicom cannot find: its decoder says what is wrong
+        return
 
 
 def _check_decoder(syntax: Any) -> None:

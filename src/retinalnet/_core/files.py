@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from retinalnet._core.regular_files import open_regular
+
 __all__ = [
     "FileWriteError",
     "atomic_copy",
@@ -34,6 +36,15 @@ _CHUNK = 1 << 16
 def file_digest(path: str | os.PathLike[str]) -> bytes:
     """The sha256 digest (32 bytes) of a file's content, read in 64 KiB chunks.
 
+    Raises
+    ------
+    ~retinalnet._core.regular_files.SpecialFileError
+        If ``path`` leads to a device or a named pipe
+        (:func:`~retinalnet._core.regular_files.open_regular`), whose reading would never
+        end.
+    OSError
+        If the file cannot be read.
+
     Examples
     --------
     >>> from retinalnet._core.files import file_digest
@@ -41,9 +52,12 @@ def file_digest(path: str | os.PathLike[str]) -> bytes:
     'c3c6e35f...'
 
     .. versionadded:: 0.2
+
+    .. versionchanged:: 0.2
+       Refuses a device or a named pipe (it read ``/dev/zero`` for ever).
     """
     digest = hashlib.sha256()
-    with open(path, "rb") as file:
+    with open_regular(path) as file:
         while chunk := file.read(_CHUNK):
             digest.update(chunk)
     return digest.digest()

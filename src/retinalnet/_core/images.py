@@ -20,6 +20,7 @@ DataLoader workers) must pass all of them; kept in one module, no door can skip 
 from __future__ import annotations
 
 import ast
+import io
 import os
 import re
 import sys
@@ -32,11 +33,12 @@ from typing import Any, TypeAlias, Union
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 from torchvision.transforms.functional import to_pil_image
 
 from retinalnet._core.articles import type_with_article
 from retinalnet._core.caller_warnings import warn_caller
+from retinalnet._core.codestreams import jpeg_frame
 from retinalnet._core.counts import as_integer
 from retinalnet._core.dicom import (
     DICOM_EXTENSIONS,
@@ -47,6 +49,7 @@ from retinalnet._core.dicom import (
     read_header,
 )
 from retinalnet._core.dicom_pixels import dark_reason
+from retinalnet._core.jpeg_damage import DATA_ENDS_EARLY, short_data_reason, with_end_withheld
 from retinalnet._core.pixel_modes import (
     OVERSHOOT,
     FileScale,
@@ -58,6 +61,7 @@ from retinalnet._core.pixel_modes import (
 )
 from retinalnet._core.pixel_modes import UnusablePixelsError as _UnusablePixelsError
 from retinalnet._core.read_failure import EMPTY_FILE, is_empty, read_failure
+from retinalnet._core.regular_files import SpecialFileError, check_regular_file
 from retinalnet._core.volume_pixels import volume_pixels_reason
 from retinalnet._core.warning_filters import catch_warnings_locked
 
@@ -250,15 +254,18 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
     ------
     UnreadableImageError
         If the file is missing, cannot be read (permissions, a symbolic link loop: said in
-        words), is empty (0 bytes), is not an image, is truncated or corrupt, claims more
+        words), is a device or a named pipe (refused before it is opened), is empty (0
+        bytes), is not an image, is truncated or corrupt (also a JPEG closed with an end
+        marker whose data end before its last rows, or are too short for the size its
+        header claims: docs page "What retinalnet does with bad input"), claims more
         pixels than PIL's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, about
         89 megapixels; set it higher, or to ``None``, to read such a file), has a side shorter
         than :data:`MIN_IMAGE_SIDE` pixels or more than :data:`MAX_IMAGE_ASPECT` times the
         other, holds several frames (a multi-page TIFF, an animated PNG), or holds pixels
         :func:`to_model_mode` refuses (NaN, a 16-bit image holding 12-bit data). For DICOM
         also: no pixel data, a non-image SOP class, a transfer syntax no installed decoder
-        reads (named with its UID), several frames. The message names the file (never a
-        patient tag).
+        reads (named with its UID), several frames, a compressed frame claiming another
+        size than the header's. The message names the file (never a patient tag).
     ModuleNotFoundError
         For a DICOM file when pydicom is not installed (``pip install "retinalnet[dicom]"``).
 
@@ -317,13 +324,8 @@ def _decode(file: Path, target_size: int | None, *, check_dark: bool = True) -> 
             opened.seek(pages[0])  # past a TIFF's preview pages
             size = opened.size
             wide = sixteen_bit_colour(opened)
-            if target_size is not None and opened.format == "JPEG":
-                scale = draft_scale(opened.size, target_size)
-                if scale > 1:
-                    width, height = opened.size
-                    opened.draft(opened.mode, (width // scale, height // scale))
-            opened.load()
-            image: Image.Image = opened.copy()
+            decoded = _decoded_frame(opened, file, target_size)
+            image = decoded.copy() if decoded is opened else decoded  # the file closes next
             kind = opened.format
     except UnreadableImageError:
         raise
@@ -354,7 +356,9 @@ def check_decoded(image: Image.Image, path: str | os.PathLike[str]) -> Image.Ima
     Parameters
     ----------
     image
-        An opened PIL image of ``path`` (its frames are counted, its pixels decoded).
+        An opened PIL image of ``path`` (its frames are counted, its pixels decoded; a
+        JPEG's from its file's bytes, by the checks of damaged data :func:`load_image`
+        makes, into the image returned).
     path
         The file, named in the error.
 
@@ -377,10 +381,77 @@ def check_decoded(image: Image.Image, path: str | os.PathLike[str]) -> Image.Ima
     try:
         image.seek(pages[0])  # past a TIFF's preview pages
         wide = sixteen_bit_colour(image)
-        image.load()
+        decoded = _decoded_frame(image, file)
+    except UnreadableImageError:
+        raise
     except (OSError, SyntaxError, ValueError) as error:
         raise _read_error(file, error) from None
-    return _admit(image, image.size, file, wide)
+    return _admit(decoded, decoded.size, file, wide)
+
+
+_JPEG_READ_WHOLE = 64 * 2**20
+"""JPEG files up to this size are read into memory for the damage checks (a scan is well
+under 1 MiB); larger ones are decoded as they are."""
+
+
+def _decoded_frame(opened: Image.Image, file: Path, target_size: int | None = None) -> Image.Image:
+    """The current frame of ``opened``, decoded (a JPEG's at reduced scale for
+    ``target_size``, :func:`draft_scale`): ``opened`` itself, or for a JPEG file not
+    decoded yet, a new image decoded from its bytes with its end marker withheld, so that
+    data ending before the last rows are refused, not filled with grey
+    (:mod:`retinalnet._core.jpeg_damage`). Not under ``ImageFile.LOAD_TRUNCATED_IMAGES``,
+    which asks PIL to read truncated files."""
+    data = _jpeg_bytes(opened)
+    frame = None if data is None else jpeg_frame(data)
+    source = opened
+    if data is not None and frame is not None:
+        reason = short_data_reason(data, frame)
+        if reason is not None:
+            raise UnreadableImageError(file, reason)
+        withheld = with_end_withheld(data, frame)
+        if withheld is not None:
+            source = Image.open(io.BytesIO(withheld), formats=["JPEG"])
+    if target_size is not None and source.format == "JPEG":
+        scale = draft_scale(source.size, target_size)
+        if scale > 1:
+            width, height = source.size
+            source.draft(source.mode, (width // scale, height // scale))
+    if source is opened:
+        opened.load()
+        return opened
+    with source:
+        try:
+            source.load()
+        except OSError as error:
+            if str(error).startswith("image file is truncated"):
+                raise UnreadableImageError(file, DATA_ENDS_EARLY) from None
+            raise
+        return source.copy()
+
+
+def _jpeg_bytes(opened: Image.Image) -> bytes | None:
+    """The bytes of a JPEG file ``opened`` is read from, not decoded yet; ``None`` for any
+    other image, a file over 64 MiB, or under ``ImageFile.LOAD_TRUNCATED_IMAGES``."""
+    stream = getattr(opened, "fp", None)
+    if (
+        opened.format != "JPEG"
+        or not getattr(opened, "tile", None)
+        or stream is None
+        or ImageFile.LOAD_TRUNCATED_IMAGES
+    ):
+        return None
+    try:
+        place = stream.tell()
+        size = stream.seek(0, os.SEEK_END)
+        if size > _JPEG_READ_WHOLE:
+            stream.seek(place)
+            return None
+        stream.seek(0)
+        data: bytes = stream.read()
+        stream.seek(place)
+    except (OSError, ValueError, AttributeError):  # closed, or not seekable: decoded as it is
+        return None
+    return data
 
 
 def _admit(image: Image.Image, size: tuple[int, int], file: Path, wide: bool) -> Image.Image:
@@ -703,8 +774,14 @@ def _open(file: Path) -> Image.Image:
     """``Image.open(file)``, a decompression bomb turned into an error naming the file.
 
     PIL refuses files claiming more than twice ``Image.MAX_IMAGE_PIXELS`` pixels and only
-    warns between once and twice the limit; both are refused here, at the limit.
+    warns between once and twice the limit; both are refused here, at the limit. A device
+    or a named pipe is refused before it is opened (``/dev/zero`` would be read for ever,
+    a named pipe waited on): :func:`~retinalnet._core.regular_files.check_regular_file`.
     """
+    try:
+        check_regular_file(file)
+    except SpecialFileError as error:
+        raise UnreadableImageError(file, error.reason) from None
     # PIL warns inside Image.open, before its image could be looked at: only a filter keeps
     # that warning from being shown. The filters are the process's, and callers' threads
     # (a web service's Predictor.topk) open images at once: swapped under the library's lock.
@@ -940,7 +1017,8 @@ def coerce_image(
     if isinstance(image, (str, os.PathLike)):
         return to_model_mode(decode(image), name)
     if isinstance(image, Image.Image):
-        return _to_model_mode(image, name, wide=_loaded(image, name))
+        decoded, wide = _loaded(image, name)
+        return _to_model_mode(decoded, name, wide=wide)
     if isinstance(image, torch.Tensor):
         return _tensor_to_pil(image, name)
     if isinstance(image, np.ndarray):
@@ -951,10 +1029,12 @@ def coerce_image(
     )
 
 
-def _loaded(image: Image.Image, name: str, *, warn: bool = True) -> bool:
-    """Decode a PIL image of one frame and check its size; whether it held 16-bit colour
-    samples (:func:`sixteen_bit_colour`, seen only before it is decoded). A small image is
-    warned of unless ``warn=False`` or a volume's warning said it already."""
+def _loaded(image: Image.Image, name: str, *, warn: bool = True) -> tuple[Image.Image, bool]:
+    """Decode a PIL image of one frame and check its size: the decoded image (``image``
+    itself, or for a JPEG opened lazily the decode of its file that refuses damaged data,
+    :func:`_decoded_frame`), and whether it held 16-bit colour samples
+    (:func:`sixteen_bit_colour`, seen only before it is decoded). A small image is warned of
+    unless ``warn=False`` or a volume's warning said it already."""
     frames = _frames_of(image)
     if frames > 1:
         raise ValueError(
@@ -963,8 +1043,10 @@ def _loaded(image: Image.Image, name: str, *, warn: bool = True) -> bool:
             "with retinalnet.volume.predict_volume"
         )
     wide = sixteen_bit_colour(image)  # before its tiles are decoded
-    try:
-        image.load()  # an image from Image.open is decoded lazily, here
+    try:  # an image from Image.open is decoded lazily, here
+        decoded = _decoded_frame(image, Path(getattr(image, "filename", "") or name))
+    except UnreadableImageError as error:  # damaged JPEG data
+        raise ValueError(f"cannot use {name}: {error.reason}") from None
     except (OSError, SyntaxError, ValueError, AssertionError, AttributeError) as error:
         raise ValueError(
             f"cannot use {name}: its pixels cannot be decoded ({type(error).__name__}: "
@@ -972,10 +1054,10 @@ def _loaded(image: Image.Image, name: str, *, warn: bool = True) -> bool:
             "loaded while its file was open (Image.open(path).convert('L'))"
         ) from None
     try:
-        _check_size(image.size, name, warn=warn and not _was_said(image))
+        _check_size(decoded.size, name, warn=warn and not _was_said(image))
     except _UnusablePixelsError as error:
         raise ValueError(f"cannot use {name}: {error}") from None
-    return wide
+    return decoded, wide
 
 
 def _array_to_tensor(array: np.ndarray[Any, Any], name: str) -> torch.Tensor:
@@ -1130,8 +1212,9 @@ def coerce_volume(
             wide.append(decoded.wide)
             formats[index] = decoded.format
         elif isinstance(scan, Image.Image):
-            wide.append(_loaded(scan, name, warn=False))
-            frames.append(scan)
+            loaded, held_wide = _loaded(scan, name, warn=False)
+            wide.append(held_wide)
+            frames.append(loaded)
         else:
             frames.append(coerce_image(scan, name=name))  # tensors, arrays: their fixed rule
             wide.append(False)

@@ -1,13 +1,16 @@
 """Why a file could not be read, in words: the operating system's reason (a missing file,
-permissions, a symbolic link loop) told apart from a decoding one (a corrupt file)."""
+permissions, a symbolic link loop, a device or a named pipe where a file should be) told
+apart from a decoding one (a corrupt file)."""
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 from pathlib import Path
 
 from retinalnet._core.files import os_error_in_words
+from retinalnet._core.regular_files import SpecialFileError
 
 __all__ = [
     "BROKEN_LINK_FIX",
@@ -25,8 +28,9 @@ send its owner looking for the wrong fault."""
 
 
 def is_empty(file: str | os.PathLike[str]) -> bool:
-    """Whether ``file`` holds 0 bytes; ``False`` when its size cannot be read (the read's
-    own error then says why).
+    """Whether ``file`` is a regular file of 0 bytes; ``False`` when its size cannot be
+    read (the read's own error then says why), and for a device or a named pipe, whose
+    size of 0 says nothing of what reading it gives (``/dev/zero`` never ends).
 
     Examples
     --------
@@ -34,9 +38,10 @@ def is_empty(file: str | os.PathLike[str]) -> bool:
     False
     """
     try:
-        return os.stat(file).st_size == 0  # noqa: PTH116 - a str or a path alike
-    except OSError:
+        found = os.stat(file)  # noqa: PTH116 - a str or a path alike
+    except (OSError, ValueError):
         return False
+    return stat.S_ISREG(found.st_mode) and found.st_size == 0
 
 
 def read_failure(file: str | os.PathLike[str], error: Exception) -> str:
@@ -56,10 +61,17 @@ def read_failure(file: str | os.PathLike[str], error: Exception) -> str:
     >>> read_failure("scan.png", OSError("image file is truncated"))
     'corrupt or truncated (image file is truncated)'
 
+    A device or a named pipe where a file should be
+    (:class:`~retinalnet._core.regular_files.SpecialFileError`) is said to be one, with the fix:
+    ``"it is not a regular file but a named pipe (FIFO): remove it, or put the real file in
+    its place"``.
+
     A broken symbolic link names where it points and the fix: ``"no such file (a broken
     symbolic link to '/mnt/nas/CNV-1-1.jpeg', which does not exist): remove the link, or
     restore the file it leads to"``.
     """
+    if isinstance(error, SpecialFileError):
+        return error.reason
     if isinstance(error, FileNotFoundError):
         return _no_such_file(Path(file))
     if isinstance(error, IsADirectoryError):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import warnings
 from typing import IO, Any
 
@@ -15,6 +14,7 @@ from PIL import Image, UnidentifiedImageError
 from retinalnet._core.images import UnreadableImageError, bomb_reason, check_decoded, load_frames
 from retinalnet._core.pixel_modes import model_mode, sixteen_bit_colour
 from retinalnet._core.read_failure import EMPTY_FILE, read_failure
+from retinalnet._core.regular_files import open_regular
 from retinalnet._core.warning_filters import catch_warnings_locked
 
 __all__ = ["inspect_file"]
@@ -71,8 +71,8 @@ def _decode(source: IO[bytes], path: str) -> _Decoded:
                 if sixteen_bit_colour(image):  # PIL reads them as 8-bit "RGB" or "RGBA"
                     mode += ";16"
                 warnings.simplefilter("ignore", UserWarning)  # small scans: sizes are reported
-                check_decoded(image, path)
-                return None, mode, size, kind, _is_flat(image), _orientation(image)
+                admitted = check_decoded(image, path)  # a JPEG's damaged data refused too
+                return None, mode, size, kind, _is_flat(admitted), _orientation(image)
     except UnreadableImageError as error:
         return error.reason or str(error), *_UNREAD
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -109,22 +109,22 @@ def inspect_file(
     flatness and EXIF orientation of one file.
 
     A file up to 64 MiB is read once into memory, hashed and decoded from there; a larger
-    one is hashed in chunks and decoded from disk.
+    one is hashed in chunks and decoded from disk. A device or a named pipe named like a
+    scan is not read (``/dev/zero`` never ends): its reason says what it is.
     """
     try:
-        with open(path, "rb") as file:
-            if os.fstat(file.fileno()).st_size <= _READ_WHOLE:
-                data = file.read()
-                if not data:  # no copy of another file: two would be "leakage"
-                    return None, EMPTY_FILE, *_UNREAD
+        with open_regular(path) as file:
+            data = file.read(_READ_WHOLE + 1)  # never more, whatever its size claimed
+            if not data:  # no copy of another file: two would be "leakage"
+                return None, EMPTY_FILE, *_UNREAD
+            if len(data) <= _READ_WHOLE:
                 if _is_dicom(path, data[:132]):
                     return (hashlib.sha256(data).digest(), *_decode_dicom(path))
                 return (hashlib.sha256(data).digest(), *_decode(io.BytesIO(data), path))
-            hasher = hashlib.sha256()
+            hasher = hashlib.sha256(data)
             for chunk in iter(lambda: file.read(2**20), b""):
                 hasher.update(chunk)
-            file.seek(0)
-            if _is_dicom(path, file.read(132)):
+            if _is_dicom(path, data[:132]):
                 return (hasher.digest(), *_decode_dicom(path))
             file.seek(0)
             return (hasher.digest(), *_decode(file, path))

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torchvision.models import VGG, VGG16_Weights, WeightsEnum
 
+from retinalnet._core.regular_files import check_regular_file
 from retinalnet._core.torch_load import torch_load_reason
 from retinalnet.models._builder_options import build_network, check_options
 from retinalnet.models._registry import ModelSpec, model_spec
@@ -182,6 +183,7 @@ def resolve_weights(
             f"weights={str(path)!r} is a folder; pass the state-dict file inside it, e.g. "
             f"{str(path / (example or 'weights.pth'))!r}"
         )
+    check_regular_file(path)  # a named pipe or a device: refused, not "does not exist"
     if not path.is_file():
         default = spec.default_weights
         help_text = (
