@@ -1901,3 +1901,10 @@ def test_class_names_that_would_forge_or_blank_a_line_are_refused_at_load(
     torch.save(data, path)
     with pytest.raises(ValueError, match=r"'.*a\.pt': field 'classes' is not valid \(classes"):
         load_checkpoint(path)
+
+
+def test_load_checkpoint_passes_torch_s_own_map_locations_on(tmp_path: Path) -> None:
+    """A function or a dict, torch.load's idioms, were refused by the device check."""
+    path = save_checkpoint(tmp_path / "a.pt", tiny_cnn())
+    assert load_checkpoint(path, map_location=lambda storage, location: storage).state_dict
+    assert load_checkpoint(path, map_location={"cuda:1": "cpu"}).state_dict  # type: ignore[arg-type]

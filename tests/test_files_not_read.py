@@ -31,11 +31,14 @@ def _write(path: Path, content: str) -> None:
 @pytest.mark.parametrize(
     ("name", "content", "expected"),
     [
-        # the first bytes decide whenever the suffix is not a scan format's
+        # the first bytes decide without a suffix, or for one of digits (a UID) or .bin
         ("1.2.826.0.1.3680043.8.498.10254657", "dicom", True),  # was: False (its digits)
         ("IM0001.bin", "dicom", True),  # was: False
         ("IM0001", "dicom", True),
-        ("scan.backup", "png", True),  # was: False
+        # a backup or a partial download is no scan to read, whatever it starts with
+        ("scan.backup", "png", False),
+        ("c.jpeg.part", "png", False),
+        ("a.jpeg.bak", "png", False),
         ("notes.42", "text", False),
         ("IM0001.bin", "zeros", False),
         ("LICENSE", "text", False),

@@ -144,3 +144,32 @@ def test_training_batches_can_be_gone_through_again_and_closed() -> None:
     batches.close()
     assert not model.network[1]._forward_pre_hooks
     assert len(batches) == 2
+
+
+def test_rows_of_tokens_in_a_batch_norm_keep_a_last_batch_of_one_image(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A BatchNorm1d over (images x tokens, channels) rows trains on one image; its last
+    batch was left out with a false warning (rows were counted as images)."""
+    from torch import nn
+
+    from _training_helpers import CLASSES, quiet_trainer, separable_data
+    from retinalnet.models import Classifier
+
+    class Tokens(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.norm = nn.BatchNorm1d(2)
+            self.head = nn.Linear(2, len(CLASSES))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            rows = x.reshape(-1, 2)  # 4 tokens of 2 channels per image
+            return self.head(self.norm(rows).reshape(len(x), -1, 2).mean(dim=1))
+
+    model = Classifier(Tokens(), classes=CLASSES)
+    with caplog.at_level(logging.WARNING, logger="retinalnet"):
+        history = quiet_trainer(model, max_epochs=1, batch_size=4).fit(
+            separable_data(5, features=8), separable_data(4, seed=1, features=8)
+        )
+    assert len(history) == 1
+    assert "left out" not in caplog.text

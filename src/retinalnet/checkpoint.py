@@ -785,9 +785,11 @@ def load_checkpoint(
     >>> checkpoint = load_checkpoint("runs/best.pt")  # doctest: +SKIP
     >>> model = checkpoint.build_model()  # doctest: +SKIP
     """
-    device = resolve_device(map_location)  # the device types retinalnet runs on
-    if device.type == "cpu":
-        device = torch.device("cpu")  # "cpu:1" is the CPU, which torch.load cannot restore to
+    device: Any = map_location  # a dict or a function, as torch.load takes them, as given
+    if isinstance(map_location, str | torch.device):
+        device = resolve_device(map_location)  # the device types retinalnet runs on
+        if device.type == "cpu":
+            device = torch.device("cpu")  # "cpu:1" is the CPU, which torch.load cannot restore to
     file = Path(path)
     check_regular_file(file)  # a named pipe or a device: refused, not "no checkpoint file"
     if not file.is_file():

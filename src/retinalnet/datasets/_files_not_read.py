@@ -62,8 +62,9 @@ def looks_like_a_scan(path: str) -> bool:
     .. versionchanged:: 0.2
        A file without a suffix is recognised by the first bytes of PNG, JPEG, TIFF, GIF,
        WebP and BMP too (was: DICOM's only); AppleDouble files never look like scans; the
-       first bytes are read whenever the suffix is not one of these formats' (was: only
-       without a suffix, so a DICOM file named by its UID or ``.bin`` did not look like one).
+       first bytes are read also for a suffix of digits or ``.bin`` (was: only without a
+       suffix, so a DICOM file named by its UID or ``.bin`` did not look like one); a file of
+       another suffix (``scan.jpeg.part``, ``scan.jpeg.bak``) is not read as a scan.
     """
     from PIL import Image
 
@@ -76,6 +77,8 @@ def looks_like_a_scan(path: str) -> bool:
         return False
     if suffix in Image.registered_extensions():
         return True
+    if suffix and not (suffix[1:].isdigit() or suffix == ".bin"):
+        return False  # a backup or a partial download ('a.jpeg.bak', 'c.jpeg.part'), a document
     return _has_image_magic(path)
 
 

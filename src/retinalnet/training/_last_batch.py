@@ -107,8 +107,11 @@ class LastBatchCheck:
             inputs = args[0] if args else None
             if not isinstance(inputs, torch.Tensor) or inputs.dim() < 2:
                 return
-            if inputs.numel() == inputs.shape[0] * inputs.shape[1] and name not in self._single:
-                self._single.append(name)  # (N, C) or (N, C, 1, 1): one value per image
+            # (N, C) or (N, C, 1, 1) for the N images of the first (full) batch: one value a
+            # channel per image; rows of tokens, (N x tokens, C), give one image several
+            one_each = inputs.numel() == self._batch_size * inputs.shape[1]
+            if one_each and name not in self._single:
+                self._single.append(name)
 
         return note
 
