@@ -206,3 +206,31 @@ def test_a_checkpoint_or_weights_file_that_is_a_pipe_or_a_device_is_said_so(
             load_checkpoint(path)
         with pytest.raises(SpecialFileError, match=r"is not a regular file but a "):
             vgg16_transfer(weights=path)
+
+
+def test_the_first_bytes_of_a_pipe_are_never_waited_for(tmp_path: Path) -> None:
+    """The doors that read a file's first bytes (a scan without an image suffix, a file told
+    by its content as PyTorch or ONNX) opened it plainly: a named pipe blocked them."""
+    from retinalnet._core.torch_load import not_torch_file
+    from retinalnet.datasets._files_not_read import looks_like_a_scan
+    from retinalnet.export._metadata import file_head
+
+    pipe = _fifo(tmp_path / "IM0001")
+    answers: list[object] = []
+
+    def read() -> None:
+        answers.append(looks_like_a_scan(str(pipe)))
+        for head in (not_torch_file, file_head):
+            with contextlib.suppress(SpecialFileError):
+                head(pipe)
+                answers.append("read")
+        answers.append("done")
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    if reader.is_alive():  # release the blocked reader, so that the suite goes on
+        with open(pipe, "wb"):
+            pass
+        reader.join(timeout=10)
+    assert answers == [False, "done"]

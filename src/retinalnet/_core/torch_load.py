@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from retinalnet._core.read_failure import EMPTY_FILE
+from retinalnet._core.regular_files import open_regular
 
 __all__ = [
     "asked_to_run",
@@ -184,7 +185,7 @@ def not_torch_file(file: Path) -> str | None:
     ...     print(not_torch_file(Path(folder, "notes.pt")))
     torch.save writes a zip archive; this file starts with b'hello'
     """
-    with open(file, "rb") as stream:
+    with open_regular(file) as stream:
         head = stream.read(_READ)
     if not head:
         return EMPTY_FILE
@@ -225,7 +226,7 @@ def check_archive(file: Path, kind: str) -> str:
         to pass instead.
     """
     if not zipfile.is_zipfile(file):
-        with open(file, "rb") as stream:
+        with open_regular(file) as stream:
             started = stream.read(len(_ZIP_MEMBER)) == _ZIP_MEMBER
         if started:  # a zip archive without its end: its directory is written last
             raise _incomplete_file_error(file, kind)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.classes import IMAGE_EXTENSIONS
+from retinalnet._core.regular_files import open_regular
 
 __all__ = ["looks_like_a_scan", "warn_of_files_not_read"]
 
@@ -42,7 +43,7 @@ def _starts_like_an_image(head: bytes) -> bool:
 
 def _has_image_magic(path: str) -> bool:
     try:
-        with open(path, "rb") as file:
+        with open_regular(path) as file:  # a named pipe would block: refused
             return _starts_like_an_image(file.read(132))
     except OSError:  # cannot be read: said when it is read, if it ever is
         return False

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from retinalnet._core.regular_files import open_regular
 from retinalnet._core.torch_load import is_onnx_start, is_torch_start
 from retinalnet.models._checks import check_class_names
 from retinalnet.transforms import Preprocessing
@@ -254,7 +255,7 @@ _HEAD = 16
 
 def file_head(file: Path) -> bytes:
     """The first bytes of ``file``, which tell a PyTorch file from an ONNX model."""
-    with open(file, "rb") as stream:
+    with open_regular(file) as stream:
         return stream.read(_HEAD)
 
 
