@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -40,6 +41,18 @@ def test_the_frame_header_is_read_as_written(
     length = int.from_bytes(data[header + 2 : header + 4], "big")
     assert header + 2 + length == frame.scan_start
     assert claimed_size(data) == size
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_a_first_scan_coding_every_component_is_told_from_one_per_component(mode: str) -> None:
+    data = _jpeg((32, 24), mode)
+    frame = jpeg_frame(data)
+    assert frame is not None
+    assert (frame.components, frame.all_in_first_scan) == (len(mode), True)
+    header = data.find(b"\xff\xda")
+    one_component = data[: header + 4] + b"\x01" + data[header + 5 :]  # scans one per component
+    expected = mode == "L"
+    assert jpeg_frame(one_component) == replace(frame, all_in_first_scan=expected)
 
 
 def test_markers_that_cannot_be_walked_give_no_header() -> None:

@@ -8,6 +8,7 @@ import io
 import re
 import struct
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,8 @@ def test_only_one_scan_huffman_files_ending_with_their_marker_are_withheld() -> 
     progressive_frame = jpeg_frame(progressive)
     assert progressive_frame is not None
     assert with_end_withheld(progressive, progressive_frame) is None  # several scans
+    one_per_component = replace(frame, all_in_first_scan=False)  # baseline, several scans
+    assert with_end_withheld(whole, one_per_component) is None
     assert short_data_reason(whole, frame) is None
     assert short_data_reason(whole[: frame.scan_start + 496], frame) is None  # 3,968 blocks
     assert short_data_reason(whole[: frame.scan_start + 495], frame) is not None

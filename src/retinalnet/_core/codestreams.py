@@ -8,7 +8,7 @@ compressed frame against the file's Rows and Columns before a decoder allocates 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 __all__ = ["HUFFMAN_DCT", "SEQUENTIAL_HUFFMAN", "JpegFrame", "claimed_size", "jpeg_frame"]
@@ -44,6 +44,12 @@ class JpegFrame:
     """The 8 x 8 blocks of its largest component."""
     scan_start: int | None
     """The offset of the first scan's coded data (``None``: no scan header was found)."""
+    components: int = 0
+    """The components (colour channels) of the frame."""
+    all_in_first_scan: bool = False
+    """The first scan codes every component: in sequential coding, libjpeg's test of a
+    file of one scan, decoded row by row as its data are read (a file of several scans,
+    one per component, is read to its end first)."""
 
 
 def jpeg_frame(data: bytes) -> JpegFrame | None:
@@ -84,8 +90,11 @@ def jpeg_frame(data: bytes) -> JpegFrame | None:
         elif marker == _SOS:
             if frame is None:
                 return None
-            return JpegFrame(
-                frame.coding, frame.width, frame.height, frame.blocks, position + 2 + length
+            scan_components = data[position + 4] if length > 2 else 0
+            return replace(
+                frame,
+                scan_start=position + 2 + length,
+                all_in_first_scan=scan_components == frame.components > 0,
             )
         position += 2 + length
     return frame
@@ -103,14 +112,14 @@ def _frame(marker: int, segment: bytes) -> JpegFrame | None:
         for index in range(7, min(len(segment), 6 + 3 * segment[5]), 3)
     ]
     if not sampling or min(min(pair) for pair in sampling) < 1:
-        return JpegFrame(marker, width, height, 0, None)
+        return JpegFrame(marker, width, height, 0, None, len(sampling))
     widest = max(horizontal for horizontal, _ in sampling)
     tallest = max(vertical for _, vertical in sampling)
     blocks = max(
         _ceil(_ceil(width * horizontal, widest), 8) * _ceil(_ceil(height * vertical, tallest), 8)
         for horizontal, vertical in sampling
     )
-    return JpegFrame(marker, width, height, blocks, None)
+    return JpegFrame(marker, width, height, blocks, None, len(sampling))
 
 
 def _jp2_codestream(data: bytes) -> int | None:

@@ -416,17 +416,13 @@ def _decoded_frame(opened: Image.Image, file: Path, target_size: int | None = No
         if scale > 1:
             width, height = source.size
             source.draft(source.mode, (width // scale, height // scale))
-    if source is opened:
-        opened.load()
-        return opened
-    with source:
-        try:
-            source.load()
-        except OSError as error:
-            if str(error).startswith("image file is truncated"):
-                raise UnreadableImageError(file, DATA_ENDS_EARLY) from None
-            raise
-        return source.copy()
+    try:
+        source.load()  # an image of bytes needs no closing: loaded, it holds no file
+    except OSError as error:
+        if source is not opened and str(error).startswith("image file is truncated"):
+            raise UnreadableImageError(file, DATA_ENDS_EARLY) from None
+        raise
+    return source
 
 
 def _jpeg_bytes(opened: Image.Image) -> bytes | None:

@@ -28,7 +28,6 @@ from retinalnet._core.codestreams import HUFFMAN_DCT, SEQUENTIAL_HUFFMAN, JpegFr
 __all__ = ["DATA_ENDS_EARLY", "short_data_reason", "with_end_withheld"]
 
 _END: Final = b"\xff\xd9"
-_SCAN: Final = b"\xff\xda"  # never inside coded data: a 0xFF there is followed by 0 or RSTn
 _PADDING: Final = bytes(8)
 """What replaces the end marker: the decoder looks up to 25 bits ahead past a whole file's
 last block, and zero bits decode to far less than one block of a file cut short."""
@@ -86,9 +85,8 @@ def with_end_withheld(data: bytes, frame: JpegFrame) -> bytes | None:
     """
     if (
         frame.coding not in SEQUENTIAL_HUFFMAN
-        or frame.scan_start is None
+        or not frame.all_in_first_scan  # several scans: read to the end first
         or not data.endswith(_END)
-        or data.find(_SCAN, frame.scan_start) != -1  # several scans: read to the end first
     ):
         return None
     return data[: -len(_END)] + _PADDING
