@@ -202,6 +202,13 @@ def test_audit_errors_name_the_root(tmp_path: Path, layout: str, message: str) -
         audit(root)
 
 
+def test_audit_names_the_split_folders_one_level_down(tmp_path: Path) -> None:
+    (tmp_path / "data" / "OCT2017 " / "train" / "CNV").mkdir(parents=True)  # Kaggle's archive
+    advice = r"the split folders are in .*OCT2017 ' \(its name ends in a space\): pass that"
+    with pytest.raises(FileNotFoundError, match=advice):  # as KermanyOCT says it
+        audit(tmp_path / "data")
+
+
 def test_report_defaults_are_empty() -> None:
     report = AuditReport(root="x")
     assert report.total == 0
@@ -255,7 +262,10 @@ def test_split_folders_in_another_case_or_spelling(
 
 def test_no_split_folder_but_one_in_another_case(tmp_path: Path) -> None:
     _scan(tmp_path / "data" / "Train" / "CNV" / "CNV-1-1.jpeg", 0)
-    with pytest.raises(FileNotFoundError, match=r"\(found: Train\) \(rename Train to train\)"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"\(found: Train\); a folder 'Train' \(1 image\) .* rename it to 'train'$",
+    ):
         audit(tmp_path / "data")
 
 

@@ -38,6 +38,7 @@ from retinalnet.datasets._files import (
     walk_files,
 )
 from retinalnet.datasets._linked_files import LinkedFiles
+from retinalnet.datasets._root_layout import describe_root
 from retinalnet.datasets._system_folders import scan_folder, system_folder
 
 __all__ = ["audit"]
@@ -63,12 +64,11 @@ def _implausible(size: tuple[int, int], bounds: tuple[int, int, float]) -> bool:
 def _find_splits(base: Path) -> list[str]:
     splits = [split for split in KERMANY_SPLITS if (base / split).is_dir()]
     if not splits:
-        found = sorted(p.name for p in base.iterdir() if p.is_dir())
-        misnamed = [f"{name} to {split_named(name)}" for name in found if split_named(name)]
-        hint = f" (rename {', '.join(misnamed)})" if misnamed else ""
+        layout = describe_root(base)
+        advice = layout.advice() or "pass the folder holding them"
         raise FileNotFoundError(
             f"no split folder ({', '.join(KERMANY_SPLITS)}) under {str(base)!r} "
-            f"(found: {', '.join(found) or 'nothing'}){hint}; pass the folder holding them"
+            f"(found: {layout.found()}); {advice}"
         )
     return splits
 
