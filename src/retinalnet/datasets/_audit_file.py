@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import warnings
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
@@ -102,6 +103,18 @@ def _decode_dicom(path: str) -> _Decoded:
     return None, image.mode, image.size, "DICOM", _is_flat(image), 1
 
 
+def _first_bytes(file: BinaryIO) -> bytes:
+    """The whole of ``file``, or its first ``_READ_WHOLE + 1`` bytes when it is larger.
+
+    Read for the size the file has (``read(n)`` reserves ``n`` bytes first: 64 MiB for each
+    scan of a few kilobytes), and on to the limit only if it grew meanwhile."""
+    size = os.fstat(file.fileno()).st_size
+    data = file.read(min(size, _READ_WHOLE) + 1)
+    if len(data) > size:  # written to while read: never more than the limit
+        data += file.read(_READ_WHOLE + 1 - len(data))
+    return data
+
+
 def inspect_file(
     path: str,
 ) -> tuple[bytes | None, str | None, str, tuple[int, int], str, bool, int]:
@@ -114,7 +127,7 @@ def inspect_file(
     """
     try:
         with open_regular(path) as file:
-            data = file.read(_READ_WHOLE + 1)  # never more, whatever its size claimed
+            data = _first_bytes(file)
             if not data:  # no copy of another file: two would be "leakage"
                 return None, EMPTY_FILE, *_UNREAD
             if len(data) <= _READ_WHOLE:
