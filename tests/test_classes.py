@@ -165,3 +165,38 @@ def test_a_training_warning_quotes_a_class_name_holding_a_comma() -> None:
         warnings.simplefilter("always")
         warn_of_missing_classes(data, ("a, b", "c", "d"))
     assert "holds no image of 'a, b' (4 images in all)" in str(caught[0].message)
+
+
+@pytest.mark.parametrize(
+    ("own", "given", "expected"),
+    [
+        (("CNV", "NORMAL"), None, ("CNV", "NORMAL")),  # a Classifier's own
+        (("CNV", "NORMAL"), ["CNV", "NORMAL"], ("CNV", "NORMAL")),  # repeated: taken
+        (None, ["b", "a"], ("b", "a")),  # a plain module's, as given
+    ],
+)
+def test_output_classes_are_the_owners_else_those_given(
+    own: tuple[str, ...] | None, given: list[str] | None, expected: tuple[str, ...]
+) -> None:
+    from retinalnet._core.classes import output_classes
+
+    assert output_classes(own, given, where="here") == expected
+
+
+def test_output_classes_never_reorder_or_rename_the_owners() -> None:
+    from retinalnet._core.classes import output_classes
+
+    for given in (["NORMAL", "CNV"], ["CNV", "AMD"], ["CNV"]):
+        message = re.escape(f"here: classes={given} differs from the classes of the result, ")
+        with pytest.raises(ValueError, match=message + r".*; only for arrays\. Leave"):
+            output_classes(
+                ("CNV", "NORMAL"),
+                given,
+                where="here",
+                owner="the result",
+                given_for="only for arrays",
+            )
+    with pytest.raises(ValueError, match=r"^here: pass classes=\[\.\.\.\] when the model is not"):
+        output_classes(None, None, where="here")
+    with pytest.raises(TypeError, match=r"got the string 'CNV'"):
+        output_classes(("CNV", "NORMAL"), "CNV", where="here")

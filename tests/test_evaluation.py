@@ -448,6 +448,56 @@ def test_the_same_classes_pass() -> None:
     assert result.num_samples == 4
 
 
+REORDERED = ["NORMAL", "DRUSEN", "DME", "CNV"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [_data(), DataLoader(_data(), batch_size=4), _Labelled(list(CLASSES))],
+    ids=["tensors", "loader", "named"],
+)
+def test_classes_given_with_a_classifier_never_rename_its_outputs(data: object) -> None:
+    # was: tensors were scored with every row and column named after another class
+    # (DRUSEN's accuracy reported as DME's), and named data blamed the model's classes
+    message = (
+        re.escape(f"evaluate: classes={REORDERED} differs from the classes of the model, ")
+        + re.escape(f"{list(CLASSES)} (output order); classes= is only for a model that is ")
+        + r"not a Classifier"
+    )
+    with pytest.raises(ValueError, match=message):
+        evaluate(_model(), data, classes=REORDERED, device="cpu")
+
+
+def test_classes_given_equal_to_a_classifiers_own_are_taken() -> None:
+    result = evaluate(_model(), _data(), classes=list(CLASSES), device="cpu")
+    assert result.classes == CLASSES
+    assert result.confusion_matrix.tolist() == MATRIX
+
+
+def test_classes_given_as_one_string_are_refused() -> None:
+    with pytest.raises(TypeError, match=r"^evaluate: classes must be a list of class names"):
+        evaluate(nn.LogSoftmax(dim=1), _data(), classes="CNV", device="cpu")
+
+
+def test_classes_naming_a_plain_modules_outputs_are_what_a_mismatch_blames() -> None:
+    # was: "the model's classes are [...] ... build the model with create_model(arch, ...)",
+    # which a plain module given classes= cannot follow
+    data = _Labelled(list(CLASSES))
+    message = (
+        re.escape(f"evaluate: classes= names the model's outputs {REORDERED} (output order) ")
+        + re.escape(f"but the data's classes are {list(CLASSES)}")
+        + r".*"
+        + re.escape(f"pass classes={list(CLASSES)}")
+    )
+    with pytest.raises(ValueError, match=message):
+        evaluate(
+            nn.Sequential(nn.Linear(8, 4), nn.LogSoftmax(dim=1)),
+            data,
+            classes=REORDERED,
+            device="cpu",
+        )
+
+
 # --- a data set with on_error="skip": only the readable images are scored -------------------
 
 

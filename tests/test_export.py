@@ -311,6 +311,27 @@ def test_both_predictors_refuse_one_image_where_predict_proba_takes_a_list(
         assert predictor.predict_proba([image]).shape == (1, 4)
 
 
+@pytest.mark.parametrize("kind", ["numpy array", "generator", "pandas Series"])
+def test_both_predictors_tell_topk_of_a_collection_to_take_a_list_as_predict_proba_does(
+    exported: tuple[Classifier, Path, Path, str], scans: list[Path], kind: str
+) -> None:
+    # was: topk read np.array(paths) as one image of shape (3,), a Series as one image
+    model, _, out, _ = exported
+    paths = [str(scan) for scan in scans[:3]]
+    for predictor in (Predictor(model, device="cpu"), Predictor.from_onnx(out)):
+        for method in ("topk", "predict_proba"):
+            given: Any = {
+                "numpy array": lambda: np.array(paths),
+                "generator": lambda: (path for path in paths),
+                "pandas Series": lambda: pytest.importorskip("pandas").Series(paths),
+            }[kind]()
+            with pytest.raises(
+                TypeError, match=rf"got an? \w+( of 3)?; pass it as a list: {method}"
+            ):
+                getattr(predictor, method)(given)
+        assert len(predictor.topk(list(np.array(paths)))) == 3
+
+
 def test_onnx_predict_proba_refuses_an_output_that_is_not_finite(
     exported: tuple[Classifier, Path, Path, str],
     scans: list[Path],

@@ -198,6 +198,18 @@ def _evaluation() -> EvaluationResult:
     )
 
 
+@pytest.mark.parametrize(
+    "plot", [plot_confusion_matrix, plot_roc_curves, plot_precision_recall_curves]
+)
+def test_a_results_classes_are_never_renamed_by_classes_given(plot: Any) -> None:
+    result = _evaluation()
+    reordered = ["NORMAL", "DRUSEN", "DME", "CNV"]  # was ignored without a word
+    with pytest.raises(ValueError, match=r"classes=\['NORMAL', .* differs from the classes of the"):
+        plot(result, reordered)
+    figure = plot(result, list(result.classes))  # the result's own: taken
+    assert isinstance(figure, Figure)
+
+
 def test_roc_curves_one_per_class_with_its_auc(tmp_path: Path) -> None:
     figure = plot_roc_curves(_evaluation(), title="test split", save=tmp_path / "roc.png")
 

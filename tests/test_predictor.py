@@ -229,6 +229,52 @@ def test_other_types_are_refused(predictor: Predictor, value: Any) -> None:
         predictor.topk(value)
 
 
+COLLECTIONS: dict[str, Callable[[list[str]], Any]] = {
+    "numpy array of paths": lambda paths: np.array(paths),
+    "numpy object array": lambda paths: np.array(paths, dtype=object),
+    "generator": lambda paths: (path for path in paths),
+    "set": lambda paths: set(paths),
+}
+
+
+def _collection(kind: str, paths: list[str]) -> Any:
+    if kind == "pandas Series":
+        return pytest.importorskip("pandas").Series(paths)  # df["path"]
+    return COLLECTIONS[kind](paths)
+
+
+@pytest.mark.parametrize("kind", [*COLLECTIONS, "pandas Series"])
+def test_a_collection_of_images_is_told_to_be_a_list_by_topk_as_by_predict_proba(
+    predictor: Predictor, images: list[Image.Image], tmp_path: Path, kind: str
+) -> None:
+    # was: topk read it as one image: "image 0 has shape (3,)" or "image 0 is a Series"
+    paths = []
+    for index, image in enumerate(images[:3]):
+        paths.append(str(tmp_path / f"scan-{index}.png"))
+        image.save(paths[-1])
+    for method, takes in (("topk", "one image or a list"), ("predict_proba", "a list")):
+        given = _collection(kind, paths)
+        with pytest.raises(
+            TypeError,
+            match=rf"^{method} takes {takes} of images, got an? \w+( of 3)?; pass it as a "
+            rf"list: {method}\(list\(images\)\)$",
+        ):
+            getattr(predictor, method)(given)
+    with pytest.raises(TypeError, match=r"^gradcam\(\) explains one image, got an? \w+"):
+        predictor.gradcam(_collection(kind, paths))
+    answers = predictor.topk(sorted(_collection(kind, paths)))  # the fix the message gives
+    assert [answer.source for answer in answers] == paths
+
+
+def test_one_image_as_an_array_of_pixels_is_still_one_image(
+    predictor: Predictor, images: list[Image.Image]
+) -> None:
+    pixels = np.array(images[0])
+    assert predictor.topk(pixels).source == "<image 0>"
+    with pytest.raises(ValueError, match=r"^image 0 has shape \(3,\)"):
+        predictor.topk(np.array([1.0, 0.5, 0.0]))  # pixels, not a collection of images
+
+
 def test_an_unreadable_file_is_named(
     predictor: Predictor, images: list[Image.Image], tmp_path: Path
 ) -> None:

@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from retinalnet._core.articles import type_with_article
+from retinalnet._core.classes import output_classes
 from retinalnet._core.images import ImageInput, coerce_image, image_size
 from retinalnet._core.printable import check_dpi, fit_title, save_figure
 
@@ -144,7 +145,8 @@ def plot_confusion_matrix(
         .. versionchanged:: 0.2
            ``(targets, probabilities)`` is taken, as by the other plots of an evaluation.
     classes
-        Class names, when ``result`` is a bare matrix or a pair of arrays.
+        Class names, when ``result`` is a bare matrix or a pair of arrays. A result names
+        its own: ``classes`` other than its ``classes`` (another order) are refused.
     normalize
         Show each row as fractions of its true class (recall on the diagonal); the cells
         and the colour bar are in percent. A class with no image gets "-" in its row (as
@@ -174,9 +176,9 @@ def plot_confusion_matrix(
 
     if isinstance(result, (EvaluationResult, ClassificationReport)):
         matrix = np.asarray(result.confusion_matrix)
-        classes = result.classes
+        classes = _own_classes(result.classes, classes, "plot_confusion_matrix")
     elif _is_pair(result):
-        true, scores, classes = _scores(result, classes)
+        true, scores, classes = _scores(result, classes, "plot_confusion_matrix")
         predicted = scores.argmax(axis=1) if len(true) else true
         matrix = confusion_matrix(true, predicted, scores.shape[1])
     else:
@@ -235,9 +237,21 @@ def _is_pair(result: object) -> TypeGuard[tuple[npt.ArrayLike, npt.ArrayLike]]:
         return False
 
 
+def _own_classes(own: Sequence[str], given: Sequence[str] | None, where: str) -> tuple[str, ...]:
+    """A result's classes: a ``classes=`` argument may repeat them, never rename them."""
+    return output_classes(
+        own,
+        given,
+        where=where,
+        owner="the result",
+        given_for="classes= is for a bare matrix or a pair of arrays: a result names its own",
+    )
+
+
 def _scores(
     result: EvaluationResult | tuple[npt.ArrayLike, npt.ArrayLike],
     classes: Sequence[str] | None,
+    where: str,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], list[str]]:
     """True classes, scores and class names of an evaluation or of a pair of arrays,
     checked as the metrics check them (integer class indices in range, finite scores of
@@ -254,7 +268,8 @@ def _scores(
                 "this EvaluationResult holds no per-image probabilities (made before 0.2?); "
                 "evaluate again with retinalnet.training.evaluate"
             )
-        targets, probabilities, names = result.targets, result.probabilities, result.classes
+        targets, probabilities = result.targets, result.probabilities
+        names = _own_classes(result.classes, classes, where)
     else:
         targets, probabilities = result
         names = classes
@@ -289,7 +304,8 @@ def plot_roc_curves(
         logits are turned into probabilities by a softmax first, as for the AUCs of
         :func:`~retinalnet.metrics.classification_report`.
     classes
-        Class names, with a pair of arrays.
+        Class names, with a pair of arrays. A result names its own: ``classes`` other
+        than its ``classes`` (another order) are refused.
     title
         The figure's title, e.g. which split.
     save, dpi
@@ -311,7 +327,7 @@ def plot_roc_curves(
     from retinalnet.metrics import roc_auc, roc_curve
     from retinalnet.metrics._rates import probabilities_of
 
-    true, given, names = _scores(result, classes)
+    true, given, names = _scores(result, classes, "plot_roc_curves")
     scores = probabilities_of(given)  # ranked as the report's AUCs: a softmax of logits
     figure = _figure(5.2, 4.6)
     axes = figure.subplots()
@@ -379,7 +395,7 @@ def plot_precision_recall_curves(
     from retinalnet.metrics import average_precision, precision_recall_curve
     from retinalnet.metrics._rates import probabilities_of
 
-    true, given, names = _scores(result, classes)
+    true, given, names = _scores(result, classes, "plot_precision_recall_curves")
     scores = probabilities_of(given)  # ranked as the report's AUCs: a softmax of logits
     figure = _figure(5.2, 4.6)
     axes = figure.subplots()
@@ -451,7 +467,7 @@ def plot_reliability_diagram(
     from retinalnet.metrics import expected_calibration_error, reliability_curve
     from retinalnet.training import EvaluationResult
 
-    true, scores, _ = _scores(result, None)
+    true, scores, _ = _scores(result, None, "plot_reliability_diagram")
     confidence, accuracy, count = reliability_curve(scores, true, bins=bins)
     ece = expected_calibration_error(scores, true, bins=bins) if len(true) else float("nan")
     edges = np.linspace(0.0, 1.0, bins + 1)

@@ -11,14 +11,15 @@ import contextlib
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 import numpy as np
 import numpy.typing as npt
 import torch
+from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -351,7 +352,9 @@ class Predictor:
             says: the model, not the file, is at fault); the message names the image.
         TypeError
             If ``images`` is not a list or tuple: a single path would be read letter by
-            letter, a tensor row by row. Pass ``[image]``, or ``list(batch)``.
+            letter, a tensor row by row. Pass ``[image]``, or ``list(batch)``; a NumPy array
+            of paths, a pandas Series or a generator is told to be passed as
+            ``list(images)``.
         """
         check_image_list(images)
         with exclusive_use(self.model):  # also keeps `skipped` this call's own
@@ -445,8 +448,10 @@ class Predictor:
         Parameters
         ----------
         images
-            One image (path, PIL image, image tensor) or a list of them. Lists are processed
-            in batches of ``batch_size``.
+            One image (path, PIL image, image tensor or NumPy array of pixels) or a list or
+            tuple of them. Lists are processed in batches of ``batch_size``. Another
+            collection (a NumPy array of paths, a pandas Series, a generator) is refused:
+            pass ``list(images)``.
         k
             How many classes to return, 1 to the number of classes; default 3 (every
             class of a model of fewer, such as a two-class study's).
@@ -466,10 +471,13 @@ class Predictor:
             If ``k`` is out of range, a tensor is not an image, or the model's output for
             an image is NaN or infinite (whatever ``on_error`` says); the message names the
             image.
+        TypeError
+            If an image is of no accepted type, or ``images`` is a collection other than a
+            list or tuple (it would be read as one image); the message says to pass
+            ``list(images)``, as :meth:`predict_proba`'s does.
         """
         k = check_k(k, len(self.classes))
-        single = not isinstance(images, (list, tuple))
-        batch: Sequence[ImageInput] = images if isinstance(images, (list, tuple)) else [images]
+        batch, single = image_batch(images)
         with exclusive_use(self.model):  # also keeps `skipped` this call's own
             log_probabilities, readable = self._call(batch, single=single)
         rows = log_probabilities[readable]
@@ -511,7 +519,8 @@ class Predictor:
             If the file cannot be read, whatever ``on_error`` says (there is nothing else to
             return); the message names it.
         TypeError
-            If ``image`` is a list or tuple of images: one map per call.
+            If ``image`` is a list, tuple or other collection of images (a NumPy array of
+            paths, a pandas Series, a generator): one map per call.
         ValueError
             If ``class_index`` is not a class of the model, or the model's Grad-CAM layer
             cannot be explained (not spatial, not run, a 1 x 1 map): the message names the
@@ -524,9 +533,10 @@ class Predictor:
         >>> from retinalnet.plots import plot_gradcam  # doctest: +SKIP
         >>> plot_gradcam("CNV-1016042-1.jpeg", heatmap, save="cam.png")  # doctest: +SKIP
         """
-        if isinstance(image, (list, tuple)):
+        several = several_images(image)
+        if several is not None:
             raise TypeError(
-                f"gradcam() explains one image, got {type_with_article(image)} of {len(image)}; "
+                f"gradcam() explains one image, got {several}; "
                 "call it once per image: [predictor.gradcam(image) for image in images]"
             )
         if isinstance(class_index, str):
@@ -590,21 +600,74 @@ def image_source(image: ImageInput, index: int) -> str:
     return str(image) if isinstance(image, (str, os.PathLike)) else f"<image {index}>"
 
 
-def check_image_list(images: object) -> None:
+def several_images(images: object) -> str | None:
+    """``images`` named with its length (``a Series of 3``, ``a generator``) when it is a
+    collection of images rather than one image: a list or tuple, a NumPy array of paths or
+    other objects (its dtype str, bytes or object), a pandas Series, a set, a generator or
+    any other iterable that is not an image or a mapping (whose ``list()`` would be its
+    keys); else ``None``.
+
+    Both predictors ask it before reading a value as one image, so a column of paths
+    (``df["path"]``) is never read as one image and refused for its shape or type.
+    """
+    if isinstance(images, (str, bytes, os.PathLike, Image.Image, torch.Tensor)):
+        return None  # one image (a tensor or a path is iterable too)
+    if isinstance(images, np.ndarray):
+        if images.ndim == 0 or images.dtype.kind not in "OSU":
+            return None  # pixels: one image, or what coerce_image refuses by its shape
+    elif not isinstance(images, Iterable) or isinstance(images, Mapping):
+        return None
+    size = f" of {len(images)}" if isinstance(images, Sized) else ""
+    return f"{type_with_article(images)}{size}"
+
+
+def check_image_list(images: object, *, method: str = "predict_proba") -> None:
     """Refuse what ``predict_proba`` would misread as a list (both predictors' rule): a path
-    is a sequence of letters, a tensor one of rows.
+    is a sequence of letters, a tensor one of rows; a collection that is not a list or
+    tuple (a NumPy array of paths, a pandas Series, a generator) is told to be passed as
+    one.
 
     Raises
     ------
     TypeError
         If ``images`` is not a list or tuple.
     """
-    if not isinstance(images, (list, tuple)):
+    if isinstance(images, (list, tuple)):
+        return
+    several = several_images(images)
+    if several is not None:
+        raise TypeError(f"{method} takes a list of images, got {several}; {_as_a_list(method)}")
+    raise TypeError(
+        f"{method} takes a list of images, got {type_with_article(images)}; pass "
+        "[image] for one image, list(batch) for the images of a batch tensor, or use "
+        "topk(image)"
+    )
+
+
+def image_batch(images: object, *, method: str = "topk") -> tuple[Sequence[ImageInput], bool]:
+    """The images of a call that takes one image or a list of them (both predictors'
+    ``topk``) as a list, and whether one image was given.
+
+    Raises
+    ------
+    TypeError
+        If ``images`` is a collection of images other than a list or tuple (see
+        :func:`several_images`): it would be read as one image. The message says to pass
+        it as a list, as :func:`check_image_list` does.
+    """
+    if isinstance(images, (list, tuple)):
+        return images, False
+    several = several_images(images)
+    if several is not None:
         raise TypeError(
-            f"predict_proba takes a list of images, got {type_with_article(images)}; pass "
-            "[image] for one image, list(batch) for the images of a batch tensor, or use "
-            "topk(image)"
+            f"{method} takes one image or a list of images, got {several}; {_as_a_list(method)}"
         )
+    return [cast("ImageInput", images)], True
+
+
+def _as_a_list(method: str) -> str:
+    """How to pass a collection of images to ``method``: as a list."""
+    return f"pass it as a list: {method}(list(images))"
 
 
 def finite_rows(

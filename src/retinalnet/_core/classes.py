@@ -1,5 +1,6 @@
-"""The four Kermany OCT classes, in the fixed order every retinalnet model uses, and the
-check that a model and a data set agree on their classes."""
+"""The four Kermany OCT classes, in the fixed order every retinalnet model uses, the check
+that a model and a data set agree on their classes, and the rule that a ``classes=``
+argument never renames a model's own classes."""
 
 from __future__ import annotations
 
@@ -108,7 +109,9 @@ def _same_classes_fix(expected: tuple[str, ...], owner: object) -> str:
     )
 
 
-def check_same_classes(model_classes: Sequence[str], data: object, *, where: str) -> None:
+def check_same_classes(
+    model_classes: Sequence[str], data: object, *, where: str, given: bool = False
+) -> None:
     """Refuse data whose classes differ from the model's, by name and order.
 
     A model's output ``i`` means ``model_classes[i]``; a data set's target ``i`` means its
@@ -118,6 +121,11 @@ def check_same_classes(model_classes: Sequence[str], data: object, *, where: str
     ConcatDatasets are checked, each part of a concatenation. A data set without
     ``classes`` is read by its ``class_to_idx`` mapping (targets 0 to n - 1); data with
     neither (tensors, cached features) cannot be checked and passes.
+
+    ``given`` says that ``model_classes`` are the ``classes=`` argument that names the
+    outputs of a model that is not a Classifier (see :func:`output_classes`): the message
+    then names that argument, and the fix is to that argument or to the data, not to the
+    model.
 
     Raises
     ------
@@ -130,11 +138,76 @@ def check_same_classes(model_classes: Sequence[str], data: object, *, where: str
     for owner, found in _named_classes(data):
         if found == expected:
             continue
+        if given:
+            raise ValueError(
+                f"{where}: classes= names the model's outputs {list(expected)} (output order) "
+                f"but the data's classes are {list(found)}; every result would compare "
+                "different classes. If the model's outputs are in the data's order, pass "
+                f"classes={list(found)}; else use data of the classes {list(expected)} in "
+                "that order"
+            )
         raise ValueError(
             f"{where}: the model's classes are {list(expected)} (output order) but the data's "
             f"are {list(found)}; every result would compare different classes. "
             f"{_same_classes_fix(expected, owner)}"
         )
+
+
+def output_classes(
+    own: Sequence[str] | None,
+    given: Sequence[str] | None,
+    *,
+    where: str,
+    owner: str = "the model",
+    given_for: str = (
+        "classes= is only for a model that is not a Classifier: a Classifier's outputs are "
+        "always in the order of its classes"
+    ),
+) -> tuple[str, ...]:
+    """The class names of a model's outputs, in output order: its ``own`` (a Classifier's
+    ``classes``), else those a ``classes=`` argument ``given`` names.
+
+    The one rule of every call that takes something that names its classes and a
+    ``classes=`` argument as well: ``given`` may repeat ``own`` but never reorder or rename
+    it. Taken as given, another order would silently name every row and column of the
+    results after another class when the data carry no class names (a ``TensorDataset``),
+    and with data that do, the data would be blamed. ``owner`` is what errors call the
+    holder of ``own`` and ``given_for`` what they say ``classes=`` is for.
+
+    Raises
+    ------
+    TypeError
+        If ``given`` is one string (``"CNV"`` instead of a list of names).
+    ValueError
+        If ``given`` differs from ``own`` (both lists are named), or neither is known.
+
+    Examples
+    --------
+    >>> output_classes(("CNV", "NORMAL"), None, where="evaluate")
+    ('CNV', 'NORMAL')
+    >>> output_classes(None, ["a", "b"], where="evaluate")
+    ('a', 'b')
+    """
+    if isinstance(given, str):
+        raise TypeError(
+            f"{where}: classes must be a list of class names in output order, got the string "
+            f"{given!r}; e.g. classes=['CNV', 'NORMAL']"
+        )
+    named = None if given is None else tuple(str(name) for name in given)
+    if own is None:
+        if named is None:
+            raise ValueError(
+                f"{where}: pass classes=[...] when the model is not a retinalnet Classifier "
+                "(the names of its outputs, in output order)"
+            )
+        return named
+    outputs = tuple(own)
+    if named is not None and named != outputs:
+        raise ValueError(
+            f"{where}: classes={list(named)} differs from the classes of {owner}, "
+            f"{list(outputs)} (output order); {given_for}. Leave classes= out"
+        )
+    return outputs
 
 
 def in_kermany_order(names: Sequence[str]) -> tuple[str, ...]:

@@ -35,6 +35,7 @@ from retinalnet.predictor import (
     check_image_list,
     check_k,
     finite_rows,
+    image_batch,
     image_source,
     log_skipped,
     top_predictions,
@@ -261,7 +262,8 @@ class OnnxPredictor:
         ValueError
             If the model's output for an image is NaN or infinite; the message names it.
         TypeError
-            If ``images`` is not a list or tuple (pass ``[image]`` for one image).
+            If ``images`` is not a list or tuple (pass ``[image]`` for one image, and
+            ``list(images)`` for a NumPy array of paths, a pandas Series or a generator).
         """
         check_image_list(images)
         probabilities, _ = self._call(images)
@@ -292,10 +294,13 @@ class OnnxPredictor:
             If a file cannot be read; with ``on_error="skip"``, only for a single image.
         ValueError
             If ``k`` is out of range or a tensor is not an image.
+        TypeError
+            If an image is of no accepted type, or ``images`` is a collection other than a
+            list or tuple (a NumPy array of paths, a pandas Series, a generator: it would be
+            read as one image); pass ``list(images)``, as :meth:`predict_proba` says.
         """
         k = check_k(k, len(self.classes))
-        single = not isinstance(images, (list, tuple))
-        batch: Sequence[ImageInput] = images if isinstance(images, (list, tuple)) else [images]
+        batch, single = image_batch(images)
         probabilities, readable = self._call(batch, single=single)
         predictions = top_predictions(probabilities, batch, readable, self.classes, k)
         return predictions[0] if single else predictions

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from retinalnet._core.classes import check_same_classes
+from retinalnet._core.classes import check_same_classes, output_classes
 from retinalnet._core.device import default_num_workers, resident_device, resolve_device
 from retinalnet._core.loader_settings import check_batch_size, check_num_workers
 from retinalnet._core.loaders import DataSource
@@ -430,7 +430,14 @@ def evaluate(
     device
         ``"auto"`` (CUDA, then MPS, then CPU) or a device.
     classes
-        Class names, when ``model`` is not a Classifier.
+        The names of the model's outputs, in output order, when ``model`` is not a
+        Classifier (required then). A Classifier's outputs are named by its own
+        :attr:`~retinalnet.models.Classifier.classes`: ``classes`` may repeat them but is
+        refused in another order or with other names, which would name every row and
+        column of the result after another class.
+
+        .. versionchanged:: 0.2
+           Refused for a Classifier unless equal to its classes (it was used as given).
     progress
         Show a batch progress bar (needs tqdm).
     tta
@@ -464,13 +471,16 @@ def evaluate(
     Raises
     ------
     ValueError
-        If the classes are unknown or differ from the data's, ``tta`` comes with
-        ``feature_cache``, no image of ``data`` can be read, or ``data`` is a DataLoader
+        If the classes are unknown (a model that is not a Classifier without ``classes``),
+        ``classes`` differs from a Classifier's own classes, the classes differ from the
+        data's, ``tta`` comes with ``feature_cache``, no image of ``data`` can be read, or
+        ``data`` is a DataLoader
         (or a ``Subset``) over a :class:`~retinalnet.datasets.KermanyOCT` with
         ``on_error="skip"``: the images it cannot read could not be left out, and the
         scans it puts in their place would be counted twice; pass the data set itself.
     TypeError
-        If ``feature_cache`` is asked of a model that is not a Classifier.
+        If ``feature_cache`` is asked of a model that is not a Classifier, or ``classes`` is
+        one string rather than a list of names.
 
     Notes
     -----
@@ -493,11 +503,9 @@ def evaluate(
     check_batch_size(batch_size)
     check_num_workers(num_workers)
     target_device = resolve_device(device)
-    if classes is None:
-        if not isinstance(model, Classifier):
-            raise ValueError("pass classes=[...] when the model is not a retinalnet Classifier")
-        classes = model.classes
-    check_same_classes(classes, data, where="evaluate")
+    own = model.classes if isinstance(model, Classifier) else None
+    classes = output_classes(own, classes, where="evaluate")
+    check_same_classes(classes, data, where="evaluate", given=own is None)
     warn_of_own_transform(model, data, where="evaluate()")
     workers = default_num_workers(target_device, num_workers)
     data, _ = readable_for_scoring(
