@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -130,6 +131,15 @@ EARLY_STOPPING_TABLE = [
         id="max-delta",
     ),
     pytest.param([2.0, 1.0, 1.5], {"monitor": "train_loss", "patience": 1}, 3, 2, id="train-loss"),
+    # mode="auto" (the default): higher is better for an accuracy, lower for a loss and lr
+    pytest.param(
+        [0.5, 0.7, 0.6, 0.65], {"monitor": "val_accuracy", "patience": 2}, 4, 2, id="auto-accuracy"
+    ),
+    pytest.param(
+        [0.3, 0.2, 0.1], {"monitor": "val_accuracy", "patience": 2}, 3, 1, id="auto-accuracy-falls"
+    ),
+    pytest.param([0.9, 0.8], {"monitor": "train_accuracy"}, None, 1, id="auto-train-accuracy"),
+    pytest.param([1e-3, 1e-4, 1e-2], {"monitor": "lr", "patience": 1}, 3, 2, id="auto-lr"),
     pytest.param([1.0, 0.9, 0.95, 0.8], {"patience": 0}, 3, 2, id="patience-0"),
     pytest.param([1.0, 1.0], {"patience": 0}, 2, 1, id="patience-0-equal"),
 ]
@@ -230,8 +240,13 @@ def test_early_stopping_keeps_trainable_parameters_and_buffers_only() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"mode": "mnx"}, "mode must be 'min' or 'max', got 'mnx'"),
-        ({"mode": "MIN"}, "mode must be 'min' or 'max', got 'MIN'"),
+        ({"mode": "mnx"}, "EarlyStopping: mode must be 'auto', 'min' or 'max', got 'mnx'"),
+        ({"mode": "MIN"}, "mode must be 'auto', 'min' or 'max', got 'MIN'"),
+        ({"mode": None}, "mode must be 'auto', 'min' or 'max', got None"),
+        (
+            {"monitor": ""},
+            "EarlyStopping: monitor must be a metric name such as 'val_loss', got ''",
+        ),
         ({"patience": -1}, "patience must be an int >= 0, got -1"),
         ({"patience": 2.5}, "patience must be an int >= 0, got 2.5"),
         ({"patience": True}, "patience must be an int >= 0, got True"),
@@ -498,7 +513,12 @@ def test_model_checkpoint_writes_best_on_improvement_and_last_every_epoch(
     assert same_state(best.state_dict, recorder.weights[4])
     last = load_checkpoint(tmp_path / "last.pt")
     assert same_state(last.state_dict, recorder.weights[5])
-    assert last.callback_states["ModelCheckpoint"] == {"best_score": 0.4, "best_epoch": 4}
+    assert last.callback_states["ModelCheckpoint"] == {
+        "best_score": 0.4,
+        "best_epoch": 4,
+        "monitor": "val_loss",
+        "mode": "min",
+    }
     assert sorted(path.name for path in tmp_path.iterdir()) == ["best.pt", "last.pt"]
 
 
@@ -511,8 +531,11 @@ def test_model_checkpoint_without_save_last_writes_only_best(tmp_path: Path) -> 
     assert load_checkpoint(tmp_path / "best.pt").epoch == 2
 
 
-def test_model_checkpoint_in_max_mode_keeps_the_highest_accuracy(tmp_path: Path) -> None:
-    checkpoint = ModelCheckpoint(tmp_path, monitor="val_accuracy", mode="max")
+@pytest.mark.parametrize("mode", [{"mode": "max"}, {}], ids=["max", "auto"])
+def test_model_checkpoint_in_max_mode_keeps_the_highest_accuracy(
+    tmp_path: Path, mode: dict[str, str]
+) -> None:
+    checkpoint = ModelCheckpoint(tmp_path, monitor="val_accuracy", **mode)
     trainer = quiet_trainer(
         linear_classifier(),
         ClassificationTask(lr=0.2),
@@ -523,7 +546,7 @@ def test_model_checkpoint_in_max_mode_keeps_the_highest_accuracy(tmp_path: Path)
 
     history = trainer.fit(separable_data(64), separable_data(32, seed=1))
 
-    best = history.best("val_accuracy", mode="max")
+    best = history.best("val_accuracy", **mode)
     accuracies = history.column("val_accuracy")
     first_best = accuracies.index(best.val_accuracy) + 1
     assert first_best > accuracies.index(min(accuracies)) + 1  # max mode, not min
@@ -563,7 +586,10 @@ def test_model_checkpoint_refuses_to_replace_best_of_another_run(tmp_path: Path,
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"mode": "mnx"}, "mode must be 'min' or 'max', got 'mnx'")],
+    [
+        ({"mode": "mnx"}, "ModelCheckpoint: mode must be 'auto', 'min' or 'max', got 'mnx'"),
+        ({"monitor": ""}, "ModelCheckpoint: monitor must be a metric name such as 'val_loss'"),
+    ],
 )
 def test_model_checkpoint_rejects_bad_arguments(
     tmp_path: Path, kwargs: dict[str, Any], message: str
@@ -588,3 +614,227 @@ def test_model_checkpoint_on_val_loss_without_validation_data_lists_the_metrics(
 def test_early_stopping_takes_numpy_and_integer_deltas() -> None:
     assert EarlyStopping(min_delta=np.float32(0.25)).min_delta == 0.25
     assert EarlyStopping(min_delta=1).min_delta == 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# monitor and mode, the same for EarlyStopping and ModelCheckpoint: a metric name; "auto"
+# keeps the lowest loss and the highest accuracy, and asks about any other metric
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        pytest.param(
+            lambda folder: EarlyStopping(5),  # patience meant: monitor is the first parameter
+            "EarlyStopping: monitor must be a metric name such as 'val_loss', got 5; for the "
+            "patience, pass EarlyStopping(patience=5)",
+            id="EarlyStopping(5)",
+        ),
+        pytest.param(
+            lambda folder: EarlyStopping(monitor=np.int64(3)),
+            "got np.int64(3); for the patience, pass EarlyStopping(patience=3)",
+            id="numpy-int",
+        ),
+        pytest.param(
+            lambda folder: EarlyStopping(monitor=None),
+            "EarlyStopping: monitor must be a metric name such as 'val_loss', got None",
+            id="None",
+        ),
+        pytest.param(
+            lambda folder: ModelCheckpoint(folder, monitor=5),
+            "ModelCheckpoint: monitor must be a metric name such as 'val_loss', got 5",
+            id="ModelCheckpoint",
+        ),
+    ],
+)
+def test_a_monitor_that_is_not_a_metric_name_is_refused_when_built(
+    tmp_path: Path, build: Any, message: str
+) -> None:
+    with pytest.raises(TypeError, match=re.escape(message)):
+        build(tmp_path)
+
+
+def test_a_patience_given_as_the_mode_is_refused_naming_patience() -> None:
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "EarlyStopping: mode must be 'auto', 'min' or 'max', got 5; for the patience, "
+            "pass EarlyStopping(patience=5)"
+        ),
+    ):
+        EarlyStopping("val_loss", 5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("monitor", "mode"),
+    [
+        ("val_loss", "min"),
+        ("train_loss", "min"),
+        ("lr", "min"),
+        ("val_accuracy", "max"),
+        ("train_accuracy", "max"),
+        ("val_auc", "auto"),  # undecided until the fit, which refuses it
+    ],
+)
+def test_auto_mode_follows_the_metric(tmp_path: Path, monitor: str, mode: str) -> None:
+    assert EarlyStopping(monitor).mode == mode
+    assert ModelCheckpoint(tmp_path, monitor=monitor).mode == mode
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda folder: EarlyStopping("val_accuracy", "min"),
+            "EarlyStopping: mode='min' keeps the epoch with the lowest 'val_accuracy', of which "
+            "higher is better; pass mode='max', or leave mode out ('auto' picks it)",
+        ),
+        (
+            lambda folder: ModelCheckpoint(folder, monitor="train_loss", mode="max"),
+            "ModelCheckpoint: mode='max' keeps the epoch with the highest 'train_loss', of "
+            "which lower is better; pass mode='min', or leave mode out ('auto' picks it)",
+        ),
+    ],
+    ids=["EarlyStopping", "ModelCheckpoint"],
+)
+def test_a_mode_against_the_metric_warns_when_built_and_is_kept(
+    tmp_path: Path, build: Any, message: str
+) -> None:
+    with pytest.warns(UserWarning, match=re.escape(message)) as caught:
+        callback = build(tmp_path)
+    assert len(caught) == 1
+    assert callback.mode in ("min", "max")  # as given: the lowest accuracy may be wanted
+
+
+def _val_error(result: Any) -> float:
+    return 1.0 - float(result.accuracy)
+
+
+@pytest.mark.parametrize("owner", ["EarlyStopping", "ModelCheckpoint"])
+def test_a_metric_of_your_own_needs_a_mode_at_fit_start(tmp_path: Path, owner: str) -> None:
+    def build(**mode: str) -> Callback:
+        if owner == "EarlyStopping":
+            return EarlyStopping(monitor="val_error", **mode)
+        return ModelCheckpoint(tmp_path, monitor="val_error", **mode)
+
+    task = ClassificationTask(lr=0.1, metrics={"val_error": _val_error})
+    trainer = quiet_trainer(linear_classifier(), task, max_epochs=2, callbacks=[build()])
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"{owner}: retinalnet cannot tell whether a higher or a lower 'val_error' is "
+            "better; pass mode='max' or mode='min' (mode='auto' decides only for lr and names "
+            "ending in '_loss' or '_accuracy')"
+        ),
+    ):
+        trainer.fit(separable_data(8), separable_data(4, seed=1))
+    assert len(trainer.history) == 0  # refused before any epoch
+
+    callback = build(mode="min")
+    trainer = quiet_trainer(linear_classifier(), task, max_epochs=2, callbacks=[callback])
+    history = trainer.fit(separable_data(8), separable_data(4, seed=1))
+    assert callback.best_score == min(history.column("val_error"))  # type: ignore[union-attr]
+
+
+def test_a_metric_nobody_produces_is_named_before_its_mode_is_asked_for() -> None:
+    trainer = quiet_trainer(linear_classifier(), callbacks=[EarlyStopping(monitor="val_acuracy")])
+
+    with pytest.raises(
+        ValueError, match=r"monitors 'val_acuracy', which this fit does not produce"
+    ):
+        trainer.fit(separable_data(8), separable_data(4, seed=1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Resuming a state recorded with another mode (0.1 kept the lowest val_accuracy by default)
+
+_OLD_STATE = {"best_score": 0.25, "best_epoch": 1, "wait": 2, "stopped_epoch": None}
+
+
+def test_early_stopping_resumes_an_old_state_that_kept_the_lowest_accuracy(
+    trainer: Trainer, caplog: pytest.LogCaptureFixture
+) -> None:
+    callback = EarlyStopping(monitor="val_accuracy", patience=3)
+    callback.on_fit_start(trainer)
+
+    with caplog.at_level(logging.WARNING):
+        callback.load_state_dict({**_OLD_STATE, "best_weights": None})
+
+    assert "kept the lowest 'val_accuracy' (mode='min', the default before 0.2)" in caplog.text
+    assert (callback.best_score, callback.best_epoch, callback.wait) == (0.25, 1, 0)
+    callback.on_epoch_end(trainer, 3, _metrics("val_accuracy", 0.6))
+    assert (callback.best_score, callback.best_epoch, callback.wait) == (0.6, 3, 0)
+
+
+def test_early_stopping_resumes_an_old_loss_state_as_before(
+    trainer: Trainer, caplog: pytest.LogCaptureFixture
+) -> None:
+    callback = EarlyStopping(patience=3)
+    callback.on_fit_start(trainer)
+
+    with caplog.at_level(logging.WARNING):
+        callback.load_state_dict({**_OLD_STATE, "best_weights": None})
+
+    assert caplog.text == ""
+    assert (callback.best_score, callback.best_epoch, callback.wait) == (0.25, 1, 2)
+    assert callback.state_dict()["mode"] == "min"
+
+
+def test_early_stopping_drops_a_resumed_best_of_another_metric(
+    trainer: Trainer, caplog: pytest.LogCaptureFixture
+) -> None:
+    callback = EarlyStopping(monitor="val_accuracy")
+    callback.on_fit_start(trainer)
+    weights = {"network.1.weight": torch.zeros(4, 8)}
+    state = {**_OLD_STATE, "best_weights": weights, "monitor": "val_loss", "mode": "min"}
+
+    with caplog.at_level(logging.WARNING):
+        callback.load_state_dict(state)
+
+    assert "state is of 'val_loss', and this one monitors 'val_accuracy'" in caplog.text
+    assert (callback.best_score, callback.best_epoch, callback.wait) == (None, None, 0)
+    assert callback.state_dict()["best_weights"] is None
+
+
+class _ScriptedAccuracy(Callback):
+    """Logs ``val_scripted_accuracy`` (an accuracy: higher is better) from a script."""
+
+    metric_names = ("val_scripted_accuracy",)
+
+    def __init__(self, values: Sequence[float]) -> None:
+        self.values = list(values)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
+        trainer.log("val_scripted_accuracy", self.values[epoch - 1])
+
+
+def test_a_run_that_kept_the_lowest_accuracy_resumes_keeping_the_highest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    scores = [0.5, 0.3, 0.6, 0.8, 0.7]
+    with pytest.warns(UserWarning, match="keeps the epoch with the lowest"):
+        old = ModelCheckpoint(tmp_path, monitor="val_scripted_accuracy", mode="min")
+    quiet_trainer(
+        linear_classifier(), max_epochs=2, callbacks=[_ScriptedAccuracy(scores), old]
+    ).fit(separable_data(8), separable_data(4, seed=1))
+    assert load_checkpoint(tmp_path / "best.pt").epoch == 2  # the lowest, as 0.1 kept it
+    # last.pt as 0.1 wrote it: its state records neither the metric nor the mode
+    saved = torch.load(tmp_path / "last.pt", weights_only=True)
+    saved["callbacks"]["ModelCheckpoint"] = {"best_score": 0.3, "best_epoch": 2}
+    torch.save(saved, tmp_path / "last.pt")
+
+    checkpoint = ModelCheckpoint(tmp_path, monitor="val_scripted_accuracy")
+    with caplog.at_level(logging.WARNING):
+        quiet_trainer(
+            linear_classifier(), max_epochs=5, callbacks=[_ScriptedAccuracy(scores), checkpoint]
+        ).fit(separable_data(8), separable_data(4, seed=1), resume_from=tmp_path / "last.pt")
+
+    assert "kept the lowest 'val_scripted_accuracy' (mode='min', the default" in caplog.text
+    assert (checkpoint.best_score, checkpoint.best_epoch) == (0.8, 4)
+    assert load_checkpoint(tmp_path / "best.pt").epoch == 4
+    assert load_checkpoint(tmp_path / "last.pt").callback_states["ModelCheckpoint"] == {
+        "best_score": 0.8,
+        "best_epoch": 4,
+        "monitor": "val_scripted_accuracy",
+        "mode": "max",
+    }

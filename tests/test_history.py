@@ -164,6 +164,50 @@ def test_best_rejects_an_unknown_mode() -> None:
         _history(0.9, 0.1).best(mode="mni")
 
 
+def _accuracies() -> History:
+    # the lowest val_accuracy at epoch 1, the highest at epoch 3; train_accuracy rises
+    return History([_record(1, 0.5, 0.25), _record(2, 0.6, 0.5), _record(3, 0.7, 0.75)])
+
+
+@pytest.mark.parametrize(
+    ("monitor", "epoch"),
+    [("val_accuracy", 3), ("train_accuracy", 3), ("val_loss", 1), ("train_loss", 3), ("lr", 1)],
+)
+def test_best_by_default_keeps_the_highest_accuracy_and_the_lowest_loss(
+    monitor: str, epoch: int
+) -> None:
+    assert _accuracies().best(monitor).epoch == epoch
+
+
+def test_best_with_a_mode_against_the_metric_warns_and_keeps_it() -> None:
+    with pytest.warns(
+        UserWarning,
+        match=r"History\.best: mode='min' keeps the epoch with the lowest 'val_accuracy', of "
+        r"which higher is better; pass mode='max'",
+    ):
+        assert _accuracies().best("val_accuracy", mode="min").epoch == 1
+
+
+def test_best_of_a_metric_of_your_own_needs_a_mode() -> None:
+    history = History([_with_extra(1, 0.7), _with_extra(2, 0.9)])
+
+    with pytest.raises(
+        ValueError,
+        match=r"History\.best: retinalnet cannot tell whether a higher or a lower 'val_auc' is "
+        r"better; pass mode='max' or mode='min'",
+    ):
+        history.best("val_auc")
+    assert history.best("val_auc", mode="max").epoch == 2
+    assert history.best("val_auc", mode="min").epoch == 1
+
+
+def test_best_of_a_monitor_that_is_not_a_name_is_a_type_error() -> None:
+    with pytest.raises(
+        TypeError, match=r"History\.best: monitor must be a metric name such as 'val_loss', got 5"
+    ):
+        _accuracies().best(5)  # type: ignore[arg-type]
+
+
 def test_metrics_of_a_record_leave_out_epoch_seconds_and_missing_values() -> None:
     assert _record(2, None).metrics() == {"train_loss": 0.5, "train_accuracy": 0.2, "lr": 1e-3}
     assert _record(2, 0.25, 0.5).metrics() == {

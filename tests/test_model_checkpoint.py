@@ -557,7 +557,8 @@ def test_two_checkpoint_writers_of_one_file_are_refused_at_fit_start(
     if own == "link":
         out.mkdir()
         (tmp_path / "alias").symlink_to(out, target_is_directory=True)
-    mine = ModelCheckpoint(tmp_path / "alias" if own == "link" else out, mode="max")
+    with pytest.warns(UserWarning, match="highest 'val_loss'"):  # max on a loss warns
+        mine = ModelCheckpoint(tmp_path / "alias" if own == "link" else out, mode="max")
     callbacks: list[Callback] = [mine]
     if own == "two":
         callbacks.append(ModelCheckpoint(out))
@@ -569,7 +570,8 @@ def test_two_checkpoint_writers_of_one_file_are_refused_at_fit_start(
 
 
 def test_checkpoint_writers_of_other_folders_both_write(tmp_path: Path) -> None:
-    mine = ModelCheckpoint(tmp_path / "mine", monitor="val_loss", mode="max")
+    with pytest.warns(UserWarning, match="highest 'val_loss'"):  # max on a loss warns
+        mine = ModelCheckpoint(tmp_path / "mine", monitor="val_loss", mode="max")
     _trainer(tmp_path / "run", mine, max_epochs=3).fit(*_data())
     assert checkpoint_epoch(tmp_path / "run" / "best.pt") == 3  # IMPROVING: lowest last
     assert checkpoint_epoch(tmp_path / "mine" / "best.pt") == 1  # mode="max": highest first

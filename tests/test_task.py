@@ -133,8 +133,8 @@ def _error_rate(result: EvaluationResult) -> float:
 
 def test_task_metrics_are_recorded_logged_and_monitorable(tmp_path: Any) -> None:
     task = ClassificationTask(lr=0.1, metrics={"val_error": _error_rate})
-    stopping = EarlyStopping(monitor="val_error", patience=5)
-    checkpoint = ModelCheckpoint(tmp_path, monitor="val_error")
+    stopping = EarlyStopping(monitor="val_error", mode="min", patience=5)
+    checkpoint = ModelCheckpoint(tmp_path, monitor="val_error", mode="min")
     trainer = quiet_trainer(
         linear_classifier(), task, max_epochs=3, callbacks=[stopping, checkpoint]
     )

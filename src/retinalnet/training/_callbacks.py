@@ -12,6 +12,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from retinalnet._core.counts import as_number, check_count
+from retinalnet.training._monitor import (
+    check_monitor_and_mode,
+    judged_otherwise,
+    refuse_unknown_direction,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -34,7 +39,8 @@ class Callback:
     can record a metric of the epoch with :meth:`Trainer.log
     <retinalnet.training.Trainer.log>`; callbacks later in the list see it, and declaring
     its name in :attr:`metric_names` lets :class:`EarlyStopping` and :class:`ModelCheckpoint`
-    monitor it.
+    monitor it (with ``mode="min"`` or ``"max"``, unless the name ends in ``_loss`` or
+    ``_accuracy``).
 
     Examples
     --------
@@ -127,14 +133,12 @@ def check_callbacks(callbacks: object, name: str = "callbacks") -> list[Callback
     return checked
 
 
-def _check_mode(mode: str) -> None:
-    if mode not in ("min", "max"):
-        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-
-
-def _check_monitor(monitor: str, trainer: Trainer, owner: str) -> None:
+def _check_monitor(monitor: str, mode: str, trainer: Trainer, owner: str) -> None:
+    """At the start of a fit: refuse a monitored metric the fit does not produce (listing
+    those it does), then one whose direction ``mode="auto"`` cannot tell."""
     available = trainer.available_metrics
     if monitor in available:
+        refuse_unknown_direction(monitor, mode, owner)
         return
     if monitor.startswith("val_") and not trainer.has_validation:
         hint = " (pass validation data to fit)"
@@ -173,6 +177,25 @@ class _Tracker:
         self.best, self.best_epoch = value, epoch
         return True
 
+    def state(self, monitor: str) -> dict[str, Any]:
+        """The best so far, and what it is the best of, for a checkpoint."""
+        return {
+            "best_score": self.best,
+            "best_epoch": self.best_epoch,
+            "monitor": monitor,
+            "mode": self.mode,
+        }
+
+    def resume(self, state: Mapping[str, Any], monitor: str, given: str, owner: str) -> bool:
+        """Take the best of a resumed :meth:`state`; ``False`` if it was judged otherwise
+        (logged): on another metric it is left out, the other way round it stays the one
+        to beat (see :func:`~retinalnet.training._monitor.judged_otherwise`)."""
+        self.best, self.best_epoch = state["best_score"], state["best_epoch"]
+        otherwise = judged_otherwise(state, monitor, self.mode, given, owner)
+        if otherwise == "monitor":
+            self.best = self.best_epoch = None
+        return otherwise is None
+
 
 class EarlyStopping(Callback):
     """Stop when a metric stops improving, and keep the best weights.
@@ -180,11 +203,22 @@ class EarlyStopping(Callback):
     Parameters
     ----------
     monitor
-        ``"val_loss"`` (default), ``"val_accuracy"``, ``"train_loss"``, ``"lr"``, or any
-        metric the fit produces (see :attr:`Trainer.available_metrics
-        <retinalnet.training.Trainer.available_metrics>`); checked when the fit starts.
+        The name of the metric: ``"val_loss"`` (default), ``"val_accuracy"``,
+        ``"train_loss"``, ``"lr"``, or any metric the fit produces (see
+        :attr:`Trainer.available_metrics <retinalnet.training.Trainer.available_metrics>`);
+        checked when the fit starts. It is the first positional parameter:
+        ``EarlyStopping(patience=5)``, not ``EarlyStopping(5)``.
     mode
-        ``"min"`` when lower is better, ``"max"`` when higher is better.
+        ``"min"`` when lower is better, ``"max"`` when higher is better, or ``"auto"``
+        (default): ``"min"`` for a loss (a name ending in ``_loss``) and ``"lr"``,
+        ``"max"`` for an accuracy (ending in ``_accuracy``). For any other metric (one of
+        your own, such as ``"val_auc"``) the name does not tell, and a fit refuses
+        ``"auto"``: pass ``"min"`` or ``"max"``. A mode against the known direction
+        (``mode="min"`` with ``"val_accuracy"``) warns.
+
+        .. versionchanged:: 0.2
+           ``"auto"`` by default, not ``"min"``, which kept the epoch with the lowest
+           ``val_accuracy``.
     patience
         Epochs without improvement before stopping.
     min_delta
@@ -196,32 +230,54 @@ class EarlyStopping(Callback):
 
     Attributes
     ----------
+    mode : str
+        ``"min"`` or ``"max"``, as ``mode="auto"`` resolved it; ``"auto"`` still for a
+        metric whose name does not tell (a fit then refuses it).
     stopped_epoch : int or None
         The epoch after which it stopped training.
     stop_reason : str or None
         Why it stopped, for logs and the history.
 
+    Raises
+    ------
+    TypeError
+        If ``monitor`` is not a string (``EarlyStopping(5)``: the message points to
+        ``patience=5``).
+    ValueError
+        If ``monitor`` is empty, ``mode`` is not ``"auto"``, ``"min"`` or ``"max"``,
+        ``patience`` is not an int >= 0, or ``min_delta`` is not a finite number >= 0. In
+        a fit, when the fit does not produce ``monitor``, or ``mode="auto"`` cannot tell
+        which way it is better.
+
+    Warns
+    -----
+    UserWarning
+        If ``mode`` is against the known direction of ``monitor`` (``"min"`` for an
+        accuracy, ``"max"`` for a loss).
+
     Examples
     --------
     >>> from retinalnet import EarlyStopping, Trainer
     >>> trainer = Trainer(model, callbacks=[EarlyStopping(patience=3)])  # doctest: +SKIP
+    >>> EarlyStopping("val_accuracy").mode
+    'max'
     """
 
     def __init__(
         self,
         monitor: str = "val_loss",
-        mode: str = "min",
+        mode: str = "auto",
         patience: int = 3,
         min_delta: float = 0.0,
         restore_best_weights: bool = True,
     ) -> None:
-        _check_mode(mode)
+        self.monitor, self.mode, self._mode_given = check_monitor_and_mode(
+            monitor, mode, "EarlyStopping"
+        )
         patience = check_count(patience, "patience", 0)
         delta = as_number(min_delta)
         if delta is None or not (delta >= 0 and math.isfinite(delta)):
             raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
-        self.monitor = monitor
-        self.mode = mode
         self.patience = patience
         self.min_delta = delta
         self.restore_best_weights = restore_best_weights
@@ -245,7 +301,7 @@ class EarlyStopping(Callback):
         return self._tracker.best_epoch
 
     def on_fit_start(self, trainer: Trainer) -> None:
-        _check_monitor(self.monitor, trainer, "EarlyStopping")
+        _check_monitor(self.monitor, self.mode, trainer, "EarlyStopping")
         self._reset()
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
@@ -279,8 +335,7 @@ class EarlyStopping(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "best_score": self.best_score,
-            "best_epoch": self.best_epoch,
+            **self._tracker.state(self.monitor),
             "wait": self.wait,
             "stopped_epoch": self.stopped_epoch,
             "stop_reason": self.stop_reason,
@@ -288,12 +343,14 @@ class EarlyStopping(Callback):
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self._tracker.best = state["best_score"]
-        self._tracker.best_epoch = state["best_epoch"]
         self.wait = int(state["wait"])
         self.stopped_epoch = state["stopped_epoch"]
         self.stop_reason = state.get("stop_reason")  # not kept before 0.2's resumed stop
         self._best_weights = state["best_weights"]
+        if not self._tracker.resume(state, self.monitor, self._mode_given, "EarlyStopping"):
+            self.wait = 0  # counted against a best judged otherwise
+            if self._tracker.best is None:
+                self._best_weights = None  # of another metric's best
 
 
 def _changeable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

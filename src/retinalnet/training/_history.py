@@ -15,6 +15,12 @@ from typing import Any, BinaryIO, overload
 
 from retinalnet._core.counts import as_integer
 from retinalnet._core.files import atomic_write
+from retinalnet.training._monitor import (
+    check_mode,
+    check_monitor_name,
+    refuse_unknown_direction,
+    resolve_mode,
+)
 
 __all__ = ["FIELDS", "EpochRecord", "History", "drawable_history"]
 
@@ -189,11 +195,57 @@ class History(Sequence[EpochRecord]):
         last = self._records[-1]
         self._records[-1] = replace(last, extra={**last.extra, name: value})
 
-    def best(self, monitor: str = "val_loss", mode: str = "min") -> EpochRecord:
-        """The epoch with the best ``monitor`` value (NaN and missing values never win)."""
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    def best(self, monitor: str = "val_loss", mode: str = "auto") -> EpochRecord:
+        """The epoch with the best ``monitor`` value (NaN and missing values never win; of
+        equal values, the first).
+
+        Parameters
+        ----------
+        monitor
+            A metric of the history (see :attr:`names`).
+        mode
+            ``"min"`` when lower is better, ``"max"`` when higher is better, or ``"auto"``
+            (default) as :class:`~retinalnet.training.EarlyStopping` decides it: ``"min"``
+            for a loss (a name ending in ``_loss``) and ``"lr"``, ``"max"`` for an accuracy
+            (ending in ``_accuracy``); any other metric needs ``"min"`` or ``"max"``.
+
+            .. versionchanged:: 0.2
+               ``"auto"`` by default, not ``"min"``, which gave the epoch with the lowest
+               ``val_accuracy``.
+
+        Raises
+        ------
+        TypeError
+            If ``monitor`` is not a string.
+        KeyError
+            If the history has no ``monitor`` column; the message lists those it has.
+        ValueError
+            If ``mode`` is not ``"auto"``, ``"min"`` or ``"max"``, ``"auto"`` cannot tell
+            which way ``monitor`` is better, or no epoch has a value.
+
+        Warns
+        -----
+        UserWarning
+            If ``mode`` is against the known direction (``"min"`` for an accuracy).
+
+        Examples
+        --------
+        >>> history = History.from_records(
+        ...     [
+        ...         {"epoch": 1, "train_loss": 0.9, "train_accuracy": 0.5, "val_loss": 0.7,
+        ...          "val_accuracy": 0.6, "seconds": 1.0, "lr": 1e-3},
+        ...         {"epoch": 2, "train_loss": 0.6, "train_accuracy": 0.7, "val_loss": 0.8,
+        ...          "val_accuracy": 0.7, "seconds": 1.0, "lr": 1e-3},
+        ...     ]
+        ... )
+        >>> history.best().epoch, history.best("val_accuracy").epoch
+        (1, 2)
+        """
+        monitor = check_monitor_name(monitor, "History.best")
+        given = check_mode(mode, "History.best")
         values = self.column(monitor)
+        mode = resolve_mode(monitor, given, "History.best")
+        refuse_unknown_direction(monitor, mode, "History.best")
         candidates = [
             (value, record)
             for value, record in zip(values, self._records, strict=True)

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from retinalnet._core.files import atomic_copy
 from retinalnet.checkpoint import CheckpointWriteError, checkpoint_epoch, load_checkpoint
-from retinalnet.training._callbacks import Callback, _check_mode, _check_monitor, _Tracker
+from retinalnet.training._callbacks import Callback, _check_monitor, _Tracker
 from retinalnet.training._lock import check_still_held
+from retinalnet.training._monitor import check_monitor_and_mode
 from retinalnet.training._nonfinite import NonFiniteLossError
 
 if TYPE_CHECKING:
@@ -92,11 +93,10 @@ class ModelCheckpoint(Callback):
     holding a run's files (``best.pt``, ``last.pt`` or ``history.csv``: :data:`RUN_FILES`)
     unless ``overwrite=True``, which replaces them; a file there that is a symbolic link to
     another file (``last.pt -> deployed/v3.pt``) is then replaced by the run's own file, the
-    file it points to left as it is. A resumed fit
-    (``fit(..., resume_from=...)``) keeps the best score of the run it continues, so a worse
-    epoch never replaces a better checkpoint. ``last.pt`` is rewritten after every epoch, so
-    an interrupted fit (Ctrl-C, a crash) loses at most the epoch it was in; the warning of
-    an interrupted fit names the epochs the files hold.
+    file it points to left as it is. A resumed fit (``fit(..., resume_from=...)``) keeps the
+    best score of the run it continues, so a worse epoch never replaces a better checkpoint.
+    ``last.pt`` is rewritten after every epoch, so an interrupted fit (Ctrl-C, a crash) loses at
+    most the epoch it was in; the warning of an interrupted fit names the epochs the files hold.
 
     A write the disk refuses (a full disk, no permission) stops the fit with a
     :class:`~retinalnet.checkpoint.CheckpointWriteError` naming the file, the cause, and the
@@ -114,13 +114,21 @@ class ModelCheckpoint(Callback):
     dirpath
         Folder for the files.
     monitor, mode
-        What "best" means (``val_loss``, lower is better, by default); ``monitor`` can be
-        any metric the fit produces, as for :class:`EarlyStopping`.
+        What "best" means (the lowest ``val_loss`` by default), as for
+        :class:`EarlyStopping`: any metric the fit produces; ``"auto"``, ``"min"``, ``"max"``.
+
+        .. versionchanged:: 0.2
+           ``mode="auto"`` by default, not ``"min"`` (which kept the lowest accuracy).
     save_last
         Also write ``last.pt`` after every epoch, for resuming.
     overwrite
         Allow a new fit to replace the files of another run in ``dirpath`` (``best.pt``,
         ``last.pt``, ``history.csv``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :class:`EarlyStopping`, for ``monitor`` and ``mode``.
     """
 
     def __init__(
@@ -128,17 +136,17 @@ class ModelCheckpoint(Callback):
         dirpath: str | os.PathLike[str],
         *,
         monitor: str = "val_loss",
-        mode: str = "min",
+        mode: str = "auto",
         save_last: bool = True,
         overwrite: bool = False,
     ) -> None:
-        _check_mode(mode)
+        self.monitor, self.mode, self._mode_given = check_monitor_and_mode(
+            monitor, mode, "ModelCheckpoint"
+        )
         self.dirpath = Path(dirpath)
-        self.monitor = monitor
-        self.mode = mode
         self.save_last = save_last
         self.overwrite = overwrite
-        self._tracker = _Tracker(mode)
+        self._tracker = _Tracker(self.mode)
         self._resumed = False
         self._epoch_in_progress: int | None = None  # from its start to its files written
         self._began = False
@@ -169,7 +177,7 @@ class ModelCheckpoint(Callback):
         return self._tracker.best_epoch
 
     def on_fit_start(self, trainer: Trainer) -> None:
-        _check_monitor(self.monitor, trainer, "ModelCheckpoint")
+        _check_monitor(self.monitor, self.mode, trainer, "ModelCheckpoint")
         self._tracker = _Tracker(self.mode)
         self._resumed = False
         self._epoch_in_progress = None
@@ -177,8 +185,7 @@ class ModelCheckpoint(Callback):
         self._owns = {"best": False, "last": False}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self._tracker.best = state["best_score"]
-        self._tracker.best_epoch = state["best_epoch"]
+        self._tracker.resume(state, self.monitor, self._mode_given, "ModelCheckpoint")
         self._resumed = True
         self._owns = {"best": True, "last": True}
 
@@ -265,7 +272,7 @@ class ModelCheckpoint(Callback):
         )
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best_score": self._tracker.best, "best_epoch": self._tracker.best_epoch}
+        return self._tracker.state(self.monitor)
 
     def check_best_is_free(self) -> None:
         """Refuse a new run into a folder that holds a run's files (``best.pt``, ``last.pt``

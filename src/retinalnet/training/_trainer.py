@@ -313,7 +313,8 @@ class Trainer:
 
         It goes into the epoch's :class:`EpochRecord` (``extra``) and into the metrics the
         callbacks after this one receive. To let :class:`EarlyStopping` or
-        :class:`ModelCheckpoint` monitor it, list it in the callback's ``metric_names``.
+        :class:`ModelCheckpoint` monitor it, list it in the callback's ``metric_names`` and
+        give the callback ``mode="min"`` or ``"max"``.
 
         Raises
         ------
