@@ -235,13 +235,17 @@ def _only_problem(root: Path, problem: str) -> AuditReport:
 @pytest.mark.parametrize(
     ("folder", "fix"),
     [
-        ("CNVV", "rename it to 'CNV' if it holds CNV scans"),
-        ("cnv", "rename it to 'CNV' (class names are upper case)"),
-        ("Drusen", "rename it to 'DRUSEN' (class names are upper case)"),
+        ("CNVV", "its name is like that of the 'CNV' folder beside it: if it holds CNV scans, "
+                 "move into 'CNV' those not already there and remove it"),
+        ("cnv", "it looks like a copy of the 'CNV' folder beside it (its name is in another "
+                "case): remove it, or move into 'CNV' the images not already there"),
+        ("Drusen", "it looks like a copy of the 'DRUSEN' folder beside it (its name is in "
+                   "another case): remove it, or move into 'DRUSEN' the images"),
         ("GLAUCOMA", "KermanyOCT and retinalnet's commands read only the Kermany classes"),
     ],
-)
+)  # fmt: skip
 def test_unknown_class_folders(clean_tree: Path, folder: str, fix: str) -> None:
+    # each class has a folder in train: never "rename it to 'CNV'" (was: so for CNVV and cnv)
     for number in range(3):
         _scan(clean_tree / "train" / folder / f"CNV-900-{number}.jpeg", 900 + number)
     (clean_tree / "train" / folder / "notes.txt").write_text("x")
@@ -250,6 +254,39 @@ def test_unknown_class_folders(clean_tree: Path, folder: str, fix: str) -> None:
     assert report.counts["train"]["CNV"] == 1  # not counted as CNV
     assert report.stray_files == []  # the folder is reported as one, not file by file
     assert f"  train/{folder} (3 images): {fix}" in str(report)
+    assert "rename" not in str(report)
+
+
+@pytest.mark.parametrize(
+    ("folder", "copy_of", "fix"),
+    [
+        ("NORMAL copy", "NORMAL", "it looks like a copy of the 'NORMAL' folder beside it: "),
+        ("DME - Copy", "DME", "it looks like a copy of the 'DME' folder beside it: "),
+        ("CNV (1)", "CNV", "it looks like a copy of the 'CNV' folder beside it: "),
+        ("DRUSEN ", "DRUSEN", "it looks like a copy of the 'DRUSEN' folder beside it (its name "
+                              "ends with a space): "),
+    ],
+)  # fmt: skip
+def test_a_copy_of_a_class_folder_is_named_as_one_never_to_be_renamed(
+    clean_tree: Path, folder: str, copy_of: str, fix: str
+) -> None:
+    # was: "train/NORMAL copy (1 image): rename it to 'NORMAL' if it holds NORMAL scans":
+    # `mv 'NORMAL copy' NORMAL` puts it inside NORMAL, each scan read twice, and the audit OK
+    shutil.copytree(clean_tree / "train" / copy_of, clean_tree / "train" / folder)
+    report = _only_problem(clean_tree, "unknown class folders")
+    where = repr(f"train/{folder}") if folder != folder.strip() else f"train/{folder}"
+    line = f"  {where} (1 image): {fix}"
+    assert f"{line}remove it, or move into {copy_of!r} the images not already there" in str(report)
+    assert "rename" not in str(report)
+
+
+def test_a_class_folder_ending_in_a_space_is_shown_quoted(clean_tree: Path) -> None:
+    # was: "  test/DRUSEN  (1 image): ...", and "test/DRUSEN: no folder" below it
+    (clean_tree / "test" / "DRUSEN").rename(clean_tree / "test" / "DRUSEN ")
+    report = audit(clean_tree)
+    assert "  'test/DRUSEN ' (1 image): rename it to 'DRUSEN' (its name ends with a space)" in (
+        str(report)
+    )
 
 
 @pytest.mark.parametrize(
@@ -258,10 +295,21 @@ def test_unknown_class_folders(clean_tree: Path, folder: str, fix: str) -> None:
 def test_split_folders_in_another_case_or_spelling(
     clean_tree: Path, folder: str, split: str
 ) -> None:
+    # beside the split's folder: was "rename it to 'train'", which puts Train inside train
     _scan(clean_tree / folder / "CNV" / "CNV-901-1.jpeg", 901)
     report = _only_problem(clean_tree, "unknown split folders")
     assert report.unknown_split_folders == {folder: 1}
-    assert f"  {folder} (1 image): rename it to {split!r}" in str(report)
+    fix = f"it is not read, {split!r} is: move its images into {split!r} or remove it"
+    assert f"  {folder} (1 image): {fix}" in str(report)
+
+
+def test_a_split_folder_in_another_spelling_without_the_split_is_renamed(
+    clean_tree: Path,
+) -> None:
+    shutil.rmtree(clean_tree / "val")
+    _scan(clean_tree / "valid" / "CNV" / "CNV-901-1.jpeg", 901)
+    report = _only_problem(clean_tree, "unknown split folders")
+    assert "  valid (1 image): rename it to 'val'" in str(report)
 
 
 def test_no_split_folder_but_one_in_another_case(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 from torchvision.models import resnet18
 
@@ -254,6 +255,68 @@ def test_disk_cache_is_reused_and_never_stale(
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     build_feature_cache(model, data, cache_dir=cache_dir, device="cpu", progress=False)
     assert len(list(cache_dir.iterdir())) == 4
+
+
+def test_one_root_spelled_any_way_shares_one_disk_cache(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # was: `--data base`, `--data ../base` (a job started in another folder) and
+    # `--data /abs/base` each built a cache of their own
+    cache_dir = tmp_path / "features"
+    model = frozen_model()
+    (tmp_path / "job").mkdir()
+    monkeypatch.chdir(tmp_path / "job")
+    spellings = [
+        tree,
+        Path(os.path.relpath(tree)),
+        Path("..") / ".." / tree.parent.name / tree.name,
+    ]
+    if hasattr(os, "symlink"):
+        (tmp_path / "linked").symlink_to(tree, target_is_directory=True)
+        spellings.append(tmp_path / "linked")
+    fingerprints = set()
+    for root in spellings:
+        cache = build_feature_cache(
+            model, KermanyOCT(root, "train"), cache_dir=cache_dir, device="cpu", progress=False
+        )
+        fingerprints.add(cache.fingerprint)
+    assert len(fingerprints) == 1
+    assert len(list(cache_dir.iterdir())) == 1
+
+
+def _bitmaps(root: Path, seed: int) -> Path:
+    """One 32 x 32 BMP scan per class in ``root/train``: files of one size whatever their
+    pixels, all with one modification time."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (len(CLASSES), 32, 32), np.uint8)
+    for name, image in zip(CLASSES, pixels, strict=True):
+        path = root / "train" / name / f"{name}-1-1.bmp"
+        path.parent.mkdir(parents=True)
+        Image.fromarray(image, "L").save(path)
+        os.utime(path, ns=(1_700_000_000 * 10**9, 1_700_000_000 * 10**9))
+    return root
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symbolic links")
+def test_a_root_link_pointed_at_other_files_of_the_same_sizes_and_times_builds_again(
+    tmp_path: Path,
+) -> None:
+    # the files count by their real paths: before, a link pointed elsewhere gave the same
+    # paths, and files of the same sizes and times were served the other files' features
+    cache_dir = tmp_path / "features"
+    model = frozen_model()
+    first_root, other_root = _bitmaps(tmp_path / "a", seed=0), _bitmaps(tmp_path / "b", seed=1)
+    link = tmp_path / "current"
+    link.symlink_to(first_root, target_is_directory=True)
+    first = build_feature_cache(
+        model, KermanyOCT(link, "train"), cache_dir=cache_dir, device="cpu", progress=False
+    )
+    link.unlink()
+    link.symlink_to(other_root, target_is_directory=True)
+    again = build_feature_cache(
+        model, KermanyOCT(link, "train"), cache_dir=cache_dir, device="cpu", progress=False
+    )
+    assert again.fingerprint != first.fingerprint
+    assert not torch.equal(again.features, first.features)
 
 
 def test_plain_disk_cache_is_shared_across_seeds_and_augmentations_views_are_not(

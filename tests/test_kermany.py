@@ -440,7 +440,7 @@ def test_root_one_level_too_deep_says_to_pass_the_folder_above(make_tree):
     ],
 )
 def test_unknown_class_folder_is_named_with_a_fix(make_tree, folder, hint):
-    root = make_tree({"train/CNV": ["CNV-1-1.jpeg"], f"train/{folder}": ["CNV-2-1.jpeg"]})
+    root = make_tree({"train/DME": ["DME-1-1.jpeg"], f"train/{folder}": ["CNV-2-1.jpeg"]})
     message = (
         rf"class folder {folder!r} is not one of CNV, DME, DRUSEN, NORMAL under "
         rf"{_quoted(root / 'train')}: {hint}"

@@ -15,12 +15,8 @@ from typing import Any
 
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
 from retinalnet._core.printable import one_line
-from retinalnet.datasets._files import (
-    NAMING_HINT,
-    class_folder_hint,
-    class_named_in,
-    foreign_class_folder,
-)
+from retinalnet.datasets._files import NAMING_HINT, class_named_in, foreign_class_folder
+from retinalnet.datasets._folder_names import class_folder_hint, shown_name
 
 __all__ = [
     "MAX_ASPECT",
@@ -485,7 +481,7 @@ class AuditReport:
                 "not read by training)"
             )
             lines += _shown(
-                f"{one_line(folder)} ({_images(n)}): rename it to {split_named(folder)!r}"
+                f"{shown_name(folder)} ({_images(n)}): {self._split_folder_hint(folder)}"
                 for folder, n in self.unknown_split_folders.items()
             )
         if self.unknown_class_folders:
@@ -494,8 +490,8 @@ class AuditReport:
                 "not counted; training refuses them)"
             )
             lines += _shown(
-                f"{one_line(folder)} ({_images(n)}): "
-                + class_folder_hint(folder.rsplit("/", 1)[-1])
+                f"{shown_name(folder)} ({_images(n)}): "
+                + class_folder_hint(folder.split("/", 1)[1], self._class_folders(folder))
                 for folder, n in self.unknown_class_folders.items()
             )
         if self.loose_images:
@@ -524,6 +520,30 @@ class AuditReport:
                 for path in self.nested_images
             )
         return lines
+
+    def _split_folder_hint(self, folder: str) -> str:
+        """What to do with a folder named like a split: rename it, or, beside that split's
+        folder, move its images there (a rename would put it inside)."""
+        split = split_named(folder)
+        if split in self.counts:
+            return f"it is not read, {split!r} is: move its images into {split!r} or remove it"
+        return f"rename it to {split!r}"
+
+    def _class_folders(self, where: str) -> set[str]:
+        """The class folders of the split of ``where`` (``"train/NORMAL copy"``): those of
+        the classes checked that have one, and those of the classes left out."""
+        split = where.split("/", 1)[0]
+        folders = {
+            name
+            for name in self.classes
+            if name not in self.absent_classes
+            and self.empty_classes.get(f"{split}/{name}") != "no folder"
+        }
+        return folders | {
+            other.split("/", 1)[1]
+            for other in self.other_class_folders
+            if other.startswith(f"{split}/")
+        }
 
     def _file_sections(self) -> list[str]:
         lines: list[str] = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import re
@@ -12,6 +11,7 @@ from pathlib import Path
 from retinalnet._core.classes import IMAGE_EXTENSIONS, KERMANY_CLASSES
 from retinalnet._core.folders import nonempty_path
 from retinalnet.datasets._files_not_read import warn_of_files_not_read
+from retinalnet.datasets._folder_names import class_folder_hint
 from retinalnet.datasets._linked_files import LinkedFiles
 from retinalnet.datasets._system_folders import said, scan_folder, system_folder
 
@@ -19,10 +19,10 @@ __all__ = [
     "LAYOUT_HINT",
     "NAMING_HINT",
     "check_root",
-    "class_folder_hint",
     "class_named_in",
     "find_images",
     "foreign_class_folder",
+    "hidden_file",
     "is_image_file",
     "iter_image_files",
     "list_class_folders",
@@ -163,39 +163,6 @@ def foreign_class_folder(subfolders: Iterable[str], class_name: str) -> str | No
     return None
 
 
-def class_folder_hint(name: str) -> str:
-    """How to fix a folder ``name`` that is not a Kermany class: the class it is likely meant
-    to be, or, for another class (``AMD``), where such a data set is read (never the Kermany
-    class folders, where its scans would be mislabelled).
-
-    Examples
-    --------
-    >>> class_folder_hint("cnv")
-    "rename it to 'CNV' (class names are upper case)"
-    >>> class_folder_hint("CNVV")
-    "rename it to 'CNV' if it holds CNV scans"
-    >>> class_folder_hint("__MACOSX")
-    "it is macOS's metadata from a zip file, not scans: it is left out (delete it if you like)"
-    >>> class_folder_hint("AMD").startswith("KermanyOCT and retinalnet's commands read only")
-    True
-    """
-    system = system_folder(name)
-    if system is not None:
-        return f"it is {system}, not scans: it is left out (delete it if you like)"
-    if name.upper() in KERMANY_CLASSES:
-        return f"rename it to {name.upper()!r} (class names are upper case)"
-    close = difflib.get_close_matches(name.upper(), KERMANY_CLASSES, n=1, cutoff=0.6)
-    if close:
-        return f"rename it to {close[0]!r} if it holds {close[0]} scans"
-    return (
-        "KermanyOCT and retinalnet's commands read only the Kermany classes (some of them with "
-        "classes=, --classes on the command line): a data set of other classes is trained and "
-        "evaluated in Python (torchvision's ImageFolder, create_model(arch, classes=...), "
-        "retinalnet.training.evaluate); otherwise move the folder out of the data root (scans "
-        "of Kermany classes: each into its class's folder)"
-    )
-
-
 def is_image_file(name: str | os.PathLike[str]) -> bool:
     """Whether a file name is read as an image (``.jpeg``, ``.jpg``, ``.png``, ``.dcm``, any case).
 
@@ -208,7 +175,31 @@ def is_image_file(name: str | os.PathLike[str]) -> bool:
         If ``name`` is not a str or a path (``None``, bytes).
     """
     name = _file_name(name, "is_image_file")
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    return hidden_file(name) is None and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def hidden_file(name: str) -> str | None:
+    """Why a file ``name`` (not a path) is hidden, in words, or ``None`` when it is not:
+    a hidden file is never an image (:func:`is_image_file`), so every folder walk leaves it
+    out, and so does a manifest's row naming one.
+
+    Examples
+    --------
+    >>> hidden_file("._CNV-1-1.jpeg")  # doctest: +ELLIPSIS
+    "a macOS AppleDouble file: the metadata a Mac writes beside 'CNV-1-1.jpeg' on a disk..."
+    >>> hidden_file(".DS_Store"), hidden_file("CNV-1-1.jpeg")
+    ('a hidden file', None)
+
+    .. versionadded:: 0.2
+    """
+    if not name.startswith("."):
+        return None
+    if name.startswith("._") and len(name) > 2:
+        return (
+            f"a macOS AppleDouble file: the metadata a Mac writes beside {name[2:]!r} on a "
+            "disk that cannot keep it"
+        )
+    return "a hidden file"
 
 
 def walk_files(
@@ -369,6 +360,7 @@ def list_class_folders(split_dir: str | os.PathLike[str]) -> dict[str, str]:
     """
     split_path = Path(split_dir)
     folders: dict[str, str] = {}
+    unknown: list[str] = []
     loose_images: list[str] = []
     skipped: list[str] = []
     with scan_folder(split_path) as entries:
@@ -378,15 +370,17 @@ def list_class_folders(split_dir: str | os.PathLike[str]) -> dict[str, str]:
             if entry.is_dir():
                 if system_folder(entry.name) is not None:
                     skipped.append(entry.path)
-                    continue
-                if entry.name not in KERMANY_CLASSES:
-                    raise ValueError(
-                        f"class folder {entry.name!r} is not one of {', '.join(KERMANY_CLASSES)} "
-                        f"under {str(split_path)!r}: {class_folder_hint(entry.name)}"
-                    )
-                folders[entry.name] = entry.path
+                elif entry.name not in KERMANY_CLASSES:
+                    unknown.append(entry.name)
+                else:
+                    folders[entry.name] = entry.path
             elif is_image_file(entry.name):
                 loose_images.append(entry.name)
+    if unknown:  # named once all are known: 'NORMAL copy' beside 'NORMAL' is not renamed
+        raise ValueError(
+            f"class folder {unknown[0]!r} is not one of {', '.join(KERMANY_CLASSES)} "
+            f"under {str(split_path)!r}: {class_folder_hint(unknown[0], folders)}"
+        )
     if loose_images:
         raise ValueError(
             f"{len(loose_images)} image(s) lie directly in {str(split_path)!r} "

@@ -37,22 +37,18 @@ from retinalnet.datasets._files import (
 )
 from retinalnet.datasets._files_not_read import warn_of_files_not_read
 from retinalnet.datasets._linked_files import LinkedFiles
-from retinalnet.datasets._manifest import ManifestRow, read_manifest
+from retinalnet.datasets._manifest import read_manifest
 from retinalnet.datasets._manifest_files import (
     check_no_file_twice_under,
+    leave_out_rows_never_read,
     log_rows_outside_root,
-    parts_under,
-    refuse_rows_all_in_system_folders,
+    refuse_rows_all_left_out,
     rows_with_files,
     warn_of_mislabelled_rows,
 )
 from retinalnet.datasets._misnamed import warn_misnamed
 from retinalnet.datasets._root_layout import describe_root, unknown_split_message
-from retinalnet.datasets._system_folders import (
-    system_folder,
-    system_folder_among,
-    system_folders_said_once,
-)
+from retinalnet.datasets._system_folders import system_folders_said_once
 
 __all__ = ["KermanyOCT"]
 
@@ -272,9 +268,9 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
             both ``train`` and ``val`` (see :func:`~retinalnet.datasets.read_manifest`), has
             no rows for ``split``, or only rows whose files lie in system folders (data
             restored into a ``.snapshot`` and listed by absolute paths: the message names the
-            root to pass). Rows whose files lie outside ``root`` are read as listed, logged
-            once (INFO); rows may name files of another split's folder (a pooled,
-            patient-aware re-split: the manifest is the split).
+            root to pass) or are hidden. Rows whose files lie outside ``root`` are read as
+            listed, logged once (INFO); rows may name files of another split's folder (a
+            pooled, patient-aware re-split: the manifest is the split).
 
         Warns
         -----
@@ -282,14 +278,16 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
             Once, counting them and naming one, when rows of ``split`` lie in a system
             folder (a NAS's ``@eaDir`` thumbnails, ``__MACOSX``, a recycle bin: see
             :func:`~retinalnet.datasets._system_folders.system_folder`) between ``root`` and
-            the file: they are left out, as the folder walks leave them out (a manifest
-            written by an older ``retinalnet split`` may list them; run it again).
+            the file, or name a hidden file (a macOS ``._`` AppleDouble file, which ``find``
+            lists beside each scan copied from a Mac): they are left out, as the folder
+            walks leave them out (a manifest written by an older ``retinalnet split`` or by
+            ``find`` may list them; run ``retinalnet split`` again).
         UserWarning
             Once, counting them and naming one, with ``on_error="skip"``, when rows of
             ``split`` name no file (half of them or fewer): they are left out.
         UserWarning
             Once, counting them and naming one, when rows of ``split`` are labelled another
-            class than their folder (one named exactly like a class) or file name gives
+            class than their folder (one named like a class, in any case) or file name gives
             (``train/CNV/CNV-1-1.jpeg,DME``: a column sorted on its own in a spreadsheet),
             as the folders warn of misnamed files: they are read with the manifest's label.
 
@@ -317,8 +315,8 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         check_no_file_twice_under(rows, base, f"manifest {str(manifest_path)!r}")
         source = f"split {split!r} of manifest {str(manifest_path)!r}"
         of_split = [row for row in rows if row.split == split and row.label in self.class_to_idx]
-        refuse_rows_all_in_system_folders(of_split, base, source)
-        chosen = _outside_system_folders(of_split, base, source)
+        refuse_rows_all_left_out(of_split, base, source)
+        chosen = leave_out_rows_never_read(of_split, base, source)
         if not chosen:
             found = sorted({row.split for row in rows})
             raise ValueError(
@@ -492,30 +490,3 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
             f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}"
             f"{subset}, images={len(self)})"
         )
-
-
-def _outside_system_folders(rows: list[ManifestRow], base: Path, source: str) -> list[ManifestRow]:
-    """``rows`` without those whose file lies in a system folder (``@eaDir``, ``#recycle``,
-    ...), which the folder walks leave out, with one warning counting them (a manifest
-    written before :func:`~retinalnet.datasets.patient_split` left them out lists a NAS's
-    thumbnails as scans). Only the folders between ``base`` and the file count: a root
-    restored into ``#snapshot/`` is read."""
-    kept: list[ManifestRow] = []
-    left_out: list[tuple[ManifestRow, str]] = []
-    for row in rows:
-        folder = system_folder_among(parts_under(base, row.path)[:-1])
-        if folder is None:
-            kept.append(row)
-        else:
-            left_out.append((row, folder))
-    if left_out:
-        row, folder = left_out[0]
-        warn_caller(
-            f"left out {len(left_out)} row(s) of {source} whose file lies in a system "
-            f"folder, e.g. {row.path!r} ({folder}: {system_folder(folder)}): such folders "
-            "hold thumbnails, metadata, deleted files or snapshots, never scans, and the "
-            "folder walks leave them out; run `retinalnet split` again to write the "
-            "manifest without them",
-            UserWarning,
-        )
-    return kept

@@ -1,6 +1,6 @@
 """The files a manifest's rows name under a data root: one image listed by two paths (also
-through a link), rows that name no file or all lie in system folders, and rows labelled
-another class than their folder or file name.
+through a link), rows that name no file, or a file the folder walks never read (in a system
+folder, or hidden), and rows labelled another class than their folder or file name.
 
 :func:`~retinalnet.datasets.read_manifest` checks what a manifest says on its own;
 these checks need the root its relative paths start from, which
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.classes import KERMANY_CLASSES
-from retinalnet.datasets._files import class_named_in
+from retinalnet.datasets._files import class_named_in, hidden_file
 from retinalnet.datasets._linked_files import real_path
 from retinalnet.datasets._manifest import ManifestRow, check_no_file_twice
 from retinalnet.datasets._misnamed import warn_misnamed
@@ -30,9 +30,10 @@ logger = logging.getLogger(__name__)
 # (or a training image scored) makes the test score say nothing of new patients
 __all__ = [
     "check_no_file_twice_under",
+    "leave_out_rows_never_read",
     "log_rows_outside_root",
     "parts_under",
-    "refuse_rows_all_in_system_folders",
+    "refuse_rows_all_left_out",
     "rows_with_files",
     "same_file",
     "warn_of_mislabelled_rows",
@@ -86,29 +87,53 @@ def check_no_file_twice_under(rows: Sequence[ManifestRow], base: Path, source: s
     check_no_file_twice(rows, source, key=same_file(base))
 
 
-def refuse_rows_all_in_system_folders(rows: Sequence[ManifestRow], base: Path, source: str) -> None:
-    """Refuse ``rows`` (a manifest's, or a split's) when every one names a file in a system
-    folder between ``base`` and the file (any of its folders, for an absolute path
-    elsewhere): each would be left out, as the folder walks leave those folders out, and
-    nothing read.
+def _never_read(row: ManifestRow, base: Path) -> tuple[str, str | None] | None:
+    """Why the folder walks never read the file of ``row`` as a scan, and the system
+    folder it lies in: ``("@eaDir: a Synology NAS's ...", "@eaDir")`` for a file in a
+    system folder between ``base`` and the file (any of its folders, for an absolute path
+    elsewhere), ``("a macOS AppleDouble file, ...", None)`` for a hidden file (as
+    :func:`~retinalnet.datasets.is_image_file` names them); else ``None``."""
+    parts = parts_under(base, row.path)
+    folder = system_folder_among(parts[:-1])
+    if folder is not None:
+        return f"{folder}: {system_folder(folder)}", folder
+    hidden = hidden_file(parts[-1].strip()) if parts else None
+    return None if hidden is None else (hidden, None)
+
+
+def _files_named(in_folders: bool, hidden: bool) -> str:
+    """The files some rows name, in words: ``"files in system folders"``, ``"hidden
+    files"``, or both."""
+    if in_folders and hidden:
+        return "hidden files or files in system folders"
+    return "files in system folders" if in_folders else "hidden files"
+
+
+def refuse_rows_all_left_out(rows: Sequence[ManifestRow], base: Path, source: str) -> None:
+    """Refuse ``rows`` (a manifest's, or a split's) when every one names a file the folder
+    walks never read: one in a system folder between ``base`` and the file (any of its
+    folders, for an absolute path elsewhere) or a hidden file (a macOS ``._`` AppleDouble
+    file). Each would be left out (:func:`leave_out_rows_never_read`), and nothing read.
 
     Raises
     ------
     ValueError
-        Counting the rows, naming one and its system folder, with the fix: the data's
+        Counting the rows, naming one and why it is left out, with the fix: the data's
         folder inside the system folder as root (data restored into a ``.snapshot`` and
         listed by absolute paths), or the manifest written again.
     """
-    first: tuple[ManifestRow, str] | None = None
+    first: tuple[ManifestRow, str, str | None] | None = None
+    kinds: set[bool] = set()
     for row in rows:
-        folder = system_folder_among(parts_under(base, row.path)[:-1])
-        if folder is None:
+        never = _never_read(row, base)
+        if never is None:
             return
-        first = first or (row, folder)
+        first = first or (row, *never)
+        kinds.add(never[1] is not None)
     if first is None:
         return
-    row, folder = first
-    inside = _data_folder_inside(row, folder)
+    row, why, folder = first
+    inside = _data_folder_inside(row, folder) if folder is not None else None
     fix = (
         f"if the data was restored there, pass its folder as root (CLI: --data {inside!r}), "
         "as only the folders below the root count; else write the manifest again with "
@@ -117,10 +142,53 @@ def refuse_rows_all_in_system_folders(rows: Sequence[ManifestRow], base: Path, s
         else "write the manifest again with `retinalnet split`, which leaves them out"
     )
     raise ValueError(
-        f"{source}: its {len(rows)} row(s) all name files in system folders, e.g. "
-        f"{row.path!r} ({folder}: {system_folder(folder)}), which hold no scans and are left "
-        f"out, so no image would be read; {fix}"
+        f"{source}: its {len(rows)} row(s) all name {_files_named(True in kinds, False in kinds)}"
+        f", e.g. {row.path!r} ({why}), which hold no scans and are left out, so no image would "
+        f"be read; {fix}"
     )
+
+
+def leave_out_rows_never_read(
+    rows: Sequence[ManifestRow], base: Path, source: str
+) -> list[ManifestRow]:
+    """``rows`` without those whose file the folder walks never read as a scan, with one
+    warning counting them and naming one: a file in a system folder (``@eaDir``,
+    ``#recycle``, ...; a manifest written before
+    :func:`~retinalnet.datasets.patient_split` left them out lists a NAS's thumbnails as
+    scans), or a hidden file (a macOS ``._`` AppleDouble file, which ``find -name
+    '*.jpeg'`` and ``Path.rglob`` list beside each scan copied from a Mac to an exFAT or
+    network disk). Only the folders between ``base`` and the file count: a root restored
+    into ``#snapshot/`` is read."""
+    kept: list[ManifestRow] = []
+    left_out: list[tuple[ManifestRow, str, str | None]] = []
+    for row in rows:
+        never = _never_read(row, base)
+        if never is None:
+            kept.append(row)
+        else:
+            left_out.append((row, *never))
+    if left_out:
+        row, why, _ = left_out[0]
+        in_folders = any(folder is not None for _, _, folder in left_out)
+        hidden = any(folder is None for _, _, folder in left_out)
+        whose = {
+            (True, False): "whose file lies in a system folder",
+            (False, True): "that name a hidden file",
+            (True, True): "whose file lies in a system folder or is hidden",
+        }[in_folders, hidden]
+        held = {
+            (True, False): "such folders hold thumbnails, metadata, deleted files or snapshots, "
+            "never scans",
+            (False, True): "hidden files are never scans",
+            (True, True): "such folders and hidden files never hold scans",
+        }[in_folders, hidden]
+        warn_caller(
+            f"left out {len(left_out)} row(s) of {source} {whose}, e.g. {row.path!r} ({why}): "
+            f"{held}, and the folder walks leave them out; run `retinalnet split` "
+            "again to write the manifest without them",
+            UserWarning,
+        )
+    return kept
 
 
 def _data_folder_inside(row: ManifestRow, folder: str) -> str | None:
@@ -232,10 +300,13 @@ def parts_under(base: Path, path: str) -> tuple[str, ...]:
 
 
 def _named_otherwise(row: ManifestRow, base: Path) -> str | None:
-    """The class the row's folder (one named exactly like a class, the nearest) or file
-    name gives, when it is not the row's label: ``"CNV by its folder"``."""
+    """The class the row's folder (the nearest named like a class, in any case: ``dme`` is
+    DME, as the folder walks read a folder inside a class folder) or file name gives, when
+    it is not the row's label: ``"CNV by its folder"``."""
     parts = parts_under(base, row.path)
-    folder = next((part for part in reversed(parts[:-1]) if part in KERMANY_CLASSES), None)
+    folder = next(
+        (part.upper() for part in reversed(parts[:-1]) if part.upper() in KERMANY_CLASSES), None
+    )
     named = class_named_in(parts[-1]) if parts else None
     by = [
         (name, where)

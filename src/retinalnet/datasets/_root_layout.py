@@ -19,20 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
-from retinalnet._core.printable import one_line
 from retinalnet.datasets._audit_report import split_named
 from retinalnet.datasets._files import is_image_file, walk_files
+from retinalnet.datasets._folder_names import shown_name
 from retinalnet.datasets._system_folders import system_folder
 
 __all__ = ["RootLayout", "describe_root", "shown_name", "unknown_split_message"]
 
 _CLASS_NAMES = frozenset(name.lower() for name in KERMANY_CLASSES)
-
-
-def shown_name(name: str) -> str:
-    """A folder name as a message shows it: quoted when spaces at its ends (``'OCT2017 '``)
-    or a control character would otherwise be lost, else as it is."""
-    return repr(name) if name != name.strip() else one_line(name)
 
 
 def _subfolders(folder: Path) -> list[str]:

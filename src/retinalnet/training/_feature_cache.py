@@ -45,6 +45,7 @@ from retinalnet._core.printable import one_line
 from retinalnet._core.progress import progress_bar
 from retinalnet._core.seeds import check_seed
 from retinalnet._core.value_equality import fields_equal
+from retinalnet.datasets._linked_files import real_path
 from retinalnet.datasets._readable import readable_for_scoring
 from retinalnet.engine import InferenceEngine
 from retinalnet.models import Classifier
@@ -181,7 +182,13 @@ def preprocessing_key(preprocessing: Preprocessing, views: int) -> str:
 
 
 def data_fingerprint(data: Dataset[Any]) -> str:
-    """Identify a file-backed data set by its files' paths, classes, sizes and times.
+    """Identify a file-backed data set by its files' real paths, classes, sizes and times.
+
+    A path counts as the file it names, links followed (:func:`os.path.realpath`): a root
+    given as ``base``, ``../base`` (a job started in another folder), an absolute path or
+    through a link gives one fingerprint, so one disk cache. A file changed in place (its
+    size or modification time), another file put in its place, or a link pointed elsewhere
+    gives another.
 
     Raises
     ------
@@ -196,9 +203,11 @@ def data_fingerprint(data: Dataset[Any]) -> str:
             "cache could not tell when it goes stale; use cache_dir=None (in memory)"
         )
     digest = hashlib.sha256()
+    real_folders: dict[str, str] = {}  # one realpath a folder, one lstat a file
     for path, target in samples:
-        status = Path(path).stat()
-        digest.update(f"{path}\0{target}\0{status.st_size}\0{status.st_mtime_ns}\n".encode())
+        real = real_path(os.fspath(path), real_folders)
+        status = os.stat(real)  # noqa: PTH116 - no Path a file
+        digest.update(f"{real}\0{target}\0{status.st_size}\0{status.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
@@ -557,7 +566,7 @@ def build_feature_cache(
     cache_dir
         Keep the cache on disk under ``cache_dir/<fingerprint>/`` (memory-mapped when read
         back) and reuse it in later runs. The fingerprint covers the frozen weights, the
-        preprocessing, the files (paths, sizes, modification times) and ``views`` (with
+        preprocessing, the files (real paths, sizes, modification times) and ``views`` (with
         views, also the training augmentation and ``seed``; without, one cache serves every
         seed and augmentation), so a stale cache is never used. ``None``: in memory only.
         Each file is written whole or not at all, ``meta.json`` (which marks the cache
