@@ -95,8 +95,7 @@ class ClassificationTask:
         Extra validation metrics by name, each computed from the epoch's
         :class:`EvaluationResult`, e.g. ``{"val_drusen_recall": lambda r:
         r.per_class_accuracy["DRUSEN"]}``. They are recorded in the :class:`History`, logged
-        each epoch, and :class:`EarlyStopping` or :class:`ModelCheckpoint` can monitor them
-        (with ``mode="min"`` or ``"max"``).
+        each epoch, and callbacks monitor them with ``mode="min"`` or ``"max"``.
     scheduler_interval
         When the scheduler steps: ``"epoch"`` (default, after each epoch's validation) or
         ``"step"`` (after each optimizer step, as warm-up and cosine schedules of a few
