@@ -474,6 +474,98 @@ def test_an_empty_path_is_refused_not_read_as_the_current_folder(
     )
 
 
+@pytest.mark.parametrize(
+    ("argv", "dest"),
+    [
+        (["predict", "--checkpoint", "b.pt", "~/scans"], "paths"),
+        (["audit", "~/OCT"], "root"),
+        (["audit", "d", "--out=~/audit.json"], "out"),
+        (["train", "--data=~/OCT"], "data"),
+        (["train", "--data", "d", "--out=~/run2"], "out"),
+        (["train", "--data", "d", "--resume=~/run2/last.pt"], "resume"),
+        (["train", "--data", "d", "--manifest=~/split.csv"], "manifest"),
+        (["train", "--data", "d", "--tensorboard=~/tb"], "tensorboard"),
+        (["evaluate", "--checkpoint=~/run1/best.pt", "--data", "d"], "checkpoint"),
+        (["evaluate", "--checkpoint", "b.pt", "--data", "d", "--out=~/e.json"], "out"),
+        (["evaluate", "--checkpoint", "b.pt", "--data", "d", "--report=~/r.html"], "report"),
+        (["evaluate", "--checkpoint", "b.pt", "--data", "d", "--plots=~/plots"], "plots"),
+        (["calibrate", "--checkpoint", "b.pt", "--data", "d", "--out=~/c.pt"], "out"),
+        (["split", "~/OCT", "--out", "s.csv"], "root"),
+        (["split", "d", "--out=~/s.csv"], "out"),
+        (["predict", "--checkpoint=~/run1/best.pt", "scan.png"], "checkpoint"),
+        (["predict", "--checkpoint", "b.pt", "scan.png", "--csv=~/p.csv"], "csv"),
+        (["predict", "--checkpoint", "b.pt", "scan.png", "--cam=~/cams"], "cam"),
+        (["predict", "--checkpoint", "b.pt", "scan.png", "--plots=~/plots"], "plots"),
+        (["export", "--checkpoint", "b.pt", "--out=~/m.onnx"], "out"),
+        (["export", "--checkpoint", "b.pt", "--out", "m.onnx", "--images", "~/scans"], "images"),
+        (["info", "~/run1/best.pt"], "path"),
+        (["demo", "--out=~/demo"], "out"),
+        (["train", "--data", "d", "--feature-cache=~/cache"], "feature_cache"),
+    ],
+)
+def test_every_path_option_reads_a_leading_tilde_as_the_home_folder(
+    argv: list[str], dest: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shell leaves ``~`` as typed after ``--opt=`` and in quotes: ``--data`` expanded
+    it, ``--out``, ``--checkpoint`` and the rest made a folder named ``~`` (or found no
+    file there)."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    value = getattr(build_parser().parse_args(argv), dest)
+    given = next(arg for arg in argv if "~" in arg).split("=")[-1]
+    expected = tmp_path / "home" / given.removeprefix("~/")
+    assert Path(value if not isinstance(value, list) else value[0]) == expected
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag", "suggested"),
+    [
+        (["predict", "--checkpoint", "b.pt", "s.png", "--csv", "preds/"], "--csv",
+         "preds/predictions.csv"),
+        (["evaluate", "--checkpoint", "b.pt", "--data", "d", "--out", "results/"], "--out",
+         "results/results.json"),
+        (["evaluate", "--checkpoint", "b.pt", "--data", "d", "--report", "reports/"],
+         "--report", "reports/report.html"),
+        (["calibrate", "--checkpoint", "b.pt", "--data", "d", "--out", "runs/"], "--out",
+         "runs/calibrated.pt"),
+        (["audit", "d", "--out", "out/"], "--out", "out/audit.json"),
+        (["split", "d", "--out", "sp/"], "--out", "sp/split.csv"),
+        (["export", "--checkpoint", "b.pt", "--out", "models/"], "--out", "models/model.onnx"),
+    ],
+)  # fmt: skip
+def test_a_file_option_ending_in_a_slash_is_refused_not_written_as_a_file(
+    argv: list[str],
+    flag: str,
+    suggested: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--csv preds/`` wrote a file named ``preds``: ``Path`` drops the slash."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    given = argv[argv.index(flag) + 1]
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"retinalnet {argv[0]}: error: argument {flag}: {given!r} names a folder, where a "
+        f"file is expected; name a file, e.g. {suggested}"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_path_of_a_home_folder_that_cannot_be_found_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["audit", "~no-such-user-here/OCT"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "retinalnet audit: error: argument ROOT: '~no-such-user-here/OCT': no home folder "
+        "found for '~no-such-user-here'; give the path in full"
+    )
+
+
 # --- audit and split ------------------------------------------------------------------------
 
 
@@ -970,8 +1062,14 @@ def test_demo_data_only_writes_the_scans_and_says_what_next(
         (["predict", "x.dcm", "--checkpoint", "c", "--threshold", "1.5"], "in (0, 1], got"),
         (
             ["export", "--checkpoint", "c", "--out", "m.onnx", "--tolerance", "0"],
-            "finite number > 0",
+            "argument --tolerance: must be a probability difference in (0, 1), got 0",
         ),
+        (  # a tolerance no difference can exceed: the parity check could never fail
+            ["export", "--checkpoint", "c", "--out", "m.onnx", "--tolerance", "1"],
+            "argument --tolerance: must be a probability difference in (0, 1), got 1; it is a "
+            "fraction of 1, not a percentage (the default 1e-4 allows 0.01 percentage points)",
+        ),
+        (["export", "--checkpoint", "c", "--out", "m.onnx", "--tolerance", "50"], "got 50; it"),
         (["demo", "--seed", str(2**32)], "argument --seed: must be at most 4294967295"),
         (
             ["demo", "--weights", "none"],  # it said "... or none" of --weights none

@@ -174,7 +174,19 @@ def test_predict_json_and_csv_say_tta_and_the_checkpoint(
 # each overlay is named in its image's result, and says which image it shows
 
 
+@pytest.mark.parametrize(
+    ("names", "cams"),
+    [
+        (("ok.jpeg", "ok.jpeg"), ("ok_cam.png", "ok_2_cam.png")),
+        # one file on a macOS or Windows disk: the second replaced the first's overlay there
+        (("IMG_0001.jpeg", "img_0001.jpeg"), ("IMG_0001_cam.png", "img_0001_2_cam.png")),
+        (("caf\u00e9.jpeg", "cafe\u0301.jpeg"), ("caf\u00e9_cam.png", "cafe\u0301_2_cam.png")),
+    ],
+    ids=["same name", "names differing in case", "NFC and NFD"],
+)
 def test_overlays_of_two_images_of_one_name_are_told_apart(
+    names: tuple[str, str],
+    cams: tuple[str, str],
     data: Path,
     checkpoint: Path,
     tmp_path: Path,
@@ -186,9 +198,9 @@ def test_overlays_of_two_images_of_one_name_are_told_apart(
 
     scan = next((data / "test" / "DME").iterdir())
     inputs = []
-    for folder in ("a", "b"):
+    for folder, name in zip(("a", "b"), names, strict=True):
         (tmp_path / folder).mkdir()
-        inputs.append(str(shutil.copy(scan, tmp_path / folder / "ok.jpeg")))
+        inputs.append(str(shutil.copy(scan, tmp_path / folder / name)))
     other = str(shutil.copy(scan, tmp_path / "single.jpeg"))
     titles: dict[Path, str] = {}
     draw = retinalnet.plots.plot_gradcam
@@ -198,8 +210,8 @@ def test_overlays_of_two_images_of_one_name_are_told_apart(
         return draw(image, heatmap, title=title, save=save, **kwargs)
 
     monkeypatch.setattr(retinalnet.plots, "plot_gradcam", recorded)
-    cams, table = tmp_path / "cams", tmp_path / "p.csv"
-    argv = ["predict", *inputs, other, "--checkpoint", str(checkpoint), "--cam", str(cams)]
+    folder, table = tmp_path / "cams", tmp_path / "p.csv"
+    argv = ["predict", *inputs, other, "--checkpoint", str(checkpoint), "--cam", str(folder)]
     assert main([*argv, "--json", "--csv", str(table), "-q"]) == 0
     printed = json.loads(capfd.readouterr().out)
     with table.open(newline="") as file:
@@ -208,9 +220,9 @@ def test_overlays_of_two_images_of_one_name_are_told_apart(
     by_source = {entry["source"]: Path(entry["cam"]) for entry in printed}
     assert {row["path"]: Path(row["cam"]) for row in rows} == by_source
     assert by_source == {
-        inputs[0]: cams / "ok_cam.png",
-        inputs[1]: cams / "ok_2_cam.png",
-        other: cams / "single_cam.png",
+        inputs[0]: folder / cams[0],
+        inputs[1]: folder / cams[1],
+        other: folder / "single_cam.png",
     }
     assert all(path.is_file() for path in by_source.values())
     for source, path in by_source.items():  # the path as given where names repeat
@@ -236,7 +248,9 @@ def test_evaluate_out_to_a_file_keeps_the_tables_on_stdout(
     assert f"test split of {data}:" in capfd.readouterr().out
 
 
+@pytest.mark.parametrize("names", [("eye.tif", "eye.tif"), ("eye.tif", "EYE.tif")])
 def test_overlays_of_two_volumes_of_one_name_are_titled_with_their_paths(
+    names: tuple[str, str],
     data: Path,
     checkpoint: Path,
     tmp_path: Path,
@@ -250,9 +264,9 @@ def test_overlays_of_two_volumes_of_one_name_are_titled_with_their_paths(
 
     frame = Image.open(next((data / "test" / "DME").iterdir())).convert("L")
     volumes = []
-    for folder in ("a", "b"):
+    for folder, name in zip(("a", "b"), names, strict=True):
         (tmp_path / folder).mkdir()
-        volume = tmp_path / folder / "eye.tif"
+        volume = tmp_path / folder / name
         frame.save(volume, save_all=True, append_images=[frame, frame])
         volumes.append(str(volume))
     titles: list[str] = []
@@ -270,3 +284,5 @@ def test_overlays_of_two_volumes_of_one_name_are_titled_with_their_paths(
     for title in titles:  # was "eye.tif B-scan ...", the same for both
         assert title.split(" B-scan ")[0] in volumes
     assert {title.split(" B-scan ")[0] for title in titles} == set(volumes)
+    written = [path.name.casefold() for path in (tmp_path / "c").iterdir()]
+    assert len(set(written)) == len(titles)  # one file each, also where case is not told

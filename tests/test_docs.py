@@ -31,6 +31,7 @@ parse with the command's own parser.
 
 from __future__ import annotations
 
+import ast
 import copy
 import doctest
 import importlib
@@ -464,3 +465,51 @@ def test_the_docs_build_refuses_pages_that_show_errors(html: str, expected: str)
 )
 def test_the_docs_build_accepts_what_renders_well(html: str) -> None:
     assert _docs_conf().rendered_errors(html) == []
+
+
+# --- the values the API pages state ----------------------------------------------------------
+
+
+def _stated_values() -> list[Any]:
+    """Each ``.. py:data::`` of docs/api that states a ``:value:``, with the module its page
+    documents (its ``currentmodule``): a value written by hand, which can drift."""
+    cases = []
+    for page in sorted((ROOT / "docs" / "api").glob("*.rst")):
+        module = None
+        lines = page.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines):
+            current = re.match(r"\.\. (?:currentmodule|module|automodule):: (\S+)", line)
+            if current:
+                module = current[1]
+            data = re.match(r"\.\. py:data:: (\w+)", line)
+            if data is None:
+                continue
+            for option in lines[number + 1 :]:
+                if not option.startswith("   :"):
+                    break
+                if option.startswith("   :value: "):
+                    stated = option.removeprefix("   :value: ")
+                    where = f"{page.name}:{data[1]}"
+                    cases.append(pytest.param(module, data[1], stated, id=where))
+    return cases
+
+
+def _stated(text: str) -> object:
+    """A ``:value:`` read as Python: a literal, or ``frozenset({...})`` of one."""
+    tree = ast.parse(text, mode="eval").body
+    if isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name):
+        assert tree.func.id == "frozenset", f"{text}: not a literal"
+        (argument,) = tree.args
+        return frozenset(ast.literal_eval(argument))
+    return ast.literal_eval(tree)
+
+
+def test_the_api_pages_state_values() -> None:
+    assert len(_stated_values()) >= 5  # the parser found the constants of the pages
+
+
+@pytest.mark.parametrize(("module", "name", "stated"), _stated_values())
+def test_each_value_an_api_page_states_is_the_codes(module: str, name: str, stated: str) -> None:
+    # was: IMAGE_EXTENSIONS stated without .gif and .webp, which every reader took
+    value = getattr(importlib.import_module(module), name)
+    assert _stated(stated) == value, f"docs/api states {name} = {stated}; it is {value!r}"

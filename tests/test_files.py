@@ -393,3 +393,21 @@ def test_an_interrupt_during_a_write_takes_effect_once_the_file_is_whole(
         signal.signal(signum, before)
     assert path.read_bytes() == b"epoch 2"  # whole, then the interrupt
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "predictions-" + "x" * 238 + ".csv",  # 254 bytes: was "file name too long"
+        "x" * 251 + ".csv",  # 255 bytes, the longest ext4, APFS and NTFS allow
+        "\u4e2d" * 81 + ".json",  # 248 bytes: 81 Chinese characters of 3 bytes each
+    ],
+    ids=["254 bytes", "255 bytes", "81 CJK characters"],
+)
+def test_atomic_write_writes_a_name_as_long_as_the_disk_allows(tmp_path: Path, name: str) -> None:
+    """The temporary file beside the target was named ``.NAME.XXXXXXXX.tmp``, 14 bytes
+    longer than NAME: a name of 242 to 255 bytes could be created but not written."""
+    path = tmp_path / name
+    assert atomic_write(path, lambda stream: stream.write(b"path,class_1\n")) == path
+    assert path.read_bytes() == b"path,class_1\n"
+    assert [p.name for p in tmp_path.iterdir()] == [name]

@@ -14,6 +14,7 @@ import logging
 import os
 import pickle
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -605,3 +606,112 @@ def test_a_lock_nested_too_deeply_is_unreadable_and_taken_over_when_old(
 
     assert len(trainer.history) == 2
     assert any("it holds no readable owner" in message for message in caplog.messages)
+
+
+# ---------------------------------------------------------------------------------------------
+# A run folder copied with its lock (cp -r while its run went on): the lock names the folder it
+# was taken for, so the copy's is told from the folder's own; locks of the earlier format, and
+# of another host, are judged by their process as before
+
+
+def _folder_of(folder: Path) -> dict[str, Any]:
+    status = folder.stat()
+    return {"folder": os.path.realpath(folder), "folder_id": [status.st_dev, status.st_ino]}
+
+
+def test_a_lock_names_the_folder_it_was_taken_for(tmp_path: Path) -> None:
+    with RunLock(tmp_path / "run"):
+        owner = json.loads((tmp_path / "run" / "run.lock").read_text())
+        folder = _folder_of(tmp_path / "run")
+
+    assert {key: owner[key] for key in ("folder", "folder_id")} == folder
+
+
+def test_a_folder_copied_while_its_run_goes_on_can_be_resumed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the run trains in runC, holding its lock; cp -r runC runD copies the lock too, and the
+    # run in the copy was refused: "'runD' is in use by another run ... --out runC"
+    run_c, run_d = tmp_path / "runC", tmp_path / "runD"
+    _fit(run_c)
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(run_c)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == b"locked"
+        held = (run_c / "run.lock").read_bytes()
+        shutil.copytree(run_c, run_d)
+
+        with caplog.at_level(logging.WARNING, logger="retinalnet"):
+            trainer = quiet_trainer(linear_classifier(), max_epochs=3, out_dir=run_d)
+            trainer.fit(separable_data(8), separable_data(4, seed=1), resume_from=run_d / "last.pt")
+
+        assert len(trainer.history) == 3
+        said = [m for m in caplog.messages if "run.lock" in m]
+        assert said == [
+            f"run.lock was copied from {os.path.realpath(run_c)!r}; taken over: it is the lock "
+            f"of process {holder.pid} (-c {run_c}) on that folder, not on "
+            f"{os.path.realpath(run_d)!r}"
+        ]
+        assert (run_c / "run.lock").read_bytes() == held  # the run's own lock: untouched
+        assert not (run_d / "run.lock").exists()  # the copy's run released its own
+        with pytest.raises(RunLockedError, match=rf"process {holder.pid} on this host"):
+            _fit(run_c)  # the original is still refused
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.parametrize(
+    ("names", "taken_over"),
+    [
+        pytest.param(lambda here, other: _folder_of(other), True, id="another-folder"),
+        pytest.param(lambda here, other: _folder_of(here), False, id="this-folder"),
+        pytest.param(lambda here, other: {}, False, id="earlier-format-without-the-folder"),
+        pytest.param(
+            lambda here, other: {**_folder_of(other), "folder_id": _folder_of(here)["folder_id"]},
+            False,
+            id="this-folder-renamed",
+        ),
+        pytest.param(
+            lambda here, other: {**_folder_of(other), "folder": _folder_of(here)["folder"]},
+            False,
+            id="this-path-another-folder",
+        ),
+        pytest.param(
+            lambda here, other: {**_folder_of(other), "folder_id": "garbled"},
+            False,
+            id="a-folder-id-it-cannot-read",
+        ),
+        pytest.param(
+            lambda here, other: {**_folder_of(other), "host": "elsewhere-7"},
+            False,
+            id="another-host",
+        ),
+    ],
+)
+def test_only_a_lock_taken_for_another_folder_is_a_copy(
+    tmp_path: Path,
+    sleeper: subprocess.Popen[bytes],
+    caplog: pytest.LogCaptureFixture,
+    names: Callable[[Path, Path], dict[str, Any]],
+    taken_over: bool,
+) -> None:
+    here, other = tmp_path / "here", tmp_path / "other"
+    here.mkdir()
+    other.mkdir()
+    _write_lock(here, pid=sleeper.pid, time=time.time() + 60, **names(here, other))  # live
+
+    with caplog.at_level(logging.WARNING, logger="retinalnet"):
+        if taken_over:
+            _fit(here)
+        else:
+            with pytest.raises(RunLockedError, match=r"is in use by another run: process"):
+                _fit(here)
+
+    assert any(m.startswith("run.lock was copied") for m in caplog.messages) is taken_over

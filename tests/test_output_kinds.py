@@ -14,10 +14,13 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from _training_helpers import tiny_cnn
+from retinalnet._core.output_kinds import output_path
 from retinalnet._core.printable import save_figure
 from retinalnet.checkpoint import checkpoint_epoch, save_checkpoint
+from retinalnet.datasets import ManifestRow, write_manifest
 from retinalnet.export import to_onnx
 from retinalnet.report import write_html_report
+from retinalnet.training import EvaluationResult
 
 
 def _scan(path: Path) -> Path:
@@ -93,6 +96,63 @@ def test_a_writer_refuses_another_kind_or_a_checkpoint_or_scan(
         WRITERS[writer](target)
     assert said.format(run=run) in str(raised.value)
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def _evaluated() -> EvaluationResult:
+    return EvaluationResult(
+        classes=("CNV", "NORMAL"),
+        loss=0.5,
+        accuracy=1.0,
+        confusion_matrix=np.eye(2, dtype=np.int64),
+        probabilities=np.eye(2),
+        targets=np.arange(2),
+    )
+
+
+SWAPPED = {
+    "to_onnx": lambda out: to_onnx(str(out / "model.onnx"), tiny_cnn()),
+    "write_manifest": lambda out: write_manifest(
+        str(out / "split.csv"), [ManifestRow("train/CNV/CNV-1-1.jpeg", "CNV", "1", "train")]
+    ),
+    "write_html_report": lambda out: write_html_report(_evaluated(), str(out / "report.html")),
+}
+
+
+@pytest.mark.parametrize(
+    ("writer", "said"),
+    [
+        ("to_onnx", "to_onnx: path must be a file path (str or os.PathLike), got a "
+         "Classifier; the order is to_onnx(model, path)"),
+        ("write_manifest", "write_manifest: path must be a file path (str or os.PathLike), "
+         "got a list; the order is write_manifest(rows, path)"),
+        ("write_html_report", "write_html_report: path must be a file path (str or "
+         "os.PathLike), got an EvaluationResult; the order is write_html_report(path, "
+         "result, ...)"),
+    ],
+)  # fmt: skip
+def test_a_writer_given_its_arguments_swapped_names_its_order(
+    tmp_path: Path, writer: str, said: str
+) -> None:
+    # was pathlib's "expected str, bytes or os.PathLike object, not Classifier", naming
+    # neither the writer nor its order: writers differ in where the path goes
+    with pytest.raises(TypeError) as raised:
+        SWAPPED[writer](tmp_path)
+    assert str(raised.value) == said
+    assert list(tmp_path.iterdir()) == []  # refused before any work
+
+
+class _BytesPath:
+    def __fspath__(self) -> bytes:
+        return b"model.onnx"
+
+
+@pytest.mark.parametrize(
+    ("path", "got"), [(None, "got None"), (b"model.onnx", "got a bytes"), (_BytesPath(), "got a")]
+)
+def test_only_a_text_path_is_a_path_to_write(path: object, got: str) -> None:
+    with pytest.raises(TypeError, match=rf"^to_onnx: path must be a file path .*, {got}"):
+        output_path(path, writer="to_onnx")
+    assert output_path("a/model.onnx", writer="to_onnx") == Path("a/model.onnx")
 
 
 def test_a_suffixless_scan_is_not_replaced_by_a_checkpoint(tmp_path: Path) -> None:

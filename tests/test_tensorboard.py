@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -13,11 +15,19 @@ import pytest
 import torch
 from torch import nn
 
-from _training_helpers import CLASSES, linear_classifier, one_thread, quiet_trainer, tiny_cnn
+from _training_helpers import (
+    CLASSES,
+    InterruptAt,
+    linear_classifier,
+    one_thread,
+    quiet_trainer,
+    tiny_cnn,
+)
 from retinalnet.checkpoint import checkpoint_epoch
 from retinalnet.datasets import KermanyOCT, make_synthetic_kermany
 from retinalnet.models import Classifier
 from retinalnet.training import Callback, TensorBoardLogger, Trainer
+from retinalnet.training._tensorboard_runs import make_run_folder
 from retinalnet.transforms import Preprocessing
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
@@ -167,6 +177,7 @@ def test_only_the_main_process_writes(data: Path, tmp_path: Path) -> None:
 
     trainer._loop = Loop()  # type: ignore[assignment]
     logger.on_fit_start(trainer)
+    logger.on_epoch_start(trainer, 1)
     logger.on_epoch_end(trainer, 1, {"train_loss": 1.0})
     logger.on_fit_end(trainer)
     assert not (tmp_path / "tb").exists()
@@ -284,6 +295,135 @@ def test_a_resumed_fit_writes_on_in_its_own_folder_and_says_where(
     assert [e.step for e in _events(tmp_path / "tb" / "run").Scalars("train_loss")] == [1, 2, 3]
     assert [e.step for e in _events(tmp_path / "tb" / "run_2").Scalars("train_loss")] == [1]
     assert sorted(p.name for p in (tmp_path / "tb").iterdir()) == ["run", "run_2"]
+
+
+@pytest.mark.parametrize(
+    ("out_dirs", "folders"),
+    [
+        (["sweep/lr0.01/run", "sweep/lr0.001/run"], ["run", "run_2"]),
+        ([None, None], ["version_0", "version_1"]),
+    ],
+)
+def test_fits_started_together_get_a_folder_each(
+    tmp_path: Path, out_dirs: list[str | None], folders: list[str]
+) -> None:
+    # the name was chosen when a fit started and its folder made after the first epoch:
+    # fits starting meanwhile took the same name, and TensorBoard purged one run's curves
+    fits = [
+        (
+            TensorBoardLogger(tmp_path / "tb", images=0),
+            quiet_trainer(linear_classifier(), out_dir=tmp_path / out if out else None),
+        )
+        for out in out_dirs
+    ]
+    for hook in ("start", "epoch", "end"):
+        for logger, trainer in fits:
+            if hook == "start":
+                logger.on_fit_start(trainer)
+            elif hook == "epoch":
+                logger.on_epoch_start(trainer, 1)
+            else:
+                logger.on_epoch_end(trainer, 1, {"train_loss": 1.0})
+                logger.on_fit_end(trainer)
+    assert [logger.run_dir.name for logger, _ in fits if logger.run_dir] == folders
+    assert sorted(p.name for p in (tmp_path / "tb").iterdir()) == folders
+
+
+def test_a_run_folder_is_claimed_in_one_step(tmp_path: Path) -> None:
+    names: list[str] = []
+    start = threading.Barrier(8)
+
+    def claim() -> None:
+        start.wait()
+        names.append(make_run_folder(tmp_path / "tb", tmp_path / "run"))
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(names) == sorted(["run", *(f"run_{n}" for n in range(2, 9))])
+
+
+def test_a_fit_resumed_in_another_out_dir_logs_in_a_folder_of_its_own(
+    data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the copy's fit wrote into the original run's folder, replacing its epoch 3
+    tb, run_c, run_d = tmp_path / "tb", tmp_path / "runC", tmp_path / "runD"
+    _fit(data, tb, run_c, 2)
+    shutil.copytree(run_c, run_d)  # a copy (or a fork with another --out) of the run
+    _fit(data, tb, run_c, 3, resume_from=run_c / "last.pt")  # the run goes on
+    before = [(e.step, e.value) for e in _events(tb / "runC").Scalars("train_loss")]
+    with caplog.at_level(logging.INFO, logger="retinalnet"):
+        _fit(data, tb, run_d, 3, resume_from=run_d / "last.pt")
+    assert sorted(p.name for p in tb.iterdir()) == ["runC", "runD"]
+    assert [(e.step, e.value) for e in _events(tb / "runC").Scalars("train_loss")] == before
+    assert [e.step for e in _events(tb / "runD").Scalars("train_loss")] == [3]
+    assert (
+        f"TensorBoard: the run resumed wrote in another out_dir and logs to {tb / 'runC'}; "
+        "this fit logs to a folder of its own"
+    ) in caplog.messages
+
+
+def _state_of_a_run_in(out_dir: Path, log_dir: Path) -> dict[str, object]:
+    logger = TensorBoardLogger(log_dir, images=0)
+    trainer = quiet_trainer(linear_classifier(), out_dir=out_dir)
+    logger.on_fit_start(trainer)
+    logger.on_epoch_start(trainer, 1)
+    logger.on_epoch_end(trainer, 1, {"train_loss": 1.0})
+    logger.on_fit_end(trainer)
+    return logger.state_dict()
+
+
+@pytest.mark.parametrize(
+    ("ran_in", "keys", "folder"),
+    [
+        ("here", ("run", "out_dir"), "here"),  # resumed in its out_dir: writes on there
+        ("there", ("run", "out_dir"), "here"),  # resumed elsewhere: a folder of its own
+        ("there", ("run",), "there"),  # a checkpoint of 0.2.0: its folder, as before
+    ],
+    ids=["same-out-dir", "another-out-dir", "no-out-dir-recorded"],
+)
+def test_a_resumed_fit_writes_on_in_its_run_s_folder_only_in_its_out_dir(
+    tmp_path: Path, ran_in: str, keys: tuple[str, ...], folder: str
+) -> None:
+    state = _state_of_a_run_in(tmp_path / ran_in, tmp_path / "tb")
+    logger = TensorBoardLogger(tmp_path / "tb", images=0)
+    trainer = quiet_trainer(linear_classifier(), out_dir=tmp_path / "here")
+    logger.on_fit_start(trainer)
+    logger.load_state_dict({key: state[key] for key in keys})
+    logger.on_epoch_start(trainer, 2)
+    assert logger.run_dir == tmp_path / "tb" / folder
+    # its checkpoints name this out_dir: a fit resumed from them in it writes on there
+    here = _state_of_a_run_in(tmp_path / "here", tmp_path / "other-tb")
+    assert logger.state_dict() == {"run": folder, "out_dir": here["out_dir"]}
+
+
+def test_a_checkpoint_naming_no_out_dir_digest_is_refused(tmp_path: Path) -> None:
+    logger = TensorBoardLogger(tmp_path / "tb")
+    with pytest.raises(ValueError, match=r"^'out_dir' must be the digest of a folder's path, "):
+        logger.load_state_dict({"run": "run", "out_dir": 3})
+
+
+@pytest.mark.parametrize("how", ["refused-before-the-epochs", "interrupted-in-epoch-1"])
+def test_a_fit_that_writes_nothing_leaves_no_folder(data: Path, tmp_path: Path, how: str) -> None:
+    tb, out = tmp_path / "tb", tmp_path / "run"
+    _fit(data, tb, out, 2)
+    logger = TensorBoardLogger(tb, images=0)
+    with one_thread():
+        if how == "refused-before-the-epochs":  # after on_fit_start: max_epochs < 2 done
+            trainer = quiet_trainer(tiny_cnn(), callbacks=[logger], max_epochs=1, out_dir=out)
+            with pytest.raises(ValueError, match="cannot resume"):
+                trainer.fit(KermanyOCT(data, "train"), resume_from=out / "last.pt")
+        else:
+            callbacks = [logger, InterruptAt(1)]  # after the logger made its folder
+            trainer = quiet_trainer(
+                tiny_cnn(), callbacks=callbacks, max_epochs=1, out_dir=out, overwrite=True
+            )
+            with pytest.raises(KeyboardInterrupt):
+                trainer.fit(KermanyOCT(data, "train"))
+            assert logger.run_dir is None  # the folder it made went again
+    assert [p.name for p in tb.iterdir()] == ["run"]  # no empty run_2 to push the next one
 
 
 @pytest.mark.parametrize("run", ["../elsewhere", "a/b", "", 3])

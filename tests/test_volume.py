@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import json
 import logging
@@ -22,6 +23,7 @@ from _dicom_helpers import MARKER, scans, write
 from _training_helpers import tiny_cnn
 from retinalnet.checkpoint import save_checkpoint
 from retinalnet.cli import build_parser, main
+from retinalnet.cli._order import given_order, order_argument, order_refused
 from retinalnet.datasets import KERMANY_CLASSES, UnreadableImageError
 from retinalnet.models import Classifier, small_cnn
 from retinalnet.predictor import Predictor
@@ -129,9 +131,18 @@ def test_the_summary_says_itself_and_gives_everything_as_json() -> None:
     assert [scan["label"] for scan in data["scans"]] == ["NORMAL", "CNV", "NORMAL"]
     assert data["scans"][1]["probabilities"] == dict(zip(KERMANY_CLASSES, C, strict=True))
     normal = summarise_volume([N, (0.3, 0.1, 0.1, 0.5)], KERMANY_CLASSES, source="w.dcm")
-    assert normal.reason() == (
+    assert normal.reason == (
         "no class of CNV, DME, DRUSEN reached 50% on a B-scan; highest: CNV 30.0% at B-scan 1"
     )
+
+
+def test_the_reason_is_a_read_only_text_attribute_like_every_other_reason() -> None:
+    summary = summarise_volume([N, C, N], KERMANY_CLASSES, source="v.dcm")
+    assert isinstance(summary.reason, str)
+    assert summary.reason == summary.to_dict()["reason"] == "1 of 3 B-scans at CNV >= 50%"
+    assert json.loads(json.dumps({"reason": summary.reason})) == {"reason": summary.reason}
+    with pytest.raises(AttributeError):
+        summary.reason = "edited"  # type: ignore[misc]
 
 
 def test_the_reason_quotes_class_names_that_would_read_as_more_classes() -> None:
@@ -143,12 +154,12 @@ def test_the_reason_quotes_class_names_that_would_read_as_more_classes() -> None
         "no class of 'wet AMD', 'Ödem, diabetic', '3' reached 50% on a B-scan; highest: "
         "'3' 26.5% at B-scan 0"
     )
-    assert normal.reason() == expected
+    assert normal.reason == expected
     assert normal.to_dict()["reason"] == expected
     referred = summarise_volume([(0.1, 0.1, 0.1, 0.7)], classes, order=order, source="v.tif")
-    assert referred.reason() == "1 of 1 B-scans at 'Ödem, diabetic' >= 50%"
+    assert referred.reason == "1 of 1 B-scans at 'Ödem, diabetic' >= 50%"
     plain = summarise_volume([N], KERMANY_CLASSES)  # plain names stay unquoted
-    assert plain.reason().startswith("no class of CNV, DME, DRUSEN reached")
+    assert plain.reason.startswith("no class of CNV, DME, DRUSEN reached")
 
 
 def test_the_cli_default_threshold_is_the_library_one() -> None:
@@ -273,6 +284,7 @@ def test_the_strip_plot_marks_the_drivers(tmp_path: Path) -> None:
     heat = figure.axes[0]
     assert [t.get_text() for t in heat.get_yticklabels()] == list(REFERRAL_ORDER)
     assert heat.collections[0].get_offsets().tolist() == [[1, 0], [2, 0]]
+    assert figure.get_suptitle() == "v.dcm: CNV (4 B-scans; 2 of 4 B-scans at CNV >= 50%)"
     assert Image.open(tmp_path / "strip.png").size[0] > 100
 
 
@@ -363,16 +375,17 @@ def test_plots_and_cams_in_one_folder_are_listed_apart(
 
 
 @pytest.mark.parametrize(
-    ("extra", "match"),
+    ("extra", "status", "match"),
     [
-        (["--csv", "out.csv"], "--csv writes one row per image, and .*volume.dcm is a volume"),
-        (["--order", "CNV,DME"], "order must list every class of the model once"),
+        (["--csv", "out.csv"], 1, "--csv writes one row per image, and .*volume.dcm is a volume"),
+        # a value that does not fit the model, as -k 5 for 4 classes: a bad argument
+        (["--order", "CNV,DME"], 2, r"--order: 'CNV,DME' names \['CNV', 'DME'\], not every"),
     ],
 )
 def test_predict_refuses_what_does_not_fit_a_volume_in_one_line(
-    checkpoint: Path, folder: Path, capsys: pytest.CaptureFixture[str], extra, match
+    checkpoint: Path, folder: Path, capsys: pytest.CaptureFixture[str], extra, status, match
 ) -> None:
-    assert _predict("--checkpoint", str(checkpoint), str(folder), *extra) == 1
+    assert _predict("--checkpoint", str(checkpoint), str(folder), *extra) == status
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert re.search(match, err[0])
@@ -548,27 +561,40 @@ def test_predict_refuses_a_volume_shorter_than_min_scans_in_one_line(
     assert _predict(*argv[:4], "--min-scans", "4", str(folder)) == 0  # volume.dcm has 4
 
 
-@pytest.mark.parametrize(
-    ("order", "match"),
-    [
-        ("CNV", "order must list every class of the model once"),
-        ("", "--order is empty"),
-        (",", "--order names an empty class"),
-        ("CNV,DME,CNV,NORMAL", "--order names CNV twice"),
-        ("CNV,DME,DRUSEN,NORMAL,AMD", "order must list every class of the model once"),
-        ("CNV,DME,DRUSEN,normal", "order must list every class of the model once"),
-    ],
-)
+@pytest.mark.parametrize("order", ["CNV", "CNV,DME,DRUSEN,NORMAL,AMD", "CNV,DME,DRUSEN,normal"])
 def test_predict_checks_order_without_a_volume(
-    checkpoint: Path, folder: Path, capsys: pytest.CaptureFixture[str], order, match
+    checkpoint: Path, folder: Path, capsys: pytest.CaptureFixture[str], order
 ) -> None:
+    # was status 1: a value that does not fit the model is a bad argument, as -k 5 is
     image = str(folder / "a.jpeg")
-    assert _predict("--checkpoint", str(checkpoint), image, "--order", order) == 1
+    assert _predict("--checkpoint", str(checkpoint), image, "--order", order) == 2
     captured = capsys.readouterr()
     assert captured.out == ""  # nothing printed for the image: the flag is refused first
     (line,) = captured.err.splitlines()
-    assert line.startswith("retinalnet predict: error: ")
-    assert match in line
+    assert line.startswith(f"retinalnet predict: error: argument --order: {order!r} names")
+    assert line.endswith("the fallback class last: --order CNV,DME,DRUSEN,NORMAL")
+
+
+@pytest.mark.parametrize(
+    ("order", "match"),
+    [
+        ("", "argument --order: is empty"),
+        (",", "argument --order: names an empty class"),
+        ("CNV,DME,CNV,NORMAL", "argument --order: names CNV twice"),
+    ],
+)
+def test_an_order_no_model_takes_is_refused_by_the_parser(
+    checkpoint: Path, folder: Path, capsys: pytest.CaptureFixture[str], order, match
+) -> None:
+    # was status 1 after the paths were read: refused as argparse refuses -k 0, before any work
+    image = str(folder / "a.jpeg")
+    with pytest.raises(SystemExit) as stopped:
+        _predict("--checkpoint", str(checkpoint), image, "--order", order)
+    assert stopped.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("usage: retinalnet predict")
+    assert f"retinalnet predict: error: {match}" in captured.err
 
 
 def test_predict_takes_a_good_order_without_a_volume(
@@ -627,8 +653,57 @@ def test_a_bad_order_is_refused_before_any_image_is_predicted(
         raise AssertionError("an image was predicted before --order was checked")
 
     monkeypatch.setattr(Predictor, "topk", predicted)
-    assert _predict("--checkpoint", str(checkpoint), str(folder / "a.jpeg"), "--order", "CNV") == 1
-    assert "order must list every class" in capsys.readouterr().err
+    assert _predict("--checkpoint", str(checkpoint), str(folder / "a.jpeg"), "--order", "CNV") == 2
+    assert "not every class of the model in" in capsys.readouterr().err
+
+
+def test_an_order_of_plain_class_names_that_misses_one_names_the_flag_and_the_fix(
+    checkpoint: Path, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # was: for class names that need no quotes, the generic "order must list every class of
+    # the model once ..." of summarise_volume, naming neither --order nor what to pass
+    image = str(folder / "a.jpeg")
+    assert _predict("--checkpoint", str(checkpoint), image, "--order", "CNV,DME") == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == (
+        "retinalnet predict: error: argument --order: 'CNV,DME' names ['CNV', 'DME'], not "
+        f"every class of the model in {str(checkpoint)!r} once (['CNV', 'DME', 'DRUSEN', "
+        "'NORMAL']): this model's classes, to put in order, highest concern first and the "
+        "fallback class last: --order CNV,DME,DRUSEN,NORMAL"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("", "is empty; give every class of the model once"),
+        (" ", "is empty; give every class of the model once"),
+        ("CNV,,DME", "names an empty class ('CNV,,DME'); give every class"),
+        ("CNV,DME,CNV", "names CNV twice ('CNV,DME,CNV'); give every class"),
+        ('CNV,D"ME', "'CNV,D\"ME' has a double quote out of place; commas separate the names"),
+    ],
+)
+def test_the_order_type_refuses_what_no_model_takes_in_argparse_words(text: str, said: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as refused:
+        order_argument(text)
+    assert str(refused.value).startswith(said)  # after "argument --order: "
+    with pytest.raises(ValueError, match="^--order " + re.escape(said)):  # the same words
+        given_order(argparse.Namespace(order=text))
+
+
+def test_the_order_type_keeps_a_good_order_as_written_for_the_model_check() -> None:
+    text = ' DME,"CNV", DRUSEN ,NORMAL'
+    assert order_argument(text) == text
+    args = argparse.Namespace(order=text, checkpoint=Path("best.pt"))
+    assert order_refused(args, KERMANY_CLASSES) is None
+    assert order_refused(argparse.Namespace(order=None), KERMANY_CLASSES) is None
+    three = argparse.Namespace(order="CNV,DME,NORMAL", checkpoint=Path("best.pt"))
+    assert order_refused(three, KERMANY_CLASSES) == (
+        "argument --order: 'CNV,DME,NORMAL' names ['CNV', 'DME', 'NORMAL'], not every class "
+        "of the model in 'best.pt' once (['CNV', 'DME', 'DRUSEN', 'NORMAL']): this model's "
+        "classes, to put in order, highest concern first and the fallback class last: "
+        "--order CNV,DME,DRUSEN,NORMAL"
+    )
 
 
 # --- one rule for every B-scan of a volume file ---------------------------------------------
@@ -892,7 +967,7 @@ def test_order_takes_class_names_with_commas_in_double_quotes(
     ("order", "said"),
     [
         ('wet AMD,Ödem, diabetic,say "ah",normal', "has a double quote out of place"),
-        ("wet AMD,Ödem, diabetic,normal,x", "not every class of the model once"),
+        ("wet AMD,Ödem, diabetic,normal,x", "not every class of the model in"),
     ],
 )
 def test_an_order_split_inside_a_class_name_says_how_to_quote_it(
@@ -901,8 +976,14 @@ def test_an_order_split_inside_a_class_name_says_how_to_quote_it(
     # was: "order must list every class of the model once ...; got ['wet AMD', 'Ödem',
     # 'diabetic', ...]", not saying that commas split names nor how to give one
     volume = str(folder / "volume.dcm")
-    assert _predict("--checkpoint", str(comma_checkpoint), volume, "--order", order) == 1
-    (line,) = capsys.readouterr().err.splitlines()
+    if "not every class" in said:  # against the model: one line, as -k 5 for 4 classes
+        assert _predict("--checkpoint", str(comma_checkpoint), volume, "--order", order) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+    else:  # refused by the parser, with the usage
+        with pytest.raises(SystemExit) as stopped:
+            _predict("--checkpoint", str(comma_checkpoint), volume, "--order", order)
+        assert stopped.value.code == 2
+        line = capsys.readouterr().err.splitlines()[-1]
     assert said in line
     assert "commas separate the names of --order: write a name that holds a comma" in line
     if "not every class" in said:

@@ -117,7 +117,7 @@ def plot_volume(
     shown = figure.suptitle(
         title
         if title is not None
-        else f"{summary.source}: {summary.label} ({count} B-scans; {summary.reason()})",
+        else f"{summary.source}: {summary.label} ({count} B-scans; {summary.reason})",
         fontsize="medium",
         parse_math=False,  # a path's pair of $ is text, not mathtext
     )

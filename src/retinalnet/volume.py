@@ -157,6 +157,7 @@ class VolumeSummary:
         index = int(column.argmax())
         return ScanProbability(index, float(column[index]))
 
+    @property
     def reason(self) -> str:
         """Why the volume has its class, in one line (no patient data: indices only).
 
@@ -184,7 +185,7 @@ class VolumeSummary:
 
     def __str__(self) -> str:
         source = one_line(self.source)  # a listing of one line per file
-        return f"{source}  {self.label}  ({self.num_scans} B-scans; {self.reason()})"
+        return f"{source}  {self.label}  ({self.num_scans} B-scans; {self.reason})"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON: the summary, the drivers, and every B-scan's probabilities."""
@@ -197,7 +198,7 @@ class VolumeSummary:
             "min_scans": self.min_scans,
             "order": list(self.order),
             "classes": list(self.classes),
-            "reason": self.reason(),
+            "reason": self.reason,
             "drivers": [{"index": s.index, "probability": s.probability} for s in self.drivers],
             "peaks": {
                 name: {"index": p.index, "probability": p.probability}

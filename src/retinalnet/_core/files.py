@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from retinalnet._core.regular_files import open_regular
+from retinalnet._core.temporary_names import TEMPORARY_SUFFIX, temporary_prefix
 
 __all__ = [
     "FileWriteError",
@@ -260,7 +261,9 @@ def atomic_write(
         if out.is_symlink():  # still a link once resolved: a loop of links
             raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(given))
         out.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        handle, name = tempfile.mkstemp(
+            dir=out.parent, prefix=temporary_prefix(out.name), suffix=TEMPORARY_SUFFIX
+        )
         temporary = Path(name)
         with _interrupts_held():
             with os.fdopen(handle, "wb") as stream:

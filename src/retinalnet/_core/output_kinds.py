@@ -21,13 +21,14 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from retinalnet._core.articles import with_article
+from retinalnet._core.articles import type_with_article, with_article
 from retinalnet._core.classes import IMAGE_EXTENSIONS
 from retinalnet._core.dicom import DICOM_EXTENSIONS
 
 __all__ = [
     "SUFFIXES",
     "check_output_file",
+    "output_path",
     "refuse_another_suffix",
     "refuse_replacing_a_model_or_scan",
 ]
@@ -58,26 +59,57 @@ _SUGGESTED = {"figure": ".png", "HTML": ".html", "checkpoint": ".pt"}
 """The suffix a message suggests, where not the first in order (``.ckpt``, ``.htm``)."""
 
 
+def output_path(path: object, *, writer: str, call: str | None = None) -> Path:
+    """``path`` as a :class:`~pathlib.Path` if it is a file path (a ``str`` or an
+    ``os.PathLike``), for the Python writer ``writer``. Writers differ in where the path
+    goes (``save_checkpoint(path, model)``, ``to_onnx(model, path)``), so a swapped call is
+    a likely mistake; ``call`` is the writer's own order, named in the message.
+
+    Raises
+    ------
+    TypeError
+        Naming the writer, the type of what came as the path, and ``call``.
+
+    Examples
+    --------
+    >>> output_path([], writer="write_manifest", call="write_manifest(rows, path)")
+    Traceback (most recent call last):
+    TypeError: write_manifest: path must be a file path (str or os.PathLike), got a list; ...
+    """
+    if isinstance(path, (str, os.PathLike)):
+        try:
+            return Path(path)
+        except TypeError:  # an os.PathLike of bytes
+            pass
+    got = "None" if path is None else type_with_article(path)
+    order = f"; the order is {call}" if call is not None else ""
+    raise TypeError(f"{writer}: path must be a file path (str or os.PathLike), got {got}{order}")
+
+
 def check_output_file(
     path: str | os.PathLike[str],
     writes: str,
     *,
     writer: str,
+    call: str | None = None,
     epoch_of: Callable[[Path], int | None] | None = None,
     replaces_checkpoints: bool = False,
 ) -> None:
     """Both refusals, for the Python writer ``writer`` of a ``writes`` file at ``path``
     (:func:`refuse_another_suffix`, then :func:`refuse_replacing_a_model_or_scan`), worded
-    with the fix: another path, or deleting the file first.
+    with the fix: another path, or deleting the file first. A ``path`` that is no file path
+    is refused first (:func:`output_path`), naming ``call``, the writer's argument order.
 
     Raises
     ------
+    TypeError
+        If ``path`` is not a ``str`` or an ``os.PathLike`` (arguments swapped).
     ValueError
         If the suffix of ``path`` names another kind of file.
     FileExistsError
         If ``path`` is trained work or a scan that the file would replace.
     """
-    output = Path(path)
+    output = output_path(path, writer=writer, call=call)
     said = f"the path {str(output)!r}"
     if output.is_symlink():
         said += f" (a link to {os.path.realpath(output)!r})"

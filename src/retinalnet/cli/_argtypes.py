@@ -1,10 +1,12 @@
-"""argparse types for the numbers every command takes: a value out of range is refused while
-the arguments are parsed (exit status 2, with the usage), before the command does any work."""
+"""argparse types for the numbers and paths every command takes: a value out of range, or a
+path that cannot mean what its option needs, is refused while the arguments are parsed (exit
+status 2, with the usage), before the command does any work."""
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from retinalnet._core.seeds import MAX_SEED
 __all__ = [
     "SEED_MAX",
     "bootstrap_resamples",
+    "file_argument",
     "int_in_range",
     "path_argument",
     "positive_number",
@@ -107,12 +110,20 @@ def positive_number(value: str) -> float:
 
 def path_argument(value: str) -> Path:
     """An argparse type: a path that is not empty (``Path("")`` is the current folder, so
-    an empty argument, such as an unset shell variable in quotes, would read all of it).
+    an empty argument, such as an unset shell variable in quotes, would read all of it),
+    with a leading ``~`` or ``~user`` made the home folder.
+
+    The shell expands ``~`` only at the start of a word: ``--out=~/run2``, a quoted
+    ``"~/scans"`` and a job script's or config file's value reach the command as typed, and
+    would otherwise name a folder called ``~`` in the current one. Every path option is of
+    this type, so each treats ``~`` alike.
 
     Examples
     --------
     >>> str(path_argument("scans"))
     'scans'
+    >>> path_argument("~/scans") == Path.home() / "scans"
+    True
     >>> path_argument("")
     Traceback (most recent call last):
     argparse.ArgumentTypeError: empty path; name a file or folder (. for the current folder)
@@ -121,8 +132,47 @@ def path_argument(value: str) -> Path:
         raise argparse.ArgumentTypeError(
             "empty path; name a file or folder (. for the current folder)"
         )
-    return Path(value)
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # ~user of no such user, or no home folder to be found
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: no home folder found for {Path(value).parts[0]!r}; give the path in full"
+        ) from None
 
 
 # how argparse names the type in its messages ("invalid path value: ''")
 path_argument.__name__ = "path"
+
+_SEPARATORS = tuple(sep for sep in (os.sep, os.altsep) if sep)
+
+
+def file_argument(example: str) -> Callable[[str], Path]:
+    """An argparse type for an option naming a file to write: a :func:`path_argument` that
+    does not name a folder by its spelling, a trailing ``/`` (``--csv preds/``) or a last
+    part ``.`` or ``..``. :class:`~pathlib.Path` drops a trailing ``/``, so ``preds/``
+    would otherwise write a file named ``preds``. ``example`` is the file name the message
+    suggests in that folder.
+
+    Examples
+    --------
+    >>> str(file_argument("predictions.csv")("preds.csv"))
+    'preds.csv'
+    >>> file_argument("predictions.csv")("preds/")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: 'preds/' names a folder, ... e.g. preds/predictions.csv
+    """
+
+    def parse(value: str) -> Path:
+        path = path_argument(value)
+        last = value
+        for separator in _SEPARATORS:
+            last = last.rpartition(separator)[2]
+        if value.endswith(_SEPARATORS) or last in (".", ".."):
+            raise argparse.ArgumentTypeError(
+                f"{value!r} names a folder, where a file is expected; name a file, e.g. "
+                f"{Path(value) / example}"
+            )
+        return path
+
+    parse.__name__ = "file path"  # how argparse names the type in its messages
+    return parse

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 from pathlib import Path
 
-from retinalnet.cli._argtypes import int_in_range, path_argument, positive_number
+from retinalnet.cli._argtypes import file_argument, int_in_range, path_argument
 
 __all__ = ["add_export_command", "require_onnx", "run_export"]
 
@@ -35,6 +36,31 @@ def _spread(items: list[Path], count: int) -> list[Path]:
     return [items[index * len(items) // count] for index in range(count)]
 
 
+def _tolerance(text: str) -> float:
+    """An argparse type: a probability difference in (0, 1) (``--tolerance``), the rule of
+    :func:`~retinalnet.export.check_parity` said in the CLI's words, before any work: at 1
+    or more (``1`` meant as 1%) no probability can differ by more, and the check never fails.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number such as 1e-4, got {text!r}") from None
+    if not (math.isfinite(value) and 0 < value < 1):
+        fraction = (
+            "; it is a fraction of 1, not a percentage (the default 1e-4 allows 0.01 "
+            "percentage points)"
+            if value >= 1
+            else ""
+        )
+        raise argparse.ArgumentTypeError(
+            f"must be a probability difference in (0, 1), got {text}{fraction}"
+        )
+    return value
+
+
+_tolerance.__name__ = "tolerance"  # how argparse names the type in its messages
+
+
 def add_export_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The ``export`` subcommand."""
     export = commands.add_parser(
@@ -49,7 +75,11 @@ def add_export_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "--format", choices=["onnx"], default="onnx", help="model format (default: %(default)s)"
     )
     export.add_argument(
-        "--out", required=True, type=path_argument, metavar="FILE", help="file to write"
+        "--out",
+        required=True,
+        type=file_argument("model.onnx"),
+        metavar="FILE",
+        help="file to write",
     )
     export.add_argument(
         "--images",
@@ -70,9 +100,10 @@ def add_export_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     export.add_argument(
         "--tolerance",
-        type=positive_number,
+        type=_tolerance,
         default=None,
-        help="largest probability difference allowed between ONNX and PyTorch (default: 1e-4)",
+        help="largest probability difference allowed between ONNX and PyTorch, a fraction in "
+        "(0, 1) (default: 1e-4)",
     )
     export.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
 

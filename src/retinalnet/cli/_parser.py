@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from retinalnet._version import __version__
-from retinalnet.cli._argtypes import SEED_MAX, bootstrap_resamples, int_in_range, path_argument
+from retinalnet.cli._argtypes import (
+    SEED_MAX,
+    bootstrap_resamples,
+    file_argument,
+    int_in_range,
+    path_argument,
+)
 from retinalnet.cli._export import add_export_command
 from retinalnet.cli._image_paths import image_suffixes
 from retinalnet.cli._info import add_info_command
@@ -37,6 +43,15 @@ def _demo_weights(value: str) -> str:
             "trains small_cnn from scratch when there are none"
         )
     return value
+
+
+def _feature_cache_folder(value: str) -> str:
+    """An argparse type: ``--feature-cache DIR``, a :func:`path_argument` (``~`` expanded)
+    kept as text: without ``DIR`` the option's value is ``True``."""
+    return str(path_argument(value))
+
+
+_feature_cache_folder.__name__ = "path"  # how argparse names the type in its messages
 
 
 def _fraction(value: str) -> float:
@@ -144,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
             nargs="?",
             const=True,
             default=None,
+            type=_feature_cache_folder,
             metavar="DIR",
             help="run the frozen backbone once per image and only the head on its features "
             f"(in memory, or kept in DIR for later runs; default: {default})",
@@ -357,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of tables")
     evaluate.add_argument(
         "--out",
-        type=path_argument,
+        type=file_argument("results.json"),
         default=None,
         metavar="FILE",
         help="also write the JSON report here",
@@ -383,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--report",
-        type=path_argument,
+        type=file_argument("report.html"),
         default=None,
         metavar="FILE",
         help="also write a self-contained HTML report for clinicians here: metrics, curves, "
@@ -414,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument(
         "--out",
-        type=path_argument,
+        type=file_argument("calibrated.pt"),
         default=None,
         metavar="FILE",
         help="write the calibrated checkpoint here (default: the checkpoint itself, atomically)",
@@ -468,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print JSON instead of lines")
     predict.add_argument(
         "--csv",
-        type=path_argument,
+        type=file_argument("predictions.csv"),
         default=None,
         metavar="FILE",
         help="also write the predictions to this CSV file, one row per image: path, then "
@@ -524,7 +540,7 @@ def _add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     audit.add_argument("--json", action="store_true", help="print JSON instead of the table")
     audit.add_argument(
         "--out",
-        type=path_argument,
+        type=file_argument("audit.json"),
         default=None,
         metavar="FILE",
         help="also write the JSON report here",
@@ -551,7 +567,7 @@ def _add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     split.add_argument(
         "--out",
-        type=path_argument,
+        type=file_argument("split.csv"),
         required=True,
         metavar="FILE",
         help="manifest file (.csv or .json)",

@@ -104,23 +104,22 @@ def _write_cams(
 ) -> list[Path]:
     """One Grad-CAM overlay PNG per image, of its predicted class, to its target; the files
     written. Titled with the image's name, or with its path as given when two inputs share
-    a name (``a/scan.jpeg``, ``b/scan.jpeg``): each overlay says which image it shows.
+    a name (``a/scan.jpeg``, ``b/scan.jpeg``; or ``b/SCAN.jpeg``, one name to a macOS or
+    Windows disk): each overlay says which image it shows.
 
     The folder is made once a heatmap is computed: a refused Grad-CAM leaves no empty folder.
     """
-    from collections import Counter
-
+    from retinalnet.cli._output_names import shown_names
     from retinalnet.plots import plot_gradcam
 
-    repeated = Counter(Path(p.source).name for p in predictions)
+    titled = shown_names([p.source for p in predictions])
     written: list[Path] = []
-    for prediction, target in zip(predictions, targets, strict=True):
+    for prediction, target, shown in zip(predictions, targets, titled, strict=True):
         if target is None:
             continue
         path = Path(prediction.source)
         # the file itself: decoded as the model's preprocessing says, the map at full size
         heatmap = predictor.gradcam(path, class_index=prediction.top[0].index)
-        shown = path.name if repeated[path.name] == 1 else prediction.source
         title = f"{shown}: {prediction.label} {prediction.probability:.1%}"
         target.parent.mkdir(parents=True, exist_ok=True)
         plot_gradcam(path, heatmap, title=title, save=target)
@@ -151,6 +150,7 @@ def _k_out_of_range(args: argparse.Namespace, classes: int) -> str | None:
 def run_predict(args: argparse.Namespace) -> int:
     from retinalnet.cli._advice import require_matplotlib
     from retinalnet.cli._image_paths import image_paths
+    from retinalnet.cli._order import order_refused
     from retinalnet.cli._output_names import OutputNames
     from retinalnet.cli._skip import print_skipped
     from retinalnet.cli._stdout import on_stdout, one_output_on_stdout, results_stream
@@ -181,11 +181,13 @@ def run_predict(args: argparse.Namespace) -> int:
         num_workers=args.workers,
         on_error=args.on_error,
     )
-    bad_k = _k_out_of_range(args, len(predictor.classes))  # volumes only too: said, not unused
-    if bad_k is not None:  # a value out of range: status 2, as argparse's -k 0
-        print(f"retinalnet predict: error: {bad_k}", file=sys.stderr)
+    # -k and --order against the model's classes, before any prediction (volumes only too:
+    # said, not unused): a value that does not fit is status 2, as argparse's -k 0
+    bad = _k_out_of_range(args, len(predictor.classes)) or order_refused(args, predictor.classes)
+    if bad is not None:
+        print(f"retinalnet predict: error: {bad}", file=sys.stderr)
         return 2
-    check_order(predictor, args)  # against the model's classes, before any prediction
+    check_order(predictor, args)  # what order_refused leaves (nothing for a real model)
     if not volumes:
         warn_of_unused_rule_flags(args)
     predictions = predictor.topk(list(images), k=args.k) if images else []

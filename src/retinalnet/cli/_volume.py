@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
 from retinalnet.cli._argtypes import int_in_range, path_argument
-from retinalnet.cli._order import check_order, given_order
+from retinalnet.cli._order import check_order, given_order, order_argument
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -270,15 +270,13 @@ def write_volume_outputs(
             plot_volume(run.summary, save=target)
             written.plots.append(target)
     if args.cam is not None:
-        from collections import Counter
-
+        from retinalnet.cli._output_names import shown_names
         from retinalnet.plots import plot_gradcam
 
         folder = args.cam
-        named = Counter(run.path.name for run in runs)  # a name twice: titled with the path
-        for run in runs:
+        titled = shown_names([run.path for run in runs])  # a name twice: titled with the path
+        for run, shown in zip(runs, titled, strict=True):
             summary = run.summary
-            shown = run.path.name if named[run.path.name] == 1 else str(run.path)
             index = summary.classes.index(summary.label)
             scans = list(summary.drivers[:_CAMS]) or [summary.peak(summary.label)]
             for scan in scans:
@@ -328,6 +326,7 @@ def add_volume_flags(predict: argparse.ArgumentParser) -> None:
     )
     volume.add_argument(
         "--order",
+        type=order_argument,
         default=None,
         metavar="A,B,...",
         help="the model's classes by concern, highest first, fallback last, separated by "

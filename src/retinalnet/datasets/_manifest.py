@@ -14,6 +14,7 @@ from pathlib import Path
 
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
 from retinalnet._core.files import atomic_write_text
+from retinalnet._core.output_kinds import output_path
 from retinalnet._core.printable import printable
 from retinalnet.datasets._files import patient_id_from_name, patient_key
 from retinalnet.datasets._manifest_records import cell, manifest_records, manifest_text
@@ -188,6 +189,8 @@ def write_manifest(rows: Sequence[ManifestRow], path: str | os.PathLike[str]) ->
 
     Raises
     ------
+    TypeError
+        If ``path`` is not a file path (``write_manifest(path, rows)``: the rows come first).
     ValueError
         If the suffix is neither ``.csv`` nor ``.json``, a row has an unknown label or split,
         a file is listed twice, a patient has rows in both ``train`` and ``val``, or a file
@@ -201,7 +204,9 @@ def write_manifest(rows: Sequence[ManifestRow], path: str | os.PathLike[str]) ->
 
     .. versionadded:: 0.2
     """
-    target = Path(path).expanduser()
+    # write_manifest(path, rows) swapped: said with the order, not pathlib's TypeError
+    target = output_path(path, writer="write_manifest", call="write_manifest(rows, path)")
+    target = target.expanduser()
     kind = _format(target)
     checked = _as_utf_8(_check_rows(rows, f"manifest {str(target)!r}"), target)
     # written whole or not at all: an interrupted split never leaves half a manifest that a

@@ -33,7 +33,12 @@ from retinalnet._version import __version__
 from retinalnet.checkpoint import checkpoint_epoch, load_checkpoint
 from retinalnet.export._metadata import INPUT_NAME, OUTPUT_NAME, metadata_props
 from retinalnet.export._onnx_runtime import require
-from retinalnet.export._parity import PARITY_TOLERANCE, ParityReport, check_parity
+from retinalnet.export._parity import (
+    PARITY_TOLERANCE,
+    ParityReport,
+    check_parity,
+    check_tolerance,
+)
 from retinalnet.export._temporary import temporary_folder, temporary_write_error, write_error_of
 from retinalnet.models import Classifier
 from retinalnet.precision import autocast
@@ -255,7 +260,8 @@ def to_onnx(
         Images for the parity check (paths, PIL images or tensors): a few real scans are
         best; a few synthetic images when ``None``.
     tolerance
-        The largest probability difference allowed (:data:`PARITY_TOLERANCE`, 1e-4).
+        The largest probability difference allowed, a fraction in (0, 1)
+        (:data:`PARITY_TOLERANCE`, 1e-4).
 
     Returns
     -------
@@ -277,7 +283,11 @@ def to_onnx(
         the message names the image and the difference. Nothing is written.
     ValueError
         If the suffix of ``path`` names another kind of file (``best.pt``,
-        ``history.csv``); refused before any work.
+        ``history.csv``), or ``tolerance`` is not in (0, 1) (at 1 or more the check could
+        never fail); refused before any work.
+    TypeError
+        If ``path`` is not a file path (``to_onnx(path, model)``: the order is
+        ``to_onnx(model, path)``), or ``tolerance`` is not a number; refused before any work.
     FileExistsError
         If ``path`` is a checkpoint (the one exported too), another PyTorch file or an
         image, which the ONNX file would replace; refused before any work. An ONNX file
@@ -294,7 +304,10 @@ def to_onnx(
     True
     """
     # before any work: never ONNX into history.csv, nor over a checkpoint (the one exported)
-    check_output_file(path, "ONNX", writer="to_onnx", epoch_of=checkpoint_epoch)
+    check_output_file(
+        path, "ONNX", writer="to_onnx", call="to_onnx(model, path)", epoch_of=checkpoint_epoch
+    )
+    tolerance = check_tolerance(tolerance)  # a check that could never fail is no check
     onnx = require("onnx")
     require("onnxscript")
     require("onnxruntime")

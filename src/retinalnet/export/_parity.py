@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from retinalnet._core.counts import as_integer
+from retinalnet._core.counts import as_integer, as_number
 from retinalnet._core.images import ImageInput
 from retinalnet._core.model_use import exclusive_use
 from retinalnet.engine import InferenceEngine
@@ -164,6 +164,47 @@ def _name(image: ImageInput, index: int) -> str:
     return str(image) if isinstance(image, (str, os.PathLike)) else f"<image {index}>"
 
 
+def check_tolerance(tolerance: object) -> float:
+    """``tolerance`` as a float if it is a probability difference in (0, 1), the rule of
+    :func:`check_parity` and :func:`~retinalnet.export.to_onnx`: two probabilities differ by
+    at most 1, so a tolerance of 1 or more (``1`` meant as 1%, ``50``) makes a check that can
+    never fail.
+
+    Raises
+    ------
+    TypeError
+        If ``tolerance`` is not a number (a bool, a string).
+    ValueError
+        If it is not in (0, 1); at 1 or more, the message says it is a fraction, not a
+        percentage.
+
+    Examples
+    --------
+    >>> check_tolerance(1e-3)
+    0.001
+    >>> check_tolerance(1)
+    Traceback (most recent call last):
+    ValueError: tolerance must be a probability difference in (0, 1), got 1; it is a ...
+    """
+    number = as_number(tolerance)
+    if number is None:
+        raise TypeError(
+            f"tolerance must be a number, a probability difference in (0, 1), got "
+            f"{tolerance!r}; the default is {PARITY_TOLERANCE:g}"
+        )
+    if not 0 < number < 1:  # NaN fails too
+        fix = (
+            f"it is a fraction of 1, not a percentage (the default {PARITY_TOLERANCE:g} allows "
+            "0.01 percentage points)"
+            if number >= 1
+            else f"the default is {PARITY_TOLERANCE:g}"
+        )
+        raise ValueError(
+            f"tolerance must be a probability difference in (0, 1), got {tolerance!r}; {fix}"
+        )
+    return number
+
+
 def check_parity(
     model: Classifier,
     onnx_model: str | os.PathLike[str] | bytes,
@@ -190,7 +231,8 @@ def check_parity(
         Paths, PIL images or image tensors; a few synthetic images when ``None``
         (:func:`synthetic_images`).
     tolerance
-        The largest difference allowed in any probability.
+        The largest difference allowed in any probability, a fraction in (0, 1)
+        (:data:`PARITY_TOLERANCE`, 1e-4, is 0.01 percentage points).
 
     Returns
     -------
@@ -202,6 +244,10 @@ def check_parity(
     ParityError
         If a probability differs by more than ``tolerance``; the message names the image,
         the class and the difference.
+    ValueError
+        If ``tolerance`` is not in (0, 1): at 1 or more no probability can differ by more,
+        and the check could never fail (a ``TypeError`` if it is not a number). Refused
+        before any work.
 
     Examples
     --------
@@ -209,8 +255,7 @@ def check_parity(
     >>> check_parity(model, "model.onnx", ["CNV-1016042-1.jpeg"]).max_abs_diff  # doctest: +SKIP
     2.9802322387695312e-08
     """
-    if not tolerance > 0:
-        raise ValueError(f"tolerance must be > 0, got {tolerance!r}")
+    tolerance = check_tolerance(tolerance)
     sources: Sequence[ImageInput] = synthetic_images() if images is None else images
     if not sources:
         raise ValueError("check_parity needs at least one image; give images=None for synthetic")

@@ -62,7 +62,9 @@ def render_html_report(
         If ``result`` holds no per-image probabilities, ``data`` does not hold the images
         of ``result``, or ``mistakes`` is negative.
     TypeError
-        If ``data`` has no ``samples`` of ``(file, class)`` pairs.
+        If ``data`` has no ``samples`` of ``(file, class)`` pairs, or ``path`` is not a file
+        path (``write_html_report(result, path)``: the path comes first); refused before
+        any work.
     ImportError
         If matplotlib is not installed.
 
@@ -259,7 +261,9 @@ def write_html_report(
         If ``result`` holds no per-image probabilities, ``data`` does not hold the images
         of ``result``, or ``mistakes`` is negative.
     TypeError
-        If ``data`` has no ``samples`` of ``(file, class)`` pairs.
+        If ``data`` has no ``samples`` of ``(file, class)`` pairs, or ``path`` is not a file
+        path (``write_html_report(result, path)``: the path comes first); refused before
+        any work.
     ImportError
         If matplotlib is not installed (``pip install matplotlib``, or the ``plot`` extra).
     OSError
@@ -280,7 +284,13 @@ def write_html_report(
     from retinalnet.checkpoint import checkpoint_epoch
 
     # before any work: never HTML over a checkpoint or a scan (best.pt given as the path)
-    check_output_file(path, "HTML", writer="write_html_report", epoch_of=checkpoint_epoch)
+    check_output_file(
+        path,
+        "HTML",
+        writer="write_html_report",
+        call="write_html_report(path, result, ...)",
+        epoch_of=checkpoint_epoch,
+    )
     text = render_html_report(
         result,
         data=data,

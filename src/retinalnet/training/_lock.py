@@ -6,7 +6,9 @@ with nothing to tell which is which. The lock is a file, ``run.lock``, created a
 (``O_CREAT | O_EXCL``) with the owner's process id, host and start time, and removed when
 the run ends, also on errors and interrupts. A lock whose process is gone (a crash, a
 ``kill -9``) is stale: the next run takes it over with a warning that says so, and removes
-the temporary files that run left half-written (``.last.pt.XXXXXXXX.tmp``).
+the temporary files that run left half-written (``.last.pt.XXXXXXXX.tmp``). The lock also
+names the folder it was taken for, so that one copied with its folder (``cp -r`` while the
+run went on) is told from the folder's own, and taken over in the copy.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import threading
 import time
 import uuid
@@ -26,9 +27,11 @@ from types import TracebackType
 
 from retinalnet._core.files import FileWriteError, os_error_in_words
 from retinalnet._core.folders import not_a_folder
+from retinalnet._core.temporary_names import temporary_file_pattern
 from retinalnet.training._lock_owner import (
     Owner,
     RunLockedError,
+    copied_lock,
     held_by_other_run,
     held_in_this_process,
     why_stale,
@@ -63,7 +66,10 @@ class RunLock:
     owner's process id, host and start time; it is removed on :meth:`release` (at the end of
     a ``with`` block, also on errors). A lock left by a process that is no longer running on
     this host (a crash, a ``kill -9``) is stale, and taken over with a warning in the log.
-    A lock held from another host is never taken over: its process cannot be checked.
+    So is a lock copied with its folder (``cp -r`` of a run folder while its run went on):
+    the lock names the folder it was taken for, and one found in another folder is not the
+    lock of the folder it is in. A lock held from another host is never taken over: its
+    process cannot be checked.
 
     Parameters
     ----------
@@ -134,7 +140,7 @@ class RunLock:
                 self.out_dir.mkdir(parents=True, exist_ok=True)
             except OSError as error:
                 raise FileWriteError(self.path, os_error_in_words(error), error.errno) from error
-            owner = Owner.this_process()
+            owner = Owner.this_process(self.out_dir)
             took_over = False
             for _ in range(5):
                 if _create(self.path, owner):
@@ -272,11 +278,12 @@ def _read(path: Path) -> tuple[Owner | None, bytes | None]:
 
 
 def _take_over_if_stale(path: Path) -> bool:
-    """Remove the lock at ``path`` if no live process holds it (``True`` once removed);
-    raise if one does."""
+    """Remove the lock at ``path`` if no live process holds it, or it was copied from
+    another folder (``True`` once removed); raise if a live process holds it."""
     owner, raw = _read(path)
     if raw is None:
         return False  # released between our tries: try again
+    copied = None
     if owner is None:
         try:
             age = time.time() - path.stat().st_mtime
@@ -291,7 +298,8 @@ def _take_over_if_stale(path: Path) -> bool:
             )
         why = f"it holds no readable owner (written {age:.0f} s ago, and never completed)"
     else:
-        reason = why_stale(owner)
+        copied = copied_lock(path, owner)
+        reason = why_stale(owner) if copied is None else copied
         if reason is None:
             raise held_by_other_run(path, owner)
         why = reason
@@ -314,6 +322,9 @@ def _take_over_if_stale(path: Path) -> bool:
             )
         raise held_by_other_run(path, new_owner)
     aside.unlink()
+    if copied is not None:  # its run, alive or not, writes in the folder it locked
+        logger.warning("%s", copied)
+        return True
     held = "" if owner is None else f" of process {owner.pid} (since {owner.when()})"
     logger.warning(
         "took over the stale lock %s%s: %s, so the run that took it ended without releasing "
@@ -326,9 +337,8 @@ def _take_over_if_stale(path: Path) -> bool:
     return True
 
 
-# the temporary file atomic_write (retinalnet._core.files) writes a run's file through:
-# tempfile.mkstemp(prefix=".NAME.", suffix=".tmp"), 8 random characters between
-_LEFTOVER = re.compile(r"\.(best\.pt|last\.pt|history\.csv)\.[a-z0-9_]{8}\.tmp")
+# the temporary files atomic_write (retinalnet._core.files) writes a run's files through
+_LEFTOVER = temporary_file_pattern(("best.pt", "last.pt", "history.csv"))
 
 
 def _remove_leftovers(out_dir: Path) -> None:

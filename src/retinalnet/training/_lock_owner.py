@@ -1,5 +1,5 @@
 """Who holds a run lock: the owner written in ``run.lock``, the error naming it, and how a
-lock whose owner is gone is told from a live one."""
+lock whose owner is gone, or that was copied with its folder, is told from a live one."""
 
 from __future__ import annotations
 
@@ -14,7 +14,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-__all__ = ["Owner", "RunLockedError", "held_by_other_run", "held_in_this_process", "why_stale"]
+__all__ = [
+    "Owner",
+    "RunLockedError",
+    "copied_lock",
+    "held_by_other_run",
+    "held_in_this_process",
+    "why_stale",
+]
 
 _CLOCK_SLACK_S = 2.0  # /proc gives boot time in whole seconds
 _ON_WINDOWS = os.name == "nt"
@@ -27,7 +34,12 @@ _ERROR_INVALID_PARAMETER = 87
 
 @dataclass(frozen=True)
 class Owner:
-    """Who holds a lock: written into the lock file as JSON."""
+    """Who holds a lock, and on which folder: written into the lock file as JSON.
+
+    ``folder`` and ``folder_id`` tell the lock of a folder from a copy of it (``cp -r`` of a
+    run folder while its run goes on); locks written before they were recorded have ``""``
+    and ``None``, and are judged by their process alone, as they were.
+    """
 
     pid: int
     host: str
@@ -35,12 +47,25 @@ class Owner:
     time: float  # seconds since the epoch, for comparisons
     program: str
     token: str
+    folder: str = ""  # the real path of the folder locked
+    folder_id: tuple[int, int] | None = None  # its (st_dev, st_ino); None where unknown
 
     @classmethod
-    def this_process(cls) -> Owner:
+    def this_process(cls, folder: Path) -> Owner:
+        """This process as the owner of the lock of ``folder`` (which exists)."""
         now = time.time()
         started = datetime.fromtimestamp(now).astimezone().isoformat(timespec="seconds")
-        return cls(os.getpid(), socket.gethostname(), started, now, _program(), uuid.uuid4().hex)
+        real, identity = _folder_identity(folder)
+        return cls(
+            os.getpid(),
+            socket.gethostname(),
+            started,
+            now,
+            _program(),
+            uuid.uuid4().hex,
+            real,
+            identity,
+        )
 
     @classmethod
     def from_json(cls, text: bytes) -> Owner | None:
@@ -53,6 +78,8 @@ class Owner:
                 time=float(data["time"]),
                 program=str(data.get("program", "")),
                 token=str(data["token"]),
+                folder=str(data.get("folder", "")),
+                folder_id=_parse_folder_id(data.get("folder_id")),
             )
         except (ValueError, TypeError, KeyError, RecursionError):  # nested deep: unreadable
             return None
@@ -60,6 +87,27 @@ class Owner:
 
     def when(self) -> str:
         return self.started.replace("T", " ")
+
+
+def _folder_identity(folder: Path) -> tuple[str, tuple[int, int] | None]:
+    """The real path of ``folder`` and its ``(st_dev, st_ino)`` (``None`` where the file
+    system gives no inode numbers, or the folder cannot be read)."""
+    real = os.path.realpath(folder)
+    try:
+        status = Path(real).stat()
+    except OSError:
+        return real, None
+    return real, ((status.st_dev, status.st_ino) if status.st_ino else None)
+
+
+def _parse_folder_id(value: object) -> tuple[int, int] | None:
+    """The ``folder_id`` of a lock file; ``None`` if it has none (a lock of the earlier
+    format) or one this version cannot read: the lock is then judged by its process."""
+    if not isinstance(value, list) or len(value) != 2:
+        return None
+    if not all(isinstance(part, int) and not isinstance(part, bool) for part in value):
+        return None
+    return value[0], value[1]
 
 
 def _program() -> str:
@@ -124,6 +172,26 @@ def held_in_this_process(path: Path, owner: Owner) -> RunLockedError:
         "another out_dir",
         path,
         owner,
+    )
+
+
+def copied_lock(path: Path, owner: Owner) -> str | None:
+    """The warning for a lock found at ``path`` that ``owner`` took on another folder: the
+    run folder was copied with it (``cp -r`` while its run went on), so no run holds this
+    folder; ``None`` when it is this folder's lock, or that cannot be told.
+
+    Only a lock taken on this host is judged (another host's paths and devices are its
+    own), and only when both the real path and the device and inode differ: a folder
+    renamed, or reached through a link, is still the folder its run locked.
+    """
+    if not owner.folder or owner.folder_id is None or owner.host != socket.gethostname():
+        return None  # the earlier format, or another host's: judged by its process
+    real, identity = _folder_identity(path.parent)
+    if identity is None or identity == owner.folder_id or real == owner.folder:
+        return None
+    return (
+        f"{path.name} was copied from {owner.folder!r}; taken over: it is the lock of "
+        f"process {owner.pid} ({owner.program}) on that folder, not on {real!r}"
     )
 
 

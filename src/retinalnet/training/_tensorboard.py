@@ -7,7 +7,7 @@ built.
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -28,6 +28,7 @@ from retinalnet.gradcam import grad_cam_image
 from retinalnet.models import Classifier
 from retinalnet.training._callbacks import Callback
 from retinalnet.training._evaluation import EvaluationResult
+from retinalnet.training._tensorboard_runs import make_run_folder, out_dir_key
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -78,12 +79,16 @@ class TensorBoardLogger(Callback):
     one run to TensorBoard: two runs in one folder showed only one): ``log_dir/NAME``, where
     NAME is the name of the trainer's ``out_dir`` (``runs/tb/vgg16`` for
     ``out_dir="runs/vgg16"``), or ``version_0`` without one; a NAME already in ``log_dir``
-    gets the next number (``vgg16_2``, ``version_1``). The folder is logged when the first
-    epoch is written, and is :attr:`run_dir`.
+    gets the next number (``vgg16_2``, ``version_1``). The folder is made in one step when
+    the fit's first epoch starts, so fits started together (in other processes too) never
+    share one; it is logged when the first epoch is written, and is :attr:`run_dir`.
 
-    Only the main process writes in a distributed run. A resumed fit continues the curves
-    in its run's folder (its checkpoint names it; the step is the epoch), and what the
-    interrupted run logged after its checkpoint is replaced.
+    Only the main process writes in a distributed run. A fit resumed in the same
+    ``out_dir`` continues the curves in its run's folder (its checkpoint names it; the step
+    is the epoch), and what the interrupted run logged after its checkpoint is replaced. A
+    fit resumed in another ``out_dir`` (a copy of the run folder, or a fork of the run with
+    another ``--out``) is another run: it logs in a new folder of its own, from the epoch it
+    resumed after, and leaves the original run's folder as it is.
 
     Parameters
     ----------
@@ -124,14 +129,17 @@ class TensorBoardLogger(Callback):
         self.images = images
         self._writer: SummaryWriter | None = None
         self._run: str | None = None
+        self._out_dir: str | None = None  # the fit's out_dir, as out_dir_key gives it
+        self._made: Path | None = None  # the run folder this fit made, until it writes there
         self._cam_images: list[tuple[str, Image.Image]] | None = None
         self._cam_skipped = False
         self._failed = False
 
     @property
     def run_dir(self) -> Path | None:
-        """The folder of this fit's event files, ``log_dir/NAME``: chosen when a fit starts
-        (a resumed fit's from its checkpoint), ``None`` before.
+        """The folder of this fit's event files, ``log_dir/NAME``: made when the fit's first
+        epoch starts (a fit resumed in the same ``out_dir`` has its run's, which its
+        checkpoint names), ``None`` before and in the other processes of a distributed run.
 
         .. versionadded:: 0.2
         """
@@ -142,45 +150,81 @@ class TensorBoardLogger(Callback):
         self._cam_images = None
         self._cam_skipped = self.images == 0
         self._failed = False
-        # a new run's folder; a resumed run's checkpoint then names its own (load_state_dict)
-        self._run = _new_run_name(self.log_dir, trainer.out_dir)
+        # made when the first epoch starts: a fit refused before leaves no empty folder, and
+        # a resumed fit gets its run's folder from its checkpoint first (load_state_dict)
+        self._run = self._made = None
+        self._out_dir = out_dir_key(trainer.out_dir)
 
     def state_dict(self) -> dict[str, Any]:
-        """The name of the run's folder in ``log_dir``: a resumed fit writes on in it."""
-        return {"run": self._run} if self._run is not None else {}
+        """The name of the run's folder in ``log_dir``, and which ``out_dir`` the run writes
+        in (a digest of its real path: checkpoints are shared, paths can be private): a fit
+        resumed in that ``out_dir`` writes on in the folder."""
+        state = {"run": self._run, "out_dir": self._out_dir}  # None: no fit started
+        return {key: value for key, value in state.items() if value is not None}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Write in the folder of the run resumed (a checkpoint that names none, of an
-        earlier development version, leaves the fit the new folder it started with)."""
+        """Write in the folder of the run resumed, if this fit writes in its ``out_dir``;
+        else (a copy of the run folder, a fork into another ``out_dir``) in a new folder of
+        its own. A checkpoint that names no ``out_dir`` (of 0.2.0) gives its folder, as it
+        did; one that names no folder (of an earlier development version) leaves the fit a
+        new one."""
         run = state.get("run")
         if run is None:
             return
         if not isinstance(run, str) or run in ("", ".", "..") or Path(run).name != run:
             raise ValueError(f"'run' must be the name of a folder, got {run!r}")
-        self._run = run
+        recorded = state.get("out_dir")
+        if recorded is not None and not isinstance(recorded, str):
+            raise ValueError(f"'out_dir' must be the digest of a folder's path, got {recorded!r}")
+        if recorded is None or self._out_dir is None or recorded == self._out_dir:
+            self._run = run  # no fit started (self._out_dir None): nothing to compare
+            return
+        logger.info(
+            "TensorBoard: the run resumed wrote in another out_dir and logs to %s; this fit "
+            "logs to a folder of its own",
+            self.log_dir / run,
+        )
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        loop = trainer._loop
+        if self._run is None and not self._failed and (loop is None or loop.dist.is_main):
+            self._make_run_folder(trainer, epoch)
+
+    def _make_run_folder(self, trainer: Trainer, epoch: int) -> None:
+        """Make this fit's folder (numbered past those of other runs); on an error, say so."""
+        try:
+            self._run = make_run_folder(self.log_dir, trainer.out_dir)
+        except OSError as error:  # log_dir went since the check: keep the epoch
+            self._stop_logging(self.log_dir, error, epoch)
+            return
+        self._made = self.log_dir / self._run
+
+    def _stop_logging(self, folder: Path, error: OSError, epoch: int) -> None:
+        self._failed = True
+        logger.warning(
+            "TensorBoardLogger: cannot write in %s (%s): no TensorBoard logging from "
+            "epoch %d on; the fit and its checkpoints go on",
+            folder,
+            os_error_in_words(error),
+            epoch,
+        )
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
         loop = trainer._loop
         if self._failed or (loop is not None and not loop.dist.is_main):
             return
         if self._writer is None:  # a resumed run replaces what was logged after its checkpoint
-            folder = self.run_dir
-            if folder is None:  # on_epoch_end without on_fit_start: a run of its own anyway
-                self._run = _new_run_name(self.log_dir, trainer.out_dir)
-                folder = self.log_dir / self._run
-            try:
+            if self._run is None:  # on_epoch_end without on_epoch_start: a run of its own
+                self._make_run_folder(trainer, epoch)
+            if (folder := self.run_dir) is None:  # could not be made: said so
+                return
+            try:  # a resumed run's folder may have gone meanwhile: made again
                 folder.mkdir(parents=True, exist_ok=True)
                 self._writer = self._writer_class(log_dir=str(folder), purge_step=epoch)
             except OSError as error:  # the folder went since the check: keep the epoch
-                self._failed = True
-                logger.warning(
-                    "TensorBoardLogger: cannot write in %s (%s): no TensorBoard logging from "
-                    "epoch %d on; the fit and its checkpoints go on",
-                    folder,
-                    os_error_in_words(error),
-                    epoch,
-                )
+                self._stop_logging(folder, error, epoch)
                 return
+            self._made = None  # written in: the run's, whatever happens next
             logger.info(
                 "TensorBoard: this run logs to %s (tensorboard --logdir %s shows the runs)",
                 folder,
@@ -204,9 +248,15 @@ class TensorBoardLogger(Callback):
         self._close()
 
     def _close(self) -> None:
+        """Close the writer; remove the folder this fit made if it wrote nothing there
+        (interrupted in its first epoch), so that the next run may have the name."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self._made is not None:
+            with contextlib.suppress(OSError):  # not empty: leave it
+                self._made.rmdir()
+            self._run = self._made = None
 
     def _skip_cams(self, reason: str) -> None:
         logger.warning("TensorBoardLogger: no Grad-CAM images in this fit: %s", reason)
@@ -240,20 +290,6 @@ class TensorBoardLogger(Callback):
             self._skip_cams(str(error))
             return
         writer.add_text("gradcam", "\n".join(lines), epoch)
-
-
-def _new_run_name(log_dir: Path, out_dir: Path | None) -> str:
-    """The folder in ``log_dir`` of a new run: the name of ``out_dir`` (``version_0``
-    without one), numbered when a folder or file of that name is there (``vgg16_2``,
-    ``version_1``), as Lightning numbers its ``version_N``."""
-    # "runs/vgg16/." and "runs/vgg16/x/.." are vgg16; a link keeps its own name
-    base = Path(os.path.normpath(out_dir.absolute())).name if out_dir is not None else ""
-    names = (
-        itertools.chain([base], (f"{base}_{number}" for number in itertools.count(2)))
-        if base
-        else (f"version_{number}" for number in itertools.count())
-    )
-    return next(name for name in names if not os.path.lexists(log_dir / name))
 
 
 def _add_cams(
