@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from retinalnet.cli import _output_names
 from retinalnet.cli._output_names import OutputNames, shown_names
 
 
@@ -60,3 +61,25 @@ def test_titles_give_the_path_where_names_are_one_file_to_some_disk(
     """An overlay titled ``img_1.jpeg`` beside one titled ``IMG_1.jpeg`` would not say
     which scanner's image each shows once the files are told apart by number."""
     assert shown_names(paths) == expected
+
+
+def test_a_name_that_comes_again_is_numbered_on_without_trying_every_earlier_number(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 20,000 inputs named scan.jpeg (a folder per exam) tried every earlier number each time
+    calls = 0
+    key = _output_names.same_file_key
+
+    def counted(name: str) -> str:
+        nonlocal calls
+        calls += 1
+        return key(name)
+
+    monkeypatch.setattr(_output_names, "same_file_key", counted)
+    names = OutputNames()
+    taken = [names.take(Path("cams"), "scan", "cam.png").name for _ in range(300)]
+    assert taken[:3] == ["scan_cam.png", "scan_2_cam.png", "scan_3_cam.png"]
+    assert taken[-1] == "scan_300_cam.png"
+    assert names.take(Path("cams"), "scan_301", "cam.png").name == "scan_301_cam.png"
+    assert names.take(Path("cams"), "scan", "cam.png").name == "scan_302_cam.png"
+    assert calls < 6 * 302  # a few per name, not one per earlier number (45,000)

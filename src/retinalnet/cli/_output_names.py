@@ -50,6 +50,7 @@ class OutputNames:
 
     def __init__(self) -> None:
         self._taken: set[str] = set()
+        self._next: dict[str, int] = {}  # the number to try next for a stem that came again
 
     def take(self, folder: Path, stem: str, suffix: str) -> Path:
         """A path in ``folder`` that no earlier call returned, nor a path one disk may take
@@ -57,9 +58,17 @@ class OutputNames:
         cut and given a short hash of itself, so two long names that share their start stay
         two files."""
         stem = _fitting(stem, suffix)
-        target, number = folder / f"{stem}_{suffix}", 2
-        while same_file_key(str(target)) in self._taken:
-            target, number = folder / f"{stem}_{number}_{suffix}", number + 1
+        target = folder / f"{stem}_{suffix}"
+        if same_file_key(str(target)) in self._taken:
+            # numbered on from the last number this name took: 20,000 inputs named scan.jpeg
+            # (a folder per exam) each try once, not once per earlier one
+            key = same_file_key(str(target))
+            number = self._next.get(key, 2)
+            target = folder / f"{stem}_{number}_{suffix}"
+            while same_file_key(str(target)) in self._taken:
+                number += 1
+                target = folder / f"{stem}_{number}_{suffix}"
+            self._next[key] = number + 1
         self._taken.add(same_file_key(str(target)))
         return target
 
