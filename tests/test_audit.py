@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
+import re
 import shutil
 import struct
+import sys
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -192,6 +195,47 @@ def test_progress_callback_sees_every_file(messy_tree: Path) -> None:
     calls: list[tuple[int, int]] = []
     audit(messy_tree, progress=lambda done, total: calls.append((done, total)))
     assert calls == [(i, 14) for i in range(1, 15)]
+
+
+def test_a_large_duplicate_group_shows_a_few_paths_and_its_split_crossing(
+    tmp_path: Path,
+) -> None:
+    # was: every path of a group on one line (300 blank exports: 10,500 characters)
+    root = tmp_path / "OCT2017"
+    _noise_jpeg(root / "train" / "NORMAL" / "NORMAL-1-0.jpeg", seed=0)
+    blank = (root / "train" / "NORMAL" / "NORMAL-1-0.jpeg").read_bytes()
+    for i in range(1, 12):
+        (root / "train" / "NORMAL" / f"NORMAL-1-{i}.jpeg").write_bytes(blank)
+    (root / "val" / "NORMAL").mkdir(parents=True)
+    (root / "val" / "NORMAL" / "NORMAL-2-0.jpeg").write_bytes(blank)
+    report = audit(root)
+    lines = str(report).splitlines()
+    group = lines[lines.index(next(x for x in lines if x.startswith("duplicate groups"))) + 1]
+    assert group == (
+        "  train/NORMAL/NORMAL-1-0.jpeg, train/NORMAL/NORMAL-1-1.jpeg, "
+        "train/NORMAL/NORMAL-1-10.jpeg, train/NORMAL/NORMAL-1-11.jpeg, "
+        "val/NORMAL/NORMAL-2-0.jpeg, ... and 8 more (see --json)"
+    )
+    assert len(json.loads(report.to_json())["duplicates"][0]["paths"]) == 13  # all of them
+
+
+def test_progress_is_reported_once_by_the_shared_reporter(
+    messy_tree: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # was: a second reporter also logged "audit: 10000 of N files" every 10,000 files;
+    # _LOG_EVERY (gone now, hence raising=False) is set low for a small tree to show it
+    from retinalnet._core import progress as progress_module
+    from retinalnet.datasets import _audit as audit_module
+
+    ticks = iter(range(0, 10_000, 30))  # 30 s a file: past the quiet start at once
+    monkeypatch.setattr(progress_module, "_now", lambda: float(next(ticks)))
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # no bar: plain lines
+    monkeypatch.setattr(audit_module, "_LOG_EVERY", 2, raising=False)
+    with caplog.at_level(logging.INFO, logger="retinalnet"):
+        audit(messy_tree, progress=True)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("audit:")]
+    assert said  # the shared reporter's lines
+    assert all(re.match(r"audit: [\d,]+/14 \(\d+%\), ", line) for line in said), said
 
 
 @pytest.mark.parametrize(

@@ -717,6 +717,36 @@ def test_on_error_skip_in_a_dataloader_worker(tree_with_broken_file):
     assert targets.tolist() == [0, 1, 1]
 
 
+def test_on_error_skip_decodes_and_warns_of_each_unreadable_file_once(make_tree):
+    # was: each index of a run of K unreadable files walked forward over the rest of the
+    # run, so K files cost K(K+1)/2 decodes and warnings every epoch
+    names = ["CNV-1-1.jpeg", "CNV-1-2.jpeg", "CNV-1-3.jpeg", "CNV-1-4.jpeg"]
+    root = make_tree({"train/CNV": names, "train/DME": ["DME-2-1.jpeg"]})
+    for name in names[1:]:
+        (root / "train" / "CNV" / name).write_text("cut short")
+    decoded: list[str] = []
+
+    def counting(path: str) -> Image.Image:
+        decoded.append(Path(path).name)
+        return load_image(path)
+
+    data = KermanyOCT(root, "train", loader=counting, on_error="skip")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        epochs = [[data[i][1] for i in range(len(data))] for _ in range(2)]
+    assert epochs == [[0, 1, 1, 1, 1]] * 2  # each bad one replaced by the next readable
+    assert sorted(set(decoded) - {"CNV-1-1.jpeg", "DME-2-1.jpeg"}) == names[1:]
+    assert len(decoded) == 5 + 3 + 5  # two epochs of 5 reads, each bad file tried once
+    said = [str(w.message) for w in caught if "skipping unreadable image" in str(w.message)]
+    assert len(said) == 3
+    assert {name for name in names[1:] if any(name in line for line in said)} == set(names[1:])
+    decoded.clear()
+    again = data.with_loader(counting)  # another loader: tried afresh
+    with pytest.warns(RuntimeWarning, match="skipping unreadable image"):
+        again[1]
+    assert decoded == [*names[1:], "DME-2-1.jpeg"]
+
+
 def test_on_error_skip_raises_when_nothing_is_readable(make_tree):
     root = make_tree({"train/CNV": ["CNV-1-1.jpeg"]})
     (root / "train" / "CNV" / "CNV-1-1.jpeg").write_text("not a scan")

@@ -399,7 +399,7 @@ class AuditReport:
             f"duplicate groups (identical bytes): {len(self.duplicates)} "
             f"({len(self.cross_split_duplicates)} across splits, {within} within a split)"
         )
-        lines += _shown(", ".join(map(one_line, group.paths)) for group in self.duplicates)
+        lines += _shown(map(_group_line, self.duplicates))
         lines.append(f"patients in more than one split: {len(self.cross_split_patients)}")
         lines += _shown(
             f"{one_line(patient)}: " + ", ".join(f"{split} {n}" for split, n in per_split.items())
@@ -608,6 +608,22 @@ def _examples(files: ProblemFiles) -> list[str]:
     if files.count > len(files.examples):
         lines.append(f"  ... and {files.count - len(files.examples)} more")
     return lines
+
+
+def _group_line(group: DuplicateGroup) -> str:
+    """A duplicate group's paths: up to 5, one of each split among them (the leakage stays
+    visible), then how many more (a blank export copied 300 times would fill a line)."""
+    if len(group.paths) <= _EXAMPLES:
+        return ", ".join(map(one_line, group.paths))
+    firsts = {path.split("/", 1)[0]: path for path in reversed(group.paths)}  # of each split
+    picked = set(firsts.values())
+    for path in group.paths:
+        if len(picked) >= _EXAMPLES:
+            break
+        picked.add(path)
+    shown = [path for path in group.paths if path in picked]
+    more = len(group.paths) - len(shown)
+    return f"{', '.join(map(one_line, shown))}, ... and {more} more (see --json)"
 
 
 def _shown(items: Any) -> list[str]:

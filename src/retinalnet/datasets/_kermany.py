@@ -97,7 +97,9 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         What to do when an image cannot be read: ``"raise"`` (the default) raises
         :class:`~retinalnet.datasets.UnreadableImageError` naming the file, also from a
         DataLoader worker; ``"skip"`` warns (naming the file) and returns the next readable
-        sample instead, so a training batch keeps its size and an epoch its length. What
+        sample instead, so a training batch keeps its size and an epoch its length. Each
+        unreadable file is decoded and warned of once per data set (once per DataLoader
+        worker process): later reads pass over it without opening it. What
         computes numbers on the data set never takes that substitute:
         :func:`~retinalnet.training.evaluate`, :func:`~retinalnet.training.calibrate`, the
         Trainer's validation data and :func:`~retinalnet.training.build_feature_cache`
@@ -210,6 +212,7 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         self, samples: list[tuple[str, int]], patient_ids: Sequence[str | None] | None = None
     ) -> None:
         self.samples: list[tuple[str, int]] = samples
+        self._unreadable: set[int] = set()  # indices found unreadable (on_error="skip")
         self.targets: list[int] = [target for _, target in samples]
         self.patient_ids: list[str | None] = (
             list(patient_ids)
@@ -431,6 +434,7 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         """
         copied = copy.copy(self)
         copied.loader = loader
+        copied._unreadable = set()  # another loader may read what this one could not
         return copied
 
     def without(self, paths: Iterable[str | os.PathLike[str]]) -> KermanyOCT:
@@ -466,11 +470,18 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         path, target = self.samples[index]
         if self.on_error == "raise":
             return self.loader(path), target
+        # A run of K unreadable files would otherwise be decoded and warned of K(K+1)/2
+        # times an epoch (each index walks forward over the rest of the run): each is
+        # tried and warned of once, then passed over.
         for offset in range(len(self.samples)):
-            path, target = self.samples[(index + offset) % len(self.samples)]
+            position = (index + offset) % len(self.samples)
+            if position in self._unreadable:
+                continue
+            path, target = self.samples[position]
             try:
                 return self.loader(path), target
             except UnreadableImageError as error:
+                self._unreadable.add(position)
                 message = f"skipping unreadable image {path!r} ({error.reason})"
                 warn_caller(message, RuntimeWarning)
         raise UnreadableImageError(

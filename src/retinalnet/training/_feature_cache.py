@@ -407,6 +407,57 @@ def _save_or_warn(cache: FeatureCache, folder: Path) -> bool:
     return True
 
 
+def _log_other_caches(folder: Path) -> None:
+    """Log, at INFO, how many other caches ``folder``'s parent holds and their total size.
+
+    Each change to the files (one added or removed, a copy that did not keep the times)
+    gives a new fingerprint, so a new full copy beside the old ones. They are not removed
+    here: another run, on other data or another model, may be reading them.
+    """
+    others: list[Path] = []
+    with contextlib.suppress(OSError):  # an unlistable folder: nothing to say
+        others = [
+            entry
+            for entry in folder.parent.iterdir()
+            if entry != folder and _is_cache_folder(entry)
+        ]
+    if not others:
+        return
+    size = 0
+    for other in others:
+        for name in _CACHE_FILES:
+            with contextlib.suppress(OSError):
+                size += (other / name).stat().st_size
+    logger.info(
+        "the feature cache folder %s holds %d other cache(s) besides %s (%s in all): "
+        "each change to the data's files (one added or removed, a copy that did not keep "
+        "the modification times), the model or the settings gives a new one, and none is "
+        "removed automatically, since another run may be using it; delete the ones you "
+        "no longer use",
+        folder.parent,
+        len(others),
+        folder.name,
+        _readable_size(size),
+    )
+
+
+def _is_cache_folder(path: Path) -> bool:
+    """Whether ``path`` is a cache folder (a fingerprint's 24 hex digits, holding cache files)."""
+    name = path.name
+    if len(name) != 24 or any(char not in "0123456789abcdef" for char in name):
+        return False
+    return path.is_dir() and any((path / file).is_file() for file in _CACHE_FILES)
+
+
+def _readable_size(size: int) -> str:
+    """``size`` bytes as ``"0.5 kB"``, ``"12.3 MB"`` or ``"1.4 GB"``."""
+    if size >= 10**9:
+        return f"{size / 1e9:.1f} GB"
+    if size >= 10**6:
+        return f"{size / 1e6:.1f} MB"
+    return f"{size / 1e3:.1f} kB"
+
+
 _SAVE_FIXES = {
     errno.ENOSPC: "free some disk space there",
     errno.EDQUOT: "free some of your disk quota",
@@ -571,6 +622,9 @@ def build_feature_cache(
         seed and augmentation), so a stale cache is never used. ``None``: in memory only.
         Each file is written whole or not at all, ``meta.json`` (which marks the cache
         complete) last; a cache that cannot be saved (a full disk) leaves no file behind.
+        Any change to the files gives a new folder beside the old ones, which are never
+        removed: after writing one, the others ``cache_dir`` holds are counted, with their
+        size, in an INFO log line.
     batch_size, num_workers, device, progress
         How the backbone is run (``num_workers=None``: by device, none on a CPU and up to 8
         with a GPU).
@@ -734,8 +788,9 @@ def build_feature_cache(
         views=views,
     )
     if folder is not None:
-        if context.is_main:  # a refused save warns and leaves nothing: the run goes on
-            _save_or_warn(cache, folder)
+        # a refused save warns and leaves nothing: the run goes on
+        if context.is_main and _save_or_warn(cache, folder):
+            _log_other_caches(folder)
         context.barrier()  # the others return once it is on disk (or given up)
     return cache
 
