@@ -194,8 +194,115 @@ def test_a_refused_checkpoint_write_is_one_line_naming_the_epoch_on_disk(
     monkeypatch.undo()
     assert load_checkpoint(out / "last.pt").epoch == 1
     assert not (out / "run.lock").exists()
-    # the history of the epochs that finished is beside them
+    # the history of the epochs that a checkpoint holds is beside them (best.pt may hold 2)
+    held = max(checkpoint_epoch(out / "best.pt") or 0, 1)
+    assert [row["epoch"] for row in _history(out / "history.csv")] == [
+        str(epoch) for epoch in range(1, held + 1)
+    ]
+
+
+def _refuse_checkpoints_from_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
+    """A full disk from ``epoch`` on: neither best.pt nor last.pt can be written."""
+    real = tempfile.mkstemp
+    written = {"last.pt": 0}  # the epochs whose last.pt was written
+
+    def mkstemp(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        prefix = kwargs.get("prefix")
+        if prefix in (".best.pt.", ".last.pt.") and written["last.pt"] + 1 >= epoch:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        if prefix == ".last.pt.":
+            written["last.pt"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", mkstemp)
+
+
+def test_a_full_disk_at_the_first_checkpoint_leaves_no_history_and_the_command_runs_again(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    _refuse_checkpoints_from_epoch(monkeypatch, 1)
+
+    assert train_small_cnn(data, out, "--epochs", "2") == 1
+
+    line = _one_line(capsys.readouterr().err)
+    assert "cannot write checkpoint" in line
+    assert "(epoch 1): no space left on device [ENOSPC]; there was no checkpoint there" in line
+    monkeypatch.undo()
+    # was: a history.csv of epoch 1, which no checkpoint holds, alone in the folder
+    assert not out.exists() or sorted(p.name for p in out.iterdir()) == []
+    # space freed, the same command runs (was: refused, and told to --resume a run that had
+    # no last.pt)
+    assert train_small_cnn(data, out, "--epochs", "2") == 0, capsys.readouterr().err
     assert [row["epoch"] for row in _history(out / "history.csv")] == ["1", "2"]
+
+
+def test_a_full_disk_at_a_later_epoch_keeps_the_history_of_the_epochs_saved_and_resumes(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    _refuse_checkpoints_from_epoch(monkeypatch, 2)
+
+    assert train_small_cnn(data, out, "--epochs", "3") == 1
+
+    assert "(epoch 2): no space left on device" in _one_line(capsys.readouterr().err)
+    monkeypatch.undo()
+    assert (checkpoint_epoch(out / "best.pt"), checkpoint_epoch(out / "last.pt")) == (1, 1)
+    # was: epochs 1 and 2, and no checkpoint holds epoch 2
+    assert [row["epoch"] for row in _history(out / "history.csv")] == ["1"]
+    assert _resume_as_advised(data, out) == 0, capsys.readouterr().err
+    assert [row["epoch"] for row in _history(out / "history.csv")] == ["1", "2", "3"]
+
+
+def test_an_overwriting_run_stopped_by_a_full_disk_leaves_the_earlier_run_s_history(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert train_small_cnn(data, out, "--epochs", "2") == 0
+    before = {name: (out / name).read_bytes() for name in ("best.pt", "last.pt", "history.csv")}
+    _refuse_checkpoints_from_epoch(monkeypatch, 1)
+
+    assert train_small_cnn(data, out, "--epochs", "2", "--overwrite") == 1
+
+    monkeypatch.undo()
+    # the earlier run's files, all of them: was this run's epoch 1 in history.csv, beside the
+    # earlier run's checkpoints of epoch 2
+    assert {name: (out / name).read_bytes() for name in before} == before
+
+
+@pytest.mark.parametrize(
+    ("left", "advice"),
+    [
+        (["history.csv"], "; the run that wrote it saved no checkpoint"),
+        (["best.pt", "history.csv"], "; that run left no last.pt: resume it from its best.pt"),
+    ],
+    ids=["history-alone", "best-pt-without-last-pt"],
+)
+def test_a_new_run_into_a_folder_without_last_pt_is_not_told_to_resume_it(
+    data: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    left: list[str],
+    advice: str,
+) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in left:
+        (out / name).write_bytes(b"a run's")
+
+    assert train_small_cnn(data, out, "--weights", "none") == 1
+
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(
+        f"retinalnet train: error: {out / left[0]} already exists and would be replaced by "
+        f"this new run{advice}"
+    ), line
+    assert line.endswith("(--overwrite)"), line
+    if left == ["history.csv"]:
+        assert "so there is nothing to resume; free some space if the disk was full" in line
+        assert "--resume" not in line
+    else:
+        assert f"(--resume {out / 'best.pt'})" in line
 
 
 def test_an_interrupted_train_names_the_epoch_last_saved(
@@ -567,8 +674,8 @@ def test_an_existing_best_pt_is_refused_before_the_feature_cache_is_built(
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == (
         f"retinalnet train: error: {out / 'best.pt'} already exists and would be replaced by "
-        "this new run; resume that run (--resume), choose another folder, or allow it "
-        "(--overwrite)"
+        f"this new run; that run left no last.pt: resume it from its best.pt (--resume "
+        f"{out / 'best.pt'}), choose another folder, or allow it (--overwrite)"
     )
     assert spy.calls == 0
     assert (out / "best.pt").read_bytes() == b"an earlier run's model"
@@ -615,8 +722,8 @@ def test_an_existing_best_pt_is_refused_before_any_work(
 
     assert _one_line(capsys.readouterr().err) == (
         f"retinalnet train: error: {out / 'best.pt'} already exists and would be replaced by "
-        "this new run; resume that run (--resume), choose another folder, or allow it "
-        "(--overwrite)"
+        f"this new run; that run left no last.pt: resume it from its best.pt (--resume "
+        f"{out / 'best.pt'}), choose another folder, or allow it (--overwrite)"
     )
     assert sorted(p.name for p in out.iterdir()) == ["best.pt"]  # nor the lock is left
 

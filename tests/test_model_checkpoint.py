@@ -480,6 +480,48 @@ def test_a_new_run_refuses_a_folder_holding_another_runs_files(
         assert (tmp_path / name).read_bytes() == b"another run's"
 
 
+@pytest.mark.parametrize(
+    ("left", "advice"),
+    [
+        pytest.param(
+            ["last.pt", "history.csv"],
+            r"; resume that run \(fit\(\.\.\., resume_from=last\.pt\), or --resume on the "
+            r"command line\), choose another folder, or allow it",
+            id="last-pt",
+        ),
+        pytest.param(
+            ["best.pt", "history.csv"],
+            r"; that run left no last\.pt: resume it from its best\.pt \(fit\(\.\.\., "
+            r"resume_from='[^']*best\.pt'\)\), choose another folder, or allow it",
+            id="best-pt-alone",
+        ),
+        pytest.param(
+            ["history.csv"],
+            r"; the run that wrote it saved no checkpoint \(no best\.pt, no last\.pt beside "
+            r"it: .*full disk.*\), so there is nothing to resume; free some space if the disk "
+            r"was full, then start the run again in another folder, or there if you allow it",
+            id="no-checkpoint",
+        ),
+    ],
+)
+def test_a_new_run_is_told_to_resume_the_run_there_only_from_a_checkpoint_it_saved(
+    tmp_path: Path, left: list[str], advice: str
+) -> None:
+    # a full disk at the first checkpoint left a history.csv alone: the next run was told to
+    # resume a run that had saved nothing
+    for name in left:
+        (tmp_path / name).write_bytes(b"a run's")
+
+    with pytest.raises(FileExistsError) as info:
+        _trainer(tmp_path, max_epochs=1).fit(*_data())
+
+    message = str(info.value)
+    taken = f"{re.escape(str(tmp_path / left[0]))} already exists and would be replaced"
+    ways = rf" by this new run{advice} \(overwrite=True, or --overwrite\)"
+    assert re.fullmatch(taken + ways, message), message
+    assert ("resume_from" in message) == (left != ["history.csv"])
+
+
 def test_an_overwriting_run_replaces_a_link_to_another_file_not_the_file(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -1,9 +1,15 @@
-"""The images of a split that a command reads: the folders', or a manifest's.
+"""The images of the splits a command reads: the folders', or a manifest's.
 
 ``retinalnet split`` writes a patient-aware train/val split (and the test rows) into a
 manifest; ``train``, ``evaluate`` and ``calibrate`` take it with ``--manifest``, so a
 download without a ``val`` folder (the Mendeley layout, ``CellData/OCT``) goes from
 training to calibration and evaluation on one split.
+
+A command reads its manifest once: ``train`` builds ``train`` and ``val`` from the rows of
+that one reading, so a ``retinalnet split --out`` rewriting the file meanwhile cannot hand
+them two different splits (validation images that are also trained on). Each split's rows
+are checked under the data root as :meth:`KermanyOCT.from_manifest
+<retinalnet.datasets.KermanyOCT.from_manifest>` checks them.
 """
 
 from __future__ import annotations
@@ -12,15 +18,22 @@ import argparse
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from retinalnet._core.classes import KERMANY_CLASSES, in_kermany_order
 from retinalnet.cli._argtypes import path_argument
 
 if TYPE_CHECKING:
-    from retinalnet.datasets import KermanyOCT
+    from retinalnet.datasets import KermanyOCT, ManifestRow
 
-__all__ = ["add_manifest_argument", "split_data", "study_classes"]
+__all__ = [
+    "Splits",
+    "add_manifest_argument",
+    "read_manifest_once",
+    "read_splits",
+    "split_data",
+    "study_classes",
+]
 
 logger = logging.getLogger("retinalnet")
 
@@ -73,6 +86,15 @@ def study_classes(model_classes: Sequence[str]) -> tuple[str, ...]:
     )
 
 
+class Splits(NamedTuple):
+    """The splits a command reads, in the order it asked for them, and the SHA-256 (64 hex
+    digits) of the manifest bytes their rows were read from (``None`` for the folders):
+    ``train`` records it, for ``--resume`` and ``evaluate`` to find the manifest by."""
+
+    data: tuple[KermanyOCT, ...]
+    manifest_sha256: str | None
+
+
 def split_data(
     data: Path,
     split: str,
@@ -82,18 +104,113 @@ def split_data(
     on_error: str = "raise",
 ) -> KermanyOCT:
     """The images of ``split`` of ``classes`` (default: all four): the manifest's rows of it
-    (paths under ``data``), or the folder ``data/split``. ``on_error`` (``--on-error``)
-    decides whether the manifest's rows that name no file are refused or left out with a
-    warning; the data set itself reads with ``on_error="raise"``, the command leaving out
-    unreadable images itself."""
+    (paths under ``data``), or the folder ``data/split``; see :func:`read_splits`."""
+    return read_splits(data, (split,), manifest, classes, on_error=on_error).data[0]
+
+
+def read_splits(
+    data: Path,
+    splits: Sequence[str],
+    manifest: Path | None,
+    classes: Sequence[str] | None = None,
+    *,
+    on_error: str = "raise",
+) -> Splits:
+    """The images of each of ``splits`` of ``classes`` (default: all four): the folders
+    ``data/split``, or the rows of each split of one reading of ``manifest`` (paths under
+    ``data``), which are therefore one version of the file's split, whatever rewrites it
+    meanwhile. ``on_error`` (``--on-error``) decides whether the manifest's rows that name
+    no file are refused or left out with a warning; the data sets themselves read with
+    ``on_error="raise"``, the command leaving out unreadable images itself.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :meth:`KermanyOCT.from_manifest <retinalnet.datasets.KermanyOCT.from_manifest>`
+        (a file listed in two splits, also by two paths of it, is refused).
+    RuntimeError
+        If the manifest file changed while it was read, each time (a ``retinalnet split
+        --out`` of it writing it again and again).
+    """
+    from retinalnet.datasets import KermanyOCT
+    from retinalnet.datasets._manifest_files import check_no_file_twice_under
+
+    partial = classes is not None and tuple(classes) != KERMANY_CLASSES
+    if manifest is None:
+        read = []
+        for split in splits:
+            if partial:
+                logger.info("%s split: the images of %s only", split, ", ".join(classes or ()))
+            read.append(KermanyOCT(data, split, classes=classes))
+        return Splits(tuple(read), None)
+    path = Path(manifest).expanduser()
+    rows, sha256 = read_manifest_once(path)
+    base = Path(data).expanduser()
+    check_no_file_twice_under(rows, base, f"manifest {str(path)!r}")
+    built = []
+    for split in splits:
+        if partial:
+            logger.info("%s split: the images of %s only", split, ", ".join(classes or ()))
+        dataset = _manifest_split(rows, split, base, path, classes, on_error=on_error)
+        dataset.on_error = "raise"  # unreadable images: left out by the command, and listed
+        built.append(dataset)
+    return Splits(tuple(built), sha256)
+
+
+_READS = 3
+"""How many times a manifest that changed while it was read is read again."""
+
+
+def _identity(path: Path) -> tuple[int, int, int, int, int]:
+    """Which file ``path`` leads to, and which version of it: a file renamed over the path
+    is another inode, a write in place changes the size or the times."""
+    status = path.stat()
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+
+
+def read_manifest_once(path: Path) -> tuple[list[ManifestRow], str]:
+    """The rows of the manifest at ``path`` and the SHA-256 of the bytes they were read
+    from, both of one version of the file (its identity unchanged from before the digest to
+    after the rows): what a command reads from a manifest, and compares with the digest a
+    run recorded of it.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`~retinalnet.datasets.read_manifest`.
+    RuntimeError
+        If the file changed while it was read, each of :data:`_READS` times.
+    """
+    from retinalnet._core.files import file_digest
+    from retinalnet.datasets import read_manifest
+
+    for _ in range(_READS):  # a rewrite landing between two of our reads: read again
+        if not path.is_file():  # its words for a missing manifest
+            read_manifest(path)
+        before = _identity(path)
+        sha256 = file_digest(path).hex()
+        rows = read_manifest(path)
+        if _identity(path) == before:
+            return rows, sha256
+    raise RuntimeError(
+        f"manifest {str(path)!r} changed while it was read, {_READS} times (is `retinalnet "
+        f"split --out {str(path)!r}` writing it?): the splits would not be one version of it; "
+        "run the command again once it is written"
+    )
+
+
+def _manifest_split(
+    rows: Sequence[ManifestRow],
+    split: str,
+    base: Path,
+    manifest: Path,
+    classes: Sequence[str] | None,
+    *,
+    on_error: str,
+) -> KermanyOCT:
+    """One split of a manifest's rows, read once: :meth:`KermanyOCT.from_manifest
+    <retinalnet.datasets.KermanyOCT.from_manifest>` with ``root=base``, on rows already
+    read, less the check of the rows of all splits, made once by :func:`read_splits`."""
     from retinalnet.datasets import KermanyOCT
 
-    if classes is not None and tuple(classes) != KERMANY_CLASSES:
-        logger.info("%s split: the images of %s only", split, ", ".join(classes))
-    if manifest is not None:
-        rows = KermanyOCT.from_manifest(
-            manifest, split, root=data, classes=classes, on_error=on_error
-        )
-        rows.on_error = "raise"  # unreadable images: left out by the command, and listed
-        return rows
-    return KermanyOCT(data, split, classes=classes)
+    return KermanyOCT._from_rows(rows, split, base, manifest, classes=classes, on_error=on_error)

@@ -61,8 +61,9 @@ def run_train(args: argparse.Namespace) -> int:
         resumed_run_defaults,
         training_images,
     )
+    from retinalnet.cli._saved_history import SavedEpochs
     from retinalnet.cli._skip import print_skipped
-    from retinalnet.cli._split_data import split_data
+    from retinalnet.cli._split_data import read_splits
     from retinalnet.datasets._sample_names import sample_names_digest
     from retinalnet.models import build_model, create_model
     from retinalnet.training import (
@@ -76,7 +77,7 @@ def run_train(args: argparse.Namespace) -> int:
         seed_everything,
     )
     from retinalnet.training._config import choose_feature_cache
-    from retinalnet.training._model_checkpoint import replace_foreign_link
+    from retinalnet.training._run_files import replace_foreign_link
     from retinalnet.transforms import Preprocessing
 
     if args.tensorboard is not None:
@@ -88,8 +89,11 @@ def run_train(args: argparse.Namespace) -> int:
     resumed_run_defaults(args)
     recipe_defaults(args)
     preprocessing = Preprocessing(size=args.size, reduced_decode=args.reduced_decode)
-    train = split_data(args.data, "train", args.manifest, args.classes, on_error=args.on_error)
-    val = split_data(args.data, "val", args.manifest, args.classes, on_error=args.on_error)
+    # one reading of --manifest for both: train and val are one version of its split
+    splits = read_splits(
+        args.data, ("train", "val"), args.manifest, args.classes, on_error=args.on_error
+    )
+    train, val = splits.data
     images, names = training_images(train), sample_names_digest(train)
     check_same_training_images(args, images, names)  # --resume: the run's, before any work
     cache: Literal["auto"] | bool | FeatureCacheConfig = "auto"  # on for a frozen backbone
@@ -153,6 +157,8 @@ def run_train(args: argparse.Namespace) -> int:
             train_images=images,
             train_names=names,
         )
+        if splits.manifest_sha256 is not None:  # that of the rows trained on, not a later read
+            options.options["manifest"]["sha256"] = splits.manifest_sha256
         callbacks.append(options)
         trainer = Trainer(
             model,
@@ -179,13 +185,14 @@ def run_train(args: argparse.Namespace) -> int:
         csv_path = args.out / "history.csv"
         if writes and (args.resume is None or args.resume.resolve().parent != args.out.resolve()):
             replace_foreign_link(csv_path)  # --overwrite: another run's, not written through
+        saved = SavedEpochs(args.out, args.resume) if writes else None
         try:
             history = trainer.fit(train, val, resume_from=args.resume)
         except BaseException:
-            # the epochs that finished, beside the checkpoints; the error is what is reported
-            if len(trainer.history) and writes:
-                with contextlib.suppress(OSError):
-                    trainer.history.to_csv(csv_path)
+            # the epochs that finished and a checkpoint holds (not one whose checkpoint a
+            # full disk refused); the error is what is reported
+            if saved is not None:
+                saved.write_history(trainer.history, csv_path)
             raise
         if writes:
             history.to_csv(csv_path)
@@ -307,7 +314,7 @@ def _check_best_is_free(args: argparse.Namespace) -> None:
         <retinalnet.training.ModelCheckpoint.check_best_is_free>`), said with flags.
     """
     from retinalnet.training import ModelCheckpoint
-    from retinalnet.training._model_checkpoint import RUN_FILES
+    from retinalnet.training._run_files import RUN_FILES
 
     if args.resume is None:
         ModelCheckpoint(args.out, overwrite=args.overwrite).check_best_is_free()

@@ -37,7 +37,7 @@ from retinalnet.datasets._files import (
 )
 from retinalnet.datasets._files_not_read import warn_of_files_not_read
 from retinalnet.datasets._linked_files import LinkedFiles
-from retinalnet.datasets._manifest import read_manifest
+from retinalnet.datasets._manifest import ManifestRow, read_manifest
 from retinalnet.datasets._manifest_files import (
     check_no_file_twice_under,
     leave_out_rows_never_read,
@@ -310,12 +310,50 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
             if root is not None
             else manifest_path.parent
         )
+        check_no_file_twice_under(rows, base, f"manifest {str(manifest_path)!r}")
+        return cls._from_rows(
+            rows,
+            split,
+            base,
+            manifest_path,
+            classes=classes,
+            transform=transform,
+            target_transform=target_transform,
+            loader=loader,
+            on_error=on_error,
+        )
+
+    @classmethod
+    def _from_rows(
+        cls,
+        rows: Sequence[ManifestRow],
+        split: str,
+        root: Path,
+        manifest: Path,
+        *,
+        classes: Sequence[str] | None = None,
+        transform: Callable[[Image.Image], Any] | None = None,
+        target_transform: Callable[[int], Any] | None = None,
+        loader: Callable[[str], Any] = load_image,
+        on_error: str = "raise",
+    ) -> KermanyOCT:
+        """One split of a manifest's ``rows``, read once for all its splits: what
+        :meth:`from_manifest` builds after reading the file (``root``: the folder the rows'
+        paths are under; ``manifest``: the file, for messages), so that splits built from
+        one reading are of one version of the file, whatever rewrites it meanwhile.
+
+        The check that no file is listed in two splits is the reader's, made once over all
+        rows (:func:`~retinalnet.datasets._manifest_files.check_no_file_twice_under`), as
+        :meth:`from_manifest` makes it.
+        """
+        if split not in KERMANY_SPLITS:
+            raise ValueError(unknown_split_message(split))
+        base, manifest_path = root, manifest
         self = cls.__new__(cls)
         self.root = base
         self.split = split
         self.split_dir = base / split
         self._configure(classes, transform, target_transform, loader, on_error)
-        check_no_file_twice_under(rows, base, f"manifest {str(manifest_path)!r}")
         source = f"split {split!r} of manifest {str(manifest_path)!r}"
         of_split = [row for row in rows if row.split == split and row.label in self.class_to_idx]
         refuse_rows_all_left_out(of_split, base, source)

@@ -15,34 +15,15 @@ from retinalnet.training._callbacks import Callback, _check_monitor, _Tracker
 from retinalnet.training._lock import check_still_held
 from retinalnet.training._monitor import check_monitor_and_mode
 from retinalnet.training._nonfinite import NonFiniteLossError
+from retinalnet.training._run_files import RUN_FILES, replace_foreign_link, run_files_taken
 
 if TYPE_CHECKING:
     from retinalnet.training._history import History
     from retinalnet.training._trainer import Trainer
 
-__all__ = ["RUN_FILES", "ModelCheckpoint", "refuse_shared_checkpoint_files", "replace_foreign_link"]
+__all__ = ["ModelCheckpoint", "refuse_shared_checkpoint_files"]
 
 logger = logging.getLogger(__name__)
-
-RUN_FILES = ("best.pt", "last.pt", "history.csv")
-"""The files of a run in its folder (``retinalnet train`` writes ``history.csv``): a new
-run into a folder holding any of them would replace another run's."""
-
-
-def replace_foreign_link(path: Path) -> None:
-    """Before a run first writes ``path`` that is not its own: a symbolic link there to an
-    existing file (``last.pt -> deployed/v3.pt``) is removed, so that the run writes a file
-    of its own in its place and the file linked to stays as it is (the file writers write
-    through a link). A link to no file yet (set up to put the run's files on another disk)
-    is kept: nothing is replaced through it."""
-    if path.is_symlink() and path.exists():
-        target = os.path.realpath(path)
-        path.unlink()
-        logger.info(
-            "%s was a link to %s, which this run leaves as it is: its file takes the link's place",
-            path,
-            target,
-        )
 
 
 def refuse_shared_checkpoint_files(callbacks: Sequence[Callback], trainer: Trainer) -> None:
@@ -285,7 +266,9 @@ class ModelCheckpoint(Callback):
         Raises
         ------
         FileExistsError
-            Naming the files and the three ways out.
+            Naming the first of the files and the ways out there are: resuming that run
+            from its ``last.pt`` (or its ``best.pt``: it left no ``last.pt``) when it saved a
+            checkpoint, another folder, ``overwrite=True``.
 
         .. versionadded:: 0.2
 
@@ -294,11 +277,7 @@ class ModelCheckpoint(Callback):
         """
         found = [] if self._resumed or self.overwrite else self._run_files_there()
         if found:  # the first of them: the ways out are the folder's
-            raise FileExistsError(
-                f"{found[0]} already exists and would be replaced by this new run; resume "
-                "that run (fit(..., resume_from=last.pt), or --resume on the command line), "
-                "choose another folder, or allow it (overwrite=True, or --overwrite)"
-            )
+            raise run_files_taken(self.dirpath, found)
 
     def _run_files_there(self) -> list[Path]:
         """The files of :data:`RUN_FILES` in the folder (a link to no file left out)."""
