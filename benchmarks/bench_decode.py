@@ -61,7 +61,7 @@ def main() -> None:
         paths = []
         for i in range(0 if args.images_from else args.images):
             pixels, _ = render_bscan(
-                ("CNV", "DME", "DRUSEN", "NORMAL")[i % 4], rng, size=(496, 512)
+                ("CNV", "DME", "DRUSEN", "NORMAL")[i % 4], rng, shape=(496, 512)
             )
             path = Path(tmp) / f"scan{i}.jpeg"
             Image.fromarray(pixels, "L").save(path, format="JPEG", quality=90)

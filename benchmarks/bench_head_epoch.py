@@ -146,7 +146,8 @@ def main() -> None:
     trainer_seconds = min(record.seconds for record in history[1:])
     bare = bare_loop_epoch_seconds(head, features, targets, args.batch_size, None, val)
     fused = bare_loop_epoch_seconds(head, features, targets, args.batch_size, True, val)
-    rows = [("Trainer, with validation", trainer_seconds), ("bare loop, Adam", bare),
+    validating = "with validation" if val is not None else "no validation"
+    rows = [(f"Trainer, {validating}", trainer_seconds), ("bare loop, Adam", bare),
             ("bare loop, fused Adam", fused)]  # fmt: skip
     if device.type == "cuda":
         try:
@@ -158,12 +159,14 @@ def main() -> None:
     steps = -(-args.rows // args.batch_size)
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
           f"threads, device {device}, torch {torch.__version__}")  # fmt: skip
+    after = f"validation on {args.val_rows} rows after each" if val is not None else validating
     print(f"{args.rows} cached rows of 4096, batch {args.batch_size} ({steps} steps per epoch), "
-          f"validation on {args.val_rows} rows after each")  # fmt: skip
+          f"{after}")  # fmt: skip
     for label, seconds in rows:
         print(f"{label:26s} {seconds * 1000:8.2f} ms  {args.rows / seconds:10.0f} img/s  "
               f"{seconds / steps * 1000:6.3f} ms per step")  # fmt: skip
-    print(f"  Trainer vs bare loop, both with validation: {trainer_seconds / bare:.2f}x the time")
+    both = "both with validation" if val is not None else "neither validating"
+    print(f"  Trainer vs bare loop, {both}: {trainer_seconds / bare:.2f}x the time")
 
 
 if __name__ == "__main__":

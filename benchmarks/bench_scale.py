@@ -12,6 +12,11 @@ seconds, images/s, the process's peak resident memory after it, and the fraction
 GPU's dense bf16 peak the cache build reaches (the backbone's FLOPs per image counted by
 ``torch.utils.flop_counter``; "n/a" on a CPU or an unknown GPU).
 
+``--data DIR`` writes the files there and keeps them; a later run with the same ``--images``
+and ``--test`` reuses them. A DIR holding anything else (files written for other counts, or
+anyone's scans) is refused, never added to or emptied, and every rate is divided by the
+images indexed, so a printed rate always counts the images timed.
+
 Works with retinalnet 0.1 too (``PYTHONPATH=../wt-old/src``), for before/after runs.
 Weights are random (no download): speed does not depend on their values.
 """
@@ -81,26 +86,69 @@ def _texture(size: tuple[int, int], seed: int) -> bytes:
     return out.getvalue()
 
 
+def planned_files(counts: dict[str, int]) -> dict[str, int]:
+    """The files :func:`write_tree` writes for ``counts``: each path, relative to the root
+    (``split/CLASS/CLASS-i-variant.jpeg``), and the index of the encoded variant it holds."""
+    weights = np.array([share for _, share in SIZE_MIX for _ in range(VARIANTS)])
+    rng = np.random.default_rng(0)
+    plan: dict[str, int] = {}
+    for split, count in counts.items():
+        picks = rng.choice(len(weights), size=count, p=weights / weights.sum())
+        for i, pick in enumerate(picks):
+            cls = CLASSES[i % 4]
+            plan[f"{split}/{cls}/{cls}-{i}-{pick}.jpeg"] = int(pick)
+    return plan
+
+
 def write_tree(root: Path, counts: dict[str, int]) -> int:
     """Write the split folders; returns the bytes written."""
     encoded = [
-        (_texture(size, seed=s * 100 + v), share)
-        for s, (size, share) in enumerate(SIZE_MIX)
+        _texture(size, seed=s * 100 + v)
+        for s, (size, _) in enumerate(SIZE_MIX)
         for v in range(VARIANTS)
     ]
-    weights = np.array([share for _, share in encoded])
-    rng = np.random.default_rng(0)
     total = 0
-    for split, count in counts.items():
-        picks = rng.choice(len(encoded), size=count, p=weights / weights.sum())
-        for i, pick in enumerate(picks):
-            cls = CLASSES[i % 4]
-            folder = root / split / cls
-            folder.mkdir(parents=True, exist_ok=True)
-            data = encoded[pick][0]
-            (folder / f"{cls}-{i}-{pick}.jpeg").write_bytes(data)
-            total += len(data)
+    for relative, pick in planned_files(counts).items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encoded[pick])
+        total += len(encoded[pick])
     return total
+
+
+def check_reusable(root: Path, counts: dict[str, int]) -> bool:
+    """Whether ``root`` already holds exactly the files :func:`write_tree` writes for
+    ``counts`` (``True``: reuse them), or is missing or empty (``False``: write them).
+
+    Raises
+    ------
+    SystemExit
+        If ``root`` holds anything else: files written for other counts (a reused folder
+        would time more or fewer images than the rates are divided by) or someone's data.
+    """
+    if not root.exists():
+        return False
+    if not root.is_dir():
+        raise SystemExit(f"--data {root} is a file, not a folder; pass a folder")
+    found = {p.relative_to(root).as_posix() for p in root.rglob("*") if not p.is_dir()}
+    if not found and not any(root.iterdir()):
+        return False
+    if found == set(planned_files(counts)):
+        return True
+    held = {split: sum(f.startswith(f"{split}/") for f in found) for split in counts}
+    other = len(found) - sum(held.values())
+    wanted = ", ".join(f"{n} {split}" for split, n in counts.items())
+    holds = ", ".join(f"{n} {split}" for split, n in held.items())
+    advice = "pass a new or empty folder to --data"
+    if other == 0 and found == set(planned_files(held)):
+        advice += (
+            f", or --images {held['train']} --test {held['test']} (the counts it was written for)"
+        )
+    raise SystemExit(
+        f"--data {root} holds {holds} files{f' and {other} others' if other else ''}, not the "
+        f"{wanted} this run would write: the benchmark would time other images than its "
+        f"rates count. It never adds to or deletes from a folder; {advice}"
+    )
 
 
 def backbone_flops(arch: str, size: int) -> float:
@@ -193,7 +241,12 @@ def main() -> None:
     parser.add_argument("--decode", default=None, help="build_feature_cache decode (0.2)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--json", default=None, help="also write the results here")
-    parser.add_argument("--data", default=None, help="write (or reuse) the files here")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="write the files here, or reuse those an earlier run with the same --images and "
+        "--test wrote (any other content is refused)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -209,13 +262,15 @@ def main() -> None:
     results: dict[str, Any] = {"images": args.images, "arch": args.arch, "rows": []}
     try:
         started = time.perf_counter()
-        existing = sum(1 for _ in (root / "train").rglob("*.jpeg")) if root.exists() else 0
-        written = write_tree(root, counts) if existing != args.images else 0
-        print(
-            f"files: {args.images} train, 32 val, {test_count} test in {root} "
-            f"({written / 2**20:.0f} MiB written in {time.perf_counter() - started:.1f} s)"
+        reused = check_reusable(root, counts)
+        written = 0 if reused else write_tree(root, counts)
+        how = (
+            "reused, written by an earlier run"
+            if reused
+            else f"{written / 2**20:.0f} MiB written in {time.perf_counter() - started:.1f} s"
         )
-        run(args, root, counts, results)
+        print(f"files: {args.images} train, 32 val, {test_count} test in {root} ({how})")
+        run(args, root, results)
     finally:
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
@@ -223,9 +278,7 @@ def main() -> None:
         Path(args.json).write_text(json.dumps(results, indent=2))
 
 
-def run(
-    args: argparse.Namespace, root: Path, counts: dict[str, int], results: dict[str, Any]
-) -> None:
+def run(args: argparse.Namespace, root: Path, results: dict[str, Any]) -> None:
     try:
         from retinalnet._core.device import resolve_device  # 0.2
     except ImportError:
@@ -237,6 +290,8 @@ def run(
     cpu: list[float] = []  # CPU seconds of this process per phase: steadier on a shared machine
     started, started_cpu = time.perf_counter(), time.process_time()
     train, val, test = (KermanyOCT(root, split) for split in ("train", "val", "test"))
+    # Every rate is divided by the images indexed, so it can never disagree with what was timed.
+    counts = {"train": len(train), "val": len(val), "test": len(test)}
     rows.append(("index", time.perf_counter() - started, sum(counts.values())))
     cpu.append(time.process_time() - started_cpu)
     rss = [peak_rss_mib()]

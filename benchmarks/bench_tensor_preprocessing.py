@@ -6,31 +6,41 @@
 The PIL path is ``Preprocessing.prepare(path)`` per file (what CPU workers run). The tensor
 path is ``TensorPreprocessing``: read the bytes (``read_encoded``, what workers run), then one
 ``batch`` call per 64 files (decode, resize, crop, normalise on ``--device``). Best of three
-interleaved passes over the same files, with the largest difference between the two.
+interleaved passes over the same files, with the largest difference between the two. The
+files are the JPEGs (``.jpeg``, ``.jpg``, any case) that ``find_images`` finds under the folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import torch
 
+from retinalnet.datasets import find_images
 from retinalnet.tensor_preprocessing import TensorPreprocessing, read_encoded
 from retinalnet.transforms import Preprocessing
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images-from", required=True, help="a folder of .jpeg files")
+    parser.add_argument("--images-from", required=True, help="a folder of JPEG files")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    paths = sorted(Path(args.images_from).rglob("*.jpeg"))
+    if not Path(args.images_from).is_dir():
+        sys.exit(f"--images-from {args.images_from!r} is not a folder; pass a folder of JPEGs")
+    paths = [p for p in find_images(args.images_from) if p.suffix.lower() in {".jpeg", ".jpg"}]
+    if not paths:
+        sys.exit(
+            f"no JPEG files (.jpeg, .jpg) under {args.images_from!r}: this benchmark times "
+            "JPEG decoding; pass a folder that holds some (e.g. ../shared/data/kermany-sample)"
+        )
     prep = Preprocessing()
     tensor = TensorPreprocessing(prep, device=args.device)
     best = {"pil": float("inf"), "tensor": float("inf")}
