@@ -747,6 +747,31 @@ def test_on_error_skip_decodes_and_warns_of_each_unreadable_file_once(make_tree)
     assert decoded == [*names[1:], "DME-2-1.jpeg"]
 
 
+def test_unreadable_files_are_remembered_by_path_whatever_samples_become(make_tree):
+    # remembered by position, a filtered ``samples`` (ImageFolder's pattern) had a good scan
+    # passed over in silence, its neighbour read twice
+    normal = ["NORMAL-0-1.jpeg", "NORMAL-0-2.jpeg"]
+    root = make_tree({"train/CNV": ["CNV-1-1.jpeg"], "train/NORMAL": normal})
+    (root / "train" / "CNV" / "CNV-1-1.jpeg").write_text("cut short")
+    read: list[str] = []
+
+    def noting(path: str) -> Image.Image:
+        image = load_image(path)
+        read.append(Path(path).name)
+        return image
+
+    data = KermanyOCT(root, "train", loader=noting, on_error="skip")
+    with pytest.warns(RuntimeWarning, match="skipping unreadable image"):
+        data[0]
+    read.clear()
+    data.samples = [sample for sample in data.samples if sample[1] == 3]  # NORMAL only
+    data[0], data[1]
+    assert read == normal
+    data.__dict__.pop("_unreadable")  # as a data set pickled before it remembered files
+    data[0]
+    assert read == [*normal, normal[0]]
+
+
 def test_on_error_skip_raises_when_nothing_is_readable(make_tree):
     root = make_tree({"train/CNV": ["CNV-1-1.jpeg"]})
     (root / "train" / "CNV" / "CNV-1-1.jpeg").write_text("not a scan")

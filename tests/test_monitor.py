@@ -176,16 +176,18 @@ OLD = {"best_score": 0.25, "best_epoch": 1}  # before 0.2: neither monitor nor m
         pytest.param(OLD, "val_loss", "min", "auto", None, None, id="old-loss"),
         pytest.param(OLD, "val_error", "min", "min", None, None, id="old-own-metric"),
         pytest.param(OLD, "val_accuracy", "max", "max", None, None, id="old-explicit-max"),
+        # its mode cannot be told: mode="max" (the only right way then) resumes as it ran
+        pytest.param(OLD, "val_accuracy", "max", "auto", None, None, id="old-accuracy-auto"),
         pytest.param(
-            OLD,
+            {**OLD, "monitor": "val_accuracy", "mode": "min"},
             "val_accuracy",
             "max",
             "auto",
             "mode",
-            "the resumed EarlyStopping state kept the lowest 'val_accuracy' (mode='min', the "
-            "default before 0.2), and this one keeps the highest (mode='max'): its epoch 1 "
-            "(0.25) stays the one to beat, and patience counts again from here",
-            id="old-accuracy-by-the-old-default",
+            "the resumed EarlyStopping state kept the lowest 'val_accuracy' (mode='min'), and "
+            "this one keeps the highest (mode='max'): its epoch 1 (0.25) stays the one to "
+            "beat, and patience counts again from here",
+            id="recorded-the-other-way",
         ),
         pytest.param(
             {**OLD, "monitor": "val_accuracy", "mode": "max"},

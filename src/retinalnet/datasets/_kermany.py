@@ -212,7 +212,6 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         self, samples: list[tuple[str, int]], patient_ids: Sequence[str | None] | None = None
     ) -> None:
         self.samples: list[tuple[str, int]] = samples
-        self._unreadable: set[int] = set()  # indices found unreadable (on_error="skip")
         self.targets: list[int] = [target for _, target in samples]
         self.patient_ids: list[str | None] = (
             list(patient_ids)
@@ -472,7 +471,7 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         """
         copied = copy.copy(self)
         copied.loader = loader
-        copied._unreadable = set()  # another loader may read what this one could not
+        copied.__dict__.pop("_unreadable", None)  # another loader may read what this could not
         return copied
 
     def without(self, paths: Iterable[str | os.PathLike[str]]) -> KermanyOCT:
@@ -504,6 +503,16 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
     def __len__(self) -> int:
         return len(self.samples)
 
+    def _unreadable_paths(self) -> set[str]:
+        """The files this data set's loader found unreadable (``on_error="skip"``), by path:
+        kept while the loader stays the same, whatever ``samples`` becomes (filtered in
+        place, as with torchvision's ``ImageFolder``); another loader starts afresh."""
+        found = self.__dict__.get("_unreadable")  # absent from a data set pickled before
+        if found is None or found[0] is not self.loader:
+            found = self.__dict__["_unreadable"] = (self.loader, set())
+        paths: set[str] = found[1]
+        return paths
+
     def _load(self, index: int) -> tuple[Any, int]:
         path, target = self.samples[index]
         if self.on_error == "raise":
@@ -511,15 +520,15 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         # A run of K unreadable files would otherwise be decoded and warned of K(K+1)/2
         # times an epoch (each index walks forward over the rest of the run): each is
         # tried and warned of once, then passed over.
+        unreadable = self._unreadable_paths()
         for offset in range(len(self.samples)):
-            position = (index + offset) % len(self.samples)
-            if position in self._unreadable:
+            path, target = self.samples[(index + offset) % len(self.samples)]
+            if path in unreadable:
                 continue
-            path, target = self.samples[position]
             try:
                 return self.loader(path), target
             except UnreadableImageError as error:
-                self._unreadable.add(position)
+                unreadable.add(path)
                 message = f"skipping unreadable image {path!r} ({error.reason})"
                 warn_caller(message, RuntimeWarning)
         raise UnreadableImageError(

@@ -160,12 +160,12 @@ def judged_otherwise(
     the same way; ``"mode"``, on the same metric the other way round; ``"monitor"``, on
     another metric. A difference is logged as a warning.
 
-    A state written before 0.2 records neither: its metric is taken to be this one, and its
-    mode the one given, or for ``"auto"`` the default then, ``"min"`` (which kept the lowest
-    ``val_accuracy``).
+    A state written before 0.2 records neither: its metric and mode are taken to be this
+    one's. Its mode cannot be told (``mode="max"`` then, or the default ``"min"``): a run
+    that passed ``mode="max"`` for an accuracy, the only right way then, resumes as it ran.
     """
     recorded_monitor = state.get("monitor", monitor)
-    recorded_mode = state.get("mode", "min" if given == "auto" else mode)
+    recorded_mode = state.get("mode", mode)
     best, epoch = state["best_score"], state["best_epoch"]
     if best is None or (recorded_monitor, recorded_mode) == (monitor, mode):
         return None
@@ -181,13 +181,12 @@ def judged_otherwise(
         )
         return "monitor"
     logger.warning(
-        "the resumed %s state kept the %s %r (mode=%r%s), and this one keeps the %s "
+        "the resumed %s state kept the %s %r (mode=%r), and this one keeps the %s "
         "(mode=%r): its epoch %s (%s) stays the one to beat%s",
         owner,
         "lowest" if recorded_mode == "min" else "highest",
         monitor,
         recorded_mode,
-        "" if "mode" in state else ", the default before 0.2",
         "lowest" if mode == "min" else "highest",
         mode,
         epoch,
