@@ -26,6 +26,7 @@ from retinalnet.datasets import (
     KERMANY_CLASSES,
     AuditReport,
     DuplicateGroup,
+    KermanyOCT,
     UnreadableImageError,
     _audit_file,
     audit,
@@ -334,7 +335,16 @@ def test_a_class_folder_ending_in_a_space_is_shown_quoted(clean_tree: Path) -> N
 
 
 @pytest.mark.parametrize(
-    ("folder", "split"), [("Train", "train"), ("VAL", "val"), ("validation", "val")]
+    ("folder", "split"),
+    [
+        ("Train", "train"),
+        ("VAL", "val"),
+        ("validation", "val"),
+        # copies' names: were "stray" and a KermanyOCT without 'val' was told to re-split
+        ("val (1)", "val"),
+        ("val - Copy", "val"),
+        ("test copy", "test"),
+    ],
 )
 def test_split_folders_in_another_case_or_spelling(
     clean_tree: Path, folder: str, split: str
@@ -354,6 +364,18 @@ def test_a_split_folder_in_another_spelling_without_the_split_is_renamed(
     _scan(clean_tree / "valid" / "CNV" / "CNV-901-1.jpeg", 901)
     report = _only_problem(clean_tree, "unknown split folders")
     assert "  valid (1 image): rename it to 'val'" in str(report)
+
+
+def test_a_split_folder_named_with_a_space_at_its_end_is_named_as_the_split(
+    tmp_path: Path,
+) -> None:
+    _scan(tmp_path / "data" / "train" / "CNV" / "CNV-1-1.jpeg", 0)
+    _scan(tmp_path / "data" / "val " / "CNV" / "CNV-2-1.jpeg", 1)  # from a zip
+    report = audit(tmp_path / "data")
+    assert report.unknown_split_folders == {"val ": 1}
+    assert "  'val ' (1 image): rename it to 'val'" in str(report)
+    with pytest.raises(FileNotFoundError, match=r"a folder 'val ' \(1 image\) looks like the val"):
+        KermanyOCT(tmp_path / "data", "val")
 
 
 def test_no_split_folder_but_one_in_another_case(tmp_path: Path) -> None:

@@ -421,3 +421,18 @@ def test_each_class_has_its_own_line_with_more_than_ten_classes(plot: Any) -> No
     assert len(set(lines.values())) == len(lines) == 11  # every drawn class told apart
     assert lines["class4"] == ("C4", "-")  # its own look, though class3 drew nothing
     assert lines["class10"] == ("C0", "--")
+
+
+@pytest.mark.parametrize(
+    ("plot", "given"),
+    [
+        (plot_confusion_matrix, [[1, 0], [0, 1]]),
+        (plot_roc_curves, ([0, 1], [[0.8, 0.2], [0.3, 0.7]])),
+        (plot_precision_recall_curves, ([0, 1], [[0.8, 0.2], [0.3, 0.7]])),
+    ],
+)
+def test_class_names_given_as_one_string_are_refused_not_read_as_letters(
+    plot: Any, given: Any
+) -> None:
+    with pytest.raises(TypeError, match="classes must be a list of class names"):
+        plot(given, "CN")

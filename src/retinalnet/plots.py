@@ -183,6 +183,7 @@ def plot_confusion_matrix(
         matrix = confusion_matrix(true, predicted, scores.shape[1])
     else:
         matrix = np.asarray(result)
+        classes = _given_classes(classes, "plot_confusion_matrix")
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise ValueError(f"the confusion matrix must be square, got shape {matrix.shape}")
     names = list(classes) if classes is not None else [str(i) for i in range(len(matrix))]
@@ -248,6 +249,12 @@ def _own_classes(own: Sequence[str], given: Sequence[str] | None, where: str) ->
     )
 
 
+def _given_classes(given: Sequence[str] | None, where: str) -> tuple[str, ...] | None:
+    """The class names given with a bare matrix or a pair of arrays (a string refused: it
+    would name the classes by its letters)."""
+    return None if given is None else output_classes(None, given, where=where)
+
+
 def _scores(
     result: EvaluationResult | tuple[npt.ArrayLike, npt.ArrayLike],
     classes: Sequence[str] | None,
@@ -272,7 +279,7 @@ def _scores(
         names = _own_classes(result.classes, classes, where)
     else:
         targets, probabilities = result
-        names = classes
+        names = _given_classes(classes, where)
     true = _as_targets(targets)
     scores = _as_probabilities(probabilities, len(true))
     true = _as_targets(true, scores.shape[1])

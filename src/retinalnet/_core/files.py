@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from retinalnet._core.folder_spelling import names_a_folder
 from retinalnet._core.regular_files import open_regular
 from retinalnet._core.temporary_names import TEMPORARY_SUFFIX, temporary_prefix
 
@@ -234,6 +235,8 @@ def atomic_write(
        Raises :class:`FileWriteError` naming the path and the cause, and writes through a
        symbolic link to the file it points to.
     """
+    if names_a_folder(path):  # Path would drop the "/" and write a file of the folder's name
+        raise ValueError(f"{os.fspath(path)!r} names a folder, where a file is expected")
     given = Path(path)
     descriptor = _descriptor(path)
     if descriptor is not None or _is_stream(given):  # no file to replace: the bytes go through

@@ -24,6 +24,7 @@ from pathlib import Path
 from retinalnet._core.articles import type_with_article, with_article
 from retinalnet._core.classes import IMAGE_EXTENSIONS
 from retinalnet._core.dicom import DICOM_EXTENSIONS
+from retinalnet._core.folder_spelling import names_a_folder
 
 __all__ = [
     "SUFFIXES",
@@ -69,6 +70,9 @@ def output_path(path: object, *, writer: str, call: str | None = None) -> Path:
     ------
     TypeError
         Naming the writer, the type of what came as the path, and ``call``.
+    ValueError
+        If ``path`` is spelled as a folder (``preds/``): a file named ``preds`` would be
+        written (:func:`~retinalnet._core.folder_spelling.names_a_folder`).
 
     Examples
     --------
@@ -78,9 +82,16 @@ def output_path(path: object, *, writer: str, call: str | None = None) -> Path:
     """
     if isinstance(path, (str, os.PathLike)):
         try:
-            return Path(path)
+            given = Path(path)
         except TypeError:  # an os.PathLike of bytes
             pass
+        else:
+            if names_a_folder(path):
+                raise ValueError(
+                    f"{writer}: {os.fspath(path)!r} names a folder, where a file is expected; "
+                    "name a file in it"
+                )
+            return given
     got = "None" if path is None else type_with_article(path)
     order = f"; the order is {call}" if call is not None else ""
     raise TypeError(f"{writer}: path must be a file path (str or os.PathLike), got {got}{order}")

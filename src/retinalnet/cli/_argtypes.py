@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 
+from retinalnet._core.folder_spelling import names_a_folder
 from retinalnet._core.seeds import MAX_SEED
 
 __all__ = [
@@ -143,8 +143,6 @@ def path_argument(value: str) -> Path:
 # how argparse names the type in its messages ("invalid path value: ''")
 path_argument.__name__ = "path"
 
-_SEPARATORS = tuple(sep for sep in (os.sep, os.altsep) if sep)
-
 
 def file_argument(example: str) -> Callable[[str], Path]:
     """An argparse type for an option naming a file to write: a :func:`path_argument` that
@@ -164,10 +162,7 @@ def file_argument(example: str) -> Callable[[str], Path]:
 
     def parse(value: str) -> Path:
         path = path_argument(value)
-        last = value
-        for separator in _SEPARATORS:
-            last = last.rpartition(separator)[2]
-        if value.endswith(_SEPARATORS) or last in (".", ".."):
+        if names_a_folder(value):
             raise argparse.ArgumentTypeError(
                 f"{value!r} names a folder, where a file is expected; name a file, e.g. "
                 f"{Path(value) / example}"

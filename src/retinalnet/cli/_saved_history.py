@@ -15,6 +15,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from retinalnet._core.path_version import file_version
+
 if TYPE_CHECKING:
     from retinalnet.training import History
 
@@ -23,18 +25,6 @@ __all__ = ["SavedEpochs"]
 logger = logging.getLogger("retinalnet")
 
 _CHECKPOINTS = ("best.pt", "last.pt")
-
-_Identity = tuple[int, int, int, int, int]
-
-
-def _identity(path: Path) -> _Identity | None:
-    """Which file ``path`` leads to, and which version of it (a checkpoint written is a new
-    file renamed over the path); ``None`` when there is none."""
-    try:
-        status = path.stat()
-    except OSError:
-        return None
-    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
 
 
 class SavedEpochs:
@@ -51,7 +41,7 @@ class SavedEpochs:
 
         self.out = Path(out)
         self.resumed_epoch = checkpoint_epoch(resume) if resume is not None else None
-        self._before = {name: _identity(self.out / name) for name in _CHECKPOINTS}
+        self._before = {name: file_version(self.out / name) for name in _CHECKPOINTS}
 
     def latest(self) -> int | None:
         """The latest epoch of the run that a checkpoint holds; ``None`` if none does."""
@@ -60,7 +50,7 @@ class SavedEpochs:
         epochs = [] if self.resumed_epoch is None else [self.resumed_epoch]
         for name, before in self._before.items():
             path = self.out / name
-            if _identity(path) != before:  # written by this fit
+            if file_version(path) != before:  # written by this fit
                 epoch = checkpoint_epoch(path)
                 epochs += [] if epoch is None else [epoch]
         return max(epochs, default=None)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from retinalnet._core.classes import KERMANY_CLASSES, in_kermany_order
+from retinalnet._core.path_version import file_version
 from retinalnet.cli._argtypes import path_argument
 
 if TYPE_CHECKING:
@@ -161,13 +162,6 @@ _READS = 3
 """How many times a manifest that changed while it was read is read again."""
 
 
-def _identity(path: Path) -> tuple[int, int, int, int, int]:
-    """Which file ``path`` leads to, and which version of it: a file renamed over the path
-    is another inode, a write in place changes the size or the times."""
-    status = path.stat()
-    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
-
-
 def read_manifest_once(path: Path) -> tuple[list[ManifestRow], str]:
     """The rows of the manifest at ``path`` and the SHA-256 of the bytes they were read
     from, both of one version of the file (its identity unchanged from before the digest to
@@ -187,10 +181,10 @@ def read_manifest_once(path: Path) -> tuple[list[ManifestRow], str]:
     for _ in range(_READS):  # a rewrite landing between two of our reads: read again
         if not path.is_file():  # its words for a missing manifest
             read_manifest(path)
-        before = _identity(path)
+        before = file_version(path)
         sha256 = file_digest(path).hex()
         rows = read_manifest(path)
-        if _identity(path) == before:
+        if file_version(path) == before:
             return rows, sha256
     raise RuntimeError(
         f"manifest {str(path)!r} changed while it was read, {_READS} times (is `retinalnet "

@@ -16,7 +16,7 @@ from typing import Any
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
 from retinalnet._core.printable import one_line
 from retinalnet.datasets._files import NAMING_HINT, class_named_in, foreign_class_folder
-from retinalnet.datasets._folder_names import class_folder_hint, shown_name
+from retinalnet.datasets._folder_names import class_folder_hint, copied_name, shown_name
 
 __all__ = [
     "MAX_ASPECT",
@@ -644,6 +644,7 @@ def _images(count: int) -> str:
 
 
 def split_named(folder: str) -> str | None:
-    """The split a folder name means in another case or spelling (``Train``, ``valid``)."""
-    lower = folder.lower()
+    """The split a folder name means in another case or spelling (``Train``, ``valid``), or
+    as a copy's name (``'val '`` from a zip, ``val (1)``, ``val - Copy``)."""
+    lower = copied_name(folder)[0].lower()
     return lower if lower in KERMANY_SPLITS else _SPLIT_ALIASES.get(lower)
