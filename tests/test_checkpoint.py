@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 import retinalnet
+from _checkpoint_swap import rename_over, sha256, two_checkpoints
 from _training_helpers import (
     CLASSES,
     linear_classifier,
@@ -1908,3 +1909,162 @@ def test_load_checkpoint_passes_torch_s_own_map_locations_on(tmp_path: Path) -> 
     path = save_checkpoint(tmp_path / "a.pt", tiny_cnn())
     assert load_checkpoint(path, map_location=lambda storage, location: storage).state_dict
     assert load_checkpoint(path, map_location={"cuda:1": "cpu"}).state_dict  # type: ignore[arg-type]
+
+
+# --- read once: the weights and the sha256 that names them are of the same bytes ---------------
+
+
+def test_a_checkpoint_carries_the_sha256_of_the_bytes_it_was_read_from(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "a.pt", tiny_cnn())
+    checkpoint = load_checkpoint(path)
+
+    assert checkpoint.sha256 == sha256(path)
+    assert load_checkpoint(path) == checkpoint  # loaded twice: equal
+    assert pickle.loads(pickle.dumps(checkpoint)).sha256 == checkpoint.sha256
+    other = save_checkpoint(tmp_path / "b.pt", tiny_cnn(seed=1))
+    assert load_checkpoint(other).sha256 == sha256(other) != checkpoint.sha256
+
+
+def test_the_sha256_names_the_weights_loaded_when_a_run_replaces_the_file_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run renames its next best.pt over the file while it loads: was, a digest taken from
+    the path afterwards named the new file, beside the old one's weights."""
+    first, newer = two_checkpoints(tmp_path / "epochs")
+    best = tmp_path / "best.pt"
+    rename_over(first, best)
+    real_load = torch.load
+
+    def and_a_run_writes(*args: Any, **kwargs: Any) -> Any:
+        data = real_load(*args, **kwargs)
+        rename_over(newer, best)
+        return data
+
+    monkeypatch.setattr(torch, "load", and_a_run_writes)
+    checkpoint = load_checkpoint(best)
+    monkeypatch.undo()
+
+    assert checkpoint.epoch == 1  # the weights of the file as it was
+    assert checkpoint.sha256 == sha256(first)
+    assert same_state(checkpoint.state_dict, load_checkpoint(first).state_dict)
+
+
+def test_a_checkpoint_written_in_place_while_it_is_loaded_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy over the file (``cp``, the same file written anew) while it loads: the weights
+    and the digest are both taken again, of what the file holds then."""
+    first, newer = two_checkpoints(tmp_path / "epochs")
+    best = tmp_path / "best.pt"
+    rename_over(first, best)
+    real_load = torch.load
+    loads: list[int] = []
+
+    def and_a_copy_writes(*args: Any, **kwargs: Any) -> Any:
+        data = real_load(*args, **kwargs)
+        if not loads:
+            with best.open("r+b") as stream:  # the same file, its bytes replaced
+                stream.write(newer.read_bytes())
+                stream.truncate()
+        loads.append(data["epoch"])
+        return data
+
+    monkeypatch.setattr(torch, "load", and_a_copy_writes)
+    checkpoint = load_checkpoint(best)
+
+    assert loads == [1, 2]
+    assert (checkpoint.epoch, checkpoint.sha256) == (2, sha256(newer))
+
+
+def test_the_archive_checked_is_the_one_loaded_when_a_run_replaces_the_file_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replaced between the CRC check and the read: both are made again, on the new file."""
+    first, newer = two_checkpoints(tmp_path / "epochs")
+    best = tmp_path / "best.pt"
+    rename_over(first, best)
+    real_check = checkpoint_module.check_archive
+    checked: list[str] = []
+
+    def and_a_run_writes(file: Path, kind: str) -> str:
+        found = real_check(file, kind)
+        checked.append(sha256(file))
+        if len(checked) == 1:
+            rename_over(newer, best)
+        return found
+
+    monkeypatch.setattr(checkpoint_module, "check_archive", and_a_run_writes)
+    checkpoint = load_checkpoint(best)
+
+    assert checked == [sha256(first), sha256(newer)]
+    assert (checkpoint.epoch, checkpoint.sha256) == (2, sha256(newer))
+
+
+def test_a_file_that_keeps_changing_while_it_is_read_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, newer = two_checkpoints(tmp_path / "epochs")
+    best = tmp_path / "best.pt"
+    rename_over(first, best)
+    real_check = checkpoint_module.check_archive
+    turns = iter([newer, first] * 3)  # a new file each time it is read
+
+    def and_a_run_writes(file: Path, kind: str) -> str:
+        found = real_check(file, kind)
+        rename_over(next(turns), best)
+        return found
+
+    monkeypatch.setattr(checkpoint_module, "check_archive", and_a_run_writes)
+    with pytest.raises(
+        ValueError, match=r"best\.pt' was replaced or written to each of the 5 times"
+    ):
+        load_checkpoint(best)
+
+
+def test_a_temperature_never_replaces_a_checkpoint_a_run_wrote_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run renames its next best.pt over the file while the calibrated one is written:
+    was, the older weights renamed back over the run's newer best.pt."""
+    first, newer = two_checkpoints(tmp_path / "epochs")
+    best = tmp_path / "run" / "best.pt"
+    best.parent.mkdir()
+    rename_over(first, best)
+    real_save = torch.save
+
+    def and_a_run_writes(*args: Any, **kwargs: Any) -> None:
+        real_save(*args, **kwargs)
+        rename_over(newer, best)
+
+    monkeypatch.setattr(torch, "save", and_a_run_writes)
+    with pytest.raises(ValueError, match=r"best\.pt' was replaced while its temperature was"):
+        set_checkpoint_temperature(best, 1.5, expected_sha256=sha256(first))
+    monkeypatch.undo()
+
+    assert best.read_bytes() == newer.read_bytes()  # the run's file, untouched
+    assert sorted(p.name for p in best.parent.iterdir()) == ["best.pt"]  # no temporary left
+
+
+def test_a_temperature_is_written_on_the_bytes_its_digest_was_checked_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is read once: a run writing between the digest check and the read of the
+    weights to write no longer gets the temperature fitted on the epoch before."""
+    first, newer = two_checkpoints(tmp_path / "epochs")
+    best = tmp_path / "best.pt"
+    rename_over(first, best)
+    calibrated = tmp_path / "calibrated.pt"
+    real_load = torch.load
+
+    def and_a_run_writes(*args: Any, **kwargs: Any) -> Any:
+        data = real_load(*args, **kwargs)
+        rename_over(newer, best)
+        return data
+
+    monkeypatch.setattr(torch, "load", and_a_run_writes)
+    set_checkpoint_temperature(best, 1.5, expected_sha256=sha256(first), out=calibrated)
+    monkeypatch.undo()
+
+    written = load_checkpoint(calibrated)
+    assert (written.epoch, written.temperature) == (1, 1.5)
+    assert same_state(written.state_dict, load_checkpoint(first).state_dict)

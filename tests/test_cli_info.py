@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import torch
 
+from _checkpoint_swap import rename_over, replaced_after_load, sha256, two_checkpoints
 from retinalnet._core.files import file_digest
 from retinalnet._version import __version__
 from retinalnet.checkpoint import save_checkpoint
@@ -485,3 +486,20 @@ def test_a_checkpoint_rewritten_by_another_version_names_the_first(
     assert main(["info", str(checkpoint)]) == 0
     out = capsys.readouterr().out
     assert re.search(rf"written by +retinalnet {re.escape(__version__)} \(first 0\.1\.0\)", out)
+
+
+def test_the_sha256_is_of_the_checkpoint_described_when_a_run_replaced_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: the sha256 of the file after the load (the run's next best.pt) beside the epoch,
+    classes and temperature of the one described."""
+    first, newer = two_checkpoints(tmp_path / "epochs")
+    best = tmp_path / "best.pt"
+    rename_over(first, best)
+    replaced_after_load(monkeypatch, "retinalnet.export._describe.load_checkpoint", best, newer)
+
+    status, out, _ = _run(capsys, str(best), "--json")
+
+    assert status == 0
+    info = json.loads(out)
+    assert (info["sha256"], info["training"]["epochs"]) == (sha256(first), 1)

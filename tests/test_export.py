@@ -28,9 +28,10 @@ import pytest
 import torch
 from PIL import Image
 
+from _checkpoint_swap import rename_over, replaced_after_load, sha256, two_checkpoints
 from retinalnet import Predictor
 from retinalnet._core.files import file_digest
-from retinalnet.checkpoint import save_checkpoint
+from retinalnet.checkpoint import load_checkpoint, save_checkpoint
 from retinalnet.cli import main
 from retinalnet.datasets import UnreadableImageError, find_images
 from retinalnet.export import (
@@ -601,6 +602,23 @@ def test_read_metadata_refuses_other_files(tmp_path: Path) -> None:
     onnx.save(onnx.helper.make_model(graph), str(plain))
     with pytest.raises(ValueError, match="not an ONNX model exported by retinalnet"):
         read_metadata(plain)
+
+
+def test_the_metadata_names_the_checkpoint_exported_when_a_run_replaced_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: the sha256 of the file after the load, the run's next best.pt, beside the weights
+    (and temperature) of the one before."""
+    first, newer = two_checkpoints(tmp_path / "epochs")
+    best = tmp_path / "best.pt"
+    rename_over(first, best)
+    replaced_after_load(monkeypatch, "retinalnet.export._export.load_checkpoint", best, newer)
+
+    model, digest = _export._load(best)
+
+    assert digest == sha256(first)
+    expected = load_checkpoint(first).build_model().state_dict()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in expected.items())
 
 
 def test_info_of_an_export_shows_its_metadata_and_source(

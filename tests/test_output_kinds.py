@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from _training_helpers import tiny_cnn
+from retinalnet._core.files import atomic_write_text
 from retinalnet._core.output_kinds import output_path
 from retinalnet._core.printable import save_figure
 from retinalnet.checkpoint import checkpoint_epoch, save_checkpoint
@@ -189,3 +190,25 @@ def test_a_figure_does_not_replace_a_grey_jpeg_scan(tmp_path: Path) -> None:
     scan = _scan(tmp_path / "CNV-1-1.jpeg")
     with pytest.raises(FileExistsError, match="is an image"):
         save_figure(_figure(), scan)
+
+
+@pytest.mark.parametrize("spelled", ["hist/", "runs/.", "runs/.."])
+def test_a_path_spelled_as_a_folder_is_refused_by_every_python_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spelled: str
+) -> None:
+    # Path drops the "/": History.to_csv("hist/") and save_checkpoint("ckpt/", m) wrote files
+    # named hist and ckpt
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(ValueError, match="names a folder, where a file is expected"):
+        atomic_write_text(spelled, "epoch\n")
+    with pytest.raises(ValueError, match=r"save_checkpoint: .* names a folder"):
+        save_checkpoint(spelled, tiny_cnn())
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["runs"]
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_a_checkpoint_writer_given_its_arguments_swapped_names_its_order(tmp_path: Path) -> None:
+    model = tiny_cnn()
+    with pytest.raises(TypeError, match=r"the order is save_checkpoint\(path, model\)"):
+        save_checkpoint(model, tmp_path / "best.pt")  # type: ignore[arg-type]

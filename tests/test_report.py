@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from _checkpoint_swap import rename_over, sha256, two_checkpoints
 from retinalnet import metrics, plots
 from retinalnet.checkpoint import load_checkpoint
 from retinalnet.cli import main
@@ -277,6 +278,24 @@ def test_the_summary_names_the_checkpoint_by_its_sha256(evaluated: dict[str, Any
     history = load_checkpoint(evaluated["checkpoint"]).history
     epochs = page.table("history")
     assert [c[0].text for c in epochs.rows] == [str(r["epoch"]) for r in history]
+
+
+def test_the_summary_names_the_checkpoint_evaluated_when_a_run_replaced_the_file(
+    tmp_path: Path,
+) -> None:
+    """Was: the SHA-256 of the file at report time (the run's next epoch) beside the epoch of
+    the checkpoint evaluated, two files in two rows."""
+    first, newer = two_checkpoints(tmp_path / "epochs")
+    best = tmp_path / "best.pt"
+    rename_over(first, best)
+    checkpoint = load_checkpoint(best)
+    rename_over(newer, best)  # a run writes its next epoch while the model is evaluated
+    result = _result([0, 1, 2, 3], np.eye(4).tolist())
+
+    summary = Page(render_html_report(result, checkpoint=checkpoint, mistakes=0)).table("summary")
+
+    assert summary.row("Checkpoint SHA-256")[1].text == sha256(first)
+    assert summary.row("Checkpoint epoch")[1].text == "1"
 
 
 def _result(targets: list[int], probabilities: list[list[float]]) -> EvaluationResult:

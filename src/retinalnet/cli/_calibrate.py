@@ -14,24 +14,17 @@ __all__ = ["run_calibrate"]
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    import dataclasses
+    import contextlib
     import os
-    import warnings
+    from pathlib import Path
 
-    from retinalnet._core.files import atomic_copy, file_digest
-    from retinalnet.checkpoint import load_checkpoint, set_checkpoint_temperature
-    from retinalnet.cli._skip import print_skipped, readable_split
-    from retinalnet.cli._split_data import split_data, study_classes
-    from retinalnet.cli._stdout import on_stdout, one_output_on_stdout, results_stream
-    from retinalnet.cli._trained_on import refuse_images_trained_on
-    from retinalnet.training import calibrate
+    from retinalnet.cli._stdout import on_stdout, one_output_on_stdout
+    from retinalnet.training import RunLock
 
     one_output_on_stdout(  # a checkpoint's bytes and JSON lines do not share stdout
         {f"--out {args.out}": on_stdout(args.out), "--json": bool(args.json)},
         "write the checkpoint to a file (--out calibrated.pt)",
     )
-    checkpoint = load_checkpoint(args.checkpoint)
-    fitted_on = file_digest(args.checkpoint).hex()  # the weights the temperature will fit
     # --out the checkpoint itself is written in place; a hard link of it gets a file of its
     # own (the atomic write replaces the name), and the checkpoint stays as it was
     if (
@@ -40,6 +33,27 @@ def run_calibrate(args: argparse.Namespace) -> int:
         and os.path.realpath(args.out) == os.path.realpath(args.checkpoint)
     ):
         args.out = None
+    # in place, the folder's run lock is held from the read to the write: a live training
+    # run there (which holds it) is named and nothing is done, and no run starts meanwhile
+    in_place = args.out is None
+    with RunLock(Path(args.checkpoint).parent) if in_place else contextlib.nullcontext():
+        return _calibrate(args)
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    import dataclasses
+    import warnings
+
+    from retinalnet._core.opened_file import copy_if_unchanged
+    from retinalnet.checkpoint import load_checkpoint, set_checkpoint_temperature
+    from retinalnet.cli._skip import print_skipped, readable_split
+    from retinalnet.cli._split_data import split_data, study_classes
+    from retinalnet.cli._stdout import results_stream
+    from retinalnet.cli._trained_on import refuse_images_trained_on
+    from retinalnet.training import calibrate
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    fitted_on = checkpoint.sha256  # the bytes the model is built from: the weights fitted
     if args.split == "test":
         warnings.warn(
             "fitting the temperature on the test split flatters the calibration (ECE) "
@@ -70,8 +84,13 @@ def run_calibrate(args: argparse.Namespace) -> int:
         set_checkpoint_temperature(
             args.checkpoint, result.temperature, expected_sha256=fitted_on, out=args.out
         )
-    elif args.out is not None:  # asked for a file: the checkpoint as it is, said so below
-        atomic_copy(args.checkpoint, args.out)
+    # asked for a file: the checkpoint loaded (the file's bytes, if still those), said so below
+    elif args.out is not None and not copy_if_unchanged(args.checkpoint, args.out, fitted_on or ""):
+        raise ValueError(
+            f"{str(args.checkpoint)!r} changed after it was loaded (did a training run "
+            f"write it?); nothing was written to {str(args.out)!r}, which would not be "
+            "the checkpoint the fit was made on: calibrate it again once no run writes it"
+        )
     if args.json:
         written = str(target) if result.applied or args.out is not None else None
         left_out = [{"source": s.source, "reason": s.reason} for s in skipped]

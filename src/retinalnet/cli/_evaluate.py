@@ -12,6 +12,7 @@ from retinalnet._core.files import atomic_write_text
 from retinalnet._core.json_text import strict_json
 
 if TYPE_CHECKING:
+    from retinalnet.checkpoint import Checkpoint
     from retinalnet.metrics import ClassificationReport
     from retinalnet.predictor import SkippedImage
     from retinalnet.training import EvaluationResult
@@ -70,7 +71,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     data_out = {
         **result.to_dict(),
         "tta": args.tta,
-        **_provenance(args),
+        **_provenance(args, checkpoint),
         "report": report.to_dict(),
         "patient_report": None if patients is None else patients.to_dict(),
         "skipped": [{"source": s.source, "reason": s.reason} for s in skipped],
@@ -113,18 +114,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _provenance(args: argparse.Namespace) -> dict[str, str | None]:
+def _provenance(args: argparse.Namespace, checkpoint: Checkpoint) -> dict[str, str | None]:
     """Which images and which weights the numbers are of: the split, the data folder and
-    the manifest (``None`` without ``--manifest``) as given, the checkpoint as given and its
-    sha256."""
-    from retinalnet._core.files import file_digest
-
+    the manifest (``None`` without ``--manifest``) as given, the checkpoint as given and the
+    sha256 of the bytes its model was built from (not of the file now: a training run may
+    have replaced it since)."""
     return {
         "split": args.split,
         "data": str(args.data),
         "manifest": None if args.manifest is None else str(args.manifest),
         "checkpoint": str(args.checkpoint),
-        "checkpoint_sha256": file_digest(args.checkpoint).hex(),
+        "checkpoint_sha256": checkpoint.sha256,
     }
 
 

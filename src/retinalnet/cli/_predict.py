@@ -67,18 +67,19 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def _computed_at(predictor: Predictor, args: argparse.Namespace) -> dict[str, object]:
+def _computed_at(
+    predictor: Predictor, args: argparse.Namespace, sha256: str | None
+) -> dict[str, object]:
     """What the probabilities depend on beyond the image, for the JSON and the CSV: the
     precision (bf16 can turn a near-tie), the temperature, test-time augmentation, and the
-    checkpoint as given with its sha256 (which weights)."""
-    from retinalnet._core.files import file_digest
-
+    checkpoint as given with ``sha256``, the digest of the bytes its weights were loaded from
+    (which weights, also when a training run has replaced the file since)."""
     return {
         "precision": predictor.precision_name,
         "temperature": predictor.temperature,
         "tta": bool(args.tta),
         "checkpoint": str(args.checkpoint),
-        "checkpoint_sha256": file_digest(args.checkpoint).hex(),
+        "checkpoint_sha256": sha256,
     }
 
 
@@ -148,6 +149,7 @@ def _k_out_of_range(args: argparse.Namespace, classes: int) -> str | None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from retinalnet.checkpoint import load_checkpoint
     from retinalnet.cli._advice import require_matplotlib
     from retinalnet.cli._image_paths import image_paths
     from retinalnet.cli._order import order_refused
@@ -172,8 +174,9 @@ def run_predict(args: argparse.Namespace) -> int:
         require_matplotlib("--plots")
 
     images, volumes = split_volumes(image_paths(args.paths), args)  # multi-frame files: volumes
-    predictor = Predictor.from_checkpoint(
-        args.checkpoint,
+    checkpoint = load_checkpoint(args.checkpoint)  # its sha256: of the bytes loaded
+    predictor = Predictor(
+        checkpoint.build_model(),
         device=args.device,
         batch_size=args.batch_size,
         tta=args.tta,
@@ -198,7 +201,11 @@ def run_predict(args: argparse.Namespace) -> int:
     cams = _cam_targets(predictions, args.cam, names)  # each result names its overlay
     # the probabilities' precision is part of the answer (bf16 can turn a near-tie), as the
     # temperature, TTA and the weights are: they go with the results, as evaluate's do
-    computed_at = _computed_at(predictor, args) if args.json or args.csv is not None else {}
+    computed_at = (
+        _computed_at(predictor, args, checkpoint.sha256)
+        if args.json or args.csv is not None
+        else {}
+    )
     if args.csv is not None:
         _write_csv(args.csv, predictions, args.k, computed_at, cams)
     results = results_stream(args.csv)  # stdout carries the CSV alone with --csv -

@@ -147,7 +147,7 @@ def _describe_checkpoint(file: Path) -> dict[str, Any]:
     return {
         "file": str(file),
         "kind": "checkpoint",
-        "sha256": file_digest(file).hex(),
+        "sha256": checkpoint.sha256,  # of the bytes read, as every field here
         "arch": checkpoint.arch,
         "arch_kwargs": dict(checkpoint.arch_kwargs),
         "classes": list(checkpoint.classes),

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 import torch
 from torch import nn
 
-from retinalnet._core.files import atomic_write, file_digest
+from retinalnet._core.files import atomic_write
 from retinalnet._core.images import ImageInput
 from retinalnet._core.model_outputs import class_scores
 from retinalnet._core.model_use import check_float32_weights, exclusive_use
@@ -115,7 +115,8 @@ def _load(model: Classifier | str | os.PathLike[str]) -> tuple[Classifier, str |
     if isinstance(model, Classifier):
         return model, None
     if isinstance(model, (str, os.PathLike)):
-        return load_checkpoint(model).build_model(), file_digest(model).hex()
+        checkpoint = load_checkpoint(model)  # its sha256: of the bytes the model is made of
+        return checkpoint.build_model(), checkpoint.sha256
     raise TypeError(
         f"to_onnx takes a retinalnet Classifier or a checkpoint path, got {type(model).__name__}"
     )

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from retinalnet._core.classes import in_words
-from retinalnet._core.files import file_digest
 from retinalnet._version import __version__
 from retinalnet.report._html import Section, esc, pct, side_by_side, table
 
@@ -36,7 +35,8 @@ def _model_rows(checkpoint: Checkpoint | None, model: Any | None) -> list[list[s
         rows += [
             ["Model", esc(arch)],
             ["Checkpoint", _mono(Path(checkpoint.path).absolute())],
-            ["Checkpoint SHA-256", _mono(file_digest(checkpoint.path).hex())],
+            # of the bytes the model was built from, as the epoch: not of the file now
+            ["Checkpoint SHA-256", _mono(checkpoint.sha256 or "not recorded")],
             ["Checkpoint epoch", esc(checkpoint.epoch)],
             ["Trained with", esc(f"retinalnet {checkpoint.retinalnet_version}")],
             ["Input", esc(f"{checkpoint.preprocessing.size} x {checkpoint.preprocessing.size} px")],

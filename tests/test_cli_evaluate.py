@@ -1,0 +1,62 @@
+"""``retinalnet evaluate`` names the weights its numbers are of, also while a training run
+writes the checkpoint it was given."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from _checkpoint_swap import rename_over, replaced_after_load, sha256, two_checkpoints
+from retinalnet.cli import main
+from retinalnet.datasets import make_synthetic_kermany
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("evaluate") / "data"
+    return make_synthetic_kermany(root, train=1, val=1, test=2, shape=(40, 40), seed=0)
+
+
+def _evaluate(checkpoint: Path, data: Path, out: Path) -> dict[str, object]:
+    argv = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "--out", str(out)]
+    assert main([*argv, "-q"]) == 0
+    loaded: dict[str, object] = json.loads(out.read_text())
+    return loaded
+
+
+def test_the_sha256_is_of_the_checkpoint_evaluated_when_a_run_replaced_the_file(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: the sha256 of the file once the evaluation was done (the run's next best.pt),
+    beside the numbers of the one evaluated."""
+    first, newer = two_checkpoints(tmp_path / "epochs")
+    best = tmp_path / "best.pt"
+    rename_over(first, best)
+    replaced_after_load(monkeypatch, "retinalnet.checkpoint.load_checkpoint", best, newer)
+
+    printed = _evaluate(best, data, tmp_path / "r.json")
+    monkeypatch.undo()
+
+    assert printed["checkpoint"] == str(best)
+    assert printed["checkpoint_sha256"] == sha256(first)
+    assert printed["loss"] == _evaluate(first, data, tmp_path / "first.json")["loss"]
+    assert printed["loss"] != _evaluate(newer, data, tmp_path / "newer.json")["loss"]
+
+
+def test_predict_names_the_checkpoint_it_predicted_with_when_a_run_replaced_the_file(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: ``predict --json`` hashed the file again after predicting (the run's next
+    best.pt), beside the probabilities of the one loaded."""
+    first, newer = two_checkpoints(tmp_path / "epochs")
+    best = tmp_path / "best.pt"
+    rename_over(first, best)
+    replaced_after_load(monkeypatch, "retinalnet.checkpoint.load_checkpoint", best, newer)
+    scan = next((data / "test").rglob("*.jpeg"))
+
+    assert main(["predict", "--checkpoint", str(best), str(scan), "--json", "-q"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    entries = printed if isinstance(printed, list) else printed["predictions"]
+    assert entries[0]["checkpoint_sha256"] == sha256(first)
