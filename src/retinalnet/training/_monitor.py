@@ -74,16 +74,20 @@ def check_monitor_name(monitor: object, owner: str) -> str:
         if monitor:
             return monitor
         raise ValueError(f"{owner}: monitor must be a metric name such as 'val_loss', got ''")
-    hint = ""
-    if (
-        owner == "EarlyStopping"
-        and isinstance(monitor, numbers.Integral)
-        and not isinstance(monitor, bool)
-    ):
-        hint = f"; for the patience, pass EarlyStopping(patience={int(monitor)})"
+    hint = _patience_hint(monitor, owner)
     raise TypeError(
         f"{owner}: monitor must be a metric name such as 'val_loss', got {monitor!r}{hint}"
     )
+
+
+def _patience_hint(value: object, owner: str) -> str:
+    """For a whole number given to ``EarlyStopping`` where a name goes (``EarlyStopping(5)``,
+    ``EarlyStopping("val_loss", 5)``): the pointer to ``patience=``; else nothing."""
+    if owner != "EarlyStopping" or not isinstance(value, numbers.Integral):
+        return ""
+    if isinstance(value, bool):
+        return ""
+    return f"; for the patience, pass EarlyStopping(patience={int(value)})"
 
 
 def check_mode(mode: object, owner: str) -> str:
@@ -97,13 +101,7 @@ def check_mode(mode: object, owner: str) -> str:
     """
     if isinstance(mode, str) and mode in MODES:
         return mode
-    hint = ""
-    if (
-        owner == "EarlyStopping"
-        and isinstance(mode, numbers.Integral)
-        and not isinstance(mode, bool)
-    ):
-        hint = f"; for the patience, pass EarlyStopping(patience={int(mode)})"
+    hint = _patience_hint(mode, owner)
     raise ValueError(f"{owner}: mode must be 'auto', 'min' or 'max', got {mode!r}{hint}")
 
 
