@@ -8,6 +8,7 @@ be written, and fits that fail while holding the lock.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -19,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -133,10 +134,10 @@ sys.stdin.read()
 """
 
 
-def test_a_run_in_another_process_is_refused_and_its_crash_leaves_a_stale_lock(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    out = tmp_path / "run"
+@contextlib.contextmanager
+def _held_by_another_process(out: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A process holding the run lock of ``out`` until the block ends, then killed
+    (SIGKILL: it cannot release its lock, which stays behind, stale)."""
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     holder = subprocess.Popen(
         [sys.executable, "-c", _HOLDER, str(out)],
@@ -147,7 +148,17 @@ def test_a_run_in_another_process_is_refused_and_its_crash_leaves_a_stale_lock(
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == b"locked"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
 
+
+def test_a_run_in_another_process_is_refused_and_its_crash_leaves_a_stale_lock(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "run"
+    with _held_by_another_process(out) as holder:
         with pytest.raises(RunLockedError) as info:
             _fit(out)
 
@@ -160,9 +171,6 @@ def test_a_run_in_another_process_is_refused_and_its_crash_leaves_a_stale_lock(
         ), str(info.value)
         assert info.value.pid == holder.pid
         assert sorted(p.name for p in out.iterdir()) == ["run.lock"]  # nothing written
-    finally:
-        holder.kill()  # SIGKILL: the holder cannot release its lock
-        holder.wait()
 
     with caplog.at_level(logging.WARNING, logger="retinalnet"):
         trainer = _fit(out)
@@ -634,16 +642,7 @@ def test_a_folder_copied_while_its_run_goes_on_can_be_resumed(
     # run in the copy was refused: "'runD' is in use by another run ... --out runC"
     run_c, run_d = tmp_path / "runC", tmp_path / "runD"
     _fit(run_c)
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(run_c)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=env,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == b"locked"
+    with _held_by_another_process(run_c) as holder:
         held = (run_c / "run.lock").read_bytes()
         shutil.copytree(run_c, run_d)
 
@@ -662,9 +661,6 @@ def test_a_folder_copied_while_its_run_goes_on_can_be_resumed(
         assert not (run_d / "run.lock").exists()  # the copy's run released its own
         with pytest.raises(RunLockedError, match=rf"process {holder.pid} on this host"):
             _fit(run_c)  # the original is still refused
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 @pytest.mark.parametrize(

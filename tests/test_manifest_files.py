@@ -6,34 +6,12 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
+from _manifest_doors import manifest_doors, small_scan
 from retinalnet.datasets import KermanyOCT, ManifestRow, write_manifest
-
-Door = Callable[[Path, Path], KermanyOCT]
-
-
-def _doors() -> dict[str, Door]:
-    """Every door that reads split ``train`` of a manifest: Python's, and the CLI's (train,
-    evaluate and calibrate take ``--manifest`` through ``split_data``)."""
-    from retinalnet.cli._split_data import split_data
-
-    return {
-        "from_manifest": lambda manifest, root: KermanyOCT.from_manifest(
-            manifest, "train", root=root
-        ),
-        "cli --manifest": lambda manifest, root: split_data(root, "train", manifest),
-    }
-
-
-def _scan(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("L", (8, 8)).save(path, format="JPEG")
-    return path
 
 
 def _appledouble(path: Path) -> Path:
@@ -46,7 +24,7 @@ def _appledouble(path: Path) -> Path:
 def _read(door: str, manifest: Path, root: Path) -> tuple[KermanyOCT, list[str]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        data = _doors()[door](manifest, root)
+        data = manifest_doors()[door](manifest, root)
     return data, [str(warning.message) for warning in caught]
 
 
@@ -62,7 +40,7 @@ def test_rows_naming_appledouble_files_are_left_out_with_one_warning(
     root = tmp_path / "OCT2017"
     rows = []
     for number in (1, 2):
-        scan = _scan(root / "train" / "CNV" / f"CNV-{number}-1.jpeg")
+        scan = small_scan(root / "train" / "CNV" / f"CNV-{number}-1.jpeg")
         _appledouble(scan.with_name(f"._{scan.name}"))
         rows += [
             ManifestRow(f"train/CNV/CNV-{number}-1.jpeg", "CNV", str(number), "train"),
@@ -83,9 +61,9 @@ def test_rows_naming_appledouble_files_are_left_out_with_one_warning(
 
 def test_hidden_files_and_system_folders_are_left_out_in_one_warning(tmp_path: Path) -> None:
     root = tmp_path / "OCT2017"
-    _scan(root / "train" / "DME" / "DME-1-1.jpeg")
+    small_scan(root / "train" / "DME" / "DME-1-1.jpeg")
     _appledouble(root / "train" / "DME" / "._DME-1-1.jpeg")
-    _scan(root / "train" / "DME" / "@eaDir" / "DME-1-1.jpeg")
+    small_scan(root / "train" / "DME" / "@eaDir" / "DME-1-1.jpeg")
     rows = [
         ManifestRow("train/DME/DME-1-1.jpeg", "DME", "1", "train"),
         ManifestRow("train/DME/@eaDir/DME-1-1.jpeg", "DME", "1", "train"),
@@ -107,7 +85,7 @@ def test_hidden_files_and_system_folders_are_left_out_in_one_warning(tmp_path: P
 def test_a_split_of_appledouble_rows_only_is_refused_saying_so(tmp_path: Path, door: str) -> None:
     # was: each row read as a scan, and the run stopped at the first batch
     root = tmp_path / "OCT2017"
-    _scan(root / "train" / "CNV" / "CNV-1-1.jpeg")
+    small_scan(root / "train" / "CNV" / "CNV-1-1.jpeg")
     _appledouble(root / "train" / "CNV" / "._CNV-1-1.jpeg")
     rows = [ManifestRow("train/CNV/._CNV-1-1.jpeg", "CNV", "1", "train")]
     manifest = write_manifest(rows, tmp_path / "m.csv")
@@ -119,7 +97,7 @@ def test_a_split_of_appledouble_rows_only_is_refused_saying_so(tmp_path: Path, d
         "leaves them out"
     )
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
-        _doors()[door](manifest, root)
+        manifest_doors()[door](manifest, root)
 
 
 # --- rows labelled another class than their folder, in any case ------------------------------
@@ -138,7 +116,7 @@ def test_a_row_in_a_class_folder_of_any_case_labelled_another_class_is_warned_of
         for number in (1, 2)
     ]
     for row in rows:
-        _scan(root / row.path)
+        small_scan(root / row.path)
     manifest = write_manifest(rows, tmp_path / "m.csv")
     data, said = _read(door, manifest, root)
     assert [data.classes[target] for target in data.targets] == ["CNV", "CNV"]
@@ -154,7 +132,7 @@ def test_a_row_in_a_class_folder_of_any_case_labelled_another_class_is_warned_of
 def test_a_row_in_a_lower_case_folder_of_its_own_class_is_not_warned_of(tmp_path: Path) -> None:
     root = tmp_path / "OCT2017"
     row = ManifestRow("train/dme/scan_1.jpeg", "DME", "1", "train")
-    _scan(root / row.path)
+    small_scan(root / row.path)
     manifest = write_manifest([row], tmp_path / "m.csv")
     data, said = _read("from_manifest", manifest, root)
     assert len(data) == 1

@@ -9,35 +9,13 @@ import re
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from _manifest_doors import manifest_doors, small_scan
 from retinalnet.datasets import KermanyOCT, ManifestRow, read_manifest, write_manifest
-
-Door = Callable[[Path, Path], KermanyOCT]
-
-
-def _doors() -> dict[str, Door]:
-    """Every door that reads split ``train`` of a manifest: Python's, and the CLI's (train,
-    evaluate and calibrate take ``--manifest`` through ``split_data``)."""
-    from retinalnet.cli._split_data import split_data
-
-    return {
-        "from_manifest": lambda manifest, root: KermanyOCT.from_manifest(
-            manifest, "train", root=root
-        ),
-        "cli --manifest": lambda manifest, root: split_data(root, "train", manifest),
-    }
-
-
-def _scan(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("L", (8, 8)).save(path, format="JPEG")
-    return path
-
 
 # --- a UTF-8 name under an ASCII file-system encoding (LANG=C) --------------------------
 
@@ -117,8 +95,8 @@ def test_a_name_with_a_backslash_round_trips(tmp_path: Path, door: str) -> None:
     # was: read back as 'train/CNV/a/CNV-3-1.jpeg', which names no file (a Windows zip
     # unpacked on Linux names a file 'a\CNV-3-1.jpeg')
     root = tmp_path / "OCT2017"
-    named = _scan(root / "train" / "CNV" / "a\\CNV-3-1.jpeg")
-    _scan(root / "train" / "CNV" / "CNV-1-1.jpeg")
+    named = small_scan(root / "train" / "CNV" / "a\\CNV-3-1.jpeg")
+    small_scan(root / "train" / "CNV" / "CNV-1-1.jpeg")
     rows = [
         ManifestRow("train/CNV/a\\CNV-3-1.jpeg", "CNV", "3", "train"),
         ManifestRow("train/CNV/CNV-1-1.jpeg", "CNV", "1", "train"),
@@ -126,7 +104,7 @@ def test_a_name_with_a_backslash_round_trips(tmp_path: Path, door: str) -> None:
     for suffix in (".csv", ".json"):
         manifest = write_manifest(rows, tmp_path / f"m{suffix}")
         assert read_manifest(manifest) == rows
-        data = _doors()[door](manifest, root)
+        data = manifest_doors()[door](manifest, root)
         assert [path for path, _ in data.samples] == [str(named), str(root / rows[1].path)]
 
 
@@ -134,8 +112,8 @@ def test_a_name_with_a_backslash_round_trips(tmp_path: Path, door: str) -> None:
 @pytest.mark.parametrize("door", ["from_manifest", "cli --manifest"])
 def test_a_manifest_edited_on_windows_finds_its_files(tmp_path: Path, door: str) -> None:
     root = tmp_path / "OCT2017"
-    scan = _scan(root / "train" / "CNV" / "CNV-1-1.jpeg")
-    _scan(root / "train" / "CNV" / "@eaDir" / "CNV-1-1.jpeg")
+    scan = small_scan(root / "train" / "CNV" / "CNV-1-1.jpeg")
+    small_scan(root / "train" / "CNV" / "@eaDir" / "CNV-1-1.jpeg")
     manifest = tmp_path / "edited.csv"
     manifest.write_text(
         "path,label,patient,split\r\n"
@@ -145,14 +123,14 @@ def test_a_manifest_edited_on_windows_finds_its_files(tmp_path: Path, door: str)
     )
     assert [row.patient for row in read_manifest(manifest)] == ["1", "1"]
     with pytest.warns(UserWarning, match=r"left out 1 row\(s\) .* \(@eaDir: "):
-        data = _doors()[door](manifest, root)
+        data = manifest_doors()[door](manifest, root)
     assert data.samples == [(str(scan), 0)]
 
 
 @pytest.mark.skipif(os.sep != "/", reason="a backslash separates folders on Windows")
 def test_one_file_by_a_windows_path_and_a_posix_one_is_listed_twice(tmp_path: Path) -> None:
     root = tmp_path / "OCT2017"
-    _scan(root / "train" / "CNV" / "scan_01.jpeg")
+    small_scan(root / "train" / "CNV" / "scan_01.jpeg")
     manifest = tmp_path / "edited.csv"
     manifest.write_text(
         "path,label,split\ntrain/CNV/scan_01.jpeg,CNV,train\ntrain\\CNV\\scan_01.jpeg,CNV,val\n",
@@ -170,7 +148,9 @@ def test_a_manifest_whose_rows_all_lie_in_a_snapshot_says_so(tmp_path: Path, doo
     # was: "manifest '...' has no rows for split 'train' (it has: train)"
     inside = tmp_path / "mnt" / ".snapshot" / "daily" / "OCT2017"
     rows = [
-        ManifestRow(str(_scan(inside / "train" / "CNV" / f"CNV-{n}-1.jpeg")), "CNV", None, "train")
+        ManifestRow(
+            str(small_scan(inside / "train" / "CNV" / f"CNV-{n}-1.jpeg")), "CNV", None, "train"
+        )
         for n in (1, 2, 3)
     ]
     manifest = write_manifest(rows, tmp_path / "m.csv")
@@ -184,15 +164,15 @@ def test_a_manifest_whose_rows_all_lie_in_a_snapshot_says_so(tmp_path: Path, doo
         "else write the manifest again with `retinalnet split`"
     )
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
-        _doors()[door](manifest, tmp_path / "OCT2017")
-    assert len(_doors()[door](manifest, inside)) == 3  # the fix the error gives
+        manifest_doors()[door](manifest, tmp_path / "OCT2017")
+    assert len(manifest_doors()[door](manifest, inside)) == 3  # the fix the error gives
 
 
 def test_a_manifest_of_thumbnails_only_says_to_split_again(tmp_path: Path) -> None:
     root = tmp_path / "OCT2017"
-    _scan(root / "train" / "CNV" / "CNV-1-1.jpeg")
+    small_scan(root / "train" / "CNV" / "CNV-1-1.jpeg")
     thumb = "train/CNV/@eaDir/CNV-1-1.jpeg/SYNOFILE_THUMB_M.jpg"
-    _scan(root / thumb)
+    small_scan(root / thumb)
     rows = [
         ManifestRow(thumb, "CNV", "2", "val"),
         ManifestRow("train/CNV/@eaDir/CNV-1-1.jpeg/SYNOPHOTO_THUMB_S.jpg", "CNV", "2", "val"),
@@ -212,9 +192,9 @@ def test_a_split_whose_rows_all_lie_in_system_folders_says_so_beside_a_good_one(
 ) -> None:
     # was: "has no rows for split 'val' (it has: train, val)"; the train rows still read
     root = tmp_path / "OCT2017"
-    _scan(root / "train" / "CNV" / "CNV-1-1.jpeg")
+    small_scan(root / "train" / "CNV" / "CNV-1-1.jpeg")
     thumb = "train/CNV/@eaDir/CNV-1-1.jpeg/SYNOFILE_THUMB_M.jpg"
-    _scan(root / thumb)
+    small_scan(root / thumb)
     rows = [ManifestRow("train/CNV/CNV-1-1.jpeg", "CNV", "1", "train")]
     rows.append(ManifestRow(thumb, "CNV", "2", "val"))
     manifest = write_manifest(rows, tmp_path / "m.csv")
@@ -235,8 +215,8 @@ def test_one_file_listed_through_a_linked_folder_is_refused(
     # was: 'train/CNV/scan_01.jpeg' in train and 'link_to_train/CNV/scan_01.jpeg' in val
     # passed as two images: one image in both splits
     root = tmp_path / "OCT2017"
-    _scan(root / "train" / "CNV" / "scan_01.jpeg")
-    _scan(root / "train" / "CNV" / "scan_02.jpeg")
+    small_scan(root / "train" / "CNV" / "scan_01.jpeg")
+    small_scan(root / "train" / "CNV" / "scan_02.jpeg")
     try:
         (root / "link_to_train").symlink_to("train", target_is_directory=True)
     except OSError as error:  # Windows without the privilege
@@ -255,13 +235,13 @@ def test_one_file_listed_through_a_linked_folder_is_refused(
         r"split 'train' and in split 'val' \(rows 1 and 3, row 1 as 'train/CNV/scan_01\.jpeg'\)"
     )
     with pytest.raises(ValueError, match=message):
-        _doors()[door](manifest, root)
+        manifest_doors()[door](manifest, root)
 
 
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symbolic links")
 def test_a_linked_file_and_its_target_are_one_file(tmp_path: Path) -> None:
     root = tmp_path / "OCT2017"
-    _scan(root / "train" / "CNV" / "scan_01.jpeg")
+    small_scan(root / "train" / "CNV" / "scan_01.jpeg")
     try:
         (root / "train" / "CNV" / "scan_09.jpeg").symlink_to("scan_01.jpeg")
     except OSError as error:
@@ -284,7 +264,7 @@ def test_two_files_named_alike_but_in_two_normal_forms_are_two_rows(tmp_path: Pa
     import unicodedata
 
     root = tmp_path / "OCT2017"
-    nfc = _scan(root / "train" / "CNV" / "CNV-106-1\u00e9.jpeg")
+    nfc = small_scan(root / "train" / "CNV" / "CNV-106-1\u00e9.jpeg")
     nfd = root / "train" / "CNV" / unicodedata.normalize("NFD", nfc.name)
     Image.new("L", (8, 8), color=255).save(nfd, format="JPEG")
     if len(list(nfc.parent.iterdir())) != 2:
@@ -292,7 +272,7 @@ def test_two_files_named_alike_but_in_two_normal_forms_are_two_rows(tmp_path: Pa
     from retinalnet.cli import main
     from retinalnet.cli._split_data import split_data
 
-    others = [_scan(root / "train" / "CNV" / f"CNV-{n}-1.jpeg") for n in (7, 8, 9)]
+    others = [small_scan(root / "train" / "CNV" / f"CNV-{n}-1.jpeg") for n in (7, 8, 9)]
     manifest = tmp_path / "split.csv"
     argv = ["split", str(root), "--val-fraction", "0.5", "--out", str(manifest), "-q"]
     assert main(argv) == 0
@@ -312,7 +292,7 @@ def test_a_name_in_the_other_normal_form_still_names_the_one_file_there(tmp_path
     import unicodedata
 
     root = tmp_path / "OCT2017"
-    nfc = _scan(root / "train" / "CNV" / "CNV-106-1\u00e9.jpeg")  # the only file
+    nfc = small_scan(root / "train" / "CNV" / "CNV-106-1\u00e9.jpeg")  # the only file
     as_nfd = unicodedata.normalize("NFD", "train/CNV/CNV-106-1\u00e9.jpeg")
     alone = write_manifest([ManifestRow(as_nfd, "CNV", None, "train")], tmp_path / "one.csv")
     assert KermanyOCT.from_manifest(alone, "train", root=root).samples == [(str(nfc), 0)]
@@ -326,7 +306,7 @@ def test_a_name_in_the_other_normal_form_still_names_the_one_file_there(tmp_path
 def test_two_hard_links_of_one_scan_are_two_rows_as_in_the_folders(tmp_path: Path) -> None:
     # the folder walks list each name of a hard-linked file as an image; so does a manifest
     root = tmp_path / "OCT2017"
-    first = _scan(root / "train" / "CNV" / "CNV-1-1.jpeg")
+    first = small_scan(root / "train" / "CNV" / "CNV-1-1.jpeg")
     try:
         os.link(first, root / "train" / "CNV" / "CNV-1-2.jpeg")
     except OSError as error:  # a file system without hard links
