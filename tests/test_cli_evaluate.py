@@ -3,6 +3,7 @@ writes the checkpoint it was given."""
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 
@@ -60,3 +61,29 @@ def test_predict_names_the_checkpoint_it_predicted_with_when_a_run_replaced_the_
     printed = json.loads(capsys.readouterr().out)
     entries = printed if isinstance(printed, list) else printed["predictions"]
     assert entries[0]["checkpoint_sha256"] == sha256(first)
+
+
+def test_the_json_records_when_and_with_which_software_the_numbers_were_computed(
+    data: Path, tmp_path: Path
+) -> None:
+    import platform
+
+    import torch
+    import torchvision
+
+    import retinalnet
+
+    first, _ = two_checkpoints(tmp_path / "epochs")
+    before = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+    printed = _evaluate(first, data, tmp_path / "r.json")
+
+    when = datetime.datetime.fromisoformat(str(printed["evaluated_at"]))
+    assert when.utcoffset() == datetime.timedelta(0)
+    assert before <= when <= datetime.datetime.now(datetime.timezone.utc)
+    assert printed["software"] == {
+        "retinalnet": retinalnet.__version__,
+        "torch": str(torch.__version__),
+        "torchvision": str(torchvision.__version__),
+        "python": platform.python_version(),
+    }

@@ -275,6 +275,9 @@ def test_the_summary_names_the_checkpoint_by_its_sha256(evaluated: dict[str, Any
     assert summary.row("Model")[1].text == "small_cnn"
     assert summary.row("Split")[1].text == "test"
     assert summary.row("Data folder")[1].text == str(evaluated["data"])
+    # the software the numbers were computed with, as evaluate --json records it
+    for name, version in evaluated["json"]["software"].items():
+        assert summary.row(name)[1].text == version
     history = load_checkpoint(evaluated["checkpoint"]).history
     epochs = page.table("history")
     assert [c[0].text for c in epochs.rows] == [str(r["epoch"]) for r in history]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -114,17 +115,21 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _provenance(args: argparse.Namespace, checkpoint: Checkpoint) -> dict[str, str | None]:
+def _provenance(args: argparse.Namespace, checkpoint: Checkpoint) -> dict[str, object]:
     """Which images and which weights the numbers are of: the split, the data folder and
     the manifest (``None`` without ``--manifest``) as given, the checkpoint as given and the
     sha256 of the bytes its model was built from (not of the file now: a training run may
-    have replaced it since)."""
+    have replaced it since); when (UTC) and with which versions of the software."""
+    from retinalnet._core.software import software_versions
+
     return {
         "split": args.split,
         "data": str(args.data),
         "manifest": None if args.manifest is None else str(args.manifest),
         "checkpoint": str(args.checkpoint),
         "checkpoint_sha256": checkpoint.sha256,
+        "evaluated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "software": software_versions(),
     }
 
 

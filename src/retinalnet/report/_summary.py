@@ -1,5 +1,5 @@
 """The first section: which data, which model (with the checkpoint's sha256), when, which
-version; and the images per class."""
+versions of the software; and the images per class."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from retinalnet._core.classes import in_words
-from retinalnet._version import __version__
+from retinalnet._core.software import software_versions
 from retinalnet.report._html import Section, esc, pct, side_by_side, table
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def summary_section(
     )
     rows.append(["Confidence intervals", esc(report.interval_note or "none")])
     rows.append(["Report written", esc(created.strftime("%Y-%m-%d %H:%M:%S %Z").strip())])
-    rows.append(["retinalnet", esc(__version__)])
+    rows += [[name, esc(version)] for name, version in software_versions().items()]
     summary = table(None, rows, numeric_from=2, css_class="kv summary")
 
     counts = (
