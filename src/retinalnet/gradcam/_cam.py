@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -27,12 +26,13 @@ from retinalnet.gradcam._checks import (
     check_image_size,
     check_inputs,
     check_map_size,
+    class_indices,
     forward_scores,
     layer_name,
 )
+from retinalnet.gradcam._layers import choose_target, own_target, reshape_for
 from retinalnet.gradcam._scores import ScoresBeforeSoftmax
-from retinalnet.models import Classifier, GradCamTarget
-from retinalnet.models._fallback import guess_gradcam_target
+from retinalnet.models import Classifier
 from retinalnet.precision import autocast
 from retinalnet.transforms import Preprocessing
 
@@ -48,6 +48,8 @@ def find_target_layer(model: nn.Module) -> nn.Module:
     last block's first LayerNorm for ViT). Otherwise the 0.1 guess: the last module of the
     backbone's last feature block (see :func:`retinalnet.models.feature_blocks`), whose
     *input* :func:`grad_cam` takes when it is a pooling layer, else the last ``Conv2d``.
+    Passed back as ``layer=``, it gives the same map as the default (read through the
+    model's ``gradcam_reshape``, at its input where so guessed).
 
     Parameters
     ----------
@@ -66,13 +68,7 @@ def find_target_layer(model: nn.Module) -> nn.Module:
     >>> find_target_layer(vgg16_transfer(weights=None))
     ReLU(inplace=True)
     """
-    return _target(model).module
-
-
-def _target(model: nn.Module) -> GradCamTarget:
-    if isinstance(model, Classifier):
-        return model.gradcam_target()
-    return guess_gradcam_target(model)
+    return own_target(model).module
 
 
 def grad_cam(
@@ -111,8 +107,14 @@ def grad_cam(
         The class to explain: one index for every image, one per image, or ``None`` for
         each image's predicted class (the argmax of the model's outputs).
     layer
-        The module to explain; :func:`find_target_layer` by default (its input is used
-        when it is a pooling layer). A module given here is explained at its output.
+        The module to explain; :func:`find_target_layer` by default, read as the model
+        declares it, whether given here or not (through its ``gradcam_reshape``: ViT's
+        tokens, Swin's channels-last map; at its input where the 0.1 guess is a pooling
+        layer). Another module is explained at its output, read by its form: a 4-d output
+        as ``(N, C, H, W)``, or as channels-last ``(N, H, W, C)`` (Swin's stages, ConvNeXt's
+        block internals) when only that has the input's proportions (else a forward pass
+        of a larger input tells which sides grow with it); a token sequence through the
+        model's declared ``gradcam_reshape``.
 
     Returns
     -------
@@ -139,7 +141,10 @@ def grad_cam(
         ``(N, number of classes)``, a class index is out of range, or the
         layer is not part of the forward pass or not spatial (the message names the fix:
         ``layer=`` here, ``Classifier(gradcam_layer=...)`` for a Classifier's own layer,
-        which the Predictor explains), or its map is 1 x 1 (a
+        which the Predictor explains; for a model declaring a ``gradcam_reshape``, its
+        declared layer, or a module whose output that reshape takes; a 4-d output of such a
+        model that is not clearly ``(N, C, H, W)`` or ``(N, H, W, C)`` is refused too), or
+        its map is 1 x 1 (a
         stride-32 backbone on inputs under 33 pixels each side: the heatmap would be
         constant; the message gives the smallest input size that the layer maps to 2 x 2).
         A 1 x N map is explained: its heatmap varies along N only.
@@ -176,10 +181,16 @@ def _grad_cam(
     batch, single = check_inputs(model, inputs, prepared=prepared)
     check_no_inference_weights(model, "explained by Grad-CAM")
     check_float32_weights(model, "explained by Grad-CAM")
-    target, reshape, at_input = _target(model) if layer is None else (layer, None, False)
+    target, own = choose_target(model, layer)
     captured: list[torch.Tensor] = []
 
-    def as_leaf(activation: torch.Tensor) -> torch.Tensor:
+    def as_leaf(activation: object) -> torch.Tensor:
+        if not isinstance(activation, torch.Tensor):  # nn.MultiheadAttention's tuple
+            raise ValueError(
+                f"the Grad-CAM layer {layer_name(model, target.module)!r} gives a "
+                f"{type(activation).__name__}, not a tensor: "
+                f"{another_layer(model, layer is not None, 'a module giving a tensor')}"
+            )
         # A fresh leaf that requires grad: the frozen backbone below gives the activation
         # no grad_fn, and in-place ReLUs after it must not touch the tensor we differentiate
         # against, so the network continues on a copy.
@@ -197,9 +208,9 @@ def _grad_cam(
     # the mode of each module put back, not just the model's
     with exclusive_use(model), modes_restored(model):
         handle = (
-            target.register_forward_pre_hook(pre_hook)
-            if at_input
-            else target.register_forward_hook(post_hook)
+            target.module.register_forward_pre_hook(pre_hook)
+            if target.at_input
+            else target.module.register_forward_hook(post_hook)
         )
         device = next((p.device for p in model.parameters()), batch.device)
         try:
@@ -217,22 +228,24 @@ def _grad_cam(
                 given = layer is not None
                 if not captured:
                     fix = another_layer(model, given, "a module that it runs", suggest=False)
+                    name = layer_name(model, target.module)
                     raise ValueError(
-                        f"the Grad-CAM layer {layer_name(model, target)!r} did not run in the "
-                        f"forward pass; {fix}"
+                        f"the Grad-CAM layer {name!r} did not run in the forward pass; {fix}"
                     )
                 activation = captured[-1]
+                # the declared reading of the model's own layer; another layer's by its output
+                reshape = reshape_for(model, copy, activation, target, own, given=given)
                 spatial = activation if reshape is None else reshape(activation)
-                if spatial.dim() != 4:
-                    raise ValueError(
-                        f"the Grad-CAM layer {layer_name(model, target)!r} gives shape "
-                        f"{tuple(spatial.shape)}; it needs a spatial (N, C, H, W) activation: "
-                        f"{another_layer(model, given, 'a convolutional module')}"
-                    )
                 check_map_size(
-                    model, batch, spatial, target, at_input=at_input, reshape=reshape, given=given
+                    model,
+                    batch,
+                    spatial,
+                    target.module,
+                    at_input=target.at_input,
+                    reshape=reshape,
+                    given=given,
                 )
-                classes = _class_indices(class_index, logits)
+                classes = class_indices(class_index, logits)
                 selected = logits.gather(1, classes[:, None]).sum()
                 (gradient,) = torch.autograd.grad(selected, activation)
                 if reshape is not None:
@@ -247,36 +260,6 @@ def _grad_cam(
     peak = cam.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
     cam = (cam / peak).clamp(0, 1).cpu()
     return cam[0] if single else cam
-
-
-def _class_indices(
-    class_index: int | Sequence[int] | torch.Tensor | None, scores: torch.Tensor
-) -> torch.Tensor:
-    count, num_classes = scores.shape
-    if class_index is None:
-        return scores.detach().argmax(dim=1)
-    if not _holds_integers(class_index):  # 1.5 or True would silently become class 1
-        indices = torch.empty(0, dtype=torch.int64)
-    else:
-        indices = torch.as_tensor(class_index, dtype=torch.int64, device=scores.device).flatten()
-    if indices.numel() == 1:
-        indices = indices.expand(count)
-    if indices.numel() != count or indices.min() < 0 or indices.max() >= num_classes:
-        raise ValueError(
-            f"class_index must be an int from 0 to {num_classes - 1}, one per image, or None "
-            f"(the predicted class), got {class_index!r}"
-        )
-    return indices
-
-
-def _holds_integers(value: object) -> bool:
-    """An int, a sequence of ints or an integer tensor; never a bool or a float."""
-    if isinstance(value, torch.Tensor):
-        integer = not (value.is_floating_point() or value.is_complex())
-        return integer and value.dtype != torch.bool
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return all(_holds_integers(item) for item in value)
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 def heatmap_to_image(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -20,8 +20,10 @@ __all__ = [
     "check_image_size",
     "check_inputs",
     "check_map_size",
+    "class_indices",
     "forward_scores",
     "layer_name",
+    "probe_activation",
 ]
 
 _LARGEST_PROBE = 512
@@ -173,6 +175,37 @@ def check_map_size(
     )
 
 
+def class_indices(
+    class_index: int | Sequence[int] | torch.Tensor | None, scores: torch.Tensor
+) -> torch.Tensor:
+    """The class each image's map explains: ``class_index`` checked, or the argmax."""
+    count, num_classes = scores.shape
+    if class_index is None:
+        return scores.detach().argmax(dim=1)
+    if not _holds_integers(class_index):  # 1.5 or True would silently become class 1
+        indices = torch.empty(0, dtype=torch.int64)
+    else:
+        indices = torch.as_tensor(class_index, dtype=torch.int64, device=scores.device).flatten()
+    if indices.numel() == 1:
+        indices = indices.expand(count)
+    if indices.numel() != count or indices.min() < 0 or indices.max() >= num_classes:
+        raise ValueError(
+            f"class_index must be an int from 0 to {num_classes - 1}, one per image, or None "
+            f"(the predicted class), got {class_index!r}"
+        )
+    return indices
+
+
+def _holds_integers(value: object) -> bool:
+    """An int, a sequence of ints or an integer tensor; never a bool or a float."""
+    if isinstance(value, torch.Tensor):
+        integer = not (value.is_floating_point() or value.is_complex())
+        return integer and value.dtype != torch.bool
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return all(_holds_integers(item) for item in value)
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
 def layer_name(model: nn.Module, layer: nn.Module) -> str:
     """The layer's path in the model (``network.layer4``), else its class name."""
     return next(
@@ -233,11 +266,43 @@ def _smallest_side(start: int, gives_2x2: Callable[[int], bool]) -> int | None:
 
 
 class _LayerReachedError(Exception):
-    """Ends a probing forward pass at the explained layer, carrying its map's size."""
+    """Ends a probing forward pass at the explained layer, carrying its activation."""
 
-    def __init__(self, size: tuple[int, int]) -> None:
-        super().__init__(size)
-        self.size = size
+    def __init__(self, activation: torch.Tensor) -> None:
+        super().__init__(tuple(activation.shape))
+        self.activation = activation
+
+
+def probe_activation(
+    model: nn.Module,
+    layer: nn.Module,
+    at_input: bool,
+    size: tuple[int, int],
+    channels: int,
+    device: torch.device,
+) -> torch.Tensor | None:
+    """The layer's activation (its input when ``at_input``) for one input of zeros of
+    ``size`` ``(height, width)``, the forward pass stopped there; None if the model refuses
+    that size."""
+
+    def reached(activation: torch.Tensor) -> None:
+        raise _LayerReachedError(activation.detach())
+
+    handle = (
+        layer.register_forward_pre_hook(lambda module, args: reached(args[0]))
+        if at_input
+        else layer.register_forward_hook(lambda module, args, output: reached(output))
+    )
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, channels, *size, device=device))
+    except _LayerReachedError as stop:
+        return stop.activation
+    except (RuntimeError, ValueError, AssertionError):  # a size the model cannot take
+        return None  # (torchvision's ViT refuses other sizes with an AssertionError)
+    finally:
+        handle.remove()
+    return None
 
 
 def _map_shape(
@@ -250,26 +315,14 @@ def _map_shape(
     device: torch.device,
 ) -> tuple[int, int] | None:
     """The layer's map size for a ``side`` x ``side`` input, or None if the model refuses it."""
-
-    def reached(activation: torch.Tensor) -> None:
-        spatial = activation if reshape is None else reshape(activation)
-        raise _LayerReachedError((int(spatial.shape[-2]), int(spatial.shape[-1])))
-
-    handle = (
-        layer.register_forward_pre_hook(lambda module, args: reached(args[0]))
-        if at_input
-        else layer.register_forward_hook(lambda module, args, output: reached(output))
-    )
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, channels, side, side, device=device))
-    except _LayerReachedError as stop:
-        return stop.size
-    except (RuntimeError, ValueError):  # a size the model cannot take
+    activation = probe_activation(model, layer, at_input, (side, side), channels, device)
+    if activation is None:
         return None
-    finally:
-        handle.remove()
-    return None
+    try:
+        spatial = activation if reshape is None else reshape(activation)
+    except (RuntimeError, ValueError):  # a reshape that takes no other size (a fixed grid)
+        return None
+    return int(spatial.shape[-2]), int(spatial.shape[-1])
 
 
 def check_image_size(image_size: object) -> tuple[int, int]:
