@@ -49,6 +49,11 @@ from retinalnet.transforms import Preprocessing
 
 VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 META = torch.device("meta")
+UNUSED_DROPOUT = (
+    "dropout={} would change nothing: the head's dropout comes after its hidden layer, and "
+    "hidden={} gives a single Linear; pass hidden= a width too (hidden=256, as the tutorial's "
+    "head), or leave dropout out"
+)
 
 
 def trainable_names(model: nn.Module) -> set[str]:
@@ -439,6 +444,8 @@ def test_build_head_dropout_and_log_softmax():
         ((16, 4), {"dropout": float("nan")}, "dropout must be in [0, 1), got nan"),
         ((16, 4), {"dropout": "0.2"}, "dropout must be in [0, 1), got '0.2'"),
         ((16, 4), {"dropout": False}, "dropout must be in [0, 1), got False"),
+        ((16, 4), {"hidden": 0, "dropout": 0.5}, UNUSED_DROPOUT.format(0.5, 0)),
+        ((16, 4), {"hidden": None, "dropout": 0.1}, UNUSED_DROPOUT.format(0.1, None)),
     ],
 )
 def test_build_head_refuses_bad_arguments(args, kwargs, message):
@@ -684,6 +691,77 @@ def test_build_model_reads_0_1_configs():
     assert model.arch_kwargs == {**config, "hidden": 0, "trainable_blocks": 1}
     assert [type(layer) for layer in model.network.classifier[6]] == [nn.Linear, nn.LogSoftmax]
     assert parameter_summary(model).trainable == 4096 * 4 + 4 + 7_079_424
+
+
+# --- a dropout without a hidden layer -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: create_model("resnet18", weights=None, dropout=0.5),  # hidden=0: its default
+        lambda: create_model("efficientnet_b0", weights=None, hidden=0, dropout=0.5),
+        lambda: create_model("small_cnn", hidden=0, dropout=0.5),
+        lambda: vgg16_transfer(weights=None, hidden=0, dropout=0.5),
+        lambda: small_cnn(hidden=0, dropout=0.5),
+        lambda: SmallCNN(4, hidden=0, dropout=0.5),
+        lambda: build_head(16, 4, hidden=0, dropout=0.5),
+        lambda: replace_head(nn.Sequential(nn.Linear(8, 8)), 4, hidden=0, dropout=0.5),
+    ],
+    ids=[
+        "create_model",
+        "create_model-hidden",
+        "create_model-small_cnn",
+        "vgg16_transfer",
+        "small_cnn",
+        "SmallCNN",
+        "build_head",
+        "replace_head",
+    ],
+)
+def test_a_dropout_without_a_hidden_layer_is_refused_naming_hidden(build):
+    """``create_model("resnet18", dropout=0.5)`` built a single Linear, no dropout, and
+    recorded ``dropout=0.5`` in ``arch_kwargs`` (``retinalnet info`` showed it)."""
+    with META, pytest.raises(ValueError, match=f"^{re.escape(UNUSED_DROPOUT.format(0.5, 0))}$"):
+        build()
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_no_dropout_or_the_default_is_taken_without_a_hidden_layer(dropout):
+    with META:
+        model = create_model("resnet18", weights=None, dropout=dropout)
+    assert [type(layer) for layer in model.head_module()[1]] == [nn.Linear, nn.LogSoftmax]
+    assert model.arch_kwargs["dropout"] == dropout
+
+
+def test_a_dropout_with_a_hidden_layer_is_applied():
+    with META:
+        model = create_model("resnet18", weights=None, hidden=8, dropout=0.5)
+    head = model.head_module()[1]
+    assert [type(layer) for layer in head][:3] == [nn.Linear, nn.ReLU, nn.Dropout]
+    assert head[2].p == 0.5
+
+
+def test_a_checkpoint_saved_with_a_dropout_without_a_hidden_layer_still_loads(tmp_path):
+    """Checkpoints written before the refusal may record one: they load as they were."""
+    config = {"num_classes": 2, "width": 2, "hidden": 0, "dropout": 0.5}
+    saved = build_model("small_cnn", config, classes=("a", "b"), preprocessing=Preprocessing())
+    assert [type(layer) for layer in saved.network.classifier] == [nn.Linear, nn.LogSoftmax]
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, saved)
+    loaded = load_checkpoint(path).build_model()
+    assert loaded.arch_kwargs == saved.arch_kwargs
+    assert loaded.arch_kwargs["dropout"] == 0.5
+    for ours, theirs in zip(loaded.state_dict().values(), saved.state_dict().values(), strict=True):
+        assert torch.equal(ours, theirs)
+    with META:
+        restored = build_model(
+            "resnet18",
+            {"num_classes": 4, "hidden": 0, "dropout": 0.5, "freeze": True},
+            classes=KERMANY_CLASSES,
+            preprocessing=Preprocessing(),
+        )
+    assert [type(layer) for layer in restored.network.fc] == [nn.Linear, nn.LogSoftmax]
 
 
 def test_build_model_refuses_an_unknown_architecture():

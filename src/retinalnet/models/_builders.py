@@ -46,7 +46,8 @@ def vgg16_transfer(
     hidden
         Width of the head's hidden layer; ``None`` or 0 for a single ``Linear``.
     dropout
-        Dropout in the head (0.2 as in the tutorial's run; its article used 0.4).
+        Dropout in the head (0.2 as in the tutorial's run; its article used 0.4), after
+        the hidden layer: without one only 0 and 0.2 are taken.
     freeze
         Freeze every pretrained parameter, as the tutorial did.
     trainable_blocks

@@ -10,8 +10,10 @@ from torch import nn
 
 from retinalnet._core.counts import check_count
 from retinalnet._core.printable import hidden_character
+from retinalnet.models._registry import ModelSpec
+from retinalnet.transforms import Preprocessing
 
-__all__ = ["check_class_names", "check_int", "check_module"]
+__all__ = ["check_class_names", "check_input_size", "check_int", "check_module"]
 
 
 def check_module(value: object, where: str, argument: str = "") -> nn.Module:
@@ -32,6 +34,33 @@ def check_int(value: object, name: str, low: int, note: str = "") -> int:
     """``value`` as an int if it is an integer (Python's or NumPy's, not a bool) >= ``low``;
     a ValueError naming it if not."""
     return check_count(value, name, low, note)
+
+
+def check_input_size(spec: ModelSpec, preprocessing: Preprocessing) -> None:
+    """Refuse a preprocessing whose input size ``spec``'s network does not take: another
+    than its ``fixed_size`` (ViT-B/16's 224), or below its ``min_size``.
+
+    Every door where a registered model meets a preprocessing runs it
+    (:func:`~retinalnet.models.create_model`, a checkpoint's rebuilt model, and
+    :class:`~retinalnet.models.Classifier`, when made and when its ``preprocessing`` is
+    set), so that the network never fails later on images of the wrong size.
+
+    Raises
+    ------
+    ValueError
+        Naming the size given, the size the network takes, and the fix.
+    """
+    size = preprocessing.size
+    if spec.fixed_size is not None and size != spec.fixed_size:
+        raise ValueError(
+            f"{spec.name} takes {spec.fixed_size} px inputs only, got preprocessing.size="
+            f"{size}; pass preprocessing=Preprocessing(size={spec.fixed_size})"
+        )
+    if size < spec.min_size:
+        raise ValueError(
+            f"{spec.name} needs inputs of at least {spec.min_size} px, got preprocessing.size="
+            f"{size}; pass a larger Preprocessing(size=...)"
+        )
 
 
 def check_class_names(

@@ -1,5 +1,12 @@
 """A network bundled with what it needs to be used: class names, preprocessing, config, and
-the declaration of its parts (head, feature blocks, Grad-CAM layer)."""
+the declaration of its parts (head, feature blocks, Grad-CAM layer).
+
+Why this module is long: :class:`Classifier` is what every door receives, so each thing it
+carries is checked where it is given, in this one class (the declared paths and blocks, the
+class names, the preprocessing's size against the registered architecture, the
+temperature), and its docstring is the manual of each; splitting the checks from the class
+would leave one of them to be forgotten at some door.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ import torch
 from torch import nn
 
 from retinalnet._core.counts import as_number
-from retinalnet.models._checks import check_class_names, check_module
+from retinalnet.models._checks import check_class_names, check_input_size, check_module
 from retinalnet.models._fallback import GradCamTarget, guess_feature_blocks, guess_gradcam_target
 from retinalnet.models._head import find_output_layer
 from retinalnet.models._registry import ActivationReshape, BlockSelector, ModelSpec, find_spec
@@ -130,10 +137,12 @@ class Classifier(nn.Module):
     ValueError
         If the class names are not 2 or more distinct, non-blank names, a declared path is
         not a module of ``network``, feature blocks overlap or are not listed first to
-        last, ``gradcam_reshape`` comes without ``gradcam_layer``, or ``temperature`` is
-        not a finite number > 0. When the network fails on images ``(N, C, H, W)`` whose
-        channels its first convolution does not take (a 1-channel network given the
-        preprocessing's 3 channels), naming the fix.
+        last, ``gradcam_reshape`` comes without ``gradcam_layer``, ``temperature`` is
+        not a finite number > 0, or ``arch`` is registered and its network does not take
+        ``preprocessing.size`` (ViT-B/16: 224 px only; see :attr:`preprocessing`). When
+        the network fails on images ``(N, C, H, W)`` whose channels its first convolution
+        does not take (a 1-channel network given the preprocessing's 3 channels), naming
+        the fix.
 
     Attributes
     ----------
@@ -205,14 +214,44 @@ class Classifier(nn.Module):
             _check_block_paths(network, feature_blocks)
         self.network = network
         self.classes: tuple[str, ...] = names
+        self.arch = arch  # before the preprocessing, whose size its spec checks
         self.preprocessing = preprocessing if preprocessing is not None else Preprocessing()
-        self.arch = arch
         self.arch_kwargs: dict[str, Any] = dict(arch_kwargs or {})
         self._head = head
         self._feature_blocks = feature_blocks
         self._gradcam_layer = gradcam_layer
         self._gradcam_reshape = gradcam_reshape
         self.temperature = temperature
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """How images are prepared for :attr:`network`, in training and at inference.
+
+        .. versionchanged:: 0.2
+           Checked whenever it is set (``model.preprocessing = ...`` too): the registered
+           architecture ``arch`` refuses an input size its network does not take (ViT-B/16
+           takes 224 px only).
+
+        Raises
+        ------
+        TypeError
+            When set to anything but a :class:`~retinalnet.transforms.Preprocessing`.
+        ValueError
+            When its ``size`` is not one the registered architecture ``arch`` takes.
+        """
+        return self._preprocessing
+
+    @preprocessing.setter
+    def preprocessing(self, value: Preprocessing) -> None:
+        if not isinstance(value, Preprocessing):
+            raise TypeError(
+                "preprocessing must be a retinalnet.transforms.Preprocessing, got "
+                f"{type(value).__name__} {reprlib.repr(value)}"
+            )
+        spec = self.spec
+        if spec is not None:
+            check_input_size(spec, value)
+        self._preprocessing = value
 
     @property
     def temperature(self) -> float:

@@ -14,8 +14,12 @@ from torchvision.models import WeightsEnum
 from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet._core.counts import as_integer
 from retinalnet._core.default_dtype import float32_default
-from retinalnet.models._builder_options import build_network, check_options
-from retinalnet.models._checks import check_class_names, check_int
+from retinalnet.models._builder_options import (
+    build_network,
+    check_options,
+    check_size_options,
+)
+from retinalnet.models._checks import check_class_names, check_input_size, check_int
 from retinalnet.models._classifier import Classifier
 from retinalnet.models._freeze import freeze as freeze_model
 from retinalnet.models._head import build_head, check_head_args
@@ -105,17 +109,7 @@ def _check_size(spec: ModelSpec, preprocessing: Preprocessing, weights: object) 
                 f"{type(weights).__name__}.{weights.name} takes {side} px inputs, but "
                 f"{spec.name} is declared for {spec.fixed_size} px; use weights='DEFAULT'"
             )
-    size = preprocessing.size
-    if spec.fixed_size is not None and size != spec.fixed_size:
-        raise ValueError(
-            f"{spec.name} takes {spec.fixed_size} px inputs only, got preprocessing.size="
-            f"{size}; pass preprocessing=Preprocessing(size={spec.fixed_size})"
-        )
-    if size < spec.min_size:
-        raise ValueError(
-            f"{spec.name} needs inputs of at least {spec.min_size} px, got preprocessing.size="
-            f"{size}; pass a larger Preprocessing(size=...)"
-        )
+    check_input_size(spec, preprocessing)  # the Classifier checks it again, once built
 
 
 def create(
@@ -133,18 +127,23 @@ def create(
     options: Mapping[str, object],
     blocks_name: str = "trainable_blocks",
     warn_random: bool = True,
+    saved: bool = False,
 ) -> Classifier:
     """:func:`create_model` for a spec; ``blocks_name`` is the name errors give
     ``trainable_blocks`` (``except_last_blocks`` when called by the 0.1 builders).
     ``warn_random=False`` for builds whose weights come from elsewhere (a checkpoint) or
-    that only count parameters. The network is built in float32, whatever torch's default
-    dtype is (see :func:`~retinalnet._core.default_dtype.float32_default`)."""
+    that only count parameters. ``saved=True`` for a saved config (a checkpoint's): it
+    may hold what a user is now refused for changing nothing (a dropout without a hidden
+    layer, ViT's ``image_size=224``), and loads as before. The network is built in
+    float32, whatever torch's default dtype is (see
+    :func:`~retinalnet._core.default_dtype.float32_default`)."""
     check_options(spec, options)  # before anything is built or downloaded
+    check_size_options(spec, options, saved=saved)
     names = class_names(num_classes, classes)
     num_classes = len(names)
     freeze = spec.default_freeze if freeze is None else freeze
     hidden = spec.default_hidden if hidden is None else hidden
-    check_head_args(hidden, dropout)  # before downloading
+    check_head_args(hidden, dropout, saved=saved)  # before downloading
     blocks = as_integer(trainable_blocks)
     if blocks is None:
         raise ValueError(f"{blocks_name} must be an int >= 0, got {trainable_blocks!r}")
@@ -163,8 +162,11 @@ def create(
     with float32_default():
         network = load_network(spec, resolved, progress=progress, **options)
         old_head = network.get_submodule(spec.head)
-        head = build_head(
-            _in_features(old_head, network, spec), num_classes, hidden=hidden, dropout=dropout
+        head = build_head(  # no hidden layer: no dropout (a saved config may give one)
+            _in_features(old_head, network, spec),
+            num_classes,
+            hidden=hidden,
+            dropout=dropout if hidden else 0.0,
         )
         _replace(network, spec.head, head)
         model = Classifier(
@@ -244,7 +246,9 @@ def create_model(
         architecture's default (256 for ``vgg16_transfer``, 64 for ``small_cnn``, 0 for the
         torchvision backbones).
     dropout
-        Dropout in the head, after the hidden layer.
+        Dropout in the head, after the hidden layer. Without one (``hidden=0``) the head
+        has no dropout, so only 0 and the default are taken: pass ``hidden=`` with it.
+        It is not the network's own dropout (EfficientNet's, MobileNetV3's), which stays.
     classes
         Class names in output order; the Kermany classes by default. A study of some of
         them takes the data's: ``create_model(arch, classes=train.classes)`` for
@@ -255,7 +259,10 @@ def create_model(
         Show a progress bar while downloading weights.
     **options
         Passed on to the architecture's builder and recorded (plain values only), e.g.
-        ``width=8`` for ``small_cnn``.
+        ``width=8`` for ``small_cnn``. Options the builder sets itself (DenseNet-121's
+        ``growth_rate``) cannot be changed and are refused, as are input-size options
+        (``image_size``) of a fixed-size network (``vit_b_16``): its size comes from
+        ``preprocessing``.
 
     Returns
     -------
@@ -267,14 +274,15 @@ def create_model(
     TypeError
         If ``name`` is not a str, ``classes`` is a string, a set or a mapping rather than
         a list of names (or holds a name that is not a string), or ``options`` holds one
-        the architecture does not take (the message names those it takes, and for a
-        preprocessing setting such as ``size=32`` says
-        ``preprocessing=Preprocessing(size=32)``).
+        the architecture does not take, or whose value its builder sets itself (the
+        message names those it takes, and for a preprocessing setting such as ``size=32``
+        says ``preprocessing=Preprocessing(size=32)``).
     ValueError
         If ``name`` is unknown (the message lists the names and the closest one), an
         argument is out of range (``num_classes`` < 2, ``hidden`` < 0, ``dropout`` outside
-        ``[0, 1)``, ...), the class names are not 2 or more distinct, non-blank names, or
-        ``preprocessing.size`` does not suit the network.
+        ``[0, 1)``, ...), ``dropout`` would change nothing (``hidden=0``), the class names
+        are not 2 or more distinct, non-blank names, or ``preprocessing.size`` does not
+        suit the network.
     WeightsUnavailableError
         If weights must be downloaded and cannot be; the message says how to work offline.
 
@@ -355,7 +363,8 @@ def without_weights(
     **options: object,
 ) -> Classifier:
     """:func:`create_model` with random weights that are about to be replaced or only
-    counted, so without the random-weights warning."""
+    counted, so without the random-weights warning, for a saved config (see
+    :func:`create`'s ``saved``)."""
     return create(
         model_spec(name),
         num_classes=num_classes,
@@ -369,4 +378,5 @@ def without_weights(
         progress=False,
         options=options,
         warn_random=False,
+        saved=True,
     )

@@ -3,29 +3,45 @@
 from __future__ import annotations
 
 import math
+from typing import Final
 
 from torch import nn
 
 from retinalnet._core.counts import as_number
 from retinalnet.models._checks import check_int, check_module
 
-__all__ = ["build_head", "check_head_args", "find_output_layer", "replace_head"]
+__all__ = ["DEFAULT_DROPOUT", "build_head", "check_head_args", "find_output_layer", "replace_head"]
+
+DEFAULT_DROPOUT: Final = 0.2
+"""The head's dropout when none is given (the tutorial's run)."""
 
 
-def check_head_args(hidden: int | None, dropout: float) -> None:
-    """Refuse a ``hidden`` width or ``dropout`` that :func:`build_head` cannot take.
+def check_head_args(hidden: int | None, dropout: float, *, saved: bool = False) -> None:
+    """Refuse a ``hidden`` width or ``dropout`` that :func:`build_head` cannot take, or a
+    ``dropout`` it would not use.
+
+    ``saved=True`` lets through a dropout without a hidden layer, which configs saved
+    before it was refused may hold (the head built is the same: a single ``Linear``).
 
     Raises
     ------
     ValueError
-        If ``hidden`` is not ``None`` or an int >= 0, or ``dropout`` is not a number in
-        ``[0, 1)``.
+        If ``hidden`` is not ``None`` or an int >= 0, ``dropout`` is not a number in
+        ``[0, 1)``, or ``dropout`` is neither 0 nor the default 0.2 while ``hidden`` is 0
+        or ``None`` (a single ``Linear``, which has no dropout), naming ``hidden=`` as the
+        fix.
     """
     if hidden is not None:
         check_int(hidden, "hidden", 0, " (0 or None: a single Linear)")
     rate = as_number(dropout)
     if rate is None or not math.isfinite(rate) or not 0 <= rate < 1:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    if not hidden and rate not in (0.0, DEFAULT_DROPOUT) and not saved:
+        raise ValueError(
+            f"dropout={dropout!r} would change nothing: the head's dropout comes after its "
+            f"hidden layer, and hidden={hidden!r} gives a single Linear; pass hidden= a width "
+            "too (hidden=256, as the tutorial's head), or leave dropout out"
+        )
 
 
 def build_head(
@@ -47,7 +63,8 @@ def build_head(
     hidden
         Width of the hidden layer; ``None`` or 0 gives a single ``Linear``.
     dropout
-        Dropout probability after the hidden layer (0.2 in the tutorial's run).
+        Dropout probability after the hidden layer (0.2 in the tutorial's run). Without a
+        hidden layer there is none: only 0 and the default are taken then.
     log_softmax
         End with ``LogSoftmax`` so the output pairs with ``NLLLoss`` (the tutorial's setup).
 
@@ -60,7 +77,8 @@ def build_head(
     ------
     ValueError
         If ``in_features`` is not an int >= 1, ``num_classes`` not an int >= 2, ``hidden``
-        not ``None`` or an int >= 0, or ``dropout`` not a number in ``[0, 1)``.
+        not ``None`` or an int >= 0, or ``dropout`` not a number in ``[0, 1)``, or neither
+        0 nor the default 0.2 without a hidden layer (it would change nothing).
 
     Examples
     --------

@@ -31,8 +31,8 @@ class SmallCNN(nn.Module):
     Raises
     ------
     ValueError
-        If ``width`` is not an int >= 1, or a head argument is out of range (see
-        :func:`build_head`).
+        If ``width`` is not an int >= 1, or a head argument is out of range or a dropout
+        without a hidden layer (see :func:`build_head`).
 
     Attributes
     ----------

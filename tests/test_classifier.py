@@ -1,0 +1,93 @@
+"""Classifier.preprocessing: checked against the registered architecture wherever it is set,
+so that no door gets a model whose network fails on the images its preprocessing gives."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+import torch
+from torch import nn
+
+from retinalnet.models import Classifier, ModelSpec, _registry, create_model
+from retinalnet.models._small_cnn import small_cnn_network
+from retinalnet.transforms import Preprocessing
+
+META = torch.device("meta")
+CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")
+VIT_128 = (
+    "vit_b_16 takes 224 px inputs only, got preprocessing.size=128; pass "
+    "preprocessing=Preprocessing(size=224)"
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_random_weights_log(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR)
+
+
+def test_setting_a_size_vit_does_not_take_is_refused_and_keeps_the_old_one() -> None:
+    """``model.preprocessing = Preprocessing(size=128)`` was accepted; Predictor, Trainer,
+    evaluate, Grad-CAM and export then failed with torchvision's raw AssertionError."""
+    with META:
+        model = create_model("vit_b_16", weights=None)
+    before = model.preprocessing
+    with pytest.raises(ValueError, match=f"^{re.escape(VIT_128)}$"):
+        model.preprocessing = Preprocessing(size=128)
+    assert model.preprocessing is before
+    model.preprocessing = before.with_augmentation("oct")  # the same size: taken
+    assert model.preprocessing.size == 224
+
+
+@pytest.mark.parametrize("network", [nn.Identity(), nn.Linear(2, 2)])
+def test_a_classifier_made_by_hand_as_vit_is_refused_another_size(network: nn.Module) -> None:
+    """``Classifier(vit, arch="vit_b_16", preprocessing=Preprocessing(size=128))`` was
+    accepted (the checkpoint door with a bare network makes one the same way)."""
+    with pytest.raises(ValueError, match=f"^{re.escape(VIT_128)}$"):
+        Classifier(network, classes=CLASSES, arch="vit_b_16", preprocessing=Preprocessing(size=128))
+
+
+@pytest.fixture
+def needs_64_px(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A registered architecture whose smallest input is 64 px (registered for this test)."""
+    spec = ModelSpec(
+        name="needs_64_px",
+        builder=small_cnn_network,
+        head="classifier",
+        feature_blocks=lambda network: list(network.features),
+        gradcam_layer="features",
+        min_size=64,
+    )
+    monkeypatch.setitem(_registry._REGISTRY, spec.name, spec)
+    return spec.name
+
+
+def test_a_size_below_the_architectures_smallest_is_refused_when_set(needs_64_px: str) -> None:
+    message = (
+        "needs_64_px needs inputs of at least 64 px, got preprocessing.size=48; pass a "
+        "larger Preprocessing(size=...)"
+    )
+    model = Classifier(
+        nn.Identity(), classes=CLASSES, arch=needs_64_px, preprocessing=Preprocessing(size=64)
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        model.preprocessing = Preprocessing(size=48)
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        Classifier(
+            nn.Identity(), classes=CLASSES, arch=needs_64_px, preprocessing=Preprocessing(size=48)
+        )
+
+
+def test_a_network_built_by_hand_takes_any_size() -> None:
+    """Without a registered ``arch`` nothing declares the sizes the network takes."""
+    model = Classifier(nn.Identity(), classes=CLASSES, preprocessing=Preprocessing(size=64))
+    model.preprocessing = Preprocessing(size=32)
+    assert model.preprocessing.size == 32
+
+
+def test_setting_something_else_than_a_preprocessing_is_refused() -> None:
+    model = Classifier(nn.Identity(), classes=CLASSES)
+    message = "preprocessing must be a retinalnet.transforms.Preprocessing, got int 128"
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        model.preprocessing = 128  # type: ignore[assignment]
