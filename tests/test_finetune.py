@@ -309,6 +309,40 @@ def test_frozen_modules_run_in_eval_mode_while_the_last_blocks_train() -> None:
     assert model.head_module()[1].training
 
 
+@pytest.mark.parametrize("arch", ["vgg16_transfer", "mobilenet_v3_small"])
+def test_frozen_dropouts_stay_off_while_the_last_blocks_fine_tune(data: Any, arch: str) -> None:
+    # VGG16's dropouts after its frozen fc6/fc7 and MobileNetV3's after its frozen
+    # classifier.0 are off in the probe; fine-tuning the last block must not switch them on
+    torch.manual_seed(0)
+    model = create_model(arch, weights=None, preprocessing=Preprocessing(size=32))
+    head = model.head_module()[0]
+    modes: dict[str, list[bool]] = {}
+
+    def record(module: nn.Module, _: Any) -> None:
+        if torch.is_grad_enabled():  # a training step, not validation
+            modes[names[module]].append(module.training)
+
+    names: dict[nn.Module, str] = {}
+    for name, module in model.network.named_modules():
+        if isinstance(module, nn.Dropout) and not name.startswith(f"{head}."):
+            names[module], modes[name] = name, []
+            module.register_forward_pre_hook(record)
+    recipe = FineTune(blocks=1, epochs=1, probe_epochs=0, augment=None)
+    fine_tune_trainer(model, *data, recipe, **FAST).fit(*data)
+    assert modes  # the architecture has dropouts outside its head
+    assert {name: set(seen) for name, seen in modes.items()} == {name: {False} for name in modes}
+
+
+def test_stochastic_depth_drops_paths_in_the_trained_blocks_only() -> None:
+    torch.manual_seed(0)
+    model = create_model("efficientnet_b0", weights=None, trainable_blocks=1)
+    enter_train_mode(model)
+    trained = {id(m) for m in model.feature_block_modules()[-1].modules()}
+    drops = [m for m in model.network.modules() if type(m).__name__ == "StochasticDepth"]
+    assert {m.training for m in drops if id(m) in trained} == {True}
+    assert {m.training for m in drops if id(m) not in trained} == {False}
+
+
 # -- fine_tune --------------------------------------------------------------------------
 
 

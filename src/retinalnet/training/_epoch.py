@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,10 +13,9 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from retinalnet._core.progress import progress_bar
-from retinalnet.models._classifier import Classifier, network_of
+from retinalnet.models._classifier import Classifier
 from retinalnet.precision import autocast
 from retinalnet.training._distributed import DistributedContext
-from retinalnet.training._feature_cache import trainable_head
 from retinalnet.training._last_batch import TrainingBatches, explained_one_image_error
 from retinalnet.training._nonfinite import first_nonfinite
 from retinalnet.training._task import ClassificationTask
@@ -24,45 +24,62 @@ __all__ = ["TrainingPass", "enter_train_mode", "epoch_line", "train_one_epoch"]
 
 
 def enter_train_mode(model: nn.Module) -> None:
-    """Train mode for the trained part; a frozen backbone stays in eval mode.
+    """Train mode for the trained part; everything frozen runs as at inference.
 
-    A frozen feature extractor is run as at inference (no dropout, fixed batch-norm
-    statistics), so training with and without the feature cache sees the same features.
-    When more than a head trains (fine-tuning the last blocks), every module whose parameters
-    are all frozen runs in eval mode with everything inside it (a frozen block keeps its
-    batch-norm statistics and drops no path), and so does every batch-norm layer whose own
-    parameters are frozen, so the frozen blocks compute what they computed before training.
+    One rule, whether only a head trains or the last feature blocks too (fine-tuning), so
+    the frozen parts compute what they computed before training (no dropout, fixed
+    batch-norm statistics) and training with and without the feature cache sees the same
+    features:
+
+    - a module whose parameters are all frozen runs in eval mode with everything inside it
+      (a batch-norm layer keeps its statistics, a frozen block drops no path);
+    - a module that holds trainable parameters trains (its frozen parts still follow the
+      rule above);
+    - a module without parameters trains only inside a trained unit: a declared feature
+      block or head of a :class:`~retinalnet.models.Classifier` that holds trainable
+      parameters, or a module whose parameters are all trainable (a head widened to its
+      dropout). Elsewhere it runs in eval mode: VGG16's dropouts between its frozen fc6 and
+      fc7 stay off while its last conv blocks fine-tune, as in the probe.
     """
     model.train()
-    try:
-        head_name, _ = trainable_head(model)
-    except ValueError:  # more than a head trains: only frozen parts stay as they are
-        for module in model.modules():
-            own = list(module.parameters(recurse=False))
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                if not any(p.requires_grad for p in own):
-                    module.eval()
-                continue
-            inside = list(module.parameters())
-            if inside and not any(p.requires_grad for p in inside):
-                module.eval()
-        for block in _declared_blocks(model):  # a block may be a view of several layers
-            inside = list(block.parameters())
-            if inside and not any(p.requires_grad for p in inside):
-                block.eval()
+    _set_frozen_modes(model, _trained_units(model), inside_unit=False)
+
+
+def _set_frozen_modes(module: nn.Module, units: set[int], *, inside_unit: bool) -> None:
+    """Put into eval mode what the rule of :func:`enter_train_mode` leaves out of training
+    in ``module`` (which is in train mode with everything inside it)."""
+    inside = list(module.parameters())
+    if inside and not any(p.requires_grad for p in inside):
+        module.eval()  # all frozen: with everything inside it
         return
-    network = network_of(model)
-    for name, module in network.named_modules():
-        inside_head = name == head_name or name.startswith(f"{head_name}.")
-        on_path_to_head = head_name.startswith(f"{name}.") or name == ""
-        if not inside_head and not on_path_to_head:
-            module.eval()
+    all_trains = bool(inside) and all(p.requires_grad for p in inside)
+    inside_unit = inside_unit or all_trains or id(module) in units
+    if not inside and not inside_unit:  # no parameters, outside every trained unit
+        module.eval()
+        return
+    for child in module.children():
+        _set_frozen_modes(child, units, inside_unit=inside_unit)
 
 
-def _declared_blocks(model: nn.Module) -> list[nn.Module]:
-    """A Classifier's feature blocks; none for another module or an unrecognised one."""
+def _trained_units(model: nn.Module) -> set[int]:
+    """The ids of a Classifier's declared blocks and head that hold trainable parameters,
+    and of their layers (a block may be a view: a new ``Sequential`` of the network's
+    layers); none for another module."""
     if not isinstance(model, Classifier):
-        return []
+        return set()
+    declared = _declared_blocks(model)
+    with contextlib.suppress(TypeError, AttributeError):  # no nn.Linear to guess; a path gone
+        declared.append(model.head_module()[1])
+    units: set[int] = set()
+    for unit in declared:
+        if any(p.requires_grad for p in unit.parameters()):
+            units.add(id(unit))
+            units.update(id(layer) for layer in unit.children())
+    return units
+
+
+def _declared_blocks(model: Classifier) -> list[nn.Module]:
+    """A Classifier's feature blocks; none for an unrecognised one."""
     try:
         return model.feature_block_modules()
     except TypeError:
