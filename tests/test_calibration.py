@@ -1058,6 +1058,87 @@ def test_fit_temperature_of_rounded_probabilities_is_near_and_said_approximate()
         fit_temperature(np.round(np.clip(probabilities, 0.01, None), 2), targets)
 
 
+def _float32_softmax(logits: list[list[float]]) -> np.ndarray:
+    """Float32 probabilities as ``Predictor.predict_proba`` gives them."""
+    return torch.log_softmax(torch.tensor(logits, dtype=torch.float64), 1).exp().float().numpy()
+
+
+@pytest.mark.parametrize(
+    ("logits", "was"),
+    [
+        # the audit's: 4e-18 beside exact zeros, every value within 1e-7 of 0 or 1
+        ([[40.0, 0, 0, 0]] * 3 + [[0, 150.0, 0, 0]], 1.363),
+        ([[69.0, 0, 0]] * 2 + [[0, 0, 150.0]], 2.161),  # 1e-30
+        ([[16.6, 0]] * 6 + [[0, 16.6], [120.0, 0]], 1.540),  # 1 - 6e-8, one float32 step below 1
+    ],
+)
+def test_saturated_float32_probabilities_are_not_taken_for_rounded(
+    logits: list[list[float]], was: float
+) -> None:
+    # was: "rounded to 1 decimal(s)", each 0 read as 0.05 (above the 4e-18 beside it)
+    probabilities = _float32_softmax(logits)
+    targets = [0] * len(logits)
+    zeros_as_documented = np.where(
+        probabilities > 0, probabilities, np.finfo(np.float32).smallest_subnormal
+    )
+    expected = fit_temperature(np.log(zeros_as_documented.astype(np.float64)), targets)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "rounded" warning
+        fitted = fit_temperature(probabilities, targets)
+
+    assert fitted == pytest.approx(expected, rel=1e-6)
+    assert fitted > 5 * was
+
+
+def test_the_audits_saturated_model_is_fitted_as_its_float32_probabilities_say() -> None:
+    # logits give 117.4; the float32 softmax lost the true class's e^-150 to 0, read as
+    # float32's smallest (the documented rule): 54.8, not 1.36 ("almost calibrated")
+    logits = [[40.0, 0, 0, 0]] * 3 + [[0, 150.0, 0, 0]]
+    assert fit_temperature(np.array(logits), [0] * 4) == pytest.approx(117.378, abs=1e-3)
+    assert fit_temperature(_float32_softmax(logits), [0] * 4) == pytest.approx(54.812, abs=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+def test_rounded_probabilities_are_rounded_in_the_precision_they_are_stored_in(
+    dtype: type[np.floating[Any]],
+) -> None:
+    # float16's 0.12 is 0.11999512: it was not taken for rounded (33.7 fitted for 1.93)
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=12.0, size=(500, 4))
+    targets = rng.integers(0, 4, size=500)
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    rounded = np.round(probabilities, 2)
+    with pytest.warns(UserWarning, match=r"rounded to 2 decimal\(s\), some to 0: .* 0\.005 "):
+        expected = fit_temperature(rounded, targets)
+    with pytest.warns(UserWarning, match=r"rounded to 2 decimal\(s\), some to 0: .* 0\.005 "):
+        assert fit_temperature(rounded.astype(dtype), targets) == pytest.approx(expected, rel=1e-3)
+
+
+def test_float64_probabilities_below_float32s_smallest_keep_their_logs() -> None:
+    # was: raised to 1.4e-45 before the log, 74.7 fitted for the logits' 90.6
+    logits = np.array([[200.0, 0.0], [200.0, 0.0], [0.0, 60.0]])
+    targets = [0, 0, 0]
+    probabilities = torch.softmax(torch.from_numpy(logits), 1).numpy()  # 1.4e-87, no 0
+    expected = fit_temperature(logits, targets)
+    assert expected == pytest.approx(90.553, abs=1e-3)
+    assert fit_temperature(probabilities, targets) == pytest.approx(expected, rel=1e-9)
+    assert fit_temperature(np.log(probabilities), targets) == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_0_among_float64_probabilities_below_float32s_smallest_stays_below_them() -> None:
+    # a 0 read as float32's 1.4e-45 would rank above the 1.4e-87 beside it (70.9 for 90.4)
+    logits = np.array([[200.0, 0.0], [200.0, 0.0], [0.0, 60.0], [800.0, 0.0]])
+    targets = [0, 0, 0, 0]
+    probabilities = torch.softmax(torch.from_numpy(logits), 1).numpy()
+    assert probabilities[3, 1] == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fitted = fit_temperature(probabilities, targets)
+    assert fitted == pytest.approx(fit_temperature(logits, targets), rel=1e-2)
+
+
 def test_temperature_reads_a_models_outputs_as_they_come() -> None:
     # torch's "Can't call numpy() on Tensor that requires grad" / "unsupported ScalarType
     # BFloat16" came out of temperature_nll for a model's raw outputs

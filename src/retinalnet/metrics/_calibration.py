@@ -37,29 +37,63 @@ _SMALLEST_PROBABILITY = float(np.finfo(np.float32).smallest_subnormal)
 """A probability of 0 as :func:`fit_temperature` takes its log: float32's smallest, about
 1e-45 (log -103), as a float32 softmax rounds anything smaller to 0."""
 
+_SMALLEST_FLOAT64 = float(np.finfo(np.float64).smallest_subnormal)
+"""A probability of 0 among probabilities some of which are below float32's smallest (a
+float64 softmax's): float64's smallest, about 5e-324 (log -744), so the 0 stays below them."""
+
+_GRID_RESOLUTION = 8
+"""A precision tells a value on a grid of step ``s`` from one off it only where its epsilon
+is at most ``s / 8``: float32 for any step down to 1e-6, float16 down to 0.01 (any float16
+near 1 lies on the grid of 0.001 at float16's precision)."""
+
+
+def _on_grid(values: FloatArray, stored: IntArray, digits: int) -> bool:
+    """Whether every value is a multiple of ``10 ** -digits``: the multiple itself (give or
+    take float64's rounding, as in 0.1 + 0.2), or the multiple as the precision its row was
+    given in rounds it (float32's 0.1 is 0.100000001; :func:`stored_precision`)."""
+    grid = np.round(values, digits)
+    on = np.abs(values - grid) <= 4 * np.finfo(np.float64).eps * np.abs(grid)
+    for code, dtype in enumerate(_STORED_DTYPES[:-1]):
+        rows = stored == code
+        if rows.any() and _GRID_RESOLUTION * np.finfo(dtype).eps <= 10.0**-digits:
+            with np.errstate(over="ignore", under="ignore"):
+                written = grid[rows].astype(dtype).astype(np.float64)
+            on[rows] |= values[rows] == written
+    return bool(on.all())
+
 
 def _rounding_step(values: FloatArray) -> float | None:
     """The step probabilities were rounded to (0.01 for two decimals, up to six), else
-    ``None``: every value lies on that grid (within float32's precision)."""
+    ``None``: every value lies on that grid, in the precision it was given in
+    (:func:`_on_grid`).
+
+    A value on the grid is 0 or at least the step, so a nonzero probability below half
+    the step (a saturated softmax's 4e-18 or 1e-30) says the probabilities were not
+    rounded, and so does a float32 ``1 - 6e-8``, one float32 step below 1: only values that
+    are the grid's own, in their precision, count as rounded."""
+    stored = stored_precision(values)
     for digits in range(1, 7):
-        step = 10.0**-digits
-        if np.all(np.abs(values - np.round(values, digits)) < 1e-7):
-            return step
+        if _on_grid(values, stored, digits):
+            return 10.0**-digits
     return None
 
 
 def _smallest_kept(values: FloatArray) -> float:
-    """What a probability of exactly 0 is read as before its log is taken.
+    """What a probability of exactly 0 is read as before its log is taken (every other
+    probability keeps its value, however small).
 
-    A softmax's own zeros (an output far below the others) are the smallest float32; a
-    probability rounded to 0 (``round(p, 2)`` in a CSV) is anything under half the rounding
-    step, and is read as that half: the smallest float32 would be a logit gap of 103 that no
-    temperature explains (a fitted 77.9 for 4.5), half the step one of about 5. A warning
-    says the fit is then approximate.
+    A softmax's own zeros (an output far below the others) are the smallest float32, or the
+    smallest float64 where a probability given is below float32's (a float64 softmax: a 0
+    read above a 1e-87 would rank it first); a probability rounded to 0 (``round(p, 2)``
+    in a CSV) is anything under half the rounding step, and is read as that half: the
+    smallest float32 would be a logit gap of 103 that no temperature explains (a fitted
+    77.9 for 4.5), half the step one of about 5. A warning says the fit is then
+    approximate.
     """
     step = _rounding_step(values) if np.any(values == 0) else None
     if step is None:
-        return _SMALLEST_PROBABILITY
+        below_float32 = (values > 0) & (values < _SMALLEST_PROBABILITY)
+        return _SMALLEST_FLOAT64 if below_float32.any() else _SMALLEST_PROBABILITY
     decimals = round(-math.log10(step))
     warn_caller(
         f"fit_temperature: the probabilities are rounded to {decimals} decimal(s), some to 0: "
@@ -325,11 +359,16 @@ def fit_temperature(
     rounding, as :func:`expected_calibration_error` takes them) are fitted as their logs,
     ``log(p)``, which are log-probabilities: ``softmax(log(p) / T) == softmax(z / T)``, so
     the temperature is the logits'. A probability of 0 is taken as float32's smallest,
-    about 1e-45 (a float32 softmax rounds smaller ones to 0), except in probabilities
-    rounded to a few decimals (a CSV of ``round(p, 2)``): there a 0 stands for anything
-    under half the rounding step, and is read as that half (0.005 for two decimals), with
-    a warning that the temperature is approximate (the rounding lost what the logits
-    knew). Scores in [0, 1] whose rows do not sum to 1 are taken as logits.
+    about 1e-45 (a float32 softmax rounds smaller ones to 0), or float64's, about 5e-324,
+    when some probability given is below float32's smallest (a float64 softmax's 1e-87
+    keeps its own log, and a 0 stays below it), except in probabilities rounded to a few
+    decimals (a CSV of ``round(p, 2)``: every value a multiple of 0.1 to 1e-6 in the
+    precision it was given in, so 0 or at least the step; a saturated float32 softmax's
+    4e-18 or ``1 - 6e-8`` is not rounded): there a 0 stands for anything under half the
+    rounding step, and is read as that half (0.005 for two decimals), with a warning that
+    the temperature is approximate (the rounding lost what the logits knew). Only zeros
+    are replaced; every other probability is fitted as its own log. Scores in [0, 1]
+    whose rows do not sum to 1 are taken as logits.
 
     .. versionchanged:: 0.2
        Probabilities are fitted as log-probabilities (they were taken as logits, which
@@ -398,7 +437,8 @@ def fit_temperature(
         raise ValueError("fit_temperature needs at least one image")
     rows = distributions(values) if are_probabilities(values) else None
     if rows is not None:  # probabilities: their logs are log-probabilities, the same T fits
-        values = np.log(np.maximum(rows, _smallest_kept(values)))
+        # only a 0 is replaced: a float64 1e-87 keeps its log (-200), not float32's -103
+        values = np.log(np.where(rows > 0, rows, _smallest_kept(values)))
     # the slope in beta = 1 / T rises with beta (convexity): bisect for its zero
     beta_low, beta_high = 1.0 / high, 1.0 / low
     spread = values.max(axis=1) - values.min(axis=1)
