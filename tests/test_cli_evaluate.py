@@ -87,3 +87,25 @@ def test_the_json_records_when_and_with_which_software_the_numbers_were_computed
         "torchvision": str(torchvision.__version__),
         "python": platform.python_version(),
     }
+
+
+def test_with_no_stdout_evaluate_still_writes_its_report_plots_and_json(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Started with stdout closed (``>&-``, pythonw), Python has ``sys.stdout = None``: was a
+    raw AttributeError from ``sys.stdout.flush()`` after the tables, before the report and
+    the plots were written."""
+    pytest.importorskip("matplotlib")
+    checkpoint, _ = two_checkpoints(tmp_path / "epochs")
+    out = tmp_path / "outputs"
+    monkeypatch.setattr("sys.stdout", None)
+
+    code = main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(data),
+                 "--out", str(out / "ev.json"), "--report", str(out / "report.html"),
+                 "--plots", str(out / "plots"), "-q"])  # fmt: skip
+
+    monkeypatch.undo()
+    assert code == 0
+    assert json.loads((out / "ev.json").read_text())["num_samples"] == 8
+    assert (out / "report.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert sorted(p.suffix for p in (out / "plots").iterdir())[0] == ".png"

@@ -280,3 +280,29 @@ def test_the_programs_broken_pipe_elsewhere_than_stdout_is_an_error(
     assert main() == 1
     assert sys.stdout is stdout
     assert capsys.readouterr().err == "retinalnet models: error: [Errno 32] Broken pipe\n"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and `2>&-`")
+def test_ctrl_c_while_the_program_starts_with_stderr_closed_exits_130() -> None:
+    # was: the handler wrote to sys.stderr, None when started with `2>&-`: an AttributeError
+    # in the handler, and the interrupt lost
+    import subprocess
+
+    starting = (
+        "import os, signal, sys, time\n"
+        "from retinalnet import cli\n"
+        "assert sys.stderr is None\n"
+        "cli._THE_PROGRAM.set(True)\n"
+        "with cli._interrupt_exits_at_once():\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(30)\n"
+        "sys.exit(3)\n"
+    )
+    ended = subprocess.run(
+        [sys.executable, "-c", starting],
+        stderr=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+        preexec_fn=lambda: os.close(2),
+    )
+    assert ended.returncode == 130

@@ -110,3 +110,41 @@ def test_named_files_are_kept_by_their_first_bytes_unless_the_name_is_an_images(
 
     with pytest.warns(UserWarning, match=r"left out 1 file\(s\) that are not images: .*notes"):
         assert image_paths([dicom, png, notes]) == [dicom, png]
+
+
+# ---------------------------------------------------------------------------------------------
+# What is printed, and printed to no stdout
+
+
+def test_a_probability_short_of_1_is_never_printed_as_100_percent(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # was "CNV 100.0%  DME   0.0%" for 0.9996 and 0.0004: the line of a certain model
+    from retinalnet.cli._predict import print_predictions
+    from retinalnet.predictor import ClassProbability, Prediction
+
+    sure = (ClassProbability("CNV", 0, 0.9996), ClassProbability("DME", 1, 0.0004))
+    print_predictions([Prediction("scan.jpeg", sure), Prediction("b.jpeg", sure[:1])])
+
+    assert capsys.readouterr().out.splitlines() == [
+        "scan.jpeg  CNV >99.9%  DME  <0.1%",
+        "b.jpeg  CNV >99.9%",
+    ]
+
+
+def test_with_no_stdout_predict_still_writes_its_csv_and_overlays(
+    checkpoint: Path, scan: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Started with stdout closed (``>&-``, pythonw), Python has ``sys.stdout = None``: was a
+    raw AttributeError from ``sys.stdout.flush()`` after the results, before the Grad-CAM
+    overlays were drawn."""
+    pytest.importorskip("matplotlib")
+    monkeypatch.setattr("sys.stdout", None)
+
+    code = main(["predict", "--checkpoint", str(checkpoint), str(scan), "-q",
+                 "--csv", str(tmp_path / "p.csv"), "--cam", str(tmp_path / "cams")])  # fmt: skip
+
+    monkeypatch.undo()
+    assert code == 0
+    assert len((tmp_path / "p.csv").read_text().splitlines()) == 2  # the header and the scan
+    assert [p.name for p in (tmp_path / "cams").iterdir()] == [f"{scan.stem}_cam.png"]

@@ -239,6 +239,32 @@ def test_str_is_a_table_of_the_confusion_matrix() -> None:
     assert re.search(r"DRUSEN\s+NORMAL\s+accuracy$", lines[2])
 
 
+def test_str_never_shows_one_missed_scan_of_2000_as_100_percent() -> None:
+    # was: CNV's accuracy (1,999 of 2,000) "100.0%", as NORMAL's: the first block of
+    # `retinalnet evaluate` read as that of a model that missed no one
+    targets = np.array([0] * 2000 + [3] * 2000)
+    probabilities = np.zeros((4000, 4))
+    probabilities[np.arange(4000), targets] = 0.9
+    probabilities[0] = [0.05, 0.0, 0.0, 0.95]
+    matrix = np.zeros((4, 4), dtype=np.int64)
+    np.add.at(matrix, (targets, probabilities.argmax(axis=1)), 1)
+    result = EvaluationResult(
+        classes=CLASSES,
+        loss=0.1,
+        accuracy=3999 / 4000,
+        confusion_matrix=matrix,
+        probabilities=probabilities,
+        targets=targets,
+    )
+
+    lines = str(result).splitlines()
+
+    assert " accuracy 99.98% " in lines[0]
+    assert lines[3].split()[-1] == ">99.9%"  # CNV
+    assert lines[6].split()[-1] == "100.0%"  # NORMAL: none missed
+    assert len({len(line) for line in lines[2:]}) == 1  # columns still line up
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_the_result_says_the_precision_the_model_ran_in(precision: str) -> None:
     result = evaluate(_model(), _data(), device="cpu", precision=precision)  # type: ignore[arg-type]

@@ -337,6 +337,24 @@ def test_atomic_write_to_a_redirected_descriptor_appends_to_the_log_it_leads_to(
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_atomic_write_to_a_descriptor_with_no_stdout_or_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Started with stdout and stderr closed (``>&- 2>&-``, pythonw), Python has
+    ``sys.stdout = sys.stderr = None``: flushing them before writing to a descriptor was a
+    raw AttributeError, and the file was not written."""
+    log = tmp_path / "job.log"
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    monkeypatch.setattr("sys.stdout", None)
+    monkeypatch.setattr("sys.stderr", None)
+    try:
+        atomic_write(f"/dev/fd/{fd}", lambda stream: stream.write(b"path,class_1\n"))
+    finally:
+        monkeypatch.undo()
+        os.close(fd)
+    assert log.read_bytes() == b"path,class_1\n"
+
+
 def test_atomic_write_to_dash_writes_to_standard_output(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:

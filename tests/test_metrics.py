@@ -1528,3 +1528,36 @@ def test_number_options_of_the_metrics_take_numbers_only(call: Any, said: str) -
     probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
     with pytest.raises(ValueError, match=said):
         call(probabilities)
+
+
+def _one_of_2000_missed() -> tuple[np.ndarray, np.ndarray]:
+    """2,000 CNV and 2,000 NORMAL scans, all right but one CNV scan called NORMAL (0.95)."""
+    targets = np.array([0] * 2000 + [3] * 2000)
+    probabilities = np.zeros((4000, 4))
+    probabilities[np.arange(4000), targets] = 0.9
+    probabilities[targets == 0, 3] = 0.1
+    probabilities[targets == 3, 0] = 0.1
+    probabilities[0] = [0.05, 0.0, 0.0, 0.95]
+    return targets, probabilities
+
+
+def test_one_missed_scan_of_2000_never_reads_as_100_percent_or_an_auc_of_1() -> None:
+    # was: CNV's recall, the referral sensitivity (0.9995) "100.0%", the AUCs "1.000" and
+    # Wilson upper ends of 0.9999 "100.0%": the text of a model that missed no one
+    targets, probabilities = _one_of_2000_missed()
+    report = classification_report(targets, probabilities, bootstrap=40, seed=0)
+    assert report["CNV"].recall == 0.9995  # the JSON keeps the exact number
+    assert report.to_dict()["per_class"]["CNV"]["recall"] == 0.9995
+
+    lines = report.to_text().splitlines()
+
+    assert lines[0].startswith("images 4000  accuracy 99.98% (99.86% to >99.99%)")
+    rows = [line for line in lines if line.startswith("CNV ")]
+    assert rows[0].split() == ["CNV", "100.0%", ">99.9%", "100.0%", ">99.9%", ">0.999", "2000"]
+    assert rows[1].split()[3:6] == ["to", ">99.9%", "99.8%-100.0%"]  # the intervals' recall
+    table = lines[lines.index(next(x for x in lines if x.startswith("95% intervals"))) :]
+    assert len({len(line) for line in table[:6]}) == 1  # columns widened, still aligned
+    assert lines[-1].startswith(
+        "urgent referral (CNV + DME vs the rest): sensitivity >99.9% (99.7% to >99.9%)  "
+        "specificity 100.0% (99.8%-100.0%)  AUC >0.999 ("
+    )

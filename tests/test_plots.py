@@ -184,6 +184,30 @@ def test_a_class_with_no_image_has_no_shares_in_the_normalized_matrix() -> None:
     assert shares.axes[0].get_title().endswith("(rows sum to 100%, - for a class with no image)")
 
 
+def test_one_image_of_2000_is_never_drawn_as_0_or_100_percent() -> None:
+    # was "100%" and "0%" in the row of a class with 1 of 2,000 images called the other,
+    # as in one with none; the ROC label "AUC 1.000" and a bar of 0.9996 "100.0%" likewise
+    shares = plot_confusion_matrix([[1999, 1], [0, 2000]], ["a", "b"], normalize=True)
+    assert [t.get_text() for t in shares.axes[0].texts] == [">99%", "<1%", "0%", "100%"]
+
+    targets = np.array([0] * 2000 + [1] * 2000)
+    probabilities = np.zeros((4000, 2))
+    probabilities[np.arange(4000), targets] = 0.9
+    probabilities[np.arange(4000), 1 - targets] = 0.1
+    probabilities[0] = [0.05, 0.95]  # one "a" image called "b", ranked below every "b"
+    roc = plot_roc_curves((targets, probabilities), ["a", "b"])
+    assert [line.get_label() for line in roc.axes[0].lines][:2] == [
+        "a (AUC >0.999)",
+        "b (AUC >0.999)",
+    ]
+    sure = Prediction(
+        "<image 0>", (ClassProbability("CNV", 0, 0.9996), ClassProbability("DME", 1, 0.0004))
+    )
+    image = SyntheticOCT(1, shape=(60, 80), seed=0).image(0)
+    bars = plot_prediction(image, sure).axes[1]
+    assert [t.get_text() for t in bars.texts] == ["<0.1%", ">99.9%"]
+
+
 def _evaluation() -> EvaluationResult:
     targets = np.array([0, 0, 1, 1, 2, 2, 3, 3])
     probabilities = np.full((8, 4), 0.1)

@@ -648,3 +648,26 @@ def test_a_name_that_turns_text_right_to_left_turns_only_itself(
     assert _open_directions(before_reason) == []  # closed before the reason
     assert _open_directions(html.unescape(text)) == []  # and nowhere left open
     assert "\u2068" not in render_html_report(result)  # plain names are as they were
+
+
+def test_one_missed_scan_of_2000_never_reads_as_100_percent_on_the_page() -> None:
+    # was: the referral sensitivity and CNV's (0.9995) "100.0%", its AUC "1.000", and the
+    # accuracy (0.99975) "100.0%" in the subtitle: the page of a model that missed no one
+    targets = [0] * 2000 + [3] * 2000
+    probabilities = np.zeros((4000, 4))
+    probabilities[np.arange(4000), targets] = 0.9
+    probabilities[:2000, 3] = probabilities[2000:, 0] = 0.1
+    probabilities[0] = [0.05, 0.0, 0.0, 0.95]  # one CNV scan called NORMAL
+    result = _result(targets, probabilities.tolist())
+    report = result.report(bootstrap=40)
+
+    text = render_html_report(result, report=report, mistakes=0)
+    page = Page(text)
+
+    cnv = page.table("per-class").row("CNV")
+    assert (cnv[1].text, cnv[5].text) == (">99.9%", ">0.999")  # sensitivity, AUC
+    assert cnv[1].interval == "99.7% to >99.9%"  # a Wilson upper end of 0.99991
+    assert page.table("referral").row("Sensitivity")[1].text == ">99.9%"
+    assert page.table("referral").row("AUC")[1].text == ">0.999"
+    assert "accuracy &gt;99.9%;" in text  # the subtitle
+    assert "100.0%" not in cnv[1].text + page.table("referral").row("Sensitivity")[1].text

@@ -31,6 +31,7 @@ from retinalnet._core.articles import type_with_article
 from retinalnet._core.classes import output_classes
 from retinalnet._core.images import ImageInput, coerce_image, image_size
 from retinalnet._core.printable import check_dpi, fit_title, save_figure
+from retinalnet._core.proportion_text import fraction, percent
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -215,7 +216,7 @@ def plot_confusion_matrix(
     top = values.max() if values.size else 0
     for (row, column), value in np.ndenumerate(values):
         if normalize:
-            text = "-" if empty[row] else f"{value:.0%}"
+            text = "-" if empty[row] else percent(value, 0)
         else:
             text = str(int(matrix[row, column]))
         color = "white" if top and value > top / 2 else "black"
@@ -347,7 +348,7 @@ def plot_roc_curves(
         # straight segments: a tie between classes moves both rates at once, a diagonal,
         # which the AUC counts as half; steps would draw less area than the label says
         color, style = _class_style(index)
-        axes.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})", color=color, linestyle=style)
+        axes.plot(fpr, tpr, label=f"{name} (AUC {fraction(auc)})", color=color, linestyle=style)
     axes.plot([0, 1], [0, 1], color="gray", linestyle=":", label="chance")
     axes.set_xlabel("false-positive rate (1 - specificity)")
     axes.set_ylabel("true-positive rate (sensitivity)")
@@ -413,7 +414,7 @@ def plot_precision_recall_curves(
         precision, recall, _ = precision_recall_curve(scores[:, index], positive)
         ap = average_precision(scores[:, index], positive)
         color, style = _class_style(index)
-        label = f"{name} (AP {ap:.3f})"
+        label = f"{name} (AP {fraction(ap)})"
         (line,) = axes.plot(
             recall, precision, drawstyle="steps-pre", label=label, color=color, linestyle=style
         )
@@ -508,7 +509,7 @@ def plot_reliability_diagram(
     top.set_ylabel("accuracy")
     top.grid(alpha=0.3)
     top.legend(loc="upper left", fontsize="small")
-    shown = f"ECE {ece:.1%}" if not np.isnan(ece) else "no images"
+    shown = f"ECE {percent(ece)}" if not np.isnan(ece) else "no images"
     if isinstance(result, EvaluationResult):
         shown += f", temperature {result.temperature:#.3g}"
     top.set_title(f"{title}\n({shown}, {bins} bins)", fontsize="medium")
@@ -582,7 +583,7 @@ def plot_prediction(
         colors[names.index(true_label)] = "tab:green"
     bar_axes.barh(names, probabilities, color=colors)
     for row, value in enumerate(probabilities):
-        bar_axes.text(min(value, 0.85) + 0.02, row, f"{value:.1%}", va="center")
+        bar_axes.text(min(value, 0.85) + 0.02, row, percent(value), va="center")
     bar_axes.set_xlim(0, 1)
     bar_axes.set_xlabel("probability")
     bar_axes.set_title(f"top-{len(names)}")

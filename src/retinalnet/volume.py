@@ -61,6 +61,7 @@ from retinalnet._core.images import (
     load_frames,
 )
 from retinalnet._core.printable import one_line
+from retinalnet._core.proportion_text import percent
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -180,7 +181,7 @@ class VolumeSummary:
         return (
             f"no class of {listed} reached {self.threshold:.0%} on "
             f"{'a B-scan' if self.min_scans == 1 else f'{self.min_scans} B-scans'}; highest: "
-            f"{shown} {highest.probability:.1%} at B-scan {highest.index}"
+            f"{shown} {percent(highest.probability)} at B-scan {highest.index}"
         )
 
     def __str__(self) -> str:

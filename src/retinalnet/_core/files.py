@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 from retinalnet._core.folder_spelling import names_a_folder
 from retinalnet._core.regular_files import open_regular
+from retinalnet._core.stream_flush import flush_if_open
 from retinalnet._core.temporary_names import TEMPORARY_SUFFIX, temporary_prefix
 
 __all__ = [
@@ -242,8 +243,7 @@ def atomic_write(
     if descriptor is not None or _is_stream(given):  # no file to replace: the bytes go through
         try:
             if descriptor is not None:  # the shell's own open file: its offset, its appending
-                sys.stdout.flush()
-                sys.stderr.flush()
+                flush_if_open(sys.stdout, sys.stderr)
                 with os.fdopen(os.dup(descriptor), "wb") as stream:
                     write(stream)
             else:  # a pipe or a terminal by another name

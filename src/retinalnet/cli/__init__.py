@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout, suppress
 from contextvars import ContextVar
 
+from retinalnet._core.stream_flush import flush_if_open
 from retinalnet._core.torchrun import torchrun_rank_and_size
 from retinalnet.cli._advice import CliText, cli_message
 from retinalnet.cli._guest import CommandLogHandler, one_line_warnings
@@ -289,8 +290,9 @@ def _interrupt_exits_at_once() -> Iterator[None]:
         return
 
     def leave(signum: int, frame: types.FrameType | None) -> None:
-        sys.stderr.write("retinalnet: interrupted\n")
-        sys.stderr.flush()
+        print("retinalnet: interrupted", file=sys.stderr)  # no stderr (2>&-): nothing
+        with suppress(OSError):
+            flush_if_open(sys.stderr)
         os._exit(130)
 
     previous = signal.signal(signal.SIGINT, leave)

@@ -7,6 +7,7 @@ from typing import Any
 
 from retinalnet._core.classes import in_words
 from retinalnet._core.json_text import strict_json
+from retinalnet._core.proportion_text import percent
 from retinalnet.cli._argtypes import path_argument
 from retinalnet.cli._resumed_options import _RECORDED
 
@@ -30,10 +31,10 @@ def add_info_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
     info.set_defaults(quiet=False)
 
 
-def _metric(best: dict[str, Any] | None, percent: bool = False) -> str:
+def _metric(best: dict[str, Any] | None, as_percent: bool = False) -> str:
     if best is None:
         return "-"
-    value = f"{100 * best['value']:.1f}%" if percent else f"{best['value']:.4f}"
+    value = percent(best["value"]) if as_percent else f"{best['value']:.4f}"
     return f"{value} (epoch {best['epoch']})"
 
 
@@ -153,7 +154,7 @@ def format_info(info: dict[str, Any]) -> list[str]:
             ("epochs", str(training["epochs"])),
             ("seed", _seed(training)),
             ("best val loss", _metric(training["best_val_loss"])),
-            ("best val acc", _metric(training["best_val_accuracy"], percent=True)),
+            ("best val acc", _metric(training["best_val_accuracy"], as_percent=True)),
             ("training time", "-" if seconds is None else f"{seconds:.0f} s"),
             ("ran with", _ran_with(training)),
             ("resumable", "yes" if training["resumable"] else "no (no optimizer state)"),

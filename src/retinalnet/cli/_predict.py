@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from retinalnet._core.json_text import strict_json
 from retinalnet._core.printable import one_line
+from retinalnet._core.proportion_text import percent
+from retinalnet._core.stream_flush import flush_if_open
 
 if TYPE_CHECKING:
     from retinalnet.cli._output_names import OutputNames
@@ -85,7 +87,7 @@ def _computed_at(
 
 def print_predictions(predictions: Sequence[Prediction]) -> None:
     for prediction in predictions:
-        scores = "  ".join(f"{c.name} {c.probability:6.1%}" for c in prediction.top)
+        scores = "  ".join(f"{c.name} {percent(c.probability):>6}" for c in prediction.top)
         print(f"{one_line(prediction.source)}  {scores}")  # one line, whatever the name
 
 
@@ -121,7 +123,7 @@ def _write_cams(
         path = Path(prediction.source)
         # the file itself: decoded as the model's preprocessing says, the map at full size
         heatmap = predictor.gradcam(path, class_index=prediction.top[0].index)
-        title = f"{shown}: {prediction.label} {prediction.probability:.1%}"
+        title = f"{shown}: {prediction.label} {percent(prediction.probability)}"
         target.parent.mkdir(parents=True, exist_ok=True)
         plot_gradcam(path, heatmap, title=title, save=target)
         written.append(target)
@@ -226,7 +228,7 @@ def run_predict(args: argparse.Namespace) -> int:
                 "class can differ)",
                 file=sys.stderr,
             )
-    sys.stdout.flush()  # the results are out before anything is drawn
+    flush_if_open(sys.stdout)  # the results are out before anything is drawn
     written_cams = _write_cams(predictor, predictions, cams)
     written = write_volume_outputs(predictor, runs, args, names)
     if args.cam is not None:

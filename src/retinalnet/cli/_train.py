@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from retinalnet._core.classes import kermany_subset
 from retinalnet._core.folders import check_folder
 from retinalnet._core.json_text import strict_json
+from retinalnet._core.proportion_text import percent
 
 if TYPE_CHECKING:
     from retinalnet.datasets import KermanyOCT
@@ -41,7 +42,7 @@ def run_demo(args: argparse.Namespace) -> int:
     result = run_demo(args.out, weights=args.weights, epochs=args.epochs, seed=args.seed)
     print(f"model: {result.model_name}")
     print(f"stopped: {result.history.stop_reason}")
-    print(f"best validation accuracy: {result.best_val_accuracy:.1%}")
+    print(f"best validation accuracy: {percent(result.best_val_accuracy)}")
     print(f"\ntest set ({result.data_dir / 'test'}):\n{result.test}\n")
     print("top-2 predictions:")
     print_predictions(result.predictions)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
+from retinalnet._core.proportion_text import percent
 from retinalnet.cli._argtypes import int_in_range, path_argument
 from retinalnet.cli._order import check_order, given_order, order_argument
 
@@ -231,7 +232,7 @@ def print_volumes(runs: Sequence[VolumeRun]) -> None:
         print(summary)
         if summary.drivers:
             shown = ", ".join(
-                f"{scan.index} ({scan.probability:.1%})" for scan in summary.drivers[:_SHOWN]
+                f"{scan.index} ({percent(scan.probability)})" for scan in summary.drivers[:_SHOWN]
             )
             more = len(summary.drivers) - _SHOWN
             extra = f" and {more} more" if more > 0 else ""
@@ -282,7 +283,7 @@ def write_volume_outputs(
             for scan in scans:
                 heatmap = predictor.gradcam(run.scans[scan.index], class_index=index)
                 folder.mkdir(parents=True, exist_ok=True)  # after a heatmap: none if refused
-                title = f"{shown} B-scan {scan.index}: {summary.label} {scan.probability:.1%}"
+                title = f"{shown} B-scan {scan.index}: {summary.label} {percent(scan.probability)}"
                 target = names.take(folder, run.path.stem, f"scan{scan.index}_cam.png")
                 plot_gradcam(run.scans[scan.index], heatmap, title=title, save=target)
                 written.cams.append(target)

@@ -18,6 +18,7 @@ from statistics import NormalDist
 
 import numpy as np
 
+from retinalnet._core.proportion_text import fraction, percent, span
 from retinalnet.metrics._confusion import FloatArray, IntArray
 
 WILSON = "wilson"
@@ -154,31 +155,36 @@ def interval_table(
 ) -> list[str]:
     """The lines of the text report's table of per-class intervals: one row per class, and
     one of the macro averages, with a column per number; "-" where a number has none, and
-    "no interval" (explained below the table) where every resample scored the same."""
+    "no interval" (explained below the table) where every resample scored the same. The ends
+    are shown as ``retinalnet._core.proportion_text`` shows them (an upper end of 0.9999
+    as ">99.9%", never "100.0%")."""
     columns = ("precision", "sensitivity", "specificity", "f1", "auc")
     titles = ("precision", "recall", "specificity", "f1", "auc")
     title = f"{confidence_label(confidence)} intervals"
     width = max(width, len(title) + 1)
-    lines = [title.ljust(width) + "".join(t.rjust(15) for t in titles)]
     reasons: list[str] = []
     rows = [(name, [f"{column}[{name}]" for column in columns]) for name in classes]
     rows.append(("macro", [f"macro_{column}" for column in columns]))
+    table: list[tuple[str, list[str]]] = []
     for name, keys in rows:
         cells = []
         for column, key in zip(columns, keys, strict=True):
             if key in intervals:
                 low, high = intervals[key]
-                cells.append(_span(low, high, column == "auc"))
+                show = fraction if column == "auc" else percent
+                cells.append(span(show(low), show(high)))
             elif key in no_interval:
                 cells.append("no interval")
                 if no_interval[key] not in reasons:
                     reasons.append(no_interval[key])
             else:
                 cells.append("-")
-        lines.append(name.ljust(width) + "".join(cell.rjust(15) for cell in cells))
+        table.append((name, cells))
+    # 15 fits "99.7%-100.0%"; "99.8% to >99.9%" (an end short of 100%) needs more
+    cell_width = max([15, *(len(cell) + 2 for _, cells in table for cell in cells)])
+    lines = [title.ljust(width) + "".join(t.rjust(cell_width) for t in titles)]
+    lines += [
+        name.ljust(width) + "".join(c.rjust(cell_width) for c in cells) for name, cells in table
+    ]
     lines += [f"no interval: {reason}" for reason in reasons]
     return lines
-
-
-def _span(low: float, high: float, auc: bool) -> str:
-    return f"{low:.3f}-{high:.3f}" if auc else f"{low:.1%}-{high:.1%}"

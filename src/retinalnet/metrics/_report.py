@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from retinalnet._core.classes import KERMANY_CLASSES, in_words
 from retinalnet._core.counts import as_integer, as_number
+from retinalnet._core.proportion_text import fraction, percent, span
 from retinalnet._core.seeds import check_seed
 from retinalnet._core.value_equality import fields_equal
 from retinalnet.metrics._bootstrap import _bootstrap_intervals
@@ -305,8 +306,8 @@ class ClassificationReport:
         if key not in self.intervals:
             return ""
         low, high = self.intervals[key]
-        show = _num if "auc" in key else _pct
-        return f" ({show(low)}-{show(high)})"
+        show = fraction if "auc" in key else percent
+        return f" ({span(show(low), show(high))})"
 
     def __str__(self) -> str:
         return self.to_text()
@@ -330,15 +331,17 @@ class ClassificationReport:
         lines = []
         if headline or "accuracy" in self.intervals:
             interval = self.intervals.get("accuracy")
-            shown = f" ({interval[0]:.2%}-{interval[1]:.2%})" if interval else ""
+            shown = (
+                f" ({span(percent(interval[0], 2), percent(interval[1], 2))})" if interval else ""
+            )
             groups = self.patients
             counted = (
                 f"images {self.num_samples}"
                 if groups is None
                 else f"patients {groups.patients}  groups {groups.groups}  scans {groups.scans}"
             )
-            accuracy = "-" if math.isnan(self.accuracy) else f"{self.accuracy:.2%}"
-            lines.append(f"{counted}  accuracy {accuracy}{shown}  ECE {_pct(self.ece)}")
+            accuracy = percent(self.accuracy, 2)
+            lines.append(f"{counted}  accuracy {accuracy}{shown}  ECE {percent(self.ece)}")
             if groups is not None and groups.mixed:
                 lines.append(
                     f"({groups.mixed} patient(s) have scans of more than one label: each "
@@ -354,16 +357,16 @@ class ClassificationReport:
             cells = [m.precision, m.recall, m.specificity, m.f1]
             lines.append(
                 m.name.ljust(width)
-                + "".join(_pct(v).rjust(12) for v in cells)
-                + _num(m.auc).rjust(12)
+                + "".join(percent(v).rjust(12) for v in cells)
+                + fraction(m.auc).rjust(12)
                 + str(m.support).rjust(12)
             )
         for label, averages in (("macro", self.macro), ("weighted", self.weighted)):
             cells = [averages[k] for k in ("precision", "recall", "specificity", "f1")]
             lines.append(
                 label.ljust(width)
-                + "".join(_pct(v).rjust(12) for v in cells)
-                + _num(averages["auc"]).rjust(12)
+                + "".join(percent(v).rjust(12) for v in cells)
+                + fraction(averages["auc"]).rjust(12)
                 + str(self.num_samples).rjust(12)
             )
         lines += [f"({note})" for note in self.notes]
@@ -377,25 +380,19 @@ class ClassificationReport:
         if self.topk:
             lines += ["", "top-k".ljust(width) + "".join(n.rjust(width) for n in self.classes)]
             for k, row in self.topk.items():
-                lines.append(f"top-{k}".ljust(width) + "".join(_pct(v).rjust(width) for v in row))
+                lines.append(
+                    f"top-{k}".ljust(width) + "".join(percent(v).rjust(width) for v in row)
+                )
         if self.referral is not None:
             r = self.referral
             lines += [
                 "",
                 f"urgent referral ({' + '.join(r.urgent)} vs the rest): "
-                f"sensitivity {_pct(r.sensitivity)}{self._interval('referral_sensitivity')}  "
-                f"specificity {_pct(r.specificity)}{self._interval('referral_specificity')}  "
-                f"AUC {_num(r.auc)}{self._interval('referral_auc')}",
+                f"sensitivity {percent(r.sensitivity)}{self._interval('referral_sensitivity')}  "
+                f"specificity {percent(r.specificity)}{self._interval('referral_specificity')}  "
+                f"AUC {fraction(r.auc)}{self._interval('referral_auc')}",
             ]
         return "\n".join(lines)
-
-
-def _pct(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.1%}"
-
-
-def _num(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.3f}"
 
 
 def classification_report(

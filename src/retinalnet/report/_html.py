@@ -12,10 +12,11 @@ the reason or the numbers that follow it on the line.
 from __future__ import annotations
 
 import html
-import math
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from retinalnet._core.proportion_text import fraction, percent
 
 __all__ = ["Section", "esc", "isolated", "num", "page", "pct", "side_by_side", "table"]
 
@@ -145,17 +146,16 @@ def isolated(text: str) -> str:
 
 
 def pct(value: float | None) -> str:
-    """A fraction as a percentage with one decimal, ``-`` when undefined."""
-    if value is None or math.isnan(value):
-        return "-"
-    return f"{value:.1%}"
+    """A fraction as a percentage with one decimal, ``-`` when undefined; one strictly
+    between 0 and 1 never as 0.0% or 100.0% (0.9995 is ">99.9%", see
+    ``retinalnet._core.proportion_text``)."""
+    return "-" if value is None else percent(value)
 
 
 def num(value: float | None) -> str:
-    """A number such as an AUC with three decimals, ``-`` when undefined."""
-    if value is None or math.isnan(value):
-        return "-"
-    return f"{value:.3f}"
+    """A number such as an AUC with three decimals, ``-`` when undefined; one strictly
+    between 0 and 1 never as 0.000 or 1.000 (0.9996 is ">0.999")."""
+    return "-" if value is None else fraction(value)
 
 
 def table(

@@ -136,7 +136,7 @@ def render_html_report(
     arch = (checkpoint.arch if checkpoint is not None else None) or getattr(model, "arch", None)
     heading = title or "Evaluation report" + (f": {arch}" if arch else "")
     subtitle = esc(
-        f"{figure_title}, accuracy {report.accuracy:.1%}; "
+        f"{figure_title}, accuracy {pct(report.accuracy)}; "
         f"written {created:%Y-%m-%d %H:%M} UTC by retinalnet {__version__}"
     )
     footer = (

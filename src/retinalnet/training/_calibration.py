@@ -22,6 +22,7 @@ from retinalnet._core.loader_settings import check_batch_size, check_num_workers
 from retinalnet._core.loaders import DataSource
 from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
 from retinalnet._core.model_use import exclusive_use
+from retinalnet._core.proportion_text import percent
 from retinalnet.checkpoint import load_checkpoint, set_checkpoint_temperature
 from retinalnet.datasets._readable import readable_for_scoring, refuse_substitution
 from retinalnet.engine import InferenceEngine
@@ -81,11 +82,11 @@ class CalibrationResult:
         if not self.applied:
             return (
                 f"temperature not fitted on {self.num_samples} {self.images} (optimum at "
-                f"the bound {self.temperature:.3g}); ECE {self.ece_before:.1%}"
+                f"the bound {self.temperature:.3g}); ECE {percent(self.ece_before)}"
             )
         return (
             f"temperature {self.temperature:#.3g} fitted on {self.num_samples} {self.images}: "
-            f"ECE {self.ece_before:.1%} -> {self.ece_after:.1%}, NLL "
+            f"ECE {percent(self.ece_before)} -> {percent(self.ece_after)}, NLL "
             f"{self.nll_before:.4f} -> {self.nll_after:.4f}"
         )
 

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from retinalnet._core.progress import progress_bar
+from retinalnet._core.proportion_text import percent
 from retinalnet.models._classifier import Classifier
 from retinalnet.precision import autocast
 from retinalnet.training._distributed import DistributedContext
@@ -199,7 +200,7 @@ def epoch_line(epoch: int, max_epochs: int, metrics: Mapping[str, float], second
     for name, value in metrics.items():
         if name == "lr":
             continue
-        shown = f"{value:.2%}" if name.endswith("accuracy") else f"{value:.4f}"
+        shown = percent(value, 2) if name.endswith("accuracy") else f"{value:.4f}"
         parts.append(f"{_SHORT.get(name, name)} {shown}")
     parts.append(f"{seconds:.1f}s")
     return "  ".join(parts)

@@ -25,6 +25,7 @@ from retinalnet._core.device import default_num_workers, resident_device, resolv
 from retinalnet._core.loader_settings import check_batch_size, check_num_workers
 from retinalnet._core.loaders import DataSource
 from retinalnet._core.progress import progress_bar
+from retinalnet._core.proportion_text import percent
 from retinalnet._core.value_equality import fields_equal
 from retinalnet.datasets._files import patient_key
 from retinalnet.datasets._readable import readable_for_scoring, refuse_substitution
@@ -254,10 +255,10 @@ class EvaluationResult:
 
     def __str__(self) -> str:
         width = max(8, *(len(name) + 1 for name in self.classes))
-        ece = "-" if math.isnan(self.ece) else f"{self.ece:.1%}"
         lines = [
-            f"images {self.num_samples}  loss {self.loss:.4f}  accuracy {self.accuracy:.2%}  "
-            f"ECE {ece}  temperature {self.temperature:#.3g}"
+            f"images {self.num_samples}  loss {self.loss:.4f}  "
+            f"accuracy {percent(self.accuracy, 2)}  ECE {percent(self.ece)}  "
+            f"temperature {self.temperature:#.3g}"
             + ("" if self.precision == "fp32" else f"  precision {self.precision}"),
             "",
             "true \\ predicted".ljust(18)
@@ -267,8 +268,7 @@ class EvaluationResult:
         for i, name in enumerate(self.classes):
             row = "".join(str(v).rjust(width) for v in self.confusion_matrix[i])
             accuracy = self.per_class_accuracy[name]
-            shown = "-" if math.isnan(accuracy) else f"{accuracy:.1%}"
-            lines.append(name.ljust(18) + row + shown.rjust(11))
+            lines.append(name.ljust(18) + row + percent(accuracy).rjust(11))
         return "\n".join(lines)
 
 

@@ -23,6 +23,7 @@ from retinalnet._core.files import os_error_in_words
 from retinalnet._core.folders import check_folder
 from retinalnet._core.images import coerce_image
 from retinalnet._core.model_use import exclusive_use, modes_restored
+from retinalnet._core.proportion_text import percent
 from retinalnet.engine import InferenceEngine
 from retinalnet.gradcam import grad_cam_image
 from retinalnet.models import Classifier
@@ -309,11 +310,8 @@ def _add_cams(
         predicted = int(probabilities.argmax())
         heatmap = grad_cam_image(model, image, class_index=predicted)
         writer.add_image(f"gradcam/{tag}", _overlay(image, heatmap), epoch, dataformats="HWC")
-        true_class = tag.partition("_")[2]
-        lines.append(
-            f"| {tag} | {true_class} | {model.classes[predicted]} "
-            f"({float(probabilities[predicted]):.0%}) |"
-        )
+        shown = f"{model.classes[predicted]} ({percent(float(probabilities[predicted]), 0)})"
+        lines.append(f"| {tag} | {tag.partition('_')[2]} | {shown} |")  # tag: NUMBER_CLASS
 
 
 def _pick_images(
