@@ -200,3 +200,13 @@ def test_output_classes_never_reorder_or_rename_the_owners() -> None:
         output_classes(None, None, where="here")
     with pytest.raises(TypeError, match=r"got the string 'CNV'"):
         output_classes(("CNV", "NORMAL"), "CNV", where="here")
+
+
+def test_a_class_folder_read_under_lang_c_is_the_class_of_that_name() -> None:
+    # was: "the model's classes are ['CNV', 'Normal-\udcc3\udca9'] ... but the data's are
+    # ['CNV', 'Normal-é']" for a model trained on ImageFolder under LANG=C
+    under_c = _NamedByMapping({"CNV": 0, "Normal-\udcc3\udca9": 1})
+    check_same_classes(("CNV", "Normal-é"), under_c, where="evaluate")  # no error
+    check_same_classes(
+        ("CNV", "Normal-\udcc3\udca9"), _NamedByMapping({"CNV": 0, "Normal-é": 1}), where="evaluate"
+    )

@@ -1439,6 +1439,26 @@ def test_a_warning_is_one_line_naming_the_command(
     assert warnings.formatwarning is original  # restored after the command
 
 
+def test_a_warning_made_an_error_is_one_error_line_not_a_traceback(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `python -W error`, PYTHONWARNINGS=error (CI), or a host whose warnings filter says
+    # "error": the warning is raised, and the command stops on it as on any error
+    small = tmp_path / "small.png"
+    Image.new("L", (100, 20), 128).save(small)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        status = main(["predict", "--checkpoint", str(checkpoint), str(small), "-q"])
+
+    assert status == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"retinalnet predict: error: {str(small)!r} is only 100 x 20 pixels, smaller than the "
+        "smallest model input (32 pixels): the model sees it upsampled, with little detail; "
+        "check that it is a whole B-scan (a UserWarning made an error by -W error or "
+        "PYTHONWARNINGS; without that, it is only a warning)"
+    ]
+
+
 def test_predict_leaves_out_appledouble_files_and_system_folders_named_or_found(
     data: Path, checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import warnings
 from pathlib import Path
@@ -16,6 +17,7 @@ from retinalnet._core.files import file_digest
 from retinalnet._version import __version__
 from retinalnet.checkpoint import save_checkpoint
 from retinalnet.cli import main
+from retinalnet.cli._info import format_info
 from retinalnet.export import describe
 from retinalnet.models import Classifier, create_model, parameter_summary
 from retinalnet.transforms import Preprocessing
@@ -437,6 +439,23 @@ def test_info_shows_the_recorded_training_inputs_and_torch_version(
     assert info["training"]["recipe"] is None
     assert (info["training"]["threads"], info["training"]["num_workers"]) == (2, 4)
     assert info["torch_version"] == torch.__version__
+
+
+def test_info_shows_recorded_paths_as_this_process_names_their_files(
+    tmp_path: Path, model: Classifier
+) -> None:
+    # the paths are recorded as UTF-8 text; a run of an earlier version under LANG=C
+    # recorded them as decoded there, 'donn\udcc3\udca9es', which is the same folder
+    options = {
+        "data": "/labs/donn\udcc3\udca9es",
+        "manifest": {"path": "split.csv", "real_path": "/labs/données/split.csv", "sha256": "ab"},
+    }
+    path = save_checkpoint(tmp_path / "best.pt", model, callback_states={"TrainOptions": options})
+
+    lines = _lines("\n".join(format_info(describe(path))))
+    here = os.fsdecode("/labs/données".encode())  # as this process names that folder
+    assert lines["data"] == here
+    assert lines["manifest"] == f"{here}/split.csv (sha256 ab)"
 
 
 def test_info_says_when_the_training_inputs_are_not_recorded(

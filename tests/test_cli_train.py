@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import torch
 
-from _cli_helpers import train_small_cnn
+from _cli_helpers import run_under_lang_c, train_small_cnn
 from _distributed_helpers import as_torchrun_starts, free_port
 from _training_helpers import BuildSpy, same_state
 from retinalnet._core import files
@@ -985,6 +985,38 @@ def test_a_manifest_run_resumes_on_its_own_split_and_refuses_another(
     assert main(["train", "--data", str(data), "--resume", str(tmp_path / "epoch-2.pt"),
                  "--epochs", "3", "-q"]) == 1  # fmt: skip
     assert "which is not there as it was: give that manifest again" in capsys.readouterr().err
+
+
+def test_a_run_s_paths_are_recorded_as_utf_8_text_and_found_under_either_locale(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "données"
+    moved = shutil.copytree(data, folder / "data")
+    manifest = folder / "split.csv"
+    assert main(["split", str(moved), "--val-fraction", "0.3", "--out", str(manifest), "-q"]) == 0
+    assert train_small_cnn(moved, folder / "utf-8", "--manifest", str(manifest)) == 0
+    resumed = str(folder / "utf-8" / "last.pt")
+    statuses, err = run_under_lang_c(
+        # was: "--resume ... was trained on the split of --manifest '.../donn\xe9es/split.csv'
+        # ..., which is not there as it was": its path looked up as the text 'données'
+        ["train", "--data", str(moved), "--resume", resumed, "--epochs", "2", "-q"],
+        ["train", "--data", str(moved), "--out", str(folder / "c"), "--manifest", str(manifest),
+         "--arch", "small_cnn", "--size", "32", "--epochs", "1", "--batch-size", "8", "--seed",
+         "0", "-q", "--recipe", "tutorial"],
+    )  # fmt: skip
+    assert statuses == [0, 0], err
+    assert checkpoint_epoch(resumed) == 2
+
+    # was: recorded as LANG=C decoded them, 'donn\udcc3\udca9es' (not valid Unicode: JSON
+    # readers refuse it, and it differs from the same run's under UTF-8)
+    record = load_checkpoint(folder / "c" / "best.pt").callback_states["TrainOptions"]
+    assert record["data"] == os.path.realpath(moved)
+    assert record["manifest"]["path"] == str(manifest)
+    assert record["manifest"]["real_path"] == os.path.realpath(manifest)
+    capsys.readouterr()
+    assert main(["info", str(folder / "c" / "best.pt"), "--json"]) == 0
+    options = json.loads(capsys.readouterr().out)["training"]["options"]
+    assert (options["data"], options["manifest"]["path"]) == (record["data"], str(manifest))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from _cli_helpers import train_small_cnn
+from _cli_helpers import run_under_lang_c, train_small_cnn
 from retinalnet.cli import main
 from retinalnet.datasets import ManifestRow, make_synthetic_kermany, write_manifest
 
@@ -95,6 +95,30 @@ def test_a_copy_of_the_data_folder_elsewhere_is_checked_as_the_run_s(
     error = capsys.readouterr().err
     assert "images to evaluate were trained on by this checkpoint's run" in error
     assert str(copy / "test") in error
+
+
+def test_a_manifest_in_a_folder_named_in_utf_8_is_found_under_lang_c(
+    pooled: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    # was, under LANG=C: "the run's --manifest 'donn\xe9es/pooled.csv' is not found ...; put
+    # it back there", and the run's training images scored: the path recorded as 'données'
+    # (UTF-8 text) was looked up as such, which an ASCII file-system encoding cannot name
+    data, manifest, _ = pooled
+    folder = tmp_path / "données"
+    moved = shutil.copytree(data, folder / "data")
+    shutil.copy(manifest, folder / "pooled.csv")
+    assert train_small_cnn(moved, folder / "run", "--manifest", str(folder / "pooled.csv")) == 0
+
+    checkpoint = str(folder / "run" / "best.pt")
+    argv = ["--checkpoint", checkpoint, "--data", str(moved), "--split", "test", "-q"]
+    statuses, err = run_under_lang_c(
+        ["evaluate", *argv], ["calibrate", *argv, "--out", str(tmp_path / "calibrated.pt")]
+    )
+
+    assert statuses == [1, 1], err
+    assert "images to evaluate were trained on by this checkpoint's run" in err
+    assert "images to calibrate were trained on by this checkpoint's run" in err
+    assert "is not found" not in err
 
 
 @pytest.fixture(scope="module")

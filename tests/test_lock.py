@@ -198,6 +198,19 @@ def _garbled(age: float) -> Callable[[Path], None]:
     return write
 
 
+def _empty(age: float) -> Callable[[Path], None]:
+    """An empty lock (its run killed between creating and writing it), dated ``age`` s
+    ago: a negative age is a time ahead of this machine's clock (copied with ``cp -p`` from
+    a machine whose clock is ahead)."""
+
+    def write(out: Path) -> None:
+        path = _write_lock(out)
+        path.write_bytes(b"")
+        os.utime(path, (time.time() - age, time.time() - age))
+
+    return write
+
+
 @pytest.mark.parametrize(
     ("make", "outcome"),
     [
@@ -215,6 +228,18 @@ def _garbled(age: float) -> Callable[[Path], None]:
             _garbled(age=60),
             r"took over .* it holds no readable owner \(written 60 s ago",
             id="unreadable-and-old",
+        ),
+        pytest.param(
+            _empty(age=-3600),
+            r"took over .* it holds no readable owner \(never completed, and dated "
+            r"(?:3599|3600) s ahead of this machine's clock",
+            id="empty-and-dated-ahead-of-the-clock",
+        ),
+        pytest.param(
+            _garbled(age=-3600),
+            r"took over .* it holds no readable owner \(never completed, and dated "
+            r"(?:3599|3600) s ahead",
+            id="unreadable-and-dated-ahead-of-the-clock",
         ),
     ],
 )
@@ -248,6 +273,11 @@ def test_a_stale_lock_is_taken_over_and_explained(
             _garbled(age=0),
             r"is being locked by another run right now \('.*run\.lock' is still being written\)",
             id="unreadable-and-young",
+        ),
+        pytest.param(
+            _empty(age=-1),  # a file server's clock a little ahead: still being written
+            r"is being locked by another run right now \('.*run\.lock' is still being written\)",
+            id="empty-and-a-little-ahead-of-the-clock",
         ),
     ],
 )

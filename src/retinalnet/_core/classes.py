@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 from retinalnet._core.counts import as_integer
+from retinalnet._core.utf_8_names import utf_8_data
 
 KERMANY_CLASSES: Final[tuple[str, ...]] = ("CNV", "DME", "DRUSEN", "NORMAL")
 """Class names in output order: CNV=0, DME=1, DRUSEN=2, NORMAL=3."""
@@ -136,7 +137,9 @@ def check_same_classes(
     """
     expected = tuple(model_classes)
     for owner, found in _named_classes(data):
-        if found == expected:
+        # a class folder's name read under LANG=C ('Normal-\udcc3\udca9') is the class of
+        # the same name read under UTF-8 ('Normal-é')
+        if found == expected or utf_8_data(found) == utf_8_data(expected):
             continue
         if given:
             raise ValueError(

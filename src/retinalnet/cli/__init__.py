@@ -342,6 +342,14 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         print(f"retinalnet {args.command}: error: {cli_message(args, error)}", file=sys.stderr)
         return 1
+    except Warning as warning:  # raised as an error: `python -W error`, PYTHONWARNINGS=error
+        print(
+            f"retinalnet {args.command}: error: {cli_message(args, warning)} (a "
+            f"{type(warning).__name__} made an error by -W error or PYTHONWARNINGS; without "
+            "that, it is only a warning)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def _stdout_broke() -> bool:

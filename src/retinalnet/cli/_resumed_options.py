@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retinalnet._core.checkpoint_format import TRAIN_OPTIONS_KEY, train_record
+from retinalnet._core.utf_8_names import named_here, utf_8_text
 from retinalnet.cli._recipe import DEFAULT_ARCH, RECIPES
 from retinalnet.cli._split_data import study_classes
 from retinalnet.training import Callback, class_counts
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TrainOptions",
     "check_same_training_images",
+    "manifest_places",
     "resumed_run_defaults",
     "run_manifest",
     "training_images",
@@ -197,12 +199,21 @@ def run_manifest(run: Mapping[str, Any]) -> Path | None:
     (from the current directory) with the SHA-256 recorded; ``None`` if neither is it."""
     from retinalnet._core.files import file_digest
 
-    places = [run.get("real_path"), run.get("path")]
-    for place in dict.fromkeys(str(p) for p in places if isinstance(p, str)):
-        path = Path(place)
+    for path in manifest_places(run):
         if path.is_file() and file_digest(path).hex() == run.get("sha256"):
             return path
     return None
+
+
+def manifest_places(run: Mapping[str, Any]) -> list[Path]:
+    """Where a run's recorded ``--manifest`` may be: its ``real_path`` (when recorded), then
+    its ``path`` as given, each as this process names the file. They are recorded as UTF-8
+    text (:func:`~retinalnet._core.utf_8_names.utf_8_text`), so a run recorded under one
+    locale finds its manifest under another: ``'dé/split.csv'`` is
+    ``'d\\udcc3\\udca9/split.csv'`` under ``LANG=C``."""
+    places = [run.get("real_path"), run.get("path")]
+    names = dict.fromkeys(named_here(place) for place in places if isinstance(place, str))
+    return [Path(name) for name in names]
 
 
 def check_same_training_images(
@@ -262,7 +273,9 @@ class TrainOptions(Callback):
 
     A ``--manifest`` is recorded by its path as given, its real path (links followed, so
     that it is found from another working directory: :func:`run_manifest`) and its SHA-256;
-    a record written before the real path was has the other two.
+    a record written before the real path was has the other two. Paths (the manifest's and
+    the real path of ``--data``) are recorded as UTF-8 text, the same under every locale
+    (:func:`~retinalnet._core.utf_8_names.utf_8_text`).
 
     Parameters
     ----------
@@ -305,8 +318,10 @@ class TrainOptions(Callback):
             None
             if manifest is None
             else {
-                "path": str(manifest),  # as given, maybe relative to the cwd of the run
-                "real_path": os.path.realpath(manifest),  # found from another cwd too
+                # as UTF-8 text: the same under every locale, valid in JSON (see
+                # manifest_places for the way back to the file)
+                "path": utf_8_text(str(manifest)),  # as given, maybe relative to the run's cwd
+                "real_path": utf_8_text(os.path.realpath(manifest)),  # found from another cwd
                 "sha256": file_digest(manifest).hex(),
             }
         )
@@ -316,7 +331,7 @@ class TrainOptions(Callback):
             self.options["train_names_sha256"] = train_names
         data = getattr(args, "data", None)  # where the manifest's relative paths start
         if data is not None:
-            self.options["data"] = os.path.realpath(data)
+            self.options["data"] = utf_8_text(os.path.realpath(data))
 
     @property
     def state_key(self) -> str:

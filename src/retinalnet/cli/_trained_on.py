@@ -28,8 +28,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from retinalnet._core.checkpoint_format import train_record
+from retinalnet._core.utf_8_names import utf_8_data, utf_8_text
 from retinalnet.checkpoint import Checkpoint
-from retinalnet.cli._resumed_options import run_manifest
+from retinalnet.cli._resumed_options import manifest_places, run_manifest
 from retinalnet.datasets import KermanyOCT, read_manifest
 from retinalnet.datasets._linked_files import real_path
 from retinalnet.datasets._manifest_files import same_file
@@ -67,13 +68,13 @@ def _why_not_found(run: Mapping[str, object]) -> str:
     from retinalnet._core.files import file_digest
 
     given, real, sha = str(run.get("path")), run.get("real_path"), str(run.get("sha256"))
-    places = list(dict.fromkeys(str(p) for p in (real, given) if isinstance(p, str)))
-    changed = [place for place in places if Path(place).is_file()]
+    changed = [place for place in manifest_places(run) if place.is_file()]
     if changed:
-        now = file_digest(Path(changed[0])).hex()
+        now = file_digest(changed[0]).hex()
         return (
-            f"the run's --manifest {changed[0]!r} has changed since (SHA-256 {now[:12]}..., "
-            f"the run's {sha[:12]}...); put the run's manifest back there to have them checked"
+            f"the run's --manifest {str(changed[0])!r} has changed since (SHA-256 "
+            f"{now[:12]}..., the run's {sha[:12]}...); put the run's manifest back there to "
+            "have them checked"
         )
     if isinstance(real, str):
         return (
@@ -95,7 +96,8 @@ def _trained_folder(checkpoint: Checkpoint, root: Path, command: str) -> Path | 
     if record is None or record.get("manifest", False) is not None:
         return None  # a manifest's run, the Python API, or an older retinalnet
     folder = root / "train"
-    if record.get("data") == os.path.realpath(root):
+    # compared as UTF-8 text: the same folder under any locale (the record's own locale too)
+    if utf_8_data(record.get("data")) == utf_8_text(os.path.realpath(root)):
         return folder
     names = record.get("train_names_sha256")
     if not isinstance(names, str):

@@ -15,6 +15,7 @@ from typing import Any
 
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
 from retinalnet._core.printable import one_line
+from retinalnet._core.utf_8_names import utf_8_data
 from retinalnet.datasets._files import NAMING_HINT, class_named_in, foreign_class_folder
 from retinalnet.datasets._folder_names import class_folder_hint, copied_name, shown_name
 
@@ -378,7 +379,7 @@ class AuditReport:
 
     def to_json(self, *, indent: int | None = 2) -> str:
         """:meth:`to_dict` as a JSON string."""
-        return json.dumps(self.to_dict(), indent=indent)
+        return json.dumps(utf_8_data(self.to_dict()), indent=indent)
 
     def __str__(self) -> str:
         lines = [f"audit of {one_line(self.root)}: {self.total} images", "", *self._table(), ""]

@@ -16,6 +16,7 @@ from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
 from retinalnet._core.files import atomic_write_text
 from retinalnet._core.output_kinds import output_path
 from retinalnet._core.printable import printable
+from retinalnet._core.utf_8_names import utf_8_text
 from retinalnet.datasets._files import patient_id_from_name, patient_key
 from retinalnet.datasets._manifest_records import cell, manifest_records, manifest_text
 
@@ -244,18 +245,14 @@ def _as_utf_8(rows: Sequence[ManifestRow], target: Path) -> list[ManifestRow]:
 
 
 def _utf_8_text(path: str) -> str | None:
-    """``path`` as UTF-8 text, by its bytes in the file-system encoding; ``None`` when they
-    are not UTF-8. Text this file system cannot name (``café`` under ``LANG=C``, typed by
-    hand) is taken as it is."""
-    try:
-        text = os.fsencode(path).decode("utf-8")
-    except UnicodeEncodeError:  # not a name of this file system
-        text = path
-    except UnicodeDecodeError:
-        return None
+    """``path`` as UTF-8 text, by its bytes in the file-system encoding
+    (:func:`~retinalnet._core.utf_8_names.utf_8_text`); ``None`` when they are not UTF-8.
+    Text this file system cannot name (``café`` under ``LANG=C``, typed by hand) is taken as
+    it is."""
+    text = utf_8_text(path)
     try:
         text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate left in text typed by hand
+    except UnicodeEncodeError:  # bytes that are not UTF-8, or a lone surrogate typed by hand
         return None
     return text
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.classes import KERMANY_CLASSES
+from retinalnet._core.utf_8_names import named_here
 from retinalnet.datasets._files import class_named_in, hidden_file
 from retinalnet.datasets._linked_files import real_path
 from retinalnet.datasets._manifest import ManifestRow, check_no_file_twice
@@ -208,9 +209,9 @@ def _existing(base: Path, path: str) -> str | None:
     """``path`` when it names a file (or a link, broken or not) under ``base``; else the
     same path without surrounding spaces, in the other Unicode normal form (a name copied
     from macOS is NFD, one typed elsewhere NFC), as its UTF-8 bytes are named under this
-    file-system encoding (see :func:`_named_here`), or with each ``\\`` read as ``/`` (a
-    manifest edited on Windows), that does; else ``None``. A name with a ``\\`` in it (from
-    a Windows zip unpacked here) is found as it is written."""
+    file-system encoding (:func:`~retinalnet._core.utf_8_names.named_here`), or with each
+    ``\\`` read as ``/`` (a manifest edited on Windows), that does; else ``None``. A name
+    with a ``\\`` in it (from a Windows zip unpacked here) is found as it is written."""
     if os.path.lexists(os.path.join(base, path)):  # noqa: PTH118 - the common case, no Path
         return path
     stripped = path.strip()
@@ -218,22 +219,13 @@ def _existing(base: Path, path: str) -> str | None:
     spellings += [
         unicodedata.normalize(form, p) for p in (path, stripped) for form in ("NFC", "NFD")
     ]
-    spellings += [_named_here(spelling) for spelling in spellings]
+    spellings += [named_here(spelling) for spelling in spellings]
     if os.sep == "/":
         spellings += [spelling.replace("\\", "/") for spelling in spellings if "\\" in spelling]
     for spelling in dict.fromkeys(spellings):
         if os.path.lexists(base / spelling):
             return spelling
     return None
-
-
-def _named_here(text: str) -> str:
-    """The name UTF-8 ``text`` has under this file-system encoding: ``text`` itself, unless
-    that is ASCII (``LANG=C``), where ``café`` is ``caf\\udcc3\\udca9``, or Latin-1."""
-    try:
-        return os.fsdecode(text.encode("utf-8"))
-    except UnicodeEncodeError:  # a name as this file system gave it (escaped bytes)
-        return text
 
 
 def rows_with_files(

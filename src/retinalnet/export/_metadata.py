@@ -16,6 +16,7 @@ from typing import Any
 
 from retinalnet._core.regular_files import open_regular
 from retinalnet._core.torch_load import is_onnx_start, is_torch_start
+from retinalnet._core.utf_8_names import utf_8_data
 from retinalnet.models._checks import check_class_names
 from retinalnet.transforms import Preprocessing
 
@@ -169,7 +170,7 @@ def metadata_props(
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
         "arch": arch or "",
-        "classes": json.dumps(list(classes)),
+        "classes": json.dumps(utf_8_data(list(classes))),
         "preprocessing": json.dumps(preprocessing.to_dict()),
         "preprocessing_steps": json.dumps(preprocessing_steps(preprocessing)),
         "temperature": repr(float(temperature)),

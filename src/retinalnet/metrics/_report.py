@@ -20,6 +20,7 @@ from retinalnet._core.classes import KERMANY_CLASSES, in_words
 from retinalnet._core.counts import as_integer, as_number
 from retinalnet._core.proportion_text import fraction, percent, span
 from retinalnet._core.seeds import check_seed
+from retinalnet._core.utf_8_names import utf_8_data
 from retinalnet._core.value_equality import fields_equal
 from retinalnet.metrics._bootstrap import _bootstrap_intervals
 from retinalnet.metrics._calibration import calibration_error_or_nan
@@ -298,7 +299,7 @@ class ClassificationReport:
     def to_json(self, **kwargs: Any) -> str:
         """The report as strict JSON (``indent=2`` unless given)."""
         kwargs.setdefault("indent", 2)
-        return json.dumps(self.to_dict(), allow_nan=False, **kwargs)
+        return json.dumps(utf_8_data(self.to_dict()), allow_nan=False, **kwargs)
 
     def _interval(self, key: str) -> str:
         if key in self.no_interval:

@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 LOCK_NAME = "run.lock"
 _BEING_WRITTEN_S = 10.0  # an unreadable lock younger than this is still being written
+# how far a lock's time may be ahead of this machine's clock and still be one being written
+# now (a file server's clock a little ahead); further ahead, its time says nothing of when
+_CLOCK_SLACK_S = 2.0
 
 
 _HELD: dict[str, RunLock] = {}  # the locks this process holds, by lock file
@@ -289,14 +292,21 @@ def _take_over_if_stale(path: Path) -> bool:
             age = time.time() - path.stat().st_mtime
         except FileNotFoundError:
             return False
-        if age < _BEING_WRITTEN_S:
+        if -_CLOCK_SLACK_S <= age < _BEING_WRITTEN_S:
             raise RunLockedError(
                 f"{str(path.parent)!r} is being locked by another run right now ({str(path)!r} "
                 "is still being written); choose another out_dir or try again",
                 path,
                 None,
             )
-        why = f"it holds no readable owner (written {age:.0f} s ago, and never completed)"
+        why = "it holds no readable owner " + (
+            f"(written {age:.0f} s ago, and never completed)"
+            if age >= 0
+            # copied with its time (`cp -p`, `rsync -t`) from a machine whose clock is ahead,
+            # or written through a file server whose clock is: waiting would never end
+            else f"(never completed, and dated {-age:.0f} s ahead of this machine's clock: "
+            "copied from, or written by, a machine whose clock is ahead)"
+        )
     else:
         copied = copied_lock(path, owner)
         reason = why_stale(owner) if copied is None else copied
