@@ -22,6 +22,7 @@ from retinalnet._core.stream_flush import flush_if_open
 from retinalnet._core.torchrun import torchrun_rank_and_size
 from retinalnet.cli._advice import CliText, cli_message
 from retinalnet.cli._guest import CommandLogHandler, one_line_warnings
+from retinalnet.cli._missing_streams import missing_streams_discarded
 
 __all__ = ["build_parser", "main"]
 
@@ -252,24 +253,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     guest = argv is not None
     token = _THE_PROGRAM.set(not guest)
     try:
-        try:
-            with _interrupt_exits_at_once():  # the parser lists the architectures: torch imports
-                args = build_parser().parse_args(argv)
-            with _sigterm_raises(), _file_names_printed_as_they_are():
-                return _run(args)
-        except KeyboardInterrupt as stop:  # Terminated too
-            terminated = isinstance(stop, Terminated)
-            if not getattr(stop, _SAID, False):  # while it starts: no command to stop yet
-                print(
-                    f"retinalnet: {'terminated' if terminated else 'interrupted'}", file=sys.stderr
-                )
-            if not guest:
-                return 143 if terminated else 130
-            if not terminated:
-                raise  # the caller's Ctrl-C, for the caller to handle
-            # the caller's SIGTERM handler is restored (by _sigterm_raises): its turn now
-            signal.raise_signal(signal.SIGTERM)
-            return 143
+        with missing_streams_discarded():  # `2>&-`: dropped, never on stdout
+            try:
+                # the parser lists the architectures: torch imports
+                with _interrupt_exits_at_once():
+                    args = build_parser().parse_args(argv)
+                with _sigterm_raises(), _file_names_printed_as_they_are():
+                    return _run(args)
+            except KeyboardInterrupt as stop:  # Terminated too
+                terminated = isinstance(stop, Terminated)
+                if not getattr(stop, _SAID, False):  # while it starts: no command to stop yet
+                    print(
+                        f"retinalnet: {'terminated' if terminated else 'interrupted'}",
+                        file=sys.stderr,
+                    )
+                if not guest:
+                    return 143 if terminated else 130
+                if not terminated:
+                    raise  # the caller's Ctrl-C, for the caller to handle
+                # the caller's SIGTERM handler is restored (by _sigterm_raises): its turn now
+                signal.raise_signal(signal.SIGTERM)
+                return 143
     finally:
         _THE_PROGRAM.reset(token)
 
@@ -290,7 +294,7 @@ def _interrupt_exits_at_once() -> Iterator[None]:
         return
 
     def leave(signum: int, frame: types.FrameType | None) -> None:
-        print("retinalnet: interrupted", file=sys.stderr)  # no stderr (2>&-): nothing
+        print("retinalnet: interrupted", file=sys.stderr)  # the null device if `2>&-`
         with suppress(OSError):
             flush_if_open(sys.stderr)
         os._exit(130)

@@ -1,0 +1,66 @@
+"""Commands started with stdout or stderr closed, or on a descriptor not open for writing."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from retinalnet.cli._missing_streams import missing_streams_discarded
+
+POSIX = pytest.mark.skipif(sys.platform == "win32", reason="POSIX descriptors and `2>&-`")
+
+
+@POSIX
+def test_an_error_with_stderr_closed_never_lands_on_stdout(tmp_path: Path) -> None:
+    # was: with sys.stderr None, print(file=sys.stderr) writes to stdout: the error line, the
+    # skipped files and notes joined --json's output, which no longer parsed
+    ended = subprocess.run(
+        [sys.executable, "-m", "retinalnet", "info", str(tmp_path / "missing.pt"), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: os.close(2),
+        timeout=120,
+        check=False,
+    )
+    assert ended.returncode == 1
+    assert ended.stdout == b""
+
+
+def test_a_missing_stream_is_the_null_device_while_the_block_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stderr", None)
+    with missing_streams_discarded():
+        assert sys.stderr is not None
+        print("meant for stderr", file=sys.stderr)
+        print("result")
+    assert sys.stderr is None
+    assert capsys.readouterr().out == "result\n"
+
+
+@POSIX
+def test_a_stream_on_a_descriptor_open_for_reading_only_is_the_null_device(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # was: a wrapper's `2>&-` seen through its exec (pyenv's shims) left descriptor 2 open
+    # read-only: "Bad file descriptor" stopped predict after its results, before --cam
+    (tmp_path / "script").write_text("#!/bin/sh\n")
+    with open(tmp_path / "script", encoding="utf-8") as read_only:
+        monkeypatch.setattr(sys, "stderr", read_only)
+        with missing_streams_discarded():
+            print("meant for stderr", file=sys.stderr)
+            sys.stderr.flush()
+        assert sys.stderr is read_only
+    assert (tmp_path / "script").read_text() == "#!/bin/sh\n"
+
+
+def test_a_stream_that_is_there_is_left_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    caught = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", caught)
+    with missing_streams_discarded():
+        assert sys.stderr is caught
