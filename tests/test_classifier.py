@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from retinalnet.engine import InferenceEngine
 from retinalnet.models import Classifier, ModelSpec, _registry, create_model
 from retinalnet.models._small_cnn import small_cnn_network
 from retinalnet.transforms import Preprocessing
@@ -91,3 +92,19 @@ def test_setting_something_else_than_a_preprocessing_is_refused() -> None:
     message = "preprocessing must be a retinalnet.transforms.Preprocessing, got int 128"
     with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
         model.preprocessing = 128  # type: ignore[assignment]
+
+
+def test_a_batch_of_another_size_than_vit_takes_is_refused_by_the_model_itself() -> None:
+    """A data set with its own 128 px transform (``evaluate``), an engine's own
+    preprocessing, a hand-made batch: each reached torchvision's bare "Wrong image height!"
+    AssertionError."""
+    model = Classifier(nn.Identity(), classes=CLASSES, arch="vit_b_16")
+    with pytest.raises(ValueError, match=r"^vit_b_16 takes 224 x 224 inputs only, got 128 x 96; "):
+        model(torch.zeros(1, 3, 128, 96))
+    assert model(torch.zeros(1, 3, 224, 224)).shape == (1, 3, 224, 224)
+
+
+def test_an_engine_given_a_size_vit_does_not_take_is_refused_when_made() -> None:
+    model = Classifier(nn.Identity(), classes=CLASSES, arch="vit_b_16")
+    with pytest.raises(ValueError, match=f"^{re.escape(VIT_128)}$"):
+        InferenceEngine(model, device="cpu", preprocessing=Preprocessing(size=128))

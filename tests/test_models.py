@@ -1504,3 +1504,28 @@ def test_the_file_the_class_names_came_from_is_named() -> None:
     with pytest.raises(ValueError, match=r"^cannot read 'ck\.pt': its classes must be non-blank"):
         check_class_names(["A", " "], source=Path("ck.pt"))
     assert check_class_names(["A", "B"], source="ck.pt") == ("A", "B")
+
+
+def test_settings_given_as_numpy_or_torch_scalars_are_saved_as_python_numbers(tmp_path):
+    # was: dropout=np.float32(0.2) was recorded as a NumPy scalar, and the checkpoint the run
+    # saved was refused on load ("pickled Python objects (scalar and dtype)")
+    import numpy as np
+
+    model = create_model("small_cnn", weights=None, dropout=np.float32(0.2), hidden=np.int64(8))
+    model.arch_kwargs["added_later"] = torch.tensor(1.5)
+    save_checkpoint(tmp_path / "m.pt", model)
+
+    recorded = load_checkpoint(tmp_path / "m.pt").arch_kwargs
+    assert type(recorded["dropout"]) is float
+    assert type(recorded["hidden"]) is int
+    assert recorded["added_later"] == 1.5
+    assert type(recorded["added_later"]) is float
+
+
+def test_the_default_dropout_given_as_float32_is_the_default():
+    # was: np.float32(0.2) is 0.20000000298, not 0.2, and was refused as "would change nothing"
+    import numpy as np
+
+    with META:
+        model = create_model("resnet18", weights=None, dropout=np.float32(0.2))
+    assert [type(layer) for layer in model.head_module()[1]] == [nn.Linear, nn.LogSoftmax]

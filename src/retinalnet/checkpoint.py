@@ -44,6 +44,7 @@ from retinalnet._core.opened_file import (
 )
 from retinalnet._core.output_kinds import check_output_file, output_path
 from retinalnet._core.pickled_objects import pickled_objects_beside_state_dict
+from retinalnet._core.python_values import python_values
 from retinalnet._core.regular_files import check_regular_file, open_regular
 from retinalnet._core.tensor_copies import share_copies
 from retinalnet._core.torch_load import (
@@ -248,7 +249,7 @@ def save_checkpoint(
         "format": CHECKPOINT_FORMAT,  # its version, the writer's and torch's: _write stamps
         "model": {
             "arch": model.arch,
-            "arch_kwargs": dict(model.arch_kwargs),
+            "arch_kwargs": python_values(model.arch_kwargs),  # never a NumPy scalar
             "state_dict": weights,
             "temperature": model.temperature,
             "declarations": _declarations_of(model),

@@ -47,6 +47,7 @@ from retinalnet._core.model_inputs import check_batch
 from retinalnet._core.model_outputs import class_scores
 from retinalnet._core.model_use import check_float32_weights, exclusive_use, modes_restored
 from retinalnet.models import Classifier
+from retinalnet.models._checks import check_input_size
 from retinalnet.models._classifier import network_of
 from retinalnet.precision import (
     CastWeights,
@@ -83,8 +84,9 @@ class InferenceEngine:
         :func:`~retinalnet.precision.cast_weights`) and made again only for the weights
         that changed since, so a Trainer's validation recasts just the head.
     tta
-        Test-time augmentation: average the probabilities of each image and of its
-        horizontal mirror (twice the work).
+        Test-time augmentation: average the probabilities of each prepared input and of
+        its horizontal mirror (twice the work). The mirror is of the centre crop, which
+        can sit a pixel off the crop of the mirrored scan.
     preprocessing
         How :meth:`loader` prepares images; the model's own by default (for a
         :class:`~retinalnet.models.Classifier`). Give it when the engine runs only part of
@@ -130,6 +132,8 @@ class InferenceEngine:
         self.model = model.to(self.device)
         if preprocessing is None and isinstance(model, Classifier):
             preprocessing = model.preprocessing
+        elif preprocessing is not None and isinstance(model, Classifier) and model.spec:
+            check_input_size(model.spec, preprocessing)  # vit_b_16's 224, now, not per batch
         self.preprocessing = preprocessing
         self.temperature = temperature  # None: the model's
         self._session_temperature: float | None = None  # read once per session

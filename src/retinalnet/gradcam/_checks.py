@@ -12,6 +12,7 @@ from torch import nn
 from retinalnet._core.model_inputs import check_batch
 from retinalnet._core.model_outputs import class_scores
 from retinalnet.models import Classifier
+from retinalnet.models._checks import check_batch_side
 from retinalnet.models._classifier import network_of
 
 __all__ = [
@@ -64,12 +65,9 @@ def check_inputs(
             f"inputs of {height} x {width} pixels are too small: {name} needs each side at "
             f"least {smallest}; prepare images with the model's preprocessing (grad_cam_image)"
         )
-    fixed = None if spec is None else spec.fixed_size
-    if fixed is not None and (height, width) != (fixed, fixed):
-        raise ValueError(
-            f"{name} takes {fixed} x {fixed} inputs only, got "
-            f"{height} x {width}; prepare images with the model's preprocessing (grad_cam_image)"
-        )
+    check_batch_side(
+        spec, height, width, "prepare images with the model's preprocessing (grad_cam_image)"
+    )
     if not bool(torch.isfinite(batch).all()):
         raise ValueError(
             "inputs hold NaN or infinite values, which give no heatmap; check the images "

@@ -13,7 +13,13 @@ from retinalnet._core.printable import hidden_character
 from retinalnet.models._registry import ModelSpec
 from retinalnet.transforms import Preprocessing
 
-__all__ = ["check_class_names", "check_input_size", "check_int", "check_module"]
+__all__ = [
+    "check_batch_side",
+    "check_class_names",
+    "check_input_size",
+    "check_int",
+    "check_module",
+]
 
 
 def check_module(value: object, where: str, argument: str = "") -> nn.Module:
@@ -60,6 +66,25 @@ def check_input_size(spec: ModelSpec, preprocessing: Preprocessing) -> None:
         raise ValueError(
             f"{spec.name} needs inputs of at least {spec.min_size} px, got preprocessing.size="
             f"{size}; pass a larger Preprocessing(size=...)"
+        )
+
+
+def check_batch_side(spec: ModelSpec | None, height: int, width: int, fix: str) -> None:
+    """Refuse a batch of ``height`` x ``width`` inputs that ``spec``'s network does not take
+    (another size than its ``fixed_size``: ViT-B/16's 224), naming ``fix``; torchvision's own
+    check is a bare ``AssertionError`` ("Wrong image height!"). Every batch a
+    :class:`~retinalnet.models.Classifier` runs meets it (an engine's or a data set's own
+    preprocessing, a Grad-CAM's inputs).
+
+    Raises
+    ------
+    ValueError
+        Naming the network, the size it takes, the size given and ``fix``.
+    """
+    fixed = None if spec is None else spec.fixed_size
+    if spec is not None and fixed is not None and (height, width) != (fixed, fixed):
+        raise ValueError(
+            f"{spec.name} takes {fixed} x {fixed} inputs only, got {height} x {width}; {fix}"
         )
 
 

@@ -20,7 +20,13 @@ import torch
 from torch import nn
 
 from retinalnet._core.counts import as_number
-from retinalnet.models._checks import check_class_names, check_input_size, check_module
+from retinalnet._core.python_values import python_values
+from retinalnet.models._checks import (
+    check_batch_side,
+    check_class_names,
+    check_input_size,
+    check_module,
+)
 from retinalnet.models._fallback import GradCamTarget, guess_feature_blocks, guess_gradcam_target
 from retinalnet.models._head import find_output_layer
 from retinalnet.models._registry import ActivationReshape, BlockSelector, ModelSpec, find_spec
@@ -29,6 +35,9 @@ from retinalnet.transforms import Preprocessing
 __all__ = ["Classifier", "network_of"]
 
 logger = logging.getLogger(__name__)
+
+_PREPARE = "prepare images with the model's preprocessing (model.preprocessing.prepare)"
+"""The fix named when a batch is not of the size the network takes."""
 
 
 def _check_path(network: nn.Module, path: str, argument: str) -> None:
@@ -216,7 +225,7 @@ class Classifier(nn.Module):
         self.classes: tuple[str, ...] = names
         self.arch = arch  # before the preprocessing, whose size its spec checks
         self.preprocessing = preprocessing if preprocessing is not None else Preprocessing()
-        self.arch_kwargs: dict[str, Any] = dict(arch_kwargs or {})
+        self.arch_kwargs: dict[str, Any] = python_values(arch_kwargs or {})
         self._head = head
         self._feature_blocks = feature_blocks
         self._gradcam_layer = gradcam_layer
@@ -399,8 +408,12 @@ class Classifier(nn.Module):
         ------
         ValueError
             If the network fails on images whose channels its first convolution does not
-            take (a 1-channel network given the preprocessing's 3 channels), naming the fix.
+            take (a 1-channel network given the preprocessing's 3 channels), or a registered
+            network takes one size only and the images are of another (vit_b_16's 224 px),
+            naming the fix.
         """
+        if x.dim() == 4:  # a size the network takes, before its bare AssertionError
+            check_batch_side(self.spec, x.shape[-2], x.shape[-1], _PREPARE)
         problem = self._channel_problem(x.shape[1]) if x.dim() == 4 else None
         if problem is None:
             output: torch.Tensor = self.network(x)

@@ -36,7 +36,9 @@ def check_head_args(hidden: int | None, dropout: float, *, saved: bool = False) 
     rate = as_number(dropout)
     if rate is None or not math.isfinite(rate) or not 0 <= rate < 1:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-    if not hidden and rate not in (0.0, DEFAULT_DROPOUT) and not saved:
+    # the default as float32 (a value read from a tensor or an array) is the default
+    is_default = math.isclose(rate, DEFAULT_DROPOUT, rel_tol=1e-6)
+    if not hidden and rate != 0 and not is_default and not saved:
         raise ValueError(
             f"dropout={dropout!r} would change nothing: the head's dropout comes after its "
             f"hidden layer, and hidden={hidden!r} gives a single Linear; pass hidden= a width "

@@ -1,0 +1,40 @@
+"""NumPy and torch scalars as the Python numbers they hold.
+
+A setting read from an array or a tensor (``dropout=np.float32(0.2)``,
+``width_mult=config["width"]`` from a ``.npz``) works as a number, but is a NumPy or torch
+object: saved in a checkpoint it is a pickled class that a safe load (``weights_only``)
+refuses, and the file the run wrote could not be loaded again. A model's recorded settings
+go through :func:`python_values`, so what is saved is plain Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["python_values"]
+
+
+def python_values(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` with each NumPy scalar and one-value tensor (also inside a list, tuple
+    or dict) replaced by the Python number or bool it holds.
+
+    Examples
+    --------
+    >>> python_values({"dropout": np.float32(0.5), "hidden": np.int64(8), "name": "x"})
+    {'dropout': 0.5, 'hidden': 8, 'name': 'x'}
+    """
+    return {key: _python_value(value) for key, value in settings.items()}
+
+
+def _python_value(value: Any) -> Any:
+    if isinstance(value, np.generic) or (isinstance(value, torch.Tensor) and value.dim() == 0):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {key: _python_value(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_python_value(item) for item in value)
+    return value
