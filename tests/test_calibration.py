@@ -1173,3 +1173,20 @@ def test_a_calibrated_best_pt_is_format_2_and_the_uncalibrated_last_pt_format_1(
     last = torch.load(tmp_path / "last.pt", weights_only=True)
     assert (best["format_version"], last["format_version"]) == (2, 1)
     assert best["written_by"] == last["written_by"] == [retinalnet.__version__]
+
+
+def test_rounded_float32_probabilities_with_a_column_written_as_1_minus_the_other() -> None:
+    # was: float32's 1 - 0.97 (0.029999971) is off the 0.01 grid by a float32 step, so the
+    # probabilities were taken for unrounded, each 0 read as 1e-45: 14.87 for the logits' 1.47
+    generator = np.random.default_rng(0)
+    targets = generator.integers(0, 2, 400)
+    logits = 5 * (generator.normal(0, 1, 400) + np.where(targets == 1, 2.0, -2.0))
+    positive = np.round(1 / (1 + np.exp(-logits)), 2).astype(np.float32)
+    probabilities = np.stack([np.float32(1) - positive, positive], axis=1)
+    assert (probabilities == 0).any()
+
+    with pytest.warns(UserWarning, match="rounded to 2 decimal"):
+        fitted = fit_temperature(probabilities, targets)
+
+    from_logits = fit_temperature(np.stack([np.zeros(400), logits], axis=1), targets)
+    assert fitted == pytest.approx(from_logits, rel=0.5)

@@ -50,7 +50,8 @@ near 1 lies on the grid of 0.001 at float16's precision)."""
 def _on_grid(values: FloatArray, stored: IntArray, digits: int) -> bool:
     """Whether every value is a multiple of ``10 ** -digits``: the multiple itself (give or
     take float64's rounding, as in 0.1 + 0.2), or the multiple as the precision its row was
-    given in rounds it (float32's 0.1 is 0.100000001; :func:`stored_precision`)."""
+    given in rounds it (float32's 0.1 is 0.100000001; :func:`stored_precision`), give or take
+    two of that precision's steps at 1 for a nonzero multiple (a column written as ``1 - p``)."""
     grid = np.round(values, digits)
     on = np.abs(values - grid) <= 4 * np.finfo(np.float64).eps * np.abs(grid)
     for code, dtype in enumerate(_STORED_DTYPES[:-1]):
@@ -58,7 +59,10 @@ def _on_grid(values: FloatArray, stored: IntArray, digits: int) -> bool:
         if rows.any() and _GRID_RESOLUTION * np.finfo(dtype).eps <= 10.0**-digits:
             with np.errstate(over="ignore", under="ignore"):
                 written = grid[rows].astype(dtype).astype(np.float64)
-            on[rows] |= values[rows] == written
+            # within two of the precision's steps at 1 of a nonzero multiple: that multiple
+            # after arithmetic (float32's 1 - 0.97 is 0.029999971); 0 only as 0 (not 4e-18)
+            near = np.abs(values[rows] - written) <= 2 * np.finfo(dtype).eps
+            on[rows] |= (values[rows] == written) | ((grid[rows] != 0) & near)
     return bool(on.all())
 
 
@@ -69,8 +73,8 @@ def _rounding_step(values: FloatArray) -> float | None:
 
     A value on the grid is 0 or at least the step, so a nonzero probability below half
     the step (a saturated softmax's 4e-18 or 1e-30) says the probabilities were not
-    rounded, and so does a float32 ``1 - 6e-8``, one float32 step below 1: only values that
-    are the grid's own, in their precision, count as rounded."""
+    rounded: only 0 and values that are the grid's own, in their precision, count as
+    rounded."""
     stored = stored_precision(values)
     for digits in range(1, 7):
         if _on_grid(values, stored, digits):
@@ -363,12 +367,12 @@ def fit_temperature(
     when some probability given is below float32's smallest (a float64 softmax's 1e-87
     keeps its own log, and a 0 stays below it), except in probabilities rounded to a few
     decimals (a CSV of ``round(p, 2)``: every value a multiple of 0.1 to 1e-6 in the
-    precision it was given in, so 0 or at least the step; a saturated float32 softmax's
-    4e-18 or ``1 - 6e-8`` is not rounded): there a 0 stands for anything under half the
-    rounding step, and is read as that half (0.005 for two decimals), with a warning that
-    the temperature is approximate (the rounding lost what the logits knew). Only zeros
-    are replaced; every other probability is fitted as its own log. Scores in [0, 1]
-    whose rows do not sum to 1 are taken as logits.
+    precision it was given in, give or take two of its steps (a float32 ``1 - 0.97``),
+    so 0 or at least the step; a saturated float32 softmax's 4e-18 is not rounded): there
+    a 0 stands for anything under half the rounding step, and is read as that half (0.005
+    for two decimals), with a warning that the temperature is approximate (the rounding
+    lost what the logits knew). Only zeros are replaced; every other probability is fitted
+    as its own log. Scores in [0, 1] whose rows do not sum to 1 are taken as logits.
 
     .. versionchanged:: 0.2
        Probabilities are fitted as log-probabilities (they were taken as logits, which
