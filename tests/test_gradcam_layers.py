@@ -266,3 +266,27 @@ def test_tokens_of_a_model_declaring_no_reshape_name_gradcam_reshape() -> None:
         r"Classifier\(network, \.\.\., gradcam_layer=PATH, gradcam_reshape=FUNCTION\)",
     ):
         grad_cam(model, torch.randn(1, 3, 32, 32), layer=layer)
+
+
+def test_a_convolution_of_stride_2_by_1_is_read_as_channels_first() -> None:
+    # was: its (1, 32, 32, 64) output on 64 x 64 inputs (H=32, W=64: strides 2 and 1) fits
+    # a single stride only when read as channels-last, and was read so: a map of other axes
+    torch.manual_seed(0)
+    network = nn.Sequential(
+        nn.Conv2d(3, 32, 3, stride=(2, 1), padding=1),
+        nn.ReLU(),
+        nn.Conv2d(32, 16, 3, padding=1),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 2),
+    ).eval()
+    batch = torch.randn(1, 3, 64, 64)
+
+    heatmap = grad_cam(network, batch, layer=network[0], class_index=0)
+
+    activation = network[0](batch).detach().requires_grad_(True)
+    (gradient,) = torch.autograd.grad(network[1:](activation)[0, 0], activation)
+    expected = torch.relu((gradient.mean((2, 3), keepdim=True) * activation).sum(1, keepdim=True))
+    expected = nn.functional.interpolate(expected, size=(64, 64), mode="bilinear")[0, 0]
+    expected = (expected - expected.min()) / (expected.max() - expected.min())
+    assert torch.allclose(heatmap[0], expected, atol=1e-4)

@@ -167,23 +167,30 @@ def _name(reshape: Reshape) -> str:
 def _layout(
     model: nn.Module, batch: torch.Tensor, activation: torch.Tensor, layer: nn.Module
 ) -> str | None:
-    """``"first"`` (N, C, H, W), ``"last"`` (N, H, W, C), or None when it cannot be told."""
+    """``"first"`` (N, C, H, W), ``"last"`` (N, H, W, C), or None when it cannot be told.
+
+    Sides that fit the input at one stride only as ``(N, C, H, W)`` are that. Otherwise the
+    layer is run on a larger input, and the axes that grow are its map's: a convolution
+    of stride (2, 1) gives sides that fit one stride only as channels-last, yet its map
+    is ``(H, W)``. Where the model takes no other size, the sides alone decide.
+    """
     sides = (int(batch.shape[-2]), int(batch.shape[-1]))
     _, first_axis, middle, last_axis = (int(side) for side in activation.shape)
     first = _fits((middle, last_axis), sides)
     last = _fits((first_axis, middle), sides)
-    if first != last:
-        return "first" if first else "last"
+    if first and not last:
+        return "first"
+    by_sides = "last" if last and not first else None
     spec = model.spec if isinstance(model, Classifier) else None
     if spec is not None and spec.fixed_size is not None:
-        return None  # no other input size to probe
+        return by_sides  # no other input size to probe
     device = next((parameter.device for parameter in model.parameters()), batch.device)
     grown_size = (sides[0] + _GROWTH, sides[1] + _GROWTH)
     probed = probe_activation(model, layer, False, grown_size, int(batch.shape[1]), device)
     if probed is None or probed.dim() != 4:
-        return None
+        return by_sides
     grown = [axis for axis in (1, 2, 3) if probed.shape[axis] != activation.shape[axis]]
-    return "first" if grown == [2, 3] else "last" if grown == [1, 2] else None
+    return "first" if grown == [2, 3] else "last" if grown == [1, 2] else by_sides
 
 
 def _fits(map_sides: tuple[int, int], input_sides: tuple[int, int]) -> bool:
