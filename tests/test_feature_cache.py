@@ -862,3 +862,22 @@ def test_a_damaged_disk_cache_is_rebuilt_with_a_warning(
     again = FeatureCache.load(folder, fingerprint=first.fingerprint)  # whole again on disk
     assert again is not None
     assert torch.equal(again.targets, first.targets)
+
+
+@pytest.mark.skipif(sys.getfilesystemencodeerrors() != "surrogateescape", reason="POSIX names")
+def test_a_non_ascii_folder_has_one_key_whether_its_name_was_read_under_utf_8_or_lang_c(
+    tmp_path: Path,
+) -> None:
+    # was: under LANG=C 'données' reads as 'donn\udcc3\udca9es', and the key's
+    # `.encode()` failed: "surrogates not allowed" ended `train --feature-cache`
+    folder = tmp_path / "données"
+    folder.mkdir()
+    Image.new("L", (8, 8)).save(folder / "scan.png")
+    as_lang_c = os.fsencode(folder).decode("ascii", "surrogateescape")
+
+    class Files:
+        def __init__(self, root: str) -> None:
+            self.samples = [(f"{root}/scan.png", 0)]
+
+    key = _feature_cache.data_fingerprint(Files(str(folder)))  # type: ignore[arg-type]
+    assert _feature_cache.data_fingerprint(Files(as_lang_c)) == key  # type: ignore[arg-type]

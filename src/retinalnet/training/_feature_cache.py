@@ -207,7 +207,9 @@ def data_fingerprint(data: Dataset[Any]) -> str:
     for path, target in samples:
         real = real_path(os.fspath(path), real_folders)
         status = os.stat(real)  # noqa: PTH116 - no Path a file
-        digest.update(f"{real}\0{target}\0{status.st_size}\0{status.st_mtime_ns}\n".encode())
+        # the name's bytes: the same key under every locale (LANG=C decodes 'é' as surrogates)
+        digest.update(os.fsencode(real))
+        digest.update(f"\0{target}\0{status.st_size}\0{status.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
