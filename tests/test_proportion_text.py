@@ -8,7 +8,14 @@ import math
 import numpy as np
 import pytest
 
-from retinalnet._core.proportion_text import fraction, percent, span
+from retinalnet._core.proportion_text import (
+    fraction,
+    percent,
+    percent_as_given,
+    percent_beside,
+    span,
+)
+from retinalnet.models._summary import ParameterSummary
 from retinalnet.training._calibration import CalibrationResult
 from retinalnet.training._epoch import epoch_line
 
@@ -86,3 +93,15 @@ def test_the_epoch_log_line_and_the_calibration_summary_never_round_to_an_end() 
     assert "100.00%" not in line
     calibrated = CalibrationResult(1.5, True, 2000, 0.0004, 0.00002, 0.3, 0.2)
     assert "ECE <0.1% -> <0.1%" in str(calibrated)
+
+
+def test_a_setting_reads_as_given_and_a_share_of_trainable_parameters_never_as_0() -> None:
+    assert [percent_as_given(v) for v in (0.95, 0.975, 0.525, 0.999, 1 / 200)] == [
+        "95%",
+        "97.5%",
+        "52.5%",
+        "99.9%",
+        "0.5%",
+    ]
+    assert percent_beside(0.9985, 0.999) == "99.85%"
+    assert str(ParameterSummary(85_801_732, 3_076)).endswith("trainable (<0.01%)")

@@ -1015,3 +1015,15 @@ def test_read_volume_refuses_a_list_in_one_line(tmp_path: Path) -> None:
     # was: os.fspath's "expected str, bytes or os.PathLike object, not list"
     with pytest.raises(TypeError, match=r"^read_volume takes one volume file, got list; pass a "):
         read_volume([tmp_path / "a.jpeg"])  # type: ignore[arg-type]
+
+
+def test_a_threshold_reads_as_given_and_the_highest_below_it_never_as_it() -> None:
+    # was: threshold 0.525 read "52%" beside a highest of 52.4% ("no class reached 52%");
+    # 0.999 read "100%"; a highest of 0.9985 read "99.9%", the threshold itself
+    classes = ("CNV", "DME", "DRUSEN", "NORMAL")
+    below = summarise_volume([(0.524, 0.2, 0.2, 0.076)], classes, threshold=0.525)
+    assert "reached 52.5% on a B-scan; highest: CNV 52.4%" in below.reason
+    referred = summarise_volume([(0.9995, 0.0002, 0.0002, 0.0001)], classes, threshold=0.999)
+    assert referred.reason == "1 of 1 B-scans at CNV >= 99.9%"
+    close = summarise_volume([(0.9985, 0.0005, 0.0005, 0.0005)], classes, threshold=0.999)
+    assert "reached 99.9% on a B-scan; highest: CNV 99.85%" in close.reason

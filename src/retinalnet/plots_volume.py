@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from retinalnet._core.printable import fit_title
+from retinalnet._core.proportion_text import percent_as_given
 from retinalnet.plots import SavePath, _figure, _finish
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ def plot_volume(
             facecolors="none",
             edgecolors="cyan",
             linewidths=1.2,
-            label=f"{summary.label} >= {summary.threshold:.0%}",
+            label=f"{summary.label} >= {percent_as_given(summary.threshold)}",
         )
         heat_axes.legend(loc="upper right", fontsize="small", framealpha=0.8)
     scans = np.arange(count)

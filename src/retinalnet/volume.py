@@ -61,7 +61,7 @@ from retinalnet._core.images import (
     load_frames,
 )
 from retinalnet._core.printable import one_line
-from retinalnet._core.proportion_text import percent
+from retinalnet._core.proportion_text import percent_as_given, percent_beside
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -169,7 +169,7 @@ class VolumeSummary:
         if self.referred:
             return (
                 f"{count} of {self.num_scans} B-scans at {in_words([self.label])} >= "
-                f"{self.threshold:.0%}"
+                f"{percent_as_given(self.threshold)}"
                 + (f" (needs {self.min_scans})" if self.min_scans > 1 else "")
             )
         concerns = self.order[:-1]
@@ -178,10 +178,11 @@ class VolumeSummary:
         which, highest = max(peaks, key=lambda item: item[1].probability)
         # the highest class written as the list writes it
         shown = which if listed == ", ".join(concerns) else repr(which)
+        peak = percent_beside(highest.probability, self.threshold)
         return (
-            f"no class of {listed} reached {self.threshold:.0%} on "
+            f"no class of {listed} reached {percent_as_given(self.threshold)} on "
             f"{'a B-scan' if self.min_scans == 1 else f'{self.min_scans} B-scans'}; highest: "
-            f"{shown} {percent(highest.probability)} at B-scan {highest.index}"
+            f"{shown} {peak} at B-scan {highest.index}"
         )
 
     def __str__(self) -> str:

@@ -24,6 +24,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
+from retinalnet._core.proportion_text import percent
+
 __all__ = ["HEARTBEAT", "QUIET_FOR", "progress_bar", "progress_output"]
 
 T = TypeVar("T")
@@ -73,7 +75,7 @@ class _Lines:
         if self.total is None:
             return f"{self.description}: {self.count:,} done, {_duration(elapsed)}"
         fraction = self.count / self.total
-        line = f"{self.description}: {self.count:,}/{self.total:,} ({fraction:.0%}), "
+        line = f"{self.description}: {self.count:,}/{self.total:,} ({percent(fraction, 0)}), "
         line += _duration(elapsed)
         if 0 < fraction < 1:
             line += f", about {_duration(elapsed / fraction - elapsed)} left"

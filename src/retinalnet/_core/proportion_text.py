@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["fraction", "percent", "span"]
+__all__ = ["fraction", "percent", "percent_as_given", "percent_beside", "span"]
 
 _MARKS = ("<", ">")
 
@@ -62,6 +62,38 @@ def _short_of_the_ends(value: float, decimals: int, scale: int, unit: str) -> st
         if text == f"{0:.{decimals}f}{unit}":
             return f"<{step:.{decimals}f}{unit}"
     return text
+
+
+def percent_as_given(value: float) -> str:
+    """A setting (a threshold, a confidence level) as the percentage it is, to 4 decimals,
+    never rounded to another: a threshold of 0.525 is "52.5%" (``:.0%`` gave "52%", and
+    "no class reached 52%" beside a class at 52.4%), 0.999 "99.9%" (not "100%").
+
+    Examples
+    --------
+    >>> percent_as_given(0.95), percent_as_given(0.975), percent_as_given(0.525)
+    ('95%', '97.5%', '52.5%')
+    """
+    return f"{round(value * 100, 4):g}%"
+
+
+def percent_beside(value: float, setting: float) -> str:
+    """``value`` as :func:`percent` shows it, with as many more decimals (up to 4) as it
+    takes not to read as ``setting`` (:func:`percent_as_given`) unless it is: a highest
+    probability of 0.9985 below a threshold of 0.999 is "99.85%", not the threshold's
+    "99.9%".
+
+    Examples
+    --------
+    >>> percent_beside(0.9985, 0.999), percent_beside(0.524, 0.525), percent_beside(0.999, 0.999)
+    ('99.85%', '52.4%', '99.9%')
+    """
+    decimals = 1
+    while (
+        decimals < 4 and value != setting and percent(value, decimals) == percent_as_given(setting)
+    ):
+        decimals += 1
+    return percent(value, decimals)
 
 
 def span(low: str, high: str) -> str:

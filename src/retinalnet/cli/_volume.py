@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
-from retinalnet._core.proportion_text import percent
+from retinalnet._core.proportion_text import percent, percent_as_given
 from retinalnet.cli._argtypes import int_in_range, path_argument
 from retinalnet.cli._order import check_order, given_order, order_argument
 
@@ -236,7 +236,8 @@ def print_volumes(runs: Sequence[VolumeRun]) -> None:
             )
             more = len(summary.drivers) - _SHOWN
             extra = f" and {more} more" if more > 0 else ""
-            print(f"  B-scans at {summary.label} >= {summary.threshold:.0%}: {shown}{extra}")
+            at_least = f"{summary.label} >= {percent_as_given(summary.threshold)}"
+            print(f"  B-scans at {at_least}: {shown}{extra}")
 
 
 class VolumeOutputs(NamedTuple):

@@ -18,7 +18,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from retinalnet._core.proportion_text import fraction, percent, span
+from retinalnet._core.proportion_text import fraction, percent, percent_as_given, span
 from retinalnet.metrics._confusion import FloatArray, IntArray
 
 WILSON = "wilson"
@@ -38,7 +38,7 @@ def confidence_label(confidence: float) -> str:
     >>> confidence_label(0.95), confidence_label(0.975), confidence_label(0.995)
     ('95%', '97.5%', '99.5%')
     """
-    return f"{round(confidence * 100, 4):g}%"
+    return percent_as_given(confidence)
 
 
 def minimum_resamples(confidence: float) -> int:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from retinalnet._core.proportion_text import percent
 from retinalnet.models._checks import check_module
 
 __all__ = ["ParameterSummary", "parameter_summary"]
@@ -24,8 +25,8 @@ class ParameterSummary:
         return self.total - self.trainable
 
     def __str__(self) -> str:
-        share = 100 * self.trainable / self.total if self.total else 0.0
-        return f"{self.total:,} parameters, {self.trainable:,} trainable ({share:.2f}%)"
+        share = self.trainable / self.total if self.total else 0.0
+        return f"{self.total:,} parameters, {self.trainable:,} trainable ({percent(share, 2)})"
 
 
 def parameter_summary(model: nn.Module) -> ParameterSummary:
