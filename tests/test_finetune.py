@@ -249,7 +249,8 @@ def test_a_step_scheduler_steps_after_every_optimizer_step(data: Any) -> None:
     )
     trainer = Trainer(model, task, max_epochs=2, **FAST)
     trainer.fit(data[0])  # 8 images, batches of 4: 2 steps per epoch
-    assert trainer.history.column("lr") == pytest.approx([1e-3 * 0.5**2, 1e-3 * 0.5**4])
+    # each epoch's rate at its first step (was: after its last, the next epoch's)
+    assert trainer.history.column("lr") == pytest.approx([1e-3, 1e-3 * 0.5**2])
     with pytest.raises(ValueError, match="scheduler_interval must be one of"):
         ClassificationTask(scheduler_interval="batch")
 
@@ -259,9 +260,12 @@ def test_the_fine_tune_schedule_warms_up_then_decays_to_zero_per_step(data: Any)
     recipe = FineTune(blocks=2, epochs=3, probe_epochs=0, warmup_epochs=1, head_lr=1e-3)
     history = fine_tune(model, data[0], data[1], recipe, **FAST)
     schedule = WarmupCosine(total=6, warmup=2)  # 2 steps per epoch
-    expected = [1e-3 * schedule(step) for step in (2, 4, 6)]
+    # each epoch's rate at its first step: was the rate after its last step (the warm-up
+    # epoch read as the peak, the last one, which trained at up to half of it, as 0)
+    expected = [1e-3 * schedule(step) for step in (0, 2, 4)]
     assert history.column("lr") == pytest.approx(expected)
-    assert history.column("lr")[-1] == 0.0
+    assert history.column("lr")[0] == pytest.approx(1e-5)
+    assert history.column("lr")[-1] > 0
 
 
 def test_a_second_fit_of_the_fine_tuning_trainer_warms_up_and_trains_again(data: Any) -> None:
@@ -275,7 +279,7 @@ def test_a_second_fit_of_the_fine_tuning_trainer_warms_up_and_trains_again(data:
     second = trainer.fit(*data)  # a new run from the weights the first one left
 
     schedule = WarmupCosine(total=4, warmup=2)  # 2 steps per epoch
-    expected = [1e-3 * schedule(step) for step in (2, 4)]
+    expected = [1e-3 * schedule(step) for step in (0, 2)]  # each epoch's first step
     assert first.column("lr") == pytest.approx(expected)
     assert second.column("lr") == pytest.approx(expected)
     groups = [group["name"] for group in trainer.optimizer.param_groups]

@@ -376,6 +376,9 @@ class FitLoop:
         for callback in self.callbacks:
             callback.on_epoch_start(trainer, epoch)
         started = time.perf_counter()
+        # the rate the epoch starts at: a per-step schedule (fine-tuning's warm-up and
+        # cosine) has moved on by its end, to the next epoch's (0 after the last)
+        start_lr = float(trainer.optimizer.param_groups[0]["lr"])
         enter_train_mode(trainer.model)
         trained = train_one_epoch(
             self._ddp if self._ddp is not None else trainer._forward_module,
@@ -415,7 +418,7 @@ class FitLoop:
                 self._stop_on_nonfinite("validation", epoch, result.loss)
             self.validation_result = result
             values.update(trainer.task.validation_metrics(result))
-        values["lr"] = float(trainer.optimizer.param_groups[0]["lr"])
+        values["lr"] = start_lr
         seconds = time.perf_counter() - started
         metrics.record(trainer.history, values, epoch=epoch, seconds=seconds)
         trainer.epoch = epoch
