@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,6 +32,7 @@ from PIL import Image
 from _checkpoint_swap import rename_over, replaced_after_load, sha256, two_checkpoints
 from retinalnet import Predictor
 from retinalnet._core.files import file_digest
+from retinalnet._core.images import warn_of_full_scale_images
 from retinalnet.checkpoint import load_checkpoint, save_checkpoint
 from retinalnet.cli import main
 from retinalnet.datasets import UnreadableImageError, find_images
@@ -47,6 +49,7 @@ from retinalnet.export import (
     synthetic_images,
     to_onnx,
 )
+from retinalnet.export._parity import _synthetic_for
 from retinalnet.models import Classifier, ModelSpec, _registry, create_model, register_model
 from retinalnet.models._small_cnn import small_cnn_network
 from retinalnet.transforms import Preprocessing
@@ -354,7 +357,7 @@ def test_onnx_predict_proba_refuses_an_output_that_is_not_finite(
 
 
 def test_the_docs_numpy_preparation_matches_retinalnet(
-    exported: tuple[Classifier, Path, Path, str], scans: list[Path]
+    exported: tuple[Classifier, Path, Path, str], scans: list[Path], tmp_path: Path
 ) -> None:
     """The PIL + numpy snippet of docs/deploying.rst prepares images as retinalnet does."""
     from test_docs import page_blocks
@@ -363,7 +366,12 @@ def test_the_docs_numpy_preparation_matches_retinalnet(
     (snippet,) = [b for b in page_blocks(page) if "def prepare(" in b.code]
     code = snippet.code.split("# -- prediction --")[0]  # the preparation part only
     names: dict[str, Any] = {}
-    for scan in scans[:3]:
+    # was: Pillow's convert("RGB") clipped a 16-bit scan to white, a confident wrong answer
+    grey = np.asarray(Image.open(scans[0]).convert("L"), dtype=np.int64)
+    sixteen_bit = tmp_path / "scan-16-bit.png"
+    Image.fromarray((grey * 257 + grey % 97).astype(np.uint16)).save(sixteen_bit)
+    assert Image.open(sixteen_bit).mode.startswith("I;16")
+    for scan in [*scans[:3], sixteen_bit]:
         exec(code.replace('"model.onnx"', repr(str(exported[2]))), names)
         prepared = names["prepare"](str(scan))
         expected = exported[0].preprocessing.prepare(scan).numpy()
@@ -871,3 +879,16 @@ def test_a_temperature_set_by_another_thread_waits_for_the_export_and_its_check(
     monkeypatch.setattr(_export, "_export_graph", calibrated_meanwhile)
     result = to_onnx(model, tmp_path / "model.onnx")
     assert result.parity.max_abs_diff < 1e-4
+
+
+@pytest.mark.parametrize("size", [32, 64, 224])
+def test_the_synthetic_parity_images_are_never_taken_for_scans_given_in_memory(size: int) -> None:
+    # was: `retinalnet export` without --images, for a model decoding its files at reduced
+    # scale, warned "image 0 given in memory ... pass the files' paths" of its own images
+    preprocessing = Preprocessing(size=size, reduced_decode=True)
+    model = create_model("small_cnn", weights=None, preprocessing=preprocessing)
+    images = _synthetic_for(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_of_full_scale_images(images, target_size=model.preprocessing.decode_size)
+    assert min(min(image.size) for image in images) >= model.preprocessing.resize

@@ -153,9 +153,10 @@ class Predictor:
     batch_size
         Images per forward pass.
     tta
-        Test-time augmentation: average the probabilities of each image and of its
-        horizontal mirror. Each batch goes through the model twice, so prediction takes
-        about twice as long.
+        Test-time augmentation: average the probabilities of each prepared image (resized
+        and centre-cropped) and of its horizontal mirror, which can sit a pixel off the
+        crop of the mirrored scan. Each batch goes through the model twice, so prediction
+        takes about twice as long.
 
         .. versionadded:: 0.2
     num_workers

@@ -95,6 +95,17 @@ _SIDES = (32, 4096)
 """The smallest and largest side of a synthetic image, in pixels."""
 
 
+def _synthetic_for(model: Classifier) -> list[Image.Image]:
+    """:func:`synthetic_images` a little larger than ``model``'s resize (300 x 280 at the
+    default 256): never so large that a model decoding its files at reduced scale would
+    shrink them, so no warning of images "given in memory" the user did not give."""
+    resize = model.preprocessing.resize
+    width, height = (
+        min(max(_SIDES[0], round(resize * side / 256)), _SIDES[1]) for side in (300, 280)
+    )
+    return synthetic_images(size=(width, height))
+
+
 def synthetic_images(count: int = 4, *, size: tuple[int, int] = (300, 280)) -> list[Image.Image]:
     """A few deterministic grey images (smooth bands and speckle), for a parity check when
     no real scans are given.
@@ -256,7 +267,7 @@ def check_parity(
     2.9802322387695312e-08
     """
     tolerance = check_tolerance(tolerance)
-    sources: Sequence[ImageInput] = synthetic_images() if images is None else images
+    sources: Sequence[ImageInput] = _synthetic_for(model) if images is None else images
     if not sources:
         raise ValueError("check_parity needs at least one image; give images=None for synthetic")
     names = [_name(image, index) for index, image in enumerate(sources)]
