@@ -171,6 +171,8 @@ def train_one_epoch(
             labels.append(targets)
     finally:  # no hook left on the model when a step fails
         trained_on.close()
+    for _ in range(trained_on.left_out):  # a per-step schedule sized by len(loader)
+        task.on_train_batch_left_out()
     if not losses:
         raise ValueError("the training loader produced no batches")
     sum_dtype = torch.float32 if device.type == "mps" else torch.float64

@@ -15,7 +15,9 @@ a warning says so once, with the batch sizes that train on every image. A batch 
 image that works (a larger feature map) is trained on as before: only a step that would
 fail is left out, so no run that worked changes. The loader, and with it the steps of an
 epoch a checkpoint records (:func:`~retinalnet.training._resume.epoch_size`) and the data
-order a resumed run restores, stays as it is.
+order a resumed run restores, stays as it is, and so does a per-step schedule sized from
+it: a left-out batch moves the schedule on as a step would have (fine-tuning's warm-up
+still lasts one epoch and its cosine still ends at its last step).
 """
 
 from __future__ import annotations
@@ -162,7 +164,9 @@ class TrainingBatches:
     loop; :meth:`close` removes the hooks of a pass left after its first batch (the loop
     failed or stopped), as the caller's ``finally``.
 
-    Parameters are those of :class:`LastBatchCheck`.
+    Parameters are those of :class:`LastBatchCheck`; :attr:`left_out` counts the batches
+    left out, whose steps a per-step schedule still takes
+    (:meth:`~retinalnet.training.ClassificationTask.on_train_batch_left_out`).
     """
 
     def __init__(
@@ -172,6 +176,7 @@ class TrainingBatches:
         self.loader = loader
         self.tell = tell
         self.per_process = per_process
+        self.left_out = 0  # batches left out by the passes so far
         self._checks: list[LastBatchCheck] = []
 
     def __len__(self) -> int:
@@ -187,6 +192,7 @@ class TrainingBatches:
                 if step == 1:  # the first batch has gone through the forward: decide
                     check.first_batch_done()
                 if check.leaves_out(step, len(batch[1])):
+                    self.left_out += 1
                     continue
                 yield batch
         finally:

@@ -4,6 +4,10 @@ The :class:`~retinalnet.training.Trainer` runs the loop (device, precision, call
 checkpoints); a :class:`ClassificationTask` says what the loop optimises and reports, as a
 LightningModule does for Lightning's Trainer. New losses, optimizers or metrics never touch
 the loop.
+
+Why this module is long: :class:`ClassificationTask` is a public class whose docstring is
+its manual (every setting and hook, with what it refuses); its code is short steps the loop
+calls, which read best beside each other.
 """
 
 from __future__ import annotations
@@ -345,6 +349,18 @@ class ClassificationTask:
     def on_train_step_end(self) -> None:
         """Called after every optimizer step: steps the scheduler when
         ``scheduler_interval="step"``.
+
+        .. versionadded:: 0.2
+        """
+        if self._step_scheduler is not None:
+            self._step_scheduler.step()
+
+    def on_train_batch_left_out(self) -> None:
+        """Called for a training batch left out of an epoch (a last batch of one image that
+        a training batch-norm layer cannot take): steps the scheduler when
+        ``scheduler_interval="step"``, as :meth:`on_train_step_end` would have, so that a
+        schedule sized by the loader's length (fine-tuning's warm-up and cosine) keeps its
+        epochs.
 
         .. versionadded:: 0.2
         """
