@@ -43,6 +43,18 @@ def test_importing_the_package_and_its_command_line_waits_for_no_torch() -> None
         retinalnet.Trainr  # noqa: B018
 
 
+def test_the_version_is_said_without_waiting_for_torch() -> None:
+    # was: `retinalnet --version` built the parser, which imports torch: 3 s
+    code = (
+        "import atexit, sys; atexit.register(lambda: print('torch' in sys.modules)); "
+        "from retinalnet.cli import main; main(['--version'])"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert shown == ["retinalnet", retinalnet.__version__, "False"]
+
+
 def test_console_script_is_declared() -> None:
     scripts = importlib.metadata.entry_points(group="console_scripts")
     assert any(ep.name == "retinalnet" and ep.value == "retinalnet.cli:main" for ep in scripts)

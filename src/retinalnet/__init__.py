@@ -34,8 +34,9 @@ if TYPE_CHECKING:  # the names below, for type checkers; imported when first use
     from retinalnet.transforms import Preprocessing as Preprocessing
 
 # The public names are imported when first used (PEP 562): importing torch takes seconds,
-# and `retinalnet --help`, `--version` and a Ctrl-C while the command starts should not wait
-# for it (an interrupt during that import was a traceback, not "retinalnet: interrupted").
+# and `import retinalnet`, `retinalnet --version` and a Ctrl-C while a command starts should
+# not wait for it (an interrupt during that import was a traceback, not "retinalnet:
+# interrupted"). `--help` lists the architectures, which imports torch.
 _PUBLIC: dict[str, str] = {
     "KERMANY_CLASSES": "retinalnet.datasets",
     "KermanyOCT": "retinalnet.datasets",

@@ -20,6 +20,7 @@ from contextvars import ContextVar
 
 from retinalnet._core.stream_flush import flush_if_open
 from retinalnet._core.torchrun import torchrun_rank_and_size
+from retinalnet._version import __version__
 from retinalnet.cli._advice import CliText, cli_message
 from retinalnet.cli._guest import CommandLogHandler, one_line_warnings
 from retinalnet.cli._missing_streams import missing_streams_discarded
@@ -255,6 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with missing_streams_discarded():  # `2>&-`: dropped, never on stdout
             try:
+                if list(sys.argv[1:] if argv is None else argv) == ["--version"]:
+                    print(f"retinalnet {__version__}")  # without the parser: no torch
+                    raise SystemExit(0)  # as argparse's --version (and --help) end
                 # the parser lists the architectures: torch imports
                 with _interrupt_exits_at_once():
                     args = build_parser().parse_args(argv)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from retinalnet._core.checkpoint_format import TRAIN_OPTIONS_KEY, train_record
 from retinalnet._core.utf_8_names import named_here, utf_8_text
 from retinalnet.cli._recipe import DEFAULT_ARCH, RECIPES
+from retinalnet.cli._recorded_options import RECORDED_OPTIONS
 from retinalnet.cli._split_data import study_classes
 from retinalnet.training import Callback, class_counts
 
@@ -344,20 +345,7 @@ class TrainOptions(Callback):
         """Nothing to restore: :func:`resumed_run_defaults` read the options before the run."""
 
 
-# the train options that change a run's result and that the checkpoint holds nowhere else
-_RECORDED = (
-    "epochs",
-    "batch_size",
-    "lr",
-    "balance",
-    "patience",
-    "augment",
-    "cache_views",
-    "feature_cache",
-    "precision",
-    "seed",
-    "calibrate",
-)
+_RECORDED = RECORDED_OPTIONS  # the train options that change a run's result
 # a tutorial run: all of them; a fine-tune: those its recipe does not hold (the probe, which
 # --cache-views and the feature cache serve, is not resumed)
 _TUTORIAL_CHECKED: tuple[str, ...] = _RECORDED
