@@ -274,8 +274,13 @@ class OnnxPredictor:
 
     @overload
     def topk(
+        self, images: list[ImageInput] | tuple[ImageInput, ...], k: int | None = ...
+    ) -> list[Prediction]: ...  # a list literal mixing kinds ([Path(...), "b.jpeg"])
+
+    @overload
+    def topk(
         self, images: list[ImageT] | tuple[ImageT, ...], k: int | None = ...
-    ) -> list[Prediction]: ...
+    ) -> list[Prediction]: ...  # a list of one kind (a list[str] variable)
 
     def topk(
         self,
