@@ -464,7 +464,10 @@ def test_info_says_when_the_training_inputs_are_not_recorded(
 ) -> None:
     status, out, _ = _run(capsys, str(checkpoint))
     assert status == 0
-    said = "not recorded (trained with the Python API, or by retinalnet before 0.2)"
+    said = (
+        "not recorded (only `retinalnet train` records them: trained with the Python API, "
+        "by `retinalnet demo`, or by retinalnet before 0.2)"
+    )
     assert _lines(out)["train options"] == said
     assert "data" not in _lines(out)
     _, out, _ = _run(capsys, str(checkpoint), "--json")

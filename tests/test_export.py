@@ -892,3 +892,14 @@ def test_the_synthetic_parity_images_are_never_taken_for_scans_given_in_memory(s
         warnings.simplefilter("error")
         warn_of_full_scale_images(images, target_size=model.preprocessing.decode_size)
     assert min(min(image.size) for image in images) >= model.preprocessing.resize
+
+
+def test_a_missing_onnx_package_is_named_in_both_install_commands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # was: "(or pip install onnx onnxruntime)" for onnxscript too, which that does not install
+    from retinalnet.export._onnx_runtime import require
+
+    monkeypatch.setitem(sys.modules, "onnxscript", None)
+    with pytest.raises(ModuleNotFoundError, match=r"\(or pip install onnxscript\)$"):
+        require("onnxscript")

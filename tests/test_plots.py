@@ -152,7 +152,8 @@ def test_without_matplotlib_the_error_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    with pytest.raises(ImportError, match=r"draws with matplotlib, .*: pip install matplotlib$"):
+    said = r"with matplotlib, .*: pip install 'retinalnet\[plot\]' \(or pip install matplotlib\)$"
+    with pytest.raises(ImportError, match=said):
         plot_confusion_matrix([[1, 0], [0, 1]], ["a", "b"])
 
 

@@ -61,7 +61,8 @@ def _figure(width: float, height: float) -> Figure:
         from matplotlib.figure import Figure
     except ImportError as error:
         raise ImportError(
-            "retinalnet.plots draws with matplotlib, which is not installed: pip install matplotlib"
+            "the plots and the HTML report draw with matplotlib, which is not installed: "
+            "pip install 'retinalnet[plot]' (or pip install matplotlib)"
         ) from error
     return Figure(figsize=(width, height), layout="constrained")
 

@@ -10,7 +10,7 @@ from retinalnet._core.json_text import strict_json
 from retinalnet._core.proportion_text import percent
 from retinalnet._core.utf_8_names import named_here
 from retinalnet.cli._argtypes import path_argument
-from retinalnet.cli._resumed_options import _RECORDED
+from retinalnet.cli._recorded_options import RECORDED_OPTIONS
 
 __all__ = ["add_info_command", "format_info", "run_info"]
 
@@ -71,7 +71,7 @@ def _seed(training: dict[str, Any]) -> str:
 
 
 # the train options retinalnet train records (the seed has its own row), as flags
-_OPTIONS = tuple(name for name in _RECORDED if name != "seed")
+_OPTIONS = tuple(name for name in RECORDED_OPTIONS if name != "seed")
 
 
 def _flag(name: str, value: Any) -> str:
@@ -89,7 +89,10 @@ def _training_inputs(training: dict[str, Any]) -> list[tuple[str, str]]:
     (path and SHA-256), the train options and a fine-tune's recipe, as recorded."""
     options = training.get("options")
     if options is None:
-        said = "not recorded (trained with the Python API, or by retinalnet before 0.2)"
+        said = (
+            "not recorded (only `retinalnet train` records them: trained with the Python API, "
+            "by `retinalnet demo`, or by retinalnet before 0.2)"
+        )
         rows = [("train options", said)]
     else:
         manifest = options.get("manifest")

@@ -22,7 +22,7 @@ def require(name: str) -> Any:
     except ModuleNotFoundError:
         raise ModuleNotFoundError(
             f"ONNX export and prediction need the {name!r} package: "
-            "pip install 'retinalnet[onnx]' (or pip install onnx onnxruntime)"
+            f"pip install 'retinalnet[onnx]' (or pip install {name})"
         ) from None
 
 
