@@ -73,8 +73,10 @@ def test_the_schedule_follows_the_steps_of_the_fits_own_loader_on_each_process(
     assert trainer._loop.train_loader is not None
     assert len(trainer._loop.train_loader) == 1
     schedule = WarmupCosine(total=2, warmup=1)  # 1 step an epoch: warm-up, then decay to 0
-    assert history.column("lr") == pytest.approx([1e-3 * schedule(1), 1e-3 * schedule(2)])
-    assert history.column("lr") == pytest.approx([1e-3, 0.0])  # as one process's run
+    # each epoch's rate at its first step, as one process's run
+    assert history.column("lr") == pytest.approx([1e-3 * schedule(0), 1e-3 * schedule(1)])
+    assert history.column("lr") == pytest.approx([1e-5, 1e-3])
+    assert trainer.optimizer.param_groups[0]["lr"] == 0.0  # decayed to 0 at the end
     assert isinstance(trainer.task, FineTuneTask)
     assert (trainer.task.schedule.total, trainer.task.schedule.warmup) == (2, 1)
 
@@ -144,8 +146,9 @@ def test_a_warm_up_cut_short_is_said_once_when_the_fit_starts(
         "is cut to half of it (2 steps), then the rates decay"
     ]
     schedule = WarmupCosine(total=4, warmup=2)  # 2 steps an epoch
-    assert history.column("lr") == pytest.approx([1e-3 * schedule(2), 1e-3 * schedule(4)])
-    assert history.column("lr")[-1] == 0.0  # it decays to the end, as a longer run's
+    # each epoch's rate at its first step: the second starts at the peak, after 2 steps
+    assert history.column("lr") == pytest.approx([1e-3 * schedule(0), 1e-3 * schedule(2)])
+    assert history.column("lr")[-1] == pytest.approx(1e-3)
 
 
 def test_a_one_epoch_run_per_epoch_says_it_has_no_warm_up(
@@ -260,5 +263,8 @@ def test_train_for_one_epoch_still_fine_tunes_with_a_warm_up_then_a_decay(
     kermany: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert _train(kermany, tmp_path, "--epochs", "1") == 0, capsys.readouterr().err
-    history = load_checkpoint(tmp_path / "last.pt").history
-    assert [record["lr"] for record in history] == [0.0]  # 2 steps: 1 warm-up, 1 decay
+    last = load_checkpoint(tmp_path / "last.pt")
+    # 2 steps, 1 warm-up and 1 decay: the epoch starts at a hundredth of the rate and ends at 0
+    assert [record["lr"] for record in last.history] == pytest.approx([1e-5])
+    assert last.optimizer_state is not None
+    assert {group["lr"] for group in last.optimizer_state["param_groups"]} == {0.0}
