@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from _checkpoint_swap import rename_over, replaced_after_load, sha256, two_checkpoints
-from _cli_helpers import run_under_lang_c
 from retinalnet._core.files import file_digest
 from retinalnet._version import __version__
 from retinalnet.checkpoint import save_checkpoint
@@ -526,14 +525,3 @@ def test_the_sha256_is_of_the_checkpoint_described_when_a_run_replaced_the_file(
     assert status == 0
     info = json.loads(out)
     assert (info["sha256"], info["training"]["epochs"]) == (sha256(first), 1)
-
-
-def test_an_error_under_lang_c_names_a_non_ascii_path_as_it_can_be_pasted(tmp_path: Path) -> None:
-    # was: under LANG=C the message quoted the path with repr(): 'donn\udcc3\udca9es/...',
-    # which names no file when pasted into a shell; now its bytes, as `ls` prints them
-    folder = tmp_path / "données"
-    folder.mkdir()
-    statuses, said = run_under_lang_c(["info", str(folder / "missing.pt")])
-    assert statuses == [1]
-    assert f"'{folder / 'missing.pt'}'" in said
-    assert "\\udc" not in said

@@ -18,11 +18,10 @@ both are the name itself.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from typing import Any
 
-__all__ = ["named_here", "quoted_names_as_bytes", "utf_8_data", "utf_8_text"]
+__all__ = ["named_here", "utf_8_data", "utf_8_text"]
 
 
 def _escapes_bytes() -> bool:
@@ -92,30 +91,6 @@ def utf_8_data(value: Any) -> Any:
     if isinstance(value, tuple):
         return tuple(utf_8_data(item) for item in value)
     return value
-
-
-# a repr() escape of an escaped byte (\udc80 to \udcff) after an even number of backslashes
-_ESCAPED_BYTE = re.compile(r"(?<!\\)((?:\\\\)*)\\udc([89a-f][0-9a-f])")
-
-
-def quoted_names_as_bytes(message: str) -> str:
-    r"""``message`` with the escaped bytes of the file names it quotes with ``repr()`` put
-    back: under ``LANG=C`` ``{path!r}`` reads ``'donn\udcc3\udca9es'``, which names no file
-    when pasted into a shell. The command line writes its messages through an error handler
-    that gives such bytes as they are (as ``ls`` does), so the name reads ``'données'`` on a
-    UTF-8 terminal. A backslash of the name itself (``\\`` in the repr) is left alone.
-
-    Examples
-    --------
-    >>> name = "donn\udcc3\udca9es"  # 'données' read under LANG=C
-    >>> quoted_names_as_bytes(f"no file {name!r}") == f"no file '{name}'"
-    True
-    >>> quoted_names_as_bytes(repr("C:\\udc80"))  # a backslash of the name: kept
-    "'C:\\\\udc80'"
-    """
-    if "\\udc" not in message:
-        return message
-    return _ESCAPED_BYTE.sub(lambda found: found[1] + chr(0xDC00 + int(found[2], 16)), message)
 
 
 def _is_text(value: str) -> bool:

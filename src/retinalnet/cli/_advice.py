@@ -17,7 +17,6 @@ import shlex
 from pathlib import Path
 
 from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
-from retinalnet._core.utf_8_names import quoted_names_as_bytes
 
 __all__ = [
     "CliText",
@@ -118,7 +117,7 @@ def cli_text(text: str) -> str:
     for index in range(0, len(parts), 2):
         for pattern, replacement in _COMPILED:
             parts[index] = pattern.sub(replacement, parts[index])
-    return quoted_names_as_bytes("".join(parts))  # 'données', not 'donn\udcc3\udca9es
+    return "".join(parts)
 
 
 _CODE = re.compile(r"(`[^`]*`)")

@@ -17,8 +17,6 @@ import logging
 import threading
 from typing import Protocol
 
-from retinalnet._core.utf_8_names import quoted_names_as_bytes
-
 __all__ = ["CommandLogHandler", "FormatWarning", "one_line_warnings"]
 
 
@@ -123,7 +121,7 @@ def one_line_warnings(command: str, thread: int | None, before: FormatWarning) -
     ) -> str:
         if thread is not None and threading.get_ident() != thread:
             return before(message, category, filename, lineno, line)
-        text = f"retinalnet {command}: warning: {quoted_names_as_bytes(str(message))}\n"
+        text = f"retinalnet {command}: warning: {message}\n"
         if text in said:  # Python says it again once its registry is reset (catch_warnings)
             return ""
         said.add(text)
