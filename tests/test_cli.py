@@ -1696,3 +1696,11 @@ def test_train_on_a_folder_of_two_classes_points_to_a_study_of_them(
         "CNV and NORMAL only, pass --classes CNV NORMAL (retinalnet train) or "
         "classes=['CNV', 'NORMAL'] (KermanyOCT and create_model)"
     ) in [str(warning.message) for warning in said]
+
+
+def test_arguments_given_as_a_generator_are_read_once(capsys: pytest.CaptureFixture[str]) -> None:
+    # was: the --version check read the generator, and the parser then found no command
+    with pytest.raises(SystemExit) as exit_info:
+        main(argument for argument in ["info", "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: retinalnet info" in capsys.readouterr().out

@@ -64,3 +64,23 @@ def test_a_stream_that_is_there_is_left_as_it_is(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(sys, "stderr", caught)
     with missing_streams_discarded():
         assert sys.stderr is caught
+
+
+def test_two_commands_at_once_without_stderr_keep_the_null_device_until_both_end(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # was: the first to end put None back (and closed its null device) under the second,
+    # whose notes then landed on stdout and whose log handler wrote to a closed file
+    monkeypatch.setattr(sys, "stderr", None)
+    first, second = missing_streams_discarded(), missing_streams_discarded()
+    first.__enter__()
+    second.__enter__()
+    kept = sys.stderr
+    first.__exit__(None, None, None)
+    assert sys.stderr is kept
+    print("the second command's note", file=sys.stderr)
+    assert kept is not None
+    kept.write("and its log line\n")
+    second.__exit__(None, None, None)
+    assert sys.stderr is None
+    assert capsys.readouterr().out == ""

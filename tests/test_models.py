@@ -1513,6 +1513,7 @@ def test_settings_given_as_numpy_or_torch_scalars_are_saved_as_python_numbers(tm
 
     model = create_model("small_cnn", weights=None, dropout=np.float32(0.2), hidden=np.int64(8))
     model.arch_kwargs["added_later"] = torch.tensor(1.5)
+    model.arch_kwargs["from_npz"] = np.load(_npz(tmp_path, 0.5))["width"]  # a 0-d array
     save_checkpoint(tmp_path / "m.pt", model)
 
     recorded = load_checkpoint(tmp_path / "m.pt").arch_kwargs
@@ -1520,6 +1521,24 @@ def test_settings_given_as_numpy_or_torch_scalars_are_saved_as_python_numbers(tm
     assert type(recorded["hidden"]) is int
     assert recorded["added_later"] == 1.5
     assert type(recorded["added_later"]) is float
+    assert recorded["from_npz"] == 0.5
+    assert type(recorded["from_npz"]) is float
+
+
+def _npz(folder: Path, width: float) -> Path:
+    import numpy as np
+
+    np.savez(folder / "config.npz", width=width)
+    return folder / "config.npz"
+
+
+def test_a_named_tuple_among_the_settings_is_kept_as_it_is():
+    # was: rebuilt from a generator, which a named tuple's constructor does not take
+    import collections
+
+    stage = collections.namedtuple("Stage", "depth width")(1, 2)
+    model = Classifier(nn.Linear(2, 2), classes=["a", "b"], arch_kwargs={"stage": stage})
+    assert model.arch_kwargs["stage"] is stage
 
 
 def test_the_default_dropout_given_as_float32_is_the_default():

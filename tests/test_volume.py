@@ -1027,3 +1027,5 @@ def test_a_threshold_reads_as_given_and_the_highest_below_it_never_as_it() -> No
     assert referred.reason == "1 of 1 B-scans at CNV >= 99.9%"
     close = summarise_volume([(0.9985, 0.0005, 0.0005, 0.0005)], classes, threshold=0.999)
     assert "reached 99.9% on a B-scan; highest: CNV 99.85%" in close.reason
+    default = summarise_volume([(0.4996, 0.2, 0.2, 0.1004)], classes)  # threshold 0.5
+    assert "reached 50% on a B-scan; highest: CNV 49.96%" in default.reason

@@ -87,11 +87,11 @@ def percent_beside(value: float, setting: float) -> str:
     --------
     >>> percent_beside(0.9985, 0.999), percent_beside(0.524, 0.525), percent_beside(0.999, 0.999)
     ('99.85%', '52.4%', '99.9%')
+    >>> percent_beside(0.4996, 0.5), percent_beside(0.52496, 0.525)
+    ('49.96%', '52.496%')
     """
-    decimals = 1
-    while (
-        decimals < 4 and value != setting and percent(value, decimals) == percent_as_given(setting)
-    ):
+    decimals, given = 1, round(setting * 100, 4)
+    while decimals < 4 and value != setting and round(value * 100, decimals) == given:
         decimals += 1
     return percent(value, decimals)
 

@@ -19,8 +19,8 @@ __all__ = ["python_values"]
 
 
 def python_values(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """``settings`` with each NumPy scalar and one-value tensor (also inside a list, tuple
-    or dict) replaced by the Python number or bool it holds.
+    """``settings`` with each NumPy scalar, 0-d array and 0-d tensor (also inside a plain
+    list, tuple or dict) replaced by the Python number or bool it holds.
 
     Examples
     --------
@@ -31,10 +31,12 @@ def python_values(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _python_value(value: Any) -> Any:
-    if isinstance(value, np.generic) or (isinstance(value, torch.Tensor) and value.dim() == 0):
+    if isinstance(value, np.generic):
         return value.item()
-    if isinstance(value, Mapping):
+    if isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim == 0:  # np.load's too
+        return value.item()
+    if type(value) is dict:
         return {key: _python_value(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
+    if type(value) in (list, tuple):  # not a namedtuple, rebuilt by its own fields
         return type(value)(_python_value(item) for item in value)
     return value

@@ -252,6 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         Called with ``argv``, when interrupted (Ctrl-C): once the command has stopped.
     """
     guest = argv is not None
+    argv = None if argv is None else list(argv)  # read once (a generator is read once)
     token = _THE_PROGRAM.set(not guest)
     try:
         with missing_streams_discarded():  # `2>&-`: dropped, never on stdout

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
@@ -23,26 +24,47 @@ __all__ = ["missing_streams_discarded"]
 _STREAMS = ("stdout", "stderr")
 
 
+_NULL_DEVICE: IO[Any] | None = None
+"""The one null device the stand-ins write to: opened once, never closed (a command of
+another thread may still hold it as its stream)."""
+_GUARD = threading.Lock()
+_STANDING_IN: dict[str, tuple[IO[Any] | None, int]] = {}
+"""The stream each stand-in replaced, by name, and how many commands it stands in for."""
+
+
 @contextmanager
 def missing_streams_discarded() -> Iterator[None]:
     """While the block runs, ``sys.stdout`` and ``sys.stderr`` that are missing (``None``),
-    closed or on a descriptor not open for writing are the null device; then as before.
-    A stream that is there (a terminal, a pipe, a file, a notebook's or pytest's stream) is
-    left as it is."""
-    replaced: list[tuple[str, IO[Any] | None, IO[Any]]] = []
-    for name in _STREAMS:
-        stream = getattr(sys, name)
-        if not _writable(stream):
-            null = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 closed below
-            setattr(sys, name, null)
-            replaced.append((name, stream, null))
+    closed or on a descriptor not open for writing are the null device; then as before,
+    once no other command (a guest in another thread) still runs with it. A stream that is
+    there (a terminal, a pipe, a file, a notebook's or pytest's stream) is left as it is."""
+    global _NULL_DEVICE
+    replaced: list[str] = []
+    with _GUARD:
+        for name in _STREAMS:
+            stream = getattr(sys, name)
+            if name in _STANDING_IN and stream is _NULL_DEVICE:
+                before, users = _STANDING_IN[name]
+                _STANDING_IN[name] = (before, users + 1)
+                replaced.append(name)
+            elif not _writable(stream):
+                if _NULL_DEVICE is None:
+                    _NULL_DEVICE = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+                _STANDING_IN[name] = (stream, 1)
+                setattr(sys, name, _NULL_DEVICE)
+                replaced.append(name)
     try:
         yield
     finally:
-        for name, stream, stand_in in replaced:
-            if getattr(sys, name) is stand_in:
-                setattr(sys, name, stream)
-            stand_in.close()
+        with _GUARD:
+            for name in replaced:
+                before, users = _STANDING_IN[name]
+                if users > 1:
+                    _STANDING_IN[name] = (before, users - 1)
+                    continue
+                del _STANDING_IN[name]
+                if getattr(sys, name) is _NULL_DEVICE:
+                    setattr(sys, name, before)
 
 
 def _writable(stream: IO[Any] | None) -> bool:

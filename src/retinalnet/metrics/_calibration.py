@@ -51,7 +51,8 @@ def _on_grid(values: FloatArray, stored: IntArray, digits: int) -> bool:
     """Whether every value is a multiple of ``10 ** -digits``: the multiple itself (give or
     take float64's rounding, as in 0.1 + 0.2), or the multiple as the precision its row was
     given in rounds it (float32's 0.1 is 0.100000001; :func:`stored_precision`), give or take
-    two of that precision's steps at 1 for a nonzero multiple (a column written as ``1 - p``)."""
+    two of that precision's steps at 1 for a nonzero multiple of a step of at least 0.001 (a
+    column written as ``1 - p``)."""
     grid = np.round(values, digits)
     on = np.abs(values - grid) <= 4 * np.finfo(np.float64).eps * np.abs(grid)
     for code, dtype in enumerate(_STORED_DTYPES[:-1]):
@@ -59,10 +60,15 @@ def _on_grid(values: FloatArray, stored: IntArray, digits: int) -> bool:
         if rows.any() and _GRID_RESOLUTION * np.finfo(dtype).eps <= 10.0**-digits:
             with np.errstate(over="ignore", under="ignore"):
                 written = grid[rows].astype(dtype).astype(np.float64)
+            on[rows] |= values[rows] == written
             # within two of the precision's steps at 1 of a nonzero multiple: that multiple
-            # after arithmetic (float32's 1 - 0.97 is 0.029999971); 0 only as 0 (not 4e-18)
-            near = np.abs(values[rows] - written) <= 2 * np.finfo(dtype).eps
-            on[rows] |= (values[rows] == written) | ((grid[rows] != 0) & near)
+            # after arithmetic (float32's 1 - 0.97 is 0.029999971), where that is at most a
+            # thousandth of the grid's step (up to 3 decimals in float32): an unrounded
+            # value is that near a multiple by chance once in 2,000 at most; 0 only as 0
+            slack = 2 * float(np.finfo(dtype).eps)
+            if slack * 1000 <= 10.0**-digits:
+                near = np.abs(values[rows] - written) <= slack
+                on[rows] |= (grid[rows] != 0) & near
     return bool(on.all())
 
 
