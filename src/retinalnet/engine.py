@@ -130,10 +130,11 @@ class InferenceEngine:
         self.precision = precision
         self.tta = tta
         self.model = model.to(self.device)
-        if preprocessing is None and isinstance(model, Classifier):
-            preprocessing = model.preprocessing
-        elif preprocessing is not None and isinstance(model, Classifier) and model.spec:
-            check_input_size(model.spec, preprocessing)  # vit_b_16's 224, now, not per batch
+        if isinstance(model, Classifier):
+            if preprocessing is None:
+                preprocessing = model.preprocessing
+            elif model.spec is not None:  # vit_b_16's 224: now, not at the first batch
+                check_input_size(model.spec, preprocessing)
         self.preprocessing = preprocessing
         self.temperature = temperature  # None: the model's
         self._session_temperature: float | None = None  # read once per session

@@ -3,8 +3,11 @@
 Started with stdout closed (``retinalnet predict ... >&-``, a job runner that gives no
 output, ``pythonw`` on Windows), Python has ``sys.stdout is None``: ``print()`` then writes
 nothing, but ``sys.stdout.flush()`` raises ``AttributeError`` and ended the command before
-it wrote the files it was asked for (``--report``, ``--plots``, ``--cam``). Every flush of
-a standard stream goes through :func:`flush_if_open`.
+it wrote the files it was asked for (``--report``, ``--plots``, ``--cam``). The command line
+makes a missing stream the null device while a command runs
+(:mod:`retinalnet.cli._missing_streams`); the library's own flushes of a standard stream
+(:func:`~retinalnet._core.files.atomic_write` writing to a descriptor, from Python too) and
+the Ctrl-C handler go through :func:`flush_if_open`.
 """
 
 from __future__ import annotations

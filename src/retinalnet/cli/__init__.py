@@ -257,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with missing_streams_discarded():  # `2>&-`: dropped, never on stdout
             try:
-                if list(sys.argv[1:] if argv is None else argv) == ["--version"]:
+                if (sys.argv[1:] if argv is None else argv) == ["--version"]:
                     print(f"retinalnet {__version__}")  # without the parser: no torch
                     raise SystemExit(0)  # as argparse's --version (and --help) end
                 # the parser lists the architectures: torch imports

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from retinalnet._core.files import atomic_write_text
 from retinalnet._core.json_text import strict_json
-from retinalnet._core.stream_flush import flush_if_open
 
 if TYPE_CHECKING:
     from retinalnet.checkpoint import Checkpoint
@@ -94,7 +93,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         else:
             lines.append("\nper patient: no file name carries a patient id (CLASS-PATIENT-N.jpeg)")
         print("\n".join(lines), file=results)
-    flush_if_open(sys.stdout)  # the results are out before anything is drawn
+    sys.stdout.flush()  # the results are out before anything is drawn (never None here:
+    # main makes a closed stdout the null device, cli._missing_streams)
     where = sys.stderr if args.json else results  # stdout holds only JSON with --json
     if args.plots is not None:
         written = _write_plots(args, result, checkpoint.history)

@@ -99,11 +99,11 @@ def _training_inputs(training: dict[str, Any]) -> list[tuple[str, str]]:
         split = "none (the folders' train/val split)"
         if isinstance(manifest, dict):
             where = manifest.get("real_path") or manifest.get("path")
-            split = f"{_path_here(where)} (sha256 {manifest.get('sha256')})"
+            split = f"{named_here(str(where))} (sha256 {manifest.get('sha256')})"
         flags = ", ".join(_flag(name, options[name]) for name in _OPTIONS if name in options)
         data = options.get("data")
         rows = [
-            ("data", _path_here(data) if data else "not recorded"),
+            ("data", named_here(str(data)) if data else "not recorded"),
             ("manifest", split),
             ("train options", flags or "none recorded"),
         ]
@@ -111,13 +111,6 @@ def _training_inputs(training: dict[str, Any]) -> list[tuple[str, str]]:
     if recipe:
         rows.append(("fine-tune recipe", ", ".join(f"{k}={v}" for k, v in recipe.items())))
     return rows
-
-
-def _path_here(recorded: object) -> str:
-    """A path the checkpoint records (UTF-8 text), printed as this process names the file:
-    as ``ls`` prints it, its UTF-8 bytes under ``LANG=C`` too
-    (:func:`~retinalnet._core.utf_8_names.named_here`)."""
-    return named_here(str(recorded))
 
 
 def _ran_with(training: dict[str, Any]) -> str:

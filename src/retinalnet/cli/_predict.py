@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from retinalnet._core.json_text import strict_json
 from retinalnet._core.printable import one_line
 from retinalnet._core.proportion_text import percent
-from retinalnet._core.stream_flush import flush_if_open
 
 if TYPE_CHECKING:
     from retinalnet.cli._output_names import OutputNames
@@ -228,7 +227,8 @@ def run_predict(args: argparse.Namespace) -> int:
                 "class can differ)",
                 file=sys.stderr,
             )
-    flush_if_open(sys.stdout)  # the results are out before anything is drawn
+    sys.stdout.flush()  # the results are out before anything is drawn (never None here:
+    # main makes a closed stdout the null device, cli._missing_streams)
     written_cams = _write_cams(predictor, predictions, cams)
     written = write_volume_outputs(predictor, runs, args, names)
     if args.cam is not None:

@@ -310,7 +310,7 @@ class TrainOptions(Callback):
         from retinalnet._core.files import file_digest
 
         self.options: dict[str, Any] = {
-            name: _as_saved(name, getattr(args, name, None)) for name in _RECORDED
+            name: _as_saved(name, getattr(args, name, None)) for name in RECORDED_OPTIONS
         }
         if self.options["feature_cache"] == "auto" and auto_cache is not None:
             self.options["feature_cache"] = "on" if auto_cache else "off"
@@ -345,10 +345,9 @@ class TrainOptions(Callback):
         """Nothing to restore: :func:`resumed_run_defaults` read the options before the run."""
 
 
-_RECORDED = RECORDED_OPTIONS  # the train options that change a run's result
 # a tutorial run: all of them; a fine-tune: those its recipe does not hold (the probe, which
 # --cache-views and the feature cache serve, is not resumed)
-_TUTORIAL_CHECKED: tuple[str, ...] = _RECORDED
+_TUTORIAL_CHECKED: tuple[str, ...] = RECORDED_OPTIONS
 _FINETUNE_CHECKED: tuple[str, ...] = ("batch_size", "precision", "seed", "calibrate")
 
 
@@ -360,7 +359,7 @@ def _saved_options(checkpoint: Checkpoint) -> dict[str, Any]:
 
     record = train_record(checkpoint.callback_states)
     if record is not None:
-        return {name: record[name] for name in _RECORDED if name in record}
+        return {name: record[name] for name in RECORDED_OPTIONS if name in record}
     derived: dict[str, Any] = {}
     saved = checkpoint.preprocessing
     presets = [name for name in AUGMENTATION_PRESETS if saved.with_augmentation(name) == saved]
