@@ -310,6 +310,33 @@ def test_an_interrupt_before_anything_was_written_says_so(
     assert "continue with" not in caplog.text
 
 
+class _FailAtTheEnd(Callback):
+    """Raises in ``on_fit_end``, after every epoch has run (as a warning made an error by
+    ``-W error`` does in calibration)."""
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        raise UserWarning("made an error at the end")
+
+
+def test_an_interrupt_after_the_last_epoch_says_the_epochs_are_done_not_to_resume(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    trainer = _trainer(tmp_path, _FailAtTheEnd(), max_epochs=2)
+
+    with caplog.at_level(logging.WARNING), pytest.raises(UserWarning):
+        trainer.fit(*_data())
+
+    best, last = _quoted(tmp_path / "best.pt"), _quoted(tmp_path / "last.pt")
+    expected = (
+        rf"fit interrupted \(UserWarning\) at its end, after its last epoch 2: {best} holds "
+        rf"epoch 2, {last} epoch 2"
+    )
+    # was: "fit interrupted (UserWarning) after epoch 2: ...; continue with fit(...,
+    # resume_from=...)", though the epochs were done and there was nothing to continue
+    assert [m for m in caplog.messages if re.fullmatch(expected, m)], caplog.messages
+    assert "resume_from" not in caplog.text
+
+
 @pytest.mark.parametrize("earlier_run", [False, True], ids=["new-folder", "overwriting"])
 def test_an_interrupt_writing_the_first_last_pt_advises_resuming_this_runs_best_pt(
     tmp_path: Path,

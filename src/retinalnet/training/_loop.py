@@ -102,6 +102,7 @@ class FitLoop:
             )
             self.callbacks.append(checkpoint)
         self.metrics: EpochMetrics | None = None  # while an epoch runs
+        self.epochs_done = False  # the epochs have run; the callbacks' on_fit_end run now
         self.val_data: DataSource | None = None  # as given to fit (images, not cached features)
         self.validation_result: EvaluationResult | None = None  # the last epoch's
         self.train_loader: DataLoader[Any] | None = None
@@ -283,6 +284,7 @@ class FitLoop:
                 else f"reached max_epochs={trainer.max_epochs}"
             )
         trainer.history.stop_reason = trainer.stop_reason
+        self.epochs_done = True
         try:  # calibration writes best.pt here: an interrupt says what it left
             for callback in self.callbacks:
                 callback.on_fit_end(trainer)

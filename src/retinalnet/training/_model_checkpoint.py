@@ -314,6 +314,16 @@ class ModelCheckpoint(Callback):
             return
         if not self._began and trainer.epoch == 0:
             return  # stopped before any epoch: nothing to report
+        if trainer._loop is not None and trainer._loop.epochs_done:
+            # the epochs are whole on disk: resuming would train nothing (a callback
+            # interrupted at the end, such as calibration, says itself what is left to do)
+            logger.warning(
+                "fit interrupted (%s) at its end, after its last epoch %d: %s",
+                type(exception).__name__,
+                trainer.epoch,
+                self.files_on_disk(),
+            )
+            return
         when = (
             f"during epoch {self._epoch_in_progress}"
             if self._epoch_in_progress is not None
