@@ -132,6 +132,25 @@ def test_a_probability_short_of_1_is_never_printed_as_100_percent(
     ]
 
 
+def test_the_csv_never_writes_a_probability_short_of_1_as_1(tmp_path: Path) -> None:
+    # was "1.000000" and "0.000000" (6 decimals) for 0.99999964 and 3.6e-07: a program
+    # reading the file took the model for certain, and log(p) of the runner-up was -inf
+    import csv
+
+    from retinalnet.cli._predict import _write_csv
+    from retinalnet.predictor import ClassProbability, Prediction
+
+    sure = (ClassProbability("CNV", 0, 0.99999964), ClassProbability("DME", 1, 3.6e-07))
+    usual = (ClassProbability("DME", 1, 0.8123456789), ClassProbability("CNV", 0, 1.0))
+    table = tmp_path / "p.csv"
+    _write_csv(table, [Prediction("a.jpeg", sure), Prediction("b.jpeg", usual)], 2, {}, [None] * 2)
+
+    with table.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [float(rows[0][f"probability_{k}"]) for k in (1, 2)] == [0.99999964, 3.6e-07]
+    assert [rows[1][f"probability_{k}"] for k in (1, 2)] == ["0.812346", "1.000000"]
+
+
 def test_with_no_stdout_predict_still_writes_its_csv_and_overlays(
     checkpoint: Path, scan: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -915,3 +915,16 @@ def test_an_onnx_predictor_given_a_prepared_input_says_what_it_takes(tmp_path: P
     ):
         predictor.topk(prepared)
     assert predictor.topk(scan).label in model.classes
+
+
+def test_a_prediction_prints_its_probabilities_never_rounded_to_an_end() -> None:
+    # the docs' examples printed f"{p:.1%}": 0.9996 read "100.0%", the text of a certainty
+    from retinalnet.predictor import ClassProbability, Prediction
+    from retinalnet.volume import ScanProbability
+
+    top = (ClassProbability("CNV", 0, 0.9996), ClassProbability("DME", 1, 0.0004))
+
+    assert str(Prediction("scan.jpeg", top)) == "scan.jpeg: CNV >99.9%, DME <0.1%"
+    assert str(ClassProbability("NORMAL", 3, 0.25)) == "NORMAL 25.0%"
+    assert str(ScanProbability(7, 0.9999)) == "B-scan 7: >99.9%"
+    assert repr(top[0]) == "ClassProbability(name='CNV', index=0, probability=0.9996)"

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from retinalnet._core.proportion_text import (
+    fixed_or_exact,
     fraction,
     percent,
     percent_as_given,
@@ -105,3 +106,20 @@ def test_a_setting_reads_as_given_and_a_share_of_trainable_parameters_never_as_0
     ]
     assert percent_beside(0.9985, 0.999) == "99.85%"
     assert str(ParameterSummary(85_801_732, 3_076)).endswith("trainable (<0.01%)")
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        (0.97310423, "0.973104"),
+        (0.99999964, "0.99999964"),  # was 1.000000, a certainty the model did not give
+        (3.6e-07, "3.6e-07"),  # was 0.000000
+        (float(np.float32(0.9999999)), "0.9999998807907104"),  # a float32 probability
+        (0.9999994, "0.999999"),
+        (1.0, "1.000000"),
+        (0.0, "0.000000"),
+    ],
+)
+def test_a_data_files_probability_is_never_rounded_to_0_or_1(value: float, written: str) -> None:
+    assert fixed_or_exact(value) == written
+    assert float(written) not in (0.0, 1.0) or value in (0.0, 1.0)

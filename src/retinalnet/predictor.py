@@ -37,6 +37,7 @@ from retinalnet._core.loader_settings import check_batch_size, check_num_workers
 from retinalnet._core.loaders import make_loader
 from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
 from retinalnet._core.model_use import exclusive_use
+from retinalnet._core.proportion_text import percent
 from retinalnet.checkpoint import load_checkpoint
 from retinalnet.engine import InferenceEngine, first_nonfinite_row
 from retinalnet.gradcam import grad_cam_image
@@ -62,11 +63,26 @@ ImageT = TypeVar("ImageT", bound=ImageInput)
 
 @dataclass(frozen=True)
 class ClassProbability:
-    """One class and the probability the model gives it."""
+    """One class and the probability the model gives it.
+
+    ``str()`` gives the class and its probability as a percentage that is never rounded to
+    an end it did not reach (0.9996 is ``">99.9%"``, not ``"100.0%"``).
+
+    .. versionchanged:: 0.2
+       ``str()`` reads as text, not the dataclass's fields.
+
+    Examples
+    --------
+    >>> str(ClassProbability("CNV", 0, 0.9996)), str(ClassProbability("DME", 1, 0.0312))
+    ('CNV >99.9%', 'DME 3.1%')
+    """
 
     name: str
     index: int
     probability: float
+
+    def __str__(self) -> str:
+        return f"{self.name} {percent(self.probability)}"
 
 
 @dataclass(frozen=True)
@@ -83,6 +99,15 @@ class Prediction:
 
     source: str
     top: tuple[ClassProbability, ...]
+
+    def __str__(self) -> str:
+        """The source and its classes, most probable first, as ``print()`` shows them:
+        ``"scan.jpeg: CNV >99.9%, DME <0.1%"`` (see :class:`ClassProbability`).
+
+        .. versionchanged:: 0.2
+           Was the dataclass's fields.
+        """
+        return f"{self.source}: {', '.join(map(str, self.top))}"
 
     @property
     def label(self) -> str:
@@ -223,8 +248,8 @@ class Predictor:
     >>> from retinalnet import Predictor
     >>> predictor = Predictor.from_checkpoint("runs/best.pt")  # doctest: +SKIP
     >>> result = predictor.topk("CNV-1016042-1.jpeg", k=2)  # doctest: +SKIP
-    >>> result.label, round(result.probability, 3)  # doctest: +SKIP
-    ('CNV', 0.973)
+    >>> print(result)  # doctest: +SKIP
+    CNV-1016042-1.jpeg: CNV 97.3%, DME 2.1%
     """
 
     def __init__(

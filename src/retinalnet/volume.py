@@ -61,7 +61,7 @@ from retinalnet._core.images import (
     load_frames,
 )
 from retinalnet._core.printable import one_line
-from retinalnet._core.proportion_text import percent_as_given, percent_beside
+from retinalnet._core.proportion_text import percent, percent_as_given, percent_beside
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -89,10 +89,20 @@ DEFAULT_THRESHOLD: Final = 0.5
 
 @dataclass(frozen=True)
 class ScanProbability:
-    """One B-scan of a volume (its index, from 0) and the probability of a class."""
+    """One B-scan of a volume (its index, from 0) and the probability of a class.
+
+    ``str()`` gives ``"B-scan 3: 97.2%"``, the probability never rounded to an end it did
+    not reach (0.9996 is ``">99.9%"``).
+
+    .. versionchanged:: 0.2
+       ``str()`` reads as text, not the dataclass's fields.
+    """
 
     index: int
     probability: float
+
+    def __str__(self) -> str:
+        return f"B-scan {self.index}: {percent(self.probability)}"
 
 
 @dataclass(frozen=True)

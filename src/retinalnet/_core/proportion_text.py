@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["fraction", "percent", "percent_as_given", "percent_beside", "span"]
+__all__ = ["fixed_or_exact", "fraction", "percent", "percent_as_given", "percent_beside", "span"]
 
 _MARKS = ("<", ">")
 
@@ -46,6 +46,26 @@ def fraction(value: float, decimals: int = 3) -> str:
     ('>0.999', '<0.001', '1.000', '0.000', '0.877')
     """
     return _short_of_the_ends(value, decimals, scale=1, unit="")
+
+
+def fixed_or_exact(value: float, decimals: int = 6) -> str:
+    """``value`` (a probability in a data file, such as a CSV cell) with ``decimals``
+    decimals, or in full (Python's shortest exact text) when those decimals would read as 0
+    or 1 though it lies strictly between: a program reading the file gets a number either
+    way, never a probability of exactly 1 (or 0) that the model did not give.
+
+    Examples
+    --------
+    >>> fixed_or_exact(0.97310423), fixed_or_exact(0.99999964), fixed_or_exact(4e-07)
+    ('0.973104', '0.99999964', '4e-07')
+    >>> fixed_or_exact(1.0), fixed_or_exact(0.0)
+    ('1.000000', '0.000000')
+    """
+    value = float(value)
+    text = f"{value:.{decimals}f}"
+    if 0 < value < 1 and float(text) in (0.0, 1.0):
+        return repr(value)
+    return text
 
 
 def _short_of_the_ends(value: float, decimals: int, scale: int, unit: str) -> str:

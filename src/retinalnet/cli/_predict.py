@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from retinalnet._core.json_text import strict_json
 from retinalnet._core.printable import one_line
-from retinalnet._core.proportion_text import percent
+from retinalnet._core.proportion_text import fixed_or_exact, percent
 
 if TYPE_CHECKING:
     from retinalnet.cli._output_names import OutputNames
@@ -52,7 +52,7 @@ def _write_csv(
     for prediction, cam in zip(predictions, cams, strict=True):
         row = [prediction.source]
         for candidate in prediction.top:
-            row += [candidate.name, f"{candidate.probability:.6f}"]
+            row += [candidate.name, fixed_or_exact(candidate.probability)]
         writer.writerow([*row, *at, "" if cam is None else str(cam)])
     # a file name that is not UTF-8 keeps its own bytes (the path to open it again)
     atomic_write_text(path, text.getvalue(), errors="surrogateescape")
