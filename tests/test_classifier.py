@@ -108,3 +108,50 @@ def test_an_engine_given_a_size_vit_does_not_take_is_refused_when_made() -> None
     model = Classifier(nn.Identity(), classes=CLASSES, arch="vit_b_16")
     with pytest.raises(ValueError, match=f"^{re.escape(VIT_128)}$"):
         InferenceEngine(model, device="cpu", preprocessing=Preprocessing(size=128))
+
+
+def _hand_built_vit(image_size: int) -> nn.Module:
+    """A torchvision ViT made by hand (no registered ``arch``), tiny, with 4 outputs."""
+    from torchvision.models import VisionTransformer
+
+    return VisionTransformer(
+        image_size=image_size,
+        patch_size=16,
+        num_layers=1,
+        num_heads=1,
+        hidden_dim=8,
+        mlp_dim=8,
+        num_classes=4,
+    )
+
+
+def test_a_hand_built_vit_is_held_to_its_own_size_at_every_door() -> None:
+    """Without ``arch``, a hand-built ViT took any preprocessing and every door (forward,
+    Predictor, engine, Grad-CAM) reached torchvision's bare AssertionError ("Wrong image
+    height! Expected 32 but got 64!")."""
+    said = (
+        "the network (VisionTransformer, image_size=32) takes 32 px inputs only, got "
+        "preprocessing.size=64; pass preprocessing=Preprocessing(size=32)"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(said)}$"):
+        Classifier(_hand_built_vit(32), classes=CLASSES, preprocessing=Preprocessing(size=64))
+    model = Classifier(_hand_built_vit(32), classes=CLASSES, preprocessing=Preprocessing(size=32))
+    with pytest.raises(ValueError, match=f"^{re.escape(said)}$"):
+        model.preprocessing = Preprocessing(size=64)
+    with pytest.raises(ValueError, match=f"^{re.escape(said)}$"):
+        InferenceEngine(model, device="cpu", preprocessing=Preprocessing(size=64))
+    batch = r"^the network \(VisionTransformer, image_size=32\) takes 32 x 32 inputs only, got 64 x"
+    with pytest.raises(ValueError, match=batch):
+        model(torch.zeros(1, 3, 64, 64))
+    from retinalnet.gradcam import grad_cam
+
+    with pytest.raises(ValueError, match=batch):
+        grad_cam(model, torch.zeros(1, 3, 64, 64), layer="encoder.layers.encoder_layer_0")
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 4)
+
+
+def test_a_vit_inside_a_hand_built_network_is_not_held_to_its_size() -> None:
+    """A network that resizes before its ViT takes other sizes: nothing is refused."""
+    network = nn.Sequential(nn.Upsample(size=(32, 32)), _hand_built_vit(32))
+    model = Classifier(network, classes=CLASSES, preprocessing=Preprocessing(size=64))
+    assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 4)

@@ -133,8 +133,8 @@ class InferenceEngine:
         if isinstance(model, Classifier):
             if preprocessing is None:
                 preprocessing = model.preprocessing
-            elif model.spec is not None:  # vit_b_16's 224: now, not at the first batch
-                check_input_size(model.spec, preprocessing)
+            elif (sizes := model._input_sizes()) is not None:  # a ViT's one size: now,
+                check_input_size(sizes, preprocessing)  # not at the first batch
         self.preprocessing = preprocessing
         self.temperature = temperature  # None: the model's
         self._session_temperature: float | None = None  # read once per session

@@ -56,7 +56,7 @@ def check_inputs(
             f"inputs must be floating-point model inputs, got dtype {inputs.dtype}; prepare "
             "images with model.preprocessing.prepare, or call grad_cam_image"
         )
-    spec = model.spec if isinstance(model, Classifier) else None
+    spec = model._input_sizes() if isinstance(model, Classifier) else None
     smallest = 1 if spec is None else spec.min_size
     height, width = batch.shape[-2:]
     name = "the model" if spec is None else spec.name
@@ -140,7 +140,7 @@ def check_map_size(
     if map_height * map_width > 1:
         return
     height, width = batch.shape[-2:]
-    spec = model.spec if isinstance(model, Classifier) else None
+    spec = model._input_sizes() if isinstance(model, Classifier) else None
     name = "the model" if spec is None else spec.name
     where = f"{'the input of ' if at_input else ''}its layer {layer_name(model, layer)!r}"
     problem = (

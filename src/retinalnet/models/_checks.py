@@ -5,21 +5,62 @@ from __future__ import annotations
 import os
 import reprlib
 from collections.abc import Iterable, KeysView, Mapping, Set
+from dataclasses import dataclass
+from typing import Protocol
 
 from torch import nn
+from torchvision.models import VisionTransformer
 
 from retinalnet._core.counts import check_count
 from retinalnet._core.printable import hidden_character
-from retinalnet.models._registry import ModelSpec
 from retinalnet.transforms import Preprocessing
 
 __all__ = [
+    "InputSizes",
+    "NetworkSizes",
     "check_batch_side",
     "check_class_names",
     "check_input_size",
     "check_int",
     "check_module",
+    "network_sizes",
 ]
+
+
+class InputSizes(Protocol):
+    """The input sizes a network takes: a :class:`~retinalnet.models.ModelSpec`, or
+    :class:`NetworkSizes` read
+    from a hand-built network."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def min_size(self) -> int: ...
+
+    @property
+    def fixed_size(self) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class NetworkSizes:
+    """The input sizes a hand-built network takes, read from the network itself."""
+
+    name: str
+    min_size: int
+    fixed_size: int | None
+
+
+def network_sizes(network: nn.Module) -> NetworkSizes | None:
+    """The input size a hand-built network takes only, when the network says: a torchvision
+    ``VisionTransformer`` takes its ``image_size`` only, and fails on any other with a bare
+    ``AssertionError`` ("Wrong image height!"). ``None`` for a network that takes any size,
+    or does not say (a ViT inside another network may see another size than the input)."""
+    if isinstance(network, VisionTransformer):
+        size = int(network.image_size)
+        name = f"the network ({type(network).__name__}, image_size={size})"
+        return NetworkSizes(name, min_size=size, fixed_size=size)
+    return None
 
 
 def check_module(value: object, where: str, argument: str = "") -> nn.Module:
@@ -42,11 +83,12 @@ def check_int(value: object, name: str, low: int, note: str = "") -> int:
     return check_count(value, name, low, note)
 
 
-def check_input_size(spec: ModelSpec, preprocessing: Preprocessing) -> None:
+def check_input_size(spec: InputSizes, preprocessing: Preprocessing) -> None:
     """Refuse a preprocessing whose input size ``spec``'s network does not take: another
     than its ``fixed_size`` (ViT-B/16's 224), or below its ``min_size``.
 
-    Every door where a registered model meets a preprocessing runs it
+    Every door where a registered model (or a hand-built one whose network says its size,
+    :func:`network_sizes`) meets a preprocessing runs it
     (:func:`~retinalnet.models.create_model`, a checkpoint's rebuilt model, and
     :class:`~retinalnet.models.Classifier`, when made and when its ``preprocessing`` is
     set), so that the network never fails later on images of the wrong size.
@@ -69,7 +111,7 @@ def check_input_size(spec: ModelSpec, preprocessing: Preprocessing) -> None:
         )
 
 
-def check_batch_side(spec: ModelSpec | None, height: int, width: int, fix: str) -> None:
+def check_batch_side(spec: InputSizes | None, height: int, width: int, fix: str) -> None:
     """Refuse a batch of ``height`` x ``width`` inputs that ``spec``'s network does not take
     (another size than its ``fixed_size``: ViT-B/16's 224), naming ``fix``; torchvision's own
     check is a bare ``AssertionError`` ("Wrong image height!"). Every batch a

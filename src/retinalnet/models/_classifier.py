@@ -22,10 +22,12 @@ from torch import nn
 from retinalnet._core.counts import as_number
 from retinalnet._core.python_values import python_values
 from retinalnet.models._checks import (
+    InputSizes,
     check_batch_side,
     check_class_names,
     check_input_size,
     check_module,
+    network_sizes,
 )
 from retinalnet.models._fallback import GradCamTarget, guess_feature_blocks, guess_gradcam_target
 from retinalnet.models._head import find_output_layer
@@ -257,9 +259,9 @@ class Classifier(nn.Module):
                 "preprocessing must be a retinalnet.transforms.Preprocessing, got "
                 f"{type(value).__name__} {reprlib.repr(value)}"
             )
-        spec = self.spec
-        if spec is not None:
-            check_input_size(spec, value)
+        sizes = self._input_sizes()
+        if sizes is not None:
+            check_input_size(sizes, value)
         self._preprocessing = value
 
     @property
@@ -309,6 +311,12 @@ class Classifier(nn.Module):
         .. versionadded:: 0.2
         """
         return find_spec(self.arch)
+
+    def _input_sizes(self) -> InputSizes | None:
+        """The input sizes the network takes: the registered ``arch``'s, else what a
+        hand-built network says (a torchvision ViT's ``image_size``), else ``None`` (any)."""
+        spec = self.spec
+        return spec if spec is not None else network_sizes(self.network)
 
     def _fallback(self, what: str, guess: str) -> None:
         logger.debug(
@@ -413,7 +421,7 @@ class Classifier(nn.Module):
             naming the fix.
         """
         if x.dim() == 4:  # a size the network takes, before its bare AssertionError
-            check_batch_side(self.spec, x.shape[-2], x.shape[-1], _PREPARE)
+            check_batch_side(self._input_sizes(), x.shape[-2], x.shape[-1], _PREPARE)
         problem = self._channel_problem(x.shape[1]) if x.dim() == 4 else None
         if problem is None:
             output: torch.Tensor = self.network(x)
