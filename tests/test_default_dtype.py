@@ -13,7 +13,7 @@ from torch import nn
 
 from _training_helpers import CLASSES, tiny_cnn
 from retinalnet import Predictor, SyntheticOCT
-from retinalnet._core.default_dtype import float32_default
+from retinalnet._core.default_dtype import in_float32
 from retinalnet._core.model_use import check_float32_weights
 from retinalnet.checkpoint import load_checkpoint, save_checkpoint
 from retinalnet.models import Classifier, create_model, small_cnn, vgg16_transfer
@@ -40,13 +40,28 @@ def _dtypes(model: nn.Module) -> set[torch.dtype]:
     }
 
 
-def test_float32_default_puts_the_callers_default_back(float64_default: None) -> None:
-    with float32_default():
-        assert torch.get_default_dtype() == torch.float32
+def test_in_float32_casts_a_module_built_under_another_default(float64_default: None) -> None:
+    module = nn.Linear(2, 2)
+    assert in_float32(module) is module
+    assert _dtypes(module) == {torch.float32}
     assert torch.get_default_dtype() == torch.float64
-    with pytest.raises(RuntimeError, match="inside"), float32_default():
-        raise RuntimeError("inside")
-    assert torch.get_default_dtype() == torch.float64
+
+
+def test_the_library_never_switches_the_process_default_dtype(
+    float64_default: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default dtype is one setting for every thread of the process: switching it while
+    a model was built gave a host thread float32 tensors it had asked as float64 (64,773 of
+    119,525 torch.zeros(1) in an audit), and a model built at once in another thread
+    float64 weights that the float32 check refused."""
+    switched: list[torch.dtype] = []
+    monkeypatch.setattr(torch, "set_default_dtype", switched.append)
+
+    model = create_model("small_cnn", weights=None)
+    small_cnn(preprocessing=Preprocessing(size=32))
+
+    assert switched == []
+    assert _dtypes(model) == {torch.float32}
 
 
 @pytest.mark.usefixtures("float64_default")
@@ -76,9 +91,7 @@ def test_vgg16_transfer_is_built_in_float32_too() -> None:
 def test_a_float32_checkpoint_is_loaded_predicted_with_and_trained_under_a_float64_default(
     tmp_path: Path, float64_default: None
 ) -> None:
-    with float32_default():
-        path = save_checkpoint(tmp_path / "model.pt", tiny_cnn())
-    torch.set_default_dtype(torch.float64)
+    path = save_checkpoint(tmp_path / "model.pt", in_float32(tiny_cnn()))
 
     rebuilt = load_checkpoint(path).build_model()
     assert _dtypes(rebuilt) == {torch.float32}

@@ -5,48 +5,50 @@ numbers. Every module built under that default gets float64 weights, and a model
 library builds itself (:func:`~retinalnet.models.create_model`, a checkpoint's
 ``build_model``, :meth:`~retinalnet.Predictor.from_checkpoint`) would be refused by its own
 float32 check (:func:`~retinalnet._core.model_use.check_float32_weights`), with no model in
-the user's hands to call ``.float()`` on. :func:`float32_default` builds them in float32,
-as their checkpoints and pretrained weights are, and puts the user's default back.
+the user's hands to call ``.float()`` on. :func:`in_float32` casts what it builds to float32,
+as their checkpoints and pretrained weights are.
+
+torch's default dtype is one setting for the whole process, not per thread: the library never
+changes it. Switching it to float32 while a network is built (as 0.2's first versions did)
+gave another thread of the process float32 tensors where it had asked for float64, and a
+model built at the same time in another thread float64 weights.
 
 .. versionadded:: 0.2
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+from typing import TypeVar
 
 import torch
+from torch import nn
 
-__all__ = ["float32_default", "set_by_default"]
+__all__ = ["in_float32", "set_by_default"]
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
-@contextlib.contextmanager
-def float32_default() -> Iterator[None]:
-    """torch's default dtype float32 inside the block, the caller's again after it.
+def in_float32(module: ModuleT) -> ModuleT:
+    """``module`` with float32 weights when torch's default dtype is another floating type
+    (its modules were built in that dtype); unchanged, and not copied, otherwise.
 
-    The default is process-wide: it is only changed when it is not float32 already.
+    Casting from float64 loses nothing the float32 checkpoints and pretrained weights had.
+    A seeded random initialisation under a float64 default draws other numbers than under
+    float32 (torch draws in the dtype of the weights).
 
     Examples
     --------
     >>> import torch
     >>> torch.set_default_dtype(torch.float64)
-    >>> with float32_default():
-    ...     torch.nn.Linear(2, 2).weight.dtype
+    >>> in_float32(torch.nn.Linear(2, 2)).weight.dtype
     torch.float32
     >>> torch.get_default_dtype()
     torch.float64
     >>> torch.set_default_dtype(torch.float32)
     """
-    before = torch.get_default_dtype()
-    if before == torch.float32:
-        yield
-        return
-    torch.set_default_dtype(torch.float32)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(before)
+    if torch.get_default_dtype() != torch.float32:
+        module.float()
+    return module
 
 
 def set_by_default(dtype: torch.dtype) -> bool:

@@ -13,7 +13,7 @@ from torchvision.models import WeightsEnum
 
 from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet._core.counts import as_integer
-from retinalnet._core.default_dtype import float32_default
+from retinalnet._core.default_dtype import in_float32
 from retinalnet.models._builder_options import (
     build_network,
     check_options,
@@ -136,7 +136,7 @@ def create(
     may hold what a user is now refused for changing nothing (a dropout without a hidden
     layer, ViT's ``image_size=224``), and loads as before. The network is built in
     float32, whatever torch's default dtype is (see
-    :func:`~retinalnet._core.default_dtype.float32_default`)."""
+    :func:`~retinalnet._core.default_dtype.in_float32`)."""
     check_options(spec, options)  # before anything is built or downloaded
     check_size_options(spec, options, saved=saved)
     names = class_names(num_classes, classes)
@@ -157,32 +157,33 @@ def create(
     _check_size(spec, prep, resolved)
     if trainable_blocks and isinstance(resolved, WeightsEnum):  # fail before downloading
         _check_blocks(spec, _count_blocks(spec, options), trainable_blocks, blocks_name)
+    network = load_network(spec, resolved, progress=progress, **options)
+    old_head = network.get_submodule(spec.head)
+    head = build_head(  # no hidden layer: no dropout (a saved config may give one)
+        _in_features(old_head, network, spec),
+        num_classes,
+        hidden=hidden,
+        dropout=dropout if hidden else 0.0,
+    )
+    _replace(network, spec.head, head)
+    model = Classifier(
+        network,
+        classes=names,
+        preprocessing=prep,
+        arch=spec.name,
+        arch_kwargs={
+            "num_classes": num_classes,
+            "hidden": hidden,
+            "dropout": dropout,
+            "freeze": freeze,
+            "trainable_blocks": trainable_blocks,
+            **options,
+        },
+    )
     # float32, as checkpoints and pretrained weights are, whatever torch's default dtype is
-    # (a float64 default would give float64 modules, which every door refuses)
-    with float32_default():
-        network = load_network(spec, resolved, progress=progress, **options)
-        old_head = network.get_submodule(spec.head)
-        head = build_head(  # no hidden layer: no dropout (a saved config may give one)
-            _in_features(old_head, network, spec),
-            num_classes,
-            hidden=hidden,
-            dropout=dropout if hidden else 0.0,
-        )
-        _replace(network, spec.head, head)
-        model = Classifier(
-            network,
-            classes=names,
-            preprocessing=prep,
-            arch=spec.name,
-            arch_kwargs={
-                "num_classes": num_classes,
-                "hidden": hidden,
-                "dropout": dropout,
-                "freeze": freeze,
-                "trainable_blocks": trainable_blocks,
-                **options,
-            },
-        )
+    # (a float64 default gives float64 modules, which every door refuses); the default is
+    # the process's, shared by its threads, and is never switched
+    in_float32(model)
     if freeze:
         _check_blocks(spec, len(model.feature_block_modules()), trainable_blocks, blocks_name)
         freeze_model(model, trainable_blocks=trainable_blocks)
