@@ -4,8 +4,11 @@ give the serial results, and the model is never seen with another call's weights
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -311,6 +314,45 @@ def test_a_second_thread_waits_for_the_prediction_running_on_the_model() -> None
 def evaluate_like(model: Classifier, images: list[Image.Image]) -> torch.Tensor:
     """The probabilities of another Predictor on the same model."""
     return Predictor(model, device="cpu", precision="fp32").predict_proba(images)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_process_forked_while_another_thread_uses_the_model_can_use_it() -> None:
+    """The child inherited the record of a thread it does not have as the model's user, and
+    its first prediction on the model waited for it forever."""
+    model = tiny_cnn(seed=11)
+    images = _images(4)
+    inside, release = threading.Event(), threading.Event()
+    remove = _pause_inside_the_forward(model, inside, release)
+    paused = threading.Thread(
+        target=lambda: Predictor(model, device="cpu", precision="fp32").predict_proba(images),
+        name="paused",
+    )
+    paused.start()
+    try:
+        assert inside.wait(WAIT)
+        with warnings.catch_warnings():  # fork() in a process with threads: as asked here
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # the child: the paused thread is not here
+            status = 1
+            try:
+                with exclusive_use(model):
+                    status = 0
+            finally:
+                os._exit(status)
+        deadline = time.monotonic() + WAIT
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if done[0] == 0:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        assert done[0] == pid, "the child waited for the model (a thread it does not have)"
+        assert os.waitstatus_to_exitcode(done[1]) == 0
+    finally:
+        release.set()
+        paused.join(WAIT)
+        remove()
 
 
 def test_threads_with_dataloader_workers_do_not_deadlock(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import threading
 from collections.abc import Iterator
 
@@ -34,6 +35,24 @@ _turns = threading.Condition()
 # id(module) -> (the thread using it, how many of that thread's sessions hold it); an entry
 # lives only while its module is in use, so the module is alive and its id is its own
 _users: dict[int, tuple[int, int]] = {}
+
+
+def _forget_other_threads() -> None:
+    """In a process forked from this one, only the forking thread goes on: the models the
+    other threads were using are free in it (they waited forever for threads it does not
+    have), and its lock is a new one (another thread may have held the old one at the fork).
+    The forking thread's own uses stay: it leaves its blocks in the child as in the parent
+    (a DataLoader worker forked during a prediction)."""
+    global _turns
+    me = threading.get_ident()
+    _turns = threading.Condition()
+    for key, (user, _) in list(_users.items()):
+        if user != me:
+            del _users[key]
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_forget_other_threads)
 
 
 @contextlib.contextmanager
