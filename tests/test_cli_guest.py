@@ -306,3 +306,32 @@ def test_ctrl_c_while_the_program_starts_with_stderr_closed_exits_130() -> None:
         preexec_fn=lambda: os.close(2),
     )
     assert ended.returncode == 130
+
+
+def test_a_guest_command_leaves_the_callers_random_generators_as_they_were(
+    data: Path, tmp_path: Path
+) -> None:
+    """``train --seed 3`` from Python seeded the caller's generators for good: its next draws
+    were the same after every call."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from _cli_helpers import train_small_cnn
+
+    def draws() -> tuple[float, float, float]:
+        return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+    random.seed(11)
+    np.random.seed(11)
+    torch.manual_seed(11)
+    state = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    expected = draws()
+    random.setstate(state[0])
+    np.random.set_state(state[1])
+    torch.set_rng_state(state[2])
+
+    assert train_small_cnn(data, tmp_path / "run", "--seed", "3", "--no-calibrate") == 0
+
+    assert draws() == expected

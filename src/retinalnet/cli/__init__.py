@@ -263,7 +263,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 # the parser lists the architectures: torch imports
                 with _interrupt_exits_at_once():
                     args = build_parser().parse_args(argv)
-                with _sigterm_raises(), _file_names_printed_as_they_are():
+                with (
+                    _sigterm_raises(),
+                    _file_names_printed_as_they_are(),
+                    _host_random_state_kept(),
+                ):
                     return _run(args)
             except KeyboardInterrupt as stop:  # Terminated too
                 terminated = isinstance(stop, Terminated)
@@ -285,6 +289,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 _SAID = "retinalnet_cli_said"
 """Marks an interrupt the command has stopped on and said (``retinalnet: interrupted``)."""
+
+
+@contextmanager
+def _host_random_state_kept() -> Iterator[None]:
+    """As a guest, the host's random generators (Python's, NumPy's, torch's) are as they were
+    once the command ends: ``train --seed 3`` seeded them, and the host's next draws were the
+    same after every call. As the program, nothing is kept (the process ends)."""
+    if _THE_PROGRAM.get():
+        yield
+        return
+    from retinalnet.training._seed import random_state, set_random_state
+
+    state = random_state()
+    try:
+        yield
+    finally:
+        set_random_state(state, source="the random state before the command")
 
 
 @contextmanager
