@@ -141,7 +141,13 @@ def test_evaluate_keeps_each_images_patient_for_the_patient_report(tree: Path) -
     assert result.patient_ids is not None
     order = [Path(path).name for path, _ in KermanyOCT(tree, "test").samples]
     ids = dict(zip(order, result.patient_ids, strict=True))
-    assert ids["CNV-0042-1.jpeg"] == ids["CNV-42-2.jpeg"] == ids["NORMAL-42-3.jpeg"] == "42"
+    # kept as written (so they join with the data set's); 0042 is 42 in the grouping
+    assert result.patient_ids == tuple(KermanyOCT(tree, "test").patient_ids)
+    assert (ids["CNV-0042-1.jpeg"], ids["CNV-42-2.jpeg"], ids["NORMAL-42-3.jpeg"]) == (
+        "0042",
+        "42",
+        "42",
+    )
     assert ids["drusen scan.jpeg"] is None
     report = result.patient_report()
     assert report.patients is not None
@@ -310,3 +316,133 @@ def test_a_patients_confidence_on_a_bin_edge_is_binned_at_its_scans_precision() 
         targets = np.repeat([0, 1], len(ids) // 2)
         report = patient_level(scans, targets, ids, classes=classes, urgent=None)
         assert report.ece == pytest.approx(per_scan)
+
+
+# --- one rule for patient ids, whichever door they come through ------------------------------
+
+SIX_TARGETS = [0, 0, 1, 2, 3, 3]  # CNV, CNV, DME, DRUSEN, NORMAL, NORMAL
+
+
+class _Scans(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
+    """Six 32-px scans whose patients are the ``patient_ids`` given, as a data set with
+    ``patient_ids`` (evaluate reads them as it reads KermanyOCT's)."""
+
+    classes = CLASSES
+
+    def __init__(self, patient_ids: Sequence[object]) -> None:
+        generator = torch.Generator().manual_seed(0)
+        self.images = torch.randn(6, 3, 32, 32, generator=generator)
+        self.patient_ids = list(patient_ids)
+
+    def __len__(self) -> int:
+        return len(SIX_TARGETS)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.images[index], SIX_TARGETS[index]
+
+
+ID_CASES = {
+    # a pandas column after fillna(""): four scans of three labels, each a patient of its own
+    # (was: all patient "0", one mixed patient, without_id 0)
+    "empty": (["", "", "", "7", "7", ""], (5, 6, 1, 4)),
+    # an empty cell read by pandas (was: AttributeError after the whole pass)
+    "nan": (["1", "1", math.nan, "2", "2", "3"], (4, 5, 1, 1)),
+    # a numeric column read by pandas (was: AttributeError after the whole pass)
+    "int": ([4370501, 4370501, 17, 17, 23, 24], (4, 5, 1, 0)),
+    # leading zeros and whole numbers: two patients, 200 and 7
+    "zeros": (["0200", 200, "200", np.int64(7), "007", 7.0], (2, 4, 2, 0)),
+}
+
+
+@pytest.mark.parametrize("case", list(ID_CASES))
+def test_every_door_groups_patient_ids_by_one_rule(case: str) -> None:
+    from retinalnet.engine import InferenceEngine
+    from retinalnet.training._evaluation import run_evaluation
+
+    ids, (patients, groups, mixed, without_id) = ID_CASES[case]
+
+    result = evaluate(_model(), _Scans(ids), device="cpu", precision="fp32")
+    engine = InferenceEngine(_model(), device="cpu", precision="fp32")
+    loader = engine.loader(_Scans(ids), batch_size=4, num_workers=0)
+    run = run_evaluation(engine, loader, loss=nn.NLLLoss(), classes=CLASSES, patient_ids=ids)
+
+    assert result.patient_ids == run.patient_ids == tuple(ids)  # as given: they join
+    assert result.probabilities is not None
+    direct = patient_level(result.probabilities, result.targets, ids, classes=CLASSES)
+    assert direct.patients is not None
+    assert direct.patients.to_dict() == {
+        "scans": 6,
+        "patients": patients,
+        "groups": groups,
+        "mixed": mixed,
+        "without_id": without_id,
+    }
+    assert result.patient_report().to_dict() == direct.to_dict()
+    assert run.patient_report().to_dict() == direct.to_dict()
+
+
+class _Unreached(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise AssertionError("the model ran: the ids were checked after the pass")
+
+
+def test_an_id_that_cannot_name_a_patient_is_refused_before_the_model_runs() -> None:
+    model = Classifier(_Unreached(), classes=CLASSES, preprocessing=Preprocessing(size=32))
+    ids = [["7"], "7", "8", "8", "9", "9"]
+    message = r"^evaluate\(\): patient id \['7'\] \(scan 0\) is a list, which cannot name"
+    with pytest.raises(TypeError, match=message):
+        evaluate(model, _Scans(ids), device="cpu", precision="fp32")
+    with pytest.raises(TypeError, match=r"patient id \['7'\] \(scan 0\) is a list"):
+        patient_level(np.full((6, 4), 0.25), SIX_TARGETS, ids)
+
+
+def test_patient_level_on_the_data_sets_own_ids_gives_the_patient_report(tree: Path) -> None:
+    data = KermanyOCT(tree, "test")
+    assert "0042" in data.patient_ids  # CNV-0042-1.jpeg, patient 42 as CNV-42-2.jpeg
+    result = evaluate(_model(), data, device="cpu", precision="fp32")
+
+    direct = patient_level(result.probabilities, result.targets, data.patient_ids)
+
+    # was: 5 patients and 6 groups here against 4 and 5 in the report (0042 apart from 42)
+    assert direct.to_dict() == result.patient_report().to_dict()
+    assert direct.patients is not None
+    assert (direct.patients.patients, direct.patients.groups) == (4, 5)
+
+
+def test_the_report_says_how_many_scans_have_no_patient_id() -> None:
+    text = patient_level(PROBABILITIES, TARGETS, PATIENTS, classes=CLASSES).to_text()
+    assert (
+        "(2 of 7 scans have no patient id: each counts as a patient of its own, so if some "
+        "are one patient's scans, that patient counts several times and the intervals are "
+        "too narrow)"
+    ) in text.splitlines()
+    one = ["7", "7", "8", "8", None, "10", "9"]
+    assert "(1 of 7 scans has no patient id:" in str(patient_level(PROBABILITIES, TARGETS, one))
+    named = [f"p{i}" if patient is None else patient for i, patient in enumerate(PATIENTS)]
+    assert "no patient id" not in str(patient_level(PROBABILITIES, TARGETS, named))
+    # said without the headline too (the line the CLI leaves out after the per-scan result)
+    report = patient_level(PROBABILITIES, TARGETS, PATIENTS, classes=CLASSES)
+    assert "(2 of 7 scans have no patient id" in report.to_text(headline=False)
+
+
+def test_the_evaluate_command_groups_as_patient_level_and_says_which_scans_have_no_id(
+    tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from retinalnet.checkpoint import load_checkpoint, save_checkpoint
+    from retinalnet.models import small_cnn
+
+    checkpoint = save_checkpoint(tmp_path / "m.pt", small_cnn(preprocessing=Preprocessing(size=32)))
+    argv = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(tree), "--precision"]
+    argv += ["fp32", "-q"]
+    data = KermanyOCT(tree, "test")
+    result = evaluate(load_checkpoint(checkpoint).build_model(), data, precision="fp32")
+    direct = patient_level(result.probabilities, result.targets, data.patient_ids).to_dict()
+
+    assert main([*argv, "--json"]) == 0
+    written = json.loads(capsys.readouterr().out)["patient_report"]
+    for key in ("patients", "num_samples", "accuracy", "confusion_matrix", "per_class"):
+        assert written[key] == direct[key], key
+    assert main(argv) == 0
+    assert "(1 of 6 scans has no patient id: each counts as a patient of its own" in (
+        capsys.readouterr().out
+    )

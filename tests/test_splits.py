@@ -7,6 +7,7 @@ import math
 import os
 import re
 import shutil
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -609,7 +610,7 @@ def test_a_fraction_giving_no_validation_patient_is_refused(tree: Path) -> None:
     )
     with pytest.raises(ValueError, match=message):
         patient_split(tree, val_fraction=0.001)
-    with pytest.warns(UserWarning, match="no patient of DME, DRUSEN, NORMAL"):
+    with pytest.warns(UserWarning, match="validation split no image of DME, DRUSEN, NORMAL"):
         rows = patient_split(tree, val_fraction=0.013)  # one CNV patient: round(0.533)
     assert len(_patients(rows, "val")) == 1
 
@@ -621,19 +622,92 @@ def test_a_fraction_giving_no_training_patient_is_refused(tree: Path) -> None:
     )
     with pytest.raises(ValueError, match=message):
         patient_split(tree, val_fraction=0.999)
-    with pytest.warns(UserWarning, match="gives the training split no patient of DME, DRUSEN"):
+    with pytest.warns(UserWarning, match="gives the training split no image of DME, DRUSEN"):
         rows = patient_split(tree, val_fraction=0.987)
     assert _patients(rows, "train")
 
 
 def test_a_class_without_validation_patients_is_warned_about(tree: Path) -> None:
     message = (
-        r"val_fraction=0\.04 gives the validation split no patient of DRUSEN: "
-        r"round\(0\.04 \* patients\) leaves all the patients \(10 of DRUSEN\) in the other split"
+        r"^val_fraction=0\.04 with seed=0 gives the validation split no image of DRUSEN: all are "
+        r"in training \(DRUSEN: 10 image\(s\) of 10 patient\(s\)\), so validation cannot score "
+        r"that class; pass another val_fraction or seed .* or add patients of that class$"
     )
     with pytest.warns(UserWarning, match=message):
         rows = patient_split(tree, val_fraction=0.04)
     assert "DRUSEN" not in {row.label for row in rows if row.split == "val"}
+
+
+@pytest.fixture
+def mixed_tree(tmp_path: Path) -> Path:
+    """The auditor's case: 4 CNV patients with 2 scans each, patient 1 also with a DRUSEN and
+    a NORMAL scan (main class CNV); 4 DME patients; 1 NORMAL patient."""
+    root = tmp_path / "mixed"
+    names = [f"CNV/CNV-{p}-{n}.png" for p in range(1, 5) for n in (1, 2)]
+    names += ["DRUSEN/DRUSEN-1-3.png", "NORMAL/NORMAL-1-4.png", "NORMAL/NORMAL-9-1.png"]
+    names += [f"DME/DME-{p}-1.png" for p in range(5, 9)]
+    for seed, name in enumerate(names):
+        _scan(root / "train" / name, seed)
+    return root
+
+
+def _classes_warned_of(caught: list[warnings.WarningMessage], split: str) -> set[str]:
+    found: set[str] = set()
+    for warning in caught:
+        match = re.search(rf"gives the {split} split no image of ([A-Z, ]+):", str(warning.message))
+        if match:
+            found.update(match.group(1).split(", "))
+    return found
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_classes_warned_of_are_those_a_split_has_no_image_of(
+    mixed_tree: Path, seed: int
+) -> None:
+    """Was: NORMAL (its only main patient is never drawn) at every seed, also when patient 1
+    brought a NORMAL scan to validation, and never DRUSEN, which only patient 1 has."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows = patient_split(mixed_tree, val_fraction=0.25, seed=seed)
+
+    for split, words in (("val", "validation"), ("train", "training")):
+        absent = set(KERMANY_CLASSES) - {row.label for row in rows if row.split == split}
+        assert _classes_warned_of(caught, words) == absent
+
+
+def test_a_class_only_another_class_s_patient_has_is_warned_of_in_either_split(
+    mixed_tree: Path,
+) -> None:
+    """Both draws happen: patient 1 (and with it DRUSEN) stays in training at seed 0, goes to
+    validation at seed 5, leaving training without DRUSEN."""
+    with pytest.warns(UserWarning, match="validation split no image") as caught:
+        rows = patient_split(mixed_tree, val_fraction=0.25, seed=0)
+    assert "DRUSEN" not in {row.label for row in rows if row.split == "val"}
+    assert _classes_warned_of(caught.list, "validation") == {"DRUSEN", "NORMAL"}
+    message = (
+        r"^val_fraction=0\.25 with seed=5 gives the training split no image of DRUSEN: all are "
+        r"in validation \(DRUSEN: 1 image\(s\) of 1 patient\(s\)\), so the model never learns "
+        r"that class; pass another val_fraction or seed"
+    )
+    with pytest.warns(UserWarning, match=message) as caught:
+        rows = patient_split(mixed_tree, val_fraction=0.25, seed=5)
+    assert {row.label for row in rows if row.split == "val"} == set(KERMANY_CLASSES)
+    assert _classes_warned_of(caught.list, "validation") == set()
+
+
+def test_the_split_command_warns_of_the_classes_its_table_shows_missing(
+    mixed_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from retinalnet.cli import main
+
+    argv = ["split", str(mixed_tree), "--val-fraction", "0.25", "--seed", "5"]
+    with pytest.warns(UserWarning, match="split no image") as caught:  # printed on stderr
+        assert main([*argv, "--out", str(tmp_path / "s5.csv"), "-q"]) == 0
+    printed = capsys.readouterr().out
+    table = {line.split()[0]: line.split()[1:] for line in printed.splitlines()[1:3]}
+    assert table == {"train": ["6", "3", "0", "1", "7"], "val": ["2", "1", "1", "1", "2"]}
+    assert _classes_warned_of(caught.list, "training") == {"DRUSEN"}
+    assert _classes_warned_of(caught.list, "validation") == set()  # was: NORMAL
 
 
 def test_the_split_command_refuses_a_fraction_giving_no_validation_patient(

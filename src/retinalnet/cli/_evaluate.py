@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from retinalnet._core.files import atomic_write_text
 from retinalnet._core.json_text import strict_json
+from retinalnet._core.patient_ids import is_missing_id
 
 if TYPE_CHECKING:
     from retinalnet.checkpoint import Checkpoint
@@ -136,7 +137,7 @@ def _provenance(args: argparse.Namespace, checkpoint: Checkpoint) -> dict[str, o
 
 def _patient_report(result: EvaluationResult, bootstrap: int) -> ClassificationReport | None:
     """The patient-level report, or ``None`` when no image's file name gives its patient."""
-    if result.patient_ids is None or all(p is None for p in result.patient_ids):
+    if result.patient_ids is None or all(map(is_missing_id, result.patient_ids)):
         return None
     return result.patient_report(bootstrap=bootstrap)
 

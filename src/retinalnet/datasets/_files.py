@@ -10,6 +10,7 @@ from pathlib import Path
 
 from retinalnet._core.classes import IMAGE_EXTENSIONS, KERMANY_CLASSES
 from retinalnet._core.folders import nonempty_path
+from retinalnet._core.patient_ids import digits_key
 from retinalnet.datasets._files_not_read import warn_of_files_not_read
 from retinalnet.datasets._folder_names import class_folder_hint
 from retinalnet.datasets._linked_files import LinkedFiles
@@ -112,17 +113,19 @@ def patient_id_from_name(name: str | os.PathLike[str]) -> str | None:
 
 
 def patient_key(patient: str) -> str:
-    """The key under which images count as one patient: the id without leading zeros.
+    """The key under which images count as one patient: an id of ASCII digits without its
+    leading zeros, any other id as given.
 
-    ``"0042"`` and ``"42"`` are one patient for :func:`patient_split` and the audit's leakage
-    check (merging two ids can never leak a patient; keeping them apart could).
+    ``"0042"`` and ``"42"`` are one patient for :func:`patient_split`, the manifest's and the
+    audit's leakage checks, and :func:`~retinalnet.metrics.patient_level` (one rule, in
+    ``retinalnet._core.patient_ids``), while ``"0042A"`` is not ``"42A"``.
 
     Examples
     --------
-    >>> patient_key("0042"), patient_key("000")
-    ('42', '0')
+    >>> patient_key("0042"), patient_key("000"), patient_key("0042A")
+    ('42', '0', '0042A')
     """
-    return patient.lstrip("0") or "0"
+    return digits_key(patient)
 
 
 def class_named_in(name: str) -> str | None:

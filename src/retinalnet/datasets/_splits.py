@@ -132,8 +132,8 @@ def _check_fraction_gives_patients(
     val_fraction: float, patients_of: Mapping[str, Sequence[str]]
 ) -> None:
     """Refuse a ``val_fraction`` that gives the validation or the training split no patient
-    (each class draws ``round(val_fraction * patients)``), and warn for a class that gets no
-    validation patient while others do."""
+    (each class draws ``round(val_fraction * patients)``). Which classes each split ends up
+    without is told after the draw, from its images (:func:`_warn_of_missing_classes`)."""
     sizes = {name: len(patients_of[name]) for name in KERMANY_CLASSES if patients_of[name]}
     if not sizes:
         return
@@ -164,18 +164,39 @@ def _check_fraction_gives_patients(
             f"fraction that leaves one for training is {largest_left:g}: pass "
             f"val_fraction={largest_left:g} or less (CLI: --val-fraction {largest_left:g})"
         )
-    empty = [name for name, count in drawn.items() if count == 0]
-    full = [name for name in sizes if drawn[name] == sizes[name]]
-    for names, split in ((empty, "validation"), (full, "training")):
-        if names:
-            counts = ", ".join(f"{sizes[name]} of {name}" for name in names)
-            warn_caller(
-                f"val_fraction={val_fraction!r} gives the {split} split no patient of "
-                f"{', '.join(names)}: round({val_fraction!r} * patients) leaves all the "
-                f"patients ({counts}) in the other split, so {split} has no image of that "
-                "class; pass another val_fraction, or add patients of that class",
-                UserWarning,
-            )
+
+
+def _warn_of_missing_classes(rows: Sequence[ManifestRow], val_fraction: float, seed: int) -> None:
+    """Warn, for each of validation and training, of the classes it has no image of while
+    the pool has some, judged from the labels of the rows the draw put in it: a patient is
+    drawn for the class most of their images have, so a class can land in validation
+    through another class's patient, or miss it although it has patients of its own."""
+    images: dict[str, Counter[str]] = {"train": Counter(), "val": Counter()}
+    patients: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        images[row.split][row.label] += 1
+        patients[row.label].add(_patient_key(row))
+    present = [name for name in KERMANY_CLASSES if patients[name]]
+    for split, other, words, other_words, consequence in (
+        ("val", "train", "validation", "training", "validation cannot score {}"),
+        ("train", "val", "training", "validation", "the model never learns {}"),
+    ):
+        names = [name for name in present if not images[split][name]]
+        if not names:
+            continue
+        these = "that class" if len(names) == 1 else "those classes"
+        counts = "; ".join(
+            f"{name}: {images[other][name]} image(s) of {len(patients[name])} patient(s)"
+            for name in names
+        )
+        warn_caller(
+            f"val_fraction={val_fraction!r} with seed={seed!r} gives the {words} split no "
+            f"image of {', '.join(names)}: all are in {other_words} ({counts}), so "
+            f"{consequence.format(these)}; pass another val_fraction or seed (each class "
+            "draws round(val_fraction * patients) of the patients most of whose images it "
+            f"has), or add patients of {these}",
+            UserWarning,
+        )
 
 
 def patient_split(
@@ -251,9 +272,10 @@ def patient_split(
     Warns
     -----
     UserWarning
-        With ``unparsed="own-group"``, when some file names carry no patient id; when
-        ``val_fraction`` leaves a class without a validation patient (or without a training
-        patient) while the other classes have some; and (without ``drop_duplicates``) when
+        With ``unparsed="own-group"``, when some file names carry no patient id; when the
+        split leaves validation (or training) without an image of a class the training
+        images have, judged from the images each split ends up with (a patient's scans of
+        other classes go with the patient); and (without ``drop_duplicates``) when
         some images are broken symbolic links, which are kept, as :class:`KermanyOCT` keeps
         them.
     RuntimeWarning
@@ -320,4 +342,5 @@ def patient_split(
         for row in pool
     ]
     split_rows.sort(key=lambda row: (row.split != "train", order[row.label], row.path))
+    _warn_of_missing_classes(split_rows, val_fraction, seed)
     return split_rows + test

@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from retinalnet._core.classes import KERMANY_CLASSES
+from retinalnet._core.patient_ids import is_missing_id, patient_group_key
 from retinalnet.metrics._calibration import calibration_error_or_nan, stored_precision
 from retinalnet.metrics._confusion import FloatArray, _as_probabilities, _as_targets
 from retinalnet.metrics._rates import distributions, probabilities_of
@@ -49,7 +50,16 @@ def patient_level(
       with CNV, the other normal, or a follow-up visit) gives one group per label, each
       evaluated on its own; :attr:`PatientGroups.mixed` counts these patients;
     - a scan without a patient id (``None``, ``""``, or NaN or ``pandas.NA`` as pandas
-      reads an empty cell) is a patient of its own.
+      reads an empty cell) is a patient of its own;
+    - ids are compared without leading zeros when they are strings of ASCII digits, and a
+      whole number that is not negative (an ``int``, a NumPy integer, or a float such as
+      ``42.0``, as pandas reads a numeric column with empty cells) counts as the string of
+      its digits: ``42``, ``42.0``, ``"42"`` and ``"0042"`` are one patient; any other id
+      (``"P-0042"``, ``-3``) is compared as given. This is the rule of
+      :func:`~retinalnet.datasets.patient_split` and the audit, so the ids of
+      :attr:`KermanyOCT.patient_ids <retinalnet.datasets.KermanyOCT>` can be passed as they
+      are, and give the numbers :meth:`EvaluationResult.patient_report
+      <retinalnet.training.EvaluationResult.patient_report>` gives.
 
     The report is the same as :func:`classification_report`'s (confusion matrix,
     sensitivity, specificity, AUC, ECE, confidence intervals over groups), counting
@@ -68,9 +78,9 @@ def patient_level(
     targets
         True class index of each scan.
     patient_ids
-        The patient of each scan, compared as given (for Kermany file names
-        :attr:`KermanyOCT.patient_ids <retinalnet.datasets.KermanyOCT>`, normalised
-        with leading zeros removed, as :func:`~retinalnet.training.evaluate` does).
+        The patient of each scan: a str, an int, or any value that can be a dict key,
+        compared by the rule above (for Kermany file names, :attr:`KermanyOCT.patient_ids
+        <retinalnet.datasets.KermanyOCT>` as they are).
     classes, urgent, topk, bootstrap, confidence, seed
         As for :func:`classification_report`.
 
@@ -86,7 +96,8 @@ def patient_level(
         a bad ``bootstrap`` or ``seed``: refused before any grouping); a scan's NaN or
         infinite probabilities are refused before any averaging, naming the scan's row.
     TypeError
-        As :func:`classification_report`.
+        As :func:`classification_report`, or if a patient id cannot be a dict key (a
+        list), naming it and its scan.
 
     Examples
     --------
@@ -117,10 +128,10 @@ def patient_level(
             f"patient_ids must name the patient of each scan: got {len(ids)} ids for "
             f"{len(true)} scans"
         )
-    groups: dict[tuple[object, int], list[int]] = {}
-    labels: dict[object, set[int]] = {}
+    groups: dict[tuple[Hashable, int], list[int]] = {}
+    labels: dict[Hashable, set[int]] = {}
     for index, (patient, target) in enumerate(zip(ids, true.tolist(), strict=True)):
-        key: object = ("no id", index) if _missing(patient) else patient
+        key = _NoId(index) if is_missing_id(patient) else patient_group_key(patient, row=index)
         groups.setdefault((key, target), []).append(index)
         labels.setdefault(key, set()).add(target)
     members = list(groups.values())
@@ -145,7 +156,7 @@ def patient_level(
         patients=len(labels),
         groups=len(groups),
         mixed=sum(len(found) > 1 for found in labels.values()),
-        without_id=sum(_missing(patient) for patient in ids),
+        without_id=sum(is_missing_id(patient) for patient in ids),
     )
     # the calibration error judges the distributions the scans' scores stand for, as the
     # per-scan report does: none for logits or rows that do not sum to 1 (NaN there too);
@@ -177,13 +188,8 @@ def _mean(rows: FloatArray) -> FloatArray:
     return np.array(means, dtype=np.float64)
 
 
-def _missing(patient: object) -> bool:
-    """Whether ``patient`` is no id: ``None``, a blank string, or what pandas reads from an
-    empty cell (a float NaN, ``pandas.NA``, ``NaT``), told without importing pandas: NaN
-    differs from itself, and ``pandas.NA``'s comparisons have no truth value."""
-    if patient is None or (isinstance(patient, str) and not patient.strip()):
-        return True
-    try:
-        return bool(patient != patient)
-    except (TypeError, ValueError):
-        return True  # pandas.NA: "boolean value of NA is ambiguous"
+@dataclasses.dataclass(frozen=True)
+class _NoId:
+    """The key of a scan without a patient id: a patient of its own, equal to no id given."""
+
+    scan: int

@@ -343,11 +343,7 @@ class ClassificationReport:
             )
             accuracy = percent(self.accuracy, 2)
             lines.append(f"{counted}  accuracy {accuracy}{shown}  ECE {percent(self.ece)}")
-            if groups is not None and groups.mixed:
-                lines.append(
-                    f"({groups.mixed} patient(s) have scans of more than one label: each "
-                    "(patient, label) group counts once)"
-                )
+        lines.extend(_grouping_notes(self.patients))
         if self.interval_note:
             lines.append(f"({self.interval_note}; each class's in the table of intervals)")
         header = ["precision", "recall", "specificity", "f1", "auc", "support"]
@@ -697,3 +693,26 @@ def _ece(scores: npt.NDArray[np.float64], true: IntArray) -> float:
     """The ECE of the distributions the scores stand for (:func:`distributions`: the
     probabilities or log-probabilities); NaN without images or for other scores."""
     return calibration_error_or_nan(scores, true)  # finite: refused before otherwise
+
+
+def _grouping_notes(groups: PatientGroups | None) -> list[str]:
+    """The lines under a patient-level report's first line that say how its units differ
+    from patients: mixed-label patients count once per label, and scans without a patient
+    id count as patients of their own (so the report, intervals included, treats them as
+    independent patients, which several scans of one patient are not)."""
+    if groups is None:
+        return []
+    notes = []
+    if groups.mixed:
+        notes.append(
+            f"({groups.mixed} patient(s) have scans of more than one label: each "
+            "(patient, label) group counts once)"
+        )
+    if groups.without_id:
+        verb = "has" if groups.without_id == 1 else "have"
+        notes.append(
+            f"({groups.without_id} of {groups.scans} scans {verb} no patient id: each counts "
+            "as a patient of its own, so if some are one patient's scans, that patient "
+            "counts several times and the intervals are too narrow)"
+        )
+    return notes

@@ -11,7 +11,7 @@ import functools
 import math
 import os
 import reprlib
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +24,10 @@ from retinalnet._core.classes import check_same_classes, output_classes
 from retinalnet._core.device import default_num_workers, resident_device, resolve_device
 from retinalnet._core.loader_settings import check_batch_size, check_num_workers
 from retinalnet._core.loaders import DataSource
+from retinalnet._core.patient_ids import is_missing_id, patient_group_key
 from retinalnet._core.progress import progress_bar
 from retinalnet._core.proportion_text import percent
 from retinalnet._core.value_equality import fields_equal
-from retinalnet.datasets._files import patient_key
 from retinalnet.datasets._readable import readable_for_scoring, refuse_substitution
 from retinalnet.engine import InferenceEngine
 from retinalnet.metrics import URGENT_CLASSES, confusion_matrix
@@ -84,13 +84,19 @@ class EvaluationResult:
         <retinalnet.models.Classifier.temperature>`.
 
         .. versionadded:: 0.2
-    patient_ids : tuple of str or None, or None
-        The patient of each image (Kermany file names ``CLASS-PATIENT-N.jpeg``, leading
-        zeros removed; ``None`` for a name without one), in data order, for
-        :meth:`patient_report`; ``None`` when the data did not say (a DataLoader, or a
-        data set without ``patient_ids``).
+    patient_ids : tuple or None
+        The patient of each image, in data order, as the data set's ``patient_ids`` give it
+        (for :class:`~retinalnet.datasets.KermanyOCT`, the id in the file name
+        ``CLASS-PATIENT-N.jpeg`` as written, or the manifest's; ``None`` for a name without
+        one), so it joins with the data set's; :meth:`patient_report` compares them by the
+        rule of :func:`~retinalnet.metrics.patient_level` (``"0042"`` is ``"42"``, an
+        empty id is a patient of its own). ``None`` when the data did not say (a
+        DataLoader, or a data set without ``patient_ids``).
 
         .. versionadded:: 0.2
+        .. versionchanged:: 0.2
+           Kept as given: leading zeros were removed here, which made ``""`` patient
+           ``"0"`` and failed on int or NaN ids.
     precision : str
         The precision the model ran in: ``"fp32"``, or ``"bf16"`` / ``"fp16"``, which
         ``precision="auto"`` picks on a GPU and on a CPU with native bf16 (faster; its
@@ -109,7 +115,7 @@ class EvaluationResult:
     targets: np.ndarray[Any, np.dtype[np.int64]] | None = field(default=None, repr=False)
     tta: bool = False
     temperature: float = 1.0
-    patient_ids: tuple[str | None, ...] | None = field(default=None, repr=False)
+    patient_ids: tuple[Hashable | None, ...] | None = field(default=None, repr=False)
     precision: str = "fp32"
 
     def __eq__(self, other: object) -> bool:
@@ -301,7 +307,7 @@ def run_evaluation(
     loss: nn.Module,
     classes: Sequence[str],
     progress: bool = False,
-    patient_ids: Sequence[str | None] | None = None,
+    patient_ids: Sequence[Hashable | None] | None = None,
     where: str = "evaluation",
     refuse_nonfinite: bool = True,
 ) -> EvaluationResult:
@@ -310,7 +316,8 @@ def run_evaluation(
     The loop the Trainer runs after each epoch and :func:`evaluate` runs once. ``loss`` gets
     the log-probabilities (of the mirror-averaged probabilities with TTA, scaled by the
     engine's temperature), which suits ``NLLLoss`` and ``CrossEntropyLoss`` alike.
-    ``patient_ids`` (one per image, in loader order) go into the result.
+    ``patient_ids`` (one per image, in loader order) go into the result as given; they are
+    checked before the model runs.
 
     Raises
     ------
@@ -323,9 +330,11 @@ def run_evaluation(
         class. The Trainer's validation passes ``False`` and stops on the NaN loss itself,
         naming the epoch.
     TypeError
-        If the loader's targets are not a tensor of class indices (class names, say).
+        If the loader's targets are not a tensor of class indices (class names, say), or
+        (before the model runs) a patient id cannot name a patient (a list).
     """
     refuse_substitution(loader, where=where)
+    patients = _patients(patient_ids, where)
     num_classes = len(classes)
     total_loss = torch.zeros((), dtype=torch.float64, device=engine.device)
     all_probabilities: list[torch.Tensor] = []
@@ -372,18 +381,29 @@ def run_evaluation(
         targets=targets_array,
         tta=engine.tta,
         temperature=temperature,
-        patient_ids=_patients(patient_ids, count),
+        patient_ids=patients if patients is not None and len(patients) == count else None,
         precision=precision_name(engine.dtype),
     )
 
 
 def _patients(
-    patient_ids: Sequence[str | None] | None, count: int
-) -> tuple[str | None, ...] | None:
-    """The patient keys (leading zeros removed) of ``count`` images, if known for each."""
-    if patient_ids is None or len(patient_ids) != count:
+    patient_ids: Sequence[Hashable | None] | None, where: str
+) -> tuple[Hashable | None, ...] | None:
+    """The patient ids as given, checked before the model runs: one that cannot name a
+    patient (a list) would fail :meth:`EvaluationResult.patient_report` after the whole
+    pass. They are compared (``"0042"`` is ``"42"``, ``""`` and NaN are no id) by
+    :func:`~retinalnet.metrics.patient_level` alone, so ``patient_level`` on the data set's
+    own ids gives the numbers of the report."""
+    if patient_ids is None:
         return None
-    return tuple(patient_key(p) if p is not None else None for p in patient_ids)
+    given = tuple(patient_ids)
+    for row, patient in enumerate(given):
+        if not is_missing_id(patient):
+            try:
+                patient_group_key(patient, row=row)
+            except TypeError as error:
+                raise TypeError(f"{where}: {error}") from None
+    return given
 
 
 def evaluate(
