@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,7 +48,7 @@ from torchvision.transforms.v2 import functional as tvf
 from retinalnet._core.device import resolve_device
 from retinalnet._core.images import MAX_IMAGE_ASPECT, SMALL_IMAGE_SIDE, UnreadableImageError
 from retinalnet._core.model_inputs import describe, refuse_unprepared
-from retinalnet._core.warning_filters import catch_warnings_locked
+from retinalnet._core.warning_filters import filter_in_this_thread
 from retinalnet.transforms import Preprocessing
 
 __all__ = ["TOLERANCE", "TensorPreprocessing", "read_encoded"]
@@ -260,11 +259,12 @@ def _tensor_decodable(data: bytes, preprocessing: Preprocessing) -> bool:
     if preprocessing.reduced_decode or not data.startswith(_JPEG_START):
         return False
     try:
-        with catch_warnings_locked():  # a bomb (from PIL's limit): the PIL path refuses it
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as header:  # reads the header only
-                width, height = header.size
-                mode = header.mode
+        with (
+            filter_in_this_thread("error", Image.DecompressionBombWarning),  # the PIL path
+            Image.open(io.BytesIO(data)) as header,  # refuses a bomb; reads the header only
+        ):
+            width, height = header.size
+            mode = header.mode
     except Exception:  # anything wrong: the PIL path names the error
         return False
     short, long = sorted((width, height))
@@ -274,7 +274,6 @@ def _tensor_decodable(data: bytes, preprocessing: Preprocessing) -> bool:
 def _decode_jpeg(data: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
     """``decode_jpeg`` without the deprecation warning torchvision 0.29 gives on every call
     (its image decoders are to move to TorchCodec), silenced for this call only."""
-    with catch_warnings_locked():
-        warnings.filterwarnings("ignore", message="The image decoding", category=DeprecationWarning)
+    with filter_in_this_thread("ignore", DeprecationWarning, message="The image decoding"):
         decoded: list[torch.Tensor] = decode_jpeg(data, mode=ImageReadMode.UNCHANGED, device=device)
     return decoded

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from retinalnet._core.pixel_modes import in_frame
 from retinalnet._core.read_failure import EMPTY_FILE, is_empty, read_failure
 from retinalnet._core.regular_files import SpecialFileError, check_regular_file, open_regular
 from retinalnet._core.volume_pixels import volume_pixels_reason
-from retinalnet._core.warning_filters import catch_warnings_locked
+from retinalnet._core.warning_filters import warnings_ignored
 
 __all__ = [
     "DICOM_EXTENSIONS",
@@ -149,8 +148,7 @@ def _quiet() -> Iterator[None]:
     drop = _DropRecords()
     logger.addFilter(drop)
     try:
-        with catch_warnings_locked():
-            warnings.simplefilter("ignore")
+        with warnings_ignored():
             yield
     finally:
         logger.removeFilter(drop)

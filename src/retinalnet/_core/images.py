@@ -24,7 +24,6 @@ import io
 import os
 import re
 import sys
-import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -63,7 +62,7 @@ from retinalnet._core.pixel_modes import UnusablePixelsError as _UnusablePixelsE
 from retinalnet._core.read_failure import EMPTY_FILE, is_empty, read_failure
 from retinalnet._core.regular_files import SpecialFileError, check_regular_file
 from retinalnet._core.volume_pixels import volume_pixels_reason
-from retinalnet._core.warning_filters import catch_warnings_locked
+from retinalnet._core.warning_filters import filter_in_this_thread
 
 __all__ = [
     "MAX_IMAGE_ASPECT",
@@ -780,9 +779,8 @@ def _open(file: Path) -> Image.Image:
         raise UnreadableImageError(file, error.reason) from None
     # PIL warns inside Image.open, before its image could be looked at: only a filter keeps
     # that warning from being shown. The filters are the process's, and callers' threads
-    # (a web service's Predictor.topk) open images at once: swapped under the library's lock.
-    with catch_warnings_locked():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+    # (a web service's Predictor.topk) open images at once: this thread's filter only.
+    with filter_in_this_thread("error", Image.DecompressionBombWarning):
         try:
             return Image.open(file)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:

@@ -27,13 +27,12 @@ import numbers
 import os
 import textwrap
 import unicodedata
-import warnings
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from retinalnet._core.files import atomic_write
 from retinalnet._core.output_kinds import check_output_file
-from retinalnet._core.warning_filters import catch_warnings_locked
+from retinalnet._core.warning_filters import filter_in_this_thread
 
 __all__ = [
     "check_dpi",
@@ -190,8 +189,7 @@ def save_figure(figure: Any, target: str | os.PathLike[str] | IO[bytes], **optio
 
 
 def _draw(figure: Any, target: IO[bytes], options: dict[str, Any]) -> None:
-    with catch_warnings_locked():
-        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
+    with filter_in_this_thread("ignore", message=r"Glyph \d+ .*missing from font"):
         figure.savefig(target, **options)
 
 

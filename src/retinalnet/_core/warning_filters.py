@@ -1,101 +1,108 @@
-"""The library's way to change the warning filters for one call, safe when calls run in threads.
+"""The library's way to change the warning filters for one call: for the calling thread only.
 
-``warnings.catch_warnings()`` saves the process's filter list on entry and puts it back on
-exit. Two such blocks interleaved in two threads (A saves F0 and installs F1, B saves F1 and
-installs F2, A restores F0, B restores F1) leave the process with A's filters for good: every
-warning of the user's code hidden, PIL's decompression-bomb warning raised as an error.
-:func:`catch_warnings_locked` holds one process-wide lock while the filters are swapped, so
-two calls of retinalnet never interleave their save and restore.
+Python's warning filters are one list for the whole process (before Python 3.14's
+context-aware filters). ``warnings.catch_warnings()`` plus ``simplefilter`` inside a library
+call changed them for every thread while the call ran: a web service's other threads lost
+their own warnings while a prediction looked at its first image (a big scan decodes for
+seconds), a bomb warning of the host's own code became an error while the library opened an
+image, and two such blocks interleaved in two threads left one's filters in place for good.
+
+:func:`filter_in_this_thread` puts one entry in front of the process's filters whose message
+test is the calling thread: ``warnings`` asks each entry whether it matches a warning by
+calling its message pattern's ``match`` (CPython's ``_warnings`` and the pure-Python module
+alike), and this entry's answers "yes" only in the thread that made it (and only for the
+message it was given, if any). Every other thread passes it by, to the filters it had. The
+entry is taken out, by identity, when the block ends. No lock is held while the block runs:
+the code in it may open images in threads of its own and wait for them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import threading
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["catch_warnings_locked", "warnings_ignored"]
+__all__ = ["filter_in_this_thread", "warnings_ignored"]
 
-_LOCK = threading.RLock()
-"""Held by a thread from the moment it saves the filters until it has restored them.
-
-Re-entrant: a library call inside another (a data set's ``__getitem__`` read by
-``make_loader``, which opens an image) nests its own block, saved and restored in order.
-"""
+_LOCK = threading.Lock()
+"""Held while an entry is put in or taken out: the list in force is read under it."""
 
 
-def _release_after_fork() -> None:
-    _LOCK.release()
+class _InThread:
+    """The message pattern of an entry that applies in one thread only: ``match`` is
+    ``True`` for a warning in that thread whose text matches ``message`` (any text when
+    ``None``)."""
+
+    def __init__(self, message: str | None) -> None:
+        self.thread = threading.get_ident()
+        self.message = None if message is None else re.compile(message, re.IGNORECASE)
+
+    def match(self, text: str) -> bool:
+        if threading.get_ident() != self.thread:
+            return False
+        return self.message is None or self.message.match(text) is not None
+
+    def __repr__(self) -> str:
+        pattern = None if self.message is None else self.message.pattern
+        return f"<retinalnet: thread {self.thread} only, message {pattern!r}>"
+
+
+def _forget_other_threads() -> None:
+    """In a process forked from this one only the forking thread goes on: the entries of
+    the others are taken out (a thread of the child may get the ident of one of them)."""
+    global _LOCK
+    _LOCK = threading.Lock()  # another thread may have held it at the fork
+    me = threading.get_ident()
+    filters: list[Any] = warnings.filters  # type: ignore[assignment]
+    filters[:] = [
+        entry
+        for entry in filters
+        if not (isinstance(entry[1], _InThread) and entry[1].thread != me)
+    ]
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
-    # A process forked (a DataLoader worker) while another thread is inside a block would get
-    # the lock held by a thread it does not have, and its first image read would wait forever,
-    # and its filters would be that thread's. Forking waits for the block to end instead, as
-    # the logging module does for its lock.
-    os.register_at_fork(
-        before=_LOCK.acquire,
-        after_in_parent=_release_after_fork,
-        after_in_child=_release_after_fork,
-    )
+    os.register_at_fork(after_in_child=_forget_other_threads)
 
 
-@contextmanager
-def catch_warnings_locked() -> Iterator[None]:
-    """``warnings.catch_warnings()``, the filters swapped under a process-wide lock.
+@contextlib.contextmanager
+def filter_in_this_thread(
+    action: Literal["ignore", "error"],
+    category: type[Warning] = Warning,
+    message: str | None = None,
+) -> Iterator[None]:
+    """``warnings.filterwarnings(action, message, category)`` for the calling thread, while
+    the block runs; the process's other threads keep their filters.
 
-    Use it wherever retinalnet changes the warning filters for a call: inside the block, add
-    filters as with :func:`warnings.catch_warnings`; on exit the process's filters are
-    exactly those of before, even when other threads run retinalnet calls that change them
-    too. Blocks nest (the lock is re-entrant) and a block in another thread waits for this
-    one to end.
+    The entry goes in front of the filters in force, so it wins over the caller's own
+    (``-W error`` too) in this thread; blocks nest, the inner one first. On exit the
+    filters are those of before, the caller's entries untouched even when equal to it.
 
-    Python before 3.14 has one filter list per process, not per thread: while the block
-    runs, other threads see the filters it adds (as with ``catch_warnings`` itself), and a
-    ``catch_warnings`` of code outside retinalnet, in another thread, can still interleave
-    with it.
-
-    Examples
-    --------
-    >>> import warnings
-    >>> before = list(warnings.filters)
-    >>> with catch_warnings_locked():
-    ...     warnings.simplefilter("ignore")
-    ...     warnings.warn("not shown")
-    >>> warnings.filters == before
-    True
-    """
-    with _LOCK, warnings.catch_warnings():
-        yield
-
-
-@contextmanager
-def warnings_ignored() -> Iterator[None]:
-    """Ignore every warning while the block runs, without holding the lock for the block.
-
-    For a block that runs code of the caller's (``make_loader``'s look at a data set's first
-    sample): that code may open images in threads of its own and wait for them, and those
-    would wait for a lock held for the block. One ``ignore`` entry of its own is put in front
-    of the process's filters, and that entry (by identity, not an equal one of the caller's)
-    is taken out on exit, each under the lock; as with :func:`catch_warnings_locked`, other
-    threads see it while the block runs.
+    Parameters
+    ----------
+    action
+        ``"ignore"`` or ``"error"``, as for :func:`warnings.filterwarnings`.
+    category
+        The warning class it applies to, subclasses included.
+    message
+        A regular expression the start of the warning's text must match (case-insensitive,
+        as for :func:`warnings.filterwarnings`); any text when ``None``.
 
     Examples
     --------
     >>> import warnings
     >>> before = list(warnings.filters)
-    >>> with warnings_ignored():
+    >>> with filter_in_this_thread("ignore", UserWarning, message="not shown"):
     ...     warnings.warn("not shown")
     >>> warnings.filters == before
     True
     """
-    # removed by identity: the caller's own equal entries (built at run time) stay; blocks
-    # in two threads insert one each and take out one each
-    entry = ("ignore", None, Warning, None, 0)
-    with _LOCK:  # the list in force once no other block swaps it: read under the lock
+    entry = (action, _InThread(message), category, None, 0)
+    with _LOCK:
         filters: list[Any] = warnings.filters  # type: ignore[assignment]
         filters.insert(0, entry)
     try:
@@ -107,3 +114,19 @@ def warnings_ignored() -> Iterator[None]:
                 if present is entry:
                     del current[index]
                     break
+
+
+def warnings_ignored() -> contextlib.AbstractContextManager[None]:
+    """Ignore every warning of the calling thread while the block runs
+    (:func:`filter_in_this_thread` ``("ignore")``).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> before = list(warnings.filters)
+    >>> with warnings_ignored():
+    ...     warnings.warn("not shown")
+    >>> warnings.filters == before
+    True
+    """
+    return filter_in_this_thread("ignore")

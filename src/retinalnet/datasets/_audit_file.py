@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import warnings
 from typing import IO, Any, BinaryIO
 
 from PIL import Image, UnidentifiedImageError
@@ -16,7 +15,7 @@ from retinalnet._core.images import UnreadableImageError, bomb_reason, check_dec
 from retinalnet._core.pixel_modes import model_mode, sixteen_bit_colour
 from retinalnet._core.read_failure import EMPTY_FILE, read_failure
 from retinalnet._core.regular_files import open_regular
-from retinalnet._core.warning_filters import catch_warnings_locked
+from retinalnet._core.warning_filters import filter_in_this_thread, warnings_ignored
 
 __all__ = ["inspect_file"]
 
@@ -65,15 +64,16 @@ def _decode(source: IO[bytes], path: str) -> _Decoded:
     the audit passes is one they read. Every failure is this file's problem, recorded as a
     reason: the audit goes on."""
     try:
-        with catch_warnings_locked():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as image:
-                mode, size, kind = image.mode, image.size, image.format or ""
-                if sixteen_bit_colour(image):  # PIL reads them as 8-bit "RGB" or "RGBA"
-                    mode += ";16"
-                warnings.simplefilter("ignore", UserWarning)  # small scans: sizes are reported
+        with (
+            filter_in_this_thread("error", Image.DecompressionBombWarning),
+            Image.open(source) as image,
+        ):
+            mode, size, kind = image.mode, image.size, image.format or ""
+            if sixteen_bit_colour(image):  # PIL reads them as 8-bit "RGB" or "RGBA"
+                mode += ";16"
+            with filter_in_this_thread("ignore", UserWarning):  # small scans: sizes reported
                 admitted = check_decoded(image, path)  # a JPEG's damaged data refused too
-                return None, mode, size, kind, _is_flat(admitted), _orientation(image)
+            return None, mode, size, kind, _is_flat(admitted), _orientation(image)
     except UnreadableImageError as error:
         return error.reason or str(error), *_UNREAD
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -93,8 +93,7 @@ def _is_dicom(path: str, head: bytes) -> bool:
 def _decode_dicom(path: str) -> _Decoded:
     """As :func:`_decode`, for a DICOM file: read as the data sets read it (one frame)."""
     try:
-        with catch_warnings_locked():
-            warnings.simplefilter("ignore")  # a small scan's warning: the sizes are reported
+        with warnings_ignored():  # a small scan's warning: the sizes are reported
             image = load_frames(path, single=True)[0]
     except UnreadableImageError as error:
         return error.reason or str(error), *_UNREAD
