@@ -62,6 +62,13 @@ from retinalnet._core.images import (
 )
 from retinalnet._core.printable import one_line
 from retinalnet._core.proportion_text import percent, percent_as_given, percent_beside
+from retinalnet.metrics._rates import (
+    SUM_TOLERANCE,
+    are_class_scores,
+    are_probabilities,
+    distributions,
+    refuse_percentages,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -281,6 +288,48 @@ def _check_enough_scans(num_scans: int, min_scans: int, source: str, fallback: s
         )
 
 
+def _check_distributions(array: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """The rows of ``array`` (one per B-scan) as probabilities in [0, 1], each summing to 1;
+    what else the rule is given is refused, naming the values found and the fix, by the
+    metrics' rules of what scores stand for (:mod:`retinalnet.metrics`): percentages,
+    log-probabilities (what the models output), logits, and rows that miss a sum of 1 by
+    more than :data:`~retinalnet.metrics._rates.SUM_TOLERANCE` (one-vs-rest scores), for
+    which the threshold's meaning (a class at least as likely as all the others together)
+    does not hold. Values outside [0, 1] by float rounding only are clipped."""
+    finite = np.isfinite(array).all(axis=1)
+    if not finite.all():
+        rows = np.flatnonzero(~finite)
+        raise ValueError(
+            f"probabilities must be finite; {len(rows)} of {len(array)} B-scans hold NaN or "
+            f"infinite values, the first B-scan {int(rows[0])}: they come from a model with "
+            "non-finite weights or outputs"
+        )
+    refuse_percentages(array)
+    if not are_probabilities(array):
+        found = f"got values from {array.min():.3g} to {array.max():.3g}"
+        if distributions(array) is not None:  # each row's logsumexp is 0
+            raise ValueError(
+                f"probabilities must be in [0, 1]; {found}, log-probabilities (each row's "
+                "exp sums to 1, what the models output): pass their exp (tensor.exp(), "
+                "numpy.exp(array)), or the probabilities of Predictor.predict_proba"
+            )
+        raise ValueError(
+            f"probabilities must be in [0, 1]; {found} (logits? pass their softmax, "
+            "torch.softmax(logits, dim=1), or the probabilities of Predictor.predict_proba)"
+        )
+    if are_class_scores(array):
+        sums = np.clip(array, 0.0, 1.0).sum(axis=1)
+        row = int(np.argmax(np.abs(sums - 1.0) > SUM_TOLERANCE))
+        raise ValueError(
+            f"each B-scan's probabilities must sum to 1 (give or take {SUM_TOLERANCE:g}); "
+            f"B-scan {row}'s sum to {sums[row]:.3g} (rows sum to {sums.min():.3g} to "
+            f"{sums.max():.3g}): one-vs-rest (sigmoid) scores are no distribution, and the "
+            "threshold means a class at least as likely as all the others together only for "
+            "one; pass a softmax's probabilities (those of Predictor.predict_proba)"
+        )
+    return np.clip(array, 0.0, 1.0)
+
+
 def summarise_volume(
     probabilities: torch.Tensor | npt.ArrayLike,
     classes: Sequence[str],
@@ -321,10 +370,14 @@ def summarise_volume(
     ------
     ValueError
         If the probabilities are not a non-empty ``(num_scans, len(classes))`` array in
-        [0, 1], the threshold is not in (0, 1], ``min_scans`` is not a positive int or is
-        more than the number of B-scans (no class could then reach the rule: the message
-        names the volume, its B-scans and ``min_scans``), or the classes are not the Kermany
-        ones and no ``order`` is given (or ``order`` is not a permutation of them).
+        [0, 1] whose rows each sum to 1 (give or take 0.02, rounded probabilities); the
+        message names the values found and the fix for percentages (``/ 100``),
+        log-probabilities (their ``exp()``, the models output them), logits and
+        one-vs-rest scores (a softmax). Or if the threshold is not in (0, 1], ``min_scans``
+        is not a positive int or is more than the number of B-scans (no class could then
+        reach the rule: the message names the volume, its B-scans and ``min_scans``), or
+        the classes are not the Kermany ones and no ``order`` is given (or ``order`` is not
+        a permutation of them).
 
     Examples
     --------
@@ -344,8 +397,7 @@ def summarise_volume(
             f"probabilities must have shape (num_scans >= 1, {len(names)}), one column per "
             f"class; got {array.shape}"
         )
-    if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
-        raise ValueError("probabilities must be finite and in [0, 1]")
+    array = _check_distributions(array)
     _check_enough_scans(array.shape[0], min_scans, source, chosen[-1])
     label = chosen[-1]
     for name in chosen[:-1]:

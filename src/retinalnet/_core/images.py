@@ -48,6 +48,7 @@ from retinalnet._core.dicom import (
     read_header,
 )
 from retinalnet._core.dicom_pixels import dark_reason
+from retinalnet._core.gif_blocks import ends_before_trailer
 from retinalnet._core.jpeg_damage import DATA_ENDS_EARLY, short_data_reason, with_end_withheld
 from retinalnet._core.pixel_modes import (
     OVERSHOOT,
@@ -254,7 +255,8 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
     UnreadableImageError
         If the file is missing, cannot be read (permissions, a symbolic link loop: said in
         words), is a device or a named pipe (refused before it is opened), is empty (0
-        bytes), is not an image, is truncated or corrupt (also a JPEG closed with an end
+        bytes), is not an image, is truncated or corrupt (also a multi-frame GIF or TIFF
+        whose frames cannot be counted, and a JPEG closed with an end
         marker whose data end before its last rows, or are too short for the size its
         header claims: docs page "What retinalnet does with bad input"), claims more
         pixels than PIL's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, about
@@ -317,7 +319,7 @@ def _decode(file: Path, target_size: int | None, *, check_dark: bool = True) -> 
         return _decode_dicom(file, check_dark)
     try:
         with _open(file) as opened:
-            pages = _frame_indices(opened)
+            pages = _frame_indices(opened, file)
             if len(pages) > 1:
                 raise UnreadableImageError(file, _volume_reason(len(pages)))
             opened.seek(pages[0])  # past a TIFF's preview pages
@@ -374,7 +376,7 @@ def check_decoded(image: Image.Image, path: str | os.PathLike[str]) -> Image.Ima
     .. versionadded:: 0.2
     """
     file = Path(path)
-    pages = _frame_indices(image)
+    pages = _frame_indices(image, file)
     if len(pages) > 1:
         raise UnreadableImageError(file, _volume_reason(len(pages)))
     try:
@@ -547,22 +549,53 @@ def _dicom_error(file: Path, error: DicomReadError) -> UnreadableImageError:
     return kind(file, str(error))
 
 
-def _frames_of(opened: Image.Image) -> int:
+def _frames_of(opened: Image.Image, file: Path) -> int:
     """How many B-scans an opened file holds (see :func:`_frame_indices`)."""
-    return len(_frame_indices(opened))
+    return len(_frame_indices(opened, file))
 
 
 _REDUCED_RESOLUTION = 1  # bit 0 of a TIFF page's NewSubfileType (tag 254): a preview
 
 
-def _frame_indices(opened: Image.Image) -> list[int]:
+def _frame_indices(opened: Image.Image, file: Path) -> list[int]:
     """The frames of an opened file that are images: a TIFF's pages less its previews
     (pages marked as reduced-resolution copies of another), an animated PNG's or GIF's
     frames. The file is left at the frame it was at.
 
     A multi-picture JPEG (MPO, from stereo cameras) counts as one: its first picture is the
     image and the others are alternate views of it.
+
+    Every reader of a file of frames passes here first, so this is where a file cut short
+    is refused, naming ``file``: PIL walks the frames to count them, and on a truncated file
+    raises whatever its parser meets (``IndexError`` or ``struct.error`` for a GIF,
+    ``TypeError: Missing dimensions`` for a TIFF), which become an
+    :class:`UnreadableImageError` (``"corrupt or truncated (...)"``), skipped by
+    ``on_error="skip"`` as any other. A GIF of several frames that ends before its trailer
+    (cut between two frames, which PIL reads as a shorter volume) is refused too
+    (:mod:`retinalnet._core.gif_blocks`).
     """
+    try:
+        pages = _counted_frames(opened)
+    except Image.DecompressionBombError as error:  # a GIF frame larger than the screen
+        raise UnreadableImageError(file, bomb_reason(error)) from None
+    except OSError as error:
+        raise _read_error(file, error) from None
+    except MemoryError:
+        raise
+    except Exception as error:  # PIL's parsers raise any type on cut data
+        raise UnreadableImageError(file, _uncountable(error)) from None
+    if len(pages) > 1 and opened.format == "GIF" and _gif_cut_short(opened):
+        raise UnreadableImageError(
+            file,
+            f"corrupt or truncated (its data end before the GIF trailer, after {len(pages)} "
+            "frames: a volume cut short, its last B-scans missing); copy it again from its "
+            "source",
+        )
+    return pages
+
+
+def _counted_frames(opened: Image.Image) -> list[int]:
+    """:func:`_frame_indices` as PIL reads them, its errors as PIL raises them."""
     frames = int(getattr(opened, "n_frames", 1))
     if opened.format == "MPO" or frames == 1:
         return [0]
@@ -576,6 +609,31 @@ def _frame_indices(opened: Image.Image) -> list[int]:
             pages.append(index)
     opened.seek(current)
     return pages or [0]
+
+
+def _uncountable(error: Exception) -> str:
+    """Why a file whose frames PIL could not count is refused, with PIL's error."""
+    kind = type(error)
+    name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+    said = f"{name}: {error}" if str(error) else name
+    return f"corrupt or truncated (its frames cannot be counted: {said})"
+
+
+def _gif_cut_short(opened: Image.Image) -> bool:
+    """Whether the GIF file ``opened`` is read from ends before its trailer
+    (:func:`~retinalnet._core.gif_blocks.ends_before_trailer`); ``False`` when its file
+    cannot be read again (closed: an image given in memory)."""
+    stream = getattr(opened, "fp", None)
+    if stream is None:
+        return False
+    try:
+        place = stream.tell()
+        stream.seek(0)
+        data: bytes = stream.read()
+        stream.seek(place)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return ends_before_trailer(data)
 
 
 def _volume_reason(frames: int) -> str:
@@ -618,7 +676,9 @@ def load_frames(path: str | os.PathLike[str], *, single: bool = False) -> list[I
     ------
     UnreadableImageError
         As :func:`load_image`; the message names the file, and the B-scan (numbered from
-        0) when the fault is in one.
+        0) when the fault is in one. A volume cut short (an interrupted copy) is refused,
+        never read as a shorter one: frames PIL cannot count, data ending inside a frame,
+        a GIF of several frames that ends before its trailer.
     ModuleNotFoundError
         For a DICOM file when pydicom is not installed.
 
@@ -661,7 +721,9 @@ def frame_count(path: str | os.PathLike[str]) -> int:
     Raises
     ------
     UnreadableImageError
-        If the header cannot be read (the message names the file).
+        If the header cannot be read, or the file is cut short: its frames cannot be
+        counted, or a GIF of several frames ends before its trailer (the message names the
+        file).
     ModuleNotFoundError
         For a DICOM file when pydicom is not installed.
 
@@ -674,7 +736,7 @@ def frame_count(path: str | os.PathLike[str]) -> int:
     if not is_dicom(file):
         try:
             with _open(file) as opened:
-                return _frames_of(opened)
+                return _frames_of(opened, file)
         except UnreadableImageError:
             raise
         except UnidentifiedImageError:
@@ -693,7 +755,7 @@ def _pil_frames(file: Path, *, single: bool) -> list[Image.Image]:
         return [load_image(file)]
     try:
         with _open(file) as opened:
-            pages = _frame_indices(opened)
+            pages = _frame_indices(opened, file)
             if len(pages) == 1:
                 return [load_image(file)]
             _check_volume_pixels(opened, pages, file)  # before any page is decoded
@@ -1029,7 +1091,10 @@ def _loaded(image: Image.Image, name: str, *, warn: bool = True) -> tuple[Image.
     :func:`_decoded_frame`), and whether it held 16-bit colour samples
     (:func:`sixteen_bit_colour`, seen only before it is decoded). A small image is warned of
     unless ``warn=False`` or a volume's warning said it already."""
-    frames = _frames_of(image)
+    try:
+        frames = _frames_of(image, Path(getattr(image, "filename", "") or name))
+    except UnreadableImageError as error:  # its file cut short
+        raise ValueError(f"cannot use {name}: {error.reason}") from None
     if frames > 1:
         raise ValueError(
             f"cannot use {name}: it is a PIL image of {frames} frames (an OCT volume), "
