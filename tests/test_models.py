@@ -21,7 +21,7 @@ import torch
 import torchvision
 import torchvision.models._api
 from torch import nn
-from torchvision.models import VGG16_Weights
+from torchvision.models import ResNet18_Weights, VGG16_Weights
 
 from retinalnet.checkpoint import load_checkpoint, save_checkpoint
 from retinalnet.datasets import KERMANY_CLASSES
@@ -1070,21 +1070,32 @@ def test_features_only_weights_are_refused(no_download, weights):
     assert no_download == []
 
 
-def test_the_download_notice_goes_to_stderr_not_stdout(monkeypatch, tmp_path, capfd):
-    # torch.hub prints "Downloading: ..." to stdout, where `retinalnet ... --json` writes.
-    from torchvision import _internally_replaced_utils as real  # no_download leaves it alone
+def test_the_download_notice_is_a_log_line_and_stdout_is_never_swapped(
+    monkeypatch, tmp_path, capfd, caplog
+):
+    # torch.hub prints "Downloading: ..." to stdout, where `retinalnet ... --json` writes;
+    # swapping sys.stdout for the download took every thread's prints meanwhile
+    import sys
+
+    stdout = sys.stdout
+    seen = []
 
     def fake_download(url, dst, *args, **kwargs):
+        seen.append(sys.stdout is stdout)
         torch.save(torchvision.models.resnet18(weights=None).state_dict(), dst)
+
+    from torchvision import _internally_replaced_utils as real  # no_download leaves it alone
 
     monkeypatch.setattr(
         torchvision.models._api, "load_state_dict_from_url", real.load_state_dict_from_url
     )
     monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
-    create_model("resnet18", progress=False)
-    captured = capfd.readouterr()
-    assert captured.out == ""
-    assert "Downloading: " in captured.err
+    with caplog.at_level(logging.INFO, logger="retinalnet"):
+        create_model("resnet18", progress=False)
+    assert seen == [True]
+    assert capfd.readouterr().out == ""
+    cached = cached_weights_path("resnet18")
+    assert f"downloading {ResNet18_Weights.DEFAULT.url} to {cached}" in caplog.messages
 
 
 @pytest.mark.parametrize(

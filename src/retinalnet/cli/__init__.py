@@ -22,7 +22,7 @@ from retinalnet._core.stream_flush import flush_if_open
 from retinalnet._core.torchrun import torchrun_rank_and_size
 from retinalnet._version import __version__
 from retinalnet.cli._advice import CliText, cli_message
-from retinalnet.cli._guest import CommandLogHandler, one_line_warnings
+from retinalnet.cli._guest import CommandLogHandler, host_random_state_kept, one_line_warnings
 from retinalnet.cli._missing_streams import missing_streams_discarded
 
 __all__ = ["build_parser", "main"]
@@ -266,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 with (
                     _sigterm_raises(),
                     _file_names_printed_as_they_are(),
-                    _host_random_state_kept(),
+                    host_random_state_kept(guest),
                 ):
                     return _run(args)
             except KeyboardInterrupt as stop:  # Terminated too
@@ -289,23 +289,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 _SAID = "retinalnet_cli_said"
 """Marks an interrupt the command has stopped on and said (``retinalnet: interrupted``)."""
-
-
-@contextmanager
-def _host_random_state_kept() -> Iterator[None]:
-    """As a guest, the host's random generators (Python's, NumPy's, torch's) are as they were
-    once the command ends: ``train --seed 3`` seeded them, and the host's next draws were the
-    same after every call. As the program, nothing is kept (the process ends)."""
-    if _THE_PROGRAM.get():
-        yield
-        return
-    from retinalnet.training._seed import random_state, set_random_state
-
-    state = random_state()
-    try:
-        yield
-    finally:
-        set_random_state(state, source="the random state before the command")
 
 
 @contextmanager

@@ -13,11 +13,13 @@ command's.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 from typing import Protocol
 
-__all__ = ["CommandLogHandler", "FormatWarning", "one_line_warnings"]
+__all__ = ["CommandLogHandler", "FormatWarning", "host_random_state_kept", "one_line_warnings"]
 
 
 class FormatWarning(Protocol):
@@ -128,3 +130,20 @@ def one_line_warnings(command: str, thread: int | None, before: FormatWarning) -
         return text
 
     return one_line
+
+
+@contextlib.contextmanager
+def host_random_state_kept(guest: bool) -> Iterator[None]:
+    """As a guest, the host's random generators (Python's, NumPy's, torch's) are as they were
+    once the command ends: ``train --seed 3`` seeded them, and the host's next draws were the
+    same after every call. As the program (``guest=False``), nothing is kept."""
+    if not guest:
+        yield
+        return
+    from retinalnet.training._seed import random_state, set_random_state
+
+    state = random_state()
+    try:
+        yield
+    finally:
+        set_random_state(state, source="the random state before the command")

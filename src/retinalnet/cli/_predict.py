@@ -4,12 +4,11 @@ Grad-CAM overlays and volume plots."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from retinalnet._core.json_text import strict_json
 from retinalnet._core.printable import one_line
@@ -84,10 +83,11 @@ def _computed_at(
     }
 
 
-def print_predictions(predictions: Sequence[Prediction]) -> None:
+def print_predictions(predictions: Sequence[Prediction], file: TextIO | None = None) -> None:
+    """One line per image on ``file`` (stdout by default): its name, then its classes."""
     for prediction in predictions:
         scores = "  ".join(f"{c.name} {percent(c.probability):>6}" for c in prediction.top)
-        print(f"{one_line(prediction.source)}  {scores}")  # one line, whatever the name
+        print(f"{one_line(prediction.source)}  {scores}", file=file)  # one line, whatever the name
 
 
 def _cam_targets(
@@ -217,9 +217,9 @@ def run_predict(args: argparse.Namespace) -> int:
         ] + [r.summary.to_dict() for r in runs]
         print(strict_json([{**entry, **computed_at} for entry in entries], indent=2))
     else:
-        with contextlib.redirect_stdout(results):
-            print_predictions(predictions)
-            print_volumes(runs)
+        # printed to the stream, never by swapping sys.stdout: a guest's host has threads
+        print_predictions(predictions, results)
+        print_volumes(runs, results)
         if predictor.precision_name != "fp32" and (predictions or runs) and not args.quiet:
             print(  # on stderr: stdout keeps one line per image
                 f"probabilities computed in {predictor.precision_name} (--precision "

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TextIO
 
 from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
 from retinalnet._core.proportion_text import percent, percent_as_given
@@ -225,11 +225,12 @@ def predict_volumes(
     return runs, skipped
 
 
-def print_volumes(runs: Sequence[VolumeRun]) -> None:
-    """One line per volume, then the B-scans that drove it (at most five, most probable)."""
+def print_volumes(runs: Sequence[VolumeRun], file: TextIO | None = None) -> None:
+    """One line per volume, then the B-scans that drove it (at most five, most probable), on
+    ``file`` (stdout by default)."""
     for run in runs:
         summary = run.summary
-        print(summary)
+        print(summary, file=file)
         if summary.drivers:
             shown = ", ".join(
                 f"{scan.index} ({percent(scan.probability)})" for scan in summary.drivers[:_SHOWN]
@@ -237,7 +238,7 @@ def print_volumes(runs: Sequence[VolumeRun]) -> None:
             more = len(summary.drivers) - _SHOWN
             extra = f" and {more} more" if more > 0 else ""
             at_least = f"{summary.label} >= {percent_as_given(summary.threshold)}"
-            print(f"  B-scans at {at_least}: {shown}{extra}")
+            print(f"  B-scans at {at_least}: {shown}{extra}", file=file)
 
 
 class VolumeOutputs(NamedTuple):

@@ -8,13 +8,12 @@ onnxruntime has been checked to give the PyTorch model's probabilities.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import inspect
-import io
 import logging
 import os
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,6 +178,12 @@ def _check_exporter() -> None:
         )
 
 
+_ONE_EXPORT_AT_A_TIME = threading.Lock()
+"""torch's exporter is not thread-safe: two exports at once in two threads failed with
+errors blaming an operator of the network (``aten.max_pool2d``). Exports take turns; other
+work (predictions on the same models too) goes on meanwhile."""
+
+
 def _export_graph(model: Classifier, temperature: float, folder: Path) -> bytes:
     """The serialised ONNX graph of ``model`` with its softmax, fp32, batch axis dynamic."""
     _check_exporter()
@@ -191,12 +196,10 @@ def _export_graph(model: Classifier, temperature: float, folder: Path) -> bytes:
         class_scores(network(example), model.num_classes, model_name=type(network).__name__)
     target = folder / "graph.onnx"
     batch = torch.export.Dim("batch", min=1)
-    quiet = io.StringIO()
     try:
         with (
-            warnings_ignored(),  # the exporter's notes on its own internals; no lock held
-            contextlib.redirect_stdout(quiet),
-            contextlib.redirect_stderr(quiet),
+            _ONE_EXPORT_AT_A_TIME,
+            warnings_ignored(),  # the exporter's notes on its own internals, in this thread
             torch.no_grad(),
             autocast(torch.device("cpu"), None),  # fp32, whatever a caller's autocast says
         ):
@@ -204,6 +207,7 @@ def _export_graph(model: Classifier, temperature: float, folder: Path) -> bytes:
                 graph,
                 (example,),
                 str(target),
+                verbose=False,  # its progress lines went to stdout, where results go
                 dynamo=True,
                 opset_version=OPSET,
                 input_names=[INPUT_NAME],

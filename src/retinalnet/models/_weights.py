@@ -7,11 +7,10 @@ state-dict file (offline sites), or ``None`` for random initialisation.
 
 from __future__ import annotations
 
-import contextlib
 import errno
+import logging
 import os
 import pickle
-import sys
 import tempfile
 import urllib.error
 from pathlib import Path
@@ -26,6 +25,8 @@ from retinalnet._core.torch_load import torch_load_reason
 from retinalnet.models._builder_options import build_network, check_options
 from retinalnet.models._registry import ModelSpec, model_spec
 from retinalnet.models._weights_file import load_file, read_state_dict, weights_label
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "WeightsArg",
@@ -87,6 +88,22 @@ def cached_weights_path(
             raise ValueError(f"{spec.name} has no pretrained weights, so nothing is cached")
         weights = default
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+
+
+def _download(weights: WeightsEnum, cached: Path, *, progress: bool) -> None:
+    """Download ``weights``' file to torch's cache as torchvision does on first use (its
+    hash checked; written whole or not at all), then torchvision finds it there.
+
+    torchvision's own download announces itself on stdout, where a command's results go;
+    swapping ``sys.stdout`` around it took the prints of every thread of the process (a host's
+    service) for as long as the download ran. Here the notice is a log line, and torch's
+    progress bar goes to stderr."""
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    hashed = torch.hub.HASH_REGEX.search(cached.name)
+    logger.info("downloading %s to %s", weights.url, cached)
+    torch.hub.download_url_to_file(
+        weights.url, str(cached), hashed.group(1) if hashed else None, progress=progress
+    )
 
 
 def _offline_help(weights: WeightsEnum) -> str:
@@ -256,10 +273,9 @@ def load_network(
     if not was_cached:
         _check_cache_folder(cached.parent, resolved, spec)
     try:
-        # torch.hub announces a download on stdout, where a command's results go; a library
-        # writes nothing there, so the notice (and the progress bar) go to stderr.
-        with contextlib.redirect_stdout(sys.stderr):
-            return build_network(spec, weights=resolved, progress=progress, options=options)
+        if not was_cached:
+            _download(resolved, cached, progress=progress)
+        return build_network(spec, weights=resolved, progress=progress, options=options)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
         label = weights_label(spec)
         reason = torch_load_reason(error)  # one line, without torch's advice to load unsafely
