@@ -84,3 +84,23 @@ def test_two_commands_at_once_without_stderr_keep_the_null_device_until_both_end
     second.__exit__(None, None, None)
     assert sys.stderr is None
     assert capsys.readouterr().out == ""
+
+
+def test_the_null_device_is_closed_as_the_interpreter_exits() -> None:
+    # was: "ResourceWarning: unclosed file <... name='/dev/null'>" at the exit of a process
+    # that had run a command with a closed stream (shown under python -X dev, and by pytest)
+    script = (
+        "import sys; sys.stdout.close()\n"
+        "from retinalnet.cli._missing_streams import missing_streams_discarded\n"
+        "with missing_streams_discarded():\n"
+        "    print('dropped')\n"
+    )
+    ended = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ended.returncode == 0, ended.stderr
+    assert "ResourceWarning" not in ended.stderr

@@ -12,6 +12,7 @@ as the one who closed it asked.
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
@@ -25,8 +26,8 @@ _STREAMS = ("stdout", "stderr")
 
 
 _NULL_DEVICE: IO[Any] | None = None
-"""The one null device the stand-ins write to: opened once, never closed (a command of
-another thread may still hold it as its stream)."""
+"""The one null device the stand-ins write to: opened once, closed only as the interpreter
+exits (a command of another thread may still hold it as its stream)."""
 _GUARD = threading.Lock()
 _STANDING_IN: dict[str, tuple[IO[Any] | None, int]] = {}
 """The stream each stand-in replaced, by name, and how many commands it stands in for."""
@@ -50,6 +51,8 @@ def missing_streams_discarded() -> Iterator[None]:
             elif not _writable(stream):
                 if _NULL_DEVICE is None:
                     _NULL_DEVICE = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+                    # closed as the interpreter exits: no "ResourceWarning: unclosed file"
+                    atexit.register(_NULL_DEVICE.close)
                 _STANDING_IN[name] = (stream, 1)
                 setattr(sys, name, _NULL_DEVICE)
                 replaced.append(name)
