@@ -335,3 +335,29 @@ def test_a_guest_command_leaves_the_callers_random_generators_as_they_were(
     assert train_small_cnn(data, tmp_path / "run", "--seed", "3", "--no-calibrate") == 0
 
     assert draws() == expected
+
+
+def test_a_guest_command_that_seeds_nothing_leaves_the_generators_alone() -> None:
+    """Every guest command put the generators back as they were when it started: the host's
+    other threads drew again, after it, what they had drawn while it ran."""
+    import random
+
+    import torch
+
+    started, go_on = threading.Event(), threading.Event()
+    real = cli._run
+
+    def slow_run(args: object) -> int:
+        started.set()
+        go_on.wait(30)
+        return real(args)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cli, "_run", slow_run)
+        guest = threading.Thread(target=lambda: main(["models"]))
+        guest.start()
+        assert started.wait(30)
+        during = [random.random(), float(torch.rand(1))]  # the host's thread, meanwhile
+        go_on.set()
+        guest.join(30)
+    assert [random.random(), float(torch.rand(1))] != during

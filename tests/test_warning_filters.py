@@ -297,3 +297,59 @@ def test_warnings_ignored_takes_out_its_own_entry_and_leaves_the_callers() -> No
             assert len(warnings.filters) == len(before) + 1
         assert warnings.filters == before
         assert warnings.filters[0] is before[0]
+
+
+def test_an_error_filter_applies_to_a_warning_already_shown_at_the_same_place() -> None:
+    """A warning shown once at a place is skipped there before the filters are read, unless
+    they changed: a bomb warning the host's own code had shown made the library's "error"
+    entry unreachable, and the next bomb was loaded."""
+    from retinalnet._core.warning_filters import filter_in_this_thread
+
+    def warn() -> None:
+        warnings.warn("a bomb", Image.DecompressionBombWarning, stacklevel=1)  # one place
+
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("default")
+        warn()  # shown once: the place is in the module's registry
+        with (
+            filter_in_this_thread("error", Image.DecompressionBombWarning),
+            pytest.raises(Image.DecompressionBombWarning),
+        ):
+            warn()
+
+
+def test_an_entry_put_back_by_another_threads_catch_warnings_matches_nothing() -> None:
+    """A catch_warnings() in another thread that spans a block's end puts back its copy of
+    the filters, the block's entry in it: the calling thread lost every warning for good."""
+    from retinalnet._core.warning_filters import warnings_ignored
+
+    inside, saved, ended = threading.Event(), threading.Event(), threading.Event()
+
+    def library_call() -> None:
+        with warnings_ignored():
+            inside.set()
+            saved.wait(30)
+        ended.set()
+
+    def other_thread() -> None:
+        inside.wait(30)
+        with warnings.catch_warnings():  # saves the list with the block's entry in it
+            saved.set()
+            ended.wait(30)
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        threads = [threading.Thread(target=library_call), threading.Thread(target=other_thread)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        left = [entry for entry in warnings.filters if "retinalnet" in repr(entry[1])]
+        assert left, "the other thread's catch_warnings put the entry back (the case tested)"
+        matcher = left[0][1]
+        assert not matcher.match("any text")  # in its own thread too: its block has ended
+        warnings.warn("shown", UserWarning, stacklevel=1)
+        with warnings_ignored():  # the next block takes the entry left behind out
+            pass
+        assert not [entry for entry in warnings.filters if "retinalnet" in repr(entry[1])]
+    assert [str(w.message) for w in seen] == ["shown"]

@@ -40,9 +40,10 @@ class _InThread:
     def __init__(self, message: str | None) -> None:
         self.thread = threading.get_ident()
         self.message = None if message is None else re.compile(message, re.IGNORECASE)
+        self.active = True  # until its block ends: a copy of the list may outlive it
 
     def match(self, text: str) -> bool:
-        if threading.get_ident() != self.thread:
+        if not self.active or threading.get_ident() != self.thread:
             return False
         return self.message is None or self.message.match(text) is not None
 
@@ -101,19 +102,46 @@ def filter_in_this_thread(
     >>> warnings.filters == before
     True
     """
-    entry = (action, _InThread(message), category, None, 0)
+    matcher = _InThread(message)
+    entry = (action, matcher, category, None, 0)
     with _LOCK:
         filters: list[Any] = warnings.filters  # type: ignore[assignment]
-        filters.insert(0, entry)
+        filters[:] = [entry, *(kept for kept in filters if not _left_behind(kept))]
+        _filters_changed()
     try:
         yield
     finally:
+        # a user's catch_warnings() in another thread, spanning this block's end, puts back
+        # its copy of the list with the entry in it: inactive, it matches nothing there
+        matcher.active = False
         with _LOCK:
             current: list[Any] = warnings.filters  # type: ignore[assignment]
             for index, present in enumerate(current):
                 if present is entry:
                     del current[index]
                     break
+            _filters_changed()
+
+
+def _left_behind(entry: Any) -> bool:
+    """Whether ``entry`` is one of this module's whose block has ended (put back by a
+    ``catch_warnings`` that spanned the block's end): taken out by the next block."""
+    return isinstance(entry[1], _InThread) and not entry[1].active
+
+
+def _filters_changed() -> None:
+    """Tell ``warnings`` its filters changed, as ``filterwarnings`` does: a warning already
+    shown once at a place (PIL's bomb warning, shown for the host's own image) is otherwise
+    skipped there before the filters are read, and an ``"error"`` entry never reached."""
+    mutated = getattr(warnings, "_filters_mutated", None)
+    if mutated is not None:
+        mutated()
+        return
+    held = getattr(warnings, "_filters_mutated_lock_held", None)  # Python 3.13 and later
+    lock = getattr(warnings, "_lock", None)
+    if held is not None and lock is not None:
+        with lock:
+            held()
 
 
 def warnings_ignored() -> contextlib.AbstractContextManager[None]:

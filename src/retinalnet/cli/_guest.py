@@ -134,16 +134,19 @@ def one_line_warnings(command: str, thread: int | None, before: FormatWarning) -
 
 @contextlib.contextmanager
 def host_random_state_kept(guest: bool) -> Iterator[None]:
-    """As a guest, the host's random generators (Python's, NumPy's, torch's) are as they were
-    once the command ends: ``train --seed 3`` seeded them, and the host's next draws were the
-    same after every call. As the program (``guest=False``), nothing is kept."""
+    """As a guest, a command that seeds the random generators (``train --seed 3``, the demo)
+    puts the host's back as they were once it ends: Python's, NumPy's and torch's CPU one
+    (the host's next draws were the same after every call). A command that seeds nothing
+    leaves them alone: putting them back would make the host's other threads draw again
+    what they drew while it ran. As the program (``guest=False``), nothing is kept."""
     if not guest:
         yield
         return
-    from retinalnet.training._seed import random_state, set_random_state
+    from retinalnet.training import _seed
 
-    state = random_state()
+    seedings, state = _seed.seedings, _seed.random_state()
     try:
         yield
     finally:
-        set_random_state(state, source="the random state before the command")
+        if _seed.seedings != seedings:
+            _seed.set_random_state(state, source="the random state before the command")

@@ -75,11 +75,18 @@ def seed_everything(seed: int) -> int:
 
     .. versionadded:: 0.2
     """
+    global seedings
     check_seed(seed, allow_none=False)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # seeds every CUDA device too
+    seedings += 1
     return seed
+
+
+seedings = 0
+"""How many times :func:`seed_everything` has run in this process (a command run from
+Python puts the caller's generators back only when it seeded them)."""
 
 
 def random_state() -> dict[str, Any]:
