@@ -12,6 +12,7 @@ from torch import nn
 from _training_helpers import CLASSES
 from retinalnet.datasets import KermanyOCT, make_synthetic_kermany
 from retinalnet.models import Classifier, build_head, freeze
+from retinalnet.training import _feature_cache
 from retinalnet.training._feature_cache import build_feature_cache
 from retinalnet.transforms import Preprocessing
 
@@ -27,8 +28,13 @@ def _other_caches_said(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "other cache(s)" in r.getMessage()]
 
 
+def _another_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a new process knows: no cache it wrote or read."""
+    monkeypatch.setattr(_feature_cache, "_IN_USE", set())
+
+
 def test_writing_a_cache_logs_the_other_caches_the_folder_holds_and_removes_none(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # was: each change to the files wrote a full new copy beside the old ones, unsaid
     root = make_synthetic_kermany(tmp_path / "data", train=2, val=1, test=1, shape=(40, 40))
@@ -47,6 +53,7 @@ def test_writing_a_cache_logs_the_other_caches_the_folder_holds_and_removes_none
     path = Path(data.samples[0][0])  # the data change: a new fingerprint, a new folder
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    _another_run(monkeypatch)  # the first cache is another run's
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="retinalnet"):
         build()
@@ -65,3 +72,34 @@ def test_writing_a_cache_logs_the_other_caches_the_folder_holds_and_removes_none
     with caplog.at_level(logging.INFO, logger="retinalnet"):
         build()  # read back, nothing written: nothing said
     assert _other_caches_said(caplog) == []
+
+
+def test_the_caches_this_process_wrote_or_read_are_not_counted_as_others(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # was: a fit's validation cache said the folder "holds 1 other cache(s) ... delete the
+    # ones you no longer use" of the training cache this same fit wrote a moment before
+    # (and, for `retinalnet train --feature-cache` without a folder, of a scratch folder)
+    root = make_synthetic_kermany(tmp_path / "data", train=2, val=1, test=1, shape=(40, 40))
+    cache_dir = tmp_path / "features"
+    model = _frozen_model()
+    train, val = KermanyOCT(root, "train"), KermanyOCT(root, "val")
+
+    def build(data: KermanyOCT) -> None:
+        build_feature_cache(model, data, cache_dir=cache_dir, device="cpu", progress=False)
+
+    _another_run(monkeypatch)
+    with caplog.at_level(logging.INFO, logger="retinalnet"):
+        build(train)
+        build(val)  # beside the training split's, which this process wrote
+    assert _other_caches_said(caplog) == []
+    assert len(list(cache_dir.iterdir())) == 2
+
+    _another_run(monkeypatch)  # a new run reads the training cache, writes the test split's
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="retinalnet"):
+        build(train)
+        build(KermanyOCT(root, "test"))
+    said = _other_caches_said(caplog)
+    assert len(said) == 1  # the validation cache, another run's; not the training one it read
+    assert "holds 1 other cache(s)" in said[0]

@@ -9,6 +9,7 @@ import random
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -301,8 +302,8 @@ def test_train_lr_auto_with_finetune_extracts_the_features_once(
     loads: list[bool] = []  # per feature-cache build: found on disk?
     real_load = FeatureCache.load.__func__  # type: ignore[attr-defined]
 
-    def load(cls: type[FeatureCache], folder: Path, *, fingerprint: str) -> FeatureCache | None:
-        found: FeatureCache | None = real_load(cls, folder, fingerprint=fingerprint)
+    def load(cls: type[FeatureCache], folder: Path, **options: Any) -> FeatureCache | None:
+        found: FeatureCache | None = real_load(cls, folder, **options)
         loads.append(found is not None)
         return found
 

@@ -16,6 +16,7 @@ same change.
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import pickle
@@ -61,6 +62,7 @@ from retinalnet._version import __version__
 from retinalnet.models import Classifier, build_model
 from retinalnet.models._bare_state_dict import bare_state_dict_message
 from retinalnet.models._checks import check_class_names
+from retinalnet.models._registry import find_spec
 from retinalnet.models._state_dict import state_dict_mismatches
 from retinalnet.transforms import Preprocessing
 
@@ -659,7 +661,9 @@ class Checkpoint:
                 arch=self.arch,
                 arch_kwargs=self.arch_kwargs,
             )
-        archs = architectures_met(self.arch, classifier if model is None else model)
+        archs = architectures_met(
+            self.arch, classifier if model is None else model, self.arch_kwargs
+        )
         declared = self._declared_for(classifier)  # checked before any weight is loaded
         load_weights(classifier, self.state_dict, source=self.path, archs=archs)
         classifier.temperature = self.temperature
@@ -784,15 +788,77 @@ def other_architecture(saved: str | None, model: nn.Module) -> str | None:
     return arch if arch is not None and saved is not None and arch != saved else None
 
 
-def architectures_met(saved: str | None, model: nn.Module) -> str:
+def architectures_met(
+    saved: str | None, model: nn.Module, saved_kwargs: Mapping[str, Any] | None = None
+) -> str:
     """``"arch 'resnet18' there, arch 'vgg16' here"``: the architectures a checkpoint's
     weights and ``model`` are, for :func:`load_weights`' error about weights that do not
-    fit."""
+    fit. For one architecture on both sides, with the checkpoint's ``saved_kwargs``, the
+    settings that differ: ``"arch 'small_cnn' on both sides, with other settings: width 16
+    (small_cnn's default) there, 8 here"``.
+
+    .. versionchanged:: 0.2
+       ``saved_kwargs``: the settings that differ are named.
+    """
     if isinstance(model, Classifier):
         here = _arch_name(model.arch)
     else:
         here = f"the {type(model).__name__} network given"
-    return f"{_arch_name(saved)} there, {here} here"
+    met = f"{_arch_name(saved)} there, {here} here"
+    if not isinstance(model, Classifier) or saved is None or saved_kwargs is None:
+        return met
+    if model.arch != saved:
+        return met
+    differ = _settings_differences(saved, saved_kwargs, model.arch_kwargs)
+    if not differ:
+        return met
+    return f"arch {saved!r} on both sides, with other settings: {differ}"
+
+
+_NOT_SET = object()
+
+
+def _settings_differences(arch: str, saved: Mapping[str, Any], current: Mapping[str, Any]) -> str:
+    """The settings (``arch_kwargs``) in which two models of ``arch`` differ, a setting
+    left out on one side read as its builder's default: ``"width 16 (small_cnn's default)
+    there, 8 here"``; ``""`` when none does."""
+    defaults = _builder_defaults(arch)
+    parts = []
+    for key in sorted(set(saved) | set(current), key=str):
+        there = _setting(saved, key, defaults, arch)
+        here = _setting(current, key, defaults, arch)
+        if there[0] is not _NOT_SET and here[0] is not _NOT_SET and there[0] == here[0]:
+            continue
+        parts.append(f"{key} {there[1]} there, {here[1]} here")
+    return "; ".join(parts)
+
+
+def _setting(
+    kwargs: Mapping[str, Any], key: str, defaults: Mapping[str, Any], arch: str
+) -> tuple[Any, str]:
+    """A setting's value and how it is shown: as given, the builder's default, or not set."""
+    if key in kwargs:
+        return kwargs[key], repr(kwargs[key])
+    if key in defaults:
+        return defaults[key], f"{defaults[key]!r} ({arch}'s default)"
+    return _NOT_SET, "not set"
+
+
+def _builder_defaults(arch: str) -> dict[str, Any]:
+    """The keyword defaults of ``arch``'s registered builder (``{"width": 16}`` for
+    small_cnn); none for an unknown architecture or a builder without a signature."""
+    spec = find_spec(arch)
+    if spec is None:
+        return {}
+    try:
+        parameters = inspect.signature(spec.builder).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {
+        parameter.name: parameter.default
+        for parameter in parameters
+        if parameter.default is not inspect.Parameter.empty
+    }
 
 
 def load_checkpoint(
@@ -832,6 +898,9 @@ def load_checkpoint(
     ------
     FileNotFoundError
         If there is no such file.
+    IsADirectoryError
+        If ``path`` is a folder (a training run's): the message names the checkpoint files
+        inside it, ``best.pt`` first.
     ValueError
         If the file is not a retinalnet checkpoint (for example a whole pickled model, as the
         tutorial saved, which is unsafe to load), was written by a newer format, holds a
@@ -854,6 +923,59 @@ def load_checkpoint(
     >>> model = checkpoint.build_model()  # doctest: +SKIP
     """
     return _load(path, map_location).checkpoint
+
+
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+"""The names :func:`save_checkpoint` writes; the files of a folder offered in its place."""
+
+_LISTED = 5
+"""How many of a folder's checkpoint files :func:`folder_given_message` names."""
+
+
+def folder_given_message(folder: Path) -> str:
+    """Why ``folder`` is no checkpoint, and the checkpoint files it (or its ``checkpoints``
+    folder, as ``retinalnet demo`` writes them) holds: ``"'run1' is a folder, not a
+    checkpoint file; pass the checkpoint file inside it: 'run1/best.pt' (or last.pt; it
+    holds best.pt, last.pt)"``.
+
+    .. versionadded:: 0.2
+    """
+    found: list[Path] = []
+    for place in (folder, folder / "checkpoints"):
+        found = _checkpoint_files(place)
+        if found:
+            break
+    shown = str(folder)
+    if not found:
+        return (
+            f"{shown!r} is a folder, not a checkpoint file, and holds no "
+            f"{'/'.join(_CHECKPOINT_SUFFIXES)} file; pass the path of a checkpoint file (a "
+            "training run writes OUT/best.pt and OUT/last.pt)"
+        )
+    names = [file.name for file in found]
+    first = found[0]
+    other = " (or last.pt)" if first.name == "best.pt" and "last.pt" in names else ""
+    listed = ", ".join(str(file.relative_to(folder)) for file in found[:_LISTED])
+    more = f" and {len(found) - _LISTED} more" if len(found) > _LISTED else ""
+    return (
+        f"{shown!r} is a folder, not a checkpoint file; pass the checkpoint file inside it: "
+        f"{str(first)!r}{other}; it holds {listed}{more}"
+    )
+
+
+def _checkpoint_files(folder: Path) -> list[Path]:
+    """The checkpoint files in ``folder`` (by suffix), ``best.pt`` and ``last.pt`` first;
+    none when it cannot be listed."""
+    try:
+        files = [
+            entry
+            for entry in folder.iterdir()
+            if entry.suffix.lower() in _CHECKPOINT_SUFFIXES and entry.is_file()
+        ]
+    except OSError:
+        return []
+    order = {"best.pt": 0, "last.pt": 1}
+    return sorted(files, key=lambda file: (order.get(file.name, 2), file.name))
 
 
 class _Loaded(NamedTuple):
@@ -885,6 +1007,8 @@ def _load(path: str | os.PathLike[str], map_location: str | torch.device) -> _Lo
             device = torch.device("cpu")  # "cpu:1" is the CPU, which torch.load cannot restore to
     file = Path(path)
     check_regular_file(file)  # a named pipe or a device: refused, not "no checkpoint file"
+    if file.is_dir():  # a run's folder: it exists, and holds the file meant
+        raise IsADirectoryError(folder_given_message(file))
     if not file.is_file():
         raise FileNotFoundError(f"no checkpoint file {str(file)!r}")
     for _ in range(_READ_TRIES):

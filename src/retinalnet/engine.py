@@ -40,6 +40,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from retinalnet._core.bool_options import check_bool
 from retinalnet._core.counts import as_number
 from retinalnet._core.device import default_num_workers, resolve_device
 from retinalnet._core.loaders import DataSource, make_loader, unchecked_samples
@@ -57,7 +58,7 @@ from retinalnet.precision import (
     cast_weights,
     resolve_precision,
 )
-from retinalnet.transforms import Preprocessing
+from retinalnet.transforms import Preprocessing, check_preprocessing
 
 __all__ = ["InferenceEngine"]
 
@@ -104,8 +105,11 @@ class InferenceEngine:
 
     Raises
     ------
+    TypeError
+        If ``model`` is not a torch module (a checkpoint's path, for one).
     ValueError
-        If ``temperature`` is not ``None`` or a finite number > 0.
+        If ``temperature`` is not ``None`` or a finite number > 0, or ``tta`` is not
+        ``True`` or ``False``.
 
     Attributes
     ----------
@@ -124,6 +128,14 @@ class InferenceEngine:
         preprocessing: Preprocessing | None = None,
         temperature: float | None = None,
     ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(
+                "InferenceEngine needs a torch nn.Module (ideally a retinalnet Classifier), "
+                f"got {type(model).__name__} {model!r:.80}; load a checkpoint with "
+                "load_checkpoint(path).build_model(), or use Predictor.from_checkpoint(path)"
+            )
+        tta = check_bool(tta, "tta")  # "no" read as True doubled the work, changed answers
+        preprocessing = check_preprocessing(preprocessing)
         check_float32_weights(model, "run")
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)

@@ -564,6 +564,7 @@ class Predictor:
         >>> from retinalnet.plots import plot_gradcam  # doctest: +SKIP
         >>> plot_gradcam("CNV-1016042-1.jpeg", heatmap, save="cam.png")  # doctest: +SKIP
         """
+        refuse_open_file(image, "gradcam", "{}")
         several = several_images(image)
         if several is not None:
             raise TypeError(
@@ -652,6 +653,29 @@ def several_images(images: object) -> str | None:
     return f"{type_with_article(images)}{size}"
 
 
+def refuse_open_file(images: object, method: str, one: str) -> None:
+    """Refuse an open file object (``open(path, "rb")``, a ``BytesIO``) given as the images
+    of ``method``: it is iterable, and ``list(file)`` (the advice for a collection) gives its
+    lines of bytes. The message names the file and the two ways that work; ``one`` is how
+    ``method`` takes one image (``"[{}]"`` for a list, ``"{}"`` for itself).
+
+    Raises
+    ------
+    TypeError
+        If ``images`` has a ``read`` method.
+    """
+    if not callable(getattr(images, "read", None)):
+        return
+    name = getattr(images, "name", None)
+    named = f" {name!r}" if isinstance(name, (str, os.PathLike)) else ""
+    path = repr(os.fspath(name)) if named and name is not None else "path"
+    raise TypeError(
+        f"{method} does not read open files, got an open file{named} "
+        f"({type(images).__name__}); pass the file's path: {method}({one.format(path)}), or "
+        f"the image read from it: {method}({one.format('Image.open(file)')})"
+    )
+
+
 def check_image_list(images: object, *, method: str = "predict_proba") -> None:
     """Refuse what ``predict_proba`` would misread as a list (both predictors' rule): a path
     is a sequence of letters, a tensor one of rows; a collection that is not a list or
@@ -665,13 +689,15 @@ def check_image_list(images: object, *, method: str = "predict_proba") -> None:
     """
     if isinstance(images, (list, tuple)):
         return
+    refuse_open_file(images, method, "[{}]")
     several = several_images(images)
     if several is not None:
         raise TypeError(f"{method} takes a list of images, got {several}; {_as_a_list(method)}")
+    also = ", or use topk(image)" if method == "predict_proba" else ""  # a predictor's
+    batch = " or" if not also else ","
     raise TypeError(
         f"{method} takes a list of images, got {type_with_article(images)}; pass "
-        "[image] for one image, list(batch) for the images of a batch tensor, or use "
-        "topk(image)"
+        f"[image] for one image{batch} list(batch) for the images of a batch tensor{also}"
     )
 
 
@@ -688,6 +714,7 @@ def image_batch(images: object, *, method: str = "topk") -> tuple[Sequence[Image
     """
     if isinstance(images, (list, tuple)):
         return images, False
+    refuse_open_file(images, method, "{}")
     several = several_images(images)
     if several is not None:
         raise TypeError(

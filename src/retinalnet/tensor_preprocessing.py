@@ -49,7 +49,7 @@ from retinalnet._core.device import resolve_device
 from retinalnet._core.images import MAX_IMAGE_ASPECT, SMALL_IMAGE_SIDE, UnreadableImageError
 from retinalnet._core.model_inputs import describe, refuse_unprepared
 from retinalnet._core.warning_filters import filter_in_this_thread
-from retinalnet.transforms import Preprocessing
+from retinalnet.transforms import Preprocessing, check_preprocessing
 
 __all__ = ["TOLERANCE", "TensorPreprocessing", "read_encoded"]
 
@@ -84,12 +84,7 @@ class TensorPreprocessing:
     """
 
     def __init__(self, preprocessing: Preprocessing, *, device: str | torch.device = "cpu") -> None:
-        if not isinstance(preprocessing, Preprocessing):
-            raise TypeError(
-                f"preprocessing must be a retinalnet Preprocessing, got "
-                f"{type(preprocessing).__name__}"
-            )
-        self.preprocessing = preprocessing
+        self.preprocessing = check_preprocessing(preprocessing, optional=False)
         self.device = resolve_device(device)
         mean = torch.tensor(preprocessing.mean).view(1, 3, 1, 1)
         std = torch.tensor(preprocessing.std).view(1, 3, 1, 1)
@@ -235,7 +230,12 @@ def read_encoded(path: str | os.PathLike[str], preprocessing: Preprocessing) -> 
     ------
     retinalnet.datasets.UnreadableImageError
         If the file cannot be read (from the PIL path, which names it).
+    TypeError
+        If ``path`` is not a file path, or ``preprocessing`` not a
+        :class:`~retinalnet.transforms.Preprocessing`.
     """
+    _check_path(path, "read_encoded")
+    preprocessing = check_preprocessing(preprocessing, optional=False)
     file = Path(path)
     try:
         data = file.read_bytes()

@@ -15,14 +15,16 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import reprlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, TypeGuard
+from typing import Any, Literal, TypeGuard, overload
 
 import torch
 from PIL import Image
 from torchvision import transforms as tvt
 
+from retinalnet._core.bool_options import check_bool
 from retinalnet._core.deprecation import module_getattr
 from retinalnet._core.images import (
     ImageInput,
@@ -219,12 +221,6 @@ def _check_numbers(
     return values
 
 
-def _check_bool(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
 @dataclass(frozen=True)
 class Preprocessing:
     """How images are prepared for a model: resize, crop, normalise, and train augmentation.
@@ -345,11 +341,11 @@ class Preprocessing:
             "2 numbers (low, high) with 0 < low <= high <= 1",
             lambda values: 0 < values[0] <= values[1] <= 1,
         )
-        checked["hflip"] = _check_bool(self.hflip, "hflip")
+        checked["hflip"] = check_bool(self.hflip, "hflip")
         checked["jitter"] = _check_number(
             self.jitter, "jitter", "a number in [0, 1)", lambda v: 0 <= v < 1
         )
-        checked["reduced_decode"] = _check_bool(self.reduced_decode, "reduced_decode")
+        checked["reduced_decode"] = check_bool(self.reduced_decode, "reduced_decode")
         checked["translate"] = _check_number(
             self.translate,
             "translate",
@@ -575,6 +571,41 @@ class Preprocessing:
                 "(was this written by a newer retinalnet? upgrade with pip install -U retinalnet)"
             )
         return cls(**dict(data))
+
+
+@overload
+def check_preprocessing(
+    value: object, name: str = ..., *, optional: Literal[True] = ...
+) -> Preprocessing | None: ...
+@overload
+def check_preprocessing(
+    value: object, name: str = ..., *, optional: Literal[False]
+) -> Preprocessing: ...
+def check_preprocessing(
+    value: object, name: str = "preprocessing", *, optional: bool = True
+) -> Preprocessing | None:
+    """``value`` if it is a :class:`Preprocessing` (or ``None``, when ``optional``); a
+    TypeError naming ``name``, the value and the fix if not. Every door that reads a
+    preprocessing's settings runs it first (``small_cnn(preprocessing=64)`` was Python's
+    "'int' object has no attribute 'size'").
+
+    Raises
+    ------
+    TypeError
+        Naming ``name``, the value given and how to build one.
+    """
+    if isinstance(value, Preprocessing) or (value is None and optional):
+        return value
+    if isinstance(value, Mapping):  # saved settings: Preprocessing.to_dict()'s
+        fix = f"{name}=Preprocessing.from_dict(settings)"
+    elif value is None:
+        fix = f"the model's ({name}=model.preprocessing) or Preprocessing(size=...)"
+    else:
+        fix = f"{name}=Preprocessing(size={value if type(value) is int else '...'})"
+    expected = "a retinalnet.transforms.Preprocessing" + (" or None" if optional else "")
+    raise TypeError(
+        f"{name} must be {expected}, got {type(value).__name__} {reprlib.repr(value)}; pass {fix}"
+    )
 
 
 def _train_transforms(size: int = 224, *, jitter: float = 0.0) -> tvt.Compose:

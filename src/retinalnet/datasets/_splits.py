@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from retinalnet._core.bool_options import check_bool
 from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet._core.counts import as_number
@@ -297,6 +298,8 @@ def patient_split(
             f"val_fraction must be a fraction in (0, 1), e.g. 0.1, got {val_fraction!r}"
         )
     check_seed(seed, allow_none=False)  # -1 would give seed 1's split
+    drop_duplicates = check_bool(drop_duplicates, "drop_duplicates")
+    drop_test_patients = check_bool(drop_test_patients, "drop_test_patients")
     if unparsed not in UNPARSED_POLICIES:
         raise ValueError(
             f"unparsed must be one of {', '.join(map(repr, UNPARSED_POLICIES))}, got {unparsed!r}"

@@ -24,6 +24,7 @@ from retinalnet._core.model_use import exclusive_use
 from retinalnet.engine import InferenceEngine
 from retinalnet.export._onnx_runtime import inference_session
 from retinalnet.models import Classifier
+from retinalnet.predictor import check_image_list
 
 __all__ = [
     "PARITY_TOLERANCE",
@@ -259,6 +260,9 @@ def check_parity(
         If ``tolerance`` is not in (0, 1): at 1 or more no probability can differ by more,
         and the check could never fail (a ``TypeError`` if it is not a number). Refused
         before any work.
+    TypeError
+        If ``images`` is not ``None``, a list or a tuple (one path would be read letter by
+        letter): pass ``[path]``.
 
     Examples
     --------
@@ -266,6 +270,8 @@ def check_parity(
     >>> check_parity(model, "model.onnx", ["CNV-1016042-1.jpeg"]).max_abs_diff  # doctest: +SKIP
     2.9802322387695312e-08
     """
+    if images is not None:  # a path is a sequence of letters: "cannot read image 'd'"
+        check_image_list(images, method="check_parity")
     tolerance = check_tolerance(tolerance)
     sources: Sequence[ImageInput] = _synthetic_for(model) if images is None else images
     if not sources:

@@ -25,6 +25,7 @@ from retinalnet.metrics._confusion import (
     _as_probabilities,
     _as_targets,
     _readable,
+    _refuse_swapped,
 )
 from retinalnet.metrics._rates import are_probabilities, distributions, refuse_percentages
 
@@ -120,8 +121,9 @@ confidence a model reports meaningfully (Guo et al. use 15); more only costs mem
 
 
 def _checked(
-    probabilities: npt.ArrayLike, targets: npt.ArrayLike, bins: int
+    probabilities: npt.ArrayLike, targets: npt.ArrayLike, bins: int, where: str
 ) -> tuple[FloatArray, IntArray, IntArray]:
+    _refuse_swapped(targets, probabilities, f"{where}(probabilities, targets)")
     true = _as_targets(targets)
     scores = _as_probabilities(probabilities, len(true))
     true = _as_targets(true, scores.shape[1])
@@ -203,7 +205,7 @@ def reliability_curve(
     >>> confidence.round(4).tolist(), accuracy.round(4).tolist(), count.tolist()
     ([nan, 0.7667], [nan, 0.6667], [0, 3])
     """
-    rows, true, stored = _checked(probabilities, targets, bins)
+    rows, true, stored = _checked(probabilities, targets, bins, "reliability_curve")
     return _binned(rows, true, bins, stored)
 
 
@@ -294,7 +296,7 @@ def expected_calibration_error(
     ...     [[0.9, 0.1], [0.8, 0.2], [0.4, 0.6]], [0, 1, 1], bins=2), 6)
     0.1
     """
-    rows, true, stored = _checked(probabilities, targets, bins)
+    rows, true, stored = _checked(probabilities, targets, bins, "expected_calibration_error")
     return _calibration_error(rows, true, bins, stored)
 
 
@@ -433,6 +435,7 @@ def fit_temperature(
     >>> abs(fit_temperature(logits, targets) - 2.0) < 0.1  # the temperature that made them
     True
     """
+    _refuse_swapped(targets, scores, "fit_temperature(scores, targets)")
     true = _as_targets(targets)
     values = _as_probabilities(scores, len(true), "scores")
     true = _as_targets(true, values.shape[1])

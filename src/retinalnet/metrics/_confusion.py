@@ -4,11 +4,13 @@ one rule for ranking tied classes, :func:`_rank_of_true`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TypeAlias
 
 import numpy as np
 import numpy.typing as npt
+
+from retinalnet._core.counts import check_count
 
 __all__ = ["confusion_matrix", "topk_accuracy"]
 
@@ -26,6 +28,24 @@ def _readable(values: npt.ArrayLike) -> npt.ArrayLike:
         return values
     tensor = detach().cpu()
     return tensor.double() if tensor.is_floating_point() else tensor  # type: ignore[no-any-return]
+
+
+def _refuse_swapped(targets: object, probabilities: object, call: str) -> None:
+    """Refuse ``targets`` that are a table and ``probabilities`` that are one value per
+    image: the two given in the wrong order (the metrics take them in two orders, and the
+    error would otherwise blame the targets). ``call`` is the function with its order,
+    e.g. ``"topk_accuracy(targets, probabilities)"``; every metric taking both calls this
+    before reading them."""
+    try:
+        shapes = np.shape(_readable(targets)), np.shape(_readable(probabilities))  # type: ignore[arg-type]
+    except (TypeError, ValueError):  # ragged or unreadable: the checks that follow say so
+        return
+    if len(shapes[0]) == 2 and len(shapes[1]) == 1:
+        raise ValueError(
+            f"the arguments look swapped: the targets given are a table {shapes[0]} (of "
+            f"probabilities?) and the probabilities one value per image {shapes[1]} (class "
+            f"indices?); {call} takes them in this order"
+        )
 
 
 def _as_targets(
@@ -73,8 +93,9 @@ def confusion_matrix(
     Raises
     ------
     ValueError
-        If the lengths differ or an index is outside ``0 .. num_classes - 1`` (a NaN
-        index is a float, refused as not an integer).
+        If the lengths differ, an index is outside ``0 .. num_classes - 1`` (a NaN
+        index is a float, refused as not an integer), or ``num_classes`` is not an
+        int >= 1.
 
     Examples
     --------
@@ -82,6 +103,9 @@ def confusion_matrix(
     >>> confusion_matrix([0, 0, 1], [0, 1, 1], 2).tolist()
     [[1, 1], [0, 1]]
     """
+    num_classes = check_count(
+        num_classes, "num_classes", 1, " (the side of the matrix: the number of classes)"
+    )
     true = _as_targets(targets, num_classes)
     pred = _as_targets(predicted, num_classes, "predicted")
     if true.shape != pred.shape:
@@ -216,6 +240,9 @@ def topk_accuracy(
     >>> table[1].tolist(), table[2].tolist()
     ([1.0, 0.0], [1.0, 1.0])
     """
+    _refuse_swapped(targets, probabilities, "topk_accuracy(targets, probabilities)")
+    if isinstance(ks, (int, np.integer)) or not isinstance(ks, Iterable):
+        raise ValueError(f"ks must be a list of ints, e.g. [1, 2], got {ks!r}")
     true = _as_targets(targets)
     scores = _as_probabilities(probabilities, len(true))
     num_classes = scores.shape[1]

@@ -12,7 +12,12 @@ import numpy.typing as npt
 from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet._core.patient_ids import is_missing_id, patient_group_key
 from retinalnet.metrics._calibration import calibration_error_or_nan, stored_precision
-from retinalnet.metrics._confusion import FloatArray, _as_probabilities, _as_targets
+from retinalnet.metrics._confusion import (
+    FloatArray,
+    _as_probabilities,
+    _as_targets,
+    _refuse_swapped,
+)
 from retinalnet.metrics._rates import distributions, probabilities_of
 from retinalnet.metrics._report import (
     URGENT_CLASSES,
@@ -113,6 +118,7 @@ def patient_level(
     >>> report.num_samples, report.accuracy, report.patients.mixed
     (3, 0.6666666666666666, 1)
     """
+    _refuse_swapped(targets, probabilities, "patient_level(probabilities, targets, ...)")
     true = _as_targets(targets)
     # the rule averages probabilities: log-probabilities (the models' output) or logits
     # become probabilities first, as averaging them would follow another rule

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from retinalnet._core.bool_options import check_bool
 from retinalnet._core.classes import KERMANY_CLASSES, in_words
 from retinalnet._core.counts import as_integer, as_number
 from retinalnet._core.proportion_text import fraction, percent, span
@@ -29,6 +30,7 @@ from retinalnet.metrics._confusion import (
     IntArray,
     _as_probabilities,
     _as_targets,
+    _refuse_swapped,
     confusion_matrix,
     topk_accuracy,
 )
@@ -328,6 +330,7 @@ class ClassificationReport:
             :class:`~retinalnet.training.EvaluationResult`, which prints them; it is kept
             when there is an interval of the accuracy to show.
         """
+        headline = check_bool(headline, "headline")
         width = max(8, *(len(name) + 1 for name in self.classes))
         lines = []
         if headline or "accuracy" in self.intervals:
@@ -492,6 +495,7 @@ def classification_report(
     >>> report["a"].recall, report["b"].precision
     (0.5, 0.6666666666666666)
     """
+    _refuse_swapped(targets, probabilities, "classification_report(targets, probabilities)")
     true = _as_targets(targets)
     scores = _as_probabilities(probabilities, len(true))
     num_classes = scores.shape[1]

@@ -13,7 +13,7 @@ from torchvision.models import VisionTransformer
 
 from retinalnet._core.counts import check_count
 from retinalnet._core.printable import hidden_character
-from retinalnet.transforms import Preprocessing
+from retinalnet.transforms import Preprocessing, check_preprocessing
 
 __all__ = [
     "InputSizes",
@@ -98,6 +98,7 @@ def check_input_size(spec: InputSizes, preprocessing: Preprocessing) -> None:
     ValueError
         Naming the size given, the size the network takes, and the fix.
     """
+    check_preprocessing(preprocessing)  # a ViT's hand-built network, an engine's
     size = preprocessing.size
     if spec.fixed_size is not None and size != spec.fixed_size:
         raise ValueError(

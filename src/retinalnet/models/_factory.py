@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torchvision.models import WeightsEnum
 
+from retinalnet._core.bool_options import check_bool, check_optional_bool
 from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet._core.counts import as_integer
 from retinalnet._core.default_dtype import in_float32
@@ -31,7 +32,7 @@ from retinalnet.models._registry import (
     unknown_arch_message,
 )
 from retinalnet.models._weights import WeightsArg, load_network, resolve_weights
-from retinalnet.transforms import Preprocessing
+from retinalnet.transforms import Preprocessing, check_preprocessing
 
 __all__ = ["build_model", "class_names", "create", "create_model", "without_weights"]
 
@@ -137,6 +138,10 @@ def create(
     layer, ViT's ``image_size=224``), and loads as before. The network is built in
     float32, whatever torch's default dtype is (see
     :func:`~retinalnet._core.default_dtype.in_float32`)."""
+    if not saved:  # a saved config holds what built the model then ("no" froze it)
+        freeze = check_optional_bool(freeze, "freeze")  # "no" read as True froze it
+    progress = check_bool(progress, "progress")
+    preprocessing = check_preprocessing(preprocessing)
     check_options(spec, options)  # before anything is built or downloaded
     check_size_options(spec, options, saved=saved)
     names = class_names(num_classes, classes)
@@ -277,7 +282,9 @@ def create_model(
         a list of names (or holds a name that is not a string), or ``options`` holds one
         the architecture does not take, or whose value its builder sets itself (the
         message names those it takes, and for a preprocessing setting such as ``size=32``
-        says ``preprocessing=Preprocessing(size=32)``).
+        says ``preprocessing=Preprocessing(size=32)``), ``preprocessing`` is not a
+        :class:`~retinalnet.transforms.Preprocessing`, or ``freeze`` or ``progress`` is
+        not ``True`` or ``False`` (the text ``"no"`` included: also a ValueError).
     ValueError
         If ``name`` is unknown (the message lists the names and the closest one), an
         argument is out of range (``num_classes`` < 2, ``hidden`` < 0, ``dropout`` outside

@@ -7,6 +7,7 @@ from typing import Final
 
 from torch import nn
 
+from retinalnet._core.bool_options import check_bool
 from retinalnet._core.counts import as_number
 from retinalnet.models._checks import check_int, check_module
 
@@ -80,7 +81,8 @@ def build_head(
     ValueError
         If ``in_features`` is not an int >= 1, ``num_classes`` not an int >= 2, ``hidden``
         not ``None`` or an int >= 0, or ``dropout`` not a number in ``[0, 1)``, or neither
-        0 nor the default 0.2 without a hidden layer (it would change nothing).
+        0 nor the default 0.2 without a hidden layer (it would change nothing), or
+        ``log_softmax`` is not ``True`` or ``False``.
 
     Examples
     --------
@@ -92,6 +94,7 @@ def build_head(
     check_int(in_features, "in_features", 1)
     check_int(num_classes, "num_classes", 2)
     check_head_args(hidden, dropout)
+    log_softmax = check_bool(log_softmax, "log_softmax")  # "no" would add the layer
     layers: list[nn.Module] = []
     if hidden:
         layers += [nn.Linear(in_features, hidden), nn.ReLU(), nn.Dropout(float(dropout))]

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torchvision.models import WeightsEnum
 
+from retinalnet._core.bool_options import check_bool
+
 __all__ = [
     "ActivationReshape",
     "BlockSelector",
@@ -145,6 +147,8 @@ class ModelSpec:
                 f"{self.name}: need min_size >= 1 and fixed_size >= min_size, got "
                 f"min_size={self.min_size!r}, fixed_size={self.fixed_size!r}"
             )
+        for flag in ("default_freeze", "exportable"):
+            object.__setattr__(self, flag, check_bool(getattr(self, flag), flag))
         hidden = self.default_hidden
         if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 0:
             raise ValueError(f"{self.name}: default_hidden must be an int >= 0, got {hidden!r}")

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torchvision.models import VGG, VGG16_Weights, WeightsEnum
 
+from retinalnet._core.bool_options import check_bool
 from retinalnet._core.regular_files import check_regular_file
 from retinalnet._core.torch_load import torch_load_reason
 from retinalnet.models._builder_options import build_network, check_options
@@ -370,5 +371,7 @@ def load_vgg16(weights: WeightsArg, *, progress: bool = True) -> VGG:
     ValueError
         If a local file is not a VGG16 state dict.
     """
-    network: VGG = load_network("vgg16_transfer", weights, progress=progress)
+    network: VGG = load_network(
+        "vgg16_transfer", weights, progress=check_bool(progress, "progress")
+    )
     return network

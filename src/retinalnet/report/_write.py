@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import reprlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,20 @@ _NOTICE = (
 )
 
 
+def _check_result(result: object, where: str) -> None:
+    """Refuse a ``result`` that is not an :class:`~retinalnet.training.EvaluationResult`
+    (``None`` from a function that printed it, a report, a checkpoint's path) in one line,
+    before any work; it was Python's "'NoneType' object has no attribute 'probabilities'"."""
+    from retinalnet.training import EvaluationResult
+
+    if not isinstance(result, EvaluationResult):
+        raise TypeError(
+            f"{where} takes an EvaluationResult as result, got {type(result).__name__} "
+            f"{reprlib.repr(result)}; get one from retinalnet.training.evaluate(model, data) "
+            "(or Trainer.evaluate)"
+        )
+
+
 def render_html_report(
     result: EvaluationResult,
     *,
@@ -62,7 +77,8 @@ def render_html_report(
         If ``result`` holds no per-image probabilities, ``data`` does not hold the images
         of ``result``, or ``mistakes`` is negative.
     TypeError
-        If ``data`` has no ``samples`` of ``(file, class)`` pairs, or ``path`` is not a file
+        If ``result`` is not an :class:`~retinalnet.training.EvaluationResult`, ``data``
+        has no ``samples`` of ``(file, class)`` pairs, or ``path`` is not a file
         path (``write_html_report(result, path)``: the path comes first); refused before
         any work.
     ImportError
@@ -77,6 +93,7 @@ def render_html_report(
     """
     from retinalnet.checkpoint import Checkpoint, load_checkpoint
 
+    _check_result(result, "render_html_report")
     if result.probabilities is None or result.targets is None:
         raise ValueError(
             "this EvaluationResult holds no per-image probabilities; get one from "
@@ -261,7 +278,8 @@ def write_html_report(
         If ``result`` holds no per-image probabilities, ``data`` does not hold the images
         of ``result``, or ``mistakes`` is negative.
     TypeError
-        If ``data`` has no ``samples`` of ``(file, class)`` pairs, or ``path`` is not a file
+        If ``result`` is not an :class:`~retinalnet.training.EvaluationResult`, ``data``
+        has no ``samples`` of ``(file, class)`` pairs, or ``path`` is not a file
         path (``write_html_report(result, path)``: the path comes first); refused before
         any work.
     ImportError
@@ -291,6 +309,7 @@ def write_html_report(
         call="write_html_report(path, result, ...)",
         epoch_of=checkpoint_epoch,
     )
+    _check_result(result, "write_html_report")  # before the figures are drawn
     text = render_html_report(
         result,
         data=data,

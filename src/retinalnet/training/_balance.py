@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch.utils.data import WeightedRandomSampler
 
-from retinalnet._core.counts import as_integer
+from retinalnet._core.counts import as_integer, check_count
+from retinalnet.metrics._confusion import _as_targets
 
 __all__ = ["BALANCE_MODES", "balanced_sampler", "class_counts", "class_weights"]
 
@@ -15,20 +16,26 @@ BALANCE_MODES: tuple[str, ...] = ("weights", "sampler")
 """The ``ClassificationTask(balance=...)`` options besides ``None``."""
 
 
-def _check_targets(targets: Sequence[int], num_classes: int | None) -> int:
+def _checked_targets(targets: Sequence[int], num_classes: int | None) -> tuple[list[int], int]:
+    """``targets`` as Python ints (read by the metrics' one rule for class indices: a list,
+    an array or a tensor of integers; class names or floats are refused naming the first),
+    and the number of classes."""
+    if num_classes is not None:
+        num_classes = check_count(num_classes, "num_classes", 1, " (the model's classes)")
     if len(targets) == 0:
         raise ValueError("targets is empty: pass the class index of every training sample")
-    low, high = min(targets), max(targets)
+    values = _as_targets(targets).tolist()
+    low, high = min(values), max(values)
     if low < 0:
         raise ValueError(f"targets must be class indices >= 0, got {low!r}")
     if num_classes is None:
-        return int(high) + 1
+        return values, high + 1
     if high >= num_classes:
         raise ValueError(
             f"target {high!r} is out of range for num_classes={num_classes}; pass the number "
             "of classes the model predicts"
         )
-    return num_classes
+    return values, num_classes
 
 
 def class_counts(targets: Sequence[int], num_classes: int | None = None) -> list[int]:
@@ -48,9 +55,9 @@ def class_counts(targets: Sequence[int], num_classes: int | None = None) -> list
 
     .. versionadded:: 0.2
     """
-    size = _check_targets(targets, num_classes)
+    values, size = _checked_targets(targets, num_classes)
     counts = [0] * size
-    for target in targets:
+    for target in values:
         counts[target] += 1
     return counts
 
@@ -80,7 +87,9 @@ def class_weights(targets: Sequence[int], num_classes: int | None = None) -> tor
     Raises
     ------
     ValueError
-        If ``targets`` is empty or holds an index outside ``[0, num_classes)``.
+        If ``targets`` is empty, holds an index outside ``[0, num_classes)`` or
+        something else than integer class indices (class names, floats), or
+        ``num_classes`` is not an int >= 1.
 
     Examples
     --------
@@ -126,7 +135,8 @@ def balanced_sampler(
     Raises
     ------
     ValueError
-        If ``targets`` is empty or ``num_samples`` is not positive.
+        If ``targets`` is empty, holds a negative index or something else than integer
+        class indices (class names, floats), or ``num_samples`` is not positive.
 
     Examples
     --------
@@ -136,11 +146,12 @@ def balanced_sampler(
 
     .. versionadded:: 0.2
     """
-    counts = class_counts(targets)
-    draws = len(targets) if num_samples is None else num_samples
+    values, size = _checked_targets(targets, None)
+    counts = class_counts(values, size)
+    draws = len(values) if num_samples is None else num_samples
     count = as_integer(draws)
     if count is None or count < 1:
         raise ValueError(f"num_samples must be a positive int or None, got {num_samples!r}")
-    weights = [1.0 / counts[target] for target in targets]
+    weights = [1.0 / counts[target] for target in values]
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     return WeightedRandomSampler(weights, count, replacement=True, generator=generator)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from retinalnet._core.bool_options import check_bool
 from retinalnet._core.counts import as_number, check_count
 from retinalnet.training._monitor import (
     check_monitor_and_mode,
@@ -280,7 +281,7 @@ class EarlyStopping(Callback):
             raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
         self.patience = patience
         self.min_delta = delta
-        self.restore_best_weights = restore_best_weights
+        self.restore_best_weights = check_bool(restore_best_weights, "restore_best_weights")
         self._reset()
 
     def _reset(self) -> None:

@@ -141,8 +141,11 @@ def train_one_epoch(
     # at the first batch and left out (with a warning), not met at the end of the epoch
     trained_on = TrainingBatches(forward, loader, tell=dist.is_main, per_process=dist.enabled)
     batches = progress_bar(trained_on, total=len(loader), description=description, enabled=progress)
+    # each batch's labels checked on the host before the copy (nothing waits for a GPU):
+    # torch's loss would say "Target 4 is out of bounds", on a GPU stop CUDA itself
+    to_device = task._pass_labels(loader, where=f"training, epoch {epoch}")
     try:
-        for inputs, targets in batches:
+        for batch, (inputs, targets) in enumerate(batches):
             # float32 from any floating dtype, as the inference engine takes them (tensors
             # made under torch.set_default_dtype(torch.float64) are float64): autocast
             # lowers the precision of a step itself
@@ -150,7 +153,7 @@ def train_one_epoch(
             inputs = inputs.to(device, torch.float32 if floating else None, non_blocking=True)
             if inputs.dim() == 4:  # images: convolutions run faster channels-last (CPU and GPU)
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
-            targets = targets.to(device, non_blocking=True)
+            targets = to_device(targets, device, batch=batch)
             optimizer.zero_grad(set_to_none=True)
             try:
                 with autocast(device, dtype):

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from retinalnet._core.bool_options import check_bool
 from retinalnet._core.classes import check_same_classes, output_classes
 from retinalnet._core.device import default_num_workers, resident_device, resolve_device
 from retinalnet._core.loader_settings import check_batch_size, check_num_workers
@@ -36,6 +37,7 @@ from retinalnet.models import Classifier
 from retinalnet.precision import Precision, precision_name
 from retinalnet.training._data import warn_of_own_transform
 from retinalnet.training._feature_cache import build_feature_cache, trainable_head
+from retinalnet.training._labels import BatchLabels
 
 if TYPE_CHECKING:
     from retinalnet.metrics import ClassificationReport
@@ -328,10 +330,11 @@ def run_evaluation(
         caller in the message. With ``refuse_nonfinite`` (the default), also if the model's
         output for an image is NaN or infinite: its argmax would count it as the first
         class. The Trainer's validation passes ``False`` and stops on the NaN loss itself,
-        naming the epoch.
+        naming the epoch. If a label is outside the classes (or the labels are not one
+        per image), naming the image and its label, before the loss sees it.
     TypeError
-        If the loader's targets are not a tensor of class indices (class names, say), or
-        (before the model runs) a patient id cannot name a patient (a list).
+        If the loader's targets are not a tensor of class indices (class names, floats),
+        or (before the model runs) a patient id cannot name a patient (a list).
     """
     refuse_substitution(loader, where=where)
     patients = _patients(patient_ids, where)
@@ -343,7 +346,9 @@ def run_evaluation(
         progress_bar, total=len(loader), description="evaluate", enabled=progress
     )
     temperature = engine.temperature  # no batch, no row: the engine's
-    for log_probabilities, (targets, *_) in engine.run(loader, progress=bar):
+    # each batch's labels checked before the loss: torch's says "Target 4 is out of bounds"
+    to_device = BatchLabels(num_classes, where=where, loader=loader, in_order=True)
+    for batch, (log_probabilities, (targets, *_)) in enumerate(engine.run(loader, progress=bar)):
         # the one every row is divided by, read when the run began
         temperature = engine.session_temperature or temperature  # (a temperature is > 0)
         if not isinstance(targets, torch.Tensor):
@@ -353,7 +358,7 @@ def run_evaluation(
                 "must be class indices (ints, 0 for the first of the classes), as KermanyOCT "
                 "yields them: map names with classes.index(name)"
             )
-        targets = targets.to(engine.device, non_blocking=True)
+        targets = to_device(targets, engine.device, batch=batch)
         total_loss += loss(log_probabilities, targets).double() * len(targets)
         all_probabilities.append(log_probabilities.exp())
         all_targets.append(targets)
@@ -498,9 +503,10 @@ def evaluate(
         (or a ``Subset``) over a :class:`~retinalnet.datasets.KermanyOCT` with
         ``on_error="skip"``: the images it cannot read could not be left out, and the
         scans it puts in their place would be counted twice; pass the data set itself.
+        If an image's label is not one of the classes (naming the image and the label).
     TypeError
-        If ``feature_cache`` is asked of a model that is not a Classifier, or ``classes`` is
-        one string rather than a list of names.
+        If ``feature_cache`` is asked of a model that is not a Classifier, ``classes`` is
+        one string rather than a list of names, or the labels are not integers.
 
     Notes
     -----
@@ -522,6 +528,7 @@ def evaluate(
     """
     check_batch_size(batch_size)
     check_num_workers(num_workers)
+    progress, tta = check_bool(progress, "progress"), check_bool(tta, "tta")
     target_device = resolve_device(device)
     own = model.classes if isinstance(model, Classifier) else None
     classes = output_classes(own, classes, where="evaluate")

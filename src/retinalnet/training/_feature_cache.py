@@ -33,7 +33,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
+from retinalnet._core.bool_options import check_bool
 from retinalnet._core.caller_warnings import warn_caller
+from retinalnet._core.class_labels import class_labels
 from retinalnet._core.classes import check_same_classes
 from retinalnet._core.counts import check_count
 from retinalnet._core.device import default_num_workers, resolve_device
@@ -66,6 +68,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _FORMAT_VERSION = 1
+
+_IN_USE: set[Path] = set()
+"""The cache folders this process wrote or read: not "other" caches in the count of
+:func:`_log_other_caches` (a fit writes its training split's cache, then its validation
+split's, beside it)."""
 
 Decode = Literal["auto", "pil", "tensor"]
 """How the feature cache reads image files: ``"pil"`` (the model's
@@ -302,11 +309,22 @@ class FeatureCache:
         return out
 
     @classmethod
-    def load(cls, folder: str | os.PathLike[str], *, fingerprint: str) -> FeatureCache | None:
+    def load(
+        cls,
+        folder: str | os.PathLike[str],
+        *,
+        fingerprint: str,
+        num_classes: int | None = None,
+    ) -> FeatureCache | None:
         """The cache in ``folder`` if it is complete and has ``fingerprint``; else ``None``.
 
-        A folder whose arrays are missing or cut short (a copy or a disk cleanup) is a miss
-        too, with a warning: the caller rebuilds it, as Lightning and fastai treat a bad cache.
+        A folder whose arrays are missing or cut short (a copy or a disk cleanup), or whose
+        ``targets.npy`` holds something else than class indices of ``num_classes`` classes
+        (a label the model has none for, floats), is a miss too, with a warning naming the
+        file: the caller rebuilds it, as Lightning and fastai treat a bad cache.
+
+        .. versionchanged:: 0.2
+           ``num_classes``: the targets are checked.
         """
         path = Path(folder)
         try:
@@ -331,6 +349,15 @@ class FeatureCache:
                 len(targets),
             )
             return None
+        damage = _damaged_targets(targets, num_classes)
+        if damage is not None:
+            logger.warning(
+                "feature cache %s is damaged (its targets.npy holds %s); it is rebuilt",
+                path,
+                damage,
+            )
+            return None
+        _IN_USE.add(_resolved(path))
         return cls(
             features=torch.from_numpy(features),
             targets=torch.from_numpy(targets),
@@ -342,6 +369,32 @@ class FeatureCache:
 
 _CACHE_FILES = ("meta.json", "features.npy", "targets.npy")
 """The files of a cache folder, ``meta.json`` (which marks it complete) first."""
+
+
+def _damaged_targets(targets: np.ndarray[Any, Any], num_classes: int | None) -> str | None:
+    """What is wrong with a cache's targets read from disk (``"label 9 at row 3, but the
+    model has 4 classes"``), or ``None``: integer class indices, one per row, of
+    ``num_classes`` classes (any integers when it is ``None``)."""
+    if targets.ndim != 1 or targets.dtype.kind not in "iu":
+        return f"an array of {targets.dtype} of shape {targets.shape}, not class indices"
+    if num_classes is None or not len(targets):
+        return None
+    outside = np.flatnonzero((targets < 0) | (targets >= num_classes))
+    if not len(outside):
+        return None
+    row = int(outside[0])
+    return (
+        f"label {int(targets[row])} at row {row}, but the model has {num_classes} classes "
+        f"(labels 0 to {num_classes - 1})"
+    )
+
+
+def _resolved(folder: Path) -> Path:
+    """``folder`` as an absolute path without links (as given where it cannot be read)."""
+    try:
+        return folder.resolve()
+    except OSError:
+        return folder.absolute()
 
 
 class _StreamWrites:
@@ -406,6 +459,7 @@ def _save_or_warn(cache: FeatureCache, folder: Path) -> bool:
         warn_caller(_unsaved_message(folder, error), UserWarning)
         return False
     logger.info("wrote %d cached feature rows to %s", len(cache.targets), folder)
+    _IN_USE.add(_resolved(folder))
     return True
 
 
@@ -414,14 +468,17 @@ def _log_other_caches(folder: Path) -> None:
 
     Each change to the files (one added or removed, a copy that did not keep the times)
     gives a new fingerprint, so a new full copy beside the old ones. They are not removed
-    here: another run, on other data or another model, may be reading them.
+    here: another run, on other data or another model, may be reading them. The caches this
+    process wrote or read are not counted: a fit's training and validation caches sit side
+    by side, and a scratch folder (``retinalnet train --feature-cache`` without a folder)
+    holds only this run's.
     """
     others: list[Path] = []
     with contextlib.suppress(OSError):  # an unlistable folder: nothing to say
         others = [
             entry
             for entry in folder.parent.iterdir()
-            if entry != folder and _is_cache_folder(entry)
+            if entry != folder and _is_cache_folder(entry) and _resolved(entry) not in _IN_USE
         ]
     if not others:
         return
@@ -497,17 +554,26 @@ def _extract(
     total: int,
     description: str,
     progress: bool,
+    *,
+    first_row: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The features and targets of ``batches`` (in data order, from the data's image
+    ``first_row``); each batch's labels are checked as they come, so a label the model
+    has no class for stops the build at its batch, naming the image, not after the pass."""
     features: list[torch.Tensor] = []
     targets: list[torch.Tensor] = []
     shown = progress_bar(batches, total=total, description=description, enabled=progress)
+    row = first_row
     for step, (inputs, batch_targets) in enumerate(shown):
+        on_host = batch_targets.cpu() if isinstance(batch_targets, torch.Tensor) else batch_targets
+        labels = class_labels(on_host, num_classes, where="the feature cache", first_row=row)
+        row += len(labels)
         if step == 0:  # the head on the features, as the engine runs it, gives the outputs
             batch_features = _first_batch_features(engine, head, inputs, num_classes)
         else:
             batch_features, _ = engine.features(inputs, head)
         features.append(batch_features)
-        targets.append(batch_targets.cpu())
+        targets.append(labels)
     return torch.cat(features), torch.cat(targets)
 
 
@@ -687,6 +753,7 @@ def build_feature_cache(
     torch.Size([83484, 4096])
     """
     views = check_count(views, "views", low=0)
+    progress, shard = check_bool(progress, "progress"), check_bool(shard, "shard")
     check_seed(seed, allow_none=False)
     check_batch_size(batch_size)
     # its targets are the data's indices: another class list would cache them under the
@@ -719,7 +786,7 @@ def build_feature_cache(
         digest.update(data_fingerprint(data).encode())
         fingerprint = digest.hexdigest()
         folder = Path(cache_dir) / fingerprint[:24]
-        cached = FeatureCache.load(folder, fingerprint=fingerprint)
+        cached = FeatureCache.load(folder, fingerprint=fingerprint, num_classes=model.num_classes)
         if cached is not None:
             logger.info("using cached features from %s", folder)
             return cached
@@ -749,6 +816,7 @@ def build_feature_cache(
             batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
             if index == 0 and samples is not None:
                 share = context.share(len(samples))
+                start = share.start
                 batches, total = tensor_batches(
                     samples[share.start : share.stop],
                     model.preprocessing,
@@ -777,7 +845,14 @@ def build_feature_cache(
                     loader = _seeded_views(loader, shared, seed=seed, view=index, start=start)
                 batches, total = loader, len(loader)
             rows, labels = _extract(
-                engine, head, model.num_classes, batches, total, description, progress
+                engine,
+                head,
+                model.num_classes,
+                batches,
+                total,
+                description,
+                progress,
+                first_row=start,
             )
             length = len(samples) if samples is not None else len(data)  # type: ignore[arg-type]
             features.append(context.gather_rows(rows, length))

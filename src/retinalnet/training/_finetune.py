@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from retinalnet._core.bool_options import check_bool
 from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.counts import as_integer, as_number, check_count
 from retinalnet._core.loader_settings import check_batch_size
@@ -185,7 +186,8 @@ class FineTune:
         ``lr_decay`` outside ``(0, 1]``, ``warmup_epochs`` over ``epochs``, an unknown
         ``schedule``, ``augment`` or ``balance``); the message names it.
     TypeError
-        If ``freeze_bn`` is not a bool, or ``augment`` is neither ``None`` nor a str.
+        If ``freeze_bn`` is not ``True`` or ``False`` (the error is a ``ValueError``
+        too, as every on/off option's), or ``augment`` is neither ``None`` nor a str.
 
     Examples
     --------
@@ -238,11 +240,7 @@ class FineTune:
         object.__setattr__(self, "lr_decay", _lr_decay(self.lr_decay))
         if self.schedule not in ("step", "epoch"):
             raise ValueError(f"schedule must be 'step' or 'epoch', got {self.schedule!r}")
-        if not isinstance(self.freeze_bn, bool):
-            raise TypeError(
-                f"freeze_bn must be True or False, got {self.freeze_bn!r} "
-                f"({type(self.freeze_bn).__name__})"
-            )
+        object.__setattr__(self, "freeze_bn", check_bool(self.freeze_bn, "freeze_bn"))
         if self.augment is not None and not isinstance(self.augment, str):
             raise TypeError(
                 f"augment must be None or a preset name (a str), got "

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from retinalnet._core.bool_options import check_bool
 from retinalnet._core.classes import check_same_classes
 from retinalnet._core.counts import as_integer, as_number
 from retinalnet._core.loaders import DataSource, shut_down_workers, unchecked_samples
@@ -287,6 +288,7 @@ def find_lr(
     """The range test with a Trainer's settings; see :meth:`Trainer.lr_find
     <retinalnet.training.Trainer.lr_find>`."""
     min_lr, max_lr, num_steps = _check_range(min_lr, max_lr, num_steps, rule)
+    apply = check_bool(apply, "apply")  # "no" read as True would change the fit's rate
     model = trainer.model
     if isinstance(model, Classifier):
         check_same_classes(model.classes, train, where="Trainer.lr_find")

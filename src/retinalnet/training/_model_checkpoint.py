@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from retinalnet._core.bool_options import check_bool
 from retinalnet._core.files import atomic_copy
 from retinalnet.checkpoint import CheckpointWriteError, checkpoint_epoch, load_checkpoint
 from retinalnet.training._callbacks import Callback, _check_monitor, _Tracker
@@ -125,8 +126,8 @@ class ModelCheckpoint(Callback):
             monitor, mode, "ModelCheckpoint"
         )
         self.dirpath = Path(dirpath)
-        self.save_last = save_last
-        self.overwrite = overwrite
+        self.save_last = check_bool(save_last, "save_last")
+        self.overwrite = check_bool(overwrite, "overwrite")  # "no" read as True lost runs
         self._tracker = _Tracker(self.mode)
         self._resumed = False
         self._epoch_in_progress: int | None = None  # from its start to its files written

@@ -15,18 +15,20 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import torch
 from torch import nn
 from torch.utils.data import Sampler
 
+from retinalnet._core.class_labels import class_labels
 from retinalnet._core.counts import as_number
 from retinalnet._core.model_outputs import class_scores, nll_for_log_probabilities
 from retinalnet.models._classifier import network_of
 from retinalnet.training._balance import BALANCE_MODES, balanced_sampler, class_weights
 from retinalnet.training._evaluation import EvaluationResult
 from retinalnet.training._first_batch import FirstInputsCheck
+from retinalnet.training._labels import BatchLabels
 
 __all__ = [
     "ClassificationTask",
@@ -220,6 +222,8 @@ class ClassificationTask:
         self._outputs_checked = False
         self._inputs_check = FirstInputsCheck()
         self._default_loss = loss is None
+        self._labels: BatchLabels | None = None
+        self._steps = 0
 
     def __repr__(self) -> str:
         settings = [f"loss={type(self.loss).__name__}()"]
@@ -322,6 +326,8 @@ class ClassificationTask:
         self._num_classes = num_classes
         self._outputs_checked = False
         self._inputs_check.reset(unchecked=unchecked_inputs)
+        self._labels = None
+        self._steps = 0
 
     def sampler(self, targets: Sequence[int] | None, *, seed: int | None) -> Sampler[int] | None:
         """The training sampler: :func:`balanced_sampler` with ``balance="sampler"``, else
@@ -340,6 +346,13 @@ class ClassificationTask:
         """
         self._model_name = type(network_of(module)).__name__
         self._inputs_check.arm(module)
+
+    def _pass_labels(self, loader: Any, *, where: str) -> BatchLabels:
+        """The label check of a training pass over ``loader``: the loop has each batch's
+        labels checked on the host, before they are copied to the device (nothing waits for
+        a GPU), and :meth:`training_step` takes those as checked."""
+        self._labels = BatchLabels(self._num_classes, where=where, loader=loader, in_order=False)
+        return self._labels
 
     def _end_run(self) -> None:
         """Called when a fit or ``lr_find`` ends, however it ends (an error, an interrupt
@@ -375,16 +388,37 @@ class ClassificationTask:
         a dict, another shape than ``(N, number of classes)`` or probabilities (a forward
         ending in ``Softmax``) is refused then, in one line naming the fix.
 
+        Every batch's labels are checked before the loss sees them: integer class indices
+        of the model's classes (torch's own losses say ``Target 4 is out of bounds``, or on
+        a GPU stop CUDA, naming neither the image nor the fix).
+
+        .. versionchanged:: 0.2
+           The labels are checked.
+
         Raises
         ------
         TypeError, ValueError
             From :func:`~retinalnet._core.model_outputs.class_scores`, on the first batch.
+            A ``TypeError`` for labels that are not integers (floats), a ``ValueError`` for
+            a label outside the model's classes, naming the batch, the image and the label.
         """
         self._inputs_check.disarm()  # a forward ran: no hook left on the model
         if not self._outputs_checked:
             class_scores(outputs, self._num_classes, model_name=self._model_name)
             self._outputs_checked = True
             self._exact_for_log_probabilities(outputs)
+            if self._num_classes is None:  # a network of its own: its outputs say
+                self._num_classes = int(outputs.shape[1])
+                if self._labels is not None:
+                    self._labels.num_classes = self._num_classes
+        if self._labels is None or not self._labels.checked(targets):  # lr_find, a first batch
+            targets = class_labels(
+                targets,
+                self._num_classes or int(outputs.shape[1]),
+                where=self._labels.where if self._labels is not None else "training",
+                batch=self._steps,
+            )
+        self._steps += 1
         loss: torch.Tensor = self.criterion(outputs, targets)
         return loss
 

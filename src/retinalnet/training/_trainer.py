@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
+from retinalnet._core.bool_options import check_bool
 from retinalnet._core.classes import check_same_classes
 from retinalnet._core.device import default_num_workers, resident_device, resolve_device
 from retinalnet._core.loaders import DataSource, shut_down_workers
@@ -247,6 +248,8 @@ class Trainer:
                 new.progress,
                 new.feature_cache,
             )
+        overwrite = check_bool(overwrite, "overwrite")  # "no" read as True replaced a run
+        progress = check_bool(progress, "progress")
         if task is not None and not isinstance(task, ClassificationTask):
             raise TypeError(
                 f"task must be a ClassificationTask, got {type(task).__name__}; build one with "
