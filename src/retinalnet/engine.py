@@ -42,6 +42,7 @@ from torch.utils.data import DataLoader
 
 from retinalnet._core.bool_options import check_bool
 from retinalnet._core.counts import as_number
+from retinalnet._core.cudnn_benchmark import cudnn_benchmark
 from retinalnet._core.device import default_num_workers, resolve_device
 from retinalnet._core.loaders import DataSource, make_loader, unchecked_samples
 from retinalnet._core.model_inputs import check_batch
@@ -235,7 +236,7 @@ class InferenceEngine:
                 with (
                     torch.inference_mode(),
                     autocast(self.device, self.dtype),
-                    _cudnn_autotune(self.device),
+                    cudnn_benchmark(self.device),  # the caller's setting after
                 ):
                     yield self._forward_function()
             finally:
@@ -416,20 +417,3 @@ def first_nonfinite_row(outputs: torch.Tensor) -> int | None:
     if bool(finite.all()):  # also for no rows
         return None
     return int(torch.nonzero(~finite)[0])
-
-
-@contextlib.contextmanager
-def _cudnn_autotune(device: torch.device) -> Iterator[None]:
-    """cuDNN benchmark mode for the block only (fixed input sizes: fastest kernels); the
-    global setting is restored afterwards."""
-    if device.type != "cuda":
-        yield
-        return
-    cudnn = torch.backends.cudnn
-    with cudnn.flags(
-        enabled=cudnn.enabled,
-        benchmark=not cudnn.deterministic,
-        deterministic=cudnn.deterministic,
-        allow_tf32=cudnn.allow_tf32,
-    ):
-        yield
