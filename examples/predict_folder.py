@@ -2,12 +2,16 @@
 
     python examples/predict_folder.py --checkpoint runs/vgg16/best.pt scans/ -k 2
 
-Works on a CPU-only machine whatever device the model was trained on.
+Works on a CPU-only machine whatever device the model was trained on. A file that cannot
+be read (damaged, not an image, an OCT volume) is left out and listed at the end, on
+stderr; the others are predicted. For volumes (multi-frame DICOM or TIFF), use
+``retinalnet predict``, which summarises each volume.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from retinalnet import Predictor
@@ -21,11 +25,21 @@ def main() -> None:
     parser.add_argument("-k", type=int, default=2)
     args = parser.parse_args()
 
-    predictor = Predictor.from_checkpoint(args.checkpoint)
     images = find_images(args.folder)
-    for prediction in predictor.topk(list(images), k=args.k):
+    if not images:
+        sys.exit(f"{Path(sys.argv[0]).name}: error: no images under {str(args.folder)!r}")
+    predictor = Predictor.from_checkpoint(args.checkpoint, on_error="skip")
+    predictions = predictor.topk(list(images), k=args.k)
+    for prediction in predictions:
         print(prediction)  # "scans/a.jpeg: CNV 97.2%, DME 2.5%" (never rounded to 100.0%)
+    for skipped in predictor.skipped:  # unreadable files and volumes: left out, said why
+        print(f"skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
+    if not predictions:
+        sys.exit(f"{Path(sys.argv[0]).name}: error: none of the {len(images)} images was read")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (OSError, ValueError, RuntimeError) as error:  # a bad path or -k: say why
+        sys.exit(f"{Path(sys.argv[0]).name}: error: {error}")

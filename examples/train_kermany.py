@@ -88,5 +88,6 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except (OSError, ValueError) as error:  # a folder holding a run, a bad path: say why
+    except (OSError, ValueError, RuntimeError) as error:  # a bad path, no weights: say why
+        # the library's advice names its arguments (weights=None): this script's --weights
         sys.exit(f"{Path(sys.argv[0]).name}: error: {error}")

@@ -62,3 +62,85 @@ def test_the_plain_pytorch_recipe_gives_the_predictors_probabilities(
     np.testing.assert_allclose(names["probabilities"][0].numpy(), expected, atol=1e-6)
     uncalibrated = torch.softmax(names["log_probabilities"], dim=1)[0].numpy()
     assert np.abs(uncalibrated - expected).max() > 1e-3  # the temperature made a difference
+
+
+_PREPARE_FROM = "def grey_levels("
+_PREPARE_TO = "# -- prediction --"
+
+
+def _page_prepare(preprocessing: Preprocessing) -> Any:
+    """The ``prepare`` of the page's torch-free block (with its helpers), run on the settings
+    of ``preprocessing`` as the ONNX file's metadata would give them."""
+    from test_docs import page_blocks
+
+    (block,) = [b for b in page_blocks(_PAGE) if "def prepare(" in b.code]
+    code = block.code[block.code.index(_PREPARE_FROM) : block.code.index(_PREPARE_TO)]
+    names: dict[str, Any] = {"np": np, "Image": Image, "prep": preprocessing.to_dict()}
+    exec(code, names)
+    return names["prepare"]
+
+
+def _grey(shape: tuple[int, int] = (48, 56)) -> np.ndarray[Any, Any]:
+    """8-bit grey levels 0 to 255 (both ends reached), as a scan's."""
+    values = np.random.default_rng(1).integers(0, 256, shape)
+    values[0, :2] = (0, 255)
+    return values
+
+
+# (name, mode the file opens in, the pixels): every rule of step 2 the page's prepare has
+_KINDS = [
+    ("8-bit.png", "L", _grey().astype(np.uint8)),
+    ("16-bit.png", "I;16", (_grey() * 257 + _grey() % 97).astype(np.uint16)),
+    ("int-0-255.tif", "I", _grey().astype(np.int32)),  # was: divided by 65535, nearly black
+    ("int-0-65535.tif", "I", (_grey() * 257).astype(np.int32)),
+    ("int-stretched.tif", "I", (_grey() * 10 - 700).astype(np.int32)),  # -700 to 1850
+    ("float-0-1.tif", "F", (_grey() / 255).astype(np.float32)),  # was: nearly black
+    ("float-0-255.tif", "F", (_grey() + 0.4).astype(np.float32)),
+    ("float-16-bit.tif", "F", (_grey() * 257.0).astype(np.float32)),
+    ("float-stretched.tif", "F", (_grey() / 25.5 - 5).astype(np.float32)),  # -5 to 5
+]
+
+
+@pytest.mark.parametrize(("name", "mode", "pixels"), _KINDS, ids=[kind[0] for kind in _KINDS])
+def test_the_torch_free_prepare_gives_retinalnets_input_in_every_mode(
+    name: str, mode: str, pixels: np.ndarray[Any, Any], tmp_path: Path
+) -> None:
+    """The page's ``prepare`` against :meth:`Preprocessing.prepare`, mode by mode: an ``"I"``
+    file of 8-bit values and a float file in [0, 1] reached the model nearly black."""
+    preprocessing = Preprocessing(size=32)
+    path = tmp_path / name
+    Image.fromarray(pixels).save(path)
+    assert Image.open(path).mode == mode
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the stretched ones: retinalnet warns, as the page says
+        expected = preprocessing.prepare(path).numpy()
+    prepared = _page_prepare(preprocessing)(str(path))
+    assert prepared.dtype == np.float32
+    assert np.abs(prepared - expected).max() < 1e-5
+
+
+_REFUSED = [
+    ("12-bit.png", (_grey() * 16).astype(np.uint16)),  # brightest 4080 of 65535
+    ("8-bit-in-16.png", _grey().astype(np.uint16)),  # 16-bit file, 8-bit values
+    ("int-12-bit.tif", (_grey() * 16).astype(np.int32)),
+    ("float-12-bit.tif", (_grey() * 16.0).astype(np.float32)),
+    ("int-constant.tif", np.full((48, 56), 70000, dtype=np.int32)),
+    ("float-nan.tif", np.where(_grey() > 250, np.nan, _grey()).astype(np.float32)),
+]
+
+
+@pytest.mark.parametrize(("name", "pixels"), _REFUSED, ids=[kind[0] for kind in _REFUSED])
+def test_the_torch_free_prepare_refuses_what_retinalnet_refuses(
+    name: str, pixels: np.ndarray[Any, Any], tmp_path: Path
+) -> None:
+    """A 12-bit scan in a 16-bit file gave the model a nearly black image and an answer,
+    where retinalnet refuses it."""
+    from retinalnet.datasets import UnreadableImageError
+
+    preprocessing = Preprocessing(size=32)
+    path = tmp_path / name
+    Image.fromarray(pixels).save(path)
+    with pytest.raises(UnreadableImageError):
+        preprocessing.prepare(path)
+    with pytest.raises(ValueError, match=r"12-bit data\?|no range|NaN"):
+        _page_prepare(preprocessing)(str(path))

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from retinalnet.datasets import make_synthetic_kermany, patient_split, write_manifest
 
@@ -73,6 +74,74 @@ def test_predict_example_prints_every_image(trained: tuple[Path, Path, str]) -> 
         path, ranked = line.split(": ")
         assert Path(path).is_file()
         assert len(ranked.split(", ")) == 2
+
+
+def test_predict_example_leaves_out_unreadable_files_and_volumes_and_lists_them(
+    trained: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    """Was: one unreadable file or one volume in the folder ended in a traceback, and no
+    image got a prediction."""
+    data, out, _ = trained
+    scans = shutil.copytree(data / "test", tmp_path / "scans")
+    (scans / "zz-bad.jpeg").write_bytes(b"garbage")
+    frames = [Image.new("L", (64, 64), value) for value in (10, 20, 30)]
+    frames[0].save(scans / "volume.tif", save_all=True, append_images=frames[1:])
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "predict_folder.py"), str(scans),
+         "--checkpoint", str(out / "best.pt")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(result.stdout.strip().splitlines()) == 8  # every readable scan
+    assert "Traceback" not in result.stderr
+    said = [line for line in result.stderr.splitlines() if line.startswith(f"skipped {scans}")]
+    assert said[0].startswith(f"skipped {scans / 'volume.tif'}: it holds 3 frames")
+    assert "`retinalnet predict` summarises volumes" in said[0]
+    assert said[1] == f"skipped {scans / 'zz-bad.jpeg'}: not a recognised image format"
+
+
+@pytest.mark.parametrize(
+    ("case", "said"),
+    [
+        ("empty folder", "no images under "),
+        ("no checkpoint", "no checkpoint file "),
+        ("-k 7", "k must be "),
+    ],
+)
+def test_predict_example_refuses_in_one_line(
+    trained: tuple[Path, Path, str], tmp_path: Path, case: str, said: str
+) -> None:
+    """Was: an empty folder printed nothing and exited 0; the others, tracebacks."""
+    data, out, _ = trained
+    folder, checkpoint, k = data / "test", out / "best.pt", "2"
+    if case == "empty folder":
+        folder = tmp_path / "empty"
+        folder.mkdir()
+    elif case == "no checkpoint":
+        checkpoint = tmp_path / "nope.pt"
+    else:
+        k = "7"
+    stderr = _refused(
+        str(EXAMPLES / "predict_folder.py"), str(folder), "--checkpoint", str(checkpoint), "-k", k
+    )
+    (line,) = stderr.strip().splitlines()
+    assert line.startswith(f"predict_folder.py: error: {said}")
+
+
+def test_train_example_without_the_imagenet_weights_says_why_in_one_line(
+    trained: tuple[Path, Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: a traceback of WeightsUnavailableError (a RuntimeError). The library's advice
+    names its arguments (an example imports no private module to reword it)."""
+    data, _, _ = trained
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no weights there
+    for proxy in ("https_proxy", "HTTPS_PROXY"):  # no download: refused at once
+        monkeypatch.setenv(proxy, "http://127.0.0.1:9")
+    args = _train_example(data, tmp_path / "run", batch_size=4)
+    args[args.index("--weights") + 1] = "IMAGENET1K_V1"
+    error = _refused(*args).strip().splitlines()[-1]
+    assert error.startswith("train_kermany.py: error: cannot download VGG16 weights")
+    assert "weights=None trains from random initialisation" in error
 
 
 def test_train_example_runs_under_torchrun_and_rank_0_reports(

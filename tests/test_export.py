@@ -596,6 +596,37 @@ def test_the_file_size_limit_met_by_a_real_export_is_said_as_such(tmp_path: Path
     assert "exportable" not in said
 
 
+def test_a_folder_given_as_the_onnx_model_is_said_to_be_one_listing_its_models(
+    exported: tuple[Classifier, Path, Path, str], tmp_path: Path
+) -> None:
+    """Was: "no ONNX model file 'run1'", for a folder that exists (an export's, a run's)."""
+    folder = exported[2].parent  # holds best.pt and model.onnx
+    listed = rf"^{re.escape(repr(str(folder)))} is a folder, not an ONNX model file; it holds "
+    example = re.escape(repr(str(folder / "model.onnx")))
+    for door in (read_metadata, OnnxPredictor, Predictor.from_onnx):
+        with pytest.raises(
+            IsADirectoryError, match=rf"{listed}model\.onnx: pass one of them, e\.g\. {example}$"
+        ):
+            door(folder)
+    run = tmp_path / "run1"
+    run.mkdir()
+    shutil.copy(exported[1], run / "best.pt")
+    shutil.copy(exported[1], run / "last.pt")
+    best = repr(str(run / "best.pt"))
+    with pytest.raises(
+        IsADirectoryError, match=r"holds no \.onnx file but checkpoints \(best\.pt, last\.pt\)"
+    ) as info:
+        Predictor.from_onnx(run)
+    assert f"Predictor.from_checkpoint({best}) predicts with one" in str(info.value)
+    assert f"retinalnet export --checkpoint {run / 'best.pt'} --out model.onnx" in str(info.value)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(
+        IsADirectoryError, match=r"holds no \.onnx file; pass the path of an ONNX model"
+    ):
+        read_metadata(empty)
+
+
 def test_read_metadata_refuses_other_files(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no ONNX model file"):
         read_metadata(tmp_path / "missing.onnx")

@@ -542,6 +542,35 @@ def test_getitem_applies_transform_and_target_transform(make_tree):
     ]
 
 
+@pytest.mark.parametrize("door", ["folders", "manifest"])
+def test_a_preprocessing_given_as_transform_is_refused_when_the_data_set_is_made(
+    make_tree, tmp_path, door
+):
+    """Was: accepted, then "'Preprocessing' object is not callable" at the first read."""
+    root = make_tree({"train/CNV": ["CNV-1-1.jpeg"], "train/NORMAL": ["NORMAL-2-1.jpeg"]})
+    manifest = write_manifest(
+        [ManifestRow(str(p), p.parent.name, None, "train") for p in find_images(root)],
+        tmp_path / "m.csv",
+    )
+
+    def make(**kwargs):
+        if door == "folders":
+            return KermanyOCT(root, "train", **kwargs)
+        return KermanyOCT.from_manifest(manifest, "train", **kwargs)
+
+    with pytest.raises(
+        TypeError,
+        match=r"^KermanyOCT\(transform=Preprocessing\(\.\.\.\)\): a Preprocessing is not "
+        r"itself a transform\. Leave transform out for the Trainer.*pass "
+        r"preprocessing\.train_transform\(\) \(training data, augmented\) or "
+        r"preprocessing\.eval_transform\(\)$",
+    ):
+        make(transform=Preprocessing(size=32))
+    with pytest.raises(TypeError, match=r"target_transform must be a callable .* got a dict"):
+        make(target_transform={0: 1})
+    assert make(transform=Preprocessing(size=32).train_transform())[0][0].shape == (3, 32, 32)
+
+
 def test_getitem_reads_with_the_given_loader(make_tree):
     root = make_tree({"train/DME": ["DME-1-1.jpeg"]})
     data = KermanyOCT(root, "train", loader=lambda path: f"read {Path(path).name}")

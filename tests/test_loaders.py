@@ -561,3 +561,82 @@ def test_the_readability_check_of_a_skipping_data_set_leaves_the_global_generato
     assert torch.equal(torch.rand(3), expected)
     assert [path for path, _ in left_out] == [str(broken)]
     assert len(kept) == len(data) - 1
+
+
+# --- data that is no data set: the argument named, and what to pass ---------------------------
+
+
+@pytest.mark.parametrize("door", [_fit, _evaluate, _lr_find])
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        ("data/val", r"'data/val' is a path \(str\), not a data set: expected a map-style .*"
+         r"read a Kermany-layout folder with KermanyOCT\('data', 'val'\)"),
+        (Path("OCT2017"), rf"'OCT2017' is a path \({type(Path()).__name__}\), .*"
+         r"KermanyOCT\('OCT2017', split\), split 'train', 'val' or 'test'"),
+        ("split.csv", r"KermanyOCT\.from_manifest\('split\.csv', split, root=\.\.\.\)"),
+        # was: "expected a map-style torch Dataset (with __len__)": a list has __len__
+        ([(torch.zeros(3, 32, 32), 0)] * 4, r"\(list of 4 item\(s\)\) is not a torch Dataset: "
+         r"expected .*; wrap the \(image, label\) pairs in a Dataset"),
+    ],
+    ids=["split folder", "root folder", "manifest", "list"],
+)  # fmt: skip
+def test_data_that_is_no_data_set_is_told_what_to_pass_at_every_door(
+    door: Callable[[object], object], data: object, said: str
+) -> None:
+    with pytest.raises(TypeError, match=rf"^the (data|train argument|val argument) .*{said}"):
+        door(data)  # type: ignore[arg-type]
+
+
+def test_the_argument_is_named_when_the_caller_says_which() -> None:
+    with pytest.raises(TypeError, match=r"^the val argument 'data/val' is a path"):
+        make_loader("data/val", batch_size=2, shuffle=False, transform=None, name="val")  # type: ignore[arg-type]
+
+
+# --- a data set decoding otherwise than its model ---------------------------------------------
+
+
+def _decoding_warnings(call: Callable[[], object]) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    return [str(w.message) for w in caught if "another Preprocessing's load" in str(w.message)]
+
+
+def test_a_data_set_read_by_another_preprocessings_load_is_warned_of_once(make_tree) -> None:  # type: ignore[no-untyped-def]
+    """Was: with_loader(Preprocessing(reduced_decode=True).load) trained a full-decoding model
+    on half-scale decodes that prediction never sees, without a word."""
+    from retinalnet.datasets import KermanyOCT
+    from retinalnet.training import Trainer, evaluate
+    from retinalnet.transforms import Preprocessing
+
+    files = {f"train/{name}": [f"{name}-1-1.jpeg"] for name in ("CNV", "DME", "DRUSEN", "NORMAL")}
+    root = make_tree(files, size=(600, 560))
+    model = tiny_cnn(size=32)  # reduced_decode=False
+    fast = Preprocessing(size=32, reduced_decode=True)
+    data = KermanyOCT(root, "train").with_loader(fast.load)
+    trainer = Trainer(model, max_epochs=1, batch_size=2, device="cpu", progress=False)
+
+    (said,) = _decoding_warnings(lambda: trainer.fit(data))
+    assert said.startswith(
+        "KermanyOCT reads its files with another Preprocessing's load, which decodes large "
+        "JPEGs at reduced scale, towards a shorter side of 37 pixels (reduced_decode=True), "
+        "while the model decodes at full size (reduced_decode=False): that loader is used as "
+        "given"
+    )
+    assert "Preprocessing(reduced_decode=True) (retinalnet train --reduced-decode)" in said
+    assert _decoding_warnings(lambda: evaluate(model, data, device="cpu")) == []  # once
+    other = KermanyOCT(root, "train").with_loader(fast.load)
+    assert len(_decoding_warnings(lambda: evaluate(model, other, device="cpu"))) == 1
+
+    same = KermanyOCT(root, "train")
+    for loader in (model.preprocessing.load, Preprocessing(size=32).load, load_image_as_is):
+        fit = lambda loader=loader: trainer.fit(same.with_loader(loader))  # noqa: E731
+        assert _decoding_warnings(fit) == []
+
+
+def load_image_as_is(path: str) -> Image.Image:
+    """A loader of the user's own: used as given, without a word."""
+    from retinalnet.datasets import load_image
+
+    return load_image(path)

@@ -192,6 +192,18 @@ def test_transforms_are_applied() -> None:
     assert target == "class 1"
 
 
+def test_a_transform_that_cannot_be_called_is_refused_when_made() -> None:
+    """Was: accepted, then Python's "object is not callable" at the first read."""
+    from retinalnet.transforms import Preprocessing
+
+    with pytest.raises(TypeError, match=r"^SyntheticOCT\(transform=Preprocessing\(\.\.\.\)\)"):
+        SyntheticOCT(1, shape=SMALL, transform=Preprocessing(size=32))
+    with pytest.raises(
+        TypeError, match=r"^SyntheticOCT: target_transform must be .* got an int 3$"
+    ):
+        SyntheticOCT(1, shape=SMALL, target_transform=3)
+
+
 def test_per_class_counts_from_a_mapping() -> None:
     data = SyntheticOCT({"CNV": 2, "NORMAL": 1, "DME": 0}, shape=SMALL)
     assert data.targets == [0, 0, 3]

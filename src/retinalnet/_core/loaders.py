@@ -14,6 +14,8 @@ from torch.utils.data._utils.collate import default_collate
 from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
 
 from retinalnet._core.caller_warnings import warn_caller
+from retinalnet._core.data_source_errors import not_a_data_source
+from retinalnet._core.decoding_mismatch import warn_of_other_decoding
 from retinalnet._core.images import MIN_IMAGE_SIDE, load_image
 from retinalnet._core.model_inputs import describe, refuse_unprepared, warn_if_unnormalised
 from retinalnet._core.warning_filters import warnings_ignored
@@ -212,11 +214,21 @@ def unchecked_samples(loader: object) -> bool:
 
 def decoded_with(data: Dataset[Any], decode: Callable[[str], Image.Image]) -> Dataset[Any]:
     """``data`` reading its files with ``decode``, when it reads them with the default loader
-    and prepares no images of its own (a data set with its own transform keeps its way)."""
+    and prepares no images of its own (a data set with its own transform keeps its way).
+
+    The user's own loader wins. One that is the ``load`` of another
+    :class:`~retinalnet.transforms.Preprocessing` decoding otherwise than ``decode`` (the
+    model's: ``with_loader(Preprocessing(reduced_decode=True).load)`` for a model without
+    reduced decoding) is warned of, once per data set: the model would train or be scored on
+    other pixels than those prediction decodes, which follows the model's own settings (its
+    checkpoint records them).
+    """
     with_loader = getattr(data, "with_loader", None)
     if with_loader is None or getattr(data, "transform", None) is not None:
         return data
-    if getattr(data, "loader", None) is not load_image:  # the user's own loader wins
+    loader = getattr(data, "loader", None)
+    if loader is not load_image:  # the user's own loader wins
+        warn_of_other_decoding(data, loader, decode)
         return data
     replaced: Dataset[Any] = with_loader(decode)
     return replaced
@@ -233,6 +245,7 @@ def make_loader(
     generator: torch.Generator | None = None,
     pin_memory: bool = False,
     sampler: Sampler[int] | None = None,
+    name: str | None = None,
 ) -> DataLoader[Any]:
     """A DataLoader over ``data``; a DataLoader is returned as is.
 
@@ -260,11 +273,15 @@ def make_loader(
     warned about (see :mod:`retinalnet._core.model_inputs`); the data set's (or loader's)
     images would otherwise reach the network unprepared.
 
+    ``name`` is the argument ``data`` came in as (``"train"``, ``"val"``), which an error
+    about it names (see :func:`not_a_data_source`).
+
     Raises
     ------
     TypeError
-        If ``data`` is neither a data set nor a loader, yields a target that is a string
-        (not a class index), or an image of a type the model cannot take.
+        If ``data`` is neither a data set nor a loader (a folder path, a list: the message
+        says what to pass instead), yields a target that is a string (not a class index),
+        or an image of a type the model cannot take.
     ValueError
         If ``data`` is empty, yields PIL images or paths and no ``transform`` is known, or
         yields image tensors that are not the model's prepared inputs.
@@ -274,10 +291,7 @@ def make_loader(
         _check_loader(data, preprocessing)
         return data
     if not isinstance(data, Dataset) or not hasattr(data, "__len__"):
-        raise TypeError(
-            "expected a map-style torch Dataset (with __len__) or a DataLoader, "
-            f"got {type(data).__name__}"
-        )
+        raise TypeError(not_a_data_source(data, name))
     if len(data) == 0:
         raise ValueError(f"the data set {data!r} is empty")
     if decode is not None and transform is not None:

@@ -27,8 +27,11 @@ import numpy as np
 from PIL import Image
 
 __all__ = [
+    "FULL_16_BIT",
     "GREY_SLACK",
+    "LOW_16_BIT",
     "OVERSHOOT",
+    "SIXTEEN_BIT_MODES",
     "FileScale",
     "UnusablePixelsError",
     "file_scale",
@@ -38,9 +41,9 @@ __all__ = [
     "stretch_warning",
 ]
 
-_FULL_16_BIT = 65535
-_LOW_16_BIT = 4096  # a 16-bit image whose brightest pixel is below this holds 12 bits or fewer
-_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+FULL_16_BIT = 65535
+LOW_16_BIT = 4096  # a 16-bit image whose brightest pixel is below this holds 12 bits or fewer
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 _TO_RGB = ("RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV")
 _WIDE_COLOUR = ("RGB", "RGBA", "LA")  # the modes PIL reads 16-bit colour samples into
 
@@ -70,7 +73,7 @@ class _Rule:
 
 
 _EIGHT_BIT = _Rule(0, 255, 8)
-_SIXTEEN = _Rule(0, _FULL_16_BIT, 16)
+_SIXTEEN = _Rule(0, FULL_16_BIT, 16)
 _UNIT = _Rule(0, 1)
 
 
@@ -146,7 +149,7 @@ def file_scale(frames: Sequence[Image.Image], wide: Sequence[bool] = ()) -> File
     reals: list[tuple[float, float]] = []
     high_bytes: list[int] = []
     for index, frame in enumerate(frames):
-        if frame.mode in _SIXTEEN_BIT or frame.mode == "I":
+        if frame.mode in SIXTEEN_BIT_MODES or frame.mode == "I":
             values = np.asarray(frame)
             if values.size:
                 integers.append((int(values.min()), int(values.max())))
@@ -168,9 +171,9 @@ def file_scale(frames: Sequence[Image.Image], wide: Sequence[bool] = ()) -> File
             values = np.asarray(frame)
             colour = values[..., :1] if frame.mode == "LA" else values[..., :3]
             high_bytes.append(int(colour.max()) if colour.size else 0)
-    if high_bytes and max(high_bytes) < _LOW_16_BIT >> 8:
+    if high_bytes and max(high_bytes) < LOW_16_BIT >> 8:
         raise UnusablePixelsError(_dark_colour(max(high_bytes), count))
-    sixteen = any(frame.mode in _SIXTEEN_BIT for frame in frames)
+    sixteen = any(frame.mode in SIXTEEN_BIT_MODES for frame in frames)
     integer = real = None
     if integers:
         low, high = min(pair[0] for pair in integers), max(pair[1] for pair in integers)
@@ -186,7 +189,7 @@ def file_scale(frames: Sequence[Image.Image], wide: Sequence[bool] = ()) -> File
             real = _EIGHT_BIT  # grey levels, rounded, half a level over clipped
         else:  # rounded to whole numbers: the rule of mode "I"
             low, high = int(np.rint(bottom)), int(np.rint(top))
-            if low >= 0 and high <= _FULL_16_BIT:
+            if low >= 0 and high <= FULL_16_BIT:
                 kind = _volume("a float image read as 16-bit", count)
                 real = _integer_rule(low, high, kind, count, eight=True, floats=True)
             else:  # no bit depth explains them: their own range (the gate warns)
@@ -221,14 +224,14 @@ def _integer_rule(
 ) -> _Rule:
     if eight and low >= 0 and high <= 255:
         return _EIGHT_BIT
-    if low >= 0 and high <= _FULL_16_BIT:
-        if high < _LOW_16_BIT:
+    if low >= 0 and high <= FULL_16_BIT:
+        if high < LOW_16_BIT:
             guess = f"{high.bit_length()}-bit data?" if high else "all black"
             example = f"{max(high.bit_length(), 1)}-bit" if high else "such"
             raise UnusablePixelsError(
                 f"{kind} whose brightest pixel is {high} of 65535 ({guess}): rescaled by the "
                 "16-bit range it would be nearly black (at most "
-                f"{round(high * 255 / _FULL_16_BIT)} of 255). Rescale it to 8 bits by the "
+                f"{round(high * 255 / FULL_16_BIT)} of 255). Rescale it to 8 bits by the "
                 f"scanner's real bit depth and pass that image (for {example} data: "
                 f"{_to_eight_bits(high, floats=floats)})"
             )
@@ -277,7 +280,7 @@ def model_mode(image: Image.Image, scale: FileScale | None = None) -> Image.Imag
         return image.convert("RGBA").convert("RGB")
     if mode in _TO_RGB:
         return image.convert("RGB")
-    if mode in _SIXTEEN_BIT or mode in ("I", "F"):
+    if mode in SIXTEEN_BIT_MODES or mode in ("I", "F"):
         scale = scale or file_scale([image])
         rule = scale.real if mode == "F" else scale.integer
         return Image.fromarray(_apply(np.asarray(image), rule or _EIGHT_BIT))
@@ -289,6 +292,6 @@ def model_mode(image: Image.Image, scale: FileScale | None = None) -> Image.Imag
 def _apply(values: np.ndarray[Any, Any], rule: _Rule) -> np.ndarray[Any, Any]:
     if rule.bits == 16:
         whole: np.ndarray[Any, Any] = np.rint(values).astype(np.int64)  # floats rounded
-        return ((whole * 255 + _FULL_16_BIT // 2) // _FULL_16_BIT).astype(np.uint8)
+        return ((whole * 255 + FULL_16_BIT // 2) // FULL_16_BIT).astype(np.uint8)
     scaled = (values.astype(np.float64) - rule.low) * (255 / (rule.high - rule.low))
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)

@@ -25,6 +25,7 @@ from retinalnet._core.classes import (
 )
 from retinalnet._core.folders import nonempty_path
 from retinalnet._core.images import UnreadableImageError, load_image
+from retinalnet._core.transform_args import check_transforms
 from retinalnet.datasets._files import (
     LAYOUT_FOLDER,
     LAYOUT_HINT,
@@ -92,7 +93,9 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
         Trainer, :func:`~retinalnet.training.evaluate` and the feature cache read the files
         of a data set with the default loader and no ``transform`` through the model's own
         :meth:`~retinalnet.transforms.Preprocessing.load` instead (see :meth:`with_loader`),
-        so its decoding scale is the one the model was trained with.
+        so its decoding scale is the one the model was trained with. A loader of your own
+        is used as given; one that is another preprocessing's ``load``, decoding otherwise
+        than the model's, is warned of.
     on_error
         What to do when an image cannot be read: ``"raise"`` (the default) raises
         :class:`~retinalnet.datasets.UnreadableImageError` naming the file, also from a
@@ -201,6 +204,7 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
                 f"on_error must be one of {', '.join(map(repr, ON_ERROR_POLICIES))}, "
                 f"got {on_error!r}"
             )
+        check_transforms(transform, target_transform, owner=type(self).__name__)
         self.transform = transform
         self.target_transform = target_transform
         self.loader = loader
@@ -461,11 +465,30 @@ class KermanyOCT(torch.utils.data.Dataset[tuple[Any, Any]]):
     def with_loader(self, loader: Callable[[str], Any]) -> KermanyOCT:
         """The same images, read by ``loader`` (a shallow copy; ``self`` is unchanged).
 
+        A loader of your own is used as given by the Trainer,
+        :func:`~retinalnet.training.evaluate` and the feature cache, in place of the model's
+        own decoding, so prediction (which decodes as the model's preprocessing says) may
+        see other pixels. Reduced JPEG decoding is not set here but on the model, which
+        records it in its checkpoints for every later use:
+        ``Preprocessing(reduced_decode=True)`` as its preprocessing (``retinalnet train
+        --reduced-decode``). A data set given another preprocessing's ``load`` than the
+        model's is warned of.
+
         Examples
         --------
+        Faster decoding, for training and prediction alike:
+
+        >>> from retinalnet.models import small_cnn
         >>> from retinalnet.transforms import Preprocessing
+        >>> model = small_cnn(preprocessing=Preprocessing(reduced_decode=True))
+        >>> model.preprocessing.reduced_decode
+        True
+
+        A loader of your own, say one reading scans exported in colour as grey:
+
+        >>> from retinalnet.datasets import load_image
         >>> train = KermanyOCT("OCT2017", "train")  # doctest: +SKIP
-        >>> fast = train.with_loader(Preprocessing(reduced_decode=True).load)  # doctest: +SKIP
+        >>> grey = train.with_loader(lambda path: load_image(path).convert("L"))  # doctest: +SKIP
 
         .. versionadded:: 0.2
         """

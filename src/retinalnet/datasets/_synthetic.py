@@ -24,6 +24,7 @@ from PIL import Image
 from retinalnet._core.classes import KERMANY_CLASSES, KERMANY_SPLITS
 from retinalnet._core.deprecation import renamed_argument, warn_deprecated
 from retinalnet._core.files import atomic_write
+from retinalnet._core.transform_args import check_transforms
 from retinalnet.datasets._render import _DEFAULT_SIZE, _is_int, _render
 from retinalnet.datasets._synthetic_checks import check_counts, check_root, check_seed, check_shape
 
@@ -134,6 +135,7 @@ class SyntheticOCT(torch.utils.data.Dataset[tuple[Any, int]]):
         shape = renamed_argument("SyntheticOCT", "size", "shape", size, shape, _DEFAULT_SIZE)
         self.shape: tuple[int, int] = check_shape(shape)
         self.seed: int = check_seed(seed)
+        check_transforms(transform, target_transform, owner="SyntheticOCT")
         self.transform = transform
         self.target_transform = target_transform
         self.classes: list[str] = list(KERMANY_CLASSES)

@@ -17,6 +17,7 @@ from typing import Any
 from retinalnet._core.regular_files import open_regular
 from retinalnet._core.torch_load import is_onnx_start, is_torch_start
 from retinalnet._core.utf_8_names import utf_8_data
+from retinalnet.export._colour_rule import colour_step
 from retinalnet.models._checks import check_class_names
 from retinalnet.transforms import Preprocessing
 
@@ -66,11 +67,7 @@ def preprocessing_steps(preprocessing: Preprocessing) -> list[dict[str, Any]]:
     )
     return [
         {"op": "decode", "reduced_decode": p.reduced_decode, "rule": decode},
-        {
-            "op": "colour",
-            "rule": "keep 'L' (grey) and 'RGB'; 16-bit grey -> 'L' as round(v * 255 / 65535); "
-            "other modes -> 'RGB' by PIL's convert, alpha dropped",
-        },
+        colour_step(),
         {
             "op": "resize",
             "shorter_side": p.resize,
@@ -288,6 +285,45 @@ def _unparsable(file: Path, head: bytes, error: Exception) -> ValueError:
     )
 
 
+_LISTED = 5
+
+
+def _folder_given(folder: Path) -> IsADirectoryError:
+    """The error for a folder given as an ONNX model (a run's ``--out``, an export folder),
+    naming the ``.onnx`` files inside it, or its checkpoints when it holds none."""
+    name = str(folder)
+    try:
+        files = sorted(entry.name for entry in folder.iterdir() if entry.is_file())
+    except OSError as error:  # unreadable: said, not listed
+        return IsADirectoryError(
+            f"{name!r} is a folder, not an ONNX model file (its files cannot be listed: "
+            f"{error.strerror or error}); pass the path of the .onnx file"
+        )
+    models = [file for file in files if file.lower().endswith(".onnx")]
+    if models:
+        more = f" and {len(models) - _LISTED} more" if len(models) > _LISTED else ""
+        return IsADirectoryError(
+            f"{name!r} is a folder, not an ONNX model file; it holds "
+            f"{', '.join(models[:_LISTED])}{more}: pass one of them, e.g. "
+            f"{str(folder / models[0])!r}"
+        )
+    checkpoints = [file for file in files if file.lower().endswith(".pt")]
+    if checkpoints:
+        first = str(folder / ("best.pt" if "best.pt" in checkpoints else checkpoints[0]))
+        more = f" and {len(checkpoints) - _LISTED} more" if len(checkpoints) > _LISTED else ""
+        return IsADirectoryError(
+            f"{name!r} is a folder, not an ONNX model file, and holds no .onnx file but "
+            f"checkpoints ({', '.join(checkpoints[:_LISTED])}{more}): "
+            f"Predictor.from_checkpoint({first!r}) predicts with one, and retinalnet export "
+            f"--checkpoint {first} --out model.onnx writes its ONNX model"
+        )
+    return IsADirectoryError(
+        f"{name!r} is a folder, not an ONNX model file, and holds no .onnx file; pass the "
+        "path of an ONNX model (retinalnet export --checkpoint best.pt --out model.onnx "
+        "writes one)"
+    )
+
+
 def read_metadata(path: str | os.PathLike[str]) -> OnnxMetadata:
     """The metadata of an ONNX model exported by retinalnet, read without running it.
 
@@ -300,6 +336,9 @@ def read_metadata(path: str | os.PathLike[str]) -> OnnxMetadata:
     ------
     FileNotFoundError
         If there is no such file.
+    IsADirectoryError
+        If ``path`` is a folder; the message lists the ONNX models in it (or, for a run's
+        folder, its checkpoints and how to export one).
     ValueError
         If the file is not an ONNX model (a PyTorch file such as a checkpoint, whatever its
         suffix, is named as one), is damaged or incomplete (it starts as an ONNX model but
@@ -315,6 +354,8 @@ def read_metadata(path: str | os.PathLike[str]) -> OnnxMetadata:
 
     onnx = require("onnx")
     file = Path(path)
+    if file.is_dir():
+        raise _folder_given(file)
     if not file.is_file():
         raise FileNotFoundError(f"no ONNX model file {str(file)!r}")
     head = file_head(file)

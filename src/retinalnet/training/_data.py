@@ -41,8 +41,11 @@ def fit_loader(
     seed: int | None,
     dist: DistributedContext,
     sampler: Sampler[int] | None = None,
+    name: str | None = None,
 ) -> DataLoader[Any]:
-    """A loader of ``data`` for training (``train=True``) or validation.
+    """A loader of ``data`` for training (``train=True``) or validation; ``name`` is the
+    argument ``data`` was given as (``"train"``, ``"val"``), for the error about data that
+    is no data set.
 
     A Classifier's preprocessing prepares PIL images (augmenting for training). With a seed
     or several processes, training batches come from an epoch-seeded
@@ -79,6 +82,7 @@ def fit_loader(
         generator=generator,
         pin_memory=device.type == "cuda",
         sampler=sampler if train else None,
+        name=name,
     )
 
 

@@ -242,7 +242,9 @@ class FitLoop:
         train, val = self._features(train, val)
         targets = train_targets(train, trainer.task.balance)
         sampler = trainer.task.sampler(targets, seed=trainer.seed)
-        train_loader = self.train_loader = trainer._loader(train, train=True, sampler=sampler)
+        train_loader = self.train_loader = trainer._loader(
+            train, train=True, sampler=sampler, name="train"
+        )
         num_classes = len(model.classes) if isinstance(model, Classifier) else None
         trainer.task.setup(
             targets,
@@ -251,7 +253,7 @@ class FitLoop:
             unchecked_inputs=unchecked_samples(train_loader),
         )
         val_loader = self.val_loader = (
-            trainer._loader(val, train=False) if val is not None else None
+            trainer._loader(val, train=False, name="val") if val is not None else None
         )
         pairs = ((train_loader, train), (val_loader, val))
         self._made = [made for made, data in pairs if made is not None and made is not data]

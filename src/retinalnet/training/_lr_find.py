@@ -303,7 +303,8 @@ def find_lr(
     data = cached if cached is not None else train
     task = trainer.task
     targets = train_targets(data, task.balance)
-    loader = trainer._loader(data, train=True, sampler=task.sampler(targets, seed=trainer.seed))
+    sampler = task.sampler(targets, seed=trainer.seed)
+    loader = trainer._loader(data, train=True, sampler=sampler, name="data")
     num_classes = len(model.classes) if isinstance(model, Classifier) else None
     task.setup(
         targets,

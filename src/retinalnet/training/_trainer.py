@@ -344,7 +344,12 @@ class Trainer:
         self._loop.metrics.log(name, value)
 
     def _loader(
-        self, data: DataSource, *, train: bool, sampler: Sampler[int] | None = None
+        self,
+        data: DataSource,
+        *,
+        train: bool,
+        sampler: Sampler[int] | None = None,
+        name: str | None = None,
     ) -> DataLoader[Any]:
         return fit_loader(
             data,
@@ -356,6 +361,7 @@ class Trainer:
             seed=self.seed,
             dist=self._loop.dist if self._loop is not None else DistributedContext(),
             sampler=sampler,
+            name=name,
         )
 
     def fit(
@@ -583,7 +589,7 @@ class Trainer:
             cached = self._cached_or_none(data) if config is not None else None
             if cached is None:
                 self._head = None  # the whole model runs on this data
-            loader = self._loader(cached if cached is not None else data, train=False)
+            loader = self._loader(cached if cached is not None else data, train=False, name="data")
             try:
                 return run_evaluation(
                     self._engine(),
