@@ -73,3 +73,15 @@ def test_a_folder_without_checkpoints_says_so(tmp_path: Path) -> None:
 def test_a_missing_file_is_still_no_checkpoint_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"^no checkpoint file '.*run1'$"):
         load_checkpoint(tmp_path / "run1")
+
+
+def test_resume_given_the_run_folder_is_told_its_last_pt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # was: "--resume 'run1': no checkpoint file there" (the CLI's own check came first)
+    run = _run(tmp_path / "run1", "best.pt", "last.pt")
+    assert main(["train", "--data", str(tmp_path), "--resume", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"--resume {str(run)!r} is a folder, not a checkpoint file" in err
+    assert f"pass the checkpoint file inside it: {str(run / 'last.pt')!r}; it holds" in err

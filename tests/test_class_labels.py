@@ -240,3 +240,18 @@ def test_the_cli_rebuilds_a_damaged_cache_in_one_line(
     assert len(said) == 1
     assert "targets.npy holds label 9" in said[0]
     assert len(set(np.load(targets_file).tolist())) == len(CLASSES)
+
+
+@pytest.mark.parametrize(
+    ("labels", "said"),
+    [
+        (torch.tensor([0, 1, 2, 4, 0, 1, 2, 3]), r"^calibration: image 3 has label 4, but the"),
+        # was: silently truncated to 1 by .to(int64), a temperature fitted on other labels
+        (torch.tensor([0.0, 1.7, 2.0, 3.0] * 2), r"^calibration: the labels of the data are "),
+    ],
+)
+def test_calibrate_names_a_label_that_is_not_a_class_index(labels: torch.Tensor, said: str) -> None:
+    from retinalnet.training import calibrate
+
+    with pytest.raises((ValueError, TypeError), match=said):
+        calibrate(tiny_cnn(), _images(labels), device="cpu")

@@ -296,11 +296,13 @@ def test_resuming_into_a_model_of_another_architecture_is_refused(tmp_path: Path
         trainer.fit(data, resume_from=tmp_path / "last.pt")
 
 
-def test_resuming_weights_that_do_not_fit_names_both_architectures(tmp_path: Path) -> None:
+def test_resuming_weights_that_do_not_fit_names_the_setting_that_differs(tmp_path: Path) -> None:
     data = SyntheticOCT(1, shape=SYNTHETIC_SIZE, seed=0)
     quiet_trainer(tiny_cnn(), max_epochs=1, batch_size=4, out_dir=tmp_path).fit(data)
     trainer = quiet_trainer(tiny_cnn(width=8), max_epochs=2, batch_size=4)
-    with pytest.raises(ValueError, match=r"do not fit the model: .*: arch 'small_cnn' there, "):
+    # was: "arch 'small_cnn' there, arch 'small_cnn' here", which named no difference
+    said = r"do not fit the model: .*: arch 'small_cnn' on both sides, with other settings: width "
+    with pytest.raises(ValueError, match=said):
         trainer.fit(data, resume_from=tmp_path / "last.pt")
 
 

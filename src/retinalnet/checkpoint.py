@@ -932,11 +932,12 @@ _LISTED = 5
 """How many of a folder's checkpoint files :func:`folder_given_message` names."""
 
 
-def folder_given_message(folder: Path) -> str:
+def folder_given_message(folder: Path, preferred: str = "best.pt") -> str:
     """Why ``folder`` is no checkpoint, and the checkpoint files it (or its ``checkpoints``
     folder, as ``retinalnet demo`` writes them) holds: ``"'run1' is a folder, not a
     checkpoint file; pass the checkpoint file inside it: 'run1/best.pt' (or last.pt; it
-    holds best.pt, last.pt)"``.
+    holds best.pt, last.pt)"``. ``preferred`` is the file suggested first when it is there
+    (``"last.pt"`` to resume a run).
 
     .. versionadded:: 0.2
     """
@@ -953,7 +954,7 @@ def folder_given_message(folder: Path) -> str:
             "training run writes OUT/best.pt and OUT/last.pt)"
         )
     names = [file.name for file in found]
-    first = found[0]
+    first = next((file for file in found if file.name == preferred), found[0])
     other = " (or last.pt)" if first.name == "best.pt" and "last.pt" in names else ""
     listed = ", ".join(str(file.relative_to(folder)) for file in found[:_LISTED])
     more = f" and {len(found) - _LISTED} more" if len(found) > _LISTED else ""

@@ -241,6 +241,10 @@ def _check_train_options(args: argparse.Namespace) -> None:
                 "--lr auto finds a rate for a new run; a resumed run (--resume) continues with "
                 "the rate saved in its checkpoint: leave out --lr auto"
             )
+        if args.resume.is_dir():  # the run's folder: its checkpoint files named
+            from retinalnet.checkpoint import folder_given_message
+
+            raise IsADirectoryError(f"--resume {folder_given_message(args.resume, 'last.pt')}")
         if not args.resume.is_file():
             raise FileNotFoundError(
                 f"--resume {str(args.resume)!r}: no checkpoint file there; pass the last.pt of "

@@ -89,6 +89,9 @@ class OnnxPredictor:
     ------
     FileNotFoundError
         If there is no such file.
+    IsADirectoryError
+        If ``path`` is a folder; the message lists the ONNX models in it (or a run
+        folder's checkpoints).
     ValueError
         If it is not a model exported by retinalnet (a PyTorch file, such as a checkpoint
         named ``.onnx``, is named as one), is damaged or incomplete (a copy cut short), or

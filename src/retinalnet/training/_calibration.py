@@ -32,6 +32,7 @@ from retinalnet.models import Classifier
 from retinalnet.precision import Precision
 from retinalnet.training._callbacks import Callback, EarlyStopping, _changeable_state
 from retinalnet.training._data import warn_of_own_transform
+from retinalnet.training._labels import BatchLabels
 from retinalnet.training._model_checkpoint import ModelCheckpoint
 
 if TYPE_CHECKING:
@@ -106,15 +107,17 @@ class CalibrationResult:
 def _fit(engine: InferenceEngine, loader: DataLoader[Any]) -> CalibrationResult:
     """Fit the temperature on the uncalibrated log-probabilities the engine gives."""
     refuse_substitution(loader, where="calibration")
-    rows: list[torch.Tensor] = []
-    labels: list[torch.Tensor] = []
-    for log_probabilities, (targets, *_) in engine.run(loader):
+    rows, labels = list[torch.Tensor](), list[torch.Tensor]()
+    checked: BatchLabels | None = None  # labels named when not the model's class indices
+    for batch, (log_probabilities, (targets, *_)) in enumerate(engine.run(loader)):
+        classes = log_probabilities.shape[1]
+        checked = checked or BatchLabels(classes, where="calibration", loader=loader, in_order=True)
         rows.append(log_probabilities.cpu())
-        labels.append(torch.as_tensor(targets).cpu())
+        labels.append(checked(targets, torch.device("cpu"), batch=batch))
     if not rows:
         raise ValueError("cannot calibrate on no images: the validation data is empty")
     scores = torch.cat(rows).numpy()
-    true = torch.cat(labels).to(torch.int64).numpy()
+    true = torch.cat(labels).numpy()  # int64, checked
     temperature = fit_temperature(scores, true)
     applied = temperature not in TEMPERATURE_BOUNDS
     after = temperature if applied else 1.0

@@ -123,7 +123,7 @@ def resume(
         raise ValueError(
             f"cannot resume from {source}: field 'history' is malformed: {error}"
         ) from None
-    archs = architectures_met(checkpoint.arch, model)
+    archs = architectures_met(checkpoint.arch, model, checkpoint.arch_kwargs)
     load_weights(model, checkpoint.state_dict, source=checkpoint.path, archs=archs)
     if checkpoint.optimizer_state is not None:
         configured = _base_rates(optimizer)
