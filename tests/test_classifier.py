@@ -89,7 +89,10 @@ def test_a_network_built_by_hand_takes_any_size() -> None:
 
 def test_setting_something_else_than_a_preprocessing_is_refused() -> None:
     model = Classifier(nn.Identity(), classes=CLASSES)
-    message = "preprocessing must be a retinalnet.transforms.Preprocessing, got int 128"
+    message = (
+        "preprocessing must be a retinalnet.transforms.Preprocessing, got int 128; pass "
+        "preprocessing=Preprocessing(size=128)"
+    )
     with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
         model.preprocessing = 128  # type: ignore[assignment]
 

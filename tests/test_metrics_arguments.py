@@ -21,6 +21,7 @@ from retinalnet.metrics import (
     reliability_curve,
     topk_accuracy,
 )
+from retinalnet.plots import plot_reliability_diagram, plot_roc_curves
 from retinalnet.training import balanced_sampler, class_counts, class_weights
 
 TARGETS = [0, 1, 2, 3]
@@ -86,6 +87,14 @@ def test_balance_helpers_take_arrays_and_tensors() -> None:
         (
             lambda: patient_level(TARGETS, PROBABILITIES, ["a", "a", "b", "b"], urgent=None),
             "patient_level(probabilities, targets, ...)",
+        ),
+        (
+            lambda: plot_roc_curves((PROBABILITIES, TARGETS)),
+            "plot_roc_curves((targets, probabilities))",
+        ),
+        (
+            lambda: plot_reliability_diagram((PROBABILITIES, TARGETS)),
+            "plot_reliability_diagram((targets, probabilities))",
         ),
     ],
 )

@@ -89,6 +89,16 @@ def test_check_parity_refuses_one_path_for_its_list_of_images(images: object) ->
         check_parity(_model(), "missing.onnx", images=images)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("images", ["scan.jpeg", Path("scan.jpeg")])
+def test_to_onnx_refuses_one_path_before_exporting(images: object, tmp_path: Path) -> None:
+    # was: the graph exported first, then "check_parity ... cannot read image 's'"
+    from retinalnet.export import to_onnx
+
+    with pytest.raises(TypeError, match=r"^to_onnx takes a list of images, got a"):
+        to_onnx(_model(), tmp_path / "model.onnx", images=images)  # type: ignore[arg-type]
+    assert not (tmp_path / "model.onnx").exists()
+
+
 @pytest.fixture
 def scan(tmp_path: Path) -> Path:
     path = tmp_path / "scan.png"

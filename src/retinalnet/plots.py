@@ -265,7 +265,7 @@ def _scores(
     """True classes, scores and class names of an evaluation or of a pair of arrays,
     checked as the metrics check them (integer class indices in range, finite scores of
     shape ``(images, classes)``)."""
-    from retinalnet.metrics._confusion import _as_probabilities, _as_targets
+    from retinalnet.metrics._confusion import _as_probabilities, _as_targets, _refuse_swapped
     from retinalnet.training import EvaluationResult
 
     targets: npt.ArrayLike
@@ -281,6 +281,7 @@ def _scores(
         names = _own_classes(result.classes, classes, where)
     else:
         targets, probabilities = result
+        _refuse_swapped(targets, probabilities, f"{where}((targets, probabilities))")
         names = _given_classes(classes, where)
     true = _as_targets(targets)
     scores = _as_probabilities(probabilities, len(true))

