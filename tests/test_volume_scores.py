@@ -34,8 +34,33 @@ ROWS = np.array([[0.1, 0.1, 0.1, 0.7], [0.6, 0.2, 0.1, 0.1]])
         (np.full((2, 4), 0.9), r"B-scan 0's sum to 3\.6 \(rows sum to 3\.6 to 3\.6\): one-vs-rest"),
         (ROWS * [[1.0], [0.9]], r"B-scan 1's sum to 0\.9 .*pass a softmax's probabilities"),
         (np.array([ROWS[0], [0.5, 0.5, math.nan, 0.0]]), r"1 of 2 B-scans hold NaN .*B-scan 1"),
+        (np.array([ROWS[0], [0.5, 0.5, math.inf, 0.0]]), r"1 of 2 B-scans hold NaN or infinite"),
+        (np.array([ROWS[0], [0.5, -math.inf, 0.2, 0.3]]), r"1 of 2 B-scans hold NaN or infinite"),
+        # was: blamed on "a model with non-finite weights or outputs"; -inf is log(0)
+        (
+            torch.tensor([[1.0, 0.0, 0.0, 0.0]] * 3).log(),
+            r"got values from -inf to 0, log-probabilities \(each row's exp sums to 1, what the "
+            r"models output; -inf, the log of a probability of 0, in 3 of 3 B-scans\): pass "
+            r"their exp \(tensor\.exp\(\), numpy\.exp\(array\)\)",
+        ),
+        (
+            np.array([np.log(ROWS[0]), [math.log(0.5), math.log(0.5), -math.inf, -math.inf]]),
+            r"-inf, the log of a probability of 0, in 1 of 2 B-scans",
+        ),
     ],
-    ids=["log", "log-tensor", "percent", "logits", "one-vs-rest", "scaled", "nan"],
+    ids=[
+        "log",
+        "log-tensor",
+        "percent",
+        "logits",
+        "one-vs-rest",
+        "scaled",
+        "nan",
+        "inf",
+        "-inf-no-log-probabilities",
+        "log-of-zeros",
+        "log-of-some-zeros",
+    ],
 )
 def test_what_is_no_distribution_is_refused_naming_the_values_and_the_fix(scores, match) -> None:
     with pytest.raises(ValueError, match=match):

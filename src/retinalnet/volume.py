@@ -299,6 +299,9 @@ def _check_distributions(array: npt.NDArray[np.float64]) -> npt.NDArray[np.float
     finite = np.isfinite(array).all(axis=1)
     if not finite.all():
         rows = np.flatnonzero(~finite)
+        if _log_probabilities_of_zeros(array):
+            zeros = f"; -inf, the log of a probability of 0, in {len(rows)} of {len(array)} B-scans"
+            raise ValueError(_log_probabilities_reason(array, zeros))
         raise ValueError(
             f"probabilities must be finite; {len(rows)} of {len(array)} B-scans hold NaN or "
             f"infinite values, the first B-scan {int(rows[0])}: they come from a model with "
@@ -308,11 +311,7 @@ def _check_distributions(array: npt.NDArray[np.float64]) -> npt.NDArray[np.float
     if not are_probabilities(array):
         found = f"got values from {array.min():.3g} to {array.max():.3g}"
         if distributions(array) is not None:  # each row's logsumexp is 0
-            raise ValueError(
-                f"probabilities must be in [0, 1]; {found}, log-probabilities (each row's "
-                "exp sums to 1, what the models output): pass their exp (tensor.exp(), "
-                "numpy.exp(array)), or the probabilities of Predictor.predict_proba"
-            )
+            raise ValueError(_log_probabilities_reason(array))
         raise ValueError(
             f"probabilities must be in [0, 1]; {found} (logits? pass their softmax, "
             "torch.softmax(logits, dim=1), or the probabilities of Predictor.predict_proba)"
@@ -328,6 +327,28 @@ def _check_distributions(array: npt.NDArray[np.float64]) -> npt.NDArray[np.float
             "one; pass a softmax's probabilities (those of Predictor.predict_proba)"
         )
     return np.clip(array, 0.0, 1.0)
+
+
+def _log_probabilities_of_zeros(array: npt.NDArray[np.float64]) -> bool:
+    """Whether ``array``, finite but for ``-inf`` values, is log-probabilities: ``-inf`` is
+    ``log(0)``, a probability of 0 (``torch.log`` of a softmax that underflowed), no fault
+    of the model; each row keeps a finite value and its logsumexp is 0."""
+    if np.isnan(array).any() or np.isposinf(array).any():
+        return False
+    if not np.isfinite(array).any(axis=1).all():  # a row of -inf sums to no distribution
+        return False
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return not are_probabilities(array) and distributions(array) is not None
+
+
+def _log_probabilities_reason(array: npt.NDArray[np.float64], zeros: str = "") -> str:
+    """The refusal of log-probabilities given as probabilities: the values, the fix."""
+    return (
+        f"probabilities must be in [0, 1]; got values from {array.min():.3g} to "
+        f"{array.max():.3g}, log-probabilities (each row's exp sums to 1, what the models "
+        f"output{zeros}): pass their exp (tensor.exp(), numpy.exp(array)), or the "
+        "probabilities of Predictor.predict_proba"
+    )
 
 
 def summarise_volume(

@@ -20,6 +20,7 @@ DataLoader workers) must pass all of them; kept in one module, no door can skip 
 from __future__ import annotations
 
 import ast
+import contextlib
 import io
 import os
 import re
@@ -62,6 +63,7 @@ from retinalnet._core.pixel_modes import (
 from retinalnet._core.pixel_modes import UnusablePixelsError as _UnusablePixelsError
 from retinalnet._core.read_failure import EMPTY_FILE, is_empty, read_failure
 from retinalnet._core.regular_files import SpecialFileError, check_regular_file
+from retinalnet._core.tiff_pages import cut_short_reason, is_tiff_header
 from retinalnet._core.volume_pixels import volume_pixels_reason
 from retinalnet._core.warning_filters import filter_in_this_thread
 
@@ -572,8 +574,14 @@ def _frame_indices(opened: Image.Image, file: Path) -> list[int]:
     :class:`UnreadableImageError` (``"corrupt or truncated (...)"``), skipped by
     ``on_error="skip"`` as any other. A GIF of several frames that ends before its trailer
     (cut between two frames, which PIL reads as a shorter volume) is refused too
-    (:mod:`retinalnet._core.gif_blocks`).
+    (:mod:`retinalnet._core.gif_blocks`), and so is a TIFF that ends before its last
+    directory, a value of one or a page's strips or tiles (cut inside a page's directory,
+    which PIL reads as a shorter volume with only its own warning, naming no file):
+    :mod:`retinalnet._core.tiff_pages`, before PIL walks the pages.
     """
+    reason = _tiff_cut_short(opened)
+    if reason is not None:
+        raise UnreadableImageError(file, reason)
     try:
         pages = _counted_frames(opened)
     except Image.DecompressionBombError as error:  # a GIF frame larger than the screen
@@ -636,6 +644,28 @@ def _gif_cut_short(opened: Image.Image) -> bool:
     return ends_before_trailer(data)
 
 
+def _tiff_cut_short(opened: Image.Image) -> str | None:
+    """Why the TIFF file ``opened`` is read from is refused as cut short
+    (:func:`~retinalnet._core.tiff_pages.cut_short_reason`), or ``None``: it is whole, no
+    TIFF, or its file cannot be read again (closed: an image given in memory)."""
+    stream = getattr(opened, "fp", None)
+    if opened.format != "TIFF" or stream is None:
+        return None
+    try:
+        where = cut_short_reason(stream)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return None if where is None else _tiff_cut_reason(where)
+
+
+def _tiff_cut_reason(where: str) -> str:
+    """The refusal of a TIFF file cut short, from where it ends too early."""
+    return (
+        f"corrupt or truncated ({where}: the file was cut short, so pages or their data are "
+        "missing); copy it again from its source"
+    )
+
+
 def _volume_reason(frames: int) -> str:
     return (
         f"it holds {frames} frames (a multi-page TIFF or an animated image: an OCT volume), "
@@ -678,7 +708,8 @@ def load_frames(path: str | os.PathLike[str], *, single: bool = False) -> list[I
         As :func:`load_image`; the message names the file, and the B-scan (numbered from
         0) when the fault is in one. A volume cut short (an interrupted copy) is refused,
         never read as a shorter one: frames PIL cannot count, data ending inside a frame,
-        a GIF of several frames that ends before its trailer.
+        a GIF of several frames that ends before its trailer, a TIFF that ends before its
+        last page's directory or data.
     ModuleNotFoundError
         For a DICOM file when pydicom is not installed.
 
@@ -722,8 +753,8 @@ def frame_count(path: str | os.PathLike[str]) -> int:
     ------
     UnreadableImageError
         If the header cannot be read, or the file is cut short: its frames cannot be
-        counted, or a GIF of several frames ends before its trailer (the message names the
-        file).
+        counted, a GIF of several frames ends before its trailer, or a TIFF before its last
+        page's directory or data (the message names the file).
     ModuleNotFoundError
         For a DICOM file when pydicom is not installed.
 
@@ -804,7 +835,8 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     ------
     UnreadableImageError
         If the header cannot be read, or claims more pixels than PIL's decompression-bomb
-        limit (as in :func:`load_image`); the message names the file.
+        limit (as in :func:`load_image`), or a TIFF file is cut short (as in
+        :func:`load_frames`); the message names the file.
     """
     if Path(path).suffix.lower() in DICOM_EXTENSIONS:
         try:
@@ -815,6 +847,9 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     try:
         with _open(Path(path)) as image:
             size: tuple[int, int] = image.size
+            cut = _tiff_cut_short(image)
+            if cut is not None:
+                raise UnreadableImageError(path, cut)
     except UnreadableImageError:
         raise
     except UnidentifiedImageError:
@@ -842,16 +877,46 @@ def _open(file: Path) -> Image.Image:
     # PIL warns inside Image.open, before its image could be looked at: only a filter keeps
     # that warning from being shown. The filters are the process's, and callers' threads
     # (a web service's Predictor.topk) open images at once: this thread's filter only.
-    with filter_in_this_thread("error", Image.DecompressionBombWarning):
+    # A TIFF's directory past the end of its file: PIL warns, naming no file, and the
+    # readers refuse the file in words that do (_frame_indices, image_size, _unrecognised).
+    cut_said = (
+        filter_in_this_thread("ignore", UserWarning, _CUT_DIRECTORY)
+        if _is_tiff(file)
+        else contextlib.nullcontext()
+    )
+    with filter_in_this_thread("error", Image.DecompressionBombWarning), cut_said:
         try:
             return Image.open(file)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
             raise UnreadableImageError(file, bomb_reason(error)) from None
 
 
+_CUT_DIRECTORY = r"(possibly )?corrupt EXIF data"
+"""PIL's warning (naming no file) for a TIFF directory past the end of the file, which
+:func:`_open` keeps from being shown: :func:`_frame_indices` and :func:`_unrecognised`
+refuse the file in words that name it."""
+
+
+def _is_tiff(file: Path) -> bool:
+    """Whether ``file`` begins with a TIFF header (``False`` when it cannot be read)."""
+    try:
+        with file.open("rb") as stream:
+            return is_tiff_header(stream.read(4))
+    except OSError:
+        return False
+
+
 def _unrecognised(file: str | os.PathLike[str]) -> str:
-    """Why PIL could not identify ``file``: it is empty (a copy cut short), or no image."""
-    return EMPTY_FILE if is_empty(file) else "not a recognised image format"
+    """Why PIL could not identify ``file``: it is empty (a copy cut short), a TIFF cut
+    inside its first directory (:mod:`retinalnet._core.tiff_pages`), or no image."""
+    if is_empty(file):
+        return EMPTY_FILE
+    try:
+        with Path(file).open("rb") as stream:
+            where = cut_short_reason(stream)
+    except OSError:
+        where = None
+    return "not a recognised image format" if where is None else _tiff_cut_reason(where)
 
 
 def bomb_reason(error: Exception) -> str:
