@@ -23,6 +23,7 @@ from retinalnet import Predictor
 from retinalnet._core.bool_options import NotABoolError, check_bool, check_optional_bool
 from retinalnet.checkpoint import save_checkpoint
 from retinalnet.datasets import patient_split
+from retinalnet.demo import run_demo
 from retinalnet.engine import InferenceEngine
 from retinalnet.metrics import classification_report
 from retinalnet.models import (
@@ -35,6 +36,8 @@ from retinalnet.models import (
     vgg16_transfer,
 )
 from retinalnet.models._small_cnn import small_cnn_network
+from retinalnet.plots import plot_confusion_matrix
+from retinalnet.precision import resolve_precision
 from retinalnet.training import (
     EarlyStopping,
     FineTune,
@@ -59,6 +62,11 @@ PUBLIC_MODULES = (
     "retinalnet.predictor",
     "retinalnet.checkpoint",
     "retinalnet.tensor_preprocessing",
+    "retinalnet.plots",
+    "retinalnet.plots_volume",
+    "retinalnet.demo",
+    "retinalnet.precision",
+    "retinalnet.volume",
 )
 BOOL_ANNOTATIONS = ("bool", "bool | None")
 
@@ -166,6 +174,14 @@ CALLS: dict[tuple[str, str], Call] = {
     ("evaluate", "tta"): lambda v, _: evaluate(_model(), _images(), tta=v),
     ("patient_split", "drop_duplicates"): lambda v, p: patient_split(p, drop_duplicates=v),
     ("patient_split", "drop_test_patients"): lambda v, p: patient_split(p, drop_test_patients=v),
+    ("plot_confusion_matrix", "normalize"): lambda v, _: plot_confusion_matrix(
+        [[5, 1], [0, 4]], ["a", "b"], normalize=v
+    ),
+    ("resolve_precision", "training"): lambda v, _: resolve_precision(
+        "auto", torch.device("cpu"), training=v
+    ),
+    ("run_demo", "progress"): lambda v, p: run_demo(p / "demo", progress=v),
+    ("run_demo", "verbose"): lambda v, p: run_demo(p / "demo", verbose=v),
     ("ClassificationReport.to_text", "headline"): lambda v, _: _report().to_text(headline=v),
 }
 
@@ -195,6 +211,8 @@ def test_a_public_bool_parameter_refuses_what_is_not_a_bool(
     key: tuple[str, str], value: object, tmp_path: Path
 ) -> None:
     _, name = key
+    if key == ("run_demo", "verbose") and type(value) is int:
+        pytest.skip("0.1's run_demo(verbose=1) is kept working (deprecated name)")
     message = rf"^{name} must be True(, False or None| or False), got {re.escape(repr(value))}"
     with pytest.raises(TypeError, match=message) as refused:
         CALLS[key](value, tmp_path)
@@ -203,7 +221,7 @@ def test_a_public_bool_parameter_refuses_what_is_not_a_bool(
 
 @pytest.mark.parametrize("key", sorted(CALLS), ids=".".join)
 def test_a_public_bool_parameter_takes_numpy_bools(key: tuple[str, str], tmp_path: Path) -> None:
-    if key[0] in ("build_feature_cache", "evaluate", "patient_split", "load_vgg16"):
+    if key[0] in ("build_feature_cache", "evaluate", "patient_split", "load_vgg16", "run_demo"):
         pytest.skip("with a bool the whole call runs: what is tested here is the refusal")
     if key == ("Trainer.lr_find", "apply"):
         pytest.skip("with a bool the range test runs (tests/test_lr_find.py)")

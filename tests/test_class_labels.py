@@ -61,6 +61,12 @@ def _images(labels: torch.Tensor) -> TensorDataset:
             r"have shape \(2, 4\); one class index per image",
             id="one-hot",
         ),
+        pytest.param(  # was: "not integers ... target_transform=int", which fails on a row
+            torch.eye(4)[:2],
+            ValueError,
+            r"have shape \(2, 4\); .*for one-hot or probability rows, .*row\.argmax\(\)",
+            id="one-hot-float",
+        ),
         pytest.param(["CNV", "DME"], TypeError, r"are list \['CNV', 'DME'\]", id="names"),
     ],
 )
@@ -173,6 +179,22 @@ def test_the_feature_cache_refuses_such_labels_before_it_is_saved(tmp_path: Path
             frozen_small_cnn(), data, cache_dir=cache_dir, device="cpu", progress=False
         )
     assert not any(cache_dir.rglob("*.npy"))  # nothing saved that a later run would read
+
+
+def test_a_disk_cache_is_not_reused_for_other_labels_of_the_same_files(tmp_path: Path) -> None:
+    """The cache's key was the files and their folder labels: a later target_transform
+    (3 - t, t + 10, float) was served the first run's labels, past every check."""
+    root = make_synthetic_kermany(tmp_path / "data", train=2, val=1, test=1, shape=(40, 40))
+    model, cache = frozen_small_cnn(), tmp_path / "cache"
+    first = build_feature_cache(model, KermanyOCT(root, "train"), cache_dir=cache, device="cpu")
+    flipped = KermanyOCT(root, "train", target_transform=lambda t: 3 - t)
+
+    again = build_feature_cache(model, flipped, cache_dir=cache, device="cpu")
+
+    assert again.targets.tolist() == [3 - t for t in first.targets.tolist()]
+    shifted = KermanyOCT(root, "train", target_transform=lambda t: t + 10)
+    with pytest.raises(ValueError, match=r"^the feature cache: image 0 has label 10, but the"):
+        build_feature_cache(model, shifted, cache_dir=cache, device="cpu")
 
 
 @pytest.mark.parametrize(

@@ -577,7 +577,7 @@ def test_the_readability_check_of_a_skipping_data_set_leaves_the_global_generato
         ("split.csv", r"KermanyOCT\.from_manifest\('split\.csv', split, root=\.\.\.\)"),
         # was: "expected a map-style torch Dataset (with __len__)": a list has __len__
         ([(torch.zeros(3, 32, 32), 0)] * 4, r"\(list of 4 item\(s\)\) is not a torch Dataset: "
-         r"expected .*; wrap the \(image, label\) pairs in a Dataset"),
+         r"expected .*; wrap the \(image, label\) pairs in a torch\.utils\.data\.Dataset"),
     ],
     ids=["split folder", "root folder", "manifest", "list"],
 )  # fmt: skip

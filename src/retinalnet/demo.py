@@ -18,6 +18,7 @@ from pathlib import Path
 
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
+from retinalnet._core.bool_options import check_bool
 from retinalnet._core.counts import as_integer, check_count
 from retinalnet._core.deprecation import renamed_argument
 from retinalnet.datasets import KermanyOCT, find_images, make_synthetic_kermany
@@ -279,7 +280,10 @@ def run_demo(
     >>> result.test.accuracy  # doctest: +SKIP
     """
     size = renamed_argument("run_demo", "image_size", "size", image_size, size, 64)
+    if verbose is not None and type(verbose) is int:  # 0.1's verbose=1 kept working
+        verbose = bool(verbose)
     progress = renamed_argument("run_demo", "verbose", "progress", verbose, progress, True)
+    progress = check_bool(progress, "verbose" if verbose is not None else "progress")
     # Everything is checked, and the model built, before the first scan is written.
     epochs = check_count(epochs, "epochs", 1)
     train_per_class = check_count(train_per_class, "train_per_class", 1)

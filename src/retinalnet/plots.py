@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from retinalnet._core.articles import type_with_article
+from retinalnet._core.bool_options import check_bool
 from retinalnet._core.classes import output_classes
 from retinalnet._core.images import ImageInput, coerce_image, image_size
 from retinalnet._core.printable import check_dpi, fit_title, save_figure
@@ -176,6 +177,7 @@ def plot_confusion_matrix(
     from retinalnet.metrics import ClassificationReport, confusion_matrix
     from retinalnet.training import EvaluationResult
 
+    normalize = check_bool(normalize, "normalize")
     if isinstance(result, (EvaluationResult, ClassificationReport)):
         matrix = np.asarray(result.confusion_matrix)
         classes = _own_classes(result.classes, classes, "plot_confusion_matrix")

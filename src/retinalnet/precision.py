@@ -11,6 +11,8 @@ from torch import nn
 from torch.func import functional_call
 from torch.overrides import TorchFunctionMode
 
+from retinalnet._core.bool_options import check_bool
+
 __all__ = [
     "Precision",
     "autocast",
@@ -66,6 +68,7 @@ def resolve_precision(
     ValueError
         If ``precision`` is unknown, or asks for something the device cannot do.
     """
+    training = check_bool(training, "training")
     if precision == "fp32":
         return None
     if precision == "auto":

@@ -66,6 +66,12 @@ def class_labels(
             f"{where}: the labels of {place} are {type(targets).__name__} "
             f"{reprlib.repr(targets)}; {_FIX}"
         )
+    if targets.dim() != 1:  # before the dtype: one-hot or probability rows are floats
+        raise ValueError(
+            f"{where}: the labels of {place} have shape {tuple(targets.shape)}; one class "
+            f"index per image is expected, shape (images,); {_FIX} (for one-hot or "
+            "probability rows, give each row's class index: row.argmax())"
+        )
     if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
         first = targets.reshape(-1)[:1].tolist()
         shown = f" (first {first[0]!r})" if first else ""
@@ -73,11 +79,6 @@ def class_labels(
             f"{where}: the labels of {place} are {targets.dtype}{shown}, not integers; "
             f"{_FIX} (give integer targets, e.g. target_transform=int or "
             "torch.tensor(labels, dtype=torch.long))"
-        )
-    if targets.dim() != 1:
-        raise ValueError(
-            f"{where}: the labels of {place} have shape {tuple(targets.shape)}; one class "
-            f"index per image is expected, shape (images,) (not one-hot rows); {_FIX}"
         )
     if not len(targets):
         return targets.long()

@@ -19,7 +19,10 @@ def not_a_data_source(data: object, name: str | None = None) -> str:
     a list a :class:`~torch.utils.data.Dataset` around it."""
     what = f"the {name} argument" if name else "the data"
     kind = type(data).__name__
-    expected = "expected a map-style torch Dataset (with __getitem__ and __len__) or a DataLoader"
+    expected = (
+        "expected a map-style torch Dataset (a subclass of torch.utils.data.Dataset with "
+        "__getitem__ and __len__) or a DataLoader"
+    )
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
         if path.suffix.lower() in (".csv", ".json"):
@@ -35,12 +38,31 @@ def not_a_data_source(data: object, name: str | None = None) -> str:
             f"{what} {str(path)!r} is a path ({kind}), not a data set: {expected}; read "
             f"{reader} (from retinalnet.datasets)"
         )
-    if isinstance(data, Dataset):  # an iterable-style data set: no length to batch by
-        return f"{what} ({kind}) is a torch Dataset without __len__ (iterable-style): {expected}"
+    if isinstance(data, Dataset):  # no length to batch by
+        return (
+            f"{what} ({kind}) is a torch Dataset without __len__ (an IterableDataset, or a "
+            f"class that does not define it): {expected}; give it a __len__, or pass "
+            "DataLoader(data, batch_size=...)"
+        )
+    if isinstance(data, tuple) and len(data) == 2 and all(map(_is_tensor, data)):
+        return (
+            f"{what} (a tuple of two tensors) is not a torch Dataset: {expected}; pass "
+            "TensorDataset(images, labels) (from torch.utils.data)"
+        )
     if isinstance(data, (list, tuple)):
         return (
             f"{what} ({kind} of {len(data)} item(s)) is not a torch Dataset: {expected}; "
-            "wrap the (image, label) pairs in a Dataset (a class with __getitem__ and "
-            "__len__), or read a Kermany-layout folder with KermanyOCT(root, split)"
+            "wrap the (image, label) pairs in a torch.utils.data.Dataset subclass, or read a "
+            "Kermany-layout folder with KermanyOCT(root, split)"
+        )
+    if hasattr(data, "__getitem__") and hasattr(data, "__len__"):  # another library's
+        return (
+            f"{what} ({kind}) is not a torch Dataset: {expected}; pass "
+            "DataLoader(data, batch_size=...), or wrap it in a torch.utils.data.Dataset "
+            "subclass"
         )
     return f"{what} ({kind}) is neither a data set nor a loader: {expected}"
+
+
+def _is_tensor(value: object) -> bool:
+    return type(value).__module__.startswith(("torch", "numpy"))

@@ -32,14 +32,26 @@ def warn_of_other_decoding(data: object, loader: object, decode: object) -> None
         if kept.get(_SAID) == said:
             return
         kept[_SAID] = said
+    if theirs is not None and ours is not None:  # both reduced, towards other sizes
+        fix = (
+            "leave with_loader out (the model's own decoding is used then), or pass "
+            "with_loader(model.preprocessing.load)"
+        )
+    else:
+        fix = (
+            "leave with_loader out (the model's own decoding is used then), or build the "
+            "model with the preprocessing whose load it is"
+            + (
+                ", e.g. Preprocessing(reduced_decode=True) (retinalnet train --reduced-decode)"
+                if theirs is not None
+                else ""
+            )
+        )
     warn_caller(
         f"{type(data).__name__} reads its files with another Preprocessing's load, which "
         f"decodes {_decoding(theirs)}, while the model decodes {_decoding(ours)}: that loader "
         "is used as given, so this data reaches the model as other pixels than prediction "
-        "gives it (the model's checkpoint records the model's decoding); leave with_loader "
-        "out (the model's own decoding is used then), or build the model with the "
-        "preprocessing whose load it is, e.g. Preprocessing(reduced_decode=True) "
-        "(retinalnet train --reduced-decode)",
+        f"gives it (the model's checkpoint records the model's decoding); {fix}",
         UserWarning,
     )
 

@@ -189,7 +189,8 @@ def preprocessing_key(preprocessing: Preprocessing, views: int) -> str:
 
 
 def data_fingerprint(data: Dataset[Any]) -> str:
-    """Identify a file-backed data set by its files' real paths, classes, sizes and times.
+    """Identify a file-backed data set by its files' real paths, labels (as its
+    ``target_transform`` gives them), sizes and times.
 
     A path counts as the file it names, links followed (:func:`os.path.realpath`): a root
     given as ``base``, ``../base`` (a job started in another folder), an absolute path or
@@ -211,7 +212,11 @@ def data_fingerprint(data: Dataset[Any]) -> str:
         )
     digest = hashlib.sha256()
     real_folders: dict[str, str] = {}  # one realpath a folder, one lstat a file
-    for path, target in samples:
+    # the labels the data set gives, not those of its files: a cache built before another
+    # target_transform (3 - t, float) served the old labels, which no check then saw
+    relabel = getattr(data, "target_transform", None)
+    for path, label in samples:
+        target = relabel(label) if callable(relabel) else label
         real = real_path(os.fspath(path), real_folders)
         status = os.stat(real)  # noqa: PTH116 - no Path a file
         # the name's bytes: the same key under every locale (LANG=C decodes 'é' as surrogates)

@@ -39,7 +39,7 @@ from retinalnet.training._config import FeatureCacheConfig, feature_cache_config
 from retinalnet.training._feature_cache import HeadNotLastError
 from retinalnet.training._history import History
 from retinalnet.training._nonfinite import NonFiniteLossError, check_finite_weights
-from retinalnet.training._resume import epoch_size
+from retinalnet.training._resume import check_resume_path, epoch_size
 from retinalnet.training._task import ClassificationTask
 from retinalnet.training._trainer import Trainer, training_grad_mode
 
@@ -668,6 +668,7 @@ def saved_recipe(checkpoint: Checkpoint) -> dict[str, Any] | None:
 def _check_resume(path: str | os.PathLike[str], recipe: FineTune) -> None:
     from retinalnet.checkpoint import load_checkpoint
 
+    check_resume_path(path)
     checkpoint = load_checkpoint(path, map_location="cpu")
     saved = saved_recipe(checkpoint)
     if saved is None:

@@ -48,6 +48,7 @@ from retinalnet.training._nonfinite import first_nonfinite_state, nonfinite_loss
 from retinalnet.training._resume import (
     check_epoch_size,
     check_loop_state,
+    check_resume_path,
     epoch_size,
     note_other_settings,
     resume,
@@ -128,6 +129,8 @@ class FitLoop:
         """Check the data and lock ``out_dir``, then run the fit (see :meth:`_run`)."""
         trainer = self.trainer
         self.val_data = val
+        if resume_from is not None:
+            check_resume_path(resume_from)  # before any work
         if val is not None:
             classes_of(trainer.model)  # fail now, not after an epoch, if classes are unknown
         if isinstance(trainer.model, Classifier):  # the data's targets mean the model's classes

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from retinalnet._core.caller_warnings import warn_caller
 from retinalnet.checkpoint import (
     architectures_met,
+    folder_given_message,
     load_checkpoint,
     load_weights,
     other_architecture,
@@ -31,6 +32,7 @@ __all__ = [
     "ResumedState",
     "check_epoch_size",
     "check_loop_state",
+    "check_resume_path",
     "epoch_size",
     "note_other_settings",
     "resume",
@@ -81,6 +83,19 @@ class ResumedState:
     history: History
     epoch: int
     loop_state: dict[str, Any]
+
+
+def check_resume_path(path: str | os.PathLike[str]) -> None:
+    """Refuse a run's folder given to resume from, naming its ``last.pt`` (its ``best.pt``
+    would go back to an earlier epoch than the run reached).
+
+    Raises
+    ------
+    IsADirectoryError
+        If ``path`` is a folder.
+    """
+    if Path(path).is_dir():
+        raise IsADirectoryError(f"resume_from {folder_given_message(Path(path), 'last.pt')}")
 
 
 def resume(
