@@ -85,3 +85,13 @@ def test_resume_given_the_run_folder_is_told_its_last_pt(
     assert err.count("\n") == 1
     assert f"--resume {str(run)!r} is a folder, not a checkpoint file" in err
     assert f"pass the checkpoint file inside it: {str(run / 'last.pt')!r}; it holds" in err
+
+
+def test_fit_resumed_from_the_run_folder_is_told_its_last_pt(tmp_path: Path) -> None:
+    # was: "pass the checkpoint file inside it: 'run1/best.pt'", an earlier epoch's
+    from _training_helpers import quiet_trainer
+
+    run = _run(tmp_path / "run1", "best.pt", "last.pt")
+    trainer = quiet_trainer(tiny_cnn(), max_epochs=2)
+    with pytest.raises(IsADirectoryError, match=r"^resume_from .*/run1/last\.pt'; it holds"):
+        trainer.fit(object(), resume_from=run)  # type: ignore[arg-type]
