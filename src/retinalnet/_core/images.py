@@ -20,7 +20,6 @@ DataLoader workers) must pass all of them; kept in one module, no door can skip 
 from __future__ import annotations
 
 import ast
-import contextlib
 import io
 import os
 import re
@@ -63,7 +62,7 @@ from retinalnet._core.pixel_modes import (
 from retinalnet._core.pixel_modes import UnusablePixelsError as _UnusablePixelsError
 from retinalnet._core.read_failure import EMPTY_FILE, is_empty, read_failure
 from retinalnet._core.regular_files import SpecialFileError, check_regular_file
-from retinalnet._core.tiff_pages import cut_short_reason, is_tiff_header
+from retinalnet._core.tiff_pages import cut_short_reason
 from retinalnet._core.volume_pixels import volume_pixels_reason
 from retinalnet._core.warning_filters import filter_in_this_thread
 
@@ -879,12 +878,11 @@ def _open(file: Path) -> Image.Image:
     # (a web service's Predictor.topk) open images at once: this thread's filter only.
     # A TIFF's directory past the end of its file: PIL warns, naming no file, and the
     # readers refuse the file in words that do (_frame_indices, image_size, _unrecognised).
-    cut_said = (
-        filter_in_this_thread("ignore", UserWarning, _CUT_DIRECTORY)
-        if _is_tiff(file)
-        else contextlib.nullcontext()
-    )
-    with filter_in_this_thread("error", Image.DecompressionBombWarning), cut_said:
+    # Filtered for every file (no second open of each image to tell a TIFF first).
+    with (
+        filter_in_this_thread("error", Image.DecompressionBombWarning),
+        filter_in_this_thread("ignore", UserWarning, _CUT_DIRECTORY),
+    ):
         try:
             return Image.open(file)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -895,15 +893,6 @@ _CUT_DIRECTORY = r"(possibly )?corrupt EXIF data"
 """PIL's warning (naming no file) for a TIFF directory past the end of the file, which
 :func:`_open` keeps from being shown: :func:`_frame_indices` and :func:`_unrecognised`
 refuse the file in words that name it."""
-
-
-def _is_tiff(file: Path) -> bool:
-    """Whether ``file`` begins with a TIFF header (``False`` when it cannot be read)."""
-    try:
-        with file.open("rb") as stream:
-            return is_tiff_header(stream.read(4))
-    except OSError:
-        return False
 
 
 def _unrecognised(file: str | os.PathLike[str]) -> str:
