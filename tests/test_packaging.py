@@ -55,6 +55,32 @@ def test_the_version_is_said_without_waiting_for_torch() -> None:
     assert shown == ["retinalnet", retinalnet.__version__, "False"]
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["train", "--help"], ["train", "--data", "x", "--no-such-option"]],
+    ids=["help", "train-help", "mistyped-option"],
+)
+def test_help_and_usage_errors_wait_for_no_torch(argv: list[str]) -> None:
+    # was: building the parser imported torch for the architectures' and presets' names (7 s
+    # cold on a laptop before `--help` printed anything)
+    code = (
+        "import atexit, sys; atexit.register(lambda: print('torch' in sys.modules)); "
+        f"from retinalnet.cli import main; main({argv!r})"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.split()[-1] == "False"
+    assert "usage: retinalnet" in done.stdout + done.stderr
+
+
+def test_an_unknown_architecture_is_refused_with_the_closest_name() -> None:
+    code = "from retinalnet.cli import main; main(['train', '--data', 'x', '--arch', 'resnet1'])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert "argument --arch: unknown architecture 'resnet1'; did you mean 'resnet18'?" in last
+    assert "vgg16_transfer" in last
+
+
 def test_console_script_is_declared() -> None:
     scripts = importlib.metadata.entry_points(group="console_scripts")
     assert any(ep.name == "retinalnet" and ep.value == "retinalnet.cli:main" for ep in scripts)

@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # the names below, for type checkers; imported when first use
 # The public names are imported when first used (PEP 562): importing torch takes seconds,
 # and `import retinalnet`, `retinalnet --version` and a Ctrl-C while a command starts should
 # not wait for it (an interrupt during that import was a traceback, not "retinalnet:
-# interrupted"). `--help` lists the architectures, which imports torch.
+# interrupted"). `--help` does not import torch either (the CLI imports it when a command runs).
 _PUBLIC: dict[str, str] = {
     "KERMANY_CLASSES": "retinalnet.datasets",
     "KermanyOCT": "retinalnet.datasets",

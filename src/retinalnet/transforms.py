@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 from torchvision import transforms as tvt
 
+from retinalnet._core.augmentation_presets import PRESETS
 from retinalnet._core.bool_options import check_bool
 from retinalnet._core.deprecation import module_getattr
 from retinalnet._core.images import (
@@ -120,50 +121,7 @@ class _Speckle:
         return f"{type(self).__name__}(sigma={self.sigma})"
 
 
-_OCT: Mapping[str, Any] = {
-    "rotation": 8.0,
-    "scale": (0.6, 1.0),
-    "hflip": True,
-    "jitter": 0.2,
-    "translate": 0.0,
-    "gamma": 0.0,
-    "speckle": 0.0,
-}
-_OCT_SHIFT_GAMMA: Mapping[str, Any] = {**_OCT, "translate": 0.05, "gamma": 0.2}
-
-AUGMENTATION_PRESETS: Mapping[str, Mapping[str, Any]] = {
-    "none": {
-        "rotation": 0.0,
-        "scale": (1.0, 1.0),
-        "hflip": False,
-        "jitter": 0.0,
-        "translate": 0.0,
-        "gamma": 0.0,
-        "speckle": 0.0,
-    },
-    "light": {
-        "rotation": 5.0,
-        "scale": (0.85, 1.0),
-        "hflip": True,
-        "jitter": 0.1,
-        "translate": 0.0,
-        "gamma": 0.0,
-        "speckle": 0.0,
-    },
-    "tutorial": {
-        "rotation": 15.0,
-        "scale": (0.8, 1.0),
-        "hflip": True,
-        "jitter": 0.0,
-        "translate": 0.0,
-        "gamma": 0.0,
-        "speckle": 0.0,
-    },
-    # the oct family differs in its extras only: each is the one before plus what it adds
-    "oct": _OCT,
-    "oct-shift-gamma": _OCT_SHIFT_GAMMA,
-    "oct-strong": {**_OCT_SHIFT_GAMMA, "speckle": 0.1},
-}
+AUGMENTATION_PRESETS: Mapping[str, Mapping[str, Any]] = PRESETS
 """Named training augmentations (:meth:`Preprocessing.with_augmentation`): ``"none"`` (the
 evaluation pipeline), ``"light"``, ``"tutorial"`` (the defaults: the tutorial's
 rotation, crop and flip), ``"oct"`` (flips, rotations of 8 degrees, scale jitter 0.6-1,

@@ -34,6 +34,23 @@ def _weights_arg(value: str) -> str | None:
     return None if value.lower() == "none" else value
 
 
+def _architecture(value: str) -> str:
+    """An argparse type: ``--arch NAME``, a registered architecture.
+
+    The registry is imported here, when ``--arch`` is given (the command then needs torch
+    anyway), not when the parser is built: ``retinalnet --help`` and a mistyped option do not
+    wait seconds for torch.
+    """
+    from retinalnet.models._registry import find_spec, unknown_arch_message
+
+    if find_spec(value) is None:
+        raise argparse.ArgumentTypeError(unknown_arch_message(value))
+    return value
+
+
+_architecture.__name__ = "architecture"  # how argparse names the type in its messages
+
+
 def _demo_weights(value: str) -> str:
     """An argparse type: ``demo --weights``, a VGG16 file or weights name (not ``none``)."""
     if value.lower() == "none":
@@ -119,8 +136,6 @@ _MIN_SIZE, _MAX_SIZE = 32, 2048  # the smallest and largest model input (Preproc
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the docs and tests)."""
-    from retinalnet.models import list_models
-
     parser = argparse.ArgumentParser(
         prog="retinalnet",
         description="Classify retinal OCT B-scans (CNV, DME, DRUSEN, NORMAL) by transfer learning.",
@@ -233,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--arch",
-        choices=list_models(),
+        type=_architecture,
         default=None,
         metavar="NAME",
         help="registered architecture; `retinalnet models` lists them (default: "

@@ -13,9 +13,10 @@ With ``--resume`` the options left out are those of the run resumed (see
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = [
     "DEFAULT_ARCH",
@@ -59,8 +60,8 @@ _HELP = {
 def add_recipe_arguments(train: argparse.ArgumentParser) -> None:
     """Add ``--recipe``, ``--finetune-blocks`` and ``--augment`` to ``retinalnet train``,
     and make the recipe-dependent options default to the recipe's values."""
+    from retinalnet._core.augmentation_presets import PRESETS
     from retinalnet.cli._argtypes import int_in_range
-    from retinalnet.transforms import AUGMENTATION_PRESETS
 
     train.add_argument(
         "--recipe",
@@ -83,7 +84,7 @@ def add_recipe_arguments(train: argparse.ArgumentParser) -> None:
     )
     train.add_argument(
         "--augment",
-        choices=list(AUGMENTATION_PRESETS),
+        choices=list(PRESETS),
         default=None,
         help="training augmentation preset (default: oct with --recipe finetune, tutorial "
         "with tutorial)",
