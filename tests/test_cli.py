@@ -308,6 +308,33 @@ def test_a_file_name_that_is_not_utf_8_is_predicted_reported_and_drawn(
     assert latin1 in capfdbinary.readouterr().out  # printed with its own bytes, as ls does
 
 
+def test_an_error_about_a_file_name_that_is_not_utf_8_writes_its_bytes_as_ls_does(
+    checkpoint: Path, tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    # was: "cannot read image '.../caf\\udce9.png'", the six characters repr() spells the
+    # byte with, where the list of skipped images printed the name's own bytes
+    latin1 = os.fsencode(tmp_path) + b"/caf\xe9.png"
+    Path(os.fsdecode(latin1)).write_bytes(b"not an image")
+    argv = ["predict", os.fsdecode(latin1), "--checkpoint", str(checkpoint)]
+    assert main(argv) == 1
+    said = capfdbinary.readouterr().err
+    assert b"cannot read image '" + latin1 + b"'" in said
+    assert b"\\udce9" not in said
+
+
+def test_escaped_name_bytes_become_the_name_again_in_errors_logs_and_warnings() -> None:
+    from retinalnet.cli._advice import cli_text
+    from retinalnet.cli._guest import one_line_warnings
+
+    assert cli_text(repr("d/caf\udce9.png")) == "'d/caf\udce9.png'"
+    assert cli_text(repr("don\udcc3\udca9es")) == "'don\udcc3\udca9es'"
+    assert cli_text(repr("own\\udce9")) == repr("own\\udce9")  # the name's own backslash
+    shown = one_line_warnings("predict", None, warnings.formatwarning)
+    name = "x/caf\udce9.png"
+    line = shown(UserWarning(f"skipped {name!r}"), UserWarning, "f.py", 1)
+    assert line == "retinalnet predict: warning: skipped 'x/caf\udce9.png'\n"
+
+
 def test_names_an_output_encoding_lacks_are_escaped_not_fatal(
     data: Path, checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,6 +17,7 @@ import shlex
 from pathlib import Path
 
 from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
+from retinalnet.cli._escaped_names import names_as_bytes
 
 __all__ = [
     "CliText",
@@ -102,7 +103,9 @@ _COMPILED = tuple((re.compile(pattern), replacement) for pattern, replacement in
 
 def cli_text(text: str) -> str:
     """``text`` with the library's Python advice said as command-line flags; Python code in
-    backticks (which has no command-line form) is kept as it is.
+    backticks (which has no command-line form) is kept as it is. A file name's bytes that
+    ``repr()`` escaped (``\\udce9``) are the name's own again (:mod:`~retinalnet.cli.
+    _escaped_names`).
 
     Examples
     --------
@@ -117,7 +120,7 @@ def cli_text(text: str) -> str:
     for index in range(0, len(parts), 2):
         for pattern, replacement in _COMPILED:
             parts[index] = pattern.sub(replacement, parts[index])
-    return "".join(parts)
+    return names_as_bytes("".join(parts))
 
 
 _CODE = re.compile(r"(`[^`]*`)")

@@ -19,6 +19,8 @@ import threading
 from collections.abc import Iterator
 from typing import Protocol
 
+from retinalnet.cli._escaped_names import names_as_bytes
+
 __all__ = ["CommandLogHandler", "FormatWarning", "host_random_state_kept", "one_line_warnings"]
 
 
@@ -123,7 +125,7 @@ def one_line_warnings(command: str, thread: int | None, before: FormatWarning) -
     ) -> str:
         if thread is not None and threading.get_ident() != thread:
             return before(message, category, filename, lineno, line)
-        text = f"retinalnet {command}: warning: {message}\n"
+        text = f"retinalnet {command}: warning: {names_as_bytes(str(message))}\n"
         if text in said:  # Python says it again once its registry is reset (catch_warnings)
             return ""
         said.add(text)
