@@ -1559,3 +1559,13 @@ def test_the_default_dropout_given_as_float32_is_the_default():
     with META:
         model = create_model("resnet18", weights=None, dropout=np.float32(0.2))
     assert [type(layer) for layer in model.head_module()[1]] == [nn.Linear, nn.LogSoftmax]
+
+
+def test_hidden_none_means_no_hidden_layer_in_the_builders_and_the_default_in_create_model():
+    # as their docstrings say: the builders keep 0.1's meaning, create_model the default width
+    def head_widths(model: nn.Module) -> list[int]:
+        return [layer.out_features for layer in model.modules() if isinstance(layer, nn.Linear)]
+
+    assert head_widths(small_cnn(hidden=None)) == [4]
+    assert head_widths(create_model("small_cnn", hidden=None)) == [64, 4]
+    assert head_widths(small_cnn()) == [64, 4]

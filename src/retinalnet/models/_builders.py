@@ -32,7 +32,10 @@ def vgg16_transfer(
     ``classifier[6]`` (ImageNet's 1000-way layer) is replaced by
     ``Linear(4096, hidden) - ReLU - Dropout - Linear(hidden, num_classes) - LogSoftmax``.
     With the defaults the model has 135,310,404 parameters, of which 1,049,860 (the head)
-    are trainable. Same as ``create_model("vgg16_transfer", ...)``.
+    are trainable. Same as ``create_model("vgg16_transfer", ...)``, except for
+    ``hidden=None``: here it means no hidden layer (0.1's meaning), where
+    :func:`~retinalnet.models.create_model` takes ``None`` as the architecture's default
+    width (256).
 
     Parameters
     ----------
@@ -119,7 +122,26 @@ def small_cnn(
     About 100k parameters at ``width=16``; trains on a laptop CPU in seconds per epoch at
     128 px. It is what ``retinalnet demo`` uses offline; for the real Kermany data use
     :func:`vgg16_transfer` or another pretrained backbone. Same as
-    ``create_model("small_cnn", width=width, ...)``.
+    ``create_model("small_cnn", width=width, ...)``, except for ``hidden=None`` (below).
+
+    Parameters
+    ----------
+    num_classes
+        Outputs: as many as ``classes`` when they are given, else 4 (CNV, DME, DRUSEN,
+        NORMAL).
+    width
+        Channels of the first convolution (each of the later ones doubles it).
+    hidden
+        Width of the head's hidden layer; ``None`` or 0 for a single ``Linear``, as in
+        :func:`vgg16_transfer` (:func:`~retinalnet.models.create_model` takes ``None`` as the
+        default width, 64).
+    dropout
+        Dropout in the head, after the hidden layer: without one only 0 and 0.2 are taken.
+    classes
+        The class names, in the order of the outputs (default: the Kermany classes).
+    preprocessing
+        The :class:`~retinalnet.transforms.Preprocessing` the model carries (default: the
+        tutorial's, 224 px).
 
     Raises
     ------
