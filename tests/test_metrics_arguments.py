@@ -4,6 +4,8 @@ value and the fix."""
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +15,7 @@ import pytest
 import torch
 
 from retinalnet.metrics import (
+    ClassificationReport,
     classification_report,
     confusion_matrix,
     expected_calibration_error,
@@ -22,7 +25,7 @@ from retinalnet.metrics import (
     topk_accuracy,
 )
 from retinalnet.plots import plot_reliability_diagram, plot_roc_curves
-from retinalnet.training import balanced_sampler, class_counts, class_weights
+from retinalnet.training import EvaluationResult, balanced_sampler, class_counts, class_weights
 
 TARGETS = [0, 1, 2, 3]
 PROBABILITIES = np.full((4, 4), 0.25)
@@ -115,3 +118,94 @@ def test_the_right_order_still_works() -> None:
 def test_topk_accuracy_refuses_a_bare_k() -> None:
     with pytest.raises(ValueError, match=r"^ks must be a list of ints, e.g. \[1, 2\], got 2$"):
         topk_accuracy(TARGETS, PROBABILITIES, ks=2)  # type: ignore[arg-type]
+
+
+# --- the reports' arguments (audit AN, findings 3 and 5) ---------------------------------
+
+REPORT_PROBABILITIES = np.array(
+    [[0.7, 0.1, 0.1, 0.1], [0.2, 0.5, 0.2, 0.1], [0.1, 0.1, 0.2, 0.6], [0.1, 0.1, 0.1, 0.7]] * 10
+)
+REPORT_TARGETS = np.array([0, 1, 2, 3] * 10)
+PATIENT_IDS = [str(i // 2) for i in range(40)]
+
+
+def _evaluation_result(
+    targets: np.ndarray = REPORT_TARGETS, probabilities: np.ndarray = REPORT_PROBABILITIES
+) -> EvaluationResult:
+    predicted = probabilities.argmax(axis=1) if len(targets) else targets
+    return EvaluationResult(
+        classes=("CNV", "DME", "DRUSEN", "NORMAL"),
+        loss=0.5,
+        accuracy=float(np.mean(predicted == targets)) if len(targets) else math.nan,
+        confusion_matrix=confusion_matrix(targets, predicted, 4),
+        probabilities=probabilities,
+        targets=targets,
+        patient_ids=tuple(PATIENT_IDS[: len(targets)]),
+    )
+
+
+def _report_doors(
+    targets: np.ndarray = REPORT_TARGETS, probabilities: np.ndarray = REPORT_PROBABILITIES
+) -> dict[str, Callable[..., ClassificationReport]]:
+    """Every way to a report, each taking the report's keyword arguments."""
+    ids = PATIENT_IDS[: len(targets)]
+    result = _evaluation_result(targets, probabilities)
+    return {
+        "classification_report": lambda **kw: classification_report(targets, probabilities, **kw),
+        "patient_level": lambda **kw: patient_level(probabilities, targets, ids, **kw),
+        "EvaluationResult.report": result.report,
+        "EvaluationResult.patient_report": result.patient_report,
+    }
+
+
+DOORS = list(_report_doors())
+
+
+@pytest.mark.parametrize("door", DOORS)
+def test_numpy_arguments_of_a_report_are_stored_as_python_numbers(door: str) -> None:
+    # confidence=np.float32(0.9) was stored as given: to_json() then raised "Object of type
+    # float32 is not JSON serializable", after the bootstrap had run
+    report = _report_doors()[door](
+        confidence=np.float32(0.9), bootstrap=np.int64(100), seed=np.int64(3), topk=[np.int64(2)]
+    )
+    assert type(report.confidence) is float
+    assert report.confidence == pytest.approx(0.9)
+    assert type(report.bootstrap) is int
+    assert type(report.seed) is int
+    assert [type(k) for k in report.topk] == [int]
+    data = json.loads(report.to_json())
+    assert data["confidence"] == pytest.approx(0.9)
+    assert (data["bootstrap"], data["seed"], list(data["topk"])) == (100, 3, ["2"])
+    json.dumps(report.to_dict())  # the plain data too, with no NumPy scalar
+
+
+@pytest.mark.parametrize("door", DOORS)
+def test_a_report_refuses_one_k_for_topk_in_the_words_of_topk_accuracy(door: str) -> None:
+    # was TypeError "'int' object is not iterable"
+    with pytest.raises(ValueError, match=r"^topk must be a list of ints, e.g. \[1, 2\], got 2$"):
+        _report_doors()[door](topk=2)
+
+
+@pytest.mark.parametrize("images", [40, 0], ids=["images", "no images"])
+@pytest.mark.parametrize("door", DOORS)
+def test_a_report_refuses_a_k_out_of_range_also_without_images(door: str, images: int) -> None:
+    # without images, topk=[9] was accepted unchecked (and gave an empty table)
+    doors = _report_doors(REPORT_TARGETS[:images], REPORT_PROBABILITIES[:images])
+    with pytest.raises(ValueError, match=r"^each k must be an int from 1 to 4, got 9$"):
+        doors[door](topk=[9])
+    with pytest.raises(ValueError, match=r"^each k must be an int from 1 to 4, got True$"):
+        doors[door](topk=[1, True])
+
+
+def test_patient_level_refuses_a_bad_topk_before_grouping() -> None:
+    # the ids do not match the scans either: the argument is refused first, before any work
+    with pytest.raises(ValueError, match=r"^topk must be a list of ints"):
+        patient_level(REPORT_PROBABILITIES, REPORT_TARGETS, ["1"], topk=2)  # type: ignore[arg-type]
+
+
+def test_a_reports_topk_may_be_read_once() -> None:
+    # patient_level checks its arguments and passes them on: the k it read, not the spent
+    # generator (which gave an empty table)
+    ks = (k for k in (1, 2))
+    report = patient_level(REPORT_PROBABILITIES, REPORT_TARGETS, PATIENT_IDS, topk=ks)  # type: ignore[arg-type]
+    assert list(report.topk) == [1, 2]

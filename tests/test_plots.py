@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
 import sys
 from pathlib import Path
@@ -461,3 +463,44 @@ def test_class_names_given_as_one_string_are_refused_not_read_as_letters(
 ) -> None:
     with pytest.raises(TypeError, match="classes must be a list of class names"):
         plot(given, "CN")
+
+
+_NOT_COUNTS = [
+    ([[0.8, 0.2], [0.1, 0.9]], r"fractions \(0\.8 at row 0, column 0\)"),  # normalize="true"
+    ([[1.0, 0.0], [0.25, 0.75]], r"fractions \(0\.25 at row 1, column 0\)"),
+    ([[5, -1], [0, 4]], r"a negative count \(-1 at row 0, column 1\)"),
+    ([[5.7, 1], [0, 4]], r"a count that is not a whole number \(5\.7 at row 0, column 0\)"),
+    ([[1, math.nan], [0, 1]], r"a value that is not a number \(nan at row 0, column 1\)"),
+    ([[1, 0], [math.inf, 1]], r"an infinite value \(inf at row 1, column 0\)"),
+    ([["3", "1"], ["0", "2"]], r"got dtype <U1"),
+]
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize(("matrix", "found"), _NOT_COUNTS)
+def test_a_matrix_that_is_not_counts_is_refused_naming_the_cell_and_the_fix(
+    matrix: list[list[Any]], found: str, normalize: bool
+) -> None:
+    # fractions were drawn as "0" in every cell, a negative count as "125%" and "-25%",
+    # 5.7 as "5"
+    with pytest.raises(
+        ValueError,
+        match=r"^the confusion matrix must hold counts of images \(whole numbers >= 0\)"
+        rf"(, but it holds |, ){found}; pass the counts \(normalize=True draws each row as "
+        r"fractions of its true class\)$",
+    ):
+        plot_confusion_matrix(matrix, ["a", "b"], normalize=normalize)
+
+
+def test_whole_counts_as_floats_are_counts() -> None:
+    figure = plot_confusion_matrix(np.array([[3.0, 1.0], [0.0, 2.0]]), ["a", "b"])
+    assert [t.get_text() for t in figure.axes[0].texts] == ["3", "1", "0", "2"]
+
+
+def test_a_result_built_by_hand_is_checked_as_a_bare_matrix() -> None:
+    result = dataclasses.replace(
+        _evaluation(), confusion_matrix=np.array([[0.5, 0.5, 0, 0]] + [[0, 0, 0, 1]] * 3)
+    )
+    message = r"^the result's confusion matrix must hold counts .* fractions \(0\.5 at row 0, col"
+    with pytest.raises(ValueError, match=message):
+        plot_confusion_matrix(result)

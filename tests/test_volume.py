@@ -1029,3 +1029,27 @@ def test_a_threshold_reads_as_given_and_the_highest_below_it_never_as_it() -> No
     assert "reached 99.9% on a B-scan; highest: CNV 99.85%" in close.reason
     default = summarise_volume([(0.4996, 0.2, 0.2, 0.1004)], classes)  # threshold 0.5
     assert "reached 50% on a B-scan; highest: CNV 49.96%" in default.reason
+
+
+def test_numpy_settings_are_kept_as_python_numbers_for_json() -> None:
+    # min_scans=np.int64(2) was stored as given: json.dumps(summary.to_dict()) then raised
+    # "Object of type int64 is not JSON serializable"
+    summary = summarise_volume(
+        [C, C, N], KERMANY_CLASSES, threshold=np.float32(0.5), min_scans=np.int64(2)
+    )
+    assert type(summary.min_scans) is int
+    assert type(summary.threshold) is float
+    assert json.loads(json.dumps(summary.to_dict()))["min_scans"] == 2
+
+
+def test_predict_volume_passes_on_its_checked_settings(brightness: Predictor) -> None:
+    frames = [Image.fromarray(frame) for frame in scans(3)]
+    summary = predict_volume(
+        brightness,
+        frames,
+        threshold=np.float32(0.5),
+        min_scans=np.int64(2),
+        order=(name for name in REFERRAL_ORDER),  # type: ignore[arg-type]  # read once
+    )
+    assert (type(summary.min_scans), summary.order) == (int, REFERRAL_ORDER)
+    assert json.loads(json.dumps(summary.to_dict()))["min_scans"] == 2

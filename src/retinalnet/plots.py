@@ -142,11 +142,14 @@ def plot_confusion_matrix(
     result
         An :class:`~retinalnet.training.EvaluationResult`, a
         :class:`~retinalnet.metrics.ClassificationReport`, a square count matrix
-        ``[true, predicted]``, or ``(targets, probabilities)`` as in
+        ``[true, predicted]`` (whole numbers >= 0, not fractions: ``normalize=True``
+        computes those), or ``(targets, probabilities)`` as in
         :func:`plot_roc_curves` (each image predicted as its most probable class).
 
         .. versionchanged:: 0.2
            ``(targets, probabilities)`` is taken, as by the other plots of an evaluation.
+           A matrix that is not counts is refused: fractions were drawn as "0", a
+           negative count as shares above 100%, 5.7 as "5".
     classes
         Class names, when ``result`` is a bare matrix or a pair of arrays. A result names
         its own: ``classes`` other than its ``classes`` (another order) are refused.
@@ -165,8 +168,10 @@ def plot_confusion_matrix(
     Raises
     ------
     ValueError
-        If the matrix is not square or the class names do not match it; for a pair of
-        arrays, as :func:`plot_roc_curves`.
+        If the matrix is not square, holds anything but counts (whole numbers >= 0: a
+        matrix of fractions, NaN or a negative count is refused; pass counts, and
+        ``normalize=True`` for fractions), or the class names do not match it; for a pair
+        of arrays, as :func:`plot_roc_curves`.
         A bad ``dpi`` or ``save`` is refused as in :func:`plot_history`.
 
     Examples
@@ -175,21 +180,21 @@ def plot_confusion_matrix(
     >>> figure = plot_confusion_matrix([[5, 1], [0, 4]], ["a", "b"])
     """
     from retinalnet.metrics import ClassificationReport, confusion_matrix
+    from retinalnet.metrics._confusion import _as_counts
     from retinalnet.training import EvaluationResult
 
     normalize = check_bool(normalize, "normalize")
     if isinstance(result, (EvaluationResult, ClassificationReport)):
-        matrix = np.asarray(result.confusion_matrix)
+        # counts checked as a bare matrix's: a result may be built by hand
+        matrix = _as_counts(result.confusion_matrix, "the result's confusion matrix")
         classes = _own_classes(result.classes, classes, "plot_confusion_matrix")
     elif _is_pair(result):
         true, scores, classes = _scores(result, classes, "plot_confusion_matrix")
         predicted = scores.argmax(axis=1) if len(true) else true
         matrix = confusion_matrix(true, predicted, scores.shape[1])
     else:
-        matrix = np.asarray(result)
+        matrix = _as_counts(result)  # fractions would be drawn as counts of 0
         classes = _given_classes(classes, "plot_confusion_matrix")
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"the confusion matrix must be square, got shape {matrix.shape}")
     names = list(classes) if classes is not None else [str(i) for i in range(len(matrix))]
     if len(names) != len(matrix):
         raise ValueError(

@@ -409,7 +409,7 @@ def summarise_volume(
     names = tuple(str(name) for name in classes)
     chosen = _check_order(names, order)
     level = _check_threshold(threshold)
-    _check_min_scans(min_scans)
+    min_scans = _check_min_scans(min_scans)  # an int: np.int64(2) would fail in to_dict's JSON
     if isinstance(probabilities, torch.Tensor):
         probabilities = probabilities.detach().cpu().double().numpy()
     array = np.asarray(probabilities, dtype=np.float64)
@@ -542,9 +542,9 @@ def predict_volume(
     volume.dcm  CNV  (49 B-scans; 3 of 49 B-scans at CNV >= 50%)
     """
     classes = predictor.classes
-    fallback = _check_order(classes, order)[-1]  # before any work
-    _check_threshold(threshold)
-    _check_min_scans(min_scans)
+    chosen = _check_order(classes, order)  # before any work
+    level = _check_threshold(threshold)
+    min_scans = _check_min_scans(min_scans)
     if isinstance(volume, (str, os.PathLike)):
         name = str(volume) if source is None else source
         scans: Sequence[ImageInput] = read_volume(volume)
@@ -558,7 +558,7 @@ def predict_volume(
         )
     if not scans:
         raise ValueError(f"the volume {name} holds no B-scan")
-    _check_enough_scans(len(scans), min_scans, name, fallback)  # before any prediction
+    _check_enough_scans(len(scans), min_scans, name, chosen[-1])  # before any prediction
     if not isinstance(volume, (str, os.PathLike)):  # one scale for all its B-scans
         try:
             scans = coerce_volume(scans, target_size=predictor.preprocessing.decode_size)
@@ -584,6 +584,7 @@ def predict_volume(
         raise (ImageNotFoundError if missing else UnreadableImageError)(
             first.source, f"{first.reason} (B-scan of the volume {name}; {every})"
         )
+    # the checked settings go on (an order given as a generator is read once)
     return summarise_volume(
-        probabilities, classes, threshold=threshold, order=order, min_scans=min_scans, source=name
+        probabilities, classes, threshold=level, order=chosen, min_scans=min_scans, source=name
     )

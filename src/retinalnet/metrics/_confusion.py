@@ -241,8 +241,7 @@ def topk_accuracy(
     ([1.0, 0.0], [1.0, 1.0])
     """
     _refuse_swapped(targets, probabilities, "topk_accuracy(targets, probabilities)")
-    if isinstance(ks, (int, np.integer)) or not isinstance(ks, Iterable):
-        raise ValueError(f"ks must be a list of ints, e.g. [1, 2], got {ks!r}")
+    _refuse_bare_k(ks, "ks")
     true = _as_targets(targets)
     scores = _as_probabilities(probabilities, len(true))
     num_classes = scores.shape[1]
@@ -250,10 +249,68 @@ def topk_accuracy(
     rank = _rank_of_true(scores, true)
     support = np.bincount(true, minlength=num_classes)
     table: dict[int, FloatArray] = {}
+    for k in _checked_ks(ks, num_classes):
+        hits = np.bincount(true[rank < k], minlength=num_classes)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            table[k] = np.where(support > 0, hits / np.maximum(support, 1), np.nan)
+    return table
+
+
+def _refuse_bare_k(ks: object, name: str) -> None:
+    """Refuse one ``k`` (or anything but a sequence of them) given for a list of ``k``."""
+    if isinstance(ks, (int, np.integer)) or not isinstance(ks, Iterable):
+        raise ValueError(f"{name} must be a list of ints, e.g. [1, 2], got {ks!r}")
+
+
+def _checked_ks(ks: Iterable[int], num_classes: int, name: str = "ks") -> list[int]:
+    """The ``k`` of a top-k table as Python ints, each from 1 to ``num_classes``: the one
+    check of :func:`topk_accuracy` and of the reports' ``topk``, made before any work (also
+    without images) and read once (a generator too)."""
+    _refuse_bare_k(ks, name)
+    checked = []
     for k in ks:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= num_classes:
             raise ValueError(f"each k must be an int from 1 to {num_classes}, got {k!r}")
-        hits = np.bincount(true[rank < k], minlength=num_classes)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            table[int(k)] = np.where(support > 0, hits / np.maximum(support, 1), np.nan)
-    return table
+        checked.append(int(k))
+    return checked
+
+
+def _as_counts(matrix: npt.ArrayLike, name: str = "the confusion matrix") -> IntArray:
+    """``matrix`` as the int64 counts of a square confusion matrix ``[true, predicted]``.
+
+    Refused when it is not square or holds anything but whole numbers >= 0 (integer-valued
+    floats are counts), naming the first cell at fault and the fix: a matrix of fractions
+    (scikit-learn's ``confusion_matrix(normalize="true")``) would be drawn as counts of 0,
+    a negative count as shares above 100%, a count of 5.7 as 5. The one check of every
+    matrix given whole (:func:`retinalnet.plots.plot_confusion_matrix`).
+    """
+    array = np.asarray(_readable(matrix))
+    if array.ndim != 2 or array.shape[0] != array.shape[1]:
+        raise ValueError(f"{name} must be square, got shape {array.shape}")
+    expected = f"{name} must hold counts of images (whole numbers >= 0)"
+    fix = "pass the counts (normalize=True draws each row as fractions of its true class)"
+    values: FloatArray | None = None
+    if array.dtype.kind in "iufO":
+        try:
+            values = array.astype(np.float64)
+        except (TypeError, ValueError):
+            values = None
+    if values is None:
+        raise ValueError(f"{expected}, got dtype {array.dtype}; {fix}")
+    finite = np.isfinite(values)
+    whole = finite & (values == np.floor(values))
+    shares = bool(((values >= 0) & (values <= 1)).all())  # a normalised matrix
+    for found, bad in (
+        ("a value that is not a number", np.isnan(values)),
+        ("an infinite value", ~finite & ~np.isnan(values)),
+        ("a negative count", finite & (values < 0)),
+        ("fractions" if shares else "a count that is not a whole number", ~whole),
+    ):
+        if bad.any():
+            row, column = (int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"{expected}, but it holds {found} ({values[row, column]:g} at row {row}, "
+                f"column {column}); {fix}"
+            )
+    counts: IntArray = values.astype(np.int64)
+    return counts

@@ -98,7 +98,7 @@ def patient_level(
     ValueError
         If the lengths disagree, or as :func:`classification_report` (names in ``urgent``
         that are not classes or that name every class, class names that are not distinct,
-        a bad ``bootstrap`` or ``seed``: refused before any grouping); a scan's NaN or
+        a bad ``topk``, ``bootstrap`` or ``seed``: refused before any grouping); a scan's NaN or
         infinite probabilities are refused before any averaging, naming the scan's row.
     TypeError
         As :func:`classification_report`, or if a patient id cannot be a dict key (a
@@ -124,9 +124,16 @@ def patient_level(
     # become probabilities first, as averaging them would follow another rule
     given = _as_probabilities(probabilities, len(true))
     scores = probabilities_of(given)
-    # the report checks its arguments again; checked here, they are refused before grouping
-    _checked_arguments(
-        classes, scores.shape[1], urgent, bootstrap=bootstrap, confidence=confidence, seed=seed
+    # checked here, they are refused before grouping; the checked values (plain Python
+    # numbers, a generator's k read once) go on to the report, which stores them
+    checked = _checked_arguments(
+        classes,
+        scores.shape[1],
+        urgent,
+        topk=topk,
+        bootstrap=bootstrap,
+        confidence=confidence,
+        seed=seed,
     )
     ids = list(patient_ids)
     if len(ids) != len(true):
@@ -150,12 +157,12 @@ def patient_level(
     report = classification_report(
         group_targets,
         group_probabilities,
-        classes=classes,
+        classes=checked.names,
         urgent=urgent,
-        topk=topk,
-        bootstrap=bootstrap,
-        confidence=confidence,
-        seed=seed,
+        topk=checked.ks,
+        bootstrap=checked.bootstrap,
+        confidence=checked.confidence,
+        seed=checked.seed,
     )
     summary = PatientGroups(
         scans=len(true),

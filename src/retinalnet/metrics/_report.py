@@ -30,6 +30,7 @@ from retinalnet.metrics._confusion import (
     IntArray,
     _as_probabilities,
     _as_targets,
+    _checked_ks,
     _refuse_swapped,
     confusion_matrix,
     topk_accuracy,
@@ -444,7 +445,8 @@ def classification_report(
         .. versionchanged:: 0.2
            The default view needs Kermany classes and one that is not urgent.
     topk
-        The ``k`` of the top-k table; by default 1 to ``min(3, classes - 1)``.
+        The ``k`` of the top-k table, a list of ints from 1 to the number of classes
+        (checked also without images); by default 1 to ``min(3, classes - 1)``.
     bootstrap
         Number of bootstrap resamples for confidence intervals: 0 for none, else at least
         ``ceil(2 / (1 - confidence))`` (40 at 95%: each tail of a percentile interval needs
@@ -481,7 +483,8 @@ def classification_report(
         ``urgent`` is not one of ``classes`` (or ``urgent`` is empty, or names every
         class: no rest to refer or not), ``bootstrap`` is not
         0 or an int from ``ceil(2 / (1 - confidence))`` to 100,000, ``seed`` is not an
-        int >= 0, or another argument is out of range.
+        int >= 0, ``topk`` is not a list of ints from 1 to the number of classes (one
+        int, ``topk=2``, is refused: pass ``[2]``), or another argument is out of range.
     TypeError
         If ``classes`` or ``urgent`` is one string rather than a list of names.
 
@@ -499,12 +502,20 @@ def classification_report(
     true = _as_targets(targets)
     scores = _as_probabilities(probabilities, len(true))
     num_classes = scores.shape[1]
-    names, urgent_index = _checked_arguments(
-        classes, num_classes, urgent, bootstrap=bootstrap, confidence=confidence, seed=seed
+    # the checked values are kept: plain Python numbers (np.float32(0.9) as 0.9), so the
+    # report's JSON holds no NumPy scalar
+    checked = _checked_arguments(
+        classes,
+        num_classes,
+        urgent,
+        topk=topk,
+        bootstrap=bootstrap,
+        confidence=confidence,
+        seed=seed,
     )
+    names, urgent_index, ks = checked.names, checked.urgent_index, checked.ks
+    bootstrap, confidence, seed = checked.bootstrap, checked.confidence, checked.seed
     true = _as_targets(true, num_classes)
-    bootstrap = int(bootstrap)
-    ks = list(topk) if topk is not None else list(range(1, min(3, num_classes - 1) + 1))
 
     matrix = confusion_matrix(true, scores.argmax(axis=1) if len(true) else true, num_classes)
     precision, recall, specificity, f1, support = _per_class(matrix)
@@ -533,9 +544,10 @@ def classification_report(
         macro[key], weighted[key] = _averages(values, matrix)
 
     referral: ReferralMetrics | None = None
-    if urgent is not None and urgent_index is not None:
+    if urgent_index is not None:
         sens, spec, auc, referral_matrix = _referral(true, scores, urgent_index)
-        referral = ReferralMetrics(tuple(urgent), sens, spec, auc, referral_matrix)
+        urgent_names = tuple(names[index] for index in urgent_index.tolist())
+        referral = ReferralMetrics(urgent_names, sens, spec, auc, referral_matrix)
 
     intervals: dict[str, tuple[float, float]] = {}
     methods: dict[str, str] = {}
@@ -567,7 +579,7 @@ def classification_report(
         ece=_ece(scores, true),
         interval_methods=methods,
         no_interval=no_interval,
-        seed=int(seed),
+        seed=seed,
         score_note=class_scores_note(scores),
         referral_note=_referral_note(urgent, names),
     )
@@ -578,17 +590,33 @@ MAX_BOOTSTRAP = 100_000
 costs about 1 ms per 1,000 images, so more would run for hours without narrowing anything."""
 
 
+@dataclass(frozen=True)
+class _Arguments:
+    """The arguments of a report after their checks, as plain Python values (what the
+    report stores: ``np.float32(0.9)`` would make its JSON fail)."""
+
+    names: tuple[str, ...]
+    urgent_index: IntArray | None  # None: no referral view
+    ks: list[int]
+    bootstrap: int
+    confidence: float
+    seed: int
+
+
 def _checked_arguments(
     classes: Sequence[str],
     num_classes: int,
     urgent: Sequence[str] | None,
     *,
+    topk: Sequence[int] | None,
     bootstrap: int,
     confidence: float,
     seed: int,
-) -> tuple[tuple[str, ...], IntArray | None]:
-    """The class names and the urgent class indices (``None``: no referral view) of a
-    report, after the checks of its arguments, made before any work."""
+) -> _Arguments:
+    """The arguments of a report (per scan or per patient) checked before any work, also
+    without images: the class names, the urgent class indices, the ``k`` of the top-k table
+    (by default 1 to ``min(3, classes - 1)``), and ``bootstrap``, ``confidence`` and
+    ``seed`` as Python numbers."""
     if isinstance(classes, str):
         raise TypeError(
             f"classes must be a list of class names, got {classes!r}; pass a list such as "
@@ -618,15 +646,26 @@ def _checked_arguments(
     level = as_number(confidence)  # never a bool or a string such as "0.9"
     if level is None or not 0 < level < 1:
         raise ValueError(f"confidence must be in (0, 1), e.g. 0.95, got {confidence!r}")
-    confidence = level
-    fewest = minimum_resamples(confidence)
+    fewest = minimum_resamples(level)
     if 0 < resamples < fewest:
         raise ValueError(
-            f"bootstrap={resamples!r} is too few resamples for {confidence_label(confidence)} "
+            f"bootstrap={resamples!r} is too few resamples for {confidence_label(level)} "
             f"intervals: each tail needs at least one resample, so at least {fewest:,} "
             f"(2 / (1 - confidence)); pass bootstrap={max(1000, fewest)} (or 0 for none)"
         )
-    return names, _urgent_index(urgent, names)
+    ks = (
+        list(range(1, min(3, num_classes - 1) + 1))
+        if topk is None
+        else _checked_ks(topk, num_classes, "topk")
+    )
+    return _Arguments(
+        names=names,
+        urgent_index=_urgent_index(urgent, names),
+        ks=ks,
+        bootstrap=resamples,
+        confidence=level,
+        seed=int(seed),
+    )
 
 
 def _urgent_index(urgent: Sequence[str] | None, names: tuple[str, ...]) -> IntArray | None:
