@@ -35,6 +35,7 @@ from retinalnet._core.checkpoint_format import FORMAT_VERSION, stamped, unknown_
 from retinalnet._core.counts import as_integer, as_number
 from retinalnet._core.device import resolve_device
 from retinalnet._core.files import FileWriteError, atomic_write, write_error_hint
+from retinalnet._core.loadable_data import NotLoadableError, loadable_data
 from retinalnet._core.model_use import exclusive_use
 from retinalnet._core.opened_file import (
     Identity,
@@ -178,7 +179,10 @@ def save_checkpoint(
     (``best.pt -> models/v3.pt``), the file it points to is replaced and the link kept.
 
     Everything is checked by the rules :func:`load_checkpoint` reads it with before a byte
-    is written, so a checkpoint is never replaced by a file that would not load.
+    is written, so a checkpoint is never replaced by a file that would not load. NumPy
+    numbers in the history and the training state (``np.float64(0.5)``, as a callback's
+    ``state_dict()`` may hold them) are stored as the Python numbers they hold, and NumPy
+    arrays as tensors: a load with ``weights_only=True`` reads neither back.
 
     A declaration given as a function (``feature_blocks=``, or ``gradcam_reshape=`` with
     its ``gradcam_layer``) cannot be stored: the checkpoint records that it was declared,
@@ -193,7 +197,8 @@ def save_checkpoint(
         The :class:`~retinalnet.models.Classifier` to save: its weights, architecture
         config, declared parts, temperature, class names and preprocessing.
     epoch
-        The number of epochs trained (an int >= 0; 0 for a model saved outside a fit).
+        The number of epochs trained (an int >= 0, NumPy's too; 0 for a model saved outside
+        a fit).
     history
         One record per epoch, as :meth:`History.to_records
         <retinalnet.training.History.to_records>` gives them (dicts with string keys).
@@ -221,7 +226,10 @@ def save_checkpoint(
     ValueError
         If the checkpoint would not load: an ``epoch`` that is not an int >= 0, weights
         with NaN or infinite values (naming the first such tensor), a history record with
-        keys that are not strings. Nothing is written; the file there before is untouched.
+        keys that are not strings, a value in the training state that a load with
+        ``weights_only=True`` does not read back (an object of your class in a callback's
+        state, named by its place: ``callbacks['BestSeen']['best']``). Nothing is written;
+        the file there before is untouched.
         Also if the suffix of ``path`` names another kind of file (``.onnx``, ``.json``,
         ``.csv``, ``.html``, an image's): it would be read as one next time.
     CheckpointWriteError
@@ -235,7 +243,8 @@ def save_checkpoint(
     .. versionchanged:: 0.2
        Checks what it writes by the rules :func:`load_checkpoint` reads with, and writes
        through a symbolic link to the file it points to. Stores the model's declared head,
-       feature blocks and Grad-CAM layer.
+       feature blocks and Grad-CAM layer. Stores NumPy numbers in the history and training
+       state as Python numbers, and takes a NumPy ``epoch``.
     """
     out = output_path(path, writer="save_checkpoint", call="save_checkpoint(path, model)")
     if not isinstance(model, Classifier):
@@ -258,7 +267,7 @@ def save_checkpoint(
         },
         "classes": list(model.classes),
         "preprocessing": model.preprocessing.to_dict(),
-        "epoch": epoch,
+        "epoch": _integer_or_as_given(epoch),
         "history": [dict(record) for record in history],
         "optimizer": dict(optimizer_state) if optimizer_state is not None else None,
         "scheduler": dict(scheduler_state) if scheduler_state is not None else None,
@@ -266,7 +275,14 @@ def save_checkpoint(
         "callbacks": share_copies(dict(callback_states or {}), weights),
         "loop": dict(loop_state or {}),
     }
-    return _write(out, payload, epoch)
+    return _write(out, payload, _integer_or_as_given(epoch))
+
+
+def _integer_or_as_given(value: Any) -> Any:
+    """``value`` as an int if it is an integer (NumPy's too, never a bool), else as it is:
+    for the check of its field to refuse by name."""
+    number = as_integer(value)
+    return value if number is None else number
 
 
 def _text_or_none(value: object) -> str | None:
@@ -318,9 +334,14 @@ def _write(
     ``calibrate`` of a 0.1 checkpoint is no longer "written by 0.1.0" in format 1, which
     retinalnet 0.1 would load without its temperature.
 
+    NumPy numbers and arrays anywhere in it are written as Python numbers and tensors
+    (:func:`~retinalnet._core.loadable_data.loadable_data`), which a load with
+    ``weights_only=True`` reads back, and anything it would not read back is refused by its
+    place before a byte is written: ``torch.save`` writes anything.
+
     ``before_replace`` runs once the new file is whole and on disk, right before it replaces
     ``out``; an error it raises leaves ``out`` as it is."""
-    payload = stamped(payload)
+    payload = _loadable(stamped(payload), out)  # checked as written, as it will be read
     _Fields(payload, out, writing=True).checkpoint()
 
     def write(stream: BinaryIO) -> None:
@@ -337,6 +358,33 @@ def _write(
         raise CheckpointWriteError(
             out, error.reason, error.errno, epoch, error.previous, on_disk
         ) from error.__cause__
+
+
+# how to fix a value that would not load, by the field it is in
+_PLAIN_HINTS = {
+    "callbacks": "return plain Python values (numbers, str, lists, dicts) and tensors from "
+    "that callback's state_dict()",
+    "optimizer": "the optimizer's state_dict() must hold tensors and plain Python values",
+    "scheduler": "the scheduler's state_dict() must hold tensors and plain Python values",
+    "history": "log plain Python numbers",
+}
+
+
+def _loadable(payload: Mapping[str, Any], out: Path) -> dict[str, Any]:
+    """``payload`` made of what ``torch.load(weights_only=True)`` reads back, field by field
+    (NumPy values as Python's and tensors); a value it would not read back is refused, with
+    its field, its place and the fix."""
+    plain = {}
+    for name, value in payload.items():
+        try:
+            plain[name] = loadable_data(value, name)
+        except NotLoadableError as error:
+            hint = _PLAIN_HINTS.get(name, "store plain Python values and tensors there")
+            problem = (
+                f"holds {error}, which a load with weights_only=True does not read back: {hint}"
+            )
+            raise _malformed(out, name, problem, writing=True) from None
+    return plain
 
 
 def set_checkpoint_temperature(
