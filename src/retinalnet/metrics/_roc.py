@@ -55,5 +55,7 @@ def roc_auc(scores: npt.ArrayLike, positive: npt.ArrayLike) -> float:
     mean_ranks = (starts + ends + 1) / 2
     # positives in each run of ties: the rank sum of the positives, without undoing the sort
     positives_per_run = np.add.reduceat(labels[order].astype(np.int64), starts)
-    u = float(mean_ranks @ positives_per_run) - n_pos * (n_pos + 1) / 2
+    # np.sum, not `@`: a 1-d `@` is BLAS's ddot, which OpenBLAS splits over threads above
+    # 10k values, 8-20 ms a call on busy cores against 0.5 ms (halves times ints: exact)
+    u = float(np.sum(mean_ranks * positives_per_run)) - n_pos * (n_pos + 1) / 2
     return u / (n_pos * n_neg)
