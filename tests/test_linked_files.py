@@ -206,3 +206,42 @@ def test_a_link_to_a_hidden_folder_the_walk_does_not_read_is_followed(root: Path
     assert sorted(name for name in _names(data, root) if "/NORMAL/" in name) == [
         f"train/NORMAL/current/NORMAL-{n}-1.jpeg" for n in (100, 101, 102)
     ]
+
+
+@pytest.mark.parametrize("listing", ["as listed", "reversed"])
+def test_of_two_links_to_one_image_the_first_by_name_is_kept_whatever_the_listing_order(
+    root: Path, monkeypatch: pytest.MonkeyPatch, listing: str
+) -> None:
+    # was: the link the file system listed first was kept, so the same tree copied to
+    # another disk kept the other one, and a split and its manifest differed
+    stored = root.parent / "store" / "scan.jpeg"
+    stored.parent.mkdir()
+    shutil.copyfile(root / "train" / "CNV" / "CNV-100-1.jpeg", stored)
+    for name in ("CNV-222-1.jpeg", "CNV-111-1.jpeg"):  # created in reverse name order
+        (root / "train" / "CNV" / name).symlink_to(stored)
+    if listing == "reversed":
+        import retinalnet.datasets._system_folders as system_folders
+
+        scandir = os.scandir
+
+        class _Reversed(list[os.DirEntry[str]]):
+            def __enter__(self) -> _Reversed:
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                return None
+
+        def reversed_scandir(folder: Any) -> _Reversed:
+            with scandir(folder) as entries:
+                return _Reversed(sorted(entries, key=lambda entry: entry.name, reverse=True))
+
+        monkeypatch.setattr(system_folders.os, "scandir", reversed_scandir)
+    with pytest.warns(RuntimeWarning, match=r"skipping the link .*CNV-222-1\.jpeg"):
+        data = KermanyOCT(root, "train")
+    names = _names(data, root)
+    assert "train/CNV/CNV-111-1.jpeg" in names
+    assert "train/CNV/CNV-222-1.jpeg" not in names
+    with pytest.warns(RuntimeWarning, match=r"CNV-222-1\.jpeg"):
+        assert [Path(p).name for p in find_images(root / "train" / "CNV")].count(
+            "CNV-111-1.jpeg"
+        ) == 1

@@ -253,29 +253,36 @@ def _walk(
     folder: str, chain: tuple[str, ...], linked: bool, once: LinkedFiles, skipped: list[str]
 ) -> Iterator[os.DirEntry[str]]:
     """``chain``: the real paths of ``folder`` and the folders it was reached through;
-    ``linked``: whether through a link."""
-    with scan_folder(folder) as entries:
-        for entry in entries:
-            try:
-                is_dir = entry.is_dir()
-            except OSError:  # a link to itself (ELOOP): a file that is not an image
-                is_dir = False
-            if not is_dir:
-                if once.lists(entry, chain[-1], linked):
-                    yield entry
-                continue
-            if entry.name.startswith("."):
-                continue
-            if system_folder(entry.name) is not None:
-                skipped.append(entry.path)
-                continue
-            if entry.is_symlink():
-                real = os.path.realpath(entry.path)
-                if once.follows(entry.path, real, chain):
-                    yield from _walk(entry.path, (*chain, real), True, once, skipped)
-            else:
-                real = os.path.join(chain[-1], entry.name)  # noqa: PTH118 - no Path per folder
-                yield from _walk(entry.path, (*chain, real), linked, once, skipped)
+    ``linked``: whether through a link. Entries are taken in name order, not the file
+    system's listing order: of two links to one image, the one kept (and the one said
+    skipped) is the same on every disk, and so are the samples and splits built on it."""
+    with scan_folder(folder) as listed:
+        entries = sorted(listed, key=_entry_name)
+    for entry in entries:
+        try:
+            is_dir = entry.is_dir()
+        except OSError:  # a link to itself (ELOOP): a file that is not an image
+            is_dir = False
+        if not is_dir:
+            if once.lists(entry, chain[-1], linked):
+                yield entry
+            continue
+        if entry.name.startswith("."):
+            continue
+        if system_folder(entry.name) is not None:
+            skipped.append(entry.path)
+            continue
+        if entry.is_symlink():
+            real = os.path.realpath(entry.path)
+            if once.follows(entry.path, real, chain):
+                yield from _walk(entry.path, (*chain, real), True, once, skipped)
+        else:
+            real = os.path.join(chain[-1], entry.name)  # noqa: PTH118 - no Path per folder
+            yield from _walk(entry.path, (*chain, real), linked, once, skipped)
+
+
+def _entry_name(entry: os.DirEntry[str]) -> str:
+    return entry.name
 
 
 _SYSTEM_FILES = frozenset({"thumbs.db", "desktop.ini", "icon\r"})

@@ -11,6 +11,10 @@ call):
   train/CNV/y.jpeg``): skipped with one warning, so the image is read once;
 - elsewhere (data stored on another disk, linked in): followed, and a file reached twice
   that way is listed once.
+
+Of two paths to one image, the first in name order is kept (the walks take each folder's
+entries by name, not in the file system's listing order), so a tree copied to another disk
+keeps the same one.
 """
 
 from __future__ import annotations
