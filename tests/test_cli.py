@@ -329,10 +329,14 @@ def test_escaped_name_bytes_become_the_name_again_in_errors_logs_and_warnings() 
     assert cli_text(repr("d/caf\udce9.png")) == "'d/caf\udce9.png'"
     assert cli_text(repr("don\udcc3\udca9es")) == "'don\udcc3\udca9es'"
     assert cli_text(repr("own\\udce9")) == repr("own\\udce9")  # the name's own backslash
+    code = "`torch.save(load_checkpoint('caf\\udce9.pt'))`"  # pasted, names the file (R14)
+    assert cli_text(f"see {code}") == f"see {code}"
     shown = one_line_warnings("predict", None, warnings.formatwarning)
     name = "x/caf\udce9.png"
-    line = shown(UserWarning(f"skipped {name!r}"), UserWarning, "f.py", 1)
-    assert line == "retinalnet predict: warning: skipped 'x/caf\udce9.png'\n"
+    line = shown(UserWarning(f"skipped {name!r}; `f({name!r})`"), UserWarning, "f.py", 1)
+    assert (
+        line == "retinalnet predict: warning: skipped 'x/caf\udce9.png'; `f('x/caf\\udce9.png')`\n"
+    )
 
 
 def test_names_an_output_encoding_lacks_are_escaped_not_fatal(

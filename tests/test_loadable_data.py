@@ -99,6 +99,11 @@ def test_keys_and_containers_are_made_plain_tensors_kept_not_copied() -> None:
     assert loaded[0]["exp_avg"].equal(tensor)
 
 
+_WIDE = pytest.mark.skipif(
+    np.dtype(np.longdouble).itemsize == 8, reason="long double is a float64 here (Windows)"
+)
+
+
 @pytest.mark.parametrize(
     ("value", "where", "shown"),
     [
@@ -112,6 +117,12 @@ def test_keys_and_containers_are_made_plain_tensors_kept_not_copied() -> None:
         ({"m": np.ma.array([1, 2])}, r"state\['m'\]", "MaskedArray"),
         ({"r": range(3)}, r"state\['r'\]", "range"),
         ({"f": frozenset({1})}, r"state\['f'\]", "frozenset"),
+        # no Python type holds them: .item() gives the NumPy scalar back (R14)
+        pytest.param({"x": np.longdouble(0.25)}, r"state\['x'\]", "longdouble", marks=_WIDE),
+        pytest.param(
+            {"x": np.array(0.25, dtype=np.longdouble)}, r"state\['x'\]", "ndarray", marks=_WIDE
+        ),
+        pytest.param({"z": np.clongdouble(1 + 2j)}, r"state\['z'\]", "clongdouble", marks=_WIDE),
     ],
 )
 def test_what_a_safe_load_would_not_read_back_is_named_by_its_place(

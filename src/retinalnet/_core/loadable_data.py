@@ -176,7 +176,10 @@ def _from_numpy(value: np.generic | np.ndarray) -> Any:
     if not plain_type or value.dtype.kind not in _NUMPY_PLAIN:  # datetime64, a masked array
         raise _RefusedError(value, "convert it to Python numbers or a tensor")
     if value.ndim == 0:
-        return python_number(value)
+        number = python_number(value)
+        if isinstance(number, np.generic):  # np.longdouble, np.clongdouble: no Python type
+            raise _RefusedError(value, "convert it to float() or complex() first")
+        return number
     if value.dtype.kind not in _NUMPY_TENSOR:
         return value.tolist()
     try:

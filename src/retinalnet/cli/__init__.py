@@ -260,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if (sys.argv[1:] if argv is None else argv) == ["--version"]:
                     print(f"retinalnet {__version__}")  # without the parser: no torch
                     raise SystemExit(0)  # as argparse's --version (and --help) end
-                # the parser lists the architectures: torch imports
+                # an --arch given is checked against the registry, which imports torch
                 with _interrupt_exits_at_once():
                     args = build_parser().parse_args(argv)
                 with (
@@ -316,7 +316,8 @@ def _interrupt_exits_at_once() -> Iterator[None]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``retinalnet`` argument parser (imported when first built: it imports torch)."""
+    """The ``retinalnet`` argument parser (imported when first built; building it imports no
+    torch, parsing an ``--arch`` does)."""
     from retinalnet.cli._parser import build_parser as build
 
     return build()

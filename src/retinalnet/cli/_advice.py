@@ -17,7 +17,7 @@ import shlex
 from pathlib import Path
 
 from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
-from retinalnet.cli._escaped_names import names_as_bytes
+from retinalnet.cli._escaped_names import CODE_IN_BACKTICKS, names_as_bytes
 
 __all__ = [
     "CliText",
@@ -116,14 +116,11 @@ def cli_text(text: str) -> str:
     >>> cli_text("in Python: `create_model('small_cnn', weights=None)`")
     "in Python: `create_model('small_cnn', weights=None)`"
     """
-    parts = _CODE.split(text)  # the odd parts: code in backticks
+    parts = CODE_IN_BACKTICKS.split(text)  # the odd parts: code in backticks
     for index in range(0, len(parts), 2):
         for pattern, replacement in _COMPILED:
             parts[index] = pattern.sub(replacement, parts[index])
     return names_as_bytes("".join(parts))
-
-
-_CODE = re.compile(r"(`[^`]*`)")
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

@@ -12,8 +12,8 @@ call):
 - elsewhere (data stored on another disk, linked in): followed, and a file reached twice
   that way is listed once.
 
-Of two paths to one image, the first in name order is kept (the walks take each folder's
-entries by name, not in the file system's listing order), so a tree copied to another disk
+Of two paths to one image, the first reached is kept, the walks taking each folder's entries
+in name order (not in the file system's listing order), so a tree copied to another disk
 keeps the same one.
 """
 
