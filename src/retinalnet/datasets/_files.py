@@ -6,6 +6,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Iterator
+from operator import attrgetter
 from pathlib import Path
 
 from retinalnet._core.classes import IMAGE_EXTENSIONS, KERMANY_CLASSES
@@ -257,7 +258,7 @@ def _walk(
     system's listing order: of two links to one image, the one kept (and the one said
     skipped) is the same on every disk, and so are the samples and splits built on it."""
     with scan_folder(folder) as listed:
-        entries = sorted(listed, key=_entry_name)
+        entries = sorted(listed, key=attrgetter("name"))
     for entry in entries:
         try:
             is_dir = entry.is_dir()
@@ -279,10 +280,6 @@ def _walk(
         else:
             real = os.path.join(chain[-1], entry.name)  # noqa: PTH118 - no Path per folder
             yield from _walk(entry.path, (*chain, real), linked, once, skipped)
-
-
-def _entry_name(entry: os.DirEntry[str]) -> str:
-    return entry.name
 
 
 _SYSTEM_FILES = frozenset({"thumbs.db", "desktop.ini", "icon\r"})
