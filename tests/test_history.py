@@ -65,6 +65,15 @@ def test_indexing_is_typed_a_record_for_an_int_and_a_list_for_a_slice() -> None:
     assert isinstance(history[:1], list)
 
 
+def test_column_is_typed_a_list_of_floats_or_none() -> None:
+    """``max(history.column("val_accuracy"))`` of a fit without validation data (every
+    value ``None``) is caught by a type checker: ``column`` says what it returns instead of
+    ``list[Any]``."""
+    assert typing.get_type_hints(History.column)["return"] == list[float | None]
+    values = _history(0.9, None).column("val_loss")
+    assert all(value is None or isinstance(value, float) for value in values)
+
+
 def test_records_round_trip() -> None:
     history = _history(0.9, None, 0.7)
 

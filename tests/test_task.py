@@ -7,11 +7,12 @@ import math
 import re
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from _training_helpers import CLASSES, linear_classifier, quiet_trainer, separable_data
+from _training_helpers import CLASSES, linear_classifier, quiet_trainer, separable_data, tiny_cnn
 from retinalnet.checkpoint import load_checkpoint
 from retinalnet.models import Classifier
 from retinalnet.training import (
@@ -19,6 +20,8 @@ from retinalnet.training import (
     EarlyStopping,
     EvaluationResult,
     ModelCheckpoint,
+    Trainer,
+    discriminative_param_groups,
 )
 
 
@@ -322,3 +325,127 @@ def test_a_loaders_own_collate_fn_gets_the_data_sets_rule_in_training() -> None:
     unnormalised = DataLoader(TensorDataset(torch.rand(4, 3, 32, 32), targets), 2, collate_fn=stack)
     with pytest.warns(UserWarning, match="no negative value"):
         quiet_trainer(tiny_cnn(size=32), max_epochs=1).fit(unnormalised)
+
+
+# ---------------------------------------------------------------------------------------------
+# What the task's functions return: one number per metric, an optimizer, a scheduler of it
+
+
+def _recall_per_class(result: EvaluationResult) -> Any:
+    """sklearn's ``recall_score(average=None)``: one value per class, not one number."""
+    matrix = result.confusion_matrix
+    return np.diag(matrix) / np.maximum(matrix.sum(axis=1), 1)
+
+
+def _missing_return(result: EvaluationResult) -> Any:  # noqa: RET503 (the bug tested)
+    if result.accuracy > 2:
+        return result.accuracy
+
+
+@pytest.mark.parametrize(
+    ("metric", "shown"),
+    [
+        (_missing_return, "returned None (a missing `return`?): a metric returns one number"),
+        (_recall_per_class, "(numpy.ndarray of shape (4,)): a metric returns one number per "),
+        (lambda result: "0.5", "returned '0.5' (str): "),  # was recorded as 0.5
+    ],
+)
+def test_a_metric_returning_other_than_one_number_stops_the_fit_naming_it(
+    metric: Any, shown: str
+) -> None:
+    task = ClassificationTask(metrics={"val_recall": metric})
+    trainer = quiet_trainer(linear_classifier(), task, max_epochs=1)
+
+    with pytest.raises(TypeError, match=r"^metric 'val_recall' returned ") as refused:
+        trainer.fit(separable_data(8), separable_data(4, seed=1))
+
+    assert shown in str(refused.value)
+    assert "\n" not in str(refused.value)
+    assert len(trainer.history) == 0
+
+
+def test_a_metric_of_a_tensor_or_a_numpy_number_is_recorded_as_a_float() -> None:
+    task = ClassificationTask(
+        metrics={
+            "val_tensor": lambda result: torch.tensor(result.accuracy),
+            "val_numpy": lambda result: np.float32(0.5),
+        }
+    )
+    history = quiet_trainer(linear_classifier(), task, max_epochs=1).fit(
+        separable_data(8), separable_data(4, seed=1)
+    )
+
+    assert history[0].extra == {
+        "val_tensor": pytest.approx(history[0].val_accuracy),
+        "val_numpy": 0.5,
+    }
+    assert all(type(value) is float for value in history[0].extra.values())
+
+
+def test_a_metric_failing_at_a_later_epoch_keeps_the_checkpoints_of_the_epochs_before(
+    tmp_path: Any,
+) -> None:
+    calls: list[EvaluationResult] = []
+
+    def flaky(result: EvaluationResult) -> Any:
+        calls.append(result)
+        return None if len(calls) == 2 else result.accuracy
+
+    task = ClassificationTask(metrics={"val_flaky": flaky})
+    trainer = quiet_trainer(linear_classifier(), task, max_epochs=3, out_dir=tmp_path)
+
+    with pytest.raises(TypeError, match=r"^metric 'val_flaky' returned None"):
+        trainer.fit(separable_data(8), separable_data(4, seed=1))
+
+    assert trainer.epoch == 1
+    assert load_checkpoint(tmp_path / "last.pt").epoch == 1
+
+
+def test_an_optimizer_factory_returning_parameter_groups_fails_when_the_trainer_is_built() -> None:
+    model = tiny_cnn()
+    task = ClassificationTask(
+        optimizer=lambda params: discriminative_param_groups(model, 1, lr=1e-4, head_lr=1e-3)
+    )
+
+    with pytest.raises(
+        TypeError,
+        match=r"^ClassificationTask\(optimizer=\.\.\.\) returned \[.* \(list of \d+\), not a "
+        r"torch optimizer: put the parameter groups in one, e\.g\. optimizer=lambda params: "
+        r"torch\.optim\.AdamW\(discriminative_param_groups\(",
+    ):
+        Trainer(model, task, device="cpu", progress=False)
+
+
+@pytest.mark.parametrize(
+    ("factory", "message"),
+    [
+        (lambda optimizer: lambda epoch: 0.9**epoch, "a rule of the epoch goes into a LambdaLR"),
+        (lambda optimizer: None, "for a constant rate, leave scheduler out"),
+    ],
+)
+def test_a_scheduler_factory_returning_no_scheduler_fails_before_any_training(
+    factory: Any, message: str
+) -> None:
+    task = ClassificationTask(scheduler=factory)
+
+    with pytest.raises(TypeError, match=r"^ClassificationTask\(scheduler=\.\.\.\) returned "):
+        Trainer(linear_classifier(), task, device="cpu", progress=False)
+    with pytest.raises(TypeError, match=re.escape(message)):
+        task.configure_optimizers(_parameters())
+
+
+def test_a_scheduler_of_another_optimizer_is_refused() -> None:
+    other = torch.optim.SGD(_parameters(), lr=0.1)
+    task = ClassificationTask(scheduler=lambda optimizer: torch.optim.lr_scheduler.StepLR(other, 1))
+
+    with pytest.raises(ValueError, match="returned a StepLR of another optimizer than the one"):
+        task.configure_optimizers(_parameters())
+
+
+def test_a_reduce_on_plateau_scheduler_is_a_scheduler() -> None:
+    task = ClassificationTask(
+        scheduler=lambda optimizer: torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)
+    )
+    optimizer, scheduler = task.configure_optimizers(_parameters())
+    assert isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    assert scheduler.optimizer is optimizer

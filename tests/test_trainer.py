@@ -784,6 +784,31 @@ def test_a_metric_logged_at_epoch_start_goes_into_that_epoch() -> None:
     assert list(history[0].metrics()) == ["train_loss", "train_accuracy", "lr", "started"]
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            torch.ones(4),  # one value per class
+            "got tensor([1., 1., 1., 1.]) (torch.Tensor of shape (4,)): log one number; for "
+            'per-class values, log one metric per class, e.g. trainer.log(f"val_recall_',
+        ),
+        ("0.5", "got '0.5' (str): log one number, e.g. trainer.log('val_recall', float(value))"),
+        (None, "got None (a missing `return`?): log one number"),
+    ],
+)
+def test_log_of_what_is_not_one_number_is_refused_in_one_line(value: Any, message: str) -> None:
+    class LogsRecall(Callback):
+        def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
+            trainer.log("val_recall", value)
+
+    trainer = quiet_trainer(linear_classifier(), max_epochs=1, callbacks=[LogsRecall()])
+
+    with pytest.raises(
+        TypeError, match=rf"^Trainer\.log\('val_recall', value\) {re.escape(message)}"
+    ):
+        trainer.fit(separable_data(8))
+
+
 # ---------------------------------------------------------------------------------------------
 # The constructor: a task, the feature cache config, and the 0.1 keywords
 
@@ -911,6 +936,33 @@ def test_0_1_lr_beside_an_optimizer_is_ignored_as_before() -> None:
         "Trainer(lr=...",
     ]
     assert trainer.optimizer.param_groups[0]["lr"] == 0.05
+
+
+@pytest.mark.parametrize("value", ["no", "False", 1.0, [1]])
+def test_0_1_verbose_takes_true_or_false_only(value: object) -> None:
+    """``verbose="no"`` (a setting read from a file) was read as ``progress=True``."""
+    message = f"^verbose must be True or False, got {re.escape(repr(value))}$"
+    deprecated = r"Trainer\(verbose=\.\.\.\) is deprecated"
+    with (
+        pytest.warns(DeprecationWarning, match=deprecated),
+        pytest.raises(TypeError, match=message),
+    ):
+        Trainer(_frozen_trunk(), device="cpu", verbose=value)
+
+
+def test_a_progress_that_is_not_a_bool_is_refused_beside_verbose() -> None:
+    with (
+        pytest.warns(DeprecationWarning, match=r"Trainer\(verbose=\.\.\.\) is deprecated"),
+        pytest.raises(TypeError, match=r"^progress must be True or False, got 'no'$"),
+    ):
+        Trainer(_frozen_trunk(), device="cpu", verbose=True, progress="no")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("value", "progress"), [(1, True), (0, False), (True, True)])
+def test_0_1_verbose_as_an_int_still_works(value: int, progress: bool) -> None:
+    with pytest.warns(DeprecationWarning, match=r"Trainer\(verbose=\.\.\.\) is deprecated"):
+        trainer = Trainer(_frozen_trunk(), device="cpu", verbose=value)
+    assert trainer.progress is progress
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import torch
 
 from retinalnet.training._callbacks import Callback
 from retinalnet.training._history import FIELDS, EpochRecord, History
+from retinalnet.training._returned_values import metric_number
 from retinalnet.training._task import ClassificationTask
 
 __all__ = ["EpochMetrics", "available_metrics"]
@@ -39,14 +40,23 @@ class EpochMetrics:
         self._history: History | None = None  # once the epoch's record is in it
 
     def log(self, name: str, value: float | torch.Tensor) -> None:
-        """Record ``name`` for this epoch."""
+        """Record ``name`` for this epoch.
+
+        Raises
+        ------
+        ValueError
+            If ``name`` is no name, or one the Trainer records itself.
+        TypeError
+            If ``value`` is not one real number (see
+            :func:`~retinalnet.training._returned_values.metric_number`).
+        """
         if not isinstance(name, str) or not name:
             raise ValueError(f"a metric name must be a non-empty string, got {name!r}")
         if name in self._reserved:
             raise ValueError(
                 f"{name!r} is recorded by the Trainer itself; log your metric under another name"
             )
-        number = float(value)
+        number = metric_number(name, value, logged=True)
         self.values[name] = number
         if self._history is not None:
             self._history._log_into_last(name, number)

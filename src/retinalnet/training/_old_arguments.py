@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from retinalnet._core.bool_options import check_bool
 from retinalnet._core.deprecation import warn_deprecated
 from retinalnet.training._config import FeatureCacheConfig, FeatureCacheOption, feature_cache_config
 from retinalnet.training._task import ClassificationTask
@@ -53,6 +54,9 @@ def trainer_arguments(old: Mapping[str, Any], new: TrainerArguments) -> TrainerA
     ------
     TypeError
         For a keyword the Trainer never took, or an old name given with its replacement.
+    NotABoolError
+        For a ``verbose`` that is not ``True``, ``False`` or an int (0.1's ``verbose=1``):
+        ``"no"`` was read as ``True``.
     """
     unknown = [name for name in old if name not in OLD_TRAINER_ARGUMENTS]
     if unknown:
@@ -65,9 +69,13 @@ def trainer_arguments(old: Mapping[str, Any], new: TrainerArguments) -> TrainerA
             raise TypeError("Trainer got both checkpoint_dir= and out_dir=; pass only out_dir=")
         out_dir = old["checkpoint_dir"]
     if "verbose" in old:
-        if not progress and old["verbose"]:
+        verbose = old["verbose"]
+        if type(verbose) is int:  # 0.1's verbose=1 kept working, as for run_demo
+            verbose = bool(verbose)
+        verbose = check_bool(verbose, "verbose")  # "no" is not read as True
+        if not check_bool(progress, "progress") and verbose:
             raise TypeError("Trainer got both verbose= and progress=; pass only progress=")
-        progress = bool(old["verbose"])
+        progress = verbose
     task_arguments = {name: old[name] for name in _TASK_ARGUMENTS if name in old}
     if task_arguments:
         if task is not None:

@@ -29,6 +29,11 @@ from retinalnet.training._balance import BALANCE_MODES, balanced_sampler, class_
 from retinalnet.training._evaluation import EvaluationResult
 from retinalnet.training._first_batch import FirstInputsCheck
 from retinalnet.training._labels import BatchLabels
+from retinalnet.training._returned_values import (
+    checked_optimizer,
+    checked_scheduler,
+    metric_number,
+)
 
 __all__ = [
     "ClassificationTask",
@@ -49,7 +54,8 @@ SchedulerFactory: TypeAlias = Callable[
 ``lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=20)``."""
 
 MetricFunction: TypeAlias = Callable[[EvaluationResult], float]
-"""Computes one validation metric from an epoch's :class:`EvaluationResult`."""
+"""Computes one validation metric from an epoch's :class:`EvaluationResult`: one number
+(a Python or NumPy number, or a tensor or array of one element; not a bool or a string)."""
 
 TRAIN_METRICS: tuple[str, ...] = ("train_loss", "train_accuracy")
 """What every training epoch reports."""
@@ -126,7 +132,9 @@ class ClassificationTask:
         metric name is taken. In a fit, when the first training batch's outputs are no
         class scores ``(N, number of classes)`` (see :meth:`training_step`).
     TypeError
-        If ``optimizer``, ``scheduler`` or a metric is not callable.
+        If ``optimizer``, ``scheduler`` or a metric is not callable. Also if what one of
+        them returns is not what it builds (:meth:`configure_optimizers`, at the Trainer's
+        construction; :meth:`validation_metrics`, at each validation).
 
     Examples
     --------
@@ -278,6 +286,18 @@ class ClassificationTask:
         ... )
         >>> type(optimizer).__name__, scheduler
         ('Adam', None)
+
+        Raises
+        ------
+        TypeError
+            If the ``optimizer`` function returns no torch optimizer (a list of parameter
+            groups, say: put them in one, ``torch.optim.AdamW(groups)``), or the
+            ``scheduler`` function no learning-rate scheduler (a function of the epoch, say:
+            put it in a ``LambdaLR``; or ``None``: leave ``scheduler`` out). The Trainer
+            calls this at construction, so these fail before any training.
+        ValueError
+            If the ``scheduler`` function returns a scheduler of another optimizer than the
+            one it was given.
         """
         if self.optimizer is None:
             optimizer: torch.optim.Optimizer = torch.optim.Adam(
@@ -286,8 +306,10 @@ class ClassificationTask:
         elif isinstance(self.optimizer, torch.optim.Optimizer):
             optimizer = self.optimizer
         else:
-            optimizer = self.optimizer(parameters)
-        scheduler = self.scheduler(optimizer) if self.scheduler is not None else None
+            optimizer = checked_optimizer(self.optimizer(parameters), type(self).__name__)
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        if self.scheduler is not None:
+            scheduler = checked_scheduler(self.scheduler(optimizer), optimizer, type(self).__name__)
         self._step_scheduler = scheduler if self.scheduler_interval == "step" else None
         return optimizer, scheduler
 
@@ -429,9 +451,19 @@ class ClassificationTask:
             self.criterion = nll_for_log_probabilities(self.criterion, outputs)
 
     def validation_metrics(self, result: EvaluationResult) -> dict[str, float]:
-        """The metrics of one validation: ``val_loss``, ``val_accuracy`` and ``metrics``."""
+        """The metrics of one validation: ``val_loss``, ``val_accuracy`` and ``metrics``.
+
+        Raises
+        ------
+        TypeError
+            If a metric returns other than one real number (``None``, a string, a bool,
+            an array of one value per class), naming the metric, what it returned and the
+            fix. The fit stops then, in the epoch's validation; the checkpoints of the
+            epochs before are kept.
+        """
         values = {"val_loss": result.loss, "val_accuracy": result.accuracy}
-        values.update({name: float(function(result)) for name, function in self.metrics.items()})
+        for name, function in self.metrics.items():
+            values[name] = metric_number(name, function(result))
         return values
 
     def step_scheduler(
