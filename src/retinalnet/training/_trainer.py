@@ -325,6 +325,9 @@ class Trainer:
             Outside an epoch of :meth:`fit`.
         ValueError
             If ``name`` is one of the metrics the Trainer records itself.
+        TypeError
+            If ``value`` is not one real number (``None``, a string, a bool, one value per
+            class): log one metric per class.
 
         Examples
         --------
