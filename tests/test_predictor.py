@@ -24,6 +24,7 @@ from _training_helpers import (
 from retinalnet import SyntheticOCT
 from retinalnet.checkpoint import save_checkpoint
 from retinalnet.datasets import UnreadableImageError, find_images
+from retinalnet.gradcam import grad_cam_image
 from retinalnet.models import Classifier, SmallCNN, small_cnn
 from retinalnet.predictor import (
     ClassProbability,
@@ -476,8 +477,12 @@ def test_gradcam_explains_the_class_asked_for(
         predictor.gradcam(images[1], class_index="GLAUCOMA")
     with pytest.raises(ValueError, match=r"class_index must be from 0 to 3 or a class name, got 4"):
         predictor.gradcam(images[1], class_index=4)
-    with pytest.raises(TypeError, match=r"image 0 is an int; expected a path"):
+    # one image, named as grad_cam_image names it (not "image 0" of a list): with or
+    # without class_index, the same words
+    with pytest.raises(TypeError, match=r"image is an int; expected a path"):
         predictor.gradcam(3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"image is an int; expected a path"):
+        predictor.gradcam(3, class_index=0)  # type: ignore[arg-type]
 
 
 def test_gradcam_explains_the_class_topk_reports_not_the_plain_forwards(
@@ -485,15 +490,25 @@ def test_gradcam_explains_the_class_topk_reports_not_the_plain_forwards(
 ) -> None:
     # topk's class comes from the Predictor's precision, TTA and temperature, which can
     # differ from a plain fp32 forward's near a tie (bf16 on this CPU: DRUSEN reported, the
-    # map was CNV's); whatever topk reports is the class the default map explains
+    # map was CNV's); whatever topk reports is the class the default map explains. Here
+    # the Predictor's engine favours the plain forward's least probable class.
     predictor = Predictor(model, device="cpu", precision="fp32", tta=True)
     least = predictor.topk(images[1], k=4).top[-1]
-    reported = Prediction(source="<image 0>", top=(least,))
-    monkeypatch.setattr(predictor, "topk", lambda image, k=3: reported)
+    log_probabilities = predictor.engine._log_probabilities
 
-    assert np.array_equal(
-        predictor.gradcam(images[1]), predictor.gradcam(images[1], class_index=least.index)
-    )
+    def favouring_least(forward: Any, batch: torch.Tensor) -> torch.Tensor:
+        log_probabilities(forward, batch)  # the model still runs
+        favoured = torch.full((len(batch), len(predictor.classes)), -9.0, dtype=torch.float64)
+        favoured[:, least.index] = 0.0
+        return torch.log_softmax(favoured, dim=1)
+
+    monkeypatch.setattr(predictor.engine, "_log_probabilities", favouring_least)
+    assert predictor.topk(images[1]).label == least.name
+
+    explained = predictor.gradcam(images[1])
+
+    assert np.array_equal(explained, predictor.gradcam(images[1], class_index=least.index))
+    assert not np.array_equal(explained, grad_cam_image(model, images[1]))  # the argmax's
 
 
 def test_a_scan_in_memory_meeting_a_reduced_decode_model_is_warned_of(tmp_path: Path) -> None:

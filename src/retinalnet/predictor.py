@@ -40,7 +40,7 @@ from retinalnet._core.model_use import exclusive_use
 from retinalnet._core.proportion_text import percent
 from retinalnet.checkpoint import load_checkpoint
 from retinalnet.engine import InferenceEngine, first_nonfinite_row
-from retinalnet.gradcam import grad_cam_image
+from retinalnet.gradcam._cam import explain_image
 from retinalnet.models import Classifier
 from retinalnet.precision import Precision, precision_name
 from retinalnet.transforms import Preprocessing
@@ -221,7 +221,7 @@ class Predictor:
     skipped : list of SkippedImage
         The files the last :meth:`topk` or :meth:`predict_proba` call left out (empty with
         ``on_error="raise"``), in input order. A call that raises returned nothing, so it
-        left nothing out: it leaves the list empty.
+        left nothing out: it leaves the list empty, as :meth:`gradcam` (one image) does.
 
         .. versionadded:: 0.2
 
@@ -425,6 +425,7 @@ class Predictor:
             transform=None,
             num_workers=workers,
             pin_memory=self.device.type == "cuda",
+            checked=True,  # the model's own preparation: no second decode to look at it
         )
         rows: list[torch.Tensor] = []
         reasons: list[str] = []
@@ -584,9 +585,33 @@ class Predictor:
                 f"{class_index!r}"
             )
         with exclusive_use(self.model):  # the class and the map from the same weights
-            if class_index is None:  # the class topk reports (its precision, TTA, temperature)
-                class_index = self.topk(image, k=1).top[0].index
-            return grad_cam_image(self.model, image, class_index=class_index)
+            self.skipped = []  # one image, raised if unreadable: nothing is left out
+            # the class topk reports (its precision, TTA, temperature), from the input the
+            # map explains: the image is decoded once
+            return explain_image(
+                self.model,
+                image,
+                class_index=class_index,
+                choose_class=lambda prepared: self._top_class(prepared, image),
+            )
+
+    def _top_class(self, prepared: torch.Tensor, image: ImageInput) -> int:
+        """The class :meth:`topk` ranks first for ``image``, prepared as ``prepared``.
+
+        Raises
+        ------
+        ValueError
+            If the model's output for it is NaN or infinite, naming the image.
+        """
+        log_probabilities = self.engine.log_probabilities(prepared[None]).cpu()
+        if first_nonfinite_row(log_probabilities) is not None:
+            raise nonfinite_output_error(
+                image_source(image, 0), low_precision=self.engine.dtype is not None
+            )
+        top = top_predictions(
+            log_probabilities.exp(), [image], [True], self.classes, 1, ranking=log_probabilities
+        )
+        return top[0].top[0].index
 
     @classmethod
     def from_onnx(

@@ -246,6 +246,7 @@ def make_loader(
     pin_memory: bool = False,
     sampler: Sampler[int] | None = None,
     name: str | None = None,
+    checked: bool = False,
 ) -> DataLoader[Any]:
     """A DataLoader over ``data``; a DataLoader is returned as is.
 
@@ -276,6 +277,14 @@ def make_loader(
     ``name`` is the argument ``data`` came in as (``"train"``, ``"val"``), which an error
     about it names (see :func:`not_a_data_source`).
 
+    ``checked=True`` is for the library's own callers only, over a data set the library
+    built whose items are known to be right: the model's own prepared inputs (a
+    Predictor's images) or items of a data set this function checked already. It is then
+    neither looked at nor transformed (``transform`` must be ``None``): the look at its
+    first sample decodes and prepares that image a second time (for one image at a time,
+    nearly half the cost of a prediction), and only data a user gives needs it, for its
+    errors. A user's data set or DataLoader is always checked.
+
     Raises
     ------
     TypeError
@@ -294,14 +303,20 @@ def make_loader(
         raise TypeError(not_a_data_source(data, name))
     if len(data) == 0:
         raise ValueError(f"the data set {data!r} is empty")
+    if checked and transform is not None:
+        raise ValueError(
+            f"make_loader(checked=True) takes no transform (got a {type(transform).__name__}): "
+            "a checked data set yields the model's inputs already; pass transform=None"
+        )
     if decode is not None and transform is not None:
         data = decoded_with(data, decode)
-    # a look at what the data set yields: its warnings (a small scan, a skipped file) come
-    # when the loader reads the sample, not twice; the caller's code runs in it, so no lock
-    # is held for it (a data set may open images in threads of its own)
-    with warnings_ignored():
-        first = data[0]
-    if not isinstance(data, BatchedTensorDataset):  # cached features: prepared by the cache
+    # cached features are prepared by the cache, and a checked data set by the library
+    if not checked and not isinstance(data, BatchedTensorDataset):
+        # a look at what the data set yields: its warnings (a small scan, a skipped file)
+        # come when the loader reads the sample, not twice; the caller's code runs in it, so
+        # no lock is held for it (a data set may open images in threads of its own)
+        with warnings_ignored():
+            first = data[0]
         holds = _check_sample(first, data, preprocessing, transformable=True)
         if holds in ("image", "path") and isinstance(first, (tuple, list)):
             if transform is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -368,10 +368,25 @@ def grad_cam_image(
             f"grad_cam_image needs a retinalnet Classifier (got {type(model).__name__}) for "
             "its preprocessing; for a bare network call grad_cam on prepared inputs"
         )
+    return explain_image(model, image, class_index=class_index, layer=layer)
+
+
+def explain_image(
+    model: Classifier,
+    image: ImageInput,
+    *,
+    class_index: int | None = None,
+    layer: nn.Module | None = None,
+    choose_class: Callable[[torch.Tensor], int] | None = None,
+) -> npt.NDArray[np.float32]:
+    """:func:`grad_cam_image`; without ``class_index``, ``choose_class`` picks the class from
+    the prepared input (the Predictor's answer), so the image is read once for both."""
     fix = "explain a prepared input x with grad_cam(model, x[None]), or pass its image"
     refuse_model_input(image, name="image", fix=fix)
     preprocessing = model.preprocessing
     inputs = preprocessing.prepare(image)  # the one path from an image to a model input
+    if class_index is None and choose_class is not None:
+        class_index = choose_class(inputs)
     cam = _grad_cam(model, inputs, class_index, layer, prepared=True)
     return heatmap_to_image(cam, _full_size(image), preprocessing)
 
