@@ -928,6 +928,7 @@ def _seeded_views(
         transform=None,
         num_workers=loader.num_workers,
         pin_memory=loader.pin_memory,
+        checked=True,  # make_loader looked at these items: not one more draw and decode
     )
 
 
