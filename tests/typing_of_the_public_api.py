@@ -10,10 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from PIL import Image
+from torch import nn
 from typing_extensions import assert_type
 
-from retinalnet import Prediction, Predictor
+from retinalnet import Classifier, Prediction, Predictor
 from retinalnet.export import OnnxPredictor
+from retinalnet.models import ModelSpec
 
 
 def topk_takes_every_list_of_images(predictor: Predictor, onnx: OnnxPredictor) -> None:
@@ -30,3 +32,26 @@ def topk_takes_every_list_of_images(predictor: Predictor, onnx: OnnxPredictor) -
     assert_type(predictor.topk(["a.jpeg", Image.new("L", (64, 64))]), list[Prediction])
     assert_type(onnx.topk([Path("a.jpeg"), "b.jpeg"]), list[Prediction])
     assert_type(onnx.topk(names), list[Prediction])
+
+
+def feature_blocks_take_the_documented_selectors(network: nn.Module) -> None:
+    """``feature_blocks=lambda net: [net.layer1, ...]``, as docs/backbones.rst and the
+    ModelSpec docstring write it (was: "List item 0 has incompatible type "Tensor |
+    Module""), a network's own ModuleList, and a typed function."""
+
+    def build(*, weights: object = None, progress: bool = True) -> nn.Module:
+        return network
+
+    def stages(net: nn.Module) -> list[nn.Module]:
+        return [net]
+
+    ModelSpec(
+        name="my_net",
+        builder=build,
+        head="fc",
+        feature_blocks=lambda net: [net.layer1, net.layer2],
+        gradcam_layer="layer2",
+    )
+    Classifier(network, classes=["a", "b"], feature_blocks=lambda net: [net.layer1, net.layer2])
+    Classifier(network, classes=["a", "b"], feature_blocks=lambda net: net.blocks)
+    Classifier(network, classes=["a", "b"], feature_blocks=stages)

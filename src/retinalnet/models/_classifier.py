@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import reprlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -21,6 +21,7 @@ from torch import nn
 
 from retinalnet._core.counts import as_number
 from retinalnet._core.python_values import python_values
+from retinalnet.models._block_checks import feature_blocks_of
 from retinalnet.models._checks import (
     InputSizes,
     check_batch_side,
@@ -34,7 +35,7 @@ from retinalnet.models._head import find_output_layer
 from retinalnet.models._registry import ActivationReshape, BlockSelector, ModelSpec, find_spec
 from retinalnet.transforms import Preprocessing, check_preprocessing
 
-__all__ = ["Classifier", "network_of"]
+__all__ = ["Classifier", "declared_feature_blocks", "network_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,27 +54,59 @@ def _check_path(network: nn.Module, path: str, argument: str) -> None:
         ) from None
 
 
-def _check_block_paths(network: nn.Module, paths: Sequence[str]) -> None:
-    """Refuse feature blocks that overlap (one inside another, or one listed twice) or that
-    are not listed first to last, in the order ``network`` registers its modules."""
-    position = {id(module): i for i, (_, module) in enumerate(network.named_modules())}
-    blocks = [(path, network.get_submodule(path)) for path in paths]
-    for i, (outer, block) in enumerate(blocks):
-        inside = {id(module) for module in block.modules()}
-        for inner, other in blocks[i + 1 :]:
-            if id(other) in inside or any(id(m) in inside for m in other.modules()):
-                raise ValueError(
-                    f"feature_blocks {outer!r} and {inner!r} overlap (one holds the other, or "
-                    "they are the same module); declare disjoint blocks, first to last, e.g. "
-                    f"the children of {outer!r} in place of {outer!r}"
-                )
-    ordered = sorted(paths, key=lambda path: position[id(network.get_submodule(path))])
-    if list(paths) != ordered:
-        raise ValueError(
-            f"feature_blocks must be listed first to last, in the order "
-            f"{type(network).__name__} registers its modules (named_modules()), got "
-            f"{list(paths)!r}; write {ordered!r} (fine-tuning unfreezes them from the last)"
+def _block_paths(feature_blocks: object) -> tuple[str, ...]:
+    """``feature_blocks`` given as paths, as a tuple of them.
+
+    Raises
+    ------
+    TypeError
+        If it is a string, or not a list of strings (modules, say).
+    """
+    if isinstance(feature_blocks, str):
+        raise TypeError(
+            f"feature_blocks must be a list of module paths, got the string "
+            f"{feature_blocks!r}; write [{feature_blocks!r}]"
         )
+    if not isinstance(feature_blocks, Iterable):
+        raise TypeError(
+            "feature_blocks must be a list of module paths or a function of the network, got "
+            f"{type(feature_blocks).__name__} {reprlib.repr(feature_blocks)}"
+        )
+    paths = tuple(feature_blocks)
+    for path in paths:
+        if not isinstance(path, str):
+            raise TypeError(
+                f"feature_blocks must be module paths (strings), got {type(path).__name__} "
+                f"{reprlib.repr(path)}; give the paths (['layer1', 'layer2']) or a function "
+                "that returns the modules (lambda net: [net.layer1, net.layer2])"
+            )
+    return paths
+
+
+def _declared_by(network: nn.Module) -> str:
+    """Who declared a Classifier's own feature blocks, as errors name it."""
+    return f"Classifier(feature_blocks=...) of {type(network).__name__}"
+
+
+def declared_feature_blocks(model: Classifier) -> list[nn.Module] | None:
+    """The feature blocks ``model`` declares (its own, else its registered spec's), a new
+    list, checked (see :func:`~retinalnet.models._block_checks.feature_blocks_of`); ``None`` when
+    it declares none (the structure guess applies).
+
+    Raises
+    ------
+    TypeError, ValueError
+        If the declaration gives what is not feature blocks of the network: names, blocks
+        without parameters, overlapping blocks or blocks out of order; the message names
+        the declaration (the ``ModelSpec`` of the architecture, or the Classifier's own).
+    """
+    if model._feature_blocks is not None:
+        return feature_blocks_of(model.network, model._feature_blocks, _declared_by(model.network))
+    spec = model.spec
+    if spec is None:
+        return None
+    owner = f"ModelSpec.feature_blocks of {spec.name!r}"
+    return feature_blocks_of(model.network, spec.feature_blocks, owner)
 
 
 def _input_convolution(network: nn.Module) -> tuple[str, int] | None:
@@ -122,9 +155,16 @@ class Classifier(nn.Module):
         tools that reset it.
     feature_blocks
         The network's feature blocks, first to last, for :func:`freeze`: module paths
-        (``["layer1", "layer2", "layer3", "layer4"]``) or a function of the network. Paths
-        must be disjoint (no block inside another) and in the order the network registers
-        its modules.
+        (``["layer1", "layer2", "layer3", "layer4"]``) or a function of the network
+        (``lambda net: [net.layer1, net.layer2]``). Each block holds parameters (a stage,
+        not a single ``ReLU`` or ``MaxPool2d``); blocks are disjoint (no block inside
+        another) and in the order the network registers its modules. Both forms are checked
+        when the Classifier is built (a function is called once there) and whenever they
+        are read.
+
+        .. versionchanged:: 0.2
+           A function's blocks are checked as paths are, and blocks without parameters
+           are refused.
     gradcam_layer
         Path of the module whose output Grad-CAM explains (``"layer4"``).
     gradcam_reshape
@@ -144,11 +184,13 @@ class Classifier(nn.Module):
     TypeError
         If ``network`` is not a module, ``classes`` is a string, a set or a mapping rather
         than a list of names (or holds a name that is not a string), or ``preprocessing``,
-        ``arch``, ``arch_kwargs`` or ``feature_blocks`` is of the wrong type.
+        ``arch``, ``arch_kwargs`` or ``feature_blocks`` is of the wrong type (a function
+        returning names rather than modules included).
     ValueError
         If the class names are not 2 or more distinct, non-blank names, a declared path is
-        not a module of ``network``, feature blocks overlap or are not listed first to
-        last, ``gradcam_reshape`` comes without ``gradcam_layer``, ``temperature`` is
+        not a module of ``network``, a feature block holds no parameters, feature blocks
+        overlap or are not listed first to last, ``gradcam_reshape`` comes without
+        ``gradcam_layer``, ``temperature`` is
         not a finite number > 0, or ``arch`` is registered and its network does not take
         ``preprocessing.size`` (ViT-B/16: 224 px only; see :attr:`preprocessing`). When
         the network fails on images ``(N, C, H, W)`` whose channels its first convolution
@@ -210,15 +252,11 @@ class Classifier(nn.Module):
             if path is not None:
                 _check_path(network, path, argument)
         if feature_blocks is not None and not callable(feature_blocks):
-            if isinstance(feature_blocks, str):
-                raise TypeError(
-                    f"feature_blocks must be a list of module paths, got the string "
-                    f"{feature_blocks!r}; write [{feature_blocks!r}]"
-                )
-            feature_blocks = tuple(feature_blocks)
+            feature_blocks = _block_paths(feature_blocks)
             for path in feature_blocks:
                 _check_path(network, path, "feature_blocks")
-            _check_block_paths(network, feature_blocks)
+        if feature_blocks is not None:
+            feature_blocks_of(network, feature_blocks, _declared_by(network))
         self.network = network
         self.classes: tuple[str, ...] = names
         self.arch = arch  # before the preprocessing, whose size its spec checks
@@ -353,22 +391,29 @@ class Classifier(nn.Module):
         Declared blocks, else the spec's, else (fallback) the 0.1 structure guess
         (VGG-style blocks split at max-pools, ``features`` children, ResNet stages).
 
+        A new list at each call: changing it changes nothing in the model (a declaration
+        that returns the network's own ``nn.ModuleList`` is only read). Declared blocks are
+        checked each time: modules of the network, each holding parameters, disjoint, first
+        to last.
+
         .. versionadded:: 0.2
 
         Raises
         ------
         TypeError
-            If nothing is declared and the structure is not recognised.
+            If nothing is declared and the structure is not recognised, or the declaration
+            gives names or other objects than modules.
+        ValueError
+            If a declared block holds no parameters (a ``ReLU`` or a ``MaxPool2d`` alone:
+            freezing it would change nothing) or is not part of the network, declared
+            blocks overlap or are not listed first to last, or the declaration's function
+            fails to find a block; the message names the declaration and the fix.
         """
-        blocks = self._feature_blocks
-        if blocks is None and self.spec is not None:
-            blocks = self.spec.feature_blocks
-        if blocks is None:
-            self._fallback("feature blocks", "structure guess (features / layer1..4)")
-            return guess_feature_blocks(self.network)
-        if callable(blocks):
-            return blocks(self.network)
-        return [self.network.get_submodule(path) for path in blocks]
+        blocks = declared_feature_blocks(self)
+        if blocks is not None:
+            return blocks
+        self._fallback("feature blocks", "structure guess (features / layer1..4)")
+        return guess_feature_blocks(self.network)
 
     def gradcam_target(self) -> GradCamTarget:
         """Where Grad-CAM reads its activation: ``(module, reshape, at_input)``.

@@ -15,6 +15,7 @@ from retinalnet._core.bool_options import check_bool, check_optional_bool
 from retinalnet._core.classes import KERMANY_CLASSES
 from retinalnet._core.counts import as_integer
 from retinalnet._core.default_dtype import in_float32
+from retinalnet.models._block_checks import feature_blocks_of
 from retinalnet.models._builder_options import (
     build_network,
     check_options,
@@ -26,6 +27,7 @@ from retinalnet.models._freeze import freeze as freeze_model
 from retinalnet.models._head import build_head, check_head_args
 from retinalnet.models._registry import (
     ModelSpec,
+    built,
     check_name,
     find_spec,
     model_spec,
@@ -86,11 +88,15 @@ def _replace(network: nn.Module, path: str, module: nn.Module) -> None:
 
 
 def _count_blocks(spec: ModelSpec, options: Mapping[str, object]) -> int | None:
-    """Feature blocks of the architecture, from a structure-only build (None if impossible)."""
+    """Feature blocks of the architecture, from a structure-only build (None if impossible),
+    checked as when they are read (:func:`~retinalnet.models._block_checks.feature_blocks_of`)."""
     try:
         with torch.device("meta"):
-            network = build_network(spec, weights=None, progress=False, options=options)
-            return len(spec.feature_blocks(network))
+            network = built(
+                spec, build_network(spec, weights=None, progress=False, options=options)
+            )
+            owner = f"ModelSpec.feature_blocks of {spec.name!r}"
+            return len(feature_blocks_of(network, spec.feature_blocks, owner))
     except NotImplementedError:  # builders that compute with tensors (RegNet) need real ones
         return None
 
@@ -162,7 +168,7 @@ def create(
     _check_size(spec, prep, resolved)
     if trainable_blocks and isinstance(resolved, WeightsEnum):  # fail before downloading
         _check_blocks(spec, _count_blocks(spec, options), trainable_blocks, blocks_name)
-    network = load_network(spec, resolved, progress=progress, **options)
+    network = built(spec, load_network(spec, resolved, progress=progress, **options))
     old_head = network.get_submodule(spec.head)
     head = build_head(  # no hidden layer: no dropout (a saved config may give one)
         _in_features(old_head, network, spec),
@@ -189,8 +195,9 @@ def create(
     # (a float64 default gives float64 modules, which every door refuses); the default is
     # the process's, shared by its threads, and is never switched
     in_float32(model)
+    declared = model.feature_block_modules()  # the spec's declaration, checked here once
     if freeze:
-        _check_blocks(spec, len(model.feature_block_modules()), trainable_blocks, blocks_name)
+        _check_blocks(spec, len(declared), trainable_blocks, blocks_name)
         freeze_model(model, trainable_blocks=trainable_blocks)
         head.requires_grad_(True)
         if warn_random and resolved is None and spec.default_weights is not None:

@@ -7,10 +7,12 @@ replaced, the feature blocks that fine-tuning unfreezes, the layer Grad-CAM expl
 from __future__ import annotations
 
 import difflib
+import inspect
 import re
-from collections.abc import Callable
+import reprlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import torch
 from torch import nn
@@ -22,6 +24,7 @@ __all__ = [
     "ActivationReshape",
     "BlockSelector",
     "ModelSpec",
+    "built",
     "check_name",
     "find_spec",
     "list_models",
@@ -30,8 +33,14 @@ __all__ = [
     "unknown_arch_message",
 ]
 
-BlockSelector: TypeAlias = Callable[[nn.Module], list[nn.Module]]
-"""Takes the network, gives its feature blocks, first to last."""
+BlockSelector: TypeAlias = Callable[[Any], Iterable[nn.Module]]
+"""Takes the network, gives its feature blocks, first to last.
+
+The network comes in as ``Any``, so ``lambda net: [net.layer1, net.layer2]`` type-checks
+(torch types an attribute of an ``nn.Module`` as ``Tensor | Module``); what it gives is
+checked whenever it is read: modules of the network holding parameters, disjoint, first to
+last.
+"""
 
 ActivationReshape: TypeAlias = Callable[[torch.Tensor], torch.Tensor]
 """Turns a layer's activation into ``(N, C, H, W)`` for Grad-CAM."""
@@ -61,7 +70,15 @@ class ModelSpec:
         (``"fc"`` for ResNet, ``"classifier.6"`` for VGG16).
     feature_blocks
         Takes the network and gives its feature blocks (stages), first to last:
-        ``create_model(trainable_blocks=N)`` leaves the last N trainable.
+        ``create_model(trainable_blocks=N)`` leaves the last N trainable. Each block is a
+        module of the network that holds parameters (a stage, not a single ``ReLU`` or
+        ``MaxPool2d``), none inside another, listed in the order the network registers
+        them; what it gives is checked wherever it is read (``create_model``, ``freeze``,
+        fine-tuning, training), and the network's own containers are never changed.
+
+        .. versionchanged:: 0.2
+           Blocks without parameters, names instead of modules, overlapping blocks and
+           blocks out of order are refused in one line naming the architecture.
     gradcam_layer
         Path of the module whose output Grad-CAM explains.
     weights
@@ -101,6 +118,9 @@ class ModelSpec:
     ValueError
         If the name (not a str, or not lower case) or a size is malformed, ``fixed_size``
         is below ``min_size``, ``default_hidden`` is not an int >= 0, or a path is empty.
+    TypeError
+        If ``builder`` is not callable or does not take the keyword arguments ``weights``
+        and ``progress``.
 
     Examples
     --------
@@ -142,6 +162,7 @@ class ModelSpec:
             )
         if not self.head or not self.gradcam_layer:
             raise ValueError(f"{self.name}: head and gradcam_layer must be module paths")
+        _check_builder(self.name, self.builder)
         if self.min_size < 1 or (self.fixed_size is not None and self.fixed_size < self.min_size):
             raise ValueError(
                 f"{self.name}: need min_size >= 1 and fixed_size >= min_size, got "
@@ -162,6 +183,66 @@ class ModelSpec:
     def default_weights(self) -> WeightsEnum | None:
         """The weights ``weights="DEFAULT"`` means (``None``: no pretrained weights)."""
         return None if self.weights is None else self.weights.DEFAULT
+
+
+def _check_builder(name: str, builder: object) -> None:
+    """Refuse a builder that ``create_model`` could not call as
+    ``builder(weights=..., progress=..., **options)`` (one whose signature cannot be read
+    is taken as it is).
+
+    Raises
+    ------
+    TypeError
+        Naming the architecture, the builder and its signature.
+    """
+    fix = (
+        "a builder takes them as keywords, torchvision-style: "
+        "def build(*, weights=None, progress=True, **options) -> nn.Module"
+    )
+    if not callable(builder):
+        raise TypeError(
+            f"{name}: ModelSpec.builder must be a function that makes the network, got "
+            f"{type(builder).__name__} {' '.join(reprlib.repr(builder).split())}; {fix}"
+        )
+    try:
+        signature = inspect.signature(builder)
+    except (TypeError, ValueError):  # a builtin or an object without a readable signature
+        return
+    parameters = signature.parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    keywords = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    taken = {p.name for p in parameters if p.kind in keywords}
+    missing = [keyword for keyword in ("weights", "progress") if keyword not in taken]
+    if missing:
+        label = getattr(builder, "__name__", type(builder).__name__)
+        raise TypeError(
+            f"{name}: ModelSpec.builder {label}{signature} does not take "
+            f"{' and '.join(f'{keyword}=' for keyword in missing)}, which create_model "
+            f"passes; {fix}"
+        )
+
+
+def built(spec: ModelSpec, network: object) -> nn.Module:
+    """What ``spec``'s builder returned, if it is a network.
+
+    Raises
+    ------
+    TypeError
+        Naming the architecture, the ``ModelSpec`` field and what the builder returned.
+    """
+    if not isinstance(network, nn.Module):
+        shown = type(network).__name__
+        if isinstance(network, tuple | list):
+            shown += f" of {', '.join(type(item).__name__ for item in network[:4])}"
+            shown += ", ..." if len(network) > 4 else ""
+        else:
+            shown += f" {' '.join(reprlib.repr(network).split())}"
+        raise TypeError(
+            f"{spec.name}: ModelSpec.builder returned {shown}, not a torch.nn.Module; a "
+            "builder returns the network itself (return Net(), not (net, extra))"
+        )
+    return network
 
 
 _REGISTRY: dict[str, ModelSpec] = {}

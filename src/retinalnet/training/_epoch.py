@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from retinalnet._core.progress import progress_bar
 from retinalnet._core.proportion_text import percent
-from retinalnet.models._classifier import Classifier
+from retinalnet.models._classifier import Classifier, declared_feature_blocks
 from retinalnet.precision import autocast
 from retinalnet.training._distributed import DistributedContext
 from retinalnet.training._last_batch import TrainingBatches, explained_one_image_error
@@ -68,9 +68,9 @@ def _trained_units(model: nn.Module) -> set[int]:
     layers); none for another module."""
     if not isinstance(model, Classifier):
         return set()
-    declared = _declared_blocks(model)
+    declared = _declared_blocks(model)  # a new list (the declaration's own is never changed)
     with contextlib.suppress(TypeError, AttributeError):  # no nn.Linear to guess; a path gone
-        declared.append(model.head_module()[1])
+        declared = [*declared, model.head_module()[1]]
     units: set[int] = set()
     for unit in declared:
         if any(p.requires_grad for p in unit.parameters()):
@@ -80,9 +80,14 @@ def _trained_units(model: nn.Module) -> set[int]:
 
 
 def _declared_blocks(model: Classifier) -> list[nn.Module]:
-    """A Classifier's feature blocks; none for an unrecognised one."""
+    """A Classifier's feature blocks; none for an unrecognised one (nothing declared and
+    no structure to guess from). A declaration that gives no feature blocks (names,
+    blocks without parameters) is refused, naming the fix."""
+    declared = declared_feature_blocks(model)
+    if declared is not None:
+        return declared
     try:
-        return model.feature_block_modules()
+        return model.feature_block_modules()  # the 0.1 structure guess
     except TypeError:
         return []
 
