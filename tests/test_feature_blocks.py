@@ -11,6 +11,7 @@ without ``weights=`` or returning a tuple, gave raw tracebacks naming no archite
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -272,3 +273,15 @@ def test_a_builder_that_returns_no_network_is_refused_naming_the_field(
         r"torch.nn.Module; a builder returns the network itself",
     ):
         create_model(name, weights=None)
+
+
+def test_a_builder_that_returns_no_network_is_refused_when_a_weights_file_is_loaded(
+    registry: Callable[..., str], tmp_path: Path
+) -> None:
+    # was: the weights loader called load_state_dict on the tuple (a raw AttributeError)
+    name = registry(builder=lambda **options: (VggLike(), None), feature_blocks=lambda net: [net])
+    weights = tmp_path / "weights.pth"
+    torch.save(VggLike().state_dict(), weights)
+
+    with pytest.raises(TypeError, match=r"^test_net: ModelSpec.builder returned tuple of VggLike"):
+        create_model(name, weights=str(weights))

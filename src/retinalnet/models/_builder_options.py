@@ -40,7 +40,7 @@ import torchvision.models as tvm
 from torch import nn
 from torchvision.models import WeightsEnum
 
-from retinalnet.models._registry import ModelSpec
+from retinalnet.models._registry import ModelSpec, built
 from retinalnet.transforms import Preprocessing
 
 __all__ = ["CREATE_MODEL_ARGUMENTS", "build_network", "check_options", "check_size_options"]
@@ -140,16 +140,18 @@ def build_network(
     Raises
     ------
     TypeError
-        Naming the option, the options the architecture takes, and the likely fix.
+        Naming the option, the options the architecture takes, and the likely fix; or, if
+        the builder returns no network, naming the architecture and what it returned.
     """
     try:
-        return spec.builder(weights=weights, progress=progress, **options)
+        network = spec.builder(weights=weights, progress=progress, **options)
     except (TypeError, KeyError) as error:
         found = _UNEXPECTED.search(str(error)) if isinstance(error, TypeError) else None
         name = found.group(1) if found is not None else _set_option(error, options)
         if name is None or name not in options:
             raise
         raise TypeError(_refusal(spec, name, options[name], _options(spec))) from None
+    return built(spec, network)  # every door: a weights file is loaded into a network
 
 
 def _set_option(error: BaseException, options: Mapping[str, object]) -> str | None:

@@ -27,7 +27,6 @@ from retinalnet.models._freeze import freeze as freeze_model
 from retinalnet.models._head import build_head, check_head_args
 from retinalnet.models._registry import (
     ModelSpec,
-    built,
     check_name,
     find_spec,
     model_spec,
@@ -92,9 +91,7 @@ def _count_blocks(spec: ModelSpec, options: Mapping[str, object]) -> int | None:
     checked as when they are read (:func:`~retinalnet.models._block_checks.feature_blocks_of`)."""
     try:
         with torch.device("meta"):
-            network = built(
-                spec, build_network(spec, weights=None, progress=False, options=options)
-            )
+            network = build_network(spec, weights=None, progress=False, options=options)
             owner = f"ModelSpec.feature_blocks of {spec.name!r}"
             return len(feature_blocks_of(network, spec.feature_blocks, owner))
     except NotImplementedError:  # builders that compute with tensors (RegNet) need real ones
@@ -168,7 +165,7 @@ def create(
     _check_size(spec, prep, resolved)
     if trainable_blocks and isinstance(resolved, WeightsEnum):  # fail before downloading
         _check_blocks(spec, _count_blocks(spec, options), trainable_blocks, blocks_name)
-    network = built(spec, load_network(spec, resolved, progress=progress, **options))
+    network = load_network(spec, resolved, progress=progress, **options)
     old_head = network.get_submodule(spec.head)
     head = build_head(  # no hidden layer: no dropout (a saved config may give one)
         _in_features(old_head, network, spec),
