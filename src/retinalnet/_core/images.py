@@ -28,7 +28,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias, Union
+from typing import IO, Any, TypeAlias, Union
 
 import numpy as np
 import torch
@@ -61,7 +61,7 @@ from retinalnet._core.pixel_modes import (
 )
 from retinalnet._core.pixel_modes import UnusablePixelsError as _UnusablePixelsError
 from retinalnet._core.read_failure import EMPTY_FILE, is_empty, read_failure
-from retinalnet._core.regular_files import SpecialFileError, check_regular_file
+from retinalnet._core.regular_files import SpecialFileError, check_regular_file, open_regular
 from retinalnet._core.tiff_pages import cut_short_reason
 from retinalnet._core.volume_pixels import volume_pixels_reason
 from retinalnet._core.warning_filters import filter_in_this_thread
@@ -293,10 +293,11 @@ def load_image(path: str | os.PathLike[str], *, target_size: int | None = None) 
             f"target_size must be a positive int (the shorter side after resizing) or None, "
             f"got {target_size!r}"
         )
-    decoded = _decode(Path(path), size)
+    file = Path(path)
+    decoded = _decode(file, size)
     if decoded.admitted:
         return decoded.image
-    return _admit(decoded.image, decoded.size, Path(path), decoded.wide)
+    return _admit(decoded.image, decoded.size, file, decoded.wide)
 
 
 @dataclass(frozen=True)
@@ -312,13 +313,17 @@ class _Decoded:
 
 
 def _decode(file: Path, target_size: int | None, *, check_dark: bool = True) -> _Decoded:
-    """The one frame of a file (refusing several), as :func:`load_image` reads it.
+    """The one frame of a file (refusing several), as :func:`load_image` reads it; a JPEG
+    file is read once and parsed once (:func:`_decode_jpeg`).
 
     ``check_dark=False``: a DICOM file's nearly black frame is not refused but said in
     ``unwindowed``, for the check over the whole volume (:func:`coerce_volume`)."""
     if file.suffix.lower() in DICOM_EXTENSIONS:
         return _decode_dicom(file, check_dark)
     try:
+        data = _jpeg_file(file)
+        if data is not None:
+            return _decode_jpeg(data, file, target_size)
         with _open(file) as opened:
             pages = _frame_indices(opened, file)
             if len(pages) > 1:
@@ -331,6 +336,8 @@ def _decode(file: Path, target_size: int | None, *, check_dark: bool = True) -> 
             kind = opened.format
     except UnreadableImageError:
         raise
+    except SpecialFileError as error:
+        raise UnreadableImageError(file, error.reason) from None
     except UnidentifiedImageError:
         if has_dicom_preamble(file):
             return _decode_dicom(file, check_dark)
@@ -338,6 +345,56 @@ def _decode(file: Path, target_size: int | None, *, check_dark: bool = True) -> 
     except (OSError, SyntaxError, ValueError) as error:
         raise _read_error(file, error) from None
     return _Decoded(image, size, wide, admitted=False, format=kind)
+
+
+def _jpeg_file(file: Path) -> bytes | None:
+    """The bytes of ``file`` when they begin as a JPEG's (read once, for the damage checks
+    and the decode alike: :func:`_decode_jpeg`); ``None`` for any other file, which PIL
+    opens by its path, for a file over 64 MiB, and under ``ImageFile.LOAD_TRUNCATED_IMAGES``
+    (both decoded as they are, as :func:`_jpeg_bytes` leaves them).
+
+    Raises
+    ------
+    SpecialFileError
+        For a device, a named pipe or a socket, before it is opened.
+    OSError
+        As ``open``: a missing file, a folder, permissions.
+    """
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        return None
+    with open_regular(file) as stream:
+        head = stream.read(len(_JPEG_START))
+        if head != _JPEG_START or os.fstat(stream.fileno()).st_size > _JPEG_READ_WHOLE:
+            return None
+        return head + stream.read()
+
+
+def _decode_jpeg(data: bytes, file: Path, target_size: int | None) -> _Decoded:
+    """:func:`_decode` for a file whose bytes ``data`` begin as a JPEG's: PIL parses one
+    copy of them, the one it decodes, with the end marker withheld where the damage checks
+    need it (:mod:`retinalnet._core.jpeg_damage`); the checks, their order and their errors
+    are those of a file opened by its path (:func:`_decoded_frame`). A multi-picture file
+    (MPO) is decoded as PIL reads it, as then."""
+    frame = jpeg_frame(data)
+    withheld = None if frame is None else with_end_withheld(data, frame)
+    opened = _opened(io.BytesIO(data if withheld is None else withheld), file)
+    if opened.format != "JPEG":
+        if withheld is not None:
+            opened = _opened(io.BytesIO(data), file)
+        frame = withheld = None
+    pages = _frame_indices(opened, file)
+    if len(pages) > 1:
+        raise UnreadableImageError(file, _volume_reason(len(pages)))
+    opened.seek(pages[0])
+    size = opened.size
+    wide = sixteen_bit_colour(opened)
+    if frame is not None:
+        reason = short_data_reason(data, frame)
+        if reason is not None:
+            raise UnreadableImageError(file, reason)
+    _load(opened, file, target_size, withheld=withheld is not None)
+    # read from bytes, the image holds no file: returned as it is, not copied
+    return _Decoded(opened, size, wide, admitted=False, format=opened.format)
 
 
 def _decode_dicom(file: Path, check_dark: bool) -> _Decoded:
@@ -395,6 +452,9 @@ _JPEG_READ_WHOLE = 64 * 2**20
 """JPEG files up to this size are read into memory for the damage checks (a scan is well
 under 1 MiB); larger ones are decoded as they are."""
 
+_JPEG_START = b"\xff\xd8"
+"""A JPEG's first bytes, its start-of-image marker (an MPO file's too)."""
+
 
 def _decoded_frame(opened: Image.Image, file: Path, target_size: int | None = None) -> Image.Image:
     """The current frame of ``opened``, decoded (a JPEG's at reduced scale for
@@ -413,18 +473,25 @@ def _decoded_frame(opened: Image.Image, file: Path, target_size: int | None = No
         withheld = with_end_withheld(data, frame)
         if withheld is not None:
             source = Image.open(io.BytesIO(withheld), formats=["JPEG"])
+    _load(source, file, target_size, withheld=source is not opened)
+    return source  # an image of bytes needs no closing: loaded, it holds no file
+
+
+def _load(source: Image.Image, file: Path, target_size: int | None, *, withheld: bool) -> None:
+    """Decode ``source``, a JPEG at reduced scale for ``target_size`` (:func:`draft_scale`).
+    ``withheld``: it is read from bytes whose end marker was withheld, and data that run out
+    before its last rows are refused (:data:`DATA_ENDS_EARLY`)."""
     if target_size is not None and source.format == "JPEG":
         scale = draft_scale(source.size, target_size)
         if scale > 1:
             width, height = source.size
             source.draft(source.mode, (width // scale, height // scale))
     try:
-        source.load()  # an image of bytes needs no closing: loaded, it holds no file
+        source.load()
     except OSError as error:
-        if source is not opened and str(error).startswith("image file is truncated"):
+        if withheld and str(error).startswith("image file is truncated"):
             raise UnreadableImageError(file, DATA_ENDS_EARLY) from None
         raise
-    return source
 
 
 def _jpeg_bytes(opened: Image.Image) -> bytes | None:
@@ -862,31 +929,51 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
 
 
 def _open(file: Path) -> Image.Image:
-    """``Image.open(file)``, a decompression bomb turned into an error naming the file.
-
-    PIL refuses files claiming more than twice ``Image.MAX_IMAGE_PIXELS`` pixels and only
-    warns between once and twice the limit; both are refused here, at the limit. A device
-    or a named pipe is refused before it is opened (``/dev/zero`` would be read for ever,
-    a named pipe waited on): :func:`~retinalnet._core.regular_files.check_regular_file`.
+    """``Image.open(file)``, a decompression bomb turned into an error naming the file
+    (:func:`_opened`). A device or a named pipe is refused before it is opened
+    (``/dev/zero`` would be read for ever, a named pipe waited on):
+    :func:`~retinalnet._core.regular_files.check_regular_file`.
     """
     try:
         check_regular_file(file)
     except SpecialFileError as error:
         raise UnreadableImageError(file, error.reason) from None
+    return _opened(file, file)
+
+
+def _opened(source: Path | IO[bytes], file: Path) -> Image.Image:
+    """``Image.open(source)`` (``file``, or its bytes), a decompression bomb turned into an
+    error naming ``file``.
+
+    PIL refuses files claiming more than twice ``Image.MAX_IMAGE_PIXELS`` pixels and only
+    warns between once and twice the limit; both are refused here, at the limit: the size
+    is compared with the limit once the file is open, and PIL's warning is not shown.
+    """
     # PIL warns inside Image.open, before its image could be looked at: only a filter keeps
     # that warning from being shown. The filters are the process's, and callers' threads
-    # (a web service's Predictor.topk) open images at once: this thread's filter only.
+    # (a web service's Predictor.topk) open images at once: this thread's filter only. It
+    # ignores the warning rather than raising it: an "error" filter is not reached by a
+    # warning already shown at its place (the host's own image of the same size) unless the
+    # filters' version changes, which shows the user's once-per-place warnings again
+    # (retinalnet._core.warning_filters); the size check below refuses the file either way.
     # A TIFF's directory past the end of its file: PIL warns, naming no file, and the
     # readers refuse the file in words that do (_frame_indices, image_size, _unrecognised).
     # Filtered for every file (no second open of each image to tell a TIFF first).
     with (
-        filter_in_this_thread("error", Image.DecompressionBombWarning),
+        filter_in_this_thread("ignore", Image.DecompressionBombWarning),
         filter_in_this_thread("ignore", UserWarning, _CUT_DIRECTORY),
     ):
         try:
-            return Image.open(file)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            opened = Image.open(source)
+        except Image.DecompressionBombError as error:
             raise UnreadableImageError(file, bomb_reason(error)) from None
+    limit = Image.MAX_IMAGE_PIXELS
+    width, height = opened.size
+    pixels = max(1, width) * max(1, height)  # as PIL counts them
+    if limit is not None and pixels > limit:
+        opened.close()
+        raise UnreadableImageError(file, bomb_reason(ValueError(f"({pixels} pixels)")))
+    return opened
 
 
 _CUT_DIRECTORY = r"(possibly )?corrupt EXIF data"

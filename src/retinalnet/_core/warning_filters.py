@@ -7,13 +7,36 @@ their own warnings while a prediction looked at its first image (a big scan deco
 seconds), a bomb warning of the host's own code became an error while the library opened an
 image, and two such blocks interleaved in two threads left one's filters in place for good.
 
-:func:`filter_in_this_thread` puts one entry in front of the process's filters whose message
-test is the calling thread: ``warnings`` asks each entry whether it matches a warning by
-calling its message pattern's ``match`` (CPython's ``_warnings`` and the pure-Python module
-alike), and this entry's answers "yes" only in the thread that made it (and only for the
-message it was given, if any). Every other thread passes it by, to the filters it had. The
-entry is taken out, by identity, when the block ends. No lock is held while the block runs:
-the code in it may open images in threads of its own and wait for them.
+:func:`filter_in_this_thread` keeps its rule in a list of the calling thread (a
+``threading.local``), and the process's filters hold entries that read those lists:
+``warnings`` asks each entry whether it matches a warning by calling its message pattern's
+``match`` (CPython's ``_warnings`` and the pure-Python module alike). Each entry stands for
+one nesting level of a thread's blocks (0: the outermost), one action and one category, and
+answers "yes" only in a thread whose block at that level has that action and category and
+whose message test, if any, passes. The entries lead the filters, the deepest level first,
+so the innermost block wins, and a block wins over the caller's own filters (``-W error``
+too) in its thread. Every other thread passes them by, to the filters it had.
+
+A block changes nothing shared. Its level's entry is put in front of the filters the first
+time that level, action and category are used, and again only when something else has
+changed the filters since (a ``filterwarnings`` that went in front of them, a
+``catch_warnings`` that put back a list without them); otherwise a block appends its rule to
+its thread's list and takes it out at its end. The entries stay, inert outside the blocks.
+No lock is held while a block runs: the code in it may open images in threads of its own
+and wait for them.
+
+Why the filters must not change per block: Python keeps, in each module, a registry of the
+warnings already shown there (``"default"``: once per place), valid while the filters'
+version stays the same, and every change made through the ``warnings`` API bumps the
+version, which empties every registry. Blocks that did so made a warning Python shows once
+in a user's loop show again after every image the loop read. An ``"ignore"`` block needs no
+such change: a warning it ignores is not recorded in any registry (it shows later, outside
+the block, as it would have), and one already shown at its place is skipped before the
+filters are read, as the block would have it. An ``"error"`` block does bump the version
+when it starts: a warning already shown at its place (PIL's bomb warning, shown once for the
+host's own image) is otherwise skipped before its entry is read, and no error is raised. The
+image readers therefore ignore PIL's bomb warning and compare the size with the limit
+themselves (:mod:`retinalnet._core.images`).
 """
 
 from __future__ import annotations
@@ -23,70 +46,161 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import Iterator
-from typing import Any, Literal
+from types import TracebackType
+from typing import Any, Literal, NamedTuple
 
 __all__ = ["filter_in_this_thread", "warnings_ignored"]
 
 _LOCK = threading.Lock()
-"""Held while an entry is put in or taken out: the list in force is read under it."""
+"""Held while the entries are put in front of the filters."""
+
+_LOCAL = threading.local()
+"""Each thread's ``rules``: the rules of its blocks in force, outermost first."""
+
+
+class _Rule(NamedTuple):
+    """What one block does: ``warnings.filterwarnings(action, message, category)``."""
+
+    action: str
+    category: type[Warning]
+    message: re.Pattern[str] | None
+
+
+_NO_RULES: list[_Rule] = []
 
 
 class _InThread:
-    """The message pattern of an entry that applies in one thread only: ``match`` is
-    ``True`` for a warning in that thread whose text matches ``message`` (any text when
-    ``None``)."""
+    """The message pattern of an entry for the blocks at ``level`` with ``action`` and
+    ``category``: ``match`` is ``True`` in a thread whose block at that level is such a
+    block and whose message pattern matches ``text`` (any text when it has none)."""
 
-    def __init__(self, message: str | None) -> None:
-        self.thread = threading.get_ident()
-        self.message = None if message is None else re.compile(message, re.IGNORECASE)
-        self.active = True  # until its block ends: a copy of the list may outlive it
+    def __init__(self, level: int, action: str, category: type[Warning]) -> None:
+        self.level = level
+        self.action = action
+        self.category = category
 
     def match(self, text: str) -> bool:
-        if not self.active or threading.get_ident() != self.thread:
+        try:
+            rules: list[_Rule] = getattr(_LOCAL, "rules", _NO_RULES)
+            if len(rules) <= self.level:
+                return False
+            rule = rules[self.level]
+            if rule.action != self.action or rule.category is not self.category:
+                return False
+            return rule.message is None or rule.message.match(text) is not None
+        except Exception:  # an interpreter shutting down: this module's globals are gone
             return False
-        return self.message is None or self.message.match(text) is not None
 
     def __repr__(self) -> str:
-        pattern = None if self.message is None else self.message.pattern
-        return f"<retinalnet: thread {self.thread} only, message {pattern!r}>"
+        return (
+            f"<retinalnet: {self.action!r} {self.category.__name__} at level {self.level} of "
+            "a thread's filter_in_this_thread blocks, in that thread only>"
+        )
 
 
-def _forget_other_threads() -> None:
-    """In a process forked from this one only the forking thread goes on: the entries of
-    the others are taken out (a thread of the child may get the ident of one of them)."""
+_Entry = tuple[str, _InThread, type[Warning], None, int]
+
+_ENTRIES: dict[tuple[int, str, type[Warning]], _Entry] = {}
+"""The entry of each level, action and category used so far."""
+
+_front: list[_Entry] = []
+"""Every entry in :data:`_ENTRIES`, the deepest level first: the filters begin with them."""
+
+
+def _forget_held_lock() -> None:
+    """In a process forked from this one only the forking thread goes on: the lock another
+    thread may have held at the fork is made again (their rules were in their threads)."""
     global _LOCK
-    _LOCK = threading.Lock()  # another thread may have held it at the fork
-    me = threading.get_ident()
-    filters: list[Any] = warnings.filters  # type: ignore[assignment]
-    filters[:] = [
-        entry
-        for entry in filters
-        if not (isinstance(entry[1], _InThread) and entry[1].thread != me)
-    ]
+    _LOCK = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
-    os.register_at_fork(after_in_child=_forget_other_threads)
+    os.register_at_fork(after_in_child=_forget_held_lock)
 
 
-@contextlib.contextmanager
+def _place(level: int, rule: _Rule) -> None:
+    """Make sure the entry for ``rule`` at ``level`` exists and the entries lead the
+    filters; the filters change only when they do not already (no version bump)."""
+    global _front
+    key = (level, rule.action, rule.category)
+    front = _front
+    filters: list[Any] = warnings.filters  # type: ignore[assignment]
+    if key in _ENTRIES and filters[: len(front)] == front:
+        return
+    with _LOCK:
+        if key not in _ENTRIES:
+            entry: _Entry = (rule.action, _InThread(*key), rule.category, None, 0)
+            _ENTRIES[key] = entry
+            _front = sorted(_ENTRIES.values(), key=lambda kept: -kept[1].level)
+        filters = warnings.filters  # type: ignore[assignment]  # read again, under the lock
+        if filters[: len(_front)] != _front:
+            filters[:] = [*_front, *(kept for kept in filters if not _is_entry(kept))]
+
+
+def _is_entry(entry: Any) -> bool:
+    return isinstance(entry, tuple) and len(entry) > 1 and isinstance(entry[1], _InThread)
+
+
+class _InThisThread:
+    """The block of :func:`filter_in_this_thread`."""
+
+    def __init__(self, rule: _Rule) -> None:
+        self._rule = rule
+        self._rules: list[_Rule] = _NO_RULES  # the list of the thread that entered it
+
+    def __enter__(self) -> None:
+        rules: list[_Rule] | None = getattr(_LOCAL, "rules", None)
+        if rules is None:
+            rules = _LOCAL.rules = []
+        self._rules = rules
+        rules.append(self._rule)
+        try:
+            _place(len(rules) - 1, self._rule)
+        except BaseException:
+            rules.pop()
+            raise
+        if self._rule.action == "error":
+            _filters_changed()  # reach a warning already shown at its place
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        rules = self._rules  # the entering thread's, should another thread end the block
+        if rules and rules[-1] is self._rule:
+            rules.pop()
+            return
+        # blocks ended out of order (generators suspended in them): the later ones move in
+        found = [index for index, rule in enumerate(rules) if rule is self._rule]
+        if not found:
+            return
+        del rules[found[-1]]
+        for level in range(found[-1], len(rules)):
+            _place(level, rules[level])
+
+
 def filter_in_this_thread(
     action: Literal["ignore", "error"],
     category: type[Warning] = Warning,
     message: str | None = None,
-) -> Iterator[None]:
+) -> contextlib.AbstractContextManager[None]:
     """``warnings.filterwarnings(action, message, category)`` for the calling thread, while
     the block runs; the process's other threads keep their filters.
 
-    The entry goes in front of the filters in force, so it wins over the caller's own
-    (``-W error`` too) in this thread; blocks nest, the inner one first. On exit the
-    filters are those of before, the caller's entries untouched even when equal to it.
+    The block wins over the caller's own filters (``-W error`` too) in this thread; blocks
+    nest, the inner one first. It leaves the process's filters as they are (the first
+    block of its level, action and category puts an entry in front of them, for good: see
+    the module), so a warning Python shows once at a place stays shown once.
 
     Parameters
     ----------
     action
-        ``"ignore"`` or ``"error"``, as for :func:`warnings.filterwarnings`.
+        ``"ignore"`` or ``"error"``, as for :func:`warnings.filterwarnings`. ``"error"``
+        reaches a warning already shown at its place by telling ``warnings`` its filters
+        changed when the block starts, which shows the process's once-per-place warnings
+        again: use it where an error is the only way to see a warning.
     category
         The warning class it applies to, subclasses included.
     message
@@ -96,37 +210,16 @@ def filter_in_this_thread(
     Examples
     --------
     >>> import warnings
-    >>> before = list(warnings.filters)
-    >>> with filter_in_this_thread("ignore", UserWarning, message="not shown"):
-    ...     warnings.warn("not shown")
-    >>> warnings.filters == before
-    True
+    >>> with warnings.catch_warnings(record=True) as seen:
+    ...     warnings.simplefilter("always")
+    ...     with filter_in_this_thread("ignore", UserWarning, message="not shown"):
+    ...         warnings.warn("not shown")
+    ...     warnings.warn("shown")
+    >>> [str(warning.message) for warning in seen]
+    ['shown']
     """
-    matcher = _InThread(message)
-    entry = (action, matcher, category, None, 0)
-    with _LOCK:
-        filters: list[Any] = warnings.filters  # type: ignore[assignment]
-        filters[:] = [entry, *(kept for kept in filters if not _left_behind(kept))]
-        _filters_changed()
-    try:
-        yield
-    finally:
-        # a user's catch_warnings() in another thread, spanning this block's end, puts back
-        # its copy of the list with the entry in it: inactive, it matches nothing there
-        matcher.active = False
-        with _LOCK:
-            current: list[Any] = warnings.filters  # type: ignore[assignment]
-            for index, present in enumerate(current):
-                if present is entry:
-                    del current[index]
-                    break
-            _filters_changed()
-
-
-def _left_behind(entry: Any) -> bool:
-    """Whether ``entry`` is one of this module's whose block has ended (put back by a
-    ``catch_warnings`` that spanned the block's end): taken out by the next block."""
-    return isinstance(entry[1], _InThread) and not entry[1].active
+    pattern = None if message is None else re.compile(message, re.IGNORECASE)
+    return _InThisThread(_Rule(action, category, pattern))
 
 
 def _filters_changed() -> None:
@@ -151,10 +244,11 @@ def warnings_ignored() -> contextlib.AbstractContextManager[None]:
     Examples
     --------
     >>> import warnings
-    >>> before = list(warnings.filters)
-    >>> with warnings_ignored():
-    ...     warnings.warn("not shown")
-    >>> warnings.filters == before
-    True
+    >>> with warnings.catch_warnings(record=True) as seen:
+    ...     warnings.simplefilter("always")
+    ...     with warnings_ignored():
+    ...         warnings.warn("not shown")
+    >>> seen
+    []
     """
     return filter_in_this_thread("ignore")
