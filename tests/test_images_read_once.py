@@ -20,6 +20,8 @@ from PIL import Image, JpegImagePlugin
 
 from retinalnet._core.images import frame_count, image_size
 from retinalnet.datasets import UnreadableImageError, load_image
+from retinalnet.datasets._audit_file import _decode as audited_file
+from retinalnet.tensor_preprocessing import TensorPreprocessing
 from retinalnet.transforms import Preprocessing
 
 
@@ -40,8 +42,9 @@ def test_a_warning_shown_once_in_a_loop_that_reads_images_is_shown_once(
     which empties every module's registry of warnings already shown: the user's warning in
     a training or prediction loop was shown at every iteration, where Python shows it once."""
     path = tmp_path / f"scan{suffix}"
-    _noise((64, 60)).save(path)
+    _noise((256, 240)).save(path)
     prepare = Preprocessing(size=32).prepare
+    tensors = TensorPreprocessing(Preprocessing(size=32))  # its JPEG check opened with PIL too
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("default")
         for _ in range(5):
@@ -50,6 +53,9 @@ def test_a_warning_shown_once_in_a_loop_that_reads_images_is_shown_once(
             image_size(path)
             frame_count(path)
             prepare(path)
+            tensors.read(path)
+            with path.open("rb") as stream:  # the audit's reader
+                audited_file(stream, str(path))
     assert [str(w.message) for w in seen] == ["the user's own, shown once at this place"]
 
 

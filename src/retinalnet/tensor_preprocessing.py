@@ -46,7 +46,12 @@ from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2 import functional as tvf
 
 from retinalnet._core.device import resolve_device
-from retinalnet._core.images import MAX_IMAGE_ASPECT, SMALL_IMAGE_SIDE, UnreadableImageError
+from retinalnet._core.images import (
+    MAX_IMAGE_ASPECT,
+    SMALL_IMAGE_SIDE,
+    UnreadableImageError,
+    pixels_over_limit,
+)
 from retinalnet._core.model_inputs import describe, refuse_unprepared
 from retinalnet._core.warning_filters import filter_in_this_thread
 from retinalnet.transforms import Preprocessing, check_preprocessing
@@ -260,12 +265,14 @@ def _tensor_decodable(data: bytes, preprocessing: Preprocessing) -> bool:
         return False
     try:
         with (
-            filter_in_this_thread("error", Image.DecompressionBombWarning),  # the PIL path
-            Image.open(io.BytesIO(data)) as header,  # refuses a bomb; reads the header only
+            filter_in_this_thread("ignore", Image.DecompressionBombWarning),
+            Image.open(io.BytesIO(data)) as header,  # reads the header only
         ):
             width, height = header.size
             mode = header.mode
     except Exception:  # anything wrong: the PIL path names the error
+        return False
+    if pixels_over_limit((width, height)) is not None:  # a bomb: the PIL path refuses it
         return False
     short, long = sorted((width, height))
     return mode in ("L", "RGB") and short >= SMALL_IMAGE_SIDE and long <= MAX_IMAGE_ASPECT * short

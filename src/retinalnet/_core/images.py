@@ -83,6 +83,7 @@ __all__ = [
     "is_dicom",
     "load_frames",
     "load_image",
+    "pixels_over_limit",
     "to_model_mode",
     "warn_of_full_scale_images",
 ]
@@ -967,13 +968,24 @@ def _opened(source: Path | IO[bytes], file: Path) -> Image.Image:
             opened = Image.open(source)
         except Image.DecompressionBombError as error:
             raise UnreadableImageError(file, bomb_reason(error)) from None
-    limit = Image.MAX_IMAGE_PIXELS
-    width, height = opened.size
-    pixels = max(1, width) * max(1, height)  # as PIL counts them
-    if limit is not None and pixels > limit:
+    pixels = pixels_over_limit(opened.size)
+    if pixels is not None:
         opened.close()
         raise UnreadableImageError(file, bomb_reason(ValueError(f"({pixels} pixels)")))
     return opened
+
+
+def pixels_over_limit(size: tuple[int, int]) -> int | None:
+    """The pixels of an image of ``size``, as PIL counts them, if more than PIL's
+    decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``); ``None`` within it.
+
+    The readers ignore PIL's bomb warning and refuse by this instead: an ``"error"`` filter
+    would not reach a warning already shown at its place (see
+    :mod:`retinalnet._core.warning_filters`).
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    pixels = max(1, size[0]) * max(1, size[1])
+    return pixels if limit is not None and pixels > limit else None
 
 
 _CUT_DIRECTORY = r"(possibly )?corrupt EXIF data"

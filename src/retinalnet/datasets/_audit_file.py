@@ -11,7 +11,13 @@ from typing import IO, Any, BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
-from retinalnet._core.images import UnreadableImageError, bomb_reason, check_decoded, load_frames
+from retinalnet._core.images import (
+    UnreadableImageError,
+    bomb_reason,
+    check_decoded,
+    load_frames,
+    pixels_over_limit,
+)
 from retinalnet._core.pixel_modes import model_mode, sixteen_bit_colour
 from retinalnet._core.read_failure import EMPTY_FILE, read_failure
 from retinalnet._core.regular_files import open_regular
@@ -65,10 +71,13 @@ def _decode(source: IO[bytes], path: str) -> _Decoded:
     reason: the audit goes on."""
     try:
         with (
-            filter_in_this_thread("error", Image.DecompressionBombWarning),
+            filter_in_this_thread("ignore", Image.DecompressionBombWarning),
             Image.open(source) as image,
         ):
             mode, size, kind = image.mode, image.size, image.format or ""
+            pixels = pixels_over_limit(size)  # refused as the readers refuse it
+            if pixels is not None:
+                return bomb_reason(ValueError(f"({pixels} pixels)")), *_UNREAD
             if sixteen_bit_colour(image):  # PIL reads them as 8-bit "RGB" or "RGBA"
                 mode += ";16"
             with filter_in_this_thread("ignore", UserWarning):  # small scans: sizes reported
@@ -76,7 +85,7 @@ def _decode(source: IO[bytes], path: str) -> _Decoded:
             return None, mode, size, kind, _is_flat(admitted), _orientation(image)
     except UnreadableImageError as error:
         return error.reason or str(error), *_UNREAD
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+    except Image.DecompressionBombError as error:
         return bomb_reason(error), *_UNREAD
     except UnidentifiedImageError:
         return "not a recognised image format", *_UNREAD
