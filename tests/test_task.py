@@ -449,3 +449,32 @@ def test_a_reduce_on_plateau_scheduler_is_a_scheduler() -> None:
     optimizer, scheduler = task.configure_optimizers(_parameters())
     assert isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
     assert scheduler.optimizer is optimizer
+
+
+class _WarmUp:
+    """A scheduler of a class of its own, as a hand-written warm-up is: no LRScheduler."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+        self.optimizer, self.steps = optimizer, 0
+
+    def step(self) -> None:
+        self.steps += 1
+        for group in self.optimizer.param_groups:
+            group["lr"] = 0.1 * min(1.0, self.steps / 2)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"steps": self.steps}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.steps = state["steps"]
+
+
+def test_a_scheduler_of_a_class_of_its_own_that_steps_and_saves_is_taken(tmp_path: Any) -> None:
+    # R15: the check of what the factory returns refused it, where it trained before
+    task = ClassificationTask(lr=0.1, scheduler=_WarmUp)  # type: ignore[arg-type]
+    trainer = quiet_trainer(linear_classifier(), task, max_epochs=2, out_dir=tmp_path)
+
+    history = trainer.fit(separable_data(16), separable_data(8, seed=1))
+
+    assert history.column("lr") == [0.1, 0.05]  # each epoch at its start, then a step
+    assert load_checkpoint(tmp_path / "last.pt").scheduler_state == {"steps": 2}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import reprlib
+from typing import cast
 
 import numpy as np
 import torch
@@ -158,7 +159,9 @@ def checked_optimizer(optimizer: object, owner: str) -> torch.optim.Optimizer:
 
 def checked_scheduler(scheduler: object, optimizer: torch.optim.Optimizer, owner: str) -> Scheduler:
     """``scheduler``, what ``owner``'s scheduler factory returned for ``optimizer``, if it
-    is a learning-rate scheduler (``ReduceLROnPlateau`` included) of that optimizer.
+    is a learning-rate scheduler (``ReduceLROnPlateau`` included) of that optimizer, or an
+    object of a class of its own that schedules as one (``step()``, ``state_dict()`` and
+    ``load_state_dict()``: a hand-written warm-up).
 
     Raises
     ------
@@ -170,15 +173,16 @@ def checked_scheduler(scheduler: object, optimizer: torch.optim.Optimizer, owner
         For a scheduler of another optimizer than ``optimizer`` (it would set the rates of
         an optimizer the fit does not step).
     """
-    if isinstance(scheduler, _SCHEDULERS):
-        if scheduler.optimizer is not optimizer:
+    if isinstance(scheduler, _SCHEDULERS) or _steps_and_saves(scheduler):
+        # a scheduler of the fit's optimizer; one of a class of its own may name none
+        if getattr(scheduler, "optimizer", optimizer) is not optimizer:
             raise ValueError(
                 f"{owner}(scheduler=...) returned a {type(scheduler).__name__} of another "
                 "optimizer than the one it was given, so the fit's rate would never change: "
                 "build it from its argument, e.g. scheduler=lambda optimizer: "
                 "torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=20)"
             )
-        return scheduler
+        return cast(Scheduler, scheduler)
     said = f"{owner}(scheduler=...) returned {_shown(scheduler)}, not a learning-rate scheduler"
     if callable(scheduler):
         raise TypeError(
@@ -189,4 +193,12 @@ def checked_scheduler(scheduler: object, optimizer: torch.optim.Optimizer, owner
     raise TypeError(
         f"{said}: return one built from the optimizer it is given, e.g. scheduler=lambda "
         f"optimizer: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=20){constant}"
+    )
+
+
+def _steps_and_saves(scheduler: object) -> bool:
+    """Whether ``scheduler`` has what the fit calls on a scheduler (not a function)."""
+    return not isinstance(scheduler, type) and all(
+        callable(getattr(scheduler, name, None))
+        for name in ("step", "state_dict", "load_state_dict")
     )
