@@ -109,3 +109,71 @@ def test_with_no_stdout_evaluate_still_writes_its_report_plots_and_json(
     assert json.loads((out / "ev.json").read_text())["num_samples"] == 8
     assert (out / "report.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert sorted(p.suffix for p in (out / "plots").iterdir())[0] == ".png"
+
+
+# ---------------------------------------------------------------------------------------------
+# --plots DIR shows one evaluation; --out comes last
+
+
+@pytest.fixture(scope="module")
+def trained(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """best.pt of a one-epoch small CNN on ``data``: a checkpoint with a training history."""
+    from _cli_helpers import train_small_cnn
+
+    out = tmp_path_factory.mktemp("trained") / "run"
+    assert train_small_cnn(data, out, "--no-calibrate") == 0
+    return out / "best.pt"
+
+
+def _folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def test_plots_of_a_checkpoint_without_history_remove_the_earlier_models_history_plot(
+    data: Path, trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: the first model's history.png stayed beside the second model's five plots."""
+    pytest.importorskip("matplotlib")
+    no_history, _ = two_checkpoints(tmp_path / "epochs")
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    (plots / "notes.txt").write_text("mine")  # never touched: not a name evaluate draws
+    for checkpoint in (trained, no_history):
+        argv = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(data)]
+        assert main([*argv, "--plots", str(plots), "-q"]) == 0
+
+    said = capsys.readouterr().out.splitlines()[-1]
+    drawn = said.removeprefix("plots: ").split(", ")
+    assert len(drawn) == 5
+    assert sorted(Path(path).name for path in drawn) == sorted(
+        name for name in _folder_bytes(plots) if name != "notes.txt"
+    )
+    assert not (plots / "history.png").exists()
+    assert (plots / "notes.txt").read_text() == "mine"
+
+
+def test_evaluate_stopped_while_drawing_leaves_the_earlier_plots_and_json(
+    data: Path, trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: --out was written first (the second model's numbers), and the plots drawn before
+    Ctrl-C replaced the first model's: a complete-looking folder of two evaluations."""
+    pytest.importorskip("matplotlib")
+    import retinalnet.plots
+
+    other, _ = two_checkpoints(tmp_path / "epochs")
+    plots, out = tmp_path / "plots", tmp_path / "e.json"
+    outputs = ["--data", str(data), "--plots", str(plots), "--out", str(out), "-q"]
+    assert main(["evaluate", "--checkpoint", str(trained), *outputs]) == 0
+    before = out.read_bytes(), _folder_bytes(plots)
+
+    def stopped(*args: object, **kwargs: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(retinalnet.plots, "plot_roc_curves", stopped)  # the third one drawn
+
+    try:
+        code = main(["evaluate", "--checkpoint", str(other), *outputs])
+    except KeyboardInterrupt:  # passed on to a caller that is a program of its own
+        code = 130
+    assert code == 130
+    assert (out.read_bytes(), _folder_bytes(plots)) == before

@@ -202,11 +202,11 @@ def test_overlays_of_two_images_of_one_name_are_told_apart(
         (tmp_path / folder).mkdir()
         inputs.append(str(shutil.copy(scan, tmp_path / folder / name)))
     other = str(shutil.copy(scan, tmp_path / "single.jpeg"))
-    titles: dict[Path, str] = {}
+    titles: dict[str, str] = {}  # by file name: drawn aside, then renamed into the folder
     draw = retinalnet.plots.plot_gradcam
 
     def recorded(image: Any, heatmap: Any, *, title: str, save: Path, **kwargs: Any) -> Any:
-        titles[Path(save)] = title
+        titles[Path(save).name] = title
         return draw(image, heatmap, title=title, save=save, **kwargs)
 
     monkeypatch.setattr(retinalnet.plots, "plot_gradcam", recorded)
@@ -227,7 +227,7 @@ def test_overlays_of_two_images_of_one_name_are_told_apart(
     assert all(path.is_file() for path in by_source.values())
     for source, path in by_source.items():  # the path as given where names repeat
         shown = Path(source).name if source == other else source
-        assert titles[path].startswith(f"{shown}: ")
+        assert titles[path.name].startswith(f"{shown}: ")
 
 
 def test_predict_text_output_is_unchanged_without_stdout_outputs(

@@ -4,7 +4,9 @@ checked against the model's classes. Run in-process through main()."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -167,3 +169,157 @@ def test_with_no_stdout_predict_still_writes_its_csv_and_overlays(
     assert code == 0
     assert len((tmp_path / "p.csv").read_text().splitlines()) == 2  # the header and the scan
     assert [p.name for p in (tmp_path / "cams").iterdir()] == [f"{scan.stem}_cam.png"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The CSV and the JSON name overlays only once every overlay is in place
+
+
+def _stopped_at_draw(
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    call: int,
+    error: BaseException | Callable[[Path], BaseException],
+) -> None:
+    """``retinalnet.plots.NAME`` raising ``error`` at its ``call``-th call (Ctrl-C, or a full
+    disk, while the figures are drawn), the calls before drawn as usual; ``error`` may be
+    made of the path the figure is saved to."""
+    import retinalnet.plots
+
+    real = getattr(retinalnet.plots, name)
+    calls: list[int] = []
+
+    def draw(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == call:
+            raise error if isinstance(error, BaseException) else error(Path(kwargs["save"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(retinalnet.plots, name, draw)
+
+
+def _status(argv: list[str]) -> int:
+    """``main(argv)``'s status; 130 for a Ctrl-C it passes on to its caller."""
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+@pytest.fixture
+def images_and_model_b(checkpoint: Path, tmp_path: Path) -> tuple[list[str], Path]:
+    """Three test scans, and another model than ``checkpoint``'s."""
+    from _checkpoint_swap import two_checkpoints
+
+    data = checkpoint.parent.parent / "data" / "test"
+    images = sorted(str(next((data / name).iterdir())) for name in ("CNV", "DME", "DRUSEN"))
+    return images, two_checkpoints(tmp_path / "epochs")[1]
+
+
+def test_predict_stopped_while_drawing_overlays_leaves_the_earlier_csv_and_overlays(
+    checkpoint: Path,
+    images_and_model_b: tuple[list[str], Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Was: the CSV was written first, naming model B and its sha256 beside overlays that
+    model A drew (Ctrl-C while B's were drawn): three heatmaps credited to the wrong model."""
+    pytest.importorskip("matplotlib")
+    images, model_b = images_and_model_b
+    cams, table = tmp_path / "cams", tmp_path / "p.csv"
+    outputs = ["--cam", str(cams), "--csv", str(table), "-q"]
+    assert main(["predict", *images, "--checkpoint", str(checkpoint), *outputs]) == 0
+    before = table.read_bytes(), _folder_bytes(cams)
+    _stopped_at_draw(monkeypatch, "plot_gradcam", 2, KeyboardInterrupt())
+
+    assert _status(["predict", *images, "--checkpoint", str(model_b), *outputs]) == 130
+
+    capsys.readouterr()
+    assert (table.read_bytes(), _folder_bytes(cams)) == before  # model A's set, whole
+    assert sorted(_folder_bytes(cams)) == sorted(f"{Path(i).stem}_cam.png" for i in images)
+
+
+def test_predict_failing_to_write_an_overlay_writes_no_csv_and_says_so_truly(
+    checkpoint: Path,
+    images_and_model_b: tuple[list[str], Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Was: "cannot write '.../X_cam.png': no space left on device [ENOSPC]; nothing was
+    written", after the CSV naming four overlays (none on disk) was written."""
+    import errno
+
+    from retinalnet._core.files import FileWriteError
+
+    pytest.importorskip("matplotlib")
+    images, _ = images_and_model_b
+    cams, table = tmp_path / "cams", tmp_path / "p.csv"
+
+    def full(path: Path) -> FileWriteError:  # as atomic_write says it
+        return FileWriteError(path, "no space left on device [ENOSPC]", errno.ENOSPC)
+
+    _stopped_at_draw(monkeypatch, "plot_gradcam", 2, full)
+    argv = ["predict", *images, "--checkpoint", str(checkpoint), "--cam", str(cams)]
+
+    assert main([*argv, "--csv", str(table), "-q"]) == 1
+
+    err = capsys.readouterr().err
+    second = cams / f"{Path(images[1]).stem}_cam.png"
+    assert f"cannot write {str(second)!r}: no space left on device [ENOSPC]" in err
+    assert not table.exists()  # "nothing was written" is true
+    assert not cams.exists()  # nor an overlay: the set comes whole or not at all
+
+
+def test_predict_json_names_overlays_only_once_they_are_drawn(
+    checkpoint: Path,
+    images_and_model_b: tuple[list[str], Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Was: the JSON entries, each with its ``"cam"``, were printed before any was drawn."""
+    pytest.importorskip("matplotlib")
+    images, _ = images_and_model_b
+    _stopped_at_draw(monkeypatch, "plot_gradcam", 3, KeyboardInterrupt())
+    argv = ["predict", *images, "--checkpoint", str(checkpoint), "--json", "-q"]
+
+    assert _status([*argv, "--cam", str(tmp_path / "cams")]) == 130
+
+    assert capsys.readouterr().out == ""
+
+
+def test_volume_plots_stopped_while_drawn_leave_the_earlier_ones(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("matplotlib")
+    import retinalnet.plots_volume
+
+    volumes = [str(_volume(tmp_path / f"{name}.tif")) for name in ("left", "right")]
+    plots = tmp_path / "plots"
+    argv = ["predict", *volumes, "--checkpoint", str(checkpoint), "--plots", str(plots), "-q"]
+    assert main(argv) == 0
+    for figure in plots.iterdir():
+        figure.write_bytes(b"the earlier run's figure")
+    real = retinalnet.plots_volume.plot_volume
+    calls: list[int] = []
+
+    def stopped(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(retinalnet.plots_volume, "plot_volume", stopped)
+
+    assert _status(argv) == 130
+
+    assert _folder_bytes(plots) == {  # was: left_volume.png of this run beside right's
+        "left_volume.png": b"the earlier run's figure",
+        "right_volume.png": b"the earlier run's figure",
+    }

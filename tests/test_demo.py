@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import socket
 import subprocess
@@ -199,3 +200,92 @@ def test_two_demos_with_the_same_seed_give_the_same_model(tmp_path: Path) -> Non
         torch.testing.assert_close(weights[0][name], weights[1][name], rtol=0, atol=0)
     losses = [[(e.train_loss, e.val_loss) for e in r.history] for r in (first, second)]
     assert losses[0] == losses[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# A demo stopped while it replaces its data never blocks the next one
+
+
+def _rmtree_stopped_after_the_marker(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """``shutil.rmtree`` removing the ``.retinalnet-demo`` marker of the folder it is given
+    and then a few scans (ext4 lists the marker first), then Ctrl-C; the folders given."""
+    import shutil
+
+    real = shutil.rmtree
+    given: list[Path] = []
+
+    def stopped(path: str | os.PathLike[str], *args: object, **kwargs: object) -> None:
+        given.append(Path(path))
+        (Path(path) / ".retinalnet-demo").unlink(missing_ok=True)
+        for scan in sorted(Path(path).rglob("*.jpeg"))[:3]:
+            scan.unlink()
+        monkeypatch.setattr(shutil, "rmtree", real)  # once
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(shutil, "rmtree", stopped)
+    return given
+
+
+def test_a_demo_stopped_while_removing_its_old_data_does_not_block_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: the marker went first, and every later demo refused the folder as "not written
+    by the demo" (its own scans, unmarked)."""
+    settings = {"train_per_class": 1, "eval_per_class": 1, "shape": (32, 32)}
+    data = write_demo_data(tmp_path, **settings)  # type: ignore[arg-type]
+    given = _rmtree_stopped_after_the_marker(monkeypatch)
+
+    with pytest.raises(KeyboardInterrupt):
+        write_demo_data(tmp_path, **settings)  # type: ignore[arg-type]
+    assert given
+
+    again = write_demo_data(tmp_path, train_per_class=2, eval_per_class=1, shape=(32, 32))
+    assert again == data
+    assert len(list((data / "train" / "CNV").iterdir())) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # nothing left aside
+
+
+def test_a_demo_stopped_before_its_marker_is_written_does_not_block_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: ``data/`` was made, then its marker written: stopped between, an empty folder
+    without a marker that every later demo refused."""
+    import retinalnet._core.files
+
+    written: list[str] = []
+
+    def stopped(path: object, *args: object, **kwargs: object) -> None:
+        written.append(Path(str(path)).name)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Path, "write_text", stopped)  # how the marker was written
+        patched.setattr(retinalnet._core.files, "atomic_write", stopped)  # how it is now
+        with pytest.raises(KeyboardInterrupt):
+            write_demo_data(tmp_path, train_per_class=1, eval_per_class=1, shape=(32, 32))
+    assert written == [".retinalnet-demo"]  # stopped there
+
+    data = write_demo_data(tmp_path, train_per_class=1, eval_per_class=1, shape=(32, 32))
+    assert len(list((data / "train").rglob("*.jpeg"))) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_temporary_files_a_killed_demo_left_in_its_data_do_not_block_the_next(
+    tmp_path: Path,
+) -> None:
+    """``kill -9`` while a scan or the marker was written leaves the temporary file it was
+    written through (``.NAME.XXXXXXXX.tmp``): was refused as "1 file(s) the demo did not
+    write"."""
+    data = write_demo_data(tmp_path, train_per_class=1, eval_per_class=1, shape=(32, 32))
+    scan = next((data / "train" / "CNV").iterdir())
+    (scan.parent / f".{scan.name}.k3j9x2a1.tmp").write_bytes(b"half a scan")
+    (data / "..retinalnet-demo.abc_1234.tmp").write_text("synthetic scans written by")
+    mine = data / ".notes.txt.k3j9x2a1.tmp"  # a name the demo never writes: the user's
+
+    write_demo_data(tmp_path, train_per_class=1, eval_per_class=1, shape=(32, 32))
+    assert not list(data.rglob("*.tmp"))
+
+    mine.write_text("mine")
+    with pytest.raises(FileExistsError, match=r"holds 1 file\(s\) the demo did not write"):
+        write_demo_data(tmp_path, train_per_class=1, eval_per_class=1, shape=(32, 32))
+    assert mine.read_text() == "mine"

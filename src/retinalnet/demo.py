@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from retinalnet._core.bool_options import check_bool
 from retinalnet._core.counts import as_integer, check_count
+from retinalnet._core.demo_folder import fresh_data_dir, write_marker
 from retinalnet._core.deprecation import renamed_argument
 from retinalnet.datasets import KermanyOCT, find_images, make_synthetic_kermany
 from retinalnet.models import Classifier, cached_weights_path, small_cnn, vgg16_transfer
@@ -39,75 +38,10 @@ __all__ = ["DemoResult", "run_demo", "write_demo_data"]
 
 logger = logging.getLogger(__name__)
 
-_MARKER = ".retinalnet-demo"
-
 # Half a real scan's 496 x 512 px: four times faster to write and to read back each epoch,
 # and still above what the model sees (64 px). Over seeds 0-2 the best validation accuracy
 # was 98-100% (99-100% at 96 px, in 1.7 times the CPU time).
 _SHAPE = (248, 256)
-
-
-_HEADER = "synthetic scans written by `retinalnet demo`"
-# what a demo before the marker listed its files wrote: split/CLASS/CLASS-PATIENT-N.jpeg
-_DEMO_NAME = re.compile(r"(?:train|val|test)/(CNV|DME|DRUSEN|NORMAL)/\1-\d+-\d+\.jpeg")
-
-
-def _fresh_data_dir(data_dir: Path) -> None:
-    """Empty ``data_dir`` if an earlier demo wrote it and nothing else is in it; never
-    touch anything else.
-
-    Raises
-    ------
-    FileExistsError
-        If ``data_dir`` exists and the demo did not write it, or holds files the demo did
-        not write (counted, one named): they would be deleted with the demo's.
-    """
-    if data_dir.exists():
-        marker = data_dir / _MARKER
-        if not marker.is_file():
-            raise FileExistsError(
-                f"{str(data_dir)!r} exists and was not written by the demo, which would mix its "
-                "synthetic scans into it; choose another output folder (--out)"
-            )
-        others = _not_written_by_the_demo(data_dir, marker)
-        if others:
-            raise FileExistsError(
-                f"{str(data_dir)!r} holds {len(others)} file(s) the demo did not write (e.g. "
-                f"{others[0]!r}), which writing its scans again would delete; move them out "
-                "of it, or choose another output folder (--out)"
-            )
-        shutil.rmtree(data_dir)
-    data_dir.mkdir(parents=True)
-    # the demo's until it lists its files: scans of a write cut short are known by name
-    (data_dir / _MARKER).write_text(f"{_HEADER}\n", encoding="utf-8")
-
-
-def _files_under(data_dir: Path) -> list[str]:
-    """Every file (and link) under ``data_dir``, ``/``-separated and relative to it, the
-    marker left out; a link to a folder counts as a file (it is not walked into)."""
-    found: list[str] = []
-    for folder, folders, files in os.walk(data_dir):
-        here = Path(folder).relative_to(data_dir)
-        links = [name for name in folders if (Path(folder) / name).is_symlink()]
-        found += [(here / name).as_posix() for name in [*files, *links]]
-    return sorted(name for name in found if name != _MARKER)
-
-
-def _not_written_by_the_demo(data_dir: Path, marker: Path) -> list[str]:
-    """The files under ``data_dir`` its marker does not list (a marker of a demo before
-    0.2 lists none: its scans are known by their names)."""
-    listed = set(marker.read_text(encoding="utf-8", errors="replace").splitlines()[1:])
-    return [
-        name
-        for name in _files_under(data_dir)
-        if name not in listed and not (not listed and _DEMO_NAME.fullmatch(name))
-    ]
-
-
-def _write_marker(data_dir: Path) -> None:
-    """The marker that says the demo wrote ``data_dir``, listing the files it wrote."""
-    lines = [_HEADER, *_files_under(data_dir)]
-    (data_dir / _MARKER).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def write_demo_data(
@@ -156,7 +90,7 @@ def _write_data(
     """:func:`write_demo_data`, under the lock of ``out`` its caller holds."""
     data_dir = out / "data"
     logger.info("writing synthetic OCT scans to %s", data_dir)
-    _fresh_data_dir(data_dir)
+    fresh_data_dir(data_dir)
     make_synthetic_kermany(
         data_dir,
         train=train_per_class,
@@ -165,7 +99,7 @@ def _write_data(
         seed=seed,
         shape=shape,
     )
-    _write_marker(data_dir)
+    write_marker(data_dir)
     return data_dir
 
 

@@ -78,7 +78,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "patient_report": None if patients is None else patients.to_dict(),
         "skipped": [{"source": s.source, "reason": s.reason} for s in skipped],
     }
-    if args.out is not None:  # whole or not at all; through a descriptor (/dev/stdout)
+    if on_stdout(args.out):  # the results themselves: printed first, through the descriptor
         atomic_write_text(args.out, strict_json(data_out, indent=2) + "\n")
     results = results_stream(args.out, args.report)  # stdout carries that file alone
     if args.json and not on_stdout(args.out):  # --out - has printed it: one document
@@ -113,6 +113,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
             skipped=skipped,
         )
         print(f"report: {page}", file=where)
+    if args.out is not None and not on_stdout(args.out):
+        # the file that sums the run up comes last, whole or not at all: written, the plots
+        # and the report beside it are this run's; a run stopped or failed before it leaves
+        # the earlier run's file as it was
+        atomic_write_text(args.out, strict_json(data_out, indent=2) + "\n")
     print_skipped("evaluate", skipped)
     return 0
 
@@ -142,6 +147,18 @@ def _patient_report(result: EvaluationResult, bootstrap: int) -> ClassificationR
     return result.patient_report(bootstrap=bootstrap)
 
 
+_PLOT_NAMES = (
+    "confusion_matrix.png",
+    "confusion_matrix_normalized.png",
+    "roc_curves.png",
+    "precision_recall_curves.png",
+    "reliability_diagram.png",
+    "history.png",
+)
+"""The figures ``evaluate --plots DIR`` draws; one of them an earlier evaluation drew and
+this one does not is deleted, so the folder never holds two evaluations' plots."""
+
+
 def _write_plots(
     args: argparse.Namespace, result: EvaluationResult, history: Sequence[Mapping[str, Any]]
 ) -> list[Path]:
@@ -149,7 +166,10 @@ def _write_plots(
 
     The confusion matrix (counts and normalised), the ROC and precision-recall curves of each
     class, the reliability diagram, and the training history when the checkpoint carries one.
+    All are drawn before any is put in place, and a plot of :data:`_PLOT_NAMES` this
+    evaluation does not draw is deleted (never another file).
     """
+    from retinalnet.cli._staged_files import StagedFiles
     from retinalnet.plots import (
         plot_confusion_matrix,
         plot_history,
@@ -160,26 +180,34 @@ def _write_plots(
     from retinalnet.training._history import drawable_history
 
     folder: Path = args.plots
-    folder.mkdir(parents=True, exist_ok=True)
     title = f"{args.split} split of {args.data.name or args.data}, {result.num_samples} images"
-    figures: dict[str, Callable[[Path], object]] = {
-        "confusion_matrix.png": lambda path: plot_confusion_matrix(result, title=title, save=path),
-        "confusion_matrix_normalized.png": lambda path: plot_confusion_matrix(
-            result, normalize=True, title=title, save=path
+    figures: dict[str, tuple[Callable[..., object], tuple[object, ...], dict[str, object]]] = {
+        "confusion_matrix.png": (plot_confusion_matrix, (result,), {"title": title}),
+        "confusion_matrix_normalized.png": (
+            plot_confusion_matrix,
+            (result,),
+            {"normalize": True, "title": title},
         ),
-        "roc_curves.png": lambda path: plot_roc_curves(
-            result, title=f"ROC curves, {title}", save=path
+        "roc_curves.png": (plot_roc_curves, (result,), {"title": f"ROC curves, {title}"}),
+        "precision_recall_curves.png": (
+            plot_precision_recall_curves,
+            (result,),
+            {"title": f"precision-recall, {title}"},
         ),
-        "precision_recall_curves.png": lambda path: plot_precision_recall_curves(
-            result, title=f"precision-recall, {title}", save=path
-        ),
-        "reliability_diagram.png": lambda path: plot_reliability_diagram(
-            result, title=f"reliability, {title}", save=path
+        "reliability_diagram.png": (
+            plot_reliability_diagram,
+            (result,),
+            {"title": f"reliability, {title}"},
         ),
     }
     drawn = drawable_history(history)
     if drawn is not None:
-        figures["history.png"] = lambda path: plot_history(drawn, save=path)
-    for name, draw in figures.items():
-        draw(folder / name)
+        figures["history.png"] = (plot_history, (drawn,), {})
+    # drawn aside and put in place together, an earlier evaluation's plot of a name this one
+    # does not draw (its model's history.png) deleted: the folder shows one evaluation, also
+    # when this one is stopped or fails while drawing (the earlier set is left whole then)
+    with StagedFiles() as staged:
+        for name, (plot, plotted, options) in figures.items():
+            staged.draw(folder / name, plot, *plotted, **options)
+        staged.commit(stale=[folder / name for name in _PLOT_NAMES])
     return [folder / name for name in figures]

@@ -16,6 +16,7 @@ from retinalnet._core.proportion_text import fixed_or_exact, percent
 
 if TYPE_CHECKING:
     from retinalnet.cli._output_names import OutputNames
+    from retinalnet.cli._staged_files import StagedFiles
     from retinalnet.predictor import Prediction, Predictor
 
 __all__ = ["print_predictions", "run_predict"]
@@ -102,12 +103,16 @@ def _cam_targets(
 
 
 def _write_cams(
-    predictor: Predictor, predictions: Sequence[Prediction], targets: Sequence[Path | None]
+    predictor: Predictor,
+    predictions: Sequence[Prediction],
+    targets: Sequence[Path | None],
+    staged: StagedFiles,
 ) -> list[Path]:
-    """One Grad-CAM overlay PNG per image, of its predicted class, to its target; the files
-    written. Titled with the image's name, or with its path as given when two inputs share
-    a name (``a/scan.jpeg``, ``b/scan.jpeg``; or ``b/SCAN.jpeg``, one name to a macOS or
-    Windows disk): each overlay says which image it shows.
+    """One Grad-CAM overlay PNG per image, of its predicted class, for its target: drawn
+    aside by ``staged``, which puts the set in place once every overlay (and volume figure)
+    is drawn; the targets drawn. Titled with the image's name, or with its path as given
+    when two inputs share a name (``a/scan.jpeg``, ``b/scan.jpeg``; or ``b/SCAN.jpeg``, one
+    name to a macOS or Windows disk): each overlay says which image it shows.
 
     The folder is made once a heatmap is computed: a refused Grad-CAM leaves no empty folder.
     """
@@ -123,8 +128,7 @@ def _write_cams(
         # the file itself: decoded as the model's preprocessing says, the map at full size
         heatmap = predictor.gradcam(path, class_index=prediction.top[0].index)
         title = f"{shown}: {prediction.label} {percent(prediction.probability)}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        plot_gradcam(path, heatmap, title=title, save=target)
+        staged.draw(target, plot_gradcam, path, heatmap, title=title)
         written.append(target)
     return written
 
@@ -156,6 +160,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from retinalnet.cli._order import order_refused
     from retinalnet.cli._output_names import OutputNames
     from retinalnet.cli._skip import print_skipped
+    from retinalnet.cli._staged_files import StagedFiles
     from retinalnet.cli._stdout import on_stdout, one_output_on_stdout, results_stream
     from retinalnet.cli._volume import (
         check_order,
@@ -207,16 +212,8 @@ def run_predict(args: argparse.Namespace) -> int:
         if args.json or args.csv is not None
         else {}
     )
-    if args.csv is not None:
-        _write_csv(args.csv, predictions, args.k, computed_at, cams)
     results = results_stream(args.csv)  # stdout carries the CSV alone with --csv -
-    if args.json:
-        entries = [
-            {**p.to_dict(), "cam": None if cam is None else str(cam)}
-            for p, cam in zip(predictions, cams, strict=True)
-        ] + [r.summary.to_dict() for r in runs]
-        print(strict_json([{**entry, **computed_at} for entry in entries], indent=2))
-    else:
+    if not args.json:
         # printed to the stream, never by swapping sys.stdout: a guest's host has threads
         print_predictions(predictions, results)
         print_volumes(runs, results)
@@ -229,8 +226,21 @@ def run_predict(args: argparse.Namespace) -> int:
             )
     sys.stdout.flush()  # the results are out before anything is drawn (never None here:
     # main makes a closed stdout the null device, cli._missing_streams)
-    written_cams = _write_cams(predictor, predictions, cams)
-    written = write_volume_outputs(predictor, runs, args, names)
+    # every overlay and plot is drawn aside and put in place as a set, and only then are
+    # the CSV and the JSON that name them written: stopped or failed before, neither names
+    # a file that is missing or another model's (the earlier run's files stay as they were)
+    with StagedFiles() as staged:
+        written_cams = _write_cams(predictor, predictions, cams, staged)
+        written = write_volume_outputs(predictor, runs, args, names, staged)
+        staged.commit()
+    if args.csv is not None:
+        _write_csv(args.csv, predictions, args.k, computed_at, cams)
+    if args.json:
+        entries = [
+            {**p.to_dict(), "cam": None if cam is None else str(cam)}
+            for p, cam in zip(predictions, cams, strict=True)
+        ] + [r.summary.to_dict() for r in runs]
+        print(strict_json([{**entry, **computed_at} for entry in entries], indent=2))
     if args.cam is not None:
         _log_cams(args.cam, written_cams, written.cams)
     if args.plots is not None:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from retinalnet.cli._output_names import OutputNames
+    from retinalnet.cli._staged_files import StagedFiles
     from retinalnet.predictor import Predictor, SkippedImage
     from retinalnet.volume import VolumeSummary
 
@@ -255,11 +256,14 @@ def write_volume_outputs(
     runs: Sequence[VolumeRun],
     args: argparse.Namespace,
     names: OutputNames,
+    staged: StagedFiles,
 ) -> VolumeOutputs:
     """``--plots DIR``: a strip figure per volume; ``--cam DIR``: overlays of its drivers.
 
     ``names`` gives every file its own name (``STEM_volume.png``, ``STEM_scanI_cam.png``,
-    numbered when a stem comes again), shared with the images' overlays. The two kinds are
+    numbered when a stem comes again), shared with the images' overlays. Each is drawn
+    aside by ``staged``, which its caller has put the set in place with once all are drawn
+    (an interrupted run leaves the earlier run's figures as they were). The two kinds are
     returned apart: ``--plots`` and ``--cam`` may name one folder.
     """
     written = VolumeOutputs([], [])
@@ -267,11 +271,9 @@ def write_volume_outputs(
         from retinalnet.plots_volume import plot_volume
 
         folder: Path = args.plots
-        folder.mkdir(parents=True, exist_ok=True)
         for run in runs:
             target = names.take(folder, run.path.stem, "volume.png")
-            plot_volume(run.summary, save=target)
-            written.plots.append(target)
+            written.plots.append(staged.draw(target, plot_volume, run.summary))
     if args.cam is not None:
         from retinalnet.cli._output_names import shown_names
         from retinalnet.plots import plot_gradcam
@@ -284,10 +286,10 @@ def write_volume_outputs(
             scans = list(summary.drivers[:_CAMS]) or [summary.peak(summary.label)]
             for scan in scans:
                 heatmap = predictor.gradcam(run.scans[scan.index], class_index=index)
-                folder.mkdir(parents=True, exist_ok=True)  # after a heatmap: none if refused
                 title = f"{shown} B-scan {scan.index}: {summary.label} {percent(scan.probability)}"
                 target = names.take(folder, run.path.stem, f"scan{scan.index}_cam.png")
-                plot_gradcam(run.scans[scan.index], heatmap, title=title, save=target)
+                # its folder made by staged, after a heatmap: none if refused
+                staged.draw(target, plot_gradcam, run.scans[scan.index], heatmap, title=title)
                 written.cams.append(target)
     return written
 
