@@ -276,22 +276,27 @@ def test_predict_failing_to_write_an_overlay_writes_no_csv_and_says_so_truly(
     assert not cams.exists()  # nor an overlay: the set comes whole or not at all
 
 
-def test_predict_json_names_overlays_only_once_they_are_drawn(
+@pytest.mark.parametrize("output", [["--json"], ["--csv", "-"]], ids=["json", "csv-stdout"])
+def test_results_on_stdout_are_out_before_the_overlays_are_drawn(
     checkpoint: Path,
     images_and_model_b: tuple[list[str], Path],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    capfd: pytest.CaptureFixture[str],
+    output: list[str],
 ) -> None:
-    """Was: the JSON entries, each with its ``"cam"``, were printed before any was drawn."""
+    """R16: with the CSV/JSON written after the overlays, a failed or stopped overlay lost
+    every prediction from stdout; stdout has no earlier file to keep, so it comes first, as
+    the text results and ``evaluate --out -`` do."""
     pytest.importorskip("matplotlib")
     images, _ = images_and_model_b
     _stopped_at_draw(monkeypatch, "plot_gradcam", 3, KeyboardInterrupt())
-    argv = ["predict", *images, "--checkpoint", str(checkpoint), "--json", "-q"]
+    argv = ["predict", *images, "--checkpoint", str(checkpoint), *output, "-q"]
 
     assert _status([*argv, "--cam", str(tmp_path / "cams")]) == 130
 
-    assert capsys.readouterr().out == ""
+    shown = capfd.readouterr()  # --csv - is written to the descriptor
+    assert all(Path(image).name in shown.out for image in images), shown
 
 
 def test_volume_plots_stopped_while_drawn_leave_the_earlier_ones(

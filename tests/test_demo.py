@@ -289,3 +289,14 @@ def test_temporary_files_a_killed_demo_left_in_its_data_do_not_block_the_next(
     with pytest.raises(FileExistsError, match=r"holds 1 file\(s\) the demo did not write"):
         write_demo_data(tmp_path, train_per_class=1, eval_per_class=1, shape=(32, 32))
     assert mine.read_text() == "mine"
+
+
+@pytest.mark.parametrize("target", ["missing", "elsewhere"], ids=["dangling", "to-a-folder"])
+def test_a_data_folder_that_is_a_link_is_refused_in_one_line(tmp_path: Path, target: str) -> None:
+    # R16: a dangling link gave NotADirectoryError naming a hidden folder, left behind
+    if target == "elsewhere":
+        (tmp_path / target).mkdir()
+    (tmp_path / "data").symlink_to(tmp_path / target)
+    with pytest.raises(FileExistsError, match=r"'.*data' is a symbolic link; .*remove the link"):
+        write_demo_data(tmp_path, train_per_class=1, eval_per_class=1, shape=(32, 32))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"data", target} - {"missing"})

@@ -51,15 +51,26 @@ def test_an_error_before_commit_leaves_every_folder_as_it_was(tmp_path: Path) ->
     assert not (tmp_path / "new").exists()  # the folders it made, removed
 
 
-def test_stale_names_go_only_where_a_figure_may_replace_them(tmp_path: Path) -> None:
-    _png(tmp_path / "history.png")  # an earlier model's figure: deleted
-    Image.new("L", (4, 4)).save(tmp_path / "scan.png")  # a grey scan: kept
-    (tmp_path / "notes.txt").write_text("mine")  # not named: kept
+def test_other_names_are_left_as_they_are_and_those_there_returned(tmp_path: Path) -> None:
+    # R16: deleting them deleted a user's own history.png; nothing tells whose a file is
+    _png(tmp_path / "history.png")
+    (tmp_path / "notes.txt").write_text("mine")  # not named
     with StagedFiles() as staged:
         staged.draw(tmp_path / "roc.png", _png)
-        stale = ["history.png", "scan.png", "roc.png"]
-        staged.commit(stale=[tmp_path / name for name in stale])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "roc.png", "scan.png"]
+        others = [tmp_path / name for name in ("history.png", "missing.png", "roc.png")]
+        left = staged.commit(others=others)
+    assert left == [tmp_path / "history.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.png", "notes.txt", "roc.png"]
+
+
+def test_a_replaced_figure_keeps_its_permissions(tmp_path: Path) -> None:
+    # R16: an owner-only overlay of a patient's scan became readable by everyone
+    _png(tmp_path / "scan_cam.png")
+    (tmp_path / "scan_cam.png").chmod(0o600)
+    with StagedFiles() as staged:
+        staged.draw(tmp_path / "scan_cam.png", lambda save: _png(save, "blue"))
+        staged.commit()
+    assert (tmp_path / "scan_cam.png").stat().st_mode & 0o777 == 0o600
 
 
 def test_a_target_that_is_a_folder_is_refused_before_anything_is_drawn(tmp_path: Path) -> None:

@@ -478,3 +478,15 @@ def test_a_scheduler_of_a_class_of_its_own_that_steps_and_saves_is_taken(tmp_pat
 
     assert history.column("lr") == [0.1, 0.05]  # each epoch at its start, then a step
     assert load_checkpoint(tmp_path / "last.pt").scheduler_state == {"steps": 2}
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [lambda optimizer: optimizer, lambda optimizer: torch.optim.SGD(_parameters(), lr=0.1)],
+    ids=["its-optimizer", "another-optimizer"],
+)
+def test_an_optimizer_returned_as_the_scheduler_is_refused(factory: Any) -> None:
+    # R16: it steps and saves as a scheduler does, but each step would update the weights
+    task = ClassificationTask(scheduler=factory)
+    with pytest.raises(TypeError, match=r"returned .*SGD.*|returned .*Adam.*, not a learning-rate"):
+        task.configure_optimizers(_parameters())

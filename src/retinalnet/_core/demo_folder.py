@@ -46,9 +46,15 @@ def fresh_data_dir(data_dir: Path) -> None:
     ------
     FileExistsError
         If ``data_dir`` exists and the demo did not write it, or holds files the demo did
-        not write (counted, one named): they would be deleted with the demo's.
+        not write (counted, one named): they would be deleted with the demo's; or if it is
+        a symbolic link (dangling or not).
     """
     parent = data_dir.parent
+    if data_dir.is_symlink():  # dangling too: renamed onto, or removed through, it misleads
+        raise FileExistsError(
+            f"{str(data_dir)!r} is a symbolic link; the demo writes a data folder of its own "
+            "there: remove the link, or choose another output folder (--out)"
+        )
     if data_dir.exists():
         marker = data_dir / _MARKER
         if not marker.is_file():

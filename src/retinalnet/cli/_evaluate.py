@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -155,8 +156,9 @@ _PLOT_NAMES = (
     "reliability_diagram.png",
     "history.png",
 )
-"""The figures ``evaluate --plots DIR`` draws; one of them an earlier evaluation drew and
-this one does not is deleted, so the folder never holds two evaluations' plots."""
+"""The figures ``evaluate --plots DIR`` draws; one of them there that this evaluation does
+not draw (an earlier model's ``history.png``, or the user's own file of that name) is left as
+it is and named in a warning."""
 
 
 def _write_plots(
@@ -166,8 +168,8 @@ def _write_plots(
 
     The confusion matrix (counts and normalised), the ROC and precision-recall curves of each
     class, the reliability diagram, and the training history when the checkpoint carries one.
-    All are drawn before any is put in place, and a plot of :data:`_PLOT_NAMES` this
-    evaluation does not draw is deleted (never another file).
+    All are drawn before any is put in place; a file of a :data:`_PLOT_NAMES` name this
+    evaluation does not draw is left as it is and named in a warning.
     """
     from retinalnet.cli._staged_files import StagedFiles
     from retinalnet.plots import (
@@ -203,11 +205,18 @@ def _write_plots(
     drawn = drawable_history(history)
     if drawn is not None:
         figures["history.png"] = (plot_history, (drawn,), {})
-    # drawn aside and put in place together, an earlier evaluation's plot of a name this one
-    # does not draw (its model's history.png) deleted: the folder shows one evaluation, also
-    # when this one is stopped or fails while drawing (the earlier set is left whole then)
+    # drawn aside and put in place together: an evaluation stopped or failing while drawing
+    # leaves the earlier set whole
     with StagedFiles() as staged:
         for name, (plot, plotted, options) in figures.items():
             staged.draw(folder / name, plot, *plotted, **options)
-        staged.commit(stale=[folder / name for name in _PLOT_NAMES])
+        left = staged.commit(others=[folder / name for name in _PLOT_NAMES])
+    for path in left:  # nothing tells whether it is an earlier run's or the user's own
+        warnings.warn(
+            f"{str(path)!r} is not of this evaluation (the checkpoint holds no training "
+            "history to draw) and was left as it was; delete it, or choose another --plots "
+            "folder, so that the folder shows one evaluation",
+            UserWarning,
+            stacklevel=1,
+        )
     return [folder / name for name in figures]

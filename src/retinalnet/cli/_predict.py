@@ -17,11 +17,30 @@ from retinalnet._core.proportion_text import fixed_or_exact, percent
 if TYPE_CHECKING:
     from retinalnet.cli._output_names import OutputNames
     from retinalnet.cli._staged_files import StagedFiles
+    from retinalnet.cli._volume import VolumeRun
     from retinalnet.predictor import Prediction, Predictor
 
 __all__ = ["print_predictions", "run_predict"]
 
 logger = logging.getLogger("retinalnet")
+
+
+def _write_named(
+    args: argparse.Namespace,
+    predictions: Sequence[Prediction],
+    runs: Sequence[VolumeRun],
+    computed_at: Mapping[str, object],
+    cams: Sequence[Path | None],
+) -> None:
+    """``--csv`` and ``--json``: the results with the overlay each names."""
+    if args.csv is not None:
+        _write_csv(args.csv, predictions, args.k, computed_at, cams)
+    if args.json:
+        entries = [
+            {**p.to_dict(), "cam": None if cam is None else str(cam)}
+            for p, cam in zip(predictions, cams, strict=True)
+        ] + [r.summary.to_dict() for r in runs]
+        print(strict_json([{**entry, **computed_at} for entry in entries], indent=2))
 
 
 def _write_csv(
@@ -224,23 +243,22 @@ def run_predict(args: argparse.Namespace) -> int:
                 "class can differ)",
                 file=sys.stderr,
             )
+    # every overlay and plot is drawn aside and put in place as a set, and only then is a
+    # CSV file that names them written: stopped or failed before, it names no file that is
+    # missing or another model's (the earlier run's files stay as they were). What goes to
+    # stdout (--json, --csv -) is the result itself and has no earlier file to keep: it is
+    # out before anything is drawn, as the text results are (R16: a failed overlay lost it)
+    streamed = args.json or on_stdout(args.csv)
+    if streamed:
+        _write_named(args, predictions, runs, computed_at, cams)
     sys.stdout.flush()  # the results are out before anything is drawn (never None here:
     # main makes a closed stdout the null device, cli._missing_streams)
-    # every overlay and plot is drawn aside and put in place as a set, and only then are
-    # the CSV and the JSON that name them written: stopped or failed before, neither names
-    # a file that is missing or another model's (the earlier run's files stay as they were)
     with StagedFiles() as staged:
         written_cams = _write_cams(predictor, predictions, cams, staged)
         written = write_volume_outputs(predictor, runs, args, names, staged)
         staged.commit()
-    if args.csv is not None:
-        _write_csv(args.csv, predictions, args.k, computed_at, cams)
-    if args.json:
-        entries = [
-            {**p.to_dict(), "cam": None if cam is None else str(cam)}
-            for p, cam in zip(predictions, cams, strict=True)
-        ] + [r.summary.to_dict() for r in runs]
-        print(strict_json([{**entry, **computed_at} for entry in entries], indent=2))
+    if not streamed:
+        _write_named(args, predictions, runs, computed_at, cams)
     if args.cam is not None:
         _log_cams(args.cam, written_cams, written.cams)
     if args.plots is not None:

@@ -15,13 +15,20 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import stat
 import tempfile
 import types
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from retinalnet._core.files import FileWriteError, _interrupts_held, atomic_copy, os_error_in_words
+from retinalnet._core.files import (
+    FileWriteError,
+    _interrupts_held,
+    _replace,
+    atomic_copy,
+    os_error_in_words,
+)
 from retinalnet._core.output_kinds import check_output_file
 
 __all__ = ["STAGING_PREFIX", "StagedFiles"]
@@ -87,14 +94,11 @@ class StagedFiles:
         self._drawn.append((staged, target))
         return target
 
-    def commit(self, stale: Iterable[Path] = ()) -> None:
-        """Put every figure drawn onto its name, and delete the figures ``stale`` names
-        that this run did not draw (the command's own figure names: an earlier model's
-        ``history.png`` beside this one's plots), so each folder holds one run's set.
-        Ctrl-C meanwhile takes effect once all are in place.
-
-        A file of a stale name is deleted only where a figure may replace it (never a
-        scan or a checkpoint), and a link only as a link.
+    def commit(self, others: Iterable[Path] = ()) -> list[Path]:
+        """Put every figure drawn onto its name; Ctrl-C meanwhile takes effect once all are
+        in place. Returns the paths of ``others`` (the command's own figure names) that
+        this run did not draw but are there: an earlier run's, or the user's own file of
+        that name, left as they are for the caller to say (nothing tells whose it is).
 
         Raises
         ------
@@ -103,14 +107,11 @@ class StagedFiles:
         """
         drawn = {target for _, target in self._drawn}
         with _interrupts_held():
-            for path in stale:
-                if path not in drawn and _replaceable_figure(path):
-                    with contextlib.suppress(FileNotFoundError):
-                        path.unlink()
             for staged, target in self._drawn:
                 _move(staged, target)
             self._drawn.clear()
         self.discard()
+        return [path for path in others if path not in drawn and _is_there(path)]
 
     def discard(self) -> None:
         """Remove the hidden folders with what is left in them, and the target folders made
@@ -148,18 +149,8 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def _replaceable_figure(path: Path) -> bool:
-    """Whether ``path`` is a file (or a link) a figure may replace: not a scan nor a
-    checkpoint (:func:`~retinalnet._core.output_kinds.check_output_file`)."""
-    if not (path.is_symlink() or path.is_file()):
-        return False
-    if path.is_symlink():
-        return True  # unlinked as a link: what it points to stays
-    try:
-        check_output_file(path, "figure", writer="saving the figure")
-    except (ValueError, FileExistsError):
-        return False
-    return True
+def _is_there(path: Path) -> bool:
+    return path.is_symlink() or _is_file(path)
 
 
 def _move(staged: Path, target: Path) -> None:
@@ -167,10 +158,12 @@ def _move(staged: Path, target: Path) -> None:
     would be written to the file it points to."""
     try:
         if target.is_symlink():
-            atomic_copy(staged, target)
+            atomic_copy(staged, target)  # keeps the mode of the file it points to
             staged.unlink()
         else:
-            staged.replace(target)
+            if target.is_file():  # the replaced figure's permissions, as atomic_write keeps
+                staged.chmod(stat.S_IMODE(target.stat().st_mode))
+            _replace(staged, target)  # retried while Windows holds the file open
     except FileWriteError:
         raise
     except OSError as error:

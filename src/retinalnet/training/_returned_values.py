@@ -197,8 +197,11 @@ def checked_scheduler(scheduler: object, optimizer: torch.optim.Optimizer, owner
 
 
 def _steps_and_saves(scheduler: object) -> bool:
-    """Whether ``scheduler`` has what the fit calls on a scheduler (not a function)."""
-    return not isinstance(scheduler, type) and all(
+    """Whether ``scheduler`` has what the fit calls on a scheduler (not a function, not an
+    optimizer: its step would be a second update of the weights)."""
+    if isinstance(scheduler, (type, torch.optim.Optimizer)):  # an optimizer steps and saves too
+        return False
+    return all(
         callable(getattr(scheduler, name, None))
         for name in ("step", "state_dict", "load_state_dict")
     )
