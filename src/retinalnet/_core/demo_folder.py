@@ -69,8 +69,6 @@ def fresh_data_dir(data_dir: Path) -> None:
                 f"{others[0]!r}), which writing its scans again would delete; move them out "
                 "of it, or choose another output folder (--out)"
             )
-        if data_dir.is_symlink():
-            shutil.rmtree(data_dir)  # refused (OSError): a linked folder is not replaced
         # renamed aside whole, its marker with it: a removal stopped halfway leaves no
         # unmarked scans in data_dir (shutil.rmtree may remove the marker first)
         data_dir.rename(_aside_name(parent))
