@@ -886,9 +886,8 @@ def _check_volume_pixels(opened: Image.Image, pages: list[int], file: Path) -> N
             opened.seek(index)
             sizes.append(opened.size)
         opened.seek(current)
-    limit = Image.MAX_IMAGE_PIXELS
-    largest = max(width * height for width, height in sizes)
-    if limit is not None and largest > limit:
+    largest = pixels_over_limit(max(sizes, key=lambda size: size[0] * size[1]))
+    if largest is not None:
         raise UnreadableImageError(file, bomb_reason(ValueError(f"({largest} pixels)")))
     reason = volume_pixels_reason(len(pages), sum(width * height for width, height in sizes))
     if reason is not None:
