@@ -498,9 +498,9 @@ def test_whole_counts_as_floats_are_counts() -> None:
 
 
 def test_a_result_built_by_hand_is_checked_as_a_bare_matrix() -> None:
-    result = dataclasses.replace(
-        _evaluation(), confusion_matrix=np.array([[0.5, 0.5, 0, 0]] + [[0, 0, 0, 1]] * 3)
-    )
-    message = r"^the result's confusion matrix must hold counts .* fractions \(0\.5 at row 0, col"
+    # refused where it is built, before any plot reads it (tests/test_result_fields.py)
+    message = r"^EvaluationResult: confusion_matrix must hold counts .* fractions \(0\.5 at row 0"
     with pytest.raises(ValueError, match=message):
-        plot_confusion_matrix(result)
+        dataclasses.replace(
+            _evaluation(), confusion_matrix=np.array([[0.5, 0.5, 0, 0]] + [[0, 0, 0, 1]] * 3)
+        )

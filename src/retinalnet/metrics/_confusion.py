@@ -275,20 +275,24 @@ def _checked_ks(ks: Iterable[int], num_classes: int, name: str = "ks") -> list[i
     return checked
 
 
-def _as_counts(matrix: npt.ArrayLike, name: str = "the confusion matrix") -> IntArray:
+def _as_counts(
+    matrix: npt.ArrayLike,
+    name: str = "the confusion matrix",
+    fix: str = "pass the counts (normalize=True draws each row as fractions of its true class)",
+) -> IntArray:
     """``matrix`` as the int64 counts of a square confusion matrix ``[true, predicted]``.
 
     Refused when it is not square or holds anything but whole numbers >= 0 (integer-valued
     floats are counts), naming the first cell at fault and the fix: a matrix of fractions
     (scikit-learn's ``confusion_matrix(normalize="true")``) would be drawn as counts of 0,
     a negative count as shares above 100%, a count of 5.7 as 5. The one check of every
-    matrix given whole (:func:`retinalnet.plots.plot_confusion_matrix`).
+    matrix given whole (:func:`retinalnet.plots.plot_confusion_matrix`, a hand-built
+    :class:`~retinalnet.training.EvaluationResult`); ``fix`` ends the message.
     """
     array = np.asarray(_readable(matrix))
     if array.ndim != 2 or array.shape[0] != array.shape[1]:
         raise ValueError(f"{name} must be square, got shape {array.shape}")
     expected = f"{name} must hold counts of images (whole numbers >= 0)"
-    fix = "pass the counts (normalize=True draws each row as fractions of its true class)"
     values: FloatArray | None = None
     if array.dtype.kind in "iufO":
         try:

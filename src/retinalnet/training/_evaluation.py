@@ -38,6 +38,12 @@ from retinalnet.precision import Precision, precision_name
 from retinalnet.training._data import warn_of_own_transform
 from retinalnet.training._feature_cache import build_feature_cache, trainable_head
 from retinalnet.training._labels import BatchLabels
+from retinalnet.training._result_fields import (
+    check_scalars,
+    checked_classes,
+    checked_matrix,
+    checked_probabilities,
+)
 
 if TYPE_CHECKING:
     from retinalnet.metrics import ClassificationReport
@@ -56,6 +62,17 @@ class EvaluationResult:
 
     .. versionchanged:: 0.2
        ``==`` compares; it raised ("the truth value of an array ... is ambiguous").
+
+    A result built by hand is checked as it is built, and its fields are stored as the
+    types below (a list of classes becomes a tuple, a matrix of whole-number floats int64
+    counts); :class:`ValueError` or :class:`TypeError` names the field when the confusion
+    matrix is not one row and column of image counts per class, the probabilities not one
+    column per class, a target not a class index, the per-image fields not of one length,
+    the accuracy not a fraction from 0 to 1, or the temperature not positive.
+
+    .. versionchanged:: 0.2
+       Those were read as given: a 3x3 matrix for four classes failed in ``str()`` with an
+       ``IndexError``, an accuracy of 95 printed as 9500%.
 
     Attributes
     ----------
@@ -119,6 +136,21 @@ class EvaluationResult:
     temperature: float = 1.0
     patient_ids: tuple[Hashable | None, ...] | None = field(default=None, repr=False)
     precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        # a result may be built by hand: its fields are read as given, so checked as given
+        classes = checked_classes(self.classes)
+        matrix = checked_matrix(self.confusion_matrix, classes)
+        per_image = checked_probabilities(
+            self.probabilities, self.targets, self.patient_ids, classes
+        )
+        check_scalars(self.accuracy, self.temperature)
+        for name, value in zip(
+            ("classes", "confusion_matrix", "probabilities", "targets", "patient_ids"),
+            (classes, matrix, *per_image),
+            strict=True,
+        ):
+            object.__setattr__(self, name, value)
 
     def __eq__(self, other: object) -> bool:
         return fields_equal(self, other)
