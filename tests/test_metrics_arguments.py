@@ -203,9 +203,18 @@ def test_patient_level_refuses_a_bad_topk_before_grouping() -> None:
         patient_level(REPORT_PROBABILITIES, REPORT_TARGETS, ["1"], topk=2)  # type: ignore[arg-type]
 
 
-def test_a_reports_topk_may_be_read_once() -> None:
-    # patient_level checks its arguments and passes them on: the k it read, not the spent
-    # generator (which gave an empty table)
-    ks = (k for k in (1, 2))
-    report = patient_level(REPORT_PROBABILITIES, REPORT_TARGETS, PATIENT_IDS, topk=ks)  # type: ignore[arg-type]
-    assert list(report.topk) == [1, 2]
+@pytest.mark.parametrize("door", DOORS)
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [("topk", [1, 2]), ("urgent", ["CNV", "DME"]), ("classes", ["CNV", "DME", "DRUSEN", "NORMAL"])],
+)
+def test_a_reports_arguments_may_be_read_once(door: str, argument: str, value: list[Any]) -> None:
+    # patient_level checks its arguments and passes them on: the values it read, not the
+    # spent generator (which gave an empty top-k table, and "urgent names no class")
+    if argument == "classes" and door.startswith("EvaluationResult"):
+        pytest.skip("a result's classes are its own")
+    report = _report_doors()[door](**{argument: (item for item in value)})
+    expected = _report_doors()[door](**{argument: value})
+    assert report.to_dict() == expected.to_dict()
+    assert report.referral is not None
+    assert list(report.topk) == ([1, 2] if argument == "topk" else [1, 2, 3])

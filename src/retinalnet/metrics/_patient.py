@@ -126,6 +126,8 @@ def patient_level(
     scores = probabilities_of(given)
     # checked here, they are refused before grouping; the checked values (plain Python
     # numbers, a generator's k read once) go on to the report, which stores them
+    if urgent is not None and urgent is not URGENT_CLASSES and not isinstance(urgent, str):
+        urgent = tuple(urgent)  # read twice (checked, then the report's): a generator once
     checked = _checked_arguments(
         classes,
         scores.shape[1],
