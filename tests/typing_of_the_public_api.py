@@ -8,14 +8,17 @@ type.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 from torch import nn
+from torch.utils.data import Dataset
 from typing_extensions import assert_type
 
-from retinalnet import Classifier, Prediction, Predictor
+from retinalnet import Classifier, EarlyStopping, Prediction, Predictor
 from retinalnet.export import OnnxPredictor
 from retinalnet.models import ModelSpec
+from retinalnet.training import fine_tune, fine_tune_trainer
 
 
 def topk_takes_every_list_of_images(predictor: Predictor, onnx: OnnxPredictor) -> None:
@@ -55,3 +58,15 @@ def feature_blocks_take_the_documented_selectors(network: nn.Module) -> None:
     Classifier(network, classes=["a", "b"], feature_blocks=lambda net: [net.layer1, net.layer2])
     Classifier(network, classes=["a", "b"], feature_blocks=lambda net: net.blocks)
     Classifier(network, classes=["a", "b"], feature_blocks=stages)
+
+
+def fine_tune_checks_its_trainer_settings(model: Classifier, data: Dataset[Any]) -> None:
+    """``fine_tune(..., **settings)`` takes the Trainer settings it documents, each with its
+    type; a misspelt or mistyped one is a type error (was ``**trainer_settings: Any``, so
+    ``batch_sise=16`` type-checked and failed only when it ran). ``warn_unused_ignores``
+    (``strict``) fails the check when an ignore below is no longer needed."""
+    fine_tune(model, data, data, batch_size=16, seed=0, device="cpu", precision="fp32")
+    fine_tune(model, data, data, callbacks=[EarlyStopping()], feature_cache=False)
+    fine_tune(model, data, batch_sise=16)  # type: ignore[call-arg]
+    fine_tune(model, data, batch_size="16")  # type: ignore[arg-type]
+    fine_tune_trainer(model, data, precision="fp64")  # type: ignore[arg-type]

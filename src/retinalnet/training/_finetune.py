@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
+from typing_extensions import Unpack
 
 from retinalnet._core.bool_options import check_bool
 from retinalnet._core.caller_warnings import warn_caller
@@ -42,6 +43,7 @@ from retinalnet.training._nonfinite import NonFiniteLossError, check_finite_weig
 from retinalnet.training._resume import check_resume_path, epoch_size
 from retinalnet.training._task import ClassificationTask
 from retinalnet.training._trainer import Trainer, training_grad_mode
+from retinalnet.training._trainer_settings import TRAINER_SETTINGS, TrainerSettings
 
 if TYPE_CHECKING:
     from retinalnet.checkpoint import Checkpoint
@@ -56,21 +58,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_TRAINER_SETTINGS = frozenset(
-    {
-        "batch_size",
-        "callbacks",
-        "out_dir",
-        "overwrite",
-        "precision",
-        "device",
-        "seed",
-        "progress",
-        "num_workers",
-        "feature_cache",
-    }
-)
 
 
 def _positive(name: str, value: float, *, zero: bool = False) -> float:
@@ -698,7 +685,7 @@ def fine_tune(
     recipe: FineTune | None = None,
     *,
     resume_from: str | os.PathLike[str] | None = None,
-    **trainer_settings: Any,
+    **trainer_settings: Unpack[TrainerSettings],
 ) -> History:
     """Fine-tune a classifier: a linear probe on cached features, then the last blocks.
 
@@ -857,7 +844,7 @@ def fine_tune_trainer(
     recipe: FineTune | None = None,
     *,
     resume_from: str | os.PathLike[str] | None = None,
-    **trainer_settings: Any,
+    **trainer_settings: Unpack[TrainerSettings],
 ) -> Trainer:
     """:func:`fine_tune` in two steps: run the linear probe (skipped when resuming) and
     return the fine-tuning phase's :class:`Trainer`, not yet fitted; call its
@@ -882,10 +869,10 @@ def fine_tune_trainer(
             f"blocks), got {type(model).__name__}; wrap it: Classifier(network, classes=..., "
             "head=..., feature_blocks=[...])"
         )
-    unknown = sorted(set(trainer_settings) - _TRAINER_SETTINGS)
+    unknown = sorted(set(trainer_settings) - TRAINER_SETTINGS)
     if unknown:
         raise TypeError(
-            f"fine_tune got unknown setting(s) {unknown}; it takes {sorted(_TRAINER_SETTINGS)} "
+            f"fine_tune got unknown setting(s) {unknown}; it takes {sorted(TRAINER_SETTINGS)} "
             "(epochs, rates and the rest are FineTune(...) settings)"
         )
     recipe = recipe if recipe is not None else FineTune()
@@ -909,7 +896,7 @@ def fine_tune_trainer(
         model.preprocessing = model.preprocessing.with_augmentation(recipe.augment)
     monitor = "val_loss" if val is not None else "train_loss"
     own = ("callbacks", "out_dir", "feature_cache")
-    shared = {k: v for k, v in trainer_settings.items() if k not in own}
+    shared: dict[str, Any] = {k: v for k, v in trainer_settings.items() if k not in own}
     if recipe.probe_epochs and resume_from is None:
         model.requires_grad_(False)
         model.head_module()[1].requires_grad_(True)
