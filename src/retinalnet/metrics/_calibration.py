@@ -24,10 +24,11 @@ from retinalnet.metrics._confusion import (
     IntArray,
     _as_probabilities,
     _as_targets,
-    _readable,
     _refuse_swapped,
 )
 from retinalnet.metrics._rates import are_probabilities, distributions, refuse_percentages
+from retinalnet.metrics._temperature_likelihood import nll_slope, shifted_by_row_max
+from retinalnet.metrics._temperature_likelihood import temperature_nll as temperature_nll
 
 __all__ = ["expected_calibration_error", "fit_temperature", "reliability_curve"]
 
@@ -327,28 +328,6 @@ def _calibration_error(rows: FloatArray, true: IntArray, bins: int, stored: IntA
     return float(gaps.sum() / total)
 
 
-def _softmax(scores: FloatArray) -> FloatArray:
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    weights = np.exp(shifted)
-    result: FloatArray = weights / weights.sum(axis=1, keepdims=True)
-    return result
-
-
-def _nll_slope(scores: FloatArray, true: IntArray, beta: float) -> float:
-    """d/d(beta) of the mean negative log-likelihood of softmax(beta * scores)."""
-    expected = (_softmax(beta * scores) * scores).sum(axis=1)
-    return float(np.mean(expected - scores[np.arange(len(true)), true]))
-
-
-def temperature_nll(scores: npt.ArrayLike, targets: npt.ArrayLike, temperature: float) -> float:
-    """Mean negative log-likelihood of ``softmax(scores / temperature)`` (natural log)."""
-    values = np.asarray(_readable(scores), dtype=np.float64) / temperature
-    true = np.asarray(_readable(targets), dtype=np.int64)
-    shifted = values - values.max(axis=1, keepdims=True)
-    log_norm = np.log(np.exp(shifted).sum(axis=1))
-    return float(np.mean(log_norm - shifted[np.arange(len(true)), true]))
-
-
 def fit_temperature(
     scores: npt.ArrayLike,
     targets: npt.ArrayLike,
@@ -387,7 +366,9 @@ def fit_temperature(
        gave a temperature on the wrong side of 1).
 
     The negative log-likelihood is convex in ``1 / T``, so the search is a bisection of its
-    slope on ``log(1 / T)``: deterministic, to a relative precision of 1e-10.
+    slope on ``log(1 / T)``: deterministic, to a relative precision of 1e-10. Each row is
+    shifted by its maximum before it is scaled, so adding a constant to a row changes
+    nothing and huge finite scores (1e306) do not overflow.
 
     .. versionadded:: 0.2
 
@@ -413,8 +394,9 @@ def fit_temperature(
     ValueError
         If there are no images, a score is NaN or infinite (the message counts the rows
         and names the first), the shapes disagree, a target is out of range, the scores
-        are probabilities in percent (rows summing to 100: divide them by 100), or
-        ``bounds`` is not ``0 < low < high``.
+        are probabilities in percent (rows summing to 100: divide them by 100), a row's
+        scores span more than float64 holds (from -1e308 to 1e308: divide them by a
+        constant), or ``bounds`` is not ``0 < low < high``.
 
     Warns
     -----
@@ -452,19 +434,20 @@ def fit_temperature(
     if rows is not None:  # probabilities: their logs are log-probabilities, the same T fits
         # only a 0 is replaced: a float64 1e-87 keeps its log (-200), not float32's -103
         values = np.log(np.where(rows > 0, rows, _smallest_kept(values)))
-    # the slope in beta = 1 / T rises with beta (convexity): bisect for its zero
+    # the slope in beta = 1 / T rises with beta (convexity): bisect for its zero, on scores
+    # shifted by their row max first, so beta * scores cannot overflow (a finite 1e306)
     beta_low, beta_high = 1.0 / high, 1.0 / low
-    spread = values.max(axis=1) - values.min(axis=1)
-    if not (spread > 1e-12 * (1 + np.abs(values).max(axis=1))).any():
+    shifted = shifted_by_row_max(values)
+    if not (-shifted.min(axis=1) > 1e-12 * (1 + np.abs(values).max(axis=1))).any():
         return 1.0  # every image's scores are equal: the likelihood does not depend on T
-    if _nll_slope(values, true, beta_high) <= 0:
+    if nll_slope(shifted, true, beta_high) <= 0:
         return low  # still falling at the sharpest temperature allowed
-    if _nll_slope(values, true, beta_low) >= 0:
+    if nll_slope(shifted, true, beta_low) >= 0:
         return high  # already rising at the softest
     log_low, log_high = math.log(beta_low), math.log(beta_high)
     while log_high - log_low > 1e-10:
         middle = (log_low + log_high) / 2
-        if _nll_slope(values, true, math.exp(middle)) < 0:
+        if nll_slope(shifted, true, math.exp(middle)) < 0:
             log_low = middle
         else:
             log_high = middle
