@@ -16,6 +16,8 @@ from retinalnet._core.counts import as_number, check_count
 from retinalnet.training._monitor import (
     check_monitor_and_mode,
     judged_otherwise,
+    nan_monitor_message,
+    never_a_number,
     refuse_unknown_direction,
 )
 
@@ -162,6 +164,15 @@ class _Tracker:
         self.min_delta = min_delta
         self.best: float | None = None
         self.best_epoch: int | None = None
+        self.nan_seen = False  # a NaN was monitored in this fit (logged once)
+
+    def judge(self, value: float, epoch: int, monitor: str, owner: str) -> bool:
+        """:meth:`update`, logging the first NaN ``value`` of the fit (a tracker is new for
+        each fit) as a warning that names ``owner`` and says what the NaN does."""
+        if math.isnan(value) and not self.nan_seen:
+            self.nan_seen = True
+            logger.warning(nan_monitor_message(monitor, epoch, owner))
+        return self.update(value, epoch)
 
     def improves(self, value: float) -> bool:
         if math.isnan(value):
@@ -221,7 +232,10 @@ class EarlyStopping(Callback):
            ``"auto"`` by default, not ``"min"``, which kept the epoch with the lowest
            ``val_accuracy``.
     patience
-        Epochs without improvement before stopping.
+        Epochs without improvement before stopping. A NaN (a metric the validation data
+        cannot define, as an AUC without images of both classes) is never an improvement;
+        its first in a fit is logged as a warning, and a fit stopped on a metric NaN in every
+        epoch says so in :attr:`stop_reason`.
     min_delta
         Smallest change that counts as an improvement: a finite number >= 0.
     restore_best_weights
@@ -307,7 +321,7 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
         value = float(metrics[self.monitor])
-        if self._tracker.update(value, epoch):
+        if self._tracker.judge(value, epoch, self.monitor, "EarlyStopping"):
             self.wait = 0
             if self.restore_best_weights:
                 self._best_weights = _changeable_state(trainer.model)
@@ -315,11 +329,13 @@ class EarlyStopping(Callback):
         self.wait += 1
         if self.wait >= self.patience:
             self.stopped_epoch = epoch
-            best = "none" if self.best_score is None else f"{self.best_score:.4f}"
-            self.stop_reason = (
-                f"early stopping: {self.monitor} did not improve for {self.wait} epoch(s) "
-                f"(best {best} at epoch {self.best_epoch})"
-            )
+            if self.best_score is None:  # NaN in every epoch: nothing to name as the best
+                self.stop_reason = f"early stopping: {never_a_number(self.monitor)}"
+            else:
+                self.stop_reason = (
+                    f"early stopping: {self.monitor} did not improve for {self.wait} "
+                    f"epoch(s) (best {self.best_score:.4f} at epoch {self.best_epoch})"
+                )
             trainer.should_stop = True
             trainer.stop_reason = self.stop_reason
 

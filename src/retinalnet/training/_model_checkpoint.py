@@ -14,7 +14,7 @@ from retinalnet._core.files import atomic_copy
 from retinalnet.checkpoint import CheckpointWriteError, checkpoint_epoch, load_checkpoint
 from retinalnet.training._callbacks import Callback, _check_monitor, _Tracker
 from retinalnet.training._lock import check_still_held
-from retinalnet.training._monitor import check_monitor_and_mode
+from retinalnet.training._monitor import check_monitor_and_mode, warn_no_best
 from retinalnet.training._nonfinite import NonFiniteLossError
 from retinalnet.training._run_files import RUN_FILES, replace_foreign_link, run_files_taken
 
@@ -98,6 +98,8 @@ class ModelCheckpoint(Callback):
     monitor, mode
         What "best" means (the lowest ``val_loss`` by default), as for
         :class:`EarlyStopping`: any metric the fit produces; ``"auto"``, ``"min"``, ``"max"``.
+        A NaN is never the best (its first is logged); a fit in which it is NaN in every
+        epoch writes no ``best.pt``, and a ``UserWarning`` says so at its end.
 
         .. versionchanged:: 0.2
            ``mode="auto"`` by default, not ``"min"`` (which kept the lowest accuracy).
@@ -290,7 +292,8 @@ class ModelCheckpoint(Callback):
         self._began = True
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float]) -> None:
-        improved = self._tracker.update(float(metrics[self.monitor]), epoch)
+        value = float(metrics[self.monitor])
+        improved = self._tracker.judge(value, epoch, self.monitor, "ModelCheckpoint")
         self._resumed = True  # from here on this run owns best.pt
         check_still_held(self.dirpath)  # the folder is still this run's
         if improved:
@@ -307,6 +310,12 @@ class ModelCheckpoint(Callback):
             self._owns["last"] = True
             trainer._checkpoint_saved(self.last_path)
         self._epoch_in_progress = None
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if self._began and self._tracker.best is None:  # NaN in every epoch: no best.pt
+            last = self.last_path if self.save_last and self._owns["last"] else None
+            earlier = self.best_path if self.best_path.exists() else None  # not this run's
+            warn_no_best(self.monitor, last, trainer.epoch, earlier)
 
     def on_exception(self, trainer: Trainer, exception: BaseException) -> None:
         # The files hold finished epochs only: the weights in memory are mid-epoch, and are

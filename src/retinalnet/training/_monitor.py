@@ -12,9 +12,12 @@ from __future__ import annotations
 import logging
 import numbers
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from retinalnet._core.caller_warnings import warn_caller
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "MODES",
@@ -23,8 +26,11 @@ __all__ = [
     "check_monitor_name",
     "judged_otherwise",
     "known_mode",
+    "nan_monitor_message",
+    "never_a_number",
     "refuse_unknown_direction",
     "resolve_mode",
+    "warn_no_best",
 ]
 
 logger = logging.getLogger(__name__)
@@ -192,3 +198,54 @@ def judged_otherwise(
         ", and patience counts again from here" if owner == "EarlyStopping" else "",
     )
     return "mode"
+
+
+_NAN_CAUSE = (
+    "a metric is NaN where the data cannot define it, as an AUC on validation data without "
+    "images of both classes (or of every class)"
+)
+
+
+def nan_monitor_message(monitor: str, epoch: int, owner: str) -> str:
+    """What a callback logs, once per fit, at the first NaN of the metric it monitors: the
+    epoch, what the NaN does (it never counts as an improvement), the likely cause and the
+    fix.
+
+    Examples
+    --------
+    >>> nan_monitor_message("val_auc", 1, "EarlyStopping")[:64]
+    'EarlyStopping: val_auc is NaN (undefined) at epoch 1, so it coun'
+    """
+    effect = "it counts as no improvement"
+    if owner == "ModelCheckpoint":
+        effect += " and best.pt is not written for it"
+    return (
+        f"{owner}: {monitor} is NaN (undefined) at epoch {epoch}, so {effect}; {_NAN_CAUSE}: "
+        "give the validation data images of every class, or monitor another metric (such as "
+        "'val_loss'). Said once per fit"
+    )
+
+
+def never_a_number(monitor: str) -> str:
+    """Why no epoch was best: ``monitor`` was NaN in every epoch (see
+    :func:`nan_monitor_message`)."""
+    return f"{monitor} was NaN (undefined) in every epoch, so no epoch was best"
+
+
+def warn_no_best(monitor: str, last: Path | None, epoch: int, earlier: Path | None) -> None:
+    """Warn, at the end of a fit, that a :class:`ModelCheckpoint` wrote no ``best.pt``
+    because ``monitor`` was NaN in every epoch; ``last`` is the ``last.pt`` it wrote
+    (holding ``epoch``, the last), if any, and ``earlier`` a ``best.pt`` an earlier run
+    left in the folder, if any."""
+    if last is not None:
+        left = f"{str(last)!r} holds the last epoch ({epoch})"
+    else:
+        left = "no last.pt was written either (save_last=False)"
+    if earlier is not None:
+        left += f", and {str(earlier)!r} is an earlier run's"
+    warn_caller(
+        f"ModelCheckpoint wrote no best.pt: {never_a_number(monitor)}; {left}. Monitor a "
+        "metric the validation data defines (such as 'val_loss'), or give the validation "
+        "data images of every class",
+        UserWarning,
+    )
