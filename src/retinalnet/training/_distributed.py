@@ -21,15 +21,24 @@ __all__ = [
     "distributed_context",
     "local_device",
     "logs_from_main_process_only",
+    "nccl_device",
 ]
 
 
 @dataclass(frozen=True)
 class DistributedContext:
-    """This process's place in a distributed run (rank 0 of 1 when there is none)."""
+    """This process's place in a distributed run (rank 0 of 1 when there is none).
+
+    ``device`` is the run's device (the Trainer's, or the one a feature cache is built on),
+    ``None`` when not known. Under NCCL, which runs on GPU tensors only, every collective runs
+    on this process's own GPU (see :func:`nccl_device`), never on the current CUDA device:
+    that is ``cuda:0`` in every process unless something called ``torch.cuda.set_device``,
+    and NCCL refuses ("Duplicate GPU detected") or hangs when every rank uses the same GPU.
+    """
 
     rank: int = 0
     world_size: int = 1
+    device: torch.device | None = None
 
     @property
     def enabled(self) -> bool:
@@ -45,7 +54,7 @@ class DistributedContext:
         """Add ``values`` up across all processes (unchanged in a single process)."""
         if not self.enabled:
             return values
-        tensor = torch.tensor(values, dtype=torch.float64, device=device)
+        tensor = torch.tensor(values, dtype=torch.float64, device=self._collective_on(device))
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return [float(v) for v in tensor.tolist()]
 
@@ -65,9 +74,7 @@ class DistributedContext:
         if not self.enabled:
             return rows
         longest = -(-length // self.world_size)
-        on = rows.device
-        if dist.get_backend() == "nccl":  # NCCL gathers GPU tensors only
-            on = torch.device("cuda", torch.cuda.current_device())
+        on = self._collective_on(rows.device)
         padded = torch.zeros((longest, *rows.shape[1:]), dtype=rows.dtype, device=on)
         padded[: len(rows)] = rows.to(on)
         gathered = [torch.empty_like(padded) for _ in range(self.world_size)]
@@ -80,33 +87,55 @@ class DistributedContext:
 
     def barrier(self) -> None:
         """Wait until every process gets here (nothing in one process)."""
-        if self.enabled:
+        if not self.enabled:
+            return
+        if dist.get_backend() == "nccl":  # its all-reduce of one number runs on this GPU
+            dist.barrier(device_ids=[_nccl_index(self.device)])
+        else:
             dist.barrier()
 
+    def _collective_on(self, device: torch.device) -> torch.device:
+        """Where a collective's tensors go: on ``device`` (where they are used), except under
+        NCCL, on this process's GPU (:func:`nccl_device`)."""
+        if dist.get_backend() == "nccl":
+            return nccl_device(self.device, device)
+        return device
 
-def current_context() -> DistributedContext:
+
+def current_context(device: torch.device | None = None) -> DistributedContext:
     """The process group already started (by ``torchrun`` and the Trainer, or by the
-    caller), without starting one: rank 0 of 1 when there is none."""
+    caller), without starting one: rank 0 of 1 when there is none. ``device`` is the run's
+    device, where its collectives run under NCCL (:func:`nccl_device`)."""
     if dist.is_available() and dist.is_initialized():
-        return DistributedContext(rank=dist.get_rank(), world_size=dist.get_world_size())
+        return DistributedContext(
+            rank=dist.get_rank(), world_size=dist.get_world_size(), device=device
+        )
     return DistributedContext()
 
 
 def distributed_context(device: torch.device) -> DistributedContext:
     """Join the process group that ``torchrun`` describes, or report a single process.
 
-    An existing process group is used as it is. Otherwise, when ``WORLD_SIZE`` > 1 (set by
-    ``torchrun``), one is started with the ``nccl`` backend on CUDA and ``gloo`` on the CPU,
-    and closed as the process exits (:func:`close_process_group`).
+    An existing process group is used as it is (the caller's to set up; its collectives run
+    on ``device`` all the same, see :class:`DistributedContext`). Otherwise, when
+    ``WORLD_SIZE`` > 1 (set by ``torchrun``), one is started with the ``gloo`` backend on the
+    CPU, and on CUDA with ``nccl`` bound to this process's GPU (``cuda:LOCAL_RANK``, or
+    ``device``'s index), which becomes the current CUDA device; it is closed as the process
+    exits (:func:`close_process_group`).
     """
     if not dist.is_available():
         return DistributedContext()
     if not dist.is_initialized():
         if torchrun_rank_and_size()[1] <= 1:
             return DistributedContext()
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            gpu = nccl_device(device)
+            torch.cuda.set_device(gpu)  # what torch.cuda and NCCL take as "this GPU"
+            dist.init_process_group(backend="nccl", device_id=gpu)
+        else:
+            dist.init_process_group(backend="gloo")
         atexit.register(close_process_group)  # the group started here is closed here
-    return DistributedContext(rank=dist.get_rank(), world_size=dist.get_world_size())
+    return DistributedContext(rank=dist.get_rank(), world_size=dist.get_world_size(), device=device)
 
 
 def close_process_group() -> None:
@@ -130,6 +159,24 @@ def local_device(device: torch.device) -> torch.device:
     if device.type == "cuda" and device.index is None and local_rank is not None:
         return torch.device("cuda", int(local_rank))
     return device
+
+
+def nccl_device(*devices: torch.device | None) -> torch.device:
+    """This process's GPU, where NCCL's collectives run: the first CUDA device of ``devices``
+    (the run's device, then the tensor's) with its index.
+
+    Without an index (or with no CUDA device among them) it is ``cuda:LOCAL_RANK`` under
+    ``torchrun`` (as :func:`local_device` gives the Trainer), else the current CUDA device
+    (what a caller's own ``torch.cuda.set_device`` chose).
+    """
+    return torch.device("cuda", _nccl_index(*devices))
+
+
+def _nccl_index(*devices: torch.device | None) -> int:
+    """The index of :func:`nccl_device`'s GPU."""
+    cuda = next((d for d in devices if d is not None and d.type == "cuda"), torch.device("cuda"))
+    index = local_device(cuda).index
+    return torch.cuda.current_device() if index is None else index
 
 
 @contextlib.contextmanager

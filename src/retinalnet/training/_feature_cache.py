@@ -806,7 +806,7 @@ def build_feature_cache(
         fingerprint = digest.hexdigest()
 
     engine = InferenceEngine(model, device=target_device, precision=precision)
-    context = current_context() if shard else DistributedContext()
+    context = current_context(target_device) if shard else DistributedContext()
     if isinstance(data, DataLoader) or len(data) < context.world_size:  # type: ignore[arg-type]
         context = DistributedContext()  # nothing to share out: every process runs it all
     workers = default_num_workers(target_device, num_workers)
