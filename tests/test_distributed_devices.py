@@ -241,3 +241,32 @@ def test_build_feature_cache_gathers_on_cuda_local_rank(
             precision="fp32", progress=False, shard=True,
         )  # fmt: skip
     assert nccl.devices == [RANK_1]
+
+
+@pytest.mark.parametrize(
+    ("local_rank", "visible", "expected"),
+    [
+        ("1", 0, "cuda:1"),  # no CUDA here: resolving the device says so, not this
+        ("1", 1, "cuda:0"),  # one GPU per process (CUDA_VISIBLE_DEVICES set per process)
+        ("0", 1, "cuda:0"),
+        ("1", 2, "cuda:1"),  # every process sees every GPU: its own is cuda:LOCAL_RANK
+        ("3", 8, "cuda:3"),
+    ],
+)
+def test_a_process_runs_on_the_gpu_it_sees_as_its_own(
+    monkeypatch: pytest.MonkeyPatch, local_rank: str, visible: int, expected: str
+) -> None:
+    monkeypatch.setenv("LOCAL_RANK", local_rank)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: visible)
+
+    assert local_device(torch.device("cuda")) == torch.device(expected)
+    assert local_device(torch.device("cuda:2")) == torch.device("cuda:2")  # yours, as given
+    assert local_device(torch.device("cpu")) == torch.device("cpu")
+
+
+def test_a_rank_beyond_the_gpus_a_process_sees_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+
+    with pytest.raises(ValueError, match=r"^LOCAL_RANK is 2 but this process sees 2 GPUs"):
+        local_device(torch.device("cuda"))

@@ -154,11 +154,32 @@ def close_process_group() -> None:
 
 
 def local_device(device: torch.device) -> torch.device:
-    """Under ``torchrun``, a CUDA device without an index becomes ``cuda:LOCAL_RANK``."""
+    """Under ``torchrun``, a CUDA device without an index becomes ``cuda:LOCAL_RANK``, or
+    ``cuda:0`` where each process sees one GPU only (a launcher that sets
+    ``CUDA_VISIBLE_DEVICES`` per process, as SLURM's GPU binding does: process 1's GPU is
+    its ``cuda:0``, and ``cuda:1`` does not exist there).
+
+    Raises
+    ------
+    ValueError
+        If the process sees several GPUs but fewer than ``LOCAL_RANK + 1``: which of them
+        is its own cannot be told.
+    """
     local_rank = os.environ.get("LOCAL_RANK")
-    if device.type == "cuda" and device.index is None and local_rank is not None:
-        return torch.device("cuda", int(local_rank))
-    return device
+    if device.type != "cuda" or device.index is not None or local_rank is None:
+        return device
+    rank = int(local_rank)
+    seen = torch.cuda.device_count()  # 0 without CUDA: resolving the device says so
+    if seen == 1:
+        return torch.device("cuda", 0)
+    if 1 < seen <= rank:
+        raise ValueError(
+            f"LOCAL_RANK is {rank} but this process sees {seen} GPUs (cuda:0 to "
+            f"cuda:{seen - 1}), so which is its own cannot be told; start one process per "
+            "visible GPU (torchrun --nproc-per-node at most the GPUs), or pass "
+            "device='cuda:N' naming each process's GPU"
+        )
+    return torch.device("cuda", rank)
 
 
 def nccl_device(*devices: torch.device | None) -> torch.device:
