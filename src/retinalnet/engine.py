@@ -44,10 +44,12 @@ from retinalnet._core.bool_options import check_bool
 from retinalnet._core.counts import as_number
 from retinalnet._core.cudnn_benchmark import cudnn_benchmark
 from retinalnet._core.device import default_num_workers, resolve_device
+from retinalnet._core.device_copies import copy_to
 from retinalnet._core.loaders import DataSource, make_loader, unchecked_samples
 from retinalnet._core.model_inputs import check_batch
 from retinalnet._core.model_outputs import class_scores
 from retinalnet._core.model_use import check_float32_weights, exclusive_use, modes_restored
+from retinalnet._core.widest_float import widest_float
 from retinalnet.models import Classifier
 from retinalnet.models._checks import check_input_size
 from retinalnet.models._classifier import network_of
@@ -289,7 +291,7 @@ class InferenceEngine:
                 refuse_images=warn,  # samples nothing checked: a data set's rule, per batch
             )
             self._inputs_checked = True
-        batch = inputs.to(self.device, dtype=torch.float32, non_blocking=True)
+        batch = copy_to(inputs, self.device, torch.float32)  # queued toward CUDA only
         if batch.dim() == 4:
             batch = batch.contiguous(memory_format=torch.channels_last)
         return batch
@@ -305,6 +307,7 @@ class InferenceEngine:
         ``log_softmax(outputs / temperature)``: valid for networks ending in
         ``LogSoftmax`` and for logits alike, since ``softmax(log_softmax(z) / T)`` equals
         ``softmax(z / T)``. With TTA each view is scaled, then the probabilities averaged.
+        On Apple MPS, which has no float64, they are float32 (0.2: every call raised there).
         """
         with self.session() as forward:
             return self._log_probabilities(forward, self._to_device(inputs))
@@ -316,15 +319,16 @@ class InferenceEngine:
         if temperature is None:  # not in a session (a caller's own forward function)
             temperature = self.temperature
         scores = self._scores(forward(batch))
-        log_probabilities = torch.log_softmax(scores.double() / temperature, dim=1)
+        wide = widest_float(scores.device)  # float64; float32 on MPS, which has no float64
+        log_probabilities = torch.log_softmax(scores.to(wide) / temperature, dim=1)
         if not self.tta:
             return log_probabilities
         mirrored = torch.log_softmax(
-            self._scores(forward(batch.flip(-1))).double() / temperature, dim=1
+            self._scores(forward(batch.flip(-1))).to(wide) / temperature, dim=1
         )
-        # log of the mean of the two probabilities
+        # log of the mean of the two probabilities (math.log(2) is float64's log of 2)
         stacked = torch.stack([log_probabilities, mirrored])
-        return torch.logsumexp(stacked, dim=0) - torch.log(torch.tensor(2.0, dtype=torch.float64))
+        return torch.logsumexp(stacked, dim=0) - math.log(2.0)
 
     def probabilities(self, inputs: torch.Tensor) -> torch.Tensor:
         """Class probabilities (float32, on the CPU) of a batch of prepared inputs.
@@ -347,10 +351,10 @@ class InferenceEngine:
     ) -> Generator[tuple[torch.Tensor, Any], None, None]:
         """Yield ``(log_probabilities, rest)`` for each batch ``(inputs, *rest)`` of a loader.
 
-        ``log_probabilities`` stay on the engine's device (float64); ``rest`` is the rest of
-        the batch as the loader gave it (the targets, for a labelled data set). One session
-        covers the whole loader, so the weights are cast once; it holds the model until the
-        generator ends or is closed: a caller that may stop early closes it
+        ``log_probabilities`` stay on the engine's device (float64; float32 on MPS); ``rest``
+        is the rest of the batch as the loader gave it (the targets, for a labelled data set).
+        One session covers the whole loader, so the weights are cast once; it holds the model
+        until the generator ends or is closed: a caller that may stop early closes it
         (:func:`contextlib.closing`).
         """
         batches = progress(loader) if progress is not None else loader

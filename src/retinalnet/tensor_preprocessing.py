@@ -46,6 +46,7 @@ from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2 import functional as tvf
 
 from retinalnet._core.device import resolve_device
+from retinalnet._core.device_copies import copy_to
 from retinalnet._core.images import (
     MAX_IMAGE_ASPECT,
     SMALL_IMAGE_SIDE,
@@ -79,7 +80,10 @@ class TensorPreprocessing:
         The model's :class:`~retinalnet.transforms.Preprocessing`; its ``resize``,
         ``size``, ``mean`` and ``std`` are used.
     device
-        Where decoding and the steps after it run: ``"cpu"``, ``"cuda"``, ``"auto"``...
+        Where the batches go: ``"cpu"``, ``"cuda"``, ``"mps"``, ``"auto"``... Decoding and
+        the steps after it run there on a CUDA GPU (nvJPEG) and on the CPU, and on the CPU
+        for any other device (torchvision decodes JPEGs on the CPU and CUDA only), the
+        prepared batch then copied to it: on Apple MPS the numbers are the CPU's.
 
     Examples
     --------
@@ -91,14 +95,17 @@ class TensorPreprocessing:
     def __init__(self, preprocessing: Preprocessing, *, device: str | torch.device = "cpu") -> None:
         self.preprocessing = check_preprocessing(preprocessing, optional=False)
         self.device = resolve_device(device)
-        mean = torch.tensor(preprocessing.mean).view(1, 3, 1, 1)
-        std = torch.tensor(preprocessing.std).view(1, 3, 1, 1)
+        # torchvision decodes JPEGs on the CPU or CUDA alone: for MPS, the CPU prepares
+        self._work_device = self.device if self.device.type == "cuda" else torch.device("cpu")
+        # float32 whatever torch's default dtype (MPS has no float64)
+        mean = torch.tensor(preprocessing.mean, dtype=torch.float32).view(1, 3, 1, 1)
+        std = torch.tensor(preprocessing.std, dtype=torch.float32).view(1, 3, 1, 1)
         # (x / 255 - mean) / std as one multiply-add
-        self._scale = (1.0 / (255.0 * std)).to(self.device)
-        self._shift = (-mean / std).to(self.device)
+        self._scale = (1.0 / (255.0 * std)).to(self._work_device)
+        self._shift = (-mean / std).to(self._work_device)
         # torchvision's uint8 resize kernel (CPU only) is PIL's filter with PIL's rounding;
         # elsewhere the resize runs in float32 and is rounded back to 8 bits
-        self._uint8_resize = self.device.type == "cpu"
+        self._uint8_resize = self._work_device.type == "cpu"
 
     def read(self, path: str | os.PathLike[str]) -> torch.Tensor:
         """What a loading worker gives for one file: its bytes (1-D uint8) when it is a JPEG
@@ -163,7 +170,7 @@ class TensorPreprocessing:
         if not items:
             raise ValueError("batch() needs at least one item (from read())")
         size = self.preprocessing.size
-        out = torch.empty(len(items), 3, size, size, device=self.device)
+        out = torch.empty(len(items), 3, size, size, dtype=torch.float32, device=self.device)
         fix = (
             "pass what read() gives (JPEG bytes, 1-D uint8, or a prepared input); for an "
             "image in memory use Preprocessing.prepare(image)"
@@ -174,7 +181,7 @@ class TensorPreprocessing:
                     raise ValueError(f"item {i} is {describe(item)}, not JPEG bytes; {fix}")
                 continue
             refuse_unprepared(item, self.preprocessing, name=f"item {i}", fix=fix)
-            out[i] = item.to(self.device, non_blocking=True)
+            out[i] = copy_to(item, self.device, torch.float32)  # float64 under its default
         encoded = [i for i, item in enumerate(items) if item.dim() == 1]
         if not encoded:
             return out
@@ -185,7 +192,7 @@ class TensorPreprocessing:
         for shape, positions in groups.items():
             images = torch.stack([decoded[p] for p in positions])
             index = torch.tensor([encoded[p] for p in positions], device=self.device)
-            out[index] = self._prepare_same_size(images, shape[1], shape[2])
+            out[index] = copy_to(self._prepare_same_size(images, shape[1], shape[2]), self.device)
         return out
 
     def _decode(
@@ -195,12 +202,12 @@ class TensorPreprocessing:
         names: Sequence[str | os.PathLike[str]] | None,
     ) -> list[torch.Tensor]:
         try:
-            return _decode_jpeg(data, self.device)
+            return _decode_jpeg(data, self._work_device)
         except RuntimeError:
             pass
         for position, one in zip(positions, data, strict=True):  # find the one that fails
             try:
-                _decode_jpeg([one], self.device)
+                _decode_jpeg([one], self._work_device)
             except RuntimeError as error:
                 name = names[position] if names is not None else f"<item {position}>"
                 raise UnreadableImageError(name, f"corrupt or truncated ({error})") from None

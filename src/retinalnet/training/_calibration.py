@@ -112,7 +112,7 @@ def _fit(engine: InferenceEngine, loader: DataLoader[Any]) -> CalibrationResult:
     for batch, (log_probabilities, (targets, *_)) in enumerate(engine.run(loader)):
         classes = log_probabilities.shape[1]
         checked = checked or BatchLabels(classes, where="calibration", loader=loader, in_order=True)
-        rows.append(log_probabilities.cpu())
+        rows.append(log_probabilities.cpu().double())  # float64 from MPS's float32 too
         labels.append(checked(targets, torch.device("cpu"), batch=batch))
     if not rows:
         raise ValueError("cannot calibrate on no images: the validation data is empty")

@@ -12,8 +12,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from retinalnet._core.device_copies import copy_to
 from retinalnet._core.progress import progress_bar
 from retinalnet._core.proportion_text import percent
+from retinalnet._core.widest_float import widest_float
 from retinalnet.models._classifier import Classifier, declared_feature_blocks
 from retinalnet.precision import autocast
 from retinalnet.training._distributed import DistributedContext
@@ -155,7 +157,7 @@ def train_one_epoch(
             # made under torch.set_default_dtype(torch.float64) are float64): autocast
             # lowers the precision of a step itself
             floating = inputs.is_floating_point()
-            inputs = inputs.to(device, torch.float32 if floating else None, non_blocking=True)
+            inputs = copy_to(inputs, device, torch.float32 if floating else None)
             if inputs.dim() == 4:  # images: convolutions run faster channels-last (CPU and GPU)
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
             targets = to_device(targets, device, batch=batch)
@@ -183,7 +185,7 @@ def train_one_epoch(
         task.on_train_batch_left_out()
     if not losses:
         raise ValueError("the training loader produced no batches")
-    sum_dtype = torch.float32 if device.type == "mps" else torch.float64
+    sum_dtype = widest_float(device)  # float64; float32 on MPS, which has no float64
     weights = torch.tensor(sizes, dtype=sum_dtype, device=device)
     stacked = torch.stack(losses).to(sum_dtype)
     total_loss = stacked @ weights

@@ -29,6 +29,7 @@ from retinalnet._core.patient_ids import is_missing_id, patient_group_key
 from retinalnet._core.progress import progress_bar
 from retinalnet._core.proportion_text import percent
 from retinalnet._core.value_equality import fields_equal
+from retinalnet._core.widest_float import widest_float
 from retinalnet.datasets._readable import readable_for_scoring, refuse_substitution
 from retinalnet.engine import InferenceEngine
 from retinalnet.metrics import URGENT_CLASSES, confusion_matrix
@@ -371,7 +372,8 @@ def run_evaluation(
     refuse_substitution(loader, where=where)
     patients = _patients(patient_ids, where)
     num_classes = len(classes)
-    total_loss = torch.zeros((), dtype=torch.float64, device=engine.device)
+    # summed in float64 (float32 on MPS, which has no float64), on the device: no wait
+    total_loss = torch.zeros((), dtype=widest_float(engine.device), device=engine.device)
     all_probabilities: list[torch.Tensor] = []
     all_targets: list[torch.Tensor] = []
     bar = functools.partial(
@@ -391,11 +393,11 @@ def run_evaluation(
                 "yields them: map names with classes.index(name)"
             )
         targets = to_device(targets, engine.device, batch=batch)
-        total_loss += loss(log_probabilities, targets).double() * len(targets)
+        total_loss += loss(log_probabilities, targets).to(total_loss.dtype) * len(targets)
         all_probabilities.append(log_probabilities.exp())
         all_targets.append(targets)
     probabilities_array = (
-        torch.cat(all_probabilities).cpu().numpy()
+        torch.cat(all_probabilities).cpu().double().numpy()  # float64 from MPS's float32 too
         if all_probabilities
         else np.empty((0, num_classes))
     )

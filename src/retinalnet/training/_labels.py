@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from retinalnet._core.class_labels import class_labels
+from retinalnet._core.device_copies import copy_to
 
 __all__ = ["BatchLabels"]
 
@@ -46,7 +47,8 @@ class BatchLabels:
         self._last: torch.Tensor | None = None
 
     def __call__(self, targets: Any, device: torch.device, *, batch: int) -> torch.Tensor:
-        """The batch's labels checked, as int64 on ``device``.
+        """The batch's labels checked, as int64 on ``device``: queued toward a CUDA GPU,
+        copied by the time this returns elsewhere (on the CPU the caller reads them at once).
 
         Raises
         ------
@@ -56,8 +58,7 @@ class BatchLabels:
         if self.num_classes is None:  # unknown yet: the caller checks them, once known
             if not isinstance(targets, torch.Tensor):  # class names, say: refused already
                 class_labels(targets, 0, where=self.where, batch=batch)
-            moved: torch.Tensor = targets.to(device, non_blocking=True)
-            return moved
+            return copy_to(targets, device)
         on_accelerator = isinstance(targets, torch.Tensor) and targets.device.type != "cpu"
         if on_accelerator and not self._resident_checked:
             self._resident_checked = self._check_resident(self.num_classes)
@@ -70,7 +71,7 @@ class BatchLabels:
                 first_row=self._rows,
             )
         self._rows += len(targets)
-        self._last = targets.to(device, torch.int64, non_blocking=True)
+        self._last = copy_to(targets, device, torch.int64)
         return self._last
 
     def checked(self, targets: torch.Tensor) -> bool:

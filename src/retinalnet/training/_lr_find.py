@@ -25,6 +25,7 @@ from torch import nn
 from retinalnet._core.bool_options import check_bool
 from retinalnet._core.classes import check_same_classes
 from retinalnet._core.counts import as_integer, as_number
+from retinalnet._core.device_copies import copy_to
 from retinalnet._core.loaders import DataSource, shut_down_workers, unchecked_samples
 from retinalnet._core.model_use import modes_restored
 from retinalnet.models import Classifier
@@ -176,8 +177,8 @@ def lr_range_test(
         # float32 from any floating dtype, as a fit's steps take them (tensors made under
         # torch.set_default_dtype(torch.float64) are float64); autocast lowers a step itself
         floating = inputs.is_floating_point()
-        inputs = inputs.to(device, torch.float32 if floating else None, non_blocking=True)
-        targets = targets.to(device, non_blocking=True)
+        inputs = copy_to(inputs, device, torch.float32 if floating else None)
+        targets = copy_to(targets, device)
         optimizer.zero_grad(set_to_none=True)
         with autocast(device, dtype):
             batch_loss = loss(forward(inputs), targets)

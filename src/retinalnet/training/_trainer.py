@@ -269,7 +269,9 @@ class Trainer:
         self.device = local_device(resolve_device(device))
         self.precision = precision
         self._dtype = resolve_precision(precision, self.device, training=True)
-        self._scaler = torch.amp.GradScaler("cuda", enabled=self._dtype == torch.float16)
+        # fp16 scales the loss on the device that trains (CUDA or MPS); a "cuda" scaler
+        # disabled itself without CUDA, so MPS trained fp16 with no loss scaling
+        self._scaler = torch.amp.GradScaler(self.device.type, enabled=self._dtype == torch.float16)
         self._built = build_optimizer(self.task, trainable)  # built again by a later fit
         self.optimizer, self.scheduler = self._built.optimizer, self._built.scheduler
         self.callbacks: list[Callback] = checked_callbacks
