@@ -336,3 +336,23 @@ def test_copies_toward_cuda_alone_are_non_blocking(monkeypatch: pytest.MonkeyPat
     for device in ("cuda", "cpu", "mps"):
         copy_to(torch.zeros(2), torch.device(device))
     assert asked == [("cuda", True), ("cpu", False), ("mps", False)]
+
+
+def test_a_predictors_rows_are_float64_from_an_engine_that_gives_float32() -> None:
+    # on MPS the engine's log-probabilities are float32; the Predictor's rows stay float64 as
+    # documented, so its ranking and its numbers do not depend on the device
+    from retinalnet import Predictor
+
+    predictor = Predictor(tiny_cnn(), device="cpu", precision="fp32")
+    run = predictor.engine.run
+
+    def float32_run(loader: Any, **kwargs: Any) -> Iterator[Any]:
+        for log_probabilities, rest in run(loader, **kwargs):
+            yield log_probabilities.float(), rest
+
+    predictor.engine.run = float32_run  # type: ignore[method-assign]
+    image = Image.new("L", (40, 40), 128)
+    rows, readable = predictor._log_probabilities([image, image])[:2]
+
+    assert rows.dtype == torch.float64
+    assert readable == [True, True]

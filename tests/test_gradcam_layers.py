@@ -290,3 +290,20 @@ def test_a_convolution_of_stride_2_by_1_is_read_as_channels_first() -> None:
     expected = nn.functional.interpolate(expected, size=(64, 64), mode="bilinear")[0, 0]
     expected = (expected - expected.min()) / (expected.max() - expected.min())
     assert torch.allclose(heatmap[0], expected, atol=1e-4)
+
+
+def test_a_layer_is_probed_in_float32_under_a_float64_default_dtype() -> None:
+    # the probe's input of zeros took the default dtype: float64 met the float32 weights,
+    # which read as "the model refuses that size" (and made float64 on MPS)
+    from retinalnet.gradcam._checks import probe_activation
+
+    network = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten())
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        activation = probe_activation(network, network[0], False, (8, 8), 3, torch.device("cpu"))
+    finally:
+        torch.set_default_dtype(before)
+
+    assert activation is not None
+    assert tuple(activation.shape) == (1, 4, 6, 6)

@@ -444,7 +444,7 @@ class Predictor:
                     raise nonfinite_output_error(
                         source, low_precision=self.engine.dtype is not None
                     )
-                rows.append(log_probs.cpu())
+                rows.append(log_probs.cpu().double())  # float64 from MPS's float32 too
         skipped = [
             SkippedImage(image_source(image, index), reason)
             for index, (image, reason) in enumerate(zip(images, reasons, strict=True))

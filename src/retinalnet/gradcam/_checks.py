@@ -293,7 +293,7 @@ def probe_activation(
     )
     try:
         with torch.no_grad():
-            model(torch.zeros(1, channels, *size, device=device))
+            model(torch.zeros(1, channels, *size, dtype=torch.float32, device=device))
     except _LayerReachedError as stop:
         return stop.activation
     except (RuntimeError, ValueError, AssertionError):  # a size the model cannot take

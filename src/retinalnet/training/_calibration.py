@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -28,6 +27,7 @@ from retinalnet.datasets._readable import readable_for_scoring, refuse_substitut
 from retinalnet.engine import InferenceEngine
 from retinalnet.metrics import expected_calibration_error, fit_temperature
 from retinalnet.metrics._calibration import TEMPERATURE_BOUNDS, temperature_nll
+from retinalnet.metrics._temperature_likelihood import tempered_softmax
 from retinalnet.models import Classifier
 from retinalnet.precision import Precision
 from retinalnet.training._callbacks import Callback, EarlyStopping, _changeable_state
@@ -125,18 +125,11 @@ def _fit(engine: InferenceEngine, loader: DataLoader[Any]) -> CalibrationResult:
         temperature=temperature,
         applied=applied,
         num_samples=len(true),
-        ece_before=expected_calibration_error(_softmax(scores, 1.0), true),
-        ece_after=expected_calibration_error(_softmax(scores, after), true),
+        ece_before=expected_calibration_error(tempered_softmax(scores, 1.0), true),
+        ece_after=expected_calibration_error(tempered_softmax(scores, after), true),
         nll_before=temperature_nll(scores, true, 1.0),
         nll_after=temperature_nll(scores, true, after),
     )
-
-
-def _softmax(scores: np.ndarray[Any, Any], temperature: float) -> np.ndarray[Any, Any]:
-    shifted = scores / temperature
-    shifted = shifted - shifted.max(axis=1, keepdims=True)
-    weights = np.exp(shifted)
-    return weights / weights.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
 
 
 def _not_applied_warning(result: CalibrationResult) -> None:
