@@ -12,6 +12,7 @@ from torch.func import functional_call
 from torch.overrides import TorchFunctionMode
 
 from retinalnet._core.bool_options import check_bool
+from retinalnet._core.tensor_stamp import TensorStamp, tensor_stamp
 
 __all__ = [
     "Precision",
@@ -144,9 +145,9 @@ def low_precision_forward(
     return cast_forward(model, cast_weights(model, dtype))
 
 
-CastWeights: TypeAlias = dict[str, tuple[tuple[int, int] | None, torch.Tensor]]
-"""Weight name -> ((data pointer, version counter) of the weight cast, or ``None`` for an
-inference tensor, which has no version counter; the cast copy)."""
+CastWeights: TypeAlias = dict[str, tuple[TensorStamp | None, torch.Tensor]]
+"""Weight name -> (the stamp of the weight cast: which tensor, storage and version it was,
+or ``None`` for an inference tensor, which has no version counter; the cast copy)."""
 
 
 def cast_forward(model: nn.Module, cast: CastWeights) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -251,13 +252,15 @@ def cast_weights(
     4-d (convolution) weights are made channels-last, the layout of the inputs the engine
     passes. ``dtype=None`` keeps each weight's dtype and copies only the 4-d ones: in fp32 a
     channels-last copy of VGG16's convolution weights measured 12% faster on a CPU than
-    reordering them in every call. A weight already in ``previous`` and unchanged since (same
-    storage, same version counter: no in-place update) keeps its copy, so after a training
-    step only the weights that changed are cast again. A weight shared by two layers stays
-    shared. The model itself is never changed.
+    reordering them in every call. A weight already in ``previous`` and unchanged since (the
+    same tensor, on the same storage, with the same version counter: see
+    :class:`~retinalnet._core.tensor_stamp.TensorStamp`) keeps its copy, so after a training
+    step only the weights that changed are cast again; a weight replaced by another tensor
+    (``load_state_dict(assign=True)``), even one at the freed one's address, is cast again. A
+    weight shared by two layers stays shared. The model itself is never changed.
     """
     cast: CastWeights = {}
-    shared: dict[int, torch.Tensor] = {}
+    shared: dict[tuple[object, ...], torch.Tensor] = {}
     for prefix, module in model.named_modules():
         if not isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)):
             continue
@@ -265,18 +268,19 @@ def cast_weights(
             if not tensor.is_floating_point() or (dtype is None and tensor.dim() != 4):
                 continue
             key = f"{prefix}.{name}" if prefix else name
-            pointer = tensor.data_ptr()
-            # an inference tensor (a model built under torch.inference_mode) has no version
-            # counter to tell an in-place change by: it is cast again every time
-            stamp = None if tensor.is_inference() else (pointer, tensor._version)
+            # None for an inference tensor (a model built under torch.inference_mode): with
+            # no version counter to tell an in-place change by, it is cast again every time
+            stamp = tensor_stamp(tensor)
             kept = previous.get(key) if previous is not None else None
-            if kept is not None and stamp is not None and kept[0] == stamp:
+            if kept is not None and kept[0] is not None and kept[0].matches(tensor):
                 cast[key] = kept
                 continue
-            if pointer not in shared:
+            # the same memory read the same way: the same values (a tied weight)
+            view = (tensor.device, tensor.data_ptr(), tensor.shape, tensor.stride(), tensor.dtype)
+            if view not in shared:
                 copy = tensor.detach().to(dtype or tensor.dtype)
                 if copy.dim() == 4:
                     copy = copy.contiguous(memory_format=torch.channels_last)
-                shared[pointer] = copy
-            cast[key] = (stamp, shared[pointer])
+                shared[view] = copy
+            cast[key] = (stamp, shared[view])
     return cast

@@ -197,9 +197,11 @@ class Predictor:
         bf16 once (:func:`~retinalnet.precision.low_precision_forward`) and again only
         after one of them changes; the model keeps its fp32 weights, and the cast copy
         takes half their memory (in fp32, channels-last copies of the convolutions' weights
-        are kept the same way). A change is told by PyTorch's version counter, which an
-        in-place write through ``.data`` (``weight.data.copy_(w)``) does not move: after
-        such a write, build a new Predictor (``load_state_dict``, an optimizer step or
+        are kept the same way). A change is told by the weight's tensor (a replaced one:
+        ``load_state_dict(assign=True)``, ``module.weight = nn.Parameter(w)``,
+        ``weight.data = w``), its storage and PyTorch's version counter, which an in-place
+        write through ``.data`` (``weight.data.copy_(w)``) does not move: after such a
+        write, build a new Predictor (``load_state_dict``, an optimizer step or
         ``with torch.no_grad(): weight.copy_(w)`` are seen). ``"fp32"`` gives exact fp32
         probabilities; ``"bf16"``/``"fp16"`` force one. Images go through the network in the
         channels-last memory layout, which changes no result.

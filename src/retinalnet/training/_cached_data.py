@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from retinalnet._core.loaders import DataSource
+from retinalnet._core.tensor_stamp import TensorStamp, tensor_stamp
 from retinalnet.models import Classifier
 from retinalnet.models._classifier import network_of
 from retinalnet.training._feature_cache import (
@@ -26,15 +29,17 @@ __all__ = ["CachedData"]
 @dataclass(eq=False)
 class CachedData:
     """Features built from ``source`` (with ``views``), the preprocessing that made them, and
-    the frozen weights they came from: where each tensor outside the head lives and how often
-    it changed in place (cheap to compare), and a hash of their values (for when a tensor was
-    written with the same values, as restoring the best epoch's weights does). ``data`` is
+    the frozen weights they came from: a stamp of each tensor outside the head (which tensor,
+    on which storage, changed in place how often: cheap to compare, and a tensor put in its
+    place, even at its address, does not match it; ``None`` for one that cannot be stamped),
+    and a hash of their values (for when a tensor was written or replaced with the same
+    values, as restoring the best epoch's weights does). ``data`` is
     what ``source`` held (:func:`_data_state`); ``seed`` drew the augmented views."""
 
     source: DataSource
     views: int
     features: DataSource
-    versions: tuple[tuple[int, int], ...]
+    versions: tuple[TensorStamp | None, ...]
     digest: str
     preprocessing: str
     data: tuple[object, ...] | None = None
@@ -51,7 +56,7 @@ class CachedData:
         *,
         seed: int = 0,
     ) -> CachedData:
-        versions = _frozen_versions(model, head_name)
+        versions = tuple(tensor_stamp(tensor) for tensor in _frozen_tensors(model, head_name))
         digest = _frozen_state_digest(model, head_name).hexdigest()
         preprocessing = preprocessing_key(model.preprocessing, views)
         data = _data_state(source)
@@ -67,12 +72,15 @@ class CachedData:
             return False
         if self.data is None or _data_state(self.source) != self.data:
             return False
-        versions = _frozen_versions(model, head_name)
-        if versions == self.versions:
+        frozen = _frozen_tensors(model, head_name)
+        if len(frozen) == len(self.versions) and all(
+            stamp is not None and stamp.matches(tensor)
+            for stamp, tensor in zip(self.versions, frozen, strict=True)
+        ):
             return True
         if _frozen_state_digest(model, head_name).hexdigest() != self.digest:
             return False
-        self.versions = versions
+        self.versions = tuple(tensor_stamp(tensor) for tensor in frozen)
         return True
 
 
@@ -94,10 +102,11 @@ def _data_state(data: object) -> tuple[object, ...] | None:
         return None
 
 
-def _frozen_versions(model: Classifier, head_name: str) -> tuple[tuple[int, int], ...]:
+def _frozen_tensors(model: Classifier, head_name: str) -> list[torch.Tensor]:
+    """The tensors of ``model``'s state outside its head, in ``state_dict`` order."""
     prefix = f"{head_name}."
-    return tuple(
-        (tensor.data_ptr(), tensor._version)
+    return [
+        tensor
         for name, tensor in network_of(model).state_dict(keep_vars=True).items()
         if not name.startswith(prefix)
-    )
+    ]

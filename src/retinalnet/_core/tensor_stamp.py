@@ -1,0 +1,80 @@
+"""Which tensor, and which version of its values: to tell, later, whether a copy made from
+it (a cast weight, cached features) still holds its values.
+
+A tensor's address (``data_ptr()``) and version counter are not enough: a weight replaced
+by a new tensor (``load_state_dict(assign=True)``, ``module.weight = nn.Parameter(...)``,
+``param.data = ...``) can be allocated where the old one was freed, with the same version
+counter (0 for a new tensor), and a stamp of address and version then takes new values for
+the old ones. A :class:`TensorStamp` also holds weak references to the tensor and to its
+storage: it matches only the same tensor object, still on the same storage (a freed storage
+is never the same object as a new one at its address), unchanged in place since.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["TensorStamp", "tensor_stamp"]
+
+
+@dataclass(frozen=True, eq=False)
+class TensorStamp:
+    """A tensor, its storage, its address and its version counter when stamped.
+
+    Compare with :meth:`matches`, not ``==``: the stamps hold no values to compare.
+    """
+
+    tensor: weakref.ref[torch.Tensor]
+    storage: weakref.ref[torch.UntypedStorage]
+    pointer: int
+    version: int
+
+    def matches(self, tensor: torch.Tensor) -> bool:
+        """Whether ``tensor`` is the tensor stamped, on the same storage, at the same
+        address, and not changed in place since (its version counter is the same)."""
+        storage = self.storage()  # None once freed
+        return (
+            self.tensor() is tensor
+            and storage is not None
+            and storage is _storage_or_none(tensor)
+            and tensor.data_ptr() == self.pointer
+            and _version_or_none(tensor) == self.version
+        )
+
+
+def tensor_stamp(tensor: torch.Tensor) -> TensorStamp | None:
+    """A stamp of ``tensor`` (see :class:`TensorStamp`), or ``None`` when it cannot tell an
+    in-place change: an inference tensor (made under :func:`torch.inference_mode`) has no
+    version counter, and a tensor without a storage (sparse) no storage to follow.
+
+    Examples
+    --------
+    >>> weight = torch.zeros(2)
+    >>> stamp = tensor_stamp(weight)
+    >>> stamp.matches(weight), stamp.matches(torch.zeros(2))
+    (True, False)
+    >>> _ = weight.add_(1)  # changed in place
+    >>> stamp.matches(weight)
+    False
+    """
+    version, storage = _version_or_none(tensor), _storage_or_none(tensor)
+    if version is None or storage is None:
+        return None
+    return TensorStamp(weakref.ref(tensor), weakref.ref(storage), tensor.data_ptr(), version)
+
+
+def _version_or_none(tensor: torch.Tensor) -> int | None:
+    if tensor.is_inference():
+        return None
+    version: int = tensor._version
+    return version
+
+
+def _storage_or_none(tensor: torch.Tensor) -> torch.UntypedStorage | None:
+    try:
+        return tensor.untyped_storage()
+    except (RuntimeError, NotImplementedError):  # sparse and other storage-less layouts
+        return None
