@@ -40,6 +40,7 @@ from retinalnet.training._data import (
 from retinalnet.training._distributed import distributed_context
 from retinalnet.training._epoch import enter_train_mode, epoch_line, train_one_epoch
 from retinalnet.training._evaluation import EvaluationResult, run_evaluation
+from retinalnet.training._fit_temperature import FitTemperature
 from retinalnet.training._history import History
 from retinalnet.training._lock import fit_lock
 from retinalnet.training._metrics import EpochMetrics
@@ -111,6 +112,7 @@ class FitLoop:
         self.val_loader: DataLoader[Any] | None = None
         self._made: list[DataLoader[Any]] = []  # the loaders made here (not a DataLoader given)
         self._ddp: nn.Module | None = None  # DistributedDataParallel with several processes
+        self._temperature = FitTemperature()  # a calibrated model's, set aside for the fit
 
     @property
     def trainer(self) -> Trainer:
@@ -164,6 +166,9 @@ class FitLoop:
                 )
             try:
                 return self._run(train, val, resume_from)
+            except BaseException:
+                self._temperature.put_back_if_unchanged()  # ended before a step: kept
+                raise
             finally:
                 self._release()
 
@@ -225,10 +230,7 @@ class FitLoop:
                     callback.check_resumed_is_latest(resume_from, trainer.epoch, trainer.history)
                     callback.resumed_from(resume_from)
                 callback.check_best_is_free()
-        if isinstance(model, Classifier) and model.temperature != 1.0:
-            # a temperature fits the weights it was fitted on: the fit changes them
-            logger.info("temperature %.3g reset to 1.0 for the fit", model.temperature)
-            model.temperature = 1.0
+        self._temperature.reset(model, weights_loaded=resume_from is not None)  # new weights
         if val is not None:
             # validation scores only the images it can read: with on_error="skip" the scan
             # put in place of an unreadable one would count twice, each epoch, and sway
