@@ -1006,8 +1006,9 @@ def test_errors_and_log_lines_reach_the_shell_with_flags(
         ),
         (
             {"command": "demo", "out": Path("retinalnet-demo")},
-            "continue with `retinalnet train --data retinalnet-demo/data --resume "
-            "'runs/a b/last.pt'`",
+            # train --resume went on at the demo's decayed rate with train's defaults
+            "the demo does not resume: run `retinalnet demo --out retinalnet-demo` again, "
+            "which starts it over",
         ),
     ],
 )
@@ -1015,7 +1016,7 @@ def test_an_interrupted_runs_advice_is_the_whole_command_to_type(
     args: dict[str, object], advice: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # was "continue with --resume X": `retinalnet train --resume X` lacks --data, and the
-    # demo has no --resume (both refused by argparse)
+    # demo has no --resume (both refused by argparse); the demo is run again
     with _logging_to_stderr(argparse.Namespace(quiet=False, **args)):
         logging.getLogger("retinalnet.training").warning(
             "continue with fit(..., resume_from=%r)", "runs/a b/last.pt"

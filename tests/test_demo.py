@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import re
+import shlex
 import socket
 import subprocess
 import time
@@ -17,9 +19,11 @@ import torch
 from PIL import Image
 from torchvision.models import vgg16
 
+import retinalnet.demo
+from retinalnet.cli import main
 from retinalnet.demo import run_demo, write_demo_data
 from retinalnet.models import cached_weights_path
-from retinalnet.training import RunLockedError
+from retinalnet.training import EarlyStopping, RunLockedError, Trainer
 
 
 @pytest.fixture
@@ -300,3 +304,61 @@ def test_a_data_folder_that_is_a_link_is_refused_in_one_line(tmp_path: Path, tar
     with pytest.raises(FileExistsError, match=r"'.*data' is a symbolic link; .*remove the link"):
         write_demo_data(tmp_path, train_per_class=1, eval_per_class=1, shape=(32, 32))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"data", target} - {"missing"})
+
+
+# ---------------------------------------------------------------------------------------------
+# An interrupted demo says to run it again: `train --resume` does not continue it
+
+
+class _InterruptedAtEpoch2(EarlyStopping):
+    """The demo's early stopping, interrupted (as by Ctrl-C) as epoch 2 starts."""
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        if epoch == 2:
+            raise KeyboardInterrupt
+        super().on_epoch_start(trainer, epoch)
+
+
+@pytest.fixture
+def demo_interrupted_at_epoch_2(monkeypatch: pytest.MonkeyPatch, no_cached_weights: None) -> None:
+    tiny = functools.partial(run_demo, train_per_class=2, eval_per_class=1, size=32, shape=(32, 32))
+    monkeypatch.setattr(retinalnet.demo, "run_demo", tiny)  # what `retinalnet demo` runs
+    monkeypatch.setattr(retinalnet.demo, "EarlyStopping", _InterruptedAtEpoch2)
+
+
+@pytest.mark.usefixtures("demo_interrupted_at_epoch_2")
+def test_an_interrupted_demo_command_advises_running_it_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # was "continue with `retinalnet train --data OUT/data --resume OUT/checkpoints/last.pt`",
+    # which trained on with train's defaults at the rate the demo's cosine had decayed to
+    out = tmp_path / "my demo"
+    with pytest.raises(KeyboardInterrupt):
+        main(["demo", "--out", str(out), "--epochs", "3", "--seed", "1"])
+
+    err = capsys.readouterr().err
+    command = shlex.join(["retinalnet", "demo", "--out", str(out), "--epochs", "3", "--seed", "1"])
+    assert f"epoch 1; the demo does not resume: run `{command}` again, which starts it over\n" in (
+        err
+    )
+    assert "retinalnet train" not in err
+    assert "run_demo" not in err  # the Python advice, said by the command line as above
+    last = out / "checkpoints" / "last.pt"
+    assert main(["train", "--data", str(out / "data"), "--resume", str(last), "-q"]) == 1
+    assert "its run stepped a CosineAnnealingLR; this fit has no scheduler" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.mark.usefixtures("demo_interrupted_at_epoch_2")
+def test_an_interrupted_run_demo_says_it_does_not_resume(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="retinalnet"), pytest.raises(KeyboardInterrupt):
+        retinalnet.demo.run_demo(tmp_path, epochs=3)
+
+    assert caplog.messages[-1] == (
+        "run_demo was interrupted, and does not resume: its fit's Trainer (a cosine "
+        f"learning-rate decay over epochs=3) is its own; call run_demo({str(tmp_path)!r}, ...) "
+        "again with the same arguments, which starts it over"
+    )

@@ -20,6 +20,7 @@ from retinalnet._core.bool_options import check_bool
 from retinalnet._core.counts import as_integer, check_count
 from retinalnet._core.demo_folder import fresh_data_dir, write_marker
 from retinalnet._core.deprecation import renamed_argument
+from retinalnet._core.log_marks import SAID_BY_THE_COMMAND_LINE
 from retinalnet.datasets import KermanyOCT, find_images, make_synthetic_kermany
 from retinalnet.models import Classifier, cached_weights_path, small_cnn, vgg16_transfer
 from retinalnet.predictor import Prediction, Predictor
@@ -207,6 +208,12 @@ def run_demo(
         If another demo (or run) holds ``out_dir`` (``run.lock`` there): checked before the
         data are touched, so a demo running there keeps its data.
 
+    Notes
+    -----
+    An interrupted demo does not resume: its checkpoints continue only under its own
+    trainer (a cosine learning-rate decay over ``epochs``, which ``Trainer.fit(resume_from=
+    ...)`` refuses to resume without); call it again, which starts it over.
+
     Examples
     --------
     >>> from retinalnet.demo import run_demo
@@ -262,7 +269,18 @@ def _train_and_predict(
         seed=seed,
         progress=progress,
     )
-    history = trainer.fit(KermanyOCT(data_dir, "train"), KermanyOCT(data_dir, "val"))
+    try:
+        history = trainer.fit(KermanyOCT(data_dir, "train"), KermanyOCT(data_dir, "val"))
+    except KeyboardInterrupt:  # SIGTERM on the command line too
+        logger.warning(
+            "run_demo was interrupted, and does not resume: its fit's Trainer (a cosine "
+            "learning-rate decay over epochs=%d) is its own; call run_demo(%r, ...) again with "
+            "the same arguments, which starts it over",
+            epochs,
+            str(out),
+            extra={SAID_BY_THE_COMMAND_LINE: True},  # the command line says its own command
+        )
+        raise
     test = trainer.evaluate(KermanyOCT(data_dir, "test"))
     test_images = find_images(data_dir / "test")
     sample = test_images[:: max(1, len(test_images) // 8)]

@@ -23,6 +23,7 @@ __all__ = [
     "CliText",
     "cli_message",
     "cli_text",
+    "demo_command",
     "require_matplotlib",
     "require_tensorboard",
     "resume_command",
@@ -33,6 +34,13 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     # "resume that run (fit(..., resume_from=last.pt), or --resume on the command line)"
     (r"\(fit\(\.\.\., resume_from=[^()]*\), or --resume on the command line\)", "(--resume)"),
     (r"\(overwrite=True, or --overwrite\)", "(--overwrite)"),
+    # a run with a learning-rate scheduler of its own (the demo's, a Python run's)
+    (
+        r"resume with the run's scheduler \(the task it was trained with: "
+        r"ClassificationTask\(scheduler=\.\.\.\)\), or start a new run",
+        "the command line builds no scheduler but its --recipe's: continue that run in "
+        "Python with the task it was trained with, or start a new run without --resume",
+    ),
     (
         r"build the model with the checkpoint's preprocessing \(load_checkpoint\(path\)"
         r"\.preprocessing\)",
@@ -166,15 +174,37 @@ _RESUME_FROM = re.compile(
 def resume_command(args: argparse.Namespace) -> str | None:
     """The command that continues an interrupted run of ``args``' command, without the
     ``--resume`` file: ``retinalnet train --data DATA`` (the other options are the run's,
-    read from its checkpoint), also for the demo (its data and checkpoints are in
-    ``--out``); ``None`` for commands that do not train."""
-    if args.command == "train":
-        data = Path(args.data)
-    elif args.command == "demo":
-        data = Path(args.out) / "data"
-    else:
+    read from its checkpoint); ``None`` for the demo (see :func:`demo_command`) and for
+    commands that do not train."""
+    if args.command != "train":
         return None
-    return f"retinalnet train --data {shlex.quote(str(data))}"
+    return f"retinalnet train --data {shlex.quote(str(Path(args.data)))}"
+
+
+def demo_command(args: argparse.Namespace) -> str | None:
+    """The command that repeats an interrupted ``retinalnet demo``: the demo again, with its
+    options (``retinalnet demo --out OUT --epochs N --seed S``, and ``--weights`` where
+    given). ``train --resume`` would not continue it: ``train`` has none of the demo's
+    schedule (a cosine decay over ``--epochs``) and refuses its checkpoint. ``None`` for
+    other commands."""
+    if args.command != "demo":
+        return None
+    words = ["retinalnet", "demo", "--out", str(Path(args.out))]
+    for flag in ("epochs", "seed", "weights"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            words += [f"--{flag}", str(value)]
+    return shlex.join(words)
+
+
+_DEMO_RESUME = re.compile(r"continue with " + _RESUME_FROM.pattern)
+
+
+def _said_for_the_demo(message: str, command: str) -> str:
+    """``message`` with its ``continue with fit(..., resume_from=...)`` said as the demo's
+    way on: it does not resume, it runs again (the data and checkpoints are its own)."""
+    advice = f"the demo does not resume: run `{command}` again, which starts it over"
+    return _DEMO_RESUME.sub(lambda found: advice, message)  # the text as it is, no escapes
 
 
 class CliText(logging.Filter):
@@ -187,18 +217,22 @@ class CliText(logging.Filter):
     args
         The command's options: an interrupted run's advice to continue it with
         ``fit(..., resume_from=...)`` is said as the whole command to type
-        (:func:`resume_command`), not a flag the command may not have.
+        (:func:`resume_command`), not a flag the command may not have; after the demo, as
+        the demo to run again (:func:`demo_command`).
     """
 
     def __init__(self, args: argparse.Namespace | None = None) -> None:
         super().__init__()
         self.resume_command = None if args is None else resume_command(args)
+        self.demo_command = None if args is None else demo_command(args)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, SAID_BY_THE_COMMAND_LINE, False):
             return False
         message = record.getMessage()
         translated = message
+        if self.demo_command is not None:
+            translated = _said_for_the_demo(message, self.demo_command)
         if self.resume_command is not None:
             command = self.resume_command
             translated = _RESUME_FROM.sub(

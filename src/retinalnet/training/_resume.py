@@ -26,6 +26,12 @@ from retinalnet.checkpoint import (
 from retinalnet.models import Classifier
 from retinalnet.training._callbacks import Callback
 from retinalnet.training._history import History
+from retinalnet.training._resumed_schedule import (
+    SCHEDULER_CLASS_KEY,
+    check_resumed_schedule,
+    start_rates,
+    warn_of_other_rates,
+)
 from retinalnet.transforms import Preprocessing
 
 __all__ = [
@@ -58,7 +64,10 @@ def save_training_state(
 ) -> Path:
     """Write the model and everything a resumed fit needs to ``path``, atomically: the
     optimizer, scheduler and callback states, and the loop's random generators and data
-    order (``loop_state``)."""
+    order (``loop_state``, with the scheduler's class added: a resumed fit checks it)."""
+    if loop_state is not None:
+        scheduler_class = type(scheduler).__name__ if scheduler is not None else None
+        loop_state = {**loop_state, SCHEDULER_CLASS_KEY: scheduler_class}
     states = {
         key: callback.state_dict()
         for key, callback in zip(_state_keys(callbacks), callbacks, strict=True)
@@ -113,8 +122,9 @@ def resume(
     ------
     ValueError
         If the checkpoint was trained for other classes, its optimizer state does not fit
-        ``optimizer``, or a part of it is malformed (the message names the file and the
-        field).
+        ``optimizer``, its run had a learning-rate scheduler and ``scheduler`` is ``None``
+        or of another class, or the other way round, or a part of it is malformed (the
+        message names the file and the field).
     """
     checkpoint = load_checkpoint(path, map_location=device)
     source = repr(str(path))
@@ -132,6 +142,13 @@ def resume(
         )
     if isinstance(model, Classifier):
         _check_preprocessing(source, checkpoint.preprocessing, model.preprocessing)
+    check_resumed_schedule(
+        source,
+        saved_state=checkpoint.scheduler_state,
+        training_state=checkpoint.optimizer_state is not None,
+        loop_state=checkpoint.loop_state,
+        scheduler=scheduler,
+    )
     try:
         history = History.from_records(checkpoint.history)
     except (ValueError, TypeError) as error:
@@ -141,7 +158,7 @@ def resume(
     archs = architectures_met(checkpoint.arch, model, checkpoint.arch_kwargs)
     load_weights(model, checkpoint.state_dict, source=checkpoint.path, archs=archs)
     if checkpoint.optimizer_state is not None:
-        configured = _base_rates(optimizer)
+        given = start_rates(optimizer)
         try:
             optimizer.load_state_dict(checkpoint.optimizer_state)
         except (ValueError, KeyError, TypeError, IndexError) as error:
@@ -149,16 +166,13 @@ def resume(
                 f"cannot resume the optimizer from {source} ({error}); use the same "
                 "optimizer and trainable parameters as the run being resumed"
             ) from None
-        restored = _base_rates(optimizer)
-        if restored != configured:
-            logger.warning(
-                "resumed the optimizer of %s with its learning rate %s, not the %s this fit "
-                "was given: a resumed fit continues the run as it was. To train on with "
-                "another learning rate, start a new run",
-                source,
-                _rates(restored),
-                _rates(configured),
-            )
+        warn_of_other_rates(
+            source,
+            optimizer,
+            given=given,
+            history=history,
+            scheduled=checkpoint.scheduler_state is not None,
+        )
     if scheduler is not None and checkpoint.scheduler_state is not None:
         try:
             scheduler.load_state_dict(checkpoint.scheduler_state)
@@ -190,16 +204,6 @@ def _check_preprocessing(source: str, saved: Preprocessing, current: Preprocessi
             "build the model with the checkpoint's preprocessing (load_checkpoint(path)"
             ".preprocessing), or start a new run"
         )
-
-
-def _base_rates(optimizer: torch.optim.Optimizer) -> list[float]:
-    """Each group's rate as the fit was given it: a scheduler keeps it as ``initial_lr`` and
-    scales ``lr`` (a warm-up starts ``lr`` at a hundredth of it)."""
-    return [float(group.get("initial_lr", group["lr"])) for group in optimizer.param_groups]
-
-
-def _rates(rates: Sequence[float]) -> str:
-    return ", ".join(f"{rate:g}" for rate in rates)
 
 
 def _state_keys(callbacks: Sequence[Callback]) -> list[str]:

@@ -432,7 +432,8 @@ class Trainer:
         ValueError
             If the data's classes differ from the model's, a callback monitors a metric
             the fit does not produce, or ``resume_from`` holds another run (other classes,
-            another optimizer) or a malformed part, or an earlier epoch of the run whose
+            another optimizer, another learning-rate schedule or none where it had one)
+            or a malformed part, or an earlier epoch of the run whose
             ``last.pt`` is in ``out_dir`` (resuming ``best.pt`` would replace the later
             epochs). Also if a weight of the model is already NaN or infinite (an earlier
             fit diverged; not with ``resume_from``, which loads other weights), nothing is
