@@ -55,6 +55,8 @@ class _Nccl:
         monkeypatch.setattr(dist, "get_backend", lambda *a, **k: "nccl")
         monkeypatch.setattr(dist, "get_rank", lambda *a, **k: 1)
         monkeypatch.setattr(dist, "get_world_size", lambda *a, **k: 2)
+        # a machine whose processes see every GPU (one GPU each: the test at the end)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
         monkeypatch.setattr(dist, "init_process_group", self._init)
         monkeypatch.setattr(dist, "all_gather", self._all_gather)
         monkeypatch.setattr(dist, "all_reduce", self._all_reduce)
@@ -257,6 +259,8 @@ def test_a_process_runs_on_the_gpu_it_sees_as_its_own(
     monkeypatch: pytest.MonkeyPatch, local_rank: str, visible: int, expected: str
 ) -> None:
     monkeypatch.setenv("LOCAL_RANK", local_rank)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", local_rank)  # the launcher's binding
     monkeypatch.setattr(torch.cuda, "device_count", lambda: visible)
 
     assert local_device(torch.device("cuda")) == torch.device(expected)
@@ -270,3 +274,17 @@ def test_a_rank_beyond_the_gpus_a_process_sees_is_refused(monkeypatch: pytest.Mo
 
     with pytest.raises(ValueError, match=r"^LOCAL_RANK is 2 but this process sees 2 GPUs"):
         local_device(torch.device("cuda"))
+
+
+def test_processes_sharing_a_machines_one_gpu_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # torchrun --nproc-per-node 2 on a one-GPU machine: both bound cuda:0, and NCCL failed
+    # with "Duplicate GPU detected" inside init_process_group
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+
+    with pytest.raises(ValueError, match=r"^2 processes of this machine would share its one GPU"):
+        local_device(torch.device("cuda"))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert local_device(torch.device("cuda")) == torch.device("cuda:0")
