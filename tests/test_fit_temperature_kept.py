@@ -105,3 +105,25 @@ def test_a_fit_interrupted_after_it_trained_keeps_the_reset() -> None:
         trainer.fit(SyntheticOCT(1, shape=(40, 36)))
     assert not _same_weights(model, before)
     assert model.temperature == 1.0
+
+
+def test_a_resume_refused_keeps_the_temperature_only_if_no_weights_were_loaded(
+    tmp_path: Path,
+) -> None:
+    # refused after resume loaded last.pt's weights (more epochs than max_epochs): those are
+    # not the weights the temperature was fitted on, and kept 2.5 on them (a wrong
+    # calibration); refused before any load (no such file): the model is as it was
+    data = SyntheticOCT(1, shape=(40, 36))
+    with one_thread():
+        Trainer(frozen_small_cnn(), max_epochs=2, out_dir=tmp_path / "run", **SETTINGS).fit(data)
+        model, before = _calibrated()
+        with pytest.raises(ValueError, match="more than max_epochs"):
+            Trainer(model, max_epochs=1, **SETTINGS).fit(data, resume_from=tmp_path / "run/last.pt")
+        assert not _same_weights(model, before)
+        assert model.temperature == 1.0
+
+        model, before = _calibrated()
+        with pytest.raises(FileNotFoundError):
+            Trainer(model, max_epochs=1, **SETTINGS).fit(data, resume_from=tmp_path / "no.pt")
+        assert _same_weights(model, before)
+        assert model.temperature == CALIBRATED

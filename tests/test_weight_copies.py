@@ -160,3 +160,19 @@ def test_a_stamp_tells_tensors_apart_not_addresses() -> None:
     assert not stamp.matches(twin)
     with torch.inference_mode():
         assert tensor_stamp(torch.zeros(3)) is None  # no version counter to follow
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_weight_read_another_way_from_its_own_memory_is_cast_again(precision: Precision) -> None:
+    # ``weight.data = weight.data.transpose(2, 3)``: the same tensor, storage, address and
+    # version counter, read another way; its cast copy was kept (the answers 0.8 apart)
+    images = _images()
+    with one_thread():
+        model = _model()
+        predictor = Predictor(model, device="cpu", precision=precision)
+        predictor.predict_proba(images)
+        weight = model.get_parameter(WEIGHT)
+        weight.data = weight.data.transpose(2, 3)
+        reused = predictor.predict_proba(images)
+        fresh = Predictor(model, device="cpu", precision=precision).predict_proba(images)
+    assert torch.equal(torch.as_tensor(reused), torch.as_tensor(fresh))

@@ -253,11 +253,11 @@ def cast_weights(
     passes. ``dtype=None`` keeps each weight's dtype and copies only the 4-d ones: in fp32 a
     channels-last copy of VGG16's convolution weights measured 12% faster on a CPU than
     reordering them in every call. A weight already in ``previous`` and unchanged since (the
-    same tensor, on the same storage, with the same version counter: see
-    :class:`~retinalnet._core.tensor_stamp.TensorStamp`) keeps its copy, so after a training
-    step only the weights that changed are cast again; a weight replaced by another tensor
-    (``load_state_dict(assign=True)``), even one at the freed one's address, is cast again. A
-    weight shared by two layers stays shared. The model itself is never changed.
+    same tensor, on the same storage, read the same way, with the same version counter)
+    keeps its copy, so after a training step only the weights that changed are cast again;
+    a weight replaced by another tensor (``load_state_dict(assign=True)``), even one at the
+    freed one's address, is cast again. A weight shared by two layers stays shared. The
+    model itself is never changed.
     """
     cast: CastWeights = {}
     shared: dict[tuple[object, ...], torch.Tensor] = {}

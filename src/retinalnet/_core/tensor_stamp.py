@@ -7,7 +7,9 @@ by a new tensor (``load_state_dict(assign=True)``, ``module.weight = nn.Paramete
 counter (0 for a new tensor), and a stamp of address and version then takes new values for
 the old ones. A :class:`TensorStamp` also holds weak references to the tensor and to its
 storage: it matches only the same tensor object, still on the same storage (a freed storage
-is never the same object as a new one at its address), unchanged in place since.
+is never the same object as a new one at its address), read the same way (shape, strides,
+offset and dtype: ``param.data = param.data.transpose(2, 3)`` is another tensor on the same
+memory), unchanged in place since.
 """
 
 from __future__ import annotations
@@ -31,10 +33,12 @@ class TensorStamp:
     storage: weakref.ref[torch.UntypedStorage]
     pointer: int
     version: int
+    layout: tuple[object, ...]  # shape, strides, storage offset and dtype
 
     def matches(self, tensor: torch.Tensor) -> bool:
         """Whether ``tensor`` is the tensor stamped, on the same storage, at the same
-        address, and not changed in place since (its version counter is the same)."""
+        address, read the same way, and not changed in place since (its version counter is
+        the same)."""
         storage = self.storage()  # None once freed
         return (
             self.tensor() is tensor
@@ -42,6 +46,7 @@ class TensorStamp:
             and storage is _storage_or_none(tensor)
             and tensor.data_ptr() == self.pointer
             and _version_or_none(tensor) == self.version
+            and _layout(tensor) == self.layout
         )
 
 
@@ -59,11 +64,22 @@ def tensor_stamp(tensor: torch.Tensor) -> TensorStamp | None:
     >>> _ = weight.add_(1)  # changed in place
     >>> stamp.matches(weight)
     False
+    >>> square = torch.zeros(2, 3)
+    >>> stamp = tensor_stamp(square)
+    >>> square.data = square.data.t()  # the same memory read another way
+    >>> stamp.matches(square)
+    False
     """
     version, storage = _version_or_none(tensor), _storage_or_none(tensor)
     if version is None or storage is None:
         return None
-    return TensorStamp(weakref.ref(tensor), weakref.ref(storage), tensor.data_ptr(), version)
+    return TensorStamp(
+        weakref.ref(tensor), weakref.ref(storage), tensor.data_ptr(), version, _layout(tensor)
+    )
+
+
+def _layout(tensor: torch.Tensor) -> tuple[object, ...]:
+    return (tuple(tensor.shape), tensor.stride(), tensor.storage_offset(), tensor.dtype)
 
 
 def _version_or_none(tensor: torch.Tensor) -> int | None:

@@ -32,16 +32,15 @@ class FitTemperature:
         self._temperature = 1.0
         self._stamps: list[TensorStamp | None] = []
 
-    def reset(self, model: nn.Module, *, weights_loaded: bool) -> None:
+    def reset(self, model: nn.Module) -> None:
         """Set a calibrated ``model``'s temperature to 1.0 for the fit (logged), and remember
-        it and the model's state, unless ``weights_loaded`` (a resumed run's weights, which
-        the temperature was not fitted on)."""
+        it and the model's state (before a resume loads other weights into it: those, too,
+        are a change that keeps 1.0)."""
         if not isinstance(model, Classifier) or model.temperature == 1.0:
             return
         logger.info("temperature %.3g reset to 1.0 for the fit", model.temperature)
-        if not weights_loaded:
-            self._model, self._temperature = model, model.temperature
-            self._stamps = [tensor_stamp(tensor) for tensor in _state_tensors(model)]
+        self._model, self._temperature = model, model.temperature
+        self._stamps = [tensor_stamp(tensor) for tensor in _state_tensors(model)]
         model.temperature = 1.0
 
     def put_back_if_unchanged(self) -> None:

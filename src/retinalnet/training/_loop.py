@@ -201,6 +201,9 @@ class FitLoop:
         trainer.epoch = 0
         for callback in self.callbacks:
             callback.on_fit_start(trainer)
+        # before a resume loads other weights: one refused after that keeps 1.0 (the
+        # weights changed), one refused before it puts the temperature back
+        self._temperature.reset(model)
         loop_state: dict[str, Any] | None = None
         if resume_from is not None:
             resumed = resume(
@@ -230,7 +233,6 @@ class FitLoop:
                     callback.check_resumed_is_latest(resume_from, trainer.epoch, trainer.history)
                     callback.resumed_from(resume_from)
                 callback.check_best_is_free()
-        self._temperature.reset(model, weights_loaded=resume_from is not None)  # new weights
         if val is not None:
             # validation scores only the images it can read: with on_error="skip" the scan
             # put in place of an unreadable one would count twice, each epoch, and sway
