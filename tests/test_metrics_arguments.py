@@ -218,3 +218,13 @@ def test_a_reports_arguments_may_be_read_once(door: str, argument: str, value: l
     assert report.to_dict() == expected.to_dict()
     assert report.referral is not None
     assert list(report.topk) == ([1, 2] if argument == "topk" else [1, 2, 3])
+
+
+@pytest.mark.parametrize("door", DOORS)
+@pytest.mark.parametrize("urgent", [5, "CNV"])
+def test_urgent_that_is_no_list_of_names_is_refused_by_every_report(
+    door: str, urgent: object
+) -> None:
+    # was, through patient_level: "TypeError: 'int' object is not iterable"
+    with pytest.raises(TypeError, match=r"^urgent must be a list of class names, got "):
+        _report_doors()[door](urgent=urgent)

@@ -20,7 +20,7 @@ from _training_helpers import linear_classifier, quiet_trainer, separable_data
 from retinalnet.checkpoint import checkpoint_epoch
 from retinalnet.training import ClassificationTask, EarlyStopping, History, ModelCheckpoint
 
-NEVER_BEST = "val_auc was NaN (undefined) in every epoch, so no epoch was best"
+NEVER_BEST = "val_auc was NaN (undefined) in every epoch of this fit, so no epoch was best"
 
 
 def _scripted_metric(values: list[float]) -> Callable[[Any], float]:
@@ -128,3 +128,43 @@ def test_a_metric_nan_at_first_then_a_number_writes_best_and_does_not_warn_at_th
     for owner in ("EarlyStopping", "ModelCheckpoint"):
         (log,) = _nan_logs(caplog, owner)
         assert "at epoch 1" in log
+
+
+def test_calibration_leaves_an_earlier_runs_best_pt_alone(tmp_path: Path) -> None:
+    # a fit whose metric was NaN in every epoch writes no best.pt: TemperatureScaling
+    # calibrated the earlier run's in its place, on this run's validation data
+    from retinalnet.training import TemperatureScaling
+
+    _fit([0.5], [ModelCheckpoint(tmp_path, monitor="val_auc", mode="max")], max_epochs=1)
+    before = (tmp_path / "best.pt").read_bytes()
+    again = ModelCheckpoint(tmp_path, monitor="val_auc", mode="max", overwrite=True)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _fit([math.nan], [again, TemperatureScaling()], max_epochs=2)
+
+    assert (tmp_path / "best.pt").read_bytes() == before
+    said = _no_best_warnings(caught)
+    assert len(said) == 1
+    assert "is an earlier run's" in said[0]
+
+
+def test_a_resumed_runs_own_best_pt_is_not_called_an_earlier_runs(tmp_path: Path) -> None:
+    # resumed monitoring another metric, NaN since the resume: best.pt is this run's own
+    task = ClassificationTask(lr=0.1, metrics={"val_auc": _scripted_metric([0.7])})
+    first = quiet_trainer(
+        linear_classifier(), task, max_epochs=2, callbacks=[ModelCheckpoint(tmp_path)]
+    )
+    first.fit(separable_data(8), separable_data(4, seed=1))
+    task = ClassificationTask(lr=0.1, metrics={"val_auc": _scripted_metric([math.nan])})
+    checkpoint = ModelCheckpoint(tmp_path, monitor="val_auc", mode="max")
+    resumed = quiet_trainer(linear_classifier(), task, max_epochs=4, callbacks=[checkpoint])
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resumed.fit(separable_data(8), separable_data(4, seed=1), resume_from=tmp_path / "last.pt")
+
+    said = _no_best_warnings(caught)
+    assert len(said) == 1
+    assert "every epoch of this fit" in said[0]
+    assert "earlier run's" not in said[0]

@@ -81,6 +81,8 @@ def test_a_result_built_from_lists_holds_the_documented_types() -> None:
         ({"accuracy": 95}, ValueError, r"accuracy must be a fraction from 0 to 1 .* got 95;"),
         ({"accuracy": -0.1}, ValueError, r"accuracy must be a fraction from 0 to 1"),
         ({"accuracy": "0.8"}, ValueError, r"accuracy must be a fraction .* got '0\.8'"),
+        ({"loss": "0.5"}, ValueError, r"loss must be a number .* got str '0\.5'"),
+        ({"loss": None}, ValueError, r"loss must be a number .* got NoneType None"),
         ({"temperature": 0.0}, ValueError, r"temperature must be a positive finite number"),
         ({"temperature": math.inf}, ValueError, r"temperature must be a positive finite"),
         ({"temperature": math.nan}, ValueError, r"temperature must be a positive finite"),
@@ -152,3 +154,15 @@ def test_an_empty_result_prints() -> None:
 
     assert result.num_samples == 0
     assert "images 0" in str(result)
+
+
+def test_numpy_numbers_are_stored_as_python_floats() -> None:
+    # np.float32 was stored as given: json.dumps(result.to_dict()) then raised
+    import json
+
+    result = EvaluationResult(
+        **_fields(loss=np.float32(0.5), accuracy=np.float32(0.8), temperature=np.float64(2.0))
+    )
+
+    assert [type(v) for v in (result.loss, result.accuracy, result.temperature)] == [float] * 3
+    assert json.loads(json.dumps(result.to_dict()))["accuracy"] == pytest.approx(0.8)

@@ -394,9 +394,10 @@ def fit_temperature(
     ValueError
         If there are no images, a score is NaN or infinite (the message counts the rows
         and names the first), the shapes disagree, a target is out of range, the scores
-        are probabilities in percent (rows summing to 100: divide them by 100), a row's
-        scores span more than float64 holds (from -1e308 to 1e308: divide them by a
-        constant), or ``bounds`` is not ``0 < low < high``.
+        are probabilities in percent (rows summing to 100: divide them by 100), or
+        ``bounds`` is not ``0 < low < high``. Rows whose scores span more than float64
+        holds (from -1.5e308 to 1.5e308) are fitted all the same: the far score's weight
+        is 0.
 
     Warns
     -----

@@ -25,6 +25,7 @@ from retinalnet.metrics._report import (
     PatientGroups,
     _checked_arguments,
     classification_report,
+    urgent_names,
 )
 
 __all__ = ["patient_level"]
@@ -126,8 +127,8 @@ def patient_level(
     scores = probabilities_of(given)
     # checked here, they are refused before grouping; the checked values (plain Python
     # numbers, a generator's k read once) go on to the report, which stores them
-    if urgent is not None and urgent is not URGENT_CLASSES and not isinstance(urgent, str):
-        urgent = tuple(urgent)  # read twice (checked, then the report's): a generator once
+    if urgent is not None and urgent is not URGENT_CLASSES:
+        urgent = urgent_names(urgent)  # read twice (checked, then the report's): a generator once
     checked = _checked_arguments(
         classes,
         scores.shape[1],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -668,6 +668,22 @@ def _checked_arguments(
     )
 
 
+def urgent_names(urgent: Iterable[str]) -> tuple[str, ...]:
+    """``urgent`` read once, as a tuple of names (a generator too); a single name or a value
+    that is no collection of names is refused, naming it and the fix."""
+    if isinstance(urgent, str):
+        raise TypeError(
+            f"urgent must be a list of class names, got {urgent!r}; pass urgent=[{urgent!r}]"
+        )
+    try:
+        return tuple(urgent)
+    except TypeError:
+        raise TypeError(
+            f"urgent must be a list of class names, got {type(urgent).__name__} {urgent!r}; "
+            "pass e.g. urgent=['CNV', 'DME'], or urgent=None to leave out the referral view"
+        ) from None
+
+
 def _urgent_index(urgent: Sequence[str] | None, names: tuple[str, ...]) -> IntArray | None:
     """The indices of the urgent classes; ``None`` without a referral view: ``urgent`` is
     ``None``, or left at :data:`URGENT_CLASSES` (the default, checked by identity) and the
@@ -676,11 +692,7 @@ def _urgent_index(urgent: Sequence[str] | None, names: tuple[str, ...]) -> IntAr
     The one rule of every report: the text, JSON and HTML, per scan and per patient."""
     if urgent is None:
         return None
-    if isinstance(urgent, str):
-        raise TypeError(
-            f"urgent must be a list of class names, got {urgent!r}; pass urgent=[{urgent!r}]"
-        )
-    given = tuple(urgent)
+    given = urgent_names(urgent)
     if urgent is URGENT_CLASSES and not all(name in names for name in given):
         return None  # the default, for a study without CNV or DME: no referral view
     if _referral_note(urgent, names):

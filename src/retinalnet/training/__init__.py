@@ -36,6 +36,7 @@ from retinalnet.training._task import OptimizerFactory as OptimizerFactory
 from retinalnet.training._task import SchedulerFactory as SchedulerFactory
 from retinalnet.training._tensorboard import TensorBoardLogger as TensorBoardLogger
 from retinalnet.training._trainer import Trainer as Trainer
+from retinalnet.training._trainer_settings import TrainerSettings as TrainerSettings
 
 _CHECKPOINT = "import it from retinalnet.checkpoint"
 _INTERNAL = "it is internal now"
@@ -64,6 +65,7 @@ __all__ = [
     "TemperatureScaling",
     "TensorBoardLogger",
     "Trainer",
+    "TrainerSettings",
     "WarmupCosine",
     "balanced_sampler",
     "build_feature_cache",

@@ -358,9 +358,11 @@ class TemperatureScaling(Callback):
     def _calibrate_file(
         self, trainer: Trainer, checkpoint: ModelCheckpoint, loader: DataLoader[Any]
     ) -> None:
-        """Give ``best.pt`` the temperature of its own weights."""
+        """Give ``best.pt`` the temperature of its own weights: this run's only (a fit whose
+        monitored metric was NaN in every epoch wrote none, and an earlier run's is left as
+        it is)."""
         path = checkpoint.best_path
-        if not path.is_file():
+        if not path.is_file() or not checkpoint._owns["best"]:
             return
         saved = load_checkpoint(path)
         model = trainer.model

@@ -40,10 +40,10 @@ from retinalnet.training._data import warn_of_own_transform
 from retinalnet.training._feature_cache import build_feature_cache, trainable_head
 from retinalnet.training._labels import BatchLabels
 from retinalnet.training._result_fields import (
-    check_scalars,
     checked_classes,
     checked_matrix,
     checked_probabilities,
+    checked_scalars,
 )
 
 if TYPE_CHECKING:
@@ -145,13 +145,15 @@ class EvaluationResult:
         per_image = checked_probabilities(
             self.probabilities, self.targets, self.patient_ids, classes
         )
-        check_scalars(self.accuracy, self.temperature)
+        scalars = checked_scalars(self.loss, self.accuracy, self.temperature)
         for name, value in zip(
             ("classes", "confusion_matrix", "probabilities", "targets", "patient_ids"),
             (classes, matrix, *per_image),
             strict=True,
         ):
             object.__setattr__(self, name, value)
+        for name, number in zip(("loss", "accuracy", "temperature"), scalars, strict=True):
+            object.__setattr__(self, name, number)
 
     def __eq__(self, other: object) -> bool:
         return fields_equal(self, other)

@@ -314,7 +314,8 @@ class ModelCheckpoint(Callback):
     def on_fit_end(self, trainer: Trainer) -> None:
         if self._began and self._tracker.best is None:  # NaN in every epoch: no best.pt
             last = self.last_path if self.save_last and self._owns["last"] else None
-            earlier = self.best_path if self.best_path.exists() else None  # not this run's
+            # a best.pt there is an earlier run's, or this run's from before its resume
+            earlier = self.best_path if self.best_path.exists() and not self._owns["best"] else None
             warn_no_best(self.monitor, last, trainer.epoch, earlier)
 
     def on_exception(self, trainer: Trainer, exception: BaseException) -> None:

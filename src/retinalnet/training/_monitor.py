@@ -227,9 +227,9 @@ def nan_monitor_message(monitor: str, epoch: int, owner: str) -> str:
 
 
 def never_a_number(monitor: str) -> str:
-    """Why no epoch was best: ``monitor`` was NaN in every epoch (see
-    :func:`nan_monitor_message`)."""
-    return f"{monitor} was NaN (undefined) in every epoch, so no epoch was best"
+    """Why no epoch was best: ``monitor`` was NaN in every epoch of the fit (a resumed fit's
+    epochs since the resume; see :func:`nan_monitor_message`)."""
+    return f"{monitor} was NaN (undefined) in every epoch of this fit, so no epoch was best"
 
 
 def warn_no_best(monitor: str, last: Path | None, epoch: int, earlier: Path | None) -> None:

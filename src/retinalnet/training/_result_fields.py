@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from retinalnet.metrics._confusion import _as_counts, _as_targets, _readable
 
-__all__ = ["check_scalars", "checked_classes", "checked_matrix", "checked_probabilities"]
+__all__ = ["checked_classes", "checked_matrix", "checked_probabilities", "checked_scalars"]
 
 _WHERE = "EvaluationResult"
 
@@ -111,10 +111,16 @@ def checked_probabilities(
     return scores, true, patients
 
 
-def check_scalars(accuracy: object, temperature: object) -> None:
-    """Refuse an accuracy outside 0..1 (NaN: no images; 95 for 95% would print as 9500%)
-    and a temperature that is not a positive finite number (every probability is divided
-    by it)."""
+def checked_scalars(loss: object, accuracy: object, temperature: object) -> tuple[float, ...]:
+    """``loss``, ``accuracy`` and ``temperature`` as Python floats (a NumPy float32 is not
+    JSON), refusing a loss that is no number (``str()`` formats it), an accuracy outside 0..1
+    (NaN: no images; 95 for 95% would print as 9500%) and a temperature that is not a
+    positive finite number (every probability is divided by it)."""
+    if not _is_real(loss):
+        raise ValueError(
+            f"{_WHERE}: loss must be a number (the mean loss per image; NaN for no images), "
+            f"got {type(loss).__name__} {loss!r}"
+        )
     if not _is_real(accuracy) or not (math.isnan(accuracy) or 0 <= accuracy <= 1):
         raise ValueError(
             f"{_WHERE}: accuracy must be a fraction from 0 to 1 (NaN for no images), got "
@@ -125,6 +131,7 @@ def check_scalars(accuracy: object, temperature: object) -> None:
             f"{_WHERE}: temperature must be a positive finite number (1.0: uncalibrated), "
             f"got {temperature!r}"
         )
+    return float(loss), float(accuracy), float(temperature)
 
 
 def _is_real(value: object) -> TypeGuard[float]:
