@@ -259,3 +259,69 @@ def test_a_malformed_loop_state_is_named(
     trainer = quiet_trainer(tiny_cnn(), max_epochs=2, seed=1, out_dir=tmp_path)
     with pytest.raises(ValueError, match=rf"cannot resume from '.*last\.pt': field '{field}'"):
         trainer.fit(_pil(), resume_from=last)
+
+
+# --- a NumPy integer seed (``for seed in np.arange(5)``) -------------------------------------
+
+
+def _fit_history(seed: Any, balance: str | None) -> tuple[list[float], dict[str, torch.Tensor]]:
+    torch.manual_seed(0)
+    model = tiny_cnn()
+    task = ClassificationTask(balance=balance)
+    trainer = quiet_trainer(model, task, max_epochs=2, batch_size=4, seed=seed, num_workers=0)
+    history = trainer.fit(SyntheticOCT(2, shape=(40, 36)))
+    assert type(trainer.seed) is int  # recorded in checkpoints as a plain int
+    return [record.train_loss for record in history], snapshot(model)
+
+
+def _seeded_everything(seed: Any) -> list[float]:
+    assert type(seed_everything(seed)) is int
+    return [random.random(), float(np.random.rand()), float(torch.rand(()))]
+
+
+def _split(seed: Any) -> list[Any]:
+    from retinalnet.datasets import patient_split
+
+    root = Path(__file__).parents[2] / "shared" / "data" / "kermany-sample"
+    if not root.is_dir():
+        pytest.skip(f"{root} is absent")
+    return [(row.path, row.split) for row in patient_split(root, seed=seed)]
+
+
+def _sampled(seed: Any) -> list[int]:
+    from retinalnet.training import balanced_sampler
+
+    return list(balanced_sampler([0, 0, 0, 1, 1, 2], seed=seed))
+
+
+def _bootstrapped(seed: Any) -> Any:
+    from retinalnet.metrics import classification_report
+
+    scores = np.random.default_rng(0).dirichlet(np.ones(4), size=40)
+    targets = np.arange(40) % 4
+    report = classification_report(targets, scores, bootstrap=200, seed=seed)
+    assert type(report.seed) is int
+    return report.to_dict()
+
+
+SEEDED: dict[str, Callable[[Any], Any]] = {
+    "Trainer.fit": lambda seed: _fit_history(seed, None),
+    "Trainer.fit, balance='sampler'": lambda seed: _fit_history(seed, "sampler"),
+    "seed_everything": _seeded_everything,
+    "patient_split": _split,
+    "balanced_sampler": _sampled,
+    "classification_report": _bootstrapped,
+}
+
+
+@pytest.mark.parametrize("door", list(SEEDED))
+def test_a_numpy_integer_seed_is_the_int_it_holds(door: str) -> None:
+    # np.int64 passed the seed check, then failed deep in torch ("an integer is required")
+    # or random.seed ("The only supported seed types are: None, int, ...")
+    seeds = np.arange(3)
+    given, plain = SEEDED[door](seeds[1]), SEEDED[door](1)
+    if door.startswith("Trainer.fit"):
+        assert given[0] == plain[0]
+        assert same_state(given[1], plain[1])
+    else:
+        assert given == plain

@@ -297,7 +297,7 @@ def patient_split(
         raise ValueError(
             f"val_fraction must be a fraction in (0, 1), e.g. 0.1, got {val_fraction!r}"
         )
-    check_seed(seed, allow_none=False)  # -1 would give seed 1's split
+    seed = check_seed(seed, allow_none=False)  # -1 would give seed 1's split
     drop_duplicates = check_bool(drop_duplicates, "drop_duplicates")
     drop_test_patients = check_bool(drop_test_patients, "drop_test_patients")
     if unparsed not in UNPARSED_POLICIES:

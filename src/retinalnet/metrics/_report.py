@@ -642,7 +642,7 @@ def _checked_arguments(
             f"bootstrap must be an int from 0 to {MAX_BOOTSTRAP:,} (resamples; 1,000 is "
             f"usual), got {bootstrap!r}"
         )
-    check_seed(seed, allow_none=False)  # it seeds the bootstrap: a report is reproducible
+    seed = check_seed(seed, allow_none=False)  # it seeds the bootstrap: a report repeats
     level = as_number(confidence)  # never a bool or a string such as "0.9"
     if level is None or not 0 < level < 1:
         raise ValueError(f"confidence must be in (0, 1), e.g. 0.95, got {confidence!r}")
@@ -664,7 +664,7 @@ def _checked_arguments(
         ks=ks,
         bootstrap=resamples,
         confidence=level,
-        seed=int(seed),
+        seed=seed,
     )
 
 

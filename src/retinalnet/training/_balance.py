@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import WeightedRandomSampler
 
 from retinalnet._core.counts import as_integer, check_count
+from retinalnet._core.seeds import check_seed
 from retinalnet.metrics._confusion import _as_targets
 
 __all__ = ["BALANCE_MODES", "balanced_sampler", "class_counts", "class_weights"]
@@ -153,5 +154,6 @@ def balanced_sampler(
     if count is None or count < 1:
         raise ValueError(f"num_samples must be a positive int or None, got {num_samples!r}")
     weights = [1.0 / counts[target] for target in values]
+    seed = check_seed(seed)  # an int: torch's generator refuses NumPy's
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     return WeightedRandomSampler(weights, count, replacement=True, generator=generator)

@@ -76,7 +76,7 @@ def seed_everything(seed: int) -> int:
     .. versionadded:: 0.2
     """
     global seedings
-    check_seed(seed, allow_none=False)
+    seed = check_seed(seed, allow_none=False)  # a NumPy int is refused by random.seed
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # seeds every CUDA device too

@@ -256,7 +256,7 @@ class Trainer:
                 "ClassificationTask(loss=..., optimizer=..., ...)"
             )
         check_loop_settings(max_epochs=max_epochs, batch_size=batch_size, num_workers=num_workers)
-        check_seed(seed)
+        seed = check_seed(seed)  # an int: NumPy's are refused by torch's generators
         checked_callbacks = check_callbacks(callbacks)
         trainable = trainable_parameters(model)
         if out_dir is not None and not isinstance(model, Classifier):
