@@ -177,6 +177,37 @@ def test_warmup_cosine_values(total: int, warmup: int, expected: list[float]) ->
 
 
 @pytest.mark.parametrize(
+    ("warmup_epochs", "schedule", "steps_per_epoch", "warmup"),
+    [
+        pytest.param(0.5, "epoch", 5, 1, id="half-an-epoch-per-epoch"),  # was: none
+        pytest.param(0.5, "step", 1, 1, id="half-of-one-step"),  # was: none
+        pytest.param(2.5, "epoch", 5, 3, id="halves-up"),  # was: 2 (to even)
+        pytest.param(1.5, "epoch", 5, 2, id="one-and-a-half"),
+        pytest.param(0.25, "step", 10, 3, id="part-of-a-step-up"),  # was: 2
+        pytest.param(0.3, "step", 10, 3, id="float-error-no-step-more"),  # 3.0000000000000004
+        pytest.param(1e-6, "epoch", 5, 1, id="tiny-but-asked-for"),
+        pytest.param(0.0, "epoch", 5, 0, id="none-asked"),
+        pytest.param(0.0, "step", 10, 0, id="none-asked-per-step"),
+        pytest.param(2.0, "epoch", 5, 2, id="whole-epochs-as-they-are"),
+        # rounded up to the whole run: the cut rule halves it (rounded down)
+        pytest.param(3.5, "epoch", 5, 2, id="up-to-the-whole-run-is-cut"),
+    ],
+)
+@pytest.mark.parametrize("door", ["built", "sized-by-the-fit"])
+def test_a_warm_up_asked_for_lasts_at_least_one_unit_rounded_up(
+    warmup_epochs: float, schedule: str, steps_per_epoch: int, warmup: int, door: str
+) -> None:
+    recipe = FineTune(blocks=1, epochs=4, warmup_epochs=warmup_epochs, schedule=schedule)
+    if door == "built":
+        task = FineTuneTask(_model(), recipe, steps_per_epoch=steps_per_epoch)
+    else:  # as the fit's first epoch starts, from its training loader's steps
+        task = FineTuneTask(_model(), recipe, steps_per_epoch=7)
+        task._size_schedule(steps_per_epoch, None)
+    assert task.schedule.warmup == warmup
+    assert task.schedule.total == 4 * (steps_per_epoch if schedule == "step" else 1)
+
+
+@pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"lr": -1.0}, "lr must be > 0, got -1.0"),

@@ -84,7 +84,7 @@ def test_the_schedule_follows_the_steps_of_the_fits_own_loader_on_each_process(
 def test_a_schedule_resized_before_its_first_step_starts_at_the_rate_of_its_warm_up(
     data: tuple[SyntheticOCT, SyntheticOCT], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # a warm-up of 0.2 epoch: no step of it in 2 steps an epoch (round(0.4) = 0), one in 4
+    # a warm-up of 0.2 epoch: one step in 2 steps an epoch (0.4 rounded up), one in 4
     made = trainer_module.fit_loader
 
     def smaller_batches(source: Any, **kwargs: Any) -> Any:
@@ -103,7 +103,7 @@ def test_a_schedule_resized_before_its_first_step_starts_at_the_rate_of_its_warm
     trainer = fine_tune_trainer(_model(), *data, recipe, callbacks=[FirstRate()], **FAST)
     task = trainer.task
     assert isinstance(task, FineTuneTask)
-    assert (task.schedule.total, task.schedule.warmup) == (2, 0)  # reckoned: 8 / 4
+    assert (task.schedule.total, task.schedule.warmup) == (2, 1)  # reckoned: 8 / 4
 
     trainer.fit(*data)
 

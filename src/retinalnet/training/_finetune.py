@@ -138,11 +138,13 @@ class FineTune:
         AdamW weight decay of weights (biases and normalisation parameters get none).
     warmup_epochs
         Epochs of linear warm-up from ``0.01 x`` the rates, before the cosine decay to 0; at
-        most ``epochs``. A warm-up that would last the whole run (``warmup_epochs ==
-        epochs``, as the default ``1.0`` is for ``epochs=1``, a quick trial run) is cut to
-        half of the run, in the schedule's units (half of its optimizer steps with
-        ``schedule="step"``, rounded down; half of its epochs with ``"epoch"``: none in a
-        one-epoch run), and an INFO line says so when the fit starts.
+        most ``epochs``. It is counted in the schedule's units (optimizer steps with
+        ``schedule="step"``, epochs with ``"epoch"``), rounded up, so that a warm-up asked
+        for lasts at least one unit: ``0.5`` is one epoch with ``"epoch"``, ``2.5`` three.
+        A warm-up that would last the whole run (``warmup_epochs == epochs``, as the
+        default ``1.0`` is for ``epochs=1``, a quick trial run, or one rounded up to it) is
+        cut to half of the run, in those units (rounded down: none in a one-epoch run with
+        ``"epoch"``), and an INFO line says so when the fit starts.
     schedule
         ``"step"``: warm-up and cosine are updated after every optimizer step; ``"epoch"``:
         after every epoch.
@@ -544,7 +546,9 @@ def _schedule_length(recipe: FineTune, steps_per_epoch: int) -> tuple[int, int, 
     per_step = recipe.schedule == "step"
     unit = steps_per_epoch if per_step else 1
     total = recipe.epochs * unit
-    warmup = round(recipe.warmup_epochs * unit)
+    # rounded up: a warm-up asked for lasts at least one unit (a float's error, 0.3 * 10 =
+    # 3.0000000000000004, is no unit more)
+    warmup = math.ceil(round(recipe.warmup_epochs * unit, 9)) or int(recipe.warmup_epochs > 0)
     if warmup < total:
         return total, warmup, None
     units = "steps" if per_step else "epochs"
