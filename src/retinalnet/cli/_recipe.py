@@ -7,7 +7,8 @@ backbone, as before. The settings whose best value depends on the recipe (epochs
 rate, class balance, patience, augmentation, image size) default to the recipe's own.
 
 With ``--resume`` the options left out are those of the run resumed (see
-:mod:`retinalnet.cli._resumed_options`).
+:mod:`retinalnet.cli._resumed_options`), and a fine-tune goes on with its saved recipe
+(:mod:`retinalnet.cli._resumed_recipe`).
 """
 
 from __future__ import annotations
@@ -175,6 +176,7 @@ def recipe_trainer(
     ValueError
         If ``--finetune-blocks`` is out of range for the architecture.
     """
+    from retinalnet.cli._resumed_recipe import resumed_recipe_settings
     from retinalnet.models import Classifier
     from retinalnet.training import EarlyStopping, FineTune, fine_tune_trainer
 
@@ -190,18 +192,22 @@ def recipe_trainer(
             f"--finetune-blocks must be in [1, {available}] for --arch {args.arch} "
             f"(it declares {available} feature blocks), got {blocks}"
         )
-    recipe = FineTune(
-        blocks=blocks,
-        epochs=args.epochs,
-        lr=args.lr / 5,
-        head_lr=args.lr,
-        probe_lr=args.lr,
-        balance=None if args.balance == "none" else args.balance,
-        augment=args.augment,
-        probe_views=getattr(args, "cache_views", 0),
+    given: dict[str, Any] = {
+        "blocks": blocks,
+        "epochs": args.epochs,
+        "lr": args.lr / 5,
+        "head_lr": args.lr,
+        "probe_lr": args.lr,
+        "balance": None if args.balance == "none" else args.balance,
+        "augment": args.augment,
+        "probe_views": getattr(args, "cache_views", 0),
         # --patience 0 stops at the first epoch without a lower loss, as with the tutorial
-        patience=None if args.patience is None or args.patience >= args.epochs else args.patience,
-    )
+        "patience": (
+            None if args.patience is None or args.patience >= args.epochs else args.patience
+        ),
+    }
+    # with --resume, the run's recipe, whole (settings no option sets too)
+    recipe = FineTune(**resumed_recipe_settings(args, given))
     return fine_tune_trainer(
         model,
         train,

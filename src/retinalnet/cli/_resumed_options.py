@@ -24,6 +24,7 @@ from retinalnet._core.checkpoint_format import TRAIN_OPTIONS_KEY, train_record
 from retinalnet._core.utf_8_names import named_here, utf_8_text
 from retinalnet.cli._recipe import DEFAULT_ARCH, RECIPES
 from retinalnet.cli._recorded_options import RECORDED_OPTIONS
+from retinalnet.cli._resumed_recipe import take_resumed_recipe
 from retinalnet.cli._split_data import study_classes
 from retinalnet.training import Callback, class_counts
 
@@ -48,9 +49,9 @@ def resumed_run_defaults(args: argparse.Namespace) -> None:
 
     The architecture, classes, image size, decoding and recipe are read from the checkpoint
     itself,
-    a fine-tune's epochs, blocks, balance, augmentation, rate and patience from its recipe
-    (:func:`~retinalnet.training._finetune.saved_recipe`, which the fine-tune checks), and
-    the other train options from the record :class:`TrainOptions` keeps in it. ``--epochs``
+    a fine-tune's whole recipe (:func:`~retinalnet.training._finetune.saved_recipe`, which
+    the fine-tune checks; see :func:`~retinalnet.cli._resumed_recipe.take_resumed_recipe`),
+    and the other train options from the record :class:`TrainOptions` keeps in it. ``--epochs``
     of a ``--recipe tutorial`` run may be raised (to train longer); ``--workers``,
     ``--device``, ``-q`` and ``--tensorboard`` may change freely.
 
@@ -101,10 +102,8 @@ def resumed_run_defaults(args: argparse.Namespace) -> None:
     args.resumed_train_names = names if isinstance(names, str) else None
     saved = _saved_options(checkpoint)
     if args.recipe == RECIPES[0] and recipe is not None:
-        # the fine-tune compares these with its recipe, and refuses what differs
-        for name, value in _recipe_options(recipe).items():
-            if getattr(args, name, "") is None:
-                setattr(args, name, value)
+        # the run's recipe, whole; the fine-tune compares it with the options given
+        take_resumed_recipe(args, recipe, checkpoint.preprocessing, resumed)
         checked: tuple[str, ...] = _FINETUNE_CHECKED
     else:
         checked = _TUTORIAL_CHECKED
@@ -374,18 +373,6 @@ def _saved_options(checkpoint: Checkpoint) -> dict[str, Any]:
         if isinstance(rate, int | float):  # the tutorial's Adam, at a constant rate
             derived["lr"] = float(rate)
     return derived
-
-
-def _recipe_options(recipe: Mapping[str, Any]) -> dict[str, Any]:
-    """The train options a fine-tune's saved recipe holds (see :func:`recipe_trainer`)."""
-    return {
-        "epochs": recipe.get("epochs"),
-        "finetune_blocks": recipe.get("blocks"),
-        "lr": recipe.get("head_lr"),
-        "balance": recipe.get("balance") or "none",
-        "augment": recipe.get("augment"),
-        "patience": recipe.get("patience"),  # None: every epoch runs (the run's epochs)
-    }
 
 
 def _as_saved(name: str, value: Any) -> Any:
