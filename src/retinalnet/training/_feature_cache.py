@@ -12,21 +12,23 @@ few augmented copies of each training image.
 Why this module is long: it is the cache's one entry point and its file format together
 (the fingerprint, save and load, and the build with its two decoding paths, its augmented
 views seeded image by image and its share of a distributed run); the decoding paths and the
-process group's helpers live in ``_tensor_batches`` and ``_distributed``.
+process group's helpers live in ``_tensor_batches`` and ``_distributed``, the rows'
+storage (one allocation, and its file) in ``_feature_rows`` and the folder's files in
+``_cache_files``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -34,7 +36,6 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from retinalnet._core.bool_options import check_bool
-from retinalnet._core.caller_warnings import warn_caller
 from retinalnet._core.class_labels import class_labels
 from retinalnet._core.classes import check_same_classes
 from retinalnet._core.counts import check_count
@@ -53,8 +54,20 @@ from retinalnet.engine import InferenceEngine
 from retinalnet.models import Classifier
 from retinalnet.models._classifier import network_of
 from retinalnet.precision import Precision, resolve_precision
+from retinalnet.training._cache_files import (
+    CACHE_FILES,
+    FORMAT_VERSION,
+    cache_folder,
+    memory_mapped,
+    meta_bytes,
+    remove_cache_files,
+    write_files,
+)
 from retinalnet.training._distributed import DistributedContext, current_context
+from retinalnet.training._feature_rows import FeatureRows, loader_rows
+from retinalnet.training._npy_stream import npy_writer
 from retinalnet.training._tensor_batches import file_samples, tensor_batches
+from retinalnet.training._unsaved_cache import warn_unsaved
 from retinalnet.transforms import Preprocessing
 
 __all__ = [
@@ -62,12 +75,11 @@ __all__ = [
     "HeadNotLastError",
     "build_feature_cache",
     "data_fingerprint",
+    "memory_mapped",
     "trainable_head",
 ]
 
 logger = logging.getLogger(__name__)
-
-_FORMAT_VERSION = 1
 
 _IN_USE: set[Path] = set()
 """The cache folders this process wrote or read: not "other" caches in the count of
@@ -164,7 +176,7 @@ def _declared_head(model: nn.Module, trainable: set[int]) -> tuple[str, nn.Modul
 
 
 def _frozen_state_digest(model: nn.Module, head_name: str) -> hashlib._Hash:
-    digest = hashlib.sha256(f"retinalnet-feature-cache-{_FORMAT_VERSION}".encode())
+    digest = hashlib.sha256(f"retinalnet-feature-cache-{FORMAT_VERSION}".encode())
     prefix = f"{head_name}."
     for name, tensor in network_of(model).state_dict().items():
         if name.startswith(prefix):
@@ -294,22 +306,15 @@ class FeatureCache:
             ``folder`` too if this call made it and it is left empty.
         """
         out = Path(folder)
-        meta = {
-            "format_version": _FORMAT_VERSION,
-            "fingerprint": self.fingerprint,
-            "head_name": self.head_name,
-            "views": self.views,
-        }
-        meta_bytes = json.dumps(meta, indent=2).encode()
+        meta = meta_bytes(self.fingerprint, self.head_name, self.views)
         made = not out.exists()
+        features = self.features.numpy()
         try:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "meta.json").unlink(missing_ok=True)  # not complete while the arrays change
-            atomic_write(out / "features.npy", _npy_writer(self.features.numpy()))
-            atomic_write(out / "targets.npy", _npy_writer(self.targets.numpy()))
-            atomic_write(out / "meta.json", _bytes_writer(meta_bytes))  # last: marks it done
+            write_files(
+                out, meta, lambda path: atomic_write(path, npy_writer(features)), self.targets
+            )
         except OSError:
-            _remove_cache_files(out, folder_too=made)
+            remove_cache_files(out, folder_too=made)
             raise
         return out
 
@@ -336,7 +341,7 @@ class FeatureCache:
             meta = json.loads((path / "meta.json").read_text())
         except (OSError, ValueError):
             return None
-        if meta.get("format_version") != _FORMAT_VERSION or meta.get("fingerprint") != fingerprint:
+        if meta.get("format_version") != FORMAT_VERSION or meta.get("fingerprint") != fingerprint:
             return None
         try:
             features = np.load(path / "features.npy", mmap_mode="c")  # copy-on-write
@@ -372,10 +377,6 @@ class FeatureCache:
         )
 
 
-_CACHE_FILES = ("meta.json", "features.npy", "targets.npy")
-"""The files of a cache folder, ``meta.json`` (which marks it complete) first."""
-
-
 def _damaged_targets(targets: np.ndarray[Any, Any], num_classes: int | None) -> str | None:
     """What is wrong with a cache's targets read from disk (``"label 9 at row 3, but the
     model has 4 classes"``), or ``None``: integer class indices, one per row, of
@@ -402,70 +403,25 @@ def _resolved(folder: Path) -> Path:
         return folder.absolute()
 
 
-class _StreamWrites:
-    """Only a stream's ``write``: given this, ``np.save`` writes 16 MiB chunks through it.
+def _save_built(rows: FeatureRows, folder: Path, meta: bytes) -> None:
+    """Make the file ``rows`` filled ``folder``'s cache, with its targets and ``meta``.
 
-    Given the file itself, NumPy writes with C's ``fwrite`` (``ndarray.tofile``) and reports
-    a full disk as ``"614400 requested and 524256 written"``, an ``OSError`` without an
-    ``errno``; the stream's own ``write`` raises the operating system's error (``ENOSPC``).
-    """
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
-
-    def write(self, data: bytes) -> int:
-        return self._stream.write(data)
-
-
-def _npy_writer(array: np.ndarray[Any, Any]) -> Callable[[BinaryIO], None]:
-    """``write(stream)`` for :func:`~retinalnet._core.files.atomic_write`: ``array`` as a
-    ``.npy`` file, whose failures keep their ``errno`` (see :class:`_StreamWrites`)."""
-
-    def write(stream: BinaryIO) -> None:
-        np.save(_StreamWrites(stream), array, allow_pickle=False)
-
-    return write
-
-
-def _bytes_writer(data: bytes) -> Callable[[BinaryIO], None]:
-    """``write(stream)`` for :func:`~retinalnet._core.files.atomic_write`: ``data``."""
-
-    def write(stream: BinaryIO) -> None:
-        stream.write(data)
-
-    return write
-
-
-def _remove_cache_files(folder: Path, *, folder_too: bool) -> None:
-    """Remove the cache files in ``folder`` (``meta.json`` first), and ``folder`` itself if
-    ``folder_too`` and it is empty; what cannot be removed is left."""
-    for name in _CACHE_FILES:
-        with contextlib.suppress(OSError):
-            (folder / name).unlink(missing_ok=True)
-    if folder_too:
-        with contextlib.suppress(OSError):  # not empty, or gone: left as it is
-            folder.rmdir()
-
-
-def _save_or_warn(cache: FeatureCache, folder: Path) -> bool:
-    """Save ``cache`` in ``folder``; where the disk refuses, warn once and go on without.
-
-    The features are in memory: a run that cannot keep them on disk (a full disk, a
-    read-only or foreign folder) uses them all the same and builds them again next time.
-
-    Returns
-    -------
-    bool
-        Whether the cache was saved.
+    Where the disk refuses (a full disk, a read-only or foreign folder), the cache's files
+    are removed and a warning given once: the run uses the features in memory all the same
+    and builds them again next time.
     """
     try:
-        cache.save(folder)
-    except OSError as error:
-        warn_caller(_unsaved_message(folder, error), UserWarning)
-        return False
-    logger.info("wrote %d cached feature rows to %s", len(cache.targets), folder)
+        write_files(folder, meta, rows.publish, rows.targets())
+    except BaseException as error:
+        remove_cache_files(folder, folder_too=False)
+        rows.discard()  # and the folder, if made for it
+        if not isinstance(error, OSError):
+            raise
+        warn_unsaved(folder, error)
+        return
+    logger.info("wrote %d cached feature rows to %s", rows.end, folder)
     _IN_USE.add(_resolved(folder))
-    return True
+    _log_other_caches(folder)
 
 
 def _log_other_caches(folder: Path) -> None:
@@ -483,13 +439,13 @@ def _log_other_caches(folder: Path) -> None:
         others = [
             entry
             for entry in folder.parent.iterdir()
-            if entry != folder and _is_cache_folder(entry) and _resolved(entry) not in _IN_USE
+            if entry != folder and _iscache_folder(entry) and _resolved(entry) not in _IN_USE
         ]
     if not others:
         return
     size = 0
     for other in others:
-        for name in _CACHE_FILES:
+        for name in CACHE_FILES:
             with contextlib.suppress(OSError):
                 size += (other / name).stat().st_size
     logger.info(
@@ -505,12 +461,12 @@ def _log_other_caches(folder: Path) -> None:
     )
 
 
-def _is_cache_folder(path: Path) -> bool:
+def _iscache_folder(path: Path) -> bool:
     """Whether ``path`` is a cache folder (a fingerprint's 24 hex digits, holding cache files)."""
     name = path.name
     if len(name) != 24 or any(char not in "0123456789abcdef" for char in name):
         return False
-    return path.is_dir() and any((path / file).is_file() for file in _CACHE_FILES)
+    return path.is_dir() and any((path / file).is_file() for file in CACHE_FILES)
 
 
 def _readable_size(size: int) -> str:
@@ -522,35 +478,6 @@ def _readable_size(size: int) -> str:
     return f"{size / 1e3:.1f} kB"
 
 
-_SAVE_FIXES = {
-    errno.ENOSPC: "free some disk space there",
-    errno.EDQUOT: "free some of your disk quota",
-    errno.EACCES: "make the folder writable",
-    errno.EPERM: "make the folder writable",
-    errno.EROFS: "make its file system writable",
-}
-
-
-def _unsaved_message(folder: Path, error: OSError) -> str:
-    """The warning for a cache that could not be saved: the folder, the cause, the fix."""
-    code = error.errno
-    if error.strerror:
-        cause = error.strerror
-    elif code:  # a FileWriteError: its message is all of it, its errno the cause
-        cause = os.strerror(code)
-    else:
-        cause = str(error)
-    if code is not None and code in errno.errorcode:
-        cause = f"{cause} [{errno.errorcode[code]}]"
-    fix = _SAVE_FIXES.get(code or 0, "check the folder and the disk")
-    return (
-        f"the feature cache could not be saved in {str(folder)!r}: {cause}. Its partial "
-        "files were removed and this run goes on with the features in memory; the next run "
-        f"builds them again. To keep them on disk, {fix} or choose another cache folder "
-        "(--feature-cache DIR, or cache_dir=)"
-    )
-
-
 def _extract(
     engine: InferenceEngine,
     head: nn.Module,
@@ -560,15 +487,16 @@ def _extract(
     description: str,
     progress: bool,
     *,
+    into: FeatureRows,
+    at: int,
     first_row: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The features and targets of ``batches`` (in data order, from the data's image
-    ``first_row``); each batch's labels are checked as they come, so a label the model
-    has no class for stops the build at its batch, naming the image, not after the pass."""
-    features: list[torch.Tensor] = []
-    targets: list[torch.Tensor] = []
+    """Put the features and targets of ``batches`` (in data order, from the data's image
+    ``first_row``) into ``into``'s rows from ``at`` on, batch by batch; the rows written
+    (views). Each batch's labels are checked as they come, so a label the model has no
+    class for stops the build at its batch, naming the image, not after the pass."""
     shown = progress_bar(batches, total=total, description=description, enabled=progress)
-    row = first_row
+    row, place = first_row, at
     for step, (inputs, batch_targets) in enumerate(shown):
         on_host = batch_targets.cpu() if isinstance(batch_targets, torch.Tensor) else batch_targets
         labels = class_labels(on_host, num_classes, where="the feature cache", first_row=row)
@@ -577,9 +505,9 @@ def _extract(
             batch_features = _first_batch_features(engine, head, inputs, num_classes)
         else:
             batch_features, _ = engine.features(inputs, head)
-        features.append(batch_features)
-        targets.append(labels)
-    return torch.cat(features), torch.cat(targets)
+        into.put(place, batch_features, labels)
+        place += len(labels)
+    return into.rows(at, place)
 
 
 class HeadNotLastError(ValueError):
@@ -693,8 +621,11 @@ def build_feature_cache(
         preprocessing, the files (real paths, sizes, modification times) and ``views`` (with
         views, also the training augmentation and ``seed``; without, one cache serves every
         seed and augmentation), so a stale cache is never used. ``None``: in memory only.
-        Each file is written whole or not at all, ``meta.json`` (which marks the cache
-        complete) last; a cache that cannot be saved (a full disk) leaves no file behind.
+        The features go into a file there as they come (``.features.npy.<8 characters>.tmp``,
+        filled with zeros at the first batch, so a full disk shows then), renamed
+        ``features.npy`` once whole; ``meta.json`` (which marks the cache complete) is
+        written last. A build interrupted, or a cache that cannot be saved (a full disk),
+        leaves no file behind.
         Any change to the files gives a new folder beside the old ones, which are never
         removed: after writing one, the others ``cache_dir`` holds are counted, with their
         size, in an INFO log line.
@@ -745,8 +676,15 @@ def build_feature_cache(
     Warns
     -----
     UserWarning
-        If the cache cannot be saved in ``cache_dir`` (a full disk): once, naming the folder,
-        the cause and the fix; the features in memory are returned all the same.
+        If the cache cannot be saved in ``cache_dir`` (a full disk, found at the first batch
+        or at the end): once, naming the folder, the cause and the fix; the features in
+        memory are returned all the same.
+
+    Notes
+    -----
+    The cache takes ``(views + 1) * len(data) * feature_width * 4`` bytes, in memory and on
+    disk (1.37 GB a pass for frozen VGG16 over OCT2017's 83,484 training images). It is
+    allocated once, when the first batch gives the feature width, and filled in place.
 
     Examples
     --------
@@ -790,7 +728,7 @@ def build_feature_cache(
             raise TypeError("a disk cache needs the data set itself, not a DataLoader")
         digest.update(data_fingerprint(data).encode())
         fingerprint = digest.hexdigest()
-        folder = Path(cache_dir) / fingerprint[:24]
+        folder = cache_folder(cache_dir, fingerprint)
         cached = FeatureCache.load(folder, fingerprint=fingerprint, num_classes=model.num_classes)
         if cached is not None:
             logger.info("using cached features from %s", folder)
@@ -814,67 +752,75 @@ def build_feature_cache(
     passes += [
         (f"view {i + 1}/{views}", model.preprocessing.train_transform()) for i in range(views)
     ]
-    features: list[torch.Tensor] = []
-    targets: list[torch.Tensor] = []
-    with _own_random_state(seed + context.rank):  # a DataLoader of the caller's draws from it
-        for index, (description, transform) in enumerate(passes):
-            batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
-            if index == 0 and samples is not None:
-                share = context.share(len(samples))
-                start = share.start
-                batches, total = tensor_batches(
-                    samples[share.start : share.stop],
-                    model.preprocessing,
-                    device=target_device,
-                    batch_size=batch_size,
-                    num_workers=workers,
+    length = len(samples) if samples is not None else len(data)  # type: ignore[arg-type]
+    rows = FeatureRows(  # allocated at once, filled in place: no second copy at the end
+        len(passes) * (loader_rows(data) if isinstance(data, DataLoader) else length),
+        folder=folder if context.is_main else None,  # only rank 0 writes the cache
+        grow=isinstance(data, DataLoader),
+        refused=None if folder is None else partial(warn_unsaved, folder),
+    )
+    try:
+        with _own_random_state(seed + context.rank):  # a DataLoader of the caller's draws from it
+            for index, (description, transform) in enumerate(passes):
+                first = rows.end  # this pass's first row
+                batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
+                if index == 0 and samples is not None:
+                    share = context.share(len(samples))
+                    start = share.start
+                    batches, total = tensor_batches(
+                        samples[share.start : share.stop],
+                        model.preprocessing,
+                        device=target_device,
+                        batch_size=batch_size,
+                        num_workers=workers,
+                    )
+                else:
+                    shared, start = data, 0
+                    if context.enabled and isinstance(data, Dataset):
+                        # the model's decoding first: a Subset has no `with_loader` to take it
+                        decoded = decoded_with(data, model.preprocessing.load)
+                        share = context.share(len(data))  # type: ignore[arg-type]
+                        shared, start = Subset(decoded, share), share.start
+                    loader = make_loader(
+                        shared,
+                        batch_size=batch_size,
+                        shuffle=False,
+                        transform=transform,
+                        decode=model.preprocessing.load,
+                        num_workers=workers,
+                        pin_memory=target_device.type == "cuda",
+                    )
+                    if index > 0:  # a view: each image's draws seeded by itself
+                        loader = _seeded_views(loader, shared, seed=seed, view=index, start=start)
+                    batches, total = loader, len(loader)
+                written = _extract(
+                    engine,
+                    head,
+                    model.num_classes,
+                    batches,
+                    total,
+                    description,
+                    progress,
+                    into=rows,
+                    at=first + start,
+                    first_row=start,
                 )
-            else:
-                length = len(data)  # type: ignore[arg-type]
-                shared, start = data, 0
-                if context.enabled and isinstance(data, Dataset):
-                    # the model's decoding first: a Subset has no `with_loader` to take it
-                    decoded = decoded_with(data, model.preprocessing.load)
-                    share = context.share(length)
-                    shared, start = Subset(decoded, share), share.start
-                loader = make_loader(
-                    shared,
-                    batch_size=batch_size,
-                    shuffle=False,
-                    transform=transform,
-                    decode=model.preprocessing.load,
-                    num_workers=workers,
-                    pin_memory=target_device.type == "cuda",
-                )
-                if index > 0:  # a view: each image's draws seeded by itself
-                    loader = _seeded_views(loader, shared, seed=seed, view=index, start=start)
-                batches, total = loader, len(loader)
-            rows, labels = _extract(
-                engine,
-                head,
-                model.num_classes,
-                batches,
-                total,
-                description,
-                progress,
-                first_row=start,
-            )
-            length = len(samples) if samples is not None else len(data)  # type: ignore[arg-type]
-            features.append(context.gather_rows(rows, length))
-            targets.append(context.gather_rows(labels, length))
-    cache = FeatureCache(
-        features=torch.cat(features),
-        targets=torch.cat(targets).long(),
+                if context.enabled:  # every process's share, in every process
+                    rows.put(first, *(context.gather_rows(part, length) for part in written))
+    except BaseException:
+        rows.discard()  # an interrupted build leaves no file behind
+        raise
+    if folder is not None:
+        if rows.on_disk:  # rank 0, and the folder took the file
+            _save_built(rows, folder, meta_bytes(fingerprint, head_name, views))
+        context.barrier()  # the others return once it is on disk (or given up)
+    return FeatureCache(
+        features=rows.features(),
+        targets=rows.targets(),
         head_name=head_name,
         fingerprint=fingerprint,
         views=views,
     )
-    if folder is not None:
-        # a refused save warns and leaves nothing: the run goes on
-        if context.is_main and _save_or_warn(cache, folder):
-            _log_other_caches(folder)
-        context.barrier()  # the others return once it is on disk (or given up)
-    return cache
 
 
 class _SeededViews(Dataset[Any]):

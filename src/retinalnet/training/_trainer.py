@@ -55,6 +55,7 @@ from retinalnet.training._evaluation import EvaluationResult, run_evaluation
 from retinalnet.training._feature_cache import (
     HeadNotLastError,
     build_feature_cache,
+    memory_mapped,
     trainable_head,
 )
 from retinalnet.training._fit_optimizer import (
@@ -559,6 +560,9 @@ class Trainer:
             progress=self.progress,
             shard=shard,  # in fit, every process builds it: each can take its share
         )
+        # a disk cache is trained on from its file, memory-mapped: the copy the build holds
+        # in memory is let go (the rows are read from the page cache, which can be reclaimed)
+        cache = memory_mapped(cache, self.feature_cache.cache_dir)
         self._head = head
         features = cache.dataset(resident_device(cache.features.nbytes, self.device))
         self._last_cached = CachedData.of(self.model, head_name, data, views, features, seed=seed)
