@@ -304,7 +304,22 @@ def _bootstrapped(seed: Any) -> Any:
     return report.to_dict()
 
 
+def _cached_views(seed: Any) -> torch.Tensor:
+    from _training_helpers import frozen_small_cnn
+    from retinalnet.training import build_feature_cache
+
+    torch.manual_seed(0)
+    model = frozen_small_cnn()
+    model.preprocessing = model.preprocessing.with_augmentation("oct")
+    cache = build_feature_cache(
+        model, SyntheticOCT(1, shape=(40, 36)), views=1, seed=seed, device="cpu",
+        precision="fp32", progress=False, num_workers=0,
+    )  # fmt: skip
+    return cache.features
+
+
 SEEDED: dict[str, Callable[[Any], Any]] = {
+    "build_feature_cache": _cached_views,
     "Trainer.fit": lambda seed: _fit_history(seed, None),
     "Trainer.fit, balance='sampler'": lambda seed: _fit_history(seed, "sampler"),
     "seed_everything": _seeded_everything,
@@ -323,5 +338,7 @@ def test_a_numpy_integer_seed_is_the_int_it_holds(door: str) -> None:
     if door.startswith("Trainer.fit"):
         assert given[0] == plain[0]
         assert same_state(given[1], plain[1])
+    elif isinstance(given, torch.Tensor):
+        assert torch.equal(given, plain)
     else:
         assert given == plain

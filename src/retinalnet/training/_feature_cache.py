@@ -697,7 +697,7 @@ def build_feature_cache(
     """
     views = check_count(views, "views", low=0)
     progress, shard = check_bool(progress, "progress"), check_bool(shard, "shard")
-    check_seed(seed, allow_none=False)
+    seed = check_seed(seed, allow_none=False)  # an int: torch's generators refuse NumPy's
     check_batch_size(batch_size)
     # its targets are the data's indices: another class list would cache them under the
     # model's other names (a CNV-NORMAL study's NORMAL as DME), as evaluate and fit refuse
