@@ -189,8 +189,11 @@ def test_warmup_cosine_values(total: int, warmup: int, expected: list[float]) ->
         pytest.param(0.0, "epoch", 5, 0, id="none-asked"),
         pytest.param(0.0, "step", 10, 0, id="none-asked-per-step"),
         pytest.param(2.0, "epoch", 5, 2, id="whole-epochs-as-they-are"),
-        # rounded up to the whole run: the cut rule halves it (rounded down)
-        pytest.param(3.5, "epoch", 5, 2, id="up-to-the-whole-run-is-cut"),
+        # rounded up to the whole run: one fewer (the cut halved it, shorter than asked)
+        pytest.param(3.5, "epoch", 5, 3, id="up-to-one-fewer-than-the-run"),
+        pytest.param(3.2, "step", 1, 3, id="up-to-one-fewer-per-step"),
+        # asked to last the whole run: the cut rule halves it (rounded down)
+        pytest.param(4.0, "epoch", 5, 2, id="the-whole-run-is-cut"),
     ],
 )
 @pytest.mark.parametrize("door", ["built", "sized-by-the-fit"])
@@ -970,3 +973,30 @@ def test_a_left_out_last_batch_of_one_keeps_the_schedule_s_epochs(data: Any) -> 
         history = fine_tune(model, *data, recipe, **{**FAST, "batch_size": 7})
     schedule = WarmupCosine(total=4, warmup=1)  # one step an epoch, as trained
     assert history.column("lr") == pytest.approx([1e-3 * schedule(k) for k in range(4)])
+
+
+def test_a_resumed_fine_tune_keeps_the_warm_up_it_started_with(data: Any, tmp_path: Path) -> None:
+    # a run whose warm-up came from another rule (0.5 epoch was rounded to none before
+    # 0.2): its resume sized the schedule again by today's rule, and the rate jumped back up
+    from _training_helpers import InterruptAt
+
+    recipe = FineTune(blocks=1, epochs=4, probe_epochs=0, warmup_epochs=0.5, schedule="epoch")
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        fine_tune(_model(), *data, recipe, out_dir=out, callbacks=[InterruptAt(2)], **FAST)
+    checkpoint = torch.load(out / "last.pt", weights_only=True)
+    for schedule in checkpoint["scheduler"]["lr_lambdas"]:  # one per parameter group
+        assert schedule["warmup"] == 1  # today's rule
+        schedule["warmup"] = 0  # as the run's own rule gave it
+    torch.save(checkpoint, out / "last.pt")
+
+    trainer = fine_tune_trainer(_model(), *data, recipe, resume_from=out / "last.pt", **FAST)
+    history = trainer.fit(*data, resume_from=out / "last.pt")
+
+    task = trainer.task
+    assert isinstance(task, FineTuneTask)
+    assert (task.schedule.total, task.schedule.warmup) == (4, 0)
+    # epoch 2 runs at the rate the checkpoint's optimizer holds; epochs 3 and 4 at the
+    # run's own schedule (today's would give 0.00075 and 0.00025)
+    rates = history.column("lr")[2:]
+    assert rates == pytest.approx([1e-3 * WarmupCosine(4, 0)(epoch) for epoch in (2, 3)])

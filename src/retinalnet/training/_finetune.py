@@ -140,11 +140,12 @@ class FineTune:
         Epochs of linear warm-up from ``0.01 x`` the rates, before the cosine decay to 0; at
         most ``epochs``. It is counted in the schedule's units (optimizer steps with
         ``schedule="step"``, epochs with ``"epoch"``), rounded up, so that a warm-up asked
-        for lasts at least one unit: ``0.5`` is one epoch with ``"epoch"``, ``2.5`` three.
-        A warm-up that would last the whole run (``warmup_epochs == epochs``, as the
-        default ``1.0`` is for ``epochs=1``, a quick trial run, or one rounded up to it) is
-        cut to half of the run, in those units (rounded down: none in a one-epoch run with
-        ``"epoch"``), and an INFO line says so when the fit starts.
+        for lasts at least one unit and at most one fewer than the run: ``0.5`` is one
+        epoch with ``"epoch"``, ``2.5`` three (two in a three-epoch run). A warm-up asked to
+        last the whole run (``warmup_epochs == epochs``, as the default ``1.0`` is for
+        ``epochs=1``, a quick trial run) is cut to half of the run, in those units (rounded
+        down: none in a one-epoch run with ``"epoch"``), and an INFO line says so when the
+        fit starts. A resumed run keeps the warm-up it started with.
     schedule
         ``"step"``: warm-up and cosine are updated after every optimizer step; ``"epoch"``:
         after every epoch.
@@ -548,9 +549,10 @@ def _schedule_length(recipe: FineTune, steps_per_epoch: int) -> tuple[int, int, 
     total = recipe.epochs * unit
     # rounded up: a warm-up asked for lasts at least one unit (a float's error, 0.3 * 10 =
     # 3.0000000000000004, is no unit more)
-    warmup = math.ceil(round(recipe.warmup_epochs * unit, 9)) or int(recipe.warmup_epochs > 0)
-    if warmup < total:
-        return total, warmup, None
+    asked = round(recipe.warmup_epochs * unit, 9)
+    if asked < total:  # at least one unit, and one fewer than the run: the rates then decay
+        warmup = math.ceil(asked) or int(recipe.warmup_epochs > 0)
+        return total, min(warmup, total - 1), None
     units = "steps" if per_step else "epochs"
     cut = total // 2
     whole = (
@@ -585,6 +587,8 @@ class _RecipeRecord(Callback):
         if self._sized:
             return
         self._sized = True
+        if epoch > 1:  # resumed: the run's schedule came back with its scheduler's state
+            return
         loop, task = trainer._loop, trainer.task
         if loop is None or not isinstance(task, FineTuneTask):
             return
