@@ -358,7 +358,9 @@ def test_an_interrupted_run_demo_says_it_does_not_resume(
         retinalnet.demo.run_demo(tmp_path, epochs=3)
 
     assert caplog.messages[-1] == (
-        "run_demo was interrupted, and does not resume: its fit's Trainer (a cosine "
-        f"learning-rate decay over epochs=3) is its own; call run_demo({str(tmp_path)!r}, ...) "
-        "again with the same arguments, which starts it over"
+        "run_demo was interrupted, and does not resume: the resume_from above needs the "
+        "demo's own Trainer (a cosine learning-rate decay over epochs=3), which run_demo does "
+        f"not give you; call run_demo({str(tmp_path)!r}, ...) again with the same arguments, "
+        "which starts it over"
     )
+    assert "continue with fit(..., resume_from=" in caplog.messages[-2]  # the one "above"

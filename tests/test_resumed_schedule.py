@@ -201,3 +201,21 @@ def test_the_rate_warning_names_the_rate_in_use_and_the_runs_start(
         f"with its learning rate {in_use} in use now (the run started at 0.1, not at the 0.02 "
         "this fit was given): a resumed fit continues the run as it was" in said[0]
     )
+
+
+@pytest.mark.parametrize("entry", ["added_after_its_first_step", "T_max"])
+def test_an_older_checkpoint_of_the_same_scheduler_resumes(tmp_path: Path, entry: str) -> None:
+    # an entry only one side holds (a torch version's, or set by the scheduler after its
+    # first step) was refused as "another scheduler ... (its state holds , ...)"
+    last = _interrupted_run(tmp_path, _cosine)
+    data = torch.load(last, weights_only=True)
+    del data["loop"]["scheduler_class"]  # written before the class was recorded
+    if entry == "T_max":
+        del data["scheduler"][entry]  # this fit's scheduler holds one more
+    else:
+        data["scheduler"][entry] = 1  # the run's held one more
+    torch.save(data, last)
+
+    rates = _resumed(tmp_path, _cosine)
+
+    assert len(rates) == 4

@@ -273,9 +273,10 @@ def _train_and_predict(
         history = trainer.fit(KermanyOCT(data_dir, "train"), KermanyOCT(data_dir, "val"))
     except KeyboardInterrupt:  # SIGTERM on the command line too
         logger.warning(
-            "run_demo was interrupted, and does not resume: its fit's Trainer (a cosine "
-            "learning-rate decay over epochs=%d) is its own; call run_demo(%r, ...) again with "
-            "the same arguments, which starts it over",
+            "run_demo was interrupted, and does not resume: the resume_from above needs the "
+            "demo's own Trainer (a cosine learning-rate decay over epochs=%d), which "
+            "run_demo does not give you; call run_demo(%r, ...) again with the same "
+            "arguments, which starts it over",
             epochs,
             str(out),
             extra={SAID_BY_THE_COMMAND_LINE: True},  # the command line says its own command

@@ -47,7 +47,7 @@ def check_resumed_schedule(
     and a checkpoint of a run without one (``training_state``: it holds an optimizer state,
     so the run trained; a checkpoint of weights alone is not checked), or schedulers of
     other classes (named in the loop state since this check; before, told apart by the
-    entries of their states).
+    entries of their states, each side holding settings the other lacks).
 
     Raises
     ------
@@ -77,12 +77,15 @@ def check_resumed_schedule(
                 f"steps a {this_class}; {_FIX}"
             )
         return
+    # a checkpoint from before the class was recorded: another scheduler's state has
+    # settings this one lacks and lacks some of its own (an entry only one side has is a
+    # torch version's, or set by a scheduler after its first step: the same class)
     saved, now = _public_entries(saved_state), _public_entries(scheduler.state_dict())
-    if saved != now:
+    if saved - now and now - saved:
         raise ValueError(
             f"cannot resume from {source}: its run stepped another scheduler than this fit's "
             f"{this_class} (its state holds {', '.join(sorted(saved - now))}, a "
-            f"{this_class}'s {', '.join(sorted(now - saved)) or 'not'}); {_FIX}"
+            f"{this_class}'s {', '.join(sorted(now - saved))}); {_FIX}"
         )
 
 
