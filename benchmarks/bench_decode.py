@@ -6,8 +6,9 @@ core, times ``PIL.Image.open(path).load()`` followed by torchvision's ``Resize(2
 same resize, and prints images per second for each, the speed-up and the mean absolute
 difference of the results in grey levels.
 
-``--images-from FOLDER`` times real JPEGs instead (e.g. the 80 Kermany scans in
-``../shared/data/kermany-sample``, 512 to 1536 px wide).
+``--images-from FOLDER`` times real JPEGs instead (the ``.jpeg`` and ``.jpg`` files under it,
+e.g. the 80 Kermany scans in ``../shared/data/kermany-sample``, 512 to 1536 px wide); a
+folder without any ends the run with one line saying so.
 
 Run: ``python benchmarks/bench_decode.py [--images 200] [--size 256] [--images-from DIR]``
 """
@@ -15,6 +16,7 @@ Run: ``python benchmarks/bench_decode.py [--images 200] [--size 256] [--images-f
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from image_folder import JPEG_SUFFIXES, images_in_folder
 from PIL import Image
 from torchvision import transforms as tvt
 
-from retinalnet.datasets import find_images, load_image, render_bscan
+from retinalnet.datasets import load_image, render_bscan
 
 
 def _time(paths: list[Path], read: Callable[[Path], Image.Image], repeats: int) -> float:
@@ -45,6 +48,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--images-from", type=Path, default=None, help="time these JPEGs")
     args = parser.parse_args()
+    real: list[Path] = []
+    if args.images_from is not None:
+        real = images_in_folder(
+            args.images_from, suffixes=JPEG_SUFFIXES, what="JPEG files (.jpeg, .jpg)"
+        )
+    elif args.images < 1:
+        sys.exit(f"--images {args.images}: needs at least 1 synthetic scan to time; pass 1 or more")
+    if args.repeats < 1:
+        sys.exit(f"--repeats {args.repeats}: needs at least 1 pass to time; pass 1 or more")
     torch.set_num_threads(1)
     resize = tvt.Resize(args.size)
 
@@ -58,16 +70,14 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         rng = np.random.default_rng(0)
-        paths = []
-        for i in range(0 if args.images_from else args.images):
+        paths = list(real)
+        for i in range(0 if real else args.images):
             pixels, _ = render_bscan(
                 ("CNV", "DME", "DRUSEN", "NORMAL")[i % 4], rng, shape=(496, 512)
             )
             path = Path(tmp) / f"scan{i}.jpeg"
             Image.fromarray(pixels, "L").save(path, format="JPEG", quality=90)
             paths.append(path)
-        if args.images_from:
-            paths = [p for p in find_images(args.images_from) if p.suffix.lower() != ".png"]
         full_rate = _time(paths, full, args.repeats)
         draft_rate = _time(paths, draft, args.repeats)
         difference = np.mean(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -71,11 +72,29 @@ def bare_loop_epoch_seconds(
     return best
 
 
+def epoch_of_steps(
+    order: torch.Tensor,
+    batch_size: int,
+    graphed_step: Callable[[torch.Tensor], torch.Tensor],
+    eager_step: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """One epoch over the rows ``order`` lists, in batches of ``batch_size``: each full batch
+    through ``graphed_step`` (a captured graph takes one batch shape), the last, shorter one
+    through ``eager_step``, so every row is stepped on, as in the other loops. Each step takes
+    the batch's row indices and returns its loss; the sum of the losses is returned."""
+    total = torch.zeros((), device=order.device)
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        step = graphed_step if len(index) == batch_size else eager_step
+        total += step(index)
+    return total
+
+
 def graphed_epoch_seconds(
     head: nn.Module, features: torch.Tensor, targets: torch.Tensor, batch_size: int
 ) -> float:
     """Best epoch time with each full batch's step (forward, backward, fused Adam) replayed
-    from one captured CUDA graph; the last, shorter batch runs eagerly."""
+    from one captured CUDA graph; the last, shorter batch runs eagerly (``epoch_of_steps``)."""
     optimizer = torch.optim.Adam(head.parameters(), capturable=True, fused=True)
     loss_function = nn.NLLLoss()
     static_x = features[:batch_size].clone()
@@ -91,23 +110,30 @@ def graphed_epoch_seconds(
     graph = torch.cuda.CUDAGraph()
     optimizer.zero_grad(set_to_none=True)
     with torch.cuda.graph(graph):
-        static_loss = loss_function(head(static_x), static_y)
+        static_loss: torch.Tensor = loss_function(head(static_x), static_y)
         static_loss.backward()
         optimizer.step()
+
+    def graphed_step(index: torch.Tensor) -> torch.Tensor:
+        torch.index_select(features, 0, index, out=static_x)
+        torch.index_select(targets, 0, index, out=static_y)
+        graph.replay()
+        return static_loss.detach()
+
+    def eager_step(index: torch.Tensor) -> torch.Tensor:
+        # in place: the graph reads and writes these gradient buffers, so they stay
+        optimizer.zero_grad(set_to_none=False)
+        loss: torch.Tensor = loss_function(head(features[index]), targets[index])
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
     best = float("inf")
-    full = len(features) // batch_size * batch_size
     for _ in range(EPOCHS):
         torch.cuda.synchronize()
         started = time.perf_counter()
         order = torch.randperm(len(features), device=features.device)
-        total = torch.zeros((), device=features.device)
-        for start in range(0, full, batch_size):
-            index = order[start : start + batch_size]
-            torch.index_select(features, 0, index, out=static_x)
-            torch.index_select(targets, 0, index, out=static_y)
-            graph.replay()
-            total += static_loss.detach()
-        float(total)
+        float(epoch_of_steps(order, batch_size, graphed_step, eager_step))  # waits for it
         best = min(best, time.perf_counter() - started)
     return best
 

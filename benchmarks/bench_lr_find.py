@@ -91,9 +91,10 @@ def one_run(
 ) -> tuple[float, float, float]:
     """``(learning rate, final val accuracy, final val loss)`` of one head training.
 
-    ``seed`` seeds the head and the Trainer (shuffle); the Trainer's seed is also part of the
-    feature cache's fingerprint, so the features are extracted once per seed (``--cache-dir``
-    keeps them for later runs).
+    ``seed`` seeds the head and the Trainer (shuffle). The cache has no augmented views, so
+    the seed is not part of its fingerprint (it is only with views): the features are
+    extracted once per data set and every seed and rate reuses them (``--cache-dir`` keeps
+    them for later runs).
     """
     seed_everything(seed)
     model = lite0(seed)

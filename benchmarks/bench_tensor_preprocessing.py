@@ -13,13 +13,11 @@ files are the JPEGs (``.jpeg``, ``.jpg``, any case) that ``find_images`` finds u
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
+from image_folder import JPEG_SUFFIXES, images_in_folder
 
-from retinalnet.datasets import find_images
 from retinalnet.tensor_preprocessing import TensorPreprocessing, read_encoded
 from retinalnet.transforms import Preprocessing
 
@@ -33,14 +31,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if not Path(args.images_from).is_dir():
-        sys.exit(f"--images-from {args.images_from!r} is not a folder; pass a folder of JPEGs")
-    paths = [p for p in find_images(args.images_from) if p.suffix.lower() in {".jpeg", ".jpg"}]
-    if not paths:
-        sys.exit(
-            f"no JPEG files (.jpeg, .jpg) under {args.images_from!r}: this benchmark times "
-            "JPEG decoding; pass a folder that holds some (e.g. ../shared/data/kermany-sample)"
-        )
+    paths = images_in_folder(
+        args.images_from, suffixes=JPEG_SUFFIXES, what="JPEG files (.jpeg, .jpg)"
+    )
     prep = Preprocessing()
     tensor = TensorPreprocessing(prep, device=args.device)
     best = {"pil": float("inf"), "tensor": float("inf")}

