@@ -244,3 +244,55 @@ def test_a_callers_loader_fills_its_rows_in_place_whatever_its_batches(
     cache = build_feature_cache(model, loader, **settings)
     torch.testing.assert_close(cache.features, expected.features)  # other batches: rounding
     assert torch.equal(cache.targets, expected.targets)
+
+
+def test_a_loader_giving_more_rows_than_estimated_grows_them(small_tree: Path) -> None:
+    # a batch sampler that draws 40 images (with replacement) from 16: more rows than
+    # len(dataset) estimates, so the rows grow
+    from torch.utils.data import BatchSampler, RandomSampler
+
+    model = _small_model()
+    prepared = KermanyOCT(small_tree, "train", transform=model.preprocessing.eval_transform())
+    draws = RandomSampler(
+        prepared, replacement=True, num_samples=40, generator=torch.Generator().manual_seed(0)
+    )
+    order = [index for batch in BatchSampler(draws, 3, drop_last=False) for index in batch]
+    loader = DataLoader(prepared, batch_sampler=BatchSampler(order, 3, drop_last=False))
+    settings: dict[str, Any] = {"device": "cpu", "precision": "fp32", "progress": False}
+
+    cache = build_feature_cache(model, loader, **settings)
+
+    expected = build_feature_cache(model, KermanyOCT(small_tree, "train"), **settings)
+    assert len(cache.features) == 40
+    torch.testing.assert_close(cache.features, expected.features[order])
+    assert torch.equal(cache.targets, expected.targets[order])
+
+
+def test_a_damaged_cache_the_disk_will_not_replace_is_neither_read_nor_left(
+    small_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the folder refused the new file at the first batch: the damaged cache left there was
+    # then memory-mapped by the fit (the run trained on zeros)
+    import errno
+
+    from retinalnet.training import _feature_rows
+
+    settings: dict[str, Any] = {"device": "cpu", "precision": "fp32", "progress": False}
+    data = KermanyOCT(small_tree, "train")
+    cache_dir = tmp_path / "features"
+    built = build_feature_cache(_small_model(), data, cache_dir=cache_dir, **settings)
+    (folder,) = cache_dir.iterdir()
+    features = np.load(folder / "features.npy")
+    np.save(folder / "features.npy", np.zeros_like(features))  # damaged: same shape
+    np.save(folder / "targets.npy", np.zeros(len(features) + 1, np.int64))  # one row more
+
+    def full_disk(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_feature_rows._RowFile, "zeros", full_disk)
+    with pytest.warns(UserWarning, match="No space left on device"):
+        again = build_feature_cache(_small_model(), data, cache_dir=cache_dir, **settings)
+
+    assert torch.equal(again.features, built.features)
+    assert not (folder / "features.npy").exists()
+    assert not (folder / "meta.json").exists()

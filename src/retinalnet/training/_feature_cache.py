@@ -813,6 +813,8 @@ def build_feature_cache(
     if folder is not None:
         if rows.on_disk:  # rank 0, and the folder took the file
             _save_built(rows, folder, meta_bytes(fingerprint, head_name, views))
+        elif context.is_main:  # the disk refused it: a damaged cache there is not left (a
+            remove_cache_files(folder, folder_too=False)  # fit would read it back)
         context.barrier()  # the others return once it is on disk (or given up)
     return FeatureCache(
         features=rows.features(),
