@@ -126,6 +126,10 @@ def test_a_schedule_resized_before_its_first_step_starts_at_the_rate_of_its_warm
         pytest.param(FineTune(epochs=4, warmup_epochs=4, schedule="epoch"), 5, 4, 2, id="epochs"),
         pytest.param(FineTune(epochs=3), 5, 15, 5, id="shorter-kept"),
         pytest.param(FineTune(epochs=2, warmup_epochs=1.8), 10, 20, 18, id="shorter-kept-too"),
+        # a one-epoch run per epoch has no room for any warm-up (said, as for a whole one)
+        pytest.param(
+            FineTune(epochs=1, warmup_epochs=0.5, schedule="epoch"), 5, 1, 0, id="one-unit"
+        ),
     ],
 )
 def test_a_warm_up_of_the_whole_run_is_cut_to_half_of_it(
@@ -270,3 +274,15 @@ def test_train_for_one_epoch_still_fine_tunes_with_a_warm_up_then_a_decay(
     assert [record["lr"] for record in last.history] == pytest.approx([1e-5])
     assert last.optimizer_state is not None
     assert {group["lr"] for group in last.optimizer_state["param_groups"]} == {0.0}
+
+
+def test_a_warm_up_asked_in_a_one_unit_run_is_said_to_be_none() -> None:
+    # was none without a word after warm-ups were rounded up to one unit fewer than the run
+    from retinalnet.training._finetune import _schedule_length
+
+    recipe = FineTune(epochs=1, warmup_epochs=0.5, schedule="epoch")
+    total, warmup, said = _schedule_length(recipe, 5)
+
+    assert (total, warmup) == (1, 0)
+    assert said is not None
+    assert said.endswith("there is none: the run trains at the full rates")

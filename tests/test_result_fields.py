@@ -163,6 +163,11 @@ def test_numpy_numbers_are_stored_as_python_floats() -> None:
     result = EvaluationResult(
         **_fields(loss=np.float32(0.5), accuracy=np.float32(0.8), temperature=np.float64(2.0))
     )
+    # a loss as criterion(...) returns it, a 0-d tensor, and a 0-d array: the numbers held
+    import torch
+
+    for loss in (torch.tensor(0.5), np.array(0.5)):
+        assert EvaluationResult(**_fields(loss=loss)).loss == 0.5
 
     assert [type(v) for v in (result.loss, result.accuracy, result.temperature)] == [float] * 3
     assert json.loads(json.dumps(result.to_dict()))["accuracy"] == pytest.approx(0.8)

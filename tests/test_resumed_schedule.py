@@ -6,6 +6,7 @@ warning of another rate names the rate in use and the run's starting one."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -203,19 +204,45 @@ def test_the_rate_warning_names_the_rate_in_use_and_the_runs_start(
     )
 
 
-@pytest.mark.parametrize("entry", ["added_after_its_first_step", "T_max"])
-def test_an_older_checkpoint_of_the_same_scheduler_resumes(tmp_path: Path, entry: str) -> None:
-    # an entry only one side holds (a torch version's, or set by the scheduler after its
-    # first step) was refused as "another scheduler ... (its state holds , ...)"
-    last = _interrupted_run(tmp_path, _cosine)
+class _Remembering(CosineAnnealingLR):
+    """A scheduler of one's own that sets an attribute after its first step."""
+
+    def get_lr(self) -> list[float]:  # type: ignore[override]
+        if self.last_epoch >= 1:
+            self.decayed_from = self.base_lrs[0]
+        return super().get_lr()  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "entry", "refused"),
+    [
+        (_cosine, "verbose", None),  # a torch version's entry
+        (_plateau, "default_min_lr", None),  # one that another torch version lacks
+        (lambda o: _Remembering(o, T_max=4), "decayed_from", None),  # yours, set after a step
+        (_cosine, "step_size", "its state holds step_size, which a CosineAnnealingLR has not"),
+        (_cosine, "-T_max", "its state lacks a CosineAnnealingLR's T_max"),
+    ],
+    ids=["versioned", "plateau-versioned", "your-own", "torch-extra", "torch-missing"],
+)
+def test_an_older_checkpoint_is_told_apart_by_its_states_settings(
+    tmp_path: Path, scheduler: Factory, entry: str, refused: str | None
+) -> None:
+    # an entry only one side holds was refused as "another scheduler ... (its state holds
+    # , ...)": a version's or your scheduler's own is the same class; torch's own
+    # schedulers of one class hold the same settings
+    last = _interrupted_run(tmp_path, scheduler)
     data = torch.load(last, weights_only=True)
     del data["loop"]["scheduler_class"]  # written before the class was recorded
-    if entry == "T_max":
-        del data["scheduler"][entry]  # this fit's scheduler holds one more
+    if entry.startswith("-"):
+        del data["scheduler"][entry[1:]]
+    elif entry in data["scheduler"]:
+        del data["scheduler"][entry]  # this fit's holds one the run's lacks (a version's)
     else:
-        data["scheduler"][entry] = 1  # the run's held one more
+        data["scheduler"][entry] = 1
     torch.save(data, last)
 
-    rates = _resumed(tmp_path, _cosine)
-
-    assert len(rates) == 4
+    if refused is None:
+        assert len(_resumed(tmp_path, scheduler)) == 4
+    else:
+        with pytest.raises(ValueError, match=re.escape(refused)):
+            _resumed(tmp_path, scheduler)

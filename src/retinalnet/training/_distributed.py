@@ -165,7 +165,9 @@ def local_device(device: torch.device) -> torch.device:
         If the process sees several GPUs but fewer than ``LOCAL_RANK + 1``: which of them
         is its own cannot be told; or if several processes of this machine
         (``LOCAL_WORLD_SIZE``) would share its one GPU (no ``CUDA_VISIBLE_DEVICES``), which
-        NCCL refuses ("Duplicate GPU detected").
+        NCCL refuses ("Duplicate GPU detected"). A launcher that gives every process the
+        same GPU through ``CUDA_VISIBLE_DEVICES`` is not told apart from one that gives each
+        its own: NCCL's own error says so then.
     """
     local_rank = os.environ.get("LOCAL_RANK")
     if device.type != "cuda" or device.index is not None or local_rank is None:
@@ -173,7 +175,7 @@ def local_device(device: torch.device) -> torch.device:
     rank = int(local_rank)
     seen = torch.cuda.device_count()  # 0 without CUDA: resolving the device says so
     if seen == 1:
-        processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        processes = int(os.environ.get("LOCAL_WORLD_SIZE") or 1)
         if processes > 1 and "CUDA_VISIBLE_DEVICES" not in os.environ:
             raise ValueError(
                 f"{processes} processes of this machine would share its one GPU, which "

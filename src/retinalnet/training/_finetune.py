@@ -144,8 +144,9 @@ class FineTune:
         epoch with ``"epoch"``, ``2.5`` three (two in a three-epoch run). A warm-up asked to
         last the whole run (``warmup_epochs == epochs``, as the default ``1.0`` is for
         ``epochs=1``, a quick trial run) is cut to half of the run, in those units (rounded
-        down: none in a one-epoch run with ``"epoch"``), and an INFO line says so when the
-        fit starts. A resumed run keeps the warm-up it started with.
+        down: none in a one-epoch run with ``"epoch"``, where any warm-up is none), and an
+        INFO line says so when the fit starts. A resumed run keeps the warm-up it started
+        with.
     schedule
         ``"step"``: warm-up and cosine are updated after every optimizer step; ``"epoch"``:
         after every epoch.
@@ -550,9 +551,9 @@ def _schedule_length(recipe: FineTune, steps_per_epoch: int) -> tuple[int, int, 
     # rounded up: a warm-up asked for lasts at least one unit (a float's error, 0.3 * 10 =
     # 3.0000000000000004, is no unit more)
     asked = round(recipe.warmup_epochs * unit, 9)
-    if asked < total:  # at least one unit, and one fewer than the run: the rates then decay
-        warmup = math.ceil(asked) or int(recipe.warmup_epochs > 0)
-        return total, min(warmup, total - 1), None
+    warmup = min(math.ceil(asked) or int(recipe.warmup_epochs > 0), total - 1)
+    if asked < total and (warmup or not asked):  # at least one unit, one fewer than the run
+        return total, warmup, None
     units = "steps" if per_step else "epochs"
     cut = total // 2
     whole = (

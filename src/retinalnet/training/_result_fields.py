@@ -116,6 +116,7 @@ def checked_scalars(loss: object, accuracy: object, temperature: object) -> tupl
     JSON), refusing a loss that is no number (``str()`` formats it), an accuracy outside 0..1
     (NaN: no images; 95 for 95% would print as 9500%) and a temperature that is not a
     positive finite number (every probability is divided by it)."""
+    loss, accuracy, temperature = (_scalar(value) for value in (loss, accuracy, temperature))
     if not _is_real(loss):
         raise ValueError(
             f"{_WHERE}: loss must be a number (the mean loss per image; NaN for no images), "
@@ -132,6 +133,14 @@ def checked_scalars(loss: object, accuracy: object, temperature: object) -> tupl
             f"got {temperature!r}"
         )
     return float(loss), float(accuracy), float(temperature)
+
+
+def _scalar(value: object) -> object:
+    """A 0-d tensor or array (``criterion(...)``'s loss) as the number it holds."""
+    item = getattr(value, "item", None)
+    if getattr(value, "ndim", None) == 0 and callable(item):
+        return item()
+    return value
 
 
 def _is_real(value: object) -> TypeGuard[float]:

@@ -26,7 +26,7 @@ SCHEDULER_CLASS_KEY = "scheduler_class"
 """The loop state's entry naming the class of the run's scheduler (``None``: none)."""
 
 # public entries of a scheduler's state that a torch version added or dropped
-_VERSIONED_ENTRIES = frozenset({"verbose"})
+_VERSIONED_ENTRIES = frozenset({"verbose", "default_min_lr"})  # not in every torch
 
 _FIX = (
     "resume with the run's scheduler (the task it was trained with: "
@@ -47,7 +47,8 @@ def check_resumed_schedule(
     and a checkpoint of a run without one (``training_state``: it holds an optimizer state,
     so the run trained; a checkpoint of weights alone is not checked), or schedulers of
     other classes (named in the loop state since this check; before, told apart by the
-    entries of their states, each side holding settings the other lacks).
+    entries of their states: a state lacking this one's settings, or holding others where
+    this one is torch's own).
 
     Raises
     ------
@@ -77,15 +78,22 @@ def check_resumed_schedule(
                 f"steps a {this_class}; {_FIX}"
             )
         return
-    # a checkpoint from before the class was recorded: another scheduler's state has
-    # settings this one lacks and lacks some of its own (an entry only one side has is a
-    # torch version's, or set by a scheduler after its first step: the same class)
+    # a checkpoint from before the class was recorded: another scheduler's state lacks
+    # settings of this one, or holds others (which a scheduler of your own may add after
+    # its first step, but none of torch's: their version-dependent entries are left out)
     saved, now = _public_entries(saved_state), _public_entries(scheduler.state_dict())
-    if saved - now and now - saved:
+    extra, missing = sorted(saved - now), sorted(now - saved)
+    torch_own = type(scheduler).__module__.startswith("torch.")
+    if missing or (extra and torch_own):
+        if extra and missing:
+            held = f"its state holds {', '.join(extra)}, a {this_class}'s {', '.join(missing)}"
+        elif missing:
+            held = f"its state lacks a {this_class}'s {', '.join(missing)}"
+        else:
+            held = f"its state holds {', '.join(extra)}, which a {this_class} has not"
         raise ValueError(
             f"cannot resume from {source}: its run stepped another scheduler than this fit's "
-            f"{this_class} (its state holds {', '.join(sorted(saved - now))}, a "
-            f"{this_class}'s {', '.join(sorted(now - saved))}); {_FIX}"
+            f"{this_class} ({held}); {_FIX}"
         )
 
 
