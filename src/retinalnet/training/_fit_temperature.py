@@ -36,6 +36,7 @@ class FitTemperature:
         """Set a calibrated ``model``'s temperature to 1.0 for the fit (logged), and remember
         it and the model's state (before a resume loads other weights into it: those, too,
         are a change that keeps 1.0)."""
+        self._model, self._stamps = None, []  # an earlier fit's are not this one's
         if not isinstance(model, Classifier) or model.temperature == 1.0:
             return
         logger.info("temperature %.3g reset to 1.0 for the fit", model.temperature)
