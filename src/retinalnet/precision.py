@@ -268,13 +268,13 @@ def cast_weights(
             if not tensor.is_floating_point() or (dtype is None and tensor.dim() != 4):
                 continue
             key = f"{prefix}.{name}" if prefix else name
+            kept = previous.get(key) if previous is not None else None
+            if kept is not None and kept[0] is not None and kept[0].matches(tensor):
+                cast[key] = kept  # its stamp too: nothing to stamp again
+                continue
             # None for an inference tensor (a model built under torch.inference_mode): with
             # no version counter to tell an in-place change by, it is cast again every time
             stamp = tensor_stamp(tensor)
-            kept = previous.get(key) if previous is not None else None
-            if kept is not None and kept[0] is not None and kept[0].matches(tensor):
-                cast[key] = kept
-                continue
             # the same memory read the same way: the same values (a tied weight)
             view = (tensor.device, tensor.data_ptr(), tensor.shape, tensor.stride(), tensor.dtype)
             if view not in shared:
