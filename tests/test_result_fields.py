@@ -86,9 +86,15 @@ def test_a_result_built_from_lists_holds_the_documented_types() -> None:
         ({"temperature": 0.0}, ValueError, r"temperature must be a positive finite number"),
         ({"temperature": math.inf}, ValueError, r"temperature must be a positive finite"),
         ({"temperature": math.nan}, ValueError, r"temperature must be a positive finite"),
-        ({"classes": "CNV"}, TypeError, r"classes must be a sequence of class names, got str"),
-        ({"classes": ()}, TypeError, r"classes must be one or more names \(str\), got \(\)"),
-        ({"classes": (0, 1, 2, 3)}, TypeError, r"classes must be one or more names \(str\)"),
+        # as a model's class names are checked (models._checks.check_class_names)
+        ({"classes": "CNV"}, TypeError, r"classes must be a list of class names, got the str"),
+        ({"classes": ()}, ValueError, r"classes must be 2 or more distinct names, got \[\]"),
+        ({"classes": (0, 1, 2, 3)}, TypeError, r"classes must be names \(strings\), got 0"),
+        (
+            {"classes": ("CNV", "CNV", "DRUSEN", "NORMAL")},
+            ValueError,
+            r"classes must be 2 or more distinct names",
+        ),
         # a column short: every report of it refused later, far from the mistake
         (
             {"probabilities": PROBABILITIES[:, :3]},

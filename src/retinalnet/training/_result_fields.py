@@ -11,37 +11,30 @@ traceback or a wrong number far from the mistake. Each is refused where it is ma
 from __future__ import annotations
 
 import math
-import numbers
 import reprlib
 from collections.abc import Hashable, Sequence
-from typing import Any, TypeGuard
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from retinalnet._core.counts import as_number
 from retinalnet.metrics._confusion import _as_counts, _as_targets, _readable
+from retinalnet.models._checks import check_class_names
 
 __all__ = ["checked_classes", "checked_matrix", "checked_probabilities", "checked_scalars"]
 
 _WHERE = "EvaluationResult"
 
 
-def checked_classes(classes: Sequence[str]) -> tuple[str, ...]:
-    """``classes`` as a tuple of at least one name, each a str."""
-    if isinstance(classes, str) or not isinstance(classes, Sequence):
-        raise TypeError(
-            f"{_WHERE}: classes must be a sequence of class names, got "
-            f"{type(classes).__name__} {reprlib.repr(classes)}; pass e.g. "
-            "('CNV', 'DME', 'DRUSEN', 'NORMAL')"
-        )
-    names = tuple(classes)
-    odd = [name for name in names if not isinstance(name, str)]
-    if not names or odd:
-        raise TypeError(
-            f"{_WHERE}: classes must be one or more names (str), got {reprlib.repr(names)}; "
-            "pass the class names in the order of the model's outputs"
-        )
-    return names
+def checked_classes(classes: object) -> tuple[str, ...]:
+    """``classes`` as a model's class names are checked (2 or more distinct names that print
+    as they are: :func:`~retinalnet.models._checks.check_class_names`), the error naming
+    the result."""
+    try:
+        return check_class_names(classes)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{_WHERE}: {error}") from None
 
 
 def checked_matrix(matrix: npt.ArrayLike, classes: tuple[str, ...]) -> np.ndarray[Any, Any]:
@@ -116,23 +109,26 @@ def checked_scalars(loss: object, accuracy: object, temperature: object) -> tupl
     JSON), refusing a loss that is no number (``str()`` formats it), an accuracy outside 0..1
     (NaN: no images; 95 for 95% would print as 9500%) and a temperature that is not a
     positive finite number (every probability is divided by it)."""
-    loss, accuracy, temperature = (_scalar(value) for value in (loss, accuracy, temperature))
-    if not _is_real(loss):
+    numbers = [as_number(_scalar(value)) for value in (loss, accuracy, temperature)]
+    number_loss, number_accuracy, number_temperature = numbers
+    if number_loss is None:
         raise ValueError(
             f"{_WHERE}: loss must be a number (the mean loss per image; NaN for no images), "
             f"got {type(loss).__name__} {loss!r}"
         )
-    if not _is_real(accuracy) or not (math.isnan(accuracy) or 0 <= accuracy <= 1):
+    if number_accuracy is None or not (math.isnan(number_accuracy) or 0 <= number_accuracy <= 1):
         raise ValueError(
             f"{_WHERE}: accuracy must be a fraction from 0 to 1 (NaN for no images), got "
             f"{accuracy!r}; pass e.g. 0.95 for 95%"
         )
-    if not _is_real(temperature) or not (math.isfinite(temperature) and temperature > 0):
+    if number_temperature is None or not (
+        math.isfinite(number_temperature) and number_temperature > 0
+    ):
         raise ValueError(
             f"{_WHERE}: temperature must be a positive finite number (1.0: uncalibrated), "
             f"got {temperature!r}"
         )
-    return float(loss), float(accuracy), float(temperature)
+    return number_loss, number_accuracy, number_temperature
 
 
 def _scalar(value: object) -> object:
@@ -141,7 +137,3 @@ def _scalar(value: object) -> object:
     if getattr(value, "ndim", None) == 0 and callable(item):
         return item()
     return value
-
-
-def _is_real(value: object) -> TypeGuard[float]:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
