@@ -180,13 +180,15 @@ def _stopped_at_draw(
     name: str,
     call: int,
     error: BaseException | Callable[[Path], BaseException],
+    module: str = "retinalnet.plots",
 ) -> None:
-    """``retinalnet.plots.NAME`` raising ``error`` at its ``call``-th call (Ctrl-C, or a full
-    disk, while the figures are drawn), the calls before drawn as usual; ``error`` may be
-    made of the path the figure is saved to."""
-    import retinalnet.plots
+    """``MODULE.NAME`` raising ``error`` at its ``call``-th call (Ctrl-C, or a full disk,
+    while the figures are drawn), the calls before drawn as usual; ``error`` may be made of
+    the path the figure is saved to."""
+    import importlib
 
-    real = getattr(retinalnet.plots, name)
+    plots = importlib.import_module(module)
+    real = getattr(plots, name)
     calls: list[int] = []
 
     def draw(*args: Any, **kwargs: Any) -> Any:
@@ -195,7 +197,7 @@ def _stopped_at_draw(
             raise error if isinstance(error, BaseException) else error(Path(kwargs["save"]))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(retinalnet.plots, name, draw)
+    monkeypatch.setattr(plots, name, draw)
 
 
 def _status(argv: list[str]) -> int:
@@ -303,24 +305,13 @@ def test_volume_plots_stopped_while_drawn_leave_the_earlier_ones(
     checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("matplotlib")
-    import retinalnet.plots_volume
-
     volumes = [str(_volume(tmp_path / f"{name}.tif")) for name in ("left", "right")]
     plots = tmp_path / "plots"
     argv = ["predict", *volumes, "--checkpoint", str(checkpoint), "--plots", str(plots), "-q"]
     assert main(argv) == 0
     for figure in plots.iterdir():
         figure.write_bytes(b"the earlier run's figure")
-    real = retinalnet.plots_volume.plot_volume
-    calls: list[int] = []
-
-    def stopped(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(retinalnet.plots_volume, "plot_volume", stopped)
+    _stopped_at_draw(monkeypatch, "plot_volume", 2, KeyboardInterrupt(), "retinalnet.plots_volume")
 
     assert _status(argv) == 130
 
