@@ -15,11 +15,12 @@ memory), unchanged in place since.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
 
-__all__ = ["TensorStamp", "tensor_stamp"]
+__all__ = ["TensorStamp", "all_match", "tensor_stamp", "tensor_stamps"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,6 +76,20 @@ def tensor_stamp(tensor: torch.Tensor) -> TensorStamp | None:
         return None
     return TensorStamp(
         weakref.ref(tensor), weakref.ref(storage), tensor.data_ptr(), version, _layout(tensor)
+    )
+
+
+def tensor_stamps(tensors: Iterable[torch.Tensor]) -> tuple[TensorStamp | None, ...]:
+    """A stamp of each of ``tensors`` (a model's state, in order)."""
+    return tuple(tensor_stamp(tensor) for tensor in tensors)
+
+
+def all_match(stamps: Sequence[TensorStamp | None], tensors: Sequence[torch.Tensor]) -> bool:
+    """Whether ``tensors`` are, one by one, the tensors ``stamps`` were made of, unchanged
+    (a tensor without a stamp never matches: it cannot tell an in-place change)."""
+    return len(stamps) == len(tensors) and all(
+        stamp is not None and stamp.matches(tensor)
+        for stamp, tensor in zip(stamps, tensors, strict=True)
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from retinalnet._core.loaders import DataSource
-from retinalnet._core.tensor_stamp import TensorStamp, tensor_stamp
+from retinalnet._core.tensor_stamp import TensorStamp, all_match, tensor_stamps
 from retinalnet.models import Classifier
 from retinalnet.models._classifier import network_of
 from retinalnet.training._feature_cache import (
@@ -56,7 +56,7 @@ class CachedData:
         *,
         seed: int = 0,
     ) -> CachedData:
-        versions = tuple(tensor_stamp(tensor) for tensor in _frozen_tensors(model, head_name))
+        versions = tensor_stamps(_frozen_tensors(model, head_name))
         digest = _frozen_state_digest(model, head_name).hexdigest()
         preprocessing = preprocessing_key(model.preprocessing, views)
         data = _data_state(source)
@@ -73,14 +73,11 @@ class CachedData:
         if self.data is None or _data_state(self.source) != self.data:
             return False
         frozen = _frozen_tensors(model, head_name)
-        if len(frozen) == len(self.versions) and all(
-            stamp is not None and stamp.matches(tensor)
-            for stamp, tensor in zip(self.versions, frozen, strict=True)
-        ):
+        if all_match(self.versions, frozen):
             return True
         if _frozen_state_digest(model, head_name).hexdigest() != self.digest:
             return False
-        self.versions = tuple(tensor_stamp(tensor) for tensor in frozen)
+        self.versions = tensor_stamps(frozen)
         return True
 
 

@@ -14,7 +14,7 @@ import logging
 import torch
 from torch import nn
 
-from retinalnet._core.tensor_stamp import TensorStamp, tensor_stamp
+from retinalnet._core.tensor_stamp import TensorStamp, all_match, tensor_stamps
 from retinalnet.models import Classifier
 
 __all__ = ["FitTemperature"]
@@ -30,18 +30,18 @@ class FitTemperature:
     def __init__(self) -> None:
         self._model: Classifier | None = None
         self._temperature = 1.0
-        self._stamps: list[TensorStamp | None] = []
+        self._stamps: tuple[TensorStamp | None, ...] = ()
 
     def reset(self, model: nn.Module) -> None:
         """Set a calibrated ``model``'s temperature to 1.0 for the fit (logged), and remember
         it and the model's state (before a resume loads other weights into it: those, too,
         are a change that keeps 1.0)."""
-        self._model, self._stamps = None, []  # an earlier fit's are not this one's
+        self._model, self._stamps = None, ()  # an earlier fit's are not this one's
         if not isinstance(model, Classifier) or model.temperature == 1.0:
             return
         logger.info("temperature %.3g reset to 1.0 for the fit", model.temperature)
         self._model, self._temperature = model, model.temperature
-        self._stamps = [tensor_stamp(tensor) for tensor in _state_tensors(model)]
+        self._stamps = tensor_stamps(_state_tensors(model))
         model.temperature = 1.0
 
     def put_back_if_unchanged(self) -> None:
@@ -50,14 +50,10 @@ class FitTemperature:
         optimizer step, no batch-norm statistics moved) and the temperature is still 1.0
         (nothing calibrated meanwhile)."""
         model, self._model = self._model, None
-        stamps, self._stamps = self._stamps, []
+        stamps, self._stamps = self._stamps, ()
         if model is None or model.temperature != 1.0:
             return
-        tensors = _state_tensors(model)
-        if len(tensors) != len(stamps) or not all(
-            stamp is not None and stamp.matches(tensor)
-            for stamp, tensor in zip(stamps, tensors, strict=True)
-        ):
+        if not all_match(stamps, _state_tensors(model)):
             return
         model.temperature = self._temperature
         logger.info(
